@@ -1,0 +1,42 @@
+//! The `keel` command line: one file per verb.
+
+pub mod schema;
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keel",
+    version,
+    about = "GitOps cluster manager: git is the API, Docker runs the pods",
+    long_about = "keel applies Kubernetes-style YAML committed to a git repository to a cluster of \
+                  nodes running Docker. Every revision is validated whole before anything changes."
+)]
+pub struct Cli {
+    /// Log format on stderr (the level comes from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests without applying them: every error, located (exit 0 valid, 1 invalid,
+    /// 2 usage or I/O error).
+    Validate(validate::Args),
+    /// Print the JSON Schema of keel manifests, for editors (yaml-language-server).
+    Schema(schema::Args),
+}
+
+/// Runs the command and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Schema(args) => schema::run(&args),
+    }
+}

@@ -1,0 +1,71 @@
+//! `keel validate PATH...`: every manifest under the paths, validated as one revision.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use keel_schema::{collect_paths, load_sources};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// `FILE:LINE:COL: KIND NAMESPACE/NAME: field.path: message` lines on stderr.
+    #[default]
+    Text,
+    /// A JSON array of `{file, line, column, kind, namespace, name, field, message}` on stdout.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Manifest files or directories (directories are searched for *.yaml and *.yml).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub const EXIT_VALID: i32 = 0;
+pub const EXIT_INVALID: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+pub fn run(args: &Args) -> i32 {
+    let (files, config) = match collect_paths(&args.paths) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("keel validate: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let revision = load_sources(&files, config.as_ref());
+    tracing::debug!(files = files.len(), objects = revision.manifests.len(), errors = revision.errors.len(), "validated");
+    match args.format {
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&revision.errors).unwrap_or_else(|_| "[]".into());
+            println!("{json}");
+        }
+        Format::Text => {
+            let mut err = std::io::stderr().lock();
+            for e in &revision.errors {
+                let _ = writeln!(err, "{e}");
+            }
+            if revision.is_valid() {
+                println!(
+                    "{} objects in {} files are valid",
+                    revision.manifests.len(),
+                    files.len()
+                );
+            } else {
+                let _ = writeln!(
+                    err,
+                    "{} error{} in {} files; nothing is valid until all are fixed",
+                    revision.errors.len(),
+                    if revision.errors.len() == 1 { "" } else { "s" },
+                    files.len()
+                );
+            }
+        }
+    }
+    if revision.is_valid() { EXIT_VALID } else { EXIT_INVALID }
+}

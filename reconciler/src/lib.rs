@@ -1,0 +1,12 @@
+//! keel's control plane and the `keel` command.
+//!
+//! # Layout
+//! - [`cli`]: the `keel` command's verbs, one file each (`validate`, `schema`).
+//! - [`logging`]: tracing setup shared by every verb (`RUST_LOG`, `--log-format`).
+//!
+//! The source, loader, diff, store, controllers, scheduler, node sync and HTTP API arrive in
+//! later steps (issues 3–6) as modules beside these.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod logging;

@@ -1,0 +1,395 @@
+//! Loading a revision: every manifest file of a tree, parsed, decoded, validated and defaulted
+//! as a whole. The result either has no errors (the revision may be applied) or lists every
+//! problem, located; callers never apply a revision with errors.
+//!
+//! Sources are plain `(name, bytes)` pairs so that a directory on disk ([`collect_paths`]) and
+//! a git tree (step C) load the same way.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::decode::{Issue, decode_with};
+use crate::defaults::{DEFAULT_NAMESPACE, apply_defaults};
+use crate::error::{ManifestError, sort_errors};
+use crate::object::{KINDS, KindInfo, Object, kind_info};
+use crate::path::FieldPath;
+use crate::repo_config::{REPO_CONFIG_FILE, RepoConfig};
+use crate::validate::cross::{Item, validate_revision};
+use crate::validate::{FieldError, validate_object};
+use crate::yaml::{self, Mark, Node, parse_documents};
+
+/// One file of a revision.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The name errors report (a path relative to where the user pointed keel).
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A valid object and where it came from.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub file: Arc<str>,
+    /// The line of the object's first key.
+    pub line: u32,
+    /// The located tree the object was decoded from.
+    pub root: Node,
+    pub object: Object,
+}
+
+/// Everything loaded from one revision.
+#[derive(Debug, Default)]
+pub struct Revision {
+    /// The objects, in file order. Only complete and valid when `errors` is empty.
+    pub manifests: Vec<Manifest>,
+    /// Every problem found, sorted by file, line and column.
+    pub errors: Vec<ManifestError>,
+    pub config: RepoConfig,
+}
+
+impl Revision {
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// True for file names keel reads as manifests.
+pub fn is_manifest_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// What an error is about, for its `KIND NAMESPACE/NAME:` part.
+#[derive(Clone)]
+struct Subject {
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+impl Subject {
+    const NONE: Subject = Subject {
+        kind: None,
+        namespace: None,
+        name: None,
+    };
+
+    fn of(node: &Node, info: Option<&KindInfo>) -> Subject {
+        let meta = node.get("metadata");
+        let text = |key: &str| {
+            meta.and_then(|m| m.get(key))
+                .and_then(Node::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let kind = node
+            .get("kind")
+            .and_then(Node::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let namespaced = info.is_none_or(|i| i.namespaced);
+        Subject {
+            kind,
+            namespace: namespaced
+                .then(|| text("namespace").unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())),
+            name: text("name"),
+        }
+    }
+}
+
+struct Loader {
+    manifests: Vec<Manifest>,
+    errors: Vec<ManifestError>,
+}
+
+impl Loader {
+    fn error(&mut self, file: &str, mark: Mark, subject: &Subject, field: Option<String>, message: String) {
+        self.errors.push(ManifestError {
+            file: file.to_string(),
+            line: mark.line,
+            column: mark.col,
+            kind: subject.kind.clone(),
+            namespace: subject.namespace.clone(),
+            name: subject.name.clone(),
+            field,
+            message,
+        });
+    }
+
+    fn field_error(&mut self, file: &str, root: &Node, subject: &Subject, path: &FieldPath, message: String) {
+        let field = (!path.is_empty()).then(|| path.to_string());
+        self.error(file, path.locate(root), subject, field, message);
+    }
+
+    fn file(&mut self, source: &SourceFile) {
+        let file: Arc<str> = Arc::from(source.name.as_str());
+        let Ok(text) = std::str::from_utf8(&source.bytes) else {
+            self.error(&file, Mark { line: 1, col: 1 }, &Subject::NONE, None, "file is not valid UTF-8".into());
+            return;
+        };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        match parse_documents(text) {
+            Err(e) => self.error(&file, e.mark, &Subject::NONE, None, format!("YAML syntax error: {}", e.message)),
+            Ok(docs) => {
+                for doc in docs {
+                    if let Some(root) = doc.root {
+                        self.object(&file, root, false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn object(&mut self, file: &Arc<str>, root: Node, in_list: bool) {
+        if !matches!(root.value, yaml::Value::Map(_)) {
+            let message = format!(
+                "expected a Kubernetes object (a mapping with apiVersion and kind), found {}",
+                root.describe()
+            );
+            self.error(file, root.mark, &Subject::NONE, None, message);
+            return;
+        }
+        let subject = Subject::of(&root, None);
+        let kind = root.get("kind").and_then(Node::as_str).unwrap_or("");
+        let api_version = root.get("apiVersion").and_then(Node::as_str).unwrap_or("");
+        let kind_path = FieldPath::new("kind");
+        let api_path = FieldPath::new("apiVersion");
+        if kind.is_empty() {
+            self.field_error(file, &root, &subject, &kind_path, "Required value".into());
+        }
+        if api_version.is_empty() {
+            self.field_error(file, &root, &subject, &api_path, "Required value".into());
+        }
+        if kind.is_empty() {
+            return;
+        }
+        if kind == "List" {
+            self.list(file, root, in_list, &subject);
+            return;
+        }
+        let Some(info) = kind_info(kind) else {
+            let supported: Vec<String> = KINDS
+                .iter()
+                .filter(|k| !k.live_only)
+                .map(|k| format!("{:?}", k.kind))
+                .collect();
+            let message = format!(
+                "Unsupported value: {kind:?}: keel supports the kinds {}",
+                supported.join(", ")
+            );
+            self.field_error(file, &root, &subject, &kind_path, message);
+            return;
+        };
+        let subject = Subject::of(&root, Some(info));
+        if info.live_only {
+            let message = format!("Forbidden: {kind} objects are kept by the cluster and cannot be declared in git");
+            self.field_error(file, &root, &subject, &kind_path, message);
+            return;
+        }
+        if !api_version.is_empty() && api_version != info.api_version {
+            let message = format!(
+                "Unsupported value: {api_version:?}: {kind} is served as {:?}",
+                info.api_version
+            );
+            self.field_error(file, &root, &subject, &api_path, message);
+        }
+        let (object, issues) = decode_object(info, &root);
+        for issue in &issues {
+            self.field_error(file, &root, &subject, &issue.path, issue.message.clone());
+        }
+        let Some(mut object) = object else { return };
+        for e in validate_object(&object) {
+            // A field that failed to decode was replaced by a placeholder; its validation
+            // errors would only repeat the decoding problem.
+            if issues.iter().any(|i| e.path.starts_with(&i.path) && !i.path.is_empty()) {
+                continue;
+            }
+            self.field_error(file, &root, &subject, &e.path, e.message);
+        }
+        apply_defaults(&mut object);
+        object.set_type_meta();
+        self.manifests.push(Manifest {
+            file: file.clone(),
+            line: root.mark.line,
+            root,
+            object,
+        });
+    }
+
+    fn list(&mut self, file: &Arc<str>, root: Node, in_list: bool, subject: &Subject) {
+        if in_list {
+            let message = "Forbidden: a List may not contain another List".to_string();
+            self.field_error(file, &root, subject, &FieldPath::new("kind"), message);
+            return;
+        }
+        let yaml::Value::Map(entries) = root.value else { return };
+        for (key, value) in entries {
+            match key.as_str() {
+                Some("apiVersion") => {
+                    if value.as_str() != Some("v1") {
+                        let message = format!("Unsupported value: {:?}: List is served as \"v1\"", value.as_str().unwrap_or(""));
+                        self.error(file, value.mark, subject, Some("apiVersion".into()), message);
+                    }
+                }
+                Some("kind") | Some("metadata") => {}
+                Some("items") => match value.value {
+                    yaml::Value::Seq(items) => {
+                        for item in items {
+                            self.object(file, item, true);
+                        }
+                    }
+                    _ if value.is_null() => {}
+                    _ => {
+                        let message = format!("expected a list, found {}", value.describe());
+                        self.error(file, key.mark, subject, Some("items".into()), message);
+                    }
+                },
+                other => {
+                    let name = other.unwrap_or("");
+                    self.error(file, key.mark, subject, Some(name.to_string()), format!("unknown field {name:?}"));
+                }
+            }
+        }
+    }
+}
+
+fn decode_object(info: &KindInfo, root: &Node) -> (Option<Object>, Vec<Issue>) {
+    if info.kind == "Secret" {
+        // Decoding messages for Secrets name types, never values.
+        let (value, issues) = decode_with(root, true);
+        (value.map(Object::Secret), issues)
+    } else {
+        Object::decode(info, root)
+    }
+}
+
+/// Loads a revision from its manifest files and, when the tree has one, its `keel.yaml`.
+pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revision {
+    let mut loader = Loader {
+        manifests: Vec::new(),
+        errors: Vec::new(),
+    };
+    for f in files {
+        loader.file(f);
+    }
+    let repo_config = config.map(|c| load_repo_config(c, &mut loader)).unwrap_or_default();
+    let items: Vec<Item<'_>> = loader
+        .manifests
+        .iter()
+        .map(|m| Item {
+            object: &m.object,
+            origin: format!("{}:{}", m.file, m.line),
+        })
+        .collect();
+    let cross: Vec<(usize, FieldError)> = validate_revision(&items);
+    drop(items);
+    for (i, e) in cross {
+        let m = &loader.manifests[i];
+        let subject = Subject::of(&m.root, Some(m.object.info()));
+        let (file, root) = (m.file.clone(), m.root.clone());
+        loader.field_error(&file, &root, &subject, &e.path, e.message);
+    }
+    let mut errors = loader.errors;
+    sort_errors(&mut errors);
+    Revision {
+        manifests: loader.manifests,
+        errors,
+        config: repo_config,
+    }
+}
+
+fn load_repo_config(source: &SourceFile, loader: &mut Loader) -> RepoConfig {
+    let subject = Subject::NONE;
+    let Ok(text) = std::str::from_utf8(&source.bytes) else {
+        loader.error(&source.name, Mark { line: 1, col: 1 }, &subject, None, "file is not valid UTF-8".into());
+        return RepoConfig::default();
+    };
+    let docs = match parse_documents(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            loader.error(&source.name, e.mark, &subject, None, format!("YAML syntax error: {}", e.message));
+            return RepoConfig::default();
+        }
+    };
+    let mut roots = docs.into_iter().filter_map(|d| d.root);
+    let Some(root) = roots.next() else {
+        return RepoConfig::default();
+    };
+    if let Some(extra) = roots.next() {
+        loader.error(&source.name, extra.mark, &subject, None, "keel.yaml must hold one document".into());
+    }
+    let (config, issues) = crate::decode::decode::<RepoConfig>(&root);
+    for issue in issues {
+        let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
+        loader.error(&source.name, issue.mark, &subject, field, issue.message);
+    }
+    config.unwrap_or_default()
+}
+
+/// Why the files of some paths could not be gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no manifests (*.yaml, *.yml) found under {0}")]
+    NoManifests(PathBuf),
+}
+
+/// The files of `paths`: a file is read as given (whatever its extension); a directory is
+/// walked for `*.yaml`/`*.yml` files, skipping hidden entries, with its root `keel.yaml` read
+/// as the repo config. Files come sorted by path so errors come out in a stable order.
+pub fn collect_paths(paths: &[PathBuf]) -> Result<(Vec<SourceFile>, Option<SourceFile>), CollectError> {
+    let mut files = Vec::new();
+    let mut config = None;
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| CollectError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            files.push(read_source(path, display(path))?);
+            continue;
+        }
+        let before = files.len();
+        let walker = walkdir::WalkDir::new(path)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        for entry in walker {
+            let entry = entry.map_err(|e| CollectError::Io {
+                path: e.path().map(Path::to_path_buf).unwrap_or_else(|| path.clone()),
+                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+            })?;
+            let name = entry.file_name().to_string_lossy();
+            if !entry.file_type().is_file() || !is_manifest_name(&name) {
+                continue;
+            }
+            let source = read_source(entry.path(), display(entry.path()))?;
+            if entry.depth() == 1 && name == REPO_CONFIG_FILE {
+                config = Some(source);
+            } else {
+                files.push(source);
+            }
+        }
+        if files.len() == before {
+            return Err(CollectError::NoManifests(path.clone()));
+        }
+    }
+    Ok((files, config))
+}
+
+fn display(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    s.strip_prefix("./").unwrap_or(&s).to_string()
+}
+
+fn read_source(path: &Path, name: String) -> Result<SourceFile, CollectError> {
+    let bytes = std::fs::read(path).map_err(|source| CollectError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(SourceFile { name, bytes })
+}

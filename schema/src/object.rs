@@ -1,0 +1,262 @@
+//! [`Object`]: one value of any supported kind, and the table of kinds ([`KINDS`]).
+
+use serde::Serialize;
+
+use crate::decode::{Issue, decode};
+use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use crate::types::batch::Job;
+use crate::types::core::{
+    ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
+};
+use crate::types::meta::ObjectMeta;
+use crate::types::pod::Pod;
+use crate::yaml;
+
+/// What keel knows about a kind: where it is served, what it is called on the command line,
+/// and whether git may declare it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindInfo {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    /// The API group (`""` for core `v1`); duplicates are judged by group, kind and name.
+    pub group: &'static str,
+    pub plural: &'static str,
+    pub short_names: &'static [&'static str],
+    pub namespaced: bool,
+    /// Kept by the cluster itself; a manifest in git may not declare it.
+    pub live_only: bool,
+}
+
+const fn kind(
+    kind: &'static str,
+    api_version: &'static str,
+    group: &'static str,
+    plural: &'static str,
+    short_names: &'static [&'static str],
+    namespaced: bool,
+    live_only: bool,
+) -> KindInfo {
+    KindInfo {
+        kind,
+        api_version,
+        group,
+        plural,
+        short_names,
+        namespaced,
+        live_only,
+    }
+}
+
+/// Every kind keel supports.
+pub const KINDS: &[KindInfo] = &[
+    kind("Pod", "v1", "", "pods", &["po"], true, false),
+    kind("Service", "v1", "", "services", &["svc"], true, false),
+    kind("ReplicationController", "v1", "", "replicationcontrollers", &["rc"], true, false),
+    kind("ConfigMap", "v1", "", "configmaps", &["cm"], true, false),
+    kind("Secret", "v1", "", "secrets", &[], true, false),
+    kind("Namespace", "v1", "", "namespaces", &["ns"], false, false),
+    kind("Node", "v1", "", "nodes", &["no"], false, true),
+    kind("Endpoints", "v1", "", "endpoints", &["ep"], true, true),
+    kind("Event", "v1", "", "events", &["ev"], true, true),
+    kind("Deployment", "apps/v1", "apps", "deployments", &["deploy"], true, false),
+    kind("ReplicaSet", "apps/v1", "apps", "replicasets", &["rs"], true, false),
+    kind("DaemonSet", "apps/v1", "apps", "daemonsets", &["ds"], true, false),
+    kind("Job", "batch/v1", "batch", "jobs", &[], true, false),
+];
+
+/// The kind named exactly (`Deployment`).
+pub fn kind_info(kind: &str) -> Option<&'static KindInfo> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+/// The kind a user typed on the command line: its name, plural or short name, any case.
+pub fn lookup_kind(name: &str) -> Option<&'static KindInfo> {
+    let lower = name.to_ascii_lowercase();
+    KINDS.iter().find(|k| {
+        k.kind.to_ascii_lowercase() == lower
+            || k.plural == lower
+            || k.short_names.contains(&lower.as_str())
+    })
+}
+
+/// One object of a supported kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Object {
+    Pod(Pod),
+    Service(Service),
+    ReplicationController(ReplicationController),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
+    Namespace(Namespace),
+    Node(Node),
+    Endpoints(Endpoints),
+    Event(Event),
+    Deployment(Deployment),
+    ReplicaSet(ReplicaSet),
+    DaemonSet(DaemonSet),
+    Job(Job),
+}
+
+macro_rules! each_kind {
+    ($self:expr, $o:ident => $body:expr) => {
+        match $self {
+            Object::Pod($o) => $body,
+            Object::Service($o) => $body,
+            Object::ReplicationController($o) => $body,
+            Object::ConfigMap($o) => $body,
+            Object::Secret($o) => $body,
+            Object::Namespace($o) => $body,
+            Object::Node($o) => $body,
+            Object::Endpoints($o) => $body,
+            Object::Event($o) => $body,
+            Object::Deployment($o) => $body,
+            Object::ReplicaSet($o) => $body,
+            Object::DaemonSet($o) => $body,
+            Object::Job($o) => $body,
+        }
+    };
+}
+
+/// Why a JSON value could not be made into an [`Object`].
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("object has no kind")]
+    NoKind,
+    #[error("unsupported kind {0:?}")]
+    UnknownKind(String),
+    #[error("invalid {kind}: {source}")]
+    Invalid {
+        kind: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Object {
+    pub fn info(&self) -> &'static KindInfo {
+        let name = match self {
+            Object::Pod(_) => "Pod",
+            Object::Service(_) => "Service",
+            Object::ReplicationController(_) => "ReplicationController",
+            Object::ConfigMap(_) => "ConfigMap",
+            Object::Secret(_) => "Secret",
+            Object::Namespace(_) => "Namespace",
+            Object::Node(_) => "Node",
+            Object::Endpoints(_) => "Endpoints",
+            Object::Event(_) => "Event",
+            Object::Deployment(_) => "Deployment",
+            Object::ReplicaSet(_) => "ReplicaSet",
+            Object::DaemonSet(_) => "DaemonSet",
+            Object::Job(_) => "Job",
+        };
+        kind_info(name).unwrap_or(&KINDS[0])
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.info().kind
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        each_kind!(self, o => &o.metadata)
+    }
+
+    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+        each_kind!(self, o => &mut o.metadata)
+    }
+
+    pub fn name(&self) -> &str {
+        self.meta().name()
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.meta().namespace()
+    }
+
+    /// Sets `apiVersion` and `kind` to this variant's.
+    pub fn set_type_meta(&mut self) {
+        let info = self.info();
+        each_kind!(self, o => {
+            o.api_version = info.api_version.to_string();
+            o.kind = info.kind.to_string();
+        })
+    }
+
+    /// Decodes a located YAML tree of a known kind (see [`kind_info`]).
+    pub fn decode(info: &KindInfo, node: &yaml::Node) -> (Option<Object>, Vec<Issue>) {
+        fn wrap<T: serde::de::DeserializeOwned>(
+            node: &yaml::Node,
+            f: fn(T) -> Object,
+        ) -> (Option<Object>, Vec<Issue>) {
+            let (value, issues) = decode::<T>(node);
+            (value.map(f), issues)
+        }
+        match info.kind {
+            "Pod" => wrap(node, Object::Pod),
+            "Service" => wrap(node, Object::Service),
+            "ReplicationController" => wrap(node, Object::ReplicationController),
+            "ConfigMap" => wrap(node, Object::ConfigMap),
+            "Secret" => wrap(node, Object::Secret),
+            "Namespace" => wrap(node, Object::Namespace),
+            "Node" => wrap(node, Object::Node),
+            "Endpoints" => wrap(node, Object::Endpoints),
+            "Event" => wrap(node, Object::Event),
+            "Deployment" => wrap(node, Object::Deployment),
+            "ReplicaSet" => wrap(node, Object::ReplicaSet),
+            "DaemonSet" => wrap(node, Object::DaemonSet),
+            _ => wrap(node, Object::Job),
+        }
+    }
+
+    /// Reads an object back from JSON (the store's format), choosing the variant by `kind`.
+    pub fn from_json(value: serde_json::Value) -> Result<Object, ObjectError> {
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .ok_or(ObjectError::NoKind)?
+            .to_string();
+        let invalid = |source| ObjectError::Invalid {
+            kind: kind.clone(),
+            source,
+        };
+        Ok(match kind.as_str() {
+            "Pod" => Object::Pod(serde_json::from_value(value).map_err(invalid)?),
+            "Service" => Object::Service(serde_json::from_value(value).map_err(invalid)?),
+            "ReplicationController" => {
+                Object::ReplicationController(serde_json::from_value(value).map_err(invalid)?)
+            }
+            "ConfigMap" => Object::ConfigMap(serde_json::from_value(value).map_err(invalid)?),
+            "Secret" => Object::Secret(serde_json::from_value(value).map_err(invalid)?),
+            "Namespace" => Object::Namespace(serde_json::from_value(value).map_err(invalid)?),
+            "Node" => Object::Node(serde_json::from_value(value).map_err(invalid)?),
+            "Endpoints" => Object::Endpoints(serde_json::from_value(value).map_err(invalid)?),
+            "Event" => Object::Event(serde_json::from_value(value).map_err(invalid)?),
+            "Deployment" => Object::Deployment(serde_json::from_value(value).map_err(invalid)?),
+            "ReplicaSet" => Object::ReplicaSet(serde_json::from_value(value).map_err(invalid)?),
+            "DaemonSet" => Object::DaemonSet(serde_json::from_value(value).map_err(invalid)?),
+            "Job" => Object::Job(serde_json::from_value(value).map_err(invalid)?),
+            _ => return Err(ObjectError::UnknownKind(kind)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_name_plural_and_short_name() {
+        assert_eq!(lookup_kind("deploy").map(|k| k.kind), Some("Deployment"));
+        assert_eq!(lookup_kind("Pods").map(|k| k.kind), Some("Pod"));
+        assert_eq!(lookup_kind("ep").map(|k| k.kind), Some("Endpoints"));
+        assert_eq!(lookup_kind("rc").map(|k| k.kind), Some("ReplicationController"));
+        assert!(lookup_kind("ingress").is_none());
+        for info in KINDS {
+            let mut obj = Object::from_json(serde_json::json!({"kind": info.kind})).unwrap();
+            assert_eq!(obj.kind(), info.kind);
+            obj.set_type_meta();
+            let json = serde_json::to_value(&obj).unwrap();
+            assert_eq!(json["apiVersion"], info.api_version);
+        }
+    }
+}

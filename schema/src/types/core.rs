@@ -1,0 +1,309 @@
+//! `v1` kinds other than Pod: Service, ReplicationController, ConfigMap, Secret, Namespace,
+//! and the live-only Node, Endpoints and Event.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::meta::{Condition, ObjectMeta, ObjectReference, Time};
+use super::pod::PodTemplateSpec;
+use crate::intorstr::IntOrString;
+use crate::quantity::Quantity;
+
+model! {
+    pub struct Service {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        #[serde(default)]
+        pub spec: ServiceSpec,
+        pub status: Option<ServiceStatus>,
+    }
+}
+
+model! {
+    pub struct ServiceSpec {
+        /// `ClusterIP` (default) or `NodePort`.
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+        /// Equality-only, as in Kubernetes; no selector means endpoints are not managed.
+        pub selector: Option<BTreeMap<String, String>>,
+        pub ports: Option<Vec<ServicePort>>,
+        /// Allocated by the cluster when empty; `None` makes the Service headless.
+        #[serde(rename = "clusterIP")]
+        pub cluster_ip: Option<String>,
+        /// `None` (default) or `ClientIP`.
+        pub session_affinity: Option<String>,
+        pub session_affinity_config: Option<SessionAffinityConfig>,
+    }
+}
+
+model! {
+    pub struct ServicePort {
+        pub name: Option<String>,
+        /// `TCP` (default) or `UDP`.
+        pub protocol: Option<String>,
+        #[serde(default)]
+        pub port: i64,
+        /// Defaults to `port`; a name refers to a named container port.
+        pub target_port: Option<IntOrString>,
+        /// For `NodePort` Services: 30000–32767, allocated when absent.
+        pub node_port: Option<i64>,
+    }
+}
+
+model! {
+    pub struct SessionAffinityConfig {
+        #[serde(rename = "clientIP")]
+        pub client_ip: Option<ClientIpConfig>,
+    }
+}
+
+model! {
+    pub struct ClientIpConfig {
+        /// Default 10800 (3 hours).
+        pub timeout_seconds: Option<i64>,
+    }
+}
+
+model! {
+    pub struct ServiceStatus {}
+}
+
+model! {
+    pub struct ReplicationController {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        #[serde(default)]
+        pub spec: ReplicationControllerSpec,
+        pub status: Option<ReplicationControllerStatus>,
+    }
+}
+
+model! {
+    pub struct ReplicationControllerSpec {
+        /// Default 1.
+        pub replicas: Option<i64>,
+        /// Equality-only; defaults to the template's labels.
+        pub selector: Option<BTreeMap<String, String>>,
+        pub template: Option<PodTemplateSpec>,
+        pub min_ready_seconds: Option<i64>,
+    }
+}
+
+model! {
+    pub struct ReplicationControllerStatus {
+        #[serde(default)]
+        pub replicas: i64,
+        pub ready_replicas: Option<i64>,
+        pub available_replicas: Option<i64>,
+        pub fully_labeled_replicas: Option<i64>,
+        pub observed_generation: Option<i64>,
+    }
+}
+
+model! {
+    pub struct ConfigMap {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        pub data: Option<BTreeMap<String, String>>,
+        /// Values are base64.
+        pub binary_data: Option<BTreeMap<String, String>>,
+        pub immutable: Option<bool>,
+    }
+}
+
+/// Secret values: base64 text as given by the repo. `Debug` shows keys only, so a Secret
+/// logged by mistake does not leak its values.
+#[derive(Clone, PartialEq, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct SecretData(pub BTreeMap<String, String>);
+
+impl fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
+model! {
+    pub struct Secret {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        /// Default `Opaque`.
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+        /// Values are base64.
+        pub data: Option<SecretData>,
+        /// Plain-text values, merged into `data` (base64-encoded) when loaded.
+        pub string_data: Option<SecretData>,
+        pub immutable: Option<bool>,
+    }
+}
+
+model! {
+    pub struct Namespace {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        pub status: Option<NamespaceStatus>,
+    }
+}
+
+model! {
+    pub struct NamespaceStatus {
+        /// `Active` or `Terminating`.
+        pub phase: Option<String>,
+    }
+}
+
+model! {
+    /// A machine running `keel-agent`. Live-only: created when the agent registers.
+    pub struct Node {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        #[serde(default)]
+        pub spec: NodeSpec,
+        pub status: Option<NodeStatus>,
+    }
+}
+
+model! {
+    pub struct NodeSpec {
+        pub unschedulable: Option<bool>,
+        pub taints: Option<Vec<Taint>>,
+    }
+}
+
+model! {
+    pub struct Taint {
+        #[serde(default)]
+        pub key: String,
+        pub value: Option<String>,
+        /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+        #[serde(default)]
+        pub effect: String,
+        pub time_added: Option<Time>,
+    }
+}
+
+model! {
+    pub struct NodeStatus {
+        pub capacity: Option<BTreeMap<String, Quantity>>,
+        pub allocatable: Option<BTreeMap<String, Quantity>>,
+        pub conditions: Option<Vec<Condition>>,
+        pub addresses: Option<Vec<NodeAddress>>,
+        pub node_info: Option<NodeSystemInfo>,
+    }
+}
+
+model! {
+    pub struct NodeAddress {
+        /// `InternalIP` or `Hostname`.
+        #[serde(rename = "type", default)]
+        pub type_: String,
+        #[serde(default)]
+        pub address: String,
+    }
+}
+
+model! {
+    pub struct NodeSystemInfo {
+        pub agent_version: Option<String>,
+        pub container_runtime_version: Option<String>,
+        pub operating_system: Option<String>,
+        pub architecture: Option<String>,
+    }
+}
+
+model! {
+    /// The ready and not-ready addresses behind a Service. Live-only: kept by the Endpoints
+    /// controller.
+    pub struct Endpoints {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        pub subsets: Option<Vec<EndpointSubset>>,
+    }
+}
+
+model! {
+    pub struct EndpointSubset {
+        pub addresses: Option<Vec<EndpointAddress>>,
+        pub not_ready_addresses: Option<Vec<EndpointAddress>>,
+        pub ports: Option<Vec<EndpointPort>>,
+    }
+}
+
+model! {
+    pub struct EndpointAddress {
+        #[serde(default)]
+        pub ip: String,
+        pub node_name: Option<String>,
+        pub target_ref: Option<ObjectReference>,
+    }
+}
+
+model! {
+    pub struct EndpointPort {
+        pub name: Option<String>,
+        #[serde(default)]
+        pub port: i64,
+        pub protocol: Option<String>,
+    }
+}
+
+model! {
+    /// Something that happened to an object. Live-only.
+    pub struct Event {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        #[serde(default)]
+        pub involved_object: ObjectReference,
+        pub reason: Option<String>,
+        pub message: Option<String>,
+        /// `Normal` or `Warning`.
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+        pub count: Option<i64>,
+        pub first_timestamp: Option<Time>,
+        pub last_timestamp: Option<Time>,
+        pub source: Option<EventSource>,
+    }
+}
+
+model! {
+    pub struct EventSource {
+        pub component: Option<String>,
+        pub host: Option<String>,
+    }
+}

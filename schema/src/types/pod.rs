@@ -1,0 +1,327 @@
+//! `v1` Pod and the pod spec shared by every workload template.
+
+use std::collections::BTreeMap;
+
+use super::meta::{Condition, ObjectMeta, Time};
+use crate::intorstr::IntOrString;
+use crate::quantity::Quantity;
+
+model! {
+    pub struct Pod {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        #[serde(default)]
+        pub spec: PodSpec,
+        pub status: Option<PodStatus>,
+    }
+}
+
+model! {
+    /// `spec.template` of a workload.
+    pub struct PodTemplateSpec {
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        #[serde(default)]
+        pub spec: PodSpec,
+    }
+}
+
+model! {
+    pub struct PodSpec {
+        #[serde(default)]
+        pub containers: Vec<Container>,
+        pub volumes: Option<Vec<Volume>>,
+        /// `Always` (default), `OnFailure` or `Never`.
+        pub restart_policy: Option<String>,
+        pub node_selector: Option<BTreeMap<String, String>>,
+        /// Set by the scheduler when the pod is bound; may be given to pin a pod to a node.
+        pub node_name: Option<String>,
+        /// Default 30.
+        pub termination_grace_period_seconds: Option<i64>,
+        pub tolerations: Option<Vec<Toleration>>,
+    }
+}
+
+model! {
+    pub struct Container {
+        #[serde(default)]
+        pub name: String,
+        pub image: Option<String>,
+        pub command: Option<Vec<String>>,
+        pub args: Option<Vec<String>>,
+        pub working_dir: Option<String>,
+        pub env: Option<Vec<EnvVar>>,
+        pub env_from: Option<Vec<EnvFromSource>>,
+        pub ports: Option<Vec<ContainerPort>>,
+        pub resources: Option<ResourceRequirements>,
+        pub volume_mounts: Option<Vec<VolumeMount>>,
+        pub liveness_probe: Option<Probe>,
+        pub readiness_probe: Option<Probe>,
+        pub startup_probe: Option<Probe>,
+        /// `Always`, `IfNotPresent` or `Never`; defaults as Kubernetes: `Always` for a
+        /// `:latest` or untagged image, else `IfNotPresent`.
+        pub image_pull_policy: Option<String>,
+    }
+}
+
+model! {
+    pub struct ContainerPort {
+        pub name: Option<String>,
+        #[serde(default)]
+        pub container_port: i64,
+        /// `TCP` (default) or `UDP`.
+        pub protocol: Option<String>,
+        pub host_port: Option<i64>,
+        #[serde(rename = "hostIP")]
+        pub host_ip: Option<String>,
+    }
+}
+
+model! {
+    pub struct EnvVar {
+        #[serde(default)]
+        pub name: String,
+        pub value: Option<String>,
+        pub value_from: Option<EnvVarSource>,
+    }
+}
+
+model! {
+    pub struct EnvVarSource {
+        pub config_map_key_ref: Option<KeySelector>,
+        pub secret_key_ref: Option<KeySelector>,
+    }
+}
+
+model! {
+    /// `configMapKeyRef` / `secretKeyRef`.
+    pub struct KeySelector {
+        pub name: Option<String>,
+        pub key: Option<String>,
+        pub optional: Option<bool>,
+    }
+}
+
+model! {
+    pub struct EnvFromSource {
+        pub prefix: Option<String>,
+        pub config_map_ref: Option<LocalRef>,
+        pub secret_ref: Option<LocalRef>,
+    }
+}
+
+model! {
+    pub struct LocalRef {
+        pub name: Option<String>,
+        pub optional: Option<bool>,
+    }
+}
+
+model! {
+    pub struct ResourceRequirements {
+        /// `cpu` and `memory`.
+        pub requests: Option<BTreeMap<String, Quantity>>,
+        pub limits: Option<BTreeMap<String, Quantity>>,
+    }
+}
+
+model! {
+    pub struct VolumeMount {
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub mount_path: String,
+        pub read_only: Option<bool>,
+        pub sub_path: Option<String>,
+    }
+}
+
+model! {
+    pub struct Probe {
+        pub http_get: Option<HttpGetAction>,
+        pub tcp_socket: Option<TcpSocketAction>,
+        pub exec: Option<ExecAction>,
+        pub initial_delay_seconds: Option<i64>,
+        /// Default 10.
+        pub period_seconds: Option<i64>,
+        /// Default 1.
+        pub timeout_seconds: Option<i64>,
+        /// Default 1; must be 1 for liveness and startup probes.
+        pub success_threshold: Option<i64>,
+        /// Default 3.
+        pub failure_threshold: Option<i64>,
+    }
+}
+
+model! {
+    pub struct HttpGetAction {
+        pub path: Option<String>,
+        pub port: Option<IntOrString>,
+        pub host: Option<String>,
+        /// `HTTP` (default) or `HTTPS`.
+        pub scheme: Option<String>,
+        pub http_headers: Option<Vec<HttpHeader>>,
+    }
+}
+
+model! {
+    pub struct HttpHeader {
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub value: String,
+    }
+}
+
+model! {
+    pub struct TcpSocketAction {
+        pub port: Option<IntOrString>,
+        pub host: Option<String>,
+    }
+}
+
+model! {
+    pub struct ExecAction {
+        pub command: Option<Vec<String>>,
+    }
+}
+
+model! {
+    pub struct Volume {
+        #[serde(default)]
+        pub name: String,
+        pub empty_dir: Option<EmptyDirVolumeSource>,
+        pub config_map: Option<ConfigMapVolumeSource>,
+        pub secret: Option<SecretVolumeSource>,
+        pub host_path: Option<HostPathVolumeSource>,
+    }
+}
+
+model! {
+    pub struct EmptyDirVolumeSource {
+        /// `""` (node disk) or `Memory` (tmpfs).
+        pub medium: Option<String>,
+        pub size_limit: Option<Quantity>,
+    }
+}
+
+model! {
+    pub struct ConfigMapVolumeSource {
+        pub name: Option<String>,
+        pub items: Option<Vec<KeyToPath>>,
+        pub default_mode: Option<i64>,
+        pub optional: Option<bool>,
+    }
+}
+
+model! {
+    pub struct SecretVolumeSource {
+        pub secret_name: Option<String>,
+        pub items: Option<Vec<KeyToPath>>,
+        pub default_mode: Option<i64>,
+        pub optional: Option<bool>,
+    }
+}
+
+model! {
+    pub struct KeyToPath {
+        #[serde(default)]
+        pub key: String,
+        #[serde(default)]
+        pub path: String,
+        pub mode: Option<i64>,
+    }
+}
+
+model! {
+    pub struct HostPathVolumeSource {
+        #[serde(default)]
+        pub path: String,
+        /// `""`, `Directory`, `DirectoryOrCreate`, `File`, `FileOrCreate`.
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+    }
+}
+
+model! {
+    pub struct Toleration {
+        pub key: Option<String>,
+        /// `Equal` (default) or `Exists`.
+        pub operator: Option<String>,
+        pub value: Option<String>,
+        /// `NoSchedule`, `PreferNoSchedule`, `NoExecute`, or empty for all.
+        pub effect: Option<String>,
+        pub toleration_seconds: Option<i64>,
+    }
+}
+
+model! {
+    pub struct PodStatus {
+        /// `Pending`, `Running`, `Succeeded`, `Failed` or `Unknown`.
+        pub phase: Option<String>,
+        pub conditions: Option<Vec<Condition>>,
+        pub message: Option<String>,
+        pub reason: Option<String>,
+        #[serde(rename = "hostIP")]
+        pub host_ip: Option<String>,
+        #[serde(rename = "podIP")]
+        pub pod_ip: Option<String>,
+        pub start_time: Option<Time>,
+        pub container_statuses: Option<Vec<ContainerStatus>>,
+    }
+}
+
+model! {
+    pub struct ContainerStatus {
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub ready: bool,
+        #[serde(default)]
+        pub restart_count: i64,
+        pub started: Option<bool>,
+        pub image: Option<String>,
+        #[serde(rename = "containerID")]
+        pub container_id: Option<String>,
+        pub state: Option<ContainerState>,
+        pub last_state: Option<ContainerState>,
+    }
+}
+
+model! {
+    /// Exactly one of the three is set.
+    pub struct ContainerState {
+        pub waiting: Option<ContainerStateWaiting>,
+        pub running: Option<ContainerStateRunning>,
+        pub terminated: Option<ContainerStateTerminated>,
+    }
+}
+
+model! {
+    pub struct ContainerStateWaiting {
+        pub reason: Option<String>,
+        pub message: Option<String>,
+    }
+}
+
+model! {
+    pub struct ContainerStateRunning {
+        pub started_at: Option<Time>,
+    }
+}
+
+model! {
+    pub struct ContainerStateTerminated {
+        #[serde(default)]
+        pub exit_code: i64,
+        pub signal: Option<i64>,
+        pub reason: Option<String>,
+        pub message: Option<String>,
+        pub started_at: Option<Time>,
+        pub finished_at: Option<Time>,
+    }
+}

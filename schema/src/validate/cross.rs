@@ -1,0 +1,123 @@
+//! Checks across the objects of one revision: duplicate objects, and named target ports that
+//! no selected pod template defines.
+
+use std::collections::BTreeMap;
+
+use super::FieldError;
+use crate::intorstr::IntOrString;
+use crate::object::Object;
+use crate::path::FieldPath;
+use crate::selector::Selector;
+use crate::types::pod::PodTemplateSpec;
+
+/// One object of the revision and where it was declared (`file:line`), for messages.
+pub struct Item<'a> {
+    pub object: &'a Object,
+    pub origin: String,
+}
+
+/// Problems found across objects, each tagged with the index of the object it belongs to.
+pub fn validate_revision(items: &[Item<'_>]) -> Vec<(usize, FieldError)> {
+    let mut out = Vec::new();
+    duplicates(items, &mut out);
+    named_target_ports(items, &mut out);
+    out
+}
+
+fn duplicates(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
+    let mut first: BTreeMap<(&str, &str, &str, &str), usize> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let info = item.object.info();
+        let key = (info.group, info.kind, item.object.namespace(), item.object.name());
+        if key.3.is_empty() {
+            continue;
+        }
+        match first.get(&key) {
+            None => {
+                first.insert(key, i);
+            }
+            Some(&j) => out.push((
+                i,
+                FieldError {
+                    path: FieldPath::new("metadata").field("name"),
+                    message: format!(
+                        "Duplicate value: {:?}: {} {} is also defined at {}",
+                        key.3,
+                        info.kind,
+                        qualified(item.object),
+                        items[j].origin
+                    ),
+                },
+            )),
+        }
+    }
+}
+
+fn qualified(obj: &Object) -> String {
+    if obj.info().namespaced {
+        format!("{}/{}", obj.namespace(), obj.name())
+    } else {
+        obj.name().to_string()
+    }
+}
+
+/// The pod template (or pod spec, as a template) of a workload.
+fn template_of(obj: &Object) -> Option<PodTemplateSpec> {
+    match obj {
+        Object::Pod(p) => Some(PodTemplateSpec {
+            metadata: p.metadata.clone(),
+            spec: p.spec.clone(),
+        }),
+        Object::ReplicationController(o) => o.spec.template.clone(),
+        Object::ReplicaSet(o) => o.spec.template.clone(),
+        Object::Deployment(o) => o.spec.template.clone(),
+        Object::DaemonSet(o) => o.spec.template.clone(),
+        Object::Job(o) => o.spec.template.clone(),
+        _ => None,
+    }
+}
+
+fn named_target_ports(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
+    let templates: Vec<(&Object, PodTemplateSpec)> = items
+        .iter()
+        .filter_map(|item| template_of(item.object).map(|t| (item.object, t)))
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        let Object::Service(svc) = item.object else { continue };
+        let Some(selector) = svc.spec.selector.as_ref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let selector = Selector::from_map(selector);
+        let selected: Vec<&(&Object, PodTemplateSpec)> = templates
+            .iter()
+            .filter(|(obj, t)| {
+                obj.namespace() == svc.metadata.namespace()
+                    && selector.matches(t.metadata.labels())
+            })
+            .collect();
+        for (p, port) in svc.spec.ports.iter().flatten().enumerate() {
+            let Some(IntOrString::Str(name)) = &port.target_port else { continue };
+            for (obj, t) in &selected {
+                let defined = t
+                    .spec
+                    .containers
+                    .iter()
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .any(|cp| cp.name.as_deref() == Some(name.as_str()));
+                if !defined {
+                    out.push((
+                        i,
+                        FieldError {
+                            path: FieldPath::new("spec").field("ports").index(p).field("targetPort"),
+                            message: format!(
+                                "Invalid value: {name:?}: no container of {} {} (selected by this Service) has a port named {name:?}",
+                                obj.kind(),
+                                qualified(obj)
+                            ),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+}

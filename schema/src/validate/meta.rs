@@ -1,0 +1,86 @@
+//! `metadata`: names, namespaces, labels, annotations, and the fields only the cluster sets.
+
+use std::collections::BTreeMap;
+
+use super::{Errors, names};
+use crate::object::Object;
+use crate::path::FieldPath;
+use crate::types::meta::ObjectMeta;
+
+const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
+    let info = obj.info();
+    let meta = obj.meta();
+    let path = FieldPath::new("metadata");
+    match meta.name.as_deref() {
+        None | Some("") => errs.required(&path.field("name")),
+        Some(name) => {
+            let rule = match info.kind {
+                "Service" => names::dns1035_label,
+                "Namespace" => names::dns1123_label,
+                _ => names::dns1123_subdomain,
+            };
+            errs.name(&path.field("name"), name, rule);
+        }
+    }
+    match (&meta.namespace, info.namespaced) {
+        (Some(ns), false) if !ns.is_empty() => errs.forbidden(
+            &path.field("namespace"),
+            format!("{} is cluster-scoped and has no namespace", info.kind),
+        ),
+        (Some(ns), true) if !ns.is_empty() => {
+            errs.name(&path.field("namespace"), ns, names::dns1123_label)
+        }
+        _ => {}
+    }
+    validate_labels_and_annotations(meta, &path, errs);
+    let cluster_set: [(&str, bool); 6] = [
+        ("uid", meta.uid.is_some()),
+        ("resourceVersion", meta.resource_version.is_some()),
+        ("generation", meta.generation.is_some()),
+        ("ownerReferences", meta.owner_references.is_some()),
+        ("creationTimestamp", meta.creation_timestamp.is_some()),
+        ("deletionTimestamp", meta.deletion_timestamp.is_some()),
+    ];
+    for (field, set) in cluster_set {
+        if set {
+            errs.forbidden(
+                &path.field(field),
+                "set by the cluster; remove it from the manifest",
+            );
+        }
+    }
+}
+
+/// Labels and annotations; also used for pod template metadata.
+pub fn validate_labels_and_annotations(meta: &ObjectMeta, path: &FieldPath, errs: &mut Errors) {
+    if let Some(labels) = &meta.labels {
+        validate_label_map(labels, &path.field("labels"), errs);
+    }
+    if let Some(annotations) = &meta.annotations {
+        let at = path.field("annotations");
+        let mut total = 0;
+        for (k, v) in annotations {
+            errs.name(&at.key(k), k, names::qualified_name);
+            total += k.len() + v.len();
+        }
+        if total > MAX_ANNOTATIONS_BYTES {
+            errs.push(
+                &at,
+                format!("Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes"),
+            );
+        }
+    }
+}
+
+/// Label keys and values (labels, selectors, nodeSelector).
+pub fn validate_label_map(map: &BTreeMap<String, String>, path: &FieldPath, errs: &mut Errors) {
+    for (k, v) in map {
+        let at = path.key(k);
+        if let Some(why) = names::qualified_name(k) {
+            errs.invalid(&at, k, format!("label key: {why}"));
+        }
+        errs.name(&at, v, names::label_value);
+    }
+}

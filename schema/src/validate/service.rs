@@ -1,0 +1,103 @@
+//! Services: type, ports, node ports, cluster IP, session affinity.
+
+use std::collections::BTreeSet;
+
+use super::meta::validate_label_map;
+use super::pod::PROTOCOLS;
+use super::{Errors, names};
+use crate::intorstr::IntOrString;
+use crate::path::FieldPath;
+use crate::types::core::ServiceSpec;
+
+pub const NODE_PORT_RANGE: (i64, i64) = (30000, 32767);
+const TYPES: &[&str] = &["ClusterIP", "NodePort"];
+
+pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors) {
+    let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
+    if !TYPES.contains(&kind) {
+        errs.unsupported(&path.field("type"), kind, TYPES);
+    }
+    let cluster_ip = spec.cluster_ip.as_deref().unwrap_or("");
+    let headless = cluster_ip == "None";
+    if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<std::net::Ipv4Addr>().is_err() {
+        errs.invalid(
+            &path.field("clusterIP"),
+            cluster_ip,
+            "must be empty, 'None', or a valid IPv4 address",
+        );
+    }
+    if headless && kind == "NodePort" {
+        errs.invalid(
+            &path.field("clusterIP"),
+            cluster_ip,
+            "may not be set to 'None' for NodePort services",
+        );
+    }
+    if let Some(sel) = &spec.selector {
+        validate_label_map(sel, &path.field("selector"), errs);
+    }
+    let ports = spec.ports.as_deref().unwrap_or(&[]);
+    if ports.is_empty() && !headless {
+        errs.required(&path.field("ports"));
+    }
+    let mut port_names = BTreeSet::new();
+    let mut port_protocols = BTreeSet::new();
+    let mut node_ports = BTreeSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let pp = path.field("ports").index(i);
+        match p.name.as_deref().filter(|n| !n.is_empty()) {
+            None if ports.len() > 1 => errs.required_because(
+                &pp.field("name"),
+                "must be specified when there is more than one port",
+            ),
+            None => {}
+            Some(name) => {
+                errs.name(&pp.field("name"), name, names::dns1123_label);
+                if !port_names.insert(name) {
+                    errs.duplicate(&pp.field("name"), name);
+                }
+            }
+        }
+        errs.range(&pp.field("port"), p.port, 1, 65535);
+        let protocol = p.protocol.as_deref().unwrap_or("TCP");
+        errs.one_of(&pp.field("protocol"), Some(protocol), PROTOCOLS);
+        if !port_protocols.insert((p.port, protocol)) {
+            errs.duplicate(&pp, format!("{}/{protocol}", p.port).as_str());
+        }
+        match &p.target_port {
+            None => {}
+            Some(IntOrString::Int(t)) => errs.range(&pp.field("targetPort"), *t, 1, 65535),
+            Some(IntOrString::Str(name)) => {
+                errs.name(&pp.field("targetPort"), name, names::port_name)
+            }
+        }
+        if let Some(np) = p.node_port.filter(|n| *n != 0) {
+            let at = pp.field("nodePort");
+            if kind != "NodePort" {
+                errs.forbidden(&at, format!("may not be used when `type` is '{kind}'"));
+            } else if np < NODE_PORT_RANGE.0 || np > NODE_PORT_RANGE.1 {
+                errs.invalid(
+                    &at,
+                    np,
+                    format!(
+                        "provided port is not in the valid range. The range of valid ports is {}-{}",
+                        NODE_PORT_RANGE.0, NODE_PORT_RANGE.1
+                    ),
+                );
+            } else if !node_ports.insert((np, protocol)) {
+                errs.duplicate(&at, np);
+            }
+        }
+    }
+    let affinity = spec.session_affinity.as_deref().unwrap_or("None");
+    errs.one_of(&path.field("sessionAffinity"), Some(affinity), &["None", "ClientIP"]);
+    if let Some(config) = &spec.session_affinity_config {
+        let at = path.field("sessionAffinityConfig");
+        if affinity != "ClientIP" {
+            errs.forbidden(&at, "may only be set when `sessionAffinity` is 'ClientIP'");
+        }
+        if let Some(t) = config.client_ip.as_ref().and_then(|c| c.timeout_seconds) {
+            errs.range(&at.field("clientIP").field("timeoutSeconds"), t, 1, 86400);
+        }
+    }
+}

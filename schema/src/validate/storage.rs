@@ -1,0 +1,86 @@
+//! ConfigMaps and Secrets: keys, base64 values, sizes. Secret values never appear in messages.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+
+use super::{Errors, Hidden, names};
+use crate::path::FieldPath;
+use crate::types::core::{ConfigMap, Secret};
+
+/// Kubernetes' limit on the data of one ConfigMap or Secret.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// Decodes base64 as Kubernetes does (standard alphabet, padding, line breaks ignored).
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let compact: String = text.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+    base64::engine::general_purpose::STANDARD.decode(compact)
+}
+
+/// Describes a base64 error by position only: the decoder's own message quotes the
+/// offending byte, which for a Secret is part of the secret.
+fn base64_problem(e: &base64::DecodeError) -> String {
+    match e {
+        base64::DecodeError::InvalidByte(offset, _) => {
+            format!("illegal base64 data at input byte {offset}")
+        }
+        base64::DecodeError::InvalidLastSymbol(offset, _) => {
+            format!("illegal base64 data at input byte {offset} (last symbol)")
+        }
+        base64::DecodeError::InvalidLength(len) => {
+            format!("illegal base64 data: length {len} is not a multiple of 4")
+        }
+        base64::DecodeError::InvalidPadding => "illegal base64 data: bad padding".to_string(),
+    }
+}
+
+fn check_size(total: usize, errs: &mut Errors) {
+    if total > MAX_DATA_BYTES {
+        errs.push(
+            &FieldPath::new("data"),
+            format!("Too long: must have at most {MAX_DATA_BYTES} bytes"),
+        );
+    }
+}
+
+pub fn validate_configmap(cm: &ConfigMap, errs: &mut Errors) {
+    let mut total = 0;
+    let data = cm.data.clone().unwrap_or_default();
+    for (k, v) in &data {
+        errs.name(&FieldPath::new("data").key(k), k, names::config_key);
+        total += v.len();
+    }
+    for (k, v) in cm.binary_data.iter().flatten() {
+        let at = FieldPath::new("binaryData").key(k);
+        errs.name(&at, k, names::config_key);
+        if data.contains_key(k) {
+            errs.duplicate(&at, k);
+        }
+        match decode_base64(v) {
+            Ok(bytes) => total += bytes.len(),
+            Err(e) => errs.invalid(&at, Hidden, base64_problem(&e)),
+        }
+    }
+    check_size(total, errs);
+}
+
+pub fn validate_secret(secret: &Secret, errs: &mut Errors) {
+    let mut total = 0;
+    let empty = BTreeMap::new();
+    for (k, v) in secret.data.as_ref().map(|d| &d.0).unwrap_or(&empty) {
+        let at = FieldPath::new("data").key(k);
+        errs.name(&at, k, names::config_key);
+        match decode_base64(v) {
+            Ok(bytes) => total += bytes.len(),
+            Err(e) => errs.invalid(&at, Hidden, base64_problem(&e)),
+        }
+    }
+    for (k, v) in secret.string_data.as_ref().map(|d| &d.0).unwrap_or(&empty) {
+        errs.name(&FieldPath::new("stringData").key(k), k, names::config_key);
+        total += v.len();
+    }
+    if secret.type_.as_deref() == Some("") {
+        errs.required(&FieldPath::new("type"));
+    }
+    check_size(total, errs);
+}

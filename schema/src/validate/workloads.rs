@@ -1,0 +1,271 @@
+//! Controllers of pods: ReplicationController, ReplicaSet, Deployment, DaemonSet, Job.
+
+use std::collections::BTreeMap;
+
+use super::meta::{validate_label_map, validate_labels_and_annotations};
+use super::pod::validate_pod_spec;
+use super::{Errors, names};
+use crate::intorstr::IntOrString;
+use crate::path::FieldPath;
+use crate::selector::{LabelSelector, Selector};
+use crate::types::apps::{DaemonSetSpec, DeploymentSpec, ReplicaSetSpec, RollingUpdate};
+use crate::types::batch::JobSpec;
+use crate::types::core::ReplicationControllerSpec;
+use crate::types::pod::PodTemplateSpec;
+
+/// Controllers that keep pods running allow only `Always`.
+pub const KEEP_RUNNING: &[&str] = &["Always"];
+/// Jobs run pods to completion.
+pub const JOB_RESTART: &[&str] = &["OnFailure", "Never"];
+
+fn template_labels(t: &PodTemplateSpec) -> BTreeMap<String, String> {
+    t.metadata.labels.clone().unwrap_or_default()
+}
+
+/// Validates `spec.template`, returning it when present.
+fn validate_template<'a>(
+    template: Option<&'a PodTemplateSpec>,
+    spec: &FieldPath,
+    errs: &mut Errors,
+    restart: &[&str],
+) -> Option<&'a PodTemplateSpec> {
+    let path = spec.field("template");
+    let Some(t) = template else {
+        errs.required(&path);
+        return None;
+    };
+    validate_labels_and_annotations(&t.metadata, &path.field("metadata"), errs);
+    validate_pod_spec(&t.spec, &path.field("spec"), errs, restart);
+    Some(t)
+}
+
+fn show_labels(labels: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(labels).unwrap_or_default()
+}
+
+fn selector_mismatch(spec: &FieldPath, labels: &BTreeMap<String, String>, errs: &mut Errors) {
+    errs.push(
+        &spec.field("template").field("metadata").field("labels"),
+        format!(
+            "Invalid value: {}: `selector` does not match template `labels`",
+            show_labels(labels)
+        ),
+    );
+}
+
+/// The `apps/v1` object selector: required, non-empty, well-formed, matching the template.
+fn validate_label_selector(
+    sel: Option<&LabelSelector>,
+    template: Option<&PodTemplateSpec>,
+    spec: &FieldPath,
+    kind: &str,
+    errs: &mut Errors,
+) {
+    let path = spec.field("selector");
+    let Some(sel) = sel else {
+        errs.required(&path);
+        return;
+    };
+    let exprs = sel.match_expressions.as_deref().unwrap_or(&[]);
+    let labels = sel.match_labels.as_ref();
+    if exprs.is_empty() && labels.is_none_or(|l| l.is_empty()) {
+        errs.invalid(&path, "{}", format!("empty selector is invalid for {kind}"));
+        return;
+    }
+    if let Some(labels) = labels {
+        validate_label_map(labels, &path.field("matchLabels"), errs);
+    }
+    let mut well_formed = true;
+    for (i, e) in exprs.iter().enumerate() {
+        let ep = path.field("matchExpressions").index(i);
+        if e.key.is_empty() {
+            errs.required(&ep.field("key"));
+            well_formed = false;
+        } else if let Some(why) = names::qualified_name(&e.key) {
+            errs.invalid(&ep.field("key"), &e.key, why);
+            well_formed = false;
+        }
+        let values = e.values.as_deref().unwrap_or(&[]);
+        match e.operator.as_str() {
+            "In" | "NotIn" => {
+                if values.is_empty() {
+                    errs.required_because(
+                        &ep.field("values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    );
+                    well_formed = false;
+                }
+            }
+            "Exists" | "DoesNotExist" => {
+                if !values.is_empty() {
+                    errs.forbidden(
+                        &ep.field("values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    );
+                    well_formed = false;
+                }
+            }
+            "" => {
+                errs.required(&ep.field("operator"));
+                well_formed = false;
+            }
+            other => {
+                errs.unsupported(
+                    &ep.field("operator"),
+                    other,
+                    &["In", "NotIn", "Exists", "DoesNotExist"],
+                );
+                well_formed = false;
+            }
+        }
+        for (j, v) in values.iter().enumerate() {
+            errs.name(&ep.field("values").index(j), v, names::label_value);
+        }
+    }
+    if let (true, Some(t)) = (well_formed, template) {
+        let labels = template_labels(t);
+        if let Ok(compiled) = Selector::from_label_selector(Some(sel)) {
+            if !compiled.matches(&labels) {
+                selector_mismatch(spec, &labels, errs);
+            }
+        }
+    }
+}
+
+pub fn validate_rc(spec: &ReplicationControllerSpec, path: &FieldPath, errs: &mut Errors) {
+    errs.non_negative(&path.field("replicas"), spec.replicas);
+    errs.non_negative(&path.field("minReadySeconds"), spec.min_ready_seconds);
+    let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
+    let selector = spec.selector.clone().unwrap_or_default();
+    validate_label_map(&selector, &path.field("selector"), errs);
+    if let Some(t) = template {
+        let labels = template_labels(t);
+        // As in Kubernetes, an absent selector defaults to the template's labels.
+        if selector.is_empty() && labels.is_empty() {
+            errs.required(&path.field("selector"));
+        } else if !selector.is_empty() && !Selector::from_map(&selector).matches(&labels) {
+            selector_mismatch(path, &labels, errs);
+        }
+    }
+}
+
+pub fn validate_rs(spec: &ReplicaSetSpec, path: &FieldPath, errs: &mut Errors) {
+    errs.non_negative(&path.field("replicas"), spec.replicas);
+    errs.non_negative(&path.field("minReadySeconds"), spec.min_ready_seconds);
+    let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
+    validate_label_selector(spec.selector.as_ref(), template, path, "replicaset", errs);
+}
+
+/// `maxSurge`/`maxUnavailable`: counts or percentages, not both zero.
+fn validate_rolling(
+    ru: &RollingUpdate,
+    path: &FieldPath,
+    errs: &mut Errors,
+    surge_defaults_to_zero: bool,
+) {
+    let mut zero = [false, false];
+    for (i, (field, value)) in [("maxUnavailable", &ru.max_unavailable), ("maxSurge", &ru.max_surge)]
+        .into_iter()
+        .enumerate()
+    {
+        let at = path.field(field);
+        match value {
+            None => {}
+            Some(IntOrString::Int(n)) => {
+                errs.non_negative(&at, Some(*n));
+                zero[i] = *n == 0;
+            }
+            Some(v @ IntOrString::Str(s)) => match v.percent() {
+                Some(Ok(p)) => {
+                    zero[i] = p == 0;
+                    if field == "maxUnavailable" && p > 100 {
+                        errs.invalid(&at, s, "must not be greater than 100%");
+                    }
+                }
+                _ => errs.invalid(
+                    &at,
+                    s,
+                    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%')",
+                ),
+            },
+        }
+    }
+    // An absent field takes its default: 25% for Deployments; for DaemonSets maxSurge
+    // defaults to 0 and maxUnavailable to 1.
+    let surge_zero = zero[1] || (ru.max_surge.is_none() && surge_defaults_to_zero);
+    if zero[0] && surge_zero {
+        errs.invalid(&path.field("maxUnavailable"), 0, "may not be 0 when `maxSurge` is 0");
+    }
+}
+
+pub fn validate_deployment(spec: &DeploymentSpec, path: &FieldPath, errs: &mut Errors) {
+    errs.non_negative(&path.field("replicas"), spec.replicas);
+    errs.non_negative(&path.field("minReadySeconds"), spec.min_ready_seconds);
+    errs.non_negative(&path.field("revisionHistoryLimit"), spec.revision_history_limit);
+    if let Some(p) = spec.progress_deadline_seconds {
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        if p <= min_ready {
+            errs.invalid(
+                &path.field("progressDeadlineSeconds"),
+                p,
+                "must be greater than minReadySeconds",
+            );
+        }
+    }
+    let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
+    validate_label_selector(spec.selector.as_ref(), template, path, "deployment", errs);
+    if let Some(strategy) = &spec.strategy {
+        let sp = path.field("strategy");
+        let kind = strategy.type_.as_deref().unwrap_or("RollingUpdate");
+        match kind {
+            "RollingUpdate" => {
+                if let Some(ru) = &strategy.rolling_update {
+                    validate_rolling(ru, &sp.field("rollingUpdate"), errs, false);
+                }
+            }
+            "Recreate" => {
+                if strategy.rolling_update.is_some() {
+                    errs.forbidden(
+                        &sp.field("rollingUpdate"),
+                        "may not be specified when strategy `type` is 'Recreate'",
+                    );
+                }
+            }
+            other => errs.unsupported(&sp.field("type"), other, &["Recreate", "RollingUpdate"]),
+        }
+    }
+}
+
+pub fn validate_daemonset(spec: &DaemonSetSpec, path: &FieldPath, errs: &mut Errors) {
+    errs.non_negative(&path.field("minReadySeconds"), spec.min_ready_seconds);
+    errs.non_negative(&path.field("revisionHistoryLimit"), spec.revision_history_limit);
+    let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
+    validate_label_selector(spec.selector.as_ref(), template, path, "daemonset", errs);
+    if let Some(strategy) = &spec.update_strategy {
+        let sp = path.field("updateStrategy");
+        match strategy.type_.as_deref().unwrap_or("RollingUpdate") {
+            "RollingUpdate" => {
+                if let Some(ru) = &strategy.rolling_update {
+                    validate_rolling(ru, &sp.field("rollingUpdate"), errs, true);
+                }
+            }
+            "OnDelete" => {
+                if strategy.rolling_update.is_some() {
+                    errs.forbidden(
+                        &sp.field("rollingUpdate"),
+                        "may not be specified when updateStrategy `type` is 'OnDelete'",
+                    );
+                }
+            }
+            other => errs.unsupported(&sp.field("type"), other, &["OnDelete", "RollingUpdate"]),
+        }
+    }
+}
+
+pub fn validate_job(spec: &JobSpec, path: &FieldPath, errs: &mut Errors) {
+    errs.non_negative(&path.field("completions"), spec.completions);
+    errs.non_negative(&path.field("parallelism"), spec.parallelism);
+    errs.non_negative(&path.field("backoffLimit"), spec.backoff_limit);
+    errs.positive(&path.field("activeDeadlineSeconds"), spec.active_deadline_seconds);
+    validate_template(spec.template.as_ref(), path, errs, JOB_RESTART);
+}
