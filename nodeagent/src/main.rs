@@ -8,7 +8,11 @@
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "keel-agent", version, about = "keel's node agent: runs a node's pods on Docker")]
+#[command(
+    name = "keel-agent",
+    version,
+    about = "keel's node agent: runs a node's pods on Docker"
+)]
 struct Args {
     /// This node's name (a DNS-1123 subdomain).
     #[arg(long)]
@@ -22,7 +26,9 @@ struct Args {
 }
 
 fn main() {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     tracing::error!(
         node = %args.name,

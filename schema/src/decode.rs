@@ -21,6 +21,8 @@ pub struct Issue {
     pub path: FieldPath,
     pub mark: Mark,
     pub message: String,
+    /// For an unknown field: the known field it is probably a misspelling of.
+    pub suggestion: Option<&'static str>,
 }
 
 /// Decodes `root` into `T`, returning the value (unless a problem made that impossible) and
@@ -137,6 +139,7 @@ impl De<'_, '_> {
             path: self.path.to_path(),
             mark: self.mark(),
             message,
+            suggestion: None,
         });
     }
 
@@ -169,18 +172,34 @@ impl De<'_, '_> {
         self.issue(format!("expected {what}, found {}", self.found()));
     }
 
-    fn int<T: TryFrom<i64>>(&self) -> T
-    where
-        T: Default,
-    {
+    fn int<T: TryFrom<i64> + Default>(&self) -> T {
         match self.plain().map(|t| (t, resolve_int(t))) {
             Some((_, Some(v))) => T::try_from(v).unwrap_or_else(|_| {
-                let shown = if self.ctx.redact { "a number".to_string() } else { format!("number {v}") };
+                let shown = if self.ctx.redact {
+                    "a number".to_string()
+                } else {
+                    format!("number {v}")
+                };
                 self.issue(format!("{shown} is out of range"));
                 T::default()
             }),
-            Some((t, None)) if !t.is_empty() && t.trim_start_matches(['-', '+']).chars().all(|c| c.is_ascii_digit()) => {
-                self.issue(if self.ctx.redact { "a number is out of range".to_string() } else { format!("number {t} is out of range") });
+            Some((t, None)) if is_leading_zero_decimal(t) => {
+                self.issue(format!(
+                    "{t} is not a valid octal number (a leading 0 means octal, as in YAML 1.1)"
+                ));
+                T::default()
+            }
+            Some((t, None))
+                if !t.is_empty()
+                    && t.trim_start_matches(['-', '+'])
+                        .chars()
+                        .all(|c| c.is_ascii_digit()) =>
+            {
+                self.issue(if self.ctx.redact {
+                    "a number is out of range".to_string()
+                } else {
+                    format!("number {t} is out of range")
+                });
                 T::default()
             }
             _ => {
@@ -336,7 +355,11 @@ impl<'de> de::Deserializer<'de> for De<'_, '_> {
         self.record(visitor.visit_seq(access))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -459,20 +482,24 @@ struct MapAccess<'n, 'p> {
 impl<'de> de::MapAccess<'de> for MapAccess<'_, '_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         while let Some((key, _)) = self.entries.get(self.next) {
             let Some(name) = key.as_str() else {
-                self.key_issue(key, "", "mapping keys must be strings".to_string());
+                self.key_issue(key, "", "mapping keys must be strings".to_string(), None);
                 self.next += 1;
                 continue;
             };
             if let Some(fields) = self.fields {
                 if !fields.contains(&name) {
                     let mut message = format!("unknown field {name:?}");
-                    if let Some(close) = suggest(name, fields) {
+                    let close = suggest(name, fields);
+                    if let Some(close) = close {
                         message.push_str(&format!(" (did you mean {close:?}?)"));
                     }
-                    self.key_issue(key, name, message);
+                    self.key_issue(key, name, message, close);
                     self.next += 1;
                     continue;
                 }
@@ -505,7 +532,7 @@ impl<'de> de::MapAccess<'de> for MapAccess<'_, '_> {
 }
 
 impl MapAccess<'_, '_> {
-    fn key_issue(&self, key: &Node, name: &str, message: String) {
+    fn key_issue(&self, key: &Node, name: &str, message: String, suggestion: Option<&'static str>) {
         let link = if self.fields.is_some() {
             Link::Field(self.parent.path, name)
         } else {
@@ -515,8 +542,15 @@ impl MapAccess<'_, '_> {
             path: link.to_path(),
             mark: key.mark,
             message,
+            suggestion,
         });
     }
+}
+
+/// `0999`: digits with a leading zero that are not octal.
+fn is_leading_zero_decimal(text: &str) -> bool {
+    let digits = text.trim_start_matches(['-', '+']);
+    digits.len() > 1 && digits.starts_with('0') && digits.chars().all(|c| c.is_ascii_digit())
 }
 
 /// The known field closest to a misspelt one: same letters ignoring case, or at most two
@@ -557,7 +591,10 @@ mod tests {
     #[test]
     fn suggestions() {
         assert_eq!(suggest("imagee", &["image", "name"]), Some("image"));
-        assert_eq!(suggest("containerport", &["containerPort"]), Some("containerPort"));
+        assert_eq!(
+            suggest("containerport", &["containerPort"]),
+            Some("containerPort")
+        );
         assert_eq!(suggest("zzz", &["image", "name"]), None);
     }
 }

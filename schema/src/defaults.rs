@@ -47,7 +47,10 @@ pub fn pod_spec_defaults(spec: &mut PodSpec, restart_default: Option<&str>) {
     if let Some(r) = restart_default {
         set(&mut spec.restart_policy, r.to_string());
     }
-    set(&mut spec.termination_grace_period_seconds, DEFAULT_GRACE_SECONDS);
+    set(
+        &mut spec.termination_grace_period_seconds,
+        DEFAULT_GRACE_SECONDS,
+    );
     for c in &mut spec.containers {
         if let Some(image) = c.image.as_deref() {
             let policy = default_pull_policy(image).to_string();
@@ -56,9 +59,13 @@ pub fn pod_spec_defaults(spec: &mut PodSpec, restart_default: Option<&str>) {
         for p in c.ports.iter_mut().flatten() {
             set(&mut p.protocol, "TCP".to_string());
         }
-        for probe in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe]
-            .into_iter()
-            .flatten()
+        for probe in [
+            &mut c.liveness_probe,
+            &mut c.readiness_probe,
+            &mut c.startup_probe,
+        ]
+        .into_iter()
+        .flatten()
         {
             probe_defaults(probe);
         }
@@ -83,7 +90,9 @@ fn service_defaults(spec: &mut ServiceSpec) {
     set(&mut spec.type_, "ClusterIP".to_string());
     set(&mut spec.session_affinity, "None".to_string());
     if spec.session_affinity.as_deref() == Some("ClientIP") {
-        let config = spec.session_affinity_config.get_or_insert_with(Default::default);
+        let config = spec
+            .session_affinity_config
+            .get_or_insert_with(Default::default);
         let client = config.client_ip.get_or_insert_with(ClientIpConfig::default);
         set(&mut client.timeout_seconds, 10800);
     }
@@ -112,7 +121,12 @@ pub fn apply_defaults(obj: &mut Object) {
             set(&mut rc.spec.replicas, 1);
             template_defaults(&mut rc.spec.template, Some("Always"));
             if rc.spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
-                if let Some(labels) = rc.spec.template.as_ref().and_then(|t| t.metadata.labels.clone()) {
+                if let Some(labels) = rc
+                    .spec
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.metadata.labels.clone())
+                {
                     rc.spec.selector = Some(labels);
                 }
             }
@@ -126,10 +140,15 @@ pub fn apply_defaults(obj: &mut Object) {
             set(&mut d.spec.revision_history_limit, 10);
             set(&mut d.spec.progress_deadline_seconds, 600);
             template_defaults(&mut d.spec.template, Some("Always"));
-            let strategy = d.spec.strategy.get_or_insert_with(DeploymentStrategy::default);
+            let strategy = d
+                .spec
+                .strategy
+                .get_or_insert_with(DeploymentStrategy::default);
             set(&mut strategy.type_, "RollingUpdate".to_string());
             if strategy.type_.as_deref() == Some("RollingUpdate") {
-                let ru = strategy.rolling_update.get_or_insert_with(RollingUpdate::default);
+                let ru = strategy
+                    .rolling_update
+                    .get_or_insert_with(RollingUpdate::default);
                 set(&mut ru.max_surge, quarter());
                 set(&mut ru.max_unavailable, quarter());
             }
@@ -143,7 +162,9 @@ pub fn apply_defaults(obj: &mut Object) {
                 .get_or_insert_with(DaemonSetUpdateStrategy::default);
             set(&mut strategy.type_, "RollingUpdate".to_string());
             if strategy.type_.as_deref() == Some("RollingUpdate") {
-                let ru = strategy.rolling_update.get_or_insert_with(RollingUpdate::default);
+                let ru = strategy
+                    .rolling_update
+                    .get_or_insert_with(RollingUpdate::default);
                 set(&mut ru.max_unavailable, IntOrString::Int(1));
                 set(&mut ru.max_surge, IntOrString::Int(0));
             }
@@ -159,7 +180,8 @@ pub fn apply_defaults(obj: &mut Object) {
             if let Some(plain) = s.string_data.take() {
                 let data = s.data.get_or_insert_with(SecretData::default);
                 for (k, v) in plain.0 {
-                    data.0.insert(k, base64::engine::general_purpose::STANDARD.encode(v));
+                    data.0
+                        .insert(k, base64::engine::general_purpose::STANDARD.encode(v));
                 }
             }
         }

@@ -29,7 +29,9 @@ impl fmt::Display for IntOrString {
 
 /// A malformed percentage such as `25` written as a string or `abc%`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%')")]
+#[error(
+    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%')"
+)]
 pub struct PercentError;
 
 impl IntOrString {
@@ -119,7 +121,13 @@ mod tests {
         assert_eq!(pct.scaled(10, true), Ok(3));
         assert_eq!(pct.scaled(10, false), Ok(2));
         assert_eq!(IntOrString::Int(4).scaled(10, true), Ok(4));
-        assert_eq!(IntOrString::Str("x%".into()).scaled(10, true), Err(PercentError));
-        assert_eq!(IntOrString::Str("25".into()).percent(), Some(Err(PercentError)));
+        assert_eq!(
+            IntOrString::Str("x%".into()).scaled(10, true),
+            Err(PercentError)
+        );
+        assert_eq!(
+            IntOrString::Str("25".into()).percent(),
+            Some(Err(PercentError))
+        );
     }
 }

@@ -12,7 +12,6 @@
 //! - [`jsonschema`]: the JSON Schema editors use; [`proto`]: the node agent's gRPC API.
 #![forbid(unsafe_code)]
 
-
 pub mod types;
 
 pub mod decode;

@@ -102,7 +102,14 @@ struct Loader {
 }
 
 impl Loader {
-    fn error(&mut self, file: &str, mark: Mark, subject: &Subject, field: Option<String>, message: String) {
+    fn error(
+        &mut self,
+        file: &str,
+        mark: Mark,
+        subject: &Subject,
+        field: Option<String>,
+        message: String,
+    ) {
         self.errors.push(ManifestError {
             file: file.to_string(),
             line: mark.line,
@@ -115,7 +122,14 @@ impl Loader {
         });
     }
 
-    fn field_error(&mut self, file: &str, root: &Node, subject: &Subject, path: &FieldPath, message: String) {
+    fn field_error(
+        &mut self,
+        file: &str,
+        root: &Node,
+        subject: &Subject,
+        path: &FieldPath,
+        message: String,
+    ) {
         let field = (!path.is_empty()).then(|| path.to_string());
         self.error(file, path.locate(root), subject, field, message);
     }
@@ -123,12 +137,32 @@ impl Loader {
     fn file(&mut self, source: &SourceFile) {
         let file: Arc<str> = Arc::from(source.name.as_str());
         let Ok(text) = std::str::from_utf8(&source.bytes) else {
-            self.error(&file, Mark { line: 1, col: 1 }, &Subject::NONE, None, "file is not valid UTF-8".into());
+            self.error(
+                &file,
+                Mark { line: 1, col: 1 },
+                &Subject::NONE,
+                None,
+                "file is not valid UTF-8".into(),
+            );
             return;
         };
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if let Some((mark, c)) = forbidden_char(text) {
+            let message = format!(
+                "YAML does not allow the control character U+{:04X} here",
+                u32::from(c)
+            );
+            self.error(&file, mark, &Subject::NONE, None, message);
+            return;
+        }
         match parse_documents(text) {
-            Err(e) => self.error(&file, e.mark, &Subject::NONE, None, format!("YAML syntax error: {}", e.message)),
+            Err(e) => self.error(
+                &file,
+                e.mark,
+                &Subject::NONE,
+                None,
+                format!("YAML syntax error: {}", e.message),
+            ),
             Ok(docs) => {
                 for doc in docs {
                     if let Some(root) = doc.root {
@@ -181,7 +215,9 @@ impl Loader {
         };
         let subject = Subject::of(&root, Some(info));
         if info.live_only {
-            let message = format!("Forbidden: {kind} objects are kept by the cluster and cannot be declared in git");
+            let message = format!(
+                "Forbidden: {kind} objects are kept by the cluster and cannot be declared in git"
+            );
             self.field_error(file, &root, &subject, &kind_path, message);
             return;
         }
@@ -198,9 +234,7 @@ impl Loader {
         }
         let Some(mut object) = object else { return };
         for e in validate_object(&object) {
-            // A field that failed to decode was replaced by a placeholder; its validation
-            // errors would only repeat the decoding problem.
-            if issues.iter().any(|i| e.path.starts_with(&i.path) && !i.path.is_empty()) {
+            if issues.iter().any(|i| repeats(i, &e)) {
                 continue;
             }
             self.field_error(file, &root, &subject, &e.path, e.message);
@@ -221,13 +255,24 @@ impl Loader {
             self.field_error(file, &root, subject, &FieldPath::new("kind"), message);
             return;
         }
-        let yaml::Value::Map(entries) = root.value else { return };
+        let yaml::Value::Map(entries) = root.value else {
+            return;
+        };
         for (key, value) in entries {
             match key.as_str() {
                 Some("apiVersion") => {
                     if value.as_str() != Some("v1") {
-                        let message = format!("Unsupported value: {:?}: List is served as \"v1\"", value.as_str().unwrap_or(""));
-                        self.error(file, value.mark, subject, Some("apiVersion".into()), message);
+                        let message = format!(
+                            "Unsupported value: {:?}: List is served as \"v1\"",
+                            value.as_str().unwrap_or("")
+                        );
+                        self.error(
+                            file,
+                            value.mark,
+                            subject,
+                            Some("apiVersion".into()),
+                            message,
+                        );
                     }
                 }
                 Some("kind") | Some("metadata") => {}
@@ -245,10 +290,49 @@ impl Loader {
                 },
                 other => {
                     let name = other.unwrap_or("");
-                    self.error(file, key.mark, subject, Some(name.to_string()), format!("unknown field {name:?}"));
+                    self.error(
+                        file,
+                        key.mark,
+                        subject,
+                        Some(name.to_string()),
+                        format!("unknown field {name:?}"),
+                    );
                 }
             }
         }
+    }
+}
+
+/// The first character YAML does not allow in a stream (C0/C1 controls other than tab, line
+/// breaks and NEL), with its position. The parser would otherwise stop at a NUL and quietly
+/// drop the rest of the file.
+fn forbidden_char(text: &str) -> Option<(Mark, char)> {
+    let mut line = 1u32;
+    let mut col = 1u32;
+    for c in text.chars() {
+        let allowed = matches!(c, '\t' | '\n' | '\r' | '\u{85}') || !(c.is_control());
+        if !allowed {
+            return Some((Mark { line, col }, c));
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    None
+}
+
+/// True when a validation error only repeats a decoding problem: the field failed to decode
+/// (and holds a placeholder), or it is "missing" because it was misspelt (`imagee`).
+fn repeats(issue: &Issue, e: &FieldError) -> bool {
+    if !issue.path.is_empty() && e.path.starts_with(&issue.path) {
+        return true;
+    }
+    match (issue.suggestion, issue.path.parent()) {
+        (Some(meant), Some(parent)) => e.path.starts_with(&parent.field(meant)),
+        _ => false,
     }
 }
 
@@ -271,7 +355,9 @@ pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revisi
     for f in files {
         loader.file(f);
     }
-    let repo_config = config.map(|c| load_repo_config(c, &mut loader)).unwrap_or_default();
+    let repo_config = config
+        .map(|c| load_repo_config(c, &mut loader))
+        .unwrap_or_default();
     let items: Vec<Item<'_>> = loader
         .manifests
         .iter()
@@ -300,13 +386,25 @@ pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revisi
 fn load_repo_config(source: &SourceFile, loader: &mut Loader) -> RepoConfig {
     let subject = Subject::NONE;
     let Ok(text) = std::str::from_utf8(&source.bytes) else {
-        loader.error(&source.name, Mark { line: 1, col: 1 }, &subject, None, "file is not valid UTF-8".into());
+        loader.error(
+            &source.name,
+            Mark { line: 1, col: 1 },
+            &subject,
+            None,
+            "file is not valid UTF-8".into(),
+        );
         return RepoConfig::default();
     };
     let docs = match parse_documents(text) {
         Ok(docs) => docs,
         Err(e) => {
-            loader.error(&source.name, e.mark, &subject, None, format!("YAML syntax error: {}", e.message));
+            loader.error(
+                &source.name,
+                e.mark,
+                &subject,
+                None,
+                format!("YAML syntax error: {}", e.message),
+            );
             return RepoConfig::default();
         }
     };
@@ -315,7 +413,13 @@ fn load_repo_config(source: &SourceFile, loader: &mut Loader) -> RepoConfig {
         return RepoConfig::default();
     };
     if let Some(extra) = roots.next() {
-        loader.error(&source.name, extra.mark, &subject, None, "keel.yaml must hold one document".into());
+        loader.error(
+            &source.name,
+            extra.mark,
+            &subject,
+            None,
+            "keel.yaml must hold one document".into(),
+        );
     }
     let (config, issues) = crate::decode::decode::<RepoConfig>(&root);
     for issue in issues {
@@ -341,7 +445,9 @@ pub enum CollectError {
 /// The files of `paths`: a file is read as given (whatever its extension); a directory is
 /// walked for `*.yaml`/`*.yml` files, skipping hidden entries, with its root `keel.yaml` read
 /// as the repo config. Files come sorted by path so errors come out in a stable order.
-pub fn collect_paths(paths: &[PathBuf]) -> Result<(Vec<SourceFile>, Option<SourceFile>), CollectError> {
+pub fn collect_paths(
+    paths: &[PathBuf],
+) -> Result<(Vec<SourceFile>, Option<SourceFile>), CollectError> {
     let mut files = Vec::new();
     let mut config = None;
     for path in paths {
@@ -360,8 +466,13 @@ pub fn collect_paths(paths: &[PathBuf]) -> Result<(Vec<SourceFile>, Option<Sourc
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walker {
             let entry = entry.map_err(|e| CollectError::Io {
-                path: e.path().map(Path::to_path_buf).unwrap_or_else(|| path.clone()),
-                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+                path: e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| path.clone()),
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
             })?;
             let name = entry.file_name().to_string_lossy();
             if !entry.file_type().is_file() || !is_manifest_name(&name) {

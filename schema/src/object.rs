@@ -51,16 +51,48 @@ const fn kind(
 pub const KINDS: &[KindInfo] = &[
     kind("Pod", "v1", "", "pods", &["po"], true, false),
     kind("Service", "v1", "", "services", &["svc"], true, false),
-    kind("ReplicationController", "v1", "", "replicationcontrollers", &["rc"], true, false),
+    kind(
+        "ReplicationController",
+        "v1",
+        "",
+        "replicationcontrollers",
+        &["rc"],
+        true,
+        false,
+    ),
     kind("ConfigMap", "v1", "", "configmaps", &["cm"], true, false),
     kind("Secret", "v1", "", "secrets", &[], true, false),
     kind("Namespace", "v1", "", "namespaces", &["ns"], false, false),
     kind("Node", "v1", "", "nodes", &["no"], false, true),
     kind("Endpoints", "v1", "", "endpoints", &["ep"], true, true),
     kind("Event", "v1", "", "events", &["ev"], true, true),
-    kind("Deployment", "apps/v1", "apps", "deployments", &["deploy"], true, false),
-    kind("ReplicaSet", "apps/v1", "apps", "replicasets", &["rs"], true, false),
-    kind("DaemonSet", "apps/v1", "apps", "daemonsets", &["ds"], true, false),
+    kind(
+        "Deployment",
+        "apps/v1",
+        "apps",
+        "deployments",
+        &["deploy"],
+        true,
+        false,
+    ),
+    kind(
+        "ReplicaSet",
+        "apps/v1",
+        "apps",
+        "replicasets",
+        &["rs"],
+        true,
+        false,
+    ),
+    kind(
+        "DaemonSet",
+        "apps/v1",
+        "apps",
+        "daemonsets",
+        &["ds"],
+        true,
+        false,
+    ),
     kind("Job", "batch/v1", "batch", "jobs", &[], true, false),
 ];
 
@@ -249,7 +281,10 @@ mod tests {
         assert_eq!(lookup_kind("deploy").map(|k| k.kind), Some("Deployment"));
         assert_eq!(lookup_kind("Pods").map(|k| k.kind), Some("Pod"));
         assert_eq!(lookup_kind("ep").map(|k| k.kind), Some("Endpoints"));
-        assert_eq!(lookup_kind("rc").map(|k| k.kind), Some("ReplicationController"));
+        assert_eq!(
+            lookup_kind("rc").map(|k| k.kind),
+            Some("ReplicationController")
+        );
         assert!(lookup_kind("ingress").is_none());
         for info in KINDS {
             let mut obj = Object::from_json(serde_json::json!({"kind": info.kind})).unwrap();

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::yaml::{Mark, Node, Value};
+use crate::yaml::{Mark, Node, Style, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Seg {
@@ -12,6 +12,9 @@ pub enum Seg {
     Index(usize),
     /// A map entry, such as a label: `[app.kubernetes.io/name]`.
     Key(String),
+    /// The key of a map entry itself (an invalid label key, say): rendered as [`Seg::Key`],
+    /// located at the key rather than its value.
+    KeyName(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +41,11 @@ impl FieldPath {
         self.with(Seg::Key(key.to_string()))
     }
 
+    /// Like [`FieldPath::key`], for a problem with the key itself.
+    pub fn key_name(&self, key: &str) -> Self {
+        self.with(Seg::KeyName(key.to_string()))
+    }
+
     fn with(&self, seg: Seg) -> Self {
         let mut segs = self.0.clone();
         segs.push(seg);
@@ -50,6 +58,12 @@ impl FieldPath {
 
     pub fn segs(&self) -> &[Seg] {
         &self.0
+    }
+
+    /// The path without its last segment; `None` at the root.
+    pub fn parent(&self) -> Option<FieldPath> {
+        let (_, init) = self.0.split_last()?;
+        Some(Self(init.to_vec()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -69,13 +83,18 @@ impl FieldPath {
         let mut at = root.mark;
         for seg in &self.0 {
             let next = match (seg, &node.value) {
-                (Seg::Field(name) | Seg::Key(name), Value::Map(_)) => node.entry(name),
+                (Seg::Field(name) | Seg::Key(name) | Seg::KeyName(name), Value::Map(_)) => {
+                    node.entry(name)
+                }
                 (Seg::Index(i), Value::Seq(items)) => items.get(*i).map(|n| (n, n)),
                 _ => None,
             };
             let Some((key, value)) = next else { break };
-            at = match value.value {
-                Value::Scalar(..) => value.mark,
+            at = match (seg, &value.value) {
+                (Seg::KeyName(_), _) => key.mark,
+                // A block scalar's mark is its first content line; point at its key.
+                (_, Value::Scalar(_, Style::Block)) => key.mark,
+                (_, Value::Scalar(..)) => value.mark,
                 _ => key.mark,
             };
             node = value;
@@ -91,7 +110,7 @@ impl fmt::Display for FieldPath {
                 Seg::Field(name) if i == 0 => write!(f, "{name}")?,
                 Seg::Field(name) => write!(f, ".{name}")?,
                 Seg::Index(idx) => write!(f, "[{idx}]")?,
-                Seg::Key(key) => write!(f, "[{key}]")?,
+                Seg::Key(key) | Seg::KeyName(key) => write!(f, "[{key}]")?,
             }
         }
         Ok(())
@@ -113,7 +132,10 @@ mod tests {
             .field("containerPort");
         assert_eq!(p.to_string(), "spec.containers[0].ports[1].containerPort");
         assert_eq!(
-            FieldPath::new("metadata").field("labels").key("app").to_string(),
+            FieldPath::new("metadata")
+                .field("labels")
+                .key("app")
+                .to_string(),
             "metadata.labels[app]"
         );
     }
@@ -129,7 +151,10 @@ mod tests {
             .index(0)
             .field("containerPort");
         assert_eq!(port.locate(&root), Mark { line: 5, col: 22 });
-        let missing = FieldPath::new("spec").field("containers").index(0).field("image");
+        let missing = FieldPath::new("spec")
+            .field("containers")
+            .index(0)
+            .field("image");
         assert_eq!(missing.locate(&root).line, 3);
         let list = FieldPath::new("spec").field("containers");
         assert_eq!(list.locate(&root), Mark { line: 2, col: 3 });

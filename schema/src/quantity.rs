@@ -132,14 +132,22 @@ impl Parsed {
             if numerator == 0 {
                 0
             } else {
-                let scale = 10i128.checked_pow(exp.unsigned_abs()).ok_or(QuantityError::TooLarge)?;
-                numerator.checked_mul(scale).ok_or(QuantityError::TooLarge)?
+                let scale = 10i128
+                    .checked_pow(exp.unsigned_abs())
+                    .ok_or(QuantityError::TooLarge)?;
+                numerator
+                    .checked_mul(scale)
+                    .ok_or(QuantityError::TooLarge)?
             }
         } else {
             match 10i128.checked_pow(exp.unsigned_abs()) {
                 Some(den) => {
                     let q = numerator.div_euclid(den);
-                    if numerator.rem_euclid(den) == 0 { q } else { q + 1 }
+                    if numerator.rem_euclid(den) == 0 {
+                        q
+                    } else {
+                        q + 1
+                    }
                 }
                 // Smaller than any representable unit: rounds up to 1 when positive.
                 None => i128::from(numerator > 0),
@@ -199,9 +207,11 @@ impl JsonSchema for Quantity {
 mod tests {
     use super::*;
 
+    type Parsed = Result<i64, QuantityError>;
+
     #[test]
     fn parses_exactly() {
-        let table: &[(&str, Result<i64, QuantityError>, Result<i64, QuantityError>)] = &[
+        let table: &[(&str, Parsed, Parsed)] = &[
             // text, millis, value
             ("250m", Ok(250), Ok(1)),
             ("0.5", Ok(500), Ok(1)),
@@ -222,15 +232,51 @@ mod tests {
             ("5.", Ok(5000), Ok(5)),
             ("0.3333333333333333333333333", Ok(334), Ok(1)),
             ("1e-50", Ok(1), Ok(1)),
-            ("12x", Err(QuantityError::Malformed), Err(QuantityError::Malformed)),
-            ("1K", Err(QuantityError::Malformed), Err(QuantityError::Malformed)),
-            ("", Err(QuantityError::Malformed), Err(QuantityError::Malformed)),
-            ("1..2", Err(QuantityError::Malformed), Err(QuantityError::Malformed)),
-            ("--1", Err(QuantityError::Malformed), Err(QuantityError::Malformed)),
-            ("1e", Err(QuantityError::Malformed), Err(QuantityError::Malformed)),
-            ("Mi", Err(QuantityError::Malformed), Err(QuantityError::Malformed)),
-            ("1e40", Err(QuantityError::TooLarge), Err(QuantityError::TooLarge)),
-            ("9Ei", Err(QuantityError::TooLarge), Err(QuantityError::TooLarge)),
+            (
+                "12x",
+                Err(QuantityError::Malformed),
+                Err(QuantityError::Malformed),
+            ),
+            (
+                "1K",
+                Err(QuantityError::Malformed),
+                Err(QuantityError::Malformed),
+            ),
+            (
+                "",
+                Err(QuantityError::Malformed),
+                Err(QuantityError::Malformed),
+            ),
+            (
+                "1..2",
+                Err(QuantityError::Malformed),
+                Err(QuantityError::Malformed),
+            ),
+            (
+                "--1",
+                Err(QuantityError::Malformed),
+                Err(QuantityError::Malformed),
+            ),
+            (
+                "1e",
+                Err(QuantityError::Malformed),
+                Err(QuantityError::Malformed),
+            ),
+            (
+                "Mi",
+                Err(QuantityError::Malformed),
+                Err(QuantityError::Malformed),
+            ),
+            (
+                "1e40",
+                Err(QuantityError::TooLarge),
+                Err(QuantityError::TooLarge),
+            ),
+            (
+                "9Ei",
+                Err(QuantityError::TooLarge),
+                Err(QuantityError::TooLarge),
+            ),
         ];
         for (text, millis, value) in table {
             let q = Quantity::new(*text);

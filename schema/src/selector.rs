@@ -214,9 +214,15 @@ fn parse_requirement(s: &str) -> Result<(Requirement, &str), String> {
         (Op::NotEquals, a)
     } else if let Some(a) = rest.strip_prefix('=') {
         (Op::Equals, a)
-    } else if let Some(a) = rest.strip_prefix("in").filter(|a| a.trim_start().starts_with('(')) {
+    } else if let Some(a) = rest
+        .strip_prefix("in")
+        .filter(|a| a.trim_start().starts_with('('))
+    {
         (Op::In, a)
-    } else if let Some(a) = rest.strip_prefix("notin").filter(|a| a.trim_start().starts_with('(')) {
+    } else if let Some(a) = rest
+        .strip_prefix("notin")
+        .filter(|a| a.trim_start().starts_with('('))
+    {
         (Op::NotIn, a)
     } else if rest.is_empty() || rest.starts_with(',') {
         return Ok((simple(key, Op::Exists, vec![]), rest));
@@ -275,7 +281,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -308,7 +317,9 @@ mod tests {
 
     #[test]
     fn string_form_errors() {
-        for bad in ["app=web,", "a in ()", "a in (x", "a >< b", "!", "=x", "a=b c=d"] {
+        for bad in [
+            "app=web,", "a in ()", "a in (x", "a >< b", "!", "=x", "a=b c=d",
+        ] {
             assert!(Selector::parse(bad).is_err(), "{bad:?} should fail");
         }
     }
@@ -317,7 +328,11 @@ mod tests {
     fn object_form_and_null_versus_empty() {
         let web = labels(&[("app", "web"), ("tier", "front")]);
         assert!(!Selector::from_label_selector(None).unwrap().matches(&web));
-        assert!(Selector::from_label_selector(Some(&LabelSelector::default())).unwrap().matches(&web));
+        assert!(
+            Selector::from_label_selector(Some(&LabelSelector::default()))
+                .unwrap()
+                .matches(&web)
+        );
         let sel = LabelSelector {
             match_labels: Some(labels(&[("app", "web")])),
             match_expressions: Some(vec![

@@ -39,10 +39,16 @@ pub fn run(args: &Args) -> i32 {
         }
     };
     let revision = load_sources(&files, config.as_ref());
-    tracing::debug!(files = files.len(), objects = revision.manifests.len(), errors = revision.errors.len(), "validated");
+    tracing::debug!(
+        files = files.len(),
+        objects = revision.manifests.len(),
+        errors = revision.errors.len(),
+        "validated"
+    );
     match args.format {
         Format::Json => {
-            let json = serde_json::to_string_pretty(&revision.errors).unwrap_or_else(|_| "[]".into());
+            let json =
+                serde_json::to_string_pretty(&revision.errors).unwrap_or_else(|_| "[]".into());
             println!("{json}");
         }
         Format::Text => {
@@ -51,21 +57,37 @@ pub fn run(args: &Args) -> i32 {
                 let _ = writeln!(err, "{e}");
             }
             if revision.is_valid() {
+                let verb = if revision.manifests.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                };
                 println!(
-                    "{} objects in {} files are valid",
-                    revision.manifests.len(),
-                    files.len()
+                    "{} in {} {verb} valid",
+                    plural(revision.manifests.len(), "object"),
+                    plural(files.len(), "file")
                 );
             } else {
                 let _ = writeln!(
                     err,
-                    "{} error{} in {} files; nothing is valid until all are fixed",
-                    revision.errors.len(),
-                    if revision.errors.len() == 1 { "" } else { "s" },
-                    files.len()
+                    "{} in {}; the revision is rejected until all are fixed",
+                    plural(revision.errors.len(), "error"),
+                    plural(files.len(), "file")
                 );
             }
         }
     }
-    if revision.is_valid() { EXIT_VALID } else { EXIT_INVALID }
+    if revision.is_valid() {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    }
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

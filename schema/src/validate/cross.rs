@@ -28,7 +28,12 @@ fn duplicates(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
     let mut first: BTreeMap<(&str, &str, &str, &str), usize> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let info = item.object.info();
-        let key = (info.group, info.kind, item.object.namespace(), item.object.name());
+        let key = (
+            info.group,
+            info.kind,
+            item.object.namespace(),
+            item.object.name(),
+        );
         if key.3.is_empty() {
             continue;
         }
@@ -83,7 +88,9 @@ fn named_target_ports(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
         .filter_map(|item| template_of(item.object).map(|t| (item.object, t)))
         .collect();
     for (i, item) in items.iter().enumerate() {
-        let Object::Service(svc) = item.object else { continue };
+        let Object::Service(svc) = item.object else {
+            continue;
+        };
         let Some(selector) = svc.spec.selector.as_ref().filter(|s| !s.is_empty()) else {
             continue;
         };
@@ -91,32 +98,41 @@ fn named_target_ports(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
         let selected: Vec<&(&Object, PodTemplateSpec)> = templates
             .iter()
             .filter(|(obj, t)| {
-                obj.namespace() == svc.metadata.namespace()
-                    && selector.matches(t.metadata.labels())
+                obj.namespace() == svc.metadata.namespace() && selector.matches(t.metadata.labels())
             })
             .collect();
+        if selected.is_empty() {
+            // Nothing in this revision to resolve against (the pods may come from elsewhere).
+            continue;
+        }
         for (p, port) in svc.spec.ports.iter().flatten().enumerate() {
-            let Some(IntOrString::Str(name)) = &port.target_port else { continue };
-            for (obj, t) in &selected {
-                let defined = t
-                    .spec
+            let Some(IntOrString::Str(name)) = &port.target_port else {
+                continue;
+            };
+            // As in Kubernetes, pods without the port are simply left out of the endpoints;
+            // it is a mistake only when no selected template defines it at all.
+            let defined = selected.iter().any(|(_, t)| {
+                t.spec
                     .containers
                     .iter()
                     .flat_map(|c| c.ports.iter().flatten())
-                    .any(|cp| cp.name.as_deref() == Some(name.as_str()));
-                if !defined {
-                    out.push((
-                        i,
-                        FieldError {
-                            path: FieldPath::new("spec").field("ports").index(p).field("targetPort"),
-                            message: format!(
-                                "Invalid value: {name:?}: no container of {} {} (selected by this Service) has a port named {name:?}",
-                                obj.kind(),
-                                qualified(obj)
-                            ),
-                        },
-                    ));
-                }
+                    .any(|cp| cp.name.as_deref() == Some(name.as_str()))
+            });
+            if !defined {
+                let which: Vec<String> = selected
+                    .iter()
+                    .map(|(obj, _)| format!("{} {}", obj.kind(), qualified(obj)))
+                    .collect();
+                out.push((
+                    i,
+                    FieldError {
+                        path: FieldPath::new("spec").field("ports").index(p).field("targetPort"),
+                        message: format!(
+                            "Invalid value: {name:?}: no container port has this name in the pods this Service selects ({})",
+                            which.join(", ")
+                        ),
+                    },
+                ));
             }
         }
     }

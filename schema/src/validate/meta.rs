@@ -62,7 +62,7 @@ pub fn validate_labels_and_annotations(meta: &ObjectMeta, path: &FieldPath, errs
         let at = path.field("annotations");
         let mut total = 0;
         for (k, v) in annotations {
-            errs.name(&at.key(k), k, names::qualified_name);
+            errs.name(&at.key_name(k), k, names::qualified_name);
             total += k.len() + v.len();
         }
         if total > MAX_ANNOTATIONS_BYTES {
@@ -77,10 +77,9 @@ pub fn validate_labels_and_annotations(meta: &ObjectMeta, path: &FieldPath, errs
 /// Label keys and values (labels, selectors, nodeSelector).
 pub fn validate_label_map(map: &BTreeMap<String, String>, path: &FieldPath, errs: &mut Errors) {
     for (k, v) in map {
-        let at = path.key(k);
         if let Some(why) = names::qualified_name(k) {
-            errs.invalid(&at, k, format!("label key: {why}"));
+            errs.invalid(&path.key_name(k), k, format!("label key: {why}"));
         }
-        errs.name(&at, v, names::label_value);
+        errs.name(&path.key(k), v, names::label_value);
     }
 }

@@ -55,7 +55,10 @@ impl Errors {
         let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
         self.push(
             path,
-            format!("Unsupported value: {value:?}: supported values: {}", list.join(", ")),
+            format!(
+                "Unsupported value: {value:?}: supported values: {}",
+                list.join(", ")
+            ),
         );
     }
 
@@ -76,7 +79,11 @@ impl Errors {
 
     pub fn range(&mut self, path: &FieldPath, value: i64, lo: i64, hi: i64) {
         if value < lo || value > hi {
-            self.invalid(path, value, format!("must be between {lo} and {hi}, inclusive"));
+            self.invalid(
+                path,
+                value,
+                format!("must be between {lo} and {hi}, inclusive"),
+            );
         }
     }
 
@@ -141,45 +148,54 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
     let root = FieldPath::root();
     let spec = root.field("spec");
     let status = root.field("status");
+    // `status: {}` (as `kubectl create --dry-run -o yaml` prints) says nothing; allow it.
     let status_set = |present: bool, errs: &mut Errors| {
         if present {
-            errs.forbidden(&status, "status is set by the cluster; remove it from the manifest");
+            errs.forbidden(
+                &status,
+                "status is set by the cluster; remove it from the manifest",
+            );
         }
     };
     match obj {
         Object::Pod(o) => {
-            status_set(o.status.is_some(), &mut errs);
+            status_set(declared(&o.status), &mut errs);
             pod::validate_pod_spec(&o.spec, &spec, &mut errs, pod::ANY_RESTART);
         }
         Object::Service(o) => {
-            status_set(o.status.is_some(), &mut errs);
+            status_set(declared(&o.status), &mut errs);
             service::validate_service(&o.spec, &spec, &mut errs);
         }
         Object::ReplicationController(o) => {
-            status_set(o.status.is_some(), &mut errs);
+            status_set(declared(&o.status), &mut errs);
             workloads::validate_rc(&o.spec, &spec, &mut errs);
         }
         Object::ReplicaSet(o) => {
-            status_set(o.status.is_some(), &mut errs);
+            status_set(declared(&o.status), &mut errs);
             workloads::validate_rs(&o.spec, &spec, &mut errs);
         }
         Object::Deployment(o) => {
-            status_set(o.status.is_some(), &mut errs);
+            status_set(declared(&o.status), &mut errs);
             workloads::validate_deployment(&o.spec, &spec, &mut errs);
         }
         Object::DaemonSet(o) => {
-            status_set(o.status.is_some(), &mut errs);
+            status_set(declared(&o.status), &mut errs);
             workloads::validate_daemonset(&o.spec, &spec, &mut errs);
         }
         Object::Job(o) => {
-            status_set(o.status.is_some(), &mut errs);
+            status_set(declared(&o.status), &mut errs);
             workloads::validate_job(&o.spec, &spec, &mut errs);
         }
         Object::ConfigMap(o) => storage::validate_configmap(o, &mut errs),
         Object::Secret(o) => storage::validate_secret(o, &mut errs),
-        Object::Namespace(o) => status_set(o.status.is_some(), &mut errs),
+        Object::Namespace(o) => status_set(declared(&o.status), &mut errs),
         // Live-only kinds are refused before validation; nothing more to check here.
         Object::Node(_) | Object::Endpoints(_) | Object::Event(_) => {}
     }
     errs.items
+}
+
+/// True when a manifest gives a status with something in it.
+fn declared<T: Default + PartialEq>(status: &Option<T>) -> bool {
+    status.as_ref().is_some_and(|s| *s != T::default())
 }

@@ -95,8 +95,13 @@ pub fn port_name(v: &str) -> Option<String> {
     if v.len() > 15 {
         return Some("must be no more than 15 characters".into());
     }
-    if !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        return Some("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Some(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into(),
+        );
     }
     if v.contains("--") {
         return Some("must not contain consecutive hyphens".into());
@@ -114,7 +119,8 @@ pub fn port_name(v: &str) -> Option<String> {
 pub fn env_var_name(v: &str) -> Option<String> {
     let ok = !v.is_empty()
         && !v.starts_with(|c: char| c.is_ascii_digit())
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     (!ok).then(|| {
         "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1')".into()
     })
@@ -128,7 +134,9 @@ pub fn config_key(v: &str) -> Option<String> {
     if v == "." || v == ".." {
         return Some(format!("must not be '{v}'"));
     }
-    let ok = !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     (!ok).then(|| {
         "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name')".into()
     })

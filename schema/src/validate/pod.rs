@@ -17,13 +17,16 @@ const RESOURCES: &[&str] = &["cpu", "memory"];
 /// Validates a pod spec. `restart` lists the restart policies the owning kind allows
 /// (`Always` only for controllers that keep pods running; `OnFailure`/`Never` for Jobs).
 pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, restart: &[&str]) {
-    let volumes = validate_volumes(spec.volumes.as_deref().unwrap_or(&[]), &path.field("volumes"), errs);
+    let volumes = validate_volumes(
+        spec.volumes.as_deref().unwrap_or(&[]),
+        &path.field("volumes"),
+        errs,
+    );
     let at = path.field("containers");
     if spec.containers.is_empty() {
         errs.required(&at);
     }
     let mut container_names = BTreeSet::new();
-    let mut port_names = BTreeSet::new();
     for (i, c) in spec.containers.iter().enumerate() {
         let cp = at.index(i);
         if c.name.is_empty() {
@@ -34,7 +37,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
                 errs.duplicate(&cp.field("name"), &c.name);
             }
         }
-        validate_container(c, &cp, errs, &volumes, &mut port_names);
+        validate_container(c, &cp, errs, &volumes);
     }
     match spec.restart_policy.as_deref() {
         None if restart == super::workloads::JOB_RESTART => errs.required_because(
@@ -63,8 +66,9 @@ fn validate_container(
     path: &FieldPath,
     errs: &mut Errors,
     volumes: &BTreeSet<&str>,
-    port_names: &mut BTreeSet<String>,
 ) {
+    // Port names are unique within a container, as in Kubernetes.
+    let mut port_names = BTreeSet::new();
     match c.image.as_deref() {
         None | Some("") => errs.required(&path.field("image")),
         Some(image) if image.trim() != image => errs.invalid(
@@ -74,17 +78,25 @@ fn validate_container(
         ),
         Some(_) => {}
     }
-    errs.one_of(&path.field("imagePullPolicy"), c.image_pull_policy.as_deref(), PULL_POLICIES);
+    errs.one_of(
+        &path.field("imagePullPolicy"),
+        c.image_pull_policy.as_deref(),
+        PULL_POLICIES,
+    );
     for (i, p) in c.ports.iter().flatten().enumerate() {
         let pp = path.field("ports").index(i);
-        errs.range(&pp.field("containerPort"), p.container_port, 1, 65535);
+        if p.container_port == 0 {
+            errs.required(&pp.field("containerPort"));
+        } else {
+            errs.range(&pp.field("containerPort"), p.container_port, 1, 65535);
+        }
         if let Some(host) = p.host_port.filter(|h| *h != 0) {
             errs.range(&pp.field("hostPort"), host, 1, 65535);
         }
         errs.one_of(&pp.field("protocol"), p.protocol.as_deref(), PROTOCOLS);
         if let Some(name) = p.name.as_deref() {
             errs.name(&pp.field("name"), name, names::port_name);
-            if !port_names.insert(name.to_string()) {
+            if !port_names.insert(name) {
                 errs.duplicate(&pp.field("name"), name);
             }
         }
@@ -113,7 +125,12 @@ fn validate_container(
             check_relative_path(sub, &mp.field("subPath"), errs);
         }
     }
-    let ports: BTreeSet<&str> = c.ports.iter().flatten().filter_map(|p| p.name.as_deref()).collect();
+    let ports: BTreeSet<&str> = c
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| p.name.as_deref())
+        .collect();
     let probes = [
         ("livenessProbe", &c.liveness_probe, true),
         ("readinessProbe", &c.readiness_probe, false),
@@ -144,10 +161,19 @@ fn validate_env(c: &Container, path: &FieldPath, errs: &mut Errors) {
             ("secretKeyRef", &from.secret_key_ref),
         ];
         let set: Vec<_> = refs.iter().filter(|(_, r)| r.is_some()).collect();
-        match set.len() {
-            0 => errs.push(&fp, "Invalid value: must specify one of: `configMapKeyRef` or `secretKeyRef`"),
-            1 => {}
-            _ => errs.push(&fp, "Invalid value: may not have more than one field specified at a time"),
+        if set.is_empty() {
+            errs.invalid(
+                &fp,
+                "",
+                "must specify one of: `configMapKeyRef` or `secretKeyRef`",
+            );
+        }
+        for (field, _) in set.iter().skip(1) {
+            errs.invalid(
+                &fp.field(field),
+                "",
+                "may not have more than one field specified at a time",
+            );
         }
         for (field, r) in set {
             let Some(r) = r else { continue };
@@ -164,12 +190,24 @@ fn validate_env(c: &Container, path: &FieldPath, errs: &mut Errors) {
     }
     for (i, e) in c.env_from.iter().flatten().enumerate() {
         let ep = path.field("envFrom").index(i);
-        let refs = [("configMapRef", &e.config_map_ref), ("secretRef", &e.secret_ref)];
+        let refs = [
+            ("configMapRef", &e.config_map_ref),
+            ("secretRef", &e.secret_ref),
+        ];
         let set: Vec<_> = refs.iter().filter(|(_, r)| r.is_some()).collect();
-        match set.len() {
-            0 => errs.push(&ep, "Invalid value: must specify one of: `configMapRef` or `secretRef`"),
-            1 => {}
-            _ => errs.push(&ep, "Invalid value: may not have more than one field specified at a time"),
+        if set.is_empty() {
+            errs.invalid(
+                &ep,
+                "",
+                "must specify one of: `configMapRef` or `secretRef`",
+            );
+        }
+        for (field, _) in set.iter().skip(1) {
+            errs.invalid(
+                &ep.field(field),
+                "",
+                "may not have more than one field specified at a time",
+            );
         }
         for (field, r) in set {
             let Some(r) = r else { continue };
@@ -185,8 +223,17 @@ fn validate_env(c: &Container, path: &FieldPath, errs: &mut Errors) {
 }
 
 /// Parses a quantity for validation: CPU in millicores, anything else in whole units.
-pub fn check_quantity(q: &Quantity, resource: &str, path: &FieldPath, errs: &mut Errors) -> Option<i64> {
-    let parsed = if resource == "cpu" { q.millis() } else { q.value() };
+pub fn check_quantity(
+    q: &Quantity,
+    resource: &str,
+    path: &FieldPath,
+    errs: &mut Errors,
+) -> Option<i64> {
+    let parsed = if resource == "cpu" {
+        q.millis()
+    } else {
+        q.value()
+    };
     match parsed {
         Ok(v) if v < 0 => {
             errs.invalid(path, q.as_str(), "must be greater than or equal to 0");
@@ -207,7 +254,7 @@ fn validate_resources(c: &Container, path: &FieldPath, errs: &mut Errors) {
         for (name, q) in map.iter().flatten() {
             let at = path.field(field).key(name);
             if !RESOURCES.contains(&name.as_str()) {
-                errs.unsupported(&at, name, RESOURCES);
+                errs.unsupported(&path.field(field).key_name(name), name, RESOURCES);
                 continue;
             }
             if let Some(v) = check_quantity(q, name, &at, errs) {
@@ -216,10 +263,23 @@ fn validate_resources(c: &Container, path: &FieldPath, errs: &mut Errors) {
         }
     }
     for name in RESOURCES {
-        if let (Some(req), Some(lim)) = (parsed.get(&("requests", name)), parsed.get(&("limits", name))) {
+        if let (Some(req), Some(lim)) = (
+            parsed.get(&("requests", name)),
+            parsed.get(&("limits", name)),
+        ) {
             if req > lim {
-                let q = res.requests.as_ref().and_then(|m| m.get(*name)).map(|q| q.as_str()).unwrap_or("");
-                let limit = res.limits.as_ref().and_then(|m| m.get(*name)).map(|q| q.as_str()).unwrap_or("");
+                let q = res
+                    .requests
+                    .as_ref()
+                    .and_then(|m| m.get(*name))
+                    .map(|q| q.as_str())
+                    .unwrap_or("");
+                let limit = res
+                    .limits
+                    .as_ref()
+                    .and_then(|m| m.get(*name))
+                    .map(|q| q.as_str())
+                    .unwrap_or("");
                 errs.invalid(
                     &path.field("requests").key(name),
                     q,
@@ -230,7 +290,12 @@ fn validate_resources(c: &Container, path: &FieldPath, errs: &mut Errors) {
     }
 }
 
-fn validate_probe_port(port: Option<&IntOrString>, path: &FieldPath, errs: &mut Errors, ports: &BTreeSet<&str>) {
+fn validate_probe_port(
+    port: Option<&IntOrString>,
+    path: &FieldPath,
+    errs: &mut Errors,
+    ports: &BTreeSet<&str>,
+) {
     match port {
         None => errs.required(path),
         Some(IntOrString::Int(p)) => errs.range(path, *p, 1, 65535),
@@ -244,23 +309,55 @@ fn validate_probe_port(port: Option<&IntOrString>, path: &FieldPath, errs: &mut 
     }
 }
 
-fn validate_probe(p: &Probe, path: &FieldPath, errs: &mut Errors, ports: &BTreeSet<&str>, success_must_be_one: bool) {
-    let handlers = [p.http_get.is_some(), p.tcp_socket.is_some(), p.exec.is_some()];
-    match handlers.iter().filter(|h| **h).count() {
-        0 => errs.required_because(path, "must specify a handler type (httpGet, tcpSocket or exec)"),
-        1 => {}
-        _ => errs.forbidden(path, "may not specify more than 1 handler type"),
+fn validate_probe(
+    p: &Probe,
+    path: &FieldPath,
+    errs: &mut Errors,
+    ports: &BTreeSet<&str>,
+    success_must_be_one: bool,
+) {
+    // Kubernetes' order: the first handler set is kept, each further one is the error.
+    let handlers = [
+        ("exec", p.exec.is_some()),
+        ("httpGet", p.http_get.is_some()),
+        ("tcpSocket", p.tcp_socket.is_some()),
+    ];
+    let set: Vec<&str> = handlers
+        .iter()
+        .filter(|(_, s)| *s)
+        .map(|(n, _)| *n)
+        .collect();
+    if set.is_empty() {
+        errs.required_because(
+            path,
+            "must specify a handler type (httpGet, tcpSocket or exec)",
+        );
+    }
+    for extra in set.iter().skip(1) {
+        errs.forbidden(
+            &path.field(extra),
+            "may not specify more than 1 handler type",
+        );
     }
     if let Some(h) = &p.http_get {
         let hp = path.field("httpGet");
         validate_probe_port(h.port.as_ref(), &hp.field("port"), errs, ports);
         errs.one_of(&hp.field("scheme"), h.scheme.as_deref(), &["HTTP", "HTTPS"]);
-        if let Some(p) = h.path.as_deref().filter(|p| !p.is_empty() && !p.starts_with('/')) {
+        if let Some(p) = h
+            .path
+            .as_deref()
+            .filter(|p| !p.is_empty() && !p.starts_with('/'))
+        {
             errs.invalid(&hp.field("path"), p, "must start with '/'");
         }
     }
     if let Some(t) = &p.tcp_socket {
-        validate_probe_port(t.port.as_ref(), &path.field("tcpSocket").field("port"), errs, ports);
+        validate_probe_port(
+            t.port.as_ref(),
+            &path.field("tcpSocket").field("port"),
+            errs,
+            ports,
+        );
     }
     if let Some(e) = &p.exec {
         if e.command.as_ref().is_none_or(|c| c.is_empty()) {
@@ -289,12 +386,20 @@ fn check_relative_path(p: &str, path: &FieldPath, errs: &mut Errors) {
 
 fn check_mode(mode: Option<i64>, path: &FieldPath, errs: &mut Errors) {
     if let Some(m) = mode.filter(|m| !(0..=0o777).contains(m)) {
-        errs.invalid(path, m, "must be a number between 0 and 0777 (octal), both inclusive");
+        errs.invalid(
+            path,
+            m,
+            "must be a number between 0 and 0777 (octal), both inclusive",
+        );
     }
 }
 
 /// Validates volumes and returns their names, for `volumeMounts` to refer to.
-fn validate_volumes<'a>(volumes: &'a [Volume], path: &FieldPath, errs: &mut Errors) -> BTreeSet<&'a str> {
+fn validate_volumes<'a>(
+    volumes: &'a [Volume],
+    path: &FieldPath,
+    errs: &mut Errors,
+) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     for (i, v) in volumes.iter().enumerate() {
         let vp = path.index(i);
@@ -306,20 +411,34 @@ fn validate_volumes<'a>(volumes: &'a [Volume], path: &FieldPath, errs: &mut Erro
                 errs.duplicate(&vp.field("name"), &v.name);
             }
         }
+        // Kubernetes' order: the first source set is kept, each further one is the error.
         let sources = [
-            v.empty_dir.is_some(),
-            v.config_map.is_some(),
-            v.secret.is_some(),
-            v.host_path.is_some(),
+            ("hostPath", v.host_path.is_some()),
+            ("emptyDir", v.empty_dir.is_some()),
+            ("secret", v.secret.is_some()),
+            ("configMap", v.config_map.is_some()),
         ];
-        match sources.iter().filter(|s| **s).count() {
-            0 => errs.required_because(&vp, "must specify a volume type (emptyDir, configMap, secret or hostPath)"),
-            1 => {}
-            _ => errs.forbidden(&vp, "may not specify more than 1 volume type"),
+        let set: Vec<&str> = sources
+            .iter()
+            .filter(|(_, s)| *s)
+            .map(|(n, _)| *n)
+            .collect();
+        if set.is_empty() {
+            errs.required_because(
+                &vp,
+                "must specify a volume type (emptyDir, configMap, secret or hostPath)",
+            );
+        }
+        for extra in set.iter().skip(1) {
+            errs.forbidden(&vp.field(extra), "may not specify more than 1 volume type");
         }
         if let Some(e) = &v.empty_dir {
             let ep = vp.field("emptyDir");
-            errs.one_of(&ep.field("medium"), e.medium.as_deref().filter(|m| !m.is_empty()), &["Memory"]);
+            errs.one_of(
+                &ep.field("medium"),
+                e.medium.as_deref().filter(|m| !m.is_empty()),
+                &["Memory"],
+            );
             if let Some(q) = &e.size_limit {
                 check_quantity(q, "memory", &ep.field("sizeLimit"), errs);
             }
@@ -332,7 +451,13 @@ fn validate_volumes<'a>(volumes: &'a [Volume], path: &FieldPath, errs: &mut Erro
             }
             check_mode(c.default_mode, &cp.field("defaultMode"), errs);
             for (j, item) in c.items.iter().flatten().enumerate() {
-                validate_key_to_path(&item.key, &item.path, item.mode, &cp.field("items").index(j), errs);
+                validate_key_to_path(
+                    &item.key,
+                    &item.path,
+                    item.mode,
+                    &cp.field("items").index(j),
+                    errs,
+                );
             }
         }
         if let Some(s) = &v.secret {
@@ -343,7 +468,13 @@ fn validate_volumes<'a>(volumes: &'a [Volume], path: &FieldPath, errs: &mut Erro
             }
             check_mode(s.default_mode, &sp.field("defaultMode"), errs);
             for (j, item) in s.items.iter().flatten().enumerate() {
-                validate_key_to_path(&item.key, &item.path, item.mode, &sp.field("items").index(j), errs);
+                validate_key_to_path(
+                    &item.key,
+                    &item.path,
+                    item.mode,
+                    &sp.field("items").index(j),
+                    errs,
+                );
             }
         }
         if let Some(h) = &v.host_path {
@@ -365,7 +496,13 @@ fn validate_volumes<'a>(volumes: &'a [Volume], path: &FieldPath, errs: &mut Erro
     seen
 }
 
-fn validate_key_to_path(key: &str, rel: &str, mode: Option<i64>, path: &FieldPath, errs: &mut Errors) {
+fn validate_key_to_path(
+    key: &str,
+    rel: &str,
+    mode: Option<i64>,
+    path: &FieldPath,
+    errs: &mut Errors,
+) {
     if key.is_empty() {
         errs.required(&path.field("key"));
     } else {
@@ -397,13 +534,21 @@ fn validate_toleration(t: &Toleration, path: &FieldPath, errs: &mut Errors) {
         }
         "Exists" => {
             if let Some(v) = t.value.as_deref().filter(|v| !v.is_empty()) {
-                errs.invalid(&path.field("value"), v, "value must be empty when `operator` is 'Exists'");
+                errs.invalid(
+                    &path.field("value"),
+                    v,
+                    "value must be empty when `operator` is 'Exists'",
+                );
             }
         }
         other => errs.unsupported(&path.field("operator"), other, &["Equal", "Exists"]),
     }
     let effect = t.effect.as_deref().filter(|e| !e.is_empty());
-    errs.one_of(&path.field("effect"), effect, &["NoSchedule", "PreferNoSchedule", "NoExecute"]);
+    errs.one_of(
+        &path.field("effect"),
+        effect,
+        &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+    );
     if t.toleration_seconds.is_some() && effect != Some("NoExecute") {
         errs.invalid(
             &path.field("effect"),

@@ -90,7 +90,11 @@ pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors)
         }
     }
     let affinity = spec.session_affinity.as_deref().unwrap_or("None");
-    errs.one_of(&path.field("sessionAffinity"), Some(affinity), &["None", "ClientIP"]);
+    errs.one_of(
+        &path.field("sessionAffinity"),
+        Some(affinity),
+        &["None", "ClientIP"],
+    );
     if let Some(config) = &spec.session_affinity_config {
         let at = path.field("sessionAffinityConfig");
         if affinity != "ClientIP" {

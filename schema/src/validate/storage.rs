@@ -47,14 +47,18 @@ pub fn validate_configmap(cm: &ConfigMap, errs: &mut Errors) {
     let mut total = 0;
     let data = cm.data.clone().unwrap_or_default();
     for (k, v) in &data {
-        errs.name(&FieldPath::new("data").key(k), k, names::config_key);
+        errs.name(&FieldPath::new("data").key_name(k), k, names::config_key);
         total += v.len();
     }
     for (k, v) in cm.binary_data.iter().flatten() {
         let at = FieldPath::new("binaryData").key(k);
-        errs.name(&at, k, names::config_key);
+        errs.name(
+            &FieldPath::new("binaryData").key_name(k),
+            k,
+            names::config_key,
+        );
         if data.contains_key(k) {
-            errs.duplicate(&at, k);
+            errs.duplicate(&FieldPath::new("binaryData").key_name(k), k);
         }
         match decode_base64(v) {
             Ok(bytes) => total += bytes.len(),
@@ -69,14 +73,18 @@ pub fn validate_secret(secret: &Secret, errs: &mut Errors) {
     let empty = BTreeMap::new();
     for (k, v) in secret.data.as_ref().map(|d| &d.0).unwrap_or(&empty) {
         let at = FieldPath::new("data").key(k);
-        errs.name(&at, k, names::config_key);
+        errs.name(&FieldPath::new("data").key_name(k), k, names::config_key);
         match decode_base64(v) {
             Ok(bytes) => total += bytes.len(),
             Err(e) => errs.invalid(&at, Hidden, base64_problem(&e)),
         }
     }
     for (k, v) in secret.string_data.as_ref().map(|d| &d.0).unwrap_or(&empty) {
-        errs.name(&FieldPath::new("stringData").key(k), k, names::config_key);
+        errs.name(
+            &FieldPath::new("stringData").key_name(k),
+            k,
+            names::config_key,
+        );
         total += v.len();
     }
     if secret.type_.as_deref() == Some("") {

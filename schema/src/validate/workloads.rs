@@ -164,9 +164,12 @@ fn validate_rolling(
     surge_defaults_to_zero: bool,
 ) {
     let mut zero = [false, false];
-    for (i, (field, value)) in [("maxUnavailable", &ru.max_unavailable), ("maxSurge", &ru.max_surge)]
-        .into_iter()
-        .enumerate()
+    for (i, (field, value)) in [
+        ("maxUnavailable", &ru.max_unavailable),
+        ("maxSurge", &ru.max_surge),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let at = path.field(field);
         match value {
@@ -194,14 +197,21 @@ fn validate_rolling(
     // defaults to 0 and maxUnavailable to 1.
     let surge_zero = zero[1] || (ru.max_surge.is_none() && surge_defaults_to_zero);
     if zero[0] && surge_zero {
-        errs.invalid(&path.field("maxUnavailable"), 0, "may not be 0 when `maxSurge` is 0");
+        errs.invalid(
+            &path.field("maxUnavailable"),
+            0,
+            "may not be 0 when `maxSurge` is 0",
+        );
     }
 }
 
 pub fn validate_deployment(spec: &DeploymentSpec, path: &FieldPath, errs: &mut Errors) {
     errs.non_negative(&path.field("replicas"), spec.replicas);
     errs.non_negative(&path.field("minReadySeconds"), spec.min_ready_seconds);
-    errs.non_negative(&path.field("revisionHistoryLimit"), spec.revision_history_limit);
+    errs.non_negative(
+        &path.field("revisionHistoryLimit"),
+        spec.revision_history_limit,
+    );
     if let Some(p) = spec.progress_deadline_seconds {
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         if p <= min_ready {
@@ -238,7 +248,10 @@ pub fn validate_deployment(spec: &DeploymentSpec, path: &FieldPath, errs: &mut E
 
 pub fn validate_daemonset(spec: &DaemonSetSpec, path: &FieldPath, errs: &mut Errors) {
     errs.non_negative(&path.field("minReadySeconds"), spec.min_ready_seconds);
-    errs.non_negative(&path.field("revisionHistoryLimit"), spec.revision_history_limit);
+    errs.non_negative(
+        &path.field("revisionHistoryLimit"),
+        spec.revision_history_limit,
+    );
     let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
     validate_label_selector(spec.selector.as_ref(), template, path, "daemonset", errs);
     if let Some(strategy) = &spec.update_strategy {
@@ -266,6 +279,9 @@ pub fn validate_job(spec: &JobSpec, path: &FieldPath, errs: &mut Errors) {
     errs.non_negative(&path.field("completions"), spec.completions);
     errs.non_negative(&path.field("parallelism"), spec.parallelism);
     errs.non_negative(&path.field("backoffLimit"), spec.backoff_limit);
-    errs.positive(&path.field("activeDeadlineSeconds"), spec.active_deadline_seconds);
+    errs.positive(
+        &path.field("activeDeadlineSeconds"),
+        spec.active_deadline_seconds,
+    );
     validate_template(spec.template.as_ref(), path, errs, JOB_RESTART);
 }

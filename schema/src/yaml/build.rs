@@ -108,7 +108,9 @@ impl Builder {
                     if matches!(&k.value, Value::Scalar(t, Style::Plain) if t == "<<") {
                         match &node.value {
                             Value::Map(_) => merges.push(node),
-                            Value::Seq(maps) if maps.iter().all(|m| matches!(m.value, Value::Map(_))) => {
+                            Value::Seq(maps)
+                                if maps.iter().all(|m| matches!(m.value, Value::Map(_))) =>
+                            {
                                 merges.extend(maps.iter().cloned())
                             }
                             _ => {
@@ -173,6 +175,8 @@ impl Builder {
                         }
                     }
                 }
+                // A block mapping's start event sits after its first key; point at the key.
+                let mark = entries.first().map_or(mark, |(k, _)| mark.min(k.mark));
                 (
                     Node {
                         mark,
@@ -212,9 +216,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
     };
     let mut doc_mark = Mark::default();
     loop {
-        let (event, marker) = parser.next_token().map_err(|e| {
-            error(mark(e.marker()), e.info().to_string())
-        })?;
+        let (event, marker) = parser
+            .next_token()
+            .map_err(|e| error(mark(e.marker()), e.info().to_string()))?;
         let at = mark(&marker);
         match event {
             Event::StreamStart | Event::Nothing => {}
@@ -279,7 +283,10 @@ mod tests {
 
     fn one(text: &str) -> Node {
         let docs = parse_documents(text).expect("parses");
-        docs.into_iter().next().and_then(|d| d.root).expect("a root")
+        docs.into_iter()
+            .next()
+            .and_then(|d| d.root)
+            .expect("a root")
     }
 
     #[test]
@@ -300,7 +307,10 @@ mod tests {
         let used = root.get("use").unwrap();
         assert_eq!(used.get("a").and_then(Node::as_str), Some("1"));
         assert_eq!(used.get("b").and_then(Node::as_str), Some("3"));
-        assert_eq!(root.get("list").unwrap().get("b").and_then(Node::as_str), Some("2"));
+        assert_eq!(
+            root.get("list").unwrap().get("b").and_then(Node::as_str),
+            Some("2")
+        );
     }
 
     #[test]
@@ -316,7 +326,11 @@ mod tests {
         assert!(parse_documents(&deep).is_err());
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..12 {
-            let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
             bomb.push_str(&format!(
                 "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));

@@ -1,0 +1,5 @@
+//! The schema crate's integration tests, in one test binary.
+
+mod fuzz;
+mod json_schema;
+mod manifests;

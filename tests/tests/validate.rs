@@ -1,0 +1,201 @@
+//! `keel validate` as a user runs it: the real binary on directories of manifests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use keel_e2e::{binary, workspace_root};
+use serde_json::Value;
+
+fn keel(args: &[&str], dir: &Path) -> Output {
+    Command::new(binary("keel"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("keel runs")
+}
+
+fn fixtures() -> PathBuf {
+    workspace_root().join("tests/fixtures")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("fixture dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn the_example_repo_and_the_guestbook_are_valid() {
+    for dir in [
+        workspace_root().join("example-repo"),
+        fixtures().join("guestbook"),
+    ] {
+        let out = keel(&["validate", dir.to_str().unwrap()], &workspace_root());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{}: {stderr}", dir.display());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("are valid"));
+    }
+}
+
+/// A broken variant: `# replaces: FILE`, `# expect: LINE FIELD` and optionally
+/// `# expect-file: FILE` at the top of each file in `tests/fixtures/broken/`.
+struct Broken {
+    path: PathBuf,
+    replaces: String,
+    expect_file: String,
+    line: u32,
+    field: Option<String>,
+}
+
+fn broken_variants() -> Vec<Broken> {
+    let mut out = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures().join("broken"))
+        .expect("broken fixtures")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let header = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+                .map(|v| v.trim().to_string())
+        };
+        let replaces =
+            header("replaces").unwrap_or_else(|| panic!("{}: no replaces", path.display()));
+        let expect = header("expect").unwrap_or_else(|| panic!("{}: no expect", path.display()));
+        let (line, field) = expect.split_once(' ').unwrap_or((&expect, "-"));
+        out.push(Broken {
+            expect_file: header("expect-file").unwrap_or_else(|| replaces.clone()),
+            replaces,
+            line: line
+                .parse()
+                .unwrap_or_else(|_| panic!("{}: bad line", path.display())),
+            field: (field != "-").then(|| field.to_string()),
+            path,
+        });
+    }
+    out
+}
+
+#[test]
+fn each_broken_variant_is_rejected_at_the_right_file_line_and_field() {
+    let variants = broken_variants();
+    assert!(
+        variants.len() >= 20,
+        "expected the broken fixtures, found {}",
+        variants.len()
+    );
+    let mut failures = Vec::new();
+    for v in &variants {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        copy_dir(&fixtures().join("guestbook"), tmp.path());
+        std::fs::copy(&v.path, tmp.path().join(&v.replaces)).expect("overlay");
+        // Text output: the located line on stderr, exit 1.
+        let out = keel(&["validate", "."], tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let located = format!("{}:{}:", v.expect_file, v.line);
+        let field_ok = v
+            .field
+            .as_ref()
+            .is_none_or(|f| stderr.contains(&format!(" {f}: ")));
+        if out.status.code() != Some(1)
+            || !stderr.lines().any(|l| l.starts_with(&located))
+            || !field_ok
+        {
+            failures.push(format!(
+                "{}: want {located} {:?}, got exit {:?}:\n{stderr}",
+                v.path.display(),
+                v.field,
+                out.status.code()
+            ));
+            continue;
+        }
+        // JSON output names the same place.
+        let out = keel(&["validate", "--format", "json", "."], tmp.path());
+        let errors: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON array");
+        let hit = errors.iter().any(|e| {
+            e["file"] == v.expect_file.as_str()
+                && e["line"] == v.line
+                && v.field.as_ref().is_none_or(|f| e["field"] == f.as_str())
+        });
+        if out.status.code() != Some(1) || !hit {
+            failures.push(format!(
+                "{}: JSON lacks {located} {:?}: {errors:?}",
+                v.path.display(),
+                v.field
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} variants:\n{}",
+        failures.len(),
+        variants.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn usage_and_io_problems_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("README.md"), "not a manifest").expect("write");
+    let empty = keel(&["validate", "."], tmp.path());
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no manifests"));
+    let missing = keel(&["validate", "does-not-exist"], tmp.path());
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does-not-exist"));
+    let no_args = keel(&["validate"], tmp.path());
+    assert_eq!(no_args.status.code(), Some(2));
+}
+
+#[test]
+fn json_output_has_the_documented_shape() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(tmp.path().join("apps")).expect("mkdir");
+    std::fs::write(
+        tmp.path().join("apps/web.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  ports:\n  - port: 0\n",
+    )
+    .expect("write");
+    std::fs::write(tmp.path().join("apps/z.yml"), "kind: [\n").expect("write");
+    let out = keel(&["validate", "--format", "json", "apps"], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    let errors: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        errors[0],
+        serde_json::json!({
+            "file": "apps/web.yaml", "line": 8, "column": 11, "kind": "Service",
+            "namespace": "shop", "name": "web", "field": "spec.ports[0].port",
+            "message": "Invalid value: 0: must be between 1 and 65535, inclusive"
+        })
+    );
+    assert_eq!(errors[1]["file"], "apps/z.yml");
+    assert_eq!(errors[1]["kind"], Value::Null);
+    assert!(
+        errors[1]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("YAML syntax error")
+    );
+}
+
+#[test]
+fn keel_schema_prints_a_json_schema() {
+    let out = keel(&["schema"], &workspace_root());
+    assert_eq!(out.status.code(), Some(0));
+    let schema: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let kinds = schema["properties"]["kind"]["enum"]
+        .as_array()
+        .expect("kinds");
+    assert!(kinds.contains(&Value::from("Deployment")) && !kinds.contains(&Value::from("Node")));
+}
