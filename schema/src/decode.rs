@@ -492,17 +492,17 @@ impl<'de> de::MapAccess<'de> for MapAccess<'_, '_> {
                 self.next += 1;
                 continue;
             };
-            if let Some(fields) = self.fields {
-                if !fields.contains(&name) {
-                    let mut message = format!("unknown field {name:?}");
-                    let close = suggest(name, fields);
-                    if let Some(close) = close {
-                        message.push_str(&format!(" (did you mean {close:?}?)"));
-                    }
-                    self.key_issue(key, name, message, close);
-                    self.next += 1;
-                    continue;
+            if let Some(fields) = self.fields
+                && !fields.contains(&name)
+            {
+                let mut message = format!("unknown field {name:?}");
+                let close = suggest(name, fields);
+                if let Some(close) = close {
+                    message.push_str(&format!(" (did you mean {close:?}?)"));
                 }
+                self.key_issue(key, name, message, close);
+                self.next += 1;
+                continue;
             }
             let de: de::value::StrDeserializer<'_, DeError> = name.into_deserializer();
             return seed.deserialize(de).map(Some);

@@ -120,15 +120,14 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::ReplicationController(rc) => {
             set(&mut rc.spec.replicas, 1);
             template_defaults(&mut rc.spec.template, Some("Always"));
-            if rc.spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
-                if let Some(labels) = rc
+            if rc.spec.selector.as_ref().is_none_or(|s| s.is_empty())
+                && let Some(labels) = rc
                     .spec
                     .template
                     .as_ref()
                     .and_then(|t| t.metadata.labels.clone())
-                {
-                    rc.spec.selector = Some(labels);
-                }
+            {
+                rc.spec.selector = Some(labels);
             }
         }
         Object::ReplicaSet(rs) => {

@@ -100,10 +100,10 @@ impl Errors {
     }
 
     pub fn one_of(&mut self, path: &FieldPath, value: Option<&str>, supported: &[&str]) {
-        if let Some(v) = value {
-            if !supported.contains(&v) {
-                self.unsupported(path, v, supported);
-            }
+        if let Some(v) = value
+            && !supported.contains(&v)
+        {
+            self.unsupported(path, v, supported);
         }
     }
 }

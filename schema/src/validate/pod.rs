@@ -100,10 +100,10 @@ fn validate_container(
                 errs.duplicate(&pp.field("name"), name);
             }
         }
-        if let Some(ip) = p.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
-            if ip.parse::<std::net::IpAddr>().is_err() {
-                errs.invalid(&pp.field("hostIP"), ip, "must be a valid IP address");
-            }
+        if let Some(ip) = p.host_ip.as_deref().filter(|ip| !ip.is_empty())
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            errs.invalid(&pp.field("hostIP"), ip, "must be a valid IP address");
         }
     }
     validate_env(c, path, errs);
@@ -266,26 +266,25 @@ fn validate_resources(c: &Container, path: &FieldPath, errs: &mut Errors) {
         if let (Some(req), Some(lim)) = (
             parsed.get(&("requests", name)),
             parsed.get(&("limits", name)),
-        ) {
-            if req > lim {
-                let q = res
-                    .requests
-                    .as_ref()
-                    .and_then(|m| m.get(*name))
-                    .map(|q| q.as_str())
-                    .unwrap_or("");
-                let limit = res
-                    .limits
-                    .as_ref()
-                    .and_then(|m| m.get(*name))
-                    .map(|q| q.as_str())
-                    .unwrap_or("");
-                errs.invalid(
-                    &path.field("requests").key(name),
-                    q,
-                    format!("must be less than or equal to {name} limit of {limit}"),
-                );
-            }
+        ) && req > lim
+        {
+            let q = res
+                .requests
+                .as_ref()
+                .and_then(|m| m.get(*name))
+                .map(|q| q.as_str())
+                .unwrap_or("");
+            let limit = res
+                .limits
+                .as_ref()
+                .and_then(|m| m.get(*name))
+                .map(|q| q.as_str())
+                .unwrap_or("");
+            errs.invalid(
+                &path.field("requests").key(name),
+                q,
+                format!("must be less than or equal to {name} limit of {limit}"),
+            );
         }
     }
 }
@@ -359,20 +358,18 @@ fn validate_probe(
             ports,
         );
     }
-    if let Some(e) = &p.exec {
-        if e.command.as_ref().is_none_or(|c| c.is_empty()) {
-            errs.required(&path.field("exec").field("command"));
-        }
+    if let Some(e) = &p.exec
+        && e.command.as_ref().is_none_or(|c| c.is_empty())
+    {
+        errs.required(&path.field("exec").field("command"));
     }
     errs.non_negative(&path.field("initialDelaySeconds"), p.initial_delay_seconds);
     errs.positive(&path.field("periodSeconds"), p.period_seconds);
     errs.positive(&path.field("timeoutSeconds"), p.timeout_seconds);
     errs.positive(&path.field("failureThreshold"), p.failure_threshold);
     errs.positive(&path.field("successThreshold"), p.success_threshold);
-    if success_must_be_one {
-        if let Some(s) = p.success_threshold.filter(|s| *s > 1) {
-            errs.invalid(&path.field("successThreshold"), s, "must be 1");
-        }
+    if success_must_be_one && let Some(s) = p.success_threshold.filter(|s| *s > 1) {
+        errs.invalid(&path.field("successThreshold"), s, "must be 1");
     }
 }
 

@@ -124,10 +124,10 @@ fn validate_label_selector(
     }
     if let (true, Some(t)) = (well_formed, template) {
         let labels = template_labels(t);
-        if let Ok(compiled) = Selector::from_label_selector(Some(sel)) {
-            if !compiled.matches(&labels) {
-                selector_mismatch(spec, &labels, errs);
-            }
+        if let Ok(compiled) = Selector::from_label_selector(Some(sel))
+            && !compiled.matches(&labels)
+        {
+            selector_mismatch(spec, &labels, errs);
         }
     }
 }

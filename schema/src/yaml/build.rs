@@ -121,18 +121,17 @@ impl Builder {
                             }
                         }
                     } else {
-                        if let Some(name) = k.as_str() {
-                            if let Some((first, _)) =
+                        if let Some(name) = k.as_str()
+                            && let Some((first, _)) =
                                 entries.iter().find(|(e, _)| e.as_str() == Some(name))
-                            {
-                                return Err(error(
-                                    k.mark,
-                                    format!(
-                                        "duplicate key {name:?} (first defined at line {})",
-                                        first.mark.line
-                                    ),
-                                ));
-                            }
+                        {
+                            return Err(error(
+                                k.mark,
+                                format!(
+                                    "duplicate key {name:?} (first defined at line {})",
+                                    first.mark.line
+                                ),
+                            ));
                         }
                         entries.push((k, node));
                     }
@@ -192,10 +191,10 @@ impl Builder {
 }
 
 fn scalar_style(style: TScalarStyle, tag: Option<&Tag>) -> Style {
-    if let Some(tag) = tag {
-        if tag.suffix == "str" || tag.suffix.ends_with(":str") {
-            return Style::Quoted;
-        }
+    if let Some(tag) = tag
+        && (tag.suffix == "str" || tag.suffix.ends_with(":str"))
+    {
+        return Style::Quoted;
     }
     match style {
         TScalarStyle::Plain => Style::Plain,

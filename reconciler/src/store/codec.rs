@@ -1,0 +1,114 @@
+//! What both engines do the same way: the stored form of an object, and the fields the store
+//! itself sets (uid, creation time, generation, resourceVersion).
+
+use chrono::Utc;
+use keel_schema::Object;
+use serde_json::Value;
+
+use super::{ObjectKey, Result, StoreError, Stored};
+
+/// The bytes stored for an object: its JSON, without `resourceVersion` (the engine's own
+/// revision is the truth and is filled in on read).
+pub fn encode(object: &Object) -> Result<Vec<u8>> {
+    let mut object = object.clone();
+    object.meta_mut().resource_version = None;
+    serde_json::to_vec(&object)
+        .map_err(|e| StoreError::Backend(format!("cannot encode {}: {e}", ObjectKey::of(&object))))
+}
+
+pub fn decode(key: &str, bytes: &[u8], revision: u64) -> Result<Stored> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.to_string(),
+        reason,
+    };
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let mut object = Object::from_json(value).map_err(|e| corrupt(e.to_string()))?;
+    object.meta_mut().resource_version = Some(revision.to_string());
+    Ok(Stored {
+        object,
+        resource_version: revision,
+    })
+}
+
+/// Rejects objects the store cannot key.
+pub fn check_key(object: &Object) -> Result<ObjectKey> {
+    let key = ObjectKey::of(object);
+    if key.name.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "{} has no name",
+            object.kind()
+        )));
+    }
+    if object.info().namespaced && key.namespace.is_empty() {
+        return Err(StoreError::Invalid(format!("{key} has no namespace")));
+    }
+    if key.name.contains('/') || key.namespace.contains('/') {
+        return Err(StoreError::Invalid(format!(
+            "{key}: names may not contain '/'"
+        )));
+    }
+    Ok(key)
+}
+
+/// A new object: fresh uid (unless the caller chose one), creation time, generation 1.
+pub fn prepare_create(object: &Object) -> Result<Object> {
+    check_key(object)?;
+    let mut object = object.clone();
+    object.set_type_meta();
+    let meta = object.meta_mut();
+    if meta.uid.as_deref().is_none_or(str::is_empty) {
+        meta.uid = Some(uuid::Uuid::new_v4().to_string());
+    }
+    if meta.creation_timestamp.is_none() {
+        meta.creation_timestamp = Some(Utc::now());
+    }
+    meta.generation = Some(1);
+    meta.resource_version = None;
+    Ok(object)
+}
+
+/// An update: identity (uid, creation time) kept from the stored object; the generation
+/// bumped when anything outside metadata and status changed, as Kubernetes does.
+pub fn prepare_update(old: &Object, new: &Object) -> Result<Object> {
+    check_key(new)?;
+    let mut object = new.clone();
+    object.set_type_meta();
+    let old_meta = old.meta();
+    let generation = old_meta.generation.unwrap_or(1);
+    let changed = spec_of(old) != spec_of(&object);
+    let meta = object.meta_mut();
+    meta.uid = old_meta.uid.clone();
+    meta.creation_timestamp = old_meta.creation_timestamp;
+    meta.generation = Some(if changed { generation + 1 } else { generation });
+    meta.resource_version = None;
+    Ok(object)
+}
+
+/// Everything but metadata and status.
+fn spec_of(object: &Object) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.remove("metadata");
+        map.remove("status");
+    }
+    value
+}
+
+/// A batch names each object once: "create then delete" in one unit has no single meaning.
+pub fn check_distinct(batch: &super::Batch) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for op in &batch.ops {
+        let key = op.key();
+        if !seen.insert(key.clone()) {
+            return Err(StoreError::Invalid(format!(
+                "{key} appears twice in one batch"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Shared by both engines' watchers: does a change of `key` concern a watch on `kind`?
+pub fn kind_matches(filter: Option<&str>, key: &ObjectKey) -> bool {
+    filter.is_none_or(|k| k == key.kind)
+}

@@ -1,0 +1,328 @@
+//! The store: all live cluster state, behind one interface with two engines.
+//!
+//! - [`redb`](self::redb) (default): an embedded ACID file, `DATA_DIR/keel.redb`.
+//! - [`etcd`](self::etcd): a real etcd cluster, for more than one control-plane machine.
+//!
+//! Objects are keyed by kind, namespace and name (etcd: `/keel/registry/<kind>/<ns>/<name>`,
+//! with an empty namespace for cluster-scoped kinds) and stored as the JSON of
+//! [`keel_schema::Object`].
+//!
+//! # Guarantees
+//! - `resourceVersion` is a store-wide monotonic revision: every write transaction bumps it,
+//!   every object carries the revision of its last write, and [`Store::list`] returns the
+//!   revision it was taken at.
+//! - Writes name the version they read: [`Store::update`] and [`Store::delete`] fail with
+//!   [`StoreError::Conflict`] when the object changed since; [`Store::create`] fails when it
+//!   exists.
+//! - A [`Batch`] (one git revision) is applied whole or not at all. On redb it is one
+//!   transaction. etcd caps a transaction at 128 operations, so there a batch is written in
+//!   chunks behind a recorded intent; a process that dies mid-batch finishes (or, after a
+//!   conflict, undoes) it when the store is opened again.
+//! - [`Store::watch`] from a revision delivers every later change in order, none lost, or
+//!   [`StoreError::Expired`] when that history is gone (as Kubernetes' 410 Gone): relist.
+//!
+//! # Assumptions
+//! - One process owns a redb data dir (a second one gets [`StoreError::Locked`]).
+//! - Nothing else writes under the store's etcd prefix.
+//!
+//! # Caveats
+//! - On etcd, watchers see a batch's chunks as consecutive revisions, not one.
+
+mod codec;
+pub mod etcd;
+pub mod redb;
+mod watch;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use keel_schema::Object;
+use keel_schema::selector::Selector;
+use serde::{Deserialize, Serialize};
+
+pub use watch::Watcher;
+
+/// Where an object lives: kind, namespace (empty for cluster-scoped kinds) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn of(object: &Object) -> Self {
+        let namespace = if object.info().namespaced {
+            object.namespace()
+        } else {
+            ""
+        };
+        Self::new(object.kind(), namespace, object.name())
+    }
+
+    /// `kind/namespace/name`, the key below the store's registry prefix.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+
+    /// Parses [`ObjectKey::path`] back.
+    pub fn from_path(path: &str) -> Option<Self> {
+        let mut parts = path.splitn(3, '/');
+        Some(Self::new(parts.next()?, parts.next()?, parts.next()?))
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// An object as stored, with the revision of its last write (also in
+/// `metadata.resourceVersion`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub object: Object,
+    pub resource_version: u64,
+}
+
+/// The result of a list: the objects, and the store revision the list was taken at (watch
+/// from there to follow it).
+#[derive(Debug, Clone)]
+pub struct ListResult {
+    pub items: Vec<Stored>,
+    pub revision: u64,
+}
+
+/// One write of a [`Batch`].
+#[derive(Debug, Clone)]
+pub enum BatchOp {
+    /// Fails the batch if the object exists.
+    Create(Object),
+    /// Fails the batch unless the object is at `expected`.
+    Update { object: Object, expected: u64 },
+    /// Fails the batch if the object is absent, or not at `expected` when given.
+    Delete {
+        key: ObjectKey,
+        expected: Option<u64>,
+    },
+}
+
+impl BatchOp {
+    pub fn key(&self) -> ObjectKey {
+        match self {
+            BatchOp::Create(o) | BatchOp::Update { object: o, .. } => ObjectKey::of(o),
+            BatchOp::Delete { key, .. } => key.clone(),
+        }
+    }
+}
+
+/// Writes applied as one unit: one git revision is one batch.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// What the batch is, for logs and recovery (`revision 1a2b3c`).
+    pub label: String,
+    pub ops: Vec<BatchOp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One change, as a watcher sees it. For `Deleted`, `object` is the last state before the
+/// deletion and `revision` the revision of the deletion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchEvent {
+    pub event_type: EventType,
+    pub object: Object,
+    pub revision: u64,
+}
+
+/// One revision the reconciler attempted, for `keel history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    pub commit: String,
+    pub time: DateTime<Utc>,
+    /// `applied`, `unchanged`, `failed` or `refused`.
+    pub result: String,
+    pub error: Option<String>,
+    pub author: Option<String>,
+    pub message: Option<String>,
+}
+
+/// How many sync records are kept.
+pub const HISTORY_LIMIT: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    AlreadyExists(ObjectKey),
+    #[error("{0} not found")]
+    NotFound(ObjectKey),
+    #[error("conflict on {key}: expected resourceVersion {expected}, found {}", if *.actual == 0 { "none (deleted)".to_string() } else { .actual.to_string() })]
+    Conflict {
+        key: ObjectKey,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(
+        "watch from revision {requested} expired: changes up to revision {compacted} were compacted; list again and watch from the list's revision"
+    )]
+    Expired { requested: u64, compacted: u64 },
+    #[error("data dir {0} is in use by another keel process")]
+    Locked(PathBuf),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which engine, from `--store` and `--data-dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// `DATA_DIR/keel.redb`.
+    Redb { data_dir: PathBuf },
+    /// `etcd://HOST:PORT[,HOST:PORT...]`.
+    Etcd { endpoints: Vec<String> },
+}
+
+impl StoreSpec {
+    /// `--store` as given (`None`: the embedded store in `data_dir`).
+    pub fn parse(store: Option<&str>, data_dir: PathBuf) -> Result<Self> {
+        let Some(spec) = store.filter(|s| !s.is_empty()) else {
+            return Ok(StoreSpec::Redb { data_dir });
+        };
+        if spec == "redb" {
+            return Ok(StoreSpec::Redb { data_dir });
+        }
+        let Some(rest) = spec.strip_prefix("etcd://") else {
+            return Err(StoreError::Invalid(format!(
+                "--store {spec:?}: expected `redb` or etcd://HOST:PORT[,HOST:PORT...]"
+            )));
+        };
+        let endpoints: Vec<String> = rest
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| format!("http://{e}"))
+            .collect();
+        if endpoints.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "--store {spec:?} names no etcd endpoint"
+            )));
+        }
+        Ok(StoreSpec::Etcd { endpoints })
+    }
+}
+
+/// The store, whichever engine holds it. Cheap to clone.
+#[derive(Clone)]
+pub enum Store {
+    Redb(redb::RedbStore),
+    // Boxed: the etcd client is large and the redb handle is one pointer.
+    Etcd(Box<etcd::EtcdStore>),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $s:ident => $body:expr) => {
+        match $self {
+            Store::Redb($s) => $body,
+            Store::Etcd($s) => $body,
+        }
+    };
+}
+
+impl Store {
+    pub async fn open(spec: &StoreSpec) -> Result<Store> {
+        match spec {
+            StoreSpec::Redb { data_dir } => Ok(Store::Redb(redb::RedbStore::open(data_dir).await?)),
+            StoreSpec::Etcd { endpoints } => {
+                let store = etcd::EtcdStore::connect(endpoints, etcd::DEFAULT_PREFIX).await?;
+                Ok(Store::Etcd(Box::new(store)))
+            }
+        }
+    }
+
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
+        dispatch!(self, s => s.get(key).await)
+    }
+
+    /// Objects of `kind`, optionally in one namespace and matching a label selector.
+    pub async fn list(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&Selector>,
+    ) -> Result<ListResult> {
+        let mut result = dispatch!(self, s => s.list(kind, namespace).await)?;
+        if let Some(sel) = selector {
+            result
+                .items
+                .retain(|s| sel.matches(s.object.meta().labels()));
+        }
+        Ok(result)
+    }
+
+    pub async fn create(&self, object: Object) -> Result<Stored> {
+        dispatch!(self, s => s.create(object).await)
+    }
+
+    pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
+        dispatch!(self, s => s.update(object, expected).await)
+    }
+
+    pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
+        dispatch!(self, s => s.delete(key, expected).await)
+    }
+
+    /// Applies every op or none; returns the store revision after the batch.
+    pub async fn apply_batch(&self, batch: Batch) -> Result<u64> {
+        dispatch!(self, s => s.apply_batch(batch).await)
+    }
+
+    /// Every change after revision `from` (of `kind`, or of every kind), in order.
+    pub async fn watch(&self, kind: Option<&str>, from: u64) -> Result<Watcher> {
+        dispatch!(self, s => s.watch(kind, from).await)
+    }
+
+    pub async fn revision(&self) -> Result<u64> {
+        dispatch!(self, s => s.revision().await)
+    }
+
+    /// Drops the change history up to and including `revision`; watches from before it
+    /// then expire.
+    pub async fn compact(&self, revision: u64) -> Result<()> {
+        dispatch!(self, s => s.compact(revision).await)
+    }
+
+    pub async fn record_sync(&self, record: SyncRecord) -> Result<()> {
+        dispatch!(self, s => s.record_sync(record).await)
+    }
+
+    /// Sync records, newest first.
+    pub async fn history(&self, limit: usize) -> Result<Vec<SyncRecord>> {
+        dispatch!(self, s => s.history(limit).await)
+    }
+}

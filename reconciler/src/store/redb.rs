@@ -1,0 +1,568 @@
+//! The embedded engine: one redb file, `DATA_DIR/keel.redb`.
+//!
+//! Every write is one redb transaction, durable when it returns (fsync on commit), so a
+//! `kill -9` at any moment leaves the last committed transaction and nothing half-written.
+//! The store revision is a counter in the file; each transaction bumps it once. Changes are
+//! also appended to a log table, which watchers replay from any retained revision, and
+//! broadcast in process for live watchers.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ::redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition,
+};
+use keel_schema::Object;
+use tokio::sync::{broadcast, mpsc};
+
+use super::codec::{decode, encode, kind_matches, prepare_create, prepare_update};
+use super::watch::{WATCH_BUFFER, Watcher};
+use super::{
+    Batch, BatchOp, EventType, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored,
+    SyncRecord, WatchEvent,
+};
+
+/// `kind/namespace/name` → revision (8 bytes, little-endian) followed by the object's JSON.
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+/// `revision` (the store revision) and `compacted` (the newest revision no longer in the log).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `(revision, index)` → event type byte followed by the object's JSON.
+const CHANGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("changes");
+/// sequence → a sync record as JSON.
+const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
+
+/// Log entries kept for watchers that fall behind (oldest trimmed first).
+pub const MAX_CHANGES: u64 = 100_000;
+
+pub const FILE_NAME: &str = "keel.redb";
+
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    /// Serialises commit-and-broadcast so live watchers see revisions in order.
+    write: Mutex<()>,
+    events: broadcast::Sender<Arc<ChangeSet>>,
+}
+
+/// The changes of one committed transaction.
+struct ChangeSet {
+    revision: u64,
+    events: Vec<WatchEvent>,
+}
+
+#[derive(Clone)]
+pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn event_byte(t: EventType) -> u8 {
+    match t {
+        EventType::Added => 0,
+        EventType::Modified => 1,
+        EventType::Deleted => 2,
+    }
+}
+
+fn byte_event(b: u8) -> EventType {
+    match b {
+        0 => EventType::Added,
+        1 => EventType::Modified,
+        _ => EventType::Deleted,
+    }
+}
+
+fn split_record<'b>(key: &str, bytes: &'b [u8]) -> Result<(u64, &'b [u8])> {
+    if bytes.len() < 8 {
+        return Err(StoreError::Corrupt {
+            key: key.to_string(),
+            reason: "record shorter than its header".into(),
+        });
+    }
+    let (rev, json) = bytes.split_at(8);
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(rev);
+    Ok((u64::from_le_bytes(raw), json))
+}
+
+/// One write transaction's view: tables, the revision being written, and the changes made.
+struct Tx<'t> {
+    objects: Table<'t, &'static str, &'static [u8]>,
+    revision: u64,
+    events: Vec<(EventType, Vec<u8>, Object)>,
+}
+
+impl Tx<'_> {
+    fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
+        let path = key.path();
+        let Some(value) = self.objects.get(path.as_str()).map_err(backend)? else {
+            return Ok(None);
+        };
+        let (rev, json) = split_record(&path, value.value())?;
+        decode(&path, json, rev).map(Some)
+    }
+
+    fn put(&mut self, object: Object, event: EventType) -> Result<Stored> {
+        let key = ObjectKey::of(&object);
+        let json = encode(&object)?;
+        let mut record = self.revision.to_le_bytes().to_vec();
+        record.extend_from_slice(&json);
+        self.objects
+            .insert(key.path().as_str(), record.as_slice())
+            .map_err(backend)?;
+        let mut object = object;
+        object.meta_mut().resource_version = Some(self.revision.to_string());
+        self.events.push((event, json, object.clone()));
+        Ok(Stored {
+            object,
+            resource_version: self.revision,
+        })
+    }
+
+    fn remove(&mut self, old: Stored) -> Result<Stored> {
+        let key = ObjectKey::of(&old.object);
+        self.objects.remove(key.path().as_str()).map_err(backend)?;
+        let json = encode(&old.object)?;
+        let mut object = old.object.clone();
+        object.meta_mut().resource_version = Some(self.revision.to_string());
+        self.events.push((EventType::Deleted, json, object));
+        Ok(old)
+    }
+
+    fn create(&mut self, object: &Object) -> Result<Stored> {
+        let key = ObjectKey::of(object);
+        if self.get(&key)?.is_some() {
+            return Err(StoreError::AlreadyExists(key));
+        }
+        self.put(prepare_create(object)?, EventType::Added)
+    }
+
+    fn update(&mut self, object: &Object, expected: u64) -> Result<Stored> {
+        let key = ObjectKey::of(object);
+        let Some(old) = self.get(&key)? else {
+            return Err(StoreError::NotFound(key));
+        };
+        if old.resource_version != expected {
+            return Err(StoreError::Conflict {
+                key,
+                expected,
+                actual: old.resource_version,
+            });
+        }
+        self.put(prepare_update(&old.object, object)?, EventType::Modified)
+    }
+
+    fn delete(&mut self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
+        let Some(old) = self.get(key)? else {
+            return Err(StoreError::NotFound(key.clone()));
+        };
+        if let Some(expected) = expected.filter(|e| *e != old.resource_version) {
+            return Err(StoreError::Conflict {
+                key: key.clone(),
+                expected,
+                actual: old.resource_version,
+            });
+        }
+        self.remove(old)
+    }
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) `data_dir/keel.redb`.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        let data_dir = data_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir))
+            .await
+            .map_err(backend)?
+    }
+
+    fn open_blocking(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(data_dir.to_path_buf()),
+            other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
+        })?;
+        let txn = db.begin_write().map_err(backend)?;
+        {
+            txn.open_table(OBJECTS).map_err(backend)?;
+            txn.open_table(META).map_err(backend)?;
+            txn.open_table(CHANGES).map_err(backend)?;
+            txn.open_table(HISTORY).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        let (events, _) = broadcast::channel(256);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                write: Mutex::new(()),
+                events,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in one write transaction at a new revision; commits only if it succeeds,
+    /// then tells live watchers. Blocking: call from `spawn_blocking`.
+    fn write<T>(inner: &Inner, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<(T, u64)> {
+        let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+        let txn = inner.db.begin_write().map_err(backend)?;
+        let (value, revision, events) = {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let revision = meta
+                .get("revision")
+                .map_err(backend)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+                + 1;
+            let mut tx = Tx {
+                objects: txn.open_table(OBJECTS).map_err(backend)?,
+                revision,
+                events: Vec::new(),
+            };
+            // On error the transaction is dropped uncommitted: nothing is written.
+            let value = f(&mut tx)?;
+            meta.insert("revision", revision).map_err(backend)?;
+            let mut changes = txn.open_table(CHANGES).map_err(backend)?;
+            for (i, (event, json, _)) in tx.events.iter().enumerate() {
+                let mut record = vec![event_byte(*event)];
+                record.extend_from_slice(json);
+                let index = u32::try_from(i).map_err(backend)?;
+                changes
+                    .insert((revision, index), record.as_slice())
+                    .map_err(backend)?;
+            }
+            trim_changes(&mut changes, &mut meta)?;
+            let events: Vec<WatchEvent> = tx
+                .events
+                .into_iter()
+                .map(|(event_type, _, object)| WatchEvent {
+                    event_type,
+                    object,
+                    revision,
+                })
+                .collect();
+            (value, revision, events)
+        };
+        txn.commit().map_err(backend)?;
+        // No receivers is fine: nobody is watching.
+        let _ = inner.events.send(Arc::new(ChangeSet { revision, events }));
+        Ok((value, revision))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(backend)?
+    }
+
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
+        let key = key.clone();
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(backend)?;
+            let objects = txn.open_table(OBJECTS).map_err(backend)?;
+            let path = key.path();
+            let Some(value) = objects.get(path.as_str()).map_err(backend)? else {
+                return Ok(None);
+            };
+            let (rev, json) = split_record(&path, value.value())?;
+            decode(&path, json, rev).map(Some)
+        })
+        .await
+    }
+
+    pub async fn list(&self, kind: &str, namespace: Option<&str>) -> Result<ListResult> {
+        let prefix = match namespace {
+            Some(ns) => format!("{kind}/{ns}/"),
+            None => format!("{kind}/"),
+        };
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(backend)?;
+            let meta = txn.open_table(META).map_err(backend)?;
+            let revision = meta
+                .get("revision")
+                .map_err(backend)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            let objects = txn.open_table(OBJECTS).map_err(backend)?;
+            let mut items = Vec::new();
+            for entry in objects.range(prefix.as_str()..).map_err(backend)? {
+                let (k, v) = entry.map_err(backend)?;
+                let path = k.value();
+                if !path.starts_with(prefix.as_str()) {
+                    break;
+                }
+                let (rev, json) = split_record(path, v.value())?;
+                items.push(decode(path, json, rev)?);
+            }
+            Ok(ListResult { items, revision })
+        })
+        .await
+    }
+
+    pub async fn create(&self, object: Object) -> Result<Stored> {
+        self.blocking(move |inner| Self::write(inner, |tx| tx.create(&object)).map(|(s, _)| s))
+            .await
+    }
+
+    pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
+        self.blocking(move |inner| {
+            Self::write(inner, |tx| tx.update(&object, expected)).map(|(s, _)| s)
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
+        let key = key.clone();
+        self.blocking(move |inner| {
+            Self::write(inner, |tx| tx.delete(&key, expected)).map(|(s, _)| s)
+        })
+        .await
+    }
+
+    pub async fn apply_batch(&self, batch: Batch) -> Result<u64> {
+        super::codec::check_distinct(&batch)?;
+        self.blocking(move |inner| {
+            let (_, revision) = Self::write(inner, |tx| {
+                for op in &batch.ops {
+                    match op {
+                        BatchOp::Create(o) => tx.create(o)?,
+                        BatchOp::Update { object, expected } => tx.update(object, *expected)?,
+                        BatchOp::Delete { key, expected } => tx.delete(key, *expected)?,
+                    };
+                }
+                Ok(())
+            })?;
+            Ok(revision)
+        })
+        .await
+    }
+
+    pub async fn revision(&self) -> Result<u64> {
+        self.blocking(|inner| read_meta(inner, "revision")).await
+    }
+
+    pub async fn compact(&self, upto: u64) -> Result<()> {
+        self.blocking(move |inner| {
+            let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+            let txn = inner.db.begin_write().map_err(backend)?;
+            {
+                let mut changes = txn.open_table(CHANGES).map_err(backend)?;
+                let mut meta = txn.open_table(META).map_err(backend)?;
+                loop {
+                    let oldest = changes.first().map_err(backend)?.map(|(k, _)| k.value().0);
+                    match oldest {
+                        Some(rev) if rev <= upto => {
+                            changes.pop_first().map_err(backend)?;
+                        }
+                        _ => break,
+                    }
+                }
+                let compacted = meta
+                    .get("compacted")
+                    .map_err(backend)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                meta.insert("compacted", compacted.max(upto))
+                    .map_err(backend)?;
+            }
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+
+    pub async fn record_sync(&self, record: SyncRecord) -> Result<()> {
+        let json = serde_json::to_vec(&record).map_err(backend)?;
+        self.blocking(move |inner| {
+            let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+            let txn = inner.db.begin_write().map_err(backend)?;
+            {
+                let mut history = txn.open_table(HISTORY).map_err(backend)?;
+                let next = history
+                    .last()
+                    .map_err(backend)?
+                    .map(|(k, _)| k.value() + 1)
+                    .unwrap_or(1);
+                history.insert(next, json.as_slice()).map_err(backend)?;
+                while history.len().map_err(backend)? > HISTORY_LIMIT as u64 {
+                    history.pop_first().map_err(backend)?;
+                }
+            }
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+
+    pub async fn history(&self, limit: usize) -> Result<Vec<SyncRecord>> {
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(backend)?;
+            let history = txn.open_table(HISTORY).map_err(backend)?;
+            let mut out = Vec::new();
+            for entry in history.iter().map_err(backend)?.rev().take(limit) {
+                let (k, v) = entry.map_err(backend)?;
+                let record =
+                    serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                        key: format!("history/{}", k.value()),
+                        reason: e.to_string(),
+                    })?;
+                out.push(record);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn watch(&self, kind: Option<&str>, from: u64) -> Result<Watcher> {
+        // Subscribe before replaying the log, so nothing committed in between is missed;
+        // revisions seen twice are skipped.
+        let mut live = self.inner.events.subscribe();
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let store = self.clone();
+        let kind = kind.map(str::to_string);
+        let compacted = self.blocking(|inner| read_meta(inner, "compacted")).await?;
+        if from < compacted {
+            return Err(StoreError::Expired {
+                requested: from,
+                compacted,
+            });
+        }
+        let task = tokio::spawn(async move {
+            let mut last = from;
+            let mut replay = true;
+            loop {
+                if replay {
+                    match store.replay(kind.clone(), last, from).await {
+                        Ok((events, upto)) => {
+                            for e in events {
+                                if tx.send(Ok(e)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            last = last.max(upto);
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    }
+                    replay = false;
+                }
+                match live.recv().await {
+                    Ok(set) if set.revision <= last => {}
+                    Ok(set) => {
+                        for e in &set.events {
+                            if kind_matches(kind.as_deref(), &ObjectKey::of(&e.object))
+                                && tx.send(Ok(e.clone())).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        last = set.revision;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => replay = true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Watcher::new(rx, task))
+    }
+
+    /// The logged changes after `after`, and the revision they run up to.
+    async fn replay(
+        &self,
+        kind: Option<String>,
+        after: u64,
+        requested: u64,
+    ) -> Result<(Vec<WatchEvent>, u64)> {
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(backend)?;
+            let meta = txn.open_table(META).map_err(backend)?;
+            let get = |k: &str| -> Result<u64> {
+                Ok(meta
+                    .get(k)
+                    .map_err(backend)?
+                    .map(|v| v.value())
+                    .unwrap_or(0))
+            };
+            let (revision, compacted) = (get("revision")?, get("compacted")?);
+            if after < compacted {
+                return Err(StoreError::Expired {
+                    requested,
+                    compacted,
+                });
+            }
+            let changes = txn.open_table(CHANGES).map_err(backend)?;
+            let mut events = Vec::new();
+            for entry in changes.range((after + 1, 0)..).map_err(backend)? {
+                let (k, v) = entry.map_err(backend)?;
+                let (rev, _) = k.value();
+                let bytes = v.value();
+                let Some((&t, json)) = bytes.split_first() else {
+                    continue;
+                };
+                let stored = decode(&format!("change {rev}"), json, rev)?;
+                if kind_matches(kind.as_deref(), &ObjectKey::of(&stored.object)) {
+                    events.push(WatchEvent {
+                        event_type: byte_event(t),
+                        object: stored.object,
+                        revision: rev,
+                    });
+                }
+            }
+            Ok((events, revision))
+        })
+        .await
+    }
+}
+
+fn read_meta(inner: &Inner, key: &str) -> Result<u64> {
+    let txn = inner.db.begin_read().map_err(backend)?;
+    let meta = txn.open_table(META).map_err(backend)?;
+    Ok(meta
+        .get(key)
+        .map_err(backend)?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}
+
+/// Keeps the change log under [`MAX_CHANGES`], dropping the oldest entries and recording
+/// the newest revision dropped as `compacted`.
+fn trim_changes(
+    changes: &mut Table<'_, (u64, u32), &'static [u8]>,
+    meta: &mut Table<'_, &'static str, u64>,
+) -> Result<()> {
+    let len = changes.len().map_err(backend)?;
+    if len <= MAX_CHANGES {
+        return Ok(());
+    }
+    let mut compacted = meta
+        .get("compacted")
+        .map_err(backend)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    for _ in 0..(len - MAX_CHANGES * 9 / 10) {
+        let Some((k, _)) = changes.pop_first().map_err(backend)? else {
+            break;
+        };
+        compacted = compacted.max(k.value().0);
+    }
+    meta.insert("compacted", compacted).map_err(backend)?;
+    Ok(())
+}
