@@ -3,6 +3,9 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/agent.proto");
-    tonic_prost_build::configure().compile_protos(&["proto/agent.proto"], &["proto"])?;
+    // NodeDesired carries Secrets: no derived Debug that could print them.
+    tonic_prost_build::configure()
+        .skip_debug(["keel.agent.v1.NodeDesired"])
+        .compile_protos(&["proto/agent.proto"], &["proto"])?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! on the rest. Scalars reach string fields as their source text (`value: 8080` is `"8080"`).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
@@ -34,24 +35,56 @@ pub fn decode<T: DeserializeOwned>(root: &Node) -> (Option<T>, Vec<Issue>) {
 /// As [`decode`]; with `redact`, messages name the type of a wrong value but never its text
 /// (for Secrets).
 pub fn decode_with<T: DeserializeOwned>(root: &Node, redact: bool) -> (Option<T>, Vec<Issue>) {
-    let ctx = Ctx {
-        issues: RefCell::new(Vec::new()),
-        redact,
-    };
-    let link = Link::Root;
-    let de = De {
-        node: root,
-        key_mark: None,
-        path: &link,
-        ctx: &ctx,
-    };
-    let value = T::deserialize(de).ok();
-    (value, ctx.issues.into_inner())
+    // A value no placeholder can stand in for (a list where an int-or-string belongs, say)
+    // fails the whole object. Rather than lose every other problem in it, decode again with
+    // that node read as absent, until the object decodes; its problem is kept.
+    let mut poisoned = HashSet::new();
+    let mut fatal_issues = Vec::new();
+    loop {
+        let ctx = Ctx {
+            issues: RefCell::new(Vec::new()),
+            redact,
+            poisoned: poisoned.clone(),
+            fatal: RefCell::new(None),
+        };
+        let link = Link::Root;
+        let de = De {
+            node: root,
+            key_mark: None,
+            path: &link,
+            ctx: &ctx,
+        };
+        let value = T::deserialize(de).ok();
+        let fatal = ctx.fatal.into_inner();
+        let mut issues = ctx.issues.into_inner();
+        match (value, fatal) {
+            (None, Some((node, issue)))
+                if poisoned.len() < MAX_RETRIES && poisoned.insert(node) =>
+            {
+                fatal_issues.push(issue);
+            }
+            (value, _) => {
+                issues.extend(fatal_issues);
+                return (value, issues);
+            }
+        }
+    }
 }
+
+/// How many unplaceable values one object may have before decoding gives up on it.
+const MAX_RETRIES: usize = 32;
 
 struct Ctx {
     issues: RefCell<Vec<Issue>>,
     redact: bool,
+    /// Nodes (by address) to read as absent: values that failed a previous attempt.
+    poisoned: HashSet<usize>,
+    /// The first failure that stopped this attempt: its node and its issue.
+    fatal: RefCell<Option<(usize, Issue)>>,
+}
+
+fn address(node: &Node) -> usize {
+    std::ptr::from_ref(node) as usize
 }
 
 /// The path to the node being decoded, as a chain on the stack; made into a [`FieldPath`]
@@ -146,11 +179,24 @@ impl De<'_, '_> {
     fn record<T>(&self, result: Result<T, DeError>) -> Result<T, DeError> {
         result.map_err(|mut e| {
             if !e.recorded {
-                self.issue(e.message.clone());
+                let issue = Issue {
+                    path: self.path.to_path(),
+                    mark: self.mark(),
+                    message: e.message.clone(),
+                    suggestion: None,
+                };
+                let mut fatal = self.ctx.fatal.borrow_mut();
+                if fatal.is_none() {
+                    *fatal = Some((address(self.node), issue));
+                }
                 e.recorded = true;
             }
             e
         })
+    }
+
+    fn poisoned(&self) -> bool {
+        self.ctx.poisoned.contains(&address(self.node))
     }
 
     fn plain(&self) -> Option<&str> {
@@ -225,6 +271,9 @@ impl<'de> de::Deserializer<'de> for De<'_, '_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        if self.poisoned() {
+            return self.record(visitor.visit_unit());
+        }
         let result = match &self.node.value {
             Value::Scalar(text, Style::Plain) => {
                 if resolve_null(text) {
@@ -311,7 +360,7 @@ impl<'de> de::Deserializer<'de> for De<'_, '_> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.node.is_null() {
+        if self.node.is_null() || self.poisoned() {
             self.record(visitor.visit_none())
         } else {
             visitor.visit_some(self)

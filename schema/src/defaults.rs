@@ -98,7 +98,14 @@ fn service_defaults(spec: &mut ServiceSpec) {
     }
     for p in spec.ports.iter_mut().flatten() {
         set(&mut p.protocol, "TCP".to_string());
-        set(&mut p.target_port, IntOrString::Int(p.port));
+        let unset = match &p.target_port {
+            None | Some(IntOrString::Int(0)) => true,
+            Some(IntOrString::Str(s)) => s.is_empty(),
+            Some(IntOrString::Int(_)) => false,
+        };
+        if unset {
+            p.target_port = Some(IntOrString::Int(p.port));
+        }
     }
 }
 
@@ -120,14 +127,19 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::ReplicationController(rc) => {
             set(&mut rc.spec.replicas, 1);
             template_defaults(&mut rc.spec.template, Some("Always"));
-            if rc.spec.selector.as_ref().is_none_or(|s| s.is_empty())
-                && let Some(labels) = rc
-                    .spec
-                    .template
-                    .as_ref()
-                    .and_then(|t| t.metadata.labels.clone())
-            {
-                rc.spec.selector = Some(labels);
+            // As Kubernetes: selector and the RC's own labels default to the template's.
+            let labels = rc
+                .spec
+                .template
+                .as_ref()
+                .and_then(|t| t.metadata.labels.clone());
+            if let Some(labels) = labels.filter(|l| !l.is_empty()) {
+                if rc.spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
+                    rc.spec.selector = Some(labels.clone());
+                }
+                if rc.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+                    rc.metadata.labels = Some(labels);
+                }
             }
         }
         Object::ReplicaSet(rs) => {
@@ -169,7 +181,11 @@ pub fn apply_defaults(obj: &mut Object) {
             }
         }
         Object::Job(j) => {
-            set(&mut j.spec.completions, 1);
+            // As Kubernetes: both absent means one pod to completion; parallelism alone
+            // is a work queue (completions stays unset).
+            if j.spec.completions.is_none() && j.spec.parallelism.is_none() {
+                j.spec.completions = Some(1);
+            }
             set(&mut j.spec.parallelism, 1);
             set(&mut j.spec.backoff_limit, 6);
             template_defaults(&mut j.spec.template, None);

@@ -54,13 +54,14 @@ impl IntOrString {
         match self {
             IntOrString::Int(i) => Ok(*i),
             IntOrString::Str(_) => {
-                let pct = self.percent().unwrap_or(Err(PercentError))?;
-                let product = pct.saturating_mul(total);
-                Ok(if round_up {
+                let pct = i128::from(self.percent().unwrap_or(Err(PercentError))?);
+                let product = pct * i128::from(total);
+                let scaled = if round_up {
                     (product + 99).div_euclid(100)
                 } else {
                     product.div_euclid(100)
-                })
+                };
+                Ok(i64::try_from(scaled).unwrap_or(if scaled < 0 { i64::MIN } else { i64::MAX }))
             }
         }
     }
@@ -121,6 +122,12 @@ mod tests {
         assert_eq!(pct.scaled(10, true), Ok(3));
         assert_eq!(pct.scaled(10, false), Ok(2));
         assert_eq!(IntOrString::Int(4).scaled(10, true), Ok(4));
+        let huge = IntOrString::Str("9223372036854775807%".into());
+        assert_eq!(
+            huge.scaled(i64::MAX, true),
+            Ok(i64::MAX),
+            "saturates, never overflows"
+        );
         assert_eq!(
             IntOrString::Str("x%".into()).scaled(10, true),
             Err(PercentError)

@@ -40,20 +40,37 @@ pub fn manifest_schema() -> Value {
             "then": {
                 "allOf": [
                     reference,
-                    {"properties": {"apiVersion": {"const": info.api_version}}}
+                    {
+                        "properties": {"apiVersion": {"const": info.api_version}},
+                        "required": ["metadata"]
+                    }
                 ]
             }
         }));
     }
+    // `kind: List` holds manifests of any kind under `items`.
+    branches.push(json!({
+        "if": {"properties": {"kind": {"const": "List"}}, "required": ["kind"]},
+        "then": {
+            "properties": {
+                "apiVersion": {"const": "v1"},
+                "kind": {"const": "List"},
+                "metadata": {"type": "object"},
+                "items": {"type": "array", "items": {"$ref": "#"}}
+            },
+            "additionalProperties": false
+        }
+    }));
     let definitions = generator.take_definitions(true);
-    let kinds: Vec<&str> = declarable.iter().map(|k| k.kind).collect();
+    let mut kinds: Vec<&str> = declarable.iter().map(|k| k.kind).collect();
+    kinds.push("List");
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "https://keel.dev/schema/manifest.json",
         "title": "keel manifest",
         "description": "A Kubernetes-style object keel can apply from git.",
         "type": "object",
-        "required": ["apiVersion", "kind", "metadata"],
+        "required": ["apiVersion", "kind"],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"enum": kinds}

@@ -32,6 +32,19 @@ pub mod yaml;
 pub mod proto {
     #![allow(clippy::all, clippy::pedantic)]
     tonic::include_proto!("keel.agent.v1");
+
+    impl std::fmt::Debug for NodeDesired {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("NodeDesired")
+                .field("node_name", &self.node_name)
+                .field("generation", &self.generation)
+                .field("pods", &self.pods.len())
+                .field("config_maps", &self.config_maps.len())
+                .field("secrets", &self.secrets.len())
+                .field("services", &self.services.len())
+                .finish()
+        }
+    }
 }
 
 pub use error::ManifestError;

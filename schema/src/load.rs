@@ -18,16 +18,18 @@ use crate::validate::cross::{Item, validate_revision};
 use crate::validate::{FieldError, validate_object};
 use crate::yaml::{self, Mark, Node, parse_documents};
 
-/// One file of a revision.
-#[derive(Debug, Clone)]
+/// One file of a revision. `Debug` shows its name and size, never its text (it may hold
+/// Secrets).
+#[derive(Clone)]
 pub struct SourceFile {
     /// The name errors report (a path relative to where the user pointed keel).
     pub name: String,
     pub bytes: Vec<u8>,
 }
 
-/// A valid object and where it came from.
-#[derive(Debug, Clone)]
+/// A valid object and where it came from. `Debug` leaves out the raw YAML tree, which
+/// holds Secret values in clear.
+#[derive(Clone)]
 pub struct Manifest {
     pub file: Arc<str>,
     /// The line of the object's first key.
@@ -35,6 +37,25 @@ pub struct Manifest {
     /// The located tree the object was decoded from.
     pub root: Node,
     pub object: Object,
+}
+
+impl std::fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceFile")
+            .field("name", &self.name)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manifest")
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("object", &self.object)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything loaded from one revision.
@@ -230,7 +251,8 @@ impl Loader {
         }
         let (object, issues) = decode_object(info, &root);
         for issue in &issues {
-            self.field_error(file, &root, &subject, &issue.path, issue.message.clone());
+            let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
+            self.error(file, issue.mark, &subject, field, issue.message.clone());
         }
         let Some(mut object) = object else { return };
         for e in validate_object(&object) {
@@ -461,6 +483,7 @@ pub fn collect_paths(
         }
         let before = files.len();
         let walker = walkdir::WalkDir::new(path)
+            .follow_links(true)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));

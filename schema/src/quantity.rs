@@ -47,11 +47,16 @@ pub enum QuantityError {
     TooLarge,
 }
 
-/// `digits × 10^exp10 × 1024^pow1024`, exactly.
+/// Significant digits kept exactly (i128 holds 38).
+const MAX_DIGITS: usize = 36;
+
+/// `digits × 10^exp10 × 1024^pow1024`, exactly, plus a little more when `truncated`.
 struct Parsed {
     digits: i128,
     exp10: i32,
     pow1024: u32,
+    /// Nonzero digits beyond [`MAX_DIGITS`] were dropped (the value is slightly larger).
+    truncated: bool,
 }
 
 fn parse(text: &str) -> Result<Parsed, QuantityError> {
@@ -74,6 +79,20 @@ fn parse(text: &str) -> Result<Parsed, QuantityError> {
         return Err(QuantityError::Malformed);
     }
     let (whole, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if !whole
+        .chars()
+        .chain(frac.chars())
+        .all(|c| c.is_ascii_digit())
+    {
+        return Err(QuantityError::Malformed);
+    }
+    // Trailing fractional zeros say nothing; fractional digits beyond what i128 holds are
+    // dropped and remembered, so the result still rounds up as Kubernetes does.
+    let frac = frac.trim_end_matches('0');
+    let whole = whole.trim_start_matches('0');
+    let keep = MAX_DIGITS.saturating_sub(whole.len()).min(frac.len());
+    let truncated = frac[keep..].chars().any(|c| c != '0');
+    let frac = &frac[..keep];
     let mut digits: i128 = 0;
     for c in whole.chars().chain(frac.chars()) {
         let d = i128::from(c.to_digit(10).ok_or(QuantityError::Malformed)?);
@@ -115,8 +134,9 @@ fn parse(text: &str) -> Result<Parsed, QuantityError> {
     };
     Ok(Parsed {
         digits,
-        exp10: exp10 - frac_len,
+        exp10: exp10.checked_sub(frac_len).ok_or(QuantityError::TooLarge)?,
         pow1024,
+        truncated,
     })
 }
 
@@ -135,22 +155,20 @@ impl Parsed {
                 let scale = 10i128
                     .checked_pow(exp.unsigned_abs())
                     .ok_or(QuantityError::TooLarge)?;
-                numerator
+                let whole = numerator
                     .checked_mul(scale)
-                    .ok_or(QuantityError::TooLarge)?
+                    .ok_or(QuantityError::TooLarge)?;
+                whole + i128::from(self.truncated)
             }
         } else {
             match 10i128.checked_pow(exp.unsigned_abs()) {
                 Some(den) => {
                     let q = numerator.div_euclid(den);
-                    if numerator.rem_euclid(den) == 0 {
-                        q
-                    } else {
-                        q + 1
-                    }
+                    let exact = numerator.rem_euclid(den) == 0 && !self.truncated;
+                    if exact { q } else { q + 1 }
                 }
                 // Smaller than any representable unit: rounds up to 1 when positive.
-                None => i128::from(numerator > 0),
+                None => i128::from(numerator > 0 || self.truncated),
             }
         };
         i64::try_from(result).map_err(|_| QuantityError::TooLarge)
@@ -232,6 +250,22 @@ mod tests {
             ("5.", Ok(5000), Ok(5)),
             ("0.3333333333333333333333333", Ok(334), Ok(1)),
             ("1e-50", Ok(1), Ok(1)),
+            (
+                "0.10000000000000000000000000000000000000000",
+                Ok(100),
+                Ok(1),
+            ),
+            (
+                "1.0000000000000000000000000000000000000001",
+                Ok(1001),
+                Ok(2),
+            ),
+            (
+                "1.5e-2147483648",
+                Err(QuantityError::TooLarge),
+                Err(QuantityError::TooLarge),
+            ),
+            ("007", Ok(7000), Ok(7)),
             (
                 "12x",
                 Err(QuantityError::Malformed),

@@ -147,6 +147,23 @@ impl Selector {
                 values: expr.values.iter().flatten().cloned().collect(),
             });
         }
+        for r in &reqs {
+            match r.op {
+                Op::In | Op::NotIn if r.values.is_empty() => {
+                    return Err(SelectorError {
+                        input: r.key.clone(),
+                        reason: "In and NotIn need at least one value".to_string(),
+                    });
+                }
+                Op::Exists | Op::DoesNotExist if !r.values.is_empty() => {
+                    return Err(SelectorError {
+                        input: r.key.clone(),
+                        reason: "Exists and DoesNotExist take no values".to_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
         reqs.sort();
         Ok(Self {
             requirements: Some(reqs),
@@ -163,6 +180,16 @@ impl Selector {
         let mut rest = input.trim();
         while !rest.is_empty() {
             let (req, after) = parse_requirement(rest).map_err(|r| fail(&r))?;
+            if let Some(why) = crate::validate::names::qualified_name(&req.key) {
+                return Err(fail(&format!("key {:?}: {why}", req.key)));
+            }
+            if let Some((v, why)) = req
+                .values
+                .iter()
+                .find_map(|v| crate::validate::names::label_value(v).map(|w| (v, w)))
+            {
+                return Err(fail(&format!("value {v:?}: {why}")));
+            }
             reqs.push(req);
             rest = after.trim_start();
             if let Some(after_comma) = rest.strip_prefix(',') {
@@ -318,7 +345,8 @@ mod tests {
     #[test]
     fn string_form_errors() {
         for bad in [
-            "app=web,", "a in ()", "a in (x", "a >< b", "!", "=x", "a=b c=d",
+            "app=web,", "a in ()", "a in (x", "a >< b", "!", "=x", "a=b c=d", "-a=b", "a/b/c=x",
+            "a=-x",
         ] {
             assert!(Selector::parse(bad).is_err(), "{bad:?} should fail");
         }

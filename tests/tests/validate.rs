@@ -155,6 +155,32 @@ fn usage_and_io_problems_exit_2() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("does-not-exist"));
     let no_args = keel(&["validate"], tmp.path());
     assert_eq!(no_args.status.code(), Some(2));
+    // Files that hold only comments are not "all valid": there is nothing to apply.
+    std::fs::write(tmp.path().join("empty.yaml"), "# nothing yet\n---\n").expect("write");
+    let only_comments = keel(&["validate", "."], tmp.path());
+    assert_eq!(only_comments.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&only_comments.stderr).contains("no objects"));
+}
+
+#[test]
+fn symlinked_manifests_are_validated_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let shared = tmp.path().join("shared.yaml");
+    std::fs::write(
+        &shared,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 0}]\n",
+    )
+    .expect("write");
+    std::fs::create_dir(tmp.path().join("repo")).expect("mkdir");
+    std::os::unix::fs::symlink(&shared, tmp.path().join("repo/web.yaml")).expect("symlink");
+    let out = keel(&["validate", "repo"], tmp.path());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("repo/web.yaml:5:"));
 }
 
 #[test]

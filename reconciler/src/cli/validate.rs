@@ -39,6 +39,19 @@ pub fn run(args: &Args) -> i32 {
         }
     };
     let revision = load_sources(&files, config.as_ref());
+    if revision.manifests.is_empty() && revision.errors.is_empty() {
+        let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "keel validate: no objects in {} ({}): the files hold only comments or empty documents",
+            paths.join(" "),
+            if files.len() == 1 {
+                "1 file".to_string()
+            } else {
+                format!("{} files", files.len())
+            }
+        );
+        return EXIT_USAGE;
+    }
     tracing::debug!(
         files = files.len(),
         objects = revision.manifests.len(),

@@ -39,6 +39,7 @@ model! {
     pub struct DeploymentStrategy {
         /// `RollingUpdate` (default) or `Recreate`.
         #[serde(rename = "type")]
+        #[schemars(extend("enum" = ["RollingUpdate", "Recreate", null]))]
         pub type_: Option<String>,
         pub rolling_update: Option<RollingUpdate>,
     }
@@ -128,6 +129,7 @@ model! {
     pub struct DaemonSetUpdateStrategy {
         /// `RollingUpdate` (default) or `OnDelete`.
         #[serde(rename = "type")]
+        #[schemars(extend("enum" = ["RollingUpdate", "OnDelete", null]))]
         pub type_: Option<String>,
         pub rolling_update: Option<RollingUpdate>,
     }

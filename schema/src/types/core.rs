@@ -27,6 +27,7 @@ model! {
     pub struct ServiceSpec {
         /// `ClusterIP` (default) or `NodePort`.
         #[serde(rename = "type")]
+        #[schemars(extend("enum" = ["ClusterIP", "NodePort", null]))]
         pub type_: Option<String>,
         /// Equality-only, as in Kubernetes; no selector means endpoints are not managed.
         pub selector: Option<BTreeMap<String, String>>,
@@ -35,6 +36,7 @@ model! {
         #[serde(rename = "clusterIP")]
         pub cluster_ip: Option<String>,
         /// `None` (default) or `ClientIP`.
+        #[schemars(extend("enum" = ["None", "ClientIP", null]))]
         pub session_affinity: Option<String>,
         pub session_affinity_config: Option<SessionAffinityConfig>,
     }
@@ -44,6 +46,7 @@ model! {
     pub struct ServicePort {
         pub name: Option<String>,
         /// `TCP` (default) or `UDP`.
+        #[schemars(extend("enum" = ["TCP", "UDP", null]))]
         pub protocol: Option<String>,
         #[serde(default)]
         pub port: i64,

@@ -36,6 +36,7 @@ model! {
         pub containers: Vec<Container>,
         pub volumes: Option<Vec<Volume>>,
         /// `Always` (default), `OnFailure` or `Never`.
+        #[schemars(extend("enum" = ["Always", "OnFailure", "Never", null]))]
         pub restart_policy: Option<String>,
         pub node_selector: Option<BTreeMap<String, String>>,
         /// Set by the scheduler when the pod is bound; may be given to pin a pod to a node.
@@ -64,6 +65,7 @@ model! {
         pub startup_probe: Option<Probe>,
         /// `Always`, `IfNotPresent` or `Never`; defaults as Kubernetes: `Always` for a
         /// `:latest` or untagged image, else `IfNotPresent`.
+        #[schemars(extend("enum" = ["Always", "IfNotPresent", "Never", null]))]
         pub image_pull_policy: Option<String>,
     }
 }
@@ -74,6 +76,7 @@ model! {
         #[serde(default)]
         pub container_port: i64,
         /// `TCP` (default) or `UDP`.
+        #[schemars(extend("enum" = ["TCP", "UDP", null]))]
         pub protocol: Option<String>,
         pub host_port: Option<i64>,
         #[serde(rename = "hostIP")]

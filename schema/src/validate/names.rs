@@ -134,6 +134,9 @@ pub fn config_key(v: &str) -> Option<String> {
     if v == "." || v == ".." {
         return Some(format!("must not be '{v}'"));
     }
+    if v.starts_with("..") {
+        return Some("must not start with '..'".into());
+    }
     let ok = !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -177,6 +180,7 @@ mod tests {
             (env_var_name, "MY VAR", false),
             (config_key, "index.html", true),
             (config_key, "..", false),
+            (config_key, "..data", false),
             (config_key, "a/b", false),
         ];
         for (check, input, ok) in table {

@@ -486,7 +486,15 @@ fn validate_volumes<'a>(
             errs.one_of(
                 &hp.field("type"),
                 h.type_.as_deref().filter(|t| !t.is_empty()),
-                &["Directory", "DirectoryOrCreate", "File", "FileOrCreate"],
+                &[
+                    "Directory",
+                    "DirectoryOrCreate",
+                    "File",
+                    "FileOrCreate",
+                    "Socket",
+                    "CharDevice",
+                    "BlockDevice",
+                ],
             );
         }
     }

@@ -65,7 +65,9 @@ pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors)
             errs.duplicate(&pp, format!("{}/{protocol}", p.port).as_str());
         }
         match &p.target_port {
-            None => {}
+            // Kubernetes reads 0 and "" as "same as port".
+            None | Some(IntOrString::Int(0)) => {}
+            Some(IntOrString::Str(s)) if s.is_empty() => {}
             Some(IntOrString::Int(t)) => errs.range(&pp.field("targetPort"), *t, 1, 65535),
             Some(IntOrString::Str(name)) => {
                 errs.name(&pp.field("targetPort"), name, names::port_name)

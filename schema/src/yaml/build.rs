@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use super::{Document, MAX_DEPTH, MAX_NODES, Mark, Node, Style, SyntaxError, Value};
+use super::{Document, MAX_BYTES, MAX_DEPTH, MAX_NODES, Mark, Node, Style, SyntaxError, Value};
 
 fn mark(m: &Marker) -> Mark {
     // yaml-rust2 lines are 1-based and columns 0-based.
@@ -15,23 +15,32 @@ fn mark(m: &Marker) -> Mark {
     }
 }
 
-fn node_count(node: &Node) -> usize {
-    let mut count = 0;
-    let mut stack = vec![node];
-    while let Some(n) = stack.pop() {
-        count += 1;
+/// What a subtree costs when an alias repeats it: nodes, scalar bytes, and nesting depth.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    nodes: usize,
+    bytes: usize,
+    depth: usize,
+}
+
+fn cost(node: &Node) -> Cost {
+    let mut total = Cost::default();
+    let mut stack = vec![(node, 1usize)];
+    while let Some((n, depth)) = stack.pop() {
+        total.nodes += 1;
+        total.depth = total.depth.max(depth);
         match &n.value {
-            Value::Scalar(..) => {}
-            Value::Seq(items) => stack.extend(items.iter()),
+            Value::Scalar(text, _) => total.bytes += text.len(),
+            Value::Seq(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
             Value::Map(entries) => {
                 for (k, v) in entries {
-                    stack.push(k);
-                    stack.push(v);
+                    stack.push((k, depth + 1));
+                    stack.push((v, depth + 1));
                 }
             }
         }
     }
-    count
+    total
 }
 
 enum Frame {
@@ -44,6 +53,8 @@ enum Frame {
         mark: Mark,
         anchor: usize,
         entries: Vec<(Node, Node)>,
+        /// The entries' key texts and lines, for duplicate checks in constant time.
+        keys: HashMap<String, u32>,
         key: Option<Node>,
         /// Mappings named by `<<` merge keys, applied when the mapping ends.
         merges: Vec<Node>,
@@ -52,8 +63,9 @@ enum Frame {
 
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, (Node, usize)>,
+    anchors: HashMap<usize, (Node, Cost)>,
     nodes: usize,
+    bytes: usize,
     root: Option<Node>,
 }
 
@@ -65,12 +77,16 @@ fn error(mark: Mark, message: impl Into<String>) -> SyntaxError {
 }
 
 impl Builder {
-    fn count(&mut self, n: usize, at: Mark) -> Result<(), SyntaxError> {
-        self.nodes = self.nodes.saturating_add(n);
-        if self.nodes > MAX_NODES {
+    fn count(&mut self, nodes: usize, bytes: usize, at: Mark) -> Result<(), SyntaxError> {
+        self.nodes = self.nodes.saturating_add(nodes);
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.nodes > MAX_NODES || self.bytes > MAX_BYTES {
             return Err(error(
                 at,
-                format!("file expands to more than {MAX_NODES} YAML nodes (alias bomb?)"),
+                format!(
+                    "file expands to more than {MAX_NODES} YAML nodes or {} MiB of text (alias bomb?)",
+                    MAX_BYTES >> 20
+                ),
             ));
         }
         Ok(())
@@ -83,7 +99,7 @@ impl Builder {
                 format!("lists and mappings nested deeper than {MAX_DEPTH} levels"),
             ));
         }
-        self.count(1, at)?;
+        self.count(1, 0, at)?;
         self.stack.push(frame);
         Ok(())
     }
@@ -91,7 +107,7 @@ impl Builder {
     /// Hands a finished node to its parent (or makes it the document root).
     fn finish(&mut self, node: Node, anchor: usize) -> Result<(), SyntaxError> {
         if anchor != 0 {
-            let size = node_count(&node);
+            let size = cost(&node);
             self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
@@ -99,6 +115,7 @@ impl Builder {
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
                 entries,
+                keys,
                 key,
                 merges,
                 ..
@@ -121,17 +138,16 @@ impl Builder {
                             }
                         }
                     } else {
-                        if let Some(name) = k.as_str()
-                            && let Some((first, _)) =
-                                entries.iter().find(|(e, _)| e.as_str() == Some(name))
-                        {
-                            return Err(error(
-                                k.mark,
-                                format!(
-                                    "duplicate key {name:?} (first defined at line {})",
-                                    first.mark.line
-                                ),
-                            ));
+                        if let Some(name) = k.as_str() {
+                            if let Some(first) = keys.get(name) {
+                                return Err(error(
+                                    k.mark,
+                                    format!(
+                                        "duplicate key {name:?} (first defined at line {first})"
+                                    ),
+                                ));
+                            }
+                            keys.insert(name.to_string(), k.mark.line);
                         }
                         entries.push((k, node));
                     }
@@ -158,6 +174,7 @@ impl Builder {
                 mark,
                 anchor,
                 mut entries,
+                mut keys,
                 merges,
                 ..
             }) => {
@@ -165,10 +182,11 @@ impl Builder {
                 for merged in merges {
                     if let Value::Map(more) = merged.value {
                         for (k, v) in more {
-                            let present = k.as_str().is_some_and(|name| {
-                                entries.iter().any(|(e, _)| e.as_str() == Some(name))
-                            });
-                            if !present {
+                            let fresh = match k.as_str() {
+                                Some(name) => keys.insert(name.to_string(), k.mark.line).is_none(),
+                                None => true,
+                            };
+                            if fresh {
                                 entries.push((k, v));
                             }
                         }
@@ -211,6 +229,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
         stack: Vec::new(),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
         root: None,
     };
     let mut doc_mark = Mark::default();
@@ -236,7 +255,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
                 });
             }
             Event::Scalar(text, style, anchor, tag) => {
-                builder.count(1, at)?;
+                builder.count(1, text.len(), at)?;
                 let node = Node {
                     mark: at,
                     value: Value::Scalar(text, scalar_style(style, tag.as_ref())),
@@ -247,7 +266,15 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
                 let Some((node, size)) = builder.anchors.get(&id).cloned() else {
                     return Err(error(at, "alias to an unknown anchor"));
                 };
-                builder.count(size, at)?;
+                builder.count(size.nodes, size.bytes, at)?;
+                if builder.stack.len() + size.depth > MAX_DEPTH {
+                    return Err(error(
+                        at,
+                        format!(
+                            "this alias nests lists and mappings deeper than {MAX_DEPTH} levels"
+                        ),
+                    ));
+                }
                 let mut node = node;
                 node.mark = at;
                 builder.finish(node, 0)?;
@@ -265,6 +292,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
                     mark: at,
                     anchor,
                     entries: Vec::new(),
+                    keys: HashMap::new(),
                     key: None,
                     merges: Vec::new(),
                 },
@@ -336,6 +364,47 @@ mod tests {
         }
         let err = parse_documents(&bomb).unwrap_err();
         assert!(err.message.contains("alias bomb"), "{}", err.message);
+    }
+
+    #[test]
+    fn aliases_cannot_nest_past_the_depth_limit_or_blow_up_text() {
+        // Each anchor nests 60 levels and refers to the previous one.
+        let mut deep = String::new();
+        for k in 0..5 {
+            let inner = if k == 0 {
+                "x".to_string()
+            } else {
+                format!("*a{}", k - 1)
+            };
+            deep.push_str(&format!(
+                "a{k}: &a{k} {}{inner}{}\n",
+                "[".repeat(60),
+                "]".repeat(60)
+            ));
+        }
+        let err = parse_documents(&deep).unwrap_err();
+        assert!(err.message.contains("deeper than"), "{}", err.message);
+        // A 1 MiB scalar repeated 10 × 10 times is 100 MiB of text from a small file.
+        let big = format!(
+            "a: &a \"{}\"\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n",
+            "x".repeat(1 << 20)
+        );
+        let err = parse_documents(&big).unwrap_err();
+        assert!(err.message.contains("MiB"), "{}", err.message);
+    }
+
+    #[test]
+    fn duplicates_among_many_keys_name_the_first_line() {
+        let mut text: String = (0..50_000).map(|i| format!("k{i}: v\n")).collect();
+        assert!(parse_documents(&text).is_ok());
+        text.push_str("k7: again\n");
+        let err = parse_documents(&text).unwrap_err();
+        assert_eq!(err.mark.line, 50_001);
+        assert!(
+            err.message.contains("first defined at line 8"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! string field as `"8080"`.
 //!
 //! Guarantees: no input panics this module; nesting deeper than [`MAX_DEPTH`] and alias
-//! expansion beyond [`MAX_NODES`] are errors, which bounds memory and recursion.
+//! expansion beyond [`MAX_NODES`] or [`MAX_BYTES`] are errors (aliases included), which
+//! bounds memory and recursion.
 
 mod build;
 mod scalar;
@@ -24,6 +25,8 @@ use std::fmt;
 pub const MAX_DEPTH: usize = 64;
 /// Most nodes one file may expand to (aliases count once per use).
 pub const MAX_NODES: usize = 2_000_000;
+/// Most scalar text one file may expand to (aliases count once per use).
+pub const MAX_BYTES: usize = 64 << 20;
 
 /// A position in a file: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -16,6 +16,7 @@ fn schema_accepts_valid_manifests_and_rejects_broken_ones() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http, nodePort: 30080}]\n",
         "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {a: aGk=}\nstringData: {b: x}\n",
         "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: j, image: 'j:1'}]\n",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n",
     ];
     for text in valid {
         let doc = yaml(text);
@@ -31,6 +32,10 @@ fn schema_accepts_valid_manifests_and_rejects_broken_ones() {
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\n",
         // A live-only kind.
         "apiVersion: v1\nkind: Node\nmetadata: {name: n}\n",
+        // An enum value outside the supported set.
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  restartPolicy: Sometimes\n  containers: [{name: p, image: 'p:1'}]\n",
+        // A broken item inside a List.
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n  dta: {}\n",
     ];
     for text in invalid {
         assert!(

@@ -1316,6 +1316,41 @@ spec:
             "did you mean \"containerPort\"",
         )],
     },
+    Case {
+        name: "a value no placeholder fits does not hide the object's other errors",
+        yaml: r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: Web_Svc
+spec:
+  type: LoadBalancer
+  ports:
+  - port: 70000
+    targetPort: true
+"#,
+        errors: &[
+            (4, "metadata.name", "DNS-1035"),
+            (6, "spec.type", "Unsupported value"),
+            (8, "spec.ports[0].port", "must be between 1 and 65535"),
+            (
+                9,
+                "spec.ports[0].targetPort",
+                "expected an integer or a string",
+            ),
+        ],
+    },
+    Case {
+        name: "config keys may not start with ..",
+        yaml: r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data:
+  ..data: x
+"#,
+        errors: &[(5, "data[..data]", "must not start with '..'")],
+    },
 ];
 
 #[test]
@@ -1768,4 +1803,82 @@ fn secret_values_never_appear_in_errors() {
             "leak: {text}"
         );
     }
+}
+
+#[test]
+fn defaults_follow_kubernetes_edge_cases() {
+    let yaml = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: queue}
+spec:
+  parallelism: 3
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: w, image: "w:1"}]
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: rc}
+spec:
+  template:
+    metadata: {labels: {app: rc}}
+    spec:
+      containers: [{name: w, image: "w:1"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc}
+spec:
+  ports:
+  - {name: a, port: 80, targetPort: 0}
+  - {name: b, port: 81, targetPort: ""}
+"#;
+    let rev = load_sources(&[source(yaml)], None);
+    assert!(rev.errors.is_empty(), "{:?}", rev.errors);
+    let Object::Job(job) = &rev.manifests[0].object else {
+        panic!("job")
+    };
+    assert_eq!(
+        (job.spec.completions, job.spec.parallelism),
+        (None, Some(3)),
+        "a work queue"
+    );
+    let Object::ReplicationController(rc) = &rev.manifests[1].object else {
+        panic!("rc")
+    };
+    assert_eq!(
+        rc.metadata.labels().get("app").map(String::as_str),
+        Some("rc")
+    );
+    let Object::Service(svc) = &rev.manifests[2].object else {
+        panic!("svc")
+    };
+    let ports = svc.spec.ports.as_ref().unwrap();
+    assert_eq!(
+        ports[0].target_port,
+        Some(keel_schema::intorstr::IntOrString::Int(80))
+    );
+    assert_eq!(
+        ports[1].target_port,
+        Some(keel_schema::intorstr::IntOrString::Int(81))
+    );
+}
+
+#[test]
+fn debug_output_never_holds_secret_values() {
+    let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2hunter2}\n";
+    let file = source(yaml);
+    let rev = load_sources(std::slice::from_ref(&file), None);
+    let shown = format!("{file:?} {rev:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("aHVudGVy"),
+        "{shown}"
+    );
+    let desired = keel_schema::proto::NodeDesired {
+        secrets: vec![b"{\"data\":{\"password\":\"aHVudGVy\"}}".to_vec()],
+        ..Default::default()
+    };
+    assert!(!format!("{desired:?}").contains("aHVudGVy"));
 }
