@@ -150,6 +150,34 @@ macro_rules! each_kind {
     };
 }
 
+/// Parses into the variant named by `$kind` with `$parse`, an expression whose output type
+/// each arm infers (so one expression serves every kind).
+macro_rules! parse_as {
+    ($kind:expr, $parse:expr) => {{
+        let kind: &str = $kind;
+        let invalid = |source| ObjectError::Invalid {
+            kind: kind.to_string(),
+            source,
+        };
+        Ok(match kind {
+            "Pod" => Object::Pod($parse.map_err(invalid)?),
+            "Service" => Object::Service($parse.map_err(invalid)?),
+            "ReplicationController" => Object::ReplicationController($parse.map_err(invalid)?),
+            "ConfigMap" => Object::ConfigMap($parse.map_err(invalid)?),
+            "Secret" => Object::Secret($parse.map_err(invalid)?),
+            "Namespace" => Object::Namespace($parse.map_err(invalid)?),
+            "Node" => Object::Node($parse.map_err(invalid)?),
+            "Endpoints" => Object::Endpoints($parse.map_err(invalid)?),
+            "Event" => Object::Event($parse.map_err(invalid)?),
+            "Deployment" => Object::Deployment($parse.map_err(invalid)?),
+            "ReplicaSet" => Object::ReplicaSet($parse.map_err(invalid)?),
+            "DaemonSet" => Object::DaemonSet($parse.map_err(invalid)?),
+            "Job" => Object::Job($parse.map_err(invalid)?),
+            _ => return Err(ObjectError::UnknownKind(kind.to_string())),
+        })
+    }};
+}
+
 /// Why a JSON value could not be made into an [`Object`].
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -247,28 +275,13 @@ impl Object {
             .and_then(|k| k.as_str())
             .ok_or(ObjectError::NoKind)?
             .to_string();
-        let invalid = |source| ObjectError::Invalid {
-            kind: kind.clone(),
-            source,
-        };
-        Ok(match kind.as_str() {
-            "Pod" => Object::Pod(serde_json::from_value(value).map_err(invalid)?),
-            "Service" => Object::Service(serde_json::from_value(value).map_err(invalid)?),
-            "ReplicationController" => {
-                Object::ReplicationController(serde_json::from_value(value).map_err(invalid)?)
-            }
-            "ConfigMap" => Object::ConfigMap(serde_json::from_value(value).map_err(invalid)?),
-            "Secret" => Object::Secret(serde_json::from_value(value).map_err(invalid)?),
-            "Namespace" => Object::Namespace(serde_json::from_value(value).map_err(invalid)?),
-            "Node" => Object::Node(serde_json::from_value(value).map_err(invalid)?),
-            "Endpoints" => Object::Endpoints(serde_json::from_value(value).map_err(invalid)?),
-            "Event" => Object::Event(serde_json::from_value(value).map_err(invalid)?),
-            "Deployment" => Object::Deployment(serde_json::from_value(value).map_err(invalid)?),
-            "ReplicaSet" => Object::ReplicaSet(serde_json::from_value(value).map_err(invalid)?),
-            "DaemonSet" => Object::DaemonSet(serde_json::from_value(value).map_err(invalid)?),
-            "Job" => Object::Job(serde_json::from_value(value).map_err(invalid)?),
-            _ => return Err(ObjectError::UnknownKind(kind)),
-        })
+        parse_as!(&kind, serde_json::from_value(value))
+    }
+
+    /// Reads an object of a known kind straight from JSON bytes (the store's hot path: no
+    /// intermediate `Value`).
+    pub fn from_json_slice(kind: &str, bytes: &[u8]) -> Result<Object, ObjectError> {
+        parse_as!(kind, serde_json::from_slice(bytes))
     }
 }
 

@@ -10,24 +10,38 @@ use super::{ObjectKey, Result, StoreError, Stored};
 /// The bytes stored for an object: its JSON, without `resourceVersion` (the engine's own
 /// revision is the truth and is filled in on read).
 pub fn encode(object: &Object) -> Result<Vec<u8>> {
-    let mut object = object.clone();
-    object.meta_mut().resource_version = None;
-    serde_json::to_vec(&object)
-        .map_err(|e| StoreError::Backend(format!("cannot encode {}: {e}", ObjectKey::of(&object))))
+    let fail = |e: serde_json::Error| {
+        StoreError::Backend(format!("cannot encode {}: {e}", ObjectKey::of(object)))
+    };
+    if object.meta().resource_version.is_none() {
+        return serde_json::to_vec(object).map_err(fail);
+    }
+    let mut copy = object.clone();
+    copy.meta_mut().resource_version = None;
+    serde_json::to_vec(&copy).map_err(fail)
 }
 
+/// Reads a stored object. `key` is where it was found (its path ends in
+/// `kind/namespace/name`, which names the type to parse as).
 pub fn decode(key: &str, bytes: &[u8], revision: u64) -> Result<Stored> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: key.to_string(),
         reason,
     };
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    let mut object = Object::from_json(value).map_err(|e| corrupt(e.to_string()))?;
+    let kind = kind_of(key).ok_or_else(|| corrupt("key names no kind".into()))?;
+    let mut object = Object::from_json_slice(kind, bytes).map_err(|e| corrupt(e.to_string()))?;
     object.meta_mut().resource_version = Some(revision.to_string());
     Ok(Stored {
         object,
         resource_version: revision,
     })
+}
+
+/// The kind in a key ending `kind/namespace/name`.
+fn kind_of(key: &str) -> Option<&str> {
+    let mut parts = key.rsplitn(4, '/');
+    let (_name, _ns, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(kind)
 }
 
 /// Rejects objects the store cannot key.

@@ -30,6 +30,7 @@
 
 mod codec;
 pub mod etcd;
+pub mod etcd_process;
 pub mod redb;
 mod watch;
 

@@ -6,8 +6,9 @@
 //! also appended to a log table, which watchers replay from any retained revision, and
 //! broadcast in process for live watchers.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use ::redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
@@ -27,13 +28,14 @@ use super::{
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 /// `revision` (the store revision) and `compacted` (the newest revision no longer in the log).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// `(revision, index)` → event type byte followed by the object's JSON.
-const CHANGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("changes");
+/// revision → the transaction's changes, each `[type u8][key len u32][key][json len u32][json]`
+/// (one record per transaction keeps a 10,000-object batch one insert, not 10,000).
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 /// sequence → a sync record as JSON.
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 
-/// Log entries kept for watchers that fall behind (oldest trimmed first).
-pub const MAX_CHANGES: u64 = 100_000;
+/// Transactions kept in the change log for watchers that fall behind (oldest trimmed first).
+pub const MAX_LOGGED_REVISIONS: u64 = 10_000;
 
 pub const FILE_NAME: &str = "keel.redb";
 
@@ -43,6 +45,16 @@ struct Inner {
     /// Serialises commit-and-broadcast so live watchers see revisions in order.
     write: Mutex<()>,
     events: broadcast::Sender<Arc<ChangeSet>>,
+    /// Every object, decoded, as of `revision`: reads are served from here (as Kubernetes'
+    /// API server serves them from its watch cache). Updated right after each commit, under
+    /// the write lock, so it is always the committed state.
+    cache: RwLock<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    objects: BTreeMap<String, Stored>,
+    revision: u64,
 }
 
 /// The changes of one committed transaction.
@@ -89,24 +101,23 @@ fn split_record<'b>(key: &str, bytes: &'b [u8]) -> Result<(u64, &'b [u8])> {
     Ok((u64::from_le_bytes(raw), json))
 }
 
-/// One write transaction's view: tables, the revision being written, and the changes made.
-struct Tx<'t> {
+/// One write transaction's view: the objects table, the committed state it starts from
+/// (the read cache), the revision being written, and the changes made so far.
+struct Tx<'t, 'c> {
     objects: Table<'t, &'static str, &'static [u8]>,
+    committed: &'c BTreeMap<String, Stored>,
     revision: u64,
     events: Vec<(EventType, Vec<u8>, Object)>,
 }
 
-impl Tx<'_> {
-    fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
-        let path = key.path();
-        let Some(value) = self.objects.get(path.as_str()).map_err(backend)? else {
-            return Ok(None);
-        };
-        let (rev, json) = split_record(&path, value.value())?;
-        decode(&path, json, rev).map(Some)
+impl Tx<'_, '_> {
+    /// The committed object (a batch names each key once, so earlier ops of this
+    /// transaction never touch it).
+    fn get(&self, key: &ObjectKey) -> Option<&Stored> {
+        self.committed.get(&key.path())
     }
 
-    fn put(&mut self, object: Object, event: EventType) -> Result<Stored> {
+    fn put(&mut self, mut object: Object, event: EventType) -> Result<()> {
         let key = ObjectKey::of(&object);
         let json = encode(&object)?;
         let mut record = self.revision.to_le_bytes().to_vec();
@@ -114,36 +125,22 @@ impl Tx<'_> {
         self.objects
             .insert(key.path().as_str(), record.as_slice())
             .map_err(backend)?;
-        let mut object = object;
         object.meta_mut().resource_version = Some(self.revision.to_string());
-        self.events.push((event, json, object.clone()));
-        Ok(Stored {
-            object,
-            resource_version: self.revision,
-        })
+        self.events.push((event, json, object));
+        Ok(())
     }
 
-    fn remove(&mut self, old: Stored) -> Result<Stored> {
-        let key = ObjectKey::of(&old.object);
-        self.objects.remove(key.path().as_str()).map_err(backend)?;
-        let json = encode(&old.object)?;
-        let mut object = old.object.clone();
-        object.meta_mut().resource_version = Some(self.revision.to_string());
-        self.events.push((EventType::Deleted, json, object));
-        Ok(old)
-    }
-
-    fn create(&mut self, object: &Object) -> Result<Stored> {
+    fn create(&mut self, object: &Object) -> Result<()> {
         let key = ObjectKey::of(object);
-        if self.get(&key)?.is_some() {
+        if self.get(&key).is_some() {
             return Err(StoreError::AlreadyExists(key));
         }
         self.put(prepare_create(object)?, EventType::Added)
     }
 
-    fn update(&mut self, object: &Object, expected: u64) -> Result<Stored> {
+    fn update(&mut self, object: &Object, expected: u64) -> Result<()> {
         let key = ObjectKey::of(object);
-        let Some(old) = self.get(&key)? else {
+        let Some(old) = self.get(&key) else {
             return Err(StoreError::NotFound(key));
         };
         if old.resource_version != expected {
@@ -153,11 +150,12 @@ impl Tx<'_> {
                 actual: old.resource_version,
             });
         }
-        self.put(prepare_update(&old.object, object)?, EventType::Modified)
+        let updated = prepare_update(&old.object, object)?;
+        self.put(updated, EventType::Modified)
     }
 
-    fn delete(&mut self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
-        let Some(old) = self.get(key)? else {
+    fn delete(&mut self, key: &ObjectKey, expected: Option<u64>) -> Result<()> {
+        let Some(old) = self.get(key) else {
             return Err(StoreError::NotFound(key.clone()));
         };
         if let Some(expected) = expected.filter(|e| *e != old.resource_version) {
@@ -167,7 +165,24 @@ impl Tx<'_> {
                 actual: old.resource_version,
             });
         }
-        self.remove(old)
+        let json = encode(&old.object)?;
+        let mut object = old.object.clone();
+        self.objects.remove(key.path().as_str()).map_err(backend)?;
+        object.meta_mut().resource_version = Some(self.revision.to_string());
+        self.events.push((EventType::Deleted, json, object));
+        Ok(())
+    }
+
+    /// The object the last op wrote (for a delete: as it was, at the deletion's revision).
+    fn last_written(&self) -> Result<Stored> {
+        let (_, _, object) = self
+            .events
+            .last()
+            .ok_or_else(|| backend("no write recorded"))?;
+        Ok(Stored {
+            object: object.clone(),
+            resource_version: self.revision,
+        })
     }
 }
 
@@ -200,6 +215,7 @@ impl RedbStore {
             txn.open_table(HISTORY).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
+        let cache = load_cache(&db)?;
         let (events, _) = broadcast::channel(256);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -207,6 +223,7 @@ impl RedbStore {
                 path,
                 write: Mutex::new(()),
                 events,
+                cache: RwLock::new(cache),
             }),
         })
     }
@@ -217,7 +234,7 @@ impl RedbStore {
 
     /// Runs `f` in one write transaction at a new revision; commits only if it succeeds,
     /// then tells live watchers. Blocking: call from `spawn_blocking`.
-    fn write<T>(inner: &Inner, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<(T, u64)> {
+    fn write<T>(inner: &Inner, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<(T, u64)> {
         let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
         let txn = inner.db.begin_write().map_err(backend)?;
         let (value, revision, events) = {
@@ -228,8 +245,11 @@ impl RedbStore {
                 .map(|v| v.value())
                 .unwrap_or(0)
                 + 1;
+            // Writers hold the write lock, so the cache is the committed state throughout.
+            let cache = inner.cache.read().unwrap_or_else(|p| p.into_inner());
             let mut tx = Tx {
                 objects: txn.open_table(OBJECTS).map_err(backend)?,
+                committed: &cache.objects,
                 revision,
                 events: Vec::new(),
             };
@@ -237,17 +257,29 @@ impl RedbStore {
             let value = f(&mut tx)?;
             meta.insert("revision", revision).map_err(backend)?;
             let mut changes = txn.open_table(CHANGES).map_err(backend)?;
-            for (i, (event, json, _)) in tx.events.iter().enumerate() {
-                let mut record = vec![event_byte(*event)];
+            let mut record = Vec::new();
+            for (event, json, object) in &tx.events {
+                let path = ObjectKey::of(object).path();
+                record.push(event_byte(*event));
+                record
+                    .extend_from_slice(&u32::try_from(path.len()).map_err(backend)?.to_le_bytes());
+                record.extend_from_slice(path.as_bytes());
+                record
+                    .extend_from_slice(&u32::try_from(json.len()).map_err(backend)?.to_le_bytes());
                 record.extend_from_slice(json);
-                let index = u32::try_from(i).map_err(backend)?;
-                changes
-                    .insert((revision, index), record.as_slice())
-                    .map_err(backend)?;
             }
+            changes
+                .insert(revision, record.as_slice())
+                .map_err(backend)?;
             trim_changes(&mut changes, &mut meta)?;
-            let events: Vec<WatchEvent> = tx
-                .events
+            let Tx {
+                objects,
+                events: written,
+                ..
+            } = tx;
+            drop(objects);
+            drop(cache);
+            let events: Vec<WatchEvent> = written
                 .into_iter()
                 .map(|(event_type, _, object)| WatchEvent {
                     event_type,
@@ -258,6 +290,27 @@ impl RedbStore {
             (value, revision, events)
         };
         txn.commit().map_err(backend)?;
+        {
+            let mut cache = inner.cache.write().unwrap_or_else(|p| p.into_inner());
+            for e in &events {
+                let path = ObjectKey::of(&e.object).path();
+                match e.event_type {
+                    EventType::Deleted => {
+                        cache.objects.remove(&path);
+                    }
+                    EventType::Added | EventType::Modified => {
+                        cache.objects.insert(
+                            path,
+                            Stored {
+                                object: e.object.clone(),
+                                resource_version: revision,
+                            },
+                        );
+                    }
+                }
+            }
+            cache.revision = revision;
+        }
         // No receivers is fine: nobody is watching.
         let _ = inner.events.send(Arc::new(ChangeSet { revision, events }));
         Ok((value, revision))
@@ -274,18 +327,8 @@ impl RedbStore {
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
-        let key = key.clone();
-        self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(backend)?;
-            let objects = txn.open_table(OBJECTS).map_err(backend)?;
-            let path = key.path();
-            let Some(value) = objects.get(path.as_str()).map_err(backend)? else {
-                return Ok(None);
-            };
-            let (rev, json) = split_record(&path, value.value())?;
-            decode(&path, json, rev).map(Some)
-        })
-        .await
+        let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
+        Ok(cache.objects.get(&key.path()).cloned())
     }
 
     pub async fn list(&self, kind: &str, namespace: Option<&str>) -> Result<ListResult> {
@@ -293,38 +336,37 @@ impl RedbStore {
             Some(ns) => format!("{kind}/{ns}/"),
             None => format!("{kind}/"),
         };
+        let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
+        let items = cache
+            .objects
+            .range(prefix.clone()..)
+            .take_while(|(path, _)| path.starts_with(&prefix))
+            .map(|(_, stored)| stored.clone())
+            .collect();
+        Ok(ListResult {
+            items,
+            revision: cache.revision,
+        })
+    }
+
+    pub async fn create(&self, object: Object) -> Result<Stored> {
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(backend)?;
-            let meta = txn.open_table(META).map_err(backend)?;
-            let revision = meta
-                .get("revision")
-                .map_err(backend)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            let objects = txn.open_table(OBJECTS).map_err(backend)?;
-            let mut items = Vec::new();
-            for entry in objects.range(prefix.as_str()..).map_err(backend)? {
-                let (k, v) = entry.map_err(backend)?;
-                let path = k.value();
-                if !path.starts_with(prefix.as_str()) {
-                    break;
-                }
-                let (rev, json) = split_record(path, v.value())?;
-                items.push(decode(path, json, rev)?);
-            }
-            Ok(ListResult { items, revision })
+            Self::write(inner, |tx| {
+                tx.create(&object)?;
+                tx.last_written()
+            })
+            .map(|(s, _)| s)
         })
         .await
     }
 
-    pub async fn create(&self, object: Object) -> Result<Stored> {
-        self.blocking(move |inner| Self::write(inner, |tx| tx.create(&object)).map(|(s, _)| s))
-            .await
-    }
-
     pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
         self.blocking(move |inner| {
-            Self::write(inner, |tx| tx.update(&object, expected)).map(|(s, _)| s)
+            Self::write(inner, |tx| {
+                tx.update(&object, expected)?;
+                tx.last_written()
+            })
+            .map(|(s, _)| s)
         })
         .await
     }
@@ -332,7 +374,11 @@ impl RedbStore {
     pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
         let key = key.clone();
         self.blocking(move |inner| {
-            Self::write(inner, |tx| tx.delete(&key, expected)).map(|(s, _)| s)
+            Self::write(inner, |tx| {
+                tx.delete(&key, expected)?;
+                tx.last_written()
+            })
+            .map(|(s, _)| s)
         })
         .await
     }
@@ -367,7 +413,7 @@ impl RedbStore {
                 let mut changes = txn.open_table(CHANGES).map_err(backend)?;
                 let mut meta = txn.open_table(META).map_err(backend)?;
                 loop {
-                    let oldest = changes.first().map_err(backend)?.map(|(k, _)| k.value().0);
+                    let oldest = changes.first().map_err(backend)?.map(|(k, _)| k.value());
                     match oldest {
                         Some(rev) if rev <= upto => {
                             changes.pop_first().map_err(backend)?;
@@ -510,26 +556,51 @@ impl RedbStore {
             }
             let changes = txn.open_table(CHANGES).map_err(backend)?;
             let mut events = Vec::new();
-            for entry in changes.range((after + 1, 0)..).map_err(backend)? {
+            for entry in changes.range(after + 1..).map_err(backend)? {
                 let (k, v) = entry.map_err(backend)?;
-                let (rev, _) = k.value();
-                let bytes = v.value();
-                let Some((&t, json)) = bytes.split_first() else {
-                    continue;
-                };
-                let stored = decode(&format!("change {rev}"), json, rev)?;
-                if kind_matches(kind.as_deref(), &ObjectKey::of(&stored.object)) {
-                    events.push(WatchEvent {
-                        event_type: byte_event(t),
-                        object: stored.object,
-                        revision: rev,
-                    });
+                let rev = k.value();
+                for (event_type, path, json) in ChangeRecord(v.value()) {
+                    let Some(key) = ObjectKey::from_path(path) else {
+                        continue;
+                    };
+                    if kind_matches(kind.as_deref(), &key) {
+                        events.push(WatchEvent {
+                            event_type,
+                            object: decode(path, json, rev)?.object,
+                            revision: rev,
+                        });
+                    }
                 }
             }
             Ok((events, revision))
         })
         .await
     }
+}
+
+/// Decodes every stored object, for the read cache.
+fn load_cache(db: &Database) -> Result<Cache> {
+    let txn = db.begin_read().map_err(backend)?;
+    let meta = txn.open_table(META).map_err(backend)?;
+    let revision = meta
+        .get("revision")
+        .map_err(backend)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    let objects = txn.open_table(OBJECTS).map_err(backend)?;
+    let mut cache = Cache {
+        objects: BTreeMap::new(),
+        revision,
+    };
+    for entry in objects.iter().map_err(backend)? {
+        let (k, v) = entry.map_err(backend)?;
+        let path = k.value();
+        let (rev, json) = split_record(path, v.value())?;
+        cache
+            .objects
+            .insert(path.to_string(), decode(path, json, rev)?);
+    }
+    Ok(cache)
 }
 
 fn read_meta(inner: &Inner, key: &str) -> Result<u64> {
@@ -542,14 +613,14 @@ fn read_meta(inner: &Inner, key: &str) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// Keeps the change log under [`MAX_CHANGES`], dropping the oldest entries and recording
-/// the newest revision dropped as `compacted`.
+/// Keeps the change log under [`MAX_LOGGED_REVISIONS`], dropping the oldest transactions
+/// and recording the newest revision dropped as `compacted`.
 fn trim_changes(
-    changes: &mut Table<'_, (u64, u32), &'static [u8]>,
+    changes: &mut Table<'_, u64, &'static [u8]>,
     meta: &mut Table<'_, &'static str, u64>,
 ) -> Result<()> {
     let len = changes.len().map_err(backend)?;
-    if len <= MAX_CHANGES {
+    if len <= MAX_LOGGED_REVISIONS {
         return Ok(());
     }
     let mut compacted = meta
@@ -557,12 +628,39 @@ fn trim_changes(
         .map_err(backend)?
         .map(|v| v.value())
         .unwrap_or(0);
-    for _ in 0..(len - MAX_CHANGES * 9 / 10) {
+    for _ in 0..(len - MAX_LOGGED_REVISIONS) {
         let Some((k, _)) = changes.pop_first().map_err(backend)? else {
             break;
         };
-        compacted = compacted.max(k.value().0);
+        compacted = compacted.max(k.value());
     }
     meta.insert("compacted", compacted).map_err(backend)?;
     Ok(())
+}
+
+/// The entries of one change-log record. A malformed tail ends the iteration (records are
+/// only ever written whole, inside the transaction that made them).
+struct ChangeRecord<'a>(&'a [u8]);
+
+impl<'a> Iterator for ChangeRecord<'a> {
+    type Item = (EventType, &'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        fn take<'b>(bytes: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {
+            let (head, tail) = (bytes.get(..n)?, bytes.get(n..)?);
+            *bytes = tail;
+            Some(head)
+        }
+        fn len(bytes: &mut &[u8]) -> Option<usize> {
+            let raw: [u8; 4] = take(bytes, 4)?.try_into().ok()?;
+            usize::try_from(u32::from_le_bytes(raw)).ok()
+        }
+        let bytes = &mut self.0;
+        let t = *take(bytes, 1)?.first()?;
+        let path_len = len(bytes)?;
+        let path = std::str::from_utf8(take(bytes, path_len)?).ok()?;
+        let json_len = len(bytes)?;
+        let json = take(bytes, json_len)?;
+        Some((byte_event(t), path, json))
+    }
 }

@@ -13,7 +13,9 @@ use keel_schema::Object;
 use keel_schema::selector::Selector;
 use keel_schema::types::core::ConfigMap;
 
-use super::etcd_server::EtcdServer;
+use keel_reconciler::store::etcd_process::EtcdProcess;
+
+use super::etcd_server;
 
 /// A store under test, with what keeps it alive and how to open it again.
 struct Backend {
@@ -24,7 +26,7 @@ struct Backend {
 enum Reopen {
     /// The data dir, and a spare dir for the placeholder store held while reopening.
     Redb(tempfile::TempDir, tempfile::TempDir),
-    Etcd(EtcdServer),
+    Etcd(EtcdProcess),
 }
 
 impl Backend {
@@ -42,7 +44,7 @@ impl Backend {
     }
 
     async fn etcd() -> Option<Backend> {
-        let server = EtcdServer::start()?;
+        let server = etcd_server::start()?;
         let store = Store::open(&StoreSpec::Etcd {
             endpoints: vec![server.endpoint.clone()],
         })
@@ -706,7 +708,7 @@ async fn redb_survives_kill_9_mid_write_with_whole_batches_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_batch_interrupted_mid_way_is_finished_on_restart() {
-    let Some(server) = EtcdServer::start() else {
+    let Some(server) = etcd_server::start() else {
         return;
     };
     let endpoints = vec![server.endpoint.clone()];
