@@ -108,6 +108,51 @@ fn spec_of(object: &Object) -> Value {
     value
 }
 
+/// What one op writes once its precondition holds against the current object.
+pub enum Prepared {
+    Put(Object, super::EventType),
+    Delete,
+}
+
+/// Checks `op`'s precondition against `old` (the object as stored now, if any) and prepares
+/// what to write: both engines decide conflicts the same way.
+pub fn prepare_op(op: &super::BatchOp, old: Option<&Stored>) -> Result<Prepared> {
+    use super::{BatchOp, EventType};
+    let check = |expected: u64, old: &Stored| {
+        if old.resource_version == expected {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                key: op.key(),
+                expected,
+                actual: old.resource_version,
+            })
+        }
+    };
+    match (op, old) {
+        (BatchOp::Create(_), Some(_)) => Err(StoreError::AlreadyExists(op.key())),
+        (BatchOp::Create(object), None) => {
+            Ok(Prepared::Put(prepare_create(object)?, EventType::Added))
+        }
+        (BatchOp::Update { .. } | BatchOp::Delete { .. }, None) => {
+            Err(StoreError::NotFound(op.key()))
+        }
+        (BatchOp::Update { object, expected }, Some(old)) => {
+            check(*expected, old)?;
+            Ok(Prepared::Put(
+                prepare_update(&old.object, object)?,
+                EventType::Modified,
+            ))
+        }
+        (BatchOp::Delete { expected, .. }, Some(old)) => {
+            if let Some(expected) = expected {
+                check(*expected, old)?;
+            }
+            Ok(Prepared::Delete)
+        }
+    }
+}
+
 /// A batch names each object once: "create then delete" in one unit has no single meaning.
 pub fn check_distinct(batch: &super::Batch) -> Result<()> {
     let mut seen = std::collections::HashSet::new();

@@ -28,7 +28,7 @@ use keel_schema::Object;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::codec::{decode, encode, prepare_create, prepare_update};
+use super::codec::{Prepared, decode, encode, prepare_op};
 use super::watch::{WATCH_BUFFER, Watcher};
 use super::{
     Batch, BatchOp, EventType, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored,
@@ -305,52 +305,17 @@ impl EtcdStore {
                 .get(etcd_key)
                 .map(|kv| String::from_utf8_lossy(kv.value()).to_string());
             let old_rev = old.as_ref().map_or(0, |s| s.resource_version);
-            let (value, stored) = match op {
-                BatchOp::Create(object) => {
-                    if old.is_some() {
-                        return Err(StoreError::AlreadyExists(op.key()));
-                    }
-                    let object = prepare_create(object)?;
-                    (
-                        Some(encode(&object)?),
-                        Stored {
-                            object,
-                            resource_version: 0,
-                        },
-                    )
-                }
-                BatchOp::Update { object, expected } => {
-                    let Some(old) = &old else {
-                        return Err(StoreError::NotFound(op.key()));
-                    };
-                    if old.resource_version != *expected {
-                        return Err(StoreError::Conflict {
-                            key: op.key(),
-                            expected: *expected,
-                            actual: old.resource_version,
-                        });
-                    }
-                    let object = prepare_update(&old.object, object)?;
-                    (
-                        Some(encode(&object)?),
-                        Stored {
-                            object,
-                            resource_version: 0,
-                        },
-                    )
-                }
-                BatchOp::Delete { key, expected } => {
-                    let Some(old) = &old else {
-                        return Err(StoreError::NotFound(key.clone()));
-                    };
-                    if let Some(expected) = expected.filter(|e| *e != old.resource_version) {
-                        return Err(StoreError::Conflict {
-                            key: key.clone(),
-                            expected,
-                            actual: old.resource_version,
-                        });
-                    }
-                    (None, old.clone())
+            let (value, stored) = match prepare_op(op, old.as_ref())? {
+                Prepared::Put(object, _) => (
+                    Some(encode(&object)?),
+                    Stored {
+                        object,
+                        resource_version: 0,
+                    },
+                ),
+                Prepared::Delete => {
+                    let old = old.clone().ok_or_else(|| StoreError::NotFound(op.key()))?;
+                    (None, old)
                 }
             };
             planned.push(Planned {

@@ -17,7 +17,7 @@ use ::redb::{
 use keel_schema::Object;
 use tokio::sync::{broadcast, mpsc};
 
-use super::codec::{decode, encode, kind_matches, prepare_create, prepare_update};
+use super::codec::{Prepared, decode, encode, kind_matches, prepare_op};
 use super::watch::{WATCH_BUFFER, Watcher};
 use super::{
     Batch, BatchOp, EventType, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored,
@@ -130,47 +130,22 @@ impl Tx<'_, '_> {
         Ok(())
     }
 
-    fn create(&mut self, object: &Object) -> Result<()> {
-        let key = ObjectKey::of(object);
-        if self.get(&key).is_some() {
-            return Err(StoreError::AlreadyExists(key));
+    fn apply(&mut self, op: &BatchOp) -> Result<()> {
+        let key = op.key();
+        match prepare_op(op, self.get(&key))? {
+            Prepared::Put(object, event) => self.put(object, event),
+            Prepared::Delete => {
+                let old = self
+                    .get(&key)
+                    .ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                let json = encode(&old.object)?;
+                let mut object = old.object.clone();
+                self.objects.remove(key.path().as_str()).map_err(backend)?;
+                object.meta_mut().resource_version = Some(self.revision.to_string());
+                self.events.push((EventType::Deleted, json, object));
+                Ok(())
+            }
         }
-        self.put(prepare_create(object)?, EventType::Added)
-    }
-
-    fn update(&mut self, object: &Object, expected: u64) -> Result<()> {
-        let key = ObjectKey::of(object);
-        let Some(old) = self.get(&key) else {
-            return Err(StoreError::NotFound(key));
-        };
-        if old.resource_version != expected {
-            return Err(StoreError::Conflict {
-                key,
-                expected,
-                actual: old.resource_version,
-            });
-        }
-        let updated = prepare_update(&old.object, object)?;
-        self.put(updated, EventType::Modified)
-    }
-
-    fn delete(&mut self, key: &ObjectKey, expected: Option<u64>) -> Result<()> {
-        let Some(old) = self.get(key) else {
-            return Err(StoreError::NotFound(key.clone()));
-        };
-        if let Some(expected) = expected.filter(|e| *e != old.resource_version) {
-            return Err(StoreError::Conflict {
-                key: key.clone(),
-                expected,
-                actual: old.resource_version,
-            });
-        }
-        let json = encode(&old.object)?;
-        let mut object = old.object.clone();
-        self.objects.remove(key.path().as_str()).map_err(backend)?;
-        object.meta_mut().resource_version = Some(self.revision.to_string());
-        self.events.push((EventType::Deleted, json, object));
-        Ok(())
     }
 
     /// The object the last op wrote (for a delete: as it was, at the deletion's revision).
@@ -350,35 +325,26 @@ impl RedbStore {
     }
 
     pub async fn create(&self, object: Object) -> Result<Stored> {
-        self.blocking(move |inner| {
-            Self::write(inner, |tx| {
-                tx.create(&object)?;
-                tx.last_written()
-            })
-            .map(|(s, _)| s)
-        })
-        .await
+        self.write_one(BatchOp::Create(object)).await
     }
 
     pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
-        self.blocking(move |inner| {
-            Self::write(inner, |tx| {
-                tx.update(&object, expected)?;
-                tx.last_written()
-            })
-            .map(|(s, _)| s)
-        })
-        .await
+        self.write_one(BatchOp::Update { object, expected }).await
     }
 
     pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
         let key = key.clone();
+        self.write_one(BatchOp::Delete { key, expected }).await
+    }
+
+    /// One op in its own transaction, returning what it wrote (a delete: the last state).
+    async fn write_one(&self, op: BatchOp) -> Result<Stored> {
         self.blocking(move |inner| {
             Self::write(inner, |tx| {
-                tx.delete(&key, expected)?;
+                tx.apply(&op)?;
                 tx.last_written()
             })
-            .map(|(s, _)| s)
+            .map(|(stored, _)| stored)
         })
         .await
     }
@@ -388,11 +354,7 @@ impl RedbStore {
         self.blocking(move |inner| {
             let (_, revision) = Self::write(inner, |tx| {
                 for op in &batch.ops {
-                    match op {
-                        BatchOp::Create(o) => tx.create(o)?,
-                        BatchOp::Update { object, expected } => tx.update(object, *expected)?,
-                        BatchOp::Delete { key, expected } => tx.delete(key, *expected)?,
-                    };
+                    tx.apply(op)?;
                 }
                 Ok(())
             })?;

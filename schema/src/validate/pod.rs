@@ -160,23 +160,8 @@ fn validate_env(c: &Container, path: &FieldPath, errs: &mut Errors) {
             ("configMapKeyRef", &from.config_map_key_ref),
             ("secretKeyRef", &from.secret_key_ref),
         ];
-        let set: Vec<_> = refs.iter().filter(|(_, r)| r.is_some()).collect();
-        if set.is_empty() {
-            errs.invalid(
-                &fp,
-                "",
-                "must specify one of: `configMapKeyRef` or `secretKeyRef`",
-            );
-        }
-        for (field, _) in set.iter().skip(1) {
-            errs.invalid(
-                &fp.field(field),
-                "",
-                "may not have more than one field specified at a time",
-            );
-        }
+        let set = exactly_one(&refs, &fp, errs);
         for (field, r) in set {
-            let Some(r) = r else { continue };
             let rp = fp.field(field);
             match r.name.as_deref() {
                 None | Some("") => errs.required(&rp.field("name")),
@@ -194,23 +179,8 @@ fn validate_env(c: &Container, path: &FieldPath, errs: &mut Errors) {
             ("configMapRef", &e.config_map_ref),
             ("secretRef", &e.secret_ref),
         ];
-        let set: Vec<_> = refs.iter().filter(|(_, r)| r.is_some()).collect();
-        if set.is_empty() {
-            errs.invalid(
-                &ep,
-                "",
-                "must specify one of: `configMapRef` or `secretRef`",
-            );
-        }
-        for (field, _) in set.iter().skip(1) {
-            errs.invalid(
-                &ep.field(field),
-                "",
-                "may not have more than one field specified at a time",
-            );
-        }
+        let set = exactly_one(&refs, &ep, errs);
         for (field, r) in set {
-            let Some(r) = r else { continue };
             match r.name.as_deref() {
                 None | Some("") => errs.required(&ep.field(field).field("name")),
                 Some(n) => errs.name(&ep.field(field).field("name"), n, names::dns1123_subdomain),
@@ -220,6 +190,35 @@ fn validate_env(c: &Container, path: &FieldPath, errs: &mut Errors) {
             errs.name(&ep.field("prefix"), prefix, names::env_var_name);
         }
     }
+}
+
+/// Of mutually exclusive sources (`configMapRef` / `secretRef`), exactly one must be set:
+/// none is an error at `path`, each extra one an error at its own field. Returns the set ones.
+fn exactly_one<'a, T>(
+    refs: &[(&'a str, &'a Option<T>)],
+    path: &FieldPath,
+    errs: &mut Errors,
+) -> Vec<(&'a str, &'a T)> {
+    let set: Vec<(&str, &T)> = refs
+        .iter()
+        .filter_map(|(field, r)| r.as_ref().map(|r| (*field, r)))
+        .collect();
+    if set.is_empty() {
+        let names: Vec<String> = refs.iter().map(|(f, _)| format!("`{f}`")).collect();
+        errs.invalid(
+            path,
+            "",
+            format!("must specify one of: {}", names.join(" or ")),
+        );
+    }
+    for (field, _) in set.iter().skip(1) {
+        errs.invalid(
+            &path.field(field),
+            "",
+            "may not have more than one field specified at a time",
+        );
+    }
+    set
 }
 
 /// Parses a quantity for validation: CPU in millicores, anything else in whole units.

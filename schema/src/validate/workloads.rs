@@ -225,23 +225,53 @@ pub fn validate_deployment(spec: &DeploymentSpec, path: &FieldPath, errs: &mut E
     let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
     validate_label_selector(spec.selector.as_ref(), template, path, "deployment", errs);
     if let Some(strategy) = &spec.strategy {
-        let sp = path.field("strategy");
-        let kind = strategy.type_.as_deref().unwrap_or("RollingUpdate");
-        match kind {
+        let strategy = Strategy {
+            field: "strategy",
+            kind: strategy.type_.as_deref(),
+            rolling_update: strategy.rolling_update.as_ref(),
+            other: "Recreate",
+            surge_defaults_to_zero: false,
+        };
+        strategy.validate(path, errs);
+    }
+}
+
+/// A Deployment's `strategy` or a DaemonSet's `updateStrategy`: `RollingUpdate` (the
+/// default) with its parameters, or the one other type, which takes none.
+struct Strategy<'a> {
+    field: &'static str,
+    kind: Option<&'a str>,
+    rolling_update: Option<&'a RollingUpdate>,
+    other: &'static str,
+    surge_defaults_to_zero: bool,
+}
+
+impl Strategy<'_> {
+    fn validate(&self, spec: &FieldPath, errs: &mut Errors) {
+        let sp = spec.field(self.field);
+        match self.kind.unwrap_or("RollingUpdate") {
             "RollingUpdate" => {
-                if let Some(ru) = &strategy.rolling_update {
-                    validate_rolling(ru, &sp.field("rollingUpdate"), errs, false);
-                }
-            }
-            "Recreate" => {
-                if strategy.rolling_update.is_some() {
-                    errs.forbidden(
+                if let Some(ru) = self.rolling_update {
+                    validate_rolling(
+                        ru,
                         &sp.field("rollingUpdate"),
-                        "may not be specified when strategy `type` is 'Recreate'",
+                        errs,
+                        self.surge_defaults_to_zero,
                     );
                 }
             }
-            other => errs.unsupported(&sp.field("type"), other, &["Recreate", "RollingUpdate"]),
+            kind if kind == self.other => {
+                if self.rolling_update.is_some() {
+                    errs.forbidden(
+                        &sp.field("rollingUpdate"),
+                        format!(
+                            "may not be specified when {} `type` is '{kind}'",
+                            self.field
+                        ),
+                    );
+                }
+            }
+            other => errs.unsupported(&sp.field("type"), other, &[self.other, "RollingUpdate"]),
         }
     }
 }
@@ -255,23 +285,14 @@ pub fn validate_daemonset(spec: &DaemonSetSpec, path: &FieldPath, errs: &mut Err
     let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
     validate_label_selector(spec.selector.as_ref(), template, path, "daemonset", errs);
     if let Some(strategy) = &spec.update_strategy {
-        let sp = path.field("updateStrategy");
-        match strategy.type_.as_deref().unwrap_or("RollingUpdate") {
-            "RollingUpdate" => {
-                if let Some(ru) = &strategy.rolling_update {
-                    validate_rolling(ru, &sp.field("rollingUpdate"), errs, true);
-                }
-            }
-            "OnDelete" => {
-                if strategy.rolling_update.is_some() {
-                    errs.forbidden(
-                        &sp.field("rollingUpdate"),
-                        "may not be specified when updateStrategy `type` is 'OnDelete'",
-                    );
-                }
-            }
-            other => errs.unsupported(&sp.field("type"), other, &["OnDelete", "RollingUpdate"]),
-        }
+        let strategy = Strategy {
+            field: "updateStrategy",
+            kind: strategy.type_.as_deref(),
+            rolling_update: strategy.rolling_update.as_ref(),
+            other: "OnDelete",
+            surge_defaults_to_zero: true,
+        };
+        strategy.validate(path, errs);
     }
 }
 
