@@ -110,7 +110,7 @@ fn spec_of(object: &Object) -> Value {
 
 /// What one op writes once its precondition holds against the current object.
 pub enum Prepared {
-    Put(Object, super::EventType),
+    Put(Box<Object>, super::EventType),
     Delete,
 }
 
@@ -131,16 +131,17 @@ pub fn prepare_op(op: &super::BatchOp, old: Option<&Stored>) -> Result<Prepared>
     };
     match (op, old) {
         (BatchOp::Create(_), Some(_)) => Err(StoreError::AlreadyExists(op.key())),
-        (BatchOp::Create(object), None) => {
-            Ok(Prepared::Put(prepare_create(object)?, EventType::Added))
-        }
+        (BatchOp::Create(object), None) => Ok(Prepared::Put(
+            Box::new(prepare_create(object)?),
+            EventType::Added,
+        )),
         (BatchOp::Update { .. } | BatchOp::Delete { .. }, None) => {
             Err(StoreError::NotFound(op.key()))
         }
         (BatchOp::Update { object, expected }, Some(old)) => {
             check(*expected, old)?;
             Ok(Prepared::Put(
-                prepare_update(&old.object, object)?,
+                Box::new(prepare_update(&old.object, object)?),
                 EventType::Modified,
             ))
         }

@@ -309,7 +309,7 @@ impl EtcdStore {
                 Prepared::Put(object, _) => (
                     Some(encode(&object)?),
                     Stored {
-                        object,
+                        object: *object,
                         resource_version: 0,
                     },
                 ),

@@ -133,7 +133,7 @@ impl Tx<'_, '_> {
     fn apply(&mut self, op: &BatchOp) -> Result<()> {
         let key = op.key();
         match prepare_op(op, self.get(&key))? {
-            Prepared::Put(object, event) => self.put(object, event),
+            Prepared::Put(object, event) => self.put(*object, event),
             Prepared::Delete => {
                 let old = self
                     .get(&key)
