@@ -3,6 +3,9 @@
 //! # Layout
 //! - [`cli`]: the `keel` command's verbs, one file each (`validate`, `schema`).
 //! - [`logging`]: tracing setup shared by every verb (`RUST_LOG`, `--log-format`).
+//! - [`store`]: all live state, on redb (embedded) or etcd.
+//! - [`source`]: manifests read from the committed tree of a git revision.
+//! - [`plan`]: semantic diffs between revisions, with summaries, for `keel plan`.
 //!
 //! The source, loader, diff, store, controllers, scheduler, node sync and HTTP API arrive in
 //! later steps (issues 3–6) as modules beside these.
@@ -10,4 +13,6 @@
 
 pub mod cli;
 pub mod logging;
+pub mod plan;
+pub mod source;
 pub mod store;

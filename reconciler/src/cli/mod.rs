@@ -1,5 +1,6 @@
 //! The `keel` command line: one file per verb.
 
+pub mod plan;
 pub mod schema;
 pub mod validate;
 
@@ -31,6 +32,9 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of keel manifests, for editors (yaml-language-server).
     Schema(schema::Args),
+    /// Show what changing the repository from one revision to another will do (exit 0 no
+    /// changes, 2 changes, 1 invalid revision or error).
+    Plan(plan::Args),
 }
 
 /// Runs the command and returns the process exit code.
@@ -38,5 +42,6 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Plan(args) => plan::run(&args),
     }
 }

@@ -1,0 +1,92 @@
+//! `keel plan`: what a change to the repository will do, before it merges.
+
+use clap::ValueEnum;
+
+use crate::plan::diff;
+use crate::plan::render::{self, Plan};
+use crate::source::RepoTree;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    /// A summary table and a collapsible diff per object, to paste as a PR comment.
+    Markdown,
+    /// `{from, to, changes: [{action, kind, namespace, name, summary, diff}], errors}`.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The repository: a working copy, a bare repo, or a file:// URL.
+    #[arg(long, default_value = ".")]
+    pub repo: String,
+    /// The revision the change starts from (a branch, tag or commit).
+    #[arg(long)]
+    pub from: String,
+    /// The revision the change leads to.
+    #[arg(long, default_value = "HEAD")]
+    pub to: String,
+    /// Only manifests under this folder of the repository.
+    #[arg(long)]
+    pub path: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Exit status: 0 no changes, 2 changes (for CI gates), 1 invalid `--to` or another error.
+pub const EXIT_NO_CHANGES: i32 = 0;
+pub const EXIT_INVALID: i32 = 1;
+pub const EXIT_CHANGES: i32 = 2;
+
+pub fn run(args: &Args) -> i32 {
+    match plan(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("keel plan: {e}");
+            EXIT_INVALID
+        }
+    }
+}
+
+fn plan(args: &Args) -> anyhow::Result<i32> {
+    let repo = RepoTree::open(&args.repo)?;
+    let (from_info, from_rev) = repo.load(&args.from, args.path.as_deref())?;
+    let (to_info, to_rev) = repo.load(&args.to, args.path.as_deref())?;
+    if !from_rev.is_valid() {
+        // The base is what runs now (or would have); a broken base is worth knowing, but the
+        // plan is about the new revision.
+        tracing::warn!(
+            revision = %from_info.short,
+            errors = from_rev.errors.len(),
+            "the --from revision is itself invalid; comparing against the objects it does define"
+        );
+    }
+    let old: Vec<_> = from_rev.manifests.into_iter().map(|m| m.object).collect();
+    let new: Vec<_> = to_rev.manifests.into_iter().map(|m| m.object).collect();
+    let errors = to_rev.errors;
+    let changes = if errors.is_empty() {
+        diff(&old, &new)
+    } else {
+        Vec::new()
+    };
+    let plan = Plan {
+        from: from_info.short,
+        to: to_info.short,
+        changes,
+        errors,
+    };
+    let output = match args.format {
+        Format::Text => render::text(&plan),
+        Format::Markdown => render::markdown(&plan),
+        Format::Json => serde_json::to_string_pretty(&render::json(&plan))? + "\n",
+    };
+    print!("{output}");
+    Ok(if !plan.errors.is_empty() {
+        EXIT_INVALID
+    } else if plan.changes.is_empty() {
+        EXIT_NO_CHANGES
+    } else {
+        EXIT_CHANGES
+    })
+}

@@ -1,0 +1,14 @@
+//! Plans: what a change to the repository will do, object by object, before it is applied.
+//!
+//! - [`diff`]: desired objects against other objects (another revision, or later the
+//!   store), compared semantically: both sides defaulted, cluster-set fields left out.
+//! - [`display`]: the YAML shown for an object, with Secret values replaced by markers.
+//! - [`summary`]: one line per change saying what it does to running workloads.
+//! - [`render`]: text, markdown (for a pull request comment) and JSON.
+
+pub mod diff;
+pub mod display;
+pub mod render;
+pub mod summary;
+
+pub use diff::{Action, Change, diff};

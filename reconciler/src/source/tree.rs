@@ -1,0 +1,171 @@
+//! Reading one revision's manifests out of a git repository with git2.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
+use keel_schema::load::is_manifest_name;
+use keel_schema::repo_config::REPO_CONFIG_FILE;
+use keel_schema::{Revision, SourceFile, load_sources};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path} is not a git repository: {message}")]
+    NotARepo { path: PathBuf, message: String },
+    #[error("revision {rev:?} not found in {repo}: {message}")]
+    NoSuchRevision {
+        repo: PathBuf,
+        rev: String,
+        message: String,
+    },
+    #[error("--path {0:?} does not exist in revision {1}")]
+    NoSuchPath(String, String),
+    #[error("reading revision {rev}: {message}")]
+    Read { rev: String, message: String },
+}
+
+/// Who made a commit and why, for history and plans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub id: String,
+    pub short: String,
+    pub author: String,
+    pub summary: String,
+    pub time: i64,
+}
+
+/// A repository opened for reading revisions.
+pub struct RepoTree {
+    repo: Repository,
+    path: PathBuf,
+}
+
+impl RepoTree {
+    /// Opens a working copy or a bare repository (a `file://` URL is a local path).
+    pub fn open(location: &str) -> Result<Self, SourceError> {
+        let path = PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
+        let repo = Repository::open(&path).map_err(|e| SourceError::NotARepo {
+            path: path.clone(),
+            message: e.message().to_string(),
+        })?;
+        Ok(Self { repo, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The commit a revision names (a branch, tag, sha or expression like `HEAD~1`).
+    pub fn commit(&self, rev: &str) -> Result<CommitInfo, SourceError> {
+        let commit = self.resolve(rev)?;
+        Ok(info(&commit))
+    }
+
+    fn resolve(&self, rev: &str) -> Result<git2::Commit<'_>, SourceError> {
+        let not_found = |e: git2::Error| SourceError::NoSuchRevision {
+            repo: self.path.clone(),
+            rev: rev.to_string(),
+            message: e.message().to_string(),
+        };
+        self.repo
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(not_found)
+    }
+
+    /// Every manifest file (`*.yaml`, `*.yml`) of the committed tree under `subdir`, and the
+    /// repo config `keel.yaml` at its root. Hidden folders (`.github`, …), symbolic links
+    /// and submodules are skipped. File names are paths from the repository root.
+    pub fn files(
+        &self,
+        rev: &str,
+        subdir: Option<&str>,
+    ) -> Result<(CommitInfo, Vec<SourceFile>, Option<SourceFile>), SourceError> {
+        let commit = self.resolve(rev)?;
+        let info = info(&commit);
+        let read_err = |e: git2::Error| SourceError::Read {
+            rev: info.short.clone(),
+            message: e.message().to_string(),
+        };
+        let root_tree = commit.tree().map_err(read_err)?;
+        let prefix = subdir
+            .map(|s| s.trim_matches('/'))
+            .filter(|s| !s.is_empty() && *s != ".")
+            .map(str::to_string);
+        let tree = match &prefix {
+            None => root_tree,
+            Some(p) => {
+                let entry = root_tree
+                    .get_path(Path::new(p))
+                    .map_err(|_| SourceError::NoSuchPath(p.clone(), info.short.clone()))?;
+                entry
+                    .to_object(&self.repo)
+                    .and_then(|o| o.peel_to_tree())
+                    .map_err(|_| SourceError::NoSuchPath(p.clone(), info.short.clone()))?
+            }
+        };
+        let mut found = Vec::new();
+        let mut walk_error = None;
+        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            let name = entry.name().unwrap_or("");
+            if name.starts_with('.') {
+                return TreeWalkResult::Skip;
+            }
+            // 0o120000 is a symbolic link: its blob is a path, not a manifest.
+            let is_blob = entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000;
+            if is_blob && is_manifest_name(name) {
+                match entry.to_object(&self.repo).and_then(|o| o.peel_to_blob()) {
+                    Ok(blob) => found.push((format!("{dir}{name}"), blob.content().to_vec())),
+                    Err(e) => {
+                        walk_error = Some(e);
+                        return TreeWalkResult::Abort;
+                    }
+                }
+            }
+            TreeWalkResult::Ok
+        })
+        .map_err(read_err)?;
+        if let Some(e) = walk_error {
+            return Err(read_err(e));
+        }
+        let shown = |rel: &str| match &prefix {
+            Some(p) => format!("{p}/{rel}"),
+            None => rel.to_string(),
+        };
+        let mut files = Vec::new();
+        let mut config = None;
+        for (rel, bytes) in found {
+            let source = SourceFile {
+                name: shown(&rel),
+                bytes,
+            };
+            if rel == REPO_CONFIG_FILE {
+                config = Some(source);
+            } else {
+                files.push(source);
+            }
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((info, files, config))
+    }
+
+    /// Loads and validates a whole revision.
+    pub fn load(
+        &self,
+        rev: &str,
+        subdir: Option<&str>,
+    ) -> Result<(CommitInfo, Revision), SourceError> {
+        let (info, files, config) = self.files(rev, subdir)?;
+        Ok((info, load_sources(&files, config.as_ref())))
+    }
+}
+
+fn info(commit: &git2::Commit<'_>) -> CommitInfo {
+    let id = commit.id().to_string();
+    CommitInfo {
+        short: id.chars().take(7).collect(),
+        id,
+        author: commit.author().name().unwrap_or("").to_string(),
+        summary: commit.summary().ok().flatten().unwrap_or("").to_string(),
+        time: commit.time().seconds(),
+    }
+}
