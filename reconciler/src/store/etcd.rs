@@ -5,27 +5,36 @@
 //! transaction comparing `mod_revision` (or `create_revision == 0` for "must not exist").
 //!
 //! etcd caps a transaction at 128 operations and a request at 1.5 MiB, so a large batch is
-//! written in chunks behind an intent:
+//! written in chunks behind an intent, which is also a lock:
 //! 1. every chunk's operations (new value, expected revision, previous value) are written
-//!    under `<prefix>/intent/data/<id>/`, then the head `<prefix>/intent/head` names them;
+//!    under `<prefix>/intent/data/<id>/` (values over [`SIDE_BYTES`] in keys of their own),
+//!    then the head `<prefix>/intent/head` names them;
 //! 2. each chunk is one transaction that also checks every expected revision and advances
 //!    the head;
 //! 3. the head and data are deleted at the end.
 //!
-//! If a chunk meets a conflict, the chunks already written are undone (each key restored
-//! only if it still holds what the batch wrote) and the batch fails with the conflict. A
-//! process that dies anywhere in between leaves the head; [`EtcdStore::connect`] finds it and
-//! finishes the batch (or the undo), so no half-applied revision survives a restart.
+//! While a head exists no other write succeeds (every write compares that the head is
+//! absent), so nothing is built on a half-applied revision and an undo restores everything.
+//! If a chunk meets a conflict, the chunks already written are undone and the batch fails
+//! naming the conflicting object. A batch is driven on its own task, so a caller that gives
+//! up does not abandon it; a process that dies anywhere in between leaves the head, and the
+//! next write or [`EtcdStore::connect`] finishes the batch (or its undo) first.
+//!
+//! Caveat: one process should apply batches at a time (leader election comes with running
+//! several control planes); two would take turns through the lock.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType as EtcdEventType,
-    GetOptions, KeyValue, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    GetOptions, KeyValue, KvClient, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchClient,
+    WatchOptions,
 };
 use keel_schema::Object;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::codec::{Prepared, decode, encode, prepare_op};
@@ -36,38 +45,70 @@ use super::{
 };
 
 pub const DEFAULT_PREFIX: &str = "/keel";
-/// Operations per chunk transaction (etcd's default limit is 128, and the head's own
-/// update and compare take one more each).
+/// Operations per chunk transaction (etcd's default limit is 128; the head's update and
+/// compare take one more each).
 const CHUNK_OPS: usize = 100;
-/// Bytes of values per chunk (etcd's default request limit is 1.5 MiB; the intent data for a
-/// chunk holds both new and previous values).
+/// Inline value bytes per chunk (etcd's default request limit is 1.5 MiB).
 const CHUNK_BYTES: usize = 600 * 1024;
+/// Values larger than this go to intent keys of their own.
+pub const SIDE_BYTES: usize = 256 * 1024;
 /// Keys per page when listing.
-const PAGE: i64 = 1000;
+const PAGE: i64 = 500;
 /// Undo operations per transaction (each is a nested transaction).
 const UNDO_OPS: usize = 40;
+/// Largest gRPC reply accepted (tonic's default of 4 MiB is too small for a page of large
+/// objects or a watch catching up).
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// Revisions of history kept by the background compactor, and how often it runs.
+const KEEP_REVISIONS: i64 = 100_000;
+const COMPACT_EVERY: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: Client,
+    kv: KvClient,
+    watch: WatchClient,
     prefix: String,
     endpoints: String,
+    _compactor: Arc<AbortOnDrop>,
 }
 
-fn unavailable(endpoints: &str, e: &etcd_client::Error) -> StoreError {
-    StoreError::Unavailable(format!("etcd at {endpoints}: {e}"))
+/// Stops the background compactor when the last handle to the store goes.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
 }
 
-/// One planned write of a batch, as recorded in the intent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Planned {
+/// One planned write of a batch, in memory.
+#[derive(Debug, Clone)]
+struct Op {
     key: String,
-    /// The new value; `None` deletes.
-    value: Option<String>,
     /// The key's expected `mod_revision`; 0 means it must not exist.
     expect: i64,
+    /// The new value; `None` deletes.
+    value: Option<Vec<u8>>,
     /// The value before the batch, to undo with.
-    before: Option<String>,
+    before: Option<Vec<u8>>,
+}
+
+/// An [`Op`] as recorded in the intent.
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordedOp {
+    key: String,
+    expect: i64,
+    value: Option<Payload>,
+    before: Option<Payload>,
+}
+
+/// A value in the intent: inline JSON (no escaping), or the key holding a large one.
+#[derive(Debug, Serialize, Deserialize)]
+enum Payload {
+    Inline(Box<RawValue>),
+    Side(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,23 +120,28 @@ struct Head {
     state: String,
     /// The next chunk to apply, or (undoing) the number of chunks still applied.
     next: usize,
+    /// Why the batch is being undone, for the error returned at the end.
+    reason: Option<String>,
 }
 
-/// A chunk transaction's outcome.
-enum ChunkResult {
-    Applied(i64),
-    Conflict,
+/// How a driven batch ended.
+enum Outcome {
+    Applied(u64),
+    Undone(StoreError),
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(5))
 }
 
 impl EtcdStore {
     /// Connects (retrying with backoff for a few seconds), then finishes any batch a previous
-    /// process left half-written.
+    /// process left half-written, and starts the history compactor.
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self> {
         let shown = endpoints.join(",");
         let options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(10));
-        let mut delay = Duration::from_millis(200);
+            .with_timeout(Duration::from_secs(30));
         let mut attempt = 0;
         let client = loop {
             attempt += 1;
@@ -111,8 +157,7 @@ impl EtcdStore {
                 Ok(client) => break client,
                 Err(e) if attempt < 6 => {
                     tracing::warn!(etcd = %shown, attempt, error = %e, "etcd unreachable; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
                     return Err(StoreError::Unavailable(format!(
@@ -121,17 +166,25 @@ impl EtcdStore {
                 }
             }
         };
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let watch = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
+        let compactor = tokio::spawn(compact_forever(kv.clone(), shown.clone()));
         let store = Self {
-            client,
+            kv,
+            watch,
             prefix: prefix.trim_end_matches('/').to_string(),
             endpoints: shown,
+            _compactor: Arc::new(AbortOnDrop(Some(compactor))),
         };
         store.recover().await?;
         Ok(store)
     }
 
     fn err(&self, e: etcd_client::Error) -> StoreError {
-        unavailable(&self.endpoints, &e)
+        StoreError::Unavailable(format!("etcd at {}: {e}", self.endpoints))
     }
 
     fn registry(&self) -> String {
@@ -140,6 +193,13 @@ impl EtcdStore {
 
     fn object_key(&self, key: &ObjectKey) -> String {
         format!("{}{}", self.registry(), key.path())
+    }
+
+    fn key_of(&self, etcd_key: &str) -> ObjectKey {
+        etcd_key
+            .strip_prefix(&self.registry())
+            .and_then(ObjectKey::from_path)
+            .unwrap_or_else(|| ObjectKey::new("", "", etcd_key))
     }
 
     fn head_key(&self) -> String {
@@ -157,8 +217,8 @@ impl EtcdStore {
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
-        let mut client = self.client.clone();
-        let resp = client
+        let mut kv = self.kv.clone();
+        let resp = kv
             .get(self.object_key(key), None)
             .await
             .map_err(|e| self.err(e))?;
@@ -183,7 +243,7 @@ impl EtcdStore {
 
     /// Every key under `prefix`, page by page at one revision.
     async fn range_all(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {
-        let mut client = self.client.clone();
+        let mut kv = self.kv.clone();
         let end = prefix_end(prefix);
         let mut out = Vec::new();
         let mut start = prefix.as_bytes().to_vec();
@@ -193,7 +253,7 @@ impl EtcdStore {
             if revision > 0 {
                 options = options.with_revision(revision);
             }
-            let resp = client
+            let resp = kv
                 .get(start.clone(), Some(options))
                 .await
                 .map_err(|e| self.err(e))?;
@@ -215,8 +275,8 @@ impl EtcdStore {
     }
 
     pub async fn revision(&self) -> Result<u64> {
-        let mut client = self.client.clone();
-        let resp = client
+        let mut kv = self.kv.clone();
+        let resp = kv
             .get(self.registry(), Some(GetOptions::new().with_count_only()))
             .await
             .map_err(|e| self.err(e))?;
@@ -225,14 +285,13 @@ impl EtcdStore {
             .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0)))
     }
 
-    /// The current value and revisions of `keys`, read in transactions of up to
-    /// [`CHUNK_OPS`] gets.
+    /// The current value and revisions of `keys`, read in transactions of gets.
     async fn read_many(&self, keys: &[String]) -> Result<HashMap<String, KeyValue>> {
-        let mut client = self.client.clone();
+        let mut kv = self.kv.clone();
         let mut found = HashMap::new();
         for chunk in keys.chunks(CHUNK_OPS) {
             let ops: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(k.clone(), None)).collect();
-            let resp = client
+            let resp = kv
                 .txn(Txn::new().and_then(ops))
                 .await
                 .map_err(|e| self.err(e))?;
@@ -264,47 +323,42 @@ impl EtcdStore {
         .await
     }
 
-    /// One op as a one-transaction batch, returning the object as written (or, for a
-    /// delete, as it was).
+    /// One op in one transaction, returning the object as written (for a delete: as it
+    /// was). A delete without a precondition is retried when it races another writer.
     async fn apply_single(&self, op: BatchOp) -> Result<Stored> {
-        let (planned, results) = self.plan(std::slice::from_ref(&op)).await?;
-        let revision = match self.try_single_txn(&planned).await? {
-            ChunkResult::Applied(rev) => rev,
-            ChunkResult::Conflict => {
-                return Err(self.explain_conflict(std::slice::from_ref(&op)).await);
+        let retry_races = matches!(op, BatchOp::Delete { expected: None, .. });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (planned, results) = self.plan(std::slice::from_ref(&op)).await?;
+            match self.commit_unlocked(&planned).await {
+                Ok(revision) => {
+                    let mut stored = results
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::Backend("empty plan".into()))?;
+                    if !matches!(op, BatchOp::Delete { .. }) {
+                        stored.resource_version = revision;
+                        stored.object.meta_mut().resource_version = Some(revision.to_string());
+                    }
+                    return Ok(stored);
+                }
+                Err(StoreError::Conflict { .. }) if retry_races && attempt < 5 => continue,
+                Err(e) => return Err(e),
             }
-        };
-        let mut stored = results
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Backend("empty plan".into()))?;
-        if !matches!(op, BatchOp::Delete { .. }) {
-            stored.resource_version = u64::try_from(revision).unwrap_or(0);
-            stored.object.meta_mut().resource_version = Some(stored.resource_version.to_string());
         }
-        Ok(stored)
     }
 
     /// Checks every op against the current state and computes what to write. Returns the
     /// plan and, per op, the object as it will be stored (for a delete: as it was).
-    async fn plan(&self, ops: &[BatchOp]) -> Result<(Vec<Planned>, Vec<Stored>)> {
+    async fn plan(&self, ops: &[BatchOp]) -> Result<(Vec<Op>, Vec<Stored>)> {
         let keys: Vec<String> = ops.iter().map(|op| self.object_key(&op.key())).collect();
         let current = self.read_many(&keys).await?;
         let mut planned = Vec::with_capacity(ops.len());
         let mut results = Vec::with_capacity(ops.len());
-        super::codec::check_distinct(&Batch {
-            label: String::new(),
-            ops: ops.to_vec(),
-        })?;
         for (op, etcd_key) in ops.iter().zip(&keys) {
-            let old = current
-                .get(etcd_key)
-                .map(|kv| self.decode_kv(kv))
-                .transpose()?;
-            let before = current
-                .get(etcd_key)
-                .map(|kv| String::from_utf8_lossy(kv.value()).to_string());
-            let old_rev = old.as_ref().map_or(0, |s| s.resource_version);
+            let found = current.get(etcd_key);
+            let old = found.map(|kv| self.decode_kv(kv)).transpose()?;
             let (value, stored) = match prepare_op(op, old.as_ref())? {
                 Prepared::Put(object, _) => (
                     Some(encode(&object)?),
@@ -313,25 +367,24 @@ impl EtcdStore {
                         resource_version: 0,
                     },
                 ),
-                Prepared::Delete => {
-                    let old = old.clone().ok_or_else(|| StoreError::NotFound(op.key()))?;
-                    (None, old)
-                }
+                Prepared::Delete => (
+                    None,
+                    old.clone().ok_or_else(|| StoreError::NotFound(op.key()))?,
+                ),
             };
-            planned.push(Planned {
+            planned.push(Op {
                 key: etcd_key.clone(),
-                value: value.map(|v| String::from_utf8_lossy(&v).to_string()),
-                expect: i64::try_from(old_rev).unwrap_or(i64::MAX),
-                before,
+                expect: found.map_or(0, KeyValue::mod_revision),
+                value,
+                before: found.map(|kv| kv.value().to_vec()),
             });
             results.push(stored);
         }
         Ok((planned, results))
     }
 
-    fn compares(planned: &[Planned]) -> Vec<Compare> {
-        planned
-            .iter()
+    fn compares(ops: &[Op]) -> Vec<Compare> {
+        ops.iter()
             .map(|p| {
                 if p.expect == 0 {
                     Compare::create_revision(p.key.clone(), CompareOp::Equal, 0)
@@ -342,9 +395,8 @@ impl EtcdStore {
             .collect()
     }
 
-    fn writes(planned: &[Planned]) -> Vec<TxnOp> {
-        planned
-            .iter()
+    fn writes(ops: &[Op]) -> Vec<TxnOp> {
+        ops.iter()
             .map(|p| match &p.value {
                 Some(v) => TxnOp::put(p.key.clone(), v.clone(), None),
                 None => TxnOp::delete(p.key.clone(), None),
@@ -352,32 +404,55 @@ impl EtcdStore {
             .collect()
     }
 
-    async fn try_single_txn(&self, planned: &[Planned]) -> Result<ChunkResult> {
-        let mut client = self.client.clone();
-        let txn = Txn::new()
-            .when(Self::compares(planned))
-            .and_then(Self::writes(planned));
-        let resp = client.txn(txn).await.map_err(|e| self.err(e))?;
-        Ok(if resp.succeeded() {
-            ChunkResult::Applied(resp.header().map_or(0, |h| h.revision()))
-        } else {
-            ChunkResult::Conflict
-        })
+    /// Writes a plan that fits one transaction, provided no batch holds the lock. A batch
+    /// left by someone else is finished first.
+    async fn commit_unlocked(&self, ops: &[Op]) -> Result<u64> {
+        let mut kv = self.kv.clone();
+        for _ in 0..5 {
+            let mut compares = vec![Compare::create_revision(
+                self.head_key(),
+                CompareOp::Equal,
+                0,
+            )];
+            compares.extend(Self::compares(ops));
+            let txn = Txn::new().when(compares).and_then(Self::writes(ops));
+            let resp = kv.txn(txn).await.map_err(|e| self.err(e))?;
+            if resp.succeeded() {
+                return Ok(resp
+                    .header()
+                    .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0)));
+            }
+            if let Some(conflict) = self.explain(ops).await? {
+                return Err(conflict);
+            }
+            // Nothing of ours conflicts: a batch holds the lock. Finish it, then try again.
+            self.recover().await?;
+        }
+        Err(StoreError::Unavailable(
+            "another batch keeps the store locked; try again".into(),
+        ))
     }
 
-    /// After a failed compare: which op conflicts, and with what.
-    async fn explain_conflict(&self, ops: &[BatchOp]) -> StoreError {
-        match self.plan(ops).await {
-            Err(e) => e,
-            Ok(_) => StoreError::Conflict {
-                key: ops
-                    .first()
-                    .map(BatchOp::key)
-                    .unwrap_or_else(|| ObjectKey::new("", "", "")),
-                expected: 0,
-                actual: 0,
-            },
+    /// Which op of `ops` no longer holds, as the error to report; `None` if all hold.
+    async fn explain(&self, ops: &[Op]) -> Result<Option<StoreError>> {
+        let keys: Vec<String> = ops.iter().map(|p| p.key.clone()).collect();
+        let current = self.read_many(&keys).await?;
+        for p in ops {
+            let actual = current.get(&p.key).map_or(0, KeyValue::mod_revision);
+            if actual != p.expect {
+                let key = self.key_of(&p.key);
+                return Ok(Some(if p.expect == 0 {
+                    StoreError::AlreadyExists(key)
+                } else {
+                    StoreError::Conflict {
+                        key,
+                        expected: u64::try_from(p.expect).unwrap_or(0),
+                        actual: u64::try_from(actual).unwrap_or(0),
+                    }
+                }));
+            }
         }
+        Ok(None)
     }
 
     pub async fn apply_batch(&self, batch: Batch) -> Result<u64> {
@@ -385,106 +460,233 @@ impl EtcdStore {
     }
 
     /// [`EtcdStore::apply_batch`], stopping after `stop_after` chunks as if the process had
-    /// died there (the intent stays for [`EtcdStore::connect`] to finish). For crash tests.
+    /// died there (the intent stays for the next write or [`EtcdStore::connect`] to
+    /// finish). For crash tests.
     #[doc(hidden)]
     pub async fn apply_batch_until(&self, batch: Batch, stop_after: Option<usize>) -> Result<u64> {
+        super::codec::check_distinct(&batch)?;
         if batch.ops.is_empty() {
             return self.revision().await;
         }
+        // A batch someone left behind comes first: plans are made on finished state.
+        self.recover().await?;
         let (planned, _) = self.plan(&batch.ops).await?;
         let chunks = chunk(planned);
         if chunks.len() == 1 && stop_after.is_none() {
-            return match self.try_single_txn(&chunks[0]).await? {
-                ChunkResult::Applied(rev) => Ok(u64::try_from(rev).unwrap_or(0)),
-                ChunkResult::Conflict => Err(self.explain_conflict(&batch.ops).await),
-            };
+            return self.commit_unlocked(&chunks[0]).await;
         }
-        let id = uuid::Uuid::new_v4().simple().to_string();
         let head = Head {
-            id: id.clone(),
+            id: uuid::Uuid::new_v4().simple().to_string(),
             label: batch.label.clone(),
             chunks: chunks.len(),
             state: "apply".into(),
             next: 0,
+            reason: None,
         };
         self.write_intent(&head, &chunks).await?;
         tracing::debug!(label = %batch.label, chunks = chunks.len(), "batch intent recorded");
-        match self.drive(head, chunks, stop_after).await? {
-            Some(rev) => Ok(rev),
-            None => Err(self.explain_conflict(&batch.ops).await),
+        // Driven on its own task: a caller that stops waiting does not leave it half-done.
+        let store = self.clone();
+        let driven =
+            tokio::spawn(async move { store.drive(head.id.clone(), chunks, stop_after).await });
+        match driven
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))??
+        {
+            Outcome::Applied(revision) => Ok(revision),
+            Outcome::Undone(conflict) => Err(conflict),
         }
     }
 
-    async fn write_intent(&self, head: &Head, chunks: &[Vec<Planned>]) -> Result<()> {
-        let mut client = self.client.clone();
-        for (i, c) in chunks.iter().enumerate() {
-            let data = serde_json::to_string(c).map_err(|e| StoreError::Backend(e.to_string()))?;
-            client
-                .put(format!("{}{i:06}", self.data_prefix(&head.id)), data, None)
-                .await
-                .map_err(|e| self.err(e))?;
+    async fn write_intent(&self, head: &Head, chunks: &[Vec<Op>]) -> Result<()> {
+        let mut kv = self.kv.clone();
+        let data = self.data_prefix(&head.id);
+        let written = async {
+            for (i, c) in chunks.iter().enumerate() {
+                let mut recorded = Vec::with_capacity(c.len());
+                for (j, op) in c.iter().enumerate() {
+                    let payload =
+                        |bytes: &Option<Vec<u8>>,
+                         side: &str|
+                         -> Result<Option<(Payload, Option<Vec<u8>>)>> {
+                            let Some(bytes) = bytes else { return Ok(None) };
+                            if bytes.len() > SIDE_BYTES {
+                                let key = format!("{data}side/{i:06}-{j:03}-{side}");
+                                return Ok(Some((Payload::Side(key), Some(bytes.clone()))));
+                            }
+                            let text = String::from_utf8(bytes.clone())
+                                .map_err(|e| StoreError::Backend(e.to_string()))?;
+                            let raw = RawValue::from_string(text)
+                                .map_err(|e| StoreError::Backend(e.to_string()))?;
+                            Ok(Some((Payload::Inline(raw), None)))
+                        };
+                    let value = payload(&op.value, "new")?;
+                    let before = payload(&op.before, "old")?;
+                    for (p, bytes) in [&value, &before].into_iter().flatten() {
+                        if let (Payload::Side(key), Some(bytes)) = (p, bytes) {
+                            kv.put(key.clone(), bytes.clone(), None)
+                                .await
+                                .map_err(|e| self.err(e))?;
+                        }
+                    }
+                    recorded.push(RecordedOp {
+                        key: op.key.clone(),
+                        expect: op.expect,
+                        value: value.map(|(p, _)| p),
+                        before: before.map(|(p, _)| p),
+                    });
+                }
+                kv.put(format!("{data}{i:06}"), to_json(&recorded)?, None)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+            let txn = Txn::new()
+                .when([Compare::create_revision(
+                    self.head_key(),
+                    CompareOp::Equal,
+                    0,
+                )])
+                .and_then([TxnOp::put(self.head_key(), to_json(head)?, None)]);
+            let resp = kv.txn(txn).await.map_err(|e| self.err(e))?;
+            if resp.succeeded() {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable(
+                    "another batch is being applied to this etcd prefix; try again".into(),
+                ))
+            }
         }
-        let head_json =
-            serde_json::to_string(head).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                self.head_key(),
-                CompareOp::Equal,
-                0,
-            )])
-            .and_then([TxnOp::put(self.head_key(), head_json, None)]);
-        let resp = client.txn(txn).await.map_err(|e| self.err(e))?;
-        if !resp.succeeded() {
-            client
-                .delete(
-                    self.data_prefix(&head.id),
-                    Some(DeleteOptions::new().with_prefix()),
-                )
-                .await
-                .map_err(|e| self.err(e))?;
-            return Err(StoreError::Unavailable(
-                "another batch is being applied to this etcd prefix; try again".into(),
-            ));
+        .await;
+        if written.is_err() {
+            // Without a head nothing refers to this data; remove it rather than leak it.
+            let _ = kv
+                .delete(data, Some(DeleteOptions::new().with_prefix()))
+                .await;
         }
-        Ok(())
+        written
     }
 
     async fn head(&self) -> Result<Option<(Head, i64)>> {
-        let mut client = self.client.clone();
-        let resp = client
+        let mut kv = self.kv.clone();
+        let resp = kv
             .get(self.head_key(), None)
             .await
             .map_err(|e| self.err(e))?;
-        let Some(kv) = resp.kvs().first() else {
+        let Some(found) = resp.kvs().first() else {
             return Ok(None);
         };
-        let head: Head = serde_json::from_slice(kv.value()).map_err(|e| StoreError::Corrupt {
-            key: self.head_key(),
-            reason: e.to_string(),
-        })?;
-        Ok(Some((head, kv.mod_revision())))
+        let head: Head = serde_json::from_slice(found.value()).map_err(|e| self.corrupt(e))?;
+        let valid_state = head.state == "apply" || head.state == "undo";
+        if !valid_state || head.next > head.chunks {
+            return Err(StoreError::Corrupt {
+                key: self.head_key(),
+                reason: format!(
+                    "state {:?} at chunk {} of {}",
+                    head.state, head.next, head.chunks
+                ),
+            });
+        }
+        Ok(Some((head, found.mod_revision())))
     }
 
-    /// Runs an intent to its end: applies the remaining chunks, or undoes the applied ones
-    /// after a conflict. `Some(revision)` when the batch is applied, `None` when undone.
+    fn corrupt(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            key: self.head_key(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Reads an intent's chunks back (one key per get, so no reply is huge).
+    async fn load_chunks(&self, head: &Head) -> Result<Vec<Vec<Op>>> {
+        let mut kv = self.kv.clone();
+        let data = self.data_prefix(&head.id);
+        let mut chunks = Vec::with_capacity(head.chunks);
+        for i in 0..head.chunks {
+            let key = format!("{data}{i:06}");
+            let resp = kv.get(key.clone(), None).await.map_err(|e| self.err(e))?;
+            let found = resp.kvs().first().ok_or_else(|| StoreError::Corrupt {
+                key: key.clone(),
+                reason: "intent chunk missing".into(),
+            })?;
+            let recorded: Vec<RecordedOp> =
+                serde_json::from_slice(found.value()).map_err(|e| self.corrupt(e))?;
+            let mut ops = Vec::with_capacity(recorded.len());
+            for r in recorded {
+                ops.push(Op {
+                    key: r.key,
+                    expect: r.expect,
+                    value: self.resolve(r.value).await?,
+                    before: self.resolve(r.before).await?,
+                });
+            }
+            chunks.push(ops);
+        }
+        Ok(chunks)
+    }
+
+    async fn resolve(&self, payload: Option<Payload>) -> Result<Option<Vec<u8>>> {
+        match payload {
+            None => Ok(None),
+            Some(Payload::Inline(raw)) => Ok(Some(raw.get().as_bytes().to_vec())),
+            Some(Payload::Side(key)) => {
+                let mut kv = self.kv.clone();
+                let resp = kv.get(key.clone(), None).await.map_err(|e| self.err(e))?;
+                let found = resp.kvs().first().ok_or_else(|| StoreError::Corrupt {
+                    key,
+                    reason: "intent value missing".into(),
+                })?;
+                Ok(Some(found.value().to_vec()))
+            }
+        }
+    }
+
+    /// Runs the intent `id` to its end, retrying transient failures: applies the remaining
+    /// chunks, or undoes the applied ones after a conflict.
     async fn drive(
         &self,
-        head: Head,
-        chunks: Vec<Vec<Planned>>,
+        id: String,
+        chunks: Vec<Vec<Op>>,
         stop_after: Option<usize>,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Outcome> {
+        let mut attempt = 0;
+        loop {
+            match self.drive_once(&id, &chunks, stop_after).await {
+                Err(StoreError::Unavailable(msg)) if attempt < 5 && stop_after.is_none() => {
+                    attempt += 1;
+                    tracing::warn!(error = %msg, attempt, "etcd trouble while applying a batch; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn drive_once(
+        &self,
+        id: &str,
+        chunks: &[Vec<Op>],
+        stop_after: Option<usize>,
+    ) -> Result<Outcome> {
         let (mut head, mut head_rev) = match self.head().await? {
-            Some((h, rev)) if h.id == head.id => (h, rev),
+            Some((h, rev)) if h.id == id => (h, rev),
             _ => return Err(StoreError::Backend("batch intent vanished".into())),
         };
-        let mut client = self.client.clone();
+        if chunks.len() != head.chunks {
+            return Err(self.corrupt(format!(
+                "intent names {} chunks, {} found",
+                head.chunks,
+                chunks.len()
+            )));
+        }
+        let mut kv = self.kv.clone();
+        let mut conflict_seen = None;
         while head.state == "apply" && head.next < head.chunks {
             if stop_after.is_some_and(|n| head.next >= n) {
                 return Err(StoreError::Unavailable(
                     "batch interrupted (test hook)".into(),
                 ));
             }
-            let planned = &chunks[head.next];
+            let ops = &chunks[head.next];
             let mut next = head.clone();
             next.next += 1;
             let mut compares = vec![Compare::mod_revision(
@@ -492,11 +694,11 @@ impl EtcdStore {
                 CompareOp::Equal,
                 head_rev,
             )];
-            compares.extend(Self::compares(planned));
-            let mut ops = Self::writes(planned);
-            ops.push(TxnOp::put(self.head_key(), to_json(&next)?, None));
-            let resp = client
-                .txn(Txn::new().when(compares).and_then(ops))
+            compares.extend(Self::compares(ops));
+            let mut writes = Self::writes(ops);
+            writes.push(TxnOp::put(self.head_key(), to_json(&next)?, None));
+            let resp = kv
+                .txn(Txn::new().when(compares).and_then(writes))
                 .await
                 .map_err(|e| self.err(e))?;
             if resp.succeeded() {
@@ -504,24 +706,25 @@ impl EtcdStore {
                 head_rev = resp.header().map_or(0, |h| h.revision());
                 continue;
             }
-            // A conflict (or the head moved): undo what this batch wrote.
-            tracing::warn!(label = %head.label, chunk = head.next, "batch conflict; undoing applied chunks");
+            let Some(conflict) = self.explain(ops).await? else {
+                return Err(StoreError::Backend("batch intent changed under us".into()));
+            };
+            tracing::warn!(label = %head.label, chunk = head.next, error = %conflict, "batch conflict; undoing applied chunks");
             head.state = "undo".into();
+            head.reason = Some(conflict.to_string());
             head_rev = self.put_head(&head, head_rev).await?;
+            conflict_seen = Some(conflict);
         }
         while head.state == "undo" && head.next > 0 {
-            let planned = &chunks[head.next - 1];
-            for part in planned.chunks(UNDO_OPS) {
+            for part in chunks[head.next - 1].chunks(UNDO_OPS) {
                 let ops: Vec<TxnOp> = part.iter().map(undo_op).collect();
-                client
-                    .txn(Txn::new().and_then(ops))
+                kv.txn(Txn::new().and_then(ops))
                     .await
                     .map_err(|e| self.err(e))?;
             }
             head.next -= 1;
             head_rev = self.put_head(&head, head_rev).await?;
         }
-        let applied = head.state == "apply";
         let finish = Txn::new()
             .when([Compare::mod_revision(
                 self.head_key(),
@@ -535,15 +738,31 @@ impl EtcdStore {
                     Some(DeleteOptions::new().with_prefix()),
                 ),
             ]);
-        let resp = client.txn(finish).await.map_err(|e| self.err(e))?;
+        let resp = kv.txn(finish).await.map_err(|e| self.err(e))?;
+        if !resp.succeeded() {
+            return Err(StoreError::Backend(
+                "batch intent changed before it was finished".into(),
+            ));
+        }
         let revision = resp
             .header()
             .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
-        Ok(applied.then_some(revision))
+        Ok(if head.state == "apply" {
+            Outcome::Applied(revision)
+        } else {
+            // The conflict itself when this call met it; its description after a restart.
+            Outcome::Undone(conflict_seen.unwrap_or_else(|| {
+                let reason = head.reason.unwrap_or_else(|| "a conflicting write".into());
+                StoreError::Backend(format!(
+                    "batch {:?} was undone after a conflict: {reason}",
+                    head.label
+                ))
+            }))
+        })
     }
 
     async fn put_head(&self, head: &Head, head_rev: i64) -> Result<i64> {
-        let mut client = self.client.clone();
+        let mut kv = self.kv.clone();
         let txn = Txn::new()
             .when([Compare::mod_revision(
                 self.head_key(),
@@ -551,44 +770,26 @@ impl EtcdStore {
                 head_rev,
             )])
             .and_then([TxnOp::put(self.head_key(), to_json(head)?, None)]);
-        let resp = client.txn(txn).await.map_err(|e| self.err(e))?;
+        let resp = kv.txn(txn).await.map_err(|e| self.err(e))?;
         if !resp.succeeded() {
             return Err(StoreError::Backend("batch intent changed under us".into()));
         }
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
-    /// Finishes a batch a previous process left behind.
+    /// Finishes a batch left behind (by a process that died, or a caller that gave up).
     async fn recover(&self) -> Result<()> {
         let Some((head, _)) = self.head().await? else {
             return Ok(());
         };
-        tracing::warn!(label = %head.label, state = %head.state, next = head.next, "finishing a batch a previous run left half-applied");
-        let (kvs, _) = self.range_all(&self.data_prefix(&head.id)).await?;
-        let mut chunks = Vec::with_capacity(head.chunks);
-        for kv in &kvs {
-            let c: Vec<Planned> =
-                serde_json::from_slice(kv.value()).map_err(|e| StoreError::Corrupt {
-                    key: String::from_utf8_lossy(kv.key()).to_string(),
-                    reason: e.to_string(),
-                })?;
-            chunks.push(c);
-        }
-        if chunks.len() != head.chunks {
-            return Err(StoreError::Corrupt {
-                key: self.head_key(),
-                reason: format!(
-                    "intent names {} chunks, {} found",
-                    head.chunks,
-                    chunks.len()
-                ),
-            });
-        }
-        let outcome = self.drive(head.clone(), chunks, None).await?;
-        match outcome {
-            Some(_) => tracing::info!(label = %head.label, "interrupted batch completed"),
-            None => {
-                tracing::warn!(label = %head.label, "interrupted batch met a conflict and was undone")
+        tracing::warn!(label = %head.label, state = %head.state, next = head.next, "finishing a batch left half-applied");
+        let chunks = self.load_chunks(&head).await?;
+        match self.drive(head.id.clone(), chunks, None).await? {
+            Outcome::Applied(_) => {
+                tracing::info!(label = %head.label, "interrupted batch completed")
+            }
+            Outcome::Undone(e) => {
+                tracing::warn!(label = %head.label, error = %e, "interrupted batch met a conflict and was undone")
             }
         }
         Ok(())
@@ -599,59 +800,74 @@ impl EtcdStore {
             Some(k) => format!("{}{k}/", self.registry()),
             None => self.registry(),
         };
+        let options = |after: u64| {
+            let start = i64::try_from(after).unwrap_or(i64::MAX).saturating_add(1);
+            WatchOptions::new()
+                .with_prefix()
+                .with_start_revision(start)
+                .with_prev_key()
+        };
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        let mut client = self.client.clone();
-        let start = i64::try_from(from).unwrap_or(i64::MAX).saturating_add(1);
-        let options = WatchOptions::new()
-            .with_prefix()
-            .with_start_revision(start)
-            .with_prev_key();
+        let mut client = self.watch.clone();
         let mut stream = client
-            .watch(prefix.clone(), Some(options))
+            .watch(prefix.clone(), Some(options(from)))
             .await
             .map_err(|e| self.err(e))?;
         // The first response confirms the watch or reports compaction.
         let first = stream.message().await.map_err(|e| self.err(e))?;
-        if let Some(resp) = &first
-            && (resp.compact_revision() > 0 || resp.canceled())
-        {
-            return Err(StoreError::Expired {
-                requested: from,
-                compacted: u64::try_from(resp.compact_revision().saturating_sub(1)).unwrap_or(0),
-            });
+        if let Some(resp) = &first {
+            if resp.compact_revision() > 0 {
+                return Err(StoreError::Expired {
+                    requested: from,
+                    compacted: u64::try_from(resp.compact_revision().saturating_sub(1))
+                        .unwrap_or(0),
+                });
+            }
+            if resp.canceled() {
+                return Err(StoreError::Unavailable(format!(
+                    "etcd refused the watch: {}",
+                    resp.cancel_reason()
+                )));
+            }
         }
         let store = self.clone();
         let task = tokio::spawn(async move {
             let mut last = from;
             let mut pending = first;
+            let mut failures = 0u32;
             loop {
-                let resp = match pending.take() {
-                    Some(r) => Some(r),
-                    None => match stream.message().await {
-                        Ok(r) => r,
-                        Err(e) => {
-                            // Connection trouble: resume from the last revision delivered.
-                            tracing::warn!(error = %e, "etcd watch broke; resuming");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            let options = WatchOptions::new()
-                                .with_prefix()
-                                .with_start_revision(i64::try_from(last).unwrap_or(i64::MAX) + 1)
-                                .with_prev_key();
-                            let mut client = store.client.clone();
-                            match client.watch(prefix.clone(), Some(options)).await {
-                                Ok(s) => {
-                                    stream = s;
-                                    continue;
-                                }
-                                Err(e) => {
-                                    let _ = tx.send(Err(store.err(e))).await;
-                                    return;
-                                }
-                            }
-                        }
-                    },
+                let message = match pending.take() {
+                    Some(r) => Ok(Some(r)),
+                    None => stream.message().await,
                 };
-                let Some(resp) = resp else { return };
+                let resp = match message {
+                    Ok(Some(resp)) if !resp.canceled() || resp.compact_revision() > 0 => resp,
+                    // A broken stream, an end, or a cancel: resume from the last revision
+                    // delivered, with backoff, and give up loudly after a few tries.
+                    broken => {
+                        failures += 1;
+                        let why = match broken {
+                            Err(e) => e.to_string(),
+                            Ok(Some(r)) => format!("canceled: {}", r.cancel_reason()),
+                            Ok(None) => "stream ended".to_string(),
+                        };
+                        if failures > 5 {
+                            let _ = tx
+                                .send(Err(StoreError::Unavailable(format!(
+                                    "etcd watch lost: {why}"
+                                ))))
+                                .await;
+                            return;
+                        }
+                        tracing::warn!(reason = %why, failures, "etcd watch broke; resuming");
+                        tokio::time::sleep(backoff(failures)).await;
+                        let mut client = store.watch.clone();
+                        if let Ok(s) = client.watch(prefix.clone(), Some(options(last))).await {
+                            stream = s;
+                        }
+                        continue;
+                    }
+                };
                 if resp.compact_revision() > 0 {
                     let _ = tx
                         .send(Err(StoreError::Expired {
@@ -661,6 +877,9 @@ impl EtcdStore {
                         }))
                         .await;
                     return;
+                }
+                if !resp.events().is_empty() {
+                    failures = 0;
                 }
                 for event in resp.events() {
                     let Some(kv) = event.kv() else { continue };
@@ -672,7 +891,17 @@ impl EtcdStore {
                         EtcdEventType::Put => (EventType::Modified, Some(kv)),
                         EtcdEventType::Delete => (EventType::Deleted, event.prev_kv()),
                     };
-                    let Some(source) = source else { continue };
+                    let Some(source) = source else {
+                        // A deletion whose previous state is compacted away: the watcher
+                        // cannot know what went; it must relist.
+                        let _ = tx
+                            .send(Err(StoreError::Expired {
+                                requested: last,
+                                compacted: revision,
+                            }))
+                            .await;
+                        return;
+                    };
                     let key = String::from_utf8_lossy(source.key()).to_string();
                     let item = decode(&key, source.value(), revision).map(|s| WatchEvent {
                         event_type,
@@ -684,9 +913,6 @@ impl EtcdStore {
                     }
                     last = last.max(revision);
                 }
-                if resp.canceled() {
-                    return;
-                }
             }
         });
         Ok(Watcher::new(rx, task))
@@ -695,11 +921,8 @@ impl EtcdStore {
     pub async fn compact(&self, revision: u64) -> Result<()> {
         let current = self.revision().await?;
         let target = i64::try_from(revision.min(current)).unwrap_or(i64::MAX);
-        let mut client = self.client.clone();
-        client
-            .compact(target, None)
-            .await
-            .map_err(|e| self.err(e))?;
+        let mut kv = self.kv.clone();
+        kv.compact(target, None).await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -708,7 +931,7 @@ impl EtcdStore {
     }
 
     pub async fn record_sync(&self, record: SyncRecord) -> Result<()> {
-        let mut client = self.client.clone();
+        let mut kv = self.kv.clone();
         // Time first so keys sort by age; the random tail keeps concurrent records apart.
         let key = format!(
             "{}{:020}-{}",
@@ -716,11 +939,10 @@ impl EtcdStore {
             record.time.timestamp_micros().max(0),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        client
-            .put(key, to_json(&record)?, None)
+        kv.put(key, to_json(&record)?, None)
             .await
             .map_err(|e| self.err(e))?;
-        let resp = client
+        let resp = kv
             .get(
                 self.history_prefix(),
                 Some(
@@ -733,9 +955,8 @@ impl EtcdStore {
             .await
             .map_err(|e| self.err(e))?;
         let excess = resp.kvs().len().saturating_sub(HISTORY_LIMIT);
-        for kv in resp.kvs().iter().take(excess) {
-            client
-                .delete(kv.key().to_vec(), None)
+        for old in resp.kvs().iter().take(excess) {
+            kv.delete(old.key().to_vec(), None)
                 .await
                 .map_err(|e| self.err(e))?;
         }
@@ -743,8 +964,8 @@ impl EtcdStore {
     }
 
     pub async fn history(&self, limit: usize) -> Result<Vec<SyncRecord>> {
-        let mut client = self.client.clone();
-        let resp = client
+        let mut kv = self.kv.clone();
+        let resp = kv
             .get(
                 self.history_prefix(),
                 Some(
@@ -768,6 +989,26 @@ impl EtcdStore {
     }
 }
 
+/// Keeps etcd's history bounded, as kube-apiserver does: without compaction etcd grows
+/// until its space quota stops every write.
+async fn compact_forever(mut kv: KvClient, endpoints: String) {
+    loop {
+        tokio::time::sleep(COMPACT_EVERY).await;
+        let current = match kv.get("/", Some(GetOptions::new().with_count_only())).await {
+            Ok(resp) => resp.header().map_or(0, |h| h.revision()),
+            Err(e) => {
+                tracing::warn!(etcd = %endpoints, error = %e, "cannot read etcd revision for compaction");
+                continue;
+            }
+        };
+        if current > KEEP_REVISIONS
+            && let Err(e) = kv.compact(current - KEEP_REVISIONS, None).await
+        {
+            tracing::warn!(etcd = %endpoints, error = %e, "etcd compaction failed");
+        }
+    }
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
 }
@@ -784,14 +1025,18 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-/// Splits a plan into chunks that fit one etcd transaction each.
-fn chunk(planned: Vec<Planned>) -> Vec<Vec<Planned>> {
+/// Splits a plan into chunks that fit one etcd transaction each (large values travel in
+/// intent keys of their own, so they do not count towards a chunk's bytes).
+fn chunk(planned: Vec<Op>) -> Vec<Vec<Op>> {
+    let inline = |b: &Option<Vec<u8>>| {
+        b.as_ref()
+            .map_or(0, |v| if v.len() > SIDE_BYTES { 0 } else { v.len() })
+    };
     let mut chunks = Vec::new();
     let mut current = Vec::new();
     let mut bytes = 0;
     for p in planned {
-        let size =
-            p.value.as_ref().map_or(0, String::len) + p.before.as_ref().map_or(0, String::len);
+        let size = inline(&p.value) + inline(&p.before);
         if !current.is_empty() && (current.len() >= CHUNK_OPS || bytes + size > CHUNK_BYTES) {
             chunks.push(std::mem::take(&mut current));
             bytes = 0;
@@ -805,9 +1050,8 @@ fn chunk(planned: Vec<Planned>) -> Vec<Vec<Planned>> {
     chunks
 }
 
-/// Restores one key to its value before the batch, but only if it still holds what the
-/// batch wrote (a later writer's change is kept).
-fn undo_op(p: &Planned) -> TxnOp {
+/// Restores one key to its value before the batch, if it still holds what the batch wrote.
+fn undo_op(p: &Op) -> TxnOp {
     let still_ours = match &p.value {
         Some(v) => Compare::value(p.key.clone(), CompareOp::Equal, v.clone()),
         None => Compare::create_revision(p.key.clone(), CompareOp::Equal, 0),

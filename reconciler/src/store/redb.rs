@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use ::redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
@@ -34,6 +35,9 @@ const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 /// sequence → a sync record as JSON.
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 
+/// Events read per replay page.
+const REPLAY_PAGE_EVENTS: usize = 10_000;
+
 /// Transactions kept in the change log for watchers that fall behind (oldest trimmed first).
 pub const MAX_LOGGED_REVISIONS: u64 = 10_000;
 
@@ -49,12 +53,36 @@ struct Inner {
     /// API server serves them from its watch cache). Updated right after each commit, under
     /// the write lock, so it is always the committed state.
     cache: RwLock<Cache>,
+    /// Set when a commit failed or the cache may be inconsistent: the file and the cache
+    /// can no longer be trusted to agree, so every call fails until keel restarts (which
+    /// reloads both from the file).
+    failed: AtomicBool,
 }
 
 #[derive(Default)]
 struct Cache {
     objects: BTreeMap<String, Stored>,
     revision: u64,
+}
+
+impl Inner {
+    fn check(&self) -> Result<()> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(format!(
+                "the store at {} failed earlier and may not match its cache; restart keel",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn read_cache(&self) -> Result<RwLockReadGuard<'_, Cache>> {
+        self.check()?;
+        self.cache.read().map_err(|_| {
+            self.failed.store(true, Ordering::SeqCst);
+            StoreError::Unavailable("the store's cache was left inconsistent; restart keel".into())
+        })
+    }
 }
 
 /// The changes of one committed transaction.
@@ -199,6 +227,7 @@ impl RedbStore {
                 write: Mutex::new(()),
                 events,
                 cache: RwLock::new(cache),
+                failed: AtomicBool::new(false),
             }),
         })
     }
@@ -211,6 +240,7 @@ impl RedbStore {
     /// then tells live watchers. Blocking: call from `spawn_blocking`.
     fn write<T>(inner: &Inner, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<(T, u64)> {
         let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+        inner.check()?;
         let txn = inner.db.begin_write().map_err(backend)?;
         let (value, revision, events) = {
             let mut meta = txn.open_table(META).map_err(backend)?;
@@ -264,9 +294,19 @@ impl RedbStore {
                 .collect();
             (value, revision, events)
         };
-        txn.commit().map_err(backend)?;
+        if let Err(e) = txn.commit() {
+            // The commit may or may not have reached the disk: stop trusting the cache.
+            inner.failed.store(true, Ordering::SeqCst);
+            return Err(StoreError::Unavailable(format!(
+                "commit to {} failed: {e}; restart keel",
+                inner.path.display()
+            )));
+        }
         {
-            let mut cache = inner.cache.write().unwrap_or_else(|p| p.into_inner());
+            let mut cache = inner.cache.write().unwrap_or_else(|p| {
+                inner.failed.store(true, Ordering::SeqCst);
+                p.into_inner()
+            });
             for e in &events {
                 let path = ObjectKey::of(&e.object).path();
                 match e.event_type {
@@ -302,7 +342,7 @@ impl RedbStore {
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
-        let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
+        let cache = self.inner.read_cache()?;
         Ok(cache.objects.get(&key.path()).cloned())
     }
 
@@ -311,7 +351,7 @@ impl RedbStore {
             Some(ns) => format!("{kind}/{ns}/"),
             None => format!("{kind}/"),
         };
-        let cache = self.inner.cache.read().unwrap_or_else(|p| p.into_inner());
+        let cache = self.inner.read_cache()?;
         let items = cache
             .objects
             .range(prefix.clone()..)
@@ -374,6 +414,13 @@ impl RedbStore {
             {
                 let mut changes = txn.open_table(CHANGES).map_err(backend)?;
                 let mut meta = txn.open_table(META).map_err(backend)?;
+                // Never past the present: a future mark would expire every fresh watch.
+                let current = meta
+                    .get("revision")
+                    .map_err(backend)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                let upto = upto.min(current);
                 loop {
                     let oldest = changes.first().map_err(backend)?.map(|(k, _)| k.value());
                     match oldest {
@@ -455,22 +502,22 @@ impl RedbStore {
             let mut last = from;
             let mut replay = true;
             loop {
-                if replay {
+                while replay {
                     match store.replay(kind.clone(), last, from).await {
-                        Ok((events, upto)) => {
+                        Ok((events, upto, current)) => {
                             for e in events {
                                 if tx.send(Ok(e)).await.is_err() {
                                     return;
                                 }
                             }
                             last = last.max(upto);
+                            replay = upto < current;
                         }
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;
                             return;
                         }
                     }
-                    replay = false;
                 }
                 match live.recv().await {
                     Ok(set) if set.revision <= last => {}
@@ -492,13 +539,14 @@ impl RedbStore {
         Ok(Watcher::new(rx, task))
     }
 
-    /// The logged changes after `after`, and the revision they run up to.
+    /// One page of logged changes after `after`: the events, the revision they run up
+    /// to, and the store's current revision.
     async fn replay(
         &self,
         kind: Option<String>,
         after: u64,
         requested: u64,
-    ) -> Result<(Vec<WatchEvent>, u64)> {
+    ) -> Result<(Vec<WatchEvent>, u64, u64)> {
         self.blocking(move |inner| {
             let txn = inner.db.begin_read().map_err(backend)?;
             let meta = txn.open_table(META).map_err(backend)?;
@@ -518,9 +566,15 @@ impl RedbStore {
             }
             let changes = txn.open_table(CHANGES).map_err(backend)?;
             let mut events = Vec::new();
+            let mut upto = revision;
             for entry in changes.range(after + 1..).map_err(backend)? {
                 let (k, v) = entry.map_err(backend)?;
                 let rev = k.value();
+                // One page at a time: a far-behind watcher never holds the whole log.
+                if events.len() >= REPLAY_PAGE_EVENTS {
+                    upto = rev - 1;
+                    break;
+                }
                 for (event_type, path, json) in ChangeRecord(v.value()) {
                     let Some(key) = ObjectKey::from_path(path) else {
                         continue;
@@ -534,7 +588,7 @@ impl RedbStore {
                     }
                 }
             }
-            Ok((events, revision))
+            Ok((events, upto, revision))
         })
         .await
     }

@@ -154,6 +154,7 @@ conformance!(
     watch_from_compacted_history_expires,
     sync_history_is_newest_first,
     committed_state_survives_a_restart,
+    compaction_never_runs_past_the_present,
 );
 
 async fn create_get_update_delete_with_resource_versions(b: &mut Backend) {
@@ -444,7 +445,10 @@ async fn watch_delivers_added_modified_deleted_in_order(b: &mut Backend) {
     let start = s.revision().await.unwrap();
     let mut w = s.watch(Some("ConfigMap"), start).await.unwrap();
     let created = s.create(configmap("default", "w", &[], "1")).await.unwrap();
-    s.create(Object::Namespace(Default::default())).await.ok(); // no name: refused, no event
+    // Another kind: a ConfigMap watch must not see it.
+    let mut ns = keel_schema::types::core::Namespace::default();
+    ns.metadata.name = Some("other-kind".into());
+    s.create(Object::Namespace(ns)).await.unwrap();
     let updated = s
         .update(
             configmap("default", "w", &[], "2"),
@@ -623,6 +627,24 @@ async fn committed_state_survives_a_restart(b: &mut Backend) {
     assert!(next.resource_version > revision);
 }
 
+async fn compaction_never_runs_past_the_present(b: &mut Backend) {
+    let s = &b.store;
+    s.create(configmap("default", "a", &[], "x")).await.unwrap();
+    let now = s.revision().await.unwrap();
+    s.compact(now + 1000).await.unwrap();
+    let mut w = s
+        .watch(None, now)
+        .await
+        .expect("a watch from the present still works");
+    s.create(configmap("default", "b", &[], "x")).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.object.name(), "b");
+}
+
 // ---- engine-specific behaviour ----
 
 #[tokio::test]
@@ -646,11 +668,15 @@ async fn crash_writer_child() {
         return;
     };
     let store = Store::open(&StoreSpec::Redb {
-        data_dir: PathBuf::from(dir),
+        data_dir: PathBuf::from(&dir),
     })
     .await
     .unwrap();
+    let ready = PathBuf::from(&dir).join("first-commit");
     for i in 0.. {
+        if i == 1 {
+            std::fs::write(&ready, "").unwrap();
+        }
         let ops = (0..50)
             .map(|j| {
                 BatchOp::Create(configmap(
@@ -681,7 +707,17 @@ async fn redb_survives_kill_9_mid_write_with_whole_batches_only() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Wait for the writer's first commit, then kill it a varying moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !dir.path().join("first-commit").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 2;
+    tokio::time::sleep(Duration::from_millis(jitter)).await;
     child.kill().unwrap(); // SIGKILL, at whatever point the writer is
     child.wait().unwrap();
     let store = Store::open(&StoreSpec::Redb {
@@ -783,4 +819,213 @@ fn store_flags_parse() {
     );
     assert!(StoreSpec::parse(Some("postgres://x"), dir.clone()).is_err());
     assert!(StoreSpec::parse(Some("etcd://"), dir).is_err());
+}
+
+/// A Deployment of about 1 KB of JSON, as teams write them.
+fn deployment(ns: &str, name: &str) -> Object {
+    let yaml = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}, labels: {{app: web, team: storefront}}}}\nspec:\n  replicas: 3\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - name: web\n        image: keel-example/web:1\n        command: [httpd, -f, -p, \"8080\"]\n        env: [{{name: MODE, value: production}}, {{name: LOG_LEVEL, value: info}}]\n        ports: [{{name: http, containerPort: 8080}}]\n        readinessProbe: {{httpGet: {{path: /healthz, port: http}}}}\n        resources: {{requests: {{cpu: 50m, memory: 16Mi}}, limits: {{cpu: 200m, memory: 64Mi}}}}\n"
+    );
+    let rev = keel_schema::load_sources(
+        &[keel_schema::SourceFile {
+            name: "d.yaml".into(),
+            bytes: yaml.into_bytes(),
+        }],
+        None,
+    );
+    assert!(rev.errors.is_empty(), "{:?}", rev.errors);
+    rev.manifests[0].object.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_a_10000_object_batch_interrupted_is_finished_on_restart() {
+    let Some(server) = etcd_server::start() else {
+        return;
+    };
+    let endpoints = vec![server.endpoint.clone()];
+    let store = EtcdStore::connect(&endpoints, "/keel").await.unwrap();
+    let ops = (0..10_000)
+        .map(|i| BatchOp::Create(deployment("big", &format!("web-{i:05}"))))
+        .collect();
+    assert!(
+        store
+            .apply_batch_until(
+                Batch {
+                    label: "revision big".into(),
+                    ops
+                },
+                Some(30)
+            )
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.list("Deployment", None).await.unwrap().items.len(),
+        3000,
+        "30 chunks of 100 before the 'crash'"
+    );
+    drop(store);
+    let restarted = Store::open(&StoreSpec::Etcd { endpoints })
+        .await
+        .expect("recovery reads a 10 MB intent");
+    assert_eq!(
+        restarted
+            .list("Deployment", Some("big"), None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        10_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_recovery_that_meets_a_conflict_undoes_the_whole_batch() {
+    let Some(server) = etcd_server::start() else {
+        return;
+    };
+    let endpoints = vec![server.endpoint.clone()];
+    let store = EtcdStore::connect(&endpoints, "/keel").await.unwrap();
+    store
+        .create(configmap("default", "i300", &[], "before"))
+        .await
+        .unwrap();
+    let existing = store.get(&key("i300")).await.unwrap().unwrap();
+    let ops = (0..450)
+        .map(|i| {
+            let name = format!("i{i}");
+            if i == 300 {
+                BatchOp::Update {
+                    object: configmap("default", &name, &[], "batch"),
+                    expected: existing.resource_version,
+                }
+            } else {
+                BatchOp::Create(configmap("default", &name, &[], "batch"))
+            }
+        })
+        .collect();
+    assert!(
+        store
+            .apply_batch_until(
+                Batch {
+                    label: "revision doomed".into(),
+                    ops
+                },
+                Some(2)
+            )
+            .await
+            .is_err()
+    );
+    drop(store);
+    // While the process is "down", another writer that ignores keel's lock changes i300.
+    let mut raw = etcd_client::Client::connect(&endpoints, None)
+        .await
+        .unwrap();
+    let mut changed = existing.object.clone();
+    if let Object::ConfigMap(cm) = &mut changed {
+        cm.data = Some(BTreeMap::from([(
+            "value".to_string(),
+            "outside".to_string(),
+        )]));
+    }
+    raw.put(
+        "/keel/registry/ConfigMap/default/i300",
+        serde_json::to_vec(&changed).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let restarted = Store::open(&StoreSpec::Etcd { endpoints })
+        .await
+        .expect("recovery undoes");
+    let left = restarted.list("ConfigMap", None, None).await.unwrap();
+    let names: Vec<&str> = left.items.iter().map(|i| i.object.name()).collect();
+    assert_eq!(
+        names,
+        ["i300"],
+        "every object the batch created is gone again"
+    );
+    assert_eq!(
+        value_of(&left.items[0].object),
+        "outside",
+        "the other writer's change is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
+    let Some(server) = etcd_server::start() else {
+        return;
+    };
+    let endpoints = vec![server.endpoint.clone()];
+    let store = EtcdStore::connect(&endpoints, "/keel").await.unwrap();
+    let ops = (0..250)
+        .map(|i| BatchOp::Create(configmap("default", &format!("c{i}"), &[], "x")))
+        .collect();
+    assert!(
+        store
+            .apply_batch_until(
+                Batch {
+                    label: "revision held".into(),
+                    ops
+                },
+                Some(1)
+            )
+            .await
+            .is_err()
+    );
+    // A plain write finds the batch's lock, finishes the batch, then lands on top of it.
+    store
+        .create(configmap("default", "after", &[], "x"))
+        .await
+        .expect("write after the batch");
+    assert_eq!(
+        store.list("ConfigMap", None).await.unwrap().items.len(),
+        251
+    );
+    // Values close to the 1 MiB ConfigMap limit travel in intent keys of their own.
+    let big = "x".repeat(900 * 1024);
+    let mut ops: Vec<BatchOp> = (0..150)
+        .map(|i| BatchOp::Create(configmap("large", &format!("s{i}"), &[], "x")))
+        .collect();
+    ops.push(BatchOp::Create(configmap("large", "huge", &[], &big)));
+    store
+        .apply_batch(Batch {
+            label: "revision large".into(),
+            ops,
+        })
+        .await
+        .expect("large batch");
+    let huge = store
+        .get(&ObjectKey::new("ConfigMap", "large", "huge"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(value_of(&huge.object).len(), big.len());
+    let mut ops: Vec<BatchOp> = (0..150)
+        .map(|i| BatchOp::Delete {
+            key: ObjectKey::new("ConfigMap", "large", &format!("s{i}")),
+            expected: None,
+        })
+        .collect();
+    ops.push(BatchOp::Update {
+        object: configmap("large", "huge", &[], &"y".repeat(900 * 1024)),
+        expected: huge.resource_version,
+    });
+    store
+        .apply_batch(Batch {
+            label: "revision large 2".into(),
+            ops,
+        })
+        .await
+        .expect("large update");
+    assert_eq!(
+        store
+            .list("ConfigMap", Some("large"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }
