@@ -11,8 +11,10 @@
 //! later steps (issues 3–6) as modules beside these.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
 pub mod logging;
 pub mod plan;
+pub mod server;
 pub mod source;
 pub mod store;

@@ -368,15 +368,51 @@ fn decode_object(info: &KindInfo, root: &Node) -> (Option<Object>, Vec<Issue>) {
     }
 }
 
-/// Loads a revision from its manifest files and, when the tree has one, its `keel.yaml`.
-pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revision {
-    let mut loader = Loader {
+/// Parses, decodes and validates each file on its own, spread over the machine's cores
+/// (a large repository has thousands of files), keeping file order.
+fn load_files(files: &[SourceFile]) -> Loader {
+    let one = |part: &[SourceFile]| {
+        let mut loader = Loader {
+            manifests: Vec::new(),
+            errors: Vec::new(),
+        };
+        for f in part {
+            loader.file(f);
+        }
+        loader
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if files.len() < 64 || threads < 2 {
+        return one(files);
+    }
+    let size = files.len().div_ceil(threads);
+    let parts: Vec<Loader> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(size)
+            .map(|part| scope.spawn(move || one(part)))
+            .collect();
+        // A panic in a worker is a bug; surface it rather than lose files silently.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut all = Loader {
         manifests: Vec::new(),
         errors: Vec::new(),
     };
-    for f in files {
-        loader.file(f);
+    for part in parts {
+        all.manifests.extend(part.manifests);
+        all.errors.extend(part.errors);
     }
+    all
+}
+
+/// Loads a revision from its manifest files and, when the tree has one, its `keel.yaml`.
+pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revision {
+    let mut loader = load_files(files);
     let repo_config = config
         .map(|c| load_repo_config(c, &mut loader))
         .unwrap_or_default();

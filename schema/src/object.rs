@@ -233,6 +233,96 @@ impl Object {
         self.meta().namespace()
     }
 
+    /// This object as git declares it: no status and none of the metadata the cluster sets
+    /// (uid, resourceVersion, generation, timestamps, owners). Two objects that differ only
+    /// there are the same desired state.
+    pub fn declared(&self) -> Object {
+        let mut o = self.clone();
+        {
+            let meta = o.meta_mut();
+            meta.uid = None;
+            meta.resource_version = None;
+            meta.generation = None;
+            meta.creation_timestamp = None;
+            meta.deletion_timestamp = None;
+            meta.owner_references = None;
+        }
+        match &mut o {
+            Object::Pod(x) => x.status = None,
+            Object::Service(x) => x.status = None,
+            Object::ReplicationController(x) => x.status = None,
+            Object::Namespace(x) => x.status = None,
+            Object::Node(x) => x.status = None,
+            Object::Deployment(x) => x.status = None,
+            Object::ReplicaSet(x) => x.status = None,
+            Object::DaemonSet(x) => x.status = None,
+            Object::Job(x) => x.status = None,
+            Object::ConfigMap(_) | Object::Secret(_) | Object::Endpoints(_) | Object::Event(_) => {}
+        }
+        o
+    }
+
+    /// True when `self` and `other` declare the same desired state: everything but status,
+    /// cluster-set metadata, and the labels and annotations named (keel's own markers).
+    /// Compares in place, without copies (a resync compares thousands of objects).
+    pub fn same_declared(
+        &self,
+        other: &Object,
+        ignore_labels: &[&str],
+        ignore_annotations: &[&str],
+    ) -> bool {
+        fn same_map(
+            a: &Option<std::collections::BTreeMap<String, String>>,
+            b: &Option<std::collections::BTreeMap<String, String>>,
+            ignore: &[&str],
+        ) -> bool {
+            let kept = |m: &Option<std::collections::BTreeMap<String, String>>| {
+                m.iter()
+                    .flatten()
+                    .filter(|(k, _)| !ignore.contains(&k.as_str()))
+                    .count()
+            };
+            let (ma, mb) = (a.as_ref(), b.as_ref());
+            kept(a) == kept(b)
+                && ma
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| !ignore.contains(&k.as_str()))
+                    .all(|(k, v)| mb.and_then(|m| m.get(k)) == Some(v))
+        }
+        let (ma, mb) = (self.meta(), other.meta());
+        if ma.name != mb.name
+            || ma.namespace != mb.namespace
+            || !same_map(&ma.labels, &mb.labels, ignore_labels)
+            || !same_map(&ma.annotations, &mb.annotations, ignore_annotations)
+        {
+            return false;
+        }
+        match (self, other) {
+            (Object::Pod(a), Object::Pod(b)) => a.spec == b.spec,
+            (Object::Service(a), Object::Service(b)) => a.spec == b.spec,
+            (Object::ReplicationController(a), Object::ReplicationController(b)) => {
+                a.spec == b.spec
+            }
+            (Object::ConfigMap(a), Object::ConfigMap(b)) => {
+                (&a.data, &a.binary_data, a.immutable) == (&b.data, &b.binary_data, b.immutable)
+            }
+            (Object::Secret(a), Object::Secret(b)) => {
+                (&a.type_, &a.data, &a.string_data, a.immutable)
+                    == (&b.type_, &b.data, &b.string_data, b.immutable)
+            }
+            (Object::Namespace(_), Object::Namespace(_)) => true,
+            (Object::Node(a), Object::Node(b)) => a.spec == b.spec,
+            (Object::Endpoints(a), Object::Endpoints(b)) => a.subsets == b.subsets,
+            (Object::Event(_), Object::Event(_)) => self.declared() == other.declared(),
+            (Object::Deployment(a), Object::Deployment(b)) => a.spec == b.spec,
+            (Object::ReplicaSet(a), Object::ReplicaSet(b)) => a.spec == b.spec,
+            (Object::DaemonSet(a), Object::DaemonSet(b)) => a.spec == b.spec,
+            (Object::Job(a), Object::Job(b)) => a.spec == b.spec,
+            _ => false,
+        }
+    }
+
     /// Sets `apiVersion` and `kind` to this variant's.
     pub fn set_type_meta(&mut self) {
         let info = self.info();

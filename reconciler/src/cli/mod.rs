@@ -1,7 +1,9 @@
 //! The `keel` command line: one file per verb.
 
+pub mod history;
 pub mod plan;
 pub mod schema;
+pub mod server;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +37,10 @@ pub enum Command {
     /// Show what changing the repository from one revision to another will do (exit 0 no
     /// changes, 2 changes, 1 invalid revision or error).
     Plan(plan::Args),
+    /// Run the control plane: follow a git branch and apply each revision whole.
+    Server(server::Args),
+    /// List the revisions the server attempted, newest first.
+    History(history::Args),
 }
 
 /// Runs the command and returns the process exit code.
@@ -43,5 +49,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Server(args) => server::run(&args),
+        Command::History(args) => history::run(&args),
     }
 }

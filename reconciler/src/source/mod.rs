@@ -1,9 +1,11 @@
 //! The git source: manifests read from the committed tree of a revision, never from a
 //! working directory (an uncommitted or half-written file is never deployed).
 //!
-//! Watching a branch (notify, polling, webhook) lands with `keel server` (issue 4); this
-//! module reads trees, which `keel plan` needs today.
+//! [`git::GitSource`] follows a branch of a local or remote repository; [`tree`] reads a
+//! revision's files. Watching for new commits (notify, polling, webhook) is the server's.
 
+pub mod git;
 pub mod tree;
 
+pub use git::GitSource;
 pub use tree::{CommitInfo, RepoTree, SourceError};

@@ -21,6 +21,8 @@ pub enum SourceError {
     NoSuchPath(String, String),
     #[error("reading revision {rev}: {message}")]
     Read { rev: String, message: String },
+    #[error("fetching {location}: {message}")]
+    Fetch { location: String, message: String },
 }
 
 /// Who made a commit and why, for history and plans.

@@ -1882,3 +1882,44 @@ fn debug_output_never_holds_secret_values() {
     };
     assert!(!format!("{desired:?}").contains("aHVudGVy"));
 }
+
+#[test]
+fn same_declared_ignores_status_cluster_fields_and_named_markers_only() {
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {app: web}}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: \"web:1\"}]\n";
+    let base = load_sources(&[source(yaml)], None).manifests[0]
+        .object
+        .clone();
+    let mut live = base.clone();
+    {
+        let meta = live.meta_mut();
+        meta.uid = Some("1234".into());
+        meta.resource_version = Some("99".into());
+        meta.generation = Some(4);
+        meta.labels
+            .get_or_insert_with(Default::default)
+            .insert("keel.dev/managed-by".into(), "git".into());
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert("keel.dev/revision".into(), "abc".into());
+    }
+    if let Object::Deployment(d) = &mut live {
+        d.status = Some(Default::default());
+    }
+    assert!(live.same_declared(&base, &["keel.dev/managed-by"], &["keel.dev/revision"]));
+    assert!(
+        !live.same_declared(&base, &[], &["keel.dev/revision"]),
+        "an unignored label differs"
+    );
+    let mut changed = base.clone();
+    if let Object::Deployment(d) = &mut changed {
+        d.spec.replicas = Some(5);
+    }
+    assert!(!changed.same_declared(&base, &[], &[]));
+    let mut relabelled = base.clone();
+    relabelled
+        .meta_mut()
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("tier".into(), "front".into());
+    assert!(!relabelled.same_declared(&base, &[], &[]));
+}

@@ -1,0 +1,232 @@
+//! Whole-revision apply: one git revision, validated whole, turned into one store batch.
+//!
+//! Objects applied from git carry the label `keel.dev/managed-by: git` and the annotation
+//! `keel.dev/revision: <commit>` (the revision that last changed them). Desired state (the
+//! revision) is compared with applied state (the managed objects in the store)
+//! semantically: defaults filled in on both sides, status and fields the store sets left
+//! out, the revision annotation ignored; so an unchanged object is never rewritten.
+//!
+//! # Guarantees
+//! - An invalid revision applies nothing (its located errors go to the sync history).
+//! - All creates, updates and deletes of a revision are one store batch.
+//! - A revision that would delete every applied object is refused unless the repo's
+//!   `keel.yaml` says `allowEmpty: true`; an object annotated `keel.dev/prune: disabled`
+//!   is never deleted.
+
+use std::collections::BTreeMap;
+
+use crate::source::CommitInfo;
+use crate::store::{Batch, BatchOp, ObjectKey, Store, StoreError, Stored, SyncRecord};
+use chrono::Utc;
+use keel_schema::{KINDS, Object, Revision};
+
+pub const MANAGED_BY: &str = "keel.dev/managed-by";
+pub const MANAGED_BY_GIT: &str = "git";
+pub const REVISION: &str = "keel.dev/revision";
+pub const PRUNE: &str = "keel.dev/prune";
+
+/// What applying a revision did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    /// The store revision after the batch (unchanged when nothing was written).
+    pub store_revision: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("revision {commit} is invalid ({} errors); nothing was applied", errors.len())]
+    Invalid {
+        commit: String,
+        errors: Vec<keel_schema::ManifestError>,
+    },
+    #[error(
+        "revision {commit} would delete every object applied from git ({count}); refused (set allowEmpty: true in keel.yaml to allow it)"
+    )]
+    RefusedEmpty { commit: String, count: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The managed objects in the store, by identity.
+pub async fn applied_objects(store: &Store) -> Result<BTreeMap<ObjectKey, Stored>, StoreError> {
+    let mut out = BTreeMap::new();
+    for info in KINDS.iter().filter(|k| !k.live_only) {
+        for item in store.list(info.kind, None, None).await?.items {
+            if item
+                .object
+                .meta()
+                .labels()
+                .get(MANAGED_BY)
+                .map(String::as_str)
+                == Some(MANAGED_BY_GIT)
+            {
+                out.insert(ObjectKey::of(&item.object), item);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `object` marked as applied from git at `commit`.
+fn mark(object: &Object, commit: &str) -> Object {
+    let mut o = object.clone();
+    let meta = o.meta_mut();
+    meta.labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(MANAGED_BY.into(), MANAGED_BY_GIT.into());
+    meta.annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(REVISION.into(), commit.into());
+    o
+}
+
+/// The batch that makes the store match `revision`, and its counts.
+pub fn plan_batch(
+    commit: &CommitInfo,
+    revision: &Revision,
+    applied: &BTreeMap<ObjectKey, Stored>,
+) -> Result<(Batch, Applied), ApplyError> {
+    let mut ops = Vec::new();
+    let mut counts = Applied::default();
+    let mut desired_keys = std::collections::BTreeSet::new();
+    for manifest in &revision.manifests {
+        let key = ObjectKey::of(&manifest.object);
+        desired_keys.insert(key.clone());
+        match applied.get(&key) {
+            None => {
+                counts.created += 1;
+                ops.push(BatchOp::Create(mark(&manifest.object, &commit.id)));
+            }
+            Some(current)
+                if !current
+                    .object
+                    .same_declared(&manifest.object, &[MANAGED_BY], &[REVISION]) =>
+            {
+                counts.updated += 1;
+                ops.push(BatchOp::Update {
+                    object: mark(&manifest.object, &commit.id),
+                    expected: current.resource_version,
+                });
+            }
+            Some(_) => counts.unchanged += 1,
+        }
+    }
+    let prunable: Vec<&Stored> = applied
+        .iter()
+        .filter(|(key, _)| !desired_keys.contains(*key))
+        .map(|(_, s)| s)
+        .filter(|s| s.object.meta().annotation(PRUNE) != Some("disabled"))
+        .collect();
+    // Every applied object goes and none stays: an empty or wholly replaced tree, far more
+    // often a mistake (a bad merge, a wrong --path) than a wish.
+    let deletes_everything = !prunable.is_empty()
+        && revision
+            .manifests
+            .iter()
+            .all(|m| !applied.contains_key(&ObjectKey::of(&m.object)));
+    if deletes_everything && !revision.config.allow_empty() {
+        return Err(ApplyError::RefusedEmpty {
+            commit: commit.short.clone(),
+            count: applied.len(),
+        });
+    }
+    for stale in prunable {
+        counts.deleted += 1;
+        ops.push(BatchOp::Delete {
+            key: ObjectKey::of(&stale.object),
+            expected: Some(stale.resource_version),
+        });
+    }
+    Ok((
+        Batch {
+            label: format!("revision {}", commit.short),
+            ops,
+        },
+        counts,
+    ))
+}
+
+/// Applies a loaded revision: validates, diffs against the store, writes one batch, and
+/// records the attempt in the sync history. A resync of the same revision (`new_commit`
+/// false) is recorded only when it had to correct something.
+pub async fn apply_revision(
+    store: &Store,
+    commit: &CommitInfo,
+    revision: &Revision,
+    new_commit: bool,
+) -> Result<Applied, ApplyError> {
+    let outcome = attempt(store, commit, revision).await;
+    let quiet_resync =
+        !new_commit && matches!(&outcome, Ok(a) if a.created + a.updated + a.deleted == 0);
+    if quiet_resync {
+        return outcome;
+    }
+    let (result, error) = match &outcome {
+        Ok(a) if a.created + a.updated + a.deleted == 0 => ("unchanged", None),
+        Ok(_) => ("applied", None),
+        Err(ApplyError::Invalid { errors, .. }) => (
+            "failed",
+            Some(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+        ),
+        Err(e @ ApplyError::RefusedEmpty { .. }) => ("refused", Some(e.to_string())),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    let record = SyncRecord {
+        commit: commit.id.clone(),
+        time: Utc::now(),
+        result: result.to_string(),
+        error,
+        author: Some(commit.author.clone()),
+        message: Some(commit.summary.clone()),
+    };
+    if let Err(e) = store.record_sync(record).await {
+        tracing::warn!(error = %e, "could not record the sync attempt");
+    }
+    outcome
+}
+
+async fn attempt(
+    store: &Store,
+    commit: &CommitInfo,
+    revision: &Revision,
+) -> Result<Applied, ApplyError> {
+    if !revision.is_valid() {
+        return Err(ApplyError::Invalid {
+            commit: commit.short.clone(),
+            errors: revision.errors.clone(),
+        });
+    }
+    // A conflict means something wrote in between: plan again from fresh state, a few times.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let applied = applied_objects(store).await?;
+        let (batch, mut counts) = plan_batch(commit, revision, &applied)?;
+        if batch.ops.is_empty() {
+            counts.store_revision = store.revision().await?;
+            return Ok(counts);
+        }
+        match store.apply_batch(batch).await {
+            Ok(rev) => {
+                counts.store_revision = rev;
+                return Ok(counts);
+            }
+            Err(
+                StoreError::Conflict { .. }
+                | StoreError::AlreadyExists(_)
+                | StoreError::NotFound(_),
+            ) if tries < 3 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

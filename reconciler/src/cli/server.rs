@@ -1,0 +1,89 @@
+//! `keel server`: the control plane. Follows a git branch and applies each revision whole.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::server::{self, Config};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The manifest repository: a local path (working copy or bare) or a URL (file://,
+    /// https://, ssh://) that keel mirrors into the data dir.
+    #[arg(long, env = "KEEL_REPO")]
+    pub repo: String,
+    /// The branch to follow (default: the repository's HEAD branch, else main).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Only manifests under this folder of the repository.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Where keel keeps its state (the embedded store, the repository mirror).
+    #[arg(long, env = "KEEL_DATA_DIR", default_value = "/var/lib/keel")]
+    pub data_dir: PathBuf,
+    /// The store: `redb` (embedded, in the data dir; the default) or etcd://HOST:PORT[,...].
+    #[arg(long, env = "KEEL_STORE")]
+    pub store: Option<String>,
+    /// Address of the HTTP API (health, webhook, status, history).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
+    /// How often a remote repository is fetched (a webhook fetches at once).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+    /// How often the applied revision is compared with the store again, correcting drift.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub resync_interval: Duration,
+    /// Secret for GitHub webhook signatures (X-Hub-Signature-256); without it, any POST to
+    /// /api/webhook triggers a fetch (it never carries content keel trusts).
+    #[arg(
+        long,
+        env = "KEEL_WEBHOOK_SECRET",
+        conflicts_with = "webhook_secret_file"
+    )]
+    pub webhook_secret: Option<String>,
+    /// File holding the webhook secret.
+    #[arg(long)]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> i32 {
+    let secret = match (&args.webhook_secret, &args.webhook_secret_file) {
+        (Some(s), _) => Some(s.trim().as_bytes().to_vec()),
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(s) => Some(s.trim().as_bytes().to_vec()),
+            Err(e) => {
+                eprintln!("keel server: cannot read {}: {e}", file.display());
+                return 2;
+            }
+        },
+        (None, None) => None,
+    };
+    let config = Config {
+        repo: args.repo.clone(),
+        branch: args.branch.clone(),
+        path: args.path.clone(),
+        data_dir: args.data_dir.clone(),
+        store: args.store.clone(),
+        listen: args.listen,
+        poll_interval: args.poll_interval,
+        resync_interval: args.resync_interval,
+        webhook_secret: secret.filter(|s| !s.is_empty()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keel server: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(server::run(config)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("keel server: {e:#}");
+            1
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The HTTP API of `keel server` (axum): `/healthz`, `POST /api/webhook`,
+//! `GET /api/keel/status`, `GET /api/keel/history`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::sync::SyncStatus;
+use super::webhook::signature_valid;
+use crate::store::Store;
+
+/// Webhook bodies larger than this get 413.
+pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub status: Arc<Mutex<SyncStatus>>,
+    pub trigger: mpsc::Sender<()>,
+    pub webhook_secret: Option<Arc<Vec<u8>>>,
+    pub branch: String,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/api/webhook",
+            post(webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        )
+        .route("/api/keel/status", get(status))
+        .route("/api/keel/history", get(history))
+        .route("/api/keel/applied", get(applied))
+        .with_state(state)
+}
+
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, Json(json!({"error": message.into()}))).into_response()
+}
+
+async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(secret) = &state.webhook_secret {
+        let header = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
+        if !signature_valid(secret, &body, header) {
+            tracing::warn!("webhook with a missing or wrong X-Hub-Signature-256 refused");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid X-Hub-Signature-256",
+            );
+        }
+    }
+    if headers.get("x-github-event").and_then(|v| v.to_str().ok()) == Some("ping") {
+        return (StatusCode::OK, Json(json!({"pong": true}))).into_response();
+    }
+    let payload: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+    };
+    if let Some(pushed) = payload.get("ref").and_then(|r| r.as_str()) {
+        let ours = format!("refs/heads/{}", state.branch);
+        if pushed != ours {
+            return (
+                StatusCode::ACCEPTED,
+                Json(json!({"ignored": format!("push to {pushed}, following {ours}")})),
+            )
+                .into_response();
+        }
+    }
+    let _ = state.trigger.try_send(());
+    (StatusCode::ACCEPTED, Json(json!({"fetching": true}))).into_response()
+}
+
+async fn status(State(state): State<AppState>) -> Response {
+    let status = state.status.lock().map(|s| s.clone()).unwrap_or_default();
+    Json(status).into_response()
+}
+
+/// The objects applied from git, as stored (Secret values replaced by a marker).
+async fn applied(State(state): State<AppState>) -> Response {
+    match crate::apply::applied_objects(&state.store).await {
+        Ok(objects) => {
+            let items: Vec<serde_json::Value> = objects
+                .into_values()
+                .map(|stored| {
+                    let mut v = serde_json::to_value(&stored.object).unwrap_or_default();
+                    if let Some(serde_json::Value::Object(data)) = v
+                        .get_mut("data")
+                        .filter(|_| stored.object.kind() == "Secret")
+                    {
+                        for value in data.values_mut() {
+                            *value = json!(crate::plan::display::REDACTED);
+                        }
+                    }
+                    v
+                })
+                .collect();
+            Json(json!({"apiVersion": "v1", "kind": "List", "items": items})).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    limit: Option<String>,
+}
+
+async fn history(State(state): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 50,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "limit must be a number from 1 to 1000",
+            );
+        }
+    };
+    match state.store.history(limit).await {
+        Ok(records) => Json(records).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}

@@ -1,0 +1,109 @@
+//! `keel server`: follows the repository and applies each new revision whole, and serves
+//! the HTTP API (health, webhook, status, history).
+//!
+//! # Layout
+//! - [`sync`]: the loop: fetch, read the branch tip, load + validate + apply, record.
+//! - [`http`]: the axum router; [`webhook`]: GitHub push webhooks with HMAC signatures.
+//! - [`watch`]: notify on a local repository's git folder, so a commit is picked up at once.
+
+pub mod http;
+pub mod sync;
+pub mod watch;
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch as signal};
+
+use crate::source::GitSource;
+use crate::store::{Store, StoreSpec};
+
+/// Everything `keel server` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub repo: String,
+    pub branch: Option<String>,
+    pub path: Option<String>,
+    pub data_dir: PathBuf,
+    pub store: Option<String>,
+    pub listen: SocketAddr,
+    pub poll_interval: Duration,
+    pub resync_interval: Duration,
+    pub webhook_secret: Option<Vec<u8>>,
+}
+
+/// Runs until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let spec = StoreSpec::parse(config.store.as_deref(), config.data_dir.clone())?;
+    let store = Store::open(&spec).await.context("cannot open the store")?;
+    let source = GitSource::new(
+        &config.repo,
+        &config.data_dir,
+        config.branch.clone(),
+        config.path.clone(),
+    )
+    .context("cannot use --repo")?;
+    let status = Arc::new(Mutex::new(sync::SyncStatus {
+        repo: config.repo.clone(),
+        branch: source.branch(),
+        ..Default::default()
+    }));
+    let (trigger, triggers) = mpsc::channel(16);
+    // Kept alive for the server's lifetime: dropping it stops watching.
+    let _watcher = match source.git_dir() {
+        Some(dir) => Some(
+            watch::watch_git_dir(&dir, trigger.clone()).context("cannot watch the repository")?,
+        ),
+        None => None,
+    };
+    let (stop_tx, stop_rx) = signal::channel(false);
+    let state = http::AppState {
+        store: store.clone(),
+        status: status.clone(),
+        trigger,
+        webhook_secret: config.webhook_secret.clone().map(Arc::new),
+        branch: source.branch(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another keel server running?)",
+                config.listen
+            )
+        })?;
+    tracing::info!(listen = %config.listen, repo = %config.repo, branch = %source.branch(), "keel server started");
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    sync::run(store, source, status, triggers, &config, stop_rx).await;
+    http.await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {}
+    }
+}

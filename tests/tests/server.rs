@@ -1,0 +1,417 @@
+//! `keel server` following real git repositories: commits applied whole, bad commits
+//! rejected with nothing applied, reverts, refused empty revisions, force-pushes, webhooks
+//! and unreachable remotes.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keel_e2e::binary;
+use serde_json::Value;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Dev",
+            "-c",
+            "user.email=dev@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+fn commit(dir: &Path, message: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+fn deployment(replicas: u32, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: web, image: \"{image}\", ports: [{{name: http, containerPort: 8080}}]}}]\n"
+    )
+}
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n";
+
+/// A running `keel server`, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(repo: &str, extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("data dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let log = std::fs::File::create(data.path().join("server.log")).expect("log file");
+        let child = Command::new(binary("keel"))
+            .args([
+                "server",
+                "--repo",
+                repo,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--resync-interval", "2s"])
+            .args(if extra.contains(&"--poll-interval") {
+                &[][..]
+            } else {
+                &["--poll-interval", "300ms"][..]
+            })
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("keel server starts");
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _data: data,
+        };
+        server.wait_for("the server to answer", |s| s.get("/healthz").is_some());
+        server
+    }
+
+    fn get(&self, path: &str) -> Option<Value> {
+        let out = Command::new("curl")
+            .args(["-s", "-f", &format!("{}{path}", self.url)])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout)
+            .ok()
+            .or(Some(Value::Null))
+    }
+
+    fn status(&self) -> Value {
+        self.get("/api/keel/status").unwrap_or(Value::Null)
+    }
+
+    /// The applied object of `kind` and `name`, if any.
+    fn applied(&self, kind: &str, name: &str) -> Option<Value> {
+        let list = self.get("/api/keel/applied")?;
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .cloned()
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(&Server) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ok(self) {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self._data.path().join("server.log"))
+                    .unwrap_or_default();
+                panic!(
+                    "timed out waiting for {what}; status: {}\nserver log:\n{log}",
+                    self.status()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_commit(&self, field: &str, commit: &str) {
+        self.wait_for(&format!("{field} = {commit}"), |s| {
+            s.status()[field] == commit
+        });
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn replicas(server: &Server) -> Option<u64> {
+    server
+        .applied("Deployment", "web")
+        .and_then(|d| d["spec"]["replicas"].as_u64())
+}
+
+fn history(server: &Server) -> Vec<Value> {
+    server
+        .get("/api/keel/history?limit=50")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
+    let dir = tempfile::tempdir().expect("repo");
+    let repo = dir.path();
+    git(repo, &["init", "-q"]);
+    write(repo, "web/deployment.yaml", &deployment(3, "web:1"));
+    write(repo, "web/service.yaml", SERVICE);
+    let first = commit(repo, "web, three replicas");
+    let server = Server::start(repo.to_str().expect("path"), &[]);
+    server.wait_commit("applied_commit", &first);
+    assert_eq!(replicas(&server), Some(3));
+    let applied = server.applied("Deployment", "web").expect("applied");
+    assert_eq!(applied["metadata"]["labels"]["keel.dev/managed-by"], "git");
+    assert_eq!(
+        applied["metadata"]["annotations"]["keel.dev/revision"],
+        first.as_str()
+    );
+
+    // A new commit is picked up without a restart.
+    write(repo, "web/deployment.yaml", &deployment(5, "web:1"));
+    let second = commit(repo, "five replicas");
+    server.wait_commit("applied_commit", &second);
+    assert_eq!(replicas(&server), Some(5));
+
+    // A commit with one good change and one broken file applies nothing.
+    write(repo, "web/deployment.yaml", &deployment(7, "web:1"));
+    write(
+        repo,
+        "web/service.yaml",
+        &SERVICE.replace("port: 80", "port: 80800"),
+    );
+    let broken = commit(repo, "broken service");
+    server.wait_commit("last_commit", &broken);
+    let status = server.status();
+    assert_eq!(status["last_result"], "failed");
+    assert_eq!(
+        status["applied_commit"],
+        second.as_str(),
+        "the last good revision keeps running"
+    );
+    assert_eq!(
+        replicas(&server),
+        Some(5),
+        "nothing of the broken revision was applied"
+    );
+    let record = history(&server)
+        .into_iter()
+        .find(|r| r["commit"] == broken.as_str())
+        .expect("recorded");
+    let error = record["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("web/service.yaml:6:") && error.contains("spec.ports[0].port"),
+        "{error}"
+    );
+
+    // Reverting the broken commit and then the second brings three replicas back.
+    git(repo, &["revert", "--no-edit", "HEAD"]);
+    git(repo, &["revert", "--no-edit", &second]);
+    let reverted = git(repo, &["rev-parse", "HEAD"]);
+    server.wait_commit("applied_commit", &reverted);
+    assert_eq!(replicas(&server), Some(3));
+    let results: Vec<String> = history(&server)
+        .iter()
+        .map(|r| r["result"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(results.len() >= 4, "{results:?}");
+}
+
+#[test]
+fn a_revision_that_deletes_everything_is_refused_unless_allowed_and_prune_can_be_disabled() {
+    let dir = tempfile::tempdir().expect("repo");
+    let repo = dir.path();
+    git(repo, &["init", "-q"]);
+    write(repo, "web/deployment.yaml", &deployment(2, "web:1"));
+    write(
+        repo,
+        "keep/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep\n  annotations: {keel.dev/prune: disabled}\ndata: {a: b}\n",
+    );
+    let first = commit(repo, "first");
+    let server = Server::start(repo.to_str().expect("path"), &[]);
+    server.wait_commit("applied_commit", &first);
+    std::fs::remove_dir_all(repo.join("web")).expect("rm");
+    std::fs::remove_dir_all(repo.join("keep")).expect("rm");
+    let empty = commit(repo, "oops, everything deleted");
+    server.wait_commit("last_commit", &empty);
+    assert_eq!(server.status()["last_result"], "refused");
+    assert_eq!(replicas(&server), Some(2), "nothing deleted");
+    // With allowEmpty the same tree applies: web goes, but `keep` is never pruned.
+    write(repo, "keel.yaml", "allowEmpty: true\n");
+    let allowed = commit(repo, "really empty");
+    server.wait_commit("applied_commit", &allowed);
+    assert_eq!(replicas(&server), None);
+    assert!(
+        server.applied("ConfigMap", "keep").is_some(),
+        "prune: disabled is never deleted"
+    );
+}
+
+fn bare_remote() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("dirs");
+    let bare = dir.path().join("remote.git");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    git(&bare, &["init", "-q", "--bare"]);
+    std::fs::create_dir_all(&work).expect("mkdir");
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &["remote", "add", "origin", bare.to_str().expect("path")],
+    );
+    (dir, bare, work)
+}
+
+#[test]
+fn a_remote_is_mirrored_force_pushes_are_followed_and_an_unreachable_remote_deletes_nothing() {
+    let (_dir, bare, work) = bare_remote();
+    write(&work, "app.yaml", &deployment(1, "web:1"));
+    commit(&work, "one");
+    git(&work, &["push", "-q", "origin", "main"]);
+    let url = format!("file://{}", bare.display());
+    let server = Server::start(&url, &[]);
+    server.wait_for("the first revision", |s| replicas(s) == Some(1));
+    // History rewritten: a force-push of an unrelated commit.
+    git(&work, &["checkout", "-q", "--orphan", "rewrite"]);
+    write(&work, "app.yaml", &deployment(4, "web:2"));
+    let rewritten = commit(&work, "rewritten history");
+    git(&work, &["push", "-q", "--force", "origin", "rewrite:main"]);
+    server.wait_commit("applied_commit", &rewritten);
+    assert_eq!(replicas(&server), Some(4));
+    // The remote disappears: fetch errors are reported, nothing is deleted.
+    std::fs::rename(&bare, bare.with_extension("gone")).expect("rename");
+    server.wait_for("a fetch error", |s| s.status()["fetch_error"].is_string());
+    assert_eq!(server.status()["applied_commit"], rewritten.as_str());
+    assert_eq!(replicas(&server), Some(4));
+}
+
+fn post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> u16 {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        "--data-binary",
+        "@-",
+        url,
+    ]);
+    for (k, v) in headers {
+        cmd.args(["-H", &format!("{k}: {v}")]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(body);
+    }
+    let out = child.wait_with_output().expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+#[test]
+fn webhooks_need_a_valid_signature_and_a_small_body() {
+    let (_dir, bare, work) = bare_remote();
+    write(&work, "app.yaml", &deployment(1, "web:1"));
+    commit(&work, "one");
+    git(&work, &["push", "-q", "origin", "main"]);
+    let url = format!("file://{}", bare.display());
+    // A long poll interval: only the webhook makes the server fetch in time.
+    let server = Server::start(
+        &url,
+        &["--webhook-secret", "s3cret", "--poll-interval", "1h"],
+    );
+    server.wait_for("the first revision", |s| replicas(s) == Some(1));
+    write(&work, "app.yaml", &deployment(6, "web:1"));
+    let second = commit(&work, "six");
+    git(&work, &["push", "-q", "origin", "main"]);
+    let hook = format!("{}/api/webhook", server.url);
+    let body = br#"{"ref":"refs/heads/main","after":"x"}"#;
+    assert_eq!(post(&hook, body, &[]), 401, "missing signature");
+    assert_eq!(
+        post(&hook, body, &[("X-Hub-Signature-256", "sha256=0000")]),
+        401,
+        "forged signature"
+    );
+    let wrong_key = keel_reconciler_sign(b"not-the-secret", body);
+    assert_eq!(
+        post(&hook, body, &[("X-Hub-Signature-256", &wrong_key)]),
+        401
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        replicas(&server),
+        Some(1),
+        "refused webhooks trigger nothing"
+    );
+    let big = vec![b' '; 2 * 1024 * 1024];
+    assert_eq!(post(&hook, &big, &[]), 413);
+    let good = keel_reconciler_sign(b"s3cret", body);
+    assert_eq!(post(&hook, body, &[("X-Hub-Signature-256", &good)]), 202);
+    server.wait_commit("applied_commit", &second);
+    assert_eq!(replicas(&server), Some(6));
+}
+
+/// GitHub's signature: `sha256=` + hex HMAC-SHA256, computed with openssl as a sender would.
+fn keel_reconciler_sign(secret: &[u8], body: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-hmac",
+            std::str::from_utf8(secret).expect("utf-8"),
+            "-hex",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(body)
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text.rsplit(' ').next().unwrap_or("").trim();
+    format!("sha256={hex}")
+}
