@@ -200,6 +200,63 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
     server.wait_commit("applied_commit", &second);
     assert_eq!(replicas(&server), Some(5));
 
+    // A reviewer's branch, planned against what the server runs now.
+    git(repo, &["checkout", "-q", "-b", "feature"]);
+    write(repo, "web/deployment.yaml", &deployment(9, "web:1"));
+    commit(repo, "nine replicas, for review");
+    git(repo, &["checkout", "-q", "main"]);
+    let out = Command::new(binary("keel"))
+        .args([
+            "plan",
+            "--repo",
+            repo.to_str().expect("path"),
+            "--to",
+            "feature",
+            "--server",
+            &server.url,
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("keel plan");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(plan["from"], &second[..7]);
+    assert_eq!(
+        plan["changes"].as_array().map(Vec::len),
+        Some(1),
+        "{plan:#}"
+    );
+    assert_eq!(plan["changes"][0]["summary"], "replicas 5 → 9");
+    let same = Command::new(binary("keel"))
+        .args([
+            "plan",
+            "--repo",
+            repo.to_str().expect("path"),
+            "--to",
+            "main",
+            "--server",
+            &server.url,
+        ])
+        .output()
+        .expect("keel plan");
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    assert_eq!(
+        server.status()["branch"],
+        "main",
+        "checking out a branch changes nothing"
+    );
+
     // A commit with one good change and one broken file applies nothing.
     write(repo, "web/deployment.yaml", &deployment(7, "web:1"));
     write(

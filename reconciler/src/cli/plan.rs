@@ -22,8 +22,11 @@ pub struct Args {
     #[arg(long, default_value = ".")]
     pub repo: String,
     /// The revision the change starts from (a branch, tag or commit).
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+    pub from: Option<String>,
+    /// Compare against what a running keel server has applied now, instead of --from.
     #[arg(long)]
-    pub from: String,
+    pub server: Option<String>,
     /// The revision the change leads to.
     #[arg(long, default_value = "HEAD")]
     pub to: String,
@@ -51,27 +54,34 @@ pub fn run(args: &Args) -> i32 {
 
 fn plan(args: &Args) -> anyhow::Result<i32> {
     let repo = RepoTree::open(&args.repo)?;
-    let (from_info, from_rev) = repo.load(&args.from, args.path.as_deref())?;
     let (to_info, to_rev) = repo.load(&args.to, args.path.as_deref())?;
-    if !from_rev.is_valid() {
-        // The base is what runs now (or would have); a broken base is worth knowing, but the
-        // plan is about the new revision.
-        tracing::warn!(
-            revision = %from_info.short,
-            errors = from_rev.errors.len(),
-            "the --from revision is itself invalid; comparing against the objects it does define"
-        );
-    }
-    let old: Vec<_> = from_rev.manifests.into_iter().map(|m| m.object).collect();
+    let errors = to_rev.errors.clone();
     let new: Vec<_> = to_rev.manifests.into_iter().map(|m| m.object).collect();
-    let errors = to_rev.errors;
-    let changes = if errors.is_empty() {
-        diff(&old, &new)
+    let (from, changes) = if !errors.is_empty() {
+        (
+            args.from.clone().unwrap_or_else(|| "cluster".into()),
+            Vec::new(),
+        )
+    } else if let Some(server) = &args.server {
+        let (applied_commit, rows) = plan_against_server(server, &new)?;
+        (applied_commit, rows)
     } else {
-        Vec::new()
+        let from = args.from.as_deref().unwrap_or("HEAD");
+        let (from_info, from_rev) = repo.load(from, args.path.as_deref())?;
+        if !from_rev.is_valid() {
+            // The base is what runs now (or would have); a broken base is worth knowing,
+            // but the plan is about the new revision.
+            tracing::warn!(
+                revision = %from_info.short,
+                errors = from_rev.errors.len(),
+                "the --from revision is itself invalid; comparing against the objects it does define"
+            );
+        }
+        let old: Vec<_> = from_rev.manifests.into_iter().map(|m| m.object).collect();
+        (from_info.short, render::rows(&diff(&old, &new)))
     };
     let plan = Plan {
-        from: from_info.short,
+        from,
         to: to_info.short,
         changes,
         errors,
@@ -88,5 +98,40 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
         EXIT_NO_CHANGES
     } else {
         EXIT_CHANGES
+    })
+}
+
+/// Asks the server to diff `desired` against what it has applied. The objects (Secret
+/// values included, as in git) go to the server; only redacted rows come back.
+fn plan_against_server(
+    server: &str,
+    desired: &[keel_schema::Object],
+) -> anyhow::Result<(String, Vec<render::Row>)> {
+    let url = format!("{}/api/keel/plan", server.trim_end_matches('/'));
+    let body = serde_json::json!({ "objects": desired });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the keel server at {server}: {e}"))?;
+        if !resp.status().is_success() {
+            anyhow::bail!(
+                "{url}: {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            from: String,
+            changes: Vec<render::Row>,
+        }
+        let answer: Answer = resp.json().await?;
+        Ok((answer.from, answer.changes))
     })
 }

@@ -3,42 +3,64 @@
 use std::fmt::Write;
 
 use keel_schema::ManifestError;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::diff::{Action, Change};
 use super::display::unified;
 use super::summary::summarize;
 
-/// Two revisions and what changes between them.
+/// One change as shown: what, where, its effect, and its (redacted) YAML diff. Plans made
+/// by a server travel as rows, so every format renders from them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub action: Action,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub summary: String,
+    pub diff: String,
+}
+
+/// The rows of a list of changes.
+pub fn rows(changes: &[Change]) -> Vec<Row> {
+    changes
+        .iter()
+        .map(|ch| {
+            let o = ch.object();
+            let ns = if o.namespace().is_empty() {
+                "-"
+            } else {
+                o.namespace()
+            };
+            let file = format!("{}/{ns}/{}", o.kind(), o.name());
+            Row {
+                action: ch.action,
+                kind: o.kind().to_string(),
+                namespace: o.namespace().to_string(),
+                name: o.name().to_string(),
+                summary: summarize(ch),
+                diff: unified(ch.old.as_ref(), ch.new.as_ref(), &file),
+            }
+        })
+        .collect()
+}
+
+/// Two revisions (or the cluster and a revision) and what changes between them.
 pub struct Plan {
     pub from: String,
     pub to: String,
-    pub changes: Vec<Change>,
+    pub changes: Vec<Row>,
     /// Problems in the `to` revision (a plan with errors would apply nothing).
     pub errors: Vec<ManifestError>,
 }
 
-fn label(c: &Change) -> String {
-    let o = c.object();
-    if o.info().namespaced {
-        format!("{} {}/{}", o.kind(), o.namespace(), o.name())
+fn label(r: &Row) -> String {
+    if r.namespace.is_empty() {
+        format!("{} {}", r.kind, r.name)
     } else {
-        format!("{} {}", o.kind(), o.name())
+        format!("{} {}/{}", r.kind, r.namespace, r.name)
     }
-}
-
-fn file_label(c: &Change) -> String {
-    let o = c.object();
-    format!(
-        "{}/{}/{}",
-        o.kind(),
-        if o.namespace().is_empty() {
-            "-"
-        } else {
-            o.namespace()
-        },
-        o.name()
-    )
 }
 
 fn counts(plan: &Plan) -> (usize, usize, usize) {
@@ -78,20 +100,10 @@ pub fn text(plan: &Plan) -> String {
         plan.from, plan.to
     );
     for ch in &plan.changes {
-        let _ = writeln!(
-            out,
-            "  {} {}: {}",
-            sign(ch.action),
-            label(ch),
-            summarize(ch)
-        );
+        let _ = writeln!(out, "  {} {}: {}", sign(ch.action), label(ch), ch.summary);
     }
     for ch in &plan.changes {
-        let _ = writeln!(
-            out,
-            "\n{}",
-            unified(ch.old.as_ref(), ch.new.as_ref(), &file_label(ch))
-        );
+        let _ = writeln!(out, "\n{}", ch.diff);
     }
     out
 }
@@ -122,21 +134,21 @@ pub fn markdown(plan: &Plan) -> String {
     );
     let _ = writeln!(out, "| Action | Kind | Namespace | Name | Effect |");
     let _ = writeln!(out, "|---|---|---|---|---|");
+    let cell = |s: &str| s.replace('|', "\\|");
     for ch in &plan.changes {
-        let o = ch.object();
-        let cell = |s: &str| s.replace('|', "\\|");
+        let namespace = if ch.namespace.is_empty() {
+            "—"
+        } else {
+            ch.namespace.as_str()
+        };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
             ch.action.verb(),
-            o.kind(),
-            if o.namespace().is_empty() {
-                "—"
-            } else {
-                o.namespace()
-            },
-            cell(o.name()),
-            cell(&summarize(ch))
+            ch.kind,
+            namespace,
+            cell(&ch.name),
+            cell(&ch.summary)
         );
     }
     for ch in &plan.changes {
@@ -146,35 +158,16 @@ pub fn markdown(plan: &Plan) -> String {
             label(ch),
             ch.action.verb()
         );
-        let _ = writeln!(
-            out,
-            "```diff\n{}```\n</details>",
-            unified(ch.old.as_ref(), ch.new.as_ref(), &file_label(ch))
-        );
+        let _ = writeln!(out, "```diff\n{}```\n</details>", ch.diff);
     }
     out
 }
 
 pub fn json(plan: &Plan) -> Value {
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .map(|ch| {
-            let o = ch.object();
-            json!({
-                "action": ch.action,
-                "kind": o.kind(),
-                "namespace": o.namespace(),
-                "name": o.name(),
-                "summary": summarize(ch),
-                "diff": unified(ch.old.as_ref(), ch.new.as_ref(), &file_label(ch)),
-            })
-        })
-        .collect();
     json!({
         "from": plan.from,
         "to": plan.to,
-        "changes": changes,
+        "changes": plan.changes,
         "errors": plan.errors,
     })
 }

@@ -19,6 +19,8 @@ use crate::store::Store;
 
 /// Webhook bodies larger than this get 413.
 pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+/// Plan requests carry a whole revision's objects.
+pub const MAX_PLAN_BODY: usize = 256 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -39,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/keel/status", get(status))
         .route("/api/keel/history", get(history))
         .route("/api/keel/applied", get(applied))
+        .route(
+            "/api/keel/plan",
+            post(plan).layer(DefaultBodyLimit::max(MAX_PLAN_BODY)),
+        )
         .with_state(state)
 }
 
@@ -108,6 +114,56 @@ async fn applied(State(state): State<AppState>) -> Response {
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+#[derive(Deserialize)]
+struct PlanRequest {
+    objects: Vec<serde_json::Value>,
+}
+
+/// `keel plan --server`: the given objects (a loaded revision) against what is applied.
+async fn plan(State(state): State<AppState>, Json(req): Json<PlanRequest>) -> Response {
+    let mut desired = Vec::with_capacity(req.objects.len());
+    for (i, value) in req.objects.into_iter().enumerate() {
+        match keel_schema::Object::from_json(value) {
+            Ok(o) => desired.push(o),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("objects[{i}]: {e}")),
+        }
+    }
+    let applied = match crate::apply::applied_objects(&state.store).await {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    // Applied objects carry keel's markers; the revision does not.
+    let current: Vec<keel_schema::Object> = applied
+        .into_values()
+        .map(|s| {
+            let mut o = s.object;
+            let meta = o.meta_mut();
+            if let Some(l) = meta.labels.as_mut() {
+                l.remove(crate::apply::MANAGED_BY);
+            }
+            if let Some(a) = meta.annotations.as_mut() {
+                a.remove(crate::apply::REVISION);
+            }
+            if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+                meta.labels = None;
+            }
+            if meta.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+                meta.annotations = None;
+            }
+            o
+        })
+        .collect();
+    let rows = crate::plan::render::rows(&crate::plan::diff(&current, &desired));
+    let from = state
+        .status
+        .lock()
+        .ok()
+        .and_then(|s| s.applied_commit.clone())
+        .map(|c| c.chars().take(7).collect::<String>())
+        .unwrap_or_else(|| "cluster".into());
+    Json(json!({"from": from, "changes": rows})).into_response()
 }
 
 #[derive(Deserialize)]

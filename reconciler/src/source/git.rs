@@ -44,7 +44,7 @@ impl GitSource {
         } else {
             PathBuf::from(location)
         };
-        let source = Self {
+        let mut source = Self {
             location: location.to_string(),
             dir,
             remote,
@@ -54,6 +54,11 @@ impl GitSource {
         if !remote {
             // Fail early and clearly on a path that is not a repository.
             RepoTree::open(location)?;
+            // Fixed at start: checking out another branch in a working copy must not
+            // change what the cluster runs.
+            if source.branch.is_none() {
+                source.branch = Some(source.branch());
+            }
         }
         Ok(source)
     }
