@@ -110,6 +110,14 @@ impl Server {
             .or(Some(Value::Null))
     }
 
+    fn text(&self, path: &str) -> String {
+        Command::new("curl")
+            .args(["-s", "-f", &format!("{}{path}", self.url)])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default()
+    }
+
     fn status(&self) -> Value {
         self.get("/api/keel/status").unwrap_or(Value::Null)
     }
@@ -299,6 +307,15 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
         .map(|r| r["result"].as_str().unwrap_or("").to_string())
         .collect();
     assert!(results.len() >= 4, "{results:?}");
+    let metrics = server.text("/metrics");
+    assert!(
+        metrics.contains("keel_sync_total{result=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("keel_sync_total{result=\"applied\"}"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -366,6 +383,9 @@ fn a_remote_is_mirrored_force_pushes_are_followed_and_an_unreachable_remote_dele
     // The remote disappears: fetch errors are reported, nothing is deleted.
     std::fs::rename(&bare, bare.with_extension("gone")).expect("rename");
     server.wait_for("a fetch error", |s| s.status()["fetch_error"].is_string());
+    server.wait_for("the fetch-failing metric", |s| {
+        s.text("/metrics").contains("keel_fetch_failing 1")
+    });
     assert_eq!(server.status()["applied_commit"], rewritten.as_str());
     assert_eq!(replicas(&server), Some(4));
 }

@@ -26,6 +26,7 @@ pub const MAX_PLAN_BODY: usize = 256 * 1024 * 1024;
 pub struct AppState {
     pub store: Store,
     pub status: Arc<Mutex<SyncStatus>>,
+    pub metrics: Arc<super::metrics::Metrics>,
     pub trigger: mpsc::Sender<()>,
     pub webhook_secret: Option<Arc<Vec<u8>>>,
     pub branch: String,
@@ -34,6 +35,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route(
             "/api/webhook",
             post(webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
@@ -46,6 +48,17 @@ pub fn router(state: AppState) -> Router {
             post(plan).layer(DefaultBodyLimit::max(MAX_PLAN_BODY)),
         )
         .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {

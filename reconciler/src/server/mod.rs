@@ -7,6 +7,7 @@
 //! - [`watch`]: notify on a local repository's git folder, so a commit is picked up at once.
 
 pub mod http;
+pub mod metrics;
 pub mod sync;
 pub mod watch;
 pub mod webhook;
@@ -63,9 +64,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let (stop_tx, stop_rx) = signal::channel(false);
+    let metrics = Arc::new(metrics::Metrics::default());
     let state = http::AppState {
         store: store.clone(),
         status: status.clone(),
+        metrics: metrics.clone(),
         trigger,
         webhook_secret: config.webhook_secret.clone().map(Arc::new),
         branch: source.branch(),
@@ -92,7 +95,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
-    sync::run(store, source, status, triggers, &config, stop_rx).await;
+    sync::run(store, source, status, metrics, triggers, &config, stop_rx).await;
     http.await
         .context("HTTP server task")?
         .context("HTTP server")?;

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::Config;
+use super::metrics::Metrics;
 use crate::apply::{ApplyError, apply_revision};
 use crate::source::{CommitInfo, GitSource};
 use crate::store::Store;
@@ -43,6 +44,7 @@ pub async fn run(
     store: Store,
     source: GitSource,
     status: Arc<Mutex<SyncStatus>>,
+    metrics: Arc<Metrics>,
     mut triggers: mpsc::Receiver<()>,
     config: &Config,
     mut stop: watch::Receiver<bool>,
@@ -56,6 +58,7 @@ pub async fn run(
             &store,
             &source,
             &status,
+            &metrics,
             &mut loaded,
             &mut last_good,
             config,
@@ -95,6 +98,7 @@ async fn pass(
     store: &Store,
     source: &Arc<GitSource>,
     status: &Arc<Mutex<SyncStatus>>,
+    metrics: &Metrics,
     loaded: &mut Option<Loaded>,
     last_good: &mut Option<Instant>,
     config: &Config,
@@ -109,9 +113,12 @@ async fn pass(
     let tip = match fetched {
         Ok(Ok(tip)) => {
             set(&|s| s.fetch_error = None);
+            metrics.fetch_failing.set(0);
             tip
         }
         Ok(Err(e)) | Err(e) => {
+            metrics.fetch_failures.inc();
+            metrics.fetch_failing.set(1);
             let msg = e.to_string();
             set(&|s| s.fetch_error = Some(msg.clone()));
             anyhow::bail!(e);
@@ -139,6 +146,9 @@ async fn pass(
     let outcome = apply_revision(store, &current.commit, &current.revision, !same).await;
     let short = current.commit.short.clone();
     let now = Utc::now();
+    metrics
+        .sync_seconds
+        .observe(started.elapsed().as_secs_f64());
     match outcome {
         Ok(applied) => {
             *last_good = Some(Instant::now());
@@ -147,6 +157,8 @@ async fn pass(
             } else {
                 "applied"
             };
+            metrics.count_sync(result);
+            metrics.last_success.set(now.timestamp());
             tracing::info!(
                 commit = %short,
                 result,
@@ -171,6 +183,7 @@ async fn pass(
             } else {
                 "refused"
             };
+            metrics.count_sync(result);
             tracing::warn!(commit = %short, error = %e, "revision not applied; the last good revision keeps running");
             let msg = e.to_string();
             set(&|s| {
@@ -182,6 +195,7 @@ async fn pass(
             Ok(())
         }
         Err(e) => {
+            metrics.count_sync("error");
             let msg = e.to_string();
             set(&|s| s.last_error = Some(msg.clone()));
             // Store trouble: retry the same revision soon.
