@@ -323,6 +323,43 @@ impl Object {
         }
     }
 
+    /// Takes `old`'s status when this object has none: a write from git declares intent and
+    /// must not erase what controllers observed (as Kubernetes' status subresource).
+    pub fn keep_status_from(&mut self, old: &Object) {
+        match (self, old) {
+            (Object::Pod(n), Object::Pod(o)) if n.status.is_none() => {
+                n.status.clone_from(&o.status)
+            }
+            (Object::Service(n), Object::Service(o)) if n.status.is_none() => {
+                n.status.clone_from(&o.status)
+            }
+            (Object::ReplicationController(n), Object::ReplicationController(o))
+                if n.status.is_none() =>
+            {
+                n.status.clone_from(&o.status)
+            }
+            (Object::Namespace(n), Object::Namespace(o)) if n.status.is_none() => {
+                n.status.clone_from(&o.status)
+            }
+            (Object::Node(n), Object::Node(o)) if n.status.is_none() => {
+                n.status.clone_from(&o.status)
+            }
+            (Object::Deployment(n), Object::Deployment(o)) if n.status.is_none() => {
+                n.status.clone_from(&o.status)
+            }
+            (Object::ReplicaSet(n), Object::ReplicaSet(o)) if n.status.is_none() => {
+                n.status.clone_from(&o.status)
+            }
+            (Object::DaemonSet(n), Object::DaemonSet(o)) if n.status.is_none() => {
+                n.status.clone_from(&o.status)
+            }
+            (Object::Job(n), Object::Job(o)) if n.status.is_none() => {
+                n.status.clone_from(&o.status)
+            }
+            _ => {}
+        }
+    }
+
     /// Sets `apiVersion` and `kind` to this variant's.
     pub fn set_type_meta(&mut self) {
         let info = self.info();

@@ -227,3 +227,47 @@ fn path_limits_the_plan_and_uncommitted_files_are_ignored() {
     assert_eq!(bad_rev.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_rev.stderr).contains("no-such-branch"));
 }
+
+#[test]
+fn plans_follow_the_servers_prune_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path();
+    git(repo, &["init", "-q"]);
+    write(repo, "web.yaml", WEB_V1);
+    write(
+        repo,
+        "keep.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep\n  annotations: {keel.dev/prune: disabled}\ndata: {a: b}\n",
+    );
+    let first = commit(repo, "first");
+    std::fs::remove_file(repo.join("web.yaml")).expect("rm");
+    std::fs::remove_file(repo.join("keep.yaml")).expect("rm");
+    let empty = commit(repo, "everything deleted");
+    let out = plan(repo, &["--from", &first, "--to", &empty]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a revision the server would refuse"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("keel server would refuse this revision"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ConfigMap default/keep stays: it is annotated keel.dev/prune: disabled"),
+        "{text}"
+    );
+    write(repo, "keel.yaml", "allowEmpty: true\n");
+    let allowed = commit(repo, "allowed");
+    let out = plan(
+        repo,
+        &["--from", &first, "--to", &allowed, "--format", "json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let changes = v["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "only the Deployment goes: {changes:#?}");
+    assert_eq!(changes[0]["kind"], "Deployment");
+    assert!(v["notes"][0].as_str().unwrap_or("").contains("keep stays"));
+}

@@ -43,7 +43,11 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(data.path())
-            .args(["--resync-interval", "2s"])
+            .args(if extra.contains(&"--resync-interval") {
+                &[][..]
+            } else {
+                &["--resync-interval", "2s"][..]
+            })
             .args(if extra.contains(&"--poll-interval") {
                 &[][..]
             } else {
@@ -158,7 +162,8 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
     write(repo, "web/deployment.yaml", &deployment(3, "web:1"));
     write(repo, "web/service.yaml", SERVICE);
     let first = commit(repo, "web, three replicas");
-    let server = Server::start(repo.to_str().expect("path"), &[]);
+    // No periodic pass for an hour: every pickup below comes from watching the repository.
+    let server = Server::start(repo.to_str().expect("path"), &["--resync-interval", "1h"]);
     server.wait_commit("applied_commit", &first);
     assert_eq!(replicas(&server), Some(3));
     let applied = server.applied("Deployment", "web").expect("applied");
@@ -273,6 +278,18 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
         .map(|r| r["result"].as_str().unwrap_or("").to_string())
         .collect();
     assert!(results.len() >= 4, "{results:?}");
+    let table = Command::new(binary("keel"))
+        .args(["history", "--server", &server.url])
+        .output()
+        .expect("keel history");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.starts_with("COMMIT"), "{table}");
+    assert!(
+        table.contains(&broken[..7])
+            && table.contains("failed")
+            && table.contains("broken service"),
+        "{table}"
+    );
     let metrics = server.text("/metrics");
     assert!(
         metrics.contains("keel_sync_total{result=\"failed\"} 1"),
@@ -304,6 +321,15 @@ fn a_revision_that_deletes_everything_is_refused_unless_allowed_and_prune_can_be
     server.wait_commit("last_commit", &empty);
     assert_eq!(server.status()["last_result"], "refused");
     assert_eq!(replicas(&server), Some(2), "nothing deleted");
+    // Several resync intervals later the refusal is still recorded once, and the last good
+    // revision is still what runs.
+    std::thread::sleep(Duration::from_secs(5));
+    let refusals = history(&server)
+        .iter()
+        .filter(|r| r["commit"] == empty.as_str())
+        .count();
+    assert_eq!(refusals, 1, "{:#?}", history(&server));
+    assert_eq!(server.status()["applied_commit"], first.as_str());
     // With allowEmpty the same tree applies: web goes, but `keep` is never pruned.
     write(repo, "keel.yaml", "allowEmpty: true\n");
     let allowed = commit(repo, "really empty");
@@ -457,4 +483,45 @@ fn keel_reconciler_sign(secret: &[u8], body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     let hex = text.rsplit(' ').next().unwrap_or("").trim();
     format!("sha256={hex}")
+}
+
+#[test]
+fn a_symlinked_manifest_makes_the_revision_invalid_instead_of_pruning_it() {
+    let dir = tempfile::tempdir().expect("repo");
+    let repo = dir.path();
+    git(repo, &["init", "-q"]);
+    write(repo, "web/deployment.yaml", &deployment(2, "web:1"));
+    write(repo, "web/service.yaml", SERVICE);
+    let first = commit(repo, "first");
+    let server = Server::start(repo.to_str().expect("path"), &[]);
+    server.wait_commit("applied_commit", &first);
+    // The Deployment moves to shared/ and web/ keeps only a symlink to it.
+    std::fs::create_dir_all(repo.join("shared")).expect("mkdir");
+    std::fs::rename(
+        repo.join("web/deployment.yaml"),
+        repo.join("shared/web.txt"),
+    )
+    .expect("mv");
+    std::os::unix::fs::symlink("../shared/web.txt", repo.join("web/deployment.yaml"))
+        .expect("symlink");
+    let linked = commit(repo, "symlink the deployment");
+    server.wait_commit("last_commit", &linked);
+    assert_eq!(server.status()["last_result"], "failed");
+    let error = server.status()["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(error.contains("invalid"), "{error}");
+    let record = history(&server)
+        .into_iter()
+        .find(|r| r["commit"] == linked.as_str())
+        .expect("recorded");
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("web/deployment.yaml:1:1: symbolic links are not followed"),
+        "{record}"
+    );
+    assert_eq!(replicas(&server), Some(2), "the Deployment was not pruned");
 }

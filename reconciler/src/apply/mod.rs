@@ -23,7 +23,7 @@ use keel_schema::{KINDS, Object, Revision};
 pub const MANAGED_BY: &str = "keel.dev/managed-by";
 pub const MANAGED_BY_GIT: &str = "git";
 pub const REVISION: &str = "keel.dev/revision";
-pub const PRUNE: &str = "keel.dev/prune";
+pub use crate::plan::rules::PRUNE;
 
 /// What applying a revision did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,14 +56,15 @@ pub async fn applied_objects(store: &Store) -> Result<BTreeMap<ObjectKey, Stored
     let mut out = BTreeMap::new();
     for info in KINDS.iter().filter(|k| !k.live_only) {
         for item in store.list(info.kind, None, None).await?.items {
-            if item
-                .object
-                .meta()
-                .labels()
-                .get(MANAGED_BY)
-                .map(String::as_str)
-                == Some(MANAGED_BY_GIT)
-            {
+            let meta = item.object.meta();
+            // Objects a controller made (they have owners) are never git's, whatever labels
+            // they copied from their owner.
+            let owned = meta
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| !o.is_empty());
+            let managed = meta.labels().get(MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_GIT);
+            if managed && !owned {
                 out.insert(ObjectKey::of(&item.object), item);
             }
         }
@@ -121,17 +122,19 @@ pub fn plan_batch(
         .map(|(_, s)| s)
         .filter(|s| s.object.meta().annotation(PRUNE) != Some("disabled"))
         .collect();
-    // Every applied object goes and none stays: an empty or wholly replaced tree, far more
-    // often a mistake (a bad merge, a wrong --path) than a wish.
-    let deletes_everything = !prunable.is_empty()
-        && revision
-            .manifests
-            .iter()
-            .all(|m| !applied.contains_key(&ObjectKey::of(&m.object)));
-    if deletes_everything && !revision.config.allow_empty() {
+    // Every prunable applied object goes and none of them stays: an empty or wholly
+    // replaced tree, far more often a mistake (a bad merge, a wrong --path) than a wish.
+    // Objects kept by `keel.dev/prune: disabled` do not count as survivors.
+    let survivors = applied
+        .iter()
+        .filter(|(key, s)| {
+            desired_keys.contains(*key) && s.object.meta().annotation(PRUNE) != Some("disabled")
+        })
+        .count();
+    if !prunable.is_empty() && survivors == 0 && !revision.config.allow_empty() {
         return Err(ApplyError::RefusedEmpty {
             commit: commit.short.clone(),
-            count: applied.len(),
+            count: prunable.len(),
         });
     }
     for stale in prunable {
@@ -150,6 +153,21 @@ pub fn plan_batch(
     ))
 }
 
+/// Records an attempt that never reached applying (the revision could not be read).
+pub async fn record_failure(store: &Store, commit: &CommitInfo, error: String) {
+    let record = SyncRecord {
+        commit: commit.id.clone(),
+        time: Utc::now(),
+        result: "failed".to_string(),
+        error: Some(error),
+        author: Some(commit.author.clone()),
+        message: Some(commit.summary.clone()),
+    };
+    if let Err(e) = store.record_sync(record).await {
+        tracing::warn!(error = %e, "could not record the sync attempt");
+    }
+}
+
 /// Applies a loaded revision: validates, diffs against the store, writes one batch, and
 /// records the attempt in the sync history. A resync of the same revision (`new_commit`
 /// false) is recorded only when it had to correct something.
@@ -162,7 +180,9 @@ pub async fn apply_revision(
     let outcome = attempt(store, commit, revision).await;
     let quiet_resync =
         !new_commit && matches!(&outcome, Ok(a) if a.created + a.updated + a.deleted == 0);
-    if quiet_resync {
+    // Store trouble is transient and retried: the history records what the revision
+    // itself came to, once.
+    if quiet_resync || matches!(outcome, Err(ApplyError::Store(_))) {
         return outcome;
     }
     let (result, error) = match &outcome {

@@ -4,6 +4,7 @@ use clap::ValueEnum;
 
 use crate::plan::diff;
 use crate::plan::render::{self, Plan};
+use crate::plan::rules::apply_rules;
 use crate::source::RepoTree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -57,34 +58,42 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     let (to_info, to_rev) = repo.load(&args.to, args.path.as_deref())?;
     let errors = to_rev.errors.clone();
     let new: Vec<_> = to_rev.manifests.into_iter().map(|m| m.object).collect();
+    let allow_empty = to_rev.config.allow_empty();
+    let mut notes = Vec::new();
+    let mut refused = false;
     let (from, changes) = if !errors.is_empty() {
         (
             args.from.clone().unwrap_or_else(|| "cluster".into()),
             Vec::new(),
         )
     } else if let Some(server) = &args.server {
-        let (applied_commit, rows) = plan_against_server(server, &new)?;
-        (applied_commit, rows)
+        let answer = plan_against_server(server, &new, allow_empty)?;
+        notes = answer.notes;
+        refused = answer.refused;
+        (answer.from, answer.changes)
     } else {
         let from = args.from.as_deref().unwrap_or("HEAD");
         let (from_info, from_rev) = repo.load(from, args.path.as_deref())?;
         if !from_rev.is_valid() {
-            // The base is what runs now (or would have); a broken base is worth knowing,
-            // but the plan is about the new revision.
-            tracing::warn!(
-                revision = %from_info.short,
-                errors = from_rev.errors.len(),
-                "the --from revision is itself invalid; comparing against the objects it does define"
-            );
+            notes.push(format!(
+                "the base revision {} is itself invalid ({} errors): objects in its broken files are not counted",
+                from_info.short,
+                from_rev.errors.len()
+            ));
         }
         let old: Vec<_> = from_rev.manifests.into_iter().map(|m| m.object).collect();
-        (from_info.short, render::rows(&diff(&old, &new)))
+        let mut changes = diff(&old, &new);
+        let verdict = apply_rules(&old, &mut changes, allow_empty);
+        notes.extend(verdict.notes);
+        refused = verdict.refused;
+        (from_info.short, render::rows(&changes))
     };
     let plan = Plan {
         from,
         to: to_info.short,
         changes,
         errors,
+        notes,
     };
     let output = match args.format {
         Format::Text => render::text(&plan),
@@ -92,7 +101,7 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
         Format::Json => serde_json::to_string_pretty(&render::json(&plan))? + "\n",
     };
     print!("{output}");
-    Ok(if !plan.errors.is_empty() {
+    Ok(if !plan.errors.is_empty() || refused {
         EXIT_INVALID
     } else if plan.changes.is_empty() {
         EXIT_NO_CHANGES
@@ -101,14 +110,42 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     })
 }
 
-/// Asks the server to diff `desired` against what it has applied. The objects (Secret
-/// values included, as in git) go to the server; only redacted rows come back.
+/// The server's answer to a plan request.
+#[derive(serde::Deserialize)]
+struct ServerPlan {
+    from: String,
+    changes: Vec<render::Row>,
+    #[serde(default)]
+    notes: Vec<String>,
+    #[serde(default)]
+    refused: bool,
+}
+
+/// Asks the server to diff `desired` against what it has applied. Objects go to the server
+/// without Secret values (those are compared by key only); redacted rows come back.
 fn plan_against_server(
     server: &str,
     desired: &[keel_schema::Object],
-) -> anyhow::Result<(String, Vec<render::Row>)> {
+    allow_empty: bool,
+) -> anyhow::Result<ServerPlan> {
     let url = format!("{}/api/keel/plan", server.trim_end_matches('/'));
-    let body = serde_json::json!({ "objects": desired });
+    // Secret values stay here: the server compares Secrets by key only.
+    let stripped: Vec<keel_schema::Object> = desired
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            if let keel_schema::Object::Secret(s) = &mut o {
+                if let Some(data) = s.data.as_mut() {
+                    for v in data.0.values_mut() {
+                        v.clear();
+                    }
+                }
+                s.string_data = None;
+            }
+            o
+        })
+        .collect();
+    let body = serde_json::json!({ "objects": stripped, "allowEmpty": allow_empty });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -126,12 +163,6 @@ fn plan_against_server(
                 resp.text().await.unwrap_or_default()
             );
         }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            from: String,
-            changes: Vec<render::Row>,
-        }
-        let answer: Answer = resp.json().await?;
-        Ok((answer.from, answer.changes))
+        Ok(resp.json().await?)
     })
 }

@@ -38,6 +38,7 @@ pub struct Args {
     #[arg(
         long,
         env = "KEEL_WEBHOOK_SECRET",
+        hide_env_values = true,
         conflicts_with = "webhook_secret_file"
     )]
     pub webhook_secret: Option<String>,
@@ -58,6 +59,11 @@ pub fn run(args: &Args) -> i32 {
         },
         (None, None) => None,
     };
+    if secret.as_ref().is_some_and(|s| s.is_empty()) {
+        // An empty secret would silently turn signature checks off.
+        eprintln!("keel server: the webhook secret is empty; give a real secret or none at all");
+        return 2;
+    }
     let config = Config {
         repo: args.repo.clone(),
         branch: args.branch.clone(),
@@ -67,7 +73,7 @@ pub fn run(args: &Args) -> i32 {
         listen: args.listen,
         poll_interval: args.poll_interval,
         resync_interval: args.resync_interval,
-        webhook_secret: secret.filter(|s| !s.is_empty()),
+        webhook_secret: secret,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,6 +9,7 @@
 pub mod diff;
 pub mod display;
 pub mod render;
+pub mod rules;
 pub mod summary;
 
 pub use diff::{Action, Change, diff};

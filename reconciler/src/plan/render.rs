@@ -53,6 +53,8 @@ pub struct Plan {
     pub changes: Vec<Row>,
     /// Problems in the `to` revision (a plan with errors would apply nothing).
     pub errors: Vec<ManifestError>,
+    /// What else a reviewer should know: objects kept from pruning, a refusal, a broken base.
+    pub notes: Vec<String>,
 }
 
 fn label(r: &Row) -> String {
@@ -92,6 +94,9 @@ pub fn text(plan: &Plan) -> String {
     let (c, u, d) = counts(plan);
     if plan.changes.is_empty() {
         let _ = writeln!(out, "Plan {} → {}: no changes.", plan.from, plan.to);
+        for note in &plan.notes {
+            let _ = writeln!(out, "  Note: {note}");
+        }
         return out;
     }
     let _ = writeln!(
@@ -99,6 +104,9 @@ pub fn text(plan: &Plan) -> String {
         "Plan {} → {}: {c} to create, {u} to update, {d} to delete.\n",
         plan.from, plan.to
     );
+    for note in &plan.notes {
+        let _ = writeln!(out, "  Note: {note}");
+    }
     for ch in &plan.changes {
         let _ = writeln!(out, "  {} {}: {}", sign(ch.action), label(ch), ch.summary);
     }
@@ -125,6 +133,9 @@ pub fn markdown(plan: &Plan) -> String {
     }
     if plan.changes.is_empty() {
         let _ = writeln!(out, "No changes.");
+        for note in &plan.notes {
+            let _ = writeln!(out, "\n> **Note:** {note}");
+        }
         return out;
     }
     let (c, u, d) = counts(plan);
@@ -132,6 +143,9 @@ pub fn markdown(plan: &Plan) -> String {
         out,
         "**{c}** to create, **{u}** to update, **{d}** to delete.\n"
     );
+    for note in &plan.notes {
+        let _ = writeln!(out, "> **Note:** {note}\n");
+    }
     let _ = writeln!(out, "| Action | Kind | Namespace | Name | Effect |");
     let _ = writeln!(out, "|---|---|---|---|---|");
     let cell = |s: &str| s.replace('|', "\\|");
@@ -169,5 +183,6 @@ pub fn json(plan: &Plan) -> Value {
         "to": plan.to,
         "changes": plan.changes,
         "errors": plan.errors,
+        "notes": plan.notes,
     })
 }

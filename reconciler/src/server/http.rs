@@ -19,8 +19,8 @@ use crate::store::Store;
 
 /// Webhook bodies larger than this get 413.
 pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
-/// Plan requests carry a whole revision's objects.
-pub const MAX_PLAN_BODY: usize = 256 * 1024 * 1024;
+/// Plan requests carry a whole revision's objects (10,000 objects are about 15 MiB).
+pub const MAX_PLAN_BODY: usize = 32 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,7 +29,6 @@ pub struct AppState {
     pub metrics: Arc<super::metrics::Metrics>,
     pub trigger: mpsc::Sender<()>,
     pub webhook_secret: Option<Arc<Vec<u8>>>,
-    pub branch: String,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -86,7 +85,12 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
     };
     if let Some(pushed) = payload.get("ref").and_then(|r| r.as_str()) {
-        let ours = format!("refs/heads/{}", state.branch);
+        let branch = state
+            .status
+            .lock()
+            .map(|s| s.branch.clone())
+            .unwrap_or_default();
+        let ours = format!("refs/heads/{branch}");
         if pushed != ours {
             return (
                 StatusCode::ACCEPTED,
@@ -130,11 +134,16 @@ async fn applied(State(state): State<AppState>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PlanRequest {
     objects: Vec<serde_json::Value>,
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 /// `keel plan --server`: the given objects (a loaded revision) against what is applied.
+/// Secrets arrive without values (see `cli/plan.rs`) and are compared by key only: the
+/// server never confirms or denies a value, so this endpoint cannot be used to guess one.
 async fn plan(State(state): State<AppState>, Json(req): Json<PlanRequest>) -> Response {
     let mut desired = Vec::with_capacity(req.objects.len());
     for (i, value) in req.objects.into_iter().enumerate() {
@@ -168,7 +177,31 @@ async fn plan(State(state): State<AppState>, Json(req): Json<PlanRequest>) -> Re
             o
         })
         .collect();
-    let rows = crate::plan::render::rows(&crate::plan::diff(&current, &desired));
+    // Keys present on both sides take the applied value: values are not compared.
+    for d in &mut desired {
+        let keel_schema::Object::Secret(secret) = d else {
+            continue;
+        };
+        let applied_data = current.iter().find_map(|c| match c {
+            keel_schema::Object::Secret(a)
+                if a.metadata.name == secret.metadata.name
+                    && a.metadata.namespace == secret.metadata.namespace =>
+            {
+                a.data.clone()
+            }
+            _ => None,
+        });
+        if let (Some(data), Some(applied)) = (secret.data.as_mut(), applied_data) {
+            for (k, v) in data.0.iter_mut() {
+                if let Some(value) = applied.0.get(k) {
+                    v.clone_from(value);
+                }
+            }
+        }
+    }
+    let mut changes = crate::plan::diff(&current, &desired);
+    let verdict = crate::plan::rules::apply_rules(&current, &mut changes, req.allow_empty);
+    let rows = crate::plan::render::rows(&changes);
     let from = state
         .status
         .lock()
@@ -176,7 +209,8 @@ async fn plan(State(state): State<AppState>, Json(req): Json<PlanRequest>) -> Re
         .and_then(|s| s.applied_commit.clone())
         .map(|c| c.chars().take(7).collect::<String>())
         .unwrap_or_else(|| "cluster".into());
-    Json(json!({"from": from, "changes": rows})).into_response()
+    Json(json!({"from": from, "changes": rows, "notes": verdict.notes, "refused": verdict.refused}))
+        .into_response()
 }
 
 #[derive(Deserialize)]

@@ -51,7 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .context("cannot use --repo")?;
     let status = Arc::new(Mutex::new(sync::SyncStatus {
-        repo: config.repo.clone(),
+        repo: source.display().to_string(),
         branch: source.branch(),
         ..Default::default()
     }));
@@ -71,7 +71,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         trigger,
         webhook_secret: config.webhook_secret.clone().map(Arc::new),
-        branch: source.branch(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -81,7 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config.listen
             )
         })?;
-    tracing::info!(listen = %config.listen, repo = %config.repo, branch = %source.branch(), "keel server started");
+    tracing::info!(listen = %config.listen, repo = %source.display(), branch = %source.branch(), "keel server started");
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, http::router(state))

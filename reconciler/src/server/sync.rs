@@ -1,8 +1,12 @@
-//! The sync loop: level-triggered. Each pass reads the branch tip and, when it changed (or
-//! a resync is due), loads the whole revision, validates it, and applies it as one batch.
-//! Nudges (notify, webhook) only make a pass come sooner; a periodic pass catches anything
-//! missed. A failed fetch or read never counts as "desired state is empty": the last good
-//! revision keeps running and the problem is reported in status.
+//! The sync loop: level-triggered. Each pass reads the branch tip; a new tip is loaded,
+//! validated and applied as one batch, and the applied revision is compared with the store
+//! again every resync interval (correcting drift). Nudges (notify, webhook) only make a
+//! pass come sooner; a periodic pass catches anything missed.
+//!
+//! A failed fetch or read never counts as "desired state is empty": the last good revision
+//! keeps running (and keeps being resynced) and the problem is reported in status. Each
+//! commit's outcome is recorded in the history once; an invalid, refused or unreadable
+//! commit is not retried until the tip moves.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,13 +18,14 @@ use tokio::sync::{mpsc, watch};
 
 use super::Config;
 use super::metrics::Metrics;
-use crate::apply::{ApplyError, apply_revision};
+use crate::apply::{ApplyError, apply_revision, record_failure};
 use crate::source::{CommitInfo, GitSource};
 use crate::store::Store;
 
-/// What `keel status` and `/api/keel/status` report about syncing.
+/// What `/api/keel/status` reports about syncing.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncStatus {
+    /// `--repo`, without any credentials it holds.
     pub repo: String,
     pub branch: String,
     /// The commit whose objects are applied now.
@@ -34,11 +39,23 @@ pub struct SyncStatus {
     pub last_sync: Option<DateTime<Utc>>,
 }
 
-/// A loaded revision, kept while the tip stays the same (a resync then only re-diffs).
+/// A loaded revision.
 struct Loaded {
     commit: CommitInfo,
     revision: Revision,
 }
+
+/// What the loop remembers between passes.
+struct State {
+    /// The last tip handled to an end (applied, or found invalid/refused/unreadable).
+    tip: Option<String>,
+    /// The last revision applied: resynced even while a newer tip is invalid.
+    applied: Option<Loaded>,
+    last_resync: Option<Instant>,
+}
+
+/// Shortest time between two fetches, whatever nudges arrive.
+const MIN_FETCH_GAP: Duration = Duration::from_secs(1);
 
 pub async fn run(
     store: Store,
@@ -50,21 +67,21 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let source = Arc::new(source);
-    let mut loaded: Option<Loaded> = None;
-    let mut last_good: Option<Instant> = None;
+    let mut state = State {
+        tip: None,
+        applied: restore_applied(&store, &source, &status).await,
+        last_resync: None,
+    };
     let mut failures: u32 = 0;
     loop {
-        let wait = match pass(
-            &store,
-            &source,
-            &status,
-            &metrics,
-            &mut loaded,
-            &mut last_good,
-            config,
-        )
-        .await
-        {
+        let started = Instant::now();
+        // A pass may block on git; shutting down does not wait for it (applies are batches,
+        // so abandoning one mid-way leaves nothing half-done).
+        let outcome = tokio::select! {
+            r = pass(&store, &source, &status, &metrics, &mut state, config) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let wait = match outcome {
             Ok(()) => {
                 failures = 0;
                 if source.is_remote() {
@@ -83,8 +100,9 @@ pub async fn run(
         };
         tokio::select! {
             _ = triggers.recv() => {
-                // Coalesce a burst of nudges (one commit touches several refs).
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Coalesce a burst of nudges, and never fetch more often than MIN_FETCH_GAP.
+                let gap = MIN_FETCH_GAP.saturating_sub(started.elapsed());
+                tokio::time::sleep(gap.max(Duration::from_millis(20))).await;
                 while triggers.try_recv().is_ok() {}
             }
             _ = tokio::time::sleep(wait) => {}
@@ -93,14 +111,39 @@ pub async fn run(
     }
 }
 
-/// One pass. `Err` for trouble worth retrying soon (fetch, read, store), after recording it.
+/// After a restart: the revision last applied (from the history), so it keeps being
+/// resynced even if the tip is broken.
+async fn restore_applied(
+    store: &Store,
+    source: &Arc<GitSource>,
+    status: &Arc<Mutex<SyncStatus>>,
+) -> Option<Loaded> {
+    let history = store.history(100).await.ok()?;
+    let last = history
+        .iter()
+        .find(|r| r.result == "applied" || r.result == "unchanged")?;
+    let src = source.clone();
+    let commit = last.commit.clone();
+    let (commit, revision) = tokio::task::spawn_blocking(move || src.load(&commit))
+        .await
+        .ok()?
+        .ok()?;
+    if !revision.is_valid() {
+        return None;
+    }
+    if let Ok(mut s) = status.lock() {
+        s.applied_commit = Some(commit.id.clone());
+    }
+    Some(Loaded { commit, revision })
+}
+
+/// One pass. `Err` for trouble worth retrying soon (fetch, store), after reporting it.
 async fn pass(
     store: &Store,
     source: &Arc<GitSource>,
     status: &Arc<Mutex<SyncStatus>>,
     metrics: &Metrics,
-    loaded: &mut Option<Loaded>,
-    last_good: &mut Option<Instant>,
+    state: &mut State,
     config: &Config,
 ) -> anyhow::Result<()> {
     let set = |f: &dyn Fn(&mut SyncStatus)| {
@@ -109,14 +152,18 @@ async fn pass(
         }
     };
     let src = source.clone();
-    let fetched = tokio::task::spawn_blocking(move || src.fetch().map(|_| src.tip())).await?;
+    let fetched =
+        tokio::task::spawn_blocking(move || src.fetch().map(|_| (src.branch(), src.tip()))).await?;
     let tip = match fetched {
-        Ok(Ok(tip)) => {
-            set(&|s| s.fetch_error = None);
+        Ok((branch, Ok(tip))) => {
+            set(&|s| {
+                s.fetch_error = None;
+                s.branch = branch.clone();
+            });
             metrics.fetch_failing.set(0);
             tip
         }
-        Ok(Err(e)) | Err(e) => {
+        Ok((_, Err(e))) | Err(e) => {
             metrics.fetch_failures.inc();
             metrics.fetch_failing.set(1);
             let msg = e.to_string();
@@ -124,34 +171,77 @@ async fn pass(
             anyhow::bail!(e);
         }
     };
-    let same = loaded.as_ref().is_some_and(|l| l.commit.id == tip.id);
-    let resync_due = last_good.is_none_or(|t| t.elapsed() >= config.resync_interval);
-    if same && !resync_due {
-        return Ok(());
+    if state.tip.as_deref() != Some(tip.id.as_str()) {
+        return new_tip(store, source, status, metrics, state, tip).await;
     }
-    if same && loaded.as_ref().is_some_and(|l| !l.revision.is_valid()) {
-        // An invalid revision stays invalid: no point re-reporting it every pass.
-        return Ok(());
-    }
-    if !same {
-        let src = source.clone();
-        let id = tip.id.clone();
-        let (commit, revision) = tokio::task::spawn_blocking(move || src.load(&id)).await??;
-        *loaded = Some(Loaded { commit, revision });
-    }
-    let Some(current) = loaded.as_ref() else {
+    let resync_due = state
+        .last_resync
+        .is_none_or(|t| t.elapsed() >= config.resync_interval);
+    let Some(applied) = state.applied.as_ref().filter(|_| resync_due) else {
         return Ok(());
     };
-    let started = Instant::now();
-    let outcome = apply_revision(store, &current.commit, &current.revision, !same).await;
-    let short = current.commit.short.clone();
+    state.last_resync = Some(Instant::now());
+    match apply_revision(store, &applied.commit, &applied.revision, false).await {
+        Ok(a) if a.created + a.updated + a.deleted > 0 => {
+            tracing::info!(commit = %applied.commit.short, created = a.created, updated = a.updated, deleted = a.deleted, "drift corrected");
+            metrics.count_sync("applied");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            metrics.count_sync("error");
+            let msg = e.to_string();
+            set(&|s| s.last_error = Some(msg.clone()));
+            state.last_resync = None;
+            Err(e.into())
+        }
+    }
+}
+
+/// Loads, validates and applies a new tip; records its outcome once.
+async fn new_tip(
+    store: &Store,
+    source: &Arc<GitSource>,
+    status: &Arc<Mutex<SyncStatus>>,
+    metrics: &Metrics,
+    state: &mut State,
+    tip: CommitInfo,
+) -> anyhow::Result<()> {
+    let set = |f: &dyn Fn(&mut SyncStatus)| {
+        if let Ok(mut s) = status.lock() {
+            f(&mut s);
+        }
+    };
     let now = Utc::now();
+    let src = source.clone();
+    let id = tip.id.clone();
+    let loaded = tokio::task::spawn_blocking(move || src.load(&id)).await?;
+    let (commit, revision) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            // A tree keel cannot read (a missing --path, say) is this commit's failure,
+            // recorded once; the applied revision keeps running and being resynced.
+            let msg = e.to_string();
+            tracing::warn!(commit = %tip.short, error = %msg, "revision unreadable; the last good revision keeps running");
+            record_failure(store, &tip, msg.clone()).await;
+            metrics.count_sync("failed");
+            set(&|s| {
+                s.last_commit = Some(tip.id.clone());
+                s.last_result = Some("failed".into());
+                s.last_error = Some(msg.clone());
+                s.last_sync = Some(now);
+            });
+            state.tip = Some(tip.id);
+            return Ok(());
+        }
+    };
+    let started = Instant::now();
+    let outcome = apply_revision(store, &commit, &revision, true).await;
     metrics
         .sync_seconds
         .observe(started.elapsed().as_secs_f64());
     match outcome {
         Ok(applied) => {
-            *last_good = Some(Instant::now());
             let result = if applied.created + applied.updated + applied.deleted == 0 {
                 "unchanged"
             } else {
@@ -160,7 +250,7 @@ async fn pass(
             metrics.count_sync(result);
             metrics.last_success.set(now.timestamp());
             tracing::info!(
-                commit = %short,
+                commit = %commit.short,
                 result,
                 created = applied.created,
                 updated = applied.updated,
@@ -169,12 +259,15 @@ async fn pass(
                 "revision synced"
             );
             set(&|s| {
-                s.applied_commit = Some(current.commit.id.clone());
-                s.last_commit = Some(current.commit.id.clone());
+                s.applied_commit = Some(commit.id.clone());
+                s.last_commit = Some(commit.id.clone());
                 s.last_result = Some(result.to_string());
                 s.last_error = None;
                 s.last_sync = Some(now);
             });
+            state.tip = Some(commit.id.clone());
+            state.last_resync = Some(Instant::now());
+            state.applied = Some(Loaded { commit, revision });
             Ok(())
         }
         Err(e @ (ApplyError::Invalid { .. } | ApplyError::RefusedEmpty { .. })) => {
@@ -184,22 +277,22 @@ async fn pass(
                 "refused"
             };
             metrics.count_sync(result);
-            tracing::warn!(commit = %short, error = %e, "revision not applied; the last good revision keeps running");
+            tracing::warn!(commit = %commit.short, error = %e, "revision not applied; the last good revision keeps running");
             let msg = e.to_string();
             set(&|s| {
-                s.last_commit = Some(current.commit.id.clone());
+                s.last_commit = Some(commit.id.clone());
                 s.last_result = Some(result.to_string());
                 s.last_error = Some(msg.clone());
                 s.last_sync = Some(now);
             });
+            state.tip = Some(commit.id.clone());
             Ok(())
         }
         Err(e) => {
+            // Store trouble: the same tip is tried again after a backoff.
             metrics.count_sync("error");
             let msg = e.to_string();
             set(&|s| s.last_error = Some(msg.clone()));
-            // Store trouble: retry the same revision soon.
-            *last_good = None;
             Err(e.into())
         }
     }

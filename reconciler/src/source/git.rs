@@ -6,8 +6,10 @@
 //! mirror fetch takes every ref as the remote has it (`+refs/*:refs/*`, pruned), so a
 //! force-push or rewritten history is simply the new tip.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use keel_schema::Revision;
 
@@ -21,6 +23,72 @@ pub struct GitSource {
     remote: bool,
     branch: Option<String>,
     path: Option<String>,
+}
+
+/// How long one git fetch or clone may take before it is stopped.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs git without prompts (credentials come from helpers and keys, never a terminal),
+/// giving up on a stalled transfer, and killing it after [`FETCH_TIMEOUT`].
+fn run_git(args: &[&str], cwd: Option<&Path>) -> Result<(), String> {
+    let mut cmd = Command::new("git");
+    cmd.args([
+        "-c",
+        "http.lowSpeedLimit=1000",
+        "-c",
+        "http.lowSpeedTime=30",
+    ])
+    .args(args)
+    .env("GIT_TERMINAL_PROMPT", "0")
+    .env(
+        "GIT_SSH_COMMAND",
+        "ssh -oBatchMode=yes -oConnectTimeout=15 -oServerAliveInterval=15",
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run git: {e}"))?;
+    let deadline = Instant::now() + FETCH_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut stderr = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = err.read_to_string(&mut stderr);
+                }
+                return if status.success() {
+                    Ok(())
+                } else {
+                    Err(stderr.trim().to_string())
+                };
+            }
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "git {} took longer than {FETCH_TIMEOUT:?}; stopped",
+                    args.first().unwrap_or(&"")
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for git: {e}")),
+        }
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://***@host/…`.
+pub fn redact_credentials(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => location.to_string(),
+    }
 }
 
 /// True for a `--repo` that names a remote to mirror rather than a local path.
@@ -77,58 +145,58 @@ impl GitSource {
             .map(|r| r.path().to_path_buf())
     }
 
+    /// `--repo` as safe to show: a URL's user and password (`https://user:token@host/…`)
+    /// replaced, so credentials never reach logs, status or errors.
+    pub fn display(&self) -> String {
+        redact_credentials(&self.location)
+    }
+
     /// Brings the mirror up to date with the remote (a no-op for local repositories).
+    /// Only branches are fetched (`+refs/heads/*`, pruned), so a force-push is simply the
+    /// new tip; git runs without prompts and is stopped after [`FETCH_TIMEOUT`].
     pub fn fetch(&self) -> Result<(), SourceError> {
         if !self.remote {
             return Ok(());
         }
-        let run = |args: &[&str], cwd: Option<&Path>| -> Result<(), SourceError> {
-            let mut cmd = Command::new("git");
-            cmd.args(args).env("GIT_TERMINAL_PROMPT", "0");
-            if let Some(dir) = cwd {
-                cmd.current_dir(dir);
-            }
-            let out = cmd.output().map_err(|e| SourceError::Fetch {
-                location: self.location.clone(),
-                message: format!("cannot run git: {e}"),
-            })?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(SourceError::Fetch {
-                    location: self.location.clone(),
-                    message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                })
-            }
+        let shown = self.display();
+        let fail = |message: String| SourceError::Fetch {
+            location: shown.clone(),
+            message: message.replace(&self.location, &shown),
         };
         if self.dir.join("HEAD").exists() {
-            run(
+            run_git(
                 &["remote", "set-url", "origin", &self.location],
                 Some(&self.dir),
-            )?;
-            run(
-                &["fetch", "--prune", "--quiet", "origin", "+refs/*:refs/*"],
+            )
+            .map_err(&fail)?;
+            run_git(
+                &[
+                    "fetch",
+                    "--prune",
+                    "--quiet",
+                    "origin",
+                    "+refs/heads/*:refs/heads/*",
+                ],
                 Some(&self.dir),
             )
+            .map_err(&fail)
         } else {
-            let target = self.dir.to_string_lossy().to_string();
             let partial = self.dir.with_extension("partial");
             let _ = std::fs::remove_dir_all(&partial);
-            run(
+            run_git(
                 &[
                     "clone",
-                    "--mirror",
+                    "--bare",
                     "--quiet",
                     &self.location,
                     &partial.to_string_lossy(),
                 ],
                 None,
-            )?;
+            )
+            .map_err(&fail)?;
             // Only a complete clone becomes the mirror.
-            std::fs::rename(&partial, &self.dir).map_err(|e| SourceError::Fetch {
-                location: self.location.clone(),
-                message: format!("cannot move the mirror into {target}: {e}"),
-            })
+            std::fs::rename(&partial, &self.dir)
+                .map_err(|e| fail(format!("cannot move the mirror into place: {e}")))
         }
     }
 
@@ -157,5 +225,27 @@ impl GitSource {
     /// A whole revision, read from its committed tree.
     pub fn load(&self, commit: &str) -> Result<(CommitInfo, Revision), SourceError> {
         RepoTree::open(&self.dir.to_string_lossy())?.load(commit, self.path.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_shown() {
+        assert_eq!(
+            redact_credentials("https://user:tok3n@git.example.com/a/b.git"),
+            "https://***@git.example.com/a/b.git"
+        );
+        assert_eq!(
+            redact_credentials("https://git.example.com/a@b.git"),
+            "https://git.example.com/a@b.git"
+        );
+        assert_eq!(
+            redact_credentials("ssh://git@host:22/r.git"),
+            "ssh://***@host:22/r.git"
+        );
+        assert_eq!(redact_credentials("/srv/repo"), "/srv/repo");
     }
 }

@@ -39,6 +39,8 @@ pub struct CommitInfo {
 pub struct RepoTree {
     repo: Repository,
     path: PathBuf,
+    /// Entries of the last tree read that keel cannot use (symlinks, submodules).
+    problems: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl RepoTree {
@@ -49,7 +51,11 @@ impl RepoTree {
             path: path.clone(),
             message: e.message().to_string(),
         })?;
-        Ok(Self { repo, path })
+        Ok(Self {
+            repo,
+            path,
+            problems: Default::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -106,11 +112,34 @@ impl RepoTree {
             }
         };
         let mut found = Vec::new();
+        let mut problems: Vec<(String, &str)> = Vec::new();
         let mut walk_error = None;
         tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-            let name = entry.name().unwrap_or("");
+            let Ok(name) = entry.name() else {
+                let raw = String::from_utf8_lossy(entry.name_bytes()).to_string();
+                problems.push((
+                    format!("{dir}{raw}"),
+                    "file name is not UTF-8; keel cannot read it",
+                ));
+                return TreeWalkResult::Skip;
+            };
             if name.starts_with('.') {
                 return TreeWalkResult::Skip;
+            }
+            // Skipping these silently would drop their objects, and prune them.
+            if entry.kind() == Some(ObjectType::Commit) {
+                problems.push((
+                    format!("{dir}{name}"),
+                    "submodules are not read; commit the manifests into this repository",
+                ));
+                return TreeWalkResult::Skip;
+            }
+            if entry.filemode() == 0o120000 && is_manifest_name(name) {
+                problems.push((
+                    format!("{dir}{name}"),
+                    "symbolic links are not followed in git trees; commit the file itself",
+                ));
+                return TreeWalkResult::Ok;
             }
             // 0o120000 is a symbolic link: its blob is a path, not a manifest.
             let is_blob = entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000;
@@ -135,6 +164,12 @@ impl RepoTree {
         };
         let mut files = Vec::new();
         let mut config = None;
+        self.problems.replace(
+            problems
+                .into_iter()
+                .map(|(rel, why)| (shown(&rel), why.to_string()))
+                .collect(),
+        );
         for (rel, bytes) in found {
             let source = SourceFile {
                 name: shown(&rel),
@@ -150,14 +185,28 @@ impl RepoTree {
         Ok((info, files, config))
     }
 
-    /// Loads and validates a whole revision.
+    /// Loads and validates a whole revision (files keel cannot read are errors in it).
     pub fn load(
         &self,
         rev: &str,
         subdir: Option<&str>,
     ) -> Result<(CommitInfo, Revision), SourceError> {
         let (info, files, config) = self.files(rev, subdir)?;
-        Ok((info, load_sources(&files, config.as_ref())))
+        let mut revision = load_sources(&files, config.as_ref());
+        for (file, message) in self.problems.take() {
+            revision.errors.push(keel_schema::ManifestError {
+                file,
+                line: 1,
+                column: 1,
+                kind: None,
+                namespace: None,
+                name: None,
+                field: None,
+                message,
+            });
+        }
+        keel_schema::error::sort_errors(&mut revision.errors);
+        Ok((info, revision))
     }
 }
 

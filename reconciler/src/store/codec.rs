@@ -90,9 +90,13 @@ pub fn prepare_update(old: &Object, new: &Object) -> Result<Object> {
     let old_meta = old.meta();
     let generation = old_meta.generation.unwrap_or(1);
     let changed = spec_of(old) != spec_of(&object);
+    object.keep_status_from(old);
     let meta = object.meta_mut();
     meta.uid = old_meta.uid.clone();
     meta.creation_timestamp = old_meta.creation_timestamp;
+    if meta.owner_references.is_none() {
+        meta.owner_references.clone_from(&old_meta.owner_references);
+    }
     meta.generation = Some(if changed { generation + 1 } else { generation });
     meta.resource_version = None;
     Ok(object)

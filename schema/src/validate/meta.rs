@@ -8,6 +8,10 @@ use crate::path::FieldPath;
 use crate::types::meta::ObjectMeta;
 
 const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+/// The label keel puts on objects it applied from git.
+pub const MANAGED_BY_LABEL: &str = "keel.dev/managed-by";
+/// The annotation naming the revision that last changed an applied object.
+pub const REVISION_ANNOTATION: &str = "keel.dev/revision";
 
 pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
     let info = obj.info();
@@ -43,6 +47,19 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
         ("creationTimestamp", meta.creation_timestamp.is_some()),
         ("deletionTimestamp", meta.deletion_timestamp.is_some()),
     ];
+    // keel's own markers: set by keel when it applies an object, never by hand.
+    if meta.labels().contains_key(MANAGED_BY_LABEL) {
+        errs.forbidden(
+            &path.field("labels").key_name(MANAGED_BY_LABEL),
+            "set by keel when it applies an object",
+        );
+    }
+    if meta.annotation(REVISION_ANNOTATION).is_some() {
+        errs.forbidden(
+            &path.field("annotations").key_name(REVISION_ANNOTATION),
+            "set by keel when it applies an object",
+        );
+    }
     for (field, set) in cluster_set {
         if set {
             errs.forbidden(
