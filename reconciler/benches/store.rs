@@ -27,7 +27,7 @@ kind: Deployment
 metadata:
   name: web
   labels: {app: web, team: storefront, tier: frontend}
-  annotations: {keel.dev/revision: 1a2b3c4d5e6f}
+  annotations: {example.com/owner: storefront-team}
 spec:
   replicas: 3
   selector: {matchLabels: {app: web}}

@@ -11,7 +11,19 @@ use keel_reconciler::logging;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                // `keel plan` exits 2 for "changes": a usage error must not look like one.
+                _ if std::env::args().nth(1).as_deref() == Some("plan") => 1,
+                _ => 2,
+            };
+            std::process::exit(code);
+        }
+    };
     logging::init(cli.log_format);
     std::process::exit(run(cli));
 }

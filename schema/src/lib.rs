@@ -48,5 +48,5 @@ pub mod proto {
 }
 
 pub use error::ManifestError;
-pub use load::{Manifest, Revision, SourceFile, collect_paths, load_sources};
+pub use load::{Collected, Manifest, Revision, SourceFile, collect_paths, load_sources};
 pub use object::{KINDS, KindInfo, Object, kind_info, lookup_kind};

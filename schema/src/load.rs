@@ -503,23 +503,22 @@ pub enum CollectError {
 /// The files of `paths`: a file is read as given (whatever its extension); a directory is
 /// walked for `*.yaml`/`*.yml` files, skipping hidden entries, with its root `keel.yaml` read
 /// as the repo config. Files come sorted by path so errors come out in a stable order.
-pub fn collect_paths(
-    paths: &[PathBuf],
-) -> Result<(Vec<SourceFile>, Option<SourceFile>), CollectError> {
-    let mut files = Vec::new();
-    let mut config = None;
+/// Symbolic links inside a directory are reported, not followed.
+pub fn collect_paths(paths: &[PathBuf]) -> Result<Collected, CollectError> {
+    let mut out = Collected::default();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|source| CollectError::Io {
             path: path.clone(),
             source,
         })?;
         if !meta.is_dir() {
-            files.push(read_source(path, display(path))?);
+            out.files.push(read_source(path, display(path))?);
             continue;
         }
-        let before = files.len();
+        let before = out.files.len() + out.problems.len();
+        // Links are not followed: keel reads committed git trees, where a link is a link,
+        // not its target; validating the target here would pass what the server rejects.
         let walker = walkdir::WalkDir::new(path)
-            .follow_links(true)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
@@ -534,21 +533,43 @@ pub fn collect_paths(
                     .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
             })?;
             let name = entry.file_name().to_string_lossy();
+            if entry.path_is_symlink() && is_manifest_name(&name) {
+                out.problems.push(ManifestError {
+                    file: display(entry.path()),
+                    line: 1,
+                    column: 1,
+                    kind: None,
+                    namespace: None,
+                    name: None,
+                    field: None,
+                    message: "symbolic links are not followed (in git a link is not its target); commit the file itself".into(),
+                });
+                continue;
+            }
             if !entry.file_type().is_file() || !is_manifest_name(&name) {
                 continue;
             }
             let source = read_source(entry.path(), display(entry.path()))?;
             if entry.depth() == 1 && name == REPO_CONFIG_FILE {
-                config = Some(source);
+                out.config = Some(source);
             } else {
-                files.push(source);
+                out.files.push(source);
             }
         }
-        if files.len() == before {
+        if out.files.len() + out.problems.len() == before {
             return Err(CollectError::NoManifests(path.clone()));
         }
     }
-    Ok((files, config))
+    Ok(out)
+}
+
+/// What [`collect_paths`] found: manifest files, the repo config, and entries that cannot
+/// be read as manifests (reported as errors of the revision).
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub files: Vec<SourceFile>,
+    pub config: Option<SourceFile>,
+    pub problems: Vec<ManifestError>,
 }
 
 fn display(path: &Path) -> String {

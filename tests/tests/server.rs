@@ -450,8 +450,34 @@ fn webhooks_need_a_valid_signature_and_a_small_body() {
     );
     let big = vec![b' '; 2 * 1024 * 1024];
     assert_eq!(post(&hook, &big, &[]), 413);
+    // GitHub's form content type: the JSON URL-encoded in `payload`, the signature over
+    // the form body as sent.
+    let form = b"payload=%7B%22ref%22%3A%22refs%2Fheads%2Fother%22%7D";
+    let signed = keel_reconciler_sign(b"s3cret", form);
+    assert_eq!(
+        post(
+            &hook,
+            form,
+            &[
+                ("X-Hub-Signature-256", &signed),
+                ("Content-Type", "application/x-www-form-urlencoded")
+            ]
+        ),
+        202,
+        "a push to another branch is accepted and ignored"
+    );
     let good = keel_reconciler_sign(b"s3cret", body);
-    assert_eq!(post(&hook, body, &[("X-Hub-Signature-256", &good)]), 202);
+    assert_eq!(
+        post(
+            &hook,
+            body,
+            &[
+                ("X-Hub-Signature-256", &good),
+                ("Content-Type", "application/json")
+            ]
+        ),
+        202
+    );
     server.wait_commit("applied_commit", &second);
     assert_eq!(replicas(&server), Some(6));
 }

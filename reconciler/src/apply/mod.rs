@@ -38,7 +38,10 @@ pub struct Applied {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("revision {commit} is invalid ({} errors); nothing was applied", errors.len())]
+    #[error(
+        "revision {commit} is invalid; nothing was applied: {}",
+        summarize_errors(errors)
+    )]
     Invalid {
         commit: String,
         errors: Vec<keel_schema::ManifestError>,
@@ -49,6 +52,14 @@ pub enum ApplyError {
     RefusedEmpty { commit: String, count: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn summarize_errors(errors: &[keel_schema::ManifestError]) -> String {
+    match errors {
+        [] => "no details".to_string(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
 }
 
 /// The managed objects in the store, by identity.

@@ -7,12 +7,19 @@ pub struct Args {
     /// The keel server's API.
     #[arg(long, env = "KEEL_SERVER", default_value = "http://127.0.0.1:7400")]
     pub server: String,
-    /// How many revisions to show.
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
-    /// `table` (default) or `json`.
-    #[arg(short = 'o', long, default_value = "table")]
-    pub output: String,
+    /// How many revisions to show (1–1000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns; a failed revision shows its first error.
+    Table,
+    /// Every record, with the full error text.
+    Json,
 }
 
 pub fn run(args: &Args) -> i32 {
@@ -28,7 +35,7 @@ pub fn run(args: &Args) -> i32 {
     };
     match runtime.block_on(fetch(args)) {
         Ok(records) => {
-            print!("{}", render(&records, &args.output));
+            super::out(&render(&records, args.output));
             0
         }
         Err(e) => {
@@ -57,33 +64,48 @@ async fn fetch(args: &Args) -> anyhow::Result<Vec<SyncRecord>> {
     Ok(resp.json().await?)
 }
 
-fn render(records: &[SyncRecord], output: &str) -> String {
-    if output == "json" {
+fn render(records: &[SyncRecord], output: Output) -> String {
+    if output == Output::Json {
         return serde_json::to_string_pretty(records).unwrap_or_default() + "\n";
     }
-    let rows: Vec<[String; 5]> = records
+    let rows: Vec<[String; 6]> = records
         .iter()
         .map(|r| {
+            let error = r
+                .error
+                .as_deref()
+                .and_then(|e| e.lines().next())
+                .unwrap_or("");
+            let more = r
+                .error
+                .as_deref()
+                .map_or(0, |e| e.lines().count().saturating_sub(1));
+            let error = if more > 0 {
+                format!("{error} (+{more} more)")
+            } else {
+                error.to_string()
+            };
             [
                 r.commit.chars().take(7).collect(),
                 r.time.format("%Y-%m-%d %H:%M:%S").to_string(),
                 r.result.clone(),
                 r.author.clone().unwrap_or_default(),
                 r.message.clone().unwrap_or_default(),
+                error,
             ]
         })
         .collect();
-    let header = ["COMMIT", "TIME", "RESULT", "AUTHOR", "MESSAGE"];
+    let header = ["COMMIT", "TIME", "RESULT", "AUTHOR", "MESSAGE", "ERROR"];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
+    let line = |cells: [&str; 6]| {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 4 {
+            if i == 5 {
                 s.push_str(cell);
             } else {
                 s.push_str(&format!("{cell:<w$}   "));
@@ -93,7 +115,9 @@ fn render(records: &[SyncRecord], output: &str) -> String {
     };
     let mut out = line(header);
     for row in &rows {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+        out.push_str(&line([
+            &row[0], &row[1], &row[2], &row[3], &row[4], &row[5],
+        ]));
     }
     out
 }

@@ -43,6 +43,15 @@ pub enum Command {
     History(history::Args),
 }
 
+/// Writes to stdout, ignoring a closed pipe (`keel plan | head` is not an error).
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {

@@ -69,6 +69,12 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     } else if let Some(server) = &args.server {
         let answer = plan_against_server(server, &new, allow_empty)?;
         notes = answer.notes;
+        if new
+            .iter()
+            .any(|o| matches!(o, keel_schema::Object::Secret(_)))
+        {
+            notes.push("Secret values are not compared against a server (only their keys are); plan between two revisions to see changed values".to_string());
+        }
         refused = answer.refused;
         (answer.from, answer.changes)
     } else {
@@ -100,7 +106,7 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
         Format::Markdown => render::markdown(&plan),
         Format::Json => serde_json::to_string_pretty(&render::json(&plan))? + "\n",
     };
-    print!("{output}");
+    super::out(&output);
     Ok(if !plan.errors.is_empty() || refused {
         EXIT_INVALID
     } else if plan.changes.is_empty() {

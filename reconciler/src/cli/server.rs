@@ -1,6 +1,5 @@
 //! `keel server`: the control plane. Follows a git branch and applies each revision whole.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ pub struct Args {
     pub store: Option<String>,
     /// Address of the HTTP API (health, webhook, status, history).
     #[arg(long, default_value = "127.0.0.1:7400")]
-    pub listen: SocketAddr,
+    pub listen: String,
     /// How often a remote repository is fetched (a webhook fetches at once).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
@@ -70,7 +69,7 @@ pub fn run(args: &Args) -> i32 {
         path: args.path.clone(),
         data_dir: args.data_dir.clone(),
         store: args.store.clone(),
-        listen: args.listen,
+        listen: args.listen.clone(),
         poll_interval: args.poll_interval,
         resync_interval: args.resync_interval,
         webhook_secret: secret,

@@ -31,14 +31,17 @@ pub const EXIT_INVALID: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 pub fn run(args: &Args) -> i32 {
-    let (files, config) = match collect_paths(&args.paths) {
+    let collected = match collect_paths(&args.paths) {
         Ok(found) => found,
         Err(e) => {
             eprintln!("keel validate: {e}");
             return EXIT_USAGE;
         }
     };
-    let revision = load_sources(&files, config.as_ref());
+    let (files, config) = (collected.files, collected.config);
+    let mut revision = load_sources(&files, config.as_ref());
+    revision.errors.extend(collected.problems);
+    keel_schema::error::sort_errors(&mut revision.errors);
     if revision.manifests.is_empty() && revision.errors.is_empty() {
         let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         eprintln!(
@@ -62,7 +65,7 @@ pub fn run(args: &Args) -> i32 {
         Format::Json => {
             let json =
                 serde_json::to_string_pretty(&revision.errors).unwrap_or_else(|_| "[]".into());
-            println!("{json}");
+            super::out(&format!("{json}\n"));
         }
         Format::Text => {
             let mut err = std::io::stderr().lock();
@@ -75,11 +78,11 @@ pub fn run(args: &Args) -> i32 {
                 } else {
                     "are"
                 };
-                println!(
-                    "{} in {} {verb} valid",
+                super::out(&format!(
+                    "{} in {} {verb} valid\n",
                     plural(revision.manifests.len(), "object"),
                     plural(files.len(), "file")
-                );
+                ));
             } else {
                 let _ = writeln!(
                     err,

@@ -80,6 +80,24 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     if headers.get("x-github-event").and_then(|v| v.to_str().ok()) == Some("ping") {
         return (StatusCode::OK, Json(json!({"pong": true}))).into_response();
     }
+    // GitHub sends JSON, or (its other content type) a form with the JSON in `payload`.
+    let form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let body = if form && body.starts_with(b"payload=") {
+        match super::webhook::form_payload(&body) {
+            Some(json) => Bytes::from(json),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "form body's payload is not URL-encoded",
+                );
+            }
+        }
+    } else {
+        body
+    };
     let payload: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),

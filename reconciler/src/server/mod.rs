@@ -12,7 +12,6 @@ pub mod sync;
 pub mod watch;
 pub mod webhook;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +30,8 @@ pub struct Config {
     pub path: Option<String>,
     pub data_dir: PathBuf,
     pub store: Option<String>,
-    pub listen: SocketAddr,
+    /// `HOST:PORT` (a name such as `localhost` is resolved).
+    pub listen: String,
     pub poll_interval: Duration,
     pub resync_interval: Duration,
     pub webhook_secret: Option<Vec<u8>>,
@@ -72,15 +72,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         trigger,
         webhook_secret: config.webhook_secret.clone().map(Arc::new),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (is another keel server running?)",
+    let listener = match tokio::net::TcpListener::bind(config.listen.as_str()).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            anyhow::bail!(
+                "cannot listen on {}: {e} (is another keel server running?)",
                 config.listen
             )
-        })?;
-    tracing::info!(listen = %config.listen, repo = %source.display(), branch = %source.branch(), "keel server started");
+        }
+        Err(e) => anyhow::bail!("cannot listen on {}: {e}", config.listen),
+    };
+    let branch = if source.is_remote() && config.branch.is_none() {
+        "the remote's HEAD branch".to_string()
+    } else {
+        source.branch()
+    };
+    tracing::info!(listen = %config.listen, repo = %source.display(), branch = %branch, "keel server started");
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, http::router(state))

@@ -54,7 +54,7 @@ struct State {
     last_resync: Option<Instant>,
 }
 
-/// Shortest time between two fetches, whatever nudges arrive.
+/// Shortest time between two fetches of a remote, whatever nudges arrive.
 const MIN_FETCH_GAP: Duration = Duration::from_secs(1);
 
 pub async fn run(
@@ -100,8 +100,9 @@ pub async fn run(
         };
         tokio::select! {
             _ = triggers.recv() => {
-                // Coalesce a burst of nudges, and never fetch more often than MIN_FETCH_GAP.
-                let gap = MIN_FETCH_GAP.saturating_sub(started.elapsed());
+                // Coalesce a burst of nudges; a remote is never fetched more often than
+                // MIN_FETCH_GAP, whatever webhooks arrive (a local repo costs nothing to read).
+                let gap = if source.is_remote() { MIN_FETCH_GAP.saturating_sub(started.elapsed()) } else { Duration::ZERO };
                 tokio::time::sleep(gap.max(Duration::from_millis(20))).await;
                 while triggers.try_recv().is_ok() {}
             }

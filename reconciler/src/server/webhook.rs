@@ -27,9 +27,44 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The `payload` field of a form-encoded webhook body, decoded.
+pub fn form_payload(body: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let value = text
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("payload="))?;
+    let mut out = Vec::with_capacity(value.len());
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_payloads() {
+        assert_eq!(
+            form_payload(b"payload=%7B%22ref%22%3A+1%7D").as_deref(),
+            Some(&b"{\"ref\": 1}"[..])
+        );
+        assert_eq!(form_payload(b"other=1"), None);
+        assert_eq!(form_payload(b"payload=%4"), None);
+        assert_eq!(form_payload(b"payload=%zz"), None);
+    }
 
     #[test]
     fn signatures() {

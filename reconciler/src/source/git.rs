@@ -161,7 +161,14 @@ impl GitSource {
         let shown = self.display();
         let fail = |message: String| SourceError::Fetch {
             location: shown.clone(),
-            message: message.replace(&self.location, &shown),
+            // One line: log collectors read line by line.
+            message: message
+                .replace(&self.location, &shown)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
         };
         if self.dir.join("HEAD").exists() {
             run_git(

@@ -96,7 +96,7 @@ impl RepoTree {
         };
         let root_tree = commit.tree().map_err(read_err)?;
         let prefix = subdir
-            .map(|s| s.trim_matches('/'))
+            .map(|s| s.trim_start_matches("./").trim_matches('/'))
             .filter(|s| !s.is_empty() && *s != ".")
             .map(str::to_string);
         let tree = match &prefix {

@@ -192,7 +192,7 @@ pub enum StoreError {
     Unavailable(String),
     #[error("corrupt record {key}: {reason}")]
     Corrupt { key: String, reason: String },
-    #[error("invalid request: {0}")]
+    #[error("{0}")]
     Invalid(String),
     #[error("store error: {0}")]
     Backend(String),
