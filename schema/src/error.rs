@@ -37,6 +37,22 @@ impl fmt::Display for ManifestError {
 
 impl std::error::Error for ManifestError {}
 
+impl ManifestError {
+    /// A problem with a whole file (it cannot be read as a manifest), located at its start.
+    pub fn file(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            line: 1,
+            column: 1,
+            kind: None,
+            namespace: None,
+            name: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
 /// Sorts errors by file, then line and column, as `keel validate` prints them.
 pub fn sort_errors(errors: &mut [ManifestError]) {
     errors.sort_by(|a, b| {

@@ -534,16 +534,10 @@ pub fn collect_paths(paths: &[PathBuf]) -> Result<Collected, CollectError> {
             })?;
             let name = entry.file_name().to_string_lossy();
             if entry.path_is_symlink() && is_manifest_name(&name) {
-                out.problems.push(ManifestError {
-                    file: display(entry.path()),
-                    line: 1,
-                    column: 1,
-                    kind: None,
-                    namespace: None,
-                    name: None,
-                    field: None,
-                    message: "symbolic links are not followed (in git a link is not its target); commit the file itself".into(),
-                });
+                out.problems.push(ManifestError::file(
+                    display(entry.path()),
+                    "symbolic links are not followed (in git a link is not its target); commit the file itself",
+                ));
                 continue;
             }
             if !entry.file_type().is_file() || !is_manifest_name(&name) {

@@ -194,16 +194,9 @@ impl RepoTree {
         let (info, files, config) = self.files(rev, subdir)?;
         let mut revision = load_sources(&files, config.as_ref());
         for (file, message) in self.problems.take() {
-            revision.errors.push(keel_schema::ManifestError {
-                file,
-                line: 1,
-                column: 1,
-                kind: None,
-                namespace: None,
-                name: None,
-                field: None,
-                message,
-            });
+            revision
+                .errors
+                .push(keel_schema::ManifestError::file(file, message));
         }
         keel_schema::error::sort_errors(&mut revision.errors);
         Ok((info, revision))

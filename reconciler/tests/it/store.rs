@@ -742,13 +742,22 @@ async fn redb_survives_kill_9_mid_write_with_whole_batches_only() {
     );
 }
 
+/// A real etcd and the engine connected to it (`None`, with the reason printed, when etcd
+/// is not installed and not required).
+async fn etcd_store() -> Option<(EtcdProcess, Vec<String>, EtcdStore)> {
+    let server = etcd_server::start()?;
+    let endpoints = vec![server.endpoint.clone()];
+    let store = EtcdStore::connect(&endpoints, "/keel")
+        .await
+        .expect("etcd store connects");
+    Some((server, endpoints, store))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_batch_interrupted_mid_way_is_finished_on_restart() {
-    let Some(server) = etcd_server::start() else {
+    let Some((_server, endpoints, store)) = etcd_store().await else {
         return;
     };
-    let endpoints = vec![server.endpoint.clone()];
-    let store = EtcdStore::connect(&endpoints, "/keel").await.unwrap();
     let ops = (0..450)
         .map(|i| BatchOp::Create(configmap("default", &format!("i{i}"), &[], "x")))
         .collect();
@@ -839,11 +848,9 @@ fn deployment(ns: &str, name: &str) -> Object {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_a_10000_object_batch_interrupted_is_finished_on_restart() {
-    let Some(server) = etcd_server::start() else {
+    let Some((_server, endpoints, store)) = etcd_store().await else {
         return;
     };
-    let endpoints = vec![server.endpoint.clone()];
-    let store = EtcdStore::connect(&endpoints, "/keel").await.unwrap();
     let ops = (0..10_000)
         .map(|i| BatchOp::Create(deployment("big", &format!("web-{i:05}"))))
         .collect();
@@ -881,11 +888,9 @@ async fn etcd_a_10000_object_batch_interrupted_is_finished_on_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_recovery_that_meets_a_conflict_undoes_the_whole_batch() {
-    let Some(server) = etcd_server::start() else {
+    let Some((_server, endpoints, store)) = etcd_store().await else {
         return;
     };
-    let endpoints = vec![server.endpoint.clone()];
-    let store = EtcdStore::connect(&endpoints, "/keel").await.unwrap();
     store
         .create(configmap("default", "i300", &[], "before"))
         .await
@@ -954,11 +959,9 @@ async fn etcd_recovery_that_meets_a_conflict_undoes_the_whole_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
-    let Some(server) = etcd_server::start() else {
+    let Some((_server, _endpoints, store)) = etcd_store().await else {
         return;
     };
-    let endpoints = vec![server.endpoint.clone()];
-    let store = EtcdStore::connect(&endpoints, "/keel").await.unwrap();
     let ops = (0..250)
         .map(|i| BatchOp::Create(configmap("default", &format!("c{i}"), &[], "x")))
         .collect();
