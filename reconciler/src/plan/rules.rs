@@ -13,14 +13,6 @@ fn prune_disabled(o: &Object) -> bool {
     o.meta().annotation(PRUNE) == Some("disabled")
 }
 
-fn label(o: &Object) -> String {
-    if o.info().namespaced {
-        format!("{} {}/{}", o.kind(), o.namespace(), o.name())
-    } else {
-        format!("{} {}", o.kind(), o.name())
-    }
-}
-
 /// What the rules did to a plan.
 #[derive(Debug, Default)]
 pub struct Verdict {
@@ -37,7 +29,7 @@ pub fn apply_rules(old: &[Object], changes: &mut Vec<Change>, allow_empty: bool)
         (Action::Delete, Some(o)) if prune_disabled(o) => {
             verdict.notes.push(format!(
                 "{} stays: it is annotated keel.dev/prune: disabled",
-                label(o)
+                crate::store::ObjectKey::of(o)
             ));
             false
         }

@@ -77,6 +77,19 @@ impl Errors {
         }
     }
 
+    /// A name that must be given and follow `rule`.
+    pub fn required_name(
+        &mut self,
+        path: &FieldPath,
+        value: Option<&str>,
+        rule: fn(&str) -> Option<String>,
+    ) {
+        match value {
+            None | Some("") => self.required(path),
+            Some(v) => self.name(path, v, rule),
+        }
+    }
+
     pub fn range(&mut self, path: &FieldPath, value: i64, lo: i64, hi: i64) {
         if value < lo || value > hi {
             self.invalid(

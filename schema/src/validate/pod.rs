@@ -7,7 +7,7 @@ use super::{Errors, names};
 use crate::intorstr::IntOrString;
 use crate::path::FieldPath;
 use crate::quantity::{Quantity, QuantityError};
-use crate::types::pod::{Container, PodSpec, Probe, Toleration, Volume};
+use crate::types::pod::{Container, KeyToPath, PodSpec, Probe, Toleration, Volume};
 
 pub const ANY_RESTART: &[&str] = &["Always", "OnFailure", "Never"];
 pub const PROTOCOLS: &[&str] = &["TCP", "UDP"];
@@ -163,14 +163,12 @@ fn validate_env(c: &Container, path: &FieldPath, errs: &mut Errors) {
         let set = exactly_one(&refs, &fp, errs);
         for (field, r) in set {
             let rp = fp.field(field);
-            match r.name.as_deref() {
-                None | Some("") => errs.required(&rp.field("name")),
-                Some(n) => errs.name(&rp.field("name"), n, names::dns1123_subdomain),
-            }
-            match r.key.as_deref() {
-                None | Some("") => errs.required(&rp.field("key")),
-                Some(k) => errs.name(&rp.field("key"), k, names::config_key),
-            }
+            errs.required_name(
+                &rp.field("name"),
+                r.name.as_deref(),
+                names::dns1123_subdomain,
+            );
+            errs.required_name(&rp.field("key"), r.key.as_deref(), names::config_key);
         }
     }
     for (i, e) in c.env_from.iter().flatten().enumerate() {
@@ -181,10 +179,8 @@ fn validate_env(c: &Container, path: &FieldPath, errs: &mut Errors) {
         ];
         let set = exactly_one(&refs, &ep, errs);
         for (field, r) in set {
-            match r.name.as_deref() {
-                None | Some("") => errs.required(&ep.field(field).field("name")),
-                Some(n) => errs.name(&ep.field(field).field("name"), n, names::dns1123_subdomain),
-            }
+            let at = ep.field(field).field("name");
+            errs.required_name(&at, r.name.as_deref(), names::dns1123_subdomain);
         }
         if let Some(prefix) = e.prefix.as_deref().filter(|p| !p.is_empty()) {
             errs.name(&ep.field("prefix"), prefix, names::env_var_name);
@@ -440,38 +436,22 @@ fn validate_volumes<'a>(
             }
         }
         if let Some(c) = &v.config_map {
-            let cp = vp.field("configMap");
-            match c.name.as_deref() {
-                None | Some("") => errs.required(&cp.field("name")),
-                Some(n) => errs.name(&cp.field("name"), n, names::dns1123_subdomain),
-            }
-            check_mode(c.default_mode, &cp.field("defaultMode"), errs);
-            for (j, item) in c.items.iter().flatten().enumerate() {
-                validate_key_to_path(
-                    &item.key,
-                    &item.path,
-                    item.mode,
-                    &cp.field("items").index(j),
-                    errs,
-                );
-            }
+            let files = (c.default_mode, c.items.as_deref().unwrap_or(&[]));
+            validate_projected(
+                &vp.field("configMap"),
+                ("name", c.name.as_deref()),
+                files,
+                errs,
+            );
         }
         if let Some(s) = &v.secret {
-            let sp = vp.field("secret");
-            match s.secret_name.as_deref() {
-                None | Some("") => errs.required(&sp.field("secretName")),
-                Some(n) => errs.name(&sp.field("secretName"), n, names::dns1123_subdomain),
-            }
-            check_mode(s.default_mode, &sp.field("defaultMode"), errs);
-            for (j, item) in s.items.iter().flatten().enumerate() {
-                validate_key_to_path(
-                    &item.key,
-                    &item.path,
-                    item.mode,
-                    &sp.field("items").index(j),
-                    errs,
-                );
-            }
+            let files = (s.default_mode, s.items.as_deref().unwrap_or(&[]));
+            validate_projected(
+                &vp.field("secret"),
+                ("secretName", s.secret_name.as_deref()),
+                files,
+                errs,
+            );
         }
         if let Some(h) = &v.host_path {
             let hp = vp.field("hostPath");
@@ -498,6 +478,26 @@ fn validate_volumes<'a>(
         }
     }
     seen
+}
+
+/// A configMap or secret volume: the object it names, its file mode and its items.
+fn validate_projected(
+    path: &FieldPath,
+    (name_field, name): (&str, Option<&str>),
+    (default_mode, items): (Option<i64>, &[KeyToPath]),
+    errs: &mut Errors,
+) {
+    errs.required_name(&path.field(name_field), name, names::dns1123_subdomain);
+    check_mode(default_mode, &path.field("defaultMode"), errs);
+    for (j, item) in items.iter().enumerate() {
+        validate_key_to_path(
+            &item.key,
+            &item.path,
+            item.mode,
+            &path.field("items").index(j),
+            errs,
+        );
+    }
 }
 
 fn validate_key_to_path(
