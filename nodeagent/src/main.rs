@@ -1,40 +1,198 @@
-//! `keel-agent`: the node agent.
-//!
-//! Only its command line exists so far; the agent itself (gRPC service, Docker runtime, hollow
-//! runtime) is built in step D (issue 5). Until then it refuses to start, saying so, rather
-//! than pretending to run pods.
+//! `keel-agent`: the node agent's command line.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use keel_nodeagent::agent::{self, AgentConfig};
+use keel_nodeagent::capacity;
+use keel_nodeagent::runtime::Runtime;
+use keel_nodeagent::runtime::docker::{DEFAULT_PAUSE_IMAGE, DockerRuntime};
+use keel_nodeagent::runtime::hollow::HollowRuntime;
+use keel_schema::quantity::Quantity;
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    /// Real containers on the node's Docker engine.
+    Docker,
+    /// Simulated containers, for scale tests.
+    Hollow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "keel-agent",
     version,
-    about = "keel's node agent: runs a node's pods on Docker"
+    about = "keel's node agent: runs this node's pods on Docker and reports their status"
 )]
 struct Args {
-    /// This node's name (a DNS-1123 subdomain).
-    #[arg(long)]
+    /// This node's name (a DNS-1123 subdomain), as the cluster will know it.
+    #[arg(long, env = "KEEL_NODE_NAME")]
     name: String,
     /// Address the agent's gRPC API listens on.
     #[arg(long, default_value = "127.0.0.1:7401")]
-    listen: String,
-    /// The control plane's address.
+    listen: SocketAddr,
+    /// Address the control plane uses to reach this agent (default: the listen address).
     #[arg(long)]
+    advertise_address: Option<String>,
+    /// The control plane's address (host:port).
+    #[arg(long, env = "KEEL_SERVER")]
     server: String,
+    /// Which container runtime runs the pods.
+    #[arg(long, value_enum, default_value = "docker")]
+    runtime: RuntimeKind,
+    /// Node labels, as k=v,k2=v2.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// CPU the node offers (a quantity: 2, 1500m); default: the machine's cores.
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Memory the node offers (a quantity: 4Gi); default: the machine's memory.
+    #[arg(long)]
+    memory: Option<String>,
+    /// The most pods this node runs.
+    #[arg(long, default_value_t = 110)]
+    max_pods: i64,
+    /// Where the agent keeps pods' volumes (emptyDir, ConfigMap and Secret files).
+    #[arg(long, default_value = "/var/lib/keel-agent")]
+    data_dir: PathBuf,
+    /// Image of the pod sandbox container; the default is made locally from busybox.
+    #[arg(long, default_value = DEFAULT_PAUSE_IMAGE)]
+    pause_image: String,
+    /// A directory under which hostPath volumes are allowed (repeatable; none by default).
+    #[arg(long = "allowed-host-path")]
+    allowed_host_paths: Vec<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
-fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for item in items.iter().filter(|i| !i.trim().is_empty()) {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--labels: {item:?} is not key=value"))?;
+        if let Some(why) = keel_schema::validate::names::qualified_name(k.trim()) {
+            return Err(format!("--labels: key {k:?}: {why}"));
+        }
+        if let Some(why) = keel_schema::validate::names::label_value(v.trim()) {
+            return Err(format!("--labels: value {v:?} of {k:?}: {why}"));
+        }
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+fn quantity(flag: &str, text: &str, millis: bool) -> Result<i64, String> {
+    let q = Quantity::new(text);
+    let v = if millis { q.millis() } else { q.value() };
+    v.map_err(|e| format!("--{flag}: {text:?} is not a quantity: {e}"))
+        .and_then(|v| {
+            if v > 0 {
+                Ok(v)
+            } else {
+                Err(format!("--{flag}: must be more than zero"))
+            }
+        })
+}
+
+fn config(args: &Args) -> Result<AgentConfig, String> {
+    if let Some(why) = keel_schema::validate::names::dns1123_subdomain(&args.name) {
+        return Err(format!("--name {:?}: {why}", args.name));
+    }
+    if args.max_pods < 1 {
+        return Err("--max-pods: must be at least 1".to_string());
+    }
+    let cpu_millis = match &args.cpu {
+        Some(c) => quantity("cpu", c, true)?,
+        None => capacity::cpu_millis(),
+    };
+    let memory_bytes = match &args.memory {
+        Some(m) => quantity("memory", m, false)?,
+        None => capacity::memory_bytes()
+            .ok_or("cannot read the machine's memory from /proc/meminfo; give --memory")?,
+    };
+    for p in &args.allowed_host_paths {
+        if !p.is_absolute() {
+            return Err(format!(
+                "--allowed-host-path {}: must be an absolute path",
+                p.display()
+            ));
+        }
+    }
+    Ok(AgentConfig {
+        node: args.name.clone(),
+        listen: args.listen,
+        advertise: args.advertise_address.clone(),
+        server: Some(args.server.clone()),
+        labels: parse_labels(&args.labels)?,
+        cpu_millis,
+        memory_bytes,
+        max_pods: args.max_pods,
+        data_dir: args.data_dir.join(&args.name),
+        allowed_host_paths: args.allowed_host_paths.clone(),
+    })
+}
+
+#[tokio::main]
+async fn main() {
     let args = Args::parse();
-    tracing::error!(
-        node = %args.name,
-        listen = %args.listen,
-        server = %args.server,
-        "keel-agent cannot run pods yet: the node agent is built in step D (issue 5)"
-    );
-    std::process::exit(1);
+    init_logging(args.log_format);
+    let config = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keel-agent: {e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime: Arc<dyn Runtime> = match args.runtime {
+        RuntimeKind::Docker => {
+            match DockerRuntime::connect(&config.node, &args.pause_image).await {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    eprintln!("keel-agent: {e:#}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        RuntimeKind::Hollow => Arc::new(HollowRuntime::new()),
+    };
+    let running = match agent::start(config, runtime).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keel-agent: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("keel-agent stopping; its pods keep running and are adopted on restart");
+    running.stop();
 }

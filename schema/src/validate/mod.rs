@@ -5,7 +5,7 @@
 //! `Unsupported value: …: supported values: …`), so they read as users already know them.
 
 pub mod cross;
-mod meta;
+pub mod meta;
 pub mod names;
 mod pod;
 mod service;

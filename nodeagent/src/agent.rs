@@ -1,0 +1,130 @@
+//! One agent: the runtime, the supervisor of pod workers, the gRPC server and the connection
+//! to the control plane, started together.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::grpc::client::{self, Registration};
+use crate::grpc::server::{self, NodeAgentService};
+use crate::pod::worker::PodContext;
+use crate::runtime::Runtime;
+use crate::status::StatusHub;
+use crate::supervisor::Supervisor;
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node: String,
+    pub listen: SocketAddr,
+    /// Where the control plane reaches this agent; the listen address when `None`.
+    pub advertise: Option<String>,
+    /// The control plane's address; `None` runs the agent alone (tests).
+    pub server: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+    pub max_pods: i64,
+    pub data_dir: PathBuf,
+    pub allowed_host_paths: Vec<PathBuf>,
+}
+
+/// A started agent. Dropping it stops its gRPC server; its pods keep running (they are the
+/// runtime's), and a new agent on the same node adopts them.
+pub struct RunningAgent {
+    pub addr: SocketAddr,
+    pub supervisor: Supervisor,
+    pub hub: Arc<StatusHub>,
+    stop: Option<oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningAgent {
+    /// Stops serving and reporting (the pods keep running).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Result<RunningAgent> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data dir {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let advertise = config.advertise.clone().unwrap_or_else(|| addr.to_string());
+    let host_ip = advertise
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']).to_string());
+    let hub = Arc::new(StatusHub::default());
+    let ctx = Arc::new(PodContext {
+        runtime: runtime.clone(),
+        host_ip,
+        data_dir: config.data_dir.clone(),
+        allowed_host_paths: config.allowed_host_paths.clone(),
+        hub: hub.clone(),
+    });
+    let supervisor = Supervisor::start(ctx);
+    let service = NodeAgentService {
+        node: config.node.clone(),
+        supervisor: supervisor.clone(),
+        runtime: runtime.clone(),
+    };
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let mut tasks = vec![tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stop_rx.await;
+        };
+        if let Err(e) = server::serve(listener, service, shutdown).await {
+            tracing::error!(error = %e, "the agent's gRPC server stopped");
+        }
+    })];
+    if let Some(server_addr) = config.server.clone() {
+        let me = Registration {
+            node: config.node.clone(),
+            address: advertise,
+            cpu_millis: config.cpu_millis,
+            memory_bytes: config.memory_bytes,
+            max_pods: config.max_pods,
+            labels: config.labels.clone(),
+            runtime: runtime.name().to_string(),
+        };
+        tasks.push(tokio::spawn(client::run(
+            server_addr,
+            me,
+            hub.clone(),
+            supervisor.clone(),
+        )));
+    }
+    tracing::info!(node = %config.node, %addr, runtime = runtime.name(), "keel-agent serving");
+    Ok(RunningAgent {
+        addr,
+        supervisor,
+        hub,
+        stop: Some(stop_tx),
+        tasks,
+    })
+}

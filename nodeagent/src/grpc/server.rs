@@ -1,0 +1,134 @@
+//! The agent's gRPC API (`NodeAgent`: `Sync` and `Logs`), and the one place its server is
+//! built, so that mutual TLS (step H) is a change here only.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use keel_schema::proto::log_chunk::Stream as ProtoStream;
+use keel_schema::proto::node_agent_server::{NodeAgent, NodeAgentServer};
+use keel_schema::proto::{LogChunk, LogsRequest, NodeDesired, SyncAck};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+use crate::desired;
+use crate::runtime::{ContainerInfo, LogStream, Runtime};
+use crate::supervisor::{ApplyError, Supervisor};
+
+/// Large enough for a node's full desired set with big ConfigMaps; bounded so a hostile
+/// message cannot exhaust memory.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct NodeAgentService {
+    pub node: String,
+    pub supervisor: Supervisor,
+    pub runtime: Arc<dyn Runtime>,
+}
+
+type LogsStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl NodeAgent for NodeAgentService {
+    async fn sync(&self, request: Request<NodeDesired>) -> Result<Response<SyncAck>, Status> {
+        let msg = request.into_inner();
+        let set = desired::read(&msg, &self.node).map_err(|e| {
+            tracing::warn!(generation = msg.generation, error = %e, "refused a desired set");
+            Status::invalid_argument(e.to_string())
+        })?;
+        let pods = set.pods.len();
+        let generation = set.generation;
+        let applied = self.supervisor.apply(set).map_err(|e| match e {
+            ApplyError::NotReady(_) => Status::unavailable(e.to_string()),
+        })?;
+        if applied == generation {
+            tracing::debug!(generation, pods, "desired set applied");
+        }
+        Ok(Response::new(SyncAck {
+            applied_generation: applied,
+        }))
+    }
+
+    type LogsStream = LogsStream;
+
+    async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<LogsStream>, Status> {
+        let req = request.into_inner();
+        let pod = format!("{}/{}", req.namespace, req.pod);
+        let uid = self
+            .supervisor
+            .pod_uid(&req.namespace, &req.pod)
+            .ok_or_else(|| {
+                Status::not_found(format!("pod {pod} does not run on node {}", self.node))
+            })?;
+        let names = self.supervisor.container_names(&uid);
+        let container = if req.container.is_empty() {
+            match names.as_slice() {
+                [only] => only.clone(),
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "a container name must be specified for pod {pod}, choose one of: [{}]",
+                        names.join(" ")
+                    )));
+                }
+            }
+        } else if names.contains(&req.container) {
+            req.container.clone()
+        } else {
+            return Err(Status::not_found(format!(
+                "container {} is not valid for pod {pod}",
+                req.container
+            )));
+        };
+        let mut runs: Vec<ContainerInfo> = self
+            .runtime
+            .list_pod(&uid)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .into_iter()
+            .filter(|c| c.container.as_deref() == Some(container.as_str()))
+            .collect();
+        runs.sort_by_key(|c| std::cmp::Reverse(c.attempt));
+        let run = if req.previous {
+            runs.get(1)
+        } else {
+            runs.first()
+        };
+        let Some(run) = run else {
+            return Err(Status::not_found(if req.previous {
+                format!("previous terminated container {container:?} in pod {pod} not found")
+            } else {
+                format!("container {container:?} in pod {pod} has not started yet")
+            }));
+        };
+        let tail = u64::try_from(req.tail_lines.max(0)).unwrap_or(0);
+        let stream = self
+            .runtime
+            .logs(&run.id, tail, req.follow)
+            .map(|item| match item {
+                Ok((stream, data)) => Ok(LogChunk {
+                    data: data.to_vec(),
+                    stream: match stream {
+                        LogStream::Stdout => ProtoStream::Stdout,
+                        LogStream::Stderr => ProtoStream::Stderr,
+                    } as i32,
+                }),
+                Err(e) => Err(Status::unavailable(e.to_string())),
+            });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Serves the agent's API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    service: NodeAgentService,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let svc = NodeAgentServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}

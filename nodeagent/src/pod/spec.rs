@@ -1,0 +1,239 @@
+//! A pod spec's container turned into what the runtime creates: environment (with `valueFrom`
+//! and `envFrom` resolved against the ConfigMaps and Secrets sent with the pod, and `$(VAR)`
+//! references expanded), command and args, resources and mounts. A problem here is the pod's
+//! `CreateContainerConfigError`, with Kubernetes' wording.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine;
+use keel_schema::types::pod::Container;
+
+use crate::desired::DesiredPod;
+use crate::pod::volumes::PodVolumes;
+use crate::runtime::{ContainerSpec, Mount, PodRef};
+
+/// Kubernetes' environment variable names: `[-._a-zA-Z][-._a-zA-Z0-9]*`.
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || "-._".contains(c))
+        && chars.all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+}
+
+fn decode_secret_value(value: &str) -> String {
+    match base64::engine::general_purpose::STANDARD.decode(value.trim()) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        // Validation rejects non-base64 Secret data; kept as given if it ever gets here.
+        Err(_) => value.to_string(),
+    }
+}
+
+fn config_map_data(pod: &DesiredPod, name: &str) -> Option<BTreeMap<String, String>> {
+    pod.config_maps
+        .get(name)
+        .map(|c| c.data.clone().unwrap_or_default())
+}
+
+fn secret_data(pod: &DesiredPod, name: &str) -> Option<BTreeMap<String, String>> {
+    pod.secrets.get(name).map(|s| {
+        s.data
+            .as_ref()
+            .map(|d| {
+                d.0.iter()
+                    .map(|(k, v)| (k.clone(), decode_secret_value(v)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// Expands `$(NAME)` from `vars`; `$$` is a literal `$`; unknown references stay as written,
+/// as Kubernetes does.
+pub fn expand(text: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            let name = &inner[..end];
+            match vars.get(name) {
+                Some(v) => out.push_str(v),
+                None => {
+                    out.push_str("$(");
+                    out.push_str(name);
+                    out.push(')');
+                }
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The container's environment, in Kubernetes' order: `envFrom` sources first, then `env`
+/// (later entries win).
+pub fn environment(pod: &DesiredPod, c: &Container) -> Result<Vec<(String, String)>, String> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut set =
+        |vars: &mut Vec<(String, String)>, name: String, value: String| match index.get(&name) {
+            Some(&i) => vars[i].1 = value,
+            None => {
+                index.insert(name.clone(), vars.len());
+                vars.push((name, value));
+            }
+        };
+    for from in c.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        let (kind, source, data) = if let Some(r) = &from.config_map_ref {
+            let name = r.name.clone().unwrap_or_default();
+            let data = config_map_data(pod, &name);
+            ("configmap", (name, r.optional.unwrap_or(false)), data)
+        } else if let Some(r) = &from.secret_ref {
+            let name = r.name.clone().unwrap_or_default();
+            let data = secret_data(pod, &name);
+            ("secret", (name, r.optional.unwrap_or(false)), data)
+        } else {
+            continue;
+        };
+        match data {
+            Some(data) => {
+                for (k, v) in data {
+                    let name = format!("{prefix}{k}");
+                    // Kubernetes skips keys that are not valid variable names.
+                    if valid_env_name(&name) {
+                        set(&mut vars, name, v);
+                    }
+                }
+            }
+            None if source.1 => {}
+            None => return Err(format!("{kind} \"{}\" not found", source.0)),
+        }
+    }
+    for e in c.env.iter().flatten() {
+        let value = if let Some(from) = &e.value_from {
+            let (kind, r, data) = if let Some(r) = &from.config_map_key_ref {
+                let data = config_map_data(pod, r.name.as_deref().unwrap_or(""));
+                ("configmap", r, data)
+            } else if let Some(r) = &from.secret_key_ref {
+                let data = secret_data(pod, r.name.as_deref().unwrap_or(""));
+                ("secret", r, data)
+            } else {
+                continue;
+            };
+            let name = r.name.as_deref().unwrap_or("");
+            let key = r.key.as_deref().unwrap_or("");
+            let optional = r.optional.unwrap_or(false);
+            match data.map(|d| d.get(key).cloned()) {
+                Some(Some(v)) => v,
+                _ if optional => continue,
+                None => return Err(format!("{kind} \"{name}\" not found")),
+                Some(None) => {
+                    let kind = if kind == "secret" {
+                        "Secret"
+                    } else {
+                        "ConfigMap"
+                    };
+                    return Err(format!(
+                        "couldn't find key {key} in {kind} {}/{name}",
+                        pod.namespace
+                    ));
+                }
+            }
+        } else {
+            let known: HashMap<String, String> = vars.iter().cloned().collect();
+            expand(e.value.as_deref().unwrap_or(""), &known)
+        };
+        set(&mut vars, e.name.clone(), value);
+    }
+    Ok(vars)
+}
+
+/// Everything the runtime needs to create container `c` of `pod`, attempt `attempt`.
+pub fn container_spec(
+    pod: &DesiredPod,
+    pod_ref: &PodRef,
+    c: &Container,
+    attempt: u32,
+    volumes: &PodVolumes,
+) -> Result<ContainerSpec, String> {
+    let env = environment(pod, c)?;
+    let vars: HashMap<String, String> = env.iter().cloned().collect();
+    let expand_all = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|items| items.iter().map(|s| expand(s, &vars)).collect::<Vec<_>>())
+    };
+    let mut mounts = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let Some(volume) = volumes.get(&m.name) else {
+            return Err(format!(
+                "volume {:?} of mount {:?} is not ready",
+                m.name, m.mount_path
+            ));
+        };
+        let host_path = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => volume.sub_path(sub)?,
+            None => volume.path.to_string_lossy().into_owned(),
+        };
+        mounts.push(Mount {
+            host_path,
+            container_path: m.mount_path.clone(),
+            read_only: m.read_only.unwrap_or(false) || volume.read_only,
+        });
+    }
+    let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+    let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+    let quantity = |map: Option<&BTreeMap<String, keel_schema::quantity::Quantity>>,
+                    key: &str,
+                    millis: bool| {
+        map.and_then(|m| m.get(key))
+            .and_then(|q| if millis { q.millis() } else { q.value() }.ok())
+    };
+    Ok(ContainerSpec {
+        pod: pod_ref.clone(),
+        name: c.name.clone(),
+        attempt,
+        image: c.image.clone().unwrap_or_default(),
+        entrypoint: expand_all(&c.command),
+        cmd: expand_all(&c.args),
+        working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),
+        env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        mounts,
+        memory_limit_bytes: quantity(limits, "memory", false).filter(|m| *m > 0),
+        nano_cpus: quantity(limits, "cpu", true)
+            .filter(|m| *m > 0)
+            .map(|m| m.saturating_mul(1_000_000)),
+        // As the kubelet: shares = millicores * 1024 / 1000, at least 2.
+        cpu_shares: quantity(requests, "cpu", true).map(|m| (m.saturating_mul(1024) / 1000).max(2)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_follows_kubernetes() {
+        let vars = HashMap::from([("A".to_string(), "x".to_string())]);
+        assert_eq!(expand("$(A)-$(B)", &vars), "x-$(B)");
+        assert_eq!(expand("$$(A) $ $(", &vars), "$(A) $ $(");
+        assert_eq!(expand("plain", &vars), "plain");
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(valid_env_name("A_B.c-1"));
+        assert!(!valid_env_name("1A"));
+        assert!(!valid_env_name("A B"));
+        assert!(!valid_env_name(""));
+    }
+}

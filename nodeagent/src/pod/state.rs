@@ -1,0 +1,294 @@
+//! The explicit states of a pod's containers, and the Kubernetes status read off them.
+//!
+//! Each container is in exactly one [`ContainerLife`]: waiting (to be created, for an image,
+//! or in a backoff), running, or terminated for good. The pod's phase, conditions and
+//! `containerStatuses` are computed from these states alone.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keel_schema::types::meta::Condition;
+use keel_schema::types::pod::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, PodStatus,
+};
+use tokio::time::Instant;
+
+/// Kubernetes writes timestamps with second precision.
+fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
+use super::backoff::Backoff;
+use super::probe::{ProbeKind, ProbeState, Verdict};
+
+/// Why a container is waiting, with Kubernetes' reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    ContainerCreating,
+    ErrImagePull,
+    ImagePullBackOff,
+    ErrImageNeverPull,
+    CreateContainerConfigError,
+    CreateContainerError,
+    CrashLoopBackOff,
+}
+
+impl WaitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::ContainerCreating => "ContainerCreating",
+            WaitReason::ErrImagePull => "ErrImagePull",
+            WaitReason::ImagePullBackOff => "ImagePullBackOff",
+            WaitReason::ErrImageNeverPull => "ErrImageNeverPull",
+            WaitReason::CreateContainerConfigError => "CreateContainerConfigError",
+            WaitReason::CreateContainerError => "CreateContainerError",
+            WaitReason::CrashLoopBackOff => "CrashLoopBackOff",
+        }
+    }
+}
+
+/// How a container run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub id: String,
+    pub exit_code: i64,
+    /// `Completed`, `Error`, `OOMKilled` or `ContainerStatusUnknown`.
+    pub reason: String,
+    pub message: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Ended {
+    pub fn ran_for(&self) -> Duration {
+        match (self.started_at, self.finished_at) {
+            (Some(s), Some(f)) => (f - s).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn as_state(&self) -> ContainerState {
+        ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: self.exit_code,
+                signal: None,
+                reason: Some(self.reason.clone()),
+                message: self.message.clone(),
+                started_at: self.started_at.map(secs),
+                finished_at: self.finished_at.map(secs),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ContainerLife {
+    /// Not running; started again at `retry_at` (at once when `None`).
+    Waiting {
+        reason: WaitReason,
+        message: Option<String>,
+        retry_at: Option<Instant>,
+    },
+    Running {
+        id: String,
+        started_at: DateTime<Utc>,
+        probes: Vec<ProbeState>,
+    },
+    /// Finished, and the restart policy says it stays so.
+    Terminated(Ended),
+}
+
+/// One container of the pod: its spec, its state, and what it remembers across runs.
+#[derive(Debug, Clone)]
+pub struct ContainerSlot {
+    pub spec: Container,
+    pub life: ContainerLife,
+    /// Runs started so far; the next run's attempt number. Restart count is `starts - 1`.
+    pub starts: u32,
+    /// The previous run, shown as `lastState` and kept for `logs --previous`.
+    pub last: Option<Ended>,
+    /// The container of the run before `last`, kept while the container waits to restart
+    /// (then `last` is the current instance and this one the previous).
+    pub older: Option<String>,
+    pub backoff: Backoff,
+}
+
+impl ContainerSlot {
+    pub fn new(spec: Container) -> Self {
+        Self {
+            spec,
+            life: ContainerLife::Waiting {
+                reason: WaitReason::ContainerCreating,
+                message: None,
+                retry_at: None,
+            },
+            starts: 0,
+            last: None,
+            older: None,
+            backoff: Backoff::default(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn restart_count(&self) -> i64 {
+        i64::from(self.starts.saturating_sub(1))
+    }
+
+    pub fn probes_for(spec: &Container, started: Instant) -> Vec<ProbeState> {
+        [
+            (ProbeKind::Startup, &spec.startup_probe),
+            (ProbeKind::Liveness, &spec.liveness_probe),
+            (ProbeKind::Readiness, &spec.readiness_probe),
+        ]
+        .into_iter()
+        .filter_map(|(kind, p)| p.clone().map(|p| ProbeState::new(kind, p, started)))
+        .collect()
+    }
+
+    fn verdict(probes: &[ProbeState], kind: ProbeKind) -> Option<Verdict> {
+        probes.iter().find(|p| p.kind == kind).map(|p| p.verdict)
+    }
+
+    /// Started: running and past its startup probe (if any).
+    pub fn started(&self) -> bool {
+        match &self.life {
+            ContainerLife::Running { probes, .. } => {
+                Self::verdict(probes, ProbeKind::Startup).is_none_or(|v| v == Verdict::Success)
+            }
+            _ => false,
+        }
+    }
+
+    /// Ready: started, and its readiness probe (if any) succeeded.
+    pub fn ready(&self) -> bool {
+        match &self.life {
+            ContainerLife::Running { probes, .. } => {
+                self.started()
+                    && Self::verdict(probes, ProbeKind::Readiness)
+                        .is_none_or(|v| v == Verdict::Success)
+            }
+            _ => false,
+        }
+    }
+
+    pub fn status(&self) -> ContainerStatus {
+        let (state, id) = match &self.life {
+            ContainerLife::Waiting {
+                reason, message, ..
+            } => (
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some(reason.as_str().to_string()),
+                        message: message.clone(),
+                    }),
+                    ..Default::default()
+                },
+                self.last.as_ref().map(|l| l.id.clone()),
+            ),
+            ContainerLife::Running { id, started_at, .. } => (
+                ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: Some(secs(*started_at)),
+                    }),
+                    ..Default::default()
+                },
+                Some(id.clone()),
+            ),
+            ContainerLife::Terminated(ended) => (ended.as_state(), Some(ended.id.clone())),
+        };
+        ContainerStatus {
+            name: self.spec.name.clone(),
+            ready: self.ready(),
+            restart_count: self.restart_count(),
+            started: Some(self.started()),
+            image: self.spec.image.clone(),
+            container_id: id.map(|id| format!("keel://{id}")),
+            state: Some(state),
+            last_state: Some(self.last.as_ref().map(Ended::as_state).unwrap_or_default()),
+        }
+    }
+}
+
+/// `Pending`, `Running`, `Succeeded` or `Failed`, as Kubernetes decides them.
+pub fn phase(slots: &[ContainerSlot]) -> &'static str {
+    let all_terminated = slots
+        .iter()
+        .all(|s| matches!(s.life, ContainerLife::Terminated(_)));
+    if !slots.is_empty() && all_terminated {
+        let all_ok = slots.iter().all(|s| match &s.life {
+            ContainerLife::Terminated(e) => e.exit_code == 0,
+            _ => false,
+        });
+        return if all_ok { "Succeeded" } else { "Failed" };
+    }
+    // Restarting containers (waiting in a backoff) still count as running, as in Kubernetes.
+    if slots.iter().any(|s| s.starts == 0) {
+        "Pending"
+    } else {
+        "Running"
+    }
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    previous: Option<&PodStatus>,
+    now: DateTime<Utc>,
+    reason: Option<&str>,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    // Keep the transition time while the status stays the same.
+    let since = previous
+        .and_then(|p| p.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time);
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        last_transition_time: Some(since.unwrap_or(secs(now))),
+        reason: reason.filter(|_| !ok).map(str::to_string),
+        ..Default::default()
+    }
+}
+
+pub struct StatusInput<'a> {
+    pub slots: &'a [ContainerSlot],
+    pub pod_ip: Option<&'a str>,
+    pub host_ip: Option<&'a str>,
+    pub start_time: DateTime<Utc>,
+    pub previous: Option<&'a PodStatus>,
+}
+
+pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
+    let now = Utc::now();
+    let phase = phase(input.slots);
+    let containers_ready = !input.slots.is_empty() && input.slots.iter().all(|s| s.ready());
+    let not_ready = Some("ContainersNotReady");
+    PodStatus {
+        phase: Some(phase.to_string()),
+        conditions: Some(vec![
+            condition("Initialized", true, input.previous, now, None),
+            condition("Ready", containers_ready, input.previous, now, not_ready),
+            condition(
+                "ContainersReady",
+                containers_ready,
+                input.previous,
+                now,
+                not_ready,
+            ),
+            condition("PodScheduled", true, input.previous, now, None),
+        ]),
+        message: None,
+        reason: None,
+        host_ip: input.host_ip.map(str::to_string),
+        pod_ip: input.pod_ip.map(str::to_string),
+        start_time: Some(secs(input.start_time)),
+        container_statuses: Some(input.slots.iter().map(ContainerSlot::status).collect()),
+    }
+}

@@ -1,0 +1,297 @@
+//! A pod's volumes on the node, under `<data-dir>/pods/<uid>/volumes/<name>`, bind-mounted into
+//! its containers: `emptyDir` is a directory shared by the pod's containers and removed with
+//! the pod; `configMap` and `secret` are directories of files (one per key, or the `items`
+//! asked for) mounted read-only and rewritten in place when the data changes; `hostPath` is
+//! allowed only under the agent's `--allowed-host-path` prefixes.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use base64::Engine;
+use keel_schema::types::pod::KeyToPath;
+
+use crate::desired::DesiredPod;
+
+/// One volume, ready to mount.
+#[derive(Debug, Clone)]
+pub struct HostVolume {
+    pub path: PathBuf,
+    /// ConfigMaps and Secrets are always read-only.
+    pub read_only: bool,
+}
+
+impl HostVolume {
+    /// `subPath` inside the volume: relative, without `..`, created when missing (as the
+    /// kubelet does for directories).
+    pub fn sub_path(&self, sub: &str) -> Result<String, String> {
+        let rel = Path::new(sub);
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(format!(
+                "subPath {sub:?} must be a relative path without '..'"
+            ));
+        }
+        let full = self.path.join(rel);
+        if !full.exists() && !self.read_only {
+            std::fs::create_dir_all(&full)
+                .map_err(|e| format!("creating subPath {}: {e}", full.display()))?;
+        }
+        Ok(full.to_string_lossy().into_owned())
+    }
+}
+
+pub type PodVolumes = BTreeMap<String, HostVolume>;
+
+/// Where a pod's files live on the node.
+pub fn pod_dir(data_dir: &Path, uid: &str) -> PathBuf {
+    // uids come from the wire: keep only characters that cannot form a path.
+    let safe: String = uid
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    data_dir.join("pods").join(safe)
+}
+
+fn file_mode(item: Option<&KeyToPath>, default_mode: Option<i64>) -> u32 {
+    let mode = item.and_then(|i| i.mode).or(default_mode).unwrap_or(0o644);
+    (mode & 0o777) as u32
+}
+
+/// Writes `files` (relative path → contents, mode) into `dir`, replacing each file atomically
+/// (write then rename) so a container never reads half a file, and removing files no longer
+/// listed.
+fn write_files(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    for (rel, (contents, mode)) in files {
+        let target = dir.join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        if std::fs::read(&target).ok().as_deref() == Some(contents.as_slice()) {
+            continue;
+        }
+        let tmp = target.with_file_name(format!(
+            ".{}.tmp",
+            target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("file")
+        ));
+        std::fs::write(&tmp, contents).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(*mode))
+            .map_err(|e| format!("setting the mode of {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &target)
+            .map_err(|e| format!("replacing {}: {e}", target.display()))?;
+    }
+    // Only top-level files are pruned; nested item paths are left for the pod's lifetime.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_file() && !files.contains_key(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn projected(
+    data: BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: Option<i64>,
+    what: &str,
+) -> Result<BTreeMap<String, (Vec<u8>, u32)>, String> {
+    let mut files = BTreeMap::new();
+    match items {
+        Some(items) => {
+            for item in items {
+                let Some(contents) = data.get(&item.key) else {
+                    return Err(format!(
+                        "configmap references non-existent config key: {} ({what})",
+                        item.key
+                    ));
+                };
+                let rel = Path::new(&item.path);
+                if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_)))
+                {
+                    return Err(format!(
+                        "{what}: item path {:?} must be relative without '..'",
+                        item.path
+                    ));
+                }
+                files.insert(
+                    item.path.clone(),
+                    (contents.clone(), file_mode(Some(item), default_mode)),
+                );
+            }
+        }
+        None => {
+            for (k, v) in data {
+                files.insert(k, (v, file_mode(None, default_mode)));
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn under_allowed(path: &Path, allowed: &[PathBuf]) -> bool {
+    path.is_absolute()
+        && !path.components().any(|c| matches!(c, Component::ParentDir))
+        && allowed.iter().any(|prefix| path.starts_with(prefix))
+}
+
+/// Prepares (or refreshes) every volume of `pod` under `pod_dir`.
+pub fn prepare(
+    pod_dir: &Path,
+    pod: &DesiredPod,
+    allowed_host_paths: &[PathBuf],
+) -> Result<PodVolumes, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = PodVolumes::new();
+    for v in pod.pod.spec.volumes.iter().flatten() {
+        let dir = pod_dir.join("volumes").join(&v.name);
+        let volume = if v.empty_dir.is_some() {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("creating emptyDir {}: {e}", dir.display()))?;
+            HostVolume {
+                path: dir,
+                read_only: false,
+            }
+        } else if let Some(src) = &v.config_map {
+            let name = src.name.clone().unwrap_or_default();
+            let data = match pod.config_maps.get(&name) {
+                Some(c) => {
+                    let mut data: BTreeMap<String, Vec<u8>> = c
+                        .data
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+                        .collect();
+                    for (k, v) in c.binary_data.iter().flatten() {
+                        data.insert(k.clone(), b64.decode(v.trim()).unwrap_or_default());
+                    }
+                    data
+                }
+                None if src.optional.unwrap_or(false) => BTreeMap::new(),
+                None => return Err(format!("configmap \"{name}\" not found")),
+            };
+            let what = format!("volume {:?}", v.name);
+            write_files(
+                &dir,
+                &projected(data, src.items.as_ref(), src.default_mode, &what)?,
+            )?;
+            HostVolume {
+                path: dir,
+                read_only: true,
+            }
+        } else if let Some(src) = &v.secret {
+            let name = src.secret_name.clone().unwrap_or_default();
+            let data = match pod.secrets.get(&name) {
+                Some(s) => s
+                    .data
+                    .iter()
+                    .flat_map(|d| d.0.iter())
+                    .map(|(k, v)| (k.clone(), b64.decode(v.trim()).unwrap_or_default()))
+                    .collect(),
+                None if src.optional.unwrap_or(false) => BTreeMap::new(),
+                None => return Err(format!("secret \"{name}\" not found")),
+            };
+            let what = format!("volume {:?}", v.name);
+            write_files(
+                &dir,
+                &projected(data, src.items.as_ref(), src.default_mode, &what)?,
+            )?;
+            // Secret files are readable only by root on the node.
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            HostVolume {
+                path: dir,
+                read_only: true,
+            }
+        } else if let Some(src) = &v.host_path {
+            let path = PathBuf::from(&src.path);
+            if !under_allowed(&path, allowed_host_paths) {
+                return Err(format!(
+                    "hostPath {:?} of volume {:?} is not under any --allowed-host-path of this node{}",
+                    src.path,
+                    v.name,
+                    if allowed_host_paths.is_empty() {
+                        " (none are allowed)".to_string()
+                    } else {
+                        format!(
+                            " ({})",
+                            allowed_host_paths
+                                .iter()
+                                .map(|p| p.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ));
+            }
+            match src.type_.as_deref().unwrap_or("") {
+                "DirectoryOrCreate" => std::fs::create_dir_all(&path)
+                    .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?,
+                "Directory" if !path.is_dir() => {
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a directory",
+                        path.display()
+                    ));
+                }
+                "File" if !path.is_file() => {
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a file",
+                        path.display()
+                    ));
+                }
+                "FileOrCreate" if !path.exists() => {
+                    if let Some(parent) = path.parent() {
+                        let _ = std::fs::create_dir_all(parent);
+                    }
+                    std::fs::write(&path, b"")
+                        .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?;
+                }
+                _ => {}
+            }
+            HostVolume {
+                path,
+                read_only: false,
+            }
+        } else {
+            continue;
+        };
+        out.insert(v.name.clone(), volume);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_must_be_under_an_allowed_prefix() {
+        let allowed = vec![PathBuf::from("/srv/data")];
+        assert!(under_allowed(Path::new("/srv/data/x"), &allowed));
+        assert!(under_allowed(Path::new("/srv/data"), &allowed));
+        assert!(!under_allowed(Path::new("/srv/database"), &allowed));
+        assert!(!under_allowed(Path::new("/srv/data/../../etc"), &allowed));
+        assert!(!under_allowed(Path::new("srv/data"), &allowed));
+        assert!(!under_allowed(Path::new("/srv/data"), &[]));
+    }
+
+    #[test]
+    fn pod_dirs_cannot_escape() {
+        let d = pod_dir(Path::new("/var/lib/k"), "../../etc");
+        assert_eq!(d, Path::new("/var/lib/k/pods/______etc"));
+    }
+}

@@ -1,0 +1,519 @@
+//! The Docker runtime: real containers on the node's Docker engine, through bollard.
+//!
+//! A pod is a sandbox container (busybox `sleep`, the "pause" role) that owns the pod's
+//! network and IPC namespaces and its hostname, plus one container per app container joined to
+//! them (`network_mode: container:<sandbox>`), so the pod's IP survives app restarts.
+//! Containers are named `keel_<ns>_<pod>_<container>_<uid8>_<attempt>` and labelled (see
+//! [`super::labels`]); only containers labelled with this node's name are ever listed, stopped
+//! or removed.
+
+mod convert;
+mod events;
+pub mod image_import;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig, MountType, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, WaitContainerOptions,
+};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::broadcast;
+
+use super::{
+    ContainerInfo, ContainerSpec, ExecOutcome, ImageError, LogStream, PodRef, PullPolicy, Runtime,
+    RuntimeError, RuntimeEvent, Sandbox, SandboxSpec, labels,
+};
+
+/// The sandbox image made from busybox when `--pause-image` is left at its default.
+pub const DEFAULT_PAUSE_IMAGE: &str = "keel/pause:1";
+
+/// Engine calls that return at once get this long; stops and pulls manage their own time.
+const CALL_TIMEOUT_SECS: u64 = 120;
+
+pub struct DockerRuntime {
+    docker: Docker,
+    node: String,
+    pause_image: String,
+    events: broadcast::Sender<RuntimeEvent>,
+}
+
+impl DockerRuntime {
+    /// Connects to the engine (`DOCKER_HOST` or the local socket), agrees on an API version,
+    /// makes sure the sandbox image exists, and starts following the engine's events.
+    pub async fn connect(node: &str, pause_image: &str) -> anyhow::Result<Self> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| anyhow::anyhow!("cannot reach the Docker engine: {e}"))?
+            .with_timeout(Duration::from_secs(CALL_TIMEOUT_SECS));
+        let docker = docker.negotiate_version().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the Docker engine: {e}; is dockerd running? \
+                 (start it with: sudo dockerd &)"
+            )
+        })?;
+        if docker.inspect_image(pause_image).await.is_err() {
+            if pause_image != DEFAULT_PAUSE_IMAGE {
+                anyhow::bail!(
+                    "the pod sandbox image {pause_image} (--pause-image) is not on this node's \
+                     Docker engine"
+                );
+            }
+            tracing::info!(
+                image = pause_image,
+                "making the pod sandbox image from busybox"
+            );
+            image_import::import_busybox_image(&docker, pause_image, &[]).await?;
+        }
+        let (tx, _) = broadcast::channel(4096);
+        events::spawn(docker.clone(), node.to_string(), tx.clone());
+        Ok(Self {
+            docker,
+            node: node.to_string(),
+            pause_image: pause_image.to_string(),
+            events: tx,
+        })
+    }
+
+    /// The bollard client, for callers that prepare images (tests, `keel up`).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn labels(
+        &self,
+        pod: &PodRef,
+        container: Option<&str>,
+        attempt: u32,
+    ) -> HashMap<String, String> {
+        let mut l = HashMap::from([
+            (labels::NODE.to_string(), self.node.clone()),
+            (labels::POD_UID.to_string(), pod.uid.clone()),
+            (labels::POD_NAMESPACE.to_string(), pod.namespace.clone()),
+            (labels::POD_NAME.to_string(), pod.name.clone()),
+            (labels::POD_HASH.to_string(), pod.hash.clone()),
+            (labels::GRACE.to_string(), pod.grace_seconds.to_string()),
+            (labels::ATTEMPT.to_string(), attempt.to_string()),
+            (
+                labels::ROLE.to_string(),
+                if container.is_some() {
+                    "app"
+                } else {
+                    "sandbox"
+                }
+                .to_string(),
+            ),
+        ]);
+        if let Some(c) = container {
+            l.insert(labels::CONTAINER.to_string(), c.to_string());
+        }
+        l
+    }
+
+    async fn create_and_start(
+        &self,
+        name: String,
+        body: ContainerCreateBody,
+    ) -> Result<String, RuntimeError> {
+        let options = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        let created = match self
+            .docker
+            .create_container(Some(options.clone()), body.clone())
+            .await
+        {
+            // A leftover of an earlier try (the agent died between create and start, say).
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {
+                self.remove(&name).await?;
+                self.docker.create_container(Some(options), body).await
+            }
+            other => other,
+        }
+        .map_err(engine_error)?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            // Never leave a container that was created but could not start.
+            let _ = self.remove(&created.id).await;
+            return Err(engine_error(e));
+        }
+        Ok(created.id)
+    }
+
+    /// This node's containers, or one pod's.
+    async fn list_labelled(
+        &self,
+        pod_uid: Option<&str>,
+    ) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let mut wanted = vec![format!("{}={}", labels::NODE, self.node)];
+        if let Some(uid) = pod_uid {
+            wanted.push(format!("{}={uid}", labels::POD_UID));
+        }
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), wanted)])),
+            ..Default::default()
+        };
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(engine_error)?;
+        let mut out = Vec::with_capacity(summaries.len());
+        for s in summaries {
+            let Some(id) = s.id else { continue };
+            if let Some(info) = self.inspect(&id).await? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), ImageError> {
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        self.docker
+            .create_image(Some(options), None, None)
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                DockerError::DockerStreamError { error } => ImageError::PullFailed(error),
+                DockerError::DockerResponseServerError { message, .. } => {
+                    ImageError::PullFailed(message)
+                }
+                other => ImageError::Runtime(other.to_string()),
+            })
+    }
+}
+
+/// Maps an engine error: connection problems are `Unavailable` (retried), the rest are the
+/// engine's message.
+fn engine_error(e: DockerError) -> RuntimeError {
+    match e {
+        DockerError::DockerResponseServerError { message, .. } => RuntimeError::Failed(message),
+        DockerError::HyperResponseError { .. }
+        | DockerError::IOError { .. }
+        | DockerError::RequestTimeoutError
+        | DockerError::HyperLegacyError { .. } => RuntimeError::Unavailable(e.to_string()),
+        other => RuntimeError::Failed(other.to_string()),
+    }
+}
+
+fn is_not_found(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Docker's container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]`; pod and container names are
+/// DNS labels and subdomains, so they fit as they are.
+fn container_name(pod: &PodRef, container: &str, attempt: u32) -> String {
+    let uid: String = pod
+        .uid
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect();
+    format!(
+        "keel_{}_{}_{}_{}_{}",
+        pod.namespace, pod.name, container, uid, attempt
+    )
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), ImageError> {
+        let present = match self.docker.inspect_image(image).await {
+            Ok(_) => true,
+            Err(e) if is_not_found(&e) => false,
+            Err(e) => return Err(ImageError::Runtime(e.to_string())),
+        };
+        match policy {
+            PullPolicy::Never if present => Ok(()),
+            PullPolicy::Never => Err(ImageError::NeverPull(image.to_string())),
+            PullPolicy::IfNotPresent if present => Ok(()),
+            PullPolicy::IfNotPresent | PullPolicy::Always => self.pull(image).await,
+        }
+    }
+
+    async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError> {
+        let mut exposed = Vec::new();
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for p in &spec.host_ports {
+            let key = format!("{}/{}", p.container_port, p.protocol);
+            exposed.push(key.clone());
+            bindings
+                .entry(key)
+                .or_default()
+                .get_or_insert_default()
+                .push(PortBinding {
+                    host_ip: p.host_ip.clone(),
+                    host_port: Some(p.host_port.to_string()),
+                });
+        }
+        let body = ContainerCreateBody {
+            image: Some(self.pause_image.clone()),
+            entrypoint: Some(vec![
+                "/bin/busybox".to_string(),
+                "sleep".to_string(),
+                "2147483647".to_string(),
+            ]),
+            hostname: Some(spec.hostname.clone()),
+            labels: Some(self.labels(&spec.pod, None, spec.attempt)),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            host_config: Some(HostConfig {
+                ipc_mode: Some("shareable".to_string()),
+                port_bindings: (!bindings.is_empty()).then_some(bindings),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = container_name(&spec.pod, "POD", spec.attempt);
+        let id = self.create_and_start(name, body).await?;
+        let ip = match self.inspect(&id).await? {
+            Some(info) => info.ip,
+            None => None,
+        };
+        Ok(Sandbox {
+            id,
+            attempt: spec.attempt,
+            ip,
+        })
+    }
+
+    async fn run_container(
+        &self,
+        sandbox: &Sandbox,
+        spec: &ContainerSpec,
+    ) -> Result<String, RuntimeError> {
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| bollard::models::Mount {
+                target: Some(m.container_path.clone()),
+                source: Some(m.host_path.clone()),
+                typ: Some(MountType::BIND),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            working_dir: spec.working_dir.clone(),
+            env: Some(spec.env.clone()),
+            labels: Some(self.labels(&spec.pod, Some(&spec.name), spec.attempt)),
+            host_config: Some(HostConfig {
+                network_mode: Some(format!("container:{}", sandbox.id)),
+                ipc_mode: Some(format!("container:{}", sandbox.id)),
+                mounts: (!mounts.is_empty()).then_some(mounts),
+                memory: spec.memory_limit_bytes,
+                // No swap beyond the limit, so a container over it is OOM-killed as in
+                // Kubernetes rather than slowed down.
+                memory_swap: spec.memory_limit_bytes,
+                nano_cpus: spec.nano_cpus,
+                cpu_shares: spec.cpu_shares,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = container_name(&spec.pod, &spec.name, spec.attempt);
+        self.create_and_start(name, body).await
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let info = match self.docker.inspect_container(id, None).await {
+            Ok(info) => info,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(engine_error(e)),
+        };
+        if !info.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+            return Ok(());
+        }
+        // The image's STOPSIGNAL, as `docker stop` and the kubelet use; SIGTERM otherwise.
+        let signal = info
+            .config
+            .and_then(|c| c.stop_signal)
+            .unwrap_or_else(|| "SIGTERM".to_string());
+        let sent = self
+            .docker
+            .kill_container(id, Some(KillContainerOptions { signal }))
+            .await;
+        if let Err(e) = sent {
+            if is_not_found(&e) {
+                return Ok(());
+            }
+            tracing::debug!(container = id, error = %e, "stop signal not delivered");
+        }
+        let wait = self
+            .docker
+            .wait_container(
+                id,
+                Some(WaitContainerOptions {
+                    condition: "not-running".to_string(),
+                }),
+            )
+            .try_collect::<Vec<_>>();
+        if tokio::time::timeout(grace, wait).await.is_err() {
+            let killed = self
+                .docker
+                .kill_container(
+                    id,
+                    Some(KillContainerOptions {
+                        signal: "SIGKILL".to_string(),
+                    }),
+                )
+                .await;
+            match killed {
+                Ok(()) => {}
+                // Exited (409) or gone (404) by itself meanwhile.
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 404 | 409,
+                    ..
+                }) => {}
+                Err(e) => return Err(engine_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // Already being removed by someone else.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(info) => Ok(convert::container_info(&info, &self.node)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.list_labelled(None).await
+    }
+
+    async fn list_pod(&self, uid: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.list_labelled(Some(uid)).await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(engine_error)?;
+        let run = async {
+            let mut output = Vec::new();
+            if let StartExecResults::Attached {
+                output: mut out, ..
+            } = self
+                .docker
+                .start_exec(&created.id, None)
+                .await
+                .map_err(engine_error)?
+            {
+                while let Some(chunk) = out.next().await {
+                    let chunk = chunk.map_err(engine_error)?;
+                    if output.len() < 10 * 1024 {
+                        output.extend_from_slice(chunk.as_ref());
+                    }
+                }
+            }
+            let inspected = self
+                .docker
+                .inspect_exec(&created.id)
+                .await
+                .map_err(engine_error)?;
+            Ok(ExecOutcome {
+                exit_code: inspected.exit_code.unwrap_or(-1),
+                output: String::from_utf8_lossy(&output).into_owned(),
+            })
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(RuntimeError::Failed(format!(
+                "command timed out after {}s",
+                timeout.as_secs_f64()
+            ))),
+        }
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        tail: u64,
+        follow: bool,
+    ) -> BoxStream<'static, Result<(LogStream, bytes::Bytes), RuntimeError>> {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: if tail == 0 {
+                "all".to_string()
+            } else {
+                tail.to_string()
+            },
+            ..Default::default()
+        };
+        self.docker
+            .logs(id, Some(options))
+            .map(|item| match item {
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    Ok((LogStream::Stderr, message))
+                }
+                Ok(other) => Ok((LogStream::Stdout, other.into_bytes())),
+                Err(e) => Err(engine_error(e)),
+            })
+            .boxed()
+    }
+
+    fn events(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.events.subscribe()
+    }
+}

@@ -1,0 +1,517 @@
+//! The agent against the real Docker engine, with a locally imported busybox image.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{Harness, IMAGE, container_state, http_get, phase, pod, ready, running, sh};
+
+macro_rules! docker_or_skip {
+    () => {
+        match Harness::docker().await {
+            Some(h) => h,
+            None => return,
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_of_a_pod_share_localhost_and_an_empty_dir() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "shared",
+        json!({
+            "containers": [
+                {"name": "web", "image": IMAGE,
+                 "command": ["httpd", "-f", "-p", "8080", "-h", "/shared"],
+                 "volumeMounts": [{"name": "scratch", "mountPath": "/shared"}]},
+                {"name": "writer", "image": IMAGE,
+                 "command": ["sh", "-c",
+                    "echo written-by-writer > /shared/index.html; \
+                     while true; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 8080 > /shared/seen.txt; sleep 1; done"],
+                 "volumeMounts": [{"name": "scratch", "mountPath": "/shared"}]}
+            ],
+            "volumes": [{"name": "scratch", "emptyDir": {}}]
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "both containers running", |s| {
+            running(s, "web") && running(s, "writer") && ready(s)
+        })
+        .await;
+    assert_eq!(phase(&s), "Running");
+    let ip = s.pod_ip.clone().expect("pod IP");
+    // The writer's file, served by the other container, seen from the node.
+    let mut body = String::new();
+    for _ in 0..50 {
+        body = http_get(&format!("{ip}:8080"), "/")
+            .await
+            .unwrap_or_default();
+        if body.contains("written-by-writer") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(body.contains("written-by-writer"), "pod answered: {body:?}");
+    // The writer reached the web container over the pod's localhost.
+    let seen = h
+        .data
+        .path()
+        .join("pods")
+        .join(&uid)
+        .join("volumes/scratch/seen.txt");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&seen).unwrap_or_default();
+        if text.contains("written-by-writer") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        text.contains("written-by-writer"),
+        "over localhost: {text:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_and_files_from_config_maps_and_secrets() {
+    let mut h = docker_or_skip!();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default"},
+        "data": {"greeting": "hello", "colour": "blue"}});
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "default"},
+        "data": {"token": "czNjcmV0"}});
+    let (p, uid) = pod(
+        "env",
+        json!({
+            "containers": [{
+                "name": "app", "image": IMAGE,
+                "command": ["sh", "-c", "echo \"G=$GREETING T=$TOKEN C=$CFG_colour X=$(cat /etc/cfg/greeting) M=$MSG\"; sleep 3600"],
+                "env": [
+                    {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}},
+                    {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+                    {"name": "MSG", "value": "$(GREETING) world"}
+                ],
+                "envFrom": [{"prefix": "CFG_", "configMapRef": {"name": "settings"}}],
+                "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]
+            }],
+            "volumes": [{"name": "cfg", "configMap": {"name": "settings"}}],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    h.sync(&[p.clone()], &[cm.clone(), secret.clone()])
+        .await
+        .unwrap();
+    h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = h.logs("env", "app", false).await.unwrap();
+        if !logs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(logs.trim(), "G=hello T=s3cret C=blue X=hello M=hello world");
+
+    // A reference to a missing ConfigMap is the pod's config error, not a crash.
+    let (bad, bad_uid) = pod(
+        "missing-ref",
+        json!({"containers": [{
+            "name": "app", "image": IMAGE, "command": ["sleep", "3600"],
+            "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]
+        }]}),
+    );
+    h.sync(&[p, bad], &[cm, secret]).await.unwrap();
+    let s = h
+        .wait_for(&bad_uid, 30, "a config error", |s| {
+            container_state(s, "app")
+                .state
+                .as_ref()
+                .and_then(|st| st.waiting.as_ref())
+                .is_some_and(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+        })
+        .await;
+    let waiting = container_state(&s, "app")
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap();
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("configmap \"nope\" not found")
+    );
+    assert_eq!(phase(&s), "Pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_over_its_memory_limit_is_oom_killed() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "hungry",
+        json!({
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "app", "image": IMAGE,
+                "command": ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"],
+                "resources": {"limits": {"memory": "32Mi"}}
+            }]
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "the pod failed", |s| phase(s) == "Failed")
+        .await;
+    let term = container_state(&s, "app")
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .expect("terminated");
+    assert_eq!(term.reason.as_deref(), Some("OOMKilled"));
+    assert_eq!(term.exit_code, 137);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_container_restarts_with_growing_backoff() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "crashy",
+        json!({"containers": [sh("app", "echo crashing; exit 3")]}),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let waiting_message = |s: &keel_schema::types::pod::PodStatus| {
+        container_state(s, "app")
+            .state
+            .as_ref()
+            .and_then(|st| st.waiting.as_ref())
+            .filter(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+            .and_then(|w| w.message.clone())
+    };
+    // First crash: restarted at once; second: 10s back-off; third: 20s.
+    let s = h
+        .wait_for(&uid, 60, "a 10s back-off", |s| {
+            waiting_message(s).is_some_and(|m| m.starts_with("back-off 10s"))
+        })
+        .await;
+    let c = container_state(&s, "app");
+    assert_eq!(c.restart_count, 1);
+    let last = c
+        .last_state
+        .clone()
+        .unwrap()
+        .terminated
+        .expect("last state");
+    assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
+    assert_eq!(phase(&s), "Running", "a restarting pod stays Running");
+    let s = h
+        .wait_for(&uid, 60, "a 20s back-off", |s| {
+            waiting_message(s).is_some_and(|m| m.starts_with("back-off 20s"))
+        })
+        .await;
+    assert_eq!(container_state(&s, "app").restart_count, 2);
+    // The previous run's output is there for `logs --previous`.
+    assert_eq!(
+        h.logs("crashy", "app", true).await.unwrap().trim(),
+        "crashing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "live",
+        json!({
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "app", "image": IMAGE,
+                "command": ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 3600"],
+                "livenessProbe": {"exec": {"command": ["cat", "/tmp/healthy"]},
+                                  "periodSeconds": 1, "failureThreshold": 2}
+            }]
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "a restart after the probe failed", |s| {
+            container_state(s, "app").restart_count >= 1 && running(s, "app")
+        })
+        .await;
+    let last = container_state(&s, "app")
+        .last_state
+        .clone()
+        .unwrap()
+        .terminated;
+    assert!(last.is_some(), "the killed run is the last state: {s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_probe_flips_the_ready_condition() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "ready",
+        json!({
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "app", "image": IMAGE,
+                "command": ["sh", "-c",
+                    "mkdir -p /w; httpd -p 8080 -h /w; sleep 2; echo ok > /w/ready.html; sleep 4; rm /w/ready.html; sleep 3600"],
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "readinessProbe": {"httpGet": {"path": "/ready.html", "port": "http"},
+                                   "periodSeconds": 1, "failureThreshold": 1}
+            }]
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h.wait_for(&uid, 30, "running", |s| running(s, "app")).await;
+    assert!(!ready(&s), "not ready before the probe passes");
+    h.wait_for(&uid, 30, "ready", ready).await;
+    let s = h.wait_for(&uid, 30, "not ready again", |s| !ready(s)).await;
+    assert!(running(&s, "app"), "readiness never restarts a container");
+    assert_eq!(container_state(&s, "app").restart_count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_sends_sigterm_then_sigkill_after_the_grace_period() {
+    let mut h = docker_or_skip!();
+    let out = h.allowed_host_paths[0].clone();
+    let (polite, polite_uid) = pod(
+        "polite",
+        json!({
+            "terminationGracePeriodSeconds": 30,
+            "containers": [{
+                "name": "app", "image": IMAGE,
+                "command": ["sh", "-c", "trap 'echo got-term > /out/term.txt; exit 0' TERM; while true; do sleep 0.2; done"],
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}]
+            }],
+            "volumes": [{"name": "out", "hostPath": {"path": out.to_string_lossy()}}]
+        }),
+    );
+    let (stubborn, stubborn_uid) = pod(
+        "stubborn",
+        json!({
+            "terminationGracePeriodSeconds": 3,
+            "containers": [sh("app", "trap '' TERM; while true; do sleep 0.2; done")]
+        }),
+    );
+    h.sync(&[polite, stubborn], &[]).await.unwrap();
+    h.wait_for(&polite_uid, 60, "running", |s| running(s, "app"))
+        .await;
+    h.wait_for(&stubborn_uid, 60, "running", |s| running(s, "app"))
+        .await;
+    let stubborn_id = h.containers().await[&stubborn_uid]
+        .iter()
+        .find(|c| !c.is_sandbox())
+        .unwrap()
+        .id
+        .clone();
+    let started = std::time::Instant::now();
+    h.sync(&[], &[]).await.unwrap();
+    // The polite one got SIGTERM and left well within its 30s.
+    h.wait_gone(&polite_uid, 20).await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("term.txt"))
+            .unwrap()
+            .trim(),
+        "got-term"
+    );
+    // The stubborn one ignores SIGTERM: still there a moment later, killed after its 3s.
+    if started.elapsed() < Duration::from_secs(2) {
+        let info = h.runtime.inspect(&stubborn_id).await.unwrap();
+        assert!(info.is_some(), "killed before its grace period ended");
+    }
+    h.wait_gone(&stubborn_uid, 30).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "the grace period was honoured"
+    );
+    assert!(
+        h.runtime.inspect(&stubborn_id).await.unwrap().is_none(),
+        "container removed"
+    );
+    assert!(h.containers().await.is_empty(), "sandboxes removed too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_adopts_its_running_containers() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "steady",
+        json!({"containers": [sh("app", "sleep 3600")], "terminationGracePeriodSeconds": 1}),
+    );
+    h.sync(&[p.clone()], &[]).await.unwrap();
+    let before = h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
+    let ids_before: Vec<String> = h.containers().await[&uid]
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+
+    h.restart_agent().await;
+    h.sync(&[p], &[]).await.unwrap();
+    let after = h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
+    let c_before = container_state(&before, "app");
+    let c_after = container_state(&after, "app");
+    assert_eq!(c_after.restart_count, 0);
+    assert_eq!(c_before.container_id, c_after.container_id);
+    assert_eq!(
+        c_before
+            .state
+            .as_ref()
+            .unwrap()
+            .running
+            .as_ref()
+            .unwrap()
+            .started_at,
+        c_after
+            .state
+            .as_ref()
+            .unwrap()
+            .running
+            .as_ref()
+            .unwrap()
+            .started_at,
+    );
+    assert_eq!(before.pod_ip, after.pod_ip);
+    let mut ids_after: Vec<String> = h.containers().await[&uid]
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    let mut ids_before = ids_before;
+    ids_before.sort();
+    ids_after.sort();
+    assert_eq!(ids_before, ids_after, "no container was replaced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_container_is_recreated_and_foreign_containers_are_untouched() {
+    let mut h = docker_or_skip!();
+    let docker = h.docker.clone().unwrap();
+    // A container keel did not make, on the same engine.
+    let foreign = docker
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            bollard::models::ContainerCreateBody {
+                image: Some(IMAGE.into()),
+                cmd: Some(vec!["sleep".into(), "3600".into()]),
+                labels: Some([("keel.dev/pod-uid".to_string(), "not-ours".to_string())].into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    docker.start_container(&foreign, None).await.unwrap();
+
+    let (p, uid) = pod(
+        "victim",
+        json!({"containers": [sh("app", "sleep 3600")], "terminationGracePeriodSeconds": 1}),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
+    let first = container_state(&s, "app").container_id.clone().unwrap();
+    let id = first.trim_start_matches("keel://").to_string();
+    docker
+        .remove_container(
+            &id,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let s = h
+        .wait_for(&uid, 60, "a new container", |s| {
+            running(s, "app")
+                && container_state(s, "app").container_id.as_deref() != Some(first.as_str())
+        })
+        .await;
+    assert_eq!(container_state(&s, "app").restart_count, 1);
+
+    h.sync(&[], &[]).await.unwrap();
+    h.wait_gone(&uid, 30).await;
+    let still = docker.inspect_container(&foreign, None).await.unwrap();
+    assert_eq!(
+        still.state.and_then(|s| s.running),
+        Some(true),
+        "foreign container untouched"
+    );
+    docker
+        .remove_container(
+            &foreign,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smaller_set_stops_exactly_the_removed_pods() {
+    let mut h = docker_or_skip!();
+    let spec = json!({"containers": [sh("app", "sleep 3600")], "terminationGracePeriodSeconds": 1});
+    let (a, ua) = pod("a", spec.clone());
+    let (b, ub) = pod("b", spec.clone());
+    let (c, uc) = pod("c", spec);
+    h.sync(&[a.clone(), b.clone(), c], &[]).await.unwrap();
+    for uid in [&ua, &ub, &uc] {
+        h.wait_for(uid, 60, "running", |s| running(s, "app")).await;
+    }
+    let before = h.containers().await;
+    h.sync(&[a, b], &[]).await.unwrap();
+    h.wait_gone(&uc, 30).await;
+    let after = h.containers().await;
+    assert!(!after.contains_key(&uc), "c's containers removed");
+    for uid in [&ua, &ub] {
+        let ids = |m: &std::collections::BTreeMap<
+            String,
+            Vec<keel_nodeagent::runtime::ContainerInfo>,
+        >| {
+            let mut v: Vec<String> = m[uid].iter().map(|c| c.id.clone()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&before), ids(&after), "pod {uid} untouched");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_cannot_be_pulled_is_reported() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "nopull",
+        json!({"containers": [{"name": "app", "image": "keel-test/does-not-exist:1"}]}),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 120, "an image pull error", |s| {
+            container_state(s, "app")
+                .state
+                .as_ref()
+                .and_then(|st| st.waiting.as_ref())
+                .is_some_and(|w| {
+                    matches!(
+                        w.reason.as_deref(),
+                        Some("ErrImagePull" | "ImagePullBackOff")
+                    )
+                })
+        })
+        .await;
+    let w = container_state(&s, "app")
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap();
+    assert!(
+        !w.message.unwrap_or_default().is_empty(),
+        "Docker's message is shown"
+    );
+    assert_eq!(phase(&s), "Pending");
+}

@@ -1,0 +1,364 @@
+//! An agent started in-process on a fresh node name and data dir, driven over its real gRPC
+//! API the way the control plane drives it.
+//!
+//! Docker tests skip with a printed reason when no engine answers, unless
+//! `KEEL_REQUIRE_DOCKER=1` (as `scripts/test` and CI set), where they fail.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_nodeagent::agent::{self, AgentConfig, RunningAgent};
+use keel_nodeagent::runtime::Runtime;
+use keel_nodeagent::runtime::docker::DockerRuntime;
+use keel_nodeagent::runtime::docker::image_import::{ExtraFile, import_busybox_image};
+use keel_nodeagent::runtime::hollow::HollowRuntime;
+use keel_schema::proto::node_agent_client::NodeAgentClient;
+use keel_schema::proto::{LogsRequest, NodeDesired, SyncAck};
+use keel_schema::types::pod::PodStatus;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+/// The image every Docker test uses: busybox with all its applets.
+pub const IMAGE: &str = "keel-test/busybox:1";
+
+static IMAGE_READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+pub struct Harness {
+    pub node: String,
+    pub data: tempfile::TempDir,
+    pub agent: Option<RunningAgent>,
+    pub client: NodeAgentClient<Channel>,
+    pub runtime: Arc<dyn Runtime>,
+    pub docker: Option<bollard::Docker>,
+    pub generation: u64,
+    pub allowed_host_paths: Vec<std::path::PathBuf>,
+}
+
+fn unique_node() -> String {
+    format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// A Docker runtime for a fresh node, or `None` (after saying why) when the test should skip.
+pub async fn docker_runtime(node: &str) -> Option<Arc<DockerRuntime>> {
+    let required = std::env::var("KEEL_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    match DockerRuntime::connect(node, keel_nodeagent::runtime::docker::DEFAULT_PAUSE_IMAGE).await {
+        Ok(rt) => {
+            IMAGE_READY
+                .get_or_init(|| async {
+                    import_busybox_image(
+                        rt.client(),
+                        IMAGE,
+                        &[ExtraFile {
+                            path: "/www/index.html".into(),
+                            contents: b"hello from keel\n".to_vec(),
+                            mode: 0o644,
+                        }],
+                    )
+                    .await
+                    .expect("import the test image");
+                })
+                .await;
+            Some(Arc::new(rt))
+        }
+        Err(e) if required => panic!("KEEL_REQUIRE_DOCKER=1 but Docker is not usable: {e:#}"),
+        Err(e) => {
+            eprintln!(
+                "skipping: Docker is not usable ({e:#}); set KEEL_REQUIRE_DOCKER=1 to fail instead"
+            );
+            None
+        }
+    }
+}
+
+impl Harness {
+    pub async fn docker() -> Option<Harness> {
+        let node = unique_node();
+        let rt = docker_runtime(&node).await?;
+        let docker = rt.client().clone();
+        let mut h = Harness::with_runtime(node, rt).await;
+        h.docker = Some(docker);
+        Some(h)
+    }
+
+    pub async fn hollow() -> Harness {
+        Harness::with_runtime(unique_node(), Arc::new(HollowRuntime::new())).await
+    }
+
+    async fn with_runtime(node: String, runtime: Arc<dyn Runtime>) -> Harness {
+        let data = tempfile::tempdir().expect("tempdir");
+        let allowed = vec![data.path().join("host")];
+        std::fs::create_dir_all(&allowed[0]).expect("host dir");
+        let agent = start_agent(&node, data.path(), &allowed, runtime.clone()).await;
+        let client = connect(agent.addr).await;
+        Harness {
+            node,
+            data,
+            agent: Some(agent),
+            client,
+            runtime,
+            docker: None,
+            generation: 0,
+            allowed_host_paths: allowed,
+        }
+    }
+
+    /// Stops the agent (its containers keep running) and starts a new one on the same node,
+    /// data dir and engine, as a restarted `keel-agent` process would be.
+    pub async fn restart_agent(&mut self) {
+        if let Some(a) = self.agent.take() {
+            a.stop();
+        }
+        let runtime: Arc<dyn Runtime> = match &self.docker {
+            Some(_) => docker_runtime(&self.node)
+                .await
+                .expect("docker still there"),
+            None => self.runtime.clone(),
+        };
+        self.runtime = runtime.clone();
+        let agent = start_agent(
+            &self.node,
+            self.data.path(),
+            &self.allowed_host_paths,
+            runtime,
+        )
+        .await;
+        self.client = connect(agent.addr).await;
+        self.agent = Some(agent);
+    }
+
+    pub fn agent(&self) -> &RunningAgent {
+        self.agent.as_ref().expect("agent running")
+    }
+
+    /// Sends `pods` (JSON objects from [`pod`]) as the node's full desired set, with a new
+    /// generation; retried while the agent is still listing its containers.
+    pub async fn sync(
+        &mut self,
+        pods: &[Value],
+        extra: &[Value],
+    ) -> Result<SyncAck, tonic::Status> {
+        self.generation += 1;
+        let msg = self.desired(self.generation, pods, extra);
+        for _ in 0..100 {
+            match self.client.sync(msg.clone()).await {
+                Err(s) if s.code() == tonic::Code::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other.map(|r| r.into_inner()),
+            }
+        }
+        panic!("the agent never became ready");
+    }
+
+    pub fn desired(&self, generation: u64, pods: &[Value], extra: &[Value]) -> NodeDesired {
+        let kind = |v: &Value, k: &str| v["kind"] == k;
+        NodeDesired {
+            node_name: self.node.clone(),
+            generation,
+            pods: pods.iter().map(|p| self.bind(p)).collect(),
+            config_maps: extra
+                .iter()
+                .filter(|v| kind(v, "ConfigMap"))
+                .map(|v| serde_json::to_vec(v).unwrap())
+                .collect(),
+            secrets: extra
+                .iter()
+                .filter(|v| kind(v, "Secret"))
+                .map(|v| serde_json::to_vec(v).unwrap())
+                .collect(),
+            services: Vec::new(),
+        }
+    }
+
+    fn bind(&self, pod: &Value) -> Vec<u8> {
+        let mut pod = pod.clone();
+        pod["spec"]["nodeName"] = json!(self.node);
+        serde_json::to_vec(&pod).unwrap()
+    }
+
+    pub fn status(&self, uid: &str) -> Option<PodStatus> {
+        let update = self.agent().hub.get(uid)?;
+        Some(serde_json::from_slice(&update.status).expect("status JSON"))
+    }
+
+    /// Waits (up to `secs`) until the pod's status satisfies `ok`; panics with the last status.
+    pub async fn wait_for(
+        &self,
+        uid: &str,
+        secs: u64,
+        what: &str,
+        ok: impl Fn(&PodStatus) -> bool,
+    ) -> PodStatus {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let status = self.status(uid);
+            if let Some(s) = &status
+                && ok(s)
+            {
+                return s.clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "pod {uid}: {what} did not happen within {secs}s; last status: {}",
+                    serde_json::to_string_pretty(&status).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the pod is gone (its tombstone published).
+    pub async fn wait_gone(&self, uid: &str, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while self.agent().hub.get(uid).is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pod {uid} still there after {secs}s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn logs(
+        &mut self,
+        pod: &str,
+        container: &str,
+        previous: bool,
+    ) -> Result<String, tonic::Status> {
+        let mut stream = self
+            .client
+            .logs(LogsRequest {
+                namespace: "default".into(),
+                pod: pod.into(),
+                container: container.into(),
+                tail_lines: 0,
+                follow: false,
+                previous,
+            })
+            .await?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            out.extend_from_slice(&chunk.data);
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Docker container ids of this node, by `keel.dev/pod-uid`, running or not.
+    pub async fn containers(
+        &self,
+    ) -> BTreeMap<String, Vec<keel_nodeagent::runtime::ContainerInfo>> {
+        let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for c in self.runtime.list().await.expect("list") {
+            out.entry(c.pod_uid.clone()).or_default().push(c);
+        }
+        out
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if self.docker.is_some() {
+            // Leave no containers behind, whatever the test did.
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "docker ps -aq --filter label=keel.dev/node={} | xargs -r docker rm -f >/dev/null 2>&1",
+                    self.node
+                ))
+                .status();
+        }
+    }
+}
+
+async fn start_agent(
+    node: &str,
+    data: &std::path::Path,
+    allowed: &[std::path::PathBuf],
+    runtime: Arc<dyn Runtime>,
+) -> RunningAgent {
+    agent::start(
+        AgentConfig {
+            node: node.to_string(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            advertise: None,
+            server: None,
+            labels: BTreeMap::new(),
+            cpu_millis: 2000,
+            memory_bytes: 4 << 30,
+            max_pods: 110,
+            data_dir: data.to_path_buf(),
+            allowed_host_paths: allowed.to_vec(),
+        },
+        runtime,
+    )
+    .await
+    .expect("agent starts")
+}
+
+pub async fn connect(addr: std::net::SocketAddr) -> NodeAgentClient<Channel> {
+    NodeAgentClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect to the agent")
+}
+
+/// A pod named `name` with a fresh uid and the given spec (nodeName is set on sync).
+pub fn pod(name: &str, spec: Value) -> (Value, String) {
+    let uid = uuid::Uuid::new_v4().to_string();
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": uid},
+        "spec": spec,
+    });
+    (pod, uid)
+}
+
+/// One busybox container running `script` with `sh -c`.
+pub fn sh(name: &str, script: &str) -> Value {
+    json!({"name": name, "image": IMAGE, "command": ["sh", "-c", script]})
+}
+
+pub fn container_state<'a>(
+    s: &'a PodStatus,
+    name: &str,
+) -> &'a keel_schema::types::pod::ContainerStatus {
+    s.container_statuses
+        .as_ref()
+        .and_then(|cs| cs.iter().find(|c| c.name == name))
+        .unwrap_or_else(|| panic!("no status for container {name}"))
+}
+
+pub fn phase(s: &PodStatus) -> &str {
+    s.phase.as_deref().unwrap_or("")
+}
+
+pub fn ready(s: &PodStatus) -> bool {
+    s.conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+pub fn running(s: &PodStatus, name: &str) -> bool {
+    container_state(s, name)
+        .state
+        .as_ref()
+        .is_some_and(|st| st.running.is_some())
+}
+
+/// An HTTP GET with busybox-free tooling: a raw request over TCP, for what pods serve.
+pub async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::other("connect timeout"))??;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(3), s.read_to_string(&mut out))
+        .await
+        .map_err(|_| std::io::Error::other("read timeout"))??;
+    Ok(out)
+}

@@ -1,0 +1,310 @@
+//! The agent's gRPC contract, on the hollow runtime (no Docker needed): level-triggered sync,
+//! stale generations, refusal of bad messages, registration and the status stream.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel_nodeagent::agent::{self, AgentConfig};
+use keel_nodeagent::runtime::hollow::HollowRuntime;
+use keel_schema::proto::control_plane_server::{ControlPlane, ControlPlaneServer};
+use keel_schema::proto::status_report::Report;
+use keel_schema::proto::{RegisterRequest, RegisterResponse, StatusAck, StatusReport};
+use serde_json::json;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::harness::{Harness, container_state, phase, pod, ready, running};
+
+fn sleeper() -> serde_json::Value {
+    json!({"containers": [{"name": "app", "image": "example/app:1"}]})
+}
+
+#[tokio::test]
+async fn sync_is_level_triggered_and_ignores_stale_generations() {
+    let mut h = Harness::hollow().await;
+    let (a, ua) = pod("a", sleeper());
+    let (b, ub) = pod("b", sleeper());
+    let ack = h.sync(&[a.clone(), b.clone()], &[]).await.unwrap();
+    assert_eq!(ack.applied_generation, 1);
+    h.wait_for(&ua, 10, "running", |s| running(s, "app") && ready(s))
+        .await;
+    h.wait_for(&ub, 10, "running", |s| running(s, "app")).await;
+
+    // Generation 3 keeps only a; a late generation 2 saying "a and b" is ignored.
+    let msg3 = h.desired(3, &[a.clone()], &[]);
+    let msg2 = h.desired(2, &[a.clone(), b.clone()], &[]);
+    assert_eq!(
+        h.client
+            .sync(msg3)
+            .await
+            .unwrap()
+            .into_inner()
+            .applied_generation,
+        3
+    );
+    h.wait_gone(&ub, 10).await;
+    assert_eq!(
+        h.client
+            .sync(msg2)
+            .await
+            .unwrap()
+            .into_inner()
+            .applied_generation,
+        3
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.status(&ub).is_none(), "a stale set must not bring b back");
+    assert!(h.status(&ua).is_some());
+    // The same set again changes nothing.
+    let before = h.status(&ua).unwrap();
+    let msg3 = h.desired(3, &[a], &[]);
+    h.client.sync(msg3).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.status(&ua).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_bad_message_is_refused_whole_with_what_and_where() {
+    let mut h = Harness::hollow().await;
+    let (good, good_uid) = pod("good", sleeper());
+    h.sync(&[good.clone()], &[]).await.unwrap();
+    h.wait_for(&good_uid, 10, "running", |s| running(s, "app"))
+        .await;
+
+    let (bad, bad_uid) = pod(
+        "bad",
+        json!({"containers": [{"name": "app", "image": "x:1", "ports": [{"containerPort": 70000}]}]}),
+    );
+    let err = h.sync(&[good.clone(), bad], &[]).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("pods[1] (Pod default/bad)")
+            && err
+                .message()
+                .contains("spec.containers[0].ports[0].containerPort"),
+        "{}",
+        err.message()
+    );
+    // Garbage bytes, a pod for another node, a pod without a uid.
+    let mut msg = h.desired(100, &[good.clone()], &[]);
+    msg.pods.push(b"{not json".to_vec());
+    let err = h.client.sync(msg).await.unwrap_err();
+    assert!(
+        err.message().contains("pods[1]: not a valid Pod"),
+        "{}",
+        err.message()
+    );
+    let mut other = h.desired(101, &[good.clone()], &[]);
+    let mut foreign: serde_json::Value = serde_json::from_slice(&other.pods[0]).unwrap();
+    foreign["metadata"]["uid"] = json!("another");
+    foreign["metadata"]["name"] = json!("foreign");
+    foreign["spec"]["nodeName"] = json!("some-other-node");
+    other.pods.push(serde_json::to_vec(&foreign).unwrap());
+    let err = h.client.sync(other).await.unwrap_err();
+    assert!(
+        err.message()
+            .contains("spec.nodeName: \"some-other-node\" is not this node"),
+        "{}",
+        err.message()
+    );
+    let mut wrong_node = h.desired(102, &[], &[]);
+    wrong_node.node_name = "elsewhere".into();
+    assert_eq!(
+        h.client.sync(wrong_node).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+
+    // Nothing of the refused sets was applied: the good pod still runs, the bad one never did.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.status(&good_uid).is_some_and(|s| running(&s, "app")));
+    assert!(h.status(&bad_uid).is_none());
+    assert_eq!(h.agent().supervisor.applied_generation(), 1);
+}
+
+#[tokio::test]
+async fn hollow_containers_obey_restart_policies_for_scripted_failures() {
+    let mut h = Harness::hollow().await;
+    let failing = |policy: &str| {
+        json!({
+            "restartPolicy": policy,
+            "containers": [{"name": "app", "image": "example/app:1"}]
+        })
+    };
+    let script = |mut p: serde_json::Value, code: i64| {
+        p["metadata"]["annotations"] = json!({
+            "hollow.keel.dev/exit-after": "100ms",
+            "hollow.keel.dev/exit-code": code.to_string(),
+        });
+        p
+    };
+    let (never, u_never) = pod("never", failing("Never"));
+    let (onfail_ok, u_ok) = pod("onfailure-ok", failing("OnFailure"));
+    let (always, u_always) = pod("always", failing("Always"));
+    h.sync(
+        &[script(never, 2), script(onfail_ok, 0), script(always, 1)],
+        &[],
+    )
+    .await
+    .unwrap();
+    let s = h
+        .wait_for(&u_never, 10, "failed", |s| phase(s) == "Failed")
+        .await;
+    let t = container_state(&s, "app")
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (2, Some("Error")));
+    let s = h
+        .wait_for(&u_ok, 10, "succeeded", |s| phase(s) == "Succeeded")
+        .await;
+    assert_eq!(container_state(&s, "app").restart_count, 0);
+    let s = h
+        .wait_for(&u_always, 10, "crash loop", |s| {
+            container_state(s, "app")
+                .state
+                .as_ref()
+                .and_then(|st| st.waiting.as_ref())
+                .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+        })
+        .await;
+    assert_eq!(container_state(&s, "app").restart_count, 1);
+    assert_eq!(phase(&s), "Running");
+}
+
+/// A control plane that records what agents tell it.
+#[derive(Clone, Default)]
+struct RecordingControlPlane {
+    registrations: Arc<Mutex<Vec<RegisterRequest>>>,
+    reports: Arc<Mutex<Vec<StatusReport>>>,
+}
+
+#[tonic::async_trait]
+impl ControlPlane for RecordingControlPlane {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        self.registrations
+            .lock()
+            .unwrap()
+            .push(request.into_inner());
+        Ok(Response::new(RegisterResponse { next_generation: 1 }))
+    }
+
+    async fn report_status(
+        &self,
+        request: Request<Streaming<StatusReport>>,
+    ) -> Result<Response<StatusAck>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(report) = stream.message().await? {
+            self.reports.lock().unwrap().push(report);
+        }
+        Ok(Response::new(StatusAck {}))
+    }
+}
+
+#[tokio::test]
+async fn registers_when_the_control_plane_appears_and_streams_status() {
+    // Reserve a port for the control plane, which is not up yet.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cp_addr = listener.local_addr().unwrap();
+    drop(listener);
+    let data = tempfile::tempdir().unwrap();
+    let running = agent::start(
+        AgentConfig {
+            node: "reporter".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            advertise: None,
+            server: Some(cp_addr.to_string()),
+            labels: [("zone".to_string(), "a".to_string())].into(),
+            cpu_millis: 1500,
+            memory_bytes: 1 << 30,
+            max_pods: 20,
+            data_dir: data.path().to_path_buf(),
+            allowed_host_paths: vec![],
+        },
+        Arc::new(HollowRuntime::new()),
+    )
+    .await
+    .unwrap();
+    // The agent serves while the control plane is unreachable.
+    let mut client = crate::harness::connect(running.addr).await;
+    let (p, uid) = pod("early", sleeper());
+    let mut p = p;
+    p["spec"]["nodeName"] = json!("reporter");
+    let msg = keel_schema::proto::NodeDesired {
+        node_name: "reporter".into(),
+        generation: 7,
+        pods: vec![serde_json::to_vec(&p).unwrap()],
+        ..Default::default()
+    };
+    let mut applied = None;
+    for _ in 0..50 {
+        match client.sync(msg.clone()).await {
+            Ok(ack) => {
+                applied = Some(ack.into_inner().applied_generation);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(applied, Some(7));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let cp = RecordingControlPlane::default();
+    let server = cp.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(ControlPlaneServer::new(server))
+            .serve(cp_addr)
+            .await
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (beats, pod_running) = {
+            let reports = cp.reports.lock().unwrap();
+            let beats = reports
+                .iter()
+                .filter(|r| matches!(r.report, Some(Report::Heartbeat(_))))
+                .count();
+            let pod_running = reports.iter().any(|r| match &r.report {
+                Some(Report::PodStatus(u)) => {
+                    u.uid == uid
+                        && serde_json::from_slice::<keel_schema::types::pod::PodStatus>(&u.status)
+                            .is_ok_and(|s| phase(&s) == "Running")
+                }
+                _ => false,
+            });
+            (beats, pod_running)
+        };
+        if beats >= 2 && pod_running {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no heartbeats/status: {beats} beats, pod running: {pod_running}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reg = cp.registrations.lock().unwrap()[0].clone();
+    assert_eq!(reg.node_name, "reporter");
+    assert_eq!(
+        (reg.cpu_millis, reg.memory_bytes, reg.max_pods),
+        (1500, 1 << 30, 20)
+    );
+    assert_eq!(reg.labels.get("zone").map(String::as_str), Some("a"));
+    assert_eq!(reg.runtime, "hollow");
+    assert_eq!(reg.address, running.addr.to_string());
+    let hb = cp
+        .reports
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|r| match &r.report {
+            Some(Report::Heartbeat(h)) => Some(*h),
+            _ => None,
+        });
+    assert_eq!(hb.map(|h| h.applied_generation), Some(7));
+}
