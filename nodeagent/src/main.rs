@@ -82,7 +82,14 @@ struct Args {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The Docker client logs whole engine answers at debug level, container environments
+    // (Secret values) included: never below info, whatever RUST_LOG says.
+    for quiet in ["bollard=info", "hyper=info", "hyper_util=info", "h2=info"] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -127,6 +134,13 @@ fn quantity(flag: &str, text: &str, millis: bool) -> Result<i64, String> {
 fn config(args: &Args) -> Result<AgentConfig, String> {
     if let Some(why) = keel_schema::validate::names::dns1123_subdomain(&args.name) {
         return Err(format!("--name {:?}: {why}", args.name));
+    }
+    if args.listen.ip().is_unspecified() && args.advertise_address.is_none() {
+        return Err(format!(
+            "--listen {} listens on every address; give --advertise-address with the one the \
+             control plane should dial",
+            args.listen
+        ));
     }
     if args.max_pods < 1 {
         return Err("--max-pods: must be at least 1".to_string());

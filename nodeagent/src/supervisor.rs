@@ -41,6 +41,9 @@ struct State {
     found: Option<HashMap<String, Vec<ContainerInfo>>>,
     /// Whether a set was applied since start.
     synced: bool,
+    /// Set on (re)registration: the control plane's counter may have started over (it
+    /// restarted), so the next set is taken whatever its generation.
+    floor_reset: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,7 +151,7 @@ impl Supervisor {
                     .clone(),
             ));
         }
-        if st.synced && set.generation < st.applied_generation {
+        if st.synced && !st.floor_reset && set.generation < st.applied_generation {
             tracing::debug!(
                 stale = set.generation,
                 applied = st.applied_generation,
@@ -157,6 +160,7 @@ impl Supervisor {
             return Ok(st.applied_generation);
         }
         st.applied_generation = set.generation;
+        st.floor_reset = false;
         st.desired = set
             .pods
             .into_iter()
@@ -238,6 +242,11 @@ impl Supervisor {
                 workers.insert(uid.clone(), w);
             }
         }
+    }
+
+    /// The agent (re)registered: accept the next set whatever its generation.
+    pub fn reset_generation_floor(&self) {
+        self.lock().floor_reset = true;
     }
 
     pub fn applied_generation(&self) -> u64 {

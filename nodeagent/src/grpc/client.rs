@@ -97,6 +97,7 @@ async fn session(
         .await
         .map_err(|_| anyhow::anyhow!("registration timed out after 10s"))??;
     tracing::info!(server = %server, node = %me.node, "registered with the control plane");
+    supervisor.reset_generation_floor();
 
     let (tx, rx) = mpsc::channel::<StatusReport>(256);
     let mut call = {

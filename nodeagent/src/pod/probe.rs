@@ -49,8 +49,19 @@ pub struct ProbeState {
     pub last_message: Option<String>,
 }
 
+/// Kubernetes' probe fields are int32; anything beyond is clamped so no deadline overflows.
 fn secs(v: Option<i64>, default: i64) -> Duration {
-    Duration::from_secs(v.unwrap_or(default).max(0) as u64)
+    Duration::from_secs(v.unwrap_or(default).clamp(0, i64::from(i32::MAX)) as u64)
+}
+
+/// One probe run's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure(String),
+    /// The probe could not be run (the engine did not answer): counts neither way, as the
+    /// kubelet does.
+    Unknown(String),
 }
 
 impl ProbeState {
@@ -76,19 +87,20 @@ impl ProbeState {
     }
 
     /// Records one result; returns true when the verdict changed.
-    pub fn record(&mut self, result: Result<(), String>, now: Instant) -> bool {
+    pub fn record(&mut self, result: Outcome, now: Instant) -> bool {
         self.in_flight = false;
         self.next_at = now + self.period();
         let before = self.verdict;
         match result {
-            Ok(()) => {
+            Outcome::Unknown(_) => {}
+            Outcome::Success => {
                 self.failures = 0;
                 self.successes += 1;
                 if self.successes >= self.probe.success_threshold.unwrap_or(1).max(1) {
                     self.verdict = Verdict::Success;
                 }
             }
-            Err(message) => {
+            Outcome::Failure(message) => {
                 self.successes = 0;
                 self.failures += 1;
                 self.last_message = Some(message);
@@ -125,26 +137,43 @@ pub async fn run(
     container: Container,
     probe: Probe,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Outcome {
     if !runtime.probes_are_real() {
-        return Ok(());
+        return Outcome::Success;
     }
     if let Some(exec) = &probe.exec {
         let cmd = exec.command.clone().unwrap_or_default();
-        let outcome = runtime
-            .exec(&container_id, &cmd, timeout)
-            .await
-            .map_err(|e| e.to_string())?;
-        return if outcome.exit_code == 0 {
-            Ok(())
-        } else {
-            Err(format!(
+        return match runtime.exec(&container_id, &cmd, timeout).await {
+            Ok(o) if o.exit_code == 0 => Outcome::Success,
+            Ok(o) => Outcome::Failure(format!(
                 "command {cmd:?} exited with {}: {}",
-                outcome.exit_code,
-                outcome.output.trim()
-            ))
+                o.exit_code,
+                o.output.trim()
+            )),
+            Err(crate::runtime::RuntimeError::Unavailable(e)) => Outcome::Unknown(e),
+            Err(e) => Outcome::Failure(e.to_string()),
         };
     }
+    match network_probe(pod_ip, &container, &probe, timeout).await {
+        Ok(()) => Outcome::Success,
+        Err(message) => Outcome::Failure(message),
+    }
+}
+
+/// Installs rustls' ring provider once, for HTTPS probes.
+fn crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+async fn network_probe(
+    pod_ip: Option<String>,
+    container: &Container,
+    probe: &Probe,
+    timeout: Duration,
+) -> Result<(), String> {
     let host = |h: Option<&String>| {
         h.filter(|h| !h.is_empty())
             .cloned()
@@ -152,7 +181,7 @@ pub async fn run(
             .ok_or_else(|| "the pod has no IP yet".to_string())
     };
     if let Some(tcp) = &probe.tcp_socket {
-        let port = resolve_port(tcp.port.as_ref(), &container)?;
+        let port = resolve_port(tcp.port.as_ref(), container)?;
         let host = host(tcp.host.as_ref())?;
         let addr = format!("{host}:{port}");
         return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
@@ -162,22 +191,48 @@ pub async fn run(
         };
     }
     if let Some(http) = &probe.http_get {
-        let port = resolve_port(http.port.as_ref(), &container)?;
+        let port = resolve_port(http.port.as_ref(), container)?;
         let host = host(http.host.as_ref())?;
-        let scheme = http.scheme.as_deref().unwrap_or("HTTP");
-        if scheme.eq_ignore_ascii_case("HTTPS") {
-            return Err("HTTPS probes are not supported by this agent yet".to_string());
-        }
+        // reqwest's TLS layer wants a crypto provider even for plain HTTP clients.
+        crypto();
+        let scheme = if http
+            .scheme
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"))
+        {
+            "https"
+        } else {
+            "http"
+        };
         let path = http.path.as_deref().unwrap_or("/");
         let path = if path.starts_with('/') {
             path.to_string()
         } else {
             format!("/{path}")
         };
-        let url = format!("http://{host}:{port}{path}");
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let url = format!("{scheme}://{host}:{port}{path}");
+        // As the kubelet: redirects are followed on the same host only (another host's
+        // redirect counts as success), and HTTPS certificates are not verified.
+        let same_host = host.trim_matches(['[', ']']).to_string();
         let client = reqwest::Client::builder()
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(10))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 10 {
+                    attempt.error("stopped after 10 redirects")
+                } else if attempt.url().host_str().map(|h| h.trim_matches(['[', ']']))
+                    == Some(same_host.as_str())
+                {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .danger_accept_invalid_certs(true)
             .no_proxy()
             .build()
             .map_err(|e| e.to_string())?;
@@ -216,15 +271,28 @@ mod tests {
     fn verdicts_wait_for_their_thresholds() {
         let now = Instant::now();
         let mut p = ProbeState::new(ProbeKind::Readiness, probe(2, 3), now);
-        assert!(!p.record(Ok(()), now));
+        let fail = || Outcome::Failure("x".into());
+        assert!(!p.record(Outcome::Success, now));
         assert_eq!(p.verdict, Verdict::Unknown);
-        assert!(p.record(Ok(()), now));
+        assert!(p.record(Outcome::Success, now));
         assert_eq!(p.verdict, Verdict::Success);
-        assert!(!p.record(Err("x".into()), now));
-        assert!(!p.record(Err("x".into()), now));
+        assert!(!p.record(fail(), now));
+        assert!(!p.record(fail(), now));
+        assert!(!p.record(Outcome::Unknown("engine down".into()), now));
         assert_eq!(p.verdict, Verdict::Success);
-        assert!(p.record(Err("x".into()), now));
+        assert!(p.record(fail(), now));
         assert_eq!(p.verdict, Verdict::Failure);
         assert_eq!(p.next_at, now + Duration::from_secs(10));
+    }
+
+    #[test]
+    fn huge_periods_do_not_overflow_deadlines() {
+        let now = Instant::now();
+        let mut huge = probe(1, 1);
+        huge.initial_delay_seconds = Some(i64::MAX);
+        huge.period_seconds = Some(i64::MAX);
+        let mut p = ProbeState::new(ProbeKind::Liveness, huge, now);
+        p.record(Outcome::Success, now);
+        assert!(p.next_at > now);
     }
 }

@@ -96,6 +96,12 @@ pub enum ContainerLife {
         started_at: DateTime<Utc>,
         probes: Vec<ProbeState>,
     },
+    /// Being stopped by the agent (a failed liveness or startup probe): still running until
+    /// its stop signal takes effect, but never ready.
+    Stopping {
+        id: String,
+        started_at: DateTime<Utc>,
+    },
     /// Finished, and the restart policy says it stays so.
     Terminated(Ended),
 }
@@ -160,6 +166,7 @@ impl ContainerSlot {
             ContainerLife::Running { probes, .. } => {
                 Self::verdict(probes, ProbeKind::Startup).is_none_or(|v| v == Verdict::Success)
             }
+            ContainerLife::Stopping { .. } => true,
             _ => false,
         }
     }
@@ -176,7 +183,8 @@ impl ContainerSlot {
         }
     }
 
-    pub fn status(&self) -> ContainerStatus {
+    /// The container's status; ids are shown as `<runtime>://<id>`, as Kubernetes does.
+    pub fn status(&self, runtime: &str) -> ContainerStatus {
         let (state, id) = match &self.life {
             ContainerLife::Waiting {
                 reason, message, ..
@@ -190,7 +198,8 @@ impl ContainerSlot {
                 },
                 self.last.as_ref().map(|l| l.id.clone()),
             ),
-            ContainerLife::Running { id, started_at, .. } => (
+            ContainerLife::Running { id, started_at, .. }
+            | ContainerLife::Stopping { id, started_at } => (
                 ContainerState {
                     running: Some(ContainerStateRunning {
                         started_at: Some(secs(*started_at)),
@@ -207,7 +216,7 @@ impl ContainerSlot {
             restart_count: self.restart_count(),
             started: Some(self.started()),
             image: self.spec.image.clone(),
-            container_id: id.map(|id| format!("keel://{id}")),
+            container_id: id.map(|id| format!("{runtime}://{id}")),
             state: Some(state),
             last_state: Some(self.last.as_ref().map(Ended::as_state).unwrap_or_default()),
         }
@@ -259,6 +268,8 @@ fn condition(
 
 pub struct StatusInput<'a> {
     pub slots: &'a [ContainerSlot],
+    /// The runtime's name, for container ids.
+    pub runtime: &'a str,
     pub pod_ip: Option<&'a str>,
     pub host_ip: Option<&'a str>,
     pub start_time: DateTime<Utc>,
@@ -289,6 +300,12 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         host_ip: input.host_ip.map(str::to_string),
         pod_ip: input.pod_ip.map(str::to_string),
         start_time: Some(secs(input.start_time)),
-        container_statuses: Some(input.slots.iter().map(ContainerSlot::status).collect()),
+        container_statuses: Some(
+            input
+                .slots
+                .iter()
+                .map(|s| s.status(input.runtime))
+                .collect(),
+        ),
     }
 }

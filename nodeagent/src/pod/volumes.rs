@@ -35,8 +35,20 @@ impl HostVolume {
             std::fs::create_dir_all(&full)
                 .map_err(|e| format!("creating subPath {}: {e}", full.display()))?;
         }
-        Ok(full.to_string_lossy().into_owned())
+        // A container can put a symlink in its volume; resolved, the path must still be
+        // inside the volume, or a subPath could mount any of the node's files.
+        let resolved = canonical(&full)?;
+        if !resolved.starts_with(canonical(&self.path)?) {
+            return Err(format!(
+                "subPath {sub:?} resolves outside its volume (through a symlink)"
+            ));
+        }
+        Ok(resolved.to_string_lossy().into_owned())
     }
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, String> {
+    std::fs::canonicalize(path).map_err(|e| format!("resolving {}: {e}", path.display()))
 }
 
 pub type PodVolumes = BTreeMap<String, HostVolume>;
@@ -55,6 +67,12 @@ pub fn pod_dir(data_dir: &Path, uid: &str) -> PathBuf {
         })
         .collect();
     data_dir.join("pods").join(safe)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("setting the mode of {}: {e}", path.display()))
 }
 
 fn file_mode(item: Option<&KeyToPath>, default_mode: Option<i64>) -> u32 {
@@ -147,6 +165,18 @@ fn under_allowed(path: &Path, allowed: &[PathBuf]) -> bool {
         && allowed.iter().any(|prefix| path.starts_with(prefix))
 }
 
+/// `under_allowed` for what the path really is once symlinks are followed (on both sides).
+fn resolved_under_allowed(path: &Path, allowed: &[PathBuf]) -> bool {
+    let Ok(resolved) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    let allowed: Vec<PathBuf> = allowed
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    under_allowed(&resolved, &allowed)
+}
+
 /// Prepares (or refreshes) every volume of `pod` under `pod_dir`.
 pub fn prepare(
     pod_dir: &Path,
@@ -155,11 +185,25 @@ pub fn prepare(
 ) -> Result<PodVolumes, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut out = PodVolumes::new();
+    // Secrets and ConfigMaps live below: only root on the node may enter.
+    if let Some(pods) = pod_dir.parent() {
+        std::fs::create_dir_all(pods).map_err(|e| format!("creating {}: {e}", pods.display()))?;
+        set_mode(pods, 0o700)?;
+    }
     for v in pod.pod.spec.volumes.iter().flatten() {
         let dir = pod_dir.join("volumes").join(&v.name);
-        let volume = if v.empty_dir.is_some() {
+        let volume = if let Some(empty) = &v.empty_dir {
+            if empty.medium.as_deref() == Some("Memory") {
+                return Err(format!(
+                    "volume {:?}: emptyDir medium \"Memory\" is not supported on keel nodes yet; \
+                     leave medium unset for a directory on the node's disk",
+                    v.name
+                ));
+            }
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("creating emptyDir {}: {e}", dir.display()))?;
+            // Writable by any user a container runs as, as Kubernetes' emptyDir is.
+            set_mode(&dir, 0o777)?;
             HostVolume {
                 path: dir,
                 read_only: false,
@@ -208,11 +252,9 @@ pub fn prepare(
                 &dir,
                 &projected(data, src.items.as_ref(), src.default_mode, &what)?,
             )?;
-            // Secret files are readable only by root on the node.
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-            }
+            // Readable inside the container by its own user; the node's other users are kept
+            // out by the pods directory itself (0700, below).
+            set_mode(&dir, 0o755)?;
             HostVolume {
                 path: dir,
                 read_only: true,
@@ -262,6 +304,12 @@ pub fn prepare(
                 }
                 _ => {}
             }
+            if path.exists() && !resolved_under_allowed(&path, allowed_host_paths) {
+                return Err(format!(
+                    "hostPath {:?} of volume {:?} resolves (through a symlink) outside the allowed host paths",
+                    src.path, v.name
+                ));
+            }
             HostVolume {
                 path,
                 read_only: false,
@@ -287,6 +335,32 @@ mod tests {
         assert!(!under_allowed(Path::new("/srv/data/../../etc"), &allowed));
         assert!(!under_allowed(Path::new("srv/data"), &allowed));
         assert!(!under_allowed(Path::new("/srv/data"), &[]));
+    }
+
+    #[test]
+    fn symlinks_cannot_lead_a_sub_path_or_host_path_out() {
+        let root = tempfile::tempdir().unwrap();
+        let volume = root.path().join("vol");
+        std::fs::create_dir_all(volume.join("inside")).unwrap();
+        std::os::unix::fs::symlink("/", volume.join("escape")).unwrap();
+        let v = HostVolume {
+            path: volume.clone(),
+            read_only: false,
+        };
+        assert!(v.sub_path("inside").is_ok());
+        let err = v.sub_path("escape").unwrap_err();
+        assert!(err.contains("resolves outside its volume"), "{err}");
+        let allowed = root.path().join("allowed");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::os::unix::fs::symlink("/etc", allowed.join("etc")).unwrap();
+        assert!(!resolved_under_allowed(
+            &allowed.join("etc"),
+            std::slice::from_ref(&allowed)
+        ));
+        assert!(resolved_under_allowed(
+            &allowed,
+            std::slice::from_ref(&allowed)
+        ));
     }
 
     #[test]

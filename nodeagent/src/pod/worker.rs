@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use keel_schema::defaults::default_pull_policy;
 use keel_schema::proto::PodStatusUpdate;
 use keel_schema::types::pod::{Container, PodStatus};
@@ -18,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::probe::{self, ProbeKind, Verdict};
+use super::probe::{self, Outcome, ProbeKind, Verdict};
 use super::spec::container_spec;
 use super::state::{ContainerLife, ContainerSlot, Ended, StatusInput, WaitReason, pod_status};
 use super::volumes::{self, PodVolumes};
@@ -50,13 +51,15 @@ pub enum Command {
 
 /// How often a worker looks at its containers even when nothing told it to.
 const RESYNC: Duration = Duration::from_secs(10);
+/// The shortest pause between two passes.
+const MIN_WAKE: Duration = Duration::from_millis(100);
 /// How soon to retry when the engine could not be reached.
 const ENGINE_RETRY: Duration = Duration::from_secs(2);
 
 struct ProbeDone {
     container_id: String,
     kind: ProbeKind,
-    result: Result<(), String>,
+    result: Outcome,
 }
 
 struct PodWorker {
@@ -181,10 +184,27 @@ pub fn spawn(
     };
     tokio::spawn(async move {
         let uid = worker.desired.uid.clone();
-        worker.run(rx, adopted).await;
+        let grace = worker.desired.grace_seconds();
+        let ctx = worker.ctx.clone();
+        let (namespace, name) = (
+            worker.desired.namespace.clone(),
+            worker.desired.name.clone(),
+        );
+        // A worker that fails unexpectedly must not strand its pod: clean up after it.
+        if let Err(e) = tokio::spawn(worker.run(rx, adopted)).await {
+            tracing::error!(pod = %format!("{namespace}/{name}"), error = %e, "pod worker failed; removing the pod's containers");
+            remove_all(&ctx, &uid, grace).await;
+            ctx.hub.publish_deleted(&uid, &namespace, &name);
+        }
         let _ = exited.send(uid);
     });
     tx
+}
+
+/// The monotonic instant a container started at, from the engine's wall-clock time.
+fn instant_of(started_at: DateTime<Utc>) -> Instant {
+    let ago = (Utc::now() - started_at).to_std().unwrap_or_default();
+    Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
 }
 
 /// Stops and removes the containers of a pod that is not wanted (found at agent start), as
@@ -305,6 +325,8 @@ impl PodWorker {
         }
         found.sort_by_key(|c| std::cmp::Reverse(c.attempt));
         let mut unwanted = Vec::new();
+        // Earlier runs are kept for their logs, but never left running beside the latest.
+        let mut stray = Vec::new();
         for c in found.iter().filter(|c| c.is_sandbox()) {
             let running = matches!(c.state, ContainerState::Running { .. });
             if self.sandbox.is_none() && running {
@@ -329,10 +351,11 @@ impl PodWorker {
                 slot.starts = latest.attempt + 1;
                 match latest.state {
                     ContainerState::Running { started_at } if self.sandbox.is_some() => {
+                        // Probe delays count from the container's own start, as the kubelet's.
                         slot.life = ContainerLife::Running {
                             id: latest.id.clone(),
                             started_at,
-                            probes: ContainerSlot::probes_for(&slot.spec, Instant::now()),
+                            probes: ContainerSlot::probes_for(&slot.spec, instant_of(started_at)),
                         };
                     }
                     _ => {
@@ -348,9 +371,11 @@ impl PodWorker {
             }
             if let Some(previous) = runs.next() {
                 slot.last = Some(ended_from(previous));
+                stray.push(previous.id.clone());
             }
             if let Some(older) = runs.next() {
                 slot.older = Some(older.id.clone());
+                stray.push(older.id.clone());
             }
             unwanted.extend(runs.map(|c| c.id.clone()));
         }
@@ -361,6 +386,10 @@ impl PodWorker {
                 .filter(|c| c.container.as_deref().is_some_and(|n| !known.contains(&n)))
                 .map(|c| c.id.clone()),
         );
+        let grace = Duration::from_secs(self.desired.grace_seconds() as u64);
+        for id in stray {
+            let _ = self.ctx.runtime.stop(&id, grace).await;
+        }
         for id in unwanted {
             let _ = self.ctx.runtime.remove(&id).await;
         }
@@ -457,13 +486,6 @@ impl PodWorker {
                 Ok(_) => {
                     tracing::warn!(pod = %self.desired.key(), "pod sandbox is gone; recreating the pod's containers");
                     let id = sb.id.clone();
-                    // The app containers lost their network: stop them; the policy restarts them.
-                    for i in 0..self.slots.len() {
-                        if let ContainerLife::Running { id, .. } = &self.slots[i].life {
-                            let id = id.clone();
-                            let _ = self.ctx.runtime.stop(&id, Duration::ZERO).await;
-                        }
-                    }
                     let _ = self.ctx.runtime.remove(&id).await;
                     self.sandbox = None;
                 }
@@ -475,6 +497,26 @@ impl PodWorker {
         }
         if self.volumes.is_none() {
             return false;
+        }
+        // App containers still running belong to a sandbox that is gone (their network went
+        // with it): stop them first; the restart policy brings them back in the new one.
+        let grace = Duration::from_secs(self.desired.grace_seconds() as u64);
+        for i in 0..self.slots.len() {
+            if let ContainerLife::Running { id, .. } | ContainerLife::Stopping { id, .. } =
+                &self.slots[i].life
+            {
+                let id = id.clone();
+                if let Err(e) = self.ctx.runtime.stop(&id, grace).await {
+                    tracing::debug!(error = %e, "cannot stop a container of a lost sandbox");
+                    return false;
+                }
+                let ended = match self.ctx.runtime.inspect(&id).await {
+                    Ok(Some(info)) => ended_from(&info),
+                    Ok(None) => vanished(&id, None),
+                    Err(_) => return false,
+                };
+                self.on_exit(i, ended).await;
+            }
         }
         let mut host_ports = Vec::new();
         for c in &self.desired.pod.spec.containers {
@@ -537,13 +579,15 @@ impl PodWorker {
     async fn sync_container(&mut self, i: usize) {
         let now = Instant::now();
         match &self.slots[i].life {
-            ContainerLife::Running { id, started_at, .. } => {
+            ContainerLife::Running { id, started_at, .. }
+            | ContainerLife::Stopping { id, started_at } => {
                 let (id, started_at) = (id.clone(), *started_at);
                 match self.ctx.runtime.inspect(&id).await {
                     Ok(Some(info)) => match info.state {
                         ContainerState::Running { started_at: engine } => {
                             // The engine's start time, not the moment we asked for it.
-                            if let ContainerLife::Running { started_at, .. } =
+                            if let ContainerLife::Running { started_at, .. }
+                            | ContainerLife::Stopping { started_at, .. } =
                                 &mut self.slots[i].life
                             {
                                 *started_at = engine;
@@ -620,10 +664,11 @@ impl PodWorker {
 
     /// Starts container `i`: its image, its config, then the container itself.
     async fn start(&mut self, i: usize) {
-        let Some(sandbox) = self.sandbox.clone() else {
-            return;
-        };
-        let Some(volumes) = self.volumes.clone() else {
+        let (Some(sandbox), Some(volumes)) = (self.sandbox.clone(), self.volumes.clone()) else {
+            // Not yet possible: look again shortly rather than at once.
+            if let ContainerLife::Waiting { retry_at, .. } = &mut self.slots[i].life {
+                *retry_at = Some(Instant::now() + ENGINE_RETRY);
+            }
             return;
         };
         let spec = self.slots[i].spec.clone();
@@ -632,12 +677,18 @@ impl PodWorker {
             ContainerLife::Waiting { reason, .. } => Some(*reason),
             _ => None,
         };
-        if let Err(e) = self
+        let pulled = self
             .ctx
             .runtime
             .ensure_image(&image, pull_policy(&spec))
-            .await
-        {
+            .await;
+        if let Err(ImageError::Runtime(m)) = &pulled {
+            // The engine did not answer: not the image's fault.
+            let m = m.clone();
+            self.wait(i, WaitReason::ContainerCreating, m, ENGINE_RETRY);
+            return;
+        }
+        if let Err(e) = pulled {
             let delay = self.slots[i].backoff.on_failure();
             let reason = match (&e, previous_reason) {
                 (ImageError::NeverPull(_), _) => WaitReason::ErrImageNeverPull,
@@ -713,7 +764,12 @@ impl PodWorker {
                     p.kind,
                 );
                 self.probes.spawn(async move {
-                    let result = probe::run(runtime, id.clone(), ip, spec, probe, timeout).await;
+                    // A probe that panics must not leave its probe "in flight" forever.
+                    let run = probe::run(runtime, id.clone(), ip, spec, probe, timeout);
+                    let result = std::panic::AssertUnwindSafe(run)
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| Outcome::Unknown("the probe panicked".into()));
                     ProbeDone {
                         container_id: id,
                         kind,
@@ -739,9 +795,14 @@ impl PodWorker {
         let Some(p) = probes.iter_mut().find(|p| p.kind == done.kind) else {
             return;
         };
-        let failed = done.result.is_err();
-        if failed {
-            tracing::info!(pod = %pod, container = %name, probe = done.kind.as_str(), error = ?done.result, "probe failed");
+        match &done.result {
+            Outcome::Failure(m) => {
+                tracing::info!(pod = %pod, container = %name, probe = done.kind.as_str(), error = %m, "probe failed");
+            }
+            Outcome::Unknown(m) => {
+                tracing::debug!(pod = %pod, container = %name, probe = done.kind.as_str(), error = %m, "probe could not run");
+            }
+            Outcome::Success => {}
         }
         p.record(done.result, Instant::now());
         let kill = p.verdict == Verdict::Failure
@@ -749,9 +810,15 @@ impl PodWorker {
         if kill {
             let message = p.last_message.clone().unwrap_or_default();
             tracing::info!(pod = %pod, container = %name, "Container {name} failed {} probe, will be restarted: {message}", done.kind.as_str().to_lowercase());
-            // No more probes for this run; it is stopped in the background (its grace period
-            // may be long) and the exit is seen on a later pass.
-            probes.clear();
+            // Not ready from now on; stopped in the background (its grace period may be long)
+            // and the exit is seen on a later pass.
+            let ContainerLife::Running { id, started_at, .. } = &slot.life else {
+                return;
+            };
+            slot.life = ContainerLife::Stopping {
+                id: id.clone(),
+                started_at: *started_at,
+            };
             let runtime = self.ctx.runtime.clone();
             let id = done.container_id.clone();
             tokio::spawn(async move {
@@ -780,12 +847,15 @@ impl PodWorker {
                 _ => {}
             }
         }
-        wake
+        // A deadline already past (a probe due while there is no sandbox, say) must not
+        // turn into a busy loop against the engine.
+        wake.max(Instant::now() + MIN_WAKE)
     }
 
     fn publish(&mut self) {
         let status = pod_status(StatusInput {
             slots: &self.slots,
+            runtime: self.ctx.runtime.name(),
             pod_ip: self
                 .sandbox
                 .as_ref()

@@ -413,7 +413,7 @@ async fn a_removed_container_is_recreated_and_foreign_containers_are_untouched()
     h.sync(&[p], &[]).await.unwrap();
     let s = h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
     let first = container_state(&s, "app").container_id.clone().unwrap();
-    let id = first.trim_start_matches("keel://").to_string();
+    let id = first.trim_start_matches("docker://").to_string();
     docker
         .remove_container(
             &id,

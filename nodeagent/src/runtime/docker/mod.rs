@@ -130,10 +130,17 @@ impl DockerRuntime {
             .create_container(Some(options.clone()), body.clone())
             .await
         {
-            // A leftover of an earlier try (the agent died between create and start, say).
+            // A leftover of an earlier try (the agent died between create and start, say):
+            // replaced only if it is this node's own.
             Err(DockerError::DockerResponseServerError {
-                status_code: 409, ..
+                status_code: 409,
+                message,
             }) => {
+                if self.inspect(&name).await?.is_none() {
+                    return Err(RuntimeError::Failed(format!(
+                        "{message} (a container keel did not create has this name)"
+                    )));
+                }
                 self.remove(&name).await?;
                 self.docker.create_container(Some(options), body).await
             }
@@ -178,8 +185,12 @@ impl DockerRuntime {
     }
 
     async fn pull(&self, image: &str) -> Result<(), ImageError> {
+        // Without a tag Docker pulls every tag of the repository; Kubernetes means `latest`.
+        let last = image.rsplit('/').next().unwrap_or(image);
+        let tag = (!last.contains(':') && !image.contains('@')).then(|| "latest".to_string());
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),
+            tag,
             ..Default::default()
         };
         self.docker
@@ -272,11 +283,15 @@ impl Runtime for DockerRuntime {
         }
         let body = ContainerCreateBody {
             image: Some(self.pause_image.clone()),
-            entrypoint: Some(vec![
-                "/bin/busybox".to_string(),
-                "sleep".to_string(),
-                "2147483647".to_string(),
-            ]),
+            // keel's own image is plain busybox; another `--pause-image` (a real pause
+            // image, say) runs its own entrypoint.
+            entrypoint: (self.pause_image == DEFAULT_PAUSE_IMAGE).then(|| {
+                vec![
+                    "/bin/busybox".to_string(),
+                    "sleep".to_string(),
+                    "2147483647".to_string(),
+                ]
+            }),
             hostname: Some(spec.hostname.clone()),
             labels: Some(self.labels(&spec.pod, None, spec.attempt)),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),

@@ -1,0 +1,166 @@
+//! The agent's speed, in one run (`cargo bench -p keel-nodeagent --bench agent`):
+//! - Docker: time from `Sync` to a simple pod reported Running, image present (p50, p90, max
+//!   over sequential pods). Skipped, with a note, when no Docker engine answers.
+//! - Hollow: pods started per second on one agent, for one Sync of many pods.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keel_nodeagent::agent::{self, AgentConfig, RunningAgent};
+use keel_nodeagent::runtime::Runtime;
+use keel_nodeagent::runtime::docker::image_import::import_busybox_image;
+use keel_nodeagent::runtime::docker::{DEFAULT_PAUSE_IMAGE, DockerRuntime};
+use keel_nodeagent::runtime::hollow::HollowRuntime;
+use keel_schema::proto::NodeDesired;
+use keel_schema::proto::node_agent_client::NodeAgentClient;
+use serde_json::json;
+
+const IMAGE: &str = "keel-bench/busybox:1";
+
+async fn start(node: &str, data: &std::path::Path, runtime: Arc<dyn Runtime>) -> RunningAgent {
+    agent::start(
+        AgentConfig {
+            node: node.into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            advertise: None,
+            server: None,
+            labels: BTreeMap::new(),
+            cpu_millis: 2000,
+            memory_bytes: 4 << 30,
+            max_pods: 100_000,
+            data_dir: data.to_path_buf(),
+            allowed_host_paths: vec![],
+        },
+        runtime,
+    )
+    .await
+    .expect("agent")
+}
+
+fn pod(node: &str, name: &str, uid: &str, command: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": uid},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "app", "image": IMAGE, "command": command}]}
+    }))
+    .unwrap()
+}
+
+fn is_running(agent: &RunningAgent, uid: &str) -> bool {
+    agent.hub.get(uid).is_some_and(|u| {
+        serde_json::from_slice::<keel_schema::types::pod::PodStatus>(&u.status)
+            .is_ok_and(|s| s.phase.as_deref() == Some("Running"))
+    })
+}
+
+async fn sync(
+    client: &mut NodeAgentClient<tonic::transport::Channel>,
+    node: &str,
+    generation: u64,
+    pods: Vec<Vec<u8>>,
+) {
+    let msg = NodeDesired {
+        node_name: node.into(),
+        generation,
+        pods,
+        ..Default::default()
+    };
+    for _ in 0..100 {
+        match client.sync(msg.clone()).await {
+            Ok(_) => return,
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(s) => panic!("sync: {s}"),
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn docker_bench() {
+    let node = "bench-docker";
+    let rt = match DockerRuntime::connect(node, DEFAULT_PAUSE_IMAGE).await {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("docker: skipped ({e:#})");
+            return;
+        }
+    };
+    import_busybox_image(rt.client(), IMAGE, &[])
+        .await
+        .expect("image");
+    let data = tempfile::tempdir().unwrap();
+    let agent = start(node, data.path(), Arc::new(rt)).await;
+    let mut client = NodeAgentClient::connect(format!("http://{}", agent.addr))
+        .await
+        .unwrap();
+    let runs = 20;
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let uid = format!("bench-{i}");
+        let started = Instant::now();
+        sync(
+            &mut client,
+            node,
+            2 * i as u64 + 1,
+            vec![pod(node, &format!("p{i}"), &uid, &["sleep", "3600"])],
+        )
+        .await;
+        while !is_running(&agent, &uid) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        times.push(started.elapsed());
+        // Remove it before the next one, so each start is measured alone.
+        sync(&mut client, node, 2 * i as u64 + 2, vec![]).await;
+        while agent.hub.get(&uid).is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    times.sort();
+    println!(
+        "docker: Sync → pod Running ({runs} pods, one at a time): p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.9).as_secs_f64() * 1e3,
+        times.last().unwrap().as_secs_f64() * 1e3,
+    );
+}
+
+async fn hollow_bench(n: usize) {
+    let node = "bench-hollow";
+    let data = tempfile::tempdir().unwrap();
+    let agent = start(node, data.path(), Arc::new(HollowRuntime::new())).await;
+    let mut client = NodeAgentClient::connect(format!("http://{}", agent.addr))
+        .await
+        .unwrap()
+        .max_encoding_message_size(64 << 20);
+    let pods: Vec<Vec<u8>> = (0..n)
+        .map(|i| pod(node, &format!("p{i}"), &format!("uid-{i}"), &["run"]))
+        .collect();
+    let started = Instant::now();
+    sync(&mut client, node, 1, pods).await;
+    let accepted = started.elapsed();
+    while agent.hub.running_pods() < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let all = started.elapsed();
+    println!(
+        "hollow: {n} pods in one Sync: accepted in {:.0} ms, all Running in {:.0} ms = {:.0} pods/s",
+        accepted.as_secs_f64() * 1e3,
+        all.as_secs_f64() * 1e3,
+        n as f64 / all.as_secs_f64()
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        docker_bench().await;
+        hollow_bench(1_000).await;
+        hollow_bench(10_000).await;
+    });
+}

@@ -1,0 +1,113 @@
+//! `keel-agent` as a user runs it: its flags, and serving its API while the control plane is
+//! not there yet.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keel_e2e::binary;
+use keel_schema::proto::NodeDesired;
+use keel_schema::proto::node_agent_client::NodeAgentClient;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn bad_flags_are_refused_with_the_flag_named() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--name", "Not_A_Name", "--server", "127.0.0.1:7400"],
+            "--name \"Not_A_Name\"",
+        ),
+        (
+            &["--name", "n1", "--server", "x:1", "--memory", "lots"],
+            "--memory: \"lots\" is not a quantity",
+        ),
+        (
+            &["--name", "n1", "--server", "x:1", "--labels", "zone"],
+            "--labels: \"zone\" is not key=value",
+        ),
+        (
+            &[
+                "--name",
+                "n1",
+                "--server",
+                "x:1",
+                "--allowed-host-path",
+                "data",
+            ],
+            "--allowed-host-path data: must be an absolute path",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(binary("keel-agent"))
+            .args(*args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn serves_its_api_while_the_control_plane_is_unreachable() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let unreachable = free_port();
+    let mut agent = Command::new(binary("keel-agent"))
+        .args(["--name", "lonely", "--runtime", "hollow"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--server", &format!("127.0.0.1:{unreachable}")])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "uid": "u-1"},
+        "spec": {"nodeName": "lonely", "containers": [{"name": "app", "image": "example/app:1"}]}
+    });
+    let msg = NodeDesired {
+        node_name: "lonely".into(),
+        generation: 4,
+        pods: vec![serde_json::to_vec(&pod).unwrap()],
+        ..Default::default()
+    };
+    let applied = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let attempt = async {
+                let mut c = NodeAgentClient::connect(format!("http://127.0.0.1:{port}")).await?;
+                Ok::<_, Box<dyn std::error::Error>>(c.sync(msg.clone()).await?.into_inner())
+            };
+            match attempt.await {
+                Ok(ack) => break ack.applied_generation,
+                Err(e) if Instant::now() > deadline => panic!("agent never answered: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    assert_eq!(applied, 4);
+    agent.kill().unwrap();
+    let _ = agent.wait();
+    let mut stderr = String::new();
+    agent
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("cannot reach the control plane"),
+        "the agent says why it is not registered: {stderr}"
+    );
+}
