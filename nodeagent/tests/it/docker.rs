@@ -515,3 +515,55 @@ async fn an_image_that_cannot_be_pulled_is_reported() {
     );
     assert_eq!(phase(&s), "Pending");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_a_running_container() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "chatty",
+        json!({"terminationGracePeriodSeconds": 1,
+               "containers": [sh("app", "i=0; while true; do i=$((i+1)); echo line-$i; sleep 0.2; done")]}),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
+    let mut stream = h
+        .client
+        .logs(keel_schema::proto::LogsRequest {
+            namespace: "default".into(),
+            pod: "chatty".into(),
+            container: String::new(),
+            tail_lines: 1,
+            follow: true,
+            previous: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = String::new();
+    while seen.matches("line-").count() < 5 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("more lines while following")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk.data));
+    }
+    let numbers: Vec<u32> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("line-")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order: {numbers:?}"
+    );
+    // Unknown container and pod names are clear errors.
+    let err = h.logs("chatty", "nope", false).await.unwrap_err();
+    assert!(
+        err.message()
+            .contains("container nope is not valid for pod default/chatty"),
+        "{}",
+        err.message()
+    );
+    let err = h.logs("ghost", "", false).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}

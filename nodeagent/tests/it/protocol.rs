@@ -308,3 +308,52 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
         });
     assert_eq!(hb.map(|h| h.applied_generation), Some(7));
 }
+
+#[tokio::test]
+async fn a_changed_spec_replaces_the_pod_and_config_changes_do_not() {
+    let mut h = Harness::hollow().await;
+    let cm = |v: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "conf", "namespace": "default"}, "data": {"k": v}})
+    };
+    let (p, uid) = pod(
+        "changing",
+        json!({"containers": [{"name": "app", "image": "example/app:1",
+                               "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf"}]}],
+               "volumes": [{"name": "conf", "configMap": {"name": "conf"}}]}),
+    );
+    h.sync(&[p.clone()], &[cm("one")]).await.unwrap();
+    let first = h.wait_for(&uid, 10, "running", |s| running(s, "app")).await;
+    let id =
+        |s: &keel_schema::types::pod::PodStatus| container_state(s, "app").container_id.clone();
+    let file = h.data.path().join("pods").join(&uid).join("volumes/conf/k");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "one");
+
+    // New ConfigMap data: the file is rewritten in place, the container keeps running.
+    h.sync(&[p.clone()], &[cm("two")]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&file).unwrap_or_default() != "two" {
+        assert!(tokio::time::Instant::now() < deadline, "file not refreshed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(id(&h.status(&uid).unwrap()), id(&first));
+
+    // A new image: the pod's containers are replaced.
+    let mut changed = p;
+    changed["spec"]["containers"][0]["image"] = json!("example/app:2");
+    h.sync(&[changed], &[cm("two")]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 10, "replaced", |s| {
+            running(s, "app") && id(s) != id(&first)
+        })
+        .await;
+    assert_eq!(
+        container_state(&s, "app").image.as_deref(),
+        Some("example/app:2")
+    );
+    assert_eq!(
+        container_state(&s, "app").restart_count,
+        0,
+        "a new pod, not a restart"
+    );
+}

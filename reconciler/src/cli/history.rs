@@ -51,7 +51,9 @@ async fn fetch(args: &Args) -> anyhow::Result<Vec<SyncRecord>> {
         args.server.trim_end_matches('/'),
         args.limit
     );
-    let resp = reqwest::get(&url)
+    let resp = super::http::client()
+        .get(&url)
+        .send()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the keel server at {}: {e}", args.server))?;
     if !resp.status().is_success() {

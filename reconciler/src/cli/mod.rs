@@ -1,6 +1,7 @@
 //! The `keel` command line: one file per verb.
 
 pub mod history;
+mod http;
 pub mod plan;
 pub mod schema;
 pub mod server;

@@ -156,7 +156,7 @@ fn plan_against_server(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let resp = reqwest::Client::new()
+        let resp = super::http::client()
             .post(&url)
             .json(&body)
             .send()
