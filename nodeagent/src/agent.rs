@@ -39,6 +39,8 @@ pub struct RunningAgent {
     pub supervisor: Supervisor,
     pub hub: Arc<StatusHub>,
     stop: Option<oneshot::Sender<()>>,
+    /// Tells pod workers to end, leaving their containers running.
+    workers_stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -52,6 +54,7 @@ impl RunningAgent {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.workers_stop.send_replace(true);
         for t in &self.tasks {
             t.abort();
         }
@@ -80,7 +83,9 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         .rsplit_once(':')
         .map(|(h, _)| h.trim_matches(['[', ']']).to_string());
     let hub = Arc::new(StatusHub::default());
+    let (workers_stop, shutdown) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(PodContext {
+        shutdown,
         runtime: runtime.clone(),
         host_ip,
         data_dir: config.data_dir.clone(),
@@ -125,6 +130,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         supervisor,
         hub,
         stop: Some(stop_tx),
+        workers_stop,
         tasks,
     })
 }

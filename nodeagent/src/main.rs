@@ -70,7 +70,8 @@ struct Args {
     /// Where the agent keeps pods' volumes (emptyDir, ConfigMap and Secret files).
     #[arg(long, default_value = "/var/lib/keel-agent")]
     data_dir: PathBuf,
-    /// Image of the pod sandbox container; the default is made locally from busybox.
+    /// Image of the pod sandbox container; the default is made locally from busybox. Another
+    /// image must keep running on its own entrypoint (as registry.k8s.io/pause does).
     #[arg(long, default_value = DEFAULT_PAUSE_IMAGE)]
     pause_image: String,
     /// A directory under which hostPath volumes are allowed (repeatable; none by default).

@@ -34,6 +34,9 @@ fn changed_for_node(old: &DesiredPod, new: &DesiredPod) -> bool {
 #[derive(Default)]
 struct State {
     applied_generation: u64,
+    /// Sets older than this are ignored: the applied generation, unless the control plane
+    /// said on registration that its count starts lower.
+    floor: u64,
     /// The latest desired set, by uid.
     desired: HashMap<String, Arc<DesiredPod>>,
     workers: HashMap<String, Worker>,
@@ -41,9 +44,6 @@ struct State {
     found: Option<HashMap<String, Vec<ContainerInfo>>>,
     /// Whether a set was applied since start.
     synced: bool,
-    /// Set on (re)registration: the control plane's counter may have started over (it
-    /// restarted), so the next set is taken whatever its generation.
-    floor_reset: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,7 +151,7 @@ impl Supervisor {
                     .clone(),
             ));
         }
-        if st.synced && !st.floor_reset && set.generation < st.applied_generation {
+        if st.synced && set.generation < st.floor {
             tracing::debug!(
                 stale = set.generation,
                 applied = st.applied_generation,
@@ -160,7 +160,7 @@ impl Supervisor {
             return Ok(st.applied_generation);
         }
         st.applied_generation = set.generation;
-        st.floor_reset = false;
+        st.floor = set.generation;
         st.desired = set
             .pods
             .into_iter()
@@ -244,9 +244,14 @@ impl Supervisor {
         }
     }
 
-    /// The agent (re)registered: accept the next set whatever its generation.
-    pub fn reset_generation_floor(&self) {
-        self.lock().floor_reset = true;
+    /// The control plane, on (re)registration, said which generation it sends next. If it
+    /// restarted its count is lower than ours: sets from `next` on are accepted again, while
+    /// anything older (a set delayed in flight) is still ignored.
+    pub fn lower_generation_floor(&self, next: u64) {
+        let mut st = self.lock();
+        if next > 0 && next < st.floor {
+            st.floor = next;
+        }
     }
 
     pub fn applied_generation(&self) -> u64 {

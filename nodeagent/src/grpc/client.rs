@@ -93,11 +93,12 @@ async fn session(
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         runtime: me.runtime.clone(),
     });
-    tokio::time::timeout(Duration::from_secs(10), register)
+    let registered = tokio::time::timeout(Duration::from_secs(10), register)
         .await
-        .map_err(|_| anyhow::anyhow!("registration timed out after 10s"))??;
+        .map_err(|_| anyhow::anyhow!("registration timed out after 10s"))??
+        .into_inner();
     tracing::info!(server = %server, node = %me.node, "registered with the control plane");
-    supervisor.reset_generation_floor();
+    supervisor.lower_generation_floor(registered.next_generation);
 
     let (tx, rx) = mpsc::channel::<StatusReport>(256);
     let mut call = {

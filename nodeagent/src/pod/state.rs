@@ -101,6 +101,9 @@ pub enum ContainerLife {
     Stopping {
         id: String,
         started_at: DateTime<Utc>,
+        /// When to send the stop again if the container still runs (the engine may not have
+        /// taken the first one).
+        retry_at: Instant,
     },
     /// Finished, and the restart policy says it stays so.
     Terminated(Ended),
@@ -199,7 +202,7 @@ impl ContainerSlot {
                 self.last.as_ref().map(|l| l.id.clone()),
             ),
             ContainerLife::Running { id, started_at, .. }
-            | ContainerLife::Stopping { id, started_at } => (
+            | ContainerLife::Stopping { id, started_at, .. } => (
                 ContainerState {
                     running: Some(ContainerStateRunning {
                         started_at: Some(secs(*started_at)),

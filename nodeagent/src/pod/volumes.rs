@@ -31,24 +31,53 @@ impl HostVolume {
             ));
         }
         let full = self.path.join(rel);
+        // Checked before anything is created, so a symlink cannot make the agent create
+        // directories elsewhere on the node either.
+        inside(&deepest_existing(&full), &self.path).map_err(|_| {
+            format!("subPath {sub:?} resolves outside its volume (through a symlink)")
+        })?;
         if !full.exists() && !self.read_only {
             std::fs::create_dir_all(&full)
                 .map_err(|e| format!("creating subPath {}: {e}", full.display()))?;
         }
         // A container can put a symlink in its volume; resolved, the path must still be
         // inside the volume, or a subPath could mount any of the node's files.
-        let resolved = canonical(&full)?;
-        if !resolved.starts_with(canonical(&self.path)?) {
+        if !full.exists() {
             return Err(format!(
-                "subPath {sub:?} resolves outside its volume (through a symlink)"
+                "subPath {sub:?} does not exist in its read-only volume"
             ));
         }
+        let resolved = inside(&full, &self.path).map_err(|_| {
+            format!("subPath {sub:?} resolves outside its volume (through a symlink)")
+        })?;
         Ok(resolved.to_string_lossy().into_owned())
     }
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, String> {
     std::fs::canonicalize(path).map_err(|e| format!("resolving {}: {e}", path.display()))
+}
+
+/// `path` with symlinks resolved, if that is inside `dir` (also resolved).
+fn inside(path: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let resolved = canonical(path)?;
+    if resolved.starts_with(canonical(dir)?) {
+        Ok(resolved)
+    } else {
+        Err(format!(
+            "{} is outside {}",
+            resolved.display(),
+            dir.display()
+        ))
+    }
+}
+
+/// The longest prefix of `path` that exists (at worst `/`).
+fn deepest_existing(path: &Path) -> PathBuf {
+    path.ancestors()
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 pub type PodVolumes = BTreeMap<String, HostVolume>;
@@ -280,6 +309,14 @@ pub fn prepare(
                     }
                 ));
             }
+            // Resolved before anything is created there, and mounted as resolved, so a symlink
+            // cannot lead the agent or Docker outside the allowed paths.
+            if !resolved_under_allowed(&deepest_existing(&path), allowed_host_paths) {
+                return Err(format!(
+                    "hostPath {:?} of volume {:?} is outside the allowed host paths once symlinks are resolved",
+                    src.path, v.name
+                ));
+            }
             match src.type_.as_deref().unwrap_or("") {
                 "DirectoryOrCreate" => std::fs::create_dir_all(&path)
                     .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?,
@@ -306,12 +343,12 @@ pub fn prepare(
             }
             if path.exists() && !resolved_under_allowed(&path, allowed_host_paths) {
                 return Err(format!(
-                    "hostPath {:?} of volume {:?} resolves (through a symlink) outside the allowed host paths",
+                    "hostPath {:?} of volume {:?} is outside the allowed host paths once symlinks are resolved",
                     src.path, v.name
                 ));
             }
             HostVolume {
-                path,
+                path: std::fs::canonicalize(&path).unwrap_or(path),
                 read_only: false,
             }
         } else {
@@ -350,6 +387,10 @@ mod tests {
         assert!(v.sub_path("inside").is_ok());
         let err = v.sub_path("escape").unwrap_err();
         assert!(err.contains("resolves outside its volume"), "{err}");
+        // Refused before anything is created on the other side of the link.
+        let marker = format!("keel-must-not-exist-{}", std::process::id());
+        assert!(v.sub_path(&format!("escape/{marker}")).is_err());
+        assert!(!Path::new("/").join(&marker).exists());
         let allowed = root.path().join("allowed");
         std::fs::create_dir_all(&allowed).unwrap();
         std::os::unix::fs::symlink("/etc", allowed.join("etc")).unwrap();

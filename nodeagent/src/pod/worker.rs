@@ -37,6 +37,8 @@ pub struct PodContext {
     pub data_dir: PathBuf,
     pub allowed_host_paths: Vec<PathBuf>,
     pub hub: Arc<StatusHub>,
+    /// Becomes true when the agent stops: workers end without touching their containers.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(Debug)]
@@ -60,6 +62,14 @@ struct ProbeDone {
     container_id: String,
     kind: ProbeKind,
     result: Outcome,
+}
+
+/// How a worker's run ended.
+enum RunEnd {
+    /// The pod was terminated and everything removed.
+    Removed,
+    /// The agent is stopping; the pod's containers are left running.
+    Shutdown,
 }
 
 struct PodWorker {
@@ -190,11 +200,18 @@ pub fn spawn(
             worker.desired.namespace.clone(),
             worker.desired.name.clone(),
         );
-        // A worker that fails unexpectedly must not strand its pod: clean up after it.
-        if let Err(e) = tokio::spawn(worker.run(rx, adopted)).await {
-            tracing::error!(pod = %format!("{namespace}/{name}"), error = %e, "pod worker failed; removing the pod's containers");
-            remove_all(&ctx, &uid, grace).await;
-            ctx.hub.publish_deleted(&uid, &namespace, &name);
+        // A worker that fails unexpectedly must not strand its pod: clean up after it, and
+        // wait before the pod is started again so a failure that repeats does not spin.
+        match tokio::spawn(worker.run(rx, adopted)).await {
+            Ok(RunEnd::Removed) => {}
+            // The agent is stopping: the pod stays as it is, for the next agent to adopt.
+            Ok(RunEnd::Shutdown) => return,
+            Err(e) => {
+                tracing::error!(pod = %format!("{namespace}/{name}"), error = %e, "pod worker failed; removing the pod's containers");
+                remove_all(&ctx, &uid, grace).await;
+                ctx.hub.publish_deleted(&uid, &namespace, &name);
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
         }
         let _ = exited.send(uid);
     });
@@ -280,15 +297,24 @@ async fn remove_all_once(ctx: &PodContext, uid: &str, grace: Duration) -> Result
 }
 
 impl PodWorker {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, adopted: Vec<ContainerInfo>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        adopted: Vec<ContainerInfo>,
+    ) -> RunEnd {
+        let mut shutdown = self.ctx.shutdown.clone();
         if !adopted.is_empty() {
             self.adopt(adopted).await;
         }
         loop {
+            if *shutdown.borrow() {
+                return RunEnd::Shutdown;
+            }
             self.sync().await;
             self.publish();
             let wake = self.next_wake();
             let command = tokio::select! {
+                _ = shutdown.changed() => return RunEnd::Shutdown,
                 cmd = rx.recv() => cmd.unwrap_or(Command::Terminate),
                 Some(done) = self.probes.join_next(), if !self.probes.is_empty() => {
                     if let Ok(done) = done {
@@ -312,6 +338,7 @@ impl PodWorker {
             &self.desired.namespace,
             &self.desired.name,
         );
+        RunEnd::Removed
     }
 
     /// Takes over the containers an earlier agent process made for this pod, leaving running
@@ -501,15 +528,28 @@ impl PodWorker {
         // App containers still running belong to a sandbox that is gone (their network went
         // with it): stop them first; the restart policy brings them back in the new one.
         let grace = Duration::from_secs(self.desired.grace_seconds() as u64);
-        for i in 0..self.slots.len() {
-            if let ContainerLife::Running { id, .. } | ContainerLife::Stopping { id, .. } =
-                &self.slots[i].life
-            {
-                let id = id.clone();
-                if let Err(e) = self.ctx.runtime.stop(&id, grace).await {
-                    tracing::debug!(error = %e, "cannot stop a container of a lost sandbox");
-                    return false;
+        let orphaned: Vec<(usize, String)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.life {
+                ContainerLife::Running { id, .. } | ContainerLife::Stopping { id, .. } => {
+                    Some((i, id.clone()))
                 }
+                _ => None,
+            })
+            .collect();
+        let stops = orphaned
+            .iter()
+            .map(|(_, id)| self.ctx.runtime.stop(id, grace));
+        for r in futures_util::future::join_all(stops).await {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "cannot stop a container of a lost sandbox");
+                return false;
+            }
+        }
+        for (i, id) in orphaned {
+            {
                 let ended = match self.ctx.runtime.inspect(&id).await {
                     Ok(Some(info)) => ended_from(&info),
                     Ok(None) => vanished(&id, None),
@@ -517,6 +557,11 @@ impl PodWorker {
                 };
                 self.on_exit(i, ended).await;
             }
+        }
+        if self.terminal() {
+            // Every container is done for good (found so after an agent restart, say): a
+            // finished pod needs no sandbox.
+            return false;
         }
         let mut host_ports = Vec::new();
         for c in &self.desired.pod.spec.containers {
@@ -580,17 +625,31 @@ impl PodWorker {
         let now = Instant::now();
         match &self.slots[i].life {
             ContainerLife::Running { id, started_at, .. }
-            | ContainerLife::Stopping { id, started_at } => {
+            | ContainerLife::Stopping { id, started_at, .. } => {
                 let (id, started_at) = (id.clone(), *started_at);
                 match self.ctx.runtime.inspect(&id).await {
                     Ok(Some(info)) => match info.state {
                         ContainerState::Running { started_at: engine } => {
                             // The engine's start time, not the moment we asked for it.
-                            if let ContainerLife::Running { started_at, .. }
-                            | ContainerLife::Stopping { started_at, .. } =
-                                &mut self.slots[i].life
-                            {
-                                *started_at = engine;
+                            let again = match &self.slots[i].life {
+                                ContainerLife::Stopping { retry_at, .. } if *retry_at <= now => {
+                                    Some(self.stop_in_background(&id))
+                                }
+                                _ => None,
+                            };
+                            match &mut self.slots[i].life {
+                                ContainerLife::Running { started_at, .. } => *started_at = engine,
+                                ContainerLife::Stopping {
+                                    started_at,
+                                    retry_at,
+                                    ..
+                                } => {
+                                    *started_at = engine;
+                                    if let Some(again) = again {
+                                        *retry_at = now + again;
+                                    }
+                                }
+                                _ => {}
                             }
                         }
                         _ => self.on_exit(i, ended_from(&info)).await,
@@ -717,11 +776,19 @@ impl PodWorker {
         match self.ctx.runtime.run_container(&sandbox, &cs).await {
             Ok(id) => {
                 tracing::info!(pod = %self.desired.key(), container = %spec.name, attempt, "container started");
+                // The engine's own start time, so it never changes when read again later.
+                let started_at = match self.ctx.runtime.inspect(&id).await {
+                    Ok(Some(ContainerInfo {
+                        state: ContainerState::Running { started_at },
+                        ..
+                    })) => started_at,
+                    _ => Utc::now(),
+                };
                 let slot = &mut self.slots[i];
                 slot.starts += 1;
                 slot.life = ContainerLife::Running {
                     id,
-                    started_at: Utc::now(),
+                    started_at,
                     probes: ContainerSlot::probes_for(&slot.spec, Instant::now()),
                 };
             }
@@ -782,7 +849,6 @@ impl PodWorker {
 
     async fn on_probe(&mut self, done: ProbeDone) {
         let pod = self.desired.key();
-        let grace = Duration::from_secs(self.desired.grace_seconds() as u64);
         let Some(slot) = self.slots.iter_mut().find(
             |s| matches!(&s.life, ContainerLife::Running { id, .. } if *id == done.container_id),
         ) else {
@@ -815,18 +881,30 @@ impl PodWorker {
             let ContainerLife::Running { id, started_at, .. } = &slot.life else {
                 return;
             };
-            slot.life = ContainerLife::Stopping {
-                id: id.clone(),
-                started_at: *started_at,
-            };
-            let runtime = self.ctx.runtime.clone();
-            let id = done.container_id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = runtime.stop(&id, grace).await {
-                    tracing::warn!(error = %e, "stopping a container that failed its probe");
-                }
-            });
+            let (id, started_at) = (id.clone(), *started_at);
+            let again = self.stop_in_background(&id);
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.spec.name == name) {
+                slot.life = ContainerLife::Stopping {
+                    id,
+                    started_at,
+                    retry_at: Instant::now() + again,
+                };
+            }
         }
+    }
+
+    /// Stops container `id` in a task of its own (its grace period may be long); returns how
+    /// long to wait before trying again should it still be running.
+    fn stop_in_background(&self, id: &str) -> Duration {
+        let grace = Duration::from_secs(self.desired.grace_seconds() as u64);
+        let runtime = self.ctx.runtime.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = runtime.stop(&id, grace).await {
+                tracing::warn!(error = %e, "stopping a container that failed its probe; will retry");
+            }
+        });
+        grace + Duration::from_secs(5)
     }
 
     fn next_wake(&self) -> Instant {
@@ -844,6 +922,7 @@ impl PodWorker {
                         wake = wake.min(p.next_at);
                     }
                 }
+                ContainerLife::Stopping { retry_at, .. } => wake = wake.min(*retry_at),
                 _ => {}
             }
         }

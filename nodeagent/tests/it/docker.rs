@@ -206,13 +206,24 @@ async fn a_crashing_container_restarts_with_growing_backoff() {
         .terminated
         .expect("last state");
     assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
+    let second_run_ended = last.finished_at.expect("finishedAt");
     assert_eq!(phase(&s), "Running", "a restarting pod stays Running");
     let s = h
         .wait_for(&uid, 60, "a 20s back-off", |s| {
             waiting_message(s).is_some_and(|m| m.starts_with("back-off 20s"))
         })
         .await;
-    assert_eq!(container_state(&s, "app").restart_count, 2);
+    let c = container_state(&s, "app");
+    assert_eq!(c.restart_count, 2);
+    // The third run really waited out the 10s back-off (timestamps have whole seconds).
+    let third = c
+        .last_state
+        .clone()
+        .unwrap()
+        .terminated
+        .expect("last state");
+    let waited = third.started_at.expect("startedAt") - second_run_ended;
+    assert!(waited.num_seconds() >= 9, "restarted after only {waited}");
     // The previous run's output is there for `logs --previous`.
     assert_eq!(
         h.logs("crashy", "app", true).await.unwrap().trim(),
@@ -390,21 +401,37 @@ async fn a_restarted_agent_adopts_its_running_containers() {
 async fn a_removed_container_is_recreated_and_foreign_containers_are_untouched() {
     let mut h = docker_or_skip!();
     let docker = h.docker.clone().unwrap();
-    // A container keel did not make, on the same engine.
-    let foreign = docker
-        .create_container(
-            None::<bollard::query_parameters::CreateContainerOptions>,
-            bollard::models::ContainerCreateBody {
-                image: Some(IMAGE.into()),
-                cmd: Some(vec!["sleep".into(), "3600".into()]),
-                labels: Some([("keel.dev/pod-uid".to_string(), "not-ours".to_string())].into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .id;
-    docker.start_container(&foreign, None).await.unwrap();
+    // Containers keel did not make on the same engine: one without labels, one that looks
+    // like another node's pod. They exist before the agent (re)starts and lists its own.
+    let mut foreign = Vec::new();
+    let lookalike = [
+        ("keel.dev/node", "another-node"),
+        ("keel.dev/pod-uid", "not-ours"),
+        ("keel.dev/role", "app"),
+    ];
+    for labels in [vec![], lookalike.to_vec()] {
+        let labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let id = docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                bollard::models::ContainerCreateBody {
+                    image: Some(IMAGE.into()),
+                    cmd: Some(vec!["sleep".into(), "3600".into()]),
+                    labels: Some(labels),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        docker.start_container(&id, None).await.unwrap();
+        foreign.push(id);
+    }
+    let _cleanup = RemoveOnDrop(foreign.clone());
+    h.restart_agent().await;
 
     let (p, uid) = pod(
         "victim",
@@ -434,22 +461,27 @@ async fn a_removed_container_is_recreated_and_foreign_containers_are_untouched()
 
     h.sync(&[], &[]).await.unwrap();
     h.wait_gone(&uid, 30).await;
-    let still = docker.inspect_container(&foreign, None).await.unwrap();
-    assert_eq!(
-        still.state.and_then(|s| s.running),
-        Some(true),
-        "foreign container untouched"
-    );
-    docker
-        .remove_container(
-            &foreign,
-            Some(bollard::query_parameters::RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
+    for id in &foreign {
+        let still = docker.inspect_container(id, None).await.unwrap();
+        assert_eq!(
+            still.state.and_then(|s| s.running),
+            Some(true),
+            "foreign container untouched"
+        );
+    }
+}
+
+/// Removes containers a test made itself, however the test ends.
+struct RemoveOnDrop(Vec<String>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", id])
+                .output();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -566,4 +598,47 @@ async fn logs_follow_a_running_container() {
     );
     let err = h.logs("ghost", "", false).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_sandbox_brings_the_pod_back_in_a_new_one() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "netless",
+        json!({"terminationGracePeriodSeconds": 1,
+               "containers": [{"name": "web", "image": IMAGE,
+                               "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]}]}),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    h.wait_for(&uid, 60, "running", |s| running(s, "web")).await;
+    let sandbox = h.containers().await[&uid]
+        .iter()
+        .find(|c| c.is_sandbox())
+        .unwrap()
+        .id
+        .clone();
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &sandbox])
+        .output()
+        .unwrap();
+    let s = h
+        .wait_for(&uid, 60, "running again in a new sandbox", |s| {
+            running(s, "web") && container_state(s, "web").restart_count == 1
+        })
+        .await;
+    let ip = s.pod_ip.clone().expect("pod IP");
+    let body = http_get(&format!("{ip}:8080"), "/")
+        .await
+        .unwrap_or_default();
+    assert!(
+        body.contains("hello from keel"),
+        "the new pod IP serves: {body:?}"
+    );
+    let sandboxes: Vec<_> = h.containers().await[&uid]
+        .iter()
+        .filter(|c| c.is_sandbox())
+        .map(|c| c.id.clone())
+        .collect();
+    assert_eq!(sandboxes.len(), 1);
+    assert_ne!(sandboxes[0], sandbox);
 }

@@ -259,6 +259,11 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
+        // Stop the agent's workers first, so none recreates what is removed below.
+        if let Some(agent) = self.agent.take() {
+            agent.stop();
+            std::thread::sleep(Duration::from_millis(300));
+        }
         if self.docker.is_some() {
             // Leave no containers behind, whatever the test did.
             let _ = std::process::Command::new("sh")

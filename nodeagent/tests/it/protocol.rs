@@ -307,6 +307,19 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
             _ => None,
         });
     assert_eq!(hb.map(|h| h.applied_generation), Some(7));
+
+    // This control plane counts from 1 (it said so on registration, as one that restarted
+    // would): its generation 1 is taken although the agent had applied 7; 0 is still stale.
+    let mut restarted = msg.clone();
+    restarted.generation = 1;
+    let ack = client.sync(restarted.clone()).await.unwrap().into_inner();
+    assert_eq!(ack.applied_generation, 1);
+    restarted.generation = 0;
+    let ack = client.sync(restarted).await.unwrap().into_inner();
+    assert_eq!(
+        ack.applied_generation, 1,
+        "older than the control plane's count"
+    );
 }
 
 #[tokio::test]
