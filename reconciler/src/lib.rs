@@ -6,15 +6,17 @@
 //! - [`store`]: all live state, on redb (embedded) or etcd.
 //! - [`source`]: manifests read from the committed tree of a git revision.
 //! - [`plan`]: semantic diffs between revisions, with summaries, for `keel plan`.
+//! - [`apply`]: whole-revision apply; [`server`]: `keel server` (sync loop, HTTP API).
+//! - [`scheduler`]: places pending pods on nodes (filter, score), pure and in memory.
 //!
-//! The source, loader, diff, store, controllers, scheduler, node sync and HTTP API arrive in
-//! later steps (issues 3–6) as modules beside these.
+//! Controllers, node sync and the read API arrive in step E (issue 6) beside these.
 #![forbid(unsafe_code)]
 
 pub mod apply;
 pub mod cli;
 pub mod logging;
 pub mod plan;
+pub mod scheduler;
 pub mod server;
 pub mod source;
 pub mod store;

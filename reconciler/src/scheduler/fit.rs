@@ -1,0 +1,177 @@
+//! Whether a pod fits a node (filters, with Kubernetes' reasons) and how well (scores).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use keel_schema::types::pod::{Pod, Toleration};
+
+use super::NodeInfo;
+
+/// What a pod asks of a node.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PodRequest {
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+    /// (protocol, port, host IP; empty for all addresses).
+    pub host_ports: Vec<(String, i64, String)>,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    /// The controlling owner's uid, for spreading its pods.
+    pub owner: Option<String>,
+}
+
+impl PodRequest {
+    pub fn of(pod: &Pod) -> Self {
+        let mut r = PodRequest::default();
+        for c in &pod.spec.containers {
+            let res = c.resources.as_ref();
+            // As Kubernetes: a limit without a request requests the limit.
+            let amount = |key: &str, millis: bool| {
+                res.and_then(|r| r.requests.as_ref().and_then(|m| m.get(key)))
+                    .or_else(|| res.and_then(|r| r.limits.as_ref().and_then(|m| m.get(key))))
+                    .and_then(|q| if millis { q.millis() } else { q.value() }.ok())
+                    .unwrap_or(0)
+            };
+            r.cpu_millis += amount("cpu", true);
+            r.memory_bytes += amount("memory", false);
+            for p in c.ports.iter().flatten() {
+                if let Some(hp) = p.host_port.filter(|h| *h > 0) {
+                    r.host_ports.push((
+                        p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                        hp,
+                        p.host_ip.clone().unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        r.node_selector = pod.spec.node_selector.clone().unwrap_or_default();
+        r.tolerations = pod.spec.tolerations.clone().unwrap_or_default();
+        r.owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.uid.clone());
+        r
+    }
+}
+
+/// Why a node does not fit, in kube-scheduler's words.
+pub type Reason = String;
+
+/// No node fits; displays as kube-scheduler's `FailedScheduling` message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FitError {
+    pub nodes: usize,
+    /// Each reason with the number of nodes it ruled out, sorted by reason.
+    pub reasons: Vec<(Reason, usize)>,
+}
+
+impl fmt::Display for FitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0/{} nodes are available", self.nodes)?;
+        if self.reasons.is_empty() {
+            return f.write_str(".");
+        }
+        let parts: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
+        write!(f, ": {}.", parts.join(", "))
+    }
+}
+
+impl std::error::Error for FitError {}
+
+fn tolerates(tolerations: &[Toleration], key: &str, value: &str, effect: &str) -> bool {
+    tolerations.iter().any(|t| {
+        let effect_ok = t
+            .effect
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e == effect);
+        let t_key = t.key.as_deref().unwrap_or("");
+        match t.operator.as_deref().unwrap_or("Equal") {
+            // An empty key with Exists tolerates every taint.
+            "Exists" => effect_ok && (t_key.is_empty() || t_key == key),
+            _ => effect_ok && t_key == key && t.value.as_deref().unwrap_or("") == value,
+        }
+    })
+}
+
+fn ports_clash(a: &(String, i64, String), b: &(String, i64, String)) -> bool {
+    let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0";
+    a.0 == b.0 && a.1 == b.1 && (any(&a.2) || any(&b.2) || a.2 == b.2)
+}
+
+/// Every reason `node` cannot take the pod (empty: it fits).
+pub(super) fn check(node: &NodeInfo, r: &PodRequest) -> Result<(), Vec<Reason>> {
+    if node.unschedulable {
+        return Err(vec![String::from("node(s) were unschedulable")]);
+    }
+    if !node.ready {
+        return Err(vec![String::from("node(s) were not ready")]);
+    }
+    let mut why = Vec::new();
+    if r.node_selector
+        .iter()
+        .any(|(k, v)| node.labels.get(k) != Some(v))
+    {
+        why.push(String::from(
+            "node(s) didn't match Pod's node affinity/selector",
+        ));
+    }
+    if let Some((k, v, _)) = node
+        .taints
+        .iter()
+        .find(|(k, v, e)| !tolerates(&r.tolerations, k, v, e))
+    {
+        why.push(format!("node(s) had untolerated taint {{{k}: {v}}}"));
+    }
+    if node.pods >= node.max_pods {
+        why.push(String::from("Too many pods"));
+    }
+    if r.cpu_millis > 0 && node.requested_cpu + r.cpu_millis > node.allocatable_cpu {
+        why.push(String::from("Insufficient cpu"));
+    }
+    if r.memory_bytes > 0 && node.requested_memory + r.memory_bytes > node.allocatable_memory {
+        why.push(String::from("Insufficient memory"));
+    }
+    if r.host_ports
+        .iter()
+        .any(|want| node.host_ports.iter().any(|used| ports_clash(want, used)))
+    {
+        why.push(String::from(
+            "node(s) didn't have free ports for the requested pod ports",
+        ));
+    }
+    if why.is_empty() { Ok(()) } else { Err(why) }
+}
+
+/// How well `node` suits the pod: least allocated (0–100, CPU and memory averaged, after
+/// placing the pod) plus twice the spreading score (100 for a node with the fewest pods of the
+/// pod's owner), as kube-scheduler weighs NodeResourcesFit and PodTopologySpread.
+pub(super) fn score(node: &NodeInfo, r: &PodRequest, max_owned: u32) -> i64 {
+    let free = |alloc: i64, used: i64| {
+        if alloc <= 0 {
+            0
+        } else {
+            ((alloc - used).max(0) * 100) / alloc
+        }
+    };
+    let least = (free(node.allocatable_cpu, node.requested_cpu + r.cpu_millis)
+        + free(
+            node.allocatable_memory,
+            node.requested_memory + r.memory_bytes,
+        ))
+        / 2;
+    let spread = match &r.owner {
+        Some(owner) if max_owned > 0 => {
+            let mine = i64::from(node.owners.get(owner).copied().unwrap_or(0));
+            (i64::from(max_owned) - mine) * 100 / i64::from(max_owned)
+        }
+        _ => 100,
+    };
+    least + 2 * spread
+}

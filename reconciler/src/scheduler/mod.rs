@@ -1,0 +1,277 @@
+//! The scheduler: binds pending pods to nodes.
+//!
+//! For each pod it filters the nodes (Ready, schedulable, CPU and memory requests fit what is
+//! left of allocatable, pod count, nodeSelector, hostPort conflicts, taints and tolerations),
+//! scores the feasible ones (least allocated, plus spreading the pods of one owner across
+//! nodes) and picks the best. As kube-scheduler does on large clusters, it stops filtering once
+//! it has found enough feasible nodes (`percentageOfNodesToScore`), starting each search where
+//! the last one stopped, so every node gets its turn.
+//!
+//! [`SchedulerCache`] is the scheduler's view of nodes and bound pods. It is pure (no store,
+//! no I/O): the caller feeds it nodes and pods, asks it to place a pod, and binds the result
+//! with optimistic concurrency. A placed pod is counted at once ("assumed"), so pods placed in
+//! a burst do not all land on the same emptiest node.
+
+mod fit;
+
+use std::collections::{BTreeMap, HashMap};
+
+use keel_schema::types::core::Node;
+use keel_schema::types::pod::Pod;
+
+pub use fit::FitError;
+use fit::{PodRequest, Reason};
+
+/// kube-scheduler's default pod limit per node when a node does not say.
+pub const DEFAULT_MAX_PODS: u32 = 110;
+
+/// One node as the scheduler sees it.
+#[derive(Debug, Clone)]
+struct NodeInfo {
+    name: String,
+    labels: BTreeMap<String, String>,
+    /// `NoSchedule` and `NoExecute` taints: (key, value, effect).
+    taints: Vec<(String, String, String)>,
+    ready: bool,
+    unschedulable: bool,
+    allocatable_cpu: i64,
+    allocatable_memory: i64,
+    max_pods: u32,
+    requested_cpu: i64,
+    requested_memory: i64,
+    pods: u32,
+    /// (protocol, port, host IP) in use.
+    host_ports: Vec<(String, i64, String)>,
+    /// Pods per owner uid, for spreading.
+    owners: HashMap<String, u32>,
+}
+
+impl NodeInfo {
+    fn from_node(node: &Node) -> Self {
+        let status = node.status.as_ref();
+        let quantity = |key: &str, millis: bool| {
+            status
+                .and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref()))
+                .and_then(|a| a.get(key))
+                .and_then(|q| if millis { q.millis() } else { q.value() }.ok())
+                .unwrap_or(0)
+        };
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        let taints = node
+            .spec
+            .taints
+            .iter()
+            .flatten()
+            .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+            .map(|t| {
+                (
+                    t.key.clone(),
+                    t.value.clone().unwrap_or_default(),
+                    t.effect.clone(),
+                )
+            })
+            .collect();
+        NodeInfo {
+            name: node.metadata.name().to_string(),
+            labels: node.metadata.labels().clone(),
+            taints,
+            ready,
+            unschedulable: node.spec.unschedulable.unwrap_or(false),
+            allocatable_cpu: quantity("cpu", true),
+            allocatable_memory: quantity("memory", false),
+            max_pods: u32::try_from(quantity("pods", false))
+                .ok()
+                .filter(|p| *p > 0)
+                .unwrap_or(DEFAULT_MAX_PODS),
+            requested_cpu: 0,
+            requested_memory: 0,
+            pods: 0,
+            host_ports: Vec::new(),
+            owners: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, r: &PodRequest) {
+        self.requested_cpu += r.cpu_millis;
+        self.requested_memory += r.memory_bytes;
+        self.pods += 1;
+        self.host_ports.extend(r.host_ports.iter().cloned());
+        if let Some(owner) = &r.owner {
+            *self.owners.entry(owner.clone()).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, r: &PodRequest) {
+        self.requested_cpu -= r.cpu_millis;
+        self.requested_memory -= r.memory_bytes;
+        self.pods = self.pods.saturating_sub(1);
+        for hp in &r.host_ports {
+            if let Some(i) = self.host_ports.iter().position(|x| x == hp) {
+                self.host_ports.swap_remove(i);
+            }
+        }
+        if let Some(owner) = &r.owner
+            && let Some(n) = self.owners.get_mut(owner)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.owners.remove(owner);
+            }
+        }
+    }
+}
+
+/// The scheduler's view of the cluster: nodes and the pods bound to them.
+#[derive(Debug, Default)]
+pub struct SchedulerCache {
+    nodes: Vec<NodeInfo>,
+    by_name: HashMap<String, usize>,
+    /// Bound (or assumed) pods by uid: their node and what they request.
+    pods: HashMap<String, (String, PodRequest)>,
+    /// Where the next search starts.
+    next_start: usize,
+}
+
+impl SchedulerCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Adds or updates a node, keeping what its pods request.
+    pub fn upsert_node(&mut self, node: &Node) {
+        let mut info = NodeInfo::from_node(node);
+        match self.by_name.get(&info.name) {
+            Some(&i) => {
+                let old = &self.nodes[i];
+                info.requested_cpu = old.requested_cpu;
+                info.requested_memory = old.requested_memory;
+                info.pods = old.pods;
+                info.host_ports = old.host_ports.clone();
+                info.owners = old.owners.clone();
+                self.nodes[i] = info;
+            }
+            None => {
+                self.by_name.insert(info.name.clone(), self.nodes.len());
+                self.nodes.push(info);
+            }
+        }
+    }
+
+    /// Forgets a node (its pods stay known until removed, but no pod is placed there).
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(i) = self.by_name.remove(name) else {
+            return;
+        };
+        self.nodes.swap_remove(i);
+        if i < self.nodes.len() {
+            let moved = self.nodes[i].name.clone();
+            self.by_name.insert(moved, i);
+        }
+    }
+
+    /// Counts a pod bound to a node (by `spec.nodeName`); a pod seen again is updated.
+    pub fn add_pod(&mut self, pod: &Pod) {
+        let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
+            return;
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.remove_pod(&uid);
+        let request = PodRequest::of(pod);
+        if let Some(&i) = self.by_name.get(&node) {
+            self.nodes[i].add(&request);
+        }
+        self.pods.insert(uid, (node, request));
+    }
+
+    /// Forgets a pod (deleted, or finished).
+    pub fn remove_pod(&mut self, uid: &str) {
+        if let Some((node, request)) = self.pods.remove(uid)
+            && let Some(&i) = self.by_name.get(&node)
+        {
+            self.nodes[i].remove(&request);
+        }
+    }
+
+    /// How many nodes to find feasible before scoring, as kube-scheduler's adaptive
+    /// `percentageOfNodesToScore`: all of up to 100 nodes, else 50% minus 1% per 125 nodes,
+    /// at least 5% and at least 100 nodes.
+    fn feasible_to_find(&self) -> usize {
+        let n = self.nodes.len();
+        if n <= 100 {
+            return n;
+        }
+        let percent = (50 - (n / 125) as i64).max(5) as usize;
+        (n * percent / 100).max(100)
+    }
+
+    /// Picks a node for `pod` and counts the pod there. The caller binds it (and calls
+    /// [`SchedulerCache::remove_pod`] if the bind fails).
+    pub fn schedule(&mut self, pod: &Pod) -> Result<String, FitError> {
+        let request = PodRequest::of(pod);
+        let n = self.nodes.len();
+        let want = self.feasible_to_find();
+        let mut feasible: Vec<usize> = Vec::with_capacity(want.min(n));
+        let mut reasons: BTreeMap<Reason, usize> = BTreeMap::new();
+        let start = if n == 0 { 0 } else { self.next_start % n };
+        let mut looked = 0;
+        for k in 0..n {
+            let i = (start + k) % n;
+            looked += 1;
+            match fit::check(&self.nodes[i], &request) {
+                Ok(()) => {
+                    feasible.push(i);
+                    if feasible.len() >= want {
+                        break;
+                    }
+                }
+                Err(why) => {
+                    for r in why {
+                        *reasons.entry(r).or_default() += 1;
+                    }
+                }
+            }
+        }
+        self.next_start = start + looked;
+        if feasible.is_empty() {
+            return Err(FitError {
+                nodes: n,
+                reasons: reasons.into_iter().collect(),
+            });
+        }
+        let max_owned = request
+            .owner
+            .as_ref()
+            .map(|o| {
+                feasible
+                    .iter()
+                    .map(|&i| self.nodes[i].owners.get(o).copied().unwrap_or(0))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let mut best = feasible[0];
+        let mut best_score = i64::MIN;
+        for &i in &feasible {
+            let score = fit::score(&self.nodes[i], &request, max_owned);
+            if score > best_score {
+                best = i;
+                best_score = score;
+            }
+        }
+        let node = self.nodes[best].name.clone();
+        self.nodes[best].add(&request);
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.pods.insert(uid, (node.clone(), request));
+        Ok(node)
+    }
+}
+
+#[cfg(test)]
+mod tests;
