@@ -8,6 +8,7 @@
 //! - [`plan`]: semantic diffs between revisions, with summaries, for `keel plan`.
 //! - [`apply`]: whole-revision apply; [`server`]: `keel server` (sync loop, HTTP API).
 //! - [`scheduler`]: places pending pods on nodes (filter, score), pure and in memory.
+//! - [`nodes`]: agents' registration and status reports (`ControlPlane` gRPC), node readiness.
 //!
 //! Controllers, node sync and the read API arrive in step E (issue 6) beside these.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 pub mod apply;
 pub mod cli;
 pub mod logging;
+pub mod nodes;
 pub mod plan;
 pub mod scheduler;
 pub mod server;

@@ -22,16 +22,23 @@ const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspe
 struct Server {
     child: Child,
     url: String,
+    /// Where agents register (`--agent-listen`).
+    agents: String,
     _data: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
 }
 
 impl Server {
     fn start(repo: &str, extra: &[&str]) -> Server {
         let data = tempfile::tempdir().expect("data dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
+        let port = free_port();
+        let agents = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(data.path().join("server.log")).expect("log file");
         let child = Command::new(binary("keel"))
             .args([
@@ -43,6 +50,7 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(data.path())
+            .args(["--agent-listen", &agents])
             .args(if extra.contains(&"--resync-interval") {
                 &[][..]
             } else {
@@ -61,6 +69,7 @@ impl Server {
         let server = Server {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            agents,
             _data: data,
         };
         server.wait_for("the server to answer", |s| s.get("/healthz").is_some());
@@ -550,4 +559,76 @@ fn a_symlinked_manifest_makes_the_revision_invalid_instead_of_pruning_it() {
         "{record}"
     );
     assert_eq!(replicas(&server), Some(2), "the Deployment was not pruned");
+}
+
+/// The Ready condition's status of node `name` in the read API, if the node exists.
+fn node_ready(server: &Server, name: &str) -> Option<String> {
+    let node = server.get(&format!("/api/v1/nodes/{name}"))?;
+    node["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .and_then(|c| c["status"].as_str())
+        .map(str::to_string)
+}
+
+#[test]
+fn agents_register_and_a_silent_node_becomes_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    write(&repo, "web.yaml", &deployment(1, "nginx:1.27"));
+    commit(&repo, "web");
+    let server = Server::start(repo.to_str().unwrap(), &["--node-grace", "2s"]);
+    let agent_data = tempfile::tempdir().unwrap();
+    let mut agent = Command::new(binary("keel-agent"))
+        .args([
+            "--name",
+            "worker-1",
+            "--runtime",
+            "hollow",
+            "--labels",
+            "zone=a",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--server", &server.agents])
+        .arg("--data-dir")
+        .arg(agent_data.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keel-agent starts");
+    server.wait_for("the node to register", |s| {
+        node_ready(s, "worker-1").as_deref() == Some("True")
+    });
+    let list = server.get("/api/v1/nodes").expect("node list");
+    assert_eq!(list["kind"], "NodeList");
+    let node = &list["items"][0];
+    assert_eq!(node["metadata"]["labels"]["zone"], "a");
+    assert_eq!(
+        node["status"]["nodeInfo"]["containerRuntimeVersion"],
+        "hollow"
+    );
+    // The same API serves the other kinds at their Kubernetes paths.
+    let deployments = server
+        .get("/apis/apps/v1/namespaces/default/deployments")
+        .expect("deployments");
+    server.wait_for("the deployment in the read API", |s| {
+        s.get("/apis/apps/v1/namespaces/default/deployments/web")
+            .is_some()
+    });
+    assert_eq!(deployments["kind"], "DeploymentList");
+    assert!(
+        server.get("/api/v1/nodes/nope").is_none(),
+        "404 for a missing node"
+    );
+    assert!(
+        server.get("/api/v1/widgets").is_none(),
+        "404 for an unknown resource"
+    );
+
+    agent.kill().unwrap();
+    let _ = agent.wait();
+    server.wait_for("the silent node to be not ready", |s| {
+        node_ready(s, "worker-1").as_deref() == Some("Unknown")
+    });
 }

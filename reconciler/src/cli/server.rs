@@ -26,6 +26,13 @@ pub struct Args {
     /// Address of the HTTP API (health, webhook, status, history).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: String,
+    /// Address node agents register at and report to (their `keel-agent --server`). No
+    /// authentication until mutual TLS lands: keep it on a trusted network.
+    #[arg(long, default_value = "127.0.0.1:7402")]
+    pub agent_listen: String,
+    /// A node without a heartbeat for this long is marked not ready.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub node_grace: Duration,
     /// How often a remote repository is fetched (a webhook fetches at once).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
@@ -70,6 +77,8 @@ pub fn run(args: &Args) -> i32 {
         data_dir: args.data_dir.clone(),
         store: args.store.clone(),
         listen: args.listen.clone(),
+        agent_listen: args.agent_listen.clone(),
+        node_grace: args.node_grace,
         poll_interval: args.poll_interval,
         resync_interval: args.resync_interval,
         webhook_secret: secret,

@@ -1,5 +1,5 @@
 //! The HTTP API of `keel server` (axum): `/healthz`, `POST /api/webhook`,
-//! `GET /api/keel/status`, `GET /api/keel/history`.
+//! `GET /api/keel/status`, `GET /api/keel/history`, and the read API of [`super::api`].
 
 use std::sync::{Arc, Mutex};
 
@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             "/api/keel/plan",
             post(plan).layer(DefaultBodyLimit::max(MAX_PLAN_BODY)),
         )
+        .merge(super::api::routes())
         .with_state(state)
 }
 
@@ -132,18 +133,7 @@ async fn applied(State(state): State<AppState>) -> Response {
         Ok(objects) => {
             let items: Vec<serde_json::Value> = objects
                 .into_values()
-                .map(|stored| {
-                    let mut v = serde_json::to_value(&stored.object).unwrap_or_default();
-                    if let Some(serde_json::Value::Object(data)) = v
-                        .get_mut("data")
-                        .filter(|_| stored.object.kind() == "Secret")
-                    {
-                        for value in data.values_mut() {
-                            *value = json!(crate::plan::display::REDACTED);
-                        }
-                    }
-                    v
-                })
+                .map(|stored| super::api::shown(&stored.object))
                 .collect();
             Json(json!({"apiVersion": "v1", "kind": "List", "items": items})).into_response()
         }

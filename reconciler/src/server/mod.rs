@@ -6,6 +6,7 @@
 //! - [`http`]: the axum router; [`webhook`]: GitHub push webhooks with HMAC signatures.
 //! - [`watch`]: notify on a local repository's git folder, so a commit is picked up at once.
 
+pub mod api;
 pub mod http;
 pub mod metrics;
 pub mod sync;
@@ -32,6 +33,9 @@ pub struct Config {
     pub store: Option<String>,
     /// `HOST:PORT` (a name such as `localhost` is resolved).
     pub listen: String,
+    /// `HOST:PORT` of the agents' gRPC API.
+    pub agent_listen: String,
+    pub node_grace: Duration,
     pub poll_interval: Duration,
     pub resync_interval: Duration,
     pub webhook_secret: Option<Vec<u8>>,
@@ -82,6 +86,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         Err(e) => anyhow::bail!("cannot listen on {}: {e}", config.listen),
     };
+    let agent_listener = tokio::net::TcpListener::bind(config.agent_listen.as_str())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (--agent-listen): {e}",
+                config.agent_listen
+            )
+        })?;
+    let registry = crate::nodes::NodeRegistry::new(store.clone(), config.node_grace)
+        .await
+        .context("cannot read the nodes from the store")?;
     let branch = if source.is_remote() && config.branch.is_none() {
         "the remote's HEAD branch".to_string()
     } else {
@@ -96,6 +111,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             })
             .await
     });
+    let mut agents_stop = stop_rx.clone();
+    let agents = tokio::spawn(crate::nodes::grpc::serve(
+        agent_listener,
+        registry.clone(),
+        async move {
+            let _ = agents_stop.wait_for(|s| *s).await;
+        },
+    ));
+    let lifecycle_stop = stop_rx.clone();
+    tokio::spawn(async move { registry.run_lifecycle(lifecycle_stop).await });
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -105,6 +130,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     http.await
         .context("HTTP server task")?
         .context("HTTP server")?;
+    agents
+        .await
+        .context("agent API task")?
+        .context("agent API")?;
     Ok(())
 }
 

@@ -1,4 +1,6 @@
 //! The reconciler's integration tests, in one test binary.
 
+mod api;
 mod etcd_server;
+mod nodes;
 mod store;

@@ -1,0 +1,85 @@
+//! The `ControlPlane` gRPC service agents call, and the one place its server is built.
+
+use keel_schema::proto::control_plane_server::{ControlPlane, ControlPlaneServer};
+use keel_schema::proto::status_report::Report;
+use keel_schema::proto::{RegisterRequest, RegisterResponse, StatusAck, StatusReport};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{NodeRegistry, RegisterError};
+
+/// Status reports and registrations are small; this bounds what one message may cost.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+pub struct ControlPlaneService {
+    pub registry: NodeRegistry,
+}
+
+#[tonic::async_trait]
+impl ControlPlane for ControlPlaneService {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let req = request.into_inner();
+        self.registry.register(&req).await.map_err(|e| match e {
+            RegisterError::Invalid(m) => Status::invalid_argument(m),
+            RegisterError::Store(m) => Status::unavailable(m),
+        })?;
+        // 0: no opinion on generations yet (node sync, which numbers them, is step E's).
+        Ok(Response::new(RegisterResponse { next_generation: 0 }))
+    }
+
+    async fn report_status(
+        &self,
+        request: Request<Streaming<StatusReport>>,
+    ) -> Result<Response<StatusAck>, Status> {
+        let mut stream = request.into_inner();
+        let mut node: Option<String> = None;
+        while let Some(report) = stream.message().await? {
+            match &node {
+                None => {
+                    if !self.registry.is_registered(&report.node_name) {
+                        return Err(Status::failed_precondition(format!(
+                            "node {:?} is not registered; call Register first",
+                            report.node_name
+                        )));
+                    }
+                    node = Some(report.node_name.clone());
+                }
+                Some(n) if *n != report.node_name => {
+                    return Err(Status::invalid_argument(format!(
+                        "this stream is node {n:?}'s, not {:?}",
+                        report.node_name
+                    )));
+                }
+                Some(_) => {}
+            }
+            let name = report.node_name.as_str();
+            match &report.report {
+                Some(Report::Heartbeat(_)) => self.registry.heartbeat(name).await,
+                Some(Report::PodStatus(update)) => {
+                    self.registry.heartbeat(name).await;
+                    self.registry.pod_status(name, update).await;
+                }
+                None => {}
+            }
+        }
+        Ok(Response::new(StatusAck {}))
+    }
+}
+
+/// Serves the agents' API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    registry: NodeRegistry,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let svc = ControlPlaneServer::new(ControlPlaneService { registry })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}

@@ -1,0 +1,357 @@
+//! Nodes: agents register here and report over a status stream; the registry keeps each
+//! node's `Node` object in the store and its pods' statuses, and marks a node whose heartbeats
+//! stopped as not ready.
+//!
+//! # Layout
+//! - this file: [`NodeRegistry`], what registration and reports do to the store, and the node
+//!   lifecycle (Ready → Unknown after `--node-grace` without a heartbeat, back on the next one).
+//! - [`grpc`]: the `ControlPlane` gRPC service agents call, and `serve`, the one place its
+//!   server is built (mutual TLS comes in step H).
+//!
+//! Heartbeats are kept in memory; the store is written only when something changes (a
+//! registration, a readiness flip, a pod's status), so a thousand nodes beating every second
+//! cost the store nothing.
+
+pub mod grpc;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use keel_schema::object::Object;
+use keel_schema::proto::{PodStatusUpdate, RegisterRequest};
+use keel_schema::quantity::Quantity;
+use keel_schema::types::core::{Node, NodeAddress, NodeStatus, NodeSystemInfo};
+use keel_schema::types::meta::Condition;
+use keel_schema::types::pod::PodStatus;
+use keel_schema::validate::names;
+use tokio::time::Instant;
+
+use crate::store::{ObjectKey, Store, StoreError};
+
+/// Where the control plane reaches a node's agent (host:port), on its Node object.
+pub const AGENT_ADDRESS: &str = "keel.dev/agent-address";
+
+/// How many times a write that lost a race (a conflict) is tried again.
+const CONFLICT_RETRIES: usize = 5;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Store(String),
+}
+
+/// Nodes known to this control plane and when each was last heard from.
+#[derive(Clone)]
+pub struct NodeRegistry {
+    store: Store,
+    grace: Duration,
+    seen: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+fn ready_condition(ready: bool, previous: Option<&Condition>) -> Condition {
+    let now = Utc::now();
+    let status = if ready { "True" } else { "Unknown" };
+    let since = previous
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time);
+    Condition {
+        type_: "Ready".into(),
+        status: status.into(),
+        last_heartbeat_time: Some(now),
+        last_transition_time: Some(since.unwrap_or(now)),
+        reason: Some(
+            if ready {
+                "KeelAgentReady"
+            } else {
+                "NodeStatusUnknown"
+            }
+            .into(),
+        ),
+        message: Some(
+            if ready {
+                "keel-agent is posting ready status"
+            } else {
+                "keel-agent stopped posting node status."
+            }
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn ready_of(node: &Node) -> Option<&Condition> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+fn set_ready(node: &mut Node, ready: bool) {
+    let cond = ready_condition(ready, ready_of(node));
+    let status = node.status.get_or_insert_with(NodeStatus::default);
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    conditions.retain(|c| c.type_ != "Ready");
+    conditions.push(cond);
+}
+
+/// Checks what an agent says about itself.
+fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
+    let bad = |m: String| Err(RegisterError::Invalid(m));
+    if let Some(why) = names::dns1123_subdomain(&req.node_name) {
+        return bad(format!("node_name {:?}: {why}", req.node_name));
+    }
+    match req.address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+        _ => return bad(format!("address {:?}: must be host:port", req.address)),
+    }
+    for (what, v) in [
+        ("cpu_millis", req.cpu_millis),
+        ("memory_bytes", req.memory_bytes),
+        ("max_pods", req.max_pods),
+    ] {
+        if v <= 0 {
+            return bad(format!("{what}: must be more than zero, not {v}"));
+        }
+    }
+    for (k, v) in &req.labels {
+        if let Some(why) = names::qualified_name(k) {
+            return bad(format!("labels: key {k:?}: {why}"));
+        }
+        if let Some(why) = names::label_value(v) {
+            return bad(format!("labels: value {v:?} of {k:?}: {why}"));
+        }
+    }
+    Ok(())
+}
+
+impl NodeRegistry {
+    /// A registry over `store`. Nodes already in the store count as just heard from, so
+    /// they have `grace` to reconnect after a control-plane restart.
+    pub async fn new(store: Store, grace: Duration) -> Result<Self, StoreError> {
+        let nodes = store.list("Node", None, None).await?;
+        let now = Instant::now();
+        let seen = nodes
+            .items
+            .iter()
+            .map(|s| (s.object.name().to_string(), now))
+            .collect();
+        Ok(Self {
+            store,
+            grace,
+            seen: Arc::new(Mutex::new(seen)),
+        })
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_registered(&self, node: &str) -> bool {
+        self.seen().contains_key(node)
+    }
+
+    /// Creates or updates the node's object from what its agent says; it is Ready.
+    pub async fn register(&self, req: &RegisterRequest) -> Result<(), RegisterError> {
+        check(req)?;
+        let key = ObjectKey::new("Node", "", &req.node_name);
+        let host = req
+            .address
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+            .unwrap_or_default();
+        let capacity: BTreeMap<String, Quantity> = [
+            ("cpu", format!("{}m", req.cpu_millis)),
+            ("memory", req.memory_bytes.to_string()),
+            ("pods", req.max_pods.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Quantity::new(v)))
+        .collect();
+        for _ in 0..CONFLICT_RETRIES {
+            let existing = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| RegisterError::Store(e.to_string()))?;
+            let (mut node, expected) = match &existing {
+                Some(s) => match &s.object {
+                    Object::Node(n) => (n.clone(), Some(s.resource_version)),
+                    _ => (Node::default(), Some(s.resource_version)),
+                },
+                None => (Node::default(), None),
+            };
+            node.metadata.name = Some(req.node_name.clone());
+            node.metadata.labels = Some(req.labels.clone().into_iter().collect());
+            node.metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(AGENT_ADDRESS.into(), req.address.clone());
+            let status = node.status.get_or_insert_with(NodeStatus::default);
+            status.capacity = Some(capacity.clone());
+            status.allocatable = Some(capacity.clone());
+            status.addresses = Some(vec![NodeAddress {
+                type_: "InternalIP".into(),
+                address: host.clone(),
+            }]);
+            status.node_info = Some(NodeSystemInfo {
+                agent_version: Some(req.agent_version.clone()),
+                container_runtime_version: Some(req.runtime.clone()),
+                operating_system: Some(std::env::consts::OS.into()),
+                architecture: Some(std::env::consts::ARCH.into()),
+            });
+            set_ready(&mut node, true);
+            let mut object = Object::Node(node);
+            object.set_type_meta();
+            let written = match expected {
+                Some(v) => self.store.update(object, v).await,
+                None => self.store.create(object).await,
+            };
+            match written {
+                Ok(_) => {
+                    self.seen().insert(req.node_name.clone(), Instant::now());
+                    tracing::info!(node = %req.node_name, address = %req.address, "node registered");
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists(_)) => continue,
+                Err(e) => return Err(RegisterError::Store(e.to_string())),
+            }
+        }
+        Err(RegisterError::Store(format!(
+            "node {} kept changing while it registered; try again",
+            req.node_name
+        )))
+    }
+
+    /// A heartbeat from `node`: it is alive; flips it back to Ready if it was not.
+    pub async fn heartbeat(&self, node: &str) {
+        let was_late = {
+            let mut seen = self.seen();
+            let late = seen.get(node).is_none_or(|t| t.elapsed() > self.grace);
+            seen.insert(node.to_string(), Instant::now());
+            late
+        };
+        if was_late {
+            self.write_ready(node, true).await;
+        }
+    }
+
+    /// Writes `node`'s Ready condition if it differs.
+    async fn write_ready(&self, node: &str, ready: bool) {
+        let key = ObjectKey::new("Node", "", node);
+        for _ in 0..CONFLICT_RETRIES {
+            let Ok(Some(stored)) = self.store.get(&key).await else {
+                return;
+            };
+            let Object::Node(mut n) = stored.object else {
+                return;
+            };
+            let is_ready = ready_of(&n).is_some_and(|c| c.status == "True");
+            if is_ready == ready {
+                return;
+            }
+            set_ready(&mut n, ready);
+            match self
+                .store
+                .update(Object::Node(n), stored.resource_version)
+                .await
+            {
+                Ok(_) => {
+                    if ready {
+                        tracing::info!(node, "node is ready again");
+                    } else {
+                        tracing::warn!(node, grace = ?self.grace, "NodeNotReady: no heartbeat from its agent");
+                    }
+                    return;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => {
+                    tracing::warn!(node, error = %e, "cannot write the node's readiness");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Marks nodes without a heartbeat for longer than the grace period as not ready.
+    pub async fn check_heartbeats(&self) {
+        let late: Vec<String> = self
+            .seen()
+            .iter()
+            .filter(|(_, t)| t.elapsed() > self.grace)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in late {
+            self.write_ready(&node, false).await;
+        }
+    }
+
+    /// Runs [`NodeRegistry::check_heartbeats`] every second until `stop` turns true.
+    pub async fn run_lifecycle(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = tick.tick() => self.check_heartbeats().await,
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a pod's status as `node`'s agent reports it. Reports for pods that are gone,
+    /// were replaced (another uid) or are bound elsewhere are ignored.
+    pub async fn pod_status(&self, node: &str, update: &PodStatusUpdate) {
+        if update.deleted {
+            return;
+        }
+        let status: PodStatus = match serde_json::from_slice(&update.status) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(node, pod = %format!("{}/{}", update.namespace, update.name), error = %e, "unreadable pod status from an agent");
+                return;
+            }
+        };
+        let key = ObjectKey::new("Pod", &update.namespace, &update.name);
+        for _ in 0..CONFLICT_RETRIES {
+            let Ok(Some(stored)) = self.store.get(&key).await else {
+                return;
+            };
+            let Object::Pod(mut pod) = stored.object else {
+                return;
+            };
+            if pod.metadata.uid.as_deref() != Some(update.uid.as_str())
+                || pod.spec.node_name.as_deref() != Some(node)
+            {
+                tracing::debug!(node, pod = %key, "status for a pod not bound here; ignored");
+                return;
+            }
+            if pod.status.as_ref() == Some(&status) {
+                return;
+            }
+            pod.status = Some(status.clone());
+            match self
+                .store
+                .update(Object::Pod(pod), stored.resource_version)
+                .await
+            {
+                Ok(_) => return,
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => {
+                    tracing::warn!(node, pod = %key, error = %e, "cannot write a pod's status");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The read API: every kind at its Kubernetes path, in Kubernetes' shapes.
+//!
+//! - `GET /api/v1/{plural}` and `/apis/{group}/{version}/{plural}`: a list across namespaces
+//!   (`{"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":…},"items":[…]}`);
+//! - `…/namespaces/{ns}/{plural}`: a list in one namespace;
+//! - `…/{plural}/{name}` (cluster-scoped kinds) and `…/namespaces/{ns}/{plural}/{name}`: one
+//!   object;
+//! - `?labelSelector=` filters lists (a malformed selector is a 400).
+//!
+//! Errors are Kubernetes `Status` objects (`NotFound` 404, `BadRequest` 400). Secret values
+//! never leave the server: each is replaced by a marker, keys are kept.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use keel_schema::object::{KINDS, KindInfo, Object};
+use keel_schema::selector::Selector;
+use serde_json::{Value, json};
+
+use super::http::AppState;
+use crate::store::ObjectKey;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/{plural}", get(core_list))
+        .route("/api/v1/{plural}/{name}", get(core_get))
+        .route("/api/v1/namespaces/{ns}/{plural}", get(core_list_ns))
+        .route("/api/v1/namespaces/{ns}/{plural}/{name}", get(core_get_ns))
+        .route("/apis/{group}/{version}/{plural}", get(group_list))
+        .route("/apis/{group}/{version}/{plural}/{name}", get(group_get))
+        .route(
+            "/apis/{group}/{version}/namespaces/{ns}/{plural}",
+            get(group_list_ns),
+        )
+        .route(
+            "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
+            get(group_get_ns),
+        )
+}
+
+/// A Kubernetes `Status` error.
+fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+    (
+        code,
+        Json(json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message.into(),
+            "reason": reason,
+            "code": code.as_u16(),
+        })),
+    )
+        .into_response()
+}
+
+fn no_such_resource() -> Response {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+/// The kind served at `api_version` + `plural`.
+fn kind_at(api_version: &str, plural: &str) -> Option<&'static KindInfo> {
+    KINDS
+        .iter()
+        .find(|k| k.api_version == api_version && k.plural == plural)
+}
+
+/// An object as the API shows it: Secret values replaced by a marker.
+pub fn shown(object: &Object) -> Value {
+    let mut v = serde_json::to_value(object).unwrap_or_default();
+    if object.kind() == "Secret"
+        && let Some(Value::Object(data)) = v.get_mut("data")
+    {
+        for value in data.values_mut() {
+            *value = json!(crate::plan::display::REDACTED);
+        }
+    }
+    v
+}
+
+type Params = Query<HashMap<String, String>>;
+
+async fn list(
+    state: AppState,
+    api_version: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    params: &HashMap<String, String>,
+) -> Response {
+    let Some(info) = kind_at(api_version, plural) else {
+        return no_such_resource();
+    };
+    if namespace.is_some() && !info.namespaced {
+        return no_such_resource();
+    }
+    let selector = match params.get("labelSelector").filter(|s| !s.trim().is_empty()) {
+        Some(text) => match Selector::parse(text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("unable to parse requirement: labelSelector: {e}"),
+                );
+            }
+        },
+        None => None,
+    };
+    match state
+        .store
+        .list(info.kind, namespace, selector.as_ref())
+        .await
+    {
+        Ok(result) => {
+            let items: Vec<Value> = result.items.iter().map(|s| shown(&s.object)).collect();
+            Json(json!({
+                "apiVersion": info.api_version,
+                "kind": format!("{}List", info.kind),
+                "metadata": {"resourceVersion": result.revision.to_string()},
+                "items": items,
+            }))
+            .into_response()
+        }
+        Err(e) => status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+async fn get_one(
+    state: AppState,
+    api_version: &str,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Response {
+    let Some(info) = kind_at(api_version, plural) else {
+        return no_such_resource();
+    };
+    if info.namespaced != namespace.is_some() {
+        return no_such_resource();
+    }
+    let key = ObjectKey::new(info.kind, namespace.unwrap_or(""), name);
+    match state.store.get(&key).await {
+        Ok(Some(stored)) => Json(shown(&stored.object)).into_response(),
+        Ok(None) => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} \"{name}\" not found", info.plural),
+        ),
+        Err(e) => status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+async fn core_list(
+    State(s): State<AppState>,
+    Path(plural): Path<String>,
+    Query(q): Params,
+) -> Response {
+    list(s, "v1", &plural, None, &q).await
+}
+
+async fn core_get(
+    State(s): State<AppState>,
+    Path((plural, name)): Path<(String, String)>,
+) -> Response {
+    get_one(s, "v1", &plural, None, &name).await
+}
+
+async fn core_list_ns(
+    State(s): State<AppState>,
+    Path((ns, plural)): Path<(String, String)>,
+    Query(q): Params,
+) -> Response {
+    list(s, "v1", &plural, Some(&ns), &q).await
+}
+
+async fn core_get_ns(
+    State(s): State<AppState>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+) -> Response {
+    get_one(s, "v1", &plural, Some(&ns), &name).await
+}
+
+async fn group_list(
+    State(s): State<AppState>,
+    Path((group, version, plural)): Path<(String, String, String)>,
+    Query(q): Params,
+) -> Response {
+    list(s, &format!("{group}/{version}"), &plural, None, &q).await
+}
+
+async fn group_get(
+    State(s): State<AppState>,
+    Path((group, version, plural, name)): Path<(String, String, String, String)>,
+) -> Response {
+    get_one(s, &format!("{group}/{version}"), &plural, None, &name).await
+}
+
+async fn group_list_ns(
+    State(s): State<AppState>,
+    Path((group, version, ns, plural)): Path<(String, String, String, String)>,
+    Query(q): Params,
+) -> Response {
+    list(s, &format!("{group}/{version}"), &plural, Some(&ns), &q).await
+}
+
+async fn group_get_ns(
+    State(s): State<AppState>,
+    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
+) -> Response {
+    get_one(s, &format!("{group}/{version}"), &plural, Some(&ns), &name).await
+}

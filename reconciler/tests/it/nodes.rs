@@ -1,0 +1,337 @@
+//! Agents registering and reporting over the real `ControlPlane` gRPC API (a plain gRPC client
+//! plays the agent: the reconciler never links the agent itself).
+
+use std::time::Duration;
+
+use keel_reconciler::nodes::{self, NodeRegistry};
+use keel_reconciler::store::{ObjectKey, Store, StoreSpec};
+use keel_schema::object::Object;
+use keel_schema::proto::control_plane_client::ControlPlaneClient;
+use keel_schema::proto::status_report::Report;
+use keel_schema::proto::{Heartbeat, PodStatusUpdate, RegisterRequest, StatusReport};
+use keel_schema::types::core::Node;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+struct ControlPlane {
+    store: Store,
+    client: ControlPlaneClient<Channel>,
+    _dir: tempfile::TempDir,
+}
+
+async fn control_plane(grace: Duration) -> ControlPlane {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreSpec::Redb {
+        data_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    let registry = NodeRegistry::new(store.clone(), grace).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lifecycle = registry.clone();
+    tokio::spawn(async move {
+        let (_keep, stop) = tokio::sync::watch::channel(false);
+        lifecycle.run_lifecycle(stop).await
+    });
+    tokio::spawn(nodes::grpc::serve(
+        listener,
+        registry,
+        std::future::pending(),
+    ));
+    let client = ControlPlaneClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    ControlPlane {
+        store,
+        client,
+        _dir: dir,
+    }
+}
+
+fn registration(name: &str) -> RegisterRequest {
+    RegisterRequest {
+        node_name: name.into(),
+        address: "10.0.0.7:7401".into(),
+        cpu_millis: 2500,
+        memory_bytes: 8 << 30,
+        max_pods: 50,
+        labels: [("zone".to_string(), "a".to_string())].into(),
+        agent_version: "0.1.0".into(),
+        runtime: "docker".into(),
+    }
+}
+
+async fn node(store: &Store, name: &str) -> Node {
+    match store
+        .get(&ObjectKey::new("Node", "", name))
+        .await
+        .unwrap()
+        .expect("node stored")
+        .object
+    {
+        Object::Node(n) => n,
+        other => panic!("not a node: {other:?}"),
+    }
+}
+
+fn ready(n: &Node) -> String {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
+}
+
+async fn wait_ready(store: &Store, name: &str, want: &str) -> Node {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = node(store, name).await;
+        if ready(&n) == want {
+            return n;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node {name} never became Ready={want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_registered_node_is_stored_with_its_capacity_and_labels() {
+    let mut cp = control_plane(Duration::from_secs(10)).await;
+    cp.client.register(registration("node-1")).await.unwrap();
+    let n = node(&cp.store, "node-1").await;
+    assert_eq!(ready(&n), "True");
+    let status = n.status.clone().unwrap();
+    let alloc = status.allocatable.unwrap();
+    assert_eq!(alloc["cpu"].millis().unwrap(), 2500);
+    assert_eq!(alloc["memory"].value().unwrap(), 8 << 30);
+    assert_eq!(alloc["pods"].value().unwrap(), 50);
+    assert_eq!(
+        n.metadata.labels().get("zone").map(String::as_str),
+        Some("a")
+    );
+    assert_eq!(
+        n.metadata.annotation(nodes::AGENT_ADDRESS),
+        Some("10.0.0.7:7401")
+    );
+    assert_eq!(status.addresses.unwrap()[0].address, "10.0.0.7");
+
+    // Registering again (an agent restart) updates it in place.
+    let mut again = registration("node-1");
+    again.labels = [("zone".to_string(), "b".to_string())].into();
+    cp.client.register(again).await.unwrap();
+    let n = node(&cp.store, "node-1").await;
+    assert_eq!(
+        n.metadata.labels().get("zone").map(String::as_str),
+        Some("b")
+    );
+}
+
+#[tokio::test]
+async fn bad_registrations_are_refused_with_the_field_named() {
+    let mut cp = control_plane(Duration::from_secs(10)).await;
+    let cases: Vec<(RegisterRequest, &str)> = vec![
+        (
+            RegisterRequest {
+                node_name: "Bad_Name".into(),
+                ..registration("x")
+            },
+            "node_name \"Bad_Name\"",
+        ),
+        (
+            RegisterRequest {
+                address: "nowhere".into(),
+                ..registration("x")
+            },
+            "address \"nowhere\": must be host:port",
+        ),
+        (
+            RegisterRequest {
+                memory_bytes: 0,
+                ..registration("x")
+            },
+            "memory_bytes: must be more than zero",
+        ),
+        (
+            RegisterRequest {
+                labels: [("bad key!".to_string(), "v".to_string())].into(),
+                ..registration("x")
+            },
+            "labels: key \"bad key!\"",
+        ),
+    ];
+    for (req, expected) in cases {
+        let err = cp.client.register(req).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains(expected), "{}", err.message());
+    }
+    assert!(
+        cp.store
+            .list("Node", None, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn silent_nodes_become_not_ready_and_heartbeats_bring_them_back() {
+    let mut cp = control_plane(Duration::from_millis(1500)).await;
+    cp.client.register(registration("beating")).await.unwrap();
+    cp.client.register(registration("silent")).await.unwrap();
+    let (tx, rx) = mpsc::channel(16);
+    let mut client = cp.client.clone();
+    let stream = tokio::spawn(async move { client.report_status(ReceiverStream::new(rx)).await });
+    let beat = |node: &str| StatusReport {
+        node_name: node.into(),
+        report: Some(Report::Heartbeat(Heartbeat::default())),
+    };
+    let beater = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                if tx.send(beat("beating")).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    let n = wait_ready(&cp.store, "silent", "Unknown").await;
+    let cond = n
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(cond.reason.as_deref(), Some("NodeStatusUnknown"));
+    assert_eq!(
+        ready(&node(&cp.store, "beating").await),
+        "True",
+        "heartbeats keep a node ready"
+    );
+
+    // The silent node's agent comes back: a new stream of its own.
+    let (tx2, rx2) = mpsc::channel(16);
+    let mut client = cp.client.clone();
+    let _stream2 =
+        tokio::spawn(async move { client.report_status(ReceiverStream::new(rx2)).await });
+    tx2.send(beat("silent")).await.unwrap();
+    wait_ready(&cp.store, "silent", "True").await;
+    beater.abort();
+    drop(tx);
+    let _ = stream.await;
+}
+
+#[tokio::test]
+async fn streams_must_belong_to_one_registered_node() {
+    let mut cp = control_plane(Duration::from_secs(10)).await;
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(StatusReport {
+        node_name: "stranger".into(),
+        report: Some(Report::Heartbeat(Heartbeat::default())),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let err = cp
+        .client
+        .report_status(ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        err.message()
+            .contains("node \"stranger\" is not registered"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
+    let mut cp = control_plane(Duration::from_secs(10)).await;
+    cp.client.register(registration("n1")).await.unwrap();
+    let pod: Object = Object::from_json(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "app:1"}]}
+    }))
+    .unwrap();
+    let stored = cp.store.create(pod).await.unwrap();
+    let uid = stored
+        .object
+        .meta()
+        .uid
+        .clone()
+        .expect("the store sets a uid");
+    let report = |node: &str, uid: &str, phase: &str| StatusReport {
+        node_name: node.into(),
+        report: Some(Report::PodStatus(PodStatusUpdate {
+            namespace: "default".into(),
+            name: "web".into(),
+            uid: uid.into(),
+            status: serde_json::to_vec(&json!({"phase": phase, "podIP": "172.17.0.9"})).unwrap(),
+            deleted: false,
+        })),
+    };
+    let (tx, rx) = mpsc::channel(8);
+    // A stale uid (an earlier pod of that name) changes nothing; the real one is written.
+    tx.send(report("n1", "some-old-uid", "Failed"))
+        .await
+        .unwrap();
+    tx.send(report("n1", &uid, "Running")).await.unwrap();
+    drop(tx);
+    cp.client
+        .report_status(ReceiverStream::new(rx))
+        .await
+        .unwrap();
+    let Object::Pod(p) = cp
+        .store
+        .get(&ObjectKey::new("Pod", "default", "web"))
+        .await
+        .unwrap()
+        .unwrap()
+        .object
+    else {
+        panic!("not a pod")
+    };
+    let status = p.status.expect("status written");
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status.pod_ip.as_deref(), Some("172.17.0.9"));
+    assert_eq!(
+        p.spec.containers[0].image.as_deref(),
+        Some("app:1"),
+        "spec untouched"
+    );
+
+    // Another node cannot write it.
+    cp.client.register(registration("n2")).await.unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(report("n2", &uid, "Failed")).await.unwrap();
+    drop(tx);
+    cp.client
+        .report_status(ReceiverStream::new(rx))
+        .await
+        .unwrap();
+    let Object::Pod(p) = cp
+        .store
+        .get(&ObjectKey::new("Pod", "default", "web"))
+        .await
+        .unwrap()
+        .unwrap()
+        .object
+    else {
+        panic!("not a pod")
+    };
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Running"));
+}
