@@ -65,6 +65,10 @@ pub fn run(args: &Args) -> i32 {
         },
         (None, None) => None,
     };
+    if args.node_grace < Duration::from_secs(1) {
+        eprintln!("keel server: --node-grace must be at least 1s (agents beat once a second)");
+        return 2;
+    }
     if secret.as_ref().is_some_and(|s| s.is_empty()) {
         // An empty secret would silently turn signature checks off.
         eprintln!("keel server: the webhook secret is empty; give a real secret or none at all");

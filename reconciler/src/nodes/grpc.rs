@@ -10,10 +10,13 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{NodeRegistry, RegisterError};
 
 /// Status reports and registrations are small; this bounds what one message may cost.
-const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 pub struct ControlPlaneService {
     pub registry: NodeRegistry,
+    /// Turns true when the control plane stops: open status streams end then, or a graceful
+    /// shutdown would wait for them for ever.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]
@@ -37,7 +40,17 @@ impl ControlPlane for ControlPlaneService {
     ) -> Result<Response<StatusAck>, Status> {
         let mut stream = request.into_inner();
         let mut node: Option<String> = None;
-        while let Some(report) = stream.message().await? {
+        let mut stop = self.stop.clone();
+        loop {
+            let report = tokio::select! {
+                msg = stream.message() => match msg? {
+                    Some(r) => r,
+                    None => break,
+                },
+                _ = stop.wait_for(|s| *s) => {
+                    return Err(Status::unavailable("the control plane is shutting down"));
+                }
+            };
             match &node {
                 None => {
                     if !self.registry.is_registered(&report.node_name) {
@@ -70,13 +83,17 @@ impl ControlPlane for ControlPlaneService {
     }
 }
 
-/// Serves the agents' API on `listener` until `shutdown` completes.
+/// Serves the agents' API on `listener` until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
     registry: NodeRegistry,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = ControlPlaneServer::new(ControlPlaneService { registry })
+    let mut until = stop.clone();
+    let shutdown = async move {
+        let _ = until.wait_for(|s| *s).await;
+    };
+    let svc = ControlPlaneServer::new(ControlPlaneService { registry, stop })
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .add_service(svc)

@@ -49,19 +49,43 @@ pub enum RegisterError {
 pub struct NodeRegistry {
     store: Store,
     grace: Duration,
-    seen: Arc<Mutex<HashMap<String, Instant>>>,
+    state: Arc<Mutex<Liveness>>,
+    /// Readiness is written under this lock, with the heartbeat checked again inside it, so
+    /// a heartbeat and the lifecycle check cannot leave a live node marked not ready.
+    readiness: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The most nodes one control plane accepts (until mutual TLS, anyone reaching
+/// `--agent-listen` can register; this bounds what that costs).
+pub const MAX_NODES: usize = 10_000;
+/// The largest pod status accepted from an agent.
+const MAX_STATUS_BYTES: usize = 256 * 1024;
+
+/// What the registry knows of each node's heartbeats.
+#[derive(Default)]
+struct Liveness {
+    /// When each node was last heard from.
+    seen: HashMap<String, Instant>,
+    /// Nodes last written as not ready: their next heartbeat writes them ready.
+    unready: std::collections::HashSet<String>,
 }
 
 fn ready_condition(ready: bool, previous: Option<&Condition>) -> Condition {
     let now = Utc::now();
     let status = if ready { "True" } else { "Unknown" };
+    // Unknown keeps the time of the last heartbeat that was written.
+    let heartbeat = if ready {
+        Some(now)
+    } else {
+        previous.and_then(|c| c.last_heartbeat_time)
+    };
     let since = previous
         .filter(|c| c.status == status)
         .and_then(|c| c.last_transition_time);
     Condition {
         type_: "Ready".into(),
         status: status.into(),
-        last_heartbeat_time: Some(now),
+        last_heartbeat_time: heartbeat,
         last_transition_time: Some(since.unwrap_or(now)),
         reason: Some(
             if ready {
@@ -110,13 +134,17 @@ fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
         _ => return bad(format!("address {:?}: must be host:port", req.address)),
     }
-    for (what, v) in [
-        ("cpu_millis", req.cpu_millis),
-        ("memory_bytes", req.memory_bytes),
-        ("max_pods", req.max_pods),
+    // Upper bounds far beyond any machine, so no sum or score can overflow.
+    for (what, v, max) in [
+        ("cpu_millis", req.cpu_millis, 1_i64 << 40),
+        ("memory_bytes", req.memory_bytes, 1_i64 << 56),
+        ("max_pods", req.max_pods, 1_000_000),
     ] {
         if v <= 0 {
             return bad(format!("{what}: must be more than zero, not {v}"));
+        }
+        if v > max {
+            return bad(format!("{what}: {v} is more than the {max} allowed"));
         }
     }
     for (k, v) in &req.labels {
@@ -136,29 +164,43 @@ impl NodeRegistry {
     pub async fn new(store: Store, grace: Duration) -> Result<Self, StoreError> {
         let nodes = store.list("Node", None, None).await?;
         let now = Instant::now();
-        let seen = nodes
-            .items
-            .iter()
-            .map(|s| (s.object.name().to_string(), now))
-            .collect();
+        let mut state = Liveness::default();
+        for s in &nodes.items {
+            let name = s.object.name().to_string();
+            if let Object::Node(n) = &s.object
+                && ready_of(n).is_none_or(|c| c.status != "True")
+            {
+                state.unready.insert(name.clone());
+            }
+            state.seen.insert(name, now);
+        }
         Ok(Self {
             store,
             grace,
-            seen: Arc::new(Mutex::new(seen)),
+            state: Arc::new(Mutex::new(state)),
+            readiness: Arc::default(),
         })
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn is_registered(&self, node: &str) -> bool {
-        self.seen().contains_key(node)
+        self.state().seen.contains_key(node)
     }
 
     /// Creates or updates the node's object from what its agent says; it is Ready.
     pub async fn register(&self, req: &RegisterRequest) -> Result<(), RegisterError> {
         check(req)?;
+        {
+            let state = self.state();
+            if !state.seen.contains_key(&req.node_name) && state.seen.len() >= MAX_NODES {
+                return Err(RegisterError::Invalid(format!(
+                    "this control plane already has {MAX_NODES} nodes"
+                )));
+            }
+        }
         let key = ObjectKey::new("Node", "", &req.node_name);
         let host = req
             .address
@@ -186,8 +228,26 @@ impl NodeRegistry {
                 },
                 None => (Node::default(), None),
             };
+            // A live node's address cannot be taken over by another registration (until
+            // mutual TLS identifies agents, this keeps a stranger from diverting its pods).
+            let current = node.metadata.annotation(AGENT_ADDRESS).map(str::to_string);
+            let alive = self
+                .state()
+                .seen
+                .get(&req.node_name)
+                .is_some_and(|t| t.elapsed() <= self.grace);
+            let ready = ready_of(&node).is_some_and(|c| c.status == "True");
+            if let Some(current) = current.filter(|c| *c != req.address && alive && ready) {
+                return Err(RegisterError::Invalid(format!(
+                    "node {:?} is registered from {current} and still sends heartbeats; \
+                     stop that agent first (or wait {:?}) to move it to {}",
+                    req.node_name, self.grace, req.address
+                )));
+            }
             node.metadata.name = Some(req.node_name.clone());
-            node.metadata.labels = Some(req.labels.clone().into_iter().collect());
+            let mut labels: BTreeMap<String, String> = req.labels.clone().into_iter().collect();
+            labels.insert("kubernetes.io/hostname".into(), req.node_name.clone());
+            node.metadata.labels = Some(labels);
             node.metadata
                 .annotations
                 .get_or_insert_with(BTreeMap::new)
@@ -202,8 +262,8 @@ impl NodeRegistry {
             status.node_info = Some(NodeSystemInfo {
                 agent_version: Some(req.agent_version.clone()),
                 container_runtime_version: Some(req.runtime.clone()),
-                operating_system: Some(std::env::consts::OS.into()),
-                architecture: Some(std::env::consts::ARCH.into()),
+                operating_system: None,
+                architecture: None,
             });
             set_ready(&mut node, true);
             let mut object = Object::Node(node);
@@ -214,7 +274,10 @@ impl NodeRegistry {
             };
             match written {
                 Ok(_) => {
-                    self.seen().insert(req.node_name.clone(), Instant::now());
+                    let mut state = self.state();
+                    state.seen.insert(req.node_name.clone(), Instant::now());
+                    state.unready.remove(&req.node_name);
+                    drop(state);
                     tracing::info!(node = %req.node_name, address = %req.address, "node registered");
                     return Ok(());
                 }
@@ -228,32 +291,37 @@ impl NodeRegistry {
         )))
     }
 
-    /// A heartbeat from `node`: it is alive; flips it back to Ready if it was not.
+    /// A heartbeat from `node`: it is alive; flips it back to Ready if it was written not
+    /// ready (checked on every beat, so a beat racing the lifecycle check is made good by the
+    /// next one).
     pub async fn heartbeat(&self, node: &str) {
-        let was_late = {
-            let mut seen = self.seen();
-            let late = seen.get(node).is_none_or(|t| t.elapsed() > self.grace);
-            seen.insert(node.to_string(), Instant::now());
-            late
+        let unready = {
+            let mut state = self.state();
+            state.seen.insert(node.to_string(), Instant::now());
+            state.unready.contains(node)
         };
-        if was_late {
-            self.write_ready(node, true).await;
+        if !unready {
+            return;
+        }
+        let _writing = self.readiness.lock().await;
+        if self.state().unready.contains(node) && self.write_ready(node, true).await {
+            self.state().unready.remove(node);
         }
     }
 
-    /// Writes `node`'s Ready condition if it differs.
-    async fn write_ready(&self, node: &str, ready: bool) {
+    /// Writes `node`'s Ready condition if it differs; true when the store now says `ready`.
+    async fn write_ready(&self, node: &str, ready: bool) -> bool {
         let key = ObjectKey::new("Node", "", node);
         for _ in 0..CONFLICT_RETRIES {
             let Ok(Some(stored)) = self.store.get(&key).await else {
-                return;
+                return false;
             };
             let Object::Node(mut n) = stored.object else {
-                return;
+                return false;
             };
             let is_ready = ready_of(&n).is_some_and(|c| c.status == "True");
             if is_ready == ready {
-                return;
+                return true;
             }
             set_ready(&mut n, ready);
             match self
@@ -267,27 +335,40 @@ impl NodeRegistry {
                     } else {
                         tracing::warn!(node, grace = ?self.grace, "NodeNotReady: no heartbeat from its agent");
                     }
-                    return;
+                    return true;
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => {
                     tracing::warn!(node, error = %e, "cannot write the node's readiness");
-                    return;
+                    return false;
                 }
             }
         }
+        false
     }
 
     /// Marks nodes without a heartbeat for longer than the grace period as not ready.
     pub async fn check_heartbeats(&self) {
-        let late: Vec<String> = self
-            .seen()
-            .iter()
-            .filter(|(_, t)| t.elapsed() > self.grace)
-            .map(|(n, _)| n.clone())
-            .collect();
+        let late: Vec<String> = {
+            let state = self.state();
+            state
+                .seen
+                .iter()
+                .filter(|(n, t)| t.elapsed() > self.grace && !state.unready.contains(*n))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
         for node in late {
-            self.write_ready(&node, false).await;
+            let _writing = self.readiness.lock().await;
+            // Heard from meanwhile: still alive.
+            let still_late = self
+                .state()
+                .seen
+                .get(&node)
+                .is_some_and(|t| t.elapsed() > self.grace);
+            if still_late && self.write_ready(&node, false).await {
+                self.state().unready.insert(node);
+            }
         }
     }
 
@@ -313,6 +394,10 @@ impl NodeRegistry {
     /// were replaced (another uid) or are bound elsewhere are ignored.
     pub async fn pod_status(&self, node: &str, update: &PodStatusUpdate) {
         if update.deleted {
+            return;
+        }
+        if update.status.len() > MAX_STATUS_BYTES {
+            tracing::warn!(node, pod = %format!("{}/{}", update.namespace, update.name), bytes = update.status.len(), "pod status too large; ignored");
             return;
         }
         let status: PodStatus = match serde_json::from_slice(&update.status) {

@@ -32,8 +32,8 @@ impl PodRequest {
                     .and_then(|q| if millis { q.millis() } else { q.value() }.ok())
                     .unwrap_or(0)
             };
-            r.cpu_millis += amount("cpu", true);
-            r.memory_bytes += amount("memory", false);
+            r.cpu_millis = r.cpu_millis.saturating_add(amount("cpu", true));
+            r.memory_bytes = r.memory_bytes.saturating_add(amount("memory", false));
             for p in c.ports.iter().flatten() {
                 if let Some(hp) = p.host_port.filter(|h| *h > 0) {
                     r.host_ports.push((
@@ -70,15 +70,20 @@ pub struct FitError {
 
 impl fmt::Display for FitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.nodes == 0 {
+            return f.write_str("no nodes available to schedule pods");
+        }
         write!(f, "0/{} nodes are available", self.nodes)?;
         if self.reasons.is_empty() {
             return f.write_str(".");
         }
-        let parts: Vec<String> = self
+        // kube-scheduler sorts the whole "N reason" strings.
+        let mut parts: Vec<String> = self
             .reasons
             .iter()
             .map(|(r, n)| format!("{n} {r}"))
             .collect();
+        parts.sort();
         write!(f, ": {}.", parts.join(", "))
     }
 }
@@ -107,44 +112,48 @@ fn ports_clash(a: &(String, i64, String), b: &(String, i64, String)) -> bool {
 
 /// Every reason `node` cannot take the pod (empty: it fits).
 pub(super) fn check(node: &NodeInfo, r: &PodRequest) -> Result<(), Vec<Reason>> {
+    // As kube-scheduler: the first filter that fails gives the node's reasons, in this order;
+    // only the resource filter can give several at once.
     if node.unschedulable {
-        return Err(vec![String::from("node(s) were unschedulable")]);
+        return Err(vec!["node(s) were unschedulable".into()]);
     }
     if !node.ready {
-        return Err(vec![String::from("node(s) were not ready")]);
-    }
-    let mut why = Vec::new();
-    if r.node_selector
-        .iter()
-        .any(|(k, v)| node.labels.get(k) != Some(v))
-    {
-        why.push(String::from(
-            "node(s) didn't match Pod's node affinity/selector",
-        ));
+        return Err(vec!["node(s) were not ready".into()]);
     }
     if let Some((k, v, _)) = node
         .taints
         .iter()
         .find(|(k, v, e)| !tolerates(&r.tolerations, k, v, e))
     {
-        why.push(format!("node(s) had untolerated taint {{{k}: {v}}}"));
+        return Err(vec![format!("node(s) had untolerated taint {{{k}: {v}}}")]);
     }
-    if node.pods >= node.max_pods {
-        why.push(String::from("Too many pods"));
-    }
-    if r.cpu_millis > 0 && node.requested_cpu + r.cpu_millis > node.allocatable_cpu {
-        why.push(String::from("Insufficient cpu"));
-    }
-    if r.memory_bytes > 0 && node.requested_memory + r.memory_bytes > node.allocatable_memory {
-        why.push(String::from("Insufficient memory"));
+    if r.node_selector
+        .iter()
+        .any(|(k, v)| node.labels.get(k) != Some(v))
+    {
+        return Err(vec![
+            "node(s) didn't match Pod's node affinity/selector".into(),
+        ]);
     }
     if r.host_ports
         .iter()
         .any(|want| node.host_ports.iter().any(|used| ports_clash(want, used)))
     {
-        why.push(String::from(
-            "node(s) didn't have free ports for the requested pod ports",
-        ));
+        return Err(vec![
+            "node(s) didn't have free ports for the requested pod ports".into(),
+        ]);
+    }
+    let mut why = Vec::new();
+    if node.pods >= node.max_pods {
+        why.push("Too many pods".into());
+    }
+    if r.cpu_millis > 0 && node.requested_cpu.saturating_add(r.cpu_millis) > node.allocatable_cpu {
+        why.push("Insufficient cpu".into());
+    }
+    if r.memory_bytes > 0
+        && node.requested_memory.saturating_add(r.memory_bytes) > node.allocatable_memory
+    {
+        why.push("Insufficient memory".into());
     }
     if why.is_empty() { Ok(()) } else { Err(why) }
 }

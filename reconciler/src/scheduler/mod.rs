@@ -133,6 +133,8 @@ pub struct SchedulerCache {
     pods: HashMap<String, (String, PodRequest)>,
     /// Where the next search starts.
     next_start: usize,
+    /// Picks among equally good nodes in turn (kube-scheduler picks at random).
+    ties: usize,
 }
 
 impl SchedulerCache {
@@ -158,6 +160,12 @@ impl SchedulerCache {
                 self.nodes[i] = info;
             }
             None => {
+                // Pods bound before the node was known (or while it was gone) count now.
+                for (node, request) in self.pods.values() {
+                    if *node == info.name {
+                        info.add(request);
+                    }
+                }
                 self.by_name.insert(info.name.clone(), self.nodes.len());
                 self.nodes.push(info);
             }
@@ -178,11 +186,16 @@ impl SchedulerCache {
 
     /// Counts a pod bound to a node (by `spec.nodeName`); a pod seen again is updated.
     pub fn add_pod(&mut self, pod: &Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.remove_pod(&uid);
+        // Finished pods hold nothing, as in kube-scheduler.
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            return;
+        }
         let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
             return;
         };
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        self.remove_pod(&uid);
         let request = PodRequest::of(pod);
         if let Some(&i) = self.by_name.get(&node) {
             self.nodes[i].add(&request);
@@ -214,6 +227,9 @@ impl SchedulerCache {
     /// Picks a node for `pod` and counts the pod there. The caller binds it (and calls
     /// [`SchedulerCache::remove_pod`] if the bind fails).
     pub fn schedule(&mut self, pod: &Pod) -> Result<String, FitError> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        // Placed again (a bind that failed, say): its earlier place no longer counts.
+        self.remove_pod(&uid);
         let request = PodRequest::of(pod);
         let n = self.nodes.len();
         let want = self.feasible_to_find();
@@ -256,18 +272,21 @@ impl SchedulerCache {
                     .unwrap_or(0)
             })
             .unwrap_or(0);
-        let mut best = feasible[0];
-        let mut best_score = i64::MIN;
-        for &i in &feasible {
-            let score = fit::score(&self.nodes[i], &request, max_owned);
-            if score > best_score {
-                best = i;
-                best_score = score;
-            }
-        }
+        let scores: Vec<i64> = feasible
+            .iter()
+            .map(|&i| fit::score(&self.nodes[i], &request, max_owned))
+            .collect();
+        let top = scores.iter().copied().max().unwrap_or(0);
+        let tied: Vec<usize> = feasible
+            .iter()
+            .zip(&scores)
+            .filter(|(_, s)| **s == top)
+            .map(|(i, _)| *i)
+            .collect();
+        let best = tied[self.ties % tied.len()];
+        self.ties = self.ties.wrapping_add(1);
         let node = self.nodes[best].name.clone();
         self.nodes[best].add(&request);
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
         self.pods.insert(uid, (node.clone(), request));
         Ok(node)
     }

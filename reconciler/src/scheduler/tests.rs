@@ -44,9 +44,24 @@ fn a_pod_that_fits_nowhere_says_why_like_kubernetes() {
     let mut p = pod("big", "500m", "2Gi");
     p.spec.node_selector = Some([("disk".to_string(), "ssd".to_string())].into());
     let err = c.schedule(&p).unwrap_err();
+    // The first failing filter speaks for each node: the selector, before resources.
     assert_eq!(
         err.to_string(),
-        "0/3 nodes are available: 2 Insufficient memory, 3 node(s) didn't match Pod's node affinity/selector."
+        "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
+    );
+    let mut p = pod("big", "500m", "2Gi");
+    p.spec.node_selector = Some([("disk".to_string(), "hdd".to_string())].into());
+    p.spec.containers[0].resources = None;
+    let mut c2 = SchedulerCache::new();
+    c2.upsert_node(&node("a", "1", "1Gi", json!({"disk": "hdd"})));
+    c2.upsert_node(&node("b", "1", "1Gi", json!({"disk": "hdd"})));
+    c2.upsert_node(&node("c", "4", "8Gi", json!({})));
+    let mut hungry = pod("hungry", "100m", "2Gi");
+    hungry.spec.node_selector = p.spec.node_selector.clone();
+    // Sorted as whole strings, as kube-scheduler prints them.
+    assert_eq!(
+        c2.schedule(&hungry).unwrap_err().to_string(),
+        "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient memory."
     );
     let p = pod("big", "500m", "2Gi");
     let err = c.schedule(&pod("huge", "8", "1Mi")).unwrap_err();
@@ -57,7 +72,7 @@ fn a_pod_that_fits_nowhere_says_why_like_kubernetes() {
     assert_eq!(c.schedule(&p).unwrap(), "c");
     assert_eq!(
         SchedulerCache::new().schedule(&p).unwrap_err().to_string(),
-        "0/0 nodes are available."
+        "no nodes available to schedule pods"
     );
 }
 
@@ -208,4 +223,58 @@ fn removed_nodes_take_no_pods() {
             "b"
         );
     }
+}
+
+#[test]
+fn pods_bound_before_their_node_is_known_count_when_it_appears() {
+    let mut c = SchedulerCache::new();
+    let mut early = pod("early", "900m", "1Mi");
+    early.spec.node_name = Some("late-node".into());
+    c.add_pod(&early);
+    c.upsert_node(&node("late-node", "1", "1Gi", json!({})));
+    assert!(
+        c.schedule(&pod("p", "200m", "1Mi")).is_err(),
+        "900m of 1000m already used"
+    );
+    c.remove_node("late-node");
+    c.upsert_node(&node("late-node", "1", "1Gi", json!({})));
+    assert!(
+        c.schedule(&pod("q", "200m", "1Mi")).is_err(),
+        "still counted after a re-add"
+    );
+}
+
+#[test]
+fn pods_without_requests_spread_and_finished_pods_hold_nothing() {
+    let mut c = SchedulerCache::new();
+    for n in ["a", "b", "c"] {
+        c.upsert_node(&node(n, "4", "8Gi", json!({})));
+    }
+    let mut placed = BTreeMap::new();
+    for i in 0..9 {
+        let mut p = pod(&format!("free-{i}"), "1m", "1Ki");
+        p.spec.containers[0].resources = None;
+        *placed.entry(c.schedule(&p).unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        placed.values().copied().collect::<Vec<_>>(),
+        [3, 3, 3],
+        "{placed:?}"
+    );
+
+    let mut c = SchedulerCache::new();
+    c.upsert_node(&node("n", "1", "1Gi", json!({})));
+    let mut done = pod("done", "900m", "1Mi");
+    done.spec.node_name = Some("n".into());
+    c.add_pod(&done);
+    assert!(c.schedule(&pod("p", "500m", "1Mi")).is_err());
+    c.remove_pod("uid-p");
+    done.status = Some(serde_json::from_value(json!({"phase": "Succeeded"})).unwrap());
+    c.add_pod(&done);
+    assert!(
+        c.schedule(&pod("p", "500m", "1Mi")).is_ok(),
+        "a finished pod frees its share"
+    );
+    // Scheduling the same pod again moves it rather than counting it twice.
+    assert!(c.schedule(&pod("p", "500m", "1Mi")).is_ok());
 }

@@ -77,11 +77,13 @@ fn kind_at(api_version: &str, plural: &str) -> Option<&'static KindInfo> {
 /// An object as the API shows it: Secret values replaced by a marker.
 pub fn shown(object: &Object) -> Value {
     let mut v = serde_json::to_value(object).unwrap_or_default();
-    if object.kind() == "Secret"
-        && let Some(Value::Object(data)) = v.get_mut("data")
-    {
-        for value in data.values_mut() {
-            *value = json!(crate::plan::display::REDACTED);
+    if object.kind() == "Secret" {
+        for field in ["data", "stringData"] {
+            if let Some(Value::Object(data)) = v.get_mut(field) {
+                for value in data.values_mut() {
+                    *value = json!(crate::plan::display::REDACTED);
+                }
+            }
         }
     }
     v
@@ -101,6 +103,19 @@ async fn list(
     };
     if namespace.is_some() && !info.namespaced {
         return no_such_resource();
+    }
+    // Asked for but not supported: say so rather than return an unfiltered list.
+    for unsupported in ["fieldSelector", "watch", "limit", "continue"] {
+        if params
+            .get(unsupported)
+            .is_some_and(|v| !v.is_empty() && v != "false")
+        {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("{unsupported} is not supported by keel's API"),
+            );
+        }
     }
     let selector = match params.get("labelSelector").filter(|s| !s.trim().is_empty()) {
         Some(text) => match Selector::parse(text) {
@@ -130,11 +145,25 @@ async fn list(
             }))
             .into_response()
         }
-        Err(e) => status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            e.to_string(),
-        ),
+        Err(e) => store_error(e),
+    }
+}
+
+fn store_error(e: crate::store::StoreError) -> Response {
+    status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        e.to_string(),
+    )
+}
+
+/// `pods`, or `deployments.apps` for a kind in a group, as Kubernetes names resources in
+/// messages.
+fn resource(info: &KindInfo) -> String {
+    if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
     }
 }
 
@@ -157,13 +186,9 @@ async fn get_one(
         Ok(None) => status(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!("{} \"{name}\" not found", info.plural),
+            format!("{} \"{name}\" not found", resource(info)),
         ),
-        Err(e) => status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            e.to_string(),
-        ),
+        Err(e) => store_error(e),
     }
 }
 

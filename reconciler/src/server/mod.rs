@@ -111,13 +111,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             })
             .await
     });
-    let mut agents_stop = stop_rx.clone();
     let agents = tokio::spawn(crate::nodes::grpc::serve(
         agent_listener,
         registry.clone(),
-        async move {
-            let _ = agents_stop.wait_for(|s| *s).await;
-        },
+        stop_rx.clone(),
     ));
     let lifecycle_stop = stop_rx.clone();
     tokio::spawn(async move { registry.run_lifecycle(lifecycle_stop).await });

@@ -143,6 +143,24 @@ async fn errors_are_kubernetes_status_objects() {
             "{path}"
         );
     }
+    let (code, d) = api
+        .get("/apis/apps/v1/namespaces/default/deployments/gone")
+        .await;
+    assert_eq!(code, 404);
+    assert_eq!(d["message"], "deployments.apps \"gone\" not found");
+    let (code, unsupported) = api
+        .get("/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")
+        .await;
+    assert_eq!(
+        (code, unsupported["reason"].as_str()),
+        (400, Some("BadRequest"))
+    );
+    assert!(
+        unsupported["message"]
+            .as_str()
+            .unwrap()
+            .contains("fieldSelector is not supported")
+    );
     let (code, bad) = api.get("/api/v1/pods?labelSelector=app%3D%3D%3D").await;
     assert_eq!(code, 400);
     assert_eq!(bad["reason"], "BadRequest");

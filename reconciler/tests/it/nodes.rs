@@ -32,15 +32,13 @@ async fn control_plane(grace: Duration) -> ControlPlane {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let lifecycle = registry.clone();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let lifecycle_stop = stop.clone();
+    tokio::spawn(async move { lifecycle.run_lifecycle(lifecycle_stop).await });
     tokio::spawn(async move {
-        let (_keep, stop) = tokio::sync::watch::channel(false);
-        lifecycle.run_lifecycle(stop).await
+        let _keep = stop_tx;
+        nodes::grpc::serve(listener, registry, stop).await
     });
-    tokio::spawn(nodes::grpc::serve(
-        listener,
-        registry,
-        std::future::pending(),
-    ));
     let client = ControlPlaneClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -334,4 +332,33 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
         panic!("not a pod")
     };
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Running"));
+}
+
+#[tokio::test]
+async fn a_live_node_cannot_be_taken_over_from_another_address() {
+    let mut cp = control_plane(Duration::from_secs(10)).await;
+    cp.client.register(registration("owned")).await.unwrap();
+    let mut thief = registration("owned");
+    thief.address = "10.6.6.6:7401".into();
+    let err = cp.client.register(thief).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("is registered from 10.0.0.7:7401"),
+        "{}",
+        err.message()
+    );
+    let n = node(&cp.store, "owned").await;
+    assert_eq!(
+        n.metadata.annotation(nodes::AGENT_ADDRESS),
+        Some("10.0.0.7:7401")
+    );
+    assert_eq!(
+        n.metadata
+            .labels()
+            .get("kubernetes.io/hostname")
+            .map(String::as_str),
+        Some("owned")
+    );
+    // The same agent registering again (a restart) is fine.
+    cp.client.register(registration("owned")).await.unwrap();
 }
