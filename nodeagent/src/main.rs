@@ -143,6 +143,10 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             args.listen
         ));
     }
+    // A malformed address would otherwise only show up as endless registration retries.
+    if let Err(e) = keel_nodeagent::grpc::client::endpoint(&args.server) {
+        return Err(format!("--server {:?}: {e}; give HOST:PORT", args.server));
+    }
     if args.max_pods < 1 {
         return Err("--max-pods: must be at least 1".to_string());
     }

@@ -5,17 +5,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keel_e2e::binary;
+use keel_e2e::{binary, free_port};
 use keel_schema::proto::NodeDesired;
 use keel_schema::proto::node_agent_client::NodeAgentClient;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn bad_flags_are_refused_with_the_flag_named() {
@@ -42,6 +34,10 @@ fn bad_flags_are_refused_with_the_flag_named() {
                 "data",
             ],
             "--allowed-host-path data: must be an absolute path",
+        ),
+        (
+            &["--name", "n1", "--server", "bad host:x"],
+            "--server \"bad host:x\"",
         ),
     ];
     for (args, expected) in cases {

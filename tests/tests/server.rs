@@ -2,12 +2,11 @@
 //! rejected with nothing applied, reverts, refused empty revisions, force-pushes, webhooks
 //! and unreachable remotes.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keel_e2e::{binary, commit, git, write};
+use keel_e2e::{binary, commit, free_port, git, write};
 use serde_json::Value;
 
 fn deployment(replicas: u32, image: &str) -> String {
@@ -25,13 +24,6 @@ struct Server {
     /// Where agents register (`--agent-listen`).
     agents: String,
     _data: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
 }
 
 impl Server {
