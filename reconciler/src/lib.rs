@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod controllers;
 pub mod logging;
 pub mod nodes;
 pub mod plan;

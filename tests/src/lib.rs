@@ -1,6 +1,10 @@
 //! Helpers for the end-to-end suite in `tests/`: finding the real binaries.
 #![forbid(unsafe_code)]
 
+mod server;
+
+pub use server::Server;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -90,4 +94,54 @@ pub fn commit(dir: &std::path::Path, message: &str) -> String {
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
     git(dir, &["rev-parse", "HEAD"])
+}
+
+/// Docker is usable here: true, or false after saying why (the caller skips), or a panic when
+/// `KEEL_REQUIRE_DOCKER=1` (as `scripts/test` and CI set) says it must be.
+pub fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let required = std::env::var("KEEL_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    if !ok && required {
+        panic!("KEEL_REQUIRE_DOCKER=1 but `docker info` fails: is dockerd running?");
+    }
+    if !ok {
+        eprintln!("skipping: Docker is not usable; set KEEL_REQUIRE_DOCKER=1 to fail instead");
+    }
+    ok
+}
+
+/// Makes the image `reference` from Debian's busybox-static (no registry is reachable
+/// here): busybox and its applets in `/bin`, plus `files` (path, contents).
+pub fn import_busybox_image(reference: &str, files: &[(&str, &str)]) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    for dir in ["tmp", "etc", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+    }
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("/bin/busybox (busybox-static)");
+    let list = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
+        }
+    }
+    for (path, contents) in files {
+        write(root.path(), path.trim_start_matches('/'), contents);
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C '{}' -c . | docker import - '{reference}' >/dev/null",
+            root.path().display()
+        ))
+        .status()
+        .expect("tar | docker import");
+    assert!(status.success(), "docker import {reference} failed");
 }

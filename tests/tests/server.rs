@@ -3,10 +3,10 @@
 //! and unreachable remotes.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use keel_e2e::{binary, commit, free_port, git, write};
+use keel_e2e::{Server, binary, commit, free_port, git, write};
 use serde_json::Value;
 
 fn deployment(replicas: u32, image: &str) -> String {
@@ -16,131 +16,6 @@ fn deployment(replicas: u32, image: &str) -> String {
 }
 
 const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n";
-
-/// A running `keel server`, stopped (SIGTERM) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    /// Where agents register (`--agent-listen`).
-    agents: String,
-    _data: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(repo: &str, extra: &[&str]) -> Server {
-        let data = tempfile::tempdir().expect("data dir");
-        let port = free_port();
-        let agents = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(data.path().join("server.log")).expect("log file");
-        let child = Command::new(binary("keel"))
-            .args([
-                "server",
-                "--repo",
-                repo,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--agent-listen", &agents])
-            .args(if extra.contains(&"--resync-interval") {
-                &[][..]
-            } else {
-                &["--resync-interval", "2s"][..]
-            })
-            .args(if extra.contains(&"--poll-interval") {
-                &[][..]
-            } else {
-                &["--poll-interval", "300ms"][..]
-            })
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("keel server starts");
-        let server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            agents,
-            _data: data,
-        };
-        server.wait_for("the server to answer", |s| s.get("/healthz").is_some());
-        server
-    }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        let out = Command::new("curl")
-            .args(["-s", "-f", &format!("{}{path}", self.url)])
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&out.stdout)
-            .ok()
-            .or(Some(Value::Null))
-    }
-
-    fn text(&self, path: &str) -> String {
-        Command::new("curl")
-            .args(["-s", "-f", &format!("{}{path}", self.url)])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default()
-    }
-
-    fn status(&self) -> Value {
-        self.get("/api/keel/status").unwrap_or(Value::Null)
-    }
-
-    /// The applied object of `kind` and `name`, if any.
-    fn applied(&self, kind: &str, name: &str) -> Option<Value> {
-        let list = self.get("/api/keel/applied")?;
-        list["items"]
-            .as_array()?
-            .iter()
-            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-            .cloned()
-    }
-
-    fn wait_for(&self, what: &str, ok: impl Fn(&Server) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ok(self) {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self._data.path().join("server.log"))
-                    .unwrap_or_default();
-                panic!(
-                    "timed out waiting for {what}; status: {}\nserver log:\n{log}",
-                    self.status()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_commit(&self, field: &str, commit: &str) {
-        self.wait_for(&format!("{field} = {commit}"), |s| {
-            s.status()[field] == commit
-        });
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn replicas(server: &Server) -> Option<u64> {
     server

@@ -96,6 +96,21 @@ fn mark(object: &Object, commit: &str) -> Object {
     o
 }
 
+/// A Pod from git that leaves `spec.nodeName` to the scheduler keeps the node it was bound
+/// to: the binding is the cluster's, like status, and undoing it would move the pod.
+fn keep_binding<'a>(manifest: &'a Object, current: &Object) -> std::borrow::Cow<'a, Object> {
+    match (manifest, current) {
+        (Object::Pod(m), Object::Pod(c))
+            if m.spec.node_name.is_none() && c.spec.node_name.is_some() =>
+        {
+            let mut bound = m.clone();
+            bound.spec.node_name.clone_from(&c.spec.node_name);
+            std::borrow::Cow::Owned(Object::Pod(bound))
+        }
+        _ => std::borrow::Cow::Borrowed(manifest),
+    }
+}
+
 /// The batch that makes the store match `revision`, and its counts.
 pub fn plan_batch(
     commit: &CommitInfo,
@@ -113,18 +128,21 @@ pub fn plan_batch(
                 counts.created += 1;
                 ops.push(BatchOp::Create(mark(&manifest.object, &commit.id)));
             }
-            Some(current)
-                if !current
+            Some(current) => {
+                let wanted = keep_binding(&manifest.object, &current.object);
+                if current
                     .object
-                    .same_declared(&manifest.object, &[MANAGED_BY], &[REVISION]) =>
-            {
+                    .same_declared(&wanted, &[MANAGED_BY], &[REVISION])
+                {
+                    counts.unchanged += 1;
+                    continue;
+                }
                 counts.updated += 1;
                 ops.push(BatchOp::Update {
-                    object: mark(&manifest.object, &commit.id),
+                    object: mark(&wanted, &commit.id),
                     expected: current.resource_version,
                 });
             }
-            Some(_) => counts.unchanged += 1,
         }
     }
     let prunable: Vec<&Stored> = applied

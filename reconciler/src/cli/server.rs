@@ -33,6 +33,10 @@ pub struct Args {
     /// A node without a heartbeat for this long is marked not ready.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub node_grace: Duration,
+    /// A node not ready for this long has its pods deleted, so their controllers replace
+    /// them on other nodes.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub pod_eviction_timeout: Duration,
     /// How often a remote repository is fetched (a webhook fetches at once).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
@@ -83,6 +87,7 @@ pub fn run(args: &Args) -> i32 {
         listen: args.listen.clone(),
         agent_listen: args.agent_listen.clone(),
         node_grace: args.node_grace,
+        pod_eviction_timeout: args.pod_eviction_timeout,
         poll_interval: args.poll_interval,
         resync_interval: args.resync_interval,
         webhook_secret: secret,

@@ -30,8 +30,11 @@ impl ControlPlane for ControlPlaneService {
             RegisterError::Invalid(m) => Status::invalid_argument(m),
             RegisterError::Store(m) => Status::unavailable(m),
         })?;
-        // 0: no opinion on generations yet (node sync, which numbers them, is step E's).
-        Ok(Response::new(RegisterResponse { next_generation: 0 }))
+        // Node sync numbers a node's sets with the store revision they were read at, so the
+        // next one is at least the current revision (the agent lowers its floor to it when
+        // this control plane restarted and counts from there).
+        let next_generation = self.registry.store_revision().await.max(1);
+        Ok(Response::new(RegisterResponse { next_generation }))
     }
 
     async fn report_status(

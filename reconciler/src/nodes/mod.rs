@@ -13,6 +13,7 @@
 //! cost the store nothing.
 
 pub mod grpc;
+pub mod sync;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -184,6 +185,11 @@ impl NodeRegistry {
 
     fn state(&self) -> std::sync::MutexGuard<'_, Liveness> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The store's revision now (0 when it cannot say).
+    pub async fn store_revision(&self) -> u64 {
+        self.store.revision().await.unwrap_or(0)
     }
 
     pub fn is_registered(&self, node: &str) -> bool {

@@ -36,6 +36,7 @@ pub struct Config {
     /// `HOST:PORT` of the agents' gRPC API.
     pub agent_listen: String,
     pub node_grace: Duration,
+    pub pod_eviction_timeout: Duration,
     pub poll_interval: Duration,
     pub resync_interval: Duration,
     pub webhook_secret: Option<Vec<u8>>,
@@ -116,6 +117,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         registry.clone(),
         stop_rx.clone(),
     ));
+    let controllers = crate::controllers::Config {
+        pod_eviction_timeout: config.pod_eviction_timeout,
+        ..Default::default()
+    };
+    let cache = crate::controllers::start(store.clone(), controllers, stop_rx.clone());
+    tokio::spawn(crate::nodes::sync::run(cache, stop_rx.clone()));
     let lifecycle_stop = stop_rx.clone();
     tokio::spawn(async move { registry.run_lifecycle(lifecycle_stop).await });
     tokio::spawn(async move {

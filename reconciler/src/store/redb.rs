@@ -6,7 +6,7 @@
 //! also appended to a log table, which watchers replay from any retained revision, and
 //! broadcast in process for live watchers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
@@ -57,7 +57,19 @@ struct Inner {
     /// can no longer be trusted to agree, so every call fails until keel restarts (which
     /// reloads both from the file).
     failed: AtomicBool,
+    /// Single writes waiting for the next group commit.
+    pending: Mutex<PendingWrites>,
 }
+
+/// Single writes waiting to be committed, and whether a committer is running.
+#[derive(Default)]
+struct PendingWrites {
+    ops: Vec<(BatchOp, tokio::sync::oneshot::Sender<Result<Stored>>)>,
+    committing: bool,
+}
+
+/// The most single writes one group-commit transaction takes.
+const MAX_GROUP: usize = 1024;
 
 #[derive(Default)]
 struct Cache {
@@ -134,15 +146,22 @@ fn split_record<'b>(key: &str, bytes: &'b [u8]) -> Result<(u64, &'b [u8])> {
 struct Tx<'t, 'c> {
     objects: Table<'t, &'static str, &'static [u8]>,
     committed: &'c BTreeMap<String, Stored>,
+    /// What earlier ops of this transaction wrote (`None`: deleted). A batch names each key
+    /// once, but grouped single writes may touch one key twice: the second then sees the
+    /// first (and fails its precondition as it would have a moment later).
+    written: HashMap<String, Option<Stored>>,
     revision: u64,
     events: Vec<(EventType, Vec<u8>, Object)>,
 }
 
 impl Tx<'_, '_> {
-    /// The committed object (a batch names each key once, so earlier ops of this
-    /// transaction never touch it).
+    /// The object as this transaction sees it: its own writes, else the committed state.
     fn get(&self, key: &ObjectKey) -> Option<&Stored> {
-        self.committed.get(&key.path())
+        let path = key.path();
+        match self.written.get(&path) {
+            Some(written) => written.as_ref(),
+            None => self.committed.get(&path),
+        }
     }
 
     fn put(&mut self, mut object: Object, event: EventType) -> Result<()> {
@@ -154,6 +173,13 @@ impl Tx<'_, '_> {
             .insert(key.path().as_str(), record.as_slice())
             .map_err(backend)?;
         object.meta_mut().resource_version = Some(self.revision.to_string());
+        self.written.insert(
+            key.path(),
+            Some(Stored {
+                object: object.clone(),
+                resource_version: self.revision,
+            }),
+        );
         self.events.push((event, json, object));
         Ok(())
     }
@@ -169,6 +195,7 @@ impl Tx<'_, '_> {
                 let json = encode(&old.object)?;
                 let mut object = old.object.clone();
                 self.objects.remove(key.path().as_str()).map_err(backend)?;
+                self.written.insert(key.path(), None);
                 object.meta_mut().resource_version = Some(self.revision.to_string());
                 self.events.push((EventType::Deleted, json, object));
                 Ok(())
@@ -228,6 +255,7 @@ impl RedbStore {
                 events,
                 cache: RwLock::new(cache),
                 failed: AtomicBool::new(false),
+                pending: Mutex::default(),
             }),
         })
     }
@@ -255,11 +283,17 @@ impl RedbStore {
             let mut tx = Tx {
                 objects: txn.open_table(OBJECTS).map_err(backend)?,
                 committed: &cache.objects,
+                written: HashMap::new(),
                 revision,
                 events: Vec::new(),
             };
             // On error the transaction is dropped uncommitted: nothing is written.
             let value = f(&mut tx)?;
+            if tx.events.is_empty() {
+                // Nothing written (an empty batch, or grouped writes that all failed their
+                // preconditions): no new revision.
+                return Ok((value, revision - 1));
+            }
             meta.insert("revision", revision).map_err(backend)?;
             let mut changes = txn.open_table(CHANGES).map_err(backend)?;
             let mut record = Vec::new();
@@ -377,16 +411,66 @@ impl RedbStore {
         self.write_one(BatchOp::Delete { key, expected }).await
     }
 
-    /// One op in its own transaction, returning what it wrote (a delete: the last state).
+    /// One op, returning what it wrote (a delete: the last state). Single writes are
+    /// group-committed: while one transaction commits, the writes that arrive meanwhile
+    /// queue up and the next transaction takes them all, each op checked on its own (one
+    /// failing precondition fails only that op). Each caller still returns only after its
+    /// write is durable; many concurrent writers then cost one fsync, not one each.
     async fn write_one(&self, op: BatchOp) -> Result<Stored> {
-        self.blocking(move |inner| {
-            Self::write(inner, |tx| {
-                tx.apply(&op)?;
-                tx.last_written()
-            })
-            .map(|(stored, _)| stored)
-        })
-        .await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut queue = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+            queue.ops.push((op, tx));
+            !std::mem::replace(&mut queue.committing, true)
+        };
+        if lead {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || Self::commit_pending(&inner));
+        }
+        rx.await
+            .map_err(|_| backend("the store's committer stopped"))?
+    }
+
+    /// Commits queued single writes, a group per transaction, until the queue is empty.
+    fn commit_pending(inner: &Inner) {
+        loop {
+            let group = {
+                let mut queue = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+                if queue.ops.is_empty() {
+                    queue.committing = false;
+                    return;
+                }
+                let take = queue.ops.len().min(MAX_GROUP);
+                queue.ops.drain(..take).collect::<Vec<_>>()
+            };
+            let outcome = Self::write(inner, |tx| {
+                let mut results = Vec::with_capacity(group.len());
+                for (op, _) in &group {
+                    match tx.apply(op).and_then(|()| tx.last_written()) {
+                        // The engine itself failed: nothing of this group is committed.
+                        Err(e @ StoreError::Backend(_)) => return Err(e),
+                        result => results.push(result),
+                    }
+                }
+                Ok(results)
+            });
+            match outcome {
+                Ok((results, _)) => {
+                    for ((_, reply), result) in group.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (_, reply) in group {
+                        let _ = reply.send(Err(match &e {
+                            StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                            _ => StoreError::Backend(message.clone()),
+                        }));
+                    }
+                }
+            }
+        }
     }
 
     pub async fn apply_batch(&self, batch: Batch) -> Result<u64> {

@@ -148,6 +148,7 @@ conformance!(
     a_batch_is_applied_whole_or_not_at_all,
     a_large_batch_is_whole_too,
     concurrent_conflicting_updates_exactly_one_wins,
+    concurrent_writers_each_get_their_own_outcome,
     watch_delivers_added_modified_deleted_in_order,
     watch_under_concurrent_writers_loses_nothing,
     watch_resumes_from_a_revision,
@@ -438,6 +439,47 @@ async fn concurrent_conflicting_updates_exactly_one_wins(b: &mut Backend) {
         }
     }
     assert_eq!((wins, conflicts), (1, 7));
+}
+
+/// Many writers at once (redb commits them in groups): each gets its own result, a failed
+/// precondition fails only its own write, and what each was told is what is stored.
+async fn concurrent_writers_each_get_their_own_outcome(b: &mut Backend) {
+    let s = b.store.clone();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every fourth writer races for one shared name; the rest have their own.
+            let name = if i % 4 == 0 {
+                "shared".to_string()
+            } else {
+                format!("own-{i}")
+            };
+            (
+                name.clone(),
+                s.create(configmap("default", &name, &[], &format!("{i}")))
+                    .await,
+            )
+        }));
+    }
+    let (mut created, mut exists) = (0, 0);
+    for t in tasks {
+        let (name, result) = t.await.unwrap();
+        match result {
+            Ok(stored) => {
+                created += 1;
+                let now = s.get(&key(&name)).await.unwrap().expect("stored");
+                assert_eq!(now.resource_version, stored.resource_version);
+                assert_eq!(value_of(&now.object), value_of(&stored.object));
+            }
+            Err(StoreError::AlreadyExists(_)) => {
+                assert_eq!(name, "shared");
+                exists += 1;
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((created, exists), (49, 15));
 }
 
 async fn watch_delivers_added_modified_deleted_in_order(b: &mut Backend) {

@@ -1,0 +1,349 @@
+//! The controllers' shared view of the store: every object (Events aside), kept current by
+//! one watch, with the indexes controllers ask for (pods by node, dependents by owner uid).
+//!
+//! # Guarantees
+//! - [`Cache::wait_synced`] returns only after a full list: before that nothing is "absent",
+//!   it is "not loaded yet", and controllers do not act.
+//! - Changes are applied in store order; [`Cache::wait_written`] returns once the cache
+//!   shows given writes, so a controller reads its own writes on its next pass.
+//! - A subscriber that falls behind gets [`Change::Relisted`] (reconcile everything) instead
+//!   of a silent gap; so does everyone after the watch expired and the cache relisted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use keel_schema::Object;
+use keel_schema::object::KINDS;
+use tokio::sync::{broadcast, watch};
+
+use crate::store::{EventType, ObjectKey, Store, StoreError, Stored};
+
+/// A write a controller made and wants to read back.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub key: ObjectKey,
+    pub revision: u64,
+    pub deleted: bool,
+}
+
+/// One change as subscribers see it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// An object was added (`old` none), modified, or deleted (`new` none).
+    Object {
+        old: Option<Arc<Stored>>,
+        new: Option<Arc<Stored>>,
+    },
+    /// The whole cache was (re)loaded, or this subscriber missed changes: look at everything.
+    Relisted,
+}
+
+impl Change {
+    /// The changed object's kind (`None` for [`Change::Relisted`]).
+    pub fn kind(&self) -> Option<&'static str> {
+        match self {
+            Change::Object { old, new } => new.as_ref().or(old.as_ref()).map(|s| s.object.kind()),
+            Change::Relisted => None,
+        }
+    }
+
+    /// The object before and after (either may be absent).
+    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+        let (old, new) = match self {
+            Change::Object { old, new } => (old.as_ref(), new.as_ref()),
+            Change::Relisted => (None, None),
+        };
+        old.into_iter().chain(new).map(|s| &s.object)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<ObjectKey, Arc<Stored>>,
+    /// Pods by `spec.nodeName`.
+    pods_by_node: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Objects by the uid of each owner they name.
+    dependents: HashMap<String, BTreeSet<ObjectKey>>,
+}
+
+impl State {
+    fn index(&mut self, stored: &Stored, add: bool) {
+        let key = ObjectKey::of(&stored.object);
+        let edit = |map: &mut HashMap<String, BTreeSet<ObjectKey>>, at: &str| {
+            if add {
+                map.entry(at.to_string()).or_default().insert(key.clone());
+            } else if let Some(set) = map.get_mut(at) {
+                set.remove(&key);
+                if set.is_empty() {
+                    map.remove(at);
+                }
+            }
+        };
+        if let Object::Pod(p) = &stored.object
+            && let Some(node) = p.spec.node_name.as_deref().filter(|n| !n.is_empty())
+        {
+            edit(&mut self.pods_by_node, node);
+        }
+        for owner in stored.object.meta().owner_references.iter().flatten() {
+            edit(&mut self.dependents, &owner.uid);
+        }
+    }
+
+    fn put(&mut self, stored: Arc<Stored>) -> Option<Arc<Stored>> {
+        let key = ObjectKey::of(&stored.object);
+        let old = self.objects.insert(key, stored.clone());
+        if let Some(old) = &old {
+            self.index(old, false);
+        }
+        self.index(&stored, true);
+        old
+    }
+
+    fn remove(&mut self, key: &ObjectKey) -> Option<Arc<Stored>> {
+        let old = self.objects.remove(key)?;
+        self.index(&old, false);
+        Some(old)
+    }
+}
+
+/// The shared cache. Cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    state: Arc<RwLock<State>>,
+    changes: broadcast::Sender<Change>,
+    /// The newest store revision applied (0 until the first list).
+    revision: watch::Sender<u64>,
+    synced: watch::Sender<bool>,
+}
+
+/// How many changes a subscriber may fall behind before it is told to look at everything.
+const CHANGE_BUFFER: usize = 1 << 16;
+
+/// Kinds the cache does not hold: Events are written often and read by nobody here.
+fn cached(kind: &str) -> bool {
+    kind != "Event"
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cache {
+    pub fn new() -> Self {
+        Self {
+            state: Arc::default(),
+            changes: broadcast::channel(CHANGE_BUFFER).0,
+            revision: watch::channel(0).0,
+            synced: watch::channel(false).0,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes from now on. Subscribe before [`Cache::wait_synced`] so nothing slips between.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    pub async fn wait_synced(&self) {
+        let mut rx = self.synced.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Waits (at most `limit`) until the cache shows each write: the object at (at least)
+    /// the written revision, or gone for a delete. False on timeout.
+    pub async fn wait_written(&self, writes: &[Written], limit: Duration) -> bool {
+        let seen = |state: &State| {
+            writes
+                .iter()
+                .all(|w| match (state.objects.get(&w.key), w.deleted) {
+                    (None, true) => true,
+                    (Some(s), true) => s.resource_version > w.revision,
+                    (Some(s), false) => s.resource_version >= w.revision,
+                    (None, false) => false,
+                })
+        };
+        let mut rx = self.revision.subscribe();
+        tokio::time::timeout(limit, async {
+            loop {
+                if seen(&self.read()) {
+                    return true;
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    pub fn revision(&self) -> u64 {
+        *self.revision.borrow()
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Stored>> {
+        self.read().objects.get(key).cloned()
+    }
+
+    /// Objects of `kind`, in one namespace or all, in key order.
+    pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Stored>> {
+        let start = ObjectKey::new(kind, namespace.unwrap_or(""), "");
+        self.read()
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    /// Pods bound to `node`.
+    pub fn pods_on(&self, node: &str) -> Vec<Arc<Stored>> {
+        let state = self.read();
+        state
+            .pods_by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| state.objects.get(k).cloned())
+            .collect()
+    }
+
+    /// Objects naming `uid` among their owners.
+    pub fn dependents(&self, uid: &str) -> Vec<Arc<Stored>> {
+        let state = self.read();
+        state
+            .dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| state.objects.get(k).cloned())
+            .collect()
+    }
+
+    /// Nodes with pods bound to them (a deleted node's pods still name it).
+    pub fn nodes_with_pods(&self) -> Vec<String> {
+        self.read().pods_by_node.keys().cloned().collect()
+    }
+
+    /// Replaces everything with a fresh list (not yet whole: see [`Cache::follow`]).
+    fn load(&self, objects: Vec<Stored>, revision: u64) {
+        let mut state = State::default();
+        for s in objects {
+            state.put(Arc::new(s));
+        }
+        // Until the watch catches up, nobody acts on this view.
+        self.synced.send_replace(false);
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+        self.revision.send_replace(revision);
+    }
+
+    /// The cache is whole: tell everyone to look at everything.
+    fn mark_synced(&self) {
+        self.synced.send_replace(true);
+        let _ = self.changes.send(Change::Relisted);
+    }
+
+    fn apply(&self, event_type: EventType, object: Object, revision: u64) {
+        let key = ObjectKey::of(&object);
+        let change = {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            match event_type {
+                EventType::Deleted => state.remove(&key).map(|old| Change::Object {
+                    old: Some(old),
+                    new: None,
+                }),
+                EventType::Added | EventType::Modified => {
+                    let new = Arc::new(Stored {
+                        object,
+                        resource_version: revision,
+                    });
+                    let old = state.put(new.clone());
+                    Some(Change::Object {
+                        old,
+                        new: Some(new),
+                    })
+                }
+            }
+        };
+        if let Some(change) = change {
+            let _ = self.changes.send(change);
+        }
+    }
+
+    fn advance(&self, revision: u64) {
+        self.revision.send_if_modified(|r| {
+            let newer = revision > *r;
+            if newer {
+                *r = revision;
+            }
+            newer
+        });
+    }
+
+    /// Lists and watches the store until `stop`; relists after an expired or broken watch.
+    pub async fn run(&self, store: Store, mut stop: watch::Receiver<bool>) {
+        loop {
+            let outcome = tokio::select! {
+                outcome = self.follow(&store) => outcome,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "controller cache: watch ended; listing again");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// One list, then the watch from the oldest list revision. Every kind is listed at its
+    /// own revision, so changes a kind's list already holds are skipped, and the cache is
+    /// whole (synced) only once the watch has reached the newest list revision: before that
+    /// a ReplicaSet listed early could miss while its pod, listed later, is there.
+    async fn follow(&self, store: &Store) -> Result<(), StoreError> {
+        let mut objects = Vec::new();
+        let mut listed_at: HashMap<&'static str, u64> = HashMap::new();
+        let (mut from, mut newest) = (u64::MAX, 0);
+        for info in KINDS.iter().filter(|k| cached(k.kind)) {
+            let list = store.list(info.kind, None, None).await?;
+            listed_at.insert(info.kind, list.revision);
+            from = from.min(list.revision);
+            newest = newest.max(list.revision);
+            objects.extend(list.items);
+        }
+        let from = if from == u64::MAX { 0 } else { from };
+        let mut watcher = store.watch(None, from).await?;
+        self.load(objects, from);
+        let mut whole = from >= newest;
+        if whole {
+            self.mark_synced();
+        }
+        loop {
+            let Some(event) = watcher.next().await else {
+                return Err(StoreError::Unavailable("the store's watch ended".into()));
+            };
+            let event = event?;
+            let kind = event.object.kind();
+            let seen = listed_at.get(kind).copied().unwrap_or(0);
+            if cached(kind) && event.revision > seen {
+                self.apply(event.event_type, event.object, event.revision);
+            }
+            self.advance(event.revision);
+            if !whole && event.revision >= newest {
+                whole = true;
+                self.mark_synced();
+            }
+        }
+    }
+}

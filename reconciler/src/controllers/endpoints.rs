@@ -1,0 +1,219 @@
+//! Endpoints: for each Service with a selector, the matching pods' IPs (ready ones under
+//! `addresses`, others under `notReadyAddresses`) and each Service port's target port
+//! resolved per pod (a named `targetPort` is looked up in the pod's container ports; pods
+//! that do not define it are left out of that port, as Kubernetes does by grouping pods with
+//! the same resolved ports into one subset).
+//!
+//! Services without a selector are left alone: their Endpoints, if any, come from git.
+
+use std::collections::BTreeMap;
+
+use keel_schema::Object;
+use keel_schema::intorstr::IntOrString;
+use keel_schema::selector::Selector;
+use keel_schema::types::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Service};
+use keel_schema::types::meta::ObjectReference;
+use keel_schema::types::pod::Pod;
+
+use super::cache::Change;
+use super::pods;
+use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use crate::store::{ObjectKey, StoreError};
+
+/// Marks Endpoints this controller wrote (others, from git, are never touched).
+pub const MANAGED_LABEL: &str = "endpoints.keel.dev/managed";
+
+pub struct EndpointsController;
+
+/// The port a Service port reaches on `pod`, or none when the pod has no such named port.
+fn resolve(port: &keel_schema::types::core::ServicePort, pod: &Pod) -> Option<i64> {
+    match &port.target_port {
+        None => Some(port.port),
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::Str(name)) => {
+            let protocol = port.protocol.as_deref().unwrap_or("TCP");
+            pod.spec
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| {
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
+                })
+                .map(|p| p.container_port)
+        }
+    }
+}
+
+/// The Endpoints subsets for `service` over `candidates` (pods of its namespace).
+pub fn subsets_for<'p>(
+    service: &Service,
+    candidates: impl Iterator<Item = &'p Pod>,
+) -> Vec<EndpointSubset> {
+    let selector = Selector::from_map(&service.spec.selector.clone().unwrap_or_default());
+    let service_ports = service.spec.ports.clone().unwrap_or_default();
+    // Pods grouped by their resolved port list.
+    type PortKey = Vec<(Option<String>, i64, String)>;
+    let mut groups: BTreeMap<PortKey, (Vec<EndpointAddress>, Vec<EndpointAddress>)> =
+        BTreeMap::new();
+    for pod in candidates {
+        let Some(ip) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .filter(|ip| !ip.is_empty())
+        else {
+            continue;
+        };
+        if !pods::is_active(pod) || !selector.matches(pod.metadata.labels()) {
+            continue;
+        }
+        let ports: PortKey = service_ports
+            .iter()
+            .filter_map(|sp| {
+                resolve(sp, pod).map(|port| {
+                    let protocol = sp.protocol.clone().unwrap_or_else(|| "TCP".into());
+                    (sp.name.clone(), port, protocol)
+                })
+            })
+            .collect();
+        if ports.is_empty() && !service_ports.is_empty() {
+            continue;
+        }
+        let address = EndpointAddress {
+            ip: ip.to_string(),
+            node_name: pod.spec.node_name.clone(),
+            target_ref: Some(ObjectReference {
+                api_version: None,
+                kind: Some("Pod".into()),
+                namespace: pod.metadata.namespace.clone(),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+                field_path: None,
+            }),
+        };
+        let group = groups.entry(ports).or_default();
+        if pods::is_ready(pod) {
+            group.0.push(address);
+        } else {
+            group.1.push(address);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(ports, (mut ready, mut not_ready))| {
+            ready.sort_by(|a, b| a.ip.cmp(&b.ip));
+            not_ready.sort_by(|a, b| a.ip.cmp(&b.ip));
+            let ports: Vec<EndpointPort> = ports
+                .into_iter()
+                .map(|(name, port, protocol)| EndpointPort {
+                    name,
+                    port,
+                    protocol: Some(protocol),
+                })
+                .collect();
+            EndpointSubset {
+                addresses: (!ready.is_empty()).then_some(ready),
+                not_ready_addresses: (!not_ready.is_empty()).then_some(not_ready),
+                ports: (!ports.is_empty()).then_some(ports),
+            }
+        })
+        .collect()
+}
+
+impl Controller for EndpointsController {
+    type Key = ObjectKey;
+    const NAME: &'static str = "endpoints";
+
+    fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
+        keys_of_kind(ctx, "Service")
+    }
+
+    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
+        match change.kind() {
+            Some("Service" | "Endpoints") => {
+                for o in change.objects().take(1) {
+                    out.push(ObjectKey::new("Service", o.namespace(), o.name()));
+                }
+            }
+            Some("Pod") => {
+                for o in change.objects() {
+                    for s in ctx.cache.list("Service", Some(o.namespace())) {
+                        if let Object::Service(svc) = &s.object
+                            && let Some(sel) = &svc.spec.selector
+                            && Selector::from_map(sel).matches(o.meta().labels())
+                        {
+                            out.push(ObjectKey::of(&s.object));
+                        }
+                    }
+                }
+            }
+            Some(_) => {}
+            None => out.extend(self.all_keys(ctx)),
+        }
+    }
+
+    async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
+        let ep_key = ObjectKey::new("Endpoints", &key.namespace, &key.name);
+        let current = ctx.cache.get(&ep_key);
+        let ours = current
+            .as_ref()
+            .is_some_and(|s| s.object.meta().labels().contains_key(MANAGED_LABEL));
+        let service = match ctx.cache.get(key).map(|s| s.object.clone()) {
+            Some(Object::Service(s)) if s.spec.selector.is_some() => s,
+            // Gone, or without a selector: Endpoints we wrote go; others stay.
+            _ => {
+                if let Some(current) = current.filter(|_| ours) {
+                    let w = ctx.delete(&ep_key, current.resource_version).await?;
+                    runner::settle(ctx, &w.into_iter().collect::<Vec<_>>()).await;
+                }
+                return Ok(Action::Done);
+            }
+        };
+        let pods = ctx.cache.list("Pod", Some(&key.namespace));
+        let subsets = subsets_for(
+            &service,
+            pods.iter().filter_map(|s| match &s.object {
+                Object::Pod(p) => Some(p),
+                _ => None,
+            }),
+        );
+        let mut ep = Endpoints::default();
+        ep.metadata.name = Some(key.name.clone());
+        ep.metadata.namespace = Some(key.namespace.clone());
+        let mut labels = service.metadata.labels.clone().unwrap_or_default();
+        labels.insert(MANAGED_LABEL.into(), "true".into());
+        ep.metadata.labels = Some(labels);
+        pods::without_git_markers(&mut ep.metadata);
+        ep.subsets = (!subsets.is_empty()).then_some(subsets);
+        let written = match &current {
+            None => ctx.create(Object::Endpoints(ep)).await,
+            Some(s) => {
+                let Object::Endpoints(old) = &s.object else {
+                    return Ok(Action::Done);
+                };
+                if !ours {
+                    return Err(ControllerError::Invalid(format!(
+                        "{ep_key} exists but was not made for the Service's selector (it is \
+                         declared in git?); remove it or the Service's selector"
+                    )));
+                }
+                if old.subsets == ep.subsets && old.metadata.labels == ep.metadata.labels {
+                    return Ok(Action::Done);
+                }
+                ctx.update(Object::Endpoints(ep), s.resource_version).await
+            }
+        };
+        match written {
+            Ok(w) => runner::settle(ctx, &[w]).await,
+            Err(ControllerError::Store(
+                StoreError::Conflict { .. }
+                | StoreError::AlreadyExists(_)
+                | StoreError::NotFound(_),
+            )) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Action::Done)
+    }
+}

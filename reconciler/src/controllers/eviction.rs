@@ -1,0 +1,81 @@
+//! Node lifecycle, the eviction half (the registry in [`crate::nodes`] marks a silent node's
+//! Ready condition `Unknown`): once a node has not been Ready for `--pod-eviction-timeout`,
+//! its pods are deleted from the store, so their controllers make replacements that the
+//! scheduler places elsewhere. If the node comes back, its desired set no longer holds them
+//! and its agent stops them.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use keel_schema::Object;
+
+use super::cache::Change;
+use super::{Action, Controller, Ctx, Result, runner};
+use crate::store::ObjectKey;
+
+pub struct EvictionController;
+
+impl Controller for EvictionController {
+    type Key = String;
+    const NAME: &'static str = "node-lifecycle";
+
+    fn all_keys(&self, ctx: &Ctx) -> Vec<String> {
+        ctx.cache
+            .list("Node", None)
+            .iter()
+            .map(|s| s.object.name().to_string())
+            .collect()
+    }
+
+    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<String>) {
+        match change.kind() {
+            Some("Node") => out.extend(change.objects().map(|o| o.name().to_string()).take(1)),
+            Some("Pod") => {
+                for o in change.objects() {
+                    if let Object::Pod(p) = o
+                        && let Some(node) = p.spec.node_name.as_deref().filter(|n| !n.is_empty())
+                    {
+                        out.push(node.to_string());
+                    }
+                }
+            }
+            Some(_) => {}
+            None => out.extend(self.all_keys(ctx)),
+        }
+    }
+
+    async fn reconcile(&self, node: &String, ctx: &Ctx) -> Result<Action> {
+        let Some(stored) = ctx.cache.get(&ObjectKey::new("Node", "", node)) else {
+            return Ok(Action::Done);
+        };
+        let Object::Node(n) = &stored.object else {
+            return Ok(Action::Done);
+        };
+        let ready = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+        let Some(ready) = ready.filter(|c| c.status != "True") else {
+            return Ok(Action::Done);
+        };
+        let since = ready.last_transition_time.unwrap_or_else(Utc::now);
+        let down_for = (Utc::now() - since).to_std().unwrap_or_default();
+        let timeout = ctx.config.pod_eviction_timeout;
+        if down_for < timeout {
+            return Ok(Action::RequeueAfter(
+                timeout - down_for + Duration::from_millis(100),
+            ));
+        }
+        let mut writes = Vec::new();
+        for pod in ctx.cache.pods_on(node) {
+            let key = ObjectKey::of(&pod.object);
+            tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod of a node that is not ready");
+            if let Some(w) = ctx.delete(&key, pod.resource_version).await? {
+                writes.push(w);
+            }
+        }
+        runner::settle(ctx, &writes).await;
+        Ok(Action::Done)
+    }
+}

@@ -1,0 +1,82 @@
+//! Garbage collection by ownerReferences: an object whose owners are all gone (absent, or
+//! present under another uid: deleted and made again) is deleted, as Kubernetes' background
+//! cascading deletion. Deleting a Deployment so removes its ReplicaSets, and they their pods.
+
+use keel_schema::Object;
+
+use super::cache::Change;
+use super::{Action, Controller, Ctx, Result, runner};
+use crate::store::ObjectKey;
+
+pub struct GarbageCollector;
+
+/// True when at least one of `object`'s owners still exists.
+fn has_live_owner(object: &Object, ctx: &Ctx) -> bool {
+    object.meta().owner_references.iter().flatten().any(|r| {
+        let Some(info) = keel_schema::object::kind_info(&r.kind) else {
+            // A kind keel does not know cannot be checked: keep the dependent.
+            return true;
+        };
+        let namespace = if info.namespaced {
+            object.namespace()
+        } else {
+            ""
+        };
+        ctx.cache
+            .get(&ObjectKey::new(&r.kind, namespace, &r.name))
+            .is_some_and(|o| o.object.meta().uid.as_deref() == Some(r.uid.as_str()))
+    })
+}
+
+impl Controller for GarbageCollector {
+    type Key = ObjectKey;
+    const NAME: &'static str = "garbage-collector";
+
+    fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
+        keel_schema::object::KINDS
+            .iter()
+            .flat_map(|k| ctx.cache.list(k.kind, None))
+            .filter(|s| s.object.meta().owner_references.is_some())
+            .map(|s| ObjectKey::of(&s.object))
+            .collect()
+    }
+
+    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
+        match change {
+            Change::Object { old, new } => {
+                if let Some(new) = new
+                    && new.object.meta().owner_references.is_some()
+                {
+                    out.push(ObjectKey::of(&new.object));
+                }
+                // A deletion: look at everything that named it.
+                if new.is_none()
+                    && let Some(old) = old
+                    && let Some(uid) = old.object.meta().uid.as_deref()
+                {
+                    out.extend(
+                        ctx.cache
+                            .dependents(uid)
+                            .iter()
+                            .map(|s| ObjectKey::of(&s.object)),
+                    );
+                }
+            }
+            Change::Relisted => out.extend(self.all_keys(ctx)),
+        }
+    }
+
+    async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
+        let Some(stored) = ctx.cache.get(key) else {
+            return Ok(Action::Done);
+        };
+        if stored.object.meta().owner_references.is_none() || has_live_owner(&stored.object, ctx) {
+            return Ok(Action::Done);
+        }
+        tracing::info!(object = %key, "garbage collection: its owners are gone");
+        if let Some(w) = ctx.delete(key, stored.resource_version).await? {
+            runner::settle(ctx, &[w]).await;
+        }
+        Ok(Action::Done)
+    }
+}

@@ -1,0 +1,191 @@
+//! Controllers: level-triggered loops that make derived state follow declared state.
+//!
+//! Each controller is `reconcile(key, ctx) -> Result<Action>` over the current state in the
+//! shared [`cache::Cache`], never over the event that queued the key. The [`runner`] feeds a
+//! [`queue::WorkQueue`] from cache changes and a periodic resync and never reconciles one key
+//! twice at once. Writes go to the store with the resourceVersion read (a conflict is a retry,
+//! never a blind overwrite); a controller then waits for the cache to show its writes, so its
+//! next pass never acts on a state older than its own last one (no duplicate pods).
+//!
+//! # Layout
+//! - [`cache`]: the shared view of the store; [`queue`], [`runner`]: the machinery.
+//! - [`replicas`]: ReplicaSet and ReplicationController; [`deployment`]: Deployments.
+//! - [`endpoints`]: Endpoints for Services with selectors.
+//! - [`scheduling`]: binds pending pods with [`crate::scheduler`].
+//! - [`gc`]: deletes objects whose owners are gone.
+//! - [`eviction`]: deletes the pods of nodes that stayed not ready.
+//! - [`pods`]: what several controllers ask of a pod (active, ready, available, owner).
+
+pub mod cache;
+pub mod deployment;
+pub mod endpoints;
+pub mod eviction;
+pub mod gc;
+pub mod pods;
+pub mod queue;
+pub mod replicas;
+pub mod runner;
+pub mod scheduling;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_schema::Object;
+use tokio::sync::watch;
+
+use crate::store::{ObjectKey, Store, StoreError, Stored};
+use cache::{Cache, Change, Written};
+
+/// What a reconcile asks of the runner when it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing until something changes (or the periodic resync).
+    Done,
+    /// Look again after this long (a pod becoming available after minReadySeconds, say).
+    RequeueAfter(Duration),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = ControllerError> = std::result::Result<T, E>;
+
+/// Settings shared by the controllers (from `keel server`'s flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often every key is reconciled even without a change.
+    pub resync: Duration,
+    /// How long a node may stay not ready before its pods are deleted.
+    pub pod_eviction_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(30),
+            pod_eviction_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What every reconcile gets: the store to write, the cache to read, the settings.
+pub struct Ctx {
+    pub store: Store,
+    pub cache: Cache,
+    pub config: Config,
+}
+
+impl Ctx {
+    /// Creates `object`; the write to wait for.
+    pub async fn create(&self, object: Object) -> Result<Written> {
+        let stored = self.store.create(object).await?;
+        Ok(written(&stored, false))
+    }
+
+    /// Writes `object` over the version read.
+    pub async fn update(&self, object: Object, read: u64) -> Result<Written> {
+        let stored = self.store.update(object, read).await?;
+        Ok(written(&stored, false))
+    }
+
+    /// Deletes what was read at `read`; already gone is fine.
+    pub async fn delete(&self, key: &ObjectKey, read: u64) -> Result<Option<Written>> {
+        match self.store.delete(key, Some(read)).await {
+            Ok(stored) => Ok(Some(written(&stored, true))),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn written(stored: &Stored, deleted: bool) -> Written {
+    Written {
+        key: ObjectKey::of(&stored.object),
+        revision: stored.resource_version,
+        deleted,
+    }
+}
+
+/// A level-triggered controller.
+pub trait Controller: Send + Sync + 'static {
+    type Key: Clone + Eq + Hash + Debug + Send + Sync + 'static;
+    /// For logs: `replicaset`, `deployment`, …
+    const NAME: &'static str;
+
+    /// Every key there is to reconcile (at start, on resync, after missed changes).
+    fn all_keys(&self, ctx: &Ctx) -> Vec<Self::Key>;
+
+    /// The keys whose state `change` may affect.
+    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<Self::Key>);
+
+    /// Makes the world match the declared state of `key`, from the current state.
+    fn reconcile(&self, key: &Self::Key, ctx: &Ctx) -> impl Future<Output = Result<Action>> + Send;
+}
+
+/// Every object key of `kind` in the cache.
+pub fn keys_of_kind(ctx: &Ctx, kind: &str) -> Vec<ObjectKey> {
+    ctx.cache
+        .list(kind, None)
+        .iter()
+        .map(|s| ObjectKey::of(&s.object))
+        .collect()
+}
+
+/// Starts the cache and every controller; they run until `stop`.
+pub fn start(store: Store, config: Config, stop: watch::Receiver<bool>) -> Cache {
+    let cache = Cache::new();
+    let ctx = Arc::new(Ctx {
+        store: store.clone(),
+        cache: cache.clone(),
+        config,
+    });
+    {
+        let (cache, stop) = (cache.clone(), stop.clone());
+        tokio::spawn(async move { cache.run(store, stop).await });
+    }
+    tokio::spawn(runner::run(
+        Arc::new(replicas::ReplicaController),
+        ctx.clone(),
+        4,
+        stop.clone(),
+    ));
+    tokio::spawn(runner::run(
+        Arc::new(deployment::DeploymentController),
+        ctx.clone(),
+        2,
+        stop.clone(),
+    ));
+    tokio::spawn(runner::run(
+        Arc::new(endpoints::EndpointsController),
+        ctx.clone(),
+        2,
+        stop.clone(),
+    ));
+    tokio::spawn(runner::run(
+        Arc::new(gc::GarbageCollector),
+        ctx.clone(),
+        2,
+        stop.clone(),
+    ));
+    tokio::spawn(runner::run(
+        Arc::new(eviction::EvictionController),
+        ctx.clone(),
+        1,
+        stop.clone(),
+    ));
+    tokio::spawn(runner::run(
+        Arc::new(scheduling::SchedulingController::default()),
+        ctx,
+        scheduling::WORKERS,
+        stop,
+    ));
+    cache
+}

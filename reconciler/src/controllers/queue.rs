@@ -1,0 +1,181 @@
+//! The work queue controllers run from, as client-go's: a key queued twice is queued once; a
+//! key being reconciled is never handed out again until it is done (a change meanwhile
+//! queues it once more, for after); failures come back after a growing delay.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// The first retry delay after a failure; doubled per failure up to [`MAX_BACKOFF`].
+const BASE_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+struct State<K> {
+    queue: VecDeque<K>,
+    queued: HashSet<K>,
+    active: HashSet<K>,
+    /// Keys added while being reconciled: queued again when done.
+    again: HashSet<K>,
+    failures: HashMap<K, u32>,
+}
+
+/// A deduplicating queue of keys. Cheap to clone.
+pub struct WorkQueue<K> {
+    state: Arc<Mutex<State<K>>>,
+    ready: Arc<Notify>,
+}
+
+impl<K> Clone for WorkQueue<K> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash + Send + 'static> Default for WorkQueue<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
+    pub fn new() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                queue: VecDeque::new(),
+                queued: HashSet::new(),
+                active: HashSet::new(),
+                again: HashSet::new(),
+                failures: HashMap::new(),
+            })),
+            ready: Arc::new(Notify::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<K>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add(&self, key: K) {
+        let mut st = self.lock();
+        if st.active.contains(&key) {
+            st.again.insert(key);
+            return;
+        }
+        if st.queued.insert(key.clone()) {
+            st.queue.push_back(key);
+            drop(st);
+            self.ready.notify_one();
+        }
+    }
+
+    /// Adds `key` after `delay`.
+    pub fn add_after(&self, key: K, delay: Duration) {
+        if delay.is_zero() {
+            self.add(key);
+            return;
+        }
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            queue.add(key);
+        });
+    }
+
+    /// The next key to reconcile; it is active until [`WorkQueue::done`].
+    pub async fn next(&self) -> K {
+        loop {
+            let notified = self.ready.notified();
+            {
+                let mut st = self.lock();
+                if let Some(key) = st.queue.pop_front() {
+                    st.queued.remove(&key);
+                    st.active.insert(key.clone());
+                    let more = !st.queue.is_empty();
+                    drop(st);
+                    if more {
+                        // Wake another worker for the rest.
+                        self.ready.notify_one();
+                    }
+                    return key;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// `key` is reconciled; if it changed meanwhile it is queued again.
+    pub fn done(&self, key: &K) {
+        let mut st = self.lock();
+        st.active.remove(key);
+        if st.again.remove(key) && st.queued.insert(key.clone()) {
+            st.queue.push_back(key.clone());
+            drop(st);
+            self.ready.notify_one();
+        }
+    }
+
+    /// The delay before retrying `key` after one more failure.
+    pub fn backoff(&self, key: &K) -> Duration {
+        let mut st = self.lock();
+        let n = st.failures.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        BASE_BACKOFF
+            .saturating_mul(1u32 << (*n - 1).min(20))
+            .min(MAX_BACKOFF)
+    }
+
+    /// `key` succeeded: its next failure starts the backoff over.
+    pub fn forget(&self, key: &K) {
+        self.lock().failures.remove(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_is_queued_once_and_never_handed_out_twice_at_once() {
+        let q = WorkQueue::new();
+        q.add("a");
+        q.add("a");
+        q.add("b");
+        assert_eq!(q.len(), 2);
+        let first = q.next().await;
+        assert_eq!(first, "a");
+        // Changed while active: not handed out again until done.
+        q.add("a");
+        assert_eq!(q.next().await, "b");
+        assert!(q.is_empty());
+        q.done(&"a");
+        assert_eq!(q.next().await, "a");
+    }
+
+    #[tokio::test]
+    async fn failures_back_off_exponentially_and_reset_on_success() {
+        let q: WorkQueue<&str> = WorkQueue::new();
+        assert_eq!(q.backoff(&"k"), Duration::from_millis(50));
+        assert_eq!(q.backoff(&"k"), Duration::from_millis(100));
+        assert_eq!(q.backoff(&"k"), Duration::from_millis(200));
+        for _ in 0..30 {
+            q.backoff(&"k");
+        }
+        assert_eq!(q.backoff(&"k"), MAX_BACKOFF);
+        q.forget(&"k");
+        assert_eq!(q.backoff(&"k"), Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,231 @@
+//! Binds pending pods to nodes: [`crate::scheduler`] picks the node, this controller writes
+//! `spec.nodeName` (with the `PodScheduled` condition) over the version it read, so a pod
+//! changed or deleted meanwhile is never bound blindly.
+//!
+//! The scheduler's view of nodes and bound pods is kept by the runner's feeder (every change
+//! passes through [`Controller::keys_for`] in store order), so workers only read it. A pod
+//! that fits nowhere gets `PodScheduled=False`, reason `Unschedulable`, with kube-scheduler's
+//! message, and is tried again whenever a node changes or a pod goes away.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use keel_schema::Object;
+use keel_schema::types::meta::Condition;
+use keel_schema::types::pod::{Pod, PodStatus};
+
+use super::cache::Change;
+use super::pods;
+use super::{Action, Controller, ControllerError, Ctx, Result, runner};
+use crate::scheduler::SchedulerCache;
+use crate::store::{ObjectKey, StoreError};
+
+/// Binds in flight at once (they share group commits in the store).
+pub const WORKERS: usize = 32;
+/// How often a pod that fits nowhere is tried again without any change.
+const UNSCHEDULABLE_RETRY: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+pub struct SchedulingController {
+    nodes: Mutex<SchedulerCache>,
+    unschedulable: Mutex<HashSet<ObjectKey>>,
+}
+
+fn pending(pod: &Pod) -> bool {
+    pod.spec.node_name.as_deref().is_none_or(str::is_empty) && pods::is_active(pod)
+}
+
+fn set_scheduled(pod: &mut Pod, scheduled: bool, message: Option<String>) {
+    let status = pod.status.get_or_insert_with(PodStatus::default);
+    if status.phase.is_none() {
+        status.phase = Some("Pending".into());
+    }
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    let value = if scheduled { "True" } else { "False" };
+    let previous = conditions.iter().position(|c| c.type_ == "PodScheduled");
+    let transition = match previous.map(|i| &conditions[i]) {
+        Some(c) if c.status == value => c.last_transition_time,
+        _ => Some(Utc::now()),
+    };
+    let condition = Condition {
+        type_: "PodScheduled".into(),
+        status: value.into(),
+        last_transition_time: transition,
+        reason: (!scheduled).then(|| "Unschedulable".into()),
+        message,
+        ..Default::default()
+    };
+    match previous {
+        Some(i) => conditions[i] = condition,
+        None => conditions.push(condition),
+    }
+}
+
+fn unschedulable_message(pod: &Pod) -> Option<&str> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?
+        .message
+        .as_deref()
+}
+
+impl SchedulingController {
+    fn scheduler(&self) -> std::sync::MutexGuard<'_, SchedulerCache> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashSet<ObjectKey>> {
+        self.unschedulable.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Builds the scheduler's view from the whole cache.
+    fn rebuild(&self, ctx: &Ctx) {
+        let mut sched = SchedulerCache::new();
+        for s in ctx.cache.list("Node", None) {
+            if let Object::Node(n) = &s.object {
+                sched.upsert_node(n);
+            }
+        }
+        for s in ctx.cache.list("Pod", None) {
+            if let Object::Pod(p) = &s.object {
+                sched.add_pod(p);
+            }
+        }
+        *self.scheduler() = sched;
+    }
+
+    /// Every pod waiting for room: something that may make room happened.
+    fn retry_waiting(&self, out: &mut Vec<ObjectKey>) {
+        out.extend(self.waiting().drain());
+    }
+}
+
+impl Controller for SchedulingController {
+    type Key = ObjectKey;
+    const NAME: &'static str = "scheduler";
+
+    fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
+        self.rebuild(ctx);
+        ctx.cache
+            .list("Pod", None)
+            .iter()
+            .filter(|s| matches!(&s.object, Object::Pod(p) if pending(p)))
+            .map(|s| ObjectKey::of(&s.object))
+            .collect()
+    }
+
+    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
+        let Change::Object { old, new } = change else {
+            out.extend(self.all_keys(ctx));
+            return;
+        };
+        match change.kind() {
+            Some("Node") => {
+                {
+                    let mut sched = self.scheduler();
+                    match new.as_ref().map(|s| &s.object) {
+                        Some(Object::Node(n)) => sched.upsert_node(n),
+                        _ => {
+                            if let Some(old) = old {
+                                sched.remove_node(old.object.name());
+                            }
+                        }
+                    }
+                }
+                self.retry_waiting(out);
+            }
+            Some("Pod") => match new.as_ref().map(|s| &s.object) {
+                Some(Object::Pod(p)) => {
+                    let was_holding = old.as_ref().is_some_and(|o| match &o.object {
+                        Object::Pod(op) => !pending(op) && pods::is_active(op),
+                        _ => false,
+                    });
+                    if p.spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) {
+                        self.scheduler().add_pod(p);
+                    }
+                    if pending(p) {
+                        out.push(ObjectKey::new(
+                            "Pod",
+                            p.metadata.namespace(),
+                            p.metadata.name(),
+                        ));
+                    } else if was_holding && !pods::is_active(p) {
+                        // Finished: its room is free.
+                        self.retry_waiting(out);
+                    }
+                }
+                _ => {
+                    if let Some(Object::Pod(p)) = old.as_ref().map(|s| &s.object) {
+                        self.scheduler()
+                            .remove_pod(p.metadata.uid.as_deref().unwrap_or(""));
+                        let key = ObjectKey::new("Pod", p.metadata.namespace(), p.metadata.name());
+                        self.waiting().remove(&key);
+                        self.retry_waiting(out);
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+
+    async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
+        let Some(stored) = ctx.cache.get(key) else {
+            self.waiting().remove(key);
+            return Ok(Action::Done);
+        };
+        let Object::Pod(pod) = &stored.object else {
+            return Ok(Action::Done);
+        };
+        if !pending(pod) {
+            self.waiting().remove(key);
+            return Ok(Action::Done);
+        }
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let placed = self.scheduler().schedule(pod);
+        let mut pod = pod.clone();
+        match placed {
+            Ok(node) => {
+                self.waiting().remove(key);
+                pod.spec.node_name = Some(node.clone());
+                set_scheduled(&mut pod, true, None);
+                match ctx.update(Object::Pod(pod), stored.resource_version).await {
+                    Ok(w) => {
+                        tracing::debug!(pod = %key, node, "Scheduled");
+                        runner::settle(ctx, &[w]).await;
+                        Ok(Action::Done)
+                    }
+                    Err(e) => {
+                        // Not bound: it holds no room there.
+                        self.scheduler().remove_pod(&uid);
+                        match e {
+                            ControllerError::Store(StoreError::NotFound(_)) => Ok(Action::Done),
+                            e => Err(e),
+                        }
+                    }
+                }
+            }
+            Err(fit) => {
+                self.scheduler().remove_pod(&uid);
+                self.waiting().insert(key.clone());
+                let message = fit.to_string();
+                if unschedulable_message(&pod) != Some(message.as_str()) {
+                    tracing::info!(pod = %key, %message, "FailedScheduling");
+                    set_scheduled(&mut pod, false, Some(message));
+                    match ctx.update(Object::Pod(pod), stored.resource_version).await {
+                        Ok(w) => runner::settle(ctx, &[w]).await,
+                        Err(ControllerError::Store(
+                            StoreError::Conflict { .. } | StoreError::NotFound(_),
+                        )) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(Action::RequeueAfter(UNSCHEDULABLE_RETRY))
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! A `keel server` process for the end-to-end tests.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{binary, free_port};
+
+/// A running `keel server`, stopped (SIGTERM) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    /// Where agents register (`--agent-listen`).
+    pub agents: String,
+    pub data: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl Server {
+    pub fn start(repo: &str, extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("data dir");
+        let port = free_port();
+        let agents = format!("127.0.0.1:{}", free_port());
+        let mut args: Vec<String> = ["server", "--repo", repo, "--listen"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(format!("127.0.0.1:{port}"));
+        args.push("--data-dir".into());
+        args.push(data.path().to_string_lossy().into_owned());
+        args.extend(["--agent-listen".to_string(), agents.clone()]);
+        if !extra.contains(&"--resync-interval") {
+            args.extend(["--resync-interval".into(), "2s".into()]);
+        }
+        if !extra.contains(&"--poll-interval") {
+            args.extend(["--poll-interval".into(), "300ms".into()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut server = Server {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            agents,
+            data,
+            args,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(binary("keel"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("keel server starts");
+        self.child = Some(child);
+        self.wait_for("the server to answer", |s| s.get("/healthz").is_some());
+    }
+
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.data.path().join("server.log")
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Stops and starts the server again on the same data dir and ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn get(&self, path: &str) -> Option<Value> {
+        let out = Command::new("curl")
+            .args(["-s", "-f", &format!("{}{path}", self.url)])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout)
+            .ok()
+            .or(Some(Value::Null))
+    }
+
+    pub fn text(&self, path: &str) -> String {
+        Command::new("curl")
+            .args(["-s", "-f", &format!("{}{path}", self.url)])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Value {
+        self.get("/api/keel/status").unwrap_or(Value::Null)
+    }
+
+    /// The applied object of `kind` and `name`, if any.
+    pub fn applied(&self, kind: &str, name: &str) -> Option<Value> {
+        let list = self.get("/api/keel/applied")?;
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .cloned()
+    }
+
+    pub fn wait_for(&self, what: &str, ok: impl Fn(&Server) -> bool) {
+        self.wait_up_to(Duration::from_secs(30), what, ok)
+    }
+
+    /// Waits until `ok`, panicking with the server's log after `limit`.
+    pub fn wait_up_to(&self, limit: Duration, what: &str, ok: impl Fn(&Server) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !ok(self) {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                panic!(
+                    "timed out waiting for {what}; status: {}\nserver log:\n{log}",
+                    self.status()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn wait_commit(&self, field: &str, commit: &str) {
+        self.wait_for(&format!("{field} = {commit}"), |s| {
+            s.status()[field] == commit
+        });
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
