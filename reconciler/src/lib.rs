@@ -9,8 +9,8 @@
 //! - [`apply`]: whole-revision apply; [`server`]: `keel server` (sync loop, HTTP API).
 //! - [`scheduler`]: places pending pods on nodes (filter, score), pure and in memory.
 //! - [`nodes`]: agents' registration and status reports (`ControlPlane` gRPC), node readiness.
-//!
-//! Controllers, node sync and the read API arrive in step E (issue 6) beside these.
+//! - [`controllers`]: level-triggered controllers over a shared cache (ReplicaSet, Deployment,
+//!   Endpoints, garbage collection, eviction, scheduling); [`nodes::sync`] pushes pods to agents.
 #![forbid(unsafe_code)]
 
 pub mod apply;

@@ -97,29 +97,9 @@ fn render(records: &[SyncRecord], output: Output) -> String {
             ]
         })
         .collect();
-    let header = ["COMMIT", "TIME", "RESULT", "AUTHOR", "MESSAGE", "ERROR"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: [&str; 6]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 5 {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}   "));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header);
-    for row in &rows {
-        out.push_str(&line([
-            &row[0], &row[1], &row[2], &row[3], &row[4], &row[5],
-        ]));
-    }
-    out
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    super::table::render(
+        &["COMMIT", "TIME", "RESULT", "AUTHOR", "MESSAGE", "ERROR"],
+        &rows,
+    )
 }

@@ -1,10 +1,12 @@
 //! The `keel` command line: one file per verb.
 
+pub mod get;
 pub mod history;
 mod http;
 pub mod plan;
 pub mod schema;
 pub mod server;
+mod table;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +44,8 @@ pub enum Command {
     Server(server::Args),
     /// List the revisions the server attempted, newest first.
     History(history::Args),
+    /// Show objects from a running server, as kubectl does (`keel get po -o wide`).
+    Get(get::Args),
 }
 
 /// Writes to stdout, ignoring a closed pipe (`keel plan | head` is not an error).
@@ -61,5 +65,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(args) => plan::run(&args),
         Command::Server(args) => server::run(&args),
         Command::History(args) => history::run(&args),
+        Command::Get(args) => get::run(&args),
     }
 }
