@@ -65,6 +65,8 @@ pub struct Config {
     pub resync: Duration,
     /// How long a node may stay not ready before its pods are deleted.
     pub pod_eviction_timeout: Duration,
+    /// Where the scheduler records creation-to-binding times (`/metrics`).
+    pub scheduling_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
         Self {
             resync: Duration::from_secs(30),
             pod_eviction_timeout: Duration::from_secs(20),
+            scheduling_seconds: None,
         }
     }
 }
@@ -139,9 +142,8 @@ pub fn keys_of_kind(ctx: &Ctx, kind: &str) -> Vec<ObjectKey> {
         .collect()
 }
 
-/// Starts the cache and every controller; they run until `stop`.
-pub fn start(store: Store, config: Config, stop: watch::Receiver<bool>) -> Cache {
-    let cache = Cache::new();
+/// Starts filling `cache` and every controller; they run until `stop`.
+pub fn start(store: Store, cache: Cache, config: Config, stop: watch::Receiver<bool>) {
     let ctx = Arc::new(Ctx {
         store: store.clone(),
         cache: cache.clone(),
@@ -187,5 +189,4 @@ pub fn start(store: Store, config: Config, stop: watch::Receiver<bool>) -> Cache
         scheduling::WORKERS,
         stop,
     ));
-    cache
 }

@@ -196,6 +196,13 @@ impl Controller for SchedulingController {
                 match ctx.update(Object::Pod(pod), stored.resource_version).await {
                     Ok(w) => {
                         tracing::debug!(pod = %key, node, "Scheduled");
+                        if let (Some(h), Some(created)) = (
+                            &ctx.config.scheduling_seconds,
+                            stored.object.meta().creation_timestamp,
+                        ) {
+                            let waited = (Utc::now() - created).to_std().unwrap_or_default();
+                            h.observe(waited.as_secs_f64());
+                        }
                         runner::settle(ctx, &[w]).await;
                         Ok(Action::Done)
                     }

@@ -27,6 +27,8 @@ pub struct AppState {
     pub store: Store,
     pub status: Arc<Mutex<SyncStatus>>,
     pub metrics: Arc<super::metrics::Metrics>,
+    /// The controllers' view of the cluster (for the gauges in `/metrics`).
+    pub cache: crate::controllers::cache::Cache,
     pub trigger: mpsc::Sender<()>,
     pub webhook_secret: Option<Arc<Vec<u8>>>,
 }
@@ -56,7 +58,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(),
+        {
+            state.metrics.observe(&state.cache);
+            state.metrics.render()
+        },
     )
         .into_response()
 }

@@ -1,5 +1,6 @@
 //! Prometheus metrics of `keel server` (`GET /metrics`): sync results and durations, fetch
-//! failures. Later steps add objects per kind, pods per phase, scheduling and nodes.
+//! failures, scheduling latency, and (read from the controllers' cache at each scrape)
+//! objects per kind, pods per phase and nodes by readiness.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +14,21 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadyLabel {
+    pub ready: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Revisions attempted, by result (`applied`, `unchanged`, `failed`, `refused`, `error`).
@@ -24,6 +40,11 @@ pub struct Metrics {
     pub fetch_failing: Gauge,
     /// When a revision was last applied or confirmed unchanged (Unix seconds).
     pub last_success: Gauge,
+    /// From a pod's creation to its binding.
+    pub scheduling_seconds: Histogram,
+    pub objects: Family<KindLabel, Gauge>,
+    pub pods: Family<PhaseLabel, Gauge>,
+    pub nodes: Family<ReadyLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -34,6 +55,22 @@ impl Default for Metrics {
         let fetch_failures = Counter::default();
         let fetch_failing = Gauge::default();
         let last_success = Gauge::default();
+        let scheduling_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
+        let objects = Family::<KindLabel, Gauge>::default();
+        let pods = Family::<PhaseLabel, Gauge>::default();
+        let nodes = Family::<ReadyLabel, Gauge>::default();
+        registry.register(
+            "scheduling_duration_seconds",
+            "Time from a pod's creation to its binding to a node",
+            scheduling_seconds.clone(),
+        );
+        registry.register("objects", "Objects in the store, by kind", objects.clone());
+        registry.register("pods", "Pods by phase", pods.clone());
+        registry.register(
+            "nodes",
+            "Nodes by readiness (True, False, Unknown)",
+            nodes.clone(),
+        );
         registry.register("sync", "Revisions attempted, by result", syncs.clone());
         registry.register(
             "sync_duration_seconds",
@@ -62,6 +99,10 @@ impl Default for Metrics {
             fetch_failures,
             fetch_failing,
             last_success,
+            scheduling_seconds,
+            objects,
+            pods,
+            nodes,
         }
     }
 }
@@ -73,6 +114,60 @@ impl Metrics {
                 result: result.to_string(),
             })
             .inc();
+    }
+
+    /// Sets the cluster gauges from the controllers' cache (nothing before it is synced:
+    /// "not loaded yet" is not "zero").
+    pub fn observe(&self, cache: &crate::controllers::cache::Cache) {
+        use keel_schema::Object;
+        if !cache.is_synced() {
+            return;
+        }
+        for info in keel_schema::object::KINDS
+            .iter()
+            .filter(|k| k.kind != "Event")
+        {
+            let n = cache.list(info.kind, None).len();
+            self.objects
+                .get_or_create(&KindLabel {
+                    kind: info.kind.to_string(),
+                })
+                .set(n as i64);
+        }
+        let mut phases: std::collections::BTreeMap<String, i64> =
+            ["Pending", "Running", "Succeeded", "Failed", "Unknown"]
+                .into_iter()
+                .map(|p| (p.to_string(), 0))
+                .collect();
+        for s in cache.list("Pod", None) {
+            if let Object::Pod(p) = &s.object {
+                let phase = p.status.as_ref().and_then(|s| s.phase.clone());
+                *phases
+                    .entry(phase.unwrap_or_else(|| "Pending".into()))
+                    .or_default() += 1;
+            }
+        }
+        for (phase, n) in phases {
+            self.pods.get_or_create(&PhaseLabel { phase }).set(n);
+        }
+        let mut ready: std::collections::BTreeMap<String, i64> = ["True", "False", "Unknown"]
+            .into_iter()
+            .map(|r| (r.to_string(), 0))
+            .collect();
+        for s in cache.list("Node", None) {
+            if let Object::Node(n) = &s.object {
+                let status = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+                    .map_or("Unknown".to_string(), |c| c.status.clone());
+                *ready.entry(status).or_default() += 1;
+            }
+        }
+        for (r, n) in ready {
+            self.nodes.get_or_create(&ReadyLabel { ready: r }).set(n);
+        }
     }
 
     /// The text exposition format.

@@ -70,7 +70,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let (stop_tx, stop_rx) = signal::channel(false);
     let metrics = Arc::new(metrics::Metrics::default());
+    let cache = crate::controllers::cache::Cache::new();
     let state = http::AppState {
+        cache: cache.clone(),
         store: store.clone(),
         status: status.clone(),
         metrics: metrics.clone(),
@@ -119,9 +121,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let controllers = crate::controllers::Config {
         pod_eviction_timeout: config.pod_eviction_timeout,
+        scheduling_seconds: Some(metrics.scheduling_seconds.clone()),
         ..Default::default()
     };
-    let cache = crate::controllers::start(store.clone(), controllers, stop_rx.clone());
+    crate::controllers::start(store.clone(), cache.clone(), controllers, stop_rx.clone());
     tokio::spawn(crate::nodes::sync::run(cache, stop_rx.clone()));
     let lifecycle_stop = stop_rx.clone();
     tokio::spawn(async move { registry.run_lifecycle(lifecycle_stop).await });

@@ -12,6 +12,8 @@ struct Api {
     url: String,
     client: reqwest::Client,
     _dir: tempfile::TempDir,
+    /// Keeps the cache following the store for the test's length.
+    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Api {
@@ -38,7 +40,14 @@ async fn api(objects: Vec<Value>) -> Api {
         store.create(Object::from_json(o).unwrap()).await.unwrap();
     }
     let (trigger, _rx) = tokio::sync::mpsc::channel(1);
+    let cache = keel_reconciler::controllers::cache::Cache::new();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let (cache, store) = (cache.clone(), store.clone());
+        async move { cache.run(store, stop).await }
+    });
     let state = AppState {
+        cache,
         store,
         status: Arc::new(Mutex::new(Default::default())),
         metrics: Arc::default(),
@@ -53,6 +62,7 @@ async fn api(objects: Vec<Value>) -> Api {
         url,
         client: reqwest::Client::new(),
         _dir: dir,
+        _stop: stop_tx,
     }
 }
 
@@ -194,4 +204,35 @@ async fn secret_values_never_leave_the_server() {
         );
         assert!(!text.contains("super-secret-value"), "value leaked: {text}");
     }
+}
+
+#[tokio::test]
+async fn metrics_count_objects_pods_by_phase_and_nodes() {
+    let api = api(vec![
+        pod("default", "web-1", "web"),
+        pod("shop", "web-2", "web"),
+    ])
+    .await;
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = api
+            .client
+            .get(format!("{}/metrics", api.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("keel_objects{kind=\"Pod\"} 2") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(text.contains("keel_objects{kind=\"Pod\"} 2"), "{text}");
+    // Pods with no status yet are Pending, as kubectl shows them.
+    assert!(text.contains("keel_pods{phase=\"Pending\"} 2"), "{text}");
+    assert!(text.contains("keel_pods{phase=\"Running\"} 0"), "{text}");
+    assert!(text.contains("keel_nodes{ready=\"True\"} 0"), "{text}");
+    assert!(text.contains("keel_scheduling_duration_seconds"), "{text}");
 }
