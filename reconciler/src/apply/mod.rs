@@ -101,7 +101,8 @@ fn mark(object: &Object, commit: &str) -> Object {
 fn keep_binding<'a>(manifest: &'a Object, current: &Object) -> std::borrow::Cow<'a, Object> {
     match (manifest, current) {
         (Object::Pod(m), Object::Pod(c))
-            if m.spec.node_name.is_none() && c.spec.node_name.is_some() =>
+            if m.spec.node_name.as_deref().is_none_or(str::is_empty)
+                && c.spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) =>
         {
             let mut bound = m.clone();
             bound.spec.node_name.clone_from(&c.spec.node_name);

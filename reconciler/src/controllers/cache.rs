@@ -2,8 +2,9 @@
 //! one watch, with the indexes controllers ask for (pods by node, dependents by owner uid).
 //!
 //! # Guarantees
-//! - [`Cache::wait_synced`] returns only after a full list: before that nothing is "absent",
-//!   it is "not loaded yet", and controllers do not act.
+//! - [`Cache::wait_synced`] returns only while the cache holds a whole list (every kind at
+//!   one store revision) followed by its watch: before that, and from a broken watch until
+//!   the next list, nothing is "absent", it is "not loaded yet", and controllers do not act.
 //! - Changes are applied in store order; [`Cache::wait_written`] returns once the cache
 //!   shows given writes, so a controller reads its own writes on its next pass.
 //! - A subscriber that falls behind gets [`Change::Relisted`] (reconcile everything) instead
@@ -14,7 +15,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use keel_schema::Object;
-use keel_schema::object::KINDS;
 use tokio::sync::{broadcast, watch};
 
 use crate::store::{EventType, ObjectKey, Store, StoreError, Stored};
@@ -162,20 +162,10 @@ impl Cache {
     /// Waits (at most `limit`) until the cache shows each write: the object at (at least)
     /// the written revision, or gone for a delete. False on timeout.
     pub async fn wait_written(&self, writes: &[Written], limit: Duration) -> bool {
-        let seen = |state: &State| {
-            writes
-                .iter()
-                .all(|w| match (state.objects.get(&w.key), w.deleted) {
-                    (None, true) => true,
-                    (Some(s), true) => s.resource_version > w.revision,
-                    (Some(s), false) => s.resource_version >= w.revision,
-                    (None, false) => false,
-                })
-        };
         let mut rx = self.revision.subscribe();
         tokio::time::timeout(limit, async {
             loop {
-                if seen(&self.read()) {
+                if self.shows(writes) {
                     return true;
                 }
                 if rx.changed().await.is_err() {
@@ -185,6 +175,22 @@ impl Cache {
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// True when the cache shows each write, or has gone past its revision (a later change
+    /// may have replaced or deleted the object since).
+    pub fn shows(&self, writes: &[Written]) -> bool {
+        let past = self.revision();
+        let state = self.read();
+        writes.iter().all(|w| {
+            past > w.revision
+                || match (state.objects.get(&w.key), w.deleted) {
+                    (None, true) => true,
+                    (Some(s), true) => s.resource_version > w.revision,
+                    (Some(s), false) => s.resource_version >= w.revision,
+                    (None, false) => false,
+                }
+        })
     }
 
     pub fn revision(&self) -> u64 {
@@ -235,20 +241,16 @@ impl Cache {
         self.read().pods_by_node.keys().cloned().collect()
     }
 
-    /// Replaces everything with a fresh list (not yet whole: see [`Cache::follow`]).
+    /// Replaces everything with a fresh, consistent list (one swap: a reconcile running
+    /// meanwhile sees the old whole view or the new one), then tells everyone to look at
+    /// everything.
     fn load(&self, objects: Vec<Stored>, revision: u64) {
         let mut state = State::default();
         for s in objects {
             state.put(Arc::new(s));
         }
-        // Until the watch catches up, nobody acts on this view.
-        self.synced.send_replace(false);
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
         self.revision.send_replace(revision);
-    }
-
-    /// The cache is whole: tell everyone to look at everything.
-    fn mark_synced(&self) {
         self.synced.send_replace(true);
         let _ = self.changes.send(Change::Relisted);
     }
@@ -297,6 +299,8 @@ impl Cache {
                 outcome = self.follow(&store) => outcome,
                 _ = stop.wait_for(|s| *s) => return,
             };
+            // Changes may be missed from here on: nobody acts until the next list.
+            self.synced.send_replace(false);
             if let Err(e) = outcome {
                 tracing::warn!(error = %e, "controller cache: watch ended; listing again");
             }
@@ -307,43 +311,25 @@ impl Cache {
         }
     }
 
-    /// One list, then the watch from the oldest list revision. Every kind is listed at its
-    /// own revision, so changes a kind's list already holds are skipped, and the cache is
-    /// whole (synced) only once the watch has reached the newest list revision: before that
-    /// a ReplicaSet listed early could miss while its pod, listed later, is there.
+    /// One list of everything at one revision, then the watch from there.
     async fn follow(&self, store: &Store) -> Result<(), StoreError> {
-        let mut objects = Vec::new();
-        let mut listed_at: HashMap<&'static str, u64> = HashMap::new();
-        let (mut from, mut newest) = (u64::MAX, 0);
-        for info in KINDS.iter().filter(|k| cached(k.kind)) {
-            let list = store.list(info.kind, None, None).await?;
-            listed_at.insert(info.kind, list.revision);
-            from = from.min(list.revision);
-            newest = newest.max(list.revision);
-            objects.extend(list.items);
-        }
-        let from = if from == u64::MAX { 0 } else { from };
-        let mut watcher = store.watch(None, from).await?;
-        self.load(objects, from);
-        let mut whole = from >= newest;
-        if whole {
-            self.mark_synced();
-        }
+        let list = store.list_all().await?;
+        let objects: Vec<Stored> = list
+            .items
+            .into_iter()
+            .filter(|s| cached(s.object.kind()))
+            .collect();
+        let mut watcher = store.watch(None, list.revision).await?;
+        self.load(objects, list.revision);
         loop {
             let Some(event) = watcher.next().await else {
                 return Err(StoreError::Unavailable("the store's watch ended".into()));
             };
             let event = event?;
-            let kind = event.object.kind();
-            let seen = listed_at.get(kind).copied().unwrap_or(0);
-            if cached(kind) && event.revision > seen {
+            if cached(event.object.kind()) {
                 self.apply(event.event_type, event.object, event.revision);
             }
             self.advance(event.revision);
-            if !whole && event.revision >= newest {
-                whole = true;
-                self.mark_synced();
-            }
         }
     }
 }

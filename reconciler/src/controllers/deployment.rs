@@ -54,7 +54,11 @@ struct Rs {
 
 impl Rs {
     fn spec_replicas(&self) -> i64 {
-        self.rs.spec.replicas.unwrap_or(1)
+        self.rs
+            .spec
+            .replicas
+            .unwrap_or(1)
+            .clamp(0, i64::from(i32::MAX))
     }
     fn status(&self) -> (i64, i64, i64) {
         let s = self.rs.status.as_ref();
@@ -94,10 +98,12 @@ fn fenceposts(d: &Deployment, replicas: i64) -> Result<(i64, i64)> {
         .unwrap_or(&quarter)
         .scaled(replicas, false)
         .map_err(|_| bad("maxUnavailable"))?;
+    // Beyond `replicas` neither changes anything; clamped, no sum below can overflow.
+    let (surge, unavailable) = (surge.clamp(0, replicas), unavailable.clamp(0, replicas));
     if surge == 0 && unavailable == 0 {
         return Ok((0, 1));
     }
-    Ok((surge.max(0), unavailable.max(0)))
+    Ok((surge, unavailable))
 }
 
 fn is_recreate(d: &Deployment) -> bool {
@@ -307,7 +313,8 @@ impl Controller for DeploymentController {
                 "{key}: spec.template: Required value"
             )));
         };
-        let replicas = d.spec.replicas.unwrap_or(1).max(0);
+        // Kubernetes' replicas are int32: so bounded, no sum below can overflow.
+        let replicas = d.spec.replicas.unwrap_or(1).clamp(0, i64::from(i32::MAX));
         let hash = template_hash(template);
         let mut rss: Vec<Rs> = ctx
             .cache
@@ -500,7 +507,9 @@ impl DeploymentController {
             .and_then(|c| c.last_update_time);
         let stuck = !complete
             && !progressed
-            && stuck_since.is_some_and(|t| Utc::now() - t > chrono::Duration::seconds(deadline));
+            && stuck_since.is_some_and(|t| {
+                chrono::Duration::try_seconds(deadline).is_some_and(|d| Utc::now() - t > d)
+            });
         let already_stuck = previous
             .and_then(|cs| cs.iter().find(|c| c.type_ == "Progressing"))
             .is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"));

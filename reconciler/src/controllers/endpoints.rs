@@ -127,7 +127,18 @@ impl Controller for EndpointsController {
     const NAME: &'static str = "endpoints";
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        keys_of_kind(ctx, "Service")
+        let mut keys = keys_of_kind(ctx, "Service");
+        // Endpoints this controller made whose Service went while nobody watched.
+        keys.extend(
+            ctx.cache
+                .list("Endpoints", None)
+                .iter()
+                .filter(|s| s.object.meta().labels().contains_key(MANAGED_LABEL))
+                .map(|s| ObjectKey::new("Service", s.object.namespace(), s.object.name())),
+        );
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {

@@ -10,6 +10,16 @@ use crate::store::ObjectKey;
 
 pub struct GarbageCollector;
 
+/// True when `object` names owners and none of them exists any more.
+fn orphaned(object: &Object, ctx: &Ctx) -> bool {
+    let owners = object
+        .meta()
+        .owner_references
+        .as_deref()
+        .unwrap_or_default();
+    !owners.is_empty() && !has_live_owner(object, ctx)
+}
+
 /// True when at least one of `object`'s owners still exists.
 fn has_live_owner(object: &Object, ctx: &Ctx) -> bool {
     object.meta().owner_references.iter().flatten().any(|r| {
@@ -70,7 +80,7 @@ impl Controller for GarbageCollector {
         let Some(stored) = ctx.cache.get(key) else {
             return Ok(Action::Done);
         };
-        if stored.object.meta().owner_references.is_none() || has_live_owner(&stored.object, ctx) {
+        if !orphaned(&stored.object, ctx) {
             return Ok(Action::Done);
         }
         tracing::info!(object = %key, "garbage collection: its owners are gone");

@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //! - [`cache`]: the shared view of the store; [`queue`], [`runner`]: the machinery.
-//! - [`replicas`]: ReplicaSet and ReplicationController; [`deployment`]: Deployments.
+//! - [`replicas`]: ReplicaSet and ReplicationController; [`deployment`]: Deployments;
+//!   [`daemonset`]: DaemonSets; [`job`]: Jobs.
 //! - [`endpoints`]: Endpoints for Services with selectors.
 //! - [`scheduling`]: binds pending pods with [`crate::scheduler`].
 //! - [`gc`]: deletes objects whose owners are gone.
@@ -17,10 +18,12 @@
 //! - [`pods`]: what several controllers ask of a pod (active, ready, available, owner).
 
 pub mod cache;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod eviction;
 pub mod gc;
+pub mod job;
 pub mod pods;
 pub mod queue;
 pub mod replicas;
@@ -84,6 +87,8 @@ pub struct Ctx {
     pub store: Store,
     pub cache: Cache,
     pub config: Config,
+    /// Writes the cache has not shown yet (see [`runner`]).
+    pub expectations: runner::Expectations,
 }
 
 impl Ctx {
@@ -148,6 +153,7 @@ pub fn start(store: Store, cache: Cache, config: Config, stop: watch::Receiver<b
         store: store.clone(),
         cache: cache.clone(),
         config,
+        expectations: Default::default(),
     });
     {
         let (cache, stop) = (cache.clone(), stop.clone());
@@ -161,6 +167,18 @@ pub fn start(store: Store, cache: Cache, config: Config, stop: watch::Receiver<b
     ));
     tokio::spawn(runner::run(
         Arc::new(deployment::DeploymentController),
+        ctx.clone(),
+        2,
+        stop.clone(),
+    ));
+    tokio::spawn(runner::run(
+        Arc::new(daemonset::DaemonSetController),
+        ctx.clone(),
+        1,
+        stop.clone(),
+    ));
+    tokio::spawn(runner::run(
+        Arc::new(job::JobController),
         ctx.clone(),
         2,
         stop.clone(),

@@ -41,11 +41,13 @@ pub fn available(pod: &Pod, min_ready_seconds: i64, now: DateTime<Utc>) -> Avail
             min_ready_seconds.unsigned_abs(),
         )),
         Some(Some(since)) => {
-            let at = since + chrono::Duration::seconds(min_ready_seconds);
-            if at <= now {
-                Availability::Yes
-            } else {
-                Availability::After((at - now).to_std().unwrap_or_default())
+            // A minReadySeconds too large for a date means "not in this era".
+            let at = chrono::Duration::try_seconds(min_ready_seconds)
+                .and_then(|d| since.checked_add_signed(d));
+            match at {
+                Some(at) if at <= now => Availability::Yes,
+                Some(at) => Availability::After((at - now).to_std().unwrap_or_default()),
+                None => Availability::No,
             }
         }
     }

@@ -20,6 +20,8 @@ struct State<K> {
     /// Keys added while being reconciled: queued again when done.
     again: HashSet<K>,
     failures: HashMap<K, u32>,
+    /// The one pending delayed add per key (the earliest wins; later ones are dropped).
+    delayed: HashMap<K, tokio::time::Instant>,
 }
 
 /// A deduplicating queue of keys. Cheap to clone.
@@ -52,6 +54,7 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
                 active: HashSet::new(),
                 again: HashSet::new(),
                 failures: HashMap::new(),
+                delayed: HashMap::new(),
             })),
             ready: Arc::new(Notify::new()),
         }
@@ -80,10 +83,31 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
             self.add(key);
             return;
         }
+        let at = tokio::time::Instant::now() + delay;
+        {
+            let mut st = self.lock();
+            match st.delayed.get(&key) {
+                Some(pending) if *pending <= at => return,
+                _ => {
+                    st.delayed.insert(key.clone(), at);
+                }
+            }
+        }
         let queue = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            queue.add(key);
+            tokio::time::sleep_until(at).await;
+            let due = {
+                let mut st = queue.lock();
+                // Superseded by an earlier one, which already fired or will.
+                let mine = st.delayed.get(&key) == Some(&at);
+                if mine {
+                    st.delayed.remove(&key);
+                }
+                mine
+            };
+            if due {
+                queue.add(key);
+            }
         });
     }
 
@@ -163,6 +187,21 @@ mod tests {
         assert!(q.is_empty());
         q.done(&"a");
         assert_eq!(q.next().await, "a");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delayed_adds_of_one_key_collapse_to_the_earliest() {
+        let q = WorkQueue::new();
+        q.add_after("k", Duration::from_secs(30));
+        q.add_after("k", Duration::from_secs(10));
+        q.add_after("k", Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.next().await, "k");
+        q.done(&"k");
+        // The later timers were dropped: nothing comes back.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(q.is_empty());
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ use keel_schema::selector::Selector;
 use keel_schema::types::apps::ReplicaSetStatus;
 use keel_schema::types::core::ReplicationControllerStatus;
 use keel_schema::types::pod::{Pod, PodTemplateSpec};
+use keel_schema::validate::meta::MANAGED_BY_LABEL;
 
 use super::cache::{Change, Written};
 use super::pods::{self, Availability};
@@ -85,7 +86,7 @@ fn owner_of(object: &Object) -> Result<Option<Owner>> {
     Ok(Some(Owner {
         uid: object.meta().uid.clone().unwrap_or_default(),
         selector,
-        replicas: replicas.unwrap_or(1).max(0),
+        replicas: replicas.unwrap_or(1).clamp(0, i64::from(i32::MAX)),
         template,
         min_ready_seconds: min_ready.unwrap_or(0),
         generation: object.meta().generation.unwrap_or(0),
@@ -130,15 +131,20 @@ impl ReplicaController {
             };
             let matches = owner.selector.matches(pod.metadata.labels());
             let controller = pods::controller_of(&pod.metadata);
+            // A pod git declares is git's: adopting it would make apply see it as derived.
+            let from_git = pod.metadata.labels().contains_key(MANAGED_BY_LABEL);
             let mut pod = pod.clone();
             match controller {
-                None if matches && pods::is_active(&pod) => {
+                None if matches && pods::is_active(&pod) && !from_git => {
                     pod.metadata
                         .owner_references
                         .get_or_insert_with(Vec::new)
                         .push(pods::reference_to(owner_obj));
                 }
                 Some(r) if r.uid == owner.uid && !matches => {
+                    // Left as an empty list, not none: the store keeps the old owners when
+                    // a write names none (a write from git never does), and the garbage
+                    // collector leaves objects without owners alone.
                     pod.metadata
                         .owner_references
                         .get_or_insert_with(Vec::new)

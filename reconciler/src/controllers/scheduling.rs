@@ -7,7 +7,7 @@
 //! that fits nowhere gets `PodScheduled=False`, reason `Unschedulable`, with kube-scheduler's
 //! message, and is tried again whenever a node changes or a pod goes away.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -31,6 +31,9 @@ const UNSCHEDULABLE_RETRY: Duration = Duration::from_secs(30);
 pub struct SchedulingController {
     nodes: Mutex<SchedulerCache>,
     unschedulable: Mutex<HashSet<ObjectKey>>,
+    /// Pods placed whose binding is being written, by uid: a rebuild of the view keeps
+    /// counting them (else their room would be given away twice).
+    binding: Mutex<HashMap<String, Pod>>,
 }
 
 fn pending(pod: &Pod) -> bool {
@@ -83,7 +86,11 @@ impl SchedulingController {
         self.unschedulable.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Builds the scheduler's view from the whole cache.
+    fn binding(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pod>> {
+        self.binding.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Builds the scheduler's view from the whole cache (after a relist or missed changes).
     fn rebuild(&self, ctx: &Ctx) {
         let mut sched = SchedulerCache::new();
         for s in ctx.cache.list("Node", None) {
@@ -96,7 +103,11 @@ impl SchedulingController {
                 sched.add_pod(p);
             }
         }
-        *self.scheduler() = sched;
+        let mut current = self.scheduler();
+        for pod in self.binding().values() {
+            sched.add_pod(pod);
+        }
+        *current = sched;
     }
 
     /// Every pod waiting for room: something that may make room happened.
@@ -110,7 +121,6 @@ impl Controller for SchedulingController {
     const NAME: &'static str = "scheduler";
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        self.rebuild(ctx);
         ctx.cache
             .list("Pod", None)
             .iter()
@@ -121,6 +131,7 @@ impl Controller for SchedulingController {
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
         let Change::Object { old, new } = change else {
+            self.rebuild(ctx);
             out.extend(self.all_keys(ctx));
             return;
         };
@@ -186,14 +197,26 @@ impl Controller for SchedulingController {
             return Ok(Action::Done);
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let placed = self.scheduler().schedule(pod);
         let mut pod = pod.clone();
+        let placed = {
+            // Placed and marked as binding under one lock: a rebuild never misses it.
+            let mut sched = self.scheduler();
+            let placed = sched.schedule(&pod);
+            if let Ok(node) = &placed {
+                let mut bound = pod.clone();
+                bound.spec.node_name = Some(node.clone());
+                self.binding().insert(uid.clone(), bound);
+            }
+            placed
+        };
         match placed {
             Ok(node) => {
                 self.waiting().remove(key);
                 pod.spec.node_name = Some(node.clone());
                 set_scheduled(&mut pod, true, None);
-                match ctx.update(Object::Pod(pod), stored.resource_version).await {
+                let bound = ctx.update(Object::Pod(pod), stored.resource_version).await;
+                self.binding().remove(&uid);
+                match bound {
                     Ok(w) => {
                         tracing::debug!(pod = %key, node, "Scheduled");
                         if let (Some(h), Some(created)) = (

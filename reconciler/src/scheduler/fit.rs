@@ -90,7 +90,7 @@ impl fmt::Display for FitError {
 
 impl std::error::Error for FitError {}
 
-fn tolerates(tolerations: &[Toleration], key: &str, value: &str, effect: &str) -> bool {
+pub fn tolerates(tolerations: &[Toleration], key: &str, value: &str, effect: &str) -> bool {
     tolerations.iter().any(|t| {
         let effect_ok = t
             .effect

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use keel_schema::types::core::Node;
 use keel_schema::types::pod::Pod;
 
-pub use fit::FitError;
+pub use fit::{FitError, tolerates};
 use fit::{PodRequest, Reason};
 
 /// kube-scheduler's default pod limit per node when a node does not say.

@@ -11,7 +11,8 @@ use super::{ObjectKey, Result, StoreError, Stored};
 /// revision is the truth and is filled in on read).
 pub fn encode(object: &Object) -> Result<Vec<u8>> {
     let fail = |e: serde_json::Error| {
-        StoreError::Backend(format!("cannot encode {}: {e}", ObjectKey::of(object)))
+        // This object's fault, not the engine's: it fails only its own write.
+        StoreError::Invalid(format!("cannot encode {}: {e}", ObjectKey::of(object)))
     };
     if object.meta().resource_version.is_none() {
         return serde_json::to_vec(object).map_err(fail);

@@ -241,6 +241,19 @@ impl EtcdStore {
         })
     }
 
+    /// Every object of every kind, at one revision.
+    pub async fn list_all(&self) -> Result<ListResult> {
+        let (kvs, revision) = self.range_all(&self.registry()).await?;
+        let items = kvs
+            .iter()
+            .map(|kv| self.decode_kv(kv))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ListResult {
+            items,
+            revision: u64::try_from(revision).unwrap_or(0),
+        })
+    }
+
     /// Every key under `prefix`, page by page at one revision.
     async fn range_all(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {
         let mut kv = self.kv.clone();

@@ -286,6 +286,11 @@ impl Store {
         Ok(result)
     }
 
+    /// Every object of every kind, all at one revision (a consistent snapshot).
+    pub async fn list_all(&self) -> Result<ListResult> {
+        dispatch!(self, s => s.list_all().await)
+    }
+
     pub async fn create(&self, object: Object) -> Result<Stored> {
         dispatch!(self, s => s.create(object).await)
     }

@@ -398,6 +398,15 @@ impl RedbStore {
         })
     }
 
+    /// Every object of every kind, at one revision.
+    pub async fn list_all(&self) -> Result<ListResult> {
+        let cache = self.inner.read_cache()?;
+        Ok(ListResult {
+            items: cache.objects.values().cloned().collect(),
+            revision: cache.revision,
+        })
+    }
+
     pub async fn create(&self, object: Object) -> Result<Stored> {
         self.write_one(BatchOp::Create(object)).await
     }
@@ -433,6 +442,21 @@ impl RedbStore {
 
     /// Commits queued single writes, a group per transaction, until the queue is empty.
     fn commit_pending(inner: &Inner) {
+        /// Should a commit panic, the next writer becomes the committer (and the writes
+        /// queued now fail) rather than all writers waiting for ever.
+        struct Release<'a>(&'a Inner);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let mut queue = self.0.pending.lock().unwrap_or_else(|p| p.into_inner());
+                    queue.committing = false;
+                    for (_, reply) in queue.ops.drain(..) {
+                        let _ = reply.send(Err(backend("the store's committer failed")));
+                    }
+                }
+            }
+        }
+        let _release = Release(inner);
         loop {
             let group = {
                 let mut queue = inner.pending.lock().unwrap_or_else(|p| p.into_inner());

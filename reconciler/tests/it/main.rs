@@ -1,6 +1,7 @@
 //! The reconciler's integration tests, in one test binary.
 
 mod api;
+mod controllers;
 mod etcd_server;
 mod nodes;
 mod store;

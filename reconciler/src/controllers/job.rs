@@ -1,0 +1,264 @@
+//! Jobs: run pods until `completions` (default 1) succeeded, at most `parallelism` (default 1)
+//! at a time, giving up after more than `backoffLimit` (default 6) failed pods or after
+//! `activeDeadlineSeconds`, as Kubernetes' job controller does.
+//!
+//! - Pods are the Job's by controller reference; they carry `job-name` and `controller-uid`
+//!   labels. Failed pods stay (they count, and their logs are there to read).
+//! - A failed pod is replaced after a back-off of 10 s doubling per failure (at most 6 min).
+//! - Status: active, succeeded, failed, startTime, completionTime, and a `Complete` or
+//!   `Failed` condition (`BackoffLimitExceeded`, `DeadlineExceeded`); then active pods stop.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keel_schema::Object;
+use keel_schema::types::batch::Job;
+use keel_schema::types::meta::Condition;
+use keel_schema::types::pod::Pod;
+
+use super::cache::Change;
+use super::pods;
+use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use crate::store::{ObjectKey, StoreError};
+
+pub struct JobController;
+
+const BACKOFF_BASE: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(360);
+
+fn finished(job: &Job) -> Option<&str> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        .map(|c| c.type_.as_str())
+}
+
+/// When a pod finished (its last container's end), for the retry back-off.
+fn finished_at(pod: &Pod) -> Option<DateTime<Utc>> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at)
+        .max()
+}
+
+fn condition(type_: &str, reason: &str, message: &str) -> Condition {
+    let now = Utc::now();
+    Condition {
+        type_: type_.into(),
+        status: "True".into(),
+        last_probe_time: Some(now),
+        last_transition_time: Some(now),
+        reason: (!reason.is_empty()).then(|| reason.into()),
+        message: (!message.is_empty()).then(|| message.into()),
+        ..Default::default()
+    }
+}
+
+impl Controller for JobController {
+    type Key = ObjectKey;
+    const NAME: &'static str = "job";
+
+    fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
+        keys_of_kind(ctx, "Job")
+    }
+
+    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
+        match change.kind() {
+            Some("Job") => out.extend(change.objects().map(ObjectKey::of).take(1)),
+            Some("Pod") => {
+                for o in change.objects() {
+                    if let Some(r) = pods::controller_of(o.meta())
+                        && r.kind == "Job"
+                    {
+                        out.push(ObjectKey::new("Job", o.namespace(), &r.name));
+                    }
+                }
+            }
+            Some(_) => {}
+            None => out.extend(self.all_keys(ctx)),
+        }
+    }
+
+    async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
+        let Some(stored) = ctx.cache.get(key) else {
+            return Ok(Action::Done);
+        };
+        let Object::Job(job) = &stored.object else {
+            return Ok(Action::Done);
+        };
+        let Some(template) = job.spec.template.as_ref() else {
+            return Err(ControllerError::Invalid(format!(
+                "{key}: spec.template: Required value"
+            )));
+        };
+        let uid = job.metadata.uid.clone().unwrap_or_default();
+        let completions = job
+            .spec
+            .completions
+            .unwrap_or(1)
+            .clamp(0, i64::from(i32::MAX));
+        let parallelism = job
+            .spec
+            .parallelism
+            .unwrap_or(1)
+            .clamp(0, i64::from(i32::MAX));
+        let backoff_limit = job.spec.backoff_limit.unwrap_or(6).max(0);
+        let owned: Vec<(Pod, u64)> = ctx
+            .cache
+            .dependents(&uid)
+            .iter()
+            .filter_map(|s| match &s.object {
+                Object::Pod(p) if pods::controlled_by(&p.metadata, &uid) => {
+                    Some((p.clone(), s.resource_version))
+                }
+                _ => None,
+            })
+            .collect();
+        let phase_is = |p: &Pod, phase: &str| pods::phase(p) == Some(phase);
+        let succeeded = owned
+            .iter()
+            .filter(|(p, _)| phase_is(p, "Succeeded"))
+            .count() as i64;
+        let failed_pods: Vec<&Pod> = owned
+            .iter()
+            .filter(|(p, _)| phase_is(p, "Failed"))
+            .map(|(p, _)| p)
+            .collect();
+        let failed = failed_pods.len() as i64;
+        let mut active: Vec<&(Pod, u64)> =
+            owned.iter().filter(|(p, _)| pods::is_active(p)).collect();
+        let now = Utc::now();
+        let mut status = job.status.clone().unwrap_or_default();
+        let start = *status.start_time.get_or_insert(now);
+        let mut writes = Vec::new();
+        let mut next_look: Option<Duration> = None;
+
+        let outcome = if let Some(done) = finished(job) {
+            Some(done.to_string())
+        } else if succeeded >= completions {
+            status.completion_time = Some(now);
+            status
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(condition("Complete", "", ""));
+            Some("Complete".into())
+        } else if failed > backoff_limit {
+            status
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(condition(
+                    "Failed",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                ));
+            Some("Failed".into())
+        } else if let Some(deadline) = job
+            .spec
+            .active_deadline_seconds
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|d| start.checked_add_signed(d))
+            && deadline <= now
+        {
+            status
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(condition(
+                    "Failed",
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                ));
+            Some("Failed".into())
+        } else {
+            None
+        };
+
+        if outcome.is_some() {
+            // Finished: nothing more runs.
+            for (p, version) in active.drain(..) {
+                let key = ObjectKey::new("Pod", &key.namespace, p.metadata.name());
+                if let Some(w) = ctx.delete(&key, *version).await? {
+                    writes.push(w);
+                }
+            }
+        } else {
+            let want = parallelism.min(completions - succeeded).max(0) as usize;
+            if active.len() > want {
+                // Newest first, as for ReplicaSets.
+                active.sort_by_key(|(p, _)| std::cmp::Reverse(p.metadata.creation_timestamp));
+                let extra = active.len() - want;
+                for (p, version) in active.drain(..).take(extra) {
+                    let key = ObjectKey::new("Pod", &key.namespace, p.metadata.name());
+                    if let Some(w) = ctx.delete(&key, *version).await? {
+                        writes.push(w);
+                    }
+                }
+            } else if active.len() < want {
+                // After failures, wait out the back-off since the last one.
+                let wait = if failed > 0 {
+                    let delay = BACKOFF_BASE
+                        .saturating_mul(1u32 << (failed - 1).min(10) as u32)
+                        .min(BACKOFF_MAX);
+                    let last = failed_pods.iter().filter_map(|p| finished_at(p)).max();
+                    last.and_then(|t| {
+                        let ready_at = t + chrono::Duration::from_std(delay).ok()?;
+                        (ready_at > now).then(|| (ready_at - now).to_std().unwrap_or_default())
+                    })
+                } else {
+                    None
+                };
+                match wait {
+                    Some(d) => next_look = Some(d),
+                    None => {
+                        for _ in active.len()..want {
+                            let mut pod = pods::from_template(
+                                template,
+                                &key.namespace,
+                                pods::generate_name(job.metadata.name()),
+                                pods::reference_to(&stored.object),
+                            );
+                            let labels = pod.metadata.labels.get_or_insert_with(BTreeMap::new);
+                            labels.insert("job-name".into(), job.metadata.name().into());
+                            labels.insert("controller-uid".into(), uid.clone());
+                            writes.push(ctx.create(Object::Pod(pod)).await?);
+                        }
+                    }
+                }
+            }
+            if let Some(deadline) = job.spec.active_deadline_seconds {
+                let left = chrono::Duration::try_seconds(deadline)
+                    .and_then(|d| start.checked_add_signed(d))
+                    .and_then(|at| (at - now).to_std().ok());
+                if let Some(left) = left {
+                    next_look = Some(next_look.map_or(left, |n| n.min(left)));
+                }
+            }
+        }
+        let active_now = owned.iter().filter(|(p, _)| pods::is_active(p)).count() as i64;
+        status.active = Some(if outcome.is_some() { 0 } else { active_now });
+        status.succeeded = Some(succeeded);
+        status.failed = Some(failed);
+        if job.status.as_ref() != Some(&status) {
+            let mut updated = job.clone();
+            updated.status = Some(status);
+            match ctx
+                .update(Object::Job(updated), stored.resource_version)
+                .await
+            {
+                Ok(w) => writes.push(w),
+                Err(ControllerError::Store(
+                    StoreError::Conflict { .. } | StoreError::NotFound(_),
+                )) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        runner::settle(ctx, &writes).await;
+        Ok(next_look.map_or(Action::Done, Action::RequeueAfter))
+    }
+}

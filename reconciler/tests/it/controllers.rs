@@ -1,0 +1,429 @@
+//! The controllers against a real store, with no agents: objects are written as git or a
+//! kubelet would write them, and what the controllers make of them is read back.
+
+use std::time::Duration;
+
+use keel_reconciler::controllers::{self, cache::Cache};
+use keel_reconciler::store::{ObjectKey, Store, StoreSpec, Stored};
+use keel_schema::object::Object;
+use serde_json::{Value, json};
+
+struct Cluster {
+    store: Store,
+    _stop: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreSpec::Redb {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        controllers::start(store.clone(), Cache::new(), Default::default(), stop);
+        Cluster {
+            store,
+            _stop: stop_tx,
+            _dir: dir,
+        }
+    }
+
+    async fn create(&self, value: Value) -> Stored {
+        self.store
+            .create(Object::from_json(value).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn list(&self, kind: &str) -> Vec<Value> {
+        self.store
+            .list(kind, None, None)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| serde_json::to_value(&s.object).unwrap())
+            .collect()
+    }
+
+    async fn get(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        self.store
+            .get(&ObjectKey::new(kind, ns, name))
+            .await
+            .unwrap()
+            .map(|s| serde_json::to_value(&s.object).unwrap())
+    }
+
+    /// Changes an object as its writer would (re-read and retried on conflicts).
+    async fn edit(&self, kind: &str, ns: &str, name: &str, f: impl Fn(&mut Value)) {
+        for _ in 0..20 {
+            let stored = self
+                .store
+                .get(&ObjectKey::new(kind, ns, name))
+                .await
+                .unwrap()
+                .expect("object to edit");
+            let mut value = serde_json::to_value(&stored.object).unwrap();
+            f(&mut value);
+            let object = Object::from_json(value).unwrap();
+            if self
+                .store
+                .update(object, stored.resource_version)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        panic!("kept conflicting while editing {kind} {ns}/{name}");
+    }
+
+    /// What a kubelet reports: the pod runs (and is ready), or has finished.
+    async fn set_phase(&self, pod: &Value, phase: &str, ip: &str) {
+        let (ns, name) = (
+            pod["metadata"]["namespace"].as_str().unwrap().to_string(),
+            pod["metadata"]["name"].as_str().unwrap().to_string(),
+        );
+        let (phase, ip) = (phase.to_string(), ip.to_string());
+        self.edit("Pod", &ns, &name, move |p| {
+            let ready = if phase == "Running" { "True" } else { "False" };
+            p["status"] = json!({"phase": phase, "podIP": ip,
+                "conditions": [{"type": "Ready", "status": ready,
+                                "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+        })
+        .await;
+    }
+
+    async fn wait(&self, what: &str, ok: impl AsyncFn(&Cluster) -> bool) {
+        for _ in 0..300 {
+            if ok(self).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "timed out waiting for {what}; pods: {:#}",
+            Value::Array(self.list("Pod").await)
+        );
+    }
+}
+
+fn node(name: &str, labels: Value, ready: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "status": {
+            "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "Unknown" }}]}})
+}
+
+fn template(app: &str) -> Value {
+    json!({"metadata": {"labels": {"app": app}},
+           "spec": {"containers": [{"name": "c", "image": "x:1"}]}})
+}
+
+fn owned_by(pod: &Value, uid: &str) -> bool {
+    pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["uid"] == uid && r["controller"] == true)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicaset_keeps_its_count_adopts_orphans_and_releases_relabelled_pods() {
+    let c = Cluster::start().await;
+    let rs = c
+        .create(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": template("web")}}))
+        .await;
+    let uid = rs.object.meta().uid.clone().unwrap();
+    let owned = async |c: &Cluster| -> Vec<Value> {
+        c.list("Pod")
+            .await
+            .into_iter()
+            .filter(|p| owned_by(p, &uid))
+            .collect()
+    };
+    c.wait("3 pods", async |c| owned(c).await.len() == 3).await;
+    // An orphan that matches is adopted, and one pod too many goes.
+    c.create(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "stray", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "x:1"}]}}))
+        .await;
+    c.wait("the orphan adopted and the count back to 3", async |c| {
+        let pods = owned(c).await;
+        pods.len() == 3 && c.list("Pod").await.len() == 3
+    })
+    .await;
+    // A pod relabelled out of the selector is let go (kept, without an owner) and replaced.
+    let victim = owned(&c).await[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.edit("Pod", "default", &victim, |p| {
+        p["metadata"]["labels"]["app"] = json!("debug");
+    })
+    .await;
+    c.wait("the relabelled pod released and replaced", async |c| {
+        let kept = c.get("Pod", "default", &victim).await;
+        owned(c).await.len() == 3
+            && kept.is_some_and(|p| {
+                p["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_none_or(|refs| refs.is_empty())
+            })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        c.get("Pod", "default", &victim).await.is_some(),
+        "a released pod is not garbage"
+    );
+    let status = c.get("ReplicaSet", "default", "web").await.unwrap()["status"].clone();
+    assert_eq!(status["replicas"], 3, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_deployment_deletes_its_replicasets_and_pods() {
+    let c = Cluster::start().await;
+    let d = c
+        .create(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": template("web")}}))
+        .await;
+    c.wait("2 pods", async |c| c.list("Pod").await.len() == 2)
+        .await;
+    let rs = c.list("ReplicaSet").await;
+    assert_eq!(rs.len(), 1);
+    assert!(rs[0]["metadata"]["labels"]["pod-template-hash"].is_string());
+    c.store
+        .delete(&ObjectKey::of(&d.object), None)
+        .await
+        .unwrap();
+    c.wait("everything it owned gone", async |c| {
+        c.list("ReplicaSet").await.is_empty() && c.list("Pod").await.is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_fits_nowhere_says_why_and_is_placed_when_room_appears() {
+    let c = Cluster::start().await;
+    c.create(node("small-1", json!({}), true)).await;
+    c.create(node("small-2", json!({"disk": "hdd"}), true))
+        .await;
+    c.create(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "big", "namespace": "default"},
+        "spec": {"nodeSelector": {"disk": "hdd"},
+                 "containers": [{"name": "c", "image": "x:1",
+                                 "resources": {"requests": {"cpu": "3"}}}]}}))
+        .await;
+    let expected = "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match Pod's node affinity/selector.";
+    c.wait("the FailedScheduling condition", async |c| {
+        let pod = c.get("Pod", "default", "big").await.unwrap();
+        pod["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|x| {
+                x["type"] == "PodScheduled" && x["status"] == "False" && x["message"] == expected
+            })
+        })
+    })
+    .await;
+    assert_eq!(
+        c.get("Pod", "default", "big").await.unwrap()["status"]["phase"],
+        "Pending"
+    );
+    let mut big = node("big-1", json!({"disk": "hdd"}), true);
+    big["status"]["allocatable"]["cpu"] = json!("8");
+    c.create(big).await;
+    c.wait("the pod bound to the new node", async |c| {
+        c.get("Pod", "default", "big").await.unwrap()["spec"]["nodeName"] == "big-1"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemonset_runs_one_pod_per_matching_ready_node() {
+    let c = Cluster::start().await;
+    c.create(node("a", json!({"role": "edge"}), true)).await;
+    c.create(node("b", json!({"role": "edge"}), true)).await;
+    c.create(node("c", json!({"role": "core"}), true)).await;
+    c.create(node("d", json!({"role": "edge"}), false)).await;
+    let mut t = template("agent");
+    t["spec"]["nodeSelector"] = json!({"role": "edge"});
+    c.create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": t}}))
+        .await;
+    let nodes_with_pods = async |c: &Cluster| -> Vec<String> {
+        let mut n: Vec<String> = c
+            .list("Pod")
+            .await
+            .iter()
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    c.wait("pods on a and b only", async |c| {
+        nodes_with_pods(c).await == ["a", "b"]
+    })
+    .await;
+    // c joins the selector; b leaves the cluster.
+    c.edit("Node", "", "c", |n| {
+        n["metadata"]["labels"]["role"] = json!("edge")
+    })
+    .await;
+    c.store
+        .delete(&ObjectKey::new("Node", "", "b"), None)
+        .await
+        .unwrap();
+    c.wait("pods on a and c", async |c| {
+        nodes_with_pods(c).await == ["a", "c"]
+    })
+    .await;
+    c.wait("the status", async |c| {
+        let s = c.get("DaemonSet", "default", "agent").await.unwrap()["status"].clone();
+        s["desiredNumberScheduled"] == 2 && s["currentNumberScheduled"] == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_to_its_completions_and_a_failing_one_stops_at_its_backoff_limit() {
+    let c = Cluster::start().await;
+    let mut t = template("batch");
+    t["spec"]["restartPolicy"] = json!("Never");
+    c.create(json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "default"},
+        "spec": {"completions": 3, "parallelism": 2, "template": t}}))
+        .await;
+    // `None`: not finished (pending or running).
+    let by_phase = async |c: &Cluster, phase: Option<&str>| -> Vec<Value> {
+        c.list("Pod")
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["job-name"] == "migrate")
+            .filter(|p| {
+                let now = p["status"]["phase"].as_str();
+                match phase {
+                    Some(want) => now == Some(want),
+                    None => !matches!(now, Some("Succeeded" | "Failed")),
+                }
+            })
+            .collect()
+    };
+    c.wait("2 pods at a time", async |c| {
+        by_phase(c, None).await.len() == 2
+    })
+    .await;
+    let mut done = 0;
+    while done < 3 {
+        let waiting = by_phase(&c, None).await;
+        assert!(waiting.len() <= 2, "parallelism 2: {waiting:?}");
+        if let Some(p) = waiting.first() {
+            c.set_phase(p, "Succeeded", "10.0.0.1").await;
+            done += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.wait("the Job complete", async |c| {
+        let job = c.get("Job", "default", "migrate").await.unwrap();
+        job["status"]["succeeded"] == 3
+            && job["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|x| x["type"] == "Complete"))
+    })
+    .await;
+    assert_eq!(
+        by_phase(&c, Some("Succeeded")).await.len(),
+        3,
+        "no extra pod ran"
+    );
+
+    let mut t = template("flaky");
+    t["spec"]["restartPolicy"] = json!("Never");
+    c.create(json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "flaky", "namespace": "default"},
+        "spec": {"backoffLimit": 0, "template": t}}))
+        .await;
+    let flaky = async |c: &Cluster| -> Vec<Value> {
+        c.list("Pod")
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["job-name"] == "flaky")
+            .collect()
+    };
+    c.wait("its pod", async |c| flaky(c).await.len() == 1).await;
+    let pod = flaky(&c).await.remove(0);
+    c.set_phase(&pod, "Failed", "10.0.0.2").await;
+    c.wait("the Job failed", async |c| {
+        let job = c.get("Job", "default", "flaky").await.unwrap();
+        job["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|x| x["type"] == "Failed" && x["reason"] == "BackoffLimitExceeded")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(flaky(&c).await.len(), 1, "no retry past the backoff limit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_list_ready_pods_with_named_ports_resolved() {
+    let c = Cluster::start().await;
+    c.create(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}))
+        .await;
+    for (name, port, ip) in [("a", 8080, "10.0.0.1"), ("b", 9090, "10.0.0.2")] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "x:1",
+                     "ports": [{"name": "http", "containerPort": port}]}]}});
+        c.create(pod.clone()).await;
+        c.set_phase(&pod, "Running", ip).await;
+    }
+    c.wait("two subsets, one per port", async |c| {
+        let ep = c.get("Endpoints", "default", "web").await;
+        ep.is_some_and(|e| {
+            let subsets = e["subsets"].as_array().cloned().unwrap_or_default();
+            subsets.len() == 2
+                && subsets
+                    .iter()
+                    .any(|s| s["ports"][0]["port"] == 8080 && s["addresses"][0]["ip"] == "10.0.0.1")
+                && subsets
+                    .iter()
+                    .any(|s| s["ports"][0]["port"] == 9090 && s["addresses"][0]["ip"] == "10.0.0.2")
+        })
+    })
+    .await;
+    // A pod that stops being ready moves to notReadyAddresses.
+    let a = c.get("Pod", "default", "a").await.unwrap();
+    c.set_phase(&a, "Pending", "10.0.0.1").await;
+    c.wait("a not ready", async |c| {
+        let e = c.get("Endpoints", "default", "web").await.unwrap();
+        e["subsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["ports"][0]["port"] == 8080 && s["notReadyAddresses"][0]["ip"] == "10.0.0.1")
+    })
+    .await;
+    // The Service goes: so do its Endpoints.
+    c.store
+        .delete(&ObjectKey::new("Service", "default", "web"), None)
+        .await
+        .unwrap();
+    c.wait("the Endpoints gone", async |c| {
+        c.get("Endpoints", "default", "web").await.is_none()
+    })
+    .await;
+}
