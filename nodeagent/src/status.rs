@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use keel_schema::proto::PodStatusUpdate;
+use keel_schema::proto::{PodEvent, PodStatusUpdate};
 use tokio::sync::watch;
 
 /// Tombstones kept for reconnecting reporters; the oldest go first beyond this.
@@ -18,7 +18,13 @@ struct Inner {
     seq: u64,
     /// uid → (sequence number of its last change, the update, whether the pod is Running).
     pods: HashMap<String, (u64, PodStatusUpdate, bool)>,
+    /// Pod events not yet sent, oldest first (best effort: the oldest go beyond
+    /// [`MAX_EVENTS`], as Kubernetes drops events under pressure).
+    events: std::collections::VecDeque<PodEvent>,
 }
+
+/// Pod events kept while the control plane is not listening.
+const MAX_EVENTS: usize = 1024;
 
 pub struct StatusHub {
     inner: Mutex<Inner>,
@@ -105,6 +111,23 @@ impl StatusHub {
 
     pub fn running_pods(&self) -> usize {
         self.lock().pods.values().filter(|(_, _, r)| *r).count()
+    }
+
+    /// Queues a pod event for the control plane.
+    pub fn record_event(&self, event: PodEvent) {
+        {
+            let mut inner = self.lock();
+            if inner.events.len() >= MAX_EVENTS {
+                inner.events.pop_front();
+            }
+            inner.events.push_back(event);
+        }
+        self.changed.send_modify(|_| {});
+    }
+
+    /// The queued pod events, oldest first; they are the caller's to send now.
+    pub fn take_events(&self) -> Vec<PodEvent> {
+        self.lock().events.drain(..).collect()
     }
 
     /// Wakes on every change.

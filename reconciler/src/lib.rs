@@ -16,6 +16,7 @@
 pub mod apply;
 pub mod cli;
 pub mod controllers;
+pub mod events;
 pub mod logging;
 pub mod nodes;
 pub mod plan;

@@ -33,7 +33,7 @@ spec:
       - name: web
         image: keel-e2e/web:{tag}
         imagePullPolicy: Never
-        command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+        command: ["sh", "-c", "echo serving $(cat /www/index.html); exec httpd -f -p 8080 -h /www"]
         ports: [{{name: http, containerPort: 8080}}]
         readinessProbe:
           tcpSocket: {{port: http}}
@@ -242,6 +242,52 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
         "{endpoints}"
     );
     assert_eq!(endpoints["subsets"][0]["ports"][0]["port"], 8080);
+    // What a user sees from the CLI.
+    let keel = |args: &[&str]| {
+        let out = Command::new(binary("keel"))
+            .args(args)
+            .args(["--server", &server.url])
+            .output()
+            .expect("keel runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, status) = keel(&["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(
+        status.contains("Healthy   3/3 available, 3 updated"),
+        "{status}"
+    );
+    let (_, table) = keel(&["get", "po", "-o", "wide"]);
+    assert_eq!(table.matches("Running").count(), 3, "{table}");
+    let pod = serving(&server, "1")[0].0.clone();
+    server.wait_for("the pod's kubelet events", |_| {
+        keel(&["describe", "pod", &pod])
+            .1
+            .contains("Started container web")
+    });
+    let (_, described) = keel(&["describe", "pod", &pod]);
+    assert!(
+        described.contains("Successfully assigned default/"),
+        "{described}"
+    );
+    let (code, logs) = keel(&["logs", &pod]);
+    assert_eq!((code, logs.trim()), (Some(0), "serving version 1"));
+    let (_, described) = keel(&["describe", "deploy", "web"]);
+    assert!(
+        described.contains("Scaled up replica set web-"),
+        "{described}"
+    );
+    let (code, missing) = keel(&["logs", "no-such-pod"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        missing.contains("pods \"no-such-pod\" not found"),
+        "{missing}"
+    );
+
     let first_rs: Vec<String> = replica_sets(&server)
         .iter()
         .map(|r| r["metadata"]["name"].as_str().unwrap().to_string())

@@ -122,6 +122,11 @@ async fn session(
                 return finish(call).await;
             }
         }
+        for e in hub.take_events() {
+            if tx.send(report(Report::PodEvent(e))).await.is_err() {
+                return finish(call).await;
+            }
+        }
         tokio::select! {
             _ = beat.tick() => {
                 let hb = Heartbeat {

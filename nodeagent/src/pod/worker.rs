@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use keel_schema::defaults::default_pull_policy;
-use keel_schema::proto::PodStatusUpdate;
+use keel_schema::proto::{PodEvent, PodStatusUpdate};
 use keel_schema::types::pod::{Container, PodStatus};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -96,6 +96,18 @@ fn pod_ref(d: &DesiredPod) -> PodRef {
         hash: d.hash.clone(),
         grace_seconds: d.grace_seconds(),
         annotations: d.pod.metadata.annotations.clone().unwrap_or_default(),
+    }
+}
+
+/// A kubelet-style event about pod `d`.
+fn pod_event(d: &DesiredPod, type_: &str, reason: &str, message: String) -> PodEvent {
+    PodEvent {
+        namespace: d.namespace.clone(),
+        name: d.name.clone(),
+        uid: d.uid.clone(),
+        r#type: type_.to_string(),
+        reason: reason.to_string(),
+        message,
     }
 }
 
@@ -332,6 +344,12 @@ impl PodWorker {
         }
         self.probes.abort_all();
         tracing::info!(pod = %self.desired.key(), "stopping pod");
+        for i in 0..self.slots.len() {
+            if matches!(self.slots[i].life, ContainerLife::Running { .. }) {
+                let name = self.slots[i].spec.name.clone();
+                self.event("Normal", "Killing", format!("Stopping container {name}"));
+            }
+        }
         remove_all(&self.ctx, &self.desired.uid, self.desired.grace_seconds()).await;
         self.ctx.hub.publish_deleted(
             &self.desired.uid,
@@ -698,6 +716,16 @@ impl PodWorker {
             };
             self.start(i).await;
         } else {
+            let name = slot.spec.name.clone();
+            self.event(
+                "Warning",
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {name} in pod {}_{}({})",
+                    self.desired.name, self.desired.namespace, self.desired.uid
+                ),
+            );
+            let slot = &mut self.slots[i];
             slot.life = ContainerLife::Waiting {
                 reason: WaitReason::CrashLoopBackOff,
                 message: Some(format!(
@@ -736,11 +764,26 @@ impl PodWorker {
             ContainerLife::Waiting { reason, .. } => Some(*reason),
             _ => None,
         };
-        let pulled = self
-            .ctx
-            .runtime
-            .ensure_image(&image, pull_policy(&spec))
-            .await;
+        let policy = pull_policy(&spec);
+        let will_pull = match policy {
+            PullPolicy::Always => true,
+            PullPolicy::Never => false,
+            PullPolicy::IfNotPresent => {
+                !self.ctx.runtime.image_present(&image).await.unwrap_or(true)
+            }
+        };
+        if will_pull {
+            self.event("Normal", "Pulling", format!("Pulling image \"{image}\""));
+        }
+        let pulled = self.ctx.runtime.ensure_image(&image, policy).await;
+        if pulled.is_ok() {
+            let message = if will_pull {
+                format!("Successfully pulled image \"{image}\"")
+            } else {
+                format!("Container image \"{image}\" already present on machine")
+            };
+            self.event("Normal", "Pulled", message);
+        }
         if let Err(ImageError::Runtime(m)) = &pulled {
             // The engine did not answer: not the image's fault.
             let m = m.clone();
@@ -761,6 +804,18 @@ impl PodWorker {
                 _ => e.to_string(),
             };
             tracing::warn!(pod = %self.desired.key(), container = %spec.name, image = %image, error = %e, "image not available");
+            match reason {
+                WaitReason::ImagePullBackOff => self.event(
+                    "Normal",
+                    "BackOff",
+                    format!("Back-off pulling image \"{image}\""),
+                ),
+                _ => self.event(
+                    "Warning",
+                    "Failed",
+                    format!("Failed to pull image \"{image}\": {e}"),
+                ),
+            }
             self.wait(i, reason, message, delay);
             return;
         }
@@ -769,6 +824,7 @@ impl PodWorker {
             Ok(cs) => cs,
             Err(message) => {
                 let delay = self.slots[i].backoff.on_failure();
+                self.event("Warning", "Failed", format!("Error: {message}"));
                 self.wait(i, WaitReason::CreateContainerConfigError, message, delay);
                 return;
             }
@@ -776,6 +832,16 @@ impl PodWorker {
         match self.ctx.runtime.run_container(&sandbox, &cs).await {
             Ok(id) => {
                 tracing::info!(pod = %self.desired.key(), container = %spec.name, attempt, "container started");
+                self.event(
+                    "Normal",
+                    "Created",
+                    format!("Created container {}", spec.name),
+                );
+                self.event(
+                    "Normal",
+                    "Started",
+                    format!("Started container {}", spec.name),
+                );
                 // The engine's own start time, so it never changes when read again later.
                 let started_at = match self.ctx.runtime.inspect(&id).await {
                     Ok(Some(ContainerInfo {
@@ -798,9 +864,17 @@ impl PodWorker {
             Err(RuntimeError::Failed(m)) => {
                 let delay = self.slots[i].backoff.on_failure();
                 tracing::warn!(pod = %self.desired.key(), container = %spec.name, error = %m, "container failed to start");
+                self.event("Warning", "Failed", format!("Error: {m}"));
                 self.wait(i, WaitReason::CreateContainerError, m, delay);
             }
         }
+    }
+
+    /// Records a kubelet-style event about this pod.
+    fn event(&self, type_: &str, reason: &str, message: String) {
+        self.ctx
+            .hub
+            .record_event(pod_event(&self.desired, type_, reason, message));
     }
 
     /// Starts every probe that is due.
@@ -864,6 +938,13 @@ impl PodWorker {
         match &done.result {
             Outcome::Failure(m) => {
                 tracing::info!(pod = %pod, container = %name, probe = done.kind.as_str(), error = %m, "probe failed");
+                let message = format!("{} probe failed: {m}", done.kind.as_str());
+                self.ctx.hub.record_event(pod_event(
+                    &self.desired,
+                    "Warning",
+                    "Unhealthy",
+                    message,
+                ));
             }
             Outcome::Unknown(m) => {
                 tracing::debug!(pod = %pod, container = %name, probe = done.kind.as_str(), error = %m, "probe could not run");
@@ -876,6 +957,16 @@ impl PodWorker {
         if kill {
             let message = p.last_message.clone().unwrap_or_default();
             tracing::info!(pod = %pod, container = %name, "Container {name} failed {} probe, will be restarted: {message}", done.kind.as_str().to_lowercase());
+            let event = pod_event(
+                &self.desired,
+                "Normal",
+                "Killing",
+                format!(
+                    "Container {name} failed {} probe, will be restarted",
+                    done.kind.as_str().to_lowercase()
+                ),
+            );
+            self.ctx.hub.record_event(event);
             // Not ready from now on; stopped in the background (its grace period may be long)
             // and the exit is seen on a later pass.
             let ContainerLife::Running { id, started_at, .. } = &slot.life else {

@@ -106,6 +106,10 @@ impl Runtime for HollowRuntime {
         "hollow"
     }
 
+    async fn image_present(&self, _image: &str) -> Result<bool, ImageError> {
+        Ok(true)
+    }
+
     async fn ensure_image(&self, _image: &str, _policy: PullPolicy) -> Result<(), ImageError> {
         Ok(())
     }

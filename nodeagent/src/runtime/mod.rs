@@ -200,6 +200,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// Makes `image` present as `policy` says.
     async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), ImageError>;
 
+    /// Whether the image is on the node now (to say "Pulling" before a pull).
+    async fn image_present(&self, image: &str) -> Result<bool, ImageError>;
+
     /// Creates and starts a pod's sandbox.
     async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError>;
 

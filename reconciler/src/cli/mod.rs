@@ -1,11 +1,14 @@
 //! The `keel` command line: one file per verb.
 
+pub mod describe;
 pub mod get;
 pub mod history;
 mod http;
+pub mod logs;
 pub mod plan;
 pub mod schema;
 pub mod server;
+pub mod status;
 mod table;
 pub mod validate;
 
@@ -46,6 +49,13 @@ pub enum Command {
     History(history::Args),
     /// Show objects from a running server, as kubectl does (`keel get po -o wide`).
     Get(get::Args),
+    /// Describe one object, with its events (`keel describe pod web-7d9c8-x2k4p`).
+    Describe(describe::Args),
+    /// Print a container's logs (`keel logs POD [-c C] [-f] [--tail N] [--previous]`).
+    Logs(logs::Args),
+    /// The synced revision and the health of every object it declares (exit 0 when all
+    /// are Healthy, 1 otherwise, 2 when the server cannot be asked).
+    Status(status::Args),
 }
 
 /// Writes to stdout, ignoring a closed pipe (`keel plan | head` is not an error).
@@ -66,5 +76,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Server(args) => server::run(&args),
         Command::History(args) => history::run(&args),
         Command::Get(args) => get::run(&args),
+        Command::Describe(args) => describe::run(&args),
+        Command::Logs(args) => logs::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }

@@ -217,7 +217,15 @@ impl Controller for DaemonSetController {
                 .get_or_insert_with(BTreeMap::new)
                 .insert(REVISION_LABEL.into(), hash.clone());
             pod.spec.node_name = Some(node);
-            writes.push(ctx.create(Object::Pod(pod)).await?);
+            let w = ctx.create(Object::Pod(pod)).await?;
+            ctx.events.object(
+                &stored.object,
+                "Normal",
+                "SuccessfulCreate",
+                format!("Created pod: {}", w.key.name),
+                "daemonset-controller",
+            );
+            writes.push(w);
         }
         for s in deletes {
             if let Some(w) = ctx

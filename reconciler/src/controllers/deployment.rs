@@ -362,8 +362,18 @@ impl Controller for DeploymentController {
                 (replicas + surge - old_total).clamp(0, replicas)
             };
             let rs = new_replica_set(&stored.object, d, template, &hash, start, max_revision + 1);
+            let rs_name = rs.metadata.name().to_string();
             match ctx.create(Object::ReplicaSet(rs)).await {
-                Ok(w) => writes.push(w),
+                Ok(w) => {
+                    ctx.events.object(
+                        &stored.object,
+                        "Normal",
+                        "ScalingReplicaSet",
+                        format!("Scaled up replica set {rs_name} to {start}"),
+                        "deployment-controller",
+                    );
+                    writes.push(w);
+                }
                 Err(ControllerError::Store(StoreError::AlreadyExists(k))) => {
                     return Err(ControllerError::Invalid(format!(
                         "{k} exists and is not this Deployment's; rename or delete it"
@@ -402,7 +412,16 @@ impl Controller for DeploymentController {
             let mut updated = rs.rs.clone();
             if let Some(n) = resize {
                 updated.spec.replicas = Some(n);
-                tracing::info!(deployment = %key, replicaset = name, from = rs.spec_replicas(), to = n, "ScalingReplicaSet");
+                let from = rs.spec_replicas();
+                let way = if n > from { "up" } else { "down" };
+                tracing::info!(deployment = %key, replicaset = name, from, to = n, "ScalingReplicaSet");
+                ctx.events.object(
+                    &stored.object,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    format!("Scaled {way} replica set {name} to {n} from {from}"),
+                    "deployment-controller",
+                );
             }
             if is_new && bump {
                 updated

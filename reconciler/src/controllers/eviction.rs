@@ -71,6 +71,13 @@ impl Controller for EvictionController {
         for pod in ctx.cache.pods_on(node) {
             let key = ObjectKey::of(&pod.object);
             tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod of a node that is not ready");
+            ctx.events.object(
+                &pod.object,
+                "Warning",
+                "NodeNotReady",
+                format!("Node {node} is not ready; the pod is deleted so that it runs elsewhere"),
+                "node-controller",
+            );
             if let Some(w) = ctx.delete(&key, pod.resource_version).await? {
                 writes.push(w);
             }

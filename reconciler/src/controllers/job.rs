@@ -179,6 +179,24 @@ impl Controller for JobController {
             None
         };
 
+        if let Some(done) = outcome.as_deref()
+            && finished(job).is_none()
+        {
+            let (type_, reason, message) = match status.conditions.iter().flatten().last() {
+                Some(c) if done == "Failed" => (
+                    "Warning",
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                ),
+                _ => (
+                    "Normal",
+                    "Completed".to_string(),
+                    "Job completed".to_string(),
+                ),
+            };
+            ctx.events
+                .object(&stored.object, type_, &reason, message, "job-controller");
+        }
         if outcome.is_some() {
             // Finished: nothing more runs.
             for (p, version) in active.drain(..) {
@@ -226,7 +244,15 @@ impl Controller for JobController {
                             let labels = pod.metadata.labels.get_or_insert_with(BTreeMap::new);
                             labels.insert("job-name".into(), job.metadata.name().into());
                             labels.insert("controller-uid".into(), uid.clone());
-                            writes.push(ctx.create(Object::Pod(pod)).await?);
+                            let w = ctx.create(Object::Pod(pod)).await?;
+                            ctx.events.object(
+                                &stored.object,
+                                "Normal",
+                                "SuccessfulCreate",
+                                format!("Created pod: {}", w.key.name),
+                                "job-controller",
+                            );
+                            writes.push(w);
                         }
                     }
                 }

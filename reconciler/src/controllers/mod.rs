@@ -89,6 +89,7 @@ pub struct Ctx {
     pub config: Config,
     /// Writes the cache has not shown yet (see [`runner`]).
     pub expectations: runner::Expectations,
+    pub events: crate::events::Recorder,
 }
 
 impl Ctx {
@@ -148,12 +149,19 @@ pub fn keys_of_kind(ctx: &Ctx, kind: &str) -> Vec<ObjectKey> {
 }
 
 /// Starts filling `cache` and every controller; they run until `stop`.
-pub fn start(store: Store, cache: Cache, config: Config, stop: watch::Receiver<bool>) {
+pub fn start(
+    store: Store,
+    cache: Cache,
+    config: Config,
+    events: crate::events::Recorder,
+    stop: watch::Receiver<bool>,
+) {
     let ctx = Arc::new(Ctx {
         store: store.clone(),
         cache: cache.clone(),
         config,
         expectations: Default::default(),
+        events,
     });
     {
         let (cache, stop) = (cache.clone(), stop.clone());

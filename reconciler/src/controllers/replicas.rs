@@ -195,7 +195,16 @@ impl ReplicaController {
         let mut first_error = None;
         for result in futures_util::future::join_all(creates).await {
             match result {
-                Ok(w) => writes.push(w),
+                Ok(w) => {
+                    ctx.events.object(
+                        owner_obj,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", w.key.name),
+                        "replicaset-controller",
+                    );
+                    writes.push(w);
+                }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -328,7 +337,16 @@ impl Controller for ReplicaController {
             });
             for outcome in futures_util::future::join_all(deletes).await {
                 match outcome {
-                    Ok(Some(w)) => writes.push(w),
+                    Ok(Some(w)) => {
+                        ctx.events.object(
+                            &stored.object,
+                            "Normal",
+                            "SuccessfulDelete",
+                            format!("Deleted pod: {}", w.key.name),
+                            "replicaset-controller",
+                        );
+                        writes.push(w);
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         if result.is_ok() {

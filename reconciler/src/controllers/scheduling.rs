@@ -219,6 +219,16 @@ impl Controller for SchedulingController {
                 match bound {
                     Ok(w) => {
                         tracing::debug!(pod = %key, node, "Scheduled");
+                        ctx.events.object(
+                            &stored.object,
+                            "Normal",
+                            "Scheduled",
+                            format!(
+                                "Successfully assigned {}/{} to {node}",
+                                key.namespace, key.name
+                            ),
+                            "default-scheduler",
+                        );
                         if let (Some(h), Some(created)) = (
                             &ctx.config.scheduling_seconds,
                             stored.object.meta().creation_timestamp,
@@ -245,6 +255,13 @@ impl Controller for SchedulingController {
                 let message = fit.to_string();
                 if unschedulable_message(&pod) != Some(message.as_str()) {
                     tracing::info!(pod = %key, %message, "FailedScheduling");
+                    ctx.events.object(
+                        &stored.object,
+                        "Warning",
+                        "FailedScheduling",
+                        message.clone(),
+                        "default-scheduler",
+                    );
                     set_scheduled(&mut pod, false, Some(message));
                     match ctx.update(Object::Pod(pod), stored.resource_version).await {
                         Ok(w) => runner::settle(ctx, &[w]).await,

@@ -75,6 +75,10 @@ impl ControlPlane for ControlPlaneService {
             let name = report.node_name.as_str();
             match &report.report {
                 Some(Report::Heartbeat(_)) => self.registry.heartbeat(name).await,
+                Some(Report::PodEvent(event)) => {
+                    self.registry.heartbeat(name).await;
+                    self.registry.pod_event(name, event).await;
+                }
                 Some(Report::PodStatus(update)) => {
                     self.registry.heartbeat(name).await;
                     self.registry.pod_status(name, update).await;

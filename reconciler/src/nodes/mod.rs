@@ -54,6 +54,7 @@ pub struct NodeRegistry {
     /// Readiness is written under this lock, with the heartbeat checked again inside it, so
     /// a heartbeat and the lifecycle check cannot leave a live node marked not ready.
     readiness: Arc<tokio::sync::Mutex<()>>,
+    events: crate::events::Recorder,
 }
 
 /// The most nodes one control plane accepts (until mutual TLS, anyone reaching
@@ -180,7 +181,15 @@ impl NodeRegistry {
             grace,
             state: Arc::new(Mutex::new(state)),
             readiness: Arc::default(),
+            events: crate::events::Recorder::disabled(),
         })
+    }
+
+    /// Records node events (`RegisteredNode`, `NodeReady`, `NodeNotReady`) and the agents'
+    /// pod events with `events`.
+    pub fn with_events(mut self, events: crate::events::Recorder) -> Self {
+        self.events = events;
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, Liveness> {
@@ -279,7 +288,17 @@ impl NodeRegistry {
                 None => self.store.create(object).await,
             };
             match written {
-                Ok(_) => {
+                Ok(stored) => {
+                    self.events.object(
+                        &stored.object,
+                        "Normal",
+                        "RegisteredNode",
+                        format!(
+                            "Node {} event: Registered Node {} in Controller",
+                            req.node_name, req.node_name
+                        ),
+                        "node-controller",
+                    );
                     let mut state = self.state();
                     state.seen.insert(req.node_name.clone(), Instant::now());
                     state.unready.remove(&req.node_name);
@@ -335,7 +354,19 @@ impl NodeRegistry {
                 .update(Object::Node(n), stored.resource_version)
                 .await
             {
-                Ok(_) => {
+                Ok(stored) => {
+                    let (type_, reason) = if ready {
+                        ("Normal", "NodeReady")
+                    } else {
+                        ("Warning", "NodeNotReady")
+                    };
+                    self.events.object(
+                        &stored.object,
+                        type_,
+                        reason,
+                        format!("Node {node} status is now: {reason}"),
+                        "node-controller",
+                    );
                     if ready {
                         tracing::info!(node, "node is ready again");
                     } else {
@@ -394,6 +425,42 @@ impl NodeRegistry {
                 }
             }
         }
+    }
+
+    /// Records an event an agent reports about one of its pods (only for pods bound to that
+    /// node, with the uid it names; fields are bounded and the type is Normal or Warning).
+    pub async fn pod_event(&self, node: &str, event: &keel_schema::proto::PodEvent) {
+        fn bounded(s: &str, max: usize) -> String {
+            s.chars()
+                .filter(|c| !c.is_control() || *c == '\n')
+                .take(max)
+                .collect()
+        }
+        let key = ObjectKey::new("Pod", &event.namespace, &event.name);
+        let Ok(Some(stored)) = self.store.get(&key).await else {
+            return;
+        };
+        let Object::Pod(pod) = &stored.object else {
+            return;
+        };
+        if pod.metadata.uid.as_deref() != Some(event.uid.as_str())
+            || pod.spec.node_name.as_deref() != Some(node)
+        {
+            return;
+        }
+        let type_ = if event.r#type == "Warning" {
+            "Warning"
+        } else {
+            "Normal"
+        };
+        self.events.record(crate::events::Record {
+            involved: crate::events::reference(&stored.object),
+            type_,
+            reason: bounded(&event.reason, 128),
+            message: bounded(&event.message, 1024),
+            component: "kubelet",
+            host: Some(node.to_string()),
+        });
     }
 
     /// Writes a pod's status as `node`'s agent reports it. Reports for pods that are gone,

@@ -308,6 +308,26 @@ pub async fn run(cache: Cache, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// A client of the agent at `address` (host:port), each call bounded by `timeout`; the
+/// one place the control plane's channel to agents is built (mutual TLS comes in step H).
+pub async fn connect(
+    address: &str,
+    timeout: Option<Duration>,
+) -> Result<NodeAgentClient<Channel>, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| format!("bad agent address {address:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(2));
+    let endpoint = match timeout {
+        Some(t) => endpoint.timeout(t),
+        None => endpoint,
+    };
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to the agent at {address}: {e}"))?;
+    Ok(NodeAgentClient::new(channel).max_decoding_message_size(1 << 20))
+}
+
 /// One `Sync` call, connecting first when there is no channel yet.
 async fn send(
     client: Option<NodeAgentClient<Channel>>,
@@ -316,25 +336,10 @@ async fn send(
 ) -> (Option<NodeAgentClient<Channel>>, Result<(), SendError>) {
     let mut client = match client {
         Some(c) => c,
-        None => {
-            let endpoint =
-                match tonic::transport::Endpoint::from_shared(format!("http://{address}")) {
-                    Ok(e) => e
-                        .connect_timeout(Duration::from_secs(2))
-                        .timeout(SEND_TIMEOUT),
-                    Err(e) => {
-                        let e = format!("bad agent address {address:?}: {e}");
-                        return (None, Err(SendError::Failed(e)));
-                    }
-                };
-            match endpoint.connect().await {
-                Ok(channel) => NodeAgentClient::new(channel).max_decoding_message_size(1 << 20),
-                Err(e) => {
-                    let e = format!("cannot connect to {address}: {e}");
-                    return (None, Err(SendError::Failed(e)));
-                }
-            }
-        }
+        None => match connect(address, Some(SEND_TIMEOUT)).await {
+            Ok(c) => c,
+            Err(e) => return (None, Err(SendError::Failed(e))),
+        },
     };
     let generation = desired.generation;
     match client.sync(desired).await {

@@ -40,10 +40,14 @@ pub fn routes() -> Router<AppState> {
             "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
             get(group_get_ns),
         )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/log",
+            get(super::logs::pod_log),
+        )
 }
 
 /// A Kubernetes `Status` error.
-fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+pub fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
     (
         code,
         Json(json!({

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod http;
+pub mod logs;
 pub mod metrics;
 pub mod sync;
 pub mod watch;
@@ -97,9 +98,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config.agent_listen
             )
         })?;
+    let (events, event_writer) = crate::events::Recorder::new(store.clone(), stop_rx.clone());
+    tokio::spawn(event_writer);
     let registry = crate::nodes::NodeRegistry::new(store.clone(), config.node_grace)
         .await
-        .context("cannot read the nodes from the store")?;
+        .context("cannot read the nodes from the store")?
+        .with_events(events.clone());
     let branch = if source.is_remote() && config.branch.is_none() {
         "the remote's HEAD branch".to_string()
     } else {
@@ -124,7 +128,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         scheduling_seconds: Some(metrics.scheduling_seconds.clone()),
         ..Default::default()
     };
-    crate::controllers::start(store.clone(), cache.clone(), controllers, stop_rx.clone());
+    crate::controllers::start(
+        store.clone(),
+        cache.clone(),
+        controllers,
+        events,
+        stop_rx.clone(),
+    );
     tokio::spawn(crate::nodes::sync::run(cache, stop_rx.clone()));
     let lifecycle_stop = stop_rx.clone();
     tokio::spawn(async move { registry.run_lifecycle(lifecycle_stop).await });

@@ -37,6 +37,17 @@ pub struct SyncStatus {
     /// Set while fetching the remote fails (the applied revision keeps running).
     pub fetch_error: Option<String>,
     pub last_sync: Option<DateTime<Utc>>,
+    /// The objects the applied commit declares (for `keel status`: one declared but absent
+    /// from the store is Missing).
+    pub declared: Vec<crate::store::ObjectKey>,
+}
+
+fn declared(revision: &keel_schema::load::Revision) -> Vec<crate::store::ObjectKey> {
+    revision
+        .manifests
+        .iter()
+        .map(|m| crate::store::ObjectKey::of(&m.object))
+        .collect()
 }
 
 /// A loaded revision.
@@ -133,6 +144,7 @@ async fn restore_applied(
         return None;
     }
     if let Ok(mut s) = status.lock() {
+        s.declared = declared(&revision);
         s.applied_commit = Some(commit.id.clone());
     }
     Some(Loaded { commit, revision })
@@ -259,7 +271,9 @@ async fn new_tip(
                 took_ms = started.elapsed().as_millis() as u64,
                 "revision synced"
             );
+            let objects = declared(&revision);
             set(&|s| {
+                s.declared.clone_from(&objects);
                 s.applied_commit = Some(commit.id.clone());
                 s.last_commit = Some(commit.id.clone());
                 s.last_result = Some(result.to_string());

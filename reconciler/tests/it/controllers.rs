@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use keel_reconciler::controllers::{self, cache::Cache};
+use keel_reconciler::events::Recorder;
 use keel_reconciler::store::{ObjectKey, Store, StoreSpec, Stored};
 use keel_schema::object::Object;
 use serde_json::{Value, json};
@@ -23,7 +24,15 @@ impl Cluster {
         .await
         .unwrap();
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        controllers::start(store.clone(), Cache::new(), Default::default(), stop);
+        let (events, writer) = Recorder::new(store.clone(), stop.clone());
+        tokio::spawn(writer);
+        controllers::start(
+            store.clone(),
+            Cache::new(),
+            Default::default(),
+            events,
+            stop,
+        );
         Cluster {
             store,
             _stop: stop_tx,

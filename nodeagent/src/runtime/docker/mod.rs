@@ -252,6 +252,14 @@ impl Runtime for DockerRuntime {
         "docker"
     }
 
+    async fn image_present(&self, image: &str) -> Result<bool, ImageError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(ImageError::Runtime(e.to_string())),
+        }
+    }
+
     async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), ImageError> {
         let present = match self.docker.inspect_image(image).await {
             Ok(_) => true,

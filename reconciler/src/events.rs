@@ -1,0 +1,274 @@
+//! Events, Kubernetes style: what happened to an object, with a reason and a message
+//! (`Scheduled`, `FailedScheduling`, `ScalingReplicaSet`, `NodeNotReady`, and from the agents
+//! `Pulling`, `Started`, `Killing`, `BackOff`, `Unhealthy`, …).
+//!
+//! Recording never waits: [`Recorder::record`] queues the event and a writer task stores it,
+//! so a controller is never slowed by its own events. As in Kubernetes, events are best
+//! effort: when the queue is full they are dropped (and that is logged), repeats of one event
+//! (same object, reason and message) are one Event object with a `count`, and Events are
+//! deleted an hour after they last happened.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use keel_schema::Object;
+use keel_schema::types::core::{Event, EventSource};
+use keel_schema::types::meta::ObjectReference;
+use tokio::sync::{mpsc, watch};
+
+use crate::store::{ObjectKey, Store, StoreError};
+
+/// Events waiting to be written; beyond this they are dropped.
+const QUEUE: usize = 8192;
+/// Events written at once.
+const BATCH: usize = 256;
+/// How long an Event is kept after it last happened (Kubernetes' default `--event-ttl`).
+pub const TTL: Duration = Duration::from_secs(3600);
+
+/// One thing that happened.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub involved: ObjectReference,
+    /// `Normal` or `Warning`.
+    pub type_: &'static str,
+    pub reason: String,
+    pub message: String,
+    pub component: &'static str,
+    pub host: Option<String>,
+}
+
+/// Queues events for the writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: Option<mpsc::Sender<Record>>,
+    dropping: Arc<AtomicBool>,
+}
+
+/// A reference to `object` for an event.
+pub fn reference(object: &Object) -> ObjectReference {
+    let meta = object.meta();
+    ObjectReference {
+        api_version: Some(object.info().api_version.to_string()),
+        kind: Some(object.kind().to_string()),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+        resource_version: None,
+        field_path: None,
+    }
+}
+
+impl Recorder {
+    /// A recorder that writes nothing (tests of parts that record events in passing).
+    pub fn disabled() -> Self {
+        Self {
+            tx: None,
+            dropping: Arc::default(),
+        }
+    }
+
+    /// A recorder and the writer task to run (until `stop`).
+    pub fn new(store: Store, stop: watch::Receiver<bool>) -> (Self, impl Future<Output = ()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let recorder = Self {
+            tx: Some(tx),
+            dropping: Arc::default(),
+        };
+        (recorder, write_events(store, rx, stop))
+    }
+
+    pub fn record(&self, record: Record) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(record) {
+            Ok(()) => {
+                self.dropping.store(false, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(r)) => {
+                if !self.dropping.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(reason = %r.reason, "too many events at once; dropping some");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Records an event about `object`.
+    pub fn object(
+        &self,
+        object: &Object,
+        type_: &'static str,
+        reason: &str,
+        message: String,
+        component: &'static str,
+    ) {
+        self.record(Record {
+            involved: reference(object),
+            type_,
+            reason: reason.to_string(),
+            message,
+            component,
+            host: None,
+        });
+    }
+}
+
+/// Where an event about `involved` lives: its namespace, or `default` for cluster-scoped
+/// objects (nodes), as Kubernetes does.
+fn event_key(r: &Record) -> ObjectKey {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &r.involved.uid,
+        &r.involved.kind,
+        &r.involved.name,
+        &r.reason,
+        &r.message,
+        r.type_,
+    )
+        .hash(&mut h);
+    let namespace = r
+        .involved
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let name: String = r
+        .involved
+        .name
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    ObjectKey::new("Event", &namespace, &format!("{name}.{:016x}", h.finish()))
+}
+
+async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
+    let now = Utc::now();
+    for _ in 0..3 {
+        let existing = match store.get(&key).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read an event");
+                return;
+            }
+        };
+        let written = match existing {
+            Some(stored) => {
+                let Object::Event(mut ev) = stored.object else {
+                    return;
+                };
+                ev.count = Some(ev.count.unwrap_or(1).saturating_add(times));
+                ev.last_timestamp = Some(now);
+                store
+                    .update(Object::Event(ev), stored.resource_version)
+                    .await
+            }
+            None => {
+                let mut ev = Event::default();
+                ev.metadata.name = Some(key.name.clone());
+                ev.metadata.namespace = Some(key.namespace.clone());
+                ev.involved_object = record.involved.clone();
+                ev.reason = Some(record.reason.clone());
+                ev.message = Some(record.message.clone());
+                ev.type_ = Some(record.type_.to_string());
+                ev.count = Some(times);
+                ev.first_timestamp = Some(now);
+                ev.last_timestamp = Some(now);
+                ev.source = Some(EventSource {
+                    component: Some(record.component.to_string()),
+                    host: record.host.clone(),
+                });
+                store.create(Object::Event(ev)).await
+            }
+        };
+        match written {
+            Ok(_) => return,
+            Err(StoreError::Conflict { .. } | StoreError::AlreadyExists(_)) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot write an event");
+                return;
+            }
+        }
+    }
+}
+
+async fn write_events(
+    store: Store,
+    mut rx: mpsc::Receiver<Record>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut expire = tokio::time::interval(Duration::from_secs(300));
+    let mut buffer = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut buffer, BATCH) => {
+                if n == 0 {
+                    return;
+                }
+                // Repeats within the batch become one write with their count.
+                let mut batch: HashMap<ObjectKey, (Record, i64)> = HashMap::new();
+                for r in buffer.drain(..) {
+                    batch.entry(event_key(&r)).or_insert((r, 0)).1 += 1;
+                }
+                let writes = batch
+                    .into_iter()
+                    .map(|(key, (r, n))| write_one(&store, key, r, n));
+                futures_util::future::join_all(writes).await;
+            }
+            _ = expire.tick() => expire_old(&store).await,
+            () = stopped(&mut stop) => return,
+        }
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Deletes Events that last happened more than [`TTL`] ago.
+async fn expire_old(store: &Store) {
+    let Ok(list) = store.list("Event", None, None).await else {
+        return;
+    };
+    let cutoff = Utc::now() - chrono::Duration::from_std(TTL).unwrap_or_default();
+    for s in list.items {
+        if let Object::Event(ev) = &s.object
+            && ev.last_timestamp.is_some_and(|t| t < cutoff)
+        {
+            let _ = store
+                .delete(&ObjectKey::of(&s.object), Some(s.resource_version))
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_share_one_event_and_nodes_events_live_in_default() {
+        let r = |message: &str| Record {
+            involved: ObjectReference {
+                kind: Some("Node".into()),
+                name: Some("n1".into()),
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
+            type_: "Normal",
+            reason: "NodeNotReady".into(),
+            message: message.into(),
+            component: "node-controller",
+            host: None,
+        };
+        let a = event_key(&r("Node n1 status is now: NodeNotReady"));
+        assert_eq!(a, event_key(&r("Node n1 status is now: NodeNotReady")));
+        assert_ne!(a, event_key(&r("something else")));
+        assert_eq!(a.namespace, "default");
+        assert!(a.name.starts_with("n1."));
+    }
+}
