@@ -55,6 +55,8 @@ pub struct NodeRegistry {
     /// a heartbeat and the lifecycle check cannot leave a live node marked not ready.
     readiness: Arc<tokio::sync::Mutex<()>>,
     events: crate::events::Recorder,
+    /// Heartbeats received (`keel_node_heartbeats_total`).
+    heartbeats: prometheus_client::metrics::counter::Counter,
 }
 
 /// The most nodes one control plane accepts (until mutual TLS, anyone reaching
@@ -182,7 +184,17 @@ impl NodeRegistry {
             state: Arc::new(Mutex::new(state)),
             readiness: Arc::default(),
             events: crate::events::Recorder::disabled(),
+            heartbeats: Default::default(),
         })
+    }
+
+    /// Counts heartbeats in `counter` (served at `/metrics`).
+    pub fn with_heartbeat_counter(
+        mut self,
+        counter: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        self.heartbeats = counter;
+        self
     }
 
     /// Records node events (`RegisteredNode`, `NodeReady`, `NodeNotReady`) and the agents'
@@ -320,6 +332,7 @@ impl NodeRegistry {
     /// ready (checked on every beat, so a beat racing the lifecycle check is made good by the
     /// next one).
     pub async fn heartbeat(&self, node: &str) {
+        self.heartbeats.inc();
         let unready = {
             let mut state = self.state();
             state.seen.insert(node.to_string(), Instant::now());

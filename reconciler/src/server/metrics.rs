@@ -45,6 +45,7 @@ pub struct Metrics {
     pub objects: Family<KindLabel, Gauge>,
     pub pods: Family<PhaseLabel, Gauge>,
     pub nodes: Family<ReadyLabel, Gauge>,
+    pub heartbeats: Counter,
 }
 
 impl Default for Metrics {
@@ -59,6 +60,12 @@ impl Default for Metrics {
         let objects = Family::<KindLabel, Gauge>::default();
         let pods = Family::<PhaseLabel, Gauge>::default();
         let nodes = Family::<ReadyLabel, Gauge>::default();
+        let heartbeats = Counter::default();
+        registry.register(
+            "node_heartbeats",
+            "Heartbeats received from node agents",
+            heartbeats.clone(),
+        );
         registry.register(
             "scheduling_duration_seconds",
             "Time from a pod's creation to its binding to a node",
@@ -103,6 +110,7 @@ impl Default for Metrics {
             objects,
             pods,
             nodes,
+            heartbeats,
         }
     }
 }

@@ -103,7 +103,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = crate::nodes::NodeRegistry::new(store.clone(), config.node_grace)
         .await
         .context("cannot read the nodes from the store")?
-        .with_events(events.clone());
+        .with_events(events.clone())
+        .with_heartbeat_counter(metrics.heartbeats.clone());
     let branch = if source.is_remote() && config.branch.is_none() {
         "the remote's HEAD branch".to_string()
     } else {

@@ -234,5 +234,6 @@ async fn metrics_count_objects_pods_by_phase_and_nodes() {
     assert!(text.contains("keel_pods{phase=\"Pending\"} 2"), "{text}");
     assert!(text.contains("keel_pods{phase=\"Running\"} 0"), "{text}");
     assert!(text.contains("keel_nodes{ready=\"True\"} 0"), "{text}");
+    assert!(text.contains("keel_node_heartbeats_total 0"), "{text}");
     assert!(text.contains("keel_scheduling_duration_seconds"), "{text}");
 }
