@@ -233,9 +233,8 @@ fn pod_status(o: &Value, _: DateTime<Utc>) -> String {
         {
             return r.to_string();
         }
-        if let Some(r) = c["state"]["terminated"]["reason"].as_str()
-            && o["status"]["phase"] != "Succeeded"
-        {
+        // kubectl shows a finished container's reason (`Completed`, `Error`, `OOMKilled`).
+        if let Some(r) = c["state"]["terminated"]["reason"].as_str() {
             return r.to_string();
         }
     }
