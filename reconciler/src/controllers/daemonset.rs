@@ -205,6 +205,7 @@ impl Controller for DaemonSetController {
                 }
             }
         }
+        let mut first_error: Option<ControllerError> = None;
         for node in creates {
             let mut pod = pods::from_template(
                 template,
@@ -217,7 +218,13 @@ impl Controller for DaemonSetController {
                 .get_or_insert_with(BTreeMap::new)
                 .insert(REVISION_LABEL.into(), hash.clone());
             pod.spec.node_name = Some(node);
-            let w = ctx.create(Object::Pod(pod)).await?;
+            let w = match ctx.create(Object::Pod(pod)).await {
+                Ok(w) => w,
+                Err(e) => {
+                    first_error = Some(e);
+                    break;
+                }
+            };
             ctx.events.object(
                 &stored.object,
                 "Normal",
@@ -228,11 +235,17 @@ impl Controller for DaemonSetController {
             writes.push(w);
         }
         for s in deletes {
-            if let Some(w) = ctx
+            match ctx
                 .delete(&ObjectKey::of(&s.object), s.resource_version)
-                .await?
+                .await
             {
-                writes.push(w);
+                Ok(Some(w)) => writes.push(w),
+                Ok(None) => {}
+                // Changed meanwhile: that change brings the DaemonSet back.
+                Err(ControllerError::Store(StoreError::Conflict { .. })) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         let status = DaemonSetStatus {
@@ -258,7 +271,11 @@ impl Controller for DaemonSetController {
                 Err(e) => return Err(e),
             }
         }
+        // Settled even after an error, so a retry never acts on a view without these writes.
         runner::settle(ctx, &writes).await;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         Ok(next_look.map_or(Action::Done, Action::RequeueAfter))
     }
 }

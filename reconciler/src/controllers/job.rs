@@ -99,6 +99,9 @@ impl Controller for JobController {
             )));
         };
         let uid = job.metadata.uid.clone().unwrap_or_default();
+        // Without completions, a work queue: `parallelism` pods, done when one succeeded
+        // and none runs any more.
+        let work_queue = job.spec.completions.is_none();
         let completions = job
             .spec
             .completions
@@ -131,6 +134,23 @@ impl Controller for JobController {
             .filter(|(p, _)| phase_is(p, "Failed"))
             .map(|(p, _)| p)
             .collect();
+        // Under OnFailure a failing container restarts in place: its restarts are the
+        // failures that count toward backoffLimit, as in Kubernetes.
+        let on_failure = template.spec.restart_policy.as_deref() == Some("OnFailure");
+        let restarts: i64 = if on_failure {
+            owned
+                .iter()
+                .filter(|(p, _)| pods::is_active(p))
+                .flat_map(|(p, _)| {
+                    p.status
+                        .iter()
+                        .flat_map(|s| s.container_statuses.iter().flatten())
+                })
+                .map(|c| c.restart_count.max(0))
+                .fold(0i64, i64::saturating_add)
+        } else {
+            0
+        };
         let failed = failed_pods.len() as i64;
         let mut active: Vec<&(Pod, u64)> =
             owned.iter().filter(|(p, _)| pods::is_active(p)).collect();
@@ -142,14 +162,16 @@ impl Controller for JobController {
 
         let outcome = if let Some(done) = finished(job) {
             Some(done.to_string())
-        } else if succeeded >= completions {
+        } else if (!work_queue && succeeded >= completions)
+            || (work_queue && succeeded > 0 && active.is_empty())
+        {
             status.completion_time = Some(now);
             status
                 .conditions
                 .get_or_insert_with(Vec::new)
                 .push(condition("Complete", "", ""));
             Some("Complete".into())
-        } else if failed > backoff_limit {
+        } else if failed.saturating_add(restarts) > backoff_limit {
             status
                 .conditions
                 .get_or_insert_with(Vec::new)
@@ -179,42 +201,30 @@ impl Controller for JobController {
             None
         };
 
-        if let Some(done) = outcome.as_deref()
-            && finished(job).is_none()
-        {
-            let (type_, reason, message) = match status.conditions.iter().flatten().last() {
-                Some(c) if done == "Failed" => (
-                    "Warning",
-                    c.reason.clone().unwrap_or_default(),
-                    c.message.clone().unwrap_or_default(),
-                ),
-                _ => (
-                    "Normal",
-                    "Completed".to_string(),
-                    "Job completed".to_string(),
-                ),
-            };
-            ctx.events
-                .object(&stored.object, type_, &reason, message, "job-controller");
-        }
-        if outcome.is_some() {
-            // Finished: nothing more runs.
-            for (p, version) in active.drain(..) {
-                let key = ObjectKey::new("Pod", &key.namespace, p.metadata.name());
-                if let Some(w) = ctx.delete(&key, *version).await? {
-                    writes.push(w);
+        let mut first_error: Option<ControllerError> = None;
+        if outcome.is_none() {
+            let want = if work_queue {
+                // After one success no new worker starts; running ones finish their work.
+                if succeeded > 0 {
+                    active.len() as i64
+                } else {
+                    parallelism
                 }
-            }
-        } else {
-            let want = parallelism.min(completions - succeeded).max(0) as usize;
+            } else {
+                parallelism.min(completions - succeeded).max(0)
+            } as usize;
             if active.len() > want {
                 // Newest first, as for ReplicaSets.
                 active.sort_by_key(|(p, _)| std::cmp::Reverse(p.metadata.creation_timestamp));
                 let extra = active.len() - want;
                 for (p, version) in active.drain(..).take(extra) {
                     let key = ObjectKey::new("Pod", &key.namespace, p.metadata.name());
-                    if let Some(w) = ctx.delete(&key, *version).await? {
-                        writes.push(w);
+                    match ctx.delete(&key, *version).await {
+                        Ok(Some(w)) => writes.push(w),
+                        Ok(None) => {}
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
                     }
                 }
             } else if active.len() < want {
@@ -225,7 +235,9 @@ impl Controller for JobController {
                         .min(BACKOFF_MAX);
                     let last = failed_pods.iter().filter_map(|p| finished_at(p)).max();
                     last.and_then(|t| {
-                        let ready_at = t + chrono::Duration::from_std(delay).ok()?;
+                        // A finish time the agent reported far in the future: no wait.
+                        let ready_at =
+                            t.checked_add_signed(chrono::Duration::from_std(delay).ok()?)?;
                         (ready_at > now).then(|| (ready_at - now).to_std().unwrap_or_default())
                     })
                 } else {
@@ -244,15 +256,22 @@ impl Controller for JobController {
                             let labels = pod.metadata.labels.get_or_insert_with(BTreeMap::new);
                             labels.insert("job-name".into(), job.metadata.name().into());
                             labels.insert("controller-uid".into(), uid.clone());
-                            let w = ctx.create(Object::Pod(pod)).await?;
-                            ctx.events.object(
-                                &stored.object,
-                                "Normal",
-                                "SuccessfulCreate",
-                                format!("Created pod: {}", w.key.name),
-                                "job-controller",
-                            );
-                            writes.push(w);
+                            match ctx.create(Object::Pod(pod)).await {
+                                Ok(w) => {
+                                    ctx.events.object(
+                                        &stored.object,
+                                        "Normal",
+                                        "SuccessfulCreate",
+                                        format!("Created pod: {}", w.key.name),
+                                        "job-controller",
+                                    );
+                                    writes.push(w);
+                                }
+                                Err(e) => {
+                                    first_error = Some(e);
+                                    break;
+                                }
+                            }
                         }
                     }
                 }
@@ -270,21 +289,72 @@ impl Controller for JobController {
         status.active = Some(if outcome.is_some() { 0 } else { active_now });
         status.succeeded = Some(succeeded);
         status.failed = Some(failed);
+        // The outcome is written before anything else happens, and told once, after it is
+        // written: a failure below then never repeats the event.
+        let mut recorded = finished(job).is_some();
         if job.status.as_ref() != Some(&status) {
             let mut updated = job.clone();
-            updated.status = Some(status);
+            updated.status = Some(status.clone());
             match ctx
                 .update(Object::Job(updated), stored.resource_version)
                 .await
             {
-                Ok(w) => writes.push(w),
+                Ok(w) => {
+                    writes.push(w);
+                    if let Some(done) = outcome.as_deref()
+                        && !recorded
+                    {
+                        recorded = true;
+                        let (type_, reason, message) =
+                            match status.conditions.iter().flatten().last() {
+                                Some(c) if done == "Failed" => (
+                                    "Warning",
+                                    c.reason.clone().unwrap_or_default(),
+                                    c.message.clone().unwrap_or_default(),
+                                ),
+                                _ => (
+                                    "Normal",
+                                    "Completed".to_string(),
+                                    "Job completed".to_string(),
+                                ),
+                            };
+                        ctx.events.object(
+                            &stored.object,
+                            type_,
+                            &reason,
+                            message,
+                            "job-controller",
+                        );
+                    }
+                }
                 Err(ControllerError::Store(
                     StoreError::Conflict { .. } | StoreError::NotFound(_),
                 )) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
+        if outcome.is_some() && recorded {
+            // Finished and written: nothing more runs.
+            for (p, version) in active.drain(..) {
+                let key = ObjectKey::new("Pod", &key.namespace, p.metadata.name());
+                match ctx.delete(&key, *version).await {
+                    Ok(Some(w)) => writes.push(w),
+                    Ok(None) => {}
+                    // Changed meanwhile (its status, say): the change brings the Job back.
+                    Err(ControllerError::Store(StoreError::Conflict { .. })) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        // Settled even after an error, so a retry never acts on a view without these writes.
         runner::settle(ctx, &writes).await;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         Ok(next_look.map_or(Action::Done, Action::RequeueAfter))
     }
 }

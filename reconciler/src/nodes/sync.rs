@@ -316,7 +316,11 @@ pub async fn connect(
 ) -> Result<NodeAgentClient<Channel>, String> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| format!("bad agent address {address:?}: {e}"))?
-        .connect_timeout(Duration::from_secs(2));
+        .connect_timeout(Duration::from_secs(2))
+        // A peer that vanishes (a partitioned node) ends open streams such as `logs -f`.
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
     let endpoint = match timeout {
         Some(t) => endpoint.timeout(t),
         None => endpoint,

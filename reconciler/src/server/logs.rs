@@ -17,6 +17,9 @@ use super::api::status;
 use super::http::AppState;
 use crate::store::ObjectKey;
 
+/// How long the agent may take to start answering.
+const LOGS_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn bad(message: String) -> Response {
     status(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
@@ -92,7 +95,19 @@ pub async fn pod_log(
             format!("node {node:?} of pod \"{name}\" is not registered"),
         );
     };
-    let mut client = match crate::nodes::sync::connect(&address, None).await {
+    if tail_lines == 0 && q.contains_key("tailLines") {
+        // No lines asked for (the agent's 0 means "all").
+        return (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            "",
+        )
+            .into_response();
+    }
+    // The timeout covers the wait for the agent's answer, not the stream that follows.
+    let mut client = match crate::nodes::sync::connect(&address, Some(LOGS_ANSWER_TIMEOUT)).await {
         Ok(c) => c,
         Err(e) => return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e),
     };

@@ -436,3 +436,73 @@ async fn endpoints_list_ready_pods_with_named_ports_resolved() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_count_toward_backoff_under_on_failure_and_a_work_queue_job_ends_on_one_success() {
+    let c = Cluster::start().await;
+    let mut t = template("loop");
+    t["spec"]["restartPolicy"] = json!("OnFailure");
+    c.create(json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "crashy", "namespace": "default"},
+        "spec": {"backoffLimit": 2, "template": t}}))
+        .await;
+    let of = async |c: &Cluster, job: &str| -> Vec<Value> {
+        c.list("Pod")
+            .await
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["job-name"] == job)
+            .collect()
+    };
+    c.wait("its pod", async |c| of(c, "crashy").await.len() == 1)
+        .await;
+    let name = of(&c, "crashy").await[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The kubelet restarted the container three times in place.
+    c.edit("Pod", "default", &name, |p| {
+        p["status"] = json!({"phase": "Running", "containerStatuses": [
+            {"name": "c", "ready": false, "restartCount": 3}]});
+    })
+    .await;
+    c.wait("the Job failed past its backoff limit", async |c| {
+        let job = c.get("Job", "default", "crashy").await.unwrap();
+        job["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|x| x["type"] == "Failed" && x["reason"] == "BackoffLimitExceeded")
+        })
+    })
+    .await;
+    c.wait("its running pod stopped", async |c| {
+        of(c, "crashy").await.is_empty()
+    })
+    .await;
+
+    // No completions: `parallelism` workers, done once one succeeded and the rest ended.
+    let mut t = template("worker");
+    t["spec"]["restartPolicy"] = json!("Never");
+    c.create(json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "queue", "namespace": "default"},
+        "spec": {"parallelism": 3, "template": t}}))
+        .await;
+    c.wait("3 workers", async |c| of(c, "queue").await.len() == 3)
+        .await;
+    let workers = of(&c, "queue").await;
+    c.set_phase(&workers[0], "Succeeded", "10.0.0.3").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        of(&c, "queue").await.len(),
+        3,
+        "no new worker after a success"
+    );
+    for w in &workers[1..] {
+        c.set_phase(w, "Succeeded", "10.0.0.4").await;
+    }
+    c.wait("the work-queue Job complete", async |c| {
+        let job = c.get("Job", "default", "queue").await.unwrap();
+        job["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|x| x["type"] == "Complete"))
+    })
+    .await;
+}
