@@ -639,6 +639,30 @@ impl PodWorker {
         }
     }
 
+    /// Docker records an OOM kill from an event of its own that can land just after the
+    /// exit (seen on a loaded machine): an exit 137 without the flag is looked at again
+    /// briefly before it is taken as final, so an OOM kill is not reported as `Error`.
+    async fn settled_exit(&self, id: &str, mut info: ContainerInfo) -> ContainerInfo {
+        for _ in 0..5 {
+            if !matches!(
+                info.state,
+                ContainerState::Exited {
+                    exit_code: 137,
+                    oom_killed: false,
+                    ..
+                }
+            ) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match self.ctx.runtime.inspect(id).await {
+                Ok(Some(again)) => info = again,
+                _ => break,
+            }
+        }
+        info
+    }
+
     async fn sync_container(&mut self, i: usize) {
         let now = Instant::now();
         match &self.slots[i].life {
@@ -670,7 +694,10 @@ impl PodWorker {
                                 _ => {}
                             }
                         }
-                        _ => self.on_exit(i, ended_from(&info)).await,
+                        _ => {
+                            let info = self.settled_exit(&id, info).await;
+                            self.on_exit(i, ended_from(&info)).await
+                        }
                     },
                     Ok(None) => self.on_exit(i, vanished(&id, Some(started_at))).await,
                     Err(e) => tracing::debug!(error = %e, "cannot inspect a container"),
