@@ -26,15 +26,8 @@ pub fn run(args: &Args) -> i32 {
         );
         return 2;
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("keel describe: {e}");
-            return 1;
-        }
+    let Some(runtime) = super::runtime("describe") else {
+        return 1;
     };
     let fetched = runtime.block_on(async {
         let ns = info.namespaced.then_some(args.namespace.as_str());

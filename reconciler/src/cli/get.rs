@@ -40,15 +40,8 @@ pub fn run(args: &Args) -> i32 {
         );
         return 2;
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("keel get: {e}");
-            return 1;
-        }
+    let Some(runtime) = super::runtime("get") else {
+        return 1;
     };
     match runtime.block_on(fetch(args, info)) {
         Ok(value) => match render(args, info, &value, Utc::now()) {

@@ -23,15 +23,8 @@ pub enum Output {
 }
 
 pub fn run(args: &Args) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("keel history: {e}");
-            return 1;
-        }
+    let Some(runtime) = super::runtime("history") else {
+        return 1;
     };
     match runtime.block_on(fetch(args)) {
         Ok(records) => {

@@ -24,15 +24,8 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("keel logs: {e}");
-            return 1;
-        }
+    let Some(runtime) = super::runtime("logs") else {
+        return 1;
     };
     match runtime.block_on(stream(args)) {
         Ok(()) => 0,

@@ -67,6 +67,20 @@ pub fn out(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// The single-threaded runtime a client verb runs its requests on; `None` after saying why.
+pub fn runtime(verb: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("keel {verb}: {e}");
+            None
+        }
+    }
+}
+
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {

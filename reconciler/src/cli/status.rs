@@ -21,15 +21,8 @@ pub enum Output {
 }
 
 pub fn run(args: &Args) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("keel status: {e}");
-            return 1;
-        }
+    let Some(runtime) = super::runtime("status") else {
+        return 1;
     };
     let fetched = runtime.block_on(async {
         let status = get_json(&args.server, "/api/keel/status").await?;

@@ -19,7 +19,7 @@ use keel_schema::types::core::Node;
 use super::cache::Change;
 use super::deployment::template_hash;
 use super::pods::{self, Availability};
-use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
 use crate::store::{ObjectKey, StoreError, Stored};
 
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -69,19 +69,9 @@ impl Controller for DaemonSetController {
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
         match change.kind() {
-            Some("DaemonSet") => out.extend(change.objects().map(ObjectKey::of).take(1)),
+            // A node came, went or changed: every DaemonSet may want it.
             Some("Node") => out.extend(self.all_keys(ctx)),
-            Some("Pod") => {
-                for o in change.objects() {
-                    if let Some(r) = pods::controller_of(o.meta())
-                        && r.kind == "DaemonSet"
-                    {
-                        out.push(ObjectKey::new("DaemonSet", o.namespace(), &r.name));
-                    }
-                }
-            }
-            Some(_) => {}
-            None => out.extend(self.all_keys(ctx)),
+            _ => owner_keys(change, "DaemonSet", "Pod", ctx, out),
         }
     }
 

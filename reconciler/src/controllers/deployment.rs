@@ -26,7 +26,7 @@ use sha2::Digest;
 
 use super::cache::{Change, Written};
 use super::pods;
-use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
 use crate::store::{ObjectKey, StoreError, Stored};
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
@@ -284,20 +284,7 @@ impl Controller for DeploymentController {
     }
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
-        match change.kind() {
-            Some("Deployment") => out.extend(change.objects().map(ObjectKey::of).take(1)),
-            Some("ReplicaSet") => {
-                for object in change.objects() {
-                    if let Some(r) = pods::controller_of(object.meta())
-                        && r.kind == "Deployment"
-                    {
-                        out.push(ObjectKey::new("Deployment", object.namespace(), &r.name));
-                    }
-                }
-            }
-            Some(_) => {}
-            None => out.extend(self.all_keys(ctx)),
-        }
+        owner_keys(change, "Deployment", "ReplicaSet", ctx, out);
     }
 
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {

@@ -19,7 +19,7 @@ use keel_schema::types::pod::Pod;
 
 use super::cache::Change;
 use super::pods;
-use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
 use crate::store::{ObjectKey, StoreError};
 
 pub struct JobController;
@@ -70,20 +70,7 @@ impl Controller for JobController {
     }
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
-        match change.kind() {
-            Some("Job") => out.extend(change.objects().map(ObjectKey::of).take(1)),
-            Some("Pod") => {
-                for o in change.objects() {
-                    if let Some(r) = pods::controller_of(o.meta())
-                        && r.kind == "Job"
-                    {
-                        out.push(ObjectKey::new("Job", o.namespace(), &r.name));
-                    }
-                }
-            }
-            Some(_) => {}
-            None => out.extend(self.all_keys(ctx)),
-        }
+        owner_keys(change, "Job", "Pod", ctx, out);
     }
 
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {

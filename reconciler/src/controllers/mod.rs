@@ -139,6 +139,31 @@ pub trait Controller: Send + Sync + 'static {
     fn reconcile(&self, key: &Self::Key, ctx: &Ctx) -> impl Future<Output = Result<Action>> + Send;
 }
 
+/// The keys of a controller of `kind` whose dependents are `dependent`s: a changed `kind`
+/// object itself, the controller a changed dependent names, and everything after a relist.
+pub fn owner_keys(
+    change: &Change,
+    kind: &str,
+    dependent: &str,
+    ctx: &Ctx,
+    out: &mut Vec<ObjectKey>,
+) {
+    match change.kind() {
+        Some(k) if k == kind => out.extend(change.objects().map(ObjectKey::of).take(1)),
+        Some(k) if k == dependent => {
+            for o in change.objects() {
+                if let Some(r) = pods::controller_of(o.meta())
+                    && r.kind == kind
+                {
+                    out.push(ObjectKey::new(kind, o.namespace(), &r.name));
+                }
+            }
+        }
+        Some(_) => {}
+        None => out.extend(keys_of_kind(ctx, kind)),
+    }
+}
+
 /// Every object key of `kind` in the cache.
 pub fn keys_of_kind(ctx: &Ctx, kind: &str) -> Vec<ObjectKey> {
     ctx.cache

@@ -230,20 +230,17 @@ impl EtcdStore {
             Some(ns) => format!("{}{kind}/{ns}/", self.registry()),
             None => format!("{}{kind}/", self.registry()),
         };
-        let (kvs, revision) = self.range_all(&prefix).await?;
-        let items = kvs
-            .iter()
-            .map(|kv| self.decode_kv(kv))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ListResult {
-            items,
-            revision: u64::try_from(revision).unwrap_or(0),
-        })
+        self.list_under(&prefix).await
     }
 
     /// Every object of every kind, at one revision.
     pub async fn list_all(&self) -> Result<ListResult> {
-        let (kvs, revision) = self.range_all(&self.registry()).await?;
+        self.list_under(&self.registry()).await
+    }
+
+    /// The objects under `prefix`, decoded, at one revision.
+    async fn list_under(&self, prefix: &str) -> Result<ListResult> {
+        let (kvs, revision) = self.range_all(prefix).await?;
         let items = kvs
             .iter()
             .map(|kv| self.decode_kv(kv))
