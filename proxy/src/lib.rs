@@ -1,6 +1,34 @@
-//! The per-node service proxy: ClusterIP and NodePort listeners balancing over ready endpoints.
+//! The per-node service proxy keel-agent runs: ClusterIP and NodePort frontends balancing TCP
+//! and UDP over each Service's ready endpoints.
 //!
-//! Nothing is here yet: the proxy is built in step F (issue 7). The crate exists so the
-//! workspace has its final shape and the dependency direction `schema ← proxy ← nodeagent`
-//! is fixed from the start.
+//! # Layout
+//! - [`model`]: a Service and its Endpoints reduced to frontends and ready endpoints.
+//! - [`proxy`]: [`Proxy`], which keeps the node's frontends matching the full Service set.
+//! - `balancer`: round-robin and ClientIP affinity; hands out an order of endpoints to try.
+//! - `tcp`, `udp`: one frontend's serving loop per protocol.
+//! - `splice`: TCP bytes moved socket to socket inside the kernel.
+//! - `socket`: listening sockets (`SO_REUSEPORT`, and `IP_FREEBIND` for ClusterIPs).
+//! - [`addresses`]: ClusterIPs as /32 host addresses, through iproute2.
+//! - [`links`]: the `NAME_SERVICE_HOST`/`_PORT` environment variables for containers.
+//!
+//! # Guarantees
+//! - New connections use the endpoint set of the latest update; open connections are never
+//!   cut by an update.
+//! - A connection refused by one endpoint is retried on the next; a frontend with no ready
+//!   endpoint does not listen, so clients are refused at once.
 #![forbid(unsafe_code)]
+
+pub mod addresses;
+mod balancer;
+pub mod links;
+pub mod model;
+pub mod proxy;
+mod socket;
+mod splice;
+mod tcp;
+mod udp;
+
+pub use addresses::HostAddresses;
+pub use links::service_links;
+pub use model::{DEFAULT_AFFINITY_TIMEOUT, Protocol, ProxiedPort, ProxiedService};
+pub use proxy::{FrontendStatus, Proxy, ProxyConfig, ProxyStatus};

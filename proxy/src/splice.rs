@@ -1,0 +1,143 @@
+//! Moving a TCP connection's bytes between two sockets. Small messages (requests and
+//! answers) are copied through a small buffer: one read and one write each. Once a read fills
+//! the buffer, the direction is carrying bulk data and switches to `splice(2)`, which moves
+//! pages from the receiving socket into a pipe and from the pipe into the sending socket
+//! inside the kernel, sparing two copies of every byte. haproxy's `splice-auto` works the
+//! same way.
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
+use std::io::Read;
+
+use socket2::SockRef;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// The copy buffer; a read that fills it marks a bulk transfer.
+const COPY_BUFFER: usize = 16 * 1024;
+/// The pipe of a bulk direction. Pipes count against the per-user pipe memory limit
+/// (`fs.pipe-user-pages-soft`, 64 MiB by default), past which new pipes get one page: a
+/// quarter megabyte leaves room for hundreds of bulk connections.
+const PIPE: usize = 256 * 1024;
+
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        // Best effort: the default 64 KiB pipe works too, in more steps.
+        let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE as i32));
+        Ok(Pipe { read, write })
+    }
+}
+
+fn flags() -> SpliceFFlags {
+    SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK
+}
+
+async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        to.writable().await?;
+        match to.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One splice of whatever `from` has into `to`, through `pipe`; 0 at the end of `from`.
+async fn splice_once(from: &TcpStream, to: &TcpStream, pipe: &Pipe) -> io::Result<usize> {
+    let filled = loop {
+        from.readable().await?;
+        match from.try_io(Interest::READABLE, || {
+            splice(from, None, &pipe.write, None, PIPE, flags()).map_err(io::Error::from)
+        }) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let mut left = filled;
+    while left > 0 {
+        to.writable().await?;
+        match to.try_io(Interest::WRITABLE, || {
+            splice(&pipe.read, None, to, None, left, flags()).map_err(io::Error::from)
+        }) {
+            Ok(n) => left -= n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads what `from` has into `buf`: `Ok(0)` at its end.
+async fn read(from: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut got = None;
+        let result = from.try_io(Interest::READABLE, || {
+            let n = (&*SockRef::from(from)).read(buf)?;
+            got = Some(n);
+            if n > 0 && n < buf.len() {
+                // A short read drained the socket. Reporting "would block" has tokio clear
+                // the readiness it saw (never newer events), so the next read waits for the
+                // next edge instead of spending a syscall to learn the socket is empty: a
+                // third of a small message's cost.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        match (got, result) {
+            (Some(n), _) => return Ok(n),
+            (None, Err(e)) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            (None, _) => from.readable().await?,
+        }
+    }
+}
+
+/// Moves bytes from `from` to `to` until `from` ends, then half-closes `to`.
+async fn one_way(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut pipe: Option<Pipe> = None;
+    loop {
+        if let Some(p) = &pipe {
+            if splice_once(from, to, p).await? == 0 {
+                break;
+            }
+            continue;
+        }
+        let n = read(from, &mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        write_all(to, &buf[..n]).await?;
+        if n == buf.len() {
+            // Out of pipes (file descriptors): stay on copying.
+            pipe = Pipe::new().ok();
+        }
+    }
+    // The peer finished sending: pass the end on, so a client that half-closes still gets
+    // its whole answer.
+    let _ = SockRef::from(to).shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// Moves both directions, each on its own task so a wake-up on one socket polls only the
+/// direction it concerns, until both have ended.
+pub async fn bidirectional(a: TcpStream, b: TcpStream) -> io::Result<()> {
+    let a = std::sync::Arc::new(a);
+    let b = std::sync::Arc::new(b);
+    let (a2, b2) = (a.clone(), b.clone());
+    let back = tokio::spawn(async move { one_way(&b2, &a2).await });
+    let there = one_way(&a, &b).await;
+    let back = back.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+    there.and(back)
+}

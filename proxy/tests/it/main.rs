@@ -1,0 +1,290 @@
+//! The proxy against plain tokio backends on loopback: no Docker, no control plane. Each test
+//! serves its frontends on its own 127/8 address, which every Linux host already has on `lo`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use keel_proxy::{Protocol, ProxiedPort, ProxiedService, Proxy, ProxyConfig};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// A loopback address no other test (or test process) uses, so `SO_REUSEPORT` frontends of
+/// concurrent tests never share a port.
+fn fresh_ip() -> Ipv4Addr {
+    static NEXT: AtomicU8 = AtomicU8::new(1);
+    let pid = std::process::id();
+    Ipv4Addr::new(
+        127,
+        100 + (pid % 100) as u8,
+        ((pid / 100) % 250) as u8,
+        NEXT.fetch_add(1, Ordering::Relaxed),
+    )
+}
+
+/// A TCP backend that greets each connection with its name and then echoes lines.
+async fn tcp_backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = conn.write_all(format!("{name}\n").as_bytes()).await;
+                let (r, mut w) = conn.split();
+                let mut lines = BufReader::new(r).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if w.write_all(format!("{name}:{line}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A UDP backend answering each datagram with `name:payload`.
+async fn udp_backend(name: &'static str) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind backend");
+    let addr = socket.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let reply = format!("{name}:{}", String::from_utf8_lossy(&buf[..n]));
+            let _ = socket.send_to(reply.as_bytes(), from).await;
+        }
+    });
+    addr
+}
+
+/// An address nothing listens on: connections to it are refused.
+async fn dead_endpoint() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn service(ip: Ipv4Addr, protocol: Protocol, endpoints: Vec<SocketAddr>) -> ProxiedService {
+    ProxiedService {
+        namespace: "default".into(),
+        name: "web".into(),
+        cluster_ip: Some(ip),
+        affinity: None,
+        ports: vec![ProxiedPort {
+            name: None,
+            protocol,
+            port: 8080,
+            node_port: None,
+            endpoints,
+        }],
+    }
+}
+
+async fn greeting(addr: SocketAddr) -> std::io::Result<String> {
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::other("connect hung"))??;
+    let mut line = String::new();
+    let mut reader = BufReader::new(&mut conn);
+    tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::other("no greeting"))??;
+    if line.is_empty() {
+        return Err(std::io::Error::other("closed without a greeting"));
+    }
+    Ok(line.trim().to_string())
+}
+
+#[tokio::test]
+async fn tcp_round_robins_over_ready_endpoints_and_follows_updates() {
+    let backends = vec![
+        tcp_backend("a").await,
+        tcp_backend("b").await,
+        tcp_backend("c").await,
+    ];
+    let ip = fresh_ip();
+    let front = SocketAddr::new(IpAddr::V4(ip), 8080);
+    let proxy = Proxy::start(ProxyConfig::default());
+    proxy
+        .apply(vec![service(ip, Protocol::Tcp, backends.clone())])
+        .await;
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(greeting(front).await.expect("answer through the proxy"));
+    }
+    assert_eq!(seen, vec!["a", "b", "c", "a", "b", "c"]);
+
+    // An open connection survives its endpoint leaving the set; new ones go to the rest.
+    let mut open = TcpStream::connect(front).await.expect("connect");
+    let mut first = [0u8; 2];
+    open.read_exact(&mut first).await.expect("greeting");
+    let pinned = String::from_utf8_lossy(&first[..1]).to_string();
+    let remaining: Vec<SocketAddr> = ["a", "b", "c"]
+        .iter()
+        .zip(&backends)
+        .filter(|(n, _)| **n != pinned)
+        .map(|(_, a)| *a)
+        .collect();
+    proxy
+        .apply(vec![service(ip, Protocol::Tcp, remaining)])
+        .await;
+    for _ in 0..4 {
+        assert_ne!(greeting(front).await.expect("answer"), pinned);
+    }
+    open.write_all(b"still here\n").await.expect("write");
+    let mut reply = String::new();
+    BufReader::new(&mut open)
+        .read_line(&mut reply)
+        .await
+        .expect("read");
+    assert_eq!(reply.trim(), format!("{pinned}:still here"));
+}
+
+#[tokio::test]
+async fn a_refusing_endpoint_costs_no_client_error() {
+    let live = tcp_backend("live").await;
+    let dead = [dead_endpoint().await, dead_endpoint().await];
+    let ip = fresh_ip();
+    let proxy = Proxy::start(ProxyConfig::default());
+    proxy
+        .apply(vec![service(
+            ip,
+            Protocol::Tcp,
+            vec![dead[0], live, dead[1]],
+        )])
+        .await;
+    for _ in 0..9 {
+        let answer = greeting(SocketAddr::new(IpAddr::V4(ip), 8080)).await;
+        assert_eq!(answer.expect("every connection is answered"), "live");
+    }
+}
+
+#[tokio::test]
+async fn no_ready_endpoint_refuses_at_once() {
+    let ip = fresh_ip();
+    let front = SocketAddr::new(IpAddr::V4(ip), 8080);
+    let proxy = Proxy::start(ProxyConfig::default());
+    proxy
+        .apply(vec![service(ip, Protocol::Tcp, Vec::new())])
+        .await;
+    let status = proxy.status();
+    assert_eq!(status.frontends.len(), 1);
+    assert!(!status.frontends[0].listening);
+    let err = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(front))
+        .await
+        .expect("refused at once, not hung")
+        .expect_err("nothing to connect to");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    // Endpoints arrive: it answers; they all fail: the client is reset, not left hanging.
+    let backend = tcp_backend("late").await;
+    proxy
+        .apply(vec![service(ip, Protocol::Tcp, vec![backend])])
+        .await;
+    assert_eq!(greeting(front).await.expect("answer"), "late");
+    proxy
+        .apply(vec![service(
+            ip,
+            Protocol::Tcp,
+            vec![dead_endpoint().await],
+        )])
+        .await;
+    let err = greeting(front).await.expect_err("no endpoint took it");
+    assert!(!err.to_string().contains("hung"), "{err}");
+}
+
+#[tokio::test]
+async fn client_ip_affinity_pins_a_client_to_one_endpoint() {
+    let backends = vec![
+        tcp_backend("a").await,
+        tcp_backend("b").await,
+        tcp_backend("c").await,
+    ];
+    let ip = fresh_ip();
+    let mut s = service(ip, Protocol::Tcp, backends);
+    s.affinity = Some(Duration::from_secs(10800));
+    let proxy = Proxy::start(ProxyConfig::default());
+    proxy.apply(vec![s]).await;
+    let front = SocketAddr::new(IpAddr::V4(ip), 8080);
+    let first = greeting(front).await.expect("answer");
+    for _ in 0..6 {
+        assert_eq!(greeting(front).await.expect("answer"), first);
+    }
+}
+
+#[tokio::test]
+async fn udp_sessions_balance_and_echo() {
+    let backends = vec![udp_backend("a").await, udp_backend("b").await];
+    let ip = fresh_ip();
+    let proxy = Proxy::start(ProxyConfig::default());
+    proxy
+        .apply(vec![service(ip, Protocol::Udp, backends)])
+        .await;
+    let front = SocketAddr::new(IpAddr::V4(ip), 8080);
+    let mut names = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        // One client socket is one session: every datagram of it reaches the same endpoint.
+        let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        client.connect(front).await.expect("connect");
+        let mut replies = Vec::new();
+        for j in 0..3 {
+            client
+                .send(format!("ping{i}.{j}").as_bytes())
+                .await
+                .expect("send");
+            let mut buf = [0u8; 100];
+            let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+                .await
+                .expect("a reply in time")
+                .expect("recv");
+            replies.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+        let name = replies[0].split(':').next().unwrap_or_default().to_string();
+        assert_eq!(
+            replies,
+            (0..3)
+                .map(|j| format!("{name}:ping{i}.{j}"))
+                .collect::<Vec<_>>()
+        );
+        names.insert(name);
+    }
+    assert_eq!(
+        names.len(),
+        2,
+        "sessions spread over both endpoints: {names:?}"
+    );
+}
+
+#[tokio::test]
+async fn node_ports_listen_on_the_node_address() {
+    let backend = tcp_backend("np").await;
+    let node_ip = fresh_ip();
+    // A free port for the node port, in the ephemeral range this test owns by address.
+    let node_port = dead_endpoint().await.port();
+    let mut s = service(fresh_ip(), Protocol::Tcp, vec![backend]);
+    s.ports[0].node_port = Some(node_port);
+    let proxy = Proxy::start(ProxyConfig {
+        node_port_address: IpAddr::V4(node_ip),
+        ..ProxyConfig::default()
+    });
+    proxy.apply(vec![s]).await;
+    let answer = greeting(SocketAddr::new(IpAddr::V4(node_ip), node_port)).await;
+    assert_eq!(answer.expect("node port answers"), "np");
+    assert_eq!(
+        proxy.status().frontends.len(),
+        2,
+        "cluster IP and node port"
+    );
+
+    // The Service goes away: both frontends stop.
+    proxy.apply(Vec::new()).await;
+    assert!(proxy.status().frontends.is_empty());
+    let err = TcpStream::connect(SocketAddr::new(IpAddr::V4(node_ip), node_port))
+        .await
+        .expect_err("gone");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
