@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keel_reconciler::apply::{applied_objects, apply_revision, plan_batch};
+use keel_reconciler::apply::{ServiceNetwork, applied_objects, apply_revision, plan_batch};
 use keel_reconciler::source::GitSource;
 use keel_reconciler::store::{Store, StoreSpec};
 
@@ -89,7 +89,7 @@ fn main() {
         let (commit, revision) = source.load(&tip.id).expect("load");
         assert!(revision.is_valid(), "{:?}", revision.errors.first());
         assert_eq!(revision.manifests.len(), 10_000);
-        apply_revision(&store, &commit, &revision, true)
+        apply_revision(&store, &commit, &revision, &ServiceNetwork::default(), true)
             .await
             .expect("first apply");
 
@@ -106,10 +106,11 @@ fn main() {
             let tip = source.tip().expect("tip");
             let (commit, revision) = source.load(&tip.id).expect("load");
             let applied = applied_objects(&store).await.expect("applied");
-            let (batch, counts) = plan_batch(&commit, &revision, &applied).expect("plan");
+            let (batch, counts) =
+                plan_batch(&commit, &revision, &applied, &ServiceNetwork::default()).expect("plan");
             new_revision.push(started.elapsed());
             assert_eq!((counts.updated, batch.ops.len()), (10, 10));
-            apply_revision(&store, &commit, &revision, true)
+            apply_revision(&store, &commit, &revision, &ServiceNetwork::default(), true)
                 .await
                 .expect("apply");
         }
@@ -120,9 +121,15 @@ fn main() {
         let mut resync = Vec::new();
         for _ in 0..10 {
             let started = Instant::now();
-            let applied = apply_revision(&store, &commit, &revision, false)
-                .await
-                .expect("resync");
+            let applied = apply_revision(
+                &store,
+                &commit,
+                &revision,
+                &ServiceNetwork::default(),
+                false,
+            )
+            .await
+            .expect("resync");
             resync.push(started.elapsed());
             assert_eq!(applied.created + applied.updated + applied.deleted, 0);
         }

@@ -68,6 +68,28 @@ pub struct Revision {
     pub config: RepoConfig,
 }
 
+impl Manifest {
+    /// An error about this object's field `path`, located in its file like a validation
+    /// error, for checks made after loading (the server's address allocation).
+    pub fn error_at(&self, path: &FieldPath, message: impl Into<String>) -> ManifestError {
+        let mark = path.locate(&self.root);
+        ManifestError {
+            file: self.file.to_string(),
+            line: mark.line,
+            column: mark.col,
+            kind: Some(self.object.kind().to_string()),
+            namespace: self
+                .object
+                .info()
+                .namespaced
+                .then(|| self.object.namespace().to_string()),
+            name: Some(self.object.name().to_string()),
+            field: (!path.is_empty()).then(|| path.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
 impl Revision {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()

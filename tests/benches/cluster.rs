@@ -75,6 +75,7 @@ fn start_control_plane() -> ControlPlane {
         poll_interval: Duration::from_secs(1),
         resync_interval: Duration::from_secs(60),
         webhook_secret: None,
+        service_network: keel_reconciler::apply::ServiceNetwork::default(),
     };
     // Its own thread and runtime, as its own process would have (and `run` is not `Send`).
     std::thread::spawn(move || {
@@ -107,6 +108,7 @@ async fn start_agent(cp: &ControlPlane, name: &str, runtime: Arc<dyn Runtime>) -
         max_pods: 110,
         data_dir: cp.work.path().join("agents").join(name),
         allowed_host_paths: vec![],
+        service_proxy: None,
     };
     agent::start(config, runtime).await.expect("agent starts")
 }

@@ -13,7 +13,12 @@
 //!   `keel.yaml` says `allowEmpty: true`; an object annotated `keel.dev/prune: disabled`
 //!   is never deleted.
 
-use std::collections::BTreeMap;
+mod allocate;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+pub use allocate::{Assigned, ServiceNetwork};
 
 use crate::source::CommitInfo;
 use crate::store::{Batch, BatchOp, ObjectKey, Store, StoreError, Stored, SyncRecord};
@@ -98,7 +103,7 @@ fn mark(object: &Object, commit: &str) -> Object {
 
 /// A Pod from git that leaves `spec.nodeName` to the scheduler keeps the node it was bound
 /// to: the binding is the cluster's, like status, and undoing it would move the pod.
-fn keep_binding<'a>(manifest: &'a Object, current: &Object) -> std::borrow::Cow<'a, Object> {
+fn keep_binding<'a>(manifest: &'a Object, current: &Object) -> Cow<'a, Object> {
     match (manifest, current) {
         (Object::Pod(m), Object::Pod(c))
             if m.spec.node_name.as_deref().is_none_or(str::is_empty)
@@ -106,9 +111,27 @@ fn keep_binding<'a>(manifest: &'a Object, current: &Object) -> std::borrow::Cow<
         {
             let mut bound = m.clone();
             bound.spec.node_name.clone_from(&c.spec.node_name);
-            std::borrow::Cow::Owned(Object::Pod(bound))
+            Cow::Owned(Object::Pod(bound))
         }
-        _ => std::borrow::Cow::Borrowed(manifest),
+        _ => Cow::Borrowed(manifest),
+    }
+}
+
+/// A Service with the addresses the cluster assigned it filled in where git left them
+/// empty.
+fn with_assigned<'a>(
+    object: Cow<'a, Object>,
+    assigned: &HashMap<ObjectKey, Assigned>,
+) -> Cow<'a, Object> {
+    match assigned.get(&ObjectKey::of(&object)) {
+        Some(a) if matches!(object.as_ref(), Object::Service(_)) => {
+            let mut o = object.into_owned();
+            if let Object::Service(s) = &mut o {
+                a.fill(s);
+            }
+            Cow::Owned(o)
+        }
+        _ => object,
     }
 }
 
@@ -117,7 +140,13 @@ pub fn plan_batch(
     commit: &CommitInfo,
     revision: &Revision,
     applied: &BTreeMap<ObjectKey, Stored>,
+    network: &ServiceNetwork,
 ) -> Result<(Batch, Applied), ApplyError> {
+    let assigned =
+        allocate::allocate(revision, applied, network).map_err(|errors| ApplyError::Invalid {
+            commit: commit.short.clone(),
+            errors,
+        })?;
     let mut ops = Vec::new();
     let mut counts = Applied::default();
     let mut desired_keys = std::collections::BTreeSet::new();
@@ -127,10 +156,12 @@ pub fn plan_batch(
         match applied.get(&key) {
             None => {
                 counts.created += 1;
-                ops.push(BatchOp::Create(mark(&manifest.object, &commit.id)));
+                let wanted = with_assigned(Cow::Borrowed(&manifest.object), &assigned);
+                ops.push(BatchOp::Create(mark(&wanted, &commit.id)));
             }
             Some(current) => {
-                let wanted = keep_binding(&manifest.object, &current.object);
+                let wanted =
+                    with_assigned(keep_binding(&manifest.object, &current.object), &assigned);
                 if current
                     .object
                     .same_declared(&wanted, &[MANAGED_BY], &[REVISION])
@@ -205,9 +236,10 @@ pub async fn apply_revision(
     store: &Store,
     commit: &CommitInfo,
     revision: &Revision,
+    network: &ServiceNetwork,
     new_commit: bool,
 ) -> Result<Applied, ApplyError> {
-    let outcome = attempt(store, commit, revision).await;
+    let outcome = attempt(store, commit, revision, network).await;
     let quiet_resync =
         !new_commit && matches!(&outcome, Ok(a) if a.created + a.updated + a.deleted == 0);
     // Store trouble is transient and retried: the history records what the revision
@@ -249,6 +281,7 @@ async fn attempt(
     store: &Store,
     commit: &CommitInfo,
     revision: &Revision,
+    network: &ServiceNetwork,
 ) -> Result<Applied, ApplyError> {
     if !revision.is_valid() {
         return Err(ApplyError::Invalid {
@@ -261,7 +294,7 @@ async fn attempt(
     loop {
         tries += 1;
         let applied = applied_objects(store).await?;
-        let (batch, mut counts) = plan_batch(commit, revision, &applied)?;
+        let (batch, mut counts) = plan_batch(commit, revision, &applied, network)?;
         if batch.ops.is_empty() {
             counts.store_revision = store.revision().await?;
             return Ok(counts);

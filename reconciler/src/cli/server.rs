@@ -55,6 +55,13 @@ pub struct Args {
     /// File holding the webhook secret.
     #[arg(long)]
     pub webhook_secret_file: Option<PathBuf>,
+    /// The range Service ClusterIPs are allocated from. Keep it clear of the nodes' and
+    /// containers' networks.
+    #[arg(long, default_value = "10.96.0.0/16")]
+    pub service_cidr: String,
+    /// The range NodePorts are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
 }
 
 pub fn run(args: &Args) -> i32 {
@@ -78,6 +85,16 @@ pub fn run(args: &Args) -> i32 {
         eprintln!("keel server: the webhook secret is empty; give a real secret or none at all");
         return 2;
     }
+    let service_network = match crate::apply::ServiceNetwork::new(
+        &args.service_cidr,
+        &args.service_node_port_range,
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("keel server: {e}");
+            return 2;
+        }
+    };
     let config = Config {
         repo: args.repo.clone(),
         branch: args.branch.clone(),
@@ -91,6 +108,7 @@ pub fn run(args: &Args) -> i32 {
         poll_interval: args.poll_interval,
         resync_interval: args.resync_interval,
         webhook_secret: secret,
+        service_network,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -41,6 +41,8 @@ pub struct Config {
     pub poll_interval: Duration,
     pub resync_interval: Duration,
     pub webhook_secret: Option<Vec<u8>>,
+    /// Where Services get their ClusterIPs and NodePorts.
+    pub service_network: crate::apply::ServiceNetwork,
 }
 
 /// Runs until Ctrl-C or SIGTERM.

@@ -185,7 +185,7 @@ async fn pass(
         }
     };
     if state.tip.as_deref() != Some(tip.id.as_str()) {
-        return new_tip(store, source, status, metrics, state, tip).await;
+        return new_tip(store, source, status, metrics, state, tip, config).await;
     }
     let resync_due = state
         .last_resync
@@ -194,7 +194,15 @@ async fn pass(
         return Ok(());
     };
     state.last_resync = Some(Instant::now());
-    match apply_revision(store, &applied.commit, &applied.revision, false).await {
+    match apply_revision(
+        store,
+        &applied.commit,
+        &applied.revision,
+        &config.service_network,
+        false,
+    )
+    .await
+    {
         Ok(a) if a.created + a.updated + a.deleted > 0 => {
             tracing::info!(commit = %applied.commit.short, created = a.created, updated = a.updated, deleted = a.deleted, "drift corrected");
             metrics.count_sync("applied");
@@ -219,6 +227,7 @@ async fn new_tip(
     metrics: &Metrics,
     state: &mut State,
     tip: CommitInfo,
+    config: &Config,
 ) -> anyhow::Result<()> {
     let set = |f: &dyn Fn(&mut SyncStatus)| {
         if let Ok(mut s) = status.lock() {
@@ -249,7 +258,7 @@ async fn new_tip(
         }
     };
     let started = Instant::now();
-    let outcome = apply_revision(store, &commit, &revision, true).await;
+    let outcome = apply_revision(store, &commit, &revision, &config.service_network, true).await;
     metrics
         .sync_seconds
         .observe(started.elapsed().as_secs_f64());
