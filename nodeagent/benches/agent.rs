@@ -31,6 +31,7 @@ async fn start(node: &str, data: &std::path::Path, runtime: Arc<dyn Runtime>) ->
             max_pods: 100_000,
             data_dir: data.to_path_buf(),
             allowed_host_paths: vec![],
+            service_proxy: None,
         },
         runtime,
     )

@@ -30,6 +30,45 @@ pub struct AgentConfig {
     pub max_pods: i64,
     pub data_dir: PathBuf,
     pub allowed_host_paths: Vec<PathBuf>,
+    /// The Service proxy; `None` runs none (hollow nodes at scale).
+    pub service_proxy: Option<ServiceProxy>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceProxy {
+    /// The interface ClusterIPs are added to; `None` leaves host addresses alone.
+    pub interface: Option<String>,
+    pub node_port_address: std::net::IpAddr,
+}
+
+/// This agent's tag on the host addresses it adds: random, kept in the data dir, so that a
+/// restarted agent recognises (and cleans up) exactly its own earlier addresses and never
+/// those of another agent on the same host.
+fn address_owner(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("address-owner");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let text = text.trim();
+        if text.len() == 8 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(text.to_string());
+        }
+    }
+    let owner = uuid_like();
+    std::fs::write(&path, &owner)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(owner)
+}
+
+/// Eight random hex digits, from the standard library's randomly keyed hasher.
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:08x}", h.finish() as u32)
 }
 
 /// A started agent. Dropping it stops its gRPC server; its pods keep running (they are the
@@ -38,6 +77,7 @@ pub struct RunningAgent {
     pub addr: SocketAddr,
     pub supervisor: Supervisor,
     pub hub: Arc<StatusHub>,
+    pub proxy: Option<Arc<keel_proxy::Proxy>>,
     stop: Option<oneshot::Sender<()>>,
     /// Tells pod workers to end, leaving their containers running.
     workers_stop: tokio::sync::watch::Sender<bool>,
@@ -93,10 +133,30 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         hub: hub.clone(),
     });
     let supervisor = Supervisor::start(ctx);
+    let proxy = match &config.service_proxy {
+        None => None,
+        Some(p) => {
+            let addresses = match &p.interface {
+                Some(interface) => Some(keel_proxy::HostAddresses::new(
+                    interface,
+                    &address_owner(&config.data_dir)?,
+                )),
+                None => None,
+            };
+            Some(Arc::new(keel_proxy::Proxy::start(
+                keel_proxy::ProxyConfig {
+                    addresses,
+                    node_port_address: p.node_port_address,
+                    ..keel_proxy::ProxyConfig::default()
+                },
+            )))
+        }
+    };
     let service = NodeAgentService {
         node: config.node.clone(),
         supervisor: supervisor.clone(),
         runtime: runtime.clone(),
+        proxy: proxy.clone(),
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let mut tasks = vec![tokio::spawn(async move {
@@ -129,6 +189,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         addr,
         supervisor,
         hub,
+        proxy,
         stop: Some(stop_tx),
         workers_stop,
         tasks,

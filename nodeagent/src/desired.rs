@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use keel_proxy::{ProxiedService, service_links};
 use keel_schema::defaults::apply_defaults;
 use keel_schema::object::Object;
 use keel_schema::proto::NodeDesired;
@@ -28,6 +29,9 @@ pub struct DesiredPod {
     /// ConfigMaps and Secrets of the pod's namespace, by name.
     pub config_maps: Arc<BTreeMap<String, ConfigMap>>,
     pub secrets: Arc<BTreeMap<String, Secret>>,
+    /// `NAME_SERVICE_HOST`-style variables for the Services of the pod's namespace, as they
+    /// are in this set; a container gets those of the set it starts from.
+    pub service_env: Arc<Vec<(String, String)>>,
 }
 
 impl fmt::Debug for DesiredPod {
@@ -64,6 +68,8 @@ impl DesiredPod {
 pub struct DesiredSet {
     pub generation: u64,
     pub pods: Vec<Arc<DesiredPod>>,
+    /// Every Service of the cluster with its ready endpoints, for the proxy.
+    pub services: Vec<ProxiedService>,
 }
 
 /// Why a `Sync` message was refused; every problem found, one per line.
@@ -177,24 +183,37 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
             secrets.entry(ns).or_default().insert(name, s);
         }
     }
-    // Services are the proxy's (step F); they are checked here so that a bad one is refused
-    // with the rest of the message.
+    let mut services = Vec::with_capacity(msg.services.len());
     for (i, entry) in msg.services.iter().enumerate() {
-        decode(
-            "Service",
-            &format!("services[{i}]"),
-            &entry.service,
-            &mut problems,
-        );
-        if !entry.endpoints.is_empty() {
+        let what = format!("services[{i}]");
+        let service = decode("Service", &what, &entry.service, &mut problems);
+        let endpoints = if entry.endpoints.is_empty() {
+            None
+        } else {
             decode(
                 "Endpoints",
-                &format!("services[{i}].endpoints"),
+                &format!("{what}.endpoints"),
                 &entry.endpoints,
                 &mut problems,
-            );
+            )
+        };
+        let (Some(Object::Service(service)), endpoints) = (service, endpoints) else {
+            continue;
+        };
+        let endpoints = match endpoints {
+            Some(Object::Endpoints(e)) => Some(e),
+            _ => None,
+        };
+        match ProxiedService::from_objects(&service, endpoints.as_ref()) {
+            Ok(s) => services.push(s),
+            Err(e) => problems.push(format!(
+                "{what} (Service {}/{}): {e}",
+                service.metadata.namespace(),
+                service.metadata.name()
+            )),
         }
     }
+    let mut service_env: HashMap<String, Arc<Vec<(String, String)>>> = HashMap::new();
 
     let config_maps: HashMap<String, Arc<BTreeMap<String, ConfigMap>>> = config_maps
         .into_iter()
@@ -241,6 +260,10 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
             hash: spec_hash(&pod),
             config_maps: config_maps.get(&namespace).cloned().unwrap_or_default(),
             secrets: secrets.get(&namespace).cloned().unwrap_or_default(),
+            service_env: service_env
+                .entry(namespace.clone())
+                .or_insert_with(|| Arc::new(service_links(&services, &namespace)))
+                .clone(),
             pod,
             uid,
             namespace,
@@ -253,5 +276,6 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
     Ok(DesiredSet {
         generation: msg.generation,
         pods,
+        services,
     })
 }

@@ -74,6 +74,17 @@ struct Args {
     /// image must keep running on its own entrypoint (as registry.k8s.io/pause does).
     #[arg(long, default_value = DEFAULT_PAUSE_IMAGE)]
     pause_image: String,
+    /// The interface ClusterIPs are added to as /32 addresses, so this node's containers
+    /// reach them through their default route.
+    #[arg(long, default_value = "lo")]
+    service_interface: String,
+    /// Do not add or remove host addresses for ClusterIPs (they are routed some other way);
+    /// the proxy still listens on them.
+    #[arg(long)]
+    no_service_addresses: bool,
+    /// The address NodePorts listen on (default: all of the node's addresses).
+    #[arg(long, default_value = "0.0.0.0")]
+    node_port_address: std::net::IpAddr,
     /// A directory under which hostPath volumes are allowed (repeatable; none by default).
     #[arg(long = "allowed-host-path")]
     allowed_host_paths: Vec<PathBuf>,
@@ -178,6 +189,10 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         max_pods: args.max_pods,
         data_dir: args.data_dir.join(&args.name),
         allowed_host_paths: args.allowed_host_paths.clone(),
+        service_proxy: Some(agent::ServiceProxy {
+            interface: (!args.no_service_addresses).then(|| args.service_interface.clone()),
+            node_port_address: args.node_port_address,
+        }),
     })
 }
 

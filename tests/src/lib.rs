@@ -17,6 +17,7 @@ pub fn binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "--bin", "keel", "--bin", "keel-agent"])
+            .args(["--bin", "udp-echo"])
             .current_dir(workspace_root())
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -116,6 +117,12 @@ pub fn docker_available() -> bool {
 /// Makes the image `reference` from Debian's busybox-static (no registry is reachable
 /// here): busybox and its applets in `/bin`, plus `files` (path, contents).
 pub fn import_busybox_image(reference: &str, files: &[(&str, &str)]) {
+    import_image(reference, files, &[]);
+}
+
+/// As [`import_busybox_image`], plus host `programs` copied into `/bin` with the shared
+/// libraries `ldd` lists for them, at their host paths.
+pub fn import_image(reference: &str, files: &[(&str, &str)], programs: &[PathBuf]) {
     let root = tempfile::tempdir().expect("tempdir");
     let bin = root.path().join("bin");
     std::fs::create_dir_all(&bin).expect("mkdir bin");
@@ -134,6 +141,19 @@ pub fn import_busybox_image(reference: &str, files: &[(&str, &str)]) {
     }
     for (path, contents) in files {
         write(root.path(), path.trim_start_matches('/'), contents);
+    }
+    for program in programs {
+        let name = program.file_name().expect("a program file");
+        std::fs::copy(program, bin.join(name)).expect("copy the program");
+        let ldd = Command::new("ldd").arg(program).output().expect("ldd");
+        for lib in String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            let at = root.path().join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(at.parent().expect("a folder")).expect("mkdir lib");
+            std::fs::copy(lib, &at).expect("copy a shared library");
+        }
     }
     let status = Command::new("sh")
         .arg("-c")

@@ -33,6 +33,21 @@ impl Server {
         if !extra.contains(&"--resync-interval") {
             args.extend(["--resync-interval".into(), "2s".into()]);
         }
+        // Each test server its own Service ranges: the agents of concurrent tests share this
+        // host's `lo` and ports, and must not serve each other's ClusterIPs or NodePorts.
+        if !extra.contains(&"--service-cidr") {
+            args.extend([
+                "--service-cidr".into(),
+                format!("10.{}.{}.0/24", 128 + (port >> 8) % 64, port & 255),
+            ]);
+        }
+        if !extra.contains(&"--service-node-port-range") {
+            let low = 30000 + (port % 110) * 25;
+            args.extend([
+                "--service-node-port-range".into(),
+                format!("{low}-{}", low + 24),
+            ]);
+        }
         if !extra.contains(&"--poll-interval") {
             args.extend(["--poll-interval".into(), "300ms".into()]);
         }

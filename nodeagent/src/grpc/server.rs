@@ -24,6 +24,7 @@ pub struct NodeAgentService {
     pub node: String,
     pub supervisor: Supervisor,
     pub runtime: Arc<dyn Runtime>,
+    pub proxy: Option<Arc<keel_proxy::Proxy>>,
 }
 
 type LogsStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
@@ -36,6 +37,9 @@ impl NodeAgent for NodeAgentService {
             tracing::warn!(generation = msg.generation, error = %e, "refused a desired set");
             Status::invalid_argument(e.to_string())
         })?;
+        if let Some(proxy) = &self.proxy {
+            proxy.update(set.services.clone());
+        }
         let pods = set.pods.len();
         let generation = set.generation;
         let applied = self.supervisor.apply(set).map_err(|e| match e {

@@ -92,6 +92,11 @@ pub fn environment(pod: &DesiredPod, c: &Container) -> Result<Vec<(String, Strin
                 vars.push((name, value));
             }
         };
+    // Service variables first, so the container's own `env` and `envFrom` win, as in
+    // Kubernetes.
+    for (name, value) in pod.service_env.iter() {
+        set(&mut vars, name.clone(), value.clone());
+    }
     for from in c.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (kind, source, data) = if let Some(r) = &from.config_map_ref {

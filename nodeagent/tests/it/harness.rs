@@ -295,6 +295,7 @@ async fn start_agent(
             max_pods: 110,
             data_dir: data.to_path_buf(),
             allowed_host_paths: allowed.to_vec(),
+            service_proxy: None,
         },
         runtime,
     )

@@ -223,6 +223,7 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
             max_pods: 20,
             data_dir: data.path().to_path_buf(),
             allowed_host_paths: vec![],
+            service_proxy: None,
         },
         Arc::new(HollowRuntime::new()),
     )
