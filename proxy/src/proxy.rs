@@ -144,6 +144,7 @@ async fn run(
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut frontends: HashMap<Key, Frontend> = HashMap::new();
     let mut address_error: Option<String> = None;
+    let mut address_denied = false;
     let mut addresses_checked: Option<Instant> = None;
     let mut wanted_addresses = BTreeSet::new();
     let mut retry = tokio::time::interval(RETRY);
@@ -166,12 +167,15 @@ async fn run(
             .filter_map(|s| s.cluster_ip)
             .collect();
         if let Some(host) = &config.addresses {
+            // Failures are retried on the next pass, except a lack of rights, which only an
+            // operator fixes: that is checked again at the slower resync pace.
             let due = changed
                 || addresses != wanted_addresses
-                || address_error.is_some()
+                || (address_error.is_some() && !address_denied)
                 || addresses_checked.is_none_or(|t| t.elapsed() >= ADDRESS_RESYNC);
             if due {
                 let result = host.reconcile(&addresses).await;
+                address_denied = matches!(result, Err(AddressError::Denied { .. }));
                 addresses_checked = Some(Instant::now());
                 wanted_addresses = addresses;
                 report_address_result(result, &mut address_error);

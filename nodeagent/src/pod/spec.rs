@@ -235,6 +235,64 @@ mod tests {
     }
 
     #[test]
+    fn service_variables_come_first_and_the_containers_own_win() {
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "shop", "uid": "u1"},
+            "spec": {"nodeName": "n1", "containers": [{
+                "name": "app", "image": "x:1",
+                "env": [
+                    {"name": "WEB_SERVICE_PORT", "value": "override"},
+                    {"name": "URL", "value": "http://$(WEB_SERVICE_HOST)/"}
+                ]
+            }]}
+        });
+        let service = |ns: &str, name: &str, ip: &str| keel_schema::proto::ServiceEntry {
+            service: serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"clusterIP": ip, "ports": [{"port": 80}]}
+            }))
+            .unwrap_or_default(),
+            endpoints: Vec::new(),
+        };
+        let msg = keel_schema::proto::NodeDesired {
+            node_name: "n1".into(),
+            generation: 1,
+            pods: vec![serde_json::to_vec(&pod).unwrap_or_default()],
+            config_maps: Vec::new(),
+            secrets: Vec::new(),
+            services: vec![
+                service("shop", "web", "10.96.0.20"),
+                service("other", "db", "10.96.0.21"),
+            ],
+        };
+        let set = crate::desired::read(&msg, "n1").expect("a valid set");
+        let desired = &set.pods[0];
+        let env: HashMap<String, String> = environment(desired, &desired.pod.spec.containers[0])
+            .expect("resolves")
+            .into_iter()
+            .collect();
+        assert_eq!(
+            env.get("WEB_SERVICE_HOST").map(String::as_str),
+            Some("10.96.0.20")
+        );
+        assert_eq!(
+            env.get("WEB_SERVICE_PORT").map(String::as_str),
+            Some("override")
+        );
+        assert!(
+            !env.contains_key("DB_SERVICE_HOST"),
+            "other namespaces' Services stay out"
+        );
+        assert_eq!(
+            env.get("URL").map(String::as_str),
+            Some("http://10.96.0.20/"),
+            "$(VAR) sees them"
+        );
+    }
+
+    #[test]
     fn env_names() {
         assert!(valid_env_name("A_B.c-1"));
         assert!(!valid_env_name("1A"));

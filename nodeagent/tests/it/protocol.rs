@@ -113,6 +113,24 @@ async fn a_bad_message_is_refused_whole_with_what_and_where() {
         tonic::Code::InvalidArgument
     );
 
+    // A Service the proxy could not serve is refused with the rest.
+    let mut bad_service = h.desired(103, &[good.clone()], &[]);
+    bad_service.services.push(keel_schema::proto::ServiceEntry {
+        service: serde_json::to_vec(&json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.300", "ports": [{"port": 80}]}
+        }))
+        .unwrap(),
+        endpoints: Vec::new(),
+    });
+    let err = h.client.sync(bad_service).await.unwrap_err();
+    assert!(
+        err.message().contains("services[0]") && err.message().contains("clusterIP"),
+        "{}",
+        err.message()
+    );
+
     // Nothing of the refused sets was applied: the good pod still runs, the bad one never did.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(h.status(&good_uid).is_some_and(|s| running(&s, "app")));
