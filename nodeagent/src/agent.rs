@@ -137,10 +137,10 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         None => None,
         Some(p) => {
             let addresses = match &p.interface {
-                Some(interface) => Some(keel_proxy::HostAddresses::new(
-                    interface,
-                    &address_owner(&config.data_dir)?,
-                )),
+                Some(interface) => Some(
+                    keel_proxy::HostAddresses::new(interface, &address_owner(&config.data_dir)?)
+                        .map_err(|e| anyhow::anyhow!("--service-interface: {e}"))?,
+                ),
                 None => None,
             };
             Some(Arc::new(keel_proxy::Proxy::start(

@@ -196,6 +196,22 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
     })
 }
 
+/// Every proxied connection holds two sockets (and two pipe ends while splicing), every UDP
+/// session one: the default soft limit of 1024 open files would cap a node at a few hundred
+/// connections. The soft limit goes up to the hard one, as dockerd and the kubelet do.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "cannot raise the open files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -207,6 +223,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    raise_open_files_limit();
     let runtime: Arc<dyn Runtime> = match args.runtime {
         RuntimeKind::Docker => {
             match DockerRuntime::connect(&config.node, &args.pause_image).await {

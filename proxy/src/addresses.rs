@@ -13,6 +13,13 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 use tokio::process::Command;
 
+const IP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The kernel's limit on an address label (IFNAMSIZ - 1).
+const MAX_LABEL: usize = 15;
+/// Owner digits a label must keep to tell agents apart.
+const MIN_OWNER: usize = 4;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AddressError {
     #[error(
@@ -74,15 +81,30 @@ fn parse_listing(json: &[u8], label: &str) -> Result<Listing, String> {
 }
 
 impl HostAddresses {
-    /// `owner` names this agent (a few hex digits); the label is `INTERFACE:kOWNER`, cut to
-    /// the kernel's 15-byte limit.
-    pub fn new(interface: &str, owner: &str) -> HostAddresses {
+    /// `owner` names this agent (hex digits); the label is `INTERFACE:kOWNER`, cut to the
+    /// kernel's 15-byte limit. An interface name too long to leave the label at least four
+    /// owner digits (or not a plain interface name) is refused.
+    pub fn new(interface: &str, owner: &str) -> Result<HostAddresses, String> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        if !plain(interface) || interface.len() + 2 + MIN_OWNER > MAX_LABEL {
+            return Err(format!(
+                "interface {interface:?}: service addresses need a plain interface name of at most {} characters (such as lo)",
+                MAX_LABEL - 2 - MIN_OWNER
+            ));
+        }
+        if owner.len() < MIN_OWNER || !owner.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("address owner {owner:?}: expected hex digits"));
+        }
         let mut label = format!("{interface}:k{owner}");
-        label.truncate(15);
-        HostAddresses {
+        label.truncate(MAX_LABEL);
+        Ok(HostAddresses {
             interface: interface.to_string(),
             label,
-        }
+        })
     }
 
     pub fn label(&self) -> &str {
@@ -97,11 +119,11 @@ impl HostAddresses {
     }
 
     async fn ip(&self, args: &[&str]) -> Result<Vec<u8>, AddressError> {
-        let out = Command::new("ip")
-            .args(args)
-            .kill_on_drop(true)
-            .output()
+        let run = Command::new("ip").args(args).kill_on_drop(true).output();
+        // A hung `ip` must not hold up the proxy's frontends behind it.
+        let out = tokio::time::timeout(IP_TIMEOUT, run)
             .await
+            .map_err(|_| self.failed(format!("`ip {}` took over {IP_TIMEOUT:?}", args.join(" "))))?
             .map_err(|e| self.failed(format!("cannot run iproute2's `ip`: {e}")))?;
         if out.status.success() {
             return Ok(out.stdout);
@@ -195,8 +217,12 @@ mod tests {
 
     #[test]
     fn labels_fit_the_kernel_limit() {
-        let a = HostAddresses::new("lo", "0123456789abcdef");
+        let a = HostAddresses::new("lo", "0123456789abcdef").expect("fits");
         assert_eq!(a.label(), "lo:k0123456789a");
-        assert!(a.label().len() <= 15);
+        let b = HostAddresses::new("enp0s31f6", "deadbeef").expect("fits");
+        assert_eq!(b.label(), "enp0s31f6:kdead");
+        for bad in ["wlx00c0ca912345", "", "lo:1", "é0"] {
+            assert!(HostAddresses::new(bad, "deadbeef").is_err(), "{bad:?}");
+        }
     }
 }

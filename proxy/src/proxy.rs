@@ -27,7 +27,8 @@ pub struct ProxyConfig {
     pub addresses: Option<HostAddresses>,
     /// The address NodePorts listen on: all of the node's addresses by default.
     pub node_port_address: IpAddr,
-    /// Open TCP connections across all frontends; further clients wait in the backlog.
+    /// Open TCP connections and UDP sessions across all frontends: each holds sockets. TCP
+    /// clients past it wait in the backlog; UDP sessions past it end the frontend's oldest.
     pub max_connections: usize,
 }
 
@@ -150,15 +151,14 @@ async fn run(
     let mut retry = tokio::time::interval(RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let changed = tokio::select! {
+        tokio::select! {
             r = updates.changed() => {
                 if r.is_err() {
                     return;
                 }
-                true
             }
-            _ = retry.tick() => false,
-        };
+            _ = retry.tick() => {}
+        }
         let (generation, services) = updates.borrow_and_update().clone();
         let wanted = wanted_frontends(&services, config.node_port_address);
         let addresses: BTreeSet<Ipv4Addr> = services
@@ -166,11 +166,12 @@ async fn run(
             .filter(|s| !s.ports.is_empty())
             .filter_map(|s| s.cluster_ip)
             .collect();
-        if let Some(host) = &config.addresses {
-            // Failures are retried on the next pass, except a lack of rights, which only an
-            // operator fixes: that is checked again at the slower resync pace.
-            let due = changed
-                || addresses != wanted_addresses
+        // Host addresses wait for the first real set: removing this agent's leftovers against
+        // an empty one would pull addresses from under other agents on the host that still
+        // serve them. After that: when the wanted set changes, after a failure (a lack of
+        // rights, which only an operator fixes, at the slower resync pace), and every resync.
+        if let Some(host) = config.addresses.as_ref().filter(|_| generation > 0) {
+            let due = addresses != wanted_addresses
                 || (address_error.is_some() && !address_denied)
                 || addresses_checked.is_none_or(|t| t.elapsed() >= ADDRESS_RESYNC);
             if due {
@@ -250,7 +251,7 @@ fn listen(
             tokio::spawn(tcp::serve(listener, balancer, connections.clone(), stop_rx));
         }),
         Protocol::Udp => socket::udp_socket(address, freebind).map(|socket| {
-            tokio::spawn(udp::serve(socket, balancer, stop_rx));
+            tokio::spawn(udp::serve(socket, balancer, connections.clone(), stop_rx));
         }),
     };
     match bound {

@@ -1,5 +1,5 @@
 //! Listening sockets for frontends. Every frontend socket sets `SO_REUSEPORT`: several agents
-//! on one host (`keel up` runs three) serve the same ClusterIPs and NodePorts, and the kernel
+//! on one host (the end-to-end tests run three) serve the same ClusterIPs and NodePorts, and the kernel
 //! spreads new connections over all of them, so any one agent can stop without the address
 //! going dark. ClusterIP sockets also set `IP_FREEBIND`, so they bind before (or without) the
 //! address being on the host; they start answering the moment it is.

@@ -103,8 +103,26 @@ async fn read(from: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// Moves bytes from `from` to `to` until `from` ends, then half-closes `to`.
+/// Moves bytes from `from` to `to` until `from` ends, then half-closes `to`. On a failure
+/// (a reset, a dead peer) both sockets are shut down, so the other direction ends too and
+/// the client learns at once instead of waiting on a connection that will never answer.
 async fn one_way(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
+    let result = pump(from, to).await;
+    match &result {
+        // The peer finished sending: pass the end on, so a client that half-closes still
+        // gets its whole answer.
+        Ok(()) => {
+            let _ = SockRef::from(to).shutdown(Shutdown::Write);
+        }
+        Err(_) => {
+            let _ = SockRef::from(from).shutdown(Shutdown::Both);
+            let _ = SockRef::from(to).shutdown(Shutdown::Both);
+        }
+    }
+    result
+}
+
+async fn pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
     let mut buf = vec![0u8; COPY_BUFFER];
     let mut pipe: Option<Pipe> = None;
     loop {
@@ -124,9 +142,6 @@ async fn one_way(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
             pipe = Pipe::new().ok();
         }
     }
-    // The peer finished sending: pass the end on, so a client that half-closes still gets
-    // its whole answer.
-    let _ = SockRef::from(to).shutdown(Shutdown::Write);
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! A UDP frontend. UDP has no connections, so the proxy keeps a session per client address:
 //! the client's datagrams go to one endpoint through a socket connected to it, and that
 //! endpoint's replies go back to the client from the frontend's address. A session ends after
-//! an idle minute, or when its endpoint refuses (ICMP port unreachable), after which the
-//! client's next datagram starts a session on the next endpoint.
+//! an idle minute, when its endpoint refuses (ICMP port unreachable) or when its endpoint
+//! leaves the ready set; the client's next datagram then starts a session on a ready
+//! endpoint. Each session holds a permit of the proxy's connection budget (it holds a socket),
+//! so a flood of client addresses cannot exhaust the agent's file descriptors.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -11,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::balancer::Balancer;
 
@@ -21,7 +23,9 @@ const MAX_SESSIONS: usize = 4096;
 const DATAGRAM: usize = 65_536;
 
 struct Session {
+    endpoint: SocketAddr,
     upstream: Arc<UdpSocket>,
+    _permit: OwnedSemaphorePermit,
     /// Milliseconds since the frontend started, at the client's last datagram.
     last: Arc<AtomicU64>,
     dead: Arc<AtomicBool>,
@@ -34,7 +38,12 @@ impl Drop for Session {
     }
 }
 
-pub async fn serve(socket: UdpSocket, balancer: Arc<Balancer>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    socket: UdpSocket,
+    balancer: Arc<Balancer>,
+    connections: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
     let socket = Arc::new(socket);
     let epoch = Instant::now();
     let now = move || u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -62,22 +71,30 @@ pub async fn serve(socket: UdpSocket, balancer: Arc<Balancer>, mut stop: watch::
             _ = stop.wait_for(|s| *s) => return,
         };
         let datagram = &buf[..len];
-        if sessions
-            .get(&client)
-            .is_some_and(|s| s.dead.load(Ordering::Relaxed))
-        {
+        if sessions.get(&client).is_some_and(|s| {
+            s.dead.load(Ordering::Relaxed) || !balancer.endpoints().contains(&s.endpoint)
+        }) {
             sessions.remove(&client);
         }
         if !sessions.contains_key(&client) {
-            if sessions.len() >= MAX_SESSIONS
+            let mut permit = connections.clone().try_acquire_owned().ok();
+            if (permit.is_none() || sessions.len() >= MAX_SESSIONS)
                 && let Some(oldest) = sessions
                     .iter()
                     .min_by_key(|(_, s)| s.last.load(Ordering::Relaxed))
                     .map(|(a, _)| *a)
             {
                 sessions.remove(&oldest);
+                if permit.is_none() {
+                    permit = connections.clone().try_acquire_owned().ok();
+                }
             }
-            match open(&socket, client, &balancer, now()).await {
+            // Out of budget with nothing of this frontend's to give back: the datagram is
+            // dropped, as a full conntrack table would.
+            let Some(permit) = permit else {
+                continue;
+            };
+            match open(&socket, client, &balancer, now(), permit).await {
                 Some(s) => {
                     sessions.insert(client, s);
                 }
@@ -104,6 +121,7 @@ async fn open(
     client: SocketAddr,
     balancer: &Balancer,
     now: u64,
+    permit: OwnedSemaphorePermit,
 ) -> Option<Session> {
     for endpoint in balancer.order(client.ip()) {
         let any: SocketAddr = match endpoint {
@@ -127,7 +145,9 @@ async fn open(
             dead.clone(),
         ));
         return Some(Session {
+            endpoint,
             upstream,
+            _permit: permit,
             last,
             dead,
             task,

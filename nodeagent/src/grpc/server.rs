@@ -37,16 +37,19 @@ impl NodeAgent for NodeAgentService {
             tracing::warn!(generation = msg.generation, error = %e, "refused a desired set");
             Status::invalid_argument(e.to_string())
         })?;
-        if let Some(proxy) = &self.proxy {
-            proxy.update(set.services.clone());
-        }
+        let services = set.services.clone();
         let pods = set.pods.len();
         let generation = set.generation;
         let applied = self.supervisor.apply(set).map_err(|e| match e {
             ApplyError::NotReady(_) => Status::unavailable(e.to_string()),
         })?;
+        // Only a set the supervisor took: an older one, ignored there, must not roll the
+        // proxy back to endpoints and Services that are gone.
         if applied == generation {
             tracing::debug!(generation, pods, "desired set applied");
+            if let Some(proxy) = &self.proxy {
+                proxy.update(services);
+            }
         }
         Ok(Response::new(SyncAck {
             applied_generation: applied,

@@ -222,7 +222,7 @@ async fn udp_sessions_balance_and_echo() {
     let ip = fresh_ip();
     let proxy = Proxy::start(ProxyConfig::default());
     proxy
-        .apply(vec![service(ip, Protocol::Udp, backends)])
+        .apply(vec![service(ip, Protocol::Udp, backends.clone())])
         .await;
     let front = SocketAddr::new(IpAddr::V4(ip), 8080);
     let mut names = std::collections::BTreeSet::new();
@@ -257,6 +257,33 @@ async fn udp_sessions_balance_and_echo() {
         2,
         "sessions spread over both endpoints: {names:?}"
     );
+
+    // An endpoint leaving the ready set takes its sessions along: the same client's next
+    // datagram is answered by an endpoint still there.
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    client.connect(front).await.expect("connect");
+    let mut buf = [0u8; 100];
+    client.send(b"x").await.expect("send");
+    let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+        .await
+        .expect("a reply in time")
+        .expect("recv");
+    let first = String::from_utf8_lossy(&buf[..n]).to_string();
+    let stays = if first.starts_with("a:") { 1 } else { 0 };
+    proxy
+        .apply(vec![service(ip, Protocol::Udp, vec![backends[stays]])])
+        .await;
+    client.send(b"y").await.expect("send");
+    let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+        .await
+        .expect("a reply in time")
+        .expect("recv");
+    let after = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert_ne!(
+        after.split(':').next(),
+        first.split(':').next(),
+        "the session moved off the endpoint that left: {first} then {after}"
+    );
 }
 
 #[tokio::test]
@@ -287,4 +314,59 @@ async fn node_ports_listen_on_the_node_address() {
         .await
         .expect_err("gone");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn a_reset_on_either_side_ends_the_other_at_once() {
+    // An endpoint that resets after its greeting, and one that reports when its client goes.
+    let resetting = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let resetting_addr = resetting.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = resetting.accept().await {
+            let _ = c.write_all(b"bye\n").await;
+            let _ = c.set_zero_linger();
+            drop(c);
+        }
+    });
+    let ip = fresh_ip();
+    let front = SocketAddr::new(IpAddr::V4(ip), 8080);
+    let proxy = Proxy::start(ProxyConfig::default());
+    proxy
+        .apply(vec![service(ip, Protocol::Tcp, vec![resetting_addr])])
+        .await;
+    let mut conn = TcpStream::connect(front).await.expect("connect");
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut all)).await;
+    assert!(
+        read.is_ok(),
+        "the client learns the endpoint is gone instead of hanging"
+    );
+
+    let (gone_tx, gone_rx) = tokio::sync::oneshot::channel();
+    let idle = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let idle_addr = idle.local_addr().expect("addr");
+    tokio::spawn(async move {
+        if let Ok((mut c, _)) = idle.accept().await {
+            let _ = c.write_all(b"hello\n").await;
+            let mut buf = [0u8; 16];
+            // A quiet endpoint: it only reads, and hears of the client's reset as an end.
+            let ended = c.read(&mut buf).await;
+            let _ = gone_tx.send(ended.map(|n| n == 0).unwrap_or(true));
+        }
+    });
+    proxy
+        .apply(vec![service(ip, Protocol::Tcp, vec![idle_addr])])
+        .await;
+    let conn = TcpStream::connect(front).await.expect("connect");
+    let mut greeting = [0u8; 6];
+    let mut conn = conn;
+    conn.read_exact(&mut greeting).await.expect("greeting");
+    conn.set_zero_linger().expect("linger");
+    drop(conn);
+    let ended = tokio::time::timeout(Duration::from_secs(3), gone_rx).await;
+    assert_eq!(
+        ended.ok().and_then(Result::ok),
+        Some(true),
+        "the endpoint's connection ends when the client resets"
+    );
 }

@@ -6,15 +6,15 @@
 //! across revisions and server restarts. A new one gets the first free address at a point
 //! hashed from its name, so the same Service name tends to get the same address again.
 //!
-//! Order: addresses git states are claimed first, then kept assignments, then new ones; so
-//! git naming an address another Service holds moves that Service elsewhere rather than fail.
+//! Order: what Services already hold is claimed first, then what git states (which must be
+//! free: an address in use is never moved from under its clients), then new assignments.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use keel_schema::path::FieldPath;
 use keel_schema::types::core::Service;
-use keel_schema::{ManifestError, Object, Revision};
+use keel_schema::{Manifest, ManifestError, Object, Revision};
 use sha2::{Digest, Sha256};
 
 use super::PRUNE;
@@ -47,7 +47,7 @@ impl std::fmt::Display for ServiceNetwork {
 
 impl ServiceNetwork {
     /// `cidr` like `10.96.0.0/16` (an IPv4 network of 4 to 2^24 addresses); `node_ports`
-    /// like `30000-32767`, inside 1–65535.
+    /// like `30000-32767`, inside Kubernetes' default 30000–32767.
     pub fn new(cidr: &str, node_ports: &str) -> Result<ServiceNetwork, String> {
         let (ip, prefix) = cidr.split_once('/').ok_or_else(|| {
             format!("service CIDR {cidr:?}: expected ADDRESS/PREFIX, e.g. 10.96.0.0/16")
@@ -71,10 +71,18 @@ impl ServiceNetwork {
         let (low, high) = node_ports
             .split_once('-')
             .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)))
-            .filter(|(a, b)| *a >= 1 && a <= b)
+            .filter(|(a, b)| a <= b)
             .ok_or_else(|| {
                 format!("node port range {node_ports:?}: expected LOW-HIGH, e.g. 30000-32767")
             })?;
+        // Manifests and the agents' checks hold node ports to Kubernetes' default range, so a
+        // narrower range is fine and a wider one would hand out ports agents refuse.
+        let (min, max) = keel_schema::validate::NODE_PORT_RANGE;
+        if i64::from(low) < min || i64::from(high) > max {
+            return Err(format!(
+                "node port range {node_ports:?}: must lie within {min}-{max}"
+            ));
+        }
         Ok(ServiceNetwork {
             base,
             prefix,
@@ -158,29 +166,112 @@ fn headless(s: &Service) -> bool {
     s.spec.cluster_ip.as_deref() == Some("None")
 }
 
-/// The assignments for every Service of `revision`, or the errors that reject it.
+/// A reason an assignment cannot be made: the Service (by index), the field, the message.
+struct Problem {
+    index: usize,
+    path: FieldPath,
+    message: String,
+}
+
+/// The assignments for every Service of `revision`, or the located errors that reject it.
 pub fn allocate(
     revision: &Revision,
     applied: &BTreeMap<ObjectKey, Stored>,
     network: &ServiceNetwork,
 ) -> Result<HashMap<ObjectKey, Assigned>, Vec<ManifestError>> {
-    let services: Vec<(ObjectKey, &keel_schema::Manifest, &Service)> = revision
+    let manifests: Vec<&Manifest> = revision
         .manifests
         .iter()
+        .filter(|m| matches!(m.object, Object::Service(_)))
+        .collect();
+    let services: Vec<(ObjectKey, &Service)> = manifests
+        .iter()
         .filter_map(|m| match &m.object {
-            Object::Service(s) => Some((ObjectKey::of(&m.object), m, s)),
+            Object::Service(s) => Some((ObjectKey::of(&m.object), s)),
             _ => None,
         })
         .collect();
-    let in_revision: BTreeSet<&ObjectKey> = services.iter().map(|(k, ..)| k).collect();
+    let assigned = assign(&services, applied, network).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|p| manifests[p.index].error_at(&p.path, p.message))
+            .collect::<Vec<_>>()
+    })?;
+    Ok(services.into_iter().map(|(k, _)| k).zip(assigned).collect())
+}
+
+/// `objects` with the cluster's assignments filled into their Services, as applying them
+/// would store them; for plans made against the cluster. Errors read `Service ns/name:
+/// field: message`.
+pub fn fill_assignments(
+    objects: &mut [Object],
+    applied: &BTreeMap<ObjectKey, Stored>,
+    network: &ServiceNetwork,
+) -> Result<(), Vec<String>> {
+    let services: Vec<(ObjectKey, &Service)> = objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::Service(s) => Some((ObjectKey::of(o), s)),
+            _ => None,
+        })
+        .collect();
+    let assigned = assign(&services, applied, network).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|p| {
+                let key = &services[p.index].0;
+                format!(
+                    "Service {}/{}: {}: {}",
+                    key.namespace, key.name, p.path, p.message
+                )
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let by_key: HashMap<ObjectKey, Assigned> = services
+        .iter()
+        .map(|(k, _)| k.clone())
+        .zip(assigned)
+        .collect();
+    for o in objects.iter_mut() {
+        let key = ObjectKey::of(o);
+        if let (Object::Service(s), Some(a)) = (o, by_key.get(&key)) {
+            a.fill(s);
+        }
+    }
+    Ok(())
+}
+
+/// The assignments, in the order of `services`. Held first: what Services kept in the store
+/// without git hold, then what the cluster assigned each Service before (where git leaves the
+/// field empty). Then what git states, which must be free. Then new ones.
+fn assign(
+    services: &[(ObjectKey, &Service)],
+    applied: &BTreeMap<ObjectKey, Stored>,
+    network: &ServiceNetwork,
+) -> Result<Vec<Assigned>, Vec<Problem>> {
+    let in_revision: BTreeSet<&ObjectKey> = services.iter().map(|(k, _)| k).collect();
     let stored = |key: &ObjectKey| match applied.get(key).map(|s| &s.object) {
         Some(Object::Service(s)) => Some(s),
         _ => None,
     };
-    let mut errors = Vec::new();
+    let holder = |key: &ObjectKey| format!("{}/{}", key.namespace, key.name);
+    let node_port_at = |i: usize| {
+        FieldPath::new("spec")
+            .field("ports")
+            .index(i)
+            .field("nodePort")
+    };
+    let mut problems = Vec::new();
     // Address → holder, for messages.
     let mut ips: HashMap<Ipv4Addr, String> = HashMap::new();
     let mut ports: HashMap<(i64, String), String> = HashMap::new();
+    let mut out: Vec<Assigned> = services
+        .iter()
+        .map(|(_, svc)| Assigned {
+            cluster_ip: None,
+            node_ports: vec![None; svc.spec.ports.as_ref().map_or(0, Vec::len)],
+        })
+        .collect();
 
     // Services kept in the store without being in git (`keel.dev/prune: disabled`) keep
     // what they hold.
@@ -191,42 +282,90 @@ pub fn allocate(
         if in_revision.contains(key) || s.object.meta().annotation(PRUNE) != Some("disabled") {
             continue;
         }
-        let holder = format!("{}/{}", key.namespace, key.name);
         if let Some(Ok(ip)) = stated_ip(svc) {
-            ips.insert(ip, holder.clone());
+            ips.insert(ip, holder(key));
         }
         for p in svc.spec.ports.iter().flatten() {
             if let Some(n) = p.node_port {
-                ports.insert((n, protocol(p).to_string()), holder.clone());
+                ports.insert((n, protocol(p).to_string()), holder(key));
             }
         }
     }
 
-    // First: what git states.
-    for (key, manifest, svc) in &services {
-        let holder = format!("{}/{}", key.namespace, key.name);
-        let at = FieldPath::new("spec").field("clusterIP");
-        if let Some(stated) = stated_ip(svc) {
-            match stated {
-                Err(text) => errors.push(manifest.error_at(
-                    &at,
-                    format!("Invalid value: {text:?}: must be empty, 'None', or a valid IPv4 address"),
-                )),
-                Ok(ip) if !network.contains(ip) => errors.push(manifest.error_at(
-                    &at,
-                    format!(
-                        "Invalid value: \"{ip}\": provided IP is not in the valid range. The range of valid IPs is {network}"
-                    ),
-                )),
-                Ok(ip) => {
-                    if let Some(other) = ips.insert(ip, holder.clone()) {
-                        errors.push(manifest.error_at(
-                            &at,
-                            format!("Invalid value: \"{ip}\": provided IP is already allocated (to Service {other})"),
-                        ));
-                    }
-                }
+    // What the cluster assigned before, where git leaves it to the cluster: an address in
+    // use stays with its Service (its clients hold it).
+    for (index, (key, svc)) in services.iter().enumerate() {
+        let old = stored(key);
+        let assigned = &mut out[index];
+        if stated_ip(svc).is_none()
+            && !headless(svc)
+            && let Some(Some(Ok(ip))) = old.map(stated_ip)
+            && network.contains(ip)
+            && !ips.contains_key(&ip)
+        {
+            ips.insert(ip, holder(key));
+            assigned.cluster_ip = Some(ip.to_string());
+        }
+        if !is_node_port(svc) {
+            continue;
+        }
+        for (i, p) in svc.spec.ports.iter().flatten().enumerate() {
+            if p.node_port.is_some_and(|n| n != 0) {
+                continue;
             }
+            let kept = old
+                .filter(|o| is_node_port(o))
+                .and_then(|o| {
+                    o.spec
+                        .ports
+                        .iter()
+                        .flatten()
+                        .find(|q| q.port == p.port && protocol(q) == protocol(p))
+                })
+                .and_then(|q| q.node_port)
+                .filter(|n| network.port_in_range(*n));
+            if let Some(n) = kept
+                && let std::collections::hash_map::Entry::Vacant(free) =
+                    ports.entry((n, protocol(p).to_string()))
+            {
+                free.insert(holder(key));
+                assigned.node_ports[i] = Some(n);
+            }
+        }
+    }
+
+    // What git states: in range and not held by another Service.
+    for (index, (key, svc)) in services.iter().enumerate() {
+        let at = FieldPath::new("spec").field("clusterIP");
+        match stated_ip(svc) {
+            None => {}
+            Some(Err(text)) => problems.push(Problem {
+                index,
+                path: at,
+                message: format!(
+                    "Invalid value: {text:?}: must be empty, 'None', or a valid IPv4 address"
+                ),
+            }),
+            Some(Ok(ip)) if !network.contains(ip) => problems.push(Problem {
+                index,
+                path: at,
+                message: format!(
+                    "Invalid value: \"{ip}\": provided IP is not in the valid range. The range of valid IPs is {network}"
+                ),
+            }),
+            Some(Ok(ip)) => match ips.get(&ip) {
+                Some(other) => problems.push(Problem {
+                    index,
+                    path: at,
+                    message: format!(
+                        "Invalid value: \"{ip}\": provided IP is already allocated (to Service {other})"
+                    ),
+                }),
+                None => {
+                    ips.insert(ip, holder(key));
+                    out[index].cluster_ip = Some(ip.to_string());
+                }
+            },
         }
         if !is_node_port(svc) {
             continue;
@@ -235,99 +374,56 @@ pub fn allocate(
             let Some(n) = p.node_port.filter(|n| *n != 0) else {
                 continue;
             };
-            let at = FieldPath::new("spec")
-                .field("ports")
-                .index(i)
-                .field("nodePort");
             if !network.port_in_range(n) {
-                errors.push(manifest.error_at(
-                    &at,
-                    format!(
+                problems.push(Problem {
+                    index,
+                    path: node_port_at(i),
+                    message: format!(
                         "Invalid value: {n}: provided port is not in the valid range. The range of valid ports is {}",
                         network.port_range()
                     ),
-                ));
-            } else if let Some(other) = ports.insert((n, protocol(p).to_string()), holder.clone()) {
-                errors.push(manifest.error_at(
-                    &at,
-                    format!("Invalid value: {n}: provided port is already allocated (to Service {other})"),
-                ));
+                });
+                continue;
             }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-
-    // Then: what the store already assigned, where git leaves it to the cluster.
-    let mut out: HashMap<ObjectKey, Assigned> = HashMap::new();
-    for (key, _, svc) in &services {
-        let holder = format!("{}/{}", key.namespace, key.name);
-        let old = stored(key);
-        let mut assigned = Assigned {
-            cluster_ip: None,
-            node_ports: vec![None; svc.spec.ports.as_ref().map_or(0, Vec::len)],
-        };
-        if let Some(Ok(ip)) = stated_ip(svc) {
-            assigned.cluster_ip = Some(ip.to_string());
-        } else if !headless(svc)
-            && let Some(Some(Ok(ip))) = old.map(stated_ip)
-            && network.contains(ip)
-            && !ips.contains_key(&ip)
-        {
-            ips.insert(ip, holder.clone());
-            assigned.cluster_ip = Some(ip.to_string());
-        }
-        if is_node_port(svc) {
-            for (i, p) in svc.spec.ports.iter().flatten().enumerate() {
-                if let Some(n) = p.node_port.filter(|n| *n != 0) {
-                    assigned.node_ports[i] = Some(n);
-                    continue;
-                }
-                let kept = old
-                    .filter(|o| is_node_port(o))
-                    .and_then(|o| {
-                        o.spec
-                            .ports
-                            .iter()
-                            .flatten()
-                            .find(|q| q.port == p.port && protocol(q) == protocol(p))
-                    })
-                    .and_then(|q| q.node_port)
-                    .filter(|n| network.port_in_range(*n));
-                if let Some(n) = kept {
-                    let slot = (n, protocol(p).to_string());
-                    if let std::collections::hash_map::Entry::Vacant(free) = ports.entry(slot) {
-                        free.insert(holder.clone());
-                        assigned.node_ports[i] = Some(n);
-                    }
+            match ports.entry((n, protocol(p).to_string())) {
+                std::collections::hash_map::Entry::Occupied(other) => problems.push(Problem {
+                    index,
+                    path: node_port_at(i),
+                    message: format!(
+                        "Invalid value: {n}: provided port is already allocated (to Service {})",
+                        other.get()
+                    ),
+                }),
+                std::collections::hash_map::Entry::Vacant(free) => {
+                    free.insert(holder(key));
+                    out[index].node_ports[i] = Some(n);
                 }
             }
         }
-        out.insert(key.clone(), assigned);
+    }
+    if !problems.is_empty() {
+        return Err(problems);
     }
 
     // Last: new assignments.
-    for (key, manifest, svc) in &services {
-        let holder = format!("{}/{}", key.namespace, key.name);
-        let Some(assigned) = out.get_mut(key) else {
-            continue;
-        };
+    for (index, (key, svc)) in services.iter().enumerate() {
+        let assigned = &mut out[index];
         if !headless(svc) && assigned.cluster_ip.is_none() {
             let size = network.size();
-            let start = start_point(&holder, size);
+            let start = start_point(&holder(key), size);
             let free = (0..size)
                 .map(|i| network.nth((start + i) % size))
                 .find(|ip| !ips.contains_key(ip));
             match free {
                 Some(ip) => {
-                    ips.insert(ip, holder.clone());
+                    ips.insert(ip, holder(key));
                     assigned.cluster_ip = Some(ip.to_string());
                 }
-                None => errors.push(manifest.error_at(
-                    &FieldPath::new("spec").field("clusterIP"),
-                    format!("Internal error: no free ClusterIP left in {network}"),
-                )),
+                None => problems.push(Problem {
+                    index,
+                    path: FieldPath::new("spec").field("clusterIP"),
+                    message: format!("Internal error: no free ClusterIP left in {network}"),
+                }),
             }
         }
         if !is_node_port(svc) {
@@ -339,34 +435,30 @@ pub fn allocate(
             }
             let (low, high) = network.node_ports;
             let size = u32::from(high - low) + 1;
-            let start = start_point(&format!("{holder}:{}/{}", p.port, protocol(p)), size);
+            let start = start_point(&format!("{}:{}/{}", holder(key), p.port, protocol(p)), size);
             let free = (0..size)
                 .map(|j| i64::from(low) + i64::from((start + j) % size))
                 .find(|n| !ports.contains_key(&(*n, protocol(p).to_string())));
             match free {
                 Some(n) => {
-                    ports.insert((n, protocol(p).to_string()), holder.clone());
+                    ports.insert((n, protocol(p).to_string()), holder(key));
                     assigned.node_ports[i] = Some(n);
                 }
-                None => errors.push(
-                    manifest.error_at(
-                        &FieldPath::new("spec")
-                            .field("ports")
-                            .index(i)
-                            .field("nodePort"),
-                        format!(
-                            "Internal error: no free node port left in {}",
-                            network.port_range()
-                        ),
+                None => problems.push(Problem {
+                    index,
+                    path: node_port_at(i),
+                    message: format!(
+                        "Internal error: no free node port left in {}",
+                        network.port_range()
                     ),
-                ),
+                }),
             }
         }
     }
-    if errors.is_empty() {
+    if problems.is_empty() {
         Ok(out)
     } else {
-        Err(errors)
+        Err(problems)
     }
 }
 
@@ -465,22 +557,36 @@ mod tests {
     }
 
     #[test]
-    fn stated_addresses_are_honoured_checked_and_win_over_kept_ones() {
+    fn stated_addresses_are_honoured_only_when_free() {
         let net = ServiceNetwork::default();
         let r = revision(&(service("a", "  clusterIP: 10.96.5.5\n") + &service("b", "")));
         let first = allocate(&r, &BTreeMap::new(), &net).expect("valid");
         assert_eq!(ip_of(&first, "a").as_deref(), Some("10.96.5.5"));
 
-        // git gives b's address to a new Service c: c gets it, b moves.
+        // git gives b's address to a new Service c: refused, b's clients keep their address.
         let b_ip = ip_of(&first, "b").expect("b has one");
         let r2 = revision(
             &(service("a", "  clusterIP: 10.96.5.5\n")
                 + &service("b", "")
                 + &service("c", &format!("  clusterIP: {b_ip}\n"))),
         );
-        let second = allocate(&r2, &stored(&r, &first), &net).expect("valid");
-        assert_eq!(ip_of(&second, "c"), Some(b_ip.clone()));
-        assert_ne!(ip_of(&second, "b"), Some(b_ip));
+        let errors = allocate(&r2, &stored(&r, &first), &net).expect_err("taken");
+        let text = errors[0].to_string();
+        assert!(
+            text.contains(&format!(
+                "\"{b_ip}\": provided IP is already allocated (to Service default/b)"
+            )),
+            "{text}"
+        );
+        assert_eq!(errors[0].name.as_deref(), Some("c"));
+
+        // Once b is gone in the same revision, c may have its address.
+        let r3 = revision(
+            &(service("a", "  clusterIP: 10.96.5.5\n")
+                + &service("c", &format!("  clusterIP: {b_ip}\n"))),
+        );
+        let third = allocate(&r3, &stored(&r, &first), &net).expect("b released it");
+        assert_eq!(ip_of(&third, "c"), Some(b_ip));
 
         for (extra, expect) in [
             (
@@ -527,6 +633,7 @@ mod tests {
             ("10.96.0.1/16", "30000-32767", "did you mean 10.96.0.0/16"),
             ("10.96.0.0/31", "30000-32767", "prefix must be 8 to 30"),
             ("10.96.0.0/16", "32767-30000", "expected LOW-HIGH"),
+            ("10.96.0.0/16", "20000-20999", "must lie within 30000-32767"),
         ] {
             let err = ServiceNetwork::new(cidr, ports).expect_err(cidr);
             assert!(err.contains(expect), "{err}");

@@ -18,7 +18,7 @@ mod allocate;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-pub use allocate::{Assigned, ServiceNetwork};
+pub use allocate::{Assigned, ServiceNetwork, fill_assignments};
 
 use crate::source::CommitInfo;
 use crate::store::{Batch, BatchOp, ObjectKey, Store, StoreError, Stored, SyncRecord};

@@ -59,7 +59,8 @@ pub struct Args {
     /// containers' networks.
     #[arg(long, default_value = "10.96.0.0/16")]
     pub service_cidr: String,
-    /// The range NodePorts are allocated from.
+    /// The range NodePorts are allocated from: all or part of 30000-32767, the range
+    /// manifests are checked against.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub cache: crate::controllers::cache::Cache,
     pub trigger: mpsc::Sender<()>,
     pub webhook_secret: Option<Arc<Vec<u8>>>,
+    /// Service ranges, so plans show the addresses applying would assign.
+    pub service_network: crate::apply::ServiceNetwork,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -169,6 +171,12 @@ async fn plan(State(state): State<AppState>, Json(req): Json<PlanRequest>) -> Re
         Ok(a) => a,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
+    // Services as applying them would store them: with the addresses they hold or would get.
+    // An address that would be refused refuses the plan, as it would the revision.
+    let assignment_errors =
+        crate::apply::fill_assignments(&mut desired, &applied, &state.service_network)
+            .err()
+            .unwrap_or_default();
     // Applied objects carry keel's markers; the revision does not.
     let current: Vec<keel_schema::Object> = applied
         .into_values()
@@ -222,8 +230,14 @@ async fn plan(State(state): State<AppState>, Json(req): Json<PlanRequest>) -> Re
         .and_then(|s| s.applied_commit.clone())
         .map(|c| c.chars().take(7).collect::<String>())
         .unwrap_or_else(|| "cluster".into());
-    Json(json!({"from": from, "changes": rows, "notes": verdict.notes, "refused": verdict.refused}))
-        .into_response()
+    let refused = verdict.refused || !assignment_errors.is_empty();
+    let mut notes = verdict.notes;
+    notes.extend(
+        assignment_errors
+            .into_iter()
+            .map(|e| format!("the revision would be rejected: {e}")),
+    );
+    Json(json!({"from": from, "changes": rows, "notes": notes, "refused": refused})).into_response()
 }
 
 #[derive(Deserialize)]

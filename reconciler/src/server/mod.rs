@@ -81,6 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         trigger,
         webhook_secret: config.webhook_secret.clone().map(Arc::new),
+        service_network: config.service_network.clone(),
     };
     let listener = match tokio::net::TcpListener::bind(config.listen.as_str()).await {
         Ok(l) => l,

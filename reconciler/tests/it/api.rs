@@ -53,6 +53,7 @@ async fn api(objects: Vec<Value>) -> Api {
         metrics: Arc::default(),
         trigger,
         webhook_secret: None,
+        service_network: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

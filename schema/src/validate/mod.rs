@@ -9,6 +9,8 @@ pub mod meta;
 pub mod names;
 mod pod;
 mod service;
+
+pub use service::NODE_PORT_RANGE;
 mod storage;
 mod workloads;
 
