@@ -112,6 +112,43 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
         "checking out a branch changes nothing"
     );
 
+    // The Service has the address the server gave it; a branch that states it for another
+    // Service plans as rejected, naming the holder.
+    let web_ip = server
+        .applied("Service", "web")
+        .and_then(|s| s["spec"]["clusterIP"].as_str().map(str::to_string))
+        .expect("an assigned ClusterIP");
+    git(repo, &["checkout", "-q", "-b", "steal"]);
+    write(
+        repo,
+        "web/other.yaml",
+        &SERVICE
+            .replace("name: web", "name: other")
+            .replace("spec:\n", &format!("spec:\n  clusterIP: {web_ip}\n")),
+    );
+    commit(repo, "another service on web's address");
+    git(repo, &["checkout", "-q", "main"]);
+    let steal = Command::new(binary("keel"))
+        .args([
+            "plan",
+            "--repo",
+            repo.to_str().expect("path"),
+            "--to",
+            "steal",
+        ])
+        .args(["--server", &server.url])
+        .output()
+        .expect("keel plan");
+    let text = String::from_utf8_lossy(&steal.stdout).to_string()
+        + &String::from_utf8_lossy(&steal.stderr);
+    assert_eq!(steal.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "spec.clusterIP: Invalid value: \"{web_ip}\": provided IP is already allocated (to Service default/web)"
+        )),
+        "{text}"
+    );
+
     // A commit with one good change and one broken file applies nothing.
     write(repo, "web/deployment.yaml", &deployment(7, "web:1"));
     write(
