@@ -396,8 +396,18 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
     write(repo.path(), "web.yaml", &deployment(5, "2"));
     commit(repo.path(), "web:2 again");
     server.wait_for("the rollout to start", |s| !serving(s, "2").is_empty());
+    let cluster_ip = |s: &Server| {
+        s.get("/api/v1/namespaces/default/services/web")
+            .and_then(|svc| svc["spec"]["clusterIP"].as_str().map(str::to_string))
+    };
+    let before = cluster_ip(&server).expect("web has a ClusterIP");
     server.restart();
     wait_serving(&server, 5, "2", Duration::from_secs(90));
+    assert_eq!(
+        cluster_ip(&server),
+        Some(before),
+        "a Service keeps its address across restarts"
+    );
     server.wait_for("exactly 5 app containers in Docker", |_| {
         containers(&nodes).values().sum::<usize>() == 5
     });
