@@ -315,6 +315,22 @@ impl PodWorker {
         adopted: Vec<ContainerInfo>,
     ) -> RunEnd {
         let mut shutdown = self.ctx.shutdown.clone();
+        // A pod the control plane already holds as Succeeded or Failed, with no container
+        // left here (removed by an operator, or by `keel up` stopping): a finished pod never
+        // runs again, as in Kubernetes; a Job's work is not redone. Its recorded status
+        // stands, so nothing is published.
+        let finished = adopted.is_empty()
+            && matches!(
+                self.desired
+                    .pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            );
+        if finished {
+            tracing::info!(pod = %self.desired.key(), "pod already finished; not running it again");
+        }
         if !adopted.is_empty() {
             self.adopt(adopted).await;
         }
@@ -322,8 +338,10 @@ impl PodWorker {
             if *shutdown.borrow() {
                 return RunEnd::Shutdown;
             }
-            self.sync().await;
-            self.publish();
+            if !finished {
+                self.sync().await;
+                self.publish();
+            }
             let wake = self.next_wake();
             let command = tokio::select! {
                 _ = shutdown.changed() => return RunEnd::Shutdown,

@@ -389,3 +389,21 @@ async fn a_changed_spec_replaces_the_pod_and_config_changes_do_not() {
         "a new pod, not a restart"
     );
 }
+
+#[tokio::test]
+async fn a_pod_the_control_plane_holds_as_finished_never_runs_again() {
+    let mut h = Harness::hollow().await;
+    // As after its containers were removed: the control plane still holds it as Succeeded.
+    let (mut done, done_uid) = pod("migrate", sleeper());
+    done["status"] = json!({"phase": "Succeeded"});
+    let (live, live_uid) = pod("live", sleeper());
+    h.sync(&[done, live], &[]).await.unwrap();
+    h.wait_for(&live_uid, 10, "running", |s| running(s, "app"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !h.containers().await.contains_key(&done_uid),
+        "a finished pod's containers are not made again"
+    );
+    assert!(h.status(&done_uid).is_none(), "its recorded status stands");
+}

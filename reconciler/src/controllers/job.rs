@@ -274,8 +274,20 @@ impl Controller for JobController {
         }
         let active_now = owned.iter().filter(|(p, _)| pods::is_active(p)).count() as i64;
         status.active = Some(if outcome.is_some() { 0 } else { active_now });
-        status.succeeded = Some(succeeded);
-        status.failed = Some(failed);
+        // A finished Job's counts are its record: pods removed afterwards (by hand, or with
+        // their node) do not undo work that was done.
+        let kept = |now: i64, before: Option<i64>| {
+            if finished(job).is_some() {
+                now.max(before.unwrap_or(0))
+            } else {
+                now
+            }
+        };
+        status.succeeded = Some(kept(
+            succeeded,
+            job.status.as_ref().and_then(|s| s.succeeded),
+        ));
+        status.failed = Some(kept(failed, job.status.as_ref().and_then(|s| s.failed)));
         // The outcome is written before anything else happens, and told once, after it is
         // written: a failure below then never repeats the event.
         let mut recorded = finished(job).is_some();

@@ -356,6 +356,15 @@ async fn a_job_runs_to_its_completions_and_a_failing_one_stops_at_its_backoff_li
         3,
         "no extra pod ran"
     );
+    // Its pods removed afterwards (by hand, with a node): the record stands, nothing reruns.
+    for p in by_phase(&c, Some("Succeeded")).await {
+        let key = ObjectKey::new("Pod", "default", p["metadata"]["name"].as_str().unwrap());
+        c.store.delete(&key, None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let job = c.get("Job", "default", "migrate").await.unwrap();
+    assert_eq!(job["status"]["succeeded"], 3, "{job}");
+    assert!(by_phase(&c, None).await.is_empty(), "no pod ran again");
 
     let mut t = template("flaky");
     t["spec"]["restartPolicy"] = json!("Never");
