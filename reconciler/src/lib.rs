@@ -24,3 +24,4 @@ pub mod scheduler;
 pub mod server;
 pub mod source;
 pub mod store;
+pub mod up;

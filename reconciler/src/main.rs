@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use keel_reconciler::cli::{Cli, run};
+use keel_reconciler::cli::{Cli, Command, run};
 use keel_reconciler::logging;
 
 // keel decodes and encodes many small objects (lists, watches, batches); mimalloc roughly
@@ -24,6 +24,9 @@ fn main() {
             std::process::exit(code);
         }
     };
-    logging::init(cli.log_format);
+    // `keel up` talks to a person on the terminal; it keeps its logs in its data dir.
+    if !matches!(cli.command, Command::Up(_)) {
+        logging::init(cli.log_format);
+    }
     std::process::exit(run(cli));
 }

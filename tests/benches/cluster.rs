@@ -76,6 +76,7 @@ fn start_control_plane() -> ControlPlane {
         resync_interval: Duration::from_secs(60),
         webhook_secret: None,
         service_network: keel_reconciler::apply::ServiceNetwork::default(),
+        wait_for_nodes: 0,
     };
     // Its own thread and runtime, as its own process would have (and `run` is not `Send`).
     std::thread::spawn(move || {

@@ -3,13 +3,14 @@
 pub mod describe;
 pub mod get;
 pub mod history;
-mod http;
+pub(crate) mod http;
 pub mod logs;
 pub mod plan;
 pub mod schema;
 pub mod server;
 pub mod status;
 mod table;
+pub mod up;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,9 @@ pub enum Command {
     Plan(plan::Args),
     /// Run the control plane: follow a git branch and apply each revision whole.
     Server(server::Args),
+    /// Start a local cluster (control plane and N nodes on this machine's Docker) running the
+    /// example app or your repository; Ctrl-C stops it and removes its containers.
+    Up(up::Args),
     /// List the revisions the server attempted, newest first.
     History(history::Args),
     /// Show objects from a running server, as kubectl does (`keel get po -o wide`).
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Schema(args) => schema::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Server(args) => server::run(&args),
+        Command::Up(args) => up::run(&args),
         Command::History(args) => history::run(&args),
         Command::Get(args) => get::run(&args),
         Command::Describe(args) => describe::run(&args),

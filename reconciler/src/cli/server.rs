@@ -110,6 +110,7 @@ pub fn run(args: &Args) -> i32 {
         resync_interval: args.resync_interval,
         webhook_secret: secret,
         service_network,
+        wait_for_nodes: 0,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -111,6 +111,11 @@ fn ready_condition(ready: bool, previous: Option<&Condition>) -> Condition {
     }
 }
 
+/// Whether the node's Ready condition is True.
+pub fn is_ready(node: &Node) -> bool {
+    ready_of(node).is_some_and(|c| c.status == "True")
+}
+
 fn ready_of(node: &Node) -> Option<&Condition> {
     node.status
         .as_ref()?

@@ -43,6 +43,9 @@ pub struct Config {
     pub webhook_secret: Option<Vec<u8>>,
     /// Where Services get their ClusterIPs and NodePorts.
     pub service_network: crate::apply::ServiceNetwork,
+    /// Hold the first apply until this many nodes are Ready, so a fresh cluster's pods
+    /// spread over its nodes instead of all landing on the first to register (`keel up`).
+    pub wait_for_nodes: usize,
 }
 
 /// Runs until Ctrl-C or SIGTERM.
@@ -139,7 +142,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         events,
         stop_rx.clone(),
     );
-    tokio::spawn(crate::nodes::sync::run(cache, stop_rx.clone()));
+    tokio::spawn(crate::nodes::sync::run(cache.clone(), stop_rx.clone()));
     let lifecycle_stop = stop_rx.clone();
     tokio::spawn(async move { registry.run_lifecycle(lifecycle_stop).await });
     tokio::spawn(async move {
@@ -147,6 +150,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
+    if config.wait_for_nodes > 0 {
+        wait_for_nodes(&cache, config.wait_for_nodes, stop_rx.clone()).await;
+    }
     sync::run(store, source, status, metrics, triggers, &config, stop_rx).await;
     http.await
         .context("HTTP server task")?
@@ -156,6 +162,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("agent API task")?
         .context("agent API")?;
     Ok(())
+}
+
+/// Returns once `n` nodes are Ready, or on shutdown.
+async fn wait_for_nodes(
+    cache: &crate::controllers::cache::Cache,
+    n: usize,
+    mut stop: signal::Receiver<bool>,
+) {
+    tracing::info!(nodes = n, "waiting for nodes before the first apply");
+    loop {
+        let ready = cache
+            .list("Node", None)
+            .iter()
+            .filter(|s| match &s.object {
+                keel_schema::Object::Node(node) => crate::nodes::is_ready(node),
+                _ => false,
+            })
+            .count();
+        if ready >= n {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 async fn shutdown_signal() {

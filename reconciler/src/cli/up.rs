@@ -1,0 +1,66 @@
+//! `keel up`: an all-in-one local cluster on this machine's Docker engine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::up::{UpConfig, run as run_up};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The manifest repository to run (a local git repository). Without it, the example app
+    /// is copied into a fresh repository in the data dir, whose path is printed.
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+    /// How many nodes (`keel-agent` processes) to start.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub nodes: u16,
+    /// Where the cluster keeps its state: store, repository, agents' data, logs. Running
+    /// `keel up` again on the same data dir resumes.
+    #[arg(long, env = "KEEL_UP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the HTTP API (`keel get --server`, `keel plan --server`).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: String,
+    /// Address the nodes register at.
+    #[arg(long, default_value = "127.0.0.1:7402")]
+    pub agent_listen: String,
+    /// The range Service ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/16")]
+    pub service_cidr: String,
+    /// The range NodePorts are allocated from (within 30000-32767).
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
+    /// How long to wait for the pods before printing what is still starting.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+/// `~/.local/share/keel/up`, or `./keel-up` without a home.
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map_or_else(|| PathBuf::from("keel-up"), |d| d.join("keel").join("up"))
+}
+
+pub fn run(args: &Args) -> i32 {
+    let service_network = match crate::apply::ServiceNetwork::new(
+        &args.service_cidr,
+        &args.service_node_port_range,
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("keel up: {e}");
+            return 2;
+        }
+    };
+    run_up(UpConfig {
+        repo: args.repo.clone(),
+        nodes: usize::from(args.nodes),
+        data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
+        listen: args.listen.clone(),
+        agent_listen: args.agent_listen.clone(),
+        service_network,
+        wait: args.wait,
+    })
+}

@@ -1,0 +1,156 @@
+//! The `keel-agent` processes of a local cluster: one per node, each its own process as on a
+//! real machine, logging to the data dir; and, when the cluster stops, everything they left
+//! behind (containers, ClusterIP addresses on `lo`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Agents {
+    names: Vec<String>,
+    children: Vec<Child>,
+    data_dir: PathBuf,
+}
+
+/// `keel-agent` beside the running `keel` (both come from the same build or package).
+fn agent_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name("keel-agent");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        anyhow::bail!(
+            "keel-agent was not found next to keel ({}); build both: cargo build --release --bin keel --bin keel-agent",
+            path.display()
+        )
+    }
+}
+
+/// The port agent `name` listens on: the one it had before when still free, so a resumed
+/// cluster's nodes come back at the addresses the control plane knows (it keeps a node's
+/// address while the node looks alive, and refuses a second agent claiming the name).
+fn agent_port(agents_dir: &Path, name: &str) -> anyhow::Result<u16> {
+    let file = agents_dir.join(format!("{name}.port"));
+    let before = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u16>().ok())
+        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+    let port = match before {
+        Some(p) => p,
+        None => std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port(),
+    };
+    std::fs::create_dir_all(agents_dir)?;
+    std::fs::write(&file, port.to_string())?;
+    Ok(port)
+}
+
+impl Agents {
+    /// The node names of a local cluster of `n` nodes.
+    pub fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("local-{i}")).collect()
+    }
+
+    /// Starts `n` agents registering at `server`, with their state under `data_dir`.
+    pub fn start(n: usize, server: &str, data_dir: &Path) -> anyhow::Result<Agents> {
+        let binary = agent_binary()?;
+        let logs = data_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let mut agents = Agents {
+            names: Agents::names(n),
+            children: Vec::new(),
+            data_dir: data_dir.join("agents"),
+        };
+        for name in agents.names.clone() {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(logs.join(format!("{name}.log")))?;
+            let child = Command::new(&binary)
+                .args(["--name", &name, "--server", server])
+                .args([
+                    "--listen",
+                    &format!("127.0.0.1:{}", agent_port(&agents.data_dir, &name)?),
+                ])
+                .arg("--data-dir")
+                .arg(&agents.data_dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", binary.display()))?;
+            agents.children.push(child);
+        }
+        Ok(agents)
+    }
+
+    /// An agent that exited on its own, with its exit status, for a clear message.
+    pub fn exited(&mut self) -> Option<(String, std::process::ExitStatus)> {
+        for (name, child) in self.names.iter().zip(&mut self.children) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some((name.clone(), status));
+            }
+        }
+        None
+    }
+
+    /// Stops the agents and removes what they created: their containers and the ClusterIP
+    /// addresses they added to `lo`. Returns how many containers were removed.
+    pub fn stop_and_clean(mut self) -> usize {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut removed = 0;
+        for name in &self.names {
+            removed += remove_containers(name);
+            remove_addresses(&self.data_dir.join(name));
+        }
+        removed
+    }
+}
+
+/// Removes every container of node `name` (they carry `keel.dev/node=NAME`).
+pub fn remove_containers(name: &str) -> usize {
+    let ids = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=keel.dev/node={name}"),
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return 0;
+    }
+    let ok = Command::new("docker")
+        .args(["rm", "-f"])
+        .args(&ids)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok { ids.len() } else { 0 }
+}
+
+/// Removes the `lo` addresses labelled with the owner tag kept in an agent's data dir.
+fn remove_addresses(agent_dir: &Path) {
+    let Ok(owner) = std::fs::read_to_string(agent_dir.join("address-owner")) else {
+        return;
+    };
+    let label = format!("lo:k{}", owner.trim());
+    let listing = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "lo", "label", &label])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    for cidr in listing.split_whitespace().filter(|w| w.ends_with("/32")) {
+        let _ = Command::new("ip")
+            .args(["addr", "del", cidr, "dev", "lo"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}

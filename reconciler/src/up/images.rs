@@ -1,0 +1,153 @@
+//! The example app's images, made on this machine: no registry is reachable here, so each
+//! image is Debian's static busybox with its applets, plus the app's scripts, packed as a
+//! tar and loaded with `docker import`. `web:1` and `web:2` differ only in the version their
+//! page shows, so changing the tag in a commit shows a rolling update.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// `web`'s page: the ConfigMap's HTML, which pod answered, and what `api` said.
+const WEB_PAGE: &str = r#"#!/bin/sh
+# The page of keel's example app (a CGI script run by busybox httpd for "/").
+echo "Content-Type: text/html"
+echo ""
+cat /config/index.html 2>/dev/null || echo "<p>(no page: the web-page ConfigMap is missing)</p>"
+echo "<p>Served by pod <b>$(hostname)</b>, image keel-example/web:@VERSION@.</p>"
+answer=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$API_SERVICE_HOST" "$API_SERVICE_PORT" 2>/dev/null | tail -n 1)
+echo "<p>api answered: ${answer:-(no answer)}</p>"
+"#;
+
+/// `api`'s answer: who answered, and that the Secret's token arrived (its length only).
+const API_ANSWER: &str = r#"#!/bin/sh
+echo "Content-Type: text/plain"
+echo ""
+echo "hello from $(hostname), holding a token of ${#API_TOKEN} characters"
+"#;
+
+/// One image: its reference and its files (path, contents, mode).
+pub struct Image {
+    pub reference: String,
+    files: Vec<(&'static str, String, u32)>,
+}
+
+/// The images the example repository uses.
+pub fn example_images() -> Vec<Image> {
+    let web = |version: &str| Image {
+        reference: format!("keel-example/web:{version}"),
+        files: vec![
+            (
+                "srv/cgi-bin/index.cgi",
+                WEB_PAGE.replace("@VERSION@", version),
+                0o755,
+            ),
+            ("srv/healthz", "ok\n".to_string(), 0o644),
+        ],
+    };
+    vec![
+        web("1"),
+        web("2"),
+        Image {
+            reference: "keel-example/api:1".into(),
+            files: vec![
+                ("srv/cgi-bin/index.cgi", API_ANSWER.to_string(), 0o755),
+                ("srv/healthz", "ok\n".to_string(), 0o644),
+            ],
+        },
+    ]
+}
+
+/// Whether the engine already has `reference`.
+pub fn present(reference: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Where Debian's busybox-static puts busybox.
+fn busybox() -> anyhow::Result<std::path::PathBuf> {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "busybox is not installed; the example images are made from it: apt-get install -y busybox-static"
+            )
+        })
+}
+
+fn rootfs_tar(image: &Image) -> anyhow::Result<Vec<u8>> {
+    let busybox = busybox()?;
+    let binary = std::fs::read(&busybox)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", busybox.display()))?;
+    let list = Command::new(&busybox).arg("--list").output()?;
+    let mut tar = tar::Builder::new(Vec::new());
+    let dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_size(0);
+        tar.append_data(&mut h, path, std::io::empty())
+    };
+    for (path, mode) in [
+        ("bin", 0o755),
+        ("etc", 0o755),
+        ("proc", 0o755),
+        ("sys", 0o755),
+        ("dev", 0o755),
+        ("config", 0o755),
+        ("srv", 0o755),
+        ("srv/cgi-bin", 0o755),
+        ("tmp", 0o1777),
+    ] {
+        dir(&mut tar, path, mode)?;
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(binary.len() as u64);
+    tar.append_data(&mut h, "bin/busybox", binary.as_slice())?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
+            continue;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        tar.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
+    }
+    for (path, contents, mode) in &image.files {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(*mode);
+        h.set_size(contents.len() as u64);
+        tar.append_data(&mut h, path, contents.as_bytes())?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+/// Makes `image` with `docker import`.
+pub fn import(image: &Image) -> anyhow::Result<()> {
+    let tar = rootfs_tar(image)?;
+    let mut child = Command::new("docker")
+        .args(["import", "-", &image.reference])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run docker: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&tar)?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "docker import {} failed: {}",
+            image.reference,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! `keel up`: an all-in-one local cluster for trying keel. The control plane runs in this
+//! process (embedded store in the data dir); each node is a `keel-agent` process on the local
+//! Docker engine. Without `--repo`, the example app becomes a fresh git repository in the
+//! data dir. Ctrl-C stops everything and removes the containers; running it again on the same
+//! data dir resumes (same repository, store and node names).
+
+mod agents;
+pub mod example;
+pub mod images;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::apply::ServiceNetwork;
+use crate::server::Config;
+use agents::Agents;
+
+/// What `keel up` was asked for.
+#[derive(Debug, Clone)]
+pub struct UpConfig {
+    pub repo: Option<PathBuf>,
+    pub nodes: usize,
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub agent_listen: String,
+    pub service_network: ServiceNetwork,
+    /// How long to wait for the pods before printing what is still starting.
+    pub wait: Duration,
+}
+
+/// A line of progress, at once (stdout may be a pipe).
+fn step(text: &str) {
+    crate::cli::out(&format!("==> {text}\n"));
+}
+
+/// The commands that install and start Docker on Debian, for the message when it is missing.
+const DOCKER_HELP: &str = "keel runs pods on the local Docker engine, and none answers.
+Install and start it (Debian, as root):
+    apt-get install -y docker.io busybox-static
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+then run keel up again. (./scripts/demo does this for you.)";
+
+fn docker_version() -> Option<String> {
+    let out = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs the cluster until Ctrl-C; returns the exit code.
+pub fn run(config: UpConfig) -> i32 {
+    match start_and_serve(config) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("keel up: {e:#}");
+            1
+        }
+    }
+}
+
+fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(config.data_dir.join("logs")).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data dir {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let server_log = config.data_dir.join("logs").join("server.log");
+    crate::logging::init_file(&server_log)?;
+
+    let Some(version) = docker_version() else {
+        anyhow::bail!("{DOCKER_HELP}");
+    };
+    step(&format!("Docker engine {version} is running"));
+
+    for image in images::example_images() {
+        if !images::present(&image.reference) {
+            images::import(&image)?;
+        }
+    }
+    step("images ready: keel-example/web:1, keel-example/web:2, keel-example/api:1");
+
+    let repo = match &config.repo {
+        Some(repo) => {
+            let repo = std::fs::canonicalize(repo)
+                .map_err(|e| anyhow::anyhow!("--repo {}: {e}", repo.display()))?;
+            step(&format!("using the repository {}", repo.display()));
+            repo
+        }
+        None => {
+            let repo = config.data_dir.join("repo");
+            if repo.join(".git").is_dir() {
+                step(&format!("resuming with the repository {}", repo.display()));
+            } else {
+                example::create(&repo)?;
+                step(&format!(
+                    "created a repository with the example app: {}",
+                    repo.display()
+                ));
+            }
+            repo
+        }
+    };
+
+    let server = Config {
+        repo: repo.to_string_lossy().into_owned(),
+        branch: None,
+        path: None,
+        data_dir: config.data_dir.join("server"),
+        store: None,
+        listen: config.listen.clone(),
+        agent_listen: config.agent_listen.clone(),
+        node_grace: Duration::from_secs(10),
+        pod_eviction_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_secs(30),
+        resync_interval: Duration::from_secs(60),
+        webhook_secret: None,
+        service_network: config.service_network.clone(),
+        wait_for_nodes: config.nodes,
+    };
+    // The control plane on its own thread and runtime, as its own process would have; it
+    // stops on Ctrl-C or SIGTERM like `keel server`.
+    let control_plane = std::thread::spawn(move || -> anyhow::Result<()> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::server::run(server))
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let url = format!("http://{}", config.listen);
+    let api = Api {
+        url: url.clone(),
+        client: crate::cli::http::client(),
+    };
+    let mut agents: Option<Agents> = None;
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = bring_up(&config, &api, &repo, &control_plane, &mut agents, &server_log) => r.map(|()| true),
+            _ = stop_signal() => Ok(false),
+        }
+    });
+    let keep_running = match outcome {
+        Ok(up) => up,
+        Err(e) => {
+            eprintln!("keel up: {e:#}");
+            false
+        }
+    };
+    if keep_running {
+        runtime.block_on(stop_signal());
+    }
+    step("stopping");
+    // The control plane saw the same signal; after a startup failure it did not, and this
+    // process's exit ends it (the store is crash-safe).
+    let removed = agents.map(Agents::stop_and_clean).unwrap_or_else(|| {
+        Agents::names(config.nodes)
+            .iter()
+            .map(|n| agents::remove_containers(n))
+            .sum()
+    });
+    step(&format!(
+        "stopped; removed {removed} containers. `keel up` again resumes with the same repository."
+    ));
+    if control_plane.is_finished()
+        && let Ok(Err(e)) = control_plane.join()
+    {
+        anyhow::bail!("the control plane stopped: {e:#}");
+    }
+    if keep_running {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {}
+    }
+}
+
+struct Api {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> Option<Value> {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json().await.ok()
+    }
+
+    async fn answers(&self, path: &str) -> bool {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    async fn items(&self, path: &str) -> Vec<Value> {
+        self.get(path)
+            .await
+            .and_then(|l| l["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+}
+
+fn condition(object: &Value, kind: &str) -> bool {
+    object["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == kind && c["status"] == "True")
+    })
+}
+
+/// The last lines of a log file, for a message about what failed.
+fn tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Starts the agents and waits through each stage, printing progress; then prints how to
+/// use the cluster.
+async fn bring_up(
+    config: &UpConfig,
+    api: &Api,
+    repo: &std::path::Path,
+    control_plane: &std::thread::JoinHandle<anyhow::Result<()>>,
+    agents: &mut Option<Agents>,
+    server_log: &std::path::Path,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while !api.answers("/healthz").await {
+        if control_plane.is_finished() {
+            anyhow::bail!(
+                "the control plane did not start; its log ({}):\n{}",
+                server_log.display(),
+                tail(server_log, 5)
+            );
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("the control plane did not answer at {} within 30s", api.url);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    step(&format!("control plane at {}", api.url));
+
+    let started_agents = agents.insert(Agents::start(
+        config.nodes,
+        &config.agent_listen,
+        &config.data_dir,
+    )?);
+    loop {
+        let ready: Vec<String> = api
+            .items("/api/v1/nodes")
+            .await
+            .iter()
+            .filter(|n| condition(n, "Ready"))
+            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        if ready.len() >= config.nodes {
+            step(&format!(
+                "{} nodes ready: {}",
+                ready.len(),
+                ready.join(", ")
+            ));
+            break;
+        }
+        if let Some((name, status)) = started_agents.exited() {
+            let log = config.data_dir.join("logs").join(format!("{name}.log"));
+            anyhow::bail!(
+                "node {name} stopped ({status}); its log ({}):\n{}",
+                log.display(),
+                tail(&log, 5)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let applied = loop {
+        let status = api.get("/api/keel/status").await.unwrap_or_default();
+        if let Some(commit) = status["applied_commit"].as_str() {
+            break commit.chars().take(7).collect::<String>();
+        }
+        if status["last_result"] == "failed" || status["last_result"] == "refused" {
+            // The cluster runs on; the user fixes the repository and commits.
+            step(&format!(
+                "the repository's revision was not applied: {}",
+                status["last_error"].as_str().unwrap_or("unknown error")
+            ));
+            step("fix it and commit; keel applies the next good revision");
+            break String::new();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if !applied.is_empty() {
+        step(&format!("revision {applied} applied"));
+        let deadline = Instant::now() + config.wait;
+        let mut last = (usize::MAX, usize::MAX);
+        loop {
+            let pods = api.items("/api/v1/pods").await;
+            let done = pods
+                .iter()
+                .filter(|p| {
+                    p["status"]["phase"] == "Succeeded"
+                        || (p["status"]["phase"] == "Running" && condition(p, "Ready"))
+                })
+                .count();
+            if (done, pods.len()) != last {
+                step(&format!("pods ready: {done}/{}", pods.len()));
+                last = (done, pods.len());
+            }
+            if !pods.is_empty() && done == pods.len() {
+                break;
+            }
+            if Instant::now() > deadline {
+                step(
+                    "some pods are still starting: see `keel get pods` and `keel describe pod NAME`",
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    print_summary(api, repo).await;
+    Ok(())
+}
+
+async fn print_summary(api: &Api, repo: &std::path::Path) {
+    let keel = std::env::current_exe()
+        .ok()
+        .filter(|p| !in_path(p))
+        .map_or_else(|| "keel".to_string(), |p| p.display().to_string());
+    let mut lines = vec![String::new(), "keel is up.".to_string(), String::new()];
+    for svc in api.items("/api/v1/services").await {
+        if svc["spec"]["type"] != "NodePort" {
+            continue;
+        }
+        for port in svc["spec"]["ports"].as_array().into_iter().flatten() {
+            if let Some(np) = port["nodePort"].as_i64() {
+                let name = svc["metadata"]["name"].as_str().unwrap_or("?");
+                lines.push(format!("  {name:<6} http://127.0.0.1:{np}/"));
+            }
+        }
+    }
+    lines.push(format!("  repo   {}", repo.display()));
+    lines.push(format!("  server {}", api.url));
+    lines.push(String::new());
+    lines.push(format!("Try it (in {}):", repo.display()));
+    lines.push(
+        "  1. change the page:  edit web/configmap.yaml, then  git commit -am \"new page\"".into(),
+    );
+    // The client verbs default to the default address.
+    let server = if api.url == "http://127.0.0.1:7400" {
+        String::new()
+    } else {
+        format!(" --server {}", api.url)
+    };
+    lines.push(format!(
+        "  2. review a change:  git checkout -b v2 && sed -i s/web:1/web:2/ web/deployment.yaml && git commit -am v2 && git checkout main\n                       {keel} plan --repo . --from main --to v2"
+    ));
+    lines.push("  3. roll back:        git revert --no-edit HEAD".into());
+    lines.push(String::new());
+    lines.push(format!(
+        "See it with `{keel} get pods{server}` and `{keel} status{server}`. Ctrl-C stops the cluster."
+    ));
+    crate::cli::out(&(lines.join("\n") + "\n"));
+}
+
+/// Whether `exe` is what `keel` on the PATH runs.
+fn in_path(exe: &std::path::Path) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            std::fs::canonicalize(dir.join("keel")).ok() == std::fs::canonicalize(exe).ok()
+        })
+    })
+}
