@@ -42,7 +42,8 @@ impl Server {
             ]);
         }
         if !extra.contains(&"--service-node-port-range") {
-            let low = 30000 + (port % 110) * 25;
+            // Clear of 30000-30999, where example-repo's fixed NodePort (30080) lives.
+            let low = 31000 + (port % 70) * 25;
             args.extend([
                 "--service-node-port-range".into(),
                 format!("{low}-{}", low + 24),

@@ -321,11 +321,15 @@ async fn bring_up(
         let mut last = (usize::MAX, usize::MAX);
         loop {
             let pods = api.items("/api/v1/pods").await;
+            // A Job's pod is done when it succeeded; any other pod when it is Ready.
             let done = pods
                 .iter()
                 .filter(|p| {
+                    let of_job = p["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|o| o.iter().any(|r| r["kind"] == "Job"));
                     p["status"]["phase"] == "Succeeded"
-                        || (p["status"]["phase"] == "Running" && condition(p, "Ready"))
+                        || (!of_job && p["status"]["phase"] == "Running" && condition(p, "Ready"))
                 })
                 .count();
             if (done, pods.len()) != last {
@@ -344,8 +348,41 @@ async fn bring_up(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    // The URLs printed next work when they are printed: each node's proxy listens once
+    // its agent has the Service's ready endpoints, a moment after the pods are ready.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for url in node_port_urls(api).await.into_iter().map(|(_, url)| url) {
+        while Instant::now() < deadline
+            && api
+                .client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     print_summary(api, repo).await;
     Ok(())
+}
+
+/// `(service name, http://127.0.0.1:NODEPORT/)` for every NodePort Service port.
+async fn node_port_urls(api: &Api) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for svc in api.items("/api/v1/services").await {
+        if svc["spec"]["type"] != "NodePort" {
+            continue;
+        }
+        let name = svc["metadata"]["name"].as_str().unwrap_or("?").to_string();
+        for port in svc["spec"]["ports"].as_array().into_iter().flatten() {
+            if let Some(np) = port["nodePort"].as_i64() {
+                out.push((name.clone(), format!("http://127.0.0.1:{np}/")));
+            }
+        }
+    }
+    out
 }
 
 async fn print_summary(api: &Api, repo: &std::path::Path) {
@@ -354,16 +391,8 @@ async fn print_summary(api: &Api, repo: &std::path::Path) {
         .filter(|p| !in_path(p))
         .map_or_else(|| "keel".to_string(), |p| p.display().to_string());
     let mut lines = vec![String::new(), "keel is up.".to_string(), String::new()];
-    for svc in api.items("/api/v1/services").await {
-        if svc["spec"]["type"] != "NodePort" {
-            continue;
-        }
-        for port in svc["spec"]["ports"].as_array().into_iter().flatten() {
-            if let Some(np) = port["nodePort"].as_i64() {
-                let name = svc["metadata"]["name"].as_str().unwrap_or("?");
-                lines.push(format!("  {name:<6} http://127.0.0.1:{np}/"));
-            }
-        }
+    for (name, url) in node_port_urls(api).await {
+        lines.push(format!("  {name:<6} {url}"));
     }
     lines.push(format!("  repo   {}", repo.display()));
     lines.push(format!("  server {}", api.url));
