@@ -1,4 +1,5 @@
-//! `keel validate` as a user runs it: the real binary on directories of manifests.
+//! `keel validate` as a user runs it: the real binary on directories of manifests. Also the
+//! command line as a whole: the CLI reference in docs/cli.md, and `keel up`'s refusals.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -228,4 +229,100 @@ fn keel_schema_prints_a_json_schema() {
         .as_array()
         .expect("kinds");
     assert!(kinds.contains(&Value::from("Deployment")) && !kinds.contains(&Value::from("Node")));
+}
+
+/// `docs/cli.md` is every command's `--help`, so the reference cannot drift from the
+/// binaries. `KEEL_UPDATE_DOCS=1` rewrites it after a flag changes.
+#[test]
+fn the_cli_reference_matches_the_binaries() {
+    let help = |program: &str, args: &[&str]| -> String {
+        let mut cmd = Command::new(binary(program));
+        cmd.args(args).arg("--help");
+        // Flags backed by environment variables show the variable's value when it is set.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KEEL_") {
+                cmd.env_remove(&key);
+            }
+        }
+        let out = cmd.output().expect("--help runs");
+        assert!(out.status.success(), "{program} {args:?} --help failed");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+    let top = help("keel", &[]);
+    let verbs: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|v| v != "help")
+        .collect();
+    assert!(verbs.len() >= 10, "{top}");
+    let mut doc = String::from(
+        "# CLI reference\n\nEvery command's `--help`, generated from the binaries; a test \
+         (`the_cli_reference_matches_the_binaries` in `tests/tests/validate.rs`) fails when it \
+         drifts, and `KEEL_UPDATE_DOCS=1 cargo test -p keel-e2e --test validate cli_reference` \
+         rewrites it.\n",
+    );
+    let mut section = |title: String, text: String| {
+        doc.push_str(&format!("\n## `{title}`\n\n```text\n{text}\n```\n"));
+    };
+    section("keel".into(), top.clone());
+    for verb in &verbs {
+        section(format!("keel {verb}"), help("keel", &[verb]));
+    }
+    section("keel-agent".into(), help("keel-agent", &[]));
+    let path = workspace_root().join("docs").join("cli.md");
+    if std::env::var("KEEL_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        current == doc,
+        "docs/cli.md is out of date; run KEEL_UPDATE_DOCS=1 cargo test -p keel-e2e --test validate cli_reference"
+    );
+}
+
+/// `keel up` on a bad day: no Docker engine, nonsense flags. Each is one clear message and
+/// nothing started.
+#[test]
+fn keel_up_without_docker_or_with_bad_flags_says_what_to_do() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], path: Option<&str>| -> (Option<i32>, String) {
+        let mut cmd = Command::new(binary("keel"));
+        cmd.arg("up").args(args).arg("--data-dir").arg(data.path());
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
+        let out = cmd.output().expect("keel up runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    // No `docker` to be found: the commands that install and start it.
+    let (code, text) = run(&[], Some("/nonexistent"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("apt-get install -y docker.io") && text.contains("dockerd"),
+        "{text}"
+    );
+    for (args, expect) in [
+        (&["--nodes", "0"][..], "--nodes"),
+        (
+            &["--service-cidr", "10.96.0.1/16"][..],
+            "did you mean 10.96.0.0/16",
+        ),
+        (&["--wait", "soon"][..], "--wait"),
+    ] {
+        let (code, text) = run(args, None);
+        assert_eq!(code, Some(2), "{args:?}: {text}");
+        assert!(text.contains(expect), "{args:?}: {text}");
+    }
+    assert!(
+        !data.path().join("repo").exists(),
+        "nothing was created on the way to an error"
+    );
 }

@@ -14,8 +14,8 @@ pub struct Args {
     /// How many nodes (`keel-agent` processes) to start.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub nodes: u16,
-    /// Where the cluster keeps its state: store, repository, agents' data, logs. Running
-    /// `keel up` again on the same data dir resumes.
+    /// Where the cluster keeps its state: store, repository, agents' data, logs (default
+    /// ~/.local/share/keel/up). Running `keel up` again on the same data dir resumes.
     #[arg(long, env = "KEEL_UP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address of the HTTP API (`keel get --server`, `keel plan --server`).

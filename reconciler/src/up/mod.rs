@@ -127,10 +127,15 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
     // The control plane on its own thread and runtime, as its own process would have; it
     // stops on Ctrl-C or SIGTERM like `keel server`.
     let control_plane = std::thread::spawn(move || -> anyhow::Result<()> {
-        tokio::runtime::Builder::new_multi_thread()
+        let result = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(crate::server::run(server))
+            .block_on(crate::server::run(server));
+        if let Err(e) = &result {
+            // Into server.log, which keel up shows when the control plane does not start.
+            tracing::error!("keel server: {e:#}");
+        }
+        result
     });
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -150,6 +155,8 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
     });
     let keep_running = match outcome {
         Ok(up) => up,
+        // A control plane that stopped says why itself, below.
+        Err(_) if control_plane.is_finished() => false,
         Err(e) => {
             eprintln!("keel up: {e:#}");
             false
@@ -167,9 +174,10 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
             .map(|n| agents::remove_containers(n))
             .sum()
     });
-    step(&format!(
-        "stopped; removed {removed} containers. `keel up` again resumes with the same repository."
-    ));
+    step(&format!("stopped; removed {removed} containers"));
+    if keep_running {
+        step("`keel up` again resumes with the same repository and store");
+    }
     if control_plane.is_finished()
         && let Ok(Err(e)) = control_plane.join()
     {
@@ -254,11 +262,7 @@ async fn bring_up(
     let started = Instant::now();
     while !api.answers("/healthz").await {
         if control_plane.is_finished() {
-            anyhow::bail!(
-                "the control plane did not start; its log ({}):\n{}",
-                server_log.display(),
-                tail(server_log, 5)
-            );
+            anyhow::bail!("the control plane stopped (log: {})", server_log.display());
         }
         if started.elapsed() > Duration::from_secs(30) {
             anyhow::bail!("the control plane did not answer at {} within 30s", api.url);
