@@ -12,7 +12,7 @@ pub struct Args {
     #[arg(long)]
     pub repo: Option<PathBuf>,
     /// How many nodes (`keel-agent` processes) to start.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=crate::up::MAX_NODES as i64))]
     pub nodes: u16,
     /// Where the cluster keeps its state: store, repository, agents' data, logs (default
     /// ~/.local/share/keel/up). Running `keel up` again on the same data dir resumes.

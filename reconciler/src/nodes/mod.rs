@@ -116,6 +116,13 @@ pub fn is_ready(node: &Node) -> bool {
     ready_of(node).is_some_and(|c| c.status == "True")
 }
 
+/// Whether the node's agent registered or was last written ready at or after `since`.
+pub fn heard_since(node: &Node, since: chrono::DateTime<chrono::Utc>) -> bool {
+    ready_of(node)
+        .and_then(|c| c.last_heartbeat_time)
+        .is_some_and(|t| t >= since)
+}
+
 fn ready_of(node: &Node) -> Option<&Condition> {
     node.status
         .as_ref()?

@@ -164,19 +164,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns once `n` nodes are Ready, or on shutdown.
+/// Returns once `n` nodes registered with this control plane are Ready, or on shutdown.
+/// Nodes the store still holds as Ready from before a restart do not count until their
+/// agents are back.
 async fn wait_for_nodes(
     cache: &crate::controllers::cache::Cache,
     n: usize,
     mut stop: signal::Receiver<bool>,
 ) {
     tracing::info!(nodes = n, "waiting for nodes before the first apply");
+    // Less a margin: condition times are kept to the second.
+    let since = chrono::Utc::now() - chrono::Duration::seconds(2);
     loop {
         let ready = cache
             .list("Node", None)
             .iter()
             .filter(|s| match &s.object {
-                keel_schema::Object::Node(node) => crate::nodes::is_ready(node),
+                keel_schema::Object::Node(node) => {
+                    crate::nodes::is_ready(node) && crate::nodes::heard_since(node, since)
+                }
                 _ => false,
             })
             .count();

@@ -11,6 +11,21 @@ pub struct Agents {
     data_dir: PathBuf,
 }
 
+impl Drop for Agents {
+    /// Agents never outlive `keel up`, whatever path it leaves by (a later agent failing to
+    /// start, say): a child process is not ended by dropping its handle.
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The most nodes `keel up` runs (`--nodes`); leftovers of larger earlier runs are cleaned
+/// up to this many.
+pub const MAX_NODES: usize = 20;
+
 /// `keel-agent` beside the running `keel` (both come from the same build or package).
 fn agent_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -101,6 +116,7 @@ impl Agents {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.children.clear();
         let mut removed = 0;
         for name in &self.names {
             removed += remove_containers(name);
@@ -108,6 +124,17 @@ impl Agents {
         }
         removed
     }
+}
+
+/// Removes what nodes of an earlier, larger or interrupted run left: containers and `lo`
+/// addresses of `local-N` for N above `keep`. Returns how many containers went.
+pub fn clean_leftovers(data_dir: &Path, keep: usize) -> usize {
+    let mut removed = 0;
+    for name in Agents::names(MAX_NODES).into_iter().skip(keep) {
+        removed += remove_containers(&name);
+        remove_addresses(&data_dir.join("agents").join(&name));
+    }
+    removed
 }
 
 /// Removes every container of node `name` (they carry `keel.dev/node=NAME`).

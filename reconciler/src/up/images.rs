@@ -83,6 +83,15 @@ fn rootfs_tar(image: &Image) -> anyhow::Result<Vec<u8>> {
     let busybox = busybox()?;
     let binary = std::fs::read(&busybox)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", busybox.display()))?;
+    // A dynamically linked busybox names its loader near the start of the file; in an image
+    // without libc it would not even start.
+    let head = &binary[..binary.len().min(8192)];
+    if head.windows(7).any(|w| w == b"ld-linu") {
+        anyhow::bail!(
+            "{} is dynamically linked; the images need the static build: apt-get install -y busybox-static",
+            busybox.display()
+        );
+    }
     let list = Command::new(&busybox).arg("--list").output()?;
     let mut tar = tar::Builder::new(Vec::new());
     let dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32| {

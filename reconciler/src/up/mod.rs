@@ -5,6 +5,7 @@
 //! data dir resumes (same repository, store and node names).
 
 mod agents;
+pub use agents::MAX_NODES;
 pub mod example;
 pub mod images;
 
@@ -73,18 +74,41 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
     })?;
     let server_log = config.data_dir.join("logs").join("server.log");
     crate::logging::init_file(&server_log)?;
+    // One local cluster per machine: node names, NodePorts and the example's addresses are
+    // fixed, so a second one would take over the first one's containers and traffic.
+    let _lock = lock_machine()?;
 
     let Some(version) = docker_version() else {
         anyhow::bail!("{DOCKER_HELP}");
     };
     step(&format!("Docker engine {version} is running"));
+    let leftovers = agents::clean_leftovers(&config.data_dir, config.nodes);
+    if leftovers > 0 {
+        step(&format!(
+            "removed {leftovers} containers of nodes beyond --nodes {}",
+            config.nodes
+        ));
+    }
 
+    let mut missing = Vec::new();
     for image in images::example_images() {
-        if !images::present(&image.reference) {
-            images::import(&image)?;
+        if !images::present(&image.reference)
+            && let Err(e) = images::import(&image)
+        {
+            missing.push(format!("{}: {e:#}", image.reference));
         }
     }
-    step("images ready: keel-example/web:1, keel-example/web:2, keel-example/api:1");
+    match (missing.is_empty(), &config.repo) {
+        (true, _) => {
+            step("images ready: keel-example/web:1, keel-example/web:2, keel-example/api:1")
+        }
+        // The example needs them; another repository may not.
+        (false, None) => anyhow::bail!("cannot make the example's images: {}", missing.join("; ")),
+        (false, Some(_)) => step(&format!(
+            "the example's images could not be made ({}); going on with your repository",
+            missing.join("; ")
+        )),
+    }
 
     let repo = match &config.repo {
         Some(repo) => {
@@ -110,7 +134,8 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
 
     let server = Config {
         repo: repo.to_string_lossy().into_owned(),
-        branch: None,
+        // The example's repository is followed on main, whatever the user checks out in it.
+        branch: config.repo.is_none().then(|| "main".to_string()),
         path: None,
         data_dir: config.data_dir.join("server"),
         store: None,
@@ -153,6 +178,7 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
             _ = stop_signal() => Ok(false),
         }
     });
+    let interrupted = matches!(outcome, Ok(false));
     let keep_running = match outcome {
         Ok(up) => up,
         // A control plane that stopped says why itself, below.
@@ -168,12 +194,7 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
     step("stopping");
     // The control plane saw the same signal; after a startup failure it did not, and this
     // process's exit ends it (the store is crash-safe).
-    let removed = agents.map(Agents::stop_and_clean).unwrap_or_else(|| {
-        Agents::names(config.nodes)
-            .iter()
-            .map(|n| agents::remove_containers(n))
-            .sum()
-    });
+    let removed = agents.map(Agents::stop_and_clean).unwrap_or(0);
     step(&format!("stopped; removed {removed} containers"));
     if keep_running {
         step("`keel up` again resumes with the same repository and store");
@@ -183,18 +204,63 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
     {
         anyhow::bail!("the control plane stopped: {e:#}");
     }
-    if keep_running {
-        Ok(())
-    } else {
-        std::process::exit(1)
+    match (keep_running, interrupted) {
+        (true, _) => Ok(()),
+        // Interrupted while starting: what was started is gone; 130 as a shell reports it.
+        (false, true) => std::process::exit(130),
+        (false, false) => std::process::exit(1),
     }
 }
 
+/// Takes the machine-wide `keel up` lock (a file in the temp dir, held while this process
+/// lives), or says who holds it.
+fn lock_machine() -> anyhow::Result<std::fs::File> {
+    let path = std::env::temp_dir().join("keel-up.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::{Seek, Write};
+            file.set_len(0)?;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            write!(file, "{}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "another keel up is running on this machine (pid {}); stop it (Ctrl-C in its terminal) first",
+                holder.trim()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("cannot lock {}: {e}", path.display())
+        }
+    }
+}
+
+/// Ctrl-C, SIGTERM, or SIGHUP (the terminal closed): each stops the cluster cleanly.
 async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    async fn wait(s: Option<&mut tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {}
+        _ = wait(term.as_mut()) => {}
+        _ = wait(hangup.as_mut()) => {}
     }
 }
 
@@ -233,6 +299,19 @@ impl Api {
             .and_then(|l| l["items"].as_array().cloned())
             .unwrap_or_default()
     }
+}
+
+/// Whether a node's Ready condition was written at or after `since` (its agent registered or
+/// beat since then).
+fn heard_since(node: &Value, since: chrono::DateTime<chrono::Utc>) -> bool {
+    node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["type"] == "Ready")
+        .filter_map(|c| c["lastHeartbeatTime"].as_str())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .any(|t| t >= since)
 }
 
 fn condition(object: &Value, kind: &str) -> bool {
@@ -276,12 +355,16 @@ async fn bring_up(
         &config.agent_listen,
         &config.data_dir,
     )?);
+    // Less a margin: the API writes times to the second.
+    let agents_started = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        // Ready from this run: a resumed cluster's nodes are still Ready in the store.
         let ready: Vec<String> = api
             .items("/api/v1/nodes")
             .await
             .iter()
-            .filter(|n| condition(n, "Ready"))
+            .filter(|n| condition(n, "Ready") && heard_since(n, agents_started))
             .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
             .collect();
         if ready.len() >= config.nodes {
@@ -300,6 +383,17 @@ async fn bring_up(
                 tail(&log, 5)
             );
         }
+        if control_plane.is_finished() {
+            anyhow::bail!("the control plane stopped (log: {})", server_log.display());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "only {} of {} nodes registered within 60s; see the logs in {}",
+                ready.len(),
+                config.nodes,
+                config.data_dir.join("logs").display()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -307,6 +401,14 @@ async fn bring_up(
         let status = api.get("/api/keel/status").await.unwrap_or_default();
         if let Some(commit) = status["applied_commit"].as_str() {
             break commit.chars().take(7).collect::<String>();
+        }
+        if control_plane.is_finished() {
+            anyhow::bail!("the control plane stopped (log: {})", server_log.display());
+        }
+        if let Some(error) = status["fetch_error"].as_str() {
+            step(&format!("cannot read the repository: {error}"));
+            step("fix it (a repository needs a commit on its branch); keel retries");
+            break String::new();
         }
         if status["last_result"] == "failed" || status["last_result"] == "refused" {
             // The cluster runs on; the user fixes the repository and commits.
@@ -355,20 +457,28 @@ async fn bring_up(
     // The URLs printed next work when they are printed: each node's proxy listens once
     // its agent has the Service's ready endpoints, a moment after the pods are ready.
     let deadline = Instant::now() + Duration::from_secs(30);
-    for url in node_port_urls(api).await.into_iter().map(|(_, url)| url) {
-        while Instant::now() < deadline
-            && api
+    for (name, url) in node_port_urls(api).await {
+        loop {
+            let answered = api
                 .client
                 .get(&url)
                 .timeout(Duration::from_secs(2))
                 .send()
                 .await
-                .is_err()
-        {
+                .is_ok();
+            if answered {
+                break;
+            }
+            if Instant::now() > deadline {
+                step(&format!(
+                    "{name} does not answer at {url} yet: see `keel get endpoints` and `keel describe pod`"
+                ));
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    print_summary(api, repo).await;
+    print_summary(api, repo, config.repo.is_none()).await;
     Ok(())
 }
 
@@ -389,7 +499,7 @@ async fn node_port_urls(api: &Api) -> Vec<(String, String)> {
     out
 }
 
-async fn print_summary(api: &Api, repo: &std::path::Path) {
+async fn print_summary(api: &Api, repo: &std::path::Path, example: bool) {
     let keel = std::env::current_exe()
         .ok()
         .filter(|p| !in_path(p))
@@ -402,6 +512,13 @@ async fn print_summary(api: &Api, repo: &std::path::Path) {
     lines.push(format!("  server {}", api.url));
     lines.push(String::new());
     lines.push(format!("Try it (in {}):", repo.display()));
+    if !example {
+        lines.push(format!(
+            "  1. change a manifest and commit:  git commit -am \"...\"  (applied within seconds)\n  2. review a branch:  {keel} plan --repo . --from BRANCH --to OTHER-BRANCH\n  3. roll back:  git revert --no-edit HEAD\n\nCtrl-C stops the cluster."
+        ));
+        crate::cli::out(&(lines.join("\n") + "\n"));
+        return;
+    }
     lines.push(
         "  1. change the page:  edit web/configmap.yaml, then  git commit -am \"new page\"".into(),
     );
