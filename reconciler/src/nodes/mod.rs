@@ -429,8 +429,60 @@ impl NodeRegistry {
                 .get(&node)
                 .is_some_and(|t| t.elapsed() > self.grace);
             if still_late && self.write_ready(&node, false).await {
-                self.state().unready.insert(node);
+                self.state().unready.insert(node.clone());
+                self.mark_pods_not_ready(&node).await;
             }
+        }
+    }
+
+    /// A node gone silent cannot vouch for its pods: they stop being Ready (as Kubernetes'
+    /// node lifecycle controller does), so Services stop sending them traffic now rather than
+    /// when the pods are evicted. The agent's statuses put them back when it returns.
+    async fn mark_pods_not_ready(&self, node: &str) {
+        let Ok(pods) = self.store.list("Pod", None, None).await else {
+            return;
+        };
+        let now = Utc::now();
+        let mut marked = 0;
+        for stored in pods.items {
+            let Object::Pod(mut pod) = stored.object else {
+                continue;
+            };
+            if pod.spec.node_name.as_deref() != Some(node) {
+                continue;
+            }
+            let mut changed = false;
+            let conditions = pod
+                .status
+                .as_mut()
+                .and_then(|s| s.conditions.as_mut())
+                .into_iter()
+                .flatten();
+            for c in conditions.filter(|c| c.type_ == "Ready" && c.status == "True") {
+                c.status = "False".into();
+                c.reason = Some("NodeNotReady".into());
+                c.message = Some(format!("node {node} is not ready"));
+                c.last_transition_time = Some(now);
+                changed = true;
+            }
+            // A conflict means the pod changed meanwhile (deleted, or its agent reported):
+            // that write is newer than this one.
+            if changed
+                && self
+                    .store
+                    .update(Object::Pod(pod), stored.resource_version)
+                    .await
+                    .is_ok()
+            {
+                marked += 1;
+            }
+        }
+        if marked > 0 {
+            tracing::info!(
+                node,
+                pods = marked,
+                "marked the pods of a not-ready node not ready"
+            );
         }
     }
 

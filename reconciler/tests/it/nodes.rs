@@ -184,6 +184,40 @@ async fn silent_nodes_become_not_ready_and_heartbeats_bring_them_back() {
     let mut cp = control_plane(Duration::from_millis(1500)).await;
     cp.client.register(registration("beating")).await.unwrap();
     cp.client.register(registration("silent")).await.unwrap();
+    // A Ready pod on each node.
+    for node in ["beating", "silent"] {
+        cp.store
+            .create(
+                Object::from_json(json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("on-{node}"), "namespace": "default"},
+                    "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app:1"}]},
+                    "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+                }))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let pod_ready = async |name: &str| -> String {
+        match cp
+            .store
+            .get(&ObjectKey::new("Pod", "default", name))
+            .await
+            .unwrap()
+            .map(|s| s.object)
+        {
+            Some(Object::Pod(p)) => p
+                .status
+                .and_then(|s| s.conditions)
+                .into_iter()
+                .flatten()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| c.status)
+                .unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
     let (tx, rx) = mpsc::channel(16);
     let mut client = cp.client.clone();
     let stream = tokio::spawn(async move { client.report_status(ReceiverStream::new(rx)).await });
@@ -217,6 +251,16 @@ async fn silent_nodes_become_not_ready_and_heartbeats_bring_them_back() {
         "True",
         "heartbeats keep a node ready"
     );
+    // The silent node's pod stops being Ready (so Services drop it); the other's stays.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while pod_ready("on-silent").await != "False" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pod was not marked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pod_ready("on-beating").await, "True");
 
     // The silent node's agent comes back: a new stream of its own.
     let (tx2, rx2) = mpsc::channel(16);
