@@ -356,6 +356,10 @@ impl NodeRegistry {
         let _writing = self.readiness.lock().await;
         if self.state().unready.contains(node) && self.write_ready(node, true).await {
             self.state().unready.remove(node);
+            // Heard from again on the same stream, the agent sends no statuses it thinks it
+            // already sent: undo this registry's own marking (anything else the pods went
+            // through meanwhile, the agent reported, and that replaced the mark).
+            self.mark_pods(node, true).await;
         }
     }
 
@@ -430,15 +434,17 @@ impl NodeRegistry {
                 .is_some_and(|t| t.elapsed() > self.grace);
             if still_late && self.write_ready(&node, false).await {
                 self.state().unready.insert(node.clone());
-                self.mark_pods_not_ready(&node).await;
+                self.mark_pods(&node, false).await;
             }
         }
     }
 
     /// A node gone silent cannot vouch for its pods: they stop being Ready (as Kubernetes'
     /// node lifecycle controller does), so Services stop sending them traffic now rather than
-    /// when the pods are evicted. The agent's statuses put them back when it returns.
-    async fn mark_pods_not_ready(&self, node: &str) {
+    /// when the pods are evicted (`ready` false). When the node is heard from again, the
+    /// pods this marked are Ready again (`ready` true); the agent's statuses have the last
+    /// word either way.
+    async fn mark_pods(&self, node: &str, ready: bool) {
         let Ok(pods) = self.store.list("Pod", None, None).await else {
             return;
         };
@@ -458,10 +464,19 @@ impl NodeRegistry {
                 .and_then(|s| s.conditions.as_mut())
                 .into_iter()
                 .flatten();
-            for c in conditions.filter(|c| c.type_ == "Ready" && c.status == "True") {
-                c.status = "False".into();
-                c.reason = Some("NodeNotReady".into());
-                c.message = Some(format!("node {node} is not ready"));
+            for c in conditions.filter(|c| c.type_ == "Ready") {
+                let marked = c.reason.as_deref() == Some("NodeNotReady");
+                if !ready && c.status == "True" {
+                    c.status = "False".into();
+                    c.reason = Some("NodeNotReady".into());
+                    c.message = Some(format!("node {node} is not ready"));
+                } else if ready && c.status == "False" && marked {
+                    c.status = "True".into();
+                    c.reason = None;
+                    c.message = None;
+                } else {
+                    continue;
+                }
                 c.last_transition_time = Some(now);
                 changed = true;
             }
@@ -478,11 +493,7 @@ impl NodeRegistry {
             }
         }
         if marked > 0 {
-            tracing::info!(
-                node,
-                pods = marked,
-                "marked the pods of a not-ready node not ready"
-            );
+            tracing::info!(node, pods = marked, ready, "pods of the node marked");
         }
     }
 

@@ -269,6 +269,14 @@ async fn silent_nodes_become_not_ready_and_heartbeats_bring_them_back() {
         tokio::spawn(async move { client.report_status(ReceiverStream::new(rx2)).await });
     tx2.send(beat("silent")).await.unwrap();
     wait_ready(&cp.store, "silent", "True").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while pod_ready("on-silent").await != "True" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mark was not undone"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     beater.abort();
     drop(tx);
     let _ = stream.await;
