@@ -93,34 +93,10 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
-        // The ClusterIP addresses it added to `lo` (a killed agent cannot remove them).
-        let owner = std::fs::read_to_string(self.data.join(&self.name).join("address-owner"))
-            .unwrap_or_default();
-        if !owner.trim().is_empty() {
-            let label = format!("lo:k{}", owner.trim());
-            let listing = Command::new("ip")
-                .args(["-4", "-o", "addr", "show", "dev", "lo", "label", &label])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-                .unwrap_or_default();
-            for cidr in listing.split_whitespace().filter(|w| w.ends_with("/32")) {
-                let _ = Command::new("ip")
-                    .args(["addr", "del", cidr, "dev", "lo"])
-                    .status();
-            }
-        }
-        // The containers it made, whatever state the test left them in.
-        let ids = docker(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=keel.dev/node={}", self.name),
-        ]);
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.lines());
-            docker(&args);
-        }
+        // What a killed agent cannot remove itself, with keel up's own cleanup: the ClusterIP
+        // addresses it added to `lo`, and its containers, whatever state the test left them in.
+        keel_reconciler::up::remove_addresses(&self.data.join(&self.name));
+        keel_reconciler::up::remove_containers(&self.name);
     }
 }
 
@@ -745,17 +721,7 @@ impl Drop for Up {
             return;
         }
         for node in ["local-1", "local-2", "local-3"] {
-            let ids = docker(&[
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=keel.dev/node={node}"),
-            ]);
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(ids.lines());
-                docker(&args);
-            }
+            keel_reconciler::up::remove_containers(node);
         }
     }
 }

@@ -164,7 +164,7 @@ pub fn remove_containers(name: &str) -> usize {
 }
 
 /// Removes the `lo` addresses labelled with the owner tag kept in an agent's data dir.
-fn remove_addresses(agent_dir: &Path) {
+pub fn remove_addresses(agent_dir: &Path) {
     let Ok(owner) = std::fs::read_to_string(agent_dir.join("address-owner")) else {
         return;
     };

@@ -5,7 +5,7 @@
 //! data dir resumes (same repository, store and node names).
 
 mod agents;
-pub use agents::MAX_NODES;
+pub use agents::{MAX_NODES, remove_addresses, remove_containers};
 pub mod example;
 pub mod images;
 
