@@ -32,6 +32,7 @@ async fn start(node: &str, data: &std::path::Path, runtime: Arc<dyn Runtime>) ->
             data_dir: data.to_path_buf(),
             allowed_host_paths: vec![],
             service_proxy: None,
+            identity: None,
         },
         runtime,
     )

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::grpc::client::{self, Registration};
+use crate::grpc::identity::NodeIdentity;
 use crate::grpc::server::{self, NodeAgentService};
 use crate::pod::worker::PodContext;
 use crate::runtime::Runtime;
@@ -32,6 +33,8 @@ pub struct AgentConfig {
     pub allowed_host_paths: Vec<PathBuf>,
     /// The Service proxy; `None` runs none (hollow nodes at scale).
     pub service_proxy: Option<ServiceProxy>,
+    /// The node's certificate for mutual TLS; `None` is `--insecure` (plaintext both ways).
+    pub identity: Option<Arc<NodeIdentity>>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,13 +160,19 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         supervisor: supervisor.clone(),
         runtime: runtime.clone(),
         proxy: proxy.clone(),
+        mutual_tls: config.identity.is_some(),
     };
+    let tls = config
+        .identity
+        .as_ref()
+        .map(|i| i.server_config())
+        .transpose()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let mut tasks = vec![tokio::spawn(async move {
         let shutdown = async {
             let _ = stop_rx.await;
         };
-        if let Err(e) = server::serve(listener, service, shutdown).await {
+        if let Err(e) = server::serve(listener, service, tls, shutdown).await {
             tracing::error!(error = %e, "the agent's gRPC server stopped");
         }
     })];
@@ -177,11 +186,17 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
             labels: config.labels.clone(),
             runtime: runtime.name().to_string(),
         };
+        if let Some(identity) = &config.identity {
+            tasks.push(tokio::spawn(
+                identity.clone().renew_loop(server_addr.clone()),
+            ));
+        }
         tasks.push(tokio::spawn(client::run(
             server_addr,
             me,
             hub.clone(),
             supervisor.clone(),
+            config.identity.clone(),
         )));
     }
     tracing::info!(node = %config.node, %addr, runtime = runtime.name(), "keel-agent serving");

@@ -88,6 +88,14 @@ struct Args {
     /// A directory under which hostPath volumes are allowed (repeatable; none by default).
     #[arg(long = "allowed-host-path")]
     allowed_host_paths: Vec<PathBuf>,
+    /// A join token from `keel token create`, traded once for this node's certificate
+    /// (kept in the data dir; later starts need no token).
+    #[arg(long, env = "KEEL_JOIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// FOR TESTS ONLY: plaintext gRPC and no certificates. Anyone who can reach --listen can
+    /// then run containers on this node as root.
+    #[arg(long, conflicts_with = "token")]
+    insecure: bool,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -193,6 +201,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             interface: (!args.no_service_addresses).then(|| args.service_interface.clone()),
             node_port_address: args.node_port_address,
         }),
+        identity: None,
     })
 }
 
@@ -216,7 +225,7 @@ fn raise_open_files_limit() {
 async fn main() {
     let args = Args::parse();
     init_logging(args.log_format);
-    let config = match config(&args) {
+    let mut config = match config(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("keel-agent: {e}");
@@ -224,6 +233,34 @@ async fn main() {
         }
     };
     raise_open_files_limit();
+    if args.insecure {
+        eprintln!(
+            "keel-agent: WARNING: --insecure: the agent's API is plaintext and unauthenticated; \
+             anyone who reaches {} can run containers on this node as root. Never use it \
+             outside tests.",
+            args.listen
+        );
+        tracing::warn!("--insecure: plaintext and unauthenticated gRPC, for tests only");
+    } else {
+        let server = config.server.clone().unwrap_or_default();
+        match keel_nodeagent::grpc::identity::NodeIdentity::obtain(
+            &config.data_dir,
+            &config.node,
+            &server,
+            args.token.as_deref(),
+        )
+        .await
+        {
+            Ok(identity) => {
+                tracing::info!(expires = ?identity.expires(), "node certificate loaded");
+                config.identity = Some(identity);
+            }
+            Err(e) => {
+                eprintln!("keel-agent: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
     let runtime: Arc<dyn Runtime> = match args.runtime {
         RuntimeKind::Docker => {
             match DockerRuntime::connect(&config.node, &args.pause_image).await {

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod auth;
 pub mod cli;
 pub mod controllers;
 pub mod events;

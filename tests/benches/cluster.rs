@@ -77,6 +77,11 @@ fn start_control_plane() -> ControlPlane {
         webhook_secret: None,
         service_network: keel_reconciler::apply::ServiceNetwork::default(),
         wait_for_nodes: 0,
+        // Hollow agents in this process, without join tokens: the control plane's scale,
+        // not TLS, is measured here.
+        insecure: true,
+        cert_validity: std::time::Duration::from_secs(3600),
+        anonymous_read: true,
     };
     // Its own thread and runtime, as its own process would have (and `run` is not `Send`).
     std::thread::spawn(move || {
@@ -110,6 +115,7 @@ async fn start_agent(cp: &ControlPlane, name: &str, runtime: Arc<dyn Runtime>) -
         data_dir: cp.work.path().join("agents").join(name),
         allowed_host_paths: vec![],
         service_proxy: None,
+        identity: None,
     };
     agent::start(config, runtime).await.expect("agent starts")
 }

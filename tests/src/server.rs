@@ -15,10 +15,16 @@ pub struct Server {
     pub agents: String,
     pub data: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     pub fn start(repo: &str, extra: &[&str]) -> Server {
+        Server::start_with_env(repo, extra, &[])
+    }
+
+    /// As [`Server::start`], with extra environment variables (`RUST_LOG`, say).
+    pub fn start_with_env(repo: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("data dir");
         let port = free_port();
         let agents = format!("127.0.0.1:{}", free_port());
@@ -59,6 +65,10 @@ impl Server {
             agents,
             data,
             args,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.spawn();
         server
@@ -72,6 +82,7 @@ impl Server {
             .expect("log file");
         let child = Command::new(binary("keel"))
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -109,9 +120,39 @@ impl Server {
         self.spawn();
     }
 
+    /// The server's API admin token (made on its first start).
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("admin-token"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// A `keel` command with this server's token in its environment.
+    pub fn keel(&self) -> Command {
+        let mut c = Command::new(binary("keel"));
+        c.env("KEEL_TOKEN", self.token());
+        c
+    }
+
+    /// A join token for a new agent (`keel token create`).
+    pub fn join_token(&self) -> String {
+        let out = self
+            .keel()
+            .args(["token", "create", "--ttl", "1h", "--server", &self.url])
+            .output()
+            .expect("keel token create runs");
+        assert!(
+            out.status.success(),
+            "keel token create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub fn get(&self, path: &str) -> Option<Value> {
         let out = Command::new("curl")
             .args(["-s", "-f", &format!("{}{path}", self.url)])
+            .args(["-H", &format!("Authorization: Bearer {}", self.token())])
             .output()
             .ok()?;
         if !out.status.success() {
@@ -125,6 +166,7 @@ impl Server {
     pub fn text(&self, path: &str) -> String {
         Command::new("curl")
             .args(["-s", "-f", &format!("{}{path}", self.url)])
+            .args(["-H", &format!("Authorization: Bearer {}", self.token())])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
             .unwrap_or_default()

@@ -57,7 +57,9 @@ fn serves_its_api_while_the_control_plane_is_unreachable() {
     let port = free_port();
     let unreachable = free_port();
     let mut agent = Command::new(binary("keel-agent"))
-        .args(["--name", "lonely", "--runtime", "hollow"])
+        // Plaintext: without a certificate, and with no control plane to join, a secure
+        // agent has no identity to serve with (see security.rs for that path).
+        .args(["--name", "lonely", "--runtime", "hollow", "--insecure"])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--server", &format!("127.0.0.1:{unreachable}")])
         .arg("--data-dir")

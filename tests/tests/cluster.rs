@@ -52,16 +52,19 @@ struct Agent {
     data: std::path::PathBuf,
     port: u16,
     server: String,
+    /// The join token it trades for its certificate on first start.
+    token: String,
 }
 
 impl Agent {
-    fn start(name: &str, server: &str, data: &Path) -> Agent {
+    fn start(name: &str, server: &Server, data: &Path) -> Agent {
         let mut agent = Agent {
             name: name.to_string(),
             child: Command::new("true").spawn().expect("placeholder"),
             data: data.join(name),
             port: free_port(),
-            server: server.to_string(),
+            server: server.agents.clone(),
+            token: server.join_token(),
         };
         agent.spawn();
         agent
@@ -78,6 +81,7 @@ impl Agent {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
             .arg(&self.data)
+            .env("KEEL_JOIN_TOKEN", &self.token)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -196,7 +200,7 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
     let nodes: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut agents: Vec<Agent> = nodes
         .iter()
-        .map(|n| Agent::start(n, &server.agents, agent_data.path()))
+        .map(|n| Agent::start(n, &server, agent_data.path()))
         .collect();
     server.wait_for("3 ready nodes", |s| {
         s.get("/api/v1/nodes")
@@ -237,7 +241,8 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
     assert_eq!(endpoints["subsets"][0]["ports"][0]["port"], 8080);
     // What a user sees from the CLI.
     let keel = |args: &[&str]| {
-        let out = Command::new(binary("keel"))
+        let out = server
+            .keel()
             .args(args)
             .args(["--server", &server.url])
             .output()
@@ -523,7 +528,7 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
         .collect();
     let _agents: Vec<Agent> = names
         .iter()
-        .map(|n| Agent::start(n, &server.agents, agent_data.path()))
+        .map(|n| Agent::start(n, &server, agent_data.path()))
         .collect();
     server.wait_for("3 nodes", |s| {
         s.get("/api/v1/nodes")
@@ -826,7 +831,9 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     wait_until(Duration::from_secs(90), "every pod back on web:1", || {
         serving("1")
     });
+    // As the summary says: the CLI finds the API token through KEEL_DATA_DIR.
     let rs = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
         .args(["get", "rs", "--server", &format!("http://{listen}")])
         .output()
         .expect("keel get rs");
@@ -856,11 +863,13 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     });
     let server = format!("http://{listen}");
     let job = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
         .args(["get", "jobs", "--server", &server])
         .output()
         .expect("keel get jobs");
     let jobs = String::from_utf8_lossy(&job.stdout);
     let describe = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
         .args(["describe", "job", "migrate", "--server", &server])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())

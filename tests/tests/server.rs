@@ -60,7 +60,8 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
     write(repo, "web/deployment.yaml", &deployment(9, "web:1"));
     commit(repo, "nine replicas, for review");
     git(repo, &["checkout", "-q", "main"]);
-    let out = Command::new(binary("keel"))
+    let out = server
+        .keel()
         .args([
             "plan",
             "--repo",
@@ -88,7 +89,8 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
         "{plan:#}"
     );
     assert_eq!(plan["changes"][0]["summary"], "replicas 5 → 9");
-    let same = Command::new(binary("keel"))
+    let same = server
+        .keel()
         .args([
             "plan",
             "--repo",
@@ -128,7 +130,8 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
     );
     commit(repo, "another service on web's address");
     git(repo, &["checkout", "-q", "main"]);
-    let steal = Command::new(binary("keel"))
+    let steal = server
+        .keel()
         .args([
             "plan",
             "--repo",
@@ -191,7 +194,8 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
         .map(|r| r["result"].as_str().unwrap_or("").to_string())
         .collect();
     assert!(results.len() >= 4, "{results:?}");
-    let table = Command::new(binary("keel"))
+    let table = server
+        .keel()
         .args(["history", "--server", &server.url])
         .output()
         .expect("keel history");
@@ -496,6 +500,7 @@ fn agents_register_and_a_silent_node_becomes_not_ready() {
         ])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--server", &server.agents])
+        .env("KEEL_JOIN_TOKEN", server.join_token())
         .arg("--data-dir")
         .arg(agent_data.path())
         .stderr(Stdio::null())

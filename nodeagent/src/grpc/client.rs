@@ -1,7 +1,7 @@
 //! The agent's side of the control plane's API: registration (retried with backoff for as long
 //! as the control plane is unreachable) and the status stream (a heartbeat every second, each
-//! pod's status when it changes, everything again after a reconnect). The channel to the
-//! control plane is built in one place, [`endpoint`], so that mutual TLS is a change there.
+//! pod's status when it changes, everything again after a reconnect). Over mutual TLS with
+//! the node's certificate unless the agent runs `--insecure`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
+use super::identity::NodeIdentity;
 use crate::status::StatusHub;
 use crate::supervisor::Supervisor;
 
@@ -49,11 +50,20 @@ pub async fn run(
     me: Registration,
     hub: std::sync::Arc<StatusHub>,
     supervisor: Supervisor,
+    identity: Option<std::sync::Arc<NodeIdentity>>,
 ) {
     let mut delay = Duration::from_millis(250);
     let mut warned = false;
+    let mut renewals = identity.as_ref().map(|i| i.renewals());
     loop {
-        match session(&server, &me, &hub, &supervisor).await {
+        let tls = match identity.as_ref().map(|i| i.control_plane_tls()).transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up TLS to the control plane");
+                return;
+            }
+        };
+        match session(&server, &me, &hub, &supervisor, tls, renewals.as_mut()).await {
             Ok(()) => {
                 delay = Duration::from_millis(250);
                 warned = false;
@@ -79,9 +89,18 @@ async fn session(
     me: &Registration,
     hub: &StatusHub,
     supervisor: &Supervisor,
+    tls: Option<keel_tls::transport::ClientTls>,
+    mut renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
 ) -> anyhow::Result<()> {
     // No timeout on the channel: the status stream lasts as long as the agent.
-    let channel: Channel = endpoint(server)?.connect().await?;
+    let channel: Channel = keel_tls::transport::connect(endpoint(server)?, tls)
+        .await
+        .map_err(|e| {
+            let detail = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            anyhow::anyhow!("{e}{detail}")
+        })?;
     let mut client = ControlPlaneClient::new(channel);
     let register = client.register(RegisterRequest {
         node_name: me.node.clone(),
@@ -142,6 +161,17 @@ async fn session(
                 if changed.is_err() {
                     return Ok(());
                 }
+            }
+            // A renewed certificate: register again on a new connection, so the control
+            // plane shows the new expiry.
+            _ = async {
+                match renewals.as_mut() {
+                    Some(r) => { let _ = r.changed().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                tracing::info!("reconnecting with the renewed certificate");
+                return Ok(());
             }
             ended = &mut call => {
                 return match ended {

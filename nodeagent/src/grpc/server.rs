@@ -1,5 +1,6 @@
 //! The agent's gRPC API (`NodeAgent`: `Sync` and `Logs`), and the one place its server is
-//! built, so that mutual TLS (step H) is a change here only.
+//! built. Over mutual TLS every call must come from the control plane's certificate: another
+//! node's certificate gets past the handshake (same CA) but not past [`authorize`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +26,29 @@ pub struct NodeAgentService {
     pub supervisor: Supervisor,
     pub runtime: Arc<dyn Runtime>,
     pub proxy: Option<Arc<keel_proxy::Proxy>>,
+    /// Whether calls must carry the control plane's certificate (false under `--insecure`).
+    pub mutual_tls: bool,
+}
+
+impl NodeAgentService {
+    /// Refuses any caller but the control plane (under mutual TLS).
+    fn authorize<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
+        if !self.mutual_tls {
+            return Ok(());
+        }
+        match keel_tls::Identity::of_peer(request) {
+            Some(keel_tls::Identity::ControlPlane) => Ok(()),
+            other => {
+                let who = other
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "a client without a keel certificate".into());
+                tracing::warn!(peer = ?request.remote_addr(), caller = %who, call, "refused a call: only the control plane may call the agent");
+                Err(Status::permission_denied(format!(
+                    "only the control plane may call {call}, not {who}"
+                )))
+            }
+        }
+    }
 }
 
 type LogsStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
@@ -32,6 +56,7 @@ type LogsStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
 #[tonic::async_trait]
 impl NodeAgent for NodeAgentService {
     async fn sync(&self, request: Request<NodeDesired>) -> Result<Response<SyncAck>, Status> {
+        self.authorize(&request, "Sync")?;
         let msg = request.into_inner();
         let set = desired::read(&msg, &self.node).map_err(|e| {
             tracing::warn!(generation = msg.generation, error = %e, "refused a desired set");
@@ -59,6 +84,7 @@ impl NodeAgent for NodeAgentService {
     type LogsStream = LogsStream;
 
     async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<LogsStream>, Status> {
+        self.authorize(&request, "Logs")?;
         let req = request.into_inner();
         let pod = format!("{}/{}", req.namespace, req.pod);
         let uid = self
@@ -126,16 +152,31 @@ impl NodeAgent for NodeAgentService {
 }
 
 /// Serves the agent's API on `listener` until `shutdown` completes.
+/// Serves the agent's API on `listener` until `shutdown` completes: over TLS with `tls`,
+/// plaintext without (`--insecure`).
 pub async fn serve(
     listener: TcpListener,
     service: NodeAgentService,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let svc = NodeAgentServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    tonic::transport::Server::builder()
-        .add_service(svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
+    let server = tonic::transport::Server::builder().add_service(svc);
+    match tls {
+        Some(config) => {
+            server
+                .serve_with_incoming_shutdown(
+                    keel_tls::transport::incoming(listener, config),
+                    shutdown,
+                )
+                .await
+        }
+        None => {
+            server
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .await
+        }
+    }
 }

@@ -224,6 +224,15 @@ fn node_details(out: &mut String, o: &Value) {
         "Agent",
         or_none(s(o, "/metadata/annotations/keel.dev~1agent-address").to_string()),
     );
+    // When the certificate the agent registered with expires (renewed with a third left).
+    field(
+        out,
+        "Certificate",
+        match s(o, "/metadata/annotations/keel.dev~1certificate-expires") {
+            "" => "<none> (the cluster runs --insecure)".to_string(),
+            t => format!("expires {t}"),
+        },
+    );
     field(out, "Capacity", map_lines(&o["status"]["capacity"], 15));
     field(
         out,

@@ -83,7 +83,7 @@ pub fn path(info: &KindInfo, namespace: Option<&str>, name: Option<&str>) -> Str
 /// GETs `path` from the server: the JSON, or the server's own message for an error.
 pub async fn get_json(server: &str, path: &str) -> anyhow::Result<Value> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
-    let resp = super::http::client()
+    let resp = super::http::client_for(server)
         .get(&url)
         .send()
         .await

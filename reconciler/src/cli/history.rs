@@ -44,7 +44,7 @@ async fn fetch(args: &Args) -> anyhow::Result<Vec<SyncRecord>> {
         args.server.trim_end_matches('/'),
         args.limit
     );
-    let resp = super::http::client()
+    let resp = super::http::client_for(&args.server)
         .get(&url)
         .send()
         .await

@@ -1,9 +1,29 @@
-//! The HTTP client the CLI verbs use to reach a `keel server`.
+//! The HTTP client the CLI verbs use to reach a `keel server`, and the bearer token they send.
 //!
 //! reqwest is built with rustls and no built-in crypto provider (the workspace uses ring, as
 //! the node agent's HTTPS probes do), so every client is made here, after installing ring once:
 //! a client built without a provider would panic.
+//!
+//! The token is `--token` / `KEEL_TOKEN` when given. Otherwise, for a server on this machine
+//! only, the admin token a local server keeps in its data dir: `$KEEL_DATA_DIR`, then
+//! `keel up`'s, then `/var/lib/keel` (the file is readable by the server's user only). A
+//! remote server never gets a local cluster's token unasked.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+static TOKEN: OnceLock<Option<String>> = OnceLock::new();
+
+/// The token given on the command line (`--token` or `KEEL_TOKEN`); set once at start.
+pub fn set_token(token: Option<String>) {
+    let _ = TOKEN.set(
+        token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+    );
+}
+
+/// A client without credentials (for anything that is not the keel API).
 pub fn client() -> reqwest::Client {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -11,4 +31,80 @@ pub fn client() -> reqwest::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
     reqwest::Client::new()
+}
+
+/// A client for the keel server at `server` (a URL), sending its bearer token when one is
+/// known.
+pub fn client_for(server: &str) -> reqwest::Client {
+    let _ = client();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token_for(server)
+        && let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn token_for(server: &str) -> Option<String> {
+    if let Some(Some(t)) = TOKEN.get() {
+        return Some(t.clone());
+    }
+    if !is_local(server) {
+        return None;
+    }
+    local_token_files()
+        .into_iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+fn is_local(server: &str) -> bool {
+    reqwest::Url::parse(server)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
+/// Where servers on this machine keep their admin tokens, most specific first.
+fn local_token_files() -> Vec<PathBuf> {
+    let file = crate::auth::api_token::FILE;
+    let mut files = Vec::new();
+    if let Some(dir) = std::env::var_os("KEEL_DATA_DIR") {
+        files.push(PathBuf::from(dir).join(file));
+    }
+    files.push(super::up::default_data_dir().join("server").join(file));
+    files.push(PathBuf::from("/var/lib/keel").join(file));
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_servers_on_this_machine_are_local() {
+        for local in [
+            "http://127.0.0.1:7400",
+            "http://localhost:1",
+            "http://[::1]:7400",
+        ] {
+            assert!(super::is_local(local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.1:7400",
+            "https://keel.example.com",
+            "not a url",
+        ] {
+            assert!(!super::is_local(remote), "{remote}");
+        }
+    }
 }

@@ -66,7 +66,7 @@ async fn stream(args: &Args) -> anyhow::Result<()> {
             q.append_pair("tailLines", &n.to_string());
         }
     }
-    let mut resp = super::http::client()
+    let mut resp = super::http::client_for(&args.server)
         .get(url)
         .send()
         .await

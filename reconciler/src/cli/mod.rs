@@ -10,6 +10,7 @@ pub mod schema;
 pub mod server;
 pub mod status;
 mod table;
+pub mod token;
 pub mod up;
 pub mod validate;
 
@@ -29,6 +30,11 @@ pub struct Cli {
     /// Log format on stderr (the level comes from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// The bearer token for the server's API (default: for a server on this machine, the
+    /// admin token in its data dir).
+    #[arg(long, env = "KEEL_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -60,6 +66,9 @@ pub enum Command {
     /// The synced revision and the health of every object it declares (exit 0 when all
     /// are Healthy, 1 otherwise, 2 when the server cannot be asked).
     Status(status::Args),
+    /// Manage the bootstrap tokens new nodes join with (`keel token create`).
+    #[command(subcommand)]
+    Token(token::Command),
 }
 
 /// Writes to stdout, ignoring a closed pipe (`keel plan | head` is not an error).
@@ -87,6 +96,7 @@ pub fn runtime(verb: &str) -> Option<tokio::runtime::Runtime> {
 
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    http::set_token(cli.token);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
@@ -98,5 +108,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Describe(args) => describe::run(&args),
         Command::Logs(args) => logs::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Token(command) => token::run(&command),
     }
 }

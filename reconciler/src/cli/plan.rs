@@ -156,7 +156,7 @@ fn plan_against_server(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let resp = super::http::client()
+        let resp = super::http::client_for(server)
             .post(&url)
             .json(&body)
             .send()

@@ -63,6 +63,18 @@ pub struct Args {
     /// manifests are checked against.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// Serve the read endpoints (get, describe, logs, status, history, plan, metrics) without
+    /// the bearer token. Creating join tokens always needs it.
+    #[arg(long)]
+    pub anonymous_read: bool,
+    /// How long node and control-plane certificates last; each is renewed when a third of
+    /// this is left.
+    #[arg(long, default_value = "8760h", value_parser = humantime::parse_duration)]
+    pub cert_validity: Duration,
+    /// FOR TESTS ONLY: talk to agents in plaintext, without certificates or join tokens.
+    /// Anyone who can reach --agent-listen can then register a node.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 pub fn run(args: &Args) -> i32 {
@@ -80,6 +92,16 @@ pub fn run(args: &Args) -> i32 {
     if args.node_grace < Duration::from_secs(1) {
         eprintln!("keel server: --node-grace must be at least 1s (agents beat once a second)");
         return 2;
+    }
+    if args.cert_validity < Duration::from_secs(30) {
+        eprintln!("keel server: --cert-validity must be at least 30s");
+        return 2;
+    }
+    if args.insecure {
+        eprintln!(
+            "keel server: WARNING: --insecure: agents connect without TLS or certificates; \
+             anyone who reaches --agent-listen can register a node. Never use it outside tests."
+        );
     }
     if secret.as_ref().is_some_and(|s| s.is_empty()) {
         // An empty secret would silently turn signature checks off.
@@ -111,6 +133,9 @@ pub fn run(args: &Args) -> i32 {
         webhook_secret: secret,
         service_network,
         wait_for_nodes: 0,
+        insecure: args.insecure,
+        cert_validity: args.cert_validity,
+        anonymous_read: args.anonymous_read,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -36,7 +36,7 @@ pub struct Args {
 }
 
 /// `~/.local/share/keel/up`, or `./keel-up` without a home.
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))

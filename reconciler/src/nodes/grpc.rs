@@ -1,13 +1,25 @@
 //! The `ControlPlane` gRPC service agents call, and the one place its server is built.
+//!
+//! Over mutual TLS (the default) a caller is who its certificate says: `Register` and
+//! `ReportStatus` are taken only from the named node's own certificate, `Renew` renews the
+//! caller's own, and `Join` (the one call without a certificate) needs a join token.
+//! `--insecure` serves plaintext and trusts the names in the messages.
 
 use keel_schema::proto::control_plane_server::{ControlPlane, ControlPlaneServer};
 use keel_schema::proto::status_report::Report;
-use keel_schema::proto::{RegisterRequest, RegisterResponse, StatusAck, StatusReport};
+use keel_schema::proto::{
+    JoinRequest, JoinResponse, RegisterRequest, RegisterResponse, RenewRequest, RenewResponse,
+    StatusAck, StatusReport,
+};
+use keel_tls::Identity;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{NodeRegistry, RegisterError};
+use crate::auth::join_tokens::JoinTokens;
+use crate::auth::pki::ControlPlanePki;
 
 /// Status reports and registrations are small; this bounds what one message may cost.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -17,6 +29,54 @@ pub struct ControlPlaneService {
     /// Turns true when the control plane stops: open status streams end then, or a graceful
     /// shutdown would wait for them for ever.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// `None` under `--insecure`.
+    pub pki: Option<Arc<ControlPlanePki>>,
+    pub join_tokens: Arc<JoinTokens>,
+}
+
+/// A node's certificate as presented on a call: its node name and expiry.
+struct NodeCertificate {
+    node: String,
+    expires: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ControlPlaneService {
+    /// The calling node, from its certificate; `None` under `--insecure`. A call without a
+    /// node certificate is refused.
+    fn calling_node<T>(&self, request: &Request<T>) -> Result<Option<NodeCertificate>, Status> {
+        if self.pki.is_none() {
+            return Ok(None);
+        }
+        let leaf = request
+            .peer_certs()
+            .and_then(|certs| certs.first().cloned())
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "a node certificate is required; start keel-agent with --token to join first",
+                )
+            })?;
+        match Identity::of_certificate(&leaf) {
+            Some(Identity::Node(node)) => Ok(Some(NodeCertificate {
+                node,
+                expires: keel_tls::identity::not_after(&leaf)
+                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
+            })),
+            other => Err(Status::permission_denied(format!(
+                "only a node's certificate may call this, not {}",
+                other
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "a certificate without a keel identity".into())
+            ))),
+        }
+    }
+}
+
+fn not_yours(cert: &NodeCertificate, claimed: &str) -> Status {
+    tracing::warn!(certificate = %cert.node, claimed = %claimed, "refused a node speaking for another node");
+    Status::permission_denied(format!(
+        "this certificate is node {:?}'s; it cannot speak for node {claimed:?}",
+        cert.node
+    ))
 }
 
 #[tonic::async_trait]
@@ -25,11 +85,21 @@ impl ControlPlane for ControlPlaneService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        let caller = self.calling_node(&request)?;
         let req = request.into_inner();
-        self.registry.register(&req).await.map_err(|e| match e {
-            RegisterError::Invalid(m) => Status::invalid_argument(m),
-            RegisterError::Store(m) => Status::unavailable(m),
-        })?;
+        if let Some(cert) = &caller
+            && cert.node != req.node_name
+        {
+            return Err(not_yours(cert, &req.node_name));
+        }
+        let expires = caller.and_then(|c| c.expires);
+        self.registry
+            .register(&req, expires)
+            .await
+            .map_err(|e| match e {
+                RegisterError::Invalid(m) => Status::invalid_argument(m),
+                RegisterError::Store(m) => Status::unavailable(m),
+            })?;
         // Node sync numbers a node's sets with the store revision they were read at, so the
         // next one is at least the current revision (the agent lowers its floor to it when
         // this control plane restarted and counts from there).
@@ -41,6 +111,7 @@ impl ControlPlane for ControlPlaneService {
         &self,
         request: Request<Streaming<StatusReport>>,
     ) -> Result<Response<StatusAck>, Status> {
+        let caller = self.calling_node(&request)?;
         let mut stream = request.into_inner();
         let mut node: Option<String> = None;
         let mut stop = self.stop.clone();
@@ -54,6 +125,11 @@ impl ControlPlane for ControlPlaneService {
                     return Err(Status::unavailable("the control plane is shutting down"));
                 }
             };
+            if let Some(cert) = &caller
+                && cert.node != report.node_name
+            {
+                return Err(not_yours(cert, &report.node_name));
+            }
             match &node {
                 None => {
                     if !self.registry.is_registered(&report.node_name) {
@@ -88,22 +164,86 @@ impl ControlPlane for ControlPlaneService {
         }
         Ok(Response::new(StatusAck {}))
     }
+
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let Some(pki) = &self.pki else {
+            return Err(Status::failed_precondition(
+                "this control plane runs with --insecure; start the agent with --insecure too",
+            ));
+        };
+        let peer = request.remote_addr();
+        let req = request.into_inner();
+        if let Some(why) = keel_schema::validate::names::dns1123_subdomain(&req.node_name) {
+            return Err(Status::invalid_argument(format!(
+                "node name {:?}: {why}",
+                req.node_name
+            )));
+        }
+        if let Err(e) = self.join_tokens.check(&req.token_id, &req.token_secret) {
+            tracing::warn!(node = %req.node_name, token = %req.token_id, peer = ?peer, reason = %e, "refused a join");
+            return Err(Status::unauthenticated(e.to_string()));
+        }
+        let certificate = pki
+            .sign_node(&req.csr, &req.node_name)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        tracing::info!(node = %req.node_name, token = %req.token_id, "node joined: certificate issued");
+        Ok(Response::new(JoinResponse {
+            certificate,
+            ca_certificate: pki.ca_pem().to_string(),
+        }))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<RenewResponse>, Status> {
+        let (Some(pki), Some(cert)) = (&self.pki, self.calling_node(&request)?) else {
+            return Err(Status::failed_precondition(
+                "this control plane runs with --insecure: there are no certificates to renew",
+            ));
+        };
+        let certificate = pki
+            .sign_node(&request.get_ref().csr, &cert.node)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        tracing::info!(node = %cert.node, "renewed a node's certificate");
+        Ok(Response::new(RenewResponse { certificate }))
+    }
 }
 
 /// Serves the agents' API on `listener` until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
     registry: NodeRegistry,
+    pki: Option<Arc<ControlPlanePki>>,
+    join_tokens: Arc<JoinTokens>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
     let mut until = stop.clone();
     let shutdown = async move {
         let _ = until.wait_for(|s| *s).await;
     };
-    let svc = ControlPlaneServer::new(ControlPlaneService { registry, stop })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    tonic::transport::Server::builder()
-        .add_service(svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
+    let tls = pki.as_ref().map(|p| p.server_config());
+    let svc = ControlPlaneServer::new(ControlPlaneService {
+        registry,
+        stop,
+        pki,
+        join_tokens,
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let server = tonic::transport::Server::builder().add_service(svc);
+    match tls {
+        Some(config) => {
+            server
+                .serve_with_incoming_shutdown(
+                    keel_tls::transport::incoming(listener, config),
+                    shutdown,
+                )
+                .await
+        }
+        None => {
+            server
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .await
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! registration, a readiness flip, a pod's status), so a thousand nodes beating every second
 //! cost the store nothing.
 
+pub mod dial;
 pub mod grpc;
 pub mod sync;
 
@@ -33,6 +34,9 @@ use crate::store::{ObjectKey, Store, StoreError};
 
 /// Where the control plane reaches a node's agent (host:port), on its Node object.
 pub const AGENT_ADDRESS: &str = "keel.dev/agent-address";
+/// When the certificate the node's agent registered with expires (RFC 3339); absent when
+/// the cluster runs `--insecure`.
+pub const CERTIFICATE_EXPIRES: &str = "keel.dev/certificate-expires";
 
 /// How many times a write that lost a race (a conflict) is tried again.
 const CONFLICT_RETRIES: usize = 5;
@@ -230,7 +234,13 @@ impl NodeRegistry {
     }
 
     /// Creates or updates the node's object from what its agent says; it is Ready.
-    pub async fn register(&self, req: &RegisterRequest) -> Result<(), RegisterError> {
+    /// Registers (or re-registers) a node. `certificate_expires` is when the certificate
+    /// its agent presented expires, shown by `keel describe node`.
+    pub async fn register(
+        &self,
+        req: &RegisterRequest,
+        certificate_expires: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), RegisterError> {
         check(req)?;
         {
             let state = self.state();
@@ -267,8 +277,8 @@ impl NodeRegistry {
                 },
                 None => (Node::default(), None),
             };
-            // A live node's address cannot be taken over by another registration (until
-            // mutual TLS identifies agents, this keeps a stranger from diverting its pods).
+            // A live node's address cannot be taken over by another registration: two agents
+            // started with one name (and, under --insecure, a stranger) would fight over it.
             let current = node.metadata.annotation(AGENT_ADDRESS).map(str::to_string);
             let alive = self
                 .state()
@@ -291,6 +301,18 @@ impl NodeRegistry {
                 .annotations
                 .get_or_insert_with(BTreeMap::new)
                 .insert(AGENT_ADDRESS.into(), req.address.clone());
+            let annotations = node.metadata.annotations.get_or_insert_with(BTreeMap::new);
+            match certificate_expires {
+                Some(t) => {
+                    annotations.insert(
+                        CERTIFICATE_EXPIRES.into(),
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    );
+                }
+                None => {
+                    annotations.remove(CERTIFICATE_EXPIRES);
+                }
+            }
             let status = node.status.get_or_insert_with(NodeStatus::default);
             status.capacity = Some(capacity.clone());
             status.allocatable = Some(capacity.clone());

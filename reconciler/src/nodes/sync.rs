@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use super::AGENT_ADDRESS;
+use super::dial::AgentDialer;
 use crate::controllers::cache::{Cache, Change};
 use crate::store::{ObjectKey, Stored};
 
@@ -185,7 +186,7 @@ fn agent_address(cache: &Cache, node: &str) -> Option<String> {
 }
 
 /// Runs node sync until `stop`.
-pub async fn run(cache: Cache, mut stop: watch::Receiver<bool>) {
+pub async fn run(cache: Cache, dialer: AgentDialer, mut stop: watch::Receiver<bool>) {
     let mut changes = cache.subscribe();
     tokio::select! {
         _ = cache.wait_synced() => {}
@@ -295,9 +296,10 @@ pub async fn run(cache: Cache, mut stop: watch::Receiver<bool>) {
                     in_flight += 1;
                     let client = state.client.take();
                     let done = done_tx.clone();
+                    let dialer = dialer.clone();
                     tokio::spawn(async move {
                         let generation = desired.generation;
-                        let (client, result) = send(client, &address, desired).await;
+                        let (client, result) = send(&dialer, &node, client, &address, desired).await;
                         let _ = done.send(Sent { node, hash, generation, client, result }).await;
                     });
                 }
@@ -308,39 +310,17 @@ pub async fn run(cache: Cache, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// A client of the agent at `address` (host:port), each call bounded by `timeout`; the
-/// one place the control plane's channel to agents is built (mutual TLS comes in step H).
-pub async fn connect(
-    address: &str,
-    timeout: Option<Duration>,
-) -> Result<NodeAgentClient<Channel>, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| format!("bad agent address {address:?}: {e}"))?
-        .connect_timeout(Duration::from_secs(2))
-        // A peer that vanishes (a partitioned node) ends open streams such as `logs -f`.
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    let endpoint = match timeout {
-        Some(t) => endpoint.timeout(t),
-        None => endpoint,
-    };
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to the agent at {address}: {e}"))?;
-    Ok(NodeAgentClient::new(channel).max_decoding_message_size(1 << 20))
-}
-
 /// One `Sync` call, connecting first when there is no channel yet.
 async fn send(
+    dialer: &AgentDialer,
+    node: &str,
     client: Option<NodeAgentClient<Channel>>,
     address: &str,
     desired: NodeDesired,
 ) -> (Option<NodeAgentClient<Channel>>, Result<(), SendError>) {
     let mut client = match client {
         Some(c) => c,
-        None => match connect(address, Some(SEND_TIMEOUT)).await {
+        None => match dialer.connect(node, address, Some(SEND_TIMEOUT)).await {
             Ok(c) => c,
             Err(e) => return (None, Err(SendError::Failed(e))),
         },

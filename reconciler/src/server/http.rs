@@ -1,5 +1,9 @@
 //! The HTTP API of `keel server` (axum): `/healthz`, `POST /api/webhook`,
 //! `GET /api/keel/status`, `GET /api/keel/history`, and the read API of [`super::api`].
+//!
+//! Three tiers: `/healthz` and the webhook (verified by its signature) are open; reads need
+//! the bearer token unless the server runs with `--anonymous-read`; join tokens always need
+//! it (see `crate::auth::api_token`).
 
 use std::sync::{Arc, Mutex};
 
@@ -33,16 +37,46 @@ pub struct AppState {
     pub webhook_secret: Option<Arc<Vec<u8>>>,
     /// Service ranges, so plans show the addresses applying would assign.
     pub service_network: crate::apply::ServiceNetwork,
+    /// Channels to agents (`keel logs`).
+    pub dialer: crate::nodes::dial::AgentDialer,
+    pub api_token: Arc<crate::auth::api_token::ApiToken>,
+    pub anonymous_read: bool,
+    pub join_tokens: Arc<crate::auth::join_tokens::JoinTokens>,
+    /// `None` under `--insecure`.
+    pub pki: Option<Arc<crate::auth::pki::ControlPlanePki>>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let require_token = axum::middleware::from_fn_with_state(
+        state.api_token.clone(),
+        crate::auth::api_token::require,
+    );
+    let open = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
         .route(
             "/api/webhook",
             post(webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        );
+    let admin = Router::new()
+        .route(
+            "/api/keel/tokens",
+            post(super::tokens::create)
+                .get(super::tokens::list)
+                .layer(DefaultBodyLimit::max(64 * 1024)),
         )
+        .route_layer(require_token.clone());
+    let read = read_routes();
+    let read = if state.anonymous_read {
+        read
+    } else {
+        read.route_layer(require_token)
+    };
+    open.merge(read).merge(admin).with_state(state)
+}
+
+fn read_routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics))
         .route("/api/keel/status", get(status))
         .route("/api/keel/history", get(history))
         .route("/api/keel/applied", get(applied))
@@ -51,7 +85,6 @@ pub fn router(state: AppState) -> Router {
             post(plan).layer(DefaultBodyLimit::max(MAX_PLAN_BODY)),
         )
         .merge(super::api::routes())
-        .with_state(state)
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -107,7 +107,11 @@ pub async fn pod_log(
             .into_response();
     }
     // The timeout covers the wait for the agent's answer, not the stream that follows.
-    let mut client = match crate::nodes::sync::connect(&address, Some(LOGS_ANSWER_TIMEOUT)).await {
+    let mut client = match state
+        .dialer
+        .connect(&node, &address, Some(LOGS_ANSWER_TIMEOUT))
+        .await
+    {
         Ok(c) => c,
         Err(e) => return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e),
     };

@@ -11,6 +11,7 @@ pub mod http;
 pub mod logs;
 pub mod metrics;
 pub mod sync;
+pub mod tokens;
 pub mod watch;
 pub mod webhook;
 
@@ -46,6 +47,12 @@ pub struct Config {
     /// Hold the first apply until this many nodes are Ready, so a fresh cluster's pods
     /// spread over its nodes instead of all landing on the first to register (`keel up`).
     pub wait_for_nodes: usize,
+    /// Plaintext gRPC with agents, no certificates (tests only; loudly warned about).
+    pub insecure: bool,
+    /// How long node and control-plane certificates last.
+    pub cert_validity: Duration,
+    /// Serve the read endpoints without the bearer token.
+    pub anonymous_read: bool,
 }
 
 /// Runs until Ctrl-C or SIGTERM.
@@ -75,6 +82,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let (stop_tx, stop_rx) = signal::channel(false);
+    let pki = if config.insecure {
+        tracing::warn!(
+            "--insecure: agents connect in plaintext and without certificates; anyone who can \
+             reach --agent-listen can register a node, and anyone who can reach an agent can \
+             run containers on it. For tests only."
+        );
+        None
+    } else {
+        Some(
+            crate::auth::pki::ControlPlanePki::load_or_create(
+                &config.data_dir,
+                config.cert_validity,
+            )
+            .context("cannot set up the cluster's certificates")?,
+        )
+    };
+    let api_token = crate::auth::api_token::ApiToken::load_or_create(&config.data_dir)?;
+    let join_tokens = Arc::new(crate::auth::join_tokens::JoinTokens::new(&config.data_dir));
+    let dialer = crate::nodes::dial::AgentDialer::new(pki.clone());
     let metrics = Arc::new(metrics::Metrics::default());
     let cache = crate::controllers::cache::Cache::new();
     let state = http::AppState {
@@ -85,6 +111,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         trigger,
         webhook_secret: config.webhook_secret.clone().map(Arc::new),
         service_network: config.service_network.clone(),
+        dialer: dialer.clone(),
+        api_token,
+        anonymous_read: config.anonymous_read,
+        join_tokens: join_tokens.clone(),
+        pki: pki.clone(),
     };
     let listener = match tokio::net::TcpListener::bind(config.listen.as_str()).await {
         Ok(l) => l,
@@ -128,8 +159,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let agents = tokio::spawn(crate::nodes::grpc::serve(
         agent_listener,
         registry.clone(),
+        pki.clone(),
+        join_tokens,
         stop_rx.clone(),
     ));
+    if let Some(pki) = pki {
+        tokio::spawn(pki.renew_loop(stop_rx.clone()));
+    }
     let controllers = crate::controllers::Config {
         pod_eviction_timeout: config.pod_eviction_timeout,
         scheduling_seconds: Some(metrics.scheduling_seconds.clone()),
@@ -142,7 +178,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         events,
         stop_rx.clone(),
     );
-    tokio::spawn(crate::nodes::sync::run(cache.clone(), stop_rx.clone()));
+    tokio::spawn(crate::nodes::sync::run(
+        cache.clone(),
+        dialer,
+        stop_rx.clone(),
+    ));
     let lifecycle_stop = stop_rx.clone();
     tokio::spawn(async move { registry.run_lifecycle(lifecycle_stop).await });
     tokio::spawn(async move {

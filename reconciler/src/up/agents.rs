@@ -66,8 +66,14 @@ impl Agents {
         (1..=n).map(|i| format!("local-{i}")).collect()
     }
 
-    /// Starts `n` agents registering at `server`, with their state under `data_dir`.
-    pub fn start(n: usize, server: &str, data_dir: &Path) -> anyhow::Result<Agents> {
+    /// Starts `n` agents registering at `server`, with their state under `data_dir`; an
+    /// agent without a certificate yet joins with `join_token`.
+    pub fn start(
+        n: usize,
+        server: &str,
+        data_dir: &Path,
+        join_token: &str,
+    ) -> anyhow::Result<Agents> {
         let binary = agent_binary()?;
         let logs = data_dir.join("logs");
         std::fs::create_dir_all(&logs)?;
@@ -89,6 +95,8 @@ impl Agents {
                 ])
                 .arg("--data-dir")
                 .arg(&agents.data_dir)
+                // In the environment, not the arguments, which any user can list with ps.
+                .env("KEEL_JOIN_TOKEN", join_token)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)

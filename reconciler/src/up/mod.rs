@@ -148,6 +148,9 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
         webhook_secret: None,
         service_network: config.service_network.clone(),
         wait_for_nodes: config.nodes,
+        insecure: false,
+        cert_validity: keel_tls::DEFAULT_CERT_VALIDITY,
+        anonymous_read: false,
     };
     // The control plane on its own thread and runtime, as its own process would have; it
     // stops on Ctrl-C or SIGTERM like `keel server`.
@@ -170,6 +173,10 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
     let api = Api {
         url: url.clone(),
         client: crate::cli::http::client(),
+        token_file: config
+            .data_dir
+            .join("server")
+            .join(crate::auth::api_token::FILE),
     };
     let mut agents: Option<Agents> = None;
     let outcome = runtime.block_on(async {
@@ -267,13 +274,17 @@ async fn stop_signal() {
 struct Api {
     url: String,
     client: reqwest::Client,
+    /// The control plane's admin token (it makes the file when it starts).
+    token_file: std::path::PathBuf,
 }
 
 impl Api {
     async fn get(&self, path: &str) -> Option<Value> {
+        let token = std::fs::read_to_string(&self.token_file).unwrap_or_default();
         let resp = self
             .client
             .get(format!("{}{path}", self.url))
+            .bearer_auth(token.trim())
             .timeout(Duration::from_secs(5))
             .send()
             .await
@@ -350,10 +361,19 @@ async fn bring_up(
     }
     step(&format!("control plane at {}", api.url));
 
+    // Agents that joined before have their certificates; new ones join with this token.
+    let server_dir = config.data_dir.join("server");
+    let ca = keel_tls::ClusterCa::load_or_create(&keel_tls::ca::pki_dir(&server_dir))?;
+    let (token, _) = crate::auth::join_tokens::JoinTokens::new(&server_dir).create(
+        &ca.fingerprint(),
+        Duration::from_secs(3600),
+        Some("keel up".into()),
+    )?;
     let started_agents = agents.insert(Agents::start(
         config.nodes,
         &config.agent_listen,
         &config.data_dir,
+        &token.reveal(),
     )?);
     // Less a margin: the API writes times to the second.
     let agents_started = chrono::Utc::now() - chrono::Duration::seconds(2);
@@ -510,6 +530,19 @@ async fn print_summary(api: &Api, repo: &std::path::Path, example: bool) {
     }
     lines.push(format!("  repo   {}", repo.display()));
     lines.push(format!("  server {}", api.url));
+    // The CLI finds the API token by itself in keel up's default data dir only.
+    let default_token = crate::cli::up::default_data_dir()
+        .join("server")
+        .join(crate::auth::api_token::FILE);
+    if api.token_file != default_token
+        && let Some(dir) = api.token_file.parent()
+    {
+        lines.push(format!(
+            "  token  {}  (export KEEL_DATA_DIR={} so that keel commands find it)",
+            api.token_file.display(),
+            dir.display()
+        ));
+    }
     lines.push(String::new());
     lines.push(format!("Try it (in {}):", repo.display()));
     if !example {

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 struct Api {
     url: String,
+    /// Sends the admin token.
     client: reqwest::Client,
+    token: String,
     _dir: tempfile::TempDir,
     /// Keeps the cache following the store for the test's length.
     _stop: tokio::sync::watch::Sender<bool>,
@@ -30,6 +32,10 @@ impl Api {
 }
 
 async fn api(objects: Vec<Value>) -> Api {
+    api_with(objects, false).await
+}
+
+async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreSpec::Redb {
         data_dir: dir.path().to_path_buf(),
@@ -54,14 +60,40 @@ async fn api(objects: Vec<Value>) -> Api {
         trigger,
         webhook_secret: None,
         service_network: Default::default(),
+        dialer: keel_reconciler::nodes::dial::AgentDialer::new(None),
+        api_token: keel_reconciler::auth::api_token::ApiToken::load_or_create(dir.path()).unwrap(),
+        anonymous_read,
+        join_tokens: Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
+            dir.path(),
+        )),
+        pki: Some(
+            keel_reconciler::auth::pki::ControlPlanePki::load_or_create(
+                dir.path(),
+                std::time::Duration::from_secs(3600),
+            )
+            .unwrap(),
+        ),
     };
+    let token = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     Api {
         url,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+        token,
         _dir: dir,
         _stop: stop_tx,
     }
@@ -237,4 +269,91 @@ async fn metrics_count_objects_pods_by_phase_and_nodes() {
     assert!(text.contains("keel_nodes{ready=\"True\"} 0"), "{text}");
     assert!(text.contains("keel_node_heartbeats_total 0"), "{text}");
     assert!(text.contains("keel_scheduling_duration_seconds"), "{text}");
+}
+
+/// A request without (or with a wrong) bearer token: its status and body.
+async fn anonymous(api: &Api, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let url = format!("{}{path}", api.url);
+    let mut req = match method {
+        "POST" => client.post(url).json(&json!({"ttl": "1h"})),
+        _ => client.get(url),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn reads_and_tokens_need_the_bearer_token() {
+    let api = api(vec![pod("default", "a", "web")]).await;
+    for path in [
+        "/api/v1/pods",
+        "/api/keel/status",
+        "/api/keel/history",
+        "/metrics",
+        "/api/v1/namespaces/default/pods/a/log",
+    ] {
+        let (code, body) = anonymous(&api, "GET", path, None).await;
+        assert_eq!(code, 401, "{path}: {body}");
+        assert_eq!(body["reason"], "Unauthorized", "{path}");
+        let (code, _) = anonymous(&api, "GET", path, Some("x".repeat(40).as_str())).await;
+        assert_eq!(code, 401, "{path} with a wrong token");
+    }
+    let (code, _) = anonymous(&api, "POST", "/api/keel/tokens", None).await;
+    assert_eq!(code, 401);
+    // Open without a token: health, and the webhook (it has its own signature).
+    assert_eq!(anonymous(&api, "GET", "/healthz", None).await.0, 200);
+    // With the token.
+    let (code, body) = anonymous(&api, "GET", "/api/v1/pods", Some(&api.token)).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = anonymous(&api, "POST", "/api/keel/tokens", Some(&api.token)).await;
+    assert_eq!(code, 201, "{body}");
+    let token = body["token"].as_str().unwrap();
+    keel_tls::JoinToken::parse(token).unwrap();
+    // Listed by id, never with its secret.
+    let (_, list) = api.get("/api/keel/tokens").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(token.rsplit('.').next().unwrap()));
+}
+
+#[tokio::test]
+async fn anonymous_read_opens_reads_but_not_tokens() {
+    let api = api_with(vec![pod("default", "a", "web")], true).await;
+    let (code, body) = anonymous(&api, "GET", "/api/v1/pods", None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        anonymous(&api, "GET", "/api/keel/tokens", None).await.0,
+        401
+    );
+    assert_eq!(
+        anonymous(&api, "POST", "/api/keel/tokens", None).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn bad_token_requests_get_clear_errors() {
+    let api = api(vec![]).await;
+    let post = |body: Value| {
+        api.client
+            .post(format!("{}/api/keel/tokens", api.url))
+            .json(&body)
+            .send()
+    };
+    for (body, want) in [
+        (json!({"ttl": "soon"}), "ttl"),
+        (json!({"ttl": "0s"}), "ttl must be more than 0s"),
+        (json!({"ttl": "400d"}), "at most 365 days"),
+        (json!({"ttl": "1h", "extra": 1}), "unknown field"),
+    ] {
+        let resp = post(body.clone()).await.unwrap();
+        let code = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!((400..500).contains(&code), "{body}: {code} {text}");
+        assert!(text.contains(want), "{body}: {text}");
+    }
 }

@@ -35,9 +35,14 @@ async fn control_plane(grace: Duration) -> ControlPlane {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let lifecycle_stop = stop.clone();
     tokio::spawn(async move { lifecycle.run_lifecycle(lifecycle_stop).await });
+    let join_tokens = std::sync::Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
+        dir.path(),
+    ));
     tokio::spawn(async move {
         let _keep = stop_tx;
-        nodes::grpc::serve(listener, registry, stop).await
+        // Plaintext: these tests are about the registry; mutual TLS has its own end-to-end
+        // tests with real agents.
+        nodes::grpc::serve(listener, registry, None, join_tokens, stop).await
     });
     let client = ControlPlaneClient::connect(format!("http://{addr}"))
         .await

@@ -1,0 +1,7 @@
+//! Who may do what: the cluster PKI agents authenticate with ([`pki`]), the bootstrap
+//! tokens new nodes join with ([`join_tokens`]), and the HTTP API's bearer token
+//! ([`api_token`]).
+
+pub mod api_token;
+pub mod join_tokens;
+pub mod pki;

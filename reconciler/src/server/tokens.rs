@@ -1,0 +1,98 @@
+//! `POST /api/keel/tokens` (`keel token create`) and `GET /api/keel/tokens` (`keel token
+//! list`): bootstrap join tokens. Both need the admin token, whatever `--anonymous-read` says.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::status;
+use super::http::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// How long the token lives, as `keel token create --ttl` takes it (`24h`, `30m`).
+    ttl: Option<String>,
+    description: Option<String>,
+}
+
+pub async fn create(State(state): State<AppState>, Json(req): Json<CreateRequest>) -> Response {
+    let Some(pki) = &state.pki else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "this server runs with --insecure: agents join with --insecure and no token",
+        );
+    };
+    let ttl = match req.ttl.as_deref().map(humantime::parse_duration) {
+        None => std::time::Duration::from_secs(24 * 3600),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("ttl: {e} (give a duration such as 24h or 30m)"),
+            );
+        }
+    };
+    if let Some(d) = &req.description
+        && (d.len() > 256 || d.chars().any(char::is_control))
+    {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "description: at most 256 characters, no control characters",
+        );
+    }
+    match state
+        .join_tokens
+        .create(&pki.ca_fingerprint(), ttl, req.description)
+    {
+        Ok((token, record)) => {
+            tracing::info!(token = %record.id, expires = %record.expires, "join token created");
+            (
+                StatusCode::CREATED,
+                Json(json!({
+                    "token": token.reveal(),
+                    "id": record.id,
+                    "expires": record.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                })),
+            )
+                .into_response()
+        }
+        Err(crate::auth::join_tokens::TokenError::Invalid(m)) => {
+            status(StatusCode::BAD_REQUEST, "BadRequest", m)
+        }
+        Err(e) => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        ),
+    }
+}
+
+pub async fn list(State(state): State<AppState>) -> Response {
+    match state.join_tokens.list() {
+        Ok(records) => {
+            let items: Vec<_> = records
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "id": r.id,
+                        "created": r.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "expires": r.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "description": r.description,
+                    })
+                })
+                .collect();
+            Json(json!({"items": items})).into_response()
+        }
+        Err(e) => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        ),
+    }
+}
