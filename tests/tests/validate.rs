@@ -249,14 +249,16 @@ fn the_cli_reference_matches_the_binaries() {
         String::from_utf8_lossy(&out.stdout).trim_end().to_string()
     };
     let top = help("keel", &[]);
-    let verbs: Vec<String> = top
-        .lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|v| v != "help")
-        .collect();
+    let commands = |help: &str| -> Vec<String> {
+        help.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .filter(|v| v != "help")
+            .collect()
+    };
+    let verbs = commands(&top);
     assert!(verbs.len() >= 10, "{top}");
     let mut doc = String::from(
         "# CLI reference\n\nEvery command's `--help`, generated from the binaries; a test \
@@ -269,7 +271,13 @@ fn the_cli_reference_matches_the_binaries() {
     };
     section("keel".into(), top.clone());
     for verb in &verbs {
-        section(format!("keel {verb}"), help("keel", &[verb]));
+        let text = help("keel", &[verb]);
+        // Verbs with their own subcommands (`keel token create`): each of those too.
+        let subcommands = commands(&text);
+        section(format!("keel {verb}"), text);
+        for sub in &subcommands {
+            section(format!("keel {verb} {sub}"), help("keel", &[verb, sub]));
+        }
     }
     section("keel-agent".into(), help("keel-agent", &[]));
     let path = workspace_root().join("docs").join("cli.md");

@@ -220,6 +220,21 @@ impl ControlPlane for RecordingControlPlane {
         }
         Ok(Response::new(StatusAck {}))
     }
+
+    // A plaintext agent never joins or renews.
+    async fn join(
+        &self,
+        _: Request<keel_schema::proto::JoinRequest>,
+    ) -> Result<Response<keel_schema::proto::JoinResponse>, Status> {
+        Err(Status::unimplemented("plaintext test control plane"))
+    }
+
+    async fn renew(
+        &self,
+        _: Request<keel_schema::proto::RenewRequest>,
+    ) -> Result<Response<keel_schema::proto::RenewResponse>, Status> {
+        Err(Status::unimplemented("plaintext test control plane"))
+    }
 }
 
 #[tokio::test]
