@@ -18,8 +18,13 @@ use crate::{Error, Identity};
 
 /// How long the CA itself is valid.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// Certificates start this long before they are issued, for clocks a little behind.
+/// Certificates start up to this long before they are issued, for clocks a little behind
+/// (a tenth of a short certificate's validity, so that its renewal schedule stays sane).
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+fn backdating(validity: Duration) -> Duration {
+    CLOCK_SKEW.min(validity / 10)
+}
 
 pub struct ClusterCa {
     cert_pem: String,
@@ -115,7 +120,12 @@ impl ClusterCa {
         validity: Duration,
     ) -> Result<String, Error> {
         let now = SystemTime::now();
-        self.issue_between(identity, public_key, now - CLOCK_SKEW, now + validity)
+        self.issue_between(
+            identity,
+            public_key,
+            now - backdating(validity),
+            now + validity,
+        )
     }
 
     /// A certificate for `identity` valid between two instants (tests make expired ones).

@@ -53,6 +53,7 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(credentials);
     config.alpn_protocols = vec![b"h2".to_vec()];
+    no_resumption_server(&mut config);
     Ok(Arc::new(config))
 }
 
@@ -70,6 +71,7 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 
@@ -88,6 +90,14 @@ pub fn pinned_client_config(ca_fingerprint: &str) -> Result<Arc<ClientConfig>, E
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Every connection is a full handshake. A resumed TLS 1.3 session carries the identity of
+/// the handshake it resumes: the certificate checked then, perhaps since renewed or expired.
+/// keel's connections are few and long-lived, so the saving is not worth that.
+fn no_resumption_server(config: &mut ServerConfig) {
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
 }
 
 #[derive(Debug)]

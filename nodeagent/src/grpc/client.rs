@@ -64,7 +64,11 @@ pub async fn run(
             }
         };
         match session(&server, &me, &hub, &supervisor, tls, renewals.as_mut()).await {
-            Ok(()) => {
+            Ok(Ended::Renewed) => {
+                delay = Duration::from_millis(250);
+                continue;
+            }
+            Ok(Ended::Closed) => {
                 delay = Duration::from_millis(250);
                 warned = false;
                 tracing::warn!(server = %server, "the control plane closed the status stream; reconnecting");
@@ -83,6 +87,14 @@ pub async fn run(
     }
 }
 
+/// Why a session ended without an error.
+enum Ended {
+    /// The control plane closed the stream.
+    Closed,
+    /// The node's certificate was renewed: register again with it.
+    Renewed,
+}
+
 /// One registration and status stream, until either breaks.
 async fn session(
     server: &str,
@@ -91,7 +103,7 @@ async fn session(
     supervisor: &Supervisor,
     tls: Option<keel_tls::transport::ClientTls>,
     mut renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ended> {
     // No timeout on the channel: the status stream lasts as long as the agent.
     let channel: Channel = keel_tls::transport::connect(endpoint(server)?, tls)
         .await
@@ -159,7 +171,7 @@ async fn session(
             }
             changed = changes.changed() => {
                 if changed.is_err() {
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 }
             }
             // A renewed certificate: register again on a new connection, so the control
@@ -171,11 +183,11 @@ async fn session(
                 }
             } => {
                 tracing::info!("reconnecting with the renewed certificate");
-                return Ok(());
+                return Ok(Ended::Renewed);
             }
             ended = &mut call => {
                 return match ended {
-                    Ok(Ok(_)) => Ok(()),
+                    Ok(Ok(_)) => Ok(Ended::Closed),
                     Ok(Err(status)) => Err(status.into()),
                     Err(e) => Err(e.into()),
                 };
@@ -188,9 +200,9 @@ async fn finish(
     call: tokio::task::JoinHandle<
         Result<tonic::Response<keel_schema::proto::StatusAck>, tonic::Status>,
     >,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ended> {
     match call.await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => Ok(Ended::Closed),
         Ok(Err(status)) => Err(status.into()),
         Err(e) => Err(e.into()),
     }
