@@ -446,7 +446,11 @@ pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revisi
             origin: format!("{}:{}", m.file, m.line),
         })
         .collect();
-    let cross: Vec<(usize, FieldError)> = validate_revision(&items);
+    let mut cross: Vec<(usize, FieldError)> = validate_revision(&items);
+    cross.extend(crate::validate::policy::check_pod_security(
+        &items,
+        &repo_config,
+    ));
     drop(items);
     for (i, e) in cross {
         let m = &loader.manifests[i];

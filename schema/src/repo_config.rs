@@ -14,10 +14,52 @@ pub struct RepoConfig {
     /// Allow a revision that would delete every applied object (default false: such a
     /// revision is refused, since an empty tree is far more often a mistake than a wish).
     pub allow_empty: Option<bool>,
+    /// Privileges pods may use, by namespace (none anywhere by default), as
+    /// `podSecurity: {monitoring: [hostNetwork, hostPID]}`. A pod using one its namespace is
+    /// not allowed is refused with the revision.
+    pub pod_security: Option<std::collections::BTreeMap<String, Vec<PodPrivilege>>>,
+}
+
+/// A privilege a pod can ask for that gives it power over the node.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum PodPrivilege {
+    /// `securityContext.privileged: true`: every device and capability of the node.
+    #[serde(rename = "privileged")]
+    Privileged,
+    /// `hostNetwork: true`: the node's network namespace.
+    #[serde(rename = "hostNetwork")]
+    HostNetwork,
+    /// `hostPID: true`: the node's process namespace.
+    #[serde(rename = "hostPID")]
+    HostPid,
+    /// `securityContext.capabilities.add`: capabilities beyond Docker's default set.
+    #[serde(rename = "capabilities")]
+    Capabilities,
+}
+
+impl PodPrivilege {
+    pub fn name(self) -> &'static str {
+        match self {
+            PodPrivilege::Privileged => "privileged",
+            PodPrivilege::HostNetwork => "hostNetwork",
+            PodPrivilege::HostPid => "hostPID",
+            PodPrivilege::Capabilities => "capabilities",
+        }
+    }
 }
 
 impl RepoConfig {
     pub fn allow_empty(&self) -> bool {
         self.allow_empty.unwrap_or(false)
+    }
+
+    /// Whether pods in `namespace` may use `privilege`.
+    pub fn allows(&self, namespace: &str, privilege: PodPrivilege) -> bool {
+        self.pod_security
+            .as_ref()
+            .and_then(|p| p.get(namespace))
+            .is_some_and(|list| list.contains(&privilege))
     }
 }

@@ -334,3 +334,108 @@ fn keel_up_without_docker_or_with_bad_flags_says_what_to_do() {
         "nothing was created on the way to an error"
     );
 }
+
+/// Privileges over the node are refused, each at its own line, unless keel.yaml allows them in
+/// the pod's namespace; keel.yaml's own mistakes are located too.
+#[test]
+fn pod_privileges_need_the_repository_to_allow_them_per_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = |ns: &str| {
+        format!(
+            "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: agent, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec:
+      hostNetwork: true
+      hostPID: true
+      containers:
+      - name: agent
+        image: example/agent:1
+        securityContext:
+          privileged: true
+          capabilities: {{add: [NET_ADMIN], drop: [ALL]}}
+          runAsUser: 1000
+          runAsGroup: 1000
+"
+        )
+    };
+    let ns = |name: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n");
+    std::fs::write(dir.path().join("default.yaml"), pod("default")).unwrap();
+    std::fs::write(
+        dir.path().join("ops.yaml"),
+        format!("{}---\n{}", ns("ops"), pod("ops")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("keel.yaml"),
+        "podSecurity:\n  ops: [privileged, hostNetwork, hostPID, capabilities]\n",
+    )
+    .unwrap();
+    let out = keel(&["validate", "."], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for (line, field, what) in [
+        (9, "spec.template.spec.hostNetwork", "hostNetwork"),
+        (10, "spec.template.spec.hostPID", "hostPID"),
+        (
+            15,
+            "spec.template.spec.containers[0].securityContext.privileged",
+            "privileged",
+        ),
+        (
+            16,
+            "spec.template.spec.containers[0].securityContext.capabilities.add",
+            "capabilities",
+        ),
+    ] {
+        let want = format!("default.yaml:{line}:");
+        let found = stderr.lines().any(|l| {
+            l.contains(&want)
+                && l.contains(field)
+                && l.contains(&format!(
+                    "Forbidden: {what} is not allowed in namespace \"default\""
+                ))
+        });
+        assert!(found, "{want} {field}: {stderr}");
+    }
+    assert!(!stderr.contains("ops.yaml"), "allowed in ops: {stderr}");
+    assert_eq!(stderr.matches("Forbidden").count(), 4, "{stderr}");
+
+    // A privilege keel does not know, in keel.yaml.
+    std::fs::write(
+        dir.path().join("keel.yaml"),
+        "podSecurity:\n  ops: [root]\n",
+    )
+    .unwrap();
+    let out = keel(&["validate", "."], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("keel.yaml:2"), "{stderr}");
+    assert!(stderr.contains("root"), "{stderr}");
+
+    // Nonsense in a securityContext is a located error whatever the policy.
+    std::fs::write(
+        dir.path().join("keel.yaml"),
+        "podSecurity:\n  default: [capabilities]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("default.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x:1\n    securityContext:\n      runAsUser: -1\n      capabilities: {add: [net-admin]}\n",
+    )
+    .unwrap();
+    std::fs::remove_file(dir.path().join("ops.yaml")).unwrap();
+    let out = keel(&["validate", "."], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains("default.yaml:9") && stderr.contains("runAsUser"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("default.yaml:10") && stderr.contains("net-admin"),
+        "{stderr}"
+    );
+}

@@ -219,7 +219,34 @@ pub fn container_spec(
             .map(|m| m.saturating_mul(1_000_000)),
         // As the kubelet: shares = millicores * 1024 / 1000, at least 2.
         cpu_shares: quantity(requests, "cpu", true).map(|m| (m.saturating_mul(1024) / 1000).max(2)),
+        security: security(pod, c),
     })
+}
+
+/// The container's privileges, as validated (and allowed by the repository's policy) on
+/// the control plane.
+fn security(pod: &DesiredPod, c: &Container) -> crate::runtime::ContainerSecurity {
+    let sc = c.security_context.clone().unwrap_or_default();
+    let caps = sc.capabilities.unwrap_or_default();
+    // Docker takes names without the CAP_ prefix.
+    let names = |list: Option<Vec<String>>| -> Vec<String> {
+        list.unwrap_or_default()
+            .into_iter()
+            .map(|c| c.strip_prefix("CAP_").unwrap_or(&c).to_string())
+            .collect()
+    };
+    crate::runtime::ContainerSecurity {
+        privileged: sc.privileged == Some(true),
+        cap_add: names(caps.add),
+        cap_drop: names(caps.drop),
+        user: sc.run_as_user.map(|u| match sc.run_as_group {
+            Some(g) => format!("{u}:{g}"),
+            None => u.to_string(),
+        }),
+        read_only_root: sc.read_only_root_filesystem == Some(true),
+        no_new_privileges: sc.allow_privilege_escalation == Some(false),
+        host_pid: pod.pod.spec.host_pid == Some(true),
+    }
 }
 
 #[cfg(test)]

@@ -396,7 +396,7 @@ impl PodWorker {
                 self.sandbox = Some(Sandbox {
                     id: c.id.clone(),
                     attempt: c.attempt,
-                    ip: c.ip.clone(),
+                    ip: self.sandbox_ip(c.ip.clone()),
                 });
                 if let ContainerState::Running { started_at } = c.state {
                     self.start_time = started_at;
@@ -633,9 +633,11 @@ impl PodWorker {
                 .trim_end_matches(['-', '.'])
                 .to_string(),
             host_ports,
+            host_network: self.host_network(),
         };
         match self.ctx.runtime.run_sandbox(&spec).await {
-            Ok(sb) => {
+            Ok(mut sb) => {
+                sb.ip = self.sandbox_ip(sb.ip);
                 self.sandbox_starts += 1;
                 self.sandbox = Some(sb);
                 true
@@ -920,6 +922,20 @@ impl PodWorker {
         self.ctx
             .hub
             .record_event(pod_event(&self.desired, type_, reason, message));
+    }
+
+    fn host_network(&self) -> bool {
+        self.desired.pod.spec.host_network == Some(true)
+    }
+
+    /// A sandbox on the node's network has no address of its own: the pod's is the node's,
+    /// as in Kubernetes.
+    fn sandbox_ip(&self, ip: Option<String>) -> Option<String> {
+        if self.host_network() {
+            self.ctx.host_ip.clone()
+        } else {
+            ip
+        }
     }
 
     /// Starts every probe that is due.

@@ -65,6 +65,8 @@ pub struct SandboxSpec {
     pub attempt: u32,
     pub hostname: String,
     pub host_ports: Vec<HostPort>,
+    /// The pod shares the node's network namespace (`hostNetwork`).
+    pub host_network: bool,
 }
 
 /// A running sandbox: the container that owns the pod's network namespace.
@@ -100,6 +102,20 @@ pub struct ContainerSpec {
     pub memory_limit_bytes: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub cpu_shares: Option<i64>,
+    pub security: ContainerSecurity,
+}
+
+/// What a container may do beyond the engine's defaults (`securityContext`, `hostPID`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSecurity {
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `uid` or `uid:gid`.
+    pub user: Option<String>,
+    pub read_only_root: bool,
+    pub no_new_privileges: bool,
+    pub host_pid: bool,
 }
 
 /// What a container is doing, as the engine reports it.

@@ -44,6 +44,13 @@ model! {
         /// Default 30.
         pub termination_grace_period_seconds: Option<i64>,
         pub tolerations: Option<Vec<Toleration>>,
+        /// The pod uses the node's network namespace (its IP is the node's). Refused unless
+        /// `keel.yaml`'s `podSecurity` allows `hostNetwork` in the pod's namespace.
+        pub host_network: Option<bool>,
+        /// The pod's containers see every process of the node. Refused unless `keel.yaml`
+        /// allows `hostPID` in the pod's namespace.
+        #[serde(rename = "hostPID")]
+        pub host_pid: Option<bool>,
     }
 }
 
@@ -67,6 +74,30 @@ model! {
         /// `:latest` or untagged image, else `IfNotPresent`.
         #[schemars(extend("enum" = ["Always", "IfNotPresent", "Never", null]))]
         pub image_pull_policy: Option<String>,
+        pub security_context: Option<SecurityContext>,
+    }
+}
+
+model! {
+    /// A container's privileges. `privileged` and `capabilities.add` are refused unless
+    /// `keel.yaml`'s `podSecurity` allows them in the pod's namespace.
+    pub struct SecurityContext {
+        pub privileged: Option<bool>,
+        pub capabilities: Option<Capabilities>,
+        /// The user id the container's process runs as.
+        pub run_as_user: Option<i64>,
+        pub run_as_group: Option<i64>,
+        pub read_only_root_filesystem: Option<bool>,
+        /// `false` sets no_new_privs: no setuid binary gains privileges.
+        pub allow_privilege_escalation: Option<bool>,
+    }
+}
+
+model! {
+    /// Linux capabilities, as `NET_ADMIN` or `CAP_NET_ADMIN`; `ALL` in `drop` drops every one.
+    pub struct Capabilities {
+        pub add: Option<Vec<String>>,
+        pub drop: Option<Vec<String>>,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cross;
 pub mod meta;
 pub mod names;
 mod pod;
+pub mod policy;
 mod service;
 
 pub use service::NODE_PORT_RANGE;

@@ -38,6 +38,21 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
             }
         }
         validate_container(c, &cp, errs, &volumes);
+        if spec.host_network == Some(true) {
+            // The pod has the node's ports: a host port can only be the container's own.
+            for (j, p) in c.ports.iter().flatten().enumerate() {
+                if let Some(hp) = p.host_port.filter(|h| *h != 0 && *h != p.container_port) {
+                    errs.invalid(
+                        &cp.field("ports").index(j).field("hostPort"),
+                        hp,
+                        "must match `containerPort` when `hostNetwork` is true",
+                    );
+                }
+            }
+        }
+        if let Some(sc) = &c.security_context {
+            validate_security_context(sc, &cp.field("securityContext"), errs);
+        }
     }
     match spec.restart_policy.as_deref() {
         None if restart == super::workloads::JOB_RESTART => errs.required_because(
@@ -58,6 +73,44 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
     );
     for (i, t) in spec.tolerations.iter().flatten().enumerate() {
         validate_toleration(t, &path.field("tolerations").index(i), errs);
+    }
+}
+
+fn validate_security_context(
+    sc: &crate::types::pod::SecurityContext,
+    path: &FieldPath,
+    errs: &mut Errors,
+) {
+    errs.non_negative(&path.field("runAsUser"), sc.run_as_user);
+    errs.non_negative(&path.field("runAsGroup"), sc.run_as_group);
+    if sc.run_as_group.is_some() && sc.run_as_user.is_none() {
+        errs.required_because(
+            &path.field("runAsUser"),
+            "keel sets the group together with the user (Docker's user:group)",
+        );
+    }
+    if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+        errs.invalid(
+            &path.field("allowPrivilegeEscalation"),
+            "false",
+            "cannot set allowPrivilegeEscalation to false and privileged to true",
+        );
+    }
+    if let Some(caps) = &sc.capabilities {
+        for (field, list) in [("add", &caps.add), ("drop", &caps.drop)] {
+            for (i, cap) in list.iter().flatten().enumerate() {
+                let name = cap.strip_prefix("CAP_").unwrap_or(cap);
+                let ok =
+                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+                if !ok {
+                    errs.invalid(
+                        &path.field("capabilities").field(field).index(i),
+                        cap.as_str(),
+                        "a capability is upper case letters and underscores, as NET_ADMIN or CAP_NET_ADMIN",
+                    );
+                }
+            }
+        }
     }
 }
 

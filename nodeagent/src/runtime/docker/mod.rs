@@ -300,12 +300,15 @@ impl Runtime for DockerRuntime {
                     "2147483647".to_string(),
                 ]
             }),
-            hostname: Some(spec.hostname.clone()),
+            // Docker refuses a hostname of its own in the host's network namespace.
+            hostname: (!spec.host_network).then(|| spec.hostname.clone()),
             labels: Some(self.labels(&spec.pod, None, spec.attempt)),
-            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            exposed_ports: (!exposed.is_empty() && !spec.host_network).then_some(exposed),
             host_config: Some(HostConfig {
                 ipc_mode: Some("shareable".to_string()),
-                port_bindings: (!bindings.is_empty()).then_some(bindings),
+                network_mode: spec.host_network.then(|| "host".to_string()),
+                // On the host's network a container port is already the node's.
+                port_bindings: (!bindings.is_empty() && !spec.host_network).then_some(bindings),
                 ..Default::default()
             }),
             ..Default::default()
@@ -346,7 +349,18 @@ impl Runtime for DockerRuntime {
             working_dir: spec.working_dir.clone(),
             env: Some(spec.env.clone()),
             labels: Some(self.labels(&spec.pod, Some(&spec.name), spec.attempt)),
+            user: spec.security.user.clone(),
             host_config: Some(HostConfig {
+                privileged: spec.security.privileged.then_some(true),
+                cap_add: (!spec.security.cap_add.is_empty()).then(|| spec.security.cap_add.clone()),
+                cap_drop: (!spec.security.cap_drop.is_empty())
+                    .then(|| spec.security.cap_drop.clone()),
+                readonly_rootfs: spec.security.read_only_root.then_some(true),
+                security_opt: spec
+                    .security
+                    .no_new_privileges
+                    .then(|| vec!["no-new-privileges".to_string()]),
+                pid_mode: spec.security.host_pid.then(|| "host".to_string()),
                 network_mode: Some(format!("container:{}", sandbox.id)),
                 ipc_mode: Some(format!("container:{}", sandbox.id)),
                 mounts: (!mounts.is_empty()).then_some(mounts),

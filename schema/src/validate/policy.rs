@@ -1,0 +1,98 @@
+//! Pod security policy: privileges that give a pod power over its node (`privileged`,
+//! `hostNetwork`, `hostPID`, added capabilities) are refused unless the repository's
+//! `keel.yaml` allows them in the pod's namespace, as Kubernetes' Pod Security admission
+//! refuses them outside namespaces labelled `privileged`. Every workload's pod template is
+//! checked where it is written, so the error points at the line to change.
+
+use crate::object::Object;
+use crate::path::FieldPath;
+use crate::repo_config::{PodPrivilege, RepoConfig};
+use crate::types::pod::PodSpec;
+
+use super::FieldError;
+use super::cross::Item;
+
+/// The refused privileges of every item's pods, with the item's index.
+pub fn check_pod_security(items: &[Item<'_>], config: &RepoConfig) -> Vec<(usize, FieldError)> {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some((spec, path)) = pod_spec(item.object) else {
+            continue;
+        };
+        let namespace = item
+            .object
+            .meta()
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_string());
+        for (privilege, at) in privileges(spec, &path) {
+            if !config.allows(&namespace, privilege) {
+                out.push((
+                    i,
+                    FieldError {
+                        path: at,
+                        message: format!(
+                            "Forbidden: {} is not allowed in namespace {namespace:?}; keel.yaml \
+                             can allow it there with podSecurity: {{{namespace}: [{}]}}",
+                            privilege.name(),
+                            privilege.name()
+                        ),
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn of(t: &Option<crate::types::pod::PodTemplateSpec>) -> Option<&PodSpec> {
+    t.as_ref().map(|t| &t.spec)
+}
+
+/// The pod spec of a pod or workload, and its path.
+fn pod_spec(object: &Object) -> Option<(&PodSpec, FieldPath)> {
+    let spec = FieldPath::root().field("spec");
+    let template = spec.field("template").field("spec");
+    match object {
+        Object::Pod(o) => Some((&o.spec, spec)),
+        Object::ReplicationController(o) => of(&o.spec.template).map(|s| (s, template)),
+        Object::ReplicaSet(o) => of(&o.spec.template).map(|s| (s, template)),
+        Object::Deployment(o) => of(&o.spec.template).map(|s| (s, template)),
+        Object::DaemonSet(o) => of(&o.spec.template).map(|s| (s, template)),
+        Object::Job(o) => of(&o.spec.template).map(|s| (s, template)),
+        _ => None,
+    }
+}
+
+/// Each privilege `spec` uses, where it is set.
+fn privileges(spec: &PodSpec, path: &FieldPath) -> Vec<(PodPrivilege, FieldPath)> {
+    let mut out = Vec::new();
+    if spec.host_network == Some(true) {
+        out.push((PodPrivilege::HostNetwork, path.field("hostNetwork")));
+    }
+    if spec.host_pid == Some(true) {
+        out.push((PodPrivilege::HostPid, path.field("hostPID")));
+    }
+    for (i, c) in spec.containers.iter().enumerate() {
+        let Some(sc) = &c.security_context else {
+            continue;
+        };
+        let at = path.field("containers").index(i).field("securityContext");
+        if sc.privileged == Some(true) {
+            out.push((PodPrivilege::Privileged, at.field("privileged")));
+        }
+        if sc
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.add.as_ref())
+            .is_some_and(|a| !a.is_empty())
+        {
+            out.push((
+                PodPrivilege::Capabilities,
+                at.field("capabilities").field("add"),
+            ));
+        }
+    }
+    out
+}
