@@ -82,6 +82,7 @@ fn start_control_plane() -> ControlPlane {
         insecure: true,
         cert_validity: std::time::Duration::from_secs(3600),
         anonymous_read: true,
+        encryption_key_file: None,
     };
     // Its own thread and runtime, as its own process would have (and `run` is not `Send`).
     std::thread::spawn(move || {

@@ -386,7 +386,19 @@ fn no_secret_value_appears_in_anything_keel_prints_or_logs() {
     git(dir, &["init", "-q"]);
     write(dir, "app.yaml", &secret_app(&first));
     commit(dir, "the app and its secret");
-    let server = Server::start_with_env(dir.to_str().unwrap(), &[], &[("RUST_LOG", "debug")]);
+    // Encrypted at rest too.
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("key");
+    std::fs::write(
+        &key_file,
+        base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
+    )
+    .unwrap();
+    let server = Server::start_with_env(
+        dir.to_str().unwrap(),
+        &["--encryption-key-file", key_file.to_str().unwrap()],
+        &[("RUST_LOG", "debug")],
+    );
     let name = format!("secrets-{}", std::process::id());
     let agent = Agent::start(&name, &server);
     let running = |s: &Server| {
@@ -480,6 +492,15 @@ fn no_secret_value_appears_in_anything_keel_prints_or_logs() {
         }
     }
     assert!(everything.len() > 10_000, "the logs were captured");
+    let stored = std::fs::read(server.data.path().join("keel.redb")).unwrap();
+    for value in [&first, &second] {
+        for form in [value.to_string(), encode(value)] {
+            assert!(
+                !stored.windows(form.len()).any(|w| w == form.as_bytes()),
+                "{form} is in the store file in the clear"
+            );
+        }
+    }
 }
 
 /// The lines around the first occurrence of `needle`.

@@ -51,7 +51,8 @@ pub enum Command {
     /// changes, 2 changes, 1 invalid revision or error).
     Plan(plan::Args),
     /// Run the control plane: follow a git branch and apply each revision whole.
-    Server(server::Args),
+    // Boxed: by far the largest variant.
+    Server(Box<server::Args>),
     /// Start a local cluster (control plane and N nodes on this machine's Docker) running the
     /// example app or your repository; Ctrl-C stops it and removes its containers.
     Up(up::Args),

@@ -71,6 +71,11 @@ pub struct Args {
     /// this is left.
     #[arg(long, default_value = "8760h", value_parser = humantime::parse_duration)]
     pub cert_validity: Duration,
+    /// Encrypt Secrets at rest (AES-256-GCM) with the key in this file: 32 bytes, base64
+    /// (`head -c 32 /dev/urandom | base64`). A store with encrypted Secrets needs the same key
+    /// on every start.
+    #[arg(long)]
+    pub encryption_key_file: Option<PathBuf>,
     /// FOR TESTS ONLY: talk to agents in plaintext, without certificates or join tokens.
     /// Anyone who can reach --agent-listen can then register a node.
     #[arg(long)]
@@ -136,6 +141,7 @@ pub fn run(args: &Args) -> i32 {
         insecure: args.insecure,
         cert_validity: args.cert_validity,
         anonymous_read: args.anonymous_read,
+        encryption_key_file: args.encryption_key_file.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -53,6 +53,8 @@ pub struct Config {
     pub cert_validity: Duration,
     /// Serve the read endpoints without the bearer token.
     pub anonymous_read: bool,
+    /// Encrypt Secrets at rest with the key in this file.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Runs until Ctrl-C or SIGTERM.
@@ -60,7 +62,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let spec = StoreSpec::parse(config.store.as_deref(), config.data_dir.clone())?;
-    let store = Store::open(&spec).await.context("cannot open the store")?;
+    let cipher = match &config.encryption_key_file {
+        Some(path) => Some(Arc::new(
+            crate::store::encryption::SecretCipher::from_key_file(path)?,
+        )),
+        None => None,
+    };
+    let store = Store::open_encrypted(&spec, cipher)
+        .await
+        .context("cannot open the store")?;
     let source = GitSource::new(
         &config.repo,
         &config.data_dir,

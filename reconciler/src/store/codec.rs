@@ -5,31 +5,58 @@ use chrono::Utc;
 use keel_schema::Object;
 use serde_json::Value;
 
+use super::encryption::SecretCipher;
 use super::{ObjectKey, Result, StoreError, Stored};
 
 /// The bytes stored for an object: its JSON, without `resourceVersion` (the engine's own
 /// revision is the truth and is filled in on read).
-pub fn encode(object: &Object) -> Result<Vec<u8>> {
+/// With a cipher, Secrets are stored encrypted (see [`super::encryption`]).
+pub fn encode(object: &Object, cipher: Option<&SecretCipher>) -> Result<Vec<u8>> {
     let fail = |e: serde_json::Error| {
         // This object's fault, not the engine's: it fails only its own write.
         StoreError::Invalid(format!("cannot encode {}: {e}", ObjectKey::of(object)))
     };
-    if object.meta().resource_version.is_none() {
-        return serde_json::to_vec(object).map_err(fail);
+    let json = if object.meta().resource_version.is_none() {
+        serde_json::to_vec(object).map_err(fail)?
+    } else {
+        let mut copy = object.clone();
+        copy.meta_mut().resource_version = None;
+        serde_json::to_vec(&copy).map_err(fail)?
+    };
+    match cipher {
+        Some(c) if matches!(object, Object::Secret(_)) => {
+            c.seal(&ObjectKey::of(object).path(), &json)
+        }
+        _ => Ok(json),
     }
-    let mut copy = object.clone();
-    copy.meta_mut().resource_version = None;
-    serde_json::to_vec(&copy).map_err(fail)
 }
 
 /// Reads a stored object. `key` is where it was found (its path ends in
 /// `kind/namespace/name`, which names the type to parse as).
-pub fn decode(key: &str, bytes: &[u8], revision: u64) -> Result<Stored> {
+pub fn decode(
+    key: &str,
+    bytes: &[u8],
+    revision: u64,
+    cipher: Option<&SecretCipher>,
+) -> Result<Stored> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: key.to_string(),
         reason,
     };
     let kind = kind_of(key).ok_or_else(|| corrupt("key names no kind".into()))?;
+    let opened;
+    let bytes = if super::encryption::is_sealed(bytes) {
+        // Sealed at the object's path: the key ends in it (engines prefix their own).
+        let mut parts = key.rsplitn(4, '/');
+        let (Some(name), Some(ns), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(corrupt("key names no object".into()));
+        };
+        let path = ObjectKey::new(kind, ns, name).path();
+        opened = super::encryption::open(cipher, &path, bytes)?;
+        opened.as_slice()
+    } else {
+        bytes
+    };
     let mut object = Object::from_json_slice(kind, bytes).map_err(|e| corrupt(e.to_string()))?;
     object.meta_mut().resource_version = Some(revision.to_string());
     Ok(Stored {

@@ -38,6 +38,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::codec::{Prepared, decode, encode, prepare_op};
+use super::encryption::SecretCipher;
 use super::watch::{WATCH_BUFFER, Watcher};
 use super::{
     Batch, BatchOp, EventType, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored,
@@ -70,6 +71,8 @@ pub struct EtcdStore {
     prefix: String,
     endpoints: String,
     _compactor: Arc<AbortOnDrop>,
+    /// Encrypts Secrets at rest (`--encryption-key-file`).
+    cipher: Option<Arc<SecretCipher>>,
 }
 
 /// Stops the background compactor when the last handle to the store goes.
@@ -138,6 +141,15 @@ impl EtcdStore {
     /// Connects (retrying with backoff for a few seconds), then finishes any batch a previous
     /// process left half-written, and starts the history compactor.
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self> {
+        Self::connect_encrypted(endpoints, prefix, None).await
+    }
+
+    /// Connects, encrypting Secrets with `cipher` when given.
+    pub async fn connect_encrypted(
+        endpoints: &[String],
+        prefix: &str,
+        cipher: Option<Arc<SecretCipher>>,
+    ) -> Result<Self> {
         let shown = endpoints.join(",");
         let options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
@@ -178,6 +190,7 @@ impl EtcdStore {
             prefix: prefix.trim_end_matches('/').to_string(),
             endpoints: shown,
             _compactor: Arc::new(AbortOnDrop(Some(compactor))),
+            cipher,
         };
         store.recover().await?;
         Ok(store)
@@ -213,7 +226,7 @@ impl EtcdStore {
     fn decode_kv(&self, kv: &KeyValue) -> Result<Stored> {
         let key = String::from_utf8_lossy(kv.key()).to_string();
         let revision = u64::try_from(kv.mod_revision()).unwrap_or(0);
-        decode(&key, kv.value(), revision)
+        decode(&key, kv.value(), revision, self.cipher.as_deref())
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
@@ -371,7 +384,7 @@ impl EtcdStore {
             let old = found.map(|kv| self.decode_kv(kv)).transpose()?;
             let (value, stored) = match prepare_op(op, old.as_ref())? {
                 Prepared::Put(object, _) => (
-                    Some(encode(&object)?),
+                    Some(encode(&object, self.cipher.as_deref())?),
                     Stored {
                         object: *object,
                         resource_version: 0,
@@ -841,90 +854,92 @@ impl EtcdStore {
             }
         }
         let store = self.clone();
-        let task = tokio::spawn(async move {
-            let mut last = from;
-            let mut pending = first;
-            let mut failures = 0u32;
-            loop {
-                let message = match pending.take() {
-                    Some(r) => Ok(Some(r)),
-                    None => stream.message().await,
-                };
-                let resp = match message {
-                    Ok(Some(resp)) if !resp.canceled() || resp.compact_revision() > 0 => resp,
-                    // A broken stream, an end, or a cancel: resume from the last revision
-                    // delivered, with backoff, and give up loudly after a few tries.
-                    broken => {
-                        failures += 1;
-                        let why = match broken {
-                            Err(e) => e.to_string(),
-                            Ok(Some(r)) => format!("canceled: {}", r.cancel_reason()),
-                            Ok(None) => "stream ended".to_string(),
-                        };
-                        if failures > 5 {
-                            let _ = tx
-                                .send(Err(StoreError::Unavailable(format!(
-                                    "etcd watch lost: {why}"
-                                ))))
-                                .await;
-                            return;
-                        }
-                        tracing::warn!(reason = %why, failures, "etcd watch broke; resuming");
-                        tokio::time::sleep(backoff(failures)).await;
-                        let mut client = store.watch.clone();
-                        if let Ok(s) = client.watch(prefix.clone(), Some(options(last))).await {
-                            stream = s;
-                        }
-                        continue;
-                    }
-                };
-                if resp.compact_revision() > 0 {
-                    let _ = tx
-                        .send(Err(StoreError::Expired {
-                            requested: last,
-                            compacted: u64::try_from(resp.compact_revision().saturating_sub(1))
-                                .unwrap_or(0),
-                        }))
-                        .await;
-                    return;
-                }
-                if !resp.events().is_empty() {
-                    failures = 0;
-                }
-                for event in resp.events() {
-                    let Some(kv) = event.kv() else { continue };
-                    let revision = u64::try_from(kv.mod_revision()).unwrap_or(0);
-                    let (event_type, source) = match event.event_type() {
-                        EtcdEventType::Put if kv.create_revision() == kv.mod_revision() => {
-                            (EventType::Added, Some(kv))
-                        }
-                        EtcdEventType::Put => (EventType::Modified, Some(kv)),
-                        EtcdEventType::Delete => (EventType::Deleted, event.prev_kv()),
+        let task =
+            tokio::spawn(async move {
+                let mut last = from;
+                let mut pending = first;
+                let mut failures = 0u32;
+                loop {
+                    let message = match pending.take() {
+                        Some(r) => Ok(Some(r)),
+                        None => stream.message().await,
                     };
-                    let Some(source) = source else {
-                        // A deletion whose previous state is compacted away: the watcher
-                        // cannot know what went; it must relist.
+                    let resp = match message {
+                        Ok(Some(resp)) if !resp.canceled() || resp.compact_revision() > 0 => resp,
+                        // A broken stream, an end, or a cancel: resume from the last revision
+                        // delivered, with backoff, and give up loudly after a few tries.
+                        broken => {
+                            failures += 1;
+                            let why = match broken {
+                                Err(e) => e.to_string(),
+                                Ok(Some(r)) => format!("canceled: {}", r.cancel_reason()),
+                                Ok(None) => "stream ended".to_string(),
+                            };
+                            if failures > 5 {
+                                let _ = tx
+                                    .send(Err(StoreError::Unavailable(format!(
+                                        "etcd watch lost: {why}"
+                                    ))))
+                                    .await;
+                                return;
+                            }
+                            tracing::warn!(reason = %why, failures, "etcd watch broke; resuming");
+                            tokio::time::sleep(backoff(failures)).await;
+                            let mut client = store.watch.clone();
+                            if let Ok(s) = client.watch(prefix.clone(), Some(options(last))).await {
+                                stream = s;
+                            }
+                            continue;
+                        }
+                    };
+                    if resp.compact_revision() > 0 {
                         let _ = tx
                             .send(Err(StoreError::Expired {
                                 requested: last,
-                                compacted: revision,
+                                compacted: u64::try_from(resp.compact_revision().saturating_sub(1))
+                                    .unwrap_or(0),
                             }))
                             .await;
                         return;
-                    };
-                    let key = String::from_utf8_lossy(source.key()).to_string();
-                    let item = decode(&key, source.value(), revision).map(|s| WatchEvent {
-                        event_type,
-                        object: s.object,
-                        revision,
-                    });
-                    if tx.send(item).await.is_err() {
-                        return;
                     }
-                    last = last.max(revision);
+                    if !resp.events().is_empty() {
+                        failures = 0;
+                    }
+                    for event in resp.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        let revision = u64::try_from(kv.mod_revision()).unwrap_or(0);
+                        let (event_type, source) = match event.event_type() {
+                            EtcdEventType::Put if kv.create_revision() == kv.mod_revision() => {
+                                (EventType::Added, Some(kv))
+                            }
+                            EtcdEventType::Put => (EventType::Modified, Some(kv)),
+                            EtcdEventType::Delete => (EventType::Deleted, event.prev_kv()),
+                        };
+                        let Some(source) = source else {
+                            // A deletion whose previous state is compacted away: the watcher
+                            // cannot know what went; it must relist.
+                            let _ = tx
+                                .send(Err(StoreError::Expired {
+                                    requested: last,
+                                    compacted: revision,
+                                }))
+                                .await;
+                            return;
+                        };
+                        let key = String::from_utf8_lossy(source.key()).to_string();
+                        let item = decode(&key, source.value(), revision, store.cipher.as_deref())
+                            .map(|s| WatchEvent {
+                                event_type,
+                                object: s.object,
+                                revision,
+                            });
+                        if tx.send(item).await.is_err() {
+                            return;
+                        }
+                        last = last.max(revision);
+                    }
                 }
-            }
-        });
+            });
         Ok(Watcher::new(rx, task))
     }
 

@@ -29,6 +29,7 @@
 //! - On etcd, watchers see a batch's chunks as consecutive revisions, not one.
 
 mod codec;
+pub mod encryption;
 pub mod etcd;
 pub mod etcd_process;
 pub mod redb;
@@ -257,10 +258,22 @@ macro_rules! dispatch {
 
 impl Store {
     pub async fn open(spec: &StoreSpec) -> Result<Store> {
+        Self::open_encrypted(spec, None).await
+    }
+
+    /// Opens the store, keeping Secrets encrypted with `cipher` when given.
+    pub async fn open_encrypted(
+        spec: &StoreSpec,
+        cipher: Option<std::sync::Arc<encryption::SecretCipher>>,
+    ) -> Result<Store> {
         match spec {
-            StoreSpec::Redb { data_dir } => Ok(Store::Redb(redb::RedbStore::open(data_dir).await?)),
+            StoreSpec::Redb { data_dir } => Ok(Store::Redb(
+                redb::RedbStore::open_encrypted(data_dir, cipher).await?,
+            )),
             StoreSpec::Etcd { endpoints } => {
-                let store = etcd::EtcdStore::connect(endpoints, etcd::DEFAULT_PREFIX).await?;
+                let store =
+                    etcd::EtcdStore::connect_encrypted(endpoints, etcd::DEFAULT_PREFIX, cipher)
+                        .await?;
                 Ok(Store::Etcd(Box::new(store)))
             }
         }

@@ -19,6 +19,7 @@ use keel_schema::Object;
 use tokio::sync::{broadcast, mpsc};
 
 use super::codec::{Prepared, decode, encode, kind_matches, prepare_op};
+use super::encryption::SecretCipher;
 use super::watch::{WATCH_BUFFER, Watcher};
 use super::{
     Batch, BatchOp, EventType, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored,
@@ -59,6 +60,8 @@ struct Inner {
     failed: AtomicBool,
     /// Single writes waiting for the next group commit.
     pending: Mutex<PendingWrites>,
+    /// Encrypts Secrets at rest (`--encryption-key-file`).
+    cipher: Option<Arc<SecretCipher>>,
 }
 
 /// Single writes waiting to be committed, and whether a committer is running.
@@ -152,6 +155,7 @@ struct Tx<'t, 'c> {
     written: HashMap<String, Option<Stored>>,
     revision: u64,
     events: Vec<(EventType, Vec<u8>, Object)>,
+    cipher: Option<&'c SecretCipher>,
 }
 
 impl Tx<'_, '_> {
@@ -166,7 +170,7 @@ impl Tx<'_, '_> {
 
     fn put(&mut self, mut object: Object, event: EventType) -> Result<()> {
         let key = ObjectKey::of(&object);
-        let json = encode(&object)?;
+        let json = encode(&object, self.cipher)?;
         let mut record = self.revision.to_le_bytes().to_vec();
         record.extend_from_slice(&json);
         self.objects
@@ -192,7 +196,7 @@ impl Tx<'_, '_> {
                 let old = self
                     .get(&key)
                     .ok_or_else(|| StoreError::NotFound(key.clone()))?;
-                let json = encode(&old.object)?;
+                let json = encode(&old.object, self.cipher)?;
                 let mut object = old.object.clone();
                 self.objects.remove(key.path().as_str()).map_err(backend)?;
                 self.written.insert(key.path(), None);
@@ -219,13 +223,21 @@ impl Tx<'_, '_> {
 impl RedbStore {
     /// Opens (creating if needed) `data_dir/keel.redb`.
     pub async fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_encrypted(data_dir, None).await
+    }
+
+    /// Opens the store, encrypting Secrets with `cipher` when given.
+    pub async fn open_encrypted(
+        data_dir: &Path,
+        cipher: Option<Arc<SecretCipher>>,
+    ) -> Result<Self> {
         let data_dir = data_dir.to_path_buf();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir))
+        tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir, cipher))
             .await
             .map_err(backend)?
     }
 
-    fn open_blocking(data_dir: &Path) -> Result<Self> {
+    fn open_blocking(data_dir: &Path, cipher: Option<Arc<SecretCipher>>) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot create data dir {}: {e}",
@@ -245,7 +257,7 @@ impl RedbStore {
             txn.open_table(HISTORY).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
-        let cache = load_cache(&db)?;
+        let cache = load_cache(&db, cipher.as_deref())?;
         let (events, _) = broadcast::channel(256);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -256,6 +268,7 @@ impl RedbStore {
                 cache: RwLock::new(cache),
                 failed: AtomicBool::new(false),
                 pending: Mutex::default(),
+                cipher,
             }),
         })
     }
@@ -286,6 +299,7 @@ impl RedbStore {
                 written: HashMap::new(),
                 revision,
                 events: Vec::new(),
+                cipher: inner.cipher.as_deref(),
             };
             // On error the transaction is dropped uncommitted: nothing is written.
             let value = f(&mut tx)?;
@@ -690,7 +704,7 @@ impl RedbStore {
                     if kind_matches(kind.as_deref(), &key) {
                         events.push(WatchEvent {
                             event_type,
-                            object: decode(path, json, rev)?.object,
+                            object: decode(path, json, rev, inner.cipher.as_deref())?.object,
                             revision: rev,
                         });
                     }
@@ -703,7 +717,7 @@ impl RedbStore {
 }
 
 /// Decodes every stored object, for the read cache.
-fn load_cache(db: &Database) -> Result<Cache> {
+fn load_cache(db: &Database, cipher: Option<&SecretCipher>) -> Result<Cache> {
     let txn = db.begin_read().map_err(backend)?;
     let meta = txn.open_table(META).map_err(backend)?;
     let revision = meta
@@ -722,7 +736,7 @@ fn load_cache(db: &Database) -> Result<Cache> {
         let (rev, json) = split_record(path, v.value())?;
         cache
             .objects
-            .insert(path.to_string(), decode(path, json, rev)?);
+            .insert(path.to_string(), decode(path, json, rev, cipher)?);
     }
     Ok(cache)
 }

@@ -151,6 +151,7 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
         insecure: false,
         cert_validity: keel_tls::DEFAULT_CERT_VALIDITY,
         anonymous_read: false,
+        encryption_key_file: None,
     };
     // The control plane on its own thread and runtime, as its own process would have; it
     // stops on Ctrl-C or SIGTERM like `keel server`.

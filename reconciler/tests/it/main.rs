@@ -2,6 +2,7 @@
 
 mod api;
 mod controllers;
+mod encryption;
 mod etcd_server;
 mod nodes;
 mod store;
