@@ -308,6 +308,18 @@ fn only_the_control_plane_commands_an_agent_and_no_node_speaks_for_another() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        // A real token does not take over a live node's name.
+        let (_, csr) = keel_tls::ca::new_key_and_request().unwrap();
+        let err = anonymous
+            .join(JoinRequest {
+                node_name: name.clone(),
+                token_id: token.id.clone(),
+                token_secret: token.secret.clone(),
+                csr,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
     });
 
     std::thread::sleep(Duration::from_millis(500));

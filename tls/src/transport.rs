@@ -18,6 +18,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 /// A peer that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at most.
+const MAX_HANDSHAKES: usize = 256;
 
 /// Accepts connections on `listener` and yields those that complete a TLS handshake under
 /// `config`; the others are logged (with the peer's address and rustls' reason) and closed.
@@ -28,12 +30,18 @@ pub fn incoming(
 ) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
+    // Peers mid-handshake at once: beyond this, accepting waits, so strangers opening
+    // connections and saying nothing cannot use up the process's file descriptors.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 // The server is gone (it dropped the stream): stop listening.
                 _ = tx.closed() => return,
+            };
+            let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                return;
             };
             let (tcp, peer) = match accepted {
                 Ok(a) => a,
@@ -46,6 +54,7 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
+                let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;

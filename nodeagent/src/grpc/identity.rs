@@ -72,7 +72,7 @@ impl NodeIdentity {
                 Ok(()) => break,
                 Err(IdentityError::Fatal(m)) => anyhow::bail!("cannot join the cluster: {m}"),
                 Err(IdentityError::Retry(m)) => {
-                    tracing::warn!(server, error = %m, "cannot join the cluster yet; retrying");
+                    tracing::warn!(server, error = %m, "cannot join the cluster yet; retrying (is the control plane up there, and not running --insecure?)");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
@@ -105,8 +105,18 @@ impl NodeIdentity {
             );
             return Ok(None);
         }
-        let credentials = Credentials::from_pem(&cert, &key)
-            .with_context(|| format!("the node certificate in {}", dir.display()))?;
+        let credentials = match Credentials::from_pem(&cert, &key) {
+            Ok(c) => c,
+            // Half-written (a crash between the two files) or damaged: a token joins again.
+            Err(e) if token.is_some() => {
+                tracing::warn!(error = %e, "the stored node certificate is unusable; joining again with the token");
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("the node certificate in {}", dir.display()));
+            }
+        };
         let leaf = credentials.leaf();
         let whose = Identity::of_certificate(&leaf);
         if whose != Some(Identity::Node(node.to_string())) {
@@ -187,7 +197,13 @@ impl NodeIdentity {
                     Ok(()) => {
                         tracing::info!(expires = ?self.expires(), "renewed the node certificate");
                         self.renewed.send_modify(|n| *n += 1);
-                        continue;
+                        if let Some((from, until)) = self.credentials.validity()
+                            && keel_tls::renewal_due(from, until, chrono::Utc::now().timestamp())
+                        {
+                            tracing::warn!(
+                                "the renewed certificate is already due for renewal: is this machine's clock ahead of the control plane's?"
+                            );
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %format!("{e:#}"), expires = ?self.expires(), "cannot renew the node certificate yet")

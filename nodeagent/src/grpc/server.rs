@@ -151,7 +151,6 @@ impl NodeAgent for NodeAgentService {
     }
 }
 
-/// Serves the agent's API on `listener` until `shutdown` completes.
 /// Serves the agent's API on `listener` until `shutdown` completes: over TLS with `tls`,
 /// plaintext without (`--insecure`).
 pub async fn serve(

@@ -26,8 +26,8 @@ pub struct Args {
     /// Address of the HTTP API (health, webhook, status, history).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: String,
-    /// Address node agents register at and report to (their `keel-agent --server`). No
-    /// authentication until mutual TLS lands: keep it on a trusted network.
+    /// Address node agents join, register at and report to (their `keel-agent --server`),
+    /// over mutual TLS.
     #[arg(long, default_value = "127.0.0.1:7402")]
     pub agent_listen: String,
     /// A node without a heartbeat for this long is marked not ready.

@@ -18,7 +18,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{NodeRegistry, RegisterError};
-use crate::auth::join_tokens::JoinTokens;
+use crate::auth::join_tokens::{JoinTokens, TokenError};
 use crate::auth::pki::ControlPlanePki;
 
 /// Status reports and registrations are small; this bounds what one message may cost.
@@ -179,9 +179,49 @@ impl ControlPlane for ControlPlaneService {
                 req.node_name
             )));
         }
+        // The name goes into the certificate's DNS name (NAME.node.keel), which has limits
+        // of its own.
+        if Identity::Node(req.node_name.clone()).server_name().is_err()
+            || req.node_name.split('.').any(|l| l.len() > 63)
+            || req.node_name.len() > 243
+        {
+            return Err(Status::invalid_argument(format!(
+                "node name {:?} is too long for a certificate (at most 243 characters, 63 per label)",
+                req.node_name
+            )));
+        }
+        // Checked before anything from this unauthenticated caller is logged or looked up.
+        if keel_tls::JoinToken::parse(&format!(
+            "keel1:{}:{}.{}",
+            pki.ca_fingerprint(),
+            req.token_id,
+            req.token_secret
+        ))
+        .is_err()
+        {
+            return Err(Status::invalid_argument(
+                "the join token is malformed; give it as `keel token create` printed it",
+            ));
+        }
         if let Err(e) = self.join_tokens.check(&req.token_id, &req.token_secret) {
             tracing::warn!(node = %req.node_name, token = %req.token_id, peer = ?peer, reason = %e, "refused a join");
-            return Err(Status::unauthenticated(e.to_string()));
+            // One answer for unknown and wrong: the caller learns nothing about which ids exist.
+            let message = match e {
+                TokenError::Expired(_) => e.to_string(),
+                _ => {
+                    "the join token is unknown to this control plane, or its secret is wrong".into()
+                }
+            };
+            return Err(Status::unauthenticated(message));
+        }
+        // A token joins new nodes and nodes that are gone (a wiped machine coming back), not
+        // a live one: that would hand its pods and Secrets to whoever holds a token.
+        if self.registry.is_alive(&req.node_name) {
+            tracing::warn!(node = %req.node_name, peer = ?peer, "refused a join under the name of a live node");
+            return Err(Status::already_exists(format!(
+                "node {:?} is registered and alive; stop its agent (or pick another name) to join under this name",
+                req.node_name
+            )));
         }
         let certificate = pki
             .sign_node(&req.csr, &req.node_name)

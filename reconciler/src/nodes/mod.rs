@@ -6,7 +6,7 @@
 //! - this file: [`NodeRegistry`], what registration and reports do to the store, and the node
 //!   lifecycle (Ready → Unknown after `--node-grace` without a heartbeat, back on the next one).
 //! - [`grpc`]: the `ControlPlane` gRPC service agents call, and `serve`, the one place its
-//!   server is built (mutual TLS comes in step H).
+//!   server is built (mutual TLS: callers are who their certificates say).
 //!
 //! Heartbeats are kept in memory; the store is written only when something changes (a
 //! registration, a readiness flip, a pod's status), so a thousand nodes beating every second
@@ -63,8 +63,8 @@ pub struct NodeRegistry {
     heartbeats: prometheus_client::metrics::counter::Counter,
 }
 
-/// The most nodes one control plane accepts (until mutual TLS, anyone reaching
-/// `--agent-listen` can register; this bounds what that costs).
+/// The most nodes one control plane accepts (a join token, or `--insecure`, lets a caller
+/// register nodes; this bounds what that costs).
 pub const MAX_NODES: usize = 10_000;
 /// The largest pod status accepted from an agent.
 const MAX_STATUS_BYTES: usize = 256 * 1024;
@@ -233,8 +233,16 @@ impl NodeRegistry {
         self.state().seen.contains_key(node)
     }
 
-    /// Creates or updates the node's object from what its agent says; it is Ready.
-    /// Registers (or re-registers) a node. `certificate_expires` is when the certificate
+    /// Whether `node` was heard from within `--node-grace`.
+    pub fn is_alive(&self, node: &str) -> bool {
+        self.state()
+            .seen
+            .get(node)
+            .is_some_and(|t| t.elapsed() <= self.grace)
+    }
+
+    /// Registers (or re-registers) a node: creates or updates its object from what its
+    /// agent says; it is Ready. `certificate_expires` is when the certificate
     /// its agent presented expires, shown by `keel describe node`.
     pub async fn register(
         &self,
