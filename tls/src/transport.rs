@@ -72,6 +72,31 @@ pub fn incoming(
     ReceiverStream::new(rx)
 }
 
+/// Serves `router` on `listener` until `shutdown`: over TLS with `tls`, plaintext without
+/// (`--insecure`).
+pub async fn serve(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    match tls {
+        Some(config) => {
+            router
+                .serve_with_incoming_shutdown(incoming(listener, config), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    shutdown,
+                )
+                .await
+        }
+    }
+}
+
 /// Client TLS for one peer: the configuration and the name its certificate must carry.
 #[derive(Clone)]
 pub struct ClientTls {

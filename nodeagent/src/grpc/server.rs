@@ -10,7 +10,6 @@ use keel_schema::proto::log_chunk::Stream as ProtoStream;
 use keel_schema::proto::node_agent_server::{NodeAgent, NodeAgentServer};
 use keel_schema::proto::{LogChunk, LogsRequest, NodeDesired, SyncAck};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::desired;
@@ -162,20 +161,6 @@ pub async fn serve(
     let svc = NodeAgentServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let server = tonic::transport::Server::builder().add_service(svc);
-    match tls {
-        Some(config) => {
-            server
-                .serve_with_incoming_shutdown(
-                    keel_tls::transport::incoming(listener, config),
-                    shutdown,
-                )
-                .await
-        }
-        None => {
-            server
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-                .await
-        }
-    }
+    let router = tonic::transport::Server::builder().add_service(svc);
+    keel_tls::transport::serve(router, listener, tls, shutdown).await
 }

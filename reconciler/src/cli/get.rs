@@ -83,8 +83,12 @@ pub fn path(info: &KindInfo, namespace: Option<&str>, name: Option<&str>) -> Str
 /// GETs `path` from the server: the JSON, or the server's own message for an error.
 pub async fn get_json(server: &str, path: &str) -> anyhow::Result<Value> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
-    let resp = super::http::client_for(server)
-        .get(&url)
+    json_answer(server, super::http::client_for(server).get(&url)).await
+}
+
+/// Sends `request` to the server: the JSON answer, or the server's own message for an error.
+pub async fn json_answer(server: &str, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    let resp = request
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the keel server at {server}: {e}"))?;

@@ -1,7 +1,9 @@
 //! `keel token create|list`: bootstrap tokens a new node joins with
 //! (`keel-agent --token T`). Needs the server's admin token.
 
-use serde_json::{Value, json};
+use serde_json::json;
+
+use super::get::json_answer;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -47,25 +49,10 @@ pub fn run(command: &Command) -> i32 {
     }
 }
 
-async fn call(server: &str, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let resp = request
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the keel server at {server}: {e}"))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let reason = body["reason"].as_str().unwrap_or("Error");
-        let message = body["message"].as_str().unwrap_or("");
-        anyhow::bail!("Error from server ({reason}): {message}");
-    }
-    Ok(body)
-}
-
 async fn create(args: &CreateArgs) -> anyhow::Result<()> {
     let server = &args.server.server;
     let url = format!("{}/api/keel/tokens", server.trim_end_matches('/'));
-    let body = call(
+    let body = json_answer(
         server,
         super::http::client_for(server)
             .post(url)
@@ -87,7 +74,7 @@ async fn create(args: &CreateArgs) -> anyhow::Result<()> {
 
 async fn list(server: &str) -> anyhow::Result<()> {
     let url = format!("{}/api/keel/tokens", server.trim_end_matches('/'));
-    let body = call(server, super::http::client_for(server).get(url)).await?;
+    let body = json_answer(server, super::http::client_for(server).get(url)).await?;
     let mut rows = Vec::new();
     for item in body["items"].as_array().into_iter().flatten() {
         rows.push(vec![

@@ -14,7 +14,6 @@ use keel_schema::proto::{
 use keel_tls::Identity;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{NodeRegistry, RegisterError};
@@ -270,20 +269,6 @@ pub async fn serve(
         join_tokens,
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let server = tonic::transport::Server::builder().add_service(svc);
-    match tls {
-        Some(config) => {
-            server
-                .serve_with_incoming_shutdown(
-                    keel_tls::transport::incoming(listener, config),
-                    shutdown,
-                )
-                .await
-        }
-        None => {
-            server
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-                .await
-        }
-    }
+    let router = tonic::transport::Server::builder().add_service(svc);
+    keel_tls::transport::serve(router, listener, tls, shutdown).await
 }
