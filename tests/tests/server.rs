@@ -541,3 +541,49 @@ fn agents_register_and_a_silent_node_becomes_not_ready() {
         node_ready(s, "worker-1").as_deref() == Some("Unknown")
     });
 }
+
+/// A CLI call without the right token says so, and where the token it sent came from.
+#[test]
+fn a_refused_token_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    write(&repo, "web.yaml", &deployment(1, "web:1"));
+    commit(&repo, "web");
+    let server = Server::start(repo.to_str().unwrap(), &[]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("admin-token"), "x".repeat(40)).unwrap();
+    for (args, env, want) in [
+        (
+            vec!["get", "pods"],
+            ("KEEL_TOKEN", "y".repeat(40)),
+            "the token sent is --token/KEEL_TOKEN",
+        ),
+        (
+            vec!["history"],
+            (
+                "KEEL_DATA_DIR",
+                elsewhere.path().to_string_lossy().into_owned(),
+            ),
+            "admin-token's",
+        ),
+        (
+            vec!["logs", "web-1"],
+            ("KEEL_TOKEN", "z".repeat(40)),
+            "the bearer token is wrong",
+        ),
+    ] {
+        let out = Command::new(binary("keel"))
+            .args(&args)
+            .args(["--server", &server.url])
+            .env(env.0, &env.1)
+            .output()
+            .expect("keel runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("Unauthorized") && stderr.contains(want),
+            "{args:?}: {stderr}"
+        );
+    }
+}

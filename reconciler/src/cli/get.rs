@@ -95,11 +95,24 @@ pub async fn json_answer(server: &str, request: reqwest::RequestBuilder) -> anyh
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let reason = body["reason"].as_str().unwrap_or("Error");
-        let message = body["message"].as_str().unwrap_or("");
-        anyhow::bail!("Error from server ({reason}): {message}");
+        return Err(server_error(server, status, &body));
     }
     Ok(body)
+}
+
+/// The server's refusal (a Kubernetes `Status` or `{"error": …}`) as the CLI reports it; a
+/// 401 also says where the token sent came from.
+pub fn server_error(server: &str, status: reqwest::StatusCode, body: &Value) -> anyhow::Error {
+    let reason = body["reason"].as_str().unwrap_or("Error");
+    let message = body["message"]
+        .as_str()
+        .or_else(|| body["error"].as_str())
+        .map_or_else(|| status.to_string(), str::to_string);
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        let hint = super::http::token_hint(server);
+        return anyhow::anyhow!("Error from server ({reason}): {message} ({hint})");
+    }
+    anyhow::anyhow!("Error from server ({reason}): {message}")
 }
 
 async fn fetch(args: &Args, info: &KindInfo) -> anyhow::Result<Value> {

@@ -44,19 +44,13 @@ async fn fetch(args: &Args) -> anyhow::Result<Vec<SyncRecord>> {
         args.server.trim_end_matches('/'),
         args.limit
     );
-    let resp = super::http::client_for(&args.server)
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the keel server at {}: {e}", args.server))?;
-    if !resp.status().is_success() {
-        anyhow::bail!(
-            "{url}: {}: {}",
-            resp.status(),
-            resp.text().await.unwrap_or_default()
-        );
-    }
-    Ok(resp.json().await?)
+    let body = super::get::json_answer(
+        &args.server,
+        super::http::client_for(&args.server).get(&url),
+    )
+    .await?;
+    serde_json::from_value(body)
+        .map_err(|e| anyhow::anyhow!("{url}: the server's answer is not a history: {e}"))
 }
 
 fn render(records: &[SyncRecord], output: Output) -> String {

@@ -57,11 +57,40 @@ fn token_for(server: &str) -> Option<String> {
     if !is_local(server) {
         return None;
     }
-    local_token_files()
-        .into_iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
+    local_token_files().into_iter().find_map(|p| {
+        let t = std::fs::read_to_string(&p).ok()?.trim().to_string();
+        (!t.is_empty()).then_some(t)
+    })
+}
+
+/// What to tell a user whose request was refused for its token: where the token sent came
+/// from, or that none was found.
+pub fn token_hint(server: &str) -> String {
+    if let Some(Some(_)) = TOKEN.get() {
+        return "the token sent is --token/KEEL_TOKEN".into();
+    }
+    if !is_local(server) {
+        return "no token was sent: give --token or KEEL_TOKEN (the server's DATA_DIR/admin-token)"
+            .into();
+    }
+    let files = local_token_files();
+    match files
+        .iter()
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| !t.trim().is_empty()))
+    {
+        Some(p) => format!(
+            "the token sent is {}'s; for another server give KEEL_TOKEN, or KEEL_DATA_DIR=its data dir",
+            p.display()
+        ),
+        None => format!(
+            "no token was found (looked in {}); give --token or KEEL_TOKEN",
+            files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 fn is_local(server: &str) -> bool {

@@ -72,12 +72,9 @@ async fn stream(args: &Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the keel server at {}: {e}", args.server))?;
     if !resp.status().is_success() {
+        let status = resp.status();
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        anyhow::bail!(
-            "Error from server ({}): {}",
-            body["reason"].as_str().unwrap_or("Error"),
-            body["message"].as_str().unwrap_or("")
-        );
+        return Err(super::get::server_error(&args.server, status, &body));
     }
     let mut stdout = std::io::stdout();
     while let Some(chunk) = resp.chunk().await? {

@@ -156,19 +156,12 @@ fn plan_against_server(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let resp = super::http::client_for(server)
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the keel server at {server}: {e}"))?;
-        if !resp.status().is_success() {
-            anyhow::bail!(
-                "{url}: {}: {}",
-                resp.status(),
-                resp.text().await.unwrap_or_default()
-            );
-        }
-        Ok(resp.json().await?)
+        let answer = super::get::json_answer(
+            server,
+            super::http::client_for(server).post(&url).json(&body),
+        )
+        .await?;
+        serde_json::from_value(answer)
+            .map_err(|e| anyhow::anyhow!("{url}: the server's answer is not a plan: {e}"))
     })
 }
