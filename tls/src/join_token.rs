@@ -56,12 +56,7 @@ impl JoinToken {
         let Some((id, secret)) = rest.split_once('.') else {
             return Err(bad("no '.' between id and secret"));
         };
-        let ok = |s: &str, n: usize| {
-            s.len() == n
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        };
-        if !ok(id, ID_LEN) || !ok(secret, SECRET_LEN) {
+        if !well_formed(id, secret) {
             return Err(bad("the id or secret has the wrong length or characters"));
         }
         Ok(JoinToken {
@@ -78,6 +73,16 @@ impl JoinToken {
             self.ca_fingerprint, self.id, self.secret
         )
     }
+}
+
+/// Whether `id` and `secret` have a token's lengths and characters ([a-z0-9]).
+pub fn well_formed(id: &str, secret: &str) -> bool {
+    let ok = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    ok(id, ID_LEN) && ok(secret, SECRET_LEN)
 }
 
 /// The SHA-256 of a secret, hex: what the control plane keeps.

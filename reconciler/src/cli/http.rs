@@ -57,9 +57,14 @@ fn token_for(server: &str) -> Option<String> {
     if !is_local(server) {
         return None;
     }
+    local_token().map(|(_, token)| token)
+}
+
+/// The first local admin token found, and its file.
+fn local_token() -> Option<(PathBuf, String)> {
     local_token_files().into_iter().find_map(|p| {
         let t = std::fs::read_to_string(&p).ok()?.trim().to_string();
-        (!t.is_empty()).then_some(t)
+        (!t.is_empty()).then_some((p, t))
     })
 }
 
@@ -73,18 +78,14 @@ pub fn token_hint(server: &str) -> String {
         return "no token was sent: give --token or KEEL_TOKEN (the server's DATA_DIR/admin-token)"
             .into();
     }
-    let files = local_token_files();
-    match files
-        .iter()
-        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| !t.trim().is_empty()))
-    {
-        Some(p) => format!(
+    match local_token() {
+        Some((p, _)) => format!(
             "the token sent is {}'s; for another server give KEEL_TOKEN, or KEEL_DATA_DIR=its data dir",
             p.display()
         ),
         None => format!(
             "no token was found (looked in {}); give --token or KEEL_TOKEN",
-            files
+            local_token_files()
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()

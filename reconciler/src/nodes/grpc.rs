@@ -190,14 +190,7 @@ impl ControlPlane for ControlPlaneService {
             )));
         }
         // Checked before anything from this unauthenticated caller is logged or looked up.
-        if keel_tls::JoinToken::parse(&format!(
-            "keel1:{}:{}.{}",
-            pki.ca_fingerprint(),
-            req.token_id,
-            req.token_secret
-        ))
-        .is_err()
-        {
+        if !keel_tls::join_token::well_formed(&req.token_id, &req.token_secret) {
             return Err(Status::invalid_argument(
                 "the join token is malformed; give it as `keel token create` printed it",
             ));
