@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keel_agent_protocol::NodeDesired;
+use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use keel_nodeagent::agent::{self, AgentConfig, RunningAgent};
 use keel_nodeagent::runtime::Runtime;
 use keel_nodeagent::runtime::docker::image_import::import_busybox_image;
 use keel_nodeagent::runtime::docker::{DEFAULT_PAUSE_IMAGE, DockerRuntime};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
-use keel_schema::proto::NodeDesired;
-use keel_schema::proto::node_agent_client::NodeAgentClient;
 use serde_json::json;
 
 const IMAGE: &str = "keel-bench/busybox:1";

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use keel_agent_protocol::NodeDesired;
 use keel_proxy::{ProxiedService, service_links};
 use keel_schema::defaults::apply_defaults;
 use keel_schema::object::Object;
-use keel_schema::proto::NodeDesired;
 use keel_schema::types::core::{ConfigMap, Secret};
 use keel_schema::types::pod::Pod;
 use keel_schema::validate::meta::{MANAGED_BY_LABEL, REVISION_ANNOTATION};

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use keel_schema::proto::{PodEvent, PodStatusUpdate};
+use keel_agent_protocol::{PodEvent, PodStatusUpdate};
 use tokio::sync::watch;
 
 /// Tombstones kept for reconnecting reporters; the oldest go first beyond this.

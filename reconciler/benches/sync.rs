@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use keel_reconciler::apply::{ServiceNetwork, applied_objects, apply_revision, plan_batch};
 use keel_reconciler::source::GitSource;
-use keel_reconciler::store::{Store, StoreSpec};
+use keel_store::{Store, StoreSpec};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

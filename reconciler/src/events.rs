@@ -20,7 +20,7 @@ use keel_schema::types::core::{Event, EventSource};
 use keel_schema::types::meta::ObjectReference;
 use tokio::sync::{mpsc, watch};
 
-use crate::store::{ObjectKey, Store, StoreError};
+use keel_store::{ObjectKey, Store, StoreError};
 
 /// Events waiting to be written; beyond this they are dropped.
 const QUEUE: usize = 8192;

@@ -21,8 +21,6 @@ pub mod events;
 pub mod logging;
 pub mod nodes;
 pub mod plan;
-pub mod scheduler;
 pub mod server;
 pub mod source;
-pub mod store;
 pub mod up;

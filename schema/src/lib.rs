@@ -9,7 +9,7 @@
 //! - [`load`]: a whole revision from its files: parse, decode, validate, default.
 //! - [`selector`], [`quantity`], [`intorstr`]: label selectors, resource quantities,
 //!   int-or-string values. [`path`]: field paths; [`error`]: located errors.
-//! - [`jsonschema`]: the JSON Schema editors use; [`proto`]: the node agent's gRPC API.
+//! - [`jsonschema`]: the JSON Schema editors use.
 #![forbid(unsafe_code)]
 
 pub mod types;
@@ -27,25 +27,6 @@ pub mod repo_config;
 pub mod selector;
 pub mod validate;
 pub mod yaml;
-
-/// The node agent's gRPC API (`proto/agent.proto`, package `keel.agent.v1`).
-pub mod proto {
-    #![allow(clippy::all, clippy::pedantic)]
-    tonic::include_proto!("keel.agent.v1");
-
-    impl std::fmt::Debug for NodeDesired {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("NodeDesired")
-                .field("node_name", &self.node_name)
-                .field("generation", &self.generation)
-                .field("pods", &self.pods.len())
-                .field("config_maps", &self.config_maps.len())
-                .field("secrets", &self.secrets.len())
-                .field("services", &self.services.len())
-                .finish()
-        }
-    }
-}
 
 pub use error::ManifestError;
 pub use load::{Collected, Manifest, Revision, SourceFile, collect_paths, load_sources};

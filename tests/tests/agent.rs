@@ -5,9 +5,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use keel_agent_protocol::NodeDesired;
+use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use keel_e2e::{binary, free_port};
-use keel_schema::proto::NodeDesired;
-use keel_schema::proto::node_agent_client::NodeAgentClient;
 
 #[test]
 fn bad_flags_are_refused_with_the_flag_named() {

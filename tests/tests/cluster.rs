@@ -546,6 +546,13 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     // From the host, by ClusterIP: every pod answers in turn.
     let front = format!("{cluster_ip}:80");
     server.wait_for("the ClusterIP to answer", |_| http_get(&front).is_some());
+    // The three agents on this host share the ClusterIP; each learns the third endpoint
+    // with its next desired set, a moment after the store has it ready. Once each has it,
+    // every pod answers in turn.
+    server.wait_for("every agent's proxy to have all three endpoints", |_| {
+        let seen: BTreeSet<String> = (0..12).filter_map(|_| http_get(&front)).collect();
+        seen == echo_pods
+    });
     let answers: Vec<String> = (0..30)
         .map(|i| http_get(&front).unwrap_or_else(|| panic!("request {i} through {front} failed")))
         .collect();

@@ -7,14 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use keel_e2e::{
-    Server, binary, commit, docker_available, free_port, git, import_busybox_image, write,
-};
-use keel_schema::proto::control_plane_client::ControlPlaneClient;
-use keel_schema::proto::node_agent_client::NodeAgentClient;
-use keel_schema::proto::{
+use keel_agent_protocol::control_plane_client::ControlPlaneClient;
+use keel_agent_protocol::node_agent_client::NodeAgentClient;
+use keel_agent_protocol::{
     Heartbeat, JoinRequest, LogsRequest, NodeDesired, RegisterRequest, StatusReport,
     status_report::Report,
+};
+use keel_e2e::{
+    Server, binary, commit, docker_available, free_port, git, import_busybox_image, write,
 };
 use keel_tls::config::client_config;
 use keel_tls::transport::ClientTls;

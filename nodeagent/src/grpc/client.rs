@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keel_schema::proto::control_plane_client::ControlPlaneClient;
-use keel_schema::proto::status_report::Report;
-use keel_schema::proto::{Heartbeat, RegisterRequest, StatusReport};
+use keel_agent_protocol::control_plane_client::ControlPlaneClient;
+use keel_agent_protocol::status_report::Report;
+use keel_agent_protocol::{Heartbeat, RegisterRequest, StatusReport};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -198,7 +198,7 @@ async fn session(
 
 async fn finish(
     call: tokio::task::JoinHandle<
-        Result<tonic::Response<keel_schema::proto::StatusAck>, tonic::Status>,
+        Result<tonic::Response<keel_agent_protocol::StatusAck>, tonic::Status>,
     >,
 ) -> anyhow::Result<Ended> {
     match call.await {

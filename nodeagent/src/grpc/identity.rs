@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use keel_schema::proto::control_plane_client::ControlPlaneClient;
-use keel_schema::proto::{JoinRequest, RenewRequest};
+use keel_agent_protocol::control_plane_client::ControlPlaneClient;
+use keel_agent_protocol::{JoinRequest, RenewRequest};
 use keel_tls::config::{ClientAuth, client_config, pinned_client_config, server_config};
 use keel_tls::transport::ClientTls;
 use keel_tls::{Credentials, Identity, JoinToken, files};

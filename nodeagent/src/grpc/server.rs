@@ -6,9 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
-use keel_schema::proto::log_chunk::Stream as ProtoStream;
-use keel_schema::proto::node_agent_server::{NodeAgent, NodeAgentServer};
-use keel_schema::proto::{LogChunk, LogsRequest, NodeDesired, SyncAck};
+use keel_agent_protocol::log_chunk::Stream as ProtoStream;
+use keel_agent_protocol::node_agent_server::{NodeAgent, NodeAgentServer};
+use keel_agent_protocol::{LogChunk, LogsRequest, NodeDesired, SyncAck};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 

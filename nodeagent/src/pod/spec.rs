@@ -274,7 +274,7 @@ mod tests {
                 ]
             }]}
         });
-        let service = |ns: &str, name: &str, ip: &str| keel_schema::proto::ServiceEntry {
+        let service = |ns: &str, name: &str, ip: &str| keel_agent_protocol::ServiceEntry {
             service: serde_json::to_vec(&serde_json::json!({
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": name, "namespace": ns},
@@ -283,7 +283,7 @@ mod tests {
             .unwrap_or_default(),
             endpoints: Vec::new(),
         };
-        let msg = keel_schema::proto::NodeDesired {
+        let msg = keel_agent_protocol::NodeDesired {
             node_name: "n1".into(),
             generation: 1,
             pods: vec![serde_json::to_vec(&pod).unwrap_or_default()],

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
+use keel_agent_protocol::{PodEvent, PodStatusUpdate};
 use keel_schema::defaults::default_pull_policy;
-use keel_schema::proto::{PodEvent, PodStatusUpdate};
 use keel_schema::types::pod::{Container, PodStatus};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;

@@ -560,7 +560,7 @@ async fn logs_follow_a_running_container() {
     h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
     let mut stream = h
         .client
-        .logs(keel_schema::proto::LogsRequest {
+        .logs(keel_agent_protocol::LogsRequest {
             namespace: "default".into(),
             pod: "chatty".into(),
             container: String::new(),

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_agent_protocol::node_agent_client::NodeAgentClient;
+use keel_agent_protocol::{LogsRequest, NodeDesired, SyncAck};
 use keel_nodeagent::agent::{self, AgentConfig, RunningAgent};
 use keel_nodeagent::runtime::Runtime;
 use keel_nodeagent::runtime::docker::DockerRuntime;
 use keel_nodeagent::runtime::docker::image_import::{ExtraFile, import_busybox_image};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
-use keel_schema::proto::node_agent_client::NodeAgentClient;
-use keel_schema::proto::{LogsRequest, NodeDesired, SyncAck};
 use keel_schema::types::pod::PodStatus;
 use serde_json::{Value, json};
 use tonic::transport::Channel;

@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use keel_agent_protocol::control_plane_server::{ControlPlane, ControlPlaneServer};
+use keel_agent_protocol::status_report::Report;
+use keel_agent_protocol::{RegisterRequest, RegisterResponse, StatusAck, StatusReport};
 use keel_nodeagent::agent::{self, AgentConfig};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
-use keel_schema::proto::control_plane_server::{ControlPlane, ControlPlaneServer};
-use keel_schema::proto::status_report::Report;
-use keel_schema::proto::{RegisterRequest, RegisterResponse, StatusAck, StatusReport};
 use serde_json::json;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -115,15 +115,17 @@ async fn a_bad_message_is_refused_whole_with_what_and_where() {
 
     // A Service the proxy could not serve is refused with the rest.
     let mut bad_service = h.desired(103, &[good.clone()], &[]);
-    bad_service.services.push(keel_schema::proto::ServiceEntry {
-        service: serde_json::to_vec(&json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"clusterIP": "10.96.0.300", "ports": [{"port": 80}]}
-        }))
-        .unwrap(),
-        endpoints: Vec::new(),
-    });
+    bad_service
+        .services
+        .push(keel_agent_protocol::ServiceEntry {
+            service: serde_json::to_vec(&json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"clusterIP": "10.96.0.300", "ports": [{"port": 80}]}
+            }))
+            .unwrap(),
+            endpoints: Vec::new(),
+        });
     let err = h.client.sync(bad_service).await.unwrap_err();
     assert!(
         err.message().contains("services[0]") && err.message().contains("clusterIP"),
@@ -224,15 +226,15 @@ impl ControlPlane for RecordingControlPlane {
     // A plaintext agent never joins or renews.
     async fn join(
         &self,
-        _: Request<keel_schema::proto::JoinRequest>,
-    ) -> Result<Response<keel_schema::proto::JoinResponse>, Status> {
+        _: Request<keel_agent_protocol::JoinRequest>,
+    ) -> Result<Response<keel_agent_protocol::JoinResponse>, Status> {
         Err(Status::unimplemented("plaintext test control plane"))
     }
 
     async fn renew(
         &self,
-        _: Request<keel_schema::proto::RenewRequest>,
-    ) -> Result<Response<keel_schema::proto::RenewResponse>, Status> {
+        _: Request<keel_agent_protocol::RenewRequest>,
+    ) -> Result<Response<keel_agent_protocol::RenewResponse>, Status> {
         Err(Status::unimplemented("plaintext test control plane"))
     }
 }
@@ -268,7 +270,7 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
     let (p, uid) = pod("early", sleeper());
     let mut p = p;
     p["spec"]["nodeName"] = json!("reporter");
-    let msg = keel_schema::proto::NodeDesired {
+    let msg = keel_agent_protocol::NodeDesired {
         node_name: "reporter".into(),
         generation: 7,
         pods: vec![serde_json::to_vec(&p).unwrap()],

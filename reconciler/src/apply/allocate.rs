@@ -18,7 +18,7 @@ use keel_schema::{Manifest, ManifestError, Object, Revision};
 use sha2::{Digest, Sha256};
 
 use super::PRUNE;
-use crate::store::{ObjectKey, Stored};
+use keel_store::{ObjectKey, Stored};
 
 /// The cluster's ranges for Service addresses (`--service-cidr`,
 /// `--service-node-port-range`).

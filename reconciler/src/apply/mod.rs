@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 pub use allocate::{Assigned, ServiceNetwork, fill_assignments};
 
 use crate::source::CommitInfo;
-use crate::store::{Batch, BatchOp, ObjectKey, Store, StoreError, Stored, SyncRecord};
 use chrono::Utc;
 use keel_schema::{KINDS, Object, Revision};
+use keel_store::{Batch, BatchOp, ObjectKey, Store, StoreError, Stored, SyncRecord};
 
 pub const MANAGED_BY: &str = "keel.dev/managed-by";
 pub const MANAGED_BY_GIT: &str = "git";

@@ -1,6 +1,6 @@
 //! `keel history`: the revisions the server attempted, newest first.
 
-use crate::store::SyncRecord;
+use keel_store::SyncRecord;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

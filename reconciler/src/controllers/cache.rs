@@ -17,7 +17,7 @@ use std::time::Duration;
 use keel_schema::Object;
 use tokio::sync::{broadcast, watch};
 
-use crate::store::{EventType, ObjectKey, Store, StoreError, Stored};
+use keel_store::{EventType, ObjectKey, Store, StoreError, Stored};
 
 /// A write a controller made and wants to read back.
 #[derive(Debug, Clone)]

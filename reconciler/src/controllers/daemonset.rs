@@ -20,7 +20,7 @@ use super::cache::Change;
 use super::deployment::template_hash;
 use super::pods::{self, Availability};
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
-use crate::store::{ObjectKey, StoreError, Stored};
+use keel_store::{ObjectKey, StoreError, Stored};
 
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 
@@ -49,7 +49,7 @@ fn wanted_on(ds: &DaemonSet, node: &Node) -> (bool, bool) {
     let tolerations = template.spec.tolerations.clone().unwrap_or_default();
     let tolerated = node.spec.taints.iter().flatten().all(|t| {
         !(t.effect == "NoSchedule" || t.effect == "NoExecute")
-            || crate::scheduler::tolerates(
+            || keel_scheduler::tolerates(
                 &tolerations,
                 &t.key,
                 t.value.as_deref().unwrap_or(""),

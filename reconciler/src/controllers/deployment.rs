@@ -27,7 +27,7 @@ use sha2::Digest;
 use super::cache::{Change, Written};
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
-use crate::store::{ObjectKey, StoreError, Stored};
+use keel_store::{ObjectKey, StoreError, Stored};
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";

@@ -18,7 +18,7 @@ use keel_schema::types::pod::Pod;
 use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
-use crate::store::{ObjectKey, StoreError};
+use keel_store::{ObjectKey, StoreError};
 
 /// Marks Endpoints this controller wrote (others, from git, are never touched).
 pub const MANAGED_LABEL: &str = "endpoints.keel.dev/managed";

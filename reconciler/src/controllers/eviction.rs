@@ -11,7 +11,7 @@ use keel_schema::Object;
 
 use super::cache::Change;
 use super::{Action, Controller, Ctx, Result, runner};
-use crate::store::ObjectKey;
+use keel_store::ObjectKey;
 
 pub struct EvictionController;
 

@@ -20,7 +20,7 @@ use keel_schema::types::pod::Pod;
 use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
-use crate::store::{ObjectKey, StoreError};
+use keel_store::{ObjectKey, StoreError};
 
 pub struct JobController;
 

@@ -12,7 +12,7 @@
 //! - [`replicas`]: ReplicaSet and ReplicationController; [`deployment`]: Deployments;
 //!   [`daemonset`]: DaemonSets; [`job`]: Jobs.
 //! - [`endpoints`]: Endpoints for Services with selectors.
-//! - [`scheduling`]: binds pending pods with [`crate::scheduler`].
+//! - [`scheduling`]: binds pending pods with [`keel_scheduler`].
 //! - [`gc`]: deletes objects whose owners are gone.
 //! - [`eviction`]: deletes the pods of nodes that stayed not ready.
 //! - [`pods`]: what several controllers ask of a pod (active, ready, available, owner).
@@ -39,8 +39,8 @@ use std::time::Duration;
 use keel_schema::Object;
 use tokio::sync::watch;
 
-use crate::store::{ObjectKey, Store, StoreError, Stored};
 use cache::{Cache, Change, Written};
+use keel_store::{ObjectKey, Store, StoreError, Stored};
 
 /// What a reconcile asks of the runner when it succeeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use keel_schema::validate::meta::MANAGED_BY_LABEL;
 use super::cache::{Change, Written};
 use super::pods::{self, Availability};
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
-use crate::store::{ObjectKey, StoreError, Stored};
+use keel_store::{ObjectKey, StoreError, Stored};
 
 /// The most pods one pass creates or deletes; the next pass does the rest.
 pub const BURST: usize = 500;

@@ -1,4 +1,4 @@
-//! Binds pending pods to nodes: [`crate::scheduler`] picks the node, this controller writes
+//! Binds pending pods to nodes: [`keel_scheduler`] picks the node, this controller writes
 //! `spec.nodeName` (with the `PodScheduled` condition) over the version it read, so a pod
 //! changed or deleted meanwhile is never bound blindly.
 //!
@@ -19,8 +19,8 @@ use keel_schema::types::pod::{Pod, PodStatus};
 use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, runner};
-use crate::scheduler::SchedulerCache;
-use crate::store::{ObjectKey, StoreError};
+use keel_scheduler::SchedulerCache;
+use keel_store::{ObjectKey, StoreError};
 
 /// Binds in flight at once (they share group commits in the store).
 pub const WORKERS: usize = 32;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_schema::proto::node_agent_client::NodeAgentClient;
+use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use tonic::transport::Channel;
 
 use crate::auth::pki::ControlPlanePki;

@@ -5,9 +5,9 @@
 //! caller's own, and `Join` (the one call without a certificate) needs a join token.
 //! `--insecure` serves plaintext and trusts the names in the messages.
 
-use keel_schema::proto::control_plane_server::{ControlPlane, ControlPlaneServer};
-use keel_schema::proto::status_report::Report;
-use keel_schema::proto::{
+use keel_agent_protocol::control_plane_server::{ControlPlane, ControlPlaneServer};
+use keel_agent_protocol::status_report::Report;
+use keel_agent_protocol::{
     JoinRequest, JoinResponse, RegisterRequest, RegisterResponse, RenewRequest, RenewResponse,
     StatusAck, StatusReport,
 };

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use keel_agent_protocol::{PodStatusUpdate, RegisterRequest};
 use keel_schema::object::Object;
-use keel_schema::proto::{PodStatusUpdate, RegisterRequest};
 use keel_schema::quantity::Quantity;
 use keel_schema::types::core::{Node, NodeAddress, NodeStatus, NodeSystemInfo};
 use keel_schema::types::meta::Condition;
@@ -30,7 +30,7 @@ use keel_schema::types::pod::PodStatus;
 use keel_schema::validate::names;
 use tokio::time::Instant;
 
-use crate::store::{ObjectKey, Store, StoreError};
+use keel_store::{ObjectKey, Store, StoreError};
 
 /// Where the control plane reaches a node's agent (host:port), on its Node object.
 pub const AGENT_ADDRESS: &str = "keel.dev/agent-address";
@@ -547,7 +547,7 @@ impl NodeRegistry {
 
     /// Records an event an agent reports about one of its pods (only for pods bound to that
     /// node, with the uid it names; fields are bounded and the type is Normal or Warning).
-    pub async fn pod_event(&self, node: &str, event: &keel_schema::proto::PodEvent) {
+    pub async fn pod_event(&self, node: &str, event: &keel_agent_protocol::PodEvent) {
         fn bounded(s: &str, max: usize) -> String {
             s.chars()
                 .filter(|c| !c.is_control() || *c == '\n')

@@ -16,9 +16,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_agent_protocol::node_agent_client::NodeAgentClient;
+use keel_agent_protocol::{NodeDesired, ServiceEntry};
 use keel_schema::Object;
-use keel_schema::proto::node_agent_client::NodeAgentClient;
-use keel_schema::proto::{NodeDesired, ServiceEntry};
 use keel_schema::types::pod::Pod;
 use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 use tokio::time::Instant;
@@ -27,7 +27,7 @@ use tonic::transport::Channel;
 use super::AGENT_ADDRESS;
 use super::dial::AgentDialer;
 use crate::controllers::cache::{Cache, Change};
-use crate::store::{ObjectKey, Stored};
+use keel_store::{ObjectKey, Stored};
 
 /// Changes within this window go out as one set.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);

@@ -29,7 +29,7 @@ pub fn apply_rules(old: &[Object], changes: &mut Vec<Change>, allow_empty: bool)
         (Action::Delete, Some(o)) if prune_disabled(o) => {
             verdict.notes.push(format!(
                 "{} stays: it is annotated keel.dev/prune: disabled",
-                crate::store::ObjectKey::of(o)
+                keel_store::ObjectKey::of(o)
             ));
             false
         }

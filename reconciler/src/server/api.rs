@@ -22,7 +22,7 @@ use keel_schema::selector::Selector;
 use serde_json::{Value, json};
 
 use super::http::AppState;
-use crate::store::ObjectKey;
+use keel_store::ObjectKey;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -153,7 +153,7 @@ async fn list(
     }
 }
 
-fn store_error(e: crate::store::StoreError) -> Response {
+fn store_error(e: keel_store::StoreError) -> Response {
     status(
         StatusCode::INTERNAL_SERVER_ERROR,
         "InternalError",

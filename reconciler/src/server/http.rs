@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::sync::SyncStatus;
 use super::webhook::signature_valid;
-use crate::store::Store;
+use keel_store::Store;
 
 /// Webhook bodies larger than this get 413.
 pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;

@@ -10,12 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use keel_agent_protocol::LogsRequest;
 use keel_schema::object::Object;
-use keel_schema::proto::LogsRequest;
 
 use super::api::status;
 use super::http::AppState;
-use crate::store::ObjectKey;
+use keel_store::ObjectKey;
 
 /// How long the agent may take to start answering.
 const LOGS_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -23,7 +23,7 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch as signal};
 
 use crate::source::GitSource;
-use crate::store::{Store, StoreSpec};
+use keel_store::{Store, StoreSpec};
 
 /// Everything `keel server` is told on its command line.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let spec = StoreSpec::parse(config.store.as_deref(), config.data_dir.clone())?;
     let cipher = match &config.encryption_key_file {
         Some(path) => Some(Arc::new(
-            crate::store::encryption::SecretCipher::from_key_file(path)?,
+            keel_store::encryption::SecretCipher::from_key_file(path)?,
         )),
         None => None,
     };

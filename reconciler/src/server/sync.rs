@@ -20,7 +20,7 @@ use super::Config;
 use super::metrics::Metrics;
 use crate::apply::{ApplyError, apply_revision, record_failure};
 use crate::source::{CommitInfo, GitSource};
-use crate::store::Store;
+use keel_store::Store;
 
 /// What `/api/keel/status` reports about syncing.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -39,14 +39,14 @@ pub struct SyncStatus {
     pub last_sync: Option<DateTime<Utc>>,
     /// The objects the applied commit declares (for `keel status`: one declared but absent
     /// from the store is Missing).
-    pub declared: Vec<crate::store::ObjectKey>,
+    pub declared: Vec<keel_store::ObjectKey>,
 }
 
-fn declared(revision: &keel_schema::load::Revision) -> Vec<crate::store::ObjectKey> {
+fn declared(revision: &keel_schema::load::Revision) -> Vec<keel_store::ObjectKey> {
     revision
         .manifests
         .iter()
-        .map(|m| crate::store::ObjectKey::of(&m.object))
+        .map(|m| keel_store::ObjectKey::of(&m.object))
         .collect()
 }
 

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use keel_reconciler::server::http::{AppState, router};
-use keel_reconciler::store::{Store, StoreSpec};
 use keel_schema::object::Object;
+use keel_store::{Store, StoreSpec};
 use serde_json::{Value, json};
 
 struct Api {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use keel_reconciler::controllers::{self, cache::Cache};
 use keel_reconciler::events::Recorder;
-use keel_reconciler::store::{ObjectKey, Store, StoreSpec, Stored};
 use keel_schema::object::Object;
+use keel_store::{ObjectKey, Store, StoreSpec, Stored};
 use serde_json::{Value, json};
 
 struct Cluster {

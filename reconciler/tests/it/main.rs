@@ -2,7 +2,4 @@
 
 mod api;
 mod controllers;
-mod encryption;
-mod etcd_server;
 mod nodes;
-mod store;

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use keel_agent_protocol::control_plane_client::ControlPlaneClient;
+use keel_agent_protocol::status_report::Report;
+use keel_agent_protocol::{Heartbeat, PodStatusUpdate, RegisterRequest, StatusReport};
 use keel_reconciler::nodes::{self, NodeRegistry};
-use keel_reconciler::store::{ObjectKey, Store, StoreSpec};
 use keel_schema::object::Object;
-use keel_schema::proto::control_plane_client::ControlPlaneClient;
-use keel_schema::proto::status_report::Report;
-use keel_schema::proto::{Heartbeat, PodStatusUpdate, RegisterRequest, StatusReport};
 use keel_schema::types::core::Node;
+use keel_store::{ObjectKey, Store, StoreSpec};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;

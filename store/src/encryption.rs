@@ -42,15 +42,16 @@ impl std::fmt::Debug for SecretCipher {
 
 impl SecretCipher {
     /// The key in `path`: 32 bytes, base64 (`head -c 32 /dev/urandom | base64`).
-    pub fn from_key_file(path: &std::path::Path) -> anyhow::Result<SecretCipher> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("--encryption-key-file {}: {e}", path.display()))?;
+    pub fn from_key_file(path: &std::path::Path) -> Result<SecretCipher, StoreError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            StoreError::Invalid(format!("--encryption-key-file {}: {e}", path.display()))
+        })?;
         Self::from_base64(text.trim()).map_err(|e| {
-            anyhow::anyhow!(
+            StoreError::Invalid(format!(
                 "--encryption-key-file {}: {e}; make a key with: head -c 32 /dev/urandom | base64 > {}",
                 path.display(),
                 path.display()
-            )
+            ))
         })
     }
 

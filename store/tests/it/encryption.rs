@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use keel_reconciler::store::encryption::SecretCipher;
-use keel_reconciler::store::{ObjectKey, Store, StoreSpec};
 use keel_schema::Object;
+use keel_store::encryption::SecretCipher;
+use keel_store::{ObjectKey, Store, StoreSpec};
 use serde_json::json;
 
 use crate::etcd_server;
@@ -106,13 +106,10 @@ async fn redb_keeps_secrets_encrypted_and_needs_the_key() {
 type Key = ObjectKey;
 
 /// Opens once the previous handle's background committer has let go of the file.
-async fn reopen(
-    spec: &StoreSpec,
-    cipher: Option<Arc<SecretCipher>>,
-) -> keel_reconciler::store::Result<Store> {
+async fn reopen(spec: &StoreSpec, cipher: Option<Arc<SecretCipher>>) -> keel_store::Result<Store> {
     for _ in 0..100 {
         match Store::open_encrypted(spec, cipher.clone()).await {
-            Err(keel_reconciler::store::StoreError::Locked(_)) => {
+            Err(keel_store::StoreError::Locked(_)) => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await
             }
             other => return other,

@@ -5,15 +5,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keel_reconciler::store::etcd::EtcdStore;
-use keel_reconciler::store::{
-    Batch, BatchOp, EventType, ObjectKey, Store, StoreError, StoreSpec, SyncRecord,
-};
 use keel_schema::Object;
 use keel_schema::selector::Selector;
 use keel_schema::types::core::ConfigMap;
+use keel_store::etcd::EtcdStore;
+use keel_store::{Batch, BatchOp, EventType, ObjectKey, Store, StoreError, StoreSpec, SyncRecord};
 
-use keel_reconciler::store::etcd_process::EtcdProcess;
+use keel_store::etcd_process::EtcdProcess;
 
 use super::etcd_server;
 
@@ -743,7 +741,7 @@ async fn crash_writer_child() {
 async fn redb_survives_kill_9_mid_write_with_whole_batches_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "store::crash_writer_child", "--nocapture"])
+        .args(["--exact", "conformance::crash_writer_child", "--nocapture"])
         .env("KEEL_CRASH_WRITER_DIR", dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

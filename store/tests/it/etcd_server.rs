@@ -1,7 +1,7 @@
 //! A real etcd for one test. Without the `etcd` binary the etcd tests skip with a printed
 //! reason, unless `KEEL_REQUIRE_ETCD=1` (as `scripts/test` and CI set), where they fail.
 
-use keel_reconciler::store::etcd_process::EtcdProcess;
+use keel_store::etcd_process::EtcdProcess;
 
 pub fn start() -> Option<EtcdProcess> {
     let required = std::env::var("KEEL_REQUIRE_ETCD").is_ok_and(|v| v == "1");

@@ -3,14 +3,14 @@
 //! - list 10,000 objects (redb: under 100 ms),
 //! - fan one write out to 100 watchers (time until every watcher has it).
 //!
-//! `cargo bench -p keel-reconciler --bench store` (etcd is skipped, saying so, when the
+//! `cargo bench -p keel-store --bench store` (etcd is skipped, saying so, when the
 //! `etcd` binary is missing). Prints one table; each figure is the median of several runs.
 
 use std::time::{Duration, Instant};
 
-use keel_reconciler::store::etcd_process::EtcdProcess;
-use keel_reconciler::store::{Batch, BatchOp, Store, StoreSpec};
 use keel_schema::{Object, SourceFile, load_sources};
+use keel_store::etcd_process::EtcdProcess;
+use keel_store::{Batch, BatchOp, Store, StoreSpec};
 
 // The same allocator as the `keel` binary, so the figures are the product's.
 #[global_allocator]

@@ -1,10 +1,10 @@
 //! Scheduling throughput, the workload: 5,000 nodes and 10,000 pods, in process, with
-//! full filtering and scoring (`cargo bench -p keel-reconciler --bench scheduler`).
+//! full filtering and scoring (`cargo bench -p keel-scheduler --bench scheduler`).
 //! kube-scheduler's CI floor for this workload is 680 pods/s.
 
 use std::time::Instant;
 
-use keel_reconciler::scheduler::SchedulerCache;
+use keel_scheduler::SchedulerCache;
 use keel_schema::types::core::Node;
 use keel_schema::types::pod::Pod;
 use serde_json::json;

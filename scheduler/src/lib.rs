@@ -11,6 +11,7 @@
 //! no I/O): the caller feeds it nodes and pods, asks it to place a pod, and binds the result
 //! with optimistic concurrency. A placed pod is counted at once ("assumed"), so pods placed in
 //! a burst do not all land on the same emptiest node.
+#![forbid(unsafe_code)]
 
 mod fit;
 
