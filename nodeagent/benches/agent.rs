@@ -53,7 +53,7 @@ fn pod(node: &str, name: &str, uid: &str, command: &[&str]) -> Vec<u8> {
 fn is_running(agent: &RunningAgent, uid: &str) -> bool {
     agent.hub.get(uid).is_some_and(|u| {
         serde_json::from_slice::<keel_schema::types::pod::PodStatus>(&u.status)
-            .is_ok_and(|s| s.phase.as_deref() == Some("Running"))
+            .is_ok_and(|s| s.phase == Some(keel_schema::types::pod::PodPhase::Running))
     })
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use keel_agent_protocol::NodeDesired;
 use keel_proxy::{ProxiedService, service_links};
+use keel_schema::Kind;
 use keel_schema::defaults::apply_defaults;
 use keel_schema::object::Object;
 use keel_schema::types::core::{ConfigMap, Secret};
@@ -88,7 +89,7 @@ impl std::error::Error for DesiredError {}
 /// enough that a hostile message cannot make the agent allocate without bound.
 const MAX_OBJECTS: usize = 100_000;
 
-fn decode(kind: &str, what: &str, bytes: &[u8], problems: &mut Vec<String>) -> Option<Object> {
+fn decode(kind: Kind, what: &str, bytes: &[u8], problems: &mut Vec<String>) -> Option<Object> {
     let mut obj = match Object::from_json_slice(kind, bytes) {
         Ok(o) => o,
         Err(e) => {
@@ -163,7 +164,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
     let mut config_maps: HashMap<String, BTreeMap<String, ConfigMap>> = HashMap::new();
     for (i, bytes) in msg.config_maps.iter().enumerate() {
         if let Some(Object::ConfigMap(c)) = decode(
-            "ConfigMap",
+            Kind::ConfigMap,
             &format!("config_maps[{i}]"),
             bytes,
             &mut problems,
@@ -176,7 +177,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
     let mut secrets: HashMap<String, BTreeMap<String, Secret>> = HashMap::new();
     for (i, bytes) in msg.secrets.iter().enumerate() {
         if let Some(Object::Secret(s)) =
-            decode("Secret", &format!("secrets[{i}]"), bytes, &mut problems)
+            decode(Kind::Secret, &format!("secrets[{i}]"), bytes, &mut problems)
         {
             let ns = s.metadata.namespace().to_string();
             let name = s.metadata.name().to_string();
@@ -186,12 +187,12 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
     let mut services = Vec::with_capacity(msg.services.len());
     for (i, entry) in msg.services.iter().enumerate() {
         let what = format!("services[{i}]");
-        let service = decode("Service", &what, &entry.service, &mut problems);
+        let service = decode(Kind::Service, &what, &entry.service, &mut problems);
         let endpoints = if entry.endpoints.is_empty() {
             None
         } else {
             decode(
-                "Endpoints",
+                Kind::Endpoints,
                 &format!("{what}.endpoints"),
                 &entry.endpoints,
                 &mut problems,
@@ -228,7 +229,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
     let mut keys = HashSet::new();
     for (i, bytes) in msg.pods.iter().enumerate() {
         let what = format!("pods[{i}]");
-        let Some(Object::Pod(pod)) = decode("Pod", &what, bytes, &mut problems) else {
+        let Some(Object::Pod(pod)) = decode(Kind::Pod, &what, bytes, &mut problems) else {
             continue;
         };
         let namespace = pod.metadata.namespace().to_string();

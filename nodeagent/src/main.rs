@@ -13,7 +13,7 @@ use keel_nodeagent::runtime::Runtime;
 use keel_nodeagent::runtime::docker::{DEFAULT_PAUSE_IMAGE, DockerRuntime};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
 use keel_schema::quantity::Quantity;
-use tracing_subscriber::EnvFilter;
+use keel_telemetry::LogFormat;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,13 +24,6 @@ enum RuntimeKind {
     Docker,
     /// Simulated containers, for scale tests.
     Hollow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-enum LogFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 #[derive(Debug, Parser)]
@@ -99,26 +92,6 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-}
-
-fn init_logging(format: LogFormat) {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // The Docker client logs whole engine answers at debug level, container environments
-    // (Secret values) included: never below info, whatever RUST_LOG says.
-    for quiet in ["bollard=info", "hyper=info", "hyper_util=info", "h2=info"] {
-        if let Ok(d) = quiet.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, String> {
@@ -224,7 +197,7 @@ fn raise_open_files_limit() {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    init_logging(args.log_format);
+    keel_telemetry::init(args.log_format);
     let mut config = match config(&args) {
         Ok(c) => c,
         Err(e) => {

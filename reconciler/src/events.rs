@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use keel_schema::Object;
-use keel_schema::types::core::{Event, EventSource};
+use keel_schema::types::core::{Event, EventSource, EventType};
 use keel_schema::types::meta::ObjectReference;
 use tokio::sync::{mpsc, watch};
 
+use keel_schema::Kind;
 use keel_store::{ObjectKey, Store, StoreError};
 
 /// Events waiting to be written; beyond this they are dropped.
@@ -33,8 +34,7 @@ pub const TTL: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone)]
 pub struct Record {
     pub involved: ObjectReference,
-    /// `Normal` or `Warning`.
-    pub type_: &'static str,
+    pub type_: EventType,
     pub reason: String,
     pub message: String,
     pub component: &'static str,
@@ -100,7 +100,7 @@ impl Recorder {
     pub fn object(
         &self,
         object: &Object,
-        type_: &'static str,
+        type_: EventType,
         reason: &str,
         message: String,
         component: &'static str,
@@ -143,7 +143,11 @@ fn event_key(r: &Record) -> ObjectKey {
         .chars()
         .take(200)
         .collect();
-    ObjectKey::new("Event", &namespace, &format!("{name}.{:016x}", h.finish()))
+    ObjectKey::new(
+        Kind::Event,
+        &namespace,
+        &format!("{name}.{:016x}", h.finish()),
+    )
 }
 
 async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
@@ -174,7 +178,7 @@ async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
                 ev.involved_object = record.involved.clone();
                 ev.reason = Some(record.reason.clone());
                 ev.message = Some(record.message.clone());
-                ev.type_ = Some(record.type_.to_string());
+                ev.type_ = Some(record.type_);
                 ev.count = Some(times);
                 ev.first_timestamp = Some(now);
                 ev.last_timestamp = Some(now);
@@ -231,7 +235,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Deletes Events that last happened more than [`TTL`] ago.
 async fn expire_old(store: &Store) {
-    let Ok(list) = store.list("Event", None, None).await else {
+    let Ok(list) = store.list(Kind::Event, None, None).await else {
         return;
     };
     let cutoff = Utc::now() - chrono::Duration::from_std(TTL).unwrap_or_default();
@@ -259,7 +263,7 @@ mod tests {
                 uid: Some("u1".into()),
                 ..Default::default()
             },
-            type_: "Normal",
+            type_: EventType::Normal,
             reason: "NodeNotReady".into(),
             message: message.into(),
             component: "node-controller",

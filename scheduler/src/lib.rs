@@ -190,8 +190,7 @@ impl SchedulerCache {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         self.remove_pod(&uid);
         // Finished pods hold nothing, as in kube-scheduler.
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(phase, Some("Succeeded" | "Failed")) {
+        if pod.is_finished() {
             return;
         }
         let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {

@@ -5,38 +5,48 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Value, json};
 
-use crate::object::{KINDS, KindInfo};
+use crate::kinds::Kind;
 use crate::repo_config::RepoConfig;
 use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
 use crate::types::batch::Job;
 use crate::types::core::{ConfigMap, Namespace, ReplicationController, Secret, Service};
 use crate::types::pod::Pod;
 
-fn kind_schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
-    generator.subschema_for::<T>().to_value()
+fn kind_schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Option<Value> {
+    Some(generator.subschema_for::<T>().to_value())
+}
+
+/// The schema of a kind git may declare; `None` for kinds the cluster keeps.
+fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value> {
+    match kind {
+        Kind::Pod => kind_schema::<Pod>(generator),
+        Kind::Service => kind_schema::<Service>(generator),
+        Kind::ReplicationController => kind_schema::<ReplicationController>(generator),
+        Kind::ConfigMap => kind_schema::<ConfigMap>(generator),
+        Kind::Secret => kind_schema::<Secret>(generator),
+        Kind::Namespace => kind_schema::<Namespace>(generator),
+        Kind::Deployment => kind_schema::<Deployment>(generator),
+        Kind::ReplicaSet => kind_schema::<ReplicaSet>(generator),
+        Kind::DaemonSet => kind_schema::<DaemonSet>(generator),
+        Kind::Job => kind_schema::<Job>(generator),
+        Kind::Node | Kind::Endpoints | Kind::Event => None,
+    }
 }
 
 /// The schema of one manifest document: any supported kind, chosen by `kind`, with
 /// `apiVersion` pinned to where the kind is served.
 pub fn manifest_schema() -> Value {
     let mut generator = SchemaSettings::draft07().into_generator();
-    let declarable: Vec<&KindInfo> = KINDS.iter().filter(|k| !k.live_only).collect();
+    let mut declarable = Vec::new();
     let mut branches = Vec::new();
-    for info in &declarable {
-        let reference = match info.kind {
-            "Pod" => kind_schema::<Pod>(&mut generator),
-            "Service" => kind_schema::<Service>(&mut generator),
-            "ReplicationController" => kind_schema::<ReplicationController>(&mut generator),
-            "ConfigMap" => kind_schema::<ConfigMap>(&mut generator),
-            "Secret" => kind_schema::<Secret>(&mut generator),
-            "Namespace" => kind_schema::<Namespace>(&mut generator),
-            "Deployment" => kind_schema::<Deployment>(&mut generator),
-            "ReplicaSet" => kind_schema::<ReplicaSet>(&mut generator),
-            "DaemonSet" => kind_schema::<DaemonSet>(&mut generator),
-            _ => kind_schema::<Job>(&mut generator),
+    for kind in Kind::ALL {
+        let Some(reference) = declared_schema(*kind, &mut generator) else {
+            continue;
         };
+        declarable.push(kind);
+        let info = kind.info();
         branches.push(json!({
-            "if": {"properties": {"kind": {"const": info.kind}}, "required": ["kind"]},
+            "if": {"properties": {"kind": {"const": kind.as_str()}}, "required": ["kind"]},
             "then": {
                 "allOf": [
                     reference,
@@ -62,7 +72,7 @@ pub fn manifest_schema() -> Value {
         }
     }));
     let definitions = generator.take_definitions(true);
-    let mut kinds: Vec<&str> = declarable.iter().map(|k| k.kind).collect();
+    let mut kinds: Vec<&str> = declarable.iter().map(|k| k.as_str()).collect();
     kinds.push("List");
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::decode::{Issue, decode_with};
 use crate::defaults::{DEFAULT_NAMESPACE, apply_defaults};
 use crate::error::{ManifestError, sort_errors};
-use crate::object::{KINDS, KindInfo, Object, kind_info};
+use crate::kinds::{Kind, KindInfo, Object};
 use crate::path::FieldPath;
 use crate::repo_config::{REPO_CONFIG_FILE, RepoConfig};
 use crate::validate::cross::{Item, validate_revision};
@@ -243,11 +243,9 @@ impl Loader {
             self.list(file, root, in_list, &subject);
             return;
         }
-        let Some(info) = kind_info(kind) else {
-            let supported: Vec<String> = KINDS
-                .iter()
-                .filter(|k| !k.live_only)
-                .map(|k| format!("{:?}", k.kind))
+        let Some(info) = Kind::from_name(kind).map(Kind::info) else {
+            let supported: Vec<String> = Kind::declarable()
+                .map(|k| format!("{:?}", k.as_str()))
                 .collect();
             let message = format!(
                 "Unsupported value: {kind:?}: keel supports the kinds {}",
@@ -381,12 +379,12 @@ fn repeats(issue: &Issue, e: &FieldError) -> bool {
 }
 
 fn decode_object(info: &KindInfo, root: &Node) -> (Option<Object>, Vec<Issue>) {
-    if info.kind == "Secret" {
+    if info.kind == Kind::Secret {
         // Decoding messages for Secrets name types, never values.
         let (value, issues) = decode_with(root, true);
         (value.map(Object::Secret), issues)
     } else {
-        Object::decode(info, root)
+        Object::decode(info.kind, root)
     }
 }
 

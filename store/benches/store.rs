@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use keel_schema::Kind;
 use keel_schema::{Object, SourceFile, load_sources};
 use keel_store::etcd_process::EtcdProcess;
 use keel_store::{Batch, BatchOp, Store, StoreSpec};
@@ -101,7 +102,7 @@ async fn measure(store: &Store, base: &Object, runs: usize) -> Figures {
     for _ in 0..runs.max(5) {
         let started = Instant::now();
         let listed = store
-            .list("Deployment", Some("bench-0"), None)
+            .list(Kind::Deployment, Some("bench-0"), None)
             .await
             .expect("list");
         list.push(started.elapsed());
@@ -112,7 +113,12 @@ async fn measure(store: &Store, base: &Object, runs: usize) -> Figures {
         let from = store.revision().await.expect("revision");
         let mut watchers = Vec::new();
         for _ in 0..WATCHERS {
-            watchers.push(store.watch(Some("Deployment"), from).await.expect("watch"));
+            watchers.push(
+                store
+                    .watch(Some(Kind::Deployment), from)
+                    .await
+                    .expect("watch"),
+            );
         }
         let mut o = base.clone();
         o.meta_mut().name = Some(format!("fanout-{run}"));

@@ -2,7 +2,7 @@
 //! itself sets (uid, creation time, generation, resourceVersion).
 
 use chrono::Utc;
-use keel_schema::Object;
+use keel_schema::{Kind, Object};
 use serde_json::Value;
 
 use super::encryption::SecretCipher;
@@ -43,21 +43,18 @@ pub fn decode(
         key: key.to_string(),
         reason,
     };
-    let kind = kind_of(key).ok_or_else(|| corrupt("key names no kind".into()))?;
+    let object_key =
+        key_of(key).ok_or_else(|| corrupt("key names no object of a known kind".into()))?;
     let opened;
     let bytes = if super::encryption::is_sealed(bytes) {
         // Sealed at the object's path: the key ends in it (engines prefix their own).
-        let mut parts = key.rsplitn(4, '/');
-        let (Some(name), Some(ns), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(corrupt("key names no object".into()));
-        };
-        let path = ObjectKey::new(kind, ns, name).path();
-        opened = super::encryption::open(cipher, &path, bytes)?;
+        opened = super::encryption::open(cipher, &object_key.path(), bytes)?;
         opened.as_slice()
     } else {
         bytes
     };
-    let mut object = Object::from_json_slice(kind, bytes).map_err(|e| corrupt(e.to_string()))?;
+    let mut object =
+        Object::from_json_slice(object_key.kind, bytes).map_err(|e| corrupt(e.to_string()))?;
     object.meta_mut().resource_version = Some(revision.to_string());
     Ok(Stored {
         object,
@@ -65,11 +62,11 @@ pub fn decode(
     })
 }
 
-/// The kind in a key ending `kind/namespace/name`.
-fn kind_of(key: &str) -> Option<&str> {
+/// The object a store key ending `kind/namespace/name` names.
+fn key_of(key: &str) -> Option<ObjectKey> {
     let mut parts = key.rsplitn(4, '/');
-    let (_name, _ns, kind) = (parts.next()?, parts.next()?, parts.next()?);
-    Some(kind)
+    let (name, namespace, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(ObjectKey::new(Kind::from_name(kind)?, namespace, name))
 }
 
 /// Rejects objects the store cannot key.
@@ -142,14 +139,14 @@ fn spec_of(object: &Object) -> Value {
 
 /// What one op writes once its precondition holds against the current object.
 pub enum Prepared {
-    Put(Box<Object>, super::EventType),
+    Put(Box<Object>, super::WatchEventType),
     Delete,
 }
 
 /// Checks `op`'s precondition against `old` (the object as stored now, if any) and prepares
 /// what to write: both engines decide conflicts the same way.
 pub fn prepare_op(op: &super::BatchOp, old: Option<&Stored>) -> Result<Prepared> {
-    use super::{BatchOp, EventType};
+    use super::{BatchOp, WatchEventType};
     let check = |expected: u64, old: &Stored| {
         if old.resource_version == expected {
             Ok(())
@@ -165,7 +162,7 @@ pub fn prepare_op(op: &super::BatchOp, old: Option<&Stored>) -> Result<Prepared>
         (BatchOp::Create(_), Some(_)) => Err(StoreError::AlreadyExists(op.key())),
         (BatchOp::Create(object), None) => Ok(Prepared::Put(
             Box::new(prepare_create(object)?),
-            EventType::Added,
+            WatchEventType::Added,
         )),
         (BatchOp::Update { .. } | BatchOp::Delete { .. }, None) => {
             Err(StoreError::NotFound(op.key()))
@@ -174,7 +171,7 @@ pub fn prepare_op(op: &super::BatchOp, old: Option<&Stored>) -> Result<Prepared>
             check(*expected, old)?;
             Ok(Prepared::Put(
                 Box::new(prepare_update(&old.object, object)?),
-                EventType::Modified,
+                WatchEventType::Modified,
             ))
         }
         (BatchOp::Delete { expected, .. }, Some(old)) => {
@@ -201,6 +198,6 @@ pub fn check_distinct(batch: &super::Batch) -> Result<()> {
 }
 
 /// Shared by both engines' watchers: does a change of `key` concern a watch on `kind`?
-pub fn kind_matches(filter: Option<&str>, key: &ObjectKey) -> bool {
+pub fn kind_matches(filter: Option<Kind>, key: &ObjectKey) -> bool {
     filter.is_none_or(|k| k == key.kind)
 }

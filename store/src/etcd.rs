@@ -32,7 +32,7 @@ use etcd_client::{
     GetOptions, KeyValue, KvClient, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchClient,
     WatchOptions,
 };
-use keel_schema::Object;
+use keel_schema::{Kind, Object};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -41,8 +41,8 @@ use super::codec::{Prepared, decode, encode, prepare_op};
 use super::encryption::SecretCipher;
 use super::watch::{WATCH_BUFFER, Watcher};
 use super::{
-    Batch, BatchOp, EventType, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored,
-    SyncRecord, WatchEvent,
+    Batch, BatchOp, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored, SyncRecord,
+    WatchEvent, WatchEventType,
 };
 
 pub const DEFAULT_PREFIX: &str = "/keel";
@@ -208,11 +208,14 @@ impl EtcdStore {
         format!("{}{}", self.registry(), key.path())
     }
 
-    fn key_of(&self, etcd_key: &str) -> ObjectKey {
+    fn key_of(&self, etcd_key: &str) -> Result<ObjectKey> {
         etcd_key
             .strip_prefix(&self.registry())
             .and_then(ObjectKey::from_path)
-            .unwrap_or_else(|| ObjectKey::new("", "", etcd_key))
+            .ok_or_else(|| StoreError::Corrupt {
+                key: etcd_key.to_string(),
+                reason: "not the key of an object of a known kind".into(),
+            })
     }
 
     fn head_key(&self) -> String {
@@ -238,7 +241,7 @@ impl EtcdStore {
         resp.kvs().first().map(|kv| self.decode_kv(kv)).transpose()
     }
 
-    pub async fn list(&self, kind: &str, namespace: Option<&str>) -> Result<ListResult> {
+    pub async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<ListResult> {
         let prefix = match namespace {
             Some(ns) => format!("{}{kind}/{ns}/", self.registry()),
             None => format!("{}{kind}/", self.registry()),
@@ -463,7 +466,7 @@ impl EtcdStore {
         for p in ops {
             let actual = current.get(&p.key).map_or(0, KeyValue::mod_revision);
             if actual != p.expect {
-                let key = self.key_of(&p.key);
+                let key = self.key_of(&p.key)?;
                 return Ok(Some(if p.expect == 0 {
                     StoreError::AlreadyExists(key)
                 } else {
@@ -818,7 +821,7 @@ impl EtcdStore {
         Ok(())
     }
 
-    pub async fn watch(&self, kind: Option<&str>, from: u64) -> Result<Watcher> {
+    pub async fn watch(&self, kind: Option<Kind>, from: u64) -> Result<Watcher> {
         let prefix = match kind {
             Some(k) => format!("{}{k}/", self.registry()),
             None => self.registry(),
@@ -910,10 +913,10 @@ impl EtcdStore {
                         let revision = u64::try_from(kv.mod_revision()).unwrap_or(0);
                         let (event_type, source) = match event.event_type() {
                             EtcdEventType::Put if kv.create_revision() == kv.mod_revision() => {
-                                (EventType::Added, Some(kv))
+                                (WatchEventType::Added, Some(kv))
                             }
-                            EtcdEventType::Put => (EventType::Modified, Some(kv)),
-                            EtcdEventType::Delete => (EventType::Deleted, event.prev_kv()),
+                            EtcdEventType::Put => (WatchEventType::Modified, Some(kv)),
+                            EtcdEventType::Delete => (WatchEventType::Deleted, event.prev_kv()),
                         };
                         let Some(source) = source else {
                             // A deletion whose previous state is compacted away: the watcher

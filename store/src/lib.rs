@@ -35,63 +35,14 @@ pub mod etcd_process;
 pub mod redb;
 mod watch;
 
-use std::fmt;
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
-use keel_schema::Object;
 use keel_schema::selector::Selector;
+use keel_schema::{Kind, Object};
+pub use keel_schema::{ObjectKey, SyncRecord, SyncResult};
 use serde::{Deserialize, Serialize};
 
 pub use watch::Watcher;
-
-/// Where an object lives: kind, namespace (empty for cluster-scoped kinds) and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ObjectKey {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ObjectKey {
-    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
-        Self {
-            kind: kind.to_string(),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        }
-    }
-
-    pub fn of(object: &Object) -> Self {
-        let namespace = if object.info().namespaced {
-            object.namespace()
-        } else {
-            ""
-        };
-        Self::new(object.kind(), namespace, object.name())
-    }
-
-    /// `kind/namespace/name`, the key below the store's registry prefix.
-    pub fn path(&self) -> String {
-        format!("{}/{}/{}", self.kind, self.namespace, self.name)
-    }
-
-    /// Parses [`ObjectKey::path`] back.
-    pub fn from_path(path: &str) -> Option<Self> {
-        let mut parts = path.splitn(3, '/');
-        Some(Self::new(parts.next()?, parts.next()?, parts.next()?))
-    }
-}
-
-impl fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.namespace.is_empty() {
-            write!(f, "{} {}", self.kind, self.name)
-        } else {
-            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
-        }
-    }
-}
 
 /// An object as stored, with the revision of its last write (also in
 /// `metadata.resourceVersion`).
@@ -141,7 +92,7 @@ pub struct Batch {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventType {
+pub enum WatchEventType {
     Added,
     Modified,
     Deleted,
@@ -151,21 +102,9 @@ pub enum EventType {
 /// deletion and `revision` the revision of the deletion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchEvent {
-    pub event_type: EventType,
+    pub event_type: WatchEventType,
     pub object: Object,
     pub revision: u64,
-}
-
-/// One revision the reconciler attempted, for `keel history`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SyncRecord {
-    pub commit: String,
-    pub time: DateTime<Utc>,
-    /// `applied`, `unchanged`, `failed` or `refused`.
-    pub result: String,
-    pub error: Option<String>,
-    pub author: Option<String>,
-    pub message: Option<String>,
 }
 
 /// How many sync records are kept.
@@ -286,7 +225,7 @@ impl Store {
     /// Objects of `kind`, optionally in one namespace and matching a label selector.
     pub async fn list(
         &self,
-        kind: &str,
+        kind: Kind,
         namespace: Option<&str>,
         selector: Option<&Selector>,
     ) -> Result<ListResult> {
@@ -322,7 +261,7 @@ impl Store {
     }
 
     /// Every change after revision `from` (of `kind`, or of every kind), in order.
-    pub async fn watch(&self, kind: Option<&str>, from: u64) -> Result<Watcher> {
+    pub async fn watch(&self, kind: Option<Kind>, from: u64) -> Result<Watcher> {
         dispatch!(self, s => s.watch(kind, from).await)
     }
 

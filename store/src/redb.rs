@@ -15,15 +15,15 @@ use ::redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
     TableDefinition,
 };
-use keel_schema::Object;
+use keel_schema::{Kind, Object};
 use tokio::sync::{broadcast, mpsc};
 
 use super::codec::{Prepared, decode, encode, kind_matches, prepare_op};
 use super::encryption::SecretCipher;
 use super::watch::{WATCH_BUFFER, Watcher};
 use super::{
-    Batch, BatchOp, EventType, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored,
-    SyncRecord, WatchEvent,
+    Batch, BatchOp, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored, SyncRecord,
+    WatchEvent, WatchEventType,
 };
 
 /// `kind/namespace/name` → revision (8 bytes, little-endian) followed by the object's JSON.
@@ -115,19 +115,19 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn event_byte(t: EventType) -> u8 {
+fn event_byte(t: WatchEventType) -> u8 {
     match t {
-        EventType::Added => 0,
-        EventType::Modified => 1,
-        EventType::Deleted => 2,
+        WatchEventType::Added => 0,
+        WatchEventType::Modified => 1,
+        WatchEventType::Deleted => 2,
     }
 }
 
-fn byte_event(b: u8) -> EventType {
+fn byte_event(b: u8) -> WatchEventType {
     match b {
-        0 => EventType::Added,
-        1 => EventType::Modified,
-        _ => EventType::Deleted,
+        0 => WatchEventType::Added,
+        1 => WatchEventType::Modified,
+        _ => WatchEventType::Deleted,
     }
 }
 
@@ -154,7 +154,7 @@ struct Tx<'t, 'c> {
     /// first (and fails its precondition as it would have a moment later).
     written: HashMap<String, Option<Stored>>,
     revision: u64,
-    events: Vec<(EventType, Vec<u8>, Object)>,
+    events: Vec<(WatchEventType, Vec<u8>, Object)>,
     cipher: Option<&'c SecretCipher>,
 }
 
@@ -168,7 +168,7 @@ impl Tx<'_, '_> {
         }
     }
 
-    fn put(&mut self, mut object: Object, event: EventType) -> Result<()> {
+    fn put(&mut self, mut object: Object, event: WatchEventType) -> Result<()> {
         let key = ObjectKey::of(&object);
         let json = encode(&object, self.cipher)?;
         let mut record = self.revision.to_le_bytes().to_vec();
@@ -201,7 +201,7 @@ impl Tx<'_, '_> {
                 self.objects.remove(key.path().as_str()).map_err(backend)?;
                 self.written.insert(key.path(), None);
                 object.meta_mut().resource_version = Some(self.revision.to_string());
-                self.events.push((EventType::Deleted, json, object));
+                self.events.push((WatchEventType::Deleted, json, object));
                 Ok(())
             }
         }
@@ -358,10 +358,10 @@ impl RedbStore {
             for e in &events {
                 let path = ObjectKey::of(&e.object).path();
                 match e.event_type {
-                    EventType::Deleted => {
+                    WatchEventType::Deleted => {
                         cache.objects.remove(&path);
                     }
-                    EventType::Added | EventType::Modified => {
+                    WatchEventType::Added | WatchEventType::Modified => {
                         cache.objects.insert(
                             path,
                             Stored {
@@ -394,7 +394,7 @@ impl RedbStore {
         Ok(cache.objects.get(&key.path()).cloned())
     }
 
-    pub async fn list(&self, kind: &str, namespace: Option<&str>) -> Result<ListResult> {
+    pub async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<ListResult> {
         let prefix = match namespace {
             Some(ns) => format!("{kind}/{ns}/"),
             None => format!("{kind}/"),
@@ -606,13 +606,12 @@ impl RedbStore {
         .await
     }
 
-    pub async fn watch(&self, kind: Option<&str>, from: u64) -> Result<Watcher> {
+    pub async fn watch(&self, kind: Option<Kind>, from: u64) -> Result<Watcher> {
         // Subscribe before replaying the log, so nothing committed in between is missed;
         // revisions seen twice are skipped.
         let mut live = self.inner.events.subscribe();
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let store = self.clone();
-        let kind = kind.map(str::to_string);
         let compacted = self.blocking(|inner| read_meta(inner, "compacted")).await?;
         if from < compacted {
             return Err(StoreError::Expired {
@@ -625,7 +624,7 @@ impl RedbStore {
             let mut replay = true;
             loop {
                 while replay {
-                    match store.replay(kind.clone(), last, from).await {
+                    match store.replay(kind, last, from).await {
                         Ok((events, upto, current)) => {
                             for e in events {
                                 if tx.send(Ok(e)).await.is_err() {
@@ -645,7 +644,7 @@ impl RedbStore {
                     Ok(set) if set.revision <= last => {}
                     Ok(set) => {
                         for e in &set.events {
-                            if kind_matches(kind.as_deref(), &ObjectKey::of(&e.object))
+                            if kind_matches(kind, &ObjectKey::of(&e.object))
                                 && tx.send(Ok(e.clone())).await.is_err()
                             {
                                 return;
@@ -665,7 +664,7 @@ impl RedbStore {
     /// to, and the store's current revision.
     async fn replay(
         &self,
-        kind: Option<String>,
+        kind: Option<Kind>,
         after: u64,
         requested: u64,
     ) -> Result<(Vec<WatchEvent>, u64, u64)> {
@@ -701,7 +700,7 @@ impl RedbStore {
                     let Some(key) = ObjectKey::from_path(path) else {
                         continue;
                     };
-                    if kind_matches(kind.as_deref(), &key) {
+                    if kind_matches(kind, &key) {
                         events.push(WatchEvent {
                             event_type,
                             object: decode(path, json, rev, inner.cipher.as_deref())?.object,
@@ -781,7 +780,7 @@ fn trim_changes(
 struct ChangeRecord<'a>(&'a [u8]);
 
 impl<'a> Iterator for ChangeRecord<'a> {
-    type Item = (EventType, &'a str, &'a [u8]);
+    type Item = (WatchEventType, &'a str, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
         fn take<'b>(bytes: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {

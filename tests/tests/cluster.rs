@@ -99,8 +99,8 @@ impl Drop for Agent {
         self.kill();
         // What a killed agent cannot remove itself, with keel up's own cleanup: the ClusterIP
         // addresses it added to `lo`, and its containers, whatever state the test left them in.
-        keel_reconciler::up::remove_addresses(&self.data.join(&self.name));
-        keel_reconciler::up::remove_containers(&self.name);
+        keel_cli::up::remove_addresses(&self.data.join(&self.name));
+        keel_cli::up::remove_containers(&self.name);
     }
 }
 
@@ -733,7 +733,7 @@ impl Drop for Up {
             return;
         }
         for node in ["local-1", "local-2", "local-3"] {
-            keel_reconciler::up::remove_containers(node);
+            keel_cli::up::remove_containers(node);
         }
     }
 }

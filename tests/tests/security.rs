@@ -70,8 +70,8 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        keel_reconciler::up::remove_addresses(&self.data.path().join(&self.name));
-        keel_reconciler::up::remove_containers(&self.name);
+        keel_cli::up::remove_addresses(&self.data.path().join(&self.name));
+        keel_cli::up::remove_containers(&self.name);
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use keel_schema::types::meta::Condition;
 use keel_schema::types::pod::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, PodStatus,
+    ContainerStateWaiting, ContainerStatus, PodPhase, PodStatus,
 };
 use tokio::time::Instant;
 
@@ -227,7 +227,7 @@ impl ContainerSlot {
 }
 
 /// `Pending`, `Running`, `Succeeded` or `Failed`, as Kubernetes decides them.
-pub fn phase(slots: &[ContainerSlot]) -> &'static str {
+pub fn phase(slots: &[ContainerSlot]) -> PodPhase {
     let all_terminated = slots
         .iter()
         .all(|s| matches!(s.life, ContainerLife::Terminated(_)));
@@ -236,13 +236,17 @@ pub fn phase(slots: &[ContainerSlot]) -> &'static str {
             ContainerLife::Terminated(e) => e.exit_code == 0,
             _ => false,
         });
-        return if all_ok { "Succeeded" } else { "Failed" };
+        return if all_ok {
+            PodPhase::Succeeded
+        } else {
+            PodPhase::Failed
+        };
     }
     // Restarting containers (waiting in a backoff) still count as running, as in Kubernetes.
     if slots.iter().any(|s| s.starts == 0) {
-        "Pending"
+        PodPhase::Pending
     } else {
-        "Running"
+        PodPhase::Running
     }
 }
 
@@ -285,7 +289,7 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     let containers_ready = !input.slots.is_empty() && input.slots.iter().all(|s| s.ready());
     let not_ready = Some("ContainersNotReady");
     PodStatus {
-        phase: Some(phase.to_string()),
+        phase: Some(phase),
         conditions: Some(vec![
             condition("Initialized", true, input.previous, now, None),
             condition("Ready", containers_ready, input.previous, now, not_ready),

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use keel_agent_protocol::{PodEvent, PodStatusUpdate};
 use keel_schema::defaults::default_pull_policy;
-use keel_schema::types::pod::{Container, PodStatus};
+use keel_schema::types::pod::{Container, PodPhase, PodStatus};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -319,15 +319,7 @@ impl PodWorker {
         // left here (removed by an operator, or by `keel up` stopping): a finished pod never
         // runs again, as in Kubernetes; a Job's work is not redone. Its recorded status
         // stands, so nothing is published.
-        let finished = adopted.is_empty()
-            && matches!(
-                self.desired
-                    .pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.as_deref()),
-                Some("Succeeded" | "Failed")
-            );
+        let finished = adopted.is_empty() && self.desired.pod.is_finished();
         if finished {
             tracing::info!(pod = %self.desired.key(), "pod already finished; not running it again");
         }
@@ -1107,7 +1099,7 @@ impl PodWorker {
                 status: serde_json::to_vec(&status).unwrap_or_default(),
                 deleted: false,
             },
-            status.phase.as_deref() == Some("Running"),
+            status.phase == Some(PodPhase::Running),
         );
         self.last_status = Some(status);
     }

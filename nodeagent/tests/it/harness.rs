@@ -338,7 +338,7 @@ pub fn container_state<'a>(
 }
 
 pub fn phase(s: &PodStatus) -> &str {
-    s.phase.as_deref().unwrap_or("")
+    s.phase.map_or("", |p| p.as_str())
 }
 
 pub fn ready(s: &PodStatus) -> bool {

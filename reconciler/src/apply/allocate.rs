@@ -465,7 +465,7 @@ fn assign(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_schema::{SourceFile, load_sources};
+    use keel_schema::{Kind, SourceFile, load_sources};
 
     fn revision(yaml: &str) -> Revision {
         let r = load_sources(
@@ -510,7 +510,7 @@ mod tests {
     }
 
     fn ip_of(a: &HashMap<ObjectKey, Assigned>, name: &str) -> Option<String> {
-        a.get(&ObjectKey::new("Service", "default", name))
+        a.get(&ObjectKey::new(Kind::Service, "default", name))
             .and_then(|a| a.cluster_ip.clone())
     }
 
@@ -535,7 +535,7 @@ mod tests {
         );
         assert!(!ips.contains("10.99.0.0") && !ips.contains("10.99.0.7"));
         assert_eq!(ip_of(&first, "db"), None, "headless");
-        let np = first[&ObjectKey::new("Service", "default", "np")].node_ports[0];
+        let np = first[&ObjectKey::new(Kind::Service, "default", "np")].node_ports[0];
         assert!(np.is_some_and(|p| (30100..=30102).contains(&p)), "{np:?}");
 
         // The next revision, with the store holding the assignments, keeps every one.

@@ -22,7 +22,7 @@ pub use allocate::{Assigned, ServiceNetwork, fill_assignments};
 
 use crate::source::CommitInfo;
 use chrono::Utc;
-use keel_schema::{KINDS, Object, Revision};
+use keel_schema::{Kind, Object, Revision, SyncResult};
 use keel_store::{Batch, BatchOp, ObjectKey, Store, StoreError, Stored, SyncRecord};
 
 pub const MANAGED_BY: &str = "keel.dev/managed-by";
@@ -70,8 +70,8 @@ fn summarize_errors(errors: &[keel_schema::ManifestError]) -> String {
 /// The managed objects in the store, by identity.
 pub async fn applied_objects(store: &Store) -> Result<BTreeMap<ObjectKey, Stored>, StoreError> {
     let mut out = BTreeMap::new();
-    for info in KINDS.iter().filter(|k| !k.live_only) {
-        for item in store.list(info.kind, None, None).await?.items {
+    for kind in Kind::declarable() {
+        for item in store.list(kind, None, None).await?.items {
             let meta = item.object.meta();
             // Objects a controller made (they have owners) are never git's, whatever labels
             // they copied from their owner.
@@ -219,7 +219,7 @@ pub async fn record_failure(store: &Store, commit: &CommitInfo, error: String) {
     let record = SyncRecord {
         commit: commit.id.clone(),
         time: Utc::now(),
-        result: "failed".to_string(),
+        result: SyncResult::Failed,
         error: Some(error),
         author: Some(commit.author.clone()),
         message: Some(commit.summary.clone()),
@@ -248,10 +248,10 @@ pub async fn apply_revision(
         return outcome;
     }
     let (result, error) = match &outcome {
-        Ok(a) if a.created + a.updated + a.deleted == 0 => ("unchanged", None),
-        Ok(_) => ("applied", None),
+        Ok(a) if a.created + a.updated + a.deleted == 0 => (SyncResult::Unchanged, None),
+        Ok(_) => (SyncResult::Applied, None),
         Err(ApplyError::Invalid { errors, .. }) => (
-            "failed",
+            SyncResult::Failed,
             Some(
                 errors
                     .iter()
@@ -260,13 +260,13 @@ pub async fn apply_revision(
                     .join("\n"),
             ),
         ),
-        Err(e @ ApplyError::RefusedEmpty { .. }) => ("refused", Some(e.to_string())),
-        Err(e) => ("failed", Some(e.to_string())),
+        Err(e @ ApplyError::RefusedEmpty { .. }) => (SyncResult::Refused, Some(e.to_string())),
+        Err(e) => (SyncResult::Failed, Some(e.to_string())),
     };
     let record = SyncRecord {
         commit: commit.id.clone(),
         time: Utc::now(),
-        result: result.to_string(),
+        result,
         error,
         author: Some(commit.author.clone()),
         message: Some(commit.summary.clone()),

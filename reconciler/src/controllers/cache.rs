@@ -17,7 +17,8 @@ use std::time::Duration;
 use keel_schema::Object;
 use tokio::sync::{broadcast, watch};
 
-use keel_store::{EventType, ObjectKey, Store, StoreError, Stored};
+use keel_schema::Kind;
+use keel_store::{ObjectKey, Store, StoreError, Stored, WatchEventType};
 
 /// A write a controller made and wants to read back.
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ pub enum Change {
 
 impl Change {
     /// The changed object's kind (`None` for [`Change::Relisted`]).
-    pub fn kind(&self) -> Option<&'static str> {
+    pub fn kind(&self) -> Option<Kind> {
         match self {
             Change::Object { old, new } => new.as_ref().or(old.as_ref()).map(|s| s.object.kind()),
             Change::Relisted => None,
@@ -121,8 +122,8 @@ pub struct Cache {
 const CHANGE_BUFFER: usize = 1 << 16;
 
 /// Kinds the cache does not hold: Events are written often and read by nobody here.
-fn cached(kind: &str) -> bool {
-    kind != "Event"
+fn cached(kind: Kind) -> bool {
+    kind != Kind::Event
 }
 
 impl Default for Cache {
@@ -202,7 +203,7 @@ impl Cache {
     }
 
     /// Objects of `kind`, in one namespace or all, in key order.
-    pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Stored>> {
+    pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Vec<Arc<Stored>> {
         let start = ObjectKey::new(kind, namespace.unwrap_or(""), "");
         self.read()
             .objects
@@ -255,16 +256,16 @@ impl Cache {
         let _ = self.changes.send(Change::Relisted);
     }
 
-    fn apply(&self, event_type: EventType, object: Object, revision: u64) {
+    fn apply(&self, event_type: WatchEventType, object: Object, revision: u64) {
         let key = ObjectKey::of(&object);
         let change = {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             match event_type {
-                EventType::Deleted => state.remove(&key).map(|old| Change::Object {
+                WatchEventType::Deleted => state.remove(&key).map(|old| Change::Object {
                     old: Some(old),
                     new: None,
                 }),
-                EventType::Added | EventType::Modified => {
+                WatchEventType::Added | WatchEventType::Modified => {
                     let new = Arc::new(Stored {
                         object,
                         resource_version: revision,

@@ -20,6 +20,8 @@ use super::cache::Change;
 use super::deployment::template_hash;
 use super::pods::{self, Availability};
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
+use keel_schema::Kind;
+use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError, Stored};
 
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -64,14 +66,14 @@ impl Controller for DaemonSetController {
     const NAME: &'static str = "daemonset";
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        keys_of_kind(ctx, "DaemonSet")
+        keys_of_kind(ctx, Kind::DaemonSet)
     }
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
         match change.kind() {
             // A node came, went or changed: every DaemonSet may want it.
-            Some("Node") => out.extend(self.all_keys(ctx)),
-            _ => owner_keys(change, "DaemonSet", "Pod", ctx, out),
+            Some(Kind::Node) => out.extend(self.all_keys(ctx)),
+            _ => owner_keys(change, Kind::DaemonSet, Kind::Pod, ctx, out),
         }
     }
 
@@ -91,7 +93,7 @@ impl Controller for DaemonSetController {
         let hash = template_hash(template);
         let nodes: BTreeMap<String, (bool, bool)> = ctx
             .cache
-            .list("Node", None)
+            .list(Kind::Node, None)
             .iter()
             .filter_map(|s| match &s.object {
                 Object::Node(n) => Some((n.metadata.name().to_string(), wanted_on(ds, n))),
@@ -217,7 +219,7 @@ impl Controller for DaemonSetController {
             };
             ctx.events.object(
                 &stored.object,
-                "Normal",
+                EventType::Normal,
                 "SuccessfulCreate",
                 format!("Created pod: {}", w.key.name),
                 "daemonset-controller",
@@ -246,6 +248,7 @@ impl Controller for DaemonSetController {
             number_available: Some(available),
             updated_number_scheduled: Some(updated),
             observed_generation: ds.metadata.generation,
+            conditions: None,
         };
         if ds.status.as_ref() != Some(&status) {
             let mut ds = ds.clone();

@@ -27,6 +27,8 @@ use sha2::Digest;
 use super::cache::{Change, Written};
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
+use keel_schema::Kind;
+use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError, Stored};
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
@@ -280,11 +282,11 @@ impl Controller for DeploymentController {
     const NAME: &'static str = "deployment";
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        keys_of_kind(ctx, "Deployment")
+        keys_of_kind(ctx, Kind::Deployment)
     }
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
-        owner_keys(change, "Deployment", "ReplicaSet", ctx, out);
+        owner_keys(change, Kind::Deployment, Kind::ReplicaSet, ctx, out);
     }
 
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
@@ -354,7 +356,7 @@ impl Controller for DeploymentController {
                 Ok(w) => {
                     ctx.events.object(
                         &stored.object,
-                        "Normal",
+                        EventType::Normal,
                         "ScalingReplicaSet",
                         format!("Scaled up replica set {rs_name} to {start}"),
                         "deployment-controller",
@@ -404,7 +406,7 @@ impl Controller for DeploymentController {
                 tracing::info!(deployment = %key, replicaset = name, from, to = n, "ScalingReplicaSet");
                 ctx.events.object(
                     &stored.object,
-                    "Normal",
+                    EventType::Normal,
                     "ScalingReplicaSet",
                     format!("Scaled {way} replica set {name} to {n} from {from}"),
                     "deployment-controller",

@@ -18,6 +18,7 @@ use keel_schema::types::pod::Pod;
 use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use keel_schema::Kind;
 use keel_store::{ObjectKey, StoreError};
 
 /// Marks Endpoints this controller wrote (others, from git, are never touched).
@@ -127,14 +128,14 @@ impl Controller for EndpointsController {
     const NAME: &'static str = "endpoints";
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        let mut keys = keys_of_kind(ctx, "Service");
+        let mut keys = keys_of_kind(ctx, Kind::Service);
         // Endpoints this controller made whose Service went while nobody watched.
         keys.extend(
             ctx.cache
-                .list("Endpoints", None)
+                .list(Kind::Endpoints, None)
                 .iter()
                 .filter(|s| s.object.meta().labels().contains_key(MANAGED_LABEL))
-                .map(|s| ObjectKey::new("Service", s.object.namespace(), s.object.name())),
+                .map(|s| ObjectKey::new(Kind::Service, s.object.namespace(), s.object.name())),
         );
         keys.sort();
         keys.dedup();
@@ -143,14 +144,14 @@ impl Controller for EndpointsController {
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
         match change.kind() {
-            Some("Service" | "Endpoints") => {
+            Some(Kind::Service | Kind::Endpoints) => {
                 for o in change.objects().take(1) {
-                    out.push(ObjectKey::new("Service", o.namespace(), o.name()));
+                    out.push(ObjectKey::new(Kind::Service, o.namespace(), o.name()));
                 }
             }
-            Some("Pod") => {
+            Some(Kind::Pod) => {
                 for o in change.objects() {
-                    for s in ctx.cache.list("Service", Some(o.namespace())) {
+                    for s in ctx.cache.list(Kind::Service, Some(o.namespace())) {
                         if let Object::Service(svc) = &s.object
                             && let Some(sel) = &svc.spec.selector
                             && Selector::from_map(sel).matches(o.meta().labels())
@@ -166,7 +167,7 @@ impl Controller for EndpointsController {
     }
 
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
-        let ep_key = ObjectKey::new("Endpoints", &key.namespace, &key.name);
+        let ep_key = ObjectKey::new(Kind::Endpoints, &key.namespace, &key.name);
         let current = ctx.cache.get(&ep_key);
         let ours = current
             .as_ref()
@@ -182,7 +183,7 @@ impl Controller for EndpointsController {
                 return Ok(Action::Done);
             }
         };
-        let pods = ctx.cache.list("Pod", Some(&key.namespace));
+        let pods = ctx.cache.list(Kind::Pod, Some(&key.namespace));
         let subsets = subsets_for(
             &service,
             pods.iter().filter_map(|s| match &s.object {

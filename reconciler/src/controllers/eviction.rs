@@ -11,6 +11,8 @@ use keel_schema::Object;
 
 use super::cache::Change;
 use super::{Action, Controller, Ctx, Result, runner};
+use keel_schema::Kind;
+use keel_schema::types::core::EventType;
 use keel_store::ObjectKey;
 
 pub struct EvictionController;
@@ -21,7 +23,7 @@ impl Controller for EvictionController {
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<String> {
         ctx.cache
-            .list("Node", None)
+            .list(Kind::Node, None)
             .iter()
             .map(|s| s.object.name().to_string())
             .collect()
@@ -29,8 +31,8 @@ impl Controller for EvictionController {
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<String>) {
         match change.kind() {
-            Some("Node") => out.extend(change.objects().map(|o| o.name().to_string()).take(1)),
-            Some("Pod") => {
+            Some(Kind::Node) => out.extend(change.objects().map(|o| o.name().to_string()).take(1)),
+            Some(Kind::Pod) => {
                 for o in change.objects() {
                     if let Object::Pod(p) = o
                         && let Some(node) = p.spec.node_name.as_deref().filter(|n| !n.is_empty())
@@ -45,7 +47,7 @@ impl Controller for EvictionController {
     }
 
     async fn reconcile(&self, node: &String, ctx: &Ctx) -> Result<Action> {
-        let Some(stored) = ctx.cache.get(&ObjectKey::new("Node", "", node)) else {
+        let Some(stored) = ctx.cache.get(&ObjectKey::new(Kind::Node, "", node)) else {
             return Ok(Action::Done);
         };
         let Object::Node(n) = &stored.object else {
@@ -73,7 +75,7 @@ impl Controller for EvictionController {
             tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod of a node that is not ready");
             ctx.events.object(
                 &pod.object,
-                "Warning",
+                EventType::Warning,
                 "NodeNotReady",
                 format!("Node {node} is not ready; the pod is deleted so that it runs elsewhere"),
                 "node-controller",

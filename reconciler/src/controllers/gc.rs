@@ -2,7 +2,7 @@
 //! present under another uid: deleted and made again) is deleted, as Kubernetes' background
 //! cascading deletion. Deleting a Deployment so removes its ReplicaSets, and they their pods.
 
-use keel_schema::Object;
+use keel_schema::{Kind, Object};
 
 use super::cache::Change;
 use super::{Action, Controller, Ctx, Result, runner};
@@ -23,17 +23,17 @@ fn orphaned(object: &Object, ctx: &Ctx) -> bool {
 /// True when at least one of `object`'s owners still exists.
 fn has_live_owner(object: &Object, ctx: &Ctx) -> bool {
     object.meta().owner_references.iter().flatten().any(|r| {
-        let Some(info) = keel_schema::object::kind_info(&r.kind) else {
+        let Some(kind) = Kind::from_name(&r.kind) else {
             // A kind keel does not know cannot be checked: keep the dependent.
             return true;
         };
-        let namespace = if info.namespaced {
+        let namespace = if kind.info().namespaced {
             object.namespace()
         } else {
             ""
         };
         ctx.cache
-            .get(&ObjectKey::new(&r.kind, namespace, &r.name))
+            .get(&ObjectKey::new(kind, namespace, &r.name))
             .is_some_and(|o| o.object.meta().uid.as_deref() == Some(r.uid.as_str()))
     })
 }
@@ -43,9 +43,9 @@ impl Controller for GarbageCollector {
     const NAME: &'static str = "garbage-collector";
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        keel_schema::object::KINDS
+        Kind::ALL
             .iter()
-            .flat_map(|k| ctx.cache.list(k.kind, None))
+            .flat_map(|k| ctx.cache.list(*k, None))
             .filter(|s| s.object.meta().owner_references.is_some())
             .map(|s| ObjectKey::of(&s.object))
             .collect()

@@ -15,11 +15,13 @@ use chrono::{DateTime, Utc};
 use keel_schema::Object;
 use keel_schema::types::batch::Job;
 use keel_schema::types::meta::Condition;
-use keel_schema::types::pod::Pod;
+use keel_schema::types::pod::{Pod, PodPhase};
 
 use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
+use keel_schema::Kind;
+use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError};
 
 pub struct JobController;
@@ -66,11 +68,11 @@ impl Controller for JobController {
     const NAME: &'static str = "job";
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        keys_of_kind(ctx, "Job")
+        keys_of_kind(ctx, Kind::Job)
     }
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
-        owner_keys(change, "Job", "Pod", ctx, out);
+        owner_keys(change, Kind::Job, Kind::Pod, ctx, out);
     }
 
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
@@ -111,14 +113,14 @@ impl Controller for JobController {
                 _ => None,
             })
             .collect();
-        let phase_is = |p: &Pod, phase: &str| pods::phase(p) == Some(phase);
+        let phase_is = |p: &Pod, phase: PodPhase| p.phase() == Some(phase);
         let succeeded = owned
             .iter()
-            .filter(|(p, _)| phase_is(p, "Succeeded"))
+            .filter(|(p, _)| phase_is(p, PodPhase::Succeeded))
             .count() as i64;
         let failed_pods: Vec<&Pod> = owned
             .iter()
-            .filter(|(p, _)| phase_is(p, "Failed"))
+            .filter(|(p, _)| phase_is(p, PodPhase::Failed))
             .map(|(p, _)| p)
             .collect();
         // Under OnFailure a failing container restarts in place: its restarts are the
@@ -205,7 +207,7 @@ impl Controller for JobController {
                 active.sort_by_key(|(p, _)| std::cmp::Reverse(p.metadata.creation_timestamp));
                 let extra = active.len() - want;
                 for (p, version) in active.drain(..).take(extra) {
-                    let key = ObjectKey::new("Pod", &key.namespace, p.metadata.name());
+                    let key = ObjectKey::new(Kind::Pod, &key.namespace, p.metadata.name());
                     match ctx.delete(&key, *version).await {
                         Ok(Some(w)) => writes.push(w),
                         Ok(None) => {}
@@ -247,7 +249,7 @@ impl Controller for JobController {
                                 Ok(w) => {
                                     ctx.events.object(
                                         &stored.object,
-                                        "Normal",
+                                        EventType::Normal,
                                         "SuccessfulCreate",
                                         format!("Created pod: {}", w.key.name),
                                         "job-controller",
@@ -307,12 +309,12 @@ impl Controller for JobController {
                         let (type_, reason, message) =
                             match status.conditions.iter().flatten().last() {
                                 Some(c) if done == "Failed" => (
-                                    "Warning",
+                                    EventType::Warning,
                                     c.reason.clone().unwrap_or_default(),
                                     c.message.clone().unwrap_or_default(),
                                 ),
                                 _ => (
-                                    "Normal",
+                                    EventType::Normal,
                                     "Completed".to_string(),
                                     "Job completed".to_string(),
                                 ),
@@ -337,7 +339,7 @@ impl Controller for JobController {
         if outcome.is_some() && recorded {
             // Finished and written: nothing more runs.
             for (p, version) in active.drain(..) {
-                let key = ObjectKey::new("Pod", &key.namespace, p.metadata.name());
+                let key = ObjectKey::new(Kind::Pod, &key.namespace, p.metadata.name());
                 match ctx.delete(&key, *version).await {
                     Ok(Some(w)) => writes.push(w),
                     Ok(None) => {}

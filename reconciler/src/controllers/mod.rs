@@ -36,7 +36,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_schema::Object;
+use keel_schema::{Kind, Object};
 use tokio::sync::watch;
 
 use cache::{Cache, Change, Written};
@@ -143,8 +143,8 @@ pub trait Controller: Send + Sync + 'static {
 /// object itself, the controller a changed dependent names, and everything after a relist.
 pub fn owner_keys(
     change: &Change,
-    kind: &str,
-    dependent: &str,
+    kind: Kind,
+    dependent: Kind,
     ctx: &Ctx,
     out: &mut Vec<ObjectKey>,
 ) {
@@ -153,7 +153,7 @@ pub fn owner_keys(
         Some(k) if k == dependent => {
             for o in change.objects() {
                 if let Some(r) = pods::controller_of(o.meta())
-                    && r.kind == kind
+                    && kind == r.kind.as_str()
                 {
                     out.push(ObjectKey::new(kind, o.namespace(), &r.name));
                 }
@@ -165,7 +165,7 @@ pub fn owner_keys(
 }
 
 /// Every object key of `kind` in the cache.
-pub fn keys_of_kind(ctx: &Ctx, kind: &str) -> Vec<ObjectKey> {
+pub fn keys_of_kind(ctx: &Ctx, kind: Kind) -> Vec<ObjectKey> {
     ctx.cache
         .list(kind, None)
         .iter()

@@ -8,11 +8,7 @@ use keel_schema::validate::meta::{MANAGED_BY_LABEL, REVISION_ANNOTATION};
 
 /// Not finished and not being deleted: it counts toward its owner's replicas.
 pub fn is_active(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none() && !matches!(phase(pod), Some("Succeeded" | "Failed"))
-}
-
-pub fn phase(pod: &Pod) -> Option<&str> {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref())
+    pod.metadata.deletion_timestamp.is_none() && !pod.is_finished()
 }
 
 /// When the pod became Ready, if it is.
@@ -141,7 +137,7 @@ mod tests {
     fn ready_pod(since: Option<DateTime<Utc>>) -> Pod {
         Pod {
             status: Some(PodStatus {
-                phase: Some("Running".into()),
+                phase: Some(keel_schema::types::pod::PodPhase::Running),
                 conditions: Some(vec![Condition {
                     type_: "Ready".into(),
                     status: "True".into(),

@@ -19,12 +19,14 @@ use keel_schema::Object;
 use keel_schema::selector::Selector;
 use keel_schema::types::apps::ReplicaSetStatus;
 use keel_schema::types::core::ReplicationControllerStatus;
-use keel_schema::types::pod::{Pod, PodTemplateSpec};
+use keel_schema::types::pod::{Pod, PodPhase, PodTemplateSpec};
 use keel_schema::validate::meta::MANAGED_BY_LABEL;
 
 use super::cache::{Change, Written};
 use super::pods::{self, Availability};
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use keel_schema::Kind;
+use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError, Stored};
 
 /// The most pods one pass creates or deletes; the next pass does the rest.
@@ -96,10 +98,10 @@ fn owner_of(object: &Object) -> Result<Option<Owner>> {
 /// Kubernetes' order for deleting extra pods: the first ones go first.
 fn deletion_rank(pod: &Pod) -> impl Ord {
     let scheduled = pod.spec.node_name.as_deref().is_some_and(|n| !n.is_empty());
-    let phase = match pods::phase(pod) {
-        Some("Pending") | None => 0,
-        Some("Unknown") => 1,
-        _ => 2,
+    let phase = match pod.phase() {
+        Some(PodPhase::Pending) | None => 0,
+        Some(PodPhase::Unknown) => 1,
+        Some(PodPhase::Running | PodPhase::Succeeded | PodPhase::Failed) => 2,
     };
     let restarts: i64 = pod
         .status
@@ -125,7 +127,7 @@ impl ReplicaController {
         ctx: &Ctx,
         writes: &mut Vec<Written>,
     ) -> Result<()> {
-        for stored in ctx.cache.list("Pod", Some(namespace)) {
+        for stored in ctx.cache.list(Kind::Pod, Some(namespace)) {
             let Object::Pod(pod) = &stored.object else {
                 continue;
             };
@@ -179,7 +181,7 @@ impl ReplicaController {
             if !names.insert(name.clone())
                 || ctx
                     .cache
-                    .get(&ObjectKey::new("Pod", namespace, &name))
+                    .get(&ObjectKey::new(Kind::Pod, namespace, &name))
                     .is_some()
             {
                 continue;
@@ -198,7 +200,7 @@ impl ReplicaController {
                 Ok(w) => {
                     ctx.events.object(
                         owner_obj,
-                        "Normal",
+                        EventType::Normal,
                         "SuccessfulCreate",
                         format!("Created pod: {}", w.key.name),
                         "replicaset-controller",
@@ -219,32 +221,31 @@ impl Controller for ReplicaController {
     const NAME: &'static str = "replicaset";
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        let mut keys = keys_of_kind(ctx, "ReplicaSet");
-        keys.extend(keys_of_kind(ctx, "ReplicationController"));
+        let mut keys = keys_of_kind(ctx, Kind::ReplicaSet);
+        keys.extend(keys_of_kind(ctx, Kind::ReplicationController));
         keys
     }
 
     fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
         match change.kind() {
-            Some("ReplicaSet" | "ReplicationController") => {
+            Some(Kind::ReplicaSet | Kind::ReplicationController) => {
                 out.extend(change.objects().map(ObjectKey::of).take(1));
             }
-            Some("Pod") => {
+            Some(Kind::Pod) => {
                 for object in change.objects() {
                     let meta = object.meta();
-                    match pods::controller_of(meta) {
-                        Some(r)
-                            if matches!(
-                                r.kind.as_str(),
-                                "ReplicaSet" | "ReplicationController"
-                            ) =>
-                        {
-                            out.push(ObjectKey::new(&r.kind, object.namespace(), &r.name));
+                    let owner = pods::controller_of(meta).map(|r| (Kind::from_name(&r.kind), r));
+                    match owner {
+                        Some((
+                            Some(kind @ (Kind::ReplicaSet | Kind::ReplicationController)),
+                            r,
+                        )) => {
+                            out.push(ObjectKey::new(kind, object.namespace(), &r.name));
                         }
                         Some(_) => {}
                         // An orphan: any owner in its namespace may adopt it.
                         None => {
-                            for kind in ["ReplicaSet", "ReplicationController"] {
+                            for kind in [Kind::ReplicaSet, Kind::ReplicationController] {
                                 out.extend(
                                     ctx.cache
                                         .list(kind, Some(object.namespace()))
@@ -332,7 +333,7 @@ impl Controller for ReplicaController {
             active.sort_by_cached_key(|(p, _)| deletion_rank(p));
             let extra = (active.len() - want).min(BURST);
             let deletes = active[..extra].iter().map(|(p, version)| {
-                let key = ObjectKey::new("Pod", namespace, p.metadata.name());
+                let key = ObjectKey::new(Kind::Pod, namespace, p.metadata.name());
                 async move { ctx.delete(&key, *version).await }
             });
             for outcome in futures_util::future::join_all(deletes).await {
@@ -340,7 +341,7 @@ impl Controller for ReplicaController {
                     Ok(Some(w)) => {
                         ctx.events.object(
                             &stored.object,
-                            "Normal",
+                            EventType::Normal,
                             "SuccessfulDelete",
                             format!("Deleted pod: {}", w.key.name),
                             "replicaset-controller",
@@ -384,6 +385,7 @@ async fn write_status(stored: &Stored, c: Counts, ctx: &Ctx) -> Result<Option<Wr
                 available_replicas: Some(c.available),
                 fully_labeled_replicas: Some(c.fully_labeled),
                 observed_generation: Some(c.generation),
+                conditions: None,
             };
             let changed = rs.status.as_ref() != Some(&status);
             rs.status = Some(status);
@@ -396,6 +398,7 @@ async fn write_status(stored: &Stored, c: Counts, ctx: &Ctx) -> Result<Option<Wr
                 available_replicas: Some(c.available),
                 fully_labeled_replicas: Some(c.fully_labeled),
                 observed_generation: Some(c.generation),
+                conditions: None,
             };
             let changed = rc.status.as_ref() != Some(&status);
             rc.status = Some(status);

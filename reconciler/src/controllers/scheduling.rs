@@ -14,12 +14,14 @@ use std::time::Duration;
 use chrono::Utc;
 use keel_schema::Object;
 use keel_schema::types::meta::Condition;
-use keel_schema::types::pod::{Pod, PodStatus};
+use keel_schema::types::pod::{Pod, PodPhase, PodStatus};
 
 use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, runner};
 use keel_scheduler::SchedulerCache;
+use keel_schema::Kind;
+use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError};
 
 /// Binds in flight at once (they share group commits in the store).
@@ -43,7 +45,7 @@ fn pending(pod: &Pod) -> bool {
 fn set_scheduled(pod: &mut Pod, scheduled: bool, message: Option<String>) {
     let status = pod.status.get_or_insert_with(PodStatus::default);
     if status.phase.is_none() {
-        status.phase = Some("Pending".into());
+        status.phase = Some(PodPhase::Pending);
     }
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     let value = if scheduled { "True" } else { "False" };
@@ -93,12 +95,12 @@ impl SchedulingController {
     /// Builds the scheduler's view from the whole cache (after a relist or missed changes).
     fn rebuild(&self, ctx: &Ctx) {
         let mut sched = SchedulerCache::new();
-        for s in ctx.cache.list("Node", None) {
+        for s in ctx.cache.list(Kind::Node, None) {
             if let Object::Node(n) = &s.object {
                 sched.upsert_node(n);
             }
         }
-        for s in ctx.cache.list("Pod", None) {
+        for s in ctx.cache.list(Kind::Pod, None) {
             if let Object::Pod(p) = &s.object {
                 sched.add_pod(p);
             }
@@ -122,7 +124,7 @@ impl Controller for SchedulingController {
 
     fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
         ctx.cache
-            .list("Pod", None)
+            .list(Kind::Pod, None)
             .iter()
             .filter(|s| matches!(&s.object, Object::Pod(p) if pending(p)))
             .map(|s| ObjectKey::of(&s.object))
@@ -136,7 +138,7 @@ impl Controller for SchedulingController {
             return;
         };
         match change.kind() {
-            Some("Node") => {
+            Some(Kind::Node) => {
                 {
                     let mut sched = self.scheduler();
                     match new.as_ref().map(|s| &s.object) {
@@ -150,7 +152,7 @@ impl Controller for SchedulingController {
                 }
                 self.retry_waiting(out);
             }
-            Some("Pod") => match new.as_ref().map(|s| &s.object) {
+            Some(Kind::Pod) => match new.as_ref().map(|s| &s.object) {
                 Some(Object::Pod(p)) => {
                     let was_holding = old.as_ref().is_some_and(|o| match &o.object {
                         Object::Pod(op) => !pending(op) && pods::is_active(op),
@@ -161,7 +163,7 @@ impl Controller for SchedulingController {
                     }
                     if pending(p) {
                         out.push(ObjectKey::new(
-                            "Pod",
+                            Kind::Pod,
                             p.metadata.namespace(),
                             p.metadata.name(),
                         ));
@@ -174,7 +176,8 @@ impl Controller for SchedulingController {
                     if let Some(Object::Pod(p)) = old.as_ref().map(|s| &s.object) {
                         self.scheduler()
                             .remove_pod(p.metadata.uid.as_deref().unwrap_or(""));
-                        let key = ObjectKey::new("Pod", p.metadata.namespace(), p.metadata.name());
+                        let key =
+                            ObjectKey::new(Kind::Pod, p.metadata.namespace(), p.metadata.name());
                         self.waiting().remove(&key);
                         self.retry_waiting(out);
                     }
@@ -221,7 +224,7 @@ impl Controller for SchedulingController {
                         tracing::debug!(pod = %key, node, "Scheduled");
                         ctx.events.object(
                             &stored.object,
-                            "Normal",
+                            EventType::Normal,
                             "Scheduled",
                             format!(
                                 "Successfully assigned {}/{} to {node}",
@@ -257,7 +260,7 @@ impl Controller for SchedulingController {
                     tracing::info!(pod = %key, %message, "FailedScheduling");
                     ctx.events.object(
                         &stored.object,
-                        "Warning",
+                        EventType::Warning,
                         "FailedScheduling",
                         message.clone(),
                         "default-scheduler",

@@ -30,6 +30,8 @@ use keel_schema::types::pod::PodStatus;
 use keel_schema::validate::names;
 use tokio::time::Instant;
 
+use keel_schema::Kind;
+use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, Store, StoreError};
 
 /// Where the control plane reaches a node's agent (host:port), on its Node object.
@@ -182,7 +184,7 @@ impl NodeRegistry {
     /// A registry over `store`. Nodes already in the store count as just heard from, so
     /// they have `grace` to reconnect after a control-plane restart.
     pub async fn new(store: Store, grace: Duration) -> Result<Self, StoreError> {
-        let nodes = store.list("Node", None, None).await?;
+        let nodes = store.list(Kind::Node, None, None).await?;
         let now = Instant::now();
         let mut state = Liveness::default();
         for s in &nodes.items {
@@ -258,7 +260,7 @@ impl NodeRegistry {
                 )));
             }
         }
-        let key = ObjectKey::new("Node", "", &req.node_name);
+        let key = ObjectKey::new(Kind::Node, "", &req.node_name);
         let host = req
             .address
             .rsplit_once(':')
@@ -345,7 +347,7 @@ impl NodeRegistry {
                 Ok(stored) => {
                     self.events.object(
                         &stored.object,
-                        "Normal",
+                        EventType::Normal,
                         "RegisteredNode",
                         format!(
                             "Node {} event: Registered Node {} in Controller",
@@ -395,7 +397,7 @@ impl NodeRegistry {
 
     /// Writes `node`'s Ready condition if it differs; true when the store now says `ready`.
     async fn write_ready(&self, node: &str, ready: bool) -> bool {
-        let key = ObjectKey::new("Node", "", node);
+        let key = ObjectKey::new(Kind::Node, "", node);
         for _ in 0..CONFLICT_RETRIES {
             let Ok(Some(stored)) = self.store.get(&key).await else {
                 return false;
@@ -415,9 +417,9 @@ impl NodeRegistry {
             {
                 Ok(stored) => {
                     let (type_, reason) = if ready {
-                        ("Normal", "NodeReady")
+                        (EventType::Normal, "NodeReady")
                     } else {
-                        ("Warning", "NodeNotReady")
+                        (EventType::Warning, "NodeNotReady")
                     };
                     self.events.object(
                         &stored.object,
@@ -475,7 +477,7 @@ impl NodeRegistry {
     /// pods this marked are Ready again (`ready` true); the agent's statuses have the last
     /// word either way.
     async fn mark_pods(&self, node: &str, ready: bool) {
-        let Ok(pods) = self.store.list("Pod", None, None).await else {
+        let Ok(pods) = self.store.list(Kind::Pod, None, None).await else {
             return;
         };
         let now = Utc::now();
@@ -554,7 +556,7 @@ impl NodeRegistry {
                 .take(max)
                 .collect()
         }
-        let key = ObjectKey::new("Pod", &event.namespace, &event.name);
+        let key = ObjectKey::new(Kind::Pod, &event.namespace, &event.name);
         let Ok(Some(stored)) = self.store.get(&key).await else {
             return;
         };
@@ -567,9 +569,9 @@ impl NodeRegistry {
             return;
         }
         let type_ = if event.r#type == "Warning" {
-            "Warning"
+            EventType::Warning
         } else {
-            "Normal"
+            EventType::Normal
         };
         self.events.record(crate::events::Record {
             involved: crate::events::reference(&stored.object),
@@ -598,7 +600,7 @@ impl NodeRegistry {
                 return;
             }
         };
-        let key = ObjectKey::new("Pod", &update.namespace, &update.name);
+        let key = ObjectKey::new(Kind::Pod, &update.namespace, &update.name);
         for _ in 0..CONFLICT_RETRIES {
             let Ok(Some(stored)) = self.store.get(&key).await else {
                 return;

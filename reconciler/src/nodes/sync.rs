@@ -27,6 +27,7 @@ use tonic::transport::Channel;
 use super::AGENT_ADDRESS;
 use super::dial::AgentDialer;
 use crate::controllers::cache::{Cache, Change};
+use keel_schema::Kind;
 use keel_store::{ObjectKey, Stored};
 
 /// Changes within this window go out as one set.
@@ -92,8 +93,14 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
         if let Object::Pod(p) = &s.object {
             let (c, sec) = references(p);
             let ns = p.metadata.namespace().to_string();
-            config_maps.extend(c.into_iter().map(|n| ObjectKey::new("ConfigMap", &ns, &n)));
-            secrets.extend(sec.into_iter().map(|n| ObjectKey::new("Secret", &ns, &n)));
+            config_maps.extend(
+                c.into_iter()
+                    .map(|n| ObjectKey::new(Kind::ConfigMap, &ns, &n)),
+            );
+            secrets.extend(
+                sec.into_iter()
+                    .map(|n| ObjectKey::new(Kind::Secret, &ns, &n)),
+            );
         }
     }
     let fetch = |keys: BTreeSet<ObjectKey>| -> Vec<Vec<u8>> {
@@ -103,12 +110,12 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
             .collect()
     };
     let services = cache
-        .list("Service", None)
+        .list(Kind::Service, None)
         .iter()
         .map(|s| {
             let endpoints = cache
                 .get(&ObjectKey::new(
-                    "Endpoints",
+                    Kind::Endpoints,
                     s.object.namespace(),
                     s.object.name(),
                 ))
@@ -178,7 +185,7 @@ enum SendError {
 
 fn agent_address(cache: &Cache, node: &str) -> Option<String> {
     cache
-        .get(&ObjectKey::new("Node", "", node))?
+        .get(&ObjectKey::new(Kind::Node, "", node))?
         .object
         .meta()
         .annotation(AGENT_ADDRESS)
@@ -196,7 +203,7 @@ pub async fn run(cache: Cache, dialer: AgentDialer, mut stop: watch::Receiver<bo
     // Dirty nodes, and whether to send even an unchanged set.
     let mut dirty: HashMap<String, bool> = HashMap::new();
     let mark_all = |dirty: &mut HashMap<String, bool>, force: bool| {
-        for s in cache.list("Node", None) {
+        for s in cache.list(Kind::Node, None) {
             let e = dirty.entry(s.object.name().to_string()).or_insert(false);
             *e |= force;
         }
@@ -213,7 +220,7 @@ pub async fn run(cache: Cache, dialer: AgentDialer, mut stop: watch::Receiver<bo
                 Ok(Change::Object { old, new }) => {
                     let objects = old.iter().chain(new.iter()).map(|s| &s.object);
                     match new.as_ref().or(old.as_ref()).map(|s| s.object.kind()) {
-                        Some("Pod") => {
+                        Some(Kind::Pod) => {
                             for o in objects {
                                 if let Object::Pod(p) = o
                                     && let Some(n) = p.spec.node_name.as_deref().filter(|n| !n.is_empty())
@@ -222,12 +229,12 @@ pub async fn run(cache: Cache, dialer: AgentDialer, mut stop: watch::Receiver<bo
                                 }
                             }
                         }
-                        Some("Node") => {
+                        Some(Kind::Node) => {
                             for o in objects {
                                 dirty.insert(o.name().to_string(), true);
                             }
                         }
-                        Some("ConfigMap" | "Secret" | "Service" | "Endpoints") => {
+                        Some(Kind::ConfigMap | Kind::Secret | Kind::Service | Kind::Endpoints) => {
                             mark_all(&mut dirty, false);
                         }
                         _ => {}

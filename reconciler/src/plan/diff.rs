@@ -3,26 +3,11 @@
 use std::collections::BTreeMap;
 
 use keel_schema::Object;
-use serde::Serialize;
+
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Update,
-    Delete,
-}
-
-impl Action {
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "delete",
-        }
-    }
-}
+/// What a change does: create, update or delete (the API's plan rows carry it).
+pub use keel_api::plan::Action;
 
 /// One object that differs.
 #[derive(Debug, Clone)]
@@ -46,8 +31,8 @@ impl Change {
 fn identity(o: &Object) -> (&'static str, &'static str, String, String) {
     let info = o.info();
     (
-        info.group,
-        info.kind,
+        info.group(),
+        info.kind.as_str(),
         o.namespace().to_string(),
         o.name().to_string(),
     )
@@ -106,11 +91,11 @@ pub fn diff(old: &[Object], new: &[Object]) -> Vec<Change> {
     }
     let order = |c: &Change| {
         let o = c.object();
-        let kind_rank = keel_schema::KINDS
-            .iter()
-            .position(|k| k.kind == o.kind())
-            .unwrap_or(usize::MAX);
-        (kind_rank, o.namespace().to_string(), o.name().to_string())
+        (
+            o.kind().rank(),
+            o.namespace().to_string(),
+            o.name().to_string(),
+        )
     };
     changes.sort_by_key(order);
     changes

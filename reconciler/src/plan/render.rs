@@ -3,24 +3,14 @@
 use std::fmt::Write;
 
 use keel_schema::ManifestError;
-use serde::{Deserialize, Serialize};
+
 use serde_json::{Value, json};
 
 use super::diff::{Action, Change};
 use super::display::unified;
 use super::summary::summarize;
 
-/// One change as shown: what, where, its effect, and its (redacted) YAML diff. Plans made
-/// by a server travel as rows, so every format renders from them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Row {
-    pub action: Action,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub summary: String,
-    pub diff: String,
-}
+pub use keel_api::plan::PlanRow as Row;
 
 /// The rows of a list of changes.
 pub fn rows(changes: &[Change]) -> Vec<Row> {
@@ -36,7 +26,7 @@ pub fn rows(changes: &[Change]) -> Vec<Row> {
             let file = format!("{}/{ns}/{}", o.kind(), o.name());
             Row {
                 action: ch.action,
-                kind: o.kind().to_string(),
+                kind: o.kind(),
                 namespace: o.namespace().to_string(),
                 name: o.name().to_string(),
                 summary: summarize(ch),

@@ -17,8 +17,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use keel_schema::object::{KINDS, KindInfo, Object};
 use keel_schema::selector::Selector;
+use keel_schema::{Kind, KindInfo, Object};
 use serde_json::{Value, json};
 
 use super::http::AppState;
@@ -73,15 +73,13 @@ fn no_such_resource() -> Response {
 
 /// The kind served at `api_version` + `plural`.
 fn kind_at(api_version: &str, plural: &str) -> Option<&'static KindInfo> {
-    KINDS
-        .iter()
-        .find(|k| k.api_version == api_version && k.plural == plural)
+    Kind::served_at(api_version, plural).map(Kind::info)
 }
 
 /// An object as the API shows it: Secret values replaced by a marker.
 pub fn shown(object: &Object) -> Value {
     let mut v = serde_json::to_value(object).unwrap_or_default();
-    if object.kind() == "Secret" {
+    if object.kind() == Kind::Secret {
         for field in ["data", "stringData"] {
             if let Some(Value::Object(data)) = v.get_mut(field) {
                 for value in data.values_mut() {
@@ -161,16 +159,6 @@ fn store_error(e: keel_store::StoreError) -> Response {
     )
 }
 
-/// `pods`, or `deployments.apps` for a kind in a group, as Kubernetes names resources in
-/// messages.
-fn resource(info: &KindInfo) -> String {
-    if info.group.is_empty() {
-        info.plural.to_string()
-    } else {
-        format!("{}.{}", info.plural, info.group)
-    }
-}
-
 async fn get_one(
     state: AppState,
     api_version: &str,
@@ -190,7 +178,7 @@ async fn get_one(
         Ok(None) => status(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!("{} \"{name}\" not found", resource(info)),
+            format!("{} \"{name}\" not found", info.resource()),
         ),
         Err(e) => store_error(e),
     }

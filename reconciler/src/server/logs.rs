@@ -15,6 +15,7 @@ use keel_schema::object::Object;
 
 use super::api::status;
 use super::http::AppState;
+use keel_schema::Kind;
 use keel_store::ObjectKey;
 
 /// How long the agent may take to start answering.
@@ -57,7 +58,11 @@ pub async fn pod_log(
         Some(Ok(n)) if n >= 0 => n,
         Some(_) => return bad("tailLines: must be a whole number, 0 or more".into()),
     };
-    let pod = match state.store.get(&ObjectKey::new("Pod", &ns, &name)).await {
+    let pod = match state
+        .store
+        .get(&ObjectKey::new(Kind::Pod, &ns, &name))
+        .await
+    {
         Ok(Some(s)) => s.object,
         Ok(None) => {
             return status(
@@ -80,7 +85,11 @@ pub async fn pod_log(
     let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
         return bad(format!("pod \"{name}\" is not scheduled to a node yet"));
     };
-    let address = match state.store.get(&ObjectKey::new("Node", "", &node)).await {
+    let address = match state
+        .store
+        .get(&ObjectKey::new(Kind::Node, "", &node))
+        .await
+    {
         Ok(Some(s)) => s
             .object
             .meta()

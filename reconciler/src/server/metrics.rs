@@ -2,6 +2,8 @@
 //! failures, scheduling latency, and (read from the controllers' cache at each scrape)
 //! objects per kind, pods per phase and nodes by readiness.
 
+use keel_schema::Kind;
+use keel_schema::types::pod::PodPhase;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -131,38 +133,43 @@ impl Metrics {
         if !cache.is_synced() {
             return;
         }
-        for info in keel_schema::object::KINDS
-            .iter()
-            .filter(|k| k.kind != "Event")
-        {
-            let n = cache.list(info.kind, None).len();
+        // Events are not cached (nobody here reads them), so they are not counted.
+        for kind in Kind::ALL.iter().filter(|k| **k != Kind::Event) {
+            let n = cache.list(*kind, None).len();
             self.objects
                 .get_or_create(&KindLabel {
-                    kind: info.kind.to_string(),
+                    kind: kind.to_string(),
                 })
                 .set(n as i64);
         }
-        let mut phases: std::collections::BTreeMap<String, i64> =
-            ["Pending", "Running", "Succeeded", "Failed", "Unknown"]
-                .into_iter()
-                .map(|p| (p.to_string(), 0))
-                .collect();
-        for s in cache.list("Pod", None) {
+        let mut phases: std::collections::BTreeMap<&str, i64> = [
+            PodPhase::Pending,
+            PodPhase::Running,
+            PodPhase::Succeeded,
+            PodPhase::Failed,
+            PodPhase::Unknown,
+        ]
+        .into_iter()
+        .map(|p| (p.as_str(), 0))
+        .collect();
+        for s in cache.list(Kind::Pod, None) {
             if let Object::Pod(p) = &s.object {
-                let phase = p.status.as_ref().and_then(|s| s.phase.clone());
-                *phases
-                    .entry(phase.unwrap_or_else(|| "Pending".into()))
-                    .or_default() += 1;
+                let phase = p.phase().unwrap_or(PodPhase::Pending);
+                *phases.entry(phase.as_str()).or_default() += 1;
             }
         }
         for (phase, n) in phases {
-            self.pods.get_or_create(&PhaseLabel { phase }).set(n);
+            self.pods
+                .get_or_create(&PhaseLabel {
+                    phase: phase.to_string(),
+                })
+                .set(n);
         }
         let mut ready: std::collections::BTreeMap<String, i64> = ["True", "False", "Unknown"]
             .into_iter()
             .map(|r| (r.to_string(), 0))
             .collect();
-        for s in cache.list("Node", None) {
+        for s in cache.list(Kind::Node, None) {
             if let Object::Node(n) = &s.object {
                 let status = n
                     .status

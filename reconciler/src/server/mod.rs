@@ -23,6 +23,7 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch as signal};
 
 use crate::source::GitSource;
+use keel_schema::Kind;
 use keel_store::{Store, StoreSpec};
 
 /// Everything `keel server` is told on its command line.
@@ -227,7 +228,7 @@ async fn wait_for_nodes(
     let since = chrono::Utc::now() - chrono::Duration::seconds(2);
     loop {
         let ready = cache
-            .list("Node", None)
+            .list(Kind::Node, None)
             .iter()
             .filter(|s| match &s.object {
                 keel_schema::Object::Node(node) => {

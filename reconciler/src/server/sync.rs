@@ -131,9 +131,7 @@ async fn restore_applied(
     status: &Arc<Mutex<SyncStatus>>,
 ) -> Option<Loaded> {
     let history = store.history(100).await.ok()?;
-    let last = history
-        .iter()
-        .find(|r| r.result == "applied" || r.result == "unchanged")?;
+    let last = history.iter().find(|r| r.result.is_success())?;
     let src = source.clone();
     let commit = last.commit.clone();
     let (commit, revision) = tokio::task::spawn_blocking(move || src.load(&commit))

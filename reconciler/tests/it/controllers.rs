@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use keel_reconciler::controllers::{self, cache::Cache};
 use keel_reconciler::events::Recorder;
+use keel_schema::Kind;
 use keel_schema::object::Object;
 use keel_store::{ObjectKey, Store, StoreSpec, Stored};
 use serde_json::{Value, json};
@@ -47,7 +48,7 @@ impl Cluster {
             .unwrap()
     }
 
-    async fn list(&self, kind: &str) -> Vec<Value> {
+    async fn list(&self, kind: Kind) -> Vec<Value> {
         self.store
             .list(kind, None, None)
             .await
@@ -58,7 +59,7 @@ impl Cluster {
             .collect()
     }
 
-    async fn get(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
+    async fn get(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
         self.store
             .get(&ObjectKey::new(kind, ns, name))
             .await
@@ -67,7 +68,7 @@ impl Cluster {
     }
 
     /// Changes an object as its writer would (re-read and retried on conflicts).
-    async fn edit(&self, kind: &str, ns: &str, name: &str, f: impl Fn(&mut Value)) {
+    async fn edit(&self, kind: Kind, ns: &str, name: &str, f: impl Fn(&mut Value)) {
         for _ in 0..20 {
             let stored = self
                 .store
@@ -97,7 +98,7 @@ impl Cluster {
             pod["metadata"]["name"].as_str().unwrap().to_string(),
         );
         let (phase, ip) = (phase.to_string(), ip.to_string());
-        self.edit("Pod", &ns, &name, move |p| {
+        self.edit(Kind::Pod, &ns, &name, move |p| {
             let ready = if phase == "Running" { "True" } else { "False" };
             p["status"] = json!({"phase": phase, "podIP": ip,
                 "conditions": [{"type": "Ready", "status": ready,
@@ -115,7 +116,7 @@ impl Cluster {
         }
         panic!(
             "timed out waiting for {what}; pods: {:#}",
-            Value::Array(self.list("Pod").await)
+            Value::Array(self.list(Kind::Pod).await)
         );
     }
 }
@@ -154,7 +155,7 @@ async fn a_replicaset_keeps_its_count_adopts_orphans_and_releases_relabelled_pod
         .await;
     let uid = rs.object.meta().uid.clone().unwrap();
     let owned = async |c: &Cluster| -> Vec<Value> {
-        c.list("Pod")
+        c.list(Kind::Pod)
             .await
             .into_iter()
             .filter(|p| owned_by(p, &uid))
@@ -168,7 +169,7 @@ async fn a_replicaset_keeps_its_count_adopts_orphans_and_releases_relabelled_pod
         .await;
     c.wait("the orphan adopted and the count back to 3", async |c| {
         let pods = owned(c).await;
-        pods.len() == 3 && c.list("Pod").await.len() == 3
+        pods.len() == 3 && c.list(Kind::Pod).await.len() == 3
     })
     .await;
     // A pod relabelled out of the selector is let go (kept, without an owner) and replaced.
@@ -176,12 +177,12 @@ async fn a_replicaset_keeps_its_count_adopts_orphans_and_releases_relabelled_pod
         .as_str()
         .unwrap()
         .to_string();
-    c.edit("Pod", "default", &victim, |p| {
+    c.edit(Kind::Pod, "default", &victim, |p| {
         p["metadata"]["labels"]["app"] = json!("debug");
     })
     .await;
     c.wait("the relabelled pod released and replaced", async |c| {
-        let kept = c.get("Pod", "default", &victim).await;
+        let kept = c.get(Kind::Pod, "default", &victim).await;
         owned(c).await.len() == 3
             && kept.is_some_and(|p| {
                 p["metadata"]["ownerReferences"]
@@ -192,10 +193,10 @@ async fn a_replicaset_keeps_its_count_adopts_orphans_and_releases_relabelled_pod
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        c.get("Pod", "default", &victim).await.is_some(),
+        c.get(Kind::Pod, "default", &victim).await.is_some(),
         "a released pod is not garbage"
     );
-    let status = c.get("ReplicaSet", "default", "web").await.unwrap()["status"].clone();
+    let status = c.get(Kind::ReplicaSet, "default", "web").await.unwrap()["status"].clone();
     assert_eq!(status["replicas"], 3, "{status}");
 }
 
@@ -208,9 +209,9 @@ async fn deleting_a_deployment_deletes_its_replicasets_and_pods() {
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                      "template": template("web")}}))
         .await;
-    c.wait("2 pods", async |c| c.list("Pod").await.len() == 2)
+    c.wait("2 pods", async |c| c.list(Kind::Pod).await.len() == 2)
         .await;
-    let rs = c.list("ReplicaSet").await;
+    let rs = c.list(Kind::ReplicaSet).await;
     assert_eq!(rs.len(), 1);
     assert!(rs[0]["metadata"]["labels"]["pod-template-hash"].is_string());
     c.store
@@ -218,7 +219,7 @@ async fn deleting_a_deployment_deletes_its_replicasets_and_pods() {
         .await
         .unwrap();
     c.wait("everything it owned gone", async |c| {
-        c.list("ReplicaSet").await.is_empty() && c.list("Pod").await.is_empty()
+        c.list(Kind::ReplicaSet).await.is_empty() && c.list(Kind::Pod).await.is_empty()
     })
     .await;
 }
@@ -237,7 +238,7 @@ async fn a_pod_that_fits_nowhere_says_why_and_is_placed_when_room_appears() {
         .await;
     let expected = "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match Pod's node affinity/selector.";
     c.wait("the FailedScheduling condition", async |c| {
-        let pod = c.get("Pod", "default", "big").await.unwrap();
+        let pod = c.get(Kind::Pod, "default", "big").await.unwrap();
         pod["status"]["conditions"].as_array().is_some_and(|cs| {
             cs.iter().any(|x| {
                 x["type"] == "PodScheduled" && x["status"] == "False" && x["message"] == expected
@@ -246,14 +247,14 @@ async fn a_pod_that_fits_nowhere_says_why_and_is_placed_when_room_appears() {
     })
     .await;
     assert_eq!(
-        c.get("Pod", "default", "big").await.unwrap()["status"]["phase"],
+        c.get(Kind::Pod, "default", "big").await.unwrap()["status"]["phase"],
         "Pending"
     );
     let mut big = node("big-1", json!({"disk": "hdd"}), true);
     big["status"]["allocatable"]["cpu"] = json!("8");
     c.create(big).await;
     c.wait("the pod bound to the new node", async |c| {
-        c.get("Pod", "default", "big").await.unwrap()["spec"]["nodeName"] == "big-1"
+        c.get(Kind::Pod, "default", "big").await.unwrap()["spec"]["nodeName"] == "big-1"
     })
     .await;
 }
@@ -273,7 +274,7 @@ async fn a_daemonset_runs_one_pod_per_matching_ready_node() {
         .await;
     let nodes_with_pods = async |c: &Cluster| -> Vec<String> {
         let mut n: Vec<String> = c
-            .list("Pod")
+            .list(Kind::Pod)
             .await
             .iter()
             .map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
@@ -286,12 +287,12 @@ async fn a_daemonset_runs_one_pod_per_matching_ready_node() {
     })
     .await;
     // c joins the selector; b leaves the cluster.
-    c.edit("Node", "", "c", |n| {
+    c.edit(Kind::Node, "", "c", |n| {
         n["metadata"]["labels"]["role"] = json!("edge")
     })
     .await;
     c.store
-        .delete(&ObjectKey::new("Node", "", "b"), None)
+        .delete(&ObjectKey::new(Kind::Node, "", "b"), None)
         .await
         .unwrap();
     c.wait("pods on a and c", async |c| {
@@ -299,7 +300,7 @@ async fn a_daemonset_runs_one_pod_per_matching_ready_node() {
     })
     .await;
     c.wait("the status", async |c| {
-        let s = c.get("DaemonSet", "default", "agent").await.unwrap()["status"].clone();
+        let s = c.get(Kind::DaemonSet, "default", "agent").await.unwrap()["status"].clone();
         s["desiredNumberScheduled"] == 2 && s["currentNumberScheduled"] == 2
     })
     .await;
@@ -316,7 +317,7 @@ async fn a_job_runs_to_its_completions_and_a_failing_one_stops_at_its_backoff_li
         .await;
     // `None`: not finished (pending or running).
     let by_phase = async |c: &Cluster, phase: Option<&str>| -> Vec<Value> {
-        c.list("Pod")
+        c.list(Kind::Pod)
             .await
             .into_iter()
             .filter(|p| p["metadata"]["labels"]["job-name"] == "migrate")
@@ -344,7 +345,7 @@ async fn a_job_runs_to_its_completions_and_a_failing_one_stops_at_its_backoff_li
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     c.wait("the Job complete", async |c| {
-        let job = c.get("Job", "default", "migrate").await.unwrap();
+        let job = c.get(Kind::Job, "default", "migrate").await.unwrap();
         job["status"]["succeeded"] == 3
             && job["status"]["conditions"]
                 .as_array()
@@ -358,11 +359,15 @@ async fn a_job_runs_to_its_completions_and_a_failing_one_stops_at_its_backoff_li
     );
     // Its pods removed afterwards (by hand, with a node): the record stands, nothing reruns.
     for p in by_phase(&c, Some("Succeeded")).await {
-        let key = ObjectKey::new("Pod", "default", p["metadata"]["name"].as_str().unwrap());
+        let key = ObjectKey::new(
+            Kind::Pod,
+            "default",
+            p["metadata"]["name"].as_str().unwrap(),
+        );
         c.store.delete(&key, None).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let job = c.get("Job", "default", "migrate").await.unwrap();
+    let job = c.get(Kind::Job, "default", "migrate").await.unwrap();
     assert_eq!(job["status"]["succeeded"], 3, "{job}");
     assert!(by_phase(&c, None).await.is_empty(), "no pod ran again");
 
@@ -373,7 +378,7 @@ async fn a_job_runs_to_its_completions_and_a_failing_one_stops_at_its_backoff_li
         "spec": {"backoffLimit": 0, "template": t}}))
         .await;
     let flaky = async |c: &Cluster| -> Vec<Value> {
-        c.list("Pod")
+        c.list(Kind::Pod)
             .await
             .into_iter()
             .filter(|p| p["metadata"]["labels"]["job-name"] == "flaky")
@@ -383,7 +388,7 @@ async fn a_job_runs_to_its_completions_and_a_failing_one_stops_at_its_backoff_li
     let pod = flaky(&c).await.remove(0);
     c.set_phase(&pod, "Failed", "10.0.0.2").await;
     c.wait("the Job failed", async |c| {
-        let job = c.get("Job", "default", "flaky").await.unwrap();
+        let job = c.get(Kind::Job, "default", "flaky").await.unwrap();
         job["status"]["conditions"].as_array().is_some_and(|cs| {
             cs.iter()
                 .any(|x| x["type"] == "Failed" && x["reason"] == "BackoffLimitExceeded")
@@ -410,7 +415,7 @@ async fn endpoints_list_ready_pods_with_named_ports_resolved() {
         c.set_phase(&pod, "Running", ip).await;
     }
     c.wait("two subsets, one per port", async |c| {
-        let ep = c.get("Endpoints", "default", "web").await;
+        let ep = c.get(Kind::Endpoints, "default", "web").await;
         ep.is_some_and(|e| {
             let subsets = e["subsets"].as_array().cloned().unwrap_or_default();
             subsets.len() == 2
@@ -424,10 +429,10 @@ async fn endpoints_list_ready_pods_with_named_ports_resolved() {
     })
     .await;
     // A pod that stops being ready moves to notReadyAddresses.
-    let a = c.get("Pod", "default", "a").await.unwrap();
+    let a = c.get(Kind::Pod, "default", "a").await.unwrap();
     c.set_phase(&a, "Pending", "10.0.0.1").await;
     c.wait("a not ready", async |c| {
-        let e = c.get("Endpoints", "default", "web").await.unwrap();
+        let e = c.get(Kind::Endpoints, "default", "web").await.unwrap();
         e["subsets"]
             .as_array()
             .unwrap()
@@ -437,11 +442,11 @@ async fn endpoints_list_ready_pods_with_named_ports_resolved() {
     .await;
     // The Service goes: so do its Endpoints.
     c.store
-        .delete(&ObjectKey::new("Service", "default", "web"), None)
+        .delete(&ObjectKey::new(Kind::Service, "default", "web"), None)
         .await
         .unwrap();
     c.wait("the Endpoints gone", async |c| {
-        c.get("Endpoints", "default", "web").await.is_none()
+        c.get(Kind::Endpoints, "default", "web").await.is_none()
     })
     .await;
 }
@@ -456,7 +461,7 @@ async fn restarts_count_toward_backoff_under_on_failure_and_a_work_queue_job_end
         "spec": {"backoffLimit": 2, "template": t}}))
         .await;
     let of = async |c: &Cluster, job: &str| -> Vec<Value> {
-        c.list("Pod")
+        c.list(Kind::Pod)
             .await
             .into_iter()
             .filter(|p| p["metadata"]["labels"]["job-name"] == job)
@@ -469,13 +474,13 @@ async fn restarts_count_toward_backoff_under_on_failure_and_a_work_queue_job_end
         .unwrap()
         .to_string();
     // The kubelet restarted the container three times in place.
-    c.edit("Pod", "default", &name, |p| {
+    c.edit(Kind::Pod, "default", &name, |p| {
         p["status"] = json!({"phase": "Running", "containerStatuses": [
             {"name": "c", "ready": false, "restartCount": 3}]});
     })
     .await;
     c.wait("the Job failed past its backoff limit", async |c| {
-        let job = c.get("Job", "default", "crashy").await.unwrap();
+        let job = c.get(Kind::Job, "default", "crashy").await.unwrap();
         job["status"]["conditions"].as_array().is_some_and(|cs| {
             cs.iter()
                 .any(|x| x["type"] == "Failed" && x["reason"] == "BackoffLimitExceeded")
@@ -508,7 +513,7 @@ async fn restarts_count_toward_backoff_under_on_failure_and_a_work_queue_job_end
         c.set_phase(w, "Succeeded", "10.0.0.4").await;
     }
     c.wait("the work-queue Job complete", async |c| {
-        let job = c.get("Job", "default", "queue").await.unwrap();
+        let job = c.get(Kind::Job, "default", "queue").await.unwrap();
         job["status"]["conditions"]
             .as_array()
             .is_some_and(|cs| cs.iter().any(|x| x["type"] == "Complete"))

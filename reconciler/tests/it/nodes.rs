@@ -7,8 +7,10 @@ use keel_agent_protocol::control_plane_client::ControlPlaneClient;
 use keel_agent_protocol::status_report::Report;
 use keel_agent_protocol::{Heartbeat, PodStatusUpdate, RegisterRequest, StatusReport};
 use keel_reconciler::nodes::{self, NodeRegistry};
+use keel_schema::Kind;
 use keel_schema::object::Object;
 use keel_schema::types::core::Node;
+use keel_schema::types::pod::PodPhase;
 use keel_store::{ObjectKey, Store, StoreSpec};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -69,7 +71,7 @@ fn registration(name: &str) -> RegisterRequest {
 
 async fn node(store: &Store, name: &str) -> Node {
     match store
-        .get(&ObjectKey::new("Node", "", name))
+        .get(&ObjectKey::new(Kind::Node, "", name))
         .await
         .unwrap()
         .expect("node stored")
@@ -176,7 +178,7 @@ async fn bad_registrations_are_refused_with_the_field_named() {
     }
     assert!(
         cp.store
-            .list("Node", None, None)
+            .list(Kind::Node, None, None)
             .await
             .unwrap()
             .items
@@ -207,7 +209,7 @@ async fn silent_nodes_become_not_ready_and_heartbeats_bring_them_back() {
     let pod_ready = async |name: &str| -> String {
         match cp
             .store
-            .get(&ObjectKey::new("Pod", "default", name))
+            .get(&ObjectKey::new(Kind::Pod, "default", name))
             .await
             .unwrap()
             .map(|s| s.object)
@@ -352,7 +354,7 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
         .unwrap();
     let Object::Pod(p) = cp
         .store
-        .get(&ObjectKey::new("Pod", "default", "web"))
+        .get(&ObjectKey::new(Kind::Pod, "default", "web"))
         .await
         .unwrap()
         .unwrap()
@@ -361,7 +363,7 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
         panic!("not a pod")
     };
     let status = p.status.expect("status written");
-    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status.phase, Some(PodPhase::Running));
     assert_eq!(status.pod_ip.as_deref(), Some("172.17.0.9"));
     assert_eq!(
         p.spec.containers[0].image.as_deref(),
@@ -380,7 +382,7 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
         .unwrap();
     let Object::Pod(p) = cp
         .store
-        .get(&ObjectKey::new("Pod", "default", "web"))
+        .get(&ObjectKey::new(Kind::Pod, "default", "web"))
         .await
         .unwrap()
         .unwrap()
@@ -388,7 +390,7 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
     else {
         panic!("not a pod")
     };
-    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Running"));
+    assert_eq!(p.status.unwrap().phase, Some(PodPhase::Running));
 }
 
 #[tokio::test]

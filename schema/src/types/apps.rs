@@ -97,6 +97,8 @@ model! {
         pub available_replicas: Option<i64>,
         pub fully_labeled_replicas: Option<i64>,
         pub observed_generation: Option<i64>,
+        /// Set when reconciling fails for good (`ReconcileError`).
+        pub conditions: Option<Vec<Condition>>,
     }
 }
 
@@ -148,5 +150,7 @@ model! {
         pub number_available: Option<i64>,
         pub updated_number_scheduled: Option<i64>,
         pub observed_generation: Option<i64>,
+        /// Set when reconciling fails for good (`ReconcileError`).
+        pub conditions: Option<Vec<Condition>>,
     }
 }

@@ -108,6 +108,8 @@ model! {
         pub available_replicas: Option<i64>,
         pub fully_labeled_replicas: Option<i64>,
         pub observed_generation: Option<i64>,
+        /// Set when reconciling fails for good (`ReconcileError`).
+        pub conditions: Option<Vec<Condition>>,
     }
 }
 
@@ -294,13 +296,46 @@ model! {
         pub involved_object: ObjectReference,
         pub reason: Option<String>,
         pub message: Option<String>,
-        /// `Normal` or `Warning`.
         #[serde(rename = "type")]
-        pub type_: Option<String>,
+        pub type_: Option<EventType>,
         pub count: Option<i64>,
         pub first_timestamp: Option<Time>,
         pub last_timestamp: Option<Time>,
         pub source: Option<EventSource>,
+    }
+}
+
+/// An Event's type, as Kubernetes has them.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum EventType {
+    /// Something that went as it should (`Scheduled`, `Started`).
+    Normal,
+    /// Something that needs attention (`FailedScheduling`, `BackOff`).
+    Warning,
+}
+
+impl EventType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -293,10 +293,69 @@ model! {
     }
 }
 
+impl Pod {
+    /// The phase its node reported, if any.
+    pub fn phase(&self) -> Option<PodPhase> {
+        self.status.as_ref().and_then(|s| s.phase)
+    }
+
+    /// Finished (Succeeded or Failed): it never runs again.
+    pub fn is_finished(&self) -> bool {
+        self.phase().is_some_and(PodPhase::is_finished)
+    }
+}
+
+/// Where a pod is in its life, as Kubernetes defines it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum PodPhase {
+    /// Accepted, but not every container runs yet (being scheduled, pulled or started).
+    Pending,
+    /// Bound to a node, every container made, at least one running.
+    Running,
+    /// Every container ended with success and will not restart.
+    Succeeded,
+    /// Every container ended, at least one in failure, and none will restart.
+    Failed,
+    /// The pod's node cannot say.
+    Unknown,
+}
+
+impl PodPhase {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PodPhase::Pending => "Pending",
+            PodPhase::Running => "Running",
+            PodPhase::Succeeded => "Succeeded",
+            PodPhase::Failed => "Failed",
+            PodPhase::Unknown => "Unknown",
+        }
+    }
+
+    /// Succeeded or Failed: the pod will never run again.
+    pub const fn is_finished(self) -> bool {
+        matches!(self, PodPhase::Succeeded | PodPhase::Failed)
+    }
+}
+
+impl std::fmt::Display for PodPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 model! {
     pub struct PodStatus {
-        /// `Pending`, `Running`, `Succeeded`, `Failed` or `Unknown`.
-        pub phase: Option<String>,
+        pub phase: Option<PodPhase>,
         pub conditions: Option<Vec<Condition>>,
         pub message: Option<String>,
         pub reason: Option<String>,

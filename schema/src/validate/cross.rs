@@ -7,8 +7,8 @@ use super::FieldError;
 use crate::intorstr::IntOrString;
 use crate::object::Object;
 use crate::path::FieldPath;
+use crate::resource::PodTemplateRef;
 use crate::selector::Selector;
-use crate::types::pod::PodTemplateSpec;
 
 /// One object of the revision and where it was declared (`file:line`), for messages.
 pub struct Item<'a> {
@@ -29,8 +29,8 @@ fn duplicates(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
     for (i, item) in items.iter().enumerate() {
         let info = item.object.info();
         let key = (
-            info.group,
-            info.kind,
+            info.group(),
+            info.kind.as_str(),
             item.object.namespace(),
             item.object.name(),
         );
@@ -66,26 +66,10 @@ fn qualified(obj: &Object) -> String {
     }
 }
 
-/// The pod template (or pod spec, as a template) of a workload.
-fn template_of(obj: &Object) -> Option<PodTemplateSpec> {
-    match obj {
-        Object::Pod(p) => Some(PodTemplateSpec {
-            metadata: p.metadata.clone(),
-            spec: p.spec.clone(),
-        }),
-        Object::ReplicationController(o) => o.spec.template.clone(),
-        Object::ReplicaSet(o) => o.spec.template.clone(),
-        Object::Deployment(o) => o.spec.template.clone(),
-        Object::DaemonSet(o) => o.spec.template.clone(),
-        Object::Job(o) => o.spec.template.clone(),
-        _ => None,
-    }
-}
-
 fn named_target_ports(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
-    let templates: Vec<(&Object, PodTemplateSpec)> = items
+    let templates: Vec<(&Object, PodTemplateRef<'_>)> = items
         .iter()
-        .filter_map(|item| template_of(item.object).map(|t| (item.object, t)))
+        .filter_map(|item| item.object.pod_template().map(|t| (item.object, t)))
         .collect();
     for (i, item) in items.iter().enumerate() {
         let Object::Service(svc) = item.object else {
@@ -95,10 +79,11 @@ fn named_target_ports(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
             continue;
         };
         let selector = Selector::from_map(selector);
-        let selected: Vec<&(&Object, PodTemplateSpec)> = templates
+        let selected: Vec<&(&Object, PodTemplateRef<'_>)> = templates
             .iter()
             .filter(|(obj, t)| {
-                obj.namespace() == svc.metadata.namespace() && selector.matches(t.metadata.labels())
+                obj.namespace() == svc.metadata.namespace()
+                    && selector.matches(t.metadata().labels())
             })
             .collect();
         if selected.is_empty() {
@@ -112,7 +97,7 @@ fn named_target_ports(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
             // As in Kubernetes, pods without the port are simply left out of the endpoints;
             // it is a mistake only when no selected template defines it at all.
             let defined = selected.iter().any(|(_, t)| {
-                t.spec
+                t.spec()
                     .containers
                     .iter()
                     .flat_map(|c| c.ports.iter().flatten())

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{Errors, names};
-use crate::object::Object;
+use crate::kinds::{Kind, Object};
 use crate::path::FieldPath;
 use crate::types::meta::ObjectMeta;
 
@@ -21,9 +21,19 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
         None | Some("") => errs.required(&path.field("name")),
         Some(name) => {
             let rule = match info.kind {
-                "Service" => names::dns1035_label,
-                "Namespace" => names::dns1123_label,
-                _ => names::dns1123_subdomain,
+                Kind::Service => names::dns1035_label,
+                Kind::Namespace => names::dns1123_label,
+                Kind::Pod
+                | Kind::ReplicationController
+                | Kind::ConfigMap
+                | Kind::Secret
+                | Kind::Node
+                | Kind::Endpoints
+                | Kind::Event
+                | Kind::Deployment
+                | Kind::ReplicaSet
+                | Kind::DaemonSet
+                | Kind::Job => names::dns1123_subdomain,
             };
             errs.name(&path.field("name"), name, rule);
         }

@@ -4,7 +4,6 @@
 //! refuses them outside namespaces labelled `privileged`. Every workload's pod template is
 //! checked where it is written, so the error points at the line to change.
 
-use crate::object::Object;
 use crate::path::FieldPath;
 use crate::repo_config::{PodPrivilege, RepoConfig};
 use crate::types::pod::PodSpec;
@@ -16,7 +15,7 @@ use super::cross::Item;
 pub fn check_pod_security(items: &[Item<'_>], config: &RepoConfig) -> Vec<(usize, FieldError)> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let Some((spec, path)) = pod_spec(item.object) else {
+        let Some(pods) = item.object.pod_template() else {
             continue;
         };
         let namespace = item
@@ -26,7 +25,7 @@ pub fn check_pod_security(items: &[Item<'_>], config: &RepoConfig) -> Vec<(usize
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".to_string());
-        for (privilege, at) in privileges(spec, &path) {
+        for (privilege, at) in privileges(pods.spec(), &pods.spec_path()) {
             if !config.allows(&namespace, privilege) {
                 out.push((
                     i,
@@ -44,25 +43,6 @@ pub fn check_pod_security(items: &[Item<'_>], config: &RepoConfig) -> Vec<(usize
         }
     }
     out
-}
-
-fn of(t: &Option<crate::types::pod::PodTemplateSpec>) -> Option<&PodSpec> {
-    t.as_ref().map(|t| &t.spec)
-}
-
-/// The pod spec of a pod or workload, and its path.
-fn pod_spec(object: &Object) -> Option<(&PodSpec, FieldPath)> {
-    let spec = FieldPath::root().field("spec");
-    let template = spec.field("template").field("spec");
-    match object {
-        Object::Pod(o) => Some((&o.spec, spec)),
-        Object::ReplicationController(o) => of(&o.spec.template).map(|s| (s, template)),
-        Object::ReplicaSet(o) => of(&o.spec.template).map(|s| (s, template)),
-        Object::Deployment(o) => of(&o.spec.template).map(|s| (s, template)),
-        Object::DaemonSet(o) => of(&o.spec.template).map(|s| (s, template)),
-        Object::Job(o) => of(&o.spec.template).map(|s| (s, template)),
-        _ => None,
-    }
 }
 
 /// Each privilege `spec` uses, where it is set.

@@ -1568,7 +1568,11 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
         "unexpected errors:\n{}",
         shown.join("\n")
     );
-    let kinds: Vec<&str> = rev.manifests.iter().map(|m| m.object.kind()).collect();
+    let kinds: Vec<&str> = rev
+        .manifests
+        .iter()
+        .map(|m| m.object.kind().as_str())
+        .collect();
     assert_eq!(
         kinds,
         [

@@ -9,11 +9,14 @@ use keel_schema::Object;
 use keel_schema::selector::Selector;
 use keel_schema::types::core::ConfigMap;
 use keel_store::etcd::EtcdStore;
-use keel_store::{Batch, BatchOp, EventType, ObjectKey, Store, StoreError, StoreSpec, SyncRecord};
+use keel_store::{
+    Batch, BatchOp, ObjectKey, Store, StoreError, StoreSpec, SyncRecord, SyncResult, WatchEventType,
+};
 
 use keel_store::etcd_process::EtcdProcess;
 
 use super::etcd_server;
+use keel_schema::Kind;
 
 /// A store under test, with what keeps it alive and how to open it again.
 struct Backend {
@@ -112,7 +115,7 @@ fn value_of(obj: &Object) -> String {
 }
 
 fn key(name: &str) -> ObjectKey {
-    ObjectKey::new("ConfigMap", "default", name)
+    ObjectKey::new(Kind::ConfigMap, "default", name)
 }
 
 macro_rules! conformance {
@@ -266,23 +269,29 @@ async fn list_by_kind_namespace_and_selector(b: &mut Backend) {
     ns.metadata.name = Some("a".into());
     s.create(Object::Namespace(ns)).await.unwrap();
 
-    let all = s.list("ConfigMap", None, None).await.unwrap();
+    let all = s.list(Kind::ConfigMap, None, None).await.unwrap();
     assert_eq!(all.items.len(), 3);
     assert_eq!(
         all.revision,
         s.revision().await.unwrap(),
         "a list names the revision it was taken at"
     );
-    let in_a = s.list("ConfigMap", Some("a"), None).await.unwrap();
+    let in_a = s.list(Kind::ConfigMap, Some("a"), None).await.unwrap();
     let names: Vec<&str> = in_a.items.iter().map(|i| i.object.name()).collect();
     assert_eq!(names, ["one", "two"], "namespace a, not ab");
     let web = Selector::parse("app=web").unwrap();
-    let selected = s.list("ConfigMap", None, Some(&web)).await.unwrap();
+    let selected = s.list(Kind::ConfigMap, None, Some(&web)).await.unwrap();
     assert_eq!(selected.items.len(), 2);
-    let namespaces = s.list("Namespace", None, None).await.unwrap();
+    let namespaces = s.list(Kind::Namespace, None, None).await.unwrap();
     assert_eq!(namespaces.items.len(), 1);
     assert_eq!(namespaces.items[0].object.namespace(), "", "cluster-scoped");
-    assert!(s.list("Pod", None, None).await.unwrap().items.is_empty());
+    assert!(
+        s.list(Kind::Pod, None, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 async fn every_write_bumps_the_store_revision(b: &mut Backend) {
@@ -382,7 +391,10 @@ async fn a_large_batch_is_whole_too(b: &mut Backend) {
     })
     .await
     .expect("1000 creates");
-    let listed = s.list("ConfigMap", Some("default"), None).await.unwrap();
+    let listed = s
+        .list(Kind::ConfigMap, Some("default"), None)
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 1000);
     // An update of all 1000 whose last op is stale: nothing may change (on etcd the first
     // chunks are written, then undone).
@@ -405,7 +417,10 @@ async fn a_large_batch_is_whole_too(b: &mut Backend) {
         .await,
         Err(StoreError::Conflict { .. })
     ));
-    let after = s.list("ConfigMap", Some("default"), None).await.unwrap();
+    let after = s
+        .list(Kind::ConfigMap, Some("default"), None)
+        .await
+        .unwrap();
     assert!(
         after.items.iter().all(|st| value_of(&st.object) == "v1"),
         "no object changed"
@@ -483,7 +498,7 @@ async fn concurrent_writers_each_get_their_own_outcome(b: &mut Backend) {
 async fn watch_delivers_added_modified_deleted_in_order(b: &mut Backend) {
     let s = &b.store;
     let start = s.revision().await.unwrap();
-    let mut w = s.watch(Some("ConfigMap"), start).await.unwrap();
+    let mut w = s.watch(Some(Kind::ConfigMap), start).await.unwrap();
     let created = s.create(configmap("default", "w", &[], "1")).await.unwrap();
     // Another kind: a ConfigMap watch must not see it.
     let mut ns = keel_schema::types::core::Namespace::default();
@@ -506,15 +521,15 @@ async fn watch_delivers_added_modified_deleted_in_order(b: &mut Backend) {
             .expect("ok");
         seen.push((e.event_type, value_of(&e.object), e.revision));
     }
-    assert_eq!(seen[0].0, EventType::Added);
+    assert_eq!(seen[0].0, WatchEventType::Added);
     assert_eq!(seen[0].2, created.resource_version);
     assert_eq!(
         (seen[1].0, seen[1].1.as_str(), seen[1].2),
-        (EventType::Modified, "2", updated.resource_version)
+        (WatchEventType::Modified, "2", updated.resource_version)
     );
     assert_eq!(
         (seen[2].0, seen[2].1.as_str()),
-        (EventType::Deleted, "2"),
+        (WatchEventType::Deleted, "2"),
         "a deletion carries the last state"
     );
     assert!(seen[2].2 > seen[1].2);
@@ -564,7 +579,7 @@ async fn watch_resumes_from_a_revision(b: &mut Backend) {
     s.create(configmap("default", "after2", &[], "x"))
         .await
         .unwrap();
-    let mut w = s.watch(Some("ConfigMap"), mark).await.unwrap();
+    let mut w = s.watch(Some(Kind::ConfigMap), mark).await.unwrap();
     let first = w.next().await.unwrap().unwrap();
     let second = w.next().await.unwrap().unwrap();
     assert_eq!(
@@ -622,12 +637,17 @@ async fn watch_from_compacted_history_expires(b: &mut Backend) {
 
 async fn sync_history_is_newest_first(b: &mut Backend) {
     let s = &b.store;
-    for (i, result) in ["applied", "failed", "unchanged"].iter().enumerate() {
+    let results = [
+        SyncResult::Applied,
+        SyncResult::Failed,
+        SyncResult::Unchanged,
+    ];
+    for (i, result) in results.into_iter().enumerate() {
         s.record_sync(SyncRecord {
             commit: format!("c{i}"),
             time: chrono::Utc::now() + chrono::Duration::milliseconds(i as i64),
-            result: result.to_string(),
-            error: (*result == "failed").then(|| "t.yaml:3:1: bad".to_string()),
+            result,
+            error: (result == SyncResult::Failed).then(|| "t.yaml:3:1: bad".to_string()),
             author: Some("dev".into()),
             message: Some(format!("commit {i}")),
         })
@@ -637,6 +657,7 @@ async fn sync_history_is_newest_first(b: &mut Backend) {
     let h = s.history(10).await.unwrap();
     let commits: Vec<&str> = h.iter().map(|r| r.commit.as_str()).collect();
     assert_eq!(commits, ["c2", "c1", "c0"]);
+    assert_eq!(h[1].result, SyncResult::Failed);
     assert_eq!(h[1].error.as_deref(), Some("t.yaml:3:1: bad"));
     assert_eq!(s.history(1).await.unwrap().len(), 1);
 }
@@ -765,7 +786,7 @@ async fn redb_survives_kill_9_mid_write_with_whole_batches_only() {
     })
     .await
     .expect("reopens after kill -9");
-    let all = store.list("ConfigMap", None, None).await.unwrap();
+    let all = store.list(Kind::ConfigMap, None, None).await.unwrap();
     let mut per_batch: BTreeMap<String, usize> = BTreeMap::new();
     for item in &all.items {
         *per_batch
@@ -811,14 +832,14 @@ async fn etcd_batch_interrupted_mid_way_is_finished_on_restart() {
         )
         .await;
     assert!(result.is_err(), "the hook stops the batch");
-    let partial = store.list("ConfigMap", None).await.unwrap().items.len();
+    let partial = store.list(Kind::ConfigMap, None).await.unwrap().items.len();
     assert_eq!(partial, 200, "two chunks of 100 written before the 'crash'");
     drop(store);
     // A new process connects: the intent is found and the batch completed.
     let restarted = Store::open(&StoreSpec::Etcd { endpoints }).await.unwrap();
     assert_eq!(
         restarted
-            .list("ConfigMap", None, None)
+            .list(Kind::ConfigMap, None, None)
             .await
             .unwrap()
             .items
@@ -907,7 +928,12 @@ async fn etcd_a_10000_object_batch_interrupted_is_finished_on_restart() {
             .is_err()
     );
     assert_eq!(
-        store.list("Deployment", None).await.unwrap().items.len(),
+        store
+            .list(Kind::Deployment, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
         3000,
         "30 chunks of 100 before the 'crash'"
     );
@@ -917,7 +943,7 @@ async fn etcd_a_10000_object_batch_interrupted_is_finished_on_restart() {
         .expect("recovery reads a 10 MB intent");
     assert_eq!(
         restarted
-            .list("Deployment", Some("big"), None)
+            .list(Kind::Deployment, Some("big"), None)
             .await
             .unwrap()
             .items
@@ -983,7 +1009,7 @@ async fn etcd_recovery_that_meets_a_conflict_undoes_the_whole_batch() {
     let restarted = Store::open(&StoreSpec::Etcd { endpoints })
         .await
         .expect("recovery undoes");
-    let left = restarted.list("ConfigMap", None, None).await.unwrap();
+    let left = restarted.list(Kind::ConfigMap, None, None).await.unwrap();
     let names: Vec<&str> = left.items.iter().map(|i| i.object.name()).collect();
     assert_eq!(
         names,
@@ -1023,7 +1049,7 @@ async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
         .await
         .expect("write after the batch");
     assert_eq!(
-        store.list("ConfigMap", None).await.unwrap().items.len(),
+        store.list(Kind::ConfigMap, None).await.unwrap().items.len(),
         251
     );
     // Values close to the 1 MiB ConfigMap limit travel in intent keys of their own.
@@ -1040,14 +1066,14 @@ async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
         .await
         .expect("large batch");
     let huge = store
-        .get(&ObjectKey::new("ConfigMap", "large", "huge"))
+        .get(&ObjectKey::new(Kind::ConfigMap, "large", "huge"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(value_of(&huge.object).len(), big.len());
     let mut ops: Vec<BatchOp> = (0..150)
         .map(|i| BatchOp::Delete {
-            key: ObjectKey::new("ConfigMap", "large", &format!("s{i}")),
+            key: ObjectKey::new(Kind::ConfigMap, "large", &format!("s{i}")),
             expected: None,
         })
         .collect();
@@ -1064,7 +1090,7 @@ async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
         .expect("large update");
     assert_eq!(
         store
-            .list("ConfigMap", Some("large"))
+            .list(Kind::ConfigMap, Some("large"))
             .await
             .unwrap()
             .items

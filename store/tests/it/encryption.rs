@@ -10,6 +10,7 @@ use keel_store::{ObjectKey, Store, StoreSpec};
 use serde_json::json;
 
 use crate::etcd_server;
+use keel_schema::Kind;
 
 const VALUE: &str = "correct-horse-battery-staple";
 
@@ -64,7 +65,7 @@ async fn redb_keeps_secrets_encrypted_and_needs_the_key() {
     let spec = StoreSpec::Redb {
         data_dir: dir.path().to_path_buf(),
     };
-    let db = Key::new("Secret", "default", "db");
+    let db = Key::new(Kind::Secret, "default", "db");
     {
         let store = Store::open_encrypted(&spec, Some(key(1))).await.unwrap();
         store.create(secret("db")).await.unwrap();
@@ -129,7 +130,7 @@ async fn secrets_written_before_encryption_stay_readable() {
         plain.create(secret("old")).await.unwrap();
     }
     let store = reopen(&spec, Some(key(1))).await.unwrap();
-    let old = Key::new("Secret", "default", "old");
+    let old = Key::new(Kind::Secret, "default", "old");
     let stored = store.get(&old).await.unwrap().unwrap();
     assert_eq!(password(&stored.object), VALUE);
     // Its next write encrypts it: a store without the key can no longer read it.
@@ -152,7 +153,7 @@ async fn etcd_keeps_secrets_encrypted_and_needs_the_key() {
     };
     let store = Store::open_encrypted(&spec, Some(key(7))).await.unwrap();
     let created = store.create(secret("db")).await.unwrap();
-    let db = Key::new("Secret", "default", "db");
+    let db = Key::new(Kind::Secret, "default", "db");
     assert_eq!(
         password(&store.get(&db).await.unwrap().unwrap().object),
         VALUE
@@ -175,7 +176,7 @@ async fn etcd_keeps_secrets_encrypted_and_needs_the_key() {
         );
     }
     // A watch from before the write decrypts too.
-    let mut watcher = store.watch(Some("Secret"), 0).await.unwrap();
+    let mut watcher = store.watch(Some(Kind::Secret), 0).await.unwrap();
     let event = tokio::time::timeout(std::time::Duration::from_secs(5), watcher.next())
         .await
         .unwrap()

@@ -56,6 +56,30 @@ pub fn example_images() -> Vec<Image> {
     ]
 }
 
+/// Makes the example's images that are missing; without them the example cannot run, but
+/// another repository (`has_repo`) may not need them.
+pub fn ensure_example_images(has_repo: bool, step: fn(&str)) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for image in example_images() {
+        if !present(&image.reference)
+            && let Err(e) = import(&image)
+        {
+            missing.push(format!("{}: {e:#}", image.reference));
+        }
+    }
+    match (missing.is_empty(), has_repo) {
+        (true, _) => {
+            step("images ready: keel-example/web:1, keel-example/web:2, keel-example/api:1")
+        }
+        (false, false) => anyhow::bail!("cannot make the example's images: {}", missing.join("; ")),
+        (false, true) => step(&format!(
+            "the example's images could not be made ({}); going on with your repository",
+            missing.join("; ")
+        )),
+    }
+    Ok(())
+}
+
 /// Whether the engine already has `reference`.
 pub fn present(reference: &str) -> bool {
     Command::new("docker")

@@ -2,11 +2,10 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use keel_reconciler::cli::{Cli, Command, run};
-use keel_reconciler::logging;
+use keel_cli::{Cli, Command, run};
 
 // keel decodes and encodes many small objects (lists, watches, batches); mimalloc roughly
-// halves the time glibc's allocator spends on them (see benches/store.rs).
+// halves the time glibc's allocator spends on them (see the store's benchmark).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -26,7 +25,7 @@ fn main() {
     };
     // `keel up` talks to a person on the terminal; it keeps its logs in its data dir.
     if !matches!(cli.command, Command::Up(_)) {
-        logging::init(cli.log_format);
+        keel_telemetry::init(cli.log_format);
     }
     std::process::exit(run(cli));
 }

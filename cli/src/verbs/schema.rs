@@ -17,7 +17,7 @@ pub fn run(args: &Args) -> i32 {
     };
     match serde_json::to_string_pretty(&schema) {
         Ok(text) => {
-            super::out(&format!("{text}\n"));
+            crate::output::out(&format!("{text}\n"));
             0
         }
         Err(e) => {

@@ -1,22 +1,32 @@
-//! The `keel` command line: one file per verb.
+//! The `keel` command line.
+//!
+//! # Layout
+//! - [`verbs`]: one file per verb; the clap tree is here.
+//! - [`credentials`]: which bearer token the client verbs send, and [`credentials::connect`],
+//!   the one way a verb gets its API client.
+//! - [`up`]: `keel up`, a local cluster: the control plane in this process, agents as child
+//!   processes, the example app.
+//! - [`signal`]: the one function that waits for Ctrl-C, SIGTERM or SIGHUP.
+//! - [`columns`]: `keel get`'s columns per kind; [`health`]: `keel status`'s health per kind.
+//! - [`output`], [`table`]: stdout that tolerates a closed pipe; kubectl-style columns.
+//!
+//! Verbs that need no server (`validate`, `schema`, `plan`) call the libraries directly;
+//! the others reach a server only through `keel_api::client::Client`.
+#![forbid(unsafe_code)]
 
-pub mod describe;
-pub mod get;
-pub mod history;
-pub(crate) mod http;
-pub mod logs;
-pub mod plan;
-pub mod schema;
-pub mod server;
-pub mod status;
-mod table;
-pub mod token;
+pub mod columns;
+pub mod credentials;
+pub mod health;
+pub mod output;
+pub mod signal;
+pub mod table;
 pub mod up;
-pub mod validate;
+pub mod verbs;
 
 use clap::{Parser, Subcommand};
+use keel_telemetry::LogFormat;
 
-use crate::logging::LogFormat;
+use verbs::{describe, get, history, logs, plan, schema, server, status, token, validate};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,7 +65,7 @@ pub enum Command {
     Server(Box<server::Args>),
     /// Start a local cluster (control plane and N nodes on this machine's Docker) running the
     /// example app or your repository; Ctrl-C stops it and removes its containers.
-    Up(up::Args),
+    Up(verbs::up::Args),
     /// List the revisions the server attempted, newest first.
     History(history::Args),
     /// Show objects from a running server, as kubectl does (`keel get po -o wide`).
@@ -72,38 +82,15 @@ pub enum Command {
     Token(token::Command),
 }
 
-/// Writes to stdout, ignoring a closed pipe (`keel plan | head` is not an error).
-pub fn out(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush());
-}
-
-/// The single-threaded runtime a client verb runs its requests on; `None` after saying why.
-pub fn runtime(verb: &str) -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            eprintln!("keel {verb}: {e}");
-            None
-        }
-    }
-}
-
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    http::set_token(cli.token);
+    credentials::set_token(cli.token);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Server(args) => server::run(&args),
-        Command::Up(args) => up::run(&args),
+        Command::Up(args) => verbs::up::run(&args),
         Command::History(args) => history::run(&args),
         Command::Get(args) => get::run(&args),
         Command::Describe(args) => describe::run(&args),

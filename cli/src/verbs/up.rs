@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::up::{UpConfig, run as run_up};
+use crate::up::{MAX_NODES, UpConfig, default_data_dir, run as run_up};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,7 +12,7 @@ pub struct Args {
     #[arg(long)]
     pub repo: Option<PathBuf>,
     /// How many nodes (`keel-agent` processes) to start.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=crate::up::MAX_NODES as i64))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=MAX_NODES as i64))]
     pub nodes: u16,
     /// Where the cluster keeps its state: store, repository, agents' data, logs (default
     /// ~/.local/share/keel/up). Running `keel up` again on the same data dir resumes.
@@ -35,16 +35,8 @@ pub struct Args {
     pub wait: Duration,
 }
 
-/// `~/.local/share/keel/up`, or `./keel-up` without a home.
-pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .map_or_else(|| PathBuf::from("keel-up"), |d| d.join("keel").join("up"))
-}
-
 pub fn run(args: &Args) -> i32 {
-    let service_network = match crate::apply::ServiceNetwork::new(
+    let service_network = match keel_reconciler::apply::ServiceNetwork::new(
         &args.service_cidr,
         &args.service_node_port_range,
     ) {

@@ -1,12 +1,15 @@
 //! `keel history`: the revisions the server attempted, newest first.
 
-use keel_store::SyncRecord;
+use keel_schema::SyncRecord;
+
+use super::ServerArg;
+use crate::credentials::{connect, explain};
+use crate::output::{out, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The keel server's API.
-    #[arg(long, env = "KEEL_SERVER", default_value = "http://127.0.0.1:7400")]
-    pub server: String,
+    #[command(flatten)]
+    pub server: ServerArg,
     /// How many revisions to show (1–1000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub limit: u16,
@@ -23,34 +26,21 @@ pub enum Output {
 }
 
 pub fn run(args: &Args) -> i32 {
-    let Some(runtime) = super::runtime("history") else {
+    let Some(runtime) = runtime("history") else {
         return 1;
     };
-    match runtime.block_on(fetch(args)) {
+    let server = &args.server.server;
+    let fetched = connect(server).and_then(|c| runtime.block_on(c.history(args.limit)));
+    match fetched {
         Ok(records) => {
-            super::out(&render(&records, args.output));
+            out(&render(&records, args.output));
             0
         }
         Err(e) => {
-            eprintln!("keel history: {e:#}");
+            eprintln!("keel history: {}", explain(&e, server));
             1
         }
     }
-}
-
-async fn fetch(args: &Args) -> anyhow::Result<Vec<SyncRecord>> {
-    let url = format!(
-        "{}/api/keel/history?limit={}",
-        args.server.trim_end_matches('/'),
-        args.limit
-    );
-    let body = super::get::json_answer(
-        &args.server,
-        super::http::client_for(&args.server).get(&url),
-    )
-    .await?;
-    serde_json::from_value(body)
-        .map_err(|e| anyhow::anyhow!("{url}: the server's answer is not a history: {e}"))
 }
 
 fn render(records: &[SyncRecord], output: Output) -> String {
@@ -77,7 +67,7 @@ fn render(records: &[SyncRecord], output: Output) -> String {
             [
                 r.commit.chars().take(7).collect(),
                 r.time.format("%Y-%m-%d %H:%M:%S").to_string(),
-                r.result.clone(),
+                r.result.to_string(),
                 r.author.clone().unwrap_or_default(),
                 r.message.clone().unwrap_or_default(),
                 error,
@@ -85,7 +75,7 @@ fn render(records: &[SyncRecord], output: Output) -> String {
         })
         .collect();
     let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-    super::table::render(
+    crate::table::render(
         &["COMMIT", "TIME", "RESULT", "AUTHOR", "MESSAGE", "ERROR"],
         &rows,
     )

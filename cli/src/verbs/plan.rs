@@ -2,10 +2,14 @@
 
 use clap::ValueEnum;
 
-use crate::plan::diff;
-use crate::plan::render::{self, Plan};
-use crate::plan::rules::apply_rules;
-use crate::source::RepoTree;
+use keel_api::plan::{PlanReport, PlanRequest};
+use keel_reconciler::plan::diff;
+use keel_reconciler::plan::render::{self, Plan};
+use keel_reconciler::plan::rules::apply_rules;
+use keel_reconciler::source::RepoTree;
+use keel_schema::Object;
+
+use crate::credentials::{connect, explain};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
@@ -69,10 +73,7 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     } else if let Some(server) = &args.server {
         let answer = plan_against_server(server, &new, allow_empty)?;
         notes = answer.notes;
-        if new
-            .iter()
-            .any(|o| matches!(o, keel_schema::Object::Secret(_)))
-        {
+        if new.iter().any(|o| matches!(o, Object::Secret(_))) {
             notes.push("Secret values are not compared against a server (only their keys are); plan between two revisions to see changed values".to_string());
         }
         refused = answer.refused;
@@ -106,7 +107,7 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
         Format::Markdown => render::markdown(&plan),
         Format::Json => serde_json::to_string_pretty(&render::json(&plan))? + "\n",
     };
-    super::out(&output);
+    crate::output::out(&output);
     Ok(if !plan.errors.is_empty() || refused {
         EXIT_INVALID
     } else if plan.changes.is_empty() {
@@ -116,31 +117,19 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     })
 }
 
-/// The server's answer to a plan request.
-#[derive(serde::Deserialize)]
-struct ServerPlan {
-    from: String,
-    changes: Vec<render::Row>,
-    #[serde(default)]
-    notes: Vec<String>,
-    #[serde(default)]
-    refused: bool,
-}
-
 /// Asks the server to diff `desired` against what it has applied. Objects go to the server
 /// without Secret values (those are compared by key only); redacted rows come back.
 fn plan_against_server(
     server: &str,
-    desired: &[keel_schema::Object],
+    desired: &[Object],
     allow_empty: bool,
-) -> anyhow::Result<ServerPlan> {
-    let url = format!("{}/api/keel/plan", server.trim_end_matches('/'));
+) -> anyhow::Result<PlanReport> {
     // Secret values stay here: the server compares Secrets by key only.
-    let stripped: Vec<keel_schema::Object> = desired
+    let objects: Vec<Object> = desired
         .iter()
         .map(|o| {
             let mut o = o.clone();
-            if let keel_schema::Object::Secret(s) = &mut o {
+            if let Object::Secret(s) = &mut o {
                 if let Some(data) = s.data.as_mut() {
                     for v in data.0.values_mut() {
                         v.clear();
@@ -151,17 +140,15 @@ fn plan_against_server(
             o
         })
         .collect();
-    let body = serde_json::json!({ "objects": stripped, "allowEmpty": allow_empty });
+    let request = PlanRequest {
+        objects,
+        allow_empty,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let answer = super::get::json_answer(
-            server,
-            super::http::client_for(server).post(&url).json(&body),
-        )
-        .await?;
-        serde_json::from_value(answer)
-            .map_err(|e| anyhow::anyhow!("{url}: the server's answer is not a plan: {e}"))
-    })
+    let client = connect(server).map_err(|e| anyhow::anyhow!(explain(&e, server)))?;
+    runtime
+        .block_on(client.plan(&request))
+        .map_err(|e| anyhow::anyhow!(explain(&e, server)))
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::server::{self, Config};
+use keel_reconciler::server::{self, Config};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -113,7 +113,7 @@ pub fn run(args: &Args) -> i32 {
         eprintln!("keel server: the webhook secret is empty; give a real secret or none at all");
         return 2;
     }
-    let service_network = match crate::apply::ServiceNetwork::new(
+    let service_network = match keel_reconciler::apply::ServiceNetwork::new(
         &args.service_cidr,
         &args.service_node_port_range,
     ) {

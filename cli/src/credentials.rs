@@ -1,8 +1,5 @@
-//! The HTTP client the CLI verbs use to reach a `keel server`, and the bearer token they send.
-//!
-//! reqwest is built with rustls and no built-in crypto provider (the workspace uses ring, as
-//! the node agent's HTTPS probes do), so every client is made here, after installing ring once:
-//! a client built without a provider would panic.
+//! The bearer token the CLI's client verbs send, and [`connect`], the one way a verb gets its
+//! API client.
 //!
 //! The token is `--token` / `KEEL_TOKEN` when given. Otherwise, for a server on this machine
 //! only, the admin token a local server keeps in its data dir: `$KEEL_DATA_DIR`, then
@@ -11,6 +8,8 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+
+use keel_api::client::{Client, ClientError};
 
 static TOKEN: OnceLock<Option<String>> = OnceLock::new();
 
@@ -23,31 +22,20 @@ pub fn set_token(token: Option<String>) {
     );
 }
 
-/// A client without credentials (for anything that is not the keel API).
-pub fn client() -> reqwest::Client {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Fails only when a provider is already installed, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::new()
+/// The API client for the server at `server` (a URL), sending its bearer token when one is
+/// known.
+pub fn connect(server: &str) -> Result<Client, ClientError> {
+    Client::new(server, token_for(server).as_deref())
 }
 
-/// A client for the keel server at `server` (a URL), sending its bearer token when one is
-/// known.
-pub fn client_for(server: &str) -> reqwest::Client {
-    let _ = client();
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(token) = token_for(server)
-        && let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-    {
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
+/// `error` as the CLI reports it: a refusal for the token also says where the token sent
+/// came from (or that none was found).
+pub fn explain(error: &ClientError, server: &str) -> String {
+    if error.is_unauthorized() {
+        format!("{error} ({})", token_hint(server))
+    } else {
+        error.to_string()
     }
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 fn token_for(server: &str) -> Option<String> {
@@ -70,7 +58,7 @@ fn local_token() -> Option<(PathBuf, String)> {
 
 /// What to tell a user whose request was refused for its token: where the token sent came
 /// from, or that none was found.
-pub fn token_hint(server: &str) -> String {
+fn token_hint(server: &str) -> String {
     if let Some(Some(_)) = TOKEN.get() {
         return "the token sent is --token/KEEL_TOKEN".into();
     }
@@ -95,7 +83,7 @@ pub fn token_hint(server: &str) -> String {
 }
 
 fn is_local(server: &str) -> bool {
-    reqwest::Url::parse(server)
+    url::Url::parse(server)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .is_some_and(|h| {
@@ -108,12 +96,12 @@ fn is_local(server: &str) -> bool {
 
 /// Where servers on this machine keep their admin tokens, most specific first.
 fn local_token_files() -> Vec<PathBuf> {
-    let file = crate::auth::api_token::FILE;
+    let file = keel_reconciler::auth::api_token::FILE;
     let mut files = Vec::new();
     if let Some(dir) = std::env::var_os("KEEL_DATA_DIR") {
         files.push(PathBuf::from(dir).join(file));
     }
-    files.push(super::up::default_data_dir().join("server").join(file));
+    files.push(crate::up::default_data_dir().join("server").join(file));
     files.push(PathBuf::from("/var/lib/keel").join(file));
     files
 }

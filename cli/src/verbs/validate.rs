@@ -65,7 +65,7 @@ pub fn run(args: &Args) -> i32 {
         Format::Json => {
             let json =
                 serde_json::to_string_pretty(&revision.errors).unwrap_or_else(|_| "[]".into());
-            super::out(&format!("{json}\n"));
+            crate::output::out(&format!("{json}\n"));
         }
         Format::Text => {
             let mut err = std::io::stderr().lock();
@@ -78,7 +78,7 @@ pub fn run(args: &Args) -> i32 {
                 } else {
                     "are"
                 };
-                super::out(&format!(
+                crate::output::out(&format!(
                     "{} in {} {verb} valid\n",
                     plural(revision.manifests.len(), "object"),
                     plural(files.len(), "file")

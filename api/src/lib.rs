@@ -1,0 +1,32 @@
+//! keel's HTTP API as data, shared by `keel server` (which serves it) and its clients.
+//!
+//! # Layout
+//! - [`paths`]: where each kind's objects are served (Kubernetes' paths).
+//! - [`status`]: `/api/keel/status`, what the sync loop reports.
+//! - [`plan`]: `POST /api/keel/plan`, a revision planned against what the server applied.
+//! - [`tokens`]: `/api/keel/tokens`, join tokens.
+//! - [`errors`]: the error bodies (Kubernetes `Status`, or `{"error": …}`).
+//! - [`lists`]: the list shape every list endpoint answers with.
+//! - `client` (feature `client`): the typed client; verbs never handle raw JSON.
+//!
+//! Objects travel as `keel-schema`'s types; Secret values never leave the server (each is
+//! replaced by [`REDACTED`]).
+#![forbid(unsafe_code)]
+
+pub mod errors;
+pub mod lists;
+pub mod paths;
+pub mod plan;
+pub mod status;
+pub mod tokens;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+/// What the API shows in place of each Secret value.
+pub const REDACTED: &str = "<redacted>";
+/// What a plan shows in place of a Secret value that changed.
+pub const REDACTED_CHANGED: &str = "<redacted, changed>";
+
+/// The address the CLI talks to by default (`keel server --listen`'s default).
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7400";

@@ -1,0 +1,452 @@
+//! The columns `keel get` prints for each kind, as kubectl prints them: one exhaustive table
+//! from kind to columns, each column a header and a cell read from the typed object.
+
+use chrono::{DateTime, Utc};
+use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use keel_schema::types::batch::Job;
+use keel_schema::types::core::{
+    ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
+};
+use keel_schema::types::meta::{Condition, ObjectMeta};
+use keel_schema::types::pod::{Pod, PodPhase, PodTemplateSpec};
+use keel_schema::{Kind, Object, OfKind};
+
+use crate::output::{human_duration, or_none};
+
+/// One column: its header, and its cell for an object at a moment (for ages).
+type Column<T> = (&'static str, fn(&T, DateTime<Utc>) -> String);
+
+/// A kind's columns: always, and with `-o wide`.
+struct Columns<T: 'static> {
+    normal: &'static [Column<T>],
+    wide: &'static [Column<T>],
+}
+
+/// The header and rows for `objects` of `kind` (objects of another kind are skipped).
+pub fn table(
+    kind: Kind,
+    objects: &[Object],
+    wide: bool,
+    now: DateTime<Utc>,
+) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    match kind {
+        Kind::Pod => render(&POD, objects, wide, now),
+        Kind::Service => render(&SERVICE, objects, wide, now),
+        Kind::ReplicationController => render(&RC, objects, wide, now),
+        Kind::ConfigMap => render(&CONFIG_MAP, objects, wide, now),
+        Kind::Secret => render(&SECRET, objects, wide, now),
+        Kind::Namespace => render(&NAMESPACE, objects, wide, now),
+        Kind::Node => render(&NODE, objects, wide, now),
+        Kind::Endpoints => render(&ENDPOINTS, objects, wide, now),
+        Kind::Event => render(&EVENT, objects, wide, now),
+        Kind::Deployment => render(&DEPLOYMENT, objects, wide, now),
+        Kind::ReplicaSet => render(&REPLICA_SET, objects, wide, now),
+        Kind::DaemonSet => render(&DAEMON_SET, objects, wide, now),
+        Kind::Job => render(&JOB, objects, wide, now),
+    }
+}
+
+fn render<T: OfKind>(
+    columns: &Columns<T>,
+    objects: &[Object],
+    wide: bool,
+    now: DateTime<Utc>,
+) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let wide: &[Column<T>] = if wide { columns.wide } else { &[] };
+    let all = || columns.normal.iter().chain(wide);
+    let header = all().map(|(h, _)| *h).collect();
+    let rows = objects
+        .iter()
+        .filter_map(T::of)
+        .map(|o| all().map(|(_, cell)| cell(o, now)).collect())
+        .collect();
+    (header, rows)
+}
+
+fn name(meta: &ObjectMeta) -> String {
+    meta.name().to_string()
+}
+
+fn age(meta: &ObjectMeta, now: DateTime<Utc>) -> String {
+    meta.creation_timestamp
+        .map_or_else(|| "<unknown>".into(), |t| human_duration(now - t))
+}
+
+fn count(n: Option<i64>) -> String {
+    n.unwrap_or(0).to_string()
+}
+
+fn condition_status<'a>(conditions: Option<&'a Vec<Condition>>, type_: &str) -> Option<&'a str> {
+    conditions?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.as_str())
+}
+
+/// `IMAGES` and `SELECTOR` of a workload's template, for `-o wide`.
+fn images(template: Option<&PodTemplateSpec>) -> String {
+    template
+        .iter()
+        .flat_map(|t| &t.spec.containers)
+        .filter_map(|c| c.image.as_deref())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn selector_text<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    pairs
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+const POD: Columns<Pod> = Columns {
+    normal: &[
+        ("NAME", |p, _| name(&p.metadata)),
+        ("READY", |p, _| pod_ready(p)),
+        ("STATUS", |p, _| pod_status(p)),
+        ("RESTARTS", |p, _| pod_restarts(p).to_string()),
+        ("AGE", |p, now| age(&p.metadata, now)),
+    ],
+    wide: &[
+        ("IP", |p, _| {
+            or_none(
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.clone())
+                    .unwrap_or_default(),
+            )
+        }),
+        ("NODE", |p, _| {
+            or_none(p.spec.node_name.clone().unwrap_or_default())
+        }),
+    ],
+};
+
+fn pod_ready(p: &Pod) -> String {
+    let ready = p
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .filter(|c| c.ready)
+        .count();
+    format!("{ready}/{}", p.spec.containers.len())
+}
+
+/// kubectl's STATUS: a waiting or terminated container's reason, else the phase.
+pub fn pod_status(p: &Pod) -> String {
+    for c in p
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+    {
+        let state = c.state.as_ref();
+        if let Some(reason) = state
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+            .filter(|r| !r.is_empty() && *r != "ContainerCreating")
+        {
+            return reason.to_string();
+        }
+        // kubectl shows a finished container's reason (`Completed`, `Error`, `OOMKilled`).
+        if let Some(reason) = state
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.reason.as_deref())
+        {
+            return reason.to_string();
+        }
+    }
+    let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
+    if condition_status(conditions, "PodScheduled") == Some("False") {
+        return PodPhase::Pending.to_string();
+    }
+    p.phase().unwrap_or(PodPhase::Pending).to_string()
+}
+
+fn pod_restarts(p: &Pod) -> i64 {
+    p.status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .map(|c| c.restart_count)
+        .sum()
+}
+
+const DEPLOYMENT: Columns<Deployment> = Columns {
+    normal: &[
+        ("NAME", |d, _| name(&d.metadata)),
+        ("READY", |d, _| {
+            let ready = d.status.as_ref().and_then(|s| s.ready_replicas);
+            format!("{}/{}", ready.unwrap_or(0), d.spec.replicas.unwrap_or(0))
+        }),
+        ("UP-TO-DATE", |d, _| {
+            count(d.status.as_ref().and_then(|s| s.updated_replicas))
+        }),
+        ("AVAILABLE", |d, _| {
+            count(d.status.as_ref().and_then(|s| s.available_replicas))
+        }),
+        ("AGE", |d, now| age(&d.metadata, now)),
+    ],
+    wide: &[
+        ("IMAGES", |d, _| images(d.spec.template.as_ref())),
+        ("SELECTOR", |d, _| {
+            let labels = d
+                .spec
+                .selector
+                .as_ref()
+                .and_then(|s| s.match_labels.as_ref());
+            selector_text(labels.into_iter().flatten())
+        }),
+    ],
+};
+
+const REPLICA_SET: Columns<ReplicaSet> = Columns {
+    normal: &[
+        ("NAME", |r, _| name(&r.metadata)),
+        ("DESIRED", |r, _| count(r.spec.replicas)),
+        ("CURRENT", |r, _| {
+            count(r.status.as_ref().map(|s| s.replicas))
+        }),
+        ("READY", |r, _| {
+            count(r.status.as_ref().and_then(|s| s.ready_replicas))
+        }),
+        ("AGE", |r, now| age(&r.metadata, now)),
+    ],
+    wide: &[
+        ("IMAGES", |r, _| images(r.spec.template.as_ref())),
+        ("SELECTOR", |r, _| {
+            let labels = r
+                .spec
+                .selector
+                .as_ref()
+                .and_then(|s| s.match_labels.as_ref());
+            selector_text(labels.into_iter().flatten())
+        }),
+    ],
+};
+
+const RC: Columns<ReplicationController> = Columns {
+    normal: &[
+        ("NAME", |r, _| name(&r.metadata)),
+        ("DESIRED", |r, _| count(r.spec.replicas)),
+        ("CURRENT", |r, _| {
+            count(r.status.as_ref().map(|s| s.replicas))
+        }),
+        ("READY", |r, _| {
+            count(r.status.as_ref().and_then(|s| s.ready_replicas))
+        }),
+        ("AGE", |r, now| age(&r.metadata, now)),
+    ],
+    wide: &[
+        ("IMAGES", |r, _| images(r.spec.template.as_ref())),
+        ("SELECTOR", |r, _| {
+            selector_text(r.spec.selector.iter().flatten())
+        }),
+    ],
+};
+
+const DAEMON_SET: Columns<DaemonSet> = Columns {
+    normal: &[
+        ("NAME", |d, _| name(&d.metadata)),
+        ("DESIRED", |d, _| {
+            count(d.status.as_ref().map(|s| s.desired_number_scheduled))
+        }),
+        ("CURRENT", |d, _| {
+            count(d.status.as_ref().map(|s| s.current_number_scheduled))
+        }),
+        ("READY", |d, _| {
+            count(d.status.as_ref().map(|s| s.number_ready))
+        }),
+        ("AGE", |d, now| age(&d.metadata, now)),
+    ],
+    wide: &[],
+};
+
+const JOB: Columns<Job> = Columns {
+    normal: &[
+        ("NAME", |j, _| name(&j.metadata)),
+        ("COMPLETIONS", |j, _| {
+            let done = j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0);
+            format!("{done}/{}", j.spec.completions.unwrap_or(1))
+        }),
+        ("AGE", |j, now| age(&j.metadata, now)),
+    ],
+    wide: &[],
+};
+
+const SERVICE: Columns<Service> = Columns {
+    normal: &[
+        ("NAME", |s, _| name(&s.metadata)),
+        ("TYPE", |s, _| {
+            s.spec
+                .type_
+                .clone()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "ClusterIP".into())
+        }),
+        ("CLUSTER-IP", |s, _| {
+            or_none(s.spec.cluster_ip.clone().unwrap_or_default())
+        }),
+        ("PORT(S)", |s, _| service_ports(s)),
+        ("AGE", |s, now| age(&s.metadata, now)),
+    ],
+    wide: &[],
+};
+
+fn service_ports(s: &Service) -> String {
+    let ports: Vec<String> = s
+        .spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            let protocol = p.protocol.as_deref().unwrap_or("TCP");
+            match p.node_port {
+                Some(np) => format!("{}:{np}/{protocol}", p.port),
+                None => format!("{}/{protocol}", p.port),
+            }
+        })
+        .collect();
+    or_none(ports.join(","))
+}
+
+const ENDPOINTS: Columns<Endpoints> = Columns {
+    normal: &[
+        ("NAME", |e, _| name(&e.metadata)),
+        ("ENDPOINTS", |e, _| endpoints(e)),
+        ("AGE", |e, now| age(&e.metadata, now)),
+    ],
+    wide: &[],
+};
+
+/// `IP:PORT` of ready addresses, the first three and how many more, as kubectl.
+fn endpoints(e: &Endpoints) -> String {
+    let mut all = Vec::new();
+    for subset in e.subsets.iter().flatten() {
+        for address in subset.addresses.iter().flatten() {
+            for port in subset.ports.iter().flatten() {
+                all.push(format!("{}:{}", address.ip, port.port));
+            }
+        }
+    }
+    let more = all.len().saturating_sub(3);
+    all.truncate(3);
+    let mut text = or_none(all.join(","));
+    if more > 0 {
+        text.push_str(&format!(" + {more} more..."));
+    }
+    text
+}
+
+const NODE: Columns<Node> = Columns {
+    normal: &[
+        ("NAME", |n, _| name(&n.metadata)),
+        ("STATUS", |n, _| {
+            let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
+            match condition_status(conditions, "Ready") {
+                Some("True") => "Ready".into(),
+                _ => "NotReady".into(),
+            }
+        }),
+        ("AGE", |n, now| age(&n.metadata, now)),
+        ("VERSION", |n, _| {
+            let info = n.status.as_ref().and_then(|s| s.node_info.as_ref());
+            info.and_then(|i| i.agent_version.clone())
+                .unwrap_or_default()
+        }),
+    ],
+    wide: &[("INTERNAL-IP", |n, _| {
+        let addresses = n.status.as_ref().and_then(|s| s.addresses.as_ref());
+        addresses
+            .and_then(|a| a.first())
+            .map(|a| a.address.clone())
+            .unwrap_or_default()
+    })],
+};
+
+const CONFIG_MAP: Columns<ConfigMap> = Columns {
+    normal: &[
+        ("NAME", |c, _| name(&c.metadata)),
+        ("DATA", |c, _| {
+            let n = c.data.as_ref().map_or(0, |m| m.len())
+                + c.binary_data.as_ref().map_or(0, |m| m.len());
+            n.to_string()
+        }),
+        ("AGE", |c, now| age(&c.metadata, now)),
+    ],
+    wide: &[],
+};
+
+const SECRET: Columns<Secret> = Columns {
+    normal: &[
+        ("NAME", |s, _| name(&s.metadata)),
+        ("TYPE", |s, _| {
+            s.type_
+                .clone()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "Opaque".into())
+        }),
+        ("DATA", |s, _| {
+            let n = s.data.as_ref().map_or(0, |d| d.0.len())
+                + s.string_data.as_ref().map_or(0, |d| d.0.len());
+            n.to_string()
+        }),
+        ("AGE", |s, now| age(&s.metadata, now)),
+    ],
+    wide: &[],
+};
+
+const NAMESPACE: Columns<Namespace> = Columns {
+    normal: &[
+        ("NAME", |n, _| name(&n.metadata)),
+        ("STATUS", |n, _| {
+            let phase = n.status.as_ref().and_then(|s| s.phase.clone());
+            phase
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "Active".into())
+        }),
+        ("AGE", |n, now| age(&n.metadata, now)),
+    ],
+    wide: &[],
+};
+
+const EVENT: Columns<Event> = Columns {
+    normal: &[
+        ("LAST SEEN", |e, now| {
+            e.last_timestamp
+                .map_or_else(String::new, |t| human_duration(now - t))
+        }),
+        ("TYPE", |e, _| {
+            e.type_.map(|t| t.to_string()).unwrap_or_default()
+        }),
+        ("REASON", |e, _| e.reason.clone().unwrap_or_default()),
+        ("OBJECT", |e, _| {
+            let o = &e.involved_object;
+            let kind = o.kind.as_deref().unwrap_or("").to_lowercase();
+            format!("{kind}/{}", o.name.as_deref().unwrap_or(""))
+        }),
+        ("MESSAGE", |e, _| e.message.clone().unwrap_or_default()),
+    ],
+    wide: &[],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_name_or_time_first_and_rows_match_headers() {
+        let now = Utc::now();
+        for kind in Kind::ALL {
+            let object = Object::from_json(serde_json::json!({
+                "kind": kind.as_str(), "metadata": {"name": "x", "namespace": "default"}
+            }))
+            .unwrap();
+            for wide in [false, true] {
+                let (header, rows) = table(*kind, std::slice::from_ref(&object), wide, now);
+                assert!(matches!(header[0], "NAME" | "LAST SEEN"), "{kind}");
+                assert_eq!(rows.len(), 1, "{kind}");
+                assert_eq!(rows[0].len(), header.len(), "{kind} wide={wide}");
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The health of a declared object, as Argo CD shows an application's resources: Healthy,
+//! Progressing, Degraded, or Missing. One exhaustive rule per kind.
+
+use keel_schema::Object;
+use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use keel_schema::types::batch::Job;
+use keel_schema::types::core::ReplicationController;
+use keel_schema::types::meta::{Condition, ObjectMeta};
+use keel_schema::types::pod::{Pod, PodPhase};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Health {
+    Healthy,
+    Progressing,
+    Degraded,
+    /// Declared in git, absent from the cluster.
+    Missing,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "Healthy",
+            Health::Progressing => "Progressing",
+            Health::Degraded => "Degraded",
+            Health::Missing => "Missing",
+        }
+    }
+}
+
+/// The health of `object`, with why.
+pub fn health(object: &Object) -> (Health, String) {
+    match object {
+        Object::Deployment(d) => deployment(d),
+        Object::ReplicaSet(r) => replicas(&r.metadata, r.spec.replicas, replica_set_counts(r)),
+        Object::ReplicationController(r) => replicas(&r.metadata, r.spec.replicas, rc_counts(r)),
+        Object::DaemonSet(d) => daemon_set(d),
+        Object::Job(j) => job(j),
+        Object::Pod(p) => pod(p),
+        // Objects without a rollout are healthy once they exist.
+        Object::Service(_)
+        | Object::ConfigMap(_)
+        | Object::Secret(_)
+        | Object::Namespace(_)
+        | Object::Node(_)
+        | Object::Endpoints(_)
+        | Object::Event(_) => (Health::Healthy, String::new()),
+    }
+}
+
+/// The controller has seen the object's latest spec (or does not say).
+fn generation_seen(meta: &ObjectMeta, observed: Option<i64>) -> bool {
+    observed.is_none_or(|g| g >= meta.generation.unwrap_or(0))
+}
+
+fn condition<'a>(conditions: Option<&'a Vec<Condition>>, type_: &str) -> Option<&'a Condition> {
+    conditions?.iter().find(|c| c.type_ == type_)
+}
+
+fn deployment(d: &Deployment) -> (Health, String) {
+    let status = d.status.as_ref();
+    let n = |v: Option<i64>| v.unwrap_or(0);
+    let want = d.spec.replicas.unwrap_or(1);
+    let updated = n(status.and_then(|s| s.updated_replicas));
+    let available = n(status.and_then(|s| s.available_replicas));
+    let total = n(status.and_then(|s| s.replicas));
+    let progressing = condition(status.and_then(|s| s.conditions.as_ref()), "Progressing");
+    if let Some(c) = progressing.filter(|c| c.status == "False") {
+        return (Health::Degraded, c.message.clone().unwrap_or_default());
+    }
+    let message = format!("{available}/{want} available, {updated} updated");
+    let seen = generation_seen(&d.metadata, status.and_then(|s| s.observed_generation));
+    if seen && updated == want && available == want && total == want {
+        (Health::Healthy, message)
+    } else {
+        (Health::Progressing, message)
+    }
+}
+
+/// `(observedGeneration, replicas, ready)` of a ReplicaSet or ReplicationController.
+type ReplicaCounts = (Option<i64>, i64, i64);
+
+fn replica_set_counts(r: &ReplicaSet) -> ReplicaCounts {
+    let s = r.status.as_ref();
+    (
+        s.and_then(|s| s.observed_generation),
+        s.map_or(0, |s| s.replicas),
+        s.and_then(|s| s.ready_replicas).unwrap_or(0),
+    )
+}
+
+fn rc_counts(r: &ReplicationController) -> ReplicaCounts {
+    let s = r.status.as_ref();
+    (
+        s.and_then(|s| s.observed_generation),
+        s.map_or(0, |s| s.replicas),
+        s.and_then(|s| s.ready_replicas).unwrap_or(0),
+    )
+}
+
+fn replicas(
+    meta: &ObjectMeta,
+    spec_replicas: Option<i64>,
+    counts: ReplicaCounts,
+) -> (Health, String) {
+    let (observed, total, ready) = counts;
+    let want = spec_replicas.unwrap_or(1);
+    let message = format!("{ready}/{want} ready");
+    if generation_seen(meta, observed) && ready == want && total == want {
+        (Health::Healthy, message)
+    } else {
+        (Health::Progressing, message)
+    }
+}
+
+fn daemon_set(d: &DaemonSet) -> (Health, String) {
+    let status = d.status.as_ref();
+    let want = status.map_or(0, |s| s.desired_number_scheduled);
+    let ready = status.map_or(0, |s| s.number_ready);
+    let misscheduled = status.map_or(0, |s| s.number_misscheduled);
+    let message = format!("{ready}/{want} ready");
+    let seen = generation_seen(&d.metadata, status.and_then(|s| s.observed_generation));
+    if seen && ready == want && misscheduled == 0 {
+        (Health::Healthy, message)
+    } else {
+        (Health::Progressing, message)
+    }
+}
+
+fn job(j: &Job) -> (Health, String) {
+    let status = j.status.as_ref();
+    let done = status.and_then(|s| s.succeeded).unwrap_or(0);
+    let want = j.spec.completions.unwrap_or(1);
+    let conditions = status.and_then(|s| s.conditions.as_ref());
+    let is_true = |type_: &str| condition(conditions, type_).filter(|c| c.status == "True");
+    if let Some(failed) = is_true("Failed") {
+        let reason = failed.reason.as_deref().unwrap_or("");
+        (Health::Degraded, format!("failed: {reason}"))
+    } else if is_true("Complete").is_some() {
+        (Health::Healthy, format!("{done}/{want} complete"))
+    } else {
+        (Health::Progressing, format!("{done}/{want} complete"))
+    }
+}
+
+/// Waiting reasons that mean a container will not start without a change.
+const STUCK: &[&str] = &[
+    "CrashLoopBackOff",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+fn pod(p: &Pod) -> (Health, String) {
+    let status = p.status.as_ref();
+    let phase = p.phase().unwrap_or(PodPhase::Pending);
+    let stuck = status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
+        .find(|r| STUCK.contains(r));
+    let conditions = status.and_then(|s| s.conditions.as_ref());
+    let ready = condition(conditions, "Ready").is_some_and(|c| c.status == "True");
+    match (phase, stuck) {
+        (_, Some(reason)) => (Health::Degraded, reason.to_string()),
+        (PodPhase::Failed, _) => (Health::Degraded, "Failed".into()),
+        (PodPhase::Succeeded, _) => (Health::Healthy, "Succeeded".into()),
+        (PodPhase::Running, _) if ready => (Health::Healthy, "Running".into()),
+        (PodPhase::Pending | PodPhase::Running | PodPhase::Unknown, _) => {
+            let unschedulable = condition(conditions, "PodScheduled")
+                .filter(|c| c.status == "False")
+                .and_then(|c| c.message.clone());
+            (
+                Health::Progressing,
+                unschedulable.unwrap_or_else(|| phase.to_string()),
+            )
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `keel up`: an all-in-one local cluster for trying keel. The control plane runs in this
+//! process (embedded store in the data dir); each node is a `keel-agent` process on the local
+//! Docker engine. Without `--repo`, the example app becomes a fresh git repository in the
+//! data dir. Ctrl-C stops everything and removes the containers; running it again on the same
+//! data dir resumes (same repository, store and node names).
+//!
+//! # Layout
+//! - this file: the flow, from the machine lock to the stop.
+//! - [`lock`]: one local cluster per machine; [`images`]: the example's images;
+//!   [`example`]: the example repository; [`agents`]: the `keel-agent` processes.
+//! - [`stages`]: waiting through each stage with progress lines; [`summary`]: what is
+//!   printed once the cluster is up.
+
+mod agents;
+pub mod example;
+pub mod images;
+mod lock;
+mod stages;
+mod summary;
+
+pub use agents::{MAX_NODES, remove_addresses, remove_containers};
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use keel_reconciler::apply::ServiceNetwork;
+use keel_reconciler::server::Config;
+
+/// What `keel up` was asked for.
+#[derive(Debug, Clone)]
+pub struct UpConfig {
+    pub repo: Option<PathBuf>,
+    pub nodes: usize,
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub agent_listen: String,
+    pub service_network: ServiceNetwork,
+    /// How long to wait for the pods before printing what is still starting.
+    pub wait: Duration,
+}
+
+/// `~/.local/share/keel/up`, or `./keel-up` without a home.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map_or_else(|| PathBuf::from("keel-up"), |d| d.join("keel").join("up"))
+}
+
+/// A line of progress, at once (stdout may be a pipe).
+fn step(text: &str) {
+    crate::output::out(&format!("==> {text}\n"));
+}
+
+/// The commands that install and start Docker on Debian, for the message when it is missing.
+const DOCKER_HELP: &str = "keel runs pods on the local Docker engine, and none answers.
+Install and start it (Debian, as root):
+    apt-get install -y docker.io busybox-static
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+then run keel up again. (./scripts/demo does this for you.)";
+
+fn docker_version() -> Option<String> {
+    let out = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs the cluster until Ctrl-C; returns the exit code.
+pub fn run(config: UpConfig) -> i32 {
+    match start_and_serve(config) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("keel up: {e:#}");
+            1
+        }
+    }
+}
+
+/// Everything before the control plane starts: logs, the machine lock, Docker, images, the
+/// repository.
+fn prepare(config: &UpConfig) -> anyhow::Result<(std::fs::File, PathBuf)> {
+    std::fs::create_dir_all(config.data_dir.join("logs")).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data dir {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    keel_telemetry::init_file(&config.data_dir.join("logs").join("server.log"))?;
+    // One local cluster per machine: node names, NodePorts and the example's addresses are
+    // fixed, so a second one would take over the first one's containers and traffic.
+    let lock = lock::lock_machine()?;
+    let Some(version) = docker_version() else {
+        anyhow::bail!("{DOCKER_HELP}");
+    };
+    step(&format!("Docker engine {version} is running"));
+    let leftovers = agents::clean_leftovers(&config.data_dir, config.nodes);
+    if leftovers > 0 {
+        step(&format!(
+            "removed {leftovers} containers of nodes beyond --nodes {}",
+            config.nodes
+        ));
+    }
+    images::ensure_example_images(config.repo.is_some(), step)?;
+    let repo = repository(config)?;
+    Ok((lock, repo))
+}
+
+/// The repository to follow: `--repo`, or the example made (or kept) in the data dir.
+fn repository(config: &UpConfig) -> anyhow::Result<PathBuf> {
+    if let Some(repo) = &config.repo {
+        let repo = std::fs::canonicalize(repo)
+            .map_err(|e| anyhow::anyhow!("--repo {}: {e}", repo.display()))?;
+        step(&format!("using the repository {}", repo.display()));
+        return Ok(repo);
+    }
+    let repo = config.data_dir.join("repo");
+    if repo.join(".git").is_dir() {
+        step(&format!("resuming with the repository {}", repo.display()));
+    } else {
+        example::create(&repo)?;
+        step(&format!(
+            "created a repository with the example app: {}",
+            repo.display()
+        ));
+    }
+    Ok(repo)
+}
+
+/// The control plane's settings for a local cluster.
+fn control_plane_config(config: &UpConfig, repo: &Path) -> Config {
+    Config {
+        repo: repo.to_string_lossy().into_owned(),
+        // The example's repository is followed on main, whatever the user checks out in it.
+        branch: config.repo.is_none().then(|| "main".to_string()),
+        path: None,
+        data_dir: config.data_dir.join("server"),
+        store: None,
+        listen: config.listen.clone(),
+        agent_listen: config.agent_listen.clone(),
+        node_grace: Duration::from_secs(10),
+        pod_eviction_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_secs(30),
+        resync_interval: Duration::from_secs(60),
+        webhook_secret: None,
+        service_network: config.service_network.clone(),
+        wait_for_nodes: config.nodes,
+        insecure: false,
+        cert_validity: keel_tls::DEFAULT_CERT_VALIDITY,
+        anonymous_read: false,
+        encryption_key_file: None,
+    }
+}
+
+fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
+    let (_lock, repo) = prepare(&config)?;
+    let server = control_plane_config(&config, &repo);
+    // The control plane on its own thread and runtime, as its own process would have; it
+    // stops on Ctrl-C or SIGTERM like `keel server`.
+    let control_plane = std::thread::spawn(move || -> anyhow::Result<()> {
+        let result = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(keel_reconciler::server::run(server));
+        if let Err(e) = &result {
+            // Into server.log, which keel up shows when the control plane does not start.
+            tracing::error!("keel server: {e:#}");
+        }
+        result
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cluster = stages::Cluster::new(&config, &repo, &control_plane)?;
+    let mut agents = None;
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = cluster.bring_up(&mut agents) => r.map(|()| true),
+            _ = crate::signal::shutdown_signal() => Ok(false),
+        }
+    });
+    let interrupted = matches!(outcome, Ok(false));
+    let keep_running = match outcome {
+        Ok(up) => up,
+        // A control plane that stopped says why itself, below.
+        Err(_) if control_plane.is_finished() => false,
+        Err(e) => {
+            eprintln!("keel up: {e:#}");
+            false
+        }
+    };
+    if keep_running {
+        runtime.block_on(crate::signal::shutdown_signal());
+    }
+    step("stopping");
+    // The control plane saw the same signal; after a startup failure it did not, and this
+    // process's exit ends it (the store is crash-safe).
+    let removed = agents.map(agents::Agents::stop_and_clean).unwrap_or(0);
+    step(&format!("stopped; removed {removed} containers"));
+    if keep_running {
+        step("`keel up` again resumes with the same repository and store");
+    }
+    if control_plane.is_finished()
+        && let Ok(Err(e)) = control_plane.join()
+    {
+        anyhow::bail!("the control plane stopped: {e:#}");
+    }
+    match (keep_running, interrupted) {
+        (true, _) => Ok(()),
+        // Interrupted while starting: what was started is gone; 130 as a shell reports it.
+        (false, true) => std::process::exit(130),
+        (false, false) => std::process::exit(1),
+    }
+}

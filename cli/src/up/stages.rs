@@ -1,0 +1,314 @@
+//! Bringing a local cluster up, stage by stage, each with a progress line: the control plane
+//! answers, the nodes are ready (heard from in this run), the revision is applied, the pods
+//! are ready, the NodePort URLs answer.
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use keel_api::client::Client;
+use keel_schema::types::core::Node;
+use keel_schema::types::meta::Condition;
+use keel_schema::types::pod::{Pod, PodPhase};
+use keel_schema::{Kind, Object, SyncResult};
+
+use super::agents::Agents;
+use super::{UpConfig, step};
+
+/// A cluster being brought up, and how to reach its control plane.
+pub struct Cluster<'a> {
+    config: &'a UpConfig,
+    repo: &'a Path,
+    control_plane: &'a JoinHandle<anyhow::Result<()>>,
+    pub(super) url: String,
+    /// The control plane's admin token file (it makes the file when it starts).
+    pub(super) token_file: PathBuf,
+    server_log: PathBuf,
+}
+
+impl<'a> Cluster<'a> {
+    pub fn new(
+        config: &'a UpConfig,
+        repo: &'a Path,
+        control_plane: &'a JoinHandle<anyhow::Result<()>>,
+    ) -> anyhow::Result<Cluster<'a>> {
+        Ok(Cluster {
+            config,
+            repo,
+            control_plane,
+            url: format!("http://{}", config.listen),
+            token_file: config
+                .data_dir
+                .join("server")
+                .join(keel_reconciler::auth::api_token::FILE),
+            server_log: config.data_dir.join("logs").join("server.log"),
+        })
+    }
+
+    /// A client of the control plane, with its token as it is now (it is written at start).
+    pub(super) fn client(&self) -> anyhow::Result<Client> {
+        let token = std::fs::read_to_string(&self.token_file).unwrap_or_default();
+        Ok(Client::new(&self.url, Some(token.trim()))?.with_timeout(Duration::from_secs(5)))
+    }
+
+    /// Fails when the control plane stopped (it says why in its log).
+    fn check_alive(&self) -> anyhow::Result<()> {
+        if self.control_plane.is_finished() {
+            anyhow::bail!(
+                "the control plane stopped (log: {})",
+                self.server_log.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Objects of `kind` (none while the control plane cannot be asked).
+    async fn list(&self, kind: Kind) -> Vec<Object> {
+        match self.client() {
+            Ok(client) => client.list(kind, None).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Starts the agents and waits through each stage, printing progress; then prints how
+    /// to use the cluster.
+    pub async fn bring_up(&self, agents: &mut Option<Agents>) -> anyhow::Result<()> {
+        self.wait_for_control_plane().await?;
+        let started = agents.insert(self.start_agents()?);
+        self.wait_for_nodes(started).await?;
+        if let Some(applied) = self.wait_for_revision().await? {
+            step(&format!("revision {applied} applied"));
+            self.wait_for_pods().await;
+        }
+        self.wait_for_urls().await;
+        super::summary::print(self, self.repo, self.config.repo.is_none()).await;
+        Ok(())
+    }
+
+    async fn wait_for_control_plane(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while !self.client()?.healthy().await {
+            self.check_alive()?;
+            if started.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!(
+                    "the control plane did not answer at {} within 30s",
+                    self.url
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        step(&format!("control plane at {}", self.url));
+        Ok(())
+    }
+
+    /// Agents that joined before have their certificates; new ones join with a fresh token.
+    fn start_agents(&self) -> anyhow::Result<Agents> {
+        let server_dir = self.config.data_dir.join("server");
+        let ca = keel_tls::ClusterCa::load_or_create(&keel_tls::ca::pki_dir(&server_dir))?;
+        let (token, _) = keel_reconciler::auth::join_tokens::JoinTokens::new(&server_dir).create(
+            &ca.fingerprint(),
+            Duration::from_secs(3600),
+            Some("keel up".into()),
+        )?;
+        Agents::start(
+            self.config.nodes,
+            &self.config.agent_listen,
+            &self.config.data_dir,
+            &token.reveal(),
+        )
+    }
+
+    async fn wait_for_nodes(&self, agents: &mut Agents) -> anyhow::Result<()> {
+        // Less a margin: the API writes times to the second.
+        let agents_started = Utc::now() - chrono::Duration::seconds(2);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            // Ready from this run: a resumed cluster's nodes are still Ready in the store.
+            let ready: Vec<String> = self
+                .list(Kind::Node)
+                .await
+                .iter()
+                .filter_map(|o| Node::try_from(o.clone()).ok())
+                .filter(|n| ready_since(n, agents_started))
+                .map(|n| n.metadata.name().to_string())
+                .collect();
+            if ready.len() >= self.config.nodes {
+                step(&format!(
+                    "{} nodes ready: {}",
+                    ready.len(),
+                    ready.join(", ")
+                ));
+                return Ok(());
+            }
+            if let Some((name, status)) = agents.exited() {
+                let log = self
+                    .config
+                    .data_dir
+                    .join("logs")
+                    .join(format!("{name}.log"));
+                anyhow::bail!(
+                    "node {name} stopped ({status}); its log ({}):\n{}",
+                    log.display(),
+                    tail(&log, 5)
+                );
+            }
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "only {} of {} nodes registered within 60s; see the logs in {}",
+                    ready.len(),
+                    self.config.nodes,
+                    self.config.data_dir.join("logs").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The applied commit (short), or `None` when the repository's revision could not be
+    /// applied (the cluster runs on; the user fixes the repository and commits).
+    async fn wait_for_revision(&self) -> anyhow::Result<Option<String>> {
+        loop {
+            let status = match self.client() {
+                Ok(client) => client.status().await.unwrap_or_default(),
+                Err(_) => Default::default(),
+            };
+            if let Some(commit) = &status.applied_commit {
+                return Ok(Some(commit.chars().take(7).collect()));
+            }
+            self.check_alive()?;
+            if let Some(error) = &status.fetch_error {
+                step(&format!("cannot read the repository: {error}"));
+                step("fix it (a repository needs a commit on its branch); keel retries");
+                return Ok(None);
+            }
+            if matches!(
+                status.last_result,
+                Some(SyncResult::Failed | SyncResult::Refused)
+            ) {
+                step(&format!(
+                    "the repository's revision was not applied: {}",
+                    status.last_error.as_deref().unwrap_or("unknown error")
+                ));
+                step("fix it and commit; keel applies the next good revision");
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn wait_for_pods(&self) {
+        let deadline = Instant::now() + self.config.wait;
+        let mut last = (usize::MAX, usize::MAX);
+        loop {
+            let pods: Vec<Pod> = self
+                .list(Kind::Pod)
+                .await
+                .into_iter()
+                .filter_map(|o| o.try_into().ok())
+                .collect();
+            let done = pods.iter().filter(|p| settled(p)).count();
+            if (done, pods.len()) != last {
+                step(&format!("pods ready: {done}/{}", pods.len()));
+                last = (done, pods.len());
+            }
+            if !pods.is_empty() && done == pods.len() {
+                return;
+            }
+            if Instant::now() > deadline {
+                step(
+                    "some pods are still starting: see `keel get pods` and `keel describe pod NAME`",
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The URLs printed next work when they are printed: each node's proxy listens once its
+    /// agent has the Service's ready endpoints, a moment after the pods are ready.
+    async fn wait_for_urls(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let http = keel_api::client::http_client();
+        for (name, url) in self.node_port_urls().await {
+            loop {
+                let answered = http
+                    .get(&url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok();
+                if answered {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    step(&format!(
+                        "{name} does not answer at {url} yet: see `keel get endpoints` and `keel describe pod`"
+                    ));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// `(service name, http://127.0.0.1:NODEPORT/)` for every NodePort Service port.
+    pub(super) async fn node_port_urls(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for object in self.list(Kind::Service).await {
+            let Object::Service(svc) = object else {
+                continue;
+            };
+            if svc.spec.type_.as_deref() != Some("NodePort") {
+                continue;
+            }
+            for port in svc.spec.ports.iter().flatten() {
+                if let Some(node_port) = port.node_port {
+                    out.push((
+                        svc.metadata.name().to_string(),
+                        format!("http://127.0.0.1:{node_port}/"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn ready_condition(conditions: Option<&Vec<Condition>>) -> Option<&Condition> {
+    conditions?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Ready, with its Ready condition written at or after `since` (its agent registered or beat
+/// since then).
+fn ready_since(node: &Node, since: DateTime<Utc>) -> bool {
+    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
+    ready_condition(conditions)
+        .and_then(|c| c.last_heartbeat_time)
+        .is_some_and(|t| t >= since)
+}
+
+/// A Job's pod is done when it succeeded; any other pod when it runs and is Ready.
+fn settled(pod: &Pod) -> bool {
+    let of_job = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.kind == Kind::Job.as_str());
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    pod.phase() == Some(PodPhase::Succeeded)
+        || (!of_job
+            && pod.phase() == Some(PodPhase::Running)
+            && ready_condition(conditions).is_some())
+}
+
+/// The last lines of a log file, for a message about what failed.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

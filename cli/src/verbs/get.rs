@@ -1,0 +1,179 @@
+//! `keel get KIND [NAME]`: objects from a running server's API, as kubectl prints them.
+
+use chrono::{DateTime, Utc};
+use keel_schema::{Kind, Object};
+use serde::Serialize;
+
+use super::ServerArg;
+use crate::credentials::{connect, explain};
+use crate::output::{out, runtime};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The kind: name, plural or short form (po, svc, deploy, rs, rc, ds, no, ep, cm, ns, …).
+    pub kind: String,
+    /// One object by name (all of the kind when absent).
+    pub name: Option<String>,
+    /// The namespace (namespaced kinds).
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with = "name")]
+    pub all_namespaces: bool,
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// More columns (pod IP and node, say).
+    Wide,
+    Yaml,
+    /// A list prints as Kubernetes' `{"apiVersion":"v1","kind":"List","items":[...]}`.
+    Json,
+}
+
+pub fn run(args: &Args) -> i32 {
+    let Some(kind) = Kind::lookup(&args.kind) else {
+        eprintln!(
+            "keel get: the server doesn't have a resource type {:?} (try po, svc, deploy, rs, rc, ds, job, no, ep, cm, secret, ns, ev)",
+            args.kind
+        );
+        return 2;
+    };
+    let Some(runtime) = runtime("get") else {
+        return 1;
+    };
+    let server = &args.server.server;
+    let fetched = connect(server).and_then(|client| {
+        runtime.block_on(async {
+            match &args.name {
+                Some(name) => Ok(vec![client.object(kind, &args.namespace, name).await?]),
+                None => {
+                    let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
+                    client.list(kind, namespace).await
+                }
+            }
+        })
+    });
+    let objects = match fetched {
+        Ok(objects) => objects,
+        Err(e) => {
+            eprintln!("{}", explain(&e, server));
+            return 1;
+        }
+    };
+    match render(args, kind, objects, Utc::now()) {
+        Ok(text) => {
+            out(&text);
+            0
+        }
+        Err(e) => {
+            eprintln!("keel get: {e}");
+            1
+        }
+    }
+}
+
+/// A list as `-o json|yaml` prints it (keys in kubectl's order).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct List {
+    api_version: &'static str,
+    items: Vec<Object>,
+    kind: &'static str,
+}
+
+fn render(
+    args: &Args,
+    kind: Kind,
+    objects: Vec<Object>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let one = args.name.is_some();
+    match args.output {
+        Some(Output::Json) if one => return Ok(serde_json::to_string_pretty(&objects[0])? + "\n"),
+        Some(Output::Yaml) if one => return Ok(serde_yaml::to_string(&objects[0])?),
+        Some(Output::Json) => {
+            let list = List {
+                api_version: "v1",
+                kind: "List",
+                items: objects,
+            };
+            return Ok(serde_json::to_string_pretty(&list)? + "\n");
+        }
+        Some(Output::Yaml) => {
+            let list = List {
+                api_version: "v1",
+                kind: "List",
+                items: objects,
+            };
+            return Ok(serde_yaml::to_string(&list)?);
+        }
+        Some(Output::Wide) | None => {}
+    }
+    let info = kind.info();
+    if objects.is_empty() {
+        return Ok(if info.namespaced && !args.all_namespaces {
+            format!("No resources found in {} namespace.\n", args.namespace)
+        } else {
+            "No resources found\n".to_string()
+        });
+    }
+    let wide = args.output == Some(Output::Wide);
+    let (mut header, mut rows) = crate::columns::table(kind, &objects, wide, now);
+    if args.all_namespaces && info.namespaced {
+        header.insert(0, "NAMESPACE");
+        for (row, object) in rows.iter_mut().zip(&objects) {
+            row.insert(0, object.namespace().to_string());
+        }
+    }
+    Ok(crate::table::render(&header, &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_print_as_kubectl_does() {
+        let now = Utc::now();
+        let created = (now - chrono::Duration::seconds(30)).to_rfc3339();
+        let pod = Object::from_json(serde_json::json!({
+            "kind": "Pod",
+            "metadata": {"name": "web-abc", "namespace": "default", "creationTimestamp": created},
+            "spec": {"containers": [{"name": "web"}], "nodeName": "n1"},
+            "status": {"phase": "Running", "podIP": "172.17.0.2", "containerStatuses": [
+                {"name": "web", "ready": false, "restartCount": 2,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+        }))
+        .unwrap();
+        let args = Args {
+            kind: "po".into(),
+            name: None,
+            namespace: "default".into(),
+            all_namespaces: false,
+            output: Some(Output::Wide),
+            server: ServerArg {
+                server: String::new(),
+            },
+        };
+        let out = render(&args, Kind::Pod, vec![pod.clone()], now).unwrap();
+        assert_eq!(
+            out,
+            "NAME      READY   STATUS             RESTARTS   AGE   IP           NODE\n\
+             web-abc   0/1     CrashLoopBackOff   2          30s   172.17.0.2   n1\n"
+        );
+        let args = Args {
+            output: Some(Output::Json),
+            ..args
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&args, Kind::Pod, vec![pod], now).unwrap()).unwrap();
+        assert_eq!(json["kind"], "List");
+        assert_eq!(json["apiVersion"], "v1");
+        assert_eq!(json["items"][0]["metadata"]["name"], "web-abc");
+    }
+}

@@ -1,0 +1,174 @@
+//! `keel status`: the synced revision, and the health of every object it declares, as Argo
+//! CD shows an application: Healthy, Progressing, Degraded or Missing.
+
+use keel_api::status::SyncStatus;
+use keel_schema::{Kind, Object, ObjectKey, SyncResult};
+use serde::Serialize;
+
+use super::ServerArg;
+use crate::credentials::{connect, explain};
+use crate::health::{Health, health};
+use crate::output::{out, runtime};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub server: ServerArg,
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+pub fn run(args: &Args) -> i32 {
+    let Some(runtime) = runtime("status") else {
+        return 1;
+    };
+    let server = &args.server.server;
+    let fetched = connect(server).and_then(|client| {
+        runtime.block_on(async { Ok((client.status().await?, client.applied().await?)) })
+    });
+    match fetched {
+        Ok((status, applied)) => {
+            let report = report(&status, &applied);
+            if args.output == Output::Json {
+                out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+            } else {
+                out(&render(&status, &report));
+            }
+            // Exit 0 only when everything declared is Healthy (for scripts and CI).
+            i32::from(report.iter().any(|r| r.health != Health::Healthy))
+        }
+        Err(e) => {
+            eprintln!("{}", explain(&e, server));
+            2
+        }
+    }
+}
+
+/// One declared object's health, as `-o json` prints it.
+#[derive(Debug, Serialize)]
+pub struct ObjectHealth {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub health: Health,
+    pub message: String,
+}
+
+/// The health of each object the applied revision declares.
+pub fn report(status: &SyncStatus, applied: &[Object]) -> Vec<ObjectHealth> {
+    status
+        .declared
+        .iter()
+        .map(|key| {
+            let found = applied.iter().find(|o| ObjectKey::of(o) == *key);
+            let (health, message) = match found {
+                Some(o) => health(o),
+                None => (
+                    Health::Missing,
+                    "declared in git, not in the cluster".to_string(),
+                ),
+            };
+            ObjectHealth {
+                kind: key.kind,
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                health,
+                message,
+            }
+        })
+        .collect()
+}
+
+fn render(status: &SyncStatus, report: &[ObjectHealth]) -> String {
+    let short = |c: &Option<String>| c.as_ref().map(|c| c.chars().take(7).collect::<String>());
+    let mut out = format!(
+        "Repository: {} ({})\nSynced:     {}\n",
+        status.repo,
+        status.branch,
+        short(&status.applied_commit).unwrap_or_else(|| "nothing yet".into()),
+    );
+    if let Some(last) = short(&status.last_commit)
+        && status.last_result == Some(SyncResult::Failed)
+    {
+        out.push_str(&format!(
+            "Last try:   {last} failed: {}\n",
+            status
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+        ));
+    }
+    if let Some(e) = &status.fetch_error {
+        out.push_str(&format!("Fetching:   failing: {e}\n"));
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = report
+        .iter()
+        .map(|h| {
+            vec![
+                h.kind.to_string(),
+                h.namespace.clone(),
+                h.name.clone(),
+                h.health.as_str().to_string(),
+                h.message.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&crate::table::render(
+        &["KIND", "NAMESPACE", "NAME", "HEALTH", "MESSAGE"],
+        &rows,
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn health_follows_what_runs() {
+        let key = |kind, name: &str| ObjectKey::new(kind, "default", name);
+        let status = SyncStatus {
+            declared: vec![
+                key(Kind::Deployment, "web"),
+                key(Kind::Deployment, "api"),
+                key(Kind::Pod, "crashy"),
+                key(Kind::ConfigMap, "gone"),
+            ],
+            ..Default::default()
+        };
+        let applied: Vec<Object> = serde_json::from_value(json!([
+            {"kind": "Deployment", "metadata": {"name": "web", "namespace": "default", "generation": 2},
+             "spec": {"replicas": 3},
+             "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}},
+            {"kind": "Deployment", "metadata": {"name": "api", "namespace": "default", "generation": 2},
+             "spec": {"replicas": 3},
+             "status": {"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3}},
+            {"kind": "Pod", "metadata": {"name": "crashy", "namespace": "default"},
+             "status": {"phase": "Running", "containerStatuses": [
+                 {"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}]))
+        .unwrap();
+        let r = report(&status, &applied);
+        let h: Vec<Health> = r.iter().map(|h| h.health).collect();
+        assert_eq!(
+            h,
+            [
+                Health::Healthy,
+                Health::Progressing,
+                Health::Degraded,
+                Health::Missing
+            ]
+        );
+        assert_eq!(r[1].message, "3/3 available, 1 updated");
+    }
+}

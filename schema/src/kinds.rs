@@ -1,0 +1,431 @@
+//! The one table of kinds keel supports ([`kinds!`] below). It declares [`Kind`] and
+//! [`Object`] and every dispatch between them, so a kind is added in one line here plus its
+//! type's [`Resource`] impl; every `match` over kinds elsewhere is exhaustive, so the
+//! compiler then names each place that must handle it (validation, defaults, the JSON
+//! Schema, `keel get` columns, health, …).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{Issue, decode};
+use crate::resource::Resource;
+use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use crate::types::batch::Job;
+use crate::types::core::{
+    ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
+};
+use crate::types::meta::ObjectMeta;
+use crate::types::pod::Pod;
+use crate::yaml;
+
+/// What keel knows about a kind: where it is served, what it is called on the command line,
+/// and whether git may declare it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindInfo {
+    pub kind: Kind,
+    pub api_version: &'static str,
+    pub plural: &'static str,
+    pub short_names: &'static [&'static str],
+    pub namespaced: bool,
+    /// Kept by the cluster itself; a manifest in git may not declare it.
+    pub live_only: bool,
+}
+
+impl KindInfo {
+    /// The API group (`""` for core `v1`); duplicates are judged by group, kind and name.
+    pub fn group(&self) -> &'static str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+
+    /// `pods`, or `deployments.apps` for a kind in a group, as Kubernetes names resources.
+    pub fn resource(&self) -> String {
+        match self.group() {
+            "" => self.plural.to_string(),
+            group => format!("{}.{group}", self.plural),
+        }
+    }
+}
+
+/// A kind's own type (`Pod`, `Deployment`, …): which kind it is, and itself inside an
+/// [`Object`] of that kind.
+pub trait OfKind: Sized {
+    const KIND: Kind;
+
+    /// `object` as this type, when it is of this kind.
+    fn of(object: &Object) -> Option<&Self>;
+}
+
+/// Why a JSON value could not be made into an [`Object`].
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("object has no kind")]
+    NoKind,
+    #[error("unsupported kind {0:?}")]
+    UnknownKind(String),
+    #[error("invalid {kind}: {source}")]
+    Invalid {
+        kind: Kind,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+macro_rules! kinds {
+    ($(
+        $kind:ident {
+            api_version: $api_version:literal,
+            plural: $plural:literal,
+            short_names: [$($short:literal),*],
+            namespaced: $namespaced:literal,
+            live_only: $live_only:literal $(,)?
+        }
+    ),* $(,)?) => {
+        /// A kind keel supports. Serialized as its name (`Deployment`); ordered by name, as
+        /// the store orders keys.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Kind {
+            $($kind),*
+        }
+
+        impl Kind {
+            /// Every kind, in the table's order (the order plans list changes in).
+            pub const ALL: &'static [Kind] = &[$(Kind::$kind),*];
+
+            pub const fn info(self) -> &'static KindInfo {
+                match self {
+                    $(Kind::$kind => &KindInfo {
+                        kind: Kind::$kind,
+                        api_version: $api_version,
+                        plural: $plural,
+                        short_names: &[$($short),*],
+                        namespaced: $namespaced,
+                        live_only: $live_only,
+                    }),*
+                }
+            }
+
+            /// The kind's name, as in `kind:`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Kind::$kind => stringify!($kind)),*
+                }
+            }
+        }
+
+        /// One object of a supported kind.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum Object {
+            $($kind($kind)),*
+        }
+
+        $(
+            impl OfKind for $kind {
+                const KIND: Kind = Kind::$kind;
+
+                fn of(object: &Object) -> Option<&$kind> {
+                    match object {
+                        Object::$kind(o) => Some(o),
+                        _ => None,
+                    }
+                }
+            }
+
+            impl From<$kind> for Object {
+                fn from(object: $kind) -> Object {
+                    Object::$kind(object)
+                }
+            }
+
+            /// The object as its kind's type; an object of another kind comes back as is.
+            impl TryFrom<Object> for $kind {
+                type Error = Object;
+
+                fn try_from(object: Object) -> Result<$kind, Object> {
+                    match object {
+                        Object::$kind(o) => Ok(o),
+                        other => Err(other),
+                    }
+                }
+            }
+        )*
+
+        impl Object {
+            pub fn kind(&self) -> Kind {
+                match self {
+                    $(Object::$kind(_) => Kind::$kind),*
+                }
+            }
+
+            pub fn meta(&self) -> &ObjectMeta {
+                match self {
+                    $(Object::$kind(o) => &o.metadata),*
+                }
+            }
+
+            pub fn meta_mut(&mut self) -> &mut ObjectMeta {
+                match self {
+                    $(Object::$kind(o) => &mut o.metadata),*
+                }
+            }
+
+            /// Sets `apiVersion` and `kind` to this variant's.
+            pub fn set_type_meta(&mut self) {
+                let info = self.info();
+                match self {
+                    $(Object::$kind(o) => {
+                        o.api_version = info.api_version.to_string();
+                        o.kind = info.kind.as_str().to_string();
+                    }),*
+                }
+            }
+
+            /// The same object as the kind's own type sees it (see [`Resource`]).
+            pub(crate) fn resource(&self) -> &dyn Resource {
+                match self {
+                    $(Object::$kind(o) => o),*
+                }
+            }
+
+            pub(crate) fn resource_mut(&mut self) -> &mut dyn Resource {
+                match self {
+                    $(Object::$kind(o) => o),*
+                }
+            }
+
+            /// True when both are of one kind and declare the same body (spec, data), by
+            /// that kind's [`Resource::same_body`].
+            pub(crate) fn same_body(&self, other: &Object) -> bool {
+                match (self, other) {
+                    $((Object::$kind(a), Object::$kind(b)) => a.same_body(b),)*
+                    _ => false,
+                }
+            }
+
+            /// Takes `old`'s status where this object has none (both of one kind).
+            pub fn keep_status_from(&mut self, old: &Object) {
+                match (self, old) {
+                    $((Object::$kind(new), Object::$kind(old)) => new.keep_status_from(old),)*
+                    _ => {}
+                }
+            }
+
+            /// Decodes a located YAML tree of `kind`, reporting every problem.
+            pub fn decode(kind: Kind, node: &yaml::Node) -> (Option<Object>, Vec<Issue>) {
+                match kind {
+                    $(Kind::$kind => {
+                        let (value, issues) = decode::<$kind>(node);
+                        (value.map(Object::$kind), issues)
+                    }),*
+                }
+            }
+
+            /// Reads an object of a known kind straight from JSON bytes (the store's hot
+            /// path: no intermediate `Value`).
+            pub fn from_json_slice(kind: Kind, bytes: &[u8]) -> Result<Object, ObjectError> {
+                let invalid = |source| ObjectError::Invalid { kind, source };
+                Ok(match kind {
+                    $(Kind::$kind => Object::$kind(serde_json::from_slice(bytes).map_err(invalid)?)),*
+                })
+            }
+
+            /// Reads an object from a JSON value, choosing the type by its `kind`.
+            pub fn from_json(value: serde_json::Value) -> Result<Object, ObjectError> {
+                let name = value
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .ok_or(ObjectError::NoKind)?;
+                let kind = Kind::from_name(name)
+                    .ok_or_else(|| ObjectError::UnknownKind(name.to_string()))?;
+                let invalid = |source| ObjectError::Invalid { kind, source };
+                Ok(match kind {
+                    $(Kind::$kind => Object::$kind(serde_json::from_value(value).map_err(invalid)?)),*
+                })
+            }
+        }
+    };
+}
+
+kinds! {
+    Pod {
+        api_version: "v1", plural: "pods", short_names: ["po"],
+        namespaced: true, live_only: false,
+    },
+    Service {
+        api_version: "v1", plural: "services", short_names: ["svc"],
+        namespaced: true, live_only: false,
+    },
+    ReplicationController {
+        api_version: "v1", plural: "replicationcontrollers", short_names: ["rc"],
+        namespaced: true, live_only: false,
+    },
+    ConfigMap {
+        api_version: "v1", plural: "configmaps", short_names: ["cm"],
+        namespaced: true, live_only: false,
+    },
+    Secret {
+        api_version: "v1", plural: "secrets", short_names: [],
+        namespaced: true, live_only: false,
+    },
+    Namespace {
+        api_version: "v1", plural: "namespaces", short_names: ["ns"],
+        namespaced: false, live_only: false,
+    },
+    Node {
+        api_version: "v1", plural: "nodes", short_names: ["no"],
+        namespaced: false, live_only: true,
+    },
+    Endpoints {
+        api_version: "v1", plural: "endpoints", short_names: ["ep"],
+        namespaced: true, live_only: true,
+    },
+    Event {
+        api_version: "v1", plural: "events", short_names: ["ev"],
+        namespaced: true, live_only: true,
+    },
+    Deployment {
+        api_version: "apps/v1", plural: "deployments", short_names: ["deploy"],
+        namespaced: true, live_only: false,
+    },
+    ReplicaSet {
+        api_version: "apps/v1", plural: "replicasets", short_names: ["rs"],
+        namespaced: true, live_only: false,
+    },
+    DaemonSet {
+        api_version: "apps/v1", plural: "daemonsets", short_names: ["ds"],
+        namespaced: true, live_only: false,
+    },
+    Job {
+        api_version: "batch/v1", plural: "jobs", short_names: [],
+        namespaced: true, live_only: false,
+    },
+}
+
+impl Kind {
+    /// The kind named exactly (`Deployment`).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.as_str() == name)
+    }
+
+    /// The kind a user typed on the command line: its name, plural or short name, any case.
+    pub fn lookup(name: &str) -> Option<Kind> {
+        let lower = name.to_ascii_lowercase();
+        Kind::ALL.iter().copied().find(|k| {
+            let info = k.info();
+            k.as_str().to_ascii_lowercase() == lower
+                || info.plural == lower
+                || info.short_names.contains(&lower.as_str())
+        })
+    }
+
+    /// The kind served at `api_version` (`v1`, `apps/v1`) under `plural`.
+    pub fn served_at(api_version: &str, plural: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| {
+            let info = k.info();
+            info.api_version == api_version && info.plural == plural
+        })
+    }
+
+    /// The kinds a manifest in git may declare.
+    pub fn declarable() -> impl Iterator<Item = Kind> {
+        Kind::ALL.iter().copied().filter(|k| !k.info().live_only)
+    }
+
+    /// Where this kind sits in the table (plans list changes in this order).
+    pub fn rank(self) -> usize {
+        Kind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// Read by its `kind` (the API's and the store's JSON), as [`Object::from_json`].
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Object, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Object::from_json(value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl PartialOrd for Kind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Kind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Kind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_name_plural_and_short_name() {
+        for (typed, kind) in [
+            ("deploy", Kind::Deployment),
+            ("Pods", Kind::Pod),
+            ("ep", Kind::Endpoints),
+            ("rc", Kind::ReplicationController),
+            ("SECRET", Kind::Secret),
+        ] {
+            assert_eq!(Kind::lookup(typed), Some(kind), "{typed}");
+        }
+        assert_eq!(Kind::lookup("ingress"), None);
+        assert_eq!(
+            Kind::served_at("apps/v1", "deployments"),
+            Some(Kind::Deployment)
+        );
+        assert_eq!(Kind::served_at("v1", "deployments"), None);
+        assert_eq!(Kind::Deployment.info().resource(), "deployments.apps");
+        assert_eq!(Kind::Pod.info().resource(), "pods");
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_json_with_its_api_version() {
+        for kind in Kind::ALL {
+            let info = kind.info();
+            assert_eq!(info.kind, *kind);
+            assert_eq!(Kind::from_name(kind.as_str()), Some(*kind));
+            let mut obj = Object::from_json(serde_json::json!({"kind": kind.as_str()})).unwrap();
+            assert_eq!(obj.kind(), *kind);
+            obj.set_type_meta();
+            let json = serde_json::to_value(&obj).unwrap();
+            assert_eq!(json["apiVersion"], info.api_version);
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn kinds_order_by_name_as_store_keys_do() {
+        let mut kinds = Kind::ALL.to_vec();
+        kinds.sort();
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+    }
+}

@@ -1,0 +1,259 @@
+//! [`Resource`]: what each kind's type says about itself that keel needs per kind: which part
+//! is the declared body, where its status is, and which pods it runs. Every kind in the
+//! table ([`crate::kinds`]) must implement it, so a new kind does not compile until it says.
+
+use crate::path::FieldPath;
+use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use crate::types::batch::Job;
+use crate::types::core::{
+    ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
+};
+use crate::types::meta::{Condition, ObjectMeta};
+use crate::types::pod::{Pod, PodSpec, PodTemplateSpec};
+
+/// Per-kind behaviour, implemented by each kind's type.
+pub trait Resource {
+    /// True when `self` and `other` declare the same body: everything but metadata and
+    /// status (a Deployment's spec, a ConfigMap's data).
+    fn same_body(&self, other: &Self) -> bool
+    where
+        Self: Sized;
+
+    /// Takes `old`'s status when `self` has none: a write from git declares intent and must
+    /// not erase what controllers observed (as Kubernetes' status subresource).
+    fn keep_status_from(&mut self, old: &Self)
+    where
+        Self: Sized;
+
+    /// Drops the status (what the cluster observed), leaving what was declared.
+    fn clear_status(&mut self);
+
+    /// The status conditions, made if absent; `None` for kinds whose status has none.
+    fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>>;
+
+    /// The pods this object runs: a pod's own spec, a workload's template; `None` for kinds
+    /// that run no pods (and for a workload without a template, which validation refuses).
+    fn pod_template(&self) -> Option<PodTemplateRef<'_>>;
+}
+
+/// The pods an object runs, and where their spec is written in its manifest.
+#[derive(Debug, Clone, Copy)]
+pub enum PodTemplateRef<'a> {
+    /// A Pod: its own metadata and `spec`.
+    Pod(&'a Pod),
+    /// A workload: `spec.template`.
+    Template(&'a PodTemplateSpec),
+}
+
+impl<'a> PodTemplateRef<'a> {
+    pub fn metadata(&self) -> &'a ObjectMeta {
+        match self {
+            PodTemplateRef::Pod(p) => &p.metadata,
+            PodTemplateRef::Template(t) => &t.metadata,
+        }
+    }
+
+    pub fn spec(&self) -> &'a PodSpec {
+        match self {
+            PodTemplateRef::Pod(p) => &p.spec,
+            PodTemplateRef::Template(t) => &t.spec,
+        }
+    }
+
+    /// Where the pod spec is in the manifest: `spec` or `spec.template.spec`.
+    pub fn spec_path(&self) -> FieldPath {
+        match self {
+            PodTemplateRef::Pod(_) => FieldPath::new("spec"),
+            PodTemplateRef::Template(_) => FieldPath::new("spec").field("template").field("spec"),
+        }
+    }
+}
+
+/// `status: Option<S>` handling for a type whose status has no conditions.
+macro_rules! status {
+    () => {
+        fn keep_status_from(&mut self, old: &Self) {
+            if self.status.is_none() {
+                self.status.clone_from(&old.status);
+            }
+        }
+
+        fn clear_status(&mut self) {
+            self.status = None;
+        }
+    };
+    (conditions) => {
+        status!();
+
+        fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
+            Some(
+                self.status
+                    .get_or_insert_with(Default::default)
+                    .conditions
+                    .get_or_insert_with(Vec::new),
+            )
+        }
+    };
+}
+
+/// A type without a status.
+macro_rules! no_status {
+    () => {
+        fn keep_status_from(&mut self, _: &Self) {}
+
+        fn clear_status(&mut self) {}
+
+        fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
+            None
+        }
+    };
+}
+
+/// A workload whose pods come from `spec.template`.
+macro_rules! templated {
+    () => {
+        fn pod_template(&self) -> Option<PodTemplateRef<'_>> {
+            self.spec.template.as_ref().map(PodTemplateRef::Template)
+        }
+    };
+}
+
+/// A kind that runs no pods.
+macro_rules! no_pods {
+    () => {
+        fn pod_template(&self) -> Option<PodTemplateRef<'_>> {
+            None
+        }
+    };
+}
+
+impl Resource for Pod {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    fn pod_template(&self) -> Option<PodTemplateRef<'_>> {
+        Some(PodTemplateRef::Pod(self))
+    }
+}
+
+impl Resource for Service {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!();
+    fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
+        None
+    }
+    no_pods!();
+}
+
+impl Resource for ReplicationController {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    templated!();
+}
+
+impl Resource for ConfigMap {
+    fn same_body(&self, other: &Self) -> bool {
+        (&self.data, &self.binary_data, self.immutable)
+            == (&other.data, &other.binary_data, other.immutable)
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for Secret {
+    fn same_body(&self, other: &Self) -> bool {
+        (&self.type_, &self.data, &self.string_data, self.immutable)
+            == (
+                &other.type_,
+                &other.data,
+                &other.string_data,
+                other.immutable,
+            )
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for Namespace {
+    fn same_body(&self, _: &Self) -> bool {
+        true
+    }
+    status!();
+    fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
+        None
+    }
+    no_pods!();
+}
+
+impl Resource for Node {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    no_pods!();
+}
+
+impl Resource for Endpoints {
+    fn same_body(&self, other: &Self) -> bool {
+        self.subsets == other.subsets
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for Event {
+    fn same_body(&self, other: &Self) -> bool {
+        fn body(e: &Event) -> impl PartialEq + '_ {
+            (
+                &e.involved_object,
+                &e.reason,
+                &e.message,
+                &e.type_,
+                e.count,
+                e.first_timestamp,
+                e.last_timestamp,
+                &e.source,
+            )
+        }
+        body(self) == body(other)
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for Deployment {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    templated!();
+}
+
+impl Resource for ReplicaSet {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    templated!();
+}
+
+impl Resource for DaemonSet {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    templated!();
+}
+
+impl Resource for Job {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    templated!();
+}
