@@ -18,7 +18,8 @@ use chrono::Utc;
 use keel_schema::Object;
 use keel_schema::types::core::{Event, EventSource, EventType};
 use keel_schema::types::meta::ObjectReference;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use keel_schema::Kind;
 use keel_store::{ObjectKey, Store, StoreError};
@@ -72,7 +73,7 @@ impl Recorder {
     }
 
     /// A recorder and the writer task to run (until `stop`).
-    pub fn new(store: Store, stop: watch::Receiver<bool>) -> (Self, impl Future<Output = ()>) {
+    pub fn new(store: Store, stop: CancellationToken) -> (Self, impl Future<Output = ()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let recorder = Self {
             tx: Some(tx),
@@ -200,11 +201,7 @@ async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
     }
 }
 
-async fn write_events(
-    store: Store,
-    mut rx: mpsc::Receiver<Record>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn write_events(store: Store, mut rx: mpsc::Receiver<Record>, stop: CancellationToken) {
     let mut expire = tokio::time::interval(Duration::from_secs(300));
     let mut buffer = Vec::with_capacity(BATCH);
     loop {
@@ -224,13 +221,9 @@ async fn write_events(
                 futures_util::future::join_all(writes).await;
             }
             _ = expire.tick() => expire_old(&store).await,
-            () = stopped(&mut stop) => return,
+            () = stop.cancelled() => return,
         }
     }
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Deletes Events that last happened more than [`TTL`] ago.

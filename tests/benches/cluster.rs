@@ -62,7 +62,7 @@ fn start_control_plane() -> ControlPlane {
     commit(&repo, "empty");
     let api = format!("127.0.0.1:{}", free_port());
     let agents_at = format!("127.0.0.1:{}", free_port());
-    let config = keel_reconciler::server::Config {
+    let config = keel_reconciler::Config {
         repo: repo.to_string_lossy().into_owned(),
         branch: None,
         path: None,
@@ -84,16 +84,23 @@ fn start_control_plane() -> ControlPlane {
         anonymous_read: true,
         encryption_key_file: None,
     };
-    // Its own thread and runtime, as its own process would have (and `run` is not `Send`).
+    // Its own thread and runtime, as its own process would have.
     std::thread::spawn(move || {
         let server = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .expect("server runtime");
-        if let Err(e) = server.block_on(keel_reconciler::server::run(config)) {
-            eprintln!("keel server: {e:#}");
+        server.block_on(async {
+            let mut control_plane = match keel_reconciler::ControlPlane::start(config).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("keel server: {e:#}");
+                    std::process::exit(1);
+                }
+            };
+            eprintln!("keel server: {}", control_plane.failed().await);
             std::process::exit(1);
-        }
+        });
     });
     ControlPlane {
         api: format!("http://{api}"),

@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use keel_reconciler::apply::ServiceNetwork;
-use keel_reconciler::server::Config;
+use keel_reconciler::{Config, ControlPlane};
 
 /// What `keel up` was asked for.
 #[derive(Debug, Clone)]
@@ -158,61 +158,63 @@ fn control_plane_config(config: &UpConfig, repo: &Path) -> Config {
 
 fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
     let (_lock, repo) = prepare(&config)?;
-    let server = control_plane_config(&config, &repo);
-    // The control plane on its own thread and runtime, as its own process would have; it
-    // stops on Ctrl-C or SIGTERM like `keel server`.
-    let control_plane = std::thread::spawn(move || -> anyhow::Result<()> {
-        let result = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(keel_reconciler::server::run(server));
-        if let Err(e) = &result {
-            // Into server.log, which keel up shows when the control plane does not start.
-            tracing::error!("keel server: {e:#}");
-        }
-        result
-    });
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let cluster = stages::Cluster::new(&config, &repo, &control_plane)?;
-    let mut agents = None;
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            r = cluster.bring_up(&mut agents) => r.map(|()| true),
-            _ = crate::signal::shutdown_signal() => Ok(false),
-        }
-    });
-    let interrupted = matches!(outcome, Ok(false));
-    let keep_running = match outcome {
-        Ok(up) => up,
-        // A control plane that stopped says why itself, below.
-        Err(_) if control_plane.is_finished() => false,
-        Err(e) => {
-            eprintln!("keel up: {e:#}");
-            false
-        }
-    };
-    if keep_running {
-        runtime.block_on(crate::signal::shutdown_signal());
-    }
-    step("stopping");
-    // The control plane saw the same signal; after a startup failure it did not, and this
-    // process's exit ends it (the store is crash-safe).
-    let removed = agents.map(agents::Agents::stop_and_clean).unwrap_or(0);
-    step(&format!("stopped; removed {removed} containers"));
-    if keep_running {
-        step("`keel up` again resumes with the same repository and store");
-    }
-    if control_plane.is_finished()
-        && let Ok(Err(e)) = control_plane.join()
-    {
-        anyhow::bail!("the control plane stopped: {e:#}");
-    }
+    let (keep_running, interrupted) = runtime.block_on(serve(&config, &repo))?;
     match (keep_running, interrupted) {
         (true, _) => Ok(()),
         // Interrupted while starting: what was started is gone; 130 as a shell reports it.
         (false, true) => std::process::exit(130),
         (false, false) => std::process::exit(1),
     }
+}
+
+/// Starts the control plane and the agents, waits through each stage, runs until a signal,
+/// then stops everything. Returns (it was up, it was interrupted while starting).
+async fn serve(config: &UpConfig, repo: &Path) -> anyhow::Result<(bool, bool)> {
+    let server_log = config.data_dir.join("logs").join("server.log");
+    let mut control_plane = ControlPlane::start(control_plane_config(config, repo))
+        .await
+        .map_err(|e| {
+            // Into server.log too, where the rest of the control plane's story is.
+            tracing::error!("keel server: {e:#}");
+            anyhow::anyhow!("the control plane did not start: {e:#}")
+        })?;
+    let cluster = stages::Cluster::new(config, repo);
+    let mut agents = None;
+    let outcome = tokio::select! {
+        r = cluster.bring_up(&mut agents) => r.map(|()| true),
+        failure = control_plane.failed() => Err(anyhow::anyhow!(
+            "the control plane stopped: {failure} (log: {})",
+            server_log.display()
+        )),
+        () = crate::signal::shutdown_signal() => Ok(false),
+    };
+    let interrupted = matches!(outcome, Ok(false));
+    let mut keep_running = match outcome {
+        Ok(up) => up,
+        Err(e) => {
+            eprintln!("keel up: {e:#}");
+            false
+        }
+    };
+    if keep_running {
+        tokio::select! {
+            () = crate::signal::shutdown_signal() => {}
+            failure = control_plane.failed() => {
+                eprintln!("keel up: the control plane stopped: {failure} (log: {})", server_log.display());
+                keep_running = false;
+            }
+        }
+    }
+    step("stopping");
+    // Agents first: the control plane then stops without nodes calling it.
+    let removed = agents.map(agents::Agents::stop_and_clean).unwrap_or(0);
+    control_plane.shutdown().await;
+    step(&format!("stopped; removed {removed} containers"));
+    if keep_running {
+        step("`keel up` again resumes with the same repository and store");
+    }
+    Ok((keep_running, interrupted))
 }

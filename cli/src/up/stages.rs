@@ -3,7 +3,6 @@
 //! are ready, the NodePort URLs answer.
 
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -20,47 +19,28 @@ use super::{UpConfig, step};
 pub struct Cluster<'a> {
     config: &'a UpConfig,
     repo: &'a Path,
-    control_plane: &'a JoinHandle<anyhow::Result<()>>,
     pub(super) url: String,
     /// The control plane's admin token file (it makes the file when it starts).
     pub(super) token_file: PathBuf,
-    server_log: PathBuf,
 }
 
 impl<'a> Cluster<'a> {
-    pub fn new(
-        config: &'a UpConfig,
-        repo: &'a Path,
-        control_plane: &'a JoinHandle<anyhow::Result<()>>,
-    ) -> anyhow::Result<Cluster<'a>> {
-        Ok(Cluster {
+    pub fn new(config: &'a UpConfig, repo: &'a Path) -> Cluster<'a> {
+        Cluster {
             config,
             repo,
-            control_plane,
             url: format!("http://{}", config.listen),
             token_file: config
                 .data_dir
                 .join("server")
                 .join(keel_reconciler::auth::api_token::FILE),
-            server_log: config.data_dir.join("logs").join("server.log"),
-        })
+        }
     }
 
     /// A client of the control plane, with its token as it is now (it is written at start).
     pub(super) fn client(&self) -> anyhow::Result<Client> {
         let token = std::fs::read_to_string(&self.token_file).unwrap_or_default();
         Ok(Client::new(&self.url, Some(token.trim()))?.with_timeout(Duration::from_secs(5)))
-    }
-
-    /// Fails when the control plane stopped (it says why in its log).
-    fn check_alive(&self) -> anyhow::Result<()> {
-        if self.control_plane.is_finished() {
-            anyhow::bail!(
-                "the control plane stopped (log: {})",
-                self.server_log.display()
-            );
-        }
-        Ok(())
     }
 
     /// Objects of `kind` (none while the control plane cannot be asked).
@@ -89,7 +69,6 @@ impl<'a> Cluster<'a> {
     async fn wait_for_control_plane(&self) -> anyhow::Result<()> {
         let started = Instant::now();
         while !self.client()?.healthy().await {
-            self.check_alive()?;
             if started.elapsed() > Duration::from_secs(30) {
                 anyhow::bail!(
                     "the control plane did not answer at {} within 30s",
@@ -153,7 +132,6 @@ impl<'a> Cluster<'a> {
                     tail(&log, 5)
                 );
             }
-            self.check_alive()?;
             if Instant::now() > deadline {
                 anyhow::bail!(
                     "only {} of {} nodes registered within 60s; see the logs in {}",
@@ -177,7 +155,6 @@ impl<'a> Cluster<'a> {
             if let Some(commit) = &status.applied_commit {
                 return Ok(Some(commit.chars().take(7).collect()));
             }
-            self.check_alive()?;
             if let Some(error) = &status.fetch_error {
                 step(&format!("cannot read the repository: {error}"));
                 step("fix it (a repository needs a commit on its branch); keel retries");

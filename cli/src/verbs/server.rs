@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keel_reconciler::server::{self, Config};
+use keel_reconciler::{Config, ControlPlane};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -153,11 +153,25 @@ pub fn run(args: &Args) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(server::run(config)) {
+    match runtime.block_on(serve(config)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("keel server: {e:#}");
             1
         }
+    }
+}
+
+/// Runs the control plane until a signal (or a part of it failing), then stops it.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut control_plane = ControlPlane::start(config).await?;
+    let failure = tokio::select! {
+        () = crate::signal::shutdown_signal() => None,
+        failure = control_plane.failed() => Some(failure),
+    };
+    control_plane.shutdown().await;
+    match failure {
+        None => Ok(()),
+        Some(failure) => anyhow::bail!(failure),
     }
 }

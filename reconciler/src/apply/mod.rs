@@ -41,6 +41,13 @@ pub struct Applied {
     pub store_revision: u64,
 }
 
+impl Applied {
+    /// Something was created, updated or deleted.
+    pub fn changed(&self) -> bool {
+        self.created + self.updated + self.deleted > 0
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error(
@@ -240,15 +247,14 @@ pub async fn apply_revision(
     new_commit: bool,
 ) -> Result<Applied, ApplyError> {
     let outcome = attempt(store, commit, revision, network).await;
-    let quiet_resync =
-        !new_commit && matches!(&outcome, Ok(a) if a.created + a.updated + a.deleted == 0);
+    let quiet_resync = !new_commit && matches!(&outcome, Ok(a) if !a.changed());
     // Store trouble is transient and retried: the history records what the revision
     // itself came to, once.
     if quiet_resync || matches!(outcome, Err(ApplyError::Store(_))) {
         return outcome;
     }
     let (result, error) = match &outcome {
-        Ok(a) if a.created + a.updated + a.deleted == 0 => (SyncResult::Unchanged, None),
+        Ok(a) if !a.changed() => (SyncResult::Unchanged, None),
         Ok(_) => (SyncResult::Applied, None),
         Err(ApplyError::Invalid { errors, .. }) => (
             SyncResult::Failed,

@@ -2,15 +2,12 @@
 //! it in `<data-dir>/admin-token` (mode 0600); the CLI sends it as `Authorization: Bearer`.
 //! Every endpoint that changes anything needs it; read endpoints too unless the server runs
 //! with `--anonymous-read`. `/healthz` and the webhook (which has its own signature) never do.
+//! The check itself is the HTTP API's (`crate::http::auth`).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 pub const FILE: &str = "admin-token";
 
@@ -36,7 +33,9 @@ impl ApiToken {
         Ok(Arc::new(ApiToken(token)))
     }
 
-    fn accepts(&self, header: Option<&str>) -> bool {
+    /// Whether an `Authorization` header value carries this token (compared in constant
+    /// time).
+    pub fn accepts(&self, header: Option<&str>) -> bool {
         use subtle::ConstantTimeEq;
         let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             return false;
@@ -44,28 +43,4 @@ impl ApiToken {
         let given = given.trim().as_bytes();
         given.len() == self.0.len() && bool::from(given.ct_eq(self.0.as_bytes()))
     }
-}
-
-/// axum middleware: 401 without the right bearer token.
-pub async fn require(State(token): State<Arc<ApiToken>>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if token.accepts(given) {
-        return next.run(request).await;
-    }
-    let message = if given.is_none() {
-        "this keel server needs a bearer token (Authorization: Bearer …); the keel CLI sends \
-         KEEL_TOKEN, or the admin-token file of the server's data dir"
-    } else {
-        "the bearer token is wrong"
-    };
-    let mut response =
-        super::super::server::api::status(StatusCode::UNAUTHORIZED, "Unauthorized", message);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
-    response.into_response()
 }

@@ -87,12 +87,12 @@ impl ControlPlanePki {
     }
 
     /// Checks for renewal every tenth of the certificates' lifetime (at most hourly).
-    pub async fn renew_loop(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn renew_loop(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let every = (self.validity / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.cancelled() => return,
             }
             if let Err(e) = self.renew_if_due() {
                 tracing::error!(error = %format!("{e:#}"), "cannot renew the control plane's certificate");

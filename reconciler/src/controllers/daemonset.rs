@@ -16,10 +16,10 @@ use keel_schema::Object;
 use keel_schema::types::apps::{DaemonSet, DaemonSetStatus};
 use keel_schema::types::core::Node;
 
-use super::cache::Change;
 use super::deployment::template_hash;
 use super::pods::{self, Availability};
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
+use crate::cache::Change;
 use keel_schema::Kind;
 use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError, Stored};

@@ -24,9 +24,9 @@ use keel_schema::types::meta::Condition;
 use keel_schema::types::pod::PodTemplateSpec;
 use sha2::Digest;
 
-use super::cache::{Change, Written};
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
+use crate::cache::{Change, Written};
 use keel_schema::Kind;
 use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError, Stored};

@@ -15,9 +15,9 @@ use keel_schema::types::core::{EndpointAddress, EndpointPort, EndpointSubset, En
 use keel_schema::types::meta::ObjectReference;
 use keel_schema::types::pod::Pod;
 
-use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use crate::cache::Change;
 use keel_schema::Kind;
 use keel_store::{ObjectKey, StoreError};
 

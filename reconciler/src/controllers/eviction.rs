@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::Utc;
 use keel_schema::Object;
 
-use super::cache::Change;
 use super::{Action, Controller, Ctx, Result, runner};
+use crate::cache::Change;
 use keel_schema::Kind;
 use keel_schema::types::core::EventType;
 use keel_store::ObjectKey;

@@ -4,8 +4,8 @@
 
 use keel_schema::{Kind, Object};
 
-use super::cache::Change;
 use super::{Action, Controller, Ctx, Result, runner};
+use crate::cache::Change;
 use keel_store::ObjectKey;
 
 pub struct GarbageCollector;

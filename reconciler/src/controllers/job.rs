@@ -17,9 +17,9 @@ use keel_schema::types::batch::Job;
 use keel_schema::types::meta::Condition;
 use keel_schema::types::pod::{Pod, PodPhase};
 
-use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, owner_keys, runner};
+use crate::cache::Change;
 use keel_schema::Kind;
 use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError};

@@ -17,7 +17,6 @@
 //! - [`eviction`]: deletes the pods of nodes that stayed not ready.
 //! - [`pods`]: what several controllers ask of a pod (active, ready, available, owner).
 
-pub mod cache;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -37,9 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_schema::{Kind, Object};
-use tokio::sync::watch;
 
-use cache::{Cache, Change, Written};
+use crate::cache::{Cache, Change, Written};
 use keel_store::{ObjectKey, Store, StoreError, Stored};
 
 /// What a reconcile asks of the runner when it succeeds.
@@ -173,68 +171,65 @@ pub fn keys_of_kind(ctx: &Ctx, kind: Kind) -> Vec<ObjectKey> {
         .collect()
 }
 
-/// Starts filling `cache` and every controller; they run until `stop`.
+/// Starts every controller on `tasks`; they run until the tasks' stop.
 pub fn start(
+    tasks: &crate::tasks::Tasks,
     store: Store,
     cache: Cache,
     config: Config,
     events: crate::events::Recorder,
-    stop: watch::Receiver<bool>,
 ) {
     let ctx = Arc::new(Ctx {
-        store: store.clone(),
-        cache: cache.clone(),
+        store,
+        cache,
         config,
         expectations: Default::default(),
         events,
     });
-    {
-        let (cache, stop) = (cache.clone(), stop.clone());
-        tokio::spawn(async move { cache.run(store, stop).await });
-    }
-    tokio::spawn(runner::run(
+    let stop = tasks.stop();
+    tasks.spawn(runner::run(
         Arc::new(replicas::ReplicaController),
         ctx.clone(),
         4,
         stop.clone(),
     ));
-    tokio::spawn(runner::run(
+    tasks.spawn(runner::run(
         Arc::new(deployment::DeploymentController),
         ctx.clone(),
         2,
         stop.clone(),
     ));
-    tokio::spawn(runner::run(
+    tasks.spawn(runner::run(
         Arc::new(daemonset::DaemonSetController),
         ctx.clone(),
         1,
         stop.clone(),
     ));
-    tokio::spawn(runner::run(
+    tasks.spawn(runner::run(
         Arc::new(job::JobController),
         ctx.clone(),
         2,
         stop.clone(),
     ));
-    tokio::spawn(runner::run(
+    tasks.spawn(runner::run(
         Arc::new(endpoints::EndpointsController),
         ctx.clone(),
         2,
         stop.clone(),
     ));
-    tokio::spawn(runner::run(
+    tasks.spawn(runner::run(
         Arc::new(gc::GarbageCollector),
         ctx.clone(),
         2,
         stop.clone(),
     ));
-    tokio::spawn(runner::run(
+    tasks.spawn(runner::run(
         Arc::new(eviction::EvictionController),
         ctx.clone(),
         1,
         stop.clone(),
     ));
-    tokio::spawn(runner::run(
+    tasks.spawn(runner::run(
         Arc::new(scheduling::SchedulingController::default()),
         ctx,
         scheduling::WORKERS,

@@ -22,9 +22,9 @@ use keel_schema::types::core::ReplicationControllerStatus;
 use keel_schema::types::pod::{Pod, PodPhase, PodTemplateSpec};
 use keel_schema::validate::meta::MANAGED_BY_LABEL;
 
-use super::cache::{Change, Written};
 use super::pods::{self, Availability};
 use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
+use crate::cache::{Change, Written};
 use keel_schema::Kind;
 use keel_schema::types::core::EventType;
 use keel_store::{ObjectKey, StoreError, Stored};

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::cache::{Change, Written};
 use super::queue::WorkQueue;
 use super::{Action, Controller, Ctx};
+use crate::cache::{Change, Written};
 
 /// How long a reconcile waits for the cache to show its writes before leaving an
 /// expectation.
@@ -45,14 +45,14 @@ pub async fn run<C: Controller>(
     controller: Arc<C>,
     ctx: Arc<Ctx>,
     workers: usize,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let queue: WorkQueue<C::Key> = WorkQueue::new();
     // Subscribed before the cache is synced, so no change between the load and here is lost.
     let mut changes = ctx.cache.subscribe();
     tokio::select! {
         _ = ctx.cache.wait_synced() => {}
-        _ = stop.wait_for(|s| *s) => return,
+        _ = stop.cancelled() => return,
     }
     let mut keys = Vec::new();
     controller.keys_for(&Change::Relisted, &ctx, &mut keys);
@@ -120,7 +120,7 @@ pub async fn run<C: Controller>(
                     queue.add(key);
                 }
             }
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.cancelled() => break,
         }
     }
     tasks.abort_all();

@@ -16,9 +16,9 @@ use keel_schema::Object;
 use keel_schema::types::meta::Condition;
 use keel_schema::types::pod::{Pod, PodPhase, PodStatus};
 
-use super::cache::Change;
 use super::pods;
 use super::{Action, Controller, ControllerError, Ctx, Result, runner};
+use crate::cache::Change;
 use keel_scheduler::SchedulerCache;
 use keel_schema::Kind;
 use keel_schema::types::core::EventType;

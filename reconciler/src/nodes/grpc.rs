@@ -14,6 +14,7 @@ use keel_agent_protocol::{
 use keel_tls::Identity;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{NodeRegistry, RegisterError};
@@ -25,9 +26,9 @@ const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 pub struct ControlPlaneService {
     pub registry: NodeRegistry,
-    /// Turns true when the control plane stops: open status streams end then, or a graceful
+    /// Cancelled when the control plane stops: open status streams end then, or a graceful
     /// shutdown would wait for them for ever.
-    pub stop: tokio::sync::watch::Receiver<bool>,
+    pub stop: CancellationToken,
     /// `None` under `--insecure`.
     pub pki: Option<Arc<ControlPlanePki>>,
     pub join_tokens: Arc<JoinTokens>,
@@ -113,14 +114,14 @@ impl ControlPlane for ControlPlaneService {
         let caller = self.calling_node(&request)?;
         let mut stream = request.into_inner();
         let mut node: Option<String> = None;
-        let mut stop = self.stop.clone();
+        let stop = self.stop.clone();
         loop {
             let report = tokio::select! {
                 msg = stream.message() => match msg? {
                     Some(r) => r,
                     None => break,
                 },
-                _ = stop.wait_for(|s| *s) => {
+                _ = stop.cancelled() => {
                     return Err(Status::unavailable("the control plane is shutting down"));
                 }
             };
@@ -248,12 +249,9 @@ pub async fn serve(
     registry: NodeRegistry,
     pki: Option<Arc<ControlPlanePki>>,
     join_tokens: Arc<JoinTokens>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let mut until = stop.clone();
-    let shutdown = async move {
-        let _ = until.wait_for(|s| *s).await;
-    };
+    let shutdown = stop.clone().cancelled_owned();
     let tls = pki.as_ref().map(|p| p.server_config());
     let svc = ControlPlaneServer::new(ControlPlaneService {
         registry,

@@ -529,20 +529,13 @@ impl NodeRegistry {
         }
     }
 
-    /// Runs [`NodeRegistry::check_heartbeats`] every second until `stop` turns true.
-    pub async fn run_lifecycle(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Runs [`NodeRegistry::check_heartbeats`] every second until `stop`.
+    pub async fn run_lifecycle(&self, stop: tokio_util::sync::CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            if *stop.borrow() {
-                return;
-            }
             tokio::select! {
                 _ = tick.tick() => self.check_heartbeats().await,
-                changed = stop.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
+                _ = stop.cancelled() => return,
             }
         }
     }

@@ -20,13 +20,14 @@ use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use keel_agent_protocol::{NodeDesired, ServiceEntry};
 use keel_schema::Object;
 use keel_schema::types::pod::Pod;
-use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::AGENT_ADDRESS;
 use super::dial::AgentDialer;
-use crate::controllers::cache::{Cache, Change};
+use crate::cache::{Cache, Change};
 use keel_schema::Kind;
 use keel_store::{ObjectKey, Stored};
 
@@ -193,11 +194,11 @@ fn agent_address(cache: &Cache, node: &str) -> Option<String> {
 }
 
 /// Runs node sync until `stop`.
-pub async fn run(cache: Cache, dialer: AgentDialer, mut stop: watch::Receiver<bool>) {
+pub async fn run(cache: Cache, dialer: AgentDialer, stop: CancellationToken) {
     let mut changes = cache.subscribe();
     tokio::select! {
         _ = cache.wait_synced() => {}
-        _ = stop.wait_for(|s| *s) => return,
+        _ = stop.cancelled() => return,
     }
     let mut nodes: HashMap<String, NodeState> = HashMap::new();
     // Dirty nodes, and whether to send even an unchanged set.
@@ -312,7 +313,7 @@ pub async fn run(cache: Cache, dialer: AgentDialer, mut stop: watch::Receiver<bo
                 }
             }
             _ = resend.tick() => mark_all(&mut dirty, true),
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

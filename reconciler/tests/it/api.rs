@@ -1,9 +1,9 @@
 //! The read API over a real store: Kubernetes paths and list shapes, label selectors, errors
 //! as `Status` objects, and Secret values that never leave the server.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use keel_reconciler::server::http::{AppState, router};
+use keel_reconciler::http::{AppState, router};
 use keel_schema::object::Object;
 use keel_store::{Store, StoreSpec};
 use serde_json::{Value, json};
@@ -14,8 +14,6 @@ struct Api {
     client: reqwest::Client,
     token: String,
     _dir: tempfile::TempDir,
-    /// Keeps the cache following the store for the test's length.
-    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Api {
@@ -46,8 +44,8 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
         store.create(Object::from_json(o).unwrap()).await.unwrap();
     }
     let (trigger, _rx) = tokio::sync::mpsc::channel(1);
-    let cache = keel_reconciler::controllers::cache::Cache::new();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let cache = keel_reconciler::cache::Cache::new();
+    let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn({
         let (cache, store) = (cache.clone(), store.clone());
         async move { cache.run(store, stop).await }
@@ -55,7 +53,7 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
     let state = AppState {
         cache,
         store,
-        status: Arc::new(Mutex::new(Default::default())),
+        status: Default::default(),
         metrics: Arc::default(),
         trigger,
         webhook_secret: None,
@@ -95,7 +93,6 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
             .unwrap(),
         token,
         _dir: dir,
-        _stop: stop_tx,
     }
 }
 

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use keel_reconciler::controllers::{self, cache::Cache};
+use keel_reconciler::cache::Cache;
+use keel_reconciler::controllers;
 use keel_reconciler::events::Recorder;
+use keel_reconciler::tasks::Tasks;
 use keel_schema::Kind;
 use keel_schema::object::Object;
 use keel_store::{ObjectKey, Store, StoreSpec, Stored};
@@ -12,7 +14,6 @@ use serde_json::{Value, json};
 
 struct Cluster {
     store: Store,
-    _stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -24,21 +25,17 @@ impl Cluster {
         })
         .await
         .unwrap();
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let (events, writer) = Recorder::new(store.clone(), stop.clone());
-        tokio::spawn(writer);
-        controllers::start(
-            store.clone(),
-            Cache::new(),
-            Default::default(),
-            events,
-            stop,
-        );
-        Cluster {
-            store,
-            _stop: stop_tx,
-            _dir: dir,
+        // The parts run until the test's runtime ends.
+        let (tasks, _failures) = Tasks::new();
+        let (events, writer) = Recorder::new(store.clone(), tasks.stop());
+        tasks.spawn(writer);
+        let cache = Cache::new();
+        {
+            let (cache, store, stop) = (cache.clone(), store.clone(), tasks.stop());
+            tasks.spawn(async move { cache.run(store, stop).await });
         }
+        controllers::start(&tasks, store.clone(), cache, Default::default(), events);
+        Cluster { store, _dir: dir }
     }
 
     async fn create(&self, value: Value) -> Stored {

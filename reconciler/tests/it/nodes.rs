@@ -34,14 +34,13 @@ async fn control_plane(grace: Duration) -> ControlPlane {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let lifecycle = registry.clone();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let lifecycle_stop = stop.clone();
     tokio::spawn(async move { lifecycle.run_lifecycle(lifecycle_stop).await });
     let join_tokens = std::sync::Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
         dir.path(),
     ));
     tokio::spawn(async move {
-        let _keep = stop_tx;
         // Plaintext: these tests are about the registry; mutual TLS has its own end-to-end
         // tests with real agents.
         nodes::grpc::serve(listener, registry, None, join_tokens, stop).await

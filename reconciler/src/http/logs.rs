@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use keel_agent_protocol::LogsRequest;
 use keel_schema::object::Object;
 
-use super::api::status;
-use super::http::AppState;
+use super::errors::status;
+use super::state::AppState;
 use keel_schema::Kind;
 use keel_store::ObjectKey;
 

@@ -17,11 +17,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use keel_api::lists::ObjectList;
 use keel_schema::selector::Selector;
 use keel_schema::{Kind, KindInfo, Object};
 use serde_json::{Value, json};
 
-use super::http::AppState;
+use super::errors::{bad_request, internal, no_such_resource, status};
+use super::state::AppState;
 use keel_store::ObjectKey;
 
 pub fn routes() -> Router<AppState> {
@@ -46,31 +48,6 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// A Kubernetes `Status` error.
-pub fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
-    (
-        code,
-        Json(json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message.into(),
-            "reason": reason,
-            "code": code.as_u16(),
-        })),
-    )
-        .into_response()
-}
-
-fn no_such_resource() -> Response {
-    status(
-        StatusCode::NOT_FOUND,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 /// The kind served at `api_version` + `plural`.
 fn kind_at(api_version: &str, plural: &str) -> Option<&'static KindInfo> {
     Kind::served_at(api_version, plural).map(Kind::info)
@@ -83,7 +60,7 @@ pub fn shown(object: &Object) -> Value {
         for field in ["data", "stringData"] {
             if let Some(Value::Object(data)) = v.get_mut(field) {
                 for value in data.values_mut() {
-                    *value = json!(crate::plan::display::REDACTED);
+                    *value = json!(keel_api::REDACTED);
                 }
             }
         }
@@ -112,22 +89,14 @@ async fn list(
             .get(unsupported)
             .is_some_and(|v| !v.is_empty() && v != "false")
         {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("{unsupported} is not supported by keel's API"),
-            );
+            return bad_request(format!("{unsupported} is not supported by keel's API"));
         }
     }
     let selector = match params.get("labelSelector").filter(|s| !s.trim().is_empty()) {
         Some(text) => match Selector::parse(text) {
             Ok(s) => Some(s),
             Err(e) => {
-                return status(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    format!("unable to parse requirement: labelSelector: {e}"),
-                );
+                return bad_request(format!("unable to parse requirement: labelSelector: {e}"));
             }
         },
         None => None,
@@ -139,24 +108,16 @@ async fn list(
     {
         Ok(result) => {
             let items: Vec<Value> = result.items.iter().map(|s| shown(&s.object)).collect();
-            Json(json!({
-                "apiVersion": info.api_version,
-                "kind": format!("{}List", info.kind),
-                "metadata": {"resourceVersion": result.revision.to_string()},
-                "items": items,
-            }))
-            .into_response()
+            let kind = format!("{}List", info.kind);
+            let list = ObjectList::new(info.api_version, &kind, Some(result.revision), items);
+            Json(list).into_response()
         }
         Err(e) => store_error(e),
     }
 }
 
 fn store_error(e: keel_store::StoreError) -> Response {
-    status(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalError",
-        e.to_string(),
-    )
+    internal(e.to_string())
 }
 
 async fn get_one(

@@ -128,7 +128,7 @@ impl Metrics {
 
     /// Sets the cluster gauges from the controllers' cache (nothing before it is synced:
     /// "not loaded yet" is not "zero").
-    pub fn observe(&self, cache: &crate::controllers::cache::Cache) {
+    pub fn observe(&self, cache: &crate::cache::Cache) {
         use keel_schema::Object;
         if !cache.is_synced() {
             return;

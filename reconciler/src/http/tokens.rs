@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Json, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::status;
-use super::http::AppState;
+use super::errors::status;
+use super::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use keel_schema::Object;
 use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
 
 use keel_schema::Kind;
 use keel_store::{ObjectKey, Store, StoreError, Stored, WatchEventType};
@@ -294,11 +295,11 @@ impl Cache {
     }
 
     /// Lists and watches the store until `stop`; relists after an expired or broken watch.
-    pub async fn run(&self, store: Store, mut stop: watch::Receiver<bool>) {
+    pub async fn run(&self, store: Store, stop: CancellationToken) {
         loop {
             let outcome = tokio::select! {
                 outcome = self.follow(&store) => outcome,
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.cancelled() => return,
             };
             // Changes may be missed from here on: nobody acts until the next list.
             self.synced.send_replace(false);
@@ -307,7 +308,7 @@ impl Cache {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.cancelled() => return,
             }
         }
     }

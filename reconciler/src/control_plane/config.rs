@@ -1,0 +1,38 @@
+//! Everything the control plane is told at start (`keel server`'s flags, or `keel up`'s
+//! choices).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::apply::ServiceNetwork;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub repo: String,
+    pub branch: Option<String>,
+    pub path: Option<String>,
+    pub data_dir: PathBuf,
+    pub store: Option<String>,
+    /// `HOST:PORT` (a name such as `localhost` is resolved).
+    pub listen: String,
+    /// `HOST:PORT` of the agents' gRPC API.
+    pub agent_listen: String,
+    pub node_grace: Duration,
+    pub pod_eviction_timeout: Duration,
+    pub poll_interval: Duration,
+    pub resync_interval: Duration,
+    pub webhook_secret: Option<Vec<u8>>,
+    /// Where Services get their ClusterIPs and NodePorts.
+    pub service_network: ServiceNetwork,
+    /// Hold the first apply until this many nodes are Ready, so a fresh cluster's pods
+    /// spread over its nodes instead of all landing on the first to register (`keel up`).
+    pub wait_for_nodes: usize,
+    /// Plaintext gRPC with agents, no certificates (tests only; loudly warned about).
+    pub insecure: bool,
+    /// How long node and control-plane certificates last.
+    pub cert_validity: Duration,
+    /// Serve the read endpoints without the bearer token.
+    pub anonymous_read: bool,
+    /// Encrypt Secrets at rest with the key in this file.
+    pub encryption_key_file: Option<PathBuf>,
+}

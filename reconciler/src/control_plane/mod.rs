@@ -1,0 +1,227 @@
+//! The control plane as one value: [`ControlPlane::start`] opens what it needs and starts
+//! every part; [`ControlPlane::failed`] says when a part it cannot run without stopped;
+//! [`ControlPlane::shutdown`] stops them all and waits for them.
+//!
+//! The parts: the HTTP API, the agents' gRPC API, the controllers' cache, the controllers
+//! and scheduler, node sync, the node lifecycle, the event writer, certificate renewal, and
+//! the git sync loop (held back until enough nodes are ready, when asked).
+//!
+//! # Layout
+//! - this file: starting and stopping the parts; [`config`]: what it is told;
+//!   [`open`]: what it opens first (store, repository, identity, listeners).
+
+mod config;
+mod open;
+
+pub use config::Config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+use crate::events::Recorder;
+use crate::metrics::Metrics;
+use crate::nodes::NodeRegistry;
+use crate::nodes::dial::AgentDialer;
+use crate::sync::{Settings, StatusHandle, Syncer};
+use crate::tasks::{Failures, Tasks};
+
+/// How long a shutdown waits for in-flight work (reconciles, applies, requests).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A running control plane.
+pub struct ControlPlane {
+    tasks: Tasks,
+    failures: Failures,
+    /// Where the HTTP API and the agents' API listen (the ports a `:0` chose).
+    pub http_address: SocketAddr,
+    pub agent_address: SocketAddr,
+    /// Kept for the control plane's life: dropping it stops watching the repository.
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl ControlPlane {
+    /// Opens the store, the repository and the listeners, and starts every part.
+    pub async fn start(config: Config) -> anyhow::Result<ControlPlane> {
+        let opened = open::open(&config).await?;
+        let (tasks, failures) = Tasks::new();
+        let http_address = opened.http.local_addr()?;
+        let agent_address = opened.agents.local_addr()?;
+        let status = StatusHandle::new(opened.source.display().to_string(), opened.source.branch());
+        let (trigger, triggers) = mpsc::channel(16);
+        let watcher = match opened.source.git_dir() {
+            Some(dir) => Some(
+                crate::sync::notify::watch_git_dir(&dir, trigger.clone())
+                    .map_err(|e| anyhow::anyhow!("cannot watch the repository: {e}"))?,
+            ),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let cache = Cache::new();
+        let dialer = AgentDialer::new(opened.pki.clone());
+        let events = start_events(&tasks, &opened.store);
+        let registry = NodeRegistry::new(opened.store.clone(), config.node_grace)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the nodes from the store: {e}"))?
+            .with_events(events.clone())
+            .with_heartbeat_counter(metrics.heartbeats.clone());
+        let state = crate::http::AppState {
+            store: opened.store.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            cache: cache.clone(),
+            trigger,
+            webhook_secret: config.webhook_secret.clone().map(Arc::new),
+            service_network: config.service_network.clone(),
+            dialer: dialer.clone(),
+            api_token: opened.api_token.clone(),
+            anonymous_read: config.anonymous_read,
+            join_tokens: opened.join_tokens.clone(),
+            pki: opened.pki.clone(),
+        };
+        start_http(&tasks, opened.http, state);
+        let stop = tasks.stop();
+        tasks.spawn_critical(
+            "the agents' API",
+            crate::nodes::grpc::serve(
+                opened.agents,
+                registry.clone(),
+                opened.pki.clone(),
+                opened.join_tokens.clone(),
+                stop.clone(),
+            ),
+        );
+        if let Some(pki) = opened.pki {
+            tasks.spawn(pki.renew_loop(stop.clone()));
+        }
+        start_cluster_state(&tasks, &opened.store, &cache, &config, &metrics, events);
+        tasks.spawn(crate::nodes::sync::run(cache.clone(), dialer, stop.clone()));
+        tasks.spawn(async move { registry.run_lifecycle(stop).await });
+        let branch = if opened.source.is_remote() && config.branch.is_none() {
+            "the remote's HEAD branch".to_string()
+        } else {
+            opened.source.branch()
+        };
+        tracing::info!(listen = %http_address, repo = %opened.source.display(), branch = %branch, "keel server started");
+        let syncer = Syncer {
+            store: opened.store,
+            source: Arc::new(opened.source),
+            status,
+            metrics,
+            settings: Settings {
+                poll_interval: config.poll_interval,
+                resync_interval: config.resync_interval,
+                service_network: config.service_network.clone(),
+            },
+        };
+        start_sync(&tasks, syncer, triggers, cache, config.wait_for_nodes);
+        Ok(ControlPlane {
+            tasks,
+            failures,
+            http_address,
+            agent_address,
+            _watcher: watcher,
+        })
+    }
+
+    /// Waits until a part the control plane cannot run without stopped, and says which and
+    /// why; never returns while all is well.
+    pub async fn failed(&mut self) -> String {
+        self.failures.next().await
+    }
+
+    /// Stops every part: no new work starts, in-flight reconciles and applies finish, open
+    /// API streams end; waits for all of them (at most 30 s).
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        if self.tasks.shutdown(SHUTDOWN_GRACE).await {
+            tracing::info!("stopped");
+        }
+    }
+}
+
+/// The event recorder, and its writer task.
+fn start_events(tasks: &Tasks, store: &keel_store::Store) -> Recorder {
+    let (events, writer) = Recorder::new(store.clone(), tasks.stop());
+    tasks.spawn(writer);
+    events
+}
+
+fn start_http(tasks: &Tasks, listener: tokio::net::TcpListener, state: crate::http::AppState) {
+    let stop = tasks.stop();
+    tasks.spawn_critical("the HTTP API", async move {
+        axum::serve(listener, crate::http::router(state))
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+}
+
+/// The cache every controller reads, and the controllers.
+fn start_cluster_state(
+    tasks: &Tasks,
+    store: &keel_store::Store,
+    cache: &Cache,
+    config: &Config,
+    metrics: &Metrics,
+    events: Recorder,
+) {
+    {
+        let (cache, store, stop) = (cache.clone(), store.clone(), tasks.stop());
+        tasks.spawn(async move { cache.run(store, stop).await });
+    }
+    let settings = crate::controllers::Config {
+        pod_eviction_timeout: config.pod_eviction_timeout,
+        scheduling_seconds: Some(metrics.scheduling_seconds.clone()),
+        ..Default::default()
+    };
+    crate::controllers::start(tasks, store.clone(), cache.clone(), settings, events);
+}
+
+/// The sync loop, after `wait_for_nodes` nodes are ready (when asked).
+fn start_sync(
+    tasks: &Tasks,
+    syncer: Syncer,
+    triggers: mpsc::Receiver<()>,
+    cache: Cache,
+    wait_for_nodes: usize,
+) {
+    let stop = tasks.stop();
+    tasks.spawn(async move {
+        if wait_for_nodes > 0 && !wait_for_ready_nodes(&cache, wait_for_nodes, &stop).await {
+            return;
+        }
+        crate::sync::run(syncer, triggers, stop).await;
+    });
+}
+
+/// Returns true once `n` nodes registered with this control plane are Ready, false on
+/// shutdown. Nodes the store still holds as Ready from before a restart do not count until
+/// their agents are back.
+async fn wait_for_ready_nodes(cache: &Cache, n: usize, stop: &CancellationToken) -> bool {
+    tracing::info!(nodes = n, "waiting for nodes before the first apply");
+    // Less a margin: condition times are kept to the second.
+    let since = chrono::Utc::now() - chrono::Duration::seconds(2);
+    loop {
+        let ready = cache
+            .list(keel_schema::Kind::Node, None)
+            .iter()
+            .filter(|s| match &s.object {
+                keel_schema::Object::Node(node) => {
+                    crate::nodes::is_ready(node) && crate::nodes::heard_since(node, since)
+                }
+                _ => false,
+            })
+            .count();
+        if ready >= n {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.cancelled() => return false,
+        }
+    }
+}

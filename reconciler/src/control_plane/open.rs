@@ -1,0 +1,80 @@
+//! What the control plane opens before anything runs: the data dir, the store, the
+//! repository, the cluster's identity material and both listeners. Any of them failing
+//! stops the start with a message saying which.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use keel_store::encryption::SecretCipher;
+use keel_store::{Store, StoreSpec};
+use tokio::net::TcpListener;
+
+use super::Config;
+use crate::auth::api_token::ApiToken;
+use crate::auth::join_tokens::JoinTokens;
+use crate::auth::pki::ControlPlanePki;
+use crate::source::GitSource;
+
+/// The opened resources.
+pub struct Opened {
+    pub store: Store,
+    pub source: GitSource,
+    /// `None` under `--insecure`.
+    pub pki: Option<Arc<ControlPlanePki>>,
+    pub api_token: Arc<ApiToken>,
+    pub join_tokens: Arc<JoinTokens>,
+    pub http: TcpListener,
+    pub agents: TcpListener,
+}
+
+pub async fn open(config: &Config) -> anyhow::Result<Opened> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let spec = StoreSpec::parse(config.store.as_deref(), config.data_dir.clone())?;
+    let cipher = match &config.encryption_key_file {
+        Some(path) => Some(Arc::new(SecretCipher::from_key_file(path)?)),
+        None => None,
+    };
+    let store = Store::open_encrypted(&spec, cipher)
+        .await
+        .context("cannot open the store")?;
+    let source = GitSource::new(
+        &config.repo,
+        &config.data_dir,
+        config.branch.clone(),
+        config.path.clone(),
+    )
+    .context("cannot use --repo")?;
+    let pki = if config.insecure {
+        tracing::warn!(
+            "--insecure: agents connect in plaintext and without certificates; anyone who can \
+             reach --agent-listen can register a node, and anyone who can reach an agent can \
+             run containers on it. For tests only."
+        );
+        None
+    } else {
+        Some(
+            ControlPlanePki::load_or_create(&config.data_dir, config.cert_validity)
+                .context("cannot set up the cluster's certificates")?,
+        )
+    };
+    Ok(Opened {
+        store,
+        source,
+        pki,
+        api_token: ApiToken::load_or_create(&config.data_dir)?,
+        join_tokens: Arc::new(JoinTokens::new(&config.data_dir)),
+        http: listen(&config.listen, "").await?,
+        agents: listen(&config.agent_listen, " (--agent-listen)").await?,
+    })
+}
+
+async fn listen(address: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(address).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && flag.is_empty() => {
+            anyhow::bail!("cannot listen on {address}: {e} (is another keel server running?)")
+        }
+        Err(e) => anyhow::bail!("cannot listen on {address}{flag}: {e}"),
+    }
+}

@@ -1,0 +1,64 @@
+//! keel's own read endpoints: `/api/keel/status`, `/api/keel/history`, `/api/keel/applied`,
+//! and `/metrics`.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use keel_api::lists::ObjectList;
+use serde::Deserialize;
+
+use super::errors::error;
+use super::objects::shown;
+use super::state::AppState;
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.observe(&state.cache);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn status(State(state): State<AppState>) -> Response {
+    Json(state.status.get()).into_response()
+}
+
+/// The objects applied from git, as stored (Secret values replaced by a marker).
+pub async fn applied(State(state): State<AppState>) -> Response {
+    match crate::apply::applied_objects(&state.store).await {
+        Ok(objects) => {
+            let items: Vec<serde_json::Value> = objects
+                .into_values()
+                .map(|stored| shown(&stored.object))
+                .collect();
+            Json(ObjectList::new("v1", "List", None, items)).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<String>,
+}
+
+pub async fn history(State(state): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 50,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "limit must be a number from 1 to 1000",
+            );
+        }
+    };
+    match state.store.history(limit).await {
+        Ok(records) => Json(records).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}

@@ -1,0 +1,74 @@
+//! The HTTP API of `keel server` (axum): `/healthz`, `POST /api/webhook`, `/metrics`, keel's
+//! own endpoints (`/api/keel/…`), and the read API at Kubernetes' paths.
+//!
+//! Three tiers: `/healthz` and the webhook (verified by its signature) are open; reads need
+//! the bearer token unless the server runs with `--anonymous-read`; join tokens always need
+//! it ([`auth`]).
+//!
+//! # Layout
+//! - [`state`]: what handlers read; [`errors`]: error answers; [`auth`]: the token check.
+//! - [`objects`]: every kind at its Kubernetes path; [`logs`]: a pod's logs from its agent.
+//! - [`keel`]: status, history, applied objects, `/metrics`; [`plan`]: `keel plan --server`.
+//! - [`tokens`]: join tokens; [`webhook`]: GitHub push webhooks.
+
+pub mod auth;
+pub mod errors;
+pub mod keel;
+pub mod logs;
+pub mod objects;
+pub mod plan;
+pub mod state;
+pub mod tokens;
+pub mod webhook;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use state::AppState;
+
+/// Webhook bodies larger than this get 413.
+pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+/// Plan requests carry a whole revision's objects (10,000 objects are about 15 MiB).
+pub const MAX_PLAN_BODY: usize = 32 * 1024 * 1024;
+/// Token requests are a duration and a note.
+pub const MAX_TOKEN_BODY: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let require_token =
+        axum::middleware::from_fn_with_state(state.api_token.clone(), auth::require);
+    let open = Router::new()
+        .route(keel_api::paths::HEALTHZ, get(|| async { "ok\n" }))
+        .route(
+            "/api/webhook",
+            post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        );
+    let admin = Router::new()
+        .route(
+            keel_api::paths::TOKENS,
+            post(tokens::create)
+                .get(tokens::list)
+                .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY)),
+        )
+        .route_layer(require_token.clone());
+    let read = read_routes();
+    let read = if state.anonymous_read {
+        read
+    } else {
+        read.route_layer(require_token)
+    };
+    open.merge(read).merge(admin).with_state(state)
+}
+
+fn read_routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(keel::metrics))
+        .route(keel_api::paths::STATUS, get(keel::status))
+        .route(keel_api::paths::HISTORY, get(keel::history))
+        .route(keel_api::paths::APPLIED, get(keel::applied))
+        .route(
+            keel_api::paths::PLAN,
+            post(plan::plan).layer(DefaultBodyLimit::max(MAX_PLAN_BODY)),
+        )
+        .merge(objects::routes())
+}

@@ -1,0 +1,36 @@
+//! What every handler of the HTTP API reads.
+
+use std::sync::Arc;
+
+use keel_store::Store;
+use tokio::sync::mpsc;
+
+use crate::apply::ServiceNetwork;
+use crate::auth::api_token::ApiToken;
+use crate::auth::join_tokens::JoinTokens;
+use crate::auth::pki::ControlPlanePki;
+use crate::cache::Cache;
+use crate::metrics::Metrics;
+use crate::nodes::dial::AgentDialer;
+use crate::sync::StatusHandle;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub status: StatusHandle,
+    pub metrics: Arc<Metrics>,
+    /// The controllers' view of the cluster (for the gauges in `/metrics`).
+    pub cache: Cache,
+    /// Nudges the sync loop (the webhook).
+    pub trigger: mpsc::Sender<()>,
+    pub webhook_secret: Option<Arc<Vec<u8>>>,
+    /// Service ranges, so plans show the addresses applying would assign.
+    pub service_network: ServiceNetwork,
+    /// Channels to agents (`keel logs`).
+    pub dialer: AgentDialer,
+    pub api_token: Arc<ApiToken>,
+    pub anonymous_read: bool,
+    pub join_tokens: Arc<JoinTokens>,
+    /// `None` under `--insecure`.
+    pub pki: Option<Arc<ControlPlanePki>>,
+}

@@ -1,0 +1,213 @@
+//! One pass of the sync loop: fetch, read the tip; a new tip is loaded and applied, an old
+//! one resynced when due.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use keel_schema::{Revision, SyncResult};
+
+use super::Syncer;
+use crate::apply::{Applied, ApplyError, apply_revision, record_failure};
+use crate::source::{CommitInfo, GitSource};
+
+/// A loaded revision.
+struct Loaded {
+    commit: CommitInfo,
+    revision: Revision,
+}
+
+/// What the loop remembers between passes.
+pub struct State {
+    /// The last tip handled to an end (applied, or found invalid/refused/unreadable).
+    tip: Option<String>,
+    /// The last revision applied: resynced even while a newer tip is invalid.
+    applied: Option<Loaded>,
+    last_resync: Option<Instant>,
+}
+
+impl State {
+    /// After a restart: the revision last applied (from the history), so it keeps being
+    /// resynced even if the tip is broken.
+    pub async fn restore(syncer: &Syncer) -> State {
+        State {
+            tip: None,
+            applied: last_applied(syncer).await,
+            last_resync: None,
+        }
+    }
+
+    /// One pass. `Err` for trouble worth retrying soon (fetch, store), after reporting it.
+    pub async fn pass(&mut self, syncer: &Syncer) -> anyhow::Result<()> {
+        let tip = fetch(syncer).await?;
+        if self.tip.as_deref() != Some(tip.id.as_str()) {
+            return self.new_tip(syncer, tip).await;
+        }
+        let resync_due = self
+            .last_resync
+            .is_none_or(|t| t.elapsed() >= syncer.settings.resync_interval);
+        if resync_due && self.applied.is_some() {
+            self.last_resync = Some(Instant::now());
+            return self.resync(syncer).await;
+        }
+        Ok(())
+    }
+
+    /// The applied revision against the store again: drift is corrected.
+    async fn resync(&mut self, syncer: &Syncer) -> anyhow::Result<()> {
+        let Some(applied) = &self.applied else {
+            return Ok(());
+        };
+        let network = &syncer.settings.service_network;
+        match apply_revision(
+            &syncer.store,
+            &applied.commit,
+            &applied.revision,
+            network,
+            false,
+        )
+        .await
+        {
+            Ok(a) if a.changed() => {
+                tracing::info!(commit = %applied.commit.short, created = a.created, updated = a.updated, deleted = a.deleted, "drift corrected");
+                syncer.metrics.count_sync(SyncResult::Applied.as_str());
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                syncer.metrics.count_sync("error");
+                syncer.status.store_error(e.to_string());
+                self.last_resync = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Loads, validates and applies a new tip; records its outcome once.
+    async fn new_tip(&mut self, syncer: &Syncer, tip: CommitInfo) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let source = syncer.source.clone();
+        let id = tip.id.clone();
+        let (commit, revision) = match tokio::task::spawn_blocking(move || source.load(&id)).await?
+        {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                // A tree keel cannot read (a missing --path, say) is this commit's failure,
+                // recorded once; the applied revision keeps running and being resynced.
+                let msg = e.to_string();
+                tracing::warn!(commit = %tip.short, error = %msg, "revision unreadable; the last good revision keeps running");
+                record_failure(&syncer.store, &tip, msg.clone()).await;
+                syncer.metrics.count_sync(SyncResult::Failed.as_str());
+                syncer
+                    .status
+                    .not_applied(&tip.id, SyncResult::Failed, msg, now);
+                self.tip = Some(tip.id);
+                return Ok(());
+            }
+        };
+        let started = Instant::now();
+        let network = &syncer.settings.service_network;
+        let outcome = apply_revision(&syncer.store, &commit, &revision, network, true).await;
+        syncer
+            .metrics
+            .sync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(applied) => {
+                self.applied_tip(syncer, commit, revision, &applied, started);
+                Ok(())
+            }
+            Err(e @ (ApplyError::Invalid { .. } | ApplyError::RefusedEmpty { .. })) => {
+                let result = if matches!(e, ApplyError::Invalid { .. }) {
+                    SyncResult::Failed
+                } else {
+                    SyncResult::Refused
+                };
+                syncer.metrics.count_sync(result.as_str());
+                tracing::warn!(commit = %commit.short, error = %e, "revision not applied; the last good revision keeps running");
+                syncer
+                    .status
+                    .not_applied(&commit.id, result, e.to_string(), now);
+                self.tip = Some(commit.id);
+                Ok(())
+            }
+            Err(e) => {
+                // Store trouble: the same tip is tried again after a backoff.
+                syncer.metrics.count_sync("error");
+                syncer.status.store_error(e.to_string());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A new tip applied (or found unchanged): it is what runs now.
+    fn applied_tip(
+        &mut self,
+        syncer: &Syncer,
+        commit: CommitInfo,
+        revision: Revision,
+        applied: &Applied,
+        started: Instant,
+    ) {
+        let now = Utc::now();
+        let result = if applied.changed() {
+            SyncResult::Applied
+        } else {
+            SyncResult::Unchanged
+        };
+        syncer.metrics.count_sync(result.as_str());
+        syncer.metrics.last_success.set(now.timestamp());
+        tracing::info!(
+            commit = %commit.short,
+            result = %result,
+            created = applied.created,
+            updated = applied.updated,
+            deleted = applied.deleted,
+            took_ms = started.elapsed().as_millis() as u64,
+            "revision synced"
+        );
+        syncer.status.applied(&commit.id, &revision, result, now);
+        self.tip = Some(commit.id.clone());
+        self.last_resync = Some(Instant::now());
+        self.applied = Some(Loaded { commit, revision });
+    }
+}
+
+/// Fetches (a remote) and reads the branch tip, reporting how that went.
+async fn fetch(syncer: &Syncer) -> anyhow::Result<CommitInfo> {
+    let source: Arc<GitSource> = syncer.source.clone();
+    let fetched = tokio::task::spawn_blocking(move || {
+        source.fetch().map(|_| (source.branch(), source.tip()))
+    })
+    .await?;
+    match fetched {
+        Ok((branch, Ok(tip))) => {
+            syncer.status.fetched(&branch);
+            syncer.metrics.fetch_failing.set(0);
+            Ok(tip)
+        }
+        Ok((_, Err(e))) | Err(e) => {
+            syncer.metrics.fetch_failures.inc();
+            syncer.metrics.fetch_failing.set(1);
+            syncer.status.fetch_failed(e.to_string());
+            anyhow::bail!(e)
+        }
+    }
+}
+
+/// The revision last applied, from the history, if it can still be read and is valid.
+async fn last_applied(syncer: &Syncer) -> Option<Loaded> {
+    let history = syncer.store.history(100).await.ok()?;
+    let last = history.iter().find(|r| r.result.is_success())?;
+    let source = syncer.source.clone();
+    let commit = last.commit.clone();
+    let (commit, revision) = tokio::task::spawn_blocking(move || source.load(&commit))
+        .await
+        .ok()?
+        .ok()?;
+    if !revision.is_valid() {
+        return None;
+    }
+    syncer.status.restored(&commit.id, &revision);
+    Some(Loaded { commit, revision })
+}

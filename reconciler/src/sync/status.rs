@@ -1,0 +1,89 @@
+//! What the sync loop reports (`/api/keel/status`), shared with the HTTP API.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use keel_api::status::SyncStatus;
+use keel_schema::{ObjectKey, Revision, SyncResult};
+
+/// The sync status, written by the loop and read by the API. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct StatusHandle(Arc<Mutex<SyncStatus>>);
+
+impl StatusHandle {
+    pub fn new(repo: String, branch: String) -> StatusHandle {
+        StatusHandle(Arc::new(Mutex::new(SyncStatus {
+            repo,
+            branch,
+            ..Default::default()
+        })))
+    }
+
+    /// The status as it is now.
+    pub fn get(&self) -> SyncStatus {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SyncStatus> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The branch was read (fetching works again).
+    pub fn fetched(&self, branch: &str) {
+        let mut s = self.lock();
+        s.fetch_error = None;
+        s.branch = branch.to_string();
+    }
+
+    pub fn fetch_failed(&self, error: String) {
+        self.lock().fetch_error = Some(error);
+    }
+
+    /// `commit` was applied (or found unchanged): it is what runs now.
+    pub fn applied(
+        &self,
+        commit: &str,
+        revision: &Revision,
+        result: SyncResult,
+        at: DateTime<Utc>,
+    ) {
+        let mut s = self.lock();
+        s.declared = declared(revision);
+        s.applied_commit = Some(commit.to_string());
+        s.last_commit = Some(commit.to_string());
+        s.last_result = Some(result);
+        s.last_error = None;
+        s.last_sync = Some(at);
+    }
+
+    /// `commit` was tried and not applied; the applied one keeps running.
+    pub fn not_applied(&self, commit: &str, result: SyncResult, error: String, at: DateTime<Utc>) {
+        let mut s = self.lock();
+        s.last_commit = Some(commit.to_string());
+        s.last_result = Some(result);
+        s.last_error = Some(error);
+        s.last_sync = Some(at);
+    }
+
+    /// A store error, retried: only the error is shown.
+    pub fn store_error(&self, error: String) {
+        self.lock().last_error = Some(error);
+    }
+
+    /// After a restart: `commit` is what was last applied.
+    pub fn restored(&self, commit: &str, revision: &Revision) {
+        let mut s = self.lock();
+        s.declared = declared(revision);
+        s.applied_commit = Some(commit.to_string());
+    }
+}
+
+/// The objects a revision declares (for `keel status`: one declared but absent from the
+/// store is Missing).
+fn declared(revision: &Revision) -> Vec<ObjectKey> {
+    revision
+        .manifests
+        .iter()
+        .map(|m| ObjectKey::of(&m.object))
+        .collect()
+}
