@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 pub use crate::kinds::{Kind, KindInfo, Object, ObjectError};
 use crate::resource::PodTemplateRef;
+use crate::types::meta::Condition;
 
 impl Object {
     pub fn info(&self) -> &'static KindInfo {
@@ -17,6 +18,16 @@ impl Object {
 
     pub fn namespace(&self) -> &str {
         self.meta().namespace()
+    }
+
+    /// Its status conditions (none for kinds without them).
+    pub fn conditions(&self) -> &[Condition] {
+        self.resource().conditions()
+    }
+
+    /// Its status conditions, made if absent; `None` for kinds whose status has none.
+    pub fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
+        self.resource_mut().conditions_mut()
     }
 
     /// The pods this object runs (a pod's spec, a workload's template), if any.

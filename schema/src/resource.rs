@@ -28,6 +28,9 @@ pub trait Resource {
     /// Drops the status (what the cluster observed), leaving what was declared.
     fn clear_status(&mut self);
 
+    /// The status conditions (none when there is no status yet, or the kind has none).
+    fn conditions(&self) -> &[Condition];
+
     /// The status conditions, made if absent; `None` for kinds whose status has none.
     fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>>;
 
@@ -85,6 +88,13 @@ macro_rules! status {
     (conditions) => {
         status!();
 
+        fn conditions(&self) -> &[Condition] {
+            self.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_deref())
+                .unwrap_or_default()
+        }
+
         fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
             Some(
                 self.status
@@ -96,6 +106,19 @@ macro_rules! status {
     };
 }
 
+/// A status without conditions.
+macro_rules! no_conditions {
+    () => {
+        fn conditions(&self) -> &[Condition] {
+            &[]
+        }
+
+        fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
+            None
+        }
+    };
+}
+
 /// A type without a status.
 macro_rules! no_status {
     () => {
@@ -103,9 +126,7 @@ macro_rules! no_status {
 
         fn clear_status(&mut self) {}
 
-        fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
-            None
-        }
+        no_conditions!();
     };
 }
 
@@ -142,9 +163,7 @@ impl Resource for Service {
         self.spec == other.spec
     }
     status!();
-    fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
-        None
-    }
+    no_conditions!();
     no_pods!();
 }
 
@@ -184,9 +203,7 @@ impl Resource for Namespace {
         true
     }
     status!();
-    fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
-        None
-    }
+    no_conditions!();
     no_pods!();
 }
 

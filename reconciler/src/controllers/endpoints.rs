@@ -8,18 +8,17 @@
 
 use std::collections::BTreeMap;
 
-use keel_schema::Object;
 use keel_schema::intorstr::IntOrString;
 use keel_schema::selector::Selector;
 use keel_schema::types::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Service};
 use keel_schema::types::meta::ObjectReference;
 use keel_schema::types::pod::Pod;
+use keel_schema::{Kind, Object};
+use keel_store::ObjectKey;
 
-use super::pods;
-use super::{Action, Controller, ControllerError, Ctx, Result, keys_of_kind, runner};
-use crate::cache::Change;
-use keel_schema::Kind;
-use keel_store::{ObjectKey, StoreError};
+use super::runtime::{Action, Controller, Ctx, Raced, ReconcileError, Result};
+use super::{keys_of_kind, pods};
+use crate::cache::{Cache, Change};
 
 /// Marks Endpoints this controller wrote (others, from git, are never touched).
 pub const MANAGED_LABEL: &str = "endpoints.keel.dev/managed";
@@ -123,15 +122,36 @@ pub fn subsets_for<'p>(
         .collect()
 }
 
+/// The Endpoints `service` should have over `pods` (its namespace's).
+fn endpoints_for(service: &Service, pods: &[std::sync::Arc<keel_store::Stored>]) -> Endpoints {
+    let subsets = subsets_for(
+        service,
+        pods.iter().filter_map(|s| match &s.object {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        }),
+    );
+    let mut ep = Endpoints::default();
+    ep.metadata.name = service.metadata.name.clone();
+    ep.metadata.namespace = service.metadata.namespace.clone();
+    let mut labels = service.metadata.labels.clone().unwrap_or_default();
+    labels.insert(MANAGED_LABEL.into(), "true".into());
+    ep.metadata.labels = Some(labels);
+    pods::without_git_markers(&mut ep.metadata);
+    ep.subsets = (!subsets.is_empty()).then_some(subsets);
+    ep
+}
+
 impl Controller for EndpointsController {
     type Key = ObjectKey;
     const NAME: &'static str = "endpoints";
+    const COMPONENT: &'static str = "endpoint-controller";
 
-    fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        let mut keys = keys_of_kind(ctx, Kind::Service);
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        let mut keys = keys_of_kind(cache, Kind::Service);
         // Endpoints this controller made whose Service went while nobody watched.
         keys.extend(
-            ctx.cache
+            cache
                 .list(Kind::Endpoints, None)
                 .iter()
                 .filter(|s| s.object.meta().labels().contains_key(MANAGED_LABEL))
@@ -142,7 +162,7 @@ impl Controller for EndpointsController {
         keys
     }
 
-    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
+    fn keys_for(&self, change: &Change, cache: &Cache, out: &mut Vec<ObjectKey>) {
         match change.kind() {
             Some(Kind::Service | Kind::Endpoints) => {
                 for o in change.objects().take(1) {
@@ -151,7 +171,7 @@ impl Controller for EndpointsController {
             }
             Some(Kind::Pod) => {
                 for o in change.objects() {
-                    for s in ctx.cache.list(Kind::Service, Some(o.namespace())) {
+                    for s in cache.list(Kind::Service, Some(o.namespace())) {
                         if let Object::Service(svc) = &s.object
                             && let Some(sel) = &svc.spec.selector
                             && Selector::from_map(sel).matches(o.meta().labels())
@@ -162,69 +182,54 @@ impl Controller for EndpointsController {
                 }
             }
             Some(_) => {}
-            None => out.extend(self.all_keys(ctx)),
+            None => out.extend(self.all_keys(cache)),
         }
+    }
+
+    fn subject(&self, key: &ObjectKey) -> Option<ObjectKey> {
+        Some(key.clone())
     }
 
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
         let ep_key = ObjectKey::new(Kind::Endpoints, &key.namespace, &key.name);
-        let current = ctx.cache.get(&ep_key);
+        let current = ctx.cache().get(&ep_key);
         let ours = current
             .as_ref()
             .is_some_and(|s| s.object.meta().labels().contains_key(MANAGED_LABEL));
-        let service = match ctx.cache.get(key).map(|s| s.object.clone()) {
+        let service = match ctx.cache().get(key).map(|s| s.object.clone()) {
             Some(Object::Service(s)) if s.spec.selector.is_some() => s,
             // Gone, or without a selector: Endpoints we wrote go; others stay.
             _ => {
                 if let Some(current) = current.filter(|_| ours) {
-                    let w = ctx.delete(&ep_key, current.resource_version).await?;
-                    runner::settle(ctx, &w.into_iter().collect::<Vec<_>>()).await;
+                    ctx.delete(&ep_key, current.resource_version).await?;
                 }
                 return Ok(Action::Done);
             }
         };
-        let pods = ctx.cache.list(Kind::Pod, Some(&key.namespace));
-        let subsets = subsets_for(
-            &service,
-            pods.iter().filter_map(|s| match &s.object {
-                Object::Pod(p) => Some(p),
-                _ => None,
-            }),
-        );
-        let mut ep = Endpoints::default();
-        ep.metadata.name = Some(key.name.clone());
-        ep.metadata.namespace = Some(key.namespace.clone());
-        let mut labels = service.metadata.labels.clone().unwrap_or_default();
-        labels.insert(MANAGED_LABEL.into(), "true".into());
-        ep.metadata.labels = Some(labels);
-        pods::without_git_markers(&mut ep.metadata);
-        ep.subsets = (!subsets.is_empty()).then_some(subsets);
-        let written = match &current {
-            None => ctx.create(Object::Endpoints(ep)).await,
+        let ep = endpoints_for(&service, &ctx.cache().list(Kind::Pod, Some(&key.namespace)));
+        match &current {
+            None => {
+                ctx.create(Object::Endpoints(ep)).await.or_raced()?;
+            }
             Some(s) => {
                 let Object::Endpoints(old) = &s.object else {
                     return Ok(Action::Done);
                 };
                 if !ours {
-                    return Err(ControllerError::Invalid(format!(
-                        "{ep_key} exists but was not made for the Service's selector (it is \
-                         declared in git?); remove it or the Service's selector"
-                    )));
+                    return Err(ReconcileError::invalid(
+                        "NameConflict",
+                        format!(
+                            "{ep_key} exists but was not made for the Service's selector (it is \
+                             declared in git?); remove it or the Service's selector"
+                        ),
+                    ));
                 }
-                if old.subsets == ep.subsets && old.metadata.labels == ep.metadata.labels {
-                    return Ok(Action::Done);
+                if old.subsets != ep.subsets || old.metadata.labels != ep.metadata.labels {
+                    ctx.update(Object::Endpoints(ep), s.resource_version)
+                        .await
+                        .or_raced()?;
                 }
-                ctx.update(Object::Endpoints(ep), s.resource_version).await
             }
-        };
-        match written {
-            Ok(w) => runner::settle(ctx, &[w]).await,
-            Err(ControllerError::Store(
-                StoreError::Conflict { .. }
-                | StoreError::AlreadyExists(_)
-                | StoreError::NotFound(_),
-            )) => {}
-            Err(e) => return Err(e),
         }
         Ok(Action::Done)
     }

@@ -7,29 +7,29 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use keel_schema::Object;
-
-use super::{Action, Controller, Ctx, Result, runner};
-use crate::cache::Change;
-use keel_schema::Kind;
 use keel_schema::types::core::EventType;
+use keel_schema::{Kind, Object};
 use keel_store::ObjectKey;
+
+use super::runtime::{Action, Controller, Ctx, Result};
+use crate::cache::{Cache, Change};
 
 pub struct EvictionController;
 
 impl Controller for EvictionController {
     type Key = String;
     const NAME: &'static str = "node-lifecycle";
+    const COMPONENT: &'static str = "node-controller";
 
-    fn all_keys(&self, ctx: &Ctx) -> Vec<String> {
-        ctx.cache
+    fn all_keys(&self, cache: &Cache) -> Vec<String> {
+        cache
             .list(Kind::Node, None)
             .iter()
             .map(|s| s.object.name().to_string())
             .collect()
     }
 
-    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<String>) {
+    fn keys_for(&self, change: &Change, cache: &Cache, out: &mut Vec<String>) {
         match change.kind() {
             Some(Kind::Node) => out.extend(change.objects().map(|o| o.name().to_string()).take(1)),
             Some(Kind::Pod) => {
@@ -42,12 +42,16 @@ impl Controller for EvictionController {
                 }
             }
             Some(_) => {}
-            None => out.extend(self.all_keys(ctx)),
+            None => out.extend(self.all_keys(cache)),
         }
     }
 
+    fn subject(&self, node: &String) -> Option<ObjectKey> {
+        Some(ObjectKey::new(Kind::Node, "", node))
+    }
+
     async fn reconcile(&self, node: &String, ctx: &Ctx) -> Result<Action> {
-        let Some(stored) = ctx.cache.get(&ObjectKey::new(Kind::Node, "", node)) else {
+        let Some(stored) = ctx.cache().get(&ObjectKey::new(Kind::Node, "", node)) else {
             return Ok(Action::Done);
         };
         let Object::Node(n) = &stored.object else {
@@ -63,28 +67,24 @@ impl Controller for EvictionController {
         };
         let since = ready.last_transition_time.unwrap_or_else(Utc::now);
         let down_for = (Utc::now() - since).to_std().unwrap_or_default();
-        let timeout = ctx.config.pod_eviction_timeout;
+        let timeout = ctx.config().pod_eviction_timeout;
         if down_for < timeout {
             return Ok(Action::RequeueAfter(
                 timeout - down_for + Duration::from_millis(100),
             ));
         }
-        let mut writes = Vec::new();
-        for pod in ctx.cache.pods_on(node) {
+        for pod in ctx.cache().pods_on(node) {
             let key = ObjectKey::of(&pod.object);
             tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod of a node that is not ready");
-            ctx.events.object(
+            ctx.events().object(
                 &pod.object,
                 EventType::Warning,
                 "NodeNotReady",
                 format!("Node {node} is not ready; the pod is deleted so that it runs elsewhere"),
-                "node-controller",
+                Self::COMPONENT,
             );
-            if let Some(w) = ctx.delete(&key, pod.resource_version).await? {
-                writes.push(w);
-            }
+            ctx.delete(&key, pod.resource_version).await?;
         }
-        runner::settle(ctx, &writes).await;
         Ok(Action::Done)
     }
 }

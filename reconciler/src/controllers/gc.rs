@@ -3,25 +3,25 @@
 //! cascading deletion. Deleting a Deployment so removes its ReplicaSets, and they their pods.
 
 use keel_schema::{Kind, Object};
-
-use super::{Action, Controller, Ctx, Result, runner};
-use crate::cache::Change;
 use keel_store::ObjectKey;
+
+use super::runtime::{Action, Controller, Ctx, Result};
+use crate::cache::{Cache, Change};
 
 pub struct GarbageCollector;
 
 /// True when `object` names owners and none of them exists any more.
-fn orphaned(object: &Object, ctx: &Ctx) -> bool {
+fn orphaned(object: &Object, cache: &Cache) -> bool {
     let owners = object
         .meta()
         .owner_references
         .as_deref()
         .unwrap_or_default();
-    !owners.is_empty() && !has_live_owner(object, ctx)
+    !owners.is_empty() && !has_live_owner(object, cache)
 }
 
 /// True when at least one of `object`'s owners still exists.
-fn has_live_owner(object: &Object, ctx: &Ctx) -> bool {
+fn has_live_owner(object: &Object, cache: &Cache) -> bool {
     object.meta().owner_references.iter().flatten().any(|r| {
         let Some(kind) = Kind::from_name(&r.kind) else {
             // A kind keel does not know cannot be checked: keep the dependent.
@@ -32,7 +32,7 @@ fn has_live_owner(object: &Object, ctx: &Ctx) -> bool {
         } else {
             ""
         };
-        ctx.cache
+        cache
             .get(&ObjectKey::new(kind, namespace, &r.name))
             .is_some_and(|o| o.object.meta().uid.as_deref() == Some(r.uid.as_str()))
     })
@@ -41,17 +41,18 @@ fn has_live_owner(object: &Object, ctx: &Ctx) -> bool {
 impl Controller for GarbageCollector {
     type Key = ObjectKey;
     const NAME: &'static str = "garbage-collector";
+    const COMPONENT: &'static str = "garbage-collector";
 
-    fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
         Kind::ALL
             .iter()
-            .flat_map(|k| ctx.cache.list(*k, None))
+            .flat_map(|k| cache.list(*k, None))
             .filter(|s| s.object.meta().owner_references.is_some())
             .map(|s| ObjectKey::of(&s.object))
             .collect()
     }
 
-    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
+    fn keys_for(&self, change: &Change, cache: &Cache, out: &mut Vec<ObjectKey>) {
         match change {
             Change::Object { old, new } => {
                 if let Some(new) = new
@@ -65,28 +66,30 @@ impl Controller for GarbageCollector {
                     && let Some(uid) = old.object.meta().uid.as_deref()
                 {
                     out.extend(
-                        ctx.cache
+                        cache
                             .dependents(uid)
                             .iter()
                             .map(|s| ObjectKey::of(&s.object)),
                     );
                 }
             }
-            Change::Relisted => out.extend(self.all_keys(ctx)),
+            Change::Relisted => out.extend(self.all_keys(cache)),
         }
     }
 
+    fn subject(&self, key: &ObjectKey) -> Option<ObjectKey> {
+        Some(key.clone())
+    }
+
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
-        let Some(stored) = ctx.cache.get(key) else {
+        let Some(stored) = ctx.cache().get(key) else {
             return Ok(Action::Done);
         };
-        if !orphaned(&stored.object, ctx) {
+        if !orphaned(&stored.object, ctx.cache()) {
             return Ok(Action::Done);
         }
         tracing::info!(object = %key, "garbage collection: its owners are gone");
-        if let Some(w) = ctx.delete(key, stored.resource_version).await? {
-            runner::settle(ctx, &[w]).await;
-        }
+        ctx.delete(key, stored.resource_version).await?;
         Ok(Action::Done)
     }
 }

@@ -12,17 +12,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
-use keel_schema::Object;
+use keel_scheduler::SchedulerCache;
+use keel_schema::types::core::EventType;
 use keel_schema::types::meta::Condition;
 use keel_schema::types::pod::{Pod, PodPhase, PodStatus};
+use keel_schema::{Kind, Object};
+use keel_store::{ObjectKey, StoreError, Stored};
 
 use super::pods;
-use super::{Action, Controller, ControllerError, Ctx, Result, runner};
-use crate::cache::Change;
-use keel_scheduler::SchedulerCache;
-use keel_schema::Kind;
-use keel_schema::types::core::EventType;
-use keel_store::{ObjectKey, StoreError};
+use super::runtime::{Action, Controller, Ctx, Raced, ReconcileError, Result};
+use crate::cache::{Cache, Change};
 
 /// Binds in flight at once (they share group commits in the store).
 pub const WORKERS: usize = 32;
@@ -93,14 +92,14 @@ impl SchedulingController {
     }
 
     /// Builds the scheduler's view from the whole cache (after a relist or missed changes).
-    fn rebuild(&self, ctx: &Ctx) {
+    fn rebuild(&self, cache: &Cache) {
         let mut sched = SchedulerCache::new();
-        for s in ctx.cache.list(Kind::Node, None) {
+        for s in cache.list(Kind::Node, None) {
             if let Object::Node(n) = &s.object {
                 sched.upsert_node(n);
             }
         }
-        for s in ctx.cache.list(Kind::Pod, None) {
+        for s in cache.list(Kind::Pod, None) {
             if let Object::Pod(p) = &s.object {
                 sched.add_pod(p);
             }
@@ -121,9 +120,10 @@ impl SchedulingController {
 impl Controller for SchedulingController {
     type Key = ObjectKey;
     const NAME: &'static str = "scheduler";
+    const COMPONENT: &'static str = "default-scheduler";
 
-    fn all_keys(&self, ctx: &Ctx) -> Vec<ObjectKey> {
-        ctx.cache
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        cache
             .list(Kind::Pod, None)
             .iter()
             .filter(|s| matches!(&s.object, Object::Pod(p) if pending(p)))
@@ -131,10 +131,10 @@ impl Controller for SchedulingController {
             .collect()
     }
 
-    fn keys_for(&self, change: &Change, ctx: &Ctx, out: &mut Vec<ObjectKey>) {
+    fn keys_for(&self, change: &Change, cache: &Cache, out: &mut Vec<ObjectKey>) {
         let Change::Object { old, new } = change else {
-            self.rebuild(ctx);
-            out.extend(self.all_keys(ctx));
+            self.rebuild(cache);
+            out.extend(self.all_keys(cache));
             return;
         };
         match change.kind() {
@@ -187,8 +187,12 @@ impl Controller for SchedulingController {
         }
     }
 
+    fn subject(&self, key: &ObjectKey) -> Option<ObjectKey> {
+        Some(key.clone())
+    }
+
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
-        let Some(stored) = ctx.cache.get(key) else {
+        let Some(stored) = ctx.cache().get(key) else {
             self.waiting().remove(key);
             return Ok(Action::Done);
         };
@@ -200,11 +204,10 @@ impl Controller for SchedulingController {
             return Ok(Action::Done);
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let mut pod = pod.clone();
         let placed = {
             // Placed and marked as binding under one lock: a rebuild never misses it.
             let mut sched = self.scheduler();
-            let placed = sched.schedule(&pod);
+            let placed = sched.schedule(pod);
             if let Ok(node) = &placed {
                 let mut bound = pod.clone();
                 bound.spec.node_name = Some(node.clone());
@@ -213,69 +216,90 @@ impl Controller for SchedulingController {
             placed
         };
         match placed {
-            Ok(node) => {
-                self.waiting().remove(key);
-                pod.spec.node_name = Some(node.clone());
-                set_scheduled(&mut pod, true, None);
-                let bound = ctx.update(Object::Pod(pod), stored.resource_version).await;
-                self.binding().remove(&uid);
-                match bound {
-                    Ok(w) => {
-                        tracing::debug!(pod = %key, node, "Scheduled");
-                        ctx.events.object(
-                            &stored.object,
-                            EventType::Normal,
-                            "Scheduled",
-                            format!(
-                                "Successfully assigned {}/{} to {node}",
-                                key.namespace, key.name
-                            ),
-                            "default-scheduler",
-                        );
-                        if let (Some(h), Some(created)) = (
-                            &ctx.config.scheduling_seconds,
-                            stored.object.meta().creation_timestamp,
-                        ) {
-                            let waited = (Utc::now() - created).to_std().unwrap_or_default();
-                            h.observe(waited.as_secs_f64());
-                        }
-                        runner::settle(ctx, &[w]).await;
-                        Ok(Action::Done)
-                    }
-                    Err(e) => {
-                        // Not bound: it holds no room there.
-                        self.scheduler().remove_pod(&uid);
-                        match e {
-                            ControllerError::Store(StoreError::NotFound(_)) => Ok(Action::Done),
-                            e => Err(e),
-                        }
-                    }
-                }
-            }
+            Ok(node) => self.bind(key, &stored, pod, &uid, node, ctx).await,
             Err(fit) => {
                 self.scheduler().remove_pod(&uid);
                 self.waiting().insert(key.clone());
-                let message = fit.to_string();
-                if unschedulable_message(&pod) != Some(message.as_str()) {
-                    tracing::info!(pod = %key, %message, "FailedScheduling");
-                    ctx.events.object(
-                        &stored.object,
-                        EventType::Warning,
-                        "FailedScheduling",
-                        message.clone(),
-                        "default-scheduler",
-                    );
-                    set_scheduled(&mut pod, false, Some(message));
-                    match ctx.update(Object::Pod(pod), stored.resource_version).await {
-                        Ok(w) => runner::settle(ctx, &[w]).await,
-                        Err(ControllerError::Store(
-                            StoreError::Conflict { .. } | StoreError::NotFound(_),
-                        )) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+                self.mark_unschedulable(key, &stored, pod, fit.to_string(), ctx)
+                    .await?;
                 Ok(Action::RequeueAfter(UNSCHEDULABLE_RETRY))
             }
         }
+    }
+}
+
+impl SchedulingController {
+    /// Writes the binding over the version read; a pod changed meanwhile holds no room.
+    async fn bind(
+        &self,
+        key: &ObjectKey,
+        stored: &Stored,
+        pod: &Pod,
+        uid: &str,
+        node: String,
+        ctx: &Ctx,
+    ) -> Result<Action> {
+        self.waiting().remove(key);
+        let mut pod = pod.clone();
+        pod.spec.node_name = Some(node.clone());
+        set_scheduled(&mut pod, true, None);
+        let bound = ctx.update(Object::Pod(pod), stored.resource_version).await;
+        self.binding().remove(uid);
+        if let Err(e) = bound {
+            // Not bound: it holds no room there.
+            self.scheduler().remove_pod(uid);
+            return match e {
+                ReconcileError::Store(StoreError::NotFound(_)) => Ok(Action::Done),
+                e => Err(e),
+            };
+        }
+        tracing::debug!(pod = %key, node, "Scheduled");
+        ctx.events().object(
+            &stored.object,
+            EventType::Normal,
+            "Scheduled",
+            format!(
+                "Successfully assigned {}/{} to {node}",
+                key.namespace, key.name
+            ),
+            Self::COMPONENT,
+        );
+        if let (Some(h), Some(created)) = (
+            &ctx.config().scheduling_seconds,
+            stored.object.meta().creation_timestamp,
+        ) {
+            let waited = (Utc::now() - created).to_std().unwrap_or_default();
+            h.observe(waited.as_secs_f64());
+        }
+        Ok(Action::Done)
+    }
+
+    /// `PodScheduled=False` with kube-scheduler's message, and a `FailedScheduling` event,
+    /// when the message is new.
+    async fn mark_unschedulable(
+        &self,
+        key: &ObjectKey,
+        stored: &Stored,
+        pod: &Pod,
+        message: String,
+        ctx: &Ctx,
+    ) -> Result<()> {
+        if unschedulable_message(pod) == Some(message.as_str()) {
+            return Ok(());
+        }
+        tracing::info!(pod = %key, %message, "FailedScheduling");
+        ctx.events().object(
+            &stored.object,
+            EventType::Warning,
+            "FailedScheduling",
+            message.clone(),
+            Self::COMPONENT,
+        );
+        let mut pod = pod.clone();
+        set_scheduled(&mut pod, false, Some(message));
+        ctx.update(Object::Pod(pod), stored.resource_version)
+            .await
+            .or_raced()?;
+        Ok(())
     }
 }

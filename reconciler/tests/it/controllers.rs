@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 struct Cluster {
     store: Store,
+    tasks: Tasks,
     _dir: tempfile::TempDir,
 }
 
@@ -34,8 +35,17 @@ impl Cluster {
             let (cache, store, stop) = (cache.clone(), store.clone(), tasks.stop());
             tasks.spawn(async move { cache.run(store, stop).await });
         }
-        controllers::start(&tasks, store.clone(), cache, Default::default(), events);
-        Cluster { store, _dir: dir }
+        // A short resync: a permanent error is retried at the resync, never hot.
+        let config = controllers::Config {
+            resync: Duration::from_secs(1),
+            ..Default::default()
+        };
+        controllers::start(&tasks, store.clone(), cache, config, events);
+        Cluster {
+            store,
+            tasks,
+            _dir: dir,
+        }
     }
 
     async fn create(&self, value: Value) -> Stored {
@@ -516,4 +526,92 @@ async fn restarts_count_toward_backoff_under_on_failure_and_a_work_queue_job_end
             .is_some_and(|cs| cs.iter().any(|x| x["type"] == "Complete"))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_is_reported_on_its_object_once_and_cleared_when_fixed() {
+    let c = Cluster::start().await;
+    let spec = json!({"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                      "template": template("web")});
+    let hash = keel_reconciler::controllers::deployment::template_hash(
+        &serde_json::from_value(template("web")).unwrap(),
+    );
+    // A ReplicaSet that is not the Deployment's holds the name its ReplicaSet would get.
+    c.create(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": format!("web-{hash}"), "namespace": "default"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "other"}},
+                 "template": template("other")}}))
+        .await;
+    c.create(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"}, "spec": spec}))
+        .await;
+    let condition = async |c: &Cluster| {
+        let d = c.get(Kind::Deployment, "default", "web").await?;
+        let conditions = d["status"]["conditions"].as_array()?.clone();
+        conditions
+            .into_iter()
+            .find(|c| c["type"] == "ReconcileError")
+    };
+    c.wait("the ReconcileError condition", async |c| {
+        condition(c).await.is_some()
+    })
+    .await;
+    let reported = condition(&c).await.unwrap();
+    assert_eq!(reported["status"], "True");
+    assert_eq!(reported["reason"], "NameConflict");
+    assert!(
+        reported["message"]
+            .as_str()
+            .unwrap()
+            .contains("exists and is not this Deployment's"),
+        "{reported}"
+    );
+    let warnings = async |c: &Cluster| -> Vec<Value> {
+        c.list(Kind::Event)
+            .await
+            .into_iter()
+            .filter(|e| e["reason"] == "NameConflict" && e["involvedObject"]["name"] == "web")
+            .collect()
+    };
+    c.wait("the Warning event", async |c| !warnings(c).await.is_empty())
+        .await;
+    // Resyncs come and go (every second here): the error is not told again, nor hot-retried.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events = warnings(&c).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["count"], 1, "reported once: {events:?}");
+    assert_eq!(events[0]["type"], "Warning");
+
+    // Fixed: the name is free; the next pass makes the ReplicaSet and clears the condition.
+    let squatter = c
+        .store
+        .get(&ObjectKey::new(
+            Kind::ReplicaSet,
+            "default",
+            &format!("web-{hash}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    c.store
+        .delete(
+            &ObjectKey::of(&squatter.object),
+            Some(squatter.resource_version),
+        )
+        .await
+        .unwrap();
+    c.wait("the Deployment's own ReplicaSet", async |c| {
+        let rs = c
+            .get(Kind::ReplicaSet, "default", &format!("web-{hash}"))
+            .await;
+        rs.is_some_and(|rs| rs["metadata"]["ownerReferences"][0]["kind"] == "Deployment")
+    })
+    .await;
+    c.wait("the condition to go", async |c| {
+        condition(c).await.is_none()
+    })
+    .await;
+
+    // Stopping waits for every controller's tasks, and they all end.
+    assert!(c.tasks.shutdown(Duration::from_secs(10)).await);
 }

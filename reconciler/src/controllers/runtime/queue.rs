@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The first retry delay after a failure; doubled per failure up to [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(50);
@@ -28,6 +30,10 @@ struct State<K> {
 pub struct WorkQueue<K> {
     state: Arc<Mutex<State<K>>>,
     ready: Arc<Notify>,
+    /// Where delayed adds wait (tracked, and ended by `stop`, so a shutdown waits for them
+    /// and none outlives it).
+    timers: TaskTracker,
+    stop: CancellationToken,
 }
 
 impl<K> Clone for WorkQueue<K> {
@@ -35,18 +41,21 @@ impl<K> Clone for WorkQueue<K> {
         Self {
             state: self.state.clone(),
             ready: self.ready.clone(),
+            timers: self.timers.clone(),
+            stop: self.stop.clone(),
         }
     }
 }
 
 impl<K: Clone + Eq + Hash + Send + 'static> Default for WorkQueue<K> {
     fn default() -> Self {
-        Self::new()
+        Self::new(TaskTracker::new(), CancellationToken::new())
     }
 }
 
 impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
-    pub fn new() -> Self {
+    /// A queue whose delayed adds wait on `timers` until `stop`.
+    pub fn new(timers: TaskTracker, stop: CancellationToken) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 queue: VecDeque::new(),
@@ -57,6 +66,8 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
                 delayed: HashMap::new(),
             })),
             ready: Arc::new(Notify::new()),
+            timers,
+            stop,
         }
     }
 
@@ -94,8 +105,12 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
             }
         }
         let queue = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep_until(at).await;
+        let stop = self.stop.clone();
+        self.timers.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {}
+                () = stop.cancelled() => return,
+            }
             let due = {
                 let mut st = queue.lock();
                 // Superseded by an earlier one, which already fired or will.
@@ -174,7 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_is_queued_once_and_never_handed_out_twice_at_once() {
-        let q = WorkQueue::new();
+        let q = WorkQueue::default();
         q.add("a");
         q.add("a");
         q.add("b");
@@ -191,7 +206,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn delayed_adds_of_one_key_collapse_to_the_earliest() {
-        let q = WorkQueue::new();
+        let q = WorkQueue::default();
         q.add_after("k", Duration::from_secs(30));
         q.add_after("k", Duration::from_secs(10));
         q.add_after("k", Duration::from_secs(20));
@@ -206,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_back_off_exponentially_and_reset_on_success() {
-        let q: WorkQueue<&str> = WorkQueue::new();
+        let q: WorkQueue<&str> = WorkQueue::default();
         assert_eq!(q.backoff(&"k"), Duration::from_millis(50));
         assert_eq!(q.backoff(&"k"), Duration::from_millis(100));
         assert_eq!(q.backoff(&"k"), Duration::from_millis(200));

@@ -1,0 +1,193 @@
+//! What the ReplicaSet controller decides, from what it observed: pure, table-tested.
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keel_schema::Object;
+use keel_schema::selector::Selector;
+use keel_schema::types::pod::{Pod, PodPhase, PodTemplateSpec};
+use keel_schema::validate::meta::MANAGED_BY_LABEL;
+
+use crate::controllers::pods::{self, Availability};
+
+/// The most pods one pass creates or deletes; the next pass does the rest.
+pub const BURST: usize = 500;
+
+/// The parts of an RS or RC this controller uses.
+#[derive(Debug)]
+pub struct Owner {
+    pub uid: String,
+    pub selector: Selector,
+    pub replicas: i64,
+    pub template: PodTemplateSpec,
+    pub min_ready_seconds: i64,
+    pub generation: i64,
+}
+
+/// The owner `object` describes; `Ok(None)` for another kind; why it cannot be one.
+pub fn owner_of(object: &Object) -> Result<Option<Owner>, String> {
+    let (selector, replicas, template, min_ready) = match object {
+        Object::ReplicaSet(rs) => (
+            Selector::from_label_selector(rs.spec.selector.as_ref())
+                .map_err(|e| format!("spec.selector: {e}"))?,
+            rs.spec.replicas,
+            rs.spec.template.clone(),
+            rs.spec.min_ready_seconds,
+        ),
+        Object::ReplicationController(rc) => {
+            let labels = rc
+                .spec
+                .selector
+                .clone()
+                .or_else(|| rc.spec.template.as_ref()?.metadata.labels.clone())
+                .unwrap_or_default();
+            (
+                Selector::from_map(&labels),
+                rc.spec.replicas,
+                rc.spec.template.clone(),
+                rc.spec.min_ready_seconds,
+            )
+        }
+        _ => return Ok(None),
+    };
+    let template = template.ok_or("spec.template: Required value")?;
+    // An empty selector would take every pod in the namespace: validation refuses it, and
+    // so does this controller for anything that got past validation.
+    if selector.requirements().is_empty() {
+        return Err("spec.selector: Required value: empty selectors select every pod".into());
+    }
+    Ok(Some(Owner {
+        uid: object.meta().uid.clone().unwrap_or_default(),
+        selector,
+        replicas: replicas.unwrap_or(1).clamp(0, i64::from(i32::MAX)),
+        template,
+        min_ready_seconds: min_ready.unwrap_or(0),
+        generation: object.meta().generation.unwrap_or(0),
+    }))
+}
+
+/// Kubernetes' order for deleting extra pods: the first ones go first (unscheduled, then
+/// pending, then not ready, then most restarted, then newest).
+pub fn deletion_rank(pod: &Pod) -> impl Ord + use<> {
+    let scheduled = pod.spec.node_name.as_deref().is_some_and(|n| !n.is_empty());
+    let phase = match pod.phase() {
+        Some(PodPhase::Pending) | None => 0,
+        Some(PodPhase::Unknown) => 1,
+        Some(PodPhase::Running | PodPhase::Succeeded | PodPhase::Failed) => 2,
+    };
+    let restarts: i64 = pod
+        .status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .map(|c| c.restart_count)
+        .sum();
+    (
+        scheduled,
+        phase,
+        pods::is_ready(pod),
+        Reverse(restarts),
+        Reverse(pod.metadata.creation_timestamp),
+    )
+}
+
+/// What the status reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub replicas: i64,
+    pub ready: i64,
+    pub available: i64,
+    pub fully_labeled: i64,
+    pub generation: i64,
+}
+
+/// One pass's decisions, by pod name.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Matching orphans to take.
+    pub adopt: Vec<String>,
+    /// Owned pods that stopped matching, to let go.
+    pub release: Vec<String>,
+    /// How many pods to make from the template.
+    pub create: usize,
+    /// Extra pods to delete, in the order they go.
+    pub delete: Vec<String>,
+    pub counts: Counts,
+    /// When a pod becomes available (minReadySeconds), to look again then.
+    pub next_look: Option<Duration>,
+}
+
+/// The decisions for `owner` over the pods of its namespace.
+pub fn plan(owner: &Owner, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
+    let mut plan = Plan::default();
+    let mut active: Vec<&Pod> = Vec::new();
+    for pod in pods {
+        let matches = owner.selector.matches(pod.metadata.labels());
+        // A pod git declares is git's: adopting it would make apply see it as derived.
+        let from_git = pod.metadata.labels().contains_key(MANAGED_BY_LABEL);
+        let owned = match pods::controller_of(&pod.metadata) {
+            None if matches && pods::is_active(pod) && !from_git => {
+                plan.adopt.push(pod.metadata.name().to_string());
+                true
+            }
+            Some(r) if r.uid == owner.uid && !matches => {
+                plan.release.push(pod.metadata.name().to_string());
+                false
+            }
+            Some(r) => r.uid == owner.uid,
+            None => false,
+        };
+        if owned && pods::is_active(pod) {
+            active.push(pod);
+        }
+    }
+    plan.counts = counts(owner, &active, now, &mut plan.next_look);
+    let want = usize::try_from(owner.replicas).unwrap_or(usize::MAX);
+    if active.len() < want {
+        plan.create = (want - active.len()).min(BURST);
+    } else if active.len() > want {
+        active.sort_by_cached_key(|p| deletion_rank(p));
+        let extra = (active.len() - want).min(BURST);
+        plan.delete = active[..extra]
+            .iter()
+            .map(|p| p.metadata.name().to_string())
+            .collect();
+    }
+    plan
+}
+
+/// The status counts over the active pods, and when the next one becomes available.
+fn counts(
+    owner: &Owner,
+    active: &[&Pod],
+    now: DateTime<Utc>,
+    next: &mut Option<Duration>,
+) -> Counts {
+    let mut available = 0;
+    for p in active {
+        match pods::available(p, owner.min_ready_seconds, now) {
+            Availability::Yes => available += 1,
+            Availability::After(d) => *next = Some(next.map_or(d, |n| n.min(d))),
+            Availability::No => {}
+        }
+    }
+    let template_labels = owner.template.metadata.labels.clone().unwrap_or_default();
+    let fully_labeled = active
+        .iter()
+        .filter(|p| {
+            template_labels
+                .iter()
+                .all(|(k, v)| p.metadata.labels().get(k) == Some(v))
+        })
+        .count();
+    Counts {
+        replicas: active.len() as i64,
+        ready: active.iter().filter(|p| pods::is_ready(p)).count() as i64,
+        available,
+        fully_labeled: fully_labeled as i64,
+        generation: owner.generation,
+    }
+}
+
+#[cfg(test)]
+mod tests;

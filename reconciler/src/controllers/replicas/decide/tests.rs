@@ -1,0 +1,214 @@
+use chrono::{Duration as Age, Utc};
+use keel_schema::types::pod::Pod;
+use serde_json::json;
+
+use super::*;
+
+fn owner(replicas: i64) -> Owner {
+    Owner {
+        uid: "rs-1".into(),
+        selector: Selector::from_map(&[("app".to_string(), "web".to_string())].into()),
+        replicas,
+        template: serde_json::from_value(
+            json!({"metadata": {"labels": {"app": "web", "tier": "front"}}}),
+        )
+        .unwrap(),
+        min_ready_seconds: 0,
+        generation: 3,
+    }
+}
+
+/// A pod named `name` labelled `app: web`, owned by `owner` (a uid) or none, in `state`:
+/// `pending`, `unscheduled`, `running`, `ready`, `ready-restarted`, `failed`, `unknown`.
+fn pod(name: &str, owner: Option<&str>, state: &str, age_secs: i64) -> Pod {
+    let created = (Utc::now() - Age::seconds(age_secs)).to_rfc3339();
+    let refs = owner
+        .map(|uid| json!([{"kind": "ReplicaSet", "name": "web", "uid": uid, "controller": true}]));
+    let (node, phase, ready, restarts) = match state {
+        "unscheduled" => (None, "Pending", false, 0),
+        "pending" => (Some("n1"), "Pending", false, 0),
+        "unknown" => (Some("n1"), "Unknown", false, 0),
+        "running" => (Some("n1"), "Running", false, 0),
+        "ready" => (Some("n1"), "Running", true, 0),
+        "ready-restarted" => (Some("n1"), "Running", true, 5),
+        "failed" => (Some("n1"), "Failed", false, 0),
+        other => panic!("no state {other}"),
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"},
+                     "creationTimestamp": created, "ownerReferences": refs},
+        "spec": {"nodeName": node, "containers": [{"name": "c"}]},
+        "status": {"phase": phase,
+                   "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}],
+                   "containerStatuses": [{"name": "c", "restartCount": restarts}]}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn extra_pods_go_in_kubernetes_order() {
+    // (name, state, age): the expected order is the order of this table.
+    let table = [
+        ("unscheduled", "unscheduled", 50),
+        ("pending", "pending", 50),
+        ("unknown", "unknown", 50),
+        ("not-ready", "running", 50),
+        ("restarted", "ready-restarted", 50),
+        ("ready-newer", "ready", 10),
+        ("ready-older", "ready", 100),
+    ];
+    let mut pods: Vec<Pod> = table
+        .iter()
+        .rev()
+        .map(|(name, state, age)| pod(name, Some("rs-1"), state, *age))
+        .collect();
+    pods.sort_by_cached_key(deletion_rank);
+    let order: Vec<&str> = pods.iter().map(|p| p.metadata.name()).collect();
+    let expected: Vec<&str> = table.iter().map(|(name, _, _)| *name).collect();
+    assert_eq!(order, expected);
+}
+
+#[test]
+fn plans_adopt_release_create_and_delete() {
+    struct Case {
+        what: &'static str,
+        replicas: i64,
+        pods: Vec<Pod>,
+        adopt: &'static [&'static str],
+        release: &'static [&'static str],
+        create: usize,
+        delete: &'static [&'static str],
+        counted: i64,
+    }
+    let mut released = pod("moved", Some("rs-1"), "ready", 10);
+    released.metadata.labels = Some([("app".to_string(), "api".to_string())].into());
+    let mut from_git = pod("declared", None, "ready", 10);
+    from_git
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(MANAGED_BY_LABEL.into(), "git".into());
+    let cases = [
+        Case {
+            what: "an empty owner makes all it wants",
+            replicas: 3,
+            pods: vec![],
+            adopt: &[],
+            release: &[],
+            create: 3,
+            delete: &[],
+            counted: 0,
+        },
+        Case {
+            what: "matching orphans are adopted and counted; git's pods and finished ones are not",
+            replicas: 2,
+            pods: vec![
+                pod("orphan", None, "ready", 10),
+                from_git,
+                pod("done", None, "failed", 10),
+            ],
+            adopt: &["orphan"],
+            release: &[],
+            create: 1,
+            delete: &[],
+            counted: 1,
+        },
+        Case {
+            what: "a pod that stopped matching is released and replaced",
+            replicas: 1,
+            pods: vec![released],
+            adopt: &[],
+            release: &["moved"],
+            create: 1,
+            delete: &[],
+            counted: 0,
+        },
+        Case {
+            what: "extras go, the least useful first; another owner's pods are left alone",
+            replicas: 1,
+            pods: vec![
+                pod("good", Some("rs-1"), "ready", 100),
+                pod("new", Some("rs-1"), "pending", 5),
+                pod("theirs", Some("rs-2"), "pending", 5),
+            ],
+            adopt: &[],
+            release: &[],
+            create: 0,
+            delete: &["new"],
+            counted: 2,
+        },
+    ];
+    for case in cases {
+        let refs: Vec<&Pod> = case.pods.iter().collect();
+        let plan = plan(&owner(case.replicas), &refs, Utc::now());
+        assert_eq!(plan.adopt, case.adopt, "{}", case.what);
+        assert_eq!(plan.release, case.release, "{}", case.what);
+        assert_eq!(plan.create, case.create, "{}", case.what);
+        assert_eq!(plan.delete, case.delete, "{}", case.what);
+        assert_eq!(plan.counts.replicas, case.counted, "{}", case.what);
+        assert_eq!(plan.counts.generation, 3, "{}", case.what);
+    }
+}
+
+#[test]
+fn one_pass_creates_at_most_a_burst() {
+    let plan = plan(&owner(10_000), &[], Utc::now());
+    assert_eq!(plan.create, BURST);
+}
+
+#[test]
+fn status_counts_ready_available_and_fully_labeled() {
+    let mut owner = owner(3);
+    owner.min_ready_seconds = 30;
+    let mut old = pod("old", Some("rs-1"), "ready", 100);
+    let mut young = pod("young", Some("rs-1"), "ready", 100);
+    let since = |secs: i64| Some(Utc::now() - Age::seconds(secs));
+    for (p, ready_for) in [(&mut old, 60), (&mut young, 10)] {
+        p.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].last_transition_time =
+            since(ready_for);
+    }
+    // Fully labeled means every template label: `tier` is missing on both.
+    old.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("tier".into(), "front".into());
+    let starting = pod("starting", Some("rs-1"), "running", 5);
+    let plan = plan(&owner, &[&old, &young, &starting], Utc::now());
+    assert_eq!(
+        plan.counts,
+        Counts {
+            replicas: 3,
+            ready: 2,
+            available: 1,
+            fully_labeled: 1,
+            generation: 3
+        }
+    );
+    let next = plan.next_look.expect("the young pod becomes available");
+    assert!(
+        next <= Duration::from_secs(20) && next >= Duration::from_secs(18),
+        "{next:?}"
+    );
+}
+
+#[test]
+fn owners_without_a_template_or_selector_cannot_be_reconciled() {
+    let rs = |spec: serde_json::Value| {
+        Object::from_json(json!({"kind": "ReplicaSet", "metadata": {"name": "x"}, "spec": spec}))
+            .unwrap()
+    };
+    let no_template = rs(json!({"selector": {"matchLabels": {"app": "web"}}}));
+    assert_eq!(
+        owner_of(&no_template).err().as_deref(),
+        Some("spec.template: Required value")
+    );
+    let empty_selector = rs(json!({"selector": {}, "template": {}}));
+    assert!(
+        owner_of(&empty_selector)
+            .unwrap_err()
+            .contains("empty selectors")
+    );
+    let deployment =
+        Object::from_json(json!({"kind": "Deployment", "metadata": {"name": "x"}})).unwrap();
+    assert!(owner_of(&deployment).unwrap().is_none());
+}

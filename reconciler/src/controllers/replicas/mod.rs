@@ -1,0 +1,263 @@
+//! ReplicaSets and ReplicationControllers: keep `replicas` pods matching the selector,
+//! created from the template, as Kubernetes' ReplicaSet controller does (one controller, two
+//! kinds: they differ only in selector syntax and status type).
+//!
+//! - Pods are the owner's when their controller reference names its uid. Matching pods
+//!   without a controller are adopted; owned pods that stopped matching are released.
+//! - Missing pods are created (at most [`decide::BURST`] per pass), extra ones deleted in
+//!   Kubernetes' order: unscheduled, then pending, then not ready, then most restarted, then
+//!   newest first.
+//! - Status: replicas, readyReplicas, availableReplicas (ready for minReadySeconds),
+//!   fullyLabeledReplicas, observedGeneration.
+//!
+//! [`decide`] makes every decision from what was observed; [`ReplicaController::reconcile`]
+//! observes and acts.
+
+pub mod decide;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use keel_schema::types::apps::ReplicaSetStatus;
+use keel_schema::types::core::{EventType, ReplicationControllerStatus};
+use keel_schema::types::pod::Pod;
+use keel_schema::{Kind, Object};
+use keel_store::{ObjectKey, Stored};
+
+use super::runtime::{Action, Controller, Ctx, Raced, ReconcileError, Result};
+use super::{keys_of_kind, pods};
+use crate::cache::{Cache, Change};
+use decide::{Counts, Owner, Plan};
+
+pub struct ReplicaController;
+
+impl Controller for ReplicaController {
+    type Key = ObjectKey;
+    const NAME: &'static str = "replicaset";
+    const COMPONENT: &'static str = "replicaset-controller";
+
+    fn all_keys(&self, cache: &Cache) -> Vec<ObjectKey> {
+        let mut keys = keys_of_kind(cache, Kind::ReplicaSet);
+        keys.extend(keys_of_kind(cache, Kind::ReplicationController));
+        keys
+    }
+
+    fn keys_for(&self, change: &Change, cache: &Cache, out: &mut Vec<ObjectKey>) {
+        match change.kind() {
+            Some(Kind::ReplicaSet | Kind::ReplicationController) => {
+                out.extend(change.objects().map(ObjectKey::of).take(1));
+            }
+            Some(Kind::Pod) => {
+                for object in change.objects() {
+                    let owner =
+                        pods::controller_of(object.meta()).map(|r| (Kind::from_name(&r.kind), r));
+                    match owner {
+                        Some((
+                            Some(kind @ (Kind::ReplicaSet | Kind::ReplicationController)),
+                            r,
+                        )) => {
+                            out.push(ObjectKey::new(kind, object.namespace(), &r.name));
+                        }
+                        Some(_) => {}
+                        // An orphan: any owner in its namespace may adopt it.
+                        None => {
+                            for kind in [Kind::ReplicaSet, Kind::ReplicationController] {
+                                out.extend(
+                                    cache
+                                        .list(kind, Some(object.namespace()))
+                                        .iter()
+                                        .map(|s| ObjectKey::of(&s.object)),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            Some(_) => {}
+            None => out.extend(self.all_keys(cache)),
+        }
+    }
+
+    fn subject(&self, key: &ObjectKey) -> Option<ObjectKey> {
+        Some(key.clone())
+    }
+
+    async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
+        let Some(stored) = ctx.cache().get(key) else {
+            // Deleted: the garbage collector removes its pods.
+            return Ok(Action::Done);
+        };
+        if stored.object.meta().deletion_timestamp.is_some() {
+            return Ok(Action::Done);
+        }
+        let owner = match decide::owner_of(&stored.object) {
+            Ok(Some(owner)) => owner,
+            Ok(None) => return Ok(Action::Done),
+            Err(why) => {
+                return Err(ReconcileError::invalid(
+                    "InvalidSpec",
+                    format!("{key}: {why}"),
+                ));
+            }
+        };
+        // Observe: the pods of the namespace, each with the version read.
+        let pods: Vec<(Pod, u64)> = ctx
+            .cache()
+            .list(Kind::Pod, Some(&key.namespace))
+            .iter()
+            .filter_map(|s| match &s.object {
+                Object::Pod(p) => Some((p.clone(), s.resource_version)),
+                _ => None,
+            })
+            .collect();
+        let refs: Vec<&Pod> = pods.iter().map(|(p, _)| p).collect();
+        let plan = decide::plan(&owner, &refs, Utc::now());
+        // Act: ownership first, then creates or deletes, then the status.
+        let versions = set_owners(&stored.object, &owner, &plan, &pods, ctx).await?;
+        let result = scale(&stored.object, &owner, &plan, &versions, ctx).await;
+        write_status(&stored, plan.counts, ctx).await?;
+        result?;
+        Ok(plan.next_look.map_or(Action::Done, Action::RequeueAfter))
+    }
+}
+
+/// Adopts and releases as planned; the version each pod has now, by name.
+async fn set_owners(
+    owner_obj: &Object,
+    owner: &Owner,
+    plan: &Plan,
+    pods: &[(Pod, u64)],
+    ctx: &Ctx,
+) -> Result<HashMap<String, u64>> {
+    let mut versions: HashMap<String, u64> = pods
+        .iter()
+        .map(|(p, v)| (p.metadata.name().to_string(), *v))
+        .collect();
+    let adopt: HashSet<&str> = plan.adopt.iter().map(String::as_str).collect();
+    let release: HashSet<&str> = plan.release.iter().map(String::as_str).collect();
+    for (pod, version) in pods {
+        let name = pod.metadata.name();
+        let mut pod = pod.clone();
+        let references = pod.metadata.owner_references.get_or_insert_with(Vec::new);
+        if adopt.contains(name) {
+            references.push(pods::reference_to(owner_obj));
+        } else if release.contains(name) {
+            // Left as an empty list, not none: the store keeps the old owners when a write
+            // names none (a write from git never does), and the garbage collector leaves
+            // objects without owners alone.
+            references.retain(|r| r.uid != owner.uid);
+        } else {
+            continue;
+        }
+        if let Some(written) = ctx.update(Object::Pod(pod), *version).await.or_raced()? {
+            versions.insert(name.to_string(), written.revision);
+        }
+    }
+    Ok(versions)
+}
+
+/// Creates or deletes pods as planned; the first failure, after trying them all.
+async fn scale(
+    owner_obj: &Object,
+    owner: &Owner,
+    plan: &Plan,
+    versions: &HashMap<String, u64>,
+    ctx: &Ctx,
+) -> Result<()> {
+    let namespace = owner_obj.namespace();
+    let mut names = HashSet::new();
+    let mut creates = Vec::with_capacity(plan.create);
+    while creates.len() < plan.create {
+        let name = pods::generate_name(owner_obj.name());
+        let taken = ctx
+            .cache()
+            .get(&ObjectKey::new(Kind::Pod, namespace, &name))
+            .is_some();
+        if taken || !names.insert(name.clone()) {
+            continue;
+        }
+        let owner_ref = pods::reference_to(owner_obj);
+        let pod = pods::from_template(&owner.template, namespace, name, owner_ref);
+        creates.push(ctx.create(Object::Pod(pod)));
+    }
+    let deletes = plan.delete.iter().filter_map(|name| {
+        let version = *versions.get(name)?;
+        let key = ObjectKey::new(Kind::Pod, namespace, name);
+        Some(async move { ctx.delete(&key, version).await })
+    });
+    let mut first_error = None;
+    for created in futures_util::future::join_all(creates).await {
+        match created {
+            Ok(w) => event(
+                ctx,
+                owner_obj,
+                "SuccessfulCreate",
+                format!("Created pod: {}", w.key.name),
+            ),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for deleted in futures_util::future::join_all(deletes).await {
+        match deleted {
+            Ok(Some(w)) => event(
+                ctx,
+                owner_obj,
+                "SuccessfulDelete",
+                format!("Deleted pod: {}", w.key.name),
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn event(ctx: &Ctx, owner: &Object, reason: &str, message: String) {
+    let component = ReplicaController::COMPONENT;
+    ctx.events()
+        .object(owner, EventType::Normal, reason, message, component);
+}
+
+/// Writes the status when it changed; losing a race is fine (that change queues the owner).
+async fn write_status(stored: &Stored, c: Counts, ctx: &Ctx) -> Result<()> {
+    let mut object = stored.object.clone();
+    let changed = match &mut object {
+        Object::ReplicaSet(rs) => {
+            let status = ReplicaSetStatus {
+                replicas: c.replicas,
+                ready_replicas: Some(c.ready),
+                available_replicas: Some(c.available),
+                fully_labeled_replicas: Some(c.fully_labeled),
+                observed_generation: Some(c.generation),
+                conditions: None,
+            };
+            let changed = rs.status.as_ref() != Some(&status);
+            rs.status = Some(status);
+            changed
+        }
+        Object::ReplicationController(rc) => {
+            let status = ReplicationControllerStatus {
+                replicas: c.replicas,
+                ready_replicas: Some(c.ready),
+                available_replicas: Some(c.available),
+                fully_labeled_replicas: Some(c.fully_labeled),
+                observed_generation: Some(c.generation),
+                conditions: None,
+            };
+            let changed = rc.status.as_ref() != Some(&status);
+            rc.status = Some(status);
+            changed
+        }
+        _ => false,
+    };
+    if changed {
+        ctx.update(object, stored.resource_version)
+            .await
+            .or_raced()?;
+    }
+    Ok(())
+}
