@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use keel_agent_protocol::LogsRequest;
 use keel_schema::object::Object;
 
-use super::errors::status;
+use super::errors::{bad_request, status, unavailable};
 use super::state::AppState;
 use keel_schema::Kind;
 use keel_store::ObjectKey;
@@ -21,8 +21,13 @@ use keel_store::ObjectKey;
 /// How long the agent may take to start answering.
 const LOGS_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn bad(message: String) -> Response {
-    status(StatusCode::BAD_REQUEST, "BadRequest", message)
+/// What `…/log` was asked for.
+struct LogQuery {
+    container: String,
+    follow: bool,
+    previous: bool,
+    /// 0: all lines (the agent's meaning); `Some(0)` asked for none.
+    tail_lines: Option<i64>,
 }
 
 /// A boolean parameter; the error message when it is not one.
@@ -34,86 +39,58 @@ fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, String> {
     }
 }
 
+impl LogQuery {
+    /// Kubernetes' parameters, checked; why not, for a 400.
+    fn parse(q: &HashMap<String, String>) -> Result<LogQuery, String> {
+        if let Some(key) = q.keys().find(|k| {
+            !matches!(
+                k.as_str(),
+                "container" | "follow" | "tailLines" | "previous"
+            )
+        }) {
+            return Err(format!(
+                "unknown parameter {key:?} (container, follow, tailLines and previous are supported)"
+            ));
+        }
+        let (follow, previous) = (flag(q, "follow")?, flag(q, "previous")?);
+        let tail_lines = match q.get("tailLines").map(|t| t.parse::<i64>()) {
+            None => None,
+            Some(Ok(n)) if n >= 0 => Some(n),
+            Some(_) => return Err("tailLines: must be a whole number, 0 or more".into()),
+        };
+        Ok(LogQuery {
+            container: q.get("container").cloned().unwrap_or_default(),
+            follow,
+            previous,
+            tail_lines,
+        })
+    }
+}
+
+fn text(body: Body) -> Response {
+    let content_type = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; charset=utf-8",
+    )];
+    (content_type, body).into_response()
+}
+
 pub async fn pod_log(
     State(state): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    for key in q.keys() {
-        if !matches!(
-            key.as_str(),
-            "container" | "follow" | "tailLines" | "previous"
-        ) {
-            return bad(format!(
-                "unknown parameter {key:?} (container, follow, tailLines and previous are supported)"
-            ));
-        }
-    }
-    let (follow, previous) = match (flag(&q, "follow"), flag(&q, "previous")) {
-        (Ok(f), Ok(p)) => (f, p),
-        (Err(m), _) | (_, Err(m)) => return bad(m),
+    let query = match LogQuery::parse(&q) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
     };
-    let tail_lines = match q.get("tailLines").map(|t| t.parse::<i64>()) {
-        None => 0,
-        Some(Ok(n)) if n >= 0 => n,
-        Some(_) => return bad("tailLines: must be a whole number, 0 or more".into()),
+    let (node, address) = match agent_of(&state, &ns, &name).await {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    let pod = match state
-        .store
-        .get(&ObjectKey::new(Kind::Pod, &ns, &name))
-        .await
-    {
-        Ok(Some(s)) => s.object,
-        Ok(None) => {
-            return status(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                format!("pods \"{name}\" not found"),
-            );
-        }
-        Err(e) => {
-            return status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                e.to_string(),
-            );
-        }
-    };
-    let Object::Pod(pod) = pod else {
-        return bad("not a pod".into());
-    };
-    let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
-        return bad(format!("pod \"{name}\" is not scheduled to a node yet"));
-    };
-    let address = match state
-        .store
-        .get(&ObjectKey::new(Kind::Node, "", &node))
-        .await
-    {
-        Ok(Some(s)) => s
-            .object
-            .meta()
-            .annotation(crate::nodes::AGENT_ADDRESS)
-            .map(str::to_string),
-        _ => None,
-    };
-    let Some(address) = address else {
-        return status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            format!("node {node:?} of pod \"{name}\" is not registered"),
-        );
-    };
-    if tail_lines == 0 && q.contains_key("tailLines") {
+    if query.tail_lines == Some(0) {
         // No lines asked for (the agent's 0 means "all").
-        return (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            )],
-            "",
-        )
-            .into_response();
+        return text(Body::empty());
     }
     // The timeout covers the wait for the agent's answer, not the stream that follows.
     let mut client = match state
@@ -122,15 +99,15 @@ pub async fn pod_log(
         .await
     {
         Ok(c) => c,
-        Err(e) => return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e),
+        Err(e) => return unavailable(e),
     };
     let request = LogsRequest {
         namespace: ns,
         pod: name,
-        container: q.get("container").cloned().unwrap_or_default(),
-        tail_lines,
-        follow,
-        previous,
+        container: query.container,
+        tail_lines: query.tail_lines.unwrap_or(0),
+        follow: query.follow,
+        previous: query.previous,
     };
     let stream = match client.logs(request).await {
         Ok(s) => s.into_inner(),
@@ -149,12 +126,46 @@ pub async fn pod_log(
         Ok(c) => Ok(axum::body::Bytes::from(c.data)),
         Err(e) => Err(std::io::Error::other(e.message().to_string())),
     });
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        Body::from_stream(body),
-    )
-        .into_response()
+    text(Body::from_stream(body))
+}
+
+/// The node of pod `ns/name` and its agent's address; the error answer when there is none.
+async fn agent_of(
+    state: &AppState,
+    ns: &str,
+    name: &str,
+) -> Result<(String, String), Box<Response>> {
+    let pod = match state.store.get(&ObjectKey::new(Kind::Pod, ns, name)).await {
+        Ok(Some(s)) => s.object,
+        Ok(None) => {
+            let message = format!("pods \"{name}\" not found");
+            return Err(Box::new(status(StatusCode::NOT_FOUND, "NotFound", message)));
+        }
+        Err(e) => return Err(Box::new(unavailable(e.to_string()))),
+    };
+    let Object::Pod(pod) = pod else {
+        return Err(Box::new(bad_request("not a pod")));
+    };
+    let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
+        let message = format!("pod \"{name}\" is not scheduled to a node yet");
+        return Err(Box::new(bad_request(message)));
+    };
+    let address = match state
+        .store
+        .get(&ObjectKey::new(Kind::Node, "", &node))
+        .await
+    {
+        Ok(Some(s)) => s
+            .object
+            .meta()
+            .annotation(crate::nodes::AGENT_ADDRESS)
+            .map(str::to_string),
+        _ => None,
+    };
+    match address {
+        Some(address) => Ok((node, address)),
+        None => Err(Box::new(unavailable(format!(
+            "node {node:?} of pod \"{name}\" is not registered"
+        )))),
+    }
 }

@@ -36,6 +36,13 @@ pub struct CommitInfo {
 }
 
 /// A repository opened for reading revisions.
+/// What a walk of a tree found.
+#[derive(Default)]
+struct Walked {
+    found: Vec<(String, Vec<u8>)>,
+    problems: Vec<(String, &'static str)>,
+}
+
 pub struct RepoTree {
     repo: Repository,
     path: PathBuf,
@@ -101,76 +108,27 @@ impl RepoTree {
             .map(str::to_string);
         let tree = match &prefix {
             None => root_tree,
-            Some(p) => {
-                let entry = root_tree
-                    .get_path(Path::new(p))
-                    .map_err(|_| SourceError::NoSuchPath(p.clone(), info.short.clone()))?;
-                entry
-                    .to_object(&self.repo)
-                    .and_then(|o| o.peel_to_tree())
-                    .map_err(|_| SourceError::NoSuchPath(p.clone(), info.short.clone()))?
-            }
+            Some(p) => root_tree
+                .get_path(Path::new(p))
+                .and_then(|entry| entry.to_object(&self.repo))
+                .and_then(|o| o.peel_to_tree())
+                .map_err(|_| SourceError::NoSuchPath(p.clone(), info.short.clone()))?,
         };
-        let mut found = Vec::new();
-        let mut problems: Vec<(String, &str)> = Vec::new();
-        let mut walk_error = None;
-        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-            let Ok(name) = entry.name() else {
-                let raw = String::from_utf8_lossy(entry.name_bytes()).to_string();
-                problems.push((
-                    format!("{dir}{raw}"),
-                    "file name is not UTF-8; keel cannot read it",
-                ));
-                return TreeWalkResult::Skip;
-            };
-            if name.starts_with('.') {
-                return TreeWalkResult::Skip;
-            }
-            // Skipping these silently would drop their objects, and prune them.
-            if entry.kind() == Some(ObjectType::Commit) {
-                problems.push((
-                    format!("{dir}{name}"),
-                    "submodules are not read; commit the manifests into this repository",
-                ));
-                return TreeWalkResult::Skip;
-            }
-            if entry.filemode() == 0o120000 && is_manifest_name(name) {
-                problems.push((
-                    format!("{dir}{name}"),
-                    "symbolic links are not followed in git trees; commit the file itself",
-                ));
-                return TreeWalkResult::Ok;
-            }
-            // 0o120000 is a symbolic link: its blob is a path, not a manifest.
-            let is_blob = entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000;
-            if is_blob && is_manifest_name(name) {
-                match entry.to_object(&self.repo).and_then(|o| o.peel_to_blob()) {
-                    Ok(blob) => found.push((format!("{dir}{name}"), blob.content().to_vec())),
-                    Err(e) => {
-                        walk_error = Some(e);
-                        return TreeWalkResult::Abort;
-                    }
-                }
-            }
-            TreeWalkResult::Ok
-        })
-        .map_err(read_err)?;
-        if let Some(e) = walk_error {
-            return Err(read_err(e));
-        }
+        let walked = self.walk(&tree).map_err(read_err)?;
         let shown = |rel: &str| match &prefix {
             Some(p) => format!("{p}/{rel}"),
             None => rel.to_string(),
         };
-        let mut files = Vec::new();
-        let mut config = None;
         self.problems.replace(
-            problems
+            walked
+                .problems
                 .into_iter()
                 .map(|(rel, why)| (shown(&rel), why.to_string()))
                 .collect(),
         );
-        for (rel, bytes) in found {
+        let mut files = Vec::new();
+        let mut config = None;
+        for (rel, bytes) in walked.found {
             let source = SourceFile {
                 name: shown(&rel),
                 bytes,
@@ -183,6 +141,51 @@ impl RepoTree {
         }
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok((info, files, config))
+    }
+
+    /// The manifests in `tree` (path relative to it, bytes), and the entries that make the
+    /// revision invalid instead of being silently skipped (their objects would be pruned).
+    fn walk(&self, tree: &git2::Tree<'_>) -> Result<Walked, git2::Error> {
+        let mut walked = Walked::default();
+        let mut walk_error = None;
+        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            let Ok(name) = entry.name() else {
+                let raw = String::from_utf8_lossy(entry.name_bytes()).to_string();
+                let why = "file name is not UTF-8; keel cannot read it";
+                walked.problems.push((format!("{dir}{raw}"), why));
+                return TreeWalkResult::Skip;
+            };
+            if name.starts_with('.') {
+                return TreeWalkResult::Skip;
+            }
+            let path = format!("{dir}{name}");
+            if entry.kind() == Some(ObjectType::Commit) {
+                let why = "submodules are not read; commit the manifests into this repository";
+                walked.problems.push((path, why));
+                return TreeWalkResult::Skip;
+            }
+            // 0o120000 is a symbolic link: its blob is a path, not a manifest.
+            let link = entry.filemode() == 0o120000;
+            if link && is_manifest_name(name) {
+                let why = "symbolic links are not followed in git trees; commit the file itself";
+                walked.problems.push((path, why));
+                return TreeWalkResult::Ok;
+            }
+            if entry.kind() == Some(ObjectType::Blob) && !link && is_manifest_name(name) {
+                match entry.to_object(&self.repo).and_then(|o| o.peel_to_blob()) {
+                    Ok(blob) => walked.found.push((path, blob.content().to_vec())),
+                    Err(e) => {
+                        walk_error = Some(e);
+                        return TreeWalkResult::Abort;
+                    }
+                }
+            }
+            TreeWalkResult::Ok
+        })?;
+        match walk_error {
+            Some(e) => Err(e),
+            None => Ok(walked),
+        }
     }
 
     /// Loads and validates a whole revision (files keel cannot read are errors in it).

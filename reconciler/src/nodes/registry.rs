@@ -1,0 +1,290 @@
+//! [`NodeRegistry`]: the nodes known to this control plane, and registration, which makes or
+//! updates a node's `Node` object from what its agent says about itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel_agent_protocol::RegisterRequest;
+use keel_schema::quantity::Quantity;
+use keel_schema::types::core::{EventType, Node, NodeAddress, NodeStatus, NodeSystemInfo};
+use keel_schema::validate::names;
+use keel_schema::{Kind, Object};
+use keel_store::{ObjectKey, Store, StoreError};
+use tokio::time::Instant;
+
+use super::readiness::{ready_of, set_ready};
+use super::{AGENT_ADDRESS, CERTIFICATE_EXPIRES, CONFLICT_RETRIES, MAX_NODES};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Store(String),
+}
+
+/// Nodes known to this control plane and when each was last heard from.
+#[derive(Clone)]
+pub struct NodeRegistry {
+    pub(super) store: Store,
+    pub(super) grace: Duration,
+    pub(super) state: Arc<Mutex<Liveness>>,
+    /// Readiness is written under this lock, with the heartbeat checked again inside it, so
+    /// a heartbeat and the lifecycle check cannot leave a live node marked not ready.
+    pub(super) readiness: Arc<tokio::sync::Mutex<()>>,
+    pub(super) events: crate::events::Recorder,
+    /// Heartbeats received (`keel_node_heartbeats_total`).
+    pub(super) heartbeats: prometheus_client::metrics::counter::Counter,
+}
+
+/// What the registry knows of each node's heartbeats.
+#[derive(Default)]
+pub(super) struct Liveness {
+    /// When each node was last heard from.
+    pub(super) seen: HashMap<String, Instant>,
+    /// Nodes last written as not ready: their next heartbeat writes them ready.
+    pub(super) unready: std::collections::HashSet<String>,
+}
+
+/// Checks what an agent says about itself.
+fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
+    let bad = |m: String| Err(RegisterError::Invalid(m));
+    if let Some(why) = names::dns1123_subdomain(&req.node_name) {
+        return bad(format!("node_name {:?}: {why}", req.node_name));
+    }
+    match req.address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+        _ => return bad(format!("address {:?}: must be host:port", req.address)),
+    }
+    // Upper bounds far beyond any machine, so no sum or score can overflow.
+    for (what, v, max) in [
+        ("cpu_millis", req.cpu_millis, 1_i64 << 40),
+        ("memory_bytes", req.memory_bytes, 1_i64 << 56),
+        ("max_pods", req.max_pods, 1_000_000),
+    ] {
+        if v <= 0 {
+            return bad(format!("{what}: must be more than zero, not {v}"));
+        }
+        if v > max {
+            return bad(format!("{what}: {v} is more than the {max} allowed"));
+        }
+    }
+    for (k, v) in &req.labels {
+        if let Some(why) = names::qualified_name(k) {
+            return bad(format!("labels: key {k:?}: {why}"));
+        }
+        if let Some(why) = names::label_value(v) {
+            return bad(format!("labels: value {v:?} of {k:?}: {why}"));
+        }
+    }
+    Ok(())
+}
+
+impl NodeRegistry {
+    /// A registry over `store`. Nodes already in the store count as just heard from, so
+    /// they have `grace` to reconnect after a control-plane restart.
+    pub async fn new(store: Store, grace: Duration) -> Result<Self, StoreError> {
+        let nodes = store.list(Kind::Node, None, None).await?;
+        let now = Instant::now();
+        let mut state = Liveness::default();
+        for s in &nodes.items {
+            let name = s.object.name().to_string();
+            if let Object::Node(n) = &s.object
+                && ready_of(n).is_none_or(|c| c.status != "True")
+            {
+                state.unready.insert(name.clone());
+            }
+            state.seen.insert(name, now);
+        }
+        Ok(Self {
+            store,
+            grace,
+            state: Arc::new(Mutex::new(state)),
+            readiness: Arc::default(),
+            events: crate::events::Recorder::disabled(),
+            heartbeats: Default::default(),
+        })
+    }
+
+    /// Counts heartbeats in `counter` (served at `/metrics`).
+    pub fn with_heartbeat_counter(
+        mut self,
+        counter: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        self.heartbeats = counter;
+        self
+    }
+
+    /// Records node events (`RegisteredNode`, `NodeReady`, `NodeNotReady`) and the agents'
+    /// pod events with `events`.
+    pub fn with_events(mut self, events: crate::events::Recorder) -> Self {
+        self.events = events;
+        self
+    }
+
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The store's revision now (0 when it cannot say).
+    pub async fn store_revision(&self) -> u64 {
+        self.store.revision().await.unwrap_or(0)
+    }
+
+    pub fn is_registered(&self, node: &str) -> bool {
+        self.state().seen.contains_key(node)
+    }
+
+    /// Whether `node` was heard from within `--node-grace`.
+    pub fn is_alive(&self, node: &str) -> bool {
+        self.state()
+            .seen
+            .get(node)
+            .is_some_and(|t| t.elapsed() <= self.grace)
+    }
+
+    /// Registers (or re-registers) a node: creates or updates its object from what its
+    /// agent says; it is Ready. `certificate_expires` is when the certificate its agent
+    /// presented expires, shown by `keel describe node`.
+    pub async fn register(
+        &self,
+        req: &RegisterRequest,
+        certificate_expires: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), RegisterError> {
+        check(req)?;
+        {
+            let state = self.state();
+            if !state.seen.contains_key(&req.node_name) && state.seen.len() >= MAX_NODES {
+                return Err(RegisterError::Invalid(format!(
+                    "this control plane already has {MAX_NODES} nodes"
+                )));
+            }
+        }
+        let key = ObjectKey::new(Kind::Node, "", &req.node_name);
+        for _ in 0..CONFLICT_RETRIES {
+            let existing = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| RegisterError::Store(e.to_string()))?;
+            let (node, expected) = match &existing {
+                Some(s) => match &s.object {
+                    Object::Node(n) => (n.clone(), Some(s.resource_version)),
+                    _ => (Node::default(), Some(s.resource_version)),
+                },
+                None => (Node::default(), None),
+            };
+            self.refuse_takeover(req, &node)?;
+            let mut object = Object::Node(registered(node, req, certificate_expires));
+            object.set_type_meta();
+            let written = match expected {
+                Some(v) => self.store.update(object, v).await,
+                None => self.store.create(object).await,
+            };
+            match written {
+                Ok(stored) => {
+                    self.registered(req, &stored.object);
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists(_)) => continue,
+                Err(e) => return Err(RegisterError::Store(e.to_string())),
+            }
+        }
+        Err(RegisterError::Store(format!(
+            "node {} kept changing while it registered; try again",
+            req.node_name
+        )))
+    }
+
+    /// A live node's address cannot be taken over by another registration: two agents
+    /// started with one name (and, under --insecure, a stranger) would fight over it.
+    fn refuse_takeover(&self, req: &RegisterRequest, node: &Node) -> Result<(), RegisterError> {
+        let current = node.metadata.annotation(AGENT_ADDRESS);
+        let alive = self
+            .state()
+            .seen
+            .get(&req.node_name)
+            .is_some_and(|t| t.elapsed() <= self.grace);
+        let ready = ready_of(node).is_some_and(|c| c.status == "True");
+        match current.filter(|c| *c != req.address && alive && ready) {
+            Some(current) => Err(RegisterError::Invalid(format!(
+                "node {:?} is registered from {current} and still sends heartbeats; \
+                 stop that agent first (or wait {:?}) to move it to {}",
+                req.node_name, self.grace, req.address
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Told and remembered: the node is live and ready from now.
+    fn registered(&self, req: &RegisterRequest, node: &Object) {
+        self.events.object(
+            node,
+            EventType::Normal,
+            "RegisteredNode",
+            format!(
+                "Node {} event: Registered Node {} in Controller",
+                req.node_name, req.node_name
+            ),
+            "node-controller",
+        );
+        let mut state = self.state();
+        state.seen.insert(req.node_name.clone(), Instant::now());
+        state.unready.remove(&req.node_name);
+        drop(state);
+        tracing::info!(node = %req.node_name, address = %req.address, "node registered");
+    }
+}
+
+/// `node` (as stored, or new) as its agent describes it now: labels, address, capacity,
+/// versions, certificate expiry, and Ready.
+fn registered(
+    mut node: Node,
+    req: &RegisterRequest,
+    certificate_expires: Option<chrono::DateTime<chrono::Utc>>,
+) -> Node {
+    let host = req
+        .address
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+        .unwrap_or_default();
+    let capacity: BTreeMap<String, Quantity> = [
+        ("cpu", format!("{}m", req.cpu_millis)),
+        ("memory", req.memory_bytes.to_string()),
+        ("pods", req.max_pods.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), Quantity::new(v)))
+    .collect();
+    node.metadata.name = Some(req.node_name.clone());
+    let mut labels: BTreeMap<String, String> = req.labels.clone().into_iter().collect();
+    labels.insert("kubernetes.io/hostname".into(), req.node_name.clone());
+    node.metadata.labels = Some(labels);
+    let annotations = node.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.insert(AGENT_ADDRESS.into(), req.address.clone());
+    match certificate_expires {
+        Some(t) => {
+            let at = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            annotations.insert(CERTIFICATE_EXPIRES.into(), at);
+        }
+        None => {
+            annotations.remove(CERTIFICATE_EXPIRES);
+        }
+    }
+    let status = node.status.get_or_insert_with(NodeStatus::default);
+    status.capacity = Some(capacity.clone());
+    status.allocatable = Some(capacity);
+    status.addresses = Some(vec![NodeAddress {
+        type_: "InternalIP".into(),
+        address: host,
+    }]);
+    status.node_info = Some(NodeSystemInfo {
+        agent_version: Some(req.agent_version.clone()),
+        container_runtime_version: Some(req.runtime.clone()),
+        operating_system: None,
+        architecture: None,
+    });
+    set_ready(&mut node, true);
+    node
+}

@@ -1,0 +1,120 @@
+//! A node's desired set: its pods, the ConfigMaps and Secrets they use (and no others), and
+//! every Service with its Endpoints, numbered with the store revision and hashed.
+
+use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use keel_agent_protocol::{NodeDesired, ServiceEntry};
+use keel_schema::types::pod::Pod;
+use keel_schema::{Kind, Object};
+use keel_store::{ObjectKey, Stored};
+
+use crate::cache::Cache;
+
+/// ConfigMaps and Secrets a pod uses, by name.
+fn references(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut cms, mut secrets) = (BTreeSet::new(), BTreeSet::new());
+    for v in pod.spec.volumes.iter().flatten() {
+        if let Some(n) = v.config_map.as_ref().and_then(|c| c.name.clone()) {
+            cms.insert(n);
+        }
+        if let Some(n) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            secrets.insert(n);
+        }
+    }
+    for c in &pod.spec.containers {
+        for e in c.env.iter().flatten() {
+            if let Some(from) = &e.value_from {
+                if let Some(n) = from
+                    .config_map_key_ref
+                    .as_ref()
+                    .and_then(|r| r.name.clone())
+                {
+                    cms.insert(n);
+                }
+                if let Some(n) = from.secret_key_ref.as_ref().and_then(|r| r.name.clone()) {
+                    secrets.insert(n);
+                }
+            }
+        }
+        for e in c.env_from.iter().flatten() {
+            if let Some(n) = e.config_map_ref.as_ref().and_then(|r| r.name.clone()) {
+                cms.insert(n);
+            }
+            if let Some(n) = e.secret_ref.as_ref().and_then(|r| r.name.clone()) {
+                secrets.insert(n);
+            }
+        }
+    }
+    (cms, secrets)
+}
+
+fn json(object: &Object) -> Vec<u8> {
+    // Objects from the store always serialise; an empty message would be refused whole by
+    // the agent, never half-applied.
+    serde_json::to_vec(object).unwrap_or_default()
+}
+
+/// The desired set of `node` as the cache holds it now, and its hash.
+pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
+    let mut pods: Vec<Arc<Stored>> = cache.pods_on(node);
+    pods.sort_by(|a, b| ObjectKey::of(&a.object).cmp(&ObjectKey::of(&b.object)));
+    let mut config_maps = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    for s in &pods {
+        if let Object::Pod(p) = &s.object {
+            let (c, sec) = references(p);
+            let ns = p.metadata.namespace().to_string();
+            config_maps.extend(
+                c.into_iter()
+                    .map(|n| ObjectKey::new(Kind::ConfigMap, &ns, &n)),
+            );
+            secrets.extend(
+                sec.into_iter()
+                    .map(|n| ObjectKey::new(Kind::Secret, &ns, &n)),
+            );
+        }
+    }
+    let fetch = |keys: BTreeSet<ObjectKey>| -> Vec<Vec<u8>> {
+        keys.iter()
+            .filter_map(|k| cache.get(k))
+            .map(|s| json(&s.object))
+            .collect()
+    };
+    let services = cache
+        .list(Kind::Service, None)
+        .iter()
+        .map(|s| {
+            let endpoints = cache
+                .get(&ObjectKey::new(
+                    Kind::Endpoints,
+                    s.object.namespace(),
+                    s.object.name(),
+                ))
+                .map(|e| json(&e.object))
+                .unwrap_or_default();
+            ServiceEntry {
+                service: json(&s.object),
+                endpoints,
+            }
+        })
+        .collect();
+    let mut desired = NodeDesired {
+        node_name: node.to_string(),
+        generation: 0,
+        pods: pods.iter().map(|s| json(&s.object)).collect(),
+        config_maps: fetch(config_maps),
+        secrets: fetch(secrets),
+        services,
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    desired.pods.hash(&mut hasher);
+    desired.config_maps.hash(&mut hasher);
+    desired.secrets.hash(&mut hasher);
+    for s in &desired.services {
+        (&s.service, &s.endpoints).hash(&mut hasher);
+    }
+    desired.generation = cache.revision().max(1);
+    (desired, hasher.finish())
+}

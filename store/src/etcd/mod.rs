@@ -1,0 +1,552 @@
+//! The distributed engine: a real etcd cluster through etcd-client.
+//!
+//! Objects live at `<prefix>/registry/<kind>/<ns>/<name>`; an object's `mod_revision` is its
+//! resourceVersion and etcd's revision is the store revision. Compare-and-swap is an etcd
+//! transaction comparing `mod_revision` (or `create_revision == 0` for "must not exist").
+//!
+//! etcd caps a transaction at 128 operations and a request at 1.5 MiB, so a large batch is
+//! written in chunks behind an intent, which is also a lock:
+//! 1. every chunk's operations (new value, expected revision, previous value) are written
+//!    under `<prefix>/intent/data/<id>/` (values over [`SIDE_BYTES`] in keys of their own),
+//!    then the head `<prefix>/intent/head` names them;
+//! 2. each chunk is one transaction that also checks every expected revision and advances
+//!    the head;
+//! 3. the head and data are deleted at the end.
+//!
+//! While a head exists no other write succeeds (every write compares that the head is
+//! absent), so nothing is built on a half-applied revision and an undo restores everything.
+//! If a chunk meets a conflict, the chunks already written are undone and the batch fails
+//! naming the conflicting object. A batch is driven on its own task, so a caller that gives
+//! up does not abandon it; a process that dies anywhere in between leaves the head, and the
+//! next write or [`EtcdStore::connect`] finishes the batch (or its undo) first.
+//!
+//! Caveat: one process should apply batches at a time (leader election comes with running
+//! several control planes); two would take turns through the lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, KvClient, SortOrder,
+    SortTarget, Txn, TxnOp, TxnOpResponse, WatchClient,
+};
+use keel_schema::{Kind, Object};
+use serde::Serialize;
+
+mod batch;
+mod watch;
+
+use super::codec::{Prepared, decode, encode, prepare_op};
+use super::encryption::SecretCipher;
+use super::{
+    BatchOp, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored, SyncRecord,
+};
+
+pub const DEFAULT_PREFIX: &str = "/keel";
+/// Operations per chunk transaction (etcd's default limit is 128; the head's update and
+/// compare take one more each).
+const CHUNK_OPS: usize = 100;
+/// Inline value bytes per chunk (etcd's default request limit is 1.5 MiB).
+const CHUNK_BYTES: usize = 600 * 1024;
+/// Values larger than this go to intent keys of their own.
+pub const SIDE_BYTES: usize = 256 * 1024;
+/// Keys per page when listing.
+const PAGE: i64 = 500;
+/// Undo operations per transaction (each is a nested transaction).
+const UNDO_OPS: usize = 40;
+/// Largest gRPC reply accepted (tonic's default of 4 MiB is too small for a page of large
+/// objects or a watch catching up).
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// Revisions of history kept by the background compactor, and how often it runs.
+const KEEP_REVISIONS: i64 = 100_000;
+const COMPACT_EVERY: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+pub struct EtcdStore {
+    kv: KvClient,
+    watch: WatchClient,
+    prefix: String,
+    endpoints: String,
+    _compactor: Arc<AbortOnDrop>,
+    /// Encrypts Secrets at rest (`--encryption-key-file`).
+    cipher: Option<Arc<SecretCipher>>,
+}
+
+/// Stops the background compactor when the last handle to the store goes.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// One planned write of a batch, in memory.
+#[derive(Debug, Clone)]
+struct Op {
+    key: String,
+    /// The key's expected `mod_revision`; 0 means it must not exist.
+    expect: i64,
+    /// The new value; `None` deletes.
+    value: Option<Vec<u8>>,
+    /// The value before the batch, to undo with.
+    before: Option<Vec<u8>>,
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(5))
+}
+
+impl EtcdStore {
+    /// Connects (retrying with backoff for a few seconds), then finishes any batch a previous
+    /// process left half-written, and starts the history compactor.
+    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self> {
+        Self::connect_encrypted(endpoints, prefix, None).await
+    }
+
+    /// Connects, encrypting Secrets with `cipher` when given.
+    pub async fn connect_encrypted(
+        endpoints: &[String],
+        prefix: &str,
+        cipher: Option<Arc<SecretCipher>>,
+    ) -> Result<Self> {
+        let shown = endpoints.join(",");
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(30));
+        let mut attempt = 0;
+        let client = loop {
+            attempt += 1;
+            let tried = async {
+                let mut client = Client::connect(endpoints, Some(options.clone())).await?;
+                client
+                    .get("/", Some(GetOptions::new().with_count_only()))
+                    .await?;
+                Ok::<_, etcd_client::Error>(client)
+            }
+            .await;
+            match tried {
+                Ok(client) => break client,
+                Err(e) if attempt < 6 => {
+                    tracing::warn!(etcd = %shown, attempt, error = %e, "etcd unreachable; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "etcd at {shown} is unreachable after {attempt} attempts: {e}"
+                    )));
+                }
+            }
+        };
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let watch = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
+        let compactor = tokio::spawn(compact_forever(kv.clone(), shown.clone()));
+        let store = Self {
+            kv,
+            watch,
+            prefix: prefix.trim_end_matches('/').to_string(),
+            endpoints: shown,
+            _compactor: Arc::new(AbortOnDrop(Some(compactor))),
+            cipher,
+        };
+        store.recover().await?;
+        Ok(store)
+    }
+
+    fn err(&self, e: etcd_client::Error) -> StoreError {
+        StoreError::Unavailable(format!("etcd at {}: {e}", self.endpoints))
+    }
+
+    fn registry(&self) -> String {
+        format!("{}/registry/", self.prefix)
+    }
+
+    fn object_key(&self, key: &ObjectKey) -> String {
+        format!("{}{}", self.registry(), key.path())
+    }
+
+    fn key_of(&self, etcd_key: &str) -> Result<ObjectKey> {
+        etcd_key
+            .strip_prefix(&self.registry())
+            .and_then(ObjectKey::from_path)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: etcd_key.to_string(),
+                reason: "not the key of an object of a known kind".into(),
+            })
+    }
+
+    fn head_key(&self) -> String {
+        format!("{}/intent/head", self.prefix)
+    }
+
+    fn data_prefix(&self, id: &str) -> String {
+        format!("{}/intent/data/{id}/", self.prefix)
+    }
+
+    fn decode_kv(&self, kv: &KeyValue) -> Result<Stored> {
+        let key = String::from_utf8_lossy(kv.key()).to_string();
+        let revision = u64::try_from(kv.mod_revision()).unwrap_or(0);
+        decode(&key, kv.value(), revision, self.cipher.as_deref())
+    }
+
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
+        let mut kv = self.kv.clone();
+        let resp = kv
+            .get(self.object_key(key), None)
+            .await
+            .map_err(|e| self.err(e))?;
+        resp.kvs().first().map(|kv| self.decode_kv(kv)).transpose()
+    }
+
+    pub async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<ListResult> {
+        let prefix = match namespace {
+            Some(ns) => format!("{}{kind}/{ns}/", self.registry()),
+            None => format!("{}{kind}/", self.registry()),
+        };
+        self.list_under(&prefix).await
+    }
+
+    /// Every object of every kind, at one revision.
+    pub async fn list_all(&self) -> Result<ListResult> {
+        self.list_under(&self.registry()).await
+    }
+
+    /// The objects under `prefix`, decoded, at one revision.
+    async fn list_under(&self, prefix: &str) -> Result<ListResult> {
+        let (kvs, revision) = self.range_all(prefix).await?;
+        let items = kvs
+            .iter()
+            .map(|kv| self.decode_kv(kv))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ListResult {
+            items,
+            revision: u64::try_from(revision).unwrap_or(0),
+        })
+    }
+
+    /// Every key under `prefix`, page by page at one revision.
+    async fn range_all(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {
+        let mut kv = self.kv.clone();
+        let end = prefix_end(prefix);
+        let mut out = Vec::new();
+        let mut start = prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let resp = kv
+                .get(start.clone(), Some(options))
+                .await
+                .map_err(|e| self.err(e))?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            let kvs = resp.kvs();
+            let more = resp.more();
+            if let Some(last) = kvs.last() {
+                start = last.key().to_vec();
+                start.push(0);
+            }
+            out.extend(kvs.iter().cloned());
+            if !more || kvs.is_empty() {
+                break;
+            }
+        }
+        Ok((out, revision))
+    }
+
+    pub async fn revision(&self) -> Result<u64> {
+        let mut kv = self.kv.clone();
+        let resp = kv
+            .get(self.registry(), Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(resp
+            .header()
+            .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0)))
+    }
+
+    /// The current value and revisions of `keys`, read in transactions of gets.
+    async fn read_many(&self, keys: &[String]) -> Result<HashMap<String, KeyValue>> {
+        let mut kv = self.kv.clone();
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(CHUNK_OPS) {
+            let ops: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(k.clone(), None)).collect();
+            let resp = kv
+                .txn(Txn::new().and_then(ops))
+                .await
+                .map_err(|e| self.err(e))?;
+            for r in resp.op_responses() {
+                if let TxnOpResponse::Get(g) = r {
+                    for kv in g.kvs() {
+                        found.insert(String::from_utf8_lossy(kv.key()).to_string(), kv.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    pub async fn create(&self, object: Object) -> Result<Stored> {
+        self.apply_single(BatchOp::Create(object)).await
+    }
+
+    pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
+        self.apply_single(BatchOp::Update { object, expected })
+            .await
+    }
+
+    pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
+        self.apply_single(BatchOp::Delete {
+            key: key.clone(),
+            expected,
+        })
+        .await
+    }
+
+    /// One op in one transaction, returning the object as written (for a delete: as it
+    /// was). A delete without a precondition is retried when it races another writer.
+    async fn apply_single(&self, op: BatchOp) -> Result<Stored> {
+        let retry_races = matches!(op, BatchOp::Delete { expected: None, .. });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (planned, results) = self.plan(std::slice::from_ref(&op)).await?;
+            match self.commit_unlocked(&planned).await {
+                Ok(revision) => {
+                    let mut stored = results
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::Backend("empty plan".into()))?;
+                    if !matches!(op, BatchOp::Delete { .. }) {
+                        stored.resource_version = revision;
+                        stored.object.meta_mut().resource_version = Some(revision.to_string());
+                    }
+                    return Ok(stored);
+                }
+                Err(StoreError::Conflict { .. }) if retry_races && attempt < 5 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Checks every op against the current state and computes what to write. Returns the
+    /// plan and, per op, the object as it will be stored (for a delete: as it was).
+    async fn plan(&self, ops: &[BatchOp]) -> Result<(Vec<Op>, Vec<Stored>)> {
+        let keys: Vec<String> = ops.iter().map(|op| self.object_key(&op.key())).collect();
+        let current = self.read_many(&keys).await?;
+        let mut planned = Vec::with_capacity(ops.len());
+        let mut results = Vec::with_capacity(ops.len());
+        for (op, etcd_key) in ops.iter().zip(&keys) {
+            let found = current.get(etcd_key);
+            let old = found.map(|kv| self.decode_kv(kv)).transpose()?;
+            let (value, stored) = match prepare_op(op, old.as_ref())? {
+                Prepared::Put(object, _) => (
+                    Some(encode(&object, self.cipher.as_deref())?),
+                    Stored {
+                        object: *object,
+                        resource_version: 0,
+                    },
+                ),
+                Prepared::Delete => (
+                    None,
+                    old.clone().ok_or_else(|| StoreError::NotFound(op.key()))?,
+                ),
+            };
+            planned.push(Op {
+                key: etcd_key.clone(),
+                expect: found.map_or(0, KeyValue::mod_revision),
+                value,
+                before: found.map(|kv| kv.value().to_vec()),
+            });
+            results.push(stored);
+        }
+        Ok((planned, results))
+    }
+
+    fn compares(ops: &[Op]) -> Vec<Compare> {
+        ops.iter()
+            .map(|p| {
+                if p.expect == 0 {
+                    Compare::create_revision(p.key.clone(), CompareOp::Equal, 0)
+                } else {
+                    Compare::mod_revision(p.key.clone(), CompareOp::Equal, p.expect)
+                }
+            })
+            .collect()
+    }
+
+    fn writes(ops: &[Op]) -> Vec<TxnOp> {
+        ops.iter()
+            .map(|p| match &p.value {
+                Some(v) => TxnOp::put(p.key.clone(), v.clone(), None),
+                None => TxnOp::delete(p.key.clone(), None),
+            })
+            .collect()
+    }
+
+    /// Writes a plan that fits one transaction, provided no batch holds the lock. A batch
+    /// left by someone else is finished first.
+    async fn commit_unlocked(&self, ops: &[Op]) -> Result<u64> {
+        let mut kv = self.kv.clone();
+        for _ in 0..5 {
+            let mut compares = vec![Compare::create_revision(
+                self.head_key(),
+                CompareOp::Equal,
+                0,
+            )];
+            compares.extend(Self::compares(ops));
+            let txn = Txn::new().when(compares).and_then(Self::writes(ops));
+            let resp = kv.txn(txn).await.map_err(|e| self.err(e))?;
+            if resp.succeeded() {
+                return Ok(resp
+                    .header()
+                    .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0)));
+            }
+            if let Some(conflict) = self.explain(ops).await? {
+                return Err(conflict);
+            }
+            // Nothing of ours conflicts: a batch holds the lock. Finish it, then try again.
+            self.recover().await?;
+        }
+        Err(StoreError::Unavailable(
+            "another batch keeps the store locked; try again".into(),
+        ))
+    }
+
+    /// Which op of `ops` no longer holds, as the error to report; `None` if all hold.
+    async fn explain(&self, ops: &[Op]) -> Result<Option<StoreError>> {
+        let keys: Vec<String> = ops.iter().map(|p| p.key.clone()).collect();
+        let current = self.read_many(&keys).await?;
+        for p in ops {
+            let actual = current.get(&p.key).map_or(0, KeyValue::mod_revision);
+            if actual != p.expect {
+                let key = self.key_of(&p.key)?;
+                return Ok(Some(if p.expect == 0 {
+                    StoreError::AlreadyExists(key)
+                } else {
+                    StoreError::Conflict {
+                        key,
+                        expected: u64::try_from(p.expect).unwrap_or(0),
+                        actual: u64::try_from(actual).unwrap_or(0),
+                    }
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn compact(&self, revision: u64) -> Result<()> {
+        let current = self.revision().await?;
+        let target = i64::try_from(revision.min(current)).unwrap_or(i64::MAX);
+        let mut kv = self.kv.clone();
+        kv.compact(target, None).await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn history_prefix(&self) -> String {
+        format!("{}/history/", self.prefix)
+    }
+
+    pub async fn record_sync(&self, record: SyncRecord) -> Result<()> {
+        let mut kv = self.kv.clone();
+        // Time first so keys sort by age; the random tail keeps concurrent records apart.
+        let key = format!(
+            "{}{:020}-{}",
+            self.history_prefix(),
+            record.time.timestamp_micros().max(0),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        kv.put(key, to_json(&record)?, None)
+            .await
+            .map_err(|e| self.err(e))?;
+        let resp = kv
+            .get(
+                self.history_prefix(),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_keys_only()
+                        .with_sort(SortTarget::Key, SortOrder::Ascend),
+                ),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let excess = resp.kvs().len().saturating_sub(HISTORY_LIMIT);
+        for old in resp.kvs().iter().take(excess) {
+            kv.delete(old.key().to_vec(), None)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub async fn history(&self, limit: usize) -> Result<Vec<SyncRecord>> {
+        let mut kv = self.kv.clone();
+        let resp = kv
+            .get(
+                self.history_prefix(),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_sort(SortTarget::Key, SortOrder::Descend)
+                        .with_limit(i64::try_from(limit).unwrap_or(i64::MAX)),
+                ),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        resp.kvs()
+            .iter()
+            .map(|kv| {
+                serde_json::from_slice(kv.value()).map_err(|e| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(kv.key()).to_string(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Keeps etcd's history bounded, as kube-apiserver does: without compaction etcd grows
+/// until its space quota stops every write.
+async fn compact_forever(mut kv: KvClient, endpoints: String) {
+    loop {
+        tokio::time::sleep(COMPACT_EVERY).await;
+        let current = match kv.get("/", Some(GetOptions::new().with_count_only())).await {
+            Ok(resp) => resp.header().map_or(0, |h| h.revision()),
+            Err(e) => {
+                tracing::warn!(etcd = %endpoints, error = %e, "cannot read etcd revision for compaction");
+                continue;
+            }
+        };
+        if current > KEEP_REVISIONS
+            && let Err(e) = kv.compact(current - KEEP_REVISIONS, None).await
+        {
+            tracing::warn!(etcd = %endpoints, error = %e, "etcd compaction failed");
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// The first key after every key starting with `prefix`.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}

@@ -1,0 +1,360 @@
+//! The embedded engine: one redb file, `DATA_DIR/keel.redb`.
+//!
+//! Every write is one redb transaction, durable when it returns (fsync on commit), so a
+//! `kill -9` at any moment leaves the last committed transaction and nothing half-written.
+//! The store revision is a counter in the file; each transaction bumps it once. Changes are
+//! also appended to a log table, which watchers replay from any retained revision, and
+//! broadcast in process for live watchers.
+
+mod group;
+mod log;
+mod tx;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use ::redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+use keel_schema::{Kind, Object};
+use tokio::sync::broadcast;
+
+use super::codec::decode;
+use super::encryption::SecretCipher;
+use super::{
+    Batch, BatchOp, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored, SyncRecord,
+};
+use group::PendingWrites;
+use log::ChangeSet;
+
+/// `kind/namespace/name` → revision (8 bytes, little-endian) followed by the object's JSON.
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+/// `revision` (the store revision) and `compacted` (the newest revision no longer in the log).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// revision → the transaction's changes, each `[type u8][key len u32][key][json len u32][json]`
+/// (one record per transaction keeps a 10,000-object batch one insert, not 10,000).
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+/// sequence → a sync record as JSON.
+const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
+
+/// Events read per replay page.
+const REPLAY_PAGE_EVENTS: usize = 10_000;
+
+/// Transactions kept in the change log for watchers that fall behind (oldest trimmed first).
+pub const MAX_LOGGED_REVISIONS: u64 = 10_000;
+
+pub const FILE_NAME: &str = "keel.redb";
+
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    /// Serialises commit-and-broadcast so live watchers see revisions in order.
+    write: Mutex<()>,
+    events: broadcast::Sender<Arc<ChangeSet>>,
+    /// Every object, decoded, as of `revision`: reads are served from here (as Kubernetes'
+    /// API server serves them from its watch cache). Updated right after each commit, under
+    /// the write lock, so it is always the committed state.
+    cache: RwLock<Cache>,
+    /// Set when a commit failed or the cache may be inconsistent: the file and the cache
+    /// can no longer be trusted to agree, so every call fails until keel restarts (which
+    /// reloads both from the file).
+    failed: AtomicBool,
+    /// Single writes waiting for the next group commit.
+    pending: Mutex<PendingWrites>,
+    /// Encrypts Secrets at rest (`--encryption-key-file`).
+    cipher: Option<Arc<SecretCipher>>,
+}
+
+#[derive(Default)]
+struct Cache {
+    objects: BTreeMap<String, Stored>,
+    revision: u64,
+}
+
+impl Inner {
+    fn check(&self) -> Result<()> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(format!(
+                "the store at {} failed earlier and may not match its cache; restart keel",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn read_cache(&self) -> Result<RwLockReadGuard<'_, Cache>> {
+        self.check()?;
+        self.cache.read().map_err(|_| {
+            self.failed.store(true, Ordering::SeqCst);
+            StoreError::Unavailable("the store's cache was left inconsistent; restart keel".into())
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn split_record<'b>(key: &str, bytes: &'b [u8]) -> Result<(u64, &'b [u8])> {
+    if bytes.len() < 8 {
+        return Err(StoreError::Corrupt {
+            key: key.to_string(),
+            reason: "record shorter than its header".into(),
+        });
+    }
+    let (rev, json) = bytes.split_at(8);
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(rev);
+    Ok((u64::from_le_bytes(raw), json))
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) `data_dir/keel.redb`.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_encrypted(data_dir, None).await
+    }
+
+    /// Opens the store, encrypting Secrets with `cipher` when given.
+    pub async fn open_encrypted(
+        data_dir: &Path,
+        cipher: Option<Arc<SecretCipher>>,
+    ) -> Result<Self> {
+        let data_dir = data_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir, cipher))
+            .await
+            .map_err(backend)?
+    }
+
+    fn open_blocking(data_dir: &Path, cipher: Option<Arc<SecretCipher>>) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(data_dir.to_path_buf()),
+            other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
+        })?;
+        let txn = db.begin_write().map_err(backend)?;
+        {
+            txn.open_table(OBJECTS).map_err(backend)?;
+            txn.open_table(META).map_err(backend)?;
+            txn.open_table(CHANGES).map_err(backend)?;
+            txn.open_table(HISTORY).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        let cache = load_cache(&db, cipher.as_deref())?;
+        let (events, _) = broadcast::channel(256);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                write: Mutex::new(()),
+                events,
+                cache: RwLock::new(cache),
+                failed: AtomicBool::new(false),
+                pending: Mutex::default(),
+                cipher,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(backend)?
+    }
+
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
+        let cache = self.inner.read_cache()?;
+        Ok(cache.objects.get(&key.path()).cloned())
+    }
+
+    pub async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<ListResult> {
+        let prefix = match namespace {
+            Some(ns) => format!("{kind}/{ns}/"),
+            None => format!("{kind}/"),
+        };
+        let cache = self.inner.read_cache()?;
+        let items = cache
+            .objects
+            .range(prefix.clone()..)
+            .take_while(|(path, _)| path.starts_with(&prefix))
+            .map(|(_, stored)| stored.clone())
+            .collect();
+        Ok(ListResult {
+            items,
+            revision: cache.revision,
+        })
+    }
+
+    /// Every object of every kind, at one revision.
+    pub async fn list_all(&self) -> Result<ListResult> {
+        let cache = self.inner.read_cache()?;
+        Ok(ListResult {
+            items: cache.objects.values().cloned().collect(),
+            revision: cache.revision,
+        })
+    }
+
+    pub async fn create(&self, object: Object) -> Result<Stored> {
+        self.write_one(BatchOp::Create(object)).await
+    }
+
+    pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
+        self.write_one(BatchOp::Update { object, expected }).await
+    }
+
+    pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
+        let key = key.clone();
+        self.write_one(BatchOp::Delete { key, expected }).await
+    }
+
+    pub async fn apply_batch(&self, batch: Batch) -> Result<u64> {
+        super::codec::check_distinct(&batch)?;
+        self.blocking(move |inner| {
+            let (_, revision) = Self::write(inner, |tx| {
+                for op in &batch.ops {
+                    tx.apply(op)?;
+                }
+                Ok(())
+            })?;
+            Ok(revision)
+        })
+        .await
+    }
+
+    pub async fn revision(&self) -> Result<u64> {
+        self.blocking(|inner| read_meta(inner, "revision")).await
+    }
+
+    pub async fn compact(&self, upto: u64) -> Result<()> {
+        self.blocking(move |inner| {
+            let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+            let txn = inner.db.begin_write().map_err(backend)?;
+            {
+                let mut changes = txn.open_table(CHANGES).map_err(backend)?;
+                let mut meta = txn.open_table(META).map_err(backend)?;
+                // Never past the present: a future mark would expire every fresh watch.
+                let current = meta
+                    .get("revision")
+                    .map_err(backend)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                let upto = upto.min(current);
+                loop {
+                    let oldest = changes.first().map_err(backend)?.map(|(k, _)| k.value());
+                    match oldest {
+                        Some(rev) if rev <= upto => {
+                            changes.pop_first().map_err(backend)?;
+                        }
+                        _ => break,
+                    }
+                }
+                let compacted = meta
+                    .get("compacted")
+                    .map_err(backend)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                meta.insert("compacted", compacted.max(upto))
+                    .map_err(backend)?;
+            }
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+
+    pub async fn record_sync(&self, record: SyncRecord) -> Result<()> {
+        let json = serde_json::to_vec(&record).map_err(backend)?;
+        self.blocking(move |inner| {
+            let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+            let txn = inner.db.begin_write().map_err(backend)?;
+            {
+                let mut history = txn.open_table(HISTORY).map_err(backend)?;
+                let next = history
+                    .last()
+                    .map_err(backend)?
+                    .map(|(k, _)| k.value() + 1)
+                    .unwrap_or(1);
+                history.insert(next, json.as_slice()).map_err(backend)?;
+                while history.len().map_err(backend)? > HISTORY_LIMIT as u64 {
+                    history.pop_first().map_err(backend)?;
+                }
+            }
+            txn.commit().map_err(backend)
+        })
+        .await
+    }
+
+    pub async fn history(&self, limit: usize) -> Result<Vec<SyncRecord>> {
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(backend)?;
+            let history = txn.open_table(HISTORY).map_err(backend)?;
+            let mut out = Vec::new();
+            for entry in history.iter().map_err(backend)?.rev().take(limit) {
+                let (k, v) = entry.map_err(backend)?;
+                let record =
+                    serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                        key: format!("history/{}", k.value()),
+                        reason: e.to_string(),
+                    })?;
+                out.push(record);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Decodes every stored object, for the read cache.
+fn load_cache(db: &Database, cipher: Option<&SecretCipher>) -> Result<Cache> {
+    let txn = db.begin_read().map_err(backend)?;
+    let meta = txn.open_table(META).map_err(backend)?;
+    let revision = meta
+        .get("revision")
+        .map_err(backend)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    let objects = txn.open_table(OBJECTS).map_err(backend)?;
+    let mut cache = Cache {
+        objects: BTreeMap::new(),
+        revision,
+    };
+    for entry in objects.iter().map_err(backend)? {
+        let (k, v) = entry.map_err(backend)?;
+        let path = k.value();
+        let (rev, json) = split_record(path, v.value())?;
+        cache
+            .objects
+            .insert(path.to_string(), decode(path, json, rev, cipher)?);
+    }
+    Ok(cache)
+}
+
+fn read_meta(inner: &Inner, key: &str) -> Result<u64> {
+    let txn = inner.db.begin_read().map_err(backend)?;
+    let meta = txn.open_table(META).map_err(backend)?;
+    Ok(meta
+        .get(key)
+        .map_err(backend)?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}

@@ -1,0 +1,230 @@
+//! One write transaction: its view of the objects (the committed cache plus its own
+//! writes), the change-log record it appends, and the cache and watchers it updates once
+//! committed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ::redb::{ReadableTable, ReadableTableMetadata, Table};
+use keel_schema::Object;
+
+use super::log::{ChangeSet, event_byte};
+use super::{CHANGES, Inner, MAX_LOGGED_REVISIONS, META, OBJECTS, RedbStore, backend};
+use crate::codec::{Prepared, encode, prepare_op};
+use crate::encryption::SecretCipher;
+use crate::{BatchOp, ObjectKey, Result, StoreError, Stored, WatchEvent, WatchEventType};
+
+/// One write transaction's view: the objects table, the committed state it starts from
+/// (the read cache), the revision being written, and the changes made so far.
+pub(super) struct Tx<'t, 'c> {
+    objects: Table<'t, &'static str, &'static [u8]>,
+    committed: &'c BTreeMap<String, Stored>,
+    /// What earlier ops of this transaction wrote (`None`: deleted). A batch names each key
+    /// once, but grouped single writes may touch one key twice: the second then sees the
+    /// first (and fails its precondition as it would have a moment later).
+    written: HashMap<String, Option<Stored>>,
+    revision: u64,
+    events: Vec<(WatchEventType, Vec<u8>, Object)>,
+    cipher: Option<&'c SecretCipher>,
+}
+
+impl Tx<'_, '_> {
+    /// The object as this transaction sees it: its own writes, else the committed state.
+    fn get(&self, key: &ObjectKey) -> Option<&Stored> {
+        let path = key.path();
+        match self.written.get(&path) {
+            Some(written) => written.as_ref(),
+            None => self.committed.get(&path),
+        }
+    }
+
+    fn put(&mut self, mut object: Object, event: WatchEventType) -> Result<()> {
+        let key = ObjectKey::of(&object);
+        let json = encode(&object, self.cipher)?;
+        let mut record = self.revision.to_le_bytes().to_vec();
+        record.extend_from_slice(&json);
+        self.objects
+            .insert(key.path().as_str(), record.as_slice())
+            .map_err(backend)?;
+        object.meta_mut().resource_version = Some(self.revision.to_string());
+        self.written.insert(
+            key.path(),
+            Some(Stored {
+                object: object.clone(),
+                resource_version: self.revision,
+            }),
+        );
+        self.events.push((event, json, object));
+        Ok(())
+    }
+
+    pub(super) fn apply(&mut self, op: &BatchOp) -> Result<()> {
+        let key = op.key();
+        match prepare_op(op, self.get(&key))? {
+            Prepared::Put(object, event) => self.put(*object, event),
+            Prepared::Delete => {
+                let old = self
+                    .get(&key)
+                    .ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                let json = encode(&old.object, self.cipher)?;
+                let mut object = old.object.clone();
+                self.objects.remove(key.path().as_str()).map_err(backend)?;
+                self.written.insert(key.path(), None);
+                object.meta_mut().resource_version = Some(self.revision.to_string());
+                self.events.push((WatchEventType::Deleted, json, object));
+                Ok(())
+            }
+        }
+    }
+
+    /// The object the last op wrote (for a delete: as it was, at the deletion's revision).
+    pub(super) fn last_written(&self) -> Result<Stored> {
+        let (_, _, object) = self
+            .events
+            .last()
+            .ok_or_else(|| backend("no write recorded"))?;
+        Ok(Stored {
+            object: object.clone(),
+            resource_version: self.revision,
+        })
+    }
+}
+
+impl RedbStore {
+    /// Runs `f` in one write transaction at a new revision; commits only if it succeeds,
+    /// then tells live watchers. Blocking: call from `spawn_blocking`.
+    pub(super) fn write<T>(
+        inner: &Inner,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>,
+    ) -> Result<(T, u64)> {
+        let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
+        inner.check()?;
+        let txn = inner.db.begin_write().map_err(backend)?;
+        let (value, revision, events) = {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let revision = meta
+                .get("revision")
+                .map_err(backend)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+                + 1;
+            // Writers hold the write lock, so the cache is the committed state throughout.
+            let cache = inner.cache.read().unwrap_or_else(|p| p.into_inner());
+            let mut tx = Tx {
+                objects: txn.open_table(OBJECTS).map_err(backend)?,
+                committed: &cache.objects,
+                written: HashMap::new(),
+                revision,
+                events: Vec::new(),
+                cipher: inner.cipher.as_deref(),
+            };
+            // On error the transaction is dropped uncommitted: nothing is written.
+            let value = f(&mut tx)?;
+            if tx.events.is_empty() {
+                // Nothing written (an empty batch, or grouped writes that all failed their
+                // preconditions): no new revision.
+                return Ok((value, revision - 1));
+            }
+            meta.insert("revision", revision).map_err(backend)?;
+            let mut changes = txn.open_table(CHANGES).map_err(backend)?;
+            changes
+                .insert(revision, change_record(&tx.events)?.as_slice())
+                .map_err(backend)?;
+            trim_changes(&mut changes, &mut meta)?;
+            let Tx {
+                objects,
+                events: written,
+                ..
+            } = tx;
+            drop(objects);
+            drop(cache);
+            let events: Vec<WatchEvent> = written
+                .into_iter()
+                .map(|(event_type, _, object)| WatchEvent {
+                    event_type,
+                    object,
+                    revision,
+                })
+                .collect();
+            (value, revision, events)
+        };
+        if let Err(e) = txn.commit() {
+            // The commit may or may not have reached the disk: stop trusting the cache.
+            inner.failed.store(true, Ordering::SeqCst);
+            return Err(StoreError::Unavailable(format!(
+                "commit to {} failed: {e}; restart keel",
+                inner.path.display()
+            )));
+        }
+        refresh_cache(inner, &events, revision);
+        // No receivers is fine: nobody is watching.
+        let _ = inner.events.send(Arc::new(ChangeSet { revision, events }));
+        Ok((value, revision))
+    }
+}
+
+/// A transaction's changes as one change-log record: each
+/// `[type u8][key len u32][key][json len u32][json]`.
+fn change_record(events: &[(WatchEventType, Vec<u8>, Object)]) -> Result<Vec<u8>> {
+    let mut record = Vec::new();
+    for (event, json, object) in events {
+        let path = ObjectKey::of(object).path();
+        record.push(event_byte(*event));
+        record.extend_from_slice(&u32::try_from(path.len()).map_err(backend)?.to_le_bytes());
+        record.extend_from_slice(path.as_bytes());
+        record.extend_from_slice(&u32::try_from(json.len()).map_err(backend)?.to_le_bytes());
+        record.extend_from_slice(json);
+    }
+    Ok(record)
+}
+
+/// The read cache after a commit: it shows what was just committed, at its revision (a
+/// poisoned lock means the cache may disagree with the file: every call fails from then).
+fn refresh_cache(inner: &Inner, events: &[WatchEvent], revision: u64) {
+    let mut cache = inner.cache.write().unwrap_or_else(|p| {
+        inner.failed.store(true, Ordering::SeqCst);
+        p.into_inner()
+    });
+    for e in events {
+        let path = ObjectKey::of(&e.object).path();
+        match e.event_type {
+            WatchEventType::Deleted => {
+                cache.objects.remove(&path);
+            }
+            WatchEventType::Added | WatchEventType::Modified => {
+                let stored = Stored {
+                    object: e.object.clone(),
+                    resource_version: revision,
+                };
+                cache.objects.insert(path, stored);
+            }
+        }
+    }
+    cache.revision = revision;
+}
+
+/// Keeps the change log under [`MAX_LOGGED_REVISIONS`], dropping the oldest transactions
+/// and recording the newest revision dropped as `compacted`.
+fn trim_changes(
+    changes: &mut Table<'_, u64, &'static [u8]>,
+    meta: &mut Table<'_, &'static str, u64>,
+) -> Result<()> {
+    let len = changes.len().map_err(backend)?;
+    if len <= MAX_LOGGED_REVISIONS {
+        return Ok(());
+    }
+    let mut compacted = meta
+        .get("compacted")
+        .map_err(backend)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    for _ in 0..(len - MAX_LOGGED_REVISIONS) {
+        let Some((k, _)) = changes.pop_first().map_err(backend)? else {
+            break;
+        };
+        compacted = compacted.max(k.value());
+    }
+    meta.insert("compacted", compacted).map_err(backend)?;
+    Ok(())
+}
