@@ -136,25 +136,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         hub: hub.clone(),
     });
     let supervisor = Supervisor::start(ctx);
-    let proxy = match &config.service_proxy {
-        None => None,
-        Some(p) => {
-            let addresses = match &p.interface {
-                Some(interface) => Some(
-                    keel_proxy::HostAddresses::new(interface, &address_owner(&config.data_dir)?)
-                        .map_err(|e| anyhow::anyhow!("--service-interface: {e}"))?,
-                ),
-                None => None,
-            };
-            Some(Arc::new(keel_proxy::Proxy::start(
-                keel_proxy::ProxyConfig {
-                    addresses,
-                    node_port_address: p.node_port_address,
-                    ..keel_proxy::ProxyConfig::default()
-                },
-            )))
-        }
-    };
+    let proxy = start_proxy(&config)?;
     let service = NodeAgentService {
         node: config.node.clone(),
         supervisor: supervisor.clone(),
@@ -177,27 +159,14 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         }
     })];
     if let Some(server_addr) = config.server.clone() {
-        let me = Registration {
-            node: config.node.clone(),
-            address: advertise,
-            cpu_millis: config.cpu_millis,
-            memory_bytes: config.memory_bytes,
-            max_pods: config.max_pods,
-            labels: config.labels.clone(),
-            runtime: runtime.name().to_string(),
-        };
-        if let Some(identity) = &config.identity {
-            tasks.push(tokio::spawn(
-                identity.clone().renew_loop(server_addr.clone()),
-            ));
-        }
-        tasks.push(tokio::spawn(client::run(
+        tasks.extend(start_reporting(
+            &config,
             server_addr,
-            me,
-            hub.clone(),
-            supervisor.clone(),
-            config.identity.clone(),
-        )));
+            advertise,
+            &runtime,
+            &hub,
+            &supervisor,
+        ));
     }
     tracing::info!(node = %config.node, %addr, runtime = runtime.name(), "keel-agent serving");
     Ok(RunningAgent {
@@ -209,4 +178,60 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         workers_stop,
         tasks,
     })
+}
+
+/// The node's Service proxy, when the agent runs one.
+fn start_proxy(config: &AgentConfig) -> anyhow::Result<Option<Arc<keel_proxy::Proxy>>> {
+    let Some(p) = &config.service_proxy else {
+        return Ok(None);
+    };
+    let addresses = match &p.interface {
+        Some(interface) => Some(
+            keel_proxy::HostAddresses::new(interface, &address_owner(&config.data_dir)?)
+                .map_err(|e| anyhow::anyhow!("--service-interface: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Some(Arc::new(keel_proxy::Proxy::start(
+        keel_proxy::ProxyConfig {
+            addresses,
+            node_port_address: p.node_port_address,
+            ..keel_proxy::ProxyConfig::default()
+        },
+    ))))
+}
+
+/// Registering with the control plane and reporting to it, and renewing the node's
+/// certificate: the tasks.
+fn start_reporting(
+    config: &AgentConfig,
+    server_addr: String,
+    advertise: String,
+    runtime: &Arc<dyn Runtime>,
+    hub: &Arc<StatusHub>,
+    supervisor: &Supervisor,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let me = Registration {
+        node: config.node.clone(),
+        address: advertise,
+        cpu_millis: config.cpu_millis,
+        memory_bytes: config.memory_bytes,
+        max_pods: config.max_pods,
+        labels: config.labels.clone(),
+        runtime: runtime.name().to_string(),
+    };
+    let mut tasks = Vec::new();
+    if let Some(identity) = &config.identity {
+        tasks.push(tokio::spawn(
+            identity.clone().renew_loop(server_addr.clone()),
+        ));
+    }
+    tasks.push(tokio::spawn(client::run(
+        server_addr,
+        me,
+        hub.clone(),
+        supervisor.clone(),
+        config.identity.clone(),
+    )));
+    tasks
 }

@@ -137,93 +137,19 @@ fn spec_hash(pod: &Pod) -> String {
 
 /// Reads and checks `msg` for the node `node`.
 pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
-    let mut problems = Vec::new();
-    if msg.node_name != node {
-        problems.push(format!(
-            "node_name: this agent is node {node:?}, not {:?}",
-            msg.node_name
-        ));
-    }
-    for (what, n) in [
-        ("pods", msg.pods.len()),
-        ("config_maps", msg.config_maps.len()),
-        ("secrets", msg.secrets.len()),
-        ("services", msg.services.len()),
-    ] {
-        if n > MAX_OBJECTS {
-            problems.push(format!(
-                "{what}: {n} entries, more than the {MAX_OBJECTS} allowed"
-            ));
-        }
-    }
+    let mut problems = bounds(msg, node);
     if !problems.is_empty() {
         return Err(DesiredError(problems));
     }
-
-    // Per namespace, shared by that namespace's pods.
-    let mut config_maps: HashMap<String, BTreeMap<String, ConfigMap>> = HashMap::new();
-    for (i, bytes) in msg.config_maps.iter().enumerate() {
-        if let Some(Object::ConfigMap(c)) = decode(
-            Kind::ConfigMap,
-            &format!("config_maps[{i}]"),
-            bytes,
-            &mut problems,
-        ) {
-            let ns = c.metadata.namespace().to_string();
-            let name = c.metadata.name().to_string();
-            config_maps.entry(ns).or_default().insert(name, c);
-        }
-    }
-    let mut secrets: HashMap<String, BTreeMap<String, Secret>> = HashMap::new();
-    for (i, bytes) in msg.secrets.iter().enumerate() {
-        if let Some(Object::Secret(s)) =
-            decode(Kind::Secret, &format!("secrets[{i}]"), bytes, &mut problems)
-        {
-            let ns = s.metadata.namespace().to_string();
-            let name = s.metadata.name().to_string();
-            secrets.entry(ns).or_default().insert(name, s);
-        }
-    }
-    let mut services = Vec::with_capacity(msg.services.len());
-    for (i, entry) in msg.services.iter().enumerate() {
-        let what = format!("services[{i}]");
-        let service = decode(Kind::Service, &what, &entry.service, &mut problems);
-        let endpoints = if entry.endpoints.is_empty() {
-            None
-        } else {
-            decode(
-                Kind::Endpoints,
-                &format!("{what}.endpoints"),
-                &entry.endpoints,
-                &mut problems,
-            )
-        };
-        let (Some(Object::Service(service)), endpoints) = (service, endpoints) else {
-            continue;
-        };
-        let endpoints = match endpoints {
-            Some(Object::Endpoints(e)) => Some(e),
-            _ => None,
-        };
-        match ProxiedService::from_objects(&service, endpoints.as_ref()) {
-            Ok(s) => services.push(s),
-            Err(e) => problems.push(format!(
-                "{what} (Service {}/{}): {e}",
-                service.metadata.namespace(),
-                service.metadata.name()
-            )),
-        }
-    }
+    let config_maps = by_namespace(
+        &msg.config_maps,
+        "config_maps",
+        Kind::ConfigMap,
+        &mut problems,
+    );
+    let secrets = by_namespace(&msg.secrets, "secrets", Kind::Secret, &mut problems);
+    let services = proxied_services(msg, &mut problems);
     let mut service_env: HashMap<String, Arc<Vec<(String, String)>>> = HashMap::new();
-
-    let config_maps: HashMap<String, Arc<BTreeMap<String, ConfigMap>>> = config_maps
-        .into_iter()
-        .map(|(ns, m)| (ns, Arc::new(m)))
-        .collect();
-    let secrets: HashMap<String, Arc<BTreeMap<String, Secret>>> = secrets
-        .into_iter()
-        .map(|(ns, m)| (ns, Arc::new(m)))
-        .collect();
     let mut pods = Vec::with_capacity(msg.pods.len());
     let mut uids = HashSet::new();
     let mut keys = HashSet::new();
@@ -236,25 +162,8 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         let name = pod.metadata.name().to_string();
         let label = format!("{what} (Pod {namespace}/{name})");
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        if uid.is_empty() {
-            problems.push(format!("{label}: metadata.uid: Required value"));
-            continue;
-        }
-        if pod.spec.node_name.as_deref() != Some(node) {
-            problems.push(format!(
-                "{label}: spec.nodeName: {:?} is not this node ({node:?})",
-                pod.spec.node_name.as_deref().unwrap_or("")
-            ));
-            continue;
-        }
-        if !uids.insert(uid.clone()) {
-            problems.push(format!("{label}: metadata.uid: Duplicate value: {uid:?}"));
-            continue;
-        }
-        if !keys.insert((namespace.clone(), name.clone())) {
-            problems.push(format!(
-                "{label}: Duplicate value: two pods named {namespace}/{name}"
-            ));
+        if let Err(problem) = check_pod(&pod, &uid, node, &mut uids, &mut keys) {
+            problems.push(format!("{label}: {problem}"));
             continue;
         }
         pods.push(Arc::new(DesiredPod {
@@ -279,4 +188,112 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         pods,
         services,
     })
+}
+
+/// What is wrong with the message as a whole: another node's, or too large.
+fn bounds(msg: &NodeDesired, node: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if msg.node_name != node {
+        problems.push(format!(
+            "node_name: this agent is node {node:?}, not {:?}",
+            msg.node_name
+        ));
+    }
+    for (what, n) in [
+        ("pods", msg.pods.len()),
+        ("config_maps", msg.config_maps.len()),
+        ("secrets", msg.secrets.len()),
+        ("services", msg.services.len()),
+    ] {
+        if n > MAX_OBJECTS {
+            problems.push(format!(
+                "{what}: {n} entries, more than the {MAX_OBJECTS} allowed"
+            ));
+        }
+    }
+    problems
+}
+
+/// ConfigMaps or Secrets per namespace, by name, shared by that namespace's pods.
+fn by_namespace<T>(
+    entries: &[Vec<u8>],
+    field: &str,
+    kind: Kind,
+    problems: &mut Vec<String>,
+) -> HashMap<String, Arc<BTreeMap<String, T>>>
+where
+    T: TryFrom<Object>,
+{
+    let mut out: HashMap<String, BTreeMap<String, T>> = HashMap::new();
+    for (i, bytes) in entries.iter().enumerate() {
+        let Some(object) = decode(kind, &format!("{field}[{i}]"), bytes, problems) else {
+            continue;
+        };
+        let (ns, name) = (object.namespace().to_string(), object.name().to_string());
+        if let Ok(typed) = T::try_from(object) {
+            out.entry(ns).or_default().insert(name, typed);
+        }
+    }
+    out.into_iter().map(|(ns, m)| (ns, Arc::new(m))).collect()
+}
+
+/// Every Service with its Endpoints, as the proxy serves them.
+fn proxied_services(msg: &NodeDesired, problems: &mut Vec<String>) -> Vec<ProxiedService> {
+    let mut services = Vec::with_capacity(msg.services.len());
+    for (i, entry) in msg.services.iter().enumerate() {
+        let what = format!("services[{i}]");
+        let service = decode(Kind::Service, &what, &entry.service, problems);
+        let endpoints = if entry.endpoints.is_empty() {
+            None
+        } else {
+            let what = format!("{what}.endpoints");
+            decode(Kind::Endpoints, &what, &entry.endpoints, problems)
+        };
+        let (Some(Object::Service(service)), endpoints) = (service, endpoints) else {
+            continue;
+        };
+        let endpoints = match endpoints {
+            Some(Object::Endpoints(e)) => Some(e),
+            _ => None,
+        };
+        match ProxiedService::from_objects(&service, endpoints.as_ref()) {
+            Ok(s) => services.push(s),
+            Err(e) => problems.push(format!(
+                "{what} (Service {}/{}): {e}",
+                service.metadata.namespace(),
+                service.metadata.name()
+            )),
+        }
+    }
+    services
+}
+
+/// A pod this node may run: it has a uid, it is bound here, and no other pod of the set has
+/// its uid or name.
+fn check_pod(
+    pod: &Pod,
+    uid: &str,
+    node: &str,
+    uids: &mut HashSet<String>,
+    keys: &mut HashSet<(String, String)>,
+) -> Result<(), String> {
+    if uid.is_empty() {
+        return Err("metadata.uid: Required value".into());
+    }
+    if pod.spec.node_name.as_deref() != Some(node) {
+        return Err(format!(
+            "spec.nodeName: {:?} is not this node ({node:?})",
+            pod.spec.node_name.as_deref().unwrap_or("")
+        ));
+    }
+    if !uids.insert(uid.to_string()) {
+        return Err(format!("metadata.uid: Duplicate value: {uid:?}"));
+    }
+    let (namespace, name) = (pod.metadata.namespace(), pod.metadata.name());
+    if !keys.insert((namespace.to_string(), name.to_string())) {
+        return Err(format!(
+            "Duplicate value: two pods named {namespace}/{name}"
+        ));
+    }
+    Ok(())
 }

@@ -136,7 +136,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         ));
     }
     // A malformed address would otherwise only show up as endless registration retries.
-    if let Err(e) = keel_nodeagent::grpc::client::endpoint(&args.server) {
+    if let Err(e) = keel_nodeagent::grpc::endpoint::endpoint(&args.server) {
         return Err(format!("--server {:?}: {e}; give HOST:PORT", args.server));
     }
     if args.max_pods < 1 {

@@ -181,7 +181,7 @@ async fn serve(config: &UpConfig, repo: &Path) -> anyhow::Result<(bool, bool)> {
             tracing::error!("keel server: {e:#}");
             anyhow::anyhow!("the control plane did not start: {e:#}")
         })?;
-    let cluster = stages::Cluster::new(config, repo);
+    let cluster = stages::Cluster::new(config);
     let mut agents = None;
     let outcome = tokio::select! {
         r = cluster.bring_up(&mut agents) => r.map(|()| true),
@@ -192,6 +192,9 @@ async fn serve(config: &UpConfig, repo: &Path) -> anyhow::Result<(bool, bool)> {
         () = crate::signal::shutdown_signal() => Ok(false),
     };
     let interrupted = matches!(outcome, Ok(false));
+    if matches!(outcome, Ok(true)) {
+        summary::print(&cluster, repo, config.repo.is_none()).await;
+    }
     let mut keep_running = match outcome {
         Ok(up) => up,
         Err(e) => {

@@ -18,17 +18,15 @@ use super::{UpConfig, step};
 /// A cluster being brought up, and how to reach its control plane.
 pub struct Cluster<'a> {
     config: &'a UpConfig,
-    repo: &'a Path,
     pub(super) url: String,
     /// The control plane's admin token file (it makes the file when it starts).
     pub(super) token_file: PathBuf,
 }
 
 impl<'a> Cluster<'a> {
-    pub fn new(config: &'a UpConfig, repo: &'a Path) -> Cluster<'a> {
+    pub fn new(config: &'a UpConfig) -> Cluster<'a> {
         Cluster {
             config,
-            repo,
             url: format!("http://{}", config.listen),
             token_file: config
                 .data_dir
@@ -51,8 +49,7 @@ impl<'a> Cluster<'a> {
         }
     }
 
-    /// Starts the agents and waits through each stage, printing progress; then prints how
-    /// to use the cluster.
+    /// Starts the agents and waits through each stage, printing progress.
     pub async fn bring_up(&self, agents: &mut Option<Agents>) -> anyhow::Result<()> {
         self.wait_for_control_plane().await?;
         let started = agents.insert(self.start_agents()?);
@@ -62,7 +59,6 @@ impl<'a> Cluster<'a> {
             self.wait_for_pods().await;
         }
         self.wait_for_urls().await;
-        super::summary::print(self, self.repo, self.config.repo.is_none()).await;
         Ok(())
     }
 

@@ -11,8 +11,9 @@ use keel_agent_protocol::status_report::Report;
 use keel_agent_protocol::{Heartbeat, RegisterRequest, StatusReport};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
+use super::endpoint::endpoint;
 use super::identity::NodeIdentity;
 use crate::status::StatusHub;
 use crate::supervisor::Supervisor;
@@ -29,18 +30,6 @@ pub struct Registration {
     pub max_pods: i64,
     pub labels: BTreeMap<String, String>,
     pub runtime: String,
-}
-
-/// The channel to the control plane at `addr` (`host:port` or a URL).
-pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(url)?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_keepalive(Some(Duration::from_secs(30))))
 }
 
 /// Registers and reports status for as long as the agent runs, reconnecting whenever the
@@ -102,7 +91,7 @@ async fn session(
     hub: &StatusHub,
     supervisor: &Supervisor,
     tls: Option<keel_tls::transport::ClientTls>,
-    mut renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
+    renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
 ) -> anyhow::Result<Ended> {
     // No timeout on the channel: the status stream lasts as long as the agent.
     let channel: Channel = keel_tls::transport::connect(endpoint(server)?, tls)
@@ -114,6 +103,25 @@ async fn session(
             anyhow::anyhow!("{e}{detail}")
         })?;
     let mut client = ControlPlaneClient::new(channel);
+    register(&mut client, server, me, supervisor).await?;
+    let (tx, rx) = mpsc::channel::<StatusReport>(256);
+    let call = tokio::spawn(async move { client.report_status(ReceiverStream::new(rx)).await });
+    let stream = Stream {
+        node: &me.node,
+        tx,
+        hub,
+        supervisor,
+    };
+    stream.report(call, renewals).await
+}
+
+/// Registers `me`; the control plane's answer sets the floor of the generations to come.
+async fn register(
+    client: &mut ControlPlaneClient<Channel>,
+    server: &str,
+    me: &Registration,
+    supervisor: &Supervisor,
+) -> anyhow::Result<()> {
     let register = client.register(RegisterRequest {
         node_name: me.node.clone(),
         address: me.address.clone(),
@@ -130,77 +138,105 @@ async fn session(
         .into_inner();
     tracing::info!(server = %server, node = %me.node, "registered with the control plane");
     supervisor.lower_generation_floor(registered.next_generation);
+    Ok(())
+}
 
-    let (tx, rx) = mpsc::channel::<StatusReport>(256);
-    let mut call = {
-        let mut client = client.clone();
-        tokio::spawn(async move { client.report_status(ReceiverStream::new(rx)).await })
-    };
-    let report = |r: Report| StatusReport {
-        node_name: me.node.clone(),
-        report: Some(r),
-    };
-    let mut changes = hub.subscribe();
-    // Everything first: the control plane may have missed any change while we were away.
-    let mut since = 0;
-    let mut beat = tokio::time::interval(HEARTBEAT);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let (updates, next) = hub.changes_since(since);
-        since = next;
+type StatusCall =
+    tokio::task::JoinHandle<Result<tonic::Response<keel_agent_protocol::StatusAck>, tonic::Status>>;
+
+/// The status stream of one session.
+struct Stream<'a> {
+    node: &'a str,
+    tx: mpsc::Sender<StatusReport>,
+    hub: &'a StatusHub,
+    supervisor: &'a Supervisor,
+}
+
+impl Stream<'_> {
+    async fn send(&self, r: Report) -> bool {
+        let report = StatusReport {
+            node_name: self.node.to_string(),
+            report: Some(r),
+        };
+        self.tx.send(report).await.is_ok()
+    }
+
+    /// Sends every change (all of them first: the control plane may have missed any while
+    /// the agent was away) and a heartbeat every second, until the stream or the node's
+    /// certificate changes.
+    async fn report(
+        &self,
+        mut call: StatusCall,
+        mut renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
+    ) -> anyhow::Result<Ended> {
+        let mut changes = self.hub.subscribe();
+        let mut since = 0;
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if !self.send_changes(&mut since).await {
+                return finish(call).await;
+            }
+            tokio::select! {
+                _ = beat.tick() => {
+                    if !self.send(Report::Heartbeat(self.heartbeat())).await {
+                        return finish(call).await;
+                    }
+                }
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(Ended::Closed);
+                    }
+                }
+                // A renewed certificate: register again on a new connection, so the control
+                // plane shows the new expiry.
+                _ = async {
+                    match renewals.as_mut() {
+                        Some(r) => { let _ = r.changed().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    tracing::info!("reconnecting with the renewed certificate");
+                    return Ok(Ended::Renewed);
+                }
+                ended = &mut call => {
+                    return match ended {
+                        Ok(Ok(_)) => Ok(Ended::Closed),
+                        Ok(Err(status)) => Err(status.into()),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Pod statuses changed since `since`, and pod events; false when the stream is gone.
+    async fn send_changes(&self, since: &mut u64) -> bool {
+        let (updates, next) = self.hub.changes_since(*since);
+        *since = next;
         for u in updates {
-            if tx.send(report(Report::PodStatus(u))).await.is_err() {
-                return finish(call).await;
+            if !self.send(Report::PodStatus(u)).await {
+                return false;
             }
         }
-        for e in hub.take_events() {
-            if tx.send(report(Report::PodEvent(e))).await.is_err() {
-                return finish(call).await;
+        for e in self.hub.take_events() {
+            if !self.send(Report::PodEvent(e)).await {
+                return false;
             }
         }
-        tokio::select! {
-            _ = beat.tick() => {
-                let hb = Heartbeat {
-                    time_unix_ms: chrono::Utc::now().timestamp_millis(),
-                    applied_generation: supervisor.applied_generation(),
-                    running_pods: i32::try_from(hub.running_pods()).unwrap_or(i32::MAX),
-                };
-                if tx.send(report(Report::Heartbeat(hb))).await.is_err() {
-                    return finish(call).await;
-                }
-            }
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    return Ok(Ended::Closed);
-                }
-            }
-            // A renewed certificate: register again on a new connection, so the control
-            // plane shows the new expiry.
-            _ = async {
-                match renewals.as_mut() {
-                    Some(r) => { let _ = r.changed().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {
-                tracing::info!("reconnecting with the renewed certificate");
-                return Ok(Ended::Renewed);
-            }
-            ended = &mut call => {
-                return match ended {
-                    Ok(Ok(_)) => Ok(Ended::Closed),
-                    Ok(Err(status)) => Err(status.into()),
-                    Err(e) => Err(e.into()),
-                };
-            }
+        true
+    }
+
+    fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            time_unix_ms: chrono::Utc::now().timestamp_millis(),
+            applied_generation: self.supervisor.applied_generation(),
+            running_pods: i32::try_from(self.hub.running_pods()).unwrap_or(i32::MAX),
         }
     }
 }
 
-async fn finish(
-    call: tokio::task::JoinHandle<
-        Result<tonic::Response<keel_agent_protocol::StatusAck>, tonic::Status>,
-    >,
-) -> anyhow::Result<Ended> {
+async fn finish(call: StatusCall) -> anyhow::Result<Ended> {
     match call.await {
         Ok(Ok(_)) => Ok(Ended::Closed),
         Ok(Err(status)) => Err(status.into()),

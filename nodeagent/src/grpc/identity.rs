@@ -217,7 +217,7 @@ impl NodeIdentity {
     async fn renew(&self, server: &str) -> anyhow::Result<()> {
         let (key, csr) = keel_tls::ca::new_key_and_request()?;
         let channel = keel_tls::transport::connect(
-            super::client::endpoint(server)?,
+            super::endpoint::endpoint(server)?,
             Some(self.control_plane_tls()?),
         )
         .await?;
@@ -254,7 +254,7 @@ async fn join(
             .server_name()
             .map_err(|e| fatal(e.to_string()))?,
     };
-    let endpoint = super::client::endpoint(server).map_err(|e| fatal(e.to_string()))?;
+    let endpoint = super::endpoint::endpoint(server).map_err(|e| fatal(e.to_string()))?;
     let channel = keel_tls::transport::connect(endpoint, Some(tls))
         .await
         .map_err(|e| {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_schema::intorstr::IntOrString;
-use keel_schema::types::pod::{Container, Probe};
+use keel_schema::types::pod::{Container, HttpGetAction, Probe};
 use tokio::time::Instant;
 
 use crate::runtime::Runtime;
@@ -182,77 +182,93 @@ async fn network_probe(
     };
     if let Some(tcp) = &probe.tcp_socket {
         let port = resolve_port(tcp.port.as_ref(), container)?;
-        let host = host(tcp.host.as_ref())?;
-        let addr = format!("{host}:{port}");
-        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("dial tcp {addr}: {e}")),
-            Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
-        };
+        return tcp_probe(&host(tcp.host.as_ref())?, port, timeout).await;
     }
     if let Some(http) = &probe.http_get {
         let port = resolve_port(http.port.as_ref(), container)?;
-        let host = host(http.host.as_ref())?;
-        // reqwest's TLS layer wants a crypto provider even for plain HTTP clients.
-        crypto();
-        let scheme = if http
-            .scheme
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"))
-        {
-            "https"
-        } else {
-            "http"
-        };
-        let path = http.path.as_deref().unwrap_or("/");
-        let path = if path.starts_with('/') {
-            path.to_string()
-        } else {
-            format!("/{path}")
-        };
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        let url = format!("{scheme}://{host}:{port}{path}");
-        // As the kubelet: redirects are followed on the same host only (another host's
-        // redirect counts as success), and HTTPS certificates are not verified.
-        let same_host = host.trim_matches(['[', ']']).to_string();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= 10 {
-                    attempt.error("stopped after 10 redirects")
-                } else if attempt.url().host_str().map(|h| h.trim_matches(['[', ']']))
-                    == Some(same_host.as_str())
-                {
-                    attempt.follow()
-                } else {
-                    attempt.stop()
-                }
-            }))
-            .danger_accept_invalid_certs(true)
-            .no_proxy()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut req = client.get(&url).header("User-Agent", "keel-probe/1.0");
-        for h in http.http_headers.iter().flatten() {
-            req = req.header(h.name.as_str(), h.value.as_str());
-        }
-        return match req.send().await {
-            Ok(resp) if (200..400).contains(&resp.status().as_u16()) => Ok(()),
-            Ok(resp) => Err(format!(
-                "HTTP probe failed with statuscode: {}",
-                resp.status().as_u16()
-            )),
-            Err(e) if e.is_timeout() => Err(format!(
-                "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
-            )),
-            Err(e) => Err(format!("Get \"{url}\": {e}")),
-        };
+        return http_probe(http, &host(http.host.as_ref())?, port, timeout).await;
     }
     Err("the probe has no handler (httpGet, tcpSocket or exec)".to_string())
+}
+
+async fn tcp_probe(
+    host: &str,
+    port: impl std::fmt::Display,
+    timeout: Duration,
+) -> Result<(), String> {
+    let addr = format!("{host}:{port}");
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("dial tcp {addr}: {e}")),
+        Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
+    }
+}
+
+/// The URL an HTTP probe asks for.
+fn probe_url(http: &HttpGetAction, host: &str, port: impl std::fmt::Display) -> String {
+    let https = http
+        .scheme
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"));
+    let scheme = if https { "https" } else { "http" };
+    let path = http.path.as_deref().unwrap_or("/");
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    format!("{scheme}://{host}:{port}{path}")
+}
+
+/// As the kubelet: 200–399 is success; redirects are followed on the same host only
+/// (another host's redirect counts as success), and HTTPS certificates are not verified.
+async fn http_probe(
+    http: &HttpGetAction,
+    host: &str,
+    port: impl std::fmt::Display,
+    timeout: Duration,
+) -> Result<(), String> {
+    // reqwest's TLS layer wants a crypto provider even for plain HTTP clients.
+    crypto();
+    let url = probe_url(http, host, port);
+    let same_host = host.to_string();
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("stopped after 10 redirects")
+            } else if attempt.url().host_str().map(|h| h.trim_matches(['[', ']']))
+                == Some(same_host.as_str())
+            {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))
+        .danger_accept_invalid_certs(true)
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut req = client.get(&url).header("User-Agent", "keel-probe/1.0");
+    for h in http.http_headers.iter().flatten() {
+        req = req.header(h.name.as_str(), h.value.as_str());
+    }
+    match req.send().await {
+        Ok(resp) if (200..400).contains(&resp.status().as_u16()) => Ok(()),
+        Ok(resp) => Err(format!(
+            "HTTP probe failed with statuscode: {}",
+            resp.status().as_u16()
+        )),
+        Err(e) if e.is_timeout() => Err(format!(
+            "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        )),
+        Err(e) => Err(format!("Get \"{url}\": {e}")),
+    }
 }
 
 #[cfg(test)]

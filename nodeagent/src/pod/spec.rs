@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
-use keel_schema::types::pod::Container;
+use keel_schema::types::pod::{Container, EnvFromSource, EnvVarSource};
 
 use crate::desired::DesiredPod;
 use crate::pod::volumes::PodVolumes;
@@ -79,88 +79,106 @@ pub fn expand(text: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
-/// The container's environment, in Kubernetes' order: `envFrom` sources first, then `env`
-/// (later entries win).
-pub fn environment(pod: &DesiredPod, c: &Container) -> Result<Vec<(String, String)>, String> {
-    let mut vars: Vec<(String, String)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut set =
-        |vars: &mut Vec<(String, String)>, name: String, value: String| match index.get(&name) {
-            Some(&i) => vars[i].1 = value,
+/// Variables in order, a later one replacing an earlier one of the same name in place.
+#[derive(Default)]
+struct Env {
+    vars: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+}
+
+impl Env {
+    fn set(&mut self, name: String, value: String) {
+        match self.index.get(&name) {
+            Some(&i) => self.vars[i].1 = value,
             None => {
-                index.insert(name.clone(), vars.len());
-                vars.push((name, value));
+                self.index.insert(name.clone(), self.vars.len());
+                self.vars.push((name, value));
             }
-        };
+        }
+    }
+}
+
+/// The container's environment, in Kubernetes' order: Service variables, `envFrom` sources,
+/// then `env` (later entries win).
+pub fn environment(pod: &DesiredPod, c: &Container) -> Result<Vec<(String, String)>, String> {
+    let mut env = Env::default();
     // Service variables first, so the container's own `env` and `envFrom` win, as in
     // Kubernetes.
     for (name, value) in pod.service_env.iter() {
-        set(&mut vars, name.clone(), value.clone());
+        env.set(name.clone(), value.clone());
     }
     for from in c.env_from.iter().flatten() {
-        let prefix = from.prefix.clone().unwrap_or_default();
-        let (kind, source, data) = if let Some(r) = &from.config_map_ref {
-            let name = r.name.clone().unwrap_or_default();
-            let data = config_map_data(pod, &name);
-            ("configmap", (name, r.optional.unwrap_or(false)), data)
-        } else if let Some(r) = &from.secret_ref {
-            let name = r.name.clone().unwrap_or_default();
-            let data = secret_data(pod, &name);
-            ("secret", (name, r.optional.unwrap_or(false)), data)
-        } else {
-            continue;
-        };
-        match data {
-            Some(data) => {
-                for (k, v) in data {
-                    let name = format!("{prefix}{k}");
-                    // Kubernetes skips keys that are not valid variable names.
-                    if valid_env_name(&name) {
-                        set(&mut vars, name, v);
-                    }
-                }
-            }
-            None if source.1 => {}
-            None => return Err(format!("{kind} \"{}\" not found", source.0)),
-        }
+        env_from(pod, from, &mut env)?;
     }
     for e in c.env.iter().flatten() {
-        let value = if let Some(from) = &e.value_from {
-            let (kind, r, data) = if let Some(r) = &from.config_map_key_ref {
-                let data = config_map_data(pod, r.name.as_deref().unwrap_or(""));
-                ("configmap", r, data)
-            } else if let Some(r) = &from.secret_key_ref {
-                let data = secret_data(pod, r.name.as_deref().unwrap_or(""));
-                ("secret", r, data)
-            } else {
-                continue;
-            };
-            let name = r.name.as_deref().unwrap_or("");
-            let key = r.key.as_deref().unwrap_or("");
-            let optional = r.optional.unwrap_or(false);
-            match data.map(|d| d.get(key).cloned()) {
-                Some(Some(v)) => v,
-                _ if optional => continue,
-                None => return Err(format!("{kind} \"{name}\" not found")),
-                Some(None) => {
-                    let kind = if kind == "secret" {
-                        "Secret"
-                    } else {
-                        "ConfigMap"
-                    };
-                    return Err(format!(
-                        "couldn't find key {key} in {kind} {}/{name}",
-                        pod.namespace
-                    ));
+        let value = match &e.value_from {
+            Some(from) => match value_from(pod, from)? {
+                Some(v) => v,
+                None => continue,
+            },
+            None => {
+                let known: HashMap<String, String> = env.vars.iter().cloned().collect();
+                expand(e.value.as_deref().unwrap_or(""), &known)
+            }
+        };
+        env.set(e.name.clone(), value);
+    }
+    Ok(env.vars)
+}
+
+/// Every key of a ConfigMap or Secret, prefixed; keys that are not valid variable names
+/// are skipped, as Kubernetes does.
+fn env_from(pod: &DesiredPod, from: &EnvFromSource, env: &mut Env) -> Result<(), String> {
+    let prefix = from.prefix.clone().unwrap_or_default();
+    let (kind, name, optional, data) = if let Some(r) = &from.config_map_ref {
+        let name = r.name.clone().unwrap_or_default();
+        let data = config_map_data(pod, &name);
+        ("configmap", name, r.optional.unwrap_or(false), data)
+    } else if let Some(r) = &from.secret_ref {
+        let name = r.name.clone().unwrap_or_default();
+        let data = secret_data(pod, &name);
+        ("secret", name, r.optional.unwrap_or(false), data)
+    } else {
+        return Ok(());
+    };
+    match data {
+        Some(data) => {
+            for (k, v) in data {
+                let name = format!("{prefix}{k}");
+                if valid_env_name(&name) {
+                    env.set(name, v);
                 }
             }
-        } else {
-            let known: HashMap<String, String> = vars.iter().cloned().collect();
-            expand(e.value.as_deref().unwrap_or(""), &known)
-        };
-        set(&mut vars, e.name.clone(), value);
+            Ok(())
+        }
+        None if optional => Ok(()),
+        None => Err(format!("{kind} \"{name}\" not found")),
     }
-    Ok(vars)
+}
+
+/// One key of a ConfigMap or Secret; `None` when it is optional and missing.
+fn value_from(pod: &DesiredPod, from: &EnvVarSource) -> Result<Option<String>, String> {
+    let (kind, r, data) = if let Some(r) = &from.config_map_key_ref {
+        let data = config_map_data(pod, r.name.as_deref().unwrap_or(""));
+        ("ConfigMap", r, data)
+    } else if let Some(r) = &from.secret_key_ref {
+        let data = secret_data(pod, r.name.as_deref().unwrap_or(""));
+        ("Secret", r, data)
+    } else {
+        return Ok(None);
+    };
+    let name = r.name.as_deref().unwrap_or("");
+    let key = r.key.as_deref().unwrap_or("");
+    let optional = r.optional.unwrap_or(false);
+    match data.map(|d| d.get(key).cloned()) {
+        Some(Some(v)) => Ok(Some(v)),
+        _ if optional => Ok(None),
+        None => Err(format!("{} \"{name}\" not found", kind.to_lowercase())),
+        Some(None) => Err(format!(
+            "couldn't find key {key} in {kind} {}/{name}",
+            pod.namespace
+        )),
+    }
 }
 
 /// Everything the runtime needs to create container `c` of `pod`, attempt `attempt`.

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine;
-use keel_schema::types::pod::KeyToPath;
+use keel_schema::types::pod::{
+    ConfigMapVolumeSource, HostPathVolumeSource, KeyToPath, SecretVolumeSource,
+};
 
 use crate::desired::DesiredPod;
 
@@ -212,7 +214,6 @@ pub fn prepare(
     pod: &DesiredPod,
     allowed_host_paths: &[PathBuf],
 ) -> Result<PodVolumes, String> {
-    let b64 = base64::engine::general_purpose::STANDARD;
     let mut out = PodVolumes::new();
     // Secrets and ConfigMaps live below: only root on the node may enter.
     if let Some(pods) = pod_dir.parent() {
@@ -222,141 +223,175 @@ pub fn prepare(
     for v in pod.pod.spec.volumes.iter().flatten() {
         let dir = pod_dir.join("volumes").join(&v.name);
         let volume = if let Some(empty) = &v.empty_dir {
-            if empty.medium.as_deref() == Some("Memory") {
-                return Err(format!(
-                    "volume {:?}: emptyDir medium \"Memory\" is not supported on keel nodes yet; \
-                     leave medium unset for a directory on the node's disk",
-                    v.name
-                ));
-            }
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("creating emptyDir {}: {e}", dir.display()))?;
-            // Writable by any user a container runs as, as Kubernetes' emptyDir is.
-            set_mode(&dir, 0o777)?;
-            HostVolume {
-                path: dir,
-                read_only: false,
-            }
+            empty_dir(&v.name, empty.medium.as_deref(), dir)?
         } else if let Some(src) = &v.config_map {
-            let name = src.name.clone().unwrap_or_default();
-            let data = match pod.config_maps.get(&name) {
-                Some(c) => {
-                    let mut data: BTreeMap<String, Vec<u8>> = c
-                        .data
-                        .iter()
-                        .flatten()
-                        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-                        .collect();
-                    for (k, v) in c.binary_data.iter().flatten() {
-                        data.insert(k.clone(), b64.decode(v.trim()).unwrap_or_default());
-                    }
-                    data
-                }
-                None if src.optional.unwrap_or(false) => BTreeMap::new(),
-                None => return Err(format!("configmap \"{name}\" not found")),
-            };
-            let what = format!("volume {:?}", v.name);
-            write_files(
-                &dir,
-                &projected(data, src.items.as_ref(), src.default_mode, &what)?,
-            )?;
-            HostVolume {
-                path: dir,
-                read_only: true,
-            }
+            config_map(&v.name, src, pod, dir)?
         } else if let Some(src) = &v.secret {
-            let name = src.secret_name.clone().unwrap_or_default();
-            let data = match pod.secrets.get(&name) {
-                Some(s) => s
-                    .data
-                    .iter()
-                    .flat_map(|d| d.0.iter())
-                    .map(|(k, v)| (k.clone(), b64.decode(v.trim()).unwrap_or_default()))
-                    .collect(),
-                None if src.optional.unwrap_or(false) => BTreeMap::new(),
-                None => return Err(format!("secret \"{name}\" not found")),
-            };
-            let what = format!("volume {:?}", v.name);
-            write_files(
-                &dir,
-                &projected(data, src.items.as_ref(), src.default_mode, &what)?,
-            )?;
-            // Readable inside the container by its own user; the node's other users are kept
-            // out by the pods directory itself (0700, below).
-            set_mode(&dir, 0o755)?;
-            HostVolume {
-                path: dir,
-                read_only: true,
-            }
+            secret(&v.name, src, pod, dir)?
         } else if let Some(src) = &v.host_path {
-            let path = PathBuf::from(&src.path);
-            if !under_allowed(&path, allowed_host_paths) {
-                return Err(format!(
-                    "hostPath {:?} of volume {:?} is not under any --allowed-host-path of this node{}",
-                    src.path,
-                    v.name,
-                    if allowed_host_paths.is_empty() {
-                        " (none are allowed)".to_string()
-                    } else {
-                        format!(
-                            " ({})",
-                            allowed_host_paths
-                                .iter()
-                                .map(|p| p.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    }
-                ));
-            }
-            // Resolved before anything is created there, and mounted as resolved, so a symlink
-            // cannot lead the agent or Docker outside the allowed paths.
-            if !resolved_under_allowed(&deepest_existing(&path), allowed_host_paths) {
-                return Err(format!(
-                    "hostPath {:?} of volume {:?} is outside the allowed host paths once symlinks are resolved",
-                    src.path, v.name
-                ));
-            }
-            match src.type_.as_deref().unwrap_or("") {
-                "DirectoryOrCreate" => std::fs::create_dir_all(&path)
-                    .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?,
-                "Directory" if !path.is_dir() => {
-                    return Err(format!(
-                        "hostPath type check failed: {} is not a directory",
-                        path.display()
-                    ));
-                }
-                "File" if !path.is_file() => {
-                    return Err(format!(
-                        "hostPath type check failed: {} is not a file",
-                        path.display()
-                    ));
-                }
-                "FileOrCreate" if !path.exists() => {
-                    if let Some(parent) = path.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    std::fs::write(&path, b"")
-                        .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?;
-                }
-                _ => {}
-            }
-            if path.exists() && !resolved_under_allowed(&path, allowed_host_paths) {
-                return Err(format!(
-                    "hostPath {:?} of volume {:?} is outside the allowed host paths once symlinks are resolved",
-                    src.path, v.name
-                ));
-            }
-            HostVolume {
-                path: std::fs::canonicalize(&path).unwrap_or(path),
-                read_only: false,
-            }
+            host_path(&v.name, src, allowed_host_paths)?
         } else {
             continue;
         };
         out.insert(v.name.clone(), volume);
     }
     Ok(out)
+}
+
+/// A directory on the node's disk, writable by any user a container runs as, as
+/// Kubernetes' emptyDir is.
+fn empty_dir(volume: &str, medium: Option<&str>, dir: PathBuf) -> Result<HostVolume, String> {
+    if medium == Some("Memory") {
+        return Err(format!(
+            "volume {volume:?}: emptyDir medium \"Memory\" is not supported on keel nodes yet; \
+             leave medium unset for a directory on the node's disk"
+        ));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("creating emptyDir {}: {e}", dir.display()))?;
+    set_mode(&dir, 0o777)?;
+    Ok(HostVolume {
+        path: dir,
+        read_only: false,
+    })
+}
+
+/// A ConfigMap's keys (`binaryData` decoded) as files, read-only.
+fn config_map(
+    volume: &str,
+    src: &ConfigMapVolumeSource,
+    pod: &DesiredPod,
+    dir: PathBuf,
+) -> Result<HostVolume, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let name = src.name.clone().unwrap_or_default();
+    let data = match pod.config_maps.get(&name) {
+        Some(c) => {
+            let mut data: BTreeMap<String, Vec<u8>> = c
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+                .collect();
+            for (k, v) in c.binary_data.iter().flatten() {
+                data.insert(k.clone(), b64.decode(v.trim()).unwrap_or_default());
+            }
+            data
+        }
+        None if src.optional.unwrap_or(false) => BTreeMap::new(),
+        None => return Err(format!("configmap \"{name}\" not found")),
+    };
+    let what = format!("volume {volume:?}");
+    write_files(
+        &dir,
+        &projected(data, src.items.as_ref(), src.default_mode, &what)?,
+    )?;
+    Ok(HostVolume {
+        path: dir,
+        read_only: true,
+    })
+}
+
+/// A Secret's keys, decoded, as files, read-only.
+fn secret(
+    volume: &str,
+    src: &SecretVolumeSource,
+    pod: &DesiredPod,
+    dir: PathBuf,
+) -> Result<HostVolume, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let name = src.secret_name.clone().unwrap_or_default();
+    let data = match pod.secrets.get(&name) {
+        Some(s) => s
+            .data
+            .iter()
+            .flat_map(|d| d.0.iter())
+            .map(|(k, v)| (k.clone(), b64.decode(v.trim()).unwrap_or_default()))
+            .collect(),
+        None if src.optional.unwrap_or(false) => BTreeMap::new(),
+        None => return Err(format!("secret \"{name}\" not found")),
+    };
+    let what = format!("volume {volume:?}");
+    write_files(
+        &dir,
+        &projected(data, src.items.as_ref(), src.default_mode, &what)?,
+    )?;
+    // Readable inside the container by its own user; the node's other users are kept out by
+    // the pods directory itself (0700).
+    set_mode(&dir, 0o755)?;
+    Ok(HostVolume {
+        path: dir,
+        read_only: true,
+    })
+}
+
+/// A path on the node, only under `--allowed-host-path`, checked again once symlinks are
+/// resolved, and mounted as resolved: a symlink cannot lead the agent or Docker elsewhere.
+fn host_path(
+    volume: &str,
+    src: &HostPathVolumeSource,
+    allowed: &[PathBuf],
+) -> Result<HostVolume, String> {
+    let path = PathBuf::from(&src.path);
+    if !under_allowed(&path, allowed) {
+        let listed = if allowed.is_empty() {
+            " (none are allowed)".to_string()
+        } else {
+            let paths: Vec<String> = allowed.iter().map(|p| p.display().to_string()).collect();
+            format!(" ({})", paths.join(", "))
+        };
+        return Err(format!(
+            "hostPath {:?} of volume {volume:?} is not under any --allowed-host-path of this node{listed}",
+            src.path
+        ));
+    }
+    let outside = || {
+        format!(
+            "hostPath {:?} of volume {volume:?} is outside the allowed host paths once symlinks are resolved",
+            src.path
+        )
+    };
+    // Resolved before anything is created there.
+    if !resolved_under_allowed(&deepest_existing(&path), allowed) {
+        return Err(outside());
+    }
+    check_host_path_type(&path, src.type_.as_deref().unwrap_or(""))?;
+    if path.exists() && !resolved_under_allowed(&path, allowed) {
+        return Err(outside());
+    }
+    Ok(HostVolume {
+        path: std::fs::canonicalize(&path).unwrap_or(path),
+        read_only: false,
+    })
+}
+
+/// hostPath's `type`: made when it says `…OrCreate`, checked when it names a kind.
+fn check_host_path_type(path: &Path, type_: &str) -> Result<(), String> {
+    match type_ {
+        "DirectoryOrCreate" => std::fs::create_dir_all(path)
+            .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?,
+        "Directory" if !path.is_dir() => {
+            return Err(format!(
+                "hostPath type check failed: {} is not a directory",
+                path.display()
+            ));
+        }
+        "File" if !path.is_file() => {
+            return Err(format!(
+                "hostPath type check failed: {} is not a file",
+                path.display()
+            ));
+        }
+        "FileOrCreate" if !path.exists() => {
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            std::fs::write(path, b"")
+                .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

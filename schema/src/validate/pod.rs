@@ -10,6 +10,8 @@ use crate::quantity::{Quantity, QuantityError};
 use crate::types::pod::{Container, KeyToPath, PodSpec, Probe, Toleration, Volume};
 
 pub const ANY_RESTART: &[&str] = &["Always", "OnFailure", "Never"];
+/// Jobs run pods to completion.
+pub const JOB_RESTART: &[&str] = &["OnFailure", "Never"];
 pub const PROTOCOLS: &[&str] = &["TCP", "UDP"];
 const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 const RESOURCES: &[&str] = &["cpu", "memory"];
@@ -55,7 +57,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
         }
     }
     match spec.restart_policy.as_deref() {
-        None if restart == super::workloads::JOB_RESTART => errs.required_because(
+        None if restart == JOB_RESTART => errs.required_because(
             &path.field("restartPolicy"),
             "a Job's pods must set restartPolicy to \"OnFailure\" or \"Never\"",
         ),

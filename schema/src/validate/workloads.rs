@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::meta::{validate_label_map, validate_labels_and_annotations};
-use super::pod::validate_pod_spec;
+use super::pod::{JOB_RESTART, validate_pod_spec};
 use super::{Errors, names};
 use crate::intorstr::IntOrString;
 use crate::path::FieldPath;
@@ -15,8 +15,6 @@ use crate::types::pod::PodTemplateSpec;
 
 /// Controllers that keep pods running allow only `Always`.
 pub const KEEP_RUNNING: &[&str] = &["Always"];
-/// Jobs run pods to completion.
-pub const JOB_RESTART: &[&str] = &["OnFailure", "Never"];
 
 fn template_labels(t: &PodTemplateSpec) -> BTreeMap<String, String> {
     t.metadata.labels.clone().unwrap_or_default()

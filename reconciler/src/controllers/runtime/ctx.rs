@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use keel_schema::Object;
 use keel_store::{ObjectKey, Store, StoreError, Stored};
 
-use super::{Config, Result};
+use super::config::Config;
+use super::error::Result;
 use crate::cache::{Cache, Written};
 use crate::events::Recorder;
 

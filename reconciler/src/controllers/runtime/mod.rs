@@ -20,17 +20,22 @@
 //!   waited for), then the runner and its timers end.
 //!
 //! # Layout
-//! - [`controller`]: the contract (`Controller`, `Action`, `ReconcileError`, `Config`).
+//! - [`controller`]: the contract (`Controller`, `Action`); [`error`]: `ReconcileError`;
+//!   [`config`]: the settings.
 //! - [`ctx`]: what a reconcile gets, recording its writes.
 //! - [`runner`]: feeding the queue and running workers; [`queue`]: the work queue.
 //! - [`policy`]: what happens after each reconcile, by outcome.
 
+pub mod config;
 pub mod controller;
 pub mod ctx;
+pub mod error;
 pub mod policy;
 pub mod queue;
 pub mod runner;
 
-pub use controller::{Action, Config, Controller, Raced, ReconcileError, Result};
+pub use config::Config;
+pub use controller::{Action, Controller};
 pub use ctx::{Ctx, Shared};
+pub use error::{Raced, ReconcileError, Result};
 pub use queue::WorkQueue;

@@ -10,7 +10,8 @@ use keel_schema::types::core::EventType;
 use keel_schema::types::meta::Condition;
 use keel_store::{ObjectKey, StoreError};
 
-use super::{ReconcileError, Shared};
+use super::ctx::Shared;
+use super::error::ReconcileError;
 
 /// The condition a permanent error sets.
 pub const CONDITION: &str = "ReconcileError";

@@ -12,8 +12,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::controller::{Action, Controller};
+use super::ctx::{Ctx, Shared};
+use super::error::ReconcileError;
+use super::policy;
 use super::queue::WorkQueue;
-use super::{Action, Controller, Ctx, ReconcileError, Shared, policy};
 use crate::cache::{Change, Written};
 
 /// How long the runtime waits for the cache to show a reconcile's writes before leaving an

@@ -1,0 +1,17 @@
+//! The one place the agent's channels to the control plane are built.
+
+use std::time::Duration;
+
+use tonic::transport::Endpoint;
+
+/// The channel to the control plane at `addr` (`host:port` or a URL).
+pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    let url = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(url)?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_keepalive(Some(Duration::from_secs(30))))
+}

@@ -1,0 +1,139 @@
+//! Starting a container: its image (pulled as its policy says, with kubelet's back-off
+//! states), its config, then the container in the pod's sandbox.
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::{ENGINE_RETRY, PodWorker, pull_policy};
+use crate::pod::spec::container_spec;
+use crate::pod::state::{ContainerLife, ContainerSlot, WaitReason};
+use crate::runtime::{ContainerInfo, ContainerState, ImageError, PullPolicy, RuntimeError};
+
+impl PodWorker {
+    /// Starts container `i`: its image, its config, then the container itself.
+    pub(super) async fn start(&mut self, i: usize) {
+        let (Some(sandbox), Some(volumes)) = (self.sandbox.clone(), self.volumes.clone()) else {
+            // Not yet possible: look again shortly rather than at once.
+            if let ContainerLife::Waiting { retry_at, .. } = &mut self.slots[i].life {
+                *retry_at = Some(Instant::now() + ENGINE_RETRY);
+            }
+            return;
+        };
+        if !self.pull(i).await {
+            return;
+        }
+        let spec = self.slots[i].spec.clone();
+        let attempt = self.slots[i].starts;
+        let cs = match container_spec(&self.desired, &self.pod_ref, &spec, attempt, &volumes) {
+            Ok(cs) => cs,
+            Err(message) => {
+                let delay = self.slots[i].backoff.on_failure();
+                self.event("Warning", "Failed", format!("Error: {message}"));
+                self.wait(i, WaitReason::CreateContainerConfigError, message, delay);
+                return;
+            }
+        };
+        match self.ctx.runtime.run_container(&sandbox, &cs).await {
+            Ok(id) => self.started(i, id).await,
+            Err(RuntimeError::Unavailable(m)) => {
+                self.wait(i, WaitReason::ContainerCreating, m, ENGINE_RETRY);
+            }
+            Err(RuntimeError::Failed(m)) => {
+                let delay = self.slots[i].backoff.on_failure();
+                tracing::warn!(pod = %self.desired.key(), container = %spec.name, error = %m, "container failed to start");
+                self.event("Warning", "Failed", format!("Error: {m}"));
+                self.wait(i, WaitReason::CreateContainerError, m, delay);
+            }
+        }
+    }
+
+    /// Makes sure container `i`'s image is there; false (its slot waiting) when not.
+    async fn pull(&mut self, i: usize) -> bool {
+        let spec = &self.slots[i].spec;
+        let image = spec.image.clone().unwrap_or_default();
+        let policy = pull_policy(spec);
+        let will_pull = match policy {
+            PullPolicy::Always => true,
+            PullPolicy::Never => false,
+            PullPolicy::IfNotPresent => {
+                !self.ctx.runtime.image_present(&image).await.unwrap_or(true)
+            }
+        };
+        if will_pull {
+            self.event("Normal", "Pulling", format!("Pulling image \"{image}\""));
+        }
+        match self.ctx.runtime.ensure_image(&image, policy).await {
+            Ok(()) => {
+                let message = if will_pull {
+                    format!("Successfully pulled image \"{image}\"")
+                } else {
+                    format!("Container image \"{image}\" already present on machine")
+                };
+                self.event("Normal", "Pulled", message);
+                true
+            }
+            // The engine did not answer: not the image's fault.
+            Err(ImageError::Runtime(m)) => {
+                self.wait(i, WaitReason::ContainerCreating, m, ENGINE_RETRY);
+                false
+            }
+            Err(e) => {
+                self.pull_failed(i, &image, e);
+                false
+            }
+        }
+    }
+
+    /// The image cannot be had: `ErrImagePull`, then `ImagePullBackOff` on repeats, or
+    /// `ErrImageNeverPull`, with kubelet's events.
+    fn pull_failed(&mut self, i: usize, image: &str, e: ImageError) {
+        let previous = match &self.slots[i].life {
+            ContainerLife::Waiting { reason, .. } => Some(*reason),
+            _ => None,
+        };
+        let delay = self.slots[i].backoff.on_failure();
+        let reason = match (&e, previous) {
+            (ImageError::NeverPull(_), _) => WaitReason::ErrImageNeverPull,
+            (_, Some(WaitReason::ErrImagePull | WaitReason::ImagePullBackOff)) => {
+                WaitReason::ImagePullBackOff
+            }
+            _ => WaitReason::ErrImagePull,
+        };
+        let container = self.slots[i].spec.name.clone();
+        tracing::warn!(pod = %self.desired.key(), container = %container, image = %image, error = %e, "image not available");
+        let message = if reason == WaitReason::ImagePullBackOff {
+            let back_off = format!("Back-off pulling image \"{image}\"");
+            self.event("Normal", "BackOff", back_off.clone());
+            format!("{back_off}: {e}")
+        } else {
+            let failed = format!("Failed to pull image \"{image}\": {e}");
+            self.event("Warning", "Failed", failed);
+            e.to_string()
+        };
+        self.wait(i, reason, message, delay);
+    }
+
+    /// Container `i` runs as `id`: told, and its probes scheduled from its own start.
+    async fn started(&mut self, i: usize, id: String) {
+        let name = self.slots[i].spec.name.clone();
+        let attempt = self.slots[i].starts;
+        tracing::info!(pod = %self.desired.key(), container = %name, attempt, "container started");
+        self.event("Normal", "Created", format!("Created container {name}"));
+        self.event("Normal", "Started", format!("Started container {name}"));
+        // The engine's own start time, so it never changes when read again later.
+        let started_at = match self.ctx.runtime.inspect(&id).await {
+            Ok(Some(ContainerInfo {
+                state: ContainerState::Running { started_at },
+                ..
+            })) => started_at,
+            _ => Utc::now(),
+        };
+        let slot = &mut self.slots[i];
+        slot.starts += 1;
+        slot.life = ContainerLife::Running {
+            id,
+            started_at,
+            probes: ContainerSlot::probes_for(&slot.spec, Instant::now()),
+        };
+    }
+}
