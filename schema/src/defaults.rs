@@ -5,8 +5,10 @@ use base64::Engine;
 
 use crate::intorstr::IntOrString;
 use crate::object::Object;
-use crate::types::apps::{DaemonSetUpdateStrategy, DeploymentStrategy, RollingUpdate};
-use crate::types::core::{ClientIpConfig, SecretData, ServiceSpec};
+use crate::types::apps::{
+    DaemonSet, DaemonSetUpdateStrategy, Deployment, DeploymentStrategy, RollingUpdate,
+};
+use crate::types::core::{ClientIpConfig, ReplicationController, SecretData, ServiceSpec};
 use crate::types::pod::{PodSpec, PodTemplateSpec, Probe};
 
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -124,62 +126,13 @@ pub fn apply_defaults(obj: &mut Object) {
     match obj {
         Object::Pod(p) => pod_spec_defaults(&mut p.spec, Some("Always")),
         Object::Service(s) => service_defaults(&mut s.spec),
-        Object::ReplicationController(rc) => {
-            set(&mut rc.spec.replicas, 1);
-            template_defaults(&mut rc.spec.template, Some("Always"));
-            // As Kubernetes: selector and the RC's own labels default to the template's.
-            let labels = rc
-                .spec
-                .template
-                .as_ref()
-                .and_then(|t| t.metadata.labels.clone());
-            if let Some(labels) = labels.filter(|l| !l.is_empty()) {
-                if rc.spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
-                    rc.spec.selector = Some(labels.clone());
-                }
-                if rc.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
-                    rc.metadata.labels = Some(labels);
-                }
-            }
-        }
+        Object::ReplicationController(rc) => rc_defaults(rc),
         Object::ReplicaSet(rs) => {
             set(&mut rs.spec.replicas, 1);
             template_defaults(&mut rs.spec.template, Some("Always"));
         }
-        Object::Deployment(d) => {
-            set(&mut d.spec.replicas, 1);
-            set(&mut d.spec.revision_history_limit, 10);
-            set(&mut d.spec.progress_deadline_seconds, 600);
-            template_defaults(&mut d.spec.template, Some("Always"));
-            let strategy = d
-                .spec
-                .strategy
-                .get_or_insert_with(DeploymentStrategy::default);
-            set(&mut strategy.type_, "RollingUpdate".to_string());
-            if strategy.type_.as_deref() == Some("RollingUpdate") {
-                let ru = strategy
-                    .rolling_update
-                    .get_or_insert_with(RollingUpdate::default);
-                set(&mut ru.max_surge, quarter());
-                set(&mut ru.max_unavailable, quarter());
-            }
-        }
-        Object::DaemonSet(ds) => {
-            set(&mut ds.spec.revision_history_limit, 10);
-            template_defaults(&mut ds.spec.template, Some("Always"));
-            let strategy = ds
-                .spec
-                .update_strategy
-                .get_or_insert_with(DaemonSetUpdateStrategy::default);
-            set(&mut strategy.type_, "RollingUpdate".to_string());
-            if strategy.type_.as_deref() == Some("RollingUpdate") {
-                let ru = strategy
-                    .rolling_update
-                    .get_or_insert_with(RollingUpdate::default);
-                set(&mut ru.max_unavailable, IntOrString::Int(1));
-                set(&mut ru.max_surge, IntOrString::Int(0));
-            }
-        }
+        Object::Deployment(d) => deployment_defaults(d),
+        Object::DaemonSet(ds) => daemon_set_defaults(ds),
         Object::Job(j) => {
             // As Kubernetes: both absent means one pod to completion; parallelism alone
             // is a work queue (completions stays unset).
@@ -205,6 +158,61 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::Node(_)
         | Object::Endpoints(_)
         | Object::Event(_) => {}
+    }
+}
+
+fn rc_defaults(rc: &mut ReplicationController) {
+    set(&mut rc.spec.replicas, 1);
+    template_defaults(&mut rc.spec.template, Some("Always"));
+    // As Kubernetes: selector and the RC's own labels default to the template's.
+    let labels = rc
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.labels.clone());
+    if let Some(labels) = labels.filter(|l| !l.is_empty()) {
+        if rc.spec.selector.as_ref().is_none_or(|s| s.is_empty()) {
+            rc.spec.selector = Some(labels.clone());
+        }
+        if rc.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
+            rc.metadata.labels = Some(labels);
+        }
+    }
+}
+
+fn deployment_defaults(d: &mut Deployment) {
+    set(&mut d.spec.replicas, 1);
+    set(&mut d.spec.revision_history_limit, 10);
+    set(&mut d.spec.progress_deadline_seconds, 600);
+    template_defaults(&mut d.spec.template, Some("Always"));
+    let strategy = d
+        .spec
+        .strategy
+        .get_or_insert_with(DeploymentStrategy::default);
+    set(&mut strategy.type_, "RollingUpdate".to_string());
+    if strategy.type_.as_deref() == Some("RollingUpdate") {
+        let ru = strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdate::default);
+        set(&mut ru.max_surge, quarter());
+        set(&mut ru.max_unavailable, quarter());
+    }
+}
+
+fn daemon_set_defaults(ds: &mut DaemonSet) {
+    set(&mut ds.spec.revision_history_limit, 10);
+    template_defaults(&mut ds.spec.template, Some("Always"));
+    let strategy = ds
+        .spec
+        .update_strategy
+        .get_or_insert_with(DaemonSetUpdateStrategy::default);
+    set(&mut strategy.type_, "RollingUpdate".to_string());
+    if strategy.type_.as_deref() == Some("RollingUpdate") {
+        let ru = strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdate::default);
+        set(&mut ru.max_unavailable, IntOrString::Int(1));
+        set(&mut ru.max_surge, IntOrString::Int(0));
     }
 }
 

@@ -66,6 +66,30 @@ fn parse(text: &str) -> Result<Parsed, QuantityError> {
         .unwrap_or(text.len());
     // A sign may only lead; `1e-3` has its sign in the suffix part.
     let (number, suffix) = text.split_at(number_end);
+    let (negative, whole, frac) = split_number(number)?;
+    // Trailing fractional zeros say nothing; fractional digits beyond what i128 holds are
+    // dropped and remembered, so the result still rounds up as Kubernetes does.
+    let frac = frac.trim_end_matches('0');
+    let whole = whole.trim_start_matches('0');
+    let keep = MAX_DIGITS.saturating_sub(whole.len()).min(frac.len());
+    let truncated = frac[keep..].chars().any(|c| c != '0');
+    let frac = &frac[..keep];
+    let mut digits = decimal_digits(whole, frac)?;
+    if negative {
+        digits = -digits;
+    }
+    let frac_len = i32::try_from(frac.len()).map_err(|_| QuantityError::TooLarge)?;
+    let (exp10, pow1024) = parse_suffix(suffix)?;
+    Ok(Parsed {
+        digits,
+        exp10: exp10.checked_sub(frac_len).ok_or(QuantityError::TooLarge)?,
+        pow1024,
+        truncated,
+    })
+}
+
+/// `-12.50` → (negative, "12", "50"): an optional leading sign, digits, at most one dot.
+fn split_number(number: &str) -> Result<(bool, &str, &str), QuantityError> {
     let (negative, unsigned) = match number.as_bytes().first() {
         Some(b'-') => (true, &number[1..]),
         Some(b'+') => (false, &number[1..]),
@@ -86,13 +110,11 @@ fn parse(text: &str) -> Result<Parsed, QuantityError> {
     {
         return Err(QuantityError::Malformed);
     }
-    // Trailing fractional zeros say nothing; fractional digits beyond what i128 holds are
-    // dropped and remembered, so the result still rounds up as Kubernetes does.
-    let frac = frac.trim_end_matches('0');
-    let whole = whole.trim_start_matches('0');
-    let keep = MAX_DIGITS.saturating_sub(whole.len()).min(frac.len());
-    let truncated = frac[keep..].chars().any(|c| c != '0');
-    let frac = &frac[..keep];
+    Ok((negative, whole, frac))
+}
+
+/// The whole and fractional digits read as one integer.
+fn decimal_digits(whole: &str, frac: &str) -> Result<i128, QuantityError> {
     let mut digits: i128 = 0;
     for c in whole.chars().chain(frac.chars()) {
         let d = i128::from(c.to_digit(10).ok_or(QuantityError::Malformed)?);
@@ -101,11 +123,12 @@ fn parse(text: &str) -> Result<Parsed, QuantityError> {
             .and_then(|v| v.checked_add(d))
             .ok_or(QuantityError::TooLarge)?;
     }
-    if negative {
-        digits = -digits;
-    }
-    let frac_len = i32::try_from(frac.len()).map_err(|_| QuantityError::TooLarge)?;
-    let (exp10, pow1024) = match suffix {
+    Ok(digits)
+}
+
+/// A suffix as (power of ten, power of 1024): SI, binary, or a decimal exponent.
+fn parse_suffix(suffix: &str) -> Result<(i32, u32), QuantityError> {
+    Ok(match suffix {
         "" => (0, 0),
         "Ki" => (0, 1),
         "Mi" => (0, 2),
@@ -131,12 +154,6 @@ fn parse(text: &str) -> Result<Parsed, QuantityError> {
             (exp.parse::<i32>().map_err(|_| QuantityError::TooLarge)?, 0)
         }
         _ => return Err(QuantityError::Malformed),
-    };
-    Ok(Parsed {
-        digits,
-        exp10: exp10.checked_sub(frac_len).ok_or(QuantityError::TooLarge)?,
-        pow1024,
-        truncated,
     })
 }
 

@@ -7,7 +7,7 @@ use super::pod::PROTOCOLS;
 use super::{Errors, names};
 use crate::intorstr::IntOrString;
 use crate::path::FieldPath;
-use crate::types::core::ServiceSpec;
+use crate::types::core::{ServicePort, ServiceSpec};
 
 pub const NODE_PORT_RANGE: (i64, i64) = (30000, 32767);
 const TYPES: &[&str] = &["ClusterIP", "NodePort"];
@@ -17,6 +17,30 @@ pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors)
     if !TYPES.contains(&kind) {
         errs.unsupported(&path.field("type"), kind, TYPES);
     }
+    let headless = validate_cluster_ip(spec, kind, path, errs);
+    if let Some(sel) = &spec.selector {
+        validate_label_map(sel, &path.field("selector"), errs);
+    }
+    let ports = spec.ports.as_deref().unwrap_or(&[]);
+    if ports.is_empty() && !headless {
+        errs.required(&path.field("ports"));
+    }
+    let mut seen = SeenPorts::default();
+    for (i, p) in ports.iter().enumerate() {
+        let pp = path.field("ports").index(i);
+        validate_port(p, ports.len(), kind, &pp, &mut seen, errs);
+    }
+    validate_affinity(spec, path, errs);
+}
+
+/// `clusterIP`: empty, `None` (headless, not for NodePort) or an IPv4 address. True when
+/// headless.
+fn validate_cluster_ip(
+    spec: &ServiceSpec,
+    kind: &str,
+    path: &FieldPath,
+    errs: &mut Errors,
+) -> bool {
     let cluster_ip = spec.cluster_ip.as_deref().unwrap_or("");
     let headless = cluster_ip == "None";
     if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<std::net::Ipv4Addr>().is_err() {
@@ -33,64 +57,71 @@ pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors)
             "may not be set to 'None' for NodePort services",
         );
     }
-    if let Some(sel) = &spec.selector {
-        validate_label_map(sel, &path.field("selector"), errs);
-    }
-    let ports = spec.ports.as_deref().unwrap_or(&[]);
-    if ports.is_empty() && !headless {
-        errs.required(&path.field("ports"));
-    }
-    let mut port_names = BTreeSet::new();
-    let mut port_protocols = BTreeSet::new();
-    let mut node_ports = BTreeSet::new();
-    for (i, p) in ports.iter().enumerate() {
-        let pp = path.field("ports").index(i);
-        match p.name.as_deref().filter(|n| !n.is_empty()) {
-            None if ports.len() > 1 => errs.required_because(
-                &pp.field("name"),
-                "must be specified when there is more than one port",
-            ),
-            None => {}
-            Some(name) => {
-                errs.name(&pp.field("name"), name, names::dns1123_label);
-                if !port_names.insert(name) {
-                    errs.duplicate(&pp.field("name"), name);
-                }
-            }
-        }
-        errs.range(&pp.field("port"), p.port, 1, 65535);
-        let protocol = p.protocol.as_deref().unwrap_or("TCP");
-        errs.one_of(&pp.field("protocol"), Some(protocol), PROTOCOLS);
-        if !port_protocols.insert((p.port, protocol)) {
-            errs.duplicate(&pp, format!("{}/{protocol}", p.port).as_str());
-        }
-        match &p.target_port {
-            // Kubernetes reads 0 and "" as "same as port".
-            None | Some(IntOrString::Int(0)) => {}
-            Some(IntOrString::Str(s)) if s.is_empty() => {}
-            Some(IntOrString::Int(t)) => errs.range(&pp.field("targetPort"), *t, 1, 65535),
-            Some(IntOrString::Str(name)) => {
-                errs.name(&pp.field("targetPort"), name, names::port_name)
-            }
-        }
-        if let Some(np) = p.node_port.filter(|n| *n != 0) {
-            let at = pp.field("nodePort");
-            if kind != "NodePort" {
-                errs.forbidden(&at, format!("may not be used when `type` is '{kind}'"));
-            } else if np < NODE_PORT_RANGE.0 || np > NODE_PORT_RANGE.1 {
-                errs.invalid(
-                    &at,
-                    np,
-                    format!(
-                        "provided port is not in the valid range. The range of valid ports is {}-{}",
-                        NODE_PORT_RANGE.0, NODE_PORT_RANGE.1
-                    ),
-                );
-            } else if !node_ports.insert((np, protocol)) {
-                errs.duplicate(&at, np);
+    headless
+}
+
+/// What earlier ports of the Service took.
+#[derive(Default)]
+struct SeenPorts<'a> {
+    names: BTreeSet<&'a str>,
+    protocols: BTreeSet<(i64, &'a str)>,
+    node_ports: BTreeSet<(i64, &'a str)>,
+}
+
+fn validate_port<'a>(
+    p: &'a ServicePort,
+    count: usize,
+    kind: &str,
+    pp: &FieldPath,
+    seen: &mut SeenPorts<'a>,
+    errs: &mut Errors,
+) {
+    match p.name.as_deref().filter(|n| !n.is_empty()) {
+        None if count > 1 => errs.required_because(
+            &pp.field("name"),
+            "must be specified when there is more than one port",
+        ),
+        None => {}
+        Some(name) => {
+            errs.name(&pp.field("name"), name, names::dns1123_label);
+            if !seen.names.insert(name) {
+                errs.duplicate(&pp.field("name"), name);
             }
         }
     }
+    errs.range(&pp.field("port"), p.port, 1, 65535);
+    let protocol = p.protocol.as_deref().unwrap_or("TCP");
+    errs.one_of(&pp.field("protocol"), Some(protocol), PROTOCOLS);
+    if !seen.protocols.insert((p.port, protocol)) {
+        errs.duplicate(pp, format!("{}/{protocol}", p.port).as_str());
+    }
+    match &p.target_port {
+        // Kubernetes reads 0 and "" as "same as port".
+        None | Some(IntOrString::Int(0)) => {}
+        Some(IntOrString::Str(s)) if s.is_empty() => {}
+        Some(IntOrString::Int(t)) => errs.range(&pp.field("targetPort"), *t, 1, 65535),
+        Some(IntOrString::Str(name)) => errs.name(&pp.field("targetPort"), name, names::port_name),
+    }
+    if let Some(np) = p.node_port.filter(|n| *n != 0) {
+        let at = pp.field("nodePort");
+        if kind != "NodePort" {
+            errs.forbidden(&at, format!("may not be used when `type` is '{kind}'"));
+        } else if np < NODE_PORT_RANGE.0 || np > NODE_PORT_RANGE.1 {
+            errs.invalid(
+                &at,
+                np,
+                format!(
+                    "provided port is not in the valid range. The range of valid ports is {}-{}",
+                    NODE_PORT_RANGE.0, NODE_PORT_RANGE.1
+                ),
+            );
+        } else if !seen.node_ports.insert((np, protocol)) {
+            errs.duplicate(&at, np);
+        }
+    }
+}
+
+fn validate_affinity(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors) {
     let affinity = spec.session_affinity.as_deref().unwrap_or("None");
     errs.one_of(
         &path.field("sessionAffinity"),

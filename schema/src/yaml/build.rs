@@ -208,6 +208,40 @@ impl Builder {
     }
 }
 
+impl Builder {
+    fn scalar(
+        &mut self,
+        text: String,
+        style: Style,
+        anchor: usize,
+        at: Mark,
+    ) -> Result<(), SyntaxError> {
+        self.count(1, text.len(), at)?;
+        let node = Node {
+            mark: at,
+            value: Value::Scalar(text, style),
+        };
+        self.finish(node, anchor)
+    }
+
+    /// An alias is a copy of its anchored node, counted again against the limits so an
+    /// alias bomb stops at the same size a written-out document would.
+    fn alias(&mut self, id: usize, at: Mark) -> Result<(), SyntaxError> {
+        let Some((mut node, size)) = self.anchors.get(&id).cloned() else {
+            return Err(error(at, "alias to an unknown anchor"));
+        };
+        self.count(size.nodes, size.bytes, at)?;
+        if self.stack.len() + size.depth > MAX_DEPTH {
+            return Err(error(
+                at,
+                format!("this alias nests lists and mappings deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        node.mark = at;
+        self.finish(node, 0)
+    }
+}
+
 fn scalar_style(style: TScalarStyle, tag: Option<&Tag>) -> Style {
     if let Some(tag) = tag
         && (tag.suffix == "str" || tag.suffix.ends_with(":str"))
@@ -255,30 +289,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
                 });
             }
             Event::Scalar(text, style, anchor, tag) => {
-                builder.count(1, text.len(), at)?;
-                let node = Node {
-                    mark: at,
-                    value: Value::Scalar(text, scalar_style(style, tag.as_ref())),
-                };
-                builder.finish(node, anchor)?;
+                builder.scalar(text, scalar_style(style, tag.as_ref()), anchor, at)?
             }
-            Event::Alias(id) => {
-                let Some((node, size)) = builder.anchors.get(&id).cloned() else {
-                    return Err(error(at, "alias to an unknown anchor"));
-                };
-                builder.count(size.nodes, size.bytes, at)?;
-                if builder.stack.len() + size.depth > MAX_DEPTH {
-                    return Err(error(
-                        at,
-                        format!(
-                            "this alias nests lists and mappings deeper than {MAX_DEPTH} levels"
-                        ),
-                    ));
-                }
-                let mut node = node;
-                node.mark = at;
-                builder.finish(node, 0)?;
-            }
+            Event::Alias(id) => builder.alias(id, at)?,
             Event::SequenceStart(anchor, _) => builder.open(
                 Frame::Seq {
                     mark: at,

@@ -1,0 +1,161 @@
+//! Pod specs: containers, ports, env, resources, probes, volumes, tolerations.
+
+mod container;
+mod volumes;
+
+use std::collections::BTreeSet;
+
+use super::meta::validate_label_map;
+use super::{Errors, names};
+use crate::path::FieldPath;
+use crate::types::pod::{PodSpec, Toleration};
+use container::validate_container;
+use volumes::validate_volumes;
+
+pub const ANY_RESTART: &[&str] = &["Always", "OnFailure", "Never"];
+/// Jobs run pods to completion.
+pub const JOB_RESTART: &[&str] = &["OnFailure", "Never"];
+pub const PROTOCOLS: &[&str] = &["TCP", "UDP"];
+pub(super) const RESOURCES: &[&str] = &["cpu", "memory"];
+
+/// Validates a pod spec. `restart` lists the restart policies the owning kind allows
+/// (`Always` only for controllers that keep pods running; `OnFailure`/`Never` for Jobs).
+pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, restart: &[&str]) {
+    let volumes = validate_volumes(
+        spec.volumes.as_deref().unwrap_or(&[]),
+        &path.field("volumes"),
+        errs,
+    );
+    let at = path.field("containers");
+    if spec.containers.is_empty() {
+        errs.required(&at);
+    }
+    let mut container_names = BTreeSet::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        let cp = at.index(i);
+        if c.name.is_empty() {
+            errs.required(&cp.field("name"));
+        } else {
+            errs.name(&cp.field("name"), &c.name, names::dns1123_label);
+            if !container_names.insert(c.name.as_str()) {
+                errs.duplicate(&cp.field("name"), &c.name);
+            }
+        }
+        validate_container(c, &cp, errs, &volumes);
+        if spec.host_network == Some(true) {
+            // The pod has the node's ports: a host port can only be the container's own.
+            for (j, p) in c.ports.iter().flatten().enumerate() {
+                if let Some(hp) = p.host_port.filter(|h| *h != 0 && *h != p.container_port) {
+                    errs.invalid(
+                        &cp.field("ports").index(j).field("hostPort"),
+                        hp,
+                        "must match `containerPort` when `hostNetwork` is true",
+                    );
+                }
+            }
+        }
+        if let Some(sc) = &c.security_context {
+            validate_security_context(sc, &cp.field("securityContext"), errs);
+        }
+    }
+    match spec.restart_policy.as_deref() {
+        None if restart == JOB_RESTART => errs.required_because(
+            &path.field("restartPolicy"),
+            "a Job's pods must set restartPolicy to \"OnFailure\" or \"Never\"",
+        ),
+        value => errs.one_of(&path.field("restartPolicy"), value, restart),
+    }
+    if let Some(sel) = &spec.node_selector {
+        validate_label_map(sel, &path.field("nodeSelector"), errs);
+    }
+    if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        errs.name(&path.field("nodeName"), node, names::dns1123_subdomain);
+    }
+    errs.non_negative(
+        &path.field("terminationGracePeriodSeconds"),
+        spec.termination_grace_period_seconds,
+    );
+    for (i, t) in spec.tolerations.iter().flatten().enumerate() {
+        validate_toleration(t, &path.field("tolerations").index(i), errs);
+    }
+}
+
+fn validate_security_context(
+    sc: &crate::types::pod::SecurityContext,
+    path: &FieldPath,
+    errs: &mut Errors,
+) {
+    errs.non_negative(&path.field("runAsUser"), sc.run_as_user);
+    errs.non_negative(&path.field("runAsGroup"), sc.run_as_group);
+    if sc.run_as_group.is_some() && sc.run_as_user.is_none() {
+        errs.required_because(
+            &path.field("runAsUser"),
+            "keel sets the group together with the user (Docker's user:group)",
+        );
+    }
+    if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+        errs.invalid(
+            &path.field("allowPrivilegeEscalation"),
+            "false",
+            "cannot set allowPrivilegeEscalation to false and privileged to true",
+        );
+    }
+    if let Some(caps) = &sc.capabilities {
+        for (field, list) in [("add", &caps.add), ("drop", &caps.drop)] {
+            for (i, cap) in list.iter().flatten().enumerate() {
+                let name = cap.strip_prefix("CAP_").unwrap_or(cap);
+                let ok =
+                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+                if !ok {
+                    errs.invalid(
+                        &path.field("capabilities").field(field).index(i),
+                        cap.as_str(),
+                        "a capability is upper case letters and underscores, as NET_ADMIN or CAP_NET_ADMIN",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_toleration(t: &Toleration, path: &FieldPath, errs: &mut Errors) {
+    let key = t.key.as_deref().unwrap_or("");
+    if !key.is_empty() {
+        errs.name(&path.field("key"), key, names::qualified_name);
+    }
+    let op = t.operator.as_deref().unwrap_or("Equal");
+    match op {
+        "Equal" => {
+            if key.is_empty() {
+                errs.invalid(
+                    &path.field("operator"),
+                    op,
+                    "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+                );
+            }
+        }
+        "Exists" => {
+            if let Some(v) = t.value.as_deref().filter(|v| !v.is_empty()) {
+                errs.invalid(
+                    &path.field("value"),
+                    v,
+                    "value must be empty when `operator` is 'Exists'",
+                );
+            }
+        }
+        other => errs.unsupported(&path.field("operator"), other, &["Equal", "Exists"]),
+    }
+    let effect = t.effect.as_deref().filter(|e| !e.is_empty());
+    errs.one_of(
+        &path.field("effect"),
+        effect,
+        &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+    );
+    if t.toleration_seconds.is_some() && effect != Some("NoExecute") {
+        errs.invalid(
+            &path.field("effect"),
+            effect.unwrap_or(""),
+            "effect must be 'NoExecute' when `tolerationSeconds` is set",
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! Invalid pod specs: containers, ports, resources, probes, env, volumes, tolerations.
+
+use super::Case;
+
+pub(super) const CASES: &[Case] = &[
+    Case {
+        name: "container port out of range",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: web:1
+        ports:
+        - containerPort: 70000
+"#,
+        errors: &[(
+            16,
+            "spec.template.spec.containers[0].ports[0].containerPort",
+            "Invalid value: 70000: must be between 1 and 65535",
+        )],
+    },
+    Case {
+        name: "SCTP is unsupported",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    ports:
+    - containerPort: 80
+      protocol: SCTP
+"#,
+        errors: &[(
+            10,
+            "spec.containers[0].ports[0].protocol",
+            "Unsupported value: \"SCTP\"",
+        )],
+    },
+    Case {
+        name: "malformed quantity",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    resources:
+      limits:
+        memory: 100MB
+"#,
+        errors: &[(
+            10,
+            "spec.containers[0].resources.limits[memory]",
+            "quantities must match the regular expression",
+        )],
+    },
+    Case {
+        name: "requests above limits",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    resources:
+      requests:
+        cpu: "1.5"
+      limits:
+        cpu: 1000m
+"#,
+        errors: &[(
+            10,
+            "spec.containers[0].resources.requests[cpu]",
+            "must be less than or equal to cpu limit of 1000m",
+        )],
+    },
+    Case {
+        name: "unsupported resource name",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    resources:
+      limits:
+        nvidia.com/gpu: 1
+"#,
+        errors: &[(
+            10,
+            "spec.containers[0].resources.limits[nvidia.com/gpu]",
+            "Unsupported value: \"nvidia.com/gpu\"",
+        )],
+    },
+    Case {
+        name: "negative quantity",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    resources: {requests: {cpu: -1}}
+"#,
+        errors: &[(
+            8,
+            "spec.containers[0].resources.requests[cpu]",
+            "must be greater than or equal to 0",
+        )],
+    },
+    Case {
+        name: "restartPolicy enum",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  restartPolicy: Sometimes
+  containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.restartPolicy",
+            "Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+        )],
+    },
+    Case {
+        name: "imagePullPolicy enum",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    imagePullPolicy: Sometimes
+"#,
+        errors: &[(
+            8,
+            "spec.containers[0].imagePullPolicy",
+            "Unsupported value: \"Sometimes\"",
+        )],
+    },
+    Case {
+        name: "duplicate container names",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: app
+    image: web:1
+  - name: app
+    image: sidecar:1
+"#,
+        errors: &[(8, "spec.containers[1].name", "Duplicate value: \"app\"")],
+    },
+    Case {
+        name: "duplicate port names within a container",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: app
+    image: web:1
+    ports:
+    - {name: http, containerPort: 80}
+    - name: http
+      containerPort: 8080
+"#,
+        errors: &[(
+            10,
+            "spec.containers[0].ports[1].name",
+            "Duplicate value: \"http\"",
+        )],
+    },
+    Case {
+        name: "probe with two handlers",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    livenessProbe:
+      httpGet: {port: 80}
+      tcpSocket: {port: 80}
+"#,
+        errors: &[(
+            10,
+            "spec.containers[0].livenessProbe.tcpSocket",
+            "may not specify more than 1 handler type",
+        )],
+    },
+    Case {
+        name: "probe with no handler",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    readinessProbe:
+      periodSeconds: 5
+"#,
+        errors: &[(
+            8,
+            "spec.containers[0].readinessProbe",
+            "must specify a handler type",
+        )],
+    },
+    Case {
+        name: "probe named port not on the container",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    ports: [{name: http, containerPort: 80}]
+    readinessProbe:
+      httpGet: {port: metrics, path: /ready}
+"#,
+        errors: &[(
+            10,
+            "spec.containers[0].readinessProbe.httpGet.port",
+            "no container port has this name",
+        )],
+    },
+    Case {
+        name: "liveness successThreshold must be 1",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    livenessProbe:
+      exec: {command: [true]}
+      successThreshold: 2
+"#,
+        errors: &[(
+            10,
+            "spec.containers[0].livenessProbe.successThreshold",
+            "must be 1",
+        )],
+    },
+    Case {
+        name: "env value and valueFrom",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    env:
+    - name: TOKEN
+      value: abc
+      valueFrom:
+        secretKeyRef: {name: api, key: token}
+"#,
+        errors: &[(
+            11,
+            "spec.containers[0].env[0].valueFrom",
+            "may not be specified when `value` is not empty",
+        )],
+    },
+    Case {
+        name: "env secretKeyRef without key",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    env:
+    - name: TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: api
+"#,
+        errors: &[(
+            11,
+            "spec.containers[0].env[0].valueFrom.secretKeyRef.key",
+            "Required value",
+        )],
+    },
+    Case {
+        name: "env name invalid",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    env:
+    - name: 1TOKEN
+      value: x
+"#,
+        errors: &[(
+            9,
+            "spec.containers[0].env[0].name",
+            "must not start with a digit",
+        )],
+    },
+    Case {
+        name: "volumeMount of a missing volume",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    volumeMounts:
+    - name: data
+      mountPath: /data
+"#,
+        errors: &[(
+            9,
+            "spec.containers[0].volumeMounts[0].name",
+            "Not found: \"data\"",
+        )],
+    },
+    Case {
+        name: "volume with two sources",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  volumes:
+  - name: data
+    emptyDir: {}
+    configMap: {name: cfg}
+  containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            8,
+            "spec.volumes[0].configMap",
+            "may not specify more than 1 volume type",
+        )],
+    },
+    Case {
+        name: "volume file mode above 0777",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  volumes:
+  - name: cfg
+    configMap:
+      name: cfg
+      defaultMode: 01777
+  containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            9,
+            "spec.volumes[0].configMap.defaultMode",
+            "Invalid value: 1023",
+        )],
+    },
+    Case {
+        name: "hostPath must be absolute",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  volumes:
+  - name: logs
+    hostPath: {path: var/log}
+  containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            7,
+            "spec.volumes[0].hostPath.path",
+            "must be an absolute path",
+        )],
+    },
+    Case {
+        name: "missing image and missing containers",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: a}
+spec:
+  containers:
+  - name: web
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b}
+spec: {}
+"#,
+        errors: &[
+            (6, "spec.containers[0].image", "Required value"),
+            (11, "spec.containers", "Required value"),
+        ],
+    },
+    Case {
+        name: "toleration Exists with a value",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  tolerations:
+  - key: dedicated
+    operator: Exists
+    value: gpu
+  containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            8,
+            "spec.tolerations[0].value",
+            "value must be empty when `operator` is 'Exists'",
+        )],
+    },
+];

@@ -1,0 +1,261 @@
+//! Invalid workloads: selectors, replicas, restart policies and rollout strategies.
+
+use super::Case;
+
+pub(super) const CASES: &[Case] = &[
+    Case {
+        name: "selector does not match template labels",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels:
+        app: api
+    spec:
+      containers:
+      - {name: web, image: "web:1"}
+"#,
+        errors: &[(
+            9,
+            "spec.template.metadata.labels",
+            "`selector` does not match template `labels`",
+        )],
+    },
+    Case {
+        name: "missing selector on apps/v1",
+        yaml: r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web}
+spec:
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(4, "spec.selector", "Required value")],
+    },
+    Case {
+        name: "empty selector is invalid",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.selector",
+            "empty selector is invalid for deployment",
+        )],
+    },
+    Case {
+        name: "In without values",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector:
+    matchExpressions:
+    - key: app
+      operator: In
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            7,
+            "spec.selector.matchExpressions[0].values",
+            "must be specified when `operator` is 'In' or 'NotIn'",
+        )],
+    },
+    Case {
+        name: "unsupported selector operator",
+        yaml: r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector:
+    matchExpressions:
+    - {key: app, operator: Gt, values: ["1"]}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: "agent:1"}]
+"#,
+        errors: &[(
+            7,
+            "spec.selector.matchExpressions[0].operator",
+            "Unsupported value: \"Gt\"",
+        )],
+    },
+    Case {
+        name: "deployment pods must restart Always",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            9,
+            "spec.template.spec.restartPolicy",
+            "supported values: \"Always\"",
+        )],
+    },
+    Case {
+        name: "job pods need OnFailure or Never",
+        yaml: r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate}
+spec:
+  template:
+    spec:
+      containers: [{name: migrate, image: "migrate:1"}]
+"#,
+        errors: &[(6, "spec.template.spec.restartPolicy", "Required value")],
+    },
+    Case {
+        name: "deployment strategy type enum",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  strategy:
+    type: BlueGreen
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(6, "spec.strategy.type", "Unsupported value: \"BlueGreen\"")],
+    },
+    Case {
+        name: "replicas negative",
+        yaml: r#"
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: worker}
+spec:
+  replicas: -1
+  template:
+    metadata: {labels: {app: worker}}
+    spec:
+      containers: [{name: worker, image: "worker:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.replicas",
+            "Invalid value: -1: must be greater than or equal to 0",
+        )],
+    },
+    Case {
+        name: "rc selector must match template",
+        yaml: r#"
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: worker}
+spec:
+  selector: {app: worker}
+  template:
+    metadata:
+      labels: {app: other}
+    spec:
+      containers: [{name: worker, image: "worker:1"}]
+"#,
+        errors: &[(
+            8,
+            "spec.template.metadata.labels",
+            "`selector` does not match template `labels`",
+        )],
+    },
+    Case {
+        name: "maxSurge and maxUnavailable both zero",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  strategy:
+    rollingUpdate:
+      maxSurge: 0
+      maxUnavailable: 0%
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            8,
+            "spec.strategy.rollingUpdate.maxUnavailable",
+            "may not be 0 when `maxSurge` is 0",
+        )],
+    },
+    Case {
+        name: "maxSurge malformed percent",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  strategy:
+    rollingUpdate:
+      maxSurge: "25"
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            7,
+            "spec.strategy.rollingUpdate.maxSurge",
+            "a valid percent string must be",
+        )],
+    },
+    Case {
+        name: "Recreate with rollingUpdate",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  strategy:
+    type: Recreate
+    rollingUpdate: {maxSurge: 1}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[(
+            7,
+            "spec.strategy.rollingUpdate",
+            "may not be specified when strategy `type` is 'Recreate'",
+        )],
+    },
+];

@@ -1,0 +1,393 @@
+//! Valid manifests of every kind load, with their defaults, across files.
+
+use keel_schema::object::Object;
+use keel_schema::{SourceFile, load_sources};
+
+use super::source;
+
+/// Valid manifests of every kind git may declare, as a team would write them.
+const VALID: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {team: web}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config, namespace: shop}
+data:
+  index.html: |
+    <h1>hello</h1>
+  LOG_LEVEL: debug
+  PORT: 8080
+binaryData:
+  logo.png: iVBORw0KGgo=
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: api-token, namespace: shop}
+type: Opaque
+data:
+  token: czNjcjN0
+stringData:
+  password: hunter2
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: debug
+  namespace: shop
+  annotations:
+    keel.dev/prune: disabled
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 5
+  nodeSelector: {disk: ssd}
+  tolerations:
+  - {key: dedicated, operator: Equal, value: web, effect: NoSchedule}
+  - {operator: Exists}
+  volumes:
+  - name: scratch
+    emptyDir: {medium: Memory, sizeLimit: 64Mi}
+  - name: config
+    configMap:
+      name: web-config
+      defaultMode: 0644
+      items: [{key: index.html, path: html/index.html}]
+  - name: token
+    secret: {secretName: api-token, optional: true}
+  - name: logs
+    hostPath: {path: /var/log/keel, type: DirectoryOrCreate}
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c"]
+    args: ["httpd -f -p 8080"]
+    workingDir: /srv
+    env:
+    - {name: PORT, value: 8080}
+    - name: EMPTY
+      value:
+    - name: LEVEL
+      valueFrom: {configMapKeyRef: {name: web-config, key: LOG_LEVEL}}
+    - name: TOKEN
+      valueFrom: {secretKeyRef: {name: api-token, key: token, optional: false}}
+    envFrom:
+    - configMapRef: {name: web-config}
+      prefix: CFG_
+    - secretRef: {name: api-token}
+    ports:
+    - {name: http, containerPort: 8080}
+    - {name: dns, containerPort: 53, protocol: UDP, hostPort: 5353}
+    resources:
+      requests: {cpu: 250m, memory: 64Mi}
+      limits: {cpu: "0.5", memory: 1e8}
+    volumeMounts:
+    - {name: scratch, mountPath: /tmp}
+    - {name: config, mountPath: /srv, readOnly: true}
+    - {name: token, mountPath: /token, subPath: token}
+    - {name: logs, mountPath: /logs}
+    livenessProbe:
+      httpGet:
+        path: /healthz
+        port: http
+        httpHeaders: [{name: X-Probe, value: keel}]
+      initialDelaySeconds: 3
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 2
+      successThreshold: 2
+    startupProbe:
+      exec: {command: [cat, /tmp/ready]}
+      failureThreshold: 30
+    imagePullPolicy: IfNotPresent
+  - name: sidecar
+    image: busybox:1.36
+    command: [sleep, "3600"]
+status: {}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  type: NodePort
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  ports:
+  - {name: http, port: 80, targetPort: http, nodePort: 30080}
+  - {name: dns, port: 53, protocol: UDP, targetPort: 53}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-headless, namespace: shop}
+spec:
+  clusterIP: None
+  selector: {app: web}
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: worker, namespace: shop}
+spec:
+  replicas: 2
+  template:
+    metadata: {labels: {app: worker}}
+    spec:
+      containers: [{name: worker, image: "worker:1"}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec:
+  replicas: 3
+  revisionHistoryLimit: 5
+  minReadySeconds: 2
+  selector:
+    matchLabels: {app: web}
+    matchExpressions:
+    - {key: tier, operator: In, values: [front, edge]}
+    - {key: canary, operator: DoesNotExist}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  template:
+    metadata: {labels: {app: web, tier: front}}
+    spec:
+      containers:
+      - name: web
+        image: keel-example/web:1
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: cache, namespace: shop}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: cache}}
+  template:
+    metadata: {labels: {app: cache}}
+    spec:
+      containers: [{name: cache, image: "cache:1"}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: log-agent, namespace: shop}
+spec:
+  selector: {matchLabels: {app: log-agent}}
+  updateStrategy: {type: OnDelete}
+  template:
+    metadata: {labels: {app: log-agent}}
+    spec:
+      tolerations: [{operator: Exists, effect: NoExecute, tolerationSeconds: 60}]
+      containers: [{name: agent, image: "agent:1"}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate, namespace: shop}
+spec:
+  completions: 3
+  parallelism: 2
+  backoffLimit: 4
+  activeDeadlineSeconds: 600
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: "migrate:1", args: [--all]}]
+"#;
+
+#[test]
+fn valid_manifests_of_every_kind_load_with_defaults() {
+    let rev = load_sources(&[source(VALID)], None);
+    let shown: Vec<String> = rev.errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        rev.errors.is_empty(),
+        "unexpected errors:\n{}",
+        shown.join("\n")
+    );
+    let kinds: Vec<&str> = rev
+        .manifests
+        .iter()
+        .map(|m| m.object.kind().as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "ConfigMap",
+            "Secret",
+            "Pod",
+            "Service",
+            "Service",
+            "ReplicationController",
+            "Deployment",
+            "ReplicaSet",
+            "DaemonSet",
+            "Job"
+        ]
+    );
+    for m in &rev.manifests {
+        // Every object knows its line, and namespaced objects got their namespace.
+        assert!(m.line >= 1);
+        if m.object.info().namespaced {
+            assert_eq!(m.object.namespace(), "shop");
+        }
+    }
+    let find = |kind: &str, name: &str| {
+        rev.manifests
+            .iter()
+            .find(|m| m.object.kind() == kind && m.object.name() == name)
+            .map(|m| m.object.clone())
+            .unwrap_or_else(|| panic!("{kind} {name} loaded"))
+    };
+    // Scalars reach string fields as written; YAML 1.1 octal modes; quantities exact.
+    let Object::Pod(pod) = find("Pod", "debug") else {
+        unreachable!()
+    };
+    let main = &pod.spec.containers[0];
+    let env = main.env.as_ref().unwrap();
+    assert_eq!(env[0].value.as_deref(), Some("8080"));
+    assert_eq!(env[1].value.as_deref().unwrap_or(""), "");
+    let volumes = pod.spec.volumes.as_ref().unwrap();
+    assert_eq!(
+        volumes[1].config_map.as_ref().unwrap().default_mode,
+        Some(0o644)
+    );
+    let limits = main.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits["cpu"].millis(), Ok(500));
+    assert_eq!(limits["memory"].value(), Ok(100_000_000));
+    // Defaults filled in as Kubernetes would.
+    let probe = main.readiness_probe.as_ref().unwrap();
+    assert_eq!(
+        (
+            probe.period_seconds,
+            probe.timeout_seconds,
+            probe.failure_threshold
+        ),
+        (Some(2), Some(1), Some(3))
+    );
+    assert_eq!(
+        pod.spec.containers[1].image_pull_policy.as_deref(),
+        Some("IfNotPresent")
+    );
+    let Object::Deployment(deploy) = find("Deployment", "web") else {
+        unreachable!()
+    };
+    assert_eq!(deploy.api_version, "apps/v1");
+    let Object::Service(svc) = find("Service", "web") else {
+        unreachable!()
+    };
+    let dns = &svc.spec.ports.as_ref().unwrap()[1];
+    assert_eq!(dns.protocol.as_deref(), Some("UDP"));
+    let Object::Secret(secret) = find("Secret", "api-token") else {
+        unreachable!()
+    };
+    assert!(secret.string_data.is_none(), "stringData merged into data");
+    let data = &secret.data.as_ref().unwrap().0;
+    assert_eq!(data["password"], "aHVudGVyMg==");
+    assert!(
+        !format!("{secret:?}").contains("aHVudGVyMg"),
+        "Debug never shows secret values"
+    );
+    let Object::ReplicationController(rc) = find("ReplicationController", "worker") else {
+        unreachable!()
+    };
+    assert_eq!(
+        rc.spec.selector.as_ref().unwrap()["app"],
+        "worker",
+        "RC selector defaults to template labels"
+    );
+    let Object::Job(job) = find("Job", "migrate") else {
+        unreachable!()
+    };
+    assert_eq!(job.spec.backoff_limit, Some(4));
+    let Object::Deployment(_) = find("Deployment", "web") else {
+        unreachable!()
+    };
+}
+
+#[test]
+fn anchors_merge_keys_and_lists_across_files() {
+    let base = SourceFile {
+        name: "a/base.yml".into(),
+        bytes: br#"
+# shared container settings, reused with an anchor
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: one}
+  spec:
+    containers:
+    - &web
+      name: web
+      image: web:1
+      resources: {limits: {memory: 128Mi}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: two}
+  spec:
+    containers:
+    - <<: *web
+      image: web:2
+"#
+        .to_vec(),
+    };
+    let other = SourceFile {
+        name: "b/other.yaml".into(),
+        bytes: b"---\n# nothing but a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n".to_vec(),
+    };
+    let rev = load_sources(&[base, other], None);
+    assert!(rev.errors.is_empty(), "{:?}", rev.errors);
+    assert_eq!(rev.manifests.len(), 3);
+    let Object::Pod(two) = &rev.manifests[1].object else {
+        panic!("a pod")
+    };
+    assert_eq!(two.spec.containers[0].image.as_deref(), Some("web:2"));
+    assert_eq!(two.spec.containers[0].name, "web");
+    assert_eq!(
+        rev.manifests[2].line, 4,
+        "lines count in the file, across documents"
+    );
+}
+
+#[test]
+fn same_declared_ignores_status_cluster_fields_and_named_markers_only() {
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {app: web}}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: \"web:1\"}]\n";
+    let base = load_sources(&[source(yaml)], None).manifests[0]
+        .object
+        .clone();
+    let mut live = base.clone();
+    {
+        let meta = live.meta_mut();
+        meta.uid = Some("1234".into());
+        meta.resource_version = Some("99".into());
+        meta.generation = Some(4);
+        meta.labels
+            .get_or_insert_with(Default::default)
+            .insert("keel.dev/managed-by".into(), "git".into());
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert("keel.dev/revision".into(), "abc".into());
+    }
+    if let Object::Deployment(d) = &mut live {
+        d.status = Some(Default::default());
+    }
+    assert!(live.same_declared(&base, &["keel.dev/managed-by"], &["keel.dev/revision"]));
+    assert!(
+        !live.same_declared(&base, &[], &["keel.dev/revision"]),
+        "an unignored label differs"
+    );
+    let mut changed = base.clone();
+    if let Object::Deployment(d) = &mut changed {
+        d.spec.replicas = Some(5);
+    }
+    assert!(!changed.same_declared(&base, &[], &[]));
+    let mut relabelled = base.clone();
+    relabelled
+        .meta_mut()
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("tier".into(), "front".into());
+    assert!(!relabelled.same_declared(&base, &[], &[]));
+}
