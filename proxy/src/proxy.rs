@@ -144,10 +144,7 @@ async fn run(
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut frontends: HashMap<Key, Frontend> = HashMap::new();
-    let mut address_error: Option<String> = None;
-    let mut address_denied = false;
-    let mut addresses_checked: Option<Instant> = None;
-    let mut wanted_addresses = BTreeSet::new();
+    let mut addresses = AddressSync::default();
     let mut retry = tokio::time::interval(RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -160,61 +157,90 @@ async fn run(
             _ = retry.tick() => {}
         }
         let (generation, services) = updates.borrow_and_update().clone();
+        // Host addresses wait for the first real set: removing this agent's leftovers against
+        // an empty one would pull addresses from under other agents on the host that still
+        // serve them.
+        if let Some(host) = config.addresses.as_ref().filter(|_| generation > 0) {
+            addresses.sync(host, &services).await;
+        }
         let wanted = wanted_frontends(&services, config.node_port_address);
+        reconcile_frontends(&mut frontends, wanted, &connections);
+        publish(&frontends, &addresses.error, &status);
+        applied.send_replace(generation);
+    }
+}
+
+/// Keeps the host's Service addresses in step with the Services that have ports.
+#[derive(Default)]
+struct AddressSync {
+    /// The last failure, said once and shown in the status until it clears.
+    error: Option<String>,
+    /// The last failure was a lack of rights, which only an operator fixes.
+    denied: bool,
+    checked: Option<Instant>,
+    wanted: BTreeSet<Ipv4Addr>,
+}
+
+impl AddressSync {
+    /// Reconciles when the wanted set changes, after a failure (a lack of rights at the
+    /// slower resync pace), and every resync.
+    async fn sync(&mut self, host: &HostAddresses, services: &[ProxiedService]) {
         let addresses: BTreeSet<Ipv4Addr> = services
             .iter()
             .filter(|s| !s.ports.is_empty())
             .filter_map(|s| s.cluster_ip)
             .collect();
-        // Host addresses wait for the first real set: removing this agent's leftovers against
-        // an empty one would pull addresses from under other agents on the host that still
-        // serve them. After that: when the wanted set changes, after a failure (a lack of
-        // rights, which only an operator fixes, at the slower resync pace), and every resync.
-        if let Some(host) = config.addresses.as_ref().filter(|_| generation > 0) {
-            let due = addresses != wanted_addresses
-                || (address_error.is_some() && !address_denied)
-                || addresses_checked.is_none_or(|t| t.elapsed() >= ADDRESS_RESYNC);
-            if due {
-                let result = host.reconcile(&addresses).await;
-                address_denied = matches!(result, Err(AddressError::Denied { .. }));
-                addresses_checked = Some(Instant::now());
-                wanted_addresses = addresses;
-                report_address_result(result, &mut address_error);
-            }
+        let due = addresses != self.wanted
+            || (self.error.is_some() && !self.denied)
+            || self.checked.is_none_or(|t| t.elapsed() >= ADDRESS_RESYNC);
+        if !due {
+            return;
         }
-        frontends.retain(|key, f| {
-            let keep = wanted.contains_key(key);
-            if !keep {
-                tracing::info!(address = %key.0, protocol = key.1.as_str(), service = %f.service, "frontend removed");
-            }
-            keep
+        let result = host.reconcile(&addresses).await;
+        self.denied = matches!(result, Err(AddressError::Denied { .. }));
+        self.checked = Some(Instant::now());
+        self.wanted = addresses;
+        report_address_result(result, &mut self.error);
+    }
+}
+
+/// Removes frontends no Service wants, gives the rest their endpoints, and listens only
+/// while there is an endpoint to send to.
+fn reconcile_frontends(
+    frontends: &mut HashMap<Key, Frontend>,
+    wanted: HashMap<Key, Wanted>,
+    connections: &Arc<Semaphore>,
+) {
+    frontends.retain(|key, f| {
+        let keep = wanted.contains_key(key);
+        if !keep {
+            tracing::info!(address = %key.0, protocol = key.1.as_str(), service = %f.service, "frontend removed");
+        }
+        keep
+    });
+    for (key, want) in wanted {
+        let frontend = frontends.entry(key).or_insert_with(|| Frontend {
+            service: want.service.clone(),
+            balancer: Arc::new(Balancer::default()),
+            stop: None,
+            error: None,
         });
-        for (key, want) in wanted {
-            let frontend = frontends.entry(key).or_insert_with(|| Frontend {
-                service: want.service.clone(),
-                balancer: Arc::new(Balancer::default()),
-                stop: None,
-                error: None,
-            });
-            frontend.service = want.service;
-            frontend.balancer.set(want.endpoints, want.affinity);
-            let has_endpoints = !frontend.balancer.is_empty();
-            match (has_endpoints, frontend.stop.is_some()) {
-                (true, false) => {
-                    frontend.error = listen(key, want.freebind, frontend, &connections).err();
-                }
-                (false, true) => {
-                    if let Some(stop) = frontend.stop.take() {
-                        let _ = stop.send(true);
-                    }
-                    frontend.error = None;
-                }
-                (false, false) => frontend.error = None,
-                (true, true) => {}
+        frontend.service = want.service;
+        frontend.balancer.set(want.endpoints, want.affinity);
+        let has_endpoints = !frontend.balancer.is_empty();
+        match (has_endpoints, frontend.stop.is_some()) {
+            (true, false) => {
+                frontend.error = listen(key, want.freebind, frontend, connections).err();
             }
+            (false, true) => {
+                if let Some(stop) = frontend.stop.take() {
+                    let _ = stop.send(true);
+                }
+                frontend.error = None;
+            }
+            (false, false) => frontend.error = None,
+            (true, true) => {}
         }
-        publish(&frontends, &address_error, &status);
-        applied.send_replace(generation);
     }
 }
 

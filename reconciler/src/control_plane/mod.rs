@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::join_tokens::JoinTokens;
+use crate::auth::pki::ControlPlanePki;
 use crate::cache::Cache;
 use crate::events::Recorder;
 use crate::metrics::Metrics;
@@ -84,23 +86,9 @@ impl ControlPlane {
             pki: opened.pki.clone(),
         };
         start_http(&tasks, opened.http, state);
-        let stop = tasks.stop();
-        tasks.spawn_critical(
-            "the agents' API",
-            crate::nodes::grpc::serve(
-                opened.agents,
-                registry.clone(),
-                opened.pki.clone(),
-                opened.join_tokens.clone(),
-                stop.clone(),
-            ),
-        );
-        if let Some(pki) = opened.pki {
-            tasks.spawn(pki.renew_loop(stop.clone()));
-        }
+        let pki = (opened.pki.clone(), opened.join_tokens.clone());
+        start_nodes(&tasks, opened.agents, registry, pki, &cache, dialer);
         start_cluster_state(&tasks, &opened.store, &cache, &config, &metrics, events);
-        tasks.spawn(crate::nodes::sync::run(cache.clone(), dialer, stop.clone()));
-        tasks.spawn(async move { registry.run_lifecycle(stop).await });
         let branch = if opened.source.is_remote() && config.branch.is_none() {
             "the remote's HEAD branch".to_string()
         } else {
@@ -158,6 +146,34 @@ fn start_http(tasks: &Tasks, listener: tokio::net::TcpListener, state: crate::ht
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
     });
+}
+
+/// What talks to node agents: their gRPC API, the certificates it serves with, node sync
+/// (desired pods and services out), and the node lifecycle (heartbeats, readiness).
+fn start_nodes(
+    tasks: &Tasks,
+    agents: tokio::net::TcpListener,
+    registry: NodeRegistry,
+    (pki, join_tokens): (Option<Arc<ControlPlanePki>>, Arc<JoinTokens>),
+    cache: &Cache,
+    dialer: AgentDialer,
+) {
+    let stop = tasks.stop();
+    tasks.spawn_critical(
+        "the agents' API",
+        crate::nodes::grpc::serve(
+            agents,
+            registry.clone(),
+            pki.clone(),
+            join_tokens,
+            stop.clone(),
+        ),
+    );
+    if let Some(pki) = pki {
+        tasks.spawn(pki.renew_loop(stop.clone()));
+    }
+    tasks.spawn(crate::nodes::sync::run(cache.clone(), dialer, stop.clone()));
+    tasks.spawn(async move { registry.run_lifecycle(stop).await });
 }
 
 /// The cache every controller reads, and the controllers.
