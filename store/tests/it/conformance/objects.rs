@@ -1,0 +1,157 @@
+//! Objects one at a time: create, get, update, delete, list; resource versions and generations.
+
+use keel_schema::Kind;
+use keel_schema::Object;
+use keel_schema::selector::Selector;
+use keel_store::StoreError;
+
+use super::{Backend, configmap, key, value_of};
+
+pub(super) async fn create_get_update_delete_with_resource_versions(b: &mut Backend) {
+    let s = &b.store;
+    let created = s
+        .create(configmap("default", "a", &[], "1"))
+        .await
+        .expect("create");
+    assert!(created.resource_version > 0);
+    let meta = created.object.meta();
+    assert!(
+        meta.uid.as_deref().is_some_and(|u| !u.is_empty()),
+        "uid assigned"
+    );
+    assert!(meta.creation_timestamp.is_some());
+    assert_eq!(
+        meta.resource_version.as_deref(),
+        Some(created.resource_version.to_string().as_str())
+    );
+
+    let got = s.get(&key("a")).await.expect("get").expect("present");
+    assert_eq!(got, created);
+
+    match s.create(configmap("default", "a", &[], "2")).await {
+        Err(StoreError::AlreadyExists(k)) => assert_eq!(k, key("a")),
+        other => panic!("create twice: {other:?}"),
+    }
+    let stale = created.resource_version;
+    let updated = s
+        .update(configmap("default", "a", &[], "2"), stale)
+        .await
+        .expect("update");
+    assert!(updated.resource_version > stale);
+    assert_eq!(
+        updated.object.meta().uid,
+        meta.uid,
+        "uid kept across updates"
+    );
+    match s.update(configmap("default", "a", &[], "3"), stale).await {
+        Err(StoreError::Conflict {
+            expected, actual, ..
+        }) => {
+            assert_eq!((expected, actual), (stale, updated.resource_version))
+        }
+        other => panic!("stale update: {other:?}"),
+    }
+    assert_eq!(
+        value_of(&s.get(&key("a")).await.unwrap().unwrap().object),
+        "2",
+        "failed update wrote nothing"
+    );
+    match s.delete(&key("a"), Some(stale)).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => panic!("stale delete: {other:?}"),
+    }
+    let deleted = s
+        .delete(&key("a"), Some(updated.resource_version))
+        .await
+        .expect("delete");
+    assert_eq!(value_of(&deleted.object), "2");
+    assert!(s.get(&key("a")).await.unwrap().is_none());
+    assert!(matches!(
+        s.delete(&key("a"), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.update(configmap("default", "a", &[], "4"), 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub(super) async fn generation_follows_spec_changes_only(b: &mut Backend) {
+    let s = &b.store;
+    let v1 = s.create(configmap("default", "g", &[], "1")).await.unwrap();
+    assert_eq!(v1.object.meta().generation, Some(1));
+    let relabelled = s
+        .update(
+            configmap("default", "g", &[("team", "web")], "1"),
+            v1.resource_version,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        relabelled.object.meta().generation,
+        Some(1),
+        "metadata-only change"
+    );
+    let changed = s
+        .update(
+            configmap("default", "g", &[("team", "web")], "2"),
+            relabelled.resource_version,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.object.meta().generation, Some(2), "data change");
+}
+
+pub(super) async fn list_by_kind_namespace_and_selector(b: &mut Backend) {
+    let s = &b.store;
+    s.create(configmap("a", "one", &[("app", "web")], "1"))
+        .await
+        .unwrap();
+    s.create(configmap("a", "two", &[("app", "api")], "1"))
+        .await
+        .unwrap();
+    s.create(configmap("ab", "three", &[("app", "web")], "1"))
+        .await
+        .unwrap();
+    let mut ns = keel_schema::types::core::Namespace::default();
+    ns.metadata.name = Some("a".into());
+    s.create(Object::Namespace(ns)).await.unwrap();
+
+    let all = s.list(Kind::ConfigMap, None, None).await.unwrap();
+    assert_eq!(all.items.len(), 3);
+    assert_eq!(
+        all.revision,
+        s.revision().await.unwrap(),
+        "a list names the revision it was taken at"
+    );
+    let in_a = s.list(Kind::ConfigMap, Some("a"), None).await.unwrap();
+    let names: Vec<&str> = in_a.items.iter().map(|i| i.object.name()).collect();
+    assert_eq!(names, ["one", "two"], "namespace a, not ab");
+    let web = Selector::parse("app=web").unwrap();
+    let selected = s.list(Kind::ConfigMap, None, Some(&web)).await.unwrap();
+    assert_eq!(selected.items.len(), 2);
+    let namespaces = s.list(Kind::Namespace, None, None).await.unwrap();
+    assert_eq!(namespaces.items.len(), 1);
+    assert_eq!(namespaces.items[0].object.namespace(), "", "cluster-scoped");
+    assert!(
+        s.list(Kind::Pod, None, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+pub(super) async fn every_write_bumps_the_store_revision(b: &mut Backend) {
+    let s = &b.store;
+    let mut last = s.revision().await.unwrap();
+    for i in 0..5 {
+        let stored = s
+            .create(configmap("default", &format!("r{i}"), &[], "x"))
+            .await
+            .unwrap();
+        assert!(stored.resource_version > last);
+        last = stored.resource_version;
+        assert_eq!(s.revision().await.unwrap(), last);
+    }
+}
