@@ -11,7 +11,7 @@ use keel_agent_protocol::NodeDesired;
 use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use keel_nodeagent::agent::{self, AgentConfig, RunningAgent};
 use keel_nodeagent::runtime::Runtime;
-use keel_nodeagent::runtime::docker::image_import::import_busybox_image;
+use keel_nodeagent::runtime::docker::image_import::{Rootfs, import_image};
 use keel_nodeagent::runtime::docker::{DEFAULT_PAUSE_IMAGE, DockerRuntime};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
 use serde_json::json;
@@ -93,7 +93,7 @@ async fn docker_bench() {
             return;
         }
     };
-    import_busybox_image(rt.client(), IMAGE, &[])
+    import_image(rt.client(), IMAGE, Rootfs::busybox())
         .await
         .expect("image");
     let data = tempfile::tempdir().unwrap();

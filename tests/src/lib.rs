@@ -123,45 +123,35 @@ pub fn import_busybox_image(reference: &str, files: &[(&str, &str)]) {
 /// As [`import_busybox_image`], plus host `programs` copied into `/bin` with the shared
 /// libraries `ldd` lists for them, at their host paths.
 pub fn import_image(reference: &str, files: &[(&str, &str)], programs: &[PathBuf]) {
-    let root = tempfile::tempdir().expect("tempdir");
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir bin");
-    for dir in ["tmp", "etc", "proc", "sys", "dev"] {
-        std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
-    }
-    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("/bin/busybox (busybox-static)");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
-        }
-    }
+    let mut rootfs = keel_rootfs::Rootfs::busybox();
     for (path, contents) in files {
-        write(root.path(), path.trim_start_matches('/'), contents);
+        rootfs = rootfs.file(path, *contents, 0o644);
     }
     for program in programs {
-        let name = program.file_name().expect("a program file");
-        std::fs::copy(program, bin.join(name)).expect("copy the program");
+        let name = program
+            .file_name()
+            .expect("a program file")
+            .to_string_lossy();
+        let binary = std::fs::read(program).expect("read the program");
+        rootfs = rootfs.file(&format!("bin/{name}"), binary, 0o755);
         let ldd = Command::new("ldd").arg(program).output().expect("ldd");
         for lib in String::from_utf8_lossy(&ldd.stdout)
             .split_whitespace()
             .filter(|w| w.starts_with('/'))
         {
-            let at = root.path().join(lib.trim_start_matches('/'));
-            std::fs::create_dir_all(at.parent().expect("a folder")).expect("mkdir lib");
-            std::fs::copy(lib, &at).expect("copy a shared library");
+            let bytes = std::fs::read(lib).expect("read a shared library");
+            rootfs = rootfs.file(lib, bytes, 0o755);
         }
     }
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C '{}' -c . | docker import - '{reference}' >/dev/null",
-            root.path().display()
-        ))
-        .status()
-        .expect("tar | docker import");
+    let tar = rootfs.tar().expect("the image's filesystem");
+    let mut child = Command::new("docker")
+        .args(["import", "-", reference])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("docker import");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &tar)
+        .expect("write to docker import");
+    let status = child.wait().expect("docker import");
     assert!(status.success(), "docker import {reference} failed");
 }

@@ -6,6 +6,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use keel_rootfs::Rootfs;
+
 /// `web`'s page: the ConfigMap's HTML, which pod answered, and what `api` said.
 const WEB_PAGE: &str = r#"#!/bin/sh
 # The page of keel's example app (a CGI script run by busybox httpd for "/").
@@ -90,75 +92,16 @@ pub fn present(reference: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Where Debian's busybox-static puts busybox.
-fn busybox() -> anyhow::Result<std::path::PathBuf> {
-    ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "busybox is not installed; the example images are made from it: apt-get install -y busybox-static"
-            )
-        })
-}
-
+/// The image's filesystem: busybox, the app's files, and the folders they are served from.
 fn rootfs_tar(image: &Image) -> anyhow::Result<Vec<u8>> {
-    let busybox = busybox()?;
-    let binary = std::fs::read(&busybox)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", busybox.display()))?;
-    // A dynamically linked busybox names its loader near the start of the file; in an image
-    // without libc it would not even start.
-    let head = &binary[..binary.len().min(8192)];
-    if head.windows(7).any(|w| w == b"ld-linu") {
-        anyhow::bail!(
-            "{} is dynamically linked; the images need the static build: apt-get install -y busybox-static",
-            busybox.display()
-        );
-    }
-    let list = Command::new(&busybox).arg("--list").output()?;
-    let mut tar = tar::Builder::new(Vec::new());
-    let dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(mode);
-        h.set_size(0);
-        tar.append_data(&mut h, path, std::io::empty())
-    };
-    for (path, mode) in [
-        ("bin", 0o755),
-        ("etc", 0o755),
-        ("proc", 0o755),
-        ("sys", 0o755),
-        ("dev", 0o755),
-        ("config", 0o755),
-        ("srv", 0o755),
-        ("srv/cgi-bin", 0o755),
-        ("tmp", 0o1777),
-    ] {
-        dir(&mut tar, path, mode)?;
-    }
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o755);
-    h.set_size(binary.len() as u64);
-    tar.append_data(&mut h, "bin/busybox", binary.as_slice())?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
-            continue;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_size(0);
-        tar.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
-    }
-    for (path, contents, mode) in &image.files {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(*mode);
-        h.set_size(contents.len() as u64);
-        tar.append_data(&mut h, path, contents.as_bytes())?;
-    }
-    Ok(tar.into_inner()?)
+    let rootfs = image.files.iter().fold(
+        Rootfs::busybox()
+            .dir("config", 0o755)
+            .dir("srv", 0o755)
+            .dir("srv/cgi-bin", 0o755),
+        |rootfs, (path, contents, mode)| rootfs.file(path, contents.as_bytes(), *mode),
+    );
+    Ok(rootfs.tar()?)
 }
 
 /// Makes `image` with `docker import`.

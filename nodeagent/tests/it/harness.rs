@@ -13,7 +13,7 @@ use keel_agent_protocol::{LogsRequest, NodeDesired, SyncAck};
 use keel_nodeagent::agent::{self, AgentConfig, RunningAgent};
 use keel_nodeagent::runtime::Runtime;
 use keel_nodeagent::runtime::docker::DockerRuntime;
-use keel_nodeagent::runtime::docker::image_import::{ExtraFile, import_busybox_image};
+use keel_nodeagent::runtime::docker::image_import::{Rootfs, import_image};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
 use keel_schema::types::pod::PodStatus;
 use serde_json::{Value, json};
@@ -46,17 +46,11 @@ pub async fn docker_runtime(node: &str) -> Option<Arc<DockerRuntime>> {
         Ok(rt) => {
             IMAGE_READY
                 .get_or_init(|| async {
-                    import_busybox_image(
-                        rt.client(),
-                        IMAGE,
-                        &[ExtraFile {
-                            path: "/www/index.html".into(),
-                            contents: b"hello from keel\n".to_vec(),
-                            mode: 0o644,
-                        }],
-                    )
-                    .await
-                    .expect("import the test image");
+                    let rootfs =
+                        Rootfs::busybox().file("/www/index.html", "hello from keel\n", 0o644);
+                    import_image(rt.client(), IMAGE, rootfs)
+                        .await
+                        .expect("import the test image");
                 })
                 .await;
             Some(Arc::new(rt))

@@ -69,7 +69,8 @@ impl DockerRuntime {
                 image = pause_image,
                 "making the pod sandbox image from busybox"
             );
-            image_import::import_busybox_image(&docker, pause_image, &[]).await?;
+            image_import::import_image(&docker, pause_image, image_import::Rootfs::busybox())
+                .await?;
         }
         let (tx, _) = broadcast::channel(4096);
         events::spawn(docker.clone(), node.to_string(), tx.clone());
