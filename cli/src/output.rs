@@ -1,5 +1,14 @@
 //! What the verbs print, and the runtime the client verbs run on.
 
+/// `-o` of the verbs that print either a table or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableOrJson {
+    /// Aligned columns, for people.
+    Table,
+    /// Every field, for programs.
+    Json,
+}
+
 /// Writes to stdout, ignoring a closed pipe (`keel plan | head` is not an error).
 pub fn out(text: &str) {
     use std::io::Write;

@@ -4,7 +4,7 @@ use keel_schema::SyncRecord;
 
 use super::ServerArg;
 use crate::credentials::{connect, explain};
-use crate::output::{out, runtime};
+use crate::output::{TableOrJson, out, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,16 +13,9 @@ pub struct Args {
     /// How many revisions to show (1–1000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub limit: u16,
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// Aligned columns; a failed revision shows its first error.
-    Table,
-    /// Every record, with the full error text.
-    Json,
+    /// A table shows a failed revision's first error; JSON its full error text.
+    #[arg(short = 'o', long, value_enum, default_value_t = TableOrJson::Table)]
+    pub output: TableOrJson,
 }
 
 pub fn run(args: &Args) -> i32 {
@@ -43,8 +36,8 @@ pub fn run(args: &Args) -> i32 {
     }
 }
 
-fn render(records: &[SyncRecord], output: Output) -> String {
-    if output == Output::Json {
+fn render(records: &[SyncRecord], output: TableOrJson) -> String {
+    if output == TableOrJson::Json {
         return serde_json::to_string_pretty(records).unwrap_or_default() + "\n";
     }
     let rows: Vec<[String; 6]> = records

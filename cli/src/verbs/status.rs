@@ -8,20 +8,14 @@ use serde::Serialize;
 use super::ServerArg;
 use crate::credentials::{connect, explain};
 use crate::health::{Health, health};
-use crate::output::{out, runtime};
+use crate::output::{TableOrJson, out, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub server: ServerArg,
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
+    #[arg(short = 'o', long, value_enum, default_value_t = TableOrJson::Table)]
+    pub output: TableOrJson,
 }
 
 pub fn run(args: &Args) -> i32 {
@@ -35,7 +29,7 @@ pub fn run(args: &Args) -> i32 {
     match fetched {
         Ok((status, applied)) => {
             let report = report(&status, &applied);
-            if args.output == Output::Json {
+            if args.output == TableOrJson::Json {
                 out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
             } else {
                 out(&render(&status, &report));
