@@ -1,0 +1,251 @@
+//! The README's demo, run as a new user runs it: `keel up`, changes, plan, revert, stop, resume.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use keel_e2e::{binary, docker_available, free_port, git};
+
+use super::support::{docker, http_get_path, wait_until};
+
+/// `keel up`, run as the README's demo runs it: output to a file, stopped with SIGINT.
+struct Up {
+    child: Child,
+    out: std::path::PathBuf,
+}
+
+impl Up {
+    fn start(data: &Path, listen: &str, agents: &str) -> Up {
+        let out = data.with_extension(format!("{}.out", std::process::id()));
+        let file = std::fs::File::create(&out).expect("output file");
+        let child = Command::new(binary("keel"))
+            .args(["up", "--listen", listen, "--agent-listen", agents])
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(file.try_clone().expect("dup"))
+            .stderr(file)
+            .spawn()
+            .expect("keel up starts");
+        Up { child, out }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn wait_output(&self, what: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.output().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "keel up did not print {what:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Ctrl-C, and the exit status.
+    fn interrupt(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("keel up did not stop on SIGINT:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.interrupt();
+        }
+        // Only a run that held the machine's keel up lock made these; another (a developer's
+        // demo) is left alone.
+        if self.output().contains("another keel up is running") {
+            return;
+        }
+        for node in ["local-1", "local-2", "local-3"] {
+            keel_cli::up::remove_containers(node);
+        }
+    }
+}
+
+fn local_containers() -> usize {
+    ["local-1", "local-2", "local-3"]
+        .iter()
+        .map(|n| {
+            docker(&["ps", "-aq", "--filter", &format!("label=keel.dev/node={n}")])
+                .lines()
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
+    if !docker_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("up");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let agents = format!("127.0.0.1:{}", free_port());
+    let mut up = Up::start(&data, &listen, &agents);
+    up.wait_output("keel is up.", Duration::from_secs(240));
+    let output = up.output();
+    for stage in [
+        "images ready",
+        "created a repository with the example app",
+        "3 nodes ready: local-1, local-2, local-3",
+        "pods ready: 6/6",
+    ] {
+        assert!(output.contains(stage), "{stage:?} in:\n{output}");
+    }
+    assert!(
+        output.contains("web    http://127.0.0.1:30080/"),
+        "{output}"
+    );
+    assert!(!output.contains("change-me"), "no Secret value is printed");
+    let repo = data.join("repo");
+    let page = || http_get_path("127.0.0.1:30080", "/").unwrap_or_default();
+    // The URL works once printed.
+    let first = page();
+    assert!(first.contains("<h1>Hello from keel</h1>"), "{first}");
+    assert!(first.contains("image keel-example/web:1"), "{first}");
+    assert!(
+        first.contains("api answered: hello from api-") && first.contains("token of 9 characters"),
+        "web reached api through its Service: {first}"
+    );
+
+    // Change the page in a commit: served within seconds.
+    let configmap = repo.join("web/configmap.yaml");
+    let text = std::fs::read_to_string(&configmap).unwrap();
+    std::fs::write(
+        &configmap,
+        text.replace("Hello from keel", "Hello, reviewers"),
+    )
+    .unwrap();
+    git(&repo, &["commit", "-qam", "new page"]);
+    let changed = Instant::now();
+    wait_until(Duration::from_secs(60), "the new page served", || {
+        page().contains("Hello, reviewers")
+    });
+    eprintln!("commit to new page served: {:?}", changed.elapsed());
+
+    // A branch's change, described by keel plan.
+    git(&repo, &["checkout", "-q", "-b", "v2"]);
+    let deployment = repo.join("web/deployment.yaml");
+    let text = std::fs::read_to_string(&deployment).unwrap();
+    std::fs::write(&deployment, text.replace("web:1", "web:2")).unwrap();
+    git(&repo, &["commit", "-qam", "web 2"]);
+    git(&repo, &["checkout", "-q", "main"]);
+    let plan = Command::new(binary("keel"))
+        .args([
+            "plan",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--from",
+            "main",
+            "--to",
+            "v2",
+        ])
+        .output()
+        .expect("keel plan");
+    let plan_text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "changes: {plan_text}");
+    assert!(
+        plan_text
+            .contains("image keel-example/web:1 → keel-example/web:2, rolling update of 3 pods"),
+        "{plan_text}"
+    );
+
+    // Merged: a rolling update to web:2; reverted: back to web:1.
+    let serving =
+        |tag: &str| (0..6).all(|_| page().contains(&format!("image keel-example/web:{tag}")));
+    git(&repo, &["merge", "-q", "v2"]);
+    wait_until(Duration::from_secs(90), "every pod serving web:2", || {
+        serving("2")
+    });
+    git(&repo, &["revert", "--no-edit", "HEAD"]);
+    wait_until(Duration::from_secs(90), "every pod back on web:1", || {
+        serving("1")
+    });
+    // As the summary says: the CLI finds the API token through KEEL_DATA_DIR.
+    let rs = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
+        .args(["get", "rs", "--server", &format!("http://{listen}")])
+        .output()
+        .expect("keel get rs");
+    let rs = String::from_utf8_lossy(&rs.stdout).to_string();
+    assert_eq!(
+        rs.lines().count(),
+        3,
+        "two ReplicaSets, the first reused: {rs}"
+    );
+    assert!(page().contains("Hello, reviewers"), "the page change stays");
+
+    // Ctrl-C: everything stops and the containers go.
+    assert_eq!(up.interrupt(), Some(0), "{}", up.output());
+    assert_eq!(local_containers(), 0, "keel up removed its containers");
+    assert!(http_get_path("127.0.0.1:30080", "/").is_none());
+
+    // Again on the same data dir: it resumes, and the finished Job is not run again.
+    let up = Up::start(&data, &listen, &agents);
+    up.wait_output("keel is up.", Duration::from_secs(240));
+    assert!(
+        up.output().contains("resuming with the repository"),
+        "{}",
+        up.output()
+    );
+    wait_until(Duration::from_secs(60), "web answering again", || {
+        page().contains("Hello, reviewers")
+    });
+    let server = format!("http://{listen}");
+    let job = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
+        .args(["get", "jobs", "--server", &server])
+        .output()
+        .expect("keel get jobs");
+    let jobs = String::from_utf8_lossy(&job.stdout);
+    let describe = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
+        .args(["describe", "job", "migrate", "--server", &server])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    assert!(
+        jobs.contains("1/1"),
+        "the migration stays done: {jobs}\n{describe}\n{}",
+        std::fs::read_to_string(data.join("logs/server.log")).unwrap_or_default()
+    );
+    let migrate_lines: Vec<String> = (1..=3)
+        .flat_map(|i| {
+            std::fs::read_to_string(data.join(format!("logs/local-{i}.log")))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("pod=default/migrate"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let runs = migrate_lines
+        .iter()
+        .filter(|l| l.contains("container started"))
+        .count();
+    assert_eq!(
+        runs,
+        1,
+        "the Job ran once across both runs:\n{}",
+        migrate_lines.join("\n")
+    );
+}

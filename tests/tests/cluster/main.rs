@@ -1,0 +1,8 @@
+//! A whole cluster on this machine: `keel server` and three `keel-agent` processes on the real
+//! Docker engine, driven only by git commits. What is asserted is what runs: pods in the API
+//! and containers counted in Docker.
+
+mod demo;
+mod rollout;
+mod services;
+mod support;

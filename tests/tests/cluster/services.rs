@@ -1,0 +1,270 @@
+//! Services balance over ready pods, from inside the cluster and from outside it.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use keel_e2e::{Server, binary, commit, docker_available, git, import_image, write};
+
+use super::support::{Agent, docker, http_get};
+
+fn echo_deployment(replicas: u32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: echo}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: echo}}}}
+  template:
+    metadata: {{labels: {{app: echo}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: echo
+        image: keel-e2e/echo:1
+        imagePullPolicy: Never
+        command: ["sh", "-c", "hostname > /www/index.html; touch /tmp/ready; udp-echo 9000 & exec httpd -f -p 8080 -h /www"]
+        ports:
+        - {{name: http, containerPort: 8080}}
+        - {{name: dns, containerPort: 9000, protocol: UDP}}
+        readinessProbe:
+          exec: {{command: [cat, /tmp/ready]}}
+          periodSeconds: 1
+          failureThreshold: 1
+"#
+    )
+}
+
+fn echo_services(cluster_ip: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: echo}}
+spec:
+  clusterIP: {cluster_ip}
+  selector: {{app: echo}}
+  ports:
+  - {{name: http, port: 80, targetPort: http}}
+  - {{name: dns, port: 53, targetPort: dns, protocol: UDP}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo-public}}
+spec:
+  type: NodePort
+  selector: {{app: echo}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#
+    )
+}
+
+/// A pod that asks the `echo` Service once a second, by its environment variables and by
+/// its address, logging who answered.
+fn client_pod(cluster_ip: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: client
+    image: keel-e2e/echo:1
+    imagePullPolicy: Never
+    command: ["sh", "-c", "while true; do echo \"by-env $(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc $ECHO_SERVICE_HOST $ECHO_SERVICE_PORT | tail -n 1)\"; echo \"by-ip $(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {cluster_ip} 80 | tail -n 1)\"; sleep 1; done"]
+"#
+    )
+}
+
+/// The answer to one datagram sent to `addr` from a fresh socket (a new UDP session).
+fn udp_ask(addr: &str, payload: &str) -> Option<String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    socket.send_to(payload.as_bytes(), addr).ok()?;
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).to_string())
+}
+
+fn ready_endpoints(server: &Server, service: &str) -> BTreeSet<String> {
+    server
+        .get(&format!("/api/v1/namespaces/default/endpoints/{service}"))
+        .and_then(|e| e["subsets"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["targetRef"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn lo_addresses() -> String {
+    Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "lo"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
+    if !docker_available() {
+        return;
+    }
+    import_image(
+        "keel-e2e/echo:1",
+        &[("/www/index.html", "placeholder\n")],
+        &[binary("udp-echo")],
+    );
+    // A Service range of this test's own (see Server::start), with a stated address in it.
+    let net = 128 + (std::process::id() % 64);
+    let cidr = format!("10.{net}.250.0/24");
+    let cluster_ip = format!("10.{net}.250.10");
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q"]);
+    write(repo.path(), "services.yaml", &echo_services(&cluster_ip));
+    commit(repo.path(), "services");
+    let server = Server::start(repo.path().to_str().unwrap(), &["--service-cidr", &cidr]);
+    let agent_data = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (1..=3)
+        .map(|i| format!("svc-{}-n{i}", std::process::id()))
+        .collect();
+    let _agents: Vec<Agent> = names
+        .iter()
+        .map(|n| Agent::start(n, &server, agent_data.path()))
+        .collect();
+    server.wait_for("3 nodes", |s| {
+        s.get("/api/v1/nodes")
+            .and_then(|l| l["items"].as_array().map(Vec::len))
+            == Some(3)
+    });
+    write(repo.path(), "echo.yaml", &echo_deployment(3));
+    write(repo.path(), "client.yaml", &client_pod(&cluster_ip));
+    commit(repo.path(), "echo and its client");
+    server.wait_up_to(Duration::from_secs(90), "3 ready echo endpoints", |s| {
+        ready_endpoints(s, "echo").len() == 3
+    });
+    let echo_pods = ready_endpoints(&server, "echo");
+
+    // From the host, by ClusterIP: every pod answers in turn.
+    let front = format!("{cluster_ip}:80");
+    server.wait_for("the ClusterIP to answer", |_| http_get(&front).is_some());
+    // The three agents on this host share the ClusterIP; each learns the third endpoint
+    // with its next desired set, a moment after the store has it ready. Once each has it,
+    // every pod answers in turn.
+    server.wait_for("every agent's proxy to have all three endpoints", |_| {
+        let seen: BTreeSet<String> = (0..12).filter_map(|_| http_get(&front)).collect();
+        seen == echo_pods
+    });
+    let answers: Vec<String> = (0..30)
+        .map(|i| http_get(&front).unwrap_or_else(|| panic!("request {i} through {front} failed")))
+        .collect();
+    let answered: BTreeSet<String> = answers.iter().cloned().collect();
+    assert_eq!(answered, echo_pods, "all three pods serve: {answers:?}");
+
+    // NodePort, from the host on loopback.
+    let public = server
+        .get("/api/v1/namespaces/default/services/echo-public")
+        .expect("the NodePort Service");
+    let node_port = public["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("a node port was assigned");
+    let allocated_ip = public["spec"]["clusterIP"].as_str().unwrap_or_default();
+    assert!(
+        allocated_ip.starts_with(&format!("10.{net}.250.")),
+        "{public}"
+    );
+    let by_node_port = format!("127.0.0.1:{node_port}");
+    server.wait_for("the NodePort to answer", |_| {
+        http_get(&by_node_port).is_some()
+    });
+    assert!(echo_pods.contains(&http_get(&by_node_port).unwrap_or_default()));
+
+    // UDP through the Service: each new client socket is a session on some pod.
+    let dns = format!("{cluster_ip}:53");
+    let mut udp_pods = BTreeSet::new();
+    for i in 0..12 {
+        let reply =
+            udp_ask(&dns, &format!("ping{i}")).unwrap_or_else(|| panic!("udp {i} unanswered"));
+        let (pod, payload) = reply.split_once(':').expect("HOST:PAYLOAD");
+        assert_eq!(payload, format!("ping{i}"));
+        udp_pods.insert(pod.to_string());
+    }
+    assert!(
+        udp_pods.len() >= 2 && udp_pods.is_subset(&echo_pods),
+        "{udp_pods:?}"
+    );
+
+    // Inside the cluster: a pod reaches the Service by its variables and by its address.
+    server.wait_up_to(Duration::from_secs(60), "the client pod's answers", |s| {
+        let logs = s.text("/api/v1/namespaces/default/pods/client/log");
+        let answered = |how: &str| {
+            logs.lines()
+                .filter_map(|l| l.strip_prefix(how))
+                .any(|pod| echo_pods.contains(pod.trim()))
+        };
+        answered("by-env ") && answered("by-ip ")
+    });
+
+    // A pod failing readiness stops receiving traffic.
+    let unready = echo_pods.iter().next().cloned().expect("a pod");
+    let container = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=keel.dev/pod-name={unready}"),
+        "--filter",
+        "label=keel.dev/role=app",
+    ]);
+    assert!(!container.is_empty(), "the container of {unready}");
+    docker(&[
+        "exec",
+        container.lines().next().unwrap_or_default(),
+        "rm",
+        "/tmp/ready",
+    ]);
+    server.wait_for("the unready pod out of the endpoints", |s| {
+        let now = ready_endpoints(s, "echo");
+        now.len() == 2 && !now.contains(&unready)
+    });
+    // Each agent applies the new endpoints on its next sync.
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..20 {
+        let answer = http_get(&front).unwrap_or_else(|| panic!("request {i} failed"));
+        assert_ne!(answer, unready, "an unready pod got traffic");
+    }
+
+    // Scale to one: all traffic moves there.
+    write(repo.path(), "echo.yaml", &echo_deployment(1));
+    commit(repo.path(), "one echo");
+    server.wait_up_to(Duration::from_secs(60), "one echo endpoint", |s| {
+        ready_endpoints(s, "echo").len() == 1
+    });
+    let survivor = ready_endpoints(&server, "echo")
+        .into_iter()
+        .next()
+        .expect("one");
+    server.wait_for("traffic only to the survivor", |_| {
+        (0..5).all(|_| http_get(&front).as_deref() == Some(survivor.as_str()))
+    });
+    for _ in 0..10 {
+        assert_eq!(http_get(&front).as_deref(), Some(survivor.as_str()));
+    }
+
+    // The NodePort Service goes away: its address leaves the host, its port stops.
+    assert!(lo_addresses().contains(&format!("{allocated_ip}/32")));
+    write(
+        repo.path(),
+        "services.yaml",
+        echo_services(&cluster_ip)
+            .split("---")
+            .next()
+            .unwrap_or_default(),
+    );
+    commit(repo.path(), "no public service");
+    server.wait_for("the NodePort's address removed from lo", |_| {
+        !lo_addresses().contains(&format!("{allocated_ip}/32"))
+    });
+    server.wait_for("the NodePort closed", |_| http_get(&by_node_port).is_none());
+    assert_eq!(http_get(&front).as_deref(), Some(survivor.as_str()));
+}

@@ -1,0 +1,123 @@
+//! What the cluster tests share: agent processes, Docker and API look-ups, waiting, HTTP.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keel_e2e::{Server, binary, free_port};
+use serde_json::Value;
+
+/// A `keel-agent` process on Docker, killed (SIGKILL) when dropped.
+pub struct Agent {
+    name: String,
+    child: Child,
+    data: std::path::PathBuf,
+    port: u16,
+    server: String,
+    /// The join token it trades for its certificate on first start.
+    token: String,
+}
+
+impl Agent {
+    pub fn start(name: &str, server: &Server, data: &Path) -> Agent {
+        let mut agent = Agent {
+            name: name.to_string(),
+            child: Command::new("true").spawn().expect("placeholder"),
+            data: data.join(name),
+            port: free_port(),
+            server: server.agents.clone(),
+            token: server.join_token(),
+        };
+        agent.spawn();
+        agent
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{}.log", self.data.display()))
+            .expect("agent log");
+        self.child = Command::new(binary("keel-agent"))
+            .args(["--name", &self.name, "--server", &self.server])
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(&self.data)
+            .env("KEEL_JOIN_TOKEN", &self.token)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("keel-agent starts");
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+        // What a killed agent cannot remove itself, with keel up's own cleanup: the ClusterIP
+        // addresses it added to `lo`, and its containers, whatever state the test left them in.
+        keel_cli::up::remove_addresses(&self.data.join(&self.name));
+        keel_cli::up::remove_containers(&self.name);
+    }
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn pods(server: &Server) -> Vec<Value> {
+    server
+        .get("/api/v1/namespaces/default/pods")
+        .and_then(|l| l["items"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+pub fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+pub fn wait_until(limit: Duration, what: &str, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The body of `GET path` at `addr`.
+pub fn http_get_path(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    conn.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    // CGI answers (busybox httpd passes the script's headers through) may end their headers
+    // with a bare blank line.
+    let crlf = text.find("\r\n\r\n").map(|i| i + 4);
+    let lf = text.find("\n\n").map(|i| i + 2);
+    let start = match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some(text[start..].to_string())
+}
+
+/// The body of `GET /` at `addr`, trimmed, if it answers within 5 s.
+pub fn http_get(addr: &str) -> Option<String> {
+    http_get_path(addr, "/").map(|b| b.trim().to_string())
+}
