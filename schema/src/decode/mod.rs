@@ -9,10 +9,9 @@
 //!
 //! # Layout
 //! - this file: the entry points, the per-decode context, paths and the error type;
-//!   [`deserializer`]: the serde `Deserializer` over one node; [`access`]: lists and
-//!   mappings, where unknown fields are caught; [`suggest`]: "did you mean" for them.
+//!   [`deserializer`]: the serde `Deserializer` over one node, and its lists and mappings,
+//!   where unknown fields are caught; [`suggest`]: "did you mean" for them.
 
-mod access;
 mod deserializer;
 mod suggest;
 

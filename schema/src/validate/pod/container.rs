@@ -3,11 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::{Errors, names};
-use super::volumes::check_relative_path;
+use super::values::{check_quantity, check_relative_path};
 use super::{PROTOCOLS, RESOURCES};
 use crate::intorstr::IntOrString;
 use crate::path::FieldPath;
-use crate::quantity::{Quantity, QuantityError};
 use crate::types::pod::{Container, Probe};
 
 const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
@@ -175,31 +174,6 @@ fn exactly_one<'a, T>(
         );
     }
     set
-}
-
-/// Parses a quantity for validation: CPU in millicores, anything else in whole units.
-pub fn check_quantity(
-    q: &Quantity,
-    resource: &str,
-    path: &FieldPath,
-    errs: &mut Errors,
-) -> Option<i64> {
-    let parsed = if resource == "cpu" {
-        q.millis()
-    } else {
-        q.value()
-    };
-    match parsed {
-        Ok(v) if v < 0 => {
-            errs.invalid(path, q.as_str(), "must be greater than or equal to 0");
-            None
-        }
-        Ok(v) => Some(v),
-        Err(e @ (QuantityError::Malformed | QuantityError::TooLarge)) => {
-            errs.invalid(path, q.as_str(), e);
-            None
-        }
-    }
 }
 
 fn validate_resources(c: &Container, path: &FieldPath, errs: &mut Errors) {

@@ -1,6 +1,7 @@
 //! Pod specs: containers, ports, env, resources, probes, volumes, tolerations.
 
 mod container;
+mod values;
 mod volumes;
 
 use std::collections::BTreeSet;

@@ -3,17 +3,9 @@
 use std::collections::BTreeSet;
 
 use super::super::{Errors, names};
-use super::container::check_quantity;
+use super::values::{check_quantity, check_relative_path};
 use crate::path::FieldPath;
 use crate::types::pod::{EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath, Volume};
-
-pub(super) fn check_relative_path(p: &str, path: &FieldPath, errs: &mut Errors) {
-    if p.starts_with('/') {
-        errs.invalid(path, p, "must be a relative path");
-    } else if p.split('/').any(|part| part == "..") {
-        errs.invalid(path, p, "must not contain '..'");
-    }
-}
 
 fn check_mode(mode: Option<i64>, path: &FieldPath, errs: &mut Errors) {
     if let Some(m) = mode.filter(|m| !(0..=0o777).contains(m)) {
