@@ -142,9 +142,17 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
     server.wait_for("3 containers in Docker", |_| {
         containers(&nodes).values().sum::<usize>() == 3
     });
-    let endpoints = server
-        .get("/api/v1/namespaces/default/endpoints/web")
-        .unwrap();
+    // Endpoints follow ready pods one controller later.
+    let endpoints = |s: &Server| {
+        s.get("/api/v1/namespaces/default/endpoints/web")
+            .unwrap_or_default()
+    };
+    server.wait_for("the 3 ready pods in the Service's endpoints", |s| {
+        endpoints(s)["subsets"][0]["addresses"]
+            .as_array()
+            .is_some_and(|a| a.len() == 3)
+    });
+    let endpoints = endpoints(&server);
     assert_eq!(
         endpoints["subsets"][0]["addresses"]
             .as_array()
@@ -167,6 +175,16 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
+    // Ready pods reach the Deployment's status through its ReplicaSet's: two controllers
+    // later, so `keel status` is waited for, not read once.
+    let ready_at = Instant::now();
+    server.wait_for("keel status to show the Deployment healthy", |_| {
+        keel(&["status"]).0 == Some(0)
+    });
+    eprintln!(
+        "3 pods ready to the Deployment healthy: {:?}",
+        ready_at.elapsed()
+    );
     let (code, status) = keel(&["status"]);
     assert_eq!(code, Some(0), "{status}");
     assert!(
