@@ -251,6 +251,8 @@ impl Store {
         dispatch!(self, s => s.update(object, expected).await)
     }
 
+    /// Deletes `key` (when `expected`, only at that version); returns the object as it was,
+    /// with the revision the delete was written at.
     pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
         dispatch!(self, s => s.delete(key, expected).await)
     }

@@ -313,7 +313,8 @@ impl EtcdStore {
     }
 
     /// One op in one transaction, returning the object as written (for a delete: as it
-    /// was). A delete without a precondition is retried when it races another writer.
+    /// was), at the revision the transaction committed, as redb answers. A delete without a
+    /// precondition is retried when it races another writer.
     async fn apply_single(&self, op: BatchOp) -> Result<Stored> {
         let retry_races = matches!(op, BatchOp::Delete { expected: None, .. });
         let mut attempt = 0;
@@ -326,10 +327,8 @@ impl EtcdStore {
                         .into_iter()
                         .next()
                         .ok_or_else(|| StoreError::Backend("empty plan".into()))?;
-                    if !matches!(op, BatchOp::Delete { .. }) {
-                        stored.resource_version = revision;
-                        stored.object.meta_mut().resource_version = Some(revision.to_string());
-                    }
+                    stored.resource_version = revision;
+                    stored.object.meta_mut().resource_version = Some(revision.to_string());
                     return Ok(stored);
                 }
                 Err(StoreError::Conflict { .. }) if retry_races && attempt < 5 => continue,

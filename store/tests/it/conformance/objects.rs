@@ -65,6 +65,12 @@ pub(super) async fn create_get_update_delete_with_resource_versions(b: &mut Back
         .await
         .expect("delete");
     assert_eq!(value_of(&deleted.object), "2");
+    // A writer waits for its writes to show by the revision it was answered with.
+    assert_eq!(
+        deleted.resource_version,
+        s.revision().await.unwrap(),
+        "a delete answers with the revision it was written at"
+    );
     assert!(s.get(&key("a")).await.unwrap().is_none());
     assert!(matches!(
         s.delete(&key("a"), None).await,
