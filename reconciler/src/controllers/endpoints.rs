@@ -201,7 +201,9 @@ impl Controller for EndpointsController {
             // Gone, or without a selector: Endpoints we wrote go; others stay.
             _ => {
                 if let Some(current) = current.filter(|_| ours) {
-                    ctx.delete(&ep_key, current.resource_version).await?;
+                    ctx.delete(&ep_key, current.resource_version)
+                        .await
+                        .or_raced()?;
                 }
                 return Ok(Action::Done);
             }

@@ -11,7 +11,7 @@ use keel_schema::types::core::EventType;
 use keel_schema::{Kind, Object};
 use keel_store::ObjectKey;
 
-use super::runtime::{Action, Controller, Ctx, Result};
+use super::runtime::{Action, Controller, Ctx, Raced, Result};
 use crate::cache::{Cache, Change};
 
 pub struct EvictionController;
@@ -83,7 +83,7 @@ impl Controller for EvictionController {
                 format!("Node {node} is not ready; the pod is deleted so that it runs elsewhere"),
                 Self::COMPONENT,
             );
-            ctx.delete(&key, pod.resource_version).await?;
+            ctx.delete(&key, pod.resource_version).await.or_raced()?;
         }
         Ok(Action::Done)
     }

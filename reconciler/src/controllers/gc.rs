@@ -5,7 +5,7 @@
 use keel_schema::{Kind, Object};
 use keel_store::ObjectKey;
 
-use super::runtime::{Action, Controller, Ctx, Result};
+use super::runtime::{Action, Controller, Ctx, Raced, Result};
 use crate::cache::{Cache, Change};
 
 pub struct GarbageCollector;
@@ -89,7 +89,7 @@ impl Controller for GarbageCollector {
             return Ok(Action::Done);
         }
         tracing::info!(object = %key, "garbage collection: its owners are gone");
-        ctx.delete(key, stored.resource_version).await?;
+        ctx.delete(key, stored.resource_version).await.or_raced()?;
         Ok(Action::Done)
     }
 }

@@ -191,7 +191,7 @@ impl Pass<'_> {
         }
         for rs in rollout::excess_history(self.d, old, &scale) {
             let rs_key = ObjectKey::new(Kind::ReplicaSet, &self.key.namespace, rs.name());
-            self.ctx.delete(&rs_key, rs.version).await?;
+            self.ctx.delete(&rs_key, rs.version).await.or_raced()?;
         }
         let status = status::compute(self.d, self.replicas, new, old, Utc::now())
             .map_err(|e| self.bad_fencepost(e))?;

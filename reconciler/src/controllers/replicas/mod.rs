@@ -183,7 +183,7 @@ async fn scale(
     let deletes = plan.delete.iter().filter_map(|name| {
         let version = *versions.get(name)?;
         let key = ObjectKey::new(Kind::Pod, namespace, name);
-        Some(async move { ctx.delete(&key, version).await })
+        Some(async move { ctx.delete(&key, version).await.or_raced() })
     });
     let mut first_error = None;
     for created in futures_util::future::join_all(creates).await {

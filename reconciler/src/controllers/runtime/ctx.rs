@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use keel_schema::Object;
-use keel_store::{ObjectKey, Store, StoreError, Stored};
+use keel_store::{ObjectKey, Store, Stored};
 
 use super::config::Config;
 use super::error::Result;
@@ -94,12 +94,10 @@ impl Ctx {
         Ok(self.record(&stored, false))
     }
 
-    /// Deletes what was read at `read`; already gone is fine.
-    pub async fn delete(&self, key: &ObjectKey, read: u64) -> Result<Option<Written>> {
-        match self.shared.store.delete(key, Some(read)).await {
-            Ok(stored) => Ok(Some(self.record(&stored, true))),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+    /// Deletes what was read at `read`. A lost race (gone or changed meanwhile) is an
+    /// error like any other; callers for whom that is fine say so with `or_raced`.
+    pub async fn delete(&self, key: &ObjectKey, read: u64) -> Result<Written> {
+        let stored = self.shared.store.delete(key, Some(read)).await?;
+        Ok(self.record(&stored, true))
     }
 }
