@@ -7,9 +7,9 @@ use keel_schema::types::batch::Job;
 use keel_schema::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
 };
-use keel_schema::types::meta::{Condition, ObjectMeta};
+use keel_schema::types::meta::ObjectMeta;
 use keel_schema::types::pod::{Pod, PodPhase, PodTemplateSpec};
-use keel_schema::{Kind, Object, OfKind};
+use keel_schema::{Kind, Object, OfKind, Resource};
 
 use crate::output::{human_duration, or_none};
 
@@ -74,13 +74,6 @@ fn age(meta: &ObjectMeta, now: DateTime<Utc>) -> String {
 
 fn count(n: Option<i64>) -> String {
     n.unwrap_or(0).to_string()
-}
-
-fn condition_status<'a>(conditions: Option<&'a Vec<Condition>>, type_: &str) -> Option<&'a str> {
-    conditions?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.as_str())
 }
 
 /// `IMAGES` and `SELECTOR` of a workload's template, for `-o wide`.
@@ -156,8 +149,9 @@ pub fn pod_status(p: &Pod) -> String {
             return reason.to_string();
         }
     }
-    let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
-    if condition_status(conditions, "PodScheduled") == Some("False") {
+    if p.condition("PodScheduled")
+        .is_some_and(|c| c.status == "False")
+    {
         return PodPhase::Pending.to_string();
     }
     p.phase().unwrap_or(PodPhase::Pending).to_string()
@@ -341,11 +335,7 @@ const NODE: Columns<Node> = Columns {
     normal: &[
         ("NAME", |n, _| name(&n.metadata)),
         ("STATUS", |n, _| {
-            let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
-            match condition_status(conditions, "Ready") {
-                Some("True") => "Ready".into(),
-                _ => "NotReady".into(),
-            }
+            if n.is_ready() { "Ready" } else { "NotReady" }.into()
         }),
         ("AGE", |n, now| age(&n.metadata, now)),
         ("VERSION", |n, _| {

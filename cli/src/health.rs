@@ -1,12 +1,12 @@
 //! The health of a declared object, as Argo CD shows an application's resources: Healthy,
 //! Progressing, Degraded, or Missing. One exhaustive rule per kind.
 
-use keel_schema::Object;
 use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet};
 use keel_schema::types::batch::Job;
 use keel_schema::types::core::ReplicationController;
-use keel_schema::types::meta::{Condition, ObjectMeta};
+use keel_schema::types::meta::ObjectMeta;
 use keel_schema::types::pod::{Pod, PodPhase};
+use keel_schema::{Object, Resource};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,10 +54,6 @@ fn generation_seen(meta: &ObjectMeta, observed: Option<i64>) -> bool {
     observed.is_none_or(|g| g >= meta.generation.unwrap_or(0))
 }
 
-fn condition<'a>(conditions: Option<&'a Vec<Condition>>, type_: &str) -> Option<&'a Condition> {
-    conditions?.iter().find(|c| c.type_ == type_)
-}
-
 fn deployment(d: &Deployment) -> (Health, String) {
     let status = d.status.as_ref();
     let n = |v: Option<i64>| v.unwrap_or(0);
@@ -65,7 +61,7 @@ fn deployment(d: &Deployment) -> (Health, String) {
     let updated = n(status.and_then(|s| s.updated_replicas));
     let available = n(status.and_then(|s| s.available_replicas));
     let total = n(status.and_then(|s| s.replicas));
-    let progressing = condition(status.and_then(|s| s.conditions.as_ref()), "Progressing");
+    let progressing = d.condition("Progressing");
     if let Some(c) = progressing.filter(|c| c.status == "False") {
         return (Health::Degraded, c.message.clone().unwrap_or_default());
     }
@@ -132,8 +128,7 @@ fn job(j: &Job) -> (Health, String) {
     let status = j.status.as_ref();
     let done = status.and_then(|s| s.succeeded).unwrap_or(0);
     let want = j.spec.completions.unwrap_or(1);
-    let conditions = status.and_then(|s| s.conditions.as_ref());
-    let is_true = |type_: &str| condition(conditions, type_).filter(|c| c.status == "True");
+    let is_true = |type_: &str| j.condition(type_).filter(|c| c.status == "True");
     if let Some(failed) = is_true("Failed") {
         let reason = failed.reason.as_deref().unwrap_or("");
         (Health::Degraded, format!("failed: {reason}"))
@@ -162,15 +157,15 @@ fn pod(p: &Pod) -> (Health, String) {
         .flat_map(|s| s.container_statuses.iter().flatten())
         .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
         .find(|r| STUCK.contains(r));
-    let conditions = status.and_then(|s| s.conditions.as_ref());
-    let ready = condition(conditions, "Ready").is_some_and(|c| c.status == "True");
+    let ready = p.is_ready();
     match (phase, stuck) {
         (_, Some(reason)) => (Health::Degraded, reason.to_string()),
         (PodPhase::Failed, _) => (Health::Degraded, "Failed".into()),
         (PodPhase::Succeeded, _) => (Health::Healthy, "Succeeded".into()),
         (PodPhase::Running, _) if ready => (Health::Healthy, "Running".into()),
         (PodPhase::Pending | PodPhase::Running | PodPhase::Unknown, _) => {
-            let unschedulable = condition(conditions, "PodScheduled")
+            let unschedulable = p
+                .condition("PodScheduled")
                 .filter(|c| c.status == "False")
                 .and_then(|c| c.message.clone());
             (

@@ -172,10 +172,7 @@ impl Metrics {
         for s in cache.list(Kind::Node, None) {
             if let Object::Node(n) = &s.object {
                 let status = n
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+                    .ready_condition()
                     .map_or("Unknown".to_string(), |c| c.status.clone());
                 *ready.entry(status).or_default() += 1;
             }

@@ -57,10 +57,7 @@ impl NodeInfo {
                 .and_then(|q| if millis { q.millis() } else { q.value() }.ok())
                 .unwrap_or(0)
         };
-        let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-            .is_some_and(|c| c.status == "True");
+        let ready = node.is_ready();
         let taints = node
             .spec
             .taints
@@ -143,6 +140,7 @@ impl SchedulerCache {
         Self::default()
     }
 
+    #[cfg(test)]
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }

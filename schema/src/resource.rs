@@ -31,6 +31,11 @@ pub trait Resource {
     /// The status conditions (none when there is no status yet, or the kind has none).
     fn conditions(&self) -> &[Condition];
 
+    /// The status condition of `type_`, when there is one.
+    fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions().iter().find(|c| c.type_ == type_)
+    }
+
     /// The status conditions, made if absent; `None` for kinds whose status has none.
     fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>>;
 

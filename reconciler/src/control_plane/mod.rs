@@ -226,9 +226,7 @@ async fn wait_for_ready_nodes(cache: &Cache, n: usize, stop: &CancellationToken)
             .list(keel_schema::Kind::Node, None)
             .iter()
             .filter(|s| match &s.object {
-                keel_schema::Object::Node(node) => {
-                    crate::nodes::is_ready(node) && crate::nodes::heard_since(node, since)
-                }
+                keel_schema::Object::Node(node) => node.is_ready() && node.heard_since(since),
                 _ => false,
             })
             .count();

@@ -94,7 +94,7 @@ pub fn subsets_for<'p>(
             }),
         };
         let group = groups.entry(ports).or_default();
-        if pods::is_ready(pod) {
+        if pod.is_ready() {
             group.0.push(address);
         } else {
             group.1.push(address);

@@ -57,12 +57,7 @@ impl Controller for EvictionController {
         let Object::Node(n) = &stored.object else {
             return Ok(Action::Done);
         };
-        let ready = n
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
-        let Some(ready) = ready.filter(|c| c.status != "True") else {
+        let Some(ready) = n.ready_condition().filter(|c| c.status != "True") else {
             return Ok(Action::Done);
         };
         let since = ready.last_transition_time.unwrap_or_else(Utc::now);

@@ -13,17 +13,7 @@ pub fn is_active(pod: &Pod) -> bool {
 
 /// When the pod became Ready, if it is.
 pub fn ready_since(pod: &Pod) -> Option<Option<DateTime<Utc>>> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")
-        .map(|c| c.last_transition_time)
-}
-
-pub fn is_ready(pod: &Pod) -> bool {
-    ready_since(pod).is_some()
+    pod.ready_condition().map(|c| c.last_transition_time)
 }
 
 /// Ready for at least `min_ready_seconds` (Kubernetes' "available"); otherwise, when it will

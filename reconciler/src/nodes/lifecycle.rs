@@ -10,7 +10,7 @@ use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, StoreError};
 use tokio::time::Instant;
 
-use super::readiness::{ready_of, set_ready};
+use super::readiness::set_ready;
 use super::{CONFLICT_RETRIES, NodeRegistry};
 
 impl NodeRegistry {
@@ -47,7 +47,7 @@ impl NodeRegistry {
             let Object::Node(mut n) = stored.object else {
                 return false;
             };
-            let is_ready = ready_of(&n).is_some_and(|c| c.status == "True");
+            let is_ready = n.is_ready();
             if is_ready == ready {
                 return true;
             }

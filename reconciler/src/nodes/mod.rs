@@ -24,7 +24,6 @@ pub mod registry;
 pub mod reports;
 pub mod sync;
 
-pub use readiness::{heard_since, is_ready};
 pub use registry::{NodeRegistry, RegisterError};
 
 /// Where the control plane reaches a node's agent (host:port), on its Node object.

@@ -1,4 +1,4 @@
-//! A Node's `Ready` condition: how the registry writes it, and how others read it.
+//! A Node's `Ready` condition as the registry writes it (`Node::is_ready` reads it).
 
 use chrono::Utc;
 use keel_schema::types::core::{Node, NodeStatus};
@@ -41,29 +41,8 @@ fn ready_condition(ready: bool, previous: Option<&Condition>) -> Condition {
     }
 }
 
-/// Whether the node's Ready condition is True.
-pub fn is_ready(node: &Node) -> bool {
-    ready_of(node).is_some_and(|c| c.status == "True")
-}
-
-/// Whether the node's agent registered or was last written ready at or after `since`.
-pub fn heard_since(node: &Node, since: chrono::DateTime<chrono::Utc>) -> bool {
-    ready_of(node)
-        .and_then(|c| c.last_heartbeat_time)
-        .is_some_and(|t| t >= since)
-}
-
-pub(super) fn ready_of(node: &Node) -> Option<&Condition> {
-    node.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-}
-
 pub(super) fn set_ready(node: &mut Node, ready: bool) {
-    let cond = ready_condition(ready, ready_of(node));
+    let cond = ready_condition(ready, node.ready_condition());
     let status = node.status.get_or_insert_with(NodeStatus::default);
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     conditions.retain(|c| c.type_ != "Ready");

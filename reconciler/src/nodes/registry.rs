@@ -13,7 +13,7 @@ use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, Store, StoreError};
 use tokio::time::Instant;
 
-use super::readiness::{ready_of, set_ready};
+use super::readiness::set_ready;
 use super::{AGENT_ADDRESS, CERTIFICATE_EXPIRES, CONFLICT_RETRIES, MAX_NODES};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,7 +91,7 @@ impl NodeRegistry {
         for s in &nodes.items {
             let name = s.object.name().to_string();
             if let Object::Node(n) = &s.object
-                && ready_of(n).is_none_or(|c| c.status != "True")
+                && !n.is_ready()
             {
                 state.unready.insert(name.clone());
             }
@@ -201,12 +201,8 @@ impl NodeRegistry {
     /// started with one name (and, under --insecure, a stranger) would fight over it.
     fn refuse_takeover(&self, req: &RegisterRequest, node: &Node) -> Result<(), RegisterError> {
         let current = node.metadata.annotation(AGENT_ADDRESS);
-        let alive = self
-            .state()
-            .seen
-            .get(&req.node_name)
-            .is_some_and(|t| t.elapsed() <= self.grace);
-        let ready = ready_of(node).is_some_and(|c| c.status == "True");
+        let alive = self.is_alive(&req.node_name);
+        let ready = node.is_ready();
         match current.filter(|c| *c != req.address && alive && ready) {
             Some(current) => Err(RegisterError::Invalid(format!(
                 "node {:?} is registered from {current} and still sends heartbeats; \

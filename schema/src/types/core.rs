@@ -224,6 +224,30 @@ model! {
     }
 }
 
+impl Node {
+    /// The node's `Ready` condition, as its agent's heartbeats keep it.
+    pub fn ready_condition(&self) -> Option<&Condition> {
+        self.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready")
+    }
+
+    /// Whether the node's Ready condition is True.
+    pub fn is_ready(&self) -> bool {
+        self.ready_condition().is_some_and(|c| c.status == "True")
+    }
+
+    /// Whether its agent registered or was last written ready at or after `since`.
+    pub fn heard_since(&self, since: chrono::DateTime<chrono::Utc>) -> bool {
+        self.ready_condition()
+            .and_then(|c| c.last_heartbeat_time)
+            .is_some_and(|t| t >= since)
+    }
+}
+
 model! {
     pub struct NodeAddress {
         /// `InternalIP` or `Hostname`.

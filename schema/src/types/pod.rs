@@ -303,6 +303,20 @@ impl Pod {
     pub fn is_finished(&self) -> bool {
         self.phase().is_some_and(PodPhase::is_finished)
     }
+
+    /// Its `Ready` condition, when that is True.
+    pub fn ready_condition(&self) -> Option<&Condition> {
+        self.status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready_condition().is_some()
+    }
 }
 
 /// Where a pod is in its life, as Kubernetes defines it.

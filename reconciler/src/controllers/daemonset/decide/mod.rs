@@ -20,12 +20,7 @@ pub fn wanted_on(ds: &DaemonSet, node: &Node) -> (bool, bool) {
     let Some(template) = ds.spec.template.as_ref() else {
         return (false, false);
     };
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True");
+    let ready = node.is_ready();
     let labels = node.metadata.labels();
     let selected = template
         .spec
@@ -168,7 +163,7 @@ fn place<'a>(
     tally.desired += 1;
     tally.current += 1;
     plan.delete.extend(list.into_iter().skip(1).map(pod_ref));
-    if pods::is_ready(first) {
+    if first.is_ready() {
         tally.ready += 1;
     }
     match pods::available(first, min_ready, now) {
@@ -208,10 +203,10 @@ fn roll(ds: &DaemonSet, tally: &mut Tally<'_>, plan: &mut Plan) -> Result<(), Ba
         .map_err(|_| BadMaxUnavailable)?
         .unwrap_or(1)
         .max(1);
-    tally.outdated.sort_by_key(|(p, _)| pods::is_ready(p));
+    tally.outdated.sort_by_key(|(p, _)| p.is_ready());
     let mut budget = max_unavailable - tally.unavailable;
     for &(p, version) in &tally.outdated {
-        if !pods::is_ready(p) {
+        if !p.is_ready() {
             plan.delete.push(pod_ref((p, version)));
         } else if budget > 0 {
             budget -= 1;

@@ -85,7 +85,7 @@ pub fn deletion_rank(pod: &Pod) -> impl Ord + use<> {
     (
         scheduled,
         phase,
-        pods::is_ready(pod),
+        pod.is_ready(),
         Reverse(restarts),
         Reverse(pod.metadata.creation_timestamp),
     )
@@ -182,7 +182,7 @@ fn counts(
         .count();
     Counts {
         replicas: active.len() as i64,
-        ready: active.iter().filter(|p| pods::is_ready(p)).count() as i64,
+        ready: active.iter().filter(|p| p.is_ready()).count() as i64,
         available,
         fully_labeled: fully_labeled as i64,
         generation: owner.generation,
