@@ -107,9 +107,6 @@ fn decode(kind: Kind, what: &str, bytes: &[u8], problems: &mut Vec<String>) -> O
     if let Some(a) = meta.annotations.as_mut() {
         a.remove(REVISION_ANNOTATION);
     }
-    if let Object::Pod(p) = &mut declared {
-        p.status = None;
-    }
     let errors = validate_object(&declared);
     if !errors.is_empty() {
         for e in errors {

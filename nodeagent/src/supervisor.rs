@@ -282,9 +282,4 @@ impl Supervisor {
             })
             .unwrap_or_default()
     }
-
-    /// Pods with a worker (running, starting or stopping).
-    pub fn pod_count(&self) -> usize {
-        self.lock().workers.len()
-    }
 }

@@ -214,7 +214,7 @@ impl Cache {
             .collect()
     }
 
-    /// Pods bound to `node`.
+    /// Pods bound to `node`, in key order.
     pub fn pods_on(&self, node: &str) -> Vec<Arc<Stored>> {
         let state = self.read();
         state
@@ -236,11 +236,6 @@ impl Cache {
             .flatten()
             .filter_map(|k| state.objects.get(k).cloned())
             .collect()
-    }
-
-    /// Nodes with pods bound to them (a deleted node's pods still name it).
-    pub fn nodes_with_pods(&self) -> Vec<String> {
-        self.read().pods_by_node.keys().cloned().collect()
     }
 
     /// Replaces everything with a fresh, consistent list (one swap: a reconcile running

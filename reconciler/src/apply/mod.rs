@@ -25,9 +25,10 @@ use chrono::Utc;
 use keel_schema::{Kind, Object, Revision, SyncResult};
 use keel_store::{Batch, BatchOp, ObjectKey, Store, StoreError, Stored, SyncRecord};
 
-pub const MANAGED_BY: &str = "keel.dev/managed-by";
+pub use keel_schema::validate::meta::{
+    MANAGED_BY_LABEL as MANAGED_BY, REVISION_ANNOTATION as REVISION,
+};
 pub const MANAGED_BY_GIT: &str = "git";
-pub const REVISION: &str = "keel.dev/revision";
 pub use crate::plan::rules::PRUNE;
 
 /// What applying a revision did.

@@ -17,10 +17,10 @@ use keel_schema::types::core::EventType;
 use keel_schema::types::meta::Condition;
 use keel_schema::types::pod::{Pod, PodPhase, PodStatus};
 use keel_schema::{Kind, Object};
-use keel_store::{ObjectKey, StoreError, Stored};
+use keel_store::{ObjectKey, Stored};
 
 use super::pods;
-use super::runtime::{Action, Controller, Ctx, Raced, ReconcileError, Result};
+use super::runtime::{Action, Controller, Ctx, Raced, Result};
 use crate::cache::{Cache, Change};
 
 /// Binds in flight at once (they share group commits in the store).
@@ -217,8 +217,8 @@ impl Controller for SchedulingController {
         };
         match placed {
             Ok(node) => self.bind(key, &stored, pod, &uid, node, ctx).await,
+            // `schedule` placed nothing: no room to give back.
             Err(fit) => {
-                self.scheduler().remove_pod(&uid);
                 self.waiting().insert(key.clone());
                 self.mark_unschedulable(key, &stored, pod, fit.to_string(), ctx)
                     .await?;
@@ -243,15 +243,15 @@ impl SchedulingController {
         let mut pod = pod.clone();
         pod.spec.node_name = Some(node.clone());
         set_scheduled(&mut pod, true, None);
-        let bound = ctx.update(Object::Pod(pod), stored.resource_version).await;
+        let bound = ctx
+            .update(Object::Pod(pod), stored.resource_version)
+            .await
+            .or_raced();
         self.binding().remove(uid);
-        if let Err(e) = bound {
-            // Not bound: it holds no room there.
+        if !matches!(bound, Ok(Some(_))) {
+            // Not bound (failed, or the pod changed or went): it holds no room there.
             self.scheduler().remove_pod(uid);
-            return match e {
-                ReconcileError::Store(StoreError::NotFound(_)) => Ok(Action::Done),
-                e => Err(e),
-            };
+            return bound.map(|_| Action::Done);
         }
         tracing::debug!(pod = %key, node, "Scheduled");
         ctx.events().object(

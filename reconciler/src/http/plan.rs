@@ -12,7 +12,7 @@ use keel_schema::Object;
 
 use super::errors::error;
 use super::state::AppState;
-use crate::apply::{MANAGED_BY, REVISION};
+use crate::controllers::pods::without_git_markers;
 
 pub async fn plan(
     State(state): State<AppState>,
@@ -67,12 +67,7 @@ pub async fn plan(
 /// An applied object without keel's markers, which the revision does not carry.
 fn without_markers(mut object: Object) -> Object {
     let meta = object.meta_mut();
-    if let Some(l) = meta.labels.as_mut() {
-        l.remove(MANAGED_BY);
-    }
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove(REVISION);
-    }
+    without_git_markers(meta);
     if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
         meta.labels = None;
     }

@@ -117,11 +117,6 @@ fn split_record<'b>(key: &str, bytes: &'b [u8]) -> Result<(u64, &'b [u8])> {
 }
 
 impl RedbStore {
-    /// Opens (creating if needed) `data_dir/keel.redb`.
-    pub async fn open(data_dir: &Path) -> Result<Self> {
-        Self::open_encrypted(data_dir, None).await
-    }
-
     /// Opens the store, encrypting Secrets with `cipher` when given.
     pub async fn open_encrypted(
         data_dir: &Path,
@@ -167,10 +162,6 @@ impl RedbStore {
                 cipher,
             }),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     async fn blocking<T: Send + 'static>(
@@ -242,8 +233,9 @@ impl RedbStore {
         .await
     }
 
+    /// The committed revision, as reads see it (the cache follows each commit).
     pub async fn revision(&self) -> Result<u64> {
-        self.blocking(|inner| read_meta(inner, "revision")).await
+        Ok(self.inner.read_cache()?.revision)
     }
 
     pub async fn compact(&self, upto: u64) -> Result<()> {

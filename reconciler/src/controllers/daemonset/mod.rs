@@ -80,18 +80,16 @@ impl Controller for DaemonSetController {
             })
             .collect();
         let uid = ds.metadata.uid.clone().unwrap_or_default();
-        let owned: Vec<(Pod, u64)> = ctx
-            .cache()
-            .dependents(&uid)
+        let dependents = ctx.cache().dependents(&uid);
+        let refs: Vec<(&Pod, u64)> = dependents
             .iter()
             .filter_map(|s| match &s.object {
                 Object::Pod(p) if pods::controlled_by(&p.metadata, &uid) && pods::is_active(p) => {
-                    Some((p.clone(), s.resource_version))
+                    Some((p, s.resource_version))
                 }
                 _ => None,
             })
             .collect();
-        let refs: Vec<(&Pod, u64)> = owned.iter().map(|(p, v)| (p, *v)).collect();
         let plan = decide::plan(ds, &hash, &nodes, &refs, Utc::now()).map_err(|_| {
             let why =
                 format!("{key}: spec.updateStrategy.rollingUpdate.maxUnavailable: invalid value");

@@ -59,18 +59,16 @@ impl Controller for JobController {
             ));
         };
         let uid = job.metadata.uid.clone().unwrap_or_default();
-        let owned: Vec<(Pod, u64)> = ctx
-            .cache()
-            .dependents(&uid)
+        let dependents = ctx.cache().dependents(&uid);
+        let refs: Vec<(&Pod, u64)> = dependents
             .iter()
             .filter_map(|s| match &s.object {
                 Object::Pod(p) if pods::controlled_by(&p.metadata, &uid) => {
-                    Some((p.clone(), s.resource_version))
+                    Some((p, s.resource_version))
                 }
                 _ => None,
             })
             .collect();
-        let refs: Vec<(&Pod, u64)> = owned.iter().map(|(p, v)| (p, *v)).collect();
         let decision = accounting::decide(job, &refs, Utc::now());
         let act = Act {
             key,

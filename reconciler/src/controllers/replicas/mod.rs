@@ -101,16 +101,15 @@ impl Controller for ReplicaController {
             }
         };
         // Observe: the pods of the namespace, each with the version read.
-        let pods: Vec<(Pod, u64)> = ctx
-            .cache()
-            .list(Kind::Pod, Some(&key.namespace))
+        let listed = ctx.cache().list(Kind::Pod, Some(&key.namespace));
+        let pods: Vec<(&Pod, u64)> = listed
             .iter()
             .filter_map(|s| match &s.object {
-                Object::Pod(p) => Some((p.clone(), s.resource_version)),
+                Object::Pod(p) => Some((p, s.resource_version)),
                 _ => None,
             })
             .collect();
-        let refs: Vec<&Pod> = pods.iter().map(|(p, _)| p).collect();
+        let refs: Vec<&Pod> = pods.iter().map(|(p, _)| *p).collect();
         let plan = decide::plan(&owner, &refs, Utc::now());
         // Act: ownership first, then creates or deletes, then the status.
         let versions = set_owners(&stored.object, &owner, &plan, &pods, ctx).await?;
@@ -126,7 +125,7 @@ async fn set_owners(
     owner_obj: &Object,
     owner: &Owner,
     plan: &Plan,
-    pods: &[(Pod, u64)],
+    pods: &[(&Pod, u64)],
     ctx: &Ctx,
 ) -> Result<HashMap<String, u64>> {
     let mut versions: HashMap<String, u64> = pods
@@ -137,17 +136,19 @@ async fn set_owners(
     let release: HashSet<&str> = plan.release.iter().map(String::as_str).collect();
     for (pod, version) in pods {
         let name = pod.metadata.name();
-        let mut pod = pod.clone();
+        let adopting = adopt.contains(name);
+        if !adopting && !release.contains(name) {
+            continue;
+        }
+        let mut pod = (*pod).clone();
         let references = pod.metadata.owner_references.get_or_insert_with(Vec::new);
-        if adopt.contains(name) {
+        if adopting {
             references.push(pods::reference_to(owner_obj));
-        } else if release.contains(name) {
+        } else {
             // Left as an empty list, not none: the store keeps the old owners when a write
             // names none (a write from git never does), and the garbage collector leaves
             // objects without owners alone.
             references.retain(|r| r.uid != owner.uid);
-        } else {
-            continue;
         }
         if let Some(written) = ctx.update(Object::Pod(pod), *version).await.or_raced()? {
             versions.insert(name.to_string(), written.revision);

@@ -58,8 +58,8 @@ fn json(object: &Object) -> Vec<u8> {
 
 /// The desired set of `node` as the cache holds it now, and its hash.
 pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
-    let mut pods: Vec<Arc<Stored>> = cache.pods_on(node);
-    pods.sort_by(|a, b| ObjectKey::of(&a.object).cmp(&ObjectKey::of(&b.object)));
+    // In key order already, so one set hashes the same however the cache got it.
+    let pods: Vec<Arc<Stored>> = cache.pods_on(node);
     let mut config_maps = BTreeSet::new();
     let mut secrets = BTreeSet::new();
     for s in &pods {
