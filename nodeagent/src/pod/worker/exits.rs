@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::PodWorker;
 use crate::pod::state::{ContainerLife, Ended, WaitReason};
 use crate::runtime::{ContainerInfo, ContainerState};
+use keel_schema::types::core::EventType;
 
 pub(super) fn ended_from(info: &ContainerInfo) -> Ended {
     match &info.state {
@@ -115,7 +116,7 @@ impl PodWorker {
         } else {
             let name = slot.spec.name.clone();
             self.event(
-                "Warning",
+                EventType::Warning,
                 "BackOff",
                 format!(
                     "Back-off restarting failed container {name} in pod {}_{}({})",

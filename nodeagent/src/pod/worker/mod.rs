@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use keel_agent_protocol::{PodEvent, PodStatusUpdate};
 use keel_schema::defaults::default_pull_policy;
+use keel_schema::types::core::EventType;
 use keel_schema::types::pod::{Container, PodPhase, PodStatus};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -106,12 +107,12 @@ fn pod_ref(d: &DesiredPod) -> PodRef {
 }
 
 /// A kubelet-style event about pod `d`.
-fn pod_event(d: &DesiredPod, type_: &str, reason: &str, message: String) -> PodEvent {
+fn pod_event(d: &DesiredPod, type_: EventType, reason: &str, message: String) -> PodEvent {
     PodEvent {
         namespace: d.namespace.clone(),
         name: d.name.clone(),
         uid: d.uid.clone(),
-        r#type: type_.to_string(),
+        r#type: type_.as_str().to_string(),
         reason: reason.to_string(),
         message,
     }
@@ -243,7 +244,11 @@ impl PodWorker {
         for i in 0..self.slots.len() {
             if matches!(self.slots[i].life, ContainerLife::Running { .. }) {
                 let name = self.slots[i].spec.name.clone();
-                self.event("Normal", "Killing", format!("Stopping container {name}"));
+                self.event(
+                    EventType::Normal,
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
             }
         }
         remove_all(&self.ctx, &self.desired.uid, self.desired.grace_seconds()).await;
@@ -393,7 +398,7 @@ impl PodWorker {
     }
 
     /// Records a kubelet-style event about this pod.
-    fn event(&self, type_: &str, reason: &str, message: String) {
+    fn event(&self, type_: EventType, reason: &str, message: String) {
         self.ctx
             .hub
             .record_event(pod_event(&self.desired, type_, reason, message));

@@ -6,6 +6,7 @@ use tokio::time::Instant;
 use super::{PodWorker, ProbeDone, pod_event};
 use crate::pod::probe::{self, Outcome, ProbeKind, Verdict};
 use crate::pod::state::ContainerLife;
+use keel_schema::types::core::EventType;
 
 impl PodWorker {
     /// Starts every probe that is due.
@@ -72,7 +73,7 @@ impl PodWorker {
                 let message = format!("{} probe failed: {m}", done.kind.as_str());
                 self.ctx.hub.record_event(pod_event(
                     &self.desired,
-                    "Warning",
+                    EventType::Warning,
                     "Unhealthy",
                     message,
                 ));
@@ -90,7 +91,7 @@ impl PodWorker {
             tracing::info!(pod = %pod, container = %name, "Container {name} failed {} probe, will be restarted: {message}", done.kind.as_str().to_lowercase());
             let event = pod_event(
                 &self.desired,
-                "Normal",
+                EventType::Normal,
                 "Killing",
                 format!(
                     "Container {name} failed {} probe, will be restarted",

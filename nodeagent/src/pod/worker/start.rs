@@ -8,6 +8,7 @@ use super::{ENGINE_RETRY, PodWorker, pull_policy};
 use crate::pod::spec::container_spec;
 use crate::pod::state::{ContainerLife, ContainerSlot, WaitReason};
 use crate::runtime::{ContainerInfo, ContainerState, ImageError, PullPolicy, RuntimeError};
+use keel_schema::types::core::EventType;
 
 impl PodWorker {
     /// Starts container `i`: its image, its config, then the container itself.
@@ -28,7 +29,7 @@ impl PodWorker {
             Ok(cs) => cs,
             Err(message) => {
                 let delay = self.slots[i].backoff.on_failure();
-                self.event("Warning", "Failed", format!("Error: {message}"));
+                self.event(EventType::Warning, "Failed", format!("Error: {message}"));
                 self.wait(i, WaitReason::CreateContainerConfigError, message, delay);
                 return;
             }
@@ -41,7 +42,7 @@ impl PodWorker {
             Err(RuntimeError::Failed(m)) => {
                 let delay = self.slots[i].backoff.on_failure();
                 tracing::warn!(pod = %self.desired.key(), container = %spec.name, error = %m, "container failed to start");
-                self.event("Warning", "Failed", format!("Error: {m}"));
+                self.event(EventType::Warning, "Failed", format!("Error: {m}"));
                 self.wait(i, WaitReason::CreateContainerError, m, delay);
             }
         }
@@ -60,7 +61,11 @@ impl PodWorker {
             }
         };
         if will_pull {
-            self.event("Normal", "Pulling", format!("Pulling image \"{image}\""));
+            self.event(
+                EventType::Normal,
+                "Pulling",
+                format!("Pulling image \"{image}\""),
+            );
         }
         match self.ctx.runtime.ensure_image(&image, policy).await {
             Ok(()) => {
@@ -69,7 +74,7 @@ impl PodWorker {
                 } else {
                     format!("Container image \"{image}\" already present on machine")
                 };
-                self.event("Normal", "Pulled", message);
+                self.event(EventType::Normal, "Pulled", message);
                 true
             }
             // The engine did not answer: not the image's fault.
@@ -103,11 +108,11 @@ impl PodWorker {
         tracing::warn!(pod = %self.desired.key(), container = %container, image = %image, error = %e, "image not available");
         let message = if reason == WaitReason::ImagePullBackOff {
             let back_off = format!("Back-off pulling image \"{image}\"");
-            self.event("Normal", "BackOff", back_off.clone());
+            self.event(EventType::Normal, "BackOff", back_off.clone());
             format!("{back_off}: {e}")
         } else {
             let failed = format!("Failed to pull image \"{image}\": {e}");
-            self.event("Warning", "Failed", failed);
+            self.event(EventType::Warning, "Failed", failed);
             e.to_string()
         };
         self.wait(i, reason, message, delay);
@@ -118,8 +123,16 @@ impl PodWorker {
         let name = self.slots[i].spec.name.clone();
         let attempt = self.slots[i].starts;
         tracing::info!(pod = %self.desired.key(), container = %name, attempt, "container started");
-        self.event("Normal", "Created", format!("Created container {name}"));
-        self.event("Normal", "Started", format!("Started container {name}"));
+        self.event(
+            EventType::Normal,
+            "Created",
+            format!("Created container {name}"),
+        );
+        self.event(
+            EventType::Normal,
+            "Started",
+            format!("Started container {name}"),
+        );
         // The engine's own start time, so it never changes when read again later.
         let started_at = match self.ctx.runtime.inspect(&id).await {
             Ok(Some(ContainerInfo {
