@@ -26,34 +26,35 @@ echo ""
 echo "hello from $(hostname), holding a token of ${#API_TOKEN} characters"
 "#;
 
-/// One image: its reference and its files (path, contents, mode).
+/// One image: its reference and its filesystem.
 pub struct Image {
     pub reference: String,
-    files: Vec<(&'static str, String, u32)>,
+    rootfs: Rootfs,
+}
+
+/// An example app's filesystem: busybox, its CGI answer and a health page under `/srv`, and
+/// `/config` for the ConfigMap it mounts.
+fn app_rootfs(answer: String) -> Rootfs {
+    Rootfs::busybox()
+        .dir("config", 0o755)
+        .dir("srv", 0o755)
+        .dir("srv/cgi-bin", 0o755)
+        .file("srv/cgi-bin/index.cgi", answer, 0o755)
+        .file("srv/healthz", "ok\n", 0o644)
 }
 
 /// The images the example repository uses.
 pub fn example_images() -> Vec<Image> {
     let web = |version: &str| Image {
         reference: format!("keel-example/web:{version}"),
-        files: vec![
-            (
-                "srv/cgi-bin/index.cgi",
-                WEB_PAGE.replace("@VERSION@", version),
-                0o755,
-            ),
-            ("srv/healthz", "ok\n".to_string(), 0o644),
-        ],
+        rootfs: app_rootfs(WEB_PAGE.replace("@VERSION@", version)),
     };
     vec![
         web("1"),
         web("2"),
         Image {
             reference: "keel-example/api:1".into(),
-            files: vec![
-                ("srv/cgi-bin/index.cgi", API_ANSWER.to_string(), 0o755),
-                ("srv/healthz", "ok\n".to_string(), 0o644),
-            ],
+            rootfs: app_rootfs(API_ANSWER.to_string()),
         },
     ]
 }
@@ -92,21 +93,9 @@ pub fn present(reference: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The image's filesystem: busybox, the app's files, and the folders they are served from.
-fn rootfs_tar(image: &Image) -> anyhow::Result<Vec<u8>> {
-    let rootfs = image.files.iter().fold(
-        Rootfs::busybox()
-            .dir("config", 0o755)
-            .dir("srv", 0o755)
-            .dir("srv/cgi-bin", 0o755),
-        |rootfs, (path, contents, mode)| rootfs.file(path, contents.as_bytes(), *mode),
-    );
-    Ok(rootfs.tar()?)
-}
-
 /// Makes `image` with `docker import`.
 pub fn import(image: &Image) -> anyhow::Result<()> {
-    let tar = rootfs_tar(image)?;
+    let tar = image.rootfs.tar()?;
     let mut child = Command::new("docker")
         .args(["import", "-", &image.reference])
         .stdin(Stdio::piped())

@@ -3,12 +3,12 @@
 //! are ready, the NodePort URLs answer.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use keel_api::client::Client;
 use keel_schema::types::core::Node;
-use keel_schema::types::meta::Condition;
 use keel_schema::types::pod::{Pod, PodPhase};
 use keel_schema::{Kind, Object, SyncResult};
 
@@ -21,6 +21,8 @@ pub struct Cluster<'a> {
     pub(super) url: String,
     /// The control plane's admin token file (it makes the file when it starts).
     pub(super) token_file: PathBuf,
+    /// The client, once the token file held a token: made once, its connections reused.
+    client: OnceLock<Client>,
 }
 
 impl<'a> Cluster<'a> {
@@ -32,13 +34,23 @@ impl<'a> Cluster<'a> {
                 .data_dir
                 .join("server")
                 .join(keel_reconciler::auth::api_token::FILE),
+            client: OnceLock::new(),
         }
     }
 
-    /// A client of the control plane, with its token as it is now (it is written at start).
+    /// A client of the control plane, with its token (written when the control plane starts;
+    /// until then, without one).
     pub(super) fn client(&self) -> anyhow::Result<Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(client.clone());
+        }
         let token = std::fs::read_to_string(&self.token_file).unwrap_or_default();
-        Ok(Client::new(&self.url, Some(token.trim()))?.with_timeout(Duration::from_secs(5)))
+        let token = token.trim();
+        let client = Client::new(&self.url, Some(token))?.with_timeout(Duration::from_secs(5));
+        if !token.is_empty() {
+            let _ = self.client.set(client.clone());
+        }
+        Ok(client)
     }
 
     /// Objects of `kind` (none while the control plane cannot be asked).
@@ -249,19 +261,10 @@ impl<'a> Cluster<'a> {
     }
 }
 
-fn ready_condition(conditions: Option<&Vec<Condition>>) -> Option<&Condition> {
-    conditions?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")
-}
-
 /// Ready, with its Ready condition written at or after `since` (its agent registered or beat
 /// since then).
 fn ready_since(node: &Node, since: DateTime<Utc>) -> bool {
-    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
-    ready_condition(conditions)
-        .and_then(|c| c.last_heartbeat_time)
-        .is_some_and(|t| t >= since)
+    node.is_ready() && node.heard_since(since)
 }
 
 /// A Job's pod is done when it succeeded; any other pod when it runs and is Ready.
@@ -272,11 +275,8 @@ fn settled(pod: &Pod) -> bool {
         .iter()
         .flatten()
         .any(|r| r.kind == Kind::Job.as_str());
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
     pod.phase() == Some(PodPhase::Succeeded)
-        || (!of_job
-            && pod.phase() == Some(PodPhase::Running)
-            && ready_condition(conditions).is_some())
+        || (!of_job && pod.phase() == Some(PodPhase::Running) && pod.is_ready())
 }
 
 /// The last lines of a log file, for a message about what failed.

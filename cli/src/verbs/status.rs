@@ -1,6 +1,8 @@
 //! `keel status`: the synced revision, and the health of every object it declares, as Argo
 //! CD shows an application: Healthy, Progressing, Degraded or Missing.
 
+use std::collections::HashMap;
+
 use keel_api::status::SyncStatus;
 use keel_schema::{Kind, Object, ObjectKey, SyncResult};
 use serde::Serialize;
@@ -56,11 +58,13 @@ pub struct ObjectHealth {
 
 /// The health of each object the applied revision declares.
 pub fn report(status: &SyncStatus, applied: &[Object]) -> Vec<ObjectHealth> {
+    let by_key: HashMap<ObjectKey, &Object> =
+        applied.iter().map(|o| (ObjectKey::of(o), o)).collect();
     status
         .declared
         .iter()
         .map(|key| {
-            let found = applied.iter().find(|o| ObjectKey::of(o) == *key);
+            let found = by_key.get(key).copied();
             let (health, message) = match found {
                 Some(o) => health(o),
                 None => (

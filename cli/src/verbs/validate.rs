@@ -47,11 +47,7 @@ pub fn run(args: &Args) -> i32 {
         eprintln!(
             "keel validate: no objects in {} ({}): the files hold only comments or empty documents",
             paths.join(" "),
-            if files.len() == 1 {
-                "1 file".to_string()
-            } else {
-                format!("{} files", files.len())
-            }
+            plural(files.len(), "file")
         );
         return EXIT_USAGE;
     }
