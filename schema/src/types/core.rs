@@ -227,12 +227,7 @@ model! {
 impl Node {
     /// The node's `Ready` condition, as its agent's heartbeats keep it.
     pub fn ready_condition(&self) -> Option<&Condition> {
-        self.status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .find(|c| c.type_ == "Ready")
+        crate::Resource::condition(self, "Ready")
     }
 
     /// Whether the node's Ready condition is True.

@@ -306,12 +306,7 @@ impl Pod {
 
     /// Its `Ready` condition, when that is True.
     pub fn ready_condition(&self) -> Option<&Condition> {
-        self.status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .find(|c| c.type_ == "Ready" && c.status == "True")
+        crate::Resource::condition(self, "Ready").filter(|c| c.status == "True")
     }
 
     pub fn is_ready(&self) -> bool {
