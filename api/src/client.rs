@@ -234,6 +234,13 @@ impl Client {
         Ok(list.items)
     }
 
+    /// Deletes a node that is gone, freeing its pod range (`keel delete node`).
+    pub async fn delete_node(&self, name: &str) -> Result<()> {
+        let path = paths::NODE.replace("{name}", name);
+        let request = self.http.delete(self.url(&path));
+        self.send(self.bounded(request)).await.map(|_| ())
+    }
+
     /// A container's log as it streams from the server (which asks the pod's agent).
     pub async fn pod_log(
         &self,

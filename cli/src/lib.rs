@@ -26,7 +26,7 @@ pub mod verbs;
 use clap::{Parser, Subcommand};
 use keel_telemetry::LogFormat;
 
-use verbs::{describe, get, history, logs, plan, schema, server, status, token, validate};
+use verbs::{delete, describe, get, history, logs, plan, schema, server, status, token, validate};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +80,10 @@ pub enum Command {
     /// Manage the bootstrap tokens new nodes join with (`keel token create`).
     #[command(subcommand)]
     Token(token::Command),
+    /// Forget a node that is gone (`keel delete node NAME`): frees its pod range; its pods
+    /// run again elsewhere.
+    #[command(subcommand)]
+    Delete(delete::Command),
 }
 
 /// Runs the command and returns the process exit code.
@@ -97,5 +101,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Logs(args) => logs::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Token(command) => token::run(&command),
+        Command::Delete(command) => delete::run(&command),
     }
 }

@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 use crate::grpc::client::{self, Registration};
 use crate::grpc::identity::NodeIdentity;
 use crate::grpc::server::{self, NodeAgentService};
+use crate::network::NodeNetwork;
+use crate::network::overlay::{Backend, Overlay};
 use crate::pod::worker::PodContext;
 use crate::runtime::Runtime;
 use crate::status::StatusHub;
@@ -35,6 +37,10 @@ pub struct AgentConfig {
     pub service_proxy: Option<ServiceProxy>,
     /// The node's certificate for mutual TLS; `None` is `--insecure` (plaintext both ways).
     pub identity: Option<Arc<NodeIdentity>>,
+    /// The node's pod range, once registration gives it (shared with the runtime).
+    pub network: NodeNetwork,
+    /// How other nodes' pods are reached; `None` programs no routes (hollow nodes).
+    pub overlay: Option<Backend>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +131,10 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
     let host_ip = advertise
         .rsplit_once(':')
         .map(|(h, _)| h.trim_matches(['[', ']']).to_string());
+    let overlay = match config.overlay {
+        Some(backend) => Some(overlay(&config, backend, host_ip.as_deref())?),
+        None => None,
+    };
     let hub = Arc::new(StatusHub::default());
     let (workers_stop, shutdown) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(PodContext {
@@ -137,11 +147,13 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
     });
     let supervisor = Supervisor::start(ctx);
     let proxy = start_proxy(&config)?;
+    let (peers, peers_rx) = tokio::sync::watch::channel(Vec::new());
     let service = NodeAgentService {
         node: config.node.clone(),
         supervisor: supervisor.clone(),
         runtime: runtime.clone(),
         proxy: proxy.clone(),
+        peers: Arc::new(peers),
         mutual_tls: config.identity.is_some(),
     };
     let tls = config
@@ -158,6 +170,9 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
             tracing::error!(error = %e, "the agent's gRPC server stopped");
         }
     })];
+    if let Some(overlay) = overlay {
+        tasks.push(tokio::spawn(overlay(peers_rx).run()));
+    }
     if let Some(server_addr) = config.server.clone() {
         tasks.extend(start_reporting(
             &config,
@@ -177,6 +192,28 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         stop: Some(stop_tx),
         workers_stop,
         tasks,
+    })
+}
+
+type PeersRx = tokio::sync::watch::Receiver<Vec<crate::network::overlay::Peer>>;
+
+/// The overlay of a node at `host_ip`, waiting for its peers.
+fn overlay(
+    config: &AgentConfig,
+    backend: Backend,
+    host_ip: Option<&str>,
+) -> anyhow::Result<impl FnOnce(PeersRx) -> Overlay + use<>> {
+    let node_ip: std::net::Ipv4Addr = host_ip
+        .and_then(|h| h.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("the pod network needs this node's IPv4 address; give --advertise-address as IP:PORT (not {host_ip:?})"))?;
+    let node = config.node.clone();
+    let network = config.network.clone();
+    Ok(move |peers| Overlay {
+        node,
+        backend,
+        node_ip,
+        network,
+        peers,
     })
 }
 
@@ -232,6 +269,7 @@ fn start_reporting(
         hub.clone(),
         supervisor.clone(),
         config.identity.clone(),
+        config.network.clone(),
     )));
     tasks
 }

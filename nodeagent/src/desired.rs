@@ -8,6 +8,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use keel_agent_protocol::NodeDesired;
+
+use crate::network::overlay::Peer;
 use keel_proxy::{ProxiedService, service_links};
 use keel_schema::Kind;
 use keel_schema::defaults::apply_defaults;
@@ -71,6 +73,8 @@ pub struct DesiredSet {
     pub pods: Vec<Arc<DesiredPod>>,
     /// Every Service of the cluster with its ready endpoints, for the proxy.
     pub services: Vec<ProxiedService>,
+    /// Every node with a pod range, for the overlay's routes.
+    pub peers: Vec<Peer>,
 }
 
 /// Why a `Sync` message was refused; every problem found, one per line.
@@ -146,6 +150,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
     );
     let secrets = by_namespace(&msg.secrets, "secrets", Kind::Secret, &mut problems);
     let services = proxied_services(msg, &mut problems);
+    let peers = network_peers(msg, &mut problems);
     let mut service_env: HashMap<String, Arc<Vec<(String, String)>>> = HashMap::new();
     let mut pods = Vec::with_capacity(msg.pods.len());
     let mut uids = HashSet::new();
@@ -184,7 +189,39 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         generation: msg.generation,
         pods,
         services,
+        peers,
     })
+}
+
+/// The nodes' ranges and addresses, checked: a malformed entry refuses the set, since a
+/// route built from it would send pods' traffic astray.
+fn network_peers(msg: &NodeDesired, problems: &mut Vec<String>) -> Vec<Peer> {
+    let mut peers = Vec::with_capacity(msg.nodes.len());
+    for (i, n) in msg.nodes.iter().enumerate() {
+        let what = format!("nodes[{i}] ({})", n.name);
+        let node_ip = match n.node_ip.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast() => ip,
+            _ => {
+                problems.push(format!(
+                    "{what}: node_ip {:?} is not a node's IPv4 address",
+                    n.node_ip
+                ));
+                continue;
+            }
+        };
+        match n.pod_cidr.parse::<ipnet::Ipv4Net>() {
+            Ok(pod_cidr) if pod_cidr.network() == pod_cidr.addr() => peers.push(Peer {
+                name: n.name.clone(),
+                node_ip,
+                pod_cidr,
+            }),
+            _ => problems.push(format!(
+                "{what}: pod_cidr {:?} is not an IPv4 range",
+                n.pod_cidr
+            )),
+        }
+    }
+    peers
 }
 
 /// What is wrong with the message as a whole: another node's, or too large.
@@ -201,6 +238,7 @@ fn bounds(msg: &NodeDesired, node: &str) -> Vec<String> {
         ("config_maps", msg.config_maps.len()),
         ("secrets", msg.secrets.len()),
         ("services", msg.services.len()),
+        ("nodes", msg.nodes.len()),
     ] {
         if n > MAX_OBJECTS {
             problems.push(format!(

@@ -5,6 +5,7 @@
 //! - [`agent`]: puts the pieces together ([`agent::start`]).
 //! - [`grpc`]: the `NodeAgent` server and the control-plane client.
 //! - [`desired`]: a `Sync` message decoded and checked.
+//! - [`network`]: the pod network: CNI attachments, the overlay between nodes, masquerade.
 //! - [`supervisor`]: one worker per wanted pod; adoption of containers after a restart.
 //! - [`pod`]: a pod's life: states, worker, container specs, volumes, probes, backoff.
 //! - [`runtime`]: the runtime trait, Docker (bollard) and hollow (simulated) implementations.
@@ -16,6 +17,7 @@ pub mod agent;
 pub mod capacity;
 pub mod desired;
 pub mod grpc;
+pub mod network;
 pub mod pod;
 pub mod runtime;
 pub mod status;

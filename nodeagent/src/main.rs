@@ -9,6 +9,9 @@ use std::sync::Arc;
 use clap::{Parser, ValueEnum};
 use keel_nodeagent::agent::{self, AgentConfig};
 use keel_nodeagent::capacity;
+use keel_nodeagent::network::cni::{Cni, CniSettings};
+use keel_nodeagent::network::overlay::{self, Backend};
+use keel_nodeagent::network::{NodeNetwork, preflight};
 use keel_nodeagent::runtime::Runtime;
 use keel_nodeagent::runtime::docker::{DEFAULT_PAUSE_IMAGE, DockerRuntime};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
@@ -89,9 +92,37 @@ struct Args {
     /// then run containers on this node as root.
     #[arg(long, conflicts_with = "token")]
     insecure: bool,
+    /// How pods on other nodes are reached: `vxlan` (an overlay; UDP 8472 open between
+    /// nodes) or `host-gw` (a route per node; nodes on one L2 segment).
+    #[arg(long, value_enum, default_value = "vxlan")]
+    network_backend: NetworkBackend,
+    /// A directory holding the CNI network configuration pods join (the first *.conflist or
+    /// *.conf by name). Default: keel's own chain (bridge, host-local over the node's
+    /// range, portmap).
+    #[arg(long)]
+    cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugin binaries are found, in order (repeatable).
+    #[arg(long = "cni-bin-dir", default_values = keel_nodeagent::network::cni::DEFAULT_BIN_DIRS)]
+    cni_bin_dirs: Vec<PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NetworkBackend {
+    Vxlan,
+    #[value(name = "host-gw")]
+    HostGw,
+}
+
+impl NetworkBackend {
+    fn backend(self) -> Backend {
+        match self {
+            NetworkBackend::Vxlan => Backend::Vxlan,
+            NetworkBackend::HostGw => Backend::HostGw,
+        }
+    }
 }
 
 fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, String> {
@@ -175,7 +206,42 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             node_port_address: args.node_port_address,
         }),
         identity: None,
+        network: NodeNetwork::new(),
+        overlay: (args.runtime == RuntimeKind::Docker).then(|| args.network_backend.backend()),
     })
+}
+
+/// The node's IPv4 address as the control plane and other nodes reach it.
+fn node_ip(config: &AgentConfig) -> Option<std::net::Ipv4Addr> {
+    match &config.advertise {
+        Some(a) => a.rsplit_once(':')?.0.parse().ok(),
+        None => match config.listen.ip() {
+            std::net::IpAddr::V4(ip) => Some(ip),
+            std::net::IpAddr::V6(_) => None,
+        },
+    }
+}
+
+/// The CNI runner of a Docker node, after checking that the node has what pods need.
+async fn pod_network(args: &Args, config: &AgentConfig) -> Result<Arc<Cni>, String> {
+    let backend = args.network_backend.backend();
+    let settings = CniSettings {
+        bin_dirs: args.cni_bin_dirs.clone(),
+        conf_dir: args.cni_conf_dir.clone(),
+        state_dir: config.data_dir.join("cni"),
+        bridge: "keel0".to_string(),
+        mtu: overlay::pod_mtu(backend, node_ip(config)).await,
+    };
+    let cni = Cni::new(settings, config.network.clone());
+    let plugins = cni.required_plugins()?;
+    let missing = preflight::missing(&plugins, &args.cni_bin_dirs);
+    if !missing.is_empty() {
+        return Err(format!(
+            "this node cannot run pods on the pod network; missing:\n  - {}",
+            missing.join("\n  - ")
+        ));
+    }
+    Ok(Arc::new(cni))
 }
 
 /// Every proxied connection holds two sockets (and two pipe ends while splicing), every UDP
@@ -236,7 +302,14 @@ async fn main() {
     }
     let runtime: Arc<dyn Runtime> = match args.runtime {
         RuntimeKind::Docker => {
-            match DockerRuntime::connect(&config.node, &args.pause_image).await {
+            let cni = match pod_network(&args, &config).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("keel-agent: {e}");
+                    std::process::exit(1);
+                }
+            };
+            match DockerRuntime::connect(&config.node, &args.pause_image, cni).await {
                 Ok(r) => Arc::new(r),
                 Err(e) => {
                     eprintln!("keel-agent: {e:#}");
@@ -244,7 +317,7 @@ async fn main() {
                 }
             }
         }
-        RuntimeKind::Hollow => Arc::new(HollowRuntime::new()),
+        RuntimeKind::Hollow => Arc::new(HollowRuntime::new().with_network(config.network.clone())),
     };
     let running = match agent::start(config, runtime).await {
         Ok(r) => r,

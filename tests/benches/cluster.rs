@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use keel_e2e::{commit, docker_available, free_port, git, import_busybox_image, write};
 use keel_nodeagent::agent::{self, AgentConfig, RunningAgent};
+use keel_nodeagent::network::NodeNetwork;
+use keel_nodeagent::network::cni::{Cni, CniSettings};
 use keel_nodeagent::runtime::Runtime;
 use keel_nodeagent::runtime::docker::{DEFAULT_PAUSE_IMAGE, DockerRuntime};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
@@ -76,6 +78,13 @@ fn start_control_plane() -> ControlPlane {
         resync_interval: Duration::from_secs(60),
         webhook_secret: None,
         service_network: keel_reconciler::apply::ServiceNetwork::default(),
+        // Room for 16,384 nodes of 254 pods, clear of the Service range.
+        pod_network: keel_reconciler::nodes::PodNetwork::new(
+            "10.128.0.0/10",
+            24,
+            keel_reconciler::apply::ServiceNetwork::default().cidr(),
+        )
+        .expect("the bench's pod network"),
         wait_for_nodes: 0,
         // Hollow agents in this process, without join tokens: the control plane's scale,
         // not TLS, is measured here.
@@ -110,7 +119,12 @@ fn start_control_plane() -> ControlPlane {
     }
 }
 
-async fn start_agent(cp: &ControlPlane, name: &str, runtime: Arc<dyn Runtime>) -> RunningAgent {
+async fn start_agent(
+    cp: &ControlPlane,
+    name: &str,
+    network: NodeNetwork,
+    runtime: Arc<dyn Runtime>,
+) -> RunningAgent {
     let config = AgentConfig {
         node: name.to_string(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -124,6 +138,9 @@ async fn start_agent(cp: &ControlPlane, name: &str, runtime: Arc<dyn Runtime>) -
         allowed_host_paths: vec![],
         service_proxy: None,
         identity: None,
+        network,
+        // Every agent of this process shares one network namespace: no routes between them.
+        overlay: None,
     };
     agent::start(config, runtime).await.expect("agent starts")
 }
@@ -166,10 +183,18 @@ fn docker_scenario(runtime: &tokio::runtime::Runtime) {
         let mut agents = Vec::new();
         for i in 0..3 {
             let name = format!("bench-{suffix}-{i}");
-            let rt = DockerRuntime::connect(&name, DEFAULT_PAUSE_IMAGE)
+            let network = NodeNetwork::new();
+            let cni = Cni::new(
+                CniSettings::default_chain(
+                    cp.work.path().join("cni").join(&name),
+                    &format!("kb{i}"),
+                ),
+                network.clone(),
+            );
+            let rt = DockerRuntime::connect(&name, DEFAULT_PAUSE_IMAGE, Arc::new(cni))
                 .await
                 .expect("Docker");
-            agents.push(start_agent(&cp, &name, Arc::new(rt)).await);
+            agents.push(start_agent(&cp, &name, network, Arc::new(rt)).await);
         }
         agents
     });
@@ -221,8 +246,9 @@ fn hollow_scenario(runtime: &tokio::runtime::Runtime) {
     let _agents: Vec<RunningAgent> = runtime.block_on(async {
         let mut agents = Vec::with_capacity(nodes);
         for i in 0..nodes {
-            let rt: Arc<dyn Runtime> = Arc::new(HollowRuntime::new());
-            agents.push(start_agent(&cp, &format!("hollow-{i}"), rt).await);
+            let network = NodeNetwork::new();
+            let rt: Arc<dyn Runtime> = Arc::new(HollowRuntime::new().with_network(network.clone()));
+            agents.push(start_agent(&cp, &format!("hollow-{i}"), network, rt).await);
         }
         agents
     });

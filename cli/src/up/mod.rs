@@ -36,6 +36,7 @@ pub struct UpConfig {
     pub listen: String,
     pub agent_listen: String,
     pub service_network: ServiceNetwork,
+    pub pod_network: keel_reconciler::nodes::PodNetwork,
     /// How long to wait for the pods before printing what is still starting.
     pub wait: Duration,
 }
@@ -148,6 +149,7 @@ fn control_plane_config(config: &UpConfig, repo: &Path) -> Config {
         resync_interval: Duration::from_secs(60),
         webhook_secret: None,
         service_network: config.service_network.clone(),
+        pod_network: config.pod_network,
         wait_for_nodes: config.nodes,
         insecure: false,
         cert_validity: keel_tls::DEFAULT_CERT_VALIDITY,

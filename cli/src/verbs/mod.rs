@@ -1,9 +1,11 @@
 //! One file per verb: its clap arguments and its `run`, which returns the exit code.
 
+pub mod delete;
 pub mod describe;
 pub mod get;
 pub mod history;
 pub mod logs;
+pub mod network;
 pub mod plan;
 pub mod schema;
 pub mod server;

@@ -55,14 +55,8 @@ pub struct Args {
     /// File holding the webhook secret.
     #[arg(long)]
     pub webhook_secret_file: Option<PathBuf>,
-    /// The range Service ClusterIPs are allocated from. Keep it clear of the nodes' and
-    /// containers' networks.
-    #[arg(long, default_value = "10.96.0.0/16")]
-    pub service_cidr: String,
-    /// The range NodePorts are allocated from: all or part of 30000-32767, the range
-    /// manifests are checked against.
-    #[arg(long, default_value = "30000-32767")]
-    pub service_node_port_range: String,
+    #[command(flatten)]
+    pub network: super::network::NetworkArgs,
     /// Serve the read endpoints (get, describe, logs, status, history, plan, metrics) without
     /// the bearer token. Creating join tokens always needs it.
     #[arg(long)]
@@ -113,10 +107,7 @@ pub fn run(args: &Args) -> i32 {
         eprintln!("keel server: the webhook secret is empty; give a real secret or none at all");
         return 2;
     }
-    let service_network = match keel_reconciler::apply::ServiceNetwork::new(
-        &args.service_cidr,
-        &args.service_node_port_range,
-    ) {
+    let (service_network, pod_network) = match args.network.plans() {
         Ok(n) => n,
         Err(e) => {
             eprintln!("keel server: {e}");
@@ -137,6 +128,7 @@ pub fn run(args: &Args) -> i32 {
         resync_interval: args.resync_interval,
         webhook_secret: secret,
         service_network,
+        pod_network,
         wait_for_nodes: 0,
         insecure: args.insecure,
         cert_validity: args.cert_validity,

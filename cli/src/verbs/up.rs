@@ -24,22 +24,15 @@ pub struct Args {
     /// Address the nodes register at.
     #[arg(long, default_value = "127.0.0.1:7402")]
     pub agent_listen: String,
-    /// The range Service ClusterIPs are allocated from.
-    #[arg(long, default_value = "10.96.0.0/16")]
-    pub service_cidr: String,
-    /// The range NodePorts are allocated from (within 30000-32767).
-    #[arg(long, default_value = "30000-32767")]
-    pub service_node_port_range: String,
+    #[command(flatten)]
+    pub network: super::network::NetworkArgs,
     /// How long to wait for the pods before printing what is still starting.
     #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
     pub wait: Duration,
 }
 
 pub fn run(args: &Args) -> i32 {
-    let service_network = match keel_reconciler::apply::ServiceNetwork::new(
-        &args.service_cidr,
-        &args.service_node_port_range,
-    ) {
+    let (service_network, pod_network) = match args.network.plans() {
         Ok(n) => n,
         Err(e) => {
             eprintln!("keel up: {e}");
@@ -53,6 +46,7 @@ pub fn run(args: &Args) -> i32 {
         listen: args.listen.clone(),
         agent_listen: args.agent_listen.clone(),
         service_network,
+        pod_network,
         wait: args.wait,
     })
 }

@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 
 use super::endpoint::endpoint;
 use super::identity::NodeIdentity;
+use crate::network::{Assignment, NodeNetwork};
 use crate::status::StatusHub;
 use crate::supervisor::Supervisor;
 
@@ -40,6 +41,7 @@ pub async fn run(
     hub: std::sync::Arc<StatusHub>,
     supervisor: Supervisor,
     identity: Option<std::sync::Arc<NodeIdentity>>,
+    network: NodeNetwork,
 ) {
     let mut delay = Duration::from_millis(250);
     let mut warned = false;
@@ -52,7 +54,16 @@ pub async fn run(
                 return;
             }
         };
-        match session(&server, &me, &hub, &supervisor, tls, renewals.as_mut()).await {
+        let session = session(
+            &server,
+            &me,
+            &hub,
+            &supervisor,
+            &network,
+            tls,
+            renewals.as_mut(),
+        );
+        match session.await {
             Ok(Ended::Renewed) => {
                 delay = Duration::from_millis(250);
                 continue;
@@ -90,6 +101,7 @@ async fn session(
     me: &Registration,
     hub: &StatusHub,
     supervisor: &Supervisor,
+    network: &NodeNetwork,
     tls: Option<keel_tls::transport::ClientTls>,
     renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
 ) -> anyhow::Result<Ended> {
@@ -103,7 +115,7 @@ async fn session(
             anyhow::anyhow!("{e}{detail}")
         })?;
     let mut client = ControlPlaneClient::new(channel);
-    register(&mut client, server, me, supervisor).await?;
+    register(&mut client, server, me, supervisor, network).await?;
     let (tx, rx) = mpsc::channel::<StatusReport>(256);
     let call = tokio::spawn(async move { client.report_status(ReceiverStream::new(rx)).await });
     let stream = Stream {
@@ -115,12 +127,14 @@ async fn session(
     stream.report(call, renewals).await
 }
 
-/// Registers `me`; the control plane's answer sets the floor of the generations to come.
+/// Registers `me`; the control plane's answer sets the floor of the generations to come and
+/// gives the node its pod range.
 async fn register(
     client: &mut ControlPlaneClient<Channel>,
     server: &str,
     me: &Registration,
     supervisor: &Supervisor,
+    network: &NodeNetwork,
 ) -> anyhow::Result<()> {
     let register = client.register(RegisterRequest {
         node_name: me.node.clone(),
@@ -136,7 +150,10 @@ async fn register(
         .await
         .map_err(|_| anyhow::anyhow!("registration timed out after 10s"))??
         .into_inner();
-    tracing::info!(server = %server, node = %me.node, "registered with the control plane");
+    let assignment = Assignment::parse(&registered.pod_cidr, &registered.cluster_cidr)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(server = %server, node = %me.node, pod_cidr = %assignment.pod_cidr, "registered with the control plane");
+    network.assign(assignment);
     supervisor.lower_generation_floor(registered.next_generation);
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct NodeAgentService {
     pub supervisor: Supervisor,
     pub runtime: Arc<dyn Runtime>,
     pub proxy: Option<Arc<keel_proxy::Proxy>>,
+    /// The nodes of the latest applied set, for the overlay.
+    pub peers: Arc<tokio::sync::watch::Sender<Vec<crate::network::overlay::Peer>>>,
     /// Whether calls must carry the control plane's certificate (false under `--insecure`).
     pub mutual_tls: bool,
 }
@@ -62,6 +64,7 @@ impl NodeAgent for NodeAgentService {
             Status::invalid_argument(e.to_string())
         })?;
         let services = set.services.clone();
+        let peers = set.peers.clone();
         let pods = set.pods.len();
         let generation = set.generation;
         let applied = self.supervisor.apply(set).map_err(|e| match e {
@@ -74,6 +77,11 @@ impl NodeAgent for NodeAgentService {
             if let Some(proxy) = &self.proxy {
                 proxy.update(services);
             }
+            self.peers.send_if_modified(|current| {
+                let changed = *current != peers;
+                *current = peers;
+                changed
+            });
         }
         Ok(Response::new(SyncAck {
             applied_generation: applied,

@@ -311,6 +311,7 @@ mod tests {
                 service("shop", "web", "10.96.0.20"),
                 service("other", "db", "10.96.0.21"),
             ],
+            nodes: Vec::new(),
         };
         let set = crate::desired::read(&msg, "n1").expect("a valid set");
         let desired = &set.pods[0];

@@ -17,6 +17,8 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
 
+use crate::network::NodeNetwork;
+
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, ExecOutcome, ImageError, LogStream, PullPolicy,
     Runtime, RuntimeError, RuntimeEvent, Sandbox, SandboxSpec,
@@ -28,6 +30,8 @@ pub const EXIT_CODE: &str = "hollow.keel.dev/exit-code";
 pub struct HollowRuntime {
     shared: Arc<Shared>,
     next: AtomicU64,
+    /// Sandboxes take addresses from the node's range once it has one, as real pods do.
+    network: Option<NodeNetwork>,
 }
 
 /// What the timers of scripted exits need too.
@@ -50,7 +54,37 @@ impl HollowRuntime {
                 events: broadcast::channel(4096).0,
             }),
             next: AtomicU64::new(1),
+            network: None,
         }
+    }
+
+    /// Hands out sandbox addresses from `network`'s range (wrapping around a full range:
+    /// there is no network to collide on).
+    pub fn with_network(mut self, network: NodeNetwork) -> Self {
+        self.network = Some(network);
+        self
+    }
+
+    fn address(&self, n: u64) -> Result<String, RuntimeError> {
+        let Some(network) = &self.network else {
+            // Alone (tests without a control plane): any distinct address will do.
+            return Ok(format!(
+                "10.{}.{}.{}",
+                128 + (n >> 16) % 128,
+                (n >> 8) % 256,
+                n % 256
+            ));
+        };
+        let range = network
+            .current()
+            .ok_or_else(|| RuntimeError::Failed("this node has no pod range yet".into()))?
+            .pod_cidr;
+        // Past the network address and the gateway, short of the broadcast address.
+        let usable = u64::from(u32::MAX >> range.prefix_len())
+            .saturating_sub(2)
+            .max(1);
+        let offset = 2 + (n % usable) as u32;
+        Ok(std::net::Ipv4Addr::from(u32::from(range.network()) + offset).to_string())
     }
 
     fn next_id(&self) -> u64 {
@@ -117,12 +151,7 @@ impl Runtime for HollowRuntime {
     async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError> {
         let n = self.next_id();
         let id = format!("hollow-{n:012}");
-        let ip = format!(
-            "10.{}.{}.{}",
-            128 + (n >> 16) % 128,
-            (n >> 8) % 256,
-            n % 256
-        );
+        let ip = self.address(n)?;
         let info = ContainerInfo {
             id: id.clone(),
             pod_uid: spec.pod.uid.clone(),

@@ -11,6 +11,8 @@ use std::time::Duration;
 use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use keel_agent_protocol::{LogsRequest, NodeDesired, SyncAck};
 use keel_nodeagent::agent::{self, AgentConfig, RunningAgent};
+use keel_nodeagent::network::cni::{Cni, CniSettings};
+use keel_nodeagent::network::{Assignment, NodeNetwork};
 use keel_nodeagent::runtime::Runtime;
 use keel_nodeagent::runtime::docker::DockerRuntime;
 use keel_nodeagent::runtime::docker::image_import::{Rootfs, import_image};
@@ -27,6 +29,8 @@ static IMAGE_READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new
 pub struct Harness {
     pub node: String,
     pub data: tempfile::TempDir,
+    /// The node's pod range, assigned as registration would.
+    pub network: NodeNetwork,
     pub agent: Option<RunningAgent>,
     pub client: NodeAgentClient<Channel>,
     pub runtime: Arc<dyn Runtime>,
@@ -39,10 +43,39 @@ fn unique_node() -> String {
     format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
 
-/// A Docker runtime for a fresh node, or `None` (after saying why) when the test should skip.
-pub async fn docker_runtime(node: &str) -> Option<Arc<DockerRuntime>> {
+/// A pod range of its own for each harness of this process (test processes run one at a
+/// time; the process id spreads the ranges of consecutive runs).
+fn unique_network() -> NodeNetwork {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let index = (std::process::id().wrapping_mul(61).wrapping_add(n)) % 4096;
+    let base = u32::from(std::net::Ipv4Addr::new(10, 240, 0, 0)) + index * 256;
+    let pod_cidr = format!("{}/24", std::net::Ipv4Addr::from(base));
+    NodeNetwork::assigned(Assignment::parse(&pod_cidr, "10.240.0.0/12").expect("a range"))
+}
+
+/// The bridge of a harness's node: its own, so that harnesses running at once in this
+/// network namespace never share one.
+pub fn bridge_of(node: &str) -> String {
+    format!("kt{}", &node[node.len() - 10..])
+}
+
+/// A Docker runtime for a node, or `None` (after saying why) when the test should skip.
+pub async fn docker_runtime(
+    node: &str,
+    data: &std::path::Path,
+    network: &NodeNetwork,
+) -> Option<Arc<DockerRuntime>> {
     let required = std::env::var("KEEL_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    match DockerRuntime::connect(node, keel_nodeagent::runtime::docker::DEFAULT_PAUSE_IMAGE).await {
+    let settings = CniSettings::default_chain(data.join("cni"), &bridge_of(node));
+    let cni = Arc::new(Cni::new(settings, network.clone()));
+    match DockerRuntime::connect(
+        node,
+        keel_nodeagent::runtime::docker::DEFAULT_PAUSE_IMAGE,
+        cni,
+    )
+    .await
+    {
         Ok(rt) => {
             IMAGE_READY
                 .get_or_init(|| async {
@@ -68,26 +101,36 @@ pub async fn docker_runtime(node: &str) -> Option<Arc<DockerRuntime>> {
 impl Harness {
     pub async fn docker() -> Option<Harness> {
         let node = unique_node();
-        let rt = docker_runtime(&node).await?;
+        let data = tempfile::tempdir().expect("tempdir");
+        let network = unique_network();
+        let rt = docker_runtime(&node, data.path(), &network).await?;
         let docker = rt.client().clone();
-        let mut h = Harness::with_runtime(node, rt).await;
+        let mut h = Harness::with_runtime(node, data, network, rt).await;
         h.docker = Some(docker);
         Some(h)
     }
 
     pub async fn hollow() -> Harness {
-        Harness::with_runtime(unique_node(), Arc::new(HollowRuntime::new())).await
+        let network = unique_network();
+        let runtime = Arc::new(HollowRuntime::new().with_network(network.clone()));
+        let data = tempfile::tempdir().expect("tempdir");
+        Harness::with_runtime(unique_node(), data, network, runtime).await
     }
 
-    async fn with_runtime(node: String, runtime: Arc<dyn Runtime>) -> Harness {
-        let data = tempfile::tempdir().expect("tempdir");
+    async fn with_runtime(
+        node: String,
+        data: tempfile::TempDir,
+        network: NodeNetwork,
+        runtime: Arc<dyn Runtime>,
+    ) -> Harness {
         let allowed = vec![data.path().join("host")];
         std::fs::create_dir_all(&allowed[0]).expect("host dir");
-        let agent = start_agent(&node, data.path(), &allowed, runtime.clone()).await;
+        let agent = start_agent(&node, data.path(), &allowed, &network, runtime.clone()).await;
         let client = connect(agent.addr).await;
         Harness {
             node,
             data,
+            network,
             agent: Some(agent),
             client,
             runtime,
@@ -104,7 +147,7 @@ impl Harness {
             a.stop();
         }
         let runtime: Arc<dyn Runtime> = match &self.docker {
-            Some(_) => docker_runtime(&self.node)
+            Some(_) => docker_runtime(&self.node, self.data.path(), &self.network)
                 .await
                 .expect("docker still there"),
             None => self.runtime.clone(),
@@ -114,6 +157,7 @@ impl Harness {
             &self.node,
             self.data.path(),
             &self.allowed_host_paths,
+            &self.network,
             runtime,
         )
         .await;
@@ -162,6 +206,7 @@ impl Harness {
                 .map(|v| serde_json::to_vec(v).unwrap())
                 .collect(),
             services: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 
@@ -267,6 +312,11 @@ impl Drop for Harness {
                     self.node
                 ))
                 .status();
+            // And no bridge: CNI's DEL leaves it, as a node keeps its bridge.
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &bridge_of(&self.node)])
+                .stderr(std::process::Stdio::null())
+                .status();
         }
     }
 }
@@ -275,6 +325,7 @@ async fn start_agent(
     node: &str,
     data: &std::path::Path,
     allowed: &[std::path::PathBuf],
+    network: &NodeNetwork,
     runtime: Arc<dyn Runtime>,
 ) -> RunningAgent {
     agent::start(
@@ -291,6 +342,8 @@ async fn start_agent(
             allowed_host_paths: allowed.to_vec(),
             service_proxy: None,
             identity: None,
+            network: network.clone(),
+            overlay: None,
         },
         runtime,
     )

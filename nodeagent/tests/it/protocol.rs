@@ -209,7 +209,11 @@ impl ControlPlane for RecordingControlPlane {
             .lock()
             .unwrap()
             .push(request.into_inner());
-        Ok(Response::new(RegisterResponse { next_generation: 1 }))
+        Ok(Response::new(RegisterResponse {
+            next_generation: 1,
+            pod_cidr: "10.244.7.0/24".into(),
+            cluster_cidr: "10.244.0.0/16".into(),
+        }))
     }
 
     async fn report_status(
@@ -246,6 +250,7 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
     let cp_addr = listener.local_addr().unwrap();
     drop(listener);
     let data = tempfile::tempdir().unwrap();
+    let network = keel_nodeagent::network::NodeNetwork::new();
     let running = agent::start(
         AgentConfig {
             node: "reporter".into(),
@@ -260,8 +265,10 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
             allowed_host_paths: vec![],
             service_proxy: None,
             identity: None,
+            network: network.clone(),
+            overlay: None,
         },
-        Arc::new(HollowRuntime::new()),
+        Arc::new(HollowRuntime::new().with_network(network.clone())),
     )
     .await
     .unwrap();
@@ -305,11 +312,17 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
                 .iter()
                 .filter(|r| matches!(r.report, Some(Report::Heartbeat(_))))
                 .count();
+            // Running, with an address from the range registration gave.
             let pod_running = reports.iter().any(|r| match &r.report {
                 Some(Report::PodStatus(u)) => {
                     u.uid == uid
                         && serde_json::from_slice::<keel_schema::types::pod::PodStatus>(&u.status)
-                            .is_ok_and(|s| phase(&s) == "Running")
+                            .is_ok_and(|s| {
+                                phase(&s) == "Running"
+                                    && s.pod_ip
+                                        .as_deref()
+                                        .is_some_and(|ip| ip.starts_with("10.244.7."))
+                            })
                 }
                 _ => false,
             });

@@ -70,7 +70,8 @@ impl ControlPlane {
             .await
             .map_err(|e| anyhow::anyhow!("cannot read the nodes from the store: {e}"))?
             .with_events(events.clone())
-            .with_heartbeat_counter(metrics.heartbeats.clone());
+            .with_heartbeat_counter(metrics.heartbeats.clone())
+            .with_pod_network(config.pod_network);
         let state = crate::http::AppState {
             store: opened.store.clone(),
             status: status.clone(),

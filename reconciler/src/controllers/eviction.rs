@@ -52,6 +52,8 @@ impl Controller for EvictionController {
 
     async fn reconcile(&self, node: &String, ctx: &Ctx) -> Result<Action> {
         let Some(stored) = ctx.cache().get(&ObjectKey::new(Kind::Node, "", node)) else {
+            // The node was deleted (`keel delete node`): its pods have nowhere to run.
+            self.evict(node, ctx, "was deleted", Duration::ZERO).await?;
             return Ok(Action::Done);
         };
         let Object::Node(n) = &stored.object else {
@@ -68,18 +70,26 @@ impl Controller for EvictionController {
                 timeout - down_for + Duration::from_millis(100),
             ));
         }
+        self.evict(node, ctx, "is not ready", down_for).await?;
+        Ok(Action::Done)
+    }
+}
+
+impl EvictionController {
+    /// Deletes the pods bound to `node`, which `why` (is not ready, was deleted).
+    async fn evict(&self, node: &str, ctx: &Ctx, why: &str, down_for: Duration) -> Result<()> {
         for pod in ctx.cache().pods_on(node) {
             let key = ObjectKey::of(&pod.object);
-            tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod of a node that is not ready");
+            tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod: its node {why}");
             ctx.events().object(
                 &pod.object,
                 EventType::Warning,
                 "NodeNotReady",
-                format!("Node {node} is not ready; the pod is deleted so that it runs elsewhere"),
+                format!("Node {node} {why}; the pod is deleted so that it runs elsewhere"),
                 Self::COMPONENT,
             );
             ctx.delete(&key, pod.resource_version).await.or_raced()?;
         }
-        Ok(Action::Done)
+        Ok(())
     }
 }

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod errors;
 pub mod keel;
 pub mod logs;
+pub mod nodes;
 pub mod objects;
 pub mod plan;
 pub mod state;
@@ -23,7 +24,7 @@ pub mod webhook;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use state::AppState;
 
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
                 .get(tokens::list)
                 .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY)),
         )
+        .route(keel_api::paths::NODE, delete(nodes::delete))
         .route_layer(require_token.clone());
     let read = read_routes();
     let read = if state.anonymous_read {

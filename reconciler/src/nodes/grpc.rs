@@ -93,18 +93,24 @@ impl ControlPlane for ControlPlaneService {
             return Err(not_yours(cert, &req.node_name));
         }
         let expires = caller.and_then(|c| c.expires);
-        self.registry
+        let registered = self
+            .registry
             .register(&req, expires)
             .await
             .map_err(|e| match e {
                 RegisterError::Invalid(m) => Status::invalid_argument(m),
+                RegisterError::Exhausted(m) => Status::resource_exhausted(m),
                 RegisterError::Store(m) => Status::unavailable(m),
             })?;
         // Node sync numbers a node's sets with the store revision they were read at, so the
         // next one is at least the current revision (the agent lowers its floor to it when
         // this control plane restarted and counts from there).
         let next_generation = self.registry.store_revision().await.max(1);
-        Ok(Response::new(RegisterResponse { next_generation }))
+        Ok(Response::new(RegisterResponse {
+            next_generation,
+            pod_cidr: registered.pod_cidr.to_string(),
+            cluster_cidr: self.registry.pod_network().cluster().to_string(),
+        }))
     }
 
     async fn report_status(

@@ -3,7 +3,8 @@
 //! stopped as not ready.
 //!
 //! # Layout
-//! - [`registry`]: [`NodeRegistry`] and registration; [`lifecycle`]: heartbeats and
+//! - [`registry`]: [`NodeRegistry`] and registration; [`pod_cidrs`]: the pod network's
+//!   plan, one range per node; [`lifecycle`]: heartbeats and
 //!   readiness (Ready → Unknown after `--node-grace` without a heartbeat, back on the next
 //!   one); [`reports`]: pod statuses and events from agents; [`readiness`]: the Ready
 //!   condition.
@@ -19,12 +20,14 @@
 pub mod dial;
 pub mod grpc;
 pub mod lifecycle;
+pub mod pod_cidrs;
 pub mod readiness;
 pub mod registry;
 pub mod reports;
 pub mod sync;
 
-pub use registry::{NodeRegistry, RegisterError};
+pub use pod_cidrs::PodNetwork;
+pub use registry::{NodeRegistry, RegisterError, Registered};
 
 /// Where the control plane reaches a node's agent (host:port), on its Node object.
 pub const AGENT_ADDRESS: &str = "keel.dev/agent-address";

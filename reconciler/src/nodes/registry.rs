@@ -1,7 +1,7 @@
 //! [`NodeRegistry`]: the nodes known to this control plane, and registration, which makes or
 //! updates a node's `Node` object from what its agent says about itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, Store, StoreError};
 use tokio::time::Instant;
 
+use super::pod_cidrs::PodNetwork;
 use super::readiness::set_ready;
 use super::{AGENT_ADDRESS, CERTIFICATE_EXPIRES, CONFLICT_RETRIES, MAX_NODES};
 
@@ -20,6 +21,9 @@ use super::{AGENT_ADDRESS, CERTIFICATE_EXPIRES, CONFLICT_RETRIES, MAX_NODES};
 pub enum RegisterError {
     #[error("{0}")]
     Invalid(String),
+    /// The pod network has no range left for a new node.
+    #[error("{0}")]
+    Exhausted(String),
     #[error("{0}")]
     Store(String),
 }
@@ -36,6 +40,17 @@ pub struct NodeRegistry {
     pub(super) events: crate::events::Recorder,
     /// Heartbeats received (`keel_node_heartbeats_total`).
     pub(super) heartbeats: prometheus_client::metrics::counter::Counter,
+    /// How pod ranges are cut from `--cluster-cidr`.
+    pub(super) pod_network: PodNetwork,
+    /// Held from reading the ranges in use to writing a new node's, so that two nodes
+    /// registering at once never get the same range.
+    allocating: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What a registered node is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub pod_cidr: ipnet::Ipv4Net,
 }
 
 /// What the registry knows of each node's heartbeats.
@@ -45,6 +60,8 @@ pub(super) struct Liveness {
     pub(super) seen: HashMap<String, Instant>,
     /// Nodes last written as not ready: their next heartbeat writes them ready.
     pub(super) unready: std::collections::HashSet<String>,
+    /// Each node's pod range, so that a pod address outside it is refused without a read.
+    pub(super) pod_cidrs: HashMap<String, ipnet::Ipv4Net>,
 }
 
 /// Checks what an agent says about itself.
@@ -90,10 +107,13 @@ impl NodeRegistry {
         let mut state = Liveness::default();
         for s in &nodes.items {
             let name = s.object.name().to_string();
-            if let Object::Node(n) = &s.object
-                && !n.is_ready()
-            {
-                state.unready.insert(name.clone());
+            if let Object::Node(n) = &s.object {
+                if !n.is_ready() {
+                    state.unready.insert(name.clone());
+                }
+                if let Some(cidr) = n.spec.pod_cidr.as_deref().and_then(|c| c.parse().ok()) {
+                    state.pod_cidrs.insert(name.clone(), cidr);
+                }
             }
             state.seen.insert(name, now);
         }
@@ -104,7 +124,24 @@ impl NodeRegistry {
             readiness: Arc::default(),
             events: crate::events::Recorder::disabled(),
             heartbeats: Default::default(),
+            pod_network: PodNetwork::default(),
+            allocating: Arc::default(),
         })
+    }
+
+    /// Cuts pod ranges from `plan` (`--cluster-cidr`, `--node-cidr-mask-size`).
+    pub fn with_pod_network(mut self, plan: PodNetwork) -> Self {
+        self.pod_network = plan;
+        self
+    }
+
+    pub fn pod_network(&self) -> PodNetwork {
+        self.pod_network
+    }
+
+    /// The pod range of `node`, as last registered.
+    pub fn pod_cidr(&self, node: &str) -> Option<ipnet::Ipv4Net> {
+        self.state().pod_cidrs.get(node).copied()
     }
 
     /// Counts heartbeats in `counter` (served at `/metrics`).
@@ -145,14 +182,16 @@ impl NodeRegistry {
     }
 
     /// Registers (or re-registers) a node: creates or updates its object from what its
-    /// agent says; it is Ready. `certificate_expires` is when the certificate its agent
-    /// presented expires, shown by `keel describe node`.
+    /// agent says; it is Ready. A node without a pod range gets one. `certificate_expires`
+    /// is when the certificate its agent presented expires, shown by `keel describe node`.
     pub async fn register(
         &self,
         req: &RegisterRequest,
         certificate_expires: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<(), RegisterError> {
+    ) -> Result<Registered, RegisterError> {
         check(req)?;
+        // Taken before the node is read, so its range is decided on a fresh view of all.
+        let _allocating = self.allocating.lock().await;
         {
             let state = self.state();
             if !state.seen.contains_key(&req.node_name) && state.seen.len() >= MAX_NODES {
@@ -176,7 +215,11 @@ impl NodeRegistry {
                 None => (Node::default(), None),
             };
             self.refuse_takeover(req, &node)?;
-            let mut object = Object::Node(registered(node, req, certificate_expires));
+            let pod_cidr = self.pod_cidr_for(req, &node).await?;
+            let mut node = registered(node, req, certificate_expires);
+            node.spec.pod_cidr = Some(pod_cidr.to_string());
+            node.spec.pod_cidrs = Some(vec![pod_cidr.to_string()]);
+            let mut object = Object::Node(node);
             object.set_type_meta();
             let written = match expected {
                 Some(v) => self.store.update(object, v).await,
@@ -184,8 +227,8 @@ impl NodeRegistry {
             };
             match written {
                 Ok(stored) => {
-                    self.registered(req, &stored.object);
-                    return Ok(());
+                    self.registered(req, &stored.object, pod_cidr);
+                    return Ok(Registered { pod_cidr });
                 }
                 Err(StoreError::Conflict { .. } | StoreError::AlreadyExists(_)) => continue,
                 Err(e) => return Err(RegisterError::Store(e.to_string())),
@@ -213,8 +256,62 @@ impl NodeRegistry {
         }
     }
 
+    /// The node's pod range: the one it holds, or the lowest free one. A range from another
+    /// plan (the flags changed since) is refused rather than silently swapped under pods.
+    async fn pod_cidr_for(
+        &self,
+        req: &RegisterRequest,
+        node: &Node,
+    ) -> Result<ipnet::Ipv4Net, RegisterError> {
+        let plan = self.pod_network;
+        if let Some(held) = node.spec.pod_cidr.as_deref() {
+            return plan.parse_node_range(held).ok_or_else(|| {
+                RegisterError::Invalid(format!(
+                    "node {} holds pod range {held}, which is not one of --cluster-cidr {plan}; \
+                     delete the node (keel delete node {}) to give it a new range",
+                    req.node_name, req.node_name
+                ))
+            });
+        }
+        let nodes = self
+            .store
+            .list(Kind::Node, None, None)
+            .await
+            .map_err(|e| RegisterError::Store(e.to_string()))?;
+        let used: BTreeSet<ipnet::Ipv4Net> = nodes
+            .items
+            .iter()
+            .filter_map(|s| match &s.object {
+                Object::Node(n) => n.spec.pod_cidr.as_deref()?.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        if let Some(free) = plan.allocate(&used) {
+            return Ok(free);
+        }
+        let message = format!(
+            "no pod range left for node {}: --cluster-cidr {plan} has room for {} nodes and all are taken; \
+             delete nodes that are gone (keel delete node NAME) or restart keel server with a wider --cluster-cidr",
+            req.node_name,
+            plan.capacity()
+        );
+        let mut refused = Node::default();
+        refused.metadata.name = Some(req.node_name.clone());
+        let mut refused = Object::Node(refused);
+        refused.set_type_meta();
+        self.events.object(
+            &refused,
+            EventType::Warning,
+            "CIDRNotAvailable",
+            message.clone(),
+            "node-controller",
+        );
+        tracing::warn!(node = %req.node_name, "{message}");
+        Err(RegisterError::Exhausted(message))
+    }
+
     /// Told and remembered: the node is live and ready from now.
-    fn registered(&self, req: &RegisterRequest, node: &Object) {
+    fn registered(&self, req: &RegisterRequest, node: &Object, pod_cidr: ipnet::Ipv4Net) {
         self.events.object(
             node,
             EventType::Normal,
@@ -228,6 +325,7 @@ impl NodeRegistry {
         let mut state = self.state();
         state.seen.insert(req.node_name.clone(), Instant::now());
         state.unready.remove(&req.node_name);
+        state.pod_cidrs.insert(req.node_name.clone(), pod_cidr);
         drop(state);
         tracing::info!(node = %req.node_name, address = %req.address, "node registered");
     }

@@ -3,7 +3,7 @@
 
 use keel_agent_protocol::PodStatusUpdate;
 use keel_schema::types::core::EventType;
-use keel_schema::types::pod::PodStatus;
+use keel_schema::types::pod::{Pod, PodStatus};
 use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, StoreError};
 
@@ -49,6 +49,23 @@ impl NodeRegistry {
         });
     }
 
+    /// Why a pod's reported address cannot be its own: a pod on the pod network has an
+    /// address in its node's range, or other nodes would route its traffic elsewhere. A
+    /// `hostNetwork` pod has the node's address.
+    fn foreign_address(&self, node: &str, pod: &Pod, status: &PodStatus) -> Option<String> {
+        let ip = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())?;
+        if pod.spec.host_network == Some(true) {
+            return None;
+        }
+        let range = self.pod_cidr(node)?;
+        match ip.parse::<std::net::Ipv4Addr>() {
+            Ok(addr) if range.contains(&addr) => None,
+            _ => Some(format!(
+                "pod IP {ip} is outside node {node}'s pod range {range}"
+            )),
+        }
+    }
+
     /// Writes a pod's status as `node`'s agent reports it. Reports for pods that are gone,
     /// were replaced (another uid) or are bound elsewhere are ignored.
     pub async fn pod_status(&self, node: &str, update: &PodStatusUpdate) {
@@ -81,6 +98,10 @@ impl NodeRegistry {
                 return;
             }
             if pod.status.as_ref() == Some(&status) {
+                return;
+            }
+            if let Some(why) = self.foreign_address(node, &pod, &status) {
+                tracing::warn!(node, pod = %key, "{why}; the status is refused");
                 return;
             }
             pod.status = Some(status.clone());

@@ -199,6 +199,13 @@ model! {
     pub struct NodeSpec {
         pub unschedulable: Option<bool>,
         pub taints: Option<Vec<Taint>>,
+        /// The range this node's pods take their addresses from, given by the control plane
+        /// when the node first registers and kept until the Node object is deleted.
+        #[serde(rename = "podCIDR")]
+        pub pod_cidr: Option<String>,
+        /// The same range, as Kubernetes' dual-stack list (one IPv4 range here).
+        #[serde(rename = "podCIDRs")]
+        pub pod_cidrs: Option<Vec<String>>,
     }
 }
 
@@ -233,6 +240,17 @@ impl Node {
     /// Whether the node's Ready condition is True.
     pub fn is_ready(&self) -> bool {
         self.ready_condition().is_some_and(|c| c.status == "True")
+    }
+
+    /// The address other nodes and the control plane reach the node at.
+    pub fn internal_ip(&self) -> Option<&str> {
+        self.status
+            .as_ref()?
+            .addresses
+            .as_ref()?
+            .iter()
+            .find(|a| a.type_ == "InternalIP")
+            .map(|a| a.address.as_str())
     }
 
     /// Whether its agent registered or was last written ready at or after `since`.

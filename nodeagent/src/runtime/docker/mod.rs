@@ -2,7 +2,9 @@
 //!
 //! A pod is a sandbox container (busybox `sleep`, the "pause" role) that owns the pod's
 //! network and IPC namespaces and its hostname, plus one container per app container joined to
-//! them (`network_mode: container:<sandbox>`), so the pod's IP survives app restarts.
+//! them (`network_mode: container:<sandbox>`), so the pod's IP survives app restarts. The
+//! sandbox starts on Docker's `none` network and is attached to the pod network through CNI
+//! ([`crate::network::cni`]) before it counts as made; removing it detaches it first.
 //! Containers are named `keel_<ns>_<pod>_<container>_<uid8>_<attempt>` and labelled (see
 //! [`super::labels`]); only containers labelled with this node's name are ever listed, stopped
 //! or removed.
@@ -11,14 +13,15 @@ mod convert;
 mod events;
 pub mod image_import;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, HostConfig, MountType, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, MountType};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
     LogsOptions, RemoveContainerOptions, WaitContainerOptions,
@@ -26,6 +29,8 @@ use bollard::query_parameters::{
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::broadcast;
+
+use crate::network::cni::Cni;
 
 use super::{
     ContainerInfo, ContainerSpec, ExecOutcome, ImageError, LogStream, PodRef, PullPolicy, Runtime,
@@ -43,12 +48,14 @@ pub struct DockerRuntime {
     node: String,
     pause_image: String,
     events: broadcast::Sender<RuntimeEvent>,
+    cni: Arc<Cni>,
 }
 
 impl DockerRuntime {
     /// Connects to the engine (`DOCKER_HOST` or the local socket), agrees on an API version,
-    /// makes sure the sandbox image exists, and starts following the engine's events.
-    pub async fn connect(node: &str, pause_image: &str) -> anyhow::Result<Self> {
+    /// makes sure the sandbox image exists, starts following the engine's events, and
+    /// releases the network of sandboxes removed while no agent ran.
+    pub async fn connect(node: &str, pause_image: &str, cni: Arc<Cni>) -> anyhow::Result<Self> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| anyhow::anyhow!("cannot reach the Docker engine: {e}"))?
             .with_timeout(Duration::from_secs(CALL_TIMEOUT_SECS));
@@ -74,12 +81,53 @@ impl DockerRuntime {
         }
         let (tx, _) = broadcast::channel(4096);
         events::spawn(docker.clone(), node.to_string(), tx.clone());
-        Ok(Self {
+        let runtime = Self {
             docker,
             node: node.to_string(),
             pause_image: pause_image.to_string(),
             events: tx,
-        })
+            cni,
+        };
+        let live: HashSet<String> = runtime
+            .list_labelled(None)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list this node's containers: {e}"))?
+            .into_iter()
+            .filter(ContainerInfo::is_sandbox)
+            .map(|c| c.id)
+            .collect();
+        let released = runtime.cni.forget_vanished(&live).await;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "released the pod network of sandboxes that are gone"
+            );
+        }
+        Ok(runtime)
+    }
+
+    /// The network namespace of a running container (`/proc/PID/ns/net`); empty when it
+    /// does not run.
+    async fn netns(&self, id: &str) -> Result<String, RuntimeError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(info) => Ok(info
+                .state
+                .and_then(|s| s.pid)
+                .filter(|pid| *pid > 0)
+                .map(|pid| format!("/proc/{pid}/ns/net"))
+                .unwrap_or_default()),
+            Err(e) if is_not_found(&e) => Ok(String::new()),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
+    /// A sandbox's address: Docker's for host-network sandboxes, the CNI attachment's for
+    /// the others.
+    fn with_pod_ip(&self, mut info: ContainerInfo) -> ContainerInfo {
+        if info.is_sandbox() && info.ip.is_none() {
+            info.ip = self.cni.ip_of(&info.id).map(|ip| ip.to_string());
+        }
+        info
     }
 
     /// The bollard client, for callers that prepare images (tests, `keel up`).
@@ -276,20 +324,6 @@ impl Runtime for DockerRuntime {
     }
 
     async fn run_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError> {
-        let mut exposed = Vec::new();
-        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-        for p in &spec.host_ports {
-            let key = format!("{}/{}", p.container_port, p.protocol);
-            exposed.push(key.clone());
-            bindings
-                .entry(key)
-                .or_default()
-                .get_or_insert_default()
-                .push(PortBinding {
-                    host_ip: p.host_ip.clone(),
-                    host_port: Some(p.host_port.to_string()),
-                });
-        }
         let body = ContainerCreateBody {
             image: Some(self.pause_image.clone()),
             // keel's own image is plain busybox; another `--pause-image` (a real pause
@@ -304,27 +338,47 @@ impl Runtime for DockerRuntime {
             // Docker refuses a hostname of its own in the host's network namespace.
             hostname: (!spec.host_network).then(|| spec.hostname.clone()),
             labels: Some(self.labels(&spec.pod, None, spec.attempt)),
-            exposed_ports: (!exposed.is_empty() && !spec.host_network).then_some(exposed),
             host_config: Some(HostConfig {
                 ipc_mode: Some("shareable".to_string()),
-                network_mode: spec.host_network.then(|| "host".to_string()),
-                // On the host's network a container port is already the node's.
-                port_bindings: (!bindings.is_empty() && !spec.host_network).then_some(bindings),
+                // Pods get their network from CNI (host ports included, by `portmap`);
+                // Docker's own bridge is never used.
+                network_mode: Some(if spec.host_network { "host" } else { "none" }.to_string()),
                 ..Default::default()
             }),
             ..Default::default()
         };
         let name = container_name(&spec.pod, "POD", spec.attempt);
         let id = self.create_and_start(name, body).await?;
-        let ip = match self.inspect(&id).await? {
-            Some(info) => info.ip,
-            None => None,
+        if spec.host_network {
+            return Ok(Sandbox {
+                id,
+                attempt: spec.attempt,
+                ip: None,
+            });
+        }
+        let attached = match self.netns(&id).await {
+            Ok(netns) if !netns.is_empty() => self
+                .cni
+                .attach(&id, &netns, &spec.pod, &spec.host_ports)
+                .await
+                .map_err(RuntimeError::Failed),
+            Ok(_) => Err(RuntimeError::Failed(
+                "the sandbox stopped before its network was set up".into(),
+            )),
+            Err(e) => Err(e),
         };
-        Ok(Sandbox {
-            id,
-            attempt: spec.attempt,
-            ip,
-        })
+        match attached {
+            Ok(ip) => Ok(Sandbox {
+                id,
+                attempt: spec.attempt,
+                ip: Some(ip.to_string()),
+            }),
+            Err(e) => {
+                // A sandbox without its network is never left to look like a pod.
+                let _ = self.remove(&id).await;
+                Err(e)
+            }
+        }
     }
 
     async fn run_container(
@@ -436,6 +490,13 @@ impl Runtime for DockerRuntime {
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        if self.cni.ip_of(id).is_some() {
+            let netns = self.netns(id).await?;
+            if let Err(e) = self.cni.detach(id, &netns).await {
+                // Kept on record: the next agent start releases it once the sandbox is gone.
+                tracing::warn!(sandbox = %id, error = %e, "cannot release the pod's network now; retried at the next agent start");
+            }
+        }
         let options = RemoveContainerOptions {
             force: true,
             ..Default::default()
@@ -453,7 +514,7 @@ impl Runtime for DockerRuntime {
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
         match self.docker.inspect_container(id, None).await {
-            Ok(info) => Ok(convert::container_info(&info, &self.node)),
+            Ok(info) => Ok(convert::container_info(&info, &self.node).map(|c| self.with_pod_ip(c))),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(engine_error(e)),
         }

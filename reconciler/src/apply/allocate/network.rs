@@ -87,6 +87,12 @@ impl ServiceNetwork {
         self.node_ports
     }
 
+    /// The whole range, as a network.
+    pub fn cidr(&self) -> ipnet::Ipv4Net {
+        // `new` only builds prefixes of 8 to 30, always valid.
+        ipnet::Ipv4Net::new(Ipv4Addr::from(self.base), self.prefix).unwrap_or_default()
+    }
+
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         let offset = u32::from(ip).wrapping_sub(self.base);
         (1..=self.size()).contains(&offset)

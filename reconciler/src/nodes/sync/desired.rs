@@ -1,11 +1,12 @@
-//! A node's desired set: its pods, the ConfigMaps and Secrets they use (and no others), and
-//! every Service with its Endpoints, numbered with the store revision and hashed.
+//! A node's desired set: its pods, the ConfigMaps and Secrets they use (and no others),
+//! every Service with its Endpoints, and every node's pod range and address (the overlay's
+//! routes), numbered with the store revision and hashed.
 
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use keel_agent_protocol::{NodeDesired, ServiceEntry};
+use keel_agent_protocol::{NetworkPeer, NodeDesired, ServiceEntry};
 use keel_schema::types::pod::Pod;
 use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, Stored};
@@ -54,6 +55,27 @@ fn json(object: &Object) -> Vec<u8> {
     // Objects from the store always serialise; an empty message would be refused whole by
     // the agent, never half-applied.
     serde_json::to_vec(object).unwrap_or_default()
+}
+
+/// Every node with a pod range and an address: where each range is routed.
+pub fn network_peers(cache: &Cache) -> Vec<NetworkPeer> {
+    cache
+        .list(Kind::Node, None)
+        .iter()
+        .filter_map(|s| match &s.object {
+            Object::Node(n) => network_peer(n),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A node as the overlay sees it; `None` until it has both a range and an address.
+pub fn network_peer(node: &keel_schema::types::core::Node) -> Option<NetworkPeer> {
+    Some(NetworkPeer {
+        name: node.metadata.name().to_string(),
+        node_ip: node.internal_ip().filter(|ip| !ip.is_empty())?.to_string(),
+        pod_cidr: node.spec.pod_cidr.clone()?,
+    })
 }
 
 /// The desired set of `node` as the cache holds it now, and its hash.
@@ -107,6 +129,7 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
         config_maps: fetch(config_maps),
         secrets: fetch(secrets),
         services,
+        nodes: network_peers(cache),
     };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     desired.pods.hash(&mut hasher);
@@ -114,6 +137,9 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
     desired.secrets.hash(&mut hasher);
     for s in &desired.services {
         (&s.service, &s.endpoints).hash(&mut hasher);
+    }
+    for n in &desired.nodes {
+        (&n.name, &n.node_ip, &n.pod_cidr).hash(&mut hasher);
     }
     desired.generation = cache.revision().max(1);
     (desired, hasher.finish())

@@ -134,8 +134,19 @@ impl NodeSync {
                     }
                 }
             }
-            // A registration (an agent that (re)started): send whatever the set.
+            // A registration (an agent that (re)started): send whatever the set. A node that
+            // came, went, or moved its range or address changes every node's routes.
             Some(Kind::Node) => {
+                let peer = |s: &Option<std::sync::Arc<keel_store::Stored>>| match s
+                    .as_ref()
+                    .map(|s| &s.object)
+                {
+                    Some(Object::Node(n)) => desired::network_peer(n),
+                    _ => None,
+                };
+                if peer(old) != peer(new) {
+                    self.mark_all(false);
+                }
                 for o in objects {
                     self.dirty.insert(o.name().to_string(), true);
                 }
