@@ -27,7 +27,13 @@ impl Server {
     pub fn start_with_env(repo: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("data dir");
         let port = free_port();
-        let agents = format!("127.0.0.1:{}", free_port());
+        // `--agent-listen` in `extra` (agents in node hosts reach the machine on its LAN
+        // address) replaces the loopback default.
+        let agents = extra
+            .iter()
+            .position(|a| *a == "--agent-listen")
+            .and_then(|i| extra.get(i + 1))
+            .map_or_else(|| format!("127.0.0.1:{}", free_port()), |a| a.to_string());
         let mut args: Vec<String> = ["server", "--repo", repo, "--listen"]
             .iter()
             .map(|s| s.to_string())
@@ -35,7 +41,9 @@ impl Server {
         args.push(format!("127.0.0.1:{port}"));
         args.push("--data-dir".into());
         args.push(data.path().to_string_lossy().into_owned());
-        args.extend(["--agent-listen".to_string(), agents.clone()]);
+        if !extra.contains(&"--agent-listen") {
+            args.extend(["--agent-listen".to_string(), agents.clone()]);
+        }
         if !extra.contains(&"--resync-interval") {
             args.extend(["--resync-interval".into(), "2s".into()]);
         }

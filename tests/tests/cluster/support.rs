@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keel_e2e::{Server, binary, free_port};
+use keel_nodehost::NodeHost;
 use serde_json::Value;
 
 /// A `keel-agent` process on Docker, killed (SIGKILL) when dropped.
@@ -16,10 +17,24 @@ pub struct Agent {
     server: String,
     /// The join token it trades for its certificate on first start.
     token: String,
+    /// The node host it runs in; `None` runs it on this machine's own network.
+    host: Option<NodeHost>,
+    extra: Vec<String>,
 }
 
 impl Agent {
     pub fn start(name: &str, server: &Server, data: &Path) -> Agent {
+        Agent::start_in(name, server, data, None, &[])
+    }
+
+    /// An agent in node host `host` (listening on its LAN address), with `extra` flags.
+    pub fn start_in(
+        name: &str,
+        server: &Server,
+        data: &Path,
+        host: Option<&NodeHost>,
+        extra: &[&str],
+    ) -> Agent {
         let mut agent = Agent {
             name: name.to_string(),
             child: Command::new("true").spawn().expect("placeholder"),
@@ -27,6 +42,8 @@ impl Agent {
             port: free_port(),
             server: server.agents.clone(),
             token: server.join_token(),
+            host: host.cloned(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         agent.spawn();
         agent
@@ -38,11 +55,16 @@ impl Agent {
             .append(true)
             .open(format!("{}.log", self.data.display()))
             .expect("agent log");
-        self.child = Command::new(binary("keel-agent"))
+        let (mut command, ip) = match &self.host {
+            Some(h) => (h.command(binary("keel-agent")), h.ip.to_string()),
+            None => (Command::new(binary("keel-agent")), "127.0.0.1".to_string()),
+        };
+        self.child = command
             .args(["--name", &self.name, "--server", &self.server])
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--listen", &format!("{ip}:{}", self.port)])
             .arg("--data-dir")
             .arg(&self.data)
+            .args(&self.extra)
             .env("KEEL_JOIN_TOKEN", &self.token)
             .stdout(Stdio::null())
             .stderr(log)

@@ -112,11 +112,13 @@ impl Overlay {
         }
     }
 
-    /// One pass: routes, neighbour and FDB entries, device, masquerade.
+    /// One pass: masquerade, then the device, FDB and neighbour entries, and routes.
     pub async fn converge(&self) -> Result<(), CommandError> {
         let Some(assignment) = self.network.current() else {
             return Ok(());
         };
+        // Egress first: it needs nothing from the other nodes.
+        masquerade::converge(assignment.cluster_cidr).await?;
         let peers = self.peers.borrow().clone();
         let link = links::interface_of(self.node_ip).await?;
         let plan = Plan::new(
@@ -140,8 +142,7 @@ impl Overlay {
             }
             None => remove_vxlan().await?,
         }
-        converge_routes(&plan).await?;
-        masquerade::converge(assignment.cluster_cidr).await
+        converge_routes(&plan).await
     }
 }
 
