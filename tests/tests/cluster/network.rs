@@ -10,10 +10,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use keel_e2e::{Server, binary, commit, docker_available, git, import_image, write};
-use keel_nodehost::{Lan, NodeHost};
+use keel_nodehost::NodeHost;
 use serde_json::Value;
 
-use super::support::{Agent, docker, pods, ready, wait_until};
+use super::support::{Agent, TestLan, docker, pods, ready, wait_until};
 
 const CGI: &str =
     "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nfrom %s\\n' \"$REMOTE_ADDR\"\n";
@@ -127,19 +127,15 @@ fn across_nodes(backend: &str, lan_index: u32) {
         &[binary("udp-echo")],
     );
     let tag = format!("{}{lan_index}", std::process::id() % 1000);
-    let cidr = format!("10.77.{}.0/24", (std::process::id() % 100) * 2 + lan_index)
-        .parse()
-        .unwrap();
-    let lan = Lan::create(cidr, &format!("kn{tag}")).expect("the LAN");
-    let _remove = RemoveLan(lan.clone());
-    let hosts: Vec<NodeHost> = (1..=4).map(|i| lan.host(i).expect("a node host")).collect();
+    let test_lan = TestLan::new(lan_index, 4);
+    let (lan, hosts) = (&test_lan.lan, &test_lan.hosts);
     let names: Vec<String> = (1..=4).map(|i| format!("net{tag}-{i}")).collect();
 
     let repo = tempfile::tempdir().unwrap();
     git(repo.path(), &["init", "-q"]);
     write(repo.path(), "net.yaml", &manifests(&names[2]));
     commit(repo.path(), "net");
-    let agents_at = format!("{}:{}", lan.gateway(), keel_e2e::free_port());
+    let agents_at = test_lan.agents_at();
     let server = Server::start(
         repo.path().to_str().unwrap(),
         &["--agent-listen", &agents_at, "--node-grace", "3s"],
@@ -147,7 +143,7 @@ fn across_nodes(backend: &str, lan_index: u32) {
     let data = tempfile::tempdir().unwrap();
     let flags = ["--network-backend", backend];
     let mut agents: Vec<Agent> = (0..3)
-        .map(|i| Agent::start_in(&names[i], &server, data.path(), Some(&hosts[i]), &flags))
+        .map(|i| Agent::start(&names[i], &server, data.path(), &hosts[i], &flags))
         .collect();
     wait_until(
         Duration::from_secs(90),
@@ -304,7 +300,7 @@ fn across_nodes(backend: &str, lan_index: u32) {
             "node 2's entry stays"
         );
     }
-    let _fourth = Agent::start_in(&names[3], &server, data.path(), Some(&hosts[3]), &flags);
+    let _fourth = Agent::start(&names[3], &server, data.path(), &hosts[3], &flags);
     wait_until(
         Duration::from_secs(30),
         "node 4 to get the freed range",
@@ -312,15 +308,6 @@ fn across_nodes(backend: &str, lan_index: u32) {
     );
     let node4: Value = server.get(&format!("/api/v1/nodes/{}", names[3])).unwrap();
     assert_eq!(node4["spec"]["podCIDRs"][0], cidrs[2].as_str());
-}
-
-/// Removes the LAN and its hosts whatever the test's outcome.
-struct RemoveLan(Lan);
-
-impl Drop for RemoveLan {
-    fn drop(&mut self) {
-        self.0.remove(4);
-    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use keel_e2e::{Server, commit, docker_available, git, import_busybox_image, write};
 use serde_json::Value;
 
-use super::support::{Agent, docker, pods, ready};
+use super::support::{Agent, TestLan, docker, pods, ready};
 
 const PAGE: &str = "/www/index.html";
 
@@ -104,9 +104,17 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
     git(repo.path(), &["init", "-q"]);
     write(repo.path(), "service.yaml", SERVICE);
     commit(repo.path(), "service");
+    let lan = TestLan::new(2, 3);
     let mut server = Server::start(
         repo.path().to_str().unwrap(),
-        &["--node-grace", "2s", "--pod-eviction-timeout", "3s"],
+        &[
+            "--node-grace",
+            "2s",
+            "--pod-eviction-timeout",
+            "3s",
+            "--agent-listen",
+            &lan.agents_at(),
+        ],
     );
     let agent_data = tempfile::tempdir().unwrap();
     let suffix = std::process::id();
@@ -114,7 +122,8 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
     let nodes: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut agents: Vec<Agent> = nodes
         .iter()
-        .map(|n| Agent::start(n, &server, agent_data.path()))
+        .zip(&lan.hosts)
+        .map(|(n, h)| Agent::start(n, &server, agent_data.path(), h, &[]))
         .collect();
     server.wait_for("3 ready nodes", |s| {
         s.get("/api/v1/nodes")

@@ -1,4 +1,5 @@
-//! Services balance over ready pods, from inside the cluster and from outside it.
+//! Services balance over ready pods, from inside the cluster and from outside it: three
+//! nodes, each its own network host, so most of this traffic crosses the pod network.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -6,7 +7,9 @@ use std::time::Duration;
 
 use keel_e2e::{Server, binary, commit, docker_available, git, import_image, write};
 
-use super::support::{Agent, docker, http_get};
+use keel_nodehost::NodeHost;
+
+use super::support::{Agent, TestLan, docker, http_get, http_get_in};
 
 fn echo_deployment(replicas: u32) -> String {
     format!(
@@ -77,14 +80,17 @@ spec:
     )
 }
 
-/// The answer to one datagram sent to `addr` from a fresh socket (a new UDP session).
-fn udp_ask(addr: &str, payload: &str) -> Option<String> {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    socket.send_to(payload.as_bytes(), addr).ok()?;
-    let mut buf = [0u8; 512];
-    let n = socket.recv(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf[..n]).to_string())
+/// The answer to one datagram sent to `addr` from a fresh socket (a new UDP session) in
+/// node host `host`.
+fn udp_ask(host: &NodeHost, addr: &str, payload: &str) -> Option<String> {
+    let out = host
+        .command(binary("udp-echo"))
+        .args(["ask", addr, payload])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn ready_endpoints(server: &Server, service: &str) -> BTreeSet<String> {
@@ -98,9 +104,9 @@ fn ready_endpoints(server: &Server, service: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn lo_addresses() -> String {
+fn lo_addresses(host: &NodeHost) -> String {
     Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "dev", "lo"])
+        .args(["-n", &host.netns, "-4", "-o", "addr", "show", "dev", "lo"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default()
@@ -124,14 +130,19 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     git(repo.path(), &["init", "-q"]);
     write(repo.path(), "services.yaml", &echo_services(&cluster_ip));
     commit(repo.path(), "services");
-    let server = Server::start(repo.path().to_str().unwrap(), &["--service-cidr", &cidr]);
+    let lan = TestLan::new(3, 3);
+    let server = Server::start(
+        repo.path().to_str().unwrap(),
+        &["--service-cidr", &cidr, "--agent-listen", &lan.agents_at()],
+    );
     let agent_data = tempfile::tempdir().unwrap();
     let names: Vec<String> = (1..=3)
         .map(|i| format!("svc-{}-n{i}", std::process::id()))
         .collect();
     let _agents: Vec<Agent> = names
         .iter()
-        .map(|n| Agent::start(n, &server, agent_data.path()))
+        .zip(&lan.hosts)
+        .map(|(n, h)| Agent::start(n, &server, agent_data.path(), h, &[]))
         .collect();
     server.wait_for("3 nodes", |s| {
         s.get("/api/v1/nodes")
@@ -146,23 +157,25 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     });
     let echo_pods = ready_endpoints(&server, "echo");
 
-    // From the host, by ClusterIP: every pod answers in turn.
+    // From a node's host, by ClusterIP: every pod answers in turn, two of three from other
+    // nodes.
+    let host = &lan.hosts[0];
+    let ask = |addr: &str| http_get_in(host, addr);
     let front = format!("{cluster_ip}:80");
-    server.wait_for("the ClusterIP to answer", |_| http_get(&front).is_some());
-    // The three agents on this host share the ClusterIP; each learns the third endpoint
-    // with its next desired set, a moment after the store has it ready. Once each has it,
-    // every pod answers in turn.
-    server.wait_for("every agent's proxy to have all three endpoints", |_| {
-        let seen: BTreeSet<String> = (0..12).filter_map(|_| http_get(&front)).collect();
+    server.wait_for("the ClusterIP to answer", |_| ask(&front).is_some());
+    // The node's proxy learns the third endpoint with its next desired set, a moment after
+    // the store has it ready. Once it has it, every pod answers in turn.
+    server.wait_for("the node's proxy to have all three endpoints", |_| {
+        let seen: BTreeSet<String> = (0..12).filter_map(|_| ask(&front)).collect();
         seen == echo_pods
     });
     let answers: Vec<String> = (0..30)
-        .map(|i| http_get(&front).unwrap_or_else(|| panic!("request {i} through {front} failed")))
+        .map(|i| ask(&front).unwrap_or_else(|| panic!("request {i} through {front} failed")))
         .collect();
     let answered: BTreeSet<String> = answers.iter().cloned().collect();
     assert_eq!(answered, echo_pods, "all three pods serve: {answers:?}");
 
-    // NodePort, from the host on loopback.
+    // NodePort, from outside the cluster (the machine, on the LAN) at a node's address.
     let public = server
         .get("/api/v1/namespaces/default/services/echo-public")
         .expect("the NodePort Service");
@@ -174,7 +187,7 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
         allocated_ip.starts_with(&format!("10.{net}.250.")),
         "{public}"
     );
-    let by_node_port = format!("127.0.0.1:{node_port}");
+    let by_node_port = format!("{}:{node_port}", lan.hosts[1].ip);
     server.wait_for("the NodePort to answer", |_| {
         http_get(&by_node_port).is_some()
     });
@@ -185,7 +198,7 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     let mut udp_pods = BTreeSet::new();
     for i in 0..12 {
         let reply =
-            udp_ask(&dns, &format!("ping{i}")).unwrap_or_else(|| panic!("udp {i} unanswered"));
+            udp_ask(host, &dns, &format!("ping{i}")).unwrap_or_else(|| panic!("udp {i} unanswered"));
         let (pod, payload) = reply.split_once(':').expect("HOST:PAYLOAD");
         assert_eq!(payload, format!("ping{i}"));
         udp_pods.insert(pod.to_string());
@@ -230,7 +243,7 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     // Each agent applies the new endpoints on its next sync.
     std::thread::sleep(Duration::from_secs(2));
     for i in 0..20 {
-        let answer = http_get(&front).unwrap_or_else(|| panic!("request {i} failed"));
+        let answer = ask(&front).unwrap_or_else(|| panic!("request {i} failed"));
         assert_ne!(answer, unready, "an unready pod got traffic");
     }
 
@@ -245,14 +258,14 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
         .next()
         .expect("one");
     server.wait_for("traffic only to the survivor", |_| {
-        (0..5).all(|_| http_get(&front).as_deref() == Some(survivor.as_str()))
+        (0..5).all(|_| ask(&front).as_deref() == Some(survivor.as_str()))
     });
     for _ in 0..10 {
-        assert_eq!(http_get(&front).as_deref(), Some(survivor.as_str()));
+        assert_eq!(ask(&front).as_deref(), Some(survivor.as_str()));
     }
 
-    // The NodePort Service goes away: its address leaves the host, its port stops.
-    assert!(lo_addresses().contains(&format!("{allocated_ip}/32")));
+    // The NodePort Service goes away: its address leaves the node, its port stops.
+    assert!(lo_addresses(host).contains(&format!("{allocated_ip}/32")));
     write(
         repo.path(),
         "services.yaml",
@@ -263,8 +276,8 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     );
     commit(repo.path(), "no public service");
     server.wait_for("the NodePort's address removed from lo", |_| {
-        !lo_addresses().contains(&format!("{allocated_ip}/32"))
+        !lo_addresses(host).contains(&format!("{allocated_ip}/32"))
     });
     server.wait_for("the NodePort closed", |_| http_get(&by_node_port).is_none());
-    assert_eq!(http_get(&front).as_deref(), Some(survivor.as_str()));
+    assert_eq!(ask(&front).as_deref(), Some(survivor.as_str()));
 }

@@ -5,8 +5,64 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keel_e2e::{Server, binary, free_port};
-use keel_nodehost::NodeHost;
+use keel_nodehost::{Lan, NodeHost};
 use serde_json::Value;
+
+/// A LAN of node hosts for one test, removed with everything in it when dropped, whatever
+/// the test's outcome. Every multi-node test runs its nodes as their own network hosts, as
+/// on real machines: agents sharing one network would fight over one overlay device.
+pub struct TestLan {
+    pub lan: Lan,
+    pub hosts: Vec<NodeHost>,
+}
+
+impl TestLan {
+    /// `n` node hosts. `index` (0 to 3) tells apart the LANs of the tests of this process,
+    /// which run at the same time; the process id, those of concurrent test processes.
+    pub fn new(index: u32, n: u32) -> TestLan {
+        assert!(index < 4, "LAN index {index}");
+        let pid = std::process::id();
+        let cidr = format!("10.77.{}.0/24", (pid % 50) * 4 + index)
+            .parse()
+            .expect("a CIDR");
+        let lan = Lan::create(cidr, &format!("kn{}{index}", pid % 1000)).expect("the LAN");
+        let hosts = (1..=n)
+            .map(|i| lan.host(i).expect("a node host"))
+            .collect();
+        TestLan { lan, hosts }
+    }
+
+    /// A free address on the machine's side of the LAN, for `--agent-listen`.
+    pub fn agents_at(&self) -> String {
+        format!("{}:{}", self.lan.gateway(), free_port())
+    }
+}
+
+impl Drop for TestLan {
+    fn drop(&mut self) {
+        self.lan.remove(self.hosts.len() as u32);
+    }
+}
+
+/// Runs `script` with busybox's `sh -c` in node host `host`; its stdout.
+pub fn in_host(host: &NodeHost, script: &str) -> String {
+    let out = host
+        .command("/bin/busybox")
+        .args(["sh", "-c", script])
+        .output()
+        .expect("ip netns exec runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The body of `GET /` at `addr` (`IP:PORT`) asked from inside node host `host`, trimmed.
+pub fn http_get_in(host: &NodeHost, addr: &str) -> Option<String> {
+    let (ip, port) = addr.rsplit_once(':')?;
+    let text = in_host(
+        host,
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 5 {ip} {port}"),
+    );
+    body(&text).map(|b| b.trim().to_string())
+}
 
 /// A `keel-agent` process on Docker, killed (SIGKILL) when dropped.
 pub struct Agent {
@@ -17,22 +73,18 @@ pub struct Agent {
     server: String,
     /// The join token it trades for its certificate on first start.
     token: String,
-    /// The node host it runs in; `None` runs it on this machine's own network.
-    host: Option<NodeHost>,
+    /// The node host it runs in.
+    host: NodeHost,
     extra: Vec<String>,
 }
 
 impl Agent {
-    pub fn start(name: &str, server: &Server, data: &Path) -> Agent {
-        Agent::start_in(name, server, data, None, &[])
-    }
-
     /// An agent in node host `host` (listening on its LAN address), with `extra` flags.
-    pub fn start_in(
+    pub fn start(
         name: &str,
         server: &Server,
         data: &Path,
-        host: Option<&NodeHost>,
+        host: &NodeHost,
         extra: &[&str],
     ) -> Agent {
         let mut agent = Agent {
@@ -42,7 +94,7 @@ impl Agent {
             port: free_port(),
             server: server.agents.clone(),
             token: server.join_token(),
-            host: host.cloned(),
+            host: host.clone(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         agent.spawn();
@@ -55,13 +107,11 @@ impl Agent {
             .append(true)
             .open(format!("{}.log", self.data.display()))
             .expect("agent log");
-        let (mut command, ip) = match &self.host {
-            Some(h) => (h.command(binary("keel-agent")), h.ip.to_string()),
-            None => (Command::new(binary("keel-agent")), "127.0.0.1".to_string()),
-        };
-        self.child = command
+        self.child = self
+            .host
+            .command(binary("keel-agent"))
             .args(["--name", &self.name, "--server", &self.server])
-            .args(["--listen", &format!("{ip}:{}", self.port)])
+            .args(["--listen", &format!("{}:{}", self.host.ip, self.port)])
             .arg("--data-dir")
             .arg(&self.data)
             .args(&self.extra)
@@ -81,9 +131,9 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
-        // What a killed agent cannot remove itself, with keel up's own cleanup: the ClusterIP
-        // addresses it added to `lo`, and its containers, whatever state the test left them in.
-        keel_cli::up::remove_addresses(&self.data.join(&self.name));
+        // What a killed agent cannot remove itself, with keel up's own cleanup: its
+        // containers, whatever state the test left them in. Its addresses and links go with
+        // its node host.
         keel_cli::up::remove_containers(&self.name);
     }
 }
@@ -128,6 +178,11 @@ pub fn http_get_path(addr: &str, path: &str) -> Option<String> {
         .ok()?;
     let mut text = String::new();
     conn.read_to_string(&mut text).ok()?;
+    body(&text)
+}
+
+/// What follows the headers of an HTTP answer.
+fn body(text: &str) -> Option<String> {
     // CGI answers (busybox httpd passes the script's headers through) may end their headers
     // with a bare blank line.
     let crlf = text.find("\r\n\r\n").map(|i| i + 4);
