@@ -19,6 +19,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use ipnet::Ipv4Net;
 
+mod world;
+
 /// A bridge standing in for the LAN, and the node hosts on it.
 #[derive(Debug, Clone)]
 pub struct Lan {
@@ -115,7 +117,7 @@ impl Lan {
             ip_in(&switch, &["link", "add", "lan", "type", "bridge"])?;
         }
         ip_in(&switch, &["link", "set", "lan", "up"])?;
-        let uplink = format!("{prefix}-h");
+        let uplink = lan.uplink();
         if !link_exists(None, &uplink) {
             ip(&[
                 "link", "add", &uplink, "type", "veth", "peer", "name", "uplink", "netns", &switch,
@@ -185,22 +187,44 @@ impl Lan {
         Ok(host)
     }
 
+    /// Removes node host `n` with every link and address in it, if it exists.
+    pub fn remove_host(&self, n: u32) {
+        let netns = format!("{}-{n}", self.prefix);
+        if netns_exists(&netns) {
+            let _ = ip(&["netns", "del", &netns]);
+        }
+        let port = format!("v{n}");
+        if link_exists(Some(&self.switch()), &port) {
+            let _ = ip_in(&self.switch(), &["link", "del", &port]);
+        }
+    }
+
     /// Removes the hosts `1..=n` and the switch, with every link in them (and so the
-    /// machine's own link to the LAN); what is already gone is skipped.
+    /// machine's own link to the LAN), and the way out to the world; what is already gone
+    /// is skipped.
     pub fn remove(&self, n: u32) {
         for i in 1..=n {
-            let netns = format!("{}-{i}", self.prefix);
-            if netns_exists(&netns) {
-                let _ = ip(&["netns", "del", &netns]);
-            }
+            self.remove_host(i);
         }
         if netns_exists(&self.switch()) {
             let _ = ip(&["netns", "del", &self.switch()]);
         }
-        let uplink = format!("{}-h", self.prefix);
-        if link_exists(None, &uplink) {
-            let _ = ip(&["link", "del", &uplink]);
+        if link_exists(None, &self.uplink()) {
+            let _ = ip(&["link", "del", &self.uplink()]);
         }
+        world::close(&self.uplink());
+    }
+
+    /// The machine's end of its link to the LAN.
+    fn uplink(&self) -> String {
+        format!("{}-h", self.prefix)
+    }
+
+    /// Lets the node hosts reach beyond the machine, as a LAN's router does: their traffic
+    /// leaving through another interface of the machine goes out with the machine's address.
+    /// Undone by [`Lan::remove`].
+    pub fn open_to_world(&self) -> anyhow::Result<()> {
+        world::open(&self.uplink(), self.cidr)
     }
 }
 

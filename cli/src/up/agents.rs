@@ -1,9 +1,11 @@
-//! The `keel-agent` processes of a local cluster: one per node, each its own process as on a
-//! real machine, logging to the data dir; and, when the cluster stops, everything they left
-//! behind (containers, ClusterIP addresses on `lo`).
+//! The `keel-agent` processes of a local cluster: one per node, each its own process in its
+//! node's network host as on a real machine, logging to the data dir; and, when the cluster
+//! stops, the containers they left behind.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use keel_nodehost::NodeHost;
 
 pub struct Agents {
     names: Vec<String>,
@@ -40,25 +42,8 @@ fn agent_binary() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The port agent `name` listens on: the one it had before when still free, so a resumed
-/// cluster's nodes come back at the addresses the control plane knows (it keeps a node's
-/// address while the node looks alive, and refuses a second agent claiming the name).
-fn agent_port(agents_dir: &Path, name: &str) -> anyhow::Result<u16> {
-    let file = agents_dir.join(format!("{name}.port"));
-    let before = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|t| t.trim().parse::<u16>().ok())
-        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
-    let port = match before {
-        Some(p) => p,
-        None => std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port(),
-    };
-    std::fs::create_dir_all(agents_dir)?;
-    std::fs::write(&file, port.to_string())?;
-    Ok(port)
-}
+/// The port every node's agent listens on, at its node's address (the kubelet's port).
+const AGENT_PORT: u16 = 10250;
 
 impl Agents {
     /// The node names of a local cluster of `n` nodes.
@@ -66,33 +51,34 @@ impl Agents {
         (1..=n).map(|i| format!("local-{i}")).collect()
     }
 
-    /// Starts `n` agents registering at `server`, with their state under `data_dir`; an
-    /// agent without a certificate yet joins with `join_token`.
+    /// Starts an agent in each of `hosts`, registering at `server`, with its state under
+    /// `data_dir` and pod traffic between nodes over `backend`; an agent without a
+    /// certificate yet joins with `join_token`.
     pub fn start(
-        n: usize,
+        hosts: &[NodeHost],
         server: &str,
         data_dir: &Path,
         join_token: &str,
+        backend: &str,
     ) -> anyhow::Result<Agents> {
         let binary = agent_binary()?;
         let logs = data_dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         let mut agents = Agents {
-            names: Agents::names(n),
+            names: Agents::names(hosts.len()),
             children: Vec::new(),
             data_dir: data_dir.join("agents"),
         };
-        for name in agents.names.clone() {
+        for (name, host) in agents.names.clone().iter().zip(hosts) {
             let log = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(logs.join(format!("{name}.log")))?;
-            let child = Command::new(&binary)
-                .args(["--name", &name, "--server", server])
-                .args([
-                    "--listen",
-                    &format!("127.0.0.1:{}", agent_port(&agents.data_dir, &name)?),
-                ])
+            let child = host
+                .command(&binary)
+                .args(["--name", name, "--server", server])
+                .args(["--listen", &format!("{}:{AGENT_PORT}", host.ip)])
+                .args(["--network-backend", backend])
                 .arg("--data-dir")
                 .arg(&agents.data_dir)
                 // In the environment, not the arguments, which any user can list with ps.
@@ -117,8 +103,8 @@ impl Agents {
         None
     }
 
-    /// Stops the agents and removes what they created: their containers and the ClusterIP
-    /// addresses they added to `lo`. Returns how many containers were removed.
+    /// Stops the agents and removes their containers (their addresses and links go with
+    /// their node hosts). Returns how many containers were removed.
     pub fn stop_and_clean(mut self) -> usize {
         for child in &mut self.children {
             let _ = child.kill();
@@ -128,18 +114,21 @@ impl Agents {
         let mut removed = 0;
         for name in &self.names {
             removed += remove_containers(name);
-            remove_addresses(&self.data_dir.join(name));
         }
         removed
     }
 }
 
-/// Removes what nodes of an earlier, larger or interrupted run left: containers and `lo`
-/// addresses of `local-N` for N above `keep`. Returns how many containers went.
+/// Removes what nodes of an earlier, larger or interrupted run left: the containers of
+/// `local-N` for N above `keep` (their node hosts go with the LAN's own clean-up), and the
+/// `lo` addresses of agents that ran on the machine's own network before nodes had hosts of
+/// their own. Returns how many containers went.
 pub fn clean_leftovers(data_dir: &Path, keep: usize) -> usize {
     let mut removed = 0;
-    for name in Agents::names(MAX_NODES).into_iter().skip(keep) {
-        removed += remove_containers(&name);
+    for (i, name) in Agents::names(MAX_NODES).into_iter().enumerate() {
+        if i >= keep {
+            removed += remove_containers(&name);
+        }
         remove_addresses(&data_dir.join("agents").join(&name));
     }
     removed

@@ -1,31 +1,39 @@
 //! `keel up`: an all-in-one local cluster for trying keel. The control plane runs in this
-//! process (embedded store in the data dir); each node is a `keel-agent` process on the local
+//! process (embedded store in the data dir); each node is a `keel-agent` process in a network
+//! namespace of its own on a bridge standing in for the LAN, its containers on the local
 //! Docker engine. Without `--repo`, the example app becomes a fresh git repository in the
-//! data dir. Ctrl-C stops everything and removes the containers; running it again on the same
-//! data dir resumes (same repository, store and node names).
+//! data dir. Ctrl-C stops everything and removes the containers, namespaces and links;
+//! running it again on the same data dir resumes (same repository, store, node names and
+//! addresses).
 //!
 //! # Layout
 //! - this file: the flow, from the machine lock to the stop.
 //! - [`lock`]: one local cluster per machine; [`images`]: the example's images;
-//!   [`example`]: the example repository; [`agents`]: the `keel-agent` processes.
+//!   [`example`]: the example repository; [`hosts`]: the nodes' network namespaces and
+//!   their LAN; [`agents`]: the `keel-agent` processes; [`ports`]: NodePorts on loopback.
 //! - [`stages`]: waiting through each stage with progress lines; [`summary`]: what is
 //!   printed once the cluster is up.
 
 mod agents;
 pub mod example;
+mod hosts;
 pub mod images;
 mod lock;
+mod ports;
 mod stages;
 mod summary;
 
 pub use agents::{MAX_NODES, remove_addresses, remove_containers};
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use keel_reconciler::apply::ServiceNetwork;
 use keel_reconciler::{Config, ControlPlane};
+
+use hosts::NodeHosts;
 
 /// What `keel up` was asked for.
 #[derive(Debug, Clone)]
@@ -34,7 +42,12 @@ pub struct UpConfig {
     pub nodes: usize,
     pub data_dir: PathBuf,
     pub listen: String,
-    pub agent_listen: String,
+    /// The port the control plane listens on for the nodes, at the machine's LAN address.
+    pub agent_port: u16,
+    /// The LAN of the nodes' network hosts.
+    pub lan: ipnet::Ipv4Net,
+    /// `vxlan` or `host-gw`, passed to every agent.
+    pub network_backend: String,
     pub service_network: ServiceNetwork,
     pub pod_network: keel_reconciler::nodes::PodNetwork,
     /// How long to wait for the pods before printing what is still starting.
@@ -82,9 +95,9 @@ pub fn run(config: UpConfig) -> i32 {
     }
 }
 
-/// Everything before the control plane starts: logs, the machine lock, Docker, images, the
-/// repository.
-fn prepare(config: &UpConfig) -> anyhow::Result<(std::fs::File, PathBuf)> {
+/// Everything before the control plane starts: logs, the machine lock, Docker, the nodes'
+/// network hosts, images, the repository.
+fn prepare(config: &UpConfig) -> anyhow::Result<(std::fs::File, NodeHosts, PathBuf)> {
     std::fs::create_dir_all(config.data_dir.join("logs")).map_err(|e| {
         anyhow::anyhow!(
             "cannot create the data dir {}: {e}",
@@ -106,9 +119,20 @@ fn prepare(config: &UpConfig) -> anyhow::Result<(std::fs::File, PathBuf)> {
             config.nodes
         ));
     }
-    images::ensure_example_images(config.repo.is_some(), step)?;
-    let repo = repository(config)?;
-    Ok((lock, repo))
+    let hosts = NodeHosts::create(config.lan, config.nodes)?;
+    step(&format!(
+        "{} node hosts on the LAN {} (ip netns: keel-1…keel-{}), pod traffic over {}",
+        config.nodes, config.lan, config.nodes, config.network_backend
+    ));
+    let ready = images::ensure_example_images(config.repo.is_some(), step)
+        .and_then(|()| repository(config));
+    match ready {
+        Ok(repo) => Ok((lock, hosts, repo)),
+        Err(e) => {
+            hosts.remove();
+            Err(e)
+        }
+    }
 }
 
 /// The repository to follow: `--repo`, or the example made (or kept) in the data dir.
@@ -132,8 +156,9 @@ fn repository(config: &UpConfig) -> anyhow::Result<PathBuf> {
     Ok(repo)
 }
 
-/// The control plane's settings for a local cluster.
-fn control_plane_config(config: &UpConfig, repo: &Path) -> Config {
+/// The control plane's settings for a local cluster whose nodes reach the machine at
+/// `gateway`.
+fn control_plane_config(config: &UpConfig, repo: &Path, gateway: Ipv4Addr) -> Config {
     Config {
         repo: repo.to_string_lossy().into_owned(),
         // The example's repository is followed on main, whatever the user checks out in it.
@@ -142,7 +167,7 @@ fn control_plane_config(config: &UpConfig, repo: &Path) -> Config {
         data_dir: config.data_dir.join("server"),
         store: None,
         listen: config.listen.clone(),
-        agent_listen: config.agent_listen.clone(),
+        agent_listen: format!("{gateway}:{}", config.agent_port),
         node_grace: Duration::from_secs(10),
         pod_eviction_timeout: Duration::from_secs(30),
         poll_interval: Duration::from_secs(30),
@@ -159,11 +184,15 @@ fn control_plane_config(config: &UpConfig, repo: &Path) -> Config {
 }
 
 fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
-    let (_lock, repo) = prepare(&config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let (_lock, hosts, repo) = prepare(&config)?;
+    let served = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    let (keep_running, interrupted) = runtime.block_on(serve(&config, &repo))?;
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(serve(&config, &repo, &hosts)));
+    // The agents are stopped by now: their hosts go, whatever way keel up leaves.
+    hosts.remove();
+    let (keep_running, interrupted) = served?;
     match (keep_running, interrupted) {
         (true, _) => Ok(()),
         // Interrupted while starting: what was started is gone; 130 as a shell reports it.
@@ -174,19 +203,21 @@ fn start_and_serve(config: UpConfig) -> anyhow::Result<()> {
 
 /// Starts the control plane and the agents, waits through each stage, runs until a signal,
 /// then stops everything. Returns (it was up, it was interrupted while starting).
-async fn serve(config: &UpConfig, repo: &Path) -> anyhow::Result<(bool, bool)> {
+async fn serve(config: &UpConfig, repo: &Path, hosts: &NodeHosts) -> anyhow::Result<(bool, bool)> {
     let server_log = config.data_dir.join("logs").join("server.log");
-    let mut control_plane = ControlPlane::start(control_plane_config(config, repo))
-        .await
-        .map_err(|e| {
-            // Into server.log too, where the rest of the control plane's story is.
-            tracing::error!("keel server: {e:#}");
-            anyhow::anyhow!("the control plane did not start: {e:#}")
-        })?;
-    let cluster = stages::Cluster::new(config);
+    let mut control_plane =
+        ControlPlane::start(control_plane_config(config, repo, hosts.gateway()))
+            .await
+            .map_err(|e| {
+                // Into server.log too, where the rest of the control plane's story is.
+                tracing::error!("keel server: {e:#}");
+                anyhow::anyhow!("the control plane did not start: {e:#}")
+            })?;
+    let cluster = stages::Cluster::new(config, hosts);
     let mut agents = None;
+    let mut loopback = None;
     let outcome = tokio::select! {
-        r = cluster.bring_up(&mut agents) => r.map(|()| true),
+        r = cluster.bring_up(&mut agents, &mut loopback) => r.map(|()| true),
         failure = control_plane.failed() => Err(anyhow::anyhow!(
             "the control plane stopped: {failure} (log: {})",
             server_log.display()
@@ -214,10 +245,16 @@ async fn serve(config: &UpConfig, repo: &Path) -> anyhow::Result<(bool, bool)> {
         }
     }
     step("stopping");
+    if let Some(task) = loopback {
+        task.abort();
+    }
     // Agents first: the control plane then stops without nodes calling it.
     let removed = agents.map(agents::Agents::stop_and_clean).unwrap_or(0);
     control_plane.shutdown().await;
-    step(&format!("stopped; removed {removed} containers"));
+    step(&format!(
+        "stopped; removed {removed} containers and the node hosts keel-1…keel-{}",
+        config.nodes
+    ));
     if keep_running {
         step("`keel up` again resumes with the same repository and store");
     }

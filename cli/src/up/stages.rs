@@ -13,11 +13,13 @@ use keel_schema::types::pod::{Pod, PodPhase};
 use keel_schema::{Kind, Object, SyncResult};
 
 use super::agents::Agents;
-use super::{UpConfig, step};
+use super::hosts::NodeHosts;
+use super::{UpConfig, ports, step};
 
 /// A cluster being brought up, and how to reach its control plane.
 pub struct Cluster<'a> {
     config: &'a UpConfig,
+    hosts: &'a NodeHosts,
     pub(super) url: String,
     /// The control plane's admin token file (it makes the file when it starts).
     pub(super) token_file: PathBuf,
@@ -26,9 +28,10 @@ pub struct Cluster<'a> {
 }
 
 impl<'a> Cluster<'a> {
-    pub fn new(config: &'a UpConfig) -> Cluster<'a> {
+    pub fn new(config: &'a UpConfig, hosts: &'a NodeHosts) -> Cluster<'a> {
         Cluster {
             config,
+            hosts,
             url: format!("http://{}", config.listen),
             token_file: config
                 .data_dir
@@ -61,10 +64,16 @@ impl<'a> Cluster<'a> {
         }
     }
 
-    /// Starts the agents and waits through each stage, printing progress.
-    pub async fn bring_up(&self, agents: &mut Option<Agents>) -> anyhow::Result<()> {
+    /// Starts the agents and the NodePorts' loopback listeners, and waits through each
+    /// stage, printing progress.
+    pub async fn bring_up(
+        &self,
+        agents: &mut Option<Agents>,
+        loopback: &mut Option<tokio::task::JoinHandle<()>>,
+    ) -> anyhow::Result<()> {
         self.wait_for_control_plane().await?;
         let started = agents.insert(self.start_agents()?);
+        *loopback = Some(ports::spawn(self.client()?, self.hosts.addresses()));
         self.wait_for_nodes(started).await?;
         if let Some(applied) = self.wait_for_revision().await? {
             step(&format!("revision {applied} applied"));
@@ -99,10 +108,11 @@ impl<'a> Cluster<'a> {
             Some("keel up".into()),
         )?;
         Agents::start(
-            self.config.nodes,
-            &self.config.agent_listen,
+            &self.hosts.hosts,
+            &format!("{}:{}", self.hosts.gateway(), self.config.agent_port),
             &self.config.data_dir,
             &token.reveal(),
+            &self.config.network_backend,
         )
     }
 
@@ -238,26 +248,14 @@ impl<'a> Cluster<'a> {
         }
     }
 
-    /// `(service name, http://127.0.0.1:NODEPORT/)` for every NodePort Service port.
+    /// `(service name, http://127.0.0.1:NODEPORT/)` for every TCP NodePort Service port
+    /// (passed on to the nodes by [`ports`]).
     pub(super) async fn node_port_urls(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for object in self.list(Kind::Service).await {
-            let Object::Service(svc) = object else {
-                continue;
-            };
-            if svc.spec.type_.as_deref() != Some("NodePort") {
-                continue;
-            }
-            for port in svc.spec.ports.iter().flatten() {
-                if let Some(node_port) = port.node_port {
-                    out.push((
-                        svc.metadata.name().to_string(),
-                        format!("http://127.0.0.1:{node_port}/"),
-                    ));
-                }
-            }
-        }
-        out
+        ports::node_ports(&self.list(Kind::Service).await)
+            .into_iter()
+            .filter(|p| p.tcp)
+            .map(|p| (p.service, format!("http://127.0.0.1:{}/", p.port)))
+            .collect()
     }
 }
 

@@ -21,9 +21,18 @@ pub struct Args {
     /// Address of the HTTP API (`keel get --server`, `keel plan --server`).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: String,
-    /// Address the nodes register at.
-    #[arg(long, default_value = "127.0.0.1:7402")]
-    pub agent_listen: String,
+    /// The port the nodes register at, on the machine's address on the nodes' LAN.
+    #[arg(long, default_value_t = 7402)]
+    pub agent_port: u16,
+    /// The LAN the nodes sit on: each node is a network namespace (`keel-1`, `keel-2`, …) at
+    /// the 11th, 12th, … address, and the machine takes the first. Keep it clear of the
+    /// machine's own networks and of the pod and Service ranges.
+    #[arg(long, default_value = "10.250.0.0/24")]
+    pub lan_cidr: ipnet::Ipv4Net,
+    /// How pod traffic crosses between nodes: `vxlan` (an overlay) or `host-gw` (a route per
+    /// node; the nodes share one LAN, as here).
+    #[arg(long, default_value = "vxlan", value_parser = ["vxlan", "host-gw"])]
+    pub network_backend: String,
     #[command(flatten)]
     pub network: super::network::NetworkArgs,
     /// How long to wait for the pods before printing what is still starting.
@@ -39,12 +48,32 @@ pub fn run(args: &Args) -> i32 {
             return 2;
         }
     };
+    let lan = args.lan_cidr.trunc();
+    let overlapping = [
+        ("--cluster-cidr", pod_network.cluster()),
+        ("--service-cidr", service_network.cidr()),
+    ]
+    .into_iter()
+    .find(|(_, other)| other.contains(&lan.network()) || lan.contains(&other.network()));
+    if let Some((flag, other)) = overlapping {
+        eprintln!("keel up: --lan-cidr {lan} overlaps {flag} {other}; choose ranges apart");
+        return 2;
+    }
+    if lan.hosts().count() < 10 + usize::from(args.nodes) {
+        eprintln!(
+            "keel up: --lan-cidr {lan} has no room for {} nodes (they start at its 11th address)",
+            args.nodes
+        );
+        return 2;
+    }
     run_up(UpConfig {
         repo: args.repo.clone(),
         nodes: usize::from(args.nodes),
         data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
         listen: args.listen.clone(),
-        agent_listen: args.agent_listen.clone(),
+        agent_port: args.agent_port,
+        lan,
+        network_backend: args.network_backend.clone(),
         service_network,
         pod_network,
         wait: args.wait,

@@ -15,11 +15,11 @@ struct Up {
 }
 
 impl Up {
-    fn start(data: &Path, listen: &str, agents: &str) -> Up {
+    fn start(data: &Path, listen: &str, agent_port: &str) -> Up {
         let out = data.with_extension(format!("{}.out", std::process::id()));
         let file = std::fs::File::create(&out).expect("output file");
         let child = Command::new(binary("keel"))
-            .args(["up", "--listen", listen, "--agent-listen", agents])
+            .args(["up", "--listen", listen, "--agent-port", agent_port])
             .arg("--data-dir")
             .arg(data)
             .stdout(file.try_clone().expect("dup"))
@@ -80,6 +80,50 @@ impl Drop for Up {
     }
 }
 
+/// The node hosts of keel up (namespaces `keel-…`), the machine's link to their LAN, and its
+/// masquerade table, as `ip` and `nft` list them.
+fn node_hosts() -> (Vec<String>, bool, bool) {
+    let list = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let namespaces = list("ip", &["netns", "list"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("keel-"))
+        .map(str::to_string)
+        .collect();
+    let uplink = !list("ip", &["-o", "link", "show", "dev", "keel-h"]).is_empty();
+    let table = list("nft", &["list", "tables"]).contains("keel-h-world");
+    (namespaces, uplink, table)
+}
+
+/// Node host `keel-N`'s address on the LAN.
+fn host_address(n: u32) -> String {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &format!("keel-{n}"),
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ])
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn local_containers() -> usize {
     ["local-1", "local-2", "local-3"]
         .iter()
@@ -99,7 +143,7 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("up");
     let listen = format!("127.0.0.1:{}", free_port());
-    let agents = format!("127.0.0.1:{}", free_port());
+    let agents = free_port().to_string();
     let mut up = Up::start(&data, &listen, &agents);
     up.wait_output("keel is up.", Duration::from_secs(240));
     let output = up.output();
@@ -116,6 +160,19 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
         "{output}"
     );
     assert!(!output.contains("change-me"), "no Secret value is printed");
+    // Each node is a network host of its own, on the LAN keel up made.
+    let (mut namespaces, uplink, table) = node_hosts();
+    namespaces.sort();
+    assert_eq!(namespaces, ["keel-1", "keel-2", "keel-3", "keel-lan"]);
+    assert!(
+        uplink && table,
+        "the machine's link to the LAN, and its way out"
+    );
+    let addresses: Vec<String> = (1..=3).map(host_address).collect();
+    assert_eq!(
+        addresses,
+        ["10.250.0.11/24", "10.250.0.12/24", "10.250.0.13/24"]
+    );
     let repo = data.join("repo");
     let page = || http_get_path("127.0.0.1:30080", "/").unwrap_or_default();
     // The URL works once printed.
@@ -198,6 +255,11 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     assert_eq!(up.interrupt(), Some(0), "{}", up.output());
     assert_eq!(local_containers(), 0, "keel up removed its containers");
     assert!(http_get_path("127.0.0.1:30080", "/").is_none());
+    assert_eq!(
+        node_hosts(),
+        (Vec::new(), false, false),
+        "keel up removed its namespaces, link and rules"
+    );
 
     // Again on the same data dir: it resumes, and the finished Job is not run again.
     let up = Up::start(&data, &listen, &agents);
@@ -210,6 +272,11 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     wait_until(Duration::from_secs(60), "web answering again", || {
         page().contains("Hello, reviewers")
     });
+    assert_eq!(
+        (1..=3).map(host_address).collect::<Vec<_>>(),
+        addresses,
+        "the nodes come back at their addresses"
+    );
     let server = format!("http://{listen}");
     let job = Command::new(binary("keel"))
         .env("KEEL_DATA_DIR", data.join("server"))

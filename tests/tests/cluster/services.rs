@@ -197,8 +197,8 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     let dns = format!("{cluster_ip}:53");
     let mut udp_pods = BTreeSet::new();
     for i in 0..12 {
-        let reply =
-            udp_ask(host, &dns, &format!("ping{i}")).unwrap_or_else(|| panic!("udp {i} unanswered"));
+        let reply = udp_ask(host, &dns, &format!("ping{i}"))
+            .unwrap_or_else(|| panic!("udp {i} unanswered"));
         let (pod, payload) = reply.split_once(':').expect("HOST:PAYLOAD");
         assert_eq!(payload, format!("ping{i}"));
         udp_pods.insert(pod.to_string());

@@ -26,9 +26,7 @@ impl TestLan {
             .parse()
             .expect("a CIDR");
         let lan = Lan::create(cidr, &format!("kn{}{index}", pid % 1000)).expect("the LAN");
-        let hosts = (1..=n)
-            .map(|i| lan.host(i).expect("a node host"))
-            .collect();
+        let hosts = (1..=n).map(|i| lan.host(i).expect("a node host")).collect();
         TestLan { lan, hosts }
     }
 
