@@ -549,6 +549,81 @@ async fn an_image_that_cannot_be_pulled_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_cni_plugin_is_reported_with_its_message_and_retried() {
+    // An operator's chain with a mistake only the plugin sees: host-local's range is not a
+    // network address. The real bridge and host-local plugins run and refuse.
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("10-broken.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "broken", "plugins": [
+            {"type": "bridge", "bridge": "ktbroken0", "isGateway": true,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.299.0.0/24"}]]}}]}"#,
+    )
+    .unwrap();
+    let Some(mut h) = Harness::docker_with_cni_conf(Some(conf.path())).await else {
+        return;
+    };
+    let (p, uid) = pod("nonet", json!({"containers": [sh("app", "sleep 3600")]}));
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "the sandbox failure on the container", |s| {
+            container_state(s, "app")
+                .state
+                .as_ref()
+                .and_then(|st| st.waiting.as_ref())
+                .and_then(|w| w.message.as_deref())
+                .is_some_and(|m| m.contains("FailedCreatePodSandBox"))
+        })
+        .await;
+    assert_eq!(phase(&s), "Pending", "never reported Running");
+    assert!(s.pod_ip.is_none(), "no address: {:?}", s.pod_ip);
+    let events = h.agent().hub.take_events();
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason == "FailedCreatePodSandBox")
+        .collect();
+    assert_eq!(failed.len(), 1, "one try so far, then a pause: {events:?}");
+    assert_eq!(failed[0].r#type, "Warning");
+    assert!(
+        failed[0]
+            .message
+            .contains("plugin type=\"bridge\" failed (ADD)")
+            && failed[0].message.contains("10.299.0.0"),
+        "the plugin's own message: {}",
+        failed[0].message
+    );
+    // No sandbox is left to look like a pod; the next try comes after the backoff.
+    assert!(
+        !h.containers().await.contains_key(&uid),
+        "the sandbox without a network was removed"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        h.agent().hub.take_events().is_empty(),
+        "no retry within the first pause"
+    );
+    // The first pause is the kubelet's 10 s; then it tries again, and says so again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !h
+        .agent()
+        .hub
+        .take_events()
+        .iter()
+        .any(|e| e.reason == "FailedCreatePodSandBox")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retried after the pause"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "ktbroken0"])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_a_running_container() {
     let mut h = docker_or_skip!();
     let (p, uid) = pod(

@@ -37,6 +37,8 @@ pub struct Harness {
     pub docker: Option<bollard::Docker>,
     pub generation: u64,
     pub allowed_host_paths: Vec<std::path::PathBuf>,
+    /// The operator's CNI configuration (`--cni-conf-dir`), if not keel's default chain.
+    pub cni_conf_dir: Option<std::path::PathBuf>,
 }
 
 fn unique_node() -> String {
@@ -65,9 +67,11 @@ pub async fn docker_runtime(
     node: &str,
     data: &std::path::Path,
     network: &NodeNetwork,
+    cni_conf_dir: Option<&std::path::Path>,
 ) -> Option<Arc<DockerRuntime>> {
     let required = std::env::var("KEEL_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-    let settings = CniSettings::default_chain(data.join("cni"), &bridge_of(node));
+    let mut settings = CniSettings::default_chain(data.join("cni"), &bridge_of(node));
+    settings.conf_dir = cni_conf_dir.map(std::path::Path::to_path_buf);
     let cni = Arc::new(Cni::new(settings, network.clone()));
     match DockerRuntime::connect(
         node,
@@ -100,13 +104,19 @@ pub async fn docker_runtime(
 
 impl Harness {
     pub async fn docker() -> Option<Harness> {
+        Harness::docker_with_cni_conf(None).await
+    }
+
+    /// On Docker, with the CNI configuration in `cni_conf_dir` instead of keel's default.
+    pub async fn docker_with_cni_conf(cni_conf_dir: Option<&std::path::Path>) -> Option<Harness> {
         let node = unique_node();
         let data = tempfile::tempdir().expect("tempdir");
         let network = unique_network();
-        let rt = docker_runtime(&node, data.path(), &network).await?;
+        let rt = docker_runtime(&node, data.path(), &network, cni_conf_dir).await?;
         let docker = rt.client().clone();
         let mut h = Harness::with_runtime(node, data, network, rt).await;
         h.docker = Some(docker);
+        h.cni_conf_dir = cni_conf_dir.map(std::path::Path::to_path_buf);
         Some(h)
     }
 
@@ -137,6 +147,7 @@ impl Harness {
             docker: None,
             generation: 0,
             allowed_host_paths: allowed,
+            cni_conf_dir: None,
         }
     }
 
@@ -147,9 +158,14 @@ impl Harness {
             a.stop();
         }
         let runtime: Arc<dyn Runtime> = match &self.docker {
-            Some(_) => docker_runtime(&self.node, self.data.path(), &self.network)
-                .await
-                .expect("docker still there"),
+            Some(_) => docker_runtime(
+                &self.node,
+                self.data.path(),
+                &self.network,
+                self.cni_conf_dir.as_deref(),
+            )
+            .await
+            .expect("docker still there"),
             None => self.runtime.clone(),
         };
         self.runtime = runtime.clone();

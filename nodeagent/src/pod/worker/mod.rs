@@ -27,6 +27,7 @@ mod probes;
 mod sandbox;
 mod start;
 
+use super::backoff::Backoff;
 use super::probe::{Outcome, ProbeKind};
 use super::state::{ContainerLife, ContainerSlot, StatusInput, WaitReason, pod_status};
 use super::volumes::{self, PodVolumes};
@@ -86,6 +87,10 @@ struct PodWorker {
     sandbox: Option<Sandbox>,
     /// Sandboxes made so far; the next one's attempt number.
     sandbox_starts: u32,
+    /// Failed sandbox creations (a CNI plugin refusing, say) are retried with backoff.
+    sandbox_backoff: Backoff,
+    /// When the last creation failed, the next try.
+    sandbox_retry: Option<Instant>,
     slots: Vec<ContainerSlot>,
     volumes: Option<PodVolumes>,
     /// When volumes failed to prepare, the next try.
@@ -157,6 +162,8 @@ pub fn spawn(
         ctx,
         sandbox: None,
         sandbox_starts: 0,
+        sandbox_backoff: Backoff::default(),
+        sandbox_retry: None,
         volumes: None,
         volumes_retry: None,
         start_time: Utc::now(),

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use keel_schema::types::core::EventType;
 use keel_schema::types::pod::Pod;
 use tokio::time::Instant;
 
+use super::PodWorker;
 use super::exits::{ended_from, vanished};
-use super::{ENGINE_RETRY, PodWorker};
 use crate::pod::state::ContainerLife;
 use crate::runtime::{ContainerState, HostPort, SandboxSpec};
 
@@ -55,6 +56,9 @@ impl PodWorker {
             Some(running) => return running,
             None if self.volumes.is_none() => return false,
             None => {}
+        }
+        if self.sandbox_retry.is_some_and(|t| Instant::now() < t) {
+            return false;
         }
         if !self.stop_orphaned_apps().await {
             return false;
@@ -135,12 +139,22 @@ impl PodWorker {
             Ok(mut sb) => {
                 sb.ip = self.sandbox_ip(sb.ip);
                 self.sandbox_starts += 1;
+                self.sandbox_backoff = Default::default();
+                self.sandbox_retry = None;
                 self.sandbox = Some(sb);
                 true
             }
             Err(e) => {
                 tracing::warn!(pod = %self.desired.key(), error = %e, "cannot create the pod sandbox");
-                let retry = Instant::now() + ENGINE_RETRY;
+                // As the kubelet: an event with the cause (a CNI plugin's own message), and
+                // the next try after a growing pause.
+                self.event(
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
+                let retry = Instant::now() + self.sandbox_backoff.on_failure();
+                self.sandbox_retry = Some(retry);
                 for slot in &mut self.slots {
                     if let ContainerLife::Waiting { reason, .. } = slot.life {
                         slot.life = ContainerLife::Waiting {
