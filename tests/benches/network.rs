@@ -165,22 +165,7 @@ impl Drop for Cleanup {
             let _ = child.wait();
         }
         for node in &self.nodes {
-            let out = Command::new("docker")
-                .args([
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    &format!("label=keel.dev/node={node}"),
-                ])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            for id in out.split_whitespace() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f", id])
-                    .stdout(Stdio::null())
-                    .status();
-            }
+            keel_cli::up::remove_containers(node);
         }
         self.lan.remove(2);
     }
@@ -293,7 +278,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let tool = dir.path().join("net-bench");
     std::fs::copy(std::env::current_exe().unwrap(), &tool).unwrap();
-    import_image(IMAGE, &[], &[tool.clone()]);
+    import_image(IMAGE, &[], std::slice::from_ref(&tool));
     println!(
         "TCP, one stream, {} s of 64 KiB writes; {ROUND_TRIPS} 1-byte round trips on one connection",
         SEND_FOR.as_secs()

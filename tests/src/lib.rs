@@ -15,9 +15,12 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Benches run from the release profile's directory, and find their binaries there.
+        let release = target_dir().ends_with("release").then_some("--release");
         let status = Command::new(cargo)
             .args(["build", "--quiet", "--bin", "keel", "--bin", "keel-agent"])
             .args(["--bin", "udp-echo"])
+            .args(release)
             .current_dir(workspace_root())
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;

@@ -330,16 +330,18 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
         .uid
         .clone()
         .expect("the store sets a uid");
-    let report = |node: &str, uid: &str, phase: &str| StatusReport {
+    // n1 registered first: its pod range is the first of the default plan.
+    let report_ip = |node: &str, uid: &str, phase: &str, ip: &str| StatusReport {
         node_name: node.into(),
         report: Some(Report::PodStatus(PodStatusUpdate {
             namespace: "default".into(),
             name: "web".into(),
             uid: uid.into(),
-            status: serde_json::to_vec(&json!({"phase": phase, "podIP": "172.17.0.9"})).unwrap(),
+            status: serde_json::to_vec(&json!({"phase": phase, "podIP": ip})).unwrap(),
             deleted: false,
         })),
     };
+    let report = |node: &str, uid: &str, phase: &str| report_ip(node, uid, phase, "10.244.0.9");
     let (tx, rx) = mpsc::channel(8);
     // A stale uid (an earlier pod of that name) changes nothing; the real one is written.
     tx.send(report("n1", "some-old-uid", "Failed"))
@@ -363,17 +365,27 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
     };
     let status = p.status.expect("status written");
     assert_eq!(status.phase, Some(PodPhase::Running));
-    assert_eq!(status.pod_ip.as_deref(), Some("172.17.0.9"));
+    assert_eq!(status.pod_ip.as_deref(), Some("10.244.0.9"));
     assert_eq!(
         p.spec.containers[0].image.as_deref(),
         Some("app:1"),
         "spec untouched"
     );
 
-    // Another node cannot write it.
+    // Another node cannot write it, nor its own node with an address outside its range
+    // (other nodes would route that address elsewhere).
     cp.client.register(registration("n2")).await.unwrap();
     let (tx, rx) = mpsc::channel(8);
     tx.send(report("n2", &uid, "Failed")).await.unwrap();
+    drop(tx);
+    cp.client
+        .report_status(ReceiverStream::new(rx))
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(report_ip("n1", &uid, "Failed", "172.17.0.9"))
+        .await
+        .unwrap();
     drop(tx);
     cp.client
         .report_status(ReceiverStream::new(rx))

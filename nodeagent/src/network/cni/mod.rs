@@ -205,6 +205,28 @@ impl Cni {
         Ok(ip)
     }
 
+    /// Runs `operation` with the chain and result an attachment's record kept (DEL and
+    /// CHECK use what ADD used, whatever the configuration says now).
+    async fn run_recorded(
+        &self,
+        operation: Operation,
+        path: &std::path::Path,
+        record: &Attachment,
+        container_id: &str,
+        netns: &str,
+    ) -> Result<(), String> {
+        let list = NetworkList::from_json(&record.network, &path.display().to_string())?;
+        let who = Invocation {
+            container_id,
+            netns,
+            ifname: POD_IFNAME,
+            args: &record.args,
+        };
+        self.run_list(operation, &list, Some(&record.result), &[], &who)
+            .await
+            .map(|_| ())
+    }
+
     /// Releases a sandbox's attachment (DEL, in reverse order, with the chain ADD ran).
     /// `netns` is empty when the namespace is gone. An unknown sandbox is already released.
     pub async fn detach(&self, container_id: &str, netns: &str) -> Result<(), String> {
@@ -214,14 +236,7 @@ impl Cni {
         let Some(record) = read_record(&path) else {
             return Ok(());
         };
-        let list = NetworkList::from_json(&record.network, &path.display().to_string())?;
-        let who = Invocation {
-            container_id,
-            netns,
-            ifname: POD_IFNAME,
-            args: &record.args,
-        };
-        self.run_list(Operation::Del, &list, Some(&record.result), &[], &who)
+        self.run_recorded(Operation::Del, &path, &record, container_id, netns)
             .await?;
         if let Err(e) = std::fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -238,16 +253,8 @@ impl Cni {
             .ok_or_else(|| format!("container id {container_id:?} is not hex"))?;
         let record =
             read_record(&path).ok_or_else(|| format!("sandbox {container_id} is not attached"))?;
-        let list = NetworkList::from_json(&record.network, &path.display().to_string())?;
-        let who = Invocation {
-            container_id,
-            netns,
-            ifname: POD_IFNAME,
-            args: &record.args,
-        };
-        self.run_list(Operation::Check, &list, Some(&record.result), &[], &who)
+        self.run_recorded(Operation::Check, &path, &record, container_id, netns)
             .await
-            .map(|_| ())
     }
 
     /// The address a sandbox was given, from its record.
