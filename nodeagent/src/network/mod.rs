@@ -9,7 +9,8 @@
 //! - [`overlay`]: routes to the other nodes' ranges (`vxlan` or `host-gw`) and masquerade
 //!   for traffic leaving the cluster, converged from the node list the control plane sends.
 //! - [`preflight`]: what the agent needs before it starts pods (rights, tools, plugins).
-//! - [`command`]: the one place tools (`ip`, `bridge`, `nft`, `iptables`, plugins) run.
+//! - [`command`]: the one place tools (`ip`, `bridge`, `nft`, `iptables`, plugins) run;
+//!   [`links`]: iproute2's view of links, addresses, routes, neighbours and FDB entries.
 //!
 //! # Invariants
 //! - A pod is never started on a network that would misroute it: without a range, rights
@@ -24,6 +25,7 @@
 
 pub mod cni;
 pub mod command;
+pub mod links;
 pub mod overlay;
 pub mod preflight;
 

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{Harness, IMAGE, container_state, http_get, phase, pod, ready, running, sh};
+use crate::harness::{
+    Harness, IMAGE, bridge_of, container_state, http_get, phase, pod, ready, running, sh,
+};
 
 macro_rules! docker_or_skip {
     () => {
@@ -621,6 +623,40 @@ async fn a_failing_cni_plugin_is_reported_with_its_message_and_retried() {
         .args(["link", "del", "ktbroken0"])
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_left_with_an_earlier_range_is_settled_before_the_first_pod() {
+    let mut h = docker_or_skip!();
+    // The node's bridge as a node deleted and joined again under a new range finds it: with
+    // the gateway of its earlier range, which the bridge plugin would refuse to work with.
+    let bridge = bridge_of(&h.node);
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ip(&["link", "add", &bridge, "type", "bridge"]);
+    ip(&["addr", "add", "10.99.7.1/24", "dev", &bridge]);
+    let (p, uid) = pod(
+        "renumbered",
+        json!({"containers": [sh("app", "sleep 3600")]}),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "the pod running", |s| running(s, "app"))
+        .await;
+    let range = h.network.current().unwrap().pod_cidr;
+    let pod_ip: std::net::Ipv4Addr = s.pod_ip.unwrap().parse().unwrap();
+    assert!(range.contains(&pod_ip), "{pod_ip} in {range}");
+    let addresses = ip(&["-4", "-o", "addr", "show", "dev", &bridge]);
+    assert!(!addresses.contains("10.99.7.1"), "{addresses}");
+    assert!(
+        addresses.contains(&format!("{}/24", range.hosts().next().unwrap())),
+        "{addresses}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,12 @@ pub struct NetworkList {
     pub plugins: Vec<Map<String, Value>>,
 }
 
+/// The pods' gateway on a node's bridge: its range's first host address (`host-local`'s
+/// choice too).
+pub fn gateway(range: Ipv4Net) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(u32::from(range.network()).saturating_add(1))
+}
+
 impl NetworkList {
     /// The list as JSON, kept with each attachment so DEL runs the chain ADD ran.
     pub fn to_json(&self) -> Value {
@@ -116,7 +122,10 @@ impl NetworkList {
                 "mtu": mtu,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": pod_cidr.to_string()}]],
+                    "ranges": [[{
+                        "subnet": pod_cidr.to_string(),
+                        "gateway": gateway(pod_cidr).to_string(),
+                    }]],
                     "routes": [{"dst": "0.0.0.0/0"}],
                     "dataDir": ipam_dir.display().to_string(),
                 },

@@ -14,6 +14,9 @@
 //! - A failed ADD is undone (DEL) before the error is returned: nothing is half-attached.
 //! - At start, attachments (and `host-local` address leases) of sandboxes that no longer
 //!   exist are released.
+//! - The default chain's bridge holds only the gateway of the node's current range: an
+//!   address left from an earlier range (the node was deleted and joined again) is removed
+//!   before the first pod of the new one, where the bridge plugin would refuse every pod.
 
 pub mod config;
 pub mod plugin;
@@ -25,9 +28,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use ipnet::Ipv4Net;
+
 use self::config::NetworkList;
 use self::plugin::{Invocation, Operation};
-use super::NodeNetwork;
+use super::{NodeNetwork, command, links};
 use crate::runtime::{HostPort, PodRef};
 
 /// Where the pod's interface is made inside its namespace.
@@ -78,11 +83,38 @@ struct Attachment {
 pub struct Cni {
     settings: CniSettings,
     network: NodeNetwork,
+    /// The range whose gateway the default chain's bridge was last settled for.
+    bridge_settled: tokio::sync::Mutex<Option<Ipv4Net>>,
 }
 
 impl Cni {
     pub fn new(settings: CniSettings, network: NodeNetwork) -> Cni {
-        Cni { settings, network }
+        Cni {
+            settings,
+            network,
+            bridge_settled: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Removes addresses of other ranges from the default chain's bridge, once per range.
+    async fn settle_bridge(&self, range: Ipv4Net) -> Result<(), String> {
+        let mut settled = self.bridge_settled.lock().await;
+        if *settled == Some(range) {
+            return Ok(());
+        }
+        let bridge = &self.settings.bridge;
+        let link = links::link(bridge)
+            .await
+            .map_err(|e| format!("cannot read bridge {bridge}: {e}"))?;
+        let gateway = config::gateway(range);
+        for stale in stale_addresses(link.as_ref(), gateway, range.prefix_len()) {
+            tracing::warn!(bridge = %bridge, address = %stale, range = %range, "removing an address of an earlier pod range from the bridge");
+            command::run("ip", &["addr", "del", &stale, "dev", bridge])
+                .await
+                .map_err(|e| format!("cannot remove {stale} from bridge {bridge}: {e}"))?;
+        }
+        *settled = Some(range);
+        Ok(())
     }
 
     pub fn settings(&self) -> &CniSettings {
@@ -145,6 +177,11 @@ impl Cni {
             .record_path(container_id)
             .ok_or_else(|| format!("container id {container_id:?} is not hex"))?;
         let list = self.network_list()?;
+        if self.settings.conf_dir.is_none()
+            && let Some(assignment) = self.network.current()
+        {
+            self.settle_bridge(assignment.pod_cidr).await?;
+        }
         let args = format!(
             "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={}",
             pod.namespace, pod.name, pod.uid
@@ -361,6 +398,18 @@ impl Cni {
     }
 }
 
+/// The IPv4 addresses (`ADDR/LEN`) on `bridge` other than the gateway of the current range.
+fn stale_addresses(bridge: Option<&links::Link>, gateway: Ipv4Addr, prefix: u8) -> Vec<String> {
+    bridge
+        .map(|l| l.addr_info.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| a.family == "inet")
+        .filter(|a| !(a.local.parse() == Ok(gateway) && a.prefixlen == prefix))
+        .map(|a| format!("{}/{}", a.local, a.prefixlen))
+        .collect()
+}
+
 fn read_record(path: &std::path::Path) -> Option<Attachment> {
     let text = std::fs::read(path).ok()?;
     serde_json::from_slice(&text).ok()
@@ -375,4 +424,28 @@ fn write_record(path: &std::path::Path, record: &Attachment) -> Result<(), Strin
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| format!("cannot record the attachment in {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_current_gateway_stays_on_the_bridge() {
+        let link: links::Link = serde_json::from_value(json!({
+            "ifname": "keel0",
+            "addr_info": [
+                {"family": "inet", "local": "10.244.1.1", "prefixlen": 24},
+                {"family": "inet", "local": "10.244.3.1", "prefixlen": 24},
+                {"family": "inet6", "local": "fe80::1", "prefixlen": 64}
+            ]
+        }))
+        .unwrap();
+        let range: Ipv4Net = "10.244.3.0/24".parse().unwrap();
+        assert_eq!(
+            stale_addresses(Some(&link), config::gateway(range), 24),
+            ["10.244.1.1/24"]
+        );
+        assert!(stale_addresses(None, config::gateway(range), 24).is_empty());
+    }
 }

@@ -17,10 +17,8 @@
 //! # Layout
 //! - this file: backends, peers, the converge loop.
 //! - `plan`: what should exist for a set of peers (pure).
-//! - `links`: iproute2's view of links, routes, neighbours and FDB entries.
 //! - [`masquerade`]: the nftables table and the forward rules.
 
-mod links;
 pub mod masquerade;
 mod plan;
 
@@ -31,6 +29,7 @@ use tokio::sync::watch;
 
 use super::NodeNetwork;
 use super::command::{self, CommandError};
+use super::links;
 pub use plan::{Peer, Plan, vtep_mac};
 
 /// The routing protocol number the agent's routes carry (`ip route … proto 77`), so it

@@ -4,8 +4,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::links::Route;
 use super::{Backend, VXLAN_DEVICE};
+use crate::network::links::Route;
 
 /// Another node, as the control plane lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
