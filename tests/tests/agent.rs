@@ -109,3 +109,44 @@ fn serves_its_api_while_the_control_plane_is_unreachable() {
         "the agent says why it is not registered: {stderr}"
     );
 }
+
+#[test]
+fn a_node_without_network_rights_or_tools_says_what_is_missing_and_runs_nothing() {
+    if !keel_e2e::docker_available() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    // Root without CAP_NET_ADMIN, no iproute2 or nftables on the PATH, no CNI plugins.
+    let out = Command::new("/usr/bin/setpriv")
+        .args(["--inh-caps=-net_admin", "--bounding-set=-net_admin", "--"])
+        .arg(binary("keel-agent"))
+        .args(["--name", "no-network", "--insecure"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--server", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--cni-bin-dir")
+        .arg(empty.path())
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for missing in [
+        "this node cannot run pods on the pod network; missing:",
+        "CAP_NET_ADMIN",
+        "`ip` (install Debian's iproute2)",
+        "`bridge` (install Debian's iproute2)",
+        "`nft` (install Debian's nftables)",
+        "CNI plugin \"bridge\" was not found",
+        "CNI plugin \"loopback\" was not found",
+    ] {
+        assert!(stderr.contains(missing), "{missing:?} in: {stderr}");
+    }
+    let containers = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=keel.dev/node=no-network"])
+        .output()
+        .unwrap();
+    assert!(containers.stdout.is_empty(), "no container was made");
+}
