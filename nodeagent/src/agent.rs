@@ -48,6 +48,10 @@ pub struct ServiceProxy {
     /// The interface ClusterIPs are added to; `None` leaves host addresses alone.
     pub interface: Option<String>,
     pub node_port_address: std::net::IpAddr,
+    /// A proxied TCP connection silent this long is closed.
+    pub tcp_idle_timeout: std::time::Duration,
+    /// Proxied TCP connections one client address may hold open.
+    pub max_connections_per_client: usize,
 }
 
 /// This agent's tag on the host addresses it adds: random, kept in the data dir, so that a
@@ -233,6 +237,8 @@ fn start_proxy(config: &AgentConfig) -> anyhow::Result<Option<Arc<keel_proxy::Pr
         keel_proxy::ProxyConfig {
             addresses,
             node_port_address: p.node_port_address,
+            tcp_idle_timeout: p.tcp_idle_timeout,
+            max_connections_per_client: p.max_connections_per_client,
             ..keel_proxy::ProxyConfig::default()
         },
     ))))

@@ -81,6 +81,13 @@ struct Args {
     /// The address NodePorts listen on (default: all of the node's addresses).
     #[arg(long, default_value = "0.0.0.0")]
     node_port_address: std::net::IpAddr,
+    /// A proxied TCP connection with nothing moving either way for this long is closed.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    proxy_idle_timeout: std::time::Duration,
+    /// Proxied TCP connections one client address may hold open on this node, across all
+    /// Services; past it its new connections are reset while other clients are served.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    proxy_max_connections_per_client: u32,
     /// A directory under which hostPath volumes are allowed (repeatable; none by default).
     #[arg(long = "allowed-host-path")]
     allowed_host_paths: Vec<PathBuf>,
@@ -204,6 +211,8 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         service_proxy: Some(agent::ServiceProxy {
             interface: (!args.no_service_addresses).then(|| args.service_interface.clone()),
             node_port_address: args.node_port_address,
+            tcp_idle_timeout: args.proxy_idle_timeout,
+            max_connections_per_client: args.proxy_max_connections_per_client as usize,
         }),
         identity: None,
         network: NodeNetwork::new(),

@@ -6,7 +6,8 @@
 //! - [`proxy`]: [`Proxy`], which keeps the node's frontends matching the full Service set.
 //! - `balancer`: round-robin and ClientIP affinity; hands out an order of endpoints to try.
 //! - `tcp`, `udp`: one frontend's serving loop per protocol.
-//! - `splice`: TCP bytes moved socket to socket inside the kernel.
+//! - `splice`: TCP bytes moved socket to socket inside the kernel, and the TCP timeouts.
+//! - `limits`: connection budgets per node, per frontend and per client address.
 //! - `socket`: listening sockets (`SO_REUSEPORT`, and `IP_FREEBIND` for ClusterIPs).
 //! - [`addresses`]: ClusterIPs as /32 host addresses, through iproute2.
 //! - [`links`]: the `NAME_SERVICE_HOST`/`_PORT` environment variables for containers.
@@ -16,10 +17,14 @@
 //!   cut by an update.
 //! - A connection refused by one endpoint is retried on the next; a frontend with no ready
 //!   endpoint does not listen, so clients are refused at once.
+//! - No client can starve others: TCP connections past a budget (node, frontend, client
+//!   address) are reset at once, while every frontend keeps accepting; silent connections
+//!   are closed, and a client that closes takes its upstream connection with it.
 #![forbid(unsafe_code)]
 
 pub mod addresses;
 mod balancer;
+mod limits;
 pub mod links;
 pub mod model;
 pub mod proxy;

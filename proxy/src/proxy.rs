@@ -8,11 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::addresses::{AddressError, HostAddresses};
 use crate::balancer::Balancer;
+use crate::limits::{FrontendLimit, Limits};
 use crate::model::{Protocol, ProxiedService};
+use crate::splice::Timeouts;
 use crate::{socket, tcp, udp};
 
 /// How often failed frontends are retried.
@@ -28,8 +30,18 @@ pub struct ProxyConfig {
     /// The address NodePorts listen on: all of the node's addresses by default.
     pub node_port_address: IpAddr,
     /// Open TCP connections and UDP sessions across all frontends: each holds sockets. TCP
-    /// clients past it wait in the backlog; UDP sessions past it end the frontend's oldest.
+    /// clients past it are reset; UDP sessions past it end the frontend's oldest.
     pub max_connections: usize,
+    /// Open TCP connections per frontend (a Service port on one address): past it, that
+    /// frontend's new clients are reset and the others' are still served.
+    pub max_connections_per_frontend: usize,
+    /// Open TCP connections per client address, across all frontends.
+    pub max_connections_per_client: usize,
+    /// A TCP connection with nothing moving either way for this long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Once one side of a TCP connection has finished sending (a client that closed), the
+    /// other has this long of silence before both are closed.
+    pub tcp_fin_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -38,6 +50,10 @@ impl Default for ProxyConfig {
             addresses: None,
             node_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             max_connections: 16_384,
+            max_connections_per_frontend: 4_096,
+            max_connections_per_client: 1_024,
+            tcp_idle_timeout: Duration::from_secs(3600),
+            tcp_fin_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -65,6 +81,12 @@ pub struct ProxyStatus {
 
 type Key = (SocketAddr, Protocol);
 
+/// What every frontend serves with: the budgets and the TCP timeouts.
+struct Serving {
+    limits: Arc<Limits>,
+    timeouts: Timeouts,
+}
+
 /// One wanted frontend, as read from the Service set.
 struct Wanted {
     service: String,
@@ -77,6 +99,8 @@ struct Wanted {
 struct Frontend {
     service: String,
     balancer: Arc<Balancer>,
+    /// Its TCP connection budget, kept across stops and starts of listening.
+    limit: Arc<FrontendLimit>,
     /// Set while listening; sending `true` stops the accept loop.
     stop: Option<watch::Sender<bool>>,
     error: Option<String>,
@@ -142,7 +166,16 @@ async fn run(
     applied: watch::Sender<u64>,
     status: Arc<Mutex<ProxyStatus>>,
 ) {
-    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let limits = Limits::new(
+        config.max_connections,
+        config.max_connections_per_frontend,
+        config.max_connections_per_client,
+    );
+    let timeouts = Timeouts {
+        idle: config.tcp_idle_timeout,
+        fin: config.tcp_fin_timeout,
+    };
+    let serving = Serving { limits, timeouts };
     let mut frontends: HashMap<Key, Frontend> = HashMap::new();
     let mut addresses = AddressSync::default();
     let mut retry = tokio::time::interval(RETRY);
@@ -164,7 +197,7 @@ async fn run(
             addresses.sync(host, &services).await;
         }
         let wanted = wanted_frontends(&services, config.node_port_address);
-        reconcile_frontends(&mut frontends, wanted, &connections);
+        reconcile_frontends(&mut frontends, wanted, &serving);
         publish(&frontends, &addresses.error, &status);
         applied.send_replace(generation);
     }
@@ -209,7 +242,7 @@ impl AddressSync {
 fn reconcile_frontends(
     frontends: &mut HashMap<Key, Frontend>,
     wanted: HashMap<Key, Wanted>,
-    connections: &Arc<Semaphore>,
+    serving: &Serving,
 ) {
     frontends.retain(|key, f| {
         let keep = wanted.contains_key(key);
@@ -222,6 +255,7 @@ fn reconcile_frontends(
         let frontend = frontends.entry(key).or_insert_with(|| Frontend {
             service: want.service.clone(),
             balancer: Arc::new(Balancer::default()),
+            limit: Arc::new(serving.limits.frontend(&want.service)),
             stop: None,
             error: None,
         });
@@ -230,7 +264,7 @@ fn reconcile_frontends(
         let has_endpoints = !frontend.balancer.is_empty();
         match (has_endpoints, frontend.stop.is_some()) {
             (true, false) => {
-                frontend.error = listen(key, want.freebind, frontend, connections).err();
+                frontend.error = listen(key, want.freebind, frontend, serving).err();
             }
             (false, true) => {
                 if let Some(stop) = frontend.stop.take() {
@@ -267,17 +301,23 @@ fn listen(
     key: Key,
     freebind: bool,
     frontend: &mut Frontend,
-    connections: &Arc<Semaphore>,
+    serving: &Serving,
 ) -> Result<(), String> {
     let (address, protocol) = key;
     let (stop_tx, stop_rx) = watch::channel(false);
     let balancer = frontend.balancer.clone();
     let bound = match protocol {
         Protocol::Tcp => socket::tcp_listener(address, freebind).map(|listener| {
-            tokio::spawn(tcp::serve(listener, balancer, connections.clone(), stop_rx));
+            tokio::spawn(tcp::serve(
+                listener,
+                balancer,
+                frontend.limit.clone(),
+                serving.timeouts,
+                stop_rx,
+            ));
         }),
         Protocol::Udp => socket::udp_socket(address, freebind).map(|socket| {
-            tokio::spawn(udp::serve(socket, balancer, connections.clone(), stop_rx));
+            tokio::spawn(udp::serve(socket, balancer, serving.limits.node(), stop_rx));
         }),
     };
     match bound {

@@ -4,10 +4,18 @@
 //! pages from the receiving socket into a pipe and from the pipe into the sending socket
 //! inside the kernel, sparing two copies of every byte. haproxy's `splice-auto` works the
 //! same way.
+//!
+//! A connection ends when both directions have, or when it falls silent: after
+//! [`Timeouts::idle`] with nothing moving either way, or, once one side has finished sending
+//! (a client that closed), after [`Timeouts::fin`] with nothing moving; both sockets are
+//! then shut down whole, so no upstream is left half-open behind a client that went away.
 
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use std::io::Read;
@@ -103,11 +111,53 @@ async fn read(from: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// How long a connection may stay silent (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub fin: Duration,
+}
+
+/// When bytes last moved on a connection, and whether one side has finished.
+struct Activity {
+    started: Instant,
+    /// Milliseconds after `started`.
+    last: AtomicU64,
+    one_side_done: AtomicBool,
+    /// Told when one side finishes, so the shorter limit applies from then.
+    finished: tokio::sync::Notify,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            started: Instant::now(),
+            last: AtomicU64::new(0),
+            one_side_done: AtomicBool::new(false),
+            finished: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn touch(&self) {
+        self.last.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        Duration::from_millis(self.now().saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
+}
+
 /// Moves bytes from `from` to `to` until `from` ends, then half-closes `to`. On a failure
 /// (a reset, a dead peer) both sockets are shut down, so the other direction ends too and
 /// the client learns at once instead of waiting on a connection that will never answer.
-async fn one_way(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
-    let result = pump(from, to).await;
+async fn one_way(from: &TcpStream, to: &TcpStream, activity: &Activity) -> io::Result<()> {
+    let result = pump(from, to, activity).await;
+    activity.one_side_done.store(true, Ordering::Relaxed);
+    activity.finished.notify_one();
     match &result {
         // The peer finished sending: pass the end on, so a client that half-closes still
         // gets its whole answer.
@@ -122,7 +172,7 @@ async fn one_way(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
     result
 }
 
-async fn pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
+async fn pump(from: &TcpStream, to: &TcpStream, activity: &Activity) -> io::Result<()> {
     let mut buf = vec![0u8; COPY_BUFFER];
     let mut pipe: Option<Pipe> = None;
     loop {
@@ -130,12 +180,14 @@ async fn pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
             if splice_once(from, to, p).await? == 0 {
                 break;
             }
+            activity.touch();
             continue;
         }
         let n = read(from, &mut buf).await?;
         if n == 0 {
             break;
         }
+        activity.touch();
         write_all(to, &buf[..n]).await?;
         if n == buf.len() {
             // Out of pipes (file descriptors): stay on copying.
@@ -146,13 +198,45 @@ async fn pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
 }
 
 /// Moves both directions, each on its own task so a wake-up on one socket polls only the
-/// direction it concerns, until both have ended.
-pub async fn bidirectional(a: TcpStream, b: TcpStream) -> io::Result<()> {
-    let a = std::sync::Arc::new(a);
-    let b = std::sync::Arc::new(b);
-    let (a2, b2) = (a.clone(), b.clone());
-    let back = tokio::spawn(async move { one_way(&b2, &a2).await });
-    let there = one_way(&a, &b).await;
-    let back = back.await.unwrap_or_else(|e| Err(io::Error::other(e)));
-    there.and(back)
+/// direction it concerns, until both have ended or the connection falls silent.
+pub async fn bidirectional(a: TcpStream, b: TcpStream, timeouts: Timeouts) -> io::Result<()> {
+    let a = Arc::new(a);
+    let b = Arc::new(b);
+    let activity = Arc::new(Activity::new());
+    let (a2, b2, activity2) = (a.clone(), b.clone(), activity.clone());
+    let back = tokio::spawn(async move { one_way(&b2, &a2, &activity2).await });
+    let both = async {
+        let there = one_way(&a, &b, &activity).await;
+        let back = back.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+        there.and(back)
+    };
+    tokio::pin!(both);
+    tokio::select! {
+        result = &mut both => result,
+        () = watch_silence(&a, &b, &activity, timeouts) => both.await,
+    }
+}
+
+/// Returns once the connection has been silent too long, after shutting both sockets down
+/// (which ends both directions: their reads see the end).
+async fn watch_silence(a: &TcpStream, b: &TcpStream, activity: &Activity, timeouts: Timeouts) {
+    loop {
+        let limit = if activity.one_side_done.load(Ordering::Relaxed) {
+            timeouts.fin.min(timeouts.idle)
+        } else {
+            timeouts.idle
+        };
+        let silent = activity.silent_for();
+        if silent >= limit {
+            let _ = SockRef::from(a).shutdown(Shutdown::Both);
+            let _ = SockRef::from(b).shutdown(Shutdown::Both);
+            return;
+        }
+        // Checked again when the limit would be reached, or when one side finishes and the
+        // shorter limit applies.
+        tokio::select! {
+            () = tokio::time::sleep(limit - silent) => {}
+            () = activity.finished.notified() => {}
+        }
+    }
 }

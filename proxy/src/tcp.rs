@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::balancer::Balancer;
-use crate::splice;
+use crate::limits::FrontendLimit;
+use crate::splice::{self, Timeouts};
 
 /// How long one endpoint gets to accept before the next is tried. Local pods answer a SYN in
 /// microseconds; a second means the endpoint is gone (a dead container's IP black-holes).
@@ -18,31 +19,30 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Accepts until `stop` turns true or the listener fails. Connections already handed to an
 /// endpoint run on by themselves: a frontend going away (its endpoints gone, its Service
-/// deleted) never cuts an open connection.
+/// deleted) never cuts an open connection. A connection past a budget (`limits`) is reset
+/// at once: accepting goes on for everyone else.
 pub async fn serve(
     listener: TcpListener,
     balancer: Arc<Balancer>,
-    connections: Arc<Semaphore>,
+    limit: Arc<FrontendLimit>,
+    timeouts: Timeouts,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => return,
         };
         match accepted {
             Ok((client, peer)) => {
+                let Ok(admission) = limit.admit(peer.ip()) else {
+                    let _ = client.set_zero_linger();
+                    continue;
+                };
                 let balancer = balancer.clone();
                 tokio::spawn(async move {
-                    forward(client, peer, &balancer).await;
-                    drop(permit);
+                    forward(client, peer, &balancer, timeouts).await;
+                    drop(admission);
                 });
             }
             // Out of file descriptors or similar: back off instead of spinning.
@@ -54,7 +54,7 @@ pub async fn serve(
     }
 }
 
-async fn forward(client: TcpStream, peer: SocketAddr, balancer: &Balancer) {
+async fn forward(client: TcpStream, peer: SocketAddr, balancer: &Balancer, timeouts: Timeouts) {
     let _ = client.set_nodelay(true);
     for endpoint in balancer.order(peer.ip()) {
         let upstream =
@@ -72,7 +72,7 @@ async fn forward(client: TcpStream, peer: SocketAddr, balancer: &Balancer) {
         balancer.served(peer.ip(), endpoint);
         let _ = upstream.set_nodelay(true);
         // Either side closing or failing ends the connection; nothing to report upward.
-        let _ = splice::bidirectional(client, upstream).await;
+        let _ = splice::bidirectional(client, upstream, timeouts).await;
         return;
     }
     // No endpoint took it: reset rather than close, so the client sees an error at once

@@ -370,3 +370,161 @@ async fn a_reset_on_either_side_ends_the_other_at_once() {
         "the endpoint's connection ends when the client resets"
     );
 }
+
+/// A connection to `front` from source address `from`.
+async fn connect_from(from: Ipv4Addr, front: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(from), 0))?;
+    tokio::time::timeout(Duration::from_secs(5), socket.connect(front))
+        .await
+        .map_err(|_| std::io::Error::other("connect hung"))?
+}
+
+/// The greeting on an open connection, or an error once the proxy reset or closed it.
+async fn greeted(conn: &mut TcpStream) -> std::io::Result<String> {
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        BufReader::new(conn).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| std::io::Error::other("no greeting"))??;
+    if line.is_empty() {
+        return Err(std::io::Error::other("closed"));
+    }
+    Ok(line.trim().to_string())
+}
+
+#[tokio::test]
+async fn one_client_holding_many_idle_connections_starves_nobody_else() {
+    let a = tcp_backend("a").await;
+    let b = tcp_backend("b").await;
+    let (ip_a, ip_b) = (fresh_ip(), fresh_ip());
+    let (front_a, front_b) = (
+        SocketAddr::new(IpAddr::V4(ip_a), 8080),
+        SocketAddr::new(IpAddr::V4(ip_b), 8080),
+    );
+    let proxy = Proxy::start(ProxyConfig {
+        max_connections_per_client: 20,
+        max_connections_per_frontend: 50,
+        ..ProxyConfig::default()
+    });
+    proxy
+        .apply(vec![
+            service(ip_a, Protocol::Tcp, vec![a]),
+            service(ip_b, Protocol::Tcp, vec![b]),
+        ])
+        .await;
+    // One client address takes its 20 connections to A and holds them, idle.
+    let attacker = Ipv4Addr::new(127, 0, 0, 1);
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut c = connect_from(attacker, front_a).await.unwrap();
+        assert_eq!(greeted(&mut c).await.unwrap(), "a");
+        held.push(c);
+    }
+    // Its next one is reset at once, to A or to B; nobody else notices.
+    let started = std::time::Instant::now();
+    let mut more = connect_from(attacker, front_a).await.unwrap();
+    assert!(greeted(&mut more).await.is_err(), "past the client's limit");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once"
+    );
+    let mut to_b = connect_from(attacker, front_b).await.unwrap();
+    assert!(
+        greeted(&mut to_b).await.is_err(),
+        "the limit is the client's, across Services"
+    );
+    let other = Ipv4Addr::new(127, 0, 0, 2);
+    for front in [front_a, front_b] {
+        let mut c = connect_from(other, front).await.unwrap();
+        assert!(
+            greeted(&mut c).await.is_ok(),
+            "another client is served by {front}"
+        );
+    }
+    // Many clients filling A's own budget leave B alone.
+    for i in 0..30u8 {
+        let mut c = connect_from(Ipv4Addr::new(127, 0, 1, 1 + i % 3), front_a)
+            .await
+            .unwrap();
+        if greeted(&mut c).await.is_ok() {
+            held.push(c);
+        }
+    }
+    assert_eq!(held.len(), 50, "A holds its 50 connections");
+    let mut c = connect_from(Ipv4Addr::new(127, 0, 2, 1), front_a)
+        .await
+        .unwrap();
+    assert!(greeted(&mut c).await.is_err(), "past A's limit");
+    let mut c = connect_from(Ipv4Addr::new(127, 0, 2, 1), front_b)
+        .await
+        .unwrap();
+    assert_eq!(greeted(&mut c).await.unwrap(), "b", "B serves on");
+    // Connections closing give their places back.
+    held.truncate(10);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = connect_from(attacker, front_a).await.unwrap();
+    assert_eq!(greeted(&mut c).await.unwrap(), "a");
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_and_a_closing_client_takes_its_upstream_along() {
+    // An endpoint that greets, then only reads, and never closes its side on its own: were
+    // the proxy to leave its upstream half-open, each such connection would be held forever.
+    let quiet = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let quiet_addr = quiet.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = quiet.accept().await {
+            tokio::spawn(async move {
+                let _ = c.write_all(b"quiet\n").await;
+                let mut buf = [0u8; 64];
+                while let Ok(n) = c.read(&mut buf).await {
+                    if n == 0 {
+                        // Half-closed by the proxy: stay open, as a careless server does.
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                }
+            });
+        }
+    });
+    let ip = fresh_ip();
+    let front = SocketAddr::new(IpAddr::V4(ip), 8080);
+    let proxy = Proxy::start(ProxyConfig {
+        max_connections_per_frontend: 3,
+        tcp_idle_timeout: Duration::from_secs(2),
+        tcp_fin_timeout: Duration::from_secs(1),
+        ..ProxyConfig::default()
+    });
+    proxy
+        .apply(vec![service(ip, Protocol::Tcp, vec![quiet_addr])])
+        .await;
+    // Three clients come and go; their places come back once the proxy closes the upstream
+    // connections they leave behind.
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(front).await.unwrap();
+        assert_eq!(greeted(&mut c).await.unwrap(), "quiet");
+        drop(c);
+    }
+    let mut c = TcpStream::connect(front).await.unwrap();
+    assert!(greeted(&mut c).await.is_err(), "the three are still held");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut kept = TcpStream::connect(front).await.unwrap();
+    assert_eq!(
+        greeted(&mut kept).await.unwrap(),
+        "quiet",
+        "places given back"
+    );
+    // A connection that talks stays; one that falls silent is closed.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        kept.write_all(b"still here\n").await.unwrap();
+    }
+    let mut buf = [0u8; 8];
+    let ended = tokio::time::timeout(Duration::from_secs(5), kept.read(&mut buf)).await;
+    assert!(
+        matches!(ended, Ok(Ok(0)) | Ok(Err(_))),
+        "closed after 2 s of silence: {ended:?}"
+    );
+}
