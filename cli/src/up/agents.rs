@@ -4,14 +4,32 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use keel_nodehost::NodeHost;
 
 pub struct Agents {
     names: Vec<String>,
+    hosts: Vec<NodeHost>,
     children: Vec<Child>,
-    data_dir: PathBuf,
+    /// When each was last started, so that one failing at once is not restarted in a loop.
+    started: Vec<Instant>,
+    launch: Launch,
 }
+
+/// What every agent of the cluster is started with.
+struct Launch {
+    binary: PathBuf,
+    server: String,
+    join_token: String,
+    backend: String,
+    /// The agents' data dir (`DATA_DIR/agents`) and logs (`DATA_DIR/logs`).
+    data_dir: PathBuf,
+    logs: PathBuf,
+}
+
+/// An agent that stopped is started again at most this often.
+const RESTART_EVERY: Duration = Duration::from_secs(10);
 
 impl Drop for Agents {
     /// Agents never outlive `keel up`, whatever path it leaves by (a later agent failing to
@@ -61,36 +79,54 @@ impl Agents {
         join_token: &str,
         backend: &str,
     ) -> anyhow::Result<Agents> {
-        let binary = agent_binary()?;
-        let logs = data_dir.join("logs");
-        std::fs::create_dir_all(&logs)?;
+        let launch = Launch {
+            binary: agent_binary()?,
+            server: server.to_string(),
+            join_token: join_token.to_string(),
+            backend: backend.to_string(),
+            data_dir: data_dir.join("agents"),
+            logs: data_dir.join("logs"),
+        };
+        std::fs::create_dir_all(&launch.logs)?;
         let mut agents = Agents {
             names: Agents::names(hosts.len()),
+            hosts: hosts.to_vec(),
             children: Vec::new(),
-            data_dir: data_dir.join("agents"),
+            started: Vec::new(),
+            launch,
         };
-        for (name, host) in agents.names.clone().iter().zip(hosts) {
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(logs.join(format!("{name}.log")))?;
-            let child = host
-                .command(&binary)
-                .args(["--name", name, "--server", server])
-                .args(["--listen", &format!("{}:{AGENT_PORT}", host.ip)])
-                .args(["--network-backend", backend])
-                .arg("--data-dir")
-                .arg(&agents.data_dir)
-                // In the environment, not the arguments, which any user can list with ps.
-                .env("KEEL_JOIN_TOKEN", join_token)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", binary.display()))?;
+        for i in 0..hosts.len() {
+            let child = agents.spawn(i)?;
             agents.children.push(child);
+            agents.started.push(Instant::now());
         }
         Ok(agents)
+    }
+
+    /// Starts agent `i` in its node host.
+    fn spawn(&self, i: usize) -> anyhow::Result<Child> {
+        let (name, host, launch) = (&self.names[i], &self.hosts[i], &self.launch);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(i))?;
+        host.command(&launch.binary)
+            .args(["--name", name, "--server", &launch.server])
+            .args(["--listen", &format!("{}:{AGENT_PORT}", host.ip)])
+            .args(["--network-backend", &launch.backend])
+            .arg("--data-dir")
+            .arg(&launch.data_dir)
+            // In the environment, not the arguments, which any user can list with ps.
+            .env("KEEL_JOIN_TOKEN", &launch.join_token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", launch.binary.display()))
+    }
+
+    fn log(&self, i: usize) -> PathBuf {
+        self.launch.logs.join(format!("{}.log", self.names[i]))
     }
 
     /// An agent that exited on its own, with its exit status, for a clear message.
@@ -101,6 +137,34 @@ impl Agents {
             }
         }
         None
+    }
+
+    /// Starts again the agents that stopped on their own, as a node's service manager would,
+    /// and says so: one line per agent restarted or failing to.
+    pub fn restart_stopped(&mut self) -> Vec<String> {
+        let mut said = Vec::new();
+        for i in 0..self.children.len() {
+            let Ok(Some(status)) = self.children[i].try_wait() else {
+                continue;
+            };
+            if self.started[i].elapsed() < RESTART_EVERY {
+                continue;
+            }
+            let name = &self.names[i];
+            let log = self.log(i);
+            match self.spawn(i) {
+                Ok(child) => {
+                    said.push(format!(
+                        "node {name}'s agent stopped ({status}); started it again (log: {})",
+                        log.display()
+                    ));
+                    self.children[i] = child;
+                }
+                Err(e) => said.push(format!("node {name}'s agent stopped ({status}): {e:#}")),
+            }
+            self.started[i] = Instant::now();
+        }
+        said
     }
 
     /// Stops the agents and removes their containers (their addresses and links go with

@@ -119,15 +119,15 @@ fn prepare(config: &UpConfig) -> anyhow::Result<(std::fs::File, NodeHosts, PathB
             config.nodes
         ));
     }
+    // What can be refused is refused before anything is made on the machine.
+    let repo = repository(config)?;
     let hosts = NodeHosts::create(config.lan, config.nodes)?;
     step(&format!(
-        "{} node hosts on the LAN {} (ip netns: keel-1…keel-{}), pod traffic over {}",
+        "{} node hosts on the LAN {} (ip netns: keel-1…keel-{}, switch keel-lan), pod traffic over {}",
         config.nodes, config.lan, config.nodes, config.network_backend
     ));
-    let ready = images::ensure_example_images(config.repo.is_some(), step)
-        .and_then(|()| repository(config));
-    match ready {
-        Ok(repo) => Ok((lock, hosts, repo)),
+    match images::ensure_example_images(config.repo.is_some(), step) {
+        Ok(()) => Ok((lock, hosts, repo)),
         Err(e) => {
             hosts.remove();
             Err(e)
@@ -140,6 +140,13 @@ fn repository(config: &UpConfig) -> anyhow::Result<PathBuf> {
     if let Some(repo) = &config.repo {
         let repo = std::fs::canonicalize(repo)
             .map_err(|e| anyhow::anyhow!("--repo {}: {e}", repo.display()))?;
+        if let Err(e) = git2::Repository::open(&repo) {
+            anyhow::bail!(
+                "--repo {} is not a git repository ({}); run `git init` there and commit the manifests",
+                repo.display(),
+                e.message()
+            );
+        }
         step(&format!("using the repository {}", repo.display()));
         return Ok(repo);
     }
@@ -236,11 +243,23 @@ async fn serve(config: &UpConfig, repo: &Path, hosts: &NodeHosts) -> anyhow::Res
         }
     };
     if keep_running {
-        tokio::select! {
-            () = crate::signal::shutdown_signal() => {}
-            failure = control_plane.failed() => {
-                eprintln!("keel up: the control plane stopped: {failure} (log: {})", server_log.display());
-                keep_running = false;
+        // A node whose agent stops is started again, and the user told.
+        let mut check = tokio::time::interval(Duration::from_secs(2));
+        let shutdown = crate::signal::shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                failure = control_plane.failed() => {
+                    eprintln!("keel up: the control plane stopped: {failure} (log: {})", server_log.display());
+                    keep_running = false;
+                    break;
+                }
+                _ = check.tick() => {
+                    for line in agents.as_mut().map(agents::Agents::restart_stopped).unwrap_or_default() {
+                        step(&line);
+                    }
+                }
             }
         }
     }

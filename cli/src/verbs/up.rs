@@ -11,7 +11,7 @@ pub struct Args {
     /// is copied into a fresh repository in the data dir, whose path is printed.
     #[arg(long)]
     pub repo: Option<PathBuf>,
-    /// How many nodes (`keel-agent` processes) to start.
+    /// How many nodes (`keel-agent` processes) to start, 1 to 20.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=MAX_NODES as i64))]
     pub nodes: u16,
     /// Where the cluster keeps its state: store, repository, agents' data, logs (default
@@ -48,6 +48,13 @@ pub fn run(args: &Args) -> i32 {
             return 2;
         }
     };
+    if let Err(e) = args.listen.parse::<std::net::SocketAddr>() {
+        eprintln!(
+            "keel up: --listen {:?}: {e} (an address and port, e.g. 127.0.0.1:7400)",
+            args.listen
+        );
+        return 2;
+    }
     let lan = args.lan_cidr.trunc();
     let overlapping = [
         ("--cluster-cidr", pod_network.cluster()),

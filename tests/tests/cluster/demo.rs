@@ -184,6 +184,15 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
         "web reached api through its Service: {first}"
     );
 
+    // A node's agent that dies is started again, and keel up says so.
+    let _ = Command::new("pkill")
+        .args(["-f", "keel-agent --name local-2 "])
+        .status();
+    up.wait_output(
+        "node local-2's agent stopped (signal: 15 (SIGTERM)); started it again",
+        Duration::from_secs(30),
+    );
+
     // Change the page in a commit: served within seconds.
     let configmap = repo.join("web/configmap.yaml");
     let text = std::fs::read_to_string(&configmap).unwrap();
