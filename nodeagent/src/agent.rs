@@ -35,6 +35,8 @@ pub struct AgentConfig {
     pub allowed_host_paths: Vec<PathBuf>,
     /// The Service proxy; `None` runs none (hollow nodes at scale).
     pub service_proxy: Option<ServiceProxy>,
+    /// The node's cluster DNS; `None` runs none, and pods get the node's resolvers.
+    pub dns: Option<crate::dns::DnsSettings>,
     /// The node's certificate for mutual TLS; `None` is `--insecure` (plaintext both ways).
     pub identity: Option<Arc<NodeIdentity>>,
     /// The node's pod range, once registration gives it (shared with the runtime).
@@ -91,6 +93,7 @@ pub struct RunningAgent {
     pub supervisor: Supervisor,
     pub hub: Arc<StatusHub>,
     pub proxy: Option<Arc<keel_proxy::Proxy>>,
+    pub dns: Option<Arc<crate::dns::ClusterDns>>,
     stop: Option<oneshot::Sender<()>>,
     /// Tells pod workers to end, leaving their containers running.
     workers_stop: tokio::sync::watch::Sender<bool>,
@@ -140,6 +143,10 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         None => None,
     };
     let hub = Arc::new(StatusHub::default());
+    let dns = match config.dns.clone() {
+        Some(settings) => Some(Arc::new(crate::dns::ClusterDns::start(settings).await?)),
+        None => None,
+    };
     let (workers_stop, shutdown) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(PodContext {
         shutdown,
@@ -148,6 +155,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         data_dir: config.data_dir.clone(),
         allowed_host_paths: config.allowed_host_paths.clone(),
         hub: hub.clone(),
+        cluster_dns: dns.as_ref().map(|d| d.settings().clone()),
     });
     let supervisor = Supervisor::start(ctx);
     let proxy = start_proxy(&config)?;
@@ -157,6 +165,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         supervisor: supervisor.clone(),
         runtime: runtime.clone(),
         proxy: proxy.clone(),
+        dns: dns.clone(),
         peers: Arc::new(peers),
         mutual_tls: config.identity.is_some(),
     };
@@ -193,6 +202,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         supervisor,
         hub,
         proxy,
+        dns,
         stop: Some(stop_tx),
         workers_stop,
         tasks,

@@ -11,6 +11,8 @@ use keel_agent_protocol::NodeDesired;
 
 use crate::network::overlay::Peer;
 use keel_proxy::{ProxiedService, service_links};
+
+use crate::dns::records::DnsService;
 use keel_schema::Kind;
 use keel_schema::defaults::apply_defaults;
 use keel_schema::object::Object;
@@ -73,6 +75,8 @@ pub struct DesiredSet {
     pub pods: Vec<Arc<DesiredPod>>,
     /// Every Service of the cluster with its ready endpoints, for the proxy.
     pub services: Vec<ProxiedService>,
+    /// The same, as cluster DNS names them.
+    pub dns_services: Vec<crate::dns::records::DnsService>,
     /// Every node with a pod range, for the overlay's routes.
     pub peers: Vec<Peer>,
 }
@@ -149,7 +153,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         &mut problems,
     );
     let secrets = by_namespace(&msg.secrets, "secrets", Kind::Secret, &mut problems);
-    let services = proxied_services(msg, &mut problems);
+    let (services, dns_services) = proxied_services(msg, &mut problems);
     let peers = network_peers(msg, &mut problems);
     let mut service_env: HashMap<String, Arc<Vec<(String, String)>>> = HashMap::new();
     let mut pods = Vec::with_capacity(msg.pods.len());
@@ -189,6 +193,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         generation: msg.generation,
         pods,
         services,
+        dns_services,
         peers,
     })
 }
@@ -272,9 +277,13 @@ where
     out.into_iter().map(|(ns, m)| (ns, Arc::new(m))).collect()
 }
 
-/// Every Service with its Endpoints, as the proxy serves them.
-fn proxied_services(msg: &NodeDesired, problems: &mut Vec<String>) -> Vec<ProxiedService> {
+/// Every Service with its Endpoints, as the proxy serves them and as DNS names them.
+fn proxied_services(
+    msg: &NodeDesired,
+    problems: &mut Vec<String>,
+) -> (Vec<ProxiedService>, Vec<DnsService>) {
     let mut services = Vec::with_capacity(msg.services.len());
+    let mut dns = Vec::with_capacity(msg.services.len());
     for (i, entry) in msg.services.iter().enumerate() {
         let what = format!("services[{i}]");
         let service = decode(Kind::Service, &what, &entry.service, problems);
@@ -291,6 +300,7 @@ fn proxied_services(msg: &NodeDesired, problems: &mut Vec<String>) -> Vec<Proxie
             Some(Object::Endpoints(e)) => Some(e),
             _ => None,
         };
+        dns.push(DnsService::from_objects(&service, endpoints.as_ref()));
         match ProxiedService::from_objects(&service, endpoints.as_ref()) {
             Ok(s) => services.push(s),
             Err(e) => problems.push(format!(
@@ -300,7 +310,7 @@ fn proxied_services(msg: &NodeDesired, problems: &mut Vec<String>) -> Vec<Proxie
             )),
         }
     }
-    services
+    (services, dns)
 }
 
 /// A pod this node may run: it has a uid, it is bound here, and no other pod of the set has

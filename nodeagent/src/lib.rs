@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod capacity;
 pub mod desired;
+pub mod dns;
 pub mod grpc;
 pub mod network;
 pub mod pod;

@@ -81,6 +81,16 @@ struct Args {
     /// The address NodePorts listen on (default: all of the node's addresses).
     #[arg(long, default_value = "0.0.0.0")]
     node_port_address: std::net::IpAddr,
+    /// The node-local address of the cluster DNS this agent runs, the nameserver of its pods
+    /// (`dnsPolicy: ClusterFirst`). It is added to `lo`.
+    #[arg(long, default_value = "169.254.20.10")]
+    cluster_dns: std::net::Ipv4Addr,
+    /// The cluster's DNS domain: Services answer as `NAME.NAMESPACE.svc.DOMAIN`.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Run no cluster DNS: pods get the node's resolvers.
+    #[arg(long)]
+    no_cluster_dns: bool,
     /// A proxied TCP connection with nothing moving either way for this long is closed.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     proxy_idle_timeout: std::time::Duration,
@@ -180,6 +190,11 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
     if args.max_pods < 1 {
         return Err("--max-pods: must be at least 1".to_string());
     }
+    if let Some(why) =
+        keel_schema::validate::names::dns1123_subdomain(args.cluster_domain.trim_matches('.'))
+    {
+        return Err(format!("--cluster-domain {:?}: {why}", args.cluster_domain));
+    }
     let cpu_millis = match &args.cpu {
         Some(c) => quantity("cpu", c, true)?,
         None => capacity::cpu_millis(),
@@ -215,6 +230,13 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             max_connections_per_client: args.proxy_max_connections_per_client as usize,
         }),
         identity: None,
+        dns: (args.runtime == RuntimeKind::Docker && !args.no_cluster_dns).then(|| {
+            keel_nodeagent::dns::DnsSettings {
+                address: args.cluster_dns,
+                port: 53,
+                domain: args.cluster_domain.trim_matches('.').to_string(),
+            }
+        }),
         network: NodeNetwork::new(),
         overlay: (args.runtime == RuntimeKind::Docker).then(|| args.network_backend.backend()),
     })

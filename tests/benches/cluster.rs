@@ -137,6 +137,7 @@ async fn start_agent(
         data_dir: cp.work.path().join("agents").join(name),
         allowed_host_paths: vec![],
         service_proxy: None,
+        dns: None,
         identity: None,
         network,
         // Every agent of this process shares one network namespace: no routes between them.

@@ -39,6 +39,17 @@ fn bad_flags_are_refused_with_the_flag_named() {
             &["--name", "n1", "--server", "bad host:x"],
             "--server \"bad host:x\"",
         ),
+        (
+            &[
+                "--name",
+                "n1",
+                "--server",
+                "x:1",
+                "--cluster-domain",
+                "Cluster_Local",
+            ],
+            "--cluster-domain \"Cluster_Local\"",
+        ),
     ];
     for (args, expected) in cases {
         let out = Command::new(binary("keel-agent"))

@@ -25,6 +25,7 @@ pub struct NodeAgentService {
     pub supervisor: Supervisor,
     pub runtime: Arc<dyn Runtime>,
     pub proxy: Option<Arc<keel_proxy::Proxy>>,
+    pub dns: Option<Arc<crate::dns::ClusterDns>>,
     /// The nodes of the latest applied set, for the overlay.
     pub peers: Arc<tokio::sync::watch::Sender<Vec<crate::network::overlay::Peer>>>,
     /// Whether calls must carry the control plane's certificate (false under `--insecure`).
@@ -64,6 +65,7 @@ impl NodeAgent for NodeAgentService {
             Status::invalid_argument(e.to_string())
         })?;
         let services = set.services.clone();
+        let dns_services = set.dns_services.clone();
         let peers = set.peers.clone();
         let pods = set.pods.len();
         let generation = set.generation;
@@ -76,6 +78,9 @@ impl NodeAgent for NodeAgentService {
             tracing::debug!(generation, pods, "desired set applied");
             if let Some(proxy) = &self.proxy {
                 proxy.update(services);
+            }
+            if let Some(dns) = &self.dns {
+                dns.update(&dns_services);
             }
             self.peers.send_if_modified(|current| {
                 let changed = *current != peers;

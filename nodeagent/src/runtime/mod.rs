@@ -67,6 +67,8 @@ pub struct SandboxSpec {
     pub host_ports: Vec<HostPort>,
     /// The pod shares the node's network namespace (`hostNetwork`).
     pub host_network: bool,
+    /// Its resolver settings; `None` keeps the node's `resolv.conf`.
+    pub dns: Option<crate::dns::resolv::PodDns>,
 }
 
 /// A running sandbox: the container that owns the pod's network namespace.

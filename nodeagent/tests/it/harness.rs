@@ -357,6 +357,7 @@ async fn start_agent(
             data_dir: data.to_path_buf(),
             allowed_host_paths: allowed.to_vec(),
             service_proxy: None,
+            dns: None,
             identity: None,
             network: network.clone(),
             overlay: None,

@@ -80,8 +80,17 @@ pub fn subsets_for<'p>(
         if ports.is_empty() && !service_ports.is_empty() {
             continue;
         }
+        // As Kubernetes: a pod names itself in a Service's DNS when its subdomain is that
+        // Service.
+        let hostname = pod
+            .spec
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .filter(|_| pod.spec.subdomain.as_deref() == service.metadata.name.as_deref());
         let address = EndpointAddress {
             ip: ip.to_string(),
+            hostname,
             node_name: pod.spec.node_name.clone(),
             target_ref: Some(ObjectReference {
                 api_version: None,

@@ -413,10 +413,16 @@ async fn endpoints_list_ready_pods_with_named_ports_resolved() {
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}))
         .await;
-    for (name, port, ip) in [("a", 8080, "10.0.0.1"), ("b", 9090, "10.0.0.2")] {
+    // Both pods have host names; only a's subdomain is this Service, so only a is named in
+    // its Endpoints (and in DNS).
+    for (name, port, ip, subdomain) in [
+        ("a", 8080, "10.0.0.1", "web"),
+        ("b", 9090, "10.0.0.2", "other"),
+    ] {
         let pod = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "c", "image": "x:1",
+            "spec": {"hostname": format!("{name}-host"), "subdomain": subdomain,
+                     "containers": [{"name": "c", "image": "x:1",
                      "ports": [{"name": "http", "containerPort": port}]}]}});
         c.create(pod.clone()).await;
         c.set_phase(&pod, "Running", ip).await;
@@ -426,12 +432,16 @@ async fn endpoints_list_ready_pods_with_named_ports_resolved() {
         ep.is_some_and(|e| {
             let subsets = e["subsets"].as_array().cloned().unwrap_or_default();
             subsets.len() == 2
-                && subsets
-                    .iter()
-                    .any(|s| s["ports"][0]["port"] == 8080 && s["addresses"][0]["ip"] == "10.0.0.1")
-                && subsets
-                    .iter()
-                    .any(|s| s["ports"][0]["port"] == 9090 && s["addresses"][0]["ip"] == "10.0.0.2")
+                && subsets.iter().any(|s| {
+                    s["ports"][0]["port"] == 8080
+                        && s["addresses"][0]["ip"] == "10.0.0.1"
+                        && s["addresses"][0]["hostname"] == "a-host"
+                })
+                && subsets.iter().any(|s| {
+                    s["ports"][0]["port"] == 9090
+                        && s["addresses"][0]["ip"] == "10.0.0.2"
+                        && s["addresses"][0].get("hostname").is_none()
+                })
         })
     })
     .await;

@@ -306,6 +306,8 @@ model! {
     pub struct EndpointAddress {
         #[serde(default)]
         pub ip: String,
+        /// The pod's `hostname`, when its `subdomain` is this (headless) Service's name.
+        pub hostname: Option<String>,
         pub node_name: Option<String>,
         pub target_ref: Option<ObjectReference>,
     }

@@ -51,6 +51,33 @@ model! {
         /// allows `hostPID` in the pod's namespace.
         #[serde(rename = "hostPID")]
         pub host_pid: Option<bool>,
+        /// The pod's host name (default: its name); with `subdomain` naming a headless
+        /// Service, the pod answers in DNS as `HOSTNAME.SUBDOMAIN.NS.svc.CLUSTER-DOMAIN`.
+        pub hostname: Option<String>,
+        pub subdomain: Option<String>,
+        /// Where the pod's DNS queries go: `ClusterFirst` (default: the node's cluster DNS),
+        /// `ClusterFirstWithHostNet` (the same for a `hostNetwork` pod), `Default` (the
+        /// node's own resolvers) or `None` (only `dnsConfig`).
+        #[schemars(extend("enum" = ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None", null]))]
+        pub dns_policy: Option<String>,
+        /// Added to what `dnsPolicy` gives (all of it, with `None`).
+        pub dns_config: Option<PodDnsConfig>,
+    }
+}
+
+model! {
+    pub struct PodDnsConfig {
+        pub nameservers: Option<Vec<String>>,
+        pub searches: Option<Vec<String>>,
+        pub options: Option<Vec<PodDnsConfigOption>>,
+    }
+}
+
+model! {
+    pub struct PodDnsConfigOption {
+        #[serde(default)]
+        pub name: String,
+        pub value: Option<String>,
     }
 }
 

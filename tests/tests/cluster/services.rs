@@ -53,6 +53,14 @@ spec:
 ---
 apiVersion: v1
 kind: Service
+metadata: {{name: echo-pods}}
+spec:
+  clusterIP: None
+  selector: {{app: echo}}
+  ports: [{{name: http, port: 8080}}]
+---
+apiVersion: v1
+kind: Service
 metadata: {{name: echo-public}}
 spec:
   type: NodePort
@@ -101,6 +109,23 @@ fn ready_endpoints(server: &Server, service: &str) -> BTreeSet<String> {
         .iter()
         .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
         .filter_map(|a| a["targetRef"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// (name, IP) of the running pods of `app`.
+fn pods_of(server: &Server, app: &str) -> Vec<(String, String)> {
+    server
+        .get("/api/v1/namespaces/default/pods")
+        .and_then(|l| l["items"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == app)
+        .filter_map(|p| {
+            Some((
+                p["metadata"]["name"].as_str()?.to_string(),
+                p["status"]["podIP"].as_str()?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -218,6 +243,50 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
         };
         answered("by-env ") && answered("by-ip ")
     });
+
+    // Cluster DNS, from the client pod: the Service by its short name (the pod's search
+    // path) and its full one, the headless Service's pods, the ClusterIP's name, and a name
+    // outside the cluster through the node's resolvers.
+    let client = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=keel.dev/pod-name=client",
+        "--filter",
+        "label=keel.dev/role=app",
+    ]);
+    let in_client = |script: &str| docker(&["exec", &client, "sh", "-c", script]);
+    let full = in_client("nslookup echo.default.svc.cluster.local");
+    assert!(full.contains(&cluster_ip), "{full}");
+    server.wait_for("a page through the Service's short name", |_| {
+        echo_pods.contains(in_client("wget -qO- http://echo/").trim())
+    });
+    let pod_ips: BTreeSet<String> = pods_of(&server, "echo")
+        .into_iter()
+        .map(|(_, ip)| ip)
+        .collect();
+    let headless = in_client("nslookup echo-pods.default.svc.cluster.local");
+    for ip in &pod_ips {
+        assert!(headless.contains(ip.as_str()), "{ip} in {headless}");
+    }
+    assert!(!headless.contains(&cluster_ip), "{headless}");
+    let reverse = in_client(&format!("nslookup {cluster_ip}"));
+    assert!(
+        reverse.contains("echo.default.svc.cluster.local"),
+        "{reverse}"
+    );
+    let missing = in_client("nslookup nope.default.svc.cluster.local 2>&1; true");
+    assert!(
+        missing.contains("NXDOMAIN") || missing.contains("can't find"),
+        "{missing}"
+    );
+    let outside = in_client("nslookup deb.debian.org 2>&1");
+    assert!(
+        outside.contains("Name:")
+            && !outside.contains("can't find")
+            && !outside.contains("timed out"),
+        "{outside}"
+    );
 
     // A pod failing readiness stops receiving traffic.
     let unready = echo_pods.iter().next().cloned().expect("a pod");

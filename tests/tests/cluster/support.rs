@@ -26,6 +26,8 @@ impl TestLan {
             .parse()
             .expect("a CIDR");
         let lan = Lan::create(cidr, &format!("kn{}{index}", pid % 1000)).expect("the LAN");
+        // Pods reach the world (the machine's resolvers, for cluster DNS) as on keel up.
+        lan.open_to_world().expect("the LAN's way out");
         let hosts = (1..=n).map(|i| lan.host(i).expect("a node host")).collect();
         TestLan { lan, hosts }
     }

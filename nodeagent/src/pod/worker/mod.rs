@@ -45,6 +45,8 @@ pub struct PodContext {
     pub data_dir: PathBuf,
     pub allowed_host_paths: Vec<PathBuf>,
     pub hub: Arc<StatusHub>,
+    /// The node's cluster DNS, which pods get as their nameserver by default.
+    pub cluster_dns: Option<crate::dns::DnsSettings>,
     /// Becomes true when the agent stops: workers end without touching their containers.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -134,6 +134,11 @@ impl PodWorker {
             hostname: hostname(&self.desired.name),
             host_ports: host_ports(&self.desired.pod),
             host_network: self.host_network(),
+            dns: crate::dns::resolv::pod_dns(
+                &self.desired.pod.spec,
+                &self.desired.namespace,
+                self.ctx.cluster_dns.as_ref(),
+            ),
         };
         match self.ctx.runtime.run_sandbox(&spec).await {
             Ok(mut sb) => {

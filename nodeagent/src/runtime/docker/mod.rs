@@ -343,6 +343,22 @@ impl Runtime for DockerRuntime {
                 // Pods get their network from CNI (host ports included, by `portmap`);
                 // Docker's own bridge is never used.
                 network_mode: Some(if spec.host_network { "host" } else { "none" }.to_string()),
+                // The pod's resolv.conf, which its app containers share with the sandbox.
+                dns: spec
+                    .dns
+                    .as_ref()
+                    .map(|d| d.nameservers.clone())
+                    .filter(|v| !v.is_empty()),
+                dns_search: spec
+                    .dns
+                    .as_ref()
+                    .map(|d| d.searches.clone())
+                    .filter(|v| !v.is_empty()),
+                dns_options: spec
+                    .dns
+                    .as_ref()
+                    .map(|d| d.options.clone())
+                    .filter(|v| !v.is_empty()),
                 ..Default::default()
             }),
             ..Default::default()

@@ -79,6 +79,81 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
     for (i, t) in spec.tolerations.iter().flatten().enumerate() {
         validate_toleration(t, &path.field("tolerations").index(i), errs);
     }
+    validate_dns(spec, path, errs);
+}
+
+/// The most nameservers and search domains a resolver reads (glibc's limits, as Kubernetes
+/// enforces them).
+const MAX_NAMESERVERS: usize = 3;
+const MAX_SEARCHES: usize = 32;
+
+fn validate_dns(spec: &PodSpec, path: &FieldPath, errs: &mut Errors) {
+    for field in ["hostname", "subdomain"] {
+        let value = if field == "hostname" {
+            &spec.hostname
+        } else {
+            &spec.subdomain
+        };
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            errs.name(&path.field(field), v, names::dns1123_label);
+        }
+    }
+    let policy = spec.dns_policy.as_deref();
+    errs.one_of(
+        &path.field("dnsPolicy"),
+        policy,
+        &["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"],
+    );
+    let config = spec.dns_config.as_ref();
+    let at = path.field("dnsConfig");
+    let nameservers = config.and_then(|c| c.nameservers.as_deref()).unwrap_or(&[]);
+    if policy == Some("None") && nameservers.is_empty() {
+        errs.required_because(
+            &at.field("nameservers"),
+            "with dnsPolicy \"None\" the pod has only the nameservers dnsConfig gives",
+        );
+    }
+    if nameservers.len() > MAX_NAMESERVERS {
+        errs.invalid(
+            &at.field("nameservers"),
+            format!("{} nameservers", nameservers.len()).as_str(),
+            "at most 3 nameservers",
+        );
+    }
+    for (i, ns) in nameservers.iter().enumerate() {
+        if ns.parse::<std::net::IpAddr>().is_err() {
+            errs.invalid(
+                &at.field("nameservers").index(i),
+                ns,
+                "must be an IP address",
+            );
+        }
+    }
+    let searches = config.and_then(|c| c.searches.as_deref()).unwrap_or(&[]);
+    if searches.len() > MAX_SEARCHES {
+        errs.invalid(
+            &at.field("searches"),
+            format!("{} domains", searches.len()).as_str(),
+            "at most 32 search domains",
+        );
+    }
+    for (i, domain) in searches.iter().enumerate() {
+        errs.name(
+            &at.field("searches").index(i),
+            domain.trim_end_matches('.'),
+            names::dns1123_subdomain,
+        );
+    }
+    for (i, option) in config
+        .and_then(|c| c.options.as_deref())
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        if option.name.is_empty() {
+            errs.required(&at.field("options").index(i).field("name"));
+        }
+    }
 }
 
 fn validate_security_context(

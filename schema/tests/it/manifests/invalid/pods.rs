@@ -4,6 +4,45 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "DNS settings a resolver could not use",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  hostname: Web_1
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [dns.example]
+    searches: [corp.example]
+  containers:
+  - name: web
+    image: web:1
+"#,
+        errors: &[
+            (5, "spec.hostname", "Invalid value: \"Web_1\""),
+            (8, "spec.dnsConfig.nameservers[0]", "must be an IP address"),
+        ],
+    },
+    Case {
+        name: "dnsPolicy None without a nameserver",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  dnsPolicy: None
+  containers:
+  - name: web
+    image: web:1
+"#,
+        errors: &[(
+            4,
+            "spec.dnsConfig.nameservers",
+            "Required value: with dnsPolicy \"None\"",
+        )],
+    },
+    Case {
         name: "container port out of range",
         yaml: r#"
 apiVersion: apps/v1
