@@ -107,6 +107,10 @@ impl ClusterDns {
 /// default route. Without the right to (tests of the agent alone), the address must be
 /// there already; said once.
 async fn add_address(address: Ipv4Addr) {
+    if address.is_loopback() {
+        // All of 127/8 is the node's already.
+        return;
+    }
     let cidr = format!("{address}/32");
     let added = crate::network::command::run(
         "ip",
