@@ -256,7 +256,13 @@ fn dns_query(id: u16, n: u32) -> Vec<u8> {
     let mut q = Vec::new();
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in [format!("svc-{n}").as_str(), "default", "svc", "cluster", "local"] {
+    for label in [
+        format!("svc-{n}").as_str(),
+        "default",
+        "svc",
+        "cluster",
+        "local",
+    ] {
         q.push(label.len() as u8);
         q.extend_from_slice(label.as_bytes());
     }

@@ -1,8 +1,10 @@
 //! Helpers for the end-to-end suite in `tests/`: finding the real binaries.
 #![forbid(unsafe_code)]
 
+mod lan;
 mod server;
 
+pub use lan::TestLan;
 pub use server::Server;
 
 use std::path::PathBuf;

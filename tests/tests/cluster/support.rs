@@ -5,44 +5,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keel_e2e::{Server, binary, free_port};
-use keel_nodehost::{Lan, NodeHost};
+use keel_nodehost::NodeHost;
 use serde_json::Value;
 
-/// A LAN of node hosts for one test, removed with everything in it when dropped, whatever
-/// the test's outcome. Every multi-node test runs its nodes as their own network hosts, as
-/// on real machines: agents sharing one network would fight over one overlay device.
-pub struct TestLan {
-    pub lan: Lan,
-    pub hosts: Vec<NodeHost>,
-}
-
-impl TestLan {
-    /// `n` node hosts. `index` (0 to 3) tells apart the LANs of the tests of this process,
-    /// which run at the same time; the process id, those of concurrent test processes.
-    pub fn new(index: u32, n: u32) -> TestLan {
-        assert!(index < 4, "LAN index {index}");
-        let pid = std::process::id();
-        let cidr = format!("10.77.{}.0/24", (pid % 50) * 4 + index)
-            .parse()
-            .expect("a CIDR");
-        let lan = Lan::create(cidr, &format!("kn{}{index}", pid % 1000)).expect("the LAN");
-        // Pods reach the world (the machine's resolvers, for cluster DNS) as on keel up.
-        lan.open_to_world().expect("the LAN's way out");
-        let hosts = (1..=n).map(|i| lan.host(i).expect("a node host")).collect();
-        TestLan { lan, hosts }
-    }
-
-    /// A free address on the machine's side of the LAN, for `--agent-listen`.
-    pub fn agents_at(&self) -> String {
-        format!("{}:{}", self.lan.gateway(), free_port())
-    }
-}
-
-impl Drop for TestLan {
-    fn drop(&mut self) {
-        self.lan.remove(self.hosts.len() as u32);
-    }
-}
+pub use keel_e2e::TestLan;
 
 /// Runs `script` with busybox's `sh -c` in node host `host`; its stdout.
 pub fn in_host(host: &NodeHost, script: &str) -> String {

@@ -1,8 +1,10 @@
-//! The agent the security tests run: a `keel-agent` on Docker that joined with a token.
+//! The agent the security tests run: a `keel-agent` on Docker that joined with a token, in
+//! a node host of its own.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use keel_e2e::{Server, binary, free_port};
+use keel_nodehost::NodeHost;
 
 /// A `keel-agent` on Docker that joined with a token; killed, and its containers removed,
 /// when dropped.
@@ -11,16 +13,20 @@ pub struct Agent {
     child: Child,
     data: tempfile::TempDir,
     port: u16,
+    host: NodeHost,
 }
 
 impl Agent {
-    pub fn start(name: &str, server: &Server) -> Agent {
+    /// An agent in `host`; `server` must listen for agents on the host's LAN
+    /// (`TestLan::agents_at`).
+    pub fn start(name: &str, server: &Server, host: &NodeHost) -> Agent {
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(data.path().join("agent.log")).unwrap();
-        let child = Command::new(binary("keel-agent"))
+        let child = host
+            .command(binary("keel-agent"))
             .args(["--name", name, "--server", &server.agents])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &format!("{}:{port}", host.ip)])
             .arg("--data-dir")
             .arg(data.path())
             .env("KEEL_JOIN_TOKEN", server.join_token())
@@ -35,6 +41,7 @@ impl Agent {
             child,
             data,
             port,
+            host: host.clone(),
         }
     }
 
@@ -43,7 +50,7 @@ impl Agent {
     }
 
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host.ip, self.port)
     }
 }
 
@@ -51,7 +58,7 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        keel_cli::up::remove_addresses(&self.data.path().join(&self.name));
+        // Its addresses and links go with its node host.
         keel_cli::up::remove_containers(&self.name);
     }
 }

@@ -10,7 +10,7 @@ use keel_agent_protocol::{
     Heartbeat, JoinRequest, LogsRequest, NodeDesired, RegisterRequest, StatusReport,
     status_report::Report,
 };
-use keel_e2e::{Server, commit, docker_available, git, import_busybox_image, write};
+use keel_e2e::{Server, TestLan, commit, docker_available, git, import_busybox_image, write};
 use keel_tls::config::client_config;
 use keel_tls::transport::ClientTls;
 use keel_tls::{ClusterCa, Credentials, Identity};
@@ -97,9 +97,13 @@ fn only_the_control_plane_commands_an_agent_and_no_node_speaks_for_another() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\ndata: {a: b}\n",
     );
     commit(repo.path(), "nothing to run");
-    let server = Server::start(repo.path().to_str().unwrap(), &[]);
+    let lan = TestLan::new(4, 1);
+    let server = Server::start(
+        repo.path().to_str().unwrap(),
+        &["--agent-listen", &lan.agents_at()],
+    );
     let name = format!("sec-{}", std::process::id());
-    let agent = Agent::start(&name, &server);
+    let agent = Agent::start(&name, &server, &lan.hosts[0]);
     server.wait_for("the agent to join and register", |s| node_ready(s, &name));
     let described = server
         .keel()

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use keel_e2e::{Server, commit, docker_available, git, import_busybox_image, write};
+use keel_e2e::{Server, TestLan, commit, docker_available, git, import_busybox_image, write};
 
 use super::agent::Agent;
 
@@ -75,9 +75,10 @@ spec:
 "#,
     );
     commit(dir, "a privileged node agent, allowed");
-    let server = Server::start(dir.to_str().unwrap(), &[]);
+    let lan = TestLan::new(5, 1);
+    let server = Server::start(dir.to_str().unwrap(), &["--agent-listen", &lan.agents_at()]);
     let name = format!("priv-{}", std::process::id());
-    let _agent = Agent::start(&name, &server);
+    let _agent = Agent::start(&name, &server, &lan.hosts[0]);
     server.wait_up_to(Duration::from_secs(60), "the pod to run", |s| {
         s.get("/api/v1/namespaces/default/pods")
             .and_then(|l| l["items"].as_array().cloned())
@@ -95,5 +96,9 @@ spec:
     assert_eq!(inspect(&sandbox, "{{.HostConfig.NetworkMode}}"), "host");
     // On the node's network, the pod's IP is the node's.
     let pods = server.get("/api/v1/namespaces/default/pods").unwrap();
-    assert_eq!(pods["items"][0]["status"]["podIP"], "127.0.0.1", "{pods}");
+    assert_eq!(
+        pods["items"][0]["status"]["podIP"],
+        lan.hosts[0].ip.to_string(),
+        "{pods}"
+    );
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use keel_e2e::{Server, commit, docker_available, git, import_busybox_image, write};
+use keel_e2e::{Server, TestLan, commit, docker_available, git, import_busybox_image, write};
 
 use super::agent::Agent;
 
@@ -67,13 +67,19 @@ fn no_secret_value_appears_in_anything_keel_prints_or_logs() {
         base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
     )
     .unwrap();
+    let lan = TestLan::new(6, 1);
     let server = Server::start_with_env(
         dir.to_str().unwrap(),
-        &["--encryption-key-file", key_file.to_str().unwrap()],
+        &[
+            "--encryption-key-file",
+            key_file.to_str().unwrap(),
+            "--agent-listen",
+            &lan.agents_at(),
+        ],
         &[("RUST_LOG", "debug")],
     );
     let name = format!("secrets-{}", std::process::id());
-    let agent = Agent::start(&name, &server);
+    let agent = Agent::start(&name, &server, &lan.hosts[0]);
     let running = |s: &Server| {
         s.get("/api/v1/namespaces/default/pods")
             .and_then(|l| l["items"].as_array().cloned())
