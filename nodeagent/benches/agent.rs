@@ -147,6 +147,10 @@ async fn docker_bench() {
         }
     }
     times.sort();
+    // The bench node's bridge goes with it (CNI's DEL leaves a node's bridge in place).
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "keelbench0"])
+        .status();
     println!(
         "docker: Sync → pod Running with its CNI address ({runs} pods, one at a time): p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         percentile(&times, 0.5).as_secs_f64() * 1e3,
