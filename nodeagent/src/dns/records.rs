@@ -181,7 +181,10 @@ impl Records {
 
     /// Whether `name` is the cluster's to answer.
     pub fn owns(&self, name: &str) -> bool {
-        name == self.zone || name.ends_with(&format!(".{}", self.zone))
+        // The zone itself, or a name ending in `.ZONE` (never `xZONE`): no allocation, as
+        // this runs for every query.
+        name.strip_suffix(self.zone.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
     }
 
     /// Whether `name` exists here, with records of any type.

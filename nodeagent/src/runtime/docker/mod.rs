@@ -12,6 +12,7 @@
 mod convert;
 mod events;
 pub mod image_import;
+mod pod_network;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -104,30 +105,6 @@ impl DockerRuntime {
             );
         }
         Ok(runtime)
-    }
-
-    /// The network namespace of a running container (`/proc/PID/ns/net`); empty when it
-    /// does not run.
-    async fn netns(&self, id: &str) -> Result<String, RuntimeError> {
-        match self.docker.inspect_container(id, None).await {
-            Ok(info) => Ok(info
-                .state
-                .and_then(|s| s.pid)
-                .filter(|pid| *pid > 0)
-                .map(|pid| format!("/proc/{pid}/ns/net"))
-                .unwrap_or_default()),
-            Err(e) if is_not_found(&e) => Ok(String::new()),
-            Err(e) => Err(engine_error(e)),
-        }
-    }
-
-    /// A sandbox's address: Docker's for host-network sandboxes, the CNI attachment's for
-    /// the others.
-    fn with_pod_ip(&self, mut info: ContainerInfo) -> ContainerInfo {
-        if info.is_sandbox() && info.ip.is_none() {
-            info.ip = self.cni.ip_of(&info.id).map(|ip| ip.to_string());
-        }
-        info
     }
 
     /// The bollard client, for callers that prepare images (tests, `keel up`).
@@ -343,58 +320,13 @@ impl Runtime for DockerRuntime {
                 // Pods get their network from CNI (host ports included, by `portmap`);
                 // Docker's own bridge is never used.
                 network_mode: Some(if spec.host_network { "host" } else { "none" }.to_string()),
-                // The pod's resolv.conf, which its app containers share with the sandbox.
-                dns: spec
-                    .dns
-                    .as_ref()
-                    .map(|d| d.nameservers.clone())
-                    .filter(|v| !v.is_empty()),
-                dns_search: spec
-                    .dns
-                    .as_ref()
-                    .map(|d| d.searches.clone())
-                    .filter(|v| !v.is_empty()),
-                dns_options: spec
-                    .dns
-                    .as_ref()
-                    .map(|d| d.options.clone())
-                    .filter(|v| !v.is_empty()),
-                ..Default::default()
+                ..pod_network::resolver(spec.dns.as_ref())
             }),
             ..Default::default()
         };
         let name = container_name(&spec.pod, "POD", spec.attempt);
         let id = self.create_and_start(name, body).await?;
-        if spec.host_network {
-            return Ok(Sandbox {
-                id,
-                attempt: spec.attempt,
-                ip: None,
-            });
-        }
-        let attached = match self.netns(&id).await {
-            Ok(netns) if !netns.is_empty() => self
-                .cni
-                .attach(&id, &netns, &spec.pod, &spec.host_ports)
-                .await
-                .map_err(RuntimeError::Failed),
-            Ok(_) => Err(RuntimeError::Failed(
-                "the sandbox stopped before its network was set up".into(),
-            )),
-            Err(e) => Err(e),
-        };
-        match attached {
-            Ok(ip) => Ok(Sandbox {
-                id,
-                attempt: spec.attempt,
-                ip: Some(ip.to_string()),
-            }),
-            Err(e) => {
-                // A sandbox without its network is never left to look like a pod.
-                let _ = self.remove(&id).await;
-                Err(e)
-            }
-        }
+        self.attach(id, spec).await
     }
 
     async fn run_container(
@@ -506,13 +438,7 @@ impl Runtime for DockerRuntime {
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        if self.cni.ip_of(id).is_some() {
-            let netns = self.netns(id).await?;
-            if let Err(e) = self.cni.detach(id, &netns).await {
-                // Kept on record: the next agent start releases it once the sandbox is gone.
-                tracing::warn!(sandbox = %id, error = %e, "cannot release the pod's network now; retried at the next agent start");
-            }
-        }
+        self.detach(id).await?;
         let options = RemoveContainerOptions {
             force: true,
             ..Default::default()
