@@ -18,6 +18,7 @@ use crate::pod::worker::PodContext;
 use crate::runtime::Runtime;
 use crate::status::StatusHub;
 use crate::supervisor::Supervisor;
+use keel_proxy::nftables::{NftablesConfig, NftablesProxy, Ranges};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -47,13 +48,24 @@ pub struct AgentConfig {
 
 #[derive(Debug, Clone)]
 pub struct ServiceProxy {
-    /// The interface ClusterIPs are added to; `None` leaves host addresses alone.
+    pub mode: ProxyMode,
+    /// The interface ClusterIPs are added to (userspace mode); `None` leaves host addresses
+    /// alone.
     pub interface: Option<String>,
     pub node_port_address: std::net::IpAddr,
     /// A proxied TCP connection silent this long is closed.
     pub tcp_idle_timeout: std::time::Duration,
     /// Proxied TCP connections one client address may hold open.
     pub max_connections_per_client: usize,
+}
+
+/// Who carries Service traffic on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// nftables where this node can program it, else the userspace proxy.
+    Auto,
+    Nftables,
+    Userspace,
 }
 
 /// This agent's tag on the host addresses it adds: random, kept in the data dir, so that a
@@ -92,7 +104,7 @@ pub struct RunningAgent {
     pub addr: SocketAddr,
     pub supervisor: Supervisor,
     pub hub: Arc<StatusHub>,
-    pub proxy: Option<Arc<keel_proxy::Proxy>>,
+    pub proxy: Option<Arc<keel_proxy::ServiceProxy>>,
     pub dns: Option<Arc<crate::dns::ClusterDns>>,
     stop: Option<oneshot::Sender<()>>,
     /// Tells pod workers to end, leaving their containers running.
@@ -158,7 +170,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         cluster_dns: dns.as_ref().map(|d| d.settings().clone()),
     });
     let supervisor = Supervisor::start(ctx);
-    let proxy = start_proxy(&config)?;
+    let proxy = start_proxy(&config).await?;
     let (peers, peers_rx) = tokio::sync::watch::channel(Vec::new());
     let service = NodeAgentService {
         node: config.node.clone(),
@@ -231,8 +243,10 @@ fn overlay(
     })
 }
 
-/// The node's Service proxy, when the agent runs one.
-fn start_proxy(config: &AgentConfig) -> anyhow::Result<Option<Arc<keel_proxy::Proxy>>> {
+/// The node's Service data path, when the agent runs one.
+async fn start_proxy(
+    config: &AgentConfig,
+) -> anyhow::Result<Option<Arc<keel_proxy::ServiceProxy>>> {
     let Some(p) = &config.service_proxy else {
         return Ok(None);
     };
@@ -243,15 +257,75 @@ fn start_proxy(config: &AgentConfig) -> anyhow::Result<Option<Arc<keel_proxy::Pr
         ),
         None => None,
     };
-    Ok(Some(Arc::new(keel_proxy::Proxy::start(
-        keel_proxy::ProxyConfig {
+    let nftables = match p.mode {
+        ProxyMode::Userspace => false,
+        ProxyMode::Nftables => {
+            NftablesProxy::usable()
+                .await
+                .map_err(|e| anyhow::anyhow!("--proxy-mode nftables: {e}"))?;
+            true
+        }
+        ProxyMode::Auto => match NftablesProxy::usable().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("Service traffic goes through the userspace proxy: {e}");
+                false
+            }
+        },
+    };
+    if nftables {
+        // ClusterIPs need no host address in the kernel path; an earlier userspace run's
+        // are this agent's to remove.
+        if let Some(host) = &addresses
+            && let Err(e) = host.reconcile(&Default::default()).await
+        {
+            tracing::warn!("cannot remove the userspace proxy's service addresses: {e}");
+        }
+        tracing::info!(
+            table = keel_proxy::nftables::TABLE,
+            "Service traffic goes through nftables"
+        );
+        let config = NftablesConfig {
+            ranges: pod_ranges(&config.network),
+            verify_every: NFTABLES_VERIFY,
+        };
+        return Ok(Some(Arc::new(keel_proxy::ServiceProxy::Nftables(
+            NftablesProxy::start(config),
+        ))));
+    }
+    Ok(Some(Arc::new(keel_proxy::ServiceProxy::Userspace(
+        keel_proxy::Proxy::start(keel_proxy::ProxyConfig {
             addresses,
             node_port_address: p.node_port_address,
             tcp_idle_timeout: p.tcp_idle_timeout,
             max_connections_per_client: p.max_connections_per_client,
             ..keel_proxy::ProxyConfig::default()
-        },
+        }),
     ))))
+}
+
+/// How often the nftables table is compared with what was applied (and repaired).
+const NFTABLES_VERIFY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The node's pod ranges as the data path reads them, following registration.
+fn pod_ranges(network: &NodeNetwork) -> tokio::sync::watch::Receiver<Option<Ranges>> {
+    let ranges = |a: Option<crate::network::Assignment>| {
+        a.map(|a| Ranges {
+            pod_cidr: a.pod_cidr,
+            cluster_cidr: a.cluster_cidr,
+        })
+    };
+    let mut assignments = network.subscribe();
+    let (tx, rx) = tokio::sync::watch::channel(ranges(*assignments.borrow_and_update()));
+    tokio::spawn(async move {
+        while assignments.changed().await.is_ok() {
+            let now = ranges(*assignments.borrow_and_update());
+            if tx.send(now).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// Registering with the control plane and reporting to it, and renewing the node's

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
-use keel_nodeagent::agent::{self, AgentConfig};
+use keel_nodeagent::agent::{self, AgentConfig, ProxyMode};
 use keel_nodeagent::capacity;
 use keel_nodeagent::network::cni::{Cni, CniSettings};
 use keel_nodeagent::network::overlay::{self, Backend};
@@ -70,15 +70,22 @@ struct Args {
     /// image must keep running on its own entrypoint (as registry.k8s.io/pause does).
     #[arg(long, default_value = DEFAULT_PAUSE_IMAGE)]
     pause_image: String,
-    /// The interface ClusterIPs are added to as /32 addresses, so this node's containers
-    /// reach them through their default route.
+    /// Who carries Service traffic: `nftables` (the kernel translates each new connection:
+    /// direct-connection speed, client addresses kept), `userspace` (a proxy in this
+    /// process), or `auto`: nftables where this node can program it (root, `nft`), else
+    /// userspace; hollow nodes use userspace.
+    #[arg(long, value_enum, default_value = "auto")]
+    proxy_mode: ProxyModeArg,
+    /// Userspace mode: the interface ClusterIPs are added to as /32 addresses, so this
+    /// node's containers reach them through their default route.
     #[arg(long, default_value = "lo")]
     service_interface: String,
-    /// Do not add or remove host addresses for ClusterIPs (they are routed some other way);
-    /// the proxy still listens on them.
+    /// Userspace mode: do not add or remove host addresses for ClusterIPs (they are routed
+    /// some other way); the proxy still listens on them.
     #[arg(long)]
     no_service_addresses: bool,
-    /// The address NodePorts listen on (default: all of the node's addresses).
+    /// Userspace mode: the address NodePorts listen on (default: all of the node's
+    /// addresses). In nftables mode node ports answer on every address of the node.
     #[arg(long, default_value = "0.0.0.0")]
     node_port_address: std::net::IpAddr,
     /// The node-local address of the cluster DNS this agent runs, the nameserver of its pods
@@ -124,6 +131,13 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProxyModeArg {
+    Auto,
+    Nftables,
+    Userspace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -224,6 +238,13 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         data_dir: args.data_dir.join(&args.name),
         allowed_host_paths: args.allowed_host_paths.clone(),
         service_proxy: Some(agent::ServiceProxy {
+            mode: match (args.proxy_mode, args.runtime) {
+                (ProxyModeArg::Nftables, _) => ProxyMode::Nftables,
+                (ProxyModeArg::Userspace, _) | (ProxyModeArg::Auto, RuntimeKind::Hollow) => {
+                    ProxyMode::Userspace
+                }
+                (ProxyModeArg::Auto, RuntimeKind::Docker) => ProxyMode::Auto,
+            },
             interface: (!args.no_service_addresses).then(|| args.service_interface.clone()),
             node_port_address: args.node_port_address,
             tcp_idle_timeout: args.proxy_idle_timeout,
@@ -357,7 +378,27 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let _ = tokio::signal::ctrl_c().await;
+    wait_for_stop_signal().await;
     tracing::info!("keel-agent stopping; its pods keep running and are adopted on restart");
+    if let Some(proxy) = &running.proxy {
+        proxy.shutdown().await;
+    }
     running.stop();
+}
+
+/// Ctrl-C, or SIGTERM from a service manager or `kill`.
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for SIGTERM; only Ctrl-C stops cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -240,6 +240,7 @@ fn main() {
         name: "backends".into(),
         cluster_ip: Some(ip),
         affinity: None,
+        external_local: false,
         ports: vec![port(sink_port, &sinks), port(echo_port, &echoes)],
     };
     let proxy = proxy_rt.block_on(async {

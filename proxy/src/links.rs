@@ -61,6 +61,7 @@ mod tests {
             name: name.into(),
             cluster_ip: ip,
             affinity: None,
+            external_local: false,
             ports: vec![
                 ProxiedPort {
                     name: Some("http".into()),

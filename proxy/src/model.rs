@@ -42,6 +42,9 @@ pub struct ProxiedService {
     pub cluster_ip: Option<Ipv4Addr>,
     /// `Some(timeout)` with `sessionAffinity: ClientIP`.
     pub affinity: Option<Duration>,
+    /// `externalTrafficPolicy: Local`: traffic from outside goes only to this node's
+    /// endpoints, with the client's address kept.
+    pub external_local: bool,
     pub ports: Vec<ProxiedPort>,
 }
 
@@ -82,6 +85,7 @@ impl ProxiedService {
                 .and_then(|t| u64::try_from(t).ok())
                 .map_or(DEFAULT_AFFINITY_TIMEOUT, Duration::from_secs)
         });
+        let external_local = service.spec.external_traffic_policy.as_deref() == Some("Local");
         let mut ports = Vec::new();
         for (i, p) in service.spec.ports.iter().flatten().enumerate() {
             let protocol_text = p.protocol.as_deref().unwrap_or("TCP");
@@ -112,6 +116,7 @@ impl ProxiedService {
             name,
             cluster_ip,
             affinity,
+            external_local,
             ports,
         })
     }

@@ -24,7 +24,7 @@ pub struct NodeAgentService {
     pub node: String,
     pub supervisor: Supervisor,
     pub runtime: Arc<dyn Runtime>,
-    pub proxy: Option<Arc<keel_proxy::Proxy>>,
+    pub proxy: Option<Arc<keel_proxy::ServiceProxy>>,
     pub dns: Option<Arc<crate::dns::ClusterDns>>,
     /// The nodes of the latest applied set, for the overlay.
     pub peers: Arc<tokio::sync::watch::Sender<Vec<crate::network::overlay::Peer>>>,

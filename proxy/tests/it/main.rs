@@ -74,6 +74,7 @@ fn service(ip: Ipv4Addr, protocol: Protocol, endpoints: Vec<SocketAddr>) -> Prox
         name: "web".into(),
         cluster_ip: Some(ip),
         affinity: None,
+        external_local: false,
         ports: vec![ProxiedPort {
             name: None,
             protocol,

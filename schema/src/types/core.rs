@@ -39,6 +39,10 @@ model! {
         #[schemars(extend("enum" = ["None", "ClientIP", null]))]
         pub session_affinity: Option<String>,
         pub session_affinity_config: Option<SessionAffinityConfig>,
+        /// `Cluster` (default: any ready endpoint) or `Local` (only this node's, keeping the
+        /// client's address); for traffic from outside through a NodePort.
+        #[schemars(extend("enum" = ["Cluster", "Local", null]))]
+        pub external_traffic_policy: Option<String>,
     }
 }
 

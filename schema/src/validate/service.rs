@@ -11,6 +11,8 @@ use crate::types::core::{ServicePort, ServiceSpec};
 
 pub const NODE_PORT_RANGE: (i64, i64) = (30000, 32767);
 const TYPES: &[&str] = &["ClusterIP", "NodePort"];
+/// The types reached from outside the cluster.
+const EXTERNAL_TYPES: &[&str] = &["NodePort"];
 
 pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors) {
     let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
@@ -31,6 +33,22 @@ pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors)
         validate_port(p, ports.len(), kind, &pp, &mut seen, errs);
     }
     validate_affinity(spec, path, errs);
+    validate_external_policy(spec, kind, path, errs);
+}
+
+/// `externalTrafficPolicy` only where traffic comes from outside: node ports.
+fn validate_external_policy(spec: &ServiceSpec, kind: &str, path: &FieldPath, errs: &mut Errors) {
+    let Some(policy) = spec.external_traffic_policy.as_deref() else {
+        return;
+    };
+    let at = path.field("externalTrafficPolicy");
+    errs.one_of(&at, Some(policy), &["Cluster", "Local"]);
+    if !EXTERNAL_TYPES.contains(&kind) {
+        errs.forbidden(
+            &at,
+            format!("may only be set when `type` is one of {EXTERNAL_TYPES:?}, not '{kind}'"),
+        );
+    }
 }
 
 /// `clusterIP`: empty, `None` (headless, not for NodePort) or an IPv4 address. True when

@@ -27,7 +27,7 @@ spec:
       - name: echo
         image: keel-e2e/echo:1
         imagePullPolicy: Never
-        command: ["sh", "-c", "hostname > /www/index.html; touch /tmp/ready; udp-echo 9000 & exec httpd -f -p 8080 -h /www"]
+        command: ["sh", "-c", "hostname > /www/index.html; mkdir -p /www/cgi-bin; printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/client; chmod +x /www/cgi-bin/client; touch /tmp/ready; udp-echo 9000 & exec httpd -f -p 8080 -h /www"]
         ports:
         - {{name: http, containerPort: 8080}}
         - {{name: dns, containerPort: 9000, protocol: UDP}}
@@ -66,6 +66,31 @@ spec:
   type: NodePort
   selector: {{app: echo}}
   ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo-local}}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {{app: echo}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo-sticky}}
+spec:
+  selector: {{app: echo}}
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {{clientIP: {{timeoutSeconds: 600}}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: nobody}}
+spec:
+  selector: {{app: nobody}}
+  ports: [{{port: 80}}]
 "#
     )
 }
@@ -137,6 +162,119 @@ fn lo_addresses(host: &NodeHost) -> String {
         .unwrap_or_default()
 }
 
+/// The node's Service table as `nft` lists it.
+fn nft_table(host: &NodeHost) -> String {
+    let out = host
+        .command("nft")
+        .args(["list", "table", "ip", "keel-services"])
+        .output()
+        .expect("nft runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The kernel's handle of the Service table: a new one each time the table is made anew.
+fn table_handle(host: &NodeHost) -> String {
+    let out = host
+        .command("nft")
+        .args(["-a", "list", "table", "ip", "keel-services"])
+        .output()
+        .expect("nft runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+fn cluster_ip_of(server: &Server, service: &str) -> String {
+    let s = server
+        .get(&format!("/api/v1/namespaces/default/services/{service}"))
+        .unwrap_or_else(|| panic!("Service {service}"));
+    s["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What the nftables data path brings: no ClusterIP on the host, the client's address kept
+/// with `externalTrafficPolicy: Local`, ClientIP affinity, refusal without endpoints, and
+/// a table repaired after someone flushed it by hand.
+fn check_kernel_path(server: &Server, lan: &TestLan, names: &[String], cluster_ip: &str) {
+    let host = &lan.hosts[0];
+    let table = nft_table(host);
+    assert!(
+        table.contains("map service-ips") && table.contains(cluster_ip),
+        "{table}"
+    );
+    assert!(
+        !lo_addresses(host).contains(cluster_ip),
+        "the kernel path needs no ClusterIP on the host"
+    );
+
+    // externalTrafficPolicy: Local, from outside: the node asked answers with its own pods,
+    // and they see the client's own address.
+    let local = server
+        .get("/api/v1/namespaces/default/services/echo-local")
+        .expect("echo-local");
+    let port = local["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("a node port");
+    let pods = super::support::pods(server);
+    let mut checked = 0;
+    for (node, h) in names.iter().zip(&lan.hosts) {
+        let here: BTreeSet<String> = pods
+            .iter()
+            .filter(|p| {
+                p["metadata"]["labels"]["app"] == "echo" && p["spec"]["nodeName"] == node.as_str()
+            })
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
+        let addr = format!("{}:{port}", h.ip);
+        server.wait_for("the Local NodePort to answer", |_| {
+            http_get(&addr).is_some()
+        });
+        for _ in 0..5 {
+            let who = http_get(&addr).unwrap_or_default();
+            assert!(here.contains(&who), "{who} is not on {node} ({here:?})");
+        }
+        let seen = super::support::http_get_path(&addr, "/cgi-bin/client").unwrap_or_default();
+        assert!(
+            seen.contains(&format!(":{}]", lan.lan.gateway())),
+            "the pod sees the client's address {}: {seen}",
+            lan.lan.gateway()
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "some node runs an echo pod");
+
+    // ClientIP affinity: one client, one pod, however many requests.
+    let sticky = format!("{}:80", cluster_ip_of(server, "echo-sticky"));
+    let answered: BTreeSet<String> = (0..10).filter_map(|_| http_get_in(host, &sticky)).collect();
+    assert_eq!(answered.len(), 1, "{answered:?}");
+
+    // No ready endpoint: refused at once, not left to time out.
+    let nobody = cluster_ip_of(server, "nobody");
+    let out = super::support::in_host(
+        host,
+        &format!("/bin/busybox nc -w 5 {nobody} 80 </dev/null 2>&1"),
+    );
+    assert!(out.contains("refused"), "{out}");
+
+    // Someone flushes the table by hand: the agent notices and puts it back.
+    let flushed = host
+        .command("nft")
+        .args(["flush", "table", "ip", "keel-services"])
+        .status()
+        .expect("nft runs");
+    assert!(flushed.success());
+    // (`flush table` empties every chain; map elements stay.)
+    assert!(!nft_table(host).contains("jump services"));
+    let front = format!("{cluster_ip}:80");
+    server.wait_for("the flushed table repaired", |_| {
+        nft_table(host).contains("jump services") && http_get_in(host, &front).is_some()
+    });
+}
+
 #[test]
 fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     if !docker_available() {
@@ -164,7 +302,7 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     let names: Vec<String> = (1..=3)
         .map(|i| format!("svc-{}-n{i}", std::process::id()))
         .collect();
-    let _agents: Vec<Agent> = names
+    let mut agents: Vec<Agent> = names
         .iter()
         .zip(&lan.hosts)
         .map(|(n, h)| Agent::start(n, &server, agent_data.path(), h, &[]))
@@ -217,6 +355,7 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
         http_get(&by_node_port).is_some()
     });
     assert!(echo_pods.contains(&http_get(&by_node_port).unwrap_or_default()));
+    check_kernel_path(&server, &lan, &names, &cluster_ip);
 
     // UDP through the Service: each new client socket is a session on some pod.
     let dns = format!("{cluster_ip}:53");
@@ -309,8 +448,8 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
         let now = ready_endpoints(s, "echo");
         now.len() == 2 && !now.contains(&unready)
     });
-    // Each agent applies the new endpoints on its next sync.
-    std::thread::sleep(Duration::from_secs(2));
+    // Each agent applies the new endpoints within a second.
+    std::thread::sleep(Duration::from_secs(1));
     for i in 0..20 {
         let answer = ask(&front).unwrap_or_else(|| panic!("request {i} failed"));
         assert_ne!(answer, unready, "an unready pod got traffic");
@@ -332,9 +471,28 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     for _ in 0..10 {
         assert_eq!(ask(&front).as_deref(), Some(survivor.as_str()));
     }
+    // The survivor reaching itself through its own Service (hairpin).
+    let survivor_container = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=keel.dev/pod-name={survivor}"),
+        "--filter",
+        "label=keel.dev/role=app",
+    ]);
+    // (This busybox's wget crashes on -T; the request is answered at once or refused.)
+    let itself = docker(&[
+        "exec",
+        survivor_container.lines().next().unwrap_or_default(),
+        "wget",
+        "-qO-",
+        "http://echo/",
+    ]);
+    assert_eq!(itself, survivor, "hairpin through the ClusterIP");
 
-    // The NodePort Service goes away: its address leaves the node, its port stops.
-    assert!(lo_addresses(host).contains(&format!("{allocated_ip}/32")));
+    // The NodePort Service goes away: its port stops answering.
+    let table = nft_table(host);
+    assert!(table.contains(": goto ext-default/echo-public/"), "{table}");
     write(
         repo.path(),
         "services.yaml",
@@ -344,9 +502,37 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
             .unwrap_or_default(),
     );
     commit(repo.path(), "no public service");
-    server.wait_for("the NodePort's address removed from lo", |_| {
-        !lo_addresses(host).contains(&format!("{allocated_ip}/32"))
+    server.wait_for("the NodePort's chains removed", |_| {
+        !nft_table(host).contains("echo-public")
     });
     server.wait_for("the NodePort closed", |_| http_get(&by_node_port).is_none());
     assert_eq!(ask(&front).as_deref(), Some(survivor.as_str()));
+
+    // A clean stop removes the node's Service table; the restarted agent makes it again.
+    agents[0].terminate();
+    assert!(
+        !nft_table(host).contains("keel-services"),
+        "table left behind"
+    );
+    agents[0].spawn();
+    server.wait_for("the restarted agent's Service table", |_| {
+        ask(&front).as_deref() == Some(survivor.as_str())
+    });
+    // A killed agent's table keeps serving until it is back, and is then adopted.
+    let other = &lan.hosts[1];
+    agents[1].kill();
+    assert_eq!(
+        http_get_in(other, &front).as_deref(),
+        Some(survivor.as_str()),
+        "Service traffic while the agent is down"
+    );
+    let before = table_handle(other);
+    agents[1].spawn();
+    server.wait_for("the restarted agent to replace the table it found", |_| {
+        table_handle(other) != before
+    });
+    assert_eq!(
+        http_get_in(other, &front).as_deref(),
+        Some(survivor.as_str())
+    );
 }

@@ -92,6 +92,24 @@ impl Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// A clean stop: SIGTERM, as a service manager sends it, and the agent's exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "keel-agent {} did not stop within 15 s of SIGTERM",
+            self.name
+        );
+    }
 }
 
 impl Drop for Agent {

@@ -167,4 +167,35 @@ spec:
             "must be between 1 and 86400",
         )],
     },
+    Case {
+        name: "external traffic policy on a ClusterIP service, and a misspelt one",
+        yaml: r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  externalTrafficPolicy: Local
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: public}
+spec:
+  type: NodePort
+  externalTrafficPolicy: local
+  ports: [{port: 80}]
+"#,
+        errors: &[
+            (
+                5,
+                "spec.externalTrafficPolicy",
+                "may only be set when `type` is one of",
+            ),
+            (
+                13,
+                "spec.externalTrafficPolicy",
+                "Unsupported value: \"local\"",
+            ),
+        ],
+    },
 ];

@@ -1,0 +1,552 @@
+//! The nftables ruleset of a node's Services, computed whole from the Service set. Pure: no
+//! kernel is asked, so it is tested as data and diffed against what was applied last.
+//!
+//! The path of a packet, laid out as kube-proxy's nftables mode does it:
+//! - `nat-prerouting` (pods, other hosts) and `nat-output` (the node itself) jump to
+//!   `services`, which looks the destination up in two verdict maps: `service-ips`
+//!   (ClusterIP . protocol . port) and, for the node's own addresses, `service-nodeports`
+//!   (protocol . port). One lookup per new connection, whatever the number of Services.
+//! - A Service port's chain `svc-NS/NAME/PROTO/PORT` sends ClientIP-affine clients back to
+//!   their endpoint, and picks one at random (`numgen`) for everyone else.
+//! - Traffic from outside enters through `ext-…` first: marked as external, or, with
+//!   `externalTrafficPolicy: Local`, sent only to this node's endpoints.
+//! - An endpoint's chain `ep-…__IP/PORT` marks the connection for masquerade where the reply
+//!   would otherwise not come back through this node (a pod reaching itself, and external
+//!   traffic sent to another node), records affinity, and DNATs.
+//! - Ports without a ready endpoint are in the `no-endpoint-*` sets, which the filter chains
+//!   reject, so clients are refused at once instead of waiting for a timeout.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+use serde_json::{Value, json};
+
+use crate::model::{Protocol, ProxiedService};
+
+/// The agent's table; nothing outside it is ever touched.
+pub const TABLE: &str = "keel-services";
+pub const FAMILY: &str = "ip";
+/// Set on a connection's first packet by a rule that wants it masqueraded (kube-proxy's bit).
+const MASQUERADE_MARK: u32 = 0x4000;
+/// Set on traffic that entered through a node port.
+const EXTERNAL_MARK: u32 = 0x8000;
+
+pub const SERVICE_IPS: &str = "service-ips";
+pub const SERVICE_NODE_PORTS: &str = "service-nodeports";
+pub const NO_ENDPOINT_IPS: &str = "no-endpoint-ips";
+pub const NO_ENDPOINT_NODE_PORTS: &str = "no-endpoint-nodeports";
+
+/// ClusterIP, protocol, port.
+pub type IpKey = (Ipv4Addr, Protocol, u16);
+/// Protocol, node port.
+pub type PortKey = (Protocol, u16);
+
+/// The pod ranges that tell this node's endpoints from other nodes'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranges {
+    /// This node's pods.
+    pub pod_cidr: Ipv4Net,
+    /// Every pod of the cluster.
+    pub cluster_cidr: Ipv4Net,
+}
+
+/// The Service-dependent part of the table; the fixed part is [`skeleton`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    /// Service, external and endpoint chains, each with its rules (a rule is its list of
+    /// expressions).
+    pub chains: BTreeMap<String, Vec<Value>>,
+    /// ClientIP affinity sets, each with its timeout in seconds.
+    pub affinity_sets: BTreeMap<String, u64>,
+    pub service_ips: BTreeMap<IpKey, String>,
+    pub node_ports: BTreeMap<PortKey, String>,
+    pub no_endpoint_ips: BTreeSet<IpKey>,
+    pub no_endpoint_node_ports: BTreeSet<PortKey>,
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+fn ip_field(field: &str) -> Value {
+    json!({"payload": {"protocol": "ip", "field": field}})
+}
+
+fn mark() -> Value {
+    json!({"meta": {"key": "mark"}})
+}
+
+fn set_mark(bit: u32) -> Value {
+    json!({"mangle": {"key": mark(), "value": {"|": [mark(), bit]}}})
+}
+
+fn has_mark(bit: u32) -> Value {
+    json!({"match": {"op": "==", "left": {"&": [mark(), bit]}, "right": bit}})
+}
+
+fn goto(chain: &str) -> Value {
+    json!({"goto": {"target": chain}})
+}
+
+fn prefix(net: Ipv4Net) -> Value {
+    json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}})
+}
+
+/// `ip daddr . meta l4proto . th dport`, or without the address.
+fn destination(with_address: bool) -> Value {
+    let mut parts = Vec::new();
+    if with_address {
+        parts.push(ip_field("daddr"));
+    }
+    parts.push(json!({"meta": {"key": "l4proto"}}));
+    parts.push(json!({"payload": {"protocol": "th", "field": "dport"}}));
+    json!({"concat": parts})
+}
+
+fn local_destination() -> Value {
+    json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}})
+}
+
+pub fn ip_key_value(key: &IpKey) -> Value {
+    json!({"concat": [key.0.to_string(), protocol_name(key.1), key.2]})
+}
+
+pub fn port_key_value(key: &PortKey) -> Value {
+    json!({"concat": [protocol_name(key.0), key.1]})
+}
+
+/// The fixed part of the table: hooks, the dispatch chain, the maps and the reject sets.
+/// Returned as (`add` objects for maps, sets and chains; rules as (chain, expressions)).
+pub fn skeleton() -> (Vec<Value>, Vec<(&'static str, Vec<Value>)>) {
+    let base = |name: &str, kind: &str, hook: &str, prio: i32| {
+        json!({"chain": {"family": FAMILY, "table": TABLE, "name": name,
+            "type": kind, "hook": hook, "prio": prio, "policy": "accept"}})
+    };
+    let ip_type = json!(["ipv4_addr", "inet_proto", "inet_service"]);
+    let port_type = json!(["inet_proto", "inet_service"]);
+    let objects = vec![
+        json!({"map": {"family": FAMILY, "table": TABLE, "name": SERVICE_IPS, "type": ip_type, "map": "verdict"}}),
+        json!({"map": {"family": FAMILY, "table": TABLE, "name": SERVICE_NODE_PORTS, "type": port_type, "map": "verdict"}}),
+        json!({"set": {"family": FAMILY, "table": TABLE, "name": NO_ENDPOINT_IPS, "type": ip_type}}),
+        json!({"set": {"family": FAMILY, "table": TABLE, "name": NO_ENDPOINT_NODE_PORTS, "type": port_type}}),
+        json!({"chain": {"family": FAMILY, "table": TABLE, "name": "services"}}),
+        base("nat-prerouting", "nat", "prerouting", -100),
+        base("nat-output", "nat", "output", -100),
+        base("nat-postrouting", "nat", "postrouting", 100),
+        // Just before the filter priority: refusals come before anyone's accept or drop.
+        base("filter-input", "filter", "input", -10),
+        base("filter-forward", "filter", "forward", -10),
+        base("filter-output", "filter", "output", -10),
+    ];
+    let new_connection =
+        json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}});
+    let reject = json!({"reject": {"type": "icmp", "expr": "port-unreachable"}});
+    let reject_ips = vec![
+        new_connection.clone(),
+        json!({"match": {"op": "==", "left": destination(true), "right": format!("@{NO_ENDPOINT_IPS}")}}),
+        reject.clone(),
+    ];
+    let reject_node_ports = vec![
+        new_connection,
+        local_destination(),
+        json!({"match": {"op": "==", "left": destination(false), "right": format!("@{NO_ENDPOINT_NODE_PORTS}")}}),
+        reject,
+    ];
+    let rules = vec![
+        (
+            "services",
+            vec![json!({"vmap": {"key": destination(true), "data": format!("@{SERVICE_IPS}")}})],
+        ),
+        (
+            "services",
+            vec![
+                local_destination(),
+                // 127.0.0.0/8 is never routed to a pod (that would need route_localnet).
+                json!({"match": {"op": "!=", "left": ip_field("daddr"), "right": json!({"prefix": {"addr": "127.0.0.0", "len": 8}})}}),
+                json!({"vmap": {"key": destination(false), "data": format!("@{SERVICE_NODE_PORTS}")}}),
+            ],
+        ),
+        (
+            "nat-prerouting",
+            vec![json!({"jump": {"target": "services"}})],
+        ),
+        ("nat-output", vec![json!({"jump": {"target": "services"}})]),
+        (
+            "nat-postrouting",
+            vec![has_mark(MASQUERADE_MARK), json!({"masquerade": null})],
+        ),
+        ("filter-input", reject_ips.clone()),
+        ("filter-input", reject_node_ports.clone()),
+        ("filter-forward", reject_ips.clone()),
+        ("filter-output", reject_ips),
+        ("filter-output", reject_node_ports),
+    ];
+    (objects, rules)
+}
+
+/// The rule count of each fixed chain, to notice when someone changed them.
+pub fn skeleton_rule_counts() -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (chain, _) in skeleton().1 {
+        *out.entry(chain.to_string()).or_default() += 1;
+    }
+    out
+}
+
+impl Ruleset {
+    /// The ruleset for `services`. `ranges` tells local endpoints from remote ones; without
+    /// it (before registration) every endpoint counts as remote.
+    pub fn build(services: &[ProxiedService], ranges: Option<Ranges>) -> Ruleset {
+        let mut out = Ruleset::default();
+        for s in services {
+            for p in &s.ports {
+                if s.cluster_ip.is_none() && p.node_port.is_none() {
+                    continue;
+                }
+                let base = format!(
+                    "{}/{}/{}/{}",
+                    s.namespace,
+                    s.name,
+                    protocol_name(p.protocol),
+                    p.port
+                );
+                let ip_key = s.cluster_ip.map(|ip| (ip, p.protocol, p.port));
+                let port_key = p.node_port.map(|n| (p.protocol, n));
+                if ip_key.is_some_and(|k| out.taken_ip(&k, &base))
+                    || port_key.is_some_and(|k| out.taken_port(&k, &base))
+                {
+                    continue;
+                }
+                let endpoints: Vec<SocketAddr> = p
+                    .endpoints
+                    .iter()
+                    .copied()
+                    .filter(|e| e.is_ipv4())
+                    .collect();
+                if endpoints.is_empty() {
+                    out.no_endpoint_ips.extend(ip_key);
+                    out.no_endpoint_node_ports.extend(port_key);
+                    continue;
+                }
+                let affinity = s.affinity.map(|d| d.as_secs().max(1));
+                let local = |e: &SocketAddr| match (e.ip(), ranges) {
+                    (IpAddr::V4(ip), Some(r)) => r.pod_cidr.contains(&ip),
+                    _ => false,
+                };
+                let mut targets = Vec::new();
+                for e in &endpoints {
+                    let target = out.endpoint(&base, *e, p.protocol, affinity, local(e));
+                    targets.push((target, local(e)));
+                }
+                let svc = format!("svc-{base}");
+                let all: Vec<_> = targets.iter().map(|(t, _)| t.clone()).collect();
+                out.chains.insert(svc.clone(), dispatch(&all));
+                if let Some(k) = ip_key {
+                    out.service_ips.insert(k, svc.clone());
+                }
+                if let Some(k) = port_key {
+                    let ext = format!("ext-{base}");
+                    let local_targets: Vec<_> = targets
+                        .iter()
+                        .filter(|(_, l)| *l)
+                        .map(|(t, _)| t.clone())
+                        .collect();
+                    let rules = if s.external_local {
+                        external_local(&svc, &local_targets, ranges)
+                    } else {
+                        vec![vec![set_mark(EXTERNAL_MARK), goto(&svc)]]
+                    };
+                    out.chains
+                        .insert(ext.clone(), rules.into_iter().map(Value::from).collect());
+                    out.node_ports.insert(k, ext);
+                }
+            }
+        }
+        out
+    }
+
+    fn taken_ip(&self, key: &IpKey, by: &str) -> bool {
+        let taken = self.service_ips.contains_key(key) || self.no_endpoint_ips.contains(key);
+        if taken {
+            // The control plane allocates without overlaps; two Services on one address
+            // can only come from a bug, and the first one keeps it.
+            tracing::warn!(address = %key.0, port = key.2, second = by, "two services on one address; ignoring the second");
+        }
+        taken
+    }
+
+    fn taken_port(&self, key: &PortKey, by: &str) -> bool {
+        let taken = self.node_ports.contains_key(key) || self.no_endpoint_node_ports.contains(key);
+        if taken {
+            tracing::warn!(
+                node_port = key.1,
+                second = by,
+                "two services on one node port; ignoring the second"
+            );
+        }
+        taken
+    }
+
+    /// Adds an endpoint's chain (and affinity set); returns what the Service chain needs to
+    /// reach it.
+    fn endpoint(
+        &mut self,
+        base: &str,
+        e: SocketAddr,
+        protocol: Protocol,
+        affinity: Option<u64>,
+        local: bool,
+    ) -> Target {
+        let chain = format!("ep-{base}__{}/{}", e.ip(), e.port());
+        let mut rules = vec![
+            // A pod reaching itself through its Service: the reply must come from the
+            // Service address, so the node must see it.
+            Value::from(vec![
+                json!({"match": {"op": "==", "left": ip_field("saddr"), "right": e.ip().to_string()}}),
+                set_mark(MASQUERADE_MARK),
+            ]),
+        ];
+        if !local {
+            // From outside to another node: that node's reply must come back through here.
+            rules.push(Value::from(vec![
+                has_mark(EXTERNAL_MARK),
+                set_mark(MASQUERADE_MARK),
+            ]));
+        }
+        let set = affinity.map(|timeout| {
+            let name = format!("aff{timeout}-{base}__{}/{}", e.ip(), e.port());
+            self.affinity_sets.insert(name.clone(), timeout);
+            rules.push(json!([{"set": {"op": "update", "elem": ip_field("saddr"), "set": format!("@{name}")}}]));
+            name
+        });
+        rules.push(json!([
+            {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": protocol_name(protocol)}},
+            {"dnat": {"addr": e.ip().to_string(), "port": e.port()}}
+        ]));
+        self.chains.insert(chain.clone(), rules);
+        Target {
+            chain,
+            affinity_set: set,
+        }
+    }
+}
+
+/// What a Service chain sends to: an endpoint's chain, and its affinity set if any.
+#[derive(Debug, Clone)]
+struct Target {
+    chain: String,
+    affinity_set: Option<String>,
+}
+
+/// Affine clients to their endpoint, everyone else to one at random.
+fn dispatch(targets: &[Target]) -> Vec<Value> {
+    let mut rules: Vec<Value> = Vec::new();
+    for t in targets {
+        if let Some(set) = &t.affinity_set {
+            rules.push(json!([
+                {"match": {"op": "==", "left": ip_field("saddr"), "right": format!("@{set}")}},
+                goto(&t.chain)
+            ]));
+        }
+    }
+    match targets {
+        [] => rules.push(json!([{"drop": null}])),
+        [only] => rules.push(json!([goto(&only.chain)])),
+        many => {
+            let arms: Vec<Value> = many
+                .iter()
+                .enumerate()
+                .map(|(i, t)| json!([i, goto(&t.chain)]))
+                .collect();
+            rules.push(json!([{"vmap": {
+                "key": {"numgen": {"mode": "random", "mod": many.len(), "offset": 0}},
+                "data": {"set": arms}
+            }}]));
+        }
+    }
+    rules
+}
+
+/// `externalTrafficPolicy: Local`: pods and the node itself still use every endpoint (as
+/// kube-proxy does); outside clients reach only this node's, unmasqueraded, or are dropped
+/// when it has none.
+fn external_local(svc: &str, local: &[Target], ranges: Option<Ranges>) -> Vec<Vec<Value>> {
+    let mut rules = Vec::new();
+    if let Some(r) = ranges {
+        rules.push(vec![
+            json!({"match": {"op": "==", "left": ip_field("saddr"), "right": prefix(r.cluster_cidr)}}),
+            goto(svc),
+        ]);
+    }
+    rules.push(vec![
+        json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["saddr"]}}, "right": "local"}}),
+        goto(svc),
+    ]);
+    for r in dispatch(local) {
+        if let Value::Array(exprs) = r {
+            rules.push(exprs);
+        }
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ProxiedPort;
+    use std::time::Duration;
+
+    fn service(name: &str, ip: [u8; 4], node_port: Option<u16>, eps: &[&str]) -> ProxiedService {
+        ProxiedService {
+            namespace: "shop".into(),
+            name: name.into(),
+            cluster_ip: Some(Ipv4Addr::from(ip)),
+            affinity: None,
+            external_local: false,
+            ports: vec![ProxiedPort {
+                name: None,
+                protocol: Protocol::Tcp,
+                port: 80,
+                node_port,
+                endpoints: eps.iter().map(|e| e.parse().unwrap()).collect(),
+            }],
+        }
+    }
+
+    fn ranges() -> Option<Ranges> {
+        Some(Ranges {
+            pod_cidr: "10.244.1.0/24".parse().unwrap(),
+            cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+        })
+    }
+
+    fn text(v: &[Value]) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn a_service_is_one_map_entry_a_random_pick_and_a_dnat_per_endpoint() {
+        let r = Ruleset::build(
+            &[service(
+                "web",
+                [10, 96, 0, 7],
+                None,
+                &["10.244.1.5:8080", "10.244.2.9:8080"],
+            )],
+            ranges(),
+        );
+        let key = (Ipv4Addr::new(10, 96, 0, 7), Protocol::Tcp, 80);
+        assert_eq!(r.service_ips[&key], "svc-shop/web/tcp/80");
+        let svc = text(&r.chains["svc-shop/web/tcp/80"]);
+        assert!(svc.contains(r#""numgen":{"mod":2"#), "{svc}");
+        let ep = text(&r.chains["ep-shop/web/tcp/80__10.244.1.5/8080"]);
+        assert!(
+            ep.contains(r#""dnat":{"addr":"10.244.1.5","port":8080}"#),
+            "{ep}"
+        );
+        assert!(ep.contains(r#""right":"10.244.1.5""#), "hairpin: {ep}");
+        assert_eq!(r.chains.len(), 3);
+        assert!(r.no_endpoint_ips.is_empty() && r.affinity_sets.is_empty());
+    }
+
+    #[test]
+    fn only_external_traffic_to_another_node_is_masqueraded() {
+        let r = Ruleset::build(
+            &[service(
+                "web",
+                [10, 96, 0, 7],
+                Some(30080),
+                &["10.244.1.5:8080", "10.244.2.9:8080"],
+            )],
+            ranges(),
+        );
+        assert_eq!(r.node_ports[&(Protocol::Tcp, 30080)], "ext-shop/web/tcp/80");
+        let external = EXTERNAL_MARK.to_string();
+        let local = text(&r.chains["ep-shop/web/tcp/80__10.244.1.5/8080"]);
+        let remote = text(&r.chains["ep-shop/web/tcp/80__10.244.2.9/8080"]);
+        assert!(!local.contains(&external), "{local}");
+        assert!(remote.contains(&external), "{remote}");
+        let ext = text(&r.chains["ext-shop/web/tcp/80"]);
+        assert!(ext.contains(&external) && ext.contains("svc-shop/web/tcp/80"));
+    }
+
+    #[test]
+    fn external_traffic_policy_local_keeps_outside_clients_on_this_node() {
+        let mut s = service(
+            "web",
+            [10, 96, 0, 7],
+            Some(30080),
+            &["10.244.1.5:8080", "10.244.2.9:8080"],
+        );
+        s.external_local = true;
+        let r = Ruleset::build(std::slice::from_ref(&s), ranges());
+        let ext = text(&r.chains["ext-shop/web/tcp/80"]);
+        assert!(ext.contains("10.244.0.0"), "pods use every endpoint: {ext}");
+        assert!(ext.contains("ep-shop/web/tcp/80__10.244.1.5/8080"), "{ext}");
+        assert!(!ext.contains("10.244.2.9"), "{ext}");
+        assert!(
+            !ext.contains(&EXTERNAL_MARK.to_string()),
+            "never masqueraded: {ext}"
+        );
+
+        s.ports[0].endpoints = vec!["10.244.2.9:8080".parse().unwrap()];
+        let r = Ruleset::build(&[s], ranges());
+        let ext = text(&r.chains["ext-shop/web/tcp/80"]);
+        assert!(ext.ends_with(r#"[{"drop":null}]]"#), "{ext}");
+    }
+
+    #[test]
+    fn no_ready_endpoint_means_rejected_and_headless_means_nothing() {
+        let mut headless = service("db", [0, 0, 0, 0], None, &["10.244.1.5:5432"]);
+        headless.cluster_ip = None;
+        let r = Ruleset::build(
+            &[service("web", [10, 96, 0, 7], Some(30080), &[]), headless],
+            None,
+        );
+        assert!(r.chains.is_empty() && r.service_ips.is_empty() && r.node_ports.is_empty());
+        assert_eq!(r.no_endpoint_ips.len(), 1);
+        assert_eq!(
+            r.no_endpoint_node_ports.iter().collect::<Vec<_>>(),
+            vec![&(Protocol::Tcp, 30080)]
+        );
+    }
+
+    #[test]
+    fn affinity_sends_a_known_client_back_and_records_new_ones() {
+        let mut s = service(
+            "web",
+            [10, 96, 0, 7],
+            None,
+            &["10.244.1.5:8080", "10.244.2.9:8080"],
+        );
+        s.affinity = Some(Duration::from_secs(600));
+        let r = Ruleset::build(&[s], ranges());
+        let set = "aff600-shop/web/tcp/80__10.244.1.5/8080";
+        assert_eq!(r.affinity_sets[set], 600);
+        let svc = text(&r.chains["svc-shop/web/tcp/80"]);
+        assert!(svc.starts_with(&format!(r#"[[{{"match":{{"left":{{"payload":{{"field":"saddr","protocol":"ip"}}}},"op":"==","right":"@{set}"}}}}"#)), "{svc}");
+        let ep = text(&r.chains["ep-shop/web/tcp/80__10.244.1.5/8080"]);
+        assert!(ep.contains(r#""op":"update""#), "{ep}");
+    }
+
+    #[test]
+    fn a_second_service_on_a_taken_address_is_ignored() {
+        let r = Ruleset::build(
+            &[
+                service("a", [10, 96, 0, 7], None, &["10.244.1.5:80"]),
+                service("b", [10, 96, 0, 7], None, &["10.244.1.6:80"]),
+            ],
+            None,
+        );
+        assert_eq!(r.service_ips.len(), 1);
+        assert!(
+            r.chains.keys().all(|c| c.contains("shop/a/")),
+            "{:?}",
+            r.chains.keys()
+        );
+    }
+}
