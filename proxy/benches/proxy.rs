@@ -1,15 +1,21 @@
-//! Throughput and latency through keel's proxy, side by side in one run with a direct
-//! connection and with haproxy (TCP mode, round-robin) over the same three backends on
-//! loopback. `cargo bench -p keel-proxy`; `KEEL_BENCH_SECONDS` sets each measurement's length.
+//! Throughput and latency through keel's two Service paths (the nftables table and the
+//! userspace proxy), side by side in one run with a direct connection and with haproxy (TCP
+//! mode, round-robin) over the same three backends on loopback. `cargo bench -p keel-proxy
+//! --bench proxy`; `KEEL_BENCH_SECONDS` sets each measurement's length. As root it runs in a
+//! network namespace of its own (the nftables row needs one); otherwise that row is skipped.
 //!
-//! keel's proxy runs on its own two-thread runtime, as a separate process's would, so clients
-//! and backends do not lend it their threads.
+//! keel's userspace proxy runs on its own two-thread runtime, as a separate process's would,
+//! so clients and backends do not lend it their threads.
+
+#[path = "support/netns.rs"]
+mod netns;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use keel_proxy::nftables::{NftablesConfig, NftablesProxy};
 use keel_proxy::{Protocol, ProxiedPort, ProxiedService, Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -210,6 +216,7 @@ fn haproxy(
 }
 
 fn main() {
+    let kernel = netns::enter();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let proxy_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -243,18 +250,48 @@ fn main() {
         external_local: false,
         ports: vec![port(sink_port, &sinks), port(echo_port, &echoes)],
     };
+    let nft_ip = Ipv4Addr::new(127, 0, 0, 8);
+    let nft_service = ProxiedService {
+        cluster_ip: Some(nft_ip),
+        ..service.clone()
+    };
     let proxy = proxy_rt.block_on(async {
         let proxy = Proxy::start(ProxyConfig::default());
         proxy.apply(vec![service]).await;
         proxy
+    });
+    let nftables = kernel.and_then(|()| {
+        rt.block_on(async {
+            let (_keep, ranges) = tokio::sync::watch::channel(None);
+            let nft = NftablesProxy::start(NftablesConfig {
+                ranges,
+                verify_every: Duration::from_secs(3600),
+            });
+            match nft.apply(vec![nft_service]).await {
+                Ok(()) => Some((nft, _keep)),
+                Err(e) => {
+                    eprintln!("nftables row skipped: {e}");
+                    None
+                }
+            }
+        })
     });
     let keel = (
         SocketAddr::new(IpAddr::V4(ip), sink_port),
         SocketAddr::new(IpAddr::V4(ip), echo_port),
     );
     let ha = haproxy(&sinks, &echoes);
-    let mut rows: Vec<(&str, (SocketAddr, SocketAddr))> =
-        vec![("direct", (sinks[0], echoes[0])), ("keel", keel)];
+    let mut rows: Vec<(&str, (SocketAddr, SocketAddr))> = vec![("direct", (sinks[0], echoes[0]))];
+    if nftables.is_some() {
+        rows.push((
+            "nftables",
+            (
+                SocketAddr::new(IpAddr::V4(nft_ip), sink_port),
+                SocketAddr::new(IpAddr::V4(nft_ip), echo_port),
+            ),
+        ));
+    }
+    rows.push(("userspace", keel));
     if let Some((_, s, e, _)) = &ha {
         rows.push(("haproxy", (*s, *e)));
     } else {
@@ -280,7 +317,7 @@ fn main() {
         }
     }
     println!(
-        "{:<8} {:>14} {:>14} {:>10} {:>10} {:>12} {:>12} {:>12}   (median of {rounds} rounds)",
+        "{:<9} {:>14} {:>14} {:>10} {:>10} {:>12} {:>12} {:>12}   (median of {rounds} rounds)",
         "path", "bulk 1 conn", "bulk 64 conn", "p50", "p99", "req/s (64)", "paced p50", "paced p99"
     );
     for ((name, _), runs) in rows.iter().zip(&results) {
@@ -296,7 +333,7 @@ fn main() {
         let paced50 = median(runs.iter().map(|r| r.5).collect());
         let paced99 = median(runs.iter().map(|r| r.6).collect());
         println!(
-            "{:<8} {:>9.0} MB/s {:>9.0} MB/s {:>8}µs {:>8}µs {:>12.0} {:>10}µs {:>10}µs",
+            "{:<9} {:>9.0} MB/s {:>9.0} MB/s {:>8}µs {:>8}µs {:>12.0} {:>10}µs {:>10}µs",
             name,
             one / 1e6,
             many / 1e6,

@@ -15,8 +15,9 @@
 //!   transaction changes nothing, and the next pass replaces the whole table.
 //! - A restarted agent keeps the table it finds until its first Service set, then replaces
 //!   it whole in one transaction: traffic never sees an empty table.
-//! - Drift is repaired: the table is compared with what was applied every `verify_every`,
-//!   and replaced whole when someone changed it.
+//! - Drift is repaired: the table is compared with what was applied every `verify_every`
+//!   (spaced out on big tables, so checking costs at most 1% of a core), and replaced whole
+//!   when someone changed it.
 //! - Clean shutdown removes the table ([`NftablesProxy::remove`]).
 
 mod conntrack;
@@ -35,6 +36,8 @@ use ruleset::Ruleset;
 pub use ruleset::{Ranges, TABLE};
 use transaction::Shape;
 
+/// Checks for drift take at most one part in this of the time.
+const CHECK_SHARE: u32 = 100;
 /// How soon a failed transaction is tried again.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -43,7 +46,8 @@ pub struct NftablesConfig {
     /// This node's pod range and the cluster's, once known: they tell local endpoints from
     /// remote ones.
     pub ranges: watch::Receiver<Option<Ranges>>,
-    /// How often the table is checked against what was applied.
+    /// How often the table is checked against what was applied (less often on tables so
+    /// big that reading them back would take over 1% of the time).
     pub verify_every: Duration,
 }
 
@@ -153,8 +157,7 @@ async fn run(
     attempted: watch::Sender<(u64, Option<String>)>,
     status: Arc<Mutex<NftablesStatus>>,
 ) {
-    let mut verify = tokio::time::interval(config.verify_every);
-    verify.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_check = tokio::time::Instant::now() + config.verify_every;
     let mut ranges_open = true;
     let mut state = State {
         kernel: None,
@@ -167,7 +170,7 @@ async fn run(
         tokio::select! {
             r = updates.changed() => if r.is_err() { return },
             r = config.ranges.changed(), if ranges_open => ranges_open = r.is_ok(),
-            _ = verify.tick() => check = true,
+            _ = tokio::time::sleep_until(next_check) => check = true,
             _ = tokio::time::sleep(RETRY), if state.failing => {}
         }
         let (generation, services) = updates.borrow_and_update().clone();
@@ -177,8 +180,15 @@ async fn run(
         }
         let ranges = *config.ranges.borrow_and_update();
         let wanted = Ruleset::build(&services, ranges);
-        if check && !state.failing {
-            repair_drift(&mut state, &status).await;
+        if check {
+            let started = Instant::now();
+            if !state.failing {
+                repair_drift(&mut state, &status).await;
+            }
+            // Reading a big table back is costly (about 1 s at 10,000 Services): checks are
+            // spaced so that they take at most 1% of a core.
+            next_check = tokio::time::Instant::now()
+                + config.verify_every.max(started.elapsed() * CHECK_SHARE);
         }
         let started = Instant::now();
         let result = converge(&state.kernel, &wanted).await;

@@ -1,18 +1,22 @@
 //! The nftables ruleset of a node's Services, computed whole from the Service set. Pure: no
 //! kernel is asked, so it is tested as data and diffed against what was applied last.
 //!
-//! The path of a packet, laid out as kube-proxy's nftables mode does it:
+//! The path of a packet, after kube-proxy's nftables mode, made lighter where `nft` pays for
+//! size (every `nft` run reads every chain and set of the host, not their rules):
 //! - `nat-prerouting` (pods, other hosts) and `nat-output` (the node itself) jump to
 //!   `services`, which looks the destination up in two verdict maps: `service-ips`
 //!   (ClusterIP . protocol . port) and, for the node's own addresses, `service-nodeports`
 //!   (protocol . port). One lookup per new connection, whatever the number of Services.
-//! - A Service port's chain `svc-NS/NAME/PROTO/PORT` sends ClientIP-affine clients back to
-//!   their endpoint, and picks one at random (`numgen`) for everyone else.
+//! - A Service port's chain `svc-NS/NAME/PROTO/PORT` picks a ready endpoint at random and
+//!   DNATs to it: rule i of N matches with probability 1/(N-i) (`numgen random mod (N-i)`),
+//!   so each endpoint gets 1/N, with rules only (no chain or anonymous set per endpoint).
+//!   Under ClientIP affinity, each endpoint has a chain `ep-…__IP/PORT` and a timeout set
+//!   `affSECONDS-…` instead: known clients go back to theirs, new ones are recorded.
 //! - Traffic from outside enters through `ext-…` first: marked as external, or, with
 //!   `externalTrafficPolicy: Local`, sent only to this node's endpoints.
-//! - An endpoint's chain `ep-…__IP/PORT` marks the connection for masquerade where the reply
-//!   would otherwise not come back through this node (a pod reaching itself, and external
-//!   traffic sent to another node), records affinity, and DNATs.
+//! - `nat-postrouting` masquerades only where the reply would not come back through this
+//!   node otherwise: a pod reaching itself (its address pair is in `hairpin`), and external
+//!   traffic sent to a pod outside `local-pods`.
 //! - Ports without a ready endpoint are in the `no-endpoint-*` sets, which the filter chains
 //!   reject, so clients are refused at once instead of waiting for a timeout.
 
@@ -27,15 +31,17 @@ use crate::model::{Protocol, ProxiedService};
 /// The agent's table; nothing outside it is ever touched.
 pub const TABLE: &str = "keel-services";
 pub const FAMILY: &str = "ip";
-/// Set on a connection's first packet by a rule that wants it masqueraded (kube-proxy's bit).
-const MASQUERADE_MARK: u32 = 0x4000;
-/// Set on traffic that entered through a node port.
-const EXTERNAL_MARK: u32 = 0x8000;
+/// Set on traffic that entered through a node port (kube-proxy's masquerade bit).
+const EXTERNAL_MARK: u32 = 0x4000;
 
 pub const SERVICE_IPS: &str = "service-ips";
 pub const SERVICE_NODE_PORTS: &str = "service-nodeports";
 pub const NO_ENDPOINT_IPS: &str = "no-endpoint-ips";
 pub const NO_ENDPOINT_NODE_PORTS: &str = "no-endpoint-nodeports";
+/// `ENDPOINT . ENDPOINT`: a connection from an endpoint translated to itself.
+pub const HAIRPIN: &str = "hairpin";
+/// This node's pod range.
+pub const LOCAL_PODS: &str = "local-pods";
 
 /// ClusterIP, protocol, port.
 pub type IpKey = (Ipv4Addr, Protocol, u16);
@@ -54,15 +60,105 @@ pub struct Ranges {
 /// The Service-dependent part of the table; the fixed part is [`skeleton`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ruleset {
-    /// Service, external and endpoint chains, each with its rules (a rule is its list of
-    /// expressions).
-    pub chains: BTreeMap<String, Vec<Value>>,
+    /// Service, external and endpoint chains, each with its rules.
+    pub chains: BTreeMap<String, Vec<Rule>>,
     /// ClientIP affinity sets, each with its timeout in seconds.
     pub affinity_sets: BTreeMap<String, u64>,
     pub service_ips: BTreeMap<IpKey, String>,
     pub node_ports: BTreeMap<PortKey, String>,
     pub no_endpoint_ips: BTreeSet<IpKey>,
     pub no_endpoint_node_ports: BTreeSet<PortKey>,
+    /// Every endpoint address.
+    pub hairpin: BTreeSet<Ipv4Addr>,
+    /// This node's pod range, once known.
+    pub local_pods: Option<Ipv4Net>,
+}
+
+/// One rule of a Service, external or endpoint chain. Kept as data, not as JSON, so that
+/// building and comparing 10,000 Services' rules on every update stays cheap; turned into
+/// `nft` JSON only for what a transaction sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// With `one_in: Some(n)`, matches one new connection in n (`numgen random mod n == 0`).
+    Pick {
+        one_in: Option<usize>,
+        action: Action,
+    },
+    /// A client in the affinity set goes back to its endpoint's chain.
+    Affine {
+        set: String,
+        chain: String,
+    },
+    /// Records (or refreshes) the client in the affinity set.
+    Remember {
+        set: String,
+    },
+    /// Marks the connection as entered through a node port, then the Service chain.
+    External {
+        service: String,
+    },
+    /// Clients in the range (pods) or on this node use every endpoint (Service chain).
+    FromRange {
+        range: Ipv4Net,
+        service: String,
+    },
+    FromNode {
+        service: String,
+    },
+    Drop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Dnat(Protocol, SocketAddr),
+    Goto(String),
+}
+
+impl Action {
+    fn exprs(&self) -> Vec<Value> {
+        match self {
+            Action::Dnat(protocol, e) => vec![
+                json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": protocol_name(*protocol)}}),
+                json!({"dnat": {"addr": e.ip().to_string(), "port": e.port()}}),
+            ],
+            Action::Goto(chain) => vec![goto(chain)],
+        }
+    }
+}
+
+impl Rule {
+    /// The rule's expressions, as `nft -j` takes them.
+    pub fn exprs(&self) -> Value {
+        let exprs = match self {
+            Rule::Pick { one_in, action } => {
+                let mut out = Vec::new();
+                if let Some(n) = one_in {
+                    out.push(json!({"match": {"op": "==",
+                        "left": {"numgen": {"mode": "random", "mod": n, "offset": 0}}, "right": 0}}));
+                }
+                out.extend(action.exprs());
+                out
+            }
+            Rule::Affine { set, chain } => vec![
+                json!({"match": {"op": "==", "left": ip_field("saddr"), "right": format!("@{set}")}}),
+                goto(chain),
+            ],
+            Rule::Remember { set } => vec![
+                json!({"set": {"op": "update", "elem": ip_field("saddr"), "set": format!("@{set}")}}),
+            ],
+            Rule::External { service } => vec![set_mark(EXTERNAL_MARK), goto(service)],
+            Rule::FromRange { range, service } => vec![
+                json!({"match": {"op": "==", "left": ip_field("saddr"), "right": prefix(*range)}}),
+                goto(service),
+            ],
+            Rule::FromNode { service } => vec![
+                json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["saddr"]}}, "right": "local"}}),
+                goto(service),
+            ],
+            Rule::Drop => vec![json!({"drop": null})],
+        };
+        Value::from(exprs)
+    }
 }
 
 fn protocol_name(p: Protocol) -> &'static str {
@@ -78,6 +174,14 @@ fn ip_field(field: &str) -> Value {
 
 fn mark() -> Value {
     json!({"meta": {"key": "mark"}})
+}
+
+pub fn hairpin_value(ip: &Ipv4Addr) -> Value {
+    json!({"concat": [ip.to_string(), ip.to_string()]})
+}
+
+pub fn range_value(net: &Ipv4Net) -> Value {
+    prefix(*net)
 }
 
 fn set_mark(bit: u32) -> Value {
@@ -107,6 +211,11 @@ fn destination(with_address: bool) -> Value {
     json!({"concat": parts})
 }
 
+/// Loopback traffic cannot be rewritten to another source; it needs no masquerade.
+fn not_loopback() -> Value {
+    json!({"match": {"op": "!=", "left": {"meta": {"key": "oifname"}}, "right": "lo"}})
+}
+
 fn local_destination() -> Value {
     json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}})
 }
@@ -133,6 +242,8 @@ pub fn skeleton() -> (Vec<Value>, Vec<(&'static str, Vec<Value>)>) {
         json!({"map": {"family": FAMILY, "table": TABLE, "name": SERVICE_NODE_PORTS, "type": port_type, "map": "verdict"}}),
         json!({"set": {"family": FAMILY, "table": TABLE, "name": NO_ENDPOINT_IPS, "type": ip_type}}),
         json!({"set": {"family": FAMILY, "table": TABLE, "name": NO_ENDPOINT_NODE_PORTS, "type": port_type}}),
+        json!({"set": {"family": FAMILY, "table": TABLE, "name": HAIRPIN, "type": ["ipv4_addr", "ipv4_addr"]}}),
+        json!({"set": {"family": FAMILY, "table": TABLE, "name": LOCAL_PODS, "type": "ipv4_addr", "flags": ["interval"]}}),
         json!({"chain": {"family": FAMILY, "table": TABLE, "name": "services"}}),
         base("nat-prerouting", "nat", "prerouting", -100),
         base("nat-output", "nat", "output", -100),
@@ -177,7 +288,21 @@ pub fn skeleton() -> (Vec<Value>, Vec<(&'static str, Vec<Value>)>) {
         ("nat-output", vec![json!({"jump": {"target": "services"}})]),
         (
             "nat-postrouting",
-            vec![has_mark(MASQUERADE_MARK), json!({"masquerade": null})],
+            vec![
+                not_loopback(),
+                json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+                json!({"match": {"op": "==", "left": {"concat": [ip_field("saddr"), ip_field("daddr")]}, "right": format!("@{HAIRPIN}")}}),
+                json!({"masquerade": null}),
+            ],
+        ),
+        (
+            "nat-postrouting",
+            vec![
+                not_loopback(),
+                has_mark(EXTERNAL_MARK),
+                json!({"match": {"op": "!=", "left": ip_field("daddr"), "right": format!("@{LOCAL_PODS}")}}),
+                json!({"masquerade": null}),
+            ],
         ),
         ("filter-input", reject_ips.clone()),
         ("filter-input", reject_node_ports.clone()),
@@ -239,8 +364,10 @@ impl Ruleset {
                 };
                 let mut targets = Vec::new();
                 for e in &endpoints {
-                    let target = out.endpoint(&base, *e, p.protocol, affinity, local(e));
-                    targets.push((target, local(e)));
+                    if let IpAddr::V4(ip) = e.ip() {
+                        out.hairpin.insert(ip);
+                    }
+                    targets.push((out.endpoint(&base, *e, p.protocol, affinity), local(e)));
                 }
                 let svc = format!("svc-{base}");
                 let all: Vec<_> = targets.iter().map(|(t, _)| t.clone()).collect();
@@ -258,14 +385,16 @@ impl Ruleset {
                     let rules = if s.external_local {
                         external_local(&svc, &local_targets, ranges)
                     } else {
-                        vec![vec![set_mark(EXTERNAL_MARK), goto(&svc)]]
+                        vec![Rule::External {
+                            service: svc.clone(),
+                        }]
                     };
-                    out.chains
-                        .insert(ext.clone(), rules.into_iter().map(Value::from).collect());
+                    out.chains.insert(ext.clone(), rules);
                     out.node_ports.insert(k, ext);
                 }
             }
         }
+        out.local_pods = ranges.map(|r| r.pod_cidr);
         out
     }
 
@@ -291,82 +420,70 @@ impl Ruleset {
         taken
     }
 
-    /// Adds an endpoint's chain (and affinity set); returns what the Service chain needs to
-    /// reach it.
+    /// How a Service chain reaches endpoint `e`: a DNAT in its own rule, or under affinity a
+    /// chain (and timeout set) of the endpoint's own that records the client.
     fn endpoint(
         &mut self,
         base: &str,
         e: SocketAddr,
         protocol: Protocol,
         affinity: Option<u64>,
-        local: bool,
     ) -> Target {
+        let Some(timeout) = affinity else {
+            return Target {
+                action: Action::Dnat(protocol, e),
+                set: None,
+            };
+        };
         let chain = format!("ep-{base}__{}/{}", e.ip(), e.port());
-        let mut rules = vec![
-            // A pod reaching itself through its Service: the reply must come from the
-            // Service address, so the node must see it.
-            Value::from(vec![
-                json!({"match": {"op": "==", "left": ip_field("saddr"), "right": e.ip().to_string()}}),
-                set_mark(MASQUERADE_MARK),
-            ]),
-        ];
-        if !local {
-            // From outside to another node: that node's reply must come back through here.
-            rules.push(Value::from(vec![
-                has_mark(EXTERNAL_MARK),
-                set_mark(MASQUERADE_MARK),
-            ]));
-        }
-        let set = affinity.map(|timeout| {
-            let name = format!("aff{timeout}-{base}__{}/{}", e.ip(), e.port());
-            self.affinity_sets.insert(name.clone(), timeout);
-            rules.push(json!([{"set": {"op": "update", "elem": ip_field("saddr"), "set": format!("@{name}")}}]));
-            name
-        });
-        rules.push(json!([
-            {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": protocol_name(protocol)}},
-            {"dnat": {"addr": e.ip().to_string(), "port": e.port()}}
-        ]));
-        self.chains.insert(chain.clone(), rules);
+        let set = format!("aff{timeout}-{base}__{}/{}", e.ip(), e.port());
+        self.affinity_sets.insert(set.clone(), timeout);
+        self.chains.insert(
+            chain.clone(),
+            vec![
+                Rule::Remember { set: set.clone() },
+                Rule::Pick {
+                    one_in: None,
+                    action: Action::Dnat(protocol, e),
+                },
+            ],
+        );
         Target {
-            chain,
-            affinity_set: set,
+            action: Action::Goto(chain),
+            set: Some(set),
         }
     }
 }
 
-/// What a Service chain sends to: an endpoint's chain, and its affinity set if any.
+/// How a Service chain sends to one endpoint: a DNAT, or (under affinity) a goto to the
+/// endpoint's chain, whose set remembers its clients.
 #[derive(Debug, Clone)]
 struct Target {
-    chain: String,
-    affinity_set: Option<String>,
+    action: Action,
+    set: Option<String>,
 }
 
-/// Affine clients to their endpoint, everyone else to one at random.
-fn dispatch(targets: &[Target]) -> Vec<Value> {
-    let mut rules: Vec<Value> = Vec::new();
+/// Affine clients to their endpoint; everyone else to one at random: rule i of N matches
+/// with probability 1/(N-i), so every endpoint gets 1/N of new connections.
+fn dispatch(targets: &[Target]) -> Vec<Rule> {
+    let mut rules = Vec::new();
     for t in targets {
-        if let Some(set) = &t.affinity_set {
-            rules.push(json!([
-                {"match": {"op": "==", "left": ip_field("saddr"), "right": format!("@{set}")}},
-                goto(&t.chain)
-            ]));
+        if let (Some(set), Action::Goto(chain)) = (&t.set, &t.action) {
+            rules.push(Rule::Affine {
+                set: set.clone(),
+                chain: chain.clone(),
+            });
         }
     }
-    match targets {
-        [] => rules.push(json!([{"drop": null}])),
-        [only] => rules.push(json!([goto(&only.chain)])),
-        many => {
-            let arms: Vec<Value> = many
-                .iter()
-                .enumerate()
-                .map(|(i, t)| json!([i, goto(&t.chain)]))
-                .collect();
-            rules.push(json!([{"vmap": {
-                "key": {"numgen": {"mode": "random", "mod": many.len(), "offset": 0}},
-                "data": {"set": arms}
-            }}]));
-        }
+    let n = targets.len();
+    for (i, t) in targets.iter().enumerate() {
+        rules.push(Rule::Pick {
+            one_in: (i + 1 < n).then_some(n - i),
+            action: t.action.clone(),
+        });
+    }
+    if targets.is_empty() {
+        rules.push(Rule::Drop);
     }
     rules
 }
@@ -374,23 +491,18 @@ fn dispatch(targets: &[Target]) -> Vec<Value> {
 /// `externalTrafficPolicy: Local`: pods and the node itself still use every endpoint (as
 /// kube-proxy does); outside clients reach only this node's, unmasqueraded, or are dropped
 /// when it has none.
-fn external_local(svc: &str, local: &[Target], ranges: Option<Ranges>) -> Vec<Vec<Value>> {
+fn external_local(svc: &str, local: &[Target], ranges: Option<Ranges>) -> Vec<Rule> {
     let mut rules = Vec::new();
     if let Some(r) = ranges {
-        rules.push(vec![
-            json!({"match": {"op": "==", "left": ip_field("saddr"), "right": prefix(r.cluster_cidr)}}),
-            goto(svc),
-        ]);
+        rules.push(Rule::FromRange {
+            range: r.cluster_cidr,
+            service: svc.to_string(),
+        });
     }
-    rules.push(vec![
-        json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["saddr"]}}, "right": "local"}}),
-        goto(svc),
-    ]);
-    for r in dispatch(local) {
-        if let Value::Array(exprs) = r {
-            rules.push(exprs);
-        }
-    }
+    rules.push(Rule::FromNode {
+        service: svc.to_string(),
+    });
+    rules.extend(dispatch(local));
     rules
 }
 
@@ -424,37 +536,46 @@ mod tests {
         })
     }
 
-    fn text(v: &[Value]) -> String {
-        serde_json::to_string(v).unwrap()
+    fn text(v: &[Rule]) -> String {
+        serde_json::to_string(&v.iter().map(Rule::exprs).collect::<Vec<_>>()).unwrap()
     }
 
     #[test]
-    fn a_service_is_one_map_entry_a_random_pick_and_a_dnat_per_endpoint() {
+    fn a_service_is_one_map_entry_and_a_chain_picking_an_endpoint_at_random() {
         let r = Ruleset::build(
             &[service(
                 "web",
                 [10, 96, 0, 7],
                 None,
-                &["10.244.1.5:8080", "10.244.2.9:8080"],
+                &["10.244.1.5:8080", "10.244.2.9:8080", "10.244.2.10:8080"],
             )],
             ranges(),
         );
         let key = (Ipv4Addr::new(10, 96, 0, 7), Protocol::Tcp, 80);
         assert_eq!(r.service_ips[&key], "svc-shop/web/tcp/80");
-        let svc = text(&r.chains["svc-shop/web/tcp/80"]);
-        assert!(svc.contains(r#""numgen":{"mod":2"#), "{svc}");
-        let ep = text(&r.chains["ep-shop/web/tcp/80__10.244.1.5/8080"]);
+        assert_eq!(r.chains.len(), 1, "no chain per endpoint without affinity");
+        let rules = &r.chains["svc-shop/web/tcp/80"];
+        assert_eq!(rules.len(), 3);
+        // 1/3, then 1/2 of the rest, then the rest: a third each.
+        let first = text(&rules[..1]);
+        assert!(first.contains(r#""mod":3"#), "{first}");
         assert!(
-            ep.contains(r#""dnat":{"addr":"10.244.1.5","port":8080}"#),
-            "{ep}"
+            first.contains(r#""dnat":{"addr":"10.244.1.5","port":8080}"#),
+            "{first}"
         );
-        assert!(ep.contains(r#""right":"10.244.1.5""#), "hairpin: {ep}");
-        assert_eq!(r.chains.len(), 3);
+        assert!(text(&rules[1..2]).contains(r#""mod":2"#));
+        let last = text(&rules[2..]);
+        assert!(
+            !last.contains("numgen") && last.contains("10.244.2.10"),
+            "{last}"
+        );
+        assert_eq!(r.hairpin.len(), 3, "each endpoint may reach itself");
+        assert_eq!(r.local_pods, Some("10.244.1.0/24".parse().unwrap()));
         assert!(r.no_endpoint_ips.is_empty() && r.affinity_sets.is_empty());
     }
 
     #[test]
-    fn only_external_traffic_to_another_node_is_masqueraded() {
+    fn node_port_traffic_is_marked_external_for_the_masquerade_rule() {
         let r = Ruleset::build(
             &[service(
                 "web",
@@ -465,13 +586,17 @@ mod tests {
             ranges(),
         );
         assert_eq!(r.node_ports[&(Protocol::Tcp, 30080)], "ext-shop/web/tcp/80");
-        let external = EXTERNAL_MARK.to_string();
-        let local = text(&r.chains["ep-shop/web/tcp/80__10.244.1.5/8080"]);
-        let remote = text(&r.chains["ep-shop/web/tcp/80__10.244.2.9/8080"]);
-        assert!(!local.contains(&external), "{local}");
-        assert!(remote.contains(&external), "{remote}");
         let ext = text(&r.chains["ext-shop/web/tcp/80"]);
-        assert!(ext.contains(&external) && ext.contains("svc-shop/web/tcp/80"));
+        assert!(ext.contains(&EXTERNAL_MARK.to_string()) && ext.contains("svc-shop/web/tcp/80"));
+        // And the fixed masquerade rule sends only external traffic outside local-pods.
+        let (_, rules) = skeleton();
+        let post: Vec<Value> = rules
+            .into_iter()
+            .filter(|(c, _)| *c == "nat-postrouting")
+            .map(|(_, r)| Value::from(r))
+            .collect();
+        let post = serde_json::to_string(&post).unwrap();
+        assert!(post.contains(&format!("@{LOCAL_PODS}")) && post.contains(&format!("@{HAIRPIN}")));
     }
 
     #[test]
@@ -486,7 +611,7 @@ mod tests {
         let r = Ruleset::build(std::slice::from_ref(&s), ranges());
         let ext = text(&r.chains["ext-shop/web/tcp/80"]);
         assert!(ext.contains("10.244.0.0"), "pods use every endpoint: {ext}");
-        assert!(ext.contains("ep-shop/web/tcp/80__10.244.1.5/8080"), "{ext}");
+        assert!(ext.contains(r#""dnat":{"addr":"10.244.1.5""#), "{ext}");
         assert!(!ext.contains("10.244.2.9"), "{ext}");
         assert!(
             !ext.contains(&EXTERNAL_MARK.to_string()),
@@ -530,7 +655,14 @@ mod tests {
         let svc = text(&r.chains["svc-shop/web/tcp/80"]);
         assert!(svc.starts_with(&format!(r#"[[{{"match":{{"left":{{"payload":{{"field":"saddr","protocol":"ip"}}}},"op":"==","right":"@{set}"}}}}"#)), "{svc}");
         let ep = text(&r.chains["ep-shop/web/tcp/80__10.244.1.5/8080"]);
-        assert!(ep.contains(r#""op":"update""#), "{ep}");
+        assert!(
+            ep.contains(r#""op":"update""#) && ep.contains("dnat"),
+            "{ep}"
+        );
+        assert!(
+            svc.contains(r#""goto":{"target":"ep-shop/web/tcp/80__10.244.2.9/8080"}"#),
+            "{svc}"
+        );
     }
 
     #[test]

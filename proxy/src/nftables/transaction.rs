@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::ruleset::{
-    FAMILY, NO_ENDPOINT_IPS, NO_ENDPOINT_NODE_PORTS, Ruleset, SERVICE_IPS, SERVICE_NODE_PORTS,
-    TABLE, ip_key_value, port_key_value, skeleton, skeleton_rule_counts,
+    FAMILY, HAIRPIN, LOCAL_PODS, NO_ENDPOINT_IPS, NO_ENDPOINT_NODE_PORTS, Ruleset, SERVICE_IPS,
+    SERVICE_NODE_PORTS, TABLE, hairpin_value, ip_key_value, port_key_value, range_value, skeleton,
+    skeleton_rule_counts,
 };
 
 fn table() -> Value {
@@ -59,7 +60,7 @@ pub fn replace(r: &Ruleset) -> Value {
         cmds.push(rule(c, &Value::from(exprs)));
     }
     for (c, rs) in &r.chains {
-        cmds.extend(rs.iter().map(|e| rule(c, e)));
+        cmds.extend(rs.iter().map(|e| rule(c, &e.exprs())));
     }
     cmds.extend(add_elements(r, &Ruleset::default()));
     transaction(cmds)
@@ -89,11 +90,24 @@ fn add_elements(new: &Ruleset, old: &Ruleset) -> Vec<Value> {
         .difference(&old.no_endpoint_node_ports)
         .map(port_key_value)
         .collect();
+    let hairpin = new
+        .hairpin
+        .difference(&old.hairpin)
+        .map(hairpin_value)
+        .collect();
+    let local = new
+        .local_pods
+        .filter(|n| old.local_pods != Some(*n))
+        .iter()
+        .map(range_value)
+        .collect();
     [
         elements("add", SERVICE_IPS, service_ips),
         elements("add", SERVICE_NODE_PORTS, node_ports),
         elements("add", NO_ENDPOINT_IPS, no_ips),
         elements("add", NO_ENDPOINT_NODE_PORTS, no_ports),
+        elements("add", HAIRPIN, hairpin),
+        elements("add", LOCAL_PODS, local),
     ]
     .into_iter()
     .flatten()
@@ -125,11 +139,24 @@ fn delete_elements(old: &Ruleset, new: &Ruleset) -> Vec<Value> {
         .difference(&new.no_endpoint_node_ports)
         .map(port_key_value)
         .collect();
+    let hairpin = old
+        .hairpin
+        .difference(&new.hairpin)
+        .map(hairpin_value)
+        .collect();
+    let local = old
+        .local_pods
+        .filter(|n| new.local_pods != Some(*n))
+        .iter()
+        .map(range_value)
+        .collect();
     [
         elements("delete", SERVICE_IPS, service_ips),
         elements("delete", SERVICE_NODE_PORTS, node_ports),
         elements("delete", NO_ENDPOINT_IPS, no_ips),
         elements("delete", NO_ENDPOINT_NODE_PORTS, no_ports),
+        elements("delete", HAIRPIN, hairpin),
+        elements("delete", LOCAL_PODS, local),
     ]
     .into_iter()
     .flatten()
@@ -158,7 +185,7 @@ pub fn delta(old: &Ruleset, new: &Ruleset) -> Option<Value> {
             Some(_) => cmds.push(json!({"flush": chain(c)})),
             None => {}
         }
-        cmds.extend(rules.iter().map(|e| rule(c, e)));
+        cmds.extend(rules.iter().map(|e| rule(c, &e.exprs())));
     }
     let removed: Vec<&String> = old
         .chains
@@ -287,12 +314,10 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                "add chain ep-shop/web/tcp/80__10.244.1.6/80",
-                "add rule ep-shop/web/tcp/80__10.244.1.6/80",
-                "add rule ep-shop/web/tcp/80__10.244.1.6/80",
-                "add rule ep-shop/web/tcp/80__10.244.1.6/80",
                 "flush chain svc-shop/web/tcp/80",
                 "add rule svc-shop/web/tcp/80",
+                "add rule svc-shop/web/tcp/80",
+                "add element hairpin",
             ],
             "no map element and no other chain is touched"
         );
@@ -312,7 +337,8 @@ mod tests {
         );
         assert!(ops.contains(&"add element no-endpoint-ips".to_string()));
         assert!(ops.contains(&"add element no-endpoint-nodeports".to_string()));
-        assert!(ops.contains(&"delete chain ep-shop/web/tcp/80__10.244.1.5/80".to_string()));
+        assert!(ops.contains(&"delete chain ext-shop/web/tcp/80".to_string()));
+        assert!(ops.contains(&"delete element hairpin".to_string()));
     }
 
     #[test]
