@@ -38,15 +38,42 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::DaemonSet(d) => daemon_set(d),
         Object::Job(j) => job(j),
         Object::Pod(p) => pod(p),
+        Object::Service(s) => service(s),
         // Objects without a rollout are healthy once they exist.
-        Object::Service(_)
-        | Object::ConfigMap(_)
+        Object::ConfigMap(_)
         | Object::Secret(_)
         | Object::Namespace(_)
         | Object::Node(_)
         | Object::Endpoints(_)
         | Object::Event(_) => (Health::Healthy, String::new()),
     }
+}
+
+/// A LoadBalancer Service is Progressing until it has an external address, with the reason
+/// the controller gave (no pool, pool exhausted); other Services are healthy once they exist.
+fn service(s: &keel_schema::types::core::Service) -> (Health, String) {
+    if s.spec.type_.as_deref() != Some("LoadBalancer") {
+        return (Health::Healthy, String::new());
+    }
+    let status = s.status.as_ref();
+    let ips: Vec<&str> = status
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref())
+        .collect();
+    if !ips.is_empty() {
+        return (Health::Healthy, format!("external IP {}", ips.join(", ")));
+    }
+    let why = status
+        .and_then(|st| st.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "LoadBalancerReady")
+        .and_then(|c| c.message.clone())
+        .unwrap_or_else(|| "waiting for an external address".to_string());
+    (Health::Progressing, why)
 }
 
 /// The controller has seen the object's latest spec (or does not say).

@@ -13,6 +13,7 @@ use crate::grpc::client::{self, Registration};
 use crate::grpc::identity::NodeIdentity;
 use crate::grpc::server::{self, NodeAgentService};
 use crate::network::NodeNetwork;
+use crate::network::announce::Announcer;
 use crate::network::overlay::{Backend, Overlay};
 use crate::pod::worker::PodContext;
 use crate::runtime::Runtime;
@@ -160,6 +161,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         None => None,
     };
     let (workers_stop, shutdown) = tokio::sync::watch::channel(false);
+    let node_ip: Option<std::net::Ipv4Addr> = host_ip.as_deref().and_then(|h| h.parse().ok());
     let ctx = Arc::new(PodContext {
         shutdown,
         runtime: runtime.clone(),
@@ -171,12 +173,24 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
     });
     let supervisor = Supervisor::start(ctx);
     let proxy = start_proxy(&config).await?;
+    let mut tasks = Vec::new();
+    // Where the node has a Service path and an IPv4 address, it may be named to answer
+    // for LoadBalancer addresses.
+    let announcer = match (&proxy, node_ip) {
+        (Some(_), Some(node_ip)) => {
+            let (announcer, task) = Announcer::start(node_ip, address_owner(&config.data_dir)?);
+            tasks.push(task);
+            Some(announcer)
+        }
+        _ => None,
+    };
     let (peers, peers_rx) = tokio::sync::watch::channel(Vec::new());
     let service = NodeAgentService {
         node: config.node.clone(),
         supervisor: supervisor.clone(),
         runtime: runtime.clone(),
         proxy: proxy.clone(),
+        announcer,
         dns: dns.clone(),
         peers: Arc::new(peers),
         mutual_tls: config.identity.is_some(),
@@ -187,14 +201,14 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         .map(|i| i.server_config())
         .transpose()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let mut tasks = vec![tokio::spawn(async move {
+    tasks.push(tokio::spawn(async move {
         let shutdown = async {
             let _ = stop_rx.await;
         };
         if let Err(e) = server::serve(listener, service, tls, shutdown).await {
             tracing::error!(error = %e, "the agent's gRPC server stopped");
         }
-    })];
+    }));
     if let Some(overlay) = overlay {
         tasks.push(tokio::spawn(overlay(peers_rx).run()));
     }

@@ -79,6 +79,8 @@ pub struct DesiredSet {
     pub dns_services: Vec<crate::dns::records::DnsService>,
     /// Every node with a pod range, for the overlay's routes.
     pub peers: Vec<Peer>,
+    /// LoadBalancer addresses this node answers for on its network.
+    pub announce: Vec<std::net::Ipv4Addr>,
 }
 
 /// Why a `Sync` message was refused; every problem found, one per line.
@@ -155,6 +157,13 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
     let secrets = by_namespace(&msg.secrets, "secrets", Kind::Secret, &mut problems);
     let (services, dns_services) = proxied_services(msg, &mut problems);
     let peers = network_peers(msg, &mut problems);
+    let mut announce = Vec::with_capacity(msg.announce.len());
+    for (i, text) in msg.announce.iter().enumerate() {
+        match text.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) => announce.push(ip),
+            Err(_) => problems.push(format!("announce[{i}]: {text:?} is not an IPv4 address")),
+        }
+    }
     let mut service_env: HashMap<String, Arc<Vec<(String, String)>>> = HashMap::new();
     let mut pods = Vec::with_capacity(msg.pods.len());
     let mut uids = HashSet::new();
@@ -195,6 +204,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         services,
         dns_services,
         peers,
+        announce,
     })
 }
 
@@ -244,6 +254,7 @@ fn bounds(msg: &NodeDesired, node: &str) -> Vec<String> {
         ("secrets", msg.secrets.len()),
         ("services", msg.services.len()),
         ("nodes", msg.nodes.len()),
+        ("announce", msg.announce.len()),
     ] {
         if n > MAX_OBJECTS {
             problems.push(format!(

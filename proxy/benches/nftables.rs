@@ -23,6 +23,7 @@ fn service(i: usize, endpoints: usize) -> ProxiedService {
         cluster_ip: Some(ip([10, 96], i)),
         affinity: None,
         external_local: false,
+        external_ips: Vec::new(),
         ports: vec![ProxiedPort {
             name: None,
             protocol: Protocol::Tcp,

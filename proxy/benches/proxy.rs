@@ -248,6 +248,7 @@ fn main() {
         cluster_ip: Some(ip),
         affinity: None,
         external_local: false,
+        external_ips: Vec::new(),
         ports: vec![port(sink_port, &sinks), port(echo_port, &echoes)],
     };
     let nft_ip = Ipv4Addr::new(127, 0, 0, 8);

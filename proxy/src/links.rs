@@ -62,6 +62,7 @@ mod tests {
             cluster_ip: ip,
             affinity: None,
             external_local: false,
+            external_ips: Vec::new(),
             ports: vec![
                 ProxiedPort {
                     name: Some("http".into()),

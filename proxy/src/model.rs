@@ -45,6 +45,9 @@ pub struct ProxiedService {
     /// `externalTrafficPolicy: Local`: traffic from outside goes only to this node's
     /// endpoints, with the client's address kept.
     pub external_local: bool,
+    /// A LoadBalancer Service's external addresses (`status.loadBalancer.ingress`): its
+    /// ports answer there too, as traffic from outside.
+    pub external_ips: Vec<Ipv4Addr>,
     pub ports: Vec<ProxiedPort>,
 }
 
@@ -86,6 +89,19 @@ impl ProxiedService {
                 .map_or(DEFAULT_AFFINITY_TIMEOUT, Duration::from_secs)
         });
         let external_local = service.spec.external_traffic_policy.as_deref() == Some("Local");
+        let external_ips = if service.spec.type_.as_deref() == Some("LoadBalancer") {
+            service
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut ports = Vec::new();
         for (i, p) in service.spec.ports.iter().flatten().enumerate() {
             let protocol_text = p.protocol.as_deref().unwrap_or("TCP");
@@ -117,6 +133,7 @@ impl ProxiedService {
             cluster_ip,
             affinity,
             external_local,
+            external_ips,
             ports,
         })
     }

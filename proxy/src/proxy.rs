@@ -368,6 +368,9 @@ fn wanted_frontends(
             if let Some(node_port) = p.node_port {
                 add(SocketAddr::new(node_port_address, node_port), false);
             }
+            for ip in &s.external_ips {
+                add(SocketAddr::new(IpAddr::V4(*ip), p.port), true);
+            }
         }
     }
     wanted

@@ -78,6 +78,7 @@ fn start_control_plane() -> ControlPlane {
         resync_interval: Duration::from_secs(60),
         webhook_secret: None,
         service_network: keel_reconciler::apply::ServiceNetwork::default(),
+        load_balancer_pool: None,
         // Room for 16,384 nodes of 254 pods, clear of the Service range.
         pod_network: keel_reconciler::nodes::PodNetwork::new(
             "10.128.0.0/10",

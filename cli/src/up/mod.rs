@@ -49,6 +49,7 @@ pub struct UpConfig {
     /// `vxlan` or `host-gw`, passed to every agent.
     pub network_backend: String,
     pub service_network: ServiceNetwork,
+    pub load_balancer_pool: Option<keel_reconciler::controllers::loadbalancer::LoadBalancerPool>,
     pub pod_network: keel_reconciler::nodes::PodNetwork,
     /// How long to wait for the pods before printing what is still starting.
     pub wait: Duration,
@@ -181,6 +182,7 @@ fn control_plane_config(config: &UpConfig, repo: &Path, gateway: Ipv4Addr) -> Co
         resync_interval: Duration::from_secs(60),
         webhook_secret: None,
         service_network: config.service_network.clone(),
+        load_balancer_pool: config.load_balancer_pool,
         pod_network: config.pod_network,
         wait_for_nodes: config.nodes,
         insecure: false,

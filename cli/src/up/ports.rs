@@ -27,7 +27,7 @@ pub fn node_ports(services: &[Object]) -> Vec<NodePort> {
         let Object::Service(svc) = object else {
             continue;
         };
-        if svc.spec.type_.as_deref() != Some("NodePort") {
+        if !matches!(svc.spec.type_.as_deref(), Some("NodePort" | "LoadBalancer")) {
             continue;
         }
         for port in svc.spec.ports.iter().flatten() {

@@ -2,6 +2,7 @@
 //! NodePorts, and the pod network's range cut per node.
 
 use keel_reconciler::apply::ServiceNetwork;
+use keel_reconciler::controllers::loadbalancer::LoadBalancerPool;
 use keel_reconciler::nodes::PodNetwork;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -21,6 +22,12 @@ pub struct NetworkArgs {
     /// pods per node, 256 nodes in a /16).
     #[arg(long, default_value_t = 24)]
     pub node_cidr_mask_size: u8,
+    /// Where Services of `type: LoadBalancer` get their external address: an IPv4 range on
+    /// the nodes' network (`192.168.1.240/28`; one node answers for each address), or
+    /// `nodes` (every Ready node's own address, as k3s's ServiceLB). Without it they work
+    /// through their node ports, and `keel status` says so.
+    #[arg(long = "loadbalancer-pool")]
+    pub loadbalancer_pool: Option<String>,
 }
 
 impl NetworkArgs {
@@ -33,5 +40,13 @@ impl NetworkArgs {
             services.cidr(),
         )?;
         Ok((services, pods))
+    }
+
+    /// The LoadBalancer pool, or what is wrong with it.
+    pub fn load_balancer_pool(&self) -> Result<Option<LoadBalancerPool>, String> {
+        self.loadbalancer_pool
+            .as_deref()
+            .map(|p| p.parse().map_err(|e| format!("--loadbalancer-pool: {e}")))
+            .transpose()
     }
 }

@@ -114,6 +114,13 @@ pub fn run(args: &Args) -> i32 {
             return 2;
         }
     };
+    let load_balancer_pool = match args.network.load_balancer_pool() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("keel server: {e}");
+            return 2;
+        }
+    };
     let config = Config {
         repo: args.repo.clone(),
         branch: args.branch.clone(),
@@ -128,6 +135,7 @@ pub fn run(args: &Args) -> i32 {
         resync_interval: args.resync_interval,
         webhook_secret: secret,
         service_network,
+        load_balancer_pool,
         pod_network,
         wait_for_nodes: 0,
         insecure: args.insecure,

@@ -40,6 +40,8 @@ pub struct Args {
     pub wait: Duration,
 }
 
+use keel_reconciler::controllers::loadbalancer::LoadBalancerPool;
+
 pub fn run(args: &Args) -> i32 {
     let (service_network, pod_network) = match args.network.plans() {
         Ok(n) => n,
@@ -73,6 +75,21 @@ pub fn run(args: &Args) -> i32 {
         );
         return 2;
     }
+    // The nodes' LAN is keel up's own: by default its second-to-last 16 addresses are the
+    // LoadBalancer pool, reachable from this machine.
+    let load_balancer_pool = match args.network.load_balancer_pool() {
+        Ok(Some(p)) => Some(p),
+        Ok(None) => lan
+            .subnets(28)
+            .ok()
+            .and_then(|s| s.collect::<Vec<_>>().into_iter().rev().nth(1))
+            .filter(|_| lan.prefix_len() <= 26)
+            .map(LoadBalancerPool::Range),
+        Err(e) => {
+            eprintln!("keel up: {e}");
+            return 2;
+        }
+    };
     run_up(UpConfig {
         repo: args.repo.clone(),
         nodes: usize::from(args.nodes),
@@ -82,6 +99,7 @@ pub fn run(args: &Args) -> i32 {
         lan,
         network_backend: args.network_backend.clone(),
         service_network,
+        load_balancer_pool,
         pod_network,
         wait: args.wait,
     })

@@ -25,6 +25,8 @@ pub struct NodeAgentService {
     pub supervisor: Supervisor,
     pub runtime: Arc<dyn Runtime>,
     pub proxy: Option<Arc<keel_proxy::ServiceProxy>>,
+    /// Holds the LoadBalancer addresses this node answers for.
+    pub announcer: Option<crate::network::announce::Announcer>,
     pub dns: Option<Arc<crate::dns::ClusterDns>>,
     /// The nodes of the latest applied set, for the overlay.
     pub peers: Arc<tokio::sync::watch::Sender<Vec<crate::network::overlay::Peer>>>,
@@ -67,6 +69,7 @@ impl NodeAgent for NodeAgentService {
         let services = set.services.clone();
         let dns_services = set.dns_services.clone();
         let peers = set.peers.clone();
+        let announce = set.announce.clone();
         let pods = set.pods.len();
         let generation = set.generation;
         let applied = self.supervisor.apply(set).map_err(|e| match e {
@@ -78,6 +81,9 @@ impl NodeAgent for NodeAgentService {
             tracing::debug!(generation, pods, "desired set applied");
             if let Some(proxy) = &self.proxy {
                 proxy.update(services);
+            }
+            if let Some(announcer) = &self.announcer {
+                announcer.update(&announce);
             }
             if let Some(dns) = &self.dns {
                 dns.update(&dns_services);

@@ -8,6 +8,7 @@
 //!   CHECK), with each attachment's result kept in the data dir.
 //! - [`overlay`]: routes to the other nodes' ranges (`vxlan` or `host-gw`) and masquerade
 //!   for traffic leaving the cluster, converged from the node list the control plane sends.
+//! - [`announce`]: LoadBalancer addresses this node answers for, held on its interface.
 //! - [`preflight`]: what the agent needs before it starts pods (rights, tools, plugins).
 //! - [`command`]: the one place tools (`ip`, `bridge`, `nft`, `iptables`, plugins) run;
 //!   [`links`]: iproute2's view of links, addresses, routes, neighbours and FDB entries.
@@ -23,6 +24,7 @@
 //!   with [`overlay::ROUTE_PROTOCOL`], its own nftables table, and the two iptables rules it
 //!   comments `keel pod network`.
 
+pub mod announce;
 pub mod cni;
 pub mod command;
 pub mod links;

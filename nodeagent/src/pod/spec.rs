@@ -312,6 +312,7 @@ mod tests {
                 service("other", "db", "10.96.0.21"),
             ],
             nodes: Vec::new(),
+            announce: Vec::new(),
         };
         let set = crate::desired::read(&msg, "n1").expect("a valid set");
         let desired = &set.pods[0];

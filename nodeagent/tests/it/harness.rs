@@ -223,6 +223,7 @@ impl Harness {
                 .collect(),
             services: Vec::new(),
             nodes: Vec::new(),
+            announce: Vec::new(),
         }
     }
 

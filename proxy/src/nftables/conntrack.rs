@@ -117,6 +117,7 @@ mod tests {
             cluster_ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
             affinity: None,
             external_local: false,
+            external_ips: Vec::new(),
             ports: vec![ProxiedPort {
                 name: None,
                 protocol: Protocol::Udp,

@@ -346,6 +346,12 @@ impl Ruleset {
                 {
                     continue;
                 }
+                let external_keys: Vec<IpKey> = s
+                    .external_ips
+                    .iter()
+                    .map(|ip| (*ip, p.protocol, p.port))
+                    .filter(|k| !out.taken_ip(k, &base))
+                    .collect();
                 let endpoints: Vec<SocketAddr> = p
                     .endpoints
                     .iter()
@@ -354,6 +360,7 @@ impl Ruleset {
                     .collect();
                 if endpoints.is_empty() {
                     out.no_endpoint_ips.extend(ip_key);
+                    out.no_endpoint_ips.extend(external_keys);
                     out.no_endpoint_node_ports.extend(port_key);
                     continue;
                 }
@@ -375,7 +382,7 @@ impl Ruleset {
                 if let Some(k) = ip_key {
                     out.service_ips.insert(k, svc.clone());
                 }
-                if let Some(k) = port_key {
+                if port_key.is_some() || !external_keys.is_empty() {
                     let ext = format!("ext-{base}");
                     let local_targets: Vec<_> = targets
                         .iter()
@@ -390,7 +397,12 @@ impl Ruleset {
                         }]
                     };
                     out.chains.insert(ext.clone(), rules);
-                    out.node_ports.insert(k, ext);
+                    for k in external_keys {
+                        out.service_ips.insert(k, ext.clone());
+                    }
+                    if let Some(k) = port_key {
+                        out.node_ports.insert(k, ext);
+                    }
                 }
             }
         }
@@ -519,6 +531,7 @@ mod tests {
             cluster_ip: Some(Ipv4Addr::from(ip)),
             affinity: None,
             external_local: false,
+            external_ips: Vec::new(),
             ports: vec![ProxiedPort {
                 name: None,
                 protocol: Protocol::Tcp,
@@ -597,6 +610,18 @@ mod tests {
             .collect();
         let post = serde_json::to_string(&post).unwrap();
         assert!(post.contains(&format!("@{LOCAL_PODS}")) && post.contains(&format!("@{HAIRPIN}")));
+    }
+
+    #[test]
+    fn a_load_balancer_address_is_external_traffic_like_a_node_port() {
+        let mut s = service("web", [10, 96, 0, 7], Some(30080), &["10.244.2.9:8080"]);
+        s.external_ips = vec![Ipv4Addr::new(192, 168, 1, 240)];
+        let r = Ruleset::build(std::slice::from_ref(&s), ranges());
+        let lb = (Ipv4Addr::new(192, 168, 1, 240), Protocol::Tcp, 80);
+        assert_eq!(r.service_ips[&lb], "ext-shop/web/tcp/80");
+        s.ports[0].endpoints.clear();
+        let r = Ruleset::build(&[s], ranges());
+        assert!(r.no_endpoint_ips.contains(&lb), "refused without endpoints");
     }
 
     #[test]

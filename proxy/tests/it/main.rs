@@ -75,6 +75,7 @@ fn service(ip: Ipv4Addr, protocol: Protocol, endpoints: Vec<SocketAddr>) -> Prox
         cluster_ip: Some(ip),
         affinity: None,
         external_local: false,
+        external_ips: Vec::new(),
         ports: vec![ProxiedPort {
             name: None,
             protocol,

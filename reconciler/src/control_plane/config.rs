@@ -24,6 +24,8 @@ pub struct Config {
     pub webhook_secret: Option<Vec<u8>>,
     /// Where Services get their ClusterIPs and NodePorts.
     pub service_network: ServiceNetwork,
+    /// Where LoadBalancer Services get external addresses (`--loadbalancer-pool`).
+    pub load_balancer_pool: Option<crate::controllers::loadbalancer::LoadBalancerPool>,
     /// Where pods get their addresses: one range per node.
     pub pod_network: crate::nodes::PodNetwork,
     /// Hold the first apply until this many nodes are Ready, so a fresh cluster's pods

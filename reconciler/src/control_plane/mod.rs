@@ -193,6 +193,7 @@ fn start_cluster_state(
     let settings = crate::controllers::Config {
         pod_eviction_timeout: config.pod_eviction_timeout,
         scheduling_seconds: Some(metrics.scheduling_seconds.clone()),
+        load_balancer_pool: config.load_balancer_pool,
         ..Default::default()
     };
     crate::controllers::start(tasks, store.clone(), cache.clone(), settings, events);

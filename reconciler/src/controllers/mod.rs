@@ -6,7 +6,8 @@
 //! - [`replicas`]: ReplicaSet and ReplicationController; [`deployment`]: Deployments;
 //!   [`daemonset`]: DaemonSets; [`job`]: Jobs. Each decides in pure functions (table-tested)
 //!   and acts in its `reconcile`.
-//! - [`endpoints`]: Endpoints for Services with selectors.
+//! - [`endpoints`]: Endpoints for Services with selectors; [`loadbalancer`]: external
+//!   addresses of LoadBalancer Services.
 //! - [`scheduling`]: binds pending pods with `keel_scheduler`.
 //! - [`gc`]: deletes objects whose owners are gone.
 //! - [`eviction`]: deletes the pods of nodes that stayed not ready.
@@ -18,6 +19,7 @@ pub mod endpoints;
 pub mod eviction;
 pub mod gc;
 pub mod job;
+pub mod loadbalancer;
 pub mod pods;
 pub mod replicas;
 pub mod runtime;
@@ -37,12 +39,20 @@ use runtime::{Controller, Shared};
 /// Starts every controller on `tasks`; they run until the tasks' stop, and a shutdown waits
 /// for the reconciles in flight.
 pub fn start(tasks: &Tasks, store: Store, cache: Cache, config: Config, events: Recorder) {
+    let pool = config.load_balancer_pool;
     let shared = Arc::new(Shared::new(store, cache, config, events));
     spawn(tasks, &shared, replicas::ReplicaController, 4);
     spawn(tasks, &shared, deployment::DeploymentController, 2);
     spawn(tasks, &shared, daemonset::DaemonSetController, 1);
     spawn(tasks, &shared, job::JobController, 2);
     spawn(tasks, &shared, endpoints::EndpointsController, 2);
+    // One worker: addresses are handed out one at a time.
+    spawn(
+        tasks,
+        &shared,
+        loadbalancer::LoadBalancerController::new(pool),
+        1,
+    );
     spawn(tasks, &shared, gc::GarbageCollector, 2);
     spawn(tasks, &shared, eviction::EvictionController, 1);
     let scheduler = scheduling::SchedulingController::default();

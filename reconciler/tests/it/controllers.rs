@@ -20,6 +20,12 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Cluster {
+        Cluster::start_with(None).await
+    }
+
+    async fn start_with(
+        load_balancer_pool: Option<controllers::loadbalancer::LoadBalancerPool>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreSpec::Redb {
             data_dir: dir.path().to_path_buf(),
@@ -38,6 +44,7 @@ impl Cluster {
         // A short resync: a permanent error is retried at the resync, never hot.
         let config = controllers::Config {
             resync: Duration::from_secs(1),
+            load_balancer_pool,
             ..Default::default()
         };
         controllers::start(&tasks, store.clone(), cache, config, events);
@@ -624,4 +631,93 @@ async fn a_permanent_error_is_reported_on_its_object_once_and_cleared_when_fixed
 
     // Stopping waits for every controller's tasks, and they all end.
     assert!(c.tasks.shutdown(Duration::from_secs(10)).await);
+}
+
+fn load_balancer(name: &str, asked: Option<&str>) -> Value {
+    let mut s = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.50", "selector": {"app": name},
+                 "ports": [{"port": 80, "nodePort": 30080}]}});
+    if let Some(ip) = asked {
+        s["spec"]["loadBalancerIP"] = json!(ip);
+    }
+    s
+}
+
+fn lb_status(s: &Option<Value>) -> (Option<String>, String, String) {
+    let status = s.as_ref().map(|s| s["status"].clone()).unwrap_or_default();
+    let ip = status["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .map(str::to_string);
+    let c = &status["conditions"][0];
+    (
+        ip,
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancers_get_distinct_addresses_from_the_pool_or_say_why_not() {
+    let c = Cluster::start_with(Some("10.0.0.240/30".parse().unwrap())).await;
+    // (b first: an address asked for is given only while free.)
+    c.create(load_balancer("b", Some("10.0.0.241"))).await;
+    c.wait("b's address", async |c| {
+        lb_status(&c.get(Kind::Service, "default", "b").await)
+            .0
+            .is_some()
+    })
+    .await;
+    c.create(load_balancer("a", None)).await;
+    c.create(load_balancer("outside", Some("10.0.1.9"))).await;
+    c.wait("addresses for a and b, a reason for the third", async |c| {
+        let a = lb_status(&c.get(Kind::Service, "default", "a").await);
+        let b = lb_status(&c.get(Kind::Service, "default", "b").await);
+        let out = lb_status(&c.get(Kind::Service, "default", "outside").await);
+        a.0.is_some() && b.0.as_deref() == Some("10.0.0.241") && out.1 == "False"
+    })
+    .await;
+    let a = lb_status(&c.get(Kind::Service, "default", "a").await);
+    let out = lb_status(&c.get(Kind::Service, "default", "outside").await);
+    assert_ne!(
+        a.0.as_deref(),
+        Some("10.0.0.241"),
+        "two Services, one address"
+    );
+    assert!(
+        a.0.as_deref().unwrap_or_default().starts_with("10.0.0.24"),
+        "{a:?}"
+    );
+    assert!(
+        out.0.is_none() && out.2.contains("outside the pool 10.0.0.240/30"),
+        "{out:?}"
+    );
+
+    // No longer a LoadBalancer: its address and condition go.
+    c.edit(Kind::Service, "default", "a", |s| {
+        s["spec"]["type"] = json!("NodePort");
+    })
+    .await;
+    c.wait("a's address released", async |c| {
+        c.get(Kind::Service, "default", "a")
+            .await
+            .is_some_and(|s| s["status"]["loadBalancer"].is_null())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_pool_a_load_balancer_says_it_is_reachable_by_node_ports_only() {
+    let c = Cluster::start().await;
+    c.create(load_balancer("web", None)).await;
+    c.wait("the NoPool condition", async |c| {
+        lb_status(&c.get(Kind::Service, "default", "web").await).1 == "False"
+    })
+    .await;
+    let (ip, _, message) = lb_status(&c.get(Kind::Service, "default", "web").await);
+    assert!(ip.is_none());
+    assert!(
+        message.contains("--loadbalancer-pool") && message.contains("node ports"),
+        "{message}"
+    );
 }

@@ -25,9 +25,10 @@ model! {
 
 model! {
     pub struct ServiceSpec {
-        /// `ClusterIP` (default) or `NodePort`.
+        /// `ClusterIP` (default), `NodePort`, or `LoadBalancer` (a NodePort Service that also
+        /// gets an external address from `--loadbalancer-pool`).
         #[serde(rename = "type")]
-        #[schemars(extend("enum" = ["ClusterIP", "NodePort", null]))]
+        #[schemars(extend("enum" = ["ClusterIP", "NodePort", "LoadBalancer", null]))]
         pub type_: Option<String>,
         /// Equality-only, as in Kubernetes; no selector means endpoints are not managed.
         pub selector: Option<BTreeMap<String, String>>,
@@ -43,6 +44,9 @@ model! {
         /// client's address); for traffic from outside through a NodePort.
         #[schemars(extend("enum" = ["Cluster", "Local", null]))]
         pub external_traffic_policy: Option<String>,
+        /// `LoadBalancer` Services: the address wanted from the pool (assigned when free).
+        #[serde(rename = "loadBalancerIP")]
+        pub load_balancer_ip: Option<String>,
     }
 }
 
@@ -76,7 +80,25 @@ model! {
 }
 
 model! {
-    pub struct ServiceStatus {}
+    pub struct ServiceStatus {
+        /// `LoadBalancer` Services: the external addresses assigned.
+        pub load_balancer: Option<LoadBalancerStatus>,
+        /// `LoadBalancerReady`: whether (and why not) an external address is assigned.
+        pub conditions: Option<Vec<Condition>>,
+    }
+}
+
+model! {
+    pub struct LoadBalancerStatus {
+        pub ingress: Option<Vec<LoadBalancerIngress>>,
+    }
+}
+
+model! {
+    pub struct LoadBalancerIngress {
+        pub ip: Option<String>,
+        pub hostname: Option<String>,
+    }
 }
 
 model! {

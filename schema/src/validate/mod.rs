@@ -9,7 +9,7 @@ pub mod meta;
 pub mod names;
 mod pod;
 pub mod policy;
-mod service;
+pub mod service;
 
 pub use service::NODE_PORT_RANGE;
 mod storage;

@@ -10,9 +10,9 @@ use crate::path::FieldPath;
 use crate::types::core::{ServicePort, ServiceSpec};
 
 pub const NODE_PORT_RANGE: (i64, i64) = (30000, 32767);
-const TYPES: &[&str] = &["ClusterIP", "NodePort"];
-/// The types reached from outside the cluster.
-const EXTERNAL_TYPES: &[&str] = &["NodePort"];
+const TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer"];
+/// The types reached from outside the cluster, through node ports.
+pub const EXTERNAL_TYPES: &[&str] = &["NodePort", "LoadBalancer"];
 
 pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors) {
     let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
@@ -34,6 +34,17 @@ pub fn validate_service(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors)
     }
     validate_affinity(spec, path, errs);
     validate_external_policy(spec, kind, path, errs);
+    if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|ip| !ip.is_empty()) {
+        let at = path.field("loadBalancerIP");
+        if kind != "LoadBalancer" {
+            errs.forbidden(
+                &at,
+                format!("may only be set when `type` is 'LoadBalancer', not '{kind}'"),
+            );
+        } else if ip.parse::<std::net::Ipv4Addr>().is_err() {
+            errs.invalid(&at, ip, "must be a valid IPv4 address");
+        }
+    }
 }
 
 /// `externalTrafficPolicy` only where traffic comes from outside: node ports.
@@ -68,11 +79,11 @@ fn validate_cluster_ip(
             "must be empty, 'None', or a valid IPv4 address",
         );
     }
-    if headless && kind == "NodePort" {
+    if headless && EXTERNAL_TYPES.contains(&kind) {
         errs.invalid(
             &path.field("clusterIP"),
             cluster_ip,
-            "may not be set to 'None' for NodePort services",
+            format!("may not be set to 'None' for {kind} services"),
         );
     }
     headless
@@ -122,7 +133,7 @@ fn validate_port<'a>(
     }
     if let Some(np) = p.node_port.filter(|n| *n != 0) {
         let at = pp.field("nodePort");
-        if kind != "NodePort" {
+        if !EXTERNAL_TYPES.contains(&kind) {
             errs.forbidden(&at, format!("may not be used when `type` is '{kind}'"));
         } else if np < NODE_PORT_RANGE.0 || np > NODE_PORT_RANGE.1 {
             errs.invalid(

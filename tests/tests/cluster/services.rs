@@ -87,6 +87,14 @@ spec:
 ---
 apiVersion: v1
 kind: Service
+metadata: {{name: echo-lb}}
+spec:
+  type: LoadBalancer
+  selector: {{app: echo}}
+  ports: [{{port: 8081, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
 metadata: {{name: nobody}}
 spec:
   selector: {{app: nobody}}
@@ -193,6 +201,44 @@ fn cluster_ip_of(server: &Server, service: &str) -> String {
         .to_string()
 }
 
+/// A LoadBalancer Service gets an address of the pool, one node answers for it on the LAN,
+/// and the machine (outside the cluster) reaches the pods through it.
+fn check_load_balancer(server: &Server, lan: &TestLan, pool: &str) {
+    let external = |s: &Server| {
+        s.get("/api/v1/namespaces/default/services/echo-lb")
+            .and_then(|v| {
+                v["status"]["loadBalancer"]["ingress"][0]["ip"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+    };
+    server.wait_for("an external address for echo-lb", |s| external(s).is_some());
+    let ip = external(server).unwrap_or_default();
+    let net: ipnet::Ipv4Net = pool.parse().expect("pool");
+    assert!(
+        net.contains(&ip.parse::<std::net::Ipv4Addr>().expect("an IPv4 address")),
+        "{ip} in {pool}"
+    );
+    let front = format!("{ip}:8081");
+    let pods: BTreeSet<String> = ready_endpoints(server, "echo");
+    server.wait_for("the LoadBalancer address to answer", |_| {
+        http_get(&front).is_some_and(|who| pods.contains(&who))
+    });
+    let holders = lan
+        .hosts
+        .iter()
+        .filter(|h| {
+            let out = Command::new("ip")
+                .args(["-n", &h.netns, "-4", "-o", "addr", "show", "dev", "eth0"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            out.contains(&format!(" {ip}/32 "))
+        })
+        .count();
+    assert_eq!(holders, 1, "one node answers for {ip}");
+}
+
 /// What the nftables data path brings: no ClusterIP on the host, the client's address kept
 /// with `externalTrafficPolicy: Local`, ClientIP affinity, refusal without endpoints, and
 /// a table repaired after someone flushed it by hand.
@@ -294,9 +340,18 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     write(repo.path(), "services.yaml", &echo_services(&cluster_ip));
     commit(repo.path(), "services");
     let lan = TestLan::new(3, 3);
+    let gateway = lan.lan.gateway().octets();
+    let pool = format!("{}.{}.{}.224/28", gateway[0], gateway[1], gateway[2]);
     let server = Server::start(
         repo.path().to_str().unwrap(),
-        &["--service-cidr", &cidr, "--agent-listen", &lan.agents_at()],
+        &[
+            "--service-cidr",
+            &cidr,
+            "--agent-listen",
+            &lan.agents_at(),
+            "--loadbalancer-pool",
+            &pool,
+        ],
     );
     let agent_data = tempfile::tempdir().unwrap();
     let names: Vec<String> = (1..=3)
@@ -356,6 +411,7 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     });
     assert!(echo_pods.contains(&http_get(&by_node_port).unwrap_or_default()));
     check_kernel_path(&server, &lan, &names, &cluster_ip);
+    check_load_balancer(&server, &lan, &pool);
 
     // UDP through the Service: each new client socket is a session on some pod.
     let dns = format!("{cluster_ip}:53");

@@ -58,8 +58,9 @@ fn start_point(what: &str, size: u32) -> u32 {
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % size.max(1)
 }
 
+/// NodePort and LoadBalancer Services get node ports, as in Kubernetes.
 fn is_node_port(s: &Service) -> bool {
-    s.spec.type_.as_deref() == Some("NodePort")
+    keel_schema::validate::service::EXTERNAL_TYPES.contains(&s.spec.type_.as_deref().unwrap_or(""))
 }
 
 fn protocol(p: &keel_schema::types::core::ServicePort) -> &str {

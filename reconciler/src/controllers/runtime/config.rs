@@ -11,6 +11,8 @@ pub struct Config {
     pub pod_eviction_timeout: Duration,
     /// Where the scheduler records creation-to-binding times (`/metrics`).
     pub scheduling_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
+    /// Where LoadBalancer Services get external addresses; `None`: they stay node ports.
+    pub load_balancer_pool: Option<crate::controllers::loadbalancer::LoadBalancerPool>,
 }
 
 impl Default for Config {
@@ -19,6 +21,7 @@ impl Default for Config {
             resync: Duration::from_secs(30),
             pod_eviction_timeout: Duration::from_secs(20),
             scheduling_seconds: None,
+            load_balancer_pool: None,
         }
     }
 }

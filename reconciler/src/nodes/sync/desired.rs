@@ -78,6 +78,52 @@ pub fn network_peer(node: &keel_schema::types::core::Node) -> Option<NetworkPeer
     })
 }
 
+/// The LoadBalancer addresses `node` answers for: of each address from the pool (not a
+/// node's own), the Ready node that ranks first for it (rendezvous hashing: the same node
+/// while it stays Ready, and only that node's addresses move when it does not).
+pub fn announced_by(cache: &Cache, node: &str) -> Vec<String> {
+    let nodes = cache.list(Kind::Node, None);
+    let mut ready = Vec::new();
+    let mut node_ips = BTreeSet::new();
+    for s in nodes.iter() {
+        if let Object::Node(n) = &s.object
+            && let Some(ip) = n.internal_ip().filter(|ip| !ip.is_empty())
+        {
+            node_ips.insert(ip.to_string());
+            if n.is_ready() {
+                ready.push(n.metadata.name().to_string());
+            }
+        }
+    }
+    let rank = |ip: &str, name: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (ip, name).hash(&mut h);
+        h.finish()
+    };
+    let mut out = Vec::new();
+    for s in cache.list(Kind::Service, None).iter() {
+        let Object::Service(svc) = &s.object else {
+            continue;
+        };
+        if !crate::controllers::loadbalancer::is_load_balancer(svc) {
+            continue;
+        }
+        for ip in crate::controllers::loadbalancer::ingress_ips(svc) {
+            let ip = ip.to_string();
+            if node_ips.contains(&ip) {
+                continue;
+            }
+            let first = ready.iter().max_by_key(|name| rank(&ip, name));
+            if first.is_some_and(|n| n == node) {
+                out.push(ip);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The desired set of `node` as the cache holds it now, and its hash.
 pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
     // In key order already, so one set hashes the same however the cache got it.
@@ -130,6 +176,7 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
         secrets: fetch(secrets),
         services,
         nodes: network_peers(cache),
+        announce: announced_by(cache, node),
     };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     desired.pods.hash(&mut hasher);
@@ -141,6 +188,7 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
     for n in &desired.nodes {
         (&n.name, &n.node_ip, &n.pod_cidr).hash(&mut hasher);
     }
+    desired.announce.hash(&mut hasher);
     desired.generation = cache.revision().max(1);
     (desired, hasher.finish())
 }

@@ -297,7 +297,7 @@ kind: Service
 metadata:
   name: Web_Svc
 spec:
-  type: LoadBalancer
+  type: ExternalName
   ports:
   - port: 70000
     targetPort: true

@@ -16,19 +16,19 @@ spec:
         errors: &[(4, "metadata.name", "DNS-1035 label")],
     },
     Case {
-        name: "service type LoadBalancer unsupported",
+        name: "service type ExternalName unsupported",
         yaml: r#"
 apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
-  type: LoadBalancer
+  type: ExternalName
   ports: [{port: 80}]
 "#,
         errors: &[(
             5,
             "spec.type",
-            "Unsupported value: \"LoadBalancer\": supported values: \"ClusterIP\", \"NodePort\"",
+            "Unsupported value: \"ExternalName\": supported values: \"ClusterIP\", \"NodePort\", \"LoadBalancer\"",
         )],
     },
     Case {
@@ -196,6 +196,40 @@ spec:
                 "spec.externalTrafficPolicy",
                 "Unsupported value: \"local\"",
             ),
+        ],
+    },
+    Case {
+        name: "loadBalancerIP only on LoadBalancer Services, and an address",
+        yaml: r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  loadBalancerIP: 10.0.0.240
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: public}
+spec:
+  type: LoadBalancer
+  clusterIP: None
+  loadBalancerIP: ten
+  ports: [{port: 80}]
+"#,
+        errors: &[
+            (
+                6,
+                "spec.loadBalancerIP",
+                "may only be set when `type` is 'LoadBalancer'",
+            ),
+            (
+                14,
+                "spec.clusterIP",
+                "may not be set to 'None' for LoadBalancer services",
+            ),
+            (15, "spec.loadBalancerIP", "must be a valid IPv4 address"),
         ],
     },
 ];
