@@ -202,3 +202,33 @@ fn pod(p: &Pod) -> (Health, String) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(json: serde_json::Value) -> Object {
+        Object::from_json(json).expect("a Service")
+    }
+
+    #[test]
+    fn a_load_balancer_is_progressing_with_the_reason_until_it_has_an_address() {
+        let pending = service(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+            "status": {"conditions": [{"type": "LoadBalancerReady", "status": "False",
+                "message": "keel server runs without --loadbalancer-pool"}]}}));
+        let (h, why) = health(&pending);
+        assert_eq!(h, Health::Progressing);
+        assert!(why.contains("--loadbalancer-pool"), "{why}");
+        let ready = service(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.240"}]}}}));
+        assert_eq!(
+            health(&ready),
+            (Health::Healthy, "external IP 10.0.0.240".to_string())
+        );
+        let plain = service(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}));
+        assert_eq!(health(&plain).0, Health::Healthy);
+    }
+}

@@ -106,6 +106,8 @@ pub struct RunningAgent {
     pub supervisor: Supervisor,
     pub hub: Arc<StatusHub>,
     pub proxy: Option<Arc<keel_proxy::ServiceProxy>>,
+    /// The LoadBalancer addresses this node answers for.
+    pub announcer: Option<Announcer>,
     pub dns: Option<Arc<crate::dns::ClusterDns>>,
     stop: Option<oneshot::Sender<()>>,
     /// Tells pod workers to end, leaving their containers running.
@@ -190,7 +192,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         supervisor: supervisor.clone(),
         runtime: runtime.clone(),
         proxy: proxy.clone(),
-        announcer,
+        announcer: announcer.clone(),
         dns: dns.clone(),
         peers: Arc::new(peers),
         mutual_tls: config.identity.is_some(),
@@ -228,6 +230,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         supervisor,
         hub,
         proxy,
+        announcer,
         dns,
         stop: Some(stop_tx),
         workers_stop,

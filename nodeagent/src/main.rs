@@ -380,6 +380,9 @@ async fn main() {
     };
     wait_for_stop_signal().await;
     tracing::info!("keel-agent stopping; its pods keep running and are adopted on restart");
+    if let Some(announcer) = &running.announcer {
+        announcer.withdraw().await;
+    }
     if let Some(proxy) = &running.proxy {
         proxy.shutdown().await;
     }

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use keel_proxy::HostAddresses;
@@ -21,6 +23,10 @@ const RESYNC: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Announcer {
     tx: watch::Sender<Option<BTreeSet<Ipv4Addr>>>,
+    node_ip: Ipv4Addr,
+    owner: String,
+    /// Set on clean shutdown: nothing is announced any more.
+    withdrawn: Arc<AtomicBool>,
 }
 
 impl Announcer {
@@ -28,8 +34,30 @@ impl Announcer {
     /// `owner` (this agent's tag).
     pub fn start(node_ip: Ipv4Addr, owner: String) -> (Announcer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
-        let task = tokio::spawn(run(node_ip, owner, rx));
-        (Announcer { tx }, task)
+        let withdrawn = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(node_ip, owner.clone(), rx, withdrawn.clone()));
+        (
+            Announcer {
+                tx,
+                node_ip,
+                owner,
+                withdrawn,
+            },
+            task,
+        )
+    }
+
+    /// Clean shutdown: the addresses go, so that the node stops drawing traffic it would no
+    /// longer translate, and the control plane names another node once this one is not
+    /// Ready.
+    pub async fn withdraw(&self) {
+        self.withdrawn.store(true, Ordering::SeqCst);
+        if let Ok(Some((name, _))) = super::links::interface_of(self.node_ip).await
+            && let Ok(host) = HostAddresses::new(&name, &self.owner)
+            && let Err(e) = host.reconcile(&BTreeSet::new()).await
+        {
+            tracing::warn!("cannot withdraw LoadBalancer addresses: {e}");
+        }
     }
 
     pub fn update(&self, addresses: &[Ipv4Addr]) {
@@ -46,6 +74,7 @@ async fn run(
     node_ip: Ipv4Addr,
     owner: String,
     mut rx: watch::Receiver<Option<BTreeSet<Ipv4Addr>>>,
+    withdrawn: Arc<AtomicBool>,
 ) {
     let mut host: Option<HostAddresses> = None;
     let mut last_error: Option<String> = None;
@@ -76,6 +105,9 @@ async fn run(
         let Some(host) = &host else {
             continue;
         };
+        if withdrawn.load(Ordering::SeqCst) {
+            return;
+        }
         match host.reconcile(&wanted).await {
             Ok(()) => {
                 if last_error.take().is_some() || !wanted.is_empty() {

@@ -62,6 +62,8 @@ pub struct LoadBalancerController {
     pool: Option<LoadBalancerPool>,
     /// Addresses handed out, by Service, until the cache shows them.
     given: Mutex<BTreeMap<ObjectKey, Ipv4Addr>>,
+    /// Under the `nodes` pool: the ports each Service holds on the nodes' addresses.
+    given_ports: Mutex<BTreeMap<ObjectKey, BTreeSet<(i64, String)>>>,
 }
 
 impl LoadBalancerController {
@@ -69,6 +71,7 @@ impl LoadBalancerController {
         LoadBalancerController {
             pool,
             given: Mutex::default(),
+            given_ports: Mutex::default(),
         }
     }
 }
@@ -158,6 +161,17 @@ pub fn pick(
 }
 
 impl LoadBalancerController {
+    fn forget(&self, key: &ObjectKey) {
+        self.given
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        self.given_ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
     /// Addresses other LoadBalancer Services hold (or were just given).
     fn taken(&self, cache: &Cache, key: &ObjectKey) -> BTreeSet<Ipv4Addr> {
         let mut taken = BTreeSet::new();
@@ -194,6 +208,11 @@ impl LoadBalancerController {
                     })
                     .collect();
                 ips.sort();
+                let ports = ports_of(svc);
+                if let Some(clash) = self.port_taken(cache, key, &ports) {
+                    return status(&[], condition(false, "PortTaken", clash));
+                }
+                self.given_ports.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), ports);
                 if ips.is_empty() {
                     status(&[], condition(false, "NoReadyNode", "no node is Ready to answer for it".to_string()))
                 } else {
@@ -211,6 +230,57 @@ impl LoadBalancerController {
                 }
             }
         }
+    }
+}
+
+/// A Service's (port, protocol) pairs.
+fn ports_of(svc: &Service) -> BTreeSet<(i64, String)> {
+    svc.spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            (
+                p.port,
+                p.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
+            )
+        })
+        .collect()
+}
+
+impl LoadBalancerController {
+    /// Under the `nodes` pool every LoadBalancer Service answers on the same addresses: a
+    /// port another one holds (it got there first) is refused, with its name.
+    fn port_taken(
+        &self,
+        cache: &Cache,
+        key: &ObjectKey,
+        ports: &BTreeSet<(i64, String)>,
+    ) -> Option<String> {
+        let mut holders: Vec<(ObjectKey, BTreeSet<(i64, String)>)> = Vec::new();
+        for s in cache.list(Kind::Service, None) {
+            if let Object::Service(svc) = &s.object
+                && is_load_balancer(svc)
+                && ObjectKey::of(&s.object) != *key
+                && !ingress_ips(svc).is_empty()
+            {
+                holders.push((ObjectKey::of(&s.object), ports_of(svc)));
+            }
+        }
+        let given = self.given_ports.lock().unwrap_or_else(|e| e.into_inner());
+        holders.extend(
+            given
+                .iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(k, p)| (k.clone(), p.clone())),
+        );
+        holders.iter().find_map(|(other, theirs)| {
+            let (port, protocol) = ports.intersection(theirs).next()?;
+            Some(format!(
+                "port {port}/{protocol} on the nodes' addresses is taken by Service {}/{}",
+                other.namespace, other.name
+            ))
+        })
     }
 }
 
@@ -250,10 +320,7 @@ impl Controller for LoadBalancerController {
 
     async fn reconcile(&self, key: &ObjectKey, ctx: &Ctx) -> Result<Action> {
         let Some(stored) = ctx.cache().get(key) else {
-            self.given
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(key);
+            self.forget(key);
             return Ok(Action::Done);
         };
         let Object::Service(svc) = &stored.object else {
@@ -263,10 +330,7 @@ impl Controller for LoadBalancerController {
             Some(self.wanted(ctx.cache(), key, svc))
         } else {
             // No longer a LoadBalancer: its address goes back to the pool.
-            self.given
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(key);
+            self.forget(key);
             None
         };
         let unchanged = match &wanted {

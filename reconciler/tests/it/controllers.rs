@@ -721,3 +721,42 @@ async fn without_a_pool_a_load_balancer_says_it_is_reachable_by_node_ports_only(
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_nodes_pool_a_port_is_one_services_and_nodes_come_and_go() {
+    let c = Cluster::start_with(Some(controllers::loadbalancer::LoadBalancerPool::Nodes)).await;
+    c.create(node("n1", json!({}), true)).await;
+    c.edit(Kind::Node, "", "n1", |n| {
+        n["status"]["addresses"] = json!([{"type": "InternalIP", "address": "10.250.0.11"}]);
+    })
+    .await;
+    c.create(load_balancer("first", None)).await;
+    c.wait("first on the node's address", async |c| {
+        lb_status(&c.get(Kind::Service, "default", "first").await)
+            .0
+            .as_deref()
+            == Some("10.250.0.11")
+    })
+    .await;
+    c.create(load_balancer("second", None)).await;
+    c.wait("second refused its port", async |c| {
+        lb_status(&c.get(Kind::Service, "default", "second").await).1 == "False"
+    })
+    .await;
+    let (_, _, why) = lb_status(&c.get(Kind::Service, "default", "second").await);
+    assert!(
+        why.contains("port 80/TCP") && why.contains("default/first"),
+        "{why}"
+    );
+
+    // Its only node stops being Ready: no address answers any more, and the Service says so.
+    c.edit(Kind::Node, "", "n1", |n| {
+        n["status"]["conditions"][0]["status"] = json!("Unknown");
+    })
+    .await;
+    c.wait("first without an address", async |c| {
+        let (ip, ready, _) = lb_status(&c.get(Kind::Service, "default", "first").await);
+        ip.is_none() && ready == "False"
+    })
+    .await;
+}

@@ -185,11 +185,12 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     );
 
     // A node's agent that dies is started again, and keel up says so.
+    // (Killed: SIGTERM would be a clean stop, which removes the node's Service table.)
     let _ = Command::new("pkill")
-        .args(["-f", "keel-agent --name local-2 "])
+        .args(["-KILL", "-f", "keel-agent --name local-2 "])
         .status();
     up.wait_output(
-        "node local-2's agent stopped (signal: 15 (SIGTERM)); started it again",
+        "node local-2's agent stopped (signal: 9 (SIGKILL)); started it again",
         Duration::from_secs(30),
     );
 
