@@ -8,6 +8,7 @@ use keel_schema::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
 };
 use keel_schema::types::meta::ObjectMeta;
+use keel_schema::types::networking::{Ingress, IngressClass};
 use keel_schema::types::pod::{Pod, PodPhase, PodTemplateSpec};
 use keel_schema::{Kind, Object, OfKind, Resource};
 
@@ -43,6 +44,8 @@ pub fn table(
         Kind::ReplicaSet => render(&REPLICA_SET, objects, wide, now),
         Kind::DaemonSet => render(&DAEMON_SET, objects, wide, now),
         Kind::Job => render(&JOB, objects, wide, now),
+        Kind::Ingress => render(&INGRESS, objects, wide, now),
+        Kind::IngressClass => render(&INGRESS_CLASS, objects, wide, now),
     }
 }
 
@@ -280,8 +283,85 @@ const SERVICE: Columns<Service> = Columns {
         ("CLUSTER-IP", |s, _| {
             or_none(s.spec.cluster_ip.clone().unwrap_or_default())
         }),
+        ("EXTERNAL-IP", |s, _| external_ips(s)),
         ("PORT(S)", |s, _| service_ports(s)),
         ("AGE", |s, now| age(&s.metadata, now)),
+    ],
+    wide: &[],
+};
+
+/// As kubectl: the LoadBalancer addresses, `<pending>` until there is one.
+fn external_ips(s: &Service) -> String {
+    let ips: Vec<&str> = s
+        .status
+        .as_ref()
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref())
+        .collect();
+    match (ips.is_empty(), s.spec.type_.as_deref()) {
+        (false, _) => ips.join(","),
+        (true, Some("LoadBalancer")) => "<pending>".into(),
+        (true, _) => "<none>".into(),
+    }
+}
+
+const INGRESS: Columns<Ingress> = Columns {
+    normal: &[
+        ("NAME", |i, _| name(&i.metadata)),
+        ("CLASS", |i, _| {
+            i.spec
+                .ingress_class_name
+                .clone()
+                .unwrap_or_else(|| "<none>".into())
+        }),
+        ("HOSTS", |i, _| {
+            let hosts: Vec<&str> = i
+                .spec
+                .rules
+                .iter()
+                .flatten()
+                .filter_map(|r| r.host.as_deref())
+                .collect();
+            if hosts.is_empty() {
+                "*".into()
+            } else {
+                hosts.join(",")
+            }
+        }),
+        ("ADDRESS", |i, _| {
+            let ips: Vec<&str> = i
+                .status
+                .as_ref()
+                .and_then(|st| st.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.ip.as_deref())
+                .collect();
+            ips.join(",")
+        }),
+        ("PORTS", |i, _| {
+            if i.spec.tls.as_ref().is_some_and(|t| !t.is_empty()) {
+                "80, 443".into()
+            } else {
+                "80".into()
+            }
+        }),
+        ("AGE", |i, now| age(&i.metadata, now)),
+    ],
+    wide: &[],
+};
+
+const INGRESS_CLASS: Columns<IngressClass> = Columns {
+    normal: &[
+        ("NAME", |c, _| name(&c.metadata)),
+        ("CONTROLLER", |c, _| {
+            c.spec.controller.clone().unwrap_or_default()
+        }),
+        ("AGE", |c, now| age(&c.metadata, now)),
     ],
     wide: &[],
 };

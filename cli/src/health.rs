@@ -40,7 +40,9 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::Pod(p) => pod(p),
         Object::Service(s) => service(s),
         // Objects without a rollout are healthy once they exist.
-        Object::ConfigMap(_)
+        Object::Ingress(_)
+        | Object::IngressClass(_)
+        | Object::ConfigMap(_)
         | Object::Secret(_)
         | Object::Namespace(_)
         | Object::Node(_)

@@ -125,6 +125,7 @@ pub fn apply_defaults(obj: &mut Object) {
     }
     match obj {
         Object::Pod(p) => pod_spec_defaults(&mut p.spec, Some("Always")),
+        Object::Ingress(_) | Object::IngressClass(_) => {}
         Object::Service(s) => service_defaults(&mut s.spec),
         Object::ReplicationController(rc) => rc_defaults(rc),
         Object::ReplicaSet(rs) => {

@@ -16,6 +16,7 @@ use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
 };
 use crate::types::meta::ObjectMeta;
+use crate::types::networking::{Ingress, IngressClass};
 use crate::types::pod::Pod;
 use crate::yaml;
 
@@ -300,6 +301,14 @@ kinds! {
         api_version: "batch/v1", plural: "jobs", short_names: [],
         namespaced: true, live_only: false,
     },
+    Ingress {
+        api_version: "networking.k8s.io/v1", plural: "ingresses", short_names: ["ing"],
+        namespaced: true, live_only: false,
+    },
+    IngressClass {
+        api_version: "networking.k8s.io/v1", plural: "ingressclasses", short_names: [],
+        namespaced: false, live_only: false,
+    },
 }
 
 impl Kind {
@@ -394,7 +403,8 @@ mod tests {
         ] {
             assert_eq!(Kind::lookup(typed), Some(kind), "{typed}");
         }
-        assert_eq!(Kind::lookup("ingress"), None);
+        assert_eq!(Kind::lookup("ing"), Some(Kind::Ingress));
+        assert_eq!(Kind::lookup("cronjob"), None);
         assert_eq!(
             Kind::served_at("apps/v1", "deployments"),
             Some(Kind::Deployment)

@@ -163,12 +163,28 @@ impl Resource for Pod {
     }
 }
 
-impl Resource for Service {
+impl Resource for crate::types::networking::Ingress {
     fn same_body(&self, other: &Self) -> bool {
         self.spec == other.spec
     }
     status!();
     no_conditions!();
+    no_pods!();
+}
+
+impl Resource for crate::types::networking::IngressClass {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for Service {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
     no_pods!();
 }
 

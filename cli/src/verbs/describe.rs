@@ -293,6 +293,11 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
         Object::Namespace(n) => yaml_section(out, "Status", n.status.as_ref()),
         Object::Endpoints(e) => yaml_section(out, "Spec", e.subsets.as_ref()),
         Object::Event(_) => {}
+        Object::Ingress(i) => {
+            yaml_section(out, "Spec", Some(&i.spec));
+            yaml_section(out, "Status", i.status.as_ref());
+        }
+        Object::IngressClass(c) => yaml_section(out, "Spec", Some(&c.spec)),
         Object::ReplicaSet(r) => {
             yaml_section(out, "Spec", Some(&r.spec));
             yaml_section(out, "Status", r.status.as_ref());

@@ -18,4 +18,5 @@ pub mod apps;
 pub mod batch;
 pub mod core;
 pub mod meta;
+pub mod networking;
 pub mod pod;

@@ -33,7 +33,9 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::Deployment
                 | Kind::ReplicaSet
                 | Kind::DaemonSet
-                | Kind::Job => names::dns1123_subdomain,
+                | Kind::Job
+                | Kind::Ingress
+                | Kind::IngressClass => names::dns1123_subdomain,
             };
             errs.name(&path.field("name"), name, rule);
         }

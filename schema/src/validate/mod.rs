@@ -5,6 +5,7 @@
 //! `Unsupported value: …: supported values: …`), so they read as users already know them.
 
 pub mod cross;
+pub mod ingress;
 pub mod meta;
 pub mod names;
 mod pod;
@@ -205,6 +206,11 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
         Object::ConfigMap(o) => storage::validate_configmap(o, &mut errs),
         Object::Secret(o) => storage::validate_secret(o, &mut errs),
         Object::Namespace(o) => status_set(declared(&o.status), &mut errs),
+        Object::Ingress(o) => {
+            status_set(declared(&o.status), &mut errs);
+            ingress::validate_ingress(&o.spec, &spec, &mut errs);
+        }
+        Object::IngressClass(o) => ingress::validate_ingress_class(&o.spec, &spec, &mut errs),
         // Live-only kinds are refused before validation; nothing more to check here.
         Object::Node(_) | Object::Endpoints(_) | Object::Event(_) => {}
     }

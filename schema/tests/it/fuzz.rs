@@ -102,6 +102,8 @@ const KINDS: &[&str] = &[
     "Job",
     "List",
     "Ingress",
+    "IngressClass",
+    "CronJob",
 ];
 
 fn scalar() -> impl Strategy<Value = Value> {

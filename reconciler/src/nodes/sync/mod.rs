@@ -144,14 +144,23 @@ impl NodeSync {
                     Some(Object::Node(n)) => desired::network_peer(n),
                     _ => None,
                 };
-                if peer(old) != peer(new) {
+                let ready = |s: &Option<std::sync::Arc<keel_store::Stored>>| matches!(s.as_ref().map(|s| &s.object), Some(Object::Node(n)) if n.is_ready());
+                // Readiness also moves which node answers for LoadBalancer addresses.
+                if peer(old) != peer(new) || ready(old) != ready(new) {
                     self.mark_all(false);
                 }
                 for o in objects {
                     self.dirty.insert(o.name().to_string(), true);
                 }
             }
-            Some(Kind::ConfigMap | Kind::Secret | Kind::Service | Kind::Endpoints) => {
+            Some(
+                Kind::ConfigMap
+                | Kind::Secret
+                | Kind::Service
+                | Kind::Endpoints
+                | Kind::Ingress
+                | Kind::IngressClass,
+            ) => {
                 self.mark_all(false);
             }
             Some(

@@ -63,11 +63,11 @@ spec:
     Case {
         name: "unknown kind",
         yaml: r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
+apiVersion: batch/v1
+kind: CronJob
 metadata: {name: web}
 "#,
-        errors: &[(2, "kind", "Unsupported value: \"Ingress\"")],
+        errors: &[(2, "kind", "Unsupported value: \"CronJob\"")],
     },
     Case {
         name: "wrong apiVersion for a kind",

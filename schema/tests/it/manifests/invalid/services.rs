@@ -232,4 +232,49 @@ spec:
             (15, "spec.loadBalancerIP", "must be a valid IPv4 address"),
         ],
     },
+    Case {
+        name: "an Ingress with a bad host, path, path type and backend",
+        yaml: r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  rules:
+  - host: 10.0.0.1
+    http:
+      paths:
+      - path: shop
+        pathType: Prefix
+        backend: {service: {name: shop, port: {number: 80}}}
+      - path: /api
+        pathType: Regex
+        backend: {service: {name: api}}
+  tls:
+  - hosts: ["*.example.com"]
+    secretName: Bad_Name
+"#,
+        errors: &[
+            (
+                6,
+                "spec.rules[0].host",
+                "must be a DNS name, not an IP address",
+            ),
+            (
+                9,
+                "spec.rules[0].http.paths[0].path",
+                "must be an absolute path",
+            ),
+            (
+                13,
+                "spec.rules[0].http.paths[1].pathType",
+                "Unsupported value: \"Regex\"",
+            ),
+            (
+                14,
+                "spec.rules[0].http.paths[1].backend.service.port",
+                "Required value",
+            ),
+            (17, "spec.tls[0].secretName", "Invalid value"),
+        ],
+    },
 ];
