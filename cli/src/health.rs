@@ -39,9 +39,9 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::Job(j) => job(j),
         Object::Pod(p) => pod(p),
         Object::Service(s) => service(s),
+        Object::Ingress(i) => ingress(i),
         // Objects without a rollout are healthy once they exist.
-        Object::Ingress(_)
-        | Object::IngressClass(_)
+        Object::IngressClass(_)
         | Object::ConfigMap(_)
         | Object::Secret(_)
         | Object::Namespace(_)
@@ -76,6 +76,27 @@ fn service(s: &keel_schema::types::core::Service) -> (Health, String) {
         .and_then(|c| c.message.clone())
         .unwrap_or_else(|| "waiting for an external address".to_string());
     (Health::Progressing, why)
+}
+
+/// As Argo CD: an Ingress is Progressing until a controller gives it an address.
+fn ingress(i: &keel_schema::types::networking::Ingress) -> (Health, String) {
+    let ips: Vec<&str> = i
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.ip.as_deref())
+        .collect();
+    if ips.is_empty() {
+        (
+            Health::Progressing,
+            "no address yet (no Ready node, or another ingress controller's class)".into(),
+        )
+    } else {
+        (Health::Healthy, format!("address {}", ips.join(", ")))
+    }
 }
 
 /// The controller has seen the object's latest spec (or does not say).

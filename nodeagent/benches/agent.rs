@@ -45,6 +45,7 @@ async fn start(
             data_dir: data.to_path_buf(),
             allowed_host_paths: vec![],
             service_proxy: None,
+            ingress: None,
             dns: None,
             identity: None,
             network: network.clone(),

@@ -37,6 +37,8 @@ pub struct AgentConfig {
     pub allowed_host_paths: Vec<PathBuf>,
     /// The Service proxy; `None` runs none (hollow nodes at scale).
     pub service_proxy: Option<ServiceProxy>,
+    /// The node's ingress proxy (HTTP and HTTPS for Ingresses); `None` runs none.
+    pub ingress: Option<keel_proxy::ingress::IngressConfig>,
     /// The node's cluster DNS; `None` runs none, and pods get the node's resolvers.
     pub dns: Option<crate::dns::DnsSettings>,
     /// The node's certificate for mutual TLS; `None` is `--insecure` (plaintext both ways).
@@ -109,6 +111,7 @@ pub struct RunningAgent {
     /// The LoadBalancer addresses this node answers for.
     pub announcer: Option<Announcer>,
     pub dns: Option<Arc<crate::dns::ClusterDns>>,
+    pub ingress: Option<Arc<keel_proxy::ingress::IngressProxy>>,
     stop: Option<oneshot::Sender<()>>,
     /// Tells pod workers to end, leaving their containers running.
     workers_stop: tokio::sync::watch::Sender<bool>,
@@ -175,6 +178,14 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
     });
     let supervisor = Supervisor::start(ctx);
     let proxy = start_proxy(&config).await?;
+    let ingress = match config.ingress {
+        Some(c) => Some(Arc::new(
+            keel_proxy::ingress::IngressProxy::start(c)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}; choose other ports with --ingress-http-port and --ingress-https-port, or run none with --no-ingress"))?,
+        )),
+        None => None,
+    };
     let mut tasks = Vec::new();
     // Where the node has a Service path and an IPv4 address, it may be named to answer
     // for LoadBalancer addresses.
@@ -193,6 +204,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         runtime: runtime.clone(),
         proxy: proxy.clone(),
         announcer: announcer.clone(),
+        ingress: ingress.clone(),
         dns: dns.clone(),
         peers: Arc::new(peers),
         mutual_tls: config.identity.is_some(),
@@ -232,6 +244,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         proxy,
         announcer,
         dns,
+        ingress,
         stop: Some(stop_tx),
         workers_stop,
         tasks,

@@ -81,6 +81,9 @@ pub struct DesiredSet {
     pub peers: Vec<Peer>,
     /// LoadBalancer addresses this node answers for on its network.
     pub announce: Vec<std::net::Ipv4Addr>,
+    /// The Ingresses the node's ingress proxy serves, and their TLS Secrets.
+    pub ingresses: Vec<keel_schema::types::networking::Ingress>,
+    pub ingress_secrets: Vec<keel_schema::types::core::Secret>,
 }
 
 /// Why a `Sync` message was refused; every problem found, one per line.
@@ -164,6 +167,28 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
             Err(_) => problems.push(format!("announce[{i}]: {text:?} is not an IPv4 address")),
         }
     }
+    let mut ingresses = Vec::with_capacity(msg.ingresses.len());
+    for (i, bytes) in msg.ingresses.iter().enumerate() {
+        if let Some(Object::Ingress(ing)) = decode(
+            Kind::Ingress,
+            &format!("ingresses[{i}]"),
+            bytes,
+            &mut problems,
+        ) {
+            ingresses.push(ing);
+        }
+    }
+    let mut ingress_secrets = Vec::with_capacity(msg.ingress_secrets.len());
+    for (i, bytes) in msg.ingress_secrets.iter().enumerate() {
+        if let Some(Object::Secret(secret)) = decode(
+            Kind::Secret,
+            &format!("ingress_secrets[{i}]"),
+            bytes,
+            &mut problems,
+        ) {
+            ingress_secrets.push(secret);
+        }
+    }
     let mut service_env: HashMap<String, Arc<Vec<(String, String)>>> = HashMap::new();
     let mut pods = Vec::with_capacity(msg.pods.len());
     let mut uids = HashSet::new();
@@ -205,6 +230,8 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         dns_services,
         peers,
         announce,
+        ingresses,
+        ingress_secrets,
     })
 }
 
@@ -255,6 +282,8 @@ fn bounds(msg: &NodeDesired, node: &str) -> Vec<String> {
         ("services", msg.services.len()),
         ("nodes", msg.nodes.len()),
         ("announce", msg.announce.len()),
+        ("ingresses", msg.ingresses.len()),
+        ("ingress_secrets", msg.ingress_secrets.len()),
     ] {
         if n > MAX_OBJECTS {
             problems.push(format!(

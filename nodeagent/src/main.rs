@@ -95,6 +95,16 @@ struct Args {
     /// The cluster's DNS domain: Services answer as `NAME.NAMESPACE.svc.DOMAIN`.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// The port the ingress proxy serves HTTP on, on every address of the node.
+    #[arg(long, default_value_t = 80)]
+    ingress_http_port: u16,
+    /// The port the ingress proxy serves HTTPS on (certificates from the Ingresses' TLS
+    /// Secrets, chosen by SNI).
+    #[arg(long, default_value_t = 443)]
+    ingress_https_port: u16,
+    /// Run no ingress proxy: Ingresses are not served on this node.
+    #[arg(long)]
+    no_ingress: bool,
     /// Run no cluster DNS: pods get the node's resolvers.
     #[arg(long)]
     no_cluster_dns: bool,
@@ -251,6 +261,13 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             max_connections_per_client: args.proxy_max_connections_per_client as usize,
         }),
         identity: None,
+        ingress: (args.runtime == RuntimeKind::Docker && !args.no_ingress).then(|| {
+            let any = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+            keel_proxy::ingress::IngressConfig {
+                http: SocketAddr::new(any, args.ingress_http_port),
+                https: SocketAddr::new(any, args.ingress_https_port),
+            }
+        }),
         dns: (args.runtime == RuntimeKind::Docker && !args.no_cluster_dns).then(|| {
             keel_nodeagent::dns::DnsSettings {
                 address: args.cluster_dns,

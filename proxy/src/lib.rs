@@ -6,6 +6,7 @@
 //! - [`model`]: a Service and its Endpoints reduced to frontends and ready endpoints.
 //! - [`mode`]: [`ServiceProxy`], whichever of the two runs.
 //! - [`nftables`]: the kernel path, one nftables table converged from the Service set.
+//! - [`ingress`]: the HTTP(S) ingress proxy for Ingresses.
 //! - [`proxy`]: [`Proxy`], the userspace path, which keeps the node's frontends (listening
 //!   sockets) matching the full Service set.
 //! - `balancer`: round-robin and ClientIP affinity; hands out an order of endpoints to try.
@@ -28,6 +29,7 @@
 
 pub mod addresses;
 mod balancer;
+pub mod ingress;
 mod limits;
 pub mod links;
 pub mod mode;

@@ -138,6 +138,7 @@ async fn start_agent(
         data_dir: cp.work.path().join("agents").join(name),
         allowed_host_paths: vec![],
         service_proxy: None,
+        ingress: None,
         dns: None,
         identity: None,
         network,

@@ -27,6 +27,8 @@ pub struct NodeAgentService {
     pub proxy: Option<Arc<keel_proxy::ServiceProxy>>,
     /// Holds the LoadBalancer addresses this node answers for.
     pub announcer: Option<crate::network::announce::Announcer>,
+    /// The HTTP(S) proxy for Ingresses.
+    pub ingress: Option<Arc<keel_proxy::ingress::IngressProxy>>,
     pub dns: Option<Arc<crate::dns::ClusterDns>>,
     /// The nodes of the latest applied set, for the overlay.
     pub peers: Arc<tokio::sync::watch::Sender<Vec<crate::network::overlay::Peer>>>,
@@ -70,6 +72,8 @@ impl NodeAgent for NodeAgentService {
         let dns_services = set.dns_services.clone();
         let peers = set.peers.clone();
         let announce = set.announce.clone();
+        let ingresses = set.ingresses.clone();
+        let ingress_secrets = set.ingress_secrets.clone();
         let pods = set.pods.len();
         let generation = set.generation;
         let applied = self.supervisor.apply(set).map_err(|e| match e {
@@ -79,6 +83,9 @@ impl NodeAgent for NodeAgentService {
         // proxy back to endpoints and Services that are gone.
         if applied == generation {
             tracing::debug!(generation, pods, "desired set applied");
+            if let Some(ingress) = &self.ingress {
+                ingress.update(&ingresses, &ingress_secrets, &services);
+            }
             if let Some(proxy) = &self.proxy {
                 proxy.update(services);
             }

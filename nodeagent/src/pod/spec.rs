@@ -313,6 +313,8 @@ mod tests {
             ],
             nodes: Vec::new(),
             announce: Vec::new(),
+            ingresses: Vec::new(),
+            ingress_secrets: Vec::new(),
         };
         let set = crate::desired::read(&msg, "n1").expect("a valid set");
         let desired = &set.pods[0];

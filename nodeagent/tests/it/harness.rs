@@ -224,6 +224,8 @@ impl Harness {
             services: Vec::new(),
             nodes: Vec::new(),
             announce: Vec::new(),
+            ingresses: Vec::new(),
+            ingress_secrets: Vec::new(),
         }
     }
 
@@ -358,6 +360,7 @@ async fn start_agent(
             data_dir: data.to_path_buf(),
             allowed_host_paths: allowed.to_vec(),
             service_proxy: None,
+            ingress: None,
             dns: None,
             identity: None,
             network: network.clone(),

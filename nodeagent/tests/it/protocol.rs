@@ -264,6 +264,7 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
             data_dir: data.path().to_path_buf(),
             allowed_host_paths: vec![],
             service_proxy: None,
+            ingress: None,
             dns: None,
             identity: None,
             network: network.clone(),

@@ -1,6 +1,8 @@
 //! The proxy against plain tokio backends on loopback: no Docker, no control plane. Each test
 //! serves its frontends on its own 127/8 address, which every Linux host already has on `lo`.
 
+mod ingress;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;

@@ -8,6 +8,7 @@
 //!   and acts in its `reconcile`.
 //! - [`endpoints`]: Endpoints for Services with selectors; [`loadbalancer`]: external
 //!   addresses of LoadBalancer Services.
+//! - [`ingress`]: which Ingresses keel serves, and their status (the Ready nodes).
 //! - [`scheduling`]: binds pending pods with `keel_scheduler`.
 //! - [`gc`]: deletes objects whose owners are gone.
 //! - [`eviction`]: deletes the pods of nodes that stayed not ready.
@@ -18,6 +19,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod eviction;
 pub mod gc;
+pub mod ingress;
 pub mod job;
 pub mod loadbalancer;
 pub mod pods;
@@ -53,6 +55,7 @@ pub fn start(tasks: &Tasks, store: Store, cache: Cache, config: Config, events: 
         loadbalancer::LoadBalancerController::new(pool),
         1,
     );
+    spawn(tasks, &shared, ingress::IngressStatusController, 1);
     spawn(tasks, &shared, gc::GarbageCollector, 2);
     spawn(tasks, &shared, eviction::EvictionController, 1);
     let scheduler = scheduling::SchedulingController::default();

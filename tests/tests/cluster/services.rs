@@ -27,7 +27,7 @@ spec:
       - name: echo
         image: keel-e2e/echo:1
         imagePullPolicy: Never
-        command: ["sh", "-c", "hostname > /www/index.html; mkdir -p /www/cgi-bin; printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/client; chmod +x /www/cgi-bin/client; touch /tmp/ready; udp-echo 9000 & exec httpd -f -p 8080 -h /www"]
+        command: ["sh", "-c", "hostname > /www/index.html; mkdir -p /www/cgi-bin; printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\necho xff=$HTTP_X_FORWARDED_FOR proto=$HTTP_X_FORWARDED_PROTO\\n' > /www/cgi-bin/client; chmod +x /www/cgi-bin/client; touch /tmp/ready; udp-echo 9000 & exec httpd -f -p 8080 -h /www"]
         ports:
         - {{name: http, containerPort: 8080}}
         - {{name: dns, containerPort: 9000, protocol: UDP}}
@@ -199,6 +199,101 @@ fn cluster_ip_of(server: &Server, service: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// An Ingress with two hosts, one over TLS (HTTP/2 by ALPN), on every node's address: each
+/// host reaches its backend, the endpoint sees who asked (X-Forwarded-For), and an unknown
+/// host gets 404. Checked with curl, as users would.
+fn check_ingress(server: &Server, lan: &TestLan, repo: &std::path::Path) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["a.example".to_string()]).expect("a certificate");
+    let b64 = |s: String| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    let ca = tempfile::NamedTempFile::new().expect("a temp file");
+    std::fs::write(ca.path(), cert.cert.pem()).expect("the CA file");
+    write(
+        repo,
+        "ingress.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata: {{name: a-tls}}
+type: kubernetes.io/tls
+data: {{tls.crt: {}, tls.key: {}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: web}}
+spec:
+  tls: [{{hosts: [a.example], secretName: a-tls}}]
+  rules:
+  - host: a.example
+    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: echo, port: {{number: 80}}}}}}}}]}}
+  - host: b.example
+    http: {{paths: [{{path: /cgi-bin, pathType: Prefix, backend: {{service: {{name: echo-pods, port: {{number: 8080}}}}}}}}]}}
+"#,
+            b64(cert.cert.pem()),
+            b64(cert.signing_key.serialize_pem())
+        ),
+    );
+    commit(repo, "an ingress");
+    server.wait_for("the Ingress's addresses: every node", |s| {
+        s.get("/apis/networking.k8s.io/v1/namespaces/default/ingresses/web")
+            .and_then(|i| {
+                i["status"]["loadBalancer"]["ingress"]
+                    .as_array()
+                    .map(Vec::len)
+            })
+            == Some(3)
+    });
+    let node = lan.hosts[2].ip.to_string();
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "5"])
+            .args(args)
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let pods = ready_endpoints(server, "echo");
+    let resolve_a = format!("a.example:443:{node}");
+    let ca_path = ca.path().to_str().unwrap_or_default();
+    server.wait_for("https://a.example/ through the ingress proxy", |_| {
+        let out = curl(&[
+            "--resolve",
+            &resolve_a,
+            "--cacert",
+            ca_path,
+            "-w",
+            "\n%{http_version}",
+            "https://a.example/",
+        ]);
+        let mut lines = out.lines();
+        let (who, version) = (
+            lines.next().unwrap_or_default(),
+            lines.last().unwrap_or_default(),
+        );
+        pods.contains(who) && version == "2"
+    });
+    let resolve_b = format!("b.example:80:{node}");
+    let seen = curl(&["--resolve", &resolve_b, "http://b.example/cgi-bin/client"]);
+    assert!(
+        seen.contains(&format!("xff={} proto=http", lan.lan.gateway())),
+        "the endpoint sees the client in X-Forwarded-For: {seen}"
+    );
+    let resolve_c = format!("c.example:80:{node}");
+    let status = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--resolve",
+        &resolve_c,
+        "http://c.example/",
+    ]);
+    assert_eq!(status, "404");
 }
 
 /// A LoadBalancer Service gets an address of the pool, one node answers for it on the LAN,
@@ -412,6 +507,7 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     assert!(echo_pods.contains(&http_get(&by_node_port).unwrap_or_default()));
     check_kernel_path(&server, &lan, &names, &cluster_ip);
     check_load_balancer(&server, &lan, &pool);
+    check_ingress(&server, &lan, repo.path());
 
     // UDP through the Service: each new client socket is a session on some pod.
     let dns = format!("{cluster_ip}:53");

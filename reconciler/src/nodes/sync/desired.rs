@@ -124,6 +124,30 @@ pub fn announced_by(cache: &Cache, node: &str) -> Vec<String> {
     out
 }
 
+/// The Ingresses keel serves and the TLS Secrets they name (each in its Ingress's
+/// namespace), as JSON.
+fn ingress_objects(cache: &Cache) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let ingresses = crate::controllers::ingress::served_ingresses(cache);
+    let mut secrets = BTreeSet::new();
+    for s in &ingresses {
+        if let Object::Ingress(i) = &s.object {
+            for tls in i.spec.tls.iter().flatten() {
+                if let Some(name) = tls.secret_name.as_deref() {
+                    secrets.insert(ObjectKey::new(Kind::Secret, i.metadata.namespace(), name));
+                }
+            }
+        }
+    }
+    (
+        ingresses.iter().map(|s| json(&s.object)).collect(),
+        secrets
+            .iter()
+            .filter_map(|k| cache.get(k))
+            .map(|s| json(&s.object))
+            .collect(),
+    )
+}
+
 /// The desired set of `node` as the cache holds it now, and its hash.
 pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
     // In key order already, so one set hashes the same however the cache got it.
@@ -177,7 +201,12 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
         services,
         nodes: network_peers(cache),
         announce: announced_by(cache, node),
+        ingresses: Vec::new(),
+        ingress_secrets: Vec::new(),
     };
+    let (ingresses, ingress_secrets) = ingress_objects(cache);
+    desired.ingresses = ingresses;
+    desired.ingress_secrets = ingress_secrets;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     desired.pods.hash(&mut hasher);
     desired.config_maps.hash(&mut hasher);
@@ -189,6 +218,8 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
         (&n.name, &n.node_ip, &n.pod_cidr).hash(&mut hasher);
     }
     desired.announce.hash(&mut hasher);
+    desired.ingresses.hash(&mut hasher);
+    desired.ingress_secrets.hash(&mut hasher);
     desired.generation = cache.revision().max(1);
     (desired, hasher.finish())
 }
