@@ -292,15 +292,7 @@ const SERVICE: Columns<Service> = Columns {
 
 /// As kubectl: the LoadBalancer addresses, `<pending>` until there is one.
 fn external_ips(s: &Service) -> String {
-    let ips: Vec<&str> = s
-        .status
-        .as_ref()
-        .and_then(|st| st.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref())
-        .collect();
+    let ips = s.load_balancer_ips();
     match (ips.is_empty(), s.spec.type_.as_deref()) {
         (false, _) => ips.join(","),
         (true, Some("LoadBalancer")) => "<pending>".into(),
@@ -331,18 +323,7 @@ const INGRESS: Columns<Ingress> = Columns {
                 hosts.join(",")
             }
         }),
-        ("ADDRESS", |i, _| {
-            let ips: Vec<&str> = i
-                .status
-                .as_ref()
-                .and_then(|st| st.load_balancer.as_ref())
-                .and_then(|lb| lb.ingress.as_ref())
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.ip.as_deref())
-                .collect();
-            ips.join(",")
-        }),
+        ("ADDRESS", |i, _| i.load_balancer_ips().join(",")),
         ("PORTS", |i, _| {
             if i.spec.tls.as_ref().is_some_and(|t| !t.is_empty()) {
                 "80, 443".into()

@@ -57,18 +57,13 @@ fn service(s: &keel_schema::types::core::Service) -> (Health, String) {
     if s.spec.type_.as_deref() != Some("LoadBalancer") {
         return (Health::Healthy, String::new());
     }
-    let status = s.status.as_ref();
-    let ips: Vec<&str> = status
-        .and_then(|st| st.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref())
-        .collect();
+    let ips = s.load_balancer_ips();
     if !ips.is_empty() {
         return (Health::Healthy, format!("external IP {}", ips.join(", ")));
     }
-    let why = status
+    let why = s
+        .status
+        .as_ref()
         .and_then(|st| st.conditions.as_ref())
         .into_iter()
         .flatten()
@@ -80,15 +75,7 @@ fn service(s: &keel_schema::types::core::Service) -> (Health, String) {
 
 /// As Argo CD: an Ingress is Progressing until a controller gives it an address.
 fn ingress(i: &keel_schema::types::networking::Ingress) -> (Health, String) {
-    let ips: Vec<&str> = i
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.ip.as_deref())
-        .collect();
+    let ips = i.load_balancer_ips();
     if ips.is_empty() {
         (
             Health::Progressing,

@@ -91,13 +91,9 @@ impl ProxiedService {
         let external_local = service.spec.external_traffic_policy.as_deref() == Some("Local");
         let external_ips = if service.spec.type_.as_deref() == Some("LoadBalancer") {
             service
-                .status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|lb| lb.ingress.as_ref())
+                .load_balancer_ips()
                 .into_iter()
-                .flatten()
-                .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                .filter_map(|ip| ip.parse().ok())
                 .collect()
         } else {
             Vec::new()

@@ -48,14 +48,19 @@ pub struct IngressConfig {
     pub https: SocketAddr,
 }
 
+/// The Ingresses and Secrets the certificates came from, and the problems found then.
+type BuiltFrom = (Vec<Ingress>, Vec<Secret>, Vec<String>);
+
 /// A running ingress proxy. Dropping it stops accepting.
 pub struct IngressProxy {
     /// Where it listens: HTTP, HTTPS.
     pub addresses: (SocketAddr, SocketAddr),
     shared: Arc<Shared>,
     certs: Arc<SniResolver>,
-    /// The last problems with TLS Secrets, said once each.
-    problems: Mutex<Vec<String>>,
+    /// What the certificates were last built from, and the problems then (said once each):
+    /// every desired set brings the same Ingresses and Secrets again, and their PEM is
+    /// parsed only when they change.
+    built_from: Mutex<Option<BuiltFrom>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -107,7 +112,7 @@ impl IngressProxy {
             addresses,
             shared,
             certs,
-            problems: Mutex::default(),
+            built_from: Mutex::default(),
             tasks,
         })
     }
@@ -120,17 +125,27 @@ impl IngressProxy {
             .routes
             .write()
             .unwrap_or_else(|e| e.into_inner()) = routes;
+        let mut built = self.built_from.lock().unwrap_or_else(|e| e.into_inner());
+        if built
+            .as_ref()
+            .is_some_and(|(i, s, _)| i.as_slice() == ingresses && s.as_slice() == secrets)
+        {
+            return;
+        }
         let (certs, problems) = Certificates::build(ingresses, secrets);
         *self
             .certs
             .current
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(certs);
-        let mut said = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        let said = built
+            .as_ref()
+            .map(|(_, _, p)| p.as_slice())
+            .unwrap_or_default();
         for p in problems.iter().filter(|p| !said.contains(p)) {
             tracing::warn!("{p}");
         }
-        *said = problems;
+        *built = Some((ingresses.to_vec(), secrets.to_vec(), problems));
     }
 }
 

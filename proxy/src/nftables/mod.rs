@@ -3,7 +3,8 @@
 //! kept. The proxy owns one table ([`ruleset::TABLE`]) and nothing else.
 //!
 //! # Layout
-//! - [`ruleset`]: the Service set turned into chains, maps and sets (pure).
+//! - [`ruleset`]: the Service set turned into chains, maps and sets (pure); [`skeleton`]:
+//!   the fixed part; [`expr`]: rules and expressions as `nft` JSON.
 //! - [`transaction`]: rulesets turned into one `nft` transaction, whole or as a delta, and
 //!   listings reduced to a shape to notice drift.
 //! - `nft`: the `nft` command, JSON in and out.
@@ -21,8 +22,10 @@
 //! - Clean shutdown removes the table ([`NftablesProxy::remove`]).
 
 mod conntrack;
+pub mod expr;
 mod nft;
 pub mod ruleset;
+pub mod skeleton;
 pub mod transaction;
 
 use std::sync::{Arc, Mutex, PoisonError};

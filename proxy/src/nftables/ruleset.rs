@@ -23,16 +23,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use ipnet::Ipv4Net;
-use serde_json::{Value, json};
-
+use super::expr::{Action, Rule, protocol_name};
 use crate::model::{Protocol, ProxiedService};
+use ipnet::Ipv4Net;
 
 /// The agent's table; nothing outside it is ever touched.
 pub const TABLE: &str = "keel-services";
 pub const FAMILY: &str = "ip";
 /// Set on traffic that entered through a node port (kube-proxy's masquerade bit).
-const EXTERNAL_MARK: u32 = 0x4000;
+pub(super) const EXTERNAL_MARK: u32 = 0x4000;
 
 pub const SERVICE_IPS: &str = "service-ips";
 pub const SERVICE_NODE_PORTS: &str = "service-nodeports";
@@ -57,7 +56,7 @@ pub struct Ranges {
     pub cluster_cidr: Ipv4Net,
 }
 
-/// The Service-dependent part of the table; the fixed part is [`skeleton`].
+/// The Service-dependent part of the table; the fixed part is [`super::skeleton`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ruleset {
     /// Service, external and endpoint chains, each with its rules.
@@ -72,254 +71,6 @@ pub struct Ruleset {
     pub hairpin: BTreeSet<Ipv4Addr>,
     /// This node's pod range, once known.
     pub local_pods: Option<Ipv4Net>,
-}
-
-/// One rule of a Service, external or endpoint chain. Kept as data, not as JSON, so that
-/// building and comparing 10,000 Services' rules on every update stays cheap; turned into
-/// `nft` JSON only for what a transaction sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rule {
-    /// With `one_in: Some(n)`, matches one new connection in n (`numgen random mod n == 0`).
-    Pick {
-        one_in: Option<usize>,
-        action: Action,
-    },
-    /// A client in the affinity set goes back to its endpoint's chain.
-    Affine {
-        set: String,
-        chain: String,
-    },
-    /// Records (or refreshes) the client in the affinity set.
-    Remember {
-        set: String,
-    },
-    /// Marks the connection as entered through a node port, then the Service chain.
-    External {
-        service: String,
-    },
-    /// Clients in the range (pods) or on this node use every endpoint (Service chain).
-    FromRange {
-        range: Ipv4Net,
-        service: String,
-    },
-    FromNode {
-        service: String,
-    },
-    Drop,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Dnat(Protocol, SocketAddr),
-    Goto(String),
-}
-
-impl Action {
-    fn exprs(&self) -> Vec<Value> {
-        match self {
-            Action::Dnat(protocol, e) => vec![
-                json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": protocol_name(*protocol)}}),
-                json!({"dnat": {"addr": e.ip().to_string(), "port": e.port()}}),
-            ],
-            Action::Goto(chain) => vec![goto(chain)],
-        }
-    }
-}
-
-impl Rule {
-    /// The rule's expressions, as `nft -j` takes them.
-    pub fn exprs(&self) -> Value {
-        let exprs = match self {
-            Rule::Pick { one_in, action } => {
-                let mut out = Vec::new();
-                if let Some(n) = one_in {
-                    out.push(json!({"match": {"op": "==",
-                        "left": {"numgen": {"mode": "random", "mod": n, "offset": 0}}, "right": 0}}));
-                }
-                out.extend(action.exprs());
-                out
-            }
-            Rule::Affine { set, chain } => vec![
-                json!({"match": {"op": "==", "left": ip_field("saddr"), "right": format!("@{set}")}}),
-                goto(chain),
-            ],
-            Rule::Remember { set } => vec![
-                json!({"set": {"op": "update", "elem": ip_field("saddr"), "set": format!("@{set}")}}),
-            ],
-            Rule::External { service } => vec![set_mark(EXTERNAL_MARK), goto(service)],
-            Rule::FromRange { range, service } => vec![
-                json!({"match": {"op": "==", "left": ip_field("saddr"), "right": prefix(*range)}}),
-                goto(service),
-            ],
-            Rule::FromNode { service } => vec![
-                json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["saddr"]}}, "right": "local"}}),
-                goto(service),
-            ],
-            Rule::Drop => vec![json!({"drop": null})],
-        };
-        Value::from(exprs)
-    }
-}
-
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    }
-}
-
-fn ip_field(field: &str) -> Value {
-    json!({"payload": {"protocol": "ip", "field": field}})
-}
-
-fn mark() -> Value {
-    json!({"meta": {"key": "mark"}})
-}
-
-pub fn hairpin_value(ip: &Ipv4Addr) -> Value {
-    json!({"concat": [ip.to_string(), ip.to_string()]})
-}
-
-pub fn range_value(net: &Ipv4Net) -> Value {
-    prefix(*net)
-}
-
-fn set_mark(bit: u32) -> Value {
-    json!({"mangle": {"key": mark(), "value": {"|": [mark(), bit]}}})
-}
-
-fn has_mark(bit: u32) -> Value {
-    json!({"match": {"op": "==", "left": {"&": [mark(), bit]}, "right": bit}})
-}
-
-fn goto(chain: &str) -> Value {
-    json!({"goto": {"target": chain}})
-}
-
-fn prefix(net: Ipv4Net) -> Value {
-    json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}})
-}
-
-/// `ip daddr . meta l4proto . th dport`, or without the address.
-fn destination(with_address: bool) -> Value {
-    let mut parts = Vec::new();
-    if with_address {
-        parts.push(ip_field("daddr"));
-    }
-    parts.push(json!({"meta": {"key": "l4proto"}}));
-    parts.push(json!({"payload": {"protocol": "th", "field": "dport"}}));
-    json!({"concat": parts})
-}
-
-/// Loopback traffic cannot be rewritten to another source; it needs no masquerade.
-fn not_loopback() -> Value {
-    json!({"match": {"op": "!=", "left": {"meta": {"key": "oifname"}}, "right": "lo"}})
-}
-
-fn local_destination() -> Value {
-    json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}})
-}
-
-pub fn ip_key_value(key: &IpKey) -> Value {
-    json!({"concat": [key.0.to_string(), protocol_name(key.1), key.2]})
-}
-
-pub fn port_key_value(key: &PortKey) -> Value {
-    json!({"concat": [protocol_name(key.0), key.1]})
-}
-
-/// The fixed part of the table: hooks, the dispatch chain, the maps and the reject sets.
-/// Returned as (`add` objects for maps, sets and chains; rules as (chain, expressions)).
-pub fn skeleton() -> (Vec<Value>, Vec<(&'static str, Vec<Value>)>) {
-    let base = |name: &str, kind: &str, hook: &str, prio: i32| {
-        json!({"chain": {"family": FAMILY, "table": TABLE, "name": name,
-            "type": kind, "hook": hook, "prio": prio, "policy": "accept"}})
-    };
-    let ip_type = json!(["ipv4_addr", "inet_proto", "inet_service"]);
-    let port_type = json!(["inet_proto", "inet_service"]);
-    let objects = vec![
-        json!({"map": {"family": FAMILY, "table": TABLE, "name": SERVICE_IPS, "type": ip_type, "map": "verdict"}}),
-        json!({"map": {"family": FAMILY, "table": TABLE, "name": SERVICE_NODE_PORTS, "type": port_type, "map": "verdict"}}),
-        json!({"set": {"family": FAMILY, "table": TABLE, "name": NO_ENDPOINT_IPS, "type": ip_type}}),
-        json!({"set": {"family": FAMILY, "table": TABLE, "name": NO_ENDPOINT_NODE_PORTS, "type": port_type}}),
-        json!({"set": {"family": FAMILY, "table": TABLE, "name": HAIRPIN, "type": ["ipv4_addr", "ipv4_addr"]}}),
-        json!({"set": {"family": FAMILY, "table": TABLE, "name": LOCAL_PODS, "type": "ipv4_addr", "flags": ["interval"]}}),
-        json!({"chain": {"family": FAMILY, "table": TABLE, "name": "services"}}),
-        base("nat-prerouting", "nat", "prerouting", -100),
-        base("nat-output", "nat", "output", -100),
-        base("nat-postrouting", "nat", "postrouting", 100),
-        // Just before the filter priority: refusals come before anyone's accept or drop.
-        base("filter-input", "filter", "input", -10),
-        base("filter-forward", "filter", "forward", -10),
-        base("filter-output", "filter", "output", -10),
-    ];
-    let new_connection =
-        json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}});
-    let reject = json!({"reject": {"type": "icmp", "expr": "port-unreachable"}});
-    let reject_ips = vec![
-        new_connection.clone(),
-        json!({"match": {"op": "==", "left": destination(true), "right": format!("@{NO_ENDPOINT_IPS}")}}),
-        reject.clone(),
-    ];
-    let reject_node_ports = vec![
-        new_connection,
-        local_destination(),
-        json!({"match": {"op": "==", "left": destination(false), "right": format!("@{NO_ENDPOINT_NODE_PORTS}")}}),
-        reject,
-    ];
-    let rules = vec![
-        (
-            "services",
-            vec![json!({"vmap": {"key": destination(true), "data": format!("@{SERVICE_IPS}")}})],
-        ),
-        (
-            "services",
-            vec![
-                local_destination(),
-                // 127.0.0.0/8 is never routed to a pod (that would need route_localnet).
-                json!({"match": {"op": "!=", "left": ip_field("daddr"), "right": json!({"prefix": {"addr": "127.0.0.0", "len": 8}})}}),
-                json!({"vmap": {"key": destination(false), "data": format!("@{SERVICE_NODE_PORTS}")}}),
-            ],
-        ),
-        (
-            "nat-prerouting",
-            vec![json!({"jump": {"target": "services"}})],
-        ),
-        ("nat-output", vec![json!({"jump": {"target": "services"}})]),
-        (
-            "nat-postrouting",
-            vec![
-                not_loopback(),
-                json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
-                json!({"match": {"op": "==", "left": {"concat": [ip_field("saddr"), ip_field("daddr")]}, "right": format!("@{HAIRPIN}")}}),
-                json!({"masquerade": null}),
-            ],
-        ),
-        (
-            "nat-postrouting",
-            vec![
-                not_loopback(),
-                has_mark(EXTERNAL_MARK),
-                json!({"match": {"op": "!=", "left": ip_field("daddr"), "right": format!("@{LOCAL_PODS}")}}),
-                json!({"masquerade": null}),
-            ],
-        ),
-        ("filter-input", reject_ips.clone()),
-        ("filter-input", reject_node_ports.clone()),
-        ("filter-forward", reject_ips.clone()),
-        ("filter-output", reject_ips),
-        ("filter-output", reject_node_ports),
-    ];
-    (objects, rules)
-}
-
-/// The rule count of each fixed chain, to notice when someone changed them.
-pub fn skeleton_rule_counts() -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for (chain, _) in skeleton().1 {
-        *out.entry(chain.to_string()).or_default() += 1;
-    }
-    out
 }
 
 impl Ruleset {
@@ -522,6 +273,8 @@ fn external_local(svc: &str, local: &[Target], ranges: Option<Ranges>) -> Vec<Ru
 mod tests {
     use super::*;
     use crate::model::ProxiedPort;
+    use crate::nftables::skeleton::skeleton;
+    use serde_json::Value;
     use std::time::Duration;
 
     fn service(name: &str, ip: [u8; 4], node_port: Option<u16>, eps: &[&str]) -> ProxiedService {

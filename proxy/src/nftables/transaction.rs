@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::expr::{hairpin_value, ip_key_value, port_key_value, range_value};
 use super::ruleset::{
     FAMILY, HAIRPIN, LOCAL_PODS, NO_ENDPOINT_IPS, NO_ENDPOINT_NODE_PORTS, Ruleset, SERVICE_IPS,
-    SERVICE_NODE_PORTS, TABLE, hairpin_value, ip_key_value, port_key_value, range_value, skeleton,
-    skeleton_rule_counts,
+    SERVICE_NODE_PORTS, TABLE,
 };
+use super::skeleton::{skeleton, skeleton_rule_counts};
 
 fn table() -> Value {
     json!({"table": {"family": FAMILY, "name": TABLE}})

@@ -7,7 +7,6 @@
 //! IngressClass (annotation `ingressclass.kubernetes.io/is-default-class: "true"`) decides,
 //! and when no class is the default, keel takes it (a cluster with one ingress controller).
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use keel_schema::types::networking::{
@@ -64,19 +63,6 @@ pub fn served_ingresses(cache: &Cache) -> Vec<Arc<Stored>> {
         .collect()
 }
 
-fn ready_node_ips(cache: &Cache) -> Vec<Ipv4Addr> {
-    let mut ips: Vec<Ipv4Addr> = cache
-        .list(Kind::Node, None)
-        .iter()
-        .filter_map(|s| match &s.object {
-            Object::Node(n) if n.is_ready() => n.internal_ip()?.parse().ok(),
-            _ => None,
-        })
-        .collect();
-    ips.sort();
-    ips
-}
-
 pub struct IngressStatusController;
 
 impl Controller for IngressStatusController {
@@ -108,7 +94,7 @@ impl Controller for IngressStatusController {
             return Ok(Action::Done);
         };
         let ips = if served(ingress, &classes(ctx.cache())) {
-            ready_node_ips(ctx.cache())
+            super::ready_node_ips(ctx.cache())
         } else {
             // Another controller's: its status is that controller's to write.
             return Ok(Action::Done);

@@ -82,13 +82,9 @@ pub fn is_load_balancer(s: &Service) -> bool {
 
 /// The external addresses a Service's status holds.
 pub fn ingress_ips(s: &Service) -> Vec<Ipv4Addr> {
-    s.status
-        .as_ref()
-        .and_then(|st| st.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
+    s.load_balancer_ips()
         .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .filter_map(|ip| ip.parse().ok())
         .collect()
 }
 
@@ -199,15 +195,7 @@ impl LoadBalancerController {
                 ),
             ),
             Some(LoadBalancerPool::Nodes) => {
-                let mut ips: Vec<Ipv4Addr> = cache
-                    .list(Kind::Node, None)
-                    .iter()
-                    .filter_map(|s| match &s.object {
-                        Object::Node(n) if n.is_ready() => n.internal_ip()?.parse().ok(),
-                        _ => None,
-                    })
-                    .collect();
-                ips.sort();
+                let ips = super::ready_node_ips(cache);
                 let ports = ports_of(svc);
                 if let Some(clash) = self.port_taken(cache, key, &ports) {
                     return status(&[], condition(false, "PortTaken", clash));

@@ -62,6 +62,21 @@ pub fn start(tasks: &Tasks, store: Store, cache: Cache, config: Config, events: 
     spawn(tasks, &shared, scheduler, scheduling::WORKERS);
 }
 
+/// The Ready nodes' addresses, sorted: where LoadBalancer Services (`nodes` pool) and
+/// Ingresses answer.
+pub fn ready_node_ips(cache: &Cache) -> Vec<std::net::Ipv4Addr> {
+    let mut ips: Vec<std::net::Ipv4Addr> = cache
+        .list(Kind::Node, None)
+        .iter()
+        .filter_map(|s| match &s.object {
+            keel_schema::Object::Node(n) if n.is_ready() => n.internal_ip()?.parse().ok(),
+            _ => None,
+        })
+        .collect();
+    ips.sort();
+    ips
+}
+
 /// Runs `controller` with `workers` workers on `tasks`.
 fn spawn<C: Controller>(tasks: &Tasks, shared: &Arc<Shared>, controller: C, workers: usize) {
     let run = runtime::runner::run(Arc::new(controller), shared.clone(), workers, tasks.stop());

@@ -257,6 +257,20 @@ model! {
     }
 }
 
+impl Service {
+    /// The external addresses in `status.loadBalancer.ingress`, as written.
+    pub fn load_balancer_ips(&self) -> Vec<&str> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.as_deref())
+            .collect()
+    }
+}
+
 impl Node {
     /// The node's `Ready` condition, as its agent's heartbeats keep it.
     pub fn ready_condition(&self) -> Option<&Condition> {

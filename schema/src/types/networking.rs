@@ -122,3 +122,17 @@ model! {
         pub controller: Option<String>,
     }
 }
+
+impl Ingress {
+    /// The addresses in `status.loadBalancer.ingress`, as written.
+    pub fn load_balancer_ips(&self) -> Vec<&str> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.as_deref())
+            .collect()
+    }
+}
