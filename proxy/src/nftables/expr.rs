@@ -7,8 +7,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
-use super::ruleset::{EXTERNAL_MARK, IpKey, PortKey};
 use crate::model::Protocol;
+
+/// Set on traffic that entered through a node port (kube-proxy's masquerade bit).
+pub(super) const EXTERNAL_MARK: u32 = 0x4000;
+
+/// ClusterIP, protocol, port.
+pub type IpKey = (Ipv4Addr, Protocol, u16);
+/// Protocol, node port.
+pub type PortKey = (Protocol, u16);
 
 /// One rule of a Service, external or endpoint chain. Kept as data, not as JSON, so that
 /// building and comparing 10,000 Services' rules on every update stays cheap; turned into

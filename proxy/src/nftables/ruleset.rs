@@ -24,14 +24,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::expr::{Action, Rule, protocol_name};
+pub use super::expr::{IpKey, PortKey};
 use crate::model::{Protocol, ProxiedService};
 use ipnet::Ipv4Net;
 
 /// The agent's table; nothing outside it is ever touched.
 pub const TABLE: &str = "keel-services";
 pub const FAMILY: &str = "ip";
-/// Set on traffic that entered through a node port (kube-proxy's masquerade bit).
-pub(super) const EXTERNAL_MARK: u32 = 0x4000;
 
 pub const SERVICE_IPS: &str = "service-ips";
 pub const SERVICE_NODE_PORTS: &str = "service-nodeports";
@@ -41,11 +40,6 @@ pub const NO_ENDPOINT_NODE_PORTS: &str = "no-endpoint-nodeports";
 pub const HAIRPIN: &str = "hairpin";
 /// This node's pod range.
 pub const LOCAL_PODS: &str = "local-pods";
-
-/// ClusterIP, protocol, port.
-pub type IpKey = (Ipv4Addr, Protocol, u16);
-/// Protocol, node port.
-pub type PortKey = (Protocol, u16);
 
 /// The pod ranges that tell this node's endpoints from other nodes'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +267,7 @@ fn external_local(svc: &str, local: &[Target], ranges: Option<Ranges>) -> Vec<Ru
 mod tests {
     use super::*;
     use crate::model::ProxiedPort;
+    use crate::nftables::expr::EXTERNAL_MARK;
     use crate::nftables::skeleton::skeleton;
     use serde_json::Value;
     use std::time::Duration;

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::expr::{destination, has_mark, ip_field, local_destination, not_loopback};
+use super::expr::{
+    EXTERNAL_MARK, destination, has_mark, ip_field, local_destination, not_loopback,
+};
 use super::ruleset::{
-    EXTERNAL_MARK, FAMILY, HAIRPIN, LOCAL_PODS, NO_ENDPOINT_IPS, NO_ENDPOINT_NODE_PORTS,
-    SERVICE_IPS, SERVICE_NODE_PORTS, TABLE,
+    FAMILY, HAIRPIN, LOCAL_PODS, NO_ENDPOINT_IPS, NO_ENDPOINT_NODE_PORTS, SERVICE_IPS,
+    SERVICE_NODE_PORTS, TABLE,
 };
 
 /// The fixed part of the table: hooks, the dispatch chain, the maps and the reject sets.
