@@ -23,4 +23,32 @@ pub struct SyncStatus {
     /// from the store is Missing).
     #[serde(default)]
     pub declared: Vec<ObjectKey>,
+    /// Which server answered, and who leads (several servers on one etcd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<ServerRole>,
+}
+
+/// One server's place among the control planes sharing a store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerRole {
+    /// The server that answered (its advertised HTTP address).
+    pub server: String,
+    /// `leader`, `follower`, or `sole` (the embedded store: one server, always leading).
+    pub role: String,
+    /// The leading server, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The leader's term (the election key's etcd revision): it grows with every new leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<i64>,
+    /// Since when the leader leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_since: Option<DateTime<Utc>>,
+    /// Times this server became or stopped being the leader.
+    #[serde(default)]
+    pub transitions: u64,
+    /// Why the election cannot be read or run right now (etcd unreachable, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

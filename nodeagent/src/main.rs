@@ -45,7 +45,8 @@ struct Args {
     /// Address the control plane uses to reach this agent (default: the listen address).
     #[arg(long)]
     advertise_address: Option<String>,
-    /// The control plane's address (host:port).
+    /// The control plane's address (host:port); with several servers on one etcd, all of
+    /// them, comma-separated: the agent reports to whichever leads.
     #[arg(long, env = "KEEL_SERVER")]
     server: String,
     /// Which container runtime runs the pods.
@@ -141,6 +142,11 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Stop (as on SIGTERM) when standard input reaches its end: a supervisor that keeps
+    /// the other end of a pipe open takes its agents with it when it dies, even by kill -9
+    /// (`keel up` does this).
+    #[arg(long)]
+    exit_when_stdin_closes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -208,8 +214,14 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         ));
     }
     // A malformed address would otherwise only show up as endless registration retries.
-    if let Err(e) = keel_nodeagent::grpc::endpoint::endpoint(&args.server) {
-        return Err(format!("--server {:?}: {e}; give HOST:PORT", args.server));
+    let servers = keel_nodeagent::grpc::endpoint::servers(&args.server);
+    if servers.is_empty() {
+        return Err("--server names no address; give HOST:PORT[,HOST:PORT...]".to_string());
+    }
+    for server in &servers {
+        if let Err(e) = keel_nodeagent::grpc::endpoint::endpoint(server) {
+            return Err(format!("--server {server:?}: {e}; give HOST:PORT"));
+        }
     }
     if args.max_pods < 1 {
         return Err("--max-pods: must be at least 1".to_string());
@@ -395,7 +407,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    wait_for_stop_signal().await;
+    wait_for_stop(args.exit_when_stdin_closes).await;
     tracing::info!("keel-agent stopping; its pods keep running and are adopted on restart");
     if let Some(announcer) = &running.announcer {
         announcer.withdraw().await;
@@ -404,6 +416,30 @@ async fn main() {
         proxy.shutdown().await;
     }
     running.stop();
+}
+
+/// Ctrl-C, SIGTERM, or (when asked) the end of standard input.
+async fn wait_for_stop(stdin_lifeline: bool) {
+    if !stdin_lifeline {
+        return wait_for_stop_signal().await;
+    }
+    // A plain thread, not a blocking task: the runtime would wait for that at exit.
+    let (closed, on_close) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        // Whatever is written is ignored; only the end counts.
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        let _ = closed.send(());
+    });
+    let lifeline = async {
+        let _ = on_close.await;
+        tracing::warn!("standard input closed: the process that started this agent is gone");
+    };
+    tokio::select! {
+        _ = wait_for_stop_signal() => {}
+        _ = lifeline => {}
+    }
 }
 
 /// Ctrl-C, or SIGTERM from a service manager or `kill`.

@@ -2,7 +2,8 @@
 //! handle, and [`ControlPlane::shutdown`].
 //!
 //! # Layout
-//! - [`control_plane`]: starting and stopping every part; [`tasks`]: where they run.
+//! - [`control_plane`]: starting and stopping every part; [`tasks`]: where they run;
+//!   [`leader`]: which of several servers on one etcd runs the leader's parts.
 //! - [`source`]: manifests read from the committed tree of a git revision.
 //! - [`sync`]: the git sync loop; [`apply`]: whole-revision apply (with Service address
 //!   allocation); [`plan`]: semantic diffs between revisions, for `keel plan`.
@@ -22,6 +23,7 @@ pub mod control_plane;
 pub mod controllers;
 pub mod events;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod nodes;
 pub mod plan;

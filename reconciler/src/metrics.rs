@@ -48,6 +48,10 @@ pub struct Metrics {
     pub pods: Family<PhaseLabel, Gauge>,
     pub nodes: Family<ReadyLabel, Gauge>,
     pub heartbeats: Counter,
+    /// 1 while this server leads (always 1 on the embedded store).
+    pub leader: Gauge,
+    /// Times this server became or stopped being the leader.
+    pub leader_transitions: Counter,
 }
 
 impl Default for Metrics {
@@ -63,6 +67,14 @@ impl Default for Metrics {
         let pods = Family::<PhaseLabel, Gauge>::default();
         let nodes = Family::<ReadyLabel, Gauge>::default();
         let heartbeats = Counter::default();
+        let leader = Gauge::default();
+        let leader_transitions = Counter::default();
+        registry.register("leader", "1 while this server leads", leader.clone());
+        registry.register(
+            "leader_transitions",
+            "Times this server became or stopped being the leader",
+            leader_transitions.clone(),
+        );
         registry.register(
             "node_heartbeats",
             "Heartbeats received from node agents",
@@ -113,6 +125,8 @@ impl Default for Metrics {
             pods,
             nodes,
             heartbeats,
+            leader,
+            leader_transitions,
         }
     }
 }

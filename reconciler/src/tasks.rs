@@ -47,6 +47,17 @@ impl Tasks {
         (tasks, Failures(rx))
     }
 
+    /// A group of its own (one leader term's parts): stopped by its own
+    /// [`Tasks::shutdown`] or with this group, its critical failures reported with this
+    /// group's.
+    pub fn child(&self) -> Tasks {
+        Tasks {
+            tracker: TaskTracker::new(),
+            stop: self.stop.child_token(),
+            failures: self.failures.clone(),
+        }
+    }
+
     /// The token every task watches; cancelled once, at shutdown.
     pub fn stop(&self) -> CancellationToken {
         self.stop.clone()

@@ -130,6 +130,10 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A write through a leader's fenced store after its term ended (see
+    /// [`etcd::election`]): nothing was written.
+    #[error("not the leader: {0}")]
+    NotLeader(String),
     #[error("corrupt record {key}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("{0}")]
@@ -255,6 +259,24 @@ impl Store {
     /// with the revision the delete was written at.
     pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
         dispatch!(self, s => s.delete(key, expected).await)
+    }
+
+    /// This store, writing only while the leader term `fence` holds (etcd); redb has one
+    /// process and no terms, so there it is the store itself.
+    pub fn fenced(&self, fence: Option<etcd::Fence>) -> Store {
+        match (self, fence) {
+            (Store::Etcd(s), Some(fence)) => Store::Etcd(Box::new(s.fenced(fence))),
+            _ => self.clone(),
+        }
+    }
+
+    /// The leader election named `name`, on etcd; `None` on redb (one process, always
+    /// the leader).
+    pub fn election(&self, name: &str) -> Option<etcd::Election> {
+        match self {
+            Store::Etcd(s) => Some(s.election(name)),
+            Store::Redb(_) => None,
+        }
     }
 
     /// Applies every op or none; returns the store revision after the batch.

@@ -93,6 +93,8 @@ fn start_control_plane() -> ControlPlane {
         cert_validity: std::time::Duration::from_secs(3600),
         anonymous_read: true,
         encryption_key_file: None,
+        advertise_address: None,
+        leader: Default::default(),
     };
     // Its own thread and runtime, as its own process would have.
     std::thread::spawn(move || {

@@ -1,6 +1,11 @@
 //! The `keel-agent` processes of a local cluster: one per node, each its own process in its
 //! node's network host as on a real machine, logging to the data dir; and, when the cluster
 //! stops, the containers they left behind.
+//!
+//! Agents never outlive `keel up`: each reads a pipe whose other end only `keel up` holds
+//! (`--exit-when-stdin-closes`), and the kernel closes it however `keel up` ends, kill -9
+//! included. Their pids are kept in `DATA_DIR/run/`, so the next `keel up` stops any that
+//! are still there before it starts its own.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +17,8 @@ pub struct Agents {
     names: Vec<String>,
     hosts: Vec<NodeHost>,
     children: Vec<Child>,
+    /// The write ends of the agents' stdin pipes: never written, only held.
+    lifelines: Vec<Option<std::process::ChildStdin>>,
     /// When each was last started, so that one failing at once is not restarted in a loop.
     started: Vec<Instant>,
     launch: Launch,
@@ -23,9 +30,11 @@ struct Launch {
     server: String,
     join_token: String,
     backend: String,
-    /// The agents' data dir (`DATA_DIR/agents`) and logs (`DATA_DIR/logs`).
+    /// The agents' data dir (`DATA_DIR/agents`), logs (`DATA_DIR/logs`) and pid files
+    /// (`DATA_DIR/run`).
     data_dir: PathBuf,
     logs: PathBuf,
+    pids: PathBuf,
 }
 
 /// An agent that stopped is started again at most this often.
@@ -86,17 +95,21 @@ impl Agents {
             backend: backend.to_string(),
             data_dir: data_dir.join("agents"),
             logs: data_dir.join("logs"),
+            pids: pid_dir(data_dir),
         };
         std::fs::create_dir_all(&launch.logs)?;
+        std::fs::create_dir_all(&launch.pids)?;
         let mut agents = Agents {
             names: Agents::names(hosts.len()),
             hosts: hosts.to_vec(),
             children: Vec::new(),
+            lifelines: Vec::new(),
             started: Vec::new(),
             launch,
         };
         for i in 0..hosts.len() {
-            let child = agents.spawn(i)?;
+            let mut child = agents.spawn(i)?;
+            agents.lifelines.push(child.stdin.take());
             agents.children.push(child);
             agents.started.push(Instant::now());
         }
@@ -118,11 +131,19 @@ impl Agents {
             .arg(&launch.data_dir)
             // In the environment, not the arguments, which any user can list with ps.
             .env("KEEL_JOIN_TOKEN", &launch.join_token)
-            .stdin(Stdio::null())
+            .arg("--exit-when-stdin-closes")
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", launch.binary.display()))
+            .inspect(|child| {
+                // `ip netns exec` execs the agent, so the child's pid is the agent's.
+                let _ = std::fs::write(
+                    launch.pids.join(format!("{name}.pid")),
+                    format!("{}\n", child.id()),
+                );
+            })
     }
 
     fn log(&self, i: usize) -> PathBuf {
@@ -153,7 +174,8 @@ impl Agents {
             let name = &self.names[i];
             let log = self.log(i);
             match self.spawn(i) {
-                Ok(child) => {
+                Ok(mut child) => {
+                    self.lifelines[i] = child.stdin.take();
                     said.push(format!(
                         "node {name}'s agent stopped ({status}); started it again (log: {})",
                         log.display()
@@ -178,21 +200,84 @@ impl Agents {
         let mut removed = 0;
         for name in &self.names {
             removed += remove_containers(name);
+            let _ = std::fs::remove_file(self.launch.pids.join(format!("{name}.pid")));
         }
         removed
     }
 }
 
-/// Removes what nodes of an earlier, larger or interrupted run left: the containers of
-/// `local-N` for N above `keep` (their node hosts go with the LAN's own clean-up), and the
-/// `lo` addresses of agents that ran on the machine's own network before nodes had hosts of
-/// their own. Returns how many containers went.
-pub fn clean_leftovers(data_dir: &Path, keep: usize) -> usize {
-    let mut removed = 0;
-    for (i, name) in Agents::names(MAX_NODES).into_iter().enumerate() {
-        if i >= keep {
-            removed += remove_containers(&name);
+fn pid_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("run")
+}
+
+/// Stops the agents an earlier `keel up` on this data dir left running (it was killed
+/// before it could stop them; they stop on their own when it dies, unless stuck): SIGTERM,
+/// then SIGKILL after 10 s. Only a live process that is still that node's `keel-agent` is
+/// signalled, never whatever reused its pid. Returns the node names stopped.
+pub fn stop_previous(data_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(pid_dir(data_dir)) else {
+        return Vec::new();
+    };
+    let mut stopped = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".pid"))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let pid = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        if let Some(pid) = pid.filter(|pid| is_agent_of(*pid, &name)) {
+            signal(pid, "TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while is_agent_of(pid, &name) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if is_agent_of(pid, &name) {
+                signal(pid, "KILL");
+            }
+            stopped.push(name);
         }
+        let _ = std::fs::remove_file(&path);
+    }
+    stopped
+}
+
+/// Whether `pid` is a live `keel-agent --name NAME`.
+fn is_agent_of(pid: u32, name: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    // A zombie (exited, not yet reaped) has an empty command line: not running.
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let is_agent = args.first().is_some_and(|a| a.ends_with(b"keel-agent"));
+    is_agent
+        && args
+            .windows(2)
+            .any(|w| w[0] == b"--name" && w[1] == name.as_bytes())
+}
+
+fn signal(pid: u32, which: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{which}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Removes what an earlier run left when it was killed before it could clean up: the
+/// containers of every `local-N` (their node hosts, and with them their pods' network, are
+/// made anew, so they could not be adopted; the agents start the pods again), and the `lo`
+/// addresses of agents that ran on the machine's own network before nodes had hosts of
+/// their own. Returns how many containers went.
+pub fn clean_leftovers(data_dir: &Path) -> usize {
+    let mut removed = 0;
+    for name in Agents::names(MAX_NODES) {
+        removed += remove_containers(&name);
         remove_addresses(&data_dir.join("agents").join(&name));
     }
     removed

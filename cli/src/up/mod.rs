@@ -113,11 +113,17 @@ fn prepare(config: &UpConfig) -> anyhow::Result<(std::fs::File, NodeHosts, PathB
         anyhow::bail!("{DOCKER_HELP}");
     };
     step(&format!("Docker engine {version} is running"));
-    let leftovers = agents::clean_leftovers(&config.data_dir, config.nodes);
+    let orphans = agents::stop_previous(&config.data_dir);
+    if !orphans.is_empty() {
+        step(&format!(
+            "stopped the agents an earlier keel up left running ({})",
+            orphans.join(", ")
+        ));
+    }
+    let leftovers = agents::clean_leftovers(&config.data_dir);
     if leftovers > 0 {
         step(&format!(
-            "removed {leftovers} containers of nodes beyond --nodes {}",
-            config.nodes
+            "removed {leftovers} containers an earlier keel up left behind"
         ));
     }
     // What can be refused is refused before anything is made on the machine.
@@ -177,7 +183,7 @@ fn control_plane_config(config: &UpConfig, repo: &Path, gateway: Ipv4Addr) -> Co
         listen: config.listen.clone(),
         agent_listen: format!("{gateway}:{}", config.agent_port),
         node_grace: Duration::from_secs(10),
-        pod_eviction_timeout: Duration::from_secs(30),
+        pod_eviction_timeout: Duration::from_secs(15),
         poll_interval: Duration::from_secs(30),
         resync_interval: Duration::from_secs(60),
         webhook_secret: None,
@@ -189,6 +195,8 @@ fn control_plane_config(config: &UpConfig, repo: &Path, gateway: Ipv4Addr) -> Co
         cert_validity: keel_tls::DEFAULT_CERT_VALIDITY,
         anonymous_read: false,
         encryption_key_file: None,
+        advertise_address: None,
+        leader: Default::default(),
     }
 }
 

@@ -34,9 +34,27 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub node_grace: Duration,
     /// A node not ready for this long has its pods deleted, so their controllers replace
-    /// them on other nodes.
-    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    /// them on other nodes. With the default --node-grace a dead node's pods run elsewhere
+    /// within about 27 s; shorter times replace pods sooner but also after shorter network
+    /// blips (the pods of a node that comes back are stopped there).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub pod_eviction_timeout: Duration,
+    /// The address other servers and clients reach this server's HTTP API at: its name in
+    /// the leader election, where followers pass webhooks on to (default: --listen, or this
+    /// machine's name when --listen is a wildcard).
+    #[arg(long)]
+    pub advertise_address: Option<String>,
+    /// With several servers on one etcd: how long a leader's lease lasts without renewal
+    /// (how long a dead leader's absence lasts before another takes over).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub leader_lease: Duration,
+    /// A leader that could not renew its lease for this long stops leading (shorter than
+    /// --leader-lease, so it stops before another can start).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub leader_renew_deadline: Duration,
+    /// How often the leader renews its lease and the others try to take it.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub leader_retry: Duration,
     /// How often a remote repository is fetched (a webhook fetches at once).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
@@ -142,7 +160,17 @@ pub fn run(args: &Args) -> i32 {
         cert_validity: args.cert_validity,
         anonymous_read: args.anonymous_read,
         encryption_key_file: args.encryption_key_file.clone(),
+        advertise_address: args.advertise_address.clone(),
+        leader: keel_reconciler::leader::Timing {
+            lease: args.leader_lease,
+            renew_deadline: args.leader_renew_deadline,
+            retry: args.leader_retry,
+        },
     };
+    if let Err(e) = config.leader.check() {
+        eprintln!("keel server: {e}");
+        return 2;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -108,6 +108,9 @@ fn render(status: &SyncStatus, report: &[ObjectHealth]) -> String {
     if let Some(e) = &status.fetch_error {
         out.push_str(&format!("Fetching:   failing: {e}\n"));
     }
+    if let Some(cp) = &status.control_plane {
+        out.push_str(&format!("Server:     {}\n", server_line(cp)));
+    }
     out.push('\n');
     let rows: Vec<Vec<String>> = report
         .iter()
@@ -126,6 +129,33 @@ fn render(status: &SyncStatus, report: &[ObjectHealth]) -> String {
         &rows,
     ));
     out
+}
+
+/// Which server answered and who leads: `HOST:PORT (leader, term 41, since …)` or
+/// `HOST:PORT (follower; leader HOST:PORT, term 41)`.
+fn server_line(cp: &keel_api::status::ServerRole) -> String {
+    let term = cp.term.map(|t| format!(", term {t}")).unwrap_or_default();
+    let since = cp
+        .leader_since
+        .map(|t| format!(", since {}", t.format("%Y-%m-%d %H:%M:%SZ")))
+        .unwrap_or_default();
+    let transitions = if cp.transitions > 0 {
+        format!("; {} leadership changes here", cp.transitions)
+    } else {
+        String::new()
+    };
+    match cp.role.as_str() {
+        "sole" => format!("{} (the only server: embedded store)", cp.server),
+        "leader" => format!("{} (leader{term}{since}{transitions})", cp.server),
+        _ => {
+            let leader = match (&cp.leader, &cp.error) {
+                (Some(l), _) => format!("leader {l}{term}"),
+                (None, Some(e)) => format!("no leader: {e}"),
+                (None, None) => "no leader right now (election in progress)".into(),
+            };
+            format!("{} (follower; {leader}{transitions})", cp.server)
+        }
+    }
 }
 
 #[cfg(test)]

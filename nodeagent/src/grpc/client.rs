@@ -2,6 +2,11 @@
 //! as the control plane is unreachable) and the status stream (a heartbeat every second, each
 //! pod's status when it changes, everything again after a reconnect). Over mutual TLS with
 //! the node's certificate unless the agent runs `--insecure`.
+//!
+//! With several servers (`--server a,b,c`) the agent registers with and reports to the
+//! leader: a follower refuses, and the agent moves on to the next server at once; only when
+//! a whole round failed does it back off. The leader pushes desired sets to the agent
+//! itself, so whichever server the agent reaches, the sets it runs are the leader's.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -43,10 +48,17 @@ pub async fn run(
     identity: Option<std::sync::Arc<NodeIdentity>>,
     network: NodeNetwork,
 ) {
+    let servers = super::endpoint::servers(&server);
+    let mut at = 0;
+    let mut failed_in_round = 0;
     let mut delay = Duration::from_millis(250);
     let mut warned = false;
     let mut renewals = identity.as_ref().map(|i| i.renewals());
     loop {
+        let server = servers
+            .get(at % servers.len().max(1))
+            .cloned()
+            .unwrap_or_default();
         let tls = match identity.as_ref().map(|i| i.control_plane_tls()).transpose() {
             Ok(t) => t,
             Err(e) => {
@@ -71,9 +83,19 @@ pub async fn run(
             Ok(Ended::Closed) => {
                 delay = Duration::from_millis(250);
                 warned = false;
+                failed_in_round = 0;
                 tracing::warn!(server = %server, "the control plane closed the status stream; reconnecting");
             }
+            Err(e) if servers.len() > 1 && failed_in_round + 1 < servers.len() => {
+                // Not the leader, or down: the next server, at once.
+                tracing::info!(server = %server, error = %e, "moving on to the next control-plane server");
+                failed_in_round += 1;
+                at += 1;
+                continue;
+            }
             Err(e) => {
+                failed_in_round = 0;
+                at += 1;
                 if !warned {
                     tracing::warn!(server = %server, error = %e, "cannot reach the control plane; retrying with backoff (pods keep running)");
                     warned = true;
@@ -83,7 +105,10 @@ pub async fn run(
             }
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
+        // With several servers a leader is usually being elected: try again soon, so the
+        // new leader hears from this node well within its grace.
+        let cap = if servers.len() > 1 { 2 } else { 10 };
+        delay = (delay * 2).min(Duration::from_secs(cap));
     }
 }
 

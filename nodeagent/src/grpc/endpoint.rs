@@ -4,6 +4,17 @@ use std::time::Duration;
 
 use tonic::transport::Endpoint;
 
+/// The control-plane servers of `--server` (`HOST:PORT[,HOST:PORT...]`), in order. With
+/// several servers only the leader answers agents; the others refuse, and the agent moves
+/// on to the next.
+pub fn servers(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// The channel to the control plane at `addr` (`host:port` or a URL).
 pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
     let url = if addr.contains("://") {

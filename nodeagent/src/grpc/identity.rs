@@ -67,16 +67,19 @@ impl NodeIdentity {
             );
         };
         let mut delay = Duration::from_millis(250);
-        loop {
-            match join(server, node, &token, &dir).await {
-                Ok(()) => break,
-                Err(IdentityError::Fatal(m)) => anyhow::bail!("cannot join the cluster: {m}"),
-                Err(IdentityError::Retry(m)) => {
-                    tracing::warn!(server, error = %m, "cannot join the cluster yet; retrying (is the control plane up there, and not running --insecure?)");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+        // Only the leader takes joins: each round asks every server once.
+        'rounds: loop {
+            for server in super::endpoint::servers(server) {
+                match join(&server, node, &token, &dir).await {
+                    Ok(()) => break 'rounds,
+                    Err(IdentityError::Fatal(m)) => anyhow::bail!("cannot join the cluster: {m}"),
+                    Err(IdentityError::Retry(m)) => {
+                        tracing::warn!(server, error = %m, "cannot join the cluster there yet (is the control plane up, leading, and not running --insecure?)");
+                    }
                 }
             }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
         }
         Self::load(&dir, node, Some(&token))?
             .context("the certificate just written cannot be read back")
@@ -214,7 +217,20 @@ impl NodeIdentity {
         }
     }
 
-    async fn renew(&self, server: &str) -> anyhow::Result<()> {
+    /// Renews at the first server that does it (any server signs with the cluster CA, but
+    /// one may be down).
+    async fn renew(&self, servers: &str) -> anyhow::Result<()> {
+        let mut last = anyhow::anyhow!("--server names no address");
+        for server in super::endpoint::servers(servers) {
+            match self.renew_at(&server).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.context(format!("at {server}")),
+            }
+        }
+        Err(last)
+    }
+
+    async fn renew_at(&self, server: &str) -> anyhow::Result<()> {
         let (key, csr) = keel_tls::ca::new_key_and_request()?;
         let channel = keel_tls::transport::connect(
             super::endpoint::endpoint(server)?,

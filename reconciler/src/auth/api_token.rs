@@ -33,6 +33,12 @@ impl ApiToken {
         Ok(Arc::new(ApiToken(token)))
     }
 
+    /// The token itself, for a follower asking the leader on a client's behalf (servers
+    /// sharing a store share their token).
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
     /// Whether an `Authorization` header value carries this token (compared in constant
     /// time).
     pub fn accepts(&self, header: Option<&str>) -> bool {

@@ -39,4 +39,9 @@ pub struct Config {
     pub anonymous_read: bool,
     /// Encrypt Secrets at rest with the key in this file.
     pub encryption_key_file: Option<PathBuf>,
+    /// The HTTP address other servers and clients reach this server at (its name in the
+    /// leader election); default: the listen address.
+    pub advertise_address: Option<String>,
+    /// How leadership is held among servers sharing an etcd.
+    pub leader: crate::leader::Timing,
 }

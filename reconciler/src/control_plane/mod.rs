@@ -2,15 +2,17 @@
 //! every part; [`ControlPlane::failed`] says when a part it cannot run without stopped;
 //! [`ControlPlane::shutdown`] stops them all and waits for them.
 //!
-//! The parts: the HTTP API, the agents' gRPC API, the controllers' cache, the controllers
-//! and scheduler, node sync, the node lifecycle, the event writer, certificate renewal, and
-//! the git sync loop (held back until enough nodes are ready, when asked).
+//! The parts every server runs: the HTTP API, the agents' gRPC API, the controllers' cache,
+//! certificate renewal and the leader election. The parts only the leader runs, one set per
+//! term ([`leading`]): the controllers and scheduler, node sync, the node lifecycle, the event
+//! writer, and the git sync loop (held back until enough nodes are ready, when asked).
 //!
 //! # Layout
 //! - this file: starting and stopping the parts; [`config`]: what it is told;
 //!   [`open`]: what it opens first (store, repository, identity, listeners).
 
 mod config;
+mod leading;
 mod open;
 
 pub use config::Config;
@@ -19,17 +21,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::join_tokens::JoinTokens;
 use crate::auth::pki::ControlPlanePki;
 use crate::cache::Cache;
 use crate::events::Recorder;
+use crate::leader::{Leadership, Role};
 use crate::metrics::Metrics;
-use crate::nodes::NodeRegistry;
 use crate::nodes::dial::AgentDialer;
-use crate::sync::{Settings, StatusHandle, Syncer};
+use crate::nodes::grpc::Serving;
+use crate::sync::{StatusHandle, Syncer};
 use crate::tasks::{Failures, Tasks};
 
 /// How long a shutdown waits for in-flight work (reconciles, applies, requests).
@@ -49,10 +52,15 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Opens the store, the repository and the listeners, and starts every part.
     pub async fn start(config: Config) -> anyhow::Result<ControlPlane> {
+        config.leader.check().map_err(|e| anyhow::anyhow!(e))?;
         let opened = open::open(&config).await?;
         let (tasks, failures) = Tasks::new();
         let http_address = opened.http.local_addr()?;
         let agent_address = opened.agents.local_addr()?;
+        let me = config
+            .advertise_address
+            .clone()
+            .unwrap_or_else(|| advertised(http_address));
         let status = StatusHandle::new(opened.source.display().to_string(), opened.source.branch());
         let (trigger, triggers) = mpsc::channel(16);
         let watcher = match opened.source.git_dir() {
@@ -63,15 +71,9 @@ impl ControlPlane {
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
+        let leadership = start_election(&tasks, &opened.store, &me, &config, &metrics);
         let cache = Cache::new();
         let dialer = AgentDialer::new(opened.pki.clone());
-        let events = start_events(&tasks, &opened.store);
-        let registry = NodeRegistry::new(opened.store.clone(), config.node_grace)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read the nodes from the store: {e}"))?
-            .with_events(events.clone())
-            .with_heartbeat_counter(metrics.heartbeats.clone())
-            .with_pod_network(config.pod_network);
         let state = crate::http::AppState {
             store: opened.store.clone(),
             status: status.clone(),
@@ -85,29 +87,34 @@ impl ControlPlane {
             anonymous_read: config.anonymous_read,
             join_tokens: opened.join_tokens.clone(),
             pki: opened.pki.clone(),
+            leadership: leadership.clone(),
         };
         start_http(&tasks, opened.http, state);
+        let (serving, serving_rx) = watch::channel(Serving::Follower { leader: None });
         let pki = (opened.pki.clone(), opened.join_tokens.clone());
-        start_nodes(&tasks, opened.agents, registry, pki, &cache, dialer);
-        start_cluster_state(&tasks, &opened.store, &cache, &config, &metrics, events);
+        start_agents_api(&tasks, opened.agents, serving_rx, pki);
+        {
+            let (cache, store, stop) = (cache.clone(), opened.store.clone(), tasks.stop());
+            tasks.spawn(async move { cache.run(store, stop).await });
+        }
         let branch = if opened.source.is_remote() && config.branch.is_none() {
             "the remote's HEAD branch".to_string()
         } else {
             opened.source.branch()
         };
-        tracing::info!(listen = %http_address, repo = %opened.source.display(), branch = %branch, "keel server started");
-        let syncer = Syncer {
+        tracing::info!(listen = %http_address, server = %me, repo = %opened.source.display(), branch = %branch, "keel server started");
+        let parts = leading::LeaderParts {
             store: opened.store,
-            source: Arc::new(opened.source),
-            status,
+            cache,
+            config,
             metrics,
-            settings: Settings {
-                poll_interval: config.poll_interval,
-                resync_interval: config.resync_interval,
-                service_network: config.service_network.clone(),
-            },
+            dialer,
+            status,
+            source: Arc::new(opened.source),
+            triggers: Arc::new(tokio::sync::Mutex::new(triggers)),
+            serving,
         };
-        start_sync(&tasks, syncer, triggers, cache, config.wait_for_nodes);
+        tasks.spawn(leading::run(parts, leadership, tasks.clone()));
         Ok(ControlPlane {
             tasks,
             failures,
@@ -149,32 +156,61 @@ fn start_http(tasks: &Tasks, listener: tokio::net::TcpListener, state: crate::ht
     });
 }
 
-/// What talks to node agents: their gRPC API, the certificates it serves with, node sync
-/// (desired pods and services out), and the node lifecycle (heartbeats, readiness).
-fn start_nodes(
+/// The agents' gRPC API (every server serves it; only the leader answers registrations and
+/// status streams) and the renewal of the certificate it serves with.
+fn start_agents_api(
     tasks: &Tasks,
     agents: tokio::net::TcpListener,
-    registry: NodeRegistry,
+    serving: watch::Receiver<Serving>,
     (pki, join_tokens): (Option<Arc<ControlPlanePki>>, Arc<JoinTokens>),
-    cache: &Cache,
-    dialer: AgentDialer,
 ) {
     let stop = tasks.stop();
     tasks.spawn_critical(
         "the agents' API",
-        crate::nodes::grpc::serve(
-            agents,
-            registry.clone(),
-            pki.clone(),
-            join_tokens,
-            stop.clone(),
-        ),
+        crate::nodes::grpc::serve(agents, serving, pki.clone(), join_tokens, stop.clone()),
     );
     if let Some(pki) = pki {
-        tasks.spawn(pki.renew_loop(stop.clone()));
+        tasks.spawn(pki.renew_loop(stop));
     }
-    tasks.spawn(crate::nodes::sync::run(cache.clone(), dialer, stop.clone()));
-    tasks.spawn(async move { registry.run_lifecycle(stop).await });
+}
+
+/// This server's role: elected among the servers sharing an etcd, or the sole server of an
+/// embedded store.
+fn start_election(
+    tasks: &Tasks,
+    store: &keel_store::Store,
+    me: &str,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Leadership {
+    let Some(election) = store.election("control-plane") else {
+        return Leadership::sole(me.to_string(), metrics.clone());
+    };
+    let (tx, role) = watch::channel(Role::Follower {
+        leader: None,
+        error: None,
+    });
+    tasks.spawn(crate::leader::run(
+        election,
+        me.to_string(),
+        config.leader,
+        tx,
+        metrics.clone(),
+        tasks.stop(),
+    ));
+    Leadership::new(me.to_string(), role, metrics.clone())
+}
+
+/// The address others reach this server's HTTP API at, when `--advertise-address` is not
+/// given: the listen address, or for a wildcard one, this machine's name and the port.
+fn advertised(listen: SocketAddr) -> String {
+    if !listen.ip().is_unspecified() {
+        return listen.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", listen.port())
 }
 
 /// The cache every controller reads, and the controllers.
@@ -186,10 +222,6 @@ fn start_cluster_state(
     metrics: &Metrics,
     events: Recorder,
 ) {
-    {
-        let (cache, store, stop) = (cache.clone(), store.clone(), tasks.stop());
-        tasks.spawn(async move { cache.run(store, stop).await });
-    }
     let settings = crate::controllers::Config {
         pod_eviction_timeout: config.pod_eviction_timeout,
         scheduling_seconds: Some(metrics.scheduling_seconds.clone()),
@@ -203,7 +235,7 @@ fn start_cluster_state(
 fn start_sync(
     tasks: &Tasks,
     syncer: Syncer,
-    triggers: mpsc::Receiver<()>,
+    triggers: Arc<tokio::sync::Mutex<mpsc::Receiver<()>>>,
     cache: Cache,
     wait_for_nodes: usize,
 ) {
@@ -212,7 +244,8 @@ fn start_sync(
         if wait_for_nodes > 0 && !wait_for_ready_nodes(&cache, wait_for_nodes, &stop).await {
             return;
         }
-        crate::sync::run(syncer, triggers, stop).await;
+        let mut triggers = triggers.lock().await;
+        crate::sync::run(syncer, &mut triggers, stop).await;
     });
 }
 

@@ -24,7 +24,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 pub async fn status(State(state): State<AppState>) -> Response {
-    Json(state.status.get()).into_response()
+    Json(super::leader::sync_status(&state).await).into_response()
 }
 
 /// The objects applied from git, as stored (Secret values replaced by a marker).

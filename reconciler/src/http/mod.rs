@@ -10,10 +10,13 @@
 //! - [`objects`]: every kind at its Kubernetes path; [`logs`]: a pod's logs from its agent.
 //! - [`keel`]: status, history, applied objects, `/metrics`; [`plan`]: `keel plan --server`.
 //! - [`tokens`]: join tokens; [`webhook`]: GitHub push webhooks.
+//! - [`leader`]: `/healthz`, and what a follower passes on to the leader (webhooks, the
+//!   sync status).
 
 pub mod auth;
 pub mod errors;
 pub mod keel;
+pub mod leader;
 pub mod logs;
 pub mod nodes;
 pub mod objects;
@@ -39,7 +42,7 @@ pub fn router(state: AppState) -> Router {
     let require_token =
         axum::middleware::from_fn_with_state(state.api_token.clone(), auth::require);
     let open = Router::new()
-        .route(keel_api::paths::HEALTHZ, get(|| async { "ok\n" }))
+        .route(keel_api::paths::HEALTHZ, get(leader::healthz))
         .route(
             "/api/webhook",
             post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),

@@ -33,4 +33,6 @@ pub struct AppState {
     pub join_tokens: Arc<JoinTokens>,
     /// `None` under `--insecure`.
     pub pki: Option<Arc<ControlPlanePki>>,
+    /// Whether this server leads, and who does.
+    pub leadership: crate::leader::Leadership,
 }

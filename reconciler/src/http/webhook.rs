@@ -26,6 +26,9 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
             );
         }
     }
+    if !state.leadership.role().leads() {
+        return super::leader::forward_webhook(&state, &headers, body).await;
+    }
     if headers.get("x-github-event").and_then(|v| v.to_str().ok()) == Some("ping") {
         return (StatusCode::OK, Json(json!({"pong": true}))).into_response();
     }

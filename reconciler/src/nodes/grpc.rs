@@ -4,6 +4,11 @@
 //! `ReportStatus` are taken only from the named node's own certificate, `Renew` renews the
 //! caller's own, and `Join` (the one call without a certificate) needs a join token.
 //! `--insecure` serves plaintext and trusts the names in the messages.
+//!
+//! Every server serves this endpoint, but only the leader answers agents: a follower
+//! refuses `Register`, `ReportStatus` and `Join` as `UNAVAILABLE`, naming the leader, and
+//! the agent moves on to the next server it was given. A leader's open status streams end
+//! with its term, so its agents move to the next leader.
 
 use keel_agent_protocol::control_plane_server::{ControlPlane, ControlPlaneServer};
 use keel_agent_protocol::status_report::Report;
@@ -14,6 +19,7 @@ use keel_agent_protocol::{
 use keel_tls::Identity;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -24,8 +30,20 @@ use crate::auth::pki::ControlPlanePki;
 /// Status reports and registrations are small; this bounds what one message may cost.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// Who answers agents now.
+#[derive(Clone)]
+pub enum Serving {
+    /// This server leads: the term's registry, and the term's stop (its streams end then).
+    Leader {
+        registry: NodeRegistry,
+        term: CancellationToken,
+    },
+    /// Another server leads (its advertised HTTP address, when known), or nobody yet.
+    Follower { leader: Option<String> },
+}
+
 pub struct ControlPlaneService {
-    pub registry: NodeRegistry,
+    pub serving: watch::Receiver<Serving>,
     /// Cancelled when the control plane stops: open status streams end then, or a graceful
     /// shutdown would wait for them for ever.
     pub stop: CancellationToken,
@@ -41,6 +59,17 @@ struct NodeCertificate {
 }
 
 impl ControlPlaneService {
+    /// The leader's registry and term, or the refusal a follower gives.
+    fn leading(&self) -> Result<(NodeRegistry, CancellationToken), Status> {
+        match &*self.serving.borrow() {
+            Serving::Leader { registry, term } => Ok((registry.clone(), term.clone())),
+            Serving::Follower { leader } => Err(Status::unavailable(match leader {
+                Some(l) => format!("not the leader: this keel server follows {l}; try the next server"),
+                None => "not the leader: no keel server leads right now (election in progress); try again".to_string(),
+            })),
+        }
+    }
+
     /// The calling node, from its certificate; `None` under `--insecure`. A call without a
     /// node certificate is refused.
     fn calling_node<T>(&self, request: &Request<T>) -> Result<Option<NodeCertificate>, Status> {
@@ -93,8 +122,8 @@ impl ControlPlane for ControlPlaneService {
             return Err(not_yours(cert, &req.node_name));
         }
         let expires = caller.and_then(|c| c.expires);
-        let registered = self
-            .registry
+        let (registry, _) = self.leading()?;
+        let registered = registry
             .register(&req, expires)
             .await
             .map_err(|e| match e {
@@ -105,11 +134,11 @@ impl ControlPlane for ControlPlaneService {
         // Node sync numbers a node's sets with the store revision they were read at, so the
         // next one is at least the current revision (the agent lowers its floor to it when
         // this control plane restarted and counts from there).
-        let next_generation = self.registry.store_revision().await.max(1);
+        let next_generation = registry.store_revision().await.max(1);
         Ok(Response::new(RegisterResponse {
             next_generation,
             pod_cidr: registered.pod_cidr.to_string(),
-            cluster_cidr: self.registry.pod_network().cluster().to_string(),
+            cluster_cidr: registry.pod_network().cluster().to_string(),
         }))
     }
 
@@ -118,6 +147,7 @@ impl ControlPlane for ControlPlaneService {
         request: Request<Streaming<StatusReport>>,
     ) -> Result<Response<StatusAck>, Status> {
         let caller = self.calling_node(&request)?;
+        let (registry, term) = self.leading()?;
         let mut stream = request.into_inner();
         let mut node: Option<String> = None;
         let stop = self.stop.clone();
@@ -130,6 +160,9 @@ impl ControlPlane for ControlPlaneService {
                 _ = stop.cancelled() => {
                     return Err(Status::unavailable("the control plane is shutting down"));
                 }
+                _ = term.cancelled() => {
+                    return Err(Status::unavailable("not the leader any more: this keel server's term ended; try the next server"));
+                }
             };
             if let Some(cert) = &caller
                 && cert.node != report.node_name
@@ -138,7 +171,7 @@ impl ControlPlane for ControlPlaneService {
             }
             match &node {
                 None => {
-                    if !self.registry.is_registered(&report.node_name) {
+                    if !registry.is_registered(&report.node_name) {
                         return Err(Status::failed_precondition(format!(
                             "node {:?} is not registered; call Register first",
                             report.node_name
@@ -156,14 +189,14 @@ impl ControlPlane for ControlPlaneService {
             }
             let name = report.node_name.as_str();
             match &report.report {
-                Some(Report::Heartbeat(_)) => self.registry.heartbeat(name).await,
+                Some(Report::Heartbeat(_)) => registry.heartbeat(name).await,
                 Some(Report::PodEvent(event)) => {
-                    self.registry.heartbeat(name).await;
-                    self.registry.pod_event(name, event).await;
+                    registry.heartbeat(name).await;
+                    registry.pod_event(name, event).await;
                 }
                 Some(Report::PodStatus(update)) => {
-                    self.registry.heartbeat(name).await;
-                    self.registry.pod_status(name, update).await;
+                    registry.heartbeat(name).await;
+                    registry.pod_status(name, update).await;
                 }
                 None => {}
             }
@@ -215,7 +248,9 @@ impl ControlPlane for ControlPlaneService {
         }
         // A token joins new nodes and nodes that are gone (a wiped machine coming back), not
         // a live one: that would hand its pods and Secrets to whoever holds a token.
-        if self.registry.is_alive(&req.node_name) {
+        // A follower does not know who is alive: joins go to the leader.
+        let (registry, _) = self.leading()?;
+        if registry.is_alive(&req.node_name) {
             tracing::warn!(node = %req.node_name, peer = ?peer, "refused a join under the name of a live node");
             return Err(Status::already_exists(format!(
                 "node {:?} is registered and alive; stop its agent (or pick another name) to join under this name",
@@ -252,7 +287,7 @@ impl ControlPlane for ControlPlaneService {
 /// Serves the agents' API on `listener` until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
-    registry: NodeRegistry,
+    serving: watch::Receiver<Serving>,
     pki: Option<Arc<ControlPlanePki>>,
     join_tokens: Arc<JoinTokens>,
     stop: CancellationToken,
@@ -260,7 +295,7 @@ pub async fn serve(
     let shutdown = stop.clone().cancelled_owned();
     let tls = pki.as_ref().map(|p| p.server_config());
     let svc = ControlPlaneServer::new(ControlPlaneService {
-        registry,
+        serving,
         stop,
         pki,
         join_tokens,

@@ -54,8 +54,10 @@ pub struct Syncer {
 }
 
 /// Runs passes until `stop`: after each, waits for a nudge or the interval.
-pub async fn run(syncer: Syncer, mut triggers: mpsc::Receiver<()>, stop: CancellationToken) {
-    let mut state = pass::State::restore(&syncer).await;
+pub async fn run(syncer: Syncer, triggers: &mut mpsc::Receiver<()>, stop: CancellationToken) {
+    let Some(mut state) = pass::State::restore(&syncer, &stop).await else {
+        return;
+    };
     let mut failures: u32 = 0;
     loop {
         let started = Instant::now();

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use keel_schema::{Revision, SyncResult};
+use keel_schema::{Revision, SyncRecord, SyncResult};
+use tokio_util::sync::CancellationToken;
 
 use super::Syncer;
 use crate::apply::{Applied, ApplyError, apply_revision, record_failure};
@@ -27,14 +28,33 @@ pub struct State {
 }
 
 impl State {
-    /// After a restart: the revision last applied (from the history), so it keeps being
-    /// resynced even if the tip is broken.
-    pub async fn restore(syncer: &Syncer) -> State {
-        State {
-            tip: None,
-            applied: last_applied(syncer).await,
+    /// After a restart, or in a new leader: the revision last applied (from the history),
+    /// so it keeps being resynced even if the tip is broken, and the last commit recorded, so
+    /// a commit already recorded (by this server before, or by the previous leader) is not
+    /// recorded again. Waits for the history to be readable; `None` if stopped meanwhile.
+    pub async fn restore(syncer: &Syncer, stop: &CancellationToken) -> Option<State> {
+        let mut warned = false;
+        let history = loop {
+            match syncer.store.history(100).await {
+                Ok(h) => break h,
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(error = %e, "cannot read the sync history; retrying before the first sync");
+                        warned = true;
+                    }
+                    syncer.status.store_error(e.to_string());
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = stop.cancelled() => return None,
+            }
+        };
+        Some(State {
+            tip: history.first().map(|r| r.commit.clone()),
+            applied: last_applied(syncer, &history).await,
             last_resync: None,
-        }
+        })
     }
 
     /// One pass. `Err` for trouble worth retrying soon (fetch, store), after reporting it.
@@ -196,8 +216,7 @@ async fn fetch(syncer: &Syncer) -> anyhow::Result<CommitInfo> {
 }
 
 /// The revision last applied, from the history, if it can still be read and is valid.
-async fn last_applied(syncer: &Syncer) -> Option<Loaded> {
-    let history = syncer.store.history(100).await.ok()?;
+async fn last_applied(syncer: &Syncer, history: &[SyncRecord]) -> Option<Loaded> {
     let last = history.iter().find(|r| r.result.is_success())?;
     let source = syncer.source.clone();
     let commit = last.commit.clone();

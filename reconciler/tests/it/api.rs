@@ -50,11 +50,13 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
         let (cache, store) = (cache.clone(), store.clone());
         async move { cache.run(store, stop).await }
     });
+    let metrics: Arc<keel_reconciler::metrics::Metrics> = Arc::default();
     let state = AppState {
+        leadership: keel_reconciler::leader::Leadership::sole("test".into(), metrics.clone()),
         cache,
         store,
         status: Default::default(),
-        metrics: Arc::default(),
+        metrics,
         trigger,
         webhook_secret: None,
         service_network: Default::default(),

@@ -40,10 +40,14 @@ async fn control_plane(grace: Duration) -> ControlPlane {
     let join_tokens = std::sync::Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
         dir.path(),
     ));
+    let (_, serving) = tokio::sync::watch::channel(nodes::grpc::Serving::Leader {
+        registry,
+        term: stop.child_token(),
+    });
     tokio::spawn(async move {
         // Plaintext: these tests are about the registry; mutual TLS has its own end-to-end
         // tests with real agents.
-        nodes::grpc::serve(listener, registry, None, join_tokens, stop).await
+        nodes::grpc::serve(listener, serving, None, join_tokens, stop).await
     });
     let client = ControlPlaneClient::connect(format!("http://{addr}"))
         .await

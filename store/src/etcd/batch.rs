@@ -130,14 +130,16 @@ impl EtcdStore {
                     .await
                     .map_err(|e| self.err(e))?;
             }
-            let txn = Txn::new()
-                .when([Compare::create_revision(
-                    self.head_key(),
-                    CompareOp::Equal,
-                    0,
-                )])
-                .and_then([TxnOp::put(self.head_key(), to_json(head)?, None)]);
-            let resp = kv.txn(txn).await.map_err(|e| self.err(e))?;
+            let resp = self
+                .guarded_txn(
+                    vec![Compare::create_revision(
+                        self.head_key(),
+                        CompareOp::Equal,
+                        0,
+                    )],
+                    vec![TxnOp::put(self.head_key(), to_json(head)?, None)],
+                )
+                .await?;
             if resp.succeeded() {
                 Ok(())
             } else {
@@ -299,7 +301,6 @@ impl EtcdStore {
         chunks: &[Vec<Op>],
         stop_after: Option<usize>,
     ) -> Result<Option<StoreError>> {
-        let mut kv = self.kv.clone();
         while head.state == "apply" && head.next < head.chunks {
             if stop_after.is_some_and(|n| head.next >= n) {
                 return Err(StoreError::Unavailable(
@@ -317,10 +318,7 @@ impl EtcdStore {
             compares.extend(Self::compares(ops));
             let mut writes = Self::writes(ops);
             writes.push(TxnOp::put(self.head_key(), to_json(&next)?, None));
-            let resp = kv
-                .txn(Txn::new().when(compares).and_then(writes))
-                .await
-                .map_err(|e| self.err(e))?;
+            let resp = self.guarded_txn(compares, writes).await?;
             if resp.succeeded() {
                 *head = next;
                 *head_rev = resp.header().map_or(0, |h| h.revision());
@@ -345,13 +343,10 @@ impl EtcdStore {
         head_rev: &mut i64,
         chunks: &[Vec<Op>],
     ) -> Result<()> {
-        let mut kv = self.kv.clone();
         while head.state == "undo" && head.next > 0 {
             for part in chunks[head.next - 1].chunks(UNDO_OPS) {
                 let ops: Vec<TxnOp> = part.iter().map(undo_op).collect();
-                kv.txn(Txn::new().and_then(ops))
-                    .await
-                    .map_err(|e| self.err(e))?;
+                self.guarded_txn(Vec::new(), ops).await?;
             }
             head.next -= 1;
             *head_rev = self.put_head(head, *head_rev).await?;
@@ -361,20 +356,22 @@ impl EtcdStore {
 
     /// Deletes the head and the intent's data, if the head is still as left; the revision.
     async fn finish_intent(&self, head: &Head, head_rev: i64) -> Result<u64> {
-        let finish = Txn::new()
-            .when([Compare::mod_revision(
-                self.head_key(),
-                CompareOp::Equal,
-                head_rev,
-            )])
-            .and_then([
-                TxnOp::delete(self.head_key(), None),
-                TxnOp::delete(
-                    self.data_prefix(&head.id),
-                    Some(DeleteOptions::new().with_prefix()),
-                ),
-            ]);
-        let resp = self.kv.clone().txn(finish).await.map_err(|e| self.err(e))?;
+        let resp = self
+            .guarded_txn(
+                vec![Compare::mod_revision(
+                    self.head_key(),
+                    CompareOp::Equal,
+                    head_rev,
+                )],
+                vec![
+                    TxnOp::delete(self.head_key(), None),
+                    TxnOp::delete(
+                        self.data_prefix(&head.id),
+                        Some(DeleteOptions::new().with_prefix()),
+                    ),
+                ],
+            )
+            .await?;
         if !resp.succeeded() {
             return Err(StoreError::Backend(
                 "batch intent changed before it was finished".into(),
@@ -386,15 +383,16 @@ impl EtcdStore {
     }
 
     async fn put_head(&self, head: &Head, head_rev: i64) -> Result<i64> {
-        let mut kv = self.kv.clone();
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                self.head_key(),
-                CompareOp::Equal,
-                head_rev,
-            )])
-            .and_then([TxnOp::put(self.head_key(), to_json(head)?, None)]);
-        let resp = kv.txn(txn).await.map_err(|e| self.err(e))?;
+        let resp = self
+            .guarded_txn(
+                vec![Compare::mod_revision(
+                    self.head_key(),
+                    CompareOp::Equal,
+                    head_rev,
+                )],
+                vec![TxnOp::put(self.head_key(), to_json(head)?, None)],
+            )
+            .await?;
         if !resp.succeeded() {
             return Err(StoreError::Backend("batch intent changed under us".into()));
         }

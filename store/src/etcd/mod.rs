@@ -20,22 +20,28 @@
 //! up does not abandon it; a process that dies anywhere in between leaves the head, and the
 //! next write or [`EtcdStore::connect`] finishes the batch (or its undo) first.
 //!
-//! Caveat: one process should apply batches at a time (leader election comes with running
-//! several control planes); two would take turns through the lock.
+//! Several control planes share one etcd through [`election`]: one leader writes, and a
+//! store handle [`fenced`](EtcdStore::fenced) with its term makes every transaction also
+//! compare the election key, so a leader that lost its lease (paused, partitioned) has
+//! every later write refused with [`StoreError::NotLeader`]. Unfenced handles (API writes,
+//! which any server may make) take turns with the leader through the batch lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, KvClient, SortOrder,
-    SortTarget, Txn, TxnOp, TxnOpResponse, WatchClient,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, KvClient, LeaseClient,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchClient,
 };
 use keel_schema::{Kind, Object};
 use serde::Serialize;
 
 mod batch;
+pub mod election;
 mod watch;
+
+pub use election::{Campaign, Election, Fence};
 
 use super::codec::{Prepared, decode, encode, prepare_op};
 use super::encryption::SecretCipher;
@@ -66,7 +72,10 @@ const COMPACT_EVERY: Duration = Duration::from_secs(300);
 pub struct EtcdStore {
     kv: KvClient,
     watch: WatchClient,
+    lease: LeaseClient,
     prefix: String,
+    /// When set, every transaction also requires this leader term to still hold.
+    fence: Option<Fence>,
     endpoints: String,
     _compactor: Arc<AbortOnDrop>,
     /// Encrypts Secrets at rest (`--encryption-key-file`).
@@ -146,17 +155,78 @@ impl EtcdStore {
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let watch = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
+        let lease = client.lease_client();
         let compactor = tokio::spawn(compact_forever(kv.clone(), shown.clone()));
         let store = Self {
             kv,
             watch,
+            lease,
             prefix: prefix.trim_end_matches('/').to_string(),
+            fence: None,
             endpoints: shown,
             _compactor: Arc::new(AbortOnDrop(Some(compactor))),
             cipher,
         };
         store.recover().await?;
         Ok(store)
+    }
+
+    /// This store, writing only while `fence` (a leader's term) holds.
+    pub fn fenced(&self, fence: Fence) -> EtcdStore {
+        EtcdStore {
+            fence: Some(fence),
+            ..self.clone()
+        }
+    }
+
+    /// A transaction of `compares` then `ops`, plus the fence's compare when fenced. A
+    /// transaction that failed because the term ended is [`StoreError::NotLeader`]; any
+    /// other failure is returned for the caller to explain.
+    async fn guarded_txn(
+        &self,
+        mut compares: Vec<Compare>,
+        ops: Vec<TxnOp>,
+    ) -> Result<TxnResponse> {
+        if let Some(fence) = &self.fence {
+            compares.push(fence.compare());
+        }
+        let resp = self
+            .kv
+            .clone()
+            .txn(Txn::new().when(compares).and_then(ops))
+            .await
+            .map_err(|e| self.err(e))?;
+        if !resp.succeeded() {
+            self.check_fence().await?;
+        }
+        Ok(resp)
+    }
+
+    /// [`StoreError::NotLeader`] when this handle is fenced and its term has ended.
+    async fn check_fence(&self) -> Result<()> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let resp = self
+            .kv
+            .clone()
+            .get(fence.key.clone(), None)
+            .await
+            .map_err(|e| self.err(e))?;
+        let holder = resp.kvs().first().map_or(0, KeyValue::create_revision);
+        if holder == fence.term {
+            return Ok(());
+        }
+        Err(StoreError::NotLeader(format!(
+            "the leader term {} on {} has ended{}; nothing was written",
+            fence.term,
+            fence.key,
+            if holder == 0 {
+                " (no leader now)".to_string()
+            } else {
+                format!(" (term {holder} holds it now)")
+            }
+        )))
     }
 
     fn err(&self, e: etcd_client::Error) -> StoreError {
@@ -395,7 +465,6 @@ impl EtcdStore {
     /// Writes a plan that fits one transaction, provided no batch holds the lock. A batch
     /// left by someone else is finished first.
     async fn commit_unlocked(&self, ops: &[Op]) -> Result<u64> {
-        let mut kv = self.kv.clone();
         for _ in 0..5 {
             let mut compares = vec![Compare::create_revision(
                 self.head_key(),
@@ -403,8 +472,7 @@ impl EtcdStore {
                 0,
             )];
             compares.extend(Self::compares(ops));
-            let txn = Txn::new().when(compares).and_then(Self::writes(ops));
-            let resp = kv.txn(txn).await.map_err(|e| self.err(e))?;
+            let resp = self.guarded_txn(compares, Self::writes(ops)).await?;
             if resp.succeeded() {
                 return Ok(resp
                     .header()
@@ -464,9 +532,14 @@ impl EtcdStore {
             record.time.timestamp_micros().max(0),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        kv.put(key, to_json(&record)?, None)
-            .await
-            .map_err(|e| self.err(e))?;
+        let resp = self
+            .guarded_txn(Vec::new(), vec![TxnOp::put(key, to_json(&record)?, None)])
+            .await?;
+        if !resp.succeeded() {
+            return Err(StoreError::Backend(
+                "the sync record was not written".into(),
+            ));
+        }
         let resp = kv
             .get(
                 self.history_prefix(),

@@ -307,3 +307,134 @@ async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
         1
     );
 }
+
+/// Two servers on one etcd: one wins the election, the other sees it lead; a resigned
+/// term frees the key at once, and the next term is a larger number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_election_has_one_winner_and_terms_grow() {
+    use keel_store::etcd::Campaign;
+    use std::time::Duration;
+    let Some((_server, _, store)) = etcd_store().await else {
+        return;
+    };
+    let (a, b) = (
+        store.election("control-plane"),
+        store.election("control-plane"),
+    );
+    let ttl = Duration::from_secs(5);
+    let Campaign::Won { fence, lease } = a.campaign(b"a", ttl).await.unwrap() else {
+        panic!("the first candidate wins an empty election");
+    };
+    match b.campaign(b"b", ttl).await.unwrap() {
+        Campaign::Held { holder, term } => {
+            assert_eq!((holder.as_slice(), term), (&b"a"[..], fence.term));
+        }
+        other => panic!("a second candidate cannot win a held election: {other:?}"),
+    }
+    assert!(a.renew(&fence, lease).await.unwrap(), "the leader renews");
+    a.resign(lease).await.unwrap();
+    assert!(
+        !a.renew(&fence, lease).await.unwrap_or(false),
+        "a resigned term cannot be renewed"
+    );
+    let Campaign::Won { fence: next, .. } = b.campaign(b"b", ttl).await.unwrap() else {
+        panic!("after a resignation the next candidate wins at once");
+    };
+    assert!(next.term > fence.term, "{} > {}", next.term, fence.term);
+}
+
+/// A leader whose term ended writes nothing: single writes, batches of one and of many
+/// transactions, and sync records through its fenced store are refused as NotLeader, and
+/// the store holds none of them; the new leader's fenced writes go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_a_fenced_store_writes_nothing_after_its_term_ends() {
+    use keel_store::etcd::Campaign;
+    use std::time::Duration;
+    let Some((_server, _, store)) = etcd_store().await else {
+        return;
+    };
+    let election = store.election("control-plane");
+    let ttl = Duration::from_secs(2);
+    let Campaign::Won { fence, .. } = election.campaign(b"old", ttl).await.unwrap() else {
+        panic!("wins an empty election");
+    };
+    let old = Store::Etcd(Box::new(store.fenced(fence.clone())));
+    old.create(configmap("default", "while-leading", &[], "x"))
+        .await
+        .expect("a leader writes while its term holds");
+    // The old leader "pauses": it renews nothing, its lease runs out, another wins.
+    let new_fence = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Campaign::Won { fence, .. } = election.campaign(b"new", ttl).await.unwrap() {
+            break fence;
+        }
+    };
+    let before = store.revision().await.unwrap();
+    let refused = |r: Result<_, StoreError>, what: &str| match r {
+        Err(StoreError::NotLeader(m)) => assert!(m.contains("ended"), "{what}: {m}"),
+        other => panic!("{what}: expected NotLeader, got {other:?}"),
+    };
+    refused(
+        old.create(configmap("default", "late", &[], "x"))
+            .await
+            .map(|_| ()),
+        "create",
+    );
+    let existing = old
+        .get(&ObjectKey::new(Kind::ConfigMap, "default", "while-leading"))
+        .await
+        .unwrap()
+        .unwrap();
+    refused(
+        old.update(existing.object.clone(), existing.resource_version)
+            .await
+            .map(|_| ()),
+        "update",
+    );
+    refused(
+        old.delete(
+            &ObjectKey::new(Kind::ConfigMap, "default", "while-leading"),
+            None,
+        )
+        .await
+        .map(|_| ()),
+        "delete",
+    );
+    let many = (0..250)
+        .map(|i| BatchOp::Create(configmap("default", &format!("late-{i}"), &[], "x")))
+        .collect();
+    refused(
+        old.apply_batch(Batch {
+            label: "late revision".into(),
+            ops: many,
+        })
+        .await
+        .map(|_| ()),
+        "a batch of three transactions",
+    );
+    refused(
+        old.record_sync(keel_store::SyncRecord {
+            commit: "abc".into(),
+            time: chrono::Utc::now(),
+            result: keel_store::SyncResult::Applied,
+            error: None,
+            author: None,
+            message: None,
+        })
+        .await,
+        "a sync record",
+    );
+    assert_eq!(
+        store.list(Kind::ConfigMap, None).await.unwrap().items.len(),
+        1,
+        "nothing of the old term's late writes is in the store"
+    );
+    assert!(store.history(10).await.unwrap().is_empty());
+    // The batch lock is not left held: the new leader writes (and nothing else moved but
+    // the refused batch's unreferenced intent data, which is removed).
+    let new = Store::Etcd(Box::new(store.fenced(new_fence)));
+    new.create(configmap("default", "new-leader", &[], "x"))
+        .await
+        .expect("the new term writes");
+    assert!(store.revision().await.unwrap() > before);
+}

@@ -12,6 +12,7 @@
 mod convert;
 mod events;
 pub mod image_import;
+pub mod node_lock;
 mod pod_network;
 
 use std::collections::{HashMap, HashSet};
@@ -50,6 +51,8 @@ pub struct DockerRuntime {
     pause_image: String,
     events: broadcast::Sender<RuntimeEvent>,
     cni: Arc<Cni>,
+    /// This node's name on this engine, held while the runtime lives.
+    _lock: Arc<node_lock::NodeLock>,
 }
 
 impl DockerRuntime {
@@ -66,6 +69,13 @@ impl DockerRuntime {
                  (start it with: sudo dockerd &)"
             )
         })?;
+        let engine = docker
+            .info()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the Docker engine's info: {e}"))?
+            .id
+            .unwrap_or_else(|| "default".into());
+        let lock = Arc::new(node_lock::NodeLock::acquire(&engine, node)?);
         if docker.inspect_image(pause_image).await.is_err() {
             if pause_image != DEFAULT_PAUSE_IMAGE {
                 anyhow::bail!(
@@ -88,6 +98,7 @@ impl DockerRuntime {
             pause_image: pause_image.to_string(),
             events: tx,
             cni,
+            _lock: lock,
         };
         let live: HashSet<String> = runtime
             .list_labelled(None)
