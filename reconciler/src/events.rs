@@ -47,6 +47,9 @@ pub struct Record {
 pub struct Recorder {
     tx: Option<mpsc::Sender<Record>>,
     dropping: Arc<AtomicBool>,
+    /// The `source.host` of events that name none: the server writing them, so an event
+    /// says which of several servers (the leader of the time) acted.
+    instance: Option<Arc<str>>,
 }
 
 /// A reference to `object` for an event.
@@ -69,7 +72,14 @@ impl Recorder {
         Self {
             tx: None,
             dropping: Arc::default(),
+            instance: None,
         }
+    }
+
+    /// Events without a host of their own name `instance` (this server) as their source.
+    pub fn with_instance(mut self, instance: &str) -> Self {
+        self.instance = Some(instance.into());
+        self
     }
 
     /// A recorder and the writer task to run (until `stop`).
@@ -78,12 +88,16 @@ impl Recorder {
         let recorder = Self {
             tx: Some(tx),
             dropping: Arc::default(),
+            instance: None,
         };
         (recorder, write_events(store, rx, stop))
     }
 
-    pub fn record(&self, record: Record) {
+    pub fn record(&self, mut record: Record) {
         let Some(tx) = &self.tx else { return };
+        if record.host.is_none() {
+            record.host = self.instance.as_deref().map(str::to_string);
+        }
         match tx.try_send(record) {
             Ok(()) => {
                 self.dropping.store(false, Ordering::Relaxed);
@@ -168,6 +182,10 @@ async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
                 };
                 ev.count = Some(ev.count.unwrap_or(1).saturating_add(times));
                 ev.last_timestamp = Some(now);
+                // The last writer is who saw it last (after a leader change, the new one).
+                if let (Some(source), Some(host)) = (ev.source.as_mut(), &record.host) {
+                    source.host = Some(host.clone());
+                }
                 store
                     .update(Object::Event(ev), stored.resource_version)
                     .await

@@ -73,3 +73,128 @@ impl Drop for EtcdProcess {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A three-member (or any size) etcd cluster on loopback, each member its own process that a
+/// test can kill and start again on its data: for losing one member, then quorum.
+pub struct EtcdCluster {
+    members: Vec<Member>,
+    dir: PathBuf,
+}
+
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    child: Option<Child>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until each listens for clients.
+    pub fn start(n: usize) -> std::io::Result<EtcdCluster> {
+        let dir = std::env::temp_dir().join(format!(
+            "keel-etcd-cluster-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut members = Vec::new();
+        for i in 0..n {
+            members.push(Member {
+                name: format!("m{i}"),
+                client: free_port()?,
+                peer: free_port()?,
+                child: None,
+            });
+        }
+        let mut cluster = EtcdCluster { members, dir };
+        for i in 0..n {
+            cluster.spawn(i)?;
+        }
+        for i in 0..n {
+            cluster.wait_listening(i)?;
+        }
+        Ok(cluster)
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn spawn(&mut self, i: usize) -> std::io::Result<()> {
+        let initial = self.initial_cluster();
+        let m = &self.members[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", m.name)))?;
+        let client_url = format!("http://127.0.0.1:{}", m.client);
+        let peer_url = format!("http://127.0.0.1:{}", m.peer);
+        let child = Command::new("etcd")
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(self.dir.join(&m.name))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &initial])
+            .args(["--initial-cluster-token", "keel-test"])
+            .args(["--initial-cluster-state", "new"])
+            // Quick elections on loopback: a lost member is noticed within a second.
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.members[i].child = Some(child);
+        Ok(())
+    }
+
+    fn wait_listening(&self, i: usize) -> std::io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.members[i].client)).is_err() {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(format!(
+                    "etcd member {i} did not listen within 20 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// `HOST:PORT,HOST:PORT,...` of every member, as `--store etcd://` takes them.
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Kills member `i` (SIGKILL); its data stays for [`EtcdCluster::restart`].
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `i` again on its data.
+    pub fn restart(&mut self, i: usize) -> std::io::Result<()> {
+        self.kill(i);
+        self.spawn(i)?;
+        self.wait_listening(i)
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

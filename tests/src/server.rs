@@ -26,6 +26,33 @@ impl Server {
     /// As [`Server::start`], with extra environment variables (`RUST_LOG`, say).
     pub fn start_with_env(repo: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("data dir");
+        Server::start_in(data, repo, extra, env)
+    }
+
+    /// Another server of `first`'s cluster (both on one etcd, given in `extra`): it shares
+    /// `first`'s identity (the cluster CA and certificates, the API token, the join tokens
+    /// made so far), as an operator copies them to each control-plane machine.
+    pub fn start_beside(first: &Server, repo: &str, extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("data dir");
+        let from = first.data.path();
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(from.join("pki"))
+            .arg(from.join("admin-token"))
+            .args(Some(from.join("join-tokens.json")).filter(|p| p.exists()))
+            .arg(data.path())
+            .status()
+            .expect("cp runs");
+        assert!(copied.success(), "copying the cluster identity");
+        Server::start_in(data, repo, extra, &[])
+    }
+
+    fn start_in(
+        data: tempfile::TempDir,
+        repo: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
         // `--agent-listen` in `extra` (agents in node hosts reach the machine on its LAN
         // address) replaces the loopback default.
@@ -83,6 +110,11 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        self.spawn_quietly();
+        self.wait_for("the server to answer", |s| s.get("/healthz").is_some());
+    }
+
+    fn spawn_quietly(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -96,7 +128,6 @@ impl Server {
             .spawn()
             .expect("keel server starts");
         self.child = Some(child);
-        self.wait_for("the server to answer", |s| s.get("/healthz").is_some());
     }
 
     pub fn log_path(&self) -> std::path::PathBuf {
@@ -104,6 +135,25 @@ impl Server {
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 10 s).
+    /// The server's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server (SIGKILL) as a machine's death would, without waiting for anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed or stopped server again on its data dir and ports, without waiting
+    /// for it to answer (it may have no store to open yet).
+    pub fn spawn_again(&mut self) {
+        self.spawn_quietly();
+    }
+
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;

@@ -26,10 +26,25 @@ pub fn run(args: &Args) -> i32 {
     };
     let server = &args.server.server;
     let fetched = connect(server).and_then(|client| {
-        runtime.block_on(async { Ok((client.status().await?, client.applied().await?)) })
+        runtime.block_on(async { Ok((client.status().await?, client.applied().await)) })
     });
     match fetched {
-        Ok((status, applied)) => {
+        // The store cannot be read (etcd without quorum, say): what the server knows of
+        // the sync and the leadership still helps, with the reason the objects are missing.
+        Ok((status, Err(e))) if args.output != TableOrJson::Json => {
+            let mut text = render(&status, &[]);
+            text.push_str(&format!(
+                "cannot read the applied objects: {}\n",
+                explain(&e, server)
+            ));
+            out(&text);
+            2
+        }
+        Ok((_, Err(e))) => {
+            eprintln!("{}", explain(&e, server));
+            2
+        }
+        Ok((status, Ok(applied))) => {
             let report = report(&status, &applied);
             if args.output == TableOrJson::Json {
                 out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
@@ -139,10 +154,10 @@ fn server_line(cp: &keel_api::status::ServerRole) -> String {
         .leader_since
         .map(|t| format!(", since {}", t.format("%Y-%m-%d %H:%M:%SZ")))
         .unwrap_or_default();
-    let transitions = if cp.transitions > 0 {
-        format!("; {} leadership changes here", cp.transitions)
-    } else {
-        String::new()
+    let transitions = match cp.transitions {
+        0 => String::new(),
+        1 => "; 1 leadership change here".to_string(),
+        n => format!("; {n} leadership changes here"),
     };
     match cp.role.as_str() {
         "sole" => format!("{} (the only server: embedded store)", cp.server),

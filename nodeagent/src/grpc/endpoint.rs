@@ -24,5 +24,11 @@ pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
     };
     Ok(Endpoint::from_shared(url)?
         .connect_timeout(Duration::from_secs(5))
-        .tcp_keepalive(Some(Duration::from_secs(30))))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        // A server that stops answering without closing (paused, its machine gone, a
+        // partition) ends the status stream within 5 s, so the agent moves on to the next
+        // server well within the new leader's --node-grace.
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(3))
+        .keep_alive_while_idle(true))
 }

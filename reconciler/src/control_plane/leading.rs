@@ -24,6 +24,8 @@ use crate::tasks::Tasks;
 
 /// What every term's parts are made from.
 pub(super) struct LeaderParts {
+    /// This server's name (its advertised HTTP address).
+    pub me: String,
     /// Unfenced; each term fences its own handle.
     pub store: Store,
     pub cache: Cache,
@@ -107,7 +109,7 @@ async fn start_term(parts: &LeaderParts, term: &Tasks, store: Store) -> bool {
             }
         }
     };
-    let events = start_events(term, &store);
+    let events = start_events(term, &store, &parts.me);
     let registry = registry
         .with_events(events.clone())
         .with_heartbeat_counter(parts.metrics.heartbeats.clone())

@@ -104,6 +104,7 @@ impl ControlPlane {
         };
         tracing::info!(listen = %http_address, server = %me, repo = %opened.source.display(), branch = %branch, "keel server started");
         let parts = leading::LeaderParts {
+            me,
             store: opened.store,
             cache,
             config,
@@ -141,10 +142,10 @@ impl ControlPlane {
 }
 
 /// The event recorder, and its writer task.
-fn start_events(tasks: &Tasks, store: &keel_store::Store) -> Recorder {
+fn start_events(tasks: &Tasks, store: &keel_store::Store, me: &str) -> Recorder {
     let (events, writer) = Recorder::new(store.clone(), tasks.stop());
     tasks.spawn(writer);
-    events
+    events.with_instance(me)
 }
 
 fn start_http(tasks: &Tasks, listener: tokio::net::TcpListener, state: crate::http::AppState) {

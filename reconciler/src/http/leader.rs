@@ -34,11 +34,20 @@ pub async fn healthz(axum::extract::State(state): axum::extract::State<AppState>
     text
 }
 
+/// One client for every call to the leader (plain HTTP; reqwest still wants a TLS crypto
+/// provider installed before it builds one).
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(FORWARD_TIMEOUT)
-        .build()
-        .unwrap_or_default()
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            // Fails only when a provider is already installed, which is as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .timeout(FORWARD_TIMEOUT)
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
 }
 
 /// The sync status to show: this server's own when it leads; the leader's, fetched, when it

@@ -3,6 +3,7 @@
 //! and containers counted in Docker.
 
 mod demo;
+mod ha;
 mod network;
 mod rollout;
 mod services;

@@ -53,13 +53,33 @@ impl Agent {
         host: &NodeHost,
         extra: &[&str],
     ) -> Agent {
+        Agent::start_for(
+            name,
+            &server.agents,
+            &server.join_token(),
+            data,
+            host,
+            extra,
+        )
+    }
+
+    /// An agent reporting to `servers` (`--server`, one address or several), joining with
+    /// `token`.
+    pub fn start_for(
+        name: &str,
+        servers: &str,
+        token: &str,
+        data: &Path,
+        host: &NodeHost,
+        extra: &[&str],
+    ) -> Agent {
         let mut agent = Agent {
             name: name.to_string(),
             child: Command::new("true").spawn().expect("placeholder"),
             data: data.join(name),
             port: free_port(),
-            server: server.agents.clone(),
-            token: server.join_token(),
+            server: servers.to_string(),
+            token: token.to_string(),
             host: host.clone(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
