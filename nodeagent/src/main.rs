@@ -381,8 +381,17 @@ async fn main() {
             }
         }
     }
+    // Held until the process ends: no second agent runs this node on this engine.
+    let mut _node_lock = None;
     let runtime: Arc<dyn Runtime> = match args.runtime {
         RuntimeKind::Docker => {
+            match DockerRuntime::lock_node(&config.node).await {
+                Ok(lock) => _node_lock = Some(lock),
+                Err(e) => {
+                    eprintln!("keel-agent: {e:#}");
+                    std::process::exit(1);
+                }
+            }
             let cni = match pod_network(&args, &config).await {
                 Ok(c) => c,
                 Err(e) => {

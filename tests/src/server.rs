@@ -35,11 +35,14 @@ impl Server {
     pub fn start_beside(first: &Server, repo: &str, extra: &[&str]) -> Server {
         let data = tempfile::tempdir().expect("data dir");
         let from = first.data.path();
+        // No `pki` under --insecure.
+        let identity = ["pki", "admin-token", "join-tokens.json"]
+            .iter()
+            .map(|f| from.join(f))
+            .filter(|p| p.exists());
         let copied = Command::new("cp")
             .arg("-a")
-            .arg(from.join("pki"))
-            .arg(from.join("admin-token"))
-            .args(Some(from.join("join-tokens.json")).filter(|p| p.exists()))
+            .args(identity)
             .arg(data.path())
             .status()
             .expect("cp runs");

@@ -45,6 +45,12 @@ impl Up {
         }
     }
 
+    /// kill -9, as the OOM killer or a lost terminal's SIGKILL would end it.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Ctrl-C, and the exit status.
     fn interrupt(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
@@ -272,7 +278,7 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     );
 
     // Again on the same data dir: it resumes, and the finished Job is not run again.
-    let up = Up::start(&data, &listen, &agents);
+    let mut up = Up::start(&data, &listen, &agents);
     up.wait_output("keel is up.", Duration::from_secs(240));
     assert!(
         up.output().contains("resuming with the repository"),
@@ -325,4 +331,79 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
         "the Job ran once across both runs:\n{}",
         migrate_lines.join("\n")
     );
+
+    // kill -9 in the middle of a rollout: its agents go with it, and the next run on the
+    // same data dir converges with one agent per node and exactly the declared containers.
+    git(&repo, &["merge", "-q", "v2"]);
+    wait_until(Duration::from_secs(60), "the rollout to start", || {
+        page().contains("image keel-example/web:2")
+    });
+    up.kill();
+    wait_until(
+        Duration::from_secs(15),
+        "the agents to die with keel up",
+        || agent_processes().is_empty(),
+    );
+    let mut up = Up::start(&data, &listen, &agents);
+    up.wait_output("keel is up.", Duration::from_secs(240));
+    wait_until(Duration::from_secs(90), "every pod serving web:2", || {
+        serving("2")
+    });
+    let mut agents_now = agent_processes();
+    agents_now.sort();
+    assert_eq!(
+        agents_now,
+        ["local-1", "local-2", "local-3"],
+        "one agent per node"
+    );
+    let running_pods = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
+        .args(["get", "pods", "--server", &server])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.split_whitespace().any(|w| w == "Running"))
+                .count()
+        })
+        .unwrap_or_default();
+    let app_containers = ["local-1", "local-2", "local-3"]
+        .iter()
+        .map(|n| {
+            docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=keel.dev/node={n}"),
+                "--filter",
+                "label=keel.dev/role=app",
+            ])
+            .lines()
+            .count()
+        })
+        .sum::<usize>();
+    assert_eq!(
+        app_containers, running_pods,
+        "exactly the declared containers"
+    );
+    assert_eq!(up.interrupt(), Some(0), "{}", up.output());
+    assert!(
+        agent_processes().is_empty(),
+        "no keel-agent left after Ctrl-C"
+    );
+    assert_eq!(local_containers(), 0, "no container left after Ctrl-C");
+}
+
+/// The node names of running `keel-agent --name local-N` processes (keel up's).
+fn agent_processes() -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-a", "-f", "keel-agent --name local-"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.split(" --name ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }

@@ -333,6 +333,21 @@ fn three_servers_on_etcd_survive_leader_death_pauses_etcd_faults_and_chaos() {
         .map(|(n, h)| Agent::start_for(n, &server_list, &token, agent_data.path(), h, &[]))
         .collect();
     wait_converged(&servers, &nodes, 3, "1", Duration::from_secs(90));
+    // A second agent under a running node's name, on the same engine, refuses to start and
+    // names the first.
+    let second = Command::new(keel_e2e::binary("keel-agent"))
+        .args(["--name", &nodes[0], "--server", &server_list, "--insecure"])
+        .args(["--listen", &format!("127.0.0.1:{}", keel_e2e::free_port())])
+        .arg("--data-dir")
+        .arg(agent_data.path().join("second"))
+        .output()
+        .expect("keel-agent runs");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success()
+            && said.contains("is already run on this Docker engine by keel-agent pid"),
+        "{said}"
+    );
     // What an operator sees: every server names the leader; followers show its sync status.
     let status = servers[1].status();
     assert_eq!(status["control_plane"]["role"], "follower", "{status}");

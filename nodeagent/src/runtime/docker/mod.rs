@@ -51,11 +51,29 @@ pub struct DockerRuntime {
     pause_image: String,
     events: broadcast::Sender<RuntimeEvent>,
     cni: Arc<Cni>,
-    /// This node's name on this engine, held while the runtime lives.
-    _lock: Arc<node_lock::NodeLock>,
 }
 
 impl DockerRuntime {
+    /// `node`'s lock on the engine (`DOCKER_HOST` or the local socket): taken by the
+    /// agent process before it touches any container, held for its life.
+    pub async fn lock_node(node: &str) -> anyhow::Result<node_lock::NodeLock> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| anyhow::anyhow!("cannot reach the Docker engine: {e}"))?
+            .with_timeout(Duration::from_secs(CALL_TIMEOUT_SECS));
+        let engine = docker
+            .info()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach the Docker engine: {e}; is dockerd running? \
+                     (start it with: sudo dockerd &)"
+                )
+            })?
+            .id
+            .unwrap_or_else(|| "default".into());
+        node_lock::NodeLock::acquire(&engine, node)
+    }
+
     /// Connects to the engine (`DOCKER_HOST` or the local socket), agrees on an API version,
     /// makes sure the sandbox image exists, starts following the engine's events, and
     /// releases the network of sandboxes removed while no agent ran.
@@ -69,13 +87,6 @@ impl DockerRuntime {
                  (start it with: sudo dockerd &)"
             )
         })?;
-        let engine = docker
-            .info()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read the Docker engine's info: {e}"))?
-            .id
-            .unwrap_or_else(|| "default".into());
-        let lock = Arc::new(node_lock::NodeLock::acquire(&engine, node)?);
         if docker.inspect_image(pause_image).await.is_err() {
             if pause_image != DEFAULT_PAUSE_IMAGE {
                 anyhow::bail!(
@@ -98,7 +109,6 @@ impl DockerRuntime {
             pause_image: pause_image.to_string(),
             events: tx,
             cni,
-            _lock: lock,
         };
         let live: HashSet<String> = runtime
             .list_labelled(None)
