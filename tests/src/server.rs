@@ -30,13 +30,13 @@ impl Server {
     }
 
     /// Another server of `first`'s cluster (both on one etcd, given in `extra`): it shares
-    /// `first`'s identity (the cluster CA and certificates, the API token, the join tokens
-    /// made so far), as an operator copies them to each control-plane machine.
+    /// `first`'s identity (the cluster CA and certificates, the API token), as an operator
+    /// copies them to each control-plane machine.
     pub fn start_beside(first: &Server, repo: &str, extra: &[&str]) -> Server {
         let data = tempfile::tempdir().expect("data dir");
         let from = first.data.path();
         // No `pki` under --insecure.
-        let identity = ["pki", "admin-token", "join-tokens.json"]
+        let identity = ["pki", "admin-token"]
             .iter()
             .map(|f| from.join(f))
             .filter(|p| p.exists());

@@ -72,7 +72,7 @@ impl<'a> Cluster<'a> {
         loopback: &mut Option<tokio::task::JoinHandle<()>>,
     ) -> anyhow::Result<()> {
         self.wait_for_control_plane().await?;
-        let started = agents.insert(self.start_agents()?);
+        let started = agents.insert(self.start_agents().await?);
         *loopback = Some(ports::spawn(self.client()?, self.hosts.addresses()));
         self.wait_for_nodes(started).await?;
         if let Some(applied) = self.wait_for_revision().await? {
@@ -98,20 +98,22 @@ impl<'a> Cluster<'a> {
         Ok(())
     }
 
-    /// Agents that joined before have their certificates; new ones join with a fresh token.
-    fn start_agents(&self) -> anyhow::Result<Agents> {
-        let server_dir = self.config.data_dir.join("server");
-        let ca = keel_tls::ClusterCa::load_or_create(&keel_tls::ca::pki_dir(&server_dir))?;
-        let (token, _) = keel_reconciler::auth::join_tokens::JoinTokens::new(&server_dir).create(
-            &ca.fingerprint(),
-            Duration::from_secs(3600),
-            Some("keel up".into()),
-        )?;
+    /// Agents that joined before have their certificates; new ones join with a fresh token,
+    /// made through the API as `keel token create` makes one.
+    async fn start_agents(&self) -> anyhow::Result<Agents> {
+        let token = self
+            .client()?
+            .create_token(&keel_api::tokens::CreateToken {
+                ttl: Some("1h".into()),
+                description: Some("keel up".into()),
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot make a join token for the nodes: {e}"))?;
         Agents::start(
             &self.hosts.hosts,
             &format!("{}:{}", self.hosts.gateway(), self.config.agent_port),
             &self.config.data_dir,
-            &token.reveal(),
+            &token.token,
             &self.config.network_backend,
         )
     }

@@ -1,19 +1,30 @@
-//! Bootstrap join tokens (`keel token create`): kept in `<data-dir>/join-tokens.json` (mode
-//! 0600) as id, SHA-256 of the secret, and expiry, never the secret itself. A token joins any
-//! number of nodes until it expires, as kubeadm's do; expired tokens are dropped when the
-//! next one is made.
-
+//! Bootstrap join tokens (`keel token create`), kept in the store as Kubernetes keeps its
+//! bootstrap tokens: a Secret `keel-system/join-token-<id>` of type `keel.dev/join-token`
+//! holding the SHA-256 of the secret (never the secret itself), creation, expiry and a
+//! description. In the store, every server sharing it knows every token, so a token made
+//! on any server joins through whichever leads. A token joins any number of nodes until it
+//! expires, as kubeadm's do; expired tokens are deleted when the next one is made.
+//! Tokens an older keel kept in `<data-dir>/join-tokens.json` are moved into the store at
+//! start.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
+use base64::Engine;
 use chrono::{DateTime, Utc};
+use keel_schema::types::core::{Secret, SecretData};
+use keel_schema::{Kind, Object, ObjectKey};
+use keel_store::{Store, StoreError};
 use keel_tls::JoinToken;
 use keel_tls::join_token::{hashes_equal, secret_hash};
 use serde::{Deserialize, Serialize};
 
 /// The longest a token may live.
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Where the tokens' Secrets live, and what marks them.
+pub const NAMESPACE: &str = "keel-system";
+pub const SECRET_TYPE: &str = "keel.dev/join-token";
+const NAME_PREFIX: &str = "join-token-";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -27,9 +38,9 @@ pub struct TokenRecord {
 }
 
 pub struct JoinTokens {
-    path: PathBuf,
-    /// One read-modify-write at a time.
-    lock: Mutex<()>,
+    store: Store,
+    /// Where tokens were kept before they lived in the store.
+    legacy: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,32 +55,109 @@ pub enum TokenError {
     Wrong,
     #[error("{0}")]
     Invalid(String),
-    #[error("cannot read or write {0}: {1}")]
-    File(String, String),
+    #[error("cannot read or write the join tokens: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for TokenError {
+    fn from(e: StoreError) -> Self {
+        TokenError::Store(e.to_string())
+    }
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn unb64(text: &str) -> Option<String> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+impl TokenRecord {
+    fn key(id: &str) -> ObjectKey {
+        ObjectKey::new(Kind::Secret, NAMESPACE, &format!("{NAME_PREFIX}{id}"))
+    }
+
+    fn to_secret(&self) -> Object {
+        let mut data = BTreeMap::new();
+        data.insert("token-id".to_string(), b64(&self.id));
+        data.insert("secret-sha256".to_string(), b64(&self.secret_sha256));
+        data.insert("created".to_string(), b64(&self.created.to_rfc3339()));
+        data.insert("expires".to_string(), b64(&self.expires.to_rfc3339()));
+        if let Some(d) = &self.description {
+            data.insert("description".to_string(), b64(d));
+        }
+        let mut secret = Secret {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            type_: Some(SECRET_TYPE.into()),
+            data: Some(SecretData(data)),
+            ..Default::default()
+        };
+        secret.metadata.name = Some(format!("{NAME_PREFIX}{}", self.id));
+        secret.metadata.namespace = Some(NAMESPACE.into());
+        Object::Secret(secret)
+    }
+
+    /// The record a token Secret holds; `None` for any other Secret or a damaged one.
+    fn of_secret(object: &Object) -> Option<TokenRecord> {
+        let Object::Secret(secret) = object else {
+            return None;
+        };
+        if secret.type_.as_deref() != Some(SECRET_TYPE) {
+            return None;
+        }
+        let data = &secret.data.as_ref()?.0;
+        let field = |k: &str| data.get(k).and_then(|v| unb64(v));
+        let time = |k: &str| {
+            field(k)
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Some(TokenRecord {
+            id: field("token-id")?,
+            secret_sha256: field("secret-sha256")?,
+            created: time("created")?,
+            expires: time("expires")?,
+            description: field("description"),
+        })
+    }
 }
 
 impl JoinTokens {
-    pub fn new(data_dir: &Path) -> JoinTokens {
+    pub fn new(store: Store, data_dir: &Path) -> JoinTokens {
         JoinTokens {
-            path: data_dir.join("join-tokens.json"),
-            lock: Mutex::new(()),
+            store,
+            legacy: data_dir.join("join-tokens.json"),
         }
     }
 
-    fn read(&self) -> Result<Vec<TokenRecord>, TokenError> {
-        let file = |e: String| TokenError::File(self.path.display().to_string(), e);
-        match keel_tls::files::read_optional(&self.path).map_err(|e| file(e.to_string()))? {
-            None => Ok(Vec::new()),
-            Some(text) => serde_json::from_str(&text).map_err(|e| file(e.to_string())),
+    /// Moves the live tokens of `<data-dir>/join-tokens.json` (kept there by older keel)
+    /// into the store, then renames the file `join-tokens.json.moved`.
+    pub async fn move_legacy(&self) -> Result<usize, TokenError> {
+        let Ok(Some(text)) = keel_tls::files::read_optional(&self.legacy) else {
+            return Ok(0);
+        };
+        let records: Vec<TokenRecord> = serde_json::from_str(&text)
+            .map_err(|e| TokenError::Store(format!("{}: {e}", self.legacy.display())))?;
+        let now = Utc::now();
+        let mut moved = 0;
+        for record in records.into_iter().filter(|r| r.expires > now) {
+            match self.store.create(record.to_secret()).await {
+                Ok(_) => moved += 1,
+                Err(StoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-    }
-
-    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+        let _ = std::fs::rename(&self.legacy, self.legacy.with_extension("json.moved"));
+        Ok(moved)
     }
 
     /// A new token for the CA with `ca_fingerprint`, valid for `ttl`.
-    pub fn create(
+    pub async fn create(
         &self,
         ca_fingerprint: &str,
         ttl: Duration,
@@ -92,22 +180,30 @@ impl JoinTokens {
                     .map_err(|e| TokenError::Invalid(e.to_string()))?,
             description,
         };
-        let _g = self.guard();
-        let mut all = self.read()?;
-        all.retain(|r| r.expires > now);
-        all.push(record.clone());
-        let text = serde_json::to_vec_pretty(&all)
-            .map_err(|e| TokenError::File(self.path.display().to_string(), e.to_string()))?;
-        keel_tls::files::write_private(&self.path, &text)
-            .map_err(|e| TokenError::File(self.path.display().to_string(), e.to_string()))?;
+        self.store.create(record.to_secret()).await?;
+        for (expired, version) in self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|(r, _)| r.expires <= now)
+        {
+            // Another server may be deleting it too.
+            let _ = self
+                .store
+                .delete(&TokenRecord::key(&expired.id), Some(version))
+                .await;
+        }
         Ok((token, record))
     }
 
     /// Whether `id` and `secret` are a live token.
-    pub fn check(&self, id: &str, secret: &str) -> Result<(), TokenError> {
-        let _g = self.guard();
-        let all = self.read()?;
-        let record = all.iter().find(|r| r.id == id).ok_or(TokenError::Unknown)?;
+    pub async fn check(&self, id: &str, secret: &str) -> Result<(), TokenError> {
+        let stored = self.store.get(&TokenRecord::key(id)).await?;
+        let record = stored
+            .as_ref()
+            .and_then(|s| TokenRecord::of_secret(&s.object))
+            .filter(|r| r.id == id)
+            .ok_or(TokenError::Unknown)?;
         if !hashes_equal(&record.secret_sha256, &secret_hash(secret)) {
             return Err(TokenError::Wrong);
         }
@@ -117,13 +213,24 @@ impl JoinTokens {
         Ok(())
     }
 
+    /// Every token record with its Secret's version.
+    async fn all(&self) -> Result<Vec<(TokenRecord, u64)>, TokenError> {
+        let list = self.store.list(Kind::Secret, Some(NAMESPACE), None).await?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|s| TokenRecord::of_secret(&s.object).map(|r| (r, s.resource_version)))
+            .collect())
+    }
+
     /// The live tokens (without secrets, which are not kept).
-    pub fn list(&self) -> Result<Vec<TokenRecord>, TokenError> {
+    pub async fn list(&self) -> Result<Vec<TokenRecord>, TokenError> {
         let now = Utc::now();
-        let _g = self.guard();
         Ok(self
-            .read()?
+            .all()
+            .await?
             .into_iter()
+            .map(|(r, _)| r)
             .filter(|r| r.expires > now)
             .collect())
     }
@@ -133,33 +240,85 @@ impl JoinTokens {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tokens_are_checked_by_secret_and_expiry() {
+    #[tokio::test]
+    async fn tokens_are_checked_by_secret_and_expiry_and_shared_through_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let tokens = JoinTokens::new(dir.path());
+        let store = Store::open(&keel_store::StoreSpec::Redb {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        let tokens = JoinTokens::new(store.clone(), dir.path());
         let fp = "0".repeat(64);
         let (t, _) = tokens
             .create(&fp, Duration::from_secs(60), Some("ci".into()))
+            .await
             .unwrap();
-        tokens.check(&t.id, &t.secret).unwrap();
+        // Another server on the same store knows it.
+        let other = JoinTokens::new(store.clone(), &dir.path().join("elsewhere"));
+        other.check(&t.id, &t.secret).await.unwrap();
         assert!(matches!(
-            tokens.check(&t.id, "0123456789abcdef"),
+            tokens.check(&t.id, "0123456789abcdef").await,
             Err(TokenError::Wrong)
         ));
         assert!(matches!(
-            tokens.check("nosuch", &t.secret),
+            tokens.check("nosuch", &t.secret).await,
             Err(TokenError::Unknown)
         ));
-        let text = std::fs::read_to_string(dir.path().join("join-tokens.json")).unwrap();
-        assert!(!text.contains(&t.secret), "the secret itself is not kept");
-        assert_eq!(tokens.list().unwrap().len(), 1);
+        let stored = store.get(&TokenRecord::key(&t.id)).await.unwrap().unwrap();
+        let json = serde_json::to_string(&stored.object).unwrap();
+        assert!(
+            !json.contains(&t.secret) && !json.contains(&b64(&t.secret)),
+            "the secret itself is not kept"
+        );
+        assert_eq!(tokens.list().await.unwrap().len(), 1);
 
-        let (short, _) = tokens.create(&fp, Duration::from_secs(1), None).unwrap();
-        std::thread::sleep(Duration::from_millis(1100));
+        let (short, _) = tokens
+            .create(&fp, Duration::from_secs(1), None)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(matches!(
-            tokens.check(&short.id, &short.secret),
+            tokens.check(&short.id, &short.secret).await,
             Err(TokenError::Expired(_))
         ));
-        assert!(tokens.create(&fp, Duration::ZERO, None).is_err());
+        assert!(tokens.create(&fp, Duration::ZERO, None).await.is_err());
+        // Making a token deletes the expired ones.
+        tokens
+            .create(&fp, Duration::from_secs(60), None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            tokens.check(&short.id, &short.secret).await,
+            Err(TokenError::Unknown)
+        ));
+    }
+
+    #[tokio::test]
+    async fn tokens_of_an_older_keel_move_into_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&keel_store::StoreSpec::Redb {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        let now = Utc::now();
+        let record = TokenRecord {
+            id: "abcdef".into(),
+            secret_sha256: secret_hash("0123456789abcdef"),
+            created: now,
+            expires: now + chrono::Duration::hours(1),
+            description: None,
+        };
+        std::fs::write(
+            dir.path().join("join-tokens.json"),
+            serde_json::to_vec(&[record]).unwrap(),
+        )
+        .unwrap();
+        let tokens = JoinTokens::new(store, dir.path());
+        assert_eq!(tokens.move_legacy().await.unwrap(), 1);
+        tokens.check("abcdef", "0123456789abcdef").await.unwrap();
+        assert!(!dir.path().join("join-tokens.json").exists());
+        assert_eq!(tokens.move_legacy().await.unwrap(), 0);
     }
 }

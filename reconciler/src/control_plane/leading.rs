@@ -85,20 +85,21 @@ pub(super) async fn run(parts: LeaderParts, leadership: Leadership, tasks: Tasks
     }
 }
 
-/// Returns when the role is no longer `role` (or its sender is gone).
+/// Returns when the role is no longer `role`; never when it cannot change any more (the
+/// sole server's role has no sender: it leads for good).
 async fn role_ends(roles: &mut watch::Receiver<Role>, role: &Role) {
     loop {
         if *roles.borrow_and_update() != *role {
             return;
         }
         if roles.changed().await.is_err() {
-            return;
+            std::future::pending::<()>().await;
         }
     }
 }
 
-/// Starts one term's parts on `term`, writing through `store`; false if the term was
-/// stopped before they could start (the nodes could not be read meanwhile).
+/// Starts one term's parts on `term`, writing through `store` (waiting until the nodes can
+/// be read); true once they run.
 async fn start_term(parts: &LeaderParts, term: &Tasks, store: Store) -> bool {
     let registry = loop {
         match NodeRegistry::new(store.clone(), parts.config.node_grace).await {

@@ -58,12 +58,23 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
                 .context("cannot set up the cluster's certificates")?,
         )
     };
+    let join_tokens = Arc::new(JoinTokens::new(store.clone(), &config.data_dir));
+    match join_tokens.move_legacy().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            tokens = n,
+            "moved the join tokens of join-tokens.json into the store"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot move the join tokens of join-tokens.json into the store")
+        }
+    }
     Ok(Opened {
         store,
         source,
         pki,
         api_token: ApiToken::load_or_create(&config.data_dir)?,
-        join_tokens: Arc::new(JoinTokens::new(&config.data_dir)),
+        join_tokens,
         http: listen(&config.listen, "").await?,
         agents: listen(&config.agent_listen, " (--agent-listen)").await?,
     })

@@ -49,6 +49,7 @@ pub async fn create(State(state): State<AppState>, Json(req): Json<CreateRequest
     match state
         .join_tokens
         .create(&pki.ca_fingerprint(), ttl, req.description)
+        .await
     {
         Ok((token, record)) => {
             tracing::info!(token = %record.id, expires = %record.expires, "join token created");
@@ -65,16 +66,21 @@ pub async fn create(State(state): State<AppState>, Json(req): Json<CreateRequest
         Err(crate::auth::join_tokens::TokenError::Invalid(m)) => {
             status(StatusCode::BAD_REQUEST, "BadRequest", m)
         }
-        Err(e) => status(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            e.to_string(),
-        ),
+        Err(e) => unavailable(e),
     }
 }
 
+/// The store could not be read or written.
+fn unavailable(e: crate::auth::join_tokens::TokenError) -> Response {
+    status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        e.to_string(),
+    )
+}
+
 pub async fn list(State(state): State<AppState>) -> Response {
-    match state.join_tokens.list() {
+    match state.join_tokens.list().await {
         Ok(records) => {
             let items: Vec<_> = records
                 .into_iter()
@@ -89,10 +95,6 @@ pub async fn list(State(state): State<AppState>) -> Response {
                 .collect();
             Json(json!({"items": items})).into_response()
         }
-        Err(e) => status(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            e.to_string(),
-        ),
+        Err(e) => unavailable(e),
     }
 }

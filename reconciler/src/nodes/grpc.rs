@@ -235,11 +235,16 @@ impl ControlPlane for ControlPlaneService {
                 "the join token is malformed; give it as `keel token create` printed it",
             ));
         }
-        if let Err(e) = self.join_tokens.check(&req.token_id, &req.token_secret) {
+        if let Err(e) = self
+            .join_tokens
+            .check(&req.token_id, &req.token_secret)
+            .await
+        {
             tracing::warn!(node = %req.node_name, token = %req.token_id, peer = ?peer, reason = %e, "refused a join");
             // One answer for unknown and wrong: the caller learns nothing about which ids exist.
             let message = match e {
                 TokenError::Expired(_) => e.to_string(),
+                TokenError::Store(_) => return Err(Status::unavailable(e.to_string())),
                 _ => {
                     "the join token is unknown to this control plane, or its secret is wrong".into()
                 }

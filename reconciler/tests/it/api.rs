@@ -51,6 +51,10 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
         async move { cache.run(store, stop).await }
     });
     let metrics: Arc<keel_reconciler::metrics::Metrics> = Arc::default();
+    let join_tokens = Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
+        store.clone(),
+        dir.path(),
+    ));
     let state = AppState {
         leadership: keel_reconciler::leader::Leadership::sole("test".into(), metrics.clone()),
         cache,
@@ -63,9 +67,7 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
         dialer: keel_reconciler::nodes::dial::AgentDialer::new(None),
         api_token: keel_reconciler::auth::api_token::ApiToken::load_or_create(dir.path()).unwrap(),
         anonymous_read,
-        join_tokens: Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
-            dir.path(),
-        )),
+        join_tokens,
         pki: Some(
             keel_reconciler::auth::pki::ControlPlanePki::load_or_create(
                 dir.path(),

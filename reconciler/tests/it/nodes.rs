@@ -38,6 +38,7 @@ async fn control_plane(grace: Duration) -> ControlPlane {
     let lifecycle_stop = stop.clone();
     tokio::spawn(async move { lifecycle.run_lifecycle(lifecycle_stop).await });
     let join_tokens = std::sync::Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
+        store.clone(),
         dir.path(),
     ));
     let (_, serving) = tokio::sync::watch::channel(nodes::grpc::Serving::Leader {
