@@ -95,7 +95,7 @@ fn failover(store: &str) {
         commit(repo.path(), &format!("round {round}"));
         let applied = |s: &Server| {
             s.get("/api/v1/namespaces/default/configmaps/round")
-                .is_some_and(|c| c["data"]["n"] == round.to_string())
+                .is_some_and(|c| c["data"]["n"].as_str() == Some(round.to_string().as_str()))
         };
         wait(Duration::from_secs(60), "the new leader to apply", || {
             (0..3).any(|i| i != leader && applied(&servers[i]))

@@ -334,7 +334,8 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
 
     // kill -9 in the middle of a rollout: its agents go with it, and the next run on the
     // same data dir converges with one agent per node and exactly the declared containers.
-    git(&repo, &["merge", "-q", "v2"]);
+    // (v2 is merged already: reverting the revert brings web:2 back.)
+    git(&repo, &["revert", "--no-edit", "HEAD"]);
     wait_until(Duration::from_secs(60), "the rollout to start", || {
         page().contains("image keel-example/web:2")
     });
