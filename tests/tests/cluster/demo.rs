@@ -357,35 +357,44 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
         ["local-1", "local-2", "local-3"],
         "one agent per node"
     );
-    let running_pods = Command::new(binary("keel"))
-        .env("KEEL_DATA_DIR", data.join("server"))
-        .args(["get", "pods", "--server", &server])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| l.split_whitespace().any(|w| w == "Running"))
-                .count()
-        })
-        .unwrap_or_default();
-    let app_containers = ["local-1", "local-2", "local-3"]
-        .iter()
-        .map(|n| {
-            docker(&[
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=keel.dev/node={n}"),
-                "--filter",
-                "label=keel.dev/role=app",
-            ])
+    // Running pods in the API and running app containers in Docker, once old pods finished
+    // terminating: web's 3 and api's 2.
+    let counts = || {
+        let pods = Command::new(binary("keel"))
+            .env("KEEL_DATA_DIR", data.join("server"))
+            .args(["get", "pods", "--server", &server])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        let running = pods
             .lines()
-            .count()
-        })
-        .sum::<usize>();
-    assert_eq!(
-        app_containers, running_pods,
-        "exactly the declared containers"
+            .filter(|l| l.split_whitespace().any(|w| w == "Running"))
+            .count();
+        let terminating = pods.contains("Terminating");
+        let containers = ["local-1", "local-2", "local-3"]
+            .iter()
+            .map(|n| {
+                docker(&[
+                    "ps",
+                    "-q",
+                    "--filter",
+                    &format!("label=keel.dev/node={n}"),
+                    "--filter",
+                    "label=keel.dev/role=app",
+                ])
+                .lines()
+                .count()
+            })
+            .sum::<usize>();
+        (running, terminating, containers)
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "exactly the declared containers",
+        || {
+            let (running, terminating, containers) = counts();
+            !terminating && running == 5 && containers == running
+        },
     );
     assert_eq!(up.interrupt(), Some(0), "{}", up.output());
     assert!(
