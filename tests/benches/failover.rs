@@ -104,9 +104,18 @@ fn failover(store: &str) {
         println!("fail-over {round}: {took:.2?}");
         times.push(took);
         servers[leader].spawn_again();
-        wait(Duration::from_secs(30), "the killed server back", || {
-            role(&servers[leader]).as_deref() == Some("follower")
-        });
+        let back = Instant::now();
+        while role(&servers[leader]).as_deref() != Some("follower") {
+            if back.elapsed() > Duration::from_secs(30) {
+                let log = std::fs::read_to_string(servers[leader].log_path()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "the killed server is not back as a follower; its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     times.sort();
     println!(
@@ -197,12 +206,6 @@ fn hollow_agent(name: &str, server: &Server, data: &std::path::Path) -> HollowAg
 
 fn node_death() {
     let repo = new_repo();
-    write(
-        repo.path(),
-        "app.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  replicas: 6\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec:\n      containers: [{name: app, image: busybox}]\n",
-    );
-    commit(repo.path(), "app");
     // Default --node-grace and --pod-eviction-timeout: what a user gets.
     let server = Server::start(repo.path().to_str().unwrap(), &["--insecure"]);
     let data = tempfile::tempdir().unwrap();
@@ -212,6 +215,19 @@ fn node_death() {
         .iter()
         .map(|n| hollow_agent(n, &server, data.path()))
         .collect();
+    wait(Duration::from_secs(60), "3 nodes", || {
+        server
+            .get("/api/v1/nodes")
+            .and_then(|l| l["items"].as_array().map(Vec::len))
+            == Some(3)
+    });
+    // Committed once every node is up, so the pods spread over them.
+    write(
+        repo.path(),
+        "app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  replicas: 6\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec:\n      containers: [{name: app, image: busybox}]\n",
+    );
+    commit(repo.path(), "app");
     let running = |s: &Server| -> Vec<Value> {
         s.get("/api/v1/namespaces/default/pods")
             .and_then(|l| l["items"].as_array().cloned())
@@ -243,6 +259,10 @@ fn node_death() {
 }
 
 fn main() {
+    if std::env::var("KEEL_BENCH_ONLY").as_deref() == Ok("failover") {
+        let etcd = EtcdCluster::start(3).expect("a three-member etcd (etcd-server installed?)");
+        return failover(&format!("etcd://{}", etcd.endpoints()));
+    }
     let etcd = EtcdCluster::start(3).expect("a three-member etcd (etcd-server installed?)");
     let store = format!("etcd://{}", etcd.endpoints());
     node_death();

@@ -35,7 +35,7 @@ pub struct Args {
     pub node_grace: Duration,
     /// A node not ready for this long has its pods deleted, so their controllers replace
     /// them on other nodes. With the default --node-grace a dead node's pods run elsewhere
-    /// within about 27 s; shorter times replace pods sooner but also after shorter network
+    /// within about 26 s; shorter times replace pods sooner but also after shorter network
     /// blips (the pods of a node that comes back are stopped there).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub pod_eviction_timeout: Duration,

@@ -310,11 +310,7 @@ impl EtcdStore {
             let ops = &chunks[head.next];
             let mut next = head.clone();
             next.next += 1;
-            let mut compares = vec![Compare::mod_revision(
-                self.head_key(),
-                CompareOp::Equal,
-                *head_rev,
-            )];
+            let mut compares = vec![self.head_at(*head_rev)];
             compares.extend(Self::compares(ops));
             let mut writes = Self::writes(ops);
             writes.push(TxnOp::put(self.head_key(), to_json(&next)?, None));
@@ -354,15 +350,16 @@ impl EtcdStore {
         Ok(())
     }
 
+    /// The head is still at `head_rev` (nobody else moved the batch on).
+    fn head_at(&self, head_rev: i64) -> Compare {
+        Compare::mod_revision(self.head_key(), CompareOp::Equal, head_rev)
+    }
+
     /// Deletes the head and the intent's data, if the head is still as left; the revision.
     async fn finish_intent(&self, head: &Head, head_rev: i64) -> Result<u64> {
         let resp = self
             .guarded_txn(
-                vec![Compare::mod_revision(
-                    self.head_key(),
-                    CompareOp::Equal,
-                    head_rev,
-                )],
+                vec![self.head_at(head_rev)],
                 vec![
                     TxnOp::delete(self.head_key(), None),
                     TxnOp::delete(
@@ -385,11 +382,7 @@ impl EtcdStore {
     async fn put_head(&self, head: &Head, head_rev: i64) -> Result<i64> {
         let resp = self
             .guarded_txn(
-                vec![Compare::mod_revision(
-                    self.head_key(),
-                    CompareOp::Equal,
-                    head_rev,
-                )],
+                vec![self.head_at(head_rev)],
                 vec![TxnOp::put(self.head_key(), to_json(head)?, None)],
             )
             .await?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use keel_e2e::{binary, docker_available, free_port, git};
 
-use super::support::{docker, http_get_path, wait_until};
+use super::support::{app_containers, docker, http_get_path, wait_until};
 
 /// `keel up`, run as the README's demo runs it: output to a file, stopped with SIGINT.
 struct Up {
@@ -371,21 +371,10 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
             .filter(|l| l.split_whitespace().any(|w| w == "Running"))
             .count();
         let terminating = pods.contains("Terminating");
-        let containers = ["local-1", "local-2", "local-3"]
+        let containers: usize = ["local-1", "local-2", "local-3"]
             .iter()
-            .map(|n| {
-                docker(&[
-                    "ps",
-                    "-q",
-                    "--filter",
-                    &format!("label=keel.dev/node={n}"),
-                    "--filter",
-                    "label=keel.dev/role=app",
-                ])
-                .lines()
-                .count()
-            })
-            .sum::<usize>();
+            .map(|n| app_containers(n, "{{.ID}}").len())
+            .sum();
         (running, terminating, containers)
     };
     wait_until(

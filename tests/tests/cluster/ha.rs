@@ -15,7 +15,7 @@ use keel_e2e::{Server, commit, docker_available, git, import_busybox_image, writ
 use keel_store::etcd_process::{EtcdCluster, EtcdProcess};
 use serde_json::Value;
 
-use super::support::{Agent, TestLan, docker, ready, wait_until};
+use super::support::{Agent, TestLan, app_containers, ready, wait_until};
 
 const LEASE: Duration = Duration::from_secs(4);
 
@@ -143,7 +143,7 @@ fn converged(server: &Server, nodes: &[String], web: usize, tag: &str) -> Result
         .iter()
         .filter_map(|p| p["metadata"]["uid"].as_str())
         .collect();
-    let running = app_containers(nodes);
+    let running = running_containers(nodes);
     let mut per_pod: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, uid) in &running {
         if !uids.contains(uid.as_str()) {
@@ -160,23 +160,13 @@ fn converged(server: &Server, nodes: &[String], web: usize, tag: &str) -> Result
 }
 
 /// Running app containers of `nodes`: (container id, pod uid).
-fn app_containers(nodes: &[String]) -> Vec<(String, String)> {
+fn running_containers(nodes: &[String]) -> Vec<(String, String)> {
     nodes
         .iter()
-        .flat_map(|n| {
-            docker(&[
-                "ps",
-                "--filter",
-                &format!("label=keel.dev/node={n}"),
-                "--filter",
-                "label=keel.dev/role=app",
-                "--format",
-                "{{.ID}} {{.Label \"keel.dev/pod-uid\"}}",
-            ])
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(id, uid)| (id.to_string(), uid.to_string()))
-            .collect::<Vec<_>>()
+        .flat_map(|n| app_containers(n, "{{.ID}} {{.Label \"keel.dev/pod-uid\"}}"))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(id, uid)| (id.to_string(), uid.to_string()))
         })
         .collect()
 }
@@ -188,7 +178,7 @@ fn steady_containers(server: &Server, nodes: &[String]) -> BTreeSet<String> {
         .filter(|p| app(p) == "steady")
         .filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_string))
         .collect();
-    app_containers(nodes)
+    running_containers(nodes)
         .into_iter()
         .filter(|(_, uid)| steady.contains(uid))
         .map(|(id, _)| id)
@@ -491,7 +481,7 @@ fn three_servers_on_etcd_survive_leader_death_pauses_etcd_faults_and_chaos() {
     write(repo.path(), "web.yaml", &web(3, "2"));
     commit(repo.path(), "web: 3 replicas, one etcd member down");
     wait_converged(&servers, &nodes, 3, "2", Duration::from_secs(60));
-    let running = app_containers(&nodes).len();
+    let running = running_containers(&nodes).len();
     etcd.kill(1);
     wait_until(Duration::from_secs(15), "no leader without quorum", || {
         servers
@@ -502,7 +492,7 @@ fn three_servers_on_etcd_survive_leader_death_pauses_etcd_faults_and_chaos() {
     commit(repo.path(), "web: 2 replicas of image 1, during the outage");
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(
-        app_containers(&nodes).len(),
+        running_containers(&nodes).len(),
         running,
         "containers keep running"
     );

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use keel_e2e::{Server, commit, docker_available, git, import_busybox_image, write};
 use serde_json::Value;
 
-use super::support::{Agent, TestLan, docker, pods, ready};
+use super::support::{Agent, TestLan, app_containers, docker, pods, ready};
 
 const PAGE: &str = "/www/index.html";
 
@@ -44,17 +44,7 @@ const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspe
 fn containers(nodes: &[&str]) -> BTreeMap<String, usize> {
     nodes
         .iter()
-        .map(|n| {
-            let out = docker(&[
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=keel.dev/node={n}"),
-                "--filter",
-                "label=keel.dev/role=app",
-            ]);
-            (n.to_string(), out.lines().count())
-        })
+        .map(|n| (n.to_string(), app_containers(n, "{{.ID}}").len()))
         .collect()
 }
 

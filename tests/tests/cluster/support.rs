@@ -150,6 +150,23 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The running app containers of node `node` (sandboxes not counted), a line each as
+/// `docker ps --format FORMAT` prints them.
+pub fn app_containers(node: &str, format: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "--filter",
+        &format!("label=keel.dev/node={node}"),
+        "--filter",
+        "label=keel.dev/role=app",
+        "--format",
+        format,
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
 pub fn pods(server: &Server) -> Vec<Value> {
     server
         .get("/api/v1/namespaces/default/pods")
