@@ -145,20 +145,23 @@ impl Election {
     /// Renews `lease` once and checks the key still holds `fence`'s term. `Ok(false)`: the
     /// term is over (the lease expired or the key is someone else's).
     pub async fn renew(&self, fence: &Fence, lease: i64) -> Result<bool> {
-        let (mut keeper, mut replies) = self
-            .lease
-            .clone()
-            .keep_alive(lease)
-            .await
-            .map_err(|e| self.err(e))?;
-        keeper.keep_alive().await.map_err(|e| self.err(e))?;
-        let alive = match replies.message().await.map_err(|e| self.err(e))? {
-            Some(reply) => reply.ttl() > 0,
-            None => {
+        let reply = async {
+            let (mut keeper, mut replies) = self.lease.clone().keep_alive(lease).await?;
+            keeper.keep_alive().await?;
+            replies.message().await
+        }
+        .await;
+        let alive = match reply {
+            Ok(Some(reply)) => reply.ttl() > 0,
+            Ok(None) => {
                 return Err(StoreError::Unavailable(
                     "lease keep-alive stream ended".into(),
                 ));
             }
+            // etcd's answer for a lease that expired or was revoked: the term is over, not a
+            // trouble to retry.
+            Err(e) if e.to_string().contains("lease not found") => false,
+            Err(e) => return Err(self.err(e)),
         };
         if !alive {
             return Ok(false);
