@@ -142,7 +142,8 @@ impl Drop for RunningAgent {
 }
 
 pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Result<RunningAgent> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+    // Pod volumes (Secrets among them) and the node's key live here: the owner's alone.
+    keel_tls::files::private_dir(&config.data_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create the data dir {}: {e}",
             config.data_dir.display()

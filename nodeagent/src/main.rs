@@ -352,6 +352,12 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    // The root of every node's dir on this machine (keys, pod volumes with Secrets): the
+    // owner's alone, fixed when an older agent or a plain mkdir left it readable.
+    if let Err(e) = keel_tls::files::private_dir(&args.data_dir) {
+        eprintln!("keel-agent: cannot create the data dir: {e}");
+        std::process::exit(2);
+    }
     raise_open_files_limit();
     if args.insecure {
         eprintln!(

@@ -64,7 +64,10 @@ fn bad_flags_are_refused_with_the_flag_named() {
 
 #[test]
 fn serves_its_api_while_the_control_plane_is_unreachable() {
+    use std::os::unix::fs::PermissionsExt;
     let data = tempfile::tempdir().unwrap();
+    // As an older agent (or a careless mkdir) left it: readable by every local user.
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let port = free_port();
     let unreachable = free_port();
     let mut agent = Command::new(binary("keel-agent"))
@@ -106,6 +109,11 @@ fn serves_its_api_while_the_control_plane_is_unreachable() {
         }
     });
     assert_eq!(applied, 4);
+    let mode = std::fs::metadata(data.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o700,
+        "the agent's data dir (pod volumes, its key) is its own"
+    );
     agent.kill().unwrap();
     let _ = agent.wait();
     let mut stderr = String::new();

@@ -7,6 +7,14 @@ use std::path::Path;
 
 use crate::Error;
 
+/// Makes `dir` (and its missing parents) and leaves it the owner's alone (0700), fixing an
+/// existing one: data dirs hold keys, tokens and Secrets.
+pub fn private_dir(dir: &Path) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::File(dir.display().to_string(), e.to_string());
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)
+}
+
 /// Writes `bytes` to `path` with mode 0600.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write(path, bytes, 0o600)
@@ -55,4 +63,21 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).map_err(|e| Error::Invalid(format!("no randomness: {e}")))?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_is_made_private_and_an_open_one_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a").join("data");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700, "an existing readable data dir is fixed");
+    }
 }

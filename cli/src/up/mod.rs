@@ -99,12 +99,14 @@ pub fn run(config: UpConfig) -> i32 {
 /// Everything before the control plane starts: logs, the machine lock, Docker, the nodes'
 /// network hosts, images, the repository.
 fn prepare(config: &UpConfig) -> anyhow::Result<(std::fs::File, NodeHosts, PathBuf)> {
-    std::fs::create_dir_all(config.data_dir.join("logs")).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create the data dir {}: {e}",
-            config.data_dir.display()
-        )
-    })?;
+    keel_tls::files::private_dir(&config.data_dir)
+        .and_then(|()| keel_tls::files::private_dir(&config.data_dir.join("logs")))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the data dir {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
     keel_telemetry::init_file(&config.data_dir.join("logs").join("server.log"))?;
     // One local cluster per machine: node names, NodePorts and the example's addresses are
     // fixed, so a second one would take over the first one's containers and traffic.

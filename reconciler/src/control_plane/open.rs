@@ -28,7 +28,7 @@ pub struct Opened {
 }
 
 pub async fn open(config: &Config) -> anyhow::Result<Opened> {
-    std::fs::create_dir_all(&config.data_dir)
+    keel_tls::files::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let spec = StoreSpec::parse(config.store.as_deref(), config.data_dir.clone())?;
     let cipher = match &config.encryption_key_file {

@@ -140,6 +140,14 @@ impl RedbStore {
             DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(data_dir.to_path_buf()),
             other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
         })?;
+        // Secrets are in this file (sealed only with --encryption-key-file): the owner's
+        // alone, however the umask made it or an older keel left it.
+        for (p, mode) in [(data_dir, 0o700), (path.as_path(), 0o600)] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+                StoreError::Unavailable(format!("cannot make {} private: {e}", p.display()))
+            })?;
+        }
         let txn = db.begin_write().map_err(backend)?;
         {
             txn.open_table(OBJECTS).map_err(backend)?;

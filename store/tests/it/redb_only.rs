@@ -24,6 +24,30 @@ async fn redb_data_dir_is_locked_against_a_second_process() {
     }
 }
 
+/// The file holds Secrets (in the clear without an encryption key): only its owner may read
+/// it, a new one and one an older keel left readable by all.
+#[tokio::test]
+async fn redb_data_dir_and_file_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let spec = StoreSpec::Redb {
+        data_dir: data.clone(),
+    };
+    drop(Store::open(&spec).await.unwrap());
+    assert_eq!((mode(&data), mode(&data.join("keel.redb"))), (0o700, 0o600));
+    // As an older keel left them.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        data.join("keel.redb"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    drop(Store::open(&spec).await.unwrap());
+    assert_eq!((mode(&data), mode(&data.join("keel.redb"))), (0o700, 0o600));
+}
+
 /// Not a test on its own: the writer the crash test kills (`KEEL_CRASH_WRITER_DIR` set).
 #[tokio::test]
 async fn crash_writer_child() {
