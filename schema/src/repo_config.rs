@@ -37,6 +37,10 @@ pub enum PodPrivilege {
     /// `securityContext.capabilities.add`: capabilities beyond Docker's default set.
     #[serde(rename = "capabilities")]
     Capabilities,
+    /// `ports[].hostPort`: a port of the node's own addresses (Kubernetes' baseline policy
+    /// forbids it, as it lets a pod take traffic meant for the node).
+    #[serde(rename = "hostPort")]
+    HostPort,
 }
 
 impl PodPrivilege {
@@ -46,6 +50,7 @@ impl PodPrivilege {
             PodPrivilege::HostNetwork => "hostNetwork",
             PodPrivilege::HostPid => "hostPID",
             PodPrivilege::Capabilities => "capabilities",
+            PodPrivilege::HostPort => "hostPort",
         }
     }
 }

@@ -360,6 +360,7 @@ spec:
           capabilities: {{add: [NET_ADMIN], drop: [ALL]}}
           runAsUser: 1000
           runAsGroup: 1000
+        ports: [{{containerPort: 9100, hostPort: 9100}}]
 "
         )
     };
@@ -372,7 +373,7 @@ spec:
     .unwrap();
     std::fs::write(
         dir.path().join("keel.yaml"),
-        "podSecurity:\n  ops: [privileged, hostNetwork, hostPID, capabilities]\n",
+        "podSecurity:\n  ops: [privileged, hostNetwork, hostPID, capabilities, hostPort]\n",
     )
     .unwrap();
     let out = keel(&["validate", "."], dir.path());
@@ -391,6 +392,11 @@ spec:
             "spec.template.spec.containers[0].securityContext.capabilities.add",
             "capabilities",
         ),
+        (
+            19,
+            "spec.template.spec.containers[0].ports[0].hostPort",
+            "hostPort",
+        ),
     ] {
         let want = format!("default.yaml:{line}:");
         let found = stderr.lines().any(|l| {
@@ -403,7 +409,7 @@ spec:
         assert!(found, "{want} {field}: {stderr}");
     }
     assert!(!stderr.contains("ops.yaml"), "allowed in ops: {stderr}");
-    assert_eq!(stderr.matches("Forbidden").count(), 4, "{stderr}");
+    assert_eq!(stderr.matches("Forbidden").count(), 5, "{stderr}");
 
     // A privilege keel does not know, in keel.yaml.
     std::fs::write(

@@ -1,5 +1,5 @@
 //! Pod security policy: privileges that give a pod power over its node (`privileged`,
-//! `hostNetwork`, `hostPID`, added capabilities) are refused unless the repository's
+//! `hostNetwork`, `hostPID`, added capabilities, `hostPort`) are refused unless the repository's
 //! `keel.yaml` allows them in the pod's namespace, as Kubernetes' Pod Security admission
 //! refuses them outside namespaces labelled `privileged`. Every workload's pod template is
 //! checked where it is written, so the error points at the line to change.
@@ -55,6 +55,12 @@ fn privileges(spec: &PodSpec, path: &FieldPath) -> Vec<(PodPrivilege, FieldPath)
         out.push((PodPrivilege::HostPid, path.field("hostPID")));
     }
     for (i, c) in spec.containers.iter().enumerate() {
+        for (j, port) in c.ports.iter().flatten().enumerate() {
+            if port.host_port.is_some_and(|h| h != 0) {
+                let at = path.field("containers").index(i).field("ports").index(j);
+                out.push((PodPrivilege::HostPort, at.field("hostPort")));
+            }
+        }
         let Some(sc) = &c.security_context else {
             continue;
         };
