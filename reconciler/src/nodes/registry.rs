@@ -62,6 +62,9 @@ pub(super) struct Liveness {
     pub(super) unready: std::collections::HashSet<String>,
     /// Each node's pod range, so that a pod address outside it is refused without a read.
     pub(super) pod_cidrs: HashMap<String, ipnet::Ipv4Net>,
+    /// Each node's own address (its InternalIP), the one address a `hostNetwork` pod of its
+    /// may report.
+    pub(super) addresses: HashMap<String, std::net::IpAddr>,
 }
 
 /// Checks what an agent says about itself.
@@ -114,6 +117,13 @@ impl NodeRegistry {
                 if let Some(cidr) = n.spec.pod_cidr.as_deref().and_then(|c| c.parse().ok()) {
                     state.pod_cidrs.insert(name.clone(), cidr);
                 }
+                let internal = n.status.as_ref().and_then(|s| s.addresses.as_ref());
+                if let Some(ip) = internal
+                    .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+                    .and_then(|a| a.address.parse().ok())
+                {
+                    state.addresses.insert(name.clone(), ip);
+                }
             }
             state.seen.insert(name, now);
         }
@@ -142,6 +152,11 @@ impl NodeRegistry {
     /// The pod range of `node`, as last registered.
     pub fn pod_cidr(&self, node: &str) -> Option<ipnet::Ipv4Net> {
         self.state().pod_cidrs.get(node).copied()
+    }
+
+    /// The address `node` registered with, when it is an IP address.
+    pub fn node_address(&self, node: &str) -> Option<std::net::IpAddr> {
+        self.state().addresses.get(node).copied()
     }
 
     /// Counts heartbeats in `counter` (served at `/metrics`).
@@ -326,9 +341,21 @@ impl NodeRegistry {
         state.seen.insert(req.node_name.clone(), Instant::now());
         state.unready.remove(&req.node_name);
         state.pod_cidrs.insert(req.node_name.clone(), pod_cidr);
+        match host_of(&req.address).parse() {
+            Ok(ip) => state.addresses.insert(req.node_name.clone(), ip),
+            Err(_) => state.addresses.remove(&req.node_name),
+        };
         drop(state);
         tracing::info!(node = %req.node_name, address = %req.address, "node registered");
     }
+}
+
+/// The host of an agent's `host:port` address (an IPv6 one without its brackets).
+fn host_of(address: &str) -> &str {
+    address
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']))
+        .unwrap_or_default()
 }
 
 /// `node` (as stored, or new) as its agent describes it now: labels, address, capacity,
@@ -338,11 +365,7 @@ fn registered(
     req: &RegisterRequest,
     certificate_expires: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Node {
-    let host = req
-        .address
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
-        .unwrap_or_default();
+    let host = host_of(&req.address).to_string();
     let capacity: BTreeMap<String, Quantity> = [
         ("cpu", format!("{}m", req.cpu_millis)),
         ("memory", req.memory_bytes.to_string()),

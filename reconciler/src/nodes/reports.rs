@@ -16,12 +16,6 @@ impl NodeRegistry {
     /// Records an event an agent reports about one of its pods (only for pods bound to that
     /// node, with the uid it names; fields are bounded and the type is Normal or Warning).
     pub async fn pod_event(&self, node: &str, event: &keel_agent_protocol::PodEvent) {
-        fn bounded(s: &str, max: usize) -> String {
-            s.chars()
-                .filter(|c| !c.is_control() || *c == '\n')
-                .take(max)
-                .collect()
-        }
         let key = ObjectKey::new(Kind::Pod, &event.namespace, &event.name);
         let Ok(Some(stored)) = self.store.get(&key).await else {
             return;
@@ -49,17 +43,33 @@ impl NodeRegistry {
         });
     }
 
-    /// Why a pod's reported address cannot be its own: a pod on the pod network has an
-    /// address in its node's range, or other nodes would route its traffic elsewhere. A
-    /// `hostNetwork` pod has the node's address.
+    /// Why a pod's reported address cannot be its own. Every node's proxy sends a Service's
+    /// traffic to its pods' addresses, so a node could otherwise point others at their own
+    /// loopback or at a metadata service. As Kubernetes refuses for Endpoints: no loopback,
+    /// link-local, multicast, broadcast or unspecified address. A pod on the pod network has
+    /// an address in its node's range (or other nodes would route its traffic elsewhere); a
+    /// `hostNetwork` pod has the node's own address, whatever that is (on a one-machine
+    /// cluster it can be 127.0.0.1).
     fn foreign_address(&self, node: &str, pod: &Pod, status: &PodStatus) -> Option<String> {
         let ip = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())?;
+        let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
+            return Some(format!("pod IP {:?} is not an IP address", bounded(ip, 64)));
+        };
         if pod.spec.host_network == Some(true) {
-            return None;
+            return match self.node_address(node) {
+                Some(own) if own == addr => None,
+                Some(own) => Some(format!(
+                    "hostNetwork pod IP {ip} is not node {node}'s address {own}"
+                )),
+                None => special_address(addr).map(|why| format!("pod IP {ip} is {why}")),
+            };
+        }
+        if let Some(why) = special_address(addr) {
+            return Some(format!("pod IP {ip} is {why}"));
         }
         let range = self.pod_cidr(node)?;
-        match ip.parse::<std::net::Ipv4Addr>() {
-            Ok(addr) if range.contains(&addr) => None,
+        match addr {
+            std::net::IpAddr::V4(v4) if range.contains(&v4) => None,
             _ => Some(format!(
                 "pod IP {ip} is outside node {node}'s pod range {range}"
             )),
@@ -118,5 +128,34 @@ impl NodeRegistry {
                 }
             }
         }
+    }
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn bounded(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(max)
+        .collect()
+}
+
+/// What makes `addr` an address no Service may send traffic to, if anything.
+fn special_address(addr: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    let link_local = match addr {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    let broadcast = matches!(addr, IpAddr::V4(v4) if v4.is_broadcast());
+    if addr.is_loopback() {
+        Some("a loopback address")
+    } else if link_local {
+        Some("a link-local address")
+    } else if addr.is_multicast() || broadcast {
+        Some("a multicast or broadcast address")
+    } else if addr.is_unspecified() {
+        Some("the unspecified address")
+    } else {
+        None
     }
 }

@@ -409,6 +409,87 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
     assert_eq!(p.status.unwrap().phase, Some(PodPhase::Running));
 }
 
+/// A node cannot make every node's proxy send a Service's traffic to their own loopback, a
+/// metadata service, or anything but its pod's real address.
+#[tokio::test]
+async fn pod_addresses_no_service_may_reach_are_refused() {
+    let mut cp = control_plane(Duration::from_secs(10)).await;
+    cp.client.register(registration("n1")).await.unwrap();
+    let mut uids = std::collections::HashMap::new();
+    for (name, host_network) in [("web", false), ("exporter", true)] {
+        let pod = Object::from_json(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": "n1", "hostNetwork": host_network,
+                     "containers": [{"name": "app", "image": "app:1"}]}
+        }))
+        .unwrap();
+        let stored = cp.store.create(pod).await.unwrap();
+        uids.insert(name, stored.object.meta().uid.clone().unwrap());
+    }
+    let pod_ip = |name: &str| {
+        let store = cp.store.clone();
+        let name = name.to_string();
+        async move {
+            let stored = store
+                .get(&ObjectKey::new(Kind::Pod, "default", &name))
+                .await
+                .unwrap()
+                .unwrap();
+            let Object::Pod(p) = stored.object else {
+                panic!("not a pod")
+            };
+            p.status.and_then(|s| s.pod_ip)
+        }
+    };
+    let mut send = async |name: &str, ip: &str| {
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(StatusReport {
+            node_name: "n1".into(),
+            report: Some(Report::PodStatus(PodStatusUpdate {
+                namespace: "default".into(),
+                name: name.into(),
+                uid: uids[name].clone(),
+                status: serde_json::to_vec(&json!({"phase": "Running", "podIP": ip})).unwrap(),
+                deleted: false,
+            })),
+        })
+        .await
+        .unwrap();
+        drop(tx);
+        cp.client
+            .report_status(ReceiverStream::new(rx))
+            .await
+            .unwrap();
+    };
+    for bad in [
+        "127.0.0.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "fe80::1",
+        "not-an-ip",
+    ] {
+        send("web", bad).await;
+        assert_eq!(pod_ip("web").await, None, "{bad} refused for a pod");
+        send("exporter", bad).await;
+        assert_eq!(
+            pod_ip("exporter").await,
+            None,
+            "{bad} refused for a hostNetwork pod"
+        );
+    }
+    // A hostNetwork pod has its node's address and no other, even one in the pod range.
+    send("exporter", "10.244.0.9").await;
+    assert_eq!(pod_ip("exporter").await, None);
+    send("exporter", "10.0.0.7").await;
+    assert_eq!(pod_ip("exporter").await.as_deref(), Some("10.0.0.7"));
+    send("web", "10.244.0.9").await;
+    assert_eq!(pod_ip("web").await.as_deref(), Some("10.244.0.9"));
+}
+
 #[tokio::test]
 async fn a_live_node_cannot_be_taken_over_from_another_address() {
     let mut cp = control_plane(Duration::from_secs(10)).await;
