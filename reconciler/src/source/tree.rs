@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
-use keel_schema::load::is_manifest_name;
+use git2::{ObjectType, Repository};
+use keel_schema::load::{MAX_FOLDER_DEPTH, is_manifest_name, too_deep_message};
 use keel_schema::repo_config::REPO_CONFIG_FILE;
 use keel_schema::{Revision, SourceFile, load_sources};
 
@@ -35,14 +35,14 @@ pub struct CommitInfo {
     pub time: i64,
 }
 
-/// A repository opened for reading revisions.
 /// What a walk of a tree found.
 #[derive(Default)]
 struct Walked {
     found: Vec<(String, Vec<u8>)>,
-    problems: Vec<(String, &'static str)>,
+    problems: Vec<(String, String)>,
 }
 
+/// A repository opened for reading revisions.
 pub struct RepoTree {
     repo: Repository,
     path: PathBuf,
@@ -123,7 +123,7 @@ impl RepoTree {
             walked
                 .problems
                 .into_iter()
-                .map(|(rel, why)| (shown(&rel), why.to_string()))
+                .map(|(rel, why)| (shown(&rel), why))
                 .collect(),
         );
         let mut files = Vec::new();
@@ -145,47 +145,57 @@ impl RepoTree {
 
     /// The manifests in `tree` (path relative to it, bytes), and the entries that make the
     /// revision invalid instead of being silently skipped (their objects would be pruned).
+    /// The walk keeps its own stack (libgit2's walk recurses, and a committed tree 20,000
+    /// folders deep would overflow the server's stack on every restart) and goes no deeper
+    /// than [`MAX_FOLDER_DEPTH`] folders.
     fn walk(&self, tree: &git2::Tree<'_>) -> Result<Walked, git2::Error> {
         let mut walked = Walked::default();
-        let mut walk_error = None;
-        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-            let Ok(name) = entry.name() else {
-                let raw = String::from_utf8_lossy(entry.name_bytes()).to_string();
-                let why = "file name is not UTF-8; keel cannot read it";
-                walked.problems.push((format!("{dir}{raw}"), why));
-                return TreeWalkResult::Skip;
-            };
-            if name.starts_with('.') {
-                return TreeWalkResult::Skip;
-            }
-            let path = format!("{dir}{name}");
-            if entry.kind() == Some(ObjectType::Commit) {
-                let why = "submodules are not read; commit the manifests into this repository";
-                walked.problems.push((path, why));
-                return TreeWalkResult::Skip;
-            }
-            // 0o120000 is a symbolic link: its blob is a path, not a manifest.
-            let link = entry.filemode() == 0o120000;
-            if link && is_manifest_name(name) {
-                let why = "symbolic links are not followed in git trees; commit the file itself";
-                walked.problems.push((path, why));
-                return TreeWalkResult::Ok;
-            }
-            if entry.kind() == Some(ObjectType::Blob) && !link && is_manifest_name(name) {
-                match entry.to_object(&self.repo).and_then(|o| o.peel_to_blob()) {
-                    Ok(blob) => walked.found.push((path, blob.content().to_vec())),
-                    Err(e) => {
-                        walk_error = Some(e);
-                        return TreeWalkResult::Abort;
+        // (folder, its path with a trailing slash, its depth); popped in reverse so the
+        // walk is pre-order by name, as the file list and its errors are shown.
+        let mut folders = vec![(tree.clone(), String::new(), 0usize)];
+        while let Some((tree, dir, depth)) = folders.pop() {
+            let mut below = Vec::new();
+            for entry in tree.iter() {
+                let Ok(name) = entry.name() else {
+                    let raw = String::from_utf8_lossy(entry.name_bytes()).to_string();
+                    let why = "file name is not UTF-8; keel cannot read it";
+                    walked.problems.push((format!("{dir}{raw}"), why.into()));
+                    continue;
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let path = format!("{dir}{name}");
+                match entry.kind() {
+                    Some(ObjectType::Commit) => {
+                        let why =
+                            "submodules are not read; commit the manifests into this repository";
+                        walked.problems.push((path, why.into()));
                     }
+                    Some(ObjectType::Tree) if depth + 1 > MAX_FOLDER_DEPTH => {
+                        walked.problems.push((path, too_deep_message()));
+                    }
+                    Some(ObjectType::Tree) => {
+                        let sub = entry.to_object(&self.repo)?.peel_to_tree()?;
+                        below.push((sub, format!("{path}/"), depth + 1));
+                    }
+                    // 0o120000 is a symbolic link: its blob is a path, not a manifest.
+                    _ if entry.filemode() == 0o120000 && is_manifest_name(name) => {
+                        let why = "symbolic links are not followed in git trees; commit the file \
+                                   itself";
+                        walked.problems.push((path, why.into()));
+                    }
+                    _ if entry.filemode() == 0o120000 => {}
+                    Some(ObjectType::Blob) if is_manifest_name(name) => {
+                        let blob = entry.to_object(&self.repo)?.peel_to_blob()?;
+                        walked.found.push((path, blob.content().to_vec()));
+                    }
+                    _ => {}
                 }
             }
-            TreeWalkResult::Ok
-        })?;
-        match walk_error {
-            Some(e) => Err(e),
-            None => Ok(walked),
+            folders.extend(below.into_iter().rev());
         }
+        Ok(walked)
     }
 
     /// Loads and validates a whole revision (files keel cannot read are errors in it).

@@ -3,3 +3,4 @@
 mod api;
 mod controllers;
 mod nodes;
+mod source;
