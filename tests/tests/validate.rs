@@ -186,6 +186,79 @@ fn symlinked_manifests_are_reported_as_the_server_would() {
         stderr.contains("repo/web.yaml:1:1: symbolic links are not followed"),
         "{stderr}"
     );
+
+    // A link committed as a manifest and pointing at a private key: neither the link named
+    // on the command line, nor a folder reached through a link, is read or printed.
+    let secret = "MC4CAQAwBQYDK2VwBCIEIEAZMgeXMPmvcXeFmgVicwFGPAX39fBiNq1XRjwbyeqq";
+    let key = format!("-----BEGIN PRIVATE KEY-----\n{secret}\n-----END PRIVATE KEY-----\n");
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("id.yaml"), &key).expect("write");
+    std::os::unix::fs::symlink(
+        outside.path().join("id.yaml"),
+        tmp.path().join("repo/key.yaml"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), tmp.path().join("repo/keys")).expect("symlink");
+    for (arg, shown) in [
+        (
+            "repo/key.yaml",
+            "repo/key.yaml:1:1: symbolic links are not followed",
+        ),
+        (
+            "repo/keys",
+            "repo/keys:1:1: symbolic links are not followed",
+        ),
+        (
+            "repo/keys/id.yaml",
+            "repo/keys/id.yaml:1:1: symbolic links are not followed",
+        ),
+    ] {
+        let out = keel(&["validate", arg], tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{arg}: {stderr}");
+        assert!(stderr.contains(shown), "{arg}: {stderr}");
+        assert!(
+            !stderr.contains("MC4CAQ"),
+            "{arg} printed the key: {stderr}"
+        );
+    }
+    // Named as itself, the key is not a manifest, and only a short excerpt of it is shown.
+    let out = keel(
+        &[
+            "validate",
+            &outside.path().join("id.yaml").to_string_lossy(),
+        ],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("-----BEGIN PRIVATE KEY--…"), "{stderr}");
+    assert!(
+        !stderr.contains("MC4CAQ"),
+        "the key printed whole: {stderr}"
+    );
+}
+
+/// A folder tree deeper than keel reads (64 levels) is a located error, as on the server.
+#[test]
+fn folders_nested_too_deep_are_a_located_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n");
+    std::fs::write(tmp.path().join("top.yaml"), cm("top")).expect("write");
+    let mut deep = tmp.path().to_path_buf();
+    for _ in 0..70 {
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    std::fs::write(deep.join("deep.yaml"), cm("deep")).expect("write");
+    let out = keel(&["validate", "."], tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let at = format!(
+        "{}d:1:1: folders nest deeper than 64 levels",
+        "d/".repeat(64)
+    );
+    assert!(stderr.contains(&at), "{stderr}");
 }
 
 #[test]

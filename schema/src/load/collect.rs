@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{SourceFile, is_manifest_name};
+use super::{MAX_FOLDER_DEPTH, SourceFile, is_manifest_name, too_deep_message};
 use crate::error::ManifestError;
 use crate::repo_config::REPO_CONFIG_FILE;
 
@@ -26,11 +26,25 @@ pub enum CollectError {
 /// Symbolic links inside a directory are reported, not followed.
 pub fn collect_paths(paths: &[PathBuf]) -> Result<Collected, CollectError> {
     let mut out = Collected::default();
+    let cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .map_err(|source| CollectError::Io {
+            path: PathBuf::from("."),
+            source,
+        })?;
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|source| CollectError::Io {
             path: path.clone(),
             source,
         })?;
+        // A path named on the command line is not followed through a link either: a link
+        // committed as `deploy.yaml` and pointing at a private key must not be read, nor
+        // printed in an error.
+        if through_symlink(&cwd, path) {
+            out.problems
+                .push(ManifestError::file(display(path), LINK_NOT_FOLLOWED));
+            continue;
+        }
         if !meta.is_dir() {
             out.files.push(read_source(path, display(path))?);
             continue;
@@ -40,6 +54,7 @@ pub fn collect_paths(paths: &[PathBuf]) -> Result<Collected, CollectError> {
         // not its target; validating the target here would pass what the server rejects.
         let walker = walkdir::WalkDir::new(path)
             .sort_by_file_name()
+            .max_depth(MAX_FOLDER_DEPTH + 1)
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walker {
@@ -53,10 +68,16 @@ pub fn collect_paths(paths: &[PathBuf]) -> Result<Collected, CollectError> {
                     .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
             })?;
             let name = entry.file_name().to_string_lossy();
+            if entry.file_type().is_dir() && entry.depth() > MAX_FOLDER_DEPTH {
+                let at = display(entry.path());
+                out.problems
+                    .push(ManifestError::file(at, too_deep_message()));
+                continue;
+            }
             if entry.path_is_symlink() && is_manifest_name(&name) {
                 out.problems.push(ManifestError::file(
                     display(entry.path()),
-                    "symbolic links are not followed (in git a link is not its target); commit the file itself",
+                    LINK_NOT_FOLLOWED,
                 ));
                 continue;
             }
@@ -75,6 +96,30 @@ pub fn collect_paths(paths: &[PathBuf]) -> Result<Collected, CollectError> {
         }
     }
     Ok(out)
+}
+
+const LINK_NOT_FOLLOWED: &str =
+    "symbolic links are not followed (in git a link is not its target); commit the file itself";
+
+/// Whether `path` is a symbolic link, or is reached through one inside the tree `cwd` (the
+/// repository, whose links a committer controls): its real path is not the one its name
+/// spells. Folders above the tree are the user's own choice and may be links.
+fn through_symlink(cwd: &Path, path: &Path) -> bool {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return true;
+    }
+    use std::path::Component;
+    let mut spelled = PathBuf::new();
+    for part in cwd.join(path).components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                spelled.pop();
+            }
+            other => spelled.push(other),
+        }
+    }
+    spelled.starts_with(cwd) && std::fs::canonicalize(path).map_or(true, |real| real != spelled)
 }
 
 /// What [`collect_paths`] found: manifest files, the repo config, and entries that cannot

@@ -91,7 +91,7 @@ impl Manifest {
                 .then(|| self.object.namespace().to_string()),
             name: Some(self.object.name().to_string()),
             field: (!path.is_empty()).then(|| path.to_string()),
-            message: message.into(),
+            message: crate::error::excerpt_quoted(&message.into()),
         }
     }
 }
@@ -100,6 +100,17 @@ impl Revision {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }
+}
+
+/// How many folders deep a revision's manifests may be, in git trees and on disk alike
+/// (repositories rarely go past five; a bound keeps a hostile tree from exhausting a walk).
+pub const MAX_FOLDER_DEPTH: usize = 64;
+
+/// Why a folder too deep to read is reported, not walked.
+pub fn too_deep_message() -> String {
+    format!(
+        "folders nest deeper than {MAX_FOLDER_DEPTH} levels here; keel does not read below that"
+    )
 }
 
 /// True for file names keel reads as manifests.
@@ -167,7 +178,7 @@ impl Loader {
             namespace: subject.namespace.clone(),
             name: subject.name.clone(),
             field,
-            message,
+            message: crate::error::excerpt_quoted(&message),
         });
     }
 
