@@ -325,22 +325,6 @@ async fn pod_network(args: &Args, config: &AgentConfig) -> Result<Arc<Cni>, Stri
     Ok(Arc::new(cni))
 }
 
-/// Every proxied connection holds two sockets (and two pipe ends while splicing), every UDP
-/// session one: the default soft limit of 1024 open files would cap a node at a few hundred
-/// connections. The soft limit goes up to the hard one, as dockerd and the kubelet do.
-fn raise_open_files_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!(soft, hard, error = %e, "cannot raise the open files limit");
-            }
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -358,7 +342,9 @@ async fn main() {
         eprintln!("keel-agent: cannot create the data dir: {e}");
         std::process::exit(2);
     }
-    raise_open_files_limit();
+    // Every proxied connection holds two sockets (and two pipe ends while splicing), every
+    // UDP session one: the default soft limit of 1024 would cap a node at a few hundred.
+    keel_tls::listen::raise_open_files_limit();
     if args.insecure {
         eprintln!(
             "keel-agent: WARNING: --insecure: the agent's API is plaintext and unauthenticated; \

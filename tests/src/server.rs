@@ -16,6 +16,8 @@ pub struct Server {
     pub data: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The open-files limit the server runs under, if not this process's.
+    open_files: Option<u64>,
 }
 
 impl Server {
@@ -26,7 +28,14 @@ impl Server {
     /// As [`Server::start`], with extra environment variables (`RUST_LOG`, say).
     pub fn start_with_env(repo: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("data dir");
-        Server::start_in(data, repo, extra, env)
+        Server::start_in(data, repo, extra, env, None)
+    }
+
+    /// As [`Server::start`], allowed `open_files` file descriptors (soft and hard, as
+    /// `ulimit -n` sets them).
+    pub fn start_with_open_files(repo: &str, extra: &[&str], open_files: u64) -> Server {
+        let data = tempfile::tempdir().expect("data dir");
+        Server::start_in(data, repo, extra, &[], Some(open_files))
     }
 
     /// Another server of `first`'s cluster (both on one etcd, given in `extra`): it shares
@@ -47,7 +56,7 @@ impl Server {
             .status()
             .expect("cp runs");
         assert!(copied.success(), "copying the cluster identity");
-        Server::start_in(data, repo, extra, &[])
+        Server::start_in(data, repo, extra, &[], None)
     }
 
     fn start_in(
@@ -55,6 +64,7 @@ impl Server {
         repo: &str,
         extra: &[&str],
         env: &[(&str, &str)],
+        open_files: Option<u64>,
     ) -> Server {
         let port = free_port();
         // `--agent-listen` in `extra` (agents in node hosts reach the machine on its LAN
@@ -107,6 +117,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            open_files,
         };
         server.spawn();
         server
@@ -123,7 +134,18 @@ impl Server {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        let child = Command::new(binary("keel"))
+        // prlimit execs the server, so the child's pid is the server's.
+        let mut command = match self.open_files {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(binary("keel"));
+                c
+            }
+            None => Command::new(binary("keel")),
+        };
+        let child = command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())

@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod files;
 pub mod identity;
 pub mod join_token;
+pub mod listen;
 pub mod transport;
 
 pub use ca::ClusterCa;

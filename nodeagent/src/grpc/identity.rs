@@ -291,9 +291,12 @@ async fn join(
         })
         .await
         .map_err(|s| match s.code() {
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-                IdentityError::Retry(s.message().to_string())
-            }
+            // A connection the server closed mid-call (busy, restarting, or shedding
+            // certificate-less connections under a flood) is tried again.
+            tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled => IdentityError::Retry(s.message().to_string()),
             _ => IdentityError::Fatal(s.message().to_string()),
         })?
         .into_inner();

@@ -188,5 +188,6 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let router = tonic::transport::Server::builder().add_service(svc);
-    keel_tls::transport::serve(router, listener, tls, shutdown).await
+    let caps = keel_tls::transport::Caps::for_open_files(keel_tls::listen::open_files_limit());
+    keel_tls::transport::serve(router, listener, tls, caps, shutdown).await
 }

@@ -151,9 +151,8 @@ fn start_events(tasks: &Tasks, store: &keel_store::Store, me: &str) -> Recorder 
 fn start_http(tasks: &Tasks, listener: tokio::net::TcpListener, state: crate::http::AppState) {
     let stop = tasks.stop();
     tasks.spawn_critical("the HTTP API", async move {
-        axum::serve(listener, crate::http::router(state))
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
+        crate::http::serve::serve(listener, crate::http::router(state), stop).await;
+        Ok::<(), std::io::Error>(())
     });
 }
 

@@ -28,6 +28,10 @@ pub struct Opened {
 }
 
 pub async fn open(config: &Config) -> anyhow::Result<Opened> {
+    // Connections, git, the store and logs all take file descriptors; the listeners' caps
+    // are sized from this limit.
+    let open_files = keel_tls::listen::raise_open_files_limit();
+    tracing::debug!(open_files, "open files limit");
     keel_tls::files::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let spec = StoreSpec::parse(config.store.as_deref(), config.data_dir.clone())?;

@@ -10,6 +10,7 @@
 //! - [`objects`]: every kind at its Kubernetes path; [`logs`]: a pod's logs from its agent.
 //! - [`keel`]: status, history, applied objects, `/metrics`; [`plan`]: `keel plan --server`.
 //! - [`tokens`]: join tokens; [`webhook`]: GitHub push webhooks.
+//! - [`serve`]: the accept loop, with connection caps and timeouts.
 //! - [`leader`]: `/healthz`, and what a follower passes on to the leader (webhooks, the
 //!   sync status).
 
@@ -21,6 +22,7 @@ pub mod logs;
 pub mod nodes;
 pub mod objects;
 pub mod plan;
+pub mod serve;
 pub mod state;
 pub mod tokens;
 pub mod webhook;

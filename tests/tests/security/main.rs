@@ -3,6 +3,7 @@
 //! are checked, and no Secret value appears in anything keel prints or logs.
 
 mod agent;
+mod exhaustion;
 mod mtls;
 mod privileges;
 mod renewal;

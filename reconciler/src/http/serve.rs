@@ -1,0 +1,90 @@
+//! Serving the HTTP API on a listener, so that idle or slow clients cannot take it down.
+//!
+//! - Headers must arrive within 10 s of a connection opening or going idle (hyper's header
+//!   read timeout, which also ends idle keep-alive connections).
+//! - At most [`connection_cap`] connections are served at once. Beyond them a few spare
+//!   slots stay for quick requests such as `/healthz` probes: a connection in a spare slot
+//!   must send its headers within 1 s and is closed after one answer. Beyond those, a
+//!   connection is closed as soon as it is accepted, so it holds no file descriptor.
+//! - Accept errors back off instead of spinning and flooding the log.
+
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use keel_tls::listen::{Acceptor, Slots, connection_cap};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long a client may take to send a request's headers, from connecting or from its
+/// last answer.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same, for a connection in a spare slot.
+const SPARE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Connections served beyond the cap, one request each.
+const SPARE_SLOTS: usize = 32;
+/// How long open connections get to finish after shutdown starts.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `stop`, then lets open requests finish (at most
+/// [`DRAIN`]).
+pub async fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+    let cap = connection_cap(keel_tls::listen::open_files_limit());
+    let (regular, spare) = (Slots::new(cap), Slots::new(SPARE_SLOTS));
+    let mut acceptor = Acceptor::new(listener, "HTTP API");
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
+            _ = stop.cancelled() => break,
+        };
+        let (slot, hurried) = match regular.try_take() {
+            Some(slot) => (slot, false),
+            None => match spare.try_take() {
+                Some(slot) => (slot, true),
+                None => {
+                    tracing::debug!(%peer, "refused a connection: too many open");
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        // HTTP/1.1 only: sniffing for HTTP/2 would wait for a first byte with no timeout.
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(if hurried {
+                SPARE_HEADER_TIMEOUT
+            } else {
+                HEADER_TIMEOUT
+            })
+            .keep_alive(!hurried);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                // Answers in flight finish; the connection then closes.
+                _ = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            }
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(DRAIN, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open after {DRAIN:?}; closing them");
+    }
+}
