@@ -36,6 +36,7 @@ impl ClusterCa {
     /// The CA in `dir` (`ca.crt`, `ca.key`), made there when neither exists.
     pub fn load_or_create(dir: &Path) -> Result<ClusterCa, Error> {
         let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
+        files::recover_key_pair(&key_path, &cert_path)?;
         match (
             files::read_optional(&cert_path)?,
             files::read_optional(&key_path)?,
@@ -43,8 +44,12 @@ impl ClusterCa {
             (Some(cert), Some(key)) => Self::from_pem(&cert, &key, &cert_path, &key_path),
             (None, None) => {
                 let ca = Self::generate()?;
-                files::write_private(&key_path, ca.key.serialize_pem().as_bytes())?;
-                files::write_public(&cert_path, ca.cert_pem.as_bytes())?;
+                files::write_key_pair(
+                    &key_path,
+                    ca.key.serialize_pem().as_bytes(),
+                    &cert_path,
+                    ca.cert_pem.as_bytes(),
+                )?;
                 tracing::info!(path = %cert_path.display(), fingerprint = %ca.fingerprint(), "created the cluster CA");
                 Ok(ca)
             }

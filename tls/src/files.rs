@@ -1,5 +1,6 @@
-//! Key and certificate files: written whole (a temporary file renamed over the old one, so a
-//! crash never leaves half a key) and private keys readable by their owner only.
+//! Key and certificate files: written whole (a temporary file renamed over the old one, then
+//! the directory synced, so a crash never leaves half a key nor loses the rename), a key and
+//! its certificate replaced as a pair, and private keys readable by their owner only.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -46,7 +47,67 @@ fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(io)?;
     // An existing file keeps its mode across rename; set it in case it was wider.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    sync_dir(dir)
+}
+
+/// Makes the renames in `dir` durable: without this, a power loss can bring back the old
+/// name after the new file's data was synced.
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::File(dir.display().to_string(), e.to_string()))
+}
+
+/// The name a pair's new file waits under until the pair is complete.
+fn pending(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    path.with_file_name(name)
+}
+
+/// Replaces a private key and its certificate together: a crash at any point leaves either
+/// the old pair or the new one once [`recover_key_pair`] has run, never a key with another
+/// key's certificate (which would lock the node or the server out until someone intervened).
+///
+/// Both new files are written whole beside the old ones (`KEY.new`, then `CERT.new`), then
+/// renamed over them, key first. `CERT.new` existing means the new pair is complete.
+pub fn write_key_pair(
+    key_path: &Path,
+    key: &[u8],
+    cert_path: &Path,
+    cert: &[u8],
+) -> Result<(), Error> {
+    write(&pending(key_path), key, 0o600)?;
+    write(&pending(cert_path), cert, 0o644)?;
+    finish_pair(key_path, cert_path)
+}
+
+/// Completes or discards a pair [`write_key_pair`] was writing when the process died. Call
+/// it before reading the pair.
+pub fn recover_key_pair(key_path: &Path, cert_path: &Path) -> Result<(), Error> {
+    let (new_key, new_cert) = (pending(key_path), pending(cert_path));
+    if new_cert.exists() {
+        // The new pair was complete: finish moving it in.
+        return finish_pair(key_path, cert_path);
+    }
+    if new_key.exists() {
+        // Died before the certificate was written: the old pair stands.
+        std::fs::remove_file(&new_key)
+            .map_err(|e| Error::File(new_key.display().to_string(), e.to_string()))?;
+    }
     Ok(())
+}
+
+fn finish_pair(key_path: &Path, cert_path: &Path) -> Result<(), Error> {
+    for path in [key_path, cert_path] {
+        let from = pending(path);
+        // The key may have been moved in already, before a crash.
+        if from.exists() {
+            std::fs::rename(&from, path)
+                .map_err(|e| Error::File(path.display().to_string(), e.to_string()))?;
+        }
+    }
+    sync_dir(key_path.parent().unwrap_or(Path::new(".")))
 }
 
 /// The text of `path`, or `None` when it does not exist.
@@ -68,6 +129,44 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_pair_is_replaced_whole_whatever_step_a_crash_stops_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("node.key"), dir.path().join("node.crt"));
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        let pair = || (read(&key), read(&cert));
+        write_key_pair(&key, b"key1", &cert, b"cert1").unwrap();
+        assert_eq!(pair(), ("key1".into(), "cert1".into()));
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        // Died after the new key only: the old pair stands.
+        write(&pending(&key), b"key2", 0o600).unwrap();
+        recover_key_pair(&key, &cert).unwrap();
+        assert_eq!(pair(), ("key1".into(), "cert1".into()));
+        assert!(!pending(&key).exists());
+
+        // Died with both new files written: the new pair goes in.
+        write(&pending(&key), b"key3", 0o600).unwrap();
+        write(&pending(&cert), b"cert3", 0o644).unwrap();
+        recover_key_pair(&key, &cert).unwrap();
+        assert_eq!(pair(), ("key3".into(), "cert3".into()));
+
+        // Died between the two renames: the certificate follows its key.
+        write(&pending(&cert), b"cert4", 0o644).unwrap();
+        write(&key, b"key4", 0o600).unwrap();
+        recover_key_pair(&key, &cert).unwrap();
+        assert_eq!(pair(), ("key4".into(), "cert4".into()));
+        recover_key_pair(&key, &cert).unwrap();
+        assert_eq!(
+            pair(),
+            ("key4".into(), "cert4".into()),
+            "nothing left to do"
+        );
+    }
 
     #[test]
     fn a_data_dir_is_made_private_and_an_open_one_is_closed() {

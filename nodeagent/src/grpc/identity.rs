@@ -91,6 +91,7 @@ impl NodeIdentity {
         node: &str,
         token: Option<&JoinToken>,
     ) -> anyhow::Result<Option<Arc<NodeIdentity>>> {
+        files::recover_key_pair(&dir.join("node.key"), &dir.join("node.crt"))?;
         let (Some(ca), Some(cert), Some(key)) = (
             files::read_optional(&dir.join("ca.crt"))?,
             files::read_optional(&dir.join("node.crt"))?,
@@ -248,8 +249,12 @@ impl NodeIdentity {
             Identity::of_certificate(&new.leaf()) == Some(Identity::Node(self.node.clone())),
             "the control plane renewed the certificate for another identity"
         );
-        files::write_private(&self.dir.join("node.key"), key.as_bytes())?;
-        files::write_public(&self.dir.join("node.crt"), cert.as_bytes())?;
+        files::write_key_pair(
+            &self.dir.join("node.key"),
+            key.as_bytes(),
+            &self.dir.join("node.crt"),
+            cert.as_bytes(),
+        )?;
         self.credentials.replace(&cert, &key)?;
         Ok(())
     }
@@ -316,9 +321,15 @@ async fn join(
         };
         r.map_err(|e| fatal(e.to_string()))
     };
-    write("node.key", &key, true)?;
-    write("node.crt", &answer.certificate, false)?;
+    // The CA first: a pair without its CA is unusable, a CA without a pair is joined again.
     write("ca.crt", &answer.ca_certificate, false)?;
+    files::write_key_pair(
+        &dir.join("node.key"),
+        key.as_bytes(),
+        &dir.join("node.crt"),
+        answer.certificate.as_bytes(),
+    )
+    .map_err(|e| fatal(e.to_string()))?;
     tracing::info!(node, dir = %dir.display(), "joined the cluster: node certificate stored");
     Ok(())
 }

@@ -104,6 +104,10 @@ impl ControlPlanePki {
 /// The control plane's certificate and key from `dir`, if present, from this CA and not due
 /// for renewal.
 fn own_certificate(dir: &Path, ca: &ClusterCa) -> anyhow::Result<Option<(String, String)>> {
+    files::recover_key_pair(
+        &dir.join("control-plane.key"),
+        &dir.join("control-plane.crt"),
+    )?;
     let (Some(cert), Some(key)) = (
         files::read_optional(&dir.join("control-plane.crt"))?,
         files::read_optional(&dir.join("control-plane.key"))?,
@@ -126,7 +130,11 @@ fn own_certificate(dir: &Path, ca: &ClusterCa) -> anyhow::Result<Option<(String,
 fn issue_own(dir: &Path, ca: &ClusterCa, validity: Duration) -> anyhow::Result<(String, String)> {
     let (leaf, key) = ca.issue_with_key(&Identity::ControlPlane, validity)?;
     let chain = format!("{leaf}{}", ca.cert_pem());
-    files::write_private(&dir.join("control-plane.key"), key.as_bytes())?;
-    files::write_public(&dir.join("control-plane.crt"), chain.as_bytes())?;
+    files::write_key_pair(
+        &dir.join("control-plane.key"),
+        key.as_bytes(),
+        &dir.join("control-plane.crt"),
+        chain.as_bytes(),
+    )?;
     Ok((chain, key))
 }
