@@ -93,6 +93,7 @@ async fn measure(store: &Store, base: &Object, runs: usize) -> Figures {
             .apply_batch(Batch {
                 label: format!("bench {run}"),
                 ops,
+                record: None,
             })
             .await
             .expect("batch applies");

@@ -89,6 +89,9 @@ pub struct Batch {
     /// What the batch is, for logs and recovery (`revision 1a2b3c`).
     pub label: String,
     pub ops: Vec<BatchOp>,
+    /// The sync history record written in the same transaction as the ops (a git revision's
+    /// "applied"), so a crash cannot keep the objects and lose the record.
+    pub record: Option<SyncRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -217,6 +217,7 @@ pub fn plan_batch(
         Batch {
             label: format!("revision {}", commit.short),
             ops,
+            record: None,
         },
         counts,
     ))
@@ -250,8 +251,12 @@ pub async fn apply_revision(
     let outcome = attempt(store, commit, revision, network).await;
     let quiet_resync = !new_commit && matches!(&outcome, Ok(a) if !a.changed());
     // Store trouble is transient and retried: the history records what the revision
-    // itself came to, once.
-    if quiet_resync || matches!(outcome, Err(ApplyError::Store(_))) {
+    // itself came to, once. A revision that changed objects was recorded with them, in
+    // their batch.
+    if quiet_resync
+        || matches!(outcome, Err(ApplyError::Store(_)))
+        || matches!(&outcome, Ok(a) if a.changed())
+    {
         return outcome;
     }
     let (result, error) = match &outcome {
@@ -306,6 +311,17 @@ async fn attempt(
             counts.store_revision = store.revision().await?;
             return Ok(counts);
         }
+        let batch = Batch {
+            record: Some(SyncRecord {
+                commit: commit.id.clone(),
+                time: Utc::now(),
+                result: SyncResult::Applied,
+                error: None,
+                author: Some(commit.author.clone()),
+                message: Some(commit.summary.clone()),
+            }),
+            ..batch
+        };
         match store.apply_batch(batch).await {
             Ok(rev) => {
                 counts.store_revision = rev;

@@ -36,6 +36,9 @@ struct Head {
     next: usize,
     /// Why the batch is being undone, for the error returned at the end.
     reason: Option<String>,
+    /// The sync record written when the batch finishes applied (by whoever finishes it).
+    #[serde(default)]
+    record: Option<crate::SyncRecord>,
 }
 
 /// How a driven batch ended.
@@ -63,7 +66,15 @@ impl EtcdStore {
         let (planned, _) = self.plan(&batch.ops).await?;
         let chunks = chunk(planned);
         if chunks.len() == 1 && stop_after.is_none() {
-            return self.commit_unlocked(&chunks[0]).await;
+            let also = match &batch.record {
+                Some(record) => vec![self.history_put(record)?],
+                None => Vec::new(),
+            };
+            let revision = self.commit_unlocked(&chunks[0], &also).await?;
+            if batch.record.is_some() {
+                self.trim_history().await?;
+            }
+            return Ok(revision);
         }
         let head = Head {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -72,6 +83,7 @@ impl EtcdStore {
             state: "apply".into(),
             next: 0,
             reason: None,
+            record: batch.record.clone(),
         };
         self.write_intent(&head, &chunks).await?;
         tracing::debug!(label = %batch.label, chunks = chunks.len(), "batch intent recorded");
@@ -83,7 +95,12 @@ impl EtcdStore {
             .await
             .map_err(|e| StoreError::Backend(e.to_string()))??
         {
-            Outcome::Applied(revision) => Ok(revision),
+            Outcome::Applied(revision) => {
+                if batch.record.is_some() {
+                    self.trim_history().await?;
+                }
+                Ok(revision)
+            }
             Outcome::Undone(conflict) => Err(conflict),
         }
     }
@@ -357,17 +374,19 @@ impl EtcdStore {
 
     /// Deletes the head and the intent's data, if the head is still as left; the revision.
     async fn finish_intent(&self, head: &Head, head_rev: i64) -> Result<u64> {
+        let mut writes = vec![
+            TxnOp::delete(self.head_key(), None),
+            TxnOp::delete(
+                self.data_prefix(&head.id),
+                Some(DeleteOptions::new().with_prefix()),
+            ),
+        ];
+        // Applied: the history says so in the same transaction that ends the batch.
+        if let (Some(record), "apply") = (&head.record, head.state.as_str()) {
+            writes.push(self.history_put(record)?);
+        }
         let resp = self
-            .guarded_txn(
-                vec![self.head_at(head_rev)],
-                vec![
-                    TxnOp::delete(self.head_key(), None),
-                    TxnOp::delete(
-                        self.data_prefix(&head.id),
-                        Some(DeleteOptions::new().with_prefix()),
-                    ),
-                ],
-            )
+            .guarded_txn(vec![self.head_at(head_rev)], writes)
             .await?;
         if !resp.succeeded() {
             return Err(StoreError::Backend(

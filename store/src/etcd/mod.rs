@@ -391,7 +391,7 @@ impl EtcdStore {
         loop {
             attempt += 1;
             let (planned, results) = self.plan(std::slice::from_ref(&op)).await?;
-            match self.commit_unlocked(&planned).await {
+            match self.commit_unlocked(&planned, &[]).await {
                 Ok(revision) => {
                     let mut stored = results
                         .into_iter()
@@ -464,7 +464,8 @@ impl EtcdStore {
 
     /// Writes a plan that fits one transaction, provided no batch holds the lock. A batch
     /// left by someone else is finished first.
-    async fn commit_unlocked(&self, ops: &[Op]) -> Result<u64> {
+    /// Commits `ops` in one transaction, with `also` (a history record) written with them.
+    async fn commit_unlocked(&self, ops: &[Op], also: &[TxnOp]) -> Result<u64> {
         for _ in 0..5 {
             let mut compares = vec![Compare::create_revision(
                 self.head_key(),
@@ -472,7 +473,9 @@ impl EtcdStore {
                 0,
             )];
             compares.extend(Self::compares(ops));
-            let resp = self.guarded_txn(compares, Self::writes(ops)).await?;
+            let mut writes = Self::writes(ops);
+            writes.extend(also.iter().cloned());
+            let resp = self.guarded_txn(compares, writes).await?;
             if resp.succeeded() {
                 return Ok(resp
                     .header()
@@ -523,23 +526,33 @@ impl EtcdStore {
         format!("{}/history/", self.prefix)
     }
 
-    pub async fn record_sync(&self, record: SyncRecord) -> Result<()> {
-        let mut kv = self.kv.clone();
-        // Time first so keys sort by age; the random tail keeps concurrent records apart.
+    /// The put of `record` into the history: time first, so keys sort by age; the random
+    /// tail keeps concurrent records apart.
+    pub(super) fn history_put(&self, record: &SyncRecord) -> Result<TxnOp> {
         let key = format!(
             "{}{:020}-{}",
             self.history_prefix(),
             record.time.timestamp_micros().max(0),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        Ok(TxnOp::put(key, to_json(record)?, None))
+    }
+
+    pub async fn record_sync(&self, record: SyncRecord) -> Result<()> {
         let resp = self
-            .guarded_txn(Vec::new(), vec![TxnOp::put(key, to_json(&record)?, None)])
+            .guarded_txn(Vec::new(), vec![self.history_put(&record)?])
             .await?;
         if !resp.succeeded() {
             return Err(StoreError::Backend(
                 "the sync record was not written".into(),
             ));
         }
+        self.trim_history().await
+    }
+
+    /// Drops the oldest records past the limit (best effort: a crash leaves a few extra).
+    pub(super) async fn trim_history(&self) -> Result<()> {
+        let mut kv = self.kv.clone();
         let resp = kv
             .get(
                 self.history_prefix(),

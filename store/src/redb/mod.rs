@@ -229,11 +229,18 @@ impl RedbStore {
 
     pub async fn apply_batch(&self, batch: Batch) -> Result<u64> {
         super::codec::check_distinct(&batch)?;
+        let record = batch
+            .record
+            .as_ref()
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(backend)?;
         self.blocking(move |inner| {
             let (_, revision) = Self::write(inner, |tx| {
                 for op in &batch.ops {
                     tx.apply(op)?;
                 }
+                tx.history = record;
                 Ok(())
             })?;
             Ok(revision)
@@ -287,18 +294,7 @@ impl RedbStore {
         self.blocking(move |inner| {
             let _guard = inner.write.lock().unwrap_or_else(|p| p.into_inner());
             let txn = inner.db.begin_write().map_err(backend)?;
-            {
-                let mut history = txn.open_table(HISTORY).map_err(backend)?;
-                let next = history
-                    .last()
-                    .map_err(backend)?
-                    .map(|(k, _)| k.value() + 1)
-                    .unwrap_or(1);
-                history.insert(next, json.as_slice()).map_err(backend)?;
-                while history.len().map_err(backend)? > HISTORY_LIMIT as u64 {
-                    history.pop_first().map_err(backend)?;
-                }
-            }
+            append_history(&txn, &json)?;
             txn.commit().map_err(backend)
         })
         .await
@@ -357,4 +353,19 @@ fn read_meta(inner: &Inner, key: &str) -> Result<u64> {
         .map_err(backend)?
         .map(|v| v.value())
         .unwrap_or(0))
+}
+
+/// Appends a sync record to the history in `txn`, dropping the oldest past the limit.
+pub(super) fn append_history(txn: &::redb::WriteTransaction, json: &[u8]) -> Result<()> {
+    let mut history = txn.open_table(HISTORY).map_err(backend)?;
+    let next = history
+        .last()
+        .map_err(backend)?
+        .map(|(k, _)| k.value() + 1)
+        .unwrap_or(1);
+    history.insert(next, json).map_err(backend)?;
+    while history.len().map_err(backend)? > HISTORY_LIMIT as u64 {
+        history.pop_first().map_err(backend)?;
+    }
+    Ok(())
 }

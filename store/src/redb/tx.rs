@@ -27,6 +27,8 @@ pub(super) struct Tx<'t, 'c> {
     revision: u64,
     events: Vec<(WatchEventType, Vec<u8>, Object)>,
     cipher: Option<&'c SecretCipher>,
+    /// A sync record (JSON) to append to the history in this transaction, if it writes.
+    pub(super) history: Option<Vec<u8>>,
 }
 
 impl Tx<'_, '_> {
@@ -118,6 +120,7 @@ impl RedbStore {
                 revision,
                 events: Vec::new(),
                 cipher: inner.cipher.as_deref(),
+                history: None,
             };
             // On error the transaction is dropped uncommitted: nothing is written.
             let value = f(&mut tx)?;
@@ -132,6 +135,9 @@ impl RedbStore {
                 .insert(revision, change_record(&tx.events)?.as_slice())
                 .map_err(backend)?;
             trim_changes(&mut changes, &mut meta)?;
+            if let Some(record) = tx.history.take() {
+                super::append_history(&txn, &record)?;
+            }
             let Tx {
                 objects,
                 events: written,

@@ -36,6 +36,7 @@ async fn etcd_batch_interrupted_mid_way_is_finished_on_restart() {
             Batch {
                 label: "revision interrupted".into(),
                 ops,
+                record: None,
             },
             Some(2),
         )
@@ -129,7 +130,8 @@ async fn etcd_a_10000_object_batch_interrupted_is_finished_on_restart() {
             .apply_batch_until(
                 Batch {
                     label: "revision big".into(),
-                    ops
+                    ops,
+                    record: None,
                 },
                 Some(30)
             )
@@ -189,7 +191,8 @@ async fn etcd_recovery_that_meets_a_conflict_undoes_the_whole_batch() {
             .apply_batch_until(
                 Batch {
                     label: "revision doomed".into(),
-                    ops
+                    ops,
+                    record: None,
                 },
                 Some(2)
             )
@@ -245,7 +248,8 @@ async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
             .apply_batch_until(
                 Batch {
                     label: "revision held".into(),
-                    ops
+                    ops,
+                    record: None,
                 },
                 Some(1)
             )
@@ -271,6 +275,7 @@ async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
         .apply_batch(Batch {
             label: "revision large".into(),
             ops,
+            record: None,
         })
         .await
         .expect("large batch");
@@ -294,6 +299,7 @@ async fn etcd_writes_wait_for_a_batch_in_flight_and_large_values_fit() {
         .apply_batch(Batch {
             label: "revision large 2".into(),
             ops,
+            record: None,
         })
         .await
         .expect("large update");
@@ -409,6 +415,7 @@ async fn etcd_a_fenced_store_writes_nothing_after_its_term_ends() {
         old.apply_batch(Batch {
             label: "late revision".into(),
             ops: many,
+            record: None,
         })
         .await
         .map(|_| ()),
@@ -439,4 +446,50 @@ async fn etcd_a_fenced_store_writes_nothing_after_its_term_ends() {
         .await
         .expect("the new term writes");
     assert!(store.revision().await.unwrap() > before);
+}
+
+/// A batch whose process died mid-way is finished by the next writer, and its "applied"
+/// record with it, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_an_interrupted_batch_is_recorded_once_when_finished() {
+    let Some((_server, _endpoints, store)) = etcd_store().await else {
+        return;
+    };
+    let ops = (0..250)
+        .map(|i| BatchOp::Create(configmap("default", &format!("r{i}"), &[], "x")))
+        .collect();
+    let record = keel_store::SyncRecord {
+        commit: "interrupted".into(),
+        time: chrono::Utc::now(),
+        result: keel_store::SyncResult::Applied,
+        error: None,
+        author: None,
+        message: None,
+    };
+    let died = store
+        .apply_batch_until(
+            Batch {
+                label: "revision interrupted".into(),
+                ops,
+                record: Some(record),
+            },
+            Some(1),
+        )
+        .await;
+    assert!(died.is_err());
+    assert!(
+        store.history(10).await.unwrap().is_empty(),
+        "not applied yet"
+    );
+    store
+        .create(configmap("default", "after", &[], "x"))
+        .await
+        .expect("a write finishes the batch first");
+    let history = store.history(10).await.unwrap();
+    let commits: Vec<&str> = history.iter().map(|r| r.commit.as_str()).collect();
+    assert_eq!(commits, ["interrupted"]);
+    assert_eq!(
+        store.list(Kind::ConfigMap, None).await.unwrap().items.len(),
+        251
+    );
 }

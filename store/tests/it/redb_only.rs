@@ -78,6 +78,7 @@ async fn crash_writer_child() {
             .apply_batch(Batch {
                 label: format!("batch {i}"),
                 ops,
+                record: None,
             })
             .await
             .unwrap();

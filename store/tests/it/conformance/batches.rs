@@ -1,7 +1,7 @@
 //! Batches are whole or nothing, and concurrent writers each get their own outcome.
 
 use keel_schema::Kind;
-use keel_store::{Batch, BatchOp, StoreError};
+use keel_store::{Batch, BatchOp, StoreError, SyncRecord, SyncResult};
 
 use super::{Backend, configmap, key, value_of};
 
@@ -22,6 +22,7 @@ pub(super) async fn a_batch_is_applied_whole_or_not_at_all(b: &mut Backend) {
                 expected: c.resource_version + 1000,
             },
         ],
+        record: None,
     };
     assert!(matches!(
         s.apply_batch(bad).await,
@@ -53,6 +54,7 @@ pub(super) async fn a_batch_is_applied_whole_or_not_at_all(b: &mut Backend) {
             }
             .clone(),
         ],
+        record: None,
     };
     // Creating and deleting one key in one batch is ambiguous: refused, nothing written.
     assert!(s.apply_batch(good).await.is_err());
@@ -66,6 +68,7 @@ pub(super) async fn a_batch_is_applied_whole_or_not_at_all(b: &mut Backend) {
                 expected: c.resource_version,
             },
         ],
+        record: None,
     };
     let revision = s.apply_batch(good).await.expect("batch applies");
     assert!(revision > before);
@@ -85,6 +88,7 @@ pub(super) async fn a_large_batch_is_whole_too(b: &mut Backend) {
     s.apply_batch(Batch {
         label: "big".into(),
         ops,
+        record: None,
     })
     .await
     .expect("1000 creates");
@@ -109,7 +113,8 @@ pub(super) async fn a_large_batch_is_whole_too(b: &mut Backend) {
     assert!(matches!(
         s.apply_batch(Batch {
             label: "stale".into(),
-            ops
+            ops,
+            record: None,
         })
         .await,
         Err(StoreError::Conflict { .. })
@@ -190,4 +195,52 @@ pub(super) async fn concurrent_writers_each_get_their_own_outcome(b: &mut Backen
         }
     }
     assert_eq!((created, exists), (49, 15));
+}
+
+fn record(commit: &str) -> SyncRecord {
+    SyncRecord {
+        commit: commit.into(),
+        time: chrono::Utc::now(),
+        result: SyncResult::Applied,
+        error: None,
+        author: Some("a".into()),
+        message: Some("m".into()),
+    }
+}
+
+/// A revision's objects and its "applied" record are one write: both or neither.
+pub(super) async fn a_batch_writes_its_sync_record_with_it(b: &mut Backend) {
+    let s = &b.store;
+    let c = s
+        .create(configmap("default", "rec", &[], "v1"))
+        .await
+        .unwrap();
+    s.apply_batch(Batch {
+        label: "revision good".into(),
+        ops: vec![BatchOp::Create(configmap("default", "rec-2", &[], "v1"))],
+        record: Some(record("good")),
+    })
+    .await
+    .expect("batch applies");
+    let stale = Batch {
+        label: "revision stale".into(),
+        ops: vec![BatchOp::Update {
+            object: configmap("default", "rec", &[], "v2"),
+            expected: c.resource_version + 1000,
+        }],
+        record: Some(record("stale")),
+    };
+    assert!(s.apply_batch(stale).await.is_err());
+    let commits: Vec<String> = s
+        .history(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.commit)
+        .collect();
+    assert_eq!(
+        commits,
+        ["good"],
+        "recorded with its batch, and only when applied"
+    );
 }

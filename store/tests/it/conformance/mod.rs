@@ -147,6 +147,7 @@ conformance!(
     objects::every_write_bumps_the_store_revision,
     batches::a_batch_is_applied_whole_or_not_at_all,
     batches::a_large_batch_is_whole_too,
+    batches::a_batch_writes_its_sync_record_with_it,
     batches::concurrent_conflicting_updates_exactly_one_wins,
     batches::concurrent_writers_each_get_their_own_outcome,
     watch::watch_delivers_added_modified_deleted_in_order,
