@@ -4,27 +4,90 @@
 //! Secrets arrive without values and are compared by key only: the server never confirms or
 //! denies a value, so this endpoint cannot be used to guess one.
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use keel_api::plan::{PlanReport, PlanRequest};
 use keel_schema::Object;
+use serde_json::value::RawValue;
 
 use super::errors::error;
 use super::state::AppState;
 use crate::controllers::pods::without_git_markers;
 
-pub async fn plan(
-    State(state): State<AppState>,
-    Json(request): Json<PlanRequest<serde_json::Value>>,
-) -> Response {
+/// The most objects one plan takes (a revision of 10,000 objects is about 15 MiB).
+pub const MAX_OBJECTS: usize = 20_000;
+/// The largest object a plan takes, as JSON (Kubernetes stores at most 1.5 MiB per object).
+pub const MAX_OBJECT_BYTES: usize = 2 * 1024 * 1024;
+/// How deeply an object's JSON may nest (manifests rarely pass 15).
+pub const MAX_DEPTH: usize = 64;
+/// Plans parsed and diffed at once; each holds its revision's objects in memory.
+pub const CONCURRENT_PLANS: usize = 2;
+
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_PLANS);
+
+/// Takes the request as bytes and checks its shape (nesting, object count and sizes) before
+/// building any object: parsed whole into JSON values, a 32 MiB body took 670 MB.
+pub async fn plan(State(state): State<AppState>, body: Bytes) -> Response {
+    let Ok(_running) = RUNNING.try_acquire() else {
+        let mut busy = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{CONCURRENT_PLANS} plans are running on this server; try again in a moment"),
+        );
+        busy.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return busy;
+    };
+    // The request wraps the objects two levels deep: {"objects": [ … ]}.
+    if let Some(depth) = deeper_than(&body, MAX_DEPTH + 2) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("an object nests deeper than {MAX_DEPTH} levels (at byte {depth})"),
+        );
+    }
+    let request: PlanRequest<Box<RawValue>> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a plan request: {e}")),
+    };
+    if request.objects.len() > MAX_OBJECTS {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a plan takes at most {MAX_OBJECTS} objects; this one has {}",
+                request.objects.len()
+            ),
+        );
+    }
+    if let Some((i, raw)) = request
+        .objects
+        .iter()
+        .enumerate()
+        .find(|(_, raw)| raw.get().len() > MAX_OBJECT_BYTES)
+    {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "objects[{i}] is {} bytes; a plan takes objects of at most {MAX_OBJECT_BYTES}",
+                raw.get().len()
+            ),
+        );
+    }
     let mut desired = Vec::with_capacity(request.objects.len());
-    for (i, value) in request.objects.into_iter().enumerate() {
-        match Object::from_json(value) {
+    // One object's JSON tree at a time.
+    for (i, raw) in request.objects.iter().enumerate() {
+        let parsed = serde_json::from_str(raw.get())
+            .map_err(|e| e.to_string())
+            .and_then(|value| Object::from_json(value).map_err(|e| e.to_string()));
+        match parsed {
             Ok(o) => desired.push(o),
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("objects[{i}]: {e}")),
         }
     }
+    let allow_empty = request.allow_empty;
+    drop(request);
     let applied = match crate::apply::applied_objects(&state.store).await {
         Ok(a) => a,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
@@ -41,7 +104,7 @@ pub async fn plan(
         .collect();
     compare_secrets_by_key(&mut desired, &current);
     let mut changes = crate::plan::diff(&current, &desired);
-    let verdict = crate::plan::rules::apply_rules(&current, &mut changes, request.allow_empty);
+    let verdict = crate::plan::rules::apply_rules(&current, &mut changes, allow_empty);
     let from = state
         .status
         .get()
@@ -100,5 +163,56 @@ fn compare_secrets_by_key(desired: &mut [Object], current: &[Object]) {
                 }
             }
         }
+    }
+}
+
+/// The offset where `json` first nests deeper than `limit` arrays and objects, if it does.
+/// Brackets inside strings do not count.
+fn deeper_than(json: &[u8], limit: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (at, &b) in json.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(at);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert_eq!(deeper_than(br#"{"a":[{"b":1}]}"#, 3), None);
+        assert_eq!(deeper_than(br#"{"a":[{"b":[1]}]}"#, 3), Some(11));
+        assert_eq!(deeper_than(br#"{"a":"[[[[[[\"[[[["}"#, 1), None);
+    }
+
+    #[tokio::test]
+    async fn plans_beyond_the_concurrent_limit_are_turned_away() {
+        let held: Vec<_> = (0..CONCURRENT_PLANS)
+            .map(|_| RUNNING.try_acquire().unwrap())
+            .collect();
+        assert!(RUNNING.try_acquire().is_err());
+        drop(held);
+        assert!(RUNNING.try_acquire().is_ok());
     }
 }

@@ -358,3 +358,75 @@ async fn bad_token_requests_get_clear_errors() {
         assert!(text.contains(want), "{body}: {text}");
     }
 }
+
+/// A plan's request is checked for shape before any object is built: nesting, object count
+/// and object size are bounded, each answered with what was too much.
+#[tokio::test]
+async fn plan_requests_are_bounded_before_they_are_parsed() {
+    use keel_reconciler::http::plan::{MAX_DEPTH, MAX_OBJECT_BYTES, MAX_OBJECTS};
+    let api = api(vec![]).await;
+    let post = |body: String| {
+        let request = api
+            .client
+            .post(format!("{}/api/keel/plan", api.url))
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let resp = request.send().await.unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let cm = |name: &str, value: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+               "data": {"v": value}})
+    };
+
+    let fine = json!({"objects": [cm("a", "b")]}).to_string();
+    let (code, body) = post(fine).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["changes"].as_array().map(Vec::len), Some(1), "{body}");
+
+    let deep = format!(
+        r#"{{"objects": [{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "d"}}, "data": {}}}]}}"#,
+        format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 10),
+            "]".repeat(MAX_DEPTH + 10)
+        )
+    );
+    let (code, body) = post(deep).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("nests deeper than 64"),
+        "{body}"
+    );
+
+    let big = json!({"objects": [cm("small", "x"), cm("big", &"x".repeat(MAX_OBJECT_BYTES))]});
+    let (code, body) = post(big.to_string()).await;
+    assert_eq!(code, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("objects[1] is "),
+        "{body}"
+    );
+
+    let many: Vec<String> = (0..=MAX_OBJECTS).map(|_| "{}".to_string()).collect();
+    let (code, body) = post(format!(r#"{{"objects": [{}]}}"#, many.join(","))).await;
+    assert_eq!(code, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 20000 objects"),
+        "{body}"
+    );
+
+    let (code, body) = post("{\"objects\": 7}".into()).await;
+    assert_eq!(code, 400, "{body}");
+}
