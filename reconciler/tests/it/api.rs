@@ -387,13 +387,9 @@ async fn plan_requests_are_bounded_before_they_are_parsed() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["changes"].as_array().map(Vec::len), Some(1), "{body}");
 
+    let (open, close) = ("[".repeat(MAX_DEPTH + 10), "]".repeat(MAX_DEPTH + 10));
     let deep = format!(
-        r#"{{"objects": [{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "d"}}, "data": {}}}]}}"#,
-        format!(
-            "{}1{}",
-            "[".repeat(MAX_DEPTH + 10),
-            "]".repeat(MAX_DEPTH + 10)
-        )
+        r#"{{"objects": [{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "d"}}, "data": {open}1{close}}}]}}"#
     );
     let (code, body) = post(deep).await;
     assert_eq!(code, 400, "{body}");
