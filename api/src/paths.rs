@@ -30,6 +30,8 @@ pub const HISTORY: &str = "/api/keel/history";
 pub const APPLIED: &str = "/api/keel/applied";
 pub const PLAN: &str = "/api/keel/plan";
 pub const TOKENS: &str = "/api/keel/tokens";
+/// `POST {"nonce": …}`: the server proves it holds the admin token (see `keel_tls::token_proof`).
+pub const TOKEN_PROOF: &str = "/api/keel/token-proof";
 /// `DELETE` a node that is gone (`keel delete node`), as an axum route.
 pub const NODE: &str = "/api/keel/nodes/{name}";
 pub const HEALTHZ: &str = "/healthz";

@@ -2,9 +2,11 @@
 //! API client.
 //!
 //! The token is `--token` / `KEEL_TOKEN` when given. Otherwise, for a server on this machine
-//! only, the admin token a local server keeps in its data dir: `$KEEL_DATA_DIR`, then
-//! `keel up`'s, then `/var/lib/keel` (the file is readable by the server's user only). A
-//! remote server never gets a local cluster's token unasked.
+//! only, an admin token a local server keeps in its data dir (`$KEEL_DATA_DIR`, `keel up`'s,
+//! `/var/lib/keel`; the files are readable by the server's user only), and only once the
+//! server has proved it holds that token (`keel_tls::token_proof`): any other program
+//! listening on a loopback port gets nothing. A remote server never gets a local cluster's
+//! token unasked.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -45,14 +47,69 @@ fn token_for(server: &str) -> Option<String> {
     if !is_local(server) {
         return None;
     }
-    local_token().map(|(_, token)| token)
+    proven_local_token(server).map(|(_, token)| token)
 }
 
-/// The first local admin token found, and its file.
-fn local_token() -> Option<(PathBuf, String)> {
-    local_token_files().into_iter().find_map(|p| {
-        let t = std::fs::read_to_string(&p).ok()?.trim().to_string();
-        (!t.is_empty()).then_some((p, t))
+/// Every local admin token found, with its file.
+fn local_tokens() -> Vec<(PathBuf, String)> {
+    local_token_files()
+        .into_iter()
+        .filter_map(|p| {
+            let t = std::fs::read_to_string(&p).ok()?.trim().to_string();
+            (!t.is_empty()).then_some((p, t))
+        })
+        .collect()
+}
+
+/// The local admin token the server at `server` proves it holds, and its file. Asked once
+/// per run: every verb talks to one server.
+fn proven_local_token(server: &str) -> Option<(PathBuf, String)> {
+    static PROVEN: OnceLock<Option<(PathBuf, String)>> = OnceLock::new();
+    PROVEN
+        .get_or_init(|| {
+            let candidates = local_tokens();
+            if candidates.is_empty() {
+                return None;
+            }
+            let nonce = keel_tls::token_proof::nonce().ok()?;
+            let answer = ask_for_proof(server, &nonce)?;
+            candidates
+                .into_iter()
+                .find(|(_, t)| keel_tls::token_proof::proof(t, &nonce) == answer)
+        })
+        .clone()
+}
+
+/// The server's proof for `nonce`, if it answers one. On a thread of its own, so that it
+/// works whether or not the caller is inside a runtime.
+fn ask_for_proof(server: &str, nonce: &str) -> Option<String> {
+    let url = format!(
+        "{}{}",
+        server.trim_end_matches('/'),
+        keel_api::paths::TOKEN_PROOF
+    );
+    let body = serde_json::json!({ "nonce": nonce });
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let resp = keel_api::client::http_client()
+                    .post(&url)
+                    .json(&body)
+                    .timeout(std::time::Duration::from_secs(5))
+                    .send()
+                    .await
+                    .ok()?;
+                let answer: serde_json::Value = resp.error_for_status().ok()?.json().await.ok()?;
+                answer["proof"].as_str().map(str::to_string)
+            })
+        })
+        .join()
+        .ok()
+        .flatten()
     })
 }
 
@@ -66,12 +123,23 @@ fn token_hint(server: &str) -> String {
         return "no token was sent: give --token or KEEL_TOKEN (the server's DATA_DIR/admin-token)"
             .into();
     }
-    match local_token() {
-        Some((p, _)) => format!(
+    if let Some((p, _)) = proven_local_token(server) {
+        return format!(
             "the token sent is {}'s; for another server give KEEL_TOKEN, or KEEL_DATA_DIR=its data dir",
             p.display()
+        );
+    }
+    match local_tokens().is_empty() {
+        false => format!(
+            "no token was sent: the program at {server} could not prove it holds the admin \
+             token of any local data dir ({}); give --token or KEEL_TOKEN",
+            local_token_files()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        None => format!(
+        true => format!(
             "no token was found (looked in {}); give --token or KEEL_TOKEN",
             local_token_files()
                 .iter()

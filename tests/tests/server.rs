@@ -565,7 +565,7 @@ fn a_refused_token_is_explained() {
                 "KEEL_DATA_DIR",
                 elsewhere.path().to_string_lossy().into_owned(),
             ),
-            "admin-token's",
+            "could not prove it holds the admin token of any local data dir",
         ),
         (
             vec!["logs", "web-1"],
@@ -586,4 +586,70 @@ fn a_refused_token_is_explained() {
             "{args:?}: {stderr}"
         );
     }
+    // The server's own data dir: it proves it holds that token, and gets it.
+    let out = Command::new(binary("keel"))
+        .args(["history", "--server", &server.url])
+        .env("KEEL_DATA_DIR", server.data.path())
+        .output()
+        .expect("keel runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Another program listening on a loopback port never gets a local admin token: the CLI
+/// sends one only to a server that proves it holds it.
+#[test]
+fn a_local_admin_token_goes_only_to_the_server_that_holds_it() {
+    use std::io::{Read, Write};
+    let data = tempfile::tempdir().unwrap();
+    let token = "s3cret".repeat(8);
+    std::fs::write(data.path().join("admin-token"), format!("{token}\n")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    std::thread::spawn({
+        let heard = heard.clone();
+        move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = [0u8; 8192];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                heard
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                // An impostor's best guess at a proof, then 401 for everything else.
+                let body = r#"{"proof":"00","items":[]}"#;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        }
+    });
+    for verb in [vec!["get", "pods"], vec!["status"], vec!["history"]] {
+        let out = Command::new(binary("keel"))
+            .args(&verb)
+            .args(["--server", &url])
+            .env("KEEL_DATA_DIR", data.path())
+            .env_remove("KEEL_TOKEN")
+            .output()
+            .expect("keel runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{verb:?}: {stderr}");
+    }
+    let heard = heard.lock().unwrap().clone();
+    assert!(
+        heard.contains("token-proof"),
+        "the CLI asked for a proof: {heard}"
+    );
+    assert!(
+        !heard.contains(&token),
+        "the token reached an impostor: {heard}"
+    );
+    assert!(!heard.to_lowercase().contains("authorization"), "{heard}");
 }

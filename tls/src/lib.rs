@@ -18,6 +18,7 @@ pub mod files;
 pub mod identity;
 pub mod join_token;
 pub mod listen;
+pub mod token_proof;
 pub mod transport;
 
 pub use ca::ClusterCa;

@@ -48,6 +48,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/webhook",
             post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        )
+        .route(
+            keel_api::paths::TOKEN_PROOF,
+            post(tokens::prove).layer(DefaultBodyLimit::max(1024)),
         );
     let admin = Router::new()
         .route(

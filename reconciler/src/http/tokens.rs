@@ -98,3 +98,24 @@ pub async fn list(State(state): State<AppState>) -> Response {
         Err(e) => unavailable(e),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofRequest {
+    nonce: String,
+}
+
+/// `POST /api/keel/token-proof` (open): proves to the CLI that this server holds the admin
+/// token it found in a local data dir, so the CLI sends it here and to no other local
+/// listener. The answer reveals nothing of the token.
+pub async fn prove(State(state): State<AppState>, Json(req): Json<ProofRequest>) -> Response {
+    use keel_tls::token_proof::{MAX_NONCE_CHARS, proof};
+    if req.nonce.len() < 32 || req.nonce.len() > MAX_NONCE_CHARS {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("nonce: between 32 and {MAX_NONCE_CHARS} characters"),
+        );
+    }
+    Json(json!({"proof": proof(state.api_token.secret(), &req.nonce)})).into_response()
+}
