@@ -67,6 +67,53 @@ pub(super) struct Liveness {
     pub(super) addresses: HashMap<String, std::net::IpAddr>,
 }
 
+/// The most CPU a node may offer: 1,024 cores.
+pub const MAX_CPU_MILLIS: i64 = 1024 * 1000;
+/// The most memory a node may offer: 64 TiB.
+pub const MAX_MEMORY_BYTES: i64 = 64 << 40;
+/// The most pods a node may take.
+pub const MAX_PODS: i64 = 5_000;
+
+/// Labels a node may not give itself, as Kubernetes' NodeRestriction: keel's own prefix,
+/// `node-restriction.kubernetes.io/` (for labels only an admin sets, which pods select to
+/// land on trusted nodes), and Kubernetes' prefixes beyond the few a kubelet may set.
+/// `kubernetes.io/hostname` is keel's to set, from the node's name.
+fn reserved_label(key: &str) -> Option<&'static str> {
+    const KUBELET_MAY_SET: &[&str] = &[
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+    ];
+    let prefix = key.split_once('/').map(|(p, _)| p)?;
+    let under = |domain: &str| prefix == domain || prefix.ends_with(&format!(".{domain}"));
+    if under("keel.dev") {
+        return Some("keel.dev labels are keel's own; a node cannot set them");
+    }
+    if under("node-restriction.kubernetes.io") {
+        return Some(
+            "node-restriction.kubernetes.io labels are set by an admin, never by the node",
+        );
+    }
+    let kubelet_prefix = matches!(prefix, "kubelet.kubernetes.io" | "node.kubernetes.io");
+    if (under("kubernetes.io") || under("k8s.io"))
+        && !kubelet_prefix
+        && !KUBELET_MAY_SET.contains(&key)
+    {
+        return Some(
+            "a node may set only the kubernetes.io labels a kubelet may (arch, os, instance \
+             type, region, zone, kubelet.kubernetes.io/ and node.kubernetes.io/)",
+        );
+    }
+    None
+}
+
 /// Checks what an agent says about itself.
 fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
     let bad = |m: String| Err(RegisterError::Invalid(m));
@@ -77,11 +124,12 @@ fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
         _ => return bad(format!("address {:?}: must be host:port", req.address)),
     }
-    // Upper bounds far beyond any machine, so no sum or score can overflow.
+    // Sanity bounds beyond the largest machines (a node claiming more would draw every pod
+    // to itself), which also keep every sum and score far from overflowing.
     for (what, v, max) in [
-        ("cpu_millis", req.cpu_millis, 1_i64 << 40),
-        ("memory_bytes", req.memory_bytes, 1_i64 << 56),
-        ("max_pods", req.max_pods, 1_000_000),
+        ("cpu_millis", req.cpu_millis, MAX_CPU_MILLIS),
+        ("memory_bytes", req.memory_bytes, MAX_MEMORY_BYTES),
+        ("max_pods", req.max_pods, MAX_PODS),
     ] {
         if v <= 0 {
             return bad(format!("{what}: must be more than zero, not {v}"));
@@ -92,6 +140,9 @@ fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
     }
     for (k, v) in &req.labels {
         if let Some(why) = names::qualified_name(k) {
+            return bad(format!("labels: key {k:?}: {why}"));
+        }
+        if let Some(why) = reserved_label(k) {
             return bad(format!("labels: key {k:?}: {why}"));
         }
         if let Some(why) = names::label_value(v) {

@@ -175,6 +175,47 @@ async fn bad_registrations_are_refused_with_the_field_named() {
             "labels: key \"bad key!\"",
         ),
     ];
+    // A node cannot give itself labels reserved for keel or an admin, nor claim a machine
+    // no one has (it would draw every pod to itself).
+    let label = |k: &str| RegisterRequest {
+        labels: [(k.to_string(), "true".to_string())].into(),
+        ..registration("x")
+    };
+    let mut cases = cases;
+    cases.extend([
+        (label("keel.dev/trusted"), "keel.dev labels are keel's own"),
+        (label("sub.keel.dev/x"), "keel.dev labels are keel's own"),
+        (
+            label("node-restriction.kubernetes.io/pci"),
+            "set by an admin, never by the node",
+        ),
+        (
+            label("node-role.kubernetes.io/control-plane"),
+            "a node may set only",
+        ),
+        (label("kubernetes.io/hostname"), "a node may set only"),
+        (
+            RegisterRequest {
+                cpu_millis: 1_024_001,
+                ..registration("x")
+            },
+            "cpu_millis: 1024001 is more than the 1024000 allowed",
+        ),
+        (
+            RegisterRequest {
+                memory_bytes: (64 << 40) + 1,
+                ..registration("x")
+            },
+            "memory_bytes: ",
+        ),
+        (
+            RegisterRequest {
+                max_pods: 5_001,
+                ..registration("x")
+            },
+            "max_pods: 5001 is more than the 5000 allowed",
+        ),
+    ]);
     for (req, expected) in cases {
         let err = cp.client.register(req).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -188,6 +229,30 @@ async fn bad_registrations_are_refused_with_the_field_named() {
             .items
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn labels_a_kubelet_may_set_are_taken() {
+    let mut cp = control_plane(Duration::from_secs(10)).await;
+    let labels = [
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/arch",
+        "node.kubernetes.io/instance-type",
+        "example.com/team",
+    ];
+    let req = RegisterRequest {
+        labels: labels
+            .iter()
+            .map(|k| (k.to_string(), "a".to_string()))
+            .collect(),
+        ..registration("labelled")
+    };
+    cp.client.register(req).await.unwrap();
+    let n = node(&cp.store, "labelled").await;
+    let got = n.metadata.labels.unwrap();
+    for k in labels {
+        assert_eq!(got.get(k).map(String::as_str), Some("a"), "{k}");
+    }
 }
 
 #[tokio::test]
