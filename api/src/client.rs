@@ -234,6 +234,13 @@ impl Client {
         Ok(list.items)
     }
 
+    /// Deletes join token `id` (`keel token delete`).
+    pub async fn delete_token(&self, id: &str) -> Result<()> {
+        let path = paths::TOKEN.replace("{id}", id);
+        let request = self.http.delete(self.url(&path));
+        self.send(self.bounded(request)).await.map(|_| ())
+    }
+
     /// Deletes a node that is gone, freeing its pod range (`keel delete node`).
     pub async fn delete_node(&self, name: &str) -> Result<()> {
         let path = paths::NODE.replace("{name}", name);

@@ -30,6 +30,8 @@ pub const HISTORY: &str = "/api/keel/history";
 pub const APPLIED: &str = "/api/keel/applied";
 pub const PLAN: &str = "/api/keel/plan";
 pub const TOKENS: &str = "/api/keel/tokens";
+/// One join token, by id (`DELETE`).
+pub const TOKEN: &str = "/api/keel/tokens/{id}";
 /// `POST {"nonce": …}`: the server proves it holds the admin token (see `keel_tls::token_proof`).
 pub const TOKEN_PROOF: &str = "/api/keel/token-proof";
 /// `DELETE` a node that is gone (`keel delete node`), as an axum route.

@@ -76,6 +76,19 @@ pub fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
     Some(cert.validity().not_after.timestamp())
 }
 
+/// A certificate's (DER) serial number, as lowercase hex.
+pub fn serial(der: &CertificateDer<'_>) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(hex::encode(cert.raw_serial()))
+}
+
+/// The serial number of the first certificate in `pem`, as lowercase hex.
+pub fn serial_of_pem(pem: &str) -> Option<String> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    serial(&der)
+}
+
 /// When a certificate (DER) became valid, as Unix seconds.
 pub fn not_before(der: &CertificateDer<'_>) -> Option<i64> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;

@@ -1,4 +1,4 @@
-//! `keel token create|list`: bootstrap tokens a new node joins with
+//! `keel token create|list|delete`: bootstrap tokens a new node joins with
 //! (`keel-agent --token T`). Needs the server's admin token.
 
 use keel_api::tokens::CreateToken;
@@ -13,6 +13,17 @@ pub enum Command {
     Create(CreateArgs),
     /// List the live join tokens (ids and expiry; secrets are not kept).
     List(ServerArg),
+    /// Delete a join token: no node joins with it any more (nodes that joined keep their
+    /// certificates; `keel delete node` revokes a node's).
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// The token's id (the part before the dot; `keel token list` shows it).
+    pub id: String,
+    #[command(flatten)]
+    pub server: ServerArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -34,12 +45,21 @@ pub fn run(command: &Command) -> i32 {
     let server = match command {
         Command::Create(args) => &args.server.server,
         Command::List(args) => &args.server,
+        Command::Delete(args) => &args.server.server,
     };
     let result = connect(server).and_then(|client| {
         runtime.block_on(async {
             match command {
                 Command::Create(args) => create(&client, args).await,
                 Command::List(_) => list(&client).await,
+                Command::Delete(args) => {
+                    // The whole token pasted works too: its id is before the dot.
+                    let id = args.id.rsplit(':').next().unwrap_or(&args.id);
+                    let id = id.split('.').next().unwrap_or(id);
+                    client.delete_token(id).await?;
+                    eprintln!("join token {id} deleted");
+                    Ok(())
+                }
             }
         })
     });

@@ -135,6 +135,11 @@ impl JoinTokens {
         }
     }
 
+    /// The store the tokens live in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Moves the live tokens of `<data-dir>/join-tokens.json` (kept there by older keel)
     /// into the store, then renames the file `join-tokens.json.moved`.
     pub async fn move_legacy(&self) -> Result<usize, TokenError> {
@@ -221,6 +226,24 @@ impl JoinTokens {
             .iter()
             .filter_map(|s| TokenRecord::of_secret(&s.object).map(|r| (r, s.resource_version)))
             .collect())
+    }
+
+    /// Deletes token `id`: nothing joins with it from now on. Nodes that joined with it
+    /// keep their certificates (`keel delete node` revokes those).
+    pub async fn delete(&self, id: &str) -> Result<(), TokenError> {
+        if !keel_tls::join_token::well_formed(id, "0123456789abcdef") {
+            return Err(TokenError::Invalid(format!("{id:?} is not a token id")));
+        }
+        let key = TokenRecord::key(id);
+        match self.store.get(&key).await? {
+            Some(stored) if TokenRecord::of_secret(&stored.object).is_some() => {
+                match self.store.delete(&key, None).await {
+                    Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            _ => Err(TokenError::Unknown),
+        }
     }
 
     /// The live tokens (without secrets, which are not kept).

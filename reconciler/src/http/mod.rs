@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
                 .get(tokens::list)
                 .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY)),
         )
+        .route(keel_api::paths::TOKEN, delete(tokens::delete))
         .route(keel_api::paths::NODE, delete(nodes::delete))
         .route_layer(require_token.clone());
     let read = read_routes();

@@ -40,6 +40,15 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
             ),
         );
     }
+    // Its certificates go first, so that a deleted node's certificate never speaks again.
+    // Should the delete below fail (its agent came back in between), that agent is bound
+    // again on its next registration, as a node that is still there.
+    if let Err(e) = crate::auth::node_bindings::NodeBindings::new(state.store.clone())
+        .remove(&name)
+        .await
+    {
+        return unavailable(e.to_string());
+    }
     // Conditioned on the version read: an agent that came back in between re-registered,
     // and its node is no longer one to delete.
     match state
@@ -48,7 +57,7 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
         .await
     {
         Ok(_) => {
-            tracing::info!(node = %name, "node deleted; its pod range is free again");
+            tracing::info!(node = %name, "node deleted; its pod range is free again and its certificate revoked");
             (
                 StatusCode::OK,
                 Json(

@@ -70,6 +70,36 @@ pub async fn create(State(state): State<AppState>, Json(req): Json<CreateRequest
     }
 }
 
+/// `DELETE /api/keel/tokens/{id}` (`keel token delete ID`): the token joins nothing more.
+pub async fn delete(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    use crate::auth::join_tokens::TokenError;
+    match state.join_tokens.delete(&id).await {
+        Ok(()) => {
+            tracing::info!(token = %id, "join token deleted");
+            (
+                StatusCode::OK,
+                Json(
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
+                            "details": {"name": id, "kind": "tokens"}}),
+                ),
+            )
+                .into_response()
+        }
+        Err(TokenError::Invalid(m)) => status(StatusCode::BAD_REQUEST, "BadRequest", m),
+        Err(TokenError::Unknown) => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!(
+                "join token {id:?} not found (expired tokens are removed; see keel token list)"
+            ),
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
 /// The store could not be read or written.
 fn unavailable(e: crate::auth::join_tokens::TokenError) -> Response {
     status(

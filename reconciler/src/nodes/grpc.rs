@@ -25,6 +25,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{NodeRegistry, RegisterError};
 use crate::auth::join_tokens::{JoinTokens, TokenError};
+use crate::auth::node_bindings::{BindingError, NodeBindings};
 use crate::auth::pki::ControlPlanePki;
 
 /// Status reports and registrations are small; this bounds what one message may cost.
@@ -50,12 +51,22 @@ pub struct ControlPlaneService {
     /// `None` under `--insecure`.
     pub pki: Option<Arc<ControlPlanePki>>,
     pub join_tokens: Arc<JoinTokens>,
+    pub bindings: NodeBindings,
 }
 
-/// A node's certificate as presented on a call: its node name and expiry.
+/// A node's certificate as presented on a call: its node name, serial and expiry.
 struct NodeCertificate {
     node: String,
+    serial: String,
     expires: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn binding_refusal(e: BindingError) -> Status {
+    match e {
+        BindingError::Taken(_) => Status::already_exists(e.to_string()),
+        BindingError::Revoked(_) => Status::permission_denied(e.to_string()),
+        BindingError::Store(_) => Status::unavailable(e.to_string()),
+    }
 }
 
 impl ControlPlaneService {
@@ -87,6 +98,7 @@ impl ControlPlaneService {
         match Identity::of_certificate(&leaf) {
             Some(Identity::Node(node)) => Ok(Some(NodeCertificate {
                 node,
+                serial: keel_tls::identity::serial(&leaf).unwrap_or_default(),
                 expires: keel_tls::identity::not_after(&leaf)
                     .and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
             })),
@@ -121,8 +133,14 @@ impl ControlPlane for ControlPlaneService {
         {
             return Err(not_yours(cert, &req.node_name));
         }
-        let expires = caller.and_then(|c| c.expires);
         let (registry, _) = self.leading()?;
+        if let Some(cert) = &caller {
+            self.bindings
+                .check(&cert.node, &cert.serial)
+                .await
+                .map_err(binding_refusal)?;
+        }
+        let expires = caller.and_then(|c| c.expires);
         let registered = registry
             .register(&req, expires)
             .await
@@ -176,6 +194,12 @@ impl ControlPlane for ControlPlaneService {
                             "node {:?} is not registered; call Register first",
                             report.node_name
                         )));
+                    }
+                    if let Some(cert) = &caller {
+                        self.bindings
+                            .check(&cert.node, &cert.serial)
+                            .await
+                            .map_err(binding_refusal)?;
                     }
                     node = Some(report.node_name.clone());
                 }
@@ -265,6 +289,14 @@ impl ControlPlane for ControlPlaneService {
         let certificate = pki
             .sign_node(&req.csr, &req.node_name)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // The name is bound to this first certificate; a name that is bound already is
+        // refused, and the certificate just made goes nowhere.
+        let serial = keel_tls::identity::serial_of_pem(&certificate)
+            .ok_or_else(|| Status::internal("the certificate just issued has no serial"))?;
+        if let Err(e) = self.bindings.bind_new(&req.node_name, &serial).await {
+            tracing::warn!(node = %req.node_name, peer = ?peer, reason = %e, "refused a join");
+            return Err(binding_refusal(e));
+        }
         tracing::info!(node = %req.node_name, token = %req.token_id, "node joined: certificate issued");
         Ok(Response::new(JoinResponse {
             certificate,
@@ -281,9 +313,20 @@ impl ControlPlane for ControlPlaneService {
                 "this control plane runs with --insecure: there are no certificates to renew",
             ));
         };
+        self.leading()?;
+        self.bindings
+            .check(&cert.node, &cert.serial)
+            .await
+            .map_err(binding_refusal)?;
         let certificate = pki
             .sign_node(&request.get_ref().csr, &cert.node)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let serial = keel_tls::identity::serial_of_pem(&certificate)
+            .ok_or_else(|| Status::internal("the certificate just issued has no serial"))?;
+        self.bindings
+            .renewed(&cert.node, &serial)
+            .await
+            .map_err(binding_refusal)?;
         tracing::info!(node = %cert.node, "renewed a node's certificate");
         Ok(Response::new(RenewResponse { certificate }))
     }
@@ -299,11 +342,13 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let shutdown = stop.clone().cancelled_owned();
     let tls = pki.as_ref().map(|p| p.server_config());
+    let bindings = NodeBindings::new(join_tokens.store().clone());
     let svc = ControlPlaneServer::new(ControlPlaneService {
         serving,
         stop,
         pki,
         join_tokens,
+        bindings,
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let router = tonic::transport::Server::builder().add_service(svc);

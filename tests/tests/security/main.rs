@@ -4,6 +4,7 @@
 
 mod agent;
 mod exhaustion;
+mod identity;
 mod mtls;
 mod privileges;
 mod renewal;
