@@ -355,8 +355,10 @@ fn host_path(
     if !resolved_under_allowed(&deepest_existing(&path), allowed) {
         return Err(outside());
     }
-    check_host_path_type(&path, src.type_.as_deref().unwrap_or(""))?;
-    if path.exists() && !resolved_under_allowed(&path, allowed) {
+    check_host_path_type(&path, src.type_.as_deref().unwrap_or(""), allowed)?;
+    // A link (dangling ones too) must lead somewhere allowed.
+    let present = std::fs::symlink_metadata(&path).is_ok();
+    if present && !resolved_under_allowed(&path, allowed) {
         return Err(outside());
     }
     Ok(HostVolume {
@@ -366,10 +368,12 @@ fn host_path(
 }
 
 /// hostPath's `type`: made when it says `…OrCreate`, checked when it names a kind.
-fn check_host_path_type(path: &Path, type_: &str) -> Result<(), String> {
+fn check_host_path_type(path: &Path, type_: &str, allowed: &[PathBuf]) -> Result<(), String> {
+    let creating =
+        |what: &str, e: String| format!("creating hostPath {} ({what}): {e}", path.display());
     match type_ {
-        "DirectoryOrCreate" => std::fs::create_dir_all(path)
-            .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?,
+        "DirectoryOrCreate" => create_beneath(path, allowed, Create::Directory)
+            .map_err(|e| creating("directory", e))?,
         "Directory" if !path.is_dir() => {
             return Err(format!(
                 "hostPath type check failed: {} is not a directory",
@@ -382,16 +386,84 @@ fn check_host_path_type(path: &Path, type_: &str) -> Result<(), String> {
                 path.display()
             ));
         }
-        "FileOrCreate" if !path.exists() => {
-            if let Some(parent) = path.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            std::fs::write(path, b"")
-                .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?;
+        "FileOrCreate" => {
+            create_beneath(path, allowed, Create::File).map_err(|e| creating("file", e))?
         }
         _ => {}
     }
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Create {
+    File,
+    Directory,
+}
+
+/// Makes `path` (and its missing folders) under the allowed prefix it is in, without ever
+/// following a symbolic link: each folder is opened relative to the one before with
+/// O_NOFOLLOW, and the file is created with O_CREAT|O_EXCL|O_NOFOLLOW. A link anywhere
+/// below the prefix (a dangling one too) stops it before anything is created on the other
+/// side. What exists already is left as it is (its type and target are checked after).
+fn create_beneath(path: &Path, allowed: &[PathBuf], kind: Create) -> Result<(), String> {
+    use nix::errno::Errno;
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    use std::os::fd::OwnedFd;
+
+    let root = allowed
+        .iter()
+        .filter(|p| path.starts_with(p))
+        .max_by_key(|p| p.components().count())
+        .ok_or("not under an allowed host path")?;
+    let names: Vec<&std::ffi::OsStr> = path
+        .strip_prefix(root)
+        .map_err(|e| e.to_string())?
+        .components()
+        .map(|c| c.as_os_str())
+        .collect();
+    let dir_flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let refused = |name: &std::ffi::OsStr, e: Errno| match e {
+        Errno::ELOOP | Errno::ENOTDIR => format!(
+            "{:?} is a symbolic link or not a folder; keel does not follow links when it creates host paths",
+            name
+        ),
+        e => format!("{name:?}: {e}"),
+    };
+    // The prefix itself is the admin's to choose, links included.
+    let mut dir: OwnedFd = nix::fcntl::open(
+        root.as_path(),
+        OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", root.display()))?;
+    let Some((last, folders)) = names.split_last() else {
+        return Ok(());
+    };
+    for name in folders {
+        match mkdirat(&dir, *name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(refused(name, e)),
+        }
+        dir = openat(&dir, *name, dir_flags, Mode::empty()).map_err(|e| refused(name, e))?;
+    }
+    match kind {
+        Create::Directory => match mkdirat(&dir, *last, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            Err(e) => Err(refused(last, e)),
+        },
+        Create::File => {
+            let flags = OFlag::O_CREAT
+                | OFlag::O_EXCL
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_WRONLY
+                | OFlag::O_CLOEXEC;
+            match openat(&dir, *last, flags, Mode::from_bits_truncate(0o644)) {
+                Ok(_) | Err(Errno::EEXIST) => Ok(()),
+                Err(e) => Err(refused(last, e)),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +479,71 @@ mod tests {
         assert!(!under_allowed(Path::new("/srv/data/../../etc"), &allowed));
         assert!(!under_allowed(Path::new("srv/data"), &allowed));
         assert!(!under_allowed(Path::new("/srv/data"), &[]));
+    }
+
+    #[test]
+    fn or_create_host_paths_never_create_through_a_link() {
+        let root = tempfile::tempdir().unwrap();
+        let allowed = root.path().join("allowed");
+        let outside = root.path().join("outside");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let allow = std::slice::from_ref(&allowed);
+        let source = |path: &Path, type_: &str| HostPathVolumeSource {
+            path: path.to_string_lossy().into_owned(),
+            type_: Some(type_.to_string()),
+        };
+        // A dangling link whose target is outside: nothing is created there.
+        std::os::unix::fs::symlink(outside.join("planted"), allowed.join("dangling")).unwrap();
+        let err = host_path(
+            "v",
+            &source(&allowed.join("dangling"), "FileOrCreate"),
+            allow,
+        )
+        .unwrap_err();
+        assert!(err.contains("outside the allowed host paths"), "{err}");
+        assert!(
+            !outside.join("planted").exists(),
+            "created through the link"
+        );
+        // A linked folder on the way: refused before anything is made beyond it.
+        std::os::unix::fs::symlink(&outside, allowed.join("linked")).unwrap();
+        for type_ in ["FileOrCreate", "DirectoryOrCreate"] {
+            let err =
+                host_path("v", &source(&allowed.join("linked/a/b"), type_), allow).unwrap_err();
+            assert!(
+                err.contains("outside the allowed host paths"),
+                "{type_}: {err}"
+            );
+            assert!(
+                !outside.join("a").exists(),
+                "{type_}: created through the link"
+            );
+        }
+        // Even when the link appears after those checks (swapped in by a container sharing
+        // the folder), creating does not follow it.
+        for kind in [Create::File, Create::Directory] {
+            let err = create_beneath(&allowed.join("linked/a/b"), allow, kind).unwrap_err();
+            assert!(err.contains("symbolic link"), "{err}");
+            let left = create_beneath(&allowed.join("dangling"), allow, kind);
+            assert!(
+                left.is_ok(),
+                "an existing entry is left to the checks after"
+            );
+            assert!(!outside.join("a").exists() && !outside.join("planted").exists());
+        }
+        // Plain paths are made, folders and all, and taken when they exist.
+        for (path, type_) in [
+            ("new/dir", "DirectoryOrCreate"),
+            ("new/sub/file", "FileOrCreate"),
+        ] {
+            let path = allowed.join(path);
+            let v = host_path("v", &source(&path, type_), allow).unwrap();
+            assert_eq!(v.path, std::fs::canonicalize(&path).unwrap());
+            host_path("v", &source(&path, type_), allow).unwrap();
+        }
+        assert!(allowed.join("new/dir").is_dir());
+        assert!(allowed.join("new/sub/file").is_file());
     }
 
     #[test]
