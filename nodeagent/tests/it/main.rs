@@ -3,5 +3,6 @@
 #![allow(clippy::cloned_ref_to_slice_refs)]
 
 mod docker;
+mod fuzz;
 mod harness;
 mod protocol;

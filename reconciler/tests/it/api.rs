@@ -8,10 +8,10 @@ use keel_schema::object::Object;
 use keel_store::{Store, StoreSpec};
 use serde_json::{Value, json};
 
-struct Api {
-    url: String,
+pub(super) struct Api {
+    pub(super) url: String,
     /// Sends the admin token.
-    client: reqwest::Client,
+    pub(super) client: reqwest::Client,
     token: String,
     _dir: tempfile::TempDir,
 }
@@ -29,7 +29,7 @@ impl Api {
     }
 }
 
-async fn api(objects: Vec<Value>) -> Api {
+pub(super) async fn api(objects: Vec<Value>) -> Api {
     api_with(objects, false).await
 }
 

@@ -2,5 +2,6 @@
 
 mod api;
 mod controllers;
+mod fuzz;
 mod nodes;
 mod source;
