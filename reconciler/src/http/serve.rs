@@ -4,15 +4,16 @@
 //!   read timeout, which also ends idle keep-alive connections).
 //! - At most [`connection_cap`] connections are served at once. Beyond them a few spare
 //!   slots stay for quick requests such as `/healthz` probes: a connection in a spare slot
-//!   must send its headers within 1 s and is closed after one answer. Beyond those, a
-//!   connection is closed as soon as it is accepted, so it holds no file descriptor.
+//!   must send its headers within 1 s, is closed after one answer (30 s at most), and the
+//!   oldest spare connection is closed when a newer one needs its slot, so the spare
+//!   connections never hold more than their few file descriptors.
 //! - Accept errors back off instead of spinning and flooding the log.
 
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use keel_tls::listen::{Acceptor, Slots, connection_cap};
+use keel_tls::listen::{Acceptor, Bounded, Evicting, Slots, connection_cap};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const SPARE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connections served beyond the cap, one request each.
 const SPARE_SLOTS: usize = 32;
+/// The longest a connection in a spare slot stays open.
+const SPARE_LIFETIME: Duration = Duration::from_secs(30);
 /// How long open connections get to finish after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -30,7 +33,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// [`DRAIN`]).
 pub async fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
     let cap = connection_cap(keel_tls::listen::open_files_limit());
-    let (regular, spare) = (Slots::new(cap), Slots::new(SPARE_SLOTS));
+    let (regular, spare) = (Slots::new(cap), Evicting::new(SPARE_SLOTS));
     let mut acceptor = Acceptor::new(listener, "HTTP API");
     let connections = tokio_util::task::TaskTracker::new();
     loop {
@@ -38,17 +41,13 @@ pub async fn serve(listener: TcpListener, router: axum::Router, stop: Cancellati
             accepted = acceptor.accept() => accepted,
             _ = stop.cancelled() => break,
         };
-        let (slot, hurried) = match regular.try_take() {
-            Some(slot) => (slot, false),
-            None => match spare.try_take() {
-                Some(slot) => (slot, true),
-                None => {
-                    tracing::debug!(%peer, "refused a connection: too many open");
-                    continue;
-                }
-            },
-        };
         let _ = tcp.set_nodelay(true);
+        // Beyond the cap, a spare slot: the newest connection always gets one (pushing out
+        // the oldest spare), so a flood of idle clients cannot keep a probe out.
+        let (tcp, hurried) = match regular.try_take() {
+            Some(slot) => (Bounded::new(tcp, slot), false),
+            None => (Bounded::evictable(tcp, &spare, SPARE_LIFETIME), true),
+        };
         // HTTP/1.1 only: sniffing for HTTP/2 would wait for a first byte with no timeout.
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -65,7 +64,6 @@ pub async fn serve(listener: TcpListener, router: axum::Router, stop: Cancellati
             .with_upgrades();
         let stop = stop.clone();
         connections.spawn(async move {
-            let _slot = slot;
             let mut connection = std::pin::pin!(connection);
             let ended = tokio::select! {
                 ended = connection.as_mut() => ended,
