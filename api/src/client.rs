@@ -27,6 +27,16 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A client that never follows redirects: for asking a server to prove itself, where a
+/// redirect would let another program pass the question on.
+pub fn http_client_without_redirects() -> reqwest::Client {
+    let _ = http_client();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("--server {server:?}: {reason}")]

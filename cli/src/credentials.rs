@@ -73,9 +73,13 @@ fn proven_local_token(server: &str) -> Option<(PathBuf, String)> {
             }
             let nonce = keel_tls::token_proof::nonce().ok()?;
             let answer = ask_for_proof(server, &nonce)?;
-            candidates
-                .into_iter()
-                .find(|(_, t)| keel_tls::token_proof::proof(t, &nonce) == answer)
+            // The addresses this URL dials: a proof made at any other was relayed.
+            let dialled = url::Url::parse(server).ok()?.socket_addrs(|| None).ok()?;
+            candidates.into_iter().find(|(_, t)| {
+                dialled
+                    .iter()
+                    .any(|at| keel_tls::token_proof::proof(t, &nonce, *at) == answer)
+            })
         })
         .clone()
 }
@@ -96,7 +100,8 @@ fn ask_for_proof(server: &str, nonce: &str) -> Option<String> {
                 .build()
                 .ok()?;
             runtime.block_on(async {
-                let resp = keel_api::client::http_client()
+                // No redirects: a squatter could send the question on to the real server.
+                let resp = keel_api::client::http_client_without_redirects()
                     .post(&url)
                     .json(&body)
                     .timeout(std::time::Duration::from_secs(5))

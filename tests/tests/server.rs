@@ -604,43 +604,68 @@ fn a_refused_token_is_explained() {
 #[test]
 fn a_local_admin_token_goes_only_to_the_server_that_holds_it() {
     use std::io::{Read, Write};
-    let data = tempfile::tempdir().unwrap();
-    let token = "s3cret".repeat(8);
-    std::fs::write(data.path().join("admin-token"), format!("{token}\n")).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    // A real server, whose data dir the CLI is pointed at, and impostors on other loopback
+    // ports: one guesses a proof, one relays the question to the real server, one
+    // redirects it there.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    write(&repo, "web.yaml", &deployment(1, "web:1"));
+    commit(&repo, "web");
+    let server = Server::start(repo.to_str().unwrap(), &[]);
+    let token = server.token();
+    let real = server.url.trim_start_matches("http://").to_string();
     let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    std::thread::spawn({
-        let heard = heard.clone();
-        move || {
+    let mut impostors = Vec::new();
+    for mode in ["guess", "relay", "redirect"] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        impostors.push((mode, format!("http://{}", listener.local_addr().unwrap())));
+        let (heard, real) = (heard.clone(), real.clone());
+        std::thread::spawn(move || {
             for mut conn in listener.incoming().flatten() {
                 let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
                 let mut buf = [0u8; 8192];
                 let n = conn.read(&mut buf).unwrap_or(0);
-                heard
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-                // An impostor's best guess at a proof, then 401 for everything else.
-                let body = r#"{"proof":"00","items":[]}"#;
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                heard.lock().unwrap().push_str(&request);
+                let asks_proof = request.contains("token-proof");
+                let answer = match mode {
+                    "relay" if asks_proof => {
+                        let mut upstream = std::net::TcpStream::connect(&real).unwrap();
+                        upstream.write_all(&buf[..n]).unwrap();
+                        let mut answer = Vec::new();
+                        let _ = upstream.read_to_end(&mut answer);
+                        answer
+                    }
+                    "redirect" if asks_proof => format!(
+                        "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{real}/api/keel/token-proof\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                    .into_bytes(),
+                    _ => {
+                        let body = r#"{"proof":"00","items":[]}"#;
+                        format!(
+                            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes()
+                    }
+                };
+                let _ = conn.write_all(&answer);
             }
+        });
+    }
+    for (mode, url) in &impostors {
+        for verb in [vec!["get", "pods"], vec!["history"]] {
+            let out = Command::new(binary("keel"))
+                .args(&verb)
+                .args(["--server", url])
+                .env("KEEL_DATA_DIR", server.data.path())
+                .env_remove("KEEL_TOKEN")
+                .output()
+                .expect("keel runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(out.status.code(), Some(0), "{mode} {verb:?}: {stderr}");
         }
-    });
-    for verb in [vec!["get", "pods"], vec!["status"], vec!["history"]] {
-        let out = Command::new(binary("keel"))
-            .args(&verb)
-            .args(["--server", &url])
-            .env("KEEL_DATA_DIR", data.path())
-            .env_remove("KEEL_TOKEN")
-            .output()
-            .expect("keel runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_ne!(out.status.code(), Some(0), "{verb:?}: {stderr}");
     }
     let heard = heard.lock().unwrap().clone();
     assert!(
@@ -652,4 +677,16 @@ fn a_local_admin_token_goes_only_to_the_server_that_holds_it() {
         "the token reached an impostor: {heard}"
     );
     assert!(!heard.to_lowercase().contains("authorization"), "{heard}");
+    // The real server, asked directly, proves itself and gets the token.
+    let out = Command::new(binary("keel"))
+        .args(["history", "--server", &server.url])
+        .env("KEEL_DATA_DIR", server.data.path())
+        .env_remove("KEEL_TOKEN")
+        .output()
+        .expect("keel runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

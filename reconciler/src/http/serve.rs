@@ -17,6 +17,10 @@ use keel_tls::listen::{Acceptor, Bounded, Evicting, Slots, connection_cap};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// The server's own socket address a request's connection reached.
+#[derive(Debug, Clone, Copy)]
+pub struct ReachedAddress(pub Option<std::net::SocketAddr>);
+
 /// How long a client may take to send a request's headers, from connecting or from its
 /// last answer.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,7 +62,15 @@ pub async fn serve(listener: TcpListener, router: axum::Router, stop: Cancellati
                 HEADER_TIMEOUT
             })
             .keep_alive(!hurried);
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers may need the address this connection reached (the token proof).
+        let reached = ReachedAddress(tcp.get_ref().local_addr().ok());
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(reached);
+                request
+            },
+        ));
         let connection = builder
             .serve_connection(TokioIo::new(tcp), service)
             .with_upgrades();

@@ -138,8 +138,19 @@ pub struct ProofRequest {
 /// `POST /api/keel/token-proof` (open): proves to the CLI that this server holds the admin
 /// token it found in a local data dir, so the CLI sends it here and to no other local
 /// listener. The answer reveals nothing of the token.
-pub async fn prove(State(state): State<AppState>, Json(req): Json<ProofRequest>) -> Response {
+pub async fn prove(
+    State(state): State<AppState>,
+    reached: Option<axum::Extension<super::serve::ReachedAddress>>,
+    Json(req): Json<ProofRequest>,
+) -> Response {
     use keel_tls::token_proof::{MAX_NONCE_CHARS, proof};
+    let Some(address) = reached.and_then(|r| r.0.0) else {
+        return status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "this listener cannot prove its token",
+        );
+    };
     if req.nonce.len() < 32 || req.nonce.len() > MAX_NONCE_CHARS {
         return status(
             StatusCode::BAD_REQUEST,
@@ -147,5 +158,5 @@ pub async fn prove(State(state): State<AppState>, Json(req): Json<ProofRequest>)
             format!("nonce: between 32 and {MAX_NONCE_CHARS} characters"),
         );
     }
-    Json(json!({"proof": proof(state.api_token.secret(), &req.nonce)})).into_response()
+    Json(json!({"proof": proof(state.api_token.secret(), &req.nonce, address)})).into_response()
 }
