@@ -181,6 +181,10 @@ fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, String> {
         if let Some(why) = keel_schema::validate::names::qualified_name(k.trim()) {
             return Err(format!("--labels: key {k:?}: {why}"));
         }
+        // Refused here with a clear message, not by the control plane at every Register.
+        if let Some(why) = keel_schema::validate::names::reserved_node_label(k.trim()) {
+            return Err(format!("--labels: key {k:?}: {why}"));
+        }
         if let Some(why) = keel_schema::validate::names::label_value(v.trim()) {
             return Err(format!("--labels: value {v:?} of {k:?}: {why}"));
         }

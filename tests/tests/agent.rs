@@ -30,6 +30,17 @@ fn bad_flags_are_refused_with_the_flag_named() {
                 "n1",
                 "--server",
                 "x:1",
+                "--labels",
+                "node-role.kubernetes.io/worker=",
+            ],
+            "a node may set only the kubernetes.io labels a kubelet may",
+        ),
+        (
+            &[
+                "--name",
+                "n1",
+                "--server",
+                "x:1",
                 "--allowed-host-path",
                 "data",
             ],

@@ -99,15 +99,19 @@ pub fn recover_key_pair(key_path: &Path, cert_path: &Path) -> Result<(), Error> 
 }
 
 fn finish_pair(key_path: &Path, cert_path: &Path) -> Result<(), Error> {
+    let dir = key_path.parent().unwrap_or(Path::new("."));
     for path in [key_path, cert_path] {
         let from = pending(path);
         // The key may have been moved in already, before a crash.
         if from.exists() {
             std::fs::rename(&from, path)
                 .map_err(|e| Error::File(path.display().to_string(), e.to_string()))?;
+            // Each rename durable before the next: the certificate's may never reach the
+            // disk ahead of its key's.
+            sync_dir(dir)?;
         }
     }
-    sync_dir(key_path.parent().unwrap_or(Path::new(".")))
+    Ok(())
 }
 
 /// The text of `path`, or `None` when it does not exist.

@@ -110,6 +110,21 @@ async fn start_term(parts: &LeaderParts, term: &Tasks, store: Store) -> bool {
             }
         }
     };
+    // Nodes that joined before certificate bindings existed get one now, before any of
+    // them registers with this leader.
+    match crate::auth::node_bindings::NodeBindings::new(store.clone())
+        .adopt_existing()
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            nodes = n,
+            "bound nodes that joined before certificate bindings existed"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot bind the nodes that joined before certificate bindings existed")
+        }
+    }
     let events = start_events(term, &store, &parts.me);
     let registry = registry
         .with_events(events.clone())

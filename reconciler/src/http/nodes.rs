@@ -21,11 +21,27 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
     let stored = match state.store.get(&key).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return status(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                format!("nodes \"{name}\" not found"),
-            );
+            // No node, but maybe a binding (a join whose node never registered): freeing
+            // the name is what deleting it means.
+            let bindings = crate::auth::node_bindings::NodeBindings::new(state.store.clone());
+            return match bindings.remove(&name).await {
+                Ok(true) => {
+                    tracing::info!(node = %name, "a node that never registered: its certificate binding removed");
+                    (
+                        StatusCode::OK,
+                        Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success",
+                            "details": {"name": name, "kind": "nodes"},
+                            "message": "the node never registered; its certificate is revoked and its name free"})),
+                    )
+                        .into_response()
+                }
+                Ok(false) => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("nodes \"{name}\" not found"),
+                ),
+                Err(e) => unavailable(e.to_string()),
+            };
         }
         Err(e) => return unavailable(e.to_string()),
     };

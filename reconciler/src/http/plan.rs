@@ -29,7 +29,8 @@ static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCU
 
 /// Takes the request as bytes and checks its shape (nesting, object count and sizes) before
 /// building any object: parsed whole into JSON values, a 32 MiB body took 670 MB.
-pub async fn plan(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn plan(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    // Before the body is read: at most two bodies are in memory at once.
     let Ok(_running) = RUNNING.try_acquire() else {
         let mut busy = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -40,6 +41,18 @@ pub async fn plan(State(state): State<AppState>, body: Bytes) -> Response {
             axum::http::HeaderValue::from_static("1"),
         );
         return busy;
+    };
+    let body: Bytes = match axum::body::to_bytes(request.into_body(), super::MAX_PLAN_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "cannot read the plan request (at most {} bytes): {e}",
+                    super::MAX_PLAN_BODY
+                ),
+            );
+        }
     };
     // The request wraps the objects two levels deep: {"objects": [ … ]}.
     if let Some(depth) = deeper_than(&body, MAX_DEPTH + 2) {

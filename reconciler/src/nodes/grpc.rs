@@ -58,6 +58,7 @@ pub struct ControlPlaneService {
 struct NodeCertificate {
     node: String,
     serial: String,
+    not_before: Option<i64>,
     expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -99,6 +100,7 @@ impl ControlPlaneService {
             Some(Identity::Node(node)) => Ok(Some(NodeCertificate {
                 node,
                 serial: keel_tls::identity::serial(&leaf).unwrap_or_default(),
+                not_before: keel_tls::identity::not_before(&leaf),
                 expires: keel_tls::identity::not_after(&leaf)
                     .and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
             })),
@@ -136,7 +138,7 @@ impl ControlPlane for ControlPlaneService {
         let (registry, _) = self.leading()?;
         if let Some(cert) = &caller {
             self.bindings
-                .check(&cert.node, &cert.serial)
+                .check(&cert.node, &cert.serial, cert.not_before)
                 .await
                 .map_err(binding_refusal)?;
         }
@@ -197,7 +199,7 @@ impl ControlPlane for ControlPlaneService {
                     }
                     if let Some(cert) = &caller {
                         self.bindings
-                            .check(&cert.node, &cert.serial)
+                            .check(&cert.node, &cert.serial, cert.not_before)
                             .await
                             .map_err(binding_refusal)?;
                     }
@@ -315,7 +317,7 @@ impl ControlPlane for ControlPlaneService {
         };
         self.leading()?;
         self.bindings
-            .check(&cert.node, &cert.serial)
+            .check(&cert.node, &cert.serial, cert.not_before)
             .await
             .map_err(binding_refusal)?;
         let certificate = pki
@@ -324,7 +326,7 @@ impl ControlPlane for ControlPlaneService {
         let serial = keel_tls::identity::serial_of_pem(&certificate)
             .ok_or_else(|| Status::internal("the certificate just issued has no serial"))?;
         self.bindings
-            .renewed(&cert.node, &serial)
+            .renewed(&cert.node, &cert.serial, &serial)
             .await
             .map_err(binding_refusal)?;
         tracing::info!(node = %cert.node, "renewed a node's certificate");

@@ -74,46 +74,6 @@ pub const MAX_MEMORY_BYTES: i64 = 64 << 40;
 /// The most pods a node may take.
 pub const MAX_PODS: i64 = 5_000;
 
-/// Labels a node may not give itself, as Kubernetes' NodeRestriction: keel's own prefix,
-/// `node-restriction.kubernetes.io/` (for labels only an admin sets, which pods select to
-/// land on trusted nodes), and Kubernetes' prefixes beyond the few a kubelet may set.
-/// `kubernetes.io/hostname` is keel's to set, from the node's name.
-fn reserved_label(key: &str) -> Option<&'static str> {
-    const KUBELET_MAY_SET: &[&str] = &[
-        "kubernetes.io/arch",
-        "kubernetes.io/os",
-        "beta.kubernetes.io/arch",
-        "beta.kubernetes.io/os",
-        "beta.kubernetes.io/instance-type",
-        "node.kubernetes.io/instance-type",
-        "topology.kubernetes.io/region",
-        "topology.kubernetes.io/zone",
-        "failure-domain.beta.kubernetes.io/region",
-        "failure-domain.beta.kubernetes.io/zone",
-    ];
-    let prefix = key.split_once('/').map(|(p, _)| p)?;
-    let under = |domain: &str| prefix == domain || prefix.ends_with(&format!(".{domain}"));
-    if under("keel.dev") {
-        return Some("keel.dev labels are keel's own; a node cannot set them");
-    }
-    if under("node-restriction.kubernetes.io") {
-        return Some(
-            "node-restriction.kubernetes.io labels are set by an admin, never by the node",
-        );
-    }
-    let kubelet_prefix = matches!(prefix, "kubelet.kubernetes.io" | "node.kubernetes.io");
-    if (under("kubernetes.io") || under("k8s.io"))
-        && !kubelet_prefix
-        && !KUBELET_MAY_SET.contains(&key)
-    {
-        return Some(
-            "a node may set only the kubernetes.io labels a kubelet may (arch, os, instance \
-             type, region, zone, kubelet.kubernetes.io/ and node.kubernetes.io/)",
-        );
-    }
-    None
-}
-
 /// Checks what an agent says about itself.
 fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
     let bad = |m: String| Err(RegisterError::Invalid(m));
@@ -123,6 +83,15 @@ fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
     match req.address.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
         _ => return bad(format!("address {:?}: must be host:port", req.address)),
+    }
+    // Its hostNetwork pods take this address, and every node's proxy sends their Services'
+    // traffic there: never link-local, multicast or unspecified. Loopback stays allowed for
+    // a cluster on one machine.
+    if let Ok(ip) = host_of(&req.address).parse::<std::net::IpAddr>()
+        && !ip.to_canonical().is_loopback()
+        && let Some(why) = super::reports::special_address(ip)
+    {
+        return bad(format!("address {:?}: {why}", req.address));
     }
     // Sanity bounds beyond the largest machines (a node claiming more would draw every pod
     // to itself), which also keep every sum and score far from overflowing.
@@ -142,7 +111,7 @@ fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
         if let Some(why) = names::qualified_name(k) {
             return bad(format!("labels: key {k:?}: {why}"));
         }
-        if let Some(why) = reserved_label(k) {
+        if let Some(why) = names::reserved_node_label(k) {
             return bad(format!("labels: key {k:?}: {why}"));
         }
         if let Some(why) = names::label_value(v) {

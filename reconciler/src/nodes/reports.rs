@@ -55,13 +55,17 @@ impl NodeRegistry {
         let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
             return Some(format!("pod IP {:?} is not an IP address", bounded(ip, 64)));
         };
+        // ::ffff:127.0.0.1 is 127.0.0.1.
+        let addr = addr.to_canonical();
         if pod.spec.host_network == Some(true) {
             return match self.node_address(node) {
                 Some(own) if own == addr => None,
                 Some(own) => Some(format!(
                     "hostNetwork pod IP {ip} is not node {node}'s address {own}"
                 )),
-                None => special_address(addr).map(|why| format!("pod IP {ip} is {why}")),
+                None => Some(format!(
+                    "node {node} registered without an IP address, so its hostNetwork pods have none"
+                )),
             };
         }
         if let Some(why) = special_address(addr) {
@@ -140,8 +144,9 @@ fn bounded(s: &str, max: usize) -> String {
 }
 
 /// What makes `addr` an address no Service may send traffic to, if anything.
-fn special_address(addr: std::net::IpAddr) -> Option<&'static str> {
+pub(super) fn special_address(addr: std::net::IpAddr) -> Option<&'static str> {
     use std::net::IpAddr;
+    let addr = addr.to_canonical();
     let link_local = match addr {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => v6.is_unicast_link_local(),

@@ -183,6 +183,20 @@ async fn bad_registrations_are_refused_with_the_field_named() {
     };
     let mut cases = cases;
     cases.extend([
+        (
+            RegisterRequest {
+                address: "169.254.169.254:10250".into(),
+                ..registration("x")
+            },
+            "a link-local address",
+        ),
+        (
+            RegisterRequest {
+                address: "0.0.0.0:10250".into(),
+                ..registration("x")
+            },
+            "the unspecified address",
+        ),
         (label("keel.dev/trusted"), "keel.dev labels are keel's own"),
         (label("sub.keel.dev/x"), "keel.dev labels are keel's own"),
         (
@@ -535,6 +549,8 @@ async fn pod_addresses_no_service_may_reach_are_refused() {
         "255.255.255.255",
         "::1",
         "fe80::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
         "not-an-ip",
     ] {
         send("web", bad).await;

@@ -87,8 +87,15 @@ pub fn validate_secret(secret: &Secret, errs: &mut Errors) {
         );
         total += v.len();
     }
-    if secret.type_.as_deref() == Some("") {
-        errs.required(&FieldPath::new("type"));
+    match secret.type_.as_deref() {
+        Some("") => errs.required(&FieldPath::new("type")),
+        // keel keeps join tokens and node certificate bindings as Secrets of its own types;
+        // one from git could let a committer join nodes or take a node's name.
+        Some(t) if t.starts_with("keel.dev/") => errs.forbidden(
+            &FieldPath::new("type"),
+            format!("Secret type {t:?} is keel's own; git cannot declare it"),
+        ),
+        _ => {}
     }
     check_size(total, errs);
 }

@@ -72,7 +72,7 @@ impl EtcdStore {
             };
             let revision = self.commit_unlocked(&chunks[0], &also).await?;
             if batch.record.is_some() {
-                self.trim_history().await?;
+                self.trim_history_best_effort().await;
             }
             return Ok(revision);
         }
@@ -97,7 +97,7 @@ impl EtcdStore {
         {
             Outcome::Applied(revision) => {
                 if batch.record.is_some() {
-                    self.trim_history().await?;
+                    self.trim_history_best_effort().await;
                 }
                 Ok(revision)
             }

@@ -547,7 +547,16 @@ impl EtcdStore {
                 "the sync record was not written".into(),
             ));
         }
-        self.trim_history().await
+        self.trim_history_best_effort().await;
+        Ok(())
+    }
+
+    /// [`EtcdStore::trim_history`] after a batch has committed: a failure is logged, never
+    /// turned into the batch's (it was applied, and its record written).
+    pub(super) async fn trim_history_best_effort(&self) {
+        if let Err(e) = self.trim_history().await {
+            tracing::warn!(error = %e, "cannot trim the sync history; the next record tries again");
+        }
     }
 
     /// Drops the oldest records past the limit (best effort: a crash leaves a few extra).

@@ -71,7 +71,7 @@ fn a_node_name_is_bound_to_its_certificate_until_the_node_is_deleted() {
     let said = String::from_utf8_lossy(&thief.stderr);
     assert!(!thief.status.success(), "{said}");
     assert!(
-        said.contains("already joined with another certificate")
+        said.contains("exists and is bound to the certificate it joined with")
             && said.contains("keel delete node bound-node"),
         "{said}"
     );
@@ -125,6 +125,47 @@ fn a_node_name_is_bound_to_its_certificate_until_the_node_is_deleted() {
     assert!(
         server.get(&format!("/api/v1/nodes/{name}")).is_none(),
         "the revoked certificate registered nothing"
+    );
+
+    // A join whose answer was lost (no Register followed) does not lock its name: joining
+    // again replaces it, and `keel delete node` frees it too.
+    let join = |node: &str| {
+        let token = keel_tls::JoinToken::parse(&server.join_token()).unwrap();
+        let (_, csr) = keel_tls::ca::new_key_and_request().unwrap();
+        let tls = ClientTls {
+            config: client_config(ca.cert_der(), None).unwrap(),
+            server_name: Identity::ControlPlane.server_name().unwrap(),
+        };
+        let endpoint = Endpoint::from_shared(format!("http://{}", server.agents))
+            .unwrap()
+            .timeout(Duration::from_secs(5));
+        let request = keel_agent_protocol::JoinRequest {
+            node_name: node.into(),
+            token_id: token.id.clone(),
+            token_secret: token.secret.clone(),
+            csr,
+        };
+        rt.block_on(async move {
+            let channel = keel_tls::transport::connect(endpoint, Some(tls))
+                .await
+                .unwrap();
+            ControlPlaneClient::new(channel)
+                .join(request)
+                .await
+                .map(|_| ())
+        })
+    };
+    join("half-joined").expect("first join");
+    join("half-joined").expect("joining again before registering");
+    let freed = server
+        .keel()
+        .args(["delete", "node", "half-joined", "--server", &server.url])
+        .output()
+        .unwrap();
+    assert!(
+        freed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&freed.stderr)
     );
 
     // Now the name is free: a new machine joins under it.

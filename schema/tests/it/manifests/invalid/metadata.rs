@@ -73,6 +73,21 @@ data:
         )],
     },
     Case {
+        name: "a Secret of keel's own type (a forged join token)",
+        yaml: r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: join-token-abcdef, namespace: keel-system}
+type: keel.dev/join-token
+data: {token-id: YWJjZGVm}
+"#,
+        errors: &[(
+            4,
+            "type",
+            "Forbidden: Secret type \"keel.dev/join-token\" is keel's own",
+        )],
+    },
+    Case {
         name: "configmap key with a slash",
         yaml: r#"
 apiVersion: v1
