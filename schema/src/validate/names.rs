@@ -145,6 +145,46 @@ pub fn config_key(v: &str) -> Option<String> {
     })
 }
 
+/// Labels a node may not give itself, as Kubernetes' NodeRestriction: keel's own prefix,
+/// `node-restriction.kubernetes.io/` (for labels only an admin sets, which pods select to
+/// land on trusted nodes), and Kubernetes' prefixes beyond the few a kubelet may set.
+/// `kubernetes.io/hostname` is keel's to set, from the node's name.
+pub fn reserved_node_label(key: &str) -> Option<&'static str> {
+    const KUBELET_MAY_SET: &[&str] = &[
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+    ];
+    let prefix = key.split_once('/').map(|(p, _)| p)?;
+    let under = |domain: &str| prefix == domain || prefix.ends_with(&format!(".{domain}"));
+    if under("keel.dev") {
+        return Some("keel.dev labels are keel's own; a node cannot set them");
+    }
+    if under("node-restriction.kubernetes.io") {
+        return Some(
+            "node-restriction.kubernetes.io labels are set by an admin, never by the node",
+        );
+    }
+    let kubelet_prefix = matches!(prefix, "kubelet.kubernetes.io" | "node.kubernetes.io");
+    if (under("kubernetes.io") || under("k8s.io"))
+        && !kubelet_prefix
+        && !KUBELET_MAY_SET.contains(&key)
+    {
+        return Some(
+            "a node may set only the kubernetes.io labels a kubelet may (arch, os, instance \
+             type, region, zone, kubelet.kubernetes.io/ and node.kubernetes.io/)",
+        );
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,44 +229,4 @@ mod tests {
         assert!(dns1123_label(&"a".repeat(64)).is_some());
         assert!(label_value(&"a".repeat(64)).is_some());
     }
-}
-
-/// Labels a node may not give itself, as Kubernetes' NodeRestriction: keel's own prefix,
-/// `node-restriction.kubernetes.io/` (for labels only an admin sets, which pods select to
-/// land on trusted nodes), and Kubernetes' prefixes beyond the few a kubelet may set.
-/// `kubernetes.io/hostname` is keel's to set, from the node's name.
-pub fn reserved_node_label(key: &str) -> Option<&'static str> {
-    const KUBELET_MAY_SET: &[&str] = &[
-        "kubernetes.io/arch",
-        "kubernetes.io/os",
-        "beta.kubernetes.io/arch",
-        "beta.kubernetes.io/os",
-        "beta.kubernetes.io/instance-type",
-        "node.kubernetes.io/instance-type",
-        "topology.kubernetes.io/region",
-        "topology.kubernetes.io/zone",
-        "failure-domain.beta.kubernetes.io/region",
-        "failure-domain.beta.kubernetes.io/zone",
-    ];
-    let prefix = key.split_once('/').map(|(p, _)| p)?;
-    let under = |domain: &str| prefix == domain || prefix.ends_with(&format!(".{domain}"));
-    if under("keel.dev") {
-        return Some("keel.dev labels are keel's own; a node cannot set them");
-    }
-    if under("node-restriction.kubernetes.io") {
-        return Some(
-            "node-restriction.kubernetes.io labels are set by an admin, never by the node",
-        );
-    }
-    let kubelet_prefix = matches!(prefix, "kubelet.kubernetes.io" | "node.kubernetes.io");
-    if (under("kubernetes.io") || under("k8s.io"))
-        && !kubelet_prefix
-        && !KUBELET_MAY_SET.contains(&key)
-    {
-        return Some(
-            "a node may set only the kubernetes.io labels a kubelet may (arch, os, instance \
-             type, region, zone, kubelet.kubernetes.io/ and node.kubernetes.io/)",
-        );
-    }
-    None
 }
