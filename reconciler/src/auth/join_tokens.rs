@@ -6,23 +6,22 @@
 //! expires, as kubeadm's do; expired tokens are deleted when the next one is made.
 //! Tokens an older keel kept in `<data-dir>/join-tokens.json` are moved into the store at
 //! start.
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use keel_schema::types::core::{Secret, SecretData};
 use keel_schema::{Kind, Object, ObjectKey};
 use keel_store::{Store, StoreError};
 use keel_tls::JoinToken;
+
+use super::keel_secret;
 use keel_tls::join_token::{hashes_equal, secret_hash};
 use serde::{Deserialize, Serialize};
 
 /// The longest a token may live.
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Where the tokens' Secrets live, and what marks them.
-pub const NAMESPACE: &str = "keel-system";
+pub use super::keel_secret::NAMESPACE;
 pub const SECRET_TYPE: &str = "keel.dev/join-token";
 const NAME_PREFIX: &str = "join-token-";
 
@@ -65,64 +64,40 @@ impl From<StoreError> for TokenError {
     }
 }
 
-fn b64(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-fn unb64(text: &str) -> Option<String> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-}
-
 impl TokenRecord {
     fn key(id: &str) -> ObjectKey {
         ObjectKey::new(Kind::Secret, NAMESPACE, &format!("{NAME_PREFIX}{id}"))
     }
 
     fn to_secret(&self) -> Object {
-        let mut data = BTreeMap::new();
-        data.insert("token-id".to_string(), b64(&self.id));
-        data.insert("secret-sha256".to_string(), b64(&self.secret_sha256));
-        data.insert("created".to_string(), b64(&self.created.to_rfc3339()));
-        data.insert("expires".to_string(), b64(&self.expires.to_rfc3339()));
+        let mut fields = vec![
+            ("token-id", self.id.clone()),
+            ("secret-sha256", self.secret_sha256.clone()),
+            ("created", self.created.to_rfc3339()),
+            ("expires", self.expires.to_rfc3339()),
+        ];
         if let Some(d) = &self.description {
-            data.insert("description".to_string(), b64(d));
+            fields.push(("description", d.clone()));
         }
-        let mut secret = Secret {
-            api_version: "v1".into(),
-            kind: "Secret".into(),
-            type_: Some(SECRET_TYPE.into()),
-            data: Some(SecretData(data)),
-            ..Default::default()
-        };
-        secret.metadata.name = Some(format!("{NAME_PREFIX}{}", self.id));
-        secret.metadata.namespace = Some(NAMESPACE.into());
-        Object::Secret(secret)
+        keel_secret::build(format!("{NAME_PREFIX}{}", self.id), SECRET_TYPE, fields)
     }
 
     /// The record a token Secret holds; `None` for any other Secret or a damaged one.
     fn of_secret(object: &Object) -> Option<TokenRecord> {
-        let Object::Secret(secret) = object else {
-            return None;
-        };
-        if secret.type_.as_deref() != Some(SECRET_TYPE) {
-            return None;
-        }
-        let data = &secret.data.as_ref()?.0;
-        let field = |k: &str| data.get(k).and_then(|v| unb64(v));
+        let mut fields = keel_secret::fields(object, SECRET_TYPE)?;
         let time = |k: &str| {
-            field(k)
-                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            fields
+                .get(k)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc))
         };
+        let (created, expires) = (time("created")?, time("expires")?);
         Some(TokenRecord {
-            id: field("token-id")?,
-            secret_sha256: field("secret-sha256")?,
-            created: time("created")?,
-            expires: time("expires")?,
-            description: field("description"),
+            id: fields.remove("token-id")?,
+            secret_sha256: fields.remove("secret-sha256")?,
+            created,
+            expires,
+            description: fields.remove("description"),
         })
     }
 }
@@ -291,7 +266,11 @@ mod tests {
         let stored = store.get(&TokenRecord::key(&t.id)).await.unwrap().unwrap();
         let json = serde_json::to_string(&stored.object).unwrap();
         assert!(
-            !json.contains(&t.secret) && !json.contains(&b64(&t.secret)),
+            !json.contains(&t.secret)
+                && !json.contains(&base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &t.secret
+                )),
             "the secret itself is not kept"
         );
         assert_eq!(tokens.list().await.unwrap().len(), 1);

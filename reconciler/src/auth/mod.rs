@@ -4,5 +4,6 @@
 
 pub mod api_token;
 pub mod join_tokens;
+pub mod keel_secret;
 pub mod node_bindings;
 pub mod pki;

@@ -11,14 +11,10 @@
 //! - Nodes that joined before bindings existed get, when a leader starts, a binding that
 //!   takes the first certificate issued before then, once.
 
-use std::collections::BTreeMap;
-
-use base64::Engine;
-use keel_schema::types::core::{Secret, SecretData};
 use keel_schema::{Kind, Object, ObjectKey};
 use keel_store::{Store, StoreError};
 
-use super::join_tokens::NAMESPACE;
+use super::keel_secret::{self, NAMESPACE};
 
 pub const SECRET_TYPE: &str = "keel.dev/node-certificate";
 const NAME_PREFIX: &str = "node-";
@@ -56,24 +52,11 @@ fn key(node: &str) -> ObjectKey {
 }
 
 fn secret(node: &str, serials: &[String], legacy_before: Option<i64>) -> Object {
-    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
-    let mut data = BTreeMap::from([
-        ("node".to_string(), b64(node)),
-        ("serials".to_string(), b64(&serials.join(","))),
-    ]);
+    let mut fields = vec![("node", node.to_string()), ("serials", serials.join(","))];
     if let Some(before) = legacy_before {
-        data.insert("legacy-before".to_string(), b64(&before.to_string()));
+        fields.push(("legacy-before", before.to_string()));
     }
-    let mut secret = Secret {
-        api_version: "v1".into(),
-        kind: "Secret".into(),
-        type_: Some(SECRET_TYPE.into()),
-        data: Some(SecretData(data)),
-        ..Default::default()
-    };
-    secret.metadata.name = Some(format!("{NAME_PREFIX}{node}"));
-    secret.metadata.namespace = Some(NAMESPACE.into());
-    Object::Secret(secret)
+    keel_secret::build(format!("{NAME_PREFIX}{node}"), SECRET_TYPE, fields)
 }
 
 /// What a binding Secret holds.
@@ -87,26 +70,15 @@ struct Binding {
 impl Binding {
     /// The binding a Secret holds; `None` for any other Secret.
     fn of(object: &Object) -> Option<Binding> {
-        let Object::Secret(secret) = object else {
-            return None;
-        };
-        if secret.type_.as_deref() != Some(SECRET_TYPE) {
-            return None;
-        }
-        let data = &secret.data.as_ref()?.0;
-        let field = |k: &str| {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data.get(k)?)
-                .ok()?;
-            String::from_utf8(bytes).ok()
-        };
+        let fields = keel_secret::fields(object, SECRET_TYPE)?;
         Some(Binding {
-            serials: field("serials")?
+            serials: fields
+                .get("serials")?
                 .split(',')
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
-            legacy_before: field("legacy-before").and_then(|t| t.parse().ok()),
+            legacy_before: fields.get("legacy-before").and_then(|t| t.parse().ok()),
         })
     }
 }
