@@ -399,6 +399,65 @@ async fn a_restarted_agent_adopts_its_running_containers() {
     assert_eq!(ids_before, ids_after, "no container was replaced");
 }
 
+/// An agent killed between starting a sandbox and recording its network attachment left a
+/// sandbox with no address on record: the next agent replaces it instead of adopting a pod
+/// that would never have an IP (and so never pass a network probe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_left_half_attached_is_replaced_by_the_next_agent() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "half",
+        json!({
+            "containers": [{
+                "name": "web", "image": IMAGE,
+                "command": ["httpd", "-f", "-p", "8080", "-h", "/"],
+                "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+            }],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    h.sync(&[p.clone()], &[]).await.unwrap();
+    let before = h
+        .wait_for(&uid, 60, "ready", |s| running(s, "web") && ready(s))
+        .await;
+    let sandbox = h.containers().await[&uid]
+        .iter()
+        .find(|c| c.is_sandbox())
+        .map(|c| c.id.clone())
+        .expect("a sandbox");
+    let record = h
+        .data
+        .path()
+        .join("cni/attachments")
+        .join(format!("{sandbox}.json"));
+    std::fs::remove_file(&record).expect("the sandbox's attachment record");
+
+    h.restart_agent().await;
+    h.sync(&[p], &[]).await.unwrap();
+    let after = h
+        .wait_for(&uid, 60, "ready again, with an address", |s| {
+            running(s, "web") && ready(s) && s.pod_ip.is_some()
+        })
+        .await;
+    let sandboxes: Vec<String> = h.containers().await[&uid]
+        .iter()
+        .filter(|c| c.is_sandbox())
+        .map(|c| c.id.clone())
+        .collect();
+    assert!(
+        !sandboxes.contains(&sandbox),
+        "the half-attached sandbox was removed: {sandboxes:?}"
+    );
+    let body = http_get(&format!("{}:8080", after.pod_ip.clone().unwrap()), "/")
+        .await
+        .unwrap_or_default();
+    assert!(
+        body.starts_with("HTTP/1."),
+        "the new sandbox's address answers: {body:?}"
+    );
+    assert!(before.pod_ip.is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_container_is_recreated_and_foreign_containers_are_untouched() {
     let mut h = docker_or_skip!();

@@ -114,6 +114,27 @@ fn pods(server: &Server) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// One line per pod, so a failed convergence says which pod is extra and why.
+fn describe(pods: &[Value]) -> String {
+    pods.iter()
+        .map(|p| {
+            format!(
+                "{} (node {}, phase {}, ready {}, image {}, owner {}, deleting {})",
+                p["metadata"]["name"].as_str().unwrap_or("?"),
+                p["spec"]["nodeName"].as_str().unwrap_or("-"),
+                p["status"]["phase"].as_str().unwrap_or("-"),
+                ready(p),
+                p["spec"]["containers"][0]["image"].as_str().unwrap_or("-"),
+                p["metadata"]["ownerReferences"][0]["name"]
+                    .as_str()
+                    .unwrap_or("-"),
+                p["metadata"]["deletionTimestamp"].as_str().unwrap_or("no"),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn app(pod: &Value) -> &str {
     pod["metadata"]["labels"]["app"].as_str().unwrap_or("")
 }
@@ -128,8 +149,9 @@ fn converged(server: &Server, nodes: &[String], web: usize, tag: &str) -> Result
     let steady = pods.iter().filter(|p| app(p) == "steady").count();
     if webs != web || steady != 2 || pods.len() != web + 2 {
         return Err(format!(
-            "{webs} web and {steady} steady pods of {}",
-            pods.len()
+            "{webs} web and {steady} steady pods of {}: {}",
+            pods.len(),
+            describe(&pods)
         ));
     }
     for p in &pods {

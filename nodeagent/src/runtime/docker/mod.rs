@@ -75,8 +75,9 @@ impl DockerRuntime {
     }
 
     /// Connects to the engine (`DOCKER_HOST` or the local socket), agrees on an API version,
-    /// makes sure the sandbox image exists, starts following the engine's events, and
-    /// releases the network of sandboxes removed while no agent ran.
+    /// makes sure the sandbox image exists, starts following the engine's events, removes
+    /// sandboxes an earlier agent left half-attached, and releases the network of sandboxes
+    /// removed while no agent ran.
     pub async fn connect(node: &str, pause_image: &str, cni: Arc<Cni>) -> anyhow::Result<Self> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| anyhow::anyhow!("cannot reach the Docker engine: {e}"))?
@@ -110,14 +111,19 @@ impl DockerRuntime {
             events: tx,
             cni,
         };
-        let live: HashSet<String> = runtime
+        let sandboxes: Vec<ContainerInfo> = runtime
             .list_labelled(None)
             .await
             .map_err(|e| anyhow::anyhow!("cannot list this node's containers: {e}"))?
             .into_iter()
             .filter(ContainerInfo::is_sandbox)
-            .map(|c| c.id)
             .collect();
+        let mut live = HashSet::new();
+        for sandbox in sandboxes {
+            if !runtime.remove_if_half_attached(&sandbox).await {
+                live.insert(sandbox.id);
+            }
+        }
         let released = runtime.cni.forget_vanished(&live).await;
         if released > 0 {
             tracing::info!(

@@ -82,6 +82,38 @@ impl DockerRuntime {
         }
     }
 
+    /// Removes `sandbox` when it is on Docker's `none` network without an attachment on
+    /// record: the agent that made it stopped between starting it and recording its
+    /// address, so it has no address keel knows and never will. The pod gets a new sandbox
+    /// (its app containers are restarted in it); the address lease the plugin may have
+    /// taken is released with those of other vanished sandboxes. True when it was removed
+    /// (or is gone).
+    pub(super) async fn remove_if_half_attached(&self, sandbox: &ContainerInfo) -> bool {
+        if !sandbox.is_sandbox() || sandbox.ip.is_some() {
+            return false;
+        }
+        let mode = match self.docker.inspect_container(&sandbox.id, None).await {
+            Ok(info) => info.host_config.and_then(|h| h.network_mode),
+            Err(e) if is_not_found(&e) => return true,
+            Err(_) => return false,
+        };
+        // Host-network sandboxes have no attachment by design.
+        if mode.as_deref() != Some("none") {
+            return false;
+        }
+        let pod = format!("{}/{}", sandbox.pod_namespace, sandbox.pod_name);
+        match crate::runtime::Runtime::remove(self, &sandbox.id).await {
+            Ok(()) => {
+                tracing::warn!(pod = %pod, sandbox = %sandbox.id, "removed a pod sandbox whose network was never recorded (an agent stopped while attaching it); the pod gets a new one");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(pod = %pod, sandbox = %sandbox.id, error = %e, "cannot remove a half-attached pod sandbox");
+                false
+            }
+        }
+    }
+
     /// Releases the pod network of `id` if it is attached. A failure is kept on record:
     /// the next agent start releases it once the sandbox is gone.
     pub(super) async fn detach(&self, id: &str) -> Result<(), RuntimeError> {
