@@ -189,8 +189,9 @@ impl Agents {
         said
     }
 
-    /// Stops the agents and removes their containers (their addresses and links go with
-    /// their node hosts). Returns how many containers were removed.
+    /// Stops the agents and removes their containers and the volume paths pinned for them
+    /// (their addresses and links go with their node hosts). Returns how many containers
+    /// were removed.
     pub fn stop_and_clean(mut self) -> usize {
         for child in &mut self.children {
             let _ = child.kill();
@@ -202,6 +203,7 @@ impl Agents {
             removed += remove_containers(name);
             let _ = std::fs::remove_file(self.launch.pids.join(format!("{name}.pid")));
         }
+        release_pinned_mounts(&self.launch.data_dir);
         removed
     }
 }
@@ -270,7 +272,7 @@ fn signal(pid: u32, which: &str) {
 }
 
 /// Removes what an earlier run left when it was killed before it could clean up: the
-/// containers of every `local-N` (their node hosts, and with them their pods' network, are
+/// containers of every `local-N` and the volume paths pinned for them (their node hosts, and with them their pods' network, are
 /// made anew, so they could not be adopted; the agents start the pods again), and the `lo`
 /// addresses of agents that ran on the machine's own network before nodes had hosts of
 /// their own. Returns how many containers went.
@@ -280,6 +282,7 @@ pub fn clean_leftovers(data_dir: &Path) -> usize {
         removed += remove_containers(&name);
         remove_addresses(&data_dir.join("agents").join(&name));
     }
+    release_pinned_mounts(&data_dir.join("agents"));
     removed
 }
 
@@ -309,6 +312,66 @@ pub fn remove_containers(name: &str) -> usize {
     if ok { ids.len() } else { 0 }
 }
 
+/// Unmounts the volume paths an agent pinned for its pods under its data dir `agent_dir`
+/// (`pods/UID/pinned/...`), once its containers are gone: removing the data dir afterwards
+/// must never reach through one into a hostPath. Returns how many were unmounted.
+pub fn release_pinned_mounts(agent_dir: &Path) -> usize {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return 0;
+    };
+    let pinned = |p: &Path| {
+        let Ok(rest) = p.strip_prefix(agent_dir) else {
+            return false;
+        };
+        let names: Vec<&std::ffi::OsStr> = rest.iter().collect();
+        names.windows(3).any(|w| w[0] == "pods" && w[2] == "pinned")
+    };
+    let mut points: Vec<PathBuf> = table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mount_point)
+        .filter(|p| pinned(p))
+        .collect();
+    // Deepest first, should any be stacked.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    points
+        .iter()
+        .filter(|p| {
+            Command::new("umount")
+                .arg("-l")
+                .arg(p)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .count()
+}
+
+/// `/proc/self/mountinfo` writes space, tab, newline and backslash as octal escapes.
+fn unescape_mount_point(field: &str) -> PathBuf {
+    let mut out = Vec::with_capacity(field.len());
+    let bytes = field.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
 /// Removes the `lo` addresses labelled with the owner tag kept in an agent's data dir.
 pub fn remove_addresses(agent_dir: &Path) {
     let Ok(owner) = std::fs::read_to_string(agent_dir.join("address-owner")) else {
@@ -325,5 +388,20 @@ pub fn remove_addresses(agent_dir: &Path) {
             .args(["addr", "del", cidr, "dev", "lo"])
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_are_read_with_their_escapes() {
+        assert_eq!(
+            unescape_mount_point("/data/my\\040dir/a\\134b"),
+            Path::new("/data/my dir/a\\b")
+        );
+        // A backslash that starts no escape is kept as it is.
+        assert_eq!(unescape_mount_point("/x\\9y\\"), Path::new("/x\\9y\\"));
     }
 }

@@ -23,7 +23,7 @@ mod ports;
 mod stages;
 mod summary;
 
-pub use agents::{MAX_NODES, remove_addresses, remove_containers};
+pub use agents::{MAX_NODES, release_pinned_mounts, remove_addresses, remove_containers};
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

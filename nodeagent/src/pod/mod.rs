@@ -1,8 +1,9 @@
 //! A pod's life on the node: its states ([`state`]), the worker that drives them
 //! ([`worker`]), and what that worker needs: container specs ([`spec`]), volumes
-//! ([`volumes`]), probes ([`probe`]) and restart backoff ([`backoff`]).
+//! ([`volumes`]) and their pinned mount sources ([`pinned`]), probes ([`probe`]) and restart backoff ([`backoff`]).
 
 pub mod backoff;
+pub mod pinned;
 pub mod probe;
 pub mod spec;
 pub mod state;

@@ -4,11 +4,13 @@
 //! `CreateContainerConfigError`, with Kubernetes' wording.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use base64::Engine;
 use keel_schema::types::pod::{Container, EnvFromSource, EnvVarSource};
 
 use crate::desired::DesiredPod;
+use crate::pod::pinned::{self, Pin};
 use crate::pod::volumes::PodVolumes;
 use crate::runtime::{ContainerSpec, Mount, PodRef};
 
@@ -181,14 +183,17 @@ fn value_from(pod: &DesiredPod, from: &EnvVarSource) -> Result<Option<String>, S
     }
 }
 
-/// Everything the runtime needs to create container `c` of `pod`, attempt `attempt`.
+/// Everything the runtime needs to create container `c` of `pod`, attempt `attempt`, and the
+/// mount sources to pin first (subPaths and hostPaths: the spec names their staging paths
+/// under `pod_dir`).
 pub fn container_spec(
     pod: &DesiredPod,
     pod_ref: &PodRef,
     c: &Container,
     attempt: u32,
     volumes: &PodVolumes,
-) -> Result<ContainerSpec, String> {
+    pod_dir: &Path,
+) -> Result<(ContainerSpec, Vec<Pin>), String> {
     let env = environment(pod, c)?;
     let vars: HashMap<String, String> = env.iter().cloned().collect();
     let expand_all = |v: &Option<Vec<String>>| {
@@ -196,17 +201,29 @@ pub fn container_spec(
             .map(|items| items.iter().map(|s| expand(s, &vars)).collect::<Vec<_>>())
     };
     let mut mounts = Vec::new();
-    for m in c.volume_mounts.iter().flatten() {
+    let mut pins = Vec::new();
+    for (index, m) in c.volume_mounts.iter().flatten().enumerate() {
         let Some(volume) = volumes.get(&m.name) else {
             return Err(format!(
                 "volume {:?} of mount {:?} is not ready",
                 m.name, m.mount_path
             ));
         };
-        let host_path = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            Some(sub) => volume.sub_path(sub)?,
-            None => volume.path.to_string_lossy().into_owned(),
+        let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
+        let host_path = match volume.source(sub)? {
+            Some(source) => {
+                let staging = pinned::staging(pod_dir, &c.name, index);
+                pins.push(Pin {
+                    root: source.root,
+                    rel: source.rel,
+                    create: source.create,
+                    staging: staging.clone(),
+                });
+                staging
+            }
+            None => volume.path.clone(),
         };
+        let host_path = host_path.to_string_lossy().into_owned();
         mounts.push(Mount {
             host_path,
             container_path: m.mount_path.clone(),
@@ -221,7 +238,7 @@ pub fn container_spec(
         map.and_then(|m| m.get(key))
             .and_then(|q| if millis { q.millis() } else { q.value() }.ok())
     };
-    Ok(ContainerSpec {
+    let spec = ContainerSpec {
         pod: pod_ref.clone(),
         name: c.name.clone(),
         attempt,
@@ -238,7 +255,8 @@ pub fn container_spec(
         // As the kubelet: shares = millicores * 1024 / 1000, at least 2.
         cpu_shares: quantity(requests, "cpu", true).map(|m| (m.saturating_mul(1024) / 1000).max(2)),
         security: security(pod, c),
-    })
+    };
+    Ok((spec, pins))
 }
 
 /// The container's privileges, as validated (and allowed by the repository's policy) on

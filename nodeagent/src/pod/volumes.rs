@@ -17,15 +17,47 @@ use crate::desired::DesiredPod;
 /// One volume, ready to mount.
 #[derive(Debug, Clone)]
 pub struct HostVolume {
+    /// Where it is on the node, symlinks resolved.
     pub path: PathBuf,
     /// ConfigMaps and Secrets are always read-only.
     pub read_only: bool,
+    /// For a hostPath: the allowed prefix (resolved) it is under. Its mounts are pinned
+    /// from there ([`crate::pod::pinned`]): a path outside the agent's own folder is never
+    /// given to Docker as a string.
+    pub host_root: Option<PathBuf>,
+}
+
+/// What a mount binds when its source is pinned: `rel` beneath `root`, opened without
+/// following links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedSource {
+    pub root: PathBuf,
+    pub rel: PathBuf,
+    /// Missing folders are made (a writable volume's subPath).
+    pub create: bool,
 }
 
 impl HostVolume {
-    /// `subPath` inside the volume: relative, without `..`, created when missing (as the
-    /// kubelet does for directories).
-    pub fn sub_path(&self, sub: &str) -> Result<String, String> {
+    /// The pinned source of a mount of this volume with subPath `sub`, or `None` when the
+    /// volume's own folder is mounted as it is (keel's own volumes without a subPath).
+    ///
+    /// `sub` is relative, without `..`, and must stay inside the volume once symlinks are
+    /// resolved; this is checked here for a clear error, and again by the pinning, which
+    /// refuses a link that appears in between.
+    pub fn source(&self, sub: Option<&str>) -> Result<Option<PinnedSource>, String> {
+        let root = canonical(self.host_root.as_ref().unwrap_or(&self.path))?;
+        let in_root = |p: &Path| -> Result<PathBuf, String> {
+            p.strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .map_err(|_| format!("{} is outside {}", p.display(), root.display()))
+        };
+        let Some(sub) = sub else {
+            return Ok(self.host_root.is_some().then_some(PinnedSource {
+                rel: in_root(&self.path)?,
+                root: root.clone(),
+                create: false,
+            }));
+        };
         let rel = Path::new(sub);
         if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(format!(
@@ -33,26 +65,22 @@ impl HostVolume {
             ));
         }
         let full = self.path.join(rel);
-        // Checked before anything is created, so a symlink cannot make the agent create
-        // directories elsewhere on the node either.
-        inside(&deepest_existing(&full), &self.path).map_err(|_| {
-            format!("subPath {sub:?} resolves outside its volume (through a symlink)")
-        })?;
-        if !full.exists() && !self.read_only {
-            std::fs::create_dir_all(&full)
-                .map_err(|e| format!("creating subPath {}: {e}", full.display()))?;
-        }
+        let escapes = || format!("subPath {sub:?} resolves outside its volume (through a symlink)");
         // A container can put a symlink in its volume; resolved, the path must still be
         // inside the volume, or a subPath could mount any of the node's files.
-        if !full.exists() {
+        let existing = deepest_existing(&full);
+        let resolved = inside(&existing, &self.path).map_err(|_| escapes())?;
+        if existing != full && self.read_only {
             return Err(format!(
                 "subPath {sub:?} does not exist in its read-only volume"
             ));
         }
-        let resolved = inside(&full, &self.path).map_err(|_| {
-            format!("subPath {sub:?} resolves outside its volume (through a symlink)")
-        })?;
-        Ok(resolved.to_string_lossy().into_owned())
+        let missing = full.strip_prefix(&existing).unwrap_or(Path::new(""));
+        Ok(Some(PinnedSource {
+            rel: in_root(&resolved.join(missing)).map_err(|_| escapes())?,
+            root,
+            create: !self.read_only,
+        }))
     }
 }
 
@@ -253,6 +281,7 @@ fn empty_dir(volume: &str, medium: Option<&str>, dir: PathBuf) -> Result<HostVol
     Ok(HostVolume {
         path: dir,
         read_only: false,
+        host_root: None,
     })
 }
 
@@ -289,6 +318,7 @@ fn config_map(
     Ok(HostVolume {
         path: dir,
         read_only: true,
+        host_root: None,
     })
 }
 
@@ -322,11 +352,13 @@ fn secret(
     Ok(HostVolume {
         path: dir,
         read_only: true,
+        host_root: None,
     })
 }
 
 /// A path on the node, only under `--allowed-host-path`, checked again once symlinks are
-/// resolved, and mounted as resolved: a symlink cannot lead the agent or Docker elsewhere.
+/// resolved, and mounted as resolved and pinned: a symlink cannot lead the agent or Docker
+/// elsewhere, not even one swapped in after the check.
 fn host_path(
     volume: &str,
     src: &HostPathVolumeSource,
@@ -361,9 +393,17 @@ fn host_path(
     if present && !resolved_under_allowed(&path, allowed) {
         return Err(outside());
     }
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    let host_root = allowed
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| path.starts_with(p))
+        .max_by_key(|p| p.components().count())
+        .ok_or_else(outside)?;
     Ok(HostVolume {
-        path: std::fs::canonicalize(&path).unwrap_or(path),
+        path,
         read_only: false,
+        host_root: Some(host_root),
     })
 }
 
@@ -555,14 +595,37 @@ mod tests {
         let v = HostVolume {
             path: volume.clone(),
             read_only: false,
+            host_root: None,
         };
-        assert!(v.sub_path("inside").is_ok());
-        let err = v.sub_path("escape").unwrap_err();
+        let volume = canonical(&volume).unwrap();
+        let inside = v.source(Some("inside")).unwrap().unwrap();
+        assert_eq!((inside.root, inside.rel), (volume.clone(), "inside".into()));
+        // The volume's own folder is mounted as it is.
+        assert_eq!(v.source(None).unwrap(), None);
+        let err = v.source(Some("escape")).unwrap_err();
         assert!(err.contains("resolves outside its volume"), "{err}");
-        // Refused before anything is created on the other side of the link.
         let marker = format!("keel-must-not-exist-{}", std::process::id());
-        assert!(v.sub_path(&format!("escape/{marker}")).is_err());
-        assert!(!Path::new("/").join(&marker).exists());
+        assert!(v.source(Some(&format!("escape/{marker}"))).is_err());
+        // Missing: made by the pinning in a writable volume, an error in a read-only one.
+        let missing = v.source(Some("new/dir")).unwrap().unwrap();
+        assert_eq!(missing.rel, Path::new("new/dir"));
+        assert!(missing.create);
+        let read_only = HostVolume {
+            read_only: true,
+            ..v.clone()
+        };
+        let err = read_only.source(Some("new")).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+        // A hostPath is pinned whole, from the allowed prefix it is under.
+        let host = HostVolume {
+            path: volume.join("inside"),
+            read_only: false,
+            host_root: Some(volume.clone()),
+        };
+        let whole = host.source(None).unwrap().unwrap();
+        assert_eq!((whole.root, whole.rel), (volume.clone(), "inside".into()));
+        let sub = host.source(Some("x")).unwrap().unwrap();
+        assert_eq!(sub.rel, Path::new("inside/x"));
         let allowed = root.path().join("allowed");
         std::fs::create_dir_all(&allowed).unwrap();
         std::os::unix::fs::symlink("/etc", allowed.join("etc")).unwrap();

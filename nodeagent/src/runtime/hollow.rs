@@ -254,6 +254,10 @@ impl Runtime for HollowRuntime {
         false
     }
 
+    fn host_binds(&self) -> Result<super::HostBinds, String> {
+        Ok(super::HostBinds::Nothing)
+    }
+
     fn logs(
         &self,
         id: &str,

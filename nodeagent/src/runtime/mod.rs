@@ -87,6 +87,17 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// Where a runtime's engine resolves bind-mount sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostBinds {
+    /// It binds nothing (the hollow runtime): nothing is pinned.
+    Nothing,
+    /// In the agent's own mount namespace.
+    Here,
+    /// In this mount namespace (`/proc/PID/ns/mnt` of the engine).
+    In(std::path::PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub pod: PodRef,
@@ -263,6 +274,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// answers every probe with success.
     fn probes_are_real(&self) -> bool {
         true
+    }
+
+    /// Where the engine resolves the host paths containers are given, so pinned mount
+    /// sources are mounted where it sees them.
+    fn host_binds(&self) -> Result<HostBinds, String> {
+        Ok(HostBinds::Here)
     }
 
     /// The container's output; `tail` 0 means all of it.

@@ -812,3 +812,192 @@ async fn a_removed_sandbox_brings_the_pod_back_in_a_new_one() {
     assert_eq!(sandboxes.len(), 1);
     assert_ne!(sandboxes[0], sandbox);
 }
+
+/// `docker run --rm -v SOURCE:/mnt IMAGE sh -c SCRIPT`: what the container printed.
+fn run_with_bind(source: &std::path::Path, script: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["run", "--rm", "--network", "none", "-v"])
+        .arg(format!("{}:/mnt", source.display()))
+        .args([IMAGE, "sh", "-c", script])
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The CVE-2017-1002101 race: a subPath (or a hostPath) is checked, then a container
+/// sharing the volume swaps a folder on it for a link to the node's root. What the engine
+/// mounts is still what was checked, because the agent gives it the pinned source, never
+/// the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_path_swapped_for_a_link_after_its_check_still_mounts_what_was_checked() {
+    use keel_nodeagent::pod::pinned::{self, Pin};
+    use keel_nodeagent::pod::volumes::HostVolume;
+    let h = docker_or_skip!();
+    let root = tempfile::tempdir().unwrap();
+    let volume = root.path().join("volume");
+    std::fs::create_dir_all(volume.join("sub")).unwrap();
+    std::fs::write(volume.join("sub/data"), "inside the volume\n").unwrap();
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("data"), "a node file\n").unwrap();
+    let pod_dir = root.path().join("pod");
+    for (name, v) in [
+        (
+            "emptydir",
+            HostVolume {
+                path: volume.clone(),
+                read_only: false,
+                host_root: None,
+            },
+        ),
+        (
+            "hostpath",
+            HostVolume {
+                path: std::fs::canonicalize(&volume).unwrap(),
+                read_only: false,
+                host_root: Some(std::fs::canonicalize(root.path()).unwrap()),
+            },
+        ),
+    ] {
+        let _ = std::fs::remove_file(volume.join("sub"));
+        std::fs::create_dir_all(volume.join("sub")).unwrap();
+        std::fs::write(volume.join("sub/data"), "inside the volume\n").unwrap();
+        let source = v.source(Some("sub")).unwrap().expect("a pinned source");
+        let staging = pinned::staging(&pod_dir, name, 0);
+        pinned::pin_all(
+            h.runtime.as_ref(),
+            vec![Pin {
+                root: source.root,
+                rel: source.rel,
+                create: source.create,
+                staging: staging.clone(),
+            }],
+        )
+        .await
+        .unwrap();
+        // The swap, after the check: `sub` becomes a link out of the volume.
+        std::fs::rename(
+            volume.join("sub"),
+            root.path().join(format!("moved-{name}")),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&outside, volume.join("sub")).unwrap();
+        let seen = run_with_bind(&staging, "cat /mnt/data");
+        assert_eq!(seen, "inside the volume\n", "{name}");
+        // Pinned again now, the link is refused, not followed.
+        let again = v.source(Some("sub"));
+        let refused = match again {
+            Err(e) => e,
+            Ok(Some(s)) => pinned::pin_all(
+                h.runtime.as_ref(),
+                vec![Pin {
+                    root: s.root,
+                    rel: s.rel,
+                    create: s.create,
+                    staging: staging.clone(),
+                }],
+            )
+            .await
+            .unwrap_err(),
+            Ok(None) => panic!("{name}: no source"),
+        };
+        assert!(
+            refused.contains("symbolic link") || refused.contains("outside"),
+            "{name}: {refused}"
+        );
+    }
+    // Released: unmounted and removed, and the volumes' files untouched.
+    pinned::release(h.runtime.as_ref(), &pod_dir).await.unwrap();
+    assert!(!pod_dir.join("pinned").exists());
+    assert!(outside.join("data").exists());
+    for name in ["emptydir", "hostpath"] {
+        assert!(root.path().join(format!("moved-{name}/data")).exists());
+    }
+    drop(h);
+}
+
+/// subPaths of an emptyDir and of a hostPath, end to end: both containers see them, and
+/// removing the pod unmounts its pinned paths and leaves the hostPath's files alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_paths_are_mounted_and_a_removed_pod_leaves_its_host_path_files() {
+    let mut h = docker_or_skip!();
+    let host = h.allowed_host_paths[0].join("site");
+    std::fs::create_dir_all(host.join("conf")).unwrap();
+    std::fs::write(host.join("conf/app.conf"), "from the node\n").unwrap();
+    let (p, uid) = pod(
+        "subpaths",
+        json!({
+            "containers": [
+                sh("writer", "echo shared > /work/note; sleep 3600"),
+                {"name": "reader", "image": IMAGE,
+                 "command": ["sh", "-c",
+                    "while true; do cat /conf/app.conf /work/note > /tmp/seen 2>&1; sleep 1; done"],
+                 "volumeMounts": [
+                    {"name": "site", "mountPath": "/conf", "subPath": "conf", "readOnly": true},
+                    {"name": "scratch", "mountPath": "/work", "subPath": "deep/er"}]}
+            ],
+            "volumes": [
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "site", "hostPath": {"path": host.to_string_lossy(), "type": "Directory"}}
+            ],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    // The writer mounts the same subPath of the emptyDir.
+    let mut p = p;
+    p["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "scratch", "mountPath": "/work", "subPath": "deep/er"}]);
+    h.sync(&[p], &[]).await.unwrap();
+    h.wait_for(&uid, 60, "both running", |s| {
+        running(s, "writer") && running(s, "reader")
+    })
+    .await;
+    let reader = h.containers().await[&uid]
+        .iter()
+        .find(|c| c.container.as_deref() == Some("reader"))
+        .map(|c| c.id.clone())
+        .unwrap();
+    let mut seen = String::new();
+    for _ in 0..50 {
+        let out = std::process::Command::new("docker")
+            .args(["exec", &reader, "cat", "/tmp/seen"])
+            .output()
+            .unwrap();
+        seen = String::from_utf8_lossy(&out.stdout).to_string();
+        if seen == "from the node\nshared\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen, "from the node\nshared\n");
+    let pod_dir = h.data.path().join("pods").join(&uid);
+    assert!(pod_dir.join("volumes/scratch/deep/er/note").exists());
+    // The mounts as the engine sees them (the test may run in a mount namespace of its own).
+    let mountinfo = match h.runtime.host_binds().unwrap() {
+        // `/proc/PID/ns/mnt` → `/proc/PID/mountinfo`.
+        keel_nodeagent::runtime::HostBinds::In(ns) => ns
+            .parent()
+            .and_then(std::path::Path::parent)
+            .unwrap()
+            .join("mountinfo"),
+        _ => "/proc/self/mountinfo".into(),
+    };
+    let mounts = || std::fs::read_to_string(&mountinfo).unwrap();
+    assert!(mounts().contains(&uid), "the pinned paths are mounts");
+
+    h.sync(&[], &[]).await.unwrap();
+    h.wait_gone(&uid, 60).await;
+    for _ in 0..50 {
+        if !pod_dir.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!pod_dir.exists(), "the pod's folder is removed");
+    assert!(!mounts().contains(&uid), "no pinned mount is left");
+    assert_eq!(
+        std::fs::read_to_string(host.join("conf/app.conf")).unwrap(),
+        "from the node\n",
+        "the hostPath's files are untouched"
+    );
+}

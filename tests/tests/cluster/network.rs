@@ -18,7 +18,10 @@ use super::support::{Agent, TestLan, docker, pods, ready, wait_until};
 const CGI: &str =
     "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nfrom %s\\n' \"$REMOTE_ADDR\"\n";
 
-fn manifests(solo_node: &str) -> String {
+/// `solo_node` runs the solo pod; `host_dir` is a node folder the net pods mount a subPath
+/// of (with a subPath of an emptyDir), through the pinned sources an agent in a node host
+/// must make in the host's mount namespace.
+fn manifests(solo_node: &str, host_dir: &str) -> String {
     format!(
         r#"apiVersion: apps/v1
 kind: DaemonSet
@@ -34,6 +37,13 @@ spec:
         image: keel-e2e/net:1
         imagePullPolicy: Never
         command: ["sh", "-c", "chmod +x /www/cgi-bin/ip; udp-echo 9000 & exec httpd -f -p 8080 -h /www"]
+        volumeMounts:
+        - {{name: scratch, mountPath: /scratch, subPath: a/b}}
+        - {{name: site, mountPath: /site, subPath: site, readOnly: true}}
+      volumes:
+      - {{name: scratch, emptyDir: {{}}}}
+      - name: site
+        hostPath: {{path: {host_dir}, type: Directory}}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -133,15 +143,23 @@ fn across_nodes(backend: &str, lan_index: u32) {
 
     let repo = tempfile::tempdir().unwrap();
     git(repo.path(), &["init", "-q"]);
-    write(repo.path(), "net.yaml", &manifests(&names[2]));
+    let data = tempfile::tempdir().unwrap();
+    let host_dir = data.path().join("host");
+    std::fs::create_dir_all(host_dir.join("site")).unwrap();
+    std::fs::write(host_dir.join("site/hello"), "from the node's disk\n").unwrap();
+    write(
+        repo.path(),
+        "net.yaml",
+        &manifests(&names[2], host_dir.to_str().unwrap()),
+    );
     commit(repo.path(), "net");
     let agents_at = test_lan.agents_at();
     let server = Server::start(
         repo.path().to_str().unwrap(),
         &["--agent-listen", &agents_at, "--node-grace", "3s"],
     );
-    let data = tempfile::tempdir().unwrap();
-    let flags = ["--network-backend", backend];
+    let allowed = host_dir.to_str().unwrap();
+    let flags = ["--network-backend", backend, "--allowed-host-path", allowed];
     let mut agents: Vec<Agent> = (0..3)
         .map(|i| Agent::start(&names[i], &server, data.path(), &hosts[i], &flags))
         .collect();
@@ -169,6 +187,13 @@ fn across_nodes(backend: &str, lan_index: u32) {
         range1.contains(&ip1.parse::<std::net::Ipv4Addr>().unwrap()),
         "node 1's pod has an address of its range: {ip1} in {range1}"
     );
+
+    // subPaths of a hostPath and of an emptyDir, pinned by an agent in a node host.
+    let mounted = in_pod(
+        &client,
+        "cat /site/hello; echo kept > /scratch/note; cat /scratch/note",
+    );
+    assert_eq!(mounted, "from the node's disk\nkept", "subPath mounts");
 
     // Pod to pod on the other nodes, by pod IP, over TCP (the server sees the client pod's
     // own address: no NAT between pods) and UDP.

@@ -139,6 +139,7 @@ impl Drop for Agent {
         // containers, whatever state the test left them in. Its addresses and links go with
         // its node host.
         keel_cli::up::remove_containers(&self.name);
+        keel_cli::up::release_pinned_mounts(&self.data);
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::PodContext;
-use crate::pod::volumes;
+use crate::pod::{pinned, volumes};
 use crate::runtime::{ContainerInfo, ContainerState, RuntimeError};
 
 /// Stops and removes the containers of a pod that is not wanted (found at agent start), as
@@ -55,6 +55,11 @@ pub(super) async fn remove_all(ctx: &PodContext, uid: &str, grace: i64) {
         }
     }
     let dir = volumes::pod_dir(&ctx.data_dir, uid);
+    // Pinned mounts first: a removal must never reach through one into a volume.
+    if let Err(e) = pinned::release(ctx.runtime.as_ref(), &dir).await {
+        tracing::error!(uid, dir = %dir.display(), error = %e, "cannot unmount the pod's pinned volume paths; its files are left in place");
+        return;
+    }
     if let Err(e) = tokio::fs::remove_dir_all(&dir).await
         && e.kind() != std::io::ErrorKind::NotFound
     {

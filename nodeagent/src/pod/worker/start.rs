@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use super::{ENGINE_RETRY, PodWorker, pull_policy};
 use crate::pod::spec::container_spec;
 use crate::pod::state::{ContainerLife, ContainerSlot, WaitReason};
+use crate::pod::{pinned, volumes};
 use crate::runtime::{ContainerInfo, ContainerState, ImageError, PullPolicy, RuntimeError};
 use keel_schema::types::core::EventType;
 
@@ -25,7 +26,22 @@ impl PodWorker {
         }
         let spec = self.slots[i].spec.clone();
         let attempt = self.slots[i].starts;
-        let cs = match container_spec(&self.desired, &self.pod_ref, &spec, attempt, &volumes) {
+        let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.desired.uid);
+        let made = container_spec(
+            &self.desired,
+            &self.pod_ref,
+            &spec,
+            attempt,
+            &volumes,
+            &pod_dir,
+        );
+        let pinned = match made {
+            Ok((cs, pins)) => pinned::pin_all(self.ctx.runtime.as_ref(), pins)
+                .await
+                .map(|()| cs),
+            Err(message) => Err(message),
+        };
+        let cs = match pinned {
             Ok(cs) => cs,
             Err(message) => {
                 let delay = self.slots[i].backoff.on_failure();

@@ -10,6 +10,7 @@
 //! or removed.
 
 mod convert;
+mod engine_namespace;
 mod events;
 pub mod image_import;
 pub mod node_lock;
@@ -479,6 +480,10 @@ impl Runtime for DockerRuntime {
             }) => Ok(()),
             Err(e) => Err(engine_error(e)),
         }
+    }
+
+    fn host_binds(&self) -> Result<super::HostBinds, String> {
+        engine_namespace::host_binds()
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
