@@ -129,8 +129,46 @@ fn pod_ready(p: &Pod) -> String {
     format!("{ready}/{}", p.spec.containers.len())
 }
 
-/// kubectl's STATUS: a waiting or terminated container's reason, else the phase.
+/// kubectl's STATUS while init containers run: `Init:N/M` (N completed of M), or the
+/// reason of the one that is failing (`Init:Error`, `Init:CrashLoopBackOff`, ...); `None`
+/// once every one has completed.
+fn init_status(p: &Pod) -> Option<String> {
+    let total = p.spec.init_containers.as_ref().map_or(0, Vec::len);
+    let statuses = p
+        .status
+        .iter()
+        .flat_map(|s| s.init_container_statuses.iter().flatten());
+    let mut completed = 0;
+    for c in statuses {
+        let state = c.state.as_ref();
+        if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            if t.exit_code == 0 {
+                completed += 1;
+                continue;
+            }
+            return Some(match t.reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(reason) => format!("Init:{reason}"),
+                None => format!("Init:ExitCode:{}", t.exit_code),
+            });
+        }
+        let waiting = state
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+            .filter(|r| !["", "PodInitializing", "ContainerCreating"].contains(r));
+        if let Some(reason) = waiting {
+            return Some(format!("Init:{reason}"));
+        }
+        break;
+    }
+    (completed < total).then(|| format!("Init:{completed}/{total}"))
+}
+
+/// kubectl's STATUS: how far init containers are, a waiting or terminated container's
+/// reason, else the phase.
 pub fn pod_status(p: &Pod) -> String {
+    if let Some(init) = init_status(p) {
+        return init;
+    }
     for c in p
         .status
         .iter()
@@ -163,7 +201,10 @@ pub fn pod_status(p: &Pod) -> String {
 fn pod_restarts(p: &Pod) -> i64 {
     p.status
         .iter()
-        .flat_map(|s| s.container_statuses.iter().flatten())
+        .flat_map(|s| {
+            let init = s.init_container_statuses.iter().flatten();
+            init.chain(s.container_statuses.iter().flatten())
+        })
         .map(|c| c.restart_count)
         .sum()
 }
@@ -499,5 +540,55 @@ mod tests {
                 assert_eq!(rows[0].len(), header.len(), "{kind} wide={wide}");
             }
         }
+    }
+
+    #[test]
+    fn pods_with_init_containers_show_how_far_they_are_as_kubectl_does() {
+        let pod = |inits: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"initContainers": [{"name": "a"}, {"name": "b"}],
+                         "containers": [{"name": "app"}]},
+                "status": {"phase": "Pending", "initContainerStatuses": inits,
+                  "containerStatuses": [{"name": "app", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "PodInitializing"}}}]}
+            }))
+            .unwrap()
+        };
+        let done = serde_json::json!({"name": "a", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}});
+        let waiting = |reason: &str, restarts: i64| {
+            serde_json::json!({"name": "b", "ready": false, "restartCount": restarts,
+                "state": {"waiting": {"reason": reason}}})
+        };
+        let running = serde_json::json!({"name": "b", "ready": false, "restartCount": 0,
+            "state": {"running": {}}});
+        let failed = serde_json::json!({"name": "b", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 3, "reason": "Error"}}});
+        let cases = [
+            (
+                serde_json::json!([waiting("ContainerCreating", 0)]),
+                "Init:0/2",
+                0,
+            ),
+            (serde_json::json!([done.clone(), running]), "Init:1/2", 0),
+            (
+                serde_json::json!([done.clone(), waiting("CrashLoopBackOff", 4)]),
+                "Init:CrashLoopBackOff",
+                4,
+            ),
+            (serde_json::json!([done.clone(), failed]), "Init:Error", 0),
+        ];
+        for (inits, status, restarts) in cases {
+            let p = pod(inits);
+            assert_eq!(pod_status(&p), status);
+            assert_eq!(pod_restarts(&p), restarts);
+            assert_eq!(pod_ready(&p), "0/1");
+        }
+        // Every init container done: the app containers speak again.
+        let mut p = pod(serde_json::json!([done.clone(), done]));
+        p.status.as_mut().unwrap().phase = Some(PodPhase::Running);
+        p.status.as_mut().unwrap().container_statuses = None;
+        assert_eq!(pod_status(&p), "Running");
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use keel_schema::types::pod::{Pod, Toleration};
+use keel_schema::types::pod::{Container, Pod, Toleration};
 
 use super::NodeInfo;
 
@@ -23,17 +23,24 @@ pub(super) struct PodRequest {
 impl PodRequest {
     pub fn of(pod: &Pod) -> Self {
         let mut r = PodRequest::default();
-        for c in &pod.spec.containers {
+        // As Kubernetes: a limit without a request requests the limit.
+        let amount = |c: &Container, key: &str, millis: bool| {
             let res = c.resources.as_ref();
-            // As Kubernetes: a limit without a request requests the limit.
-            let amount = |key: &str, millis: bool| {
-                res.and_then(|r| r.requests.as_ref().and_then(|m| m.get(key)))
-                    .or_else(|| res.and_then(|r| r.limits.as_ref().and_then(|m| m.get(key))))
-                    .and_then(|q| if millis { q.millis() } else { q.value() }.ok())
-                    .unwrap_or(0)
-            };
-            r.cpu_millis = r.cpu_millis.saturating_add(amount("cpu", true));
-            r.memory_bytes = r.memory_bytes.saturating_add(amount("memory", false));
+            res.and_then(|r| r.requests.as_ref().and_then(|m| m.get(key)))
+                .or_else(|| res.and_then(|r| r.limits.as_ref().and_then(|m| m.get(key))))
+                .and_then(|q| if millis { q.millis() } else { q.value() }.ok())
+                .unwrap_or(0)
+        };
+        // Init containers run one at a time, before the others: the pod needs the most any
+        // one of them asks, or what its containers ask together, whichever is more.
+        for c in pod.spec.init_containers.iter().flatten() {
+            r.cpu_millis = r.cpu_millis.max(amount(c, "cpu", true));
+            r.memory_bytes = r.memory_bytes.max(amount(c, "memory", false));
+        }
+        let (mut cpu, mut memory) = (0i64, 0i64);
+        for c in &pod.spec.containers {
+            cpu = cpu.saturating_add(amount(c, "cpu", true));
+            memory = memory.saturating_add(amount(c, "memory", false));
             for p in c.ports.iter().flatten() {
                 if let Some(hp) = p.host_port.filter(|h| *h > 0) {
                     r.host_ports.push((
@@ -44,6 +51,8 @@ impl PodRequest {
                 }
             }
         }
+        r.cpu_millis = r.cpu_millis.max(cpu);
+        r.memory_bytes = r.memory_bytes.max(memory);
         r.node_selector = pod.spec.node_selector.clone().unwrap_or_default();
         r.tolerations = pod.spec.tolerations.clone().unwrap_or_default();
         r.owner = pod

@@ -89,6 +89,28 @@ fn requests_add_up_and_removed_pods_free_their_share() {
 }
 
 #[test]
+fn init_containers_ask_their_largest_not_their_sum() {
+    let mut c = SchedulerCache::new();
+    c.upsert_node(&node("only", "1", "1Gi", json!({})));
+    let mut p = pod("with-init", "300m", "100Mi");
+    let init = |cpu: &str| -> keel_schema::types::pod::Container {
+        serde_json::from_value(json!({"name": format!("init-{cpu}"), "image": "x:1",
+            "resources": {"requests": {"cpu": cpu}}}))
+        .unwrap()
+    };
+    // Two inits of 600m each run one after the other: 600m, not 1200m.
+    p.spec.init_containers = Some(vec![init("600m"), init("600m")]);
+    assert_eq!(c.schedule(&p).unwrap(), "only");
+    c.remove_pod("uid-with-init");
+    // One init larger than the node cannot run, however small the app container.
+    p.spec.init_containers = Some(vec![init("1500m")]);
+    assert_eq!(
+        c.schedule(&p).unwrap_err().to_string(),
+        "0/1 nodes are available: 1 Insufficient cpu."
+    );
+}
+
+#[test]
 fn bound_pods_count_and_updated_nodes_keep_them() {
     let mut c = SchedulerCache::new();
     c.upsert_node(&node("n", "1", "1Gi", json!({})));

@@ -53,7 +53,7 @@ pub fn pod_spec_defaults(spec: &mut PodSpec, restart_default: Option<&str>) {
         &mut spec.termination_grace_period_seconds,
         DEFAULT_GRACE_SECONDS,
     );
-    for c in &mut spec.containers {
+    for c in spec.all_containers_mut() {
         if let Some(image) = c.image.as_deref() {
             let policy = default_pull_policy(image).to_string();
             set(&mut c.image_pull_policy, policy);

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use keel_schema::types::apps::Deployment;
 use keel_schema::types::core::{Event, Node};
 use keel_schema::types::meta::Condition;
-use keel_schema::types::pod::{Pod, PodPhase};
+use keel_schema::types::pod::{Container, ContainerStatus, Pod, PodPhase};
 use keel_schema::{Kind, Object};
 use serde::Serialize;
 
@@ -126,9 +126,34 @@ fn pod_details(out: &mut String, pod: &Pod, now: DateTime<Utc>) {
         "IP",
         or_none(status.and_then(|s| s.pod_ip.clone()).unwrap_or_default()),
     );
+    let inits = pod.spec.init_containers.as_deref().unwrap_or(&[]);
+    if !inits.is_empty() {
+        out.push_str("Init Containers:\n");
+        containers(
+            out,
+            inits,
+            status.and_then(|s| s.init_container_statuses.as_ref()),
+            now,
+        );
+    }
     out.push_str("Containers:\n");
-    let statuses = status.and_then(|s| s.container_statuses.as_ref());
-    for c in &pod.spec.containers {
+    containers(
+        out,
+        &pod.spec.containers,
+        status.and_then(|s| s.container_statuses.as_ref()),
+        now,
+    );
+    conditions(out, status.and_then(|s| s.conditions.as_ref()));
+}
+
+/// Each container with its image, state, readiness and restarts, as `kubectl describe`.
+fn containers(
+    out: &mut String,
+    specs: &[Container],
+    statuses: Option<&Vec<ContainerStatus>>,
+    now: DateTime<Utc>,
+) {
+    for c in specs {
         out.push_str(&format!("  {}:\n", c.name));
         out.push_str(&format!(
             "    Image:          {}\n",
@@ -167,7 +192,6 @@ fn pod_details(out: &mut String, pod: &Pod, now: DateTime<Utc>) {
             out.push_str(&format!("    Restart Count:  {}\n", st.restart_count));
         }
     }
-    conditions(out, status.and_then(|s| s.conditions.as_ref()));
 }
 
 fn deployment_details(out: &mut String, d: &Deployment) {

@@ -255,6 +255,7 @@ pub fn container_spec(
         // As the kubelet: shares = millicores * 1024 / 1000, at least 2.
         cpu_shares: quantity(requests, "cpu", true).map(|m| (m.saturating_mul(1024) / 1000).max(2)),
         security: security(pod, c),
+        init: false,
     };
     Ok((spec, pins))
 }

@@ -32,6 +32,8 @@ pub enum WaitReason {
     CreateContainerConfigError,
     CreateContainerError,
     CrashLoopBackOff,
+    /// An app container whose pod's init containers have not all completed.
+    PodInitializing,
 }
 
 impl WaitReason {
@@ -44,6 +46,7 @@ impl WaitReason {
             WaitReason::CreateContainerConfigError => "CreateContainerConfigError",
             WaitReason::CreateContainerError => "CreateContainerError",
             WaitReason::CrashLoopBackOff => "CrashLoopBackOff",
+            WaitReason::PodInitializing => "PodInitializing",
         }
     }
 }
@@ -113,6 +116,8 @@ pub enum ContainerLife {
 #[derive(Debug, Clone)]
 pub struct ContainerSlot {
     pub spec: Container,
+    /// One of `initContainers`: runs to completion, in order, before any app container.
+    pub init: bool,
     pub life: ContainerLife,
     /// Runs started so far; the next run's attempt number. Restart count is `starts - 1`.
     pub starts: u32,
@@ -128,6 +133,7 @@ impl ContainerSlot {
     pub fn new(spec: Container) -> Self {
         Self {
             spec,
+            init: false,
             life: ContainerLife::Waiting {
                 reason: WaitReason::ContainerCreating,
                 message: None,
@@ -140,8 +146,33 @@ impl ContainerSlot {
         }
     }
 
+    /// A slot of the pod's `initContainers`.
+    pub fn init(spec: Container) -> Self {
+        Self {
+            init: true,
+            ..Self::new(spec)
+        }
+    }
+
+    /// An app container of a pod with init containers: it waits for them first.
+    pub fn after_init(spec: Container) -> Self {
+        Self {
+            life: ContainerLife::Waiting {
+                reason: WaitReason::PodInitializing,
+                message: None,
+                retry_at: None,
+            },
+            ..Self::new(spec)
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Ran to completion with success (what an init container must do).
+    pub fn completed(&self) -> bool {
+        matches!(&self.life, ContainerLife::Terminated(e) if e.exit_code == 0)
     }
 
     pub fn restart_count(&self) -> i64 {
@@ -226,8 +257,28 @@ impl ContainerSlot {
     }
 }
 
+/// Whether every init container completed (true without any).
+pub fn initialized(slots: &[ContainerSlot]) -> bool {
+    slots
+        .iter()
+        .filter(|s| s.init)
+        .all(ContainerSlot::completed)
+}
+
 /// `Pending`, `Running`, `Succeeded` or `Failed`, as Kubernetes decides them.
 pub fn phase(slots: &[ContainerSlot]) -> PodPhase {
+    // An init container that failed for good (restartPolicy Never) fails the pod; until
+    // all have completed, the pod is pending.
+    let init_failed = slots
+        .iter()
+        .any(|s| s.init && matches!(s.life, ContainerLife::Terminated(_)) && !s.completed());
+    if init_failed {
+        return PodPhase::Failed;
+    }
+    if !initialized(slots) {
+        return PodPhase::Pending;
+    }
+    let slots: Vec<&ContainerSlot> = slots.iter().filter(|s| !s.init).collect();
     let all_terminated = slots
         .iter()
         .all(|s| matches!(s.life, ContainerLife::Terminated(_)));
@@ -286,12 +337,23 @@ pub struct StatusInput<'a> {
 pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
     let now = Utc::now();
     let phase = phase(input.slots);
-    let containers_ready = !input.slots.is_empty() && input.slots.iter().all(|s| s.ready());
+    let (inits, apps): (Vec<&ContainerSlot>, Vec<&ContainerSlot>) =
+        input.slots.iter().partition(|s| s.init);
+    let containers_ready = !apps.is_empty() && apps.iter().all(|s| s.ready());
     let not_ready = Some("ContainersNotReady");
+    let statuses = |slots: &[&ContainerSlot]| -> Vec<ContainerStatus> {
+        slots.iter().map(|s| s.status(input.runtime)).collect()
+    };
     PodStatus {
         phase: Some(phase),
         conditions: Some(vec![
-            condition("Initialized", true, input.previous, now, None),
+            condition(
+                "Initialized",
+                initialized(input.slots),
+                input.previous,
+                now,
+                Some("ContainersNotInitialized"),
+            ),
             condition("Ready", containers_ready, input.previous, now, not_ready),
             condition(
                 "ContainersReady",
@@ -307,12 +369,7 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         host_ip: input.host_ip.map(str::to_string),
         pod_ip: input.pod_ip.map(str::to_string),
         start_time: Some(secs(input.start_time)),
-        container_statuses: Some(
-            input
-                .slots
-                .iter()
-                .map(|s| s.status(input.runtime))
-                .collect(),
-        ),
+        init_container_statuses: (!inits.is_empty()).then(|| statuses(&inits)),
+        container_statuses: Some(statuses(&apps)),
     }
 }

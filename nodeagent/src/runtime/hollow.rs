@@ -4,6 +4,8 @@
 //! - `hollow.keel.dev/exit-after`: a duration (`2s`, `500ms`) after which each container exits;
 //! - `hollow.keel.dev/exit-code`: the exit code it exits with (default 0).
 //!
+//! Init containers complete at once (exit 0) unless those annotations say otherwise.
+//!
 //! Restart policy, backoff and status are the pod workers' business, exactly as with Docker.
 
 use std::collections::HashMap;
@@ -197,11 +199,13 @@ impl Runtime for HollowRuntime {
             ip: None,
         };
         self.containers().insert(id.clone(), info);
+        // An init container completes at once unless the pod scripts otherwise.
         let exit_after = spec
             .pod
             .annotations
             .get(EXIT_AFTER)
-            .and_then(|d| parse_duration(d));
+            .and_then(|d| parse_duration(d))
+            .or(spec.init.then_some(Duration::ZERO));
         if let Some(after) = exit_after {
             let code = spec
                 .pod

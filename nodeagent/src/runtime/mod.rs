@@ -116,6 +116,8 @@ pub struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     pub cpu_shares: Option<i64>,
     pub security: ContainerSecurity,
+    /// One of the pod's init containers (the hollow runtime completes those at once).
+    pub init: bool,
 }
 
 /// What a container may do beyond the engine's defaults (`securityContext`, `hostPID`).

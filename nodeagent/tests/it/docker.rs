@@ -1001,3 +1001,155 @@ async fn sub_paths_are_mounted_and_a_removed_pod_leaves_its_host_path_files() {
         "the hostPath's files are untouched"
     );
 }
+
+fn init_state<'a>(
+    s: &'a keel_schema::types::pod::PodStatus,
+    name: &str,
+) -> &'a keel_schema::types::pod::ContainerStatus {
+    s.init_container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no init status for {name}"))
+}
+
+fn condition(s: &keel_schema::types::pod::PodStatus, type_: &str) -> String {
+    s.conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
+}
+
+/// Init containers run one at a time, in order, each to completion, before the app
+/// container; one that fails is run again (the default policy) and the pod waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_in_order_to_completion_before_the_app() {
+    let mut h = docker_or_skip!();
+    let mount = json!([{"name": "work", "mountPath": "/work"}]);
+    let step = |name: &str, script: &str| {
+        json!({"name": name, "image": IMAGE, "command": ["sh", "-c", script],
+               "volumeMounts": mount})
+    };
+    let (p, uid) = pod(
+        "inits",
+        json!({
+            "initContainers": [
+                step("first", "echo first >> /work/log"),
+                // Fails on its first run: run again at once, then completes.
+                step("second", "sleep 1; if [ -f /work/tried ]; then echo second >> /work/log; \
+                                else touch /work/tried; exit 3; fi"),
+            ],
+            "containers": [{"name": "app", "image": IMAGE, "volumeMounts": mount,
+                "command": ["sh", "-c", "cat /work/log > /work/seen; echo app >> /work/log; sleep 3600"]}],
+            "volumes": [{"name": "work", "emptyDir": {}}],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    h.sync(&[p.clone()], &[]).await.unwrap();
+    // While the second init container runs, the pod is Pending and the app waits.
+    let during = h
+        .wait_for(&uid, 60, "the second init container running", |s| {
+            s.init_container_statuses.iter().flatten().any(|c| {
+                c.name == "second" && c.state.as_ref().is_some_and(|st| st.running.is_some())
+            })
+        })
+        .await;
+    assert_eq!(phase(&during), "Pending");
+    assert_eq!(condition(&during, "Initialized"), "False");
+    let app = container_state(&during, "app");
+    assert_eq!(
+        app.state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref()),
+        Some("PodInitializing")
+    );
+    let after = h
+        .wait_for(&uid, 60, "the app running", |s| running(s, "app"))
+        .await;
+    assert_eq!(phase(&after), "Running");
+    assert_eq!(condition(&after, "Initialized"), "True");
+    for name in ["first", "second"] {
+        let st = init_state(&after, name);
+        let done = st.state.as_ref().and_then(|s| s.terminated.as_ref());
+        assert_eq!(done.map(|t| t.exit_code), Some(0), "{name}");
+        assert_eq!(done.and_then(|t| t.reason.as_deref()), Some("Completed"));
+    }
+    assert_eq!(init_state(&after, "second").restart_count, 1);
+    assert_eq!(init_state(&after, "first").restart_count, 0);
+    let seen = h
+        .data
+        .path()
+        .join("pods")
+        .join(&uid)
+        .join("volumes/work/seen");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&seen).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(text, "first\nsecond\n", "the app saw both, in order");
+    // A restarted agent adopts the pod as it is: inits completed, not run again, and the
+    // app running on.
+    let app_id = container_state(&after, "app").container_id.clone();
+    h.restart_agent().await;
+    h.sync(&[p], &[]).await.unwrap();
+    let adopted = h
+        .wait_for(&uid, 60, "the app running after a restart", |s| {
+            running(s, "app") && condition(s, "Initialized") == "True"
+        })
+        .await;
+    assert_eq!(container_state(&adopted, "app").container_id, app_id);
+    let log = h
+        .data
+        .path()
+        .join("pods")
+        .join(&uid)
+        .join("volumes/work/log");
+    assert_eq!(
+        std::fs::read_to_string(log).unwrap(),
+        "first\nsecond\napp\n",
+        "nothing ran twice"
+    );
+}
+
+/// With restartPolicy Never, a failed init container fails the pod, and the app never
+/// starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_init_container_fails_a_pod_that_never_restarts() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "init-fails",
+        json!({
+            "restartPolicy": "Never",
+            "initContainers": [sh("check", "echo missing config >&2; exit 7")],
+            "containers": [sh("app", "sleep 3600")],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "Failed", |s| phase(s) == "Failed")
+        .await;
+    let check = init_state(&s, "check");
+    let ended = check.state.as_ref().and_then(|s| s.terminated.as_ref());
+    assert_eq!(ended.map(|t| t.exit_code), Some(7));
+    assert_eq!(ended.and_then(|t| t.reason.as_deref()), Some("Error"));
+    assert_eq!(condition(&s, "Initialized"), "False");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let made: Vec<Option<String>> = h.containers().await[&uid]
+        .iter()
+        .filter(|c| !c.is_sandbox())
+        .map(|c| c.container.clone())
+        .collect();
+    assert_eq!(
+        made,
+        [Some("check".to_string())],
+        "the app was never created"
+    );
+}

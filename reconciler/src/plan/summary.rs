@@ -38,9 +38,8 @@ fn workload(o: &Object) -> Option<(Option<&PodTemplateSpec>, Option<i64>)> {
 fn images(t: Option<&PodTemplateSpec>) -> BTreeMap<String, String> {
     t.map(|t| {
         t.spec
-            .containers
-            .iter()
-            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+            .all_containers()
+            .map(|(_, _, c)| (c.name.clone(), c.image.clone().unwrap_or_default()))
             .collect()
     })
     .unwrap_or_default()
@@ -100,9 +99,8 @@ fn created(o: &Object) -> String {
         Object::Pod(p) => {
             let imgs: BTreeSet<String> = p
                 .spec
-                .containers
-                .iter()
-                .filter_map(|c| c.image.clone())
+                .all_containers()
+                .filter_map(|(_, _, c)| c.image.clone())
                 .collect();
             format!(
                 "pod starts ({})",

@@ -32,6 +32,9 @@ model! {
 
 model! {
     pub struct PodSpec {
+        /// Run in order, each to completion, before any of `containers` starts; a failed
+        /// one runs again as `restartPolicy` says (`Never`: the pod fails).
+        pub init_containers: Option<Vec<Container>>,
         #[serde(default)]
         pub containers: Vec<Container>,
         pub volumes: Option<Vec<Volume>>,
@@ -320,6 +323,25 @@ model! {
     }
 }
 
+impl PodSpec {
+    /// Every container with the field that lists it: `initContainers` first, in order,
+    /// then `containers`.
+    pub fn all_containers(&self) -> impl Iterator<Item = (&'static str, usize, &Container)> {
+        let init = self.init_containers.iter().flatten().enumerate();
+        let apps = self.containers.iter().enumerate();
+        init.map(|(i, c)| ("initContainers", i, c))
+            .chain(apps.map(|(i, c)| ("containers", i, c)))
+    }
+
+    /// `all_containers`, to change them.
+    pub fn all_containers_mut(&mut self) -> impl Iterator<Item = &mut Container> {
+        self.init_containers
+            .iter_mut()
+            .flatten()
+            .chain(self.containers.iter_mut())
+    }
+}
+
 impl Pod {
     /// The phase its node reported, if any.
     pub fn phase(&self) -> Option<PodPhase> {
@@ -400,6 +422,7 @@ model! {
         #[serde(rename = "podIP")]
         pub pod_ip: Option<String>,
         pub start_time: Option<Time>,
+        pub init_container_statuses: Option<Vec<ContainerStatus>>,
         pub container_statuses: Option<Vec<ContainerStatus>>,
     }
 }

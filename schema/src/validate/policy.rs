@@ -54,17 +54,18 @@ fn privileges(spec: &PodSpec, path: &FieldPath) -> Vec<(PodPrivilege, FieldPath)
     if spec.host_pid == Some(true) {
         out.push((PodPrivilege::HostPid, path.field("hostPID")));
     }
-    for (i, c) in spec.containers.iter().enumerate() {
+    // Init containers run with the same powers: they are held to the same policy.
+    for (field, i, c) in spec.all_containers() {
         for (j, port) in c.ports.iter().flatten().enumerate() {
             if port.host_port.is_some_and(|h| h != 0) {
-                let at = path.field("containers").index(i).field("ports").index(j);
+                let at = path.field(field).index(i).field("ports").index(j);
                 out.push((PodPrivilege::HostPort, at.field("hostPort")));
             }
         }
         let Some(sc) = &c.security_context else {
             continue;
         };
-        let at = path.field("containers").index(i).field("securityContext");
+        let at = path.field(field).index(i).field("securityContext");
         if sc.privileged == Some(true) {
             out.push((PodPrivilege::Privileged, at.field("privileged")));
         }

@@ -88,6 +88,8 @@ impl PodWorker {
         let restart = match self.restart_policy() {
             "Never" => false,
             "OnFailure" => ended.exit_code != 0,
+            // An init container that completed is done, whatever the policy.
+            _ if self.slots[i].init => ended.exit_code != 0,
             _ => true,
         };
         let pod = self.desired.key();

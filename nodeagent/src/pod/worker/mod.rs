@@ -29,7 +29,7 @@ mod start;
 
 use super::backoff::Backoff;
 use super::probe::{Outcome, ProbeKind};
-use super::state::{ContainerLife, ContainerSlot, StatusInput, WaitReason, pod_status};
+use super::state::{ContainerLife, ContainerSlot, StatusInput, WaitReason, phase, pod_status};
 use super::volumes::{self, PodVolumes};
 use crate::desired::DesiredPod;
 use crate::runtime::{ContainerInfo, ContainerState, PodRef, PullPolicy, Runtime, Sandbox};
@@ -125,13 +125,17 @@ fn pod_event(d: &DesiredPod, type_: EventType, reason: &str, message: String) ->
     }
 }
 
+/// The pod's init containers first, in order, then its app containers.
 fn slots_for(d: &DesiredPod) -> Vec<ContainerSlot> {
-    d.pod
-        .spec
-        .containers
-        .iter()
-        .cloned()
-        .map(ContainerSlot::new)
+    let inits = d.pod.spec.init_containers.iter().flatten().cloned();
+    let app = if d.pod.spec.init_containers.iter().flatten().next().is_some() {
+        ContainerSlot::after_init
+    } else {
+        ContainerSlot::new
+    };
+    inits
+        .map(ContainerSlot::init)
+        .chain(d.pod.spec.containers.iter().cloned().map(app))
         .collect()
 }
 
@@ -291,12 +295,9 @@ impl PodWorker {
         self.volumes_retry = None;
     }
 
+    /// Succeeded or failed for good: nothing of the pod runs again.
     fn terminal(&self) -> bool {
-        !self.slots.is_empty()
-            && self
-                .slots
-                .iter()
-                .all(|s| matches!(s.life, ContainerLife::Terminated(_)))
+        !self.slots.is_empty() && phase(&self.slots).is_finished()
     }
 
     fn restart_policy(&self) -> &str {
@@ -344,7 +345,14 @@ impl PodWorker {
             return;
         }
         for i in 0..self.slots.len() {
+            if self.slots[i].init && self.slots[i].completed() {
+                continue;
+            }
             self.sync_container(i).await;
+            // One init container at a time, each to completion, before anything after it.
+            if self.slots[i].init && !self.slots[i].completed() {
+                break;
+            }
         }
         self.schedule_probes();
     }

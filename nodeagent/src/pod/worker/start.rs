@@ -42,7 +42,10 @@ impl PodWorker {
             Err(message) => Err(message),
         };
         let cs = match pinned {
-            Ok(cs) => cs,
+            Ok(cs) => crate::runtime::ContainerSpec {
+                init: self.slots[i].init,
+                ..cs
+            },
             Err(message) => {
                 let delay = self.slots[i].backoff.on_failure();
                 self.event(EventType::Warning, "Failed", format!("Error: {message}"));

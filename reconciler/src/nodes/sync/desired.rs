@@ -24,7 +24,7 @@ fn references(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
             secrets.insert(n);
         }
     }
-    for c in &pod.spec.containers {
+    for (_, _, c) in pod.spec.all_containers() {
         for e in c.env.iter().flatten() {
             if let Some(from) = &e.value_from {
                 if let Some(n) = from

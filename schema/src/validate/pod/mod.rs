@@ -27,13 +27,29 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
         &path.field("volumes"),
         errs,
     );
-    let at = path.field("containers");
     if spec.containers.is_empty() {
-        errs.required(&at);
+        errs.required(&path.field("containers"));
     }
+    // Names are unique across init and app containers: they share status, logs and events.
     let mut container_names = BTreeSet::new();
-    for (i, c) in spec.containers.iter().enumerate() {
-        let cp = at.index(i);
+    for (field, i, c) in spec.all_containers() {
+        let cp = path.field(field).index(i);
+        if field == "initContainers" {
+            // An init container runs to completion: nothing waits on it being ready or alive.
+            let probes = [
+                ("livenessProbe", c.liveness_probe.is_some()),
+                ("readinessProbe", c.readiness_probe.is_some()),
+                ("startupProbe", c.startup_probe.is_some()),
+            ];
+            for (probe, set) in probes {
+                if set {
+                    errs.forbidden(
+                        &cp.field(probe),
+                        "may not be set for init containers, which run to completion",
+                    );
+                }
+            }
+        }
         if c.name.is_empty() {
             errs.required(&cp.field("name"));
         } else {

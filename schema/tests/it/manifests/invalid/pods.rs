@@ -4,6 +4,54 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "init containers run to completion, and share names with no app container",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  initContainers:
+  - name: migrate
+    image: tool:1
+    readinessProbe:
+      exec: {command: ["true"]}
+  - name: web
+  containers:
+  - name: web
+    image: web:1
+"#,
+        errors: &[
+            (
+                8,
+                "spec.initContainers[0].readinessProbe",
+                "Forbidden: may not be set for init containers",
+            ),
+            (10, "spec.initContainers[1].image", "Required value"),
+            (12, "spec.containers[0].name", "Duplicate value: \"web\""),
+        ],
+    },
+    Case {
+        name: "a privileged init container needs the repository's permission",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  initContainers:
+  - name: setup
+    image: tool:1
+    securityContext: {privileged: true}
+  containers:
+  - name: web
+    image: web:1
+"#,
+        errors: &[(
+            8,
+            "spec.initContainers[0].securityContext.privileged",
+            "privileged",
+        )],
+    },
+    Case {
         name: "DNS settings a resolver could not use",
         yaml: r#"
 apiVersion: v1
