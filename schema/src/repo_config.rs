@@ -41,6 +41,12 @@ pub enum PodPrivilege {
     /// forbids it, as it lets a pod take traffic meant for the node).
     #[serde(rename = "hostPort")]
     HostPort,
+    /// `securityContext.sysctls` outside Kubernetes' safe set.
+    #[serde(rename = "unsafeSysctls")]
+    UnsafeSysctls,
+    /// `seccompProfile: {type: Unconfined}`: no system call filter.
+    #[serde(rename = "seccompUnconfined")]
+    SeccompUnconfined,
 }
 
 impl PodPrivilege {
@@ -51,6 +57,8 @@ impl PodPrivilege {
             PodPrivilege::HostPid => "hostPID",
             PodPrivilege::Capabilities => "capabilities",
             PodPrivilege::HostPort => "hostPort",
+            PodPrivilege::UnsafeSysctls => "unsafeSysctls",
+            PodPrivilege::SeccompUnconfined => "seccompUnconfined",
         }
     }
 }

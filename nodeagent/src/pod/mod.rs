@@ -3,6 +3,7 @@
 //! ([`volumes`]) and their pinned mount sources ([`pinned`]), probes ([`probe`]) and restart backoff ([`backoff`]).
 
 pub mod backoff;
+pub mod fs_group;
 pub mod pinned;
 pub mod probe;
 pub mod spec;

@@ -272,17 +272,80 @@ fn security(pod: &DesiredPod, c: &Container) -> crate::runtime::ContainerSecurit
             .map(|c| c.strip_prefix("CAP_").unwrap_or(&c).to_string())
             .collect()
     };
+    let pod_sc = pod.pod.spec.security_context.clone().unwrap_or_default();
+    // The container's own setting wins over the pod's, field by field.
+    let user = sc.run_as_user.or(pod_sc.run_as_user);
+    let group = sc.run_as_group.or(pod_sc.run_as_group);
+    let seccomp = sc.seccomp_profile.or(pod_sc.seccomp_profile);
+    let mut groups = pod_sc.supplemental_groups.unwrap_or_default();
+    groups.extend(pod_sc.fs_group);
     crate::runtime::ContainerSecurity {
         privileged: sc.privileged == Some(true),
         cap_add: names(caps.add),
         cap_drop: names(caps.drop),
-        user: sc.run_as_user.map(|u| match sc.run_as_group {
+        user: user.map(|u| match group {
             Some(g) => format!("{u}:{g}"),
             None => u.to_string(),
         }),
         read_only_root: sc.read_only_root_filesystem == Some(true),
         no_new_privileges: sc.allow_privilege_escalation == Some(false),
         host_pid: pod.pod.spec.host_pid == Some(true),
+        groups,
+        seccomp_unconfined: seccomp.is_some_and(|p| p.type_ == "Unconfined"),
+    }
+}
+
+/// Whether `runAsNonRoot` applies to container `c`, and the `runAsUser` it runs as.
+fn non_root_and_user(pod: &DesiredPod, c: &Container) -> (bool, Option<i64>) {
+    let sc = c.security_context.as_ref();
+    let pod_sc = pod.pod.spec.security_context.as_ref();
+    let non_root = sc
+        .and_then(|s| s.run_as_non_root)
+        .or(pod_sc.and_then(|p| p.run_as_non_root))
+        .unwrap_or(false);
+    let user = sc
+        .and_then(|s| s.run_as_user)
+        .or(pod_sc.and_then(|p| p.run_as_user));
+    (non_root, user)
+}
+
+/// Whether only the image's own user can say if `c` may start (`runAsNonRoot` without a
+/// `runAsUser`).
+pub fn non_root_needs_image_user(pod: &DesiredPod, c: &Container) -> bool {
+    matches!(non_root_and_user(pod, c), (true, None))
+}
+
+/// Why container `c` may not start as the image's `image_user` (`None`: not known) under
+/// `runAsNonRoot`, in the kubelet's words.
+pub fn non_root_refusal(
+    pod: &DesiredPod,
+    c: &Container,
+    image_user: Option<&str>,
+) -> Option<String> {
+    let (non_root, user) = non_root_and_user(pod, c);
+    if !non_root {
+        return None;
+    }
+    let at = format!("(pod: \"{}\", container: {})", pod.key(), c.name);
+    match user {
+        Some(0) => Some(format!("container's runAsUser breaks non-root policy {at}")),
+        Some(_) => None,
+        None => {
+            // Docker's user is `name`, `uid`, `name:group` or `uid:gid`.
+            let user = image_user?.split(':').next().unwrap_or("");
+            match user.parse::<u32>() {
+                _ if user.is_empty() || user == "root" => Some(format!(
+                    "container has runAsNonRoot and image will run as root {at}"
+                )),
+                Ok(0) => Some(format!(
+                    "container has runAsNonRoot and image will run as root {at}"
+                )),
+                Ok(_) => None,
+                Err(_) => Some(format!(
+                    "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root {at}"
+                )),
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use keel_schema::types::pod::{
 };
 
 use crate::desired::DesiredPod;
+use crate::pod::fs_group;
 
 /// One volume, ready to mount.
 #[derive(Debug, Clone)]
@@ -248,19 +249,39 @@ pub fn prepare(
         std::fs::create_dir_all(pods).map_err(|e| format!("creating {}: {e}", pods.display()))?;
         set_mode(pods, 0o700)?;
     }
+    let sc = pod.pod.spec.security_context.as_ref();
+    let fs_group = sc
+        .and_then(|s| s.fs_group)
+        .and_then(|g| u32::try_from(g).ok());
+    // As Kubernetes: every file at each preparation unless the pod asks otherwise.
+    let empty_dir_change = match sc.and_then(|s| s.fs_group_change_policy.as_deref()) {
+        Some("OnRootMismatch") => fs_group::Change::OnRootMismatch,
+        _ => fs_group::Change::Always,
+    };
     for v in pod.pod.spec.volumes.iter().flatten() {
         let dir = pod_dir.join("volumes").join(&v.name);
-        let volume = if let Some(empty) = &v.empty_dir {
-            empty_dir(&v.name, empty.medium.as_deref(), dir)?
+        let (volume, change) = if let Some(empty) = &v.empty_dir {
+            let volume = empty_dir(&v.name, empty.medium.as_deref(), dir)?;
+            (volume, Some(empty_dir_change))
         } else if let Some(src) = &v.config_map {
-            config_map(&v.name, src, pod, dir)?
+            (
+                config_map(&v.name, src, pod, dir)?,
+                Some(fs_group::Change::Always),
+            )
         } else if let Some(src) = &v.secret {
-            secret(&v.name, src, pod, dir)?
+            (
+                secret(&v.name, src, pod, dir)?,
+                Some(fs_group::Change::Always),
+            )
         } else if let Some(src) = &v.host_path {
-            host_path(&v.name, src, allowed_host_paths)?
+            (host_path(&v.name, src, allowed_host_paths)?, None)
         } else {
             continue;
         };
+        if let (Some(gid), Some(change)) = (fs_group, change) {
+            fs_group::apply(&volume.path, gid, !volume.read_only, change)
+                .map_err(|e| format!("volume {:?}: {e}", v.name))?;
+        }
         out.insert(v.name.clone(), volume);
     }
     Ok(out)

@@ -69,6 +69,9 @@ pub struct SandboxSpec {
     pub host_network: bool,
     /// Its resolver settings; `None` keeps the node's `resolv.conf`.
     pub dns: Option<crate::dns::resolv::PodDns>,
+    /// Namespaced kernel settings (`securityContext.sysctls`), set on the namespaces the
+    /// sandbox owns and its containers join.
+    pub sysctls: std::collections::BTreeMap<String, String>,
 }
 
 /// A running sandbox: the container that owns the pod's network namespace.
@@ -131,6 +134,10 @@ pub struct ContainerSecurity {
     pub read_only_root: bool,
     pub no_new_privileges: bool,
     pub host_pid: bool,
+    /// Supplementary groups: `supplementalGroups`, then `fsGroup`.
+    pub groups: Vec<i64>,
+    /// `seccompProfile: Unconfined`; otherwise the engine's default profile.
+    pub seccomp_unconfined: bool,
 }
 
 /// What a container is doing, as the engine reports it.
@@ -276,6 +283,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// answers every probe with success.
     fn probes_are_real(&self) -> bool {
         true
+    }
+
+    /// The user an image runs as when none is given (`""` for root by default); `None`
+    /// when the runtime cannot tell (the hollow runtime), and `runAsNonRoot` is not checked.
+    async fn image_user(&self, _image: &str) -> Result<Option<String>, RuntimeError> {
+        Ok(None)
     }
 
     /// Where the engine resolves the host paths containers are given, so pinned mount

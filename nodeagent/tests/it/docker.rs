@@ -1153,3 +1153,145 @@ async fn a_failed_init_container_fails_a_pod_that_never_restarts() {
         "the app was never created"
     );
 }
+
+/// The output of `script` run with `sh -c` in container `container` of pod `uid`.
+async fn exec_in(h: &Harness, uid: &str, container: &str, script: &str) -> String {
+    let id = h.containers().await[uid]
+        .iter()
+        .find(|c| c.container.as_deref() == Some(container))
+        .map(|c| c.id.clone())
+        .expect("the container");
+    let out = std::process::Command::new("docker")
+        .args(["exec", &id, "sh", "-c", script])
+        .output()
+        .expect("docker exec");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The pod's securityContext, for every container: its user and group, supplementary
+/// groups with fsGroup, fsGroup ownership of emptyDir and configMap volumes, safe sysctls
+/// on the pod's own namespaces, and an unconfined seccomp profile where asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pods_security_context_applies_to_its_containers_and_volumes() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "secure",
+        json!({
+            "securityContext": {
+                "runAsUser": 1000, "runAsGroup": 3000, "runAsNonRoot": true,
+                "fsGroup": 2000, "supplementalGroups": [4000],
+                "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"}]
+            },
+            "containers": [
+                {"name": "app", "image": IMAGE,
+                 "command": ["sh", "-c", "echo hi > /data/made; sleep 3600"],
+                 "volumeMounts": [{"name": "data", "mountPath": "/data"},
+                                  {"name": "conf", "mountPath": "/conf"}]},
+                {"name": "open", "image": IMAGE, "command": ["sleep", "3600"],
+                 "securityContext": {"runAsUser": 1001, "seccompProfile": {"type": "Unconfined"}}}
+            ],
+            "volumes": [{"name": "data", "emptyDir": {}},
+                        {"name": "conf", "configMap": {"name": "settings"}}],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default"}, "data": {"mode": "strict"}});
+    h.sync(&[p], &[cm]).await.unwrap();
+    h.wait_for(&uid, 60, "both running", |s| {
+        running(s, "app") && running(s, "open")
+    })
+    .await;
+    let ids = exec_in(&h, &uid, "app", "id -u; id -g; id -G").await;
+    let lines: Vec<&str> = ids.lines().collect();
+    assert_eq!(lines[..2], ["1000", "3000"], "{ids}");
+    let groups: Vec<&str> = lines[2].split_whitespace().collect();
+    for g in ["3000", "4000", "2000"] {
+        assert!(groups.contains(&g), "groups {groups:?} lack {g}");
+    }
+    let owned = exec_in(
+        &h,
+        &uid,
+        "app",
+        "sleep 0.5; stat -c '%g %a' /data /data/made /conf/mode",
+    )
+    .await;
+    let owned: Vec<&str> = owned.lines().collect();
+    assert_eq!(owned[0], "2000 2777", "the emptyDir: fsGroup, setgid");
+    assert!(
+        owned[1].starts_with("2000 "),
+        "a new file inherits it: {owned:?}"
+    );
+    assert!(
+        owned[2].starts_with("2000 "),
+        "configMap files too: {owned:?}"
+    );
+    // The sysctl is set on the pod's network namespace, which its containers share.
+    let port_start = exec_in(
+        &h,
+        &uid,
+        "app",
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+    )
+    .await;
+    assert_eq!(port_start, "80");
+    // The container's own settings win: its user, and no seccomp filter.
+    assert_eq!(exec_in(&h, &uid, "open", "id -u").await, "1001");
+    let filtered = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:"))
+            .map(|v| v.trim().to_string())
+    };
+    let open = exec_in(&h, &uid, "open", "cat /proc/self/status").await;
+    let app = exec_in(&h, &uid, "app", "cat /proc/self/status").await;
+    assert_eq!(filtered(&open).as_deref(), Some("0"), "unconfined");
+    assert_eq!(
+        filtered(&app).as_deref(),
+        Some("2"),
+        "the engine's default filter"
+    );
+}
+
+/// runAsNonRoot is checked against the image's own user when no runAsUser says who the
+/// container runs as: busybox runs as root, so the container is refused, as the kubelet
+/// refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_as_non_root_refuses_an_image_that_runs_as_root() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "rooted",
+        json!({
+            "securityContext": {"runAsNonRoot": true},
+            "containers": [sh("app", "sleep 3600")],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "refused", |s| {
+            container_state(s, "app")
+                .state
+                .as_ref()
+                .and_then(|st| st.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                == Some("CreateContainerConfigError")
+        })
+        .await;
+    let message = container_state(&s, "app")
+        .state
+        .as_ref()
+        .and_then(|st| st.waiting.as_ref())
+        .and_then(|w| w.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("container has runAsNonRoot and image will run as root"),
+        "{message}"
+    );
+    assert!(
+        !h.containers().await[&uid]
+            .iter()
+            .any(|c| c.container.is_some()),
+        "nothing was started"
+    );
+}

@@ -65,6 +65,52 @@ model! {
         pub dns_policy: Option<String>,
         /// Added to what `dnsPolicy` gives (all of it, with `None`).
         pub dns_config: Option<PodDnsConfig>,
+        /// Users, groups, sysctls and seccomp for every container of the pod (a
+        /// container's own `securityContext` wins where both set a field).
+        pub security_context: Option<PodSecurityContext>,
+    }
+}
+
+model! {
+    pub struct PodSecurityContext {
+        pub run_as_user: Option<i64>,
+        pub run_as_group: Option<i64>,
+        /// The containers must not run as root: a `runAsUser` of 0, or an image whose user
+        /// is root (or a name keel cannot check), keeps a container from starting.
+        pub run_as_non_root: Option<bool>,
+        /// Given to every container as a supplementary group, and made the group of the
+        /// pod's emptyDir, configMap and secret volumes (group-writable where writable).
+        pub fs_group: Option<i64>,
+        /// `Always` or `OnRootMismatch` (a volume whose folder has the group already is
+        /// left as it is).
+        #[schemars(extend("enum" = ["Always", "OnRootMismatch", null]))]
+        pub fs_group_change_policy: Option<String>,
+        pub supplemental_groups: Option<Vec<i64>>,
+        /// Namespaced kernel settings. Kubernetes' safe set is always allowed; any other
+        /// needs `unsafeSysctls` in `keel.yaml`'s `podSecurity`.
+        pub sysctls: Option<Vec<Sysctl>>,
+        pub seccomp_profile: Option<SeccompProfile>,
+    }
+}
+
+model! {
+    pub struct Sysctl {
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub value: String,
+    }
+}
+
+model! {
+    /// `RuntimeDefault` (the engine's profile; also what keel uses when none is set) or
+    /// `Unconfined` (no filter: needs `seccompUnconfined` in `keel.yaml`'s
+    /// `podSecurity`). `Localhost` profiles are not supported on keel nodes.
+    pub struct SeccompProfile {
+        #[serde(rename = "type", default)]
+        #[schemars(extend("enum" = ["RuntimeDefault", "Unconfined", "Localhost"]))]
+        pub type_: String,
+        pub localhost_profile: Option<String>,
     }
 }
 
@@ -117,6 +163,9 @@ model! {
         /// The user id the container's process runs as.
         pub run_as_user: Option<i64>,
         pub run_as_group: Option<i64>,
+        /// As the pod's `runAsNonRoot`, for this container.
+        pub run_as_non_root: Option<bool>,
+        pub seccomp_profile: Option<SeccompProfile>,
         pub read_only_root_filesystem: Option<bool>,
         /// `false` sets no_new_privs: no setuid binary gains privileges.
         pub allow_privilege_escalation: Option<bool>,

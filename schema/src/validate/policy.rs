@@ -1,5 +1,6 @@
 //! Pod security policy: privileges that give a pod power over its node (`privileged`,
-//! `hostNetwork`, `hostPID`, added capabilities, `hostPort`) are refused unless the repository's
+//! `hostNetwork`, `hostPID`, added capabilities, `hostPort`, sysctls outside the safe set,
+//! an unconfined seccomp profile) are refused unless the repository's
 //! `keel.yaml` allows them in the pod's namespace, as Kubernetes' Pod Security admission
 //! refuses them outside namespaces labelled `privileged`. Every workload's pod template is
 //! checked where it is written, so the error points at the line to change.
@@ -54,6 +55,28 @@ fn privileges(spec: &PodSpec, path: &FieldPath) -> Vec<(PodPrivilege, FieldPath)
     if spec.host_pid == Some(true) {
         out.push((PodPrivilege::HostPid, path.field("hostPID")));
     }
+    let pod_sc = spec.security_context.as_ref();
+    let at = path.field("securityContext");
+    for (i, sysctl) in pod_sc
+        .and_then(|s| s.sysctls.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        // One that is not namespaced is refused outright by validation.
+        let name = &sysctl.name;
+        if super::pod::is_namespaced_sysctl(name) && !super::pod::is_safe_sysctl(name) {
+            let name = at.field("sysctls").index(i).field("name");
+            out.push((PodPrivilege::UnsafeSysctls, name));
+        }
+    }
+    if pod_sc
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .is_some_and(|p| p.type_ == "Unconfined")
+    {
+        let type_ = at.field("seccompProfile").field("type");
+        out.push((PodPrivilege::SeccompUnconfined, type_));
+    }
     // Init containers run with the same powers: they are held to the same policy.
     for (field, i, c) in spec.all_containers() {
         for (j, port) in c.ports.iter().flatten().enumerate() {
@@ -66,6 +89,14 @@ fn privileges(spec: &PodSpec, path: &FieldPath) -> Vec<(PodPrivilege, FieldPath)
             continue;
         };
         let at = path.field(field).index(i).field("securityContext");
+        if sc
+            .seccomp_profile
+            .as_ref()
+            .is_some_and(|p| p.type_ == "Unconfined")
+        {
+            let type_ = at.field("seccompProfile").field("type");
+            out.push((PodPrivilege::SeccompUnconfined, type_));
+        }
         if sc.privileged == Some(true) {
             out.push((PodPrivilege::Privileged, at.field("privileged")));
         }

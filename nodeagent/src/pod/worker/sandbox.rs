@@ -139,6 +139,15 @@ impl PodWorker {
                 &self.desired.namespace,
                 self.ctx.cluster_dns.as_ref(),
             ),
+            sysctls: self
+                .desired
+                .pod
+                .spec
+                .security_context
+                .iter()
+                .flat_map(|sc| sc.sysctls.iter().flatten())
+                .map(|s| (s.name.replace('/', "."), s.value.clone()))
+                .collect(),
         };
         match self.ctx.runtime.run_sandbox(&spec).await {
             Ok(mut sb) => {

@@ -5,7 +5,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use super::{ENGINE_RETRY, PodWorker, pull_policy};
-use crate::pod::spec::container_spec;
+use crate::pod::spec::{container_spec, non_root_needs_image_user, non_root_refusal};
 use crate::pod::state::{ContainerLife, ContainerSlot, WaitReason};
 use crate::pod::{pinned, volumes};
 use crate::runtime::{ContainerInfo, ContainerState, ImageError, PullPolicy, RuntimeError};
@@ -26,6 +26,12 @@ impl PodWorker {
         }
         let spec = self.slots[i].spec.clone();
         let attempt = self.slots[i].starts;
+        if let Some(message) = self.non_root_refusal(&spec).await {
+            let delay = self.slots[i].backoff.on_failure();
+            self.event(EventType::Warning, "Failed", format!("Error: {message}"));
+            self.wait(i, WaitReason::CreateContainerConfigError, message, delay);
+            return;
+        }
         let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.desired.uid);
         let made = container_spec(
             &self.desired,
@@ -65,6 +71,20 @@ impl PodWorker {
                 self.wait(i, WaitReason::CreateContainerError, m, delay);
             }
         }
+    }
+
+    /// Why `runAsNonRoot` keeps `spec` from starting, if it does. The image's user is
+    /// asked of the engine only when no `runAsUser` settles it.
+    async fn non_root_refusal(&self, spec: &keel_schema::types::pod::Container) -> Option<String> {
+        if !non_root_needs_image_user(&self.desired, spec) {
+            return non_root_refusal(&self.desired, spec, None);
+        }
+        let image = spec.image.clone().unwrap_or_default();
+        let user = match self.ctx.runtime.image_user(&image).await {
+            Ok(user) => user,
+            Err(e) => return Some(format!("cannot read the user of image {image}: {e}")),
+        };
+        non_root_refusal(&self.desired, spec, user.as_deref())
     }
 
     /// Makes sure container `i`'s image is there; false (its slot waiting) when not.

@@ -40,6 +40,18 @@ use super::{
     RuntimeError, RuntimeEvent, Sandbox, SandboxSpec, labels,
 };
 
+/// Docker's `--security-opt`s for a container's `securityContext`.
+fn security_options(security: &super::ContainerSecurity) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    if security.no_new_privileges {
+        out.push("no-new-privileges".to_string());
+    }
+    if security.seccomp_unconfined {
+        out.push("seccomp=unconfined".to_string());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// The sandbox image made from busybox when `--pause-image` is left at its default.
 pub const DEFAULT_PAUSE_IMAGE: &str = "keel/pause:1";
 
@@ -306,6 +318,13 @@ impl Runtime for DockerRuntime {
         "docker"
     }
 
+    async fn image_user(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(info) => Ok(Some(info.config.and_then(|c| c.user).unwrap_or_default())),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
     async fn image_present(&self, image: &str) -> Result<bool, ImageError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(true),
@@ -348,6 +367,8 @@ impl Runtime for DockerRuntime {
                 // Pods get their network from CNI (host ports included, by `portmap`);
                 // Docker's own bridge is never used.
                 network_mode: Some(if spec.host_network { "host" } else { "none" }.to_string()),
+                sysctls: (!spec.sysctls.is_empty())
+                    .then(|| spec.sysctls.clone().into_iter().collect()),
                 ..pod_network::resolver(spec.dns.as_ref())
             }),
             ..Default::default()
@@ -387,11 +408,10 @@ impl Runtime for DockerRuntime {
                 cap_drop: (!spec.security.cap_drop.is_empty())
                     .then(|| spec.security.cap_drop.clone()),
                 readonly_rootfs: spec.security.read_only_root.then_some(true),
-                security_opt: spec
-                    .security
-                    .no_new_privileges
-                    .then(|| vec!["no-new-privileges".to_string()]),
+                security_opt: security_options(&spec.security),
                 pid_mode: spec.security.host_pid.then(|| "host".to_string()),
+                group_add: (!spec.security.groups.is_empty())
+                    .then(|| spec.security.groups.iter().map(i64::to_string).collect()),
                 network_mode: Some(format!("container:{}", sandbox.id)),
                 ipc_mode: Some(format!("container:{}", sandbox.id)),
                 mounts: (!mounts.is_empty()).then_some(mounts),

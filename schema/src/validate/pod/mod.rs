@@ -71,9 +71,25 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
                 }
             }
         }
+        let pod_sc = spec.security_context.as_ref();
         if let Some(sc) = &c.security_context {
-            validate_security_context(sc, &cp.field("securityContext"), errs);
+            validate_security_context(sc, pod_sc, &cp.field("securityContext"), errs);
+        } else if let Some(pod_sc) = pod_sc
+            && pod_sc.run_as_group.is_some()
+            && pod_sc.run_as_user.is_none()
+        {
+            errs.required_because(
+                &path.field("securityContext").field("runAsUser"),
+                &format!(
+                    "container {:?} sets no runAsUser, and keel sets the group together with \
+                     the user (Docker's user:group)",
+                    c.name
+                ),
+            );
         }
+    }
+    if let Some(sc) = &spec.security_context {
+        validate_pod_security_context(spec, sc, &path.field("securityContext"), errs);
     }
     match spec.restart_policy.as_deref() {
         None if restart == JOB_RESTART => errs.required_because(
@@ -172,19 +188,172 @@ fn validate_dns(spec: &PodSpec, path: &FieldPath, errs: &mut Errors) {
     }
 }
 
-fn validate_security_context(
-    sc: &crate::types::pod::SecurityContext,
+/// Kubernetes' safe sysctls: namespaced, and harmless to the node and its other pods.
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
+/// Whether `name` (dotted, or with slashes) is one of [`SAFE_SYSCTLS`].
+pub fn is_safe_sysctl(name: &str) -> bool {
+    SAFE_SYSCTLS.contains(&name.replace('/', ".").as_str())
+}
+
+/// Whether `name` is a sysctl of a pod's own namespaces.
+pub fn is_namespaced_sysctl(name: &str) -> bool {
+    let name = name.replace('/', ".");
+    NAMESPACED_SYSCTL_PREFIXES
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// The sysctls of a pod's own namespaces (the others would change the node).
+const NAMESPACED_SYSCTL_PREFIXES: &[&str] = &[
+    "kernel.shm",
+    "kernel.msg",
+    "kernel.sem",
+    "fs.mqueue.",
+    "net.",
+];
+
+/// An id Linux takes: 0 to 2^31 - 1, as Kubernetes bounds them.
+fn validate_id(path: &FieldPath, value: Option<i64>, errs: &mut Errors) {
+    if let Some(v) = value {
+        errs.range(path, v, 0, i64::from(i32::MAX));
+    }
+}
+
+fn validate_seccomp(
+    profile: Option<&crate::types::pod::SeccompProfile>,
     path: &FieldPath,
     errs: &mut Errors,
 ) {
-    errs.non_negative(&path.field("runAsUser"), sc.run_as_user);
-    errs.non_negative(&path.field("runAsGroup"), sc.run_as_group);
-    if sc.run_as_group.is_some() && sc.run_as_user.is_none() {
+    let Some(profile) = profile else { return };
+    let at = path.field("seccompProfile");
+    match profile.type_.as_str() {
+        "" => errs.required(&at.field("type")),
+        "RuntimeDefault" | "Unconfined" => {}
+        "Localhost" => errs.invalid(
+            &at.field("type"),
+            "Localhost",
+            "keel nodes do not load seccomp profiles from files; use RuntimeDefault or Unconfined",
+        ),
+        other => errs.unsupported(
+            &at.field("type"),
+            other,
+            &["RuntimeDefault", "Unconfined", "Localhost"],
+        ),
+    }
+    if profile.localhost_profile.is_some() && profile.type_ != "Localhost" {
+        errs.forbidden(
+            &at.field("localhostProfile"),
+            "may only be set when type is Localhost",
+        );
+    }
+}
+
+fn validate_pod_security_context(
+    spec: &PodSpec,
+    sc: &crate::types::pod::PodSecurityContext,
+    path: &FieldPath,
+    errs: &mut Errors,
+) {
+    validate_id(&path.field("runAsUser"), sc.run_as_user, errs);
+    validate_id(&path.field("runAsGroup"), sc.run_as_group, errs);
+    validate_id(&path.field("fsGroup"), sc.fs_group, errs);
+    for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
+        validate_id(&path.field("supplementalGroups").index(i), Some(*g), errs);
+    }
+    if sc.run_as_non_root == Some(true) && sc.run_as_user == Some(0) {
+        errs.invalid(
+            &path.field("runAsUser"),
+            0,
+            "runAsNonRoot is true: the pod cannot run as root (user 0)",
+        );
+    }
+    errs.one_of(
+        &path.field("fsGroupChangePolicy"),
+        sc.fs_group_change_policy.as_deref(),
+        &["Always", "OnRootMismatch"],
+    );
+    let mut seen = BTreeSet::new();
+    for (i, s) in sc.sysctls.iter().flatten().enumerate() {
+        let at = path.field("sysctls").index(i);
+        let name = s.name.replace('/', ".");
+        let well_formed = !name.is_empty()
+            && name.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+        if !well_formed {
+            errs.invalid(
+                &at.field("name"),
+                s.name.as_str(),
+                "a sysctl name is dot-separated words, as net.ipv4.tcp_syncookies",
+            );
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            errs.duplicate(&at.field("name"), s.name.as_str());
+        }
+        if !NAMESPACED_SYSCTL_PREFIXES
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            errs.forbidden(
+                &at.field("name"),
+                format!("{name} is not namespaced: setting it for a pod would change the node"),
+            );
+        } else if name.starts_with("net.") && spec.host_network == Some(true) {
+            errs.forbidden(
+                &at.field("name"),
+                "a hostNetwork pod shares the node's network settings",
+            );
+        }
+    }
+    validate_seccomp(sc.seccomp_profile.as_ref(), path, errs);
+}
+
+fn validate_security_context(
+    sc: &crate::types::pod::SecurityContext,
+    pod: Option<&crate::types::pod::PodSecurityContext>,
+    path: &FieldPath,
+    errs: &mut Errors,
+) {
+    validate_id(&path.field("runAsUser"), sc.run_as_user, errs);
+    validate_id(&path.field("runAsGroup"), sc.run_as_group, errs);
+    let pod_user = pod.and_then(|p| p.run_as_user);
+    let group = sc.run_as_group.or(pod.and_then(|p| p.run_as_group));
+    if group.is_some() && sc.run_as_user.is_none() && pod_user.is_none() {
         errs.required_because(
             &path.field("runAsUser"),
             "keel sets the group together with the user (Docker's user:group)",
         );
     }
+    let non_root = sc
+        .run_as_non_root
+        .or(pod.and_then(|p| p.run_as_non_root))
+        .unwrap_or(false);
+    // Said once, where it is decided: here only when the container sets either field.
+    let own = sc.run_as_user.is_some() || sc.run_as_non_root.is_some();
+    if own && non_root && sc.run_as_user.or(pod_user) == Some(0) {
+        errs.invalid(
+            &path.field("runAsUser"),
+            0,
+            "runAsNonRoot is true: the container cannot run as root (user 0)",
+        );
+    }
+    validate_seccomp(sc.seccomp_profile.as_ref(), path, errs);
     if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
         errs.invalid(
             &path.field("allowPrivilegeEscalation"),

@@ -153,10 +153,31 @@ spec:
   template:
     metadata: {labels: {app: web, tier: front}}
     spec:
+      securityContext:
+        runAsUser: 1000
+        runAsGroup: 1000
+        runAsNonRoot: true
+        fsGroup: 1000
+        fsGroupChangePolicy: OnRootMismatch
+        supplementalGroups: [5000]
+        sysctls: [{name: net.ipv4.tcp_syncookies, value: "1"}]
+        seccompProfile: {type: RuntimeDefault}
+      initContainers:
+      - name: wait-for-db
+        image: busybox:1.36
+        command: ["sh", "-c", "until nc -z db 5432; do sleep 1; done"]
+        resources: {requests: {cpu: 50m}}
       containers:
       - name: web
         image: keel-example/web:1
         ports: [{name: http, containerPort: 8080}]
+        securityContext:
+          runAsUser: 1001
+          allowPrivilegeEscalation: false
+          capabilities: {drop: [ALL]}
+          privileged: false
+          readOnlyRootFilesystem: true
+          seccompProfile: {type: RuntimeDefault}
 ---
 apiVersion: apps/v1
 kind: ReplicaSet

@@ -4,6 +4,64 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "a pod securityContext keel cannot apply, or that contradicts itself",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  securityContext:
+    runAsUser: 0
+    runAsNonRoot: true
+    fsGroup: -1
+    fsGroupChangePolicy: Sometimes
+    sysctls:
+    - {name: kernel.panic, value: "1"}
+    - {name: net.ipv4.tcp_syncookies, value: "1"}
+    - {name: net.ipv4.tcp_syncookies, value: "0"}
+    seccompProfile: {type: Localhost, localhostProfile: my.json}
+  containers:
+  - name: web
+    image: web:1
+    securityContext:
+      seccompProfile: {type: Strict}
+"#,
+        errors: &[
+            (6, "spec.securityContext.runAsUser", "runAsNonRoot is true"),
+            (8, "spec.securityContext.fsGroup", "Invalid value: -1"),
+            (9, "spec.securityContext.fsGroupChangePolicy", "Unsupported value"),
+            (11, "spec.securityContext.sysctls[0].name", "is not namespaced"),
+            (13, "spec.securityContext.sysctls[2].name", "Duplicate value"),
+            (14, "spec.securityContext.seccompProfile.type", "do not load seccomp profiles"),
+            (19, "spec.containers[0].securityContext.seccompProfile.type", "Unsupported value"),
+        ],
+    },
+    Case {
+        name: "unsafe sysctls and no seccomp filter need the repository's permission",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  securityContext:
+    sysctls:
+    - {name: net.core.somaxconn, value: "1024"}
+  containers:
+  - name: web
+    image: web:1
+    securityContext:
+      seccompProfile: {type: Unconfined}
+"#,
+        errors: &[
+            (7, "spec.securityContext.sysctls[0].name", "unsafeSysctls is not allowed"),
+            (
+                12,
+                "spec.containers[0].securityContext.seccompProfile.type",
+                "seccompUnconfined is not allowed",
+            ),
+        ],
+    },
+    Case {
         name: "init containers run to completion, and share names with no app container",
         yaml: r#"
 apiVersion: v1
