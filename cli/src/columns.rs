@@ -6,10 +6,12 @@ use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet};
 use keel_schema::types::batch::Job;
 use keel_schema::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
+    ServiceAccount,
 };
 use keel_schema::types::meta::ObjectMeta;
 use keel_schema::types::networking::{Ingress, IngressClass};
 use keel_schema::types::pod::{Pod, PodPhase, PodTemplateSpec};
+use keel_schema::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, Subject};
 use keel_schema::{Kind, Object, OfKind, Resource};
 
 use crate::output::{human_duration, or_none};
@@ -46,6 +48,11 @@ pub fn table(
         Kind::Job => render(&JOB, objects, wide, now),
         Kind::Ingress => render(&INGRESS, objects, wide, now),
         Kind::IngressClass => render(&INGRESS_CLASS, objects, wide, now),
+        Kind::ServiceAccount => render(&SERVICE_ACCOUNT, objects, wide, now),
+        Kind::Role => render(&ROLE, objects, wide, now),
+        Kind::ClusterRole => render(&CLUSTER_ROLE, objects, wide, now),
+        Kind::RoleBinding => render(&ROLE_BINDING, objects, wide, now),
+        Kind::ClusterRoleBinding => render(&CLUSTER_ROLE_BINDING, objects, wide, now),
     }
 }
 
@@ -485,6 +492,91 @@ const SECRET: Columns<Secret> = Columns {
         ("AGE", |s, now| age(&s.metadata, now)),
     ],
     wide: &[],
+};
+
+const SERVICE_ACCOUNT: Columns<ServiceAccount> = Columns {
+    normal: &[
+        ("NAME", |a, _| name(&a.metadata)),
+        ("SECRETS", |a, _| {
+            a.secrets.as_ref().map_or(0, Vec::len).to_string()
+        }),
+        ("AGE", |a, now| age(&a.metadata, now)),
+    ],
+    wide: &[],
+};
+
+/// kubectl shows roles with their creation time rather than an age.
+fn created_at(meta: &ObjectMeta) -> String {
+    meta.creation_timestamp.map_or_else(
+        || "<unknown>".into(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+const ROLE: Columns<Role> = Columns {
+    normal: &[
+        ("NAME", |r, _| name(&r.metadata)),
+        ("CREATED AT", |r, _| created_at(&r.metadata)),
+    ],
+    wide: &[],
+};
+
+const CLUSTER_ROLE: Columns<ClusterRole> = Columns {
+    normal: &[
+        ("NAME", |r, _| name(&r.metadata)),
+        ("CREATED AT", |r, _| created_at(&r.metadata)),
+    ],
+    wide: &[],
+};
+
+/// A binding's subjects of one kind, comma-separated, as kubectl's wide columns.
+fn subjects(list: Option<&Vec<Subject>>, kind: &str) -> String {
+    let names: Vec<String> = list
+        .into_iter()
+        .flatten()
+        .filter(|s| s.kind == kind)
+        .map(
+            |s| match s.namespace.as_deref().filter(|_| kind == "ServiceAccount") {
+                Some(ns) => format!("{ns}/{}", s.name),
+                None => s.name.clone(),
+            },
+        )
+        .collect();
+    names.join(", ")
+}
+
+fn role_ref(r: &keel_schema::types::rbac::RoleRef) -> String {
+    format!("{}/{}", r.kind, r.name)
+}
+
+const ROLE_BINDING: Columns<RoleBinding> = Columns {
+    normal: &[
+        ("NAME", |b, _| name(&b.metadata)),
+        ("ROLE", |b, _| role_ref(&b.role_ref)),
+        ("AGE", |b, now| age(&b.metadata, now)),
+    ],
+    wide: &[
+        ("USERS", |b, _| subjects(b.subjects.as_ref(), "User")),
+        ("GROUPS", |b, _| subjects(b.subjects.as_ref(), "Group")),
+        ("SERVICEACCOUNTS", |b, _| {
+            subjects(b.subjects.as_ref(), "ServiceAccount")
+        }),
+    ],
+};
+
+const CLUSTER_ROLE_BINDING: Columns<ClusterRoleBinding> = Columns {
+    normal: &[
+        ("NAME", |b, _| name(&b.metadata)),
+        ("ROLE", |b, _| role_ref(&b.role_ref)),
+        ("AGE", |b, now| age(&b.metadata, now)),
+    ],
+    wide: &[
+        ("USERS", |b, _| subjects(b.subjects.as_ref(), "User")),
+        ("GROUPS", |b, _| subjects(b.subjects.as_ref(), "Group")),
+        ("SERVICEACCOUNTS", |b, _| {
+            subjects(b.subjects.as_ref(), "ServiceAccount")
+        }),
+    ],
 };
 
 const NAMESPACE: Columns<Namespace> = Columns {

@@ -40,6 +40,14 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::Pod(p) => pod(p),
         Object::Service(s) => service(s),
         Object::Ingress(i) => ingress(i),
+        Object::ServiceAccount(_)
+        | Object::Role(_)
+        | Object::ClusterRole(_)
+        | Object::RoleBinding(_)
+        | Object::ClusterRoleBinding(_) => (
+            Health::Healthy,
+            keel_schema::kinds::NOT_ENFORCED.to_string(),
+        ),
         // Objects without a rollout are healthy once they exist.
         Object::IngressClass(_)
         | Object::ConfigMap(_)

@@ -125,7 +125,13 @@ pub fn apply_defaults(obj: &mut Object) {
     }
     match obj {
         Object::Pod(p) => pod_spec_defaults(&mut p.spec, Some("Always")),
-        Object::Ingress(_) | Object::IngressClass(_) => {}
+        Object::Ingress(_)
+        | Object::IngressClass(_)
+        | Object::ServiceAccount(_)
+        | Object::Role(_)
+        | Object::ClusterRole(_)
+        | Object::RoleBinding(_)
+        | Object::ClusterRoleBinding(_) => {}
         Object::Service(s) => service_defaults(&mut s.spec),
         Object::ReplicationController(rc) => rc_defaults(rc),
         Object::ReplicaSet(rs) => {

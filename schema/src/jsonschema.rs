@@ -31,6 +31,13 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::Job => kind_schema::<Job>(generator),
         Kind::Ingress => kind_schema::<crate::types::networking::Ingress>(generator),
         Kind::IngressClass => kind_schema::<crate::types::networking::IngressClass>(generator),
+        Kind::ServiceAccount => kind_schema::<crate::types::core::ServiceAccount>(generator),
+        Kind::Role => kind_schema::<crate::types::rbac::Role>(generator),
+        Kind::ClusterRole => kind_schema::<crate::types::rbac::ClusterRole>(generator),
+        Kind::RoleBinding => kind_schema::<crate::types::rbac::RoleBinding>(generator),
+        Kind::ClusterRoleBinding => {
+            kind_schema::<crate::types::rbac::ClusterRoleBinding>(generator)
+        }
         Kind::Node | Kind::Endpoints | Kind::Event => None,
     }
 }

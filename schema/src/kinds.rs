@@ -14,10 +14,12 @@ use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
 use crate::types::batch::Job;
 use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
+    ServiceAccount,
 };
 use crate::types::meta::ObjectMeta;
 use crate::types::networking::{Ingress, IngressClass};
 use crate::types::pod::Pod;
+use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::yaml;
 
 /// What keel knows about a kind: where it is served, what it is called on the command line,
@@ -47,6 +49,25 @@ impl KindInfo {
         }
     }
 }
+
+impl Kind {
+    /// Whether keel acts on objects of this kind. The RBAC kinds and ServiceAccounts are
+    /// stored (validated, served, diffed), so repositories written for Kubernetes apply
+    /// unchanged, but nothing enforces them; plans and status say so.
+    pub const fn enforced(self) -> bool {
+        !matches!(
+            self,
+            Kind::ServiceAccount
+                | Kind::Role
+                | Kind::ClusterRole
+                | Kind::RoleBinding
+                | Kind::ClusterRoleBinding
+        )
+    }
+}
+
+/// What plans and status say of an object of a kind keel does not enforce.
+pub const NOT_ENFORCED: &str = "stored, not enforced by keel";
 
 /// A kind's own type (`Pod`, `Deployment`, …): which kind it is, and itself inside an
 /// [`Object`] of that kind.
@@ -271,6 +292,26 @@ kinds! {
     },
     Namespace {
         api_version: "v1", plural: "namespaces", short_names: ["ns"],
+        namespaced: false, live_only: false,
+    },
+    ServiceAccount {
+        api_version: "v1", plural: "serviceaccounts", short_names: ["sa"],
+        namespaced: true, live_only: false,
+    },
+    Role {
+        api_version: "rbac.authorization.k8s.io/v1", plural: "roles", short_names: [],
+        namespaced: true, live_only: false,
+    },
+    ClusterRole {
+        api_version: "rbac.authorization.k8s.io/v1", plural: "clusterroles", short_names: [],
+        namespaced: false, live_only: false,
+    },
+    RoleBinding {
+        api_version: "rbac.authorization.k8s.io/v1", plural: "rolebindings", short_names: [],
+        namespaced: true, live_only: false,
+    },
+    ClusterRoleBinding {
+        api_version: "rbac.authorization.k8s.io/v1", plural: "clusterrolebindings", short_names: [],
         namespaced: false, live_only: false,
     },
     Node {

@@ -7,9 +7,11 @@ use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
 use crate::types::batch::Job;
 use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
+    ServiceAccount,
 };
 use crate::types::meta::{Condition, ObjectMeta};
 use crate::types::pod::{Pod, PodSpec, PodTemplateSpec};
+use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 
 /// Per-kind behaviour, implemented by each kind's type.
 pub trait Resource {
@@ -214,6 +216,54 @@ impl Resource for Secret {
                 &other.string_data,
                 other.immutable,
             )
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for ServiceAccount {
+    fn same_body(&self, other: &Self) -> bool {
+        (
+            &self.secrets,
+            &self.image_pull_secrets,
+            self.automount_service_account_token,
+        ) == (
+            &other.secrets,
+            &other.image_pull_secrets,
+            other.automount_service_account_token,
+        )
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for Role {
+    fn same_body(&self, other: &Self) -> bool {
+        self.rules == other.rules
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for ClusterRole {
+    fn same_body(&self, other: &Self) -> bool {
+        (&self.rules, &self.aggregation_rule) == (&other.rules, &other.aggregation_rule)
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for RoleBinding {
+    fn same_body(&self, other: &Self) -> bool {
+        (&self.subjects, &self.role_ref) == (&other.subjects, &other.role_ref)
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for ClusterRoleBinding {
+    fn same_body(&self, other: &Self) -> bool {
+        (&self.subjects, &self.role_ref) == (&other.subjects, &other.role_ref)
     }
     no_status!();
     no_pods!();

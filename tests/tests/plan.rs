@@ -48,6 +48,11 @@ fn two_revisions() -> (tempfile::TempDir, String, String) {
         "apps/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: page}\ndata: {index.html: hello}\n",
     );
+    write(
+        repo,
+        "apps/rbac.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: reader}\nrules: [{apiGroups: [\"\"], resources: [pods], verbs: [get]}]\n",
+    );
     let second = commit(repo, "second");
     (dir, first, second)
 }
@@ -111,7 +116,11 @@ fn plan_json_lists_every_change_with_summaries_and_exit_2() {
             .unwrap_or("")
             .contains("<redacted, changed>")
     );
-    assert_eq!(changes.len(), 5, "nothing else changed");
+    // A reviewer is told an RBAC change takes no effect on keel.
+    let role = find("Role", "reader");
+    assert_eq!(role["action"], "create");
+    assert_eq!(role["summary"], "created (stored, not enforced by keel)");
+    assert_eq!(changes.len(), 6, "nothing else changed");
     // Secret values appear nowhere: neither plain nor base64.
     let all = String::from_utf8_lossy(&out.stdout);
     for needle in ["s3cret", "czNjcmV0", "Zmlyc3Qt", "c2Vjb25kLX"] {
@@ -128,7 +137,11 @@ fn plan_text_and_markdown_are_readable() {
     let text = plan(dir.path(), &["--from", &first, "--to", &second]);
     let text = String::from_utf8_lossy(&text.stdout).to_string();
     assert!(
-        text.contains("1 to create, 3 to update, 1 to delete"),
+        text.contains("2 to create, 3 to update, 1 to delete"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Role default/reader: created (stored, not enforced by keel)"),
         "{text}"
     );
     assert!(
@@ -219,7 +232,7 @@ fn path_limits_the_plan_and_uncommitted_files_are_ignored() {
     );
     assert_eq!(out.status.code(), Some(2));
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(v["changes"].as_array().map(Vec::len), Some(5));
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(6));
     let missing = plan(repo, &["--from", &first, "--to", &second, "--path", "nope"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--path \"nope\" does not exist"));

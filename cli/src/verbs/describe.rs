@@ -322,6 +322,23 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
             yaml_section(out, "Status", i.status.as_ref());
         }
         Object::IngressClass(c) => yaml_section(out, "Spec", Some(&c.spec)),
+        Object::ServiceAccount(a) => {
+            yaml_section(out, "Secrets", a.secrets.as_ref());
+            yaml_section(out, "Image pull secrets", a.image_pull_secrets.as_ref());
+        }
+        Object::Role(r) => yaml_section(out, "Rules", r.rules.as_ref()),
+        Object::ClusterRole(r) => {
+            yaml_section(out, "Rules", r.rules.as_ref());
+            yaml_section(out, "Aggregation rule", r.aggregation_rule.as_ref());
+        }
+        Object::RoleBinding(b) => {
+            yaml_section(out, "Role", Some(&b.role_ref));
+            yaml_section(out, "Subjects", b.subjects.as_ref());
+        }
+        Object::ClusterRoleBinding(b) => {
+            yaml_section(out, "Role", Some(&b.role_ref));
+            yaml_section(out, "Subjects", b.subjects.as_ref());
+        }
         Object::ReplicaSet(r) => {
             yaml_section(out, "Spec", Some(&r.spec));
             yaml_section(out, "Status", r.status.as_ref());

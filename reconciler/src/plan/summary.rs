@@ -303,10 +303,18 @@ fn walk(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
 
 /// The summary of one change.
 pub fn summarize(change: &Change) -> String {
-    match (change.action, &change.old, &change.new) {
+    let said = match (change.action, &change.old, &change.new) {
         (Action::Create, _, Some(n)) => created(n),
         (Action::Delete, Some(o), _) => deleted(o),
         (Action::Update, Some(o), Some(n)) => updated(o, n),
         _ => String::new(),
+    };
+    // Never silently: a reviewer must not read an RBAC change as one that takes effect.
+    let object = change.new.as_ref().or(change.old.as_ref());
+    match object.map(Object::kind) {
+        Some(kind) if !kind.enforced() => {
+            format!("{said} ({})", keel_schema::kinds::NOT_ENFORCED)
+        }
+        _ => said,
     }
 }

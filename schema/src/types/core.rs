@@ -188,6 +188,22 @@ model! {
 }
 
 model! {
+    /// An identity for pods. keel stores it (pods name it in `serviceAccountName`) but does
+    /// not enforce it: pods get no API token from it.
+    pub struct ServiceAccount {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        pub secrets: Option<Vec<super::pod::LocalObjectReference>>,
+        pub image_pull_secrets: Option<Vec<super::pod::LocalObjectReference>>,
+        pub automount_service_account_token: Option<bool>,
+    }
+}
+
+model! {
     pub struct Namespace {
         #[serde(default)]
         pub api_version: String,

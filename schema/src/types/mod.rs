@@ -20,3 +20,4 @@ pub mod core;
 pub mod meta;
 pub mod networking;
 pub mod pod;
+pub mod rbac;

@@ -68,6 +68,19 @@ model! {
         /// Users, groups, sysctls and seccomp for every container of the pod (a
         /// container's own `securityContext` wins where both set a field).
         pub security_context: Option<PodSecurityContext>,
+        /// A ServiceAccount of the pod's namespace (`default` when unset). Stored, not
+        /// enforced: keel gives pods no API token.
+        pub service_account_name: Option<String>,
+        /// The older name of `serviceAccountName`.
+        pub service_account: Option<String>,
+        /// Accepted; keel mounts no token either way.
+        pub automount_service_account_token: Option<bool>,
+    }
+}
+
+model! {
+    pub struct LocalObjectReference {
+        pub name: Option<String>,
     }
 }
 

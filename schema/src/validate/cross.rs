@@ -1,5 +1,5 @@
-//! Checks across the objects of one revision: duplicate objects, and named target ports that
-//! no selected pod template defines.
+//! Checks across the objects of one revision: duplicate objects, named target ports that
+//! no selected pod template defines, and ServiceAccounts pods name but nobody declares.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +21,45 @@ pub fn validate_revision(items: &[Item<'_>]) -> Vec<(usize, FieldError)> {
     let mut out = Vec::new();
     duplicates(items, &mut out);
     named_target_ports(items, &mut out);
+    service_accounts(items, &mut out);
     out
+}
+
+/// A pod's ServiceAccount must be declared in its namespace (every namespace has
+/// `default`): Kubernetes would not create the pod, so keel refuses the revision instead of
+/// leaving a workload that never starts.
+fn service_accounts(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
+    let declared: std::collections::BTreeSet<(&str, &str)> = items
+        .iter()
+        .filter(|item| matches!(item.object, Object::ServiceAccount(_)))
+        .map(|item| (item.object.namespace(), item.object.name()))
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        let Some(template) = item.object.pod_template() else {
+            continue;
+        };
+        let spec = template.spec();
+        let (field, name) = match (&spec.service_account_name, &spec.service_account) {
+            (Some(n), _) if !n.is_empty() => ("serviceAccountName", n),
+            (_, Some(n)) if !n.is_empty() => ("serviceAccount", n),
+            _ => continue,
+        };
+        let namespace = item.object.namespace();
+        if name == "default" || declared.contains(&(namespace, name.as_str())) {
+            continue;
+        }
+        out.push((
+            i,
+            FieldError {
+                path: template.spec_path().field(field),
+                message: format!(
+                    "Not found: ServiceAccount {name:?} is not declared in namespace \
+                     {namespace:?}; declare it in the repository (Kubernetes would not \
+                     create the pod without it)"
+                ),
+            },
+        ));
+    }
 }
 
 fn duplicates(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {

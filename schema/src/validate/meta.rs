@@ -23,7 +23,11 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
             let rule = match info.kind {
                 Kind::Service => names::dns1035_label,
                 Kind::Namespace => names::dns1123_label,
+                Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
+                    names::path_segment_name
+                }
                 Kind::Pod
+                | Kind::ServiceAccount
                 | Kind::ReplicationController
                 | Kind::ConfigMap
                 | Kind::Secret

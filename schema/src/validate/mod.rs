@@ -10,6 +10,7 @@ pub mod meta;
 pub mod names;
 mod pod;
 pub mod policy;
+mod rbac;
 pub mod service;
 
 pub use service::NODE_PORT_RANGE;
@@ -211,6 +212,15 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
             ingress::validate_ingress(&o.spec, &spec, &mut errs);
         }
         Object::IngressClass(o) => ingress::validate_ingress_class(&o.spec, &spec, &mut errs),
+        Object::ServiceAccount(o) => rbac::validate_service_account(o, &mut errs),
+        Object::Role(o) => rbac::validate_rules(o.rules.as_ref(), false, &mut errs),
+        Object::ClusterRole(o) => rbac::validate_rules(o.rules.as_ref(), true, &mut errs),
+        Object::RoleBinding(o) => {
+            rbac::validate_binding(o.subjects.as_ref(), &o.role_ref, false, &mut errs)
+        }
+        Object::ClusterRoleBinding(o) => {
+            rbac::validate_binding(o.subjects.as_ref(), &o.role_ref, true, &mut errs)
+        }
         // Live-only kinds are refused before validation; nothing more to check here.
         Object::Node(_) | Object::Endpoints(_) | Object::Event(_) => {}
     }

@@ -35,6 +35,22 @@ pub fn dns1123_subdomain(v: &str) -> Option<String> {
     })
 }
 
+/// A path segment: the names of RBAC roles and bindings (`system:aggregate-to-view` is
+/// one), which Kubernetes only keeps from breaking a URL. Control characters are refused
+/// too, so a name always prints as it is.
+pub fn path_segment_name(v: &str) -> Option<String> {
+    if v.len() > 253 {
+        return Some("must be no more than 253 characters".into());
+    }
+    if v == "." || v == ".." {
+        return Some(format!("may not be '{v}'"));
+    }
+    if let Some(c) = v.chars().find(|c| *c == '/' || *c == '%' || c.is_control()) {
+        return Some(format!("may not contain {c:?}"));
+    }
+    None
+}
+
 /// RFC 1035 label: Service names (they become DNS names and environment variable prefixes).
 pub fn dns1035_label(v: &str) -> Option<String> {
     if v.len() > 63 {

@@ -170,7 +170,13 @@ impl NodeSync {
                 | Kind::Deployment
                 | Kind::ReplicaSet
                 | Kind::DaemonSet
-                | Kind::Job,
+                | Kind::Job
+                // Stored, not enforced: nothing on a node depends on them.
+                | Kind::ServiceAccount
+                | Kind::Role
+                | Kind::ClusterRole
+                | Kind::RoleBinding
+                | Kind::ClusterRoleBinding,
             )
             | None => {}
         }

@@ -112,6 +112,27 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
         validate_toleration(t, &path.field("tolerations").index(i), errs);
     }
     validate_dns(spec, path, errs);
+    for field in ["serviceAccountName", "serviceAccount"] {
+        let value = if field == "serviceAccountName" {
+            &spec.service_account_name
+        } else {
+            &spec.service_account
+        };
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            errs.name(&path.field(field), v, names::dns1123_subdomain);
+        }
+    }
+    if let (Some(a), Some(b)) = (&spec.service_account_name, &spec.service_account)
+        && !a.is_empty()
+        && !b.is_empty()
+        && a != b
+    {
+        errs.invalid(
+            &path.field("serviceAccount"),
+            b.as_str(),
+            "must match serviceAccountName, of which it is the older name",
+        );
+    }
 }
 
 /// The most nameservers and search domains a resolver reads (glibc's limits, as Kubernetes

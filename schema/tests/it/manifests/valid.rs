@@ -153,6 +153,8 @@ spec:
   template:
     metadata: {labels: {app: web, tier: front}}
     spec:
+      serviceAccountName: web
+      automountServiceAccountToken: false
       securityContext:
         runAsUser: 1000
         runAsGroup: 1000
@@ -214,6 +216,46 @@ spec:
     spec:
       restartPolicy: Never
       containers: [{name: migrate, image: "migrate:1", args: [--all]}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: web, namespace: shop}
+automountServiceAccountToken: false
+imagePullSecrets: [{name: registry}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: config-reader, namespace: shop}
+rules:
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [web-config]
+  verbs: [get, watch, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: "system:aggregate-to-view:shop"
+  labels: {rbac.example.com/aggregate-to-view: "true"}
+rules:
+- nonResourceURLs: ["/healthz", "/metrics"]
+  verbs: [get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: web-reads-config, namespace: shop}
+subjects:
+- {kind: ServiceAccount, name: web}
+- {kind: Group, name: "shop:devs", apiGroup: rbac.authorization.k8s.io}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: config-reader}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "shop:metrics"}
+subjects:
+- {kind: ServiceAccount, name: web, namespace: shop}
+- {kind: User, name: alice@example.com, apiGroup: rbac.authorization.k8s.io}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:aggregate-to-view:shop"}
 "#;
 
 #[test]
@@ -248,7 +290,12 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "Deployment",
             "ReplicaSet",
             "DaemonSet",
-            "Job"
+            "Job",
+            "ServiceAccount",
+            "Role",
+            "ClusterRole",
+            "RoleBinding",
+            "ClusterRoleBinding"
         ]
     );
     for m in &rev.manifests {

@@ -4,6 +4,7 @@
 mod documents;
 mod metadata;
 mod pods;
+mod rbac;
 mod services;
 mod workloads;
 
@@ -16,6 +17,7 @@ fn all_cases() -> impl Iterator<Item = &'static Case> {
         pods::CASES,
         workloads::CASES,
         services::CASES,
+        rbac::CASES,
     ]
     .into_iter()
     .flatten()

@@ -4,6 +4,38 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "a ServiceAccount nobody declares",
+        yaml: r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: frontend
+      serviceAccount: front
+      containers: [{name: web, image: "web:1"}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: frontend, namespace: other}
+"#,
+        errors: &[
+            (
+                9,
+                "spec.template.spec.serviceAccountName",
+                "Not found: ServiceAccount \"frontend\" is not declared in namespace \"default\"",
+            ),
+            (
+                10,
+                "spec.template.spec.serviceAccount",
+                "must match serviceAccountName",
+            ),
+        ],
+    },
+    Case {
         name: "a pod securityContext keel cannot apply, or that contradicts itself",
         yaml: r#"
 apiVersion: v1
@@ -29,11 +61,31 @@ spec:
         errors: &[
             (6, "spec.securityContext.runAsUser", "runAsNonRoot is true"),
             (8, "spec.securityContext.fsGroup", "Invalid value: -1"),
-            (9, "spec.securityContext.fsGroupChangePolicy", "Unsupported value"),
-            (11, "spec.securityContext.sysctls[0].name", "is not namespaced"),
-            (13, "spec.securityContext.sysctls[2].name", "Duplicate value"),
-            (14, "spec.securityContext.seccompProfile.type", "do not load seccomp profiles"),
-            (19, "spec.containers[0].securityContext.seccompProfile.type", "Unsupported value"),
+            (
+                9,
+                "spec.securityContext.fsGroupChangePolicy",
+                "Unsupported value",
+            ),
+            (
+                11,
+                "spec.securityContext.sysctls[0].name",
+                "is not namespaced",
+            ),
+            (
+                13,
+                "spec.securityContext.sysctls[2].name",
+                "Duplicate value",
+            ),
+            (
+                14,
+                "spec.securityContext.seccompProfile.type",
+                "do not load seccomp profiles",
+            ),
+            (
+                19,
+                "spec.containers[0].securityContext.seccompProfile.type",
+                "Unsupported value",
+            ),
         ],
     },
     Case {
@@ -53,7 +105,11 @@ spec:
       seccompProfile: {type: Unconfined}
 "#,
         errors: &[
-            (7, "spec.securityContext.sysctls[0].name", "unsafeSysctls is not allowed"),
+            (
+                7,
+                "spec.securityContext.sysctls[0].name",
+                "unsafeSysctls is not allowed",
+            ),
             (
                 12,
                 "spec.containers[0].securityContext.seccompProfile.type",
