@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod fs_group;
+pub mod grpc_probe;
 pub mod pinned;
 pub mod probe;
 pub mod spec;

@@ -1,6 +1,6 @@
-//! Liveness, readiness and startup probes: httpGet, tcpSocket and exec, with Kubernetes'
-//! defaults and thresholds. A probe's result counts only after `successThreshold` successes or
-//! `failureThreshold` failures in a row.
+//! Liveness, readiness and startup probes: httpGet, tcpSocket, grpc ([`super::grpc_probe`])
+//! and exec, with Kubernetes' defaults and thresholds. A probe's result counts only after
+//! `successThreshold` successes or `failureThreshold` failures in a row.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,7 +188,13 @@ async fn network_probe(
         let port = resolve_port(http.port.as_ref(), container)?;
         return http_probe(http, &host(http.host.as_ref())?, port, timeout).await;
     }
-    Err("the probe has no handler (httpGet, tcpSocket or exec)".to_string())
+    if let Some(grpc) = &probe.grpc {
+        let port =
+            u16::try_from(grpc.port).map_err(|_| format!("port {} is out of range", grpc.port))?;
+        let service = grpc.service.as_deref().unwrap_or("");
+        return super::grpc_probe::check(&host(None)?, port, service, timeout).await;
+    }
+    Err("the probe has no handler (httpGet, tcpSocket, grpc or exec)".to_string())
 }
 
 async fn tcp_probe(

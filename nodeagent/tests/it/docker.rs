@@ -1295,3 +1295,50 @@ async fn run_as_non_root_refuses_an_image_that_runs_as_root() {
         "nothing was started"
     );
 }
+
+/// A gRPC readiness probe asks grpc.health.v1 at the pod's address (here a hostNetwork
+/// pod, so the node's, where the test serves a real gRPC health service) and follows
+/// what it answers: ready while SERVING, not ready otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_probe_follows_the_health_service() {
+    use tonic_health::ServingStatus;
+    let mut h = docker_or_skip!();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("shop.Checkout", ServingStatus::NotServing)
+        .await;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let (p, uid) = pod(
+        "grpc",
+        json!({
+            "hostNetwork": true,
+            "containers": [{
+                "name": "app", "image": IMAGE, "command": ["sleep", "3600"],
+                "readinessProbe": {"grpc": {"port": port, "service": "shop.Checkout"},
+                                   "periodSeconds": 1, "failureThreshold": 1}
+            }],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !ready(&h.status(&uid).unwrap()),
+        "NOT_SERVING is not ready: {s:?}"
+    );
+    reporter
+        .set_service_status("shop.Checkout", ServingStatus::Serving)
+        .await;
+    h.wait_for(&uid, 20, "ready once SERVING", ready).await;
+    reporter
+        .set_service_status("shop.Checkout", ServingStatus::NotServing)
+        .await;
+    h.wait_for(&uid, 20, "not ready again", |s| !ready(s)).await;
+}

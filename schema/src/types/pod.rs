@@ -271,6 +271,7 @@ model! {
         pub http_get: Option<HttpGetAction>,
         pub tcp_socket: Option<TcpSocketAction>,
         pub exec: Option<ExecAction>,
+        pub grpc: Option<GrpcAction>,
         pub initial_delay_seconds: Option<i64>,
         /// Default 10.
         pub period_seconds: Option<i64>,
@@ -307,6 +308,18 @@ model! {
     pub struct TcpSocketAction {
         pub port: Option<IntOrString>,
         pub host: Option<String>,
+    }
+}
+
+model! {
+    /// A `grpc.health.v1.Health/Check` call to the pod's IP: healthy when it answers
+    /// `SERVING`.
+    pub struct GrpcAction {
+        /// Required: a number (gRPC probes take no port names, as in Kubernetes).
+        #[serde(default)]
+        pub port: i64,
+        /// The service name asked about (`""`, the default, is the server as a whole).
+        pub service: Option<String>,
     }
 }
 

@@ -249,6 +249,7 @@ fn validate_probe(
         ("exec", p.exec.is_some()),
         ("httpGet", p.http_get.is_some()),
         ("tcpSocket", p.tcp_socket.is_some()),
+        ("grpc", p.grpc.is_some()),
     ];
     let set: Vec<&str> = handlers
         .iter()
@@ -258,7 +259,7 @@ fn validate_probe(
     if set.is_empty() {
         errs.required_because(
             path,
-            "must specify a handler type (httpGet, tcpSocket or exec)",
+            "must specify a handler type (httpGet, tcpSocket, grpc or exec)",
         );
     }
     for extra in set.iter().skip(1) {
@@ -277,6 +278,14 @@ fn validate_probe(
             .filter(|p| !p.is_empty() && !p.starts_with('/'))
         {
             errs.invalid(&hp.field("path"), p, "must start with '/'");
+        }
+    }
+    if let Some(g) = &p.grpc {
+        let at = path.field("grpc").field("port");
+        if g.port == 0 {
+            errs.required(&at);
+        } else {
+            errs.range(&at, g.port, 1, 65535);
         }
     }
     if let Some(t) = &p.tcp_socket {

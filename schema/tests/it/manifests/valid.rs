@@ -173,6 +173,9 @@ spec:
       - name: web
         image: keel-example/web:1
         ports: [{name: http, containerPort: 8080}]
+        readinessProbe:
+          grpc: {port: 9555, service: shop.Web}
+          periodSeconds: 5
         securityContext:
           runAsUser: 1001
           allowPrivilegeEscalation: false

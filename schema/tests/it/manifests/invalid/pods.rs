@@ -4,6 +4,30 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "grpc probes take a port number, and one handler only",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    readinessProbe:
+      grpc: {service: shop.Checkout}
+    livenessProbe:
+      grpc: {port: 70000}
+    startupProbe:
+      tcpSocket: {port: 8080}
+      grpc: {port: 8080}
+"#,
+        errors: &[
+            (9, "spec.containers[0].readinessProbe.grpc.port", "Required value"),
+            (11, "spec.containers[0].livenessProbe.grpc.port", "must be between 1 and 65535"),
+            (14, "spec.containers[0].startupProbe.grpc", "Forbidden: may not specify more than 1 handler type"),
+        ],
+    },
+    Case {
         name: "a ServiceAccount nobody declares",
         yaml: r#"
 apiVersion: apps/v1
