@@ -106,8 +106,10 @@ pub fn environment(pod: &DesiredPod, c: &Container) -> Result<Vec<(String, Strin
     let mut env = Env::default();
     // Service variables first, so the container's own `env` and `envFrom` win, as in
     // Kubernetes.
-    for (name, value) in pod.service_env.iter() {
-        env.set(name.clone(), value.clone());
+    if pod.pod.spec.enable_service_links != Some(false) {
+        for (name, value) in pod.service_env.iter() {
+            env.set(name.clone(), value.clone());
+        }
     }
     for from in c.env_from.iter().flatten() {
         env_from(pod, from, &mut env)?;
@@ -290,6 +292,7 @@ fn security(pod: &DesiredPod, c: &Container) -> crate::runtime::ContainerSecurit
         read_only_root: sc.read_only_root_filesystem == Some(true),
         no_new_privileges: sc.allow_privilege_escalation == Some(false),
         host_pid: pod.pod.spec.host_pid == Some(true),
+        share_process_namespace: pod.pod.spec.share_process_namespace == Some(true),
         groups,
         seccomp_unconfined: seccomp.is_some_and(|p| p.type_ == "Unconfined"),
     }
@@ -420,6 +423,18 @@ mod tests {
             env.get("URL").map(String::as_str),
             Some("http://10.96.0.20/"),
             "$(VAR) sees them"
+        );
+        // enableServiceLinks: false leaves them out; the container's own stay.
+        let mut quiet = (**desired).clone();
+        quiet.pod.spec.enable_service_links = Some(false);
+        let env: HashMap<String, String> = environment(&quiet, &quiet.pod.spec.containers[0])
+            .expect("resolves")
+            .into_iter()
+            .collect();
+        assert!(!env.contains_key("WEB_SERVICE_HOST"), "{env:?}");
+        assert_eq!(
+            env.get("WEB_SERVICE_PORT").map(String::as_str),
+            Some("override")
         );
     }
 

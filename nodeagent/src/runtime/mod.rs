@@ -72,6 +72,9 @@ pub struct SandboxSpec {
     /// Namespaced kernel settings (`securityContext.sysctls`), set on the namespaces the
     /// sandbox owns and its containers join.
     pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `hostAliases`, as Docker's `HOST:IP` lines for `/etc/hosts` (the pod's containers
+    /// share the sandbox's).
+    pub extra_hosts: Vec<String>,
 }
 
 /// A running sandbox: the container that owns the pod's network namespace.
@@ -134,6 +137,8 @@ pub struct ContainerSecurity {
     pub read_only_root: bool,
     pub no_new_privileges: bool,
     pub host_pid: bool,
+    /// `shareProcessNamespace`: the container joins its sandbox's process namespace.
+    pub share_process_namespace: bool,
     /// Supplementary groups: `supplementalGroups`, then `fsGroup`.
     pub groups: Vec<i64>,
     /// `seccompProfile: Unconfined`; otherwise the engine's default profile.

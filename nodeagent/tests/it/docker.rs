@@ -1342,3 +1342,34 @@ async fn a_grpc_probe_follows_the_health_service() {
         .await;
     h.wait_for(&uid, 20, "not ready again", |s| !ready(s)).await;
 }
+
+/// hostAliases land in the /etc/hosts every container of the pod reads, and with
+/// shareProcessNamespace one container sees the others' processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_aliases_and_a_shared_process_namespace() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "shared-pid",
+        json!({
+            "shareProcessNamespace": true,
+            "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["db.internal", "cache.internal"]}],
+            "containers": [sh("worker", "exec sleep 4242"), sh("watcher", "sleep 3600")],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    h.wait_for(&uid, 60, "both running", |s| {
+        running(s, "worker") && running(s, "watcher")
+    })
+    .await;
+    let hosts = exec_in(&h, &uid, "watcher", "cat /etc/hosts").await;
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with("10.1.2.3") && l.contains("db.internal")),
+        "{hosts}"
+    );
+    assert!(hosts.contains("cache.internal"), "{hosts}");
+    let seen = exec_in(&h, &uid, "watcher", "ps -o args").await;
+    assert!(seen.contains("sleep 4242"), "the worker's process: {seen}");
+}

@@ -10,6 +10,9 @@ pub type Time = DateTime<Utc>;
 model! {
     pub struct ObjectMeta {
         pub name: Option<String>,
+        /// Accepted beside `name` (which wins, as in Kubernetes); alone it is an error, since
+        /// a name made up at each apply would make a new object at each sync.
+        pub generate_name: Option<String>,
         pub namespace: Option<String>,
         pub labels: Option<BTreeMap<String, String>>,
         pub annotations: Option<BTreeMap<String, String>>,

@@ -75,6 +75,23 @@ model! {
         pub service_account: Option<String>,
         /// Accepted; keel mounts no token either way.
         pub automount_service_account_token: Option<bool>,
+        /// Lines added to the pod's `/etc/hosts`.
+        pub host_aliases: Option<Vec<HostAlias>>,
+        /// The pod's containers share one process namespace (they see and can signal each
+        /// other's processes).
+        pub share_process_namespace: Option<bool>,
+        /// Whether Services' `NAME_SERVICE_HOST`/`_PORT` variables are set (default true).
+        pub enable_service_links: Option<bool>,
+        /// Accepted and kept; keel schedules without priorities.
+        pub priority_class_name: Option<String>,
+    }
+}
+
+model! {
+    pub struct HostAlias {
+        #[serde(default)]
+        pub ip: String,
+        pub hostnames: Option<Vec<String>>,
     }
 }
 

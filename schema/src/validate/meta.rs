@@ -18,6 +18,11 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
     let meta = obj.meta();
     let path = FieldPath::new("metadata");
     match meta.name.as_deref() {
+        None | Some("") if meta.generate_name.as_deref().is_some_and(|g| !g.is_empty()) => errs
+            .required_because(
+                &path.field("name"),
+                "generateName makes a new object at every apply; GitOps needs a fixed name",
+            ),
         None | Some("") => errs.required(&path.field("name")),
         Some(name) => {
             let rule = match info.kind {

@@ -148,6 +148,21 @@ impl PodWorker {
                 .flat_map(|sc| sc.sysctls.iter().flatten())
                 .map(|s| (s.name.replace('/', "."), s.value.clone()))
                 .collect(),
+            extra_hosts: self
+                .desired
+                .pod
+                .spec
+                .host_aliases
+                .iter()
+                .flatten()
+                .flat_map(|a| {
+                    let ip = a.ip.clone();
+                    a.hostnames
+                        .iter()
+                        .flatten()
+                        .map(move |h| format!("{h}:{ip}"))
+                })
+                .collect(),
         };
         match self.ctx.runtime.run_sandbox(&spec).await {
             Ok(mut sb) => {

@@ -369,6 +369,7 @@ impl Runtime for DockerRuntime {
                 network_mode: Some(if spec.host_network { "host" } else { "none" }.to_string()),
                 sysctls: (!spec.sysctls.is_empty())
                     .then(|| spec.sysctls.clone().into_iter().collect()),
+                extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
                 ..pod_network::resolver(spec.dns.as_ref())
             }),
             ..Default::default()
@@ -409,7 +410,13 @@ impl Runtime for DockerRuntime {
                     .then(|| spec.security.cap_drop.clone()),
                 readonly_rootfs: spec.security.read_only_root.then_some(true),
                 security_opt: security_options(&spec.security),
-                pid_mode: spec.security.host_pid.then(|| "host".to_string()),
+                pid_mode: if spec.security.host_pid {
+                    Some("host".to_string())
+                } else if spec.security.share_process_namespace {
+                    Some(format!("container:{}", sandbox.id))
+                } else {
+                    None
+                },
                 group_add: (!spec.security.groups.is_empty())
                     .then(|| spec.security.groups.iter().map(i64::to_string).collect()),
                 network_mode: Some(format!("container:{}", sandbox.id)),

@@ -112,6 +112,43 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
         validate_toleration(t, &path.field("tolerations").index(i), errs);
     }
     validate_dns(spec, path, errs);
+    if let Some(name) = spec
+        .priority_class_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+    {
+        errs.name(
+            &path.field("priorityClassName"),
+            name,
+            names::dns1123_subdomain,
+        );
+    }
+    if spec.share_process_namespace == Some(true) && spec.host_pid == Some(true) {
+        errs.invalid(
+            &path.field("shareProcessNamespace"),
+            "true",
+            "ShareProcessNamespace and HostPID cannot both be enabled",
+        );
+    }
+    for (i, alias) in spec.host_aliases.iter().flatten().enumerate() {
+        let at = path.field("hostAliases").index(i);
+        if alias.ip.is_empty() {
+            errs.required(&at.field("ip"));
+        } else if alias.ip.parse::<std::net::IpAddr>().is_err() {
+            errs.invalid(
+                &at.field("ip"),
+                alias.ip.as_str(),
+                "must be a valid IP address",
+            );
+        }
+        for (j, host) in alias.hostnames.iter().flatten().enumerate() {
+            errs.name(
+                &at.field("hostnames").index(j),
+                host,
+                names::dns1123_subdomain,
+            );
+        }
+    }
     for field in ["serviceAccountName", "serviceAccount"] {
         let value = if field == "serviceAccountName" {
             &spec.service_account_name

@@ -4,6 +4,16 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "generateName without a name",
+        yaml: r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {generateName: settings-}
+data: {a: b}
+"#,
+        errors: &[(3, "metadata.name", "GitOps needs a fixed name")],
+    },
+    Case {
         name: "uppercase object name",
         yaml: r#"
 apiVersion: v1

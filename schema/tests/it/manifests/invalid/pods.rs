@@ -4,6 +4,31 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "host aliases, process sharing and priority classes as Kubernetes checks them",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  hostPID: true
+  shareProcessNamespace: true
+  priorityClassName: High_Priority
+  hostAliases:
+  - ip: db.example
+    hostnames: [db]
+  - hostnames: [Cache]
+  containers: [{name: web, image: "web:1"}]
+"#,
+        errors: &[
+            (5, "spec.hostPID", "hostPID is not allowed"),
+            (6, "spec.shareProcessNamespace", "cannot both be enabled"),
+            (7, "spec.priorityClassName", "Invalid value: \"High_Priority\""),
+            (9, "spec.hostAliases[0].ip", "must be a valid IP address"),
+            (11, "spec.hostAliases[1].ip", "Required value"),
+            (11, "spec.hostAliases[1].hostnames[0]", "Invalid value: \"Cache\""),
+        ],
+    },
+    Case {
         name: "grpc probes take a port number, and one handler only",
         yaml: r#"
 apiVersion: v1
@@ -22,9 +47,21 @@ spec:
       grpc: {port: 8080}
 "#,
         errors: &[
-            (9, "spec.containers[0].readinessProbe.grpc.port", "Required value"),
-            (11, "spec.containers[0].livenessProbe.grpc.port", "must be between 1 and 65535"),
-            (14, "spec.containers[0].startupProbe.grpc", "Forbidden: may not specify more than 1 handler type"),
+            (
+                9,
+                "spec.containers[0].readinessProbe.grpc.port",
+                "Required value",
+            ),
+            (
+                11,
+                "spec.containers[0].livenessProbe.grpc.port",
+                "must be between 1 and 65535",
+            ),
+            (
+                14,
+                "spec.containers[0].startupProbe.grpc",
+                "Forbidden: may not specify more than 1 handler type",
+            ),
         ],
     },
     Case {
