@@ -45,6 +45,21 @@ fn the_example_repo_and_the_guestbook_are_valid() {
     }
 }
 
+/// A real application's release manifest validates unchanged: the 11-service shop demo's
+/// layout, with ServiceAccounts, pod securityContext, grpc probes, an init container and a
+/// LoadBalancer frontend (the issue that asked for it counted 72 errors before).
+#[test]
+fn a_microservices_demo_validates_unchanged() {
+    let dir = fixtures().join("microservices-demo");
+    let out = keel(&["validate", dir.to_str().unwrap()], &workspace_root());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "35 objects in 1 file are valid"
+    );
+}
+
 /// A broken variant: `# replaces: FILE`, `# expect: LINE FIELD` and optionally
 /// `# expect-file: FILE` at the top of each file in `tests/fixtures/broken/`.
 struct Broken {
