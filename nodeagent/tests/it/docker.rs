@@ -1373,3 +1373,64 @@ async fn host_aliases_and_a_shared_process_namespace() {
     let seen = exec_in(&h, &uid, "watcher", "ps -o args").await;
     assert!(seen.contains("sleep 4242"), "the worker's process: {seen}");
 }
+
+/// postStart runs in the container right after it starts; preStop runs before the pod's
+/// containers are stopped, so a file it writes to a hostPath is there once the pod is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_hooks_run_after_start_and_before_stop() {
+    let mut h = docker_or_skip!();
+    let host = h.allowed_host_paths[0].join("hooks");
+    std::fs::create_dir_all(&host).unwrap();
+    let (p, uid) = pod(
+        "hooked",
+        json!({
+            "containers": [{
+                "name": "app", "image": IMAGE, "command": ["sleep", "3600"],
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+                "lifecycle": {
+                    "postStart": {"exec": {"command": ["sh", "-c", "echo started > /out/post-start"]}},
+                    "preStop": {"exec": {"command": ["sh", "-c", "echo stopping > /out/pre-stop"]}}
+                }
+            }],
+            "volumes": [{"name": "out", "hostPath": {"path": host.to_string_lossy(), "type": "Directory"}}],
+            "terminationGracePeriodSeconds": 5
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    h.wait_for(&uid, 60, "running", |s| running(s, "app")).await;
+    // Running is published only once the hook has returned.
+    assert_eq!(
+        std::fs::read_to_string(host.join("post-start")).unwrap_or_default(),
+        "started\n"
+    );
+    assert!(!host.join("pre-stop").exists());
+    h.sync(&[], &[]).await.unwrap();
+    h.wait_gone(&uid, 60).await;
+    assert_eq!(
+        std::fs::read_to_string(host.join("pre-stop")).unwrap_or_default(),
+        "stopping\n"
+    );
+}
+
+/// A failing postStart hook kills its container, which the restart policy brings back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_post_start_hook_restarts_the_container() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "bad-hook",
+        json!({
+            "containers": [{
+                "name": "app", "image": IMAGE, "command": ["sleep", "3600"],
+                "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "exit 4"]}}}
+            }],
+            "terminationGracePeriodSeconds": 1
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "a restart", |s| {
+            container_state(s, "app").restart_count >= 1
+        })
+        .await;
+    assert!(!ready(&s));
+}

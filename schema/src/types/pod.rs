@@ -181,6 +181,33 @@ model! {
         #[schemars(extend("enum" = ["Always", "IfNotPresent", "Never", null]))]
         pub image_pull_policy: Option<String>,
         pub security_context: Option<SecurityContext>,
+        pub lifecycle: Option<Lifecycle>,
+    }
+}
+
+model! {
+    /// Hooks the agent runs as the kubelet does: `postStart` right after the container
+    /// starts (it is not Running until the hook returns; a failed hook kills it), `preStop`
+    /// before it is stopped, within the pod's grace period.
+    pub struct Lifecycle {
+        pub post_start: Option<LifecycleHandler>,
+        pub pre_stop: Option<LifecycleHandler>,
+    }
+}
+
+model! {
+    /// Exactly one of `exec`, `httpGet` (to the pod's IP) or `sleep`.
+    pub struct LifecycleHandler {
+        pub exec: Option<ExecAction>,
+        pub http_get: Option<HttpGetAction>,
+        pub sleep: Option<SleepAction>,
+    }
+}
+
+model! {
+    pub struct SleepAction {
+        #[serde(default)]
+        pub seconds: i64,
     }
 }
 

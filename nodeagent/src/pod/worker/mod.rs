@@ -23,6 +23,7 @@ use tokio::time::Instant;
 mod adopt;
 mod cleanup;
 mod exits;
+mod hooks;
 mod probes;
 mod sandbox;
 mod start;
@@ -264,7 +265,9 @@ impl PodWorker {
                 );
             }
         }
-        remove_all(&self.ctx, &self.desired.uid, self.desired.grace_seconds()).await;
+        let grace = Duration::from_secs(self.desired.grace_seconds().max(0) as u64);
+        let left = self.pre_stop_all(grace).await;
+        remove_all(&self.ctx, &self.desired.uid, left.as_secs() as i64).await;
         self.ctx.hub.publish_deleted(
             &self.desired.uid,
             &self.desired.namespace,

@@ -60,7 +60,10 @@ impl PodWorker {
             }
         };
         match self.ctx.runtime.run_container(&sandbox, &cs).await {
-            Ok(id) => self.started(i, id).await,
+            Ok(id) => {
+                self.started(i, id.clone()).await;
+                self.post_start(i, &id).await;
+            }
             Err(RuntimeError::Unavailable(m)) => {
                 self.wait(i, WaitReason::ContainerCreating, m, ENGINE_RETRY);
             }

@@ -51,6 +51,66 @@ pub(super) fn validate_container(
             validate_probe(probe, &path.field(field), errs, &ports, success_must_be_one);
         }
     }
+    if let Some(lifecycle) = &c.lifecycle {
+        let at = path.field("lifecycle");
+        let hooks = [
+            ("postStart", &lifecycle.post_start),
+            ("preStop", &lifecycle.pre_stop),
+        ];
+        for (field, hook) in hooks {
+            if let Some(hook) = hook {
+                validate_hook(hook, &at.field(field), errs, &ports);
+            }
+        }
+    }
+}
+
+/// A lifecycle hook: one handler, checked as a probe's.
+fn validate_hook(
+    hook: &crate::types::pod::LifecycleHandler,
+    path: &FieldPath,
+    errs: &mut Errors,
+    ports: &BTreeSet<&str>,
+) {
+    let handlers = [
+        ("exec", hook.exec.is_some()),
+        ("httpGet", hook.http_get.is_some()),
+        ("sleep", hook.sleep.is_some()),
+    ];
+    let set: Vec<&str> = handlers
+        .iter()
+        .filter(|(_, s)| *s)
+        .map(|(n, _)| *n)
+        .collect();
+    if set.is_empty() {
+        errs.required_because(path, "must specify a handler type (exec, httpGet or sleep)");
+    }
+    for extra in set.iter().skip(1) {
+        errs.forbidden(
+            &path.field(extra),
+            "may not specify more than 1 handler type",
+        );
+    }
+    if let Some(h) = &hook.http_get {
+        let hp = path.field("httpGet");
+        validate_probe_port(h.port.as_ref(), &hp.field("port"), errs, ports);
+        errs.one_of(&hp.field("scheme"), h.scheme.as_deref(), &["HTTP", "HTTPS"]);
+        if let Some(p) = h
+            .path
+            .as_deref()
+            .filter(|p| !p.is_empty() && !p.starts_with('/'))
+        {
+            errs.invalid(&hp.field("path"), p, "must start with '/'");
+        }
+    }
+    if let Some(e) = &hook.exec
+        && e.command.as_ref().is_none_or(Vec::is_empty)
+    {
+        errs.required(&path.field("exec").field("command"));
+    }
+    if let Some(s) = &hook.sleep {
+        errs.non_negative(&path.field("sleep").field("seconds"), Some(s.seconds));
+    }
 }
 
 /// Container ports: in range, protocols known, names unique within the container.

@@ -40,6 +40,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
                 ("livenessProbe", c.liveness_probe.is_some()),
                 ("readinessProbe", c.readiness_probe.is_some()),
                 ("startupProbe", c.startup_probe.is_some()),
+                ("lifecycle", c.lifecycle.is_some()),
             ];
             for (probe, set) in probes {
                 if set {

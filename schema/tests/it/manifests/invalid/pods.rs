@@ -4,6 +4,56 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "lifecycle hooks take one handler each, and init containers none",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  initContainers:
+  - name: setup
+    image: tool:1
+    lifecycle:
+      preStop: {sleep: {seconds: 1}}
+  containers:
+  - name: web
+    image: web:1
+    lifecycle:
+      postStart:
+        exec: {command: []}
+      preStop:
+        sleep: {seconds: -1}
+        httpGet: {port: metrics}
+"#,
+        errors: &[
+            (
+                8,
+                "spec.initContainers[0].lifecycle",
+                "Forbidden: may not be set for init containers",
+            ),
+            (
+                15,
+                "spec.containers[0].lifecycle.postStart.exec.command",
+                "Required value",
+            ),
+            (
+                17,
+                "spec.containers[0].lifecycle.preStop.sleep",
+                "may not specify more than 1 handler type",
+            ),
+            (
+                17,
+                "spec.containers[0].lifecycle.preStop.sleep.seconds",
+                "must be greater than or equal to 0",
+            ),
+            (
+                18,
+                "spec.containers[0].lifecycle.preStop.httpGet.port",
+                "no container port has this name",
+            ),
+        ],
+    },
+    Case {
         name: "host aliases, process sharing and priority classes as Kubernetes checks them",
         yaml: r#"
 apiVersion: v1
@@ -22,10 +72,18 @@ spec:
         errors: &[
             (5, "spec.hostPID", "hostPID is not allowed"),
             (6, "spec.shareProcessNamespace", "cannot both be enabled"),
-            (7, "spec.priorityClassName", "Invalid value: \"High_Priority\""),
+            (
+                7,
+                "spec.priorityClassName",
+                "Invalid value: \"High_Priority\"",
+            ),
             (9, "spec.hostAliases[0].ip", "must be a valid IP address"),
             (11, "spec.hostAliases[1].ip", "Required value"),
-            (11, "spec.hostAliases[1].hostnames[0]", "Invalid value: \"Cache\""),
+            (
+                11,
+                "spec.hostAliases[1].hostnames[0]",
+                "Invalid value: \"Cache\"",
+            ),
         ],
     },
     Case {
