@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet};
-use keel_schema::types::batch::Job;
+use keel_schema::types::batch::{CronJob, Job};
 use keel_schema::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
     ServiceAccount,
@@ -46,6 +46,7 @@ pub fn table(
         Kind::ReplicaSet => render(&REPLICA_SET, objects, wide, now),
         Kind::DaemonSet => render(&DAEMON_SET, objects, wide, now),
         Kind::Job => render(&JOB, objects, wide, now),
+        Kind::CronJob => render(&CRON_JOB, objects, wide, now),
         Kind::Ingress => render(&INGRESS, objects, wide, now),
         Kind::IngressClass => render(&INGRESS_CLASS, objects, wide, now),
         Kind::ServiceAccount => render(&SERVICE_ACCOUNT, objects, wide, now),
@@ -314,6 +315,34 @@ const JOB: Columns<Job> = Columns {
             format!("{done}/{}", j.spec.completions.unwrap_or(1))
         }),
         ("AGE", |j, now| age(&j.metadata, now)),
+    ],
+    wide: &[],
+};
+
+const CRON_JOB: Columns<CronJob> = Columns {
+    normal: &[
+        ("NAME", |c, _| name(&c.metadata)),
+        ("SCHEDULE", |c, _| c.spec.schedule.clone()),
+        ("TIMEZONE", |c, _| {
+            or_none(c.spec.time_zone.clone().unwrap_or_default())
+        }),
+        ("SUSPEND", |c, _| {
+            if c.spec.suspend == Some(true) {
+                "True"
+            } else {
+                "False"
+            }
+            .to_string()
+        }),
+        ("ACTIVE", |c, _| {
+            let active = c.status.as_ref().and_then(|s| s.active.as_ref());
+            active.map_or(0, Vec::len).to_string()
+        }),
+        ("LAST SCHEDULE", |c, now| {
+            let last = c.status.as_ref().and_then(|s| s.last_schedule_time);
+            last.map_or_else(|| "<none>".into(), |t| human_duration(now - t))
+        }),
+        ("AGE", |c, now| age(&c.metadata, now)),
     ],
     wide: &[],
 };

@@ -37,6 +37,7 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::ReplicationController(r) => replicas(&r.metadata, r.spec.replicas, rc_counts(r)),
         Object::DaemonSet(d) => daemon_set(d),
         Object::Job(j) => job(j),
+        Object::CronJob(c) => cron_job(c),
         Object::Pod(p) => pod(p),
         Object::Service(s) => service(s),
         Object::Ingress(i) => ingress(i),
@@ -182,6 +183,18 @@ fn job(j: &Job) -> (Health, String) {
     } else {
         (Health::Progressing, format!("{done}/{want} complete"))
     }
+}
+
+/// A CronJob is healthy once it exists (its Jobs have their own health); suspended, it
+/// says so.
+fn cron_job(c: &keel_schema::types::batch::CronJob) -> (Health, String) {
+    let last = c.status.as_ref().and_then(|s| s.last_schedule_time);
+    let said = match (c.spec.suspend == Some(true), last) {
+        (true, _) => "suspended".to_string(),
+        (false, Some(t)) => format!("last scheduled {}", t.to_rfc3339()),
+        (false, None) => "not scheduled yet".to_string(),
+    };
+    (Health::Healthy, said)
 }
 
 /// Waiting reasons that mean a container will not start without a change.

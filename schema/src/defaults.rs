@@ -82,6 +82,18 @@ pub fn pod_spec_defaults(spec: &mut PodSpec, restart_default: Option<&str>) {
     }
 }
 
+/// A Job's defaults, for a Job and for a CronJob's template alike.
+fn job_spec_defaults(spec: &mut crate::types::batch::JobSpec) {
+    // As Kubernetes: both absent means one pod to completion; parallelism alone is a work
+    // queue (completions stays unset).
+    if spec.completions.is_none() && spec.parallelism.is_none() {
+        spec.completions = Some(1);
+    }
+    set(&mut spec.parallelism, 1);
+    set(&mut spec.backoff_limit, 6);
+    template_defaults(&mut spec.template, None);
+}
+
 fn template_defaults(t: &mut Option<PodTemplateSpec>, restart_default: Option<&str>) {
     if let Some(t) = t {
         pod_spec_defaults(&mut t.spec, restart_default);
@@ -140,16 +152,14 @@ pub fn apply_defaults(obj: &mut Object) {
         }
         Object::Deployment(d) => deployment_defaults(d),
         Object::DaemonSet(ds) => daemon_set_defaults(ds),
-        Object::Job(j) => {
-            // As Kubernetes: both absent means one pod to completion; parallelism alone
-            // is a work queue (completions stays unset).
-            if j.spec.completions.is_none() && j.spec.parallelism.is_none() {
-                j.spec.completions = Some(1);
-            }
-            set(&mut j.spec.parallelism, 1);
-            set(&mut j.spec.backoff_limit, 6);
-            template_defaults(&mut j.spec.template, None);
+        Object::CronJob(c) => {
+            set(&mut c.spec.concurrency_policy, "Allow".to_string());
+            set(&mut c.spec.suspend, false);
+            set(&mut c.spec.successful_jobs_history_limit, 3);
+            set(&mut c.spec.failed_jobs_history_limit, 1);
+            job_spec_defaults(&mut c.spec.job_template.spec);
         }
+        Object::Job(j) => job_spec_defaults(&mut j.spec),
         Object::Secret(s) => {
             set(&mut s.type_, "Opaque".to_string());
             if let Some(plain) = s.string_data.take() {

@@ -29,6 +29,7 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::ReplicaSet => kind_schema::<ReplicaSet>(generator),
         Kind::DaemonSet => kind_schema::<DaemonSet>(generator),
         Kind::Job => kind_schema::<Job>(generator),
+        Kind::CronJob => kind_schema::<crate::types::batch::CronJob>(generator),
         Kind::Ingress => kind_schema::<crate::types::networking::Ingress>(generator),
         Kind::IngressClass => kind_schema::<crate::types::networking::IngressClass>(generator),
         Kind::ServiceAccount => kind_schema::<crate::types::core::ServiceAccount>(generator),

@@ -66,7 +66,7 @@ mod tests {
         assert_eq!(ObjectKey::from_path(&key.path()), Some(key.clone()));
         assert_eq!(key.to_string(), "Deployment prod/web");
         assert_eq!(ObjectKey::new(Kind::Node, "", "n1").to_string(), "Node n1");
-        assert_eq!(ObjectKey::from_path("CronJob/prod/web"), None);
+        assert_eq!(ObjectKey::from_path("Widget/prod/web"), None);
         let json = serde_json::to_value(&key).unwrap();
         assert_eq!(json["kind"], "Deployment");
         assert_eq!(serde_json::from_value::<ObjectKey>(json).unwrap(), key);

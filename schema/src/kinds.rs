@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{Issue, decode};
 use crate::resource::Resource;
 use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
-use crate::types::batch::Job;
+use crate::types::batch::{CronJob, Job};
 use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
     ServiceAccount,
@@ -342,6 +342,10 @@ kinds! {
         api_version: "batch/v1", plural: "jobs", short_names: [],
         namespaced: true, live_only: false,
     },
+    CronJob {
+        api_version: "batch/v1", plural: "cronjobs", short_names: ["cj"],
+        namespaced: true, live_only: false,
+    },
     Ingress {
         api_version: "networking.k8s.io/v1", plural: "ingresses", short_names: ["ing"],
         namespaced: true, live_only: false,
@@ -445,7 +449,8 @@ mod tests {
             assert_eq!(Kind::lookup(typed), Some(kind), "{typed}");
         }
         assert_eq!(Kind::lookup("ing"), Some(Kind::Ingress));
-        assert_eq!(Kind::lookup("cronjob"), None);
+        assert_eq!(Kind::lookup("cj"), Some(Kind::CronJob));
+        assert_eq!(Kind::lookup("widget"), None);
         assert_eq!(
             Kind::served_at("apps/v1", "deployments"),
             Some(Kind::Deployment)

@@ -17,6 +17,7 @@
 
 pub mod types;
 
+pub mod cron;
 pub mod decode;
 pub mod defaults;
 pub mod error;

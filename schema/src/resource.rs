@@ -4,7 +4,7 @@
 
 use crate::path::FieldPath;
 use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
-use crate::types::batch::Job;
+use crate::types::batch::{CronJob, Job};
 use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
     ServiceAccount,
@@ -53,28 +53,36 @@ pub enum PodTemplateRef<'a> {
     Pod(&'a Pod),
     /// A workload: `spec.template`.
     Template(&'a PodTemplateSpec),
+    /// A CronJob: `spec.jobTemplate.spec.template`.
+    JobTemplate(&'a PodTemplateSpec),
 }
 
 impl<'a> PodTemplateRef<'a> {
     pub fn metadata(&self) -> &'a ObjectMeta {
         match self {
             PodTemplateRef::Pod(p) => &p.metadata,
-            PodTemplateRef::Template(t) => &t.metadata,
+            PodTemplateRef::Template(t) | PodTemplateRef::JobTemplate(t) => &t.metadata,
         }
     }
 
     pub fn spec(&self) -> &'a PodSpec {
         match self {
             PodTemplateRef::Pod(p) => &p.spec,
-            PodTemplateRef::Template(t) => &t.spec,
+            PodTemplateRef::Template(t) | PodTemplateRef::JobTemplate(t) => &t.spec,
         }
     }
 
-    /// Where the pod spec is in the manifest: `spec` or `spec.template.spec`.
+    /// Where the pod spec is in the manifest: `spec`, `spec.template.spec` or
+    /// `spec.jobTemplate.spec.template.spec`.
     pub fn spec_path(&self) -> FieldPath {
         match self {
             PodTemplateRef::Pod(_) => FieldPath::new("spec"),
             PodTemplateRef::Template(_) => FieldPath::new("spec").field("template").field("spec"),
+            PodTemplateRef::JobTemplate(_) => FieldPath::new("spec")
+                .field("jobTemplate")
+                .field("spec")
+                .field("template")
+                .field("spec"),
         }
     }
 }
@@ -344,4 +352,16 @@ impl Resource for Job {
     }
     status!(conditions);
     templated!();
+}
+
+impl Resource for CronJob {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!();
+    no_conditions!();
+    fn pod_template(&self) -> Option<PodTemplateRef<'_>> {
+        let template = self.spec.job_template.spec.template.as_ref()?;
+        Some(PodTemplateRef::JobTemplate(template))
+    }
 }

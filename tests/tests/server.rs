@@ -690,3 +690,104 @@ fn a_local_admin_token_goes_only_to_the_server_that_holds_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A CronJob on a one-minute schedule: at the next minute its Job is made, named for that
+/// minute and controlled by the CronJob, runs to completion on a (hollow) node, and the
+/// CronJob records when it last ran. The schedule logic itself is tested with a clock of
+/// the test's own in the controller's unit tests.
+#[test]
+fn a_cronjob_runs_its_job_at_the_next_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    write(
+        &repo,
+        "tick.yaml",
+        "apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: \"* * * * *\"
+  timeZone: Europe/Berlin
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    metadata: {labels: {team: ops}}
+    spec:
+      template:
+        metadata:
+          annotations: {hollow.keel.dev/exit-after: 1s}
+        spec:
+          restartPolicy: Never
+          containers: [{name: tick, image: \"busybox:1.36\"}]
+",
+    );
+    commit(&repo, "tick every minute");
+    let server = Server::start(repo.to_str().unwrap(), &[]);
+    let agent_data = tempfile::tempdir().unwrap();
+    let mut agent = Command::new(binary("keel-agent"))
+        .args(["--name", "worker-1", "--runtime", "hollow"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--server", &server.agents])
+        .env("KEEL_JOIN_TOKEN", server.join_token())
+        .arg("--data-dir")
+        .arg(agent_data.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keel-agent starts");
+    let jobs = |s: &Server| {
+        s.get("/apis/batch/v1/namespaces/default/jobs")
+            .and_then(|l| l["items"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let done = loop {
+        let complete = jobs(&server).into_iter().find(|j| {
+            j["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Complete" && c["status"] == "True")
+            })
+        });
+        if let Some(job) = complete {
+            break job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no completed Job within 2 minutes: {:?}",
+            jobs(&server)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let name = done["metadata"]["name"].as_str().unwrap_or("");
+    let minute: i64 = name
+        .strip_prefix("tick-")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("a Job named for its minute: {name}"));
+    // The scheduled time, as RFC 3339 in UTC: the minute the name says.
+    let scheduled =
+        done["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+            .as_str()
+            .unwrap_or("");
+    let (h, m) = ((minute / 60) % 24, minute % 60);
+    assert!(
+        scheduled.ends_with(&format!("T{h:02}:{m:02}:00Z")),
+        "{scheduled} for minute {minute}"
+    );
+    assert_eq!(done["metadata"]["labels"]["team"], "ops");
+    assert_eq!(done["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    server.wait_for("the CronJob to record its run", |s| {
+        s.get("/apis/batch/v1/namespaces/default/cronjobs/tick")
+            .is_some_and(|c| c["status"]["lastScheduleTime"].is_string())
+    });
+    let listed = server
+        .keel()
+        .args(["get", "cronjobs", "--server", &server.url])
+        .output()
+        .expect("keel get cronjobs");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("tick") && listed.contains("* * * * *") && listed.contains("Europe/Berlin"),
+        "{listed}"
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+}

@@ -322,6 +322,10 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
             yaml_section(out, "Status", i.status.as_ref());
         }
         Object::IngressClass(c) => yaml_section(out, "Spec", Some(&c.spec)),
+        Object::CronJob(c) => {
+            yaml_section(out, "Spec", Some(&c.spec));
+            yaml_section(out, "Status", c.status.as_ref());
+        }
         Object::ServiceAccount(a) => {
             yaml_section(out, "Secrets", a.secrets.as_ref());
             yaml_section(out, "Image pull secrets", a.image_pull_secrets.as_ref());

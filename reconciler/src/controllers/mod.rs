@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`runtime`]: the contract and the machinery every controller runs on.
 //! - [`replicas`]: ReplicaSet and ReplicationController; [`deployment`]: Deployments;
-//!   [`daemonset`]: DaemonSets; [`job`]: Jobs. Each decides in pure functions (table-tested)
+//!   [`daemonset`]: DaemonSets; [`job`]: Jobs; [`cronjob`]: CronJobs. Each decides in pure functions (table-tested)
 //!   and acts in its `reconcile`.
 //! - [`endpoints`]: Endpoints for Services with selectors; [`loadbalancer`]: external
 //!   addresses of LoadBalancer Services.
@@ -14,6 +14,7 @@
 //! - [`eviction`]: deletes the pods of nodes that stayed not ready.
 //! - [`pods`]: what several controllers ask of a pod (active, ready, available, owner).
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -47,6 +48,7 @@ pub fn start(tasks: &Tasks, store: Store, cache: Cache, config: Config, events: 
     spawn(tasks, &shared, deployment::DeploymentController, 2);
     spawn(tasks, &shared, daemonset::DaemonSetController, 1);
     spawn(tasks, &shared, job::JobController, 2);
+    spawn(tasks, &shared, cronjob::CronJobController, 1);
     spawn(tasks, &shared, endpoints::EndpointsController, 2);
     // One worker: addresses are handed out one at a time.
     spawn(

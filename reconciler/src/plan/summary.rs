@@ -128,6 +128,16 @@ fn created(o: &Object) -> String {
             )
         }
         Object::Namespace(_) => "namespace created".to_string(),
+        Object::CronJob(c) => format!(
+            "runs a Job on schedule {:?}{} ({})",
+            c.spec.schedule,
+            c.spec
+                .time_zone
+                .as_deref()
+                .map(|z| format!(" in {z}"))
+                .unwrap_or_default(),
+            image_list(c.spec.job_template.spec.template.as_ref())
+        ),
         _ => match workload(o) {
             Some((t, replicas)) => format!(
                 "{} start ({})",

@@ -43,6 +43,7 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::ReplicaSet
                 | Kind::DaemonSet
                 | Kind::Job
+                | Kind::CronJob
                 | Kind::Ingress
                 | Kind::IngressClass => names::dns1123_subdomain,
             };

@@ -204,6 +204,10 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
             status_set(declared(&o.status), &mut errs);
             workloads::validate_job(&o.spec, &spec, &mut errs);
         }
+        Object::CronJob(o) => {
+            status_set(declared(&o.status), &mut errs);
+            workloads::validate_cronjob(o, &spec, &mut errs);
+        }
         Object::ConfigMap(o) => storage::validate_configmap(o, &mut errs),
         Object::Secret(o) => storage::validate_secret(o, &mut errs),
         Object::Namespace(o) => status_set(declared(&o.status), &mut errs),

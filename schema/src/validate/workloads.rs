@@ -304,3 +304,46 @@ pub fn validate_job(spec: &JobSpec, path: &FieldPath, errs: &mut Errors) {
     );
     validate_template(spec.template.as_ref(), path, errs, JOB_RESTART);
 }
+
+/// A CronJob: its schedule and time zone as the controller will read them, its policies,
+/// and its Job template as a Job's.
+pub fn validate_cronjob(job: &crate::types::batch::CronJob, path: &FieldPath, errs: &mut Errors) {
+    // Its Jobs are named NAME-<minutes since the epoch>: 11 characters more.
+    if job.metadata.name().len() > 52 {
+        errs.invalid(
+            &FieldPath::new("metadata").field("name"),
+            job.metadata.name(),
+            "must be no more than 52 characters",
+        );
+    }
+    let spec = &job.spec;
+    if spec.schedule.trim().is_empty() {
+        errs.required(&path.field("schedule"));
+    } else if let Err(why) = crate::cron::Schedule::parse(&spec.schedule, None) {
+        errs.invalid(&path.field("schedule"), spec.schedule.as_str(), why);
+    }
+    if let Some(zone) = spec.time_zone.as_deref()
+        && let Err(why) = crate::cron::Schedule::parse("* * * * *", Some(zone))
+    {
+        errs.invalid(&path.field("timeZone"), zone, why);
+    }
+    errs.one_of(
+        &path.field("concurrencyPolicy"),
+        spec.concurrency_policy.as_deref(),
+        &["Allow", "Forbid", "Replace"],
+    );
+    errs.non_negative(
+        &path.field("startingDeadlineSeconds"),
+        spec.starting_deadline_seconds,
+    );
+    errs.non_negative(
+        &path.field("successfulJobsHistoryLimit"),
+        spec.successful_jobs_history_limit,
+    );
+    errs.non_negative(
+        &path.field("failedJobsHistoryLimit"),
+        spec.failed_jobs_history_limit,
+    );
+    let job_spec = path.field("jobTemplate").field("spec");
+    validate_job(&spec.job_template.spec, &job_spec, errs);
+}

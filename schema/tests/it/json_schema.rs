@@ -29,7 +29,7 @@ fn schema_accepts_valid_manifests_and_rejects_broken_ones() {
         // A kind served elsewhere.
         "apiVersion: v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n",
         // A kind keel does not support.
-        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: i}\n",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: i}\n",
         // A live-only kind.
         "apiVersion: v1\nkind: Node\nmetadata: {name: n}\n",
         // An enum value outside the supported set.

@@ -171,6 +171,7 @@ impl NodeSync {
                 | Kind::ReplicaSet
                 | Kind::DaemonSet
                 | Kind::Job
+                | Kind::CronJob
                 // Stored, not enforced: nothing on a node depends on them.
                 | Kind::ServiceAccount
                 | Kind::Role

@@ -220,6 +220,22 @@ spec:
       restartPolicy: Never
       containers: [{name: migrate, image: "migrate:1", args: [--all]}]
 ---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly-report, namespace: shop}
+spec:
+  schedule: "@daily"
+  timeZone: Europe/Berlin
+  concurrencyPolicy: Forbid
+  startingDeadlineSeconds: 300
+  jobTemplate:
+    spec:
+      backoffLimit: 2
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: report, image: "report:1"}]
+---
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: web, namespace: shop}
@@ -294,6 +310,7 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "ReplicaSet",
             "DaemonSet",
             "Job",
+            "CronJob",
             "ServiceAccount",
             "Role",
             "ClusterRole",

@@ -63,11 +63,11 @@ spec:
     Case {
         name: "unknown kind",
         yaml: r#"
-apiVersion: batch/v1
-kind: CronJob
+apiVersion: example.com/v1
+kind: Widget
 metadata: {name: web}
 "#,
-        errors: &[(2, "kind", "Unsupported value: \"CronJob\"")],
+        errors: &[(2, "kind", "Unsupported value: \"Widget\"")],
     },
     Case {
         name: "wrong apiVersion for a kind",

@@ -4,6 +4,44 @@ use super::Case;
 
 pub(super) const CASES: &[Case] = &[
     Case {
+        name: "a CronJob whose schedule, zone and policies keel cannot follow",
+        yaml: r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly-report-for-the-finance-team-of-the-whole-company}
+spec:
+  schedule: "0 25 * * *"
+  timeZone: Moon/Base
+  concurrencyPolicy: Sometimes
+  successfulJobsHistoryLimit: -1
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: report, image: "report:1"}]
+"#,
+        errors: &[
+            (3, "metadata.name", "must be no more than 52 characters"),
+            (5, "spec.schedule", "Invalid value: \"0 25 * * *\""),
+            (6, "spec.timeZone", "unknown time zone \"Moon/Base\""),
+            (
+                7,
+                "spec.concurrencyPolicy",
+                "Unsupported value: \"Sometimes\"",
+            ),
+            (
+                8,
+                "spec.successfulJobsHistoryLimit",
+                "must be greater than or equal to 0",
+            ),
+            (
+                12,
+                "spec.jobTemplate.spec.template.spec.restartPolicy",
+                "Required value",
+            ),
+        ],
+    },
+    Case {
         name: "selector does not match template labels",
         yaml: r#"
 apiVersion: apps/v1

@@ -1,0 +1,113 @@
+//! CronJob schedules: standard five-field cron (minute, hour, day of month, month, day of
+//! week, with day of month and day of week matched as either, as Vixie cron and Kubernetes
+//! do), the `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight` and
+//! `@hourly` macros, in UTC or an IANA `timeZone`.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+/// A parsed schedule in its time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: croner::Cron,
+    zone: Tz,
+}
+
+impl Schedule {
+    /// `schedule` in `time_zone` (UTC when `None`); the reason when either is not valid.
+    pub fn parse(schedule: &str, time_zone: Option<&str>) -> Result<Schedule, String> {
+        let text = schedule.trim();
+        if text.starts_with("TZ=") || text.starts_with("CRON_TZ=") {
+            return Err(
+                "a time zone in the schedule is not supported; set spec.timeZone".to_string(),
+            );
+        }
+        let text = if text.eq_ignore_ascii_case("@midnight") {
+            "0 0 * * *"
+        } else {
+            text
+        };
+        if !text.starts_with('@') && text.split_whitespace().count() != 5 {
+            return Err(format!(
+                "expected exactly 5 fields (minute hour day-of-month month day-of-week), found {}",
+                text.split_whitespace().count()
+            ));
+        }
+        let cron = croner::Cron::new(text)
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let zone = match time_zone {
+            None => Tz::UTC,
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| format!("unknown time zone {name:?}"))?,
+        };
+        Ok(Schedule { cron, zone })
+    }
+
+    /// The first time the schedule fires strictly after `t`.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = t.with_timezone(&self.zone);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|next| next.with_timezone(&Utc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn schedules_fire_as_cron_does() {
+        let every_minute = Schedule::parse("* * * * *", None).unwrap();
+        assert_eq!(
+            every_minute.next_after(at("2026-01-01T10:00:30Z")),
+            Some(at("2026-01-01T10:01:00Z"))
+        );
+        let daily = Schedule::parse("@midnight", None).unwrap();
+        assert_eq!(
+            daily.next_after(at("2026-01-01T10:00:00Z")),
+            Some(at("2026-01-02T00:00:00Z"))
+        );
+        let hourly = Schedule::parse("@hourly", None).unwrap();
+        assert_eq!(
+            hourly.next_after(at("2026-01-01T10:00:00Z")),
+            Some(at("2026-01-01T11:00:00Z"))
+        );
+        // 09:00 in Berlin is 08:00 UTC in winter.
+        let berlin = Schedule::parse("0 9 * * 1-5", Some("Europe/Berlin")).unwrap();
+        assert_eq!(
+            berlin.next_after(at("2026-01-02T09:00:00Z")),
+            Some(at("2026-01-05T08:00:00Z")),
+            "Friday after nine goes to Monday"
+        );
+        // Day of month and day of week: either matches.
+        let either = Schedule::parse("0 0 13 * 5", None).unwrap();
+        assert_eq!(
+            either.next_after(at("2026-02-01T00:00:00Z")),
+            Some(at("2026-02-06T00:00:00Z")),
+            "the first Friday comes before the 13th"
+        );
+    }
+
+    #[test]
+    fn bad_schedules_say_why() {
+        for (schedule, zone, why) in [
+            ("* * * *", None, "exactly 5 fields"),
+            ("61 * * * *", None, ""),
+            ("TZ=UTC * * * * *", None, "spec.timeZone"),
+            ("* * * * *", Some("Mars/Olympus"), "unknown time zone"),
+        ] {
+            let err = Schedule::parse(schedule, zone).unwrap_err();
+            assert!(err.contains(why), "{schedule}: {err}");
+        }
+    }
+}
