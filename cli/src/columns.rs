@@ -142,10 +142,15 @@ fn pod_ready(p: &Pod) -> String {
 /// once every one has completed.
 fn init_status(p: &Pod) -> Option<String> {
     let total = p.spec.init_containers.as_ref().map_or(0, Vec::len);
-    let statuses = p
+    let statuses: Vec<_> = p
         .status
         .iter()
-        .flat_map(|s| s.init_container_statuses.iter().flatten());
+        .flat_map(|s| s.init_container_statuses.iter().flatten())
+        .collect();
+    // A pod no node has reported on yet is Pending, as kubectl shows it.
+    if statuses.is_empty() {
+        return None;
+    }
     let mut completed = 0;
     for c in statuses {
         let state = c.state.as_ref();

@@ -267,18 +267,22 @@ impl Supervisor {
             .map(|p| p.uid.clone())
     }
 
-    /// The container names of the wanted pod with `uid`.
-    pub fn container_names(&self, uid: &str) -> Vec<String> {
+    /// The container names of the wanted pod with `uid`: its app containers, and its init
+    /// containers (whose logs are what a stuck pod is read by).
+    pub fn container_names(&self, uid: &str) -> (Vec<String>, Vec<String>) {
         self.lock()
             .desired
             .get(uid)
             .map(|p| {
-                p.pod
-                    .spec
-                    .containers
-                    .iter()
-                    .map(|c| c.name.clone())
-                    .collect()
+                let names = |field: &str| {
+                    p.pod
+                        .spec
+                        .all_containers()
+                        .filter(|(f, _, _)| *f == field)
+                        .map(|(_, _, c)| c.name.clone())
+                        .collect()
+                };
+                (names("containers"), names("initContainers"))
             })
             .unwrap_or_default()
     }

@@ -46,12 +46,23 @@ impl Schedule {
     }
 
     /// The first time the schedule fires strictly after `t`.
+    ///
+    /// croner searches wall-clock times and maps an ambiguous one (the hour a zone repeats
+    /// when its clocks go back) to its earlier instant, which can lie before `t`; such
+    /// times are stepped over, so the answer always moves forward (the repeated hour runs
+    /// once, in its first pass).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = t.with_timezone(&self.zone);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|next| next.with_timezone(&Utc))
+        let mut from = t.with_timezone(&self.zone);
+        // A repeated hour has at most 60 per-minute times to step over.
+        for _ in 0..120 {
+            let next = self.cron.find_next_occurrence(&from, false).ok()?;
+            if next.with_timezone(&Utc) > t {
+                return Some(next.with_timezone(&Utc));
+            }
+            // Search on from the wall-clock time found, an hour of local time at most.
+            from = next;
+        }
+        None
     }
 }
 
@@ -96,6 +107,31 @@ mod tests {
             Some(at("2026-02-06T00:00:00Z")),
             "the first Friday comes before the 13th"
         );
+    }
+
+    #[test]
+    fn the_hour_clocks_go_back_runs_once_and_time_only_moves_forward() {
+        // Berlin went from 03:00 CEST back to 02:00 CET on 2026-10-25 (01:00 UTC).
+        let every_5 = Schedule::parse("*/5 * * * *", Some("Europe/Berlin")).unwrap();
+        let mut t = at("2026-10-24T23:50:00Z");
+        let mut seen = Vec::new();
+        while t < at("2026-10-25T02:30:00Z") {
+            let next = every_5.next_after(t).expect("a next time");
+            assert!(next > t, "{next} after {t}");
+            seen.push(next);
+            t = next;
+        }
+        // In the second 02:xx (01:00Z to 02:00Z) nothing fires; 03:00 CET is 02:00Z.
+        assert!(seen.contains(&at("2026-10-25T00:55:00Z")));
+        assert!(
+            !seen
+                .iter()
+                .any(|s| *s > at("2026-10-25T01:00:00Z") && *s < at("2026-10-25T02:00:00Z"))
+        );
+        assert!(seen.contains(&at("2026-10-25T02:00:00Z")));
+        // Asked from inside the repeated hour, the answer is still ahead.
+        let inside = at("2026-10-25T01:10:00Z");
+        assert!(every_5.next_after(inside).unwrap() > inside);
     }
 
     #[test]

@@ -82,6 +82,15 @@ pub fn pod_spec_defaults(spec: &mut PodSpec, restart_default: Option<&str>) {
     }
 }
 
+/// A User or Group subject's API group is RBAC's when left out.
+fn subject_defaults(subjects: Option<&mut Vec<crate::types::rbac::Subject>>) {
+    for s in subjects.into_iter().flatten() {
+        if matches!(s.kind.as_str(), "User" | "Group") {
+            set(&mut s.api_group, "rbac.authorization.k8s.io".to_string());
+        }
+    }
+}
+
 /// A Job's defaults, for a Job and for a CronJob's template alike.
 fn job_spec_defaults(spec: &mut crate::types::batch::JobSpec) {
     // As Kubernetes: both absent means one pod to completion; parallelism alone is a work
@@ -137,13 +146,13 @@ pub fn apply_defaults(obj: &mut Object) {
     }
     match obj {
         Object::Pod(p) => pod_spec_defaults(&mut p.spec, Some("Always")),
+        Object::RoleBinding(b) => subject_defaults(b.subjects.as_mut()),
+        Object::ClusterRoleBinding(b) => subject_defaults(b.subjects.as_mut()),
         Object::Ingress(_)
         | Object::IngressClass(_)
         | Object::ServiceAccount(_)
         | Object::Role(_)
-        | Object::ClusterRole(_)
-        | Object::RoleBinding(_)
-        | Object::ClusterRoleBinding(_) => {}
+        | Object::ClusterRole(_) => {}
         Object::Service(s) => service_defaults(&mut s.spec),
         Object::ReplicationController(rc) => rc_defaults(rc),
         Object::ReplicaSet(rs) => {

@@ -319,8 +319,10 @@ pub fn release_pinned_mounts(agent_dir: &Path) -> usize {
     let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return 0;
     };
+    // mountinfo shows resolved paths: a data dir under a link must be compared resolved.
+    let agent_dir = std::fs::canonicalize(agent_dir).unwrap_or_else(|_| agent_dir.to_path_buf());
     let pinned = |p: &Path| {
-        let Ok(rest) = p.strip_prefix(agent_dir) else {
+        let Ok(rest) = p.strip_prefix(&agent_dir) else {
             return false;
         };
         let names: Vec<&std::ffi::OsStr> = rest.iter().collect();

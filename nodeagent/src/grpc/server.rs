@@ -118,18 +118,23 @@ impl NodeAgent for NodeAgentService {
             .ok_or_else(|| {
                 Status::not_found(format!("pod {pod} does not run on node {}", self.node))
             })?;
-        let names = self.supervisor.container_names(&uid);
+        let (names, inits) = self.supervisor.container_names(&uid);
         let container = if req.container.is_empty() {
             match names.as_slice() {
                 [only] => only.clone(),
                 _ => {
+                    let inits = if inits.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" or one of the init containers: [{}]", inits.join(" "))
+                    };
                     return Err(Status::invalid_argument(format!(
-                        "a container name must be specified for pod {pod}, choose one of: [{}]",
+                        "a container name must be specified for pod {pod}, choose one of: [{}]{inits}",
                         names.join(" ")
                     )));
                 }
             }
-        } else if names.contains(&req.container) {
+        } else if names.contains(&req.container) || inits.contains(&req.container) {
             req.container.clone()
         } else {
             return Err(Status::not_found(format!(

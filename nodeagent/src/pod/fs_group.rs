@@ -1,8 +1,13 @@
-//! `securityContext.fsGroup` on a pod's volumes, as the kubelet applies it: every file and
-//! folder of an emptyDir, configMap or secret volume gets the group, readable by it (and
-//! writable, where the volume is), and folders get the set-group-id bit, so what the
-//! containers make there later has the group too. hostPath volumes are the node's and are
-//! left alone, as in Kubernetes.
+//! `securityContext.fsGroup` on a pod's volumes, as the kubelet applies it: files and
+//! folders get the group, readable by it (and writable, where the volume is), and folders
+//! get the set-group-id bit, so what the containers make there later has the group too.
+//! hostPath volumes are the node's and are left alone, as in Kubernetes.
+//!
+//! Only what containers cannot change is walked: configMap and secret volumes, written by
+//! the agent and mounted read-only. A writable emptyDir gets the group on its own folder
+//! only ([`apply_root`]): it starts empty, everything made in it inherits the group, and a
+//! walk there could be led through a link a container swapped in, or take away the tight
+//! modes a database keeps on its own files.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -17,9 +22,22 @@ pub enum Change {
     OnRootMismatch,
 }
 
+/// Gives the folder `dir` group `gid`, group read, write and search permission, and the
+/// set-group-id bit (the folder is the agent's own: a container sees inside it, never it).
+pub fn apply_root(dir: &Path, gid: u32) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("fsGroup {gid} on {}: {e}", dir.display());
+    let meta = std::fs::symlink_metadata(dir).map_err(failed)?;
+    if !meta.is_dir() {
+        return Err(format!("fsGroup {gid}: {} is not a folder", dir.display()));
+    }
+    std::os::unix::fs::lchown(dir, None, Some(gid)).map_err(failed)?;
+    let mode = (meta.mode() & 0o7777) | 0o2070;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(failed)
+}
+
 /// Gives `dir` and everything below it group `gid`, group read (and write when
 /// `writable`) permission, and set-group-id folders. Links are given the group, never
-/// followed.
+/// followed. Only for folders no container can write (see the module's note).
 pub fn apply(dir: &Path, gid: u32, writable: bool, change: Change) -> Result<(), String> {
     let failed =
         |path: &Path, e: std::io::Error| format!("fsGroup {gid} on {}: {e}", path.display());

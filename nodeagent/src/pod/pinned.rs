@@ -162,7 +162,17 @@ fn pin(pin: &Pin) -> Result<(), String> {
             shown.display(),
             target.display()
         )
-    })
+    })?;
+    // A bind of a shared mount (a hostPath of `/`, say) would be its peer, and every later
+    // mount anywhere would propagate into it: the staging mount is kept private.
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make {} private: {e}", target.display()))
 }
 
 /// `rel` beneath `root`, each name opened relative to the one before it with O_NOFOLLOW;

@@ -257,21 +257,31 @@ impl ContainerSlot {
     }
 }
 
-/// Whether every init container completed (true without any).
+/// Whether an app container has ever started: the pod is past its init containers then,
+/// as the kubelet judges it (a completed init container removed since, by a prune say, is
+/// not run again beside the running app).
+pub fn apps_started(slots: &[ContainerSlot]) -> bool {
+    slots.iter().any(|s| !s.init && s.starts > 0)
+}
+
+/// Whether every init container completed (true without any), or the app containers have
+/// started already.
 pub fn initialized(slots: &[ContainerSlot]) -> bool {
-    slots
-        .iter()
-        .filter(|s| s.init)
-        .all(ContainerSlot::completed)
+    apps_started(slots)
+        || slots
+            .iter()
+            .filter(|s| s.init)
+            .all(ContainerSlot::completed)
 }
 
 /// `Pending`, `Running`, `Succeeded` or `Failed`, as Kubernetes decides them.
 pub fn phase(slots: &[ContainerSlot]) -> PodPhase {
     // An init container that failed for good (restartPolicy Never) fails the pod; until
     // all have completed, the pod is pending.
-    let init_failed = slots
-        .iter()
-        .any(|s| s.init && matches!(s.life, ContainerLife::Terminated(_)) && !s.completed());
+    let init_failed = !apps_started(slots)
+        && slots
+            .iter()
+            .any(|s| s.init && matches!(s.life, ContainerLife::Terminated(_)) && !s.completed());
     if init_failed {
         return PodPhase::Failed;
     }
@@ -371,5 +381,56 @@ pub fn pod_status(input: StatusInput<'_>) -> PodStatus {
         start_time: Some(secs(input.start_time)),
         init_container_statuses: (!inits.is_empty()).then(|| statuses(&inits)),
         container_statuses: Some(statuses(&apps)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(name: &str) -> Container {
+        Container {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn running(slot: &mut ContainerSlot) {
+        slot.starts = 1;
+        slot.life = ContainerLife::Running {
+            id: "c".into(),
+            started_at: Utc::now(),
+            probes: Vec::new(),
+        };
+    }
+
+    #[test]
+    fn init_containers_hold_the_pod_until_done_or_the_app_has_started() {
+        let mut slots = vec![
+            ContainerSlot::init(container("setup")),
+            ContainerSlot::after_init(container("app")),
+        ];
+        assert!(!initialized(&slots));
+        assert_eq!(phase(&slots), PodPhase::Pending);
+        // The init container failed for good: the pod failed.
+        slots[0].life = ContainerLife::Terminated(Ended {
+            id: "i".into(),
+            exit_code: 2,
+            reason: "Error".into(),
+            message: None,
+            started_at: None,
+            finished_at: None,
+        });
+        assert_eq!(phase(&slots), PodPhase::Failed);
+        // Once the app has started, a missing init container (pruned meanwhile) does not
+        // hold the pod back or fail it.
+        slots[0].life = ContainerLife::Waiting {
+            reason: WaitReason::ContainerCreating,
+            message: None,
+            retry_at: None,
+        };
+        running(&mut slots[1]);
+        assert!(initialized(&slots));
+        assert_eq!(phase(&slots), PodPhase::Running);
     }
 }

@@ -53,8 +53,24 @@ impl HostVolume {
                 .map_err(|_| format!("{} is outside {}", p.display(), root.display()))
         };
         let Some(sub) = sub else {
-            return Ok(self.host_root.is_some().then_some(PinnedSource {
-                rel: in_root(&self.path)?,
+            if self.host_root.is_none() {
+                return Ok(None);
+            }
+            let rel = in_root(&self.path)?;
+            // An allowed prefix that is itself a file (a socket, say): pinned from its
+            // folder, as walks start from a folder.
+            if rel.as_os_str().is_empty()
+                && !root.is_dir()
+                && let (Some(parent), Some(name)) = (root.parent(), root.file_name())
+            {
+                return Ok(Some(PinnedSource {
+                    root: parent.to_path_buf(),
+                    rel: PathBuf::from(name),
+                    create: false,
+                }));
+            }
+            return Ok(Some(PinnedSource {
+                rel,
                 root: root.clone(),
                 create: false,
             }));
@@ -253,35 +269,40 @@ pub fn prepare(
     let fs_group = sc
         .and_then(|s| s.fs_group)
         .and_then(|g| u32::try_from(g).ok());
-    // As Kubernetes: every file at each preparation unless the pod asks otherwise.
-    let empty_dir_change = match sc.and_then(|s| s.fs_group_change_policy.as_deref()) {
-        Some("OnRootMismatch") => fs_group::Change::OnRootMismatch,
-        _ => fs_group::Change::Always,
-    };
+    // The kinds of volume fsGroup applies to, and how.
+    enum Owned {
+        /// Its own folder only: containers write in it.
+        Folder,
+        /// Every file: the agent writes it, containers only read it.
+        Files,
+        /// The node's (hostPath): left alone.
+        No,
+    }
     for v in pod.pod.spec.volumes.iter().flatten() {
         let dir = pod_dir.join("volumes").join(&v.name);
-        let (volume, change) = if let Some(empty) = &v.empty_dir {
+        let (volume, owned) = if let Some(empty) = &v.empty_dir {
             let volume = empty_dir(&v.name, empty.medium.as_deref(), dir)?;
-            (volume, Some(empty_dir_change))
+            (volume, Owned::Folder)
         } else if let Some(src) = &v.config_map {
-            (
-                config_map(&v.name, src, pod, dir)?,
-                Some(fs_group::Change::Always),
-            )
+            (config_map(&v.name, src, pod, dir)?, Owned::Files)
         } else if let Some(src) = &v.secret {
-            (
-                secret(&v.name, src, pod, dir)?,
-                Some(fs_group::Change::Always),
-            )
+            (secret(&v.name, src, pod, dir)?, Owned::Files)
         } else if let Some(src) = &v.host_path {
-            (host_path(&v.name, src, allowed_host_paths)?, None)
+            (host_path(&v.name, src, allowed_host_paths)?, Owned::No)
         } else {
             continue;
         };
-        if let (Some(gid), Some(change)) = (fs_group, change) {
-            fs_group::apply(&volume.path, gid, !volume.read_only, change)
-                .map_err(|e| format!("volume {:?}: {e}", v.name))?;
-        }
+        let applied = match (fs_group, owned) {
+            (Some(gid), Owned::Folder) => fs_group::apply_root(&volume.path, gid),
+            (Some(gid), Owned::Files) => fs_group::apply(
+                &volume.path,
+                gid,
+                !volume.read_only,
+                fs_group::Change::Always,
+            ),
+            _ => Ok(()),
+        };
+        applied.map_err(|e| format!("volume {:?}: {e}", v.name))?;
         out.insert(v.name.clone(), volume);
     }
     Ok(out)
@@ -647,6 +668,15 @@ mod tests {
         assert_eq!((whole.root, whole.rel), (volume.clone(), "inside".into()));
         let sub = host.source(Some("x")).unwrap().unwrap();
         assert_eq!(sub.rel, Path::new("inside/x"));
+        // An allowed prefix that is a file is pinned from its folder.
+        std::fs::write(volume.join("socket"), "").unwrap();
+        let file = HostVolume {
+            path: volume.join("socket"),
+            read_only: false,
+            host_root: Some(volume.join("socket")),
+        };
+        let pinned = file.source(None).unwrap().unwrap();
+        assert_eq!((pinned.root, pinned.rel), (volume.clone(), "socket".into()));
         let allowed = root.path().join("allowed");
         std::fs::create_dir_all(&allowed).unwrap();
         std::os::unix::fs::symlink("/etc", allowed.join("etc")).unwrap();

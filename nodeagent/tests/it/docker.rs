@@ -1036,7 +1036,7 @@ async fn init_containers_run_in_order_to_completion_before_the_app() {
         "inits",
         json!({
             "initContainers": [
-                step("first", "echo first >> /work/log"),
+                step("first", "echo first >> /work/log; echo first-ran"),
                 // Fails on its first run: run again at once, then completes.
                 step("second", "sleep 1; if [ -f /work/tried ]; then echo second >> /work/log; \
                                 else touch /work/tried; exit 3; fi"),
@@ -1094,6 +1094,9 @@ async fn init_containers_run_in_order_to_completion_before_the_app() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(text, "first\nsecond\n", "the app saw both, in order");
+    // An init container's output is there to read, by its name.
+    let logs = h.logs("inits", "first", false).await.expect("init logs");
+    assert!(logs.contains("first-ran"), "{logs:?}");
     // A restarted agent adopts the pod as it is: inits completed, not run again, and the
     // app running on.
     let app_id = container_state(&after, "app").container_id.clone();

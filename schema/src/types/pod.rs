@@ -108,11 +108,13 @@ model! {
         /// The containers must not run as root: a `runAsUser` of 0, or an image whose user
         /// is root (or a name keel cannot check), keeps a container from starting.
         pub run_as_non_root: Option<bool>,
-        /// Given to every container as a supplementary group, and made the group of the
-        /// pod's emptyDir, configMap and secret volumes (group-writable where writable).
+        /// Given to every container as a supplementary group, made the group of the pod's
+        /// emptyDir folders (set-group-id: what is made there inherits it) and of its
+        /// configMap and secret files.
         pub fs_group: Option<i64>,
-        /// `Always` or `OnRootMismatch` (a volume whose folder has the group already is
-        /// left as it is).
+        /// `Always` or `OnRootMismatch`; accepted. keel never walks a volume a container
+        /// can write (an emptyDir starts empty and its folder carries the group), so both
+        /// behave as `OnRootMismatch` would.
         #[schemars(extend("enum" = ["Always", "OnRootMismatch", null]))]
         pub fs_group_change_policy: Option<String>,
         pub supplemental_groups: Option<Vec<i64>>,

@@ -131,8 +131,9 @@ pub fn validate_binding(
                     _ => {}
                 }
             }
+            // Left out, the group is defaulted to RBAC's, as Kubernetes does.
             "User" | "Group" => {
-                if group != RBAC_GROUP {
+                if !group.is_empty() && group != RBAC_GROUP {
                     errs.unsupported(&at.field("apiGroup"), group, &[RBAC_GROUP]);
                 }
             }

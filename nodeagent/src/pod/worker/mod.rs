@@ -30,7 +30,9 @@ mod start;
 
 use super::backoff::Backoff;
 use super::probe::{Outcome, ProbeKind};
-use super::state::{ContainerLife, ContainerSlot, StatusInput, WaitReason, phase, pod_status};
+use super::state::{
+    ContainerLife, ContainerSlot, StatusInput, WaitReason, apps_started, phase, pod_status,
+};
 use super::volumes::{self, PodVolumes};
 use crate::desired::DesiredPod;
 use crate::runtime::{ContainerInfo, ContainerState, PodRef, PullPolicy, Runtime, Sandbox};
@@ -347,8 +349,9 @@ impl PodWorker {
         if !self.ensure_sandbox().await {
             return;
         }
+        let past_init = apps_started(&self.slots);
         for i in 0..self.slots.len() {
-            if self.slots[i].init && self.slots[i].completed() {
+            if self.slots[i].init && (past_init || self.slots[i].completed()) {
                 continue;
             }
             self.sync_container(i).await;

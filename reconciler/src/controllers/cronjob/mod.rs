@@ -121,8 +121,11 @@ impl Controller for CronJobController {
             Some(e) => Err(e),
             None => Ok(decision
                 .next_look
-                // A moment past the minute, so the time is due when the pass runs.
-                .map(|d| d + std::time::Duration::from_millis(200))
+                // A moment past the minute, so the time is due when the pass runs (and
+                // never a tight loop, whatever the clock says).
+                .map(|d| {
+                    d.max(std::time::Duration::from_secs(1)) + std::time::Duration::from_millis(200)
+                })
                 .map_or(Action::Done, Action::RequeueAfter)),
         }
     }

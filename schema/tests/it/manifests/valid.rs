@@ -274,6 +274,7 @@ metadata: {name: "shop:metrics"}
 subjects:
 - {kind: ServiceAccount, name: web, namespace: shop}
 - {kind: User, name: alice@example.com, apiGroup: rbac.authorization.k8s.io}
+- {kind: Group, name: "system:authenticated"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:aggregate-to-view:shop"}
 "#;
 
@@ -332,6 +333,15 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             .map(|m| m.object.clone())
             .unwrap_or_else(|| panic!("{kind} {name} loaded"))
     };
+    // A Group subject without its API group gets RBAC's, as Kubernetes defaults it.
+    let Object::ClusterRoleBinding(binding) = find("ClusterRoleBinding", "shop:metrics") else {
+        unreachable!()
+    };
+    let subjects = binding.subjects.unwrap_or_default();
+    assert_eq!(
+        subjects[2].api_group.as_deref(),
+        Some("rbac.authorization.k8s.io")
+    );
     // Scalars reach string fields as written; YAML 1.1 octal modes; quantities exact.
     let Object::Pod(pod) = find("Pod", "debug") else {
         unreachable!()

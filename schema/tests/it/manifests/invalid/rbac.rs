@@ -50,7 +50,7 @@ kind: ClusterRoleBinding
 metadata: {name: "ops/admins"}
 subjects:
 - {kind: ServiceAccount, name: deployer}
-- {kind: User, name: bob}
+- {kind: User, name: bob, apiGroup: example.com}
 - {kind: Robot, name: r2}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: admin}
 ---
@@ -68,7 +68,11 @@ roleRef: {kind: ClusterRole}
                 "subjects[0].namespace",
                 "Required value: a ClusterRoleBinding names",
             ),
-            (6, "subjects[1].apiGroup", "Unsupported value: \"\""),
+            (
+                6,
+                "subjects[1].apiGroup",
+                "Unsupported value: \"example.com\"",
+            ),
             (7, "subjects[2].kind", "Unsupported value: \"Robot\""),
             (8, "roleRef.kind", "Unsupported value: \"Role\""),
             (
