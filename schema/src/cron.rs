@@ -1,16 +1,22 @@
 //! CronJob schedules: standard five-field cron (minute, hour, day of month, month, day of
 //! week, with day of month and day of week matched as either, as Vixie cron and Kubernetes
 //! do), the `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight` and
-//! `@hourly` macros, in UTC or an IANA `timeZone`.
+//! `@hourly` macros, in UTC or an IANA `timeZone`; and `@every DURATION` (`@every 1h30m`), as
+//! the parser Kubernetes uses accepts it.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-/// A parsed schedule in its time zone.
+/// A parsed schedule: cron fields in a time zone, or `@every` a fixed interval.
 #[derive(Debug, Clone)]
-pub struct Schedule {
-    cron: croner::Cron,
-    zone: Tz,
+pub enum Schedule {
+    Cron {
+        cron: Box<croner::Cron>,
+        zone: Tz,
+    },
+    /// `@every 1h30m`: runs that far apart, counted from the last one (or the CronJob's
+    /// creation), whole seconds, at least one.
+    Every(chrono::Duration),
 }
 
 impl Schedule {
@@ -21,6 +27,12 @@ impl Schedule {
             return Err(
                 "a time zone in the schedule is not supported; set spec.timeZone".to_string(),
             );
+        }
+        if let Some(every) = text.strip_prefix("@every ") {
+            let interval = humantime::parse_duration(every.trim())
+                .map_err(|e| format!("@every {:?}: {e}", every.trim()))?;
+            let secs = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX).max(1);
+            return Ok(Schedule::Every(chrono::Duration::seconds(secs)));
         }
         let text = if text.eq_ignore_ascii_case("@midnight") {
             "0 0 * * *"
@@ -42,7 +54,10 @@ impl Schedule {
                 .parse::<Tz>()
                 .map_err(|_| format!("unknown time zone {name:?}"))?,
         };
-        Ok(Schedule { cron, zone })
+        Ok(Schedule::Cron {
+            cron: Box::new(cron),
+            zone,
+        })
     }
 
     /// The first time the schedule fires strictly after `t`.
@@ -52,10 +67,18 @@ impl Schedule {
     /// times are stepped over, so the answer always moves forward (the repeated hour runs
     /// once, in its first pass).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut from = t.with_timezone(&self.zone);
+        let (cron, zone) = match self {
+            Schedule::Every(interval) => {
+                // Whole seconds, as robfig/cron's constant delay (Kubernetes' parser) does.
+                let whole = DateTime::from_timestamp(t.timestamp(), 0)?;
+                return whole.checked_add_signed(*interval);
+            }
+            Schedule::Cron { cron, zone } => (cron, zone),
+        };
+        let mut from = t.with_timezone(zone);
         // A repeated hour has at most 60 per-minute times to step over.
         for _ in 0..120 {
-            let next = self.cron.find_next_occurrence(&from, false).ok()?;
+            let next = cron.find_next_occurrence(&from, false).ok()?;
             if next.with_timezone(&Utc) > t {
                 return Some(next.with_timezone(&Utc));
             }
@@ -132,6 +155,16 @@ mod tests {
         // Asked from inside the repeated hour, the answer is still ahead.
         let inside = at("2026-10-25T01:10:00Z");
         assert!(every_5.next_after(inside).unwrap() > inside);
+    }
+
+    #[test]
+    fn every_counts_from_the_time_given() {
+        let every = Schedule::parse("@every 1h30m", None).unwrap();
+        assert_eq!(
+            every.next_after(at("2026-01-01T10:00:10Z")),
+            Some(at("2026-01-01T11:30:10Z"))
+        );
+        assert!(Schedule::parse("@every soon", None).is_err());
     }
 
     #[test]

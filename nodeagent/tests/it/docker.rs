@@ -1437,3 +1437,33 @@ async fn a_failing_post_start_hook_restarts_the_container() {
         .await;
     assert!(!ready(&s));
 }
+
+/// A container killed for a failed liveness probe runs its preStop hook first, as the
+/// kubelet kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liveness_kill_runs_the_pre_stop_hook() {
+    let mut h = docker_or_skip!();
+    let host = h.allowed_host_paths[0].join("liveness-hooks");
+    std::fs::create_dir_all(&host).unwrap();
+    let (p, uid) = pod(
+        "drained",
+        json!({
+            "containers": [{
+                "name": "app", "image": IMAGE, "command": ["sleep", "3600"],
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+                "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1,
+                                  "failureThreshold": 1},
+                "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo drained >> /out/pre-stop"]}}}
+            }],
+            "volumes": [{"name": "out", "hostPath": {"path": host.to_string_lossy(), "type": "Directory"}}],
+            "terminationGracePeriodSeconds": 2
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    h.wait_for(&uid, 60, "a restart after the liveness kill", |s| {
+        container_state(s, "app").restart_count >= 1
+    })
+    .await;
+    let said = std::fs::read_to_string(host.join("pre-stop")).unwrap_or_default();
+    assert!(said.starts_with("drained\n"), "{said:?}");
+}

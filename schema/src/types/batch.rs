@@ -59,7 +59,7 @@ model! {
 model! {
     pub struct CronJobSpec {
         /// Five-field cron, or `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`,
-        /// `@yearly` (`@annually`).
+        /// `@yearly` (`@annually`), or `@every DURATION`.
         #[serde(default)]
         pub schedule: String,
         /// An IANA time zone (`Europe/Berlin`); UTC when unset.

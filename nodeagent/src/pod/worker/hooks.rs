@@ -1,7 +1,8 @@
 //! Lifecycle hooks, as the kubelet runs them: `postStart` right after a container starts
 //! (it is not Running until the hook returns, and a failed hook kills it, which the restart
-//! policy then handles), `preStop` before the pod's containers are stopped, all at once,
-//! within the pod's grace period.
+//! policy then handles), `preStop` before a container is killed (a failed probe or
+//! postStart hook) and before the pod's containers are stopped, all at once, within the
+//! pod's grace period.
 
 use std::time::Duration;
 
@@ -22,8 +23,9 @@ const POST_START_LIMIT: Duration = Duration::from_secs(120);
 const MIN_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `hook` for container `id` of `container` (pod IP `ip`) within `limit`.
-async fn run(
-    worker: &PodWorker,
+pub(super) async fn run(
+    runtime: std::sync::Arc<dyn crate::runtime::Runtime>,
+    ip: Option<String>,
     id: &str,
     container: &Container,
     hook: &LifecycleHandler,
@@ -40,9 +42,8 @@ async fn run(
         http_get: hook.http_get.clone(),
         ..Default::default()
     };
-    let ip = worker.sandbox.as_ref().and_then(|s| s.ip.clone());
     let run = probe::run(
-        worker.ctx.runtime.clone(),
+        runtime,
         id.to_string(),
         ip,
         container.clone(),
@@ -60,6 +61,42 @@ async fn run(
 }
 
 impl PodWorker {
+    fn pod_ip(&self) -> Option<String> {
+        self.sandbox.as_ref().and_then(|s| s.ip.clone())
+    }
+
+    /// Runs container `i`'s preStop hook, if it has one, then stops it, in a task of its
+    /// own (its grace period may be long), as the kubelet kills a container: after a failed
+    /// liveness or startup probe, or a failed postStart hook. Returns how long to wait
+    /// before stopping it again should it still run.
+    pub(super) fn kill_in_background(&self, i: usize, id: &str) -> Duration {
+        let grace = Duration::from_secs(self.desired.grace_seconds().max(0) as u64);
+        let spec = self.slots[i].spec.clone();
+        let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.clone()) else {
+            return self.stop_in_background(id);
+        };
+        let (runtime, ip, id) = (self.ctx.runtime.clone(), self.pod_ip(), id.to_string());
+        let (ctx, desired) = (self.ctx.clone(), self.desired.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            if let Err(e) = run(runtime.clone(), ip, &id, &spec, &hook, grace).await {
+                let message = format!(
+                    "PreStopHook for container {:?} in pod {:?} failed: {e}",
+                    spec.name,
+                    desired.key()
+                );
+                let event =
+                    super::pod_event(&desired, EventType::Warning, "FailedPreStopHook", message);
+                ctx.hub.record_event(event);
+            }
+            let left = grace.saturating_sub(started.elapsed()).max(MIN_STOP_GRACE);
+            if let Err(e) = runtime.stop(&id, left).await {
+                tracing::warn!(error = %e, "stopping a container after its preStop hook; will retry");
+            }
+        });
+        grace + MIN_STOP_GRACE + Duration::from_secs(5)
+    }
+
     /// Runs the postStart hook of container `i`, just started as `id`. On failure the
     /// container is being stopped (as after a failed liveness probe) and false is returned.
     pub(super) async fn post_start(&mut self, i: usize, id: &str) -> bool {
@@ -67,7 +104,8 @@ impl PodWorker {
         let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
             return true;
         };
-        let Err(e) = run(self, id, &spec, hook, POST_START_LIMIT).await else {
+        let runtime = self.ctx.runtime.clone();
+        let Err(e) = run(runtime, self.pod_ip(), id, &spec, hook, POST_START_LIMIT).await else {
             return true;
         };
         let message = format!(
@@ -77,7 +115,7 @@ impl PodWorker {
         );
         tracing::warn!(pod = %self.desired.key(), container = %spec.name, error = %e, "postStart hook failed; stopping the container");
         self.event(EventType::Warning, "FailedPostStartHook", message);
-        let again = self.stop_in_background(id);
+        let again = self.kill_in_background(i, id);
         if let ContainerLife::Running { started_at, .. } = &self.slots[i].life {
             let started_at = *started_at;
             self.slots[i].life = ContainerLife::Stopping {
@@ -98,8 +136,9 @@ impl PodWorker {
                 return None;
             };
             let hook = s.spec.lifecycle.as_ref()?.pre_stop.as_ref()?;
+            let (runtime, ip) = (self.ctx.runtime.clone(), self.pod_ip());
             Some(async move {
-                if let Err(e) = run(self, id, &s.spec, hook, grace).await {
+                if let Err(e) = run(runtime, ip, id, &s.spec, hook, grace).await {
                     let message = format!(
                         "PreStopHook for container {:?} in pod {:?} failed: {e}",
                         s.spec.name,

@@ -105,7 +105,12 @@ impl PodWorker {
                 return;
             };
             let (id, started_at) = (id.clone(), *started_at);
-            let again = self.stop_in_background(&id);
+            let i = self
+                .slots
+                .iter()
+                .position(|s| s.spec.name == name)
+                .unwrap_or_default();
+            let again = self.kill_in_background(i, &id);
             if let Some(slot) = self.slots.iter_mut().find(|s| s.spec.name == name) {
                 slot.life = ContainerLife::Stopping {
                     id,
