@@ -114,6 +114,27 @@ fn pods(server: &Server) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Each ReplicaSet's wanted and reported replicas, for a failed convergence.
+fn replica_sets(server: &Server) -> String {
+    server
+        .get("/apis/apps/v1/namespaces/default/replicasets")
+        .and_then(|l| l["items"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|rs| {
+            format!(
+                "{} (spec {}, status {}, ready {}, revision {})",
+                rs["metadata"]["name"].as_str().unwrap_or("?"),
+                rs["spec"]["replicas"],
+                rs["status"]["replicas"],
+                rs["status"]["readyReplicas"],
+                rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// One line per pod, so a failed convergence says which pod is extra and why.
 fn describe(pods: &[Value]) -> String {
     pods.iter()
@@ -149,9 +170,10 @@ fn converged(server: &Server, nodes: &[String], web: usize, tag: &str) -> Result
     let steady = pods.iter().filter(|p| app(p) == "steady").count();
     if webs != web || steady != 2 || pods.len() != web + 2 {
         return Err(format!(
-            "{webs} web and {steady} steady pods of {}: {}",
+            "{webs} web and {steady} steady pods of {}: {}; replica sets: {}",
             pods.len(),
-            describe(&pods)
+            describe(&pods),
+            replica_sets(server)
         ));
     }
     for p in &pods {
@@ -219,7 +241,21 @@ fn wait_converged(servers: &[Server], nodes: &[String], web: usize, tag: &str, l
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    panic!("not converged on {web} web pods of ha:{tag} within {limit:?}: {last}");
+    // What the controllers said about the web pods, from every server's log.
+    let said: Vec<String> = servers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            std::fs::read_to_string(s.log_path())
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("web-") || l.contains("leader"))
+                .map(|l| format!("server {i}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let tail = said[said.len().saturating_sub(80)..].join("\n");
+    panic!("not converged on {web} web pods of ha:{tag} within {limit:?}: {last}\n{tail}");
 }
 
 /// Each commit at most once in the sync history.
