@@ -131,9 +131,7 @@ impl EtcdStore {
                     let before = payload(&op.before, "old")?;
                     for (p, bytes) in [&value, &before].into_iter().flatten() {
                         if let (Payload::Side(key), Some(bytes)) = (p, bytes) {
-                            kv.put(key.clone(), bytes.clone(), None)
-                                .await
-                                .map_err(|e| self.err(e))?;
+                            self.kv_put(key.clone(), bytes.clone()).await?;
                         }
                     }
                     recorded.push(RecordedOp {
@@ -143,9 +141,8 @@ impl EtcdStore {
                         before: before.map(|(p, _)| p),
                     });
                 }
-                kv.put(format!("{data}{i:06}"), to_json(&recorded)?, None)
-                    .await
-                    .map_err(|e| self.err(e))?;
+                self.kv_put(format!("{data}{i:06}"), to_json(&recorded)?.into_bytes())
+                    .await?;
             }
             let resp = self
                 .guarded_txn(
@@ -176,11 +173,7 @@ impl EtcdStore {
     }
 
     async fn head(&self) -> Result<Option<(Head, i64)>> {
-        let mut kv = self.kv.clone();
-        let resp = kv
-            .get(self.head_key(), None)
-            .await
-            .map_err(|e| self.err(e))?;
+        let resp = self.kv_get(self.head_key(), None).await?;
         let Some(found) = resp.kvs().first() else {
             return Ok(None);
         };
@@ -207,12 +200,11 @@ impl EtcdStore {
 
     /// Reads an intent's chunks back (one key per get, so no reply is huge).
     async fn load_chunks(&self, head: &Head) -> Result<Vec<Vec<Op>>> {
-        let mut kv = self.kv.clone();
         let data = self.data_prefix(&head.id);
         let mut chunks = Vec::with_capacity(head.chunks);
         for i in 0..head.chunks {
             let key = format!("{data}{i:06}");
-            let resp = kv.get(key.clone(), None).await.map_err(|e| self.err(e))?;
+            let resp = self.kv_get(key.clone(), None).await?;
             let found = resp.kvs().first().ok_or_else(|| StoreError::Corrupt {
                 key: key.clone(),
                 reason: "intent chunk missing".into(),
@@ -238,8 +230,7 @@ impl EtcdStore {
             None => Ok(None),
             Some(Payload::Inline(raw)) => Ok(Some(raw.get().as_bytes().to_vec())),
             Some(Payload::Side(key)) => {
-                let mut kv = self.kv.clone();
-                let resp = kv.get(key.clone(), None).await.map_err(|e| self.err(e))?;
+                let resp = self.kv_get(key.clone(), None).await?;
                 let found = resp.kvs().first().ok_or_else(|| StoreError::Corrupt {
                     key,
                     reason: "intent value missing".into(),

@@ -76,12 +76,12 @@ impl Election {
 
     /// Who leads now: their record and term, if anyone does.
     pub async fn leader(&self) -> Result<Option<(Vec<u8>, i64)>> {
-        let resp = self
-            .kv
-            .clone()
-            .get(self.key.clone(), None)
-            .await
-            .map_err(|e| self.err(e))?;
+        let resp = super::again(|| {
+            let (mut kv, key) = (self.kv.clone(), self.key.clone());
+            async move { kv.get(key, None).await }
+        })
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(resp
             .kvs()
             .first()
@@ -96,11 +96,13 @@ impl Election {
         }
         let seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let mut leases = self.lease.clone();
-        let lease = leases
-            .grant(seconds, None)
-            .await
-            .map_err(|e| self.err(e))?
-            .id();
+        let lease = super::again(|| {
+            let mut leases = leases.clone();
+            async move { leases.grant(seconds, None).await }
+        })
+        .await
+        .map_err(|e| self.err(e))?
+        .id();
         let take = Txn::new()
             .when([Compare::create_revision(
                 self.key.clone(),
@@ -113,7 +115,11 @@ impl Election {
                 Some(PutOptions::new().with_lease(lease)),
             )])
             .or_else([TxnOp::get(self.key.clone(), None)]);
-        let resp = match self.kv.clone().txn(take).await {
+        let sent = super::again(|| {
+            let (mut kv, take) = (self.kv.clone(), take.clone());
+            async move { kv.txn(take).await }
+        });
+        let resp = match sent.await {
             Ok(resp) => resp,
             Err(e) => {
                 // Unknown whether the put landed; the lease bounds it either way.
@@ -145,11 +151,14 @@ impl Election {
     /// Renews `lease` once and checks the key still holds `fence`'s term. `Ok(false)`: the
     /// term is over (the lease expired or the key is someone else's).
     pub async fn renew(&self, fence: &Fence, lease: i64) -> Result<bool> {
-        let reply = async {
-            let (mut keeper, mut replies) = self.lease.clone().keep_alive(lease).await?;
-            keeper.keep_alive().await?;
-            replies.message().await
-        }
+        let reply = super::again(|| {
+            let mut leases = self.lease.clone();
+            async move {
+                let (mut keeper, mut replies) = leases.keep_alive(lease).await?;
+                keeper.keep_alive().await?;
+                replies.message().await
+            }
+        })
         .await;
         let alive = match reply {
             Ok(Some(reply)) => reply.ttl() > 0,
@@ -166,12 +175,12 @@ impl Election {
         if !alive {
             return Ok(false);
         }
-        let resp = self
-            .kv
-            .clone()
-            .get(self.key.clone(), Some(GetOptions::new().with_keys_only()))
-            .await
-            .map_err(|e| self.err(e))?;
+        let resp = super::again(|| {
+            let (mut kv, key) = (self.kv.clone(), self.key.clone());
+            async move { kv.get(key, Some(GetOptions::new().with_keys_only())).await }
+        })
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(resp.kvs().first().map(|kv| kv.create_revision()) == Some(fence.term))
     }
 

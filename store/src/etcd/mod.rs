@@ -63,6 +63,41 @@ const UNDO_OPS: usize = 40;
 /// Largest gRPC reply accepted (tonic's default of 4 MiB is too small for a page of large
 /// objects or a watch catching up).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// How many more members a call that could not be sent is tried on.
+pub(super) const UNSENT_RETRIES: u32 = 4;
+
+/// Whether a call failed before it reached any member: etcd's client balances over the
+/// members without skipping one it cannot connect to, so with a member down a share of
+/// calls fail that way ("tcp connect error"). Such a call did nothing, so repeating it is
+/// safe whatever it does, and the balancer picks again.
+pub(super) fn unsent(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            s.code() == tonic::Code::Unavailable
+                && (s.message().contains("tcp connect error")
+                    || s.message().contains("Connection refused"))
+        }
+        etcd_client::Error::TransportError(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs `call` again, up to [`UNSENT_RETRIES`] more times, while it fails before it was
+/// sent ([`unsent`]).
+pub(super) async fn again<T, F, Fut>(mut call: F) -> std::result::Result<T, etcd_client::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Err(e) if unsent(&e) && tries < UNSENT_RETRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// Revisions of history kept by the background compactor, and how often it runs.
 const KEEP_REVISIONS: i64 = 100_000;
 const COMPACT_EVERY: Duration = Duration::from_secs(300);
@@ -189,12 +224,7 @@ impl EtcdStore {
         if let Some(fence) = &self.fence {
             compares.push(fence.compare());
         }
-        let resp = self
-            .kv
-            .clone()
-            .txn(Txn::new().when(compares).and_then(ops))
-            .await
-            .map_err(|e| self.err(e))?;
+        let resp = self.kv_txn(Txn::new().when(compares).and_then(ops)).await?;
         if !resp.succeeded() {
             self.check_fence().await?;
         }
@@ -206,12 +236,7 @@ impl EtcdStore {
         let Some(fence) = &self.fence else {
             return Ok(());
         };
-        let resp = self
-            .kv
-            .clone()
-            .get(fence.key.clone(), None)
-            .await
-            .map_err(|e| self.err(e))?;
+        let resp = self.kv_get(fence.key.clone(), None).await?;
         let holder = resp.kvs().first().map_or(0, KeyValue::create_revision);
         if holder == fence.term {
             return Ok(());
@@ -230,6 +255,45 @@ impl EtcdStore {
 
     fn err(&self, e: etcd_client::Error) -> StoreError {
         StoreError::Unavailable(format!("etcd at {}: {e}", self.endpoints))
+    }
+
+    /// A range read, tried again on another pick of member when the first could not be
+    /// reached ([`unsent`]).
+    pub(super) async fn kv_get(
+        &self,
+        key: impl Into<Vec<u8>>,
+        options: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse> {
+        let key: Vec<u8> = key.into();
+        let mut tries = 0;
+        loop {
+            match self.kv.clone().get(key.clone(), options.clone()).await {
+                Err(e) if unsent(&e) && tries < UNSENT_RETRIES => tries += 1,
+                other => return other.map_err(|e| self.err(e)),
+            }
+        }
+    }
+
+    /// A put, tried again when it could not be sent ([`unsent`]).
+    pub(super) async fn kv_put(&self, key: String, value: Vec<u8>) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.kv.clone().put(key.clone(), value.clone(), None).await {
+                Err(e) if unsent(&e) && tries < UNSENT_RETRIES => tries += 1,
+                other => return other.map(drop).map_err(|e| self.err(e)),
+            }
+        }
+    }
+
+    /// A transaction, tried again when it could not be sent ([`unsent`]).
+    pub(super) async fn kv_txn(&self, txn: Txn) -> Result<TxnResponse> {
+        let mut tries = 0;
+        loop {
+            match self.kv.clone().txn(txn.clone()).await {
+                Err(e) if unsent(&e) && tries < UNSENT_RETRIES => tries += 1,
+                other => return other.map_err(|e| self.err(e)),
+            }
+        }
     }
 
     fn registry(&self) -> String {
@@ -265,11 +329,7 @@ impl EtcdStore {
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
-        let mut kv = self.kv.clone();
-        let resp = kv
-            .get(self.object_key(key), None)
-            .await
-            .map_err(|e| self.err(e))?;
+        let resp = self.kv_get(self.object_key(key), None).await?;
         resp.kvs().first().map(|kv| self.decode_kv(kv)).transpose()
     }
 
@@ -301,7 +361,6 @@ impl EtcdStore {
 
     /// Every key under `prefix`, page by page at one revision.
     async fn range_all(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {
-        let mut kv = self.kv.clone();
         let end = prefix_end(prefix);
         let mut out = Vec::new();
         let mut start = prefix.as_bytes().to_vec();
@@ -311,10 +370,7 @@ impl EtcdStore {
             if revision > 0 {
                 options = options.with_revision(revision);
             }
-            let resp = kv
-                .get(start.clone(), Some(options))
-                .await
-                .map_err(|e| self.err(e))?;
+            let resp = self.kv_get(start.clone(), Some(options)).await?;
             if revision == 0 {
                 revision = resp.header().map_or(0, |h| h.revision());
             }
@@ -333,11 +389,9 @@ impl EtcdStore {
     }
 
     pub async fn revision(&self) -> Result<u64> {
-        let mut kv = self.kv.clone();
-        let resp = kv
-            .get(self.registry(), Some(GetOptions::new().with_count_only()))
-            .await
-            .map_err(|e| self.err(e))?;
+        let resp = self
+            .kv_get(self.registry(), Some(GetOptions::new().with_count_only()))
+            .await?;
         Ok(resp
             .header()
             .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0)))
@@ -345,14 +399,10 @@ impl EtcdStore {
 
     /// The current value and revisions of `keys`, read in transactions of gets.
     async fn read_many(&self, keys: &[String]) -> Result<HashMap<String, KeyValue>> {
-        let mut kv = self.kv.clone();
         let mut found = HashMap::new();
         for chunk in keys.chunks(CHUNK_OPS) {
             let ops: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(k.clone(), None)).collect();
-            let resp = kv
-                .txn(Txn::new().and_then(ops))
-                .await
-                .map_err(|e| self.err(e))?;
+            let resp = self.kv_txn(Txn::new().and_then(ops)).await?;
             for r in resp.op_responses() {
                 if let TxnOpResponse::Get(g) = r {
                     for kv in g.kvs() {
@@ -556,4 +606,40 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
         }
     }
     vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_calls_that_never_left_are_tried_again() {
+        let refused = || {
+            etcd_client::Error::GRpcStatus(tonic::Status::unavailable(
+                "tcp connect error: Connection refused (os error 111)",
+            ))
+        };
+        assert!(unsent(&refused()));
+        // A call that reached etcd and failed there may have done something.
+        let answered = etcd_client::Error::GRpcStatus(tonic::Status::unavailable(
+            "etcdserver: leader changed",
+        ));
+        assert!(!unsent(&answered));
+        let mut calls = 0;
+        let out: std::result::Result<u32, _> = again(|| {
+            calls += 1;
+            let result = if calls < 3 { Err(refused()) } else { Ok(7) };
+            async move { result }
+        })
+        .await;
+        assert_eq!((out.ok(), calls), (Some(7), 3));
+        let mut calls = 0;
+        let out: std::result::Result<u32, _> = again(|| {
+            calls += 1;
+            async { Err(refused()) }
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls, UNSENT_RETRIES + 1, "then it gives up");
+    }
 }
