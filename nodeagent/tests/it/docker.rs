@@ -1466,4 +1466,7 @@ async fn a_liveness_kill_runs_the_pre_stop_hook() {
     .await;
     let said = std::fs::read_to_string(host.join("pre-stop")).unwrap_or_default();
     assert!(said.starts_with("drained\n"), "{said:?}");
+    // Removed by the agent, so its pinned hostPath mount goes with it.
+    h.sync(&[], &[]).await.unwrap();
+    h.wait_gone(&uid, 60).await;
 }
