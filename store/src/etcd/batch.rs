@@ -403,21 +403,59 @@ impl EtcdStore {
     }
 
     /// Finishes a batch left behind (by a process that died, or a caller that gave up).
+    ///
+    /// Several servers may meet the same batch at once (a restarted server at connect, the
+    /// new leader at its next write). Whoever loses a step to another finds the head moved
+    /// on or gone: that is the other's progress, not corruption, so it looks again.
     pub(super) async fn recover(&self) -> Result<()> {
-        let Some((head, _)) = self.head().await? else {
-            return Ok(());
-        };
-        tracing::warn!(label = %head.label, state = %head.state, next = head.next, "finishing a batch left half-applied");
-        let chunks = self.load_chunks(&head).await?;
-        match self.drive(head.id.clone(), chunks, None).await? {
-            Outcome::Applied(_) => {
-                tracing::info!(label = %head.label, "interrupted batch completed")
+        self.recover_pausing(std::future::ready(())).await
+    }
+
+    /// [`EtcdStore::recover`], waiting for `pause` once between reading the head and
+    /// reading the batch, so a test can let another server move the batch on there.
+    #[doc(hidden)]
+    pub async fn recover_pausing(
+        &self,
+        pause: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        let mut pause = Some(pause);
+        let mut attempt = 0;
+        loop {
+            let Some((head, head_rev)) = self.head().await? else {
+                return Ok(());
+            };
+            if let Some(pause) = pause.take() {
+                pause.await;
             }
-            Outcome::Undone(e) => {
-                tracing::warn!(label = %head.label, error = %e, "interrupted batch met a conflict and was undone")
+            let outcome = match self.load_chunks(&head).await {
+                Ok(chunks) => {
+                    tracing::warn!(label = %head.label, state = %head.state, next = head.next, "finishing a batch left half-applied");
+                    self.drive(head.id.clone(), chunks, None).await
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(Outcome::Applied(_)) => {
+                    tracing::info!(label = %head.label, "interrupted batch completed");
+                    return Ok(());
+                }
+                Ok(Outcome::Undone(e)) => {
+                    tracing::warn!(label = %head.label, error = %e, "interrupted batch met a conflict and was undone");
+                    return Ok(());
+                }
+                Err(e) => {
+                    let moved = match self.head().await? {
+                        None => true,
+                        Some((now, now_rev)) => now.id != head.id || now_rev != head_rev,
+                    };
+                    if !moved || attempt >= 10 {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    tracing::info!(label = %head.label, error = %e, "another server moved the batch on while this one was finishing it; looking again");
+                }
             }
         }
-        Ok(())
     }
 }
 

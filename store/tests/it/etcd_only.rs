@@ -58,6 +58,40 @@ async fn etcd_batch_interrupted_mid_way_is_finished_on_restart() {
     );
 }
 
+/// Seen in the fail-over benchmark: a killed leader's server, restarted while the new leader
+/// was finishing the same left-behind batch, found a chunk already cleaned up, called the
+/// store corrupt and would not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_another_server_finishes_meanwhile_is_not_corruption() {
+    let Some((_server, endpoints, store)) = etcd_store().await else {
+        return;
+    };
+    let ops = (0..450)
+        .map(|i| BatchOp::Create(configmap("default", &format!("i{i}"), &[], "x")))
+        .collect();
+    let batch = Batch {
+        label: "revision left behind".into(),
+        ops,
+        record: None,
+    };
+    assert!(store.apply_batch_until(batch, Some(1)).await.is_err());
+    // This server has read the batch's head; before it reads the rest, another server (here:
+    // one that connects) finishes the batch and cleans it up.
+    let other = endpoints.clone();
+    store
+        .recover_pausing(async move {
+            EtcdStore::connect(&other, "/keel")
+                .await
+                .expect("the other server finishes the batch");
+        })
+        .await
+        .expect("a batch finished by another server is not an error");
+    assert_eq!(
+        store.list(Kind::ConfigMap, None).await.unwrap().items.len(),
+        450
+    );
+}
+
 #[tokio::test]
 async fn unreachable_etcd_is_a_clear_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
