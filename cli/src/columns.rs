@@ -2,7 +2,9 @@
 //! from kind to columns, each column a header and a cell read from the typed object.
 
 use chrono::{DateTime, Utc};
-use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use keel_schema::types::apps::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use keel_schema::types::batch::{CronJob, Job};
 use keel_schema::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
@@ -45,6 +47,8 @@ pub fn table(
         Kind::Deployment => render(&DEPLOYMENT, objects, wide, now),
         Kind::ReplicaSet => render(&REPLICA_SET, objects, wide, now),
         Kind::DaemonSet => render(&DAEMON_SET, objects, wide, now),
+        Kind::StatefulSet => render(&STATEFUL_SET, objects, wide, now),
+        Kind::ControllerRevision => render(&CONTROLLER_REVISION, objects, wide, now),
         Kind::Job => render(&JOB, objects, wide, now),
         Kind::CronJob => render(&CRON_JOB, objects, wide, now),
         Kind::Ingress => render(&INGRESS, objects, wide, now),
@@ -93,6 +97,16 @@ fn images(template: Option<&PodTemplateSpec>) -> String {
         .iter()
         .flat_map(|t| &t.spec.containers)
         .filter_map(|c| c.image.as_deref())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `CONTAINERS` of a workload's template, for `-o wide`.
+fn containers(template: Option<&PodTemplateSpec>) -> String {
+    template
+        .iter()
+        .flat_map(|t| &t.spec.containers)
+        .map(|c| c.name.as_str())
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -308,6 +322,42 @@ const DAEMON_SET: Columns<DaemonSet> = Columns {
             count(d.status.as_ref().map(|s| s.number_ready))
         }),
         ("AGE", |d, now| age(&d.metadata, now)),
+    ],
+    wide: &[],
+};
+
+const STATEFUL_SET: Columns<StatefulSet> = Columns {
+    normal: &[
+        ("NAME", |s, _| name(&s.metadata)),
+        ("READY", |s, _| {
+            let ready = s
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            format!("{ready}/{}", s.spec.replicas.unwrap_or(1))
+        }),
+        ("AGE", |s, now| age(&s.metadata, now)),
+    ],
+    wide: &[
+        ("CONTAINERS", |s, _| containers(s.spec.template.as_ref())),
+        ("IMAGES", |s, _| images(s.spec.template.as_ref())),
+    ],
+};
+
+const CONTROLLER_REVISION: Columns<ControllerRevision> = Columns {
+    normal: &[
+        ("NAME", |r, _| name(&r.metadata)),
+        ("CONTROLLER", |r, _| {
+            let owner = r.metadata.owner_references.iter().flatten().next();
+            or_none(
+                owner
+                    .map(|o| format!("{}/{}", o.kind.to_ascii_lowercase(), o.name))
+                    .unwrap_or_default(),
+            )
+        }),
+        ("REVISION", |r, _| r.revision.to_string()),
+        ("AGE", |r, now| age(&r.metadata, now)),
     ],
     wide: &[],
 };

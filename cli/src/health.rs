@@ -1,7 +1,7 @@
 //! The health of a declared object, as Argo CD shows an application's resources: Healthy,
 //! Progressing, Degraded, or Missing. One exhaustive rule per kind.
 
-use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use keel_schema::types::batch::Job;
 use keel_schema::types::core::ReplicationController;
 use keel_schema::types::meta::ObjectMeta;
@@ -36,6 +36,7 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::ReplicaSet(r) => replicas(&r.metadata, r.spec.replicas, replica_set_counts(r)),
         Object::ReplicationController(r) => replicas(&r.metadata, r.spec.replicas, rc_counts(r)),
         Object::DaemonSet(d) => daemon_set(d),
+        Object::StatefulSet(s) => stateful_set(s),
         Object::Job(j) => job(j),
         Object::CronJob(c) => cron_job(c),
         Object::Pod(p) => pod(p),
@@ -56,7 +57,8 @@ pub fn health(object: &Object) -> (Health, String) {
         | Object::Namespace(_)
         | Object::Node(_)
         | Object::Endpoints(_)
-        | Object::Event(_) => (Health::Healthy, String::new()),
+        | Object::Event(_)
+        | Object::ControllerRevision(_) => (Health::Healthy, String::new()),
     }
 }
 
@@ -164,6 +166,36 @@ fn daemon_set(d: &DaemonSet) -> (Health, String) {
     let message = format!("{ready}/{want} ready");
     let seen = generation_seen(&d.metadata, status.and_then(|s| s.observed_generation));
     if seen && ready == want && misscheduled == 0 {
+        (Health::Healthy, message)
+    } else {
+        (Health::Progressing, message)
+    }
+}
+
+/// Healthy when every pod is ready and the update has reached every pod it may: all of
+/// them, or those at and above the partition (OnDelete waits for deletions, so it is not
+/// counted).
+fn stateful_set(s: &StatefulSet) -> (Health, String) {
+    let status = s.status.as_ref();
+    let want = s.spec.replicas.unwrap_or(1);
+    let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let total = status.map_or(0, |s| s.replicas);
+    let updated = status.and_then(|s| s.updated_replicas).unwrap_or(0);
+    let strategy = s.spec.update_strategy.as_ref();
+    let on_delete = strategy.and_then(|s| s.type_.as_deref()) == Some("OnDelete");
+    let partition = strategy
+        .and_then(|s| s.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    let start = s.spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
+    let below = (partition - start).clamp(0, want);
+    let rolled = on_delete || updated >= want - below;
+    let mut message = format!("{ready}/{want} ready");
+    if !on_delete && updated < want {
+        message.push_str(&format!(", {updated}/{want} updated"));
+    }
+    let seen = generation_seen(&s.metadata, status.and_then(|s| s.observed_generation));
+    if seen && ready == want && total == want && rolled {
         (Health::Healthy, message)
     } else {
         (Health::Progressing, message)

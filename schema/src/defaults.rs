@@ -6,7 +6,8 @@ use base64::Engine;
 use crate::intorstr::IntOrString;
 use crate::object::Object;
 use crate::types::apps::{
-    DaemonSet, DaemonSetUpdateStrategy, Deployment, DeploymentStrategy, RollingUpdate,
+    DaemonSet, DaemonSetUpdateStrategy, Deployment, DeploymentStrategy, RollingUpdate, StatefulSet,
+    StatefulSetUpdateStrategy,
 };
 use crate::types::core::{ClientIpConfig, ReplicationController, SecretData, ServiceSpec};
 use crate::types::pod::{PodSpec, PodTemplateSpec, Probe};
@@ -161,6 +162,7 @@ pub fn apply_defaults(obj: &mut Object) {
         }
         Object::Deployment(d) => deployment_defaults(d),
         Object::DaemonSet(ds) => daemon_set_defaults(ds),
+        Object::StatefulSet(s) => stateful_set_defaults(s),
         Object::CronJob(c) => {
             set(&mut c.spec.concurrency_policy, "Allow".to_string());
             set(&mut c.spec.suspend, false);
@@ -183,8 +185,30 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::Namespace(_)
         | Object::Node(_)
         | Object::Endpoints(_)
-        | Object::Event(_) => {}
+        | Object::Event(_)
+        | Object::ControllerRevision(_) => {}
     }
+}
+
+fn stateful_set_defaults(sts: &mut StatefulSet) {
+    let spec = &mut sts.spec;
+    set(&mut spec.replicas, 1);
+    set(&mut spec.revision_history_limit, 10);
+    set(&mut spec.pod_management_policy, "OrderedReady".to_string());
+    template_defaults(&mut spec.template, Some("Always"));
+    let strategy = spec
+        .update_strategy
+        .get_or_insert_with(StatefulSetUpdateStrategy::default);
+    set(&mut strategy.type_, "RollingUpdate".to_string());
+    if strategy.type_.as_deref() == Some("RollingUpdate") {
+        let ru = strategy.rolling_update.get_or_insert_with(Default::default);
+        set(&mut ru.partition, 0);
+    }
+    let retention = spec
+        .persistent_volume_claim_retention_policy
+        .get_or_insert_with(Default::default);
+    set(&mut retention.when_deleted, "Retain".to_string());
+    set(&mut retention.when_scaled, "Retain".to_string());
 }
 
 fn rc_defaults(rc: &mut ReplicationController) {

@@ -28,6 +28,7 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::Deployment => kind_schema::<Deployment>(generator),
         Kind::ReplicaSet => kind_schema::<ReplicaSet>(generator),
         Kind::DaemonSet => kind_schema::<DaemonSet>(generator),
+        Kind::StatefulSet => kind_schema::<crate::types::apps::StatefulSet>(generator),
         Kind::Job => kind_schema::<Job>(generator),
         Kind::CronJob => kind_schema::<crate::types::batch::CronJob>(generator),
         Kind::Ingress => kind_schema::<crate::types::networking::Ingress>(generator),
@@ -39,7 +40,7 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::ClusterRoleBinding => {
             kind_schema::<crate::types::rbac::ClusterRoleBinding>(generator)
         }
-        Kind::Node | Kind::Endpoints | Kind::Event => None,
+        Kind::Node | Kind::Endpoints | Kind::Event | Kind::ControllerRevision => None,
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{Issue, decode};
 use crate::resource::Resource;
-use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use crate::types::apps::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use crate::types::batch::{CronJob, Job};
 use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
@@ -338,6 +338,14 @@ kinds! {
         api_version: "apps/v1", plural: "daemonsets", short_names: ["ds"],
         namespaced: true, live_only: false,
     },
+    StatefulSet {
+        api_version: "apps/v1", plural: "statefulsets", short_names: ["sts"],
+        namespaced: true, live_only: false,
+    },
+    ControllerRevision {
+        api_version: "apps/v1", plural: "controllerrevisions", short_names: [],
+        namespaced: true, live_only: true,
+    },
     Job {
         api_version: "batch/v1", plural: "jobs", short_names: [],
         namespaced: true, live_only: false,
@@ -450,6 +458,7 @@ mod tests {
         }
         assert_eq!(Kind::lookup("ing"), Some(Kind::Ingress));
         assert_eq!(Kind::lookup("cj"), Some(Kind::CronJob));
+        assert_eq!(Kind::lookup("sts"), Some(Kind::StatefulSet));
         assert_eq!(Kind::lookup("widget"), None);
         assert_eq!(
             Kind::served_at("apps/v1", "deployments"),

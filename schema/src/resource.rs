@@ -3,7 +3,7 @@
 //! table ([`crate::kinds`]) must implement it, so a new kind does not compile until it says.
 
 use crate::path::FieldPath;
-use crate::types::apps::{DaemonSet, Deployment, ReplicaSet};
+use crate::types::apps::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use crate::types::batch::{CronJob, Job};
 use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
@@ -344,6 +344,22 @@ impl Resource for DaemonSet {
     }
     status!(conditions);
     templated!();
+}
+
+impl Resource for StatefulSet {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    templated!();
+}
+
+impl Resource for ControllerRevision {
+    fn same_body(&self, other: &Self) -> bool {
+        (&self.data, self.revision) == (&other.data, other.revision)
+    }
+    no_status!();
+    no_pods!();
 }
 
 impl Resource for Job {

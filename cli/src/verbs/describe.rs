@@ -355,6 +355,11 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
             yaml_section(out, "Spec", Some(&j.spec));
             yaml_section(out, "Status", j.status.as_ref());
         }
+        Object::StatefulSet(s) => {
+            yaml_section(out, "Spec", Some(&s.spec));
+            yaml_section(out, "Status", s.status.as_ref());
+        }
+        Object::ControllerRevision(r) => yaml_section(out, "Data", r.data.as_ref()),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Endpoints: for each Service with a selector, the matching pods' IPs (ready ones under
-//! `addresses`, others under `notReadyAddresses`) and each Service port's target port
+//! Endpoints: for each Service with a selector, the matching pods' IPs (ready ones, or all
+//! with `publishNotReadyAddresses`, under `addresses`, others under `notReadyAddresses`) and each Service port's target port
 //! resolved per pod (a named `targetPort` is looked up in the pod's container ports; pods
 //! that do not define it are left out of that port, as Kubernetes does by grouping pods with
 //! the same resolved ports into one subset).
@@ -103,7 +103,7 @@ pub fn subsets_for<'p>(
             }),
         };
         let group = groups.entry(ports).or_default();
-        if pod.is_ready() {
+        if pod.is_ready() || service.spec.publish_not_ready_addresses == Some(true) {
             group.0.push(address);
         } else {
             group.1.push(address);

@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`runtime`]: the contract and the machinery every controller runs on.
 //! - [`replicas`]: ReplicaSet and ReplicationController; [`deployment`]: Deployments;
-//!   [`daemonset`]: DaemonSets; [`job`]: Jobs; [`cronjob`]: CronJobs. Each decides in pure functions (table-tested)
+//!   [`daemonset`]: DaemonSets; [`statefulset`]: StatefulSets; [`job`]: Jobs; [`cronjob`]: CronJobs. Each decides in pure functions (table-tested)
 //!   and acts in its `reconcile`.
 //! - [`endpoints`]: Endpoints for Services with selectors; [`loadbalancer`]: external
 //!   addresses of LoadBalancer Services.
@@ -27,6 +27,7 @@ pub mod pods;
 pub mod replicas;
 pub mod runtime;
 pub mod scheduling;
+pub mod statefulset;
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub fn start(tasks: &Tasks, store: Store, cache: Cache, config: Config, events: 
     spawn(tasks, &shared, replicas::ReplicaController, 4);
     spawn(tasks, &shared, deployment::DeploymentController, 2);
     spawn(tasks, &shared, daemonset::DaemonSetController, 1);
+    spawn(tasks, &shared, statefulset::StatefulSetController, 1);
     spawn(tasks, &shared, job::JobController, 2);
     spawn(tasks, &shared, cronjob::CronJobController, 1);
     spawn(tasks, &shared, endpoints::EndpointsController, 2);

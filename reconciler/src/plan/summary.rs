@@ -27,6 +27,7 @@ fn workload(o: &Object) -> Option<(Option<&PodTemplateSpec>, Option<i64>)> {
         Object::ReplicaSet(r) => Some((r.spec.template.as_ref(), r.spec.replicas)),
         Object::ReplicationController(r) => Some((r.spec.template.as_ref(), r.spec.replicas)),
         Object::DaemonSet(d) => Some((d.spec.template.as_ref(), None)),
+        Object::StatefulSet(s) => Some((s.spec.template.as_ref(), s.spec.replicas)),
         Object::Job(j) => Some((
             j.spec.template.as_ref(),
             j.spec.completions.or(j.spec.parallelism),
@@ -269,6 +270,29 @@ fn rollout(new: &Object, replicas: i64) -> String {
             }
             _ => "rolling update on every node".to_string(),
         },
+        Object::StatefulSet(s) => {
+            let strategy = s.spec.update_strategy.as_ref();
+            if strategy.and_then(|s| s.type_.as_deref()) == Some("OnDelete") {
+                return "template changed: pods are replaced only when deleted (OnDelete)"
+                    .to_string();
+            }
+            let partition = strategy
+                .and_then(|s| s.rolling_update.as_ref())
+                .and_then(|r| r.partition)
+                .unwrap_or(0);
+            let first = s.spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
+            if partition > 0 {
+                format!(
+                    "rolling update, one pod at a time from the highest ordinal, of pods with ordinal {} and above only (partition {partition})",
+                    first.max(partition)
+                )
+            } else {
+                format!(
+                    "rolling update of {}, one at a time from the highest ordinal",
+                    plural(replicas, "pod")
+                )
+            }
+        }
         Object::Job(_) => "template changed: only pods started from now on use it".to_string(),
         _ => "template changed: running pods keep the old spec until replaced".to_string(),
     }

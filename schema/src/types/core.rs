@@ -47,6 +47,9 @@ model! {
         /// `LoadBalancer` Services: the address wanted from the pool (assigned when free).
         #[serde(rename = "loadBalancerIP")]
         pub load_balancer_ip: Option<String>,
+        /// Pods count as endpoints before they are ready (a StatefulSet's peers finding each
+        /// other through its headless Service while they start).
+        pub publish_not_ready_addresses: Option<bool>,
     }
 }
 

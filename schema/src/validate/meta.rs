@@ -27,6 +27,8 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
         Some(name) => {
             let rule = match info.kind {
                 Kind::Service => names::dns1035_label,
+                // Its pods' names are host names; the StatefulSet's own checks say so.
+                Kind::StatefulSet => |_: &str| None,
                 Kind::Namespace => names::dns1123_label,
                 Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
                     names::path_segment_name
@@ -42,6 +44,7 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::Deployment
                 | Kind::ReplicaSet
                 | Kind::DaemonSet
+                | Kind::ControllerRevision
                 | Kind::Job
                 | Kind::CronJob
                 | Kind::Ingress

@@ -200,6 +200,10 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
             status_set(declared(&o.status), &mut errs);
             workloads::validate_daemonset(&o.spec, &spec, &mut errs);
         }
+        Object::StatefulSet(o) => {
+            status_set(declared(&o.status), &mut errs);
+            workloads::validate_statefulset(o, &spec, &mut errs);
+        }
         Object::Job(o) => {
             status_set(declared(&o.status), &mut errs);
             workloads::validate_job(&o.spec, &spec, &mut errs);
@@ -226,7 +230,10 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
             rbac::validate_binding(o.subjects.as_ref(), &o.role_ref, true, &mut errs)
         }
         // Live-only kinds are refused before validation; nothing more to check here.
-        Object::Node(_) | Object::Endpoints(_) | Object::Event(_) => {}
+        Object::Node(_)
+        | Object::Endpoints(_)
+        | Object::Event(_)
+        | Object::ControllerRevision(_) => {}
     }
     errs.items
 }

@@ -1,4 +1,5 @@
-//! Controllers of pods: ReplicationController, ReplicaSet, Deployment, DaemonSet, Job.
+//! Controllers of pods: ReplicationController, ReplicaSet, Deployment, DaemonSet,
+//! StatefulSet, Job, CronJob.
 
 use std::collections::BTreeMap;
 
@@ -292,6 +293,89 @@ pub fn validate_daemonset(spec: &DaemonSetSpec, path: &FieldPath, errs: &mut Err
         };
         strategy.validate(path, errs);
     }
+}
+
+/// A StatefulSet. Its pods are named NAME-<ordinal> and are their own host names, so the
+/// name is a DNS label short enough for both and for its revisions' label.
+pub fn validate_statefulset(
+    set: &crate::types::apps::StatefulSet,
+    path: &FieldPath,
+    errs: &mut Errors,
+) {
+    let name = set.metadata.name();
+    // NAME-<10-character revision hash> is a label value (at most 63).
+    if name.len() > 52 {
+        let at = FieldPath::new("metadata").field("name");
+        errs.invalid(&at, name, "must be no more than 52 characters");
+    } else if !name.is_empty() && names::dns1123_label(name).is_some() {
+        let at = FieldPath::new("metadata").field("name");
+        errs.name(&at, name, names::dns1123_label);
+    }
+    let spec = &set.spec;
+    errs.non_negative(&path.field("replicas"), spec.replicas);
+    errs.non_negative(&path.field("minReadySeconds"), spec.min_ready_seconds);
+    errs.non_negative(
+        &path.field("revisionHistoryLimit"),
+        spec.revision_history_limit,
+    );
+    if let Some(service) = spec.service_name.as_deref().filter(|s| !s.is_empty()) {
+        errs.name(&path.field("serviceName"), service, names::dns1035_label);
+    }
+    errs.one_of(
+        &path.field("podManagementPolicy"),
+        spec.pod_management_policy.as_deref(),
+        &["OrderedReady", "Parallel"],
+    );
+    if let Some(ordinals) = &spec.ordinals {
+        errs.non_negative(&path.field("ordinals").field("start"), ordinals.start);
+    }
+    if let Some(policy) = &spec.persistent_volume_claim_retention_policy {
+        let at = path.field("persistentVolumeClaimRetentionPolicy");
+        for (field, value) in [
+            ("whenDeleted", &policy.when_deleted),
+            ("whenScaled", &policy.when_scaled),
+        ] {
+            errs.one_of(&at.field(field), value.as_deref(), &["Retain", "Delete"]);
+        }
+    }
+    if spec
+        .volume_claim_templates
+        .as_ref()
+        .is_some_and(|t| !t.is_empty())
+    {
+        errs.forbidden(
+            &path.field("volumeClaimTemplates"),
+            "keel does not provide PersistentVolumeClaims yet; until it does, give the pods an emptyDir or hostPath volume",
+        );
+    }
+    if let Some(strategy) = &spec.update_strategy {
+        let at = path.field("updateStrategy");
+        match strategy.type_.as_deref().unwrap_or("RollingUpdate") {
+            "RollingUpdate" => {
+                if let Some(ru) = &strategy.rolling_update {
+                    let at = at.field("rollingUpdate");
+                    errs.non_negative(&at.field("partition"), ru.partition);
+                    if ru.max_unavailable.is_some() {
+                        errs.forbidden(
+                            &at.field("maxUnavailable"),
+                            "keel updates a StatefulSet one pod at a time (maxUnavailable is alpha in Kubernetes, off by default)",
+                        );
+                    }
+                }
+            }
+            "OnDelete" => {
+                if strategy.rolling_update.is_some() {
+                    errs.forbidden(
+                        &at.field("rollingUpdate"),
+                        "may not be specified when updateStrategy `type` is 'OnDelete'",
+                    );
+                }
+            }
+            other => errs.unsupported(&at.field("type"), other, &["OnDelete", "RollingUpdate"]),
+        }
+    }
+    let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
+    validate_label_selector(spec.selector.as_ref(), template, path, "statefulset", errs);
 }
 
 pub fn validate_job(spec: &JobSpec, path: &FieldPath, errs: &mut Errors) {

@@ -67,6 +67,206 @@ fn serving(server: &Server, tag: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+fn stateful_set(replicas: u32, tag: &str, partition: u32) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: db}}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {{app: db}}
+  ports: [{{port: 8080}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db}}
+spec:
+  serviceName: db
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: db}}}}
+  updateStrategy:
+    rollingUpdate: {{partition: {partition}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: keel-e2e/web:{tag}
+        imagePullPolicy: Never
+        command: ["sh", "-c", "sleep 1; exec httpd -f -p 8080 -h /www"]
+        readinessProbe:
+          tcpSocket: {{port: 8080}}
+          periodSeconds: 1
+"#
+    )
+}
+
+/// The StatefulSet's pods: name → (image tag, Running and Ready).
+fn db_pods(server: &Server) -> BTreeMap<String, (String, bool)> {
+    pods(server)
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "db")
+        .map(|p| {
+            let tag = image(p).rsplit(':').next().unwrap_or("").to_string();
+            let up = p["status"]["phase"] == "Running" && ready(p);
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                (tag, up),
+            )
+        })
+        .collect()
+}
+
+/// Polls `db_pods` until `done`, returning each distinct state seen, in order.
+fn watch_db(
+    server: &Server,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, (String, bool)>) -> bool,
+) -> Vec<BTreeMap<String, (String, bool)>> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen: Vec<BTreeMap<String, (String, bool)>> = Vec::new();
+    loop {
+        let now = db_pods(server);
+        if seen.last() != Some(&now) {
+            seen.push(now.clone());
+        }
+        if done(&now) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {seen:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A StatefulSet on the same nodes: pods made one at a time in order, each after the one
+/// before is ready; stable names and host names; removed from the highest ordinal; a
+/// partitioned update that leaves the lower ordinals alone.
+fn check_stateful_set(server: &Server, repo: &std::path::Path) {
+    let up = |names: &[&str], tag: &str| {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let tag = tag.to_string();
+        move |pods: &BTreeMap<String, (String, bool)>| {
+            pods.len() == names.len()
+                && names
+                    .iter()
+                    .all(|n| pods.get(n) == Some(&(tag.clone(), true)))
+        }
+    };
+    write(repo, "db.yaml", &stateful_set(3, "1", 0));
+    commit(repo, "db, 3 replicas");
+    let committed = Instant::now();
+    let seen = watch_db(server, "db-0..2 ready", up(&["db-0", "db-1", "db-2"], "1"));
+    eprintln!(
+        "StatefulSet: commit to db-0..2 ready in order: {:?}, {} states seen",
+        committed.elapsed(),
+        seen.len()
+    );
+    // Ordered: a pod appears only once every pod before it is Running and Ready.
+    for state in &seen {
+        for name in state.keys() {
+            let ordinal: usize = name["db-".len()..].parse().unwrap();
+            for before in 0..ordinal {
+                let earlier = state.get(&format!("db-{before}"));
+                assert!(
+                    earlier.is_some_and(|(_, up)| *up),
+                    "{name} existed before db-{before} was ready: {seen:#?}"
+                );
+            }
+        }
+    }
+    // Each pod is its own host name, and named in its headless Service.
+    let db1 = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=keel.dev/pod-name=db-1",
+        "--filter",
+        "label=keel.dev/role=app",
+    ]);
+    let db1 = db1.lines().next().expect("db-1's container").to_string();
+    assert_eq!(docker(&["exec", &db1, "hostname"]).trim(), "db-1");
+    server.wait_for("db-0..2 named in the Service's endpoints", |s| {
+        let ep = s
+            .get("/api/v1/namespaces/default/endpoints/db")
+            .unwrap_or_default();
+        let mut names: Vec<String> = ep["subsets"][0]["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["hostname"].as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        names == ["db-0", "db-1", "db-2"]
+    });
+
+    // Scale down to 1: db-2 goes before db-1.
+    write(repo, "db.yaml", &stateful_set(1, "1", 0));
+    commit(repo, "db, 1 replica");
+    let seen = watch_db(server, "db-0 alone", up(&["db-0"], "1"));
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.contains_key("db-2") && !s.contains_key("db-1")),
+        "db-1 went before db-2: {seen:#?}"
+    );
+
+    // Back to 3 at a new image with partition 1: db-2 then db-1 updated, db-0 kept.
+    write(repo, "db.yaml", &stateful_set(3, "1", 0));
+    commit(repo, "db, 3 replicas again");
+    watch_db(
+        server,
+        "db-0..2 ready again",
+        up(&["db-0", "db-1", "db-2"], "1"),
+    );
+    write(repo, "db.yaml", &stateful_set(3, "2", 1));
+    commit(repo, "db:2 above partition 1");
+    let seen = watch_db(server, "db-1 and db-2 at web:2", |pods| {
+        pods.len() == 3
+            && pods.values().all(|(_, up)| *up)
+            && pods["db-0"].0 == "1"
+            && pods["db-1"].0 == "2"
+            && pods["db-2"].0 == "2"
+    });
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.get("db-1").is_some_and(|(t, _)| t == "2")
+                && s.get("db-2").is_none_or(|(t, up)| t != "2" || !up)),
+        "db-1 was updated before db-2 was ready at web:2: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|s| s.get("db-0").is_none_or(|(t, _)| t == "1")),
+        "db-0, below the partition, was updated: {seen:#?}"
+    );
+    let revisions = server
+        .get("/apis/apps/v1/namespaces/default/controllerrevisions")
+        .and_then(|l| l["items"].as_array().map(Vec::len));
+    assert_eq!(revisions, Some(2), "one ControllerRevision per template");
+    server.wait_for(
+        "keel status: the StatefulSet healthy, 2 of 3 updated",
+        |s| {
+            let out = s
+                .keel()
+                .args(["status", "--server", &s.url])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.lines().any(|l| {
+                l.contains("StatefulSet")
+                    && l.contains("db")
+                    && l.contains("Healthy")
+                    && l.contains("3/3 ready, 2/3 updated")
+            })
+        },
+    );
+}
+
 fn replica_sets(server: &Server) -> Vec<Value> {
     server
         .get("/apis/apps/v1/namespaces/default/replicasets")
@@ -329,4 +529,6 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
         5,
         "no duplicates appear later"
     );
+
+    check_stateful_set(&server, repo.path());
 }

@@ -131,7 +131,12 @@ impl PodWorker {
         let spec = SandboxSpec {
             pod: self.pod_ref.clone(),
             attempt: self.sandbox_starts,
-            hostname: hostname(&self.desired.name),
+            // As the kubelet: `spec.hostname` when given (StatefulSet pods), else the name.
+            hostname: hostname(
+                (self.desired.pod.spec.hostname.as_deref())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or(&self.desired.name),
+            ),
             host_ports: host_ports(&self.desired.pod),
             host_network: self.host_network(),
             dns: crate::dns::resolv::pod_dns(

@@ -170,6 +170,8 @@ impl NodeSync {
                 | Kind::Deployment
                 | Kind::ReplicaSet
                 | Kind::DaemonSet
+                | Kind::StatefulSet
+                | Kind::ControllerRevision
                 | Kind::Job
                 | Kind::CronJob
                 // Stored, not enforced: nothing on a node depends on them.

@@ -236,6 +236,22 @@ spec:
           restartPolicy: OnFailure
           containers: [{name: report, image: "report:1"}]
 ---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  serviceName: db
+  replicas: 3
+  podManagementPolicy: Parallel
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 1}}
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Retain}
+  ordinals: {start: 1}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+---
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: web, namespace: shop}
@@ -312,6 +328,7 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "DaemonSet",
             "Job",
             "CronJob",
+            "StatefulSet",
             "ServiceAccount",
             "Role",
             "ClusterRole",

@@ -296,4 +296,232 @@ spec:
             "may not be specified when strategy `type` is 'Recreate'",
         )],
     },
+    Case {
+        name: "StatefulSet podManagementPolicy unknown",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  podManagementPolicy: Serial
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.podManagementPolicy",
+            "Unsupported value: \"Serial\"",
+        )],
+    },
+    Case {
+        name: "StatefulSet negative partition",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  updateStrategy: {rollingUpdate: {partition: -1}}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.updateStrategy.rollingUpdate.partition",
+            "must be greater than or equal to 0",
+        )],
+    },
+    Case {
+        name: "StatefulSet maxUnavailable",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  updateStrategy: {rollingUpdate: {maxUnavailable: 2}}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.updateStrategy.rollingUpdate.maxUnavailable",
+            "one pod at a time",
+        )],
+    },
+    Case {
+        name: "StatefulSet OnDelete with rollingUpdate",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  updateStrategy: {type: OnDelete, rollingUpdate: {partition: 1}}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.updateStrategy.rollingUpdate",
+            "may not be specified when updateStrategy `type` is 'OnDelete'",
+        )],
+    },
+    Case {
+        name: "StatefulSet unknown update type",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  updateStrategy: {type: Recreate}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.updateStrategy.type",
+            "Unsupported value: \"Recreate\"",
+        )],
+    },
+    Case {
+        name: "StatefulSet serviceName not a Service name",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: 1db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(5, "spec.serviceName", "a DNS-1035 label")],
+    },
+    Case {
+        name: "StatefulSet name not a DNS label",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db.primary}
+spec:
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(3, "metadata.name", "a lowercase RFC 1123 label")],
+    },
+    Case {
+        name: "StatefulSet name too long",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ddddddddddddddddddddddddddddddddddddddddddddddddddddd}
+spec:
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(3, "metadata.name", "must be no more than 52 characters")],
+    },
+    Case {
+        name: "StatefulSet retention policy",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: Keep}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.persistentVolumeClaimRetentionPolicy.whenDeleted",
+            "Unsupported value: \"Keep\"",
+        )],
+    },
+    Case {
+        name: "StatefulSet negative ordinals start",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  ordinals: {start: -2}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.ordinals.start",
+            "must be greater than or equal to 0",
+        )],
+    },
+    Case {
+        name: "StatefulSet volumeClaimTemplates",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            5,
+            "spec.volumeClaimTemplates",
+            "does not provide PersistentVolumeClaims yet",
+        )],
+    },
+    Case {
+        name: "StatefulSet restartPolicy Never",
+        yaml: r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: db, image: "db:1"}]
+"#,
+        errors: &[(
+            9,
+            "spec.template.spec.restartPolicy",
+            "Unsupported value: \"Never\"",
+        )],
+    },
 ];
