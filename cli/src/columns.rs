@@ -193,6 +193,10 @@ fn init_status(p: &Pod) -> Option<String> {
 /// kubectl's STATUS: how far init containers are, a waiting or terminated container's
 /// reason, else the phase.
 pub fn pod_status(p: &Pod) -> String {
+    // As kubectl: a pod deleted gracefully, its node still stopping it.
+    if p.metadata.deletion_timestamp.is_some() {
+        return "Terminating".to_string();
+    }
     if let Some(init) = init_status(p) {
         return init;
     }

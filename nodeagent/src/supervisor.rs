@@ -161,12 +161,9 @@ impl Supervisor {
         }
         st.applied_generation = set.generation;
         st.floor = set.generation;
-        st.desired = set
-            .pods
-            .into_iter()
-            .filter(|p| !p.is_deleting())
-            .map(|p| (p.uid.clone(), p))
-            .collect();
+        let (deleting, desired): (Vec<_>, Vec<_>) =
+            set.pods.into_iter().partition(|p| p.is_deleting());
+        st.desired = desired.into_iter().map(|p| (p.uid.clone(), p)).collect();
         let first = !st.synced;
         st.synced = true;
         if first && let Some(found) = st.found.take() {
@@ -204,6 +201,18 @@ impl Supervisor {
             }
         }
         self.reconcile(&mut st);
+        // A pod being deleted gracefully is gone from the store once this node says it is
+        // stopped: its worker says so when it ends; with no worker (it ended before, or the
+        // agent restarted since) nothing of it runs here, so say it now.
+        for pod in deleting {
+            let running = st.workers.contains_key(&pod.uid)
+                || st.found.as_ref().is_some_and(|f| f.contains_key(&pod.uid));
+            if !running {
+                self.ctx
+                    .hub
+                    .publish_deleted(&pod.uid, &pod.namespace, &pod.name);
+            }
+        }
         Ok(st.applied_generation)
     }
 

@@ -84,7 +84,7 @@ impl NodeRegistry {
     /// were replaced (another uid) or are bound elsewhere are ignored.
     pub async fn pod_status(&self, node: &str, update: &PodStatusUpdate) {
         if update.deleted {
-            return;
+            return self.pod_stopped(node, update).await;
         }
         if update.status.len() > MAX_STATUS_BYTES {
             tracing::warn!(node, pod = %format!("{}/{}", update.namespace, update.name), bytes = update.status.len(), "pod status too large; ignored");
@@ -131,6 +131,33 @@ impl NodeRegistry {
                     return;
                 }
             }
+        }
+    }
+}
+
+impl NodeRegistry {
+    /// `node` has stopped and removed a pod: one being deleted gracefully (it has a
+    /// deletionTimestamp, as a StatefulSet's pods) is now removed from the store, so its
+    /// name is free for the next one. Other pods' removals are ignored: they were deleted
+    /// at once, or the report is for another uid or node.
+    async fn pod_stopped(&self, node: &str, update: &PodStatusUpdate) {
+        let key = ObjectKey::new(Kind::Pod, &update.namespace, &update.name);
+        let Ok(Some(stored)) = self.store.get(&key).await else {
+            return;
+        };
+        let Object::Pod(pod) = &stored.object else {
+            return;
+        };
+        if pod.metadata.uid.as_deref() != Some(update.uid.as_str())
+            || pod.spec.node_name.as_deref() != Some(node)
+            || pod.metadata.deletion_timestamp.is_none()
+        {
+            return;
+        }
+        match self.store.delete(&key, Some(stored.resource_version)).await {
+            Ok(_) => tracing::debug!(node, pod = %key, "stopped on its node; removed"),
+            Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
+            Err(e) => tracing::warn!(node, pod = %key, error = %e, "cannot remove a stopped pod"),
         }
     }
 }

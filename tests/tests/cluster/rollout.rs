@@ -103,13 +103,17 @@ spec:
     )
 }
 
-/// The StatefulSet's pods: name → (image tag, Running and Ready).
+/// The StatefulSet's pods: name → (image tag, Running and Ready), terminating ones marked
+/// `(terminating)`.
 fn db_pods(server: &Server) -> BTreeMap<String, (String, bool)> {
     pods(server)
         .iter()
         .filter(|p| p["metadata"]["labels"]["app"] == "db")
         .map(|p| {
-            let tag = image(p).rsplit(':').next().unwrap_or("").to_string();
+            let mut tag = image(p).rsplit(':').next().unwrap_or("").to_string();
+            if !p["metadata"]["deletionTimestamp"].is_null() {
+                tag.push_str(" (terminating)");
+            }
             let up = p["status"]["phase"] == "Running" && ready(p);
             (
                 p["metadata"]["name"].as_str().unwrap_or("").to_string(),
@@ -119,7 +123,24 @@ fn db_pods(server: &Server) -> BTreeMap<String, (String, bool)> {
         .collect()
 }
 
-/// Polls `db_pods` until `done`, returning each distinct state seen, in order.
+/// Running app containers of the StatefulSet's pods, by pod name.
+fn db_containers() -> BTreeMap<String, usize> {
+    let mut count = BTreeMap::new();
+    let names = docker(&[
+        "ps",
+        "--filter",
+        "label=keel.dev/role=app",
+        "--format",
+        "{{.Label \"keel.dev/pod-name\"}}",
+    ]);
+    for name in names.lines().filter(|n| n.starts_with("db-")) {
+        *count.entry(name.to_string()).or_insert(0) += 1;
+    }
+    count
+}
+
+/// Polls `db_pods` until `done`, returning each distinct state seen, in order; all along,
+/// no pod name ever has two containers running (a StatefulSet's identity is never doubled).
 fn watch_db(
     server: &Server,
     what: &str,
@@ -132,6 +153,14 @@ fn watch_db(
         if seen.last() != Some(&now) {
             seen.push(now.clone());
         }
+        let doubled: Vec<(String, usize)> = db_containers()
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .collect();
+        assert!(
+            doubled.is_empty(),
+            "two containers of one pod name: {doubled:?} after {seen:#?}"
+        );
         if done(&now) {
             return seen;
         }

@@ -93,15 +93,8 @@ impl Controller for StatefulSetController {
         let members: Vec<Member<'_>> = dependents
             .iter()
             .filter_map(|s| match &s.object {
-                Object::Pod(p)
-                    if pods::controlled_by(&p.metadata, &uid)
-                        && p.metadata.deletion_timestamp.is_none() =>
-                {
-                    Some(Member {
-                        ordinal: decide::ordinal_of(set.metadata.name(), p.metadata.name()),
-                        pod: p,
-                        version: s.resource_version,
-                    })
+                Object::Pod(p) if pods::controlled_by(&p.metadata, &uid) => {
+                    Some(Member::new(set.metadata.name(), p, s.resource_version))
                 }
                 _ => None,
             })
@@ -115,8 +108,13 @@ impl Controller for StatefulSetController {
         // Every step is tried; the first failure is returned after the others.
         let mut first_error = None;
         for doomed in &plan.delete {
-            let pod_key = ObjectKey::new(Kind::Pod, &key.namespace, &doomed.name);
-            match ctx.delete(&pod_key, doomed.version).await.or_raced() {
+            let Some(member) = members
+                .iter()
+                .find(|m| m.pod.metadata.name() == doomed.name)
+            else {
+                continue;
+            };
+            match terminate(key, member, ctx).await {
                 Ok(Some(_)) => ctx.events().object(
                     &stored.object,
                     EventType::Normal,
@@ -181,6 +179,31 @@ impl Controller for StatefulSetController {
             None => Ok(plan.next_look.map_or(Action::Done, Action::RequeueAfter)),
         }
     }
+}
+
+/// Deletes a member gracefully: marked deleted, it stays until its node reports it stopped
+/// (see `nodes::reports`), so its successor of the same name never runs beside it. A pod
+/// on no node has nothing to stop and goes at once.
+async fn terminate(
+    set: &ObjectKey,
+    member: &Member<'_>,
+    ctx: &Ctx,
+) -> Result<Option<crate::cache::Written>> {
+    let pod_key = ObjectKey::new(Kind::Pod, &set.namespace, member.pod.metadata.name());
+    if member
+        .pod
+        .spec
+        .node_name
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        return ctx.delete(&pod_key, member.version).await.or_raced();
+    }
+    let mut marked = member.pod.clone();
+    marked.metadata.deletion_timestamp = Some(Utc::now());
+    ctx.update(Object::Pod(marked), member.version)
+        .await
+        .or_raced()
 }
 
 /// What `set` asks for, as the decision reads it.

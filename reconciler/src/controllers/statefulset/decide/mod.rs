@@ -10,7 +10,10 @@
 //!   ordinal down to the partition, each waiting for the one above it to be Running and
 //!   Ready again; pods below the partition keep (and are made again at) the current
 //!   revision. `OnDelete` replaces a pod only when it is deleted;
-//! - failed or finished pods are deleted, to be made again.
+//! - failed or finished pods are deleted, to be made again;
+//! - a pod is deleted gracefully: it stays, terminating, until its node has stopped it, and
+//!   only then is its name free for the next one (never two pods of one name at once).
+//!   Ordered, nothing else moves while a pod terminates.
 
 use std::time::Duration;
 
@@ -47,6 +50,16 @@ pub struct Member<'a> {
     pub version: u64,
 }
 
+impl<'a> Member<'a> {
+    pub fn new(set_name: &str, pod: &'a Pod, version: u64) -> Member<'a> {
+        Member {
+            ordinal: ordinal_of(set_name, pod.metadata.name()),
+            pod,
+            version,
+        }
+    }
+}
+
 impl Member<'_> {
     fn name(&self) -> &str {
         self.pod.metadata.name()
@@ -67,7 +80,12 @@ impl Member<'_> {
     }
 
     fn failed_or_done(&self) -> bool {
-        self.pod.is_finished()
+        self.pod.is_finished() && !self.terminating()
+    }
+
+    /// Deleted, and its node not done stopping it yet.
+    pub fn terminating(&self) -> bool {
+        self.pod.metadata.deletion_timestamp.is_some()
     }
 }
 
@@ -110,7 +128,7 @@ pub struct Plan {
     pub waiting: Option<String>,
 }
 
-/// Decides one pass over `members` (the set's pods that are not being deleted).
+/// Decides one pass over `members` (the set's pods, terminating ones too).
 pub fn plan(
     wanted: &Wanted,
     current: &str,
@@ -143,6 +161,13 @@ pub fn plan(
     plan.update_done =
         c.updated == c.replicas && c.ready == c.replicas && c.replicas == wanted.replicas;
 
+    // Ordered, a pod that is stopping holds everything up until it is gone.
+    if !wanted.parallel
+        && let Some(m) = members.iter().find(|m| m.terminating())
+    {
+        plan.waiting = Some(format!("waiting for {} to stop", m.name()));
+        return plan;
+    }
     // Failed or finished pods go, to be made again.
     for m in members.iter().filter(|m| m.failed_or_done()) {
         plan.delete.push(doomed(m));
@@ -161,6 +186,8 @@ pub fn plan(
                     return plan;
                 }
             }
+            // Its name is free once its node has stopped it.
+            Some(m) if m.terminating() => {}
             Some(m) if !wanted.parallel && !m.healthy() && !m.failed_or_done() => {
                 plan.waiting = Some(format!("waiting for {} to be Running and Ready", m.name()));
                 return plan;
@@ -173,7 +200,7 @@ pub fn plan(
     let mut surplus: Vec<&Member<'_>> = members
         .iter()
         .filter(|m| m.ordinal.is_none_or(|o| o < wanted.start || o >= end))
-        .filter(|m| !m.failed_or_done())
+        .filter(|m| !m.failed_or_done() && !m.terminating())
         .collect();
     surplus.sort_by_key(|m| std::cmp::Reverse(m.ordinal));
     if let Some(first) = surplus.first() {
@@ -194,7 +221,8 @@ pub fn plan(
     }
     let lowest = wanted.start + partition.max(0);
     for ordinal in (lowest.max(wanted.start)..end).rev() {
-        let Some(m) = slot(ordinal) else {
+        let Some(m) = slot(ordinal).filter(|m| !m.terminating()) else {
+            plan.waiting = Some(format!("waiting for ordinal {ordinal} to be made again"));
             return plan;
         };
         if m.revision() != Some(update) {
@@ -228,7 +256,7 @@ fn counts(
     now: DateTime<Utc>,
 ) -> Counts {
     let mut c = Counts::default();
-    for m in members {
+    for m in members.iter().filter(|m| !m.terminating()) {
         c.replicas += 1;
         if m.healthy() {
             c.ready += 1;

@@ -28,12 +28,13 @@ fn pod(name: &str, revision: &str, state: State) -> Pod {
 fn members(pods: &[Pod]) -> Vec<Member<'_>> {
     pods.iter()
         .enumerate()
-        .map(|(i, p)| Member {
-            ordinal: ordinal_of("web", p.metadata.name()),
-            pod: p,
-            version: i as u64 + 1,
-        })
+        .map(|(i, p)| Member::new("web", p, i as u64 + 1))
         .collect()
+}
+
+fn terminating(mut pod: Pod) -> Pod {
+    pod.metadata.deletion_timestamp = Some(Utc::now());
+    pod
 }
 
 fn wanted(replicas: i64, parallel: bool, partition: Option<i64>) -> Wanted {
@@ -228,4 +229,52 @@ fn ordinals_are_read_only_from_the_sets_own_names() {
         assert_eq!(ordinal_of("web", name), None, "{name}");
     }
     assert_eq!(ordinal_of("web-1", "web-1-3"), Some(3));
+}
+
+#[test]
+fn a_terminating_pod_holds_its_name_and_ordered_progress() {
+    let w = wanted(3, false, Some(0));
+    // web-2 is stopping after a scale-down to 2... then a scale back up to 3: nothing is made
+    // until it is gone, and web-1 is not touched meanwhile.
+    let pods = [
+        pod("web-0", "r1", State::Ready),
+        pod("web-1", "r1", State::Ready),
+        terminating(pod("web-2", "r1", State::Ready)),
+    ];
+    let plan = super::plan(&w, "r1", "r1", &members(&pods), Utc::now());
+    assert!(plan.create.is_empty() && plan.delete.is_empty(), "{plan:?}");
+    assert_eq!(plan.counts.replicas, 2, "a terminating pod is not counted");
+    // Ordered scale-down: the next pod goes only once the first has stopped.
+    let plan = super::plan(
+        &wanted(1, false, Some(0)),
+        "r1",
+        "r1",
+        &members(&pods),
+        Utc::now(),
+    );
+    assert!(plan.delete.is_empty(), "{plan:?}");
+    // An update waits for the replaced pod to be made again.
+    let pods = [
+        pod("web-0", "r1", State::Ready),
+        pod("web-1", "r1", State::Ready),
+        terminating(pod("web-2", "r1", State::Ready)),
+    ];
+    let plan = super::plan(
+        &wanted(3, true, Some(0)),
+        "r1",
+        "r2",
+        &members(&pods),
+        Utc::now(),
+    );
+    assert!(plan.create.is_empty() && plan.delete.is_empty(), "{plan:?}");
+    // Parallel: other ordinals go on.
+    let pods = [terminating(pod("web-0", "r1", State::Ready))];
+    let plan = super::plan(
+        &wanted(3, true, Some(0)),
+        "r1",
+        "r1",
+        &members(&pods),
+        Utc::now(),
+    );
+    assert_eq!(plan.create, vec![(1, From::Update), (2, From::Update)]);
 }
