@@ -37,6 +37,7 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::ReplicationController(r) => replicas(&r.metadata, r.spec.replicas, rc_counts(r)),
         Object::DaemonSet(d) => daemon_set(d),
         Object::StatefulSet(s) => stateful_set(s),
+        Object::PersistentVolumeClaim(c) => claim(c),
         Object::Job(j) => job(j),
         Object::CronJob(c) => cron_job(c),
         Object::Pod(p) => pod(p),
@@ -58,7 +59,8 @@ pub fn health(object: &Object) -> (Health, String) {
         | Object::Node(_)
         | Object::Endpoints(_)
         | Object::Event(_)
-        | Object::ControllerRevision(_) => (Health::Healthy, String::new()),
+        | Object::ControllerRevision(_)
+        | Object::PersistentVolume(_) => (Health::Healthy, String::new()),
     }
 }
 
@@ -199,6 +201,21 @@ fn stateful_set(s: &StatefulSet) -> (Health, String) {
         (Health::Healthy, message)
     } else {
         (Health::Progressing, message)
+    }
+}
+
+/// Bound is healthy; a claim waits, Progressing, for its first pod to land on a node (the
+/// local-path class binds there).
+fn claim(c: &keel_schema::types::storage::PersistentVolumeClaim) -> (Health, String) {
+    let phase = c.status.as_ref().and_then(|s| s.phase.as_deref());
+    match (phase, c.spec.volume_name.as_deref()) {
+        (Some("Bound"), Some(volume)) => (Health::Healthy, format!("bound to {volume}")),
+        (Some("Lost"), _) => (Health::Degraded, "its volume is gone".to_string()),
+        _ => (
+            Health::Progressing,
+            "waiting for its first pod to be scheduled (the volume is made on that node)"
+                .to_string(),
+        ),
     }
 }
 

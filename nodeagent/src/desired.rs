@@ -34,6 +34,8 @@ pub struct DesiredPod {
     /// ConfigMaps and Secrets of the pod's namespace, by name.
     pub config_maps: Arc<BTreeMap<String, ConfigMap>>,
     pub secrets: Arc<BTreeMap<String, Secret>>,
+    /// The local volumes of the namespace's claims on this node: claim name → handle.
+    pub claims: Arc<BTreeMap<String, String>>,
     /// `NAME_SERVICE_HOST`-style variables for the Services of the pod's namespace, as they
     /// are in this set; a container gets those of the set it starts from.
     pub service_env: Arc<Vec<(String, String)>>,
@@ -84,6 +86,8 @@ pub struct DesiredSet {
     /// The Ingresses the node's ingress proxy serves, and their TLS Secrets.
     pub ingresses: Vec<keel_schema::types::networking::Ingress>,
     pub ingress_secrets: Vec<keel_schema::types::core::Secret>,
+    /// Local volumes to remove from this node (their claims are gone).
+    pub released_volumes: Vec<String>,
 }
 
 /// Why a `Sync` message was refused; every problem found, one per line.
@@ -158,6 +162,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         &mut problems,
     );
     let secrets = by_namespace(&msg.secrets, "secrets", Kind::Secret, &mut problems);
+    let (claims, released_volumes) = local_volumes(msg, &mut problems);
     let (services, dns_services) = proxied_services(msg, &mut problems);
     let peers = network_peers(msg, &mut problems);
     let mut announce = Vec::with_capacity(msg.announce.len());
@@ -210,6 +215,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
             hash: spec_hash(&pod),
             config_maps: config_maps.get(&namespace).cloned().unwrap_or_default(),
             secrets: secrets.get(&namespace).cloned().unwrap_or_default(),
+            claims: claims.get(&namespace).cloned().unwrap_or_default(),
             service_env: service_env
                 .entry(namespace.clone())
                 .or_insert_with(|| Arc::new(service_links(&services, &namespace)))
@@ -232,7 +238,46 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         announce,
         ingresses,
         ingress_secrets,
+        released_volumes,
     })
+}
+
+/// The local volumes by namespace (claim → handle), and the released ones; a handle that is
+/// not a name keel makes refuses the set (it becomes a path on the node).
+#[allow(clippy::type_complexity)]
+fn local_volumes(
+    msg: &NodeDesired,
+    problems: &mut Vec<String>,
+) -> (HashMap<String, Arc<BTreeMap<String, String>>>, Vec<String>) {
+    let mut claims: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    for (i, v) in msg.volumes.iter().enumerate() {
+        if !crate::pod::local_volumes::valid_handle(&v.handle) {
+            problems.push(format!(
+                "volumes[{i}]: handle {:?} is not a volume name",
+                v.handle
+            ));
+            continue;
+        }
+        claims
+            .entry(v.namespace.clone())
+            .or_default()
+            .insert(v.claim.clone(), v.handle.clone());
+    }
+    let mut released = Vec::with_capacity(msg.released_volumes.len());
+    for (i, handle) in msg.released_volumes.iter().enumerate() {
+        if crate::pod::local_volumes::valid_handle(handle) {
+            released.push(handle.clone());
+        } else {
+            problems.push(format!(
+                "released_volumes[{i}]: {handle:?} is not a volume name"
+            ));
+        }
+    }
+    let claims = claims
+        .into_iter()
+        .map(|(ns, m)| (ns, Arc::new(m)))
+        .collect();
+    (claims, released)
 }
 
 /// The nodes' ranges and addresses, checked: a malformed entry refuses the set, since a
@@ -284,6 +329,8 @@ fn bounds(msg: &NodeDesired, node: &str) -> Vec<String> {
         ("announce", msg.announce.len()),
         ("ingresses", msg.ingresses.len()),
         ("ingress_secrets", msg.ingress_secrets.len()),
+        ("volumes", msg.volumes.len()),
+        ("released_volumes", msg.released_volumes.len()),
     ] {
         if n > MAX_OBJECTS {
             problems.push(format!(

@@ -21,6 +21,8 @@ struct Inner {
     /// Pod events not yet sent, oldest first (best effort: the oldest go beyond
     /// [`MAX_EVENTS`], as Kubernetes drops events under pressure).
     events: std::collections::VecDeque<PodEvent>,
+    /// Released local volumes removed from the node, not yet reported.
+    volumes_removed: std::collections::BTreeSet<String>,
 }
 
 /// Pod events kept while the control plane is not listening.
@@ -128,6 +130,19 @@ impl StatusHub {
     /// The queued pod events, oldest first; they are the caller's to send now.
     pub fn take_events(&self) -> Vec<PodEvent> {
         self.lock().events.drain(..).collect()
+    }
+
+    /// Queues the report that a released local volume's directory is gone.
+    pub fn record_volume_removed(&self, handle: &str) {
+        self.lock().volumes_removed.insert(handle.to_string());
+        self.changed.send_modify(|_| {});
+    }
+
+    /// The removed volumes to report now.
+    pub fn take_volumes_removed(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().volumes_removed)
+            .into_iter()
+            .collect()
     }
 
     /// Wakes on every change.

@@ -29,6 +29,7 @@ fn changed_for_node(old: &DesiredPod, new: &DesiredPod) -> bool {
     old.hash != new.hash
         || (!Arc::ptr_eq(&old.config_maps, &new.config_maps) && old.config_maps != new.config_maps)
         || (!Arc::ptr_eq(&old.secrets, &new.secrets) && old.secrets != new.secrets)
+        || (!Arc::ptr_eq(&old.claims, &new.claims) && old.claims != new.claims)
 }
 
 #[derive(Default)]
@@ -161,6 +162,7 @@ impl Supervisor {
         }
         st.applied_generation = set.generation;
         st.floor = set.generation;
+        let released = set.released_volumes;
         let (deleting, desired): (Vec<_>, Vec<_>) =
             set.pods.into_iter().partition(|p| p.is_deleting());
         st.desired = desired.into_iter().map(|p| (p.uid.clone(), p)).collect();
@@ -213,7 +215,33 @@ impl Supervisor {
                     .publish_deleted(&pod.uid, &pod.namespace, &pod.name);
             }
         }
+        self.remove_released(&st, released);
         Ok(st.applied_generation)
+    }
+
+    /// Removes the released local volumes no pod here still uses, off the caller's thread,
+    /// and reports each one gone.
+    fn remove_released(&self, st: &State, released: Vec<String>) {
+        let in_use = |handle: &String| {
+            let uses = |p: &DesiredPod| p.claims.values().any(|h| h == handle);
+            st.desired.values().any(|p| uses(p))
+                || st
+                    .workers
+                    .values()
+                    .any(|w| w.given.as_ref().is_some_and(|p| uses(p)))
+        };
+        let free: Vec<String> = released.into_iter().filter(|h| !in_use(h)).collect();
+        if free.is_empty() {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        tokio::task::spawn_blocking(move || {
+            for handle in free {
+                if crate::pod::local_volumes::remove(&ctx.data_dir, &handle) {
+                    ctx.hub.record_volume_removed(&handle);
+                }
+            }
+        });
     }
 
     fn reconcile(&self, st: &mut State) {

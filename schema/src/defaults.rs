@@ -11,6 +11,7 @@ use crate::types::apps::{
 };
 use crate::types::core::{ClientIpConfig, ReplicationController, SecretData, ServiceSpec};
 use crate::types::pod::{PodSpec, PodTemplateSpec, Probe};
+use crate::types::storage::PersistentVolumeClaimSpec;
 
 pub const DEFAULT_NAMESPACE: &str = "default";
 pub const DEFAULT_GRACE_SECONDS: i64 = 30;
@@ -163,6 +164,7 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::Deployment(d) => deployment_defaults(d),
         Object::DaemonSet(ds) => daemon_set_defaults(ds),
         Object::StatefulSet(s) => stateful_set_defaults(s),
+        Object::PersistentVolumeClaim(c) => claim_defaults(&mut c.spec),
         Object::CronJob(c) => {
             set(&mut c.spec.concurrency_policy, "Allow".to_string());
             set(&mut c.spec.suspend, false);
@@ -186,8 +188,18 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::Node(_)
         | Object::Endpoints(_)
         | Object::Event(_)
-        | Object::ControllerRevision(_) => {}
+        | Object::ControllerRevision(_)
+        | Object::PersistentVolume(_) => {}
     }
+}
+
+/// As Kubernetes' default StorageClass admission (keel's is `local-path`).
+fn claim_defaults(spec: &mut PersistentVolumeClaimSpec) {
+    set(
+        &mut spec.storage_class_name,
+        crate::types::storage::LOCAL_PATH.to_string(),
+    );
+    set(&mut spec.volume_mode, "Filesystem".to_string());
 }
 
 fn stateful_set_defaults(sts: &mut StatefulSet) {
@@ -203,6 +215,9 @@ fn stateful_set_defaults(sts: &mut StatefulSet) {
     if strategy.type_.as_deref() == Some("RollingUpdate") {
         let ru = strategy.rolling_update.get_or_insert_with(Default::default);
         set(&mut ru.partition, 0);
+    }
+    for claim in spec.volume_claim_templates.iter_mut().flatten() {
+        claim_defaults(&mut claim.spec);
     }
     let retention = spec
         .persistent_volume_claim_retention_policy

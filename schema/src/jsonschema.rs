@@ -28,6 +28,9 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::Deployment => kind_schema::<Deployment>(generator),
         Kind::ReplicaSet => kind_schema::<ReplicaSet>(generator),
         Kind::DaemonSet => kind_schema::<DaemonSet>(generator),
+        Kind::PersistentVolumeClaim => {
+            kind_schema::<crate::types::storage::PersistentVolumeClaim>(generator)
+        }
         Kind::StatefulSet => kind_schema::<crate::types::apps::StatefulSet>(generator),
         Kind::Job => kind_schema::<Job>(generator),
         Kind::CronJob => kind_schema::<crate::types::batch::CronJob>(generator),
@@ -40,7 +43,11 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::ClusterRoleBinding => {
             kind_schema::<crate::types::rbac::ClusterRoleBinding>(generator)
         }
-        Kind::Node | Kind::Endpoints | Kind::Event | Kind::ControllerRevision => None,
+        Kind::Node
+        | Kind::Endpoints
+        | Kind::Event
+        | Kind::ControllerRevision
+        | Kind::PersistentVolume => None,
     }
 }
 

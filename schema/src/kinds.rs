@@ -20,6 +20,7 @@ use crate::types::meta::ObjectMeta;
 use crate::types::networking::{Ingress, IngressClass};
 use crate::types::pod::Pod;
 use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use crate::types::storage::{PersistentVolume, PersistentVolumeClaim};
 use crate::yaml;
 
 /// What keel knows about a kind: where it is served, what it is called on the command line,
@@ -313,6 +314,14 @@ kinds! {
     ClusterRoleBinding {
         api_version: "rbac.authorization.k8s.io/v1", plural: "clusterrolebindings", short_names: [],
         namespaced: false, live_only: false,
+    },
+    PersistentVolumeClaim {
+        api_version: "v1", plural: "persistentvolumeclaims", short_names: ["pvc"],
+        namespaced: true, live_only: false,
+    },
+    PersistentVolume {
+        api_version: "v1", plural: "persistentvolumes", short_names: ["pv"],
+        namespaced: false, live_only: true,
     },
     Node {
         api_version: "v1", plural: "nodes", short_names: ["no"],

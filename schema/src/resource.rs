@@ -12,6 +12,7 @@ use crate::types::core::{
 use crate::types::meta::{Condition, ObjectMeta};
 use crate::types::pod::{Pod, PodSpec, PodTemplateSpec};
 use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use crate::types::storage::{PersistentVolume, PersistentVolumeClaim};
 
 /// Per-kind behaviour, implemented by each kind's type.
 pub trait Resource {
@@ -344,6 +345,44 @@ impl Resource for DaemonSet {
     }
     status!(conditions);
     templated!();
+}
+
+/// A claim's `spec.volumeName` is the cluster's (its provisioner binds it; git may not set
+/// it): the declared body is the rest, and a write from git keeps the binding.
+impl Resource for PersistentVolumeClaim {
+    fn same_body(&self, other: &Self) -> bool {
+        let unbound = |c: &PersistentVolumeClaim| {
+            let mut spec = c.spec.clone();
+            spec.volume_name = None;
+            spec
+        };
+        unbound(self) == unbound(other)
+    }
+
+    fn keep_status_from(&mut self, old: &Self) {
+        if self.status.is_none() {
+            self.status.clone_from(&old.status);
+        }
+        if self.spec.volume_name.is_none() {
+            self.spec.volume_name.clone_from(&old.spec.volume_name);
+        }
+    }
+
+    fn clear_status(&mut self) {
+        self.status = None;
+    }
+
+    no_conditions!();
+    no_pods!();
+}
+
+impl Resource for PersistentVolume {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!();
+    no_conditions!();
+    no_pods!();
 }
 
 impl Resource for StatefulSet {

@@ -360,6 +360,14 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
             yaml_section(out, "Status", s.status.as_ref());
         }
         Object::ControllerRevision(r) => yaml_section(out, "Data", r.data.as_ref()),
+        Object::PersistentVolumeClaim(c) => {
+            yaml_section(out, "Spec", Some(&c.spec));
+            yaml_section(out, "Status", c.status.as_ref());
+        }
+        Object::PersistentVolume(v) => {
+            yaml_section(out, "Spec", Some(&v.spec));
+            yaml_section(out, "Status", v.status.as_ref());
+        }
     }
 }
 

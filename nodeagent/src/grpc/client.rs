@@ -266,6 +266,12 @@ impl Stream<'_> {
                 return false;
             }
         }
+        for handle in self.hub.take_volumes_removed() {
+            let removed = keel_agent_protocol::VolumeRemoved { handle };
+            if !self.send(Report::VolumeRemoved(removed)).await {
+                return false;
+            }
+        }
         true
     }
 

@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod fs_group;
 pub mod grpc_probe;
+pub mod local_volumes;
 pub mod pinned;
 pub mod probe;
 pub mod spec;

@@ -397,6 +397,8 @@ mod tests {
                 service("other", "db", "10.96.0.21"),
             ],
             nodes: Vec::new(),
+            volumes: Vec::new(),
+            released_volumes: Vec::new(),
             announce: Vec::new(),
             ingresses: Vec::new(),
             ingress_secrets: Vec::new(),

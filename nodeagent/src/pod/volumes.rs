@@ -289,6 +289,8 @@ pub fn prepare(
             (secret(&v.name, src, pod, dir)?, Owned::Files)
         } else if let Some(src) = &v.host_path {
             (host_path(&v.name, src, allowed_host_paths)?, Owned::No)
+        } else if let Some(src) = &v.persistent_volume_claim {
+            (claim(&v.name, src, pod, pod_dir)?, Owned::Folder)
         } else {
             continue;
         };
@@ -306,6 +308,31 @@ pub fn prepare(
         out.insert(v.name.clone(), volume);
     }
     Ok(out)
+}
+
+/// A claim's local volume (`DATA_DIR/volumes/<handle>`; the pod dir is
+/// `DATA_DIR/pods/<uid>`), once the control plane has bound it on this node.
+fn claim(
+    volume: &str,
+    src: &keel_schema::types::pod::PersistentVolumeClaimVolumeSource,
+    pod: &DesiredPod,
+    pod_dir: &Path,
+) -> Result<HostVolume, String> {
+    let Some(handle) = pod.claims.get(&src.claim_name) else {
+        return Err(format!(
+            "volume {volume:?}: PersistentVolumeClaim {:?} is not bound to a volume on this node yet",
+            src.claim_name
+        ));
+    };
+    let data_dir = pod_dir
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("volume {volume:?}: no data dir above {}", pod_dir.display()))?;
+    Ok(HostVolume {
+        path: super::local_volumes::ensure(data_dir, handle)?,
+        read_only: src.read_only == Some(true),
+        host_root: None,
+    })
 }
 
 /// A directory on the node's disk, writable by any user a container runs as, as

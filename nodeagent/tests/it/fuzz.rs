@@ -99,6 +99,16 @@ fn desired() -> impl Strategy<Value = NodeDesired> {
                         .map(|(service, endpoints)| ServiceEntry { service, endpoints })
                         .collect(),
                     nodes,
+                    // Arbitrary text as volume names too: they become paths on the node.
+                    volumes: announce
+                        .iter()
+                        .map(|handle| keel_agent_protocol::LocalVolume {
+                            namespace: "default".into(),
+                            claim: "data".into(),
+                            handle: handle.clone(),
+                        })
+                        .collect(),
+                    released_volumes: announce.clone(),
                     announce,
                     ingresses,
                     ingress_secrets: Vec::new(),

@@ -222,6 +222,8 @@ impl Harness {
                 .map(|v| serde_json::to_vec(v).unwrap())
                 .collect(),
             services: Vec::new(),
+            volumes: Vec::new(),
+            released_volumes: Vec::new(),
             nodes: Vec::new(),
             announce: Vec::new(),
             ingresses: Vec::new(),

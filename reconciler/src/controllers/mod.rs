@@ -10,6 +10,7 @@
 //!   addresses of LoadBalancer Services.
 //! - [`ingress`]: which Ingresses keel serves, and their status (the Ready nodes).
 //! - [`scheduling`]: binds pending pods with `keel_scheduler`.
+//! - [`volumes`]: the `local-path` provisioner: a claim's volume on its first pod's node.
 //! - [`gc`]: deletes objects whose owners are gone.
 //! - [`eviction`]: deletes the pods of nodes that stayed not ready.
 //! - [`pods`]: what several controllers ask of a pod (active, ready, available, owner).
@@ -28,6 +29,7 @@ pub mod replicas;
 pub mod runtime;
 pub mod scheduling;
 pub mod statefulset;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -49,6 +51,7 @@ pub fn start(tasks: &Tasks, store: Store, cache: Cache, config: Config, events: 
     spawn(tasks, &shared, deployment::DeploymentController, 2);
     spawn(tasks, &shared, daemonset::DaemonSetController, 1);
     spawn(tasks, &shared, statefulset::StatefulSetController, 1);
+    spawn(tasks, &shared, volumes::VolumeController, 1);
     spawn(tasks, &shared, job::JobController, 2);
     spawn(tasks, &shared, cronjob::CronJobController, 1);
     spawn(tasks, &shared, endpoints::EndpointsController, 2);

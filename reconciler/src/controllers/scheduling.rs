@@ -37,6 +37,56 @@ pub struct SchedulingController {
     binding: Mutex<HashMap<String, Pod>>,
 }
 
+/// The node the pod's bound volumes live on, if any; why it cannot be placed when a claim
+/// is missing or its volumes are on different nodes.
+fn volume_node(pod: &Pod, cache: &Cache) -> std::result::Result<Option<String>, String> {
+    let mut node: Option<String> = None;
+    for v in pod.spec.volumes.iter().flatten() {
+        let Some(source) = &v.persistent_volume_claim else {
+            continue;
+        };
+        let key = ObjectKey::new(
+            Kind::PersistentVolumeClaim,
+            pod.metadata.namespace(),
+            &source.claim_name,
+        );
+        let claim = match cache.get(&key).map(|s| s.object.clone()) {
+            Some(Object::PersistentVolumeClaim(c)) => c,
+            _ => {
+                return Err(format!(
+                    "persistentvolumeclaim {:?} not found",
+                    source.claim_name
+                ));
+            }
+        };
+        let Some(volume) = claim.spec.volume_name.as_deref() else {
+            continue;
+        };
+        let here = match cache.get(&ObjectKey::new(Kind::PersistentVolume, "", volume)) {
+            Some(s) => match &s.object {
+                Object::PersistentVolume(pv) => pv.node().map(str::to_string),
+                _ => None,
+            },
+            None => {
+                return Err(format!(
+                    "persistentvolume {volume:?} of claim {:?} not found",
+                    source.claim_name
+                ));
+            }
+        };
+        match (&node, here) {
+            (Some(a), Some(b)) if *a != b => {
+                return Err(format!(
+                    "the pod's volumes are on different nodes ({a}, {b})"
+                ));
+            }
+            (None, Some(b)) => node = Some(b),
+            _ => {}
+        }
+    }
+    Ok(node)
+}
+
 fn pending(pod: &Pod) -> bool {
     pod.spec.node_name.as_deref().is_none_or(str::is_empty) && pods::is_active(pod)
 }
@@ -183,6 +233,8 @@ impl Controller for SchedulingController {
                     }
                 }
             },
+            // A claim or volume that came or moved may let a waiting pod go.
+            Some(Kind::PersistentVolumeClaim | Kind::PersistentVolume) => self.retry_waiting(out),
             _ => {}
         }
     }
@@ -204,10 +256,31 @@ impl Controller for SchedulingController {
             return Ok(Action::Done);
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        // Volumes first: a claim that is not there holds the pod; a bound one pins it to
+        // its volume's node.
+        let pinned = match volume_node(pod, ctx.cache()) {
+            Ok(node) => node,
+            Err(why) => {
+                self.waiting().insert(key.clone());
+                self.mark_unschedulable(key, &stored, pod, why, ctx).await?;
+                return Ok(Action::RequeueAfter(UNSCHEDULABLE_RETRY));
+            }
+        };
         let placed = {
             // Placed and marked as binding under one lock: a rebuild never misses it.
             let mut sched = self.scheduler();
-            let placed = sched.schedule(pod);
+            let placed = match pinned {
+                Some(node) => {
+                    let mut on_node = pod.clone();
+                    on_node
+                        .spec
+                        .node_selector
+                        .get_or_insert_with(Default::default)
+                        .insert("kubernetes.io/hostname".into(), node);
+                    sched.schedule(&on_node)
+                }
+                None => sched.schedule(pod),
+            };
             if let Ok(node) = &placed {
                 let mut bound = pod.clone();
                 bound.spec.node_name = Some(node.clone());

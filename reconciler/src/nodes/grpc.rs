@@ -224,6 +224,10 @@ impl ControlPlane for ControlPlaneService {
                     registry.heartbeat(name).await;
                     registry.pod_status(name, update).await;
                 }
+                Some(Report::VolumeRemoved(removed)) => {
+                    registry.heartbeat(name).await;
+                    registry.volume_removed(name, &removed.handle).await;
+                }
                 None => {}
             }
         }

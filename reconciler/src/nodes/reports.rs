@@ -162,6 +162,42 @@ impl NodeRegistry {
     }
 }
 
+impl NodeRegistry {
+    /// `node` has removed a released local volume's directory: the volume object goes,
+    /// when it is one of this node's being deleted.
+    pub async fn volume_removed(&self, node: &str, handle: &str) {
+        let key = ObjectKey::new(Kind::PersistentVolume, "", handle);
+        let Ok(Some(stored)) = self.store.get(&key).await else {
+            return;
+        };
+        let Object::PersistentVolume(pv) = &stored.object else {
+            return;
+        };
+        if pv.node() != Some(node)
+            || pv.local_handle() != Some(handle)
+            || pv.metadata.deletion_timestamp.is_none()
+        {
+            tracing::debug!(
+                node,
+                volume = handle,
+                "removal report for a volume not released here; ignored"
+            );
+            return;
+        }
+        match self.store.delete(&key, Some(stored.resource_version)).await {
+            Ok(_) => tracing::info!(
+                node,
+                volume = handle,
+                "released volume removed from its node"
+            ),
+            Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(node, volume = handle, error = %e, "cannot delete a removed volume")
+            }
+        }
+    }
+}
+
 /// `s` cut to at most `max` bytes, at a character boundary.
 fn bounded(s: &str, max: usize) -> String {
     s.chars()

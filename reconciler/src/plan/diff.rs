@@ -43,6 +43,12 @@ pub fn comparable(o: &Object) -> Value {
     let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut v {
         map.remove("status");
+        // A claim's volume is bound by the cluster.
+        if o.kind() == keel_schema::Kind::PersistentVolumeClaim
+            && let Some(Value::Object(spec)) = map.get_mut("spec")
+        {
+            spec.remove("volumeName");
+        }
         if let Some(Value::Object(meta)) = map.get_mut("metadata") {
             for field in [
                 "uid",

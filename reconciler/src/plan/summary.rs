@@ -129,6 +129,16 @@ fn created(o: &Object) -> String {
             )
         }
         Object::Namespace(_) => "namespace created".to_string(),
+        Object::PersistentVolumeClaim(c) => format!(
+            "claims {} ({}), made on the node where its first pod runs",
+            c.spec
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .map_or("?", |q| q.as_str()),
+            c.spec.storage_class_name.as_deref().unwrap_or("local-path")
+        ),
         Object::CronJob(c) => format!(
             "runs a Job on schedule {:?}{} ({})",
             c.spec.schedule,
@@ -158,6 +168,9 @@ fn deleted(o: &Object) -> String {
         Object::Pod(_) => "pod stops".to_string(),
         Object::Service(_) => "service removed: its address stops answering".to_string(),
         Object::Namespace(_) => "namespace removed".to_string(),
+        Object::PersistentVolumeClaim(_) => {
+            "claim removed: its volume and data are deleted once no pod uses it".to_string()
+        }
         Object::ConfigMap(_) | Object::Secret(_) => {
             "removed (pods that use it cannot start again until it is back)".to_string()
         }

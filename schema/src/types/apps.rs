@@ -1,7 +1,8 @@
 //! `apps/v1`: Deployment, ReplicaSet, DaemonSet, StatefulSet, ControllerRevision.
 
 use super::meta::{Condition, ObjectMeta};
-use super::pod::{PodTemplateSpec, ResourceRequirements};
+use super::pod::PodTemplateSpec;
+use super::storage::PersistentVolumeClaimTemplate;
 use crate::intorstr::IntOrString;
 use crate::selector::LabelSelector;
 
@@ -224,30 +225,6 @@ model! {
         pub when_deleted: Option<String>,
         #[schemars(extend("enum" = ["Retain", "Delete", null]))]
         pub when_scaled: Option<String>,
-    }
-}
-
-model! {
-    /// One entry of `volumeClaimTemplates`: a PersistentVolumeClaim each pod gets.
-    pub struct PersistentVolumeClaimTemplate {
-        #[serde(default)]
-        pub api_version: Option<String>,
-        pub kind: Option<String>,
-        #[serde(default)]
-        pub metadata: ObjectMeta,
-        #[serde(default)]
-        pub spec: PersistentVolumeClaimSpec,
-    }
-}
-
-model! {
-    pub struct PersistentVolumeClaimSpec {
-        pub access_modes: Option<Vec<String>>,
-        pub resources: Option<ResourceRequirements>,
-        pub storage_class_name: Option<String>,
-        pub volume_mode: Option<String>,
-        pub volume_name: Option<String>,
-        pub selector: Option<LabelSelector>,
     }
 }
 

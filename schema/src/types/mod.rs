@@ -21,3 +21,4 @@ pub mod meta;
 pub mod networking;
 pub mod pod;
 pub mod rbac;
+pub mod storage;

@@ -383,6 +383,15 @@ model! {
         pub config_map: Option<ConfigMapVolumeSource>,
         pub secret: Option<SecretVolumeSource>,
         pub host_path: Option<HostPathVolumeSource>,
+        pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+    }
+}
+
+model! {
+    pub struct PersistentVolumeClaimVolumeSource {
+        #[serde(default)]
+        pub claim_name: String,
+        pub read_only: Option<bool>,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Checks across the objects of one revision: duplicate objects, named target ports that
-//! no selected pod template defines, and ServiceAccounts pods name but nobody declares.
+//! no selected pod template defines, and ServiceAccounts and PersistentVolumeClaims pods
+//! name but nobody declares.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,7 @@ pub fn validate_revision(items: &[Item<'_>]) -> Vec<(usize, FieldError)> {
     duplicates(items, &mut out);
     named_target_ports(items, &mut out);
     service_accounts(items, &mut out);
+    claims(items, &mut out);
     out
 }
 
@@ -59,6 +61,42 @@ fn service_accounts(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
                 ),
             },
         ));
+    }
+}
+
+/// A pod's PersistentVolumeClaim must be declared in its namespace: otherwise it would never
+/// start. (A StatefulSet's own claims come from its templates and are not in its pod spec.)
+fn claims(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
+    let declared: std::collections::BTreeSet<(&str, &str)> = items
+        .iter()
+        .filter(|item| matches!(item.object, Object::PersistentVolumeClaim(_)))
+        .map(|item| (item.object.namespace(), item.object.name()))
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        let Some(template) = item.object.pod_template() else {
+            continue;
+        };
+        let namespace = item.object.namespace();
+        for (j, volume) in template.spec().volumes.iter().flatten().enumerate() {
+            let Some(claim) = &volume.persistent_volume_claim else {
+                continue;
+            };
+            let name = claim.claim_name.as_str();
+            if name.is_empty() || declared.contains(&(namespace, name)) {
+                continue;
+            }
+            let path = template.spec_path().field("volumes").index(j);
+            out.push((
+                i,
+                FieldError {
+                    path: path.field("persistentVolumeClaim").field("claimName"),
+                    message: format!(
+                        "Not found: PersistentVolumeClaim {name:?} is not declared in \
+                         namespace {namespace:?}; declare it in the repository"
+                    ),
+                },
+            ));
+        }
     }
 }
 

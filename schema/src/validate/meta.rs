@@ -45,6 +45,8 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::ReplicaSet
                 | Kind::DaemonSet
                 | Kind::ControllerRevision
+                | Kind::PersistentVolumeClaim
+                | Kind::PersistentVolume
                 | Kind::Job
                 | Kind::CronJob
                 | Kind::Ingress

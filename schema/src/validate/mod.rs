@@ -4,6 +4,7 @@
 //! Messages follow Kubernetes' wording (`Required value`, `Invalid value: "x": …`,
 //! `Unsupported value: …: supported values: …`), so they read as users already know them.
 
+mod claims;
 pub mod cross;
 pub mod ingress;
 pub mod meta;
@@ -212,6 +213,10 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
             status_set(declared(&o.status), &mut errs);
             workloads::validate_cronjob(o, &spec, &mut errs);
         }
+        Object::PersistentVolumeClaim(o) => {
+            status_set(declared(&o.status), &mut errs);
+            claims::validate_claim_spec(&o.spec, &spec, &mut errs);
+        }
         Object::ConfigMap(o) => storage::validate_configmap(o, &mut errs),
         Object::Secret(o) => storage::validate_secret(o, &mut errs),
         Object::Namespace(o) => status_set(declared(&o.status), &mut errs),
@@ -233,7 +238,8 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
         Object::Node(_)
         | Object::Endpoints(_)
         | Object::Event(_)
-        | Object::ControllerRevision(_) => {}
+        | Object::ControllerRevision(_)
+        | Object::PersistentVolume(_) => {}
     }
     errs.items
 }

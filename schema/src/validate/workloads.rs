@@ -338,16 +338,7 @@ pub fn validate_statefulset(
             errs.one_of(&at.field(field), value.as_deref(), &["Retain", "Delete"]);
         }
     }
-    if spec
-        .volume_claim_templates
-        .as_ref()
-        .is_some_and(|t| !t.is_empty())
-    {
-        errs.forbidden(
-            &path.field("volumeClaimTemplates"),
-            "keel does not provide PersistentVolumeClaims yet; until it does, give the pods an emptyDir or hostPath volume",
-        );
-    }
+    let claims = validate_claim_templates(spec, path, errs);
     if let Some(strategy) = &spec.update_strategy {
         let at = path.field("updateStrategy");
         match strategy.type_.as_deref().unwrap_or("RollingUpdate") {
@@ -374,8 +365,57 @@ pub fn validate_statefulset(
             other => errs.unsupported(&at.field("type"), other, &["OnDelete", "RollingUpdate"]),
         }
     }
-    let template = validate_template(spec.template.as_ref(), path, errs, KEEP_RUNNING);
+    // The pods get a volume per claim template, which their mounts may name.
+    let with_claims = spec.template.clone().map(|mut t| {
+        let volumes = t.spec.volumes.get_or_insert_with(Vec::new);
+        for name in claims {
+            volumes.push(crate::types::pod::Volume {
+                name: name.clone(),
+                persistent_volume_claim: Some(
+                    crate::types::pod::PersistentVolumeClaimVolumeSource {
+                        claim_name: format!("{name}-{}-0", set.metadata.name()),
+                        read_only: None,
+                    },
+                ),
+                ..Default::default()
+            });
+        }
+        t
+    });
+    let template = validate_template(with_claims.as_ref(), path, errs, KEEP_RUNNING);
     validate_label_selector(spec.selector.as_ref(), template, path, "statefulset", errs);
+}
+
+/// `volumeClaimTemplates`: each a claim keel can provide, named as a pod volume that the
+/// template does not already have; returns the names of the valid ones.
+fn validate_claim_templates(
+    spec: &crate::types::apps::StatefulSetSpec,
+    path: &FieldPath,
+    errs: &mut Errors,
+) -> Vec<String> {
+    let declared: std::collections::BTreeSet<&str> = spec
+        .template
+        .iter()
+        .flat_map(|t| t.spec.volumes.iter().flatten())
+        .map(|v| v.name.as_str())
+        .collect();
+    let mut names = Vec::new();
+    for (i, claim) in spec.volume_claim_templates.iter().flatten().enumerate() {
+        let at = path.field("volumeClaimTemplates").index(i);
+        let name = claim.metadata.name();
+        let name_at = at.field("metadata").field("name");
+        if name.is_empty() {
+            errs.required(&name_at);
+        } else if names::dns1123_label(name).is_some() {
+            errs.name(&name_at, name, names::dns1123_label);
+        } else if declared.contains(name) || names.iter().any(|n| n == name) {
+            errs.duplicate(&name_at, name);
+        } else {
+            names.push(name.to_string());
+        }
+        super::claims::validate_claim_spec(&claim.spec, &at.field("spec"), errs);
+    }
+    names
 }
 
 pub fn validate_job(spec: &JobSpec, path: &FieldPath, errs: &mut Errors) {

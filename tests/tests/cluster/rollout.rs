@@ -67,7 +67,7 @@ fn serving(server: &Server, tag: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn stateful_set(replicas: u32, tag: &str, partition: u32) -> String {
+fn stateful_set(replicas: u32, tag: &str, partition: u32, when_scaled: &str) -> String {
     format!(
         r#"apiVersion: v1
 kind: Service
@@ -87,6 +87,12 @@ spec:
   selector: {{matchLabels: {{app: db}}}}
   updateStrategy:
     rollingUpdate: {{partition: {partition}}}
+  persistentVolumeClaimRetentionPolicy: {{whenScaled: {when_scaled}}}
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {{requests: {{storage: 1Mi}}}}
   template:
     metadata: {{labels: {{app: db}}}}
     spec:
@@ -96,6 +102,7 @@ spec:
         image: keel-e2e/web:{tag}
         imagePullPolicy: Never
         command: ["sh", "-c", "sleep 1; exec httpd -f -p 8080 -h /www"]
+        volumeMounts: [{{name: data, mountPath: /data}}]
         readinessProbe:
           tcpSocket: {{port: 8080}}
           periodSeconds: 1
@@ -175,7 +182,70 @@ fn watch_db(
 /// A StatefulSet on the same nodes: pods made one at a time in order, each after the one
 /// before is ready; stable names and host names; removed from the highest ordinal; a
 /// partitioned update that leaves the lower ordinals alone.
-fn check_stateful_set(server: &Server, repo: &std::path::Path) {
+/// The app container of pod `name`.
+fn container_of(name: &str) -> String {
+    let ids = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=keel.dev/pod-name={name}"),
+        "--filter",
+        "label=keel.dev/role=app",
+    ]);
+    ids.lines()
+        .next()
+        .unwrap_or_else(|| panic!("{name}'s container"))
+        .to_string()
+}
+
+/// Each db pod's claim, its volume and the volume's node; and the pod's own node.
+fn db_volumes(server: &Server) -> BTreeMap<String, (String, String, String)> {
+    let mut out = BTreeMap::new();
+    for p in pods(server)
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "db")
+    {
+        let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let claim = format!("data-{name}");
+        let pvc = server
+            .get(&format!(
+                "/api/v1/namespaces/default/persistentvolumeclaims/{claim}"
+            ))
+            .unwrap_or_default();
+        let volume = pvc["spec"]["volumeName"].as_str().unwrap_or("").to_string();
+        let pv = server
+            .get(&format!("/api/v1/persistentvolumes/{volume}"))
+            .unwrap_or_default();
+        let pv_node = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]
+            ["matchExpressions"][0]["values"][0]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let node = p["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+        out.insert(name, (volume, pv_node, node));
+    }
+    out
+}
+
+/// Every db pod's data is what was written for it, and it runs on its volume's node.
+fn check_db_data(server: &Server, names: &[&str]) {
+    let volumes = db_volumes(server);
+    for name in names {
+        let (volume, pv_node, node) = &volumes[*name];
+        assert!(
+            volume.starts_with("pvc-"),
+            "{name}: no volume bound: {volumes:?}"
+        );
+        assert_eq!(
+            pv_node, node,
+            "{name} runs off its volume's node: {volumes:?}"
+        );
+        let text = docker(&["exec", &container_of(name), "cat", "/data/hello"]);
+        assert_eq!(text.trim(), format!("hello from {name}"), "{name}'s data");
+    }
+}
+
+fn check_stateful_set(server: &Server, repo: &std::path::Path, agent_data: &std::path::Path) {
     let up = |names: &[&str], tag: &str| {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let tag = tag.to_string();
@@ -186,7 +256,7 @@ fn check_stateful_set(server: &Server, repo: &std::path::Path) {
                     .all(|n| pods.get(n) == Some(&(tag.clone(), true)))
         }
     };
-    write(repo, "db.yaml", &stateful_set(3, "1", 0));
+    write(repo, "db.yaml", &stateful_set(3, "1", 0, "Retain"));
     commit(repo, "db, 3 replicas");
     let committed = Instant::now();
     let seen = watch_db(server, "db-0..2 ready", up(&["db-0", "db-1", "db-2"], "1"));
@@ -208,6 +278,12 @@ fn check_stateful_set(server: &Server, repo: &std::path::Path) {
             }
         }
     }
+    // Each pod's claim is bound on the node it landed on; what it writes there stays.
+    for name in ["db-0", "db-1", "db-2"] {
+        let script = format!("echo hello from {name} > /data/hello");
+        docker(&["exec", &container_of(name), "sh", "-c", &script]);
+    }
+    check_db_data(server, &["db-0", "db-1", "db-2"]);
     // Each pod is its own host name, and named in its headless Service.
     let db1 = docker(&[
         "ps",
@@ -234,7 +310,7 @@ fn check_stateful_set(server: &Server, repo: &std::path::Path) {
     });
 
     // Scale down to 1: db-2 goes before db-1.
-    write(repo, "db.yaml", &stateful_set(1, "1", 0));
+    write(repo, "db.yaml", &stateful_set(1, "1", 0, "Retain"));
     commit(repo, "db, 1 replica");
     let seen = watch_db(server, "db-0 alone", up(&["db-0"], "1"));
     assert!(
@@ -245,14 +321,16 @@ fn check_stateful_set(server: &Server, repo: &std::path::Path) {
     );
 
     // Back to 3 at a new image with partition 1: db-2 then db-1 updated, db-0 kept.
-    write(repo, "db.yaml", &stateful_set(3, "1", 0));
+    write(repo, "db.yaml", &stateful_set(3, "1", 0, "Retain"));
     commit(repo, "db, 3 replicas again");
     watch_db(
         server,
         "db-0..2 ready again",
         up(&["db-0", "db-1", "db-2"], "1"),
     );
-    write(repo, "db.yaml", &stateful_set(3, "2", 1));
+    // db-1 and db-2 were removed and made again: on their volumes' nodes, data kept.
+    check_db_data(server, &["db-0", "db-1", "db-2"]);
+    write(repo, "db.yaml", &stateful_set(3, "2", 1, "Retain"));
     commit(repo, "db:2 above partition 1");
     let seen = watch_db(server, "db-1 and db-2 at web:2", |pods| {
         pods.len() == 3
@@ -294,6 +372,62 @@ fn check_stateful_set(server: &Server, repo: &std::path::Path) {
             })
         },
     );
+    // Updated pods were made again on their volumes' nodes, with their data.
+    check_db_data(server, &["db-0", "db-1", "db-2"]);
+
+    // whenScaled: Delete: a scale-down to 1 deletes db-1's and db-2's claims; their volumes
+    // are released, their nodes remove the data, and the volumes go.
+    let before = db_volumes(server);
+    write(repo, "db.yaml", &stateful_set(1, "2", 1, "Delete"));
+    commit(repo, "db, 1 replica, claims deleted on scale-down");
+    watch_db(server, "db-0 alone", |pods| {
+        pods.len() == 1 && pods.contains_key("db-0")
+    });
+    for name in ["db-1", "db-2"] {
+        let (volume, node, _) = &before[name];
+        server.wait_for(&format!("{name}'s volume {volume} gone"), |s| {
+            s.get(&format!("/api/v1/persistentvolumes/{volume}"))
+                .is_none()
+                && s.get(&format!(
+                    "/api/v1/namespaces/default/persistentvolumeclaims/data-{name}"
+                ))
+                .is_none()
+        });
+        // An agent's data is `--data-dir/NODE/`.
+        let dir = agent_data
+            .join(node)
+            .join(node)
+            .join("volumes")
+            .join(volume);
+        assert!(
+            !before[name].0.is_empty() && dir.parent().is_some_and(|d| d.exists()),
+            "{name}'s node keeps no volumes at {}",
+            dir.display()
+        );
+        assert!(!dir.exists(), "{} is still on {node}", dir.display());
+    }
+    let kept = agent_data
+        .join(&before["db-0"].1)
+        .join(&before["db-0"].1)
+        .join("volumes")
+        .join(&before["db-0"].0);
+    let found = std::process::Command::new("find")
+        .args([
+            agent_data.to_str().unwrap(),
+            "-maxdepth",
+            "4",
+            "-path",
+            "*volumes/pvc-*",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        kept.join("hello").exists(),
+        "db-0's data is kept: {}; volumes on the nodes: {}",
+        kept.display(),
+        String::from_utf8_lossy(&found.stdout)
+    );
+    check_db_data(server, &["db-0"]);
 }
 
 fn replica_sets(server: &Server) -> Vec<Value> {
@@ -559,5 +693,5 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
         "no duplicates appear later"
     );
 
-    check_stateful_set(&server, repo.path());
+    check_stateful_set(&server, repo.path(), agent_data.path());
 }

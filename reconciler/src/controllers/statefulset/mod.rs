@@ -5,8 +5,11 @@
 //! in Kubernetes: pods below a rolling update's partition are made again from the current
 //! revision's template, not the new one; old revisions beyond `revisionHistoryLimit` go.
 //!
+//! Each pod gets its claims from `volumeClaimTemplates`, made before it (see [`claims`]).
+//!
 //! [`decide`] decides, purely; [`StatefulSetController::reconcile`] observes and acts.
 
+mod claims;
 pub mod decide;
 
 use std::collections::BTreeMap;
@@ -140,6 +143,10 @@ impl Controller for StatefulSetController {
                     .map_or((update.as_str(), template), |t| (current.as_str(), t)),
                 From::Update => (update.as_str(), template),
             };
+            if let Err(e) = claims::ensure(&stored, set, *ordinal, ctx).await {
+                first_error.get_or_insert(e);
+                continue;
+            }
             let pod = member_pod(&stored, set, template, revision, *ordinal);
             match ctx.create(Object::Pod(pod)).await.or_raced() {
                 Ok(Some(written)) => ctx.events().object(
@@ -169,6 +176,9 @@ impl Controller for StatefulSetController {
             if let Err(e) = written {
                 first_error.get_or_insert(e);
             }
+        }
+        if let Err(e) = claims::delete_scaled_down(set, &wanted, &members, ctx).await {
+            first_error.get_or_insert(e);
         }
         let current_now = status.current_revision.as_deref().unwrap_or(&update);
         if let Err(e) = trim_history(set, &revisions, &members, current_now, &update, ctx).await {
@@ -300,6 +310,7 @@ fn member_pod(
     labels.insert(REVISION_LABEL.into(), revision.to_string());
     labels.insert(POD_NAME_LABEL.into(), name.clone());
     labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
+    claims::add_volumes(&mut pod, set, ordinal);
     pod.spec.hostname = Some(name);
     pod.spec.subdomain = set.spec.service_name.clone().filter(|s| !s.is_empty());
     pod

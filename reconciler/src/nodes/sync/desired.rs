@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use keel_agent_protocol::{NetworkPeer, NodeDesired, ServiceEntry};
+use keel_agent_protocol::{LocalVolume, NetworkPeer, NodeDesired, ServiceEntry};
 use keel_schema::types::pod::Pod;
 use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, Stored};
@@ -148,6 +148,62 @@ fn ingress_objects(cache: &Cache) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     )
 }
 
+/// The local volumes, on `node`, of the claims its pods name.
+fn local_volumes(cache: &Cache, node: &str, pods: &[Arc<Stored>]) -> Vec<LocalVolume> {
+    let mut out = BTreeSet::new();
+    for s in pods {
+        let Object::Pod(p) = &s.object else { continue };
+        let namespace = p.metadata.namespace();
+        for v in p.spec.volumes.iter().flatten() {
+            let Some(claim) = &v.persistent_volume_claim else {
+                continue;
+            };
+            let key = ObjectKey::new(Kind::PersistentVolumeClaim, namespace, &claim.claim_name);
+            let Some(Object::PersistentVolumeClaim(c)) = cache.get(&key).map(|s| s.object.clone())
+            else {
+                continue;
+            };
+            let Some(volume) = c.spec.volume_name.as_deref() else {
+                continue;
+            };
+            let pv_key = ObjectKey::new(Kind::PersistentVolume, "", volume);
+            if let Some(Object::PersistentVolume(pv)) = cache.get(&pv_key).map(|s| s.object.clone())
+                && pv.node() == Some(node)
+                && let Some(handle) = pv.local_handle()
+            {
+                out.insert((
+                    namespace.to_string(),
+                    claim.claim_name.clone(),
+                    handle.to_string(),
+                ));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(namespace, claim, handle)| LocalVolume {
+            namespace,
+            claim,
+            handle,
+        })
+        .collect()
+}
+
+/// The local volumes of `node` being deleted, for its agent to remove.
+fn released_volumes(cache: &Cache, node: &str) -> Vec<String> {
+    cache
+        .list(Kind::PersistentVolume, None)
+        .iter()
+        .filter_map(|s| match &s.object {
+            Object::PersistentVolume(pv)
+                if pv.metadata.deletion_timestamp.is_some() && pv.node() == Some(node) =>
+            {
+                pv.local_handle().map(str::to_string)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The desired set of `node` as the cache holds it now, and its hash.
 pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
     // In key order already, so one set hashes the same however the cache got it.
@@ -203,6 +259,8 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
         announce: announced_by(cache, node),
         ingresses: Vec::new(),
         ingress_secrets: Vec::new(),
+        volumes: local_volumes(cache, node, &pods),
+        released_volumes: released_volumes(cache, node),
     };
     let (ingresses, ingress_secrets) = ingress_objects(cache);
     desired.ingresses = ingresses;
@@ -220,6 +278,10 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
     desired.announce.hash(&mut hasher);
     desired.ingresses.hash(&mut hasher);
     desired.ingress_secrets.hash(&mut hasher);
+    for v in &desired.volumes {
+        (&v.namespace, &v.claim, &v.handle).hash(&mut hasher);
+    }
+    desired.released_volumes.hash(&mut hasher);
     desired.generation = cache.revision().max(1);
     (desired, hasher.finish())
 }

@@ -159,7 +159,10 @@ impl NodeSync {
                 | Kind::Service
                 | Kind::Endpoints
                 | Kind::Ingress
-                | Kind::IngressClass,
+                | Kind::IngressClass
+                // Which claim is which directory, and which directories go.
+                | Kind::PersistentVolumeClaim
+                | Kind::PersistentVolume,
             ) => {
                 self.mark_all(false);
             }

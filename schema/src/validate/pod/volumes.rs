@@ -59,6 +59,14 @@ pub(super) fn validate_volumes<'a>(
         if let Some(h) = &v.host_path {
             validate_host_path(h, &vp.field("hostPath"), errs);
         }
+        if let Some(c) = &v.persistent_volume_claim {
+            let at = vp.field("persistentVolumeClaim").field("claimName");
+            errs.required_name(
+                &at,
+                Some(c.claim_name.as_str()).filter(|n| !n.is_empty()),
+                names::dns1123_subdomain,
+            );
+        }
     }
     seen
 }
@@ -71,12 +79,13 @@ fn validate_one_source(v: &Volume, path: &FieldPath, errs: &mut Errors) {
         ("emptyDir", v.empty_dir.is_some()),
         ("secret", v.secret.is_some()),
         ("configMap", v.config_map.is_some()),
+        ("persistentVolumeClaim", v.persistent_volume_claim.is_some()),
     ];
     let mut set = sources.iter().filter(|(_, s)| *s).map(|(n, _)| *n);
     if set.next().is_none() {
         errs.required_because(
             path,
-            "must specify a volume type (emptyDir, configMap, secret or hostPath)",
+            "must specify a volume type (emptyDir, configMap, secret, hostPath or persistentVolumeClaim)",
         );
     }
     for extra in set {

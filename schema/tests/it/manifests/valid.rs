@@ -236,6 +236,13 @@ spec:
           restartPolicy: OnFailure
           containers: [{name: report, image: "report:1"}]
 ---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: uploads, namespace: shop}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 5Gi}}
+---
 apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: db, namespace: shop}
@@ -250,7 +257,17 @@ spec:
   template:
     metadata: {labels: {app: db}}
     spec:
-      containers: [{name: db, image: "db:1"}]
+      containers:
+      - name: db
+        image: "db:1"
+        volumeMounts: [{name: data, mountPath: /var/lib/db}, {name: uploads, mountPath: /uploads}]
+      volumes: [{name: uploads, persistentVolumeClaim: {claimName: uploads, readOnly: true}}]
+  volumeClaimTemplates:
+  - metadata: {name: data, labels: {tier: db}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      storageClassName: local-path
+      resources: {requests: {storage: 1Gi}}
 ---
 apiVersion: v1
 kind: ServiceAccount
@@ -328,6 +345,7 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "DaemonSet",
             "Job",
             "CronJob",
+            "PersistentVolumeClaim",
             "StatefulSet",
             "ServiceAccount",
             "Role",

@@ -1,6 +1,7 @@
 //! Invalid manifests, one table per topic: each case is one file's text and the exact
 //! `(line, field)` of every error expected, with a fragment of each message.
 
+mod claims;
 mod documents;
 mod metadata;
 mod pods;
@@ -18,6 +19,7 @@ fn all_cases() -> impl Iterator<Item = &'static Case> {
         workloads::CASES,
         services::CASES,
         rbac::CASES,
+        claims::CASES,
     ]
     .into_iter()
     .flatten()

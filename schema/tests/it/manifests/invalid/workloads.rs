@@ -490,19 +490,47 @@ kind: StatefulSet
 metadata: {name: db}
 spec:
   volumeClaimTemplates:
-  - metadata: {name: data}
+  - metadata: {name: cache}
     spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteMostly], storageClassName: gp2}
   selector: {matchLabels: {app: db}}
   template:
     metadata: {labels: {app: db}}
     spec:
-      containers: [{name: db, image: "db:1"}]
+      volumes: [{name: cache, emptyDir: {}}]
+      containers:
+      - name: db
+        image: "db:1"
+        volumeMounts: [{name: data, mountPath: /data}, {name: logs, mountPath: /logs}]
 "#,
-        errors: &[(
-            5,
-            "spec.volumeClaimTemplates",
-            "does not provide PersistentVolumeClaims yet",
-        )],
+        errors: &[
+            (
+                6,
+                "spec.volumeClaimTemplates[0].metadata.name",
+                "Duplicate value: \"cache\"",
+            ),
+            (
+                9,
+                "spec.volumeClaimTemplates[1].spec.resources.requests.storage",
+                "Required value",
+            ),
+            (
+                9,
+                "spec.volumeClaimTemplates[1].spec.accessModes[0]",
+                "Unsupported value: \"ReadWriteMostly\"",
+            ),
+            (
+                9,
+                "spec.volumeClaimTemplates[1].spec.storageClassName",
+                "keel provides StorageClass \"local-path\" only",
+            ),
+            (
+                18,
+                "spec.template.spec.containers[0].volumeMounts[1].name",
+                "Not found: \"logs\"",
+            ),
+        ],
     },
     Case {
         name: "StatefulSet restartPolicy Never",
