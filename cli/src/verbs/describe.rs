@@ -187,10 +187,39 @@ fn containers(
             _ => "Waiting".into(),
         };
         out.push_str(&format!("    State:          {state}\n"));
+        let terminated = |s: Option<&keel_schema::types::pod::ContainerState>| {
+            s.and_then(|s| s.terminated.clone())
+        };
+        if let Some(t) = terminated(st.and_then(|s| s.state.as_ref())) {
+            message_lines(out, t.message.as_deref());
+        }
+        if let Some(t) = terminated(st.and_then(|s| s.last_state.as_ref())) {
+            out.push_str(&format!(
+                "    Last State:     Terminated ({}, exit code {})\n",
+                t.reason.as_deref().unwrap_or(""),
+                t.exit_code
+            ));
+            message_lines(out, t.message.as_deref());
+        }
         if let Some(st) = st {
             out.push_str(&format!("    Ready:          {}\n", st.ready));
             out.push_str(&format!("    Restart Count:  {}\n", st.restart_count));
         }
+    }
+}
+
+/// A container's termination message, as kubectl shows it: indented under `Message:`.
+fn message_lines(out: &mut String, message: Option<&str>) {
+    let Some(message) = message.map(str::trim_end).filter(|m| !m.is_empty()) else {
+        return;
+    };
+    let mut lines = message.lines();
+    out.push_str(&format!(
+        "      Message:      {}\n",
+        lines.next().unwrap_or_default()
+    ));
+    for line in lines {
+        out.push_str(&format!("                    {line}\n"));
     }
 }
 

@@ -10,5 +10,6 @@ pub mod pinned;
 pub mod probe;
 pub mod spec;
 pub mod state;
+pub mod termination;
 pub mod volumes;
 pub mod worker;

@@ -232,6 +232,14 @@ pub fn container_spec(
             read_only: m.read_only.unwrap_or(false) || volume.read_only,
         });
     }
+    // The termination message file (made empty by the worker before each start).
+    mounts.push(Mount {
+        host_path: crate::pod::termination::file(pod_dir, &c.name)
+            .to_string_lossy()
+            .into_owned(),
+        container_path: crate::pod::termination::path_in_container(c).to_string(),
+        read_only: false,
+    });
     let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
     let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
     let quantity = |map: Option<&BTreeMap<String, keel_schema::quantity::Quantity>>,

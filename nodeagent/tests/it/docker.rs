@@ -1470,3 +1470,52 @@ async fn a_liveness_kill_runs_the_pre_stop_hook() {
     h.sync(&[], &[]).await.unwrap();
     h.wait_gone(&uid, 60).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_says_why_it_ended_in_its_termination_message() {
+    let mut h = docker_or_skip!();
+    let (p, uid) = pod(
+        "last-words",
+        json!({
+            "restartPolicy": "Never",
+            "containers": [
+                sh("file", "printf 'bye: disk full' > /dev/termination-log; exit 3"),
+                {
+                    "name": "logs", "image": IMAGE,
+                    "command": ["sh", "-c", "echo starting; echo 'cannot bind :80' >&2; exit 2"],
+                    "terminationMessagePolicy": "FallbackToLogsOnError"
+                },
+                {
+                    "name": "user", "image": IMAGE,
+                    "command": ["sh", "-c", "echo written as uid $(id -u) > /tmp/why; exit 0"],
+                    "terminationMessagePath": "/tmp/why",
+                    "securityContext": {"runAsUser": 1000}
+                },
+                {
+                    "name": "quiet", "image": IMAGE,
+                    "command": ["sh", "-c", "echo only a log; exit 0"],
+                    "terminationMessagePolicy": "FallbackToLogsOnError"
+                }
+            ]
+        }),
+    );
+    h.sync(&[p], &[]).await.unwrap();
+    let s = h
+        .wait_for(&uid, 60, "the pod failed", |s| phase(s) == "Failed")
+        .await;
+    let message = |name: &str| {
+        container_state(&s, name)
+            .state
+            .clone()
+            .and_then(|st| st.terminated)
+            .and_then(|t| t.message)
+    };
+    assert_eq!(message("file").as_deref(), Some("bye: disk full"));
+    assert_eq!(
+        message("logs").as_deref(),
+        Some("starting\ncannot bind :80\n"),
+        "a failure without a message: the end of its log"
+    );
+    assert_eq!(message("user").as_deref(), Some("written as uid 1000\n"));
+    assert_eq!(message("quiet"), None, "a success keeps its log to itself");
+}

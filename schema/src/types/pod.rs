@@ -184,6 +184,11 @@ model! {
         pub image_pull_policy: Option<String>,
         pub security_context: Option<SecurityContext>,
         pub lifecycle: Option<Lifecycle>,
+        /// Where the container may write why it ended (default `/dev/termination-log`).
+        pub termination_message_path: Option<String>,
+        /// `File` (default) or `FallbackToLogsOnError`.
+        #[schemars(extend("enum" = ["File", "FallbackToLogsOnError", null]))]
+        pub termination_message_policy: Option<String>,
     }
 }
 

@@ -83,8 +83,38 @@ impl PodWorker {
         info
     }
 
+    /// Why container `i` ended, in its own words: its termination message file, or with
+    /// `FallbackToLogsOnError` after a failure, the end of its log.
+    async fn termination_message(&self, i: usize, ended: &Ended) -> Option<String> {
+        use crate::pod::termination;
+        let pod_dir = crate::pod::volumes::pod_dir(&self.ctx.data_dir, &self.desired.uid);
+        let spec = &self.slots[i].spec;
+        if let Some(text) = termination::read(&pod_dir, &spec.name) {
+            return Some(text);
+        }
+        if !termination::falls_back_to_logs(spec) || ended.exit_code == 0 {
+            return None;
+        }
+        use futures_util::StreamExt;
+        let mut log = Vec::new();
+        let mut chunks = self
+            .ctx
+            .runtime
+            .logs(&ended.id, termination::LOG_LINES, false);
+        while let Some(Ok((_, bytes))) = chunks.next().await {
+            log.extend_from_slice(&bytes);
+            if log.len() > 64 * 1024 {
+                log.drain(..log.len() - termination::MAX_LOG_MESSAGE);
+            }
+        }
+        termination::log_tail(&String::from_utf8_lossy(&log))
+    }
+
     /// Container `i` stopped: keep it as the previous run and restart it if the policy says so.
-    pub(super) async fn on_exit(&mut self, i: usize, ended: Ended) {
+    pub(super) async fn on_exit(&mut self, i: usize, mut ended: Ended) {
+        if let Some(message) = self.termination_message(i, &ended).await {
+            ended.message = Some(message);
+        }
         let restart = match self.restart_policy() {
             "Never" => false,
             "OnFailure" => ended.exit_code != 0,

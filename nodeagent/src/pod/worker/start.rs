@@ -33,6 +33,11 @@ impl PodWorker {
             return;
         }
         let pod_dir = volumes::pod_dir(&self.ctx.data_dir, &self.desired.uid);
+        if let Err(message) = crate::pod::termination::prepare(&pod_dir, &spec.name) {
+            let delay = self.slots[i].backoff.on_failure();
+            self.wait(i, WaitReason::CreateContainerConfigError, message, delay);
+            return;
+        }
         let made = container_spec(
             &self.desired,
             &self.pod_ref,

@@ -35,6 +35,19 @@ pub(super) fn validate_container(
     validate_env(c, path, errs);
     validate_resources(c, &path.field("resources"), errs);
     validate_mounts(c, path, errs, volumes);
+    errs.one_of(
+        &path.field("terminationMessagePolicy"),
+        c.termination_message_policy.as_deref(),
+        &["File", "FallbackToLogsOnError"],
+    );
+    if let Some(p) = c.termination_message_path.as_deref() {
+        let at = path.field("terminationMessagePath");
+        if !p.starts_with('/') || p == "/" {
+            errs.invalid(&at, p, "must be an absolute path to a file");
+        } else if p.split('/').any(|e| e == "..") {
+            errs.invalid(&at, p, "must not contain '..'");
+        }
+    }
     let ports: BTreeSet<&str> = c
         .ports
         .iter()

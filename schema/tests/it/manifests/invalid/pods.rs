@@ -778,4 +778,38 @@ spec:
             "value must be empty when `operator` is 'Exists'",
         )],
     },
+    Case {
+        name: "termination message path and policy",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: a
+    image: "web:1"
+    terminationMessagePath: dev/termination-log
+    terminationMessagePolicy: FallbackToLogs
+  - name: b
+    image: "web:1"
+    terminationMessagePath: /tmp/../etc/passwd
+"#,
+        errors: &[
+            (
+                8,
+                "spec.containers[0].terminationMessagePath",
+                "must be an absolute path to a file",
+            ),
+            (
+                9,
+                "spec.containers[0].terminationMessagePolicy",
+                "Unsupported value: \"FallbackToLogs\"",
+            ),
+            (
+                12,
+                "spec.containers[1].terminationMessagePath",
+                "must not contain '..'",
+            ),
+        ],
+    },
 ];
