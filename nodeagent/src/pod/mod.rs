@@ -8,6 +8,7 @@ pub mod grpc_probe;
 pub mod local_volumes;
 pub mod pinned;
 pub mod probe;
+pub mod pull_secrets;
 pub mod spec;
 pub mod state;
 pub mod termination;

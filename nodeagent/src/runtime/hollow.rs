@@ -146,7 +146,12 @@ impl Runtime for HollowRuntime {
         Ok(true)
     }
 
-    async fn ensure_image(&self, _image: &str, _policy: PullPolicy) -> Result<(), ImageError> {
+    async fn ensure_image(
+        &self,
+        _image: &str,
+        _policy: PullPolicy,
+        _auth: Option<&super::RegistryAuth>,
+    ) -> Result<(), ImageError> {
         Ok(())
     }
 

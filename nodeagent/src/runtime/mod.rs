@@ -85,6 +85,24 @@ pub struct Sandbox {
     pub ip: Option<String>,
 }
 
+/// One registry login, for a pull (from the pod's `imagePullSecrets`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+// Passwords stay out of logs.
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A directory or file of the node mounted into a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -241,7 +259,12 @@ pub trait Runtime: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Makes `image` present as `policy` says.
-    async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), ImageError>;
+    async fn ensure_image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), ImageError>;
 
     /// Whether the image is on the node now (to say "Pulling" before a pull).
     async fn image_present(&self, image: &str) -> Result<bool, ImageError>;

@@ -6,3 +6,4 @@ mod docker;
 mod fuzz;
 mod harness;
 mod protocol;
+mod registry;

@@ -38,6 +38,9 @@ model! {
         #[serde(default)]
         pub containers: Vec<Container>,
         pub volumes: Option<Vec<Volume>>,
+        /// Secrets of type `kubernetes.io/dockerconfigjson` with the logins images are pulled
+        /// with.
+        pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
         /// `Always` (default), `OnFailure` or `Never`.
         #[schemars(extend("enum" = ["Always", "OnFailure", "Never", null]))]
         pub restart_policy: Option<String>,

@@ -1,6 +1,6 @@
 //! Checks across the objects of one revision: duplicate objects, named target ports that
-//! no selected pod template defines, and ServiceAccounts and PersistentVolumeClaims pods
-//! name but nobody declares.
+//! no selected pod template defines, and ServiceAccounts, PersistentVolumeClaims and
+//! image pull Secrets pods name but nobody declares.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +24,7 @@ pub fn validate_revision(items: &[Item<'_>]) -> Vec<(usize, FieldError)> {
     named_target_ports(items, &mut out);
     service_accounts(items, &mut out);
     claims(items, &mut out);
+    pull_secrets(items, &mut out);
     out
 }
 
@@ -94,6 +95,60 @@ fn claims(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
                         "Not found: PersistentVolumeClaim {name:?} is not declared in \
                          namespace {namespace:?}; declare it in the repository"
                     ),
+                },
+            ));
+        }
+    }
+}
+
+/// A pod's `imagePullSecrets` must be declared in its namespace, as registry logins: the
+/// kubelet would silently pull without them and fail later, far from the cause.
+fn pull_secrets(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
+    let declared: BTreeMap<(&str, &str), &str> = items
+        .iter()
+        .filter_map(|item| match item.object {
+            Object::Secret(s) => Some((
+                (item.object.namespace(), item.object.name()),
+                s.type_.as_deref().unwrap_or("Opaque"),
+            )),
+            _ => None,
+        })
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        let Some(template) = item.object.pod_template() else {
+            continue;
+        };
+        let namespace = item.object.namespace();
+        for (j, r) in template
+            .spec()
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .enumerate()
+        {
+            let Some(name) = r.name.as_deref().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let message = match declared.get(&(namespace, name)) {
+                Some(&("kubernetes.io/dockerconfigjson" | "kubernetes.io/dockercfg")) => continue,
+                Some(other) => format!(
+                    "Invalid value: Secret {name:?} is of type {other:?}; registry logins are of type \
+                     \"kubernetes.io/dockerconfigjson\""
+                ),
+                None => format!(
+                    "Not found: Secret {name:?} is not declared in namespace {namespace:?}; declare \
+                     it in the repository (type kubernetes.io/dockerconfigjson)"
+                ),
+            };
+            out.push((
+                i,
+                FieldError {
+                    path: template
+                        .spec_path()
+                        .field("imagePullSecrets")
+                        .index(j)
+                        .field("name"),
+                    message,
                 },
             ));
         }

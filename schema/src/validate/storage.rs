@@ -87,6 +87,60 @@ pub fn validate_secret(secret: &Secret, errs: &mut Errors) {
         );
         total += v.len();
     }
+    // The registry logins of `imagePullSecrets`: their one key, holding the JSON the agent
+    // reads (an error names a position, never the content).
+    let registry_key = match secret.type_.as_deref() {
+        Some("kubernetes.io/dockerconfigjson") => Some(".dockerconfigjson"),
+        Some("kubernetes.io/dockercfg") => Some(".dockercfg"),
+        _ => None,
+    };
+    if let Some(key) = registry_key {
+        let raw = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.0.get(key))
+            .map(|v| decode_base64(v).ok());
+        let plain = secret
+            .string_data
+            .as_ref()
+            .and_then(|d| d.0.get(key))
+            .map(|v| v.as_bytes().to_vec());
+        let field = if plain.is_some() {
+            "stringData"
+        } else {
+            "data"
+        };
+        match raw.flatten().or(plain) {
+            None => errs.required(&FieldPath::new(field).key_name(key)),
+            Some(bytes) => {
+                let parsed = serde_json::from_slice::<serde_json::Value>(&bytes);
+                let shaped = match &parsed {
+                    Ok(v) if key == ".dockerconfigjson" => {
+                        v.get("auths").is_some_and(|a| a.is_object())
+                    }
+                    Ok(v) => v.is_object(),
+                    Err(_) => false,
+                };
+                if !shaped {
+                    let why = match parsed {
+                        Err(e) => format!(
+                            "is not valid JSON (line {}, column {})",
+                            e.line(),
+                            e.column()
+                        ),
+                        Ok(_) if key == ".dockerconfigjson" => {
+                            "must be a JSON object with an \"auths\" object".to_string()
+                        }
+                        Ok(_) => "must be a JSON object of registries".to_string(),
+                    };
+                    errs.push(
+                        &FieldPath::new(field).key_name(key),
+                        format!("Invalid value: {why}"),
+                    );
+                }
+            }
+        }
+    }
     match secret.type_.as_deref() {
         Some("") => errs.required(&FieldPath::new("type")),
         // keel keeps join tokens and node certificate bindings as Secrets of its own types;

@@ -114,7 +114,20 @@ impl PodWorker {
                 format!("Pulling image \"{image}\""),
             );
         }
-        match self.ctx.runtime.ensure_image(&image, policy).await {
+        // The first of the pod's pull secrets with a login for this registry.
+        let secrets: Vec<&keel_schema::types::core::Secret> = (self.desired.pod.spec)
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .filter_map(|r| self.desired.secrets.get(r.name.as_deref()?))
+            .collect();
+        let auth = crate::pod::pull_secrets::auth_for(&image, &secrets);
+        match self
+            .ctx
+            .runtime
+            .ensure_image(&image, policy, auth.as_ref())
+            .await
+        {
             Ok(()) => {
                 let message = if will_pull {
                     format!("Successfully pulled image \"{image}\"")

@@ -250,7 +250,11 @@ impl DockerRuntime {
         Ok(out)
     }
 
-    async fn pull(&self, image: &str) -> Result<(), ImageError> {
+    async fn pull(
+        &self,
+        image: &str,
+        auth: Option<&super::RegistryAuth>,
+    ) -> Result<(), ImageError> {
         // Without a tag Docker pulls every tag of the repository; Kubernetes means `latest`.
         let last = image.rsplit('/').next().unwrap_or(image);
         let tag = (!last.contains(':') && !image.contains('@')).then(|| "latest".to_string());
@@ -259,8 +263,14 @@ impl DockerRuntime {
             tag,
             ..Default::default()
         };
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
         self.docker
-            .create_image(Some(options), None, None)
+            .create_image(Some(options), None, credentials)
             .try_collect::<Vec<_>>()
             .await
             .map(|_| ())
@@ -333,7 +343,12 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), ImageError> {
+    async fn ensure_image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        auth: Option<&super::RegistryAuth>,
+    ) -> Result<(), ImageError> {
         let present = match self.docker.inspect_image(image).await {
             Ok(_) => true,
             Err(e) if is_not_found(&e) => false,
@@ -343,7 +358,7 @@ impl Runtime for DockerRuntime {
             PullPolicy::Never if present => Ok(()),
             PullPolicy::Never => Err(ImageError::NeverPull(image.to_string())),
             PullPolicy::IfNotPresent if present => Ok(()),
-            PullPolicy::IfNotPresent | PullPolicy::Always => self.pull(image).await,
+            PullPolicy::IfNotPresent | PullPolicy::Always => self.pull(image, auth).await,
         }
     }
 

@@ -24,6 +24,9 @@ fn references(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
             secrets.insert(n);
         }
     }
+    for r in pod.spec.image_pull_secrets.iter().flatten() {
+        secrets.extend(r.name.clone());
+    }
     for (_, _, c) in pod.spec.all_containers() {
         for e in c.env.iter().flatten() {
             if let Some(from) = &e.value_from {

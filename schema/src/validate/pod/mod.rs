@@ -30,6 +30,14 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
     if spec.containers.is_empty() {
         errs.required(&path.field("containers"));
     }
+    for (i, r) in spec.image_pull_secrets.iter().flatten().enumerate() {
+        let at = path.field("imagePullSecrets").index(i).field("name");
+        errs.required_name(
+            &at,
+            r.name.as_deref().filter(|n| !n.is_empty()),
+            names::dns1123_subdomain,
+        );
+    }
     // Names are unique across init and app containers: they share status, logs and events.
     let mut container_names = BTreeSet::new();
     for (field, i, c) in spec.all_containers() {

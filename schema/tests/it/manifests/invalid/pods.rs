@@ -812,4 +812,60 @@ spec:
             ),
         ],
     },
+    Case {
+        name: "image pull secrets: unnamed, undeclared, and not a registry login",
+        yaml: r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: plain}
+stringData: {token: x}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  imagePullSecrets: [{name: ""}, {name: regcred}, {name: plain}]
+  containers: [{name: web, image: "registry.example.com/web:1"}]
+"#,
+        errors: &[
+            (10, "spec.imagePullSecrets[0].name", "Required value"),
+            (
+                10,
+                "spec.imagePullSecrets[1].name",
+                "Not found: Secret \"regcred\" is not declared",
+            ),
+            (10, "spec.imagePullSecrets[2].name", "is of type \"Opaque\""),
+        ],
+    },
+    Case {
+        name: "registry login secrets without their config",
+        yaml: r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: a}
+type: kubernetes.io/dockerconfigjson
+stringData: {config.json: "{}"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: b}
+type: kubernetes.io/dockerconfigjson
+stringData: {.dockerconfigjson: '{"registry.example.com": {}}'}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: c}
+type: kubernetes.io/dockercfg
+data: {.dockercfg: bm90IGpzb24=}
+"#,
+        errors: &[
+            (1, "data[.dockerconfigjson]", "Required value"),
+            (
+                11,
+                "stringData[.dockerconfigjson]",
+                "with an \"auths\" object",
+            ),
+            (17, "data[.dockercfg]", "is not valid JSON"),
+        ],
+    },
 ];
