@@ -189,8 +189,8 @@ fn stateful_set(s: &StatefulSet) -> (Health, String) {
         .and_then(|s| s.rolling_update.as_ref())
         .and_then(|r| r.partition)
         .unwrap_or(0);
-    let start = s.spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
-    let below = (partition - start).clamp(0, want);
+    // The first `partition` pods (from ordinals.start) stay at the current revision.
+    let below = partition.clamp(0, want);
     let rolled = on_delete || updated >= want - below;
     let mut message = format!("{ready}/{want} ready");
     if !on_delete && updated < want {

@@ -21,6 +21,9 @@ struct Worker {
     /// What the worker was last given (`None` for an orphan cleanup).
     given: Option<Arc<DesiredPod>>,
     terminating: bool,
+    /// The pod's `namespace/name`: a pod of the same name does not start while this one
+    /// stops (a StatefulSet's pod made again is never beside its predecessor).
+    key: String,
 }
 
 /// Whether `new` asks anything of the node that `old` did not: another spec, or other
@@ -171,6 +174,10 @@ impl Supervisor {
         if first && let Some(found) = st.found.take() {
             for (uid, containers) in found {
                 if !st.desired.contains_key(&uid) {
+                    let key = containers
+                        .first()
+                        .map(|c| format!("{}/{}", c.pod_namespace, c.pod_name))
+                        .unwrap_or_default();
                     worker::spawn_orphan_cleanup(
                         self.ctx.clone(),
                         uid.clone(),
@@ -183,6 +190,7 @@ impl Supervisor {
                         tx,
                         given: None,
                         terminating: true,
+                        key,
                     };
                     st.workers.insert(uid, w);
                 } else {
@@ -194,6 +202,7 @@ impl Supervisor {
                         self.exited.clone(),
                     );
                     let w = Worker {
+                        key: desired.key(),
                         tx,
                         given: Some(desired),
                         terminating: false,
@@ -268,13 +277,18 @@ impl Supervisor {
             }
         }
         for (uid, d) in desired.iter() {
-            if !workers.contains_key(uid) {
+            let key = d.key();
+            // Its predecessor of the same name still stopping: it starts when that one has
+            // ended (the exit reconciles again).
+            let predecessor = workers.values().any(|w| w.terminating && w.key == key);
+            if !workers.contains_key(uid) && !predecessor {
                 let tx =
                     worker::spawn(self.ctx.clone(), d.clone(), Vec::new(), self.exited.clone());
                 let w = Worker {
                     tx,
                     given: Some(d.clone()),
                     terminating: false,
+                    key,
                 };
                 workers.insert(uid.clone(), w);
             }

@@ -3,6 +3,11 @@
 //! its pods are deleted from the store, so their controllers make replacements that the
 //! scheduler places elsewhere. If the node comes back, its desired set no longer holds them
 //! and its agent stops them.
+//!
+//! A StatefulSet's pod is only marked deleted (as Kubernetes' node lifecycle does): its name
+//! must never run twice, and the node may only be cut off, its pod still running. It goes
+//! when its node comes back and stops it, or when the node is deleted (`keel delete node`:
+//! the operator's word that the machine is gone).
 
 use std::time::Duration;
 
@@ -53,7 +58,7 @@ impl Controller for EvictionController {
     async fn reconcile(&self, node: &String, ctx: &Ctx) -> Result<Action> {
         let Some(stored) = ctx.cache().get(&ObjectKey::new(Kind::Node, "", node)) else {
             // The node was deleted (`keel delete node`): its pods have nowhere to run.
-            self.evict(node, ctx, "was deleted", Duration::ZERO).await?;
+            self.evict(node, ctx, "was deleted", None).await?;
             return Ok(Action::Done);
         };
         let Object::Node(n) = &stored.object else {
@@ -70,16 +75,53 @@ impl Controller for EvictionController {
                 timeout - down_for + Duration::from_millis(100),
             ));
         }
-        self.evict(node, ctx, "is not ready", down_for).await?;
+        self.evict(node, ctx, "is not ready", Some(down_for))
+            .await?;
         Ok(Action::Done)
     }
 }
 
 impl EvictionController {
-    /// Deletes the pods bound to `node`, which `why` (is not ready, was deleted).
-    async fn evict(&self, node: &str, ctx: &Ctx, why: &str, down_for: Duration) -> Result<()> {
+    /// Deletes the pods bound to `node`, which `why` (is not ready for `down_for`, or was
+    /// deleted: `None`).
+    async fn evict(
+        &self,
+        node: &str,
+        ctx: &Ctx,
+        why: &str,
+        down_for: Option<Duration>,
+    ) -> Result<()> {
+        let deleted = down_for.is_none();
         for pod in ctx.cache().pods_on(node) {
             let key = ObjectKey::of(&pod.object);
+            let Object::Pod(p) = &pod.object else {
+                continue;
+            };
+            let stateful = super::pods::controller_of(&p.metadata)
+                .is_some_and(|r| r.kind == Kind::StatefulSet.as_str());
+            if stateful && !deleted {
+                if p.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "marking a StatefulSet pod deleted: its node {why}");
+                ctx.events().object(
+                    &pod.object,
+                    EventType::Warning,
+                    "NodeNotReady",
+                    format!(
+                        "Node {node} {why}; the pod is marked deleted and is made again once its \
+                         node has stopped it, or once the node is deleted (keel delete node): a \
+                         StatefulSet's pod never runs twice"
+                    ),
+                    Self::COMPONENT,
+                );
+                let mut marked = p.clone();
+                marked.metadata.deletion_timestamp = Some(Utc::now());
+                ctx.update(Object::Pod(marked), pod.resource_version)
+                    .await
+                    .or_raced()?;
+                continue;
+            }
             tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod: its node {why}");
             ctx.events().object(
                 &pod.object,

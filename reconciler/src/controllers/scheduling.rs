@@ -39,7 +39,11 @@ pub struct SchedulingController {
 
 /// The node the pod's bound volumes live on, if any; why it cannot be placed when a claim
 /// is missing or its volumes are on different nodes.
-fn volume_node(pod: &Pod, cache: &Cache) -> std::result::Result<Option<String>, String> {
+fn volume_node(
+    pod: &Pod,
+    cache: &Cache,
+    binding: &HashMap<String, Pod>,
+) -> std::result::Result<Option<String>, String> {
     let mut node: Option<String> = None;
     for v in pod.spec.volumes.iter().flatten() {
         let Some(source) = &v.persistent_volume_claim else {
@@ -60,6 +64,36 @@ fn volume_node(pod: &Pod, cache: &Cache) -> std::result::Result<Option<String>, 
             }
         };
         let Some(volume) = claim.spec.volume_name.as_deref() else {
+            // Not bound yet: its volume will be made where its first pod went, so a pod
+            // sharing it follows that one.
+            let uid = pod.metadata.uid.as_deref();
+            let scheduled = cache.list(Kind::Pod, Some(pod.metadata.namespace()));
+            let others = scheduled
+                .iter()
+                .filter_map(|s| match &s.object {
+                    Object::Pod(p) => Some(p),
+                    _ => None,
+                })
+                .chain(binding.values())
+                .filter(|p| p.metadata.uid.as_deref() != uid && pods::is_active(p))
+                .filter(|p| p.metadata.namespace() == pod.metadata.namespace())
+                .filter(|p| {
+                    p.spec.volumes.iter().flatten().any(|v| {
+                        v.persistent_volume_claim
+                            .as_ref()
+                            .is_some_and(|c| c.claim_name == source.claim_name)
+                    })
+                });
+            if let Some(there) = others.filter_map(|p| p.spec.node_name.clone()).min() {
+                match &node {
+                    Some(a) if *a != there => {
+                        return Err(format!(
+                            "the pod's volumes are on different nodes ({a}, {there})"
+                        ));
+                    }
+                    _ => node = Some(there),
+                }
+            }
             continue;
         };
         let here = match cache.get(&ObjectKey::new(Kind::PersistentVolume, "", volume)) {
@@ -69,7 +103,9 @@ fn volume_node(pod: &Pod, cache: &Cache) -> std::result::Result<Option<String>, 
             },
             None => {
                 return Err(format!(
-                    "persistentvolume {volume:?} of claim {:?} not found",
+                    "persistentvolumeclaim {:?} is bound to volume {volume:?}, which is gone (its \
+                     node was deleted); delete the claim to start it afresh (a StatefulSet makes \
+                     its own claims again)",
                     source.claim_name
                 ));
             }
@@ -258,7 +294,8 @@ impl Controller for SchedulingController {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         // Volumes first: a claim that is not there holds the pod; a bound one pins it to
         // its volume's node.
-        let pinned = match volume_node(pod, ctx.cache()) {
+        let in_flight = self.binding().clone();
+        let pinned = match volume_node(pod, ctx.cache(), &in_flight) {
             Ok(node) => node,
             Err(why) => {
                 self.waiting().insert(key.clone());

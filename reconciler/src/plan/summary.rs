@@ -297,7 +297,7 @@ fn rollout(new: &Object, replicas: i64) -> String {
             if partition > 0 {
                 format!(
                     "rolling update, one pod at a time from the highest ordinal, of pods with ordinal {} and above only (partition {partition})",
-                    first.max(partition)
+                    first.saturating_add(partition)
                 )
             } else {
                 format!(

@@ -326,8 +326,16 @@ pub fn validate_statefulset(
         spec.pod_management_policy.as_deref(),
         &["OrderedReady", "Parallel"],
     );
+    // Both are int32 in Kubernetes.
+    let at_most_int32 = |at: &FieldPath, value: Option<i64>, errs: &mut Errors| {
+        if let Some(v) = value.filter(|v| *v > i64::from(i32::MAX)) {
+            errs.invalid(at, v, "must be less than or equal to 2147483647");
+        }
+    };
     if let Some(ordinals) = &spec.ordinals {
-        errs.non_negative(&path.field("ordinals").field("start"), ordinals.start);
+        let at = path.field("ordinals").field("start");
+        errs.non_negative(&at, ordinals.start);
+        at_most_int32(&at, ordinals.start, errs);
     }
     if let Some(policy) = &spec.persistent_volume_claim_retention_policy {
         let at = path.field("persistentVolumeClaimRetentionPolicy");
@@ -346,6 +354,7 @@ pub fn validate_statefulset(
                 if let Some(ru) = &strategy.rolling_update {
                     let at = at.field("rollingUpdate");
                     errs.non_negative(&at.field("partition"), ru.partition);
+                    at_most_int32(&at.field("partition"), ru.partition, errs);
                     if ru.max_unavailable.is_some() {
                         errs.forbidden(
                             &at.field("maxUnavailable"),

@@ -694,4 +694,76 @@ fn a_deployment_runs_scales_rolls_reverts_and_survives_failures() {
     );
 
     check_stateful_set(&server, repo.path(), agent_data.path());
+    check_stateful_set_node_loss(&server, repo.path(), &mut agents, &nodes);
+}
+
+/// A StatefulSet pod's node goes silent: the pod is marked deleted, not replaced, while the
+/// machine may still run it; once the operator deletes the node, the pod and its lost claim
+/// are made again on another node. (The deleted node's agent stays away: its certificate
+/// was revoked with the node.)
+fn check_stateful_set_node_loss(
+    server: &Server,
+    repo: &std::path::Path,
+    agents: &mut [Agent],
+    nodes: &[&str],
+) {
+    write(repo, "db.yaml", &stateful_set(2, "2", 0, "Delete"));
+    commit(repo, "db, 2 replicas at web:2");
+    watch_db(server, "db-0 and db-1 ready at web:2", |pods| {
+        pods.len() == 2 && pods.values().all(|(t, up)| t == "2" && *up)
+    });
+    let volumes = db_volumes(server);
+    let (lost_volume, victim, _) = volumes["db-1"].clone();
+    let index = nodes
+        .iter()
+        .position(|n| *n == victim)
+        .expect("db-1's node");
+    agents[index].kill();
+    let silent = Instant::now();
+    server.wait_for("db-1 marked deleted on its silent node", |s| {
+        db_pods(s)
+            .get("db-1")
+            .is_some_and(|(t, _)| t.ends_with("(terminating)"))
+    });
+    eprintln!(
+        "StatefulSet: node silent to db-1 terminating: {:?}",
+        silent.elapsed()
+    );
+    // Not replaced while its node may still run it: its container is still there.
+    std::thread::sleep(Duration::from_secs(3));
+    let db1 = pods(server)
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == "db-1")
+        .expect("db-1 stays");
+    assert_eq!(
+        db1["spec"]["nodeName"],
+        victim.as_str(),
+        "db-1 is still the silent node's"
+    );
+    assert_eq!(db_containers().get("db-1"), Some(&1));
+    // The operator says the machine is gone.
+    let out = server
+        .keel()
+        .args(["delete", "node", &victim, "--server", &server.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    server.wait_up_to(
+        Duration::from_secs(90),
+        "db-1 made again on another node, with a new volume",
+        |s| {
+            let pods = db_pods(s);
+            let volumes = db_volumes(s);
+            pods.get("db-1") == Some(&("2".to_string(), true))
+                && volumes.get("db-1").is_some_and(|(v, pv_node, node)| {
+                    *v != lost_volume && pv_node == node && *node != victim
+                })
+        },
+    );
+    assert!(
+        server
+            .get(&format!("/api/v1/persistentvolumes/{lost_volume}"))
+            .is_none(),
+        "the deleted node's volume is forgotten"
+    );
 }

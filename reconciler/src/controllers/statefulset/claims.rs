@@ -96,6 +96,67 @@ pub(super) async fn ensure(
     Ok(())
 }
 
+/// A member that cannot be placed because its own claim is `Lost` (its volume's node was
+/// deleted: the data is gone) is made again from scratch: the claim and the pod go, and
+/// the next pass makes both anew. True when it deleted anything.
+pub(super) async fn replace_lost(
+    set: &StatefulSet,
+    members: &[Member<'_>],
+    ctx: &Ctx,
+) -> Result<bool> {
+    let namespace = set.metadata.namespace();
+    let mut acted = false;
+    for m in members {
+        let Some(ordinal) = m.ordinal else { continue };
+        if m.pod
+            .spec
+            .node_name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty())
+        {
+            continue;
+        }
+        for t in set.spec.volume_claim_templates.iter().flatten() {
+            let name = claim_name(t.metadata.name(), set.metadata.name(), ordinal);
+            let key = ObjectKey::new(Kind::PersistentVolumeClaim, namespace, &name);
+            let Some(stored) = ctx.cache().get(&key) else {
+                continue;
+            };
+            let Object::PersistentVolumeClaim(c) = &stored.object else {
+                continue;
+            };
+            let lost = c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Lost");
+            if !lost || !made_by(set, &c.metadata) {
+                continue;
+            }
+            // The pod first: if it changed meanwhile (its status, say), nothing goes and the
+            // next pass tries again; a claim never goes from under a pod that stays.
+            let pod = ObjectKey::new(Kind::Pod, namespace, m.pod.metadata.name());
+            if ctx.delete(&pod, m.version).await.or_raced()?.is_some() {
+                tracing::warn!(claim = %key, pod = m.pod.metadata.name(), "a StatefulSet claim lost with its node; making it and its pod again");
+                ctx.delete(&key, stored.resource_version).await.or_raced()?;
+            }
+            acted = true;
+            break;
+        }
+    }
+    Ok(acted)
+}
+
+/// Whether a claim of the set's name pattern is one the set made: labelled with its
+/// selector's labels, and not declared in git.
+fn made_by(set: &StatefulSet, meta: &keel_schema::types::meta::ObjectMeta) -> bool {
+    let labels = meta.labels();
+    let git = labels.contains_key(keel_schema::validate::meta::MANAGED_BY_LABEL);
+    let selected = set
+        .spec
+        .selector
+        .iter()
+        .flat_map(|s| s.match_labels.iter().flatten())
+        .all(|(k, v)| labels.get(k) == Some(v));
+    !git && selected
+}
+
 /// With `whenScaled: Delete`, the claims of ordinals a scale-down removed go once their pod
 /// is gone.
 pub(super) async fn delete_scaled_down(
@@ -108,7 +169,7 @@ pub(super) async fn delete_scaled_down(
         return Ok(());
     }
     let namespace = set.metadata.namespace();
-    let end = wanted.start + wanted.replicas.max(0);
+    let end = wanted.start.saturating_add(wanted.replicas.max(0));
     for t in set.spec.volume_claim_templates.iter().flatten() {
         let prefix = format!("{}-{}", t.metadata.name(), set.metadata.name());
         for s in ctx
@@ -121,7 +182,7 @@ pub(super) async fn delete_scaled_down(
             };
             let kept = (wanted.start..end).contains(&ordinal);
             let pod_left = members.iter().any(|m| m.ordinal == Some(ordinal));
-            if kept || pod_left {
+            if kept || pod_left || !made_by(set, s.object.meta()) {
                 continue;
             }
             let key = ObjectKey::of(&s.object);

@@ -50,6 +50,17 @@ impl Controller for StatefulSetController {
                 cache,
                 out,
             ),
+            // A claim of the namespace changed (lost with its node, say): the sets there look.
+            Some(Kind::PersistentVolumeClaim) => {
+                for o in change.objects() {
+                    out.extend(
+                        cache
+                            .list(Kind::StatefulSet, Some(o.namespace()))
+                            .iter()
+                            .map(|s| ObjectKey::of(&s.object)),
+                    );
+                }
+            }
             _ => owner_keys(change, Kind::StatefulSet, Kind::Pod, cache, out),
         }
     }
@@ -102,6 +113,16 @@ impl Controller for StatefulSetController {
                 _ => None,
             })
             .collect();
+        if claims::replace_lost(set, &members, ctx).await? {
+            // Gone: the next pass (on the deletions) makes them again.
+            return Ok(Action::Done);
+        }
+        // Every member's claims exist (as Kubernetes: one made again if it went).
+        for m in &members {
+            if let Some(ordinal) = m.ordinal.filter(|_| !m.terminating()) {
+                claims::ensure(&stored, set, ordinal, ctx).await?;
+            }
+        }
         let wanted = wanted(set);
         let plan = decide::plan(&wanted, &current, &update, &members, Utc::now());
         if let Some(why) = &plan.waiting {

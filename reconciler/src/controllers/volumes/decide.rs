@@ -24,6 +24,8 @@ pub enum Step {
     Lost,
     /// A volume whose claim is gone: kept (`delete` false) or to be removed.
     Release { volume: String, delete: bool },
+    /// A volume on a node that was deleted: nobody can reach its data; the object goes.
+    Forget { volume: String },
 }
 
 /// `users`: the nodes of the active pods that name the claim (empty for pods not yet
@@ -32,6 +34,7 @@ pub fn steps(
     claim: Option<&Claim>,
     volumes: &[(PersistentVolume, u64)],
     users: &[String],
+    node_exists: impl Fn(&str) -> bool,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     let bound_to = |pv: &PersistentVolume, uid: &str| {
@@ -42,9 +45,16 @@ pub fn steps(
             .is_some_and(|u| u == uid)
     };
     for (pv, _) in volumes {
+        if pv.node().is_some_and(|n| !node_exists(n)) {
+            steps.push(Step::Forget {
+                volume: pv.metadata.name().to_string(),
+            });
+            continue;
+        }
         let ours = claim.is_some_and(|c| bound_to(pv, &c.uid));
-        // Gone with no pod left on its name, or replaced by a new claim of that name.
-        let released = !ours && (claim.is_some() || users.is_empty());
+        // Gone, or replaced by a new claim of that name, and no pod left on the name (one
+        // still running may have this volume mounted).
+        let released = !ours && users.is_empty();
         if !released {
             continue;
         }
@@ -62,9 +72,11 @@ pub fn steps(
     let Some(claim) = claim else {
         return steps;
     };
-    let ours = volumes
-        .iter()
-        .find(|(pv, _)| bound_to(pv, &claim.uid) && pv.metadata.deletion_timestamp.is_none());
+    let ours = volumes.iter().find(|(pv, _)| {
+        bound_to(pv, &claim.uid)
+            && pv.metadata.deletion_timestamp.is_none()
+            && pv.node().is_none_or(&node_exists)
+    });
     match (&claim.volume, ours) {
         (Some(named), Some((pv, _))) if pv.metadata.name() == named => steps.push(Step::Bind {
             volume: named.clone(),
@@ -78,7 +90,9 @@ pub fn steps(
         (None, Some((pv, _))) => steps.push(Step::Bind {
             volume: pv.metadata.name().to_string(),
         }),
-        (None, None) => match users.iter().find(|n| !n.is_empty()) {
+        // The scheduler sends later pods of an unbound claim where the first went (the same
+        // choice: the least node name among its scheduled pods).
+        (None, None) => match users.iter().filter(|n| !n.is_empty()).min() {
             Some(node) => steps.push(Step::Provision { node: node.clone() }),
             None if claim.phase.as_deref() != Some("Pending") => steps.push(Step::Pending),
             None => {}
@@ -91,6 +105,15 @@ pub fn steps(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every node exists but `gone`.
+    fn steps_(
+        claim: Option<&Claim>,
+        volumes: &[(PersistentVolume, u64)],
+        users: &[String],
+    ) -> Vec<Step> {
+        steps(claim, volumes, users, |n| n != "gone")
+    }
 
     fn volume(
         name: &str,
@@ -123,12 +146,12 @@ mod tests {
     #[test]
     fn a_claim_waits_for_its_first_scheduled_pod_then_gets_a_volume_on_its_node() {
         let c = claim("u1", None, None);
-        assert_eq!(steps(Some(&c), &[], &[]), [Step::Pending]);
-        assert_eq!(steps(Some(&c), &[], &["".into()]), [Step::Pending]);
+        assert_eq!(steps_(Some(&c), &[], &[]), [Step::Pending]);
+        assert_eq!(steps_(Some(&c), &[], &["".into()]), [Step::Pending]);
         let c = claim("u1", None, Some("Pending"));
-        assert!(steps(Some(&c), &[], &["".into()]).is_empty());
+        assert!(steps_(Some(&c), &[], &["".into()]).is_empty());
         assert_eq!(
-            steps(Some(&c), &[], &["".into(), "node-2".into()]),
+            steps_(Some(&c), &[], &["".into(), "node-2".into()]),
             [Step::Provision {
                 node: "node-2".into()
             }]
@@ -136,8 +159,36 @@ mod tests {
         // Made, not yet recorded: bound, not made twice.
         let made = [volume("pvc-u1", "u1", "Delete", "Bound", false)];
         assert_eq!(
-            steps(Some(&c), &made, &["node-2".into()]),
+            steps_(Some(&c), &made, &["node-2".into()]),
             [Step::Bind {
+                volume: "pvc-u1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_volume_on_a_deleted_node_is_forgotten_and_its_claim_lost() {
+        let mut pv = volume("pvc-u1", "u1", "Delete", "Bound", false);
+        pv.0.spec.node_affinity = serde_json::from_value(json!({"required": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["gone"]}]}]}}))
+        .unwrap();
+        let c = claim("u1", Some("pvc-u1"), Some("Bound"));
+        assert_eq!(
+            steps_(Some(&c), std::slice::from_ref(&pv), &[]),
+            [
+                Step::Forget {
+                    volume: "pvc-u1".into()
+                },
+                Step::Lost
+            ]
+        );
+        // Released before its node went: forgotten all the same.
+        let mut released = pv.clone();
+        released.0.status = serde_json::from_value(json!({"phase": "Released"})).unwrap();
+        released.0.metadata.deletion_timestamp = Some(chrono::Utc::now());
+        assert_eq!(
+            steps_(None, &[released], &[]),
+            [Step::Forget {
                 volume: "pvc-u1".into()
             }]
         );
@@ -146,16 +197,16 @@ mod tests {
     #[test]
     fn a_bound_claim_whose_volume_is_gone_is_lost() {
         let c = claim("u1", Some("pvc-u1"), Some("Bound"));
-        assert_eq!(steps(Some(&c), &[], &[]), [Step::Lost]);
+        assert_eq!(steps_(Some(&c), &[], &[]), [Step::Lost]);
     }
 
     #[test]
     fn a_volume_is_released_once_its_claim_and_pods_are_gone() {
         let vols = [volume("pvc-u1", "u1", "Delete", "Bound", false)];
         // The claim is gone but a pod still uses its name: kept for now.
-        assert!(steps(None, &vols, &["node-1".into()]).is_empty());
+        assert!(steps_(None, &vols, &["node-1".into()]).is_empty());
         assert_eq!(
-            steps(None, &vols, &[]),
+            steps_(None, &vols, &[]),
             [Step::Release {
                 volume: "pvc-u1".into(),
                 delete: true
@@ -163,7 +214,7 @@ mod tests {
         );
         let retained = [volume("pvc-u1", "u1", "Retain", "Bound", false)];
         assert_eq!(
-            steps(None, &retained, &[]),
+            steps_(None, &retained, &[]),
             [Step::Release {
                 volume: "pvc-u1".into(),
                 delete: false
@@ -171,7 +222,7 @@ mod tests {
         );
         // Released already: nothing more.
         assert!(
-            steps(
+            steps_(
                 None,
                 &[volume("pvc-u1", "u1", "Retain", "Released", false)],
                 &[]
@@ -179,7 +230,7 @@ mod tests {
             .is_empty()
         );
         assert!(
-            steps(
+            steps_(
                 None,
                 &[volume("pvc-u1", "u1", "Delete", "Released", true)],
                 &[]
@@ -189,20 +240,23 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_made_again_under_its_name_gets_a_new_volume_and_the_old_one_goes() {
+    fn a_claim_made_again_under_its_name_gets_a_new_volume_and_the_old_one_goes_once_unused() {
         let vols = [volume("pvc-u1", "u1", "Delete", "Bound", false)];
         let c = claim("u2", None, None);
+        // A pod still runs on the name (it may have the old volume mounted): kept for now.
         assert_eq!(
-            steps(Some(&c), &vols, &["node-1".into()]),
-            [
-                Step::Release {
-                    volume: "pvc-u1".into(),
-                    delete: true
-                },
-                Step::Provision {
-                    node: "node-1".into()
-                }
-            ]
+            steps_(Some(&c), &vols, &["node-1".into()]),
+            [Step::Provision {
+                node: "node-1".into()
+            }]
+        );
+        let c = claim("u2", None, Some("Pending"));
+        assert_eq!(
+            steps_(Some(&c), &vols, &[]),
+            [Step::Release {
+                volume: "pvc-u1".into(),
+                delete: true
+            }]
         );
     }
 }

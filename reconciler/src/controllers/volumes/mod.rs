@@ -6,7 +6,8 @@
 //! A volume whose claim is gone (deleted, or replaced under the same name) is released once
 //! no pod uses the claim's name: `Retain` keeps it, Released, with its data; `Delete` marks
 //! it deleted, its node's agent removes the directory, and on the agent's report the volume
-//! object goes (`nodes::reports`).
+//! object goes (`nodes::reports`). A volume whose node was deleted (`keel delete node`) is
+//! forgotten, and its claim is `Lost` (a StatefulSet makes its own claims again).
 //!
 //! [`decide`] decides, purely; [`VolumeController::reconcile`] observes and acts.
 
@@ -88,6 +89,10 @@ impl Controller for VolumeController {
                     }
                 }
             }
+            // A node deleted: its volumes are forgotten.
+            Some(Kind::Node) if matches!(change, Change::Object { new: None, .. }) => {
+                out.extend(self.all_keys(cache))
+            }
             Some(_) => {}
             None => out.extend(self.all_keys(cache)),
         }
@@ -130,7 +135,8 @@ impl Controller for VolumeController {
             volume: c.spec.volume_name.clone(),
             phase: c.status.as_ref().and_then(|s| s.phase.clone()),
         });
-        let steps = decide::steps(view.as_ref(), &volumes, &users);
+        let node_exists = |n: &str| cache.get(&ObjectKey::new(Kind::Node, "", n)).is_some();
+        let steps = decide::steps(view.as_ref(), &volumes, &users, node_exists);
         let mut first_error = None;
         for step in steps {
             let done = match step {
@@ -151,6 +157,7 @@ impl Controller for VolumeController {
                     _ => Ok(()),
                 },
                 Step::Release { volume, delete } => release(&volumes, &volume, delete, ctx).await,
+                Step::Forget { volume } => forget(&volumes, &volume, ctx).await,
             };
             if let Err(e) = done {
                 first_error.get_or_insert(e);
@@ -271,6 +278,21 @@ async fn set_phase(
     Ok(())
 }
 
+/// A volume whose node was deleted (`keel delete node`): its data went with the machine.
+async fn forget(volumes: &[(PersistentVolume, u64)], name: &str, ctx: &Ctx) -> Result<()> {
+    let Some((pv, version)) = volumes.iter().find(|(v, _)| v.metadata.name() == name) else {
+        return Ok(());
+    };
+    tracing::warn!(
+        volume = name,
+        node = pv.node().unwrap_or(""),
+        "forgetting a volume whose node was deleted"
+    );
+    let key = ObjectKey::new(Kind::PersistentVolume, "", name);
+    ctx.delete(&key, *version).await.or_raced()?;
+    Ok(())
+}
+
 /// Released: kept with its data (`Retain`), or marked deleted for its node to remove.
 async fn release(
     volumes: &[(PersistentVolume, u64)],
@@ -281,18 +303,6 @@ async fn release(
     let Some((pv, version)) = volumes.iter().find(|(v, _)| v.metadata.name() == name) else {
         return Ok(());
     };
-    // Its node is gone (deleted with `keel delete node`): nobody can remove the data, and
-    // nothing waits for it.
-    let node_gone = pv.node().is_some_and(|n| {
-        ctx.cache()
-            .get(&ObjectKey::new(Kind::Node, "", n))
-            .is_none()
-    });
-    if delete && node_gone {
-        let key = ObjectKey::new(Kind::PersistentVolume, "", name);
-        ctx.delete(&key, *version).await.or_raced()?;
-        return Ok(());
-    }
     let mut released = pv.clone();
     released.status.get_or_insert_with(Default::default).phase = Some("Released".into());
     if delete && released.metadata.deletion_timestamp.is_none() {

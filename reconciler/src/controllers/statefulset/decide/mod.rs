@@ -149,12 +149,12 @@ pub fn plan(
             },
         )
         .min();
-    let end = wanted.start + wanted.replicas.max(0);
+    let end = wanted.start.saturating_add(wanted.replicas.max(0));
     let slot = |ordinal: i64| -> Option<&Member<'_>> {
         members.iter().find(|m| m.ordinal == Some(ordinal))
     };
     let make_from = |ordinal: i64| match wanted.partition {
-        Some(p) if ordinal < wanted.start + p => From::Current,
+        Some(p) if ordinal < wanted.start.saturating_add(p) => From::Current,
         _ => From::Update,
     };
     let c = &plan.counts;
@@ -219,7 +219,7 @@ pub fn plan(
     if !plan.create.is_empty() {
         return plan;
     }
-    let lowest = wanted.start + partition.max(0);
+    let lowest = wanted.start.saturating_add(partition.max(0));
     for ordinal in (lowest.max(wanted.start)..end).rev() {
         let Some(m) = slot(ordinal).filter(|m| !m.terminating()) else {
             plan.waiting = Some(format!("waiting for ordinal {ordinal} to be made again"));
