@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use keel_schema::selector::Labels;
 use keel_schema::types::pod::{Container, Pod, Toleration};
+use keel_schema::types::storage::NodeSelectorTerm;
 
 use super::NodeInfo;
+use super::affinity::{Spread, Term, term_matches};
 
 /// What a pod asks of a node.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +21,18 @@ pub(super) struct PodRequest {
     pub tolerations: Vec<Toleration>,
     /// The controlling owner's uid, for spreading its pods.
     pub owner: Option<String>,
+    pub namespace: String,
+    pub labels: Labels,
+    /// Required node affinity: a node must match one of these terms.
+    pub node_required: Vec<NodeSelectorTerm>,
+    /// Preferred node affinity: weight and term.
+    pub node_preferred: Vec<(i64, NodeSelectorTerm)>,
+    /// Required pod affinity and anti-affinity.
+    pub affinity: Vec<Term>,
+    pub anti: Vec<Term>,
+    /// Preferred pod affinity (positive weight) and anti-affinity (negative).
+    pub preferred: Vec<(i64, Term)>,
+    pub spread: Vec<Spread>,
 }
 
 impl PodRequest {
@@ -62,6 +77,54 @@ impl PodRequest {
             .flatten()
             .find(|o| o.controller == Some(true))
             .map(|o| o.uid.clone());
+        r.namespace = pod.metadata.namespace().to_string();
+        r.labels = pod.metadata.labels().clone();
+        let namespace = r.namespace.clone();
+        if let Some(affinity) = &pod.spec.affinity {
+            if let Some(node) = &affinity.node_affinity {
+                if let Some(required) = &node.required_during_scheduling_ignored_during_execution {
+                    r.node_required.clone_from(&required.node_selector_terms);
+                    if r.node_required.is_empty() {
+                        // No term at all matches no node (validation refuses it anyway).
+                        r.node_required.push(NodeSelectorTerm::default());
+                    }
+                }
+                for p in node
+                    .preferred_during_scheduling_ignored_during_execution
+                    .iter()
+                    .flatten()
+                {
+                    r.node_preferred.push((p.weight, p.preference.clone()));
+                }
+            }
+            for (sign, rules) in [
+                (1, &affinity.pod_affinity),
+                (-1, &affinity.pod_anti_affinity),
+            ] {
+                let Some(rules) = rules else { continue };
+                let required = rules
+                    .required_during_scheduling_ignored_during_execution
+                    .iter()
+                    .flatten()
+                    .map(|t| Term::of(t, &namespace));
+                if sign > 0 {
+                    r.affinity.extend(required);
+                } else {
+                    r.anti.extend(required);
+                }
+                for w in rules
+                    .preferred_during_scheduling_ignored_during_execution
+                    .iter()
+                    .flatten()
+                {
+                    r.preferred
+                        .push((sign * w.weight, Term::of(&w.pod_affinity_term, &namespace)));
+                }
+            }
+        }
+        for c in pod.spec.topology_spread_constraints.iter().flatten() {
+            r.spread.push(Spread::of(c, &r.labels));
+        }
         r
     }
 }
@@ -119,6 +182,33 @@ fn ports_clash(a: &(String, i64, String), b: &(String, i64, String)) -> bool {
     a.0 == b.0 && a.1 == b.1 && (any(&a.2) || any(&b.2) || a.2 == b.2)
 }
 
+/// Whether the pod's nodeSelector and required node affinity allow `node`.
+pub(super) fn selected(node: &NodeInfo, r: &PodRequest) -> bool {
+    r.node_selector
+        .iter()
+        .all(|(k, v)| node.labels.get(k) == Some(v))
+        && (r.node_required.is_empty()
+            || r.node_required
+                .iter()
+                .any(|t| term_matches(t, &node.name, &node.labels)))
+}
+
+/// Whether the pod tolerates every `NoSchedule`/`NoExecute` taint of `node`.
+pub(super) fn tolerated(node: &NodeInfo, r: &PodRequest) -> bool {
+    node.taints
+        .iter()
+        .all(|(k, v, e)| tolerates(&r.tolerations, k, v, e))
+}
+
+/// The sum of the weights of the pod's preferred node affinity terms `node` matches.
+pub(super) fn node_preference(node: &NodeInfo, r: &PodRequest) -> i64 {
+    r.node_preferred
+        .iter()
+        .filter(|(_, t)| term_matches(t, &node.name, &node.labels))
+        .map(|(w, _)| w)
+        .sum()
+}
+
 /// Every reason `node` cannot take the pod (empty: it fits).
 pub(super) fn check(node: &NodeInfo, r: &PodRequest) -> Result<(), Vec<Reason>> {
     // As kube-scheduler: the first filter that fails gives the node's reasons, in this order;
@@ -136,10 +226,7 @@ pub(super) fn check(node: &NodeInfo, r: &PodRequest) -> Result<(), Vec<Reason>> 
     {
         return Err(vec![format!("node(s) had untolerated taint {{{k}: {v}}}")]);
     }
-    if r.node_selector
-        .iter()
-        .any(|(k, v)| node.labels.get(k) != Some(v))
-    {
+    if !selected(node, r) {
         return Err(vec![
             "node(s) didn't match Pod's node affinity/selector".into(),
         ]);

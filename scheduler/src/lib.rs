@@ -13,6 +13,7 @@
 //! a burst do not all land on the same emptiest node.
 #![forbid(unsafe_code)]
 
+mod affinity;
 mod fit;
 
 use std::collections::{BTreeMap, HashMap};
@@ -133,6 +134,8 @@ pub struct SchedulerCache {
     next_start: usize,
     /// Picks among equally good nodes in turn (kube-scheduler picks at random).
     ties: usize,
+    /// Bound pods with a required anti-affinity (every placement must respect theirs).
+    anti_holders: usize,
 }
 
 impl SchedulerCache {
@@ -198,15 +201,21 @@ impl SchedulerCache {
         if let Some(&i) = self.by_name.get(&node) {
             self.nodes[i].add(&request);
         }
+        if !request.anti.is_empty() {
+            self.anti_holders += 1;
+        }
         self.pods.insert(uid, (node, request));
     }
 
     /// Forgets a pod (deleted, or finished).
     pub fn remove_pod(&mut self, uid: &str) {
-        if let Some((node, request)) = self.pods.remove(uid)
-            && let Some(&i) = self.by_name.get(&node)
-        {
-            self.nodes[i].remove(&request);
+        if let Some((node, request)) = self.pods.remove(uid) {
+            if !request.anti.is_empty() {
+                self.anti_holders = self.anti_holders.saturating_sub(1);
+            }
+            if let Some(&i) = self.by_name.get(&node) {
+                self.nodes[i].remove(&request);
+            }
         }
     }
 
@@ -229,6 +238,8 @@ impl SchedulerCache {
         // Placed again (a bind that failed, say): its earlier place no longer counts.
         self.remove_pod(&uid);
         let request = PodRequest::of(pod);
+        let placement =
+            affinity::Placement::new(&request, &self.nodes, &self.pods, self.anti_holders);
         let n = self.nodes.len();
         let want = self.feasible_to_find();
         let mut feasible: Vec<usize> = Vec::with_capacity(want.min(n));
@@ -238,7 +249,13 @@ impl SchedulerCache {
         for k in 0..n {
             let i = (start + k) % n;
             looked += 1;
-            match fit::check(&self.nodes[i], &request) {
+            let fits = fit::check(&self.nodes[i], &request).and_then(|()| {
+                match placement.as_ref().and_then(|p| p.filter(&self.nodes[i])) {
+                    Some(why) => Err(vec![why]),
+                    None => Ok(()),
+                }
+            });
+            match fits {
                 Ok(()) => {
                     feasible.push(i);
                     if feasible.len() >= want {
@@ -270,9 +287,26 @@ impl SchedulerCache {
                     .unwrap_or(0)
             })
             .unwrap_or(0);
+        // Preferences, each scaled to 0–100 over the feasible nodes and weighed 2, as
+        // kube-scheduler weighs NodeAffinity, InterPodAffinity and PodTopologySpread.
+        let raw = |f: &dyn Fn(&NodeInfo) -> i64| -> Vec<i64> {
+            feasible.iter().map(|&i| f(&self.nodes[i])).collect()
+        };
+        let node_pref = affinity::normalize(&raw(&|n| fit::node_preference(n, &request)), true);
+        let (pod_pref, crowding) = match &placement {
+            Some(p) => (
+                affinity::normalize(&raw(&|n| p.pod_preference(n)), true),
+                affinity::normalize(&raw(&|n| p.crowding(n)), false),
+            ),
+            None => (vec![0; feasible.len()], vec![0; feasible.len()]),
+        };
         let scores: Vec<i64> = feasible
             .iter()
-            .map(|&i| fit::score(&self.nodes[i], &request, max_owned))
+            .enumerate()
+            .map(|(k, &i)| {
+                fit::score(&self.nodes[i], &request, max_owned)
+                    + 2 * (node_pref[k] + pod_pref[k] + crowding[k])
+            })
             .collect();
         let top = scores.iter().copied().max().unwrap_or(0);
         let tied: Vec<usize> = feasible

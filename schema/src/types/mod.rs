@@ -21,4 +21,5 @@ pub mod meta;
 pub mod networking;
 pub mod pod;
 pub mod rbac;
+pub mod scheduling;
 pub mod storage;

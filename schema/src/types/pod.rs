@@ -87,6 +87,8 @@ model! {
         pub enable_service_links: Option<bool>,
         /// Accepted and kept; keel schedules without priorities.
         pub priority_class_name: Option<String>,
+        pub affinity: Option<super::scheduling::Affinity>,
+        pub topology_spread_constraints: Option<Vec<super::scheduling::TopologySpreadConstraint>>,
     }
 }
 

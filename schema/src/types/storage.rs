@@ -123,7 +123,10 @@ model! {
 
 model! {
     pub struct NodeSelectorTerm {
+        /// All must hold (a term with none matches no node).
         pub match_expressions: Option<Vec<NodeSelectorRequirement>>,
+        /// On node fields: only `metadata.name`.
+        pub match_fields: Option<Vec<NodeSelectorRequirement>>,
     }
 }
 

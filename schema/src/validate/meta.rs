@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::{Errors, names};
 use crate::kinds::{Kind, Object};
 use crate::path::FieldPath;
+use crate::selector::LabelSelector;
 use crate::types::meta::ObjectMeta;
 
 const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
@@ -126,4 +127,62 @@ pub fn validate_label_map(map: &BTreeMap<String, String>, path: &FieldPath, errs
         }
         errs.name(&path.key(k), v, names::label_value);
     }
+}
+
+/// A label selector's `matchLabels` and `matchExpressions`, as Kubernetes checks them; true
+/// when every expression is well formed.
+pub fn validate_selector_parts(sel: &LabelSelector, path: &FieldPath, errs: &mut Errors) -> bool {
+    let exprs = sel.match_expressions.as_deref().unwrap_or(&[]);
+    let labels = sel.match_labels.as_ref();
+    if let Some(labels) = labels {
+        validate_label_map(labels, &path.field("matchLabels"), errs);
+    }
+    let mut well_formed = true;
+    for (i, e) in exprs.iter().enumerate() {
+        let ep = path.field("matchExpressions").index(i);
+        if e.key.is_empty() {
+            errs.required(&ep.field("key"));
+            well_formed = false;
+        } else if let Some(why) = names::qualified_name(&e.key) {
+            errs.invalid(&ep.field("key"), &e.key, why);
+            well_formed = false;
+        }
+        let values = e.values.as_deref().unwrap_or(&[]);
+        match e.operator.as_str() {
+            "In" | "NotIn" => {
+                if values.is_empty() {
+                    errs.required_because(
+                        &ep.field("values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    );
+                    well_formed = false;
+                }
+            }
+            "Exists" | "DoesNotExist" => {
+                if !values.is_empty() {
+                    errs.forbidden(
+                        &ep.field("values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    );
+                    well_formed = false;
+                }
+            }
+            "" => {
+                errs.required(&ep.field("operator"));
+                well_formed = false;
+            }
+            other => {
+                errs.unsupported(
+                    &ep.field("operator"),
+                    other,
+                    &["In", "NotIn", "Exists", "DoesNotExist"],
+                );
+                well_formed = false;
+            }
+        }
+        for (j, v) in values.iter().enumerate() {
+            errs.name(&ep.field("values").index(j), v, names::label_value);
+        }
+    }
+    well_formed
 }

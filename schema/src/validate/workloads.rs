@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::meta::{validate_label_map, validate_labels_and_annotations};
+use super::meta::{validate_label_map, validate_labels_and_annotations, validate_selector_parts};
 use super::pod::{JOB_RESTART, validate_pod_spec};
 use super::{Errors, names};
 use crate::intorstr::IntOrString;
@@ -71,56 +71,7 @@ fn validate_label_selector(
         errs.invalid(&path, "{}", format!("empty selector is invalid for {kind}"));
         return;
     }
-    if let Some(labels) = labels {
-        validate_label_map(labels, &path.field("matchLabels"), errs);
-    }
-    let mut well_formed = true;
-    for (i, e) in exprs.iter().enumerate() {
-        let ep = path.field("matchExpressions").index(i);
-        if e.key.is_empty() {
-            errs.required(&ep.field("key"));
-            well_formed = false;
-        } else if let Some(why) = names::qualified_name(&e.key) {
-            errs.invalid(&ep.field("key"), &e.key, why);
-            well_formed = false;
-        }
-        let values = e.values.as_deref().unwrap_or(&[]);
-        match e.operator.as_str() {
-            "In" | "NotIn" => {
-                if values.is_empty() {
-                    errs.required_because(
-                        &ep.field("values"),
-                        "must be specified when `operator` is 'In' or 'NotIn'",
-                    );
-                    well_formed = false;
-                }
-            }
-            "Exists" | "DoesNotExist" => {
-                if !values.is_empty() {
-                    errs.forbidden(
-                        &ep.field("values"),
-                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                    );
-                    well_formed = false;
-                }
-            }
-            "" => {
-                errs.required(&ep.field("operator"));
-                well_formed = false;
-            }
-            other => {
-                errs.unsupported(
-                    &ep.field("operator"),
-                    other,
-                    &["In", "NotIn", "Exists", "DoesNotExist"],
-                );
-                well_formed = false;
-            }
-        }
-        for (j, v) in values.iter().enumerate() {
-            errs.name(&ep.field("values").index(j), v, names::label_value);
-        }
-    }
+    let well_formed = validate_selector_parts(sel, &path, errs);
     if let (true, Some(t)) = (well_formed, template) {
         let labels = template_labels(t);
         if let Ok(compiled) = Selector::from_label_selector(Some(sel))

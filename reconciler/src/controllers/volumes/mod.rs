@@ -210,6 +210,7 @@ async fn provision(
                     operator: "In".into(),
                     values: Some(vec![node.to_string()]),
                 }]),
+                match_fields: None,
             }],
         }),
     });

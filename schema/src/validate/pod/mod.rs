@@ -1,6 +1,7 @@
 //! Pod specs: containers, ports, env, resources, probes, volumes, tolerations.
 
 mod container;
+mod scheduling;
 mod values;
 mod volumes;
 
@@ -30,6 +31,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
     if spec.containers.is_empty() {
         errs.required(&path.field("containers"));
     }
+    scheduling::validate_scheduling(spec, path, errs);
     for (i, r) in spec.image_pull_secrets.iter().flatten().enumerate() {
         let at = path.field("imagePullSecrets").index(i).field("name");
         errs.required_name(

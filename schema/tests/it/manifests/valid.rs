@@ -262,6 +262,22 @@ spec:
         image: "db:1"
         volumeMounts: [{name: data, mountPath: /var/lib/db}, {name: uploads, mountPath: /uploads}]
       volumes: [{name: uploads, persistentVolumeClaim: {claimName: uploads, readOnly: true}}]
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+            - matchExpressions: [{key: disk, operator: In, values: [ssd]}, {key: cores, operator: Gt, values: ["4"]}]
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - {weight: 10, preference: {matchExpressions: [{key: topology.kubernetes.io/zone, operator: In, values: [a]}]}}
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {labelSelector: {matchLabels: {app: db}}, topologyKey: kubernetes.io/hostname}
+        podAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 50
+            podAffinityTerm: {labelSelector: {matchExpressions: [{key: app, operator: In, values: [cache]}]}, namespaces: [shop], topologyKey: topology.kubernetes.io/zone}
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, minDomains: 2, labelSelector: {matchLabels: {app: db}}, matchLabelKeys: [controller-revision-hash]}
   volumeClaimTemplates:
   - metadata: {name: data, labels: {tier: db}}
     spec:

@@ -868,4 +868,70 @@ data: {.dockercfg: bm90IGpzb24=}
             (17, "data[.dockercfg]", "is not valid JSON"),
         ],
     },
+    Case {
+        name: "affinity and spreading written wrong",
+        yaml: r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers: [{name: web, image: "web:1"}]
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+        - matchExpressions: [{key: disk, operator: In}, {key: cores, operator: Gt, values: [many]}, {key: gpu, operator: Maybe}]
+          matchFields: [{key: metadata.labels, operator: In, values: [x]}]
+      preferredDuringSchedulingIgnoredDuringExecution:
+      - {weight: 0, preference: {matchExpressions: [{key: disk, operator: Exists}]}}
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - {labelSelector: {matchLabels: {app: web}}, namespaceSelector: {matchLabels: {team: a}}}
+  topologySpreadConstraints:
+  - {maxSkew: 0, topologyKey: zone, whenUnsatisfiable: ScheduleAnyway, minDomains: 2}
+  - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: Sometimes}
+"#,
+        errors: &[
+            (10,
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values",
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            ),
+            (10,
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[1].values",
+                "single value when `operator` is 'Lt' or 'Gt'",
+            ),
+            (10,
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[2].operator",
+                "Unsupported value: \"Maybe\"",
+            ),
+            (11,
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0].key",
+                "Unsupported value: \"metadata.labels\"",
+            ),
+            (13,
+                "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+                "must be in the range 1-100",
+            ),
+            (16,
+                "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey",
+                "can not be empty",
+            ),
+            (16,
+                "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].namespaceSelector",
+                "keel reads no namespace labels",
+            ),
+            (18,
+                "spec.topologySpreadConstraints[0].maxSkew",
+                "must be greater than zero",
+            ),
+            (18,
+                "spec.topologySpreadConstraints[0].minDomains",
+                "can only use minDomains if whenUnsatisfiable=DoNotSchedule",
+            ),
+            (19,
+                "spec.topologySpreadConstraints[1].whenUnsatisfiable",
+                "Unsupported value: \"Sometimes\"",
+            ),
+        ],
+    },
 ];
