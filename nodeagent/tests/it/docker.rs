@@ -1480,9 +1480,10 @@ async fn a_container_says_why_it_ended_in_its_termination_message() {
             "restartPolicy": "Never",
             "containers": [
                 sh("file", "printf 'bye: disk full' > /dev/termination-log; exit 3"),
+                // One stream: Docker keeps no order between stdout and stderr lines.
                 {
                     "name": "logs", "image": IMAGE,
-                    "command": ["sh", "-c", "echo starting; echo 'cannot bind :80' >&2; exit 2"],
+                    "command": ["sh", "-c", "echo starting >&2; echo 'cannot bind :80' >&2; exit 2"],
                     "terminationMessagePolicy": "FallbackToLogsOnError"
                 },
                 {
