@@ -14,6 +14,7 @@ use keel_schema::{Kind, Object, OfKind, Resource};
 
 use crate::output::{human_duration, or_none};
 
+mod policy;
 mod storage;
 mod workloads;
 
@@ -47,6 +48,8 @@ pub fn table(
         Kind::ReplicaSet => render(&workloads::REPLICA_SET, objects, wide, now),
         Kind::DaemonSet => render(&workloads::DAEMON_SET, objects, wide, now),
         Kind::PersistentVolumeClaim => render(&storage::CLAIM, objects, wide, now),
+        Kind::NetworkPolicy => render(&policy::NETWORK_POLICY, objects, wide, now),
+        Kind::PodDisruptionBudget => render(&policy::BUDGET, objects, wide, now),
         Kind::PersistentVolume => render(&storage::VOLUME, objects, wide, now),
         Kind::StatefulSet => render(&workloads::STATEFUL_SET, objects, wide, now),
         Kind::ControllerRevision => render(&workloads::CONTROLLER_REVISION, objects, wide, now),

@@ -44,6 +44,8 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::Service(s) => service(s),
         Object::Ingress(i) => ingress(i),
         Object::ServiceAccount(_)
+        | Object::NetworkPolicy(_)
+        | Object::PodDisruptionBudget(_)
         | Object::Role(_)
         | Object::ClusterRole(_)
         | Object::RoleBinding(_)

@@ -152,6 +152,8 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::ClusterRoleBinding(b) => subject_defaults(b.subjects.as_mut()),
         Object::Ingress(_)
         | Object::IngressClass(_)
+        | Object::NetworkPolicy(_)
+        | Object::PodDisruptionBudget(_)
         | Object::ServiceAccount(_)
         | Object::Role(_)
         | Object::ClusterRole(_) => {}

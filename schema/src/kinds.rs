@@ -19,6 +19,7 @@ use crate::types::core::{
 use crate::types::meta::ObjectMeta;
 use crate::types::networking::{Ingress, IngressClass};
 use crate::types::pod::Pod;
+use crate::types::policy::{NetworkPolicy, PodDisruptionBudget};
 use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::types::storage::{PersistentVolume, PersistentVolumeClaim};
 use crate::yaml;
@@ -52,13 +53,16 @@ impl KindInfo {
 }
 
 impl Kind {
-    /// Whether keel acts on objects of this kind. The RBAC kinds and ServiceAccounts are
-    /// stored (validated, served, diffed), so repositories written for Kubernetes apply
-    /// unchanged, but nothing enforces them; plans and status say so.
+    /// Whether keel acts on objects of this kind. The RBAC kinds, ServiceAccounts,
+    /// NetworkPolicies and PodDisruptionBudgets are stored (validated, served, diffed), so
+    /// repositories written for Kubernetes apply unchanged, but nothing enforces them
+    /// (keel has no voluntary evictions for a budget to hold back); plans and status say so.
     pub const fn enforced(self) -> bool {
         !matches!(
             self,
             Kind::ServiceAccount
+                | Kind::NetworkPolicy
+                | Kind::PodDisruptionBudget
                 | Kind::Role
                 | Kind::ClusterRole
                 | Kind::RoleBinding
@@ -370,6 +374,14 @@ kinds! {
     IngressClass {
         api_version: "networking.k8s.io/v1", plural: "ingressclasses", short_names: [],
         namespaced: false, live_only: false,
+    },
+    NetworkPolicy {
+        api_version: "networking.k8s.io/v1", plural: "networkpolicies", short_names: ["netpol"],
+        namespaced: true, live_only: false,
+    },
+    PodDisruptionBudget {
+        api_version: "policy/v1", plural: "poddisruptionbudgets", short_names: ["pdb"],
+        namespaced: true, live_only: false,
     },
 }
 

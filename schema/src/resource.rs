@@ -11,6 +11,7 @@ use crate::types::core::{
 };
 use crate::types::meta::{Condition, ObjectMeta};
 use crate::types::pod::{Pod, PodSpec, PodTemplateSpec};
+use crate::types::policy::{NetworkPolicy, PodDisruptionBudget};
 use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::types::storage::{PersistentVolume, PersistentVolumeClaim};
 
@@ -373,6 +374,22 @@ impl Resource for PersistentVolumeClaim {
     }
 
     no_conditions!();
+    no_pods!();
+}
+
+impl Resource for NetworkPolicy {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    no_status!();
+    no_pods!();
+}
+
+impl Resource for PodDisruptionBudget {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
     no_pods!();
 }
 

@@ -351,6 +351,8 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
             yaml_section(out, "Status", i.status.as_ref());
         }
         Object::IngressClass(c) => yaml_section(out, "Spec", Some(&c.spec)),
+        Object::NetworkPolicy(p) => yaml_section(out, "Spec", Some(&p.spec)),
+        Object::PodDisruptionBudget(p) => yaml_section(out, "Spec", Some(&p.spec)),
         Object::CronJob(c) => {
             yaml_section(out, "Spec", Some(&c.spec));
             yaml_section(out, "Status", c.status.as_ref());

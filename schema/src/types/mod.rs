@@ -20,6 +20,7 @@ pub mod core;
 pub mod meta;
 pub mod networking;
 pub mod pod;
+pub mod policy;
 pub mod rbac;
 pub mod scheduling;
 pub mod storage;

@@ -48,6 +48,8 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::ControllerRevision
                 | Kind::PersistentVolumeClaim
                 | Kind::PersistentVolume
+                | Kind::NetworkPolicy
+                | Kind::PodDisruptionBudget
                 | Kind::Job
                 | Kind::CronJob
                 | Kind::Ingress

@@ -9,6 +9,7 @@ pub mod cross;
 pub mod ingress;
 pub mod meta;
 pub mod names;
+mod network_policy;
 mod pod;
 pub mod policy;
 mod rbac;
@@ -225,6 +226,13 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
             ingress::validate_ingress(&o.spec, &spec, &mut errs);
         }
         Object::IngressClass(o) => ingress::validate_ingress_class(&o.spec, &spec, &mut errs),
+        Object::NetworkPolicy(o) => {
+            network_policy::validate_network_policy(&o.spec, &spec, &mut errs)
+        }
+        Object::PodDisruptionBudget(o) => {
+            status_set(declared(&o.status), &mut errs);
+            network_policy::validate_pdb(&o.spec, &spec, &mut errs);
+        }
         Object::ServiceAccount(o) => rbac::validate_service_account(o, &mut errs),
         Object::Role(o) => rbac::validate_rules(o.rules.as_ref(), false, &mut errs),
         Object::ClusterRole(o) => rbac::validate_rules(o.rules.as_ref(), true, &mut errs),

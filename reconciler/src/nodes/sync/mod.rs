@@ -179,6 +179,8 @@ impl NodeSync {
                 | Kind::CronJob
                 // Stored, not enforced: nothing on a node depends on them.
                 | Kind::ServiceAccount
+                | Kind::NetworkPolicy
+                | Kind::PodDisruptionBudget
                 | Kind::Role
                 | Kind::ClusterRole
                 | Kind::RoleBinding

@@ -285,6 +285,30 @@ spec:
       storageClassName: local-path
       resources: {requests: {storage: 1Gi}}
 ---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-from-web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress, Egress]
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {app: web}}
+    - namespaceSelector: {matchLabels: {team: shop}}
+      podSelector: {matchLabels: {role: admin}}
+    - ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}
+    ports: [{protocol: TCP, port: 5432}, {port: metrics}, {port: 30000, endPort: 32767}]
+  egress:
+  - to: [{ipBlock: {cidr: 0.0.0.0/0}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: db, namespace: shop}
+spec:
+  minAvailable: 2
+  selector: {matchLabels: {app: db}}
+  unhealthyPodEvictionPolicy: AlwaysAllow
+---
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: web, namespace: shop}
@@ -363,6 +387,8 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "CronJob",
             "PersistentVolumeClaim",
             "StatefulSet",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
             "ServiceAccount",
             "Role",
             "ClusterRole",

@@ -892,43 +892,53 @@ spec:
   - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: Sometimes}
 "#,
         errors: &[
-            (10,
+            (
+                10,
                 "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values",
                 "must be specified when `operator` is 'In' or 'NotIn'",
             ),
-            (10,
+            (
+                10,
                 "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[1].values",
                 "single value when `operator` is 'Lt' or 'Gt'",
             ),
-            (10,
+            (
+                10,
                 "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[2].operator",
                 "Unsupported value: \"Maybe\"",
             ),
-            (11,
+            (
+                11,
                 "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0].key",
                 "Unsupported value: \"metadata.labels\"",
             ),
-            (13,
+            (
+                13,
                 "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
                 "must be in the range 1-100",
             ),
-            (16,
+            (
+                16,
                 "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey",
                 "can not be empty",
             ),
-            (16,
+            (
+                16,
                 "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].namespaceSelector",
                 "keel reads no namespace labels",
             ),
-            (18,
+            (
+                18,
                 "spec.topologySpreadConstraints[0].maxSkew",
                 "must be greater than zero",
             ),
-            (18,
+            (
+                18,
                 "spec.topologySpreadConstraints[0].minDomains",
                 "can only use minDomains if whenUnsatisfiable=DoNotSchedule",
             ),
-            (19,
+            (
+                19,
                 "spec.topologySpreadConstraints[1].whenUnsatisfiable",
                 "Unsupported value: \"Sometimes\"",
             ),

@@ -101,4 +101,91 @@ imagePullSecrets: [{name: Registry_Creds}, {}]
             (4, "imagePullSecrets[1].name", "Required value"),
         ],
     },
+    Case {
+        name: "a NetworkPolicy with empty peers, mixed ipBlocks, bad CIDRs and ports",
+        yaml: r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p}
+spec:
+  policyTypes: [Inbound]
+  ingress:
+  - from:
+    - {}
+    - {ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}
+    - ipBlock: {cidr: 10.0.0.0/33}
+    - ipBlock: {cidr: 10.0.0.0/8, except: [192.168.0.0/16]}
+    ports: [{port: 0}, {port: http, endPort: 90}, {protocol: ICMP, port: 80, endPort: 79}]
+"#,
+        errors: &[
+            (4, "spec.podSelector", "Required value"),
+            (5, "spec.policyTypes[0]", "Unsupported value: \"Inbound\""),
+            (8, "spec.ingress[0].from[0]", "must specify a peer"),
+            (
+                9,
+                "spec.ingress[0].from[1].ipBlock",
+                "may not be specified with other peer fields",
+            ),
+            (
+                10,
+                "spec.ingress[0].from[2].ipBlock.cidr",
+                "must be a valid CIDR",
+            ),
+            (
+                11,
+                "spec.ingress[0].from[3].ipBlock.except[0]",
+                "must be a strict subset of `cidr`",
+            ),
+            (
+                12,
+                "spec.ingress[0].ports[0].port",
+                "must be between 1 and 65535",
+            ),
+            (
+                12,
+                "spec.ingress[0].ports[1].endPort",
+                "may only be set with a numeric `port`",
+            ),
+            (
+                12,
+                "spec.ingress[0].ports[2].protocol",
+                "Unsupported value: \"ICMP\"",
+            ),
+            (
+                12,
+                "spec.ingress[0].ports[2].endPort",
+                "must be greater than or equal to `port`",
+            ),
+        ],
+    },
+    Case {
+        name: "a PodDisruptionBudget with both bounds and a bad percent",
+        yaml: r#"
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: b}
+spec:
+  minAvailable: 150%
+  maxUnavailable: -1
+  unhealthyPodEvictionPolicy: Never
+"#,
+        errors: &[
+            (5, "spec.minAvailable", "must not be greater than 100%"),
+            (
+                6,
+                "spec.maxUnavailable",
+                "minAvailable and maxUnavailable cannot be both set",
+            ),
+            (
+                6,
+                "spec.maxUnavailable",
+                "must be greater than or equal to 0",
+            ),
+            (
+                7,
+                "spec.unhealthyPodEvictionPolicy",
+                "Unsupported value: \"Never\"",
+            ),
+        ],
+    },
 ];
