@@ -49,6 +49,7 @@ pub fn table(
         Kind::DaemonSet => render(&workloads::DAEMON_SET, objects, wide, now),
         Kind::PersistentVolumeClaim => render(&storage::CLAIM, objects, wide, now),
         Kind::NetworkPolicy => render(&policy::NETWORK_POLICY, objects, wide, now),
+        Kind::ResourceQuota => render(&policy::QUOTA, objects, wide, now),
         Kind::PodDisruptionBudget => render(&policy::BUDGET, objects, wide, now),
         Kind::PersistentVolume => render(&storage::VOLUME, objects, wide, now),
         Kind::StatefulSet => render(&workloads::STATEFUL_SET, objects, wide, now),

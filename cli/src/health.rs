@@ -63,6 +63,10 @@ pub fn health(object: &Object) -> (Health, String) {
         | Object::Event(_)
         | Object::ControllerRevision(_)
         | Object::PersistentVolume(_) => (Health::Healthy, String::new()),
+        Object::ResourceQuota(_) => (
+            Health::Healthy,
+            "enforced when a revision is applied".to_string(),
+        ),
     }
 }
 

@@ -15,14 +15,16 @@
 
 mod affinity;
 mod fit;
+mod request;
 
 use std::collections::{BTreeMap, HashMap};
 
 use keel_schema::types::core::Node;
 use keel_schema::types::pod::Pod;
 
+use fit::Reason;
 pub use fit::{FitError, tolerates};
-use fit::{PodRequest, Reason};
+use request::PodRequest;
 
 /// kube-scheduler's default pod limit per node when a node does not say.
 pub const DEFAULT_MAX_PODS: u32 = 110;

@@ -154,6 +154,7 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::IngressClass(_)
         | Object::NetworkPolicy(_)
         | Object::PodDisruptionBudget(_)
+        | Object::ResourceQuota(_)
         | Object::ServiceAccount(_)
         | Object::Role(_)
         | Object::ClusterRole(_) => {}

@@ -11,7 +11,7 @@ use crate::types::core::{
 };
 use crate::types::meta::{Condition, ObjectMeta};
 use crate::types::pod::{Pod, PodSpec, PodTemplateSpec};
-use crate::types::policy::{NetworkPolicy, PodDisruptionBudget};
+use crate::types::policy::{NetworkPolicy, PodDisruptionBudget, ResourceQuota};
 use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::types::storage::{PersistentVolume, PersistentVolumeClaim};
 
@@ -373,6 +373,15 @@ impl Resource for PersistentVolumeClaim {
         self.status = None;
     }
 
+    no_conditions!();
+    no_pods!();
+}
+
+impl Resource for ResourceQuota {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!();
     no_conditions!();
     no_pods!();
 }

@@ -1,7 +1,7 @@
 //! `keel get` columns of NetworkPolicies and PodDisruptionBudgets, as kubectl shows them.
 
 use keel_schema::intorstr::IntOrString;
-use keel_schema::types::policy::{NetworkPolicy, PodDisruptionBudget};
+use keel_schema::types::policy::{NetworkPolicy, PodDisruptionBudget, ResourceQuota};
 
 use super::{Columns, age, name, selector_text};
 
@@ -26,6 +26,23 @@ pub(super) const NETWORK_POLICY: Columns<NetworkPolicy> = Columns {
             }
         }),
         ("AGE", |p, now| age(&p.metadata, now)),
+    ],
+    wide: &[],
+};
+
+pub(super) const QUOTA: Columns<ResourceQuota> = Columns {
+    normal: &[
+        ("NAME", |q, _| name(&q.metadata)),
+        ("HARD", |q, _| {
+            q.spec
+                .hard
+                .iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        ("AGE", |q, now| age(&q.metadata, now)),
     ],
     wide: &[],
 };

@@ -104,3 +104,36 @@ model! {
         pub conditions: Option<Vec<Condition>>,
     }
 }
+
+model! {
+    /// `v1` ResourceQuota: enforced by keel when a revision is applied (the revision's
+    /// declared workloads, at their replica counts, must fit).
+    pub struct ResourceQuota {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        #[serde(default)]
+        pub spec: ResourceQuotaSpec,
+        pub status: Option<ResourceQuotaStatus>,
+    }
+}
+
+model! {
+    pub struct ResourceQuotaSpec {
+        /// `pods`, `requests.cpu`, `limits.memory`, `services`, `count/deployments.apps`, …
+        pub hard: Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
+        /// Not supported by keel (refused where written).
+        pub scopes: Option<Vec<String>>,
+        pub scope_selector: Option<serde_json::Value>,
+    }
+}
+
+model! {
+    pub struct ResourceQuotaStatus {
+        pub hard: Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
+        pub used: Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
+    }
+}

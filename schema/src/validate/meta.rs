@@ -50,6 +50,7 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::PersistentVolume
                 | Kind::NetworkPolicy
                 | Kind::PodDisruptionBudget
+                | Kind::ResourceQuota
                 | Kind::Job
                 | Kind::CronJob
                 | Kind::Ingress

@@ -12,6 +12,7 @@ pub mod names;
 mod network_policy;
 mod pod;
 pub mod policy;
+pub mod quota;
 mod rbac;
 pub mod service;
 
@@ -226,6 +227,10 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
             ingress::validate_ingress(&o.spec, &spec, &mut errs);
         }
         Object::IngressClass(o) => ingress::validate_ingress_class(&o.spec, &spec, &mut errs),
+        Object::ResourceQuota(o) => {
+            status_set(declared(&o.status), &mut errs);
+            quota::validate_quota_spec(&o.spec, &spec, &mut errs);
+        }
         Object::NetworkPolicy(o) => {
             network_policy::validate_network_policy(&o.spec, &spec, &mut errs)
         }

@@ -181,6 +181,7 @@ impl NodeSync {
                 | Kind::ServiceAccount
                 | Kind::NetworkPolicy
                 | Kind::PodDisruptionBudget
+                | Kind::ResourceQuota
                 | Kind::Role
                 | Kind::ClusterRole
                 | Kind::RoleBinding

@@ -188,4 +188,64 @@ spec:
             ),
         ],
     },
+    Case {
+        name: "a ResourceQuota the revision goes past",
+        yaml: r#"
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: team-a}
+spec:
+  hard: {pods: "4", requests.cpu: "1", services.nodeports: "0", count/deployments.apps: "1"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:1", resources: {requests: {cpu: 250m}}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers: [{name: api, image: "api:1", resources: {requests: {cpu: 100m}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: debug}
+spec:
+  containers: [{name: sh, image: "busybox:1"}]
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: odd}
+spec:
+  hard: {gpus: "1", pods: "-1"}
+  scopes: [BestEffort]
+"#,
+        errors: &[
+            (
+                22,
+                "spec.replicas",
+                "Forbidden: exceeded quota: team-a, requested: count/deployments.apps=1,pods=2, used: count/deployments.apps=1,pods=3, limited: count/deployments.apps=1,pods=4",
+            ),
+            (
+                31,
+                "metadata.name",
+                "failed quota: team-a: must specify requests.cpu for every container",
+            ),
+            (39, "spec.hard[gpus]", "keel counts pods"),
+            (39, "spec.hard[pods]", "must be greater than or equal to 0"),
+            (40, "spec.scopes", "scopes are not supported"),
+        ],
+    },
 ];
