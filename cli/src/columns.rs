@@ -50,6 +50,7 @@ pub fn table(
         Kind::PersistentVolumeClaim => render(&storage::CLAIM, objects, wide, now),
         Kind::NetworkPolicy => render(&policy::NETWORK_POLICY, objects, wide, now),
         Kind::ResourceQuota => render(&policy::QUOTA, objects, wide, now),
+        Kind::LimitRange => render(&policy::LIMIT_RANGE, objects, wide, now),
         Kind::PodDisruptionBudget => render(&policy::BUDGET, objects, wide, now),
         Kind::PersistentVolume => render(&storage::VOLUME, objects, wide, now),
         Kind::StatefulSet => render(&workloads::STATEFUL_SET, objects, wide, now),

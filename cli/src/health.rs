@@ -67,6 +67,10 @@ pub fn health(object: &Object) -> (Health, String) {
             Health::Healthy,
             "enforced when a revision is applied".to_string(),
         ),
+        Object::LimitRange(_) => (
+            Health::Healthy,
+            "defaults given to new pods; bounds checked when a revision is applied".to_string(),
+        ),
     }
 }
 

@@ -155,6 +155,7 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::NetworkPolicy(_)
         | Object::PodDisruptionBudget(_)
         | Object::ResourceQuota(_)
+        | Object::LimitRange(_)
         | Object::ServiceAccount(_)
         | Object::Role(_)
         | Object::ClusterRole(_) => {}

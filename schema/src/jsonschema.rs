@@ -28,6 +28,7 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::Deployment => kind_schema::<Deployment>(generator),
         Kind::ReplicaSet => kind_schema::<ReplicaSet>(generator),
         Kind::DaemonSet => kind_schema::<DaemonSet>(generator),
+        Kind::LimitRange => kind_schema::<crate::types::policy::LimitRange>(generator),
         Kind::ResourceQuota => kind_schema::<crate::types::policy::ResourceQuota>(generator),
         Kind::NetworkPolicy => kind_schema::<crate::types::policy::NetworkPolicy>(generator),
         Kind::PodDisruptionBudget => {

@@ -19,7 +19,7 @@ use crate::types::core::{
 use crate::types::meta::ObjectMeta;
 use crate::types::networking::{Ingress, IngressClass};
 use crate::types::pod::Pod;
-use crate::types::policy::{NetworkPolicy, PodDisruptionBudget, ResourceQuota};
+use crate::types::policy::{LimitRange, NetworkPolicy, PodDisruptionBudget, ResourceQuota};
 use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::types::storage::{PersistentVolume, PersistentVolumeClaim};
 use crate::yaml;
@@ -374,6 +374,10 @@ kinds! {
     IngressClass {
         api_version: "networking.k8s.io/v1", plural: "ingressclasses", short_names: [],
         namespaced: false, live_only: false,
+    },
+    LimitRange {
+        api_version: "v1", plural: "limitranges", short_names: ["limits"],
+        namespaced: true, live_only: false,
     },
     ResourceQuota {
         api_version: "v1", plural: "resourcequotas", short_names: ["quota"],

@@ -11,7 +11,7 @@ use crate::types::core::{
 };
 use crate::types::meta::{Condition, ObjectMeta};
 use crate::types::pod::{Pod, PodSpec, PodTemplateSpec};
-use crate::types::policy::{NetworkPolicy, PodDisruptionBudget, ResourceQuota};
+use crate::types::policy::{LimitRange, NetworkPolicy, PodDisruptionBudget, ResourceQuota};
 use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::types::storage::{PersistentVolume, PersistentVolumeClaim};
 
@@ -374,6 +374,14 @@ impl Resource for PersistentVolumeClaim {
     }
 
     no_conditions!();
+    no_pods!();
+}
+
+impl Resource for LimitRange {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    no_status!();
     no_pods!();
 }
 

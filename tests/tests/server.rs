@@ -791,3 +791,67 @@ spec:
     let _ = agent.kill();
     let _ = agent.wait();
 }
+
+/// A namespace's LimitRange gives the pods its controllers make the defaults their
+/// containers leave unsaid, as Kubernetes' admission does; the declared template stays as
+/// written (a changed range does not roll the Deployment).
+#[test]
+fn limit_range_defaults_reach_the_pods_controllers_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    write(
+        &repo,
+        "app.yaml",
+        "apiVersion: v1
+kind: LimitRange
+metadata: {name: defaults}
+spec:
+  limits:
+  - {type: Container, default: {cpu: 500m, memory: 128Mi}, defaultRequest: {cpu: 50m}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: \"busybox:1.36\"}
+      - {name: side, image: \"busybox:1.36\", resources: {limits: {memory: 1Gi}}}
+",
+    );
+    commit(&repo, "web with defaults");
+    let server = Server::start(repo.to_str().unwrap(), &[]);
+    let pods = |s: &Server| {
+        s.get("/api/v1/namespaces/default/pods")
+            .and_then(|l| l["items"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    server.wait_for("the Deployment's 2 pods", |s| pods(s).len() == 2);
+    for pod in pods(&server) {
+        let c = &pod["spec"]["containers"];
+        assert_eq!(
+            c[0]["resources"],
+            serde_json::json!({"limits": {"cpu": "500m", "memory": "128Mi"},
+                               "requests": {"cpu": "50m", "memory": "128Mi"}}),
+            "{pod}"
+        );
+        assert_eq!(
+            c[1]["resources"],
+            serde_json::json!({"limits": {"cpu": "500m", "memory": "1Gi"},
+                               "requests": {"cpu": "50m", "memory": "1Gi"}}),
+            "its own limit stays, and is its request"
+        );
+    }
+    let deployment = server
+        .get("/apis/apps/v1/namespaces/default/deployments/web")
+        .unwrap();
+    assert!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["resources"].is_null(),
+        "{deployment}"
+    );
+}

@@ -1,7 +1,7 @@
 //! `keel get` columns of NetworkPolicies and PodDisruptionBudgets, as kubectl shows them.
 
 use keel_schema::intorstr::IntOrString;
-use keel_schema::types::policy::{NetworkPolicy, PodDisruptionBudget, ResourceQuota};
+use keel_schema::types::policy::{LimitRange, NetworkPolicy, PodDisruptionBudget, ResourceQuota};
 
 use super::{Columns, age, name, selector_text};
 
@@ -43,6 +43,19 @@ pub(super) const QUOTA: Columns<ResourceQuota> = Columns {
                 .join(", ")
         }),
         ("AGE", |q, now| age(&q.metadata, now)),
+    ],
+    wide: &[],
+};
+
+pub(super) const LIMIT_RANGE: Columns<LimitRange> = Columns {
+    normal: &[
+        ("NAME", |r, _| name(&r.metadata)),
+        ("CREATED AT", |r, _| {
+            r.metadata
+                .creation_timestamp
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        }),
     ],
     wide: &[],
 };

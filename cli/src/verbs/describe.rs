@@ -353,6 +353,7 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
         Object::IngressClass(c) => yaml_section(out, "Spec", Some(&c.spec)),
         Object::NetworkPolicy(p) => yaml_section(out, "Spec", Some(&p.spec)),
         Object::ResourceQuota(q) => yaml_section(out, "Hard", q.spec.hard.as_ref()),
+        Object::LimitRange(r) => yaml_section(out, "Limits", Some(&r.spec.limits)),
         Object::PodDisruptionBudget(p) => yaml_section(out, "Spec", Some(&p.spec)),
         Object::CronJob(c) => {
             yaml_section(out, "Spec", Some(&c.spec));

@@ -462,6 +462,7 @@ pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revisi
         })
         .collect();
     let mut cross: Vec<(usize, FieldError)> = validate_revision(&items);
+    crate::validate::limit_range::bounds(&items, &mut cross);
     crate::validate::quota::quotas(&items, &mut cross);
     cross.extend(crate::validate::policy::check_pod_security(
         &items,

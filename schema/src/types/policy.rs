@@ -137,3 +137,42 @@ model! {
         pub used: Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
     }
 }
+
+model! {
+    /// `v1` LimitRange: defaults and bounds for the containers (and claims) of a namespace.
+    pub struct LimitRange {
+        #[serde(default)]
+        pub api_version: String,
+        #[serde(default)]
+        pub kind: String,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        #[serde(default)]
+        pub spec: LimitRangeSpec,
+    }
+}
+
+model! {
+    pub struct LimitRangeSpec {
+        #[serde(default)]
+        pub limits: Vec<LimitRangeItem>,
+    }
+}
+
+model! {
+    pub struct LimitRangeItem {
+        /// `Container`, `Pod` or `PersistentVolumeClaim`.
+        #[serde(rename = "type")]
+        #[serde(default)]
+        #[schemars(extend("enum" = ["Container", "Pod", "PersistentVolumeClaim"]))]
+        pub type_: String,
+        pub max: Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
+        pub min: Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
+        /// Containers: the limit of a container that sets none.
+        pub default: Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
+        /// Containers: the request of a container that sets none.
+        pub default_request: Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
+        pub max_limit_request_ratio:
+            Option<std::collections::BTreeMap<String, crate::quantity::Quantity>>,
+    }
+}

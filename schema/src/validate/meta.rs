@@ -51,6 +51,7 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::NetworkPolicy
                 | Kind::PodDisruptionBudget
                 | Kind::ResourceQuota
+                | Kind::LimitRange
                 | Kind::Job
                 | Kind::CronJob
                 | Kind::Ingress

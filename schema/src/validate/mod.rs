@@ -7,6 +7,7 @@
 mod claims;
 pub mod cross;
 pub mod ingress;
+pub mod limit_range;
 pub mod meta;
 pub mod names;
 mod network_policy;
@@ -227,6 +228,7 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
             ingress::validate_ingress(&o.spec, &spec, &mut errs);
         }
         Object::IngressClass(o) => ingress::validate_ingress_class(&o.spec, &spec, &mut errs),
+        Object::LimitRange(o) => limit_range::validate_limit_range(&o.spec, &spec, &mut errs),
         Object::ResourceQuota(o) => {
             status_set(declared(&o.status), &mut errs);
             quota::validate_quota_spec(&o.spec, &spec, &mut errs);

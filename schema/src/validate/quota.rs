@@ -69,7 +69,10 @@ pub fn validate_quota_spec(spec: &ResourceQuotaSpec, path: &FieldPath, errs: &mu
 }
 
 /// What one object adds to its namespace's use, by quota resource name (CPU in millis).
-fn usage(object: &Object) -> (BTreeMap<String, i64>, Vec<String>) {
+fn usage(
+    object: &Object,
+    ranges: &[&crate::types::policy::LimitRange],
+) -> (BTreeMap<String, i64>, Vec<String>) {
     let mut used: BTreeMap<String, i64> = BTreeMap::new();
     let mut add = |k: &str, v: i64| *used.entry(k.to_string()).or_insert(0) += v;
     let info = object.info();
@@ -105,7 +108,10 @@ fn usage(object: &Object) -> (BTreeMap<String, i64>, Vec<String>) {
     };
     if let Some(spec) = spec {
         add("pods", pods);
-        let (requests, limits, missing) = compute(spec);
+        // The pods get the namespace's LimitRange defaults before they count.
+        let mut spec = spec.clone();
+        crate::limits::apply_defaults(&mut spec, ranges);
+        let (requests, limits, missing) = compute(&spec);
         unspecified = missing;
         for (k, v) in requests {
             add(&format!("requests.{k}"), v * pods);
@@ -251,13 +257,15 @@ pub fn quotas(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
                 .push((item.object.name(), limits));
         }
     }
+    let ranges = super::limit_range::ranges_by_namespace(items);
     let mut used: BTreeMap<(&str, &str), BTreeMap<String, i64>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let namespace = item.object.namespace();
         let Some(list) = quotas.get(namespace) else {
             continue;
         };
-        let (adds, unspecified) = usage(item.object);
+        let namespace_ranges = ranges.get(namespace).map(Vec::as_slice).unwrap_or_default();
+        let (adds, unspecified) = usage(item.object, namespace_ranges);
         for (name, limits) in list {
             let so_far = used.entry((namespace, name)).or_default();
             // A quota on compute needs every container to say what it asks.

@@ -182,6 +182,7 @@ impl NodeSync {
                 | Kind::NetworkPolicy
                 | Kind::PodDisruptionBudget
                 | Kind::ResourceQuota
+                | Kind::LimitRange
                 | Kind::Role
                 | Kind::ClusterRole
                 | Kind::RoleBinding

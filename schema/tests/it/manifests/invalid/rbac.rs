@@ -248,4 +248,80 @@ spec:
             (40, "spec.scopes", "scopes are not supported"),
         ],
     },
+    Case {
+        name: "LimitRange items, and what goes past them",
+        yaml: r#"
+apiVersion: v1
+kind: LimitRange
+metadata: {name: bounds}
+spec:
+  limits:
+  - {type: Container, max: {cpu: "1"}, default: {cpu: 500m}, defaultRequest: {cpu: 100m}}
+  - {type: PersistentVolumeClaim, max: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: LimitRange
+metadata: {name: odd, namespace: other}
+spec:
+  limits:
+  - {type: Node}
+  - {type: Pod, default: {cpu: "1"}}
+  - {type: Container, min: {cpu: "2"}, max: {cpu: "1", gpu: "1"}}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: cpu}
+spec:
+  hard: {requests.cpu: "1"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: "web:1"}
+      - {name: big, image: "big:1", resources: {limits: {cpu: "2"}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 5Gi}}
+"#,
+        errors: &[
+            (14, "spec.limits[0].type", "Unsupported value: \"Node\""),
+            (
+                15,
+                "spec.limits[1].default",
+                "may not be specified when `type` is 'Pod'",
+            ),
+            (
+                16,
+                "spec.limits[2].max[cpu]",
+                "min value 2 is greater than max value 1",
+            ),
+            (16, "spec.limits[2].max[gpu]", "Unsupported value: \"gpu\""),
+            (
+                28,
+                "spec.replicas",
+                "exceeded quota: cpu, requested: requests.cpu=4200m, used: requests.cpu=0, limited: requests.cpu=1",
+            ),
+            (
+                35,
+                "spec.template.spec.containers[1].resources",
+                "maximum cpu usage per Container is 1, but limit is 2",
+            ),
+            (
+                42,
+                "spec.resources.requests.storage",
+                "maximum storage usage per PersistentVolumeClaim is 1073741824, but request is 5368709120",
+            ),
+        ],
+    },
 ];
