@@ -28,35 +28,31 @@ pub(super) struct Placement {
     preferred: Vec<(i64, String, HashMap<String, i64>)>,
 }
 
-/// The value of `key` on the node a bound pod is on.
-fn value_on<'a>(nodes: &'a HashMap<&str, &NodeInfo>, node: &str, key: &str) -> Option<&'a String> {
-    nodes.get(node).and_then(|n| n.labels.get(key))
-}
-
 impl Placement {
     /// `None` when no pod-to-pod rule concerns this pod (the usual case: nothing to count).
     pub fn new(
         r: &PodRequest,
         nodes: &[NodeInfo],
+        by_name: &HashMap<String, usize>,
         pods: &HashMap<String, (String, PodRequest)>,
-        anti_holders: usize,
+        anti_holders: &HashSet<String>,
     ) -> Option<Placement> {
-        if r.affinity.is_empty()
+        let own_rules = !(r.affinity.is_empty()
             && r.anti.is_empty()
             && r.spread.is_empty()
-            && r.preferred.is_empty()
-            && anti_holders == 0
-        {
+            && r.preferred.is_empty());
+        if !own_rules && anti_holders.is_empty() {
             return None;
         }
-        let by_name: HashMap<&str, &NodeInfo> =
-            nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let value_on = |node: &str, key: &str| -> Option<&String> {
+            nodes.get(*by_name.get(node)?)?.labels.get(key)
+        };
         let mut p = Placement::default();
         let values_of = |term: &Term| -> HashMap<String, i64> {
             let mut counts = HashMap::new();
             for (node, other) in pods.values() {
                 if term.matches(&other.namespace, &other.labels)
-                    && let Some(v) = value_on(&by_name, node, &term.key)
+                    && let Some(v) = value_on(node, &term.key)
                 {
                     *counts.entry(v.clone()).or_insert(0) += 1;
                 }
@@ -72,11 +68,12 @@ impl Placement {
             p.anti
                 .push((term.key.clone(), values_of(term).into_keys().collect()));
         }
-        if anti_holders > 0 {
-            for (node, other) in pods.values() {
+        // Only the holders are looked at: a pod without rules costs a pass over them alone.
+        for uid in anti_holders {
+            if let Some((node, other)) = pods.get(uid) {
                 for term in &other.anti {
                     if term.matches(&r.namespace, &r.labels)
-                        && let Some(v) = value_on(&by_name, node, &term.key)
+                        && let Some(v) = value_on(node, &term.key)
                     {
                         p.taken.insert((term.key.clone(), v.clone()));
                     }
@@ -97,10 +94,18 @@ impl Placement {
                     counts.entry(v.clone()).or_insert(0);
                 }
             }
+            // Pods being deleted do not count (as kube-scheduler), nor those on nodes that
+            // do not count.
             for (node, other) in pods.values() {
-                if other.namespace == r.namespace
+                let counted = by_name.get(node.as_str()).is_some_and(|&i| {
+                    (!s.honor_affinity || super::fit::selected(&nodes[i], r))
+                        && (!s.honor_taints || super::fit::tolerated(&nodes[i], r))
+                });
+                if counted
+                    && !other.terminating
+                    && other.namespace == r.namespace
                     && s.selector.matches(&other.labels)
-                    && let Some(v) = value_on(&by_name, node, &s.key)
+                    && let Some(v) = value_on(node, &s.key)
                     && let Some(c) = counts.get_mut(v)
                 {
                     *c += 1;
@@ -171,19 +176,14 @@ impl Placement {
     }
 
     /// Soft spreading: how many matching pods already are in the node's places (fewer is
-    /// better).
-    pub fn crowding(&self, node: &NodeInfo) -> i64 {
-        self.spread
-            .iter()
-            .filter(|(s, _, _)| !s.hard)
-            .map(|(s, counts, _)| {
-                node.labels
-                    .get(&s.key)
-                    .and_then(|v| counts.get(v))
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .sum()
+    /// better); `None` when the node lacks a constraint's key.
+    pub fn crowding(&self, node: &NodeInfo) -> Option<i64> {
+        let mut sum = 0i64;
+        for (s, counts, _) in self.spread.iter().filter(|(s, _, _)| !s.hard) {
+            let v = node.labels.get(&s.key)?;
+            sum = sum.saturating_add(counts.get(v).copied().unwrap_or(0));
+        }
+        Some(sum)
     }
 }
 

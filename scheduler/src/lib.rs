@@ -136,8 +136,9 @@ pub struct SchedulerCache {
     next_start: usize,
     /// Picks among equally good nodes in turn (kube-scheduler picks at random).
     ties: usize,
-    /// Bound pods with a required anti-affinity (every placement must respect theirs).
-    anti_holders: usize,
+    /// Bound (or assumed) pods with a required anti-affinity, by uid: every placement must
+    /// respect theirs.
+    anti_holders: std::collections::HashSet<String>,
 }
 
 impl SchedulerCache {
@@ -203,8 +204,15 @@ impl SchedulerCache {
         if let Some(&i) = self.by_name.get(&node) {
             self.nodes[i].add(&request);
         }
-        if !request.anti.is_empty() {
-            self.anti_holders += 1;
+        self.insert_pod(uid, node, request);
+    }
+
+    /// Counts a pod on `node` (the caller has added its request to the node).
+    fn insert_pod(&mut self, uid: String, node: String, request: PodRequest) {
+        if request.anti.is_empty() {
+            self.anti_holders.remove(&uid);
+        } else {
+            self.anti_holders.insert(uid.clone());
         }
         self.pods.insert(uid, (node, request));
     }
@@ -212,9 +220,7 @@ impl SchedulerCache {
     /// Forgets a pod (deleted, or finished).
     pub fn remove_pod(&mut self, uid: &str) {
         if let Some((node, request)) = self.pods.remove(uid) {
-            if !request.anti.is_empty() {
-                self.anti_holders = self.anti_holders.saturating_sub(1);
-            }
+            self.anti_holders.remove(uid);
             if let Some(&i) = self.by_name.get(&node) {
                 self.nodes[i].remove(&request);
             }
@@ -240,8 +246,13 @@ impl SchedulerCache {
         // Placed again (a bind that failed, say): its earlier place no longer counts.
         self.remove_pod(&uid);
         let request = PodRequest::of(pod);
-        let placement =
-            affinity::Placement::new(&request, &self.nodes, &self.pods, self.anti_holders);
+        let placement = affinity::Placement::new(
+            &request,
+            &self.nodes,
+            &self.by_name,
+            &self.pods,
+            &self.anti_holders,
+        );
         let n = self.nodes.len();
         let want = self.feasible_to_find();
         let mut feasible: Vec<usize> = Vec::with_capacity(want.min(n));
@@ -296,10 +307,26 @@ impl SchedulerCache {
         };
         let node_pref = affinity::normalize(&raw(&|n| fit::node_preference(n, &request)), true);
         let (pod_pref, crowding) = match &placement {
-            Some(p) => (
-                affinity::normalize(&raw(&|n| p.pod_preference(n)), true),
-                affinity::normalize(&raw(&|n| p.crowding(n)), false),
-            ),
+            Some(p) => {
+                // A node without a soft constraint's key is the least wanted (as
+                // kube-scheduler scores it), after the most crowded one.
+                let crowd: Vec<Option<i64>> = feasible
+                    .iter()
+                    .map(|&i| p.crowding(&self.nodes[i]))
+                    .collect();
+                let worst = crowd
+                    .iter()
+                    .flatten()
+                    .max()
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(1);
+                let crowd: Vec<i64> = crowd.into_iter().map(|c| c.unwrap_or(worst)).collect();
+                (
+                    affinity::normalize(&raw(&|n| p.pod_preference(n)), true),
+                    affinity::normalize(&crowd, false),
+                )
+            }
             None => (vec![0; feasible.len()], vec![0; feasible.len()]),
         };
         let scores: Vec<i64> = feasible
@@ -321,7 +348,7 @@ impl SchedulerCache {
         self.ties = self.ties.wrapping_add(1);
         let node = self.nodes[best].name.clone();
         self.nodes[best].add(&request);
-        self.pods.insert(uid, (node.clone(), request));
+        self.insert_pod(uid, node.clone(), request);
         Ok(node)
     }
 }

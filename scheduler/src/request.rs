@@ -21,6 +21,8 @@ pub struct PodRequest {
     pub owner: Option<String>,
     pub namespace: String,
     pub labels: Labels,
+    /// Being deleted: not counted for spreading.
+    pub terminating: bool,
     /// Required node affinity: a node must match one of these terms.
     pub node_required: Vec<NodeSelectorTerm>,
     /// Preferred node affinity: weight and term.
@@ -77,6 +79,7 @@ impl PodRequest {
             .map(|o| o.uid.clone());
         r.namespace = pod.metadata.namespace().to_string();
         r.labels = pod.metadata.labels().clone();
+        r.terminating = pod.metadata.deletion_timestamp.is_some();
         let namespace = r.namespace.clone();
         if let Some(affinity) = &pod.spec.affinity {
             if let Some(node) = &affinity.node_affinity {

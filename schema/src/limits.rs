@@ -46,14 +46,23 @@ pub fn apply_defaults(spec: &mut PodSpec, ranges: &[&LimitRange]) {
     }
 }
 
+/// An item's defaults per resource, in Kubernetes' order: the limit is `default`, else
+/// `max`; the request is `defaultRequest`, else that limit, else `min`.
+fn item_defaults(
+    item: &LimitRangeItem,
+) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
+    let mut limits = item.max.clone().unwrap_or_default();
+    limits.extend(item.default.clone().unwrap_or_default());
+    let mut requests = item.min.clone().unwrap_or_default();
+    requests.extend(limits.clone());
+    requests.extend(item.default_request.clone().unwrap_or_default());
+    (limits, requests)
+}
+
 fn default_container(c: &mut Container, ranges: &[&LimitRange]) {
     for item in items(ranges, "Container") {
-        // As Kubernetes: `default` defaults to `max`, and `defaultRequest`, per resource,
-        // to `default`.
-        let limits = item.default.as_ref().or(item.max.as_ref());
-        let mut requests: BTreeMap<String, Quantity> = limits.cloned().unwrap_or_default();
-        requests.extend(item.default_request.clone().unwrap_or_default());
-        if limits.is_none() && requests.is_empty() {
+        let (limits, requests) = item_defaults(item);
+        if limits.is_empty() && requests.is_empty() {
             continue;
         }
         let res = c
@@ -62,9 +71,9 @@ fn default_container(c: &mut Container, ranges: &[&LimitRange]) {
         // A container that sets a limit but no request requests its own limit (the pod's
         // defaulting, before admission).
         let own_limits = res.limits.clone().unwrap_or_default();
-        for (key, q) in limits.into_iter().flatten() {
+        for (key, q) in limits {
             let set = res.limits.get_or_insert_with(BTreeMap::new);
-            set.entry(key.clone()).or_insert_with(|| q.clone());
+            set.entry(key).or_insert(q);
         }
         for (key, q) in requests {
             let set = res.requests.get_or_insert_with(BTreeMap::new);
@@ -85,9 +94,12 @@ fn default_container(c: &mut Container, ranges: &[&LimitRange]) {
 pub fn violations(
     spec: &PodSpec,
     ranges: &[&LimitRange],
+    defaults: bool,
 ) -> Vec<(Option<(&'static str, usize)>, String)> {
     let mut defaulted = spec.clone();
-    apply_defaults(&mut defaulted, ranges);
+    if defaults {
+        apply_defaults(&mut defaulted, ranges);
+    }
     let mut out = Vec::new();
     let get = |c: &Container, side: &str, key: &str| -> Option<i64> {
         let r = c.resources.as_ref()?;
@@ -164,11 +176,11 @@ pub fn violations(
         ] {
             for (key, q) in bound.iter().flatten() {
                 let Some(b) = amount(key, q) else { continue };
-                let total: i64 = defaulted
+                let total = defaulted
                     .containers
                     .iter()
                     .filter_map(|c| get(c, side, key))
-                    .sum();
+                    .fold(0i64, i64::saturating_add);
                 let bad = if word == "maximum" {
                     total > b
                 } else {
@@ -274,6 +286,24 @@ mod tests {
     }
 
     #[test]
+    fn defaults_come_per_resource_from_max_and_min_too() {
+        // Kubernetes accepts both: min alone gives the request, max the limit.
+        let r = range(json!([{"type": "Container", "min": {"memory": "32Mi"},
+            "default": {"cpu": "500m"}, "max": {"memory": "2Gi"}}]));
+        let mut s = spec(json!([{"name": "bare", "image": "x"}]));
+        apply_defaults(&mut s, &[&r]);
+        assert_eq!(
+            resources(&s, 0),
+            json!({"limits": {"cpu": "500m", "memory": "2Gi"}, "requests": {"cpu": "500m", "memory": "2Gi"}})
+        );
+        assert!(violations(&spec(json!([{"name": "bare", "image": "x"}])), &[&r], true).is_empty());
+        let only_min = range(json!([{"type": "Container", "min": {"memory": "32Mi"}}]));
+        let mut s = spec(json!([{"name": "bare", "image": "x"}]));
+        apply_defaults(&mut s, &[&only_min]);
+        assert_eq!(resources(&s, 0), json!({"requests": {"memory": "32Mi"}}));
+    }
+
+    #[test]
     fn bounds_speak_as_kubernetes() {
         let r = range(json!([
             {"type": "Container", "max": {"cpu": "1"}, "min": {"memory": "32Mi"}, "maxLimitRequestRatio": {"cpu": "4"}},
@@ -283,7 +313,10 @@ mod tests {
             {"name": "a", "image": "x", "resources": {"limits": {"cpu": "2", "memory": "800Mi"}, "requests": {"memory": "16Mi"}}},
             {"name": "b", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "800Mi"}, "requests": {"cpu": "100m", "memory": "64Mi"}}}
         ]));
-        let found: Vec<String> = violations(&s, &[&r]).into_iter().map(|(_, m)| m).collect();
+        let found: Vec<String> = violations(&s, &[&r], true)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
         assert_eq!(
             found,
             [

@@ -220,3 +220,38 @@ fn soft_spread_and_preferred_anti_affinity_only_lean() {
     assert_eq!(per.len(), 3, "{per:?}");
     assert!(per.values().all(|n| (2..=3).contains(n)), "{per:?}");
 }
+
+#[test]
+fn every_placed_holders_anti_affinity_counts_until_it_goes() {
+    let mut c = cluster();
+    // Two pods keep `app: db` off their nodes; both placed (assumed) before any bind.
+    let keep_db_off = json!({"affinity": anti_by("kubernetes.io/hostname", "db")});
+    let a1 = pod("a1", "a", keep_db_off.clone());
+    let on_a1 = c.schedule(&a1).unwrap();
+    let on_a2 = c.schedule(&pod("a2", "a", keep_db_off)).unwrap();
+    // The first goes; the second still holds its node.
+    c.remove_pod("uid-a1");
+    for i in 0..6 {
+        let node = place(&mut c, &pod(&format!("db-{i}"), "db", json!({})));
+        assert_ne!(node, on_a2, "db-{i} beside a2 (a1 was on {on_a1})");
+    }
+}
+
+#[test]
+fn soft_spreading_does_not_favour_nodes_without_the_key() {
+    let mut c = cluster();
+    let mut bare = node("n4", "a");
+    bare.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .remove("topology.kubernetes.io/zone");
+    c.upsert_node(&bare);
+    let lean = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app": "z"}}}]});
+    let on_bare = (0..6)
+        .map(|i| place(&mut c, &pod(&format!("z-{i}"), "z", lean.clone())))
+        .filter(|n| n == "n4")
+        .count();
+    assert!(on_bare <= 1, "{on_bare} of 6 on the node without a zone");
+}

@@ -110,7 +110,10 @@ pub fn bounds(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
             continue;
         };
         if let Some(template) = item.object.pod_template() {
-            for (container, message) in crate::limits::violations(template.spec(), ranges) {
+            // Pods controllers make get the defaults; a Pod declared in git runs as written.
+            let defaults = !matches!(item.object, Object::Pod(_));
+            for (container, message) in crate::limits::violations(template.spec(), ranges, defaults)
+            {
                 let path = match container {
                     Some((field, index)) => template
                         .spec_path()

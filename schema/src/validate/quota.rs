@@ -74,7 +74,10 @@ fn usage(
     ranges: &[&crate::types::policy::LimitRange],
 ) -> (BTreeMap<String, i64>, Vec<String>) {
     let mut used: BTreeMap<String, i64> = BTreeMap::new();
-    let mut add = |k: &str, v: i64| *used.entry(k.to_string()).or_insert(0) += v;
+    let mut add = |k: &str, v: i64| {
+        let total = used.entry(k.to_string()).or_insert(0);
+        *total = total.saturating_add(v);
+    };
     let info = object.info();
     add(&format!("count/{}", info.resource()), 1);
     let mut unspecified = Vec::new();
@@ -108,23 +111,26 @@ fn usage(
     };
     if let Some(spec) = spec {
         add("pods", pods);
-        // The pods get the namespace's LimitRange defaults before they count.
+        // The pods controllers make get the namespace's LimitRange defaults before they
+        // count; a Pod declared in git runs as written.
         let mut spec = spec.clone();
-        crate::limits::apply_defaults(&mut spec, ranges);
+        if !matches!(object, Object::Pod(_)) {
+            crate::limits::apply_defaults(&mut spec, ranges);
+        }
         let (requests, limits, missing) = compute(&spec);
         unspecified = missing;
         for (k, v) in requests {
-            add(&format!("requests.{k}"), v * pods);
+            add(&format!("requests.{k}"), v.saturating_mul(pods));
         }
         for (k, v) in limits {
-            add(&format!("limits.{k}"), v * pods);
+            add(&format!("limits.{k}"), v.saturating_mul(pods));
         }
     }
     if let Object::StatefulSet(s) = object {
         let n = s.spec.replicas.unwrap_or(1).max(0);
         for t in s.spec.volume_claim_templates.iter().flatten() {
             add("persistentvolumeclaims", n);
-            add("requests.storage", storage(&t.spec) * n);
+            add("requests.storage", storage(&t.spec).saturating_mul(n));
         }
     }
     (used, unspecified)
@@ -145,7 +151,11 @@ fn replicas(object: &Object) -> i64 {
         Object::ReplicaSet(r) => r.spec.replicas,
         Object::ReplicationController(r) => r.spec.replicas,
         Object::StatefulSet(s) => s.spec.replicas,
-        Object::Job(j) => j.spec.parallelism.or(j.spec.completions),
+        // At most the pods that run at once: parallelism, no more than completions.
+        Object::Job(j) => match (j.spec.parallelism, j.spec.completions) {
+            (Some(p), Some(c)) => Some(p.min(c)),
+            (p, c) => p.or(c),
+        },
         Object::CronJob(c) => c.spec.job_template.spec.parallelism,
         _ => None,
     };
@@ -295,7 +305,8 @@ pub fn quotas(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
                 })
                 .collect();
             for (k, v) in &adds {
-                *so_far.entry(k.clone()).or_insert(0) += v;
+                let total = so_far.entry(k.clone()).or_insert(0);
+                *total = total.saturating_add(*v);
             }
             if over.is_empty() {
                 continue;
