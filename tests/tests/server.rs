@@ -792,11 +792,12 @@ spec:
     let _ = agent.wait();
 }
 
-/// A namespace's LimitRange gives the pods its controllers make the defaults their
-/// containers leave unsaid, as Kubernetes' admission does; the declared template stays as
-/// written (a changed range does not roll the Deployment).
+/// Admission of the pods controllers make: a namespace's LimitRange gives them the defaults
+/// their containers leave unsaid, and their ServiceAccount its `imagePullSecrets`, as
+/// Kubernetes' admission does; the declared template stays as written (a changed range
+/// does not roll the Deployment).
 #[test]
-fn limit_range_defaults_reach_the_pods_controllers_make() {
+fn limit_range_defaults_and_account_pull_secrets_reach_the_pods_controllers_make() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
@@ -810,6 +811,17 @@ spec:
   limits:
   - {type: Container, default: {cpu: 500m, memory: 128Mi}, defaultRequest: {cpu: 50m}}
 ---
+apiVersion: v1
+kind: Secret
+metadata: {name: regcred}
+type: kubernetes.io/dockerconfigjson
+stringData: {.dockerconfigjson: '{\"auths\": {\"registry.example.com\": {\"auth\": \"dXNlcjpwYXNz\"}}}'}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: builder}
+imagePullSecrets: [{name: regcred}]
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -819,6 +831,7 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      serviceAccountName: builder
       containers:
       - {name: web, image: \"busybox:1.36\"}
       - {name: side, image: \"busybox:1.36\", resources: {limits: {memory: 1Gi}}}
@@ -846,12 +859,18 @@ spec:
                                "requests": {"cpu": "50m", "memory": "1Gi"}}),
             "its own limit stays, and is its request"
         );
+        assert_eq!(
+            pod["spec"]["imagePullSecrets"],
+            serde_json::json!([{"name": "regcred"}]),
+            "the ServiceAccount's registry login"
+        );
     }
     let deployment = server
         .get("/apis/apps/v1/namespaces/default/deployments/web")
         .unwrap();
+    let template = &deployment["spec"]["template"]["spec"];
     assert!(
-        deployment["spec"]["template"]["spec"]["containers"][0]["resources"].is_null(),
+        template["containers"][0]["resources"].is_null() && template["imagePullSecrets"].is_null(),
         "{deployment}"
     );
 }

@@ -115,18 +115,25 @@ fn pull_secrets(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
         })
         .collect();
     for (i, item) in items.iter().enumerate() {
-        let Some(template) = item.object.pod_template() else {
-            continue;
+        // A pod's own, or a ServiceAccount's (which its pods get).
+        let (refs, path) = match (item.object, item.object.pod_template()) {
+            (Object::ServiceAccount(sa), _) => (
+                sa.image_pull_secrets.as_deref(),
+                FieldPath::new("imagePullSecrets"),
+            ),
+            (_, Some(template)) => (
+                template.spec().image_pull_secrets.as_deref(),
+                template.spec_path().field("imagePullSecrets"),
+            ),
+            _ => continue,
         };
         let namespace = item.object.namespace();
-        for (j, r) in template
-            .spec()
-            .image_pull_secrets
-            .iter()
-            .flatten()
-            .enumerate()
-        {
-            let Some(name) = r.name.as_deref().filter(|n| !n.is_empty()) else {
+        for (j, r) in refs.unwrap_or_default().iter().enumerate() {
+            let Some(name) = r
+                .name
+                .as_deref()
+                .filter(|n| !n.is_empty() && super::names::dns1123_subdomain(n).is_none())
+            else {
                 continue;
             };
             let message = match declared.get(&(namespace, name)) {
@@ -143,11 +150,7 @@ fn pull_secrets(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
             out.push((
                 i,
                 FieldError {
-                    path: template
-                        .spec_path()
-                        .field("imagePullSecrets")
-                        .index(j)
-                        .field("name"),
+                    path: path.index(j).field("name"),
                     message,
                 },
             ));

@@ -82,22 +82,11 @@ impl Ctx {
         std::mem::take(&mut *self.writes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Creates `object`. A pod gets its namespace's LimitRange defaults first, as
-    /// Kubernetes' admission gives them (its own values win).
+    /// Creates `object`. A pod is admitted first, as Kubernetes admits it (see
+    /// [`super::admission`]).
     pub async fn create(&self, mut object: Object) -> Result<Written> {
         if let Object::Pod(pod) = &mut object {
-            let ranges = self.shared.cache.list(
-                keel_schema::Kind::LimitRange,
-                Some(pod.metadata.namespace()),
-            );
-            let ranges: Vec<&keel_schema::types::policy::LimitRange> = ranges
-                .iter()
-                .filter_map(|s| match &s.object {
-                    Object::LimitRange(r) => Some(r),
-                    _ => None,
-                })
-                .collect();
-            keel_schema::limits::apply_defaults(&mut pod.spec, &ranges);
+            super::admission::admit(pod, &self.shared.cache);
         }
         let stored = self.shared.store.create(object).await?;
         Ok(self.record(&stored, false))

@@ -22,10 +22,12 @@
 //! # Layout
 //! - [`controller`]: the contract (`Controller`, `Action`); [`error`]: `ReconcileError`;
 //!   [`config`]: the settings.
-//! - [`ctx`]: what a reconcile gets, recording its writes.
+//! - [`ctx`]: what a reconcile gets, recording its writes; [`admission`]: what a pod it
+//!   makes is given before it is stored.
 //! - [`runner`]: feeding the queue and running workers; [`queue`]: the work queue.
 //! - [`policy`]: what happens after each reconcile, by outcome.
 
+pub mod admission;
 pub mod config;
 pub mod controller;
 pub mod ctx;

@@ -310,6 +310,13 @@ spec:
   unhealthyPodEvictionPolicy: AlwaysAllow
 ---
 apiVersion: v1
+kind: Secret
+metadata: {name: registry, namespace: shop}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNz"}}}'
+---
+apiVersion: v1
 kind: ServiceAccount
 metadata: {name: web, namespace: shop}
 automountServiceAccountToken: false
@@ -389,6 +396,7 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "StatefulSet",
             "NetworkPolicy",
             "PodDisruptionBudget",
+            "Secret",
             "ServiceAccount",
             "Role",
             "ClusterRole",
