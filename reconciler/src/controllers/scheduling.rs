@@ -294,8 +294,20 @@ impl Controller for SchedulingController {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         // Volumes first: a claim that is not there holds the pod; a bound one pins it to
         // its volume's node.
-        let in_flight = self.binding().clone();
-        let pinned = match volume_node(pod, ctx.cache(), &in_flight) {
+        // Only a pod with claims looks at the volumes (and at the binds in flight).
+        let has_claims = pod
+            .spec
+            .volumes
+            .iter()
+            .flatten()
+            .any(|v| v.persistent_volume_claim.is_some());
+        let placed_by_volume = if has_claims {
+            let in_flight = self.binding().clone();
+            volume_node(pod, ctx.cache(), &in_flight)
+        } else {
+            Ok(None)
+        };
+        let pinned = match placed_by_volume {
             Ok(node) => node,
             Err(why) => {
                 self.waiting().insert(key.clone());
