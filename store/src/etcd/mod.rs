@@ -40,9 +40,13 @@ use serde::Serialize;
 mod batch;
 pub mod election;
 mod history;
+mod retry;
 mod watch;
 
 pub use election::{Campaign, Election, Fence};
+use retry::again;
+#[cfg(test)]
+use retry::{UNSENT_RETRIES, unsent};
 
 use super::codec::{Prepared, decode, encode, prepare_op};
 use super::encryption::SecretCipher;
@@ -63,41 +67,6 @@ const UNDO_OPS: usize = 40;
 /// Largest gRPC reply accepted (tonic's default of 4 MiB is too small for a page of large
 /// objects or a watch catching up).
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
-/// How many more members a call that could not be sent is tried on.
-pub(super) const UNSENT_RETRIES: u32 = 4;
-
-/// Whether a call failed before it reached any member: etcd's client balances over the
-/// members without skipping one it cannot connect to, so with a member down a share of
-/// calls fail that way ("tcp connect error"). Such a call did nothing, so repeating it is
-/// safe whatever it does, and the balancer picks again.
-pub(super) fn unsent(e: &etcd_client::Error) -> bool {
-    match e {
-        etcd_client::Error::GRpcStatus(s) => {
-            s.code() == tonic::Code::Unavailable
-                && (s.message().contains("tcp connect error")
-                    || s.message().contains("Connection refused"))
-        }
-        etcd_client::Error::TransportError(_) => true,
-        _ => false,
-    }
-}
-
-/// Runs `call` again, up to [`UNSENT_RETRIES`] more times, while it fails before it was
-/// sent ([`unsent`]).
-pub(super) async fn again<T, F, Fut>(mut call: F) -> std::result::Result<T, etcd_client::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
-{
-    let mut tries = 0;
-    loop {
-        match call().await {
-            Err(e) if unsent(&e) && tries < UNSENT_RETRIES => tries += 1,
-            other => return other,
-        }
-    }
-}
-
 /// Revisions of history kept by the background compactor, and how often it runs.
 const KEEP_REVISIONS: i64 = 100_000;
 const COMPACT_EVERY: Duration = Duration::from_secs(300);
@@ -255,45 +224,6 @@ impl EtcdStore {
 
     fn err(&self, e: etcd_client::Error) -> StoreError {
         StoreError::Unavailable(format!("etcd at {}: {e}", self.endpoints))
-    }
-
-    /// A range read, tried again on another pick of member when the first could not be
-    /// reached ([`unsent`]).
-    pub(super) async fn kv_get(
-        &self,
-        key: impl Into<Vec<u8>>,
-        options: Option<GetOptions>,
-    ) -> Result<etcd_client::GetResponse> {
-        let key: Vec<u8> = key.into();
-        let mut tries = 0;
-        loop {
-            match self.kv.clone().get(key.clone(), options.clone()).await {
-                Err(e) if unsent(&e) && tries < UNSENT_RETRIES => tries += 1,
-                other => return other.map_err(|e| self.err(e)),
-            }
-        }
-    }
-
-    /// A put, tried again when it could not be sent ([`unsent`]).
-    pub(super) async fn kv_put(&self, key: String, value: Vec<u8>) -> Result<()> {
-        let mut tries = 0;
-        loop {
-            match self.kv.clone().put(key.clone(), value.clone(), None).await {
-                Err(e) if unsent(&e) && tries < UNSENT_RETRIES => tries += 1,
-                other => return other.map(drop).map_err(|e| self.err(e)),
-            }
-        }
-    }
-
-    /// A transaction, tried again when it could not be sent ([`unsent`]).
-    pub(super) async fn kv_txn(&self, txn: Txn) -> Result<TxnResponse> {
-        let mut tries = 0;
-        loop {
-            match self.kv.clone().txn(txn.clone()).await {
-                Err(e) if unsent(&e) && tries < UNSENT_RETRIES => tries += 1,
-                other => return other.map_err(|e| self.err(e)),
-            }
-        }
     }
 
     fn registry(&self) -> String {
@@ -609,37 +539,4 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn only_calls_that_never_left_are_tried_again() {
-        let refused = || {
-            etcd_client::Error::GRpcStatus(tonic::Status::unavailable(
-                "tcp connect error: Connection refused (os error 111)",
-            ))
-        };
-        assert!(unsent(&refused()));
-        // A call that reached etcd and failed there may have done something.
-        let answered = etcd_client::Error::GRpcStatus(tonic::Status::unavailable(
-            "etcdserver: leader changed",
-        ));
-        assert!(!unsent(&answered));
-        let mut calls = 0;
-        let out: std::result::Result<u32, _> = again(|| {
-            calls += 1;
-            let result = if calls < 3 { Err(refused()) } else { Ok(7) };
-            async move { result }
-        })
-        .await;
-        assert_eq!((out.ok(), calls), (Some(7), 3));
-        let mut calls = 0;
-        let out: std::result::Result<u32, _> = again(|| {
-            calls += 1;
-            async { Err(refused()) }
-        })
-        .await;
-        assert!(out.is_err());
-        assert_eq!(calls, UNSENT_RETRIES + 1, "then it gives up");
-    }
-}
+mod tests;
