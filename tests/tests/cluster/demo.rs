@@ -1,90 +1,12 @@
 //! The README's demo, run as a new user runs it: `keel up`, changes, plan, revert, stop, resume.
 
-use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use keel_e2e::{binary, docker_available, free_port, git};
 
+use super::keel_up::Up;
 use super::support::{app_containers, docker, http_get_path, wait_until};
-
-/// `keel up`, run as the README's demo runs it: output to a file, stopped with SIGINT.
-struct Up {
-    child: Child,
-    out: std::path::PathBuf,
-}
-
-impl Up {
-    fn start(data: &Path, listen: &str, agent_port: &str) -> Up {
-        let out = data.with_extension(format!("{}.out", std::process::id()));
-        let file = std::fs::File::create(&out).expect("output file");
-        let child = Command::new(binary("keel"))
-            .args(["up", "--listen", listen, "--agent-port", agent_port])
-            .arg("--data-dir")
-            .arg(data)
-            .stdout(file.try_clone().expect("dup"))
-            .stderr(file)
-            .spawn()
-            .expect("keel up starts");
-        Up { child, out }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn wait_output(&self, what: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.output().contains(what) {
-            assert!(
-                Instant::now() < deadline,
-                "keel up did not print {what:?}:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// kill -9, as the OOM killer or a lost terminal's SIGKILL would end it.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Ctrl-C, and the exit status.
-    fn interrupt(&mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("keel up did not stop on SIGINT:\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.interrupt();
-        }
-        // Only a run that held the machine's keel up lock made these; another (a developer's
-        // demo) is left alone.
-        if self.output().contains("another keel up is running") {
-            return;
-        }
-        for node in ["local-1", "local-2", "local-3"] {
-            keel_cli::up::remove_containers(node);
-        }
-    }
-}
 
 /// The node hosts of keel up (namespaces `keel-…`), the machine's link to their LAN, and its
 /// masquerade table, as `ip` and `nft` list them.
@@ -278,6 +200,7 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     );
 
     // Again on the same data dir: it resumes, and the finished Job is not run again.
+    drop(up); // its turn ends: the next run takes it
     let mut up = Up::start(&data, &listen, &agents);
     up.wait_output("keel is up.", Duration::from_secs(240));
     assert!(
@@ -345,6 +268,7 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
         "the agents to die with keel up",
         || agent_processes().is_empty(),
     );
+    drop(up);
     let mut up = Up::start(&data, &listen, &agents);
     up.wait_output("keel is up.", Duration::from_secs(240));
     wait_until(Duration::from_secs(90), "every pod serving web:2", || {

@@ -4,7 +4,9 @@
 
 mod demo;
 mod ha;
+mod keel_up;
 mod network;
 mod rollout;
 mod services;
+mod shop;
 mod support;
