@@ -14,6 +14,7 @@ use keel_schema::{Kind, Object, OfKind, Resource};
 
 use crate::output::{human_duration, or_none};
 
+mod definitions;
 mod policy;
 mod storage;
 mod workloads;
@@ -64,6 +65,7 @@ pub fn table(
         Kind::ClusterRole => render(&CLUSTER_ROLE, objects, wide, now),
         Kind::RoleBinding => render(&ROLE_BINDING, objects, wide, now),
         Kind::ClusterRoleBinding => render(&CLUSTER_ROLE_BINDING, objects, wide, now),
+        Kind::CustomResourceDefinition => render(&definitions::CRD, objects, wide, now),
     }
 }
 
@@ -453,7 +455,8 @@ const SERVICE_ACCOUNT: Columns<ServiceAccount> = Columns {
     wide: &[],
 };
 
-/// kubectl shows roles with their creation time rather than an age.
+/// kubectl shows roles, LimitRanges and CustomResourceDefinitions with their creation time
+/// rather than an age.
 fn created_at(meta: &ObjectMeta) -> String {
     meta.creation_timestamp.map_or_else(
         || "<unknown>".into(),

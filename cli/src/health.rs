@@ -49,7 +49,8 @@ pub fn health(object: &Object) -> (Health, String) {
         | Object::Role(_)
         | Object::ClusterRole(_)
         | Object::RoleBinding(_)
-        | Object::ClusterRoleBinding(_) => (
+        | Object::ClusterRoleBinding(_)
+        | Object::CustomResourceDefinition(_) => (
             Health::Healthy,
             keel_schema::kinds::NOT_ENFORCED.to_string(),
         ),

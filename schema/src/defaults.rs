@@ -158,7 +158,8 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::LimitRange(_)
         | Object::ServiceAccount(_)
         | Object::Role(_)
-        | Object::ClusterRole(_) => {}
+        | Object::ClusterRole(_)
+        | Object::CustomResourceDefinition(_) => {}
         Object::Service(s) => service_defaults(&mut s.spec),
         Object::ReplicationController(rc) => rc_defaults(rc),
         Object::ReplicaSet(rs) => {

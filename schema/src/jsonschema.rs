@@ -49,6 +49,9 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::ClusterRoleBinding => {
             kind_schema::<crate::types::rbac::ClusterRoleBinding>(generator)
         }
+        Kind::CustomResourceDefinition => {
+            kind_schema::<crate::types::apiextensions::CustomResourceDefinition>(generator)
+        }
         Kind::Node
         | Kind::Endpoints
         | Kind::Event

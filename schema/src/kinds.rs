@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{Issue, decode};
 use crate::resource::Resource;
+use crate::types::apiextensions::CustomResourceDefinition;
 use crate::types::apps::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use crate::types::batch::{CronJob, Job};
 use crate::types::core::{
@@ -57,6 +58,8 @@ impl Kind {
     /// NetworkPolicies and PodDisruptionBudgets are stored (validated, served, diffed), so
     /// repositories written for Kubernetes apply unchanged, but nothing enforces them
     /// (keel has no voluntary evictions for a budget to hold back); plans and status say so.
+    /// So are CustomResourceDefinitions, until keel stores objects of the kinds they
+    /// declare.
     pub const fn enforced(self) -> bool {
         !matches!(
             self,
@@ -67,6 +70,7 @@ impl Kind {
                 | Kind::ClusterRole
                 | Kind::RoleBinding
                 | Kind::ClusterRoleBinding
+                | Kind::CustomResourceDefinition
         )
     }
 }
@@ -390,6 +394,10 @@ kinds! {
     PodDisruptionBudget {
         api_version: "policy/v1", plural: "poddisruptionbudgets", short_names: ["pdb"],
         namespaced: true, live_only: false,
+    },
+    CustomResourceDefinition {
+        api_version: "apiextensions.k8s.io/v1", plural: "customresourcedefinitions",
+        short_names: ["crd", "crds"], namespaced: false, live_only: false,
     },
 }
 

@@ -3,6 +3,7 @@
 //! table ([`crate::kinds`]) must implement it, so a new kind does not compile until it says.
 
 use crate::path::FieldPath;
+use crate::types::apiextensions::CustomResourceDefinition;
 use crate::types::apps::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use crate::types::batch::{CronJob, Job};
 use crate::types::core::{
@@ -453,4 +454,12 @@ impl Resource for CronJob {
         let template = self.spec.job_template.spec.template.as_ref()?;
         Some(PodTemplateRef::JobTemplate(template))
     }
+}
+
+impl Resource for CustomResourceDefinition {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    no_pods!();
 }

@@ -874,3 +874,58 @@ spec:
         "{deployment}"
     );
 }
+
+/// A CustomResourceDefinition in git is stored and served where Kubernetes serves it, and
+/// `keel get crd` lists it.
+#[test]
+fn a_custom_resource_definition_is_stored_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    write(
+        &repo,
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, shortNames: [wd]}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer, minimum: 1}}}
+",
+    );
+    commit(&repo, "a widget definition");
+    let server = Server::start(repo.to_str().unwrap(), &[]);
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
+    server.wait_for("the definition served", |s| s.get(path).is_some());
+    let crd = server.get(path).unwrap();
+    assert_eq!(
+        crd["spec"]["names"]["shortNames"],
+        serde_json::json!(["wd"])
+    );
+    assert_eq!(
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["size"]["minimum"],
+        1
+    );
+    let out = server
+        .keel()
+        .args(["get", "crd", "--server", &server.url])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.starts_with("NAME") && listed.contains("widgets.example.com"),
+        "{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

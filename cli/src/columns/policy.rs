@@ -3,7 +3,7 @@
 use keel_schema::intorstr::IntOrString;
 use keel_schema::types::policy::{LimitRange, NetworkPolicy, PodDisruptionBudget, ResourceQuota};
 
-use super::{Columns, age, name, selector_text};
+use super::{Columns, age, created_at, name, selector_text};
 
 fn or_na(v: Option<&IntOrString>) -> String {
     v.map_or_else(|| "N/A".to_string(), |v| v.to_string())
@@ -50,12 +50,7 @@ pub(super) const QUOTA: Columns<ResourceQuota> = Columns {
 pub(super) const LIMIT_RANGE: Columns<LimitRange> = Columns {
     normal: &[
         ("NAME", |r, _| name(&r.metadata)),
-        ("CREATED AT", |r, _| {
-            r.metadata
-                .creation_timestamp
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_default()
-        }),
+        ("CREATED AT", |r, _| created_at(&r.metadata)),
     ],
     wide: &[],
 };

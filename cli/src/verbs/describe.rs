@@ -355,6 +355,10 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
         Object::ResourceQuota(q) => yaml_section(out, "Hard", q.spec.hard.as_ref()),
         Object::LimitRange(r) => yaml_section(out, "Limits", Some(&r.spec.limits)),
         Object::PodDisruptionBudget(p) => yaml_section(out, "Spec", Some(&p.spec)),
+        Object::CustomResourceDefinition(c) => {
+            yaml_section(out, "Spec", Some(&c.spec));
+            yaml_section(out, "Status", c.status.as_ref());
+        }
         Object::CronJob(c) => {
             yaml_section(out, "Spec", Some(&c.spec));
             yaml_section(out, "Status", c.status.as_ref());

@@ -156,9 +156,14 @@ impl Subject {
     }
 }
 
+#[derive(Default)]
 struct Loader {
     manifests: Vec<Manifest>,
     errors: Vec<ManifestError>,
+    /// Objects of kinds keel does not know, with their API group: what their error says
+    /// depends on whether the revision declares a CustomResourceDefinition for them, which
+    /// may come in any file, so it is written once every file is read.
+    unknown_kinds: Vec<(ManifestError, String)>,
 }
 
 impl Loader {
@@ -268,7 +273,12 @@ impl Loader {
                 "Unsupported value: {kind:?}: keel supports the kinds {}",
                 supported.join(", ")
             );
+            let before = self.errors.len();
             self.field_error(file, &root, &subject, &kind_path, message);
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            for error in self.errors.drain(before..) {
+                self.unknown_kinds.push((error, group.to_string()));
+            }
             return;
         };
         let subject = Subject::of(&root, Some(info));
@@ -409,10 +419,7 @@ fn decode_object(info: &KindInfo, root: &Node) -> (Option<Object>, Vec<Issue>) {
 /// (a large repository has thousands of files), keeping file order.
 fn load_files(files: &[SourceFile]) -> Loader {
     let one = |part: &[SourceFile]| {
-        let mut loader = Loader {
-            manifests: Vec::new(),
-            errors: Vec::new(),
-        };
+        let mut loader = Loader::default();
         for f in part {
             loader.file(f);
         }
@@ -436,20 +443,43 @@ fn load_files(files: &[SourceFile]) -> Loader {
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    let mut all = Loader {
-        manifests: Vec::new(),
-        errors: Vec::new(),
-    };
+    let mut all = Loader::default();
     for part in parts {
         all.manifests.extend(part.manifests);
         all.errors.extend(part.errors);
+        all.unknown_kinds.extend(part.unknown_kinds);
     }
     all
+}
+
+impl Loader {
+    /// The errors of objects of unknown kinds, now that every CustomResourceDefinition of
+    /// the revision is known: one that a definition declares says so.
+    fn settle_unknown_kinds(&mut self) {
+        for (mut error, group) in std::mem::take(&mut self.unknown_kinds) {
+            let kind = error.kind.clone().unwrap_or_default();
+            let declared = self.manifests.iter().find_map(|m| match &m.object {
+                Object::CustomResourceDefinition(crd)
+                    if crd.spec.group == group && crd.spec.names.kind == kind =>
+                {
+                    Some(m.object.name().to_string())
+                }
+                _ => None,
+            });
+            if let Some(definition) = declared {
+                error.message = format!(
+                    "Unsupported value: {kind:?}: declared by CustomResourceDefinition {definition} in this revision, but keel does not store objects of custom kinds yet (only their definitions)"
+                );
+            }
+            self.errors.push(error);
+        }
+    }
 }
 
 /// Loads a revision from its manifest files and, when the tree has one, its `keel.yaml`.
 pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revision {
     let mut loader = load_files(files);
+    loader.settle_unknown_kinds();
     let repo_config = config
         .map(|c| load_repo_config(c, &mut loader))
         .unwrap_or_default();

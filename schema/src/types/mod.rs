@@ -14,6 +14,7 @@ macro_rules! model {
     };
 }
 
+pub mod apiextensions;
 pub mod apps;
 pub mod batch;
 pub mod core;

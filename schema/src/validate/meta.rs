@@ -55,7 +55,8 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::Job
                 | Kind::CronJob
                 | Kind::Ingress
-                | Kind::IngressClass => names::dns1123_subdomain,
+                | Kind::IngressClass
+                | Kind::CustomResourceDefinition => names::dns1123_subdomain,
             };
             errs.name(&path.field("name"), name, rule);
         }

@@ -5,6 +5,7 @@
 //! `Unsupported value: …: supported values: …`), so they read as users already know them.
 
 mod claims;
+mod crd;
 pub mod cross;
 pub mod ingress;
 pub mod limit_range;
@@ -248,6 +249,10 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
         }
         Object::ClusterRoleBinding(o) => {
             rbac::validate_binding(o.subjects.as_ref(), &o.role_ref, true, &mut errs)
+        }
+        Object::CustomResourceDefinition(o) => {
+            status_set(declared(&o.status), &mut errs);
+            crd::validate_crd(o, &mut errs);
         }
         // Live-only kinds are refused before validation; nothing more to check here.
         Object::Node(_)

@@ -186,7 +186,8 @@ impl NodeSync {
                 | Kind::Role
                 | Kind::ClusterRole
                 | Kind::RoleBinding
-                | Kind::ClusterRoleBinding,
+                | Kind::ClusterRoleBinding
+                | Kind::CustomResourceDefinition,
             )
             | None => {}
         }

@@ -356,6 +356,81 @@ subjects:
 - {kind: User, name: alice@example.com, apiGroup: rbac.authorization.k8s.io}
 - {kind: Group, name: "system:authenticated"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:aggregate-to-view:shop"}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: certificates.certs.example.com}
+spec:
+  group: certs.example.com
+  names:
+    kind: Certificate
+    listKind: CertificateList
+    plural: certificates
+    singular: certificate
+    shortNames: [cert, certs]
+    categories: [all]
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: false
+    storage: false
+    deprecated: true
+    deprecationWarning: "certs.example.com/v1alpha1 is gone; use v1"
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        description: A TLS certificate, kept renewed.
+        type: object
+        required: [spec]
+        properties:
+          apiVersion: {type: string}
+          kind: {type: string}
+          metadata: {type: object}
+          spec:
+            type: object
+            required: [secretName]
+            properties:
+              secretName: {type: string, minLength: 1, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'}
+              dnsNames:
+                type: array
+                items: {type: string}
+                x-kubernetes-list-type: set
+              duration: {type: string, format: duration, default: 2160h}
+              port: {x-kubernetes-int-or-string: true}
+              usages:
+                type: array
+                items: {type: string, enum: [digital signature, key encipherment, server auth]}
+              labels: {type: object, additionalProperties: {type: string}}
+              keystores: {type: object, x-kubernetes-preserve-unknown-fields: true}
+              privateKey:
+                type: object
+                nullable: true
+                properties:
+                  size: {type: integer, minimum: 1024, maximum: 8192}
+                  algorithm: {type: string, enum: [RSA, ECDSA, Ed25519]}
+                x-kubernetes-validations:
+                - {rule: "self.algorithm != 'RSA' || self.size >= 2048", message: RSA keys are 2048 bits or more}
+          status:
+            type: object
+            properties:
+              conditions:
+                type: array
+                items:
+                  type: object
+                  required: [type, status]
+                  properties:
+                    type: {type: string}
+                    status: {type: string, enum: ["True", "False", Unknown]}
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [type]
 "#;
 
 #[test]
@@ -401,7 +476,8 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "Role",
             "ClusterRole",
             "RoleBinding",
-            "ClusterRoleBinding"
+            "ClusterRoleBinding",
+            "CustomResourceDefinition"
         ]
     );
     for m in &rev.manifests {
@@ -426,6 +502,24 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
     assert_eq!(
         subjects[2].api_group.as_deref(),
         Some("rbac.authorization.k8s.io")
+    );
+    // A definition's schema is read whole, Kubernetes' extensions and all.
+    let Object::CustomResourceDefinition(crd) =
+        find("CustomResourceDefinition", "certificates.certs.example.com")
+    else {
+        unreachable!()
+    };
+    let schema = crd.spec.versions[1]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .unwrap();
+    let spec = &schema.properties.as_ref().unwrap()["spec"];
+    let port = &spec.properties.as_ref().unwrap()["port"];
+    assert_eq!(port.x_kubernetes_int_or_string, Some(true));
+    assert_eq!(
+        spec.required.as_deref(),
+        Some(&["secretName".to_string()][..])
     );
     // Scalars reach string fields as written; YAML 1.1 octal modes; quantities exact.
     let Object::Pod(pod) = find("Pod", "debug") else {

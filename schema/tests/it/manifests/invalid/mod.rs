@@ -2,6 +2,7 @@
 //! `(line, field)` of every error expected, with a fragment of each message.
 
 mod claims;
+mod definitions;
 mod documents;
 mod metadata;
 mod pods;
@@ -20,6 +21,7 @@ fn all_cases() -> impl Iterator<Item = &'static Case> {
         services::CASES,
         rbac::CASES,
         claims::CASES,
+        definitions::CASES,
     ]
     .into_iter()
     .flatten()
