@@ -21,6 +21,7 @@ use crate::kinds::{Kind, KindInfo, Object};
 use crate::path::FieldPath;
 use crate::repo_config::RepoConfig;
 use crate::validate::cross::{Item, validate_revision};
+use crate::validate::custom_objects::validate_custom_object;
 use crate::validate::{FieldError, validate_object};
 use crate::yaml::{self, Mark, Node, parse_documents};
 
@@ -134,6 +135,10 @@ impl Subject {
     };
 
     fn of(node: &Node, info: Option<&KindInfo>) -> Subject {
+        Subject::scoped(node, info.is_none_or(|i| i.namespaced))
+    }
+
+    fn scoped(node: &Node, namespaced: bool) -> Subject {
         let meta = node.get("metadata");
         let text = |key: &str| {
             meta.and_then(|m| m.get(key))
@@ -146,7 +151,6 @@ impl Subject {
             .and_then(Node::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        let namespaced = info.is_none_or(|i| i.namespaced);
         Subject {
             kind,
             namespace: namespaced
@@ -160,10 +164,18 @@ impl Subject {
 struct Loader {
     manifests: Vec<Manifest>,
     errors: Vec<ManifestError>,
-    /// Objects of kinds keel does not know, with their API group: what their error says
-    /// depends on whether the revision declares a CustomResourceDefinition for them, which
-    /// may come in any file, so it is written once every file is read.
-    unknown_kinds: Vec<(ManifestError, String)>,
+    /// Objects of kinds keel does not know: what their error says depends on whether the
+    /// revision declares a CustomResourceDefinition for them, which may come in any file,
+    /// so it is written once every file is read.
+    unknown_kinds: Vec<UnknownKind>,
+}
+
+struct UnknownKind {
+    /// The error for a kind nothing declares.
+    error: ManifestError,
+    file: Arc<str>,
+    api_version: String,
+    root: Node,
 }
 
 impl Loader {
@@ -275,9 +287,14 @@ impl Loader {
             );
             let before = self.errors.len();
             self.field_error(file, &root, &subject, &kind_path, message);
-            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-            for error in self.errors.drain(before..) {
-                self.unknown_kinds.push((error, group.to_string()));
+            let api_version = api_version.to_string();
+            if let Some(error) = self.errors.drain(before..).next() {
+                self.unknown_kinds.push(UnknownKind {
+                    error,
+                    file: file.clone(),
+                    api_version,
+                    root,
+                });
             }
             return;
         };
@@ -456,22 +473,37 @@ impl Loader {
     /// The errors of objects of unknown kinds, now that every CustomResourceDefinition of
     /// the revision is known: one that a definition declares says so.
     fn settle_unknown_kinds(&mut self) {
-        for (mut error, group) in std::mem::take(&mut self.unknown_kinds) {
+        for unknown in std::mem::take(&mut self.unknown_kinds) {
+            let UnknownKind {
+                mut error,
+                file,
+                api_version,
+                root,
+            } = unknown;
             let kind = error.kind.clone().unwrap_or_default();
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
             let declared = self.manifests.iter().find_map(|m| match &m.object {
                 Object::CustomResourceDefinition(crd)
                     if crd.spec.group == group && crd.spec.names.kind == kind =>
                 {
-                    Some(m.object.name().to_string())
+                    Some(crd.clone())
                 }
                 _ => None,
             });
-            if let Some(definition) = declared {
-                error.message = format!(
-                    "Unsupported value: {kind:?}: declared by CustomResourceDefinition {definition} in this revision, but keel does not store objects of custom kinds yet (only their definitions)"
-                );
-            }
+            let Some(crd) = declared else {
+                self.errors.push(error);
+                continue;
+            };
+            error.message = format!(
+                "Unsupported value: {kind:?}: declared by CustomResourceDefinition {} in this revision, but keel does not store objects of custom kinds yet (only their definitions)",
+                crd.metadata.name.as_deref().unwrap_or_default()
+            );
             self.errors.push(error);
+            // Checked all the same, so the errors a schema finds are known now.
+            let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
+            for e in validate_custom_object(&root, &crd, &api_version) {
+                self.field_error(&file, &root, &subject, &e.path, e.message);
+            }
         }
     }
 }

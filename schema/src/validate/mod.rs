@@ -7,6 +7,7 @@
 mod claims;
 mod crd;
 pub mod cross;
+pub mod custom_objects;
 pub mod ingress;
 pub mod limit_range;
 pub mod meta;

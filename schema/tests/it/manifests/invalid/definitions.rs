@@ -144,12 +144,24 @@ spec:
         ],
     },
     Case {
-        name: "an object of a kind a definition declares, later in the file, and of one none does",
+        name: "objects of a kind a definition declares, before it, checked against its schema",
         yaml: r#"
 apiVersion: stable.example.com/v1
 kind: CronTab
 metadata: {name: nightly}
-spec: {cronSpec: "* * * * */5"}
+spec:
+  cronSpec: 5
+  replicas: 0
+  mode: Sometimes
+  imagePullPolicy: Always
+  ports: [80, "http", 1.5]
+  tags: {a: 1}
+  backoff: 1.5
+  extra: {anything: [goes]}
+---
+apiVersion: stable.example.com/v2
+kind: CronTab
+metadata: {name: newer}
 ---
 apiVersion: other.example.com/v1
 kind: CronTab
@@ -172,8 +184,16 @@ spec:
         properties:
           spec:
             type: object
+            required: [cronSpec, image]
             properties:
               cronSpec: {type: string}
+              image: {type: string}
+              replicas: {type: integer, minimum: 1}
+              mode: {type: string, enum: [Always, Never]}
+              ports: {type: array, items: {x-kubernetes-int-or-string: true}}
+              tags: {type: object, additionalProperties: {type: string}}
+              backoff: {type: number}
+              extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
 "#,
         errors: &[
             (
@@ -181,7 +201,40 @@ spec:
                 "kind",
                 "declared by CustomResourceDefinition crontabs.stable.example.com in this revision, but keel does not store objects of custom kinds yet",
             ),
-            (7, "kind", "keel supports the kinds"),
+            (4, "spec.image", "Required value"),
+            (
+                5,
+                "spec.cronSpec",
+                "Invalid value: 5: must be of type string",
+            ),
+            (
+                6,
+                "spec.replicas",
+                "Invalid value: 0: should be greater than or equal to 1",
+            ),
+            (
+                7,
+                "spec.mode",
+                "Unsupported value: \"Sometimes\": supported values: \"Always\", \"Never\"",
+            ),
+            (
+                8,
+                "spec.imagePullPolicy",
+                "unknown field \"imagePullPolicy\"",
+            ),
+            (9, "spec.ports[2]", "must be of type integer or string"),
+            (
+                10,
+                "spec.tags.a",
+                "Invalid value: 1: must be of type string",
+            ),
+            (
+                14,
+                "apiVersion",
+                "Unsupported value: \"stable.example.com/v2\": crontabs.stable.example.com serves \"stable.example.com/v1\"",
+            ),
+            (15, "kind", "declared by CustomResourceDefinition"),
+            (19, "kind", "keel supports the kinds"),
         ],
     },
 ];
