@@ -74,7 +74,14 @@ pub fn validate_custom_object(
 /// The whole object's schema: the definition's, with the API's own fields left to the API.
 fn root_schema(schema: &JsonSchemaProps) -> Json {
     let mut root = draft4(schema);
-    if let Json::Object(map) = &mut root {
+    allow_object_fields(&mut root);
+    root
+}
+
+/// `apiVersion`, `kind` and `metadata` allowed in an object's schema (the root, or an
+/// `x-kubernetes-embedded-resource`), whatever else it says of its fields.
+fn allow_object_fields(schema: &mut Json) {
+    if let Json::Object(map) = schema {
         let properties = map
             .entry("properties")
             .or_insert_with(|| Json::Object(Map::new()));
@@ -84,7 +91,6 @@ fn root_schema(schema: &JsonSchemaProps) -> Json {
             properties.insert("metadata".into(), json!({}));
         }
     }
-    root
 }
 
 /// One OpenAPI v3 schema as JSON Schema draft 4 says it, with Kubernetes' meaning.
@@ -203,7 +209,11 @@ fn draft4(schema: &JsonSchemaProps) -> Json {
     if !all_of.is_empty() {
         out.insert("allOf".into(), Json::Array(all_of));
     }
-    Json::Object(out)
+    let mut out = Json::Object(out);
+    if schema.x_kubernetes_embedded_resource == Some(true) {
+        allow_object_fields(&mut out);
+    }
+    out
 }
 
 /// A schema under allOf, oneOf, anyOf or not: as [`draft4`], without closing objects.

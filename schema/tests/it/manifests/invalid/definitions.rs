@@ -158,6 +158,7 @@ spec:
   tags: {a: 1}
   backoff: 1.5
   extra: {anything: [goes]}
+  template: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {}}
 ---
 apiVersion: stable.example.com/v2
 kind: CronTab
@@ -194,6 +195,10 @@ spec:
               tags: {type: object, additionalProperties: {type: string}}
               backoff: {type: number}
               extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
+              template:
+                type: object
+                x-kubernetes-embedded-resource: true
+                properties: {spec: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 "#,
         errors: &[
             (
@@ -229,12 +234,12 @@ spec:
                 "Invalid value: 1: must be of type string",
             ),
             (
-                14,
+                15,
                 "apiVersion",
                 "Unsupported value: \"stable.example.com/v2\": crontabs.stable.example.com serves \"stable.example.com/v1\"",
             ),
-            (15, "kind", "declared by CustomResourceDefinition"),
-            (19, "kind", "keel supports the kinds"),
+            (16, "kind", "declared by CustomResourceDefinition"),
+            (20, "kind", "keel supports the kinds"),
         ],
     },
 ];
