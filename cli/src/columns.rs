@@ -66,6 +66,15 @@ pub fn table(
         Kind::RoleBinding => render(&ROLE_BINDING, objects, wide, now),
         Kind::ClusterRoleBinding => render(&CLUSTER_ROLE_BINDING, objects, wide, now),
         Kind::CustomResourceDefinition => render(&definitions::CRD, objects, wide, now),
+        // kubectl's columns for a kind whose definition names none.
+        Kind::Custom(_) => {
+            let rows = objects
+                .iter()
+                .filter(|o| o.kind() == kind)
+                .map(|o| vec![name(o.meta()), age(o.meta(), now)])
+                .collect();
+            (vec!["NAME", "AGE"], rows)
+        }
     }
 }
 

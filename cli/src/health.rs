@@ -1,5 +1,6 @@
 //! The health of a declared object, as Argo CD shows an application's resources: Healthy,
-//! Progressing, Degraded, or Missing. One exhaustive rule per kind.
+//! Progressing, Degraded, Missing, or (an object of a custom kind that says nothing of
+//! itself) Unknown. One exhaustive rule per kind.
 
 use keel_schema::types::apps::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use keel_schema::types::batch::Job;
@@ -16,6 +17,9 @@ pub enum Health {
     Degraded,
     /// Declared in git, absent from the cluster.
     Missing,
+    /// An object of a custom kind without a `Ready` or `Available` condition: whatever acts
+    /// on it has not said.
+    Unknown,
 }
 
 impl Health {
@@ -25,7 +29,14 @@ impl Health {
             Health::Progressing => "Progressing",
             Health::Degraded => "Degraded",
             Health::Missing => "Missing",
+            Health::Unknown => "Unknown",
         }
+    }
+
+    /// Whether it stands in the way of "everything is fine" (`keel status`'s exit code):
+    /// Unknown does not, since nothing may ever report on such an object.
+    pub fn is_trouble(self) -> bool {
+        !matches!(self, Health::Healthy | Health::Unknown)
     }
 }
 
@@ -72,7 +83,38 @@ pub fn health(object: &Object) -> (Health, String) {
             Health::Healthy,
             "defaults given to new pods; bounds checked when a revision is applied".to_string(),
         ),
+        Object::Custom(c) => custom(c),
     }
+}
+
+/// A custom object is as its `Ready` (or else `Available`) condition says: True is Healthy,
+/// False Degraded, anything else Progressing; without either, Unknown.
+fn custom(object: &keel_schema::types::custom::CustomObject) -> (Health, String) {
+    let condition = ["Ready", "Available"]
+        .iter()
+        .find_map(|t| object.conditions().iter().find(|c| c.type_ == *t));
+    let Some(c) = condition else {
+        return (
+            Health::Unknown,
+            "no Ready or Available condition in its status".to_string(),
+        );
+    };
+    let why = c
+        .message
+        .clone()
+        .or_else(|| c.reason.clone())
+        .unwrap_or_default();
+    let health = match c.status.as_str() {
+        "True" => Health::Healthy,
+        "False" => Health::Degraded,
+        _ => Health::Progressing,
+    };
+    (
+        health,
+        format!("{} {}: {why}", c.type_, c.status)
+            .trim_end_matches([':', ' '])
+            .to_string(),
+    )
 }
 
 /// A LoadBalancer Service is Progressing until it has an external address, with the reason
@@ -321,5 +363,32 @@ mod tests {
         let plain = service(serde_json::json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}));
         assert_eq!(health(&plain).0, Health::Healthy);
+    }
+
+    #[test]
+    fn a_custom_object_is_as_its_ready_or_available_condition_says() {
+        let object = |status: serde_json::Value| {
+            Object::from_json(serde_json::json!({"apiVersion": "stable.example.com/v1",
+                "kind": "CronTab", "metadata": {"name": "nightly", "namespace": "default"},
+                "spec": {"cronSpec": "* * * * *"}, "status": status}))
+            .expect("a custom object")
+        };
+        let condition = |t: &str, s: &str| serde_json::json!({"conditions": [{"type": t, "status": s, "message": "m"}]});
+        assert_eq!(
+            health(&object(condition("Ready", "True"))),
+            (Health::Healthy, "Ready True: m".to_string())
+        );
+        assert_eq!(
+            health(&object(condition("Available", "False"))).0,
+            Health::Degraded
+        );
+        assert_eq!(
+            health(&object(condition("Ready", "Unknown"))).0,
+            Health::Progressing
+        );
+        let (h, why) = health(&object(serde_json::json!({"phase": "Running"})));
+        assert_eq!(h, Health::Unknown, "{why}");
+        assert!(!h.is_trouble());
+        assert!(Health::Missing.is_trouble());
     }
 }

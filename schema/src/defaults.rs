@@ -159,7 +159,8 @@ pub fn apply_defaults(obj: &mut Object) {
         | Object::ServiceAccount(_)
         | Object::Role(_)
         | Object::ClusterRole(_)
-        | Object::CustomResourceDefinition(_) => {}
+        | Object::CustomResourceDefinition(_)
+        | Object::Custom(_) => {}
         Object::Service(s) => service_defaults(&mut s.spec),
         Object::ReplicationController(rc) => rc_defaults(rc),
         Object::ReplicaSet(rs) => {

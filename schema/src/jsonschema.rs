@@ -52,7 +52,9 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::CustomResourceDefinition => {
             kind_schema::<crate::types::apiextensions::CustomResourceDefinition>(generator)
         }
-        Kind::Node
+        // A custom kind's schema is its definition's.
+        Kind::Custom(_)
+        | Kind::Node
         | Kind::Endpoints
         | Kind::Event
         | Kind::ControllerRevision

@@ -24,7 +24,8 @@ impl ObjectKey {
     }
 
     pub fn of(object: &Object) -> Self {
-        let namespace = if object.info().namespaced {
+        // A custom object's scope is its definition's, which made its namespace what it is.
+        let namespace = if object.info().namespaced || matches!(object, Object::Custom(_)) {
             object.namespace()
         } else {
             ""
@@ -32,15 +33,21 @@ impl ObjectKey {
         Self::new(object.kind(), namespace, object.name())
     }
 
-    /// `kind/namespace/name`, the key below the store's registry prefix.
+    /// `kind/namespace/name`, the key below the store's registry prefix (a custom kind's
+    /// first part: [`Kind::key_segment`]).
     pub fn path(&self) -> String {
-        format!("{}/{}/{}", self.kind, self.namespace, self.name)
+        format!(
+            "{}/{}/{}",
+            self.kind.key_segment(),
+            self.namespace,
+            self.name
+        )
     }
 
     /// Parses [`ObjectKey::path`] back; `None` for a kind keel does not know.
     pub fn from_path(path: &str) -> Option<Self> {
         let mut parts = path.splitn(3, '/');
-        let kind = Kind::from_name(parts.next()?)?;
+        let kind = Kind::from_key_segment(parts.next()?)?;
         Some(Self::new(kind, parts.next()?, parts.next()?))
     }
 }

@@ -17,6 +17,7 @@ use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
     ServiceAccount,
 };
+use crate::types::custom::CustomObject;
 use crate::types::meta::ObjectMeta;
 use crate::types::networking::{Ingress, IngressClass};
 use crate::types::pod::Pod;
@@ -24,6 +25,10 @@ use crate::types::policy::{LimitRange, NetworkPolicy, PodDisruptionBudget, Resou
 use crate::types::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::types::storage::{PersistentVolume, PersistentVolumeClaim};
 use crate::yaml;
+
+pub mod custom;
+
+pub use custom::CustomKind;
 
 /// What keel knows about a kind: where it is served, what it is called on the command line,
 /// and whether git may declare it.
@@ -58,9 +63,9 @@ impl Kind {
     /// NetworkPolicies and PodDisruptionBudgets are stored (validated, served, diffed), so
     /// repositories written for Kubernetes apply unchanged, but nothing enforces them
     /// (keel has no voluntary evictions for a budget to hold back); plans and status say so.
-    /// So are CustomResourceDefinitions, until keel stores objects of the kinds they
-    /// declare.
-    pub const fn enforced(self) -> bool {
+    /// A custom kind's objects are for whatever watches them (an operator); their health
+    /// is their own conditions'.
+    pub fn enforced(self) -> bool {
         !matches!(
             self,
             Kind::ServiceAccount
@@ -70,7 +75,6 @@ impl Kind {
                 | Kind::ClusterRole
                 | Kind::RoleBinding
                 | Kind::ClusterRoleBinding
-                | Kind::CustomResourceDefinition
         )
     }
 }
@@ -94,6 +98,8 @@ pub enum ObjectError {
     NoKind,
     #[error("unsupported kind {0:?}")]
     UnknownKind(String),
+    #[error("invalid custom object: {0}")]
+    Custom(String),
     #[error("invalid {kind}: {source}")]
     Invalid {
         kind: Kind,
@@ -112,18 +118,20 @@ macro_rules! kinds {
             live_only: $live_only:literal $(,)?
         }
     ),* $(,)?) => {
-        /// A kind keel supports. Serialized as its name (`Deployment`); ordered by name, as
-        /// the store orders keys.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        /// A kind keel supports: a row of the table, or one a CustomResourceDefinition
+        /// declares. Serialized as its name (`Deployment`; `CronTab.stable.example.com` for
+        /// a custom kind); ordered by name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Kind {
-            $($kind),*
+            $($kind,)*
+            Custom(CustomKind),
         }
 
         impl Kind {
-            /// Every kind, in the table's order (the order plans list changes in).
+            /// Every built-in kind, in the table's order (the order plans list changes in).
             pub const ALL: &'static [Kind] = &[$(Kind::$kind),*];
 
-            pub const fn info(self) -> &'static KindInfo {
+            pub fn info(self) -> &'static KindInfo {
                 match self {
                     $(Kind::$kind => &KindInfo {
                         kind: Kind::$kind,
@@ -132,14 +140,16 @@ macro_rules! kinds {
                         short_names: &[$($short),*],
                         namespaced: $namespaced,
                         live_only: $live_only,
-                    }),*
+                    },)*
+                    Kind::Custom(c) => c.info(),
                 }
             }
 
             /// The kind's name, as in `kind:`.
-            pub const fn as_str(self) -> &'static str {
+            pub fn as_str(self) -> &'static str {
                 match self {
-                    $(Kind::$kind => stringify!($kind)),*
+                    $(Kind::$kind => stringify!($kind),)*
+                    Kind::Custom(c) => c.name(),
                 }
             }
         }
@@ -148,7 +158,8 @@ macro_rules! kinds {
         #[derive(Debug, Clone, PartialEq, Serialize)]
         #[serde(untagged)]
         pub enum Object {
-            $($kind($kind)),*
+            $($kind($kind),)*
+            Custom(CustomObject),
         }
 
         $(
@@ -185,43 +196,50 @@ macro_rules! kinds {
         impl Object {
             pub fn kind(&self) -> Kind {
                 match self {
-                    $(Object::$kind(_) => Kind::$kind),*
+                    $(Object::$kind(_) => Kind::$kind,)*
+                    Object::Custom(o) => Kind::Custom(o.kind()),
                 }
             }
 
             pub fn meta(&self) -> &ObjectMeta {
                 match self {
-                    $(Object::$kind(o) => &o.metadata),*
+                    $(Object::$kind(o) => &o.metadata,)*
+                    Object::Custom(o) => &o.metadata,
                 }
             }
 
             pub fn meta_mut(&mut self) -> &mut ObjectMeta {
                 match self {
-                    $(Object::$kind(o) => &mut o.metadata),*
+                    $(Object::$kind(o) => &mut o.metadata,)*
+                    Object::Custom(o) => &mut o.metadata,
                 }
             }
 
-            /// Sets `apiVersion` and `kind` to this variant's.
+            /// Sets `apiVersion` and `kind` to this variant's (a custom object's are its
+            /// kind's already).
             pub fn set_type_meta(&mut self) {
                 let info = self.info();
                 match self {
                     $(Object::$kind(o) => {
                         o.api_version = info.api_version.to_string();
                         o.kind = info.kind.as_str().to_string();
-                    }),*
+                    })*
+                    Object::Custom(_) => {}
                 }
             }
 
             /// The same object as the kind's own type sees it (see [`Resource`]).
             pub(crate) fn resource(&self) -> &dyn Resource {
                 match self {
-                    $(Object::$kind(o) => o),*
+                    $(Object::$kind(o) => o,)*
+                    Object::Custom(o) => o,
                 }
             }
 
             pub(crate) fn resource_mut(&mut self) -> &mut dyn Resource {
                 match self {
-                    $(Object::$kind(o) => o),*
+                    $(Object::$kind(o) => o,)*
+                    Object::Custom(o) => o,
                 }
             }
 
@@ -230,6 +248,9 @@ macro_rules! kinds {
             pub(crate) fn same_body(&self, other: &Object) -> bool {
                 match (self, other) {
                     $((Object::$kind(a), Object::$kind(b)) => a.same_body(b),)*
+                    (Object::Custom(a), Object::Custom(b)) => {
+                        a.kind() == b.kind() && a.same_body(b)
+                    }
                     _ => false,
                 }
             }
@@ -238,17 +259,34 @@ macro_rules! kinds {
             pub fn keep_status_from(&mut self, old: &Object) {
                 match (self, old) {
                     $((Object::$kind(new), Object::$kind(old)) => new.keep_status_from(old),)*
+                    (Object::Custom(new), Object::Custom(old)) if new.kind() == old.kind() => {
+                        new.keep_status_from(old)
+                    }
                     _ => {}
                 }
             }
 
-            /// Decodes a located YAML tree of `kind`, reporting every problem.
+            /// Decodes a located YAML tree of a built-in `kind`, reporting every problem. A
+            /// custom kind's objects are read against their definition instead
+            /// (`load`), so asking for one here is refused.
             pub fn decode(kind: Kind, node: &yaml::Node) -> (Option<Object>, Vec<Issue>) {
                 match kind {
                     $(Kind::$kind => {
                         let (value, issues) = decode::<$kind>(node);
                         (value.map(Object::$kind), issues)
-                    }),*
+                    })*
+                    Kind::Custom(c) => (
+                        None,
+                        vec![Issue {
+                            path: crate::path::FieldPath::new("kind"),
+                            mark: node.mark,
+                            message: format!(
+                                "{} is read against its CustomResourceDefinition",
+                                c.qualified()
+                            ),
+                            suggestion: None,
+                        }],
+                    ),
                 }
             }
 
@@ -257,21 +295,38 @@ macro_rules! kinds {
             pub fn from_json_slice(kind: Kind, bytes: &[u8]) -> Result<Object, ObjectError> {
                 let invalid = |source| ObjectError::Invalid { kind, source };
                 Ok(match kind {
-                    $(Kind::$kind => Object::$kind(serde_json::from_slice(bytes).map_err(invalid)?)),*
+                    $(Kind::$kind => Object::$kind(serde_json::from_slice(bytes).map_err(invalid)?),)*
+                    Kind::Custom(_) => Object::Custom(serde_json::from_slice(bytes).map_err(invalid)?),
                 })
             }
 
-            /// Reads an object from a JSON value, choosing the type by its `kind`.
+            /// Reads an object from a JSON value, choosing the type by its `kind` and the
+            /// group of its `apiVersion`: a built-in kind's name in another group is a
+            /// custom kind.
             pub fn from_json(value: serde_json::Value) -> Result<Object, ObjectError> {
                 let name = value
                     .get("kind")
                     .and_then(|k| k.as_str())
                     .ok_or(ObjectError::NoKind)?;
-                let kind = Kind::from_name(name)
-                    .ok_or_else(|| ObjectError::UnknownKind(name.to_string()))?;
+                let group = value
+                    .get("apiVersion")
+                    .and_then(|v| v.as_str())
+                    .map(|v| v.rsplit_once('/').map_or("", |(g, _)| g));
+                let builtin = Kind::from_name(name)
+                    .filter(|k| group.is_none_or(|g| g == k.info().group()));
+                let kind = match (builtin, group) {
+                    (Some(kind), _) => kind,
+                    (None, Some(g)) if !g.is_empty() => {
+                        let object = CustomObject::from_json(value)
+                            .map_err(|e| ObjectError::Custom(e.to_string()))?;
+                        return Ok(Object::Custom(object));
+                    }
+                    _ => return Err(ObjectError::UnknownKind(name.to_string())),
+                };
                 let invalid = |source| ObjectError::Invalid { kind, source };
                 Ok(match kind {
-                    $(Kind::$kind => Object::$kind(serde_json::from_value(value).map_err(invalid)?)),*
+                    $(Kind::$kind => Object::$kind(serde_json::from_value(value).map_err(invalid)?),)*
+                    Kind::Custom(_) => return Err(ObjectError::UnknownKind(name.to_string())),
                 })
             }
         }
@@ -448,6 +503,52 @@ impl<'de> Deserialize<'de> for Object {
     }
 }
 
+impl Kind {
+    /// The first part of its objects' store keys: the name of a built-in kind, or
+    /// [`crate::kinds::custom::KEY_PREFIX`] and `Kind.group` for a custom kind.
+    pub fn key_segment(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Kind::Custom(c) => {
+                format!("{}{}", crate::kinds::custom::KEY_PREFIX, c.qualified()).into()
+            }
+            builtin => builtin.as_str().into(),
+        }
+    }
+
+    /// The kind a key segment names (see [`Kind::key_segment`]).
+    pub fn from_key_segment(segment: &str) -> Option<Kind> {
+        match segment.strip_prefix(crate::kinds::custom::KEY_PREFIX) {
+            Some(qualified) => CustomKind::of_qualified(qualified).map(Kind::Custom),
+            None => Kind::from_name(segment),
+        }
+    }
+
+    /// Its name where a kind of another group could have the same one: `Deployment`, or
+    /// `CronTab.stable.example.com` for a custom kind.
+    pub fn qualified(self) -> &'static str {
+        match self {
+            Kind::Custom(c) => c.qualified(),
+            builtin => builtin.as_str(),
+        }
+    }
+}
+
+/// A kind is serialized as [`Kind::qualified`] names it.
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.qualified())
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Kind, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Kind::from_name(&name)
+            .or_else(|| CustomKind::of_qualified(&name).map(Kind::Custom))
+            .ok_or_else(|| serde::de::Error::custom(format!("unsupported kind {name:?}")))
+    }
+}
+
 impl PartialOrd for Kind {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
@@ -456,13 +557,14 @@ impl PartialOrd for Kind {
 
 impl Ord for Kind {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.qualified().cmp(other.qualified())
     }
 }
 
+/// [`Kind::qualified`]: a custom kind with its group, so a message never leaves it unclear.
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.qualified())
     }
 }
 

@@ -18,6 +18,12 @@ pub struct RepoConfig {
     /// `podSecurity: {monitoring: [hostNetwork, hostPID]}`. A pod using one its namespace is
     /// not allowed is refused with the revision.
     pub pod_security: Option<std::collections::BTreeMap<String, Vec<PodPrivilege>>>,
+    /// Kinds keel neither builds in nor finds a CustomResourceDefinition for in the
+    /// revision, as `GROUP/KIND` (`monitoring.coreos.com/ServiceMonitor`). Their objects are
+    /// stored as written, unchecked beyond their metadata, in the default namespace when
+    /// they name none; the API does not serve them (it knows no plural for them). Any other
+    /// unknown kind is an error.
+    pub accept_unknown_kinds: Option<Vec<String>>,
 }
 
 /// A privilege a pod can ask for that gives it power over the node.
@@ -64,6 +70,14 @@ impl PodPrivilege {
 }
 
 impl RepoConfig {
+    /// Whether objects of `group`'s `kind` are to be stored opaque.
+    pub fn accepts_unknown(&self, group: &str, kind: &str) -> bool {
+        self.accept_unknown_kinds
+            .iter()
+            .flatten()
+            .any(|entry| entry.split_once('/') == Some((group, kind)))
+    }
+
     pub fn allow_empty(&self) -> bool {
         self.allow_empty.unwrap_or(false)
     }

@@ -10,6 +10,7 @@ use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
     ServiceAccount,
 };
+use crate::types::custom::CustomObject;
 use crate::types::meta::{Condition, ObjectMeta};
 use crate::types::pod::{Pod, PodSpec, PodTemplateSpec};
 use crate::types::policy::{LimitRange, NetworkPolicy, PodDisruptionBudget, ResourceQuota};
@@ -462,4 +463,34 @@ impl Resource for CustomResourceDefinition {
     }
     status!(conditions);
     no_pods!();
+}
+
+/// A custom object's body is every top-level field but `status`; its conditions are read
+/// from `status.conditions`, and nothing in keel writes them.
+impl Resource for CustomObject {
+    fn same_body(&self, other: &Self) -> bool {
+        self.declared().eq(other.declared())
+    }
+
+    fn keep_status_from(&mut self, old: &Self) {
+        if self.status().is_none() {
+            self.set_status(old.status().cloned());
+        }
+    }
+
+    fn clear_status(&mut self) {
+        self.set_status(None);
+    }
+
+    fn conditions(&self) -> &[Condition] {
+        CustomObject::conditions(self)
+    }
+
+    fn conditions_mut(&mut self) -> Option<&mut Vec<Condition>> {
+        None
+    }
+
+    fn pod_template(&self) -> Option<PodTemplateRef<'_>> {
+        None
+    }
 }

@@ -66,7 +66,11 @@ pub fn decode(
 fn key_of(key: &str) -> Option<ObjectKey> {
     let mut parts = key.rsplitn(4, '/');
     let (name, namespace, kind) = (parts.next()?, parts.next()?, parts.next()?);
-    Some(ObjectKey::new(Kind::from_name(kind)?, namespace, name))
+    Some(ObjectKey::new(
+        Kind::from_key_segment(kind)?,
+        namespace,
+        name,
+    ))
 }
 
 /// Rejects objects the store cannot key.

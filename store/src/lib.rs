@@ -245,6 +245,12 @@ impl Store {
         Ok(result)
     }
 
+    /// Every object of every custom kind (those CustomResourceDefinitions declare), at one
+    /// revision.
+    pub async fn list_custom(&self) -> Result<ListResult> {
+        dispatch!(self, s => s.list_custom().await)
+    }
+
     /// Every object of every kind, all at one revision (a consistent snapshot).
     pub async fn list_all(&self) -> Result<ListResult> {
         dispatch!(self, s => s.list_all().await)

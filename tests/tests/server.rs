@@ -875,16 +875,39 @@ spec:
     );
 }
 
-/// A CustomResourceDefinition in git is stored and served where Kubernetes serves it, and
-/// `keel get crd` lists it.
+/// A CustomResourceDefinition in git, and objects of its kinds in any file, are stored and
+/// served where Kubernetes serves them; `keel get` lists them by the names the definition
+/// gives, `keel status` reports their health, and removing one from git removes it.
 #[test]
-fn a_custom_resource_definition_is_stored_and_served() {
+fn custom_resources_are_stored_served_listed_and_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     git(dir.path(), &["init", "-q", repo.to_str().unwrap()]);
+    let big_widget = |size: i32| {
+        format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: big}}\nspec: {{size: {size}}}\n"
+        )
+    };
+    // The objects come first in the tree (a/ before z/): order does not matter.
     write(
         &repo,
-        "crd.yaml",
+        "a/widgets.yaml",
+        &(big_widget(3)
+            + "---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: small, namespace: tools}
+spec: {size: 1}
+---
+apiVersion: example.com/v1
+kind: Gadget
+metadata: {name: g1}
+spec: {size: 1}
+"),
+    );
+    write(
+        &repo,
+        "z/crds.yaml",
         "apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: widgets.example.com}
@@ -901,31 +924,119 @@ spec:
         type: object
         properties:
           spec: {type: object, properties: {size: {type: integer, minimum: 1}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Gadget, plural: gadgets}
+  scope: Cluster
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: tools}
 ",
     );
-    commit(&repo, "a widget definition");
+    commit(&repo, "widgets, a gadget and their definitions");
     let server = Server::start(repo.to_str().unwrap(), &[]);
-    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
-    server.wait_for("the definition served", |s| s.get(path).is_some());
-    let crd = server.get(path).unwrap();
+    let crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
+    let big = "/apis/example.com/v1/namespaces/default/widgets/big";
+    server.wait_for("the widget served", |s| s.get(big).is_some());
     assert_eq!(
-        crd["spec"]["names"]["shortNames"],
+        server.get(crd).unwrap()["spec"]["names"]["shortNames"],
         serde_json::json!(["wd"])
     );
-    assert_eq!(
-        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-            ["size"]["minimum"],
-        1
-    );
-    let out = server
-        .keel()
-        .args(["get", "crd", "--server", &server.url])
-        .output()
+    let widget = server.get(big).unwrap();
+    assert_eq!(widget["apiVersion"], "example.com/v1");
+    assert_eq!(widget["kind"], "Widget");
+    assert_eq!(widget["spec"]["size"], 3);
+    assert_eq!(widget["metadata"]["labels"]["keel.dev/managed-by"], "git");
+    // Lists, in one namespace and in all; a cluster-scoped kind has no namespace.
+    let all = server.get("/apis/example.com/v1/widgets").unwrap();
+    assert_eq!(all["kind"], "WidgetList");
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(2), "{all}");
+    let tools = server
+        .get("/apis/example.com/v1/namespaces/tools/widgets")
         .unwrap();
-    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(tools["items"][0]["metadata"]["name"], "small");
+    assert!(server.get("/apis/example.com/v1/gadgets/g1").is_some());
+    assert!(
+        server
+            .get("/apis/example.com/v1/namespaces/default/gadgets/g1")
+            .is_none()
+    );
+    assert!(
+        server
+            .get("/apis/example.com/v2/namespaces/default/widgets/big")
+            .is_none()
+    );
+    let keel = |args: &[&str]| {
+        let out = server
+            .keel()
+            .args(args)
+            .args(["--server", &server.url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let listed = keel(&["get", "crd"]);
     assert!(
         listed.starts_with("NAME") && listed.contains("widgets.example.com"),
-        "{listed}{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{listed}"
+    );
+    for typed in ["widgets", "wd", "Widget", "widgets.example.com"] {
+        let listed = keel(&["get", typed, "-A"]);
+        assert!(
+            listed.starts_with("NAMESPACE") && listed.contains("big") && listed.contains("small"),
+            "keel get {typed}: {listed}"
+        );
+    }
+    // Nothing reports on a widget: its health is Unknown, which is no trouble.
+    let status = keel(&["status", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&status).expect(&status);
+    let health = report
+        .as_array()
+        .and_then(|r| r.iter().find(|o| o["name"] == "big"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(health["kind"], "Widget.example.com", "{status}");
+    assert_eq!(health["health"], "Unknown", "{status}");
+
+    // A change is applied; a widget removed from git goes.
+    write(&repo, "a/widgets.yaml", &big_widget(5));
+    commit(&repo, "only the big widget, bigger");
+    server.wait_for("the change applied", |s| {
+        s.get(big).is_some_and(|w| w["spec"]["size"] == 5)
+    });
+    assert!(
+        server
+            .get("/apis/example.com/v1/namespaces/tools/widgets/small")
+            .is_none()
+    );
+    assert!(server.get("/apis/example.com/v1/gadgets/g1").is_none());
+    // A widget that breaks its schema is refused with the revision, at its line.
+    write(&repo, "a/widgets.yaml", &big_widget(0));
+    let bad = commit(&repo, "a widget too small");
+    server.wait_commit("last_commit", &bad);
+    assert_eq!(server.status()["last_result"], "failed");
+    let error = server.status()["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("a/widgets.yaml:4:") && error.contains("spec.size"),
+        "{error}"
+    );
+    assert_eq!(
+        server.get(big).unwrap()["spec"]["size"],
+        5,
+        "nothing applied"
     );
 }

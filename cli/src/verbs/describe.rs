@@ -26,19 +26,15 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> i32 {
-    let Some(kind) = Kind::lookup(&args.kind) else {
-        eprintln!(
-            "keel describe: the server doesn't have a resource type {:?}",
-            args.kind
-        );
-        return 2;
-    };
     let Some(runtime) = runtime("describe") else {
         return 1;
     };
     let server = &args.server.server;
     let fetched = connect(server).and_then(|client| {
         runtime.block_on(async {
+            let Some(kind) = super::get::kind_named(&client, &args.kind).await? else {
+                return Ok(None);
+            };
             let object = client.object(kind, &args.namespace, &args.name).await?;
             // Events about cluster-scoped objects (nodes) live in `default`, as in Kubernetes.
             let events_ns = if kind.info().namespaced {
@@ -50,11 +46,18 @@ pub fn run(args: &Args) -> i32 {
                 .list(Kind::Event, Some(events_ns))
                 .await
                 .unwrap_or_default();
-            Ok((object, events))
+            Ok(Some((object, events)))
         })
     });
     match fetched {
-        Ok((object, events)) => {
+        Ok(None) => {
+            eprintln!(
+                "keel describe: the server doesn't have a resource type {:?}",
+                args.kind
+            );
+            2
+        }
+        Ok(Some((object, events))) => {
             let events: Vec<Event> = events
                 .into_iter()
                 .filter_map(|e| e.try_into().ok())
@@ -358,6 +361,12 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
         Object::CustomResourceDefinition(c) => {
             yaml_section(out, "Spec", Some(&c.spec));
             yaml_section(out, "Status", c.status.as_ref());
+        }
+        Object::Custom(c) => {
+            let declared: serde_json::Map<String, serde_json::Value> =
+                c.declared().map(|(k, v)| (k.clone(), v.clone())).collect();
+            yaml_section(out, "Spec", Some(&declared));
+            yaml_section(out, "Status", c.status());
         }
         Object::CronJob(c) => {
             yaml_section(out, "Spec", Some(&c.spec));

@@ -1,6 +1,7 @@
 //! `keel get KIND [NAME]`: objects from a running server's API, as kubectl prints them.
 
 use chrono::{DateTime, Utc};
+use keel_schema::kinds::custom::CustomKind;
 use keel_schema::{Kind, Object};
 use serde::Serialize;
 
@@ -36,30 +37,34 @@ pub enum Output {
 }
 
 pub fn run(args: &Args) -> i32 {
-    let Some(kind) = Kind::lookup(&args.kind) else {
-        eprintln!(
-            "keel get: the server doesn't have a resource type {:?} (try po, svc, deploy, rs, rc, ds, job, no, ep, cm, secret, ns, ev)",
-            args.kind
-        );
-        return 2;
-    };
     let Some(runtime) = runtime("get") else {
         return 1;
     };
     let server = &args.server.server;
     let fetched = connect(server).and_then(|client| {
         runtime.block_on(async {
-            match &args.name {
-                Some(name) => Ok(vec![client.object(kind, &args.namespace, name).await?]),
+            let Some(kind) = kind_named(&client, &args.kind).await? else {
+                return Ok(None);
+            };
+            let objects = match &args.name {
+                Some(name) => vec![client.object(kind, &args.namespace, name).await?],
                 None => {
                     let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
-                    client.list(kind, namespace).await
+                    client.list(kind, namespace).await?
                 }
-            }
+            };
+            Ok(Some((kind, objects)))
         })
     });
-    let objects = match fetched {
-        Ok(objects) => objects,
+    let (kind, objects) = match fetched {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            eprintln!(
+                "keel get: the server doesn't have a resource type {:?} (try po, svc, deploy, rs, rc, ds, job, no, ep, cm, secret, ns, ev, crd)",
+                args.kind
+            );
+            return 2;
+        }
         Err(e) => {
             eprintln!("{}", explain(&e, server));
             return 1;
@@ -75,6 +80,42 @@ pub fn run(args: &Args) -> i32 {
             1
         }
     }
+}
+
+/// The kind a user typed: one keel builds in, or one the server's
+/// CustomResourceDefinitions declare.
+pub(crate) async fn kind_named(
+    client: &keel_api::client::Client,
+    typed: &str,
+) -> keel_api::client::Result<Option<Kind>> {
+    if let Some(kind) = Kind::lookup(typed) {
+        return Ok(Some(kind));
+    }
+    let definitions = client.list(Kind::CustomResourceDefinition, None).await?;
+    Ok(custom_kind(&definitions, typed))
+}
+
+/// The custom kind a user typed (its plural, singular, kind or short name, any case, or
+/// `PLURAL.GROUP`) among `definitions`, as served at its stored version.
+fn custom_kind(definitions: &[Object], typed: &str) -> Option<Kind> {
+    let typed = typed.to_ascii_lowercase();
+    definitions.iter().find_map(|o| {
+        let Object::CustomResourceDefinition(crd) = o else {
+            return None;
+        };
+        let names = &crd.spec.names;
+        let named = typed == names.plural
+            || typed == names.kind.to_ascii_lowercase()
+            || names.singular.as_deref() == Some(typed.as_str())
+            || names.short_names.iter().flatten().any(|s| *s == typed)
+            || typed == crd.metadata.name();
+        let versions = &crd.spec.versions;
+        let version = versions
+            .iter()
+            .find(|v| v.served && v.storage)
+            .or_else(|| versions.iter().find(|v| v.served))?;
+        named.then(|| Kind::Custom(CustomKind::of_definition(crd, &version.name)))
+    })
 }
 
 /// A list as `-o json|yaml` prints it (keys in kubectl's order).

@@ -51,8 +51,9 @@ pub fn run(args: &Args) -> i32 {
             } else {
                 out(&render(&status, &report));
             }
-            // Exit 0 only when everything declared is Healthy (for scripts and CI).
-            i32::from(report.iter().any(|r| r.health != Health::Healthy))
+            // Exit 0 only when everything declared is Healthy, or Unknown (for scripts and
+            // CI).
+            i32::from(report.iter().any(|r| r.health.is_trouble()))
         }
         Err(e) => {
             eprintln!("{}", explain(&e, server));

@@ -78,8 +78,13 @@ fn summarize_errors(errors: &[keel_schema::ManifestError]) -> String {
 /// The managed objects in the store, by identity.
 pub async fn applied_objects(store: &Store) -> Result<BTreeMap<ObjectKey, Stored>, StoreError> {
     let mut out = BTreeMap::new();
+    let mut lists = Vec::new();
     for kind in Kind::declarable() {
-        for item in store.list(kind, None, None).await?.items {
+        lists.push(store.list(kind, None, None).await?);
+    }
+    lists.push(store.list_custom().await?);
+    for list in lists {
+        for item in list.items {
             let meta = item.object.meta();
             // Objects a controller made (they have owners) are never git's, whatever labels
             // they copied from their owner.

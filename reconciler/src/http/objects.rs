@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use keel_api::lists::ObjectList;
+use keel_schema::kinds::custom::CustomKind;
 use keel_schema::selector::Selector;
 use keel_schema::{Kind, KindInfo, Object};
 use serde_json::{Value, json};
@@ -48,9 +49,35 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// The kind served at `api_version` + `plural`.
-fn kind_at(api_version: &str, plural: &str) -> Option<&'static KindInfo> {
-    Kind::served_at(api_version, plural).map(Kind::info)
+/// The kind served at `api_version` + `plural`: a built-in one, or one a stored
+/// CustomResourceDefinition declares and serves at that version.
+async fn kind_at(state: &AppState, api_version: &str, plural: &str) -> Option<&'static KindInfo> {
+    if let Some(kind) = Kind::served_at(api_version, plural) {
+        return Some(kind.info());
+    }
+    let (group, version) = api_version.rsplit_once('/')?;
+    let definitions = state
+        .store
+        .list(Kind::CustomResourceDefinition, None, None)
+        .await
+        .ok()?;
+    definitions
+        .items
+        .iter()
+        .find_map(|stored| match &stored.object {
+            Object::CustomResourceDefinition(crd)
+                if crd.spec.group == group
+                    && crd.spec.names.plural == plural
+                    && crd
+                        .spec
+                        .versions
+                        .iter()
+                        .any(|v| v.name == version && v.served) =>
+            {
+                Some(Kind::Custom(CustomKind::of_definition(crd, version)).info())
+            }
+            _ => None,
+        })
 }
 
 /// An object as the API shows it: Secret values replaced by a marker.
@@ -77,7 +104,7 @@ async fn list(
     namespace: Option<&str>,
     params: &HashMap<String, String>,
 ) -> Response {
-    let Some(info) = kind_at(api_version, plural) else {
+    let Some(info) = kind_at(&state, api_version, plural).await else {
         return no_such_resource();
     };
     if namespace.is_some() && !info.namespaced {
@@ -108,7 +135,7 @@ async fn list(
     {
         Ok(result) => {
             let items: Vec<Value> = result.items.iter().map(|s| shown(&s.object)).collect();
-            let kind = format!("{}List", info.kind);
+            let kind = format!("{}List", info.kind.as_str());
             let list = ObjectList::new(info.api_version, &kind, Some(result.revision), items);
             Json(list).into_response()
         }
@@ -127,7 +154,7 @@ async fn get_one(
     namespace: Option<&str>,
     name: &str,
 ) -> Response {
-    let Some(info) = kind_at(api_version, plural) else {
+    let Some(info) = kind_at(&state, api_version, plural).await else {
         return no_such_resource();
     };
     if info.namespaced != namespace.is_some() {

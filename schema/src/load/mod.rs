@@ -17,11 +17,13 @@ use std::sync::Arc;
 use crate::decode::{Issue, decode_with};
 use crate::defaults::{DEFAULT_NAMESPACE, apply_defaults};
 use crate::error::{ManifestError, sort_errors};
+use crate::kinds::custom::CustomKind;
 use crate::kinds::{Kind, KindInfo, Object};
 use crate::path::FieldPath;
 use crate::repo_config::RepoConfig;
+use crate::types::apiextensions::CustomResourceDefinition;
 use crate::validate::cross::{Item, validate_revision};
-use crate::validate::custom_objects::validate_custom_object;
+use crate::validate::custom_objects::{read_custom_object, validate_custom_object};
 use crate::validate::{FieldError, validate_object};
 use crate::yaml::{self, Mark, Node, parse_documents};
 
@@ -282,7 +284,7 @@ impl Loader {
                 .map(|k| format!("{:?}", k.as_str()))
                 .collect();
             let message = format!(
-                "Unsupported value: {kind:?}: keel supports the kinds {}",
+                "Unsupported value: {kind:?}: keel supports the kinds {}, or those a CustomResourceDefinition in the revision declares or keel.yaml's acceptUnknownKinds lists",
                 supported.join(", ")
             );
             let before = self.errors.len();
@@ -472,10 +474,10 @@ fn load_files(files: &[SourceFile]) -> Loader {
 impl Loader {
     /// The errors of objects of unknown kinds, now that every CustomResourceDefinition of
     /// the revision is known: one that a definition declares says so.
-    fn settle_unknown_kinds(&mut self) {
+    fn settle_unknown_kinds(&mut self, config: &RepoConfig) {
         for unknown in std::mem::take(&mut self.unknown_kinds) {
             let UnknownKind {
-                mut error,
+                error,
                 file,
                 api_version,
                 root,
@@ -490,31 +492,74 @@ impl Loader {
                 }
                 _ => None,
             });
-            let Some(crd) = declared else {
-                self.errors.push(error);
-                continue;
-            };
-            error.message = format!(
-                "Unsupported value: {kind:?}: declared by CustomResourceDefinition {} in this revision, but keel does not store objects of custom kinds yet (only their definitions)",
-                crd.metadata.name.as_deref().unwrap_or_default()
-            );
-            self.errors.push(error);
-            // Checked all the same, so the errors a schema finds are known now.
-            let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
-            for e in validate_custom_object(&root, &crd, &api_version) {
-                self.field_error(&file, &root, &subject, &e.path, e.message);
+            match declared {
+                Some(crd) => self.custom_object(&file, root, &crd, &api_version),
+                None => match CustomKind::of_object(&api_version, &kind, true) {
+                    Some(opaque) if config.accepts_unknown(group, &kind) => {
+                        self.read_custom(&file, root, opaque)
+                    }
+                    _ => self.errors.push(error),
+                },
             }
         }
+    }
+
+    /// An object of a kind the revision's `crd` declares: checked against the schema of
+    /// its version, then read, validated and defaulted as every object is.
+    fn custom_object(
+        &mut self,
+        file: &Arc<str>,
+        root: Node,
+        crd: &CustomResourceDefinition,
+        api_version: &str,
+    ) {
+        let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
+        let schema_errors = validate_custom_object(&root, crd, api_version);
+        let valid = schema_errors.is_empty();
+        for e in schema_errors {
+            self.field_error(file, &root, &subject, &e.path, e.message);
+        }
+        if !valid {
+            return;
+        }
+        let version = api_version.rsplit_once('/').map_or("", |(_, v)| v);
+        self.read_custom(file, root, CustomKind::of_definition(crd, version));
+    }
+
+    /// A custom object, its body checked already (or accepted unchecked): read, validated
+    /// and defaulted as every object is.
+    fn read_custom(&mut self, file: &Arc<str>, root: Node, kind: CustomKind) {
+        let subject = Subject::scoped(&root, kind.info().namespaced);
+        let (object, issues) = read_custom_object(&root, kind);
+        for issue in &issues {
+            let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
+            self.error(file, issue.mark, &subject, field, issue.message.clone());
+        }
+        let Some(object) = object else { return };
+        let mut object = Object::Custom(object);
+        for e in validate_object(&object) {
+            if issues.iter().any(|i| repeats(i, &e)) {
+                continue;
+            }
+            self.field_error(file, &root, &subject, &e.path, e.message);
+        }
+        apply_defaults(&mut object);
+        self.manifests.push(Manifest {
+            file: file.clone(),
+            line: root.mark.line,
+            root,
+            object,
+        });
     }
 }
 
 /// Loads a revision from its manifest files and, when the tree has one, its `keel.yaml`.
 pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revision {
     let mut loader = load_files(files);
-    loader.settle_unknown_kinds();
     let repo_config = config
         .map(|c| load_repo_config(c, &mut loader))
         .unwrap_or_default();
+    loader.settle_unknown_kinds(&repo_config);
     let items: Vec<Item<'_>> = loader
         .manifests
         .iter()
@@ -589,5 +634,34 @@ fn load_repo_config(source: &SourceFile, loader: &mut Loader) -> RepoConfig {
         let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
         loader.error(&source.name, issue.mark, &subject, field, issue.message);
     }
-    config.unwrap_or_default()
+    let config = config.unwrap_or_default();
+    let entries = config.accept_unknown_kinds.iter().flatten().enumerate();
+    for (i, entry) in entries {
+        let well_formed = entry.split_once('/').is_some_and(|(group, kind)| {
+            group.contains('.')
+                && crate::validate::names::dns1123_subdomain(group).is_none()
+                && kind.starts_with(|c: char| c.is_ascii_uppercase())
+                && kind.chars().all(|c| c.is_ascii_alphanumeric())
+        });
+        let known = entry
+            .split_once('/')
+            .and_then(|(_, kind)| Kind::from_name(kind))
+            .is_some_and(|k| entry.starts_with(&format!("{}/", k.info().group())));
+        if !well_formed || known {
+            let path = FieldPath::new("acceptUnknownKinds").index(i);
+            let why = if known {
+                "keel knows this kind"
+            } else {
+                "must be GROUP/KIND, the group a domain (monitoring.coreos.com/ServiceMonitor)"
+            };
+            loader.field_error(
+                &source.name,
+                &root,
+                &subject,
+                &path,
+                format!("Invalid value: {entry:?}: {why}"),
+            );
+        }
+    }
+    config
 }

@@ -18,6 +18,7 @@ pub mod apiextensions;
 pub mod apps;
 pub mod batch;
 pub mod core;
+pub mod custom;
 pub mod meta;
 pub mod networking;
 pub mod pod;

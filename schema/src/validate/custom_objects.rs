@@ -8,8 +8,11 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::FieldError;
+use crate::decode::{Issue, decode};
+use crate::kinds::custom::CustomKind;
 use crate::path::FieldPath;
 use crate::types::apiextensions::{CustomResourceDefinition, JsonSchemaProps};
+use crate::types::custom::{CustomHead, CustomObject};
 use crate::yaml::{Node, Style, Value, resolve_bool, resolve_int, resolve_null};
 
 /// The errors of `root` (a whole manifest of `api_version`) against `crd`'s schema.
@@ -69,6 +72,32 @@ pub fn validate_custom_object(
         .collect();
     errors.dedup();
     errors
+}
+
+/// `root` (a manifest checked by [`validate_custom_object`]) as an object of `kind`: its
+/// metadata decoded as every object's, with located problems; the rest kept as JSON.
+pub fn read_custom_object(root: &Node, kind: CustomKind) -> (Option<CustomObject>, Vec<Issue>) {
+    let head = match &root.value {
+        Value::Map(entries) => Node {
+            mark: root.mark,
+            value: Value::Map(
+                entries
+                    .iter()
+                    .filter(|(k, _)| matches!(k.as_str(), Some("apiVersion" | "kind" | "metadata")))
+                    .cloned()
+                    .collect(),
+            ),
+        },
+        _ => root.clone(),
+    };
+    let (head, issues) = decode::<CustomHead>(&head);
+    let Json::Object(fields) = to_json(root) else {
+        return (None, issues);
+    };
+    (
+        head.map(|h| CustomObject::new(kind, h.metadata, fields)),
+        issues,
+    )
 }
 
 /// The whole object's schema: the definition's, with the API's own fields left to the API.

@@ -56,7 +56,8 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::CronJob
                 | Kind::Ingress
                 | Kind::IngressClass
-                | Kind::CustomResourceDefinition => names::dns1123_subdomain,
+                | Kind::CustomResourceDefinition
+                | Kind::Custom(_) => names::dns1123_subdomain,
             };
             errs.name(&path.field("name"), name, rule);
         }

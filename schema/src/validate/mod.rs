@@ -261,6 +261,12 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
         | Object::Event(_)
         | Object::ControllerRevision(_)
         | Object::PersistentVolume(_) => {}
+        // Its body was checked against its definition's schema as it was read.
+        Object::Custom(o) => status_set(
+            o.status()
+                .is_some_and(|s| s.as_object().is_none_or(|m| !m.is_empty())),
+            &mut errs,
+        ),
     }
     errs.items
 }

@@ -264,10 +264,21 @@ impl EtcdStore {
     }
 
     pub async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<ListResult> {
+        let kind = kind.key_segment();
         let prefix = match namespace {
             Some(ns) => format!("{}{kind}/{ns}/", self.registry()),
             None => format!("{}{kind}/", self.registry()),
         };
+        self.list_under(&prefix).await
+    }
+
+    /// Every object of every custom kind, at one revision.
+    pub async fn list_custom(&self) -> Result<ListResult> {
+        let prefix = format!(
+            "{}{}",
+            self.registry(),
+            keel_schema::kinds::custom::KEY_PREFIX
+        );
         self.list_under(&prefix).await
     }
 

@@ -33,7 +33,7 @@ fn expired(requested: u64, compact_revision: i64) -> StoreError {
 impl EtcdStore {
     pub async fn watch(&self, kind: Option<Kind>, from: u64) -> Result<Watcher> {
         let prefix = match kind {
-            Some(k) => format!("{}{k}/", self.registry()),
+            Some(k) => format!("{}{}/", self.registry(), k.key_segment()),
             None => self.registry(),
         };
         let mut client = self.watch.clone();

@@ -188,10 +188,20 @@ impl RedbStore {
     }
 
     pub async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<ListResult> {
+        let kind = kind.key_segment();
         let prefix = match namespace {
             Some(ns) => format!("{kind}/{ns}/"),
             None => format!("{kind}/"),
         };
+        self.list_under(prefix)
+    }
+
+    /// Every object of every custom kind, at one revision.
+    pub async fn list_custom(&self) -> Result<ListResult> {
+        self.list_under(keel_schema::kinds::custom::KEY_PREFIX.to_string())
+    }
+
+    fn list_under(&self, prefix: String) -> Result<ListResult> {
         let cache = self.inner.read_cache()?;
         let items = cache
             .objects

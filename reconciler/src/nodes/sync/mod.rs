@@ -187,7 +187,9 @@ impl NodeSync {
                 | Kind::ClusterRole
                 | Kind::RoleBinding
                 | Kind::ClusterRoleBinding
-                | Kind::CustomResourceDefinition,
+                | Kind::CustomResourceDefinition
+                // Nothing on a node depends on a custom object.
+                | Kind::Custom(_),
             )
             | None => {}
         }

@@ -431,6 +431,18 @@ spec:
                     status: {type: string, enum: ["True", "False", Unknown]}
                 x-kubernetes-list-type: map
                 x-kubernetes-list-map-keys: [type]
+---
+apiVersion: certs.example.com/v1
+kind: Certificate
+metadata: {name: shop-tls, namespace: shop, labels: {app: web}}
+spec:
+  secretName: shop-tls
+  dnsNames: [shop.example.com]
+  port: https
+  usages: [server auth]
+  labels: {team: shop}
+  keystores: {pkcs12: {create: true, passwordSecretRef: {name: p12}}}
+  privateKey: {size: 4096, algorithm: RSA}
 "#;
 
 #[test]
@@ -477,7 +489,8 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "ClusterRole",
             "RoleBinding",
             "ClusterRoleBinding",
-            "CustomResourceDefinition"
+            "CustomResourceDefinition",
+            "Certificate"
         ]
     );
     for m in &rev.manifests {
@@ -521,6 +534,20 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
         spec.required.as_deref(),
         Some(&["secretName".to_string()][..])
     );
+    // An object of its kind is kept as written, its kind the definition's.
+    let Object::Custom(certificate) = find("Certificate", "shop-tls") else {
+        unreachable!()
+    };
+    let info = certificate.kind().info();
+    assert_eq!(
+        (info.api_version, info.plural, info.namespaced),
+        ("certs.example.com/v1", "certificates", true)
+    );
+    assert_eq!(
+        certificate.fields()["spec"]["keystores"]["pkcs12"]["create"],
+        serde_json::json!(true)
+    );
+    assert_eq!(certificate.fields()["spec"]["privateKey"]["size"], 4096);
     // Scalars reach string fields as written; YAML 1.1 octal modes; quantities exact.
     let Object::Pod(pod) = find("Pod", "debug") else {
         unreachable!()
@@ -672,4 +699,87 @@ fn same_declared_ignores_status_cluster_fields_and_named_markers_only() {
         .get_or_insert_with(Default::default)
         .insert("tier".into(), "front".into());
     assert!(!relabelled.same_declared(&base, &[], &[]));
+}
+
+/// keel.yaml's `acceptUnknownKinds` stores the objects of the kinds it lists as written,
+/// their metadata checked; any other unknown kind stays an error, and a malformed or
+/// built-in entry is refused where it is written.
+#[test]
+fn unknown_kinds_keel_yaml_accepts_are_stored_opaque() {
+    let manifests = source(
+        "apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: web, labels: {team: shop}}
+spec: {endpoints: [{port: metrics, interval: 30s}], anything: {goes: [1, 2.5, true]}}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata: {name: db}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: Bad_Name}
+",
+    );
+    let config = |text: &str| SourceFile {
+        name: "keel.yaml".into(),
+        bytes: text.as_bytes().to_vec(),
+    };
+    let rev = load_sources(
+        std::slice::from_ref(&manifests),
+        Some(&config(
+            "acceptUnknownKinds: [monitoring.coreos.com/ServiceMonitor]\n",
+        )),
+    );
+    let errors: Vec<(u32, Option<String>, bool)> = rev
+        .errors
+        .iter()
+        .map(|e| {
+            let unknown = e.message.contains("keel supports the kinds");
+            (e.line, e.field.clone(), unknown)
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (7, Some("kind".into()), true),
+            (12, Some("metadata.name".into()), false)
+        ],
+        "{:#?}",
+        rev.errors
+    );
+    let Object::Custom(monitor) = &rev.manifests[0].object else {
+        panic!("{:?}", rev.manifests[0].object)
+    };
+    assert_eq!(monitor.metadata.namespace.as_deref(), Some("default"));
+    assert_eq!(
+        monitor.fields()["spec"]["anything"]["goes"],
+        serde_json::json!([1, 2.5, true])
+    );
+    assert_eq!(
+        monitor.kind().info().api_version,
+        "monitoring.coreos.com/v1"
+    );
+
+    let refused = load_sources(
+        &[],
+        Some(&config(
+            "acceptUnknownKinds:\n- ServiceMonitor\n- apps/Deployment\n- example.com/ok\n",
+        )),
+    );
+    let fields: Vec<(u32, Option<String>)> = refused
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.clone()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (2, Some("acceptUnknownKinds[0]".into())),
+            (3, Some("acceptUnknownKinds[1]".into())),
+            (4, Some("acceptUnknownKinds[2]".into()))
+        ],
+        "{:#?}",
+        refused.errors
+    );
 }

@@ -145,6 +145,7 @@ conformance!(
     objects::generation_follows_spec_changes_only,
     objects::list_by_kind_namespace_and_selector,
     objects::every_write_bumps_the_store_revision,
+    objects::custom_objects_are_kept_by_group_and_kind,
     batches::a_batch_is_applied_whole_or_not_at_all,
     batches::a_large_batch_is_whole_too,
     batches::a_batch_writes_its_sync_record_with_it,

@@ -201,11 +201,6 @@ spec:
                 properties: {spec: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 "#,
         errors: &[
-            (
-                2,
-                "kind",
-                "declared by CustomResourceDefinition crontabs.stable.example.com in this revision, but keel does not store objects of custom kinds yet",
-            ),
             (4, "spec.image", "Required value"),
             (
                 5,
@@ -238,8 +233,11 @@ spec:
                 "apiVersion",
                 "Unsupported value: \"stable.example.com/v2\": crontabs.stable.example.com serves \"stable.example.com/v1\"",
             ),
-            (16, "kind", "declared by CustomResourceDefinition"),
-            (20, "kind", "keel supports the kinds"),
+            (
+                20,
+                "kind",
+                "or those a CustomResourceDefinition in the revision declares",
+            ),
         ],
     },
 ];
