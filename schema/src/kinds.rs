@@ -624,6 +624,34 @@ mod tests {
     }
 
     #[test]
+    fn custom_objects_are_one_kind_across_versions_but_a_new_version_is_a_change() {
+        let object = |version: &str, kind: &str| {
+            Object::from_json(serde_json::json!({
+                "apiVersion": format!("stable.example.com/{version}"), "kind": kind,
+                "metadata": {"name": "n", "namespace": "default"}, "spec": {"a": 1}}))
+            .unwrap()
+        };
+        let (v1, v2) = (object("v1", "CronTab"), object("v2", "CronTab"));
+        assert_eq!(v1.kind(), v2.kind());
+        assert!(v1.same_body(&v1.clone()));
+        assert!(!v1.same_body(&v2));
+        // A built-in kind's name in a custom group is a custom kind.
+        let deployment = object("v1", "Deployment");
+        assert!(matches!(deployment, Object::Custom(_)));
+        assert_ne!(deployment.kind(), Kind::Deployment);
+        assert_eq!(
+            deployment.kind().to_string(),
+            "Deployment.stable.example.com"
+        );
+        // A kind name with a dot would make `Kind.group` ambiguous.
+        assert!(
+            Object::from_json(serde_json::json!({"apiVersion": "c.d/v1", "kind": "A.b",
+                "metadata": {"name": "n"}}))
+            .is_err()
+        );
+    }
+
+    #[test]
     fn kinds_order_by_name_as_store_keys_do() {
         let mut kinds = Kind::ALL.to_vec();
         kinds.sort();

@@ -465,11 +465,13 @@ impl Resource for CustomResourceDefinition {
     no_pods!();
 }
 
-/// A custom object's body is every top-level field but `status`; its conditions are read
-/// from `status.conditions`, and nothing in keel writes them.
+/// A custom object's body is its version and every top-level field but `status`; its
+/// conditions are read from `status.conditions`, and nothing in keel writes them.
 impl Resource for CustomObject {
     fn same_body(&self, other: &Self) -> bool {
-        self.declared().eq(other.declared())
+        // The kinds are equal by group and name; a new version alone is a change to write.
+        self.kind().info().api_version == other.kind().info().api_version
+            && self.declared().eq(other.declared())
     }
 
     fn keep_status_from(&mut self, old: &Self) {

@@ -20,6 +20,9 @@ use std::sync::{OnceLock, RwLock};
 use super::{Kind, KindInfo};
 use crate::types::apiextensions::CustomResourceDefinition;
 
+/// How many sets of facts objects alone (not definitions) may add to the tables.
+pub const MAX_UNDECLARED: usize = 10_000;
+
 /// Store keys of custom kinds start with this, then `Kind.group`: they sort apart from
 /// the built-in kinds' and never collide with one of the same name in another group.
 pub const KEY_PREFIX: char = '~';
@@ -144,20 +147,35 @@ impl CustomKind {
     }
 
     /// The kind an object states (`apiVersion: GROUP/VERSION`, `kind`), namespaced when it
-    /// has a namespace; `None` without a group (the core group has no custom kinds).
+    /// has a namespace. `None` without a group (the core group has no custom kinds), for a
+    /// kind name that is not alphanumeric (a dot would make `Kind.group` ambiguous), and
+    /// once [`MAX_UNDECLARED`] sets of facts are kept: objects alone (a plan request, say)
+    /// must not grow the tables without bound.
     pub fn of_object(api_version: &str, name: &str, namespaced: bool) -> Option<CustomKind> {
         let (group, version) = api_version.rsplit_once('/')?;
-        if group.is_empty() || name.is_empty() {
+        let named = name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric());
+        if group.is_empty() || !named {
             return None;
         }
-        Some(CustomKind::intern(Facts {
+        let facts = Facts {
             group: group.to_string(),
             name: name.to_string(),
             version: version.to_string(),
             plural: guess_plural(name),
             namespaced,
             short_names: Vec::new(),
-        }))
+        };
+        if let Some(found) = CustomKind::find(&facts) {
+            return Some(found);
+        }
+        let full = tables()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .infos
+            .len()
+            >= MAX_UNDECLARED;
+        (!full).then(|| CustomKind::intern(facts))
     }
 
     /// The kind a store key or a serialized [`Kind`] names: `Kind.group`.

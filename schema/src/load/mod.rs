@@ -23,7 +23,9 @@ use crate::path::FieldPath;
 use crate::repo_config::RepoConfig;
 use crate::types::apiextensions::CustomResourceDefinition;
 use crate::validate::cross::{Item, validate_revision};
-use crate::validate::custom_objects::{read_custom_object, validate_custom_object};
+use crate::validate::custom_objects::{
+    Schemas, as_written, read_custom_object, validate_custom_object,
+};
 use crate::validate::{FieldError, validate_object};
 use crate::yaml::{self, Mark, Node, parse_documents};
 
@@ -170,6 +172,8 @@ struct Loader {
     /// revision declares a CustomResourceDefinition for them, which may come in any file,
     /// so it is written once every file is read.
     unknown_kinds: Vec<UnknownKind>,
+    /// The revision's definitions' schemas, compiled once.
+    schemas: Schemas,
 }
 
 struct UnknownKind {
@@ -287,19 +291,23 @@ impl Loader {
                 "Unsupported value: {kind:?}: keel supports the kinds {}, or those a CustomResourceDefinition in the revision declares or keel.yaml's acceptUnknownKinds lists",
                 supported.join(", ")
             );
-            let before = self.errors.len();
-            self.field_error(file, &root, &subject, &kind_path, message);
             let api_version = api_version.to_string();
-            if let Some(error) = self.errors.drain(before..).next() {
-                self.unknown_kinds.push(UnknownKind {
-                    error,
-                    file: file.clone(),
-                    api_version,
-                    root,
-                });
-            }
+            self.defer_unknown(file, root, &subject, &kind_path, message, api_version);
             return;
         };
+        // A built-in kind's name in another group (Knative's Service, Calico's
+        // NetworkPolicy) is a custom kind if the revision declares it; otherwise the
+        // apiVersion is wrong.
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if !api_version.is_empty() && group != info.group() {
+            let message = format!(
+                "Unsupported value: {api_version:?}: {kind} is served as {:?}",
+                info.api_version
+            );
+            let api_version = api_version.to_string();
+            self.defer_unknown(file, root, &subject, &api_path, message, api_version);
+            return;
+        }
         let subject = Subject::of(&root, Some(info));
         if info.live_only {
             let message = format!(
@@ -472,6 +480,29 @@ fn load_files(files: &[SourceFile]) -> Loader {
 }
 
 impl Loader {
+    /// An object of a kind keel does not build in: `message` (at `path`) is its error
+    /// unless the revision turns out to declare its kind.
+    fn defer_unknown(
+        &mut self,
+        file: &Arc<str>,
+        root: Node,
+        subject: &Subject,
+        path: &FieldPath,
+        message: String,
+        api_version: String,
+    ) {
+        let before = self.errors.len();
+        self.field_error(file, &root, subject, path, message);
+        if let Some(error) = self.errors.drain(before..).next() {
+            self.unknown_kinds.push(UnknownKind {
+                error,
+                file: file.clone(),
+                api_version,
+                root,
+            });
+        }
+    }
+
     /// The errors of objects of unknown kinds, now that every CustomResourceDefinition of
     /// the revision is known: one that a definition declares says so.
     fn settle_unknown_kinds(&mut self, config: &RepoConfig) {
@@ -496,7 +527,8 @@ impl Loader {
                 Some(crd) => self.custom_object(&file, root, &crd, &api_version),
                 None => match CustomKind::of_object(&api_version, &kind, true) {
                     Some(opaque) if config.accepts_unknown(group, &kind) => {
-                        self.read_custom(&file, root, opaque)
+                        let fields = as_written(&root);
+                        self.read_custom(&file, root, opaque, fields)
                     }
                     _ => self.errors.push(error),
                 },
@@ -514,23 +546,31 @@ impl Loader {
         api_version: &str,
     ) {
         let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
-        let schema_errors = validate_custom_object(&root, crd, api_version);
-        let valid = schema_errors.is_empty();
-        for e in schema_errors {
-            self.field_error(file, &root, &subject, &e.path, e.message);
+        match validate_custom_object(&root, crd, api_version, &mut self.schemas) {
+            Ok(fields) => {
+                let version = api_version.rsplit_once('/').map_or("", |(_, v)| v);
+                let kind = CustomKind::of_definition(crd, version);
+                self.read_custom(file, root, kind, fields);
+            }
+            Err(errors) => {
+                for e in errors {
+                    self.field_error(file, &root, &subject, &e.path, e.message);
+                }
+            }
         }
-        if !valid {
-            return;
-        }
-        let version = api_version.rsplit_once('/').map_or("", |(_, v)| v);
-        self.read_custom(file, root, CustomKind::of_definition(crd, version));
     }
 
     /// A custom object, its body checked already (or accepted unchecked): read, validated
     /// and defaulted as every object is.
-    fn read_custom(&mut self, file: &Arc<str>, root: Node, kind: CustomKind) {
+    fn read_custom(
+        &mut self,
+        file: &Arc<str>,
+        root: Node,
+        kind: CustomKind,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) {
         let subject = Subject::scoped(&root, kind.info().namespaced);
-        let (object, issues) = read_custom_object(&root, kind);
+        let (object, issues) = read_custom_object(&root, kind, fields);
         for issue in &issues {
             let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
             self.error(file, issue.mark, &subject, field, issue.message.clone());

@@ -5,6 +5,8 @@
 //! `x-kubernetes-int-or-string` allows either, and `metadata`, `apiVersion` and `kind` are
 //! the API's to check. Each error is a [`FieldError`] at the field it is about.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value as Json, json};
 
 use super::FieldError;
@@ -15,12 +17,21 @@ use crate::types::apiextensions::{CustomResourceDefinition, JsonSchemaProps};
 use crate::types::custom::{CustomHead, CustomObject};
 use crate::yaml::{Node, Style, Value, resolve_bool, resolve_int, resolve_null};
 
-/// The errors of `root` (a whole manifest of `api_version`) against `crd`'s schema.
+/// The schemas of a revision's definitions, each compiled once for all its objects.
+#[derive(Default)]
+pub struct Schemas {
+    compiled: HashMap<(String, String), Result<jsonschema::Validator, String>>,
+}
+
+/// `root` (a whole manifest of `api_version`) checked against `crd`'s schema: its fields
+/// (all but `apiVersion`, `kind` and `metadata`; a `null` the schema does not allow
+/// dropped first, as Kubernetes drops it), or every error found.
 pub fn validate_custom_object(
     root: &Node,
     crd: &CustomResourceDefinition,
     api_version: &str,
-) -> Vec<FieldError> {
+    schemas: &mut Schemas,
+) -> Result<Map<String, Json>, Vec<FieldError>> {
     let version = api_version.rsplit_once('/').map_or("", |(_, v)| v);
     let served = crd
         .spec
@@ -35,7 +46,7 @@ pub fn validate_custom_object(
             .filter(|v| v.served)
             .map(|v| format!("\"{}/{}\"", crd.spec.group, v.name))
             .collect();
-        return vec![FieldError {
+        return Err(vec![FieldError {
             path: FieldPath::new("apiVersion"),
             message: format!(
                 "Unsupported value: {api_version:?}: {} serves {}",
@@ -46,37 +57,85 @@ pub fn validate_custom_object(
                     supported.join(", ")
                 }
             ),
-        }];
+        }]);
     };
+    let mut instance = to_json(root);
     let Some(schema) = served
         .schema
         .as_ref()
         .and_then(|s| s.open_api_v3_schema.as_ref())
     else {
         // The definition itself is refused for lacking it.
-        return Vec::new();
+        return Err(Vec::new());
     };
-    let validator = match jsonschema::draft4::new(&root_schema(schema)) {
+    let key = (crd.metadata.name().to_string(), served.name.clone());
+    let validator = schemas.compiled.entry(key).or_insert_with(|| {
+        jsonschema::draft4::new(&root_schema(schema)).map_err(|e| e.to_string())
+    });
+    let validator = match validator {
         Ok(v) => v,
         Err(e) => {
-            return vec![FieldError {
+            return Err(vec![FieldError {
                 path: FieldPath::new("kind"),
                 message: format!("Invalid value: the definition's schema cannot be used: {e}"),
-            }];
+            }]);
         }
     };
-    let instance = to_json(root);
+    drop_nulls(&mut instance, schema);
     let mut errors: Vec<FieldError> = validator
         .iter_errors(&instance)
         .flat_map(|e| field_errors(&e))
         .collect();
     errors.dedup();
-    errors
+    match instance {
+        Json::Object(fields) if errors.is_empty() => Ok(fields),
+        _ => Err(errors),
+    }
 }
 
-/// `root` (a manifest checked by [`validate_custom_object`]) as an object of `kind`: its
-/// metadata decoded as every object's, with located problems; the rest kept as JSON.
-pub fn read_custom_object(root: &Node, kind: CustomKind) -> (Option<CustomObject>, Vec<Issue>) {
+/// Drops each `null` whose schema does not say `nullable` (or that no schema names), as
+/// Kubernetes does before it validates: `selector:` left empty means no selector.
+fn drop_nulls(value: &mut Json, schema: &JsonSchemaProps) {
+    match value {
+        Json::Object(map) => {
+            let values = match &schema.additional_properties {
+                Some(v @ Json::Object(_)) => {
+                    serde_json::from_value::<JsonSchemaProps>(v.clone()).ok()
+                }
+                _ => None,
+            };
+            let of = |key: &str| {
+                schema
+                    .properties
+                    .as_ref()
+                    .and_then(|p| p.get(key))
+                    .or(values.as_ref())
+            };
+            map.retain(|key, v| !v.is_null() || of(key).is_some_and(|s| s.nullable == Some(true)));
+            for (key, v) in map.iter_mut() {
+                if let Some(s) = of(key) {
+                    drop_nulls(v, s);
+                }
+            }
+        }
+        Json::Array(items) => {
+            if let Some(item) = &schema.items {
+                for v in items {
+                    drop_nulls(v, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `root` as an object of `kind`: its metadata decoded as every object's, with located
+/// problems; `fields` ([`validate_custom_object`]'s, or [`as_written`]) kept as they are.
+pub fn read_custom_object(
+    root: &Node,
+    kind: CustomKind,
+    fields: Map<String, Json>,
+) -> (Option<CustomObject>, Vec<Issue>) {
     let head = match &root.value {
         Value::Map(entries) => Node {
             mark: root.mark,
@@ -91,13 +150,18 @@ pub fn read_custom_object(root: &Node, kind: CustomKind) -> (Option<CustomObject
         _ => root.clone(),
     };
     let (head, issues) = decode::<CustomHead>(&head);
-    let Json::Object(fields) = to_json(root) else {
-        return (None, issues);
-    };
     (
         head.map(|h| CustomObject::new(kind, h.metadata, fields)),
         issues,
     )
+}
+
+/// A manifest's fields as written (an object of a kind no definition describes).
+pub fn as_written(root: &Node) -> Map<String, Json> {
+    match to_json(root) {
+        Json::Object(fields) => fields,
+        _ => Map::new(),
+    }
 }
 
 /// The whole object's schema: the definition's, with the API's own fields left to the API.

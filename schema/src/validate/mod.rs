@@ -264,7 +264,7 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
         // Its body was checked against its definition's schema as it was read.
         Object::Custom(o) => status_set(
             o.status()
-                .is_some_and(|s| s.as_object().is_none_or(|m| !m.is_empty())),
+                .is_some_and(|s| s.as_object().map_or(!s.is_null(), |m| !m.is_empty())),
             &mut errs,
         ),
     }
