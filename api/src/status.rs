@@ -12,6 +12,9 @@ pub struct SyncStatus {
     pub branch: String,
     /// The commit whose objects are applied now.
     pub applied_commit: Option<String>,
+    /// The branch's tip when it was last read (it may not be tried yet).
+    #[serde(default)]
+    pub tip: Option<String>,
     /// The last commit tried, and how that went.
     pub last_commit: Option<String>,
     pub last_result: Option<SyncResult>,

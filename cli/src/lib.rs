@@ -74,8 +74,13 @@ pub enum Command {
     Describe(describe::Args),
     /// Print a container's logs (`keel logs POD [-c C] [-f] [--tail N] [--previous]`).
     Logs(logs::Args),
-    /// The synced revision and the health of every object it declares (exit 0 when all
-    /// are Healthy, 1 otherwise, 2 when the server cannot be asked).
+    /// The synced revision and the health of every object it declares (exit 0: in sync
+    /// and healthy)
+    ///
+    /// Exits 0 when the branch's tip runs and everything is Healthy (or Unknown), 1 when
+    /// the tip runs but something is not Healthy, 2 when the server cannot be asked, 3 when
+    /// the tip is not what runs (it failed, is not applied yet, or the branch cannot be
+    /// read).
     Status(status::Args),
     /// Manage the bootstrap tokens new nodes join with (`keel token create`).
     #[command(subcommand)]

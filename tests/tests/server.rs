@@ -182,6 +182,24 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
         error.contains("web/service.yaml:6:") && error.contains("spec.ports[0].port"),
         "{error}"
     );
+    // keel status says the tip does not run, in words and in its exit code.
+    let keel_status = || {
+        let out = server
+            .keel()
+            .args(["status", "--server", &server.url])
+            .output()
+            .expect("keel status");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, text) = keel_status();
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("Last try:") && text.contains("web/service.yaml:6:"),
+        "{text}"
+    );
 
     // Reverting the broken commit and then the second brings three replicas back.
     git(repo, &["revert", "--no-edit", "HEAD"]);
@@ -189,6 +207,9 @@ fn commits_apply_whole_bad_commits_apply_nothing_and_revert_restores() {
     let reverted = git(repo, &["rev-parse", "HEAD"]);
     server.wait_commit("applied_commit", &reverted);
     assert_eq!(replicas(&server), Some(3));
+    // The tip runs again; with no node to run its pods, it is not yet Healthy.
+    let (code, text) = keel_status();
+    assert_eq!(code, Some(1), "{text}");
     let results: Vec<String> = history(&server)
         .iter()
         .map(|r| r["result"].as_str().unwrap_or("").to_string())

@@ -38,11 +38,11 @@ pub fn run(args: &Args) -> i32 {
                 explain(&e, server)
             ));
             out(&text);
-            2
+            UNREACHABLE
         }
         Ok((_, Err(e))) => {
             eprintln!("{}", explain(&e, server));
-            2
+            UNREACHABLE
         }
         Ok((status, Ok(applied))) => {
             let report = report(&status, &applied);
@@ -51,15 +51,43 @@ pub fn run(args: &Args) -> i32 {
             } else {
                 out(&render(&status, &report));
             }
-            // Exit 0 only when everything declared is Healthy, or Unknown (for scripts and
-            // CI).
-            i32::from(report.iter().any(|r| r.health.is_trouble()))
+            exit_code(&status, &report)
         }
         Err(e) => {
             eprintln!("{}", explain(&e, server));
-            2
+            UNREACHABLE
         }
     }
+}
+
+/// Everything declared is Healthy (or Unknown) and the branch's tip is what runs.
+pub const IN_SYNC: i32 = 0;
+/// The tip runs, but not everything it declares is Healthy.
+pub const UNHEALTHY: i32 = 1;
+/// The server cannot be asked (or cannot read what it applied).
+pub const UNREACHABLE: i32 = 2;
+/// The branch's tip is not what runs: it failed or was refused, is not applied yet, or the
+/// server cannot read the branch to know.
+pub const NOT_AT_TIP: i32 = 3;
+
+/// What `keel status` exits with, for scripts and CI.
+pub fn exit_code(status: &SyncStatus, report: &[ObjectHealth]) -> i32 {
+    if !at_tip(status) {
+        NOT_AT_TIP
+    } else if report.iter().any(|r| r.health.is_trouble()) {
+        UNHEALTHY
+    } else {
+        IN_SYNC
+    }
+}
+
+/// Whether the branch's tip (as last read, or else as last tried) is the applied commit.
+fn at_tip(status: &SyncStatus) -> bool {
+    let Some(applied) = status.applied_commit.as_deref() else {
+        return false;
+    };
+    let tip = status.tip.as_deref().or(status.last_commit.as_deref());
+    status.fetch_error.is_none() && tip.is_none_or(|t| t == applied)
 }
 
 /// One declared object's health, as `-o json` prints it.
@@ -120,6 +148,11 @@ fn render(status: &SyncStatus, report: &[ObjectHealth]) -> String {
                 .next()
                 .unwrap_or("")
         ));
+    }
+    if let Some(tip) = short(&status.tip)
+        .filter(|_| status.tip != status.applied_commit && status.tip != status.last_commit)
+    {
+        out.push_str(&format!("Tip:        {tip}, not applied yet\n"));
     }
     if let Some(e) = &status.fetch_error {
         out.push_str(&format!("Fetching:   failing: {e}\n"));
@@ -214,5 +247,39 @@ mod tests {
             ]
         );
         assert_eq!(r[1].message, "3/3 available, 1 updated");
+    }
+
+    #[test]
+    fn the_exit_code_says_whether_the_tip_runs_and_is_healthy() {
+        let healthy = |health| ObjectHealth {
+            kind: Kind::ConfigMap,
+            namespace: "default".into(),
+            name: "c".into(),
+            health,
+            message: String::new(),
+        };
+        let at = |applied: Option<&str>, tip: Option<&str>, last: Option<&str>| SyncStatus {
+            applied_commit: applied.map(str::to_string),
+            tip: tip.map(str::to_string),
+            last_commit: last.map(str::to_string),
+            ..Default::default()
+        };
+        let fine = [healthy(Health::Healthy), healthy(Health::Unknown)];
+        let a = Some("a");
+        assert_eq!(exit_code(&at(a, a, a), &fine), IN_SYNC);
+        assert_eq!(
+            exit_code(&at(a, a, a), &[healthy(Health::Progressing)]),
+            UNHEALTHY
+        );
+        // A tip that failed, one not tried yet, nothing applied, a branch that cannot be read.
+        assert_eq!(exit_code(&at(a, Some("b"), Some("b")), &fine), NOT_AT_TIP);
+        assert_eq!(exit_code(&at(a, Some("b"), a), &fine), NOT_AT_TIP);
+        assert_eq!(exit_code(&at(None, a, None), &[]), NOT_AT_TIP);
+        let mut unreadable = at(a, a, a);
+        unreadable.fetch_error = Some("remote unreachable".into());
+        assert_eq!(exit_code(&unreadable, &fine), NOT_AT_TIP);
+        // A server that restarted knows what it applied before it reads the branch again.
+        assert_eq!(exit_code(&at(a, None, None), &fine), IN_SYNC);
+        assert!(render(&at(a, Some("b"), a), &[]).contains("Tip:        b, not applied yet"));
     }
 }

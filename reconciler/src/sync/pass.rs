@@ -202,7 +202,7 @@ async fn fetch(syncer: &Syncer) -> anyhow::Result<CommitInfo> {
     .await?;
     match fetched {
         Ok((branch, Ok(tip))) => {
-            syncer.status.fetched(&branch);
+            syncer.status.fetched(&branch, &tip.id);
             syncer.metrics.fetch_failing.set(0);
             Ok(tip)
         }

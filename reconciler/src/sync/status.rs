@@ -28,11 +28,12 @@ impl StatusHandle {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The branch was read (fetching works again).
-    pub fn fetched(&self, branch: &str) {
+    /// The branch was read (fetching works again); its tip is `tip`.
+    pub fn fetched(&self, branch: &str, tip: &str) {
         let mut s = self.lock();
         s.fetch_error = None;
         s.branch = branch.to_string();
+        s.tip = Some(tip.to_string());
     }
 
     pub fn fetch_failed(&self, error: String) {
