@@ -9,6 +9,7 @@
 //! - this file: a revision from its files; [`collect`]: the files of paths on disk.
 
 mod collect;
+mod custom;
 
 pub use collect::{CollectError, Collected, collect_paths};
 
@@ -17,15 +18,11 @@ use std::sync::Arc;
 use crate::decode::{Issue, decode_with};
 use crate::defaults::{DEFAULT_NAMESPACE, apply_defaults};
 use crate::error::{ManifestError, sort_errors};
-use crate::kinds::custom::CustomKind;
 use crate::kinds::{Kind, KindInfo, Object};
 use crate::path::FieldPath;
 use crate::repo_config::RepoConfig;
-use crate::types::apiextensions::CustomResourceDefinition;
 use crate::validate::cross::{Item, validate_revision};
-use crate::validate::custom_objects::{
-    Schemas, as_written, read_custom_object, validate_custom_object,
-};
+use crate::validate::custom_objects::Schemas;
 use crate::validate::{FieldError, validate_object};
 use crate::yaml::{self, Mark, Node, parse_documents};
 
@@ -171,17 +168,9 @@ struct Loader {
     /// Objects of kinds keel does not know: what their error says depends on whether the
     /// revision declares a CustomResourceDefinition for them, which may come in any file,
     /// so it is written once every file is read.
-    unknown_kinds: Vec<UnknownKind>,
+    unknown_kinds: Vec<custom::UnknownKind>,
     /// The revision's definitions' schemas, compiled once.
     schemas: Schemas,
-}
-
-struct UnknownKind {
-    /// The error for a kind nothing declares.
-    error: ManifestError,
-    file: Arc<str>,
-    api_version: String,
-    root: Node,
 }
 
 impl Loader {
@@ -477,120 +466,6 @@ fn load_files(files: &[SourceFile]) -> Loader {
         all.unknown_kinds.extend(part.unknown_kinds);
     }
     all
-}
-
-impl Loader {
-    /// An object of a kind keel does not build in: `message` (at `path`) is its error
-    /// unless the revision turns out to declare its kind.
-    fn defer_unknown(
-        &mut self,
-        file: &Arc<str>,
-        root: Node,
-        subject: &Subject,
-        path: &FieldPath,
-        message: String,
-        api_version: String,
-    ) {
-        let before = self.errors.len();
-        self.field_error(file, &root, subject, path, message);
-        if let Some(error) = self.errors.drain(before..).next() {
-            self.unknown_kinds.push(UnknownKind {
-                error,
-                file: file.clone(),
-                api_version,
-                root,
-            });
-        }
-    }
-
-    /// The errors of objects of unknown kinds, now that every CustomResourceDefinition of
-    /// the revision is known: one that a definition declares says so.
-    fn settle_unknown_kinds(&mut self, config: &RepoConfig) {
-        for unknown in std::mem::take(&mut self.unknown_kinds) {
-            let UnknownKind {
-                error,
-                file,
-                api_version,
-                root,
-            } = unknown;
-            let kind = error.kind.clone().unwrap_or_default();
-            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-            let declared = self.manifests.iter().find_map(|m| match &m.object {
-                Object::CustomResourceDefinition(crd)
-                    if crd.spec.group == group && crd.spec.names.kind == kind =>
-                {
-                    Some(crd.clone())
-                }
-                _ => None,
-            });
-            match declared {
-                Some(crd) => self.custom_object(&file, root, &crd, &api_version),
-                None => match CustomKind::of_object(&api_version, &kind, true) {
-                    Some(opaque) if config.accepts_unknown(group, &kind) => {
-                        let fields = as_written(&root);
-                        self.read_custom(&file, root, opaque, fields)
-                    }
-                    _ => self.errors.push(error),
-                },
-            }
-        }
-    }
-
-    /// An object of a kind the revision's `crd` declares: checked against the schema of
-    /// its version, then read, validated and defaulted as every object is.
-    fn custom_object(
-        &mut self,
-        file: &Arc<str>,
-        root: Node,
-        crd: &CustomResourceDefinition,
-        api_version: &str,
-    ) {
-        let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
-        match validate_custom_object(&root, crd, api_version, &mut self.schemas) {
-            Ok(fields) => {
-                let version = api_version.rsplit_once('/').map_or("", |(_, v)| v);
-                let kind = CustomKind::of_definition(crd, version);
-                self.read_custom(file, root, kind, fields);
-            }
-            Err(errors) => {
-                for e in errors {
-                    self.field_error(file, &root, &subject, &e.path, e.message);
-                }
-            }
-        }
-    }
-
-    /// A custom object, its body checked already (or accepted unchecked): read, validated
-    /// and defaulted as every object is.
-    fn read_custom(
-        &mut self,
-        file: &Arc<str>,
-        root: Node,
-        kind: CustomKind,
-        fields: serde_json::Map<String, serde_json::Value>,
-    ) {
-        let subject = Subject::scoped(&root, kind.info().namespaced);
-        let (object, issues) = read_custom_object(&root, kind, fields);
-        for issue in &issues {
-            let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
-            self.error(file, issue.mark, &subject, field, issue.message.clone());
-        }
-        let Some(object) = object else { return };
-        let mut object = Object::Custom(object);
-        for e in validate_object(&object) {
-            if issues.iter().any(|i| repeats(i, &e)) {
-                continue;
-            }
-            self.field_error(file, &root, &subject, &e.path, e.message);
-        }
-        apply_defaults(&mut object);
-        self.manifests.push(Manifest {
-            file: file.clone(),
-            line: root.mark.line,
-            root,
-            object,
-        });
-    }
 }
 
 /// Loads a revision from its manifest files and, when the tree has one, its `keel.yaml`.

@@ -1,0 +1,139 @@
+//! Objects of kinds keel does not build in: each waits until every file of the revision
+//! is read, then is read against the revision's CustomResourceDefinition for its kind,
+//! stored opaque when keel.yaml's `acceptUnknownKinds` lists it, or refused.
+
+use std::sync::Arc;
+
+use super::{Loader, Manifest, Subject, repeats};
+use crate::defaults::apply_defaults;
+use crate::error::ManifestError;
+use crate::kinds::{CustomKind, Object};
+use crate::path::FieldPath;
+use crate::repo_config::RepoConfig;
+use crate::types::apiextensions::CustomResourceDefinition;
+use crate::validate::custom_objects::{as_written, read_custom_object, validate_custom_object};
+use crate::validate::validate_object;
+use crate::yaml::Node;
+
+/// An object of a kind keel does not build in, waiting for every file to be read.
+pub(super) struct UnknownKind {
+    /// The error for a kind nothing declares.
+    error: ManifestError,
+    file: Arc<str>,
+    api_version: String,
+    root: Node,
+}
+
+impl Loader {
+    /// An object of a kind keel does not build in: `message` (at `path`) is its error
+    /// unless the revision turns out to declare its kind.
+    pub(super) fn defer_unknown(
+        &mut self,
+        file: &Arc<str>,
+        root: Node,
+        subject: &Subject,
+        path: &FieldPath,
+        message: String,
+        api_version: String,
+    ) {
+        let before = self.errors.len();
+        self.field_error(file, &root, subject, path, message);
+        if let Some(error) = self.errors.drain(before..).next() {
+            self.unknown_kinds.push(UnknownKind {
+                error,
+                file: file.clone(),
+                api_version,
+                root,
+            });
+        }
+    }
+
+    /// The errors of objects of unknown kinds, now that every CustomResourceDefinition of
+    /// the revision is known: one that a definition declares says so.
+    pub(super) fn settle_unknown_kinds(&mut self, config: &RepoConfig) {
+        for unknown in std::mem::take(&mut self.unknown_kinds) {
+            let UnknownKind {
+                error,
+                file,
+                api_version,
+                root,
+            } = unknown;
+            let kind = error.kind.clone().unwrap_or_default();
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let declared = self.manifests.iter().find_map(|m| match &m.object {
+                Object::CustomResourceDefinition(crd)
+                    if crd.spec.group == group && crd.spec.names.kind == kind =>
+                {
+                    Some(crd.clone())
+                }
+                _ => None,
+            });
+            match declared {
+                Some(crd) => self.custom_object(&file, root, &crd, &api_version),
+                None => match CustomKind::of_object(&api_version, &kind, true) {
+                    Some(opaque) if config.accepts_unknown(group, &kind) => {
+                        let fields = as_written(&root);
+                        self.read_custom(&file, root, opaque, fields)
+                    }
+                    _ => self.errors.push(error),
+                },
+            }
+        }
+    }
+
+    /// An object of a kind the revision's `crd` declares: checked against the schema of
+    /// its version, then read, validated and defaulted as every object is.
+    fn custom_object(
+        &mut self,
+        file: &Arc<str>,
+        root: Node,
+        crd: &CustomResourceDefinition,
+        api_version: &str,
+    ) {
+        let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
+        match validate_custom_object(&root, crd, api_version, &mut self.schemas) {
+            Ok(fields) => {
+                let version = api_version.rsplit_once('/').map_or("", |(_, v)| v);
+                let kind = CustomKind::of_definition(crd, version);
+                self.read_custom(file, root, kind, fields);
+            }
+            Err(errors) => {
+                for e in errors {
+                    self.field_error(file, &root, &subject, &e.path, e.message);
+                }
+            }
+        }
+    }
+
+    /// A custom object, its body checked already (or accepted unchecked): read, validated
+    /// and defaulted as every object is.
+    fn read_custom(
+        &mut self,
+        file: &Arc<str>,
+        root: Node,
+        kind: CustomKind,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) {
+        let subject = Subject::scoped(&root, kind.info().namespaced);
+        let (object, issues) = read_custom_object(&root, kind, fields);
+        for issue in &issues {
+            let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
+            self.error(file, issue.mark, &subject, field, issue.message.clone());
+        }
+        let Some(object) = object else { return };
+        let mut object = Object::Custom(object);
+        for e in validate_object(&object) {
+            if issues.iter().any(|i| repeats(i, &e)) {
+                continue;
+            }
+            self.field_error(file, &root, &subject, &e.path, e.message);
+        }
+        apply_defaults(&mut object);
+        self.manifests.push(Manifest {
+            file: file.clone(),
+            line: root.mark.line,
+            root,
+            object,
+        });
+    }
+}
