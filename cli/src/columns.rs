@@ -16,8 +16,11 @@ use crate::output::{human_duration, or_none};
 
 mod definitions;
 mod policy;
+mod printer;
 mod storage;
 mod workloads;
+
+pub use printer::custom_table;
 
 /// One column: its header, and its cell for an object at a moment (for ages).
 type Column<T> = (&'static str, fn(&T, DateTime<Utc>) -> String);
@@ -66,7 +69,8 @@ pub fn table(
         Kind::RoleBinding => render(&ROLE_BINDING, objects, wide, now),
         Kind::ClusterRoleBinding => render(&CLUSTER_ROLE_BINDING, objects, wide, now),
         Kind::CustomResourceDefinition => render(&definitions::CRD, objects, wide, now),
-        // kubectl's columns for a kind whose definition names none.
+        // kubectl's columns for a kind whose definition names none (`keel get` gives
+        // [`custom_table`] the definition's own).
         Kind::Custom(_) => {
             let rows = objects
                 .iter()

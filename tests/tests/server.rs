@@ -940,6 +940,9 @@ spec:
   - name: v1
     served: true
     storage: true
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
     schema:
       openAPIV3Schema:
         type: object
@@ -1019,6 +1022,14 @@ metadata: {name: tools}
             "keel get {typed}: {listed}"
         );
     }
+    // The definition's printer columns, as kubectl shows them.
+    let listed = keel(&["get", "widgets"]);
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "SIZE", "AGE"], "{listed}");
+    assert_eq!(rows[1][..2], ["big", "3"], "{listed}");
     // Nothing reports on a widget: its health is Unknown, which is no trouble.
     let status = keel(&["status", "-o", "json"]);
     let report: serde_json::Value = serde_json::from_str(&status).expect(&status);

@@ -32,9 +32,10 @@ pub fn run(args: &Args) -> i32 {
     let server = &args.server.server;
     let fetched = connect(server).and_then(|client| {
         runtime.block_on(async {
-            let Some(kind) = super::get::kind_named(&client, &args.kind).await? else {
+            let Some(named) = super::get::kind_named(&client, &args.kind).await? else {
                 return Ok(None);
             };
+            let kind = named.kind;
             let object = client.object(kind, &args.namespace, &args.name).await?;
             // Events about cluster-scoped objects (nodes) live in `default`, as in Kubernetes.
             let events_ns = if kind.info().namespaced {

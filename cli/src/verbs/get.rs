@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use keel_schema::kinds::custom::CustomKind;
+use keel_schema::types::apiextensions::CustomResourceColumnDefinition;
 use keel_schema::{Kind, Object};
 use serde::Serialize;
 
@@ -43,7 +44,7 @@ pub fn run(args: &Args) -> i32 {
     let server = &args.server.server;
     let fetched = connect(server).and_then(|client| {
         runtime.block_on(async {
-            let Some(kind) = kind_named(&client, &args.kind).await? else {
+            let Some(Named { kind, columns }) = kind_named(&client, &args.kind).await? else {
                 return Ok(None);
             };
             let objects = match &args.name {
@@ -53,10 +54,10 @@ pub fn run(args: &Args) -> i32 {
                     client.list(kind, namespace).await?
                 }
             };
-            Ok(Some((kind, objects)))
+            Ok(Some((kind, columns, objects)))
         })
     });
-    let (kind, objects) = match fetched {
+    let (kind, columns, objects) = match fetched {
         Ok(Some(found)) => found,
         Ok(None) => {
             eprintln!(
@@ -70,7 +71,7 @@ pub fn run(args: &Args) -> i32 {
             return 1;
         }
     };
-    match render(args, kind, objects, Utc::now()) {
+    match render(args, kind, &columns, objects, Utc::now()) {
         Ok(text) => {
             out(&text);
             0
@@ -82,14 +83,23 @@ pub fn run(args: &Args) -> i32 {
     }
 }
 
+/// A kind as a user named it, with the columns its definition gives (a custom kind's).
+pub(crate) struct Named {
+    pub kind: Kind,
+    pub columns: Vec<CustomResourceColumnDefinition>,
+}
+
 /// The kind a user typed: one keel builds in, or one the server's
 /// CustomResourceDefinitions declare.
 pub(crate) async fn kind_named(
     client: &keel_api::client::Client,
     typed: &str,
-) -> keel_api::client::Result<Option<Kind>> {
+) -> keel_api::client::Result<Option<Named>> {
     if let Some(kind) = Kind::lookup(typed) {
-        return Ok(Some(kind));
+        return Ok(Some(Named {
+            kind,
+            columns: Vec::new(),
+        }));
     }
     let definitions = client.list(Kind::CustomResourceDefinition, None).await?;
     Ok(custom_kind(&definitions, typed))
@@ -97,7 +107,7 @@ pub(crate) async fn kind_named(
 
 /// The custom kind a user typed (its plural, singular, kind or short name, any case, or
 /// `PLURAL.GROUP`) among `definitions`, as served at its stored version.
-fn custom_kind(definitions: &[Object], typed: &str) -> Option<Kind> {
+fn custom_kind(definitions: &[Object], typed: &str) -> Option<Named> {
     let typed = typed.to_ascii_lowercase();
     definitions.iter().find_map(|o| {
         let Object::CustomResourceDefinition(crd) = o else {
@@ -114,7 +124,13 @@ fn custom_kind(definitions: &[Object], typed: &str) -> Option<Kind> {
             .iter()
             .find(|v| v.served && v.storage)
             .or_else(|| versions.iter().find(|v| v.served))?;
-        named.then(|| Kind::Custom(CustomKind::of_definition(crd, &version.name)))
+        named.then(|| Named {
+            kind: Kind::Custom(CustomKind::of_definition(crd, &version.name)),
+            columns: version
+                .additional_printer_columns
+                .clone()
+                .unwrap_or_default(),
+        })
     })
 }
 
@@ -130,6 +146,7 @@ struct List {
 fn render(
     args: &Args,
     kind: Kind,
+    columns: &[CustomResourceColumnDefinition],
     objects: Vec<Object>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<String> {
@@ -164,13 +181,20 @@ fn render(
         });
     }
     let wide = args.output == Some(Output::Wide);
-    let (mut header, mut rows) = crate::columns::table(kind, &objects, wide, now);
+    let (mut header, mut rows) = match kind {
+        Kind::Custom(_) => crate::columns::custom_table(&objects, columns, wide, now),
+        _ => {
+            let (header, rows) = crate::columns::table(kind, &objects, wide, now);
+            (header.into_iter().map(str::to_string).collect(), rows)
+        }
+    };
     if args.all_namespaces && info.namespaced {
-        header.insert(0, "NAMESPACE");
+        header.insert(0, "NAMESPACE".to_string());
         for (row, object) in rows.iter_mut().zip(&objects) {
             row.insert(0, object.namespace().to_string());
         }
     }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
     Ok(crate::table::render(&header, &rows))
 }
 
@@ -201,7 +225,7 @@ mod tests {
                 server: String::new(),
             },
         };
-        let out = render(&args, Kind::Pod, vec![pod.clone()], now).unwrap();
+        let out = render(&args, Kind::Pod, &[], vec![pod.clone()], now).unwrap();
         assert_eq!(
             out,
             "NAME      READY   STATUS             RESTARTS   AGE   IP           NODE\n\
@@ -212,7 +236,7 @@ mod tests {
             ..args
         };
         let json: serde_json::Value =
-            serde_json::from_str(&render(&args, Kind::Pod, vec![pod], now).unwrap()).unwrap();
+            serde_json::from_str(&render(&args, Kind::Pod, &[], vec![pod], now).unwrap()).unwrap();
         assert_eq!(json["kind"], "List");
         assert_eq!(json["apiVersion"], "v1");
         assert_eq!(json["items"][0]["metadata"]["name"], "web-abc");
