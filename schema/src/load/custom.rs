@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Loader, Manifest, Subject, repeats};
 use crate::defaults::apply_defaults;
 use crate::error::ManifestError;
-use crate::kinds::{CustomKind, Object};
+use crate::kinds::{CustomKind, Object, api_group, group_version};
 use crate::path::FieldPath;
 use crate::repo_config::RepoConfig;
 use crate::types::apiextensions::CustomResourceDefinition;
@@ -59,7 +59,7 @@ impl Loader {
                 root,
             } = unknown;
             let kind = error.kind.clone().unwrap_or_default();
-            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let group = api_group(&api_version);
             let declared = self.manifests.iter().find_map(|m| match &m.object {
                 Object::CustomResourceDefinition(crd)
                     if crd.spec.group == group && crd.spec.names.kind == kind =>
@@ -93,7 +93,7 @@ impl Loader {
         let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
         match validate_custom_object(&root, crd, api_version, &mut self.schemas) {
             Ok(fields) => {
-                let version = api_version.rsplit_once('/').map_or("", |(_, v)| v);
+                let version = group_version(api_version);
                 let kind = CustomKind::of_definition(crd, version);
                 self.read_custom(file, root, kind, fields);
             }

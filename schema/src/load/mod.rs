@@ -287,7 +287,7 @@ impl Loader {
         // A built-in kind's name in another group (Knative's Service, Calico's
         // NetworkPolicy) is a custom kind if the revision declares it; otherwise the
         // apiVersion is wrong.
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let group = crate::kinds::api_group(api_version);
         if !api_version.is_empty() && group != info.group() {
             let message = format!(
                 "Unsupported value: {api_version:?}: {kind} is served as {:?}",

@@ -32,7 +32,7 @@ pub fn validate_custom_object(
     api_version: &str,
     schemas: &mut Schemas,
 ) -> Result<Map<String, Json>, Vec<FieldError>> {
-    let version = api_version.rsplit_once('/').map_or("", |(_, v)| v);
+    let version = crate::kinds::group_version(api_version);
     let served = crd
         .spec
         .versions
