@@ -91,22 +91,21 @@ impl Loader {
         api_version: &str,
     ) {
         let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
+        let kind = CustomKind::of_definition(crd, group_version(api_version));
         match validate_custom_object(&root, crd, api_version, &mut self.schemas) {
-            Ok(fields) => {
-                let version = group_version(api_version);
-                let kind = CustomKind::of_definition(crd, version);
-                self.read_custom(file, root, kind, fields);
-            }
+            Ok(fields) => self.read_custom(file, root, kind, fields),
             Err(errors) => {
                 for e in errors {
                     self.field_error(file, &root, &subject, &e.path, e.message);
                 }
+                // Its metadata's problems are told now too, not after the body's are fixed.
+                self.checked_custom(file, &root, kind, serde_json::Map::new());
             }
         }
     }
 
     /// A custom object, its body checked already (or accepted unchecked): read, validated
-    /// and defaulted as every object is.
+    /// and defaulted as every object is, and kept if it is valid.
     fn read_custom(
         &mut self,
         file: &Arc<str>,
@@ -114,26 +113,39 @@ impl Loader {
         kind: CustomKind,
         fields: serde_json::Map<String, serde_json::Value>,
     ) {
-        let subject = Subject::scoped(&root, kind.info().namespaced);
-        let (object, issues) = read_custom_object(&root, kind, fields);
+        if let Some(mut object) = self.checked_custom(file, &root, kind, fields) {
+            apply_defaults(&mut object);
+            self.manifests.push(Manifest {
+                file: file.clone(),
+                line: root.mark.line,
+                root,
+                object,
+            });
+        }
+    }
+
+    /// `root` read as an object of `kind` with `fields`, its problems reported (metadata
+    /// included); the object, unless it could not be read.
+    fn checked_custom(
+        &mut self,
+        file: &Arc<str>,
+        root: &Node,
+        kind: CustomKind,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Object> {
+        let subject = Subject::scoped(root, kind.info().namespaced);
+        let (object, issues) = read_custom_object(root, kind, fields);
         for issue in &issues {
             let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
             self.error(file, issue.mark, &subject, field, issue.message.clone());
         }
-        let Some(object) = object else { return };
-        let mut object = Object::Custom(object);
+        let object = Object::Custom(object?);
         for e in validate_object(&object) {
             if issues.iter().any(|i| repeats(i, &e)) {
                 continue;
             }
-            self.field_error(file, &root, &subject, &e.path, e.message);
+            self.field_error(file, root, &subject, &e.path, e.message);
         }
-        apply_defaults(&mut object);
-        self.manifests.push(Manifest {
-            file: file.clone(),
-            line: root.mark.line,
-            root,
-            object,
-        });
+        Some(object)
     }
 }

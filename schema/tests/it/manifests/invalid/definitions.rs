@@ -148,7 +148,7 @@ spec:
         yaml: r#"
 apiVersion: stable.example.com/v1
 kind: CronTab
-metadata: {name: nightly}
+metadata: {name: nightly, labels: {bad label: x}}
 spec:
   cronSpec: 5
   replicas: 0
@@ -201,6 +201,7 @@ spec:
                 properties: {spec: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 "#,
         errors: &[
+            (3, "metadata.labels[bad label]", "name part must consist of"),
             (4, "spec.image", "Required value"),
             (
                 5,
