@@ -26,7 +26,9 @@ pub mod verbs;
 use clap::{Parser, Subcommand};
 use keel_telemetry::LogFormat;
 
-use verbs::{delete, describe, get, history, logs, plan, schema, server, status, token, validate};
+use verbs::{
+    delete, describe, get, history, logs, plan, render, schema, server, status, token, validate,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +62,10 @@ pub enum Command {
     /// Show what changing the repository from one revision to another will do (exit 0 no
     /// changes, 2 changes, 1 invalid revision or error).
     Plan(plan::Args),
+    /// Print exactly the objects keel would apply from a folder or a revision, kustomizations
+    /// rendered (exit 0 rendered, 1 invalid, 2 usage or I/O error); Secret values redacted
+    /// unless --show-secrets.
+    Render(render::Args),
     /// Run the control plane: follow a git branch and apply each revision whole.
     // Boxed: by far the largest variant.
     Server(Box<server::Args>),
@@ -98,6 +104,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Render(args) => render::run(&args),
         Command::Server(args) => server::run(&args),
         Command::Up(args) => verbs::up::run(&args),
         Command::History(args) => history::run(&args),

@@ -25,6 +25,7 @@ pub mod intorstr;
 pub mod jsonschema;
 pub mod key;
 pub mod kinds;
+pub mod kustomize;
 pub mod limits;
 pub mod load;
 pub mod object;

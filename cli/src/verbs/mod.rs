@@ -7,6 +7,7 @@ pub mod history;
 pub mod logs;
 pub mod network;
 pub mod plan;
+pub mod render;
 pub mod schema;
 pub mod server;
 pub mod status;

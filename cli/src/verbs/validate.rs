@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use keel_schema::{collect_paths, load_sources};
+use keel_schema::collect_paths;
+use keel_schema::load::load_sources_with;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
@@ -39,7 +40,8 @@ pub fn run(args: &Args) -> i32 {
         }
     };
     let (files, config) = (collected.files, collected.config);
-    let mut revision = load_sources(&files, config.as_ref());
+    let reader = keel_schema::load::DiskFiles::new(".");
+    let mut revision = load_sources_with(&files, config.as_ref(), &reader);
     revision.errors.extend(collected.problems);
     keel_schema::error::sort_errors(&mut revision.errors);
     if revision.manifests.is_empty() && revision.errors.is_empty() {

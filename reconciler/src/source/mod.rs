@@ -6,6 +6,7 @@
 
 pub mod git;
 pub mod tree;
+mod tree_files;
 
 pub use git::GitSource;
 pub use tree::{CommitInfo, RepoTree, SourceError};

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Repository};
+use keel_schema::load::load_sources_with;
 use keel_schema::load::{MAX_FOLDER_DEPTH, is_manifest_name, too_deep_message};
 use keel_schema::repo_config::REPO_CONFIG_FILE;
-use keel_schema::{Revision, SourceFile, load_sources};
+use keel_schema::{Revision, SourceFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -205,7 +206,16 @@ impl RepoTree {
         subdir: Option<&str>,
     ) -> Result<(CommitInfo, Revision), SourceError> {
         let (info, files, config) = self.files(rev, subdir)?;
-        let mut revision = load_sources(&files, config.as_ref());
+        let commit = self.resolve(rev)?;
+        let tree = commit.tree().map_err(|e| SourceError::Read {
+            rev: info.short.clone(),
+            message: e.message().to_string(),
+        })?;
+        let reader = super::tree_files::TreeFiles {
+            repo: &self.repo,
+            tree,
+        };
+        let mut revision = load_sources_with(&files, config.as_ref(), &reader);
         for (file, message) in self.problems.take() {
             revision
                 .errors

@@ -10,8 +10,10 @@
 
 mod collect;
 mod custom;
+mod disk_files;
 
 pub use collect::{CollectError, Collected, collect_paths};
+pub use disk_files::{DiskFiles, InMemory};
 
 use std::sync::Arc;
 
@@ -115,9 +117,9 @@ pub fn too_deep_message() -> String {
     )
 }
 
-/// True for file names keel reads as manifests.
+/// True for file names keel reads as manifests (and kustomizations).
 pub fn is_manifest_name(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml")
+    name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
 }
 
 /// What an error is about, for its `KIND NAMESPACE/NAME:` part.
@@ -433,8 +435,8 @@ fn decode_object(info: &KindInfo, root: &Node) -> (Option<Object>, Vec<Issue>) {
 
 /// Parses, decodes and validates each file on its own, spread over the machine's cores
 /// (a large repository has thousands of files), keeping file order.
-fn load_files(files: &[SourceFile]) -> Loader {
-    let one = |part: &[SourceFile]| {
+fn load_files(files: &[&SourceFile]) -> Loader {
+    let one = |part: &[&SourceFile]| {
         let mut loader = Loader::default();
         for f in part {
             loader.file(f);
@@ -469,8 +471,40 @@ fn load_files(files: &[SourceFile]) -> Loader {
 }
 
 /// Loads a revision from its manifest files and, when the tree has one, its `keel.yaml`.
+/// Kustomizations among them may read only the files given.
 pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revision {
-    let mut loader = load_files(files);
+    load_sources_with(files, config, &InMemory::new(files))
+}
+
+/// As [`load_sources`], with kustomizations reading files through `reader` (a revision's
+/// whole tree: env files, patches, hidden files).
+///
+/// A folder with a kustomization owns everything below it: its objects are what it renders
+/// ([`crate::kustomize`]), and the files under it are read only as it names them.
+pub fn load_sources_with(
+    files: &[SourceFile],
+    config: Option<&SourceFile>,
+    reader: &dyn crate::kustomize::Files,
+) -> Revision {
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    let rendered = crate::kustomize::render_revision(reader, &names);
+    let owners: Vec<&str> = names
+        .iter()
+        .filter(|n| crate::kustomize::is_kustomization(n))
+        .map(|n| n.rsplit_once('/').map_or("", |(dir, _)| dir))
+        .collect();
+    let owned = |name: &str| {
+        rendered.consumed.contains(name)
+            || owners
+                .iter()
+                .any(|dir| dir.is_empty() || name.starts_with(&format!("{dir}/")))
+    };
+    let plain: Vec<&SourceFile> = files.iter().filter(|f| !owned(&f.name)).collect();
+    let mut loader = load_files(&plain);
+    loader.errors.extend(rendered.problems);
+    for object in rendered.objects {
+        loader.object(&object.file, object.root, false);
+    }
     let repo_config = config
         .map(|c| load_repo_config(c, &mut loader))
         .unwrap_or_default();

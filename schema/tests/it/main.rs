@@ -2,4 +2,5 @@
 
 mod fuzz;
 mod json_schema;
+mod kustomize;
 mod manifests;

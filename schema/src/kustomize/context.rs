@@ -1,0 +1,156 @@
+//! What a build carries: the files it reads, the kustomizations being built (to catch
+//! cycles), and every problem found; with the reading and reporting every step shares.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::kustomization::{FILE_NAMES, Kustomization};
+use super::paths::{self, join};
+use super::resource::Res;
+use super::{Files, Problem};
+use crate::path::FieldPath;
+use crate::yaml::{Mark, Node, parse_documents};
+
+/// One build over a repository's files: what it read, and every problem it found.
+pub struct Builder<'a> {
+    pub files: &'a dyn Files,
+    /// Folders of kustomizations being built, innermost last (to catch cycles).
+    pub(super) stack: Vec<String>,
+    pub problems: Vec<Problem>,
+    /// Every file and kustomization folder read.
+    pub consumed: BTreeSet<String>,
+}
+
+/// A kustomization read from its folder.
+pub struct Loaded {
+    pub file: Arc<str>,
+    pub root: Node,
+    pub fields: Kustomization,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(files: &'a dyn Files) -> Self {
+        Self {
+            files,
+            stack: Vec::new(),
+            problems: Vec::new(),
+            consumed: BTreeSet::new(),
+        }
+    }
+
+    pub fn problem(&mut self, file: &str, mark: Mark, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.to_string(),
+            mark,
+            field: None,
+            message: message.into(),
+        });
+    }
+
+    /// A problem with the field at `path` of a kustomization.
+    pub fn field_problem(&mut self, k: &Loaded, path: &FieldPath, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: k.file.to_string(),
+            mark: path.locate(&k.root),
+            field: Some(path.to_string()),
+            message: message.into(),
+        });
+    }
+
+    /// The kustomization file of `dir`, if it has one.
+    pub fn kustomization_file(&self, dir: &str) -> Option<String> {
+        FILE_NAMES
+            .iter()
+            .map(|name| join(dir, name).unwrap_or_default())
+            .find(|path| self.files.read(path).is_some())
+    }
+
+    /// The non-empty documents of a YAML file, or `None` (with a problem) when it is not
+    /// YAML.
+    pub fn parse(&mut self, path: &str, bytes: &[u8]) -> Option<Vec<Node>> {
+        let start = Mark { line: 1, col: 1 };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            self.problem(path, start, "file is not valid UTF-8");
+            return None;
+        };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        match parse_documents(text) {
+            Ok(docs) => Some(docs.into_iter().filter_map(|d| d.root).collect()),
+            Err(e) => {
+                self.problem(path, e.mark, format!("YAML syntax error: {}", e.message));
+                None
+            }
+        }
+    }
+
+    /// Adds objects, refusing one whose identity is already there.
+    pub fn add(&mut self, k: &Loaded, at: &FieldPath, objects: &mut Vec<Res>, added: Vec<Res>) {
+        for res in added {
+            let id = res.id();
+            if objects.iter().any(|o| o.id() == id) {
+                let ns = if id.namespace.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/", id.namespace)
+                };
+                let message = format!(
+                    "Duplicate value: {} {ns}{} is already declared (by {}); an object may come from one resource only",
+                    id.kind,
+                    id.name,
+                    objects
+                        .iter()
+                        .find(|o| o.id() == id)
+                        .map(|o| o.file.to_string())
+                        .unwrap_or_default()
+                );
+                self.field_problem(k, at, message);
+                continue;
+            }
+            objects.push(res);
+        }
+    }
+
+    /// Reads a file a kustomization names (a patch or a generator's input), which must lie
+    /// in or below its folder.
+    pub fn read_file(
+        &mut self,
+        k: &Loaded,
+        dir: &str,
+        entry: &str,
+        at: &FieldPath,
+    ) -> Option<(String, Vec<u8>)> {
+        let path = match join(dir, entry) {
+            Ok(p) => p,
+            Err(e) => {
+                self.field_problem(k, at, format!("Invalid value: {e}"));
+                return None;
+            }
+        };
+        if !paths::within(dir, &path) {
+            let message = format!(
+                "Forbidden: file {entry:?} is not in or below {:?} (kustomize's load restriction)",
+                display_dir(dir)
+            );
+            self.field_problem(k, at, message);
+            return None;
+        }
+        match self.files.read(&path) {
+            Some(bytes) => {
+                self.consumed.insert(path.clone());
+                Some((path, bytes))
+            }
+            None => {
+                self.field_problem(
+                    k,
+                    at,
+                    format!("Not found: {entry:?}: no such file in the revision"),
+                );
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn display_dir(dir: &str) -> &str {
+    if dir.is_empty() { "." } else { dir }
+}

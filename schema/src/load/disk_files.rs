@@ -1,0 +1,81 @@
+//! Ways kustomizations read a revision's files: a folder on disk (for `keel validate` and
+//! `keel render`), symbolic links not followed (in git a link is not its target); and the
+//! revision's manifest files alone, held in memory.
+
+use std::path::{Path, PathBuf};
+
+use crate::kustomize::Files;
+
+pub struct DiskFiles {
+    root: PathBuf,
+}
+
+impl DiskFiles {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
+    /// Whether any part of `rel` below the root is a symbolic link.
+    fn through_link(&self, rel: &str) -> bool {
+        let mut at = if rel.starts_with('/') {
+            PathBuf::from("/")
+        } else {
+            self.root.clone()
+        };
+        rel.split('/').filter(|p| !p.is_empty()).any(|part| {
+            at.push(part);
+            std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
+        })
+    }
+}
+
+impl Files for DiskFiles {
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        let path = self.path(rel);
+        if self.through_link(rel) || !Path::new(&path).is_file() {
+            return None;
+        }
+        std::fs::read(path).ok()
+    }
+
+    fn is_dir(&self, rel: &str) -> bool {
+        !self.through_link(rel) && self.path(rel).is_dir()
+    }
+}
+
+/// A revision's files held in memory (what `load_sources` has when it is given no other
+/// way to read files): every folder above a file exists.
+pub struct InMemory<'a> {
+    files: &'a [super::SourceFile],
+}
+
+impl<'a> InMemory<'a> {
+    pub fn new(files: &'a [super::SourceFile]) -> Self {
+        Self { files }
+    }
+}
+
+impl Files for InMemory<'_> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        self.files
+            .iter()
+            .find(|f| f.name == path)
+            .map(|f| f.bytes.clone())
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        path.is_empty()
+            || self
+                .files
+                .iter()
+                .any(|f| f.name.starts_with(&format!("{path}/")))
+    }
+}
