@@ -61,6 +61,7 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     let repo = RepoTree::open(&args.repo)?;
     let (to_info, to_rev) = repo.load(&args.to, args.path.as_deref())?;
     let errors = to_rev.errors.clone();
+    let kustomizations = to_rev.kustomizations.clone();
     let new: Vec<_> = to_rev.manifests.into_iter().map(|m| m.object).collect();
     let allow_empty = to_rev.config.allow_empty();
     let mut notes = Vec::new();
@@ -88,6 +89,12 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
                 from_rev.errors.len()
             ));
         }
+        let changed = repo.changed_files(from, &args.to)?;
+        notes.extend(reached_notes(
+            &from_rev.kustomizations,
+            &kustomizations,
+            &changed,
+        ));
         let old: Vec<_> = from_rev.manifests.into_iter().map(|m| m.object).collect();
         let mut changes = diff(&old, &new);
         let verdict = apply_rules(&old, &mut changes, allow_empty);
@@ -115,6 +122,62 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     } else {
         EXIT_CHANGES
     })
+}
+
+/// For each kustomization a change reaches through a file it shares with others (a base, a
+/// component), a note naming it: a reviewer of a base change sees every overlay it lands in.
+fn reached_notes(
+    before: &[keel_schema::kustomize::Root],
+    after: &[keel_schema::kustomize::Root],
+    changed: &[String],
+) -> Vec<String> {
+    use std::collections::BTreeMap;
+    // A changed file, and the kustomizations that read it (before or after the change).
+    let mut readers: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for roots in [before, after] {
+        for (dir, files) in keel_schema::kustomize::reached(roots, changed) {
+            for f in files {
+                readers.entry(f).or_default().insert(dir);
+            }
+        }
+    }
+    // Files read by one kustomization of their own folder are no news; shared ones are.
+    readers.retain(|file, dirs| {
+        dirs.len() > 1
+            || dirs
+                .iter()
+                .any(|d| !(d.is_empty() || file.starts_with(&format!("{d}/"))))
+    });
+    // One note per set of kustomizations reached, naming the files that reach them.
+    let mut by_dirs: BTreeMap<Vec<&str>, Vec<&str>> = BTreeMap::new();
+    for (file, dirs) in readers {
+        by_dirs
+            .entry(dirs.into_iter().collect())
+            .or_default()
+            .push(file);
+    }
+    by_dirs
+        .into_iter()
+        .map(|(dirs, files)| {
+            let shown: Vec<String> = dirs
+                .iter()
+                .map(|d| {
+                    if d.is_empty() {
+                        ".".to_string()
+                    } else {
+                        d.to_string()
+                    }
+                })
+                .collect();
+            format!(
+                "{} reaches {} kustomization{}: {}",
+                files.join(", "),
+                dirs.len(),
+                if dirs.len() == 1 { "" } else { "s" },
+                shown.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// Asks the server to diff `desired` against what it has applied. Objects go to the server

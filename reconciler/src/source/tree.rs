@@ -199,6 +199,34 @@ impl RepoTree {
         Ok(walked)
     }
 
+    /// The paths of files that differ between two revisions (added, changed or deleted).
+    pub fn changed_files(&self, from: &str, to: &str) -> Result<Vec<String>, SourceError> {
+        let tree = |rev: &str| -> Result<git2::Tree<'_>, SourceError> {
+            let commit = self.resolve(rev)?;
+            commit.tree().map_err(|e| SourceError::Read {
+                rev: rev.to_string(),
+                message: e.message().to_string(),
+            })
+        };
+        let (old, new) = (tree(from)?, tree(to)?);
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&old), Some(&new), None)
+            .map_err(|e| SourceError::Read {
+                rev: to.to_string(),
+                message: e.message().to_string(),
+            })?;
+        let mut paths: Vec<String> = diff
+            .deltas()
+            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+            .flatten()
+            .map(|p| p.to_string_lossy().to_string())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+
     /// Loads and validates a whole revision (files keel cannot read are errors in it).
     pub fn load(
         &self,

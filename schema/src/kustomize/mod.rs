@@ -87,6 +87,13 @@ pub struct Rendered {
     pub dir: String,
 }
 
+/// A kustomization built on its own, and the files it read.
+#[derive(Debug, Clone, Default)]
+pub struct Root {
+    pub dir: String,
+    pub files: BTreeSet<String>,
+}
+
 /// What rendering a revision's kustomizations gave.
 #[derive(Debug, Default)]
 pub struct Output {
@@ -94,8 +101,9 @@ pub struct Output {
     pub problems: Vec<ManifestError>,
     /// Files and folders the kustomizations read: they are not plain manifests.
     pub consumed: BTreeSet<String>,
-    /// The folders of the kustomizations built on their own, in path order.
-    pub roots: Vec<String>,
+    /// The kustomizations built on their own, in path order, each with every file it read
+    /// (its bases' included): where a change to a file shows.
+    pub roots: Vec<Root>,
 }
 
 /// Whether a file name is a kustomization's.
@@ -145,7 +153,15 @@ pub fn render_revision(files: &dyn Files, names: &[&str]) -> Output {
         if included.contains(&dir) || is_component {
             continue;
         }
-        out.roots.push(dir.clone());
+        out.roots.push(Root {
+            dir: dir.clone(),
+            files: b
+                .consumed
+                .iter()
+                .filter(|p| reads_file(files, p))
+                .cloned()
+                .collect(),
+        });
         for res in objects.into_iter().flatten() {
             out.objects.push(Rendered {
                 file: res.file,
@@ -155,6 +171,27 @@ pub fn render_revision(files: &dyn Files, names: &[&str]) -> Output {
         }
     }
     out
+}
+
+fn reads_file(files: &dyn Files, path: &str) -> bool {
+    !files.is_dir(path)
+}
+
+/// The kustomizations a change to `changed` (files of the revision) reaches: each with the
+/// changed files it reads.
+pub fn reached<'a>(roots: &'a [Root], changed: &[String]) -> Vec<(&'a str, Vec<&'a str>)> {
+    roots
+        .iter()
+        .filter_map(|r| {
+            let hit: Vec<&str> = r
+                .files
+                .iter()
+                .filter(|f| changed.contains(f))
+                .map(String::as_str)
+                .collect();
+            (!hit.is_empty()).then_some((r.dir.as_str(), hit))
+        })
+        .collect()
 }
 
 /// Builds the one kustomization in `dir`, for `keel render DIR`.

@@ -76,6 +76,8 @@ pub struct Revision {
     /// Every problem found, sorted by file, line and column.
     pub errors: Vec<ManifestError>,
     pub config: RepoConfig,
+    /// The kustomizations built on their own, with the files each read.
+    pub kustomizations: Vec<crate::kustomize::Root>,
 }
 
 impl Manifest {
@@ -502,6 +504,7 @@ pub fn load_sources_with(
     let plain: Vec<&SourceFile> = files.iter().filter(|f| !owned(&f.name)).collect();
     let mut loader = load_files(&plain);
     loader.errors.extend(rendered.problems);
+    let roots = rendered.roots;
     for object in rendered.objects {
         loader.object(&object.file, object.root, false);
     }
@@ -537,6 +540,7 @@ pub fn load_sources_with(
         manifests: loader.manifests,
         errors,
         config: repo_config,
+        kustomizations: roots,
     }
 }
 
