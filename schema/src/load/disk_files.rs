@@ -54,28 +54,39 @@ impl Files for DiskFiles {
 /// A revision's files held in memory (what `load_sources` has when it is given no other
 /// way to read files): every folder above a file exists.
 pub struct InMemory<'a> {
-    files: &'a [super::SourceFile],
+    files: std::collections::HashMap<&'a str, &'a [u8]>,
+    dirs: std::collections::HashSet<&'a str>,
 }
 
 impl<'a> InMemory<'a> {
+    /// Indexes the files by path, and every folder above them.
     pub fn new(files: &'a [super::SourceFile]) -> Self {
-        Self { files }
+        let mut dirs = std::collections::HashSet::new();
+        for f in files {
+            let mut path = f.name.as_str();
+            while let Some((dir, _)) = path.rsplit_once('/') {
+                if !dirs.insert(dir) {
+                    break;
+                }
+                path = dir;
+            }
+        }
+        Self {
+            files: files
+                .iter()
+                .map(|f| (f.name.as_str(), f.bytes.as_slice()))
+                .collect(),
+            dirs,
+        }
     }
 }
 
 impl Files for InMemory<'_> {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
-        self.files
-            .iter()
-            .find(|f| f.name == path)
-            .map(|f| f.bytes.clone())
+        self.files.get(path).map(|b| b.to_vec())
     }
 
     fn is_dir(&self, path: &str) -> bool {
-        path.is_empty()
-            || self
-                .files
-                .iter()
-                .any(|f| f.name.starts_with(&format!("{path}/")))
+        path.is_empty() || self.dirs.contains(path)
     }
 }
