@@ -126,6 +126,10 @@ pub async fn plan(State(state): State<AppState>, request: axum::extract::Request
         .unwrap_or_else(|| "cluster".into());
     let refused = verdict.refused || !assignment_errors.is_empty();
     let mut notes = verdict.notes;
+    match will_it_fit(&state.store, &changes, &desired).await {
+        Ok(pending) => notes.extend(pending.iter().map(crate::plan::fit::Pending::note)),
+        Err(e) => notes.push(format!("whether the new pods fit was not checked: {e}")),
+    }
     notes.extend(
         assignment_errors
             .into_iter()
@@ -138,6 +142,49 @@ pub async fn plan(State(state): State<AppState>, request: axum::extract::Request
         refused,
     })
     .into_response()
+}
+
+/// The new revision's pods, placed by the scheduler on the live nodes beside the pods that
+/// stay.
+async fn will_it_fit(
+    store: &keel_store::Store,
+    changes: &[crate::plan::Change],
+    desired: &[Object],
+) -> anyhow::Result<Vec<crate::plan::fit::Pending>> {
+    use keel_schema::Kind;
+    let list = |kind| async move {
+        store.list(kind, None, None).await.map(|l| {
+            l.items
+                .into_iter()
+                .map(|s| s.object)
+                .collect::<Vec<Object>>()
+        })
+    };
+    let nodes = list(Kind::Node).await?;
+    let pods: Vec<_> = list(Kind::Pod)
+        .await?
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let owners = list(Kind::ReplicaSet)
+        .await?
+        .into_iter()
+        .filter_map(|o| {
+            let owner = crate::controllers::pods::controller_of(o.meta())?;
+            (owner.kind == "Deployment").then(|| {
+                (
+                    (o.namespace().to_string(), o.name().to_string()),
+                    owner.name.clone(),
+                )
+            })
+        })
+        .collect();
+    Ok(crate::plan::fit::pending(
+        changes, desired, &nodes, &pods, &owners,
+    ))
 }
 
 /// An applied object without keel's markers, which the revision does not carry.

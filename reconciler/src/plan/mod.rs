@@ -5,9 +5,11 @@
 //! - [`display`]: the YAML shown for an object, with Secret values replaced by markers.
 //! - [`summary`]: one line per change saying what it does to running workloads.
 //! - [`render`]: text, markdown (for a pull request comment) and JSON.
+//! - [`fit`]: the pods a revision would start, through the scheduler against live nodes.
 
 pub mod diff;
 pub mod display;
+pub mod fit;
 pub mod render;
 pub mod rules;
 pub mod summary;

@@ -189,6 +189,31 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     );
     assert!(page().contains("Hello, reviewers"), "the page change stays");
 
+    // Will it fit? A branch asking more memory than any node has: the plan against the
+    // running server says which pods would stay Pending, in the scheduler's words.
+    git(&repo, &["checkout", "-q", "-b", "huge"]);
+    let text = std::fs::read_to_string(&deployment).unwrap();
+    let huge = text
+        .replace("memory: 16Mi", "memory: 4000Gi")
+        .replace("memory: 64Mi", "memory: 4000Gi");
+    assert_ne!(huge, text, "the example's memory request changed");
+    std::fs::write(&deployment, huge).unwrap();
+    git(&repo, &["commit", "-qam", "huge pods"]);
+    git(&repo, &["checkout", "-q", "main"]);
+    let plan = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
+        .args(["plan", "--repo", repo.to_str().unwrap(), "--to", "huge"])
+        .args(["--server", &format!("http://{listen}")])
+        .output()
+        .expect("keel plan --server");
+    let plan_text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "changes: {plan_text}");
+    assert!(
+        plan_text.contains("3 pods of Deployment default/web would stay Pending: 0/")
+            && plan_text.contains("Insufficient memory"),
+        "{plan_text}"
+    );
+
     // Ctrl-C: everything stops and the containers go.
     assert_eq!(up.interrupt(), Some(0), "{}", up.output());
     assert_eq!(local_containers(), 0, "keel up removed its containers");
