@@ -54,7 +54,7 @@ fn main() {
     let reader = InMemory::new(&files);
 
     let start = Instant::now();
-    let out = render_revision(&reader, &names);
+    let out = render_revision(&reader, &names, None);
     let render = start.elapsed();
     assert!(out.problems.is_empty(), "{:?}", out.problems.first());
     assert_eq!(

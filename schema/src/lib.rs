@@ -20,6 +20,7 @@ pub mod types;
 pub mod cron;
 pub mod decode;
 pub mod defaults;
+pub mod encrypted;
 pub mod error;
 pub mod intorstr;
 pub mod jsonschema;

@@ -93,6 +93,7 @@ fn start_control_plane() -> ControlPlane {
         cert_validity: std::time::Duration::from_secs(3600),
         anonymous_read: true,
         encryption_key_file: None,
+        sops_age_key_file: None,
         advertise_address: None,
         leader: Default::default(),
     };

@@ -197,6 +197,7 @@ fn control_plane_config(config: &UpConfig, repo: &Path, gateway: Ipv4Addr) -> Co
         cert_validity: keel_tls::DEFAULT_CERT_VALIDITY,
         anonymous_read: false,
         encryption_key_file: None,
+        sops_age_key_file: None,
         advertise_address: None,
         leader: Default::default(),
     }

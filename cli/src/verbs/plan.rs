@@ -40,6 +40,8 @@ pub struct Args {
     pub path: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub sops: super::SopsArg,
 }
 
 /// Exit status: 0 no changes, 2 changes (for CI gates), 1 invalid `--to` or another error.
@@ -58,7 +60,9 @@ pub fn run(args: &Args) -> i32 {
 }
 
 fn plan(args: &Args) -> anyhow::Result<i32> {
-    let repo = RepoTree::open(&args.repo)?;
+    let keys = args.sops.keys()?;
+    let decrypt = keys.map(|k| k as std::sync::Arc<dyn keel_schema::encrypted::Decrypt>);
+    let repo = RepoTree::open(&args.repo)?.with_decrypt(decrypt);
     let (to_info, to_rev) = repo.load(&args.to, args.path.as_deref())?;
     let errors = to_rev.errors.clone();
     let kustomizations = to_rev.kustomizations.clone();

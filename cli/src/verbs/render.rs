@@ -41,6 +41,8 @@ pub struct Args {
     /// Print Secret values as committed (they are `<redacted>` otherwise).
     #[arg(long)]
     pub show_secrets: bool,
+    #[command(flatten)]
+    pub sops: super::SopsArg,
 }
 
 /// Exit status: 0 rendered, 1 the revision is invalid (its errors on stderr), 2 usage or I/O.
@@ -104,15 +106,27 @@ pub fn run(args: &Args) -> i32 {
 }
 
 fn load(args: &Args) -> anyhow::Result<Revision> {
+    let keys = args.sops.keys()?;
+    let decrypt = keys
+        .clone()
+        .map(|k| k as std::sync::Arc<dyn keel_schema::encrypted::Decrypt>);
     if let Some(repo) = &args.repo {
-        let tree = RepoTree::open(repo)?;
+        let tree = RepoTree::open(repo)?.with_decrypt(decrypt);
         let (_, revision) = tree.load(&args.rev, args.path.as_deref())?;
         return Ok(revision);
     }
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let collected = collect_paths(std::slice::from_ref(&dir))?;
     let reader = DiskFiles::new(".");
-    let mut revision = load_sources_with(&collected.files, collected.config.as_ref(), &reader);
+    let decrypt = keys
+        .as_deref()
+        .map(|k| k as &dyn keel_schema::encrypted::Decrypt);
+    let mut revision = load_sources_with(
+        &collected.files,
+        collected.config.as_ref(),
+        &reader,
+        decrypt,
+    );
     revision.errors.extend(collected.problems);
     keel_schema::error::sort_errors(&mut revision.errors);
     Ok(revision)

@@ -88,6 +88,8 @@ pub struct Args {
     /// on every start.
     #[arg(long)]
     pub encryption_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub sops: super::SopsArg,
     /// FOR TESTS ONLY: talk to agents in plaintext, without certificates or join tokens.
     /// Anyone who can reach --agent-listen can then register a node.
     #[arg(long)]
@@ -160,6 +162,7 @@ pub fn run(args: &Args) -> i32 {
         cert_validity: args.cert_validity,
         anonymous_read: args.anonymous_read,
         encryption_key_file: args.encryption_key_file.clone(),
+        sops_age_key_file: args.sops.sops_age_key_file.clone(),
         advertise_address: args.advertise_address.clone(),
         leader: keel_reconciler::leader::Timing {
             lease: args.leader_lease,

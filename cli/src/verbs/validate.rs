@@ -25,6 +25,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub sops: super::SopsArg,
 }
 
 pub const EXIT_VALID: i32 = 0;
@@ -40,8 +42,18 @@ pub fn run(args: &Args) -> i32 {
         }
     };
     let (files, config) = (collected.files, collected.config);
+    let keys = match args.sops.keys() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("keel validate: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let decrypt = keys
+        .as_deref()
+        .map(|k| k as &dyn keel_schema::encrypted::Decrypt);
     let reader = keel_schema::load::DiskFiles::new(".");
-    let mut revision = load_sources_with(&files, config.as_ref(), &reader);
+    let mut revision = load_sources_with(&files, config.as_ref(), &reader, decrypt);
     revision.errors.extend(collected.problems);
     keel_schema::error::sort_errors(&mut revision.errors);
     if revision.manifests.is_empty() && revision.errors.is_empty() {

@@ -39,6 +39,8 @@ pub struct Config {
     pub anonymous_read: bool,
     /// Encrypt Secrets at rest with the key in this file.
     pub encryption_key_file: Option<PathBuf>,
+    /// Open SOPS-encrypted manifests with the age identities in this file.
+    pub sops_age_key_file: Option<PathBuf>,
     /// The HTTP address other servers and clients reach this server at (its name in the
     /// leader election); default: the listen address.
     pub advertise_address: Option<String>,

@@ -42,13 +42,18 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
     let store = Store::open_encrypted(&spec, cipher)
         .await
         .context("cannot open the store")?;
-    let source = GitSource::new(
+    let mut source = GitSource::new(
         &config.repo,
         &config.data_dir,
         config.branch.clone(),
         config.path.clone(),
     )
     .context("cannot use --repo")?;
+    if let Some(path) = &config.sops_age_key_file {
+        let keys = keel_sops::AgeKeys::from_file(path).context("cannot use --sops-age-key-file")?;
+        tracing::info!(recipients = ?keys.recipients(), "SOPS-encrypted manifests are opened with these age keys");
+        source.set_decrypt(Arc::new(keys));
+    }
     let pki = if config.insecure {
         tracing::warn!(
             "--insecure: agents connect in plaintext and without certificates; anyone who can \

@@ -23,6 +23,8 @@ pub struct GitSource {
     remote: bool,
     branch: Option<String>,
     path: Option<String>,
+    /// Opens SOPS-encrypted files (`--sops-age-key-file`).
+    decrypt: Option<std::sync::Arc<dyn keel_schema::encrypted::Decrypt>>,
 }
 
 /// How long one git fetch or clone may take before it is stopped.
@@ -118,6 +120,7 @@ impl GitSource {
             remote,
             branch,
             path,
+            decrypt: None,
         };
         if !remote {
             // Fail early and clearly on a path that is not a repository.
@@ -129,6 +132,11 @@ impl GitSource {
             }
         }
         Ok(source)
+    }
+
+    /// Opens SOPS-encrypted files of every revision with `decrypt`.
+    pub fn set_decrypt(&mut self, decrypt: std::sync::Arc<dyn keel_schema::encrypted::Decrypt>) {
+        self.decrypt = Some(decrypt);
     }
 
     pub fn is_remote(&self) -> bool {
@@ -231,7 +239,9 @@ impl GitSource {
 
     /// A whole revision, read from its committed tree.
     pub fn load(&self, commit: &str) -> Result<(CommitInfo, Revision), SourceError> {
-        RepoTree::open(&self.dir.to_string_lossy())?.load(commit, self.path.as_deref())
+        RepoTree::open(&self.dir.to_string_lossy())?
+            .with_decrypt(self.decrypt.clone())
+            .load(commit, self.path.as_deref())
     }
 }
 

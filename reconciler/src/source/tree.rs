@@ -1,8 +1,10 @@
 //! Reading one revision's manifests out of a git repository with git2.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use git2::{ObjectType, Repository};
+use keel_schema::encrypted::Decrypt;
 use keel_schema::load::load_sources_with;
 use keel_schema::load::{MAX_FOLDER_DEPTH, is_manifest_name, too_deep_message};
 use keel_schema::repo_config::REPO_CONFIG_FILE;
@@ -49,6 +51,8 @@ pub struct RepoTree {
     path: PathBuf,
     /// Entries of the last tree read that keel cannot use (symlinks, submodules).
     problems: std::cell::RefCell<Vec<(String, String)>>,
+    /// Opens SOPS-encrypted files (without it, they are errors of the revision).
+    decrypt: Option<Arc<dyn Decrypt>>,
 }
 
 impl RepoTree {
@@ -63,7 +67,14 @@ impl RepoTree {
             repo,
             path,
             problems: Default::default(),
+            decrypt: None,
         })
+    }
+
+    /// Opens SOPS-encrypted files of the revisions read with `decrypt`.
+    pub fn with_decrypt(mut self, decrypt: Option<Arc<dyn Decrypt>>) -> Self {
+        self.decrypt = decrypt;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -243,7 +254,8 @@ impl RepoTree {
             repo: &self.repo,
             tree,
         };
-        let mut revision = load_sources_with(&files, config.as_ref(), &reader);
+        let mut revision =
+            load_sources_with(&files, config.as_ref(), &reader, self.decrypt.as_deref());
         for (file, message) in self.problems.take() {
             revision
                 .errors

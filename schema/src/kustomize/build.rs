@@ -217,7 +217,15 @@ impl<'a> Builder<'a> {
     fn objects_of(&mut self, path: &str, bytes: &[u8]) -> Vec<Res> {
         let file: Arc<str> = Arc::from(path);
         let mut out = Vec::new();
-        for root in self.parse(path, bytes).unwrap_or_default() {
+        let roots = self.parse(path, bytes).unwrap_or_default();
+        let roots = match crate::encrypted::open(roots, self.decrypt) {
+            Ok(roots) => roots,
+            Err(refused) => {
+                self.problem(path, refused.mark, refused.message);
+                return Vec::new();
+            }
+        };
+        for root in roots {
             if !matches!(root.value, Value::Map(_)) {
                 self.problem(path, root.mark, format!("expected a Kubernetes object (a mapping with apiVersion and kind), found {}", root.describe()));
                 continue;

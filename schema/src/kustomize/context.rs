@@ -8,12 +8,15 @@ use super::kustomization::{FILE_NAMES, Kustomization};
 use super::paths::{self, join};
 use super::resource::Res;
 use super::{Files, Problem};
+use crate::encrypted::Decrypt;
 use crate::path::FieldPath;
 use crate::yaml::{Mark, Node, parse_documents};
 
 /// One build over a repository's files: what it read, and every problem it found.
 pub struct Builder<'a> {
     pub files: &'a dyn Files,
+    /// Opens SOPS-encrypted resource files.
+    pub decrypt: Option<&'a dyn Decrypt>,
     /// Folders of kustomizations being built, innermost last (to catch cycles).
     pub(super) stack: Vec<String>,
     pub problems: Vec<Problem>,
@@ -29,9 +32,10 @@ pub struct Loaded {
 }
 
 impl<'a> Builder<'a> {
-    pub fn new(files: &'a dyn Files) -> Self {
+    pub fn new(files: &'a dyn Files, decrypt: Option<&'a dyn Decrypt>) -> Self {
         Self {
             files,
+            decrypt,
             stack: Vec::new(),
             problems: Vec::new(),
             consumed: BTreeSet::new(),

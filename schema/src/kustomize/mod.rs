@@ -39,6 +39,7 @@ use std::sync::Arc;
 
 pub use generators::content_hash;
 
+use crate::encrypted::Decrypt;
 use crate::error::ManifestError;
 use crate::yaml::{Mark, Node};
 
@@ -114,7 +115,7 @@ pub fn is_kustomization(path: &str) -> bool {
 
 /// Builds every kustomization among `names` (the revision's manifest file names) that no
 /// other includes. A folder's components are built only as part of what includes them.
-pub fn render_revision(files: &dyn Files, names: &[&str]) -> Output {
+pub fn render_revision(files: &dyn Files, names: &[&str], decrypt: Option<&dyn Decrypt>) -> Output {
     let mut dirs: Vec<String> = names
         .iter()
         .filter(|n| is_kustomization(n))
@@ -130,7 +131,7 @@ pub fn render_revision(files: &dyn Files, names: &[&str]) -> Output {
     let mut built = Vec::new();
     let mut included = BTreeSet::new();
     for dir in &dirs {
-        let mut b = context::Builder::new(files);
+        let mut b = context::Builder::new(files, decrypt);
         let objects = if is_component(files, dir) {
             None
         } else {
@@ -195,8 +196,12 @@ pub fn reached<'a>(roots: &'a [Root], changed: &[String]) -> Vec<(&'a str, Vec<&
 }
 
 /// Builds the one kustomization in `dir`, for `keel render DIR`.
-pub fn render_dir(files: &dyn Files, dir: &str) -> Result<Vec<Rendered>, Vec<ManifestError>> {
-    let mut b = context::Builder::new(files);
+pub fn render_dir(
+    files: &dyn Files,
+    dir: &str,
+    decrypt: Option<&dyn Decrypt>,
+) -> Result<Vec<Rendered>, Vec<ManifestError>> {
+    let mut b = context::Builder::new(files, decrypt);
     if b.kustomization_file(dir).is_none() {
         let shown = if dir.is_empty() { "." } else { dir };
         return Err(vec![ManifestError::file(
@@ -218,7 +223,7 @@ pub fn render_dir(files: &dyn Files, dir: &str) -> Result<Vec<Rendered>, Vec<Man
 }
 
 fn is_component(files: &dyn Files, dir: &str) -> bool {
-    let b = context::Builder::new(files);
+    let b = context::Builder::new(files, None);
     let Some(path) = b.kustomization_file(dir) else {
         return false;
     };

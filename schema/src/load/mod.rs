@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::decode::{Issue, decode_with};
 use crate::defaults::{DEFAULT_NAMESPACE, apply_defaults};
+use crate::encrypted::Decrypt;
 use crate::error::{ManifestError, sort_errors};
 use crate::kinds::{Kind, KindInfo, Object};
 use crate::path::FieldPath;
@@ -210,7 +211,7 @@ impl Loader {
         self.error(file, path.locate(root), subject, field, message);
     }
 
-    fn file(&mut self, source: &SourceFile) {
+    fn file(&mut self, source: &SourceFile, decrypt: Option<&dyn Decrypt>) {
         let file: Arc<str> = Arc::from(source.name.as_str());
         let Ok(text) = std::str::from_utf8(&source.bytes) else {
             self.error(
@@ -240,9 +241,15 @@ impl Loader {
                 format!("YAML syntax error: {}", e.message),
             ),
             Ok(docs) => {
-                for doc in docs {
-                    if let Some(root) = doc.root {
-                        self.object(&file, root, false);
+                let roots: Vec<Node> = docs.into_iter().filter_map(|d| d.root).collect();
+                match crate::encrypted::open(roots, decrypt) {
+                    Ok(roots) => {
+                        for root in roots {
+                            self.object(&file, root, false);
+                        }
+                    }
+                    Err(refused) => {
+                        self.error(&file, refused.mark, &Subject::NONE, None, refused.message);
                     }
                 }
             }
@@ -437,11 +444,11 @@ fn decode_object(info: &KindInfo, root: &Node) -> (Option<Object>, Vec<Issue>) {
 
 /// Parses, decodes and validates each file on its own, spread over the machine's cores
 /// (a large repository has thousands of files), keeping file order.
-fn load_files(files: &[&SourceFile]) -> Loader {
+fn load_files(files: &[&SourceFile], decrypt: Option<&dyn Decrypt>) -> Loader {
     let one = |part: &[&SourceFile]| {
         let mut loader = Loader::default();
         for f in part {
-            loader.file(f);
+            loader.file(f, decrypt);
         }
         loader
     };
@@ -475,11 +482,12 @@ fn load_files(files: &[&SourceFile]) -> Loader {
 /// Loads a revision from its manifest files and, when the tree has one, its `keel.yaml`.
 /// Kustomizations among them may read only the files given.
 pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revision {
-    load_sources_with(files, config, &InMemory::new(files))
+    load_sources_with(files, config, &InMemory::new(files), None)
 }
 
 /// As [`load_sources`], with kustomizations reading files through `reader` (a revision's
-/// whole tree: env files, patches, hidden files).
+/// whole tree: env files, patches, hidden files), and SOPS-encrypted files opened with
+/// `decrypt` (without it, they are errors of the revision).
 ///
 /// A folder with a kustomization owns everything below it: its objects are what it renders
 /// ([`crate::kustomize`]), and the files under it are read only as it names them.
@@ -487,9 +495,10 @@ pub fn load_sources_with(
     files: &[SourceFile],
     config: Option<&SourceFile>,
     reader: &dyn crate::kustomize::Files,
+    decrypt: Option<&dyn Decrypt>,
 ) -> Revision {
     let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    let rendered = crate::kustomize::render_revision(reader, &names);
+    let rendered = crate::kustomize::render_revision(reader, &names, decrypt);
     let owners: Vec<&str> = names
         .iter()
         .filter(|n| crate::kustomize::is_kustomization(n))
@@ -502,7 +511,7 @@ pub fn load_sources_with(
                 .any(|dir| dir.is_empty() || name.starts_with(&format!("{dir}/")))
     };
     let plain: Vec<&SourceFile> = files.iter().filter(|f| !owned(&f.name)).collect();
-    let mut loader = load_files(&plain);
+    let mut loader = load_files(&plain, decrypt);
     loader.errors.extend(rendered.problems);
     let roots = rendered.roots;
     for object in rendered.objects {

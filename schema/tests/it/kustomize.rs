@@ -33,7 +33,7 @@ fn documents(text: &str) -> Vec<Json> {
 
 fn keel_render(case: &str) -> Result<Vec<Json>, String> {
     let files = DiskFiles::new(fixtures().join("cases").join(case));
-    render_dir(&files, "")
+    render_dir(&files, "", None)
         .map(|objects| objects.iter().map(|o| to_json(&o.root)).collect())
         .map_err(|errors| {
             errors

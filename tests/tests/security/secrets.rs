@@ -9,38 +9,42 @@ use keel_e2e::{Server, TestLan, commit, docker_available, git, import_busybox_im
 
 use super::agent::Agent;
 
-fn secret_app(value: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Secret
-metadata: {{name: db}}
-stringData: {{password: "{value}"}}
----
-apiVersion: apps/v1
+/// The Secret as committed: encrypted with SOPS for `recipient` (only its values).
+fn encrypted_secret(value: &str, recipient: &str) -> String {
+    let plain = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\nstringData: {{password: \"{value}\"}}\n"
+    );
+    let rules = keel_sops::testing::Rules {
+        encrypted_regex: Some("^(data|stringData)$"),
+        ..Default::default()
+    };
+    keel_sops::testing::encrypt(&plain, recipient, &rules)
+}
+
+/// The app reading the Secret.
+const SECRET_APP: &str = r#"apiVersion: apps/v1
 kind: Deployment
-metadata: {{name: reader}}
+metadata: {name: reader}
 spec:
   replicas: 1
-  selector: {{matchLabels: {{app: reader}}}}
+  selector: {matchLabels: {app: reader}}
   template:
-    metadata: {{labels: {{app: reader}}}}
+    metadata: {labels: {app: reader}}
     spec:
       terminationGracePeriodSeconds: 1
       containers:
       - name: reader
         image: keel-e2e/secret-reader:1
         imagePullPolicy: Never
-        command: ["sh", "-c", "echo password length ${{#PASSWORD}} $(wc -c < /etc/db/password); exec sleep 3600"]
+        command: ["sh", "-c", "echo password length ${#PASSWORD} $(wc -c < /etc/db/password); exec sleep 3600"]
         env:
         - name: PASSWORD
-          valueFrom: {{secretKeyRef: {{name: db, key: password}}}}
-        volumeMounts: [{{name: db, mountPath: /etc/db}}]
+          valueFrom: {secretKeyRef: {name: db, key: password}}
+        volumeMounts: [{name: db, mountPath: /etc/db}]
       volumes:
       - name: db
-        secret: {{secretName: db}}
-"#
-    )
-}
+        secret: {secretName: db}
+"#;
 
 #[test]
 fn no_secret_value_appears_in_anything_keel_prints_or_logs() {
@@ -54,10 +58,18 @@ fn no_secret_value_appears_in_anything_keel_prints_or_logs() {
         .as_nanos();
     let first = format!("first-{stamp:x}-value");
     let second = format!("second-{stamp:x}-value");
-    let repo = tempfile::tempdir().unwrap();
-    let dir = repo.path();
+    // The repository, and the age key beside it (where `keel` below finds it).
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let dir = repo.as_path();
     git(dir, &["init", "-q"]);
-    write(dir, "app.yaml", &secret_app(&first));
+    // The Secret is committed encrypted with SOPS; the server opens it with its age key.
+    let (age_key, recipient) = keel_sops::testing::identity();
+    let age_file = work.path().join("age.txt");
+    std::fs::write(&age_file, age_key).unwrap();
+    write(dir, "app.yaml", SECRET_APP);
+    write(dir, "secret.yaml", &encrypted_secret(&first, &recipient));
     commit(dir, "the app and its secret");
     // Encrypted at rest too.
     let key_dir = tempfile::tempdir().unwrap();
@@ -73,6 +85,8 @@ fn no_secret_value_appears_in_anything_keel_prints_or_logs() {
         &[
             "--encryption-key-file",
             key_file.to_str().unwrap(),
+            "--sops-age-key-file",
+            age_file.to_str().unwrap(),
             "--agent-listen",
             &lan.agents_at(),
         ],
@@ -111,7 +125,7 @@ fn no_secret_value_appears_in_anything_keel_prints_or_logs() {
 
     // A new value, reviewed, then applied.
     git(dir, &["checkout", "-q", "-b", "rotate"]);
-    write(dir, "app.yaml", &secret_app(&second));
+    write(dir, "secret.yaml", &encrypted_secret(&second, &recipient));
     commit(dir, "rotate the password");
     let plan = keel(
         &server,
@@ -182,9 +196,16 @@ fn no_secret_value_appears_in_anything_keel_prints_or_logs() {
     }
 }
 
-/// Runs `keel` with the server's token; stdout and stderr together.
+/// Runs `keel` with the server's token and the age key beside the repository (as
+/// `SOPS_AGE_KEY_FILE`); stdout and stderr together.
 fn keel(server: &Server, args: &[&str], dir: &Path) -> String {
-    let out = server.keel().args(args).current_dir(dir).output().unwrap();
+    let out = server
+        .keel()
+        .args(args)
+        .env("SOPS_AGE_KEY_FILE", dir.join("../age.txt"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
 
