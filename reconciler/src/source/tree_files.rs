@@ -32,6 +32,11 @@ impl Files for TreeFiles<'_> {
         Some(blob.content().to_vec())
     }
 
+    fn is_file(&self, path: &str) -> bool {
+        self.entry(path)
+            .is_some_and(|e| e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120000)
+    }
+
     fn is_dir(&self, path: &str) -> bool {
         path.is_empty()
             || self

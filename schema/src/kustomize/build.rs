@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::Problem;
 use super::context::{Builder, Loaded, display_dir};
-use super::kustomization;
+use super::kustomization::{self, FILE_NAMES};
 use super::paths::{self, join};
 use super::resource::Res;
 use crate::path::FieldPath;
@@ -26,6 +26,9 @@ impl<'a> Builder<'a> {
         let mut objects = objects;
         super::generators::add_hashes(&mut objects);
         super::names::fix_references(&mut objects);
+        for res in &mut objects {
+            super::node::keep_yaml12_strings(&mut res.node);
+        }
         if order.as_deref() != Some("fifo") {
             super::order::legacy_sort(&mut objects);
         }
@@ -36,6 +39,18 @@ impl<'a> Builder<'a> {
     fn load(&mut self, dir: &str, component: bool) -> Option<Loaded> {
         let path = self.kustomization_file(dir)?;
         self.consumed.insert(path.clone());
+        let all: Vec<&str> = FILE_NAMES
+            .iter()
+            .copied()
+            .filter(|name| join(dir, name).is_ok_and(|p| self.files.is_file(&p)))
+            .collect();
+        if all.len() > 1 {
+            let message = format!(
+                "this folder has {}; kustomize reads one, so keep one",
+                all.join(" and ")
+            );
+            self.problem(&path, Mark { line: 1, col: 1 }, message);
+        }
         let bytes = self.files.read(&path).unwrap_or_default();
         let root = self.parse_one(&path, &bytes)?;
         let (fields, problems) = kustomization::read(&root, component);
@@ -116,7 +131,24 @@ impl<'a> Builder<'a> {
         super::fields::labels(&k.fields, objects);
         super::fields::annotations(&k.fields, objects);
         super::patches::json6902_list(self, k, dir, objects);
-        super::fields::replicas(&k.fields, objects);
+        for i in super::fields::replicas(&k.fields, objects) {
+            let name = k
+                .fields
+                .replicas
+                .iter()
+                .flatten()
+                .nth(i)
+                .and_then(|r| r.name.clone())
+                .unwrap_or_default();
+            let message = format!(
+                "Not found: no Deployment, ReplicaSet, ReplicationController or StatefulSet named {name:?} to scale"
+            );
+            self.field_problem(
+                k,
+                &FieldPath::new("replicas").index(i).field("name"),
+                message,
+            );
+        }
         super::fields::images(&k.fields, objects);
         super::replacements::run(self, k, dir, objects);
     }
@@ -163,12 +195,24 @@ impl<'a> Builder<'a> {
                     format!("Invalid value: {entry:?}: the folder has no kustomization.yaml");
                 return self.field_problem(k, at, message);
             }
-            match self.accumulate(&path, false, Vec::new()) {
-                Some((objects, _)) => objects,
-                None => return,
+            if let Some((objects, problems)) = self.built.get(&path).cloned() {
+                self.problems.extend(problems);
+                objects
+            } else {
+                let before = self.problems.len();
+                let Some((objects, _)) = self.accumulate(&path, false, Vec::new()) else {
+                    return;
+                };
+                let problems = self.problems[before..].to_vec();
+                self.built.insert(path.clone(), (objects.clone(), problems));
+                objects
             }
         } else {
-            let message = format!("Not found: {entry:?}: no such file or folder in the revision");
+            let message = if paths::above_root(&path) {
+                format!("Not found: {entry:?}: it lies above the folder keel reads")
+            } else {
+                format!("Not found: {entry:?}: no such file or folder in the revision")
+            };
             return self.field_problem(k, at, message);
         };
         self.add(k, at, objects, added);

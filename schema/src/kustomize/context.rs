@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use super::kustomization::{FILE_NAMES, Kustomization};
 use super::paths::{self, join};
-use super::resource::Res;
+use super::resource::{Id, Res};
+
+/// The most objects one kustomization may render (a chain of bases that doubles at each
+/// level would otherwise grow without bound).
+pub const MAX_OBJECTS: usize = 100_000;
 use super::{Files, Problem};
 use crate::encrypted::Decrypt;
 use crate::path::FieldPath;
@@ -22,6 +26,9 @@ pub struct Builder<'a> {
     pub problems: Vec<Problem>,
     /// Every file and kustomization folder read.
     pub consumed: BTreeSet<String>,
+    /// Folders already built as a resource, with what they gave and the problems found:
+    /// a base several overlays share (a diamond) is built once.
+    pub(super) built: std::collections::HashMap<String, (Vec<Res>, Vec<Problem>)>,
 }
 
 /// A kustomization read from its folder.
@@ -39,6 +46,7 @@ impl<'a> Builder<'a> {
             stack: Vec::new(),
             problems: Vec::new(),
             consumed: BTreeSet::new(),
+            built: std::collections::HashMap::new(),
         }
     }
 
@@ -66,7 +74,7 @@ impl<'a> Builder<'a> {
         FILE_NAMES
             .iter()
             .map(|name| join(dir, name).unwrap_or_default())
-            .find(|path| self.files.read(path).is_some())
+            .find(|path| self.files.is_file(path))
     }
 
     /// The non-empty documents of a YAML file, or `None` (with a problem) when it is not
@@ -89,9 +97,20 @@ impl<'a> Builder<'a> {
 
     /// Adds objects, refusing one whose identity is already there.
     pub fn add(&mut self, k: &Loaded, at: &FieldPath, objects: &mut Vec<Res>, added: Vec<Res>) {
+        let mut have: std::collections::HashMap<Id, usize> = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.id(), i))
+            .collect();
         for res in added {
+            if objects.len() >= MAX_OBJECTS {
+                let message =
+                    format!("Forbidden: the kustomization renders more than {MAX_OBJECTS} objects");
+                self.field_problem(k, at, message);
+                return;
+            }
             let id = res.id();
-            if objects.iter().any(|o| o.id() == id) {
+            if let Some(&i) = have.get(&id) {
                 let ns = if id.namespace.is_empty() {
                     String::new()
                 } else {
@@ -99,17 +118,12 @@ impl<'a> Builder<'a> {
                 };
                 let message = format!(
                     "Duplicate value: {} {ns}{} is already declared (by {}); an object may come from one resource only",
-                    id.kind,
-                    id.name,
-                    objects
-                        .iter()
-                        .find(|o| o.id() == id)
-                        .map(|o| o.file.to_string())
-                        .unwrap_or_default()
+                    id.kind, id.name, objects[i].file
                 );
                 self.field_problem(k, at, message);
                 continue;
             }
+            have.insert(id, objects.len());
             objects.push(res);
         }
     }
@@ -147,7 +161,11 @@ impl<'a> Builder<'a> {
                 self.field_problem(
                     k,
                     at,
-                    format!("Not found: {entry:?}: no such file in the revision"),
+                    if self.files.is_dir(&path) {
+                        format!("Invalid value: {entry:?} is a folder; name the files in it")
+                    } else {
+                        format!("Not found: {entry:?}: no such file in the revision")
+                    },
                 );
                 None
             }

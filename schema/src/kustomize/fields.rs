@@ -136,10 +136,9 @@ fn template_specs(what: &'static str) -> Vec<Spec> {
     specs
 }
 
+/// `labels` entries, then `commonLabels` (so a key both give takes `commonLabels`' value,
+/// as in kustomize).
 pub fn labels(k: &Kustomization, objects: &mut [Res]) {
-    if let Some(common) = k.common_labels.as_ref().filter(|l| !l.is_empty()) {
-        apply_all(objects, common, "labels", true, true);
-    }
     for entry in k.labels.iter().flatten() {
         let Some(pairs) = entry.pairs.as_ref().filter(|p| !p.is_empty()) else {
             continue;
@@ -147,6 +146,9 @@ pub fn labels(k: &Kustomization, objects: &mut [Res]) {
         let selectors = entry.include_selectors == Some(true);
         let templates = selectors || entry.include_templates == Some(true);
         apply_all(objects, pairs, "labels", selectors, templates);
+    }
+    if let Some(common) = k.common_labels.as_ref().filter(|l| !l.is_empty()) {
+        apply_all(objects, common, "labels", true, true);
     }
 }
 
@@ -231,12 +233,15 @@ fn ensure_map_or_list<'a>(node: &'a mut Node, key: &str) -> Option<&'a mut Node>
 }
 
 /// `replicas`: counts for Deployments, ReplicaSets, ReplicationControllers and StatefulSets
-/// by name (as written in the base, or as renamed).
-pub fn replicas(k: &Kustomization, objects: &mut [Res]) {
-    for entry in k.replicas.iter().flatten() {
+/// by name (as written in the base, or as renamed). Returns the indexes of the entries that
+/// name no such object (kustomize refuses them).
+pub fn replicas(k: &Kustomization, objects: &mut [Res]) -> Vec<usize> {
+    let mut unmatched = Vec::new();
+    for (i, entry) in k.replicas.iter().flatten().enumerate() {
         let (Some(name), Some(count)) = (&entry.name, entry.count) else {
             continue;
         };
+        let mut found = false;
         for res in objects.iter_mut() {
             let scalable = matches!(
                 res.kind(),
@@ -245,6 +250,7 @@ pub fn replicas(k: &Kustomization, objects: &mut [Res]) {
             if !scalable || !res.is_or_was_named(name) {
                 continue;
             }
+            found = true;
             let mark = res.mark();
             if let Some(spec) = ensure_map(&mut res.node, "spec") {
                 node::set(
@@ -257,7 +263,11 @@ pub fn replicas(k: &Kustomization, objects: &mut [Res]) {
                 );
             }
         }
+        if !found {
+            unmatched.push(i);
+        }
     }
+    unmatched
 }
 
 /// `images`: new names, tags and digests for the images of every container and init
@@ -280,12 +290,13 @@ pub fn images(k: &Kustomization, objects: &mut [Res]) {
                 .as_deref()
                 .filter(|n| !n.is_empty())
                 .unwrap_or(name);
-            let new_tag = if let Some(digest) = rule.digest.as_deref().filter(|d| !d.is_empty()) {
-                format!("@{digest}")
-            } else if let Some(tag) = rule.new_tag.as_deref().filter(|t| !t.is_empty()) {
-                format!(":{tag}")
-            } else {
-                tag.to_string()
+            let new_tag = rule.new_tag.as_deref().filter(|t| !t.is_empty());
+            let digest = rule.digest.as_deref().filter(|d| !d.is_empty());
+            let new_tag = match (new_tag, digest) {
+                (Some(t), Some(d)) => format!(":{t}@{d}"),
+                (None, Some(d)) => format!("@{d}"),
+                (Some(t), None) => format!(":{t}"),
+                (None, None) => tag.to_string(),
             };
             let mark = container.mark;
             node::set(

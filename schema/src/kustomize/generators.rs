@@ -91,6 +91,8 @@ fn generate(
             continue;
         };
         for (n, line) in text.lines().enumerate() {
+            // Lines end at \n or \r\n, a last \r included, as Go's line scanner ends them.
+            let line = line.strip_suffix('\r').unwrap_or(line);
             let line = line.trim_start_matches('\u{feff}').trim_start();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -214,10 +216,8 @@ fn combine(
     let behavior = g.behavior.as_deref().unwrap_or("create");
     let existing = objects.iter().position(|o| {
         o.kind() == new.kind()
-            && o.is_or_was_named(new.name())
-            && (new.namespace().is_empty()
-                || o.namespace() == new.namespace()
-                || o.original().namespace == new.namespace())
+            && (o.name() == new.name() || o.original().name == new.name())
+            && o.is_in(new.namespace())
     });
     match (behavior, existing) {
         ("create", None) => objects.push(new),
@@ -239,6 +239,18 @@ fn combine(
         }
         ("merge", Some(i)) => {
             let old = &mut objects[i];
+            // Either side disabling the hash disables it; a Secret takes the new type.
+            if let (Some(o), Some(n)) = (old.generated.as_mut(), new.generated) {
+                o.hashed &= n.hashed;
+            }
+            if new.kind() == "Secret" && g.type_.as_deref().is_some_and(|t| !t.is_empty()) {
+                let mark = old.mark();
+                node::set(
+                    &mut old.node,
+                    "type",
+                    string(g.type_.as_deref().unwrap_or_default(), mark),
+                );
+            }
             for key in ["data", "binaryData"] {
                 if let Some(Value::Map(entries)) = new.node.get(key).map(|n| n.value.clone())
                     && let Some(target) = node::ensure_map(&mut old.node, key)
@@ -268,6 +280,9 @@ fn combine(
             // The data is the new generator's; the object keeps its identity, its labels
             // and annotations (the new ones added), and whether it is hashed.
             let old = &mut objects[i];
+            if let (Some(o), Some(n)) = (old.generated.as_mut(), new.generated) {
+                o.hashed &= n.hashed;
+            }
             let mut node = new.node.clone();
             if let (Some(meta), Some(old_meta)) = (
                 node::get_mut(&mut node, "metadata"),

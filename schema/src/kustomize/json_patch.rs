@@ -66,6 +66,7 @@ pub fn read_ops(doc: &Node) -> Result<Vec<Op>, (usize, String)> {
 pub fn apply(doc: &mut Node, ops: &[Op]) -> Result<(), (usize, String)> {
     for (i, op) in ops.iter().enumerate() {
         apply_one(doc, op).map_err(|e| (i, format!("{} {}: {e}", op.op, op.path)))?;
+        super::node::check_size(doc).map_err(|e| (i, format!("{} {}: {e}", op.op, op.path)))?;
     }
     Ok(())
 }

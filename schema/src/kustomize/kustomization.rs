@@ -12,7 +12,11 @@ use crate::yaml::{Mark, Node};
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Fields kustomize knows that keel does not render, with why.
-const REFUSED: [(&str, &str); 10] = [
+const REFUSED: [(&str, &str); 11] = [
+    (
+        "buildMetadata",
+        "buildMetadata (origin annotations) is not supported by keel",
+    ),
     (
         "helmCharts",
         "Helm charts are not rendered by keel; commit the rendered chart",
@@ -60,7 +64,7 @@ const REFUSED: [(&str, &str); 10] = [
 pub struct Kustomization {
     pub api_version: Option<String>,
     pub kind: Option<String>,
-    pub metadata: Option<Meta>,
+    pub metadata: Option<crate::types::meta::ObjectMeta>,
     pub resources: Option<Vec<String>>,
     /// Deprecated: the same as `resources`.
     pub bases: Option<Vec<String>>,
@@ -83,13 +87,6 @@ pub struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     pub replacements: Option<Vec<Replacement>>,
     pub sort_options: Option<SortOptions>,
-    pub build_metadata: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Meta {
-    pub name: Option<String>,
-    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +95,8 @@ pub struct Labels {
     pub pairs: Option<BTreeMap<String, String>>,
     pub include_selectors: Option<bool>,
     pub include_templates: Option<bool>,
+    /// Custom field specs: refused (keel applies kustomize's built-in ones).
+    pub fields: Option<Vec<FieldSpec>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +134,8 @@ pub struct Image {
     pub name: Option<String>,
     pub new_name: Option<String>,
     pub new_tag: Option<String>,
+    /// Refused: not supported by keel.
+    pub tag_suffix: Option<String>,
     pub digest: Option<String>,
 }
 
@@ -206,8 +207,28 @@ pub struct FieldOptions {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SortOptions {
     pub order: Option<String>,
+    /// Refused: keel sorts in kustomize's default legacy order.
+    pub legacy_sort_options: Option<LegacySortOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacySortOptions {
+    pub order_first: Option<Vec<String>>,
+    pub order_last: Option<Vec<String>>,
+}
+
+/// A custom field spec (`labels[].fields`), refused.
+#[derive(Debug, Default, Deserialize)]
+pub struct FieldSpec {
+    pub path: Option<String>,
+    pub kind: Option<String>,
+    pub group: Option<String>,
+    pub version: Option<String>,
+    pub create: Option<bool>,
 }
 
 /// A problem in a kustomization, located in its file.
@@ -261,6 +282,52 @@ pub fn read(root: &Node, component: bool) -> (Kustomization, Vec<Problem>) {
         });
     }
     let k = k.unwrap_or_default();
+    let mut refuse = |path: crate::path::FieldPath, why: &str| {
+        problems.push(Problem {
+            mark: path.locate(root),
+            field: Some(path.to_string()),
+            message: format!("Forbidden: {why}"),
+        });
+    };
+    use crate::path::FieldPath;
+    for (i, l) in k.labels.iter().flatten().enumerate() {
+        if l.fields.is_some() {
+            refuse(
+                FieldPath::new("labels").index(i).field("fields"),
+                "custom field specs are not supported by keel",
+            );
+        }
+    }
+    for (i, image) in k.images.iter().flatten().enumerate() {
+        if image.tag_suffix.is_some() {
+            refuse(
+                FieldPath::new("images").index(i).field("tagSuffix"),
+                "tagSuffix is not supported by keel",
+            );
+        }
+    }
+    if let Some(sort) = &k.sort_options {
+        let at = FieldPath::new("sortOptions");
+        if sort.legacy_sort_options.is_some() {
+            refuse(
+                at.field("legacySortOptions"),
+                "custom sort orders are not supported by keel",
+            );
+        }
+        if let Some(order) = sort
+            .order
+            .as_deref()
+            .filter(|o| !matches!(*o, "legacy" | "fifo"))
+        {
+            problems.push(Problem {
+                mark: at.field("order").locate(root),
+                field: Some(at.field("order").to_string()),
+                message: format!(
+                    "Unsupported value: {order:?}: supported values: \"legacy\", \"fifo\""
+                ),
+            });
+        }
+    }
     let kind = k.kind.as_deref().unwrap_or("Kustomization");
     let expected = if component {
         "Component"

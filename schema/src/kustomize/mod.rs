@@ -52,6 +52,10 @@ pub trait Files {
     fn read(&self, path: &str) -> Option<Vec<u8>>;
     /// Whether `path` is a folder.
     fn is_dir(&self, path: &str) -> bool;
+    /// Whether `path` is a regular file (without reading it, where the source can tell).
+    fn is_file(&self, path: &str) -> bool {
+        self.read(path).is_some()
+    }
 }
 
 /// A problem in a kustomization or a file it reads.
@@ -141,13 +145,22 @@ pub fn render_revision(files: &dyn Files, names: &[&str], decrypt: Option<&dyn D
         included.extend(b.consumed.iter().filter(|p| *p != dir).cloned());
         built.push((dir.clone(), objects, b, is_component));
     }
+    // A kustomization inside another's folder belongs to it: it counts only if included.
+    let nested = |dir: &str| {
+        dirs.iter()
+            .any(|d| d != dir && (d.is_empty() || dir.starts_with(&format!("{d}/"))))
+    };
+    let mut seen = BTreeSet::new();
     for (dir, objects, b, is_component) in built {
         out.consumed.extend(b.consumed.iter().cloned());
+        if nested(&dir) && !included.contains(&dir) {
+            continue;
+        }
         // Every kustomization builds on its own (kustomize builds a base before an overlay
         // transforms it), so a problem found in any build is real; one found by several
         // builds is reported once.
         for problem in b.problems.into_iter().map(Problem::into_error) {
-            if !out.problems.contains(&problem) {
+            if seen.insert(problem.clone()) {
                 out.problems.push(problem);
             }
         }

@@ -51,6 +51,12 @@ pub fn prefix_suffix(k: &Kustomization, objects: &mut [Res]) {
         }
         let name = format!("{prefix}{}{suffix}", res.name());
         res.rename(&name);
+        if !prefix.is_empty() {
+            res.prefixes.push(prefix.to_string());
+        }
+        if !suffix.is_empty() {
+            res.suffixes.push(suffix.to_string());
+        }
     }
 }
 
@@ -84,15 +90,23 @@ const REFERENCES: &[(&str, &[&str], &str)] = &[
     ("Secret", &["POD"], "CONTAINERS/envFrom/secretRef/name"),
     ("Secret", &["POD"], "imagePullSecrets/name"),
     ("Secret", &["ServiceAccount"], "imagePullSecrets/name"),
-    ("Secret", &["ServiceAccount"], "secrets/name"),
     ("Secret", &["Ingress"], "spec/tls/secretName"),
     (
         "Secret",
         &["Ingress"],
         "metadata/annotations/nginx.ingress.kubernetes.io~1auth-secret",
     ),
+    (
+        "Secret",
+        &["Ingress"],
+        "metadata/annotations/ingress.kubernetes.io~1auth-secret",
+    ),
+    (
+        "Secret",
+        &["Ingress"],
+        "metadata/annotations/nginx.ingress.kubernetes.io~1auth-tls-secret",
+    ),
     ("ServiceAccount", &["POD"], "serviceAccountName"),
-    ("ServiceAccount", &["POD"], "serviceAccount"),
     (
         "PersistentVolumeClaim",
         &["POD"],
@@ -121,7 +135,6 @@ const REFERENCES: &[(&str, &[&str], &str)] = &[
         &["StatefulSet"],
         "spec/volumeClaimTemplates/spec/storageClassName",
     ),
-    ("IngressClass", &["Ingress"], "spec/ingressClassName"),
 ];
 
 /// References that name their kind beside the name (`roleRef`, `scaleTargetRef`): (kinds
@@ -148,16 +161,26 @@ fn pod_spec(kind: &str) -> Option<&'static str> {
 
 /// Points every reference to a renamed object at its current name.
 pub fn fix_references(objects: &mut [Res]) {
-    let ids: Vec<(Id, Vec<Id>)> = objects
+    let ids: Vec<Known> = objects
         .iter()
-        .map(|o| (o.id(), o.history.clone()))
+        .map(|o| Known {
+            id: o.id(),
+            history: o.history.clone(),
+            prefixes: o.prefixes.clone(),
+            suffixes: o.suffixes.clone(),
+        })
         .collect();
-    if ids.iter().all(|(_, history)| history.is_empty()) {
+    if ids.iter().all(|k| k.history.is_empty()) {
         return;
     }
     for res in objects.iter_mut() {
         let kind = res.kind().to_string();
-        let from = Id { ..res.id() };
+        let from = Known {
+            id: res.id(),
+            history: Vec::new(),
+            prefixes: res.prefixes.clone(),
+            suffixes: res.suffixes.clone(),
+        };
         for (referent, holders, path) in REFERENCES {
             let prefix = if holders.contains(&"POD") {
                 pod_spec(&kind)
@@ -231,39 +254,47 @@ fn visit(node: &mut Node, parts: &[&str], f: &mut dyn FnMut(&mut Node)) {
     }
 }
 
+/// An object as references see it: who it is and was, and the prefixes and suffixes its
+/// name was given, outermost last.
+struct Known {
+    id: Id,
+    history: Vec<Id>,
+    prefixes: Vec<String>,
+    suffixes: Vec<String>,
+}
+
+/// Whether `a` and `b` end alike (the shorter is the end of the longer): a reference points
+/// only at objects renamed as its own object was, so two apps' `config` stay apart.
+fn same_ending(a: &[String], b: &[String]) -> bool {
+    let n = a.len().min(b.len());
+    a[a.len() - n..] == b[b.len() - n..]
+}
+
 /// Renames one reference: the object of kind `kind` that had this name (in the referrer's
 /// namespace, or `namespace` when the reference gives one) now has another.
-fn rewrite(
-    name_node: &mut Node,
-    kind: &str,
-    namespace: Option<&str>,
-    from: &Id,
-    ids: &[(Id, Vec<Id>)],
-) {
+fn rewrite(name_node: &mut Node, kind: &str, namespace: Option<&str>, from: &Known, ids: &[Known]) {
     let Some(name) = name_node.as_str().map(str::to_string) else {
         return;
     };
-    let candidates: Vec<&Id> = ids
+    if ids
         .iter()
-        .filter(|(id, history)| {
-            id.kind == kind && !history.is_empty() && history.iter().any(|h| h.name == name)
-        })
-        .map(|(id, _)| id)
-        .collect();
-    if candidates.is_empty()
-        || ids
-            .iter()
-            .any(|(id, _)| id.kind == kind && id.name == name && same_space(id, namespace, from))
+        .any(|k| k.id.kind == kind && k.id.name == name && same_space(&k.id, namespace, &from.id))
     {
         return;
     }
-    let pick = candidates
+    let candidates: Vec<&Known> = ids
         .iter()
-        .find(|id| same_space(id, namespace, from))
-        .or_else(|| (candidates.len() == 1).then(|| &candidates[0]));
-    if let Some(id) = pick {
+        .filter(|k| {
+            k.id.kind == kind
+                && k.history.iter().any(|h| h.name == name)
+                && same_space(&k.id, namespace, &from.id)
+                && same_ending(&k.prefixes, &from.prefixes)
+                && same_ending(&k.suffixes, &from.suffixes)
+        })
+        .collect();
+    if let [only] = candidates.as_slice() {
         let mark = name_node.mark;
-        *name_node = string(&id.name, mark);
+        *name_node = string(&only.id.name, mark);
     }
 }
 
@@ -286,7 +317,7 @@ fn or_default(namespace: &str) -> &str {
 /// subject's name in the subject's namespace as its file wrote it (kustomize compares the
 /// namespaces before any transformer ran, so a subject that spelled out a base's new
 /// namespace stays as written).
-fn fix_subjects(binding: &mut Node, ids: &[(Id, Vec<Id>)]) {
+fn fix_subjects(binding: &mut Node, ids: &[Known]) {
     let Some(Value::Seq(subjects)) = get_mut(binding, "subjects").map(|n| &mut n.value) else {
         return;
     };
@@ -300,13 +331,13 @@ fn fix_subjects(binding: &mut Node, ids: &[(Id, Vec<Id>)]) {
         let namespace = node::text_at(s, &["namespace"]).unwrap_or("").to_string();
         let found: Vec<&Id> = ids
             .iter()
-            .filter(|(id, history)| {
-                let original = history.first().unwrap_or(id);
-                id.kind == "ServiceAccount"
-                    && (id.name == name || history.iter().any(|h| h.name == name))
+            .filter(|k| {
+                let original = k.history.first().unwrap_or(&k.id);
+                k.id.kind == "ServiceAccount"
+                    && (k.id.name == name || k.history.iter().any(|h| h.name == name))
                     && or_default(&original.namespace) == or_default(&namespace)
             })
-            .map(|(id, _)| id)
+            .map(|k| &k.id)
             .collect();
         let [sa] = found.as_slice() else { continue };
         let mark = s.mark;

@@ -164,3 +164,58 @@ pub fn from_json(json: &Json, mark: Mark) -> Node {
     };
     Node { mark, value }
 }
+
+/// The most nodes one object may grow to through patches and replacements, and how deep
+/// it may nest (as deep as a file may): a few copy operations would otherwise double an
+/// object until memory or the stack runs out.
+pub const MAX_OBJECT_NODES: usize = 200_000;
+
+/// `Err` says how an object grew past [`MAX_OBJECT_NODES`] or [`crate::yaml::MAX_DEPTH`].
+/// Counts without recursion, and stops at the first excess.
+pub fn check_size(root: &Node) -> Result<(), String> {
+    let mut stack = vec![(root, 0usize)];
+    let mut count = 0usize;
+    while let Some((node, depth)) = stack.pop() {
+        count += 1;
+        if count > MAX_OBJECT_NODES {
+            return Err(format!("the object grows past {MAX_OBJECT_NODES} values"));
+        }
+        if depth > crate::yaml::MAX_DEPTH {
+            return Err(format!(
+                "the object nests deeper than {} levels",
+                crate::yaml::MAX_DEPTH
+            ));
+        }
+        match &node.value {
+            Value::Scalar(..) => {}
+            Value::Seq(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Map(entries) => stack.extend(entries.iter().map(|(_, v)| (v, depth + 1))),
+        }
+    }
+    Ok(())
+}
+
+/// Marks as strings the plain scalars YAML 1.1 would read as booleans but kustomize (YAML
+/// 1.2) keeps as text (`y`, `no`, `on`, …), so a rendered object means what `kubectl
+/// kustomize` prints (it quotes them).
+pub fn keep_yaml12_strings(node: &mut Node) {
+    let mut stack = vec![node];
+    while let Some(node) = stack.pop() {
+        match &mut node.value {
+            Value::Scalar(text, style) => {
+                let yaml12_bool = matches!(
+                    text.as_str(),
+                    "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+                );
+                if *style == Style::Plain
+                    && !yaml12_bool
+                    && crate::yaml::resolve_bool(text).is_some()
+                {
+                    *style = Style::Quoted;
+                }
+            }
+            Value::Seq(items) => stack.extend(items.iter_mut()),
+            Value::Map(entries) => stack.extend(entries.iter_mut().map(|(_, v)| v)),
+        }
+    }
+}

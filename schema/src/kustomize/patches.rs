@@ -230,8 +230,16 @@ fn strategic(
             node::remove(&mut patch, "kind");
         }
         let mut patched = res.node.clone();
-        match smp::merge(&mut patched, &patch) {
+        let schema = smp::Schema {
+            builtin: res.is_builtin(),
+            service: res.kind() == "Service" && res.group().is_empty(),
+        };
+        match smp::merge(&mut patched, &patch, schema) {
             Ok(Outcome::Deleted) => deleted.push(i),
+            Ok(Outcome::Patched) if let Err(e) = node::check_size(&patched) => {
+                let message = format!("cannot patch {} {}: {e}", res.kind(), res.name());
+                report(b, k, at, source, doc, message);
+            }
             Ok(Outcome::Patched) => {
                 res.node = patched;
                 if allow.name
@@ -266,10 +274,8 @@ fn own_target(doc: &Node, objects: &[Res]) -> Result<usize, String> {
             let o = &objects[i];
             o.kind() == kind
                 && group.is_none_or(|g| g == o.group())
-                && o.is_or_was_named(name)
-                && namespace.is_none_or(|ns| {
-                    o.namespace() == ns || o.history.iter().any(|h| h.namespace == ns)
-                })
+                && (o.name() == name || o.original().name == name)
+                && o.is_in(namespace.unwrap_or(""))
         })
         .collect();
     match found.as_slice() {

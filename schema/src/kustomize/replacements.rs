@@ -7,7 +7,7 @@ use super::node::{self, get_mut, string};
 use super::resource::Res;
 use super::target::Matcher;
 use crate::path::FieldPath;
-use crate::yaml::{Node, Style, Value};
+use crate::yaml::{Node, Value};
 
 pub fn run(b: &mut Builder<'_>, k: &Loaded, dir: &str, objects: &mut [Res]) {
     for (i, entry) in k.fields.replacements.iter().flatten().enumerate() {
@@ -118,8 +118,13 @@ fn replace(r: &Replacement, objects: &mut [Res]) -> Result<(), String> {
             })?;
         value = string(part, value.mark);
     }
-    for target in r.targets.iter().flatten() {
-        let select = Matcher::new(&target.select.clone().unwrap_or_default())?;
+    for (t, target) in r.targets.iter().flatten().enumerate() {
+        let Some(select) = &target.select else {
+            return Err(format!(
+                "Required value: targets[{t}].select: a replacement target needs select"
+            ));
+        };
+        let select = Matcher::new(select)?;
         let rejects: Vec<Matcher> = target
             .reject
             .iter()
@@ -136,12 +141,29 @@ fn replace(r: &Replacement, objects: &mut [Res]) -> Result<(), String> {
                 continue;
             }
             let mark = obj.mark();
-            for path in target.field_paths.iter().flatten() {
+            let default_path = vec!["metadata.name".to_string()];
+            let paths = target
+                .field_paths
+                .as_ref()
+                .filter(|p| !p.is_empty())
+                .unwrap_or(&default_path);
+            for path in paths {
                 let mut v = value.clone();
                 node::remark(&mut v, mark);
+                let mut hit = false;
                 walk(&mut obj.node, &split(path), create, &mut |at| {
+                    hit = true;
                     set_value(at, &v, target.options.as_ref())
                 });
+                node::check_size(&obj.node)
+                    .map_err(|e| format!("targets[{t}]: {} {}: {e}", obj.kind(), obj.name()))?;
+                if !hit {
+                    return Err(format!(
+                        "Not found: targets[{t}]: {} {} has no field {path} (give options.create: true to make it)",
+                        obj.kind(),
+                        obj.name()
+                    ));
+                }
             }
         }
     }
@@ -164,11 +186,15 @@ fn set_value(at: &mut Node, value: &Node, options: Option<&FieldOptions>) {
             }
             *at = string(&parts.join(d), at.mark);
         }
-        // A scalar keeps the style of the field it lands in: a number copied into a quoted
-        // ConfigMap value stays a string there, as kustomize keeps it.
-        (_, Some(_)) if matches!(at.value, Value::Scalar(_, Style::Quoted)) => {
-            if let Some(text) = value.as_str() {
-                *at = string(text, at.mark);
+        // A scalar takes the value and keeps its own type: a number copied into a quoted
+        // ConfigMap value stays a string, a string "3" copied into `replicas: 1` is the
+        // number 3, as kustomize keeps the target's tag.
+        (_, Some(_)) if value.as_str().is_some() && !value.is_null() => {
+            if let (Value::Scalar(_, style), Some(text)) = (&at.value, value.as_str()) {
+                *at = Node {
+                    mark: at.mark,
+                    value: Value::Scalar(text.to_string(), *style),
+                };
             }
         }
         _ => *at = value.clone(),
@@ -209,10 +235,12 @@ fn walk(node: &mut Node, parts: &[String], create: bool, f: &mut dyn FnMut(&mut 
     if let Some(inner) = first.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
         if let Some((key, want)) = inner.split_once('=') {
             if let Value::Seq(items) = &mut node.value {
-                for item in items
-                    .iter_mut()
-                    .filter(|i| node::text_at(i, &[key]) == Some(want))
-                {
+                // `[=VALUE]` is the list item that is VALUE; `[KEY=VALUE]` the one whose KEY is.
+                let chosen = |i: &Node| match key {
+                    "" => i.as_str() == Some(want),
+                    key => node::text_at(i, &[key]) == Some(want),
+                };
+                for item in items.iter_mut().filter(|i| chosen(i)) {
                     walk(item, rest, create, f);
                 }
             }

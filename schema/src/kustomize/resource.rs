@@ -8,7 +8,7 @@ use super::node::{self, text_at};
 use crate::yaml::{Mark, Node};
 
 /// Who an object is: group, kind, namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Id {
     pub group: String,
     pub kind: String,
@@ -26,6 +26,9 @@ pub struct Res {
     /// Made by a generator: how it combines with a same-named one, and whether its name
     /// gets the hash of its content.
     pub generated: Option<Generated>,
+    /// The `namePrefix`es and `nameSuffix`es its name was given, innermost first.
+    pub prefixes: Vec<String>,
+    pub suffixes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,8 @@ impl Res {
             file,
             history: Vec::new(),
             generated: None,
+            prefixes: Vec::new(),
+            suffixes: Vec::new(),
         }
     }
 
@@ -93,6 +98,20 @@ impl Res {
         self.name() == name || self.history.iter().any(|id| id.name == name)
     }
 
+    /// Whether the object is, or as its file wrote it was, in `namespace` (none and
+    /// `default` being the same): how a patch or generator without a target finds it.
+    pub fn is_in(&self, namespace: &str) -> bool {
+        let norm = |ns: &str| {
+            if ns.is_empty() {
+                "default".to_string()
+            } else {
+                ns.to_string()
+            }
+        };
+        let want = norm(namespace);
+        norm(self.namespace()) == want || norm(&self.original().namespace) == want
+    }
+
     /// Renames the object, keeping who it was.
     pub fn rename(&mut self, name: &str) {
         if name == self.name() {
@@ -133,12 +152,28 @@ impl Res {
             .collect()
     }
 
+    /// Whether the object's kind is one Kubernetes builds in (in its own group), which
+    /// kustomize has a schema for.
+    pub fn is_builtin(&self) -> bool {
+        crate::kinds::Kind::from_name(self.kind()).is_some_and(|k| k.info().group() == self.group())
+            || BUILTIN_ELSEWHERE.contains(&self.kind())
+    }
+
     /// Whether the object lives in a namespace (kinds kustomize knows as cluster-wide do not;
     /// any other kind, custom ones included, does).
     pub fn is_namespaced(&self) -> bool {
         is_namespaced(self.kind())
     }
 }
+
+/// Built-in kinds keel itself does not model, whose lists still merge by Kubernetes' keys.
+const BUILTIN_ELSEWHERE: [&str; 5] = [
+    "HorizontalPodAutoscaler",
+    "PodTemplate",
+    "Endpoints",
+    "EndpointSlice",
+    "ValidatingWebhookConfiguration",
+];
 
 /// Whether objects of `kind` live in a namespace, as kustomize knows kinds.
 pub fn is_namespaced(kind: &str) -> bool {

@@ -1,7 +1,8 @@
-//! Strategic merge patches, as `kubectl patch --type strategic` and kustomize apply them:
-//! mappings merge key by key, a null removes a key, lists of objects with a merge key
-//! (containers by `name`, container ports by `containerPort`, …) merge item by item, other
-//! lists are replaced; `$patch: replace|delete|merge` directives are honoured.
+//! Strategic merge patches, as kustomize applies them: mappings merge key by key, a null
+//! removes a key, lists of a built-in kind's objects with a Kubernetes merge key
+//! (containers by `name`, ports by number and protocol, …) merge item by item, every other
+//! list is replaced (always, for custom kinds, which kustomize has no schema for);
+//! `$patch: replace|delete|merge` directives are honoured.
 
 use crate::yaml::{Node, Style, Value};
 
@@ -12,13 +13,21 @@ pub enum Outcome {
     Deleted,
 }
 
-/// Merges `patch` into `object`. `Err` names a patch that is not a mapping where one is
-/// needed, or a directive keel does not know.
-pub fn merge(object: &mut Node, patch: &Node) -> Result<Outcome, String> {
+/// What is known of the object being patched.
+#[derive(Clone, Copy)]
+pub struct Schema {
+    /// A kind Kubernetes builds in: its lists have merge keys.
+    pub builtin: bool,
+    /// A Service: `spec.ports` merge on port and protocol.
+    pub service: bool,
+}
+
+/// Merges `patch` into `object`. `Err` names a directive keel does not know.
+pub fn merge(object: &mut Node, patch: &Node, schema: Schema) -> Result<Outcome, String> {
     if directive(patch) == Some("delete") {
         return Ok(Outcome::Deleted);
     }
-    merge_map(object, patch, &mut Vec::new())?;
+    merge_map(object, patch, &mut Vec::new(), schema)?;
     Ok(Outcome::Patched)
 }
 
@@ -26,16 +35,19 @@ fn directive(node: &Node) -> Option<&str> {
     node.get("$patch").and_then(Node::as_str)
 }
 
-fn merge_map(dst: &mut Node, patch: &Node, path: &mut Vec<String>) -> Result<(), String> {
+fn merge_map(
+    dst: &mut Node,
+    patch: &Node,
+    path: &mut Vec<String>,
+    schema: Schema,
+) -> Result<(), String> {
     let Value::Map(entries) = &patch.value else {
-        *dst = patch.clone();
+        *dst = added(patch);
         return Ok(());
     };
     match directive(patch) {
         Some("replace") => {
-            let mut replaced = patch.clone();
-            strip_directives(&mut replaced);
-            *dst = replaced;
+            *dst = added(patch);
             return Ok(());
         }
         None | Some("merge") => {}
@@ -57,29 +69,24 @@ fn merge_map(dst: &mut Node, patch: &Node, path: &mut Vec<String>) -> Result<(),
             }
             continue;
         }
-        if value.is_null() {
-            super::node::remove(dst, name);
-            continue;
-        }
-        if matches!(value.value, Value::Map(_)) && directive(value) == Some("delete") {
+        if value.is_null()
+            || (matches!(value.value, Value::Map(_)) && directive(value) == Some("delete"))
+        {
             super::node::remove(dst, name);
             continue;
         }
         path.push(name.to_string());
-        let existing = super::node::get_mut(dst, name);
-        match (existing, &value.value) {
-            (Some(d), Value::Map(_)) => merge_map(d, value, path)?,
-            (Some(d), Value::Seq(items)) => merge_list(d, items, path)?,
+        match (super::node::get_mut(dst, name), &value.value) {
+            (Some(d), Value::Map(_)) => merge_map(d, value, path, schema)?,
+            (Some(d), Value::Seq(items)) => merge_list(d, items, path, schema)?,
             (Some(d), _) => *d = value.clone(),
             (None, _) => {
-                let mut added = value.clone();
-                strip_directives(&mut added);
                 let key = Node {
                     mark: key.mark,
                     value: Value::Scalar(name.to_string(), Style::Plain),
                 };
                 if let Value::Map(dst_entries) = &mut dst.value {
-                    dst_entries.push((key, added));
+                    dst_entries.push((key, added(value)));
                 }
             }
         }
@@ -88,41 +95,52 @@ fn merge_map(dst: &mut Node, patch: &Node, path: &mut Vec<String>) -> Result<(),
     Ok(())
 }
 
-fn merge_list(dst: &mut Node, items: &[Node], path: &mut Vec<String>) -> Result<(), String> {
-    let replace = items.iter().any(|i| directive(i) == Some("replace"));
-    let patch_items: Vec<&Node> = items
+fn merge_list(
+    dst: &mut Node,
+    items: &[Node],
+    path: &mut Vec<String>,
+    schema: Schema,
+) -> Result<(), String> {
+    let replace = items
         .iter()
-        .filter(|i| !(is_directive_only(i) && directive(i) == Some("replace")))
-        .collect();
+        .any(|i| directive(i) == Some("replace") && is_directive_only(i));
+    let patch_items: Vec<&Node> = items.iter().filter(|i| !is_directive_only(i)).collect();
+    let field = path.last().map(String::as_str).unwrap_or("");
+    let key = if schema.builtin {
+        merge_key(path, schema)
+    } else {
+        None
+    };
     let Value::Seq(current) = &mut dst.value else {
-        dst.value = Value::Seq(patch_items.into_iter().cloned().collect());
-        strip_directives(dst);
+        *dst = added(&Node {
+            mark: dst.mark,
+            value: Value::Seq(items.to_vec()),
+        });
         return Ok(());
     };
-    if replace {
-        *current = patch_items.into_iter().cloned().collect();
-        strip_directives(dst);
+    if replace || (key.is_none() && !(schema.builtin && PRIMITIVE_MERGE.contains(&field))) {
+        *current = patch_items
+            .into_iter()
+            .filter(|i| directive(i) != Some("delete"))
+            .map(added)
+            .collect();
         return Ok(());
     }
-    let field = path.last().map(String::as_str).unwrap_or("");
     if PRIMITIVE_MERGE.contains(&field) {
         for item in patch_items {
-            if !current.iter().any(|c| same_scalar(c, item)) {
+            if !current
+                .iter()
+                .any(|c| c.as_str().is_some() && c.as_str() == item.as_str())
+            {
                 current.push(item.clone());
             }
         }
         return Ok(());
     }
-    if field == "ports" && in_container(path) {
-        merge_container_ports(current, &patch_items, path)?;
-        return Ok(());
+    let Some(key) = key else { return Ok(()) };
+    if let Some(number) = key.strip_suffix("+protocol") {
+        return merge_ports(current, &patch_items, number, path, schema);
     }
-    let Some(key) = merge_key(path, current, &patch_items) else {
-        let mut replaced: Vec<Node> = patch_items.into_iter().cloned().collect();
-        replaced.iter_mut().for_each(strip_directives);
-        *current = replaced;
-        return Ok(());
-    };
     // Items the patch names come first, in the patch's order, then the others in theirs:
     // the order kustomize gives a merged list.
     let mut rest: Vec<Option<Node>> = std::mem::take(current).into_iter().map(Some).collect();
@@ -138,14 +156,10 @@ fn merge_list(dst: &mut Node, items: &[Node], path: &mut Vec<String>) -> Result<
         match (directive(item), found) {
             (Some("delete"), _) => {}
             (_, Some(mut existing)) => {
-                merge_map(&mut existing, item, path)?;
+                merge_map(&mut existing, item, path, schema)?;
                 merged.push(existing);
             }
-            (_, None) => {
-                let mut added = item.clone();
-                strip_directives(&mut added);
-                merged.push(added);
-            }
+            (_, None) => merged.push(added(item)),
         }
     }
     merged.extend(rest.into_iter().flatten());
@@ -156,13 +170,11 @@ fn merge_list(dst: &mut Node, items: &[Node], path: &mut Vec<String>) -> Result<
 /// Lists of scalars whose items are kept as a set.
 const PRIMITIVE_MERGE: [&str; 1] = ["finalizers"];
 
-/// The key a list's items merge by: Kubernetes' `patchMergeKey` for the fields keel knows;
-/// otherwise, as kustomize does for kinds it has no schema for, the first of its usual keys
-/// that every item has.
-fn merge_key(path: &[String], current: &[Node], patch: &[&Node]) -> Option<&'static str> {
+/// Kubernetes' `patchMergeKey` for the list at `path` of a built-in kind. Ports merge on
+/// their number and protocol together (`containerPort+protocol`, `port+protocol`).
+fn merge_key(path: &[String], schema: Schema) -> Option<&'static str> {
     let field = path.last().map(String::as_str).unwrap_or("");
-    let in_container = in_container(path);
-    let known = match field {
+    match field {
         "containers"
         | "initContainers"
         | "ephemeralContainers"
@@ -177,26 +189,10 @@ fn merge_key(path: &[String], current: &[Node], patch: &[&Node]) -> Option<&'sta
         "topologySpreadConstraints" => Some("topologyKey"),
         "conditions" => Some("type"),
         "ownerReferences" => Some("uid"),
-        "ports" if in_container => Some("containerPort"),
-        "ports" if path.len() == 2 && path[0] == "spec" => Some("port"),
+        "ports" if in_container(path) => Some("containerPort+protocol"),
+        "ports" if schema.service && path.len() == 2 && path[0] == "spec" => Some("port+protocol"),
         _ => None,
-    };
-    if known.is_some() {
-        return known;
     }
-    if matches!(
-        field,
-        "args" | "command" | "tolerations" | "envFrom" | "rules" | "subjects"
-    ) {
-        return None;
-    }
-    let all: Vec<&Node> = current.iter().chain(patch.iter().copied()).collect();
-    if all.is_empty() || !all.iter().all(|n| matches!(n.value, Value::Map(_))) {
-        return None;
-    }
-    ASSOCIATIVE_KEYS
-        .into_iter()
-        .find(|key| all.iter().all(|n| n.get(key).is_some()))
 }
 
 /// Whether the list at `path` is a container's field.
@@ -209,24 +205,23 @@ fn in_container(path: &[String]) -> bool {
     })
 }
 
-/// A container's ports merge on `containerPort` and `protocol` together, as kustomize merges
-/// them: a matched port keeps its place, new ports go first; a patch port whose number
-/// matches but whose protocol is left out is dropped (kustomize v5 does so; keel renders
-/// what kustomize renders).
-fn merge_container_ports(
+/// Ports merge on their number and protocol together, as kustomize merges them: a matched
+/// port keeps its place, new ports go first; a patch port whose number matches but whose
+/// protocol is left out is dropped (kustomize v5 does so; keel renders what it renders).
+fn merge_ports(
     current: &mut Vec<Node>,
     patch: &[&Node],
+    number: &str,
     path: &mut Vec<String>,
+    schema: Schema,
 ) -> Result<(), String> {
     let key = |n: &Node| {
         (
-            n.get("containerPort")
-                .and_then(Node::as_str)
-                .map(str::to_string),
+            n.get(number).and_then(Node::as_str).map(str::to_string),
             n.get("protocol").and_then(Node::as_str).map(str::to_string),
         )
     };
-    let mut added = Vec::new();
+    let mut new = Vec::new();
     for item in patch {
         let (port, protocol) = key(item);
         let exact = current
@@ -237,49 +232,42 @@ fn merge_container_ports(
                 current.remove(i);
             }
             (Some("delete"), None) => {}
-            (_, Some(i)) => merge_map(&mut current[i], item, path)?,
+            (_, Some(i)) => merge_map(&mut current[i], item, path, schema)?,
             (_, None) if current.iter().any(|c| key(c).0 == port) => {}
-            (_, None) => {
-                let mut new = (*item).clone();
-                strip_directives(&mut new);
-                added.push(new);
-            }
+            (_, None) => new.push(added(item)),
         }
     }
-    added.append(current);
-    *current = added;
+    new.append(current);
+    *current = new;
     Ok(())
 }
-
-const ASSOCIATIVE_KEYS: [&str; 7] = [
-    "mountPath",
-    "devicePath",
-    "ip",
-    "type",
-    "topologyKey",
-    "name",
-    "containerPort",
-];
 
 fn is_directive_only(node: &Node) -> bool {
     matches!(&node.value, Value::Map(entries) if entries.len() == 1) && directive(node).is_some()
 }
 
-fn same_scalar(a: &Node, b: &Node) -> bool {
-    a.as_str().is_some() && a.as_str() == b.as_str()
+/// What a patch adds where the object had nothing: the value with its directives applied
+/// (items marked `$patch: delete` and keys set to null left out, directive keys dropped).
+fn added(node: &Node) -> Node {
+    let mut out = node.clone();
+    clean(&mut out);
+    out
 }
 
-/// Removes `$…` directive keys everywhere under `node` (in what a patch adds, rather than
-/// merges).
-pub fn strip_directives(node: &mut Node) {
+fn clean(node: &mut Node) {
     match &mut node.value {
         Value::Map(entries) => {
-            entries.retain(|(k, _)| !k.as_str().is_some_and(|k| k.starts_with('$')));
-            entries.iter_mut().for_each(|(_, v)| strip_directives(v));
+            let dropped = |k: &Node, v: &Node| {
+                k.as_str().is_some_and(|k| k.starts_with('$'))
+                    || v.is_null()
+                    || (matches!(v.value, Value::Map(_)) && directive(v) == Some("delete"))
+            };
+            entries.retain(|(k, v)| !dropped(k, v));
+            entries.iter_mut().for_each(|(_, v)| clean(v));
         }
         Value::Seq(items) => {
-            items.retain(|i| !(is_directive_only(i)));
-            items.iter_mut().for_each(strip_directives);
+            items.retain(|i| !is_directive_only(i) && directive(i) != Some("delete"));
+            items.iter_mut().for_each(clean);
         }
         Value::Scalar(..) => {}
     }

@@ -10,9 +10,9 @@ use crate::selector::{Labels, Selector};
 /// A target compiled once: names and namespaces are regular expressions matched against
 /// the whole value, as kustomize matches them.
 pub struct Matcher {
-    group: Option<String>,
-    version: Option<String>,
-    kind: Option<String>,
+    group: Option<Regex>,
+    version: Option<Regex>,
+    kind: Option<Regex>,
     name: Option<Regex>,
     namespace: Option<Regex>,
     labels: Option<Selector>,
@@ -20,7 +20,8 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// `Err` says which part of the target is not valid.
+    /// `Err` says which part of the target is not valid. Every part is a regular expression
+    /// matched against the whole value, as in kustomize; an empty one matches anything.
     pub fn new(target: &Target) -> Result<Self, String> {
         let regex = |field: &str, text: &Option<String>| -> Result<Option<Regex>, String> {
             text.as_deref()
@@ -46,11 +47,10 @@ impl Matcher {
                 .map(|t| Selector::parse(t).map_err(|e| format!("target.{field}: {e}")))
                 .transpose()
         };
-        let nonempty = |t: &Option<String>| t.clone().filter(|t| !t.is_empty());
         Ok(Self {
-            group: target.group.clone(),
-            version: nonempty(&target.version),
-            kind: nonempty(&target.kind),
+            group: regex("group", &target.group)?,
+            version: regex("version", &target.version)?,
+            kind: regex("kind", &target.kind)?,
             name: regex("name", &target.name)?,
             namespace: regex("namespace", &target.namespace)?,
             labels: selector("labelSelector", &target.label_selector)?,
@@ -59,17 +59,12 @@ impl Matcher {
     }
 
     pub fn matches(&self, res: &Res) -> bool {
-        let group_ok = self.group.as_deref().is_none_or(|g| g == res.group());
-        let version_ok = self.version.as_deref().is_none_or(|v| v == res.version());
-        let kind_ok = self.kind.as_deref().is_none_or(|k| k == res.kind());
-        // An object is selected by its current name or any it had, so an overlay can name a
-        // base's object as the base wrote it.
-        let name_ok = self.name.as_ref().is_none_or(|re| {
-            re.is_match(res.name()) || res.history.iter().any(|h| re.is_match(&h.name))
-        });
-        let ns_ok = self.namespace.as_ref().is_none_or(|re| {
-            re.is_match(res.namespace()) || res.history.iter().any(|h| re.is_match(&h.namespace))
-        });
+        let is = |re: &Option<Regex>, value: &str| re.as_ref().is_none_or(|re| re.is_match(value));
+        // An object is selected by its current name or the one its file gave it, so an
+        // overlay can name a base's object as the base wrote it. No namespace is `default`.
+        let original = res.original();
+        let namespace_is =
+            |ns: &str| is(&self.namespace, ns) || (ns.is_empty() && is(&self.namespace, "default"));
         let labels_ok = self
             .labels
             .as_ref()
@@ -78,7 +73,13 @@ impl Matcher {
             .annotations
             .as_ref()
             .is_none_or(|s| s.matches(&as_labels(res.meta_map("annotations"))));
-        group_ok && version_ok && kind_ok && name_ok && ns_ok && labels_ok && annotations_ok
+        is(&self.group, res.group())
+            && is(&self.version, res.version())
+            && is(&self.kind, res.kind())
+            && (is(&self.name, res.name()) || is(&self.name, &original.name))
+            && (namespace_is(res.namespace()) || namespace_is(&original.namespace))
+            && labels_ok
+            && annotations_ok
     }
 }
 

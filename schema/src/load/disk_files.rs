@@ -49,6 +49,10 @@ impl Files for DiskFiles {
     fn is_dir(&self, rel: &str) -> bool {
         !self.through_link(rel) && self.path(rel).is_dir()
     }
+
+    fn is_file(&self, rel: &str) -> bool {
+        !self.through_link(rel) && self.path(rel).is_file()
+    }
 }
 
 /// A revision's files held in memory (what `load_sources` has when it is given no other
@@ -88,5 +92,9 @@ impl Files for InMemory<'_> {
 
     fn is_dir(&self, path: &str) -> bool {
         path.is_empty() || self.dirs.contains(path)
+    }
+
+    fn is_file(&self, path: &str) -> bool {
+        self.files.contains_key(path)
     }
 }

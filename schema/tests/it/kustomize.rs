@@ -343,3 +343,72 @@ fn kustomizations_that_include_each_other_are_a_located_error_not_a_hang() {
         "{shown:#?}"
     );
 }
+
+#[test]
+fn what_kustomize_refuses_keel_refuses_with_a_located_reason() {
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[
+                (
+                    "kustomization.yaml",
+                    "resources: [d.yaml]\nreplicas:\n- name: nope\n  count: 2\n",
+                ),
+                ("d.yaml", BASE_DEPLOYMENT),
+            ],
+            "kustomization.yaml:3:9: replicas[0].name: Not found: no Deployment, ReplicaSet, ReplicationController or StatefulSet named \"nope\" to scale",
+        ),
+        (
+            &[
+                (
+                    "kustomization.yaml",
+                    "resources: [d.yaml]\nreplacements:\n- source: {kind: Deployment, name: web}\n  targets:\n  - fieldPaths: [metadata.name]\n",
+                ),
+                ("d.yaml", BASE_DEPLOYMENT),
+            ],
+            "kustomization.yaml:3:3: replacements[0]: Required value: targets[0].select: a replacement target needs select",
+        ),
+        (
+            &[
+                ("kustomization.yaml", "resources: [d.yaml]\n"),
+                ("Kustomization", "resources: [d.yaml]\n"),
+                ("d.yaml", BASE_DEPLOYMENT),
+            ],
+            "kustomization.yaml:1:1: this folder has kustomization.yaml and Kustomization; kustomize reads one, so keep one",
+        ),
+        (
+            &[
+                (
+                    "kustomization.yaml",
+                    "resources: [d.yaml]\nsortOptions: {order: FIFO}\n",
+                ),
+                ("d.yaml", BASE_DEPLOYMENT),
+            ],
+            "kustomization.yaml:2:22: sortOptions.order: Unsupported value: \"FIFO\": supported values: \"legacy\", \"fifo\"",
+        ),
+        (
+            // Each copy doubles the object: stopped before memory runs out.
+            &[
+                (
+                    "kustomization.yaml",
+                    &format!(
+                        "resources: [d.yaml]\npatches:\n- target: {{kind: Deployment}}\n  patch: |-\n{}",
+                        (0..30)
+                            .map(|i| format!("    - {{op: copy, from: /spec, path: /spec/m{i}}}\n"))
+                            .collect::<String>()
+                    ),
+                ),
+                ("d.yaml", BASE_DEPLOYMENT),
+            ],
+            "the object grows past 200000 values",
+        ),
+    ];
+    for (files, expected) in cases {
+        let files: Vec<_> = files.iter().map(|(n, t)| source(n, t)).collect();
+        let rev = keel_schema::load_sources(&files, None);
+        let shown: Vec<String> = rev.errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            shown.iter().any(|e| e.contains(expected)),
+            "expected {expected:?} in {shown:#?}"
+        );
+    }
+}
