@@ -7,6 +7,8 @@
 //! - [`tokens`]: `/api/keel/tokens`, join tokens.
 //! - [`errors`]: the error bodies (Kubernetes `Status`, or `{"error": …}`).
 //! - [`lists`]: the list shape every list endpoint answers with.
+//! - [`health`]: an object's health as Argo CD shows it (`keel status`, and the server's
+//!   notifications).
 //! - `client` (feature `client`): the typed client; verbs never handle raw JSON.
 //!
 //! Objects travel as `keel-schema`'s types; Secret values never leave the server (each is
@@ -14,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod errors;
+pub mod health;
 pub mod lists;
 pub mod paths;
 pub mod plan;

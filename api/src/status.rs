@@ -29,6 +29,30 @@ pub struct SyncStatus {
     /// Which server answered, and who leads (several servers on one etcd).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_plane: Option<ServerRole>,
+    /// How each notification target (keel.yaml `notify:`) has fared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationStatus>,
+}
+
+/// One notification target's deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationStatus {
+    /// The target's name (keel.yaml's, or its kind and position: `webhook-0`).
+    pub target: String,
+    pub sent: u64,
+    /// Events given up on (after every retry), or never sent (a secret missing).
+    pub failed: u64,
+    /// Events dropped because the target's queue was full.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Failures since the last success.
+    #[serde(default)]
+    pub consecutive_failures: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 /// One server's place among the control planes sharing a store.

@@ -7,7 +7,7 @@
 //! - [`up`]: `keel up`, a local cluster: the control plane in this process, agents as child
 //!   processes, the example app.
 //! - [`signal`]: the one function that waits for Ctrl-C, SIGTERM or SIGHUP.
-//! - [`columns`]: `keel get`'s columns per kind; [`health`]: `keel status`'s health per kind.
+//! - [`columns`]: `keel get`'s columns per kind (health per kind is `keel_api::health`).
 //! - [`output`], [`table`]: stdout that tolerates a closed pipe; kubectl-style columns.
 //!
 //! Verbs that need no server (`validate`, `schema`, `plan`) call the libraries directly;
@@ -16,7 +16,6 @@
 
 pub mod columns;
 pub mod credentials;
-pub mod health;
 pub mod output;
 pub mod signal;
 pub mod table;

@@ -26,6 +26,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod nodes;
+pub mod notify;
 pub mod plan;
 pub mod source;
 pub mod sync;

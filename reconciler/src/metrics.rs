@@ -31,6 +31,13 @@ pub struct ReadyLabel {
     pub ready: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabel {
+    pub target: String,
+    /// `sent`, `failed` or `dropped`.
+    pub result: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Revisions attempted, by result (`applied`, `unchanged`, `failed`, `refused`, `error`).
@@ -52,6 +59,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Times this server became or stopped being the leader.
     pub leader_transitions: Counter,
+    /// Notifications by target and result, as `keel status` shows them.
+    pub notifications: Family<NotifyLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -113,6 +122,12 @@ impl Default for Metrics {
             "When a revision was last applied or confirmed",
             last_success.clone(),
         );
+        let notifications = Family::<NotifyLabel, Gauge>::default();
+        registry.register(
+            "notifications",
+            "Notifications by target and result (sent, failed after retries, dropped)",
+            notifications.clone(),
+        );
         Self {
             registry,
             syncs,
@@ -127,6 +142,7 @@ impl Default for Metrics {
             heartbeats,
             leader,
             leader_transitions,
+            notifications,
         }
     }
 }
@@ -193,6 +209,25 @@ impl Metrics {
         }
         for (r, n) in ready {
             self.nodes.get_or_create(&ReadyLabel { ready: r }).set(n);
+        }
+    }
+
+    /// Sets the notification counts from the notifier's statuses.
+    pub fn observe_notifications(&self, statuses: &[keel_api::status::NotificationStatus]) {
+        for s in statuses {
+            for (result, n) in [
+                ("sent", s.sent),
+                ("failed", s.failed),
+                ("dropped", s.dropped),
+            ] {
+                let label = NotifyLabel {
+                    target: s.target.clone(),
+                    result: result.to_string(),
+                };
+                self.notifications
+                    .get_or_create(&label)
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
         }
     }
 

@@ -24,6 +24,104 @@ pub struct RepoConfig {
     /// they name none; the API does not serve them (it knows no plural for them). Any other
     /// unknown kind is an error.
     pub accept_unknown_kinds: Option<Vec<String>>,
+    /// Where keel reports what it does with each revision: webhooks, and commit statuses on
+    /// GitHub or GitLab. Secrets (HMAC keys, tokens) are named, not written: each is a file
+    /// in the server's `--notify-secrets-dir`.
+    pub notify: Option<Vec<NotifyTarget>>,
+}
+
+/// One place notifications go: exactly one of `webhook`, `github` and `gitlab`.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct NotifyTarget {
+    /// How `keel status` and `/metrics` name the target (default: its kind and position,
+    /// `webhook-0`).
+    pub name: Option<String>,
+    /// The events to send (default: all of them).
+    pub events: Option<Vec<NotifyEvent>>,
+    /// POST a JSON event, signed with HMAC-SHA256 (`X-Keel-Signature: sha256=…`).
+    pub webhook: Option<WebhookTarget>,
+    /// Set commit statuses through GitHub's API (or a compatible one).
+    pub github: Option<CommitStatusTarget>,
+    /// Set commit statuses through GitLab's API.
+    pub gitlab: Option<CommitStatusTarget>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// `http://` or `https://`.
+    pub url: String,
+    /// The file in `--notify-secrets-dir` holding the HMAC key; without it, events go
+    /// unsigned.
+    pub secret: Option<String>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct CommitStatusTarget {
+    /// The API's base URL (default `https://api.github.com`, or `https://gitlab.com`).
+    pub url: Option<String>,
+    /// `OWNER/NAME` on GitHub; the project's path or numeric ID on GitLab.
+    pub repository: String,
+    /// The file in `--notify-secrets-dir` holding the API token.
+    pub token: String,
+    /// The status's name (GitHub's context, GitLab's name; default `keel`).
+    pub context: Option<String>,
+}
+
+/// What happened, as a notification names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// A new revision is being applied.
+    Started,
+    /// It was applied.
+    Applied,
+    /// It was not applied (invalid, refused or unreadable).
+    Failed,
+    /// What it declares is Healthy (after `applied`, or again after `degraded`).
+    Healthy,
+    /// Something it declares stopped being Healthy.
+    Degraded,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Started => "started",
+            NotifyEvent::Applied => "applied",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::Healthy => "healthy",
+            NotifyEvent::Degraded => "degraded",
+        }
+    }
+}
+
+impl NotifyTarget {
+    /// The target's name: given, or its kind and position.
+    pub fn name(&self, index: usize) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let kind = if self.webhook.is_some() {
+                "webhook"
+            } else if self.github.is_some() {
+                "github"
+            } else {
+                "gitlab"
+            };
+            format!("{kind}-{index}")
+        })
+    }
+
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.events.as_ref().is_none_or(|e| e.contains(&event))
+    }
 }
 
 /// A privilege a pod can ask for that gives it power over the node.

@@ -94,6 +94,8 @@ fn start_control_plane() -> ControlPlane {
         anonymous_read: true,
         encryption_key_file: None,
         sops_age_key_file: None,
+        notify_secrets_dir: None,
+        notify_retry_delay: std::time::Duration::from_secs(1),
         advertise_address: None,
         leader: Default::default(),
     };

@@ -198,6 +198,8 @@ fn control_plane_config(config: &UpConfig, repo: &Path, gateway: Ipv4Addr) -> Co
         anonymous_read: false,
         encryption_key_file: None,
         sops_age_key_file: None,
+        notify_secrets_dir: None,
+        notify_retry_delay: std::time::Duration::from_secs(1),
         advertise_address: None,
         leader: Default::default(),
     }

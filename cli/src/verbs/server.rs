@@ -90,6 +90,15 @@ pub struct Args {
     pub encryption_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub sops: super::SopsArg,
+    /// Where the tokens and HMAC keys of keel.yaml's `notify:` are: keel.yaml names a
+    /// file here (`token: github-token`), never a path, so a commit cannot send other
+    /// files of this machine anywhere.
+    #[arg(long)]
+    pub notify_secrets_dir: Option<PathBuf>,
+    /// The first retry of a failed notification waits this long; each next one twice as
+    /// long (5 retries).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub notify_retry_delay: Duration,
     /// FOR TESTS ONLY: talk to agents in plaintext, without certificates or join tokens.
     /// Anyone who can reach --agent-listen can then register a node.
     #[arg(long)]
@@ -163,6 +172,8 @@ pub fn run(args: &Args) -> i32 {
         anonymous_read: args.anonymous_read,
         encryption_key_file: args.encryption_key_file.clone(),
         sops_age_key_file: args.sops.sops_age_key_file.clone(),
+        notify_secrets_dir: args.notify_secrets_dir.clone(),
+        notify_retry_delay: args.notify_retry_delay,
         advertise_address: args.advertise_address.clone(),
         leader: keel_reconciler::leader::Timing {
             lease: args.leader_lease,

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::ServerArg;
 use crate::credentials::{connect, explain};
-use crate::health::{Health, health};
 use crate::output::{TableOrJson, out, runtime};
+use keel_api::health::{Health, health};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

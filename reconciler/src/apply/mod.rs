@@ -14,6 +14,9 @@
 //!   is never deleted.
 
 mod allocate;
+mod hooks;
+mod settle;
+mod waves;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -63,6 +66,10 @@ pub enum ApplyError {
         "revision {commit} would delete every object applied from git ({count}); refused (set allowEmpty: true in keel.yaml to allow it)"
     )]
     RefusedEmpty { commit: String, count: usize },
+    /// A wave that did not become Healthy in time, or a hook that failed: what was applied
+    /// before stays until the last good revision is resynced.
+    #[error("revision {commit} was not fully applied: {message}")]
+    Ordered { commit: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -155,6 +162,19 @@ pub fn plan_batch(
     applied: &BTreeMap<ObjectKey, Stored>,
     network: &ServiceNetwork,
 ) -> Result<(Batch, Applied), ApplyError> {
+    plan_stage(commit, revision, applied, network, None)
+}
+
+/// As [`plan_batch`]; with `only`, just those objects are created or updated, and nothing
+/// is pruned (one wave of a revision applied in waves). Hooks and objects marked `Skip`
+/// are never part of it.
+pub fn plan_stage(
+    commit: &CommitInfo,
+    revision: &Revision,
+    applied: &BTreeMap<ObjectKey, Stored>,
+    network: &ServiceNetwork,
+    only: Option<&std::collections::BTreeSet<ObjectKey>>,
+) -> Result<(Batch, Applied), ApplyError> {
     let assigned =
         allocate::allocate(revision, applied, network).map_err(|errors| ApplyError::Invalid {
             commit: commit.short.clone(),
@@ -164,8 +184,14 @@ pub fn plan_batch(
     let mut counts = Applied::default();
     let mut desired_keys = std::collections::BTreeSet::new();
     for manifest in &revision.manifests {
+        if !keel_schema::ordering::is_desired(&manifest.object) {
+            continue;
+        }
         let key = ObjectKey::of(&manifest.object);
         desired_keys.insert(key.clone());
+        if only.is_some_and(|o| !o.contains(&key)) {
+            continue;
+        }
         match applied.get(&key) {
             None => {
                 counts.created += 1;
@@ -192,6 +218,7 @@ pub fn plan_batch(
     }
     let prunable: Vec<&Stored> = applied
         .iter()
+        .filter(|_| only.is_none())
         .filter(|(key, _)| !desired_keys.contains(*key))
         .map(|(_, s)| s)
         .filter(|s| s.object.meta().annotation(PRUNE) != Some("disabled"))
@@ -253,7 +280,7 @@ pub async fn apply_revision(
     network: &ServiceNetwork,
     new_commit: bool,
 ) -> Result<Applied, ApplyError> {
-    let outcome = attempt(store, commit, revision, network).await;
+    let outcome = attempt(store, commit, revision, network, new_commit).await;
     let quiet_resync = !new_commit && matches!(&outcome, Ok(a) if !a.changed());
     // Store trouble is transient and retried: the history records what the revision
     // itself came to, once. A revision that changed objects was recorded with them, in
@@ -278,6 +305,7 @@ pub async fn apply_revision(
             ),
         ),
         Err(e @ ApplyError::RefusedEmpty { .. }) => (SyncResult::Refused, Some(e.to_string())),
+        Err(ApplyError::Ordered { message, .. }) => (SyncResult::Failed, Some(message.clone())),
         Err(e) => (SyncResult::Failed, Some(e.to_string())),
     };
     let record = SyncRecord {
@@ -299,6 +327,7 @@ async fn attempt(
     commit: &CommitInfo,
     revision: &Revision,
     network: &ServiceNetwork,
+    ordered: bool,
 ) -> Result<Applied, ApplyError> {
     if !revision.is_valid() {
         return Err(ApplyError::Invalid {
@@ -306,18 +335,34 @@ async fn attempt(
             errors: revision.errors.clone(),
         });
     }
+    if ordered && waves::is_ordered(revision) {
+        return waves::apply_ordered(store, commit, revision, network).await;
+    }
+    apply_stage(store, commit, revision, network, None, true).await
+}
+
+/// Applies `revision` (or its objects in `only`) in one batch, recording the sync with it
+/// when `record`.
+async fn apply_stage(
+    store: &Store,
+    commit: &CommitInfo,
+    revision: &Revision,
+    network: &ServiceNetwork,
+    only: Option<&std::collections::BTreeSet<ObjectKey>>,
+    record: bool,
+) -> Result<Applied, ApplyError> {
     // A conflict means something wrote in between: plan again from fresh state, a few times.
     let mut tries = 0;
     loop {
         tries += 1;
         let applied = applied_objects(store).await?;
-        let (batch, mut counts) = plan_batch(commit, revision, &applied, network)?;
+        let (batch, mut counts) = plan_stage(commit, revision, &applied, network, only)?;
         if batch.ops.is_empty() {
             counts.store_revision = store.revision().await?;
             return Ok(counts);
         }
         let batch = Batch {
-            record: Some(SyncRecord {
+            record: record.then(|| SyncRecord {
                 commit: commit.id.clone(),
                 time: Utc::now(),
                 result: SyncResult::Applied,

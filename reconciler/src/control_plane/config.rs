@@ -41,6 +41,10 @@ pub struct Config {
     pub encryption_key_file: Option<PathBuf>,
     /// Open SOPS-encrypted manifests with the age identities in this file.
     pub sops_age_key_file: Option<PathBuf>,
+    /// Where the tokens and HMAC keys keel.yaml's `notify:` names are (files by name).
+    pub notify_secrets_dir: Option<PathBuf>,
+    /// The first retry's delay for a failed notification (doubling after).
+    pub notify_retry_delay: Duration,
     /// The HTTP address other servers and clients reach this server at (its name in the
     /// leader election); default: the listen address.
     pub advertise_address: Option<String>,

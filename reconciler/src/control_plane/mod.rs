@@ -61,7 +61,11 @@ impl ControlPlane {
             .advertise_address
             .clone()
             .unwrap_or_else(|| advertised(http_address));
-        let status = StatusHandle::new(opened.source.display().to_string(), opened.source.branch());
+        let status = StatusHandle::new(opened.source.display().to_string(), opened.source.branch())
+            .with_notifier(crate::notify::Notifier::with_retry_delay(
+                config.notify_secrets_dir.clone(),
+                config.notify_retry_delay,
+            ));
         let (trigger, triggers) = mpsc::channel(16);
         let watcher = match opened.source.git_dir() {
             Some(dir) => Some(

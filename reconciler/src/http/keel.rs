@@ -13,6 +13,9 @@ use super::state::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.observe(&state.cache);
+    state
+        .metrics
+        .observe_notifications(&state.status.get().notifications);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -84,20 +84,37 @@ pub async fn run(syncer: Syncer, triggers: &mut mpsc::Receiver<()>, stop: Cancel
                 backoff.min(syncer.settings.poll_interval.max(Duration::from_secs(1)))
             }
         };
-        tokio::select! {
-            _ = triggers.recv() => {
-                // Coalesce a burst of nudges; a remote is never fetched more often than
-                // MIN_FETCH_GAP, whatever webhooks arrive (a local repo costs nothing to read).
-                let gap = if syncer.source.is_remote() {
-                    MIN_FETCH_GAP.saturating_sub(started.elapsed())
-                } else {
-                    Duration::ZERO
-                };
-                tokio::time::sleep(gap.max(Duration::from_millis(20))).await;
-                while triggers.try_recv().is_ok() {}
+        // While the applied revision has notification targets, its health is looked at
+        // every few seconds in between passes (without fetching).
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let nap = if state.watches_health() {
+                left.min(pass::HEALTH_EVERY)
+            } else {
+                left
+            };
+            tokio::select! {
+                _ = triggers.recv() => {
+                    // Coalesce a burst of nudges; a remote is never fetched more often than
+                    // MIN_FETCH_GAP, whatever webhooks arrive (a local repo costs nothing to read).
+                    let gap = if syncer.source.is_remote() {
+                        MIN_FETCH_GAP.saturating_sub(started.elapsed())
+                    } else {
+                        Duration::ZERO
+                    };
+                    tokio::time::sleep(gap.max(Duration::from_millis(20))).await;
+                    while triggers.try_recv().is_ok() {}
+                    break;
+                }
+                _ = tokio::time::sleep(nap) => {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    state.watch_health(&syncer).await;
+                }
+                _ = stop.cancelled() => return,
             }
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
+use keel_schema::repo_config::{NotifyEvent, NotifyTarget};
 use keel_schema::{Revision, SyncRecord, SyncResult};
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +26,19 @@ pub struct State {
     /// The last revision applied: resynced even while a newer tip is invalid.
     applied: Option<Loaded>,
     last_resync: Option<Instant>,
+    /// What notifications have said of the applied revision's health, and when it was
+    /// last looked at.
+    health: crate::notify::health::Tracker,
+    last_health: Option<Instant>,
 }
+
+/// The notification targets a revision's keel.yaml names.
+fn targets(revision: &Revision) -> &[NotifyTarget] {
+    revision.config.notify.as_deref().unwrap_or(&[])
+}
+
+/// How often the applied revision's health is looked at for notifications.
+pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl State {
     /// After a restart, or in a new leader: the revision last applied (from the history),
@@ -54,11 +67,18 @@ impl State {
             tip: history.first().map(|r| r.commit.clone()),
             applied: last_applied(syncer, &history).await,
             last_resync: None,
+            health: Default::default(),
+            last_health: None,
         })
     }
 
     /// One pass. `Err` for trouble worth retrying soon (fetch, store), after reporting it.
     pub async fn pass(&mut self, syncer: &Syncer) -> anyhow::Result<()> {
+        let due = self.last_health.is_none_or(|t| t.elapsed() >= HEALTH_EVERY);
+        if due {
+            self.last_health = Some(Instant::now());
+            self.watch_health(syncer).await;
+        }
         let tip = fetch(syncer).await?;
         if self.tip.as_deref() != Some(tip.id.as_str()) {
             return self.new_tip(syncer, tip).await;
@@ -71,6 +91,44 @@ impl State {
             return self.resync(syncer).await;
         }
         Ok(())
+    }
+
+    /// Whether the applied revision names notification targets (whose health is watched).
+    pub fn watches_health(&self) -> bool {
+        self.applied
+            .as_ref()
+            .is_some_and(|a| !targets(&a.revision).is_empty())
+    }
+
+    /// Tells the notification targets when the applied revision becomes Healthy, or stops
+    /// being so. Only revisions that name targets are looked at.
+    pub async fn watch_health(&mut self, syncer: &Syncer) {
+        self.last_health = Some(Instant::now());
+        let Some(applied) = &self.applied else { return };
+        let targets = targets(&applied.revision);
+        if targets.is_empty() {
+            return;
+        }
+        let mut objects = Vec::with_capacity(applied.revision.manifests.len());
+        for m in &applied.revision.manifests {
+            let key = keel_schema::ObjectKey::of(&m.object);
+            match syncer.store.get(&key).await {
+                Ok(stored) => objects.push((key, stored.map(|s| s.object))),
+                Err(_) => return,
+            }
+        }
+        let (health, why) = crate::notify::health::aggregate(&objects);
+        self.health.applied(&applied.commit.id);
+        if let Some(event) = self.health.observe(health) {
+            let detail = (!why.is_empty()).then_some(why);
+            syncer.status.notifier().send(
+                targets,
+                event,
+                &syncer.source.branch(),
+                &applied.commit,
+                detail,
+            );
+        }
     }
 
     /// The applied revision against the store again: drift is corrected.
@@ -117,6 +175,16 @@ impl State {
                 let msg = e.to_string();
                 tracing::warn!(commit = %tip.short, error = %msg, "revision unreadable; the last good revision keeps running");
                 record_failure(&syncer.store, &tip, msg.clone()).await;
+                if let Some(applied) = &self.applied {
+                    let targets = targets(&applied.revision);
+                    syncer.status.notifier().send(
+                        targets,
+                        NotifyEvent::Failed,
+                        &syncer.source.branch(),
+                        &tip,
+                        Some(msg.clone()),
+                    );
+                }
                 syncer.metrics.count_sync(SyncResult::Failed.as_str());
                 syncer
                     .status
@@ -127,6 +195,18 @@ impl State {
         };
         let started = Instant::now();
         let network = &syncer.settings.service_network;
+        // A revision broken enough to lose its keel.yaml still reports where the running one does.
+        let notify_to = if revision.config.notify.is_some() || self.applied.is_none() {
+            targets(&revision).to_vec()
+        } else {
+            self.applied
+                .as_ref()
+                .map(|a| targets(&a.revision).to_vec())
+                .unwrap_or_default()
+        };
+        let branch = syncer.source.branch();
+        let notifier = syncer.status.notifier();
+        notifier.send(&notify_to, NotifyEvent::Started, &branch, &commit, None);
         let outcome = apply_revision(&syncer.store, &commit, &revision, network, true).await;
         syncer
             .metrics
@@ -134,16 +214,28 @@ impl State {
             .observe(started.elapsed().as_secs_f64());
         match outcome {
             Ok(applied) => {
+                notifier.send(&notify_to, NotifyEvent::Applied, &branch, &commit, None);
                 self.applied_tip(syncer, commit, revision, &applied, started);
                 Ok(())
             }
-            Err(e @ (ApplyError::Invalid { .. } | ApplyError::RefusedEmpty { .. })) => {
-                let result = if matches!(e, ApplyError::Invalid { .. }) {
-                    SyncResult::Failed
-                } else {
+            Err(
+                e @ (ApplyError::Invalid { .. }
+                | ApplyError::RefusedEmpty { .. }
+                | ApplyError::Ordered { .. }),
+            ) => {
+                let result = if matches!(e, ApplyError::RefusedEmpty { .. }) {
                     SyncResult::Refused
+                } else {
+                    SyncResult::Failed
                 };
                 syncer.metrics.count_sync(result.as_str());
+                notifier.send(
+                    &notify_to,
+                    NotifyEvent::Failed,
+                    &branch,
+                    &commit,
+                    Some(e.to_string()),
+                );
                 tracing::warn!(commit = %commit.short, error = %e, "revision not applied; the last good revision keeps running");
                 syncer
                     .status

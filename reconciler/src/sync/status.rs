@@ -6,26 +6,47 @@ use chrono::{DateTime, Utc};
 use keel_api::status::SyncStatus;
 use keel_schema::{ObjectKey, Revision, SyncResult};
 
-/// The sync status, written by the loop and read by the API. Cheap to clone.
+use crate::notify::Notifier;
+
+/// The sync status, written by the loop and read by the API, with the notifications the
+/// loop sends. Cheap to clone.
 #[derive(Clone, Default)]
-pub struct StatusHandle(Arc<Mutex<SyncStatus>>);
+pub struct StatusHandle {
+    status: Arc<Mutex<SyncStatus>>,
+    notifier: Notifier,
+}
 
 impl StatusHandle {
     pub fn new(repo: String, branch: String) -> StatusHandle {
-        StatusHandle(Arc::new(Mutex::new(SyncStatus {
-            repo,
-            branch,
-            ..Default::default()
-        })))
+        StatusHandle {
+            status: Arc::new(Mutex::new(SyncStatus {
+                repo,
+                branch,
+                ..Default::default()
+            })),
+            notifier: Notifier::default(),
+        }
+    }
+
+    /// Sends notifications with `notifier`.
+    pub fn with_notifier(mut self, notifier: Notifier) -> StatusHandle {
+        self.notifier = notifier;
+        self
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 
     /// The status as it is now.
     pub fn get(&self) -> SyncStatus {
-        self.lock().clone()
+        let mut status = self.lock().clone();
+        status.notifications = self.notifier.statuses();
+        status
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SyncStatus> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The branch was read (fetching works again); its tip is `tip`.

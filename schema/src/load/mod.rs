@@ -9,6 +9,7 @@
 //! - this file: a revision from its files; [`collect`]: the files of paths on disk.
 
 mod collect;
+mod config;
 mod custom;
 mod disk_files;
 
@@ -329,7 +330,10 @@ impl Loader {
             self.error(file, issue.mark, &subject, field, issue.message.clone());
         }
         let Some(mut object) = object else { return };
-        for e in validate_object(&object) {
+        for e in validate_object(&object)
+            .into_iter()
+            .chain(crate::ordering::check(&object))
+        {
             if issues.iter().any(|i| repeats(i, &e)) {
                 continue;
             }
@@ -518,7 +522,7 @@ pub fn load_sources_with(
         loader.object(&object.file, object.root, false);
     }
     let repo_config = config
-        .map(|c| load_repo_config(c, &mut loader))
+        .map(|c| config::load_repo_config(c, &mut loader))
         .unwrap_or_default();
     loader.settle_unknown_kinds(&repo_config);
     let items: Vec<Item<'_>> = loader
@@ -551,79 +555,4 @@ pub fn load_sources_with(
         config: repo_config,
         kustomizations: roots,
     }
-}
-
-fn load_repo_config(source: &SourceFile, loader: &mut Loader) -> RepoConfig {
-    let subject = Subject::NONE;
-    let Ok(text) = std::str::from_utf8(&source.bytes) else {
-        loader.error(
-            &source.name,
-            Mark { line: 1, col: 1 },
-            &subject,
-            None,
-            "file is not valid UTF-8".into(),
-        );
-        return RepoConfig::default();
-    };
-    let docs = match parse_documents(text) {
-        Ok(docs) => docs,
-        Err(e) => {
-            loader.error(
-                &source.name,
-                e.mark,
-                &subject,
-                None,
-                format!("YAML syntax error: {}", e.message),
-            );
-            return RepoConfig::default();
-        }
-    };
-    let mut roots = docs.into_iter().filter_map(|d| d.root);
-    let Some(root) = roots.next() else {
-        return RepoConfig::default();
-    };
-    if let Some(extra) = roots.next() {
-        loader.error(
-            &source.name,
-            extra.mark,
-            &subject,
-            None,
-            "keel.yaml must hold one document".into(),
-        );
-    }
-    let (config, issues) = crate::decode::decode::<RepoConfig>(&root);
-    for issue in issues {
-        let field = (!issue.path.is_empty()).then(|| issue.path.to_string());
-        loader.error(&source.name, issue.mark, &subject, field, issue.message);
-    }
-    let config = config.unwrap_or_default();
-    let entries = config.accept_unknown_kinds.iter().flatten().enumerate();
-    for (i, entry) in entries {
-        let well_formed = entry.split_once('/').is_some_and(|(group, kind)| {
-            group.contains('.')
-                && crate::validate::names::dns1123_subdomain(group).is_none()
-                && kind.starts_with(|c: char| c.is_ascii_uppercase())
-                && kind.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-        let known = entry
-            .split_once('/')
-            .and_then(|(_, kind)| Kind::from_name(kind))
-            .is_some_and(|k| entry.starts_with(&format!("{}/", k.info().group())));
-        if !well_formed || known {
-            let path = FieldPath::new("acceptUnknownKinds").index(i);
-            let why = if known {
-                "keel knows this kind"
-            } else {
-                "must be GROUP/KIND, the group a domain (monitoring.coreos.com/ServiceMonitor)"
-            };
-            loader.field_error(
-                &source.name,
-                &root,
-                &subject,
-                &path,
-                format!("Invalid value: {entry:?}: {why}"),
-            );
-        }
-    }
-    config
 }

@@ -4,3 +4,4 @@ mod fuzz;
 mod json_schema;
 mod kustomize;
 mod manifests;
+mod repo_config;

@@ -6,6 +6,7 @@ mod demo;
 mod ha;
 mod keel_up;
 mod network;
+mod ordering;
 mod rollout;
 mod services;
 mod shop;

@@ -1,0 +1,151 @@
+//! Notifications: what happens to each revision (started, applied, failed) and to the health
+//! of what it declares (healthy, degraded), sent to the targets its `keel.yaml` names under
+//! `notify:` — signed webhooks, and commit statuses on GitHub or GitLab.
+//!
+//! Sending never blocks an apply: events are queued per target and delivered by that
+//! target's worker, retried with backoff; failures show in `keel status` and `/metrics`.
+//! Tokens and HMAC keys are files in the server's `--notify-secrets-dir`, named (not
+//! located) by `keel.yaml`, so a committer cannot make the server send its own files away.
+//!
+//! # Layout
+//! - this file: [`Notifier`], the events' way in; [`request`]: the request per target and
+//!   event; [`deliver`]: queues, workers and retries; [`health`]: a revision's health as
+//!   it changes.
+
+pub mod deliver;
+pub mod health;
+pub mod request;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keel_api::status::NotificationStatus;
+use keel_schema::repo_config::{NotifyEvent, NotifyTarget};
+
+use crate::source::CommitInfo;
+pub use request::Event;
+
+/// The events' way in. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    secrets_dir: Option<PathBuf>,
+    /// Workers by target (name and where it sends), made as targets first get events.
+    workers: Mutex<HashMap<String, deliver::Worker>>,
+    /// The first retry's delay (doubling after); short in tests.
+    base_delay: Duration,
+}
+
+impl Notifier {
+    pub fn new(secrets_dir: Option<PathBuf>) -> Notifier {
+        Notifier::with_retry_delay(secrets_dir, Duration::from_secs(1))
+    }
+
+    pub fn with_retry_delay(secrets_dir: Option<PathBuf>, base_delay: Duration) -> Notifier {
+        Notifier {
+            inner: Arc::new(Inner {
+                secrets_dir,
+                workers: Mutex::new(HashMap::new()),
+                base_delay,
+            }),
+        }
+    }
+
+    /// Queues `event` about `commit` for each of `targets` that wants it. Never waits.
+    pub fn send(
+        &self,
+        targets: &[NotifyTarget],
+        event: NotifyEvent,
+        branch: &str,
+        commit: &CommitInfo,
+        detail: Option<String>,
+    ) {
+        if targets.is_empty() {
+            return;
+        }
+        let event = Event {
+            event,
+            branch: branch.to_string(),
+            commit: commit.id.clone(),
+            message: commit.summary.clone(),
+            author: commit.author.clone(),
+            detail,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        for (i, target) in targets.iter().enumerate() {
+            let name = target.name(i);
+            let secret = match self.secret(target) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.failed(&name, e);
+                    continue;
+                }
+            };
+            let Some(request) = request::build(target, &event, secret.as_deref()) else {
+                continue;
+            };
+            let key = format!(
+                "{name} {}",
+                request.url.split('?').next().unwrap_or_default()
+            );
+            let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+            let worker = workers
+                .entry(key)
+                .or_insert_with(|| deliver::spawn(&name, self.inner.base_delay));
+            if worker.tx.try_send(request).is_err() {
+                let mut s = worker.state.lock().unwrap_or_else(|p| p.into_inner());
+                s.dropped += 1;
+            }
+        }
+    }
+
+    /// Each target's deliveries so far, by name.
+    pub fn statuses(&self) -> Vec<NotificationStatus> {
+        let workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<NotificationStatus> = workers
+            .values()
+            .map(|w| w.state.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect();
+        out.sort_by(|a, b| a.target.cmp(&b.target));
+        out
+    }
+
+    /// The secret a target names, read from `--notify-secrets-dir`.
+    fn secret(&self, target: &NotifyTarget) -> Result<Option<String>, String> {
+        let name = target
+            .webhook
+            .as_ref()
+            .and_then(|w| w.secret.clone())
+            .or_else(|| target.github.as_ref().map(|g| g.token.clone()))
+            .or_else(|| target.gitlab.as_ref().map(|g| g.token.clone()));
+        let Some(name) = name else { return Ok(None) };
+        let Some(dir) = &self.inner.secrets_dir else {
+            return Err(format!(
+                "keel.yaml names the secret {name:?}, but the server was started without --notify-secrets-dir"
+            ));
+        };
+        std::fs::read_to_string(dir.join(&name))
+            .map(|s| Some(s.trim().to_string()))
+            .map_err(|e| format!("cannot read the secret {name:?} in --notify-secrets-dir: {e}"))
+    }
+
+    /// Records a failure that happened before anything was queued.
+    fn failed(&self, name: &str, error: String) {
+        tracing::warn!(target = %name, error = %error, "a notification could not be sent");
+        let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let worker = workers
+            .entry(format!("{name} (unsent)"))
+            .or_insert_with(|| deliver::spawn(name, self.inner.base_delay));
+        let mut s = worker.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.failed += 1;
+        s.consecutive_failures += 1;
+        s.last_error = Some(error);
+        s.last_error_at = Some(chrono::Utc::now());
+    }
+}
