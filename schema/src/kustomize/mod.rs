@@ -146,10 +146,8 @@ pub fn render_revision(files: &dyn Files, names: &[&str], decrypt: Option<&dyn D
         built.push((dir.clone(), objects, b, is_component));
     }
     // A kustomization inside another's folder belongs to it: it counts only if included.
-    let nested = |dir: &str| {
-        dirs.iter()
-            .any(|d| d != dir && (d.is_empty() || dir.starts_with(&format!("{d}/"))))
-    };
+    let all: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
+    let nested = |dir: &str| !dir.is_empty() && below_any(&all, paths::parent(dir));
     let mut seen = BTreeSet::new();
     for (dir, objects, b, is_component) in built {
         out.consumed.extend(b.consumed.iter().cloned());
@@ -185,6 +183,20 @@ pub fn render_revision(files: &dyn Files, names: &[&str], decrypt: Option<&dyn D
         }
     }
     out
+}
+
+/// Whether `dir` or a folder above it is in `dirs` (the root, `""`, is above everything).
+pub fn below_any(dirs: &BTreeSet<&str>, dir: &str) -> bool {
+    let mut at = dir;
+    loop {
+        if dirs.contains(at) {
+            return true;
+        }
+        if at.is_empty() {
+            return false;
+        }
+        at = paths::parent(at);
+    }
 }
 
 fn reads_file(files: &dyn Files, path: &str) -> bool {

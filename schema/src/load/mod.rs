@@ -503,16 +503,15 @@ pub fn load_sources_with(
 ) -> Revision {
     let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
     let rendered = crate::kustomize::render_revision(reader, &names, decrypt);
-    let owners: Vec<&str> = names
+    let owners: std::collections::BTreeSet<&str> = names
         .iter()
         .filter(|n| crate::kustomize::is_kustomization(n))
         .map(|n| n.rsplit_once('/').map_or("", |(dir, _)| dir))
         .collect();
     let owned = |name: &str| {
+        let dir = name.rsplit_once('/').map_or("", |(dir, _)| dir);
         rendered.consumed.contains(name)
-            || owners
-                .iter()
-                .any(|dir| dir.is_empty() || name.starts_with(&format!("{dir}/")))
+            || (!owners.is_empty() && crate::kustomize::below_any(&owners, dir))
     };
     let plain: Vec<&SourceFile> = files.iter().filter(|f| !owned(&f.name)).collect();
     let mut loader = load_files(&plain, decrypt);
