@@ -62,6 +62,9 @@ pub fn read(block: &Node, key_mark: Mark) -> Result<Metadata, (Mark, String)> {
         }
     }
     // A data key wrapped only for other key services: say which.
+    if age.is_empty() && block.get("key_groups").is_some() {
+        return Err((key_mark, "the file's data key is split into key_groups (Shamir), which keel does not open; encrypt it for an age recipient".to_string()));
+    }
     if age.is_empty() {
         let others: Vec<&str> = ["pgp", "kms", "gcp_kms", "azure_kv", "hc_vault"]
             .into_iter()
@@ -97,8 +100,29 @@ pub fn read(block: &Node, key_mark: Mark) -> Result<Metadata, (Mark, String)> {
             })
             .transpose()
     };
+    let given: Vec<&str> = [
+        "unencrypted_suffix",
+        "encrypted_suffix",
+        "unencrypted_regex",
+        "encrypted_regex",
+    ]
+    .into_iter()
+    .filter(|k| text(k).is_some())
+    .collect();
+    if given.len() > 1 {
+        return Err((
+            at(given[1]),
+            format!(
+                "sops.{} and sops.{} are both set; sops allows one",
+                given[0], given[1]
+            ),
+        ));
+    }
     let rules = Rules {
-        unencrypted_suffix: text("unencrypted_suffix").map(str::to_string),
+        // sops's default when a file names no rule.
+        unencrypted_suffix: text("unencrypted_suffix")
+            .map(str::to_string)
+            .or_else(|| given.is_empty().then(|| "_unencrypted".to_string())),
         encrypted_suffix: text("encrypted_suffix").map(str::to_string),
         unencrypted_regex: regex("unencrypted_regex")?,
         encrypted_regex: regex("encrypted_regex")?,

@@ -154,6 +154,12 @@ pub fn identity() -> (String, String) {
 
 /// `yaml` (one or more documents) encrypted for `recipient` under `rules`.
 pub fn encrypt(yaml: &str, recipient: &str, rules: &Rules) -> String {
+    // As sops: a file given no rule gets (and records) `unencrypted_suffix: _unencrypted`.
+    let mut rules = rules.clone();
+    if rules.encrypted_regex.is_none() && rules.unencrypted_suffix.is_none() {
+        rules.unencrypted_suffix = Some("_unencrypted");
+    }
+    let rules = &rules;
     let recipient: age::x25519::Recipient = recipient.parse().expect("an age recipient");
     let recipient = &recipient;
     let mut key = [0u8; 32];

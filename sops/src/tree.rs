@@ -48,6 +48,11 @@ pub fn open(
             entries.retain(|(k, _)| k.as_str() != Some("sops"));
         }
         walk.node(&mut doc, &mut Vec::new())?;
+        // sops writes its block into every document of a file, empty ones too: what is
+        // left of those is nothing.
+        if matches!(&doc.value, Value::Map(entries) if entries.is_empty()) {
+            continue;
+        }
         out.push(doc);
     }
     let computed: String = walk

@@ -198,3 +198,20 @@ fn a_revision_with_an_encrypted_file_loads_with_keys_and_is_refused_without() {
     assert!(rev.errors.is_empty(), "{:?}", rev.errors);
     assert_eq!(rev.manifests[0].object.name(), "p-db");
 }
+
+#[test]
+fn a_file_whose_rules_sops_refuses_is_refused_and_empty_documents_are_dropped() {
+    let (id, keys) = identity();
+    let file = encrypt(&format!("{SECRET}---\n"), &id, &Rules::default());
+    // sops writes its block into every document, an empty trailing one too.
+    let sops_block = &file[file.find(", \"sops\": ").unwrap() + 2..file.len() - 2];
+    let with_empty = format!("{file}---\n{{{sops_block}}}\n");
+    let opened = keys.decrypt(&docs(&with_empty)).expect("opens");
+    assert_eq!(opened.len(), 1, "the empty document is gone");
+    let two_rules = file.replace(
+        "\"unencrypted_suffix\": \"_unencrypted\"",
+        "\"unencrypted_suffix\": \"_unencrypted\", \"encrypted_regex\": \"^data$\"",
+    );
+    let refused = keys.decrypt(&docs(&two_rules)).unwrap_err();
+    assert!(refused.message.contains("both set"), "{refused:?}");
+}

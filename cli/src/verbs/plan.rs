@@ -66,7 +66,14 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     let (to_info, to_rev) = repo.load(&args.to, args.path.as_deref())?;
     let errors = to_rev.errors.clone();
     let kustomizations = to_rev.kustomizations.clone();
-    let new: Vec<_> = to_rev.manifests.into_iter().map(|m| m.object).collect();
+    // Hooks and objects marked Skip are not desired state: they are neither created nor kept.
+    let desired = |o: &Object| keel_schema::ordering::is_desired(o);
+    let new: Vec<_> = to_rev
+        .manifests
+        .into_iter()
+        .map(|m| m.object)
+        .filter(desired)
+        .collect();
     let allow_empty = to_rev.config.allow_empty();
     let mut notes = Vec::new();
     let mut refused = false;
@@ -99,7 +106,12 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
             &kustomizations,
             &changed,
         ));
-        let old: Vec<_> = from_rev.manifests.into_iter().map(|m| m.object).collect();
+        let old: Vec<_> = from_rev
+            .manifests
+            .into_iter()
+            .map(|m| m.object)
+            .filter(desired)
+            .collect();
         let mut changes = diff(&old, &new);
         let verdict = apply_rules(&old, &mut changes, allow_empty);
         notes.extend(verdict.notes);

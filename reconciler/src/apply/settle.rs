@@ -32,8 +32,8 @@ pub async fn wait_healthy(
             if matches!(h, Health::Healthy | Health::Unknown) {
                 continue;
             }
-            // A failed Job will not recover by waiting.
-            if h == Health::Degraded && key.kind == Kind::Job {
+            // A failed Job or Pod will not recover by waiting.
+            if h == Health::Degraded && matches!(key.kind, Kind::Job | Kind::Pod) {
                 return Ok(Err(format!("{key}: {why}")));
             }
             waiting.push(format!("{key}: {} ({why})", h.as_str()));

@@ -89,18 +89,18 @@ pub async fn apply_ordered(
         let _ = hooks::run(store, commit, revision, Phase::SyncFail, WAVE_TIMEOUT).await;
         return Err(failed(format!("PostSync hook {e}")));
     }
-    let record = SyncRecord {
-        commit: commit.id.clone(),
-        time: Utc::now(),
-        result: if total.changed() {
-            SyncResult::Applied
-        } else {
-            SyncResult::Unchanged
-        },
-        error: None,
-        author: Some(commit.author.clone()),
-        message: Some(commit.summary.clone()),
-    };
-    store.record_sync(record).await?;
+    // The stages' batches carry no record; an unchanged revision is recorded by the caller,
+    // as any other.
+    if total.changed() {
+        let record = SyncRecord {
+            commit: commit.id.clone(),
+            time: Utc::now(),
+            result: SyncResult::Applied,
+            error: None,
+            author: Some(commit.author.clone()),
+            message: Some(commit.summary.clone()),
+        };
+        store.record_sync(record).await?;
+    }
     Ok(total)
 }

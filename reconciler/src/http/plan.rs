@@ -95,7 +95,9 @@ pub async fn plan(State(state): State<AppState>, request: axum::extract::Request
             .map_err(|e| e.to_string())
             .and_then(|value| Object::from_json(value).map_err(|e| e.to_string()));
         match parsed {
-            Ok(o) => desired.push(o),
+            // Hooks and objects marked Skip are not desired state.
+            Ok(o) if keel_schema::ordering::is_desired(&o) => desired.push(o),
+            Ok(_) => {}
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("objects[{i}]: {e}")),
         }
     }

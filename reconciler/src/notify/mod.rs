@@ -5,7 +5,8 @@
 //! Sending never blocks an apply: events are queued per target and delivered by that
 //! target's worker, retried with backoff; failures show in `keel status` and `/metrics`.
 //! Tokens and HMAC keys are files in the server's `--notify-secrets-dir`, named (not
-//! located) by `keel.yaml`, so a committer cannot make the server send its own files away.
+//! located) by `keel.yaml`; an API token lives under the folder of the host it is for
+//! (`DIR/api.github.com/NAME`), so a commit naming another URL cannot have it sent there.
 //!
 //! # Layout
 //! - this file: [`Notifier`], the events' way in; [`request`]: the request per target and
@@ -90,10 +91,9 @@ impl Notifier {
             let Some(request) = request::build(target, &event, secret.as_deref()) else {
                 continue;
             };
-            let key = format!(
-                "{name} {}",
-                request.url.split('?').next().unwrap_or_default()
-            );
+            // One worker per target (its name and host): a commit's status URL changes with
+            // every commit, its queue does not.
+            let key = format!("{name} {}", host(&request.url).unwrap_or_default());
             let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
             let worker = workers
                 .entry(key)
@@ -105,34 +105,78 @@ impl Notifier {
         }
     }
 
-    /// Each target's deliveries so far, by name.
+    /// Each target's deliveries so far, by name (a target moved to another host, or whose
+    /// secret was missing, adds up under its one name).
     pub fn statuses(&self) -> Vec<NotificationStatus> {
         let workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<NotificationStatus> = workers
-            .values()
-            .map(|w| w.state.lock().unwrap_or_else(|p| p.into_inner()).clone())
-            .collect();
-        out.sort_by(|a, b| a.target.cmp(&b.target));
-        out
+        let mut by_name: std::collections::BTreeMap<String, NotificationStatus> =
+            Default::default();
+        for w in workers.values() {
+            let s = w.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let total = by_name
+                .entry(s.target.clone())
+                .or_insert_with(|| NotificationStatus {
+                    target: s.target.clone(),
+                    ..Default::default()
+                });
+            total.sent += s.sent;
+            total.failed += s.failed;
+            total.dropped += s.dropped;
+            total.consecutive_failures = total.consecutive_failures.max(s.consecutive_failures);
+            if s.last_error_at > total.last_error_at {
+                total.last_error = s.last_error;
+                total.last_error_at = s.last_error_at;
+            }
+        }
+        by_name.into_values().collect()
     }
 
-    /// The secret a target names, read from `--notify-secrets-dir`.
+    /// The secret a target names, read from `--notify-secrets-dir`: a webhook's HMAC key
+    /// from `DIR/NAME`; an API token from `DIR/HOST/NAME`, so a token goes only to the host
+    /// the operator put it under, whatever URL a commit gives.
     fn secret(&self, target: &NotifyTarget) -> Result<Option<String>, String> {
-        let name = target
-            .webhook
-            .as_ref()
-            .and_then(|w| w.secret.clone())
-            .or_else(|| target.github.as_ref().map(|g| g.token.clone()))
-            .or_else(|| target.gitlab.as_ref().map(|g| g.token.clone()));
+        let (name, host) = if let Some(w) = &target.webhook {
+            (w.secret.clone(), None)
+        } else if let Some(g) = target.github.as_ref() {
+            (
+                Some(g.token.clone()),
+                Some(api_host(g.url.as_deref(), "api.github.com")),
+            )
+        } else if let Some(g) = target.gitlab.as_ref() {
+            (
+                Some(g.token.clone()),
+                Some(api_host(g.url.as_deref(), "gitlab.com")),
+            )
+        } else {
+            (None, None)
+        };
         let Some(name) = name else { return Ok(None) };
+        // A name, never a path (keel.yaml is checked too; this holds whatever it says).
+        let plain = std::path::Path::new(&name)
+            .file_name()
+            .and_then(|n| n.to_str())
+            == Some(name.as_str());
+        if !plain || name.starts_with('.') {
+            return Err(format!("the secret {name:?} is not a file name"));
+        }
         let Some(dir) = &self.inner.secrets_dir else {
             return Err(format!(
                 "keel.yaml names the secret {name:?}, but the server was started without --notify-secrets-dir"
             ));
         };
-        std::fs::read_to_string(dir.join(&name))
+        let path = match host {
+            Some(Some(host)) => dir.join(&host).join(&name),
+            Some(None) => return Err("the target's url has no host".into()),
+            None => dir.join(&name),
+        };
+        let shown = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        std::fs::read_to_string(&path)
             .map(|s| Some(s.trim().to_string()))
-            .map_err(|e| format!("cannot read the secret {name:?} in --notify-secrets-dir: {e}"))
+            .map_err(|e| format!("cannot read the secret {shown} in --notify-secrets-dir: {e}"))
     }
 
     /// Records a failure that happened before anything was queued.
@@ -147,5 +191,21 @@ impl Notifier {
         s.consecutive_failures += 1;
         s.last_error = Some(error);
         s.last_error_at = Some(chrono::Utc::now());
+    }
+}
+
+/// The host of a URL (no port), if it has one.
+fn host(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()?
+        .host_str()
+        .map(str::to_string)
+}
+
+/// The host an API token is for: `url`'s, or the service's own.
+fn api_host(url: Option<&str>, default: &str) -> Option<String> {
+    match url {
+        Some(u) => host(u).filter(|h| !h.contains(['/', '\\']) && !h.starts_with('.')),
+        None => Some(default.to_string()),
     }
 }

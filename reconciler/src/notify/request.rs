@@ -138,6 +138,8 @@ fn commit_status(
                 body: serde_json::to_vec(&body).unwrap_or_default(),
             })
         }
+        // GitLab refuses a status the commit already has (running → running).
+        Service::GitLab if event.event == NotifyEvent::Applied => None,
         Service::GitLab => {
             let base = target
                 .url

@@ -9,7 +9,9 @@
 //! - Each commit's outcome is recorded in the history once; an invalid, refused or
 //!   unreadable commit is not retried until the tip moves.
 //! - Stopping never leaves a revision half-applied: a pass abandoned at shutdown has written
-//!   a whole batch or nothing.
+//!   a whole batch or nothing. The exception is a revision that asks for sync waves: each
+//!   wave is its own batch, so a stop between waves leaves the earlier ones applied (the
+//!   revision is started again from its PreSync hooks by the next pass or leader).
 //!
 //! # Layout
 //! - this file: the loop (when passes run); [`pass`]: what one pass does.
@@ -111,7 +113,10 @@ pub async fn run(syncer: Syncer, triggers: &mut mpsc::Receiver<()>, stop: Cancel
                     if Instant::now() >= deadline {
                         break;
                     }
-                    state.watch_health(&syncer).await;
+                    tokio::select! {
+                        _ = state.watch_health(&syncer) => {}
+                        _ = stop.cancelled() => return,
+                    }
                 }
                 _ = stop.cancelled() => return,
             }

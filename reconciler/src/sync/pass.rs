@@ -110,7 +110,12 @@ impl State {
             return;
         }
         let mut objects = Vec::with_capacity(applied.revision.manifests.len());
-        for m in &applied.revision.manifests {
+        let desired = applied
+            .revision
+            .manifests
+            .iter()
+            .filter(|m| keel_schema::ordering::is_desired(&m.object));
+        for m in desired {
             let key = keel_schema::ObjectKey::of(&m.object);
             match syncer.store.get(&key).await {
                 Ok(stored) => objects.push((key, stored.map(|s| s.object))),
@@ -195,8 +200,11 @@ impl State {
         };
         let started = Instant::now();
         let network = &syncer.settings.service_network;
-        // A revision broken enough to lose its keel.yaml still reports where the running one does.
-        let notify_to = if revision.config.notify.is_some() || self.applied.is_none() {
+        // Targets of a revision that is not valid are not trusted (its keel.yaml may be
+        // half-read): such a revision reports where the running one does.
+        let notify_to = if revision.is_valid()
+            && (revision.config.notify.is_some() || self.applied.is_none())
+        {
             targets(&revision).to_vec()
         } else {
             self.applied

@@ -106,6 +106,7 @@ fn declared(revision: &Revision) -> Vec<ObjectKey> {
     revision
         .manifests
         .iter()
+        .filter(|m| keel_schema::ordering::is_desired(&m.object))
         .map(|m| ObjectKey::of(&m.object))
         .collect()
 }

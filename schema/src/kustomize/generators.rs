@@ -86,6 +86,10 @@ fn generate(
         let Some((path, bytes)) = b.read_file(k, dir, env, &at) else {
             continue;
         };
+        if sops_encrypted(&bytes) {
+            b.field_problem(k, &at, format!("Forbidden: {path} is encrypted with SOPS; keel opens encrypted manifests only, not generator inputs"));
+            continue;
+        }
         let Ok(text) = String::from_utf8(bytes) else {
             b.field_problem(k, &at, format!("Invalid value: {path} is not UTF-8 text"));
             continue;
@@ -112,6 +116,10 @@ fn generate(
         let Some((read, bytes)) = b.read_file(k, dir, path, &at) else {
             continue;
         };
+        if sops_encrypted(&bytes) {
+            b.field_problem(k, &at, format!("Forbidden: {read} is encrypted with SOPS; keel opens encrypted manifests only, not generator inputs"));
+            continue;
+        }
         let key = key.unwrap_or_else(|| base_name(&read).to_string());
         put(b, key, bytes, &at);
     }
@@ -416,4 +424,12 @@ fn wrapped(encoded: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Whether a generator's input is a SOPS file (env: `sops_mac=` lines; YAML or JSON: a
+/// `sops` block with a `mac`): used as it is, it would put ciphertext in a Secret.
+fn sops_encrypted(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines().any(|l| l.starts_with("sops_mac="))
+        || (text.contains("sops") && text.contains("ENC[AES256_GCM,") && text.contains("mac"))
 }
