@@ -248,9 +248,7 @@ fn combine(
         ("merge", Some(i)) => {
             let old = &mut objects[i];
             // Either side disabling the hash disables it; a Secret takes the new type.
-            if let (Some(o), Some(n)) = (old.generated.as_mut(), new.generated) {
-                o.hashed &= n.hashed;
-            }
+            keep_hash_if_both_want_it(old, &new);
             if new.kind() == "Secret" && g.type_.as_deref().is_some_and(|t| !t.is_empty()) {
                 let mark = old.mark();
                 node::set(
@@ -270,27 +268,13 @@ fn combine(
                     }
                 }
             }
-            for key in ["labels", "annotations"] {
-                let pairs = new.meta_map(key);
-                if pairs.is_empty() {
-                    continue;
-                }
-                if let Some(target) = node::ensure_map(&mut old.node, "metadata")
-                    .and_then(|m| node::ensure_map(m, key))
-                {
-                    for (k, v) in pairs {
-                        node::set(target, &k, string(&v, new.mark()));
-                    }
-                }
-            }
+            add_labels_and_annotations(old, &new);
         }
         ("replace", Some(i)) => {
             // The data is the new generator's; the object keeps its identity, its labels
             // and annotations (the new ones added), and whether it is hashed.
             let old = &mut objects[i];
-            if let (Some(o), Some(n)) = (old.generated.as_mut(), new.generated) {
-                o.hashed &= n.hashed;
-            }
+            keep_hash_if_both_want_it(old, &new);
             let mut node = new.node.clone();
             if let (Some(meta), Some(old_meta)) = (
                 node::get_mut(&mut node, "metadata"),
@@ -299,25 +283,37 @@ fn combine(
                 *meta = old_meta.clone();
             }
             old.node = node;
-            for key in ["labels", "annotations"] {
-                let pairs = new.meta_map(key);
-                if pairs.is_empty() {
-                    continue;
-                }
-                if let Some(target) = node::ensure_map(&mut old.node, "metadata")
-                    .and_then(|m| node::ensure_map(m, key))
-                {
-                    for (k, v) in pairs {
-                        node::set(target, &k, string(&v, new.mark()));
-                    }
-                }
-            }
+            add_labels_and_annotations(old, &new);
         }
         (other, _) => {
             let message =
                 format!("Unsupported value: {other:?}: behavior is create, merge or replace");
             b.field_problem(k, &at.field("behavior"), message);
         }
+    }
+}
+
+/// The new generator's labels and annotations added to (or replacing those of) `old`'s.
+fn add_labels_and_annotations(old: &mut Res, new: &Res) {
+    for key in ["labels", "annotations"] {
+        let pairs = new.meta_map(key);
+        if pairs.is_empty() {
+            continue;
+        }
+        if let Some(target) =
+            node::ensure_map(&mut old.node, "metadata").and_then(|m| node::ensure_map(m, key))
+        {
+            for (k, v) in pairs {
+                node::set(target, &k, string(&v, new.mark()));
+            }
+        }
+    }
+}
+
+/// Either side of a merge or replace disabling the hash suffix disables it.
+fn keep_hash_if_both_want_it(old: &mut Res, new: &Res) {
+    if let (Some(o), Some(n)) = (old.generated.as_mut(), new.generated) {
+        o.hashed &= n.hashed;
     }
 }
 

@@ -136,12 +136,8 @@ pub fn render_revision(files: &dyn Files, names: &[&str], decrypt: Option<&dyn D
     let mut included = BTreeSet::new();
     for dir in &dirs {
         let mut b = context::Builder::new(files, decrypt);
-        let objects = if is_component(files, dir) {
-            None
-        } else {
-            b.build(dir)
-        };
         let is_component = is_component(files, dir);
+        let objects = if is_component { None } else { b.build(dir) };
         included.extend(b.consumed.iter().filter(|p| *p != dir).cloned());
         built.push((dir.clone(), objects, b, is_component));
     }
