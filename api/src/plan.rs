@@ -33,6 +33,9 @@ pub struct PlanRow {
     pub name: String,
     pub summary: String,
     pub diff: String,
+    /// The app of the repository (keel.yaml `apps:`) the object belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 /// The request: the objects of a loaded revision. Secrets go without values (the server

@@ -32,6 +32,44 @@ pub struct SyncStatus {
     /// How each notification target (keel.yaml `notify:`) has fared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationStatus>,
+    /// Each app of the repository (keel.yaml `apps:`), when it has any: the top-level
+    /// fields then sum them up (the tip counts as applied once every app applied it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<AppStatus>,
+    /// The last commit tried failed as a whole (it could not be read, or its keel.yaml is
+    /// invalid): no app runs it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed_whole: bool,
+}
+
+/// One app of the repository, as the sync loop last left it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatus {
+    /// keel.yaml's name for it; `(root)` for the files under no app's path.
+    pub name: String,
+    /// Its folder in the repository.
+    pub path: String,
+    /// The commit whose objects of this app are applied now.
+    pub applied_commit: Option<String>,
+    /// The last commit that changed the app (its inputs), and how applying it went.
+    pub last_commit: Option<String>,
+    pub last_result: Option<SyncResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub last_sync: Option<DateTime<Utc>>,
+    /// The objects its applied commit declares.
+    #[serde(default)]
+    pub declared: Vec<ObjectKey>,
+}
+
+impl AppStatus {
+    /// The app runs the last commit that changed it.
+    pub fn at_tip(&self) -> bool {
+        self.last_result.is_some_and(SyncResult::is_success)
+            && self.applied_commit.is_some()
+            && self.applied_commit == self.last_commit
+    }
 }
 
 /// One notification target's deliveries.

@@ -32,6 +32,12 @@ pub struct ReadyLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabel {
+    /// keel.yaml's name for the app, or `(root)`.
+    pub app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotifyLabel {
     pub target: String,
     /// `sent`, `failed` or `dropped`.
@@ -61,6 +67,11 @@ pub struct Metrics {
     pub leader_transitions: Counter,
     /// Notifications by target and result, as `keel status` shows them.
     pub notifications: Family<NotifyLabel, Gauge>,
+    /// Times an app's files were read and rendered (an app whose inputs did not change is
+    /// not).
+    pub renders: Family<AppLabel, Counter>,
+    /// Time to compare what runs with the store again (every app), and correct drift.
+    pub resync_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -128,7 +139,21 @@ impl Default for Metrics {
             "Notifications by target and result (sent, failed after retries, dropped)",
             notifications.clone(),
         );
+        let renders = Family::<AppLabel, Counter>::default();
+        registry.register(
+            "app_renders",
+            "Times an app's files were read and rendered, by app",
+            renders.clone(),
+        );
+        let resync_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "resync_duration_seconds",
+            "Time to compare what runs with the store again and correct drift",
+            resync_seconds.clone(),
+        );
         Self {
+            resync_seconds,
+            renders,
             registry,
             syncs,
             sync_seconds,

@@ -28,6 +28,32 @@ pub struct RepoConfig {
     /// GitHub or GitLab. Secrets (HMAC keys, tokens) are named, not written: each is a file
     /// in the server's `--notify-secrets-dir`.
     pub notify: Option<Vec<NotifyTarget>>,
+    /// Several apps in one repository, each validated and applied on its own: a broken app
+    /// holds back only itself, and a commit that touches nothing an app reads does not
+    /// render that app again. Files outside every app's path form the repository's own
+    /// app (`keel status` shows it as `(root)`), as a repository without `apps:` is whole.
+    pub apps: Option<Vec<AppConfig>>,
+}
+
+/// One app of a repository (`apps:` in keel.yaml).
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct AppConfig {
+    /// How `keel status`, `history` and `plan` name the app, and the value of the label
+    /// `keel.dev/app` on what it applies (a DNS label: `web`, `billing-api`).
+    pub name: String,
+    /// The folder holding its manifests (and kustomizations), relative to keel.yaml's
+    /// folder; apps' folders do not nest.
+    pub path: String,
+    /// The namespace of its namespaced objects that name none (default `default`).
+    pub namespace: Option<String>,
+    /// Whether objects it no longer declares are deleted (default true; false leaves them
+    /// running, and `keel plan` says so).
+    pub prune: Option<bool>,
+    /// As the top-level `allowEmpty`, for this app alone (default: the top-level value).
+    pub allow_empty: Option<bool>,
 }
 
 /// One place notifications go: exactly one of `webhook`, `github` and `gitlab`.

@@ -49,6 +49,11 @@ pub struct SyncRecord {
     pub error: Option<String>,
     pub author: Option<String>,
     pub message: Option<String>,
+    /// The app of the repository (keel.yaml `apps:`) the record is about; absent for the
+    /// repository's own files, and for a revision that failed whole (keel.yaml itself, or
+    /// a tree keel cannot read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 #[cfg(test)]

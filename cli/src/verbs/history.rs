@@ -16,16 +16,33 @@ pub struct Args {
     /// A table shows a failed revision's first error; JSON its full error text.
     #[arg(short = 'o', long, value_enum, default_value_t = TableOrJson::Table)]
     pub output: TableOrJson,
+    /// Only the records of this app (keel.yaml `apps:`; `(root)` for the files under no
+    /// app's folder, and for revisions that failed whole).
+    #[arg(long)]
+    pub app: Option<String>,
 }
+
+/// How many records are read to find `--limit` of one app's.
+const SCAN_FOR_APP: u16 = 1000;
 
 pub fn run(args: &Args) -> i32 {
     let Some(runtime) = runtime("history") else {
         return 1;
     };
     let server = &args.server.server;
-    let fetched = connect(server).and_then(|c| runtime.block_on(c.history(args.limit)));
+    let read = if args.app.is_some() {
+        SCAN_FOR_APP
+    } else {
+        args.limit
+    };
+    let fetched = connect(server).and_then(|c| runtime.block_on(c.history(read)));
     match fetched {
         Ok(records) => {
+            let records: Vec<SyncRecord> = records
+                .into_iter()
+                .filter(|r| args.app.as_deref().is_none_or(|app| is_of(r, app)))
+                .take(usize::from(args.limit))
+                .collect();
             out(&render(&records, args.output));
             0
         }
@@ -36,11 +53,20 @@ pub fn run(args: &Args) -> i32 {
     }
 }
 
+/// Whether `record` is about `app`: the root app's records have none.
+fn is_of(record: &SyncRecord, app: &str) -> bool {
+    match &record.app {
+        Some(name) => name == app,
+        None => app == keel_schema::load::apps::ROOT_APP,
+    }
+}
+
 fn render(records: &[SyncRecord], output: TableOrJson) -> String {
     if output == TableOrJson::Json {
         return serde_json::to_string_pretty(records).unwrap_or_default() + "\n";
     }
-    let rows: Vec<[String; 6]> = records
+    let with_apps = records.iter().any(|r| r.app.is_some());
+    let rows: Vec<[String; 7]> = records
         .iter()
         .map(|r| {
             let error = r
@@ -59,6 +85,9 @@ fn render(records: &[SyncRecord], output: TableOrJson) -> String {
             };
             [
                 r.commit.chars().take(7).collect(),
+                r.app
+                    .clone()
+                    .unwrap_or_else(|| keel_schema::load::apps::ROOT_APP.to_string()),
                 r.time.format("%Y-%m-%d %H:%M:%S").to_string(),
                 r.result.to_string(),
                 r.author.clone().unwrap_or_default(),
@@ -67,9 +96,22 @@ fn render(records: &[SyncRecord], output: TableOrJson) -> String {
             ]
         })
         .collect();
-    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-    crate::table::render(
-        &["COMMIT", "TIME", "RESULT", "AUTHOR", "MESSAGE", "ERROR"],
-        &rows,
-    )
+    // The APP column only when the repository has apps.
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(Vec::from)
+        .map(|mut row| {
+            if !with_apps {
+                row.remove(1);
+            }
+            row
+        })
+        .collect();
+    let mut headers = vec![
+        "COMMIT", "APP", "TIME", "RESULT", "AUTHOR", "MESSAGE", "ERROR",
+    ];
+    if !with_apps {
+        headers.remove(1);
+    }
+    crate::table::render(&headers, &rows)
 }

@@ -6,7 +6,7 @@ use keel_api::plan::{PlanReport, PlanRequest};
 use keel_reconciler::plan::diff;
 use keel_reconciler::plan::render::{self, Plan};
 use keel_reconciler::plan::rules::apply_rules;
-use keel_reconciler::source::RepoTree;
+use keel_reconciler::source::{AppsLoad, RepoTree};
 use keel_schema::Object;
 
 use crate::credentials::{connect, explain};
@@ -40,6 +40,10 @@ pub struct Args {
     pub path: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Only this app of the repository (keel.yaml `apps:`; `(root)` for the files under no
+    /// app's folder).
+    #[arg(long, conflicts_with = "server")]
+    pub app: Option<String>,
     #[command(flatten)]
     pub sops: super::SopsArg,
 }
@@ -63,6 +67,24 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     let keys = args.sops.keys()?;
     let decrypt = keys.map(|k| k as std::sync::Arc<dyn keel_schema::encrypted::Decrypt>);
     let repo = RepoTree::open(&args.repo)?.with_decrypt(decrypt);
+    if args.server.is_none() {
+        let everything = |_: &keel_schema::load::apps::AppSpec, _: &str| true;
+        let to = repo.load_apps(&args.to, args.path.as_deref(), &|_| Vec::new(), &everything)?;
+        let named = to.apps.iter().any(|a| a.spec.name.is_some());
+        if let Some(app) = &args.app
+            && !to.apps.iter().any(|a| a.spec.label() == app)
+        {
+            let names: Vec<&str> = to.apps.iter().map(|a| a.spec.label()).collect();
+            anyhow::bail!(
+                "no app {app:?} in {}; the apps are {}",
+                to.commit.short,
+                names.join(", ")
+            );
+        }
+        if named && to.config_errors.is_empty() {
+            return plan_apps(args, &repo, &to);
+        }
+    }
     let (to_info, to_rev) = repo.load(&args.to, args.path.as_deref())?;
     let errors = to_rev.errors.clone();
     let kustomizations = to_rev.kustomizations.clone();
@@ -132,6 +154,51 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     };
     crate::output::out(&output);
     Ok(if !plan.errors.is_empty() || refused {
+        EXIT_INVALID
+    } else if plan.changes.is_empty() {
+        EXIT_NO_CHANGES
+    } else {
+        EXIT_CHANGES
+    })
+}
+
+/// A plan between two revisions of a repository of apps: app by app, as the server applies.
+fn plan_apps(args: &Args, repo: &RepoTree, to: &AppsLoad) -> anyhow::Result<i32> {
+    let from_rev = args.from.as_deref().unwrap_or("HEAD");
+    let everything = |_: &keel_schema::load::apps::AppSpec, _: &str| true;
+    let from = repo.load_apps(from_rev, args.path.as_deref(), &|_| Vec::new(), &everything)?;
+    let mut notes = Vec::new();
+    if !from.config_errors.is_empty() {
+        notes.push(format!(
+            "the base revision {}'s keel.yaml is itself invalid: its objects are not counted, so everything shows as created",
+            from.commit.short
+        ));
+    }
+    let changed = repo.changed_files(from_rev, &args.to)?;
+    let roots = |load: &AppsLoad| -> Vec<keel_schema::kustomize::Root> {
+        load.apps
+            .iter()
+            .filter_map(|a| a.revision.as_ref())
+            .flat_map(|r| r.kustomizations.iter().cloned())
+            .collect()
+    };
+    notes.extend(reached_notes(&roots(&from), &roots(to), &changed));
+    let planned = keel_reconciler::plan::apps::plan_apps(&from, to, args.app.as_deref());
+    notes.extend(planned.notes);
+    let plan = Plan {
+        from: from.commit.short.clone(),
+        to: to.commit.short.clone(),
+        changes: planned.changes,
+        errors: Vec::new(),
+        notes,
+    };
+    let output = match args.format {
+        Format::Text => render::text(&plan),
+        Format::Markdown => render::markdown(&plan),
+        Format::Json => serde_json::to_string_pretty(&render::json(&plan))? + "\n",
+    };
+    crate::output::out(&output);
+    Ok(if planned.invalid || planned.refused {
         EXIT_INVALID
     } else if plan.changes.is_empty() {
         EXIT_NO_CHANGES

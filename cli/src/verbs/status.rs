@@ -18,6 +18,10 @@ pub struct Args {
     pub server: ServerArg,
     #[arg(short = 'o', long, value_enum, default_value_t = TableOrJson::Table)]
     pub output: TableOrJson,
+    /// Only this app of the repository (keel.yaml `apps:`; `(root)` for the files under no
+    /// app's folder): its objects, and an exit code for it alone.
+    #[arg(long)]
+    pub app: Option<String>,
 }
 
 pub fn run(args: &Args) -> i32 {
@@ -45,6 +49,13 @@ pub fn run(args: &Args) -> i32 {
             UNREACHABLE
         }
         Ok((status, Ok(applied))) => {
+            let status = match only_app(status, args.app.as_deref()) {
+                Ok(status) => status,
+                Err(e) => {
+                    eprintln!("keel status: {e}");
+                    return UNREACHABLE;
+                }
+            };
             let report = report(&status, &applied);
             if args.output == TableOrJson::Json {
                 out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
@@ -58,6 +69,40 @@ pub fn run(args: &Args) -> i32 {
             UNREACHABLE
         }
     }
+}
+
+/// The status narrowed to one app: its commits, result and objects in the top-level fields,
+/// and it alone in `apps`.
+fn only_app(mut status: SyncStatus, app: Option<&str>) -> Result<SyncStatus, String> {
+    let Some(name) = app else {
+        return Ok(status);
+    };
+    let Some(found) = status.apps.iter().find(|a| a.name == name).cloned() else {
+        let known: Vec<&str> = status.apps.iter().map(|a| a.name.as_str()).collect();
+        return Err(if known.is_empty() {
+            format!("no app {name:?}: the repository's keel.yaml lists no apps")
+        } else {
+            format!("no app {name:?}; the apps are {}", known.join(", "))
+        });
+    };
+    // The branch's tip counts only once the loop has read it: until then the app may be
+    // about to change. A tip that failed as a whole is no app's.
+    let tip_read =
+        (status.tip.is_none() || status.tip == status.last_commit) && !status.failed_whole;
+    let branch_tip = status.tip.clone().or(status.last_commit.clone());
+    status.applied_commit.clone_from(&found.applied_commit);
+    status.last_commit.clone_from(&found.last_commit);
+    status.last_result = found.last_result;
+    status.last_error.clone_from(&found.last_error);
+    status.last_sync = found.last_sync;
+    status.declared.clone_from(&found.declared);
+    status.tip = if tip_read {
+        found.last_commit.clone()
+    } else {
+        branch_tip
+    };
+    status.apps = vec![found];
+    Ok(status)
 }
 
 /// Everything declared is Healthy (or Unknown) and the branch's tip is what runs.
@@ -161,6 +206,39 @@ fn render(status: &SyncStatus, report: &[ObjectHealth]) -> String {
         out.push_str(&format!("Server:     {}\n", server_line(cp)));
     }
     out.push('\n');
+    if !status.apps.is_empty() {
+        let rows: Vec<Vec<String>> = status
+            .apps
+            .iter()
+            .map(|a| {
+                let result = a.last_result.map(|r| r.to_string()).unwrap_or_default();
+                let state = if a.at_tip() {
+                    "Synced".to_string()
+                } else if a.applied_commit.is_some() {
+                    "OutOfSync".to_string()
+                } else {
+                    "NotApplied".to_string()
+                };
+                let error = a.last_error.as_deref().unwrap_or("");
+                vec![
+                    a.name.clone(),
+                    a.path.clone(),
+                    state,
+                    short(&a.applied_commit).unwrap_or_else(|| "-".into()),
+                    format!(
+                        "{} {result}",
+                        short(&a.last_commit).unwrap_or_else(|| "-".into())
+                    ),
+                    error.lines().next().unwrap_or("").to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&crate::table::render(
+            &["APP", "PATH", "SYNC", "SYNCED", "LAST TRY", "ERROR"],
+            &rows,
+        ));
+        out.push('\n');
+    }
     let rows: Vec<Vec<String>> = report
         .iter()
         .map(|h| {
@@ -281,5 +359,55 @@ mod tests {
         // A server that restarted knows what it applied before it reads the branch again.
         assert_eq!(exit_code(&at(a, None, None), &fine), IN_SYNC);
         assert!(render(&at(a, Some("b"), a), &[]).contains("Tip:        b, not applied yet"));
+    }
+
+    #[test]
+    fn one_app_is_judged_by_its_own_last_commit() {
+        use keel_api::status::AppStatus;
+        let app = |name: &str, applied: &str, last: &str, result| AppStatus {
+            name: name.into(),
+            path: format!("apps/{name}"),
+            applied_commit: Some(applied.into()),
+            last_commit: Some(last.into()),
+            last_result: Some(result),
+            ..Default::default()
+        };
+        let status = SyncStatus {
+            applied_commit: Some("a".into()),
+            tip: Some("c".into()),
+            last_commit: Some("c".into()),
+            last_result: Some(SyncResult::Failed),
+            apps: vec![
+                // web was last changed at b and runs it; api failed at c.
+                app("web", "b", "b", SyncResult::Applied),
+                app("api", "a", "c", SyncResult::Failed),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(exit_code(&status, &[]), NOT_AT_TIP);
+        let web = only_app(status.clone(), Some("web")).unwrap();
+        assert_eq!(exit_code(&web, &[]), IN_SYNC);
+        let api = only_app(status.clone(), Some("api")).unwrap();
+        assert_eq!(exit_code(&api, &[]), NOT_AT_TIP);
+        let unknown = only_app(status.clone(), Some("db")).unwrap_err();
+        assert!(unknown.contains("the apps are web, api"), "{unknown}");
+        let text = render(&status, &[]);
+        assert!(text.contains("APP"), "{text}");
+        assert!(text.contains("OutOfSync"), "{text}");
+        // A tip the loop has not read yet: no app is known to run it.
+        let mut moving = status;
+        moving.tip = Some("d".into());
+        let web = only_app(moving, Some("web")).unwrap();
+        assert_eq!(exit_code(&web, &[]), NOT_AT_TIP);
+        // A tip whose keel.yaml is broken is no app's: none runs it.
+        let whole = SyncStatus {
+            tip: None,
+            last_commit: Some("d".into()),
+            failed_whole: true,
+            apps: vec![app("web", "b", "b", SyncResult::Applied)],
+            ..Default::default()
+        };
+        let web = only_app(whole, Some("web")).unwrap();
+        assert_eq!(exit_code(&web, &[]), NOT_AT_TIP);
     }
 }

@@ -19,7 +19,8 @@ mod settle;
 mod waves;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 pub use allocate::{Assigned, ServiceNetwork, fill_assignments};
 
@@ -29,10 +30,91 @@ use keel_schema::{Kind, Object, Revision, SyncResult};
 use keel_store::{Batch, BatchOp, ObjectKey, Store, StoreError, Stored, SyncRecord};
 
 pub use keel_schema::validate::meta::{
-    MANAGED_BY_LABEL as MANAGED_BY, REVISION_ANNOTATION as REVISION,
+    APP_LABEL as APP, MANAGED_BY_LABEL as MANAGED_BY, REVISION_ANNOTATION as REVISION,
 };
 pub const MANAGED_BY_GIT: &str = "git";
 pub use crate::plan::rules::PRUNE;
+
+/// Which app of the repository a revision is applied as (keel.yaml `apps:`), and what the
+/// other apps declare. A repository without apps is one app, the root: [`Scope::whole`].
+///
+/// An object belongs to the app its `keel.dev/app` label names; without the label, or
+/// naming an app keel.yaml no longer lists, to the root app. An app prunes only its own
+/// objects, never one another app declares now; declaring an object another app applied
+/// and no longer declares takes it over (relabelled, not deleted and made again).
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// `None`: the root app.
+    pub app: Option<String>,
+    /// The named apps keel.yaml lists.
+    pub apps: Arc<BTreeSet<String>>,
+    /// Every object the repository's apps declare now (in what they run, or in what they
+    /// last tried, valid or not), and the apps that declare it.
+    pub declared: Arc<HashMap<ObjectKey, Vec<Option<String>>>>,
+    pub prune: bool,
+    pub allow_empty: bool,
+}
+
+impl Scope {
+    /// The whole repository as one app, as `revision`'s keel.yaml allows.
+    pub fn whole(revision: &Revision) -> Scope {
+        Scope {
+            prune: true,
+            allow_empty: revision.config.allow_empty(),
+            ..Scope::default()
+        }
+    }
+
+    /// The app an applied object belongs to now.
+    pub fn owner_of<'a>(&self, object: &'a Object) -> Option<&'a str> {
+        object
+            .meta()
+            .labels()
+            .get(APP)
+            .map(String::as_str)
+            .filter(|a| self.apps.contains(*a))
+    }
+
+    fn owns(&self, object: &Object) -> bool {
+        self.owner_of(object) == self.app.as_deref()
+    }
+
+    /// Another app declares `key` now: this one never prunes it.
+    fn declared_elsewhere(&self, key: &ObjectKey) -> bool {
+        self.declared
+            .get(key)
+            .is_some_and(|apps| apps.iter().any(|a| *a != self.app))
+    }
+
+    /// The app holding `current` (not this one) still declares it: this app does not take
+    /// it over.
+    fn held_elsewhere(&self, key: &ObjectKey, current: &Object) -> bool {
+        let owner = self.owner_of(current);
+        owner != self.app.as_deref()
+            && self
+                .declared
+                .get(key)
+                .is_some_and(|apps| apps.iter().any(|a| a.as_deref() == owner))
+    }
+}
+
+/// A sync history record of `commit` for `app`.
+pub fn record_of(
+    commit: &CommitInfo,
+    result: SyncResult,
+    error: Option<String>,
+    app: Option<&str>,
+) -> SyncRecord {
+    SyncRecord {
+        commit: commit.id.clone(),
+        time: Utc::now(),
+        result,
+        error,
+        author: Some(commit.author.clone()),
+        message: Some(commit.summary.clone()),
+        app: app.map(str::to_string),
+    }
+}
 
 /// What applying a revision did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,9 +145,14 @@ pub enum ApplyError {
         errors: Vec<keel_schema::ManifestError>,
     },
     #[error(
-        "revision {commit} would delete every object applied from git ({count}); refused (set allowEmpty: true in keel.yaml to allow it)"
+        "revision {commit} would delete every object {whose} applied from git ({count}); refused (set allowEmpty: true in keel.yaml to allow it)"
     )]
-    RefusedEmpty { commit: String, count: usize },
+    RefusedEmpty {
+        commit: String,
+        count: usize,
+        /// "the repository", or "app NAME".
+        whose: String,
+    },
     /// A wave that did not become Healthy in time, or a hook that failed: what was applied
     /// before stays until the last good revision is resynced.
     #[error("revision {commit} was not fully applied: {message}")]
@@ -108,13 +195,16 @@ pub async fn applied_objects(store: &Store) -> Result<BTreeMap<ObjectKey, Stored
     Ok(out)
 }
 
-/// `object` marked as applied from git at `commit`.
-fn mark(object: &Object, commit: &str) -> Object {
+/// `object` marked as applied from git at `commit`, by `app`.
+fn mark(object: &Object, commit: &str, app: Option<&str>) -> Object {
     let mut o = object.clone();
     let meta = o.meta_mut();
-    meta.labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(MANAGED_BY.into(), MANAGED_BY_GIT.into());
+    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(MANAGED_BY.into(), MANAGED_BY_GIT.into());
+    match app {
+        Some(app) => labels.insert(APP.into(), app.into()),
+        None => labels.remove(APP),
+    };
     meta.annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(REVISION.into(), commit.into());
@@ -162,7 +252,14 @@ pub fn plan_batch(
     applied: &BTreeMap<ObjectKey, Stored>,
     network: &ServiceNetwork,
 ) -> Result<(Batch, Applied), ApplyError> {
-    plan_stage(commit, revision, applied, network, None)
+    plan_stage(
+        commit,
+        revision,
+        applied,
+        network,
+        None,
+        &Scope::whole(revision),
+    )
 }
 
 /// As [`plan_batch`]; with `only`, just those objects are created or updated, and nothing
@@ -174,7 +271,9 @@ pub fn plan_stage(
     applied: &BTreeMap<ObjectKey, Stored>,
     network: &ServiceNetwork,
     only: Option<&std::collections::BTreeSet<ObjectKey>>,
+    scope: &Scope,
 ) -> Result<(Batch, Applied), ApplyError> {
+    let app = scope.app.as_deref();
     let assigned =
         allocate::allocate(revision, applied, network).map_err(|errors| ApplyError::Invalid {
             commit: commit.short.clone(),
@@ -196,21 +295,30 @@ pub fn plan_stage(
             None => {
                 counts.created += 1;
                 let wanted = with_assigned(Cow::Borrowed(&manifest.object), &assigned);
-                ops.push(BatchOp::Create(mark(&wanted, &commit.id)));
+                ops.push(BatchOp::Create(mark(&wanted, &commit.id, app)));
+            }
+            // Held by another app that still declares it: left to that app (the revisions
+            // that declare one object twice are refused before they get here).
+            Some(current) if scope.held_elsewhere(&key, &current.object) => {
+                counts.unchanged += 1;
             }
             Some(current) => {
                 let wanted =
                     with_assigned(keep_binding(&manifest.object, &current.object), &assigned);
-                if current
-                    .object
-                    .same_declared(&wanted, &[MANAGED_BY], &[REVISION])
+                // An object another app applied is taken over: relabelled as this app's (as
+                // is one still labelled with an app keel.yaml no longer lists).
+                let label = current.object.meta().labels().get(APP).map(String::as_str);
+                if label == app
+                    && current
+                        .object
+                        .same_declared(&wanted, &[MANAGED_BY, APP], &[REVISION])
                 {
                     counts.unchanged += 1;
                     continue;
                 }
                 counts.updated += 1;
                 ops.push(BatchOp::Update {
-                    object: mark(&wanted, &commit.id),
+                    object: mark(&wanted, &commit.id, app),
                     expected: current.resource_version,
                 });
             }
@@ -218,24 +326,39 @@ pub fn plan_stage(
     }
     let prunable: Vec<&Stored> = applied
         .iter()
-        .filter(|_| only.is_none())
-        .filter(|(key, _)| !desired_keys.contains(*key))
+        .filter(|_| only.is_none() && scope.prune)
+        .filter(|(key, s)| {
+            !desired_keys.contains(*key) && scope.owns(&s.object) && !scope.declared_elsewhere(key)
+        })
         .map(|(_, s)| s)
         .filter(|s| s.object.meta().annotation(PRUNE) != Some("disabled"))
         .collect();
     // Every prunable applied object goes and none of them stays: an empty or wholly
     // replaced tree, far more often a mistake (a bad merge, a wrong --path) than a wish.
-    // Objects kept by `keel.dev/prune: disabled` do not count as survivors.
+    // Objects kept by `keel.dev/prune: disabled` do not count as survivors, nor do objects
+    // of apps keel.yaml no longer lists (the root app prunes those: removing an app and
+    // its folder is a deliberate change).
     let survivors = applied
         .iter()
         .filter(|(key, s)| {
-            desired_keys.contains(*key) && s.object.meta().annotation(PRUNE) != Some("disabled")
+            desired_keys.contains(*key)
+                && scope.owns(&s.object)
+                && s.object.meta().annotation(PRUNE) != Some("disabled")
         })
         .count();
-    if !prunable.is_empty() && survivors == 0 && !revision.config.allow_empty() {
+    let guarded = prunable
+        .iter()
+        .filter(|s| !s.object.meta().labels().contains_key(APP) || app.is_some())
+        .count();
+    if guarded > 0 && survivors == 0 && !scope.allow_empty {
         return Err(ApplyError::RefusedEmpty {
             commit: commit.short.clone(),
-            count: prunable.len(),
+            count: guarded,
+            whose: match app {
+                Some(app) => format!("app {app}"),
+                None if !scope.apps.is_empty() => "the root app".to_string(),
+                None => "the repository".to_string(),
+            },
         });
     }
     for stale in prunable {
@@ -255,16 +378,10 @@ pub fn plan_stage(
     ))
 }
 
-/// Records an attempt that never reached applying (the revision could not be read).
+/// Records an attempt that never reached applying (the revision could not be read, or
+/// its keel.yaml is invalid).
 pub async fn record_failure(store: &Store, commit: &CommitInfo, error: String) {
-    let record = SyncRecord {
-        commit: commit.id.clone(),
-        time: Utc::now(),
-        result: SyncResult::Failed,
-        error: Some(error),
-        author: Some(commit.author.clone()),
-        message: Some(commit.summary.clone()),
-    };
+    let record = record_of(commit, SyncResult::Failed, Some(error), None);
     if let Err(e) = store.record_sync(record).await {
         tracing::warn!(error = %e, "could not record the sync attempt");
     }
@@ -279,8 +396,9 @@ pub async fn apply_revision(
     revision: &Revision,
     network: &ServiceNetwork,
     new_commit: bool,
+    scope: &Scope,
 ) -> Result<Applied, ApplyError> {
-    let outcome = attempt(store, commit, revision, network, new_commit).await;
+    let outcome = attempt(store, commit, revision, network, new_commit, scope).await;
     let quiet_resync = !new_commit && matches!(&outcome, Ok(a) if !a.changed());
     // Store trouble is transient and retried: the history records what the revision
     // itself came to, once. A revision that changed objects was recorded with them, in
@@ -308,14 +426,7 @@ pub async fn apply_revision(
         Err(ApplyError::Ordered { message, .. }) => (SyncResult::Failed, Some(message.clone())),
         Err(e) => (SyncResult::Failed, Some(e.to_string())),
     };
-    let record = SyncRecord {
-        commit: commit.id.clone(),
-        time: Utc::now(),
-        result,
-        error,
-        author: Some(commit.author.clone()),
-        message: Some(commit.summary.clone()),
-    };
+    let record = record_of(commit, result, error, scope.app.as_deref());
     if let Err(e) = store.record_sync(record).await {
         tracing::warn!(error = %e, "could not record the sync attempt");
     }
@@ -328,6 +439,7 @@ async fn attempt(
     revision: &Revision,
     network: &ServiceNetwork,
     ordered: bool,
+    scope: &Scope,
 ) -> Result<Applied, ApplyError> {
     if !revision.is_valid() {
         return Err(ApplyError::Invalid {
@@ -336,9 +448,9 @@ async fn attempt(
         });
     }
     if ordered && waves::is_ordered(revision) {
-        return waves::apply_ordered(store, commit, revision, network).await;
+        return waves::apply_ordered(store, commit, revision, network, scope).await;
     }
-    apply_stage(store, commit, revision, network, None, true).await
+    apply_stage(store, commit, revision, network, None, true, scope).await
 }
 
 /// Applies `revision` (or its objects in `only`) in one batch, recording the sync with it
@@ -350,26 +462,21 @@ async fn apply_stage(
     network: &ServiceNetwork,
     only: Option<&std::collections::BTreeSet<ObjectKey>>,
     record: bool,
+    scope: &Scope,
 ) -> Result<Applied, ApplyError> {
     // A conflict means something wrote in between: plan again from fresh state, a few times.
     let mut tries = 0;
     loop {
         tries += 1;
         let applied = applied_objects(store).await?;
-        let (batch, mut counts) = plan_stage(commit, revision, &applied, network, only)?;
+        let (batch, mut counts) = plan_stage(commit, revision, &applied, network, only, scope)?;
         if batch.ops.is_empty() {
             counts.store_revision = store.revision().await?;
             return Ok(counts);
         }
         let batch = Batch {
-            record: record.then(|| SyncRecord {
-                commit: commit.id.clone(),
-                time: Utc::now(),
-                result: SyncResult::Applied,
-                error: None,
-                author: Some(commit.author.clone()),
-                message: Some(commit.summary.clone()),
-            }),
+            record: record
+                .then(|| record_of(commit, SyncResult::Applied, None, scope.app.as_deref())),
             ..batch
         };
         match store.apply_batch(batch).await {

@@ -9,13 +9,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::Utc;
 use keel_schema::ordering::{self, Phase};
-use keel_schema::{Kind, ObjectKey, Revision, SyncRecord, SyncResult};
+use keel_schema::{Kind, ObjectKey, Revision, SyncResult};
 use keel_store::Store;
 
 use super::settle::wait_healthy;
-use super::{Applied, ApplyError, ServiceNetwork, apply_stage, hooks};
+use super::{Applied, ApplyError, Scope, ServiceNetwork, apply_stage, hooks, record_of};
 use crate::source::CommitInfo;
 
 /// How long a wave (or a hook) may take to become Healthy (complete).
@@ -54,6 +53,7 @@ pub async fn apply_ordered(
     commit: &CommitInfo,
     revision: &Revision,
     network: &ServiceNetwork,
+    scope: &Scope,
 ) -> Result<Applied, ApplyError> {
     let failed = |message: String| ApplyError::Ordered {
         commit: commit.short.clone(),
@@ -71,7 +71,7 @@ pub async fn apply_ordered(
         let last = i + 1 == stages.len();
         // The last stage applies the whole revision, so pruning happens there, once.
         let only = (!last).then_some(keys);
-        let counts = apply_stage(store, commit, revision, network, only, false).await?;
+        let counts = apply_stage(store, commit, revision, network, only, false, scope).await?;
         total.created += counts.created;
         total.updated += counts.updated;
         total.deleted += counts.deleted;
@@ -92,14 +92,7 @@ pub async fn apply_ordered(
     // The stages' batches carry no record; an unchanged revision is recorded by the caller,
     // as any other.
     if total.changed() {
-        let record = SyncRecord {
-            commit: commit.id.clone(),
-            time: Utc::now(),
-            result: SyncResult::Applied,
-            error: None,
-            author: Some(commit.author.clone()),
-            message: Some(commit.summary.clone()),
-        };
+        let record = record_of(commit, SyncResult::Applied, None, scope.app.as_deref());
         store.record_sync(record).await?;
     }
     Ok(total)

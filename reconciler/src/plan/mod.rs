@@ -6,7 +6,9 @@
 //! - [`summary`]: one line per change saying what it does to running workloads.
 //! - [`render`]: text, markdown (for a pull request comment) and JSON.
 //! - [`fit`]: the pods a revision would start, through the scheduler against live nodes.
+//! - [`apps`]: a plan of a repository of apps (keel.yaml `apps:`), app by app.
 
+pub mod apps;
 pub mod diff;
 pub mod display;
 pub mod fit;

@@ -31,6 +31,7 @@ pub fn rows(changes: &[Change]) -> Vec<Row> {
                 name: o.name().to_string(),
                 summary: summarize(ch),
                 diff: unified(ch.old.as_ref(), ch.new.as_ref(), &file),
+                app: None,
             }
         })
         .collect()
@@ -48,10 +49,15 @@ pub struct Plan {
 }
 
 fn label(r: &Row) -> String {
+    let app = r
+        .app
+        .as_deref()
+        .map(|a| format!("{a}: "))
+        .unwrap_or_default();
     if r.namespace.is_empty() {
-        format!("{} {}", r.kind, r.name)
+        format!("{app}{} {}", r.kind, r.name)
     } else {
-        format!("{} {}/{}", r.kind, r.namespace, r.name)
+        format!("{app}{} {}/{}", r.kind, r.namespace, r.name)
     }
 }
 
@@ -136,10 +142,19 @@ pub fn markdown(plan: &Plan) -> String {
     for note in &plan.notes {
         let _ = writeln!(out, "> **Note:** {note}\n");
     }
-    let _ = writeln!(out, "| Action | Kind | Namespace | Name | Effect |");
-    let _ = writeln!(out, "|---|---|---|---|---|");
+    // An App column only for a repository of apps.
+    let apps = plan.changes.iter().any(|c| c.app.is_some());
+    let (app_head, app_rule) = if apps { ("App | ", "---|") } else { ("", "") };
+    let _ = writeln!(
+        out,
+        "| {app_head}Action | Kind | Namespace | Name | Effect |"
+    );
+    let _ = writeln!(out, "|{app_rule}---|---|---|---|---|");
     let cell = |s: &str| s.replace('|', "\\|");
     for ch in &plan.changes {
+        if apps {
+            let _ = write!(out, "| {} ", cell(ch.app.as_deref().unwrap_or("")));
+        }
         let namespace = if ch.namespace.is_empty() {
             "—"
         } else {

@@ -245,6 +245,20 @@ impl GitSource {
     }
 }
 
+impl GitSource {
+    /// Revision `commit` app by app, as [`RepoTree::load_apps`] reads it.
+    pub fn load_apps(
+        &self,
+        commit: &str,
+        inputs_of: &dyn Fn(&keel_schema::load::apps::AppSpec) -> Vec<String>,
+        render: &dyn Fn(&keel_schema::load::apps::AppSpec, &str) -> bool,
+    ) -> Result<super::AppsLoad, SourceError> {
+        RepoTree::open(&self.dir.to_string_lossy())?
+            .with_decrypt(self.decrypt.clone())
+            .load_apps(commit, self.path.as_deref(), inputs_of, render)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,19 +40,19 @@ pub struct CommitInfo {
 
 /// What a walk of a tree found.
 #[derive(Default)]
-struct Walked {
-    found: Vec<(String, Vec<u8>)>,
-    problems: Vec<(String, String)>,
+pub(super) struct Walked {
+    pub found: Vec<(String, Vec<u8>)>,
+    pub problems: Vec<(String, String)>,
 }
 
 /// A repository opened for reading revisions.
 pub struct RepoTree {
-    repo: Repository,
+    pub(super) repo: Repository,
     path: PathBuf,
     /// Entries of the last tree read that keel cannot use (symlinks, submodules).
     problems: std::cell::RefCell<Vec<(String, String)>>,
     /// Opens SOPS-encrypted files (without it, they are errors of the revision).
-    decrypt: Option<Arc<dyn Decrypt>>,
+    pub(super) decrypt: Option<Arc<dyn Decrypt>>,
 }
 
 impl RepoTree {
@@ -87,7 +87,7 @@ impl RepoTree {
         Ok(info(&commit))
     }
 
-    fn resolve(&self, rev: &str) -> Result<git2::Commit<'_>, SourceError> {
+    pub(super) fn resolve(&self, rev: &str) -> Result<git2::Commit<'_>, SourceError> {
         let not_found = |e: git2::Error| SourceError::NoSuchRevision {
             repo: self.path.clone(),
             rev: rev.to_string(),
@@ -126,7 +126,7 @@ impl RepoTree {
                 .and_then(|o| o.peel_to_tree())
                 .map_err(|_| SourceError::NoSuchPath(p.clone(), info.short.clone()))?,
         };
-        let walked = self.walk(&tree).map_err(read_err)?;
+        let walked = self.walk(&tree, &|_| false).map_err(read_err)?;
         let shown = |rel: &str| match &prefix {
             Some(p) => format!("{p}/{rel}"),
             None => rel.to_string(),
@@ -159,8 +159,13 @@ impl RepoTree {
     /// revision invalid instead of being silently skipped (their objects would be pruned).
     /// The walk keeps its own stack (libgit2's walk recurses, and a committed tree 20,000
     /// folders deep would overflow the server's stack on every restart) and goes no deeper
-    /// than [`MAX_FOLDER_DEPTH`] folders.
-    fn walk(&self, tree: &git2::Tree<'_>) -> Result<Walked, git2::Error> {
+    /// than [`MAX_FOLDER_DEPTH`] folders, and not into folders `skip` names (paths relative
+    /// to `tree`).
+    pub(super) fn walk(
+        &self,
+        tree: &git2::Tree<'_>,
+        skip: &dyn Fn(&str) -> bool,
+    ) -> Result<Walked, git2::Error> {
         let mut walked = Walked::default();
         // (folder, its path with a trailing slash, its depth); popped in reverse so the
         // walk is pre-order by name, as the file list and its errors are shown.
@@ -184,6 +189,7 @@ impl RepoTree {
                             "submodules are not read; commit the manifests into this repository";
                         walked.problems.push((path, why.into()));
                     }
+                    Some(ObjectType::Tree) if skip(&path) => {}
                     Some(ObjectType::Tree) if depth + 1 > MAX_FOLDER_DEPTH => {
                         walked.problems.push((path, too_deep_message()));
                     }
@@ -266,7 +272,7 @@ impl RepoTree {
     }
 }
 
-fn info(commit: &git2::Commit<'_>) -> CommitInfo {
+pub(super) fn info(commit: &git2::Commit<'_>) -> CommitInfo {
     let id = commit.id().to_string();
     CommitInfo {
         short: id.chars().take(7).collect(),

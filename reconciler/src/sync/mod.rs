@@ -17,6 +17,7 @@
 //! - this file: the loop (when passes run); [`pass`]: what one pass does.
 //! - [`status`]: what the loop reports; [`notify`]: a local repository's git folder, watched.
 
+mod apps;
 pub mod notify;
 mod pass;
 pub mod status;

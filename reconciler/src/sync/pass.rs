@@ -1,30 +1,34 @@
-//! One pass of the sync loop: fetch, read the tip; a new tip is loaded and applied, an old
-//! one resynced when due.
+//! One pass of the sync loop: fetch, read the tip; a new tip is read app by app, and each
+//! app whose inputs changed is loaded and applied on its own; what runs is resynced when due.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use keel_schema::repo_config::{NotifyEvent, NotifyTarget};
+use keel_schema::repo_config::{NotifyEvent, NotifyTarget, RepoConfig};
 use keel_schema::{Revision, SyncRecord, SyncResult};
 use tokio_util::sync::CancellationToken;
 
 use super::Syncer;
-use crate::apply::{Applied, ApplyError, apply_revision, record_failure};
-use crate::source::{CommitInfo, GitSource};
-
-/// A loaded revision.
-struct Loaded {
-    commit: CommitInfo,
-    revision: Revision,
-}
+use super::apps::{AppState, Loaded, Outcome, declared_by, scopes};
+use crate::apply::{ApplyError, applied_objects, apply_revision, plan_stage, record_failure};
+use crate::source::{AppsLoad, CommitInfo, GitSource};
 
 /// What the loop remembers between passes.
 pub struct State {
-    /// The last tip handled to an end (applied, or found invalid/refused/unreadable).
+    /// The last tip handled to an end (every app it changed applied, or found
+    /// invalid/refused; or the tip unreadable as a whole).
     tip: Option<String>,
-    /// The last revision applied: resynced even while a newer tip is invalid.
-    applied: Option<Loaded>,
+    /// The commit last recorded before a restart: a whole failure of it is not recorded
+    /// again.
+    recorded: Option<String>,
+    /// The last tip read, for notifications about health.
+    tip_info: Option<CommitInfo>,
+    /// The repository's apps in keel.yaml's order, the root app last.
+    apps: Vec<AppState>,
+    /// keel.yaml of the last tip whose keel.yaml was valid.
+    config: RepoConfig,
     last_resync: Option<Instant>,
     /// What notifications have said of the applied revision's health, and when it was
     /// last looked at.
@@ -32,23 +36,22 @@ pub struct State {
     last_health: Option<Instant>,
 }
 
-/// The notification targets a revision's keel.yaml names.
-fn targets(revision: &Revision) -> &[NotifyTarget] {
-    revision.config.notify.as_deref().unwrap_or(&[])
-}
-
 /// How often the applied revision's health is looked at for notifications.
 pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How many sync records a restart reads to find what each app runs.
+const RESTORE_RECORDS: usize = 5000;
+
 impl State {
-    /// After a restart, or in a new leader: the revision last applied (from the history),
-    /// so it keeps being resynced even if the tip is broken, and the last commit recorded, so
-    /// a commit already recorded (by this server before, or by the previous leader) is not
-    /// recorded again. Waits for the history to be readable; `None` if stopped meanwhile.
+    /// After a restart, or in a new leader: what each app runs (from the history), so it
+    /// keeps being resynced even if the tip is broken, and the inputs each app last tried,
+    /// so an app already recorded at the tip (by this server before, or by the previous
+    /// leader) is not read or recorded again. Waits for the history to be readable; `None`
+    /// if stopped meanwhile.
     pub async fn restore(syncer: &Syncer, stop: &CancellationToken) -> Option<State> {
         let mut warned = false;
         let history = loop {
-            match syncer.store.history(100).await {
+            match syncer.store.history(RESTORE_RECORDS).await {
                 Ok(h) => break h,
                 Err(e) => {
                     if !warned {
@@ -63,13 +66,139 @@ impl State {
                 _ = stop.cancelled() => return None,
             }
         };
-        Some(State {
-            tip: history.first().map(|r| r.commit.clone()),
-            applied: last_applied(syncer, &history).await,
+        let mut state = State {
+            tip: None,
+            recorded: history.first().map(|r| r.commit.clone()),
+            tip_info: None,
+            apps: Vec::new(),
+            config: RepoConfig::default(),
             last_resync: None,
             health: Default::default(),
             last_health: None,
-        })
+        };
+        state.restore_apps(syncer, &history).await;
+        Some(state)
+    }
+
+    /// Each app's last try and last success, from `history` (newest first).
+    async fn restore_apps(&mut self, syncer: &Syncer, history: &[SyncRecord]) {
+        let mut last: HashMap<Option<String>, &SyncRecord> = HashMap::new();
+        let mut good: HashMap<Option<String>, &SyncRecord> = HashMap::new();
+        for r in history {
+            last.entry(r.app.clone()).or_insert(r);
+            if r.result.is_success() {
+                good.entry(r.app.clone()).or_insert(r);
+            }
+        }
+        // What runs: each commit read once, rendering only the named apps it is the last
+        // success of; then the root app, which leaves the files they read to them.
+        let mut by_commit: std::collections::BTreeMap<&str, Vec<Option<String>>> =
+            Default::default();
+        for (app, r) in good.iter().filter(|(app, _)| app.is_some()) {
+            by_commit.entry(&r.commit).or_default().push(app.clone());
+        }
+        let mut groups: Vec<(&str, Vec<Option<String>>)> = by_commit.into_iter().collect();
+        if let Some(r) = good.get(&None) {
+            groups.push((&r.commit, vec![None]));
+        }
+        let newest_good = history.iter().find(|r| r.result.is_success());
+        for (commit, names) in groups {
+            let load = load_apps(syncer, commit, self.known(), move |spec, _| {
+                names.contains(&spec.name)
+            })
+            .await;
+            let Some(load) = load.filter(|l| l.config_errors.is_empty()) else {
+                continue;
+            };
+            if newest_good.is_some_and(|r| r.commit == commit) {
+                self.config = load.config.clone();
+            }
+            for app in load.apps {
+                let Some(revision) = app.revision.filter(Revision::is_valid) else {
+                    continue;
+                };
+                let mut state = AppState::new(app.spec);
+                state.fingerprint = Some(app.fingerprint);
+                state.inputs = app.inputs;
+                state.applied = Some(Loaded {
+                    commit: load.commit.clone(),
+                    revision,
+                });
+                self.apps.push(state);
+            }
+        }
+        // Each app's last try: when it is not what runs (it failed), its inputs then are
+        // what the app was last handled at. An app with no success left in the history
+        // gets no fingerprint: it is read (and recorded) again.
+        for (name, r) in &last {
+            let index = match self.apps.iter().position(|a| a.spec.name == *name) {
+                Some(i) => i,
+                None => {
+                    // Its spec is read again with the next tip; until then, only its name
+                    // matters.
+                    let spec = keel_schema::load::apps::AppSpec {
+                        name: name.clone(),
+                        ..keel_schema::load::apps::AppSpec::root(&self.config, "")
+                    };
+                    self.apps.push(AppState::new(spec));
+                    self.apps.len() - 1
+                }
+            };
+            let runs = self.apps[index]
+                .applied
+                .as_ref()
+                .map(|a| a.commit.id.as_str());
+            if runs.is_some() && runs != Some(r.commit.as_str()) {
+                let load = load_apps(syncer, &r.commit, self.known(), |_, _| false).await;
+                let whole = load.as_ref().is_none_or(|l| !l.config_errors.is_empty());
+                if whole {
+                    // A commit that failed whole (its keel.yaml, or unreadable) is recorded
+                    // without an app and changed none: the root app stays as it runs.
+                    if let Some(g) = good.get(name) {
+                        self.apps[index].last = Some(Outcome {
+                            commit: g.commit.clone(),
+                            result: g.result,
+                            error: g.error.clone(),
+                            at: g.time,
+                        });
+                    }
+                    continue;
+                }
+                let found = load.as_ref().and_then(|l| l.app(name.as_deref()));
+                let state = &mut self.apps[index];
+                match found {
+                    Some(app) => {
+                        state.spec = app.spec.clone();
+                        state.fingerprint = Some(app.fingerprint.clone());
+                    }
+                    None => state.fingerprint = None,
+                }
+            }
+            self.apps[index].last = Some(Outcome {
+                commit: r.commit.clone(),
+                result: r.result,
+                error: r.error.clone(),
+                at: r.time,
+            });
+        }
+        if let Some(r) = history.iter().find(|r| r.result.is_success()) {
+            let declared = self.apps.iter().flat_map(AppState::declared).collect();
+            syncer.status.restored(&r.commit, declared);
+        }
+        self.publish_apps(syncer);
+    }
+
+    /// Each app's fingerprint and the files outside it that it read, as last handled.
+    fn known(&self) -> HashMap<Option<String>, (Option<String>, Vec<String>)> {
+        self.apps
+            .iter()
+            .map(|a| {
+                (
+                    a.spec.name.clone(),
+                    (a.fingerprint.clone(), a.inputs.clone()),
+                )
+            })
+            .collect()
     }
 
     /// One pass. `Err` for trouble worth retrying soon (fetch, store), after reporting it.
@@ -86,34 +215,48 @@ impl State {
         let resync_due = self
             .last_resync
             .is_none_or(|t| t.elapsed() >= syncer.settings.resync_interval);
-        if resync_due && self.applied.is_some() {
+        if resync_due && self.apps.iter().any(|a| a.applied.is_some()) {
             self.last_resync = Some(Instant::now());
-            return self.resync(syncer).await;
+            let started = Instant::now();
+            let outcome = self.resync(syncer).await;
+            syncer
+                .metrics
+                .resync_seconds
+                .observe(started.elapsed().as_secs_f64());
+            return outcome;
         }
         Ok(())
     }
 
-    /// Whether the applied revision names notification targets (whose health is watched).
-    pub fn watches_health(&self) -> bool {
-        self.applied
-            .as_ref()
-            .is_some_and(|a| !targets(&a.revision).is_empty())
+    /// The notification targets keel.yaml names.
+    fn targets(&self) -> &[NotifyTarget] {
+        self.config.notify.as_deref().unwrap_or(&[])
     }
 
-    /// Tells the notification targets when the applied revision becomes Healthy, or stops
-    /// being so. Only revisions that name targets are looked at.
+    /// Whether keel.yaml names notification targets (so health is watched).
+    pub fn watches_health(&self) -> bool {
+        !self.targets().is_empty() && self.apps.iter().any(|a| a.applied.is_some())
+    }
+
+    /// Tells the notification targets when what runs becomes Healthy, or stops being so.
+    /// Only repositories that name targets are looked at.
     pub async fn watch_health(&mut self, syncer: &Syncer) {
         self.last_health = Some(Instant::now());
-        let Some(applied) = &self.applied else { return };
-        let targets = targets(&applied.revision);
-        if targets.is_empty() {
+        if self.targets().is_empty() {
             return;
         }
-        let mut objects = Vec::with_capacity(applied.revision.manifests.len());
-        let desired = applied
-            .revision
-            .manifests
+        let commit = self.tip_info.clone().or_else(|| {
+            self.apps
+                .iter()
+                .find_map(|a| a.applied.as_ref().map(|l| l.commit.clone()))
+        });
+        let Some(commit) = commit else { return };
+        let mut objects = Vec::new();
+        let desired = self
+            .apps
             .iter()
+            .filter_map(|a| a.applied.as_ref())
+            .flat_map(|a| a.revision.manifests.iter())
             .filter(|m| keel_schema::ordering::is_desired(&m.object));
         for m in desired {
             let key = keel_schema::ObjectKey::of(&m.object);
@@ -123,174 +266,425 @@ impl State {
             }
         }
         let (health, why) = crate::notify::health::aggregate(&objects);
-        self.health.applied(&applied.commit.id);
+        self.health.applied(&commit.id);
         if let Some(event) = self.health.observe(health) {
             let detail = (!why.is_empty()).then_some(why);
             syncer.status.notifier().send(
-                targets,
+                self.targets(),
                 event,
                 &syncer.source.branch(),
-                &applied.commit,
+                &commit,
                 detail,
             );
         }
     }
 
-    /// The applied revision against the store again: drift is corrected.
+    /// What runs, against the store again: drift is corrected. Every app is planned
+    /// against one listing of the store; only an app with something to correct is applied.
     async fn resync(&mut self, syncer: &Syncer) -> anyhow::Result<()> {
-        let Some(applied) = &self.applied else {
-            return Ok(());
-        };
         let network = &syncer.settings.service_network;
-        match apply_revision(
-            &syncer.store,
-            &applied.commit,
-            &applied.revision,
-            network,
-            false,
-        )
-        .await
-        {
-            Ok(a) if a.changed() => {
-                tracing::info!(commit = %applied.commit.short, created = a.created, updated = a.updated, deleted = a.deleted, "drift corrected");
-                syncer.metrics.count_sync(SyncResult::Applied.as_str());
-                Ok(())
-            }
-            Ok(_) => Ok(()),
+        let failed = |e: String| {
+            syncer.metrics.count_sync("error");
+            syncer.status.store_error(e.clone());
+            anyhow::anyhow!(e)
+        };
+        let all = match applied_objects(&syncer.store).await {
+            Ok(all) => all,
             Err(e) => {
-                syncer.metrics.count_sync("error");
-                syncer.status.store_error(e.to_string());
                 self.last_resync = None;
-                Err(e.into())
+                return Err(failed(e.to_string()));
+            }
+        };
+        let scopes = scopes(&self.apps, declared_by(&self.apps, &HashMap::new()));
+        for app in &self.apps {
+            let Some(applied) = &app.applied else {
+                continue;
+            };
+            let scope = &scopes[&app.spec.name];
+            let planned = plan_stage(
+                &applied.commit,
+                &applied.revision,
+                &all,
+                network,
+                None,
+                scope,
+            );
+            if planned.is_ok_and(|(batch, _)| batch.ops.is_empty()) {
+                continue;
+            }
+            let outcome = apply_revision(
+                &syncer.store,
+                &applied.commit,
+                &applied.revision,
+                network,
+                false,
+                scope,
+            )
+            .await;
+            match outcome {
+                Ok(a) if a.changed() => {
+                    tracing::info!(app = app.spec.label(), commit = %applied.commit.short, created = a.created, updated = a.updated, deleted = a.deleted, "drift corrected");
+                    syncer.metrics.count_sync(SyncResult::Applied.as_str());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.last_resync = None;
+                    return Err(failed(e.to_string()));
+                }
             }
         }
+        Ok(())
     }
 
-    /// Loads, validates and applies a new tip; records its outcome once.
+    /// A tip that fails whole (unreadable, or its keel.yaml invalid): recorded once, and
+    /// every app keeps running what it runs.
+    async fn whole_failure(
+        &mut self,
+        syncer: &Syncer,
+        tip: CommitInfo,
+        shown: String,
+        recorded: String,
+    ) {
+        tracing::warn!(commit = %tip.short, error = %shown, "revision not applied; the last good revision keeps running");
+        // Recorded (and told) before a restart: not again.
+        if self.recorded.as_deref() != Some(tip.id.as_str()) {
+            record_failure(&syncer.store, &tip, recorded).await;
+            let branch = syncer.source.branch();
+            let notifier = syncer.status.notifier();
+            notifier.send(
+                self.targets(),
+                NotifyEvent::Failed,
+                &branch,
+                &tip,
+                Some(shown.clone()),
+            );
+        }
+        syncer.metrics.count_sync(SyncResult::Failed.as_str());
+        syncer
+            .status
+            .failed_whole(&tip.id, SyncResult::Failed, shown, Utc::now());
+        self.tip = Some(tip.id);
+    }
+
+    /// Reads a new tip app by app; each app whose inputs changed is validated and applied
+    /// whole on its own, its outcome recorded once.
     async fn new_tip(&mut self, syncer: &Syncer, tip: CommitInfo) -> anyhow::Result<()> {
-        let now = Utc::now();
-        let source = syncer.source.clone();
-        let id = tip.id.clone();
-        let (commit, revision) = match tokio::task::spawn_blocking(move || source.load(&id)).await?
-        {
-            Ok(loaded) => loaded,
+        let known = self.known();
+        let unchanged = known.clone();
+        let loaded = load_apps_result(syncer, &tip.id, known, move |spec, fingerprint| {
+            unchanged.get(&spec.name).and_then(|k| k.0.as_deref()) != Some(fingerprint)
+        })
+        .await?;
+        let load = match loaded {
+            Ok(load) if load.config_errors.is_empty() => load,
+            Ok(load) => {
+                let recorded = load
+                    .config_errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let shown = ApplyError::Invalid {
+                    commit: tip.short.clone(),
+                    errors: load.config_errors,
+                }
+                .to_string();
+                self.whole_failure(syncer, tip, shown, recorded).await;
+                return Ok(());
+            }
             Err(e) => {
                 // A tree keel cannot read (a missing --path, say) is this commit's failure,
-                // recorded once; the applied revision keeps running and being resynced.
+                // recorded once; what runs keeps running and being resynced.
                 let msg = e.to_string();
-                tracing::warn!(commit = %tip.short, error = %msg, "revision unreadable; the last good revision keeps running");
-                record_failure(&syncer.store, &tip, msg.clone()).await;
-                if let Some(applied) = &self.applied {
-                    let targets = targets(&applied.revision);
-                    syncer.status.notifier().send(
-                        targets,
-                        NotifyEvent::Failed,
-                        &syncer.source.branch(),
-                        &tip,
-                        Some(msg.clone()),
-                    );
-                }
-                syncer.metrics.count_sync(SyncResult::Failed.as_str());
-                syncer
-                    .status
-                    .not_applied(&tip.id, SyncResult::Failed, msg, now);
-                self.tip = Some(tip.id);
+                self.whole_failure(syncer, tip, msg.clone(), msg).await;
                 return Ok(());
             }
         };
-        let started = Instant::now();
-        let network = &syncer.settings.service_network;
-        // Targets of a revision that is not valid are not trusted (its keel.yaml may be
-        // half-read): such a revision reports where the running one does.
-        let notify_to = if revision.is_valid()
-            && (revision.config.notify.is_some() || self.applied.is_none())
-        {
-            targets(&revision).to_vec()
-        } else {
-            self.applied
-                .as_ref()
-                .map(|a| targets(&a.revision).to_vec())
-                .unwrap_or_default()
-        };
-        let branch = syncer.source.branch();
-        let notifier = syncer.status.notifier();
-        notifier.send(&notify_to, NotifyEvent::Started, &branch, &commit, None);
-        let outcome = apply_revision(&syncer.store, &commit, &revision, network, true).await;
-        syncer
-            .metrics
-            .sync_seconds
-            .observe(started.elapsed().as_secs_f64());
-        match outcome {
-            Ok(applied) => {
-                notifier.send(&notify_to, NotifyEvent::Applied, &branch, &commit, None);
-                self.applied_tip(syncer, commit, revision, &applied, started);
-                Ok(())
-            }
-            Err(
-                e @ (ApplyError::Invalid { .. }
-                | ApplyError::RefusedEmpty { .. }
-                | ApplyError::Ordered { .. }),
-            ) => {
-                let result = if matches!(e, ApplyError::RefusedEmpty { .. }) {
-                    SyncResult::Refused
-                } else {
-                    SyncResult::Failed
-                };
-                syncer.metrics.count_sync(result.as_str());
-                notifier.send(
-                    &notify_to,
-                    NotifyEvent::Failed,
-                    &branch,
-                    &commit,
-                    Some(e.to_string()),
-                );
-                tracing::warn!(commit = %commit.short, error = %e, "revision not applied; the last good revision keeps running");
+        let AppsLoad {
+            commit,
+            apps,
+            config,
+            ..
+        } = load;
+        // The apps keel.yaml lists now, in its order; an app no longer listed is gone (the
+        // root app prunes what it applied).
+        let mut previous: Vec<AppState> = std::mem::take(&mut self.apps);
+        let mut candidates: Vec<(usize, Revision, String, Vec<String>)> = Vec::new();
+        for (index, app) in apps.into_iter().enumerate() {
+            let mut state = match previous.iter().position(|p| p.spec.name == app.spec.name) {
+                Some(i) => previous.swap_remove(i),
+                None => AppState::new(app.spec.clone()),
+            };
+            state.spec = app.spec;
+            if let Some(revision) = app.revision {
                 syncer
-                    .status
-                    .not_applied(&commit.id, result, e.to_string(), now);
-                self.tip = Some(commit.id);
-                Ok(())
+                    .metrics
+                    .renders
+                    .get_or_create(&crate::metrics::AppLabel {
+                        app: state.spec.label().to_string(),
+                    })
+                    .inc();
+                candidates.push((index, revision, app.fingerprint, app.inputs));
             }
+            self.apps.push(state);
+        }
+        if candidates.is_empty() {
+            self.tip = Some(commit.id.clone());
+            self.publish(syncer, &commit, config, false);
+            return Ok(());
+        }
+        let all = match applied_objects(&syncer.store).await {
+            Ok(all) => all,
             Err(e) => {
-                // Store trouble: the same tip is tried again after a backoff.
                 syncer.metrics.count_sync("error");
                 syncer.status.store_error(e.to_string());
-                Err(e.into())
+                return Err(e.into());
+            }
+        };
+        self.refuse_duplicates(&mut candidates, &all);
+        let by_app: HashMap<Option<String>, &Revision> = candidates
+            .iter()
+            .map(|(i, r, _, _)| (self.apps[*i].spec.name.clone(), r))
+            .collect();
+        let scopes = scopes(&self.apps, declared_by(&self.apps, &by_app));
+        let branch = syncer.source.branch();
+        let notifier = syncer.status.notifier().clone();
+        // The targets of a revision that is not valid are not trusted (its keel.yaml may
+        // be a committer's mistake): such a revision reports where the running one does.
+        let valid = candidates.iter().all(|c| c.1.is_valid());
+        let nothing_runs = self.apps.iter().all(|a| a.applied.is_none());
+        let targets = if valid || nothing_runs {
+            config.notify.clone().unwrap_or_default()
+        } else {
+            self.targets().to_vec()
+        };
+        notifier.send(&targets, NotifyEvent::Started, &branch, &commit, None);
+        let network = &syncer.settings.service_network;
+        let named = self.apps.iter().any(|a| a.spec.name.is_some());
+        let mut failures = Vec::new();
+        let mut changed = false;
+        for (index, revision, fingerprint, inputs) in candidates {
+            let app = &mut self.apps[index];
+            let scope = &scopes[&app.spec.name];
+            let started = Instant::now();
+            let outcome =
+                apply_revision(&syncer.store, &commit, &revision, network, true, scope).await;
+            syncer
+                .metrics
+                .sync_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let (result, error) = match outcome {
+                Ok(applied) => {
+                    let result = if applied.changed() {
+                        SyncResult::Applied
+                    } else {
+                        SyncResult::Unchanged
+                    };
+                    changed |= applied.changed();
+                    syncer.metrics.last_success.set(Utc::now().timestamp());
+                    tracing::info!(
+                        app = app.spec.label(),
+                        commit = %commit.short,
+                        result = %result,
+                        created = applied.created,
+                        updated = applied.updated,
+                        deleted = applied.deleted,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "revision synced"
+                    );
+                    app.applied = Some(Loaded {
+                        commit: commit.clone(),
+                        revision,
+                    });
+                    app.tried = None;
+                    (result, None)
+                }
+                Err(
+                    e @ (ApplyError::Invalid { .. }
+                    | ApplyError::RefusedEmpty { .. }
+                    | ApplyError::Ordered { .. }),
+                ) => {
+                    let result = if matches!(e, ApplyError::RefusedEmpty { .. }) {
+                        SyncResult::Refused
+                    } else {
+                        SyncResult::Failed
+                    };
+                    tracing::warn!(app = app.spec.label(), commit = %commit.short, error = %e, "revision not applied; the last good revision keeps running");
+                    let shown = if named {
+                        format!("app {}: {e}", app.spec.label())
+                    } else {
+                        e.to_string()
+                    };
+                    failures.push(shown);
+                    app.tried = Some(revision);
+                    (result, Some(e.to_string()))
+                }
+                Err(e) => {
+                    // Store trouble: the same tip is tried again after a backoff (the apps
+                    // handled so far are not tried again: their inputs are recorded).
+                    syncer.metrics.count_sync("error");
+                    syncer.status.store_error(e.to_string());
+                    return Err(e.into());
+                }
+            };
+            syncer.metrics.count_sync(result.as_str());
+            app.fingerprint = Some(fingerprint);
+            app.inputs = inputs;
+            app.last = Some(Outcome {
+                commit: commit.id.clone(),
+                result,
+                error,
+                at: Utc::now(),
+            });
+        }
+        if failures.is_empty() {
+            notifier.send(&targets, NotifyEvent::Applied, &branch, &commit, None);
+        } else {
+            let detail = failures.join("\n");
+            notifier.send(
+                &targets,
+                NotifyEvent::Failed,
+                &branch,
+                &commit,
+                Some(detail),
+            );
+        }
+        self.tip = Some(commit.id.clone());
+        self.last_resync = Some(Instant::now());
+        self.publish(syncer, &commit, config, changed);
+        Ok(())
+    }
+
+    /// An object that two apps declare stays with the app that has it in the cluster (or
+    /// the first in keel.yaml's order); the other app's revision is refused, located.
+    fn refuse_duplicates(
+        &self,
+        candidates: &mut [(usize, Revision, String, Vec<String>)],
+        all: &std::collections::BTreeMap<keel_schema::ObjectKey, keel_store::Stored>,
+    ) {
+        let empty = Revision::default();
+        let revisions: Vec<&Revision> = self
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                // An invalid candidate declares nothing new: the app keeps what it runs.
+                candidates
+                    .iter()
+                    .find(|c| c.0 == i && c.1.is_valid())
+                    .map(|c| &c.1)
+                    .or(a.applied.as_ref().map(|l| &l.revision))
+                    .unwrap_or(&empty)
+            })
+            .collect();
+        let pairs: Vec<_> = self.apps.iter().map(|a| &a.spec).zip(revisions).collect();
+        let scope = crate::apply::Scope {
+            apps: super::apps::names(&self.apps),
+            ..Default::default()
+        };
+        let keeps = |key: &keel_schema::ObjectKey| {
+            let owner = all.get(key).map(|s| scope.owner_of(&s.object))?;
+            self.apps
+                .iter()
+                .position(|a| a.spec.name.as_deref() == owner)
+        };
+        let found = keel_schema::load::apps::duplicates(&pairs, keeps);
+        for (app, error) in found {
+            if let Some(c) = candidates.iter_mut().find(|c| c.0 == app) {
+                c.1.errors.push(error);
+                keel_schema::error::sort_errors(&mut c.1.errors);
             }
         }
     }
 
-    /// A new tip applied (or found unchanged): it is what runs now.
-    fn applied_tip(
-        &mut self,
-        syncer: &Syncer,
-        commit: CommitInfo,
-        revision: Revision,
-        applied: &Applied,
-        started: Instant,
-    ) {
+    /// What `keel status` shows after a tip: it is applied once no app failed at it (and
+    /// then its keel.yaml names the notification targets, and its health is watched).
+    fn publish(&mut self, syncer: &Syncer, tip: &CommitInfo, config: RepoConfig, changed: bool) {
+        let named = self.apps.iter().any(|a| a.spec.name.is_some());
+        let failing: Vec<&AppState> = self
+            .apps
+            .iter()
+            .filter(|a| a.last.as_ref().is_some_and(|l| !l.result.is_success()))
+            .collect();
         let now = Utc::now();
-        let result = if applied.changed() {
-            SyncResult::Applied
-        } else {
-            SyncResult::Unchanged
-        };
-        syncer.metrics.count_sync(result.as_str());
-        syncer.metrics.last_success.set(now.timestamp());
-        tracing::info!(
-            commit = %commit.short,
-            result = %result,
-            created = applied.created,
-            updated = applied.updated,
-            deleted = applied.deleted,
-            took_ms = started.elapsed().as_millis() as u64,
-            "revision synced"
-        );
-        syncer.status.applied(&commit.id, &revision, result, now);
-        self.tip = Some(commit.id.clone());
-        self.last_resync = Some(Instant::now());
-        self.applied = Some(Loaded { commit, revision });
+        match failing.first().and_then(|a| a.last.as_ref()) {
+            None => {
+                self.config = config;
+                self.tip_info = Some(tip.clone());
+                let declared = self.apps.iter().flat_map(AppState::declared).collect();
+                let result = if changed {
+                    SyncResult::Applied
+                } else {
+                    SyncResult::Unchanged
+                };
+                syncer.status.applied(&tip.id, declared, result, now);
+            }
+            Some(first) => {
+                let error = if named {
+                    failing
+                        .iter()
+                        .map(|a| {
+                            let why = a.last.as_ref().and_then(|l| l.error.as_deref());
+                            format!("app {}: {}", a.spec.label(), why.unwrap_or(""))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                } else {
+                    first.error.clone().unwrap_or_default()
+                };
+                syncer.status.not_applied(&tip.id, first.result, error, now);
+                // What runs is still what `keel status` judges: the apps that applied
+                // the tip, and the last good commit of those that failed.
+                let declared = self.apps.iter().flat_map(AppState::declared).collect();
+                syncer.status.set_declared(declared);
+            }
+        }
+        self.publish_apps(syncer);
     }
+
+    fn publish_apps(&self, syncer: &Syncer) {
+        let named = self.apps.iter().any(|a| a.spec.name.is_some());
+        let apps = self
+            .apps
+            .iter()
+            .filter(|_| named)
+            .map(AppState::status)
+            .collect();
+        syncer.status.set_apps(apps);
+    }
+}
+
+/// [`GitSource::load_apps`] off the async threads; `None` when it cannot be read.
+async fn load_apps(
+    syncer: &Syncer,
+    commit: &str,
+    known: HashMap<Option<String>, (Option<String>, Vec<String>)>,
+    render: impl Fn(&keel_schema::load::apps::AppSpec, &str) -> bool + Send + 'static,
+) -> Option<AppsLoad> {
+    load_apps_result(syncer, commit, known, render)
+        .await
+        .ok()?
+        .ok()
+}
+
+async fn load_apps_result(
+    syncer: &Syncer,
+    commit: &str,
+    known: HashMap<Option<String>, (Option<String>, Vec<String>)>,
+    render: impl Fn(&keel_schema::load::apps::AppSpec, &str) -> bool + Send + 'static,
+) -> Result<Result<AppsLoad, crate::source::SourceError>, tokio::task::JoinError> {
+    let source: Arc<GitSource> = syncer.source.clone();
+    let commit = commit.to_string();
+    tokio::task::spawn_blocking(move || {
+        let inputs_of = |spec: &keel_schema::load::apps::AppSpec| {
+            known
+                .get(&spec.name)
+                .map(|k| k.1.clone())
+                .unwrap_or_default()
+        };
+        source.load_apps(&commit, &inputs_of, &render)
+    })
+    .await
 }
 
 /// Fetches (a remote) and reads the branch tip, reporting how that went.
@@ -313,20 +707,4 @@ async fn fetch(syncer: &Syncer) -> anyhow::Result<CommitInfo> {
             anyhow::bail!(e)
         }
     }
-}
-
-/// The revision last applied, from the history, if it can still be read and is valid.
-async fn last_applied(syncer: &Syncer, history: &[SyncRecord]) -> Option<Loaded> {
-    let last = history.iter().find(|r| r.result.is_success())?;
-    let source = syncer.source.clone();
-    let commit = last.commit.clone();
-    let (commit, revision) = tokio::task::spawn_blocking(move || source.load(&commit))
-        .await
-        .ok()?
-        .ok()?;
-    if !revision.is_valid() {
-        return None;
-    }
-    syncer.status.restored(&commit.id, &revision);
-    Some(Loaded { commit, revision })
 }

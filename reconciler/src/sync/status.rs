@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use keel_api::status::SyncStatus;
+use keel_api::status::{AppStatus, SyncStatus};
 use keel_schema::{ObjectKey, Revision, SyncResult};
 
 use crate::notify::Notifier;
@@ -61,16 +61,18 @@ impl StatusHandle {
         self.lock().fetch_error = Some(error);
     }
 
-    /// `commit` was applied (or found unchanged): it is what runs now.
+    /// `commit` was applied (or found unchanged): it is what runs now, declaring
+    /// `declared`.
     pub fn applied(
         &self,
         commit: &str,
-        revision: &Revision,
+        declared: Vec<ObjectKey>,
         result: SyncResult,
         at: DateTime<Utc>,
     ) {
         let mut s = self.lock();
-        s.declared = declared(revision);
+        s.failed_whole = false;
+        s.declared = declared;
         s.applied_commit = Some(commit.to_string());
         s.last_commit = Some(commit.to_string());
         s.last_result = Some(result);
@@ -81,10 +83,17 @@ impl StatusHandle {
     /// `commit` was tried and not applied; the applied one keeps running.
     pub fn not_applied(&self, commit: &str, result: SyncResult, error: String, at: DateTime<Utc>) {
         let mut s = self.lock();
+        s.failed_whole = false;
         s.last_commit = Some(commit.to_string());
         s.last_result = Some(result);
         s.last_error = Some(error);
         s.last_sync = Some(at);
+    }
+
+    /// `commit` failed as a whole (unreadable, or its keel.yaml invalid): no app has it.
+    pub fn failed_whole(&self, commit: &str, result: SyncResult, error: String, at: DateTime<Utc>) {
+        self.not_applied(commit, result, error, at);
+        self.lock().failed_whole = true;
     }
 
     /// A store error, retried: only the error is shown.
@@ -92,17 +101,27 @@ impl StatusHandle {
         self.lock().last_error = Some(error);
     }
 
-    /// After a restart: `commit` is what was last applied.
-    pub fn restored(&self, commit: &str, revision: &Revision) {
+    /// After a restart: `commit` is what was last applied, declaring `declared`.
+    pub fn restored(&self, commit: &str, declared: Vec<ObjectKey>) {
         let mut s = self.lock();
-        s.declared = declared(revision);
+        s.declared = declared;
         s.applied_commit = Some(commit.to_string());
+    }
+
+    /// The objects what runs declares.
+    pub fn set_declared(&self, declared: Vec<ObjectKey>) {
+        self.lock().declared = declared;
+    }
+
+    /// How each app of the repository stands (empty: the repository is one app).
+    pub fn set_apps(&self, apps: Vec<AppStatus>) {
+        self.lock().apps = apps;
     }
 }
 
 /// The objects a revision declares (for `keel status`: one declared but absent from the
 /// store is Missing).
-fn declared(revision: &Revision) -> Vec<ObjectKey> {
+pub fn declared(revision: &Revision) -> Vec<ObjectKey> {
     revision
         .manifests
         .iter()

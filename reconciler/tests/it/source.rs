@@ -66,3 +66,144 @@ fn manifests_up_to_the_depth_bound_are_read() {
         "{names:?}"
     );
 }
+
+/// Writes `files` into the working copy `dir` and commits them all (deleting what is gone
+/// from `files` is the caller's).
+fn commit_files(dir: &std::path::Path, files: &[(&str, &str)]) -> String {
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    run(&["add", "-A"]);
+    run(&["commit", "-q", "--allow-empty", "-m", "next"]);
+    run(&["rev-parse", "HEAD"])
+}
+
+#[test]
+fn an_app_is_rendered_again_only_when_what_it_reads_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    std::process::Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .current_dir(repo)
+        .status()
+        .unwrap();
+    let cm = |name: &str, v: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{v: '{v}'}}\n")
+    };
+    let first = commit_files(
+        repo,
+        &[
+            (
+                "keel.yaml",
+                "apps:\n- {name: web, path: apps/web}\n- {name: api, path: apps/api}\n",
+            ),
+            ("apps/web/cm.yaml", &cm("web", "1")),
+            ("apps/api/kustomization.yaml", "resources: [../../base]\n"),
+            ("base/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("base/cm.yaml", &cm("api", "1")),
+            ("root.yaml", &cm("root", "1")),
+            ("README.md", "shop\n"),
+        ],
+    );
+    let tree = RepoTree::open(&repo.to_string_lossy()).unwrap();
+    let all = |_: &keel_schema::load::apps::AppSpec, _: &str| true;
+    let load = tree.load_apps(&first, None, &|_| Vec::new(), &all).unwrap();
+    let names: Vec<&str> = load.apps.iter().map(|a| a.spec.label()).collect();
+    assert_eq!(names, ["web", "api", "(root)"]);
+    let objects = |name: Option<&str>| -> Vec<String> {
+        let app = load.app(name).unwrap();
+        let revision = app.revision.as_ref().unwrap();
+        assert!(revision.is_valid(), "{:?}", revision.errors);
+        revision
+            .manifests
+            .iter()
+            .map(|m| m.object.name().to_string())
+            .collect()
+    };
+    assert_eq!(objects(Some("web")), ["web"]);
+    assert_eq!(objects(Some("api")), ["api"]);
+    // The base the api reads is the api's: the root app leaves it alone.
+    assert_eq!(objects(None), ["root"]);
+    assert_eq!(
+        load.app(Some("api")).unwrap().inputs,
+        ["base/cm.yaml", "base/kustomization.yaml"]
+    );
+
+    // Which apps a commit changes from the one before, by fingerprint, each app's inputs
+    // as last time.
+    type Known = std::collections::HashMap<Option<String>, (String, Vec<String>)>;
+    let known: std::cell::RefCell<Known> = std::cell::RefCell::new(
+        load.apps
+            .iter()
+            .map(|a| {
+                (
+                    a.spec.name.clone(),
+                    (a.fingerprint.clone(), a.inputs.clone()),
+                )
+            })
+            .collect(),
+    );
+    let changed = |rev: &str| -> Vec<String> {
+        let before = known.borrow().clone();
+        let inputs = |s: &keel_schema::load::apps::AppSpec| before[&s.name].1.clone();
+        let none = |_: &keel_schema::load::apps::AppSpec, _: &str| false;
+        let next = tree.load_apps(rev, None, &inputs, &none).unwrap();
+        assert!(next.apps.iter().all(|a| a.revision.is_none()));
+        for a in &next.apps {
+            let fingerprint = (a.fingerprint.clone(), a.inputs.clone());
+            known.borrow_mut().insert(a.spec.name.clone(), fingerprint);
+        }
+        next.apps
+            .iter()
+            .filter(|a| before[&a.spec.name].0 != a.fingerprint)
+            .map(|a| a.spec.label().to_string())
+            .collect()
+    };
+    assert!(
+        changed(&commit_files(repo, &[])).is_empty(),
+        "an empty commit"
+    );
+    assert_eq!(
+        changed(&commit_files(
+            repo,
+            &[("apps/web/cm.yaml", &cm("web", "2"))]
+        )),
+        ["web"]
+    );
+    // The shared base is outside every app's folder: the api reads it, and the root holds it.
+    assert_eq!(
+        changed(&commit_files(repo, &[("base/cm.yaml", &cm("api", "2"))])),
+        ["api", "(root)"]
+    );
+    assert_eq!(
+        changed(&commit_files(repo, &[("README.md", "shop!\n")])),
+        ["(root)"]
+    );
+    // keel.yaml is every app's.
+    assert_eq!(
+        changed(&commit_files(
+            repo,
+            &[(
+                "keel.yaml",
+                "apps:\n- {name: web, path: apps/web}\n- {name: api, path: apps/api, prune: false}\n"
+            )]
+        )),
+        ["web", "api", "(root)"]
+    );
+}

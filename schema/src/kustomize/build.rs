@@ -208,6 +208,7 @@ impl<'a> Builder<'a> {
                 objects
             }
         } else {
+            self.missing.insert(path.clone());
             let message = if paths::above_root(&path) {
                 format!("Not found: {entry:?}: it lies above the folder keel reads")
             } else {

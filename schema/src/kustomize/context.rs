@@ -26,6 +26,9 @@ pub struct Builder<'a> {
     pub problems: Vec<Problem>,
     /// Every file and kustomization folder read.
     pub consumed: BTreeSet<String>,
+    /// Files and folders looked for and not found: when one appears, what was built
+    /// changes.
+    pub missing: BTreeSet<String>,
     /// Folders already built as a resource, with what they gave and the problems found:
     /// a base several overlays share (a diamond) is built once.
     pub(super) built: std::collections::HashMap<String, (Vec<Res>, Vec<Problem>)>,
@@ -46,6 +49,7 @@ impl<'a> Builder<'a> {
             stack: Vec::new(),
             problems: Vec::new(),
             consumed: BTreeSet::new(),
+            missing: BTreeSet::new(),
             built: std::collections::HashMap::new(),
         }
     }
@@ -158,6 +162,7 @@ impl<'a> Builder<'a> {
                 Some((path, bytes))
             }
             None => {
+                self.missing.insert(path.clone());
                 self.field_problem(
                     k,
                     at,

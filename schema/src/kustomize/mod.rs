@@ -97,6 +97,8 @@ pub struct Rendered {
 pub struct Root {
     pub dir: String,
     pub files: BTreeSet<String>,
+    /// What it looked for and did not find.
+    pub missing: BTreeSet<String>,
 }
 
 /// What rendering a revision's kustomizations gave.
@@ -169,6 +171,7 @@ pub fn render_revision(files: &dyn Files, names: &[&str], decrypt: Option<&dyn D
                 .filter(|p| reads_file(files, p))
                 .cloned()
                 .collect(),
+            missing: b.missing.clone(),
         });
         for res in objects.into_iter().flatten() {
             out.objects.push(Rendered {

@@ -85,7 +85,70 @@ pub(super) fn load_repo_config(source: &SourceFile, loader: &mut Loader) -> Repo
             loader.field_error(&source.name, &root, &subject, &path, why);
         }
     }
+    for (i, field, why) in app_problems(&config) {
+        let path = FieldPath::new("apps").index(i).field(field);
+        loader.field_error(&source.name, &root, &subject, &path, why);
+    }
     config
+}
+
+/// What is wrong with the `apps` entries: (entry, field, message).
+fn app_problems(config: &crate::repo_config::RepoConfig) -> Vec<(usize, &'static str, String)> {
+    use super::apps::normalize_path;
+    let mut out = Vec::new();
+    let apps = config.apps.as_deref().unwrap_or(&[]);
+    let mut paths: Vec<(usize, String)> = Vec::new();
+    for (i, app) in apps.iter().enumerate() {
+        if let Some(why) = crate::validate::names::dns1123_label(&app.name) {
+            out.push((i, "name", format!("Invalid value: {:?}: {why}", app.name)));
+        } else if apps[..i].iter().any(|a| a.name == app.name) {
+            out.push((i, "name", format!("Duplicate value: {:?}", app.name)));
+        }
+        match normalize_path(&app.path) {
+            None => out.push((
+                i,
+                "path",
+                format!(
+                    "Invalid value: {:?}: must be a folder inside the repository, relative to keel.yaml (apps/web)",
+                    app.path
+                ),
+            )),
+            Some(path) if path.split('/').count() > super::MAX_FOLDER_DEPTH => out.push((
+                i,
+                "path",
+                format!("Invalid value: {}", super::too_deep_message()),
+            )),
+            Some(path) => {
+                let nests = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+                if let Some((j, _)) = paths
+                    .iter()
+                    .find(|(_, other)| nests(&path, other) || nests(other, &path))
+                {
+                    out.push((
+                        i,
+                        "path",
+                        format!(
+                            "Invalid value: {:?}: overlaps the path of app {:?}; each file belongs to one app",
+                            app.path, apps[*j].name
+                        ),
+                    ));
+                }
+                paths.push((i, path));
+            }
+        }
+        let namespace = app.namespace.as_deref().unwrap_or("");
+        if let Some(why) = (!namespace.is_empty())
+            .then(|| crate::validate::names::dns1123_label(namespace))
+            .flatten()
+        {
+            out.push((
+                i,
+                "namespace",
+                format!("Invalid value: {namespace:?}: {why}"),
+            ));
+        }
+    }
+    out
 }
 
 /// What is wrong with a `notify` entry: (field path under it, message).

@@ -72,6 +72,8 @@ impl Loader {
                 Some(crd) => self.custom_object(&file, root, &crd, &api_version),
                 None => match CustomKind::of_object(&api_version, &kind, true) {
                     Some(opaque) if config.accepts_unknown(group, &kind) => {
+                        let mut root = root;
+                        self.fill_namespace(&mut root);
                         let fields = as_written(&root);
                         self.read_custom(&file, root, opaque, fields)
                     }
@@ -90,6 +92,10 @@ impl Loader {
         crd: &CustomResourceDefinition,
         api_version: &str,
     ) {
+        let mut root = root;
+        if crd.spec.scope != "Cluster" {
+            self.fill_namespace(&mut root);
+        }
         let subject = Subject::scoped(&root, crd.spec.scope != "Cluster");
         let kind = CustomKind::of_definition(crd, group_version(api_version));
         match validate_custom_object(&root, crd, api_version, &mut self.schemas) {

@@ -8,6 +8,7 @@
 //! # Layout
 //! - this file: a revision from its files; [`collect`]: the files of paths on disk.
 
+pub mod apps;
 mod collect;
 mod config;
 mod custom;
@@ -24,7 +25,7 @@ use crate::encrypted::Decrypt;
 use crate::error::{ManifestError, sort_errors};
 use crate::kinds::{Kind, KindInfo, Object};
 use crate::path::FieldPath;
-use crate::repo_config::RepoConfig;
+use crate::repo_config::{REPO_CONFIG_FILE, RepoConfig};
 use crate::validate::cross::{Item, validate_revision};
 use crate::validate::custom_objects::Schemas;
 use crate::validate::{FieldError, validate_object};
@@ -177,6 +178,8 @@ struct Loader {
     unknown_kinds: Vec<custom::UnknownKind>,
     /// The revision's definitions' schemas, compiled once.
     schemas: Schemas,
+    /// The namespace of namespaced objects that name none (an app's; else `default`).
+    namespace: Option<String>,
 }
 
 impl Loader {
@@ -267,8 +270,18 @@ impl Loader {
             return;
         }
         let subject = Subject::of(&root, None);
-        let kind = root.get("kind").and_then(Node::as_str).unwrap_or("");
-        let api_version = root.get("apiVersion").and_then(Node::as_str).unwrap_or("");
+        let kind = root
+            .get("kind")
+            .and_then(Node::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind = kind.as_str();
+        let api_version = root
+            .get("apiVersion")
+            .and_then(Node::as_str)
+            .unwrap_or("")
+            .to_string();
+        let api_version = api_version.as_str();
         let kind_path = FieldPath::new("kind");
         let api_path = FieldPath::new("apiVersion");
         if kind.is_empty() {
@@ -309,6 +322,10 @@ impl Loader {
             self.defer_unknown(file, root, &subject, &api_path, message, api_version);
             return;
         }
+        let mut root = root;
+        if info.namespaced {
+            self.fill_namespace(&mut root);
+        }
         let subject = Subject::of(&root, Some(info));
         if info.live_only {
             let message = format!(
@@ -347,6 +364,27 @@ impl Loader {
             root,
             object,
         });
+    }
+
+    /// An app's namespace written into a namespaced object that names none, before it is
+    /// read: its errors, checks and defaults then all see the namespace it will have.
+    fn fill_namespace(&self, root: &mut Node) {
+        let Some(namespace) = &self.namespace else {
+            return;
+        };
+        let named = crate::kustomize::node::text_at(root, &["metadata", "namespace"])
+            .is_some_and(|n| !n.is_empty());
+        if named {
+            return;
+        }
+        if let Some(meta) = crate::kustomize::node::ensure_map(root, "metadata") {
+            let mark = meta.mark;
+            crate::kustomize::node::set(
+                meta,
+                "namespace",
+                crate::kustomize::node::string(namespace, mark),
+            );
+        }
     }
 
     fn list(&mut self, file: &Arc<str>, root: Node, in_list: bool, subject: &Subject) {
@@ -448,9 +486,16 @@ fn decode_object(info: &KindInfo, root: &Node) -> (Option<Object>, Vec<Issue>) {
 
 /// Parses, decodes and validates each file on its own, spread over the machine's cores
 /// (a large repository has thousands of files), keeping file order.
-fn load_files(files: &[&SourceFile], decrypt: Option<&dyn Decrypt>) -> Loader {
+fn load_files(
+    files: &[&SourceFile],
+    decrypt: Option<&dyn Decrypt>,
+    namespace: Option<&str>,
+) -> Loader {
     let one = |part: &[&SourceFile]| {
-        let mut loader = Loader::default();
+        let mut loader = Loader {
+            namespace: namespace.map(str::to_string),
+            ..Loader::default()
+        };
         for f in part {
             loader.file(f, decrypt);
         }
@@ -474,7 +519,10 @@ fn load_files(files: &[&SourceFile], decrypt: Option<&dyn Decrypt>) -> Loader {
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    let mut all = Loader::default();
+    let mut all = Loader {
+        namespace: namespace.map(str::to_string),
+        ..Loader::default()
+    };
     for part in parts {
         all.manifests.extend(part.manifests);
         all.errors.extend(part.errors);
@@ -494,12 +542,89 @@ pub fn load_sources(files: &[SourceFile], config: Option<&SourceFile>) -> Revisi
 /// `decrypt` (without it, they are errors of the revision).
 ///
 /// A folder with a kustomization owns everything below it: its objects are what it renders
-/// ([`crate::kustomize`]), and the files under it are read only as it names them.
+/// ([`crate::kustomize`]), and the files under it are read only as it names them. With
+/// keel.yaml `apps:`, each app is loaded on its own ([`load_app`]) and the revision is
+/// their sum, with objects declared by two apps refused.
 pub fn load_sources_with(
     files: &[SourceFile],
     config: Option<&SourceFile>,
     reader: &dyn crate::kustomize::Files,
     decrypt: Option<&dyn Decrypt>,
+) -> Revision {
+    let (repo_config, config_errors) = read_config(config);
+    let base = config.map_or("", |c| apps::base_of(&c.name));
+    let specs = apps::app_specs(&repo_config, base);
+    let mut parts: Vec<Vec<&SourceFile>> = vec![Vec::new(); specs.len()];
+    for f in files {
+        parts[apps::owner_of(&specs, &f.name)].push(f);
+    }
+    let root = specs.len() - 1;
+    let mut loaded: Vec<Revision> = specs[..root]
+        .iter()
+        .zip(&parts)
+        .map(|(spec, files)| {
+            let mut revision = load_app(files, &repo_config, reader, decrypt, spec);
+            if files.is_empty() && !spec.allow_empty {
+                let at = config.map_or(REPO_CONFIG_FILE, |c| c.name.as_str());
+                let message = apps::missing_folder(spec);
+                revision.errors.push(ManifestError::file(at, message));
+            }
+            revision
+        })
+        .collect();
+    // Files the named apps' kustomizations read (a shared base) are theirs, not the root's.
+    let read = apps::read_elsewhere(&specs, &loaded);
+    let root_files: Vec<&SourceFile> = parts[root]
+        .iter()
+        .copied()
+        .filter(|f| !read.contains(&f.name))
+        .collect();
+    loaded.push(load_app(
+        &root_files,
+        &repo_config,
+        reader,
+        decrypt,
+        &specs[root],
+    ));
+    let pairs: Vec<(&apps::AppSpec, &Revision)> = specs.iter().zip(&loaded).collect();
+    let duplicates = apps::duplicates(&pairs, |_| None);
+    let mut revision = Revision {
+        config: repo_config,
+        errors: config_errors,
+        ..Default::default()
+    };
+    revision
+        .errors
+        .extend(duplicates.into_iter().map(|(_, e)| e));
+    for part in loaded {
+        revision.manifests.extend(part.manifests);
+        revision.errors.extend(part.errors);
+        revision.kustomizations.extend(part.kustomizations);
+    }
+    sort_errors(&mut revision.errors);
+    revision
+}
+
+/// keel.yaml read and checked: the config (default where it cannot be read) and its
+/// located problems.
+pub fn read_config(config: Option<&SourceFile>) -> (RepoConfig, Vec<ManifestError>) {
+    let mut loader = Loader::default();
+    let repo_config = config
+        .map(|c| config::load_repo_config(c, &mut loader))
+        .unwrap_or_default();
+    (repo_config, loader.errors)
+}
+
+/// One app's files (names from the repository root) loaded whole under the repository's
+/// `config`: parsed, rendered, decoded, validated with the rules that span objects, and
+/// defaulted; namespaced objects that name no namespace get the app's. keel.yaml's own
+/// problems are [`read_config`]'s, not repeated here.
+pub fn load_app(
+    files: &[&SourceFile],
+    config: &RepoConfig,
+    reader: &dyn crate::kustomize::Files,
+    decrypt: Option<&dyn Decrypt>,
+    app: &apps::AppSpec,
 ) -> Revision {
     let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
     let rendered = crate::kustomize::render_revision(reader, &names, decrypt);
@@ -513,17 +638,14 @@ pub fn load_sources_with(
         rendered.consumed.contains(name)
             || (!owners.is_empty() && crate::kustomize::below_any(&owners, dir))
     };
-    let plain: Vec<&SourceFile> = files.iter().filter(|f| !owned(&f.name)).collect();
-    let mut loader = load_files(&plain, decrypt);
+    let plain: Vec<&SourceFile> = files.iter().copied().filter(|f| !owned(&f.name)).collect();
+    let mut loader = load_files(&plain, decrypt, app.namespace.as_deref());
     loader.errors.extend(rendered.problems);
     let roots = rendered.roots;
     for object in rendered.objects {
         loader.object(&object.file, object.root, false);
     }
-    let repo_config = config
-        .map(|c| config::load_repo_config(c, &mut loader))
-        .unwrap_or_default();
-    loader.settle_unknown_kinds(&repo_config);
+    loader.settle_unknown_kinds(config);
     let items: Vec<Item<'_>> = loader
         .manifests
         .iter()
@@ -535,10 +657,7 @@ pub fn load_sources_with(
     let mut cross: Vec<(usize, FieldError)> = validate_revision(&items);
     crate::validate::limit_range::bounds(&items, &mut cross);
     crate::validate::quota::quotas(&items, &mut cross);
-    cross.extend(crate::validate::policy::check_pod_security(
-        &items,
-        &repo_config,
-    ));
+    cross.extend(crate::validate::policy::check_pod_security(&items, config));
     drop(items);
     for (i, e) in cross {
         let m = &loader.manifests[i];
@@ -551,7 +670,7 @@ pub fn load_sources_with(
     Revision {
         manifests: loader.manifests,
         errors,
-        config: repo_config,
+        config: config.clone(),
         kustomizations: roots,
     }
 }

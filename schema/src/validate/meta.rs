@@ -13,6 +13,9 @@ const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 pub const MANAGED_BY_LABEL: &str = "keel.dev/managed-by";
 /// The annotation naming the revision that last changed an applied object.
 pub const REVISION_ANNOTATION: &str = "keel.dev/revision";
+/// The app (keel.yaml `apps:`) an object applied from git belongs to; absent for the
+/// repository's own files.
+pub const APP_LABEL: &str = "keel.dev/app";
 
 pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
     let info = obj.info();
@@ -86,6 +89,12 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
         errs.forbidden(
             &path.field("labels").key_name(MANAGED_BY_LABEL),
             "set by keel when it applies an object",
+        );
+    }
+    if meta.labels().contains_key(APP_LABEL) {
+        errs.forbidden(
+            &path.field("labels").key_name(APP_LABEL),
+            "set by keel when it applies an object of an app (keel.yaml apps:)",
         );
     }
     if meta.annotation(REVISION_ANNOTATION).is_some() {

@@ -463,6 +463,7 @@ async fn etcd_a_fenced_store_writes_nothing_after_its_term_ends() {
             error: None,
             author: None,
             message: None,
+            app: None,
         })
         .await,
         "a sync record",
@@ -499,6 +500,7 @@ async fn etcd_an_interrupted_batch_is_recorded_once_when_finished() {
         error: None,
         author: None,
         message: None,
+        app: None,
     };
     let died = store
         .apply_batch_until(

@@ -205,6 +205,7 @@ fn record(commit: &str) -> SyncRecord {
         error: None,
         author: Some("a".into()),
         message: Some("m".into()),
+        app: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub(super) async fn sync_history_is_newest_first(b: &mut Backend) {
             error: (result == SyncResult::Failed).then(|| "t.yaml:3:1: bad".to_string()),
             author: Some("dev".into()),
             message: Some(format!("commit {i}")),
+            app: None,
         })
         .await
         .unwrap();
