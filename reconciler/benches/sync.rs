@@ -2,7 +2,10 @@
 //! - load + validate + diff of a new revision (target: under 1 s),
 //! - a no-op resync of the applied revision (target: under 100 ms),
 //! - commit-to-applied latency of a running `keel server` on a local repo (target: p50
-//!   under 200 ms), measured from `git commit` returning to the server reporting it.
+//!   under 200 ms), measured from `git commit` returning to the server reporting it;
+//! - a repository of 100 apps (keel.yaml `apps:`) in a running server: a no-op resync of
+//!   every app (target: under 200 ms, from `keel_resync_duration_seconds`), and a commit to
+//!   one app rendering only that app (counted by `keel_app_renders_total`).
 //!
 //! `cargo bench -p keel-reconciler --bench sync` (builds the release `keel` binary first).
 
@@ -10,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keel_reconciler::apply::{ServiceNetwork, applied_objects, apply_revision, plan_batch};
+use keel_reconciler::apply::{Scope, ServiceNetwork, applied_objects, apply_revision, plan_batch};
 use keel_reconciler::source::GitSource;
 use keel_store::{Store, StoreSpec};
 
@@ -51,6 +54,26 @@ fn file(i: usize, image: &str) -> String {
         .collect()
 }
 
+/// Applies `revision` as a repository without apps (`new_commit`: as a new tip, not a
+/// resync).
+async fn apply(
+    store: &Store,
+    commit: &keel_reconciler::source::CommitInfo,
+    revision: &keel_schema::Revision,
+    new_commit: bool,
+) -> Result<keel_reconciler::apply::Applied, keel_reconciler::apply::ApplyError> {
+    let scope = Scope::whole(revision);
+    apply_revision(
+        store,
+        commit,
+        revision,
+        &ServiceNetwork::default(),
+        new_commit,
+        &scope,
+    )
+    .await
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -89,7 +112,7 @@ fn main() {
         let (commit, revision) = source.load(&tip.id).expect("load");
         assert!(revision.is_valid(), "{:?}", revision.errors.first());
         assert_eq!(revision.manifests.len(), 10_000);
-        apply_revision(&store, &commit, &revision, &ServiceNetwork::default(), true)
+        apply(&store, &commit, &revision, true)
             .await
             .expect("first apply");
 
@@ -110,7 +133,7 @@ fn main() {
                 plan_batch(&commit, &revision, &applied, &ServiceNetwork::default()).expect("plan");
             new_revision.push(started.elapsed());
             assert_eq!((counts.updated, batch.ops.len()), (10, 10));
-            apply_revision(&store, &commit, &revision, &ServiceNetwork::default(), true)
+            apply(&store, &commit, &revision, true)
                 .await
                 .expect("apply");
         }
@@ -121,15 +144,9 @@ fn main() {
         let mut resync = Vec::new();
         for _ in 0..10 {
             let started = Instant::now();
-            let applied = apply_revision(
-                &store,
-                &commit,
-                &revision,
-                &ServiceNetwork::default(),
-                false,
-            )
-            .await
-            .expect("resync");
+            let applied = apply(&store, &commit, &revision, false)
+                .await
+                .expect("resync");
             resync.push(started.elapsed());
             assert_eq!(applied.created + applied.updated + applied.deleted, 0);
         }
@@ -149,7 +166,15 @@ fn main() {
 
     // Commit-to-applied latency through a running server (release binary).
     let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--bin", "keel"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "keel-cli",
+            "--bin",
+            "keel",
+        ])
         .status()
         .expect("cargo build");
     assert!(built.success());
@@ -164,7 +189,7 @@ fn main() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("port");
-    let mut server = Command::new(keel)
+    let server = Command::new(&keel)
         .args([
             "server",
             "--repo",
@@ -172,25 +197,15 @@ fn main() {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
+        .args(["--agent-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.path().join("server-data"))
         .stderr(Stdio::null())
         .spawn()
+        .map(Stopped)
         .expect("server");
-    let status = || -> String {
-        Command::new("curl")
-            .args(["-s", &format!("http://127.0.0.1:{port}/api/keel/status")])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default()
-    };
-    let wait_for = |id: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !status().contains(&format!("\"applied_commit\":\"{id}\"")) {
-            assert!(Instant::now() < deadline, "server never applied {id}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    };
+    let server_data = dir.path().join("server-data");
+    let wait_for = |id: &str| wait_applied(port, &server_data, id);
     wait_for(&git(&small, &["rev-parse", "HEAD"]));
     let mut latencies = Vec::new();
     for round in 0..20 {
@@ -205,8 +220,8 @@ fn main() {
         wait_for(&git(&small, &["rev-parse", "HEAD"]));
         latencies.push(started.elapsed());
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
+    hundred_apps(&keel, dir.path());
     let p50 = median(latencies.clone());
     latencies.sort();
     println!(
@@ -218,5 +233,142 @@ fn main() {
         "{:<52} {:>10}",
         "commit-to-applied latency max of 20",
         ms(*latencies.last().expect("samples"))
+    );
+}
+
+/// A server process, killed however the bench ends (a panic too).
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until the server on `port` (data dir `data`, for its API token) has applied `id`.
+fn wait_applied(port: u16, data: &Path, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let token = std::fs::read_to_string(data.join("admin-token")).unwrap_or_default();
+        let status = Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{port}/api/keel/status")])
+            .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        if status.contains(&format!("\"applied_commit\":\"{id}\"")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "server never applied {id}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The text of the server's `/metrics`.
+fn scrape(port: u16, token: &str) -> String {
+    Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default()
+}
+
+/// One line of `/metrics`, by its name and labels, as a number.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Each app's `keel_app_renders_total`.
+fn renders(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("keel_app_renders_total{app=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(app, n)| (app.to_string(), n.trim().parse().unwrap_or(0.0)))
+        .collect()
+}
+
+/// 100 apps of 10 Deployments each, applied by a running server.
+fn hundred_apps(keel: &Path, dir: &Path) {
+    let repo = dir.join("hundred");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q"]);
+    let mut config = String::from("apps:\n");
+    for i in 0..100 {
+        config.push_str(&format!("- {{name: app-{i:03}, path: apps/app-{i:03}}}\n"));
+        let path = repo.join(format!("apps/app-{i:03}/deployments.yaml"));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, file(i, "app:1")).expect("write");
+    }
+    std::fs::write(repo.join("keel.yaml"), config).expect("write");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "100 apps"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let data = dir.join("hundred-data");
+    let server = Command::new(keel)
+        .args(["server", "--repo", repo.to_str().expect("path")])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--resync-interval", "1s"])
+        .args(["--agent-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&data)
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Stopped)
+        .expect("server");
+    let token = || std::fs::read_to_string(data.join("admin-token")).unwrap_or_default();
+    let applied = |id: &str| wait_applied(port, &data, id);
+    applied(&git(&repo, &["rev-parse", "HEAD"]));
+    // Let the controllers settle (ReplicaSets and Pending pods made), then measure resyncs.
+    std::thread::sleep(Duration::from_secs(10));
+    let before = scrape(port, token().trim());
+    std::thread::sleep(Duration::from_secs(15));
+    let after = scrape(port, token().trim());
+    let (sum, count) = (
+        "keel_resync_duration_seconds_sum ",
+        "keel_resync_duration_seconds_count ",
+    );
+    let resyncs = metric(&after, count) - metric(&before, count);
+    let mean = (metric(&after, sum) - metric(&before, sum)) / resyncs.max(1.0);
+
+    // One app changed: only it is rendered again.
+    let renders_before = renders(&after);
+    std::fs::write(
+        repo.join("apps/app-042/deployments.yaml"),
+        file(42, "app:2"),
+    )
+    .expect("write");
+    git(&repo, &["commit", "-q", "-am", "bump app-042"]);
+    let started = Instant::now();
+    applied(&git(&repo, &["rev-parse", "HEAD"]));
+    let latency = started.elapsed();
+    let renders_after = renders(&scrape(port, token().trim()));
+    let rendered: Vec<String> = renders_after
+        .iter()
+        .filter(|(app, n)| renders_before.get(*app).copied().unwrap_or(0.0) < **n)
+        .map(|(app, _)| app.clone())
+        .collect();
+    drop(server);
+    assert_eq!(rendered, ["app-042"], "apps rendered again");
+    println!(
+        "{:<52} {:>10}",
+        format!("no-op resync, 100 apps / 1,000 Deployments (mean of {resyncs})"),
+        ms(Duration::from_secs_f64(mean))
+    );
+    println!(
+        "{:<52} {:>10}",
+        "apps rendered for a commit to one app of 100",
+        rendered.len()
+    );
+    println!(
+        "{:<52} {:>10}",
+        "commit-to-applied, one app of 100",
+        ms(latency)
     );
 }
