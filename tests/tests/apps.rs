@@ -116,7 +116,9 @@ fn apps_of_one_repository_apply_fail_and_move_on_their_own() {
     let repo = dir.path();
     start_repo(repo);
     let first = commit(repo, "shop: web and api");
-    let mut server = Server::start(repo.to_str().expect("path"), &["--resync-interval", "1h"]);
+    // Resyncs every 2 s: a resync that moved or pruned anything by mistake would show (in
+    // the objects, and as a record in the history).
+    let mut server = Server::start(repo.to_str().expect("path"), &["--resync-interval", "2s"]);
     server.wait_commit("applied_commit", &first);
 
     // Each app's objects in its namespace, labelled with the app; the root's unlabelled.
@@ -279,6 +281,10 @@ fn apps_of_one_repository_apply_fail_and_move_on_their_own() {
     assert!(applied(&server, "ConfigMap", "shop", "web").is_none());
     assert!(applied(&server, "ConfigMap", "shop", "moving").is_some());
     assert!(app(&server.status(), "web").is_null());
+    // The plan says so: the root app deletes the retired app's objects, not refused.
+    let (code, text) = plan(repo, &["--from", &fifth, "--to", &sixth]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("- (root): ConfigMap shop/web:"), "{text}");
 
     // An object moved into a new app that is broken stays where it runs: the app it left
     // does not prune what another app's failed try declares.
@@ -308,6 +314,16 @@ fn apps_of_one_repository_apply_fail_and_move_on_their_own() {
     let kept = applied(&server, "ConfigMap", "shop", "moving").expect("moving was deleted");
     assert_eq!(kept["metadata"]["uid"], moving_uid);
     assert_eq!(kept["metadata"]["labels"]["keel.dev/app"], "api");
+    // So it stays through a restart (the failed try is read again from the history) and
+    // the resyncs after it, with nothing recorded again.
+    let recorded = history(&server).len();
+    server.restart();
+    server.wait_commit("last_commit", &seventh);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let kept = applied(&server, "ConfigMap", "shop", "moving").expect("moving was deleted");
+    assert_eq!(kept["metadata"]["uid"], moving_uid);
+    assert_eq!(history(&server).len(), recorded, "{:#?}", history(&server));
+    assert_eq!(app(&server.status(), "db")["lastResult"], "failed");
     // Fixed: db takes it over.
     write(
         repo,
@@ -344,7 +360,7 @@ fn apps_of_one_repository_apply_fail_and_move_on_their_own() {
     let recorded = history(&server).len();
     server.restart();
     server.wait_commit("applied_commit", &tenth);
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::thread::sleep(std::time::Duration::from_secs(5));
     assert_eq!(history(&server).len(), recorded, "{:#?}", history(&server));
     assert_eq!(keel(&server, &["status"]).0, 0);
 }

@@ -53,6 +53,9 @@ pub struct Scope {
     pub declared: Arc<HashMap<ObjectKey, Vec<Option<String>>>>,
     pub prune: bool,
     pub allow_empty: bool,
+    /// Whether objects of apps keel.yaml no longer lists are pruned (by the root app):
+    /// only when a new tip is applied, never by a resync of what ran before.
+    pub prune_retired: bool,
 }
 
 impl Scope {
@@ -61,6 +64,7 @@ impl Scope {
         Scope {
             prune: true,
             allow_empty: revision.config.allow_empty(),
+            prune_retired: true,
             ..Scope::default()
         }
     }
@@ -77,6 +81,19 @@ impl Scope {
 
     fn owns(&self, object: &Object) -> bool {
         self.owner_of(object) == self.app.as_deref()
+    }
+
+    /// Whether `key` is kept from pruning: another app declares it, or (in a repository of
+    /// apps) this app's own failed try does (taken over from another app, say), or it is a
+    /// retired app's and this is not a new tip.
+    fn keeps(&self, key: &ObjectKey, object: &Object) -> bool {
+        let retired = object.meta().labels().contains_key(APP) && self.owner_of(object).is_none();
+        let tried_here = !self.apps.is_empty()
+            && self
+                .declared
+                .get(key)
+                .is_some_and(|apps| apps.contains(&self.app));
+        self.declared_elsewhere(key) || tried_here || (retired && !self.prune_retired)
     }
 
     /// Another app declares `key` now: this one never prunes it.
@@ -328,7 +345,7 @@ pub fn plan_stage(
         .iter()
         .filter(|_| only.is_none() && scope.prune)
         .filter(|(key, s)| {
-            !desired_keys.contains(*key) && scope.owns(&s.object) && !scope.declared_elsewhere(key)
+            !desired_keys.contains(*key) && scope.owns(&s.object) && !scope.keeps(key, &s.object)
         })
         .map(|(_, s)| s)
         .filter(|s| s.object.meta().annotation(PRUNE) != Some("disabled"))

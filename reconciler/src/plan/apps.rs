@@ -64,8 +64,10 @@ pub fn plan_apps(from: &AppsLoad, to: &AppsLoad, only: Option<&str>) -> AppsPlan
         let name = owner_before.get(key)?;
         to.apps.iter().position(|a| a.spec.name == *name)
     });
-    // An invalid app keeps what it runs: its objects from `from`.
+    // An invalid app keeps what it runs: its objects from `from`; and what its try declares
+    // is not pruned by another app meanwhile.
     let mut new: Vec<(Option<String>, Object)> = Vec::new();
+    let mut tried: HashMap<ObjectKey, String> = HashMap::new();
     for (i, app) in to.apps.iter().enumerate() {
         let mut errors = revision(to, i).errors.clone();
         errors.extend(
@@ -81,6 +83,9 @@ pub fn plan_apps(from: &AppsLoad, to: &AppsLoad, only: Option<&str>) -> AppsPlan
                 .filter(|m| keel_schema::ordering::is_desired(&m.object));
             new.extend(desired.map(|m| (app.spec.name.clone(), m.object.clone())));
             continue;
+        }
+        for m in &revision(to, i).manifests {
+            tried.insert(ObjectKey::of(&m.object), app.spec.label().to_string());
         }
         if only.is_none_or(|o| o == app.spec.label()) {
             plan.invalid = true;
@@ -115,6 +120,7 @@ pub fn plan_apps(from: &AppsLoad, to: &AppsLoad, only: Option<&str>) -> AppsPlan
     // Deletions of a removed app's objects: the root app's, outside its empty-revision
     // check (removing an app with its folder is deliberate), as the server applies them.
     let mut retired: Vec<Change> = Vec::new();
+    let mut retired_keys: std::collections::HashSet<ObjectKey> = Default::default();
     for change in diff(&old_objects, &new_objects) {
         let key = ObjectKey::of(change.object());
         let app = match change.action {
@@ -129,7 +135,15 @@ pub fn plan_apps(from: &AppsLoad, to: &AppsLoad, only: Option<&str>) -> AppsPlan
             && owner_before
                 .get(&key)
                 .is_some_and(|a| a.as_deref().is_some_and(|n| !listed(n)));
-        if gone {
+        let kept_for = tried.get(&key).filter(|holder| {
+            change.action == Action::Delete && Some(holder.as_str()) != app.as_deref()
+        });
+        if let Some(holder) = kept_for {
+            plan.notes.push(format!(
+                "{key} stays: app {holder}, which is invalid, declares it now"
+            ));
+        } else if gone {
+            retired_keys.insert(key.clone());
             retired.push(change);
         } else {
             by_app.entry(app).or_default().push(change);
@@ -137,9 +151,13 @@ pub fn plan_apps(from: &AppsLoad, to: &AppsLoad, only: Option<&str>) -> AppsPlan
     }
     for app in &to.apps {
         let label = app.spec.label();
-        let Some(mut changes) = by_app.remove(&app.spec.name) else {
+        let mut changes = by_app.remove(&app.spec.name).unwrap_or_default();
+        if app.spec.name.is_none() {
+            changes.extend(std::mem::take(&mut retired));
+        }
+        if changes.is_empty() {
             continue;
-        };
+        }
         if only.is_some_and(|o| o != label) {
             continue;
         }
@@ -160,10 +178,13 @@ pub fn plan_apps(from: &AppsLoad, to: &AppsLoad, only: Option<&str>) -> AppsPlan
             .filter(|(name, _)| *name == app.spec.name)
             .map(|(_, o)| o.clone())
             .collect();
-        let verdict = apply_rules(&held, &mut changes, app.spec.allow_empty);
-        if app.spec.name.is_none() {
-            changes.append(&mut retired);
-        }
+        // A removed app's objects go with the root app, outside its empty-revision check.
+        let (mut gone, mut own): (Vec<Change>, Vec<Change>) = changes.into_iter().partition(|c| {
+            c.action == Action::Delete && retired_keys.contains(&ObjectKey::of(c.object()))
+        });
+        let verdict = apply_rules(&held, &mut own, app.spec.allow_empty);
+        own.append(&mut gone);
+        let changes = own;
         plan.refused |= verdict.refused;
         plan.notes.extend(
             verdict

@@ -166,6 +166,8 @@ impl RepoTree {
                 });
                 continue;
             }
+            let leave = (index == root_index)
+                .then(|| keel_schema::load::apps::LeftToApps::new(read_by_apps.clone()));
             let files = if spec.name.is_some() {
                 let found = self
                     .tree_at(&root_tree, &spec.path)
@@ -198,7 +200,9 @@ impl RepoTree {
                         .found
                         .into_iter()
                         .filter(|(rel, _)| spec.name.is_some() || rel != REPO_CONFIG_FILE)
-                        .filter(|(rel, _)| !read_by_apps.contains(&join(&dir, rel)))
+                        .filter(|(rel, _)| {
+                            leave.as_ref().is_none_or(|l| !l.contains(&join(&dir, rel)))
+                        })
                         .map(|(rel, bytes)| SourceFile {
                             name: join(&dir, &rel),
                             bytes,

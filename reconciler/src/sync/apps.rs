@@ -12,9 +12,11 @@ use keel_schema::{ObjectKey, Revision, SyncResult};
 use crate::apply::Scope;
 use crate::source::CommitInfo;
 
-/// A revision of an app, loaded and applied.
+/// A revision of an app, loaded and applied, with the app's settings then (a resync keeps
+/// them, whatever a newer, failed, keel.yaml says).
 pub struct Loaded {
     pub commit: CommitInfo,
+    pub spec: AppSpec,
     pub revision: Revision,
 }
 
@@ -90,10 +92,14 @@ pub fn declared_by(
         let candidate = candidates.get(&app.spec.name).copied();
         let revisions: Vec<&Revision> = match candidate {
             Some(c) if c.is_valid() => vec![c],
-            Some(c) => [Some(c), app.applied.as_ref().map(|a| &a.revision)]
-                .into_iter()
-                .flatten()
-                .collect(),
+            Some(c) => [
+                Some(c),
+                app.applied.as_ref().map(|a| &a.revision),
+                app.tried.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             None => [
                 app.applied.as_ref().map(|a| &a.revision),
                 app.tried.as_ref(),
@@ -118,23 +124,31 @@ pub fn names(apps: &[AppState]) -> Arc<BTreeSet<String>> {
     Arc::new(apps.iter().filter_map(|a| a.spec.name.clone()).collect())
 }
 
-/// The scope each app applies in, sharing what the apps declare.
+/// The scope each app applies in, sharing what the apps declare: for a new tip (`tip`:
+/// each app's settings as keel.yaml gives them now, and objects of apps keel.yaml no longer
+/// lists pruned), or for a resync (each app as it runs).
 pub fn scopes(
     apps: &[AppState],
     declared: HashMap<ObjectKey, Vec<Option<String>>>,
+    tip: bool,
 ) -> HashMap<Option<String>, Scope> {
     let names = names(apps);
     let declared = Arc::new(declared);
     apps.iter()
         .map(|a| {
+            let spec = match &a.applied {
+                Some(running) if !tip => &running.spec,
+                _ => &a.spec,
+            };
             (
                 a.spec.name.clone(),
                 Scope {
                     app: a.spec.name.clone(),
                     apps: names.clone(),
                     declared: declared.clone(),
-                    prune: a.spec.prune,
-                    allow_empty: a.spec.allow_empty,
+                    prune: spec.prune,
+                    allow_empty: spec.allow_empty,
+                    prune_retired: tip,
                 },
             )
         })

@@ -90,97 +90,96 @@ impl State {
                 good.entry(r.app.clone()).or_insert(r);
             }
         }
-        // What runs: each commit read once, rendering only the named apps it is the last
-        // success of; then the root app, which leaves the files they read to them.
-        let mut by_commit: std::collections::BTreeMap<&str, Vec<Option<String>>> =
-            Default::default();
-        for (app, r) in good.iter().filter(|(app, _)| app.is_some()) {
-            by_commit.entry(&r.commit).or_default().push(app.clone());
-        }
-        let mut groups: Vec<(&str, Vec<Option<String>>)> = by_commit.into_iter().collect();
-        if let Some(r) = good.get(&None) {
-            groups.push((&r.commit, vec![None]));
-        }
         let newest_good = history.iter().find(|r| r.result.is_success());
-        for (commit, names) in groups {
-            let load = load_apps(syncer, commit, self.known(), move |spec, _| {
-                names.contains(&spec.name)
-            })
-            .await;
-            let Some(load) = load.filter(|l| l.config_errors.is_empty()) else {
-                continue;
-            };
-            if newest_good.is_some_and(|r| r.commit == commit) {
-                self.config = load.config.clone();
+        let outcome = |r: &SyncRecord| Outcome {
+            commit: r.commit.clone(),
+            result: r.result,
+            error: r.error.clone(),
+            at: r.time,
+        };
+        // The named apps first, then the root app, which leaves the files they read to them.
+        for root in [false, true] {
+            // What runs: each commit read once, rendering the apps it is the last success of.
+            let mut by_commit: std::collections::BTreeMap<&str, Vec<Option<String>>> =
+                Default::default();
+            for (app, r) in good.iter().filter(|(app, _)| app.is_none() == root) {
+                by_commit.entry(&r.commit).or_default().push(app.clone());
             }
-            for app in load.apps {
-                let Some(revision) = app.revision.filter(Revision::is_valid) else {
+            for (commit, names) in by_commit {
+                let load = load_apps(syncer, commit, self.known(), move |spec, _| {
+                    names.contains(&spec.name)
+                })
+                .await;
+                let Some(load) = load.filter(|l| l.config_errors.is_empty()) else {
                     continue;
                 };
-                let mut state = AppState::new(app.spec);
-                state.fingerprint = Some(app.fingerprint);
-                state.inputs = app.inputs;
-                state.applied = Some(Loaded {
-                    commit: load.commit.clone(),
-                    revision,
-                });
-                self.apps.push(state);
-            }
-        }
-        // Each app's last try: when it is not what runs (it failed), its inputs then are
-        // what the app was last handled at. An app with no success left in the history
-        // gets no fingerprint: it is read (and recorded) again.
-        for (name, r) in &last {
-            let index = match self.apps.iter().position(|a| a.spec.name == *name) {
-                Some(i) => i,
-                None => {
-                    // Its spec is read again with the next tip; until then, only its name
-                    // matters.
-                    let spec = keel_schema::load::apps::AppSpec {
-                        name: name.clone(),
-                        ..keel_schema::load::apps::AppSpec::root(&self.config, "")
-                    };
-                    self.apps.push(AppState::new(spec));
-                    self.apps.len() - 1
+                if newest_good.is_some_and(|r| r.commit == commit) {
+                    self.config = load.config.clone();
                 }
-            };
-            let runs = self.apps[index]
-                .applied
-                .as_ref()
-                .map(|a| a.commit.id.as_str());
-            if runs.is_some() && runs != Some(r.commit.as_str()) {
-                let load = load_apps(syncer, &r.commit, self.known(), |_, _| false).await;
-                let whole = load.as_ref().is_none_or(|l| !l.config_errors.is_empty());
-                if whole {
-                    // A commit that failed whole (its keel.yaml, or unreadable) is recorded
-                    // without an app and changed none: the root app stays as it runs.
-                    if let Some(g) = good.get(name) {
-                        self.apps[index].last = Some(Outcome {
-                            commit: g.commit.clone(),
-                            result: g.result,
-                            error: g.error.clone(),
-                            at: g.time,
-                        });
-                    }
+                for app in load.apps {
+                    let Some(revision) = app.revision.filter(Revision::is_valid) else {
+                        continue;
+                    };
+                    let mut state = AppState::new(app.spec.clone());
+                    state.fingerprint = Some(app.fingerprint);
+                    state.inputs = app.inputs;
+                    state.last = good.get(&app.spec.name).map(|r| outcome(r));
+                    state.applied = Some(Loaded {
+                        commit: load.commit.clone(),
+                        spec: app.spec,
+                        revision,
+                    });
+                    self.apps.push(state);
+                }
+            }
+            // An app whose last try failed after what it runs (or that never ran): that try
+            // read again, so its fingerprint, what it read and what it declares are as they
+            // were when it was handled (and it is not tried, or recorded, again).
+            for (name, r) in last.iter().filter(|(app, _)| app.is_none() == root) {
+                if r.result.is_success() {
                     continue;
                 }
-                let found = load.as_ref().and_then(|l| l.app(name.as_deref()));
-                let state = &mut self.apps[index];
-                match found {
-                    Some(app) => {
-                        state.spec = app.spec.clone();
-                        state.fingerprint = Some(app.fingerprint.clone());
+                let wanted = name.clone();
+                let load = load_apps(syncer, &r.commit, self.known(), move |spec, _| {
+                    spec.name == wanted
+                })
+                .await;
+                // A commit that failed whole (its keel.yaml, or unreadable) is recorded
+                // without an app and changed none: the root app stays as it runs.
+                let Some(load) = load.filter(|l| l.config_errors.is_empty()) else {
+                    continue;
+                };
+                let Some(app) = load.apps.into_iter().find(|a| a.spec.name == *name) else {
+                    continue;
+                };
+                let index = match self.apps.iter().position(|a| a.spec.name == *name) {
+                    Some(i) => i,
+                    None => {
+                        self.apps.push(AppState::new(app.spec.clone()));
+                        self.apps.len() - 1
                     }
-                    None => state.fingerprint = None,
-                }
+                };
+                let state = &mut self.apps[index];
+                state.spec = app.spec;
+                state.fingerprint = Some(app.fingerprint);
+                state.inputs.extend(app.inputs);
+                state.inputs.sort();
+                state.inputs.dedup();
+                state.tried = app.revision;
+                state.last = Some(outcome(r));
             }
-            self.apps[index].last = Some(Outcome {
-                commit: r.commit.clone(),
-                result: r.result,
-                error: r.error.clone(),
-                at: r.time,
-            });
         }
+        // The apps are those the newest good keel.yaml lists (and the root app): an app
+        // removed since is not resynced back.
+        let listed: std::collections::BTreeSet<&str> = self
+            .config
+            .apps
+            .iter()
+            .flatten()
+            .map(|a| a.name.as_str())
+            .collect();
+        self.apps
+            .retain(|a| a.spec.name.as_deref().is_none_or(|n| listed.contains(n)));
         if let Some(r) = history.iter().find(|r| r.result.is_success()) {
             let declared = self.apps.iter().flat_map(AppState::declared).collect();
             syncer.status.restored(&r.commit, declared);
@@ -295,7 +294,7 @@ impl State {
                 return Err(failed(e.to_string()));
             }
         };
-        let scopes = scopes(&self.apps, declared_by(&self.apps, &HashMap::new()));
+        let scopes = scopes(&self.apps, declared_by(&self.apps, &HashMap::new()), false);
         for app in &self.apps {
             let Some(applied) = &app.applied else {
                 continue;
@@ -446,14 +445,13 @@ impl State {
             .iter()
             .map(|(i, r, _, _)| (self.apps[*i].spec.name.clone(), r))
             .collect();
-        let scopes = scopes(&self.apps, declared_by(&self.apps, &by_app));
+        let scopes = scopes(&self.apps, declared_by(&self.apps, &by_app), true);
         let branch = syncer.source.branch();
         let notifier = syncer.status.notifier().clone();
         // The targets of a revision that is not valid are not trusted (its keel.yaml may
         // be a committer's mistake): such a revision reports where the running one does.
         let valid = candidates.iter().all(|c| c.1.is_valid());
-        let nothing_runs = self.apps.iter().all(|a| a.applied.is_none());
-        let targets = if valid || nothing_runs {
+        let targets = if valid {
             config.notify.clone().unwrap_or_default()
         } else {
             self.targets().to_vec()
@@ -494,6 +492,7 @@ impl State {
                     );
                     app.applied = Some(Loaded {
                         commit: commit.clone(),
+                        spec: app.spec.clone(),
                         revision,
                     });
                     app.tried = None;
@@ -516,6 +515,21 @@ impl State {
                         e.to_string()
                     };
                     failures.push(shown);
+                    // A try that did not even read whole keeps declaring what the tries
+                    // before it did (an object moved into the app is not pruned meanwhile).
+                    let mut revision = revision;
+                    if let Some(before) = app.tried.take().filter(|_| !revision.is_valid()) {
+                        let mut seen: std::collections::HashSet<keel_schema::ObjectKey> = revision
+                            .manifests
+                            .iter()
+                            .map(|m| keel_schema::ObjectKey::of(&m.object))
+                            .collect();
+                        let kept = before
+                            .manifests
+                            .into_iter()
+                            .filter(|m| seen.insert(keel_schema::ObjectKey::of(&m.object)));
+                        revision.manifests.extend(kept);
+                    }
                     app.tried = Some(revision);
                     (result, Some(e.to_string()))
                 }

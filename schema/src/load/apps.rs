@@ -148,6 +148,39 @@ pub fn read_elsewhere(
         .collect()
 }
 
+/// What the root app leaves to the named apps: the files their kustomizations read outside
+/// their folders, and everything in the folders of the kustomizations among them (a
+/// kustomization owns its folder, whatever it lists).
+pub struct LeftToApps {
+    files: std::collections::BTreeSet<String>,
+    dirs: std::collections::BTreeSet<String>,
+}
+
+impl LeftToApps {
+    pub fn new(files: std::collections::BTreeSet<String>) -> LeftToApps {
+        let dirs = files
+            .iter()
+            .filter(|f| crate::kustomize::is_kustomization(f))
+            .filter_map(|f| f.rsplit_once('/').map(|(dir, _)| dir.to_string()))
+            .collect();
+        LeftToApps { files, dirs }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        if self.files.contains(name) {
+            return true;
+        }
+        let mut at = name;
+        while let Some((dir, _)) = at.rsplit_once('/') {
+            if self.dirs.contains(dir) {
+                return true;
+            }
+            at = dir;
+        }
+        false
+    }
+}
+
 /// Objects declared by more than one app: each app after the one that keeps the object gets
 /// a located error. `keeps` says which app holds an object now (in the cluster); without
 /// one, the first app in order keeps it. Returns (app index, error).
@@ -238,6 +271,25 @@ mod tests {
         assert_eq!(owner_of(&specs, "deploy/web/a.yaml"), 0);
         assert_eq!(base_of("deploy/keel.yaml"), "deploy");
         assert_eq!(base_of("keel.yaml"), "");
+    }
+
+    #[test]
+    fn a_base_an_app_reads_is_left_to_it_whole() {
+        let read = [
+            "bases/api/kustomization.yaml",
+            "bases/api/cm.yaml",
+            "shared/env",
+        ]
+        .map(String::from)
+        .into_iter()
+        .collect();
+        let left = LeftToApps::new(read);
+        assert!(left.contains("bases/api/cm.yaml"));
+        // Not listed by the base, but in its folder: the kustomization owns it.
+        assert!(left.contains("bases/api/notes/old.yaml"));
+        assert!(left.contains("shared/env"));
+        assert!(!left.contains("shared/other.yaml"));
+        assert!(!left.contains("bases/web/cm.yaml"));
     }
 
     #[test]

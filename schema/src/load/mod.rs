@@ -573,11 +573,11 @@ pub fn load_sources_with(
         })
         .collect();
     // Files the named apps' kustomizations read (a shared base) are theirs, not the root's.
-    let read = apps::read_elsewhere(&specs, &loaded);
+    let left = apps::LeftToApps::new(apps::read_elsewhere(&specs, &loaded));
     let root_files: Vec<&SourceFile> = parts[root]
         .iter()
         .copied()
-        .filter(|f| !read.contains(&f.name))
+        .filter(|f| !left.contains(&f.name))
         .collect();
     loaded.push(load_app(
         &root_files,
