@@ -29,8 +29,22 @@ impl EtcdProcess {
             .is_ok_and(|s| s.success())
     }
 
-    /// Starts etcd with its data in a fresh temp dir and waits until it listens.
+    /// Starts etcd with its data in a fresh temp dir and waits until it listens. A port
+    /// found free can be taken by another process (another test's etcd) before etcd binds
+    /// it; etcd then exits, and is started again on other ports.
     pub fn start() -> std::io::Result<EtcdProcess> {
+        let mut why = String::new();
+        for _ in 0..3 {
+            match EtcdProcess::start_once()? {
+                Ok(process) => return Ok(process),
+                Err(e) => why = e,
+            }
+        }
+        Err(std::io::Error::other(why))
+    }
+
+    /// One try: the process, or why it did not listen (with the end of its log).
+    fn start_once() -> std::io::Result<Result<EtcdProcess, String>> {
         let dir = std::env::temp_dir().join(format!("keel-etcd-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
         let (client, peer) = (free_port()?, free_port()?);
@@ -50,19 +64,26 @@ impl EtcdProcess {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
-        let process = EtcdProcess {
+        let mut process = EtcdProcess {
             child,
             endpoint: client_url,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other("etcd did not listen within 20 s"));
+            let exited = process.child.try_wait()?;
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(process.dir.join("etcd.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                let what = match exited {
+                    Some(status) => format!("etcd exited ({status}) before it listened"),
+                    None => "etcd did not listen within 20 s".to_string(),
+                };
+                return Ok(Err(format!("{what}; its log ends: {}", tail.join(" | "))));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(process)
+        Ok(Ok(process))
     }
 }
 
