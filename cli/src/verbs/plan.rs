@@ -147,13 +147,18 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
         errors,
         notes,
     };
-    let output = match args.format {
-        Format::Text => render::text(&plan),
-        Format::Markdown => render::markdown(&plan),
-        Format::Json => serde_json::to_string_pretty(&render::json(&plan))? + "\n",
+    show(&plan, args.format, !plan.errors.is_empty() || refused)
+}
+
+/// Prints `plan` in `format`; the exit status (`invalid`: it would not apply whole).
+fn show(plan: &Plan, format: Format, invalid: bool) -> anyhow::Result<i32> {
+    let output = match format {
+        Format::Text => render::text(plan),
+        Format::Markdown => render::markdown(plan),
+        Format::Json => serde_json::to_string_pretty(&render::json(plan))? + "\n",
     };
     crate::output::out(&output);
-    Ok(if !plan.errors.is_empty() || refused {
+    Ok(if invalid {
         EXIT_INVALID
     } else if plan.changes.is_empty() {
         EXIT_NO_CHANGES
@@ -192,19 +197,7 @@ fn plan_apps(args: &Args, repo: &RepoTree, to: &AppsLoad) -> anyhow::Result<i32>
         errors: Vec::new(),
         notes,
     };
-    let output = match args.format {
-        Format::Text => render::text(&plan),
-        Format::Markdown => render::markdown(&plan),
-        Format::Json => serde_json::to_string_pretty(&render::json(&plan))? + "\n",
-    };
-    crate::output::out(&output);
-    Ok(if planned.invalid || planned.refused {
-        EXIT_INVALID
-    } else if plan.changes.is_empty() {
-        EXIT_NO_CHANGES
-    } else {
-        EXIT_CHANGES
-    })
+    show(&plan, args.format, planned.invalid || planned.refused)
 }
 
 /// For each kustomization a change reaches through a file it shares with others (a base, a

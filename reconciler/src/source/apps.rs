@@ -149,15 +149,13 @@ impl RepoTree {
                 &none
             };
             let before = fingerprint(spec, &inputs, left).map_err(read_err)?;
+            // What a named app reads under the root app's files is left to it.
+            let read_from_root = |inputs: &[String]| -> Vec<String> {
+                let held = inputs.iter().filter(|f| owner_of(&specs, f) == root_index);
+                held.filter(|_| index != root_index).cloned().collect()
+            };
             if !render(spec, &before) {
-                if index != root_index {
-                    read_by_apps.extend(
-                        inputs
-                            .iter()
-                            .filter(|f| owner_of(&specs, f) == root_index)
-                            .cloned(),
-                    );
-                }
+                read_by_apps.extend(read_from_root(&inputs));
                 load.apps.push(AppLoad {
                     spec: spec.clone(),
                     fingerprint: before,
@@ -246,14 +244,7 @@ impl RepoTree {
             inputs.sort();
             inputs.dedup();
             let fingerprint = fingerprint(spec, &inputs, left).map_err(read_err)?;
-            if index != root_index {
-                read_by_apps.extend(
-                    inputs
-                        .iter()
-                        .filter(|f| owner_of(&specs, f) == root_index)
-                        .cloned(),
-                );
-            }
+            read_by_apps.extend(read_from_root(&inputs));
             revision.config = load.config.clone();
             load.apps.push(AppLoad {
                 spec: spec.clone(),

@@ -14,12 +14,14 @@
 //!   revision is started again from its PreSync hooks by the next pass or leader).
 //!
 //! # Layout
-//! - this file: the loop (when passes run); [`pass`]: what one pass does.
+//! - this file: the loop (when passes run); [`pass`]: what one pass does; [`restore`]: the
+//!   loop's state read back from the history.
 //! - [`status`]: what the loop reports; [`notify`]: a local repository's git folder, watched.
 
 mod apps;
 pub mod notify;
 mod pass;
+mod restore;
 pub mod status;
 
 use std::sync::Arc;
