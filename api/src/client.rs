@@ -201,13 +201,16 @@ impl Client {
     /// One object of `kind` (`namespace` for namespaced kinds).
     pub async fn object(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object> {
         let path = paths::objects(kind, Some(namespace), Some(name));
-        self.get(&path, "an object").await
+        let mut object = self.get(&path, "an object").await?;
+        crate::show_redacted(&mut object);
+        Ok(object)
     }
 
     /// Objects of `kind`, in `namespace` or (None) every namespace.
     pub async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<Vec<Object>> {
         let path = paths::objects(kind, namespace, None);
-        let list: ObjectList = self.get(&path, "a list of objects").await?;
+        let mut list: ObjectList = self.get(&path, "a list of objects").await?;
+        list.items.iter_mut().for_each(crate::show_redacted);
         Ok(list.items)
     }
 
@@ -223,7 +226,8 @@ impl Client {
 
     /// The objects applied from git (Secret values redacted).
     pub async fn applied(&self) -> Result<Vec<Object>> {
-        let list: ObjectList = self.get(paths::APPLIED, "a list of objects").await?;
+        let mut list: ObjectList = self.get(paths::APPLIED, "a list of objects").await?;
+        list.items.iter_mut().for_each(crate::show_redacted);
         Ok(list.items)
     }
 

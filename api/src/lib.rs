@@ -7,6 +7,7 @@
 //! - [`tokens`]: `/api/keel/tokens`, join tokens.
 //! - [`errors`]: the error bodies (Kubernetes `Status`, or `{"error": …}`).
 //! - [`lists`]: the list shape every list endpoint answers with.
+//! - [`columns`]: kubectl's columns for each kind (`keel get`, and the server's Tables).
 //! - [`health`]: an object's health as Argo CD shows it (`keel status`, and the server's
 //!   notifications).
 //! - `client` (feature `client`): the typed client; verbs never handle raw JSON.
@@ -15,6 +16,7 @@
 //! replaced by [`REDACTED`]).
 #![forbid(unsafe_code)]
 
+pub mod columns;
 pub mod errors;
 pub mod health;
 pub mod lists;
@@ -28,6 +30,21 @@ pub mod client;
 
 /// What the API shows in place of each Secret value.
 pub const REDACTED: &str = "<redacted>";
+/// [`REDACTED`] as a Secret's `data` carries it over the API: base64, so that clients
+/// decoding `data` (kubectl describe, client-go, kube-rs) read the marker, not an error.
+pub const REDACTED_DATA: &str = "PHJlZGFjdGVkPg==";
+
+/// Shows a Secret's redacted `data` values as [`REDACTED`] again (the CLI's view).
+pub fn show_redacted(object: &mut keel_schema::Object) {
+    if let keel_schema::Object::Secret(secret) = object {
+        for value in secret.data.iter_mut().flat_map(|d| d.0.values_mut()) {
+            if value == REDACTED_DATA {
+                *value = REDACTED.to_string();
+            }
+        }
+    }
+}
+
 /// What a plan shows in place of a Secret value that changed.
 pub const REDACTED_CHANGED: &str = "<redacted, changed>";
 

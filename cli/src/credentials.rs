@@ -24,6 +24,11 @@ pub fn set_token(token: Option<String>) {
     );
 }
 
+/// The token given on the command line, if any.
+pub fn given_token() -> Option<String> {
+    TOKEN.get().cloned().flatten()
+}
+
 /// The API client for the server at `server` (a URL), sending its bearer token when one is
 /// known.
 pub fn connect(server: &str) -> Result<Client, ClientError> {

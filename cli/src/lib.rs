@@ -7,14 +7,13 @@
 //! - [`up`]: `keel up`, a local cluster: the control plane in this process, agents as child
 //!   processes, the example app.
 //! - [`signal`]: the one function that waits for Ctrl-C, SIGTERM or SIGHUP.
-//! - [`columns`]: `keel get`'s columns per kind (health per kind is `keel_api::health`).
+//! - `keel_api::columns`: `keel get`'s columns per kind, shared with the server's Tables.
 //! - [`output`], [`table`]: stdout that tolerates a closed pipe; kubectl-style columns.
 //!
 //! Verbs that need no server (`validate`, `schema`, `plan`) call the libraries directly;
 //! the others reach a server only through `keel_api::client::Client`.
 #![forbid(unsafe_code)]
 
-pub mod columns;
 pub mod credentials;
 pub mod output;
 pub mod signal;
@@ -26,7 +25,8 @@ use clap::{Parser, Subcommand};
 use keel_telemetry::LogFormat;
 
 use verbs::{
-    delete, describe, get, history, logs, plan, render, schema, server, status, token, validate,
+    delete, describe, get, history, kubeconfig, logs, plan, render, schema, server, status, token,
+    validate,
 };
 
 #[derive(Debug, Parser)]
@@ -90,6 +90,9 @@ pub enum Command {
     /// Manage the bootstrap tokens new nodes join with (`keel token create`).
     #[command(subcommand)]
     Token(token::Command),
+    /// Print a kubeconfig for kubectl and other Kubernetes clients: the HTTPS server, the
+    /// cluster CA and a token (`keel kubeconfig > ~/.kube/config`).
+    Kubeconfig(kubeconfig::Args),
     /// Forget a node that is gone (`keel delete node NAME`): frees its pod range; its pods
     /// run again elsewhere.
     #[command(subcommand)]
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Kubeconfig(args) => kubeconfig::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Server(args) => server::run(&args),

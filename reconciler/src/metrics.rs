@@ -72,6 +72,8 @@ pub struct Metrics {
     pub renders: Family<AppLabel, Counter>,
     /// Time to compare what runs with the store again (every app), and correct drift.
     pub resync_seconds: Histogram,
+    /// Watches open on the Kubernetes API (kubectl `-w`, informers).
+    pub watches: Gauge,
 }
 
 impl Default for Metrics {
@@ -151,7 +153,14 @@ impl Default for Metrics {
             "Time to compare what runs with the store again and correct drift",
             resync_seconds.clone(),
         );
+        let watches = Gauge::default();
+        registry.register(
+            "api_watches",
+            "Watches open on the Kubernetes API",
+            watches.clone(),
+        );
         Self {
+            watches,
             resync_seconds,
             renders,
             registry,

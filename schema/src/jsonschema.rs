@@ -18,6 +18,16 @@ fn kind_schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Option<Value> 
 
 /// The schema of a kind git may declare; `None` for kinds the cluster keeps.
 fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value> {
+    if kind.info().live_only {
+        return None;
+    }
+    schema_of(kind, generator)
+}
+
+/// The schema of any built-in kind (a reference into `generator`'s definitions); `None`
+/// for a custom kind, whose schema is its definition's.
+pub fn schema_of(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value> {
+    use crate::types::{apiextensions, apps, core, networking, policy, rbac, storage};
     match kind {
         Kind::Pod => kind_schema::<Pod>(generator),
         Kind::Service => kind_schema::<Service>(generator),
@@ -28,37 +38,30 @@ fn declared_schema(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value>
         Kind::Deployment => kind_schema::<Deployment>(generator),
         Kind::ReplicaSet => kind_schema::<ReplicaSet>(generator),
         Kind::DaemonSet => kind_schema::<DaemonSet>(generator),
-        Kind::LimitRange => kind_schema::<crate::types::policy::LimitRange>(generator),
-        Kind::ResourceQuota => kind_schema::<crate::types::policy::ResourceQuota>(generator),
-        Kind::NetworkPolicy => kind_schema::<crate::types::policy::NetworkPolicy>(generator),
-        Kind::PodDisruptionBudget => {
-            kind_schema::<crate::types::policy::PodDisruptionBudget>(generator)
-        }
-        Kind::PersistentVolumeClaim => {
-            kind_schema::<crate::types::storage::PersistentVolumeClaim>(generator)
-        }
-        Kind::StatefulSet => kind_schema::<crate::types::apps::StatefulSet>(generator),
+        Kind::LimitRange => kind_schema::<policy::LimitRange>(generator),
+        Kind::ResourceQuota => kind_schema::<policy::ResourceQuota>(generator),
+        Kind::NetworkPolicy => kind_schema::<policy::NetworkPolicy>(generator),
+        Kind::PodDisruptionBudget => kind_schema::<policy::PodDisruptionBudget>(generator),
+        Kind::PersistentVolumeClaim => kind_schema::<storage::PersistentVolumeClaim>(generator),
+        Kind::PersistentVolume => kind_schema::<storage::PersistentVolume>(generator),
+        Kind::StatefulSet => kind_schema::<apps::StatefulSet>(generator),
+        Kind::ControllerRevision => kind_schema::<apps::ControllerRevision>(generator),
         Kind::Job => kind_schema::<Job>(generator),
         Kind::CronJob => kind_schema::<crate::types::batch::CronJob>(generator),
-        Kind::Ingress => kind_schema::<crate::types::networking::Ingress>(generator),
-        Kind::IngressClass => kind_schema::<crate::types::networking::IngressClass>(generator),
-        Kind::ServiceAccount => kind_schema::<crate::types::core::ServiceAccount>(generator),
-        Kind::Role => kind_schema::<crate::types::rbac::Role>(generator),
-        Kind::ClusterRole => kind_schema::<crate::types::rbac::ClusterRole>(generator),
-        Kind::RoleBinding => kind_schema::<crate::types::rbac::RoleBinding>(generator),
-        Kind::ClusterRoleBinding => {
-            kind_schema::<crate::types::rbac::ClusterRoleBinding>(generator)
-        }
+        Kind::Ingress => kind_schema::<networking::Ingress>(generator),
+        Kind::IngressClass => kind_schema::<networking::IngressClass>(generator),
+        Kind::ServiceAccount => kind_schema::<core::ServiceAccount>(generator),
+        Kind::Node => kind_schema::<core::Node>(generator),
+        Kind::Endpoints => kind_schema::<core::Endpoints>(generator),
+        Kind::Event => kind_schema::<core::Event>(generator),
+        Kind::Role => kind_schema::<rbac::Role>(generator),
+        Kind::ClusterRole => kind_schema::<rbac::ClusterRole>(generator),
+        Kind::RoleBinding => kind_schema::<rbac::RoleBinding>(generator),
+        Kind::ClusterRoleBinding => kind_schema::<rbac::ClusterRoleBinding>(generator),
         Kind::CustomResourceDefinition => {
-            kind_schema::<crate::types::apiextensions::CustomResourceDefinition>(generator)
+            kind_schema::<apiextensions::CustomResourceDefinition>(generator)
         }
-        // A custom kind's schema is its definition's.
-        Kind::Custom(_)
-        | Kind::Node
-        | Kind::Endpoints
-        | Kind::Event
-        | Kind::ControllerRevision
-        | Kind::PersistentVolume => None,
+        Kind::Custom(_) => None,
     }
 }
 

@@ -30,6 +30,7 @@ pub mod kustomize;
 pub mod limits;
 pub mod load;
 pub mod object;
+pub mod openapi;
 pub mod ordering;
 pub mod path;
 pub mod quantity;

@@ -71,6 +71,8 @@ fn start_control_plane() -> ControlPlane {
         data_dir: work.path().join("data"),
         store: None,
         listen: api.clone(),
+        tls_listen: None,
+        tls_names: Vec::new(),
         agent_listen: agents_at.clone(),
         node_grace: Duration::from_secs(30),
         pod_eviction_timeout: Duration::from_secs(60),

@@ -141,17 +141,55 @@ impl ClusterCa {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Result<String, Error> {
-        let name = identity.dns_name();
-        let mut params = CertificateParams::new(vec![name.clone()]).map_err(rcgen_error)?;
+        let usages = [
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.sign(
+            &[identity.dns_name()],
+            &usages,
+            public_key,
+            not_before,
+            not_after,
+        )
+    }
+
+    /// A new key and a certificate serving HTTPS at `names` (DNS names, and IP addresses
+    /// as IP subject alternative names), valid from now for `validity`: the API's, which
+    /// kubectl checks against the cluster CA.
+    pub fn issue_serving(
+        &self,
+        names: &[String],
+        validity: Duration,
+    ) -> Result<(String, String), Error> {
+        let key = KeyPair::generate().map_err(rcgen_error)?;
+        let now = SystemTime::now();
+        let cert = self.sign(
+            names,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+            &key,
+            now - backdating(validity),
+            now + validity,
+        )?;
+        Ok((cert, key.serialize_pem()))
+    }
+
+    fn sign(
+        &self,
+        names: &[String],
+        usages: &[ExtendedKeyUsagePurpose],
+        public_key: &impl PublicKeyData,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<String, Error> {
+        let name = names.first().cloned().unwrap_or_default();
+        let mut params = CertificateParams::new(names.to_vec()).map_err(rcgen_error)?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, name);
         dn.push(DnType::OrganizationName, "keel");
         params.distinguished_name = dn;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = usages.to_vec();
         params.not_before = to_time(not_before);
         params.not_after = to_time(not_after);
         params.serial_number = Some(serial()?);

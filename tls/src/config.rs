@@ -1,5 +1,6 @@
-//! rustls configurations for keel's two gRPC services. TLS 1.3 only, ring as the provider,
-//! HTTP/2 by ALPN; every peer certificate must chain to the cluster CA.
+//! rustls configurations for keel's two gRPC services (TLS 1.3 only, ring as the provider,
+//! HTTP/2 by ALPN; every peer certificate must chain to the cluster CA), and for the HTTP
+//! API served over HTTPS.
 
 use std::sync::Arc;
 
@@ -54,6 +55,18 @@ pub fn server_config(
         .with_cert_resolver(credentials);
     config.alpn_protocols = vec![b"h2".to_vec()];
     no_resumption_server(&mut config);
+    Ok(Arc::new(config))
+}
+
+/// An HTTPS server presenting `credentials` to any client (the HTTP API, which checks
+/// bearer tokens, not certificates): TLS 1.2 and 1.3, HTTP/1.1.
+pub fn https_server_config(credentials: Arc<Credentials>) -> Result<Arc<ServerConfig>, Error> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Invalid(format!("TLS versions: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(credentials);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -42,6 +42,8 @@ pub struct UpConfig {
     pub nodes: usize,
     pub data_dir: PathBuf,
     pub listen: String,
+    /// The API over HTTPS (`--tls-listen`).
+    pub tls_listen: Option<String>,
     /// The port the control plane listens on for the nodes, at the machine's LAN address.
     pub agent_port: u16,
     /// The LAN of the nodes' network hosts.
@@ -183,6 +185,8 @@ fn control_plane_config(config: &UpConfig, repo: &Path, gateway: Ipv4Addr) -> Co
         data_dir: config.data_dir.join("server"),
         store: None,
         listen: config.listen.clone(),
+        tls_listen: config.tls_listen.clone(),
+        tls_names: Vec::new(),
         agent_listen: format!("{gateway}:{}", config.agent_port),
         node_grace: Duration::from_secs(10),
         pod_eviction_timeout: Duration::from_secs(15),

@@ -182,9 +182,9 @@ fn render(
     }
     let wide = args.output == Some(Output::Wide);
     let (mut header, mut rows) = match kind {
-        Kind::Custom(_) => crate::columns::custom_table(&objects, columns, wide, now),
+        Kind::Custom(_) => keel_api::columns::custom_table(&objects, columns, wide, now),
         _ => {
-            let (header, rows) = crate::columns::table(kind, &objects, wide, now);
+            let (header, rows) = keel_api::columns::table(kind, &objects, wide, now);
             (header.into_iter().map(str::to_string).collect(), rows)
         }
     };

@@ -4,6 +4,7 @@ pub mod delete;
 pub mod describe;
 pub mod get;
 pub mod history;
+pub mod kubeconfig;
 pub mod logs;
 pub mod network;
 pub mod plan;

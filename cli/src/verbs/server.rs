@@ -26,6 +26,15 @@ pub struct Args {
     /// Address of the HTTP API (health, webhook, status, history).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: String,
+    /// Also serve the API over HTTPS at this address, with a certificate from the cluster
+    /// CA (kubectl sends tokens only over HTTPS; `keel kubeconfig` points at it).
+    #[arg(long)]
+    pub tls_listen: Option<String>,
+    /// Another name (DNS name or IP address) clients reach the HTTPS API at, for its
+    /// certificate (loopback, this machine's name and the listen and advertised addresses
+    /// are always in it). Repeatable.
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_names: Vec<String>,
     /// Address node agents join, register at and report to (their `keel-agent --server`),
     /// over mutual TLS.
     #[arg(long, default_value = "127.0.0.1:7402")]
@@ -157,6 +166,8 @@ pub fn run(args: &Args) -> i32 {
         data_dir: args.data_dir.clone(),
         store: args.store.clone(),
         listen: args.listen.clone(),
+        tls_listen: args.tls_listen.clone(),
+        tls_names: args.tls_names.clone(),
         agent_listen: args.agent_listen.clone(),
         node_grace: args.node_grace,
         pod_eviction_timeout: args.pod_eviction_timeout,

@@ -21,6 +21,10 @@ pub struct Args {
     /// Address of the HTTP API (`keel get --server`, `keel plan --server`).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: String,
+    /// Address of the same API over HTTPS, with a certificate from the cluster's CA: what
+    /// `keel kubeconfig` points kubectl at ("" for none).
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    pub tls_listen: String,
     /// The port the nodes register at, on the machine's address on the nodes' LAN.
     #[arg(long, default_value_t = 7402)]
     pub agent_port: u16,
@@ -95,6 +99,7 @@ pub fn run(args: &Args) -> i32 {
         nodes: usize::from(args.nodes),
         data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
         listen: args.listen.clone(),
+        tls_listen: Some(args.tls_listen.clone()).filter(|l| !l.is_empty()),
         agent_port: args.agent_port,
         lan,
         network_backend: args.network_backend.clone(),

@@ -18,6 +18,8 @@ pub struct ControlPlanePki {
     dir: PathBuf,
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
+    /// The HTTP API's serving certificate (`--tls-listen`): its names and credentials.
+    api: std::sync::Mutex<Option<(Vec<String>, Arc<Credentials>)>>,
 }
 
 impl ControlPlanePki {
@@ -40,6 +42,7 @@ impl ControlPlanePki {
             dir,
             server,
             client,
+            api: Default::default(),
         }))
     }
 
@@ -68,6 +71,17 @@ impl ControlPlanePki {
         Ok(leaf)
     }
 
+    /// The HTTPS configuration of the HTTP API at `names` (DNS names and addresses): a
+    /// certificate from the cluster CA, kept in memory only (clients trust the CA, never
+    /// this leaf) and renewed with the control plane's.
+    pub fn api_server_config(&self, names: &[String]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let (cert, key) = self.ca.issue_serving(names, self.validity)?;
+        let credentials = Credentials::from_pem(&format!("{cert}{}", self.ca.cert_pem()), &key)?;
+        *self.api.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((names.to_vec(), credentials.clone()));
+        Ok(keel_tls::config::https_server_config(credentials)?)
+    }
+
     pub fn ca_pem(&self) -> &str {
         self.ca.cert_pem()
     }
@@ -82,7 +96,12 @@ impl ControlPlanePki {
         }
         let (cert, key) = issue_own(&self.dir, &self.ca, self.validity)?;
         self.credentials.replace(&cert, &key)?;
-        tracing::info!("renewed the control plane's certificate");
+        let api = self.api.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((names, credentials)) = api {
+            let (cert, key) = self.ca.issue_serving(&names, self.validity)?;
+            credentials.replace(&format!("{cert}{}", self.ca.cert_pem()), &key)?;
+        }
+        tracing::info!("renewed the control plane's certificates");
         Ok(true)
     }
 

@@ -15,6 +15,10 @@ pub struct Config {
     pub store: Option<String>,
     /// `HOST:PORT` (a name such as `localhost` is resolved).
     pub listen: String,
+    /// `HOST:PORT` of the same API over HTTPS, with a certificate from the cluster CA.
+    pub tls_listen: Option<String>,
+    /// More names (DNS or IP) that certificate holds.
+    pub tls_names: Vec<String>,
     /// `HOST:PORT` of the agents' gRPC API.
     pub agent_listen: String,
     pub node_grace: Duration,

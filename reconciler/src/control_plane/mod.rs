@@ -44,6 +44,8 @@ pub struct ControlPlane {
     failures: Failures,
     /// Where the HTTP API and the agents' API listen (the ports a `:0` chose).
     pub http_address: SocketAddr,
+    /// Where the API listens over HTTPS (`--tls-listen`).
+    pub https_address: Option<SocketAddr>,
     pub agent_address: SocketAddr,
     /// Kept for the control plane's life: dropping it stops watching the repository.
     _watcher: Option<notify::RecommendedWatcher>,
@@ -91,9 +93,26 @@ impl ControlPlane {
             anonymous_read: config.anonymous_read,
             join_tokens: opened.join_tokens.clone(),
             pki: opened.pki.clone(),
+            pages: Default::default(),
             leadership: leadership.clone(),
         };
-        start_http(&tasks, opened.http, state);
+        let https = match opened.https {
+            Some(listener) => {
+                let Some(pki) = &opened.pki else {
+                    anyhow::bail!("--tls-listen needs the cluster CA, which --insecure turns off");
+                };
+                let names = tls_names(&config, &listener.local_addr()?, &me);
+                let tls = pki.api_server_config(&names)?;
+                tracing::info!(listen = %listener.local_addr()?, names = ?names, "serving the API over HTTPS");
+                Some((listener, tls))
+            }
+            None => None,
+        };
+        let https_address = match &https {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        };
+        start_http(&tasks, opened.http, https, state);
         let (serving, serving_rx) = watch::channel(Serving::Follower { leader: None });
         let pki = (opened.pki.clone(), opened.join_tokens.clone());
         start_agents_api(&tasks, opened.agents, serving_rx, pki);
@@ -124,6 +143,7 @@ impl ControlPlane {
             tasks,
             failures,
             http_address,
+            https_address,
             agent_address,
             _watcher: watcher,
         })
@@ -145,6 +165,25 @@ impl ControlPlane {
     }
 }
 
+/// The names the API's HTTPS certificate holds: loopback, this machine's name, the address
+/// listened at (when not a wildcard), the advertised host, and `--tls-san`.
+fn tls_names(config: &Config, listening: &SocketAddr, me: &str) -> Vec<String> {
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(host.trim().to_string());
+    }
+    if !listening.ip().is_unspecified() {
+        names.push(listening.ip().to_string());
+    }
+    let advertised = me.rsplit_once(':').map_or(me, |(host, _)| host);
+    names.push(advertised.trim_matches(['[', ']']).to_string());
+    names.extend(config.tls_names.iter().cloned());
+    names.retain(|n| !n.is_empty());
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
 /// The event recorder, and its writer task.
 fn start_events(tasks: &Tasks, store: &keel_store::Store, me: &str) -> Recorder {
     let (events, writer) = Recorder::new(store.clone(), tasks.stop());
@@ -152,10 +191,24 @@ fn start_events(tasks: &Tasks, store: &keel_store::Store, me: &str) -> Recorder 
     events.with_instance(me)
 }
 
-fn start_http(tasks: &Tasks, listener: tokio::net::TcpListener, state: crate::http::AppState) {
+/// The HTTP API, and the same API over HTTPS when `--tls-listen` gave a listener.
+fn start_http(
+    tasks: &Tasks,
+    listener: tokio::net::TcpListener,
+    https: Option<(tokio::net::TcpListener, Arc<rustls::ServerConfig>)>,
+    state: crate::http::AppState,
+) {
+    let router = crate::http::router(state);
+    if let Some((listener, tls)) = https {
+        let (stop, router) = (tasks.stop(), router.clone());
+        tasks.spawn_critical("the HTTPS API", async move {
+            crate::http::serve::serve(listener, router, Some(tls), stop).await;
+            Ok::<(), std::io::Error>(())
+        });
+    }
     let stop = tasks.stop();
     tasks.spawn_critical("the HTTP API", async move {
-        crate::http::serve::serve(listener, crate::http::router(state), stop).await;
+        crate::http::serve::serve(listener, router, None, stop).await;
         Ok::<(), std::io::Error>(())
     });
 }

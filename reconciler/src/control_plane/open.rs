@@ -24,6 +24,8 @@ pub struct Opened {
     pub api_token: Arc<ApiToken>,
     pub join_tokens: Arc<JoinTokens>,
     pub http: TcpListener,
+    /// `--tls-listen`'s.
+    pub https: Option<TcpListener>,
     pub agents: TcpListener,
 }
 
@@ -85,6 +87,10 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
         api_token: ApiToken::load_or_create(&config.data_dir)?,
         join_tokens,
         http: listen(&config.listen, "").await?,
+        https: match &config.tls_listen {
+            Some(address) => Some(listen(address, " (--tls-listen)").await?),
+            None => None,
+        },
         agents: listen(&config.agent_listen, " (--agent-listen)").await?,
     })
 }

@@ -8,7 +8,7 @@ use keel_api::lists::ObjectList;
 use serde::Deserialize;
 
 use super::errors::error;
-use super::objects::shown;
+use super::kube::view::shown;
 use super::state::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

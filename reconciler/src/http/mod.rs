@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`state`]: what handlers read; [`errors`]: error answers; [`auth`]: the token check.
-//! - [`objects`]: every kind at its Kubernetes path; [`logs`]: a pod's logs from its agent.
+//! - [`kube`]: the Kubernetes API (discovery, reads, watches, Tables; writes refused);
+//!   [`logs`]: a pod's logs from its agent.
 //! - [`keel`]: status, history, applied objects, `/metrics`; [`plan`]: `keel plan --server`.
 //! - [`tokens`]: join tokens; [`webhook`]: GitHub push webhooks.
 //! - [`serve`]: the accept loop, with connection caps and timeouts.
@@ -17,10 +18,10 @@
 pub mod auth;
 pub mod errors;
 pub mod keel;
+pub mod kube;
 pub mod leader;
 pub mod logs;
 pub mod nodes;
-pub mod objects;
 pub mod plan;
 pub mod serve;
 pub mod state;
@@ -82,5 +83,5 @@ fn read_routes() -> Router<AppState> {
             keel_api::paths::PLAN,
             post(plan::plan).layer(DefaultBodyLimit::max(MAX_PLAN_BODY)),
         )
-        .merge(objects::routes())
+        .merge(kube::routes())
 }

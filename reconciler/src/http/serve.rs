@@ -8,7 +8,10 @@
 //!   oldest spare connection is closed when a newer one needs its slot, so the spare
 //!   connections never hold more than their few file descriptors.
 //! - Accept errors back off instead of spinning and flooding the log.
+//! - With a TLS configuration (`--tls-listen`), each connection's handshake must finish
+//!   within the header timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -35,7 +38,13 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `stop`, then lets open requests finish (at most
 /// [`DRAIN`]).
-pub async fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: CancellationToken,
+) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let cap = connection_cap(keel_tls::listen::open_files_limit());
     let (regular, spare) = (Slots::new(cap), Evicting::new(SPARE_SLOTS));
     let mut acceptor = Acceptor::new(listener, "HTTP API");
@@ -71,22 +80,17 @@ pub async fn serve(listener: TcpListener, router: axum::Router, stop: Cancellati
                 request
             },
         ));
-        let connection = builder
-            .serve_connection(TokioIo::new(tcp), service)
-            .with_upgrades();
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                // Answers in flight finish; the connection then closes.
-                _ = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let Some(tls) = tls else {
+                return serve_connection(&builder, tcp, service, stop, peer).await;
             };
-            if let Err(e) = ended {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            // The handshake gets the time the headers would.
+            match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_connection(&builder, stream, service, stop, peer).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
@@ -96,5 +100,37 @@ pub async fn serve(listener: TcpListener, router: axum::Router, stop: Cancellati
         .is_err()
     {
         tracing::warn!("HTTP connections still open after {DRAIN:?}; closing them");
+    }
+}
+
+/// One connection, HTTP/1.1 with upgrades, until it ends or `stop` (then answers in
+/// flight finish).
+async fn serve_connection<S, T>(
+    builder: &hyper::server::conn::http1::Builder,
+    io: T,
+    service: S,
+    stop: CancellationToken,
+    peer: std::net::SocketAddr,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: 'static + Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+{
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        _ = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended");
     }
 }

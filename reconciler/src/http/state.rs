@@ -33,6 +33,8 @@ pub struct AppState {
     pub join_tokens: Arc<JoinTokens>,
     /// `None` under `--insecure`.
     pub pki: Option<Arc<ControlPlanePki>>,
+    /// Paged lists being read (`limit` and `continue`).
+    pub pages: Arc<crate::http::kube::pages::Pages>,
     /// Whether this server leads, and who does.
     pub leadership: crate::leader::Leadership,
 }

@@ -65,6 +65,16 @@ impl AppState {
             .unwrap_or_default()
     }
 
+    /// The file each object of its applied revision is declared in.
+    pub fn sources(&self) -> impl Iterator<Item = (ObjectKey, Arc<str>)> + '_ {
+        self.applied.iter().flat_map(|a| {
+            a.revision
+                .manifests
+                .iter()
+                .map(|m| (ObjectKey::of(&m.object), m.file.clone()))
+        })
+    }
+
     pub fn status(&self) -> AppStatus {
         AppStatus {
             name: self.spec.label().to_string(),

@@ -517,6 +517,8 @@ impl State {
             .map(AppState::status)
             .collect();
         syncer.status.set_apps(apps);
+        let sources = self.apps.iter().flat_map(AppState::sources).collect();
+        syncer.status.set_sources(sources);
     }
 }
 

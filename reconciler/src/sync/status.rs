@@ -1,5 +1,6 @@
 //! What the sync loop reports (`/api/keel/status`), shared with the HTTP API.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,8 @@ use crate::notify::Notifier;
 pub struct StatusHandle {
     status: Arc<Mutex<SyncStatus>>,
     notifier: Notifier,
+    /// The file each running object is declared in (what refused writes point to).
+    sources: Arc<Mutex<HashMap<ObjectKey, Arc<str>>>>,
 }
 
 impl StatusHandle {
@@ -25,6 +28,7 @@ impl StatusHandle {
                 ..Default::default()
             })),
             notifier: Notifier::default(),
+            sources: Arc::default(),
         }
     }
 
@@ -111,6 +115,18 @@ impl StatusHandle {
     /// The objects what runs declares.
     pub fn set_declared(&self, declared: Vec<ObjectKey>) {
         self.lock().declared = declared;
+    }
+
+    /// The file each object of what runs is declared in.
+    pub fn set_sources(&self, sources: HashMap<ObjectKey, Arc<str>>) {
+        *self.sources.lock().unwrap_or_else(|p| p.into_inner()) = sources;
+    }
+
+    /// The file `key` is declared in, when it runs from git and this server applied or
+    /// restored it.
+    pub fn source_of(&self, key: &ObjectKey) -> Option<Arc<str>> {
+        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources.get(key).cloned()
     }
 
     /// How each app of the repository stands (empty: the repository is one app).

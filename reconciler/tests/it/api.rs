@@ -13,11 +13,13 @@ pub(super) struct Api {
     /// Sends the admin token.
     pub(super) client: reqwest::Client,
     token: String,
+    /// The store behind it, to change objects while a client watches.
+    pub(super) store: Store,
     _dir: tempfile::TempDir,
 }
 
 impl Api {
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(super) async fn get(&self, path: &str) -> (u16, Value) {
         let resp = self
             .client
             .get(format!("{}{path}", self.url))
@@ -55,7 +57,9 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
         store.clone(),
         dir.path(),
     ));
+    let kept = store.clone();
     let state = AppState {
+        pages: Default::default(),
         leadership: keel_reconciler::leader::Leadership::sole("test".into(), metrics.clone()),
         cache,
         store,
@@ -96,11 +100,12 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
             .build()
             .unwrap(),
         token,
+        store: kept,
         _dir: dir,
     }
 }
 
-fn pod(ns: &str, name: &str, app: &str) -> Value {
+pub(super) fn pod(ns: &str, name: &str, app: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
            "spec": {"containers": [{"name": "c", "image": "x:1"}]}})
@@ -193,7 +198,7 @@ async fn errors_are_kubernetes_status_objects() {
     assert_eq!(code, 404);
     assert_eq!(d["message"], "deployments.apps \"gone\" not found");
     let (code, unsupported) = api
-        .get("/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")
+        .get("/api/v1/pods?fieldSelector=spec.replicas%3D1")
         .await;
     assert_eq!(
         (code, unsupported["reason"].as_str()),
@@ -203,7 +208,8 @@ async fn errors_are_kubernetes_status_objects() {
         unsupported["message"]
             .as_str()
             .unwrap()
-            .contains("fieldSelector is not supported")
+            .contains("field label not supported: spec.replicas"),
+        "{unsupported}"
     );
     let (code, bad) = api.get("/api/v1/pods?labelSelector=app%3D%3D%3D").await;
     assert_eq!(code, 400);

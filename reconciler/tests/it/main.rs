@@ -3,5 +3,6 @@
 mod api;
 mod controllers;
 mod fuzz;
+mod kube_api;
 mod nodes;
 mod source;

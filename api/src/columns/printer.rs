@@ -7,8 +7,8 @@ use keel_schema::Object;
 use keel_schema::types::apiextensions::CustomResourceColumnDefinition;
 use serde_json::Value;
 
+use super::format::human_duration;
 use super::{age, name};
-use crate::output::human_duration;
 
 /// The header and rows for `objects` (all of one custom kind) under `columns`.
 pub fn custom_table(

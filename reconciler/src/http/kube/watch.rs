@@ -1,0 +1,267 @@
+//! `?watch=1` on any list path: a stream of `{"type", "object"}` lines, as kube-apiserver
+//! sends them.
+//!
+//! - Without `resourceVersion` (or with `0`, or `sendInitialEvents=true`) the watch starts
+//!   with an `ADDED` event per current object; with `sendInitialEvents` a bookmark
+//!   annotated `k8s.io/initial-events-end` follows them.
+//! - With a `resourceVersion`, every change after it, from the store's history; when that
+//!   history is compacted, one `ERROR` event with a 410 `Expired` Status, and the client
+//!   lists again.
+//! - Selectors are followed across changes: an object that stops matching is `DELETED`
+//!   for this watch, one that starts is `ADDED`.
+//! - `allowWatchBookmarks`: a `BOOKMARK` every [`BOOKMARK_EVERY`] with the revision the
+//!   client may resume from.
+//! - Each object is shaped as the `Accept` header asks (a one-row Table for `kubectl get
+//!   -w`), Secret values redacted.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_schema::Object;
+use keel_store::{ObjectKey, StoreError, WatchEventType};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::super::errors::internal;
+use super::super::state::AppState;
+use super::query::{ListOptions, MAX_WATCH, Shape};
+use super::resources::Resolved;
+use super::table::{partial_metadata, table};
+use super::view::{selected, shown};
+
+/// How often a bookmark is sent to a client that allows them.
+pub const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
+/// Lines waiting for a slow client before the watch waits for it.
+const LINES_BUFFERED: usize = 64;
+
+/// What one watch follows, and how it shapes each object.
+struct Watch {
+    resolved: Resolved,
+    namespace: Option<String>,
+    options: ListOptions,
+    shape: Shape,
+}
+
+impl Watch {
+    fn in_scope(&self, object: &Object) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| object.meta().namespace() == ns)
+    }
+
+    fn tracks_matches(&self) -> bool {
+        self.options.labels.is_some() || !self.options.fields.is_empty()
+    }
+
+    fn line(&self, kind: &str, object: &Object) -> Bytes {
+        let object = match self.shape {
+            Shape::Objects => shown(object),
+            Shape::Metadata => partial_metadata(object),
+            Shape::Table => table(
+                self.resolved.info.kind,
+                &self.resolved.columns,
+                std::slice::from_ref(object),
+                self.options.include,
+            ),
+        };
+        event_line(kind, &object)
+    }
+
+    fn bookmark(&self, revision: u64, initial_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if initial_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let object = json!({
+            "kind": self.resolved.info.kind.as_str(),
+            "apiVersion": self.resolved.info.api_version,
+            "metadata": metadata,
+        });
+        event_line("BOOKMARK", &object)
+    }
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// The `ERROR` event that ends a watch whose history is gone.
+fn expired_line(error: &StoreError) -> Bytes {
+    let status = keel_api::errors::Status::failure(
+        410,
+        "Expired",
+        format!("too old resource version: {error}"),
+    );
+    event_line("ERROR", &serde_json::to_value(status).unwrap_or_default())
+}
+
+/// Starts the watch and answers with its stream.
+pub async fn serve(
+    state: AppState,
+    resolved: Resolved,
+    namespace: Option<String>,
+    options: ListOptions,
+    shape: Shape,
+) -> Response {
+    let kind = resolved.info.kind;
+    let watch = Watch {
+        resolved,
+        namespace,
+        options,
+        shape,
+    };
+    let initial =
+        watch.options.initial_events || watch.options.resource_version.is_none_or(|rv| rv == 0);
+    // The current objects: sent first when the watch starts from now, and otherwise what
+    // the selectors matched, to follow objects across them.
+    let current = if initial || watch.tracks_matches() {
+        match state
+            .store
+            .list(kind, watch.namespace.as_deref(), None)
+            .await
+        {
+            Ok(listed) => Some(listed),
+            Err(e) => return internal(e.to_string()),
+        }
+    } else {
+        None
+    };
+    let from = match (&current, watch.options.resource_version) {
+        (Some(listed), _) if initial => listed.revision,
+        (_, Some(rv)) => rv,
+        (_, None) => 0,
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(LINES_BUFFERED);
+    let mut matching: HashSet<ObjectKey> = HashSet::new();
+    let mut first_lines = Vec::new();
+    for stored in current.iter().flat_map(|l| &l.items) {
+        if !selected(&watch.options, &stored.object) {
+            continue;
+        }
+        if watch.tracks_matches() {
+            matching.insert(ObjectKey::of(&stored.object));
+        }
+        if initial {
+            first_lines.push(watch.line("ADDED", &stored.object));
+        }
+    }
+    if initial && watch.options.initial_events && watch.options.bookmarks {
+        first_lines.push(watch.bookmark(from, true));
+    }
+    let store_watch = state.store.watch(Some(kind), from).await;
+    let timeout = watch.options.timeout.unwrap_or(MAX_WATCH).min(MAX_WATCH);
+    let metrics = state.metrics.clone();
+    tokio::spawn(async move {
+        let _open = OpenWatch::count(metrics);
+        let send = |line: Bytes| tx.send(Ok(line));
+        for line in first_lines {
+            if send(line).await.is_err() {
+                return;
+            }
+        }
+        let mut events = match store_watch {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = send(expired_line(&e)).await;
+                return;
+            }
+        };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut bookmarks = tokio::time::interval(BOOKMARK_EVERY);
+        bookmarks.tick().await;
+        let mut last = from;
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                _ = &mut deadline => return,
+                _ = bookmarks.tick(), if watch.options.bookmarks => {
+                    if send(watch.bookmark(last, false)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                _ = tx.closed() => return,
+            };
+            let event = match event {
+                Some(Ok(event)) => event,
+                Some(Err(e)) => {
+                    let _ = send(expired_line(&e)).await;
+                    return;
+                }
+                None => return,
+            };
+            last = event.revision;
+            let mut object = event.object;
+            if !watch.in_scope(&object) {
+                continue;
+            }
+            object.meta_mut().resource_version = Some(event.revision.to_string());
+            let Some(kind) = transition(&watch, &mut matching, event.event_type, &object) else {
+                continue;
+            };
+            if send(watch.line(kind, &object)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (line, rx))
+    });
+    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The event this watch sends for a change, following selectors: `None` when the object
+/// neither matches now nor did before.
+fn transition(
+    watch: &Watch,
+    matching: &mut HashSet<ObjectKey>,
+    change: WatchEventType,
+    object: &Object,
+) -> Option<&'static str> {
+    let matches = selected(&watch.options, object);
+    if !watch.tracks_matches() {
+        return Some(match change {
+            WatchEventType::Added => "ADDED",
+            WatchEventType::Modified => "MODIFIED",
+            WatchEventType::Deleted => "DELETED",
+        });
+    }
+    let key = ObjectKey::of(object);
+    let was = matching.contains(&key);
+    match change {
+        WatchEventType::Deleted => matching.remove(&key).then_some("DELETED"),
+        _ if matches => {
+            matching.insert(key);
+            Some(if was { "MODIFIED" } else { "ADDED" })
+        }
+        _ => matching.remove(&key).then_some("DELETED"),
+    }
+}
+
+/// One open watch in `keel_api_watches`, until dropped.
+struct OpenWatch(std::sync::Arc<crate::metrics::Metrics>);
+
+impl OpenWatch {
+    fn count(metrics: std::sync::Arc<crate::metrics::Metrics>) -> OpenWatch {
+        metrics.watches.inc();
+        OpenWatch(metrics)
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.watches.dec();
+    }
+}
