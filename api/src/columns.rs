@@ -442,7 +442,12 @@ const NODE: Columns<Node> = Columns {
     normal: &[
         ("NAME", |n, _| name(&n.metadata)),
         ("STATUS", |n, _| {
-            if n.is_ready() { "Ready" } else { "NotReady" }.into()
+            let ready = if n.is_ready() { "Ready" } else { "NotReady" };
+            if n.spec.unschedulable == Some(true) {
+                format!("{ready},SchedulingDisabled")
+            } else {
+                ready.into()
+            }
         }),
         ("AGE", |n, now| age(&n.metadata, now)),
         ("VERSION", |n, _| {

@@ -36,6 +36,9 @@ pub struct SyncStatus {
     /// fields then sum them up (the tip counts as applied once every app applied it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<AppStatus>,
+    /// Nodes cordoned (`kubectl cordon`): no new pods are scheduled to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cordoned: Vec<String>,
     /// The last commit tried failed as a whole (it could not be read, or its keel.yaml is
     /// invalid): no app runs it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

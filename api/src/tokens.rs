@@ -1,4 +1,5 @@
-//! `/api/keel/tokens` (`keel token create|list`): bootstrap tokens new nodes join with.
+//! `/api/keel/tokens` (`keel token create|list|delete`): join tokens new nodes join with,
+//! and view tokens that read the API.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,9 @@ pub struct CreateToken {
     /// How long it lives, as `keel token create --ttl` takes it (`24h`, `30m`).
     pub ttl: Option<String>,
     pub description: Option<String>,
+    /// `join` (the default) or `view`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// The made token: the only time its secret is shown.
@@ -16,6 +20,8 @@ pub struct CreateToken {
 pub struct CreatedToken {
     pub token: String,
     pub id: String,
+    #[serde(default = "join")]
+    pub role: String,
     /// RFC 3339.
     pub expires: String,
 }
@@ -29,8 +35,15 @@ pub struct TokenList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenInfo {
     pub id: String,
+    #[serde(default = "join")]
+    pub role: String,
     /// RFC 3339.
     pub created: String,
     pub expires: String,
     pub description: Option<String>,
+}
+
+/// The role of a token a server that predates roles reports.
+fn join() -> String {
+    "join".into()
 }

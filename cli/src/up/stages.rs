@@ -106,6 +106,7 @@ impl<'a> Cluster<'a> {
             .create_token(&keel_api::tokens::CreateToken {
                 ttl: Some("1h".into()),
                 description: Some("keel up".into()),
+                role: None,
             })
             .await
             .map_err(|e| anyhow::anyhow!("cannot make a join token for the nodes: {e}"))?;

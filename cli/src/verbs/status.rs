@@ -205,6 +205,12 @@ fn render(status: &SyncStatus, report: &[ObjectHealth]) -> String {
     if let Some(cp) = &status.control_plane {
         out.push_str(&format!("Server:     {}\n", server_line(cp)));
     }
+    if !status.cordoned.is_empty() {
+        out.push_str(&format!(
+            "Cordoned:   {} (no new pods are scheduled there; kubectl uncordon NODE)\n",
+            status.cordoned.join(", ")
+        ));
+    }
     out.push('\n');
     if !status.apps.is_empty() {
         let rows: Vec<Vec<String>> = status

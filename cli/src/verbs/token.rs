@@ -1,5 +1,6 @@
-//! `keel token create|list|delete`: bootstrap tokens a new node joins with
-//! (`keel-agent --token T`). Needs the server's admin token.
+//! `keel token create|list|delete`: join tokens a new node joins with (`keel-agent --token
+//! T`), and view tokens for people who should only look (`keel token create --role view`,
+//! then `KEEL_TOKEN` or `keel kubeconfig --token`). Needs the server's admin token.
 
 use keel_api::tokens::CreateToken;
 
@@ -9,12 +10,13 @@ use crate::output::{out, runtime};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Make a join token and print it (the only time its secret is shown).
+    /// Make a join token (or, with --role view, a read-only API token) and print it (the
+    /// only time its secret is shown).
     Create(CreateArgs),
-    /// List the live join tokens (ids and expiry; secrets are not kept).
+    /// List the live tokens (ids, roles and expiry; secrets are not kept).
     List(ServerArg),
-    /// Delete a join token: no node joins with it any more (nodes that joined keep their
-    /// certificates; `keel delete node` revokes a node's).
+    /// Delete a token: no node joins with it, or nobody reads with it, any more (nodes
+    /// that joined keep their certificates; `keel delete node` revokes a node's).
     Delete(DeleteArgs),
 }
 
@@ -26,11 +28,33 @@ pub struct DeleteArgs {
     pub server: ServerArg,
 }
 
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// A new node joins the cluster with it.
+    Join,
+    /// It reads the API (keel get, kubectl get) and changes nothing.
+    View,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Join => "join",
+            Role::View => "view",
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
-    /// How long the token can be used to join (at most 365 days).
-    #[arg(long, default_value = "24h")]
-    pub ttl: String,
+    /// What the token is for.
+    #[arg(long, value_enum, default_value = "join")]
+    pub role: Role,
+    /// How long the token can be used (at most 365 days; default 24h for join tokens,
+    /// 720h for view tokens).
+    #[arg(long)]
+    pub ttl: Option<String>,
     /// A note kept with the token (who or what it is for).
     #[arg(long)]
     pub description: Option<String>,
@@ -57,7 +81,7 @@ pub fn run(command: &Command) -> i32 {
                     let id = args.id.rsplit(':').next().unwrap_or(&args.id);
                     let id = id.split('.').next().unwrap_or(id);
                     client.delete_token(id).await?;
-                    eprintln!("join token {id} deleted");
+                    eprintln!("token {id} deleted");
                     Ok(())
                 }
             }
@@ -77,16 +101,23 @@ async fn create(
     args: &CreateArgs,
 ) -> Result<(), keel_api::client::ClientError> {
     let request = CreateToken {
-        ttl: Some(args.ttl.clone()),
+        ttl: args.ttl.clone(),
         description: args.description.clone(),
+        role: Some(args.role.name().to_string()),
     };
     let created = client.create_token(&request).await?;
     // The token alone on stdout, so that T=$(keel token create) works.
     out(&format!("{}\n", created.token));
-    eprintln!(
-        "join token {} expires {}; on the new node: keel-agent --server <control plane>:7402 --token <the token above> --name <node>",
-        created.id, created.expires
-    );
+    match args.role {
+        Role::Join => eprintln!(
+            "join token {} expires {}; on the new node: keel-agent --server <control plane>:7402 --token <the token above> --name <node>",
+            created.id, created.expires
+        ),
+        Role::View => eprintln!(
+            "view token {} expires {}; it reads the API and changes nothing: KEEL_TOKEN=<the token above> keel get pods, or keel kubeconfig --token <the token above>",
+            created.id, created.expires
+        ),
+    }
     Ok(())
 }
 
@@ -95,10 +126,10 @@ async fn list(client: &keel_api::client::Client) -> Result<(), keel_api::client:
         .tokens()
         .await?
         .into_iter()
-        .map(|t| vec![t.id, t.expires, t.description.unwrap_or_default()])
+        .map(|t| vec![t.id, t.role, t.expires, t.description.unwrap_or_default()])
         .collect();
     out(&crate::table::render(
-        &["ID", "EXPIRES", "DESCRIPTION"],
+        &["ID", "ROLE", "EXPIRES", "DESCRIPTION"],
         &rows,
     ));
     Ok(())

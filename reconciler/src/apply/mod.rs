@@ -15,6 +15,7 @@
 
 mod allocate;
 mod hooks;
+pub mod live;
 mod settle;
 mod waves;
 
@@ -228,22 +229,6 @@ fn mark(object: &Object, commit: &str, app: Option<&str>) -> Object {
     o
 }
 
-/// A Pod from git that leaves `spec.nodeName` to the scheduler keeps the node it was bound
-/// to: the binding is the cluster's, like status, and undoing it would move the pod.
-fn keep_binding<'a>(manifest: &'a Object, current: &Object) -> Cow<'a, Object> {
-    match (manifest, current) {
-        (Object::Pod(m), Object::Pod(c))
-            if m.spec.node_name.as_deref().is_none_or(str::is_empty)
-                && c.spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) =>
-        {
-            let mut bound = m.clone();
-            bound.spec.node_name.clone_from(&c.spec.node_name);
-            Cow::Owned(Object::Pod(bound))
-        }
-        _ => Cow::Borrowed(manifest),
-    }
-}
-
 /// A Service with the addresses the cluster assigned it filled in where git left them
 /// empty.
 fn with_assigned<'a>(
@@ -321,7 +306,7 @@ pub fn plan_stage(
             }
             Some(current) => {
                 let wanted =
-                    with_assigned(keep_binding(&manifest.object, &current.object), &assigned);
+                    with_assigned(live::kept(&manifest.object, &current.object), &assigned);
                 // An object another app applied is taken over: relabelled as this app's (as
                 // is one still labelled with an app keel.yaml no longer lists).
                 let label = current.object.meta().labels().get(APP).map(String::as_str);

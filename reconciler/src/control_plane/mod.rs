@@ -24,8 +24,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::join_tokens::JoinTokens;
 use crate::auth::pki::ControlPlanePki;
+use crate::auth::stored_tokens::StoredTokens;
 use crate::cache::Cache;
 use crate::events::Recorder;
 use crate::leader::{Leadership, Role};
@@ -93,6 +93,10 @@ impl ControlPlane {
             anonymous_read: config.anonymous_read,
             join_tokens: opened.join_tokens.clone(),
             pki: opened.pki.clone(),
+            view_tokens: Arc::new(crate::auth::stored_tokens::StoredTokens::view(
+                opened.store.clone(),
+            )),
+            events: start_events(&tasks, &opened.store, &me),
             pages: Default::default(),
             leadership: leadership.clone(),
         };
@@ -219,7 +223,7 @@ fn start_agents_api(
     tasks: &Tasks,
     agents: tokio::net::TcpListener,
     serving: watch::Receiver<Serving>,
-    (pki, join_tokens): (Option<Arc<ControlPlanePki>>, Arc<JoinTokens>),
+    (pki, join_tokens): (Option<Arc<ControlPlanePki>>, Arc<StoredTokens>),
 ) {
     let stop = tasks.stop();
     tasks.spawn_critical(

@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 
 use super::Config;
 use crate::auth::api_token::ApiToken;
-use crate::auth::join_tokens::JoinTokens;
 use crate::auth::pki::ControlPlanePki;
+use crate::auth::stored_tokens::StoredTokens;
 use crate::source::GitSource;
 
 /// The opened resources.
@@ -22,7 +22,7 @@ pub struct Opened {
     /// `None` under `--insecure`.
     pub pki: Option<Arc<ControlPlanePki>>,
     pub api_token: Arc<ApiToken>,
-    pub join_tokens: Arc<JoinTokens>,
+    pub join_tokens: Arc<StoredTokens>,
     pub http: TcpListener,
     /// `--tls-listen`'s.
     pub https: Option<TcpListener>,
@@ -69,7 +69,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
                 .context("cannot set up the cluster's certificates")?,
         )
     };
-    let join_tokens = Arc::new(JoinTokens::new(store.clone(), &config.data_dir));
+    let join_tokens = Arc::new(StoredTokens::new(store.clone(), &config.data_dir));
     match join_tokens.move_legacy().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(

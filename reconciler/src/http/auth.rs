@@ -1,26 +1,111 @@
-//! The bearer-token check in front of the read and admin endpoints (the token itself is
-//! [`crate::auth::api_token`]).
+//! The bearer-token checks in front of the API: reads take the admin token or a view token
+//! (`keel token create --role view`); everything that changes something takes the admin
+//! token only (the token itself is [`crate::auth::api_token`], view tokens are
+//! [`crate::auth::stored_tokens`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::errors::status;
 use crate::auth::api_token::ApiToken;
+use crate::auth::stored_tokens::StoredTokens;
 
-/// axum middleware: 401 without the right bearer token.
-pub async fn require(State(token): State<Arc<ApiToken>>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
+/// How long a view token, once found in the store, is taken without asking again: a
+/// deleted view token stops working within this.
+const VIEW_TOKEN_REMEMBERED: Duration = Duration::from_secs(10);
+
+/// The tokens the API takes.
+pub struct Access {
+    pub admin: Arc<ApiToken>,
+    pub view: Arc<StoredTokens>,
+    /// View tokens lately found valid (by their SHA-256), and when.
+    recent: Mutex<HashMap<String, Instant>>,
+}
+
+impl Access {
+    pub fn new(admin: Arc<ApiToken>, view: Arc<StoredTokens>) -> Arc<Access> {
+        Arc::new(Access {
+            admin,
+            view,
+            recent: Mutex::default(),
+        })
+    }
+
+    /// Whether the headers carry a view token that is live.
+    async fn is_view_token(&self, header: Option<&str>) -> bool {
+        let Some(bearer) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let digest = keel_tls::join_token::secret_hash(bearer.trim());
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.retain(|_, at| at.elapsed() < VIEW_TOKEN_REMEMBERED);
+            if recent.contains_key(&digest) {
+                return true;
+            }
+        }
+        if !self.view.accepts_bearer(bearer).await {
+            return false;
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.insert(digest, Instant::now());
+        true
+    }
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if token.accepts(given) {
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Whether the request carries the admin token.
+pub fn is_admin(access: &ApiToken, headers: &HeaderMap) -> bool {
+    access.accepts(authorization(headers))
+}
+
+/// axum middleware for reads: the admin token or a view token, else 401.
+pub async fn require(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    let given = authorization(request.headers());
+    if access.admin.accepts(given) || access.is_view_token(given).await {
         return next.run(request).await;
     }
-    let message = if given.is_none() {
+    unauthorized(given.is_none())
+}
+
+/// axum middleware for changes: the admin token only (a view token is 403).
+pub async fn require_admin(
+    State(access): State<Arc<Access>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = authorization(request.headers());
+    if access.admin.accepts(given) {
+        return next.run(request).await;
+    }
+    if access.is_view_token(given).await {
+        return forbidden();
+    }
+    unauthorized(given.is_none())
+}
+
+/// 403 for a view token asking to change something.
+pub fn forbidden() -> Response {
+    status(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        "forbidden: this needs the admin token; view tokens only read",
+    )
+}
+
+fn unauthorized(none_given: bool) -> Response {
+    let message = if none_given {
         "this keel server needs a bearer token (Authorization: Bearer …); the keel CLI sends \
          KEEL_TOKEN, or the admin-token file of the server's data dir"
     } else {

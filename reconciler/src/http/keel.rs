@@ -27,7 +27,17 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 pub async fn status(State(state): State<AppState>) -> Response {
-    Json(super::leader::sync_status(&state).await).into_response()
+    let mut status = super::leader::sync_status(&state).await;
+    // Node scheduling is operators' state (kubectl cordon), shown beside git's.
+    if let Ok(nodes) = state.store.list(keel_schema::Kind::Node, None, None).await {
+        status.cordoned = nodes
+            .items
+            .iter()
+            .filter(|n| matches!(&n.object, keel_schema::Object::Node(n) if n.spec.unschedulable == Some(true)))
+            .map(|n| n.object.meta().name().to_string())
+            .collect();
+    }
+    Json(status).into_response()
 }
 
 /// The objects applied from git, as stored (Secret values replaced by a marker).

@@ -2,8 +2,9 @@
 //! own endpoints (`/api/keel/…`), and the read API at Kubernetes' paths.
 //!
 //! Three tiers: `/healthz` and the webhook (verified by its signature) are open; reads need
-//! the bearer token unless the server runs with `--anonymous-read`; join tokens always need
-//! it ([`auth`]).
+//! the admin token or a view token unless the server runs with `--anonymous-read`; tokens,
+//! node deletion and the operations the Kubernetes API allows need the admin token
+//! ([`auth`]).
 //!
 //! # Layout
 //! - [`state`]: what handlers read; [`errors`]: error answers; [`auth`]: the token check.
@@ -42,8 +43,9 @@ pub const MAX_PLAN_BODY: usize = 32 * 1024 * 1024;
 pub const MAX_TOKEN_BODY: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let require_token =
-        axum::middleware::from_fn_with_state(state.api_token.clone(), auth::require);
+    let access = auth::Access::new(state.api_token.clone(), state.view_tokens.clone());
+    let require_token = axum::middleware::from_fn_with_state(access.clone(), auth::require);
+    let require_admin = axum::middleware::from_fn_with_state(access, auth::require_admin);
     let open = Router::new()
         .route(keel_api::paths::HEALTHZ, get(leader::healthz))
         .route(
@@ -63,7 +65,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(keel_api::paths::TOKEN, delete(tokens::delete))
         .route(keel_api::paths::NODE, delete(nodes::delete))
-        .route_layer(require_token.clone());
+        .route_layer(require_admin);
     let read = read_routes();
     let read = if state.anonymous_read {
         read

@@ -118,6 +118,18 @@ pub async fn plan(State(state): State<AppState>, request: axum::extract::Request
         .map(|s| without_markers(s.object))
         .collect();
     compare_secrets_by_key(&mut desired, &current);
+    // What applying keeps of the live objects (a restart mark, a binding) is no change.
+    let live: std::collections::HashMap<keel_store::ObjectKey, &Object> = current
+        .iter()
+        .map(|o| (keel_store::ObjectKey::of(o), o))
+        .collect();
+    for wanted in &mut desired {
+        if let Some(now) = live.get(&keel_store::ObjectKey::of(wanted))
+            && let std::borrow::Cow::Owned(kept) = crate::apply::live::kept(wanted, now)
+        {
+            *wanted = kept;
+        }
+    }
     let mut changes = crate::plan::diff(&current, &desired);
     let verdict = crate::plan::rules::apply_rules(&current, &mut changes, allow_empty);
     let from = state

@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 
 use crate::apply::ServiceNetwork;
 use crate::auth::api_token::ApiToken;
-use crate::auth::join_tokens::JoinTokens;
 use crate::auth::pki::ControlPlanePki;
+use crate::auth::stored_tokens::StoredTokens;
 use crate::cache::Cache;
 use crate::metrics::Metrics;
 use crate::nodes::dial::AgentDialer;
@@ -30,9 +30,13 @@ pub struct AppState {
     pub dialer: AgentDialer,
     pub api_token: Arc<ApiToken>,
     pub anonymous_read: bool,
-    pub join_tokens: Arc<JoinTokens>,
+    pub join_tokens: Arc<StoredTokens>,
+    /// Tokens that only read (`keel token create --role view`).
+    pub view_tokens: Arc<StoredTokens>,
     /// `None` under `--insecure`.
     pub pki: Option<Arc<ControlPlanePki>>,
+    /// Events of the operations the API allows (`kubectl delete pod`, `cordon`).
+    pub events: crate::events::Recorder,
     /// Paged lists being read (`limit` and `continue`).
     pub pages: Arc<crate::http::kube::pages::Pages>,
     /// Whether this server leads, and who does.

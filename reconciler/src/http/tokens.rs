@@ -1,5 +1,6 @@
-//! `POST /api/keel/tokens` (`keel token create`) and `GET /api/keel/tokens` (`keel token
-//! list`): bootstrap join tokens. Both need the admin token, whatever `--anonymous-read` says.
+//! `POST /api/keel/tokens` (`keel token create [--role view]`), `GET /api/keel/tokens`
+//! (`keel token list`) and `DELETE /api/keel/tokens/{id}`: join tokens and view tokens. All
+//! need the admin token, whatever `--anonymous-read` says.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +10,7 @@ use serde_json::json;
 
 use super::errors::status;
 use super::state::AppState;
+use crate::auth::stored_tokens::{JOIN, StoredTokens, TokenError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,18 +18,45 @@ pub struct CreateRequest {
     /// How long the token lives, as `keel token create --ttl` takes it (`24h`, `30m`).
     ttl: Option<String>,
     description: Option<String>,
+    /// `join` (the default) or `view`.
+    role: Option<String>,
+}
+
+/// The stored tokens of `role`; `None` for a role there is none of.
+fn tokens_of<'a>(state: &'a AppState, role: Option<&str>) -> Option<&'a StoredTokens> {
+    match role.unwrap_or("join") {
+        "join" => Some(&state.join_tokens),
+        "view" => Some(&state.view_tokens),
+        _ => None,
+    }
 }
 
 pub async fn create(State(state): State<AppState>, Json(req): Json<CreateRequest>) -> Response {
-    let Some(pki) = &state.pki else {
+    let Some(tokens) = tokens_of(&state, req.role.as_deref()) else {
         return status(
             StatusCode::BAD_REQUEST,
             "BadRequest",
-            "this server runs with --insecure: agents join with --insecure and no token",
+            format!(
+                "role: {:?} is not join or view",
+                req.role.unwrap_or_default()
+            ),
         );
     };
+    // A join token pins the CA the joining node must find; a view token pins nothing.
+    let fingerprint = match (&state.pki, tokens.kind() == JOIN) {
+        (Some(pki), true) => pki.ca_fingerprint(),
+        (None, true) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "this server runs with --insecure: agents join with --insecure and no token",
+            );
+        }
+        (_, false) => String::new(),
+    };
+    let default_ttl = if tokens.kind() == JOIN { 24 } else { 30 * 24 };
     let ttl = match req.ttl.as_deref().map(humantime::parse_duration) {
-        None => std::time::Duration::from_secs(24 * 3600),
+        None => std::time::Duration::from_secs(default_ttl * 3600),
         Some(Ok(t)) => t,
         Some(Err(e)) => {
             return status(
@@ -46,39 +75,38 @@ pub async fn create(State(state): State<AppState>, Json(req): Json<CreateRequest
             "description: at most 256 characters, no control characters",
         );
     }
-    match state
-        .join_tokens
-        .create(&pki.ca_fingerprint(), ttl, req.description)
-        .await
-    {
+    match tokens.create(&fingerprint, ttl, req.description).await {
         Ok((token, record)) => {
-            tracing::info!(token = %record.id, expires = %record.expires, "join token created");
+            let role = tokens.kind().role;
+            tracing::info!(token = %record.id, role, expires = %record.expires, "token created");
             (
                 StatusCode::CREATED,
                 Json(json!({
-                    "token": token.reveal(),
+                    "token": tokens.reveal(&token),
                     "id": record.id,
+                    "role": role,
                     "expires": record.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 })),
             )
                 .into_response()
         }
-        Err(crate::auth::join_tokens::TokenError::Invalid(m)) => {
-            status(StatusCode::BAD_REQUEST, "BadRequest", m)
-        }
+        Err(TokenError::Invalid(m)) => status(StatusCode::BAD_REQUEST, "BadRequest", m),
         Err(e) => unavailable(e),
     }
 }
 
-/// `DELETE /api/keel/tokens/{id}` (`keel token delete ID`): the token joins nothing more.
 pub async fn delete(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    use crate::auth::join_tokens::TokenError;
-    match state.join_tokens.delete(&id).await {
+    // Ids are random, so a token is found under whichever kind has it.
+    let mut result = state.join_tokens.delete(&id).await;
+    if matches!(result, Err(TokenError::Unknown)) {
+        result = state.view_tokens.delete(&id).await;
+    }
+    match result {
         Ok(()) => {
-            tracing::info!(token = %id, "join token deleted");
+            tracing::info!(token = %id, "token deleted");
             (
                 StatusCode::OK,
                 Json(
@@ -92,16 +120,13 @@ pub async fn delete(
         Err(TokenError::Unknown) => status(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!(
-                "join token {id:?} not found (expired tokens are removed; see keel token list)"
-            ),
+            format!("token {id:?} not found (expired tokens are removed; see keel token list)"),
         ),
         Err(e) => unavailable(e),
     }
 }
 
-/// The store could not be read or written.
-fn unavailable(e: crate::auth::join_tokens::TokenError) -> Response {
+fn unavailable(e: TokenError) -> Response {
     status(
         StatusCode::SERVICE_UNAVAILABLE,
         "ServiceUnavailable",
@@ -110,23 +135,22 @@ fn unavailable(e: crate::auth::join_tokens::TokenError) -> Response {
 }
 
 pub async fn list(State(state): State<AppState>) -> Response {
-    match state.join_tokens.list().await {
-        Ok(records) => {
-            let items: Vec<_> = records
-                .into_iter()
-                .map(|r| {
-                    json!({
-                        "id": r.id,
-                        "created": r.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "expires": r.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "description": r.description,
-                    })
+    let mut items = Vec::new();
+    for tokens in [&state.join_tokens, &state.view_tokens] {
+        match tokens.list().await {
+            Ok(records) => items.extend(records.into_iter().map(|r| {
+                json!({
+                    "id": r.id,
+                    "role": tokens.kind().role,
+                    "created": r.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "expires": r.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "description": r.description,
                 })
-                .collect();
-            Json(json!({"items": items})).into_response()
+            })),
+            Err(e) => return unavailable(e),
         }
-        Err(e) => unavailable(e),
     }
+    Json(json!({"items": items})).into_response()
 }
 
 #[derive(Deserialize)]

@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{NodeRegistry, RegisterError};
-use crate::auth::join_tokens::{JoinTokens, TokenError};
 use crate::auth::node_bindings::{BindingError, NodeBindings};
 use crate::auth::pki::ControlPlanePki;
+use crate::auth::stored_tokens::{StoredTokens, TokenError};
 
 /// Status reports and registrations are small; this bounds what one message may cost.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -50,7 +50,7 @@ pub struct ControlPlaneService {
     pub stop: CancellationToken,
     /// `None` under `--insecure`.
     pub pki: Option<Arc<ControlPlanePki>>,
-    pub join_tokens: Arc<JoinTokens>,
+    pub join_tokens: Arc<StoredTokens>,
     pub bindings: NodeBindings,
 }
 
@@ -343,7 +343,7 @@ pub async fn serve(
     listener: TcpListener,
     serving: watch::Receiver<Serving>,
     pki: Option<Arc<ControlPlanePki>>,
-    join_tokens: Arc<JoinTokens>,
+    join_tokens: Arc<StoredTokens>,
     stop: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let shutdown = stop.clone().cancelled_owned();

@@ -19,6 +19,11 @@ pub(super) struct Api {
 }
 
 impl Api {
+    /// The admin token.
+    pub(super) fn token(&self) -> &str {
+        &self.token
+    }
+
     pub(super) async fn get(&self, path: &str) -> (u16, Value) {
         let resp = self
             .client
@@ -53,12 +58,16 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
         async move { cache.run(store, stop).await }
     });
     let metrics: Arc<keel_reconciler::metrics::Metrics> = Arc::default();
-    let join_tokens = Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
+    let join_tokens = Arc::new(keel_reconciler::auth::stored_tokens::StoredTokens::new(
         store.clone(),
         dir.path(),
     ));
     let kept = store.clone();
     let state = AppState {
+        view_tokens: std::sync::Arc::new(keel_reconciler::auth::stored_tokens::StoredTokens::view(
+            store.clone(),
+        )),
+        events: keel_reconciler::events::Recorder::disabled(),
         pages: Default::default(),
         leadership: keel_reconciler::leader::Leadership::sole("test".into(), metrics.clone()),
         cache,

@@ -4,5 +4,6 @@ mod api;
 mod controllers;
 mod fuzz;
 mod kube_api;
+mod kube_operations;
 mod nodes;
 mod source;

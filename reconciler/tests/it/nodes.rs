@@ -37,7 +37,7 @@ async fn control_plane(grace: Duration) -> ControlPlane {
     let stop = tokio_util::sync::CancellationToken::new();
     let lifecycle_stop = stop.clone();
     tokio::spawn(async move { lifecycle.run_lifecycle(lifecycle_stop).await });
-    let join_tokens = std::sync::Arc::new(keel_reconciler::auth::join_tokens::JoinTokens::new(
+    let join_tokens = std::sync::Arc::new(keel_reconciler::auth::stored_tokens::StoredTokens::new(
         store.clone(),
         dir.path(),
     ));

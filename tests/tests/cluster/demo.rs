@@ -214,6 +214,9 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
         "{plan_text}"
     );
 
+    // kubectl, as an operator uses it on the running cluster.
+    super::kubectl::operate(&data, &up.tls, &format!("http://{listen}"));
+
     // Ctrl-C: everything stops and the containers go.
     assert_eq!(up.interrupt(), Some(0), "{}", up.output());
     assert_eq!(local_containers(), 0, "keel up removed its containers");

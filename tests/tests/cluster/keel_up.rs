@@ -18,6 +18,8 @@ pub struct Up {
     child: Child,
     out: std::path::PathBuf,
     killed: bool,
+    /// Where the API is served over HTTPS (`--tls-listen`): kubectl's address.
+    pub tls: String,
 }
 
 impl Up {
@@ -30,8 +32,11 @@ impl Up {
         let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = data.with_extension(format!("{}.out", std::process::id()));
         let file = std::fs::File::create(&out).expect("output file");
+        // A port of its own, not 7443: other programs on the machine may hold that.
+        let tls = format!("127.0.0.1:{}", keel_e2e::free_port());
         let child = Command::new(binary("keel"))
             .args(["up", "--listen", listen, "--agent-port", agent_port])
+            .args(["--tls-listen", &tls])
             .arg("--data-dir")
             .arg(data)
             .args(extra)
@@ -44,6 +49,7 @@ impl Up {
             child,
             out,
             killed: false,
+            tls,
         }
     }
 

@@ -5,6 +5,7 @@
 mod demo;
 mod ha;
 mod keel_up;
+mod kubectl;
 mod network;
 mod ordering;
 mod rollout;

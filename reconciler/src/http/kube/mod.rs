@@ -10,12 +10,14 @@
 //!   [`view`]: an object as shown (Secrets redacted), and selected; [`fields`]: field
 //!   selectors; [`pages`]: `limit` and `continue`; [`table`]: Tables.
 //! - [`watch`]: `?watch=1` streams; [`openapi`]: `/openapi/v2` and `/openapi/v3`.
-//! - [`writes`]: 405 for every write, naming the file to change instead.
+//! - [`writes`]: 405 for every write, naming the file to change instead, but for the
+//!   [`operations`] that are not desired state (delete pod, cordon, rollout restart).
 
 pub mod discovery;
 pub mod fields;
 pub mod objects;
 pub mod openapi;
+pub mod operations;
 pub mod pages;
 pub mod query;
 pub mod resources;
@@ -31,10 +33,10 @@ use super::state::AppState;
 
 /// A read handler at a path, with every write method refused.
 fn read_only(read: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    read.post(writes::refuse)
-        .put(writes::refuse)
-        .patch(writes::refuse)
-        .delete(writes::refuse)
+    read.post(writes::write)
+        .put(writes::write)
+        .patch(writes::write)
+        .delete(writes::write)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -99,11 +101,12 @@ pub fn routes() -> Router<AppState> {
 async fn subresource(
     state: axum::extract::State<AppState>,
     method: axum::http::Method,
+    headers: axum::http::HeaderMap,
     path: axum::extract::Path<std::collections::HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> axum::response::Response {
     if method == axum::http::Method::GET {
         return super::errors::no_such_resource();
     }
-    writes::refuse(state, method, path, body).await
+    writes::write(state, method, headers, path, body).await
 }

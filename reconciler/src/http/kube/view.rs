@@ -6,9 +6,17 @@ use serde_json::{Value, json};
 use super::query::ListOptions;
 
 /// An object as the API shows it: Secret values replaced by a marker (base64 in `data`, as
-/// clients decode it).
+/// clients decode it), and a Job's selector as Kubernetes defaults it (its pods'
+/// `controller-uid`), which `kubectl logs job/NAME` and `describe` select its pods by.
 pub fn shown(object: &Object) -> Value {
     let mut v = serde_json::to_value(object).unwrap_or_default();
+    if let Object::Job(job) = object
+        && let Some(uid) = job.metadata.uid.as_deref()
+        && let Some(Value::Object(spec)) = v.get_mut("spec")
+    {
+        spec.entry("selector")
+            .or_insert_with(|| json!({"matchLabels": {"controller-uid": uid}}));
+    }
     if object.kind() == Kind::Secret {
         for (field, marker) in [
             ("data", keel_api::REDACTED_DATA),
@@ -31,4 +39,25 @@ pub fn selected(options: &ListOptions, object: &Object) -> bool {
         .as_ref()
         .is_none_or(|s| s.matches(object.meta().labels()))
         && (options.fields.is_empty() || options.fields.matches(&shown(object)))
+}
+
+#[cfg(test)]
+mod tests {
+    use keel_schema::Object;
+
+    #[test]
+    fn a_job_shows_the_selector_its_pods_are_found_by() {
+        let job = Object::from_json(serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "migrate", "namespace": "default", "uid": "u-1"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "x:1"}]}}}
+        }))
+        .unwrap();
+        let shown = super::shown(&job);
+        assert_eq!(
+            shown["spec"]["selector"]["matchLabels"]["controller-uid"],
+            "u-1"
+        );
+    }
 }

@@ -1,29 +1,32 @@
 //! Writes at the Kubernetes paths (`kubectl apply`, `create`, `edit`, `replace`, `scale`,
 //! `delete`, `label`, `patch`) are refused, as GitOps requires: 405 MethodNotAllowed, as a
 //! `Status` naming the repository and branch keel applies, and the file that declares the
-//! object (or the object's owner) when this server knows it.
+//! object (or the object's owner) when this server knows it. The few operations that are
+//! not desired state are done instead ([`super::operations`]).
 
 use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use keel_schema::{Kind, KindInfo};
 use keel_store::ObjectKey;
 
 use super::super::errors::{no_such_resource, status};
 use super::super::state::AppState;
+use super::operations::perform;
 use super::resources::resolve;
 
 /// How far ownerReferences are followed to find what git declares (a Pod's ReplicaSet's
 /// Deployment is two steps).
 const OWNER_STEPS: usize = 4;
 
-/// The handler of every write method on every object and list path.
-pub async fn refuse(
+/// The handler of every write method on every object, list and subresource path.
+pub async fn write(
     State(state): State<AppState>,
     method: Method,
+    headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
@@ -37,6 +40,10 @@ pub async fn refuse(
     let Some(resolved) = resolve(&state, &api_version, plural).await else {
         return no_such_resource();
     };
+    let kind = resolved.info.kind;
+    if let Some(done) = perform(&state, &method, &headers, &params, kind, &body).await {
+        return done;
+    }
     let namespace = params.get("ns").map(String::as_str).unwrap_or("");
     // A create names its object in the body.
     let name = params.get("name").cloned().or_else(|| {

@@ -1,11 +1,14 @@
-//! Bootstrap join tokens (`keel token create`), kept in the store as Kubernetes keeps its
-//! bootstrap tokens: a Secret `keel-system/join-token-<id>` of type `keel.dev/join-token`
-//! holding the SHA-256 of the secret (never the secret itself), creation, expiry and a
-//! description. In the store, every server sharing it knows every token, so a token made
-//! on any server joins through whichever leads. A token joins any number of nodes until it
-//! expires, as kubeadm's do; expired tokens are deleted when the next one is made.
-//! Tokens an older keel kept in `<data-dir>/join-tokens.json` are moved into the store at
-//! start.
+//! Tokens kept in the store, of two kinds ([`TokenKind`]):
+//! - join tokens (`keel token create`), which new nodes join with;
+//! - view tokens (`keel token create --role view`), which read the API and nothing more.
+//!
+//! Each is kept as Kubernetes keeps its bootstrap tokens: a Secret
+//! `keel-system/<kind>-token-<id>` of type `keel.dev/<kind>-token` holding the SHA-256 of the
+//! secret (never the secret itself), creation, expiry and a description. In the store,
+//! every server sharing it knows every token, so a token made on any server works on all.
+//! A join token joins any number of nodes until it expires, as kubeadm's do; expired tokens
+//! are deleted when the next one of their kind is made. Join tokens an older keel kept in
+//! `<data-dir>/join-tokens.json` are moved into the store at start.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,8 +25,29 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Where the tokens' Secrets live, and what marks them.
 pub use super::keel_secret::NAMESPACE;
-pub const SECRET_TYPE: &str = "keel.dev/join-token";
-const NAME_PREFIX: &str = "join-token-";
+
+/// A kind of stored token: where its Secrets are named and typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenKind {
+    /// `join`, `view`: what `keel token` calls it.
+    pub role: &'static str,
+    name_prefix: &'static str,
+    secret_type: &'static str,
+}
+
+/// Tokens new nodes join with.
+pub const JOIN: TokenKind = TokenKind {
+    role: "join",
+    name_prefix: "join-token-",
+    secret_type: "keel.dev/join-token",
+};
+
+/// Tokens that read the API and change nothing.
+pub const VIEW: TokenKind = TokenKind {
+    role: "view",
+    name_prefix: "view-token-",
+    secret_type: "keel.dev/view-token",
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,8 +60,9 @@ pub struct TokenRecord {
     pub description: Option<String>,
 }
 
-pub struct JoinTokens {
+pub struct StoredTokens {
     store: Store,
+    kind: TokenKind,
     /// Where tokens were kept before they lived in the store.
     legacy: PathBuf,
 }
@@ -65,11 +90,15 @@ impl From<StoreError> for TokenError {
 }
 
 impl TokenRecord {
-    fn key(id: &str) -> ObjectKey {
-        ObjectKey::new(Kind::Secret, NAMESPACE, &format!("{NAME_PREFIX}{id}"))
+    fn key(kind: TokenKind, id: &str) -> ObjectKey {
+        ObjectKey::new(
+            Kind::Secret,
+            NAMESPACE,
+            &format!("{}{id}", kind.name_prefix),
+        )
     }
 
-    fn to_secret(&self) -> Object {
+    fn to_secret(&self, kind: TokenKind) -> Object {
         let mut fields = vec![
             ("token-id", self.id.clone()),
             ("secret-sha256", self.secret_sha256.clone()),
@@ -79,12 +108,17 @@ impl TokenRecord {
         if let Some(d) = &self.description {
             fields.push(("description", d.clone()));
         }
-        keel_secret::build(format!("{NAME_PREFIX}{}", self.id), SECRET_TYPE, fields)
+        keel_secret::build(
+            format!("{}{}", kind.name_prefix, self.id),
+            kind.secret_type,
+            fields,
+        )
     }
 
-    /// The record a token Secret holds; `None` for any other Secret or a damaged one.
-    fn of_secret(object: &Object) -> Option<TokenRecord> {
-        let mut fields = keel_secret::fields(object, SECRET_TYPE)?;
+    /// The record a token Secret of `kind` holds; `None` for any other Secret or a damaged
+    /// one.
+    fn of_secret(kind: TokenKind, object: &Object) -> Option<TokenRecord> {
+        let mut fields = keel_secret::fields(object, kind.secret_type)?;
         let time = |k: &str| {
             fields
                 .get(k)
@@ -102,12 +136,27 @@ impl TokenRecord {
     }
 }
 
-impl JoinTokens {
-    pub fn new(store: Store, data_dir: &Path) -> JoinTokens {
-        JoinTokens {
+impl StoredTokens {
+    /// The join tokens.
+    pub fn new(store: Store, data_dir: &Path) -> StoredTokens {
+        StoredTokens {
             store,
+            kind: JOIN,
             legacy: data_dir.join("join-tokens.json"),
         }
+    }
+
+    /// The view tokens.
+    pub fn view(store: Store) -> StoredTokens {
+        StoredTokens {
+            store,
+            kind: VIEW,
+            legacy: PathBuf::new(),
+        }
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        self.kind
     }
 
     /// The store the tokens live in.
@@ -118,6 +167,9 @@ impl JoinTokens {
     /// Moves the live tokens of `<data-dir>/join-tokens.json` (kept there by older keel)
     /// into the store, then renames the file `join-tokens.json.moved`.
     pub async fn move_legacy(&self) -> Result<usize, TokenError> {
+        if self.kind != JOIN {
+            return Ok(0);
+        }
         let Ok(Some(text)) = keel_tls::files::read_optional(&self.legacy) else {
             return Ok(0);
         };
@@ -126,7 +178,7 @@ impl JoinTokens {
         let now = Utc::now();
         let mut moved = 0;
         for record in records.into_iter().filter(|r| r.expires > now) {
-            match self.store.create(record.to_secret()).await {
+            match self.store.create(record.to_secret(self.kind)).await {
                 Ok(_) => moved += 1,
                 Err(StoreError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -160,7 +212,7 @@ impl JoinTokens {
                     .map_err(|e| TokenError::Invalid(e.to_string()))?,
             description,
         };
-        self.store.create(record.to_secret()).await?;
+        self.store.create(record.to_secret(self.kind)).await?;
         for (expired, version) in self
             .all()
             .await?
@@ -170,7 +222,7 @@ impl JoinTokens {
             // Another server may be deleting it too.
             let _ = self
                 .store
-                .delete(&TokenRecord::key(&expired.id), Some(version))
+                .delete(&TokenRecord::key(self.kind, &expired.id), Some(version))
                 .await;
         }
         Ok((token, record))
@@ -178,10 +230,10 @@ impl JoinTokens {
 
     /// Whether `id` and `secret` are a live token.
     pub async fn check(&self, id: &str, secret: &str) -> Result<(), TokenError> {
-        let stored = self.store.get(&TokenRecord::key(id)).await?;
+        let stored = self.store.get(&TokenRecord::key(self.kind, id)).await?;
         let record = stored
             .as_ref()
-            .and_then(|s| TokenRecord::of_secret(&s.object))
+            .and_then(|s| TokenRecord::of_secret(self.kind, &s.object))
             .filter(|r| r.id == id)
             .ok_or(TokenError::Unknown)?;
         if !hashes_equal(&record.secret_sha256, &secret_hash(secret)) {
@@ -193,13 +245,33 @@ impl JoinTokens {
         Ok(())
     }
 
+    /// The token as its holder gives it: a join token with the fingerprint of the CA it
+    /// pins, a view token as `ID.SECRET` (an `Authorization: Bearer` token).
+    pub fn reveal(&self, token: &JoinToken) -> String {
+        if self.kind == JOIN {
+            token.reveal()
+        } else {
+            format!("{}.{}", token.id, token.secret)
+        }
+    }
+
+    /// Whether `bearer` (`ID.SECRET`) is a live token of this kind.
+    pub async fn accepts_bearer(&self, bearer: &str) -> bool {
+        let Some((id, secret)) = bearer.trim().split_once('.') else {
+            return false;
+        };
+        keel_tls::join_token::well_formed(id, secret) && self.check(id, secret).await.is_ok()
+    }
+
     /// Every token record with its Secret's version.
     async fn all(&self) -> Result<Vec<(TokenRecord, u64)>, TokenError> {
         let list = self.store.list(Kind::Secret, Some(NAMESPACE), None).await?;
         Ok(list
             .items
             .iter()
-            .filter_map(|s| TokenRecord::of_secret(&s.object).map(|r| (r, s.resource_version)))
+            .filter_map(|s| {
+                TokenRecord::of_secret(self.kind, &s.object).map(|r| (r, s.resource_version))
+            })
             .collect())
     }
 
@@ -209,9 +281,9 @@ impl JoinTokens {
         if !keel_tls::join_token::well_formed(id, "0123456789abcdef") {
             return Err(TokenError::Invalid(format!("{id:?} is not a token id")));
         }
-        let key = TokenRecord::key(id);
+        let key = TokenRecord::key(self.kind, id);
         match self.store.get(&key).await? {
-            Some(stored) if TokenRecord::of_secret(&stored.object).is_some() => {
+            Some(stored) if TokenRecord::of_secret(self.kind, &stored.object).is_some() => {
                 match self.store.delete(&key, None).await {
                     Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
                     Err(e) => Err(e.into()),
@@ -246,14 +318,14 @@ mod tests {
         })
         .await
         .unwrap();
-        let tokens = JoinTokens::new(store.clone(), dir.path());
+        let tokens = StoredTokens::new(store.clone(), dir.path());
         let fp = "0".repeat(64);
         let (t, _) = tokens
             .create(&fp, Duration::from_secs(60), Some("ci".into()))
             .await
             .unwrap();
         // Another server on the same store knows it.
-        let other = JoinTokens::new(store.clone(), &dir.path().join("elsewhere"));
+        let other = StoredTokens::new(store.clone(), &dir.path().join("elsewhere"));
         other.check(&t.id, &t.secret).await.unwrap();
         assert!(matches!(
             tokens.check(&t.id, "0123456789abcdef").await,
@@ -263,7 +335,11 @@ mod tests {
             tokens.check("nosuch", &t.secret).await,
             Err(TokenError::Unknown)
         ));
-        let stored = store.get(&TokenRecord::key(&t.id)).await.unwrap().unwrap();
+        let stored = store
+            .get(&TokenRecord::key(JOIN, &t.id))
+            .await
+            .unwrap()
+            .unwrap();
         let json = serde_json::to_string(&stored.object).unwrap();
         assert!(
             !json.contains(&t.secret)
@@ -297,6 +373,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn view_tokens_are_bearer_tokens_of_their_own_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&keel_store::StoreSpec::Redb {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        let view = StoredTokens::view(store.clone());
+        let join = StoredTokens::new(store.clone(), dir.path());
+        let (token, record) = view
+            .create("", Duration::from_secs(60), None)
+            .await
+            .unwrap();
+        let bearer = view.reveal(&token);
+        assert_eq!(bearer, format!("{}.{}", record.id, token.secret));
+        assert!(view.accepts_bearer(&bearer).await);
+        assert!(!view.accepts_bearer("nope").await);
+        assert!(
+            !view
+                .accepts_bearer(&format!("{}.0123456789abcdef", record.id))
+                .await
+        );
+        // A view token joins no node, and lists apart from join tokens.
+        assert!(matches!(
+            join.check(&token.id, &token.secret).await,
+            Err(TokenError::Unknown)
+        ));
+        assert!(join.list().await.unwrap().is_empty());
+        view.delete(&record.id).await.unwrap();
+        assert!(!view.accepts_bearer(&bearer).await);
+    }
+
+    #[tokio::test]
     async fn tokens_of_an_older_keel_move_into_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&keel_store::StoreSpec::Redb {
@@ -317,7 +426,7 @@ mod tests {
             serde_json::to_vec(&[record]).unwrap(),
         )
         .unwrap();
-        let tokens = JoinTokens::new(store, dir.path());
+        let tokens = StoredTokens::new(store, dir.path());
         assert_eq!(tokens.move_legacy().await.unwrap(), 1);
         tokens.check("abcdef", "0123456789abcdef").await.unwrap();
         assert!(!dir.path().join("join-tokens.json").exists());

@@ -1,0 +1,225 @@
+//! The writes the Kubernetes API allows (deleting a pod, cordoning a node, restarting a
+//! workload) with the admin token, what a view token may do, and that any other change to
+//! the same objects is still refused.
+
+use keel_schema::Kind;
+use keel_store::ObjectKey;
+use serde_json::{Value, json};
+
+use super::api::{Api, api, pod};
+
+impl Api {
+    async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .header("Content-Type", "application/strategic-merge-patch+json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let resp = request.send().await.unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn stored(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
+        let key = ObjectKey::new(kind, ns, name);
+        let stored = self.store.get(&key).await.unwrap()?;
+        Some(serde_json::to_value(stored.object).unwrap())
+    }
+}
+
+fn node(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+}
+
+fn deployment() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "web", "namespace": "default"},
+           "spec": {"selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{"name": "c", "image": "x:1"}]}}}})
+}
+
+#[tokio::test]
+async fn the_admin_token_deletes_pods_cordons_nodes_and_restarts_workloads() {
+    let mut bound = pod("default", "bound", "web");
+    bound["spec"]["nodeName"] = json!("n1");
+    let api = api(vec![
+        pod("default", "loose", "web"),
+        bound,
+        node("n1"),
+        deployment(),
+    ])
+    .await;
+    let admin = Some(api.token());
+
+    // A pod on no node goes at once; one on a node is stopped there first.
+    let (code, _) = api
+        .send_as(
+            admin,
+            "DELETE",
+            "/api/v1/namespaces/default/pods/loose",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert!(api.stored(Kind::Pod, "default", "loose").await.is_none());
+    let (code, marked) = api
+        .send_as(
+            admin,
+            "DELETE",
+            "/api/v1/namespaces/default/pods/bound",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{marked}");
+    let bound = api.stored(Kind::Pod, "default", "bound").await.unwrap();
+    assert!(
+        bound["metadata"]["deletionTimestamp"].is_string(),
+        "{bound}"
+    );
+    let (code, _) = api
+        .send_as(
+            admin,
+            "DELETE",
+            "/api/v1/namespaces/default/pods/gone",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 404);
+
+    // kubectl cordon and uncordon.
+    let cordon = json!({"spec": {"unschedulable": true}});
+    let (code, _) = api
+        .send_as(admin, "PATCH", "/api/v1/nodes/n1", cordon)
+        .await;
+    assert_eq!(code, 200);
+    let n1 = api.stored(Kind::Node, "", "n1").await.unwrap();
+    assert_eq!(n1["spec"]["unschedulable"], true);
+    let (_, status) = api.get("/api/keel/status").await;
+    assert_eq!(status["cordoned"], json!(["n1"]));
+    let uncordon = json!({"spec": {"unschedulable": null}});
+    let (code, _) = api
+        .send_as(admin, "PATCH", "/api/v1/nodes/n1", uncordon)
+        .await;
+    assert_eq!(code, 200);
+    let n1 = api.stored(Kind::Node, "", "n1").await.unwrap();
+    assert!(n1["spec"]["unschedulable"].is_null(), "{n1}");
+    // Any other change of a node is not an operation.
+    let label = json!({"metadata": {"labels": {"a": "b"}}});
+    let (code, _) = api.send_as(admin, "PATCH", "/api/v1/nodes/n1", label).await;
+    assert_eq!(code, 405);
+
+    // kubectl rollout restart; a scale is still refused.
+    let restart = json!({"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": "2026-12-05T21:00:00Z"}}}}});
+    let path = "/apis/apps/v1/namespaces/default/deployments/web";
+    let (code, _) = api.send_as(admin, "PATCH", path, restart).await;
+    assert_eq!(code, 200);
+    let web = api
+        .stored(Kind::Deployment, "default", "web")
+        .await
+        .unwrap();
+    assert_eq!(
+        web["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+        "2026-12-05T21:00:00Z"
+    );
+    let scale = json!({"spec": {"replicas": 5}});
+    let (code, _) = api.send_as(admin, "PATCH", path, scale).await;
+    assert_eq!(code, 405);
+}
+
+#[tokio::test]
+async fn view_tokens_read_and_change_nothing() {
+    let api = api(vec![pod("default", "loose", "web"), node("n1")]).await;
+    let admin = Some(api.token());
+    let (code, made) = api
+        .send_as(
+            admin,
+            "POST",
+            "/api/keel/tokens",
+            json!({"role": "view", "ttl": "1h"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["role"], "view");
+    let view = made["token"].as_str().unwrap().to_string();
+    let (_, listed) = api
+        .send_as(admin, "GET", "/api/keel/tokens", Value::Null)
+        .await;
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == made["id"] && t["role"] == "view"),
+        "{listed}"
+    );
+
+    let (code, _) = api
+        .send_as(Some(&view), "GET", "/api/v1/pods", Value::Null)
+        .await;
+    assert_eq!(code, 200, "a view token reads");
+    let (code, refused) = api
+        .send_as(
+            Some(&view),
+            "DELETE",
+            "/api/v1/namespaces/default/pods/loose",
+            json!({}),
+        )
+        .await;
+    assert_eq!((code, refused["reason"].as_str()), (403, Some("Forbidden")));
+    assert!(api.stored(Kind::Pod, "default", "loose").await.is_some());
+    let (code, _) = api
+        .send_as(
+            Some(&view),
+            "PATCH",
+            "/api/v1/nodes/n1",
+            json!({"spec": {"unschedulable": true}}),
+        )
+        .await;
+    assert_eq!(code, 403);
+    let (code, _) = api
+        .send_as(
+            Some(&view),
+            "POST",
+            "/api/keel/tokens",
+            json!({"role": "view"}),
+        )
+        .await;
+    assert_eq!(code, 403, "a view token makes no tokens");
+    let (code, _) = api.send_as(None, "GET", "/api/v1/pods", Value::Null).await;
+    assert_eq!(code, 401);
+    let (code, _) = api
+        .send_as(
+            Some("abcdef.0123456789abcdef"),
+            "GET",
+            "/api/v1/pods",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(code, 401, "an unknown token reads nothing");
+
+    let id = made["id"].as_str().unwrap();
+    let (code, _) = api
+        .send_as(
+            admin,
+            "DELETE",
+            &format!("/api/keel/tokens/{id}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (_, listed) = api
+        .send_as(admin, "GET", "/api/keel/tokens", Value::Null)
+        .await;
+    assert!(listed["items"].as_array().unwrap().is_empty(), "{listed}");
+}
