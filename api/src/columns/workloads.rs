@@ -26,6 +26,7 @@ pub(super) const DEPLOYMENT: Columns<Deployment> = Columns {
         ("AGE", |d, now| age(&d.metadata, now)),
     ],
     wide: &[
+        ("CONTAINERS", |d, _| containers(d.spec.template.as_ref())),
         ("IMAGES", |d, _| images(d.spec.template.as_ref())),
         ("SELECTOR", |d, _| {
             let labels = d
@@ -51,6 +52,7 @@ pub(super) const REPLICA_SET: Columns<ReplicaSet> = Columns {
         ("AGE", |r, now| age(&r.metadata, now)),
     ],
     wide: &[
+        ("CONTAINERS", |r, _| containers(r.spec.template.as_ref())),
         ("IMAGES", |r, _| images(r.spec.template.as_ref())),
         ("SELECTOR", |r, _| {
             let labels = r

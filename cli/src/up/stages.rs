@@ -28,6 +28,11 @@ pub struct Cluster<'a> {
 }
 
 impl<'a> Cluster<'a> {
+    /// Where the API is served over HTTPS, for kubectl.
+    pub fn tls_listen(&self) -> Option<String> {
+        self.config.tls_listen.clone()
+    }
+
     pub fn new(config: &'a UpConfig, hosts: &'a NodeHosts) -> Cluster<'a> {
         Cluster {
             config,

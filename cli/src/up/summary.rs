@@ -28,6 +28,16 @@ pub async fn print(cluster: &Cluster<'_>, repo: &Path, example: bool) {
             dir.display()
         ));
     }
+    if let Some(tls) = &cluster.tls_listen() {
+        let data_dir = cluster
+            .token_file
+            .parent()
+            .map(|d| format!(" --data-dir {}", d.display()))
+            .unwrap_or_default();
+        lines.push(format!(
+            "  kubectl  {keel} kubeconfig --server https://{tls}{data_dir} -o kubeconfig && KUBECONFIG=kubeconfig kubectl get pods"
+        ));
+    }
     lines.push(String::new());
     lines.push(format!("Try it (in {}):", repo.display()));
     if example {

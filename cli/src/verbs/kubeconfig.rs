@@ -24,6 +24,9 @@ pub struct Args {
     /// The name of the cluster, user and context in the kubeconfig.
     #[arg(long, default_value = "keel")]
     pub name: String,
+    /// Write it to FILE, readable by you alone (it holds the token), rather than to stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Where a server on this machine may keep its state, in the order tried.
@@ -108,13 +111,28 @@ pub fn run(args: &Args) -> i32 {
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
         "current-context": name,
     });
-    match serde_yaml::to_string(&config) {
-        Ok(text) => {
-            crate::output::out(&text);
+    let text = match serde_yaml::to_string(&config) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("keel kubeconfig: {e}");
+            return 1;
+        }
+    };
+    let Some(path) = &args.output else {
+        crate::output::out(&text);
+        return 0;
+    };
+    match keel_tls::files::write_private(path, text.as_bytes()) {
+        Ok(()) => {
+            eprintln!(
+                "wrote {} (mode 0600); use it with: export KUBECONFIG={}",
+                path.display(),
+                path.display()
+            );
             0
         }
         Err(e) => {
-            eprintln!("keel kubeconfig: {e}");
+            eprintln!("keel kubeconfig: cannot write {}: {e}", path.display());
             1
         }
     }

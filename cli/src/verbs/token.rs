@@ -103,7 +103,8 @@ async fn create(
     let request = CreateToken {
         ttl: args.ttl.clone(),
         description: args.description.clone(),
-        role: Some(args.role.name().to_string()),
+        // Only a view token names its role: servers before roles take join tokens only.
+        role: (args.role == Role::View).then(|| args.role.name().to_string()),
     };
     let created = client.create_token(&request).await?;
     // The token alone on stdout, so that T=$(keel token create) works.

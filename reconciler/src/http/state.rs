@@ -42,3 +42,43 @@ pub struct AppState {
     /// Whether this server leads, and who does.
     pub leadership: crate::leader::Leadership,
 }
+
+impl AppState {
+    /// The API over `store` alone, its tokens and CA in `data_dir`: no sync loop, no agents,
+    /// no leader election (tests and benchmarks of the API). Its cache follows the store
+    /// until the runtime ends.
+    pub async fn standalone(store: Store, data_dir: &std::path::Path) -> anyhow::Result<AppState> {
+        let (trigger, _) = mpsc::channel(1);
+        let cache = Cache::new();
+        tokio::spawn({
+            let (cache, store) = (cache.clone(), store.clone());
+            async move {
+                cache
+                    .run(store, tokio_util::sync::CancellationToken::new())
+                    .await
+            }
+        });
+        let metrics: Arc<Metrics> = Arc::default();
+        Ok(AppState {
+            view_tokens: Arc::new(StoredTokens::view(store.clone())),
+            join_tokens: Arc::new(StoredTokens::new(store.clone(), data_dir)),
+            events: crate::events::Recorder::disabled(),
+            pages: Default::default(),
+            leadership: crate::leader::Leadership::sole("standalone".into(), metrics.clone()),
+            cache,
+            store,
+            status: StatusHandle::default(),
+            metrics,
+            trigger,
+            webhook_secret: None,
+            service_network: ServiceNetwork::default(),
+            dialer: AgentDialer::new(None),
+            api_token: ApiToken::load_or_create(data_dir)?,
+            anonymous_read: false,
+            pki: Some(ControlPlanePki::load_or_create(
+                data_dir,
+                std::time::Duration::from_secs(3600),
+            )?),
+        })
+    }
+}

@@ -1,8 +1,6 @@
 //! The read API over a real store: Kubernetes paths and list shapes, label selectors, errors
 //! as `Status` objects, and Secret values that never leave the server.
 
-use std::sync::Arc;
-
 use keel_reconciler::http::{AppState, router};
 use keel_schema::object::Object;
 use keel_store::{Store, StoreSpec};
@@ -50,45 +48,9 @@ async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
     for o in objects {
         store.create(Object::from_json(o).unwrap()).await.unwrap();
     }
-    let (trigger, _rx) = tokio::sync::mpsc::channel(1);
-    let cache = keel_reconciler::cache::Cache::new();
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn({
-        let (cache, store) = (cache.clone(), store.clone());
-        async move { cache.run(store, stop).await }
-    });
-    let metrics: Arc<keel_reconciler::metrics::Metrics> = Arc::default();
-    let join_tokens = Arc::new(keel_reconciler::auth::stored_tokens::StoredTokens::new(
-        store.clone(),
-        dir.path(),
-    ));
     let kept = store.clone();
-    let state = AppState {
-        view_tokens: std::sync::Arc::new(keel_reconciler::auth::stored_tokens::StoredTokens::view(
-            store.clone(),
-        )),
-        events: keel_reconciler::events::Recorder::disabled(),
-        pages: Default::default(),
-        leadership: keel_reconciler::leader::Leadership::sole("test".into(), metrics.clone()),
-        cache,
-        store,
-        status: Default::default(),
-        metrics,
-        trigger,
-        webhook_secret: None,
-        service_network: Default::default(),
-        dialer: keel_reconciler::nodes::dial::AgentDialer::new(None),
-        api_token: keel_reconciler::auth::api_token::ApiToken::load_or_create(dir.path()).unwrap(),
-        anonymous_read,
-        join_tokens,
-        pki: Some(
-            keel_reconciler::auth::pki::ControlPlanePki::load_or_create(
-                dir.path(),
-                std::time::Duration::from_secs(3600),
-            )
-            .unwrap(),
-        ),
-    };
+    let mut state = AppState::standalone(store, dir.path()).await.unwrap();
+    state.anonymous_read = anonymous_read;
     let token = std::fs::read_to_string(dir.path().join("admin-token"))
         .unwrap()
         .trim()

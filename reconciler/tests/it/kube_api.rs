@@ -373,7 +373,8 @@ async fn watches_start_with_current_objects_and_follow_changes() {
         .await;
     assert_eq!(types(&events), ["ADDED a", "DELETED a"]);
 
-    // From a resourceVersion: only what came after it, shaped as a Table when asked.
+    // From a resourceVersion: that revision's changes again (a stream cut inside one
+    // revision loses nothing), then what came after, shaped as a Table when asked.
     let store = api.store.clone();
     let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
     let events = api
@@ -389,15 +390,70 @@ async fn watches_start_with_current_objects_and_follow_changes() {
                     .await
                     .unwrap();
             },
-            |events| !events.is_empty(),
+            |events| events.len() >= 3,
         )
         .await;
+    let rows: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {}", e["type"], e["object"]["rows"][0]["cells"][0]))
+        .collect();
     assert_eq!(
-        events[0]["type"], "MODIFIED",
-        "a's labels changed after c: {events:#?}"
+        rows,
+        [r#""ADDED" "c""#, r#""MODIFIED" "a""#, r#""DELETED" "b""#],
+        "{events:#?}"
     );
     assert_eq!(events[0]["object"]["kind"], "Table");
-    assert_eq!(events[0]["object"]["rows"][0]["cells"][0], "a");
+}
+
+#[tokio::test]
+async fn a_resumed_watch_with_a_selector_sees_what_left_it_meanwhile() {
+    let api = api(vec![
+        config_map("default", "gone", json!({"tier": "front"})),
+        config_map("default", "moved", json!({"tier": "front"})),
+    ])
+    .await;
+    let (_, list) = api
+        .get("/api/v1/configmaps?labelSelector=tier%3Dfront")
+        .await;
+    let revision = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Before the client watches again: one deleted, one relabelled out of the selector.
+    api.store
+        .delete(
+            &ObjectKey::new(keel_schema::Kind::ConfigMap, "default", "gone"),
+            None,
+        )
+        .await
+        .unwrap();
+    let key = ObjectKey::new(keel_schema::Kind::ConfigMap, "default", "moved");
+    let stored = api.store.get(&key).await.unwrap().unwrap();
+    let mut moved = stored.object.clone();
+    moved.meta_mut().labels = None;
+    api.store
+        .update(moved, stored.resource_version)
+        .await
+        .unwrap();
+    let events = api
+        .watch_until(
+            &format!(
+                "/api/v1/configmaps?watch=1&labelSelector=tier%3Dfront&resourceVersion={revision}"
+            ),
+            "application/json",
+            async || {},
+            |events| {
+                types(events)
+                    .iter()
+                    .filter(|t| t.starts_with("DELETED"))
+                    .count()
+                    == 2
+            },
+        )
+        .await;
+    // The revision listed comes again (moved's creation), then both departures.
+    let seen = types(&events);
+    assert_eq!(seen, ["ADDED moved", "DELETED gone", "DELETED moved"]);
 }
 
 #[tokio::test]

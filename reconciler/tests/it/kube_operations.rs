@@ -52,7 +52,10 @@ fn deployment() -> Value {
 async fn the_admin_token_deletes_pods_cordons_nodes_and_restarts_workloads() {
     let mut bound = pod("default", "bound", "web");
     bound["spec"]["nodeName"] = json!("n1");
+    let mut dry = pod("default", "dry", "web");
+    dry["spec"]["nodeName"] = json!("n1");
     let api = api(vec![
+        dry,
         pod("default", "loose", "web"),
         bound,
         node("n1"),
@@ -95,6 +98,42 @@ async fn the_admin_token_deletes_pods_cordons_nodes_and_restarts_workloads() {
         )
         .await;
     assert_eq!(code, 404);
+
+    // --dry-run=server answers and changes nothing; preconditions are checked.
+    let (code, would) = api
+        .send_as(
+            admin,
+            "DELETE",
+            "/api/v1/namespaces/default/pods/dry",
+            json!({"kind": "DeleteOptions", "dryRun": ["All"]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{would}");
+    assert!(
+        would["metadata"]["deletionTimestamp"].is_string(),
+        "{would}"
+    );
+    let dry = api.stored(Kind::Pod, "default", "dry").await.unwrap();
+    assert!(
+        dry["metadata"]["deletionTimestamp"].is_null(),
+        "a dry run: {dry}"
+    );
+    let (code, _) = api
+        .send_as(
+            admin,
+            "DELETE",
+            "/api/v1/namespaces/default/pods/dry",
+            json!({"preconditions": {"uid": "not-its-uid"}}),
+        )
+        .await;
+    assert_eq!(code, 409);
+    let cordon = json!({"spec": {"unschedulable": true}});
+    let (code, _) = api
+        .send_as(admin, "PATCH", "/api/v1/nodes/n1?dryRun=All", cordon)
+        .await;
+    assert_eq!(code, 200);
+    let n1 = api.stored(Kind::Node, "", "n1").await.unwrap();
+    assert!(n1["spec"]["unschedulable"].is_null(), "a dry run: {n1}");
 
     // kubectl cordon and uncordon.
     let cordon = json!({"spec": {"unschedulable": true}});

@@ -66,16 +66,22 @@ impl FieldSelector {
     pub fn parse(text: &str, kind: Kind) -> Result<FieldSelector, String> {
         let mut requirements = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
-                (f, false, v)
-            } else if let Some((f, v)) = part.split_once("==") {
-                (f, true, v)
-            } else if let Some((f, v)) = part.split_once('=') {
-                (f, true, v)
-            } else {
-                return Err(format!(
+            // The leftmost operator splits, as Kubernetes reads it (`a=b!=c` is a == "b!=c").
+            let malformed = || {
+                format!(
                     "invalid selector: {part:?}: expected FIELD=VALUE, FIELD==VALUE or FIELD!=VALUE"
-                ));
+                )
+            };
+            let at = part.find(['=', '!']).ok_or_else(malformed)?;
+            let (field, rest) = part.split_at(at);
+            let (equal, value) = if let Some(v) = rest.strip_prefix("!=") {
+                (false, v)
+            } else if let Some(v) = rest.strip_prefix("==") {
+                (true, v)
+            } else if let Some(v) = rest.strip_prefix('=') {
+                (true, v)
+            } else {
+                return Err(malformed());
             };
             let field = field.trim();
             let known = matches!(field, "metadata.name" | "metadata.namespace")
@@ -172,5 +178,10 @@ mod tests {
         );
         let e = FieldSelector::parse("metadata.name", Kind::Pod).unwrap_err();
         assert!(e.contains("expected FIELD=VALUE"), "{e}");
+        let e = FieldSelector::parse("metadata.name!x", Kind::Pod).unwrap_err();
+        assert!(e.contains("expected FIELD=VALUE"), "{e}");
+        // The leftmost operator splits.
+        let odd = FieldSelector::parse("metadata.name=a!=b", Kind::Pod).unwrap();
+        assert!(odd.matches(&json!({"metadata": {"name": "a!=b"}})));
     }
 }

@@ -103,10 +103,11 @@ async fn subresource(
     method: axum::http::Method,
     headers: axum::http::HeaderMap,
     path: axum::extract::Path<std::collections::HashMap<String, String>>,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> axum::response::Response {
     if method == axum::http::Method::GET {
         return super::errors::no_such_resource();
     }
-    writes::write(state, method, headers, path, body).await
+    writes::write(state, method, headers, path, query, body).await
 }

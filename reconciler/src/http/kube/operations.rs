@@ -11,7 +11,10 @@
 //!   only its template's `kubectl.kubernetes.io/restartedAt`, which applying git then keeps
 //!   (`crate::apply::live`).
 //!
-//! Any other write is not an operation and is refused ([`super::writes`]).
+//! `dryRun=All` (`kubectl … --dry-run=server`, in the query or a DELETE's `DeleteOptions`)
+//! answers as the operation would and changes nothing; `DeleteOptions.preconditions` (uid,
+//! resourceVersion) are checked, a mismatch is 409. Any other write is not an operation and
+//! is refused ([`super::writes`]).
 
 use std::collections::HashMap;
 
@@ -105,12 +108,56 @@ fn restart_patch(body: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// How the client asked for the operation: a dry run, and what the object must still be.
+#[derive(Debug, Default)]
+struct Asked {
+    dry_run: bool,
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+impl Asked {
+    /// From the query (`dryRun=All`) and a DELETE's body (`DeleteOptions`).
+    fn of(query: &HashMap<String, String>, body: &[u8]) -> Asked {
+        let options: Value = serde_json::from_slice(body).unwrap_or_default();
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        Asked {
+            dry_run: query.get("dryRun").is_some_and(|d| d == "All")
+                || options["dryRun"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|v| v == "All")),
+            uid: text(&options["preconditions"]["uid"]),
+            resource_version: text(&options["preconditions"]["resourceVersion"]),
+        }
+    }
+
+    /// Why `stored` fails the preconditions, if it does.
+    fn unmet(&self, stored: &keel_store::Stored) -> Option<String> {
+        let meta = stored.object.meta();
+        if let Some(uid) = &self.uid
+            && meta.uid.as_deref() != Some(uid.as_str())
+        {
+            return Some(format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta.uid.as_deref().unwrap_or("")
+            ));
+        }
+        match &self.resource_version {
+            Some(rv) if *rv != stored.resource_version.to_string() => Some(format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                stored.resource_version
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// The answer to a write that is an allowed operation; `None` for any other write.
 pub async fn perform(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
-    params: &HashMap<String, String>,
+    (params, query): (&HashMap<String, String>, &HashMap<String, String>),
     kind: Kind,
     body: &[u8],
 ) -> Option<Response> {
@@ -119,6 +166,7 @@ pub async fn perform(
     if !is_admin(&state.api_token, headers) {
         return Some(forbidden());
     }
+    let asked = Asked::of(query, body);
     let namespace = if kind.info().namespaced {
         params.get("ns").map(String::as_str).unwrap_or("")
     } else {
@@ -126,9 +174,9 @@ pub async fn perform(
     };
     let key = ObjectKey::new(kind, namespace, name);
     let result = match operation {
-        Operation::DeletePod => delete_pod(state, &key).await,
-        Operation::Schedulable(cordon) => set_unschedulable(state, &key, cordon).await,
-        Operation::Restart(at) => restart(state, &key, &at).await,
+        Operation::DeletePod => delete_pod(state, &key, &asked).await,
+        Operation::Schedulable(cordon) => set_unschedulable(state, &key, cordon, &asked).await,
+        Operation::Restart(at) => restart(state, &key, &at, &asked).await,
     };
     Some(match result {
         Ok(object) => (StatusCode::OK, Json(shown(&object))).into_response(),
@@ -139,12 +187,14 @@ pub async fn perform(
             "Conflict",
             format!("{key} kept changing; try again"),
         ),
+        Err(Failure::Precondition(why)) => status(StatusCode::CONFLICT, "Conflict", why),
     })
 }
 
 enum Failure {
     NotFound,
     Busy,
+    Precondition(String),
     Store(StoreError),
 }
 
@@ -157,18 +207,25 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// Reads `key`, changes it with `change` (`None`: nothing to change) and writes it, again
-/// when another writer came between.
+/// Reads `key`, changes it with `change` (false: nothing to change) and writes it, again
+/// when another writer came between; a dry run answers with the change unwritten.
 async fn update(
     state: &AppState,
     key: &ObjectKey,
+    asked: &Asked,
     change: impl Fn(&mut Object) -> bool,
 ) -> Result<Object, Failure> {
     for _ in 0..TRIES {
         let stored = state.store.get(key).await?.ok_or(Failure::NotFound)?;
+        if let Some(why) = asked.unmet(&stored) {
+            return Err(Failure::Precondition(why));
+        }
         let mut object = stored.object.clone();
         if !change(&mut object) {
             return Ok(stored.object);
+        }
+        if asked.dry_run {
+            return Ok(object);
         }
         match state.store.update(object, stored.resource_version).await {
             Ok(written) => return Ok(written.object),
@@ -179,8 +236,27 @@ async fn update(
     Err(Failure::Busy)
 }
 
-async fn delete_pod(state: &AppState, key: &ObjectKey) -> Result<Object, Failure> {
-    let stored = state.store.get(key).await?.ok_or(Failure::NotFound)?;
+async fn delete_pod(state: &AppState, key: &ObjectKey, asked: &Asked) -> Result<Object, Failure> {
+    for _ in 0..TRIES {
+        let stored = state.store.get(key).await?.ok_or(Failure::NotFound)?;
+        if let Some(why) = asked.unmet(&stored) {
+            return Err(Failure::Precondition(why));
+        }
+        match delete_pod_at(state, key, &stored, asked).await {
+            Err(Failure::Busy) => continue,
+            done => return done,
+        }
+    }
+    Err(Failure::Busy)
+}
+
+/// Deletes the pod as `stored` has it; [`Failure::Busy`] when it changed since.
+async fn delete_pod_at(
+    state: &AppState,
+    key: &ObjectKey,
+    stored: &keel_store::Stored,
+    asked: &Asked,
+) -> Result<Object, Failure> {
     let Object::Pod(pod) = &stored.object else {
         return Err(Failure::NotFound);
     };
@@ -197,17 +273,26 @@ async fn delete_pod(state: &AppState, key: &ObjectKey) -> Result<Object, Failure
         }
         None => "nothing replaces it".to_string(),
     };
-    let deleted = if on_node && !pod.is_finished() {
+    let graceful = on_node && !pod.is_finished();
+    if asked.dry_run {
+        let mut would = stored.object.clone();
+        if graceful && would.meta().deletion_timestamp.is_none() {
+            would.meta_mut().deletion_timestamp = Some(Utc::now());
+        }
+        return Ok(would);
+    }
+    let deleted = if graceful {
         // Stopped on its node first; the node's report of it stopped removes it.
-        update(state, key, |o| {
-            let meta = o.meta_mut();
-            if meta.deletion_timestamp.is_some() {
-                return false;
-            }
-            meta.deletion_timestamp = Some(Utc::now());
-            true
-        })
-        .await?
+        if stored.object.meta().deletion_timestamp.is_some() {
+            return Ok(stored.object.clone());
+        }
+        let mut marked = stored.object.clone();
+        marked.meta_mut().deletion_timestamp = Some(Utc::now());
+        match state.store.update(marked, stored.resource_version).await {
+            Ok(written) => written.object,
+            Err(StoreError::Conflict { .. }) => return Err(Failure::Busy),
+            Err(e) => return Err(e.into()),
+        }
     } else {
         match state.store.delete(key, Some(stored.resource_version)).await {
             Ok(gone) => gone.object,
@@ -229,8 +314,9 @@ async fn set_unschedulable(
     state: &AppState,
     key: &ObjectKey,
     cordon: bool,
+    asked: &Asked,
 ) -> Result<Object, Failure> {
-    let node = update(state, key, |o| {
+    let node = update(state, key, asked, |o| {
         let Object::Node(n) = o else { return false };
         if n.spec.unschedulable.unwrap_or(false) == cordon {
             return false;
@@ -239,6 +325,9 @@ async fn set_unschedulable(
         true
     })
     .await?;
+    if asked.dry_run {
+        return Ok(node);
+    }
     let (reason, what) = if cordon {
         (
             "NodeNotSchedulable",
@@ -261,8 +350,13 @@ async fn set_unschedulable(
     Ok(node)
 }
 
-async fn restart(state: &AppState, key: &ObjectKey, at: &str) -> Result<Object, Failure> {
-    let restarted = update(state, key, |o| {
+async fn restart(
+    state: &AppState,
+    key: &ObjectKey,
+    at: &str,
+    asked: &Asked,
+) -> Result<Object, Failure> {
+    let restarted = update(state, key, asked, |o| {
         let Some(template) = template_mut(o) else {
             return false;
         };
@@ -274,6 +368,9 @@ async fn restart(state: &AppState, key: &ObjectKey, at: &str) -> Result<Object, 
         true
     })
     .await?;
+    if asked.dry_run {
+        return Ok(restarted);
+    }
     state.events.object(
         &restarted,
         EventType::Normal,

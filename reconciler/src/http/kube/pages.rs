@@ -3,8 +3,10 @@
 //! Kubernetes serves every page of a list at the first page's revision, so a list read in
 //! pages is consistent even while objects change. keel's stores read only the newest state,
 //! so the first page keeps the whole filtered list here, and the continue token names it.
-//! A token is good for [`KEPT`] on the server that gave it; after that, or on another
-//! server, it is 410 Expired with Kubernetes' message, and the client lists again.
+//! A token is good for [`KEPT`] on the server that gave it, until its last page is served;
+//! after that, on another server, or once newer snapshots pushed it out (past 200,000
+//! objects kept, oldest first), it is 410 Expired with Kubernetes' message, and the client
+//! lists again.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -87,13 +89,14 @@ impl Pages {
     /// The page `token` names, of at most `limit` items (`None`: all that remain).
     pub fn next(&self, scope: &str, token: &str, limit: Option<usize>) -> Result<Page, PageError> {
         let (id, offset) = decode(token)?;
-        let snapshots = self.lock();
-        let Some(snapshot) = snapshots
+        let mut snapshots = self.lock();
+        let Some(at) = snapshots
             .iter()
-            .find(|s| s.id == id && s.taken.elapsed() < KEPT)
+            .position(|s| s.id == id && s.taken.elapsed() < KEPT)
         else {
             return Err(PageError::Expired);
         };
+        let snapshot = &snapshots[at];
         if snapshot.scope != scope {
             return Err(PageError::Invalid(
                 "the continue token was given for another list (other resource, namespace \
@@ -102,13 +105,18 @@ impl Pages {
             ));
         }
         let limit = limit.unwrap_or(usize::MAX);
-        Ok(page_of(
+        let page = page_of(
             &snapshot.id,
             &snapshot.items,
             snapshot.revision,
             offset,
             limit,
-        ))
+        );
+        // The last page served, the snapshot has done its work.
+        if page.continue_token.is_none() {
+            snapshots.remove(at);
+        }
+        Ok(page)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Snapshot>> {

@@ -93,12 +93,13 @@ impl ListOptions {
         if exact && resource_version.is_none_or(|rv| rv == 0) {
             return Err("resourceVersionMatch=Exact needs a resourceVersion other than 0".into());
         }
+        // 0 is unset, as kube-apiserver reads it.
         let timeout = match q.get("timeoutSeconds").filter(|s| !s.is_empty()) {
-            Some(text) => {
-                Some(Duration::from_secs(text.parse::<u64>().map_err(|_| {
-                    format!("timeoutSeconds: {text:?} is not a number")
-                })?))
-            }
+            Some(text) => match text.parse::<u64>() {
+                Ok(0) => None,
+                Ok(n) => Some(Duration::from_secs(n)),
+                Err(_) => return Err(format!("timeoutSeconds: {text:?} is not a number")),
+            },
             None => None,
         };
         let include = match q.get("includeObject").map(String::as_str) {

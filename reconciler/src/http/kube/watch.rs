@@ -4,11 +4,17 @@
 //! - Without `resourceVersion` (or with `0`, or `sendInitialEvents=true`) the watch starts
 //!   with an `ADDED` event per current object; with `sendInitialEvents` a bookmark
 //!   annotated `k8s.io/initial-events-end` follows them.
-//! - With a `resourceVersion`, every change after it, from the store's history; when that
-//!   history is compacted, one `ERROR` event with a 410 `Expired` Status, and the client
-//!   lists again.
+//! - With a `resourceVersion`, every change from that revision on, from the store's
+//!   history; when that history is compacted, one `ERROR` event with a 410 `Expired`
+//!   Status, and the client lists again. The changes *of* that revision come again: keel
+//!   writes a whole git revision as one store revision, so a stream that ended between two
+//!   objects of one revision (a bookmark, a timeout, a dropped connection) resumes without
+//!   losing the rest. Clients take the repeats as updates.
 //! - Selectors are followed across changes: an object that stops matching is `DELETED`
-//!   for this watch, one that starts is `ADDED`.
+//!   for this watch, one that starts is `ADDED`. Changes replayed from before the watch
+//!   began are judged without what the client saw then: a deletion of an object that
+//!   matched, or a change leaving the selector, is `DELETED` whenever it may have matched.
+//! - A client that reads nothing for [`STALLED`] is let go (its watch ends).
 //! - `allowWatchBookmarks`: a `BOOKMARK` every [`BOOKMARK_EVERY`] with the revision the
 //!   client may resume from.
 //! - Each object is shaped as the `Accept` header asks (a one-row Table for `kubectl get
@@ -37,6 +43,8 @@ use super::view::{selected, shown};
 pub const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
 /// Lines waiting for a slow client before the watch waits for it.
 const LINES_BUFFERED: usize = 64;
+/// How long a watch waits for a client that reads nothing before ending.
+pub const STALLED: Duration = Duration::from_secs(60);
 
 /// What one watch follows, and how it shapes each object.
 struct Watch {
@@ -76,9 +84,17 @@ impl Watch {
         if initial_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
+        // Of the kind the client decodes: metadata-only clients know no other.
+        let (kind, api_version) = match self.shape {
+            Shape::Metadata => ("PartialObjectMetadata", "meta.k8s.io/v1"),
+            _ => (
+                self.resolved.info.kind.as_str(),
+                self.resolved.info.api_version,
+            ),
+        };
         let object = json!({
-            "kind": self.resolved.info.kind.as_str(),
-            "apiVersion": self.resolved.info.api_version,
+            "kind": kind,
+            "apiVersion": api_version,
             "metadata": metadata,
         });
         event_line("BOOKMARK", &object)
@@ -132,11 +148,15 @@ pub async fn serve(
     } else {
         None
     };
+    // The store watch delivers changes after `from`: after a list, the list's revision;
+    // resuming from a revision, that revision's own changes too (see above).
     let from = match (&current, watch.options.resource_version) {
         (Some(listed), _) if initial => listed.revision,
-        (_, Some(rv)) => rv,
+        (_, Some(rv)) => rv.saturating_sub(1),
         (_, None) => 0,
     };
+    // Changes at or before this revision were made before the watch began.
+    let seeded_at = current.as_ref().map_or(0, |l| l.revision);
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(LINES_BUFFERED);
     let mut matching: HashSet<ObjectKey> = HashSet::new();
     let mut first_lines = Vec::new();
@@ -159,7 +179,16 @@ pub async fn serve(
     let metrics = state.metrics.clone();
     tokio::spawn(async move {
         let _open = OpenWatch::count(metrics);
-        let send = |line: Bytes| tx.send(Ok(line));
+        // A client that reads nothing for STALLED is let go.
+        let send = |line: Bytes| {
+            let tx = &tx;
+            async move {
+                match tokio::time::timeout(STALLED, tx.send(Ok(line))).await {
+                    Ok(Ok(())) => Ok(()),
+                    _ => Err(()),
+                }
+            }
+        };
         for line in first_lines {
             if send(line).await.is_err() {
                 return;
@@ -203,7 +232,9 @@ pub async fn serve(
                 continue;
             }
             object.meta_mut().resource_version = Some(event.revision.to_string());
-            let Some(kind) = transition(&watch, &mut matching, event.event_type, &object) else {
+            let replayed = event.revision <= seeded_at;
+            let change = (event.event_type, replayed);
+            let Some(kind) = transition(&watch, &mut matching, change, &object) else {
                 continue;
             };
             if send(watch.line(kind, &object)).await.is_err() {
@@ -222,12 +253,12 @@ pub async fn serve(
     response
 }
 
-/// The event this watch sends for a change, following selectors: `None` when the object
-/// neither matches now nor did before.
+/// The event this watch sends for a change (`replayed`: made before the watch began),
+/// following selectors: `None` when the object neither matches now nor did before.
 fn transition(
     watch: &Watch,
     matching: &mut HashSet<ObjectKey>,
-    change: WatchEventType,
+    (change, replayed): (WatchEventType, bool),
     object: &Object,
 ) -> Option<&'static str> {
     let matches = selected(&watch.options, object);
@@ -239,14 +270,16 @@ fn transition(
         });
     }
     let key = ObjectKey::of(object);
-    let was = matching.contains(&key);
+    let was = matching.remove(&key);
     match change {
-        WatchEventType::Deleted => matching.remove(&key).then_some("DELETED"),
+        // The deleted object is its last state: it matched if that does.
+        WatchEventType::Deleted => (was || matches).then_some("DELETED"),
         _ if matches => {
             matching.insert(key);
             Some(if was { "MODIFIED" } else { "ADDED" })
         }
-        _ => matching.remove(&key).then_some("DELETED"),
+        // Before the watch began the client may have seen it match.
+        _ => (was || replayed).then_some("DELETED"),
     }
 }
 

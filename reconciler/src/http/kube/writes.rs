@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use keel_schema::{Kind, KindInfo};
@@ -28,6 +28,7 @@ pub async fn write(
     method: Method,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
+    Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
     let api_version = match (params.get("group"), params.get("version")) {
@@ -41,7 +42,7 @@ pub async fn write(
         return no_such_resource();
     };
     let kind = resolved.info.kind;
-    if let Some(done) = perform(&state, &method, &headers, &params, kind, &body).await {
+    if let Some(done) = perform(&state, &method, &headers, (&params, &query), kind, &body).await {
         return done;
     }
     let namespace = params.get("ns").map(String::as_str).unwrap_or("");
