@@ -214,6 +214,26 @@ impl Client {
         Ok(list.items)
     }
 
+    /// Each pod's containers' use, in `namespace` or (None) every namespace.
+    pub async fn pod_metrics(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<crate::metrics::PodMetrics>> {
+        let path = match namespace {
+            Some(ns) => format!("{}/namespaces/{ns}/pods", crate::metrics::BASE),
+            None => format!("{}/pods", crate::metrics::BASE),
+        };
+        let list: crate::metrics::MetricsList<_> = self.get(&path, "pod metrics").await?;
+        Ok(list.items)
+    }
+
+    /// Each node's use.
+    pub async fn node_metrics(&self) -> Result<Vec<crate::metrics::NodeMetrics>> {
+        let path = format!("{}/nodes", crate::metrics::BASE);
+        let list: crate::metrics::MetricsList<_> = self.get(&path, "node metrics").await?;
+        Ok(list.items)
+    }
+
     pub async fn status(&self) -> Result<SyncStatus> {
         self.get(paths::STATUS, "a sync status").await
     }

@@ -6,6 +6,7 @@
 //! - [`plan`]: `POST /api/keel/plan`, a revision planned against what the server applied.
 //! - [`tokens`]: `/api/keel/tokens`, join tokens.
 //! - [`errors`]: the error bodies (Kubernetes `Status`, or `{"error": …}`).
+//! - [`metrics`]: `metrics.k8s.io` (`keel top`).
 //! - [`lists`]: the list shape every list endpoint answers with.
 //! - [`columns`]: kubectl's columns for each kind (`keel get`, and the server's Tables).
 //! - [`health`]: an object's health as Argo CD shows it (`keel status`, and the server's
@@ -20,6 +21,7 @@ pub mod columns;
 pub mod errors;
 pub mod health;
 pub mod lists;
+pub mod metrics;
 pub mod paths;
 pub mod plan;
 pub mod status;

@@ -26,7 +26,7 @@ use keel_telemetry::LogFormat;
 
 use verbs::{
     delete, describe, get, history, kubeconfig, logs, plan, render, schema, server, status, token,
-    validate,
+    top, validate,
 };
 
 #[derive(Debug, Parser)]
@@ -93,6 +93,10 @@ pub enum Command {
     /// Print a kubeconfig for kubectl and other Kubernetes clients: the HTTPS server, the
     /// cluster CA and a token (`keel kubeconfig > ~/.kube/config`).
     Kubeconfig(kubeconfig::Args),
+    /// CPU and memory use of pods or nodes, as the agents last sampled it (`keel top pods
+    /// -A`, `keel top nodes`).
+    #[command(subcommand)]
+    Top(top::Command),
     /// Forget a node that is gone (`keel delete node NAME`): frees its pod range; its pods
     /// run again elsewhere.
     #[command(subcommand)]
@@ -106,6 +110,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Kubeconfig(args) => kubeconfig::run(&args),
+        Command::Top(command) => top::run(&command),
         Command::Plan(args) => plan::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Server(args) => server::run(&args),

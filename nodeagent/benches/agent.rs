@@ -34,6 +34,7 @@ async fn start(
 ) -> RunningAgent {
     agent::start(
         AgentConfig {
+            metrics_listen: None,
             node: node.into(),
             listen: "127.0.0.1:0".parse().unwrap(),
             advertise: None,

@@ -47,6 +47,8 @@ pub struct AgentConfig {
     pub network: NodeNetwork,
     /// How other nodes' pods are reached; `None` programs no routes (hollow nodes).
     pub overlay: Option<Backend>,
+    /// Where `/metrics` (per-container, per-pod and node usage) is served; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -199,7 +201,19 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         _ => None,
     };
     let (peers, peers_rx) = tokio::sync::watch::channel(Vec::new());
+    let (usage, sampling) = crate::usage::UsageSampler::start(runtime.clone());
+    tasks.push(sampling);
+    if let Some(address) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address} (--metrics-listen): {e}"))?;
+        tasks.push(tokio::spawn(crate::usage::serve::serve(
+            listener,
+            usage.clone(),
+        )));
+    }
     let service = NodeAgentService {
+        usage,
         node: config.node.clone(),
         supervisor: supervisor.clone(),
         runtime: runtime.clone(),

@@ -23,3 +23,4 @@ pub mod pod;
 pub mod runtime;
 pub mod status;
 pub mod supervisor;
+pub mod usage;

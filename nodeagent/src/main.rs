@@ -42,6 +42,10 @@ struct Args {
     /// Address the agent's gRPC API listens on.
     #[arg(long, default_value = "127.0.0.1:7401")]
     listen: SocketAddr,
+    /// Serve `/metrics` here: each container's, pod's and the node's CPU and memory use, as
+    /// last sampled (every 15 s). Off by default.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Address the control plane uses to reach this agent (default: the listen address).
     #[arg(long)]
     advertise_address: Option<String>,
@@ -255,6 +259,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
     Ok(AgentConfig {
         node: args.name.clone(),
         listen: args.listen,
+        metrics_listen: args.metrics_listen,
         advertise: args.advertise_address.clone(),
         server: Some(args.server.clone()),
         labels: parse_labels(&args.labels)?,

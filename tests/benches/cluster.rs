@@ -134,6 +134,7 @@ async fn start_agent(
     runtime: Arc<dyn Runtime>,
 ) -> RunningAgent {
     let config = AgentConfig {
+        metrics_listen: None,
         node: name.to_string(),
         listen: "127.0.0.1:0".parse().unwrap(),
         advertise: None,

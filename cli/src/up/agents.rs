@@ -71,6 +71,8 @@ fn agent_binary() -> anyhow::Result<PathBuf> {
 
 /// The port every node's agent listens on, at its node's address (the kubelet's port).
 const AGENT_PORT: u16 = 10250;
+/// Where each node's agent serves `/metrics` (the kubelet's read-only port).
+pub const METRICS_PORT: u16 = 10255;
 
 impl Agents {
     /// The node names of a local cluster of `n` nodes.
@@ -126,6 +128,7 @@ impl Agents {
         host.command(&launch.binary)
             .args(["--name", name, "--server", &launch.server])
             .args(["--listen", &format!("{}:{AGENT_PORT}", host.ip)])
+            .args(["--metrics-listen", &format!("{}:{METRICS_PORT}", host.ip)])
             .args(["--network-backend", &launch.backend])
             .arg("--data-dir")
             .arg(&launch.data_dir)

@@ -13,6 +13,7 @@ pub mod schema;
 pub mod server;
 pub mod status;
 pub mod token;
+pub mod top;
 pub mod up;
 pub mod validate;
 

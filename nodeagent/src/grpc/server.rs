@@ -8,7 +8,9 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt};
 use keel_agent_protocol::log_chunk::Stream as ProtoStream;
 use keel_agent_protocol::node_agent_server::{NodeAgent, NodeAgentServer};
-use keel_agent_protocol::{LogChunk, LogsRequest, NodeDesired, SyncAck};
+use keel_agent_protocol::{
+    LogChunk, LogsRequest, MetricsReport, MetricsRequest, NodeDesired, SyncAck,
+};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -32,6 +34,8 @@ pub struct NodeAgentService {
     pub dns: Option<Arc<crate::dns::ClusterDns>>,
     /// The nodes of the latest applied set, for the overlay.
     pub peers: Arc<tokio::sync::watch::Sender<Vec<crate::network::overlay::Peer>>>,
+    /// The node's and its containers' resource use (`Metrics`).
+    pub usage: crate::usage::UsageSampler,
     /// Whether calls must carry the control plane's certificate (false under `--insecure`).
     pub mutual_tls: bool,
 }
@@ -178,6 +182,20 @@ impl NodeAgent for NodeAgentService {
                 Err(e) => Err(Status::unavailable(e.to_string())),
             });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn metrics(
+        &self,
+        request: Request<MetricsRequest>,
+    ) -> Result<Response<MetricsReport>, Status> {
+        self.authorize(&request, "Metrics")?;
+        let Some(sample) = self.usage.latest() else {
+            return Err(Status::unavailable(format!(
+                "node {} has no usage sample yet (one is taken every 15 s)",
+                self.node
+            )));
+        };
+        Ok(Response::new(crate::grpc::usage_report::report(&sample)))
     }
 }
 

@@ -307,6 +307,12 @@ pub trait Runtime: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<ExecOutcome, RuntimeError>;
 
+    /// A running container's CPU time and memory working set now (`None`: not running, or
+    /// a runtime without processes, such as the hollow one).
+    async fn usage(&self, _id: &str) -> Option<crate::usage::cgroup::Reading> {
+        None
+    }
+
     /// Whether probes should really be sent. The hollow runtime has no network to probe and
     /// answers every probe with success.
     fn probes_are_real(&self) -> bool {

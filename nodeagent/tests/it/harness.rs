@@ -351,6 +351,7 @@ async fn start_agent(
 ) -> RunningAgent {
     agent::start(
         AgentConfig {
+            metrics_listen: None,
             node: node.to_string(),
             listen: "127.0.0.1:0".parse().unwrap(),
             advertise: None,

@@ -253,6 +253,7 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
     let network = keel_nodeagent::network::NodeNetwork::new();
     let running = agent::start(
         AgentConfig {
+            metrics_listen: None,
             node: "reporter".into(),
             listen: "127.0.0.1:0".parse().unwrap(),
             advertise: None,

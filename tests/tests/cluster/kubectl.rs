@@ -1,5 +1,5 @@
 //! kubectl against `keel up`'s running cluster, as an operator uses it on real nodes:
-//! `keel kubeconfig`, get and describe, logs, and the operations that are not desired state
+//! `keel kubeconfig`, get and describe, logs, top, and the operations that are not desired state
 //! (delete pod, rollout restart, cordon, drain, uncordon), each recorded as an Event; a
 //! view token reads and is refused the rest.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use keel_e2e::binary;
 
-use super::support::wait_until;
+use super::support::{http_get_path, wait_until};
 
 /// kubectl with a kubeconfig: success, and stdout then stderr.
 fn kubectl(config: &Path, args: &[&str]) -> (bool, String) {
@@ -113,6 +113,55 @@ pub fn operate(data: &Path, tls: &str, server: &str) {
             .any(|l| l.starts_with("Node:") && l.contains(&format!(" {}/", web[0].1)))
             && described.contains("Events:"),
         "{described}"
+    );
+
+    // top: each container's use, sampled by its agent every 15 s from its cgroup (a new
+    // container shows from its second sample).
+    wait_until(
+        Duration::from_secs(60),
+        "kubectl top to show every web pod",
+        || {
+            let (_, top) = kubectl(k, &["top", "pods", "-l", "app=web", "--no-headers"]);
+            top.lines()
+                .filter(|l| l.starts_with("web-") && l.trim_end().ends_with("Mi"))
+                .count()
+                == 3
+        },
+    );
+    let top = ok(k, &["top", "nodes"]);
+    assert_eq!(
+        top.lines()
+            .filter(|l| l.starts_with("local-") && l.contains('%'))
+            .count(),
+        3,
+        "{top}"
+    );
+    // Each node's agent serves the same samples as Prometheus series (keel up: port 10255).
+    let web_series: usize = (11..=13)
+        .map(|n| {
+            let text =
+                http_get_path(&format!("10.250.0.{n}:10255"), "/metrics").unwrap_or_default();
+            assert!(
+                text.contains("keel_agent_node_memory_working_set_bytes "),
+                "{text}"
+            );
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("keel_agent_pod_cpu_usage_cores{namespace=\"default\",pod=\"web-")
+                })
+                .count()
+        })
+        .sum();
+    assert_eq!(web_series, 3, "one series per web pod, on its node");
+    let keel_top = Command::new(binary("keel"))
+        .env("KEEL_DATA_DIR", data.join("server"))
+        .args(["top", "pods", "-A", "--containers", "--server", server])
+        .output()
+        .expect("keel top");
+    let keel_top = String::from_utf8_lossy(&keel_top.stdout);
+    assert!(
+        keel_top.starts_with("NAMESPACE   NAME") && keel_top.contains(" web "),
+        "{keel_top}"
     );
 
     // delete pod: a restart; its ReplicaSet replaces it.

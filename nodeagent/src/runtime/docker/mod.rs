@@ -15,6 +15,7 @@ mod events;
 pub mod image_import;
 pub mod node_lock;
 mod pod_network;
+mod usage;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -538,6 +539,18 @@ impl Runtime for DockerRuntime {
 
     async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
         self.list_labelled(None).await
+    }
+
+    async fn usage(&self, id: &str) -> Option<crate::usage::cgroup::Reading> {
+        // The container's cgroup files, read directly; where this agent cannot see them (a
+        // node host made with `ip netns exec`, which mounts a sysfs of its own), the
+        // engine's one-shot stats.
+        let info = self.docker.inspect_container(id, None).await.ok()?;
+        let pid = u32::try_from(info.state?.pid?).ok().filter(|p| *p > 0)?;
+        if let Some(reading) = crate::usage::cgroup::read_pid(pid) {
+            return Some(reading);
+        }
+        usage::engine_stats(&self.docker, id).await
     }
 
     async fn list_pod(&self, uid: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::super::errors::no_such_resource;
 use super::super::state::AppState;
-use super::resources::{Served, VERBS, groups, served};
+use super::resources::{Served, groups, served};
 
 /// The Kubernetes version whose API keel's subset follows.
 pub const KUBERNETES_MINOR: &str = "32";
@@ -141,7 +141,7 @@ async fn resources(state: &AppState, group: &str, version: &str) -> Response {
             "singularName": s.singular,
             "namespaced": s.namespaced,
             "kind": s.kind_name,
-            "verbs": VERBS,
+            "verbs": s.verbs,
             "shortNames": s.short_names,
             "categories": s.categories,
         }));
@@ -203,7 +203,7 @@ fn discovered(s: &Served) -> Value {
         "responseKind": kind,
         "scope": if s.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": s.singular,
-        "verbs": VERBS,
+        "verbs": s.verbs,
         "shortNames": s.short_names,
         "categories": s.categories,
         "subresources": s.subresources.iter().map(|(sub, verbs)| json!({

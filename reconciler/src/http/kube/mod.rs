@@ -10,11 +10,13 @@
 //!   [`view`]: an object as shown (Secrets redacted), and selected; [`fields`]: field
 //!   selectors; [`pages`]: `limit` and `continue`; [`table`]: Tables.
 //! - [`watch`]: `?watch=1` streams; [`openapi`]: `/openapi/v2` and `/openapi/v3`.
+//! - [`metrics`]: `metrics.k8s.io` (`kubectl top`), from the agents' usage samples.
 //! - [`writes`]: 405 for every write, naming the file to change instead, but for the
 //!   [`operations`] that are not desired state (delete pod, cordon, rollout restart).
 
 pub mod discovery;
 pub mod fields;
+pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod operations;
@@ -51,6 +53,21 @@ pub fn routes() -> Router<AppState> {
         .route("/openapi/v3", get(openapi::index))
         .route("/openapi/v3/api/{version}", get(openapi::core))
         .route("/openapi/v3/apis/{group}/{version}", get(openapi::group))
+        // metrics.k8s.io, before the paths of stored kinds.
+        .route("/apis/metrics.k8s.io/v1beta1/nodes", get(metrics::nodes))
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/nodes/{name}",
+            get(metrics::node),
+        )
+        .route("/apis/metrics.k8s.io/v1beta1/pods", get(metrics::pods))
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
+            get(metrics::pods_ns),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}",
+            get(metrics::pod),
+        )
         .route("/api/v1/{plural}", read_only(get(objects::core_list)))
         .route("/api/v1/{plural}/{name}", read_only(get(objects::core_get)))
         .route(

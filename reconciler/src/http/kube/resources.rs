@@ -39,7 +39,6 @@ const IN_ALL: &[Kind] = &[
 pub struct Served {
     pub group: String,
     pub version: String,
-    pub kind: Kind,
     pub kind_name: String,
     pub plural: String,
     pub singular: String,
@@ -48,6 +47,7 @@ pub struct Served {
     pub categories: Vec<String>,
     /// Subresources and the verbs each answers (`log`: get).
     pub subresources: Vec<(&'static str, &'static [&'static str])>,
+    pub verbs: &'static [&'static str],
 }
 
 impl Served {
@@ -72,7 +72,6 @@ impl Served {
         Served {
             group,
             version,
-            kind: info.kind,
             kind_name: info.kind.as_str().to_string(),
             plural: info.plural.to_string(),
             singular: info.kind.as_str().to_ascii_lowercase(),
@@ -84,6 +83,7 @@ impl Served {
                 Vec::new()
             },
             subresources,
+            verbs: VERBS,
         }
     }
 
@@ -92,7 +92,6 @@ impl Served {
         Served {
             group: crd.spec.group.clone(),
             version: version.to_string(),
-            kind: Kind::Custom(CustomKind::of_definition(crd, version)),
             kind_name: names.kind.clone(),
             plural: names.plural.clone(),
             singular: names
@@ -103,6 +102,24 @@ impl Served {
             short_names: names.short_names.clone().unwrap_or_default(),
             categories: names.categories.clone().unwrap_or_default(),
             subresources: Vec::new(),
+            verbs: VERBS,
+        }
+    }
+
+    /// The resources of `metrics.k8s.io/v1beta1`, served from the agents' samples
+    /// (`super::metrics`).
+    fn metrics(plural: &str, kind: &str, namespaced: bool) -> Served {
+        Served {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            kind_name: kind.into(),
+            plural: plural.into(),
+            singular: String::new(),
+            namespaced,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            subresources: Vec::new(),
+            verbs: &["get", "list"],
         }
     }
 }
@@ -147,6 +164,8 @@ pub async fn served(state: &AppState) -> Vec<Served> {
         .iter()
         .map(|k| Served::built_in(k.info()))
         .collect();
+    out.push(Served::metrics("nodes", "NodeMetrics", false));
+    out.push(Served::metrics("pods", "PodMetrics", true));
     out.extend(definitions(state).await.iter().flat_map(|crd| {
         crd.spec
             .versions
