@@ -1,4 +1,5 @@
-//! Docker's inspect answers, read into the runtime's own types.
+//! Between Docker's types and the runtime's: inspect answers read into the runtime's own
+//! types, and a container's security settings written as Docker's options.
 
 use bollard::models::ContainerInspectResponse;
 use chrono::{DateTime, Utc};
@@ -64,4 +65,16 @@ pub fn container_info(info: &ContainerInspectResponse, node: &str) -> Option<Con
 fn finished(s: &bollard::models::ContainerState) -> bool {
     use bollard::models::ContainerStateStatusEnum as S;
     matches!(s.status, Some(S::EXITED | S::DEAD)) || time(s.finished_at.as_deref()).is_some()
+}
+
+/// Docker's `--security-opt`s for a container's `securityContext`.
+pub fn security_options(security: &crate::runtime::ContainerSecurity) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    if security.no_new_privileges {
+        out.push("no-new-privileges".to_string());
+    }
+    if security.seccomp_unconfined {
+        out.push("seccomp=unconfined".to_string());
+    }
+    (!out.is_empty()).then_some(out)
 }

@@ -12,6 +12,7 @@
 mod convert;
 mod engine_namespace;
 mod events;
+mod exec;
 pub mod image_import;
 pub mod node_lock;
 mod pod_network;
@@ -24,7 +25,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig, MountType};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
@@ -40,18 +40,6 @@ use super::{
     ContainerInfo, ContainerSpec, ExecOutcome, ImageError, LogStream, PodRef, PullPolicy, Runtime,
     RuntimeError, RuntimeEvent, Sandbox, SandboxSpec, labels,
 };
-
-/// Docker's `--security-opt`s for a container's `securityContext`.
-fn security_options(security: &super::ContainerSecurity) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    if security.no_new_privileges {
-        out.push("no-new-privileges".to_string());
-    }
-    if security.seccomp_unconfined {
-        out.push("seccomp=unconfined".to_string());
-    }
-    (!out.is_empty()).then_some(out)
-}
 
 /// The sandbox image made from busybox when `--pause-image` is left at its default.
 pub const DEFAULT_PAUSE_IMAGE: &str = "keel/pause:1";
@@ -425,7 +413,7 @@ impl Runtime for DockerRuntime {
                 cap_drop: (!spec.security.cap_drop.is_empty())
                     .then(|| spec.security.cap_drop.clone()),
                 readonly_rootfs: spec.security.read_only_root.then_some(true),
-                security_opt: security_options(&spec.security),
+                security_opt: convert::security_options(&spec.security),
                 pid_mode: if spec.security.host_pid {
                     Some("host".to_string())
                 } else if spec.security.share_process_namespace {
@@ -563,53 +551,7 @@ impl Runtime for DockerRuntime {
         cmd: &[String],
         timeout: Duration,
     ) -> Result<ExecOutcome, RuntimeError> {
-        let created = self
-            .docker
-            .create_exec(
-                id,
-                CreateExecOptions {
-                    cmd: Some(cmd.to_vec()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(engine_error)?;
-        let run = async {
-            let mut output = Vec::new();
-            if let StartExecResults::Attached {
-                output: mut out, ..
-            } = self
-                .docker
-                .start_exec(&created.id, None)
-                .await
-                .map_err(engine_error)?
-            {
-                while let Some(chunk) = out.next().await {
-                    let chunk = chunk.map_err(engine_error)?;
-                    if output.len() < 10 * 1024 {
-                        output.extend_from_slice(chunk.as_ref());
-                    }
-                }
-            }
-            let inspected = self
-                .docker
-                .inspect_exec(&created.id)
-                .await
-                .map_err(engine_error)?;
-            Ok(ExecOutcome {
-                exit_code: inspected.exit_code.unwrap_or(-1),
-                output: String::from_utf8_lossy(&output).into_owned(),
-            })
-        };
-        match tokio::time::timeout(timeout, run).await {
-            Ok(r) => r,
-            Err(_) => Err(RuntimeError::Failed(format!(
-                "command timed out after {}s",
-                timeout.as_secs_f64()
-            ))),
-        }
+        exec::run(&self.docker, id, cmd, timeout).await
     }
 
     fn logs(
