@@ -68,31 +68,31 @@ pub fn routes() -> Router<AppState> {
             "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}",
             get(metrics::pod),
         )
-        .route("/api/v1/{plural}", read_only(get(objects::core_list)))
-        .route("/api/v1/{plural}/{name}", read_only(get(objects::core_get)))
+        .route("/api/v1/{plural}", read_only(get(objects::list_at)))
+        .route("/api/v1/{plural}/{name}", read_only(get(objects::get_at)))
         .route(
             "/api/v1/namespaces/{ns}/{plural}",
-            read_only(get(objects::core_list_ns)),
+            read_only(get(objects::list_at)),
         )
         .route(
             "/api/v1/namespaces/{ns}/{plural}/{name}",
-            read_only(get(objects::core_get_ns)),
+            read_only(get(objects::get_at)),
         )
         .route(
             "/apis/{group}/{version}/{plural}",
-            read_only(get(objects::group_list)),
+            read_only(get(objects::list_at)),
         )
         .route(
             "/apis/{group}/{version}/{plural}/{name}",
-            read_only(get(objects::group_get)),
+            read_only(get(objects::get_at)),
         )
         .route(
             "/apis/{group}/{version}/namespaces/{ns}/{plural}",
-            read_only(get(objects::group_list_ns)),
+            read_only(get(objects::list_at)),
         )
         .route(
             "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
-            read_only(get(objects::group_get_ns)),
+            read_only(get(objects::get_at)),
         )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/log",

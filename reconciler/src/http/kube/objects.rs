@@ -205,134 +205,50 @@ pub fn not_found(info: &KindInfo, name: &str) -> Response {
     )
 }
 
-pub async fn core_list(
+/// Where a path points: its group version (`v1` on the core paths), resource, namespace
+/// and name, from the route's parameters.
+pub(super) fn place(params: &HashMap<String, String>) -> (String, &str, Option<&str>) {
+    let api_version = match (params.get("group"), params.get("version")) {
+        (Some(g), Some(v)) => format!("{g}/{v}"),
+        _ => "v1".to_string(),
+    };
+    let plural = params.get("plural").map_or("", String::as_str);
+    (api_version, plural, params.get("ns").map(String::as_str))
+}
+
+/// A list, at any of the list paths.
+pub async fn list_at(
     State(s): State<AppState>,
-    Path(plural): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     Query(q): Params,
     headers: HeaderMap,
 ) -> Response {
+    let (api_version, plural, namespace) = place(&params);
     let read = Read {
-        api_version: "v1",
-        plural: &plural,
-        namespace: None,
+        api_version: &api_version,
+        plural,
+        namespace,
         query: &q,
         headers: &headers,
     };
     list(s, read).await
 }
 
-pub async fn core_get(
+/// One object, at any of the object paths.
+pub async fn get_at(
     State(s): State<AppState>,
-    Path((plural, name)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     Query(q): Params,
     headers: HeaderMap,
 ) -> Response {
-    let read = Read {
-        api_version: "v1",
-        plural: &plural,
-        namespace: None,
-        query: &q,
-        headers: &headers,
-    };
-    get_one(s, read, &name).await
-}
-
-pub async fn core_list_ns(
-    State(s): State<AppState>,
-    Path((ns, plural)): Path<(String, String)>,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> Response {
-    let read = Read {
-        api_version: "v1",
-        plural: &plural,
-        namespace: Some(&ns),
-        query: &q,
-        headers: &headers,
-    };
-    list(s, read).await
-}
-
-pub async fn core_get_ns(
-    State(s): State<AppState>,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> Response {
-    let read = Read {
-        api_version: "v1",
-        plural: &plural,
-        namespace: Some(&ns),
-        query: &q,
-        headers: &headers,
-    };
-    get_one(s, read, &name).await
-}
-
-pub async fn group_list(
-    State(s): State<AppState>,
-    Path((group, version, plural)): Path<(String, String, String)>,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> Response {
-    let api_version = format!("{group}/{version}");
+    let (api_version, plural, namespace) = place(&params);
     let read = Read {
         api_version: &api_version,
-        plural: &plural,
-        namespace: None,
+        plural,
+        namespace,
         query: &q,
         headers: &headers,
     };
-    list(s, read).await
-}
-
-pub async fn group_get(
-    State(s): State<AppState>,
-    Path((group, version, plural, name)): Path<(String, String, String, String)>,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> Response {
-    let api_version = format!("{group}/{version}");
-    let read = Read {
-        api_version: &api_version,
-        plural: &plural,
-        namespace: None,
-        query: &q,
-        headers: &headers,
-    };
-    get_one(s, read, &name).await
-}
-
-pub async fn group_list_ns(
-    State(s): State<AppState>,
-    Path((group, version, ns, plural)): Path<(String, String, String, String)>,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> Response {
-    let api_version = format!("{group}/{version}");
-    let read = Read {
-        api_version: &api_version,
-        plural: &plural,
-        namespace: Some(&ns),
-        query: &q,
-        headers: &headers,
-    };
-    list(s, read).await
-}
-
-pub async fn group_get_ns(
-    State(s): State<AppState>,
-    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> Response {
-    let api_version = format!("{group}/{version}");
-    let read = Read {
-        api_version: &api_version,
-        plural: &plural,
-        namespace: Some(&ns),
-        query: &q,
-        headers: &headers,
-    };
-    get_one(s, read, &name).await
+    let name = params.get("name").map_or("", String::as_str);
+    get_one(s, read, name).await
 }

@@ -15,6 +15,7 @@ use keel_store::ObjectKey;
 
 use super::super::errors::{no_such_resource, status};
 use super::super::state::AppState;
+use super::objects::place;
 use super::operations::perform;
 use super::resources::resolve;
 
@@ -31,13 +32,7 @@ pub async fn write(
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let api_version = match (params.get("group"), params.get("version")) {
-        (Some(g), Some(v)) => format!("{g}/{v}"),
-        _ => "v1".to_string(),
-    };
-    let Some(plural) = params.get("plural") else {
-        return no_such_resource();
-    };
+    let (api_version, plural, _) = place(&params);
     let Some(resolved) = resolve(&state, &api_version, plural).await else {
         return no_such_resource();
     };
