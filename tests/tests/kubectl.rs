@@ -46,6 +46,9 @@ fn cluster() -> Cluster {
             "--data-dir",
         ])
         .arg(server.data.path())
+        // A bare file name, in the directory it runs in: readable by its owner alone.
+        .args(["-o", "kubeconfig"])
+        .current_dir(server.data.path())
         .output()
         .unwrap();
     assert!(
@@ -54,7 +57,10 @@ fn cluster() -> Cluster {
         String::from_utf8_lossy(&out.stderr)
     );
     let kubeconfig = server.data.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, &out.stdout).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&kubeconfig).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     Cluster {
         repo,
         server,

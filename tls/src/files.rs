@@ -28,7 +28,11 @@ pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let io = |e: std::io::Error| Error::File(path.display().to_string(), e.to_string());
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name's parent is "": the current directory.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
