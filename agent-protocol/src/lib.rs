@@ -2,7 +2,9 @@
 //! `keel.agent.v1` (`proto/agent.proto`), compiled by tonic-prost-build.
 //!
 //! - `NodeAgent` is served by every `keel-agent`: the control plane pushes each node's full
-//!   desired set (`Sync`), and reads logs (`Logs`).
+//!   desired set (`Sync`), reads logs (`Logs`) and usage samples (`Metrics`), and opens
+//!   interactive sessions (`Exec`) and connections into pods (`PortForward`), each a
+//!   bidirectional stream.
 //! - `ControlPlane` is served by the control plane: agents join, register, renew their
 //!   certificates and stream their status reports.
 //!

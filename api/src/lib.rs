@@ -7,6 +7,7 @@
 //! - [`tokens`]: `/api/keel/tokens`, join tokens.
 //! - [`errors`]: the error bodies (Kubernetes `Status`, or `{"error": …}`).
 //! - [`metrics`]: `metrics.k8s.io` (`keel top`).
+//! - [`channels`]: the channel protocol of exec, attach and port-forward over WebSocket.
 //! - [`lists`]: the list shape every list endpoint answers with.
 //! - [`columns`]: kubectl's columns for each kind (`keel get`, and the server's Tables).
 //! - [`health`]: an object's health as Argo CD shows it (`keel status`, and the server's
@@ -17,6 +18,7 @@
 //! replaced by [`REDACTED`]).
 #![forbid(unsafe_code)]
 
+pub mod channels;
 pub mod columns;
 pub mod errors;
 pub mod health;

@@ -1,6 +1,8 @@
-//! The agent's gRPC API (`NodeAgent`: `Sync` and `Logs`), and the one place its server is
+//! The agent's gRPC API (`NodeAgent`: `Sync`, `Logs`, `Metrics`; `Exec` and `PortForward`
+//! in [`super::exec`] and [`super::port_forward`]), and the one place its server is
 //! built. Over mutual TLS every call must come from the control plane's certificate: another
-//! node's certificate gets past the handshake (same CA) but not past [`authorize`].
+//! node's certificate gets past the handshake (same CA) but not past
+//! [`NodeAgentService::authorize`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,57 +11,20 @@ use futures_util::{Stream, StreamExt};
 use keel_agent_protocol::log_chunk::Stream as ProtoStream;
 use keel_agent_protocol::node_agent_server::{NodeAgent, NodeAgentServer};
 use keel_agent_protocol::{
-    LogChunk, LogsRequest, MetricsReport, MetricsRequest, NodeDesired, SyncAck,
+    ExecInput, ForwardInput, LogChunk, LogsRequest, MetricsReport, MetricsRequest, NodeDesired,
+    SyncAck,
 };
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
+pub use super::service::NodeAgentService;
 use crate::desired;
-use crate::runtime::{ContainerInfo, LogStream, Runtime};
-use crate::supervisor::{ApplyError, Supervisor};
+use crate::runtime::{ContainerInfo, LogStream};
+use crate::supervisor::ApplyError;
 
 /// Large enough for a node's full desired set with big ConfigMaps; bounded so a hostile
 /// message cannot exhaust memory.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-
-pub struct NodeAgentService {
-    pub node: String,
-    pub supervisor: Supervisor,
-    pub runtime: Arc<dyn Runtime>,
-    pub proxy: Option<Arc<keel_proxy::ServiceProxy>>,
-    /// Holds the LoadBalancer addresses this node answers for.
-    pub announcer: Option<crate::network::announce::Announcer>,
-    /// The HTTP(S) proxy for Ingresses.
-    pub ingress: Option<Arc<keel_proxy::ingress::IngressProxy>>,
-    pub dns: Option<Arc<crate::dns::ClusterDns>>,
-    /// The nodes of the latest applied set, for the overlay.
-    pub peers: Arc<tokio::sync::watch::Sender<Vec<crate::network::overlay::Peer>>>,
-    /// The node's and its containers' resource use (`Metrics`).
-    pub usage: crate::usage::UsageSampler,
-    /// Whether calls must carry the control plane's certificate (false under `--insecure`).
-    pub mutual_tls: bool,
-}
-
-impl NodeAgentService {
-    /// Refuses any caller but the control plane (under mutual TLS).
-    fn authorize<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
-        if !self.mutual_tls {
-            return Ok(());
-        }
-        match keel_tls::Identity::of_peer(request) {
-            Some(keel_tls::Identity::ControlPlane) => Ok(()),
-            other => {
-                let who = other
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "a client without a keel certificate".into());
-                tracing::warn!(peer = ?request.remote_addr(), caller = %who, call, "refused a call: only the control plane may call the agent");
-                Err(Status::permission_denied(format!(
-                    "only the control plane may call {call}, not {who}"
-                )))
-            }
-        }
-    }
-}
 
 type LogsStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
 
@@ -115,37 +80,8 @@ impl NodeAgent for NodeAgentService {
     async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<LogsStream>, Status> {
         self.authorize(&request, "Logs")?;
         let req = request.into_inner();
+        let (uid, container) = self.container_of(&req.namespace, &req.pod, &req.container)?;
         let pod = format!("{}/{}", req.namespace, req.pod);
-        let uid = self
-            .supervisor
-            .pod_uid(&req.namespace, &req.pod)
-            .ok_or_else(|| {
-                Status::not_found(format!("pod {pod} does not run on node {}", self.node))
-            })?;
-        let (names, inits) = self.supervisor.container_names(&uid);
-        let container = if req.container.is_empty() {
-            match names.as_slice() {
-                [only] => only.clone(),
-                _ => {
-                    let inits = if inits.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" or one of the init containers: [{}]", inits.join(" "))
-                    };
-                    return Err(Status::invalid_argument(format!(
-                        "a container name must be specified for pod {pod}, choose one of: [{}]{inits}",
-                        names.join(" ")
-                    )));
-                }
-            }
-        } else if names.contains(&req.container) || inits.contains(&req.container) {
-            req.container.clone()
-        } else {
-            return Err(Status::not_found(format!(
-                "container {} is not valid for pod {pod}",
-                req.container
-            )));
-        };
         let mut runs: Vec<ContainerInfo> = self
             .runtime
             .list_pod(&uid)
@@ -182,6 +118,30 @@ impl NodeAgent for NodeAgentService {
                 Err(e) => Err(Status::unavailable(e.to_string())),
             });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    type ExecStream = super::exec::ExecStream;
+
+    async fn exec(
+        &self,
+        request: Request<tonic::Streaming<ExecInput>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        self.authorize(&request, "Exec")?;
+        super::exec::start(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type PortForwardStream = super::port_forward::ForwardStream;
+
+    async fn port_forward(
+        &self,
+        request: Request<tonic::Streaming<ForwardInput>>,
+    ) -> Result<Response<Self::PortForwardStream>, Status> {
+        self.authorize(&request, "PortForward")?;
+        super::port_forward::start(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn metrics(

@@ -8,6 +8,7 @@
 
 pub mod docker;
 pub mod hollow;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -306,6 +307,26 @@ pub trait Runtime: Send + Sync + 'static {
         cmd: &[String],
         timeout: Duration,
     ) -> Result<ExecOutcome, RuntimeError>;
+
+    /// Runs a command in running container `id` (or attaches to its own process) with its
+    /// stdio streamed (`kubectl exec`, `attach`).
+    async fn open_session(
+        &self,
+        _id: &str,
+        _spec: &session::SessionSpec,
+    ) -> Result<session::Session, RuntimeError> {
+        Err(session::no_processes("exec"))
+    }
+
+    /// A TCP connection to `port` on the loopback of the pod whose sandbox is `sandbox`,
+    /// made inside the pod's network namespace (`kubectl port-forward`).
+    async fn connect_in_pod(
+        &self,
+        _sandbox: &ContainerInfo,
+        _port: u16,
+    ) -> Result<tokio::net::TcpStream, RuntimeError> {
+        Err(session::no_processes("port-forward"))
+    }
 
     /// A running container's CPU time and memory working set now (`None`: not running, or
     /// a runtime without processes, such as the hollow one).

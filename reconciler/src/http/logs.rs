@@ -130,7 +130,7 @@ pub async fn pod_log(
 }
 
 /// The node of pod `ns/name` and its agent's address; the error answer when there is none.
-async fn agent_of(
+pub(crate) async fn agent_of(
     state: &AppState,
     ns: &str,
     name: &str,

@@ -3,13 +3,13 @@
 //!
 //! Three tiers: `/healthz` and the webhook (verified by its signature) are open; reads need
 //! the admin token or a view token unless the server runs with `--anonymous-read`; tokens,
-//! node deletion and the operations the Kubernetes API allows need the admin token
+//! node deletion, exec, attach, port-forward and the operations the Kubernetes API allows need the admin token
 //! ([`auth`]).
 //!
 //! # Layout
 //! - [`state`]: what handlers read; [`errors`]: error answers; [`auth`]: the token check.
 //! - [`kube`]: the Kubernetes API (discovery, reads, watches, Tables; writes refused);
-//!   [`logs`]: a pod's logs from its agent.
+//!   [`logs`]: a pod's logs from its agent; [`streams`]: exec, attach and port-forward.
 //! - [`keel`]: status, history, applied objects, `/metrics`; [`plan`]: `keel plan --server`.
 //! - [`tokens`]: join tokens; [`webhook`]: GitHub push webhooks.
 //! - [`serve`]: the accept loop, with connection caps and timeouts.
@@ -26,12 +26,13 @@ pub mod nodes;
 pub mod plan;
 pub mod serve;
 pub mod state;
+pub mod streams;
 pub mod tokens;
 pub mod webhook;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 
 pub use state::AppState;
 
@@ -65,6 +66,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route(keel_api::paths::TOKEN, delete(tokens::delete))
         .route(keel_api::paths::NODE, delete(nodes::delete))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            any(streams::exec::exec),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/attach",
+            any(streams::exec::attach),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            any(streams::port_forward::port_forward),
+        )
         .route_layer(require_admin);
     let read = read_routes();
     let read = if state.anonymous_read {

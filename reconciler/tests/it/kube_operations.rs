@@ -262,3 +262,76 @@ async fn view_tokens_read_and_change_nothing() {
         .await;
     assert!(listed["items"].as_array().unwrap().is_empty(), "{listed}");
 }
+
+#[tokio::test]
+async fn exec_and_port_forward_need_the_admin_token_and_a_websocket() {
+    let mut bound = pod("default", "bound", "web");
+    bound["spec"]["nodeName"] = json!("n1");
+    let mut n1 = node("n1");
+    n1["metadata"]["annotations"] = json!({"keel.dev/agent-address": "127.0.0.1:9"});
+    let api = api(vec![bound, n1]).await;
+    let admin = api.token().to_string();
+    let (code, made) = api
+        .send_as(
+            Some(&admin),
+            "POST",
+            "/api/keel/tokens",
+            json!({"role": "view"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{made}");
+    let view = made["token"].as_str().unwrap().to_string();
+    let ask = |token: String, method: &'static str, path: &'static str, spdy: bool| {
+        let url = format!("{}{path}", api.url);
+        async move {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let mut request = reqwest::Client::new()
+                .request(method, url)
+                .bearer_auth(token);
+            if spdy {
+                request = request
+                    .header("Connection", "Upgrade")
+                    .header("Upgrade", "SPDY/3.1");
+            }
+            let resp = request.send().await.unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let exec = "/api/v1/namespaces/default/pods/bound/exec?command=ls&stdout=true";
+    let (code, _) = ask(view.clone(), "GET", exec, false).await;
+    assert_eq!(code, 403, "a view token opens no shell");
+    let (code, said) = ask(admin.clone(), "GET", exec, false).await;
+    assert_eq!(code, 400, "{said}");
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("Upgrade request required"),
+        "{said}"
+    );
+    let (code, said) = ask(admin.clone(), "POST", exec, true).await;
+    assert_eq!(code, 400, "{said}");
+    assert!(
+        said["message"].as_str().unwrap().contains("not SPDY"),
+        "{said}"
+    );
+    // The pod is checked first, so a client falling back to SPDY still hears of it.
+    let missing = "/api/v1/namespaces/default/pods/gone/exec?command=ls&stdout=true";
+    let (code, said) = ask(admin.clone(), "POST", missing, true).await;
+    assert_eq!(code, 404, "{said}");
+    let quiet = "/api/v1/namespaces/default/pods/bound/exec?command=ls";
+    let (code, said) = ask(admin.clone(), "GET", quiet, false).await;
+    assert_eq!(code, 400, "{said}");
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 1 of stdin, stdout, stderr")
+    );
+    let forward = "/api/v1/namespaces/default/pods/bound/portforward?ports=80";
+    let (code, _) = ask(view, "GET", forward, false).await;
+    assert_eq!(code, 403);
+    let (code, said) = ask(admin, "GET", forward, false).await;
+    assert_eq!(code, 400, "{said}");
+}

@@ -8,14 +8,21 @@
 //! Containers are named `keel_<ns>_<pod>_<container>_<uid8>_<attempt>` and labelled (see
 //! [`super::labels`]); only containers labelled with this node's name are ever listed, stopped
 //! or removed.
+//!
+//! Besides the lifecycle here: `session` (exec and attach with stdio streamed), `pod_connect`
+//! (port-forward's connection inside the pod's network namespace), `exec` (probes), `logs`,
+//! `usage`.
 
 mod convert;
 mod engine_namespace;
 mod events;
 mod exec;
 pub mod image_import;
+mod logs;
 pub mod node_lock;
+mod pod_connect;
 mod pod_network;
+mod session;
 mod usage;
 
 use std::collections::{HashMap, HashSet};
@@ -28,10 +35,10 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, MountType};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions, WaitContainerOptions,
+    RemoveContainerOptions, WaitContainerOptions,
 };
+use futures_util::TryStreamExt;
 use futures_util::stream::BoxStream;
-use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::broadcast;
 
 use crate::network::cni::Cni;
@@ -545,6 +552,22 @@ impl Runtime for DockerRuntime {
         self.list_labelled(Some(uid)).await
     }
 
+    async fn open_session(
+        &self,
+        id: &str,
+        spec: &super::session::SessionSpec,
+    ) -> Result<super::session::Session, RuntimeError> {
+        session::open(&self.docker, id, spec).await
+    }
+
+    async fn connect_in_pod(
+        &self,
+        sandbox: &ContainerInfo,
+        port: u16,
+    ) -> Result<tokio::net::TcpStream, RuntimeError> {
+        pod_connect::connect(&self.docker, sandbox, port).await
+    }
+
     async fn exec(
         &self,
         id: &str,
@@ -560,27 +583,7 @@ impl Runtime for DockerRuntime {
         tail: u64,
         follow: bool,
     ) -> BoxStream<'static, Result<(LogStream, bytes::Bytes), RuntimeError>> {
-        let options = LogsOptions {
-            follow,
-            stdout: true,
-            stderr: true,
-            tail: if tail == 0 {
-                "all".to_string()
-            } else {
-                tail.to_string()
-            },
-            ..Default::default()
-        };
-        self.docker
-            .logs(id, Some(options))
-            .map(|item| match item {
-                Ok(bollard::container::LogOutput::StdErr { message }) => {
-                    Ok((LogStream::Stderr, message))
-                }
-                Ok(other) => Ok((LogStream::Stdout, other.into_bytes())),
-                Err(e) => Err(engine_error(e)),
-            })
-            .boxed()
+        logs::stream(&self.docker, id, tail, follow)
     }
 
     fn events(&self) -> broadcast::Receiver<RuntimeEvent> {
