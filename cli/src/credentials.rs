@@ -35,6 +35,12 @@ pub fn connect(server: &str) -> Result<Client, ClientError> {
     Client::new(server, token_for(server).as_deref())
 }
 
+/// The bearer token the verbs send to `server`, if one is known (for requests the typed
+/// client does not make: WebSocket sessions).
+pub fn token(server: &str) -> Option<String> {
+    token_for(server)
+}
+
 /// `error` as the CLI reports it: a refusal for the token also says where the token sent
 /// came from (or that none was found).
 pub fn explain(error: &ClientError, server: &str) -> String {
@@ -125,7 +131,7 @@ fn ask_for_proof(server: &str, nonce: &str) -> Option<String> {
 
 /// What to tell a user whose request was refused for its token: where the token sent came
 /// from, or that none was found.
-fn token_hint(server: &str) -> String {
+pub fn token_hint(server: &str) -> String {
     if let Some(Some(_)) = TOKEN.get() {
         return "the token sent is --token/KEEL_TOKEN".into();
     }

@@ -8,25 +8,30 @@
 //!   processes, the example app.
 //! - [`signal`]: the one function that waits for Ctrl-C, SIGTERM or SIGHUP.
 //! - `keel_api::columns`: `keel get`'s columns per kind, shared with the server's Tables.
+//! - [`websocket`]: sessions of `keel exec` and `keel port-forward`; [`terminal`]: `-t`'s
+//!   raw mode and size.
 //! - [`output`], [`table`]: stdout that tolerates a closed pipe; kubectl-style columns.
 //!
 //! Verbs that need no server (`validate`, `schema`, `plan`) call the libraries directly;
-//! the others reach a server only through `keel_api::client::Client`.
+//! the others reach a server through `keel_api::client::Client`, and exec and port-forward
+//! through [`websocket`].
 #![forbid(unsafe_code)]
 
 pub mod credentials;
 pub mod output;
 pub mod signal;
 pub mod table;
+pub mod terminal;
 pub mod up;
 pub mod verbs;
+pub mod websocket;
 
 use clap::{Parser, Subcommand};
 use keel_telemetry::LogFormat;
 
 use verbs::{
-    delete, describe, get, history, kubeconfig, logs, plan, render, schema, server, status, token,
-    top, validate,
+    delete, describe, exec, get, history, kubeconfig, logs, plan, port_forward, render, schema,
+    server, status, token, top, validate,
 };
 
 #[derive(Debug, Parser)]
@@ -79,6 +84,11 @@ pub enum Command {
     Describe(describe::Args),
     /// Print a container's logs (`keel logs POD [-c C] [-f] [--tail N] [--previous]`).
     Logs(logs::Args),
+    /// Run a command in a container (`keel exec web-x2k4p -it -- sh`); exits with its exit
+    /// code.
+    Exec(exec::Args),
+    /// Forward local ports to a pod (`keel port-forward web-x2k4p 8080:80`) until Ctrl-C.
+    PortForward(port_forward::Args),
     /// The synced revision and the health of every object it declares (exit 0: in sync
     /// and healthy)
     ///
@@ -119,6 +129,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Get(args) => get::run(&args),
         Command::Describe(args) => describe::run(&args),
         Command::Logs(args) => logs::run(&args),
+        Command::Exec(args) => exec::run(&args),
+        Command::PortForward(args) => port_forward::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Token(command) => token::run(&command),
         Command::Delete(command) => delete::run(&command),

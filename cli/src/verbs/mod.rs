@@ -2,12 +2,14 @@
 
 pub mod delete;
 pub mod describe;
+pub mod exec;
 pub mod get;
 pub mod history;
 pub mod kubeconfig;
 pub mod logs;
 pub mod network;
 pub mod plan;
+pub mod port_forward;
 pub mod render;
 pub mod schema;
 pub mod server;

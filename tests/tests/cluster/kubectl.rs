@@ -1,5 +1,6 @@
 //! kubectl against `keel up`'s running cluster, as an operator uses it on real nodes:
-//! `keel kubeconfig`, get and describe, logs, top, and the operations that are not desired state
+//! `keel kubeconfig`, get and describe, logs, exec and port-forward ([`super::streams`]),
+//! top, and the operations that are not desired state
 //! (delete pod, rollout restart, cordon, drain, uncordon), each recorded as an Event; a
 //! view token reads and is refused the rest.
 
@@ -114,6 +115,9 @@ pub fn operate(data: &Path, tls: &str, server: &str) {
             && described.contains("Events:"),
         "{described}"
     );
+
+    // exec and port-forward, with kubectl, keel and kube-rs.
+    super::streams::check(k, data, server, &web[0].0);
 
     // top: each container's use, sampled by its agent every 15 s from its cgroup (a new
     // container shows from its second sample).
@@ -264,6 +268,8 @@ pub fn operate(data: &Path, tls: &str, server: &str) {
     let (deleted, said) = kubectl(&viewer, &["delete", "pod", &someone]);
     assert!(!deleted && said.contains("Forbidden"), "{said}");
     assert!(said.contains("view tokens only read"), "{said}");
+    let (ran, said) = kubectl(&viewer, &["exec", &someone, "--", "true"]);
+    assert!(!ran && said.contains("needs the admin token"), "{said}");
     // (kubectl cordon reports a refused node and exits 0.)
     let (_, said) = kubectl(&viewer, &["cordon", &node]);
     assert!(

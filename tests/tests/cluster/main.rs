@@ -11,4 +11,5 @@ mod ordering;
 mod rollout;
 mod services;
 mod shop;
+mod streams;
 mod support;
