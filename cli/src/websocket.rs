@@ -27,13 +27,17 @@ pub async fn open(
             ));
         }
     };
-    let host = base
-        .host_str()
-        .ok_or_else(|| format!("--server {server:?}: no host"))?;
-    let port = base.port_or_known_default().unwrap_or(80);
+    let addresses = base
+        .socket_addrs(|| Some(80))
+        .map_err(|e| format!("--server {server:?}: {e}"))?;
+    let mut origin = base.clone();
+    // http to ws keeps host and port as they were written, IPv6 brackets included.
+    origin
+        .set_scheme(scheme)
+        .map_err(|()| format!("--server {server:?}: not a WebSocket address"))?;
     let url = format!(
         "{scheme}://{}{path}",
-        &server[server.find("://").map_or(0, |i| i + 3)..].trim_end_matches('/')
+        &origin[url::Position::BeforeHost..url::Position::AfterPort]
     );
     let mut request = url
         .as_str()
@@ -48,7 +52,7 @@ pub async fn open(
         value.set_sensitive(true);
         headers.insert("Authorization", value);
     }
-    let connection = TcpStream::connect((host, port))
+    let connection = TcpStream::connect(&addresses[..])
         .await
         .map_err(|e| format!("cannot reach the keel server at {server}: {e}"))?;
     let (session, response) = match tokio_tungstenite::client_async(request, connection).await {
@@ -63,6 +67,19 @@ pub async fn open(
         .unwrap_or_default()
         .to_string();
     Ok((session, chosen))
+}
+
+/// `/api/v1/namespaces/NS/pods/POD/VERB`, with the names escaped: a name typed wrong
+/// reaches the server as itself and is refused there by name.
+pub fn pod_path(namespace: &str, pod: &str, verb: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    // Names are DNS labels and subdomains: letters, digits, '-' and '.' pass unchanged.
+    const SEGMENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.');
+    format!(
+        "/api/v1/namespaces/{}/pods/{}/{verb}",
+        utf8_percent_encode(namespace, SEGMENT),
+        utf8_percent_encode(pod, SEGMENT)
+    )
 }
 
 /// The server's refusal, as `Error from server (Reason): message`.
@@ -80,4 +97,21 @@ fn refusal(server: &str, response: &tungstenite::http::Response<Option<Vec<u8>>>
         text.push_str(&format!(" ({})", crate::credentials::token_hint(server)));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_paths_escape_what_names_cannot_hold() {
+        assert_eq!(
+            pod_path("default", "web-7f9c.x", "exec"),
+            "/api/v1/namespaces/default/pods/web-7f9c.x/exec"
+        );
+        assert_eq!(
+            pod_path("a b", "x/../y?z", "portforward"),
+            "/api/v1/namespaces/a%20b/pods/x%2F..%2Fy%3Fz/portforward"
+        );
+    }
 }

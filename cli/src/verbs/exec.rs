@@ -36,9 +36,11 @@ pub fn run(args: &Args) -> i32 {
     let Some(runtime) = runtime("exec") else {
         return 1;
     };
-    let tty = args.tty && terminal::stdin_is_terminal();
-    if args.tty && !tty {
-        eprintln!("Unable to use a TTY - input is not a terminal");
+    // As kubectl: a terminal needs input (`-t` alone is quietly no terminal), and input
+    // that is not a terminal gets a warning and a plain session.
+    let tty = args.tty && args.stdin && terminal::stdin_is_terminal();
+    if args.tty && args.stdin && !tty {
+        eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
     }
     let token = crate::credentials::token(&args.server.server);
     match runtime.block_on(session(args, tty, token.as_deref())) {
@@ -65,9 +67,8 @@ fn path(args: &Args, tty: bool) -> String {
     query.append_pair("stderr", &(!tty).to_string());
     query.append_pair("tty", &tty.to_string());
     format!(
-        "/api/v1/namespaces/{}/pods/{}/exec?{}",
-        args.namespace,
-        args.pod,
+        "{}?{}",
+        crate::websocket::pod_path(&args.namespace, &args.pod, "exec"),
         query.finish()
     )
 }

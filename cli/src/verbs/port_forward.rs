@@ -2,6 +2,8 @@
 //! connection to a port inside the pod, over the server's port-forward endpoint
 //! (Kubernetes' `v4.channel.k8s.io` on a WebSocket, one per connection), until Ctrl-C.
 
+use std::time::Duration;
+
 use futures_util::{SinkExt, StreamExt};
 use keel_api::channels;
 use keel_schema::{Kind, Object};
@@ -116,10 +118,7 @@ pub fn run(args: &Args) -> i32 {
         let target = Target {
             server: server.clone(),
             token,
-            path: format!(
-                "/api/v1/namespaces/{}/pods/{}/portforward",
-                args.namespace, args.pod
-            ),
+            path: crate::websocket::pod_path(&args.namespace, &args.pod, "portforward"),
         };
         let mut accepting = tokio::task::JoinSet::new();
         for (listener, remote) in listeners {
@@ -165,6 +164,23 @@ async fn accept(listener: TcpListener, remote: u16, target: Target) -> Result<()
 }
 
 /// One local connection, to `remote` in the pod, until either side closes.
+/// How long a connection whose local side has finished waits for more from the pod.
+const IDLE_AFTER_EOF: Duration = Duration::from_secs(5);
+
+/// The next message, or `None` (as at the end) when `idle` passes first.
+async fn next_within<S>(stream: &mut S, idle: Option<Duration>) -> Option<S::Item>
+where
+    S: futures_util::Stream + Unpin,
+{
+    match idle {
+        None => stream.next().await,
+        Some(idle) => tokio::time::timeout(idle, stream.next())
+            .await
+            .ok()
+            .flatten(),
+    }
+}
+
 async fn forward(mut connection: TcpStream, remote: u16, target: &Target) -> Result<(), String> {
     let path = format!("{}?ports={remote}", target.path);
     let (socket, _) = crate::websocket::open(
@@ -191,7 +207,9 @@ async fn forward(mut connection: TcpStream, remote: u16, target: &Target) -> Res
                     }
                 }
             },
-            message = stream.next() => match message {
+            // The channel protocol cannot pass a half-close on: once the local side has
+            // finished, the pod's answer is taken until it goes quiet for IDLE_AFTER_EOF.
+            message = next_within(&mut stream, (!local_open).then_some(IDLE_AFTER_EOF)) => match message {
                 Some(Ok(Message::Binary(data))) => {
                     let Some((&channel, rest)) = data.split_first() else { continue };
                     let Some(seen) = announced.get_mut(usize::from(channel)) else { continue };

@@ -52,8 +52,9 @@ pub async fn start(
         .open_session(&run.id, &spec)
         .await
         .map_err(|e| Status::failed_precondition(e.to_string()))?;
-    let what = match &spec.command {
-        Some(command) => format!("exec {command:?}"),
+    // The program only: arguments can carry secrets (`mysql -p…`).
+    let what = match spec.command.as_ref().and_then(|c| c.first()) {
+        Some(program) => format!("exec {program}"),
         None => "attach".to_string(),
     };
     tracing::info!(pod = %format!("{}/{}", start.namespace, start.pod), container = %start.container, tty = spec.tty, "{what}");
@@ -62,7 +63,13 @@ pub async fn start(
     let (sender, outputs) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         let mut output = session.output;
-        while let Some(item) = output.next().await {
+        loop {
+            // A caller that left ends the session here too, not at the next output.
+            let item = tokio::select! {
+                item = output.next() => item,
+                () = sender.closed() => return,
+            };
+            let Some(item) = item else { break };
             let message = match item {
                 Ok(SessionOutput::Stdout(data)) => Ok(Output::Stdout(data.to_vec())),
                 Ok(SessionOutput::Stderr(data)) => Ok(Output::Stderr(data.to_vec())),

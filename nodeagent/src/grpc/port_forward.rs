@@ -47,11 +47,17 @@ pub async fn start(
     tracing::info!(pod = %pod, port, "port-forward connected");
     let (mut from_pod, mut to_pod) = connection.into_split();
     tokio::spawn(async move {
-        while let Ok(Some(message)) = inputs.message().await {
-            match message.input {
-                Some(Input::Data(data)) if to_pod.write_all(&data).await.is_err() => return,
-                Some(Input::Close(true)) => break,
-                _ => {}
+        loop {
+            match inputs.message().await {
+                Ok(Some(message)) => match message.input {
+                    Some(Input::Data(data)) if to_pod.write_all(&data).await.is_err() => return,
+                    Some(Input::Close(true)) => break,
+                    _ => {}
+                },
+                Ok(None) => break,
+                // The call was cancelled: the connection goes whole (dropping this half
+                // and the reader's, which sees the caller gone).
+                Err(_) => return,
             }
         }
         // The caller sends no more: the pod's side reads end-of-file.
@@ -61,7 +67,11 @@ pub async fn start(
     tokio::spawn(async move {
         let mut buffer = vec![0u8; CHUNK];
         loop {
-            let message = match from_pod.read(&mut buffer).await {
+            let read = tokio::select! {
+                read = from_pod.read(&mut buffer) => read,
+                () = sender.closed() => return,
+            };
+            let message = match read {
                 Ok(0) => return,
                 Ok(n) => Ok(ForwardOutput {
                     data: buffer[..n].to_vec(),

@@ -3,10 +3,12 @@
 //! server that listens on the pod's loopback only, megabytes each way), `keel exec` and
 //! `keel port-forward`, and kube-rs, a third-party client.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keel_e2e::binary;
@@ -101,30 +103,16 @@ pub fn check(kubeconfig: &Path, data: &Path, server: &str, pod: &str) {
         .next()
         .unwrap_or_default()
         .to_string();
-    let (local_http, local_up, local_refused) = (free_port(), free_port(), free_port());
+    // Local ports the system picks (`:REMOTE`), read back from what kubectl says.
     let mut forward = Command::new("kubectl")
-        .args(["port-forward", pod])
-        .args([
-            format!("{local_http}:7777"),
-            format!("{local_up}:7001"),
-            format!("{local_refused}:9999"),
-        ])
+        .args(["port-forward", pod, ":7777", ":7001", ":9999"])
         .env("KUBECONFIG", kubeconfig)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Listening once it says so for every port (a connection to try would be forwarded).
-    let mut said = std::io::BufReader::new(forward.stdout.take().unwrap());
-    let mut listening = 0;
-    while listening < 3 {
-        let mut line = String::new();
-        assert!(
-            std::io::BufRead::read_line(&mut said, &mut line).unwrap() > 0,
-            "kubectl port-forward stopped"
-        );
-        listening += usize::from(line.starts_with("Forwarding from 127.0.0.1:"));
-    }
+    let local = listening(&mut forward, 3);
+    let (local_http, local_up, local_refused) = (local[&7777], local[&7001], local[&9999]);
     let page = http_body(local_http, "/big");
     assert_eq!(page.len(), BIG);
     assert_eq!(sha256(&page), remote_sum, "the download arrives whole");
@@ -158,24 +146,13 @@ pub fn check(kubeconfig: &Path, data: &Path, server: &str, pod: &str) {
     );
 
     // keel port-forward, to the web server.
-    let local = free_port();
     let mut keel_forward = Command::new(binary("keel"))
-        .args([
-            "port-forward",
-            pod,
-            &format!("{local}:8080"),
-            "--server",
-            server,
-        ])
+        .args(["port-forward", pod, ":8080", "--server", server])
         .env("KEEL_DATA_DIR", data.join("server"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until(
-        Duration::from_secs(20),
-        "keel port-forward to listen",
-        || std::net::TcpStream::connect(("127.0.0.1", local)).is_ok(),
-    );
+    let local = listening(&mut keel_forward, 1)[&8080];
     let page = String::from_utf8_lossy(&http_body(local, "/")).into_owned();
     assert!(
         page.contains(&format!("Served by pod <b>{pod}</b>")),
@@ -234,7 +211,15 @@ fn kube_rs(kubeconfig: &Path, pod: &str) {
             "{answer}"
         );
         drop(connection);
-        let _ = tokio::time::timeout(Duration::from_secs(10), forwarder.join()).await;
+        // The server closes the session once the pod's side has ended, as the kubelet does;
+        // kube-rs 5 then still sends its own Close, which tungstenite refuses
+        // (SendAfterClosing). Anything else, or no end, is a fault.
+        let joined = tokio::time::timeout(Duration::from_secs(10), forwarder.join())
+            .await
+            .expect("the forwarder ends once its connection is dropped");
+        if let Err(e) = joined {
+            assert!(format!("{e:?}").contains("SendAfterClosing"), "{e:?}");
+        }
     });
 }
 
@@ -259,18 +244,23 @@ fn interactive(mut command: Command, what: &str) {
     drop(pty.slave);
     let mut terminal = std::fs::File::from(pty.master);
     let mut reader = terminal.try_clone().unwrap();
-    let seen = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buffer) {
-            if n == 0 {
-                break;
+    let all = Arc::new(Mutex::new(Vec::new()));
+    let seen = std::thread::spawn({
+        let all = all.clone();
+        move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                all.lock().unwrap().extend_from_slice(&buffer[..n]);
             }
-            all.extend_from_slice(&buffer[..n]);
         }
-        String::from_utf8_lossy(&all).into_owned()
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // Typed once the shell is there: its prompt has arrived.
+    wait_until(Duration::from_secs(30), "the shell's prompt", || {
+        String::from_utf8_lossy(&all.lock().unwrap()).contains("# ")
+    });
     terminal
         .write_all(b"tty; stty size; echo $((6*7)); exit 5\r")
         .unwrap();
@@ -282,7 +272,8 @@ fn interactive(mut command: Command, what: &str) {
         assert!(Instant::now() < deadline, "{what} did not end");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let seen = seen.join().unwrap();
+    seen.join().unwrap();
+    let seen = String::from_utf8_lossy(&all.lock().unwrap()).into_owned();
     assert_eq!(status.code(), Some(5), "{what}: {seen}");
     assert!(seen.contains("/dev/pts/"), "{what} has a terminal: {seen}");
     assert!(seen.contains("33 101"), "{what} passes the size: {seen}");
@@ -307,12 +298,26 @@ fn piped(command: &mut Command, input: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Reads a port-forward's "Forwarding from 127.0.0.1:LOCAL -> REMOTE" lines (kubectl's and
+/// keel's) until `ports` have been said: remote port to local port. Each is listening by then.
+fn listening(forward: &mut std::process::Child, ports: usize) -> HashMap<u16, u16> {
+    let mut said = std::io::BufReader::new(forward.stdout.take().unwrap());
+    let mut local = HashMap::new();
+    while local.len() < ports {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut said, &mut line).unwrap() > 0,
+            "port-forward stopped before listening: {local:?}"
+        );
+        let Some(rest) = line.trim().strip_prefix("Forwarding from 127.0.0.1:") else {
+            continue;
+        };
+        let (from, to) = rest.split_once(" -> ").unwrap();
+        local.insert(to.parse().unwrap(), from.parse().unwrap());
+    }
+    // The rest of what it says goes nowhere, without blocking it.
+    std::thread::spawn(move || std::io::copy(&mut said, &mut std::io::sink()));
+    local
 }
 
 /// The body of `GET path` on 127.0.0.1:`port` (HTTP/1.0: the server closes when done).
@@ -322,6 +327,8 @@ fn http_body(port: u16, path: &str) -> Vec<u8> {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     write!(connection, "GET {path} HTTP/1.0\r\nHost: pod\r\n\r\n").unwrap();
+    // Done sending: the answer must still come back whole after a half-close.
+    connection.shutdown(std::net::Shutdown::Write).unwrap();
     let mut answer = Vec::new();
     connection.read_to_end(&mut answer).unwrap();
     // The example's server ends its headers with a bare blank line.

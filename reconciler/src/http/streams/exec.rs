@@ -204,9 +204,9 @@ async fn bridge(
                 }
                 _ => continue,
             };
-            if inputs.send(ExecInput { input: Some(input) }).await.is_err() {
-                break;
-            }
+            // A call that ended takes no more; the session ends with its outcome, which
+            // the other half sends, or when the client goes.
+            let _ = inputs.send(ExecInput { input: Some(input) }).await;
         }
         // Dropping `inputs` ends the call's input: the process reads end-of-file.
     };
@@ -234,7 +234,9 @@ async fn bridge(
         let _ = sink.send(message).await;
         let _ = sink.send(super::upgrade::normal_close()).await;
     };
+    // The outcome first: a session whose process ended must still send its status.
     tokio::select! {
+        biased;
         () = to_client => {}
         () = from_client => {}
     }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
 use super::upgrade;
-use crate::http::errors::{bad_request, unavailable};
+use crate::http::errors::bad_request;
 use crate::http::state::AppState;
 
 /// Two channels per port, numbered by one byte.
@@ -74,14 +74,12 @@ pub async fn port_forward(
             Err(message) => return bad_request(message),
         }
     };
-    let client = match state
+    // An agent out of reach is told on each connection's error stream or channel: an HTTP
+    // error now would send kubectl to its SPDY fallback, hiding the reason.
+    let client = state
         .dialer
         .connect(&node, &address, Some(CONNECT_TIMEOUT))
-        .await
-    {
-        Ok(client) => client,
-        Err(e) => return unavailable(e),
-    };
+        .await;
     tracing::info!(pod = %format!("{ns}/{name}"), ?ports, protocol, "port-forward opened");
     if protocol == super::tunnel::PROTOCOL {
         let target = super::tunnel::Target {
@@ -97,7 +95,7 @@ pub async fn port_forward(
 /// Forwards every port until the client closes or every connection has ended.
 async fn bridge(
     socket: WebSocket,
-    client: NodeAgentClient<Channel>,
+    client: Result<NodeAgentClient<Channel>, String>,
     ns: String,
     name: String,
     ports: Vec<u16>,
@@ -134,16 +132,21 @@ async fn bridge(
             })
             .await;
         to_pods.push(to_pod);
-        let mut client = client.clone();
+        let client = client.clone();
         let to_client = to_client.clone();
         connections.spawn(async move {
             let requests = tokio_stream::wrappers::ReceiverStream::new(requests);
-            let mut from_pod = match client.port_forward(requests).await {
+            let answer = match client {
+                Ok(mut client) => client
+                    .port_forward(requests)
+                    .await
+                    .map_err(|e| e.message().to_string()),
+                Err(e) => Err(e),
+            };
+            let mut from_pod = match answer {
                 Ok(answer) => answer.into_inner(),
                 Err(e) => {
-                    let _ = to_client
-                        .send(channels::frame(error, e.message().as_bytes()))
-                        .await;
+                    let _ = to_client.send(channels::frame(error, e.as_bytes())).await;
                     return;
                 }
             };

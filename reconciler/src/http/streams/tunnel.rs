@@ -7,6 +7,7 @@
 //! `kubectl port-forward` until kubectl stops.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -14,6 +15,7 @@ use keel_agent_protocol::forward_input::Input;
 use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use keel_agent_protocol::{ForwardInput, ForwardStart};
 use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
 use tonic::transport::Channel;
 
 use super::spdy::{self, Frame, headers::HeaderCodec};
@@ -28,18 +30,33 @@ enum Out {
 }
 
 /// The two streams of one local connection, as they open.
-#[derive(Default)]
 struct Pair {
     error: Option<u32>,
     data: Option<(u32, Result<u16, String>)>,
     /// The connection's input, until it starts.
     waiting: Option<mpsc::Receiver<ForwardInput>>,
+    opened: Instant,
 }
 
-/// The pod a tunnel reaches.
+/// A started connection: its task and its two streams.
+#[derive(Clone)]
+struct Running {
+    task: AbortHandle,
+    data: u32,
+    error: u32,
+}
+
+/// How long a pod may take to take what is sent to it: the tunnel has one reader, which must
+/// not wait on one slow connection for good; a connection this slow is given up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one half of a connection's pair waits for the other.
+const PAIR_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pod a tunnel reaches, through its node's agent (or why the agent cannot be reached,
+/// told to each connection).
 #[derive(Clone)]
 pub struct Target {
-    pub client: NodeAgentClient<Channel>,
+    pub client: Result<NodeAgentClient<Channel>, String>,
     pub namespace: String,
     pub pod: String,
 }
@@ -67,7 +84,8 @@ pub async fn run(socket: WebSocket, target: Target) {
         out,
         pairs: HashMap::new(),
         to_pod: HashMap::new(),
-        connections: tokio::task::JoinSet::new(),
+        running: HashMap::new(),
+        connections: JoinSet::new(),
     };
     let mut buffer = Vec::new();
     'session: while let Some(Ok(message)) = stream.next().await {
@@ -105,7 +123,9 @@ struct Session {
     pairs: HashMap<String, Pair>,
     /// Each started or waiting connection's input, by its data stream.
     to_pod: HashMap<u32, mpsc::Sender<ForwardInput>>,
-    connections: tokio::task::JoinSet<()>,
+    /// Each started connection, by its data stream and by its error stream.
+    running: HashMap<u32, Running>,
+    connections: JoinSet<()>,
 }
 
 impl Session {
@@ -120,29 +140,112 @@ impl Session {
                         return false;
                     }
                 };
+                self.prune().await;
                 let _ = self.out.send(Out::Reply(id)).await;
                 self.open(id, &headers);
             }
-            Frame::Data { id, flags, data } => {
-                if let Some(to_pod) = self.to_pod.get(&id) {
-                    if !data.is_empty() {
-                        let input = Input::Data(data);
-                        let _ = to_pod.send(ForwardInput { input: Some(input) }).await;
-                    }
-                    if flags & spdy::FLAG_FIN != 0 {
-                        let input = Input::Close(true);
-                        let _ = to_pod.send(ForwardInput { input: Some(input) }).await;
-                        self.to_pod.remove(&id);
-                    }
+            // Read, so the header compression stays in step; nothing in it matters here.
+            Frame::Headers { block } => {
+                if let Err(e) = self.codec.decode(&block) {
+                    tracing::debug!(error = %e, "port-forward tunnel ended");
+                    return false;
                 }
             }
-            // Dropping the input ends the connection towards the pod.
-            Frame::Reset { id } => drop(self.to_pod.remove(&id)),
+            Frame::Data { id, flags, data } => {
+                let mut inputs = Vec::new();
+                if !data.is_empty() {
+                    inputs.push(Input::Data(data));
+                }
+                if flags & spdy::FLAG_FIN != 0 {
+                    inputs.push(Input::Close(true));
+                }
+                for input in inputs {
+                    self.send(id, input).await;
+                }
+            }
+            Frame::Reset { id } => drop(self.give_up(id)),
             Frame::Ping { id } => drop(self.out.send(Out::Pong(id)).await),
             Frame::GoAway => return false,
             Frame::Ignored => {}
         }
         true
+    }
+
+    /// Passes `input` to the connection of data stream `id`; a connection that does not
+    /// take it in time is given up.
+    async fn send(&mut self, id: u32, input: Input) {
+        let Some(to_pod) = self.to_pod.get(&id) else {
+            return;
+        };
+        let closing = matches!(input, Input::Close(_));
+        let sent = tokio::time::timeout(
+            SEND_TIMEOUT,
+            to_pod.send(ForwardInput { input: Some(input) }),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) if !closing => {}
+            // Closed towards the pod: nothing more will be passed on.
+            Ok(Ok(())) => drop(self.to_pod.remove(&id)),
+            Ok(Err(_)) => drop(self.to_pod.remove(&id)),
+            Err(_) => {
+                tracing::debug!(stream = id, "a port-forward connection too slow; given up");
+                if let Some(gone) = self.give_up(id) {
+                    let message = b"the pod did not take what was sent to it in 30 s".to_vec();
+                    let _ = self.out.try_send(Out::Data {
+                        id: gone.error,
+                        bytes: message,
+                        fin: false,
+                    });
+                    for stream in [gone.data, gone.error] {
+                        let _ = self.out.try_send(Out::Data {
+                            id: stream,
+                            bytes: Vec::new(),
+                            fin: true,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the connection that stream `id` belongs to (reset by the client, or too slow);
+    /// its streams, if it had started.
+    fn give_up(&mut self, id: u32) -> Option<Running> {
+        self.to_pod.remove(&id);
+        let connection = self.running.remove(&id)?;
+        self.running.remove(&connection.data);
+        self.running.remove(&connection.error);
+        self.to_pod.remove(&connection.data);
+        connection.task.abort();
+        Some(connection)
+    }
+
+    /// Forgets connections that ended and halves whose other half never came.
+    async fn prune(&mut self) {
+        self.to_pod.retain(|_, to_pod| !to_pod.is_closed());
+        self.running
+            .retain(|_, connection| !connection.task.is_finished());
+        let stale: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(_, pair)| pair.opened.elapsed() > PAIR_TIMEOUT)
+            .map(|(request, _)| request.clone())
+            .collect();
+        for request in stale {
+            let Some(pair) = self.pairs.remove(&request) else {
+                continue;
+            };
+            let data = pair.data.map(|(id, _)| id);
+            for id in pair.error.into_iter().chain(data) {
+                self.to_pod.remove(&id);
+                let _ = self.out.try_send(Out::Data {
+                    id,
+                    bytes: Vec::new(),
+                    fin: true,
+                });
+            }
+        }
     }
 
     /// A new stream: one half of a connection's pair, started once both are open.
@@ -156,7 +259,12 @@ impl Session {
         let port = header("port").unwrap_or_default();
         // Clients without request ids open one connection per port at a time.
         let request = header("requestid").map_or_else(|| format!("port {port}"), str::to_string);
-        let pair = self.pairs.entry(request.clone()).or_default();
+        let pair = self.pairs.entry(request.clone()).or_insert_with(|| Pair {
+            error: None,
+            data: None,
+            waiting: None,
+            opened: Instant::now(),
+        });
         match header("streamtype") {
             Some("error") => pair.error = Some(id),
             Some("data") => {
@@ -188,19 +296,19 @@ impl Session {
                 return;
             }
         }
-        if let Pair {
-            error: Some(error),
-            data: Some((data, port)),
-            waiting: Some(_),
-        } = pair
+        if let (Some(error), Some((data, port)), Some(_)) =
+            (pair.error, pair.data.clone(), pair.waiting.as_ref())
         {
-            let (error, data, port) = (*error, *data, port.clone());
             let input = pair.waiting.take();
             self.pairs.remove(&request);
             let (target, out) = (self.target.clone(), self.out.clone());
             if let Some(input) = input {
-                self.connections
+                let task = self
+                    .connections
                     .spawn(connect(target, port, input, error, data, out));
+                let connection = Running { task, data, error };
+                self.running.insert(data, connection.clone());
+                self.running.insert(error, connection);
             }
         }
     }
@@ -219,10 +327,16 @@ async fn connect(
     let failure = match port {
         Err(e) => Some(e),
         Ok(_) => {
-            let mut client = target.client.clone();
             let input = tokio_stream::wrappers::ReceiverStream::new(input);
-            match client.port_forward(input).await {
-                Err(e) => Some(e.message().to_string()),
+            let answer = match target.client.clone() {
+                Ok(mut client) => client
+                    .port_forward(input)
+                    .await
+                    .map_err(|e| e.message().to_string()),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Err(e) => Some(e),
                 Ok(answer) => {
                     let mut from_pod = answer.into_inner();
                     loop {

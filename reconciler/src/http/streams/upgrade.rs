@@ -7,6 +7,9 @@ use axum::response::Response;
 
 use crate::http::errors::bad_request;
 
+/// The largest WebSocket message or frame a client may send.
+const MAX_MESSAGE: usize = 1024 * 1024;
+
 /// The upgrade, with the first of `protocols` the client offered chosen.
 pub fn accept(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -31,7 +34,11 @@ pub fn accept(
             return Err(Box::new(bad_request(message)));
         }
     };
-    let upgrade = upgrade.protocols(protocols.iter().copied());
+    // Clients send keystrokes and socket reads; nothing here needs a large message.
+    let upgrade = upgrade
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .protocols(protocols.iter().copied());
     let chosen = upgrade
         .selected_protocol()
         .and_then(|p| p.to_str().ok())

@@ -66,7 +66,7 @@ impl HeaderCodec {
     }
 
     fn inflate(&mut self, block: &[u8]) -> Result<Vec<u8>, String> {
-        let mut out = Vec::with_capacity(block.len() * 4 + 64);
+        let mut out = Vec::with_capacity(block.len().min(MAX_BLOCK / 4) * 4 + 64);
         let mut consumed = 0;
         loop {
             let before = self.inflate.total_in();

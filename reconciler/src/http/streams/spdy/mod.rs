@@ -17,6 +17,7 @@ const SYN_REPLY: u16 = 2;
 const RST_STREAM: u16 = 3;
 const PING: u16 = 6;
 const GOAWAY: u16 = 7;
+const HEADERS: u16 = 8;
 
 /// A frame received, as far as the server acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +41,12 @@ pub enum Frame {
         id: u32,
     },
     GoAway,
-    /// SETTINGS, WINDOW_UPDATE, HEADERS and others, which need nothing from the server.
+    /// Extra headers for a stream. The server wants none of them, but their block must still
+    /// pass through the session's one inflater, whose dictionary every later block depends on.
+    Headers {
+        block: Vec<u8>,
+    },
+    /// SETTINGS, WINDOW_UPDATE and others, which need nothing from the server.
     Ignored,
 }
 
@@ -86,6 +92,9 @@ pub fn read(buffer: &[u8]) -> Result<Option<(Frame, usize)>, String> {
         RST_STREAM => Frame::Reset { id: id_at(0)? },
         PING => Frame::Ping { id: id_at(0)? },
         GOAWAY => Frame::GoAway,
+        HEADERS => Frame::Headers {
+            block: body.get(4..).unwrap_or_default().to_vec(),
+        },
         _ => Frame::Ignored,
     };
     Ok(Some((frame, total)))
