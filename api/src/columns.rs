@@ -14,6 +14,7 @@ use keel_schema::{Kind, Object, OfKind, Resource};
 
 pub use format::{human_duration, or_none};
 
+pub mod autoscaling;
 mod definitions;
 pub mod format;
 mod policy;
@@ -59,6 +60,7 @@ pub fn table(
         Kind::ResourceQuota => render(&policy::QUOTA, objects, wide, now),
         Kind::LimitRange => render(&policy::LIMIT_RANGE, objects, wide, now),
         Kind::PodDisruptionBudget => render(&policy::BUDGET, objects, wide, now),
+        Kind::HorizontalPodAutoscaler => render(&autoscaling::AUTOSCALER, objects, wide, now),
         Kind::PersistentVolume => render(&storage::VOLUME, objects, wide, now),
         Kind::StatefulSet => render(&workloads::STATEFUL_SET, objects, wide, now),
         Kind::ControllerRevision => render(&workloads::CONTROLLER_REVISION, objects, wide, now),

@@ -54,6 +54,7 @@ pub fn health(object: &Object) -> (Health, String) {
         Object::Pod(p) => pod(p),
         Object::Service(s) => service(s),
         Object::Ingress(i) => ingress(i),
+        Object::HorizontalPodAutoscaler(h) => autoscaler(h),
         Object::ServiceAccount(_)
         | Object::NetworkPolicy(_)
         | Object::PodDisruptionBudget(_)
@@ -150,6 +151,34 @@ fn ingress(i: &keel_schema::types::networking::Ingress) -> (Health, String) {
     } else {
         (Health::Healthy, format!("address {}", ips.join(", ")))
     }
+}
+
+/// Healthy while it can measure and scale; Degraded with the autoscaler's reason when it
+/// cannot (no metrics, a target without requests, a missing target).
+fn autoscaler(h: &keel_schema::types::autoscaling::HorizontalPodAutoscaler) -> (Health, String) {
+    let failing = ["AbleToScale", "ScalingActive"]
+        .into_iter()
+        .filter_map(|t| h.condition(t))
+        .find(|c| c.status == "False");
+    if let Some(c) = failing {
+        let why = c
+            .message
+            .as_deref()
+            .or(c.reason.as_deref())
+            .unwrap_or_default();
+        return (Health::Degraded, why.to_string());
+    }
+    let Some(status) = &h.status else {
+        return (
+            Health::Progressing,
+            "waiting for the first measurement".into(),
+        );
+    };
+    let targets = crate::columns::autoscaling::targets(h);
+    (
+        Health::Healthy,
+        format!("{} replicas; {targets}", status.desired_replicas),
+    )
 }
 
 /// The controller has seen the object's latest spec (or does not say).

@@ -150,6 +150,7 @@ pub fn apply_defaults(obj: &mut Object) {
         Object::Pod(p) => pod_spec_defaults(&mut p.spec, Some("Always")),
         Object::RoleBinding(b) => subject_defaults(b.subjects.as_mut()),
         Object::ClusterRoleBinding(b) => subject_defaults(b.subjects.as_mut()),
+        Object::HorizontalPodAutoscaler(h) => crate::types::autoscaling::set_defaults(&mut h.spec),
         Object::Ingress(_)
         | Object::IngressClass(_)
         | Object::NetworkPolicy(_)

@@ -42,6 +42,9 @@ pub fn schema_of(kind: Kind, generator: &mut SchemaGenerator) -> Option<Value> {
         Kind::ResourceQuota => kind_schema::<policy::ResourceQuota>(generator),
         Kind::NetworkPolicy => kind_schema::<policy::NetworkPolicy>(generator),
         Kind::PodDisruptionBudget => kind_schema::<policy::PodDisruptionBudget>(generator),
+        Kind::HorizontalPodAutoscaler => {
+            kind_schema::<crate::types::autoscaling::HorizontalPodAutoscaler>(generator)
+        }
         Kind::PersistentVolumeClaim => kind_schema::<storage::PersistentVolumeClaim>(generator),
         Kind::PersistentVolume => kind_schema::<storage::PersistentVolume>(generator),
         Kind::StatefulSet => kind_schema::<apps::StatefulSet>(generator),

@@ -12,6 +12,7 @@ use crate::decode::{Issue, decode};
 use crate::resource::Resource;
 use crate::types::apiextensions::CustomResourceDefinition;
 use crate::types::apps::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use crate::types::autoscaling::HorizontalPodAutoscaler;
 use crate::types::batch::{CronJob, Job};
 use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
@@ -459,6 +460,10 @@ kinds! {
     },
     PodDisruptionBudget {
         api_version: "policy/v1", plural: "poddisruptionbudgets", short_names: ["pdb"],
+        namespaced: true, live_only: false,
+    },
+    HorizontalPodAutoscaler {
+        api_version: "autoscaling/v2", plural: "horizontalpodautoscalers", short_names: ["hpa"],
         namespaced: true, live_only: false,
     },
     CustomResourceDefinition {

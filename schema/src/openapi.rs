@@ -48,6 +48,9 @@ impl DocumentedKind {
 /// The OpenAPI v3 document of `kinds` (all in one group version), whose schemas are
 /// `schemas`; each kind's schema is marked with its group, version and kind.
 pub fn document(kinds: &[DocumentedKind], mut schemas: Map<String, Value>) -> Value {
+    for schema in schemas.values_mut() {
+        optional_references_as_kubernetes_writes_them(schema);
+    }
     let mut paths = Map::new();
     for kind in kinds {
         if let Some(Value::Object(schema)) = schemas.get_mut(&kind.schema) {
@@ -100,6 +103,36 @@ pub fn document(kinds: &[DocumentedKind], mut schemas: Map<String, Value>) -> Va
         "paths": paths,
         "components": {"schemas": schemas},
     })
+}
+
+/// An optional object field is `anyOf: [{$ref}, {null}]` as generated; Kubernetes writes it
+/// `allOf: [{$ref}]`, the only shape `kubectl explain` follows into the field's own fields
+/// (`kubectl explain deployment.spec.strategy.rollingUpdate`).
+fn optional_references_as_kubernetes_writes_them(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let reference = match map.get("anyOf") {
+                Some(Value::Array(options)) if options.len() == 2 => {
+                    let is_null = |v: &Value| v.get("enum") == Some(&json!([null]));
+                    match (&options[0], &options[1]) {
+                        (r, n) if r.get("$ref").is_some() && is_null(n) => Some(r.clone()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(reference) = reference {
+                map.remove("anyOf");
+                map.insert("allOf".into(), json!([reference]));
+            }
+            map.values_mut()
+                .for_each(optional_references_as_kubernetes_writes_them);
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(optional_references_as_kubernetes_writes_them),
+        _ => {}
+    }
 }
 
 /// The group versions of the built-in kinds (`v1`, `apps/v1`, …), each once.
@@ -258,5 +291,16 @@ mod tests {
         assert!(!text.contains("#/components/schemas/"));
         assert!(text.contains("#/definitions/"));
         assert!(!text.contains("\"nullable\""));
+    }
+
+    #[test]
+    fn optional_object_fields_are_references_kubectl_explain_follows() {
+        let apps = built_in_document("apps/v1").unwrap();
+        let strategy = &apps["components"]["schemas"]["DeploymentStrategy"]["properties"];
+        assert_eq!(
+            strategy["rollingUpdate"]["allOf"][0]["$ref"],
+            "#/components/schemas/RollingUpdate"
+        );
+        assert!(!apps.to_string().contains("\"anyOf\":[{\"$ref\""));
     }
 }

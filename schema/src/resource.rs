@@ -5,6 +5,7 @@
 use crate::path::FieldPath;
 use crate::types::apiextensions::CustomResourceDefinition;
 use crate::types::apps::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use crate::types::autoscaling::HorizontalPodAutoscaler;
 use crate::types::batch::{CronJob, Job};
 use crate::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
@@ -405,6 +406,14 @@ impl Resource for NetworkPolicy {
 }
 
 impl Resource for PodDisruptionBudget {
+    fn same_body(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    status!(conditions);
+    no_pods!();
+}
+
+impl Resource for HorizontalPodAutoscaler {
     fn same_body(&self, other: &Self) -> bool {
         self.spec == other.spec
     }

@@ -359,6 +359,10 @@ fn details(out: &mut String, object: &Object, now: DateTime<Utc>) {
         Object::ResourceQuota(q) => yaml_section(out, "Hard", q.spec.hard.as_ref()),
         Object::LimitRange(r) => yaml_section(out, "Limits", Some(&r.spec.limits)),
         Object::PodDisruptionBudget(p) => yaml_section(out, "Spec", Some(&p.spec)),
+        Object::HorizontalPodAutoscaler(h) => {
+            yaml_section(out, "Spec", Some(&h.spec));
+            yaml_section(out, "Status", h.status.as_ref());
+        }
         Object::CustomResourceDefinition(c) => {
             yaml_section(out, "Spec", Some(&c.spec));
             yaml_section(out, "Status", c.status.as_ref());

@@ -134,6 +134,10 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
             .map(|m| m.object)
             .filter(desired)
             .collect();
+        let mut new = new;
+        notes.extend(keel_reconciler::plan::autoscaled::leave_to_autoscalers(
+            &old, &mut new,
+        ));
         let mut changes = diff(&old, &new);
         let verdict = apply_rules(&old, &mut changes, allow_empty);
         notes.extend(verdict.notes);

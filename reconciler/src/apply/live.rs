@@ -6,40 +6,101 @@
 //! - A Deployment, StatefulSet or DaemonSet keeps its pod template's
 //!   `kubectl.kubernetes.io/restartedAt` (`kubectl rollout restart`) unless git sets it:
 //!   dropping it would roll the pods back out again. Plans ignore it likewise.
+//! - A workload a HorizontalPodAutoscaler of the revision scales keeps its live `replicas`:
+//!   git's count is where it starts, and after that the autoscaler's count is no drift (what
+//!   Argo CD users write `ignoreDifferences` on `/spec/replicas` for).
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
-use keel_schema::Object;
 use keel_schema::types::pod::PodTemplateSpec;
+use keel_schema::{Kind, Object};
 
 /// The annotation `kubectl rollout restart` sets on a workload's pod template.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
-/// `manifest`, with what the cluster keeps of `current`.
-pub fn kept<'a>(manifest: &'a Object, current: &Object) -> Cow<'a, Object> {
-    match (manifest, current) {
-        (Object::Pod(m), Object::Pod(c))
-            if m.spec.node_name.as_deref().is_none_or(str::is_empty)
-                && c.spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) =>
-        {
-            let mut bound = m.clone();
-            bound.spec.node_name.clone_from(&c.spec.node_name);
-            Cow::Owned(Object::Pod(bound))
-        }
-        _ => match restarted_at(current) {
-            Some(at) if restarted_at(manifest).is_none() => {
-                let mut restarted = manifest.clone();
-                if let Some(template) = template_mut(&mut restarted) {
-                    template
-                        .metadata
-                        .annotations
-                        .get_or_insert_default()
-                        .insert(RESTARTED_AT.to_string(), at);
-                }
-                Cow::Owned(restarted)
+/// The workloads the autoscalers of a revision scale: (kind, namespace, name).
+#[derive(Debug, Default)]
+pub struct Autoscaled(BTreeSet<(Kind, String, String)>);
+
+impl Autoscaled {
+    /// The targets of the HorizontalPodAutoscalers among `objects`.
+    pub fn of<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Autoscaled {
+        let targets = objects.into_iter().filter_map(|o| match o {
+            Object::HorizontalPodAutoscaler(h) => {
+                let target = &h.spec.scale_target_ref;
+                let kind = Kind::from_name(&target.kind)?;
+                Some((kind, o.meta().namespace().to_string(), target.name.clone()))
             }
-            _ => Cow::Borrowed(manifest),
-        },
+            _ => None,
+        });
+        Autoscaled(targets.collect())
+    }
+
+    pub fn scales(&self, object: &Object) -> bool {
+        let meta = object.meta();
+        self.0.contains(&(
+            object.kind(),
+            meta.namespace().to_string(),
+            meta.name().to_string(),
+        ))
+    }
+}
+
+/// `manifest`, with what the cluster keeps of `current`.
+pub fn kept<'a>(
+    manifest: &'a Object,
+    current: &Object,
+    autoscaled: &Autoscaled,
+) -> Cow<'a, Object> {
+    if let (Object::Pod(m), Object::Pod(c)) = (manifest, current)
+        && m.spec.node_name.as_deref().is_none_or(str::is_empty)
+        && c.spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
+    {
+        let mut bound = m.clone();
+        bound.spec.node_name.clone_from(&c.spec.node_name);
+        return Cow::Owned(Object::Pod(bound));
+    }
+    let mut kept = Cow::Borrowed(manifest);
+    if let Some(at) = restarted_at(current)
+        && restarted_at(manifest).is_none()
+        && let Some(template) = template_mut(kept.to_mut())
+    {
+        template
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(RESTARTED_AT.to_string(), at);
+    }
+    if autoscaled.scales(manifest)
+        && let Some(live) = replicas(current)
+        && replicas(manifest) != Some(live)
+        && let Some(count) = replicas_mut(kept.to_mut())
+    {
+        *count = Some(live);
+    }
+    kept
+}
+
+/// The replicas a workload declares.
+pub fn replicas(object: &Object) -> Option<i64> {
+    match object {
+        Object::Deployment(d) => d.spec.replicas,
+        Object::StatefulSet(s) => s.spec.replicas,
+        Object::ReplicaSet(r) => r.spec.replicas,
+        Object::ReplicationController(r) => r.spec.replicas,
+        _ => None,
+    }
+}
+
+/// Where a workload's replicas are declared.
+pub fn replicas_mut(object: &mut Object) -> Option<&mut Option<i64>> {
+    match object {
+        Object::Deployment(d) => Some(&mut d.spec.replicas),
+        Object::StatefulSet(s) => Some(&mut s.spec.replicas),
+        Object::ReplicaSet(r) => Some(&mut r.spec.replicas),
+        Object::ReplicationController(r) => Some(&mut r.spec.replicas),
+        _ => None,
     }
 }
 
@@ -69,7 +130,7 @@ pub fn template_mut(object: &mut Object) -> Option<&mut PodTemplateSpec> {
 
 #[cfg(test)]
 mod tests {
-    use super::{RESTARTED_AT, kept, restarted_at, template_mut};
+    use super::{Autoscaled, RESTARTED_AT, kept, replicas, restarted_at, template_mut};
     use keel_schema::Object;
 
     fn deployment() -> Object {
@@ -85,6 +146,7 @@ mod tests {
 
     #[test]
     fn a_restart_mark_outlives_applying_git() {
+        let none = Autoscaled::default();
         let git = deployment();
         let mut live = deployment();
         template_mut(&mut live)
@@ -93,7 +155,7 @@ mod tests {
             .annotations
             .get_or_insert_default()
             .insert(RESTARTED_AT.into(), "2026-12-05T21:00:00Z".into());
-        let applied = kept(&git, &live);
+        let applied = kept(&git, &live, &none);
         assert_eq!(
             restarted_at(&applied).as_deref(),
             Some("2026-12-05T21:00:00Z")
@@ -110,7 +172,52 @@ mod tests {
             .annotations
             .get_or_insert_default()
             .insert(RESTARTED_AT.into(), "git".into());
-        assert_eq!(restarted_at(&kept(&marked, &live)).as_deref(), Some("git"));
-        assert!(restarted_at(&kept(&git, &deployment())).is_none());
+        assert_eq!(
+            restarted_at(&kept(&marked, &live, &none)).as_deref(),
+            Some("git")
+        );
+        assert!(restarted_at(&kept(&git, &deployment(), &none)).is_none());
+    }
+
+    fn autoscaler() -> Object {
+        Object::from_json(serde_json::json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "maxReplicas": 10}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_autoscaled_workload_keeps_its_live_replicas_and_git_starts_it() {
+        let with_replicas = |n: i64| {
+            let mut d = deployment();
+            if let Object::Deployment(d) = &mut d {
+                d.spec.replicas = Some(n);
+            }
+            d
+        };
+        let hpa = autoscaler();
+        let autoscaled = Autoscaled::of([&hpa, &with_replicas(2)]);
+        let (git, live) = (with_replicas(2), with_replicas(7));
+        let applied = kept(&git, &live, &autoscaled);
+        assert_eq!(replicas(&applied), Some(7));
+        assert!(
+            applied.same_declared(&live, &[], &[]),
+            "no drift to correct"
+        );
+        // Without the autoscaler in the revision, git's count is applied again.
+        let applied = kept(&git, &live, &Autoscaled::default());
+        assert_eq!(replicas(&applied), Some(2));
+        // Another workload of the same name is not its target.
+        let mut other = autoscaler();
+        if let Object::HorizontalPodAutoscaler(h) = &mut other {
+            h.spec.scale_target_ref.kind = "StatefulSet".into();
+        }
+        assert_eq!(
+            replicas(&kept(&git, &live, &Autoscaled::of([&other]))),
+            Some(2)
+        );
     }
 }

@@ -284,6 +284,7 @@ pub fn plan_stage(
     let mut ops = Vec::new();
     let mut counts = Applied::default();
     let mut desired_keys = std::collections::BTreeSet::new();
+    let autoscaled = live::Autoscaled::of(revision.manifests.iter().map(|m| &m.object));
     for manifest in &revision.manifests {
         if !keel_schema::ordering::is_desired(&manifest.object) {
             continue;
@@ -305,8 +306,10 @@ pub fn plan_stage(
                 counts.unchanged += 1;
             }
             Some(current) => {
-                let wanted =
-                    with_assigned(live::kept(&manifest.object, &current.object), &assigned);
+                let wanted = with_assigned(
+                    live::kept(&manifest.object, &current.object, &autoscaled),
+                    &assigned,
+                );
                 // An object another app applied is taken over: relabelled as this app's (as
                 // is one still labelled with an app keel.yaml no longer lists).
                 let label = current.object.meta().labels().get(APP).map(String::as_str);

@@ -151,6 +151,7 @@ async fn start_term(parts: &LeaderParts, term: &Tasks, store: Store) -> bool {
         &parts.config,
         &parts.metrics,
         events,
+        parts.dialer.clone(),
     );
     let syncer = Syncer {
         store,

@@ -282,6 +282,7 @@ fn start_cluster_state(
     config: &Config,
     metrics: &Metrics,
     events: Recorder,
+    agents: crate::nodes::dial::AgentDialer,
 ) {
     let settings = crate::controllers::Config {
         pod_eviction_timeout: config.pod_eviction_timeout,
@@ -289,7 +290,14 @@ fn start_cluster_state(
         load_balancer_pool: config.load_balancer_pool,
         ..Default::default()
     };
-    crate::controllers::start(tasks, store.clone(), cache.clone(), settings, events);
+    crate::controllers::start(
+        tasks,
+        store.clone(),
+        cache.clone(),
+        settings,
+        events,
+        agents,
+    );
 }
 
 /// The sync loop, after `wait_for_nodes` nodes are ready (when asked).

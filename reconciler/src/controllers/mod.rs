@@ -11,10 +11,13 @@
 //! - [`ingress`]: which Ingresses keel serves, and their status (the Ready nodes).
 //! - [`scheduling`]: binds pending pods with `keel_scheduler`.
 //! - [`volumes`]: the `local-path` provisioner: a claim's volume on its first pod's node.
+//! - [`autoscaler`]: HorizontalPodAutoscalers set their targets' replicas from the pods'
+//!   measured CPU and memory.
 //! - [`gc`]: deletes objects whose owners are gone.
 //! - [`eviction`]: deletes the pods of nodes that stayed not ready.
 //! - [`pods`]: what several controllers ask of a pod (active, ready, available, owner).
 
+pub mod autoscaler;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -44,7 +47,14 @@ use runtime::{Controller, Shared};
 
 /// Starts every controller on `tasks`; they run until the tasks' stop, and a shutdown waits
 /// for the reconciles in flight.
-pub fn start(tasks: &Tasks, store: Store, cache: Cache, config: Config, events: Recorder) {
+pub fn start(
+    tasks: &Tasks,
+    store: Store,
+    cache: Cache,
+    config: Config,
+    events: Recorder,
+    agents: crate::nodes::dial::AgentDialer,
+) {
     let pool = config.load_balancer_pool;
     let shared = Arc::new(Shared::new(store, cache, config, events));
     spawn(tasks, &shared, replicas::ReplicaController, 4);
@@ -65,6 +75,12 @@ pub fn start(tasks: &Tasks, store: Store, cache: Cache, config: Config, events: 
     spawn(tasks, &shared, ingress::IngressStatusController, 1);
     spawn(tasks, &shared, gc::GarbageCollector, 2);
     spawn(tasks, &shared, eviction::EvictionController, 1);
+    spawn(
+        tasks,
+        &shared,
+        autoscaler::AutoscalerController::new(agents),
+        1,
+    );
     let scheduler = scheduling::SchedulingController::default();
     spawn(tasks, &shared, scheduler, scheduling::WORKERS);
 }

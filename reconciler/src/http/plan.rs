@@ -123,9 +123,12 @@ pub async fn plan(State(state): State<AppState>, request: axum::extract::Request
         .iter()
         .map(|o| (keel_store::ObjectKey::of(o), o))
         .collect();
+    let left_to_autoscalers = crate::plan::autoscaled::leave_to_autoscalers(&current, &mut desired);
+    let autoscaled = crate::apply::live::Autoscaled::of(&desired);
     for wanted in &mut desired {
         if let Some(now) = live.get(&keel_store::ObjectKey::of(wanted))
-            && let std::borrow::Cow::Owned(kept) = crate::apply::live::kept(wanted, now)
+            && let std::borrow::Cow::Owned(kept) =
+                crate::apply::live::kept(wanted, now, &autoscaled)
         {
             *wanted = kept;
         }
@@ -140,6 +143,7 @@ pub async fn plan(State(state): State<AppState>, request: axum::extract::Request
         .unwrap_or_else(|| "cluster".into());
     let refused = verdict.refused || !assignment_errors.is_empty();
     let mut notes = verdict.notes;
+    notes.extend(left_to_autoscalers);
     match will_it_fit(&state.store, &changes, &desired).await {
         Ok(pending) => notes.extend(pending.iter().map(crate::plan::fit::Pending::note)),
         Err(e) => notes.push(format!("whether the new pods fit was not checked: {e}")),

@@ -25,6 +25,7 @@ pub mod readiness;
 pub mod registry;
 pub mod reports;
 pub mod sync;
+pub mod usage;
 
 pub use pod_cidrs::PodNetwork;
 pub use registry::{NodeRegistry, RegisterError, Registered};

@@ -113,7 +113,9 @@ pub fn plan_apps(from: &AppsLoad, to: &AppsLoad, only: Option<&str>) -> AppsPlan
         .collect();
     let listed = |name: &str| to.apps.iter().any(|a| a.spec.name.as_deref() == Some(name));
     let old_objects: Vec<Object> = old.iter().map(|(_, o)| o.clone()).collect();
-    let new_objects: Vec<Object> = new.iter().map(|(_, o)| o.clone()).collect();
+    let mut new_objects: Vec<Object> = new.iter().map(|(_, o)| o.clone()).collect();
+    let left_to_autoscalers =
+        super::autoscaled::leave_to_autoscalers(&old_objects, &mut new_objects);
     // Each change goes to the app that will hold the object (a deletion: the app that held
     // it, or the root app when that app is gone from keel.yaml).
     let mut by_app: HashMap<Option<String>, Vec<Change>> = HashMap::new();
@@ -198,5 +200,6 @@ pub fn plan_apps(from: &AppsLoad, to: &AppsLoad, only: Option<&str>) -> AppsPlan
         }
         plan.changes.extend(shown);
     }
+    plan.notes.extend(left_to_autoscalers);
     plan
 }

@@ -7,8 +7,10 @@
 //! - [`render`]: text, markdown (for a pull request comment) and JSON.
 //! - [`fit`]: the pods a revision would start, through the scheduler against live nodes.
 //! - [`apps`]: a plan of a repository of apps (keel.yaml `apps:`), app by app.
+//! - [`autoscaled`]: an autoscaled workload's replicas are not git's to change.
 
 pub mod apps;
+pub mod autoscaled;
 pub mod diff;
 pub mod display;
 pub mod fit;

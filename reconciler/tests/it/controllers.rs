@@ -47,7 +47,8 @@ impl Cluster {
             load_balancer_pool,
             ..Default::default()
         };
-        controllers::start(&tasks, store.clone(), cache, config, events);
+        let agents = keel_reconciler::nodes::dial::AgentDialer::new(None);
+        controllers::start(&tasks, store.clone(), cache, config, events, agents);
         Cluster {
             store,
             tasks,

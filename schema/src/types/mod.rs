@@ -16,6 +16,7 @@ macro_rules! model {
 
 pub mod apiextensions;
 pub mod apps;
+pub mod autoscaling;
 pub mod batch;
 pub mod core;
 pub mod custom;

@@ -25,7 +25,60 @@ pub fn validate_revision(items: &[Item<'_>]) -> Vec<(usize, FieldError)> {
     service_accounts(items, &mut out);
     claims(items, &mut out);
     pull_secrets(items, &mut out);
+    autoscaler_targets(items, &mut out);
     out
+}
+
+/// An autoscaler's target must be declared in its namespace, and each workload has at most
+/// one autoscaler: two would fight over its replicas (Kubernetes reports it as
+/// `AmbiguousSelector` and scales neither).
+fn autoscaler_targets(items: &[Item<'_>], out: &mut Vec<(usize, FieldError)>) {
+    let declared: BTreeMap<(&str, &str, &str), &str> = items
+        .iter()
+        .map(|item| {
+            let o = item.object;
+            (
+                (o.kind().as_str(), o.namespace(), o.name()),
+                item.origin.as_str(),
+            )
+        })
+        .collect();
+    let mut claimed: BTreeMap<(&str, &str, &str), &Item<'_>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let Object::HorizontalPodAutoscaler(hpa) = item.object else {
+            continue;
+        };
+        let target = &hpa.spec.scale_target_ref;
+        if !super::autoscaler::SCALABLE.contains(&target.kind.as_str()) || target.name.is_empty() {
+            continue;
+        }
+        let key = (
+            target.kind.as_str(),
+            item.object.namespace(),
+            target.name.as_str(),
+        );
+        let path = FieldPath::new("spec").field("scaleTargetRef").field("name");
+        let message = if !declared.contains_key(&key) {
+            format!(
+                "Not found: {} {:?} is not declared in namespace {:?}; name a workload the \
+                 repository declares",
+                key.0, key.2, key.1
+            )
+        } else if let Some(first) = claimed.get(&key) {
+            format!(
+                "Duplicate value: {} {:?} is already scaled by HorizontalPodAutoscaler {:?} \
+                 ({}); a workload takes one autoscaler",
+                key.0,
+                key.2,
+                first.object.name(),
+                first.origin
+            )
+        } else {
+            claimed.insert(key, item);
+            continue;
+        };
+        out.push((i, FieldError { path, message }));
+    }
 }
 
 /// A pod's ServiceAccount must be declared in its namespace (every namespace has

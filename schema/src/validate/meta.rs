@@ -53,6 +53,7 @@ pub fn validate_metadata(obj: &Object, errs: &mut Errors) {
                 | Kind::PersistentVolume
                 | Kind::NetworkPolicy
                 | Kind::PodDisruptionBudget
+                | Kind::HorizontalPodAutoscaler
                 | Kind::ResourceQuota
                 | Kind::LimitRange
                 | Kind::Job

@@ -4,6 +4,7 @@
 //! Messages follow Kubernetes' wording (`Required value`, `Invalid value: "x": …`,
 //! `Unsupported value: …: supported values: …`), so they read as users already know them.
 
+pub mod autoscaler;
 mod claims;
 mod crd;
 pub mod cross;
@@ -241,6 +242,10 @@ pub fn validate_object(obj: &Object) -> Vec<FieldError> {
         Object::PodDisruptionBudget(o) => {
             status_set(declared(&o.status), &mut errs);
             network_policy::validate_pdb(&o.spec, &spec, &mut errs);
+        }
+        Object::HorizontalPodAutoscaler(o) => {
+            status_set(declared(&o.status), &mut errs);
+            autoscaler::validate_autoscaler(&o.spec, &spec, &mut errs);
         }
         Object::ServiceAccount(o) => rbac::validate_service_account(o, &mut errs),
         Object::Role(o) => rbac::validate_rules(o.rules.as_ref(), false, &mut errs),

@@ -285,8 +285,14 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
 
     // kill -9 in the middle of a rollout: its agents go with it, and the next run on the
     // same data dir converges with one agent per node and exactly the declared containers.
-    // (v2 is merged already: reverting the revert brings web:2 back.)
-    git(&repo, &["revert", "--no-edit", "HEAD"]);
+    // (v2 is merged already: reverting the revert brings web:2 back. Other commits came
+    // since, from the kubectl checks: the revert is found by its message.)
+    let revert = git(
+        &repo,
+        &["log", "-1", "--format=%H", "--grep=^Revert \"web 2\""],
+    );
+    assert!(!revert.is_empty(), "the revert of web 2 is in the history");
+    git(&repo, &["revert", "--no-edit", &revert]);
     wait_until(Duration::from_secs(60), "the rollout to start", || {
         page().contains("image keel-example/web:2")
     });

@@ -1,6 +1,6 @@
 //! kubectl against `keel up`'s running cluster, as an operator uses it on real nodes:
 //! `keel kubeconfig`, get and describe, logs, exec and port-forward ([`super::streams`]),
-//! top, and the operations that are not desired state
+//! top, autoscaling ([`super::autoscaling`]), and the operations that are not desired state
 //! (delete pod, rollout restart, cordon, drain, uncordon), each recorded as an Event; a
 //! view token reads and is refused the rest.
 
@@ -13,7 +13,7 @@ use keel_e2e::binary;
 use super::support::{http_get_path, wait_until};
 
 /// kubectl with a kubeconfig: success, and stdout then stderr.
-fn kubectl(config: &Path, args: &[&str]) -> (bool, String) {
+pub(super) fn kubectl(config: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("kubectl")
         .args(args)
         .env("KUBECONFIG", config)
@@ -28,7 +28,7 @@ fn kubectl(config: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn ok(config: &Path, args: &[&str]) -> String {
+pub(super) fn ok(config: &Path, args: &[&str]) -> String {
     let (success, text) = kubectl(config, args);
     assert!(success, "kubectl {args:?}: {text}");
     text
@@ -167,6 +167,9 @@ pub fn operate(data: &Path, tls: &str, server: &str) {
         keel_top.starts_with("NAMESPACE   NAME") && keel_top.contains(" web "),
         "{keel_top}"
     );
+
+    // A HorizontalPodAutoscaler, scaling on what the agents measure.
+    super::autoscaling::check(k, data, server);
 
     // delete pod: a restart; its ReplicaSet replaces it.
     let victim = web[0].0.clone();

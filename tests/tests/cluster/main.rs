@@ -2,6 +2,7 @@
 //! Docker engine, driven only by git commits. What is asserted is what runs: pods in the API
 //! and containers counted in Docker.
 
+mod autoscaling;
 mod demo;
 mod ha;
 mod keel_up;

@@ -182,7 +182,7 @@ pub fn ready(pod: &Value) -> bool {
     })
 }
 
-pub fn wait_until(limit: Duration, what: &str, ok: impl Fn() -> bool) {
+pub fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ok() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -1,17 +1,16 @@
 //! `metrics.k8s.io/v1beta1`, as metrics-server serves it (`kubectl top`, `keel top`, the
 //! autoscaler): each request asks every registered node's agent for its latest usage sample
 //! (taken every 15 s from the containers' cgroups) and answers with `NodeMetrics` and
-//! `PodMetrics`. A node whose agent does not answer within [`ASK_TIMEOUT`] is left out, as
+//! `PodMetrics`. A node whose agent does not answer in time is left out, as
 //! metrics-server leaves out a node it cannot scrape.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use chrono::{DateTime, Utc};
-use keel_agent_protocol::{MetricsReport, MetricsRequest, ResourceUsage};
+use keel_agent_protocol::{MetricsReport, ResourceUsage};
 use keel_schema::selector::Selector;
 use keel_schema::{Kind, Object};
 use serde_json::{Value, json};
@@ -19,8 +18,6 @@ use serde_json::{Value, json};
 use super::super::errors::{bad_request, internal, status};
 use super::super::state::AppState;
 
-/// How long an agent may take to answer.
-pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 const API_VERSION: &str = "metrics.k8s.io/v1beta1";
 
 /// Each node's latest sample, from every registered node's agent at once.
@@ -30,28 +27,8 @@ async fn samples(state: &AppState) -> Result<Vec<(String, MetricsReport)>, Strin
         .list(Kind::Node, None, None)
         .await
         .map_err(|e| e.to_string())?;
-    let asks = nodes.items.iter().filter_map(|stored| {
-        let name = stored.object.meta().name().to_string();
-        let address = stored
-            .object
-            .meta()
-            .annotation(crate::nodes::AGENT_ADDRESS)?
-            .to_string();
-        let dialer = state.dialer.clone();
-        Some(async move {
-            let mut client = dialer
-                .connect(&name, &address, Some(ASK_TIMEOUT))
-                .await
-                .ok()?;
-            let report = client.metrics(MetricsRequest {}).await.ok()?.into_inner();
-            Some((name, report))
-        })
-    });
-    Ok(futures_util::future::join_all(asks)
-        .await
-        .into_iter()
-        .flatten()
-        .collect())
+    let nodes = nodes.items.iter().map(|stored| &stored.object);
+    Ok(crate::nodes::usage::samples(&state.dialer, nodes).await)
 }
 
 /// Kubernetes quantities: CPU in nanocores, memory in KiB.

@@ -181,6 +181,7 @@ impl NodeSync {
                 | Kind::ServiceAccount
                 | Kind::NetworkPolicy
                 | Kind::PodDisruptionBudget
+                | Kind::HorizontalPodAutoscaler
                 | Kind::ResourceQuota
                 | Kind::LimitRange
                 | Kind::Role

@@ -309,6 +309,16 @@ spec:
   selector: {matchLabels: {app: db}}
   unhealthyPodEvictionPolicy: AlwaysAllow
 ---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 10
+  behavior:
+    scaleDown:
+      policies: [{type: Pods, value: 1, periodSeconds: 60}]
+---
 apiVersion: v1
 kind: Secret
 metadata: {name: registry, namespace: shop}
@@ -512,6 +522,7 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             "StatefulSet",
             "NetworkPolicy",
             "PodDisruptionBudget",
+            "HorizontalPodAutoscaler",
             "Secret",
             "ServiceAccount",
             "Role",
@@ -538,6 +549,24 @@ fn valid_manifests_of_every_kind_load_with_defaults() {
             .map(|m| m.object.clone())
             .unwrap_or_else(|| panic!("{kind} {name} loaded"))
     };
+    // An autoscaler gets Kubernetes' defaults: one replica at least, CPU at 80%, and
+    // the rest of its rules filled in.
+    let Object::HorizontalPodAutoscaler(hpa) = find("HorizontalPodAutoscaler", "web") else {
+        unreachable!()
+    };
+    assert_eq!(hpa.spec.min_replicas, Some(1));
+    let metrics = hpa.spec.metrics.unwrap_or_default();
+    let cpu = metrics[0].resource.as_ref().unwrap();
+    assert_eq!(
+        (cpu.name.as_str(), cpu.target.average_utilization),
+        ("cpu", Some(80))
+    );
+    let behavior = hpa.spec.behavior.unwrap();
+    let down = behavior.scale_down.unwrap();
+    assert_eq!(down.stabilization_window_seconds, Some(300));
+    assert_eq!(down.select_policy.as_deref(), Some("Max"));
+    assert_eq!(down.policies.unwrap()[0].value, 1, "its own policy is kept");
+    assert_eq!(behavior.scale_up.unwrap().policies.unwrap().len(), 2);
     // A Group subject without its API group gets RBAC's, as Kubernetes defaults it.
     let Object::ClusterRoleBinding(binding) = find("ClusterRoleBinding", "shop:metrics") else {
         unreachable!()

@@ -1,6 +1,7 @@
 //! Invalid manifests, one table per topic: each case is one file's text and the exact
 //! `(line, field)` of every error expected, with a fragment of each message.
 
+mod autoscalers;
 mod claims;
 mod definitions;
 mod documents;
@@ -22,6 +23,7 @@ fn all_cases() -> impl Iterator<Item = &'static Case> {
         rbac::CASES,
         claims::CASES,
         definitions::CASES,
+        autoscalers::CASES,
     ]
     .into_iter()
     .flatten()
