@@ -153,8 +153,14 @@ fn ingress(i: &keel_schema::types::networking::Ingress) -> (Health, String) {
     }
 }
 
+/// What an autoscaler says while its target's pods have no sample yet (up to 30 s after
+/// they start): Progressing, not Degraded.
+pub const NOT_MEASURED_YET: &str =
+    "no measurement for any ready pod yet (a pod is measured from its second sample)";
+
 /// Healthy while it can measure and scale; Degraded with the autoscaler's reason when it
-/// cannot (no metrics, a target without requests, a missing target).
+/// cannot (a target without requests, a missing target); Progressing until the first
+/// measurement.
 fn autoscaler(h: &keel_schema::types::autoscaling::HorizontalPodAutoscaler) -> (Health, String) {
     let failing = ["AbleToScale", "ScalingActive"]
         .into_iter()
@@ -166,6 +172,9 @@ fn autoscaler(h: &keel_schema::types::autoscaling::HorizontalPodAutoscaler) -> (
             .as_deref()
             .or(c.reason.as_deref())
             .unwrap_or_default();
+        if why.contains(NOT_MEASURED_YET) {
+            return (Health::Progressing, why.to_string());
+        }
         return (Health::Degraded, why.to_string());
     }
     let Some(status) = &h.status else {
@@ -392,6 +401,40 @@ mod tests {
         let plain = service(serde_json::json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}));
         assert_eq!(health(&plain).0, Health::Healthy);
+    }
+
+    #[test]
+    fn an_autoscaler_waits_for_its_first_measurement_and_is_degraded_when_it_cannot_measure() {
+        let hpa = |status: serde_json::Value| {
+            Object::from_json(serde_json::json!({"apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+                "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                         "maxReplicas": 4,
+                         "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                             "target": {"type": "Utilization", "averageUtilization": 50}}}]},
+                "status": status}))
+            .expect("an autoscaler")
+        };
+        let failing = |message: &str| {
+            hpa(serde_json::json!({"desiredReplicas": 2, "conditions": [
+                {"type": "ScalingActive", "status": "False", "message": message}]}))
+        };
+        let waiting = format!("failed to get cpu utilization: {NOT_MEASURED_YET}");
+        assert_eq!(health(&failing(&waiting)).0, Health::Progressing);
+        let missing = "failed to get cpu utilization: missing request for cpu in container web";
+        assert_eq!(
+            health(&failing(missing)),
+            (Health::Degraded, missing.to_string())
+        );
+        let working = hpa(
+            serde_json::json!({"desiredReplicas": 3, "currentReplicas": 2,
+            "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "current": {"averageUtilization": 75}}}]}),
+        );
+        assert_eq!(
+            health(&working),
+            (Health::Healthy, "3 replicas; cpu: 75%/50%".to_string())
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn propose(pods: &[PodPart], goal: Goal, current: i64) -> Result<Proposal, &
         (base > 0.0).then(|| usage / base)
     };
     let Some(per_base) = ratio_of(&measured) else {
-        return Err("no measurement for any ready pod yet (new pods are measured after 15 s)");
+        return Err(keel_api::health::NOT_MEASURED_YET);
     };
     let ratio = per_base / goal.per_base;
     let ready = pods
