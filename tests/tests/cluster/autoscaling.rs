@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keel_e2e::{binary, git};
 
@@ -47,6 +47,9 @@ spec:
       stabilizationWindowSeconds: 0
       policies: [{type: Pods, value: 1, periodSeconds: 20}]
 ";
+
+/// The scale-down policy's period in [`BURN`], and a little more.
+const SCALE_DOWN_PERIOD: Duration = Duration::from_secs(22);
 
 fn commit(repo: &Path, replicas: u32, resource: &str, target: &str, message: &str) {
     let text = BURN
@@ -101,6 +104,7 @@ pub fn check(k: &Path, data: &Path, server: &str) {
     wait_until(Duration::from_secs(150), "burn scaled up to 3", || {
         replicas(k) == Some(3)
     });
+    let scaled_up = Instant::now();
     let hpa = ok(k, &["get", "hpa", "burn"]);
     let row = hpa.lines().nth(1).unwrap_or_default().to_string();
     let columns: Vec<&str> = row.split_whitespace().collect();
@@ -127,7 +131,10 @@ pub fn check(k: &Path, data: &Path, server: &str) {
     assert_eq!(code, Some(0), "the autoscaler's count is not drift: {text}");
 
     // A memory target far above use, and a new count in git: the count is not applied,
-    // and the pods go one per 20 s, as the policy allows.
+    // and the pods go one per 20 s, as the policy allows. (Pods added within a period count
+    // against it, as in Kubernetes: right after 1 -> 3 the policy's period would start at 1,
+    // so the change comes once that period is over.)
+    std::thread::sleep(SCALE_DOWN_PERIOD.saturating_sub(scaled_up.elapsed()));
     commit(
         &repo,
         2,
