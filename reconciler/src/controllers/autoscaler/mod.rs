@@ -17,7 +17,7 @@ pub mod measure;
 pub mod replicas;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -48,13 +48,21 @@ pub const SYNC_PERIOD: Duration = Duration::from_secs(15);
 pub struct AutoscalerController {
     dialer: AgentDialer,
     histories: Mutex<HashMap<ObjectKey, History>>,
+    /// Each node's agent: when it was last asked, and its answer.
+    asked: Mutex<HashMap<String, Asked>>,
 }
+
+type Asked = (Instant, Option<Arc<MetricsReport>>);
+
+/// How long a node's sample is used again before its agent is asked anew.
+const SAMPLE_REUSE: Duration = Duration::from_secs(10);
 
 impl AutoscalerController {
     pub fn new(dialer: AgentDialer) -> AutoscalerController {
         AutoscalerController {
             dialer,
             histories: Mutex::default(),
+            asked: Mutex::default(),
         }
     }
 }
@@ -204,7 +212,7 @@ impl AutoscalerController {
         let reports = self.samples(ctx.cache(), &pods).await;
         let samples: measure::Samples<'_> = reports
             .iter()
-            .flat_map(|(_, r)| &r.pods)
+            .flat_map(|r| &r.pods)
             .map(|p| ((p.namespace.as_str(), p.name.as_str()), p))
             .collect();
         let pod_refs: Vec<&Pod> = pods.iter().map(|(_, p)| p).collect();
@@ -324,16 +332,54 @@ impl AutoscalerController {
         Ok(Some(pass))
     }
 
-    /// The latest samples of the nodes the pods run on.
-    async fn samples(&self, cache: &Cache, pods: &[(String, Pod)]) -> Vec<(String, MetricsReport)> {
+    /// The latest samples of the nodes the pods run on. A node asked within
+    /// [`SAMPLE_REUSE`] is not asked again (its agent samples every 15 s anyway): many
+    /// autoscalers, or a node whose agent does not answer, cost one ask per node per period.
+    async fn samples(&self, cache: &Cache, pods: &[(String, Pod)]) -> Vec<Arc<MetricsReport>> {
+        let now = Instant::now();
         let mut names: Vec<&str> = pods.iter().map(|(node, _)| node.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        let nodes: Vec<std::sync::Arc<Stored>> = names
+        let mut reports = Vec::new();
+        let mut to_ask = Vec::new();
+        {
+            let asked = self.asked_lock();
+            for name in names {
+                match asked.get(name) {
+                    Some((at, report)) if now.duration_since(*at) < SAMPLE_REUSE => {
+                        reports.extend(report.clone());
+                    }
+                    _ => to_ask.push(name),
+                }
+            }
+        }
+        if to_ask.is_empty() {
+            return reports;
+        }
+        let nodes: Vec<Arc<Stored>> = to_ask
             .iter()
             .filter_map(|n| cache.get(&ObjectKey::new(Kind::Node, "", n)))
             .collect();
-        crate::nodes::usage::samples(&self.dialer, nodes.iter().map(|s| &s.object)).await
+        let mut answers =
+            crate::nodes::usage::samples(&self.dialer, nodes.iter().map(|s| &s.object)).await;
+        let mut asked = self.asked_lock();
+        for name in to_ask {
+            let answer = answers
+                .iter()
+                .position(|(node, _)| node == name)
+                .map(|i| Arc::new(answers.swap_remove(i).1));
+            reports.extend(answer.clone());
+            asked.insert(name.to_string(), (now, answer));
+        }
+        // Nodes no pod runs on any more are forgotten.
+        asked.retain(|_, (at, _)| now.duration_since(*at) < SAMPLE_REUSE * 10);
+        reports
+    }
+
+    fn asked_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Asked>> {
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
