@@ -30,6 +30,29 @@ impl Object {
         self.resource_mut().conditions_mut()
     }
 
+    /// The replicas a scalable workload (Deployment, StatefulSet, ReplicaSet,
+    /// ReplicationController) declares; `None` for other kinds, or when unset.
+    pub fn replicas(&self) -> Option<i64> {
+        match self {
+            Object::Deployment(d) => d.spec.replicas,
+            Object::StatefulSet(s) => s.spec.replicas,
+            Object::ReplicaSet(r) => r.spec.replicas,
+            Object::ReplicationController(r) => r.spec.replicas,
+            _ => None,
+        }
+    }
+
+    /// Where a scalable workload declares its replicas.
+    pub fn replicas_mut(&mut self) -> Option<&mut Option<i64>> {
+        match self {
+            Object::Deployment(d) => Some(&mut d.spec.replicas),
+            Object::StatefulSet(s) => Some(&mut s.spec.replicas),
+            Object::ReplicaSet(r) => Some(&mut r.spec.replicas),
+            Object::ReplicationController(r) => Some(&mut r.spec.replicas),
+            _ => None,
+        }
+    }
+
     /// The pods this object runs (a pod's spec, a workload's template), if any.
     pub fn pod_template(&self) -> Option<PodTemplateRef<'_>> {
         self.resource().pod_template()

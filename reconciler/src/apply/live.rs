@@ -73,35 +73,13 @@ pub fn kept<'a>(
             .insert(RESTARTED_AT.to_string(), at);
     }
     if autoscaled.scales(manifest)
-        && let Some(live) = replicas(current)
-        && replicas(manifest) != Some(live)
-        && let Some(count) = replicas_mut(kept.to_mut())
+        && let Some(live) = current.replicas()
+        && manifest.replicas() != Some(live)
+        && let Some(count) = kept.to_mut().replicas_mut()
     {
         *count = Some(live);
     }
     kept
-}
-
-/// The replicas a workload declares.
-pub fn replicas(object: &Object) -> Option<i64> {
-    match object {
-        Object::Deployment(d) => d.spec.replicas,
-        Object::StatefulSet(s) => s.spec.replicas,
-        Object::ReplicaSet(r) => r.spec.replicas,
-        Object::ReplicationController(r) => r.spec.replicas,
-        _ => None,
-    }
-}
-
-/// Where a workload's replicas are declared.
-pub fn replicas_mut(object: &mut Object) -> Option<&mut Option<i64>> {
-    match object {
-        Object::Deployment(d) => Some(&mut d.spec.replicas),
-        Object::StatefulSet(s) => Some(&mut s.spec.replicas),
-        Object::ReplicaSet(r) => Some(&mut r.spec.replicas),
-        Object::ReplicationController(r) => Some(&mut r.spec.replicas),
-        _ => None,
-    }
 }
 
 /// The restart mark on a workload's pod template.
@@ -130,7 +108,7 @@ pub fn template_mut(object: &mut Object) -> Option<&mut PodTemplateSpec> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Autoscaled, RESTARTED_AT, kept, replicas, restarted_at, template_mut};
+    use super::{Autoscaled, RESTARTED_AT, kept, restarted_at, template_mut};
     use keel_schema::Object;
 
     fn deployment() -> Object {
@@ -202,21 +180,21 @@ mod tests {
         let autoscaled = Autoscaled::of([&hpa, &with_replicas(2)]);
         let (git, live) = (with_replicas(2), with_replicas(7));
         let applied = kept(&git, &live, &autoscaled);
-        assert_eq!(replicas(&applied), Some(7));
+        assert_eq!(applied.replicas(), Some(7));
         assert!(
             applied.same_declared(&live, &[], &[]),
             "no drift to correct"
         );
         // Without the autoscaler in the revision, git's count is applied again.
         let applied = kept(&git, &live, &Autoscaled::default());
-        assert_eq!(replicas(&applied), Some(2));
+        assert_eq!(applied.replicas(), Some(2));
         // Another workload of the same name is not its target.
         let mut other = autoscaler();
         if let Object::HorizontalPodAutoscaler(h) = &mut other {
             h.spec.scale_target_ref.kind = "StatefulSet".into();
         }
         assert_eq!(
-            replicas(&kept(&git, &live, &Autoscaled::of([&other]))),
+            kept(&git, &live, &Autoscaled::of([&other])).replicas(),
             Some(2)
         );
     }

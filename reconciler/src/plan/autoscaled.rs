@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use keel_schema::Object;
 use keel_store::ObjectKey;
 
-use crate::apply::live::{Autoscaled, replicas, replicas_mut};
+use crate::apply::live::Autoscaled;
 
 /// Gives each workload of `after` that an autoscaler of `after` scales the replicas it has
 /// in `before` (the live objects, or the older revision); one note per count git changed.
@@ -15,7 +15,7 @@ pub fn leave_to_autoscalers(before: &[Object], after: &mut [Object]) -> Vec<Stri
     let autoscaled = Autoscaled::of(after.iter());
     let counts: HashMap<ObjectKey, i64> = before
         .iter()
-        .filter_map(|o| Some((ObjectKey::of(o), replicas(o)?)))
+        .filter_map(|o| Some((ObjectKey::of(o), o.replicas()?)))
         .collect();
     let mut notes = Vec::new();
     for object in after.iter_mut() {
@@ -25,7 +25,7 @@ pub fn leave_to_autoscalers(before: &[Object], after: &mut [Object]) -> Vec<Stri
         let Some(&count) = counts.get(&ObjectKey::of(object)) else {
             continue;
         };
-        let git = replicas(object);
+        let git = object.replicas();
         if git == Some(count) {
             continue;
         }
@@ -36,7 +36,7 @@ pub fn leave_to_autoscalers(before: &[Object], after: &mut [Object]) -> Vec<Stri
             object.meta().name(),
             git.map_or_else(|| "default".to_string(), |n| n.to_string()),
         ));
-        if let Some(field) = replicas_mut(object) {
+        if let Some(field) = object.replicas_mut() {
             *field = Some(count);
         }
     }
@@ -77,7 +77,7 @@ mod tests {
         let before = objects(5, true);
         let mut after = objects(2, true);
         let notes = leave_to_autoscalers(&before, &mut after);
-        assert_eq!(replicas(&after[0]), Some(5));
+        assert_eq!(after[0].replicas(), Some(5));
         assert_eq!(
             notes,
             [
@@ -87,10 +87,10 @@ mod tests {
         // Without an autoscaler in the new revision, git's count is a change again.
         let mut after = objects(2, false);
         assert!(leave_to_autoscalers(&before, &mut after).is_empty());
-        assert_eq!(replicas(&after[0]), Some(2));
+        assert_eq!(after[0].replicas(), Some(2));
         // A new workload starts from git's count.
         let mut after = objects(2, true);
         assert!(leave_to_autoscalers(&[], &mut after).is_empty());
-        assert_eq!(replicas(&after[0]), Some(2));
+        assert_eq!(after[0].replicas(), Some(2));
     }
 }

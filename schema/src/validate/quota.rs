@@ -147,17 +147,13 @@ fn storage(spec: &crate::types::storage::PersistentVolumeClaimSpec) -> i64 {
 
 fn replicas(object: &Object) -> i64 {
     let n = match object {
-        Object::Deployment(d) => d.spec.replicas,
-        Object::ReplicaSet(r) => r.spec.replicas,
-        Object::ReplicationController(r) => r.spec.replicas,
-        Object::StatefulSet(s) => s.spec.replicas,
         // At most the pods that run at once: parallelism, no more than completions.
         Object::Job(j) => match (j.spec.parallelism, j.spec.completions) {
             (Some(p), Some(c)) => Some(p.min(c)),
             (p, c) => p.or(c),
         },
         Object::CronJob(c) => c.spec.job_template.spec.parallelism,
-        _ => None,
+        _ => object.replicas(),
     };
     n.unwrap_or(1).max(0)
 }

@@ -52,6 +52,11 @@ fn source(metric: &MetricSpec) -> Result<Source<'_>, String> {
     }
 }
 
+/// The resource a metric is about (`cpu`), or its type when keel does not measure it.
+pub fn resource_name(metric: &MetricSpec) -> &str {
+    source(metric).map_or(metric.type_.as_str(), |s| s.resource)
+}
+
 /// In the calculator's units: millicores of CPU, bytes of memory.
 fn amount(resource: &str, q: &Quantity) -> Result<f64, String> {
     let value = if resource == "cpu" {

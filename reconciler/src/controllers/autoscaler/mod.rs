@@ -35,7 +35,6 @@ use keel_store::{ObjectKey, Stored};
 use self::behavior::{History, Rules};
 use super::keys_of_kind;
 use super::runtime::{Action, Controller, Ctx, Raced, Result};
-use crate::apply::live::{replicas as declared_replicas, replicas_mut};
 use crate::cache::{Cache, Change};
 use crate::nodes::dial::AgentDialer;
 
@@ -190,7 +189,7 @@ impl AutoscalerController {
             ));
             return Ok(Some(pass));
         };
-        let current = declared_replicas(&target.object).unwrap_or(1);
+        let current = target.object.replicas().unwrap_or(1);
         pass.current = current;
         pass.desired = current;
         if current == 0 {
@@ -224,7 +223,12 @@ impl AutoscalerController {
                     let proposal = replicas::propose(&m.parts, m.goal, current)?;
                     Ok((proposal, m))
                 })
-                .map_err(|e| format!("failed to get {}: {e}", m_title(metric)));
+                .map_err(|e| {
+                    format!(
+                        "failed to get {} utilization: {e}",
+                        measure::resource_name(metric)
+                    )
+                });
             match found {
                 Ok((proposal, measured)) => {
                     pass.metrics
@@ -294,7 +298,7 @@ impl AutoscalerController {
         }
         if decision.replicas != current {
             let mut scaled = target.object.clone();
-            if let Some(count) = replicas_mut(&mut scaled) {
+            if let Some(count) = scaled.replicas_mut() {
                 *count = Some(decision.replicas);
             }
             if ctx
@@ -381,17 +385,6 @@ impl AutoscalerController {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// A metric's name for messages before it could be measured.
-fn m_title(metric: &keel_schema::types::autoscaling::MetricSpec) -> String {
-    let name = metric
-        .resource
-        .as_ref()
-        .map(|r| r.name.as_str())
-        .or(metric.container_resource.as_ref().map(|c| c.name.as_str()))
-        .unwrap_or(metric.type_.as_str());
-    format!("{name} utilization")
 }
 
 /// The target's active pods that its selector picks, with the node each runs on.
