@@ -3,10 +3,8 @@
 use clap::ValueEnum;
 
 use keel_api::plan::{PlanReport, PlanRequest};
-use keel_reconciler::plan::diff;
 use keel_reconciler::plan::render::{self, Plan};
-use keel_reconciler::plan::rules::apply_rules;
-use keel_reconciler::source::{AppsLoad, RepoTree};
+use keel_reconciler::source::RepoTree;
 use keel_schema::Object;
 
 use crate::credentials::{connect, explain};
@@ -67,27 +65,19 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     let keys = args.sops.keys()?;
     let decrypt = keys.map(|k| k as std::sync::Arc<dyn keel_schema::encrypted::Decrypt>);
     let repo = RepoTree::open(&args.repo)?.with_decrypt(decrypt);
-    if args.server.is_none() {
-        let everything = |_: &keel_schema::load::apps::AppSpec, _: &str| true;
-        let to = repo.load_apps(&args.to, args.path.as_deref(), &|_| Vec::new(), &everything)?;
-        let named = to.apps.iter().any(|a| a.spec.name.is_some());
-        if let Some(app) = &args.app
-            && !to.apps.iter().any(|a| a.spec.label() == app)
-        {
-            let names: Vec<&str> = to.apps.iter().map(|a| a.spec.label()).collect();
-            anyhow::bail!(
-                "no app {app:?} in {}; the apps are {}",
-                to.commit.short,
-                names.join(", ")
-            );
-        }
-        if named && to.config_errors.is_empty() {
-            return plan_apps(args, &repo, &to);
-        }
-    }
+    let Some(server) = &args.server else {
+        let from = args.from.as_deref().unwrap_or("HEAD");
+        let planned = keel_reconciler::plan::revisions::between(
+            &repo,
+            from,
+            &args.to,
+            args.path.as_deref(),
+            args.app.as_deref(),
+        )?;
+        return show(&planned.plan, args.format, planned.invalid);
+    };
     let (to_info, to_rev) = repo.load(&args.to, args.path.as_deref())?;
     let errors = to_rev.errors.clone();
-    let kustomizations = to_rev.kustomizations.clone();
     // Hooks and objects marked Skip are not desired state: they are neither created nor kept.
     let desired = |o: &Object| keel_schema::ordering::is_desired(o);
     let new: Vec<_> = to_rev
@@ -100,11 +90,8 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
     let mut notes = Vec::new();
     let mut refused = false;
     let (from, changes) = if !errors.is_empty() {
-        (
-            args.from.clone().unwrap_or_else(|| "cluster".into()),
-            Vec::new(),
-        )
-    } else if let Some(server) = &args.server {
+        ("cluster".to_string(), Vec::new())
+    } else {
         let answer = plan_against_server(server, &new, allow_empty)?;
         notes = answer.notes;
         if new.iter().any(|o| matches!(o, Object::Secret(_))) {
@@ -112,37 +99,6 @@ fn plan(args: &Args) -> anyhow::Result<i32> {
         }
         refused = answer.refused;
         (answer.from, answer.changes)
-    } else {
-        let from = args.from.as_deref().unwrap_or("HEAD");
-        let (from_info, from_rev) = repo.load(from, args.path.as_deref())?;
-        if !from_rev.is_valid() {
-            notes.push(format!(
-                "the base revision {} is itself invalid ({} errors): objects in its broken files are not counted",
-                from_info.short,
-                from_rev.errors.len()
-            ));
-        }
-        let changed = repo.changed_files(from, &args.to)?;
-        notes.extend(reached_notes(
-            &from_rev.kustomizations,
-            &kustomizations,
-            &changed,
-        ));
-        let old: Vec<_> = from_rev
-            .manifests
-            .into_iter()
-            .map(|m| m.object)
-            .filter(desired)
-            .collect();
-        let mut new = new;
-        notes.extend(keel_reconciler::plan::autoscaled::leave_to_autoscalers(
-            &old, &mut new,
-        ));
-        let mut changes = diff(&old, &new);
-        let verdict = apply_rules(&old, &mut changes, allow_empty);
-        notes.extend(verdict.notes);
-        refused = verdict.refused;
-        (from_info.short, render::rows(&changes))
     };
     let plan = Plan {
         from,
@@ -169,95 +125,6 @@ fn show(plan: &Plan, format: Format, invalid: bool) -> anyhow::Result<i32> {
     } else {
         EXIT_CHANGES
     })
-}
-
-/// A plan between two revisions of a repository of apps: app by app, as the server applies.
-fn plan_apps(args: &Args, repo: &RepoTree, to: &AppsLoad) -> anyhow::Result<i32> {
-    let from_rev = args.from.as_deref().unwrap_or("HEAD");
-    let everything = |_: &keel_schema::load::apps::AppSpec, _: &str| true;
-    let from = repo.load_apps(from_rev, args.path.as_deref(), &|_| Vec::new(), &everything)?;
-    let mut notes = Vec::new();
-    if !from.config_errors.is_empty() {
-        notes.push(format!(
-            "the base revision {}'s keel.yaml is itself invalid: its objects are not counted, so everything shows as created",
-            from.commit.short
-        ));
-    }
-    let changed = repo.changed_files(from_rev, &args.to)?;
-    let roots = |load: &AppsLoad| -> Vec<keel_schema::kustomize::Root> {
-        load.apps
-            .iter()
-            .filter_map(|a| a.revision.as_ref())
-            .flat_map(|r| r.kustomizations.iter().cloned())
-            .collect()
-    };
-    notes.extend(reached_notes(&roots(&from), &roots(to), &changed));
-    let planned = keel_reconciler::plan::apps::plan_apps(&from, to, args.app.as_deref());
-    notes.extend(planned.notes);
-    let plan = Plan {
-        from: from.commit.short.clone(),
-        to: to.commit.short.clone(),
-        changes: planned.changes,
-        errors: Vec::new(),
-        notes,
-    };
-    show(&plan, args.format, planned.invalid || planned.refused)
-}
-
-/// For each kustomization a change reaches through a file it shares with others (a base, a
-/// component), a note naming it: a reviewer of a base change sees every overlay it lands in.
-fn reached_notes(
-    before: &[keel_schema::kustomize::Root],
-    after: &[keel_schema::kustomize::Root],
-    changed: &[String],
-) -> Vec<String> {
-    use std::collections::BTreeMap;
-    // A changed file, and the kustomizations that read it (before or after the change).
-    let mut readers: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
-    for roots in [before, after] {
-        for (dir, files) in keel_schema::kustomize::reached(roots, changed) {
-            for f in files {
-                readers.entry(f).or_default().insert(dir);
-            }
-        }
-    }
-    // Files read by one kustomization of their own folder are no news; shared ones are.
-    readers.retain(|file, dirs| {
-        dirs.len() > 1
-            || dirs
-                .iter()
-                .any(|d| !(d.is_empty() || file.starts_with(&format!("{d}/"))))
-    });
-    // One note per set of kustomizations reached, naming the files that reach them.
-    let mut by_dirs: BTreeMap<Vec<&str>, Vec<&str>> = BTreeMap::new();
-    for (file, dirs) in readers {
-        by_dirs
-            .entry(dirs.into_iter().collect())
-            .or_default()
-            .push(file);
-    }
-    by_dirs
-        .into_iter()
-        .map(|(dirs, files)| {
-            let shown: Vec<String> = dirs
-                .iter()
-                .map(|d| {
-                    if d.is_empty() {
-                        ".".to_string()
-                    } else {
-                        d.to_string()
-                    }
-                })
-                .collect();
-            format!(
-                "{} reaches {} kustomization{}: {}",
-                files.join(", "),
-                dirs.len(),
-                if dirs.len() == 1 { "" } else { "s" },
-                shown.join(", ")
-            )
-        })
-        .collect()
 }
 
 /// Asks the server to diff `desired` against what it has applied. Objects go to the server

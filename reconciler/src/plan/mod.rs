@@ -8,6 +8,7 @@
 //! - [`fit`]: the pods a revision would start, through the scheduler against live nodes.
 //! - [`apps`]: a plan of a repository of apps (keel.yaml `apps:`), app by app.
 //! - [`autoscaled`]: an autoscaled workload's replicas are not git's to change.
+//! - [`revisions`]: the plan between two revisions (`keel plan`, the web UI's diffs).
 
 pub mod apps;
 pub mod autoscaled;
@@ -15,6 +16,7 @@ pub mod diff;
 pub mod display;
 pub mod fit;
 pub mod render;
+pub mod revisions;
 pub mod rules;
 pub mod summary;
 
