@@ -263,6 +263,13 @@ impl Client {
             .await
     }
 
+    /// A one-time sign-in path of the web UI, for this client's token (`keel ui`).
+    pub async fn ui_login(&self) -> Result<crate::ui::UiLogin> {
+        let url = self.url(paths::UI_LOGIN);
+        self.decode(url.clone(), self.http.post(&url), "a sign-in link")
+            .await
+    }
+
     pub async fn tokens(&self) -> Result<Vec<TokenInfo>> {
         let list: TokenList = self.get(paths::TOKENS, "a list of tokens").await?;
         Ok(list.items)

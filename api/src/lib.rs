@@ -5,6 +5,7 @@
 //! - [`status`]: `/api/keel/status`, what the sync loop reports.
 //! - [`plan`]: `POST /api/keel/plan`, a revision planned against what the server applied.
 //! - [`tokens`]: `/api/keel/tokens`, join tokens.
+//! - [`ui`]: `/api/keel/ui-login`, the one-time sign-in link of the web UI (`keel ui`).
 //! - [`errors`]: the error bodies (Kubernetes `Status`, or `{"error": …}`).
 //! - [`metrics`]: `metrics.k8s.io` (`keel top`).
 //! - [`channels`]: the channel protocol of exec, attach and port-forward over WebSocket.
@@ -28,6 +29,7 @@ pub mod paths;
 pub mod plan;
 pub mod status;
 pub mod tokens;
+pub mod ui;
 
 #[cfg(feature = "client")]
 pub mod client;

@@ -30,6 +30,8 @@ pub const HISTORY: &str = "/api/keel/history";
 pub const APPLIED: &str = "/api/keel/applied";
 pub const PLAN: &str = "/api/keel/plan";
 pub const TOKENS: &str = "/api/keel/tokens";
+/// `POST`: a one-time web UI sign-in path (`keel ui`).
+pub const UI_LOGIN: &str = "/api/keel/ui-login";
 /// One join token, by id (`DELETE`).
 pub const TOKEN: &str = "/api/keel/tokens/{id}";
 /// `POST {"nonce": …}`: the server proves it holds the admin token (see `keel_tls::token_proof`).

@@ -97,6 +97,9 @@ pub enum Command {
     /// the tip is not what runs (it failed, is not applied yet, or the branch cannot be
     /// read).
     Status(status::Args),
+    /// Sign in to the web UI: prints a one-time link (and opens it where a browser is at
+    /// hand) that signs the browser in with this CLI's token.
+    Ui(verbs::ui::Args),
     /// Manage the bootstrap tokens new nodes join with (`keel token create`).
     #[command(subcommand)]
     Token(token::Command),
@@ -132,6 +135,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Exec(args) => exec::run(&args),
         Command::PortForward(args) => port_forward::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Ui(args) => verbs::ui::run(&args),
         Command::Token(command) => token::run(&command),
         Command::Delete(command) => delete::run(&command),
     }

@@ -214,6 +214,11 @@ impl Cache {
             .collect()
     }
 
+    /// Every object held, in key order (the web UI's tree).
+    pub fn all(&self) -> Vec<Arc<Stored>> {
+        self.read().objects.values().cloned().collect()
+    }
+
     /// Pods bound to `node`, in key order.
     pub fn pods_on(&self, node: &str) -> Vec<Arc<Stored>> {
         let state = self.read();

@@ -24,7 +24,7 @@ use keel_schema::types::pod::Pod;
 
 use fit::Reason;
 pub use fit::{FitError, tolerates};
-use request::PodRequest;
+pub use request::PodRequest;
 
 /// kube-scheduler's default pod limit per node when a node does not say.
 pub const DEFAULT_MAX_PODS: u32 = 110;

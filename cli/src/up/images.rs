@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 
 use keel_rootfs::Rootfs;
 
-/// `web`'s page: the ConfigMap's HTML, which pod answered, and what `api` said.
+/// `web`'s page: the ConfigMap's HTML, which pod answered, and what `api` said; a log line
+/// for each page served.
 const WEB_PAGE: &str = r#"#!/bin/sh
 # The page of keel's example app (a CGI script run by busybox httpd for "/").
 echo "Content-Type: text/html"
@@ -17,6 +18,8 @@ cat /config/index.html 2>/dev/null || echo "<p>(no page: the web-page ConfigMap 
 echo "<p>Served by pod <b>$(hostname)</b>, image keel-example/web:@VERSION@.</p>"
 answer=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$API_SERVICE_HOST" "$API_SERVICE_PORT" 2>/dev/null | tail -n 1)
 echo "<p>api answered: ${answer:-(no answer)}</p>"
+# One log line per page served (httpd passes a CGI's stderr on to the container's log).
+echo "served / to ${REMOTE_ADDR:-?} with image web:@VERSION@" >&2
 "#;
 
 /// `api`'s answer: who answered, and that the Secret's token arrived (its length only).

@@ -15,6 +15,11 @@ pub async fn print(cluster: &Cluster<'_>, repo: &Path, example: bool) {
     }
     lines.push(format!("  repo   {}", repo.display()));
     lines.push(format!("  server {}", cluster.url));
+    lines.push(format!(
+        "  ui     {}/  (a sign-in link: {keel} ui{})",
+        cluster.url.trim_end_matches('/'),
+        server_flag(&cluster.url)
+    ));
     // The CLI finds the API token by itself in keel up's default data dir only.
     let default_token = super::default_data_dir()
         .join("server")
@@ -52,12 +57,7 @@ pub async fn print(cluster: &Cluster<'_>, repo: &Path, example: bool) {
 
 /// The tour of the example app.
 fn example_steps(keel: &str, url: &str) -> Vec<String> {
-    // The client verbs default to the default address.
-    let server = if url == keel_api::DEFAULT_SERVER {
-        String::new()
-    } else {
-        format!(" --server {url}")
-    };
+    let server = server_flag(url);
     vec![
         "  1. change the page:  edit web/configmap.yaml, then  git commit -am \"new page\"".into(),
         format!(
@@ -69,6 +69,15 @@ fn example_steps(keel: &str, url: &str) -> Vec<String> {
             "See it with `{keel} get pods{server}` and `{keel} status{server}`. Ctrl-C stops the cluster."
         ),
     ]
+}
+
+/// `--server URL` for the client verbs, unless `url` is their default.
+fn server_flag(url: &str) -> String {
+    if url == keel_api::DEFAULT_SERVER {
+        String::new()
+    } else {
+        format!(" --server {url}")
+    }
 }
 
 /// Whether `exe` is what `keel` on the PATH runs.

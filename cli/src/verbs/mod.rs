@@ -16,6 +16,7 @@ pub mod server;
 pub mod status;
 pub mod token;
 pub mod top;
+pub mod ui;
 pub mod up;
 pub mod validate;
 

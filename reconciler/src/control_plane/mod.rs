@@ -63,13 +63,14 @@ impl ControlPlane {
             .advertise_address
             .clone()
             .unwrap_or_else(|| advertised(http_address));
-        let status = StatusHandle::new(opened.source.display().to_string(), opened.source.branch())
+        let source = Arc::new(opened.source);
+        let status = StatusHandle::new(source.display().to_string(), source.branch())
             .with_notifier(crate::notify::Notifier::with_retry_delay(
                 config.notify_secrets_dir.clone(),
                 config.notify_retry_delay,
             ));
         let (trigger, triggers) = mpsc::channel(16);
-        let watcher = match opened.source.git_dir() {
+        let watcher = match source.git_dir() {
             Some(dir) => Some(
                 crate::sync::notify::watch_git_dir(&dir, trigger.clone())
                     .map_err(|e| anyhow::anyhow!("cannot watch the repository: {e}"))?,
@@ -99,6 +100,8 @@ impl ControlPlane {
             events: start_events(&tasks, &opened.store, &me),
             pages: Default::default(),
             leadership: leadership.clone(),
+            source: Some(source.clone()),
+            ui: Arc::default(),
         };
         let https = match opened.https {
             Some(listener) => {
@@ -124,12 +127,12 @@ impl ControlPlane {
             let (cache, store, stop) = (cache.clone(), opened.store.clone(), tasks.stop());
             tasks.spawn(async move { cache.run(store, stop).await });
         }
-        let branch = if opened.source.is_remote() && config.branch.is_none() {
+        let branch = if source.is_remote() && config.branch.is_none() {
             "the remote's HEAD branch".to_string()
         } else {
-            opened.source.branch()
+            source.branch()
         };
-        tracing::info!(listen = %http_address, server = %me, repo = %opened.source.display(), branch = %branch, "keel server started");
+        tracing::info!(listen = %http_address, server = %me, repo = %source.display(), branch = %branch, "keel server started");
         let parts = leading::LeaderParts {
             me,
             store: opened.store,
@@ -138,7 +141,7 @@ impl ControlPlane {
             metrics,
             dialer,
             status,
-            source: Arc::new(opened.source),
+            source,
             triggers: Arc::new(tokio::sync::Mutex::new(triggers)),
             serving,
         };

@@ -3,6 +3,7 @@
 //! token only (the token itself is [`crate::auth::api_token`], view tokens are
 //! [`crate::auth::stored_tokens`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::errors::status;
+use super::ui::session;
 use crate::auth::api_token::ApiToken;
 use crate::auth::stored_tokens::StoredTokens;
 
@@ -38,7 +40,7 @@ impl Access {
     }
 
     /// Whether the headers carry a view token that is live.
-    async fn is_view_token(&self, header: Option<&str>) -> bool {
+    pub async fn is_view_token(&self, header: Option<&str>) -> bool {
         let Some(bearer) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             return false;
         };
@@ -59,20 +61,43 @@ impl Access {
     }
 }
 
-fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+/// The credential a request carries, as an `Authorization` value: the header itself, else
+/// the web UI's session cookie as `Bearer …` (checked by [`cookie_guard`] first).
+fn authorization(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    match headers.get(header::AUTHORIZATION) {
+        Some(v) => v.to_str().ok().map(Cow::Borrowed),
+        None => session::cookie_token(headers).map(|t| Cow::Owned(format!("Bearer {t}"))),
+    }
 }
 
 /// Whether the request carries the admin token.
 pub fn is_admin(access: &ApiToken, headers: &HeaderMap) -> bool {
-    access.accepts(authorization(headers))
+    access.accepts(authorization(headers).as_deref())
+}
+
+/// axum middleware over every route: a request that only the web UI's session cookie
+/// authenticates must come from the UI's own pages (the CSRF token for changes, this
+/// origin for WebSockets), else 403 before any handler sees it.
+pub async fn cookie_guard(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if !headers.contains_key(header::AUTHORIZATION)
+        && let Some(token) = session::cookie_token(headers)
+        && let Err(why) =
+            session::check_cookie_request(request.method(), request.uri().path(), headers, token)
+    {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("forbidden: {why}"),
+        );
+    }
+    next.run(request).await
 }
 
 /// axum middleware for reads: the admin token or a view token, else 401.
 pub async fn require(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
     let given = authorization(request.headers());
+    let given = given.as_deref();
     if access.admin.accepts(given) || access.is_view_token(given).await {
         return next.run(request).await;
     }
@@ -86,6 +111,7 @@ pub async fn require_admin(
     next: Next,
 ) -> Response {
     let given = authorization(request.headers());
+    let given = given.as_deref();
     if access.admin.accepts(given) {
         return next.run(request).await;
     }

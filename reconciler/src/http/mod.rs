@@ -15,6 +15,8 @@
 //! - [`serve`]: the accept loop, with connection caps and timeouts.
 //! - [`leader`]: `/healthz`, and what a follower passes on to the leader (webhooks, the
 //!   sync status).
+//! - [`ui`]: the web UI at `/`, signed in with the same tokens (kept in a cookie, which
+//!   [`auth::cookie_guard`] lets through only with the page's CSRF token).
 
 pub mod auth;
 pub mod errors;
@@ -28,6 +30,7 @@ pub mod serve;
 pub mod state;
 pub mod streams;
 pub mod tokens;
+pub mod ui;
 pub mod webhook;
 
 use axum::Router;
@@ -46,7 +49,8 @@ pub const MAX_TOKEN_BODY: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     let access = auth::Access::new(state.api_token.clone(), state.view_tokens.clone());
     let require_token = axum::middleware::from_fn_with_state(access.clone(), auth::require);
-    let require_admin = axum::middleware::from_fn_with_state(access, auth::require_admin);
+    let require_admin = axum::middleware::from_fn_with_state(access.clone(), auth::require_admin);
+    let ui = ui::routes(access, state.anonymous_read);
     let open = Router::new()
         .route(keel_api::paths::HEALTHZ, get(leader::healthz))
         .route(
@@ -65,6 +69,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY)),
         )
         .route(keel_api::paths::TOKEN, delete(tokens::delete))
+        .route(keel_api::paths::UI_LOGIN, post(ui::login::issue_code))
         .route(keel_api::paths::NODE, delete(nodes::delete))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
@@ -85,7 +90,11 @@ pub fn router(state: AppState) -> Router {
     } else {
         read.route_layer(require_token)
     };
-    open.merge(read).merge(admin).with_state(state)
+    open.merge(read)
+        .merge(admin)
+        .merge(ui)
+        .layer(axum::middleware::from_fn(auth::cookie_guard))
+        .with_state(state)
 }
 
 fn read_routes() -> Router<AppState> {

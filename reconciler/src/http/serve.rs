@@ -24,6 +24,11 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Copy)]
 pub struct ReachedAddress(pub Option<std::net::SocketAddr>);
 
+/// Whether a request's connection came over TLS (`--tls-listen`): the web UI's cookie is
+/// then `Secure`.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls(pub bool);
+
 /// How long a client may take to send a request's headers, from connecting or from its
 /// last answer.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,10 +78,12 @@ pub async fn serve(
             .keep_alive(!hurried);
         // Handlers may need the address this connection reached (the token proof).
         let reached = ReachedAddress(tcp.get_ref().local_addr().ok());
+        let over_tls = OverTls(tls.is_some());
         let service = TowerToHyperService::new(tower::util::MapRequest::new(
             router.clone(),
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(reached);
+                request.extensions_mut().insert(over_tls);
                 request
             },
         ));

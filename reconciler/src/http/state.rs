@@ -41,6 +41,11 @@ pub struct AppState {
     pub pages: Arc<crate::http::kube::pages::Pages>,
     /// Whether this server leads, and who does.
     pub leadership: crate::leader::Leadership,
+    /// The repository followed (the web UI's declared objects, history diffs and branch
+    /// plans); `None` for an API without one.
+    pub source: Option<Arc<crate::source::GitSource>>,
+    /// The web UI's sign-in codes and its cache of declarations.
+    pub ui: Arc<crate::http::ui::state::UiState>,
 }
 
 impl AppState {
@@ -65,6 +70,8 @@ impl AppState {
             events: crate::events::Recorder::disabled(),
             pages: Default::default(),
             leadership: crate::leader::Leadership::sole("standalone".into(), metrics.clone()),
+            source: None,
+            ui: Arc::default(),
             cache,
             store,
             status: StatusHandle::default(),

@@ -246,6 +246,32 @@ impl GitSource {
 }
 
 impl GitSource {
+    /// The repository's tree reader, opening SOPS files as the sync does.
+    pub fn tree(&self) -> Result<RepoTree, SourceError> {
+        Ok(RepoTree::open(&self.dir.to_string_lossy())?.with_decrypt(self.decrypt.clone()))
+    }
+
+    /// `--path`: the folder of the repository the manifests are under.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// The repository's branches (the mirror's, for a remote), sorted.
+    pub fn branches(&self) -> Vec<String> {
+        let Ok(repo) = git2::Repository::open(&self.dir) else {
+            return Vec::new();
+        };
+        let Ok(branches) = repo.branches(Some(git2::BranchType::Local)) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = branches
+            .filter_map(|b| b.ok())
+            .filter_map(|(b, _)| b.name().ok().flatten().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Revision `commit` app by app, as [`RepoTree::load_apps`] reads it.
     pub fn load_apps(
         &self,

@@ -38,7 +38,7 @@ pub(super) async fn api(objects: Vec<Value>) -> Api {
     api_with(objects, false).await
 }
 
-async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
+pub(super) async fn api_with(objects: Vec<Value>, anonymous_read: bool) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreSpec::Redb {
         data_dir: dir.path().to_path_buf(),

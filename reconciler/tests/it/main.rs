@@ -7,3 +7,4 @@ mod kube_api;
 mod kube_operations;
 mod nodes;
 mod source;
+mod web_ui;

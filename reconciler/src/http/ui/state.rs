@@ -1,0 +1,13 @@
+//! What the web UI keeps between requests, in the server's state.
+
+use super::declarations::Declarations;
+use super::session::OneTimeLogins;
+
+/// What the UI keeps between requests.
+#[derive(Default)]
+pub struct UiState {
+    /// One-time sign-in codes (`keel ui`).
+    pub logins: OneTimeLogins,
+    /// The declarations of the commit last shown on an object page.
+    pub declarations: Declarations,
+}
