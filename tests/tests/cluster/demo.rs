@@ -217,6 +217,9 @@ fn the_readme_demo_runs_changes_plans_reverts_stops_and_resumes() {
     // kubectl, as an operator uses it on the running cluster.
     super::kubectl::operate(&data, &up.tls, &format!("http://{listen}"));
 
+    // The web UI, in a browser: v2 is the branch that changes web's image.
+    super::browser::check(&data, &format!("http://{listen}"), &repo, "v2");
+
     // Ctrl-C: everything stops and the containers go.
     assert_eq!(up.interrupt(), Some(0), "{}", up.output());
     assert_eq!(local_containers(), 0, "keel up removed its containers");

@@ -3,6 +3,7 @@
 //! and containers counted in Docker.
 
 mod autoscaling;
+mod browser;
 mod demo;
 mod ha;
 mod keel_up;
