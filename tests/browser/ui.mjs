@@ -109,6 +109,7 @@ try {
   const cookies = await context.cookies();
   const session = cookies.find((c) => c.name === "keel_session");
   check(session && session.httpOnly && session.sameSite === "Strict", "the session cookie is HttpOnly and SameSite=Strict", JSON.stringify(cookies));
+  check(session.value !== env("KEEL_TOKEN"), "it holds a session id, not the token", "");
   check(!page.url().includes(env("KEEL_TOKEN")), "the token is in no URL", page.url());
 
   // The overview: the synced commit, with its message.

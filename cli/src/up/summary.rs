@@ -15,10 +15,14 @@ pub async fn print(cluster: &Cluster<'_>, repo: &Path, example: bool) {
     }
     lines.push(format!("  repo   {}", repo.display()));
     lines.push(format!("  server {}", cluster.url));
+    // The UI under the name localhost: browsers send a host's cookies to all its ports, and
+    // the apps' NodePorts are printed on 127.0.0.1, so their pages never see the session.
+    let ui = cluster
+        .url
+        .trim_end_matches('/')
+        .replacen("://127.0.0.1:", "://localhost:", 1);
     lines.push(format!(
-        "  ui     {}/  (a sign-in link: {keel} ui{})",
-        cluster.url.trim_end_matches('/'),
-        server_flag(&cluster.url)
+        "  ui     {ui}/  (a sign-in link: {keel} ui --server {ui})"
     ));
     // The CLI finds the API token by itself in keel up's default data dir only.
     let default_token = super::default_data_dir()

@@ -3,7 +3,6 @@
 //! token only (the token itself is [`crate::auth::api_token`], view tokens are
 //! [`crate::auth::stored_tokens`]).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,43 +60,67 @@ impl Access {
     }
 }
 
-/// The credential a request carries, as an `Authorization` value: the header itself, else
-/// the web UI's session cookie as `Bearer …` (checked by [`cookie_guard`] first).
-fn authorization(headers: &HeaderMap) -> Option<Cow<'_, str>> {
-    match headers.get(header::AUTHORIZATION) {
-        Some(v) => v.to_str().ok().map(Cow::Borrowed),
-        None => session::cookie_token(headers).map(|t| Cow::Owned(format!("Bearer {t}"))),
-    }
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// Whether the request carries the admin token.
 pub fn is_admin(access: &ApiToken, headers: &HeaderMap) -> bool {
-    access.accepts(authorization(headers).as_deref())
+    access.accepts(authorization(headers))
 }
 
-/// axum middleware over every route: a request that only the web UI's session cookie
-/// authenticates must come from the UI's own pages (the CSRF token for changes, this
-/// origin for WebSockets), else 403 before any handler sees it.
-pub async fn cookie_guard(request: Request, next: Next) -> Response {
+/// The web UI session a request came with (set by [`cookie_guard`]).
+#[derive(Debug, Clone)]
+pub struct UiSession(pub String);
+
+/// axum middleware over every route: a request with the web UI's session cookie (and no
+/// `Authorization` of its own) goes on as its session's token, once the cookie's rules
+/// hold (the CSRF token for changes, this origin for WebSockets; else 403). An unknown or
+/// ended session is no credential at all.
+pub async fn cookie_guard(
+    State(ui): State<Arc<crate::http::ui::state::UiState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
-    if !headers.contains_key(header::AUTHORIZATION)
-        && let Some(token) = session::cookie_token(headers)
-        && let Err(why) =
-            session::check_cookie_request(request.method(), request.uri().path(), headers, token)
-    {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return next.run(request).await;
+    }
+    let Some(id) = session::cookie_token(headers).map(str::to_string) else {
+        return next.run(request).await;
+    };
+    let Some(token) = ui.sessions.token(&id) else {
+        return next.run(request).await;
+    };
+    let over_tls = request
+        .extensions()
+        .get::<super::serve::OverTls>()
+        .is_some_and(|t| t.0);
+    if let Err(why) = session::check_cookie_request(
+        request.method(),
+        request.uri().path(),
+        headers,
+        over_tls,
+        &id,
+    ) {
         return status(
             StatusCode::FORBIDDEN,
             "Forbidden",
             format!("forbidden: {why}"),
         );
     }
+    if let Ok(value) = header::HeaderValue::from_str(&format!("Bearer {token}")) {
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    request.extensions_mut().insert(UiSession(id));
     next.run(request).await
 }
 
 /// axum middleware for reads: the admin token or a view token, else 401.
 pub async fn require(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
     let given = authorization(request.headers());
-    let given = given.as_deref();
     if access.admin.accepts(given) || access.is_view_token(given).await {
         return next.run(request).await;
     }
@@ -111,7 +134,6 @@ pub async fn require_admin(
     next: Next,
 ) -> Response {
     let given = authorization(request.headers());
-    let given = given.as_deref();
     if access.admin.accepts(given) {
         return next.run(request).await;
     }

@@ -69,7 +69,6 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY)),
         )
         .route(keel_api::paths::TOKEN, delete(tokens::delete))
-        .route(keel_api::paths::UI_LOGIN, post(ui::login::issue_code))
         .route(keel_api::paths::NODE, delete(nodes::delete))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
@@ -84,6 +83,11 @@ pub fn router(state: AppState) -> Router {
             any(streams::port_forward::port_forward),
         )
         .route_layer(require_admin);
+    // A sign-in link for the caller's own token, admin or view; a token is needed even
+    // under --anonymous-read (the link signs in as it).
+    let link = Router::new()
+        .route(keel_api::paths::UI_LOGIN, post(ui::login::issue_code))
+        .route_layer(require_token.clone());
     let read = read_routes();
     let read = if state.anonymous_read {
         read
@@ -91,9 +95,13 @@ pub fn router(state: AppState) -> Router {
         read.route_layer(require_token)
     };
     open.merge(read)
+        .merge(link)
         .merge(admin)
         .merge(ui)
-        .layer(axum::middleware::from_fn(auth::cookie_guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.ui.clone(),
+            auth::cookie_guard,
+        ))
         .with_state(state)
 }
 

@@ -25,8 +25,7 @@ pub const MAX_DEPTH: usize = 64;
 /// Plans parsed and diffed at once; each holds its revision's objects in memory.
 pub const CONCURRENT_PLANS: usize = 2;
 
-pub(crate) static RUNNING: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(CONCURRENT_PLANS);
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_PLANS);
 
 /// Takes the request as bytes and checks its shape (nesting, object count and sizes) before
 /// building any object: parsed whole into JSON values, a 32 MiB body took 670 MB.

@@ -17,6 +17,8 @@ pub struct StatusHandle {
     notifier: Notifier,
     /// The file each running object is declared in (what refused writes point to).
     sources: Arc<Mutex<HashMap<ObjectKey, Arc<str>>>>,
+    /// Moves on with every change of `status`.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl StatusHandle {
@@ -29,6 +31,7 @@ impl StatusHandle {
             })),
             notifier: Notifier::default(),
             sources: Arc::default(),
+            generation: Arc::default(),
         }
     }
 
@@ -53,16 +56,29 @@ impl StatusHandle {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The status to change: its generation moves on.
+    fn write(&self) -> std::sync::MutexGuard<'_, SyncStatus> {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock()
+    }
+
+    /// A number that changes whenever the status may have (the web UI's live updates
+    /// compare it, instead of copying the status four times a second per page).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The branch was read (fetching works again); its tip is `tip`.
     pub fn fetched(&self, branch: &str, tip: &str) {
-        let mut s = self.lock();
+        let mut s = self.write();
         s.fetch_error = None;
         s.branch = branch.to_string();
         s.tip = Some(tip.to_string());
     }
 
     pub fn fetch_failed(&self, error: String) {
-        self.lock().fetch_error = Some(error);
+        self.write().fetch_error = Some(error);
     }
 
     /// `commit` was applied (or found unchanged): it is what runs now, declaring
@@ -74,7 +90,7 @@ impl StatusHandle {
         result: SyncResult,
         at: DateTime<Utc>,
     ) {
-        let mut s = self.lock();
+        let mut s = self.write();
         s.failed_whole = false;
         s.declared = declared;
         s.applied_commit = Some(commit.to_string());
@@ -86,7 +102,7 @@ impl StatusHandle {
 
     /// `commit` was tried and not applied; the applied one keeps running.
     pub fn not_applied(&self, commit: &str, result: SyncResult, error: String, at: DateTime<Utc>) {
-        let mut s = self.lock();
+        let mut s = self.write();
         s.failed_whole = false;
         s.last_commit = Some(commit.to_string());
         s.last_result = Some(result);
@@ -97,24 +113,24 @@ impl StatusHandle {
     /// `commit` failed as a whole (unreadable, or its keel.yaml invalid): no app has it.
     pub fn failed_whole(&self, commit: &str, result: SyncResult, error: String, at: DateTime<Utc>) {
         self.not_applied(commit, result, error, at);
-        self.lock().failed_whole = true;
+        self.write().failed_whole = true;
     }
 
     /// A store error, retried: only the error is shown.
     pub fn store_error(&self, error: String) {
-        self.lock().last_error = Some(error);
+        self.write().last_error = Some(error);
     }
 
     /// After a restart: `commit` is what was last applied, declaring `declared`.
     pub fn restored(&self, commit: &str, declared: Vec<ObjectKey>) {
-        let mut s = self.lock();
+        let mut s = self.write();
         s.declared = declared;
         s.applied_commit = Some(commit.to_string());
     }
 
     /// The objects what runs declares.
     pub fn set_declared(&self, declared: Vec<ObjectKey>) {
-        self.lock().declared = declared;
+        self.write().declared = declared;
     }
 
     /// The file each object of what runs is declared in.
@@ -131,7 +147,7 @@ impl StatusHandle {
 
     /// How each app of the repository stands (empty: the repository is one app).
     pub fn set_apps(&self, apps: Vec<AppStatus>) {
-        self.lock().apps = apps;
+        self.write().apps = apps;
     }
 }
 

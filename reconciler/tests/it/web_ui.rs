@@ -16,6 +16,11 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// The session id in a `keel_session=ID` cookie.
+fn session_id(cookie: &str) -> &str {
+    cookie.strip_prefix("keel_session=").unwrap()
+}
+
 /// A form's body, as a browser encodes it.
 fn form(fields: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
@@ -100,6 +105,10 @@ async fn signing_in_keeps_the_token_in_a_strict_http_only_cookie() {
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
+    assert!(
+        !set.contains(api.token()),
+        "the cookie holds a session id, not the token"
+    );
     let cookie = set.split(';').next().unwrap().to_string();
     let (code, headers, overview) = api.page(Some(&cookie), "/").await;
     assert_eq!(code, 200, "{overview}");
@@ -182,7 +191,7 @@ async fn a_one_time_link_signs_in_once() {
     );
     let (code, _, again) = api.page(None, path).await;
     assert!(code == 401 && again.contains("used already"), "{again}");
-    // Only an admin makes links.
+    // Only a token's holder makes links.
     let resp = browser()
         .post(format!("{}/api/keel/ui-login", api.url))
         .send()
@@ -204,7 +213,7 @@ async fn a_cookie_changes_something_only_with_the_pages_csrf_token() {
         page.contains("Restart pod"),
         "an admin may restart it: {page}"
     );
-    let csrf = csrf_token(api.token());
+    let csrf = csrf_token(session_id(&cookie));
     assert!(page.contains(&csrf), "the page carries its CSRF token");
     let delete = |headers: Vec<(&'static str, String)>| {
         let mut request = browser()
@@ -253,6 +262,9 @@ async fn a_cookie_changes_something_only_with_the_pages_csrf_token() {
             .unwrap()
             .contains("Max-Age=0")
     );
+    // The session is over on the server too: its id, kept somewhere, is worth nothing.
+    let (code, _, _) = api.page(Some(&cookie), "/ui/api/tree").await;
+    assert_eq!(code, 401);
 }
 
 #[tokio::test]
@@ -272,6 +284,20 @@ async fn a_view_token_reads_every_page_and_changes_nothing() {
         .unwrap();
     let view = made["token"].as_str().unwrap();
     let cookie = api.sign_in(view).await;
+    // keel ui with a view token: a link that signs in as that view token.
+    let link: Value = browser()
+        .post(format!("{}/api/keel/ui-login", api.url))
+        .bearer_auth(view)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (code, headers, _) = api.page(None, link["path"].as_str().unwrap()).await;
+    assert_eq!(code, 303, "{link}");
+    let link_cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(link_cookie.starts_with("keel_session=") && !link_cookie.contains(view));
     for path in ["/", "/ui/tree", "/ui/nodes", "/ui/history", "/ui/plan"] {
         let (code, _, page) = api.page(Some(&cookie), path).await;
         assert_eq!(code, 200, "{path}: {page}");
@@ -286,7 +312,7 @@ async fn a_view_token_reads_every_page_and_changes_nothing() {
     let refused = browser()
         .delete(format!("{}/api/v1/namespaces/default/pods/web-1", api.url))
         .header("Cookie", &cookie)
-        .header("x-keel-csrf", csrf_token(view))
+        .header("x-keel-csrf", csrf_token(session_id(&cookie)))
         .send()
         .await
         .unwrap();

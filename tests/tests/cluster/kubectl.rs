@@ -106,9 +106,11 @@ pub fn operate(data: &Path, tls: &str, server: &str) {
     let logs = ok(k, &["logs", "job/migrate"]);
     assert!(logs.contains("migrating the example schema"), "{logs}");
     // The revert's rollout may still be scaling the old ReplicaSet down.
-    wait_until(Duration::from_secs(60), "web's 3 pods, the old ones gone", || {
-        running(k, "web-").len() == 3
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "web's 3 pods, the old ones gone",
+        || running(k, "web-").len() == 3,
+    );
     let web = running(k, "web-");
     assert_eq!(web.len(), 3, "{web:?}");
     let described = ok(k, &["describe", "pod", &web[0].0]);

@@ -18,8 +18,9 @@
     }
   }
 
-  // Calls `onChange` (debounced) whenever the server says the cluster or sync changed.
-  function onServerChange(onChange, wait, stateElement) {
+  // Calls `onChange` (debounced) whenever the server says the cluster or sync changed;
+  // `only` limits it to some of what an event names ("status", "nodes", "objects").
+  function onServerChange(onChange, wait, stateElement, only) {
     if (!window.EventSource) return;
     let timer = null;
     const source = new EventSource("/ui/live");
@@ -27,7 +28,9 @@
       clearTimeout(timer);
       timer = setTimeout(onChange, wait);
     };
-    source.addEventListener("changed", fire);
+    source.addEventListener("changed", (e) => {
+      if (!only || String(e.data).split(" ").some((what) => only.includes(what))) fire();
+    });
     source.addEventListener("open", () => {
       if (stateElement) stateElement.textContent = "Live: this page follows the cluster.";
       fire(); // catch up on what happened while disconnected
@@ -204,7 +207,8 @@
     });
     form.addEventListener("submit", (e) => e.preventDefault());
     load();
-    onServerChange(load, 500, null);
+    // Every row again, so not for node heartbeats, and at most every 2 s.
+    onServerChange(load, 2000, null, ["objects"]);
   }
 
   // Appends to a <pre>, keeping it at the bottom when it was, and its size bounded.

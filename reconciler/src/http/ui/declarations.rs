@@ -2,7 +2,9 @@
 //! are shown (a revision of 10,000 objects takes a moment to read).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
 
 use keel_schema::{Object, ObjectKey};
 
@@ -16,7 +18,8 @@ pub struct Declaration {
 /// Every object a commit declares, by key.
 type ByKey = Arc<HashMap<ObjectKey, Declaration>>;
 
-/// The declarations of the last commit read.
+/// The declarations of the last commit read. The lock is held while a commit is read, so
+/// pages asking at once wait for one read instead of each reading the repository.
 #[derive(Default)]
 pub struct Declarations(Mutex<Option<(String, ByKey)>>);
 
@@ -27,7 +30,8 @@ impl Declarations {
         source: &Arc<crate::source::GitSource>,
         commit: &str,
     ) -> Result<ByKey, String> {
-        if let Some((c, d)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        let mut last = self.0.lock().await;
+        if let Some((c, d)) = last.as_ref()
             && c == commit
         {
             return Ok(d.clone());
@@ -57,8 +61,7 @@ impl Declarations {
             })
             .collect();
         let declared = Arc::new(declared);
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((commit.to_string(), declared.clone()));
+        *last = Some((commit.to_string(), declared.clone()));
         Ok(declared)
     }
 }

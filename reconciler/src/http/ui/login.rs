@@ -11,18 +11,23 @@ use axum::{Extension as Ext, Form};
 use keel_ui::Viewer;
 use serde::Deserialize;
 
-use super::session::{cleared_cookie, cookie_safe, cookie_token, csrf_token, session_cookie};
+use super::session::{cleared_cookie, same, session_cookie};
 use super::viewer::Gate;
+use crate::http::auth::UiSession;
 use crate::http::serve::OverTls;
 use crate::http::state::AppState;
 
-/// A signed-in answer: the cookie, then the overview.
-fn signed_in(token: &str, over_tls: Option<Ext<OverTls>>) -> Response {
+/// A signed-in answer: a new session's cookie, then the overview.
+fn signed_in(state: &AppState, token: &str, over_tls: Option<Ext<OverTls>>) -> Response {
     let secure = over_tls.is_some_and(|Ext(OverTls(tls))| tls);
+    let id = match state.ui.sessions.start(token) {
+        Ok(id) => id,
+        Err(e) => return form(StatusCode::INTERNAL_SERVER_ERROR, Some(&e.to_string())),
+    };
     let mut response = Redirect::to("/").into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(token, secure));
+        .insert(header::SET_COOKIE, session_cookie(&id, secure));
     response
 }
 
@@ -39,12 +44,14 @@ pub async fn show(
     State(state): State<AppState>,
     Extension(gate): Extension<Arc<Gate>>,
     over_tls: Option<Ext<OverTls>>,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    request: axum::extract::Request,
 ) -> Response {
     if let Some(code) = query.get("code") {
         return match state.ui.logins.redeem(code) {
-            Some(token) if gate.viewer_of(&token).await.is_some() => signed_in(&token, over_tls),
+            Some(token) if gate.role_of(&token).await.is_some() => {
+                signed_in(&state, &token, over_tls)
+            }
             _ => form(
                 StatusCode::UNAUTHORIZED,
                 Some(
@@ -53,7 +60,7 @@ pub async fn show(
             ),
         };
     }
-    if gate.viewer(&headers).await.is_some() {
+    if gate.viewer(&request).await.is_some() {
         return Redirect::to("/").into_response();
     }
     form(StatusCode::OK, None)
@@ -66,12 +73,13 @@ pub struct LoginForm {
 
 /// `POST /ui/login`: a pasted token.
 pub async fn submit(
+    State(state): State<AppState>,
     Extension(gate): Extension<Arc<Gate>>,
     over_tls: Option<Ext<OverTls>>,
     Form(login): Form<LoginForm>,
 ) -> Response {
     let token = login.token.trim();
-    if !cookie_safe(token) || gate.viewer_of(token).await.is_none() {
+    if gate.role_of(token).await.is_none() {
         return form(
             StatusCode::UNAUTHORIZED,
             Some(
@@ -79,7 +87,7 @@ pub async fn submit(
             ),
         );
     }
-    signed_in(token, over_tls)
+    signed_in(&state, token, over_tls)
 }
 
 #[derive(Deserialize)]
@@ -91,20 +99,22 @@ pub struct LogoutForm {
 /// `POST /ui/logout`: ends the session (the form carries the CSRF token, so no other page
 /// can sign a user out).
 pub async fn logout(
+    State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
-    headers: HeaderMap,
+    session: Option<Ext<UiSession>>,
     Form(form): Form<LogoutForm>,
 ) -> Response {
-    let Some(token) = cookie_token(&headers) else {
+    let Some(Ext(UiSession(id))) = session else {
         return Redirect::to("/ui/login").into_response();
     };
-    if !viewer.signed_in || form.csrf != csrf_token(token) {
+    if !viewer.signed_in || !same(&form.csrf, &viewer.csrf) {
         return (
             StatusCode::FORBIDDEN,
             "the sign-out form lacks this session's CSRF token; reload the page",
         )
             .into_response();
     }
+    state.ui.sessions.end(&id);
     let mut response = Redirect::to("/ui/login").into_response();
     response
         .headers_mut()
@@ -112,14 +122,15 @@ pub async fn logout(
     response
 }
 
-/// `POST /api/keel/ui-login` (admin): a one-time sign-in path for the caller's token.
+/// `POST /api/keel/ui-login` (admin or view token): a one-time sign-in path for the
+/// caller's token.
 pub async fn issue_code(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(token) = token.filter(|t| cookie_safe(t)) else {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
         return crate::http::errors::error(
             StatusCode::BAD_REQUEST,
             "a sign-in link is made for the bearer token of the request",

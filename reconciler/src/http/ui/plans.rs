@@ -1,6 +1,6 @@
 //! History, the diff between two commits, and the plan of a branch: read from the
 //! repository the server follows, planned by the same engine as `keel plan`
-//! ([`crate::plan::revisions`]). Plans share the API's limit of plans running at once.
+//! ([`crate::plan::revisions`]), one at a time.
 
 use std::collections::HashMap;
 
@@ -14,6 +14,10 @@ use crate::http::state::AppState;
 
 /// Commits shown in History.
 const HISTORY_SHOWN: usize = 200;
+
+/// Plans the UI makes at once (each reads two revisions); apart from `keel plan
+/// --server`'s, so readers of the UI cannot keep CI's plans waiting.
+static PLANNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// `GET /ui/history`.
 pub async fn history(
@@ -115,7 +119,7 @@ async fn plan_between(state: &AppState, from: String, to: String) -> Result<Plan
     let Some(source) = state.source.clone() else {
         return Err("this server reads no repository".into());
     };
-    let Ok(_running) = crate::http::plan::RUNNING.try_acquire() else {
+    let Ok(_running) = PLANNING.try_acquire() else {
         return Err("other plans are running on this server; try again in a moment".into());
     };
     let planned = tokio::task::spawn_blocking(move || {

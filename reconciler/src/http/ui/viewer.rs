@@ -1,17 +1,18 @@
-//! Who is looking at a page: the middleware in front of every page finds the session's
-//! token, checks it as the API checks a bearer token, and hands pages a [`Viewer`]; a
-//! browser without a session is sent to sign in (script requests get 401).
+//! Who is looking at a page: the middleware in front of every page takes the session's
+//! token (which `cookie_guard` made the request's bearer token), checks it as the API
+//! does, and hands pages a [`Viewer`]; a browser without a session is sent to sign in
+//! (script requests get 401).
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use keel_ui::Viewer;
 
-use super::session::{cookie_token, csrf_token};
-use crate::http::auth::Access;
+use super::session::csrf_token;
+use crate::http::auth::{Access, UiSession};
 
 /// What the middleware checks sessions with.
 #[derive(Clone)]
@@ -22,35 +23,50 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// The viewer a token signs in as; `None` when it is no token of this server.
-    pub async fn viewer_of(&self, token: &str) -> Option<Viewer> {
+    /// Whether `token` is the admin token (`Some(true)`), a live view token
+    /// (`Some(false)`), or neither.
+    pub async fn role_of(&self, token: &str) -> Option<bool> {
         let bearer = format!("Bearer {token}");
-        let admin = if self.access.admin.accepts(Some(&bearer)) {
-            true
+        if self.access.admin.accepts(Some(&bearer)) {
+            Some(true)
         } else if self.access.is_view_token(Some(&bearer)).await {
-            false
+            Some(false)
         } else {
-            return None;
-        };
-        Some(Viewer {
-            admin,
-            signed_in: true,
-            csrf: csrf_token(token),
-        })
+            None
+        }
     }
 
-    /// The viewer of a request's session.
-    pub async fn viewer(&self, headers: &HeaderMap) -> Option<Viewer> {
-        match cookie_token(headers) {
-            Some(token) => self.viewer_of(token).await,
-            None => None,
+    /// The viewer of a request that came with a session (its token is the request's
+    /// bearer token, put there by `cookie_guard`).
+    pub fn viewer(&self, request: &Request) -> impl Future<Output = Option<Viewer>> + Send + '_ {
+        let found = session_of(request);
+        async move {
+            let (session, token) = found?;
+            let admin = self.role_of(&token).await?;
+            Some(Viewer {
+                admin,
+                signed_in: true,
+                csrf: csrf_token(&session),
+            })
         }
     }
 }
 
+/// A request's session id and its token, when it came with a live session.
+fn session_of(request: &Request) -> Option<(String, String)> {
+    let UiSession(session) = request.extensions().get::<UiSession>()?;
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    Some((session.clone(), token.to_string()))
+}
+
 /// Middleware: the page gets its [`Viewer`] as an extension.
 pub async fn require(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
-    let viewer = match gate.viewer(request.headers()).await {
+    let viewer = match gate.viewer(&request).await {
         Some(v) => v,
         None if gate.anonymous_read => Viewer::default(),
         None => {
