@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use keel_reconciler::http::{AppState, router};
+use keel_reconciler::http::AppState;
 use keel_schema::Object;
-use keel_store::{Batch, BatchOp, ObjectKey, Store, StoreSpec};
+use keel_store::{Batch, BatchOp, ObjectKey, Store};
 use serde_json::json;
 
 #[global_allocator]
@@ -38,38 +38,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+mod support;
+
 fn main() {
-    keel_tls::listen::raise_open_files_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    support::run(run());
 }
 
 async fn run() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("data dir");
-    let store = Store::open(&StoreSpec::Redb {
-        data_dir: dir.path().to_path_buf(),
-    })
-    .await
-    .expect("store");
+    let store = support::store(dir.path()).await;
     let state = AppState::standalone(store.clone(), dir.path())
         .await
         .expect("api");
     let token = state.api_token.secret().to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listen");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(keel_reconciler::http::serve::serve(
-        listener,
-        router(state),
-        None,
-        stop.clone(),
-    ));
+    let (url, stop) = support::serve(state).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(WATCHES + 10)
         .build()

@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use keel_reconciler::http::{AppState, router};
+use keel_reconciler::http::AppState;
 use keel_schema::{Kind, Object, ObjectKey};
-use keel_store::{Batch, BatchOp, Store, StoreSpec};
+use keel_store::{Batch, BatchOp};
 use serde_json::json;
 
 #[global_allocator]
@@ -77,23 +77,15 @@ fn node(n: usize) -> Object {
     .expect("a node")
 }
 
+mod support;
+
 fn main() {
-    keel_tls::listen::raise_open_files_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    support::run(run());
 }
 
 async fn run() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("data dir");
-    let store = Store::open(&StoreSpec::Redb {
-        data_dir: dir.path().to_path_buf(),
-    })
-    .await
-    .expect("store");
+    let store = support::store(dir.path()).await;
     let mut objects: Vec<Object> = (0..NODES).map(node).collect();
     for d in 0..DEPLOYMENTS {
         objects.push(deployment(d));
@@ -123,18 +115,26 @@ async fn run() {
     while cache.all().len() < total {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let (url, stop) = support::serve(state).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    // Signed in as a browser is: the form, then the session's cookie.
+    let signed_in = client
+        .post(format!("{url}/ui/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
         .await
-        .expect("listen");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(keel_reconciler::http::serve::serve(
-        listener,
-        router(state),
-        None,
-        stop.clone(),
-    ));
-    let client = reqwest::Client::new();
+        .expect("sign in");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("a cookie")
+        .split(';')
+        .next()
+        .expect("its value")
+        .to_string();
     println!(
         "{total} objects: {} pods on {NODES} nodes",
         DEPLOYMENTS * PODS_EACH
@@ -148,15 +148,14 @@ async fn run() {
         let mut bytes = 0;
         for _ in 0..20 {
             let started = Instant::now();
-            let body = client
+            let response = client
                 .get(format!("{url}{path}"))
-                .header("Cookie", format!("keel_session={token}"))
+                .header("Cookie", &cookie)
                 .send()
                 .await
-                .expect("page")
-                .bytes()
-                .await
-                .expect("body");
+                .expect("page");
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+            let body = response.bytes().await.expect("body");
             times.push(started.elapsed());
             bytes = body.len();
         }
@@ -169,12 +168,12 @@ async fn run() {
             bytes / 1024
         );
     }
-    in_browser(&url, &token).await;
+    in_browser(&url, &cookie).await;
     stop.cancel();
 }
 
 /// The tree page in chromium, when the browser tests' tools are installed.
-async fn in_browser(url: &str, token: &str) {
+async fn in_browser(url: &str, cookie: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
     if !dir.join("node_modules/playwright-core").is_dir()
         || !std::path::Path::new("/usr/bin/chromium").exists()
@@ -186,7 +185,7 @@ async fn in_browser(url: &str, token: &str) {
         .arg(dir.join("tree-bench.mjs"))
         .current_dir(&dir)
         .env("KEEL_URL", url)
-        .env("KEEL_TOKEN", token)
+        .env("KEEL_SESSION", cookie.trim_start_matches("keel_session="))
         .output()
         .await
         .expect("node");

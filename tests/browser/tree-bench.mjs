@@ -11,7 +11,7 @@ const browser = await chromium.launch({
 });
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.addCookies([{ name: "keel_session", value: process.env.KEEL_TOKEN, url }]);
+  await context.addCookies([{ name: "keel_session", value: process.env.KEEL_SESSION, url }]);
   const page = await context.newPage();
   const started = Date.now();
   await page.goto(`${url}/ui/tree`);

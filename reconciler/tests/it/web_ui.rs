@@ -16,6 +16,13 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// Pod `web-1`, on node `n1`.
+fn bound_pod() -> Value {
+    let mut bound = pod("default", "web-1", "web");
+    bound["spec"]["nodeName"] = json!("n1");
+    bound
+}
+
 /// The session id in a `keel_session=ID` cookie.
 fn session_id(cookie: &str) -> &str {
     cookie.strip_prefix("keel_session=").unwrap()
@@ -202,9 +209,7 @@ async fn a_one_time_link_signs_in_once() {
 
 #[tokio::test]
 async fn a_cookie_changes_something_only_with_the_pages_csrf_token() {
-    let mut bound = pod("default", "web-1", "web");
-    bound["spec"]["nodeName"] = json!("n1");
-    let api = api(vec![bound]).await;
+    let api = api(vec![bound_pod()]).await;
     let cookie = api.sign_in(api.token()).await;
     let (_, _, page) = api
         .page(Some(&cookie), "/ui/objects/Pod/default/web-1")
@@ -269,9 +274,7 @@ async fn a_cookie_changes_something_only_with_the_pages_csrf_token() {
 
 #[tokio::test]
 async fn a_view_token_reads_every_page_and_changes_nothing() {
-    let mut bound = pod("default", "web-1", "web");
-    bound["spec"]["nodeName"] = json!("n1");
-    let api = api(vec![bound]).await;
+    let api = api(vec![bound_pod()]).await;
     let made: Value = api
         .client
         .post(format!("{}/api/keel/tokens", api.url))

@@ -68,6 +68,8 @@ pub async fn show(
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    /// Absent reads as empty: refused with the form's message, not a bare 422.
+    #[serde(default)]
     token: String,
 }
 
