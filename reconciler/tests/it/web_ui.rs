@@ -165,6 +165,11 @@ async fn signing_in_keeps_the_token_in_a_strict_http_only_cookie() {
         code == 404 && missing.contains("no Pod nope in the cluster in namespace default"),
         "{missing}"
     );
+    let (code, _, nowhere) = api.page(Some(&cookie), "/ui/objects/Pod/default").await;
+    assert!(
+        code == 404 && nowhere.contains("has no page at /ui/objects/Pod/default"),
+        "{nowhere}"
+    );
     let (code, _, bad) = api
         .page(Some(&cookie), "/ui/objects/Gadget/default/x")
         .await;

@@ -53,6 +53,7 @@ pub fn routes(access: Arc<Access>, anonymous_read: bool) -> Router<AppState> {
         .route("/ui/diff", get(plans::diff))
         .route("/ui/plan", get(plans::branch))
         .route("/ui/logout", post(login::logout))
+        .route("/ui/{*rest}", get(unknown_page))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(gate.clone()),
             viewer::require,
@@ -69,6 +70,22 @@ pub fn routes(access: Arc<Access>, anonymous_read: bool) -> Router<AppState> {
     pages
         .merge(open)
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// A page the UI does not have (a mistyped or truncated address): a page saying so.
+async fn unknown_page(
+    axum::Extension(viewer): axum::Extension<keel_ui::Viewer>,
+    uri: axum::http::Uri,
+) -> Response {
+    let message = format!(
+        "The web UI has no page at {}: start from the overview, the tree or the history.",
+        uri.path()
+    );
+    (
+        StatusCode::NOT_FOUND,
+        axum::response::Html(keel_ui::pages::problem(&viewer, "Not found", &message).into_string()),
+    )
+        .into_response()
 }
 
 /// The stylesheet and script (their URLs carry their hash, so they are kept for good).
