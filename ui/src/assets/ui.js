@@ -46,6 +46,7 @@
     if (!target) return;
     let running = false;
     let again = false;
+    let shown = "";
     const refresh = async () => {
       if (running) {
         again = true;
@@ -60,8 +61,9 @@
         }
         if (response.ok) {
           const html = await response.text();
-          if (html !== target.dataset.shown) {
-            target.dataset.shown = html;
+          // Unchanged HTML is not put in again (keyboard focus stays where it is).
+          if (html !== shown) {
+            shown = html;
             target.innerHTML = html; // server-rendered and escaped
           }
         }
