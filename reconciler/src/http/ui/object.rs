@@ -100,29 +100,15 @@ async fn gather(state: &AppState, key: &ObjectKey, object: &Object) -> ObjectPag
         name: o.name().to_string(),
         health: health(o).0.as_str(),
     };
-    let owner = object
-        .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
-        .and_then(|r| {
-            let kind = Kind::from_name(&r.kind)?;
-            let ns = if kind.info().namespaced {
-                object.namespace()
-            } else {
-                ""
-            };
-            Some(match state.cache.get(&ObjectKey::new(kind, ns, &r.name)) {
-                Some(o) => related(&o.object),
-                None => Related {
-                    kind: r.kind.clone(),
-                    namespace: ns.to_string(),
-                    name: r.name.clone(),
-                    health: "Missing",
-                },
-            })
-        });
+    let owner = owner_key(object).map(|key| match state.cache.get(&key) {
+        Some(o) => related(&o.object),
+        None => Related {
+            kind: key.kind.as_str().to_string(),
+            namespace: key.namespace,
+            name: key.name,
+            health: "Missing",
+        },
+    });
     let children = match object.meta().uid.as_deref() {
         Some(uid) => state
             .cache
@@ -208,26 +194,25 @@ fn declared_owner<'d>(
     let mut at = state.cache.get(key)?;
     // Pod → ReplicaSet → Deployment is the longest chain; owner loops stop here.
     for _ in 0..4 {
-        let owner = at
-            .object
-            .meta()
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|r| r.controller == Some(true))?;
-        let kind = Kind::from_name(&owner.kind)?;
-        let ns = if kind.info().namespaced {
-            at.object.namespace()
-        } else {
-            ""
-        };
-        let owner_key = ObjectKey::new(kind, ns, &owner.name);
+        let owner_key = owner_key(&at.object)?;
         if let Some(d) = declarations.get(&owner_key) {
             return Some((owner_key, d));
         }
         at = state.cache.get(&owner_key)?;
     }
     None
+}
+
+/// The key of `object`'s controlling owner, when it names a kind keel serves.
+fn owner_key(object: &Object) -> Option<ObjectKey> {
+    let owner = crate::controllers::pods::controller_of(object.meta())?;
+    let kind = Kind::from_name(&owner.kind)?;
+    let ns = if kind.info().namespaced {
+        object.namespace()
+    } else {
+        ""
+    };
+    Some(ObjectKey::new(kind, ns, &owner.name))
 }
 
 /// The object's Events, newest first.
