@@ -1,0 +1,87 @@
+//! Kubemark's hollow node for keel: one process running many hollow agents (the hollow
+//! runtime: pods "run" without containers), each with its own gRPC server, joining the
+//! control plane with a join token over mutual TLS as a real node does. The cluster bench
+//! starts several of these, so the control plane's process is measured alone.
+//!
+//! `hollow-nodes SERVER JOIN_TOKEN PREFIX COUNT DATA_DIR` runs nodes `PREFIX-0` …
+//! `PREFIX-(COUNT-1)` until killed, and prints `ready` once every agent has started.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use keel_nodeagent::agent::{self, AgentConfig};
+use keel_nodeagent::grpc::identity::NodeIdentity;
+use keel_nodeagent::network::NodeNetwork;
+use keel_nodeagent::runtime::Runtime;
+use keel_nodeagent::runtime::hollow::HollowRuntime;
+
+const USAGE: &str = "usage: hollow-nodes SERVER JOIN_TOKEN PREFIX COUNT DATA_DIR";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [server, token, prefix, count, data_dir] = args.as_slice() else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    let Ok(count) = count.parse::<usize>() else {
+        eprintln!("hollow-nodes: COUNT {count:?} is not a number\n{USAGE}");
+        std::process::exit(2);
+    };
+    // Hundreds of agents, each with a listener and connections both ways.
+    keel_tls::listen::raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let mut agents = Vec::with_capacity(count);
+        for i in 0..count {
+            let node = format!("{prefix}-{i}");
+            let dir = PathBuf::from(data_dir).join(&node);
+            let identity =
+                match NodeIdentity::obtain(&dir, &node, server, Some(token.as_str())).await {
+                    Ok(identity) => identity,
+                    Err(e) => {
+                        eprintln!("hollow-nodes: {node}: cannot join: {e:#}");
+                        std::process::exit(1);
+                    }
+                };
+            let network = NodeNetwork::new();
+            let hollow: Arc<dyn Runtime> =
+                Arc::new(HollowRuntime::new().with_network(network.clone()));
+            let config = AgentConfig {
+                metrics_listen: None,
+                node: node.clone(),
+                listen: "127.0.0.1:0".parse().expect("an address"),
+                advertise: None,
+                server: Some(server.clone()),
+                labels: BTreeMap::new(),
+                cpu_millis: 4000,
+                memory_bytes: 8 << 30,
+                max_pods: 110,
+                data_dir: dir,
+                allowed_host_paths: vec![],
+                service_proxy: None,
+                ingress: None,
+                dns: None,
+                identity: Some(identity),
+                network,
+                // Every agent of this process shares one network namespace: no routes.
+                overlay: None,
+            };
+            match agent::start(config, hollow).await {
+                Ok(a) => agents.push(a),
+                Err(e) => {
+                    eprintln!("hollow-nodes: {node}: cannot start: {e:#}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        println!("ready");
+        std::future::pending::<()>().await;
+        drop(agents);
+    });
+}
