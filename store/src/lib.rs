@@ -236,7 +236,11 @@ impl Store {
         namespace: Option<&str>,
         selector: Option<&Selector>,
     ) -> Result<ListResult> {
-        let mut result = dispatch!(self, s => s.list(kind, namespace).await)?;
+        let mut result = match self {
+            // Filtered before objects are copied out of its cache.
+            Store::Redb(s) => return s.list(kind, namespace, selector).await,
+            Store::Etcd(s) => s.list(kind, namespace).await?,
+        };
         if let Some(sel) = selector {
             result
                 .items

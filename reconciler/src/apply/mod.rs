@@ -191,8 +191,13 @@ fn summarize_errors(errors: &[keel_schema::ManifestError]) -> String {
 pub async fn applied_objects(store: &Store) -> Result<BTreeMap<ObjectKey, Stored>, StoreError> {
     let mut out = BTreeMap::new();
     let mut lists = Vec::new();
+    // Only objects git wrote carry the label: the store copies out those, not every pod.
+    let managed = keel_schema::selector::Selector::from_map(&BTreeMap::from([(
+        MANAGED_BY.to_string(),
+        MANAGED_BY_GIT.to_string(),
+    )]));
     for kind in Kind::declarable() {
-        lists.push(store.list(kind, None, None).await?);
+        lists.push(store.list(kind, None, Some(&managed)).await?);
     }
     lists.push(store.list_custom().await?);
     for list in lists {

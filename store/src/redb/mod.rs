@@ -19,6 +19,7 @@ use ::redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition,
 };
+use keel_schema::selector::Selector;
 use keel_schema::{Kind, Object};
 use tokio::sync::broadcast;
 
@@ -47,6 +48,12 @@ const REPLAY_PAGE_EVENTS: usize = 10_000;
 pub const MAX_LOGGED_REVISIONS: u64 = 10_000;
 
 pub const FILE_NAME: &str = "keel.redb";
+
+/// redb's page cache. Reads are served from the decoded cache of every object (below), so
+/// pages are read back only to write and to replay the change log: redb's default of 1 GiB
+/// would hold the whole file (objects and the log's 10,000 transactions) resident for
+/// nothing.
+const PAGE_CACHE_BYTES: usize = 32 << 20;
 
 struct Inner {
     db: Database,
@@ -136,10 +143,15 @@ impl RedbStore {
             ))
         })?;
         let path = data_dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|e| match e {
-            DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(data_dir.to_path_buf()),
-            other => StoreError::Unavailable(format!("cannot open {}: {other}", path.display())),
-        })?;
+        let db = ::redb::Builder::new()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(data_dir.to_path_buf()),
+                other => {
+                    StoreError::Unavailable(format!("cannot open {}: {other}", path.display()))
+                }
+            })?;
         // Secrets are in this file (sealed only with --encryption-key-file): the owner's
         // alone, however the umask made it or an older keel left it.
         for (p, mode) in [(data_dir, 0o700), (path.as_path(), 0o600)] {
@@ -187,26 +199,34 @@ impl RedbStore {
         Ok(cache.objects.get(&key.path()).cloned())
     }
 
-    pub async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<ListResult> {
+    /// The objects of `kind` (in `namespace`) that `selector` matches: only those are copied
+    /// out, so a list of the few git-managed objects among 100,000 pods copies the few.
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        selector: Option<&Selector>,
+    ) -> Result<ListResult> {
         let kind = kind.key_segment();
         let prefix = match namespace {
             Some(ns) => format!("{kind}/{ns}/"),
             None => format!("{kind}/"),
         };
-        self.list_under(prefix)
+        self.list_under(prefix, selector)
     }
 
     /// Every object of every custom kind, at one revision.
     pub async fn list_custom(&self) -> Result<ListResult> {
-        self.list_under(keel_schema::kinds::custom::KEY_PREFIX.to_string())
+        self.list_under(keel_schema::kinds::custom::KEY_PREFIX.to_string(), None)
     }
 
-    fn list_under(&self, prefix: String) -> Result<ListResult> {
+    fn list_under(&self, prefix: String, selector: Option<&Selector>) -> Result<ListResult> {
         let cache = self.inner.read_cache()?;
         let items = cache
             .objects
             .range(prefix.clone()..)
             .take_while(|(path, _)| path.starts_with(&prefix))
+            .filter(|(_, stored)| selector.is_none_or(|s| s.matches(stored.object.meta().labels())))
             .map(|(_, stored)| stored.clone())
             .collect();
         Ok(ListResult {
