@@ -2,12 +2,14 @@
 //! calling the control plane's `ControlPlane` service ([`client`]), both over mutual TLS
 //! with the node's certificate ([`identity`]); [`endpoint`]: the channel to the control
 //! plane; [`service`]: what the calls share; [`exec`] and [`port_forward`]: the
-//! interactive calls; [`usage_report`]: a usage sample as the `Metrics` call answers it.
+//! interactive calls; [`usage_report`]: a usage sample as the `Metrics` call answers it;
+//! [`nodes_change`]: a `Sync`'s nodes as a change to the last applied list.
 
 pub mod client;
 pub mod endpoint;
 pub mod exec;
 pub mod identity;
+pub mod nodes_change;
 pub mod port_forward;
 pub mod server;
 pub mod service;

@@ -17,6 +17,7 @@ use keel_agent_protocol::{
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
+use super::nodes_change;
 pub use super::service::NodeAgentService;
 use crate::desired;
 use crate::runtime::{ContainerInfo, LogStream};
@@ -32,7 +33,12 @@ type LogsStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
 impl NodeAgent for NodeAgentService {
     async fn sync(&self, request: Request<NodeDesired>) -> Result<Response<SyncAck>, Status> {
         self.authorize(&request, "Sync")?;
-        let msg = request.into_inner();
+        let mut msg = request.into_inner();
+        let mut applied_nodes = self.applied_nodes.lock().unwrap_or_else(|p| p.into_inner());
+        let nodes = nodes_change::make_whole(&mut msg, &applied_nodes).map_err(|why| {
+            tracing::debug!(generation = msg.generation, why, "asking for a whole set");
+            Status::failed_precondition(why)
+        })?;
         let set = desired::read(&msg, &self.node).map_err(|e| {
             tracing::warn!(generation = msg.generation, error = %e, "refused a desired set");
             Status::invalid_argument(e.to_string())
@@ -64,14 +70,19 @@ impl NodeAgent for NodeAgentService {
             if let Some(dns) = &self.dns {
                 dns.update(&dns_services);
             }
-            self.peers.send_if_modified(|current| {
-                let changed = *current != peers;
-                *current = peers;
-                changed
-            });
+            if nodes == nodes_change::Nodes::Whole {
+                self.peers.send_if_modified(|current| {
+                    let changed = *current != peers;
+                    *current = peers;
+                    changed
+                });
+                applied_nodes.nodes = msg.nodes;
+            }
+            applied_nodes.generation = generation;
         }
         Ok(Response::new(SyncAck {
             applied_generation: applied,
+            nodes_as_changes: true,
         }))
     }
 

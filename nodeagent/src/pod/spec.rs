@@ -410,6 +410,7 @@ mod tests {
             announce: Vec::new(),
             ingresses: Vec::new(),
             ingress_secrets: Vec::new(),
+            ..Default::default()
         };
         let set = crate::desired::read(&msg, "n1").expect("a valid set");
         let desired = &set.pods[0];

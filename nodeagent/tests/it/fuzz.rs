@@ -112,6 +112,7 @@ fn desired() -> impl Strategy<Value = NodeDesired> {
                     announce,
                     ingresses,
                     ingress_secrets: Vec::new(),
+                    ..Default::default()
                 }
             },
         )

@@ -194,6 +194,11 @@ impl Harness {
     ) -> Result<SyncAck, tonic::Status> {
         self.generation += 1;
         let msg = self.desired(self.generation, pods, extra);
+        self.sync_message(msg).await
+    }
+
+    /// Sends `msg` as it is; retried while the agent is still listing its containers.
+    pub async fn sync_message(&mut self, msg: NodeDesired) -> Result<SyncAck, tonic::Status> {
         for _ in 0..100 {
             match self.client.sync(msg.clone()).await {
                 Err(s) if s.code() == tonic::Code::Unavailable => {
@@ -228,6 +233,7 @@ impl Harness {
             announce: Vec::new(),
             ingresses: Vec::new(),
             ingress_secrets: Vec::new(),
+            ..Default::default()
         }
     }
 

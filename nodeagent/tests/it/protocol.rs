@@ -441,3 +441,65 @@ async fn a_pod_the_control_plane_holds_as_finished_never_runs_again() {
     );
     assert!(h.status(&done_uid).is_none(), "its recorded status stands");
 }
+
+#[tokio::test]
+async fn the_nodes_list_travels_as_changes_to_the_set_the_agent_applied() {
+    use keel_agent_protocol::NetworkPeer;
+    let peer = |name: &str, ip: &str, cidr: &str| NetworkPeer {
+        name: name.into(),
+        node_ip: ip.into(),
+        pod_cidr: cidr.into(),
+    };
+    let mut h = Harness::hollow().await;
+    // A whole list first; the agent says it takes changes.
+    let mut whole = h.desired(10, &[], &[]);
+    whole.nodes = vec![peer("a", "192.0.2.1", "10.244.1.0/24")];
+    let ack = h.sync_message(whole).await.expect("a whole list is taken");
+    assert_eq!(ack.applied_generation, 10);
+    assert!(ack.nodes_as_changes);
+
+    // A change to generation 10: b joins, a leaves.
+    let mut change = h.desired(11, &[], &[]);
+    change.nodes_base_generation = 10;
+    change.nodes = vec![peer("b", "192.0.2.2", "10.244.2.0/24")];
+    change.removed_nodes = vec!["a".into()];
+    assert_eq!(h.sync_message(change).await.unwrap().applied_generation, 11);
+
+    // A change to a set it no longer has is refused, naming both generations.
+    let mut stale = h.desired(12, &[], &[]);
+    stale.nodes_base_generation = 10;
+    let refused = h.sync_message(stale).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("generation 10") && refused.message().contains("applied 11"),
+        "{}",
+        refused.message()
+    );
+
+    // The list a change makes is checked like a whole one: a bad entry refuses the set.
+    let mut bad = h.desired(13, &[], &[]);
+    bad.nodes_base_generation = 11;
+    bad.nodes = vec![peer("c", "not-an-ip", "10.244.3.0/24")];
+    let refused = h.sync_message(bad).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("(c): node_ip"),
+        "{}",
+        refused.message()
+    );
+
+    // Refused sets changed nothing: a change to 11 is still taken.
+    let mut good = h.desired(14, &[], &[]);
+    good.nodes_base_generation = 11;
+    assert_eq!(h.sync_message(good).await.unwrap().applied_generation, 14);
+
+    // A restarted agent has no list: a change is refused until a whole list comes.
+    h.restart_agent().await;
+    let mut after = h.desired(15, &[], &[]);
+    after.nodes_base_generation = 14;
+    let refused = h.sync_message(after).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    let mut whole = h.desired(16, &[], &[]);
+    whole.nodes = vec![peer("b", "192.0.2.2", "10.244.2.0/24")];
+    assert_eq!(h.sync_message(whole).await.unwrap().applied_generation, 16);
+}

@@ -483,6 +483,18 @@ impl PodSpec {
 }
 
 impl Pod {
+    /// Whether `other` is this pod with only its status (and so its resource version)
+    /// changed: a node's report, which neither its agent nor its owner's pod set cares
+    /// about beyond the counts.
+    pub fn same_but_status(&self, other: &Pod) -> bool {
+        self.spec == other.spec && {
+            let mut meta = self.metadata.clone();
+            meta.resource_version
+                .clone_from(&other.metadata.resource_version);
+            meta == other.metadata
+        }
+    }
+
     /// The phase its node reported, if any.
     pub fn phase(&self) -> Option<PodPhase> {
         self.status.as_ref().and_then(|s| s.phase)

@@ -1,8 +1,9 @@
 //! A node's desired set: its pods, the ConfigMaps and Secrets they use (and no others),
-//! every Service with its Endpoints, and every node's pod range and address (the overlay's
-//! routes), numbered with the store revision and hashed.
+//! every Service with its Endpoints (read once per round for all nodes: [`Shared`]), and
+//! every node's pod range and address (the overlay's routes, from [`super::peers`]),
+//! numbered with the store revision and hashed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -54,6 +55,19 @@ fn references(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
     (cms, secrets)
 }
 
+/// A pod as its agent gets it: without its status and resource version. The agent makes
+/// the status and never reads it back, so the status writes its own reports cause do not
+/// change the set, and do not send it again.
+fn pod_json(object: &Object) -> Vec<u8> {
+    let Object::Pod(pod) = object else {
+        return json(object);
+    };
+    let mut pod = pod.clone();
+    pod.status = None;
+    pod.metadata.resource_version = None;
+    json(&Object::Pod(pod))
+}
+
 fn json(object: &Object) -> Vec<u8> {
     // Objects from the store always serialise; an empty message would be refused whole by
     // the agent, never half-applied.
@@ -81,10 +95,22 @@ pub fn network_peer(node: &keel_schema::types::core::Node) -> Option<NetworkPeer
     })
 }
 
-/// The LoadBalancer addresses `node` answers for: of each address from the pool (not a
+/// The LoadBalancer addresses each node answers for: of each address from the pool (not a
 /// node's own), the Ready node that ranks first for it (rendezvous hashing: the same node
 /// while it stays Ready, and only that node's addresses move when it does not).
-pub fn announced_by(cache: &Cache, node: &str) -> Vec<String> {
+fn announcements(cache: &Cache) -> HashMap<String, Vec<String>> {
+    let balanced: Vec<Arc<Stored>> = cache
+        .list(Kind::Service, None)
+        .into_iter()
+        .filter(|s| {
+            matches!(&s.object, Object::Service(svc) if crate::controllers::loadbalancer::is_load_balancer(svc))
+        })
+        .collect();
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    if balanced.is_empty() {
+        // Nothing to announce: no need to look at every node (5,000 of them, each round).
+        return out;
+    }
     let nodes = cache.list(Kind::Node, None);
     let mut ready = Vec::new();
     let mut node_ips = BTreeSet::new();
@@ -103,27 +129,24 @@ pub fn announced_by(cache: &Cache, node: &str) -> Vec<String> {
         (ip, name).hash(&mut h);
         h.finish()
     };
-    let mut out = Vec::new();
-    for s in cache.list(Kind::Service, None).iter() {
+    for s in &balanced {
         let Object::Service(svc) = &s.object else {
             continue;
         };
-        if !crate::controllers::loadbalancer::is_load_balancer(svc) {
-            continue;
-        }
         for ip in crate::controllers::loadbalancer::ingress_ips(svc) {
             let ip = ip.to_string();
             if node_ips.contains(&ip) {
                 continue;
             }
-            let first = ready.iter().max_by_key(|name| rank(&ip, name));
-            if first.is_some_and(|n| n == node) {
-                out.push(ip);
+            if let Some(first) = ready.iter().max_by_key(|name| rank(&ip, name)) {
+                out.entry(first.clone()).or_default().push(ip);
             }
         }
     }
-    out.sort();
-    out.dedup();
+    for ips in out.values_mut() {
+        ips.sort();
+        ips.dedup();
+    }
     out
 }
 
@@ -191,24 +214,76 @@ fn local_volumes(cache: &Cache, node: &str, pods: &[Arc<Stored>]) -> Vec<LocalVo
         .collect()
 }
 
-/// The local volumes of `node` being deleted, for its agent to remove.
-fn released_volumes(cache: &Cache, node: &str) -> Vec<String> {
-    cache
-        .list(Kind::PersistentVolume, None)
-        .iter()
-        .filter_map(|s| match &s.object {
-            Object::PersistentVolume(pv)
-                if pv.metadata.deletion_timestamp.is_some() && pv.node() == Some(node) =>
-            {
-                pv.local_handle().map(str::to_string)
-            }
-            _ => None,
-        })
-        .collect()
+/// The local volumes being deleted, by node, for their agents to remove.
+fn released_volumes(cache: &Cache) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for s in cache.list(Kind::PersistentVolume, None).iter() {
+        if let Object::PersistentVolume(pv) = &s.object
+            && pv.metadata.deletion_timestamp.is_some()
+            && let (Some(node), Some(handle)) = (pv.node(), pv.local_handle())
+        {
+            out.entry(node.to_string())
+                .or_default()
+                .push(handle.to_string());
+        }
+    }
+    out
 }
 
-/// The desired set of `node` as the cache holds it now, and its hash.
-pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
+/// What every node's set shares, read once per round of sends rather than once per node:
+/// Services with their Endpoints, the Ingresses and their TLS Secrets, which node answers
+/// for each LoadBalancer address, and the local volumes being released.
+pub struct Shared {
+    services: Vec<ServiceEntry>,
+    ingresses: Vec<Vec<u8>>,
+    ingress_secrets: Vec<Vec<u8>>,
+    announce: HashMap<String, Vec<String>>,
+    released: HashMap<String, Vec<String>>,
+    /// Of the Services, Endpoints, Ingresses and their Secrets.
+    hash: u64,
+}
+
+impl Shared {
+    pub fn read(cache: &Cache) -> Shared {
+        let services: Vec<ServiceEntry> = cache
+            .list(Kind::Service, None)
+            .iter()
+            .map(|s| {
+                let endpoints = cache
+                    .get(&ObjectKey::new(
+                        Kind::Endpoints,
+                        s.object.namespace(),
+                        s.object.name(),
+                    ))
+                    .map(|e| json(&e.object))
+                    .unwrap_or_default();
+                ServiceEntry {
+                    service: json(&s.object),
+                    endpoints,
+                }
+            })
+            .collect();
+        let (ingresses, ingress_secrets) = ingress_objects(cache);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for s in &services {
+            (&s.service, &s.endpoints).hash(&mut hasher);
+        }
+        ingresses.hash(&mut hasher);
+        ingress_secrets.hash(&mut hasher);
+        Shared {
+            services,
+            ingresses,
+            ingress_secrets,
+            announce: announcements(cache),
+            released: released_volumes(cache),
+            hash: hasher.finish(),
+        }
+    }
+}
+
+/// The desired set of `node` as the cache holds it now, and its hash: all but its `nodes`,
+/// which node sync adds from its [`super::peers::PeerLog`].
+pub fn desired_set(cache: &Cache, shared: &Shared, node: &str) -> (NodeDesired, u64) {
     // In key order already, so one set hashes the same however the cache got it.
     let pods: Vec<Arc<Stored>> = cache.pods_on(node);
     let mut config_maps = BTreeSet::new();
@@ -233,58 +308,31 @@ pub fn desired_set(cache: &Cache, node: &str) -> (NodeDesired, u64) {
             .map(|s| json(&s.object))
             .collect()
     };
-    let services = cache
-        .list(Kind::Service, None)
-        .iter()
-        .map(|s| {
-            let endpoints = cache
-                .get(&ObjectKey::new(
-                    Kind::Endpoints,
-                    s.object.namespace(),
-                    s.object.name(),
-                ))
-                .map(|e| json(&e.object))
-                .unwrap_or_default();
-            ServiceEntry {
-                service: json(&s.object),
-                endpoints,
-            }
-        })
-        .collect();
-    let mut desired = NodeDesired {
+    let desired = NodeDesired {
         node_name: node.to_string(),
-        generation: 0,
-        pods: pods.iter().map(|s| json(&s.object)).collect(),
+        generation: cache.revision().max(1),
+        pods: pods.iter().map(|s| pod_json(&s.object)).collect(),
         config_maps: fetch(config_maps),
         secrets: fetch(secrets),
-        services,
-        nodes: network_peers(cache),
-        announce: announced_by(cache, node),
-        ingresses: Vec::new(),
-        ingress_secrets: Vec::new(),
+        services: shared.services.clone(),
+        nodes: Vec::new(),
+        announce: shared.announce.get(node).cloned().unwrap_or_default(),
+        ingresses: shared.ingresses.clone(),
+        ingress_secrets: shared.ingress_secrets.clone(),
         volumes: local_volumes(cache, node, &pods),
-        released_volumes: released_volumes(cache, node),
+        released_volumes: shared.released.get(node).cloned().unwrap_or_default(),
+        nodes_base_generation: 0,
+        removed_nodes: Vec::new(),
     };
-    let (ingresses, ingress_secrets) = ingress_objects(cache);
-    desired.ingresses = ingresses;
-    desired.ingress_secrets = ingress_secrets;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    shared.hash.hash(&mut hasher);
     desired.pods.hash(&mut hasher);
     desired.config_maps.hash(&mut hasher);
     desired.secrets.hash(&mut hasher);
-    for s in &desired.services {
-        (&s.service, &s.endpoints).hash(&mut hasher);
-    }
-    for n in &desired.nodes {
-        (&n.name, &n.node_ip, &n.pod_cidr).hash(&mut hasher);
-    }
     desired.announce.hash(&mut hasher);
-    desired.ingresses.hash(&mut hasher);
-    desired.ingress_secrets.hash(&mut hasher);
     for v in &desired.volumes {
         (&v.namespace, &v.claim, &v.handle).hash(&mut hasher);
     }
     desired.released_volumes.hash(&mut hasher);
-    desired.generation = cache.revision().max(1);
     (desired, hasher.finish())
 }

@@ -1,9 +1,13 @@
-//! Node sync: pushes each node's full desired set (never a delta) to its agent's `Sync`.
+//! Node sync: pushes each node's desired set to its agent's `Sync`.
 //!
 //! A node's set is its bound pods, the ConfigMaps and Secrets those pods use (and no others:
-//! an agent never receives a Secret none of its pods needs), and every Service with its
-//! Endpoints for the node's proxy. It is numbered with the store revision it was read at, so
-//! generations only grow, across control-plane restarts too.
+//! an agent never receives a Secret none of its pods needs), every Service with its
+//! Endpoints for the node's proxy, and every node's overlay entry. It is numbered with the
+//! store revision it was read at, so generations only grow, across control-plane restarts
+//! too. Every part is sent whole except the nodes: an agent that has a list gets what
+//! changed in it since ([`peers`]), and the list changes at most every [`PEERS_EVERY`], so
+//! 5,000 nodes joining do not send each agent 5,000 lists of 5,000. Pods go without their
+//! status, so an agent's own status reports do not come back to it.
 //!
 //! Changes mark nodes dirty; every [`DEBOUNCE`] the dirty nodes' sets are rebuilt and sent if
 //! they differ from the last one the agent acknowledged. A registration (an agent that
@@ -13,9 +17,10 @@
 //!
 //! # Layout
 //! - this file: the loop (what is dirty, what is in flight, backoff); [`desired`]: a node's
-//!   set; [`send`]: one send.
+//!   set; [`peers`]: the nodes' entries as they change; [`send`]: one send.
 
 mod desired;
+mod peers;
 mod send;
 
 use std::collections::HashMap;
@@ -33,13 +38,17 @@ use tonic::transport::Channel;
 use super::AGENT_ADDRESS;
 use super::dial::AgentDialer;
 use crate::cache::{Cache, Change};
+use desired::Shared;
 pub use desired::desired_set;
+use peers::PeerLog;
 use send::{SendError, Sent};
 
 /// Changes within this window go out as one set.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Every node's set is sent again this often, changed or not (level-triggered).
 pub const RESEND: Duration = Duration::from_secs(30);
+/// Nodes joining, leaving or moving reach the other agents' lists at most this often.
+pub const PEERS_EVERY: Duration = Duration::from_secs(1);
 /// Sends in flight across all nodes.
 const MAX_IN_FLIGHT: usize = 64;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +61,10 @@ struct NodeState {
     client: Option<NodeAgentClient<Channel>>,
     /// Hash of the set the agent last acknowledged.
     acked: Option<u64>,
+    /// The [`PeerLog`] version of the nodes in that set.
+    acked_nodes: Option<u64>,
+    /// Whether the agent takes changes to its nodes (it said so in its last ack).
+    nodes_as_changes: bool,
     last_generation: u64,
     in_flight: bool,
     failures: u32,
@@ -69,6 +82,10 @@ struct NodeSync {
     sends: JoinSet<Sent>,
     /// Whose send each task is, so one that panicked still frees its node.
     sending: HashMap<tokio::task::Id, String>,
+    peers: PeerLog,
+    /// A node came, went or moved since the log was last refreshed.
+    peers_changed: bool,
+    peers_refreshed: Option<Instant>,
 }
 
 /// Runs node sync until `stop`.
@@ -85,6 +102,9 @@ pub async fn run(cache: Cache, dialer: AgentDialer, stop: CancellationToken) {
         dirty: HashMap::new(),
         sends: JoinSet::new(),
         sending: HashMap::new(),
+        peers: PeerLog::default(),
+        peers_changed: true,
+        peers_refreshed: None,
     };
     sync.mark_all(true);
     let mut tick = tokio::time::interval(DEBOUNCE);
@@ -120,12 +140,21 @@ impl NodeSync {
     /// Marks the nodes a change may concern.
     fn changed(&mut self, change: &Change) {
         let Change::Object { old, new } = change else {
+            self.peers_changed = true;
             self.mark_all(true);
             return;
         };
         let objects = old.iter().chain(new.iter()).map(|s| &s.object);
         match change.kind() {
             Some(Kind::Pod) => {
+                // Most pod writes are the agents' own status reports: nothing to send back.
+                if let (Some(Object::Pod(a)), Some(Object::Pod(b))) = (
+                    old.as_ref().map(|s| &s.object),
+                    new.as_ref().map(|s| &s.object),
+                ) && a.same_but_status(b)
+                {
+                    return;
+                }
                 for o in objects {
                     if let Object::Pod(p) = o
                         && let Some(n) = p.spec.node_name.as_deref().filter(|n| !n.is_empty())
@@ -146,8 +175,11 @@ impl NodeSync {
                 };
                 let ready = |s: &Option<std::sync::Arc<keel_store::Stored>>| matches!(s.as_ref().map(|s| &s.object), Some(Object::Node(n)) if n.is_ready());
                 // Readiness also moves which node answers for LoadBalancer addresses.
-                if peer(old) != peer(new) || ready(old) != ready(new) {
+                if ready(old) != ready(new) {
                     self.mark_all(false);
+                }
+                if peer(old) != peer(new) {
+                    self.peers_changed = true;
                 }
                 for o in objects {
                     self.dirty.insert(o.name().to_string(), true);
@@ -222,10 +254,21 @@ impl NodeSync {
         match sent.result {
             Ok(()) => {
                 state.acked = Some(sent.hash);
+                state.acked_nodes = Some(sent.nodes_version);
+                state.nodes_as_changes = sent.nodes_as_changes;
                 state.last_generation = sent.generation;
                 state.failures = 0;
                 state.retry_at = None;
                 state.client = sent.client;
+            }
+            Err(SendError::NeedsWhole(why)) => {
+                // It no longer has the list the change was to (it restarted): the whole
+                // set now, on the same connection.
+                tracing::debug!(node = %sent.node, why, "sending the agent its whole set");
+                state.acked = None;
+                state.acked_nodes = None;
+                state.client = sent.client;
+                self.dirty.insert(sent.node, true);
             }
             Err(e) => {
                 if let SendError::Stale { applied, .. } = &e {
@@ -239,6 +282,7 @@ impl NodeSync {
                     tracing::warn!(node = %sent.node, error = %e, retry_in = ?delay, "cannot sync the node's pods to its agent");
                 }
                 state.acked = None;
+                state.acked_nodes = None;
                 state.client = None;
                 state.retry_at = Some(Instant::now() + delay);
                 self.dirty.insert(sent.node, true);
@@ -249,6 +293,15 @@ impl NodeSync {
     /// Sends the dirty nodes' sets that changed (or must go anyway), one per node at a time.
     fn send_dirty(&mut self) {
         let now = Instant::now();
+        if self.peers_changed && self.peers_refreshed.is_none_or(|t| now - t >= PEERS_EVERY) {
+            self.peers_changed = false;
+            self.peers_refreshed = Some(now);
+            let before = self.peers.version();
+            self.peers.refresh(desired::network_peers(&self.cache));
+            if self.peers.version() != before {
+                self.mark_all(false);
+            }
+        }
         let room = MAX_IN_FLIGHT.saturating_sub(self.sends.len());
         let ready: Vec<(String, bool)> = self
             .dirty
@@ -261,22 +314,45 @@ impl NodeSync {
             .map(|(n, f)| (n.clone(), *f))
             .take(room)
             .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let shared = Shared::read(&self.cache);
         for (node, force) in ready {
             self.dirty.remove(&node);
-            self.send_one(node, force);
+            self.send_one(node, force, &shared);
         }
     }
 
-    fn send_one(&mut self, node: String, force: bool) {
+    fn send_one(&mut self, node: String, force: bool, shared: &Shared) {
         let Some(address) = agent_address(&self.cache, &node) else {
             // Not a registered node (pods bound to a name nobody runs).
             self.nodes.remove(&node);
             return;
         };
-        let (mut desired, hash) = desired_set(&self.cache, &node);
+        let (mut desired, hash) = desired_set(&self.cache, shared, &node);
+        let nodes_version = self.peers.version();
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (hash, nodes_version).hash(&mut h);
+            h.finish()
+        };
         let state = self.nodes.entry(node.clone()).or_default();
         if !force && state.acked == Some(hash) {
             return;
+        }
+        let changes = state
+            .acked_nodes
+            .filter(|_| state.nodes_as_changes)
+            .and_then(|v| self.peers.since(v));
+        match changes {
+            Some(changes) => {
+                desired.nodes = changes.changed;
+                desired.removed_nodes = changes.removed;
+                desired.nodes_base_generation = state.last_generation;
+            }
+            None => desired.nodes = self.peers.all(),
         }
         if state.address.as_deref() != Some(address.as_str()) {
             state.address = Some(address.clone());
@@ -294,8 +370,10 @@ impl NodeSync {
                 node,
                 hash,
                 generation,
+                nodes_version,
+                nodes_as_changes: result.as_ref().is_ok_and(|takes| *takes),
                 client,
-                result,
+                result: result.map(|_| ()),
             }
         });
         self.sending.insert(task.id(), node_name);

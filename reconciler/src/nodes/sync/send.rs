@@ -12,6 +12,10 @@ pub struct Sent {
     pub node: String,
     pub hash: u64,
     pub generation: u64,
+    /// The version of the nodes list sent ([`super::peers::PeerLog`]).
+    pub nodes_version: u64,
+    /// Whether the agent said it takes changes to its nodes list.
+    pub nodes_as_changes: bool,
     pub client: Option<NodeAgentClient<Channel>>,
     pub result: Result<(), SendError>,
 }
@@ -23,6 +27,8 @@ impl Sent {
             node,
             hash: 0,
             generation: 0,
+            nodes_version: 0,
+            nodes_as_changes: false,
             client: None,
             result: Err(error),
         }
@@ -39,18 +45,22 @@ pub enum SendError {
         sent: u64,
         applied: u64,
     },
+    /// The set changed a nodes list the agent no longer has: send it whole.
+    #[error("{0}")]
+    NeedsWhole(String),
     #[error("{0}")]
     Failed(String),
 }
 
-/// One `Sync` call, connecting first when there is no channel yet.
+/// One `Sync` call, connecting first when there is no channel yet; whether the agent takes
+/// changes to its nodes list.
 pub async fn send(
     dialer: &AgentDialer,
     node: &str,
     client: Option<NodeAgentClient<Channel>>,
     address: &str,
     desired: NodeDesired,
-) -> (Option<NodeAgentClient<Channel>>, Result<(), SendError>) {
+) -> (Option<NodeAgentClient<Channel>>, Result<bool, SendError>) {
     let mut client = match client {
         Some(c) => c,
         None => match dialer.connect(node, address, Some(SEND_TIMEOUT)).await {
@@ -60,7 +70,10 @@ pub async fn send(
     };
     let generation = desired.generation;
     match client.sync(desired).await {
-        Ok(ack) if ack.get_ref().applied_generation == generation => (Some(client), Ok(())),
+        Ok(ack) if ack.get_ref().applied_generation == generation => {
+            let takes_changes = ack.get_ref().nodes_as_changes;
+            (Some(client), Ok(takes_changes))
+        }
         // It has applied a newer set than this one (from before a control-plane restart
         // whose numbering ran ahead): the next send goes above it.
         Ok(ack) => (
@@ -70,6 +83,10 @@ pub async fn send(
                 sent: generation,
                 applied: ack.get_ref().applied_generation,
             }),
+        ),
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => (
+            Some(client),
+            Err(SendError::NeedsWhole(status.message().to_string())),
         ),
         Err(status) => (
             None,
