@@ -6,7 +6,10 @@
 //! so a controller is never slowed by its own events. As in Kubernetes, events are best
 //! effort: when the queue is full they are dropped (and that is logged), repeats of one event
 //! (same object, reason and message) are one Event object with a `count`, and Events are
-//! deleted an hour after they last happened.
+//! deleted an hour after they last happened. Similar events with many messages (a
+//! ReplicaSet's "Created pod: …") combine into one after ten ([`aggregate`]).
+
+mod aggregate;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -132,18 +135,23 @@ impl Recorder {
 }
 
 /// Where an event about `involved` lives: its namespace, or `default` for cluster-scoped
-/// objects (nodes), as Kubernetes does.
-fn event_key(r: &Record) -> ObjectKey {
+/// objects (nodes), as Kubernetes does. Its name hashes what makes it the same event: its
+/// message too, unless it is `combined` with similar ones (then its message is the latest).
+fn event_key(r: &Record, combined: bool) -> ObjectKey {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        &r.involved.uid,
-        &r.involved.kind,
-        &r.involved.name,
-        &r.reason,
-        &r.message,
-        r.type_,
-    )
-        .hash(&mut h);
+    if combined {
+        aggregate::similarity(r).hash(&mut h);
+    } else {
+        (
+            &r.involved.uid,
+            &r.involved.kind,
+            &r.involved.name,
+            &r.reason,
+            &r.message,
+            r.type_,
+        )
+            .hash(&mut h);
+    }
     let namespace = r
         .involved
         .namespace
@@ -182,6 +190,8 @@ async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
                 };
                 ev.count = Some(ev.count.unwrap_or(1).saturating_add(times));
                 ev.last_timestamp = Some(now);
+                // The same, or for combined events the latest of the similar ones.
+                ev.message = Some(record.message.clone());
                 // The last writer is who saw it last (after a leader change, the new one).
                 if let (Some(source), Some(host)) = (ev.source.as_mut(), &record.host) {
                     source.host = Some(host.clone());
@@ -222,16 +232,22 @@ async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
 async fn write_events(store: Store, mut rx: mpsc::Receiver<Record>, stop: CancellationToken) {
     let mut expire = tokio::time::interval(Duration::from_secs(300));
     let mut buffer = Vec::with_capacity(BATCH);
+    let mut aggregator = aggregate::Aggregator::default();
     loop {
         tokio::select! {
             n = rx.recv_many(&mut buffer, BATCH) => {
                 if n == 0 {
                     return;
                 }
-                // Repeats within the batch become one write with their count.
+                // Repeats within the batch become one write with their count (and the
+                // latest message, for combined ones).
                 let mut batch: HashMap<ObjectKey, (Record, i64)> = HashMap::new();
-                for r in buffer.drain(..) {
-                    batch.entry(event_key(&r)).or_insert((r, 0)).1 += 1;
+                let now = std::time::Instant::now();
+                for mut r in buffer.drain(..) {
+                    let combined = aggregator.combine(&mut r, now);
+                    let key = event_key(&r, combined);
+                    let count = batch.get(&key).map_or(0, |(_, n)| *n);
+                    batch.insert(key, (r, count + 1));
                 }
                 let writes = batch
                     .into_iter()
@@ -280,9 +296,16 @@ mod tests {
             component: "node-controller",
             host: None,
         };
-        let a = event_key(&r("Node n1 status is now: NodeNotReady"));
-        assert_eq!(a, event_key(&r("Node n1 status is now: NodeNotReady")));
-        assert_ne!(a, event_key(&r("something else")));
+        let a = event_key(&r("Node n1 status is now: NodeNotReady"), false);
+        assert_eq!(
+            a,
+            event_key(&r("Node n1 status is now: NodeNotReady"), false)
+        );
+        assert_ne!(a, event_key(&r("something else"), false));
+        // Combined events share one name whatever their message.
+        let combined = event_key(&r("one"), true);
+        assert_eq!(combined, event_key(&r("two"), true));
+        assert_ne!(combined, a);
         assert_eq!(a.namespace, "default");
         assert!(a.name.starts_with("n1."));
     }
