@@ -16,6 +16,7 @@
 pub mod decide;
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use chrono::Utc;
 use keel_schema::types::apps::ReplicaSetStatus;
@@ -76,6 +77,31 @@ impl Controller for ReplicaController {
             Some(_) => {}
             None => out.extend(self.all_keys(cache)),
         }
+    }
+
+    /// A pod's status report waits up to 10 µs per replica of its owner (1 s at 100,000), so
+    /// that the pass counting them all runs once for many reports; anything else about a
+    /// pod, and any small owner, goes at once.
+    fn settle(&self, change: &Change, key: &ObjectKey, cache: &Cache) -> Duration {
+        let Change::Object {
+            old: Some(old),
+            new: Some(new),
+        } = change
+        else {
+            return Duration::ZERO;
+        };
+        let (Object::Pod(a), Object::Pod(b)) = (&old.object, &new.object) else {
+            return Duration::ZERO;
+        };
+        if !a.same_but_status(b) {
+            return Duration::ZERO;
+        }
+        let replicas = cache.get(key).map_or(0, |s| match &s.object {
+            Object::ReplicaSet(rs) => rs.spec.replicas.unwrap_or(1),
+            Object::ReplicationController(rc) => rc.spec.replicas.unwrap_or(1),
+            _ => 0,
+        });
+        Duration::from_micros(u64::try_from(replicas).unwrap_or(0) * 10).min(Duration::from_secs(1))
     }
 
     fn subject(&self, key: &ObjectKey) -> Option<ObjectKey> {

@@ -34,6 +34,13 @@ pub trait Controller: Send + Sync + 'static {
     /// The keys whose state `change` may affect.
     fn keys_for(&self, change: &Change, cache: &Cache, out: &mut Vec<Self::Key>);
 
+    /// How long `key`, queued for `change`, may wait for its pass, so that a burst of such
+    /// changes is one pass (the status reports of a 100,000-pod ReplicaSet's pods, each
+    /// pass of which counts them all). None by default.
+    fn settle(&self, _change: &Change, _key: &Self::Key, _cache: &Cache) -> Duration {
+        Duration::ZERO
+    }
+
     /// The object `key` stands for: where a permanent error is reported.
     fn subject(&self, key: &Self::Key) -> Option<ObjectKey>;
 

@@ -91,7 +91,13 @@ impl<C: Controller> Runner<C> {
             tokio::select! {
                 change = changes.recv() => {
                     match change {
-                        Ok(change) => self.controller.keys_for(&change, cache, &mut keys),
+                        Ok(change) => {
+                            self.controller.keys_for(&change, cache, &mut keys);
+                            for key in keys.drain(..) {
+                                let wait = self.controller.settle(&change, &key, cache);
+                                self.queue.add_after(key, wait);
+                            }
+                        }
                         // Missed changes: as good as a relist.
                         Err(RecvError::Lagged(_)) => self.controller.keys_for(&Change::Relisted, cache, &mut keys),
                         Err(RecvError::Closed) => return,
