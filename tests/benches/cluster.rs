@@ -56,19 +56,25 @@ struct ControlPlane {
     work: tempfile::TempDir,
 }
 
-fn start_control_plane() -> ControlPlane {
-    let work = tempfile::tempdir().expect("tempdir");
-    let repo = work.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
+/// A git repository under `work` with one commit: something that stays (a revision
+/// removing every object would be refused).
+fn bench_repo(work: &std::path::Path) -> PathBuf {
+    let repo = work.join("repo");
+    std::fs::create_dir_all(&repo).expect("the bench's repo");
     git(&repo, &["init", "-q"]);
     write(&repo, "README", "bench\n");
-    // Something that stays: a revision removing every object would be refused.
     write(
         &repo,
         "keep.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\ndata: {a: b}\n",
     );
     commit(&repo, "empty");
+    repo
+}
+
+fn start_control_plane() -> ControlPlane {
+    let work = tempfile::tempdir().expect("tempdir");
+    let repo = bench_repo(work.path());
     let api = format!("127.0.0.1:{}", free_port());
     let agents_at = format!("127.0.0.1:{}", free_port());
     let config = keel_reconciler::Config {
@@ -373,17 +379,7 @@ impl ServerProcess {
     }
 
     fn join_token(&self) -> String {
-        let out = Command::new(keel_e2e::binary("keel"))
-            .args(["token", "create", "--ttl", "1h", "--server", &self.api])
-            .env("KEEL_TOKEN", self.token())
-            .output()
-            .expect("keel token create runs");
-        assert!(
-            out.status.success(),
-            "keel token create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        keel_e2e::join_token(&self.api, &self.token())
     }
 
     /// Resident memory now and at its peak, in MiB.
@@ -534,17 +530,7 @@ fn hollow_scenario() {
     let pods = env_or("KEEL_BENCH_PODS", 10_000);
     let per = env_or("KEEL_BENCH_NODES_PER_PROCESS", 100).max(1);
     let work = tempfile::tempdir().expect("tempdir");
-    let repo = work.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q"]);
-    write(&repo, "README", "bench\n");
-    // Something that stays: a revision removing every object would be refused.
-    write(
-        &repo,
-        "keep.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\ndata: {a: b}\n",
-    );
-    commit(&repo, "empty");
+    let repo = bench_repo(work.path());
     let mut server = ServerProcess::start(work.path(), &repo);
     let started = Instant::now();
     let mut agents = HollowNodes::start(&server, work.path(), nodes, per);

@@ -38,6 +38,21 @@ pub fn binary(name: &str) -> PathBuf {
     target_dir().join(name)
 }
 
+/// A join token for a new agent from the server at `url` (`keel token create`, an hour).
+pub fn join_token(url: &str, admin_token: &str) -> String {
+    let out = Command::new(binary("keel"))
+        .args(["token", "create", "--ttl", "1h", "--server", url])
+        .env("KEEL_TOKEN", admin_token)
+        .output()
+        .expect("keel token create runs");
+    assert!(
+        out.status.success(),
+        "keel token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A loopback port that was free a moment ago, for a process the test starts.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

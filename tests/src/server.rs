@@ -219,17 +219,7 @@ impl Server {
 
     /// A join token for a new agent (`keel token create`).
     pub fn join_token(&self) -> String {
-        let out = self
-            .keel()
-            .args(["token", "create", "--ttl", "1h", "--server", &self.url])
-            .output()
-            .expect("keel token create runs");
-        assert!(
-            out.status.success(),
-            "keel token create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        crate::join_token(&self.url, &self.token())
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {
