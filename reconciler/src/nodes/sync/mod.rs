@@ -151,7 +151,7 @@ impl NodeSync {
                 if let (Some(Object::Pod(a)), Some(Object::Pod(b))) = (
                     old.as_ref().map(|s| &s.object),
                     new.as_ref().map(|s| &s.object),
-                ) && a.same_but_status(b)
+                ) && desired::same_for_agent(a, b)
                 {
                     return;
                 }
