@@ -7,7 +7,7 @@
 //! too. Every part is sent whole except the nodes: an agent that has a list gets what
 //! changed in it since ([`peers`]), and the list changes at most every [`PEERS_EVERY`], so
 //! 5,000 nodes joining do not send each agent 5,000 lists of 5,000. Pods go without their
-//! status, so an agent's own status reports do not come back to it.
+//! status (but a finished phase), so an agent's own status reports do not come back to it.
 //!
 //! Changes mark nodes dirty; every [`DEBOUNCE`] the dirty nodes' sets are rebuilt and sent if
 //! they differ from the last one the agent acknowledged. A registration (an agent that
