@@ -582,39 +582,80 @@ fn hollow_scenario() {
     );
     one_pod_changes(&server, pods);
     idle_and_resync(&server);
-    // Reliability: a tenth of the nodes stop (their processes killed, no goodbye).
-    let lost = ((agents.0.len() as f64) / 10.0).round().max(1.0) as usize;
-    if lost < agents.0.len() {
-        let stopped_nodes = (lost * per).min(nodes);
-        for c in agents.0.iter_mut().take(lost) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let t0 = Instant::now();
-        // Their pods are deleted once the nodes are found dead, then replaced elsewhere.
-        while count_nodes(&server.api, true) > nodes - stopped_nodes {
-            assert!(
-                t0.elapsed() < Duration::from_secs(300),
-                "dead nodes still ready"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let Ok((_, all)) = wait_available(&server.api, pods, t0, Duration::from_secs(900)) else {
-            println!(
-                "hollow: {stopped_nodes} of {nodes} nodes stopped: pods not all available again after 900 s"
-            );
-            return;
-        };
-        println!(
-            "hollow: {stopped_nodes} of {nodes} nodes stopped: all {pods} pods Running and available again after {:.1} s (node grace 10 s, eviction 15 s: the defaults)",
-            all.as_secs_f64()
-        );
-    }
+    dead_nodes(&server, &mut agents, nodes, pods, per);
     let back = server.restart();
     println!(
         "hollow: control plane restarted with {pods} pods in its store: serving after {:.1} s",
         back.as_secs_f64()
     );
+}
+
+/// Reliability: a tenth of the node processes stop (killed, no goodbye). Timed until their
+/// nodes are NotReady, until their pods are no longer counted available (marked not ready
+/// with their nodes), and until every pod is available again: replaced on live nodes. Then
+/// each dead node is checked to hold no pods.
+fn dead_nodes(
+    server: &ServerProcess,
+    agents: &mut HollowNodes,
+    nodes: usize,
+    pods: usize,
+    per: usize,
+) {
+    let lost = ((agents.0.len() as f64) / 10.0).round().max(1.0) as usize;
+    if lost >= agents.0.len() {
+        return;
+    }
+    let stopped_nodes = (lost * per).min(nodes);
+    for c in agents.0.iter_mut().take(lost) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let t0 = Instant::now();
+    let say = |what: &str| {
+        println!(
+            "hollow: {stopped_nodes} of {nodes} nodes stopped: {what} (node grace 10 s, eviction 15 s: the defaults)"
+        )
+    };
+    while count_nodes(&server.api, true) > nodes - stopped_nodes {
+        if t0.elapsed() > Duration::from_secs(300) {
+            return say("dead nodes still Ready after 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let not_ready = t0.elapsed();
+    // The Deployment's count falls once the dead nodes' pods are marked not ready; only
+    // after that does "all available" mean replaced.
+    let url = format!(
+        "{}/apis/apps/v1/namespaces/default/deployments/scale",
+        server.api
+    );
+    while get(&url).and_then(|d| d["status"]["availableReplicas"].as_u64()) == Some(pods as u64) {
+        if t0.elapsed() > Duration::from_secs(300) {
+            return say("their pods still counted available after 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let unavailable = t0.elapsed();
+    let Ok((_, all)) = wait_available(&server.api, pods, t0, Duration::from_secs(900)) else {
+        return say("pods not all available again after 900 s");
+    };
+    let left: usize = (0..lost)
+        .flat_map(|p| (0..per).map(move |i| format!("hollow-{p}-{i}")))
+        .map(|node| {
+            get(&format!(
+                "{}/api/v1/pods?fieldSelector=spec.nodeName={node}",
+                server.api
+            ))
+            .and_then(|l| l["items"].as_array().map(Vec::len))
+            .unwrap_or(usize::MAX)
+        })
+        .sum();
+    say(&format!(
+        "NotReady after {:.1} s, their pods unavailable after {:.1} s, all {pods} pods Running and available again after {:.1} s; pods left on the stopped nodes: {left}",
+        not_ready.as_secs_f64(),
+        unavailable.as_secs_f64(),
+        all.as_secs_f64()
+    ));
 }
 
 /// Deletes single pods one at a time and times each until its replacement is counted

@@ -91,47 +91,68 @@ impl EvictionController {
         why: &str,
         down_for: Option<Duration>,
     ) -> Result<()> {
+        // All at once, so the store commits them in groups: a node with hundreds of pods is
+        // emptied in one commit's time, not hundreds.
+        let writes = ctx
+            .cache()
+            .pods_on(node)
+            .into_iter()
+            .map(|pod| self.evict_pod(pod, node, ctx, why, down_for));
+        for written in futures_util::future::join_all(writes).await {
+            written?;
+        }
+        Ok(())
+    }
+
+    /// Deletes one pod of `node` (or marks it deleted: a StatefulSet's pod, while the node
+    /// may still run it).
+    async fn evict_pod(
+        &self,
+        pod: std::sync::Arc<keel_store::Stored>,
+        node: &str,
+        ctx: &Ctx,
+        why: &str,
+        down_for: Option<Duration>,
+    ) -> Result<()> {
         let deleted = down_for.is_none();
-        for pod in ctx.cache().pods_on(node) {
-            let key = ObjectKey::of(&pod.object);
-            let Object::Pod(p) = &pod.object else {
-                continue;
-            };
-            let stateful = super::pods::controller_of(&p.metadata)
-                .is_some_and(|r| r.kind == Kind::StatefulSet.as_str());
-            if stateful && !deleted {
-                if p.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "marking a StatefulSet pod deleted: its node {why}");
-                ctx.events().object(
-                    &pod.object,
-                    EventType::Warning,
-                    "NodeNotReady",
-                    format!(
-                        "Node {node} {why}; the pod is marked deleted and is made again once its \
-                         node has stopped it, or once the node is deleted (keel delete node): a \
-                         StatefulSet's pod never runs twice"
-                    ),
-                    Self::COMPONENT,
-                );
-                let mut marked = p.clone();
-                marked.metadata.deletion_timestamp = Some(Utc::now());
-                ctx.update(Object::Pod(marked), pod.resource_version)
-                    .await
-                    .or_raced()?;
-                continue;
+        let key = ObjectKey::of(&pod.object);
+        let Object::Pod(p) = &pod.object else {
+            return Ok(());
+        };
+        let stateful = super::pods::controller_of(&p.metadata)
+            .is_some_and(|r| r.kind == Kind::StatefulSet.as_str());
+        if stateful && !deleted {
+            if p.metadata.deletion_timestamp.is_some() {
+                return Ok(());
             }
-            tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod: its node {why}");
+            tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "marking a StatefulSet pod deleted: its node {why}");
             ctx.events().object(
                 &pod.object,
                 EventType::Warning,
                 "NodeNotReady",
-                format!("Node {node} {why}; the pod is deleted so that it runs elsewhere"),
+                format!(
+                    "Node {node} {why}; the pod is marked deleted and is made again once its \
+                     node has stopped it, or once the node is deleted (keel delete node): a \
+                     StatefulSet's pod never runs twice"
+                ),
                 Self::COMPONENT,
             );
-            ctx.delete(&key, pod.resource_version).await.or_raced()?;
+            let mut marked = p.clone();
+            marked.metadata.deletion_timestamp = Some(Utc::now());
+            ctx.update(Object::Pod(marked), pod.resource_version)
+                .await
+                .or_raced()?;
+            return Ok(());
         }
+        tracing::warn!(node, pod = %key, not_ready_for = ?down_for, "evicting a pod: its node {why}");
+        ctx.events().object(
+            &pod.object,
+            EventType::Warning,
+            "NodeNotReady",
+            format!("Node {node} {why}; the pod is deleted so that it runs elsewhere"),
+            Self::COMPONENT,
+        );
+        ctx.delete(&key, pod.resource_version).await.or_raced()?;
         Ok(())
     }
 }

@@ -1,22 +1,33 @@
 //! The node lifecycle: a node heard from is Ready; one silent for `--node-grace` is written
 //! `Unknown`, and its pods stop being Ready (so Services stop sending them traffic before
 //! they are evicted); its next heartbeat undoes both.
+//!
+//! The check runs once a second and handles every node that went silent (or came back)
+//! since the last one together: one read of the pods for all of them, and the writes in
+//! flight at once so the store commits them in groups. When a rack of 500 nodes loses power
+//! at once, that is one pass, not 500 passes over every pod in the cluster.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::StreamExt;
 use keel_schema::types::core::EventType;
+use keel_schema::types::pod::Pod;
 use keel_schema::{Kind, Object};
-use keel_store::{ObjectKey, StoreError};
+use keel_store::{ObjectKey, StoreError, Stored};
 use tokio::time::Instant;
 
 use super::readiness::set_ready;
 use super::{CONFLICT_RETRIES, NodeRegistry};
 
+/// How many readiness writes (of nodes, or of their pods) are in flight at once.
+const WRITES_IN_FLIGHT: usize = 64;
+
 impl NodeRegistry {
     /// A heartbeat from `node`: it is alive; flips it back to Ready if it was written not
     /// ready (checked on every beat, so a beat racing the lifecycle check is made good by the
-    /// next one).
+    /// next one). Its pods are made Ready again by the next lifecycle check.
     pub async fn heartbeat(&self, node: &str) {
         self.heartbeats.inc();
         let unready = {
@@ -29,11 +40,9 @@ impl NodeRegistry {
         }
         let _writing = self.readiness.lock().await;
         if self.state().unready.contains(node) && self.write_ready(node, true).await {
-            self.state().unready.remove(node);
-            // Heard from again on the same stream, the agent sends no statuses it thinks it
-            // already sent: undo this registry's own marking (anything else the pods went
-            // through meanwhile, the agent reported, and that replaced the mark).
-            self.mark_pods(node, true).await;
+            let mut state = self.state();
+            state.unready.remove(node);
+            state.returned.insert(node.to_string());
         }
     }
 
@@ -87,7 +96,8 @@ impl NodeRegistry {
         false
     }
 
-    /// Marks nodes without a heartbeat for longer than the grace period as not ready.
+    /// Marks nodes without a heartbeat for longer than the grace period as not ready, and
+    /// their pods with them; makes the pods of nodes heard from again Ready again.
     pub async fn check_heartbeats(&self) {
         let late: Vec<String> = {
             let state = self.state();
@@ -98,19 +108,61 @@ impl NodeRegistry {
                 .map(|(n, _)| n.clone())
                 .collect()
         };
-        for node in late {
+        let mut down = HashSet::new();
+        if !late.is_empty() {
             let _writing = self.readiness.lock().await;
             // Heard from meanwhile: still alive.
-            let still_late = self
-                .state()
-                .seen
-                .get(&node)
-                .is_some_and(|t| t.elapsed() > self.grace);
-            if still_late && self.write_ready(&node, false).await {
-                self.state().unready.insert(node.clone());
-                self.mark_pods(&node, false).await;
+            let still_late: Vec<String> = {
+                let state = self.state();
+                late.into_iter()
+                    .filter(|n| state.seen.get(n).is_some_and(|t| t.elapsed() > self.grace))
+                    .collect()
+            };
+            let written: Vec<(String, bool)> = futures_util::stream::iter(still_late)
+                .map(|node| async move {
+                    let written = self.write_ready(&node, false).await;
+                    (node, written)
+                })
+                .buffer_unordered(WRITES_IN_FLIGHT)
+                .collect()
+                .await;
+            let mut state = self.state();
+            for (node, written) in written {
+                if written {
+                    state.unready.insert(node.clone());
+                    state.returned.remove(&node);
+                    down.insert(node);
+                }
             }
         }
+        let returned: HashSet<String> = {
+            let mut state = self.state();
+            let returned = std::mem::take(&mut state.returned);
+            // Gone silent again since it came back: its pods stay as they are.
+            returned
+                .into_iter()
+                .filter(|n| !state.unready.contains(n))
+                .collect()
+        };
+        if down.is_empty() && returned.is_empty() {
+            return;
+        }
+        let Ok(pods) = self.store.list(Kind::Pod, None, None).await else {
+            return;
+        };
+        let (mut gone, mut back) = (Vec::new(), Vec::new());
+        for stored in pods.items {
+            let Object::Pod(pod) = &stored.object else {
+                continue;
+            };
+            match pod.spec.node_name.as_deref() {
+                Some(node) if down.contains(node) => gone.push(stored),
+                Some(node) if returned.contains(node) => back.push(stored),
+                _ => {}
+            }
+        }
+        self.mark_pods(gone, false).await;
+        self.mark_pods(back, true).await;
     }
 
     /// A node gone silent cannot vouch for its pods: they stop being Ready (as Kubernetes'
@@ -118,56 +170,26 @@ impl NodeRegistry {
     /// when the pods are evicted (`ready` false). When the node is heard from again, the
     /// pods this marked are Ready again (`ready` true); the agent's statuses have the last
     /// word either way.
-    async fn mark_pods(&self, node: &str, ready: bool) {
-        let Ok(pods) = self.store.list(Kind::Pod, None, None).await else {
-            return;
-        };
+    async fn mark_pods(&self, pods: Vec<Stored>, ready: bool) {
         let now = Utc::now();
-        let mut marked = 0;
-        for stored in pods.items {
-            let Object::Pod(mut pod) = stored.object else {
-                continue;
-            };
-            if pod.spec.node_name.as_deref() != Some(node) {
-                continue;
-            }
-            let mut changed = false;
-            let conditions = pod
-                .status
-                .as_mut()
-                .and_then(|s| s.conditions.as_mut())
-                .into_iter()
-                .flatten();
-            for c in conditions.filter(|c| c.type_ == "Ready") {
-                let marked = c.reason.as_deref() == Some("NodeNotReady");
-                if !ready && c.status == "True" {
-                    c.status = "False".into();
-                    c.reason = Some("NodeNotReady".into());
-                    c.message = Some(format!("node {node} is not ready"));
-                } else if ready && c.status == "False" && marked {
-                    c.status = "True".into();
-                    c.reason = None;
-                    c.message = None;
-                } else {
-                    continue;
-                }
-                c.last_transition_time = Some(now);
-                changed = true;
-            }
-            // A conflict means the pod changed meanwhile (deleted, or its agent reported):
-            // that write is newer than this one.
-            if changed
-                && self
-                    .store
-                    .update(Object::Pod(pod), stored.resource_version)
-                    .await
-                    .is_ok()
-            {
-                marked += 1;
-            }
+        let marked = futures_util::stream::iter(pods)
+            .filter_map(|stored| async move { marked(stored, ready, now) })
+            .map(|(pod, node, version)| async move {
+                // A conflict means the pod changed meanwhile (deleted, or its agent
+                // reported): that write is newer than this one.
+                let written = self.store.update(Object::Pod(pod), version).await.is_ok();
+                (node, written)
+            })
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .filter_map(|(node, written)| async move { written.then_some(node) })
+            .collect::<Vec<String>>()
+            .await;
+        let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+        for node in marked {
+            *per_node.entry(node).or_default() += 1;
         }
-        if marked > 0 {
-            tracing::info!(node, pods = marked, ready, "pods of the node marked");
+        for (node, pods) in per_node {
+            tracing::info!(node, pods, ready, "pods of the node marked");
         }
     }
 
@@ -181,4 +203,38 @@ impl NodeRegistry {
             }
         }
     }
+}
+
+/// `stored`, a pod, with its Ready condition marked as its node's readiness says (`ready`),
+/// with its node and version; `None` when there is nothing to change: a not-ready mark only
+/// turns a Ready pod, and a ready mark only undoes this registry's own marking.
+fn marked(stored: Stored, ready: bool, now: chrono::DateTime<Utc>) -> Option<(Pod, String, u64)> {
+    let Object::Pod(mut pod) = stored.object else {
+        return None;
+    };
+    let node = pod.spec.node_name.clone()?;
+    let mut changed = false;
+    let conditions = pod
+        .status
+        .as_mut()
+        .and_then(|s| s.conditions.as_mut())
+        .into_iter()
+        .flatten();
+    for c in conditions.filter(|c| c.type_ == "Ready") {
+        let marked = c.reason.as_deref() == Some("NodeNotReady");
+        if !ready && c.status == "True" {
+            c.status = "False".into();
+            c.reason = Some("NodeNotReady".into());
+            c.message = Some(format!("node {node} is not ready"));
+        } else if ready && c.status == "False" && marked {
+            c.status = "True".into();
+            c.reason = None;
+            c.message = None;
+        } else {
+            continue;
+        }
+        c.last_transition_time = Some(now);
+        changed = true;
+    }
+    changed.then_some((pod, node, stored.resource_version))
 }

@@ -60,6 +60,9 @@ pub(super) struct Liveness {
     pub(super) seen: HashMap<String, Instant>,
     /// Nodes last written as not ready: their next heartbeat writes them ready.
     pub(super) unready: std::collections::HashSet<String>,
+    /// Nodes written Ready again since the last lifecycle check: it makes their pods Ready
+    /// again.
+    pub(super) returned: std::collections::HashSet<String>,
     /// Each node's pod range, so that a pod address outside it is refused without a read.
     pub(super) pod_cidrs: HashMap<String, ipnet::Ipv4Net>,
     /// Each node's own address (its InternalIP), the one address a `hostNetwork` pod of its
@@ -359,7 +362,9 @@ impl NodeRegistry {
         );
         let mut state = self.state();
         state.seen.insert(req.node_name.clone(), Instant::now());
-        state.unready.remove(&req.node_name);
+        if state.unready.remove(&req.node_name) {
+            state.returned.insert(req.node_name.clone());
+        }
         state.pod_cidrs.insert(req.node_name.clone(), pod_cidr);
         match host_of(&req.address).parse() {
             Ok(ip) => state.addresses.insert(req.node_name.clone(), ip),
