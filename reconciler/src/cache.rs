@@ -246,10 +246,10 @@ impl Cache {
     /// Replaces everything with a fresh, consistent list (one swap: a reconcile running
     /// meanwhile sees the old whole view or the new one), then tells everyone to look at
     /// everything.
-    fn load(&self, objects: Vec<Stored>, revision: u64) {
+    fn load(&self, objects: Vec<Arc<Stored>>, revision: u64) {
         let mut state = State::default();
         for s in objects {
-            state.put(Arc::new(s));
+            state.put(s);
         }
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
         self.revision.send_replace(revision);
@@ -257,8 +257,10 @@ impl Cache {
         let _ = self.changes.send(Change::Relisted);
     }
 
-    fn apply(&self, event_type: WatchEventType, object: Object, revision: u64) {
-        let key = ObjectKey::of(&object);
+    /// Applies one watched change. The object is kept as the store's watch shares it: the
+    /// embedded store's read cache holds the same copy.
+    fn apply(&self, event_type: WatchEventType, stored: Arc<Stored>) {
+        let key = ObjectKey::of(&stored.object);
         let change = {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             match event_type {
@@ -267,10 +269,7 @@ impl Cache {
                     new: None,
                 }),
                 WatchEventType::Added | WatchEventType::Modified => {
-                    let new = Arc::new(Stored {
-                        object,
-                        resource_version: revision,
-                    });
+                    let new = stored;
                     let old = state.put(new.clone());
                     Some(Change::Object {
                         old,
@@ -316,7 +315,7 @@ impl Cache {
     /// One list of everything at one revision, then the watch from there.
     async fn follow(&self, store: &Store) -> Result<(), StoreError> {
         let list = store.list_all().await?;
-        let objects: Vec<Stored> = list
+        let objects: Vec<Arc<Stored>> = list
             .items
             .into_iter()
             .filter(|s| cached(s.object.kind()))
@@ -328,8 +327,8 @@ impl Cache {
                 return Err(StoreError::Unavailable("the store's watch ended".into()));
             };
             let event = event?;
-            if cached(event.object.kind()) {
-                self.apply(event.event_type, event.object, event.revision);
+            if cached(event.object().kind()) {
+                self.apply(event.event_type, event.stored);
             }
             self.advance(event.revision);
         }

@@ -36,6 +36,7 @@ pub mod redb;
 mod watch;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use keel_schema::selector::Selector;
 use keel_schema::{Kind, Object};
@@ -58,6 +59,24 @@ pub struct Stored {
 pub struct ListResult {
     pub items: Vec<Stored>,
     pub revision: u64,
+}
+
+/// A list whose objects are shared rather than copied: the embedded store hands out the
+/// copies its read cache holds, so a list of 100,000 pods kept for paging, or loaded into
+/// the controllers' cache, costs pointers, not pods.
+#[derive(Debug, Clone)]
+pub struct SharedList {
+    pub items: Vec<Arc<Stored>>,
+    pub revision: u64,
+}
+
+impl From<ListResult> for SharedList {
+    fn from(list: ListResult) -> SharedList {
+        SharedList {
+            items: list.items.into_iter().map(Arc::new).collect(),
+            revision: list.revision,
+        }
+    }
 }
 
 /// One write of a [`Batch`].
@@ -101,13 +120,37 @@ pub enum WatchEventType {
     Deleted,
 }
 
-/// One change, as a watcher sees it. For `Deleted`, `object` is the last state before the
+/// One change, as a watcher sees it. For `Deleted`, the object is the last state before the
 /// deletion and `revision` the revision of the deletion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchEvent {
     pub event_type: WatchEventType,
-    pub object: Object,
+    /// The object at `revision`. Shared: every watcher of the embedded store gets the one
+    /// copy its read cache holds, not a copy each (the controllers' cache keeps it as is).
+    pub stored: Arc<Stored>,
     pub revision: u64,
+}
+
+impl WatchEvent {
+    pub fn new(event_type: WatchEventType, object: Object, revision: u64) -> WatchEvent {
+        WatchEvent {
+            event_type,
+            stored: Arc::new(Stored {
+                object,
+                resource_version: revision,
+            }),
+            revision,
+        }
+    }
+
+    pub fn object(&self) -> &Object {
+        &self.stored.object
+    }
+
+    /// The object, copied only if someone else holds it too.
+    pub fn into_object(self) -> Object {
+        Arc::unwrap_or_clone(self.stored).object
+    }
 }
 
 /// How many sync records are kept.
@@ -255,9 +298,28 @@ impl Store {
         dispatch!(self, s => s.list_custom().await)
     }
 
-    /// Every object of every kind, all at one revision (a consistent snapshot).
-    pub async fn list_all(&self) -> Result<ListResult> {
-        dispatch!(self, s => s.list_all().await)
+    /// Every object of every kind but Events, all at one revision (a consistent snapshot).
+    /// Events are written for nearly every change and read by kind ([`Store::list`]); the
+    /// embedded store keeps them out of its decoded cache, and whoever lists everything
+    /// (the controllers' cache) does not want them.
+    pub async fn list_all(&self) -> Result<SharedList> {
+        match self {
+            Store::Redb(s) => s.list_all().await,
+            Store::Etcd(s) => Ok(s.list_all().await?.into()),
+        }
+    }
+
+    /// [`Store::list`], sharing the objects rather than copying them.
+    pub async fn list_shared(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        selector: Option<&Selector>,
+    ) -> Result<SharedList> {
+        match self {
+            Store::Redb(s) => s.list_shared(kind, namespace, selector).await,
+            Store::Etcd(_) => Ok(self.list(kind, namespace, selector).await?.into()),
+        }
     }
 
     pub async fn create(&self, object: Object) -> Result<Stored> {

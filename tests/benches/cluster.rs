@@ -639,6 +639,12 @@ fn dead_nodes(
     let Ok((_, all)) = wait_available(&server.api, pods, t0, Duration::from_secs(900)) else {
         return say("pods not all available again after 900 s");
     };
+    say(&format!(
+        "NotReady after {:.1} s, their pods unavailable after {:.1} s, all {pods} pods Running and available again after {:.1} s",
+        not_ready.as_secs_f64(),
+        unavailable.as_secs_f64(),
+        all.as_secs_f64()
+    ));
     let left: usize = (0..lost)
         .flat_map(|p| (0..per).map(move |i| format!("hollow-{p}-{i}")))
         .map(|node| {
@@ -650,12 +656,7 @@ fn dead_nodes(
             .unwrap_or(usize::MAX)
         })
         .sum();
-    say(&format!(
-        "NotReady after {:.1} s, their pods unavailable after {:.1} s, all {pods} pods Running and available again after {:.1} s; pods left on the stopped nodes: {left}",
-        not_ready.as_secs_f64(),
-        unavailable.as_secs_f64(),
-        all.as_secs_f64()
-    ));
+    println!("hollow: pods left on the {stopped_nodes} stopped nodes: {left}");
 }
 
 /// Deletes single pods one at a time and times each until its replacement is counted

@@ -175,14 +175,22 @@ fn event_key(r: &Record, combined: bool) -> ObjectKey {
 
 async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
     let now = Utc::now();
-    for _ in 0..3 {
-        let existing = match store.get(&key).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read an event");
-                return;
+    // Most events are new (a pod's Scheduled, Pulled, Started...): try to create first, so
+    // those cost no read (Events are read from the store's file, not its cache).
+    let mut known = false;
+    for _ in 0..4 {
+        let existing = if known {
+            match store.get(&key).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read an event");
+                    return;
+                }
             }
+        } else {
+            None
         };
+        known = true;
         let written = match existing {
             Some(stored) => {
                 let Object::Event(mut ev) = stored.object else {

@@ -147,7 +147,8 @@ impl NodeRegistry {
         if down.is_empty() && returned.is_empty() {
             return;
         }
-        let Ok(pods) = self.store.list(Kind::Pod, None, None).await else {
+        // Shared, not copied: only the pods of these nodes are.
+        let Ok(pods) = self.store.list_shared(Kind::Pod, None, None).await else {
             return;
         };
         let (mut gone, mut back) = (Vec::new(), Vec::new());
@@ -156,8 +157,8 @@ impl NodeRegistry {
                 continue;
             };
             match pod.spec.node_name.as_deref() {
-                Some(node) if down.contains(node) => gone.push(stored),
-                Some(node) if returned.contains(node) => back.push(stored),
+                Some(node) if down.contains(node) => gone.push(Stored::clone(&stored)),
+                Some(node) if returned.contains(node) => back.push(Stored::clone(&stored)),
                 _ => {}
             }
         }

@@ -282,9 +282,20 @@ impl EtcdStore {
         self.list_under(&prefix).await
     }
 
-    /// Every object of every kind, at one revision.
+    /// Every object of every kind but Events (list those by kind), at one revision.
     pub async fn list_all(&self) -> Result<ListResult> {
-        self.list_under(&self.registry()).await
+        let registry = self.registry();
+        let events = format!("{registry}{}/", Kind::Event.as_str());
+        let (kvs, revision) = self.range_all(&registry).await?;
+        let items = kvs
+            .iter()
+            .filter(|kv| !kv.key().starts_with(events.as_bytes()))
+            .map(|kv| self.decode_kv(kv))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ListResult {
+            items,
+            revision: u64::try_from(revision).unwrap_or(0),
+        })
     }
 
     /// The objects under `prefix`, decoded, at one revision.

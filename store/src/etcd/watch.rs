@@ -167,7 +167,7 @@ impl Follow {
             let cipher = self.store.cipher.as_deref();
             let item = decode(&key, source.value(), revision, cipher).map(|s| WatchEvent {
                 event_type,
-                object: s.object,
+                stored: std::sync::Arc::new(s),
                 revision,
             });
             if self.tx.send(item).await.is_err() {

@@ -71,7 +71,7 @@ impl RedbStore {
                     Ok(set) if set.revision <= last => {}
                     Ok(set) => {
                         for e in &set.events {
-                            if kind_matches(kind, &ObjectKey::of(&e.object))
+                            if kind_matches(kind, &ObjectKey::of(e.object()))
                                 && tx.send(Ok(e.clone())).await.is_err()
                             {
                                 return;
@@ -130,7 +130,12 @@ impl RedbStore {
                     if kind_matches(kind, &key) {
                         events.push(WatchEvent {
                             event_type,
-                            object: decode(path, json, rev, inner.cipher.as_deref())?.object,
+                            stored: std::sync::Arc::new(decode(
+                                path,
+                                json,
+                                rev,
+                                inner.cipher.as_deref(),
+                            )?),
                             revision: rev,
                         });
                     }

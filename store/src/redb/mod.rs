@@ -8,6 +8,7 @@
 
 mod group;
 mod log;
+mod on_disk;
 mod tx;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,8 @@ use tokio::sync::broadcast;
 use super::codec::decode;
 use super::encryption::SecretCipher;
 use super::{
-    Batch, BatchOp, HISTORY_LIMIT, ListResult, ObjectKey, Result, StoreError, Stored, SyncRecord,
+    Batch, BatchOp, HISTORY_LIMIT, ListResult, ObjectKey, Result, SharedList, StoreError, Stored,
+    SyncRecord,
 };
 use group::PendingWrites;
 use log::ChangeSet;
@@ -48,6 +50,11 @@ const REPLAY_PAGE_EVENTS: usize = 10_000;
 pub const MAX_LOGGED_REVISIONS: u64 = 10_000;
 
 pub const FILE_NAME: &str = "keel.redb";
+
+/// Committed transactions held for live watchers (each up to a group commit's 1,024
+/// changes). A watcher further behind replays from the change log instead; a longer ring
+/// would keep that many superseded objects alive in memory for nothing.
+const LIVE_TRANSACTIONS: usize = 64;
 
 /// redb's page cache. Reads are served from the decoded cache of every object (below), so
 /// pages are read back only to write and to replay the change log: redb's default of 1 GiB
@@ -77,7 +84,7 @@ struct Inner {
 
 #[derive(Default)]
 struct Cache {
-    objects: BTreeMap<String, Stored>,
+    objects: BTreeMap<String, Arc<Stored>>,
     revision: u64,
 }
 
@@ -169,7 +176,7 @@ impl RedbStore {
         }
         txn.commit().map_err(backend)?;
         let cache = load_cache(&db, cipher.as_deref())?;
-        let (events, _) = broadcast::channel(256);
+        let (events, _) = broadcast::channel(LIVE_TRANSACTIONS);
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -195,8 +202,14 @@ impl RedbStore {
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
+        let path = key.path();
+        if on_disk::on_disk_only(&path) {
+            return self
+                .blocking(move |inner| on_disk::read_one(inner, &path))
+                .await;
+        }
         let cache = self.inner.read_cache()?;
-        Ok(cache.objects.get(&key.path()).cloned())
+        Ok(cache.objects.get(&path).map(|s| Stored::clone(s)))
     }
 
     /// The objects of `kind` (in `namespace`) that `selector` matches: only those are copied
@@ -207,20 +220,51 @@ impl RedbStore {
         namespace: Option<&str>,
         selector: Option<&Selector>,
     ) -> Result<ListResult> {
-        let kind = kind.key_segment();
-        let prefix = match namespace {
-            Some(ns) => format!("{kind}/{ns}/"),
-            None => format!("{kind}/"),
-        };
+        let prefix = prefix_of(kind, namespace);
+        if on_disk::on_disk_only(&prefix) {
+            return self.read_from_disk(prefix, selector).await;
+        }
+        let list = self.list_under(prefix, selector)?;
+        Ok(ListResult {
+            items: list.items.iter().map(|s| Stored::clone(s)).collect(),
+            revision: list.revision,
+        })
+    }
+
+    /// [`RedbStore::list`], sharing the cache's copies.
+    pub async fn list_shared(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        selector: Option<&Selector>,
+    ) -> Result<SharedList> {
+        let prefix = prefix_of(kind, namespace);
+        if on_disk::on_disk_only(&prefix) {
+            return Ok(self.read_from_disk(prefix, selector).await?.into());
+        }
         self.list_under(prefix, selector)
+    }
+
+    async fn read_from_disk(
+        &self,
+        prefix: String,
+        selector: Option<&Selector>,
+    ) -> Result<ListResult> {
+        let selector = selector.cloned();
+        self.blocking(move |inner| on_disk::read_under(inner, &prefix, selector.as_ref()))
+            .await
     }
 
     /// Every object of every custom kind, at one revision.
     pub async fn list_custom(&self) -> Result<ListResult> {
-        self.list_under(keel_schema::kinds::custom::KEY_PREFIX.to_string(), None)
+        let list = self.list_under(keel_schema::kinds::custom::KEY_PREFIX.to_string(), None)?;
+        Ok(ListResult {
+            items: list.items.iter().map(|s| Stored::clone(s)).collect(),
+            revision: list.revision,
+        })
     }
 
-    fn list_under(&self, prefix: String, selector: Option<&Selector>) -> Result<ListResult> {
+    fn list_under(&self, prefix: String, selector: Option<&Selector>) -> Result<SharedList> {
         let cache = self.inner.read_cache()?;
         let items = cache
             .objects
@@ -229,16 +273,17 @@ impl RedbStore {
             .filter(|(_, stored)| selector.is_none_or(|s| s.matches(stored.object.meta().labels())))
             .map(|(_, stored)| stored.clone())
             .collect();
-        Ok(ListResult {
+        Ok(SharedList {
             items,
             revision: cache.revision,
         })
     }
 
-    /// Every object of every kind, at one revision.
-    pub async fn list_all(&self) -> Result<ListResult> {
+    /// Every object of every kind but Events (they are not cached; list them by kind), at
+    /// one revision.
+    pub async fn list_all(&self) -> Result<SharedList> {
         let cache = self.inner.read_cache()?;
-        Ok(ListResult {
+        Ok(SharedList {
             items: cache.objects.values().cloned().collect(),
             revision: cache.revision,
         })
@@ -350,7 +395,17 @@ impl RedbStore {
     }
 }
 
-/// Decodes every stored object, for the read cache.
+/// Where the keys of `kind` (in `namespace`) start.
+fn prefix_of(kind: Kind, namespace: Option<&str>) -> String {
+    let kind = kind.key_segment();
+    match namespace {
+        Some(ns) => format!("{kind}/{ns}/"),
+        None => format!("{kind}/"),
+    }
+}
+
+/// Decodes every stored object but those read from the file when asked for, for the read
+/// cache.
 fn load_cache(db: &Database, cipher: Option<&SecretCipher>) -> Result<Cache> {
     let txn = db.begin_read().map_err(backend)?;
     let meta = txn.open_table(META).map_err(backend)?;
@@ -367,10 +422,13 @@ fn load_cache(db: &Database, cipher: Option<&SecretCipher>) -> Result<Cache> {
     for entry in objects.iter().map_err(backend)? {
         let (k, v) = entry.map_err(backend)?;
         let path = k.value();
+        if on_disk::on_disk_only(path) {
+            continue;
+        }
         let (rev, json) = split_record(path, v.value())?;
         cache
             .objects
-            .insert(path.to_string(), decode(path, json, rev, cipher)?);
+            .insert(path.to_string(), Arc::new(decode(path, json, rev, cipher)?));
     }
     Ok(cache)
 }

@@ -2,6 +2,7 @@
 //! writes), the change-log record it appends, and the cache and watchers it updates once
 //! committed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,8 +11,11 @@ use ::redb::{ReadableTable, ReadableTableMetadata, Table};
 use keel_schema::Object;
 
 use super::log::{ChangeSet, event_byte};
-use super::{CHANGES, Inner, MAX_LOGGED_REVISIONS, META, OBJECTS, RedbStore, backend};
-use crate::codec::{Prepared, encode, prepare_op};
+use super::on_disk::on_disk_only;
+use super::{
+    CHANGES, Inner, MAX_LOGGED_REVISIONS, META, OBJECTS, RedbStore, backend, split_record,
+};
+use crate::codec::{Prepared, decode, encode, prepare_op};
 use crate::encryption::SecretCipher;
 use crate::{BatchOp, ObjectKey, Result, StoreError, Stored, WatchEvent, WatchEventType};
 
@@ -19,7 +23,7 @@ use crate::{BatchOp, ObjectKey, Result, StoreError, Stored, WatchEvent, WatchEve
 /// (the read cache), the revision being written, and the changes made so far.
 pub(super) struct Tx<'t, 'c> {
     objects: Table<'t, &'static str, &'static [u8]>,
-    committed: &'c BTreeMap<String, Stored>,
+    committed: &'c BTreeMap<String, Arc<Stored>>,
     /// What earlier ops of this transaction wrote (`None`: deleted). A batch names each key
     /// once, but grouped single writes may touch one key twice: the second then sees the
     /// first (and fails its precondition as it would have a moment later).
@@ -32,13 +36,26 @@ pub(super) struct Tx<'t, 'c> {
 }
 
 impl Tx<'_, '_> {
-    /// The object as this transaction sees it: its own writes, else the committed state.
-    fn get(&self, key: &ObjectKey) -> Option<&Stored> {
+    /// The object as this transaction sees it: its own writes, else the committed state
+    /// (the cache, or the file for objects not cached).
+    fn get(&self, key: &ObjectKey) -> Result<Option<Cow<'_, Stored>>> {
         let path = key.path();
-        match self.written.get(&path) {
-            Some(written) => written.as_ref(),
-            None => self.committed.get(&path),
+        if let Some(written) = self.written.get(&path) {
+            return Ok(written.as_ref().map(Cow::Borrowed));
         }
+        if !on_disk_only(&path) {
+            return Ok(self.committed.get(&path).map(|s| Cow::Borrowed(&**s)));
+        }
+        let Some(value) = self.objects.get(path.as_str()).map_err(backend)? else {
+            return Ok(None);
+        };
+        let (revision, json) = split_record(&path, value.value())?;
+        Ok(Some(Cow::Owned(decode(
+            &path,
+            json,
+            revision,
+            self.cipher,
+        )?)))
     }
 
     fn put(&mut self, mut object: Object, event: WatchEventType) -> Result<()> {
@@ -63,14 +80,16 @@ impl Tx<'_, '_> {
 
     pub(super) fn apply(&mut self, op: &BatchOp) -> Result<()> {
         let key = op.key();
-        match prepare_op(op, self.get(&key))? {
+        let prepared = prepare_op(op, self.get(&key)?.as_deref())?;
+        match prepared {
             Prepared::Put(object, event) => self.put(*object, event),
             Prepared::Delete => {
                 let old = self
-                    .get(&key)
-                    .ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    .get(&key)?
+                    .ok_or_else(|| StoreError::NotFound(key.clone()))?
+                    .into_owned();
                 let json = encode(&old.object, self.cipher)?;
-                let mut object = old.object.clone();
+                let mut object = old.object;
                 self.objects.remove(key.path().as_str()).map_err(backend)?;
                 self.written.insert(key.path(), None);
                 object.meta_mut().resource_version = Some(self.revision.to_string());
@@ -147,11 +166,7 @@ impl RedbStore {
             drop(cache);
             let events: Vec<WatchEvent> = written
                 .into_iter()
-                .map(|(event_type, _, object)| WatchEvent {
-                    event_type,
-                    object,
-                    revision,
-                })
+                .map(|(event_type, _, object)| WatchEvent::new(event_type, object, revision))
                 .collect();
             (value, revision, events)
         };
@@ -193,17 +208,16 @@ fn refresh_cache(inner: &Inner, events: &[WatchEvent], revision: u64) {
         p.into_inner()
     });
     for e in events {
-        let path = ObjectKey::of(&e.object).path();
+        let path = ObjectKey::of(e.object()).path();
         match e.event_type {
             WatchEventType::Deleted => {
                 cache.objects.remove(&path);
             }
+            // Read from the file when asked for, never cached.
+            WatchEventType::Added | WatchEventType::Modified if on_disk_only(&path) => {}
+            // The watchers' copy: one decoded object for the cache and every watcher.
             WatchEventType::Added | WatchEventType::Modified => {
-                let stored = Stored {
-                    object: e.object.clone(),
-                    resource_version: revision,
-                };
-                cache.objects.insert(path, stored);
+                cache.objects.insert(path, e.stored.clone());
             }
         }
     }

@@ -182,7 +182,7 @@ async fn etcd_keeps_secrets_encrypted_and_needs_the_key() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(password(&event.object), VALUE);
+    assert_eq!(password(event.object()), VALUE);
     let _ = created;
     let without = Store::open(&spec).await;
     let err = match without {

@@ -516,7 +516,7 @@ fn three_servers_on_etcd_survive_leader_death_pauses_etcd_faults_and_chaos() {
         while let Ok(Some(Ok(change))) =
             tokio::time::timeout(Duration::from_secs(2), watch.next()).await
         {
-            if let keel_schema::Object::Event(e) = &change.object
+            if let keel_schema::Object::Event(e) = change.object()
                 && e.source.as_ref().and_then(|s| s.host.as_deref()) == Some(paused_name.as_str())
             {
                 late.push(format!("{:?}", e.reason));

@@ -13,6 +13,7 @@
 //! replaced by a marker, keys are kept.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -75,7 +76,7 @@ async fn list(state: AppState, read: Read<'_>) -> Response {
     } else {
         let listed = match state
             .store
-            .list(info.kind, read.namespace, options.labels.as_ref())
+            .list_shared(info.kind, read.namespace, options.labels.as_ref())
             .await
         {
             Ok(listed) => listed,
@@ -84,7 +85,8 @@ async fn list(state: AppState, read: Read<'_>) -> Response {
         if let Some(refused) = check_version(&options, listed.revision) {
             return refused;
         }
-        let items: Vec<Stored> = listed
+        // Shared with the store's cache: a snapshot kept for paging costs pointers.
+        let items: Vec<Arc<Stored>> = listed
             .items
             .into_iter()
             .filter(|s| options.fields.is_empty() || selected(&options, &s.object))
@@ -106,7 +108,11 @@ async fn list(state: AppState, read: Read<'_>) -> Response {
     if let Some(remaining) = page.remaining {
         metadata["remainingItemCount"] = json!(remaining);
     }
-    let objects: Vec<Object> = page.items.into_iter().map(|s| s.object).collect();
+    let objects: Vec<Object> = page
+        .items
+        .into_iter()
+        .map(|s| Arc::unwrap_or_clone(s).object)
+        .collect();
     let body = match shape {
         Shape::Table => {
             let mut t = table(info.kind, &resolved.columns, &objects, options.include);

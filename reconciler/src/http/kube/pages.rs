@@ -28,7 +28,7 @@ struct Snapshot {
     scope: String,
     taken: Instant,
     revision: u64,
-    items: Arc<Vec<Stored>>,
+    items: Arc<Vec<Arc<Stored>>>,
 }
 
 #[derive(Default)]
@@ -38,7 +38,7 @@ pub struct Pages {
 
 /// One page of a list.
 pub struct Page {
-    pub items: Vec<Stored>,
+    pub items: Vec<Arc<Stored>>,
     /// The revision of the whole list.
     pub revision: u64,
     /// Where the next page starts, when there is one.
@@ -57,7 +57,7 @@ pub enum PageError {
 impl Pages {
     /// The first page of `items` (a list taken at `revision`), keeping the rest when there
     /// is more than one page.
-    pub fn first(&self, scope: &str, items: Vec<Stored>, revision: u64, limit: usize) -> Page {
+    pub fn first(&self, scope: &str, items: Vec<Arc<Stored>>, revision: u64, limit: usize) -> Page {
         if items.len() <= limit {
             return Page {
                 items,
@@ -124,7 +124,7 @@ impl Pages {
     }
 }
 
-fn page_of(id: &str, items: &[Stored], revision: u64, offset: usize, limit: usize) -> Page {
+fn page_of(id: &str, items: &[Arc<Stored>], revision: u64, offset: usize, limit: usize) -> Page {
     let start = offset.min(items.len());
     let end = start.saturating_add(limit).min(items.len());
     let more = end < items.len();
@@ -160,15 +160,15 @@ mod tests {
     use keel_schema::types::core::ConfigMap;
     use keel_store::Stored;
 
-    fn items(n: usize) -> Vec<Stored> {
+    fn items(n: usize) -> Vec<std::sync::Arc<Stored>> {
         (0..n)
             .map(|i| {
                 let mut cm = ConfigMap::default();
                 cm.metadata.name = Some(format!("cm-{i:02}"));
-                Stored {
+                std::sync::Arc::new(Stored {
                     object: Object::ConfigMap(cm),
                     resource_version: 1,
-                }
+                })
             })
             .collect()
     }

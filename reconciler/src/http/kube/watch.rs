@@ -227,17 +227,27 @@ pub async fn serve(
                 None => return,
             };
             last = event.revision;
-            let mut object = event.object;
-            if !watch.in_scope(&object) {
+            if !watch.in_scope(event.object()) {
                 continue;
             }
-            object.meta_mut().resource_version = Some(event.revision.to_string());
+            // The object is shared with the store's cache and other watchers: copied only
+            // when its resourceVersion must be set to the event's.
+            let version = event.revision.to_string();
+            let copy;
+            let object = if event.object().meta().resource_version.as_deref() == Some(&version) {
+                event.object()
+            } else {
+                let mut o = event.object().clone();
+                o.meta_mut().resource_version = Some(version);
+                copy = o;
+                &copy
+            };
             let replayed = event.revision <= seeded_at;
             let change = (event.event_type, replayed);
-            let Some(kind) = transition(&watch, &mut matching, change, &object) else {
+            let Some(kind) = transition(&watch, &mut matching, change, object) else {
                 continue;
             };
-            if send(watch.line(kind, &object)).await.is_err() {
+            if send(watch.line(kind, object)).await.is_err() {
                 return;
             }
         }

@@ -75,5 +75,5 @@ pub(super) async fn compaction_never_runs_past_the_present(b: &mut Backend) {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(e.object.name(), "b");
+    assert_eq!(e.object().name(), "b");
 }

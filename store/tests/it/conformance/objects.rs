@@ -231,3 +231,120 @@ pub(super) async fn custom_objects_are_kept_by_group_and_kind(b: &mut Backend) {
         ["Deployment.example.com", "Widget.other.example.com"]
     );
 }
+
+fn event(name: &str, message: &str) -> Object {
+    let mut ev = keel_schema::types::core::Event::default();
+    ev.metadata.name = Some(name.into());
+    ev.metadata.namespace = Some("default".into());
+    ev.metadata.labels = Some([("about".to_string(), name.to_string())].into());
+    ev.message = Some(message.into());
+    let mut obj = Object::Event(ev);
+    obj.set_type_meta();
+    obj
+}
+
+fn message_of(obj: &Object) -> Option<&str> {
+    match obj {
+        Object::Event(ev) => ev.message.as_deref(),
+        _ => None,
+    }
+}
+
+/// Events (which the embedded engine reads from its file rather than its cache) keep every
+/// promise other objects do: versions, conflicts, lists, batches, watches, restarts. Only
+/// `list_all`, which the controllers' cache loads, leaves them out.
+pub(super) async fn events_are_objects_like_any_other_but_not_in_list_all(b: &mut Backend) {
+    let s = &b.store;
+    let event_key = |name: &str| keel_store::ObjectKey::new(Kind::Event, "default", name);
+    let mut watch = s
+        .watch(Some(Kind::Event), s.revision().await.expect("revision"))
+        .await
+        .expect("watch");
+    let a = s.create(event("a", "first")).await.expect("create event");
+    match s.create(event("a", "again")).await {
+        Err(StoreError::AlreadyExists(k)) => assert_eq!(k, event_key("a")),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    let got = s.get(&event_key("a")).await.expect("get").expect("present");
+    assert_eq!(got, a);
+    assert_eq!(s.get(&event_key("nope")).await.expect("get"), None);
+
+    let mut newer = a.object.clone();
+    if let Object::Event(ev) = &mut newer {
+        ev.message = Some("second".into());
+    }
+    let updated = s
+        .update(newer.clone(), a.resource_version)
+        .await
+        .expect("update at the read version");
+    assert!(matches!(
+        s.update(newer, a.resource_version).await,
+        Err(StoreError::Conflict { .. })
+    ));
+
+    let mut batch = keel_store::Batch {
+        label: "event and configmap".into(),
+        ..Default::default()
+    };
+    batch
+        .ops
+        .push(keel_store::BatchOp::Create(event("b", "batched")));
+    batch.ops.push(keel_store::BatchOp::Create(configmap(
+        "default",
+        "c",
+        &[],
+        "1",
+    )));
+    s.apply_batch(batch).await.expect("batch");
+
+    let listed = s
+        .list(Kind::Event, Some("default"), None)
+        .await
+        .expect("list");
+    let messages: Vec<_> = listed
+        .items
+        .iter()
+        .filter_map(|i| message_of(&i.object))
+        .collect();
+    assert_eq!(messages, ["second", "batched"]);
+    assert!(listed.revision >= updated.resource_version);
+    let selector = Selector::parse("about=b").expect("a selector");
+    let selected = s
+        .list(Kind::Event, None, Some(&selector))
+        .await
+        .expect("list by selector");
+    assert_eq!(selected.items.len(), 1);
+    assert_eq!(message_of(&selected.items[0].object), Some("batched"));
+
+    let all = s.list_all().await.expect("list all");
+    assert!(all.items.iter().any(|i| i.object.kind() == Kind::ConfigMap));
+    assert!(
+        all.items.iter().all(|i| i.object.kind() != Kind::Event),
+        "list_all leaves Events out"
+    );
+
+    for want in ["first", "second", "batched"] {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
+            .await
+            .expect("a watch event in time")
+            .expect("watch open")
+            .expect("watch event");
+        assert_eq!(message_of(e.object()), Some(want));
+    }
+
+    s.delete(&event_key("a"), Some(updated.resource_version))
+        .await
+        .expect("delete at the read version");
+    assert_eq!(s.get(&event_key("a")).await.expect("get"), None);
+    // The watch holds the store open.
+    drop(watch);
+    b.restart().await;
+    let kept = b
+        .store
+        .get(&event_key("b"))
+        .await
+        .expect("get after restart")
+        .expect("kept");
+    assert_eq!(message_of(&kept.object), Some("batched"));
+    assert_eq!(b.store.get(&event_key("a")).await.expect("get"), None);
+}

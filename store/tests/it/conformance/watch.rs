@@ -33,7 +33,7 @@ pub(super) async fn watch_delivers_added_modified_deleted_in_order(b: &mut Backe
             .expect("event in time")
             .expect("open")
             .expect("ok");
-        seen.push((e.event_type, value_of(&e.object), e.revision));
+        seen.push((e.event_type, value_of(e.object()), e.revision));
     }
     assert_eq!(seen[0].0, WatchEventType::Added);
     assert_eq!(seen[0].2, created.resource_version);
@@ -77,7 +77,7 @@ pub(super) async fn watch_under_concurrent_writers_loses_nothing(b: &mut Backend
             .expect("ok");
         assert!(e.revision >= last, "revisions in order");
         last = e.revision;
-        assert!(names.insert(e.object.name().to_string()), "no duplicates");
+        assert!(names.insert(e.object().name().to_string()), "no duplicates");
     }
 }
 
@@ -97,7 +97,7 @@ pub(super) async fn watch_resumes_from_a_revision(b: &mut Backend) {
     let first = w.next().await.unwrap().unwrap();
     let second = w.next().await.unwrap().unwrap();
     assert_eq!(
-        (first.object.name(), second.object.name()),
+        (first.object().name(), second.object().name()),
         ("after1", "after2")
     );
     // And live events keep coming after the replay.
@@ -109,7 +109,7 @@ pub(super) async fn watch_resumes_from_a_revision(b: &mut Backend) {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(third.object.name(), "after3");
+    assert_eq!(third.object().name(), "after3");
 }
 
 pub(super) async fn watch_from_compacted_history_expires(b: &mut Backend) {
@@ -146,5 +146,5 @@ pub(super) async fn watch_from_compacted_history_expires(b: &mut Backend) {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(e.object.name(), "fresh");
+    assert_eq!(e.object().name(), "fresh");
 }
