@@ -4,9 +4,9 @@
 //!
 //! - Pods are the owner's when their controller reference names its uid. Matching pods
 //!   without a controller are adopted; owned pods that stopped matching are released.
-//! - Missing pods are created (at most [`decide::BURST`] per pass), extra ones deleted in
-//!   Kubernetes' order: unscheduled, then pending, then not ready, then most restarted, then
-//!   newest first.
+//! - Missing pods are created (at most [`decide::burst`] per pass: 500, or a fiftieth of a
+//!   larger owner), extra ones deleted in Kubernetes' order: unscheduled, then pending,
+//!   then not ready, then most restarted, then newest first.
 //! - Status: replicas, readyReplicas, availableReplicas (ready for minReadySeconds),
 //!   fullyLabeledReplicas, observedGeneration.
 //!

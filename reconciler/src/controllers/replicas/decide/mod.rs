@@ -11,8 +11,17 @@ use keel_schema::validate::meta::MANAGED_BY_LABEL;
 
 use crate::controllers::pods::{self, Availability};
 
-/// The most pods one pass creates or deletes; the next pass does the rest.
+/// The most pods one pass creates or deletes, as Kubernetes' burst; the next pass does the
+/// rest. A larger owner gets [`burst`].
 pub const BURST: usize = 500;
+
+/// The most pods one pass creates or deletes for an owner of `replicas`: [`BURST`], or a
+/// fiftieth of a larger owner. Each pass counts every pod of the namespace, so 100,000
+/// replicas 500 at a time cost 200 passes over 100,000 pods; a fiftieth keeps any size
+/// within about fifty.
+pub fn burst(replicas: usize) -> usize {
+    BURST.max(replicas / 50)
+}
 
 /// The parts of an RS or RC this controller uses.
 #[derive(Debug)]
@@ -144,10 +153,10 @@ pub fn plan(owner: &Owner, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
     plan.counts = counts(owner, &active, now, &mut plan.next_look);
     let want = usize::try_from(owner.replicas).unwrap_or(usize::MAX);
     if active.len() < want {
-        plan.create = (want - active.len()).min(BURST);
+        plan.create = (want - active.len()).min(burst(want));
     } else if active.len() > want {
         active.sort_by_cached_key(|p| deletion_rank(p));
-        let extra = (active.len() - want).min(BURST);
+        let extra = (active.len() - want).min(burst(active.len()));
         plan.delete = active[..extra]
             .iter()
             .map(|p| p.metadata.name().to_string())

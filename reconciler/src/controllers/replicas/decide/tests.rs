@@ -157,6 +157,15 @@ fn one_pass_creates_at_most_a_burst() {
 }
 
 #[test]
+fn a_large_owner_gets_a_fiftieth_per_pass() {
+    let plan = plan(&owner(100_000), &[], Utc::now());
+    assert_eq!(plan.create, 2_000);
+    assert_eq!(burst(1), BURST);
+    assert_eq!(burst(25_000), BURST);
+    assert_eq!(burst(1_000_000), 20_000);
+}
+
+#[test]
 fn status_counts_ready_available_and_fully_labeled() {
     let mut owner = owner(3);
     owner.min_ready_seconds = 30;
