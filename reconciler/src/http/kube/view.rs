@@ -38,7 +38,7 @@ pub fn selected(options: &ListOptions, object: &Object) -> bool {
         .labels
         .as_ref()
         .is_none_or(|s| s.matches(object.meta().labels()))
-        && (options.fields.is_empty() || options.fields.matches(&shown(object)))
+        && (options.fields.is_empty() || options.fields.matches_object(object, shown))
 }
 
 #[cfg(test)]
