@@ -70,6 +70,16 @@ pub struct SharedList {
     pub revision: u64,
 }
 
+impl SharedList {
+    /// The objects copied out, for callers that change or keep them.
+    pub fn copied(&self) -> ListResult {
+        ListResult {
+            items: self.items.iter().map(|s| Stored::clone(s)).collect(),
+            revision: self.revision,
+        }
+    }
+}
+
 impl From<ListResult> for SharedList {
     fn from(list: ListResult) -> SharedList {
         SharedList {

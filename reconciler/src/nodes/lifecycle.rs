@@ -42,6 +42,10 @@ impl NodeRegistry {
         if self.state().unready.contains(node) && self.write_ready(node, true).await {
             let mut state = self.state();
             state.unready.remove(node);
+            // Heard from again on the same stream, the agent sends no statuses it thinks it
+            // already sent: the next check undoes this registry's own marking of its pods
+            // (anything else they went through meanwhile, the agent reported, and that
+            // replaced the mark).
             state.returned.insert(node.to_string());
         }
     }
@@ -144,6 +148,9 @@ impl NodeRegistry {
                 .filter(|n| !state.unready.contains(n))
                 .collect()
         };
+        // Back already (a heartbeat between its NotReady write and here): its pods are not
+        // marked, and what marking they have is undone.
+        down.retain(|n| !returned.contains(n));
         if down.is_empty() && returned.is_empty() {
             return;
         }

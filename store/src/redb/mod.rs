@@ -224,11 +224,7 @@ impl RedbStore {
         if on_disk::on_disk_only(&prefix) {
             return self.read_from_disk(prefix, selector).await;
         }
-        let list = self.list_under(prefix, selector)?;
-        Ok(ListResult {
-            items: list.items.iter().map(|s| Stored::clone(s)).collect(),
-            revision: list.revision,
-        })
+        Ok(self.list_under(prefix, selector)?.copied())
     }
 
     /// [`RedbStore::list`], sharing the cache's copies.
@@ -257,11 +253,9 @@ impl RedbStore {
 
     /// Every object of every custom kind, at one revision.
     pub async fn list_custom(&self) -> Result<ListResult> {
-        let list = self.list_under(keel_schema::kinds::custom::KEY_PREFIX.to_string(), None)?;
-        Ok(ListResult {
-            items: list.items.iter().map(|s| Stored::clone(s)).collect(),
-            revision: list.revision,
-        })
+        Ok(self
+            .list_under(keel_schema::kinds::custom::KEY_PREFIX.to_string(), None)?
+            .copied())
     }
 
     fn list_under(&self, prefix: String, selector: Option<&Selector>) -> Result<SharedList> {
