@@ -186,7 +186,7 @@ impl ContainerSlot {
             (ProbeKind::Readiness, &spec.readiness_probe),
         ]
         .into_iter()
-        .filter_map(|(kind, p)| p.clone().map(|p| ProbeState::new(kind, p, started)))
+        .filter_map(|(kind, p)| p.clone().map(|p| ProbeState::new(kind, *p, started)))
         .collect()
     }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use keel_schema::Object;
 use keel_schema::types::meta::{ObjectMeta, OwnerReference};
-use keel_schema::types::pod::{Pod, PodTemplateSpec};
+use keel_schema::types::pod::{Pod, PodSpec, PodTemplateSpec};
 use keel_schema::validate::meta::{MANAGED_BY_LABEL, REVISION_ANNOTATION};
 
 /// Not finished and not being deleted: it counts toward its owner's replicas.
@@ -87,7 +87,7 @@ pub fn from_template(
         .annotations
         .clone_from(&template.metadata.annotations);
     pod.metadata.owner_references = Some(vec![owner]);
-    pod.spec = template.spec.clone();
+    pod.spec = PodSpec::clone(&template.spec);
     without_git_markers(&mut pod.metadata);
     pod
 }

@@ -114,6 +114,27 @@ impl ControlPlaneService {
     }
 }
 
+/// One report from a node's status stream, recorded.
+async fn take_report(registry: &NodeRegistry, report: &StatusReport) {
+    let name = report.node_name.as_str();
+    match &report.report {
+        Some(Report::Heartbeat(_)) => registry.heartbeat(name).await,
+        Some(Report::PodEvent(event)) => {
+            registry.heartbeat(name).await;
+            registry.pod_event(name, event).await;
+        }
+        Some(Report::PodStatus(update)) => {
+            registry.heartbeat(name).await;
+            registry.pod_status(name, update).await;
+        }
+        Some(Report::VolumeRemoved(removed)) => {
+            registry.heartbeat(name).await;
+            registry.volume_removed(name, &removed.handle).await;
+        }
+        None => {}
+    }
+}
+
 fn not_yours(cert: &NodeCertificate, claimed: &str) -> Status {
     tracing::warn!(certificate = %cert.node, claimed = %claimed, "refused a node speaking for another node");
     Status::permission_denied(format!(
@@ -213,23 +234,9 @@ impl ControlPlane for ControlPlaneService {
                 }
                 Some(_) => {}
             }
-            let name = report.node_name.as_str();
-            match &report.report {
-                Some(Report::Heartbeat(_)) => registry.heartbeat(name).await,
-                Some(Report::PodEvent(event)) => {
-                    registry.heartbeat(name).await;
-                    registry.pod_event(name, event).await;
-                }
-                Some(Report::PodStatus(update)) => {
-                    registry.heartbeat(name).await;
-                    registry.pod_status(name, update).await;
-                }
-                Some(Report::VolumeRemoved(removed)) => {
-                    registry.heartbeat(name).await;
-                    registry.volume_removed(name, &removed.handle).await;
-                }
-                None => {}
-            }
+            // Boxed: the stream lives as long as its node, and with the report's handling
+            // inline its future was about 18 KB per node, idle or not.
+            Box::pin(take_report(&registry, &report)).await;
         }
         Ok(Response::new(StatusAck {}))
     }

@@ -78,3 +78,18 @@ fn kinds_order_by_name_as_store_keys_do() {
     sorted.sort_unstable();
     assert_eq!(names, sorted);
 }
+
+/// Every decoded object is as large as the largest kind, and a control plane holds one per
+/// pod (100,000 of them at scale): templates, probes and hooks are boxed to keep it so.
+#[test]
+fn decoded_objects_stay_small() {
+    use crate::types::pod::{Container, Pod};
+    let object = std::mem::size_of::<Object>();
+    assert!(object <= 1_100, "Object is {object} bytes");
+    assert!(
+        object <= std::mem::size_of::<Pod>() + 200,
+        "Object is {object} bytes"
+    );
+    let container = std::mem::size_of::<Container>();
+    assert!(container <= 400, "Container is {container} bytes");
+}

@@ -82,7 +82,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Errors, re
                 }
             }
         }
-        let pod_sc = spec.security_context.as_ref();
+        let pod_sc = spec.security_context.as_deref();
         if let Some(sc) = &c.security_context {
             validate_security_context(sc, pod_sc, &cp.field("securityContext"), errs);
         } else if let Some(pod_sc) = pod_sc
