@@ -36,6 +36,13 @@ impl ObjectMeta {
         self.name.as_deref().unwrap_or("")
     }
 
+    /// The same metadata but for the resource version (which every write changes).
+    pub fn same_but_version(&self, other: &ObjectMeta) -> bool {
+        let mut meta = self.clone();
+        meta.resource_version.clone_from(&other.resource_version);
+        meta == *other
+    }
+
     pub fn namespace(&self) -> &str {
         self.namespace.as_deref().unwrap_or("")
     }

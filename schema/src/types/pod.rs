@@ -491,12 +491,20 @@ impl Pod {
     /// changed: a node's report, which neither its agent nor its owner's pod set cares
     /// about beyond the counts.
     pub fn same_but_status(&self, other: &Pod) -> bool {
-        self.spec == other.spec && {
-            let mut meta = self.metadata.clone();
-            meta.resource_version
-                .clone_from(&other.metadata.resource_version);
-            meta == other.metadata
-        }
+        self.spec == other.spec && self.metadata.same_but_version(&other.metadata)
+    }
+
+    /// The same pod but for its status and the node it is bound to: what a bind and the
+    /// agent's reports change, and nothing else.
+    pub fn same_but_status_and_node(&self, other: &Pod) -> bool {
+        let same_spec = if self.spec.node_name == other.spec.node_name {
+            self.spec == other.spec
+        } else {
+            let mut spec = self.spec.clone();
+            spec.node_name.clone_from(&other.spec.node_name);
+            spec == other.spec
+        };
+        same_spec && self.metadata.same_but_version(&other.metadata)
     }
 
     /// The phase its node reported, if any.

@@ -22,7 +22,7 @@ use chrono::Utc;
 use keel_schema::types::apps::ReplicaSetStatus;
 use keel_schema::types::core::{EventType, ReplicationControllerStatus};
 use keel_schema::types::pod::Pod;
-use keel_schema::{Kind, Object};
+use keel_schema::{Kind, Object, Resource};
 use keel_store::{ObjectKey, Stored};
 
 use super::runtime::{Action, Controller, Ctx, Raced, ReconcileError, Result};
@@ -79,9 +79,11 @@ impl Controller for ReplicaController {
         }
     }
 
-    /// A pod's status report waits up to 10 µs per replica of its owner (1 s at 100,000), so
-    /// that the pass counting them all runs once for many reports; anything else about a
-    /// pod, and any small owner, goes at once.
+    /// A pod's status report or bind, and the owner's own status write, wait up to 10 µs
+    /// per replica of the owner (1 s at 100,000), so that the pass counting every pod runs
+    /// once for many of them: none changes what the owner creates or deletes, and the
+    /// owner's status write would otherwise queue a whole pass after each pass. Anything
+    /// else, and any small owner, goes at once.
     fn settle(&self, change: &Change, key: &ObjectKey, cache: &Cache) -> Duration {
         let Change::Object {
             old: Some(old),
@@ -90,10 +92,17 @@ impl Controller for ReplicaController {
         else {
             return Duration::ZERO;
         };
-        let (Object::Pod(a), Object::Pod(b)) = (&old.object, &new.object) else {
-            return Duration::ZERO;
+        let only_status = match (&old.object, &new.object) {
+            (Object::Pod(a), Object::Pod(b)) => a.same_but_status_and_node(b),
+            (Object::ReplicaSet(a), Object::ReplicaSet(b)) => {
+                a.same_body(b) && a.metadata.same_but_version(&b.metadata)
+            }
+            (Object::ReplicationController(a), Object::ReplicationController(b)) => {
+                a.same_body(b) && a.metadata.same_but_version(&b.metadata)
+            }
+            _ => false,
         };
-        if !a.same_but_status(b) {
+        if !only_status {
             return Duration::ZERO;
         }
         let replicas = cache.get(key).map_or(0, |s| match &s.object {
@@ -146,7 +155,8 @@ impl Controller for ReplicaController {
     }
 }
 
-/// Adopts and releases as planned; the version each pod has now, by name.
+/// Adopts and releases as planned; the version each pod to delete has now, by name (only
+/// those: a pass over a large owner would otherwise copy every pod's name).
 async fn set_owners(
     owner_obj: &Object,
     owner: &Owner,
@@ -154,8 +164,10 @@ async fn set_owners(
     pods: &[(&Pod, u64)],
     ctx: &Ctx,
 ) -> Result<HashMap<String, u64>> {
+    let deleting: HashSet<&str> = plan.delete.iter().map(String::as_str).collect();
     let mut versions: HashMap<String, u64> = pods
         .iter()
+        .filter(|(p, _)| deleting.contains(p.metadata.name()))
         .map(|(p, v)| (p.metadata.name().to_string(), *v))
         .collect();
     let adopt: HashSet<&str> = plan.adopt.iter().map(String::as_str).collect();

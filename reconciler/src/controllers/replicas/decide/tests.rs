@@ -221,3 +221,31 @@ fn owners_without_a_template_or_selector_cannot_be_reconciled() {
         Object::from_json(json!({"kind": "Deployment", "metadata": {"name": "x"}})).unwrap();
     assert!(owner_of(&deployment).unwrap().is_none());
 }
+
+/// A bind and a node's reports wait for the owner's next counting pass; a change to what
+/// the owner decides on (labels, owners) is looked at at once.
+#[test]
+fn binds_and_reports_leave_the_owners_decision_alone() {
+    let unscheduled = pod("a", Some("rs-1"), "unscheduled", 10);
+    let mut bound = unscheduled.clone();
+    bound.spec.node_name = Some("n1".into());
+    bound.metadata.resource_version = Some("7".into());
+    let mut ready = bound.clone();
+    ready.status = pod("a", Some("rs-1"), "ready", 10).status;
+    assert!(unscheduled.same_but_status_and_node(&bound));
+    assert!(bound.same_but_status_and_node(&ready));
+    assert!(!unscheduled.same_but_status(&bound));
+    let mut relabelled = bound.clone();
+    relabelled
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("app".into(), "other".into());
+    assert!(!unscheduled.same_but_status_and_node(&relabelled));
+    let mut orphaned = bound.clone();
+    orphaned.metadata.owner_references = None;
+    assert!(!unscheduled.same_but_status_and_node(&orphaned));
+    let mut restarted = bound.clone();
+    restarted.spec.restart_policy = Some("Never".into());
+    assert!(!unscheduled.same_but_status_and_node(&restarted));
+}
