@@ -106,6 +106,29 @@ pub(super) async fn generation_follows_spec_changes_only(b: &mut Backend) {
         .await
         .unwrap();
     assert_eq!(changed.object.meta().generation, Some(2), "data change");
+
+    // Pods take a typed path: a status report keeps the generation, a bind bumps it.
+    let pod = |node: Option<&str>, phase: &str| {
+        Object::from_json(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": phase}
+        }))
+        .unwrap()
+    };
+    let created = s.create(pod(None, "Pending")).await.unwrap();
+    assert_eq!(created.object.meta().generation, Some(1));
+    let bound = s
+        .update(pod(Some("n1"), "Pending"), created.resource_version)
+        .await
+        .unwrap();
+    assert_eq!(bound.object.meta().generation, Some(2), "a bind");
+    let running = s
+        .update(pod(Some("n1"), "Running"), bound.resource_version)
+        .await
+        .unwrap();
+    assert_eq!(running.object.meta().generation, Some(2), "a status report");
 }
 
 pub(super) async fn list_by_kind_namespace_and_selector(b: &mut Backend) {
