@@ -131,20 +131,29 @@ pub fn plan(owner: &Owner, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
     let mut plan = Plan::default();
     let mut active: Vec<&Pod> = Vec::new();
     for pod in pods {
-        let matches = owner.selector.matches(pod.metadata.labels());
-        // A pod git declares is git's: adopting it would make apply see it as derived.
-        let from_git = pod.metadata.labels().contains_key(MANAGED_BY_LABEL);
+        // Each check once, cheapest first: this runs for every pod of the namespace.
         let owned = match pods::controller_of(&pod.metadata) {
-            None if matches && pods::is_active(pod) && !from_git => {
-                plan.adopt.push(pod.metadata.name().to_string());
-                true
+            // Another controller's: not looked at further.
+            Some(r) if r.uid != owner.uid => false,
+            Some(_) => {
+                let matches = owner.selector.matches(pod.metadata.labels());
+                if !matches {
+                    plan.release.push(pod.metadata.name().to_string());
+                }
+                matches
             }
-            Some(r) if r.uid == owner.uid && !matches => {
-                plan.release.push(pod.metadata.name().to_string());
-                false
+            None => {
+                // A pod git declares is git's: adopting it would make apply see it as
+                // derived.
+                let labels = pod.metadata.labels();
+                let adopt = pods::is_active(pod)
+                    && !labels.contains_key(MANAGED_BY_LABEL)
+                    && owner.selector.matches(labels);
+                if adopt {
+                    plan.adopt.push(pod.metadata.name().to_string());
+                }
+                adopt
             }
-            Some(r) => r.uid == owner.uid,
-            None => false,
         };
         if owned && pods::is_active(pod) {
             active.push(pod);
@@ -172,28 +181,30 @@ fn counts(
     now: DateTime<Utc>,
     next: &mut Option<Duration>,
 ) -> Counts {
-    let mut available = 0;
+    let (mut ready, mut available, mut fully_labeled) = (0, 0, 0);
+    let template_labels = owner.template.metadata.labels();
     for p in active {
-        match pods::available(p, owner.min_ready_seconds, now) {
-            Availability::Yes => available += 1,
-            Availability::After(d) => *next = Some(next.map_or(d, |n| n.min(d))),
-            Availability::No => {}
+        if p.is_ready() {
+            ready += 1;
+            match pods::available(p, owner.min_ready_seconds, now) {
+                Availability::Yes => available += 1,
+                Availability::After(d) => *next = Some(next.map_or(d, |n| n.min(d))),
+                Availability::No => {}
+            }
+        }
+        let labels = p.metadata.labels();
+        if template_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        {
+            fully_labeled += 1;
         }
     }
-    let template_labels = owner.template.metadata.labels.clone().unwrap_or_default();
-    let fully_labeled = active
-        .iter()
-        .filter(|p| {
-            template_labels
-                .iter()
-                .all(|(k, v)| p.metadata.labels().get(k) == Some(v))
-        })
-        .count();
     Counts {
         replicas: active.len() as i64,
-        ready: active.iter().filter(|p| p.is_ready()).count() as i64,
+        ready,
         available,
-        fully_labeled: fully_labeled as i64,
+        fully_labeled,
         generation: owner.generation,
     }
 }
