@@ -497,14 +497,15 @@ impl Pod {
     /// The same pod but for its status and the node it is bound to: what a bind and the
     /// agent's reports change, and nothing else.
     pub fn same_but_status_and_node(&self, other: &Pod) -> bool {
-        let same_spec = if self.spec.node_name == other.spec.node_name {
-            self.spec == other.spec
-        } else {
-            let mut spec = self.spec.clone();
-            spec.node_name.clone_from(&other.spec.node_name);
-            spec == other.spec
-        };
-        same_spec && self.metadata.same_but_version(&other.metadata)
+        if self.spec.node_name == other.spec.node_name {
+            return self.same_but_status(other);
+        }
+        let mut spec = self.spec.clone();
+        spec.node_name.clone_from(&other.spec.node_name);
+        // A bind changes the spec, so the store bumps the generation with it.
+        let mut meta = self.metadata.clone();
+        meta.generation = other.metadata.generation;
+        spec == other.spec && meta.same_but_version(&other.metadata)
     }
 
     /// The phase its node reported, if any.

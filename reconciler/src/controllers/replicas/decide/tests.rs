@@ -226,10 +226,13 @@ fn owners_without_a_template_or_selector_cannot_be_reconciled() {
 /// the owner decides on (labels, owners) is looked at at once.
 #[test]
 fn binds_and_reports_leave_the_owners_decision_alone() {
-    let unscheduled = pod("a", Some("rs-1"), "unscheduled", 10);
+    let mut unscheduled = pod("a", Some("rs-1"), "unscheduled", 10);
+    unscheduled.metadata.generation = Some(1);
+    // As the store writes a bind: a new version, and the generation bumped with the spec.
     let mut bound = unscheduled.clone();
     bound.spec.node_name = Some("n1".into());
     bound.metadata.resource_version = Some("7".into());
+    bound.metadata.generation = Some(2);
     let mut ready = bound.clone();
     ready.status = pod("a", Some("rs-1"), "ready", 10).status;
     assert!(unscheduled.same_but_status_and_node(&bound));
