@@ -23,7 +23,7 @@ mod desired;
 mod peers;
 mod send;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use keel_agent_protocol::node_agent_client::NodeAgentClient;
@@ -78,6 +78,9 @@ struct NodeSync {
     nodes: HashMap<String, NodeState>,
     /// Dirty nodes, and whether to send even an unchanged set.
     dirty: HashMap<String, bool>,
+    /// The dirty nodes whose own pods changed: sent before the others, so a pod's change
+    /// does not wait behind a resend of every node's set.
+    urgent: HashSet<String>,
     /// Sends in flight; aborted at shutdown (agents converge to the next full set anyway).
     sends: JoinSet<Sent>,
     /// Whose send each task is, so one that panicked still frees its node.
@@ -100,6 +103,7 @@ pub async fn run(cache: Cache, dialer: AgentDialer, stop: CancellationToken) {
         dialer,
         nodes: HashMap::new(),
         dirty: HashMap::new(),
+        urgent: HashSet::new(),
         sends: JoinSet::new(),
         sending: HashMap::new(),
         peers: PeerLog::default(),
@@ -160,6 +164,7 @@ impl NodeSync {
                         && let Some(n) = p.spec.node_name.as_deref().filter(|n| !n.is_empty())
                     {
                         self.dirty.entry(n.to_string()).or_insert(false);
+                        self.urgent.insert(n.to_string());
                     }
                 }
             }
@@ -303,23 +308,18 @@ impl NodeSync {
             }
         }
         let room = MAX_IN_FLIGHT.saturating_sub(self.sends.len());
-        let ready: Vec<(String, bool)> = self
-            .dirty
-            .iter()
-            .filter(|(n, _)| {
-                self.nodes
-                    .get(*n)
-                    .is_none_or(|s| !s.in_flight && s.retry_at.is_none_or(|t| t <= now))
-            })
-            .map(|(n, f)| (n.clone(), *f))
-            .take(room)
-            .collect();
+        let ready = pick(&self.dirty, &self.urgent, room, |n| {
+            self.nodes
+                .get(n)
+                .is_none_or(|s| !s.in_flight && s.retry_at.is_none_or(|t| t <= now))
+        });
         if ready.is_empty() {
             return;
         }
         let shared = Shared::read(&self.cache);
         for (node, force) in ready {
             self.dirty.remove(&node);
+            self.urgent.remove(&node);
             self.send_one(node, force, &shared);
         }
     }
@@ -380,6 +380,31 @@ impl NodeSync {
     }
 }
 
+/// The dirty nodes to send now, at most `room`, each with whether to send it even unchanged:
+/// those whose pods changed first, then the rest (resends, other kinds' changes).
+fn pick(
+    dirty: &HashMap<String, bool>,
+    urgent: &HashSet<String>,
+    room: usize,
+    can_send: impl Fn(&str) -> bool,
+) -> Vec<(String, bool)> {
+    let mut ready: Vec<(String, bool)> = urgent
+        .iter()
+        .filter(|n| can_send(n))
+        .filter_map(|n| Some((n.clone(), *dirty.get(n)?)))
+        .take(room)
+        .collect();
+    let left = room - ready.len();
+    ready.extend(
+        dirty
+            .iter()
+            .filter(|(n, _)| !urgent.contains(*n) && can_send(n))
+            .map(|(n, f)| (n.clone(), *f))
+            .take(left),
+    );
+    ready
+}
+
 fn agent_address(cache: &Cache, node: &str) -> Option<String> {
     cache
         .get(&ObjectKey::new(Kind::Node, "", node))?
@@ -387,4 +412,34 @@ fn agent_address(cache: &Cache, node: &str) -> Option<String> {
         .meta()
         .annotation(AGENT_ADDRESS)
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every node's periodic resend queued, slots for 64: a node whose pod changed goes in
+    /// the next batch, not after a random share of the other 4,999.
+    #[test]
+    fn a_pods_change_goes_before_resends() {
+        let mut dirty: HashMap<String, bool> =
+            (0..5000).map(|i| (format!("node-{i}"), true)).collect();
+        let mut urgent = HashSet::new();
+        for node in ["node-4321", "node-17"] {
+            dirty.insert(node.into(), true);
+            urgent.insert(node.to_string());
+        }
+        // A node already sending is left for later, whatever its priority.
+        let ready = pick(&dirty, &urgent, 64, |n| n != "node-17");
+        assert_eq!(ready.len(), 64);
+        assert_eq!(ready[0], ("node-4321".to_string(), true));
+        assert!(ready.iter().all(|(n, _)| n != "node-17"));
+        // Urgent names no longer dirty are skipped; fewer nodes than room all go.
+        urgent.insert("gone".into());
+        let few: HashMap<String, bool> = [("a".to_string(), false)].into();
+        assert_eq!(
+            pick(&few, &urgent, 64, |_| true),
+            vec![("a".to_string(), false)]
+        );
+    }
 }
