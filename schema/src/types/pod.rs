@@ -505,7 +505,9 @@ impl Pod {
         // A bind changes the spec, so the store bumps the generation with it.
         let mut meta = self.metadata.clone();
         meta.generation = other.metadata.generation;
-        spec == other.spec && meta.same_but_version(&other.metadata)
+        meta.resource_version
+            .clone_from(&other.metadata.resource_version);
+        spec == other.spec && meta == other.metadata
     }
 
     /// The phase its node reported, if any.
