@@ -73,6 +73,10 @@ impl Controller for ReplicaController {
                         }
                     }
                 }
+                // A pod's old and new versions mostly name the same owner: queued once, its
+                // settle time (which compares the two versions) is worked out once.
+                out.sort();
+                out.dedup();
             }
             Some(_) => {}
             None => out.extend(self.all_keys(cache)),
