@@ -138,6 +138,7 @@ async fn start_term(parts: &LeaderParts, term: &Tasks, store: Store) -> bool {
     term.spawn(crate::nodes::sync::run(
         parts.cache.clone(),
         parts.dialer.clone(),
+        registry.clone(),
         stop.clone(),
     ));
     {

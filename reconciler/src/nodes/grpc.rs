@@ -118,7 +118,10 @@ impl ControlPlaneService {
 async fn take_report(registry: &NodeRegistry, report: &StatusReport) {
     let name = report.node_name.as_str();
     match &report.report {
-        Some(Report::Heartbeat(_)) => registry.heartbeat(name).await,
+        Some(Report::Heartbeat(beat)) => {
+            registry.heartbeat(name).await;
+            registry.applied(name, beat.applied_generation);
+        }
         Some(Report::PodEvent(event)) => {
             registry.heartbeat(name).await;
             registry.pod_event(name, event).await;

@@ -19,6 +19,7 @@ use keel_store::{ObjectKey, StoreError, Stored};
 use tokio::time::Instant;
 
 use super::readiness::set_ready;
+use super::registry::Applied;
 use super::{CONFLICT_RETRIES, NodeRegistry};
 
 /// How many readiness writes (of nodes, or of their pods) are in flight at once.
@@ -48,6 +49,19 @@ impl NodeRegistry {
             // replaced the mark).
             state.returned.insert(node.to_string());
         }
+    }
+
+    /// Notes the set generation `node`'s agent says (in a heartbeat) it has applied.
+    pub fn applied(&self, node: &str, generation: u64) {
+        let heard = Instant::now();
+        self.state()
+            .applied
+            .insert(node.to_string(), Applied { generation, heard });
+    }
+
+    /// What `node`'s agent last said it has applied.
+    pub fn agent_applied(&self, node: &str) -> Option<Applied> {
+        self.state().applied.get(node).copied()
     }
 
     /// Writes `node`'s Ready condition if it differs; true when the store now says `ready`.

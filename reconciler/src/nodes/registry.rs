@@ -68,6 +68,17 @@ pub(super) struct Liveness {
     /// Each node's own address (its InternalIP), the one address a `hostNetwork` pod of its
     /// may report.
     pub(super) addresses: HashMap<String, std::net::IpAddr>,
+    /// The set each node's agent said it has applied in its last heartbeat, and when that
+    /// heartbeat arrived: node sync compares it with what the agent acknowledged.
+    pub(super) applied: HashMap<String, Applied>,
+}
+
+/// The generation an agent's heartbeat said it has applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub generation: u64,
+    /// When the heartbeat arrived.
+    pub heard: Instant,
 }
 
 /// The most CPU a node may offer: 1,024 cores.

@@ -5,6 +5,7 @@ mod controllers;
 mod fuzz;
 mod kube_api;
 mod kube_operations;
+mod node_sync;
 mod nodes;
 mod source;
 mod web_ui;

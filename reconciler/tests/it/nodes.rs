@@ -17,13 +17,15 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-struct ControlPlane {
-    store: Store,
-    client: ControlPlaneClient<Channel>,
+pub(crate) struct ControlPlane {
+    pub(crate) store: Store,
+    pub(crate) client: ControlPlaneClient<Channel>,
+    /// The registry the gRPC API records into (node sync reads agents' heartbeats from it).
+    pub(crate) registry: NodeRegistry,
     _dir: tempfile::TempDir,
 }
 
-async fn control_plane(grace: Duration) -> ControlPlane {
+pub(crate) async fn control_plane(grace: Duration) -> ControlPlane {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreSpec::Redb {
         data_dir: dir.path().to_path_buf(),
@@ -42,7 +44,7 @@ async fn control_plane(grace: Duration) -> ControlPlane {
         dir.path(),
     ));
     let (_, serving) = tokio::sync::watch::channel(nodes::grpc::Serving::Leader {
-        registry,
+        registry: registry.clone(),
         term: stop.child_token(),
     });
     tokio::spawn(async move {
@@ -56,11 +58,12 @@ async fn control_plane(grace: Duration) -> ControlPlane {
     ControlPlane {
         store,
         client,
+        registry,
         _dir: dir,
     }
 }
 
-fn registration(name: &str) -> RegisterRequest {
+pub(crate) fn registration(name: &str) -> RegisterRequest {
     RegisterRequest {
         node_name: name.into(),
         address: "10.0.0.7:7401".into(),

@@ -11,7 +11,11 @@
 //!
 //! Changes mark nodes dirty; every [`DEBOUNCE`] the dirty nodes' sets are rebuilt and sent if
 //! they differ from the last one the agent acknowledged. A registration (an agent that
-//! (re)started), a failed send and the periodic [`RESEND`] send again whatever the set.
+//! (re)started), a failed send, an agent whose heartbeat names another set than the one it
+//! acknowledged, and the periodic [`RESEND`] send again whatever the set. The heartbeats
+//! (every second) are what keeps agents level with the store; the resend is the backstop,
+//! spread over its period a slice of the nodes each second, so 5,000 nodes' sets never go
+//! out in one burst that a single pod's change would queue behind.
 //! One send per node is in flight at a time; a node that does not answer is retried with
 //! backoff, and its dropping and returning is routine.
 //!
@@ -35,8 +39,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::AGENT_ADDRESS;
 use super::dial::AgentDialer;
+use super::registry::Applied;
+use super::{AGENT_ADDRESS, NodeRegistry};
 use crate::cache::{Cache, Change};
 use desired::Shared;
 pub use desired::desired_set;
@@ -45,8 +50,16 @@ use send::{SendError, Sent};
 
 /// Changes within this window go out as one set.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Every node's set is sent again this often, changed or not (level-triggered).
-pub const RESEND: Duration = Duration::from_secs(30);
+/// Every node's set is sent again this often, changed or not.
+pub const RESEND: Duration = Duration::from_secs(300);
+/// How often the agents' heartbeats are compared with what they acknowledged, and a slice
+/// of the nodes is resent.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The resend's slices: one per check.
+const RESEND_SLICES: u64 = RESEND.as_secs() / CHECK_EVERY.as_secs();
+/// A heartbeat heard this long after an acknowledgement was sent after it (agents beat every
+/// second): one that names another set means the agent no longer has the acknowledged one.
+const HEARD_AFTER_ACK: Duration = Duration::from_secs(3);
 /// Nodes joining, leaving or moving reach the other agents' lists at most this often.
 pub const PEERS_EVERY: Duration = Duration::from_secs(1);
 /// Sends in flight across all nodes.
@@ -66,6 +79,8 @@ struct NodeState {
     /// Whether the agent takes changes to its nodes (it said so in its last ack).
     nodes_as_changes: bool,
     last_generation: u64,
+    /// When the agent acknowledged the set numbered `last_generation`.
+    acked_at: Option<Instant>,
     in_flight: bool,
     failures: u32,
     retry_at: Option<Instant>,
@@ -75,6 +90,10 @@ struct NodeState {
 struct NodeSync {
     cache: Cache,
     dialer: AgentDialer,
+    /// What each agent's heartbeats say it has applied.
+    registry: NodeRegistry,
+    /// Checks done, which picks the slice of nodes to resend.
+    checks: u64,
     nodes: HashMap<String, NodeState>,
     /// Dirty nodes, and whether to send even an unchanged set.
     dirty: HashMap<String, bool>,
@@ -92,7 +111,12 @@ struct NodeSync {
 }
 
 /// Runs node sync until `stop`.
-pub async fn run(cache: Cache, dialer: AgentDialer, stop: CancellationToken) {
+pub async fn run(
+    cache: Cache,
+    dialer: AgentDialer,
+    registry: NodeRegistry,
+    stop: CancellationToken,
+) {
     let mut changes = cache.subscribe();
     tokio::select! {
         _ = cache.wait_synced() => {}
@@ -101,6 +125,8 @@ pub async fn run(cache: Cache, dialer: AgentDialer, stop: CancellationToken) {
     let mut sync = NodeSync {
         cache,
         dialer,
+        registry,
+        checks: 0,
         nodes: HashMap::new(),
         dirty: HashMap::new(),
         urgent: HashSet::new(),
@@ -112,8 +138,8 @@ pub async fn run(cache: Cache, dialer: AgentDialer, stop: CancellationToken) {
     };
     sync.mark_all(true);
     let mut tick = tokio::time::interval(DEBOUNCE);
-    let mut resend = tokio::time::interval(RESEND);
-    resend.reset();
+    let mut check = tokio::time::interval(CHECK_EVERY);
+    check.reset();
     loop {
         tokio::select! {
             change = changes.recv() => match change {
@@ -123,7 +149,7 @@ pub async fn run(cache: Cache, dialer: AgentDialer, stop: CancellationToken) {
             },
             Some(done) = sync.sends.join_next_with_id() => sync.done(done),
             _ = tick.tick() => sync.send_dirty(),
-            _ = resend.tick() => sync.mark_all(true),
+            _ = check.tick() => sync.check(),
             _ = stop.cancelled() => break,
         }
     }
@@ -138,6 +164,31 @@ impl NodeSync {
                 .entry(s.object.name().to_string())
                 .or_insert(false);
             *e |= force;
+        }
+    }
+
+    /// Marks for a send whatever its set the nodes whose agents say they have applied
+    /// another set than the one they acknowledged, and this check's slice of all nodes.
+    fn check(&mut self) {
+        self.checks += 1;
+        let slice = self.checks % RESEND_SLICES;
+        for s in self.cache.list(Kind::Node, None) {
+            let name = s.object.name();
+            let disagrees = self.nodes.get(name).and_then(|state| {
+                let applied = self.registry.agent_applied(name)?;
+                disagrees(state, applied).then_some((state.last_generation, applied))
+            });
+            if let Some((acked, applied)) = disagrees {
+                tracing::info!(
+                    node = name,
+                    acked,
+                    applied = applied.generation,
+                    "the agent no longer has the set it acknowledged; sending it again"
+                );
+            }
+            if disagrees.is_some() || resend_slice(name) == slice {
+                self.dirty.insert(name.to_string(), true);
+            }
         }
     }
 
@@ -262,6 +313,7 @@ impl NodeSync {
                 state.acked_nodes = Some(sent.nodes_version);
                 state.nodes_as_changes = sent.nodes_as_changes;
                 state.last_generation = sent.generation;
+                state.acked_at = Some(Instant::now());
                 state.failures = 0;
                 state.retry_at = None;
                 state.client = sent.client;
@@ -272,6 +324,7 @@ impl NodeSync {
                 tracing::debug!(node = %sent.node, why, "sending the agent its whole set");
                 state.acked = None;
                 state.acked_nodes = None;
+                state.acked_at = None;
                 state.client = sent.client;
                 self.dirty.insert(sent.node, true);
             }
@@ -288,6 +341,7 @@ impl NodeSync {
                 }
                 state.acked = None;
                 state.acked_nodes = None;
+                state.acked_at = None;
                 state.client = None;
                 state.retry_at = Some(Instant::now() + delay);
                 self.dirty.insert(sent.node, true);
@@ -405,6 +459,25 @@ fn pick(
     ready
 }
 
+/// Whether an agent's heartbeat, heard well after it acknowledged its last set, names
+/// another set: it restarted or lost it without registering again.
+fn disagrees(state: &NodeState, applied: Applied) -> bool {
+    state.acked_at.is_some_and(|at| {
+        !state.in_flight
+            && applied.heard >= at + HEARD_AFTER_ACK
+            && applied.generation != state.last_generation
+    })
+}
+
+/// Which check's slice resends `node`: a hash of its name, so each node is resent once per
+/// [`RESEND`] and the nodes spread evenly over it.
+fn resend_slice(node: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    node.hash(&mut h);
+    h.finish() % RESEND_SLICES
+}
+
 fn agent_address(cache: &Cache, node: &str) -> Option<String> {
     cache
         .get(&ObjectKey::new(Kind::Node, "", node))?
@@ -441,5 +514,54 @@ mod tests {
             pick(&few, &urgent, 64, |_| true),
             vec![("a".to_string(), false)]
         );
+    }
+
+    /// Heartbeats come every second on another connection than the sends: one heard soon
+    /// after an acknowledgement may predate it, one heard later says what the agent has.
+    #[test]
+    fn only_a_later_heartbeat_naming_another_set_resends_it() {
+        let at = Instant::now();
+        let acked = NodeState {
+            last_generation: 7,
+            acked_at: Some(at),
+            ..NodeState::default()
+        };
+        let beat = |generation, after: u64| Applied {
+            generation,
+            heard: at + Duration::from_secs(after),
+        };
+        // The acknowledged set: nothing to do.
+        assert!(!disagrees(&acked, beat(7, 10)));
+        // An older set, heard right after the ack: a heartbeat sent before it.
+        assert!(!disagrees(&acked, beat(6, 1)));
+        // An older set (or none: the agent restarted), heard well after the ack.
+        assert!(disagrees(&acked, beat(6, 3)));
+        assert!(disagrees(&acked, beat(0, 30)));
+        // A newer one than this control plane sent (numbered before a restart).
+        assert!(disagrees(&acked, beat(9, 3)));
+        // A send under way, or nothing acknowledged yet: the send decides.
+        let sending = NodeState {
+            in_flight: true,
+            last_generation: 7,
+            acked_at: Some(at),
+            ..NodeState::default()
+        };
+        assert!(!disagrees(&sending, beat(0, 30)));
+        assert!(!disagrees(&NodeState::default(), beat(0, 30)));
+    }
+
+    /// Each node is resent once per period, and 5,000 nodes spread over it rather than
+    /// going out in a few bursts.
+    #[test]
+    fn resends_spread_over_the_period() {
+        let mut per_slice = vec![0usize; RESEND_SLICES as usize];
+        for i in 0..5000 {
+            per_slice[resend_slice(&format!("hollow-{}-{}", i / 100, i % 100)) as usize] += 1;
+        }
+        let mean = 5000 / RESEND_SLICES as usize;
+        let busiest = per_slice.iter().copied().max().unwrap_or(0);
+        let empty = per_slice.iter().filter(|n| **n == 0).count();
+        assert!(busiest <= 3 * mean, "{busiest} nodes in one slice");
+        assert_eq!(empty, 0, "slices with no node");
     }
 }
