@@ -179,7 +179,7 @@ impl NodeSync {
                 disagrees(state, applied).then_some((state.last_generation, applied))
             });
             if let Some((acked, applied)) = disagrees {
-                tracing::info!(
+                tracing::warn!(
                     node = name,
                     acked,
                     applied = applied.generation,
