@@ -81,6 +81,8 @@ struct NodeState {
     last_generation: u64,
     /// When the agent acknowledged the set numbered `last_generation`.
     acked_at: Option<Instant>,
+    /// Its heartbeats named another set since they last named the acknowledged one.
+    disagreed: bool,
     in_flight: bool,
     failures: u32,
     retry_at: Option<Instant>,
@@ -174,19 +176,30 @@ impl NodeSync {
         let slice = self.checks % RESEND_SLICES;
         for s in self.cache.list(Kind::Node, None) {
             let name = s.object.name();
-            let disagrees = self.nodes.get(name).and_then(|state| {
-                let applied = self.registry.agent_applied(name)?;
-                disagrees(state, applied).then_some((state.last_generation, applied))
-            });
-            if let Some((acked, applied)) = disagrees {
-                tracing::warn!(
-                    node = name,
-                    acked,
-                    applied = applied.generation,
-                    "the agent no longer has the set it acknowledged; sending it again"
-                );
-            }
-            if disagrees.is_some() || resend_slice(name) == slice {
+            let applied = self.registry.agent_applied(name);
+            let disagrees = match (self.nodes.get_mut(name), applied) {
+                (Some(state), Some(applied)) => {
+                    let disagrees = disagrees(state, applied);
+                    if disagrees {
+                        // Once until it agrees again: an agent that keeps losing its set
+                        // does not fill the log every few seconds.
+                        let first = !std::mem::replace(&mut state.disagreed, true);
+                        if first {
+                            tracing::warn!(
+                                node = name,
+                                acked = state.last_generation,
+                                applied = applied.generation,
+                                "the agent no longer has the set it acknowledged; sending it again"
+                            );
+                        }
+                    } else if applied.generation == state.last_generation {
+                        state.disagreed = false;
+                    }
+                    disagrees
+                }
+                _ => false,
+            };
+            if disagrees || resend_slice(name) == slice {
                 self.dirty.insert(name.to_string(), true);
             }
         }
