@@ -169,7 +169,7 @@ impl NodeSync {
         }
     }
 
-    /// Marks for a send whatever its set the nodes whose agents say they have applied
+    /// Marks to be sent, changed or not, the nodes whose agents say they have applied
     /// another set than the one they acknowledged, and this check's slice of all nodes.
     fn check(&mut self) {
         self.checks += 1;
