@@ -518,8 +518,9 @@ fn idle_and_resync(server: &ServerProcess) {
     let cpu = server.cpu().saturating_sub(cpu0);
     let resyncs = server.metric("keel_resync_duration_seconds_count") - resyncs0;
     let seconds = server.metric("keel_resync_duration_seconds_sum") - seconds0;
+    let (rss, _) = server.rss_mib();
     println!(
-        "hollow: idle control plane: {:.1} s CPU over {:.0} s; {resyncs:.0} no-op resync(s) of git against the store, {:.0} ms each",
+        "hollow: idle control plane: {:.1} s CPU over {:.0} s; {resyncs:.0} no-op resync(s) of git against the store, {:.0} ms each; RSS after it {rss} MiB",
         cpu.as_secs_f64(),
         t0.elapsed().as_secs_f64(),
         if resyncs > 0.0 {
