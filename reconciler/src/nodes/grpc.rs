@@ -119,19 +119,20 @@ async fn take_report(registry: &NodeRegistry, report: &StatusReport) {
     let name = report.node_name.as_str();
     match &report.report {
         Some(Report::Heartbeat(beat)) => {
-            registry.heartbeat(name).await;
-            registry.applied(name, beat.applied_generation);
+            registry
+                .heartbeat(name, Some(beat.applied_generation))
+                .await
         }
         Some(Report::PodEvent(event)) => {
-            registry.heartbeat(name).await;
+            registry.heartbeat(name, None).await;
             registry.pod_event(name, event).await;
         }
         Some(Report::PodStatus(update)) => {
-            registry.heartbeat(name).await;
+            registry.heartbeat(name, None).await;
             registry.pod_status(name, update).await;
         }
         Some(Report::VolumeRemoved(removed)) => {
-            registry.heartbeat(name).await;
+            registry.heartbeat(name, None).await;
             registry.volume_removed(name, &removed.handle).await;
         }
         None => {}

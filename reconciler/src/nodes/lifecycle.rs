@@ -28,12 +28,19 @@ const WRITES_IN_FLIGHT: usize = 64;
 impl NodeRegistry {
     /// A heartbeat from `node`: it is alive; flips it back to Ready if it was written not
     /// ready (checked on every beat, so a beat racing the lifecycle check is made good by the
-    /// next one). Its pods are made Ready again by the next lifecycle check.
-    pub async fn heartbeat(&self, node: &str) {
+    /// next one). Its pods are made Ready again by the next lifecycle check. `applied` is the
+    /// set generation a heartbeat says the agent has applied (other reports do not say).
+    pub async fn heartbeat(&self, node: &str, applied: Option<u64>) {
         self.heartbeats.inc();
         let unready = {
             let mut state = self.state();
-            state.seen.insert(node.to_string(), Instant::now());
+            let heard = Instant::now();
+            state.seen.insert(node.to_string(), heard);
+            if let Some(generation) = applied {
+                state
+                    .applied
+                    .insert(node.to_string(), Applied { generation, heard });
+            }
             state.unready.contains(node)
         };
         if !unready {
@@ -49,14 +56,6 @@ impl NodeRegistry {
             // replaced the mark).
             state.returned.insert(node.to_string());
         }
-    }
-
-    /// Notes the set generation `node`'s agent says (in a heartbeat) it has applied.
-    pub fn applied(&self, node: &str, generation: u64) {
-        let heard = Instant::now();
-        self.state()
-            .applied
-            .insert(node.to_string(), Applied { generation, heard });
     }
 
     /// What `node`'s agent last said it has applied.
