@@ -660,17 +660,10 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     server.wait_for("the NodePort closed", |_| http_get(&by_node_port).is_none());
     assert_eq!(ask(&front).as_deref(), Some(survivor.as_str()));
 
-    // A clean stop removes the node's Service table; the restarted agent makes it again.
-    agents[0].terminate();
-    assert!(
-        !nft_table(host).contains("keel-services"),
-        "table left behind"
-    );
-    agents[0].spawn();
-    server.wait_for("the restarted agent's Service table", |_| {
-        ask(&front).as_deref() == Some(survivor.as_str())
-    });
     // A killed agent's table keeps serving until it is back, and is then adopted.
+    // (Before any agent restarts: a restarted agent probes its pods' readiness afresh, and
+    // the Service's endpoints that flicker meanwhile would reach this agent just before
+    // it dies, leaving its table with none, as seen once in CI.)
     let other = &lan.hosts[1];
     agents[1].kill();
     // (Asked a few times: one request can time out on a loaded machine, as seen once in CI;
@@ -687,5 +680,16 @@ fn services_balance_over_ready_pods_inside_and_outside_the_cluster() {
     server.wait_for("the restarted agent to replace the table it found", |_| {
         table_handle(other) != before
             && http_get_in(other, &front).as_deref() == Some(survivor.as_str())
+    });
+
+    // A clean stop removes the node's Service table; the restarted agent makes it again.
+    agents[0].terminate();
+    assert!(
+        !nft_table(host).contains("keel-services"),
+        "table left behind"
+    );
+    agents[0].spawn();
+    server.wait_for("the restarted agent's Service table", |_| {
+        ask(&front).as_deref() == Some(survivor.as_str())
     });
 }
