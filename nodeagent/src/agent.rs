@@ -222,7 +222,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         ingress: ingress.clone(),
         dns: dns.clone(),
         peers: Arc::new(peers),
-        applied_nodes: Default::default(),
+        applied: Default::default(),
         mutual_tls: config.identity.is_some(),
     };
     let tls = config

@@ -149,8 +149,14 @@ fn spec_hash(pod: &Pod) -> String {
     hex::encode(&Sha256::digest(&json)[..8])
 }
 
-/// Reads and checks `msg` for the node `node`.
-pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
+/// Reads and checks `msg` for the node `node`. Its pods are `kept` (pods of the last applied
+/// set that a change to it keeps, decoded and checked when that set was read) and those it
+/// carries.
+pub fn read(
+    msg: &NodeDesired,
+    node: &str,
+    kept: Vec<Arc<DesiredPod>>,
+) -> Result<DesiredSet, DesiredError> {
     let mut problems = bounds(msg, node);
     if !problems.is_empty() {
         return Err(DesiredError(problems));
@@ -195,14 +201,31 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
         }
     }
     let mut service_env: HashMap<String, Arc<Vec<(String, String)>>> = HashMap::new();
-    let mut pods = Vec::with_capacity(msg.pods.len());
+    let mut pods = Vec::with_capacity(kept.len() + msg.pods.len());
     let mut uids = HashSet::new();
     let mut keys = HashSet::new();
-    for (i, bytes) in msg.pods.iter().enumerate() {
-        let what = format!("pods[{i}]");
-        let Some(Object::Pod(pod)) = decode(Kind::Pod, &what, bytes, &mut problems) else {
-            continue;
-        };
+    let carried: Vec<(String, Pod, Option<String>)> = msg
+        .pods
+        .iter()
+        .enumerate()
+        .filter_map(|(i, bytes)| {
+            let what = format!("pods[{i}]");
+            match decode(Kind::Pod, &what, bytes, &mut problems) {
+                Some(Object::Pod(pod)) => Some((what, pod, None)),
+                _ => None,
+            }
+        })
+        .collect();
+    // The kept pods first, so a carried pod that clashes with one is the one named. They
+    // were decoded and checked as part of the set they came in; their spec hash stands.
+    let kept = kept.iter().map(|p| {
+        (
+            "a kept pod".to_string(),
+            p.pod.clone(),
+            Some(p.hash.clone()),
+        )
+    });
+    for (what, pod, hash) in kept.chain(carried) {
         let namespace = pod.metadata.namespace().to_string();
         let name = pod.metadata.name().to_string();
         let label = format!("{what} (Pod {namespace}/{name})");
@@ -212,7 +235,7 @@ pub fn read(msg: &NodeDesired, node: &str) -> Result<DesiredSet, DesiredError> {
             continue;
         }
         pods.push(Arc::new(DesiredPod {
-            hash: spec_hash(&pod),
+            hash: hash.unwrap_or_else(|| spec_hash(&pod)),
             config_maps: config_maps.get(&namespace).cloned().unwrap_or_default(),
             secrets: secrets.get(&namespace).cloned().unwrap_or_default(),
             claims: claims.get(&namespace).cloned().unwrap_or_default(),

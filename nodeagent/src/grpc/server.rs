@@ -17,8 +17,8 @@ use keel_agent_protocol::{
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-use super::nodes_change;
 pub use super::service::NodeAgentService;
+use super::set_change;
 use crate::desired;
 use crate::runtime::{ContainerInfo, LogStream};
 use crate::supervisor::ApplyError;
@@ -34,12 +34,15 @@ impl NodeAgent for NodeAgentService {
     async fn sync(&self, request: Request<NodeDesired>) -> Result<Response<SyncAck>, Status> {
         self.authorize(&request, "Sync")?;
         let mut msg = request.into_inner();
-        let mut applied_nodes = self.applied_nodes.lock().unwrap_or_else(|p| p.into_inner());
-        let nodes = nodes_change::make_whole(&mut msg, &applied_nodes).map_err(|why| {
-            tracing::debug!(generation = msg.generation, why, "asking for a whole set");
-            Status::failed_precondition(why)
-        })?;
-        let set = desired::read(&msg, &self.node).map_err(|e| {
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = set_change::kept_pods(&msg, &applied);
+        let (nodes, kept) = set_change::make_whole(&mut msg, &applied)
+            .and_then(|nodes| Ok((nodes, kept?)))
+            .map_err(|why| {
+                tracing::debug!(generation = msg.generation, why, "asking for a whole set");
+                Status::failed_precondition(why)
+            })?;
+        let set = desired::read(&msg, &self.node, kept).map_err(|e| {
             tracing::warn!(generation = msg.generation, error = %e, "refused a desired set");
             Status::invalid_argument(e.to_string())
         })?;
@@ -51,12 +54,14 @@ impl NodeAgent for NodeAgentService {
         let ingress_secrets = set.ingress_secrets.clone();
         let pods = set.pods.len();
         let generation = set.generation;
-        let applied = self.supervisor.apply(set).map_err(|e| match e {
+        let pods_by_key: std::collections::BTreeMap<String, Arc<desired::DesiredPod>> =
+            set.pods.iter().map(|p| (p.key(), p.clone())).collect();
+        let applied_generation = self.supervisor.apply(set).map_err(|e| match e {
             ApplyError::NotReady(_) => Status::unavailable(e.to_string()),
         })?;
         // Only a set the supervisor took: an older one, ignored there, must not roll the
         // proxy back to endpoints and Services that are gone.
-        if applied == generation {
+        if applied_generation == generation {
             tracing::debug!(generation, pods, "desired set applied");
             if let Some(ingress) = &self.ingress {
                 ingress.update(&ingresses, &ingress_secrets, &services);
@@ -70,19 +75,21 @@ impl NodeAgent for NodeAgentService {
             if let Some(dns) = &self.dns {
                 dns.update(&dns_services);
             }
-            if nodes == nodes_change::Nodes::Whole {
+            if nodes == set_change::Nodes::Whole {
                 self.peers.send_if_modified(|current| {
                     let changed = *current != peers;
                     *current = peers;
                     changed
                 });
-                applied_nodes.nodes = msg.nodes;
+                applied.nodes = msg.nodes;
             }
-            applied_nodes.generation = generation;
+            applied.pods = pods_by_key;
+            applied.generation = generation;
         }
         Ok(Response::new(SyncAck {
-            applied_generation: applied,
+            applied_generation,
             nodes_as_changes: true,
+            pods_as_changes: true,
         }))
     }
 

@@ -21,10 +21,10 @@ pub struct NodeAgentService {
     pub dns: Option<Arc<crate::dns::ClusterDns>>,
     /// The nodes of the latest applied set, for the overlay.
     pub peers: Arc<tokio::sync::watch::Sender<Vec<crate::network::overlay::Peer>>>,
-    /// The same as the control plane sent them, with the set's generation: what a `Sync`
-    /// carrying a change to the nodes changes. Held through each `Sync`, so they apply one
-    /// at a time.
-    pub applied_nodes: std::sync::Mutex<super::nodes_change::AppliedNodes>,
+    /// The last applied set's nodes (as the control plane sent them) and pods, with its
+    /// generation: what a `Sync` carrying a change changes. Held through each `Sync`, so
+    /// they apply one at a time.
+    pub applied: std::sync::Mutex<super::set_change::AppliedSet>,
     /// The node's and its containers' resource use (`Metrics`).
     pub usage: crate::usage::UsageSampler,
     /// Whether calls must carry the control plane's certificate (false under `--insecure`).

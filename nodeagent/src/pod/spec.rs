@@ -412,7 +412,7 @@ mod tests {
             ingress_secrets: Vec::new(),
             ..Default::default()
         };
-        let set = crate::desired::read(&msg, "n1").expect("a valid set");
+        let set = crate::desired::read(&msg, "n1", Vec::new()).expect("a valid set");
         let desired = &set.pods[0];
         let env: HashMap<String, String> = environment(desired, &desired.pod.spec.containers[0])
             .expect("resolves")

@@ -123,7 +123,7 @@ proptest! {
 
     #[test]
     fn any_desired_set_is_read_or_refused_with_its_problems(msg in desired()) {
-        if let Err(e) = keel_nodeagent::desired::read(&msg, "n1") {
+        if let Err(e) = keel_nodeagent::desired::read(&msg, "n1", Vec::new()) {
             prop_assert!(!e.to_string().is_empty());
         }
     }
@@ -131,7 +131,7 @@ proptest! {
     #[test]
     fn any_bytes_on_the_wire_decode_or_fail_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(msg) = NodeDesired::decode(bytes.as_slice()) {
-            let _ = keel_nodeagent::desired::read(&msg, "n1");
+            let _ = keel_nodeagent::desired::read(&msg, "n1", Vec::new());
         }
     }
 }

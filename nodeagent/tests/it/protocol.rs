@@ -503,3 +503,94 @@ async fn the_nodes_list_travels_as_changes_to_the_set_the_agent_applied() {
     whole.nodes = vec![peer("b", "192.0.2.2", "10.244.2.0/24")];
     assert_eq!(h.sync_message(whole).await.unwrap().applied_generation, 16);
 }
+
+#[tokio::test]
+async fn the_pods_travel_as_changes_to_the_set_the_agent_applied() {
+    let mut h = Harness::hollow().await;
+    let (a, a_uid) = pod("a", sleeper());
+    let (b, b_uid) = pod("b", sleeper());
+    let (c, c_uid) = pod("c", sleeper());
+    let whole = h.desired(10, &[a, b.clone(), c.clone()], &[]);
+    let ack = h.sync_message(whole).await.expect("a whole set is taken");
+    assert!(ack.pods_as_changes);
+    for uid in [&a_uid, &b_uid, &c_uid] {
+        h.wait_for(uid, 10, "running", |s| running(s, "app")).await;
+    }
+    let id = |h: &Harness, uid: &str| {
+        container_state(&h.status(uid).expect("a status"), "app")
+            .container_id
+            .clone()
+    };
+    let (b_before, c_before) = (id(&h, &b_uid), id(&h, &c_uid));
+
+    // A change to generation 10: a goes, b gets a new image, d comes; c is not mentioned.
+    let mut b2 = b;
+    b2["spec"]["containers"][0]["image"] = json!("example/app:2");
+    let (d, d_uid) = pod("d", sleeper());
+    let mut change = h.desired(11, &[b2, d], &[]);
+    change.pods_base_generation = 10;
+    change.removed_pods = vec!["default/a".into(), "default/b".into()];
+    assert_eq!(h.sync_message(change).await.unwrap().applied_generation, 11);
+    h.wait_for(&d_uid, 10, "running", |s| running(s, "app"))
+        .await;
+    let b_after = h
+        .wait_for(&b_uid, 10, "replaced", |s| {
+            running(s, "app") && container_state(s, "app").container_id != b_before
+        })
+        .await;
+    assert_eq!(
+        container_state(&b_after, "app").image.as_deref(),
+        Some("example/app:2")
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while h.containers().await.contains_key(&a_uid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a's containers stay"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        id(&h, &c_uid),
+        c_before,
+        "a kept pod keeps running untouched"
+    );
+
+    // Removing a pod the set does not hold: the two sides disagree, so a whole set it is.
+    let mut unknown = h.desired(12, &[], &[]);
+    unknown.pods_base_generation = 11;
+    unknown.removed_pods = vec!["default/a".into()];
+    let refused = h.sync_message(unknown).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("\"default/a\""),
+        "{}",
+        refused.message()
+    );
+    // Adding a pod the set keeps is a bad set, naming the pod carried.
+    let mut twice = h.desired(13, &[c], &[]);
+    twice.pods_base_generation = 11;
+    let refused = h.sync_message(twice).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("pods[0] (Pod default/c)"),
+        "{}",
+        refused.message()
+    );
+    // Neither changed anything: the set of 11 stands, and no change is still a change.
+    let same = {
+        let mut m = h.desired(14, &[], &[]);
+        m.pods_base_generation = 11;
+        m
+    };
+    assert_eq!(h.sync_message(same).await.unwrap().applied_generation, 14);
+    assert_eq!(id(&h, &c_uid), c_before);
+    assert!(h.status(&d_uid).is_some_and(|s| running(&s, "app")));
+
+    // A restarted agent has no set: a change is refused until a whole one comes.
+    h.restart_agent().await;
+    let mut after = h.desired(15, &[], &[]);
+    after.pods_base_generation = 14;
+    let refused = h.sync_message(after).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+}

@@ -1,5 +1,6 @@
-//! Node sync against an agent whose heartbeats say it no longer has the set it acknowledged
-//! (a plain gRPC server plays the agent: the reconciler never links the agent itself).
+//! Node sync against a plain gRPC server playing the agent (the reconciler never links the
+//! agent itself): the pods of a set as changes, and an agent whose heartbeats say it no
+//! longer has the set it acknowledged.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -26,6 +27,8 @@ type Never<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// Takes every set and says it applied it; the test reads the sets from `syncs`.
 struct Agent {
     syncs: mpsc::UnboundedSender<NodeDesired>,
+    /// What it says of the pods of a set: whether it takes them as changes.
+    pods_as_changes: bool,
 }
 
 #[tonic::async_trait]
@@ -37,6 +40,7 @@ impl NodeAgent for Agent {
         Ok(Response::new(SyncAck {
             applied_generation,
             nodes_as_changes: true,
+            pods_as_changes: self.pods_as_changes,
         }))
     }
     type LogsStream = Never<LogChunk>;
@@ -73,36 +77,45 @@ async fn next_set(
         .flatten()
 }
 
-/// An agent that acknowledged its set and then says, heartbeat after heartbeat, that it has
-/// none (its state was lost without a new registration) gets the set again within seconds,
-/// not at the next periodic resend; heartbeats naming the acknowledged set send nothing.
-#[tokio::test]
-async fn an_agent_that_lost_its_set_gets_it_again() {
-    let mut cp = control_plane(Duration::from_secs(30)).await;
-    let (tx, mut syncs) = mpsc::unbounded_channel();
+fn pod(name: &str, node: &str, image: &str) -> Object {
+    Object::from_json(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": image}]}
+    }))
+    .unwrap()
+}
+
+fn pod_key(name: &str) -> keel_store::ObjectKey {
+    keel_store::ObjectKey::new(keel_schema::Kind::Pod, "default", name)
+}
+
+/// A registered node `name` whose agent is an [`Agent`]: the sets the agent gets.
+async fn agent(
+    cp: &crate::nodes::ControlPlane,
+    name: &str,
+    pods_as_changes: bool,
+) -> mpsc::UnboundedReceiver<NodeDesired> {
+    let (tx, syncs) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
+    let agent = Agent {
+        syncs: tx,
+        pods_as_changes,
+    };
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(NodeAgentServer::new(Agent { syncs: tx }))
+            .add_service(NodeAgentServer::new(agent))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let mut node = registration("forgetful");
+    let mut node = registration(name);
     node.address = address;
-    cp.client.register(node).await.unwrap();
-    cp.store
-        .create(
-            Object::from_json(json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web", "namespace": "default"},
-                "spec": {"nodeName": "forgetful", "containers": [{"name": "app", "image": "app:1"}]}
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let _stopping = stop.clone().drop_guard();
+    cp.client.clone().register(node).await.unwrap();
+    syncs
+}
+
+/// Runs node sync (with its own cache of the store) until `stop` is cancelled.
+fn node_sync(cp: &crate::nodes::ControlPlane, stop: &tokio_util::sync::CancellationToken) {
     let cache = Cache::new();
     tokio::spawn({
         let (cache, store, stop) = (cache.clone(), cp.store.clone(), stop.clone());
@@ -114,6 +127,106 @@ async fn an_agent_that_lost_its_set_gets_it_again() {
         cp.registry.clone(),
         stop.clone(),
     ));
+}
+
+/// An agent that takes pods as changes gets, after its first whole set, only the pods that
+/// are new or changed and the names of those that went; status writes send nothing. One
+/// that does not say so gets every pod each time.
+#[tokio::test]
+async fn a_set_carries_only_the_pods_that_changed() {
+    let cp = control_plane(Duration::from_secs(30)).await;
+    for name in ["a", "b"] {
+        cp.store.create(pod(name, "busy", "app:1")).await.unwrap();
+    }
+    cp.store.create(pod("x", "plain", "app:1")).await.unwrap();
+    let mut syncs = agent(&cp, "busy", true).await;
+    let mut plain = agent(&cp, "plain", false).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stopping = stop.clone().drop_guard();
+    node_sync(&cp, &stop);
+    let names = |set: &NodeDesired| -> Vec<String> {
+        set.pods
+            .iter()
+            .map(|p| {
+                let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+                v["metadata"]["name"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let next = async |syncs: &mut mpsc::UnboundedReceiver<NodeDesired>| {
+        next_set(syncs, Duration::from_secs(10))
+            .await
+            .expect("no set came")
+    };
+    let first = next(&mut syncs).await;
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(first.pods_base_generation, 0, "the first set is whole");
+
+    // A new pod: only it travels, as a change to the acknowledged set.
+    cp.store.create(pod("c", "busy", "app:1")).await.unwrap();
+    let added = next(&mut syncs).await;
+    assert_eq!(names(&added), ["c"]);
+    assert!(added.removed_pods.is_empty());
+    assert_eq!(added.pods_base_generation, first.generation);
+
+    // The agent's status reports change nothing it is sent: no set at all.
+    let stored = cp.store.get(&pod_key("a")).await.unwrap().unwrap();
+    let Object::Pod(mut running) = stored.object else {
+        panic!("a pod")
+    };
+    running.status = Some(serde_json::from_value(json!({"phase": "Running"})).unwrap());
+    cp.store
+        .update(Object::Pod(running.clone()), stored.resource_version)
+        .await
+        .unwrap();
+    assert!(
+        next_set(&mut syncs, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a status write sent a set"
+    );
+
+    // A changed pod is named as removed and carried anew; a deleted one is only named.
+    let mut relabelled = running;
+    relabelled.metadata.labels = Some([("tier".to_string(), "web".to_string())].into());
+    let current = cp.store.get(&pod_key("a")).await.unwrap().unwrap();
+    cp.store
+        .update(Object::Pod(relabelled), current.resource_version)
+        .await
+        .unwrap();
+    let changed = next(&mut syncs).await;
+    assert_eq!(names(&changed), ["a"]);
+    assert_eq!(changed.removed_pods, ["default/a"]);
+    assert_eq!(changed.pods_base_generation, added.generation);
+    cp.store.delete(&pod_key("b"), None).await.unwrap();
+    let deleted = next(&mut syncs).await;
+    assert!(deleted.pods.is_empty());
+    assert_eq!(deleted.removed_pods, ["default/b"]);
+
+    // An agent that does not take pods as changes gets them all.
+    let whole = next(&mut plain).await;
+    assert_eq!(names(&whole), ["x"]);
+    cp.store.create(pod("y", "plain", "app:1")).await.unwrap();
+    let after = next(&mut plain).await;
+    assert_eq!(names(&after), ["x", "y"]);
+    assert_eq!(after.pods_base_generation, 0);
+    assert!(after.removed_pods.is_empty());
+}
+
+/// An agent that acknowledged its set and then says, heartbeat after heartbeat, that it has
+/// none (its state was lost without a new registration) gets the set again within seconds,
+/// not at the next periodic resend; heartbeats naming the acknowledged set send nothing.
+#[tokio::test]
+async fn an_agent_that_lost_its_set_gets_it_again() {
+    let cp = control_plane(Duration::from_secs(30)).await;
+    cp.store
+        .create(pod("web", "forgetful", "app:1"))
+        .await
+        .unwrap();
+    let mut syncs = agent(&cp, "forgetful", true).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stopping = stop.clone().drop_guard();
+    node_sync(&cp, &stop);
     let first = next_set(&mut syncs, Duration::from_secs(10))
         .await
         .expect("the agent never got its set");

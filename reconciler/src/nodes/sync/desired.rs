@@ -12,6 +12,7 @@ use keel_schema::types::pod::Pod;
 use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, Stored};
 
+use super::pods::{AgentVersions, NodePod, key_of};
 use crate::cache::Cache;
 
 /// ConfigMaps and Secrets a pod uses, by name.
@@ -60,7 +61,7 @@ fn references(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
 /// run again, after an agent restart too). The agent makes the rest of the status and never
 /// reads it back, so the writes its own reports cause do not change the set and do not
 /// send it again.
-fn pod_json(object: &Object) -> Vec<u8> {
+pub fn pod_json(object: &Object) -> Vec<u8> {
     let Object::Pod(pod) = object else {
         return json(object);
     };
@@ -292,9 +293,16 @@ impl Shared {
     }
 }
 
-/// The desired set of `node` as the cache holds it now, and its hash: all but its `nodes`,
-/// which node sync adds from its [`super::peers::PeerLog`].
-pub fn desired_set(cache: &Cache, shared: &Shared, node: &str) -> (NodeDesired, u64) {
+/// The desired set of `node` as the cache holds it now, its pods with the version each
+/// agent sees, and its hash: all but its `nodes`, which node sync adds from its
+/// [`super::peers::PeerLog`], and its `pods`, which it adds whole or as a change
+/// ([`super::pods`]).
+pub fn desired_set(
+    cache: &Cache,
+    shared: &Shared,
+    node: &str,
+    versions: &AgentVersions,
+) -> (NodeDesired, Vec<NodePod>, u64) {
     // In key order already, so one set hashes the same however the cache got it.
     let pods: Vec<Arc<Stored>> = cache.pods_on(node);
     let mut config_maps = BTreeSet::new();
@@ -322,7 +330,7 @@ pub fn desired_set(cache: &Cache, shared: &Shared, node: &str) -> (NodeDesired, 
     let desired = NodeDesired {
         node_name: node.to_string(),
         generation: cache.revision().max(1),
-        pods: pods.iter().map(|s| pod_json(&s.object)).collect(),
+        pods: Vec::new(),
         config_maps: fetch(config_maps),
         secrets: fetch(secrets),
         services: shared.services.clone(),
@@ -334,10 +342,25 @@ pub fn desired_set(cache: &Cache, shared: &Shared, node: &str) -> (NodeDesired, 
         released_volumes: shared.released.get(node).cloned().unwrap_or_default(),
         nodes_base_generation: 0,
         removed_nodes: Vec::new(),
+        pods_base_generation: 0,
+        removed_pods: Vec::new(),
     };
+    let pods: Vec<NodePod> = pods
+        .into_iter()
+        .map(|stored| {
+            let key = key_of(&stored);
+            NodePod {
+                version: versions.of(&key, &stored),
+                key,
+                stored,
+            }
+        })
+        .collect();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     shared.hash.hash(&mut hasher);
-    desired.pods.hash(&mut hasher);
+    for p in &pods {
+        (&p.key, p.version).hash(&mut hasher);
+    }
     desired.config_maps.hash(&mut hasher);
     desired.secrets.hash(&mut hasher);
     desired.announce.hash(&mut hasher);
@@ -345,7 +368,7 @@ pub fn desired_set(cache: &Cache, shared: &Shared, node: &str) -> (NodeDesired, 
         (&v.namespace, &v.claim, &v.handle).hash(&mut hasher);
     }
     desired.released_volumes.hash(&mut hasher);
-    (desired, hasher.finish())
+    (desired, pods, hasher.finish())
 }
 
 #[cfg(test)]

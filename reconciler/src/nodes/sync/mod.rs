@@ -4,10 +4,13 @@
 //! an agent never receives a Secret none of its pods needs), every Service with its
 //! Endpoints for the node's proxy, and every node's overlay entry. It is numbered with the
 //! store revision it was read at, so generations only grow, across control-plane restarts
-//! too. Every part is sent whole except the nodes: an agent that has a list gets what
-//! changed in it since ([`peers`]), and the list changes at most every [`PEERS_EVERY`], so
-//! 5,000 nodes joining do not send each agent 5,000 lists of 5,000. Pods go without their
-//! status (but a finished phase), so an agent's own status reports do not come back to it.
+//! too. Every part is sent whole except the nodes and the pods, to an agent that applied a
+//! set before and says it takes changes: it gets what changed in its nodes list since
+//! ([`peers`]; the list changes at most every [`PEERS_EVERY`], so 5,000 nodes joining do
+//! not send each agent 5,000 lists of 5,000), and its pods that are new or changed, with the
+//! names of those that went ([`pods`]). A forced send carries every pod. Pods go without
+//! their status (but a finished phase), so an agent's own status reports do not come back
+//! to it.
 //!
 //! Changes mark nodes dirty; every [`DEBOUNCE`] the dirty nodes' sets are rebuilt and sent if
 //! they differ from the last one the agent acknowledged. A registration (an agent that
@@ -21,10 +24,12 @@
 //!
 //! # Layout
 //! - this file: the loop (what is dirty, what is in flight, backoff); [`desired`]: a node's
-//!   set; [`peers`]: the nodes' entries as they change; [`send`]: one send.
+//!   set; [`peers`]: the nodes' entries as they change; [`pods`]: a node's pods as they
+//!   change; [`send`]: one send.
 
 mod desired;
 mod peers;
+mod pods;
 mod send;
 
 use std::collections::{HashMap, HashSet};
@@ -43,10 +48,10 @@ use super::dial::AgentDialer;
 use super::registry::Applied;
 use super::{AGENT_ADDRESS, NodeRegistry};
 use crate::cache::{Cache, Change};
-use desired::Shared;
-pub use desired::desired_set;
+use desired::{Shared, desired_set};
 use peers::PeerLog;
-use send::{SendError, Sent};
+use pods::{AgentVersions, SentPods};
+use send::{SendError, Sent, Takes};
 
 /// Changes within this window go out as one set.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -76,8 +81,10 @@ struct NodeState {
     acked: Option<u64>,
     /// The [`PeerLog`] version of the nodes in that set.
     acked_nodes: Option<u64>,
-    /// Whether the agent takes changes to its nodes (it said so in its last ack).
-    nodes_as_changes: bool,
+    /// The pods of that set, with the versions sent.
+    acked_pods: Option<SentPods>,
+    /// What the agent takes as changes (it said so in its last ack).
+    takes: Takes,
     last_generation: u64,
     /// When the agent acknowledged the set numbered `last_generation`.
     acked_at: Option<Instant>,
@@ -107,6 +114,8 @@ struct NodeSync {
     /// Whose send each task is, so one that panicked still frees its node.
     sending: HashMap<tokio::task::Id, String>,
     peers: PeerLog,
+    /// Which version of each pod its agent sees.
+    versions: AgentVersions,
     /// A node came, went or moved since the log was last refreshed.
     peers_changed: bool,
     peers_refreshed: Option<Instant>,
@@ -135,6 +144,7 @@ pub async fn run(
         sends: JoinSet::new(),
         sending: HashMap::new(),
         peers: PeerLog::default(),
+        versions: AgentVersions::default(),
         peers_changed: true,
         peers_refreshed: None,
     };
@@ -146,7 +156,10 @@ pub async fn run(
         tokio::select! {
             change = changes.recv() => match change {
                 Ok(change) => sync.changed(&change),
-                Err(RecvError::Lagged(_)) => sync.mark_all(true),
+                Err(RecvError::Lagged(_)) => {
+                    sync.versions.clear();
+                    sync.mark_all(true);
+                }
                 Err(RecvError::Closed) => break,
             },
             Some(done) = sync.sends.join_next_with_id() => sync.done(done),
@@ -208,6 +221,7 @@ impl NodeSync {
     /// Marks the nodes a change may concern.
     fn changed(&mut self, change: &Change) {
         let Change::Object { old, new } = change else {
+            self.versions.clear();
             self.peers_changed = true;
             self.mark_all(true);
             return;
@@ -215,6 +229,7 @@ impl NodeSync {
         let objects = old.iter().chain(new.iter()).map(|s| &s.object);
         match change.kind() {
             Some(Kind::Pod) => {
+                self.versions.changed(old.as_deref(), new.as_deref());
                 // Most pod writes are the agents' own status reports: nothing to send back.
                 if let (Some(Object::Pod(a)), Some(Object::Pod(b))) = (
                     old.as_ref().map(|s| &s.object),
@@ -324,7 +339,8 @@ impl NodeSync {
             Ok(()) => {
                 state.acked = Some(sent.hash);
                 state.acked_nodes = Some(sent.nodes_version);
-                state.nodes_as_changes = sent.nodes_as_changes;
+                state.acked_pods = Some(sent.pods);
+                state.takes = sent.takes;
                 state.last_generation = sent.generation;
                 state.acked_at = Some(Instant::now());
                 state.failures = 0;
@@ -337,6 +353,7 @@ impl NodeSync {
                 tracing::debug!(node = %sent.node, why, "sending the agent its whole set");
                 state.acked = None;
                 state.acked_nodes = None;
+                state.acked_pods = None;
                 state.acked_at = None;
                 state.client = sent.client;
                 self.dirty.insert(sent.node, true);
@@ -354,6 +371,7 @@ impl NodeSync {
                 }
                 state.acked = None;
                 state.acked_nodes = None;
+                state.acked_pods = None;
                 state.acked_at = None;
                 state.client = None;
                 state.retry_at = Some(Instant::now() + delay);
@@ -397,7 +415,7 @@ impl NodeSync {
             self.nodes.remove(&node);
             return;
         };
-        let (mut desired, hash) = desired_set(&self.cache, shared, &node);
+        let (mut desired, pods, hash) = desired_set(&self.cache, shared, &node, &self.versions);
         let nodes_version = self.peers.version();
         let hash = {
             use std::hash::{Hash, Hasher};
@@ -411,7 +429,7 @@ impl NodeSync {
         }
         let changes = state
             .acked_nodes
-            .filter(|_| state.nodes_as_changes)
+            .filter(|_| state.takes.nodes)
             .and_then(|v| self.peers.since(v));
         match changes {
             Some(changes) => {
@@ -421,6 +439,24 @@ impl NodeSync {
             }
             None => desired.nodes = self.peers.all(),
         }
+        // A forced send (a registration, a resend, an agent that lost its set) is whole.
+        match state
+            .acked_pods
+            .as_ref()
+            .filter(|_| state.takes.pods && !force)
+        {
+            Some(acked) => {
+                (desired.pods, desired.removed_pods) = pods::change(acked, &pods);
+                desired.pods_base_generation = state.last_generation;
+            }
+            None => {
+                desired.pods = pods
+                    .iter()
+                    .map(|p| desired::pod_json(&p.stored.object))
+                    .collect()
+            }
+        }
+        let sent_pods: SentPods = pods.into_iter().map(|p| (p.key, p.version)).collect();
         if state.address.as_deref() != Some(address.as_str()) {
             state.address = Some(address.clone());
             state.client = None;
@@ -438,7 +474,8 @@ impl NodeSync {
                 hash,
                 generation,
                 nodes_version,
-                nodes_as_changes: result.as_ref().is_ok_and(|takes| *takes),
+                pods: sent_pods,
+                takes: result.as_ref().copied().unwrap_or_default(),
                 client,
                 result: result.map(|_| ()),
             }

@@ -5,6 +5,7 @@ use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use tonic::transport::Channel;
 
 use super::SEND_TIMEOUT;
+use super::pods::SentPods;
 use crate::nodes::dial::AgentDialer;
 
 /// The outcome of one send, back to the loop.
@@ -14,8 +15,10 @@ pub struct Sent {
     pub generation: u64,
     /// The version of the nodes list sent ([`super::peers::PeerLog`]).
     pub nodes_version: u64,
-    /// Whether the agent said it takes changes to its nodes list.
-    pub nodes_as_changes: bool,
+    /// The pods of the set sent, with their versions.
+    pub pods: SentPods,
+    /// What the agent said it takes changes to.
+    pub takes: Takes,
     pub client: Option<NodeAgentClient<Channel>>,
     pub result: Result<(), SendError>,
 }
@@ -28,11 +31,20 @@ impl Sent {
             hash: 0,
             generation: 0,
             nodes_version: 0,
-            nodes_as_changes: false,
+            pods: SentPods::new(),
+            takes: Takes::default(),
             client: None,
             result: Err(error),
         }
     }
+}
+
+/// Which parts of its set an agent takes as changes to the set it applied (it says so in
+/// each acknowledgement).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Takes {
+    pub nodes: bool,
+    pub pods: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,22 +57,22 @@ pub enum SendError {
         sent: u64,
         applied: u64,
     },
-    /// The set changed a nodes list the agent no longer has: send it whole.
+    /// The set changed a nodes list or pods the agent no longer has: send it whole.
     #[error("{0}")]
     NeedsWhole(String),
     #[error("{0}")]
     Failed(String),
 }
 
-/// One `Sync` call, connecting first when there is no channel yet; whether the agent takes
-/// changes to its nodes list.
+/// One `Sync` call, connecting first when there is no channel yet; what the agent takes as
+/// changes.
 pub async fn send(
     dialer: &AgentDialer,
     node: &str,
     client: Option<NodeAgentClient<Channel>>,
     address: &str,
     desired: NodeDesired,
-) -> (Option<NodeAgentClient<Channel>>, Result<bool, SendError>) {
+) -> (Option<NodeAgentClient<Channel>>, Result<Takes, SendError>) {
     let mut client = match client {
         Some(c) => c,
         None => match dialer.connect(node, address, Some(SEND_TIMEOUT)).await {
@@ -71,8 +83,11 @@ pub async fn send(
     let generation = desired.generation;
     match client.sync(desired).await {
         Ok(ack) if ack.get_ref().applied_generation == generation => {
-            let takes_changes = ack.get_ref().nodes_as_changes;
-            (Some(client), Ok(takes_changes))
+            let takes = Takes {
+                nodes: ack.get_ref().nodes_as_changes,
+                pods: ack.get_ref().pods_as_changes,
+            };
+            (Some(client), Ok(takes))
         }
         // It has applied a newer set than this one (from before a control-plane restart
         // whose numbering ran ahead): the next send goes above it.
