@@ -7,7 +7,7 @@
 //! - Hollow, kubemark style: the release `keel server` alone in its own process, and hollow
 //!   nodes in `hollow-nodes` processes (`KEEL_BENCH_NODES_PER_PROCESS`, 100 by default),
 //!   each node joining with a join token and speaking gRPC over mutual TLS as a real one
-//!   does. One commit of a Deployment with `KEEL_BENCH_PODS` replicas (10,000) on
+//!   does, its data dir in memory (`/dev/shm`). One commit of a Deployment with `KEEL_BENCH_PODS` replicas (10,000) on
 //!   `KEEL_BENCH_NODES` nodes (500), timed to every pod available; the control plane's CPU
 //!   time and memory (from /proc); single pod deletions timed through their agents; a
 //!   minute idle with its no-op resync; a tenth of the nodes killed, timed to their pods
@@ -335,7 +335,7 @@ fn hollow_scenario() {
     let (rss, _) = server.rss_mib();
     println!(
         "hollow: {nodes} nodes ({} processes, mutual TLS) joined and ready in {:.1} s, control plane RSS {rss} MiB",
-        agents.0.len(),
+        agents.children.len(),
         started.elapsed().as_secs_f64()
     );
     write(
@@ -391,12 +391,12 @@ fn dead_nodes(
     pods: usize,
     per: usize,
 ) {
-    let lost = ((agents.0.len() as f64) / 10.0).round().max(1.0) as usize;
-    if lost >= agents.0.len() {
+    let lost = ((agents.children.len() as f64) / 10.0).round().max(1.0) as usize;
+    if lost >= agents.children.len() {
         return;
     }
     let stopped_nodes = (lost * per).min(nodes);
-    for c in agents.0.iter_mut().take(lost) {
+    for c in agents.children.iter_mut().take(lost) {
         let _ = c.kill();
         let _ = c.wait();
     }
