@@ -134,8 +134,9 @@ pub(super) fn check(node: &NodeInfo, r: &PodRequest) -> Result<(), Vec<Reason>> 
 
 /// How well `node` suits the pod: least allocated (0–100, CPU and memory averaged, after
 /// placing the pod) plus twice the spreading score (100 for a node with the fewest pods of the
-/// pod's owner), as kube-scheduler weighs NodeResourcesFit and PodTopologySpread.
-pub(super) fn score(node: &NodeInfo, r: &PodRequest, max_owned: u32) -> i64 {
+/// pod's owner: it has `owned`, the most any feasible node has `max_owned`), as
+/// kube-scheduler weighs NodeResourcesFit and PodTopologySpread.
+pub(super) fn score(node: &NodeInfo, r: &PodRequest, owned: u32, max_owned: u32) -> i64 {
     let free = |alloc: i64, used: i64| {
         if alloc <= 0 {
             0
@@ -150,9 +151,8 @@ pub(super) fn score(node: &NodeInfo, r: &PodRequest, max_owned: u32) -> i64 {
         ))
         / 2;
     let spread = match &r.owner {
-        Some(owner) if max_owned > 0 => {
-            let mine = i64::from(node.owners.get(owner).copied().unwrap_or(0));
-            (i64::from(max_owned) - mine) * 100 / i64::from(max_owned)
+        Some(_) if max_owned > 0 => {
+            (i64::from(max_owned) - i64::from(owned)) * 100 / i64::from(max_owned)
         }
         _ => 100,
     };

@@ -46,8 +46,10 @@ struct NodeInfo {
     pods: u32,
     /// (protocol, port, host IP) in use.
     host_ports: Vec<(String, i64, String)>,
-    /// Pods per owner uid, for spreading.
-    owners: HashMap<String, u32>,
+    /// Pods per owner uid, for spreading. Looked up for every feasible node of every pod
+    /// placed (500 nodes a pod with 5,000): a fast hash, as SipHash over a uid took a tenth
+    /// of the control plane's time at 100,000 pods.
+    owners: HashMap<String, u32, foldhash::fast::RandomState>,
 }
 
 impl NodeInfo {
@@ -91,7 +93,7 @@ impl NodeInfo {
             requested_memory: 0,
             pods: 0,
             host_ports: Vec::new(),
-            owners: HashMap::new(),
+            owners: HashMap::default(),
         }
     }
 
@@ -289,17 +291,15 @@ impl SchedulerCache {
                 reasons: reasons.into_iter().collect(),
             });
         }
-        let max_owned = request
-            .owner
-            .as_ref()
-            .map(|o| {
-                feasible
-                    .iter()
-                    .map(|&i| self.nodes[i].owners.get(o).copied().unwrap_or(0))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0);
+        // The pod's owner's pods on each feasible node, looked up once.
+        let owned: Vec<u32> = match &request.owner {
+            Some(o) => feasible
+                .iter()
+                .map(|&i| self.nodes[i].owners.get(o).copied().unwrap_or(0))
+                .collect(),
+            None => vec![0; feasible.len()],
+        };
+        let max_owned = owned.iter().copied().max().unwrap_or(0);
         // Preferences, each scaled to 0–100 over the feasible nodes and weighed 2, as
         // kube-scheduler weighs NodeAffinity, InterPodAffinity and PodTopologySpread.
         let raw = |f: &dyn Fn(&NodeInfo) -> i64| -> Vec<i64> {
@@ -333,7 +333,7 @@ impl SchedulerCache {
             .iter()
             .enumerate()
             .map(|(k, &i)| {
-                fit::score(&self.nodes[i], &request, max_owned)
+                fit::score(&self.nodes[i], &request, owned[k], max_owned)
                     + 2 * (node_pref[k] + pod_pref[k] + crowding[k])
             })
             .collect();
