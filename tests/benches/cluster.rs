@@ -7,11 +7,12 @@
 //! - Hollow, kubemark style: the release `keel server` alone in its own process, and hollow
 //!   nodes in `hollow-nodes` processes (`KEEL_BENCH_NODES_PER_PROCESS`, 100 by default),
 //!   each node joining with a join token and speaking gRPC over mutual TLS as a real one
-//!   does, its data dir in memory (`/dev/shm`). One commit of a Deployment with `KEEL_BENCH_PODS` replicas (10,000) on
-//!   `KEEL_BENCH_NODES` nodes (500), timed to every pod available; the control plane's CPU
-//!   time and memory (from /proc); single pod deletions timed through their agents; a
-//!   minute idle with its no-op resync; a tenth of the nodes killed, timed to their pods
-//!   available elsewhere; and a restart, timed to serving again.
+//!   does, its data dir in memory (`/dev/shm`). One commit of a Deployment with
+//!   `KEEL_BENCH_PODS` replicas (10,000) on `KEEL_BENCH_NODES` nodes (500), timed to every
+//!   pod available; the control plane's CPU time and memory (from /proc); single pod
+//!   deletions timed through their agents; a minute idle with its no-op resync; a tenth of
+//!   the nodes killed, timed to their pods available elsewhere; and a restart, timed to
+//!   serving again.
 //!
 //! The line `hollow: commit to N pods Running and available on M nodes: X s (R pods/s),
 //! control plane RSS Y MiB` keeps its format, so runs compare over time.

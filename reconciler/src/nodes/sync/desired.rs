@@ -56,30 +56,6 @@ fn references(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
     (cms, secrets)
 }
 
-/// A pod as its agent gets it: without its resource version, and of its status only a
-/// finished phase (Succeeded or Failed: a finished pod whose containers are gone is never
-/// run again, after an agent restart too). The agent makes the rest of the status and never
-/// reads it back, so the writes its own reports cause do not change the set and do not
-/// send it again.
-pub fn pod_json(object: &Object) -> Vec<u8> {
-    let Object::Pod(pod) = object else {
-        return json(object);
-    };
-    let mut pod = pod.clone();
-    let finished = pod.phase().filter(|p| p.is_finished());
-    pod.status = finished.map(|phase| keel_schema::types::pod::PodStatus {
-        phase: Some(phase),
-        ..Default::default()
-    });
-    pod.metadata.resource_version = None;
-    json(&Object::Pod(pod))
-}
-
-/// Whether a pod's agent gets the same pod from both versions (see [`pod_json`]).
-pub fn same_for_agent(old: &Pod, new: &Pod) -> bool {
-    old.same_but_status(new) && old.is_finished() == new.is_finished()
-}
-
 fn json(object: &Object) -> Vec<u8> {
     // Objects from the store always serialise; an empty message would be refused whole by
     // the agent, never half-applied.
@@ -369,36 +345,4 @@ pub fn desired_set(
     }
     desired.released_volumes.hash(&mut hasher);
     (desired, pods, hasher.finish())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn pod(status: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({
-            "metadata": {"name": "migrate", "namespace": "default", "resourceVersion": "7"},
-            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
-            "status": status,
-        }))
-        .expect("a pod")
-    }
-
-    #[test]
-    fn an_agent_gets_a_finished_phase_and_no_other_status() {
-        let sent = |p: &Pod| -> serde_json::Value {
-            serde_json::from_slice(&pod_json(&Object::Pod(p.clone()))).unwrap()
-        };
-        let running = pod(json!({"phase": "Running", "podIP": "10.244.1.5"}));
-        let done = pod(json!({"phase": "Succeeded", "podIP": "10.244.1.5"}));
-        assert!(sent(&running).get("status").is_none());
-        assert!(sent(&running)["metadata"].get("resourceVersion").is_none());
-        assert_eq!(sent(&done)["status"], json!({"phase": "Succeeded"}));
-        // A report that only moves a running pod along changes nothing the agent gets;
-        // one that finishes it does.
-        let pending = pod(json!({"phase": "Pending"}));
-        assert!(same_for_agent(&pending, &running));
-        assert!(!same_for_agent(&running, &done));
-    }
 }

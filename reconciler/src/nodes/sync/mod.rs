@@ -24,8 +24,8 @@
 //!
 //! # Layout
 //! - this file: the loop (what is dirty, what is in flight, backoff); [`due`]: which
-//!   nodes go when; [`desired`]: a node's set; [`peers`]: the nodes' entries as they change; [`pods`]: a node's pods as they
-//!   change; [`send`]: one send.
+//!   nodes go when; [`desired`]: a node's set; [`peers`]: the nodes' entries as they
+//!   change; [`pods`]: a node's pods as they change; [`send`]: one send.
 
 mod desired;
 mod due;
@@ -235,7 +235,7 @@ impl NodeSync {
                 if let (Some(Object::Pod(a)), Some(Object::Pod(b))) = (
                     old.as_ref().map(|s| &s.object),
                     new.as_ref().map(|s| &s.object),
-                ) && desired::same_for_agent(a, b)
+                ) && pods::same_for_agent(a, b)
                 {
                     return;
                 }
@@ -453,7 +453,7 @@ impl NodeSync {
             None => {
                 desired.pods = pods
                     .iter()
-                    .map(|p| desired::pod_json(&p.stored.object))
+                    .map(|p| pods::pod_json(&p.stored.object))
                     .collect()
             }
         }

@@ -7,9 +7,38 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use keel_schema::Object;
+use keel_schema::types::pod::Pod;
 use keel_store::Stored;
 
-use super::desired::{pod_json, same_for_agent};
+/// A pod as its agent gets it: without its resource version, and of its status only a
+/// finished phase (Succeeded or Failed: a finished pod whose containers are gone is never
+/// run again, after an agent restart too). The agent makes the rest of the status and never
+/// reads it back, so the writes its own reports cause do not change the set and do not
+/// send it again.
+pub fn pod_json(object: &Object) -> Vec<u8> {
+    let Object::Pod(pod) = object else {
+        return to_json(object);
+    };
+    let mut pod = pod.clone();
+    let finished = pod.phase().filter(|p| p.is_finished());
+    pod.status = finished.map(|phase| keel_schema::types::pod::PodStatus {
+        phase: Some(phase),
+        ..Default::default()
+    });
+    pod.metadata.resource_version = None;
+    to_json(&Object::Pod(pod))
+}
+
+/// Whether a pod's agent gets the same pod from both versions (see [`pod_json`]).
+pub fn same_for_agent(old: &Pod, new: &Pod) -> bool {
+    old.same_but_status(new) && old.is_finished() == new.is_finished()
+}
+
+fn to_json(object: &Object) -> Vec<u8> {
+    // Objects from the store always serialise; an empty message would be refused whole by
+    // the agent, never half-applied.
+    serde_json::to_vec(object).unwrap_or_default()
+}
 
 /// A node's pods as node sync compares them with what its agent acknowledged.
 pub struct NodePod {
@@ -42,10 +71,12 @@ impl AgentVersions {
             return;
         };
         let key = key_of(new);
-        let version = match (old, &new.object) {
-            (Some(old), Object::Pod(b)) if matches!(&old.object, Object::Pod(a) if same_for_agent(a, b)) => {
-                self.of(&key, old)
-            }
+        let unchanged_for_agent = |old: &Stored| match (&old.object, &new.object) {
+            (Object::Pod(a), Object::Pod(b)) => same_for_agent(a, b),
+            _ => false,
+        };
+        let version = match old {
+            Some(old) if unchanged_for_agent(old) => self.of(&key, old),
             _ => new.resource_version,
         };
         self.by_key.insert(key, (new.resource_version, version));
@@ -100,6 +131,32 @@ pub fn change(acked: &SentPods, now: &[NodePod]) -> (Vec<Vec<u8>>, Vec<String>) 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "migrate", "namespace": "default", "resourceVersion": "7"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
+            "status": status,
+        }))
+        .expect("a pod")
+    }
+
+    #[test]
+    fn an_agent_gets_a_finished_phase_and_no_other_status() {
+        let sent = |p: &Pod| -> serde_json::Value {
+            serde_json::from_slice(&pod_json(&Object::Pod(p.clone()))).unwrap()
+        };
+        let running = pod(json!({"phase": "Running", "podIP": "10.244.1.5"}));
+        let done = pod(json!({"phase": "Succeeded", "podIP": "10.244.1.5"}));
+        assert!(sent(&running).get("status").is_none());
+        assert!(sent(&running)["metadata"].get("resourceVersion").is_none());
+        assert_eq!(sent(&done)["status"], json!({"phase": "Succeeded"}));
+        // A report that only moves a running pod along changes nothing the agent gets;
+        // one that finishes it does.
+        let pending = pod(json!({"phase": "Pending"}));
+        assert!(same_for_agent(&pending, &running));
+        assert!(!same_for_agent(&running, &done));
+    }
 
     fn stored(name: &str, image: &str, phase: &str, resource_version: u64) -> Stored {
         Stored {
