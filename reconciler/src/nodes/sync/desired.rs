@@ -12,7 +12,7 @@ use keel_schema::types::pod::Pod;
 use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, Stored};
 
-use super::pods::{AgentVersions, NodePod, key_of};
+use super::pods::{AgentVersions, NodePod, json, key_of};
 use crate::cache::Cache;
 
 /// ConfigMaps and Secrets a pod uses, by name.
@@ -54,12 +54,6 @@ fn references(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
         }
     }
     (cms, secrets)
-}
-
-fn json(object: &Object) -> Vec<u8> {
-    // Objects from the store always serialise; an empty message would be refused whole by
-    // the agent, never half-applied.
-    serde_json::to_vec(object).unwrap_or_default()
 }
 
 /// Every node with a pod range and an address: where each range is routed.

@@ -96,6 +96,17 @@ struct NodeState {
     retry_at: Option<Instant>,
 }
 
+impl NodeState {
+    /// Nothing is known to be acknowledged: the next set goes whole and is sent even if
+    /// unchanged.
+    fn forget_ack(&mut self) {
+        self.acked = None;
+        self.acked_nodes = None;
+        self.acked_pods = None;
+        self.acked_at = None;
+    }
+}
+
 /// Node sync's state between events.
 struct NodeSync {
     cache: Cache,
@@ -352,10 +363,7 @@ impl NodeSync {
                 // It no longer has the list the change was to (it restarted): the whole
                 // set now, on the same connection.
                 tracing::debug!(node = %sent.node, why, "sending the agent its whole set");
-                state.acked = None;
-                state.acked_nodes = None;
-                state.acked_pods = None;
-                state.acked_at = None;
+                state.forget_ack();
                 state.client = sent.client;
                 self.dirty.insert(sent.node, true);
             }
@@ -370,10 +378,7 @@ impl NodeSync {
                 if state.failures == 1 || state.failures.is_multiple_of(10) {
                     tracing::warn!(node = %sent.node, error = %e, retry_in = ?delay, "cannot sync the node's pods to its agent");
                 }
-                state.acked = None;
-                state.acked_nodes = None;
-                state.acked_pods = None;
-                state.acked_at = None;
+                state.forget_ack();
                 state.client = None;
                 state.retry_at = Some(Instant::now() + delay);
                 self.dirty.insert(sent.node, true);

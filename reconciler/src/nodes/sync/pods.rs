@@ -17,7 +17,7 @@ use keel_store::Stored;
 /// send it again.
 pub fn pod_json(object: &Object) -> Vec<u8> {
     let Object::Pod(pod) = object else {
-        return to_json(object);
+        return json(object);
     };
     let mut pod = pod.clone();
     let finished = pod.phase().filter(|p| p.is_finished());
@@ -26,7 +26,7 @@ pub fn pod_json(object: &Object) -> Vec<u8> {
         ..Default::default()
     });
     pod.metadata.resource_version = None;
-    to_json(&Object::Pod(pod))
+    json(&Object::Pod(pod))
 }
 
 /// Whether a pod's agent gets the same pod from both versions (see [`pod_json`]).
@@ -34,7 +34,8 @@ pub fn same_for_agent(old: &Pod, new: &Pod) -> bool {
     old.same_but_status(new) && old.is_finished() == new.is_finished()
 }
 
-fn to_json(object: &Object) -> Vec<u8> {
+/// An object of a set as JSON.
+pub fn json(object: &Object) -> Vec<u8> {
     // Objects from the store always serialise; an empty message would be refused whole by
     // the agent, never half-applied.
     serde_json::to_vec(object).unwrap_or_default()
