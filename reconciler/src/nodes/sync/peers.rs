@@ -21,6 +21,9 @@ pub struct PeerLog {
     removed: usize,
     /// Changes after this number are all still known.
     floor: u64,
+    /// The whole list in name order, as of `version`: built once per version, not once per
+    /// agent that needs it (every agent's first set carries all 5,000 entries).
+    whole: Option<(u64, Vec<NetworkPeer>)>,
 }
 
 /// What an agent that has the list as of some version needs to be current.
@@ -94,13 +97,19 @@ impl PeerLog {
     }
 
     /// The whole list, in name order.
-    pub fn all(&self) -> Vec<NetworkPeer> {
+    pub fn all(&mut self) -> Vec<NetworkPeer> {
+        if let Some((version, all)) = &self.whole
+            && *version == self.version
+        {
+            return all.clone();
+        }
         let mut all: Vec<NetworkPeer> = self
             .entries
             .values()
             .filter_map(|(e, _)| e.clone())
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
+        self.whole = Some((self.version, all.clone()));
         all
     }
 
@@ -142,9 +151,10 @@ mod tests {
         log.refresh(vec![peer("a", "1"), peer("b", "2")]);
         let v1 = log.version();
         assert_eq!(log.all(), vec![peer("a", "1"), peer("b", "2")]);
-        // Nothing changed: nothing to send, the same version.
+        // Nothing changed: nothing to send, the same version, the same list.
         log.refresh(vec![peer("a", "1"), peer("b", "2")]);
         assert_eq!(log.version(), v1);
+        assert_eq!(log.all(), vec![peer("a", "1"), peer("b", "2")]);
         let none = log.since(v1).unwrap();
         assert!(none.changed.is_empty() && none.removed.is_empty());
         // b moves, c joins, a leaves.
