@@ -17,7 +17,8 @@ mod affinity;
 mod fit;
 mod request;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use keel_schema::types::core::Node;
 use keel_schema::types::pod::Pod;
@@ -140,7 +141,10 @@ pub struct SchedulerCache {
     ties: usize,
     /// Bound (or assumed) pods with a required anti-affinity, by uid: every placement must
     /// respect theirs.
-    anti_holders: std::collections::HashSet<String>,
+    anti_holders: HashSet<String>,
+    /// One copy of each placed pod's labels: a map with one label takes some 550 bytes (a
+    /// B-tree leaf), and most pods share theirs with the rest of their owner's.
+    label_sets: HashSet<Arc<keel_schema::selector::Labels>>,
 }
 
 impl SchedulerCache {
@@ -210,7 +214,13 @@ impl SchedulerCache {
     }
 
     /// Counts a pod on `node` (the caller has added its request to the node).
-    fn insert_pod(&mut self, uid: String, node: String, request: PodRequest) {
+    fn insert_pod(&mut self, uid: String, node: String, mut request: PodRequest) {
+        match self.label_sets.get(&request.labels) {
+            Some(shared) => request.labels = shared.clone(),
+            None => {
+                self.label_sets.insert(request.labels.clone());
+            }
+        }
         if request.anti.is_empty() {
             self.anti_holders.remove(&uid);
         } else {
@@ -223,6 +233,10 @@ impl SchedulerCache {
     pub fn remove_pod(&mut self, uid: &str) {
         if let Some((node, request)) = self.pods.remove(uid) {
             self.anti_holders.remove(uid);
+            // The last placed pod with these labels: the set's own copy is the other.
+            if Arc::strong_count(&request.labels) == 2 {
+                self.label_sets.remove(&request.labels);
+            }
             if let Some(&i) = self.by_name.get(&node) {
                 self.nodes[i].remove(&request);
             }

@@ -300,3 +300,40 @@ fn pods_without_requests_spread_and_finished_pods_hold_nothing() {
     // Scheduling the same pod again moves it rather than counting it twice.
     assert!(c.schedule(&pod("p", "500m", "1Mi")).is_ok());
 }
+
+#[test]
+fn placed_pods_with_the_same_labels_share_one_copy_until_the_last_goes() {
+    let mut c = SchedulerCache::new();
+    c.upsert_node(&node("a", "4", "8Gi", json!({})));
+    let labelled = |name: &str, app: &str| {
+        let mut p = pod(name, "10m", "16Mi");
+        p.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+        p
+    };
+    let (web1, web2, db) = (
+        labelled("w1", "web"),
+        labelled("w2", "web"),
+        labelled("d", "db"),
+    );
+    for p in [&web1, &web2, &db] {
+        let node = c.schedule(p).unwrap();
+        assert_eq!(node, "a");
+    }
+    assert_eq!(c.label_sets.len(), 2);
+    let labels = |c: &SchedulerCache, uid: &str| c.pods[uid].1.labels.clone();
+    assert!(Arc::ptr_eq(&labels(&c, "uid-w1"), &labels(&c, "uid-w2")));
+    assert_eq!(
+        labels(&c, "uid-d").get("app").map(String::as_str),
+        Some("db")
+    );
+    // A pod seen again (its bind) keeps sharing; the set goes with the last of its pods.
+    let mut bound = web1.clone();
+    bound.spec.node_name = Some("a".into());
+    c.add_pod(&bound);
+    assert!(Arc::ptr_eq(&labels(&c, "uid-w1"), &labels(&c, "uid-w2")));
+    c.remove_pod("uid-w1");
+    assert_eq!(c.label_sets.len(), 2);
+    c.remove_pod("uid-w2");
+    c.remove_pod("uid-d");
+    assert!(c.label_sets.is_empty());
+}
