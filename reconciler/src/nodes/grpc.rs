@@ -223,10 +223,14 @@ impl ControlPlane for ControlPlaneService {
                         )));
                     }
                     if let Some(cert) = &caller {
-                        self.bindings
-                            .check(&cert.node, &cert.serial, cert.not_before)
-                            .await
-                            .map_err(binding_refusal)?;
+                        // Boxed for the same reason as the report's handling below: the
+                        // check reads (and may write) the store, whose futures are large.
+                        Box::pin(
+                            self.bindings
+                                .check(&cert.node, &cert.serial, cert.not_before),
+                        )
+                        .await
+                        .map_err(binding_refusal)?;
                     }
                     node = Some(report.node_name.clone());
                 }
