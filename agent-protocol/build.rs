@@ -6,6 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // NodeDesired carries Secrets: no derived Debug that could print them.
     tonic_prost_build::configure()
         .skip_debug(["keel.agent.v1.NodeDesired"])
+        // Smaller starting buffers than tonic's for every call (src/codec.rs).
+        .codec_path("crate::codec::Codec")
         .compile_protos(&["proto/agent.proto"], &["proto"])?;
     Ok(())
 }

@@ -14,6 +14,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::all, clippy::pedantic)]
 
+pub mod codec;
+
 tonic::include_proto!("keel.agent.v1");
 
 // NodeDesired carries Secrets: its Debug (the build skips the derived one) shows counts only.
