@@ -212,7 +212,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
             usage.clone(),
         )));
     }
-    let service = NodeAgentService {
+    let service = Arc::new(NodeAgentService {
         usage,
         node: config.node.clone(),
         supervisor: supervisor.clone(),
@@ -224,18 +224,19 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
         peers: Arc::new(peers),
         applied: Default::default(),
         mutual_tls: config.identity.is_some(),
-    };
+    });
     let tls = config
         .identity
         .as_ref()
         .map(|i| i.server_config())
         .transpose()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let serving = service.clone();
     tasks.push(tokio::spawn(async move {
         let shutdown = async {
             let _ = stop_rx.await;
         };
-        if let Err(e) = server::serve(listener, service, tls, shutdown).await {
+        if let Err(e) = server::serve(listener, serving, tls, shutdown).await {
             tracing::error!(error = %e, "the agent's gRPC server stopped");
         }
     }));
@@ -249,7 +250,7 @@ pub async fn start(config: AgentConfig, runtime: Arc<dyn Runtime>) -> anyhow::Re
             advertise,
             &runtime,
             &hub,
-            &supervisor,
+            &service,
         ));
     }
     tracing::info!(node = %config.node, %addr, runtime = runtime.name(), "keel-agent serving");
@@ -382,7 +383,7 @@ fn start_reporting(
     advertise: String,
     runtime: &Arc<dyn Runtime>,
     hub: &Arc<StatusHub>,
-    supervisor: &Supervisor,
+    service: &Arc<NodeAgentService>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let me = Registration {
         node: config.node.clone(),
@@ -403,7 +404,7 @@ fn start_reporting(
         server_addr,
         me,
         hub.clone(),
-        supervisor.clone(),
+        service.clone(),
         config.identity.clone(),
         config.network.clone(),
     )));

@@ -1,25 +1,27 @@
 //! The agent's side of the control plane's API: registration (retried with backoff for as long
-//! as the control plane is unreachable) and the status stream (a heartbeat every second, each
-//! pod's status when it changes, everything again after a reconnect). Over mutual TLS with
-//! the node's certificate unless the agent runs `--insecure`.
+//! as the control plane is unreachable), the status stream (a heartbeat every second, each
+//! pod's status when it changes, everything again after a reconnect), and asking for its
+//! desired sets (`NextSet`, one call waiting at a time, each saying how the last set went),
+//! all on one connection. Over mutual TLS with the node's certificate unless the agent runs
+//! `--insecure`.
 //!
-//! With several servers (`--server a,b,c`) the agent registers with and reports to the
-//! leader: a follower refuses, and the agent moves on to the next server at once; only when
-//! a whole round failed does it back off. The leader pushes desired sets to the agent
-//! itself, so whichever server the agent reaches, the sets it runs are the leader's.
+//! With several servers (`--server a,b,c`) the agent registers with, reports to and takes
+//! its sets from the leader: a follower refuses, and the agent moves on to the next server
+//! at once; only when a whole round failed does it back off.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use keel_agent_protocol::control_plane_client::ControlPlaneClient;
 use keel_agent_protocol::status_report::Report;
-use keel_agent_protocol::{Heartbeat, RegisterRequest, StatusReport};
+use keel_agent_protocol::{Heartbeat, NextSetRequest, RegisterRequest, SetOutcome, StatusReport};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use super::endpoint::endpoint;
 use super::identity::NodeIdentity;
+use super::server::{MAX_MESSAGE_BYTES, NodeAgentService};
 use crate::network::{Assignment, NodeNetwork};
 use crate::status::StatusHub;
 use crate::supervisor::Supervisor;
@@ -44,7 +46,7 @@ pub async fn run(
     server: String,
     me: Registration,
     hub: std::sync::Arc<StatusHub>,
-    supervisor: Supervisor,
+    service: std::sync::Arc<NodeAgentService>,
     identity: Option<std::sync::Arc<NodeIdentity>>,
     network: NodeNetwork,
 ) {
@@ -70,7 +72,7 @@ pub async fn run(
             &server,
             &me,
             &hub,
-            &supervisor,
+            &service,
             &network,
             tls,
             renewals.as_mut(),
@@ -125,7 +127,7 @@ async fn session(
     server: &str,
     me: &Registration,
     hub: &StatusHub,
-    supervisor: &Supervisor,
+    service: &std::sync::Arc<NodeAgentService>,
     network: &NodeNetwork,
     tls: Option<keel_tls::transport::ClientTls>,
     renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
@@ -139,8 +141,15 @@ async fn session(
                 .unwrap_or_default();
             anyhow::anyhow!("{e}{detail}")
         })?;
-    let mut client = ControlPlaneClient::new(channel);
+    let mut client = ControlPlaneClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let supervisor = &service.supervisor;
     register(&mut client, server, me, supervisor, network).await?;
+    // Aborted with the session (on drop), so a new session's calls are the only ones.
+    let sets = AbortOnDrop(tokio::spawn(take_sets(
+        client.clone(),
+        me.node.clone(),
+        service.clone(),
+    )));
     let (tx, rx) = mpsc::channel::<StatusReport>(256);
     let call = tokio::spawn(async move { client.report_status(ReceiverStream::new(rx)).await });
     let stream = Stream {
@@ -149,7 +158,64 @@ async fn session(
         hub,
         supervisor,
     };
-    stream.report(call, renewals).await
+    stream.report(call, sets, renewals).await
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long one `NextSet` may take: the control plane answers within 30 s, with an empty
+/// set when it had none. A call that outlives this is on a connection that went silent.
+const NEXT_SET_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Asks for the node's sets and applies each, for as long as the session lasts; the error
+/// that ended it.
+async fn take_sets(
+    mut client: ControlPlaneClient<Channel>,
+    node: String,
+    service: std::sync::Arc<NodeAgentService>,
+) -> anyhow::Error {
+    let mut outcome = None;
+    loop {
+        let call = client.next_set(NextSetRequest {
+            node_name: node.clone(),
+            outcome: outcome.take(),
+        });
+        let set = match tokio::time::timeout(NEXT_SET_TIMEOUT, call).await {
+            Ok(Ok(set)) => set.into_inner(),
+            Ok(Err(status)) => return status.into(),
+            Err(_) => {
+                return anyhow::anyhow!(
+                    "the control plane did not answer NextSet within {NEXT_SET_TIMEOUT:?}"
+                );
+            }
+        };
+        // Generation 0: nothing new within the control plane's wait; ask again.
+        if set.generation == 0 {
+            continue;
+        }
+        let generation = set.generation;
+        let applied = service.apply_set(set);
+        outcome = Some(match applied {
+            Ok(ack) => SetOutcome {
+                generation,
+                ack: Some(ack),
+                ..Default::default()
+            },
+            Err(status) => SetOutcome {
+                generation,
+                ack: None,
+                refused_code: status.code() as i32,
+                refused_message: status.message().to_string(),
+            },
+        });
+    }
 }
 
 /// Registers `me`; the control plane's answer sets the floor of the generations to come and
@@ -170,6 +236,7 @@ async fn register(
         labels: me.labels.clone().into_iter().collect(),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         runtime: me.runtime.clone(),
+        takes_sets: true,
     });
     let registered = tokio::time::timeout(Duration::from_secs(10), register)
         .await
@@ -209,6 +276,7 @@ impl Stream<'_> {
     async fn report(
         &self,
         mut call: StatusCall,
+        mut sets: AbortOnDrop<anyhow::Error>,
         mut renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
     ) -> anyhow::Result<Ended> {
         let mut changes = self.hub.subscribe();
@@ -240,6 +308,12 @@ impl Stream<'_> {
                 } => {
                     tracing::info!("reconnecting with the renewed certificate");
                     return Ok(Ended::Renewed);
+                }
+                ended = &mut sets.0 => {
+                    return Err(match ended {
+                        Ok(e) => e.context("asking for the node's sets"),
+                        Err(e) => anyhow::anyhow!("asking for the node's sets stopped: {e}"),
+                    });
                 }
                 ended = &mut call => {
                     return match ended {

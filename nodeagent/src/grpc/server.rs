@@ -33,64 +33,7 @@ type LogsStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
 impl NodeAgent for NodeAgentService {
     async fn sync(&self, request: Request<NodeDesired>) -> Result<Response<SyncAck>, Status> {
         self.authorize(&request, "Sync")?;
-        let mut msg = request.into_inner();
-        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        let kept = set_change::kept_pods(&msg, &applied);
-        let (nodes, kept) = set_change::make_whole(&mut msg, &applied)
-            .and_then(|nodes| Ok((nodes, kept?)))
-            .map_err(|why| {
-                tracing::debug!(generation = msg.generation, why, "asking for a whole set");
-                Status::failed_precondition(why)
-            })?;
-        let set = desired::read(&msg, &self.node, kept).map_err(|e| {
-            tracing::warn!(generation = msg.generation, error = %e, "refused a desired set");
-            Status::invalid_argument(e.to_string())
-        })?;
-        let services = set.services.clone();
-        let dns_services = set.dns_services.clone();
-        let peers = set.peers.clone();
-        let announce = set.announce.clone();
-        let ingresses = set.ingresses.clone();
-        let ingress_secrets = set.ingress_secrets.clone();
-        let pods = set.pods.len();
-        let generation = set.generation;
-        let pods_by_key: std::collections::BTreeMap<String, Arc<desired::DesiredPod>> =
-            set.pods.iter().map(|p| (p.key(), p.clone())).collect();
-        let applied_generation = self.supervisor.apply(set).map_err(|e| match e {
-            ApplyError::NotReady(_) => Status::unavailable(e.to_string()),
-        })?;
-        // Only a set the supervisor took: an older one, ignored there, must not roll the
-        // proxy back to endpoints and Services that are gone.
-        if applied_generation == generation {
-            tracing::debug!(generation, pods, "desired set applied");
-            if let Some(ingress) = &self.ingress {
-                ingress.update(&ingresses, &ingress_secrets, &services);
-            }
-            if let Some(proxy) = &self.proxy {
-                proxy.update(services);
-            }
-            if let Some(announcer) = &self.announcer {
-                announcer.update(&announce);
-            }
-            if let Some(dns) = &self.dns {
-                dns.update(&dns_services);
-            }
-            if nodes == set_change::Nodes::Whole {
-                self.peers.send_if_modified(|current| {
-                    let changed = *current != peers;
-                    *current = peers;
-                    changed
-                });
-                applied.nodes = msg.nodes;
-            }
-            applied.pods = pods_by_key;
-            applied.generation = generation;
-        }
-        Ok(Response::new(SyncAck {
-            applied_generation,
-            nodes_as_changes: true,
-            pods_as_changes: true,
-        }))
+        self.apply_set(request.into_inner()).map(Response::new)
     }
 
     type LogsStream = LogsStream;
@@ -177,15 +120,79 @@ impl NodeAgent for NodeAgentService {
     }
 }
 
+impl NodeAgentService {
+    /// Takes a desired set, as `Sync` carries it or `NextSet` answers it: what `Sync`
+    /// answers.
+    pub fn apply_set(&self, mut msg: NodeDesired) -> Result<SyncAck, Status> {
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = set_change::kept_pods(&msg, &applied);
+        let (nodes, kept) = set_change::make_whole(&mut msg, &applied)
+            .and_then(|nodes| Ok((nodes, kept?)))
+            .map_err(|why| {
+                tracing::debug!(generation = msg.generation, why, "asking for a whole set");
+                Status::failed_precondition(why)
+            })?;
+        let set = desired::read(&msg, &self.node, kept).map_err(|e| {
+            tracing::warn!(generation = msg.generation, error = %e, "refused a desired set");
+            Status::invalid_argument(e.to_string())
+        })?;
+        let services = set.services.clone();
+        let dns_services = set.dns_services.clone();
+        let peers = set.peers.clone();
+        let announce = set.announce.clone();
+        let ingresses = set.ingresses.clone();
+        let ingress_secrets = set.ingress_secrets.clone();
+        let pods = set.pods.len();
+        let generation = set.generation;
+        let pods_by_key: std::collections::BTreeMap<String, Arc<desired::DesiredPod>> =
+            set.pods.iter().map(|p| (p.key(), p.clone())).collect();
+        let applied_generation = self.supervisor.apply(set).map_err(|e| match e {
+            ApplyError::NotReady(_) => Status::unavailable(e.to_string()),
+        })?;
+        // Only a set the supervisor took: an older one, ignored there, must not roll the
+        // proxy back to endpoints and Services that are gone.
+        if applied_generation == generation {
+            tracing::debug!(generation, pods, "desired set applied");
+            if let Some(ingress) = &self.ingress {
+                ingress.update(&ingresses, &ingress_secrets, &services);
+            }
+            if let Some(proxy) = &self.proxy {
+                proxy.update(services);
+            }
+            if let Some(announcer) = &self.announcer {
+                announcer.update(&announce);
+            }
+            if let Some(dns) = &self.dns {
+                dns.update(&dns_services);
+            }
+            if nodes == set_change::Nodes::Whole {
+                self.peers.send_if_modified(|current| {
+                    let changed = *current != peers;
+                    *current = peers;
+                    changed
+                });
+                applied.nodes = msg.nodes;
+            }
+            applied.pods = pods_by_key;
+            applied.generation = generation;
+        }
+        Ok(SyncAck {
+            applied_generation,
+            nodes_as_changes: true,
+            pods_as_changes: true,
+        })
+    }
+}
+
 /// Serves the agent's API on `listener` until `shutdown` completes: over TLS with `tls`,
 /// plaintext without (`--insecure`).
 pub async fn serve(
     listener: TcpListener,
-    service: NodeAgentService,
+    service: Arc<NodeAgentService>,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = NodeAgentServer::new(service)
+    let svc = NodeAgentServer::from_arc(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let router = tonic::transport::Server::builder().add_service(svc);

@@ -1,12 +1,16 @@
 //! The agent's gRPC contract, on the hollow runtime (no Docker needed): level-triggered sync,
-//! stale generations, refusal of bad messages, registration and the status stream.
+//! stale generations, refusal of bad messages, registration, the status stream and sets
+//! taken with `NextSet`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel_agent_protocol::control_plane_server::{ControlPlane, ControlPlaneServer};
 use keel_agent_protocol::status_report::Report;
-use keel_agent_protocol::{RegisterRequest, RegisterResponse, StatusAck, StatusReport};
+use keel_agent_protocol::{
+    NextSetRequest, NodeDesired, RegisterRequest, RegisterResponse, SetOutcome, StatusAck,
+    StatusReport,
+};
 use keel_nodeagent::agent::{self, AgentConfig};
 use keel_nodeagent::runtime::hollow::HollowRuntime;
 use serde_json::json;
@@ -192,11 +196,14 @@ async fn hollow_containers_obey_restart_policies_for_scripted_failures() {
     assert_eq!(phase(&s), "Running");
 }
 
-/// A control plane that records what agents tell it.
+/// A control plane that records what agents tell it, and answers `NextSet` with the sets
+/// queued for it.
 #[derive(Clone, Default)]
 struct RecordingControlPlane {
     registrations: Arc<Mutex<Vec<RegisterRequest>>>,
     reports: Arc<Mutex<Vec<StatusReport>>>,
+    sets: Arc<Mutex<std::collections::VecDeque<NodeDesired>>>,
+    outcomes: Arc<Mutex<Vec<SetOutcome>>>,
 }
 
 #[tonic::async_trait]
@@ -225,6 +232,20 @@ impl ControlPlane for RecordingControlPlane {
             self.reports.lock().unwrap().push(report);
         }
         Ok(Response::new(StatusAck {}))
+    }
+
+    async fn next_set(
+        &self,
+        request: Request<NextSetRequest>,
+    ) -> Result<Response<NodeDesired>, Status> {
+        if let Some(outcome) = request.into_inner().outcome {
+            self.outcomes.lock().unwrap().push(outcome);
+        }
+        let next = self.sets.lock().unwrap().pop_front();
+        if next.is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Response::new(next.unwrap_or_default()))
     }
 
     // A plaintext agent never joins or renews.
@@ -349,6 +370,7 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
     assert_eq!(reg.labels.get("zone").map(String::as_str), Some("a"));
     assert_eq!(reg.runtime, "hollow");
     assert_eq!(reg.address, running.addr.to_string());
+    assert!(reg.takes_sets, "the agent asks for its sets");
     let hb = cp
         .reports
         .lock()
@@ -372,6 +394,43 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
     assert_eq!(
         ack.applied_generation, 1,
         "older than the control plane's count"
+    );
+
+    // Sets it asks for: a whole one is taken, and a change to a set it never applied is
+    // refused as Sync would refuse it, each outcome on the agent's next call.
+    let mut taken = msg.clone();
+    taken.generation = 9;
+    let mut change = msg.clone();
+    change.generation = 10;
+    change.pods_base_generation = 4;
+    change.pods = vec![];
+    cp.sets.lock().unwrap().extend([taken, change]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while cp.outcomes.lock().unwrap().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outcomes so far: {:?}",
+            cp.outcomes.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let outcomes = cp.outcomes.lock().unwrap().clone();
+    assert_eq!(outcomes[0].generation, 9);
+    assert_eq!(
+        outcomes[0].ack.as_ref().map(|a| a.applied_generation),
+        Some(9)
+    );
+    assert_eq!(outcomes[1].generation, 10);
+    assert_eq!(outcomes[1].ack, None);
+    assert_eq!(
+        outcomes[1].refused_code,
+        tonic::Code::FailedPrecondition as i32,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[1].refused_message.contains('9'),
+        "names the set it has: {:?}",
+        outcomes[1].refused_message
     );
 }
 

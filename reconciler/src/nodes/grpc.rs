@@ -13,8 +13,8 @@
 use keel_agent_protocol::control_plane_server::{ControlPlane, ControlPlaneServer};
 use keel_agent_protocol::status_report::Report;
 use keel_agent_protocol::{
-    JoinRequest, JoinResponse, RegisterRequest, RegisterResponse, RenewRequest, RenewResponse,
-    StatusAck, StatusReport,
+    JoinRequest, JoinResponse, NextSetRequest, NodeDesired, RegisterRequest, RegisterResponse,
+    RenewRequest, RenewResponse, StatusAck, StatusReport,
 };
 use keel_tls::Identity;
 use std::sync::Arc;
@@ -30,6 +30,9 @@ use crate::auth::stored_tokens::{StoredTokens, TokenError};
 
 /// Status reports and registrations are small; this bounds what one message may cost.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// How long an agent's `NextSet` waits for a set before it is answered with none (and the
+/// agent asks again): well inside any proxy's idle timeout.
+const NEXT_SET_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Who answers agents now.
 #[derive(Clone)]
@@ -247,6 +250,45 @@ impl ControlPlane for ControlPlaneService {
             Box::pin(take_report(&registry, &report)).await;
         }
         Ok(Response::new(StatusAck {}))
+    }
+
+    async fn next_set(
+        &self,
+        request: Request<NextSetRequest>,
+    ) -> Result<Response<NodeDesired>, Status> {
+        let caller = self.calling_node(&request)?;
+        let (registry, term) = self.leading()?;
+        let req = request.into_inner();
+        if let Some(cert) = &caller {
+            if cert.node != req.node_name {
+                return Err(not_yours(cert, &req.node_name));
+            }
+            // On every call, not once per connection: a set carries the node's Secrets, and
+            // a revoked certificate must stop getting them at once.
+            Box::pin(
+                self.bindings
+                    .check(&cert.node, &cert.serial, cert.not_before),
+            )
+            .await
+            .map_err(binding_refusal)?;
+        }
+        let Some(handoff) = registry.handoff(&req.node_name) else {
+            return Err(Status::failed_precondition(format!(
+                "node {:?} did not register to take its sets; call Register with takes_sets first",
+                req.node_name
+            )));
+        };
+        let set = tokio::select! {
+            set = handoff.next(req.outcome, NEXT_SET_WAIT) => set,
+            _ = self.stop.cancelled() => {
+                return Err(Status::unavailable("the control plane is shutting down"));
+            }
+            _ = term.cancelled() => {
+                return Err(Status::unavailable("not the leader any more: this keel server's term ended; try the next server"));
+            }
+        };
+        // None came: an empty set (generation 0), and the agent asks again.
+        Ok(Response::new(set.unwrap_or_default()))
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {

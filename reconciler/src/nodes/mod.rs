@@ -11,7 +11,8 @@
 //! - [`grpc`]: the `ControlPlane` gRPC service agents call, and `serve`, the one place its
 //!   server is built (mutual TLS: callers are who their certificates say); [`dial`]: the one
 //!   place channels to agents are built.
-//! - [`sync`]: node sync, each node's desired set pushed to its agent.
+//! - [`sync`]: node sync, each node's desired set sent to its agent; [`handoff`]: where a
+//!   set waits for an agent that asks for it.
 //!
 //! Heartbeats are kept in memory; the store is written only when something changes (a
 //! registration, a readiness flip, a pod's status), so a thousand nodes beating every second
@@ -19,6 +20,7 @@
 
 pub mod dial;
 pub mod grpc;
+pub mod handoff;
 pub mod lifecycle;
 pub mod pod_cidrs;
 pub mod readiness;

@@ -13,6 +13,7 @@ use keel_schema::{Kind, Object};
 use keel_store::{ObjectKey, Store, StoreError};
 use tokio::time::Instant;
 
+use super::handoff::SetHandoff;
 use super::pod_cidrs::PodNetwork;
 use super::readiness::set_ready;
 use super::{AGENT_ADDRESS, CERTIFICATE_EXPIRES, CONFLICT_RETRIES, MAX_NODES};
@@ -71,6 +72,9 @@ pub(super) struct Liveness {
     /// The set each node's agent said it has applied in its last heartbeat, and when that
     /// heartbeat arrived: node sync compares it with what the agent acknowledged.
     pub(super) applied: HashMap<String, Applied>,
+    /// Where node sync leaves the sets of the nodes whose agents ask for them (`NextSet`);
+    /// the others are sent theirs with `Sync`.
+    pub(super) handoffs: HashMap<String, Arc<SetHandoff>>,
 }
 
 /// The generation an agent's heartbeat said it has applied.
@@ -222,6 +226,11 @@ impl NodeRegistry {
         self.state().seen.contains_key(node)
     }
 
+    /// Where `node`'s sets are left for its agent, when it asks for them (`NextSet`).
+    pub fn handoff(&self, node: &str) -> Option<Arc<SetHandoff>> {
+        self.state().handoffs.get(node).cloned()
+    }
+
     /// Whether `node` was heard from within `--node-grace`.
     pub fn is_alive(&self, node: &str) -> bool {
         self.state()
@@ -247,6 +256,16 @@ impl NodeRegistry {
                 return Err(RegisterError::Invalid(format!(
                     "this control plane already has {MAX_NODES} nodes"
                 )));
+            }
+        }
+        // Before the write: node sync, seeing the registration, must find how this agent
+        // takes its sets, or it would dial an agent that asks for them.
+        {
+            let mut state = self.state();
+            if req.takes_sets {
+                state.handoffs.entry(req.node_name.clone()).or_default();
+            } else {
+                state.handoffs.remove(&req.node_name);
             }
         }
         let key = ObjectKey::new(Kind::Node, "", &req.node_name);

@@ -1,6 +1,6 @@
 //! Node sync against a plain gRPC server playing the agent (the reconciler never links the
-//! agent itself): the pods of a set as changes, and an agent whose heartbeats say it no
-//! longer has the set it acknowledged.
+//! agent itself): the pods of a set as changes, an agent whose heartbeats say it no longer
+//! has the set it acknowledged, and an agent that asks for its sets (`NextSet`) instead.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use keel_agent_protocol::node_agent_server::{NodeAgent, NodeAgentServer};
 use keel_agent_protocol::status_report::Report;
 use keel_agent_protocol::{
     ExecInput, ExecOutput, ForwardInput, ForwardOutput, Heartbeat, LogChunk, LogsRequest,
-    MetricsReport, MetricsRequest, NodeDesired, StatusReport, SyncAck,
+    MetricsReport, MetricsRequest, NextSetRequest, NodeDesired, SetOutcome, StatusReport, SyncAck,
 };
 use keel_reconciler::cache::Cache;
 use keel_reconciler::nodes::dial::AgentDialer;
@@ -264,4 +264,93 @@ async fn an_agent_that_lost_its_set_gets_it_again() {
     beating.abort();
     assert!(again.generation > first.generation);
     assert_eq!(again.pods, first.pods, "the same pods, whole");
+}
+
+/// An agent that registered to take its sets asks for them on its own connection: node sync
+/// never dials it (nothing listens at its address). Its first set is whole, the next a
+/// change; a change it refuses comes again whole, and so does the set after it restarted
+/// (its first call says nothing of the set it was given).
+#[tokio::test]
+async fn an_agent_that_asks_for_its_sets_gets_them_on_its_own_connection() {
+    let cp = control_plane(Duration::from_secs(30)).await;
+    cp.store.create(pod("a", "asker", "app:1")).await.unwrap();
+    let mut node = registration("asker");
+    node.address = "127.0.0.1:1".into();
+    node.takes_sets = true;
+    let mut client = cp.client.clone();
+    client.register(node.clone()).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stopping = stop.clone().drop_guard();
+    node_sync(&cp, &stop);
+    let taken = |set: &NodeDesired, pods_as_changes| SetOutcome {
+        generation: set.generation,
+        ack: Some(SyncAck {
+            applied_generation: set.generation,
+            nodes_as_changes: true,
+            pods_as_changes,
+        }),
+        ..Default::default()
+    };
+    let first = ask(&mut client, None).await;
+    assert_eq!(first.pods.len(), 1);
+    assert_eq!(first.pods_base_generation, 0, "the first set is whole");
+
+    // Its outcome comes with the next call, which waits for the next set.
+    let next = tokio::spawn({
+        let first = first.clone();
+        let mut client = client.clone();
+        async move {
+            let added = ask(&mut client, Some(taken(&first, true))).await;
+            // Refused as a change to a set it does not have: the next comes whole.
+            let refused = SetOutcome {
+                generation: added.generation,
+                refused_code: tonic::Code::FailedPrecondition as i32,
+                refused_message: "this agent last applied 0".into(),
+                ..Default::default()
+            };
+            let whole = ask(&mut client, Some(refused)).await;
+            (added, whole)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cp.store.create(pod("b", "asker", "app:1")).await.unwrap();
+    let (added, whole) = tokio::time::timeout(Duration::from_secs(20), next)
+        .await
+        .expect("the sets came")
+        .unwrap();
+    assert_eq!(added.pods.len(), 1, "only the new pod");
+    assert_eq!(added.pods_base_generation, first.generation);
+    assert_eq!(whole.pods.len(), 2, "both pods, whole");
+    assert_eq!(whole.pods_base_generation, 0);
+
+    // Restarted: it registers again and asks without an outcome; the set comes whole.
+    client.register(node).await.unwrap();
+    let again = ask(&mut client, None).await;
+    assert_eq!(again.pods.len(), 2);
+    assert_eq!(again.pods_base_generation, 0);
+}
+
+/// Asks for node "asker"'s next set until one comes (an empty answer, generation 0, means
+/// none yet).
+async fn ask(
+    client: &mut keel_agent_protocol::control_plane_client::ControlPlaneClient<
+        tonic::transport::Channel,
+    >,
+    outcome: Option<SetOutcome>,
+) -> NodeDesired {
+    let mut outcome = outcome;
+    for _ in 0..3 {
+        let set = client
+            .next_set(NextSetRequest {
+                node_name: "asker".into(),
+                outcome: outcome.take(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if set.generation != 0 {
+            return set;
+        }
+    }
+    panic!("no set came");
 }

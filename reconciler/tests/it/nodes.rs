@@ -73,6 +73,7 @@ pub(crate) fn registration(name: &str) -> RegisterRequest {
         labels: [("zone".to_string(), "a".to_string())].into(),
         agent_version: "0.1.0".into(),
         runtime: "docker".into(),
+        takes_sets: false,
     }
 }
 

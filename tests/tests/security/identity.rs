@@ -113,6 +113,7 @@ fn a_node_name_is_bound_to_its_certificate_until_the_node_is_deleted() {
                 labels: Default::default(),
                 agent_version: "0".into(),
                 runtime: "hollow".into(),
+                takes_sets: true,
             })
             .await
             .unwrap_err()

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use keel_agent_protocol::control_plane_client::ControlPlaneClient;
 use keel_agent_protocol::node_agent_client::NodeAgentClient;
 use keel_agent_protocol::{
-    Heartbeat, JoinRequest, LogsRequest, NodeDesired, RegisterRequest, StatusReport,
-    status_report::Report,
+    Heartbeat, JoinRequest, LogsRequest, NextSetRequest, NodeDesired, RegisterRequest,
+    StatusReport, status_report::Report,
 };
 use keel_e2e::{Server, TestLan, commit, docker_available, git, import_busybox_image, write};
 use keel_tls::config::client_config;
@@ -207,10 +207,20 @@ fn only_the_control_plane_commands_an_agent_and_no_node_speaks_for_another() {
         }]);
         let err = as_neighbour.report_status(reports).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+        // Nor does it take another node's sets (they carry that node's Secrets).
+        let next_set = NextSetRequest {
+            node_name: name.clone(),
+            outcome: None,
+        };
+        let err = as_neighbour.next_set(next_set.clone()).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+        assert!(err.message().contains("cannot speak for node"), "{err:?}");
         // Without a certificate only Join is open, and it wants a real token.
         let mut anonymous =
             ControlPlaneClient::new(channel(&server.agents, &ca, None, &cp).await.unwrap());
         let err = anonymous.register(register(&name)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+        let err = anonymous.next_set(next_set).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
         let (_, csr) = keel_tls::ca::new_key_and_request().unwrap();
         let token = keel_tls::JoinToken::parse(&server.join_token()).unwrap();

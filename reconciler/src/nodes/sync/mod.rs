@@ -1,4 +1,7 @@
-//! Node sync: pushes each node's desired set to its agent's `Sync`.
+//! Node sync: sends each node's desired set to its agent. An agent that registered to take
+//! its sets asks for each with `NextSet` on its own connection, and the set is left for it
+//! ([`crate::nodes::handoff`]); any other agent is dialed and sent it with `Sync`. Either
+//! way one set per node is out at a time, and its outcome is the agent's answer.
 //!
 //! A node's set is its bound pods, the ConfigMaps and Secrets those pods use (and no others:
 //! an agent never receives a Secret none of its pods needs), every Service with its
@@ -471,10 +474,14 @@ impl NodeSync {
         state.in_flight = true;
         let client = state.client.take();
         let dialer = self.dialer.clone();
+        let handoff = self.registry.handoff(&node);
         let node_name = node.clone();
         let task = self.sends.spawn(async move {
             let generation = desired.generation;
-            let (client, result) = send::send(&dialer, &node, client, &address, desired).await;
+            let (client, result) = match handoff {
+                Some(handoff) => (None, send::hand_over(&handoff, &node, desired).await),
+                None => send::send(&dialer, &node, client, &address, desired).await,
+            };
             Sent {
                 node,
                 hash,

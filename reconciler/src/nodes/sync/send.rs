@@ -1,12 +1,13 @@
-//! One send of a desired set to an agent.
+//! One send of a desired set to an agent: a `Sync` call, or left for the agent's `NextSet`.
 
-use keel_agent_protocol::NodeDesired;
 use keel_agent_protocol::node_agent_client::NodeAgentClient;
+use keel_agent_protocol::{NodeDesired, SyncAck};
 use tonic::transport::Channel;
 
 use super::SEND_TIMEOUT;
 use super::pods::SentPods;
 use crate::nodes::dial::AgentDialer;
+use crate::nodes::handoff::{NoOutcome, SetHandoff};
 
 /// The outcome of one send, back to the loop.
 pub struct Sent {
@@ -81,35 +82,71 @@ pub async fn send(
         },
     };
     let generation = desired.generation;
-    match client.sync(desired).await {
-        Ok(ack) if ack.get_ref().applied_generation == generation => {
-            let takes = Takes {
-                nodes: ack.get_ref().nodes_as_changes,
-                pods: ack.get_ref().pods_as_changes,
-            };
-            (Some(client), Ok(takes))
-        }
+    let answer = client.sync(desired).await.map(|ack| ack.into_inner());
+    let result = outcome(address, generation, answer);
+    // A refusal came on a working connection; anything else may have broken it.
+    let keep = matches!(
+        result,
+        Ok(_) | Err(SendError::Stale { .. } | SendError::NeedsWhole(_))
+    );
+    (keep.then_some(client), result)
+}
+
+/// One set left for an agent that asks for its sets (`NextSet`), and its outcome.
+pub async fn hand_over(
+    handoff: &SetHandoff,
+    node: &str,
+    desired: NodeDesired,
+) -> Result<Takes, SendError> {
+    let generation = desired.generation;
+    let taken = handoff.send(desired, SEND_TIMEOUT).await.map_err(|e| {
+        SendError::Failed(match e {
+            NoOutcome::NotTaken => format!(
+                "the agent of node {node:?} did not ask for its set within {SEND_TIMEOUT:?}"
+            ),
+            NoOutcome::NotAnswered => format!(
+                "the agent of node {node:?} took its set but did not say how it went within {SEND_TIMEOUT:?}"
+            ),
+            NoOutcome::Lost => format!(
+                "the agent of node {node:?} asked again without saying how its set went (it restarted)"
+            ),
+        })
+    })?;
+    let answer = match taken.ack {
+        Some(ack) => Ok(ack),
+        None => Err(tonic::Status::new(
+            tonic::Code::from_i32(taken.refused_code),
+            taken.refused_message,
+        )),
+    };
+    outcome(&format!("node {node:?}"), generation, answer)
+}
+
+/// What an agent's answer to set `generation` means for node sync.
+fn outcome(
+    agent: &str,
+    generation: u64,
+    answer: Result<SyncAck, tonic::Status>,
+) -> Result<Takes, SendError> {
+    match answer {
+        Ok(ack) if ack.applied_generation == generation => Ok(Takes {
+            nodes: ack.nodes_as_changes,
+            pods: ack.pods_as_changes,
+        }),
         // It has applied a newer set than this one (from before a control-plane restart
         // whose numbering ran ahead): the next send goes above it.
-        Ok(ack) => (
-            Some(client),
-            Err(SendError::Stale {
-                address: address.to_string(),
-                sent: generation,
-                applied: ack.get_ref().applied_generation,
-            }),
-        ),
-        Err(status) if status.code() == tonic::Code::FailedPrecondition => (
-            Some(client),
-            Err(SendError::NeedsWhole(status.message().to_string())),
-        ),
-        Err(status) => (
-            None,
-            Err(SendError::Failed(format!(
-                "{address}: {}: {}",
-                status.code(),
-                status.message()
-            ))),
-        ),
+        Ok(ack) => Err(SendError::Stale {
+            address: agent.to_string(),
+            sent: generation,
+            applied: ack.applied_generation,
+        }),
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+            Err(SendError::NeedsWhole(status.message().to_string()))
+        }
+        Err(status) => Err(SendError::Failed(format!(
+            "{agent}: {}: {}",
+            status.code(),
+            status.message()
+        ))),
     }
 }
