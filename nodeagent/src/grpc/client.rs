@@ -189,6 +189,12 @@ async fn take_sets(
         });
         let set = match tokio::time::timeout(NEXT_SET_TIMEOUT, call).await {
             Ok(Ok(set)) => set.into_inner(),
+            // A control plane from before NextSet: it dials this agent and sends its sets
+            // with Sync instead, so the session goes on without asking.
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                tracing::info!("the control plane sends sets with Sync; not asking for them");
+                return std::future::pending().await;
+            }
             Ok(Err(status)) => return status.into(),
             Err(_) => {
                 return anyhow::anyhow!(

@@ -263,7 +263,11 @@ impl NodeRegistry {
         {
             let mut state = self.state();
             if req.takes_sets {
-                state.handoffs.entry(req.node_name.clone()).or_default();
+                state
+                    .handoffs
+                    .entry(req.node_name.clone())
+                    .or_default()
+                    .registered();
             } else {
                 state.handoffs.remove(&req.node_name);
             }

@@ -7,7 +7,7 @@ use tonic::transport::Channel;
 use super::SEND_TIMEOUT;
 use super::pods::SentPods;
 use crate::nodes::dial::AgentDialer;
-use crate::nodes::handoff::{NoOutcome, SetHandoff};
+use crate::nodes::handoff::{NoOutcome, SetHandoff, TAKEN_WITHIN};
 
 /// The outcome of one send, back to the loop.
 pub struct Sent {
@@ -101,8 +101,11 @@ pub async fn hand_over(
     let generation = desired.generation;
     let taken = handoff.send(desired, SEND_TIMEOUT).await.map_err(|e| {
         SendError::Failed(match e {
+            NoOutcome::NotConnected => format!(
+                "the agent of node {node:?} is not connected (it is not asking for its set)"
+            ),
             NoOutcome::NotTaken => format!(
-                "the agent of node {node:?} did not ask for its set within {SEND_TIMEOUT:?}"
+                "the agent of node {node:?} did not ask for its set within {TAKEN_WITHIN:?}"
             ),
             NoOutcome::NotAnswered => format!(
                 "the agent of node {node:?} took its set but did not say how it went within {SEND_TIMEOUT:?}"
