@@ -373,6 +373,7 @@ fn hollow_scenario() {
     );
     one_pod_changes(&server, pods);
     idle_and_resync(&server);
+    list_all_pods(&server, pods);
     dead_nodes(&server, &mut agents, nodes, pods, per);
     let back = server.restart();
     println!(
@@ -505,6 +506,29 @@ fn one_pod_changes(server: &ServerProcess, pods: usize) {
         percentile(&gone, 99).as_secs_f64() * 1000.0,
         percentile(&replaced, 50).as_secs_f64() * 1000.0,
         percentile(&replaced, 99).as_secs_f64() * 1000.0,
+    );
+}
+
+/// One list of every pod as JSON, as `kubectl get pods -A -o json` or an informer's first
+/// list asks it: its time and size, and the control plane's peak RSS before and after it.
+fn list_all_pods(server: &ServerProcess, pods: usize) {
+    let (_, peak0) = server.rss_mib();
+    let t0 = Instant::now();
+    let out = Command::new("curl")
+        .args(["-s", "-f", "-o", "/dev/null", "-w", "%{size_download}"])
+        .arg(format!("{}/api/v1/pods", server.api))
+        .output();
+    let elapsed = t0.elapsed();
+    let bytes: f64 = out
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0.0);
+    let (_, peak) = server.rss_mib();
+    println!(
+        "hollow: one list of all {pods} pods as JSON: {:.1} s, {:.0} MB; control plane RSS peak {peak0} MiB before, {peak} MiB after",
+        elapsed.as_secs_f64(),
+        bytes / 1e6
     );
 }
 

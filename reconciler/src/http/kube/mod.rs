@@ -16,6 +16,7 @@
 
 pub mod discovery;
 pub mod fields;
+pub mod list_body;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;

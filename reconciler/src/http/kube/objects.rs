@@ -24,6 +24,7 @@ use serde_json::json;
 
 use super::super::errors::{bad_request, internal, no_such_resource, status};
 use super::super::state::AppState;
+use super::list_body::list_response;
 use super::pages::PageError;
 use super::query::{ListOptions, Shape};
 use super::resources::resolve;
@@ -108,13 +109,21 @@ async fn list(state: AppState, read: Read<'_>) -> Response {
     if let Some(remaining) = page.remaining {
         metadata["remainingItemCount"] = json!(remaining);
     }
-    let objects: Vec<Object> = page
-        .items
-        .into_iter()
-        .map(|s| Arc::unwrap_or_clone(s).object)
-        .collect();
     let body = match shape {
+        Shape::Objects => {
+            let head = json!({
+                "kind": format!("{}List", info.kind.as_str()),
+                "apiVersion": info.api_version,
+                "metadata": metadata,
+            });
+            return list_response(&head, page.items);
+        }
         Shape::Table => {
+            let objects: Vec<Object> = page
+                .items
+                .into_iter()
+                .map(|s| Arc::unwrap_or_clone(s).object)
+                .collect();
             let mut t = table(info.kind, &resolved.columns, &objects, options.include);
             t["metadata"] = metadata;
             t
@@ -123,13 +132,7 @@ async fn list(state: AppState, read: Read<'_>) -> Response {
             "kind": "PartialObjectMetadataList",
             "apiVersion": "meta.k8s.io/v1",
             "metadata": metadata,
-            "items": objects.iter().map(partial_metadata).collect::<Vec<_>>(),
-        }),
-        Shape::Objects => json!({
-            "kind": format!("{}List", info.kind.as_str()),
-            "apiVersion": info.api_version,
-            "metadata": metadata,
-            "items": objects.iter().map(shown).collect::<Vec<_>>(),
+            "items": page.items.iter().map(|s| partial_metadata(&s.object)).collect::<Vec<_>>(),
         }),
     };
     Json(body).into_response()

@@ -8,6 +8,7 @@ use super::query::ListOptions;
 /// An object as the API shows it: Secret values replaced by a marker (base64 in `data`, as
 /// clients decode it), and a Job's selector as Kubernetes defaults it (its pods'
 /// `controller-uid`), which `kubectl logs job/NAME` and `describe` select its pods by.
+/// [`write_shown`] must change with this.
 pub fn shown(object: &Object) -> Value {
     let mut v = serde_json::to_value(object).unwrap_or_default();
     if let Object::Job(job) = object
@@ -30,6 +31,16 @@ pub fn shown(object: &Object) -> Value {
         }
     }
     v
+}
+
+/// `object` as [`shown`], written as JSON into `out`. Only Jobs and Secrets are shown other
+/// than as stored; every other object is written straight from its fields, without the
+/// JSON tree `shown` builds.
+pub fn write_shown(out: &mut Vec<u8>, object: &Object) -> serde_json::Result<()> {
+    match object.kind() {
+        Kind::Job | Kind::Secret => serde_json::to_writer(out, &shown(object)),
+        _ => serde_json::to_writer(out, object),
+    }
 }
 
 /// Whether `object` passes the list's selectors (labels, then fields on its shown form).
