@@ -1,6 +1,8 @@
 //! The columns `keel get` prints for each kind, as kubectl prints them: one exhaustive table
 //! from kind to columns, each column a header and a cell read from the typed object.
 
+use std::borrow::Borrow;
+
 use chrono::{DateTime, Utc};
 use keel_schema::types::core::{
     ConfigMap, Endpoints, Event, Namespace, Node, ReplicationController, Secret, Service,
@@ -35,10 +37,11 @@ struct Columns<T: 'static> {
     wide: &'static [Column<T>],
 }
 
-/// The header and rows for `objects` of `kind` (objects of another kind are skipped).
-pub fn table(
+/// The header and rows for `objects` of `kind` (objects of another kind are skipped), owned
+/// or borrowed (a list's snapshot is not copied to be printed).
+pub fn table<O: Borrow<Object>>(
     kind: Kind,
-    objects: &[Object],
+    objects: &[O],
     wide: bool,
     now: DateTime<Utc>,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
@@ -79,7 +82,8 @@ pub fn table(
         Kind::Custom(_) => {
             let rows = objects
                 .iter()
-                .filter(|o| o.kind() == kind)
+                .map(Borrow::borrow)
+                .filter(|o: &&Object| o.kind() == kind)
                 .map(|o| vec![name(o.meta()), age(o.meta(), now)])
                 .collect();
             (vec!["NAME", "AGE"], rows)
@@ -87,9 +91,9 @@ pub fn table(
     }
 }
 
-fn render<T: OfKind>(
+fn render<T: OfKind, O: Borrow<Object>>(
     columns: &Columns<T>,
-    objects: &[Object],
+    objects: &[O],
     wide: bool,
     now: DateTime<Utc>,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
@@ -98,7 +102,7 @@ fn render<T: OfKind>(
     let header = all().map(|(h, _)| *h).collect();
     let rows = objects
         .iter()
-        .filter_map(T::of)
+        .filter_map(|o| T::of(o.borrow()))
         .map(|o| all().map(|(_, cell)| cell(o, now)).collect())
         .collect();
     (header, rows)

@@ -11,8 +11,8 @@ use super::format::human_duration;
 use super::{age, name};
 
 /// The header and rows for `objects` (all of one custom kind) under `columns`.
-pub fn custom_table(
-    objects: &[Object],
+pub fn custom_table<O: std::borrow::Borrow<Object>>(
+    objects: &[O],
     columns: &[CustomResourceColumnDefinition],
     wide: bool,
     now: DateTime<Utc>,
@@ -24,6 +24,7 @@ pub fn custom_table(
     if shown.is_empty() {
         let rows = objects
             .iter()
+            .map(|o| o.borrow())
             .map(|o| vec![name(o.meta()), age(o.meta(), now)])
             .collect();
         return (vec!["NAME".into(), "AGE".into()], rows);
@@ -32,6 +33,7 @@ pub fn custom_table(
     header.extend(shown.iter().map(|c| c.name.to_ascii_uppercase()));
     let rows = objects
         .iter()
+        .map(|o| o.borrow())
         .map(|o| {
             let json = serde_json::to_value(o).unwrap_or_default();
             let mut row = vec![name(o.meta())];

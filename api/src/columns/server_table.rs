@@ -10,20 +10,20 @@ use super::{custom_table, table};
 /// A server-side Table's columns for `kind`: each header with whether it is one only
 /// `-o wide` shows, and a row per object with every column (`custom`: a custom kind's
 /// printer columns from its definition).
-pub fn all_columns(
+pub fn all_columns<O: std::borrow::Borrow<Object>>(
     kind: Kind,
-    objects: &[Object],
+    objects: &[O],
     custom: &[CustomResourceColumnDefinition],
     now: DateTime<Utc>,
 ) -> (Vec<(String, bool)>, Vec<Vec<String>>) {
     let (narrow, wide, rows) = match kind {
         Kind::Custom(_) => {
-            let narrow = custom_table(&[], custom, false, now).0;
+            let narrow = custom_table::<Object>(&[], custom, false, now).0;
             let (wide, rows) = custom_table(objects, custom, true, now);
             (narrow, wide, rows)
         }
         _ => {
-            let narrow = table(kind, &[], false, now).0;
+            let narrow = table::<Object>(kind, &[], false, now).0;
             let (wide, rows) = table(kind, objects, true, now);
             let owned = |h: Vec<&str>| h.into_iter().map(str::to_string).collect::<Vec<_>>();
             (owned(narrow), owned(wide), rows)

@@ -119,11 +119,7 @@ async fn list(state: AppState, read: Read<'_>) -> Response {
             return list_response(&head, page.items);
         }
         Shape::Table => {
-            let objects: Vec<Object> = page
-                .items
-                .into_iter()
-                .map(|s| Arc::unwrap_or_clone(s).object)
-                .collect();
+            let objects: Vec<&Object> = page.items.iter().map(|s| &s.object).collect();
             let mut t = table(info.kind, &resolved.columns, &objects, options.include);
             t["metadata"] = metadata;
             t

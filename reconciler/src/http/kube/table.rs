@@ -11,10 +11,10 @@ use super::query::Include;
 use super::view::shown;
 
 /// A Table of `objects` of `kind`.
-pub fn table(
+pub fn table<O: std::borrow::Borrow<Object>>(
     kind: Kind,
     custom: &[CustomResourceColumnDefinition],
-    objects: &[Object],
+    objects: &[O],
     include: Include,
 ) -> Value {
     let (columns, rows) = keel_api::columns::all_columns(kind, objects, custom, Utc::now());
@@ -35,6 +35,7 @@ pub fn table(
         .into_iter()
         .zip(objects)
         .map(|(cells, object)| {
+            let object = object.borrow();
             let mut row = json!({"cells": cells});
             match include {
                 Include::None => {}
