@@ -5,7 +5,7 @@
 //! `Sync` call's answer; here the set waits for the agent's call instead of going out on a
 //! connection the control plane dialed. At 5,000 nodes that second connection per node was
 //! about 50 KB of the control plane's memory each (h2's buffers, tower's and hyper's
-//! channels, TLS), and its handshakes doubled the join's.
+//! channels, TLS), and one more TLS handshake per node.
 
 use std::sync::Mutex;
 use std::time::Duration;
