@@ -17,6 +17,7 @@ use keel_agent_protocol::status_report::Report;
 use keel_agent_protocol::{Heartbeat, NextSetRequest, RegisterRequest, SetOutcome, StatusReport};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::AbortOnDropHandle;
 use tonic::transport::Channel;
 
 use super::endpoint::endpoint;
@@ -145,7 +146,7 @@ async fn session(
     let supervisor = &service.supervisor;
     register(&mut client, server, me, supervisor, network).await?;
     // Aborted with the session (on drop), so a new session's calls are the only ones.
-    let sets = AbortOnDrop(tokio::spawn(take_sets(
+    let sets = AbortOnDropHandle::new(tokio::spawn(take_sets(
         client.clone(),
         me.node.clone(),
         service.clone(),
@@ -159,15 +160,6 @@ async fn session(
         supervisor,
     };
     stream.report(call, sets, renewals).await
-}
-
-/// Aborts its task when dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// How long one `NextSet` may take: the control plane answers within 30 s, with an empty
@@ -282,7 +274,7 @@ impl Stream<'_> {
     async fn report(
         &self,
         mut call: StatusCall,
-        mut sets: AbortOnDrop<anyhow::Error>,
+        mut sets: AbortOnDropHandle<anyhow::Error>,
         mut renewals: Option<&mut tokio::sync::watch::Receiver<u64>>,
     ) -> anyhow::Result<Ended> {
         let mut changes = self.hub.subscribe();
@@ -315,7 +307,7 @@ impl Stream<'_> {
                     tracing::info!("reconnecting with the renewed certificate");
                     return Ok(Ended::Renewed);
                 }
-                ended = &mut sets.0 => {
+                ended = &mut sets => {
                     return Err(match ended {
                         Ok(e) => e.context("asking for the node's sets"),
                         Err(e) => anyhow::anyhow!("asking for the node's sets stopped: {e}"),

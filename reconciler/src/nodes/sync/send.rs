@@ -52,9 +52,10 @@ pub struct Takes {
 pub enum SendError {
     /// The agent has applied a newer set (numbered by a control plane whose count ran
     /// ahead before a restart): the next send goes above it.
-    #[error("{address} ignored generation {sent}: it has applied {applied}")]
+    #[error("{agent} ignored generation {sent}: it has applied {applied}")]
     Stale {
-        address: String,
+        /// Its address, or its node's name when it asks for its sets.
+        agent: String,
         sent: u64,
         applied: u64,
     },
@@ -139,7 +140,7 @@ fn outcome(
         // It has applied a newer set than this one (from before a control-plane restart
         // whose numbering ran ahead): the next send goes above it.
         Ok(ack) => Err(SendError::Stale {
-            address: agent.to_string(),
+            agent: agent.to_string(),
             sent: generation,
             applied: ack.applied_generation,
         }),
