@@ -336,6 +336,9 @@ async fn pod_network(args: &Args, config: &AgentConfig) -> Result<Arc<Cni>, Stri
 
 #[tokio::main]
 async fn main() {
+    // As the control plane does (keel's `main`): mimalloc's arenas on transparent huge pages
+    // stay resident 2 MiB at a time while any object on them lives. Best effort.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let args = Args::parse();
     keel_telemetry::init(args.log_format);
     let mut config = match config(&args) {

@@ -555,12 +555,32 @@ fn agents_register_and_a_silent_node_becomes_not_ready() {
         server.get("/api/v1/widgets").is_none(),
         "404 for an unknown resource"
     );
+    // Both keep their memory on small pages (see keel's `main`).
+    for (who, pid) in [
+        ("keel server", server.pid().unwrap()),
+        ("keel-agent", agent.id()),
+    ] {
+        assert_eq!(
+            transparent_huge_pages(pid).as_deref(),
+            Some("0"),
+            "{who} turns transparent huge pages off"
+        );
+    }
 
     agent.kill().unwrap();
     let _ = agent.wait();
     server.wait_for("the silent node to be not ready", |s| {
         node_ready(s, "worker-1").as_deref() == Some("Unknown")
     });
+}
+
+/// The `THP_enabled` line of a process's status: "0" once it has turned them off.
+fn transparent_huge_pages(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
 }
 
 /// A CLI call without the right token says so, and where the token it sent came from.

@@ -36,6 +36,8 @@ fn main() {
     };
     // Hundreds of agents, each with a listener and connections both ways.
     keel_tls::listen::raise_open_files_limit();
+    // As `keel-agent` itself: small pages only (60-70 MiB of each process was huge pages).
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
