@@ -152,6 +152,12 @@ impl Cache {
         self.changes.subscribe()
     }
 
+    /// Changes some subscriber has not read yet. Each holds its object's old and new
+    /// versions, so a subscriber that falls behind keeps superseded objects alive.
+    pub fn changes_unread(&self) -> usize {
+        self.changes.len()
+    }
+
     pub async fn wait_synced(&self) {
         let mut rx = self.synced.subscribe();
         let _ = rx.wait_for(|s| *s).await;

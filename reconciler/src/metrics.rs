@@ -74,6 +74,8 @@ pub struct Metrics {
     pub resync_seconds: Histogram,
     /// Watches open on the Kubernetes API (kubectl `-w`, informers).
     pub watches: Gauge,
+    /// Cache changes a controller or node sync has not read yet (see `Cache::changes_unread`).
+    pub changes_unread: Gauge,
 }
 
 impl Default for Metrics {
@@ -159,8 +161,15 @@ impl Default for Metrics {
             "Watches open on the Kubernetes API",
             watches.clone(),
         );
+        let changes_unread = Gauge::default();
+        registry.register(
+            "cache_changes_unread",
+            "Changes to cached objects that a controller or node sync has not read yet",
+            changes_unread.clone(),
+        );
         Self {
             watches,
+            changes_unread,
             resync_seconds,
             renders,
             registry,
@@ -197,6 +206,7 @@ impl Metrics {
         if !cache.is_synced() {
             return;
         }
+        self.changes_unread.set(cache.changes_unread() as i64);
         // Events are not cached (nobody here reads them), so they are not counted.
         for kind in Kind::ALL.iter().filter(|k| **k != Kind::Event) {
             let n = cache.list(*kind, None).len();

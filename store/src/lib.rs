@@ -61,6 +61,15 @@ pub struct ListResult {
     pub revision: u64,
 }
 
+/// One page of a walk through a kind ([`Store::list_page`]).
+#[derive(Debug, Clone)]
+pub struct ObjectPage {
+    /// In key order.
+    pub items: Vec<Stored>,
+    /// Where the next page starts (the last item's key path), when this page was full.
+    pub next: Option<String>,
+}
+
 /// A list whose objects are shared rather than copied: the embedded store hands out the
 /// copies its read cache holds, so a list of 100,000 pods kept for paging, or loaded into
 /// the controllers' cache, costs pointers, not pods.
@@ -300,6 +309,24 @@ impl Store {
                 .retain(|s| sel.matches(s.object.meta().labels()));
         }
         Ok(result)
+    }
+
+    /// Up to `limit` objects of `kind` (every namespace) whose key paths come after `after`,
+    /// in key order: `after` is the `next` of the page before, or none for the first. The
+    /// pages are not one snapshot. Whoever walks a large kind this way (the Events' expiry)
+    /// holds one page decoded at a time, not the whole kind.
+    pub async fn list_page(
+        &self,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ObjectPage> {
+        let limit = limit.max(1);
+        let items = dispatch!(self, s => s.list_page(kind, after, limit).await)?;
+        let next = (items.len() >= limit)
+            .then(|| items.last().map(|s| ObjectKey::of(&s.object).path()))
+            .flatten();
+        Ok(ObjectPage { items, next })
     }
 
     /// Every object of every custom kind (those CustomResourceDefinitions declare), at one

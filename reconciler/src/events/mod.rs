@@ -268,19 +268,38 @@ async fn write_events(store: Store, mut rx: mpsc::Receiver<Record>, stop: Cancel
     }
 }
 
-/// Deletes Events that last happened more than [`TTL`] ago.
+/// Events read per page by [`expire_old`].
+const EXPIRY_PAGE: usize = 500;
+
+/// Deletes Events that last happened more than [`TTL`] ago. It walks them a page at a time:
+/// a cluster of 100,000 pods keeps some 400,000 Events, and decoding them all at once took
+/// over 500 MiB for the few seconds of each pass.
 async fn expire_old(store: &Store) {
-    let Ok(list) = store.list(Kind::Event, None, None).await else {
-        return;
-    };
     let cutoff = Utc::now() - chrono::Duration::from_std(TTL).unwrap_or_default();
-    for s in list.items {
-        if let Object::Event(ev) = &s.object
-            && ev.last_timestamp.is_some_and(|t| t < cutoff)
+    let mut after: Option<String> = None;
+    loop {
+        let page = match store
+            .list_page(Kind::Event, after.as_deref(), EXPIRY_PAGE)
+            .await
         {
-            let _ = store
-                .delete(&ObjectKey::of(&s.object), Some(s.resource_version))
-                .await;
+            Ok(page) => page,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list events to expire them");
+                return;
+            }
+        };
+        for s in &page.items {
+            if let Object::Event(ev) = &s.object
+                && ev.last_timestamp.is_some_and(|t| t < cutoff)
+            {
+                let _ = store
+                    .delete(&ObjectKey::of(&s.object), Some(s.resource_version))
+                    .await;
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return,
         }
     }
 }
@@ -288,6 +307,62 @@ async fn expire_old(store: &Store) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An Event named `name` in `namespace` that last happened `age` ago.
+    fn aged(namespace: &str, name: &str, age: chrono::Duration) -> Object {
+        let mut ev = Event::default();
+        ev.metadata.name = Some(name.into());
+        ev.metadata.namespace = Some(namespace.into());
+        ev.last_timestamp = Some(Utc::now() - age);
+        let mut obj = Object::Event(ev);
+        obj.set_type_meta();
+        obj
+    }
+
+    #[tokio::test]
+    async fn expiry_deletes_old_events_across_pages_and_namespaces_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&keel_store::StoreSpec::Redb {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .expect("store");
+        // Three pages' worth, old and new interleaved in key order, in two namespaces.
+        let old = chrono::Duration::hours(2);
+        let new = chrono::Duration::minutes(5);
+        let mut batch = keel_store::Batch {
+            label: "events".into(),
+            ..Default::default()
+        };
+        let mut kept = Vec::new();
+        for i in 0..(EXPIRY_PAGE * 2 + 7) {
+            let namespace = if i % 3 == 0 { "apps" } else { "default" };
+            let name = format!("ev-{i:05}");
+            let age = if i % 2 == 0 { old } else { new };
+            if age == new {
+                kept.push(format!("{namespace}/{name}"));
+            }
+            batch
+                .ops
+                .push(keel_store::BatchOp::Create(aged(namespace, &name, age)));
+        }
+        store.apply_batch(batch).await.expect("events written");
+
+        expire_old(&store).await;
+
+        let mut left: Vec<String> = store
+            .list(Kind::Event, None, None)
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .map(|s| format!("{}/{}", s.object.namespace(), s.object.name()))
+            .collect();
+        left.sort();
+        kept.sort();
+        assert_eq!(left.len(), EXPIRY_PAGE + 3);
+        assert_eq!(left, kept);
+    }
 
     #[test]
     fn repeats_share_one_event_and_nodes_events_live_in_default() {

@@ -272,6 +272,26 @@ impl EtcdStore {
         self.list_under(&prefix).await
     }
 
+    /// [`crate::Store::list_page`]: up to `limit` objects of `kind` after the key path `after`.
+    pub async fn list_page(
+        &self,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Stored>> {
+        let prefix = format!("{}{}/", self.registry(), kind.key_segment());
+        let start = match after {
+            // The smallest key after `after`.
+            Some(a) => format!("{}{a}\0", self.registry()).into_bytes(),
+            None => prefix.clone().into_bytes(),
+        };
+        let options = GetOptions::new()
+            .with_range(prefix_end(&prefix))
+            .with_limit(i64::try_from(limit).unwrap_or(PAGE));
+        let resp = self.kv_get(start, Some(options)).await?;
+        resp.kvs().iter().map(|kv| self.decode_kv(kv)).collect()
+    }
+
     /// Every object of every custom kind, at one revision.
     pub async fn list_custom(&self) -> Result<ListResult> {
         let prefix = format!(

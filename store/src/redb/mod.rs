@@ -241,6 +241,34 @@ impl RedbStore {
         self.list_under(prefix, selector)
     }
 
+    /// [`crate::Store::list_page`]: up to `limit` objects of `kind` after the key path `after`.
+    pub async fn list_page(
+        &self,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Stored>> {
+        let prefix = prefix_of(kind, None);
+        let after = after.map(str::to_string);
+        if on_disk::on_disk_only(&prefix) {
+            return self
+                .blocking(move |inner| on_disk::read_page(inner, &prefix, after.as_deref(), limit))
+                .await;
+        }
+        let cache = self.inner.read_cache()?;
+        let start = match &after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Included(prefix.clone()),
+        };
+        Ok(cache
+            .objects
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(|(path, _)| path.starts_with(&prefix))
+            .take(limit)
+            .map(|(_, stored)| Stored::clone(stored))
+            .collect())
+    }
+
     async fn read_from_disk(
         &self,
         prefix: String,

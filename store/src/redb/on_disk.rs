@@ -61,3 +61,34 @@ pub(super) fn read_under(
     }
     Ok(ListResult { items, revision })
 }
+
+/// Up to `limit` objects under `prefix` whose paths come after `after`, read from the file.
+pub(super) fn read_page(
+    inner: &Inner,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Stored>> {
+    use std::ops::Bound;
+    inner.check()?;
+    let txn = inner.db.begin_read().map_err(backend)?;
+    let objects = txn.open_table(OBJECTS).map_err(backend)?;
+    let start = match after {
+        Some(a) => Bound::Excluded(a),
+        None => Bound::Included(prefix),
+    };
+    let mut items = Vec::new();
+    for entry in objects
+        .range::<&str>((start, Bound::Unbounded))
+        .map_err(backend)?
+    {
+        let (key, value) = entry.map_err(backend)?;
+        let path = key.value();
+        if !path.starts_with(prefix) || items.len() >= limit {
+            break;
+        }
+        let (rev, json) = split_record(path, value.value())?;
+        items.push(decode(path, json, rev, inner.cipher.as_deref())?);
+    }
+    Ok(items)
+}

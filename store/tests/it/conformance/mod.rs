@@ -147,6 +147,7 @@ conformance!(
     objects::every_write_bumps_the_store_revision,
     objects::custom_objects_are_kept_by_group_and_kind,
     objects::events_are_objects_like_any_other_but_not_in_list_all,
+    objects::list_page_walks_a_kind_in_pages,
     batches::a_batch_is_applied_whole_or_not_at_all,
     batches::a_large_batch_is_whole_too,
     batches::a_batch_writes_its_sync_record_with_it,

@@ -371,3 +371,62 @@ pub(super) async fn events_are_objects_like_any_other_but_not_in_list_all(b: &mu
     assert_eq!(message_of(&kept.object), Some("batched"));
     assert_eq!(b.store.get(&event_key("a")).await.expect("get"), None);
 }
+
+/// `list_page` walks a whole kind, every namespace, in key order, a page at a time: for
+/// Events (read from the embedded engine's file) and for a cached kind alike.
+pub(super) async fn list_page_walks_a_kind_in_pages(b: &mut Backend) {
+    let s = &b.store;
+    let mut batch = keel_store::Batch {
+        label: "pages".into(),
+        ..Default::default()
+    };
+    for i in 0..7 {
+        let ns = if i % 2 == 0 { "a" } else { "b" };
+        let mut ev = event(&format!("e{i}"), "m");
+        ev.meta_mut().namespace = Some(ns.into());
+        batch.ops.push(keel_store::BatchOp::Create(ev));
+        batch.ops.push(keel_store::BatchOp::Create(configmap(
+            ns,
+            &format!("c{i}"),
+            &[],
+            "1",
+        )));
+    }
+    s.apply_batch(batch).await.expect("batch");
+    for kind in [Kind::Event, Kind::ConfigMap] {
+        let mut walked = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = s.list_page(kind, after.as_deref(), 3).await.expect("page");
+            assert!(page.items.len() <= 3, "{kind}: a page holds at most 3");
+            pages += 1;
+            walked.extend(
+                page.items
+                    .iter()
+                    .map(|i| format!("{}/{}", i.object.namespace(), i.object.name())),
+            );
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let prefix = if kind == Kind::Event { "e" } else { "c" };
+        let expected: Vec<String> = ["a/0", "a/2", "a/4", "a/6", "b/1", "b/3", "b/5"]
+            .iter()
+            .map(|k| k.replace('/', &format!("/{prefix}")))
+            .collect();
+        assert_eq!(walked, expected, "{kind}: every object once, in key order");
+        assert_eq!(pages, 3, "{kind}: 3 + 3 + 1");
+    }
+    // Past the end, and from a key that is not there any more.
+    let page = s
+        .list_page(
+            Kind::Event,
+            Some(&keel_store::ObjectKey::new(Kind::Event, "b", "e9").path()),
+            3,
+        )
+        .await
+        .expect("page");
+    assert!(page.items.is_empty() && page.next.is_none());
+}
