@@ -311,18 +311,20 @@ impl Store {
         Ok(result)
     }
 
-    /// Up to `limit` objects of `kind` (every namespace) whose key paths come after `after`,
-    /// in key order: `after` is the `next` of the page before, or none for the first. The
+    /// Up to `limit` objects of `kind` (in `namespace`, or every namespace) whose key paths
+    /// come after `after`, in key order: `after` is the `next` of the page before, or none
+    /// for the first. The
     /// pages are not one snapshot. Whoever walks a large kind this way (the Events' expiry)
     /// holds one page decoded at a time, not the whole kind.
     pub async fn list_page(
         &self,
         kind: Kind,
+        namespace: Option<&str>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<ObjectPage> {
         let limit = limit.max(1);
-        let items = dispatch!(self, s => s.list_page(kind, after, limit).await)?;
+        let items = dispatch!(self, s => s.list_page(kind, namespace, after, limit).await)?;
         let next = (items.len() >= limit)
             .then(|| items.last().map(|s| ObjectKey::of(&s.object).path()))
             .flatten();

@@ -279,7 +279,7 @@ async fn expire_old(store: &Store) {
     let mut after: Option<String> = None;
     loop {
         let page = match store
-            .list_page(Kind::Event, after.as_deref(), EXPIRY_PAGE)
+            .list_page(Kind::Event, None, after.as_deref(), EXPIRY_PAGE)
             .await
         {
             Ok(page) => page,

@@ -228,6 +228,99 @@ async fn lists_come_in_consistent_pages() {
     assert_eq!(code, 400, "a token is only for its own list: {other}");
 }
 
+/// Events are paged by key, not from a snapshot: every page is read from the store as it
+/// is then, each Event once, in the asked namespace and selectors.
+#[tokio::test]
+async fn events_come_in_pages_read_from_the_store() {
+    let event = |ns: &str, name: &str, reason: &str| {
+        json!({"apiVersion": "v1", "kind": "Event",
+               "metadata": {"name": name, "namespace": ns, "labels": {"r": reason}},
+               "involvedObject": {"kind": "Pod", "name": name, "namespace": ns},
+               "reason": reason, "type": "Normal"})
+    };
+    let mut objects: Vec<Value> = (0..7)
+        .map(|i| {
+            let ns = if i % 2 == 0 { "default" } else { "apps" };
+            event(
+                ns,
+                &format!("ev-{i}"),
+                if i < 5 { "Started" } else { "Killing" },
+            )
+        })
+        .collect();
+    objects.push(config_map("default", "cm", json!({})));
+    let api = api(objects).await;
+    let walk = |first: String| {
+        let api = &api;
+        async move {
+            let mut names = Vec::new();
+            let mut pages = 0;
+            let mut path = first.clone();
+            loop {
+                let (code, page) = api.get(&path).await;
+                assert_eq!(code, 200, "{path}: {page}");
+                assert_eq!(page["kind"], "EventList");
+                pages += 1;
+                names.extend(
+                    page["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
+                );
+                let Some(token) = page["metadata"]["continue"].as_str() else {
+                    return (names, pages);
+                };
+                path = format!("{first}&continue={token}");
+            }
+        }
+    };
+    let (names, pages) = walk("/api/v1/events?limit=3".into()).await;
+    // Key order: the apps namespace first.
+    assert_eq!(
+        names,
+        ["ev-1", "ev-3", "ev-5", "ev-0", "ev-2", "ev-4", "ev-6"]
+    );
+    assert_eq!(pages, 3);
+    let (names, _) = walk("/api/v1/namespaces/default/events?limit=2".into()).await;
+    assert_eq!(names, ["ev-0", "ev-2", "ev-4", "ev-6"]);
+    let (names, _) = walk("/api/v1/events?limit=1&labelSelector=r%3DKilling".into()).await;
+    assert_eq!(names, ["ev-5", "ev-6"]);
+    let (names, _) = walk("/api/v1/events?limit=2&fieldSelector=reason%3DStarted".into()).await;
+    assert_eq!(names, ["ev-1", "ev-3", "ev-0", "ev-2", "ev-4"]);
+
+    // The rest, without a limit: read as the store is now, so an Event deleted between
+    // pages is not served.
+    let (_, first) = api.get("/api/v1/events?limit=2").await;
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    api.store
+        .delete(
+            &ObjectKey::new(keel_schema::Kind::Event, "default", "ev-0"),
+            None,
+        )
+        .await
+        .unwrap();
+    let (code, rest) = api.get(&format!("/api/v1/events?continue={token}")).await;
+    assert_eq!(code, 200, "{rest}");
+    let rest: Vec<&str> = rest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["ev-5", "ev-2", "ev-4", "ev-6"]);
+
+    // A token is only for its own list, and only one this server wrote.
+    let (code, other) = api
+        .get(&format!(
+            "/api/v1/namespaces/default/events?limit=2&continue={token}"
+        ))
+        .await;
+    assert_eq!(code, 400, "{other}");
+    let (code, _) = api.get("/api/v1/events?limit=2&continue=bm9wZQ").await;
+    assert_eq!(code, 400);
+}
+
 #[tokio::test]
 async fn resource_versions_are_honoured_or_refused() {
     let api = api(vec![

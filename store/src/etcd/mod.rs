@@ -276,10 +276,15 @@ impl EtcdStore {
     pub async fn list_page(
         &self,
         kind: Kind,
+        namespace: Option<&str>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Stored>> {
-        let prefix = format!("{}{}/", self.registry(), kind.key_segment());
+        let kind = kind.key_segment();
+        let prefix = match namespace {
+            Some(ns) => format!("{}{kind}/{ns}/", self.registry()),
+            None => format!("{}{kind}/", self.registry()),
+        };
         let start = match after {
             // The smallest key after `after`.
             Some(a) => format!("{}{a}\0", self.registry()).into_bytes(),

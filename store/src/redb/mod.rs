@@ -245,10 +245,11 @@ impl RedbStore {
     pub async fn list_page(
         &self,
         kind: Kind,
+        namespace: Option<&str>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Stored>> {
-        let prefix = prefix_of(kind, None);
+        let prefix = prefix_of(kind, namespace);
         let after = after.map(str::to_string);
         if on_disk::on_disk_only(&prefix) {
             return self

@@ -26,6 +26,7 @@ pub mod query;
 pub mod resources;
 pub mod table;
 pub mod view;
+pub mod walk;
 pub mod watch;
 pub mod writes;
 

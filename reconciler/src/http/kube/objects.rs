@@ -30,6 +30,7 @@ use super::query::{ListOptions, Shape};
 use super::resources::resolve;
 use super::table::{partial_metadata, table};
 use super::view::{selected, shown};
+use super::walk;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -68,7 +69,37 @@ async fn list(state: AppState, read: Read<'_>) -> Response {
         read.query.get("labelSelector").map_or("", String::as_str),
         read.query.get("fieldSelector").map_or("", String::as_str),
     );
-    let page = if let Some(token) = &options.continue_token {
+    let token = options.continue_token.as_deref();
+    // Events are paged by key, not from a snapshot (see `walk`); a continue token without a
+    // limit asks for the rest.
+    let page = if walk::walked(info.kind)
+        && match token {
+            Some(token) => walk::is_walk_token(token),
+            None => options.limit.is_some(),
+        } {
+        let read = walk::page(
+            &state.store,
+            (info.kind, read.namespace),
+            &scope,
+            token,
+            options.limit.unwrap_or(usize::MAX),
+            |s| selected(&options, &s.object),
+        )
+        .await;
+        match read {
+            Ok(Ok(page)) => {
+                if token.is_none()
+                    && let Some(refused) = check_version(&options, page.revision)
+                {
+                    return refused;
+                }
+                page
+            }
+            Ok(Err(PageError::Invalid(e))) => return bad_request(e),
+            Ok(Err(PageError::Expired)) => return continue_expired(),
+            Err(e) => return internal(e.to_string()),
+        }
+    } else if let Some(token) = token {
         match state.pages.next(&scope, token, options.limit) {
             Ok(page) => page,
             Err(PageError::Invalid(e)) => return bad_request(e),

@@ -398,7 +398,10 @@ pub(super) async fn list_page_walks_a_kind_in_pages(b: &mut Backend) {
         let mut after: Option<String> = None;
         let mut pages = 0;
         loop {
-            let page = s.list_page(kind, after.as_deref(), 3).await.expect("page");
+            let page = s
+                .list_page(kind, None, after.as_deref(), 3)
+                .await
+                .expect("page");
             assert!(page.items.len() <= 3, "{kind}: a page holds at most 3");
             pages += 1;
             walked.extend(
@@ -420,9 +423,18 @@ pub(super) async fn list_page_walks_a_kind_in_pages(b: &mut Backend) {
         assert_eq!(pages, 3, "{kind}: 3 + 3 + 1");
     }
     // Past the end, and from a key that is not there any more.
+    // One namespace only.
+    let page = s
+        .list_page(Kind::ConfigMap, Some("b"), None, 5)
+        .await
+        .expect("page");
+    let names: Vec<&str> = page.items.iter().map(|i| i.object.name()).collect();
+    assert_eq!(names, ["c1", "c3", "c5"]);
+    assert!(page.next.is_none());
     let page = s
         .list_page(
             Kind::Event,
+            None,
             Some(&keel_store::ObjectKey::new(Kind::Event, "b", "e9").path()),
             3,
         )
