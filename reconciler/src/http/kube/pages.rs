@@ -136,14 +136,24 @@ fn page_of(id: &str, items: &[Arc<Stored>], revision: u64, offset: usize, limit:
     }
 }
 
+/// The text of a continue token, or why it is not one this server gave.
+pub(super) fn token_text(token: &str) -> Result<String, PageError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| not_ours(token))
+}
+
+pub(super) fn not_ours(token: &str) -> PageError {
+    PageError::Invalid(format!(
+        "continue {token:?} is not a token this server gave"
+    ))
+}
+
 fn decode(token: &str) -> Result<(String, usize), PageError> {
-    let invalid = || {
-        PageError::Invalid(format!(
-            "continue {token:?} is not a token this server gave"
-        ))
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let invalid = || not_ours(token);
+    let text = token_text(token)?;
     let mut parts = text.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("keel"), Some(id), Some(offset)) => {

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keel_schema::Kind;
 use keel_store::{Store, Stored};
 
-use super::pages::{Page, PageError};
+use super::pages::{Page, PageError, not_ours, token_text};
 
 /// The kinds listed this way.
 pub fn walked(kind: Kind) -> bool {
@@ -92,16 +92,10 @@ fn encode(scope: &str, after: &str) -> String {
 
 /// The scope and the key path after which the next page starts.
 fn decode(token: &str) -> Result<(String, String), PageError> {
-    let invalid = || {
-        PageError::Invalid(format!(
-            "continue {token:?} is not a token this server gave"
-        ))
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let text = token_text(token)?;
     let mut parts = text.splitn(3, '\n');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("keel-walk"), Some(scope), Some(after)) => Ok((scope.into(), after.into())),
-        _ => Err(invalid()),
+        _ => Err(not_ours(token)),
     }
 }
