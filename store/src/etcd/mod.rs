@@ -285,10 +285,10 @@ impl EtcdStore {
             Some(ns) => format!("{}{kind}/{ns}/", self.registry()),
             None => format!("{}{kind}/", self.registry()),
         };
-        let start = match after {
-            // The smallest key after `after`.
-            Some(a) => format!("{}{a}\0", self.registry()).into_bytes(),
-            None => prefix.clone().into_bytes(),
+        let start = match after.map(|a| format!("{}{a}", self.registry())) {
+            // The smallest key after `after`; a cursor before the kind starts at its first.
+            Some(a) if a >= prefix => format!("{a}\0").into_bytes(),
+            _ => prefix.clone().into_bytes(),
         };
         let options = GetOptions::new()
             .with_range(prefix_end(&prefix))

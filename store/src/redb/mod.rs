@@ -258,8 +258,8 @@ impl RedbStore {
         }
         let cache = self.inner.read_cache()?;
         let start = match &after {
-            Some(a) => std::ops::Bound::Excluded(a.clone()),
-            None => std::ops::Bound::Included(prefix.clone()),
+            Some(a) if *a >= prefix => std::ops::Bound::Excluded(a.clone()),
+            _ => std::ops::Bound::Included(prefix.clone()),
         };
         Ok(cache
             .objects

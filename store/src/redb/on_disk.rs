@@ -73,9 +73,10 @@ pub(super) fn read_page(
     inner.check()?;
     let txn = inner.db.begin_read().map_err(backend)?;
     let objects = txn.open_table(OBJECTS).map_err(backend)?;
+    // A cursor before the kind (only a made-up one) starts at its first object.
     let start = match after {
-        Some(a) => Bound::Excluded(a),
-        None => Bound::Included(prefix),
+        Some(a) if a >= prefix => Bound::Excluded(a),
+        _ => Bound::Included(prefix),
     };
     let mut items = Vec::new();
     for entry in objects

@@ -422,6 +422,13 @@ pub(super) async fn list_page_walks_a_kind_in_pages(b: &mut Backend) {
         assert_eq!(walked, expected, "{kind}: every object once, in key order");
         assert_eq!(pages, 3, "{kind}: 3 + 3 + 1");
     }
+    // A cursor before the kind starts at its first object.
+    let page = s
+        .list_page(Kind::Event, None, Some(""), 3)
+        .await
+        .expect("page");
+    let names: Vec<&str> = page.items.iter().map(|i| i.object.name()).collect();
+    assert_eq!(names, ["e0", "e2", "e4"]);
     // Past the end, and from a key that is not there any more.
     // One namespace only.
     let page = s
