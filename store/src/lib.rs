@@ -313,9 +313,9 @@ impl Store {
 
     /// Up to `limit` objects of `kind` (in `namespace`, or every namespace) whose key paths
     /// come after `after`, in key order: `after` is the `next` of the page before, or none
-    /// for the first. The
-    /// pages are not one snapshot. Whoever walks a large kind this way (the Events' expiry)
-    /// holds one page decoded at a time, not the whole kind.
+    /// for the first. The pages are not one snapshot. Whoever walks a large kind this way
+    /// (the Events' expiry and their API pages) holds one page decoded at a time, not the
+    /// whole kind.
     pub async fn list_page(
         &self,
         kind: Kind,
