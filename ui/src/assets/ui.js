@@ -18,15 +18,27 @@
     }
   }
 
+  // Set once the viewer signs out: a refresh started after that would only be refused.
+  let leaving = false;
+  const followers = [];
+  document.querySelector("form.logout")?.addEventListener("submit", () => {
+    leaving = true;
+    for (const stop of followers) stop();
+  });
+
   // Calls `onChange` (debounced) whenever the server says the cluster or sync changed;
   // `only` limits it to some of what an event names ("status", "nodes", "objects").
   function onServerChange(onChange, wait, stateElement, only) {
     if (!window.EventSource) return;
     let timer = null;
     const source = new EventSource("/ui/live");
+    followers.push(() => {
+      clearTimeout(timer);
+      source.close();
+    });
     const fire = () => {
       clearTimeout(timer);
-      timer = setTimeout(onChange, wait);
+      if (!leaving) timer = setTimeout(onChange, wait);
     };
     source.addEventListener("changed", (e) => {
       if (!only || String(e.data).split(" ").some((what) => only.includes(what))) fire();
@@ -48,6 +60,7 @@
     let again = false;
     let shown = "";
     const refresh = async () => {
+      if (leaving) return;
       if (running) {
         again = true;
         return;
