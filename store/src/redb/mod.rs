@@ -60,7 +60,7 @@ const LIVE_TRANSACTIONS: usize = 64;
 /// pages are read back only to write and to replay the change log: redb's default of 1 GiB
 /// would hold the whole file (objects and the log's 10,000 transactions) resident for
 /// nothing.
-const PAGE_CACHE_BYTES: usize = 32 << 20;
+const PAGE_CACHE_BYTES: usize = 16 << 20;
 
 struct Inner {
     db: Database,
