@@ -73,14 +73,14 @@ impl Ended {
 
     fn as_state(&self) -> ContainerState {
         ContainerState {
-            terminated: Some(ContainerStateTerminated {
+            terminated: Some(Box::new(ContainerStateTerminated {
                 exit_code: self.exit_code,
                 signal: None,
                 reason: Some(self.reason.clone()),
                 message: self.message.clone(),
                 started_at: self.started_at.map(secs),
                 finished_at: self.finished_at.map(secs),
-            }),
+            })),
             ..Default::default()
         }
     }
@@ -224,10 +224,10 @@ impl ContainerSlot {
                 reason, message, ..
             } => (
                 ContainerState {
-                    waiting: Some(ContainerStateWaiting {
+                    waiting: Some(Box::new(ContainerStateWaiting {
                         reason: Some(reason.as_str().to_string()),
                         message: message.clone(),
-                    }),
+                    })),
                     ..Default::default()
                 },
                 self.last.as_ref().map(|l| l.id.clone()),

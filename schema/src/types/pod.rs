@@ -612,11 +612,13 @@ model! {
 }
 
 model! {
-    /// Exactly one of the three is set.
+    /// Exactly one of the three is set. Waiting and terminated are boxed: every container
+    /// status holds two of these (`state` and `lastState`, usually `{}` or running), and
+    /// inline they made each 240 bytes larger (2.4 MB per 10,000 pods in the store's cache).
     pub struct ContainerState {
-        pub waiting: Option<ContainerStateWaiting>,
+        pub waiting: Option<Box<ContainerStateWaiting>>,
         pub running: Option<ContainerStateRunning>,
-        pub terminated: Option<ContainerStateTerminated>,
+        pub terminated: Option<Box<ContainerStateTerminated>>,
     }
 }
 
