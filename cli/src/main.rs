@@ -6,6 +6,7 @@ use keel_cli::{Cli, Command, run};
 
 // keel decodes and encodes many small objects (lists, watches, batches); mimalloc roughly
 // halves the time glibc's allocator spends on them (see the store's benchmark).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
