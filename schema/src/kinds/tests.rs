@@ -93,3 +93,15 @@ fn decoded_objects_stay_small() {
     let container = std::mem::size_of::<Container>();
     assert!(container <= 400, "Container is {container} bytes");
 }
+
+#[test]
+fn no_kind_makes_every_object_larger_than_a_pod() {
+    // Every decoded object is as large as the largest kind, and pods are nearly all of a
+    // large cluster's objects (100,000 in the store's cache): a kind that outgrows Pod
+    // should box its rare parts, as CronJob's template and StatefulSet's status are.
+    assert_eq!(
+        std::mem::size_of::<Object>(),
+        std::mem::size_of::<crate::types::pod::Pod>(),
+        "a kind is larger than Pod"
+    );
+}

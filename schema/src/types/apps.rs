@@ -166,7 +166,9 @@ model! {
         pub metadata: ObjectMeta,
         #[serde(default)]
         pub spec: StatefulSetSpec,
-        pub status: Option<StatefulSetStatus>,
+        /// Boxed, as CronJob's template: inline, it made StatefulSet the largest kind, and every
+        /// decoded object (each of 100,000 pods) is as large as the largest kind.
+        pub status: Option<Box<StatefulSetStatus>>,
     }
 }
 

@@ -72,8 +72,10 @@ model! {
         pub concurrency_policy: Option<String>,
         /// No new runs while true; active ones go on.
         pub suspend: Option<bool>,
+        /// Boxed: inline, it made CronJob the largest kind, and every decoded object (each of
+        /// 100,000 pods) is as large as the largest kind.
         #[serde(default)]
-        pub job_template: JobTemplateSpec,
+        pub job_template: Box<JobTemplateSpec>,
         /// Finished Jobs kept (default 3 successful, 1 failed).
         pub successful_jobs_history_limit: Option<i64>,
         pub failed_jobs_history_limit: Option<i64>,

@@ -187,9 +187,9 @@ impl Controller for StatefulSetController {
             }
         }
         let status = status_of(set, &plan, &current, &update);
-        if set.status.as_ref() != Some(&status) {
+        if set.status.as_deref() != Some(&status) {
             let mut updated = set.clone();
-            updated.status = Some(status.clone());
+            updated.status = Some(Box::new(status.clone()));
             let written = ctx
                 .update(Object::StatefulSet(updated), stored.resource_version)
                 .await
