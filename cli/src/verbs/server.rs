@@ -39,7 +39,8 @@ pub struct Args {
     /// over mutual TLS.
     #[arg(long, default_value = "127.0.0.1:7402")]
     pub agent_listen: String,
-    /// A node without a heartbeat for this long is marked not ready.
+    /// A node without a heartbeat for this long is marked not ready. Agents beat four
+    /// times within it (every 2.5 s by default).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub node_grace: Duration,
     /// A node not ready for this long has its pods deleted, so their controllers replace
@@ -127,7 +128,9 @@ pub fn run(args: &Args) -> i32 {
         (None, None) => None,
     };
     if args.node_grace < Duration::from_secs(1) {
-        eprintln!("keel server: --node-grace must be at least 1s (agents beat once a second)");
+        eprintln!(
+            "keel server: --node-grace must be at least 1s (agents beat four times within it, at most every 250ms)"
+        );
         return 2;
     }
     if args.cert_validity < Duration::from_secs(30) {

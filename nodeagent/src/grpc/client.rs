@@ -27,7 +27,18 @@ use crate::network::{Assignment, NodeNetwork};
 use crate::status::StatusHub;
 use crate::supervisor::Supervisor;
 
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often heartbeats go when the control plane does not say (one from before
+/// `heartbeat_interval_ms`).
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The heartbeat interval the control plane asked for at registration (a quarter of its
+/// `--node-grace`), held within 250 ms and 10 s whatever it says.
+fn heartbeat_interval(asked_ms: u64) -> Duration {
+    if asked_ms == 0 {
+        return DEFAULT_HEARTBEAT;
+    }
+    Duration::from_millis(asked_ms).clamp(Duration::from_millis(250), Duration::from_secs(10))
+}
 
 /// What the agent tells the control plane about itself.
 #[derive(Debug, Clone)]
@@ -144,7 +155,7 @@ async fn session(
         })?;
     let mut client = ControlPlaneClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let supervisor = &service.supervisor;
-    register(&mut client, server, me, supervisor, network).await?;
+    let beat = register(&mut client, server, me, supervisor, network).await?;
     // Aborted with the session (on drop), so a new session's calls are the only ones.
     let sets = AbortOnDropHandle::new(tokio::spawn(take_sets(
         client.clone(),
@@ -155,6 +166,7 @@ async fn session(
     let call = tokio::spawn(async move { client.report_status(ReceiverStream::new(rx)).await });
     let stream = Stream {
         node: &me.node,
+        beat,
         tx,
         hub,
         supervisor,
@@ -216,15 +228,15 @@ async fn take_sets(
     }
 }
 
-/// Registers `me`; the control plane's answer sets the floor of the generations to come and
-/// gives the node its pod range.
+/// Registers `me`; the control plane's answer sets the floor of the generations to come,
+/// gives the node its pod range, and says how often to send heartbeats (returned).
 async fn register(
     client: &mut ControlPlaneClient<Channel>,
     server: &str,
     me: &Registration,
     supervisor: &Supervisor,
     network: &NodeNetwork,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Duration> {
     let register = client.register(RegisterRequest {
         node_name: me.node.clone(),
         address: me.address.clone(),
@@ -242,10 +254,11 @@ async fn register(
         .into_inner();
     let assignment = Assignment::parse(&registered.pod_cidr, &registered.cluster_cidr)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    tracing::info!(server = %server, node = %me.node, pod_cidr = %assignment.pod_cidr, "registered with the control plane");
+    let beat = heartbeat_interval(registered.heartbeat_interval_ms);
+    tracing::info!(server = %server, node = %me.node, pod_cidr = %assignment.pod_cidr, heartbeat = ?beat, "registered with the control plane");
     network.assign(assignment);
     supervisor.lower_generation_floor(registered.next_generation);
-    Ok(())
+    Ok(beat)
 }
 
 type StatusCall =
@@ -254,6 +267,8 @@ type StatusCall =
 /// The status stream of one session.
 struct Stream<'a> {
     node: &'a str,
+    /// How often a heartbeat goes.
+    beat: Duration,
     tx: mpsc::Sender<StatusReport>,
     hub: &'a StatusHub,
     supervisor: &'a Supervisor,
@@ -269,7 +284,7 @@ impl Stream<'_> {
     }
 
     /// Sends every change (all of them first: the control plane may have missed any while
-    /// the agent was away) and a heartbeat every second, until the stream or the node's
+    /// the agent was away) and a heartbeat every `beat`, until the stream or the node's
     /// certificate changes.
     async fn report(
         &self,
@@ -279,7 +294,7 @@ impl Stream<'_> {
     ) -> anyhow::Result<Ended> {
         let mut changes = self.hub.subscribe();
         let mut since = 0;
-        let mut beat = tokio::time::interval(HEARTBEAT);
+        let mut beat = tokio::time::interval(self.beat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if !self.send_changes(&mut since).await {

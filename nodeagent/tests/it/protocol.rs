@@ -200,6 +200,8 @@ async fn hollow_containers_obey_restart_policies_for_scripted_failures() {
 /// queued for it.
 #[derive(Clone, Default)]
 struct RecordingControlPlane {
+    /// What registration answers for the heartbeat interval (0: not said).
+    heartbeat_interval_ms: u64,
     registrations: Arc<Mutex<Vec<RegisterRequest>>>,
     reports: Arc<Mutex<Vec<StatusReport>>>,
     sets: Arc<Mutex<std::collections::VecDeque<NodeDesired>>>,
@@ -220,6 +222,7 @@ impl ControlPlane for RecordingControlPlane {
             next_generation: 1,
             pod_cidr: "10.244.7.0/24".into(),
             cluster_cidr: "10.244.0.0/16".into(),
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
         }))
     }
 
@@ -320,7 +323,12 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
     assert_eq!(applied, Some(7));
     tokio::time::sleep(Duration::from_millis(700)).await;
 
-    let cp = RecordingControlPlane::default();
+    // It asks for a heartbeat every 4 s (a quarter of a 16 s --node-grace), not the agent's
+    // default of one a second.
+    let cp = RecordingControlPlane {
+        heartbeat_interval_ms: 4000,
+        ..Default::default()
+    };
     let server = cp.clone();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
@@ -382,6 +390,21 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
             _ => None,
         });
     assert_eq!(hb.map(|h| h.applied_generation), Some(7));
+    let beats: Vec<i64> = cp
+        .reports
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|r| match &r.report {
+            Some(Report::Heartbeat(h)) => Some(h.time_unix_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        beats.windows(2).all(|w| w[1] - w[0] >= 3_900),
+        "heartbeats at the interval registration gave (4 s), ms since the first: {:?}",
+        beats.iter().map(|t| t - beats[0]).collect::<Vec<_>>()
+    );
 
     // This control plane counts from 1 (it said so on registration, as one that restarted
     // would): its generation 1 is taken although the agent had applied 7; 0 is still stale.

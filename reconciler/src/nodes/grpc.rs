@@ -187,6 +187,7 @@ impl ControlPlane for ControlPlaneService {
             next_generation,
             pod_cidr: registered.pod_cidr.to_string(),
             cluster_cidr: registry.pod_network().cluster().to_string(),
+            heartbeat_interval_ms: registry.heartbeat_interval().as_millis() as u64,
         }))
     }
 

@@ -276,7 +276,12 @@ async fn labels_a_kubelet_may_set_are_taken() {
 #[tokio::test]
 async fn silent_nodes_become_not_ready_and_heartbeats_bring_them_back() {
     let mut cp = control_plane(Duration::from_millis(1500)).await;
-    cp.client.register(registration("beating")).await.unwrap();
+    let answer = cp.client.register(registration("beating")).await.unwrap();
+    assert_eq!(
+        answer.into_inner().heartbeat_interval_ms,
+        375,
+        "agents are asked to beat four times within the grace"
+    );
     cp.client.register(registration("silent")).await.unwrap();
     // A Ready pod on each node.
     for node in ["beating", "silent"] {
