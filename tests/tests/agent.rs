@@ -93,6 +93,20 @@ fn serves_its_api_while_the_control_plane_is_unreachable() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Its log, read as it comes: the agent is killed only once it has said what it must.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let mut stderr = agent.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut chunk) {
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -125,15 +139,20 @@ fn serves_its_api_while_the_control_plane_is_unreachable() {
         mode, 0o700,
         "the agent's data dir (pod volumes, its key) is its own"
     );
+    // Its first attempt to reach the control plane may come after the Sync was served.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log
+        .lock()
+        .unwrap()
+        .contains("cannot reach the control plane")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     agent.kill().unwrap();
     let _ = agent.wait();
-    let mut stderr = String::new();
-    agent
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    reader.join().unwrap();
+    let stderr = log.lock().unwrap().clone();
     assert!(
         stderr.contains("cannot reach the control plane"),
         "the agent says why it is not registered: {stderr}"
