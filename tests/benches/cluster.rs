@@ -267,20 +267,30 @@ fn docker_scenario(runtime: &tokio::runtime::Runtime) {
     drop(agents);
 }
 
+/// The names of the nodes whose Ready condition is not True.
+fn unready_nodes(api: &str) -> Vec<String> {
+    let list = get(&format!("{api}/api/v1/nodes")).unwrap_or(Value::Null);
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter(|n| !is_ready(n))
+        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn is_ready(node: &Value) -> bool {
+    node["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
 fn count_nodes(api: &str, ready_only: bool) -> usize {
     get(&format!("{api}/api/v1/nodes"))
         .and_then(|l| {
-            l["items"].as_array().map(|a| {
-                a.iter()
-                    .filter(|n| {
-                        !ready_only
-                            || n["status"]["conditions"].as_array().is_some_and(|c| {
-                                c.iter()
-                                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                            })
-                    })
-                    .count()
-            })
+            l["items"]
+                .as_array()
+                .map(|a| a.iter().filter(|n| !ready_only || is_ready(n)).count())
         })
         .unwrap_or(0)
 }
@@ -326,10 +336,16 @@ fn hollow_scenario() {
     let started = Instant::now();
     let mut agents = HollowNodes::start(&server, work.path(), nodes, per);
     while count_nodes(&server.api, true) < nodes {
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "{nodes} nodes not ready after 600 s"
-        );
+        if started.elapsed() >= Duration::from_secs(600) {
+            let unready = unready_nodes(&server.api);
+            for node in &unready {
+                println!("hollow: {node} is not ready; its log:");
+                for line in agents.log_about(node, 10) {
+                    println!("  {line}");
+                }
+            }
+            panic!("{} of {nodes} nodes not ready after 600 s", unready.len());
+        }
         // Each look lists every node: not too often, or the bench loads the server.
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -344,7 +360,7 @@ fn hollow_scenario() {
         "scale.yaml",
         &deployment("scale", pods, "hollow/app:1", "IfNotPresent"),
     );
-    let cpu0 = server.cpu();
+    let (cpu0, hollow_cpu0) = (server.cpu(), agents.cpu());
     let committed = Instant::now();
     commit(&repo, "scale up");
     let (created, all) =
@@ -356,6 +372,7 @@ fn hollow_scenario() {
             }
         };
     let cpu = server.cpu().saturating_sub(cpu0);
+    let hollow_cpu = agents.cpu().saturating_sub(hollow_cpu0);
     let (rss, peak) = server.rss_mib();
     println!(
         "hollow: commit to {pods} pods created (counted by their ReplicaSet): {:.1} s",
@@ -371,8 +388,13 @@ fn hollow_scenario() {
         cpu.as_secs_f64(),
         rss as f64 * 10_000.0 / pods as f64
     );
+    println!(
+        "hollow: hollow nodes' CPU from commit to available: {:.1} s ({} processes)",
+        hollow_cpu.as_secs_f64(),
+        agents.children.len()
+    );
     one_pod_changes(&server, pods);
-    idle_and_resync(&server);
+    idle_and_resync(&server, &agents);
     list_all_pods(&server, pods);
     dead_nodes(&server, &mut agents, nodes, pods, per);
     let back = server.restart();
@@ -534,13 +556,14 @@ fn list_all_pods(server: &ServerProcess, pods: usize) {
 
 /// The control plane's CPU while nothing changes, over one minute: heartbeats, status
 /// reports, and the periodic no-op resync of git against the store (timed by its metric).
-fn idle_and_resync(server: &ServerProcess) {
+fn idle_and_resync(server: &ServerProcess, agents: &HollowNodes) {
     let resyncs0 = server.metric("keel_resync_duration_seconds_count");
     let seconds0 = server.metric("keel_resync_duration_seconds_sum");
-    let cpu0 = server.cpu();
+    let (cpu0, hollow_cpu0) = (server.cpu(), agents.cpu());
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(65));
     let cpu = server.cpu().saturating_sub(cpu0);
+    let hollow_cpu = agents.cpu().saturating_sub(hollow_cpu0);
     let resyncs = server.metric("keel_resync_duration_seconds_count") - resyncs0;
     let seconds = server.metric("keel_resync_duration_seconds_sum") - seconds0;
     let (rss, _) = server.rss_mib();
@@ -553,6 +576,10 @@ fn idle_and_resync(server: &ServerProcess) {
         } else {
             0.0
         }
+    );
+    println!(
+        "hollow: idle hollow nodes (heartbeats, keepalives): {:.1} s CPU over the same time",
+        hollow_cpu.as_secs_f64()
     );
 }
 

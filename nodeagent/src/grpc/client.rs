@@ -98,11 +98,11 @@ pub async fn run(
                 delay = Duration::from_millis(250);
                 warned = false;
                 failed_in_round = 0;
-                tracing::warn!(server = %server, "the control plane closed the status stream; reconnecting");
+                tracing::warn!(server = %server, node = %me.node, "the control plane closed the status stream; reconnecting");
             }
             Err(e) if servers.len() > 1 && failed_in_round + 1 < servers.len() => {
                 // Not the leader, or down: the next server, at once.
-                tracing::info!(server = %server, error = %e, "moving on to the next control-plane server");
+                tracing::info!(server = %server, node = %me.node, error = %e, "moving on to the next control-plane server");
                 failed_in_round += 1;
                 at += 1;
                 continue;
@@ -111,10 +111,10 @@ pub async fn run(
                 failed_in_round = 0;
                 at += 1;
                 if !warned {
-                    tracing::warn!(server = %server, error = %e, "cannot reach the control plane; retrying with backoff (pods keep running)");
+                    tracing::warn!(server = %server, node = %me.node, error = %e, "cannot reach the control plane; retrying with backoff (pods keep running)");
                     warned = true;
                 } else {
-                    tracing::debug!(server = %server, error = %e, "control plane still unreachable");
+                    tracing::debug!(server = %server, node = %me.node, error = %e, "control plane still unreachable");
                 }
             }
         }

@@ -146,16 +146,7 @@ impl ServerProcess {
 
     /// CPU time (user and system) used so far.
     pub fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<u64> = rest
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
-        Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+        cpu_of(self.child.id())
     }
 
     /// A counter or a histogram's sum from the server's /metrics.
@@ -178,6 +169,19 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The CPU time (user and system) process `pid` has used, from /proc.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
+    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+}
+
 fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -187,10 +191,11 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-/// Processes of hollow nodes (`hollow-nodes`), killed when dropped, and their data dirs.
+/// Processes of hollow nodes (`hollow-nodes`), killed when dropped, and their data dirs
+/// (each process's warnings are in `DATA/hollow-N.log`).
 pub struct HollowNodes {
     pub children: Vec<std::process::Child>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl HollowNodes {
@@ -216,16 +221,35 @@ impl HollowNodes {
                     &count.to_string(),
                     &data.path().to_string_lossy().into_owned(),
                 ])
-                .env("RUST_LOG", "error")
+                .env("RUST_LOG", "warn")
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("hollow-nodes starts");
             children.push(child);
         }
-        HollowNodes {
-            children,
-            _data: data,
-        }
+        HollowNodes { children, data }
+    }
+
+    /// The CPU time all the hollow nodes' processes have used: the rest of the machine
+    /// that the control plane did not get.
+    pub fn cpu(&self) -> Duration {
+        self.children.iter().map(|c| cpu_of(c.id())).sum()
+    }
+
+    /// The last `lines` lines its process logged about `node` (`hollow-N-I`), for a node
+    /// that does not come up.
+    pub fn log_about(&self, node: &str, lines: usize) -> Vec<String> {
+        let process = node.rsplit_once('-').map_or(node, |(p, _)| p);
+        let log = std::fs::read_to_string(self.data.path().join(format!("{process}.log")))
+            .unwrap_or_default();
+        let named = format!("node={node}");
+        let mut about: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains(&named) || l.contains(&format!("\"{node}\"")))
+            .map(str::to_string)
+            .collect();
+        about.drain(..about.len().saturating_sub(lines));
+        about
     }
 }
 

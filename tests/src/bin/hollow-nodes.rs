@@ -4,7 +4,8 @@
 //! starts several of these, so the control plane's process is measured alone.
 //!
 //! `hollow-nodes SERVER JOIN_TOKEN PREFIX COUNT DATA_DIR` runs nodes `PREFIX-0` …
-//! `PREFIX-(COUNT-1)` until killed, and prints `ready` once every agent has started.
+//! `PREFIX-(COUNT-1)` until killed, and prints `ready` once every agent has started. The
+//! agents' log (`RUST_LOG`) goes to `DATA_DIR/PREFIX.log`.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -34,6 +35,10 @@ fn main() {
         eprintln!("hollow-nodes: COUNT {count:?} is not a number\n{USAGE}");
         std::process::exit(2);
     };
+    let log = PathBuf::from(data_dir).join(format!("{prefix}.log"));
+    if let Err(e) = keel_telemetry::init_file(&log) {
+        eprintln!("hollow-nodes: cannot write the log {}: {e}", log.display());
+    }
     // Hundreds of agents, each with a listener and connections both ways.
     keel_tls::listen::raise_open_files_limit();
     // As `keel-agent` itself: small pages only (60-70 MiB of each process was huge pages).
