@@ -7,3 +7,4 @@ mod fuzz;
 mod harness;
 mod protocol;
 mod registry;
+mod reporting;
