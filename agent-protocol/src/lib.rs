@@ -16,7 +16,15 @@
 
 pub mod codec;
 
+use std::time::Duration;
+
 tonic::include_proto!("keel.agent.v1");
+
+/// The shortest heartbeat interval (`RegisterResponse.heartbeat_interval_ms`): the control
+/// plane asks for none shorter, and an agent told a shorter one beats this often instead.
+pub const HEARTBEAT_INTERVAL_MIN: Duration = Duration::from_millis(250);
+/// The longest heartbeat interval, held to in the same way.
+pub const HEARTBEAT_INTERVAL_MAX: Duration = Duration::from_secs(10);
 
 // NodeDesired carries Secrets: its Debug (the build skips the derived one) shows counts only.
 impl std::fmt::Debug for NodeDesired {

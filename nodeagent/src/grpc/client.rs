@@ -32,12 +32,15 @@ use crate::supervisor::Supervisor;
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// The heartbeat interval the control plane asked for at registration (a quarter of its
-/// `--node-grace`), held within 250 ms and 10 s whatever it says.
+/// `--node-grace`), held within the protocol's bounds whatever it says.
 fn heartbeat_interval(asked_ms: u64) -> Duration {
     if asked_ms == 0 {
         return DEFAULT_HEARTBEAT;
     }
-    Duration::from_millis(asked_ms).clamp(Duration::from_millis(250), Duration::from_secs(10))
+    Duration::from_millis(asked_ms).clamp(
+        keel_agent_protocol::HEARTBEAT_INTERVAL_MIN,
+        keel_agent_protocol::HEARTBEAT_INTERVAL_MAX,
+    )
 }
 
 /// What the agent tells the control plane about itself.

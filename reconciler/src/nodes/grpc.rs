@@ -187,7 +187,8 @@ impl ControlPlane for ControlPlaneService {
             next_generation,
             pod_cidr: registered.pod_cidr.to_string(),
             cluster_cidr: registry.pod_network().cluster().to_string(),
-            heartbeat_interval_ms: registry.heartbeat_interval().as_millis() as u64,
+            heartbeat_interval_ms: u64::try_from(registry.heartbeat_interval().as_millis())
+                .unwrap_or(u64::MAX),
         }))
     }
 
