@@ -9,7 +9,7 @@
 //! Restart policy, backoff and status are the pod workers' business, exactly as with Docker.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub const EXIT_CODE: &str = "hollow.keel.dev/exit-code";
 pub struct HollowRuntime {
     shared: Arc<Shared>,
     next: AtomicU64,
+    /// False while the simulated engine does not answer looks (see [`Self::set_answering`]).
+    answering: AtomicBool,
     /// Sandboxes take addresses from the node's range once it has one, as real pods do.
     network: Option<NodeNetwork>,
 }
@@ -56,6 +58,7 @@ impl HollowRuntime {
                 events: broadcast::channel(4096).0,
             }),
             next: AtomicU64::new(1),
+            answering: AtomicBool::new(true),
             network: None,
         }
     }
@@ -65,6 +68,22 @@ impl HollowRuntime {
     pub fn with_network(mut self, network: NodeNetwork) -> Self {
         self.network = Some(network);
         self
+    }
+
+    /// While `false`, looks at containers (inspect, list) fail as with an engine that is
+    /// overloaded or restarting; for tests of what the pod workers do meanwhile.
+    pub fn set_answering(&self, answering: bool) {
+        self.answering.store(answering, Ordering::Relaxed);
+    }
+
+    fn answers(&self) -> Result<(), RuntimeError> {
+        if self.answering.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(RuntimeError::Unavailable(
+                "the hollow engine is not answering".into(),
+            ))
+        }
     }
 
     fn address(&self, n: u64) -> Result<String, RuntimeError> {
@@ -240,10 +259,12 @@ impl Runtime for HollowRuntime {
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        self.answers()?;
         Ok(self.containers().get(id).cloned())
     }
 
     async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.answers()?;
         Ok(self.containers().values().cloned().collect())
     }
 

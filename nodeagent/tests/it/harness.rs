@@ -34,6 +34,8 @@ pub struct Harness {
     pub agent: Option<RunningAgent>,
     pub client: NodeAgentClient<Channel>,
     pub runtime: Arc<dyn Runtime>,
+    /// The same runtime, when it is the hollow one: to script its engine.
+    pub hollow: Option<Arc<HollowRuntime>>,
     pub docker: Option<bollard::Docker>,
     pub generation: u64,
     pub allowed_host_paths: Vec<std::path::PathBuf>,
@@ -124,7 +126,9 @@ impl Harness {
         let network = unique_network();
         let runtime = Arc::new(HollowRuntime::new().with_network(network.clone()));
         let data = tempfile::tempdir().expect("tempdir");
-        Harness::with_runtime(unique_node(), data, network, runtime).await
+        let mut h = Harness::with_runtime(unique_node(), data, network, runtime.clone()).await;
+        h.hollow = Some(runtime);
+        h
     }
 
     async fn with_runtime(
@@ -144,6 +148,7 @@ impl Harness {
             agent: Some(agent),
             client,
             runtime,
+            hollow: None,
             docker: None,
             generation: 0,
             allowed_host_paths: allowed,

@@ -187,6 +187,58 @@ async fn hollow_containers_obey_restart_policies_for_scripted_failures() {
 }
 
 #[tokio::test]
+async fn a_container_lost_while_the_engine_did_not_answer_is_noticed_once_it_answers() {
+    let mut h = Harness::hollow().await;
+    let hollow = h.hollow.clone().expect("the hollow runtime");
+    let cm = |v: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "conf", "namespace": "default"}, "data": {"k": v}})
+    };
+    let (p, uid) = pod(
+        "lost",
+        json!({"containers": [{"name": "app", "image": "example/app:1",
+                               "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf"}]}],
+               "volumes": [{"name": "conf", "configMap": {"name": "conf"}}]}),
+    );
+    h.sync(&[p.clone()], &[cm("one")]).await.unwrap();
+    h.wait_for(&uid, 10, "running", |s| running(s, "app")).await;
+    let app = h.containers().await[&uid]
+        .iter()
+        .find(|c| c.container.as_deref() == Some("app"))
+        .expect("the app container")
+        .id
+        .clone();
+
+    // The engine stops answering, and the app container goes without an event (as a lost
+    // event would). A pass runs (new ConfigMap data) and cannot look.
+    hollow.set_answering(false);
+    h.runtime.remove(&app).await.unwrap();
+    h.sync(&[p.clone()], &[cm("two")]).await.unwrap();
+    let file = h.data.path().join("pods").join(&uid).join("volumes/conf/k");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&file).unwrap_or_default() != "two" {
+        assert!(tokio::time::Instant::now() < deadline, "no pass ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        h.status(&uid).is_some_and(|s| running(&s, "app")),
+        "nothing is known of the loss while the engine does not answer"
+    );
+
+    // Once it answers, the worker looks again within seconds, not at its periodic look a
+    // minute away, and restarts the container.
+    hollow.set_answering(true);
+    let s = h
+        .wait_for(&uid, 8, "the lost container restarted", |s| {
+            running(s, "app") && container_state(s, "app").restart_count == 1
+        })
+        .await;
+    let new_id = container_state(&s, "app").container_id.clone().unwrap();
+    assert!(!new_id.ends_with(&app), "{new_id} is the lost {app}");
+}
+
+#[tokio::test]
 async fn a_changed_spec_replaces_the_pod_and_config_changes_do_not() {
     let mut h = Harness::hollow().await;
     let cm = |v: &str| {

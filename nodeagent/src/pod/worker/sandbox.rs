@@ -86,6 +86,7 @@ impl PodWorker {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "cannot inspect the sandbox");
+                self.engine_unanswered();
                 Some(false)
             }
         }
@@ -113,6 +114,7 @@ impl PodWorker {
         for r in futures_util::future::join_all(stops).await {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "cannot stop a container of a lost sandbox");
+                self.engine_unanswered();
                 return false;
             }
         }
@@ -120,7 +122,10 @@ impl PodWorker {
             let ended = match self.ctx.runtime.inspect(&id).await {
                 Ok(Some(info)) => ended_from(&info),
                 Ok(None) => vanished(&id, None),
-                Err(_) => return false,
+                Err(_) => {
+                    self.engine_unanswered();
+                    return false;
+                }
             };
             self.on_exit(i, ended).await;
         }
