@@ -43,8 +43,10 @@ fn main() {
     keel_tls::listen::raise_open_files_limit();
     // As `keel-agent` itself: small pages only (60-70 MiB of each process was huge pages).
     let _ = rustix::thread::disable_transparent_huge_pages(true);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread for all of this process's agents: the bench runs 50 of these processes on
+    // a 2-core machine, and with two worker threads about a third of an idle process's
+    // samples were the threads parking and waking each other (futex waits, task switches).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
