@@ -4,7 +4,6 @@
 //! - Hollow: pods started per second on one agent, for one Sync of many pods.
 //! - DNS: queries per second and p50/p99 of the cluster DNS over 1,000 Services.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,23 +33,8 @@ async fn start(
 ) -> RunningAgent {
     agent::start(
         AgentConfig {
-            metrics_listen: None,
-            node: node.into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise: None,
-            server: None,
-            labels: BTreeMap::new(),
-            cpu_millis: 2000,
-            memory_bytes: 4 << 30,
             max_pods: 100_000,
-            data_dir: data.to_path_buf(),
-            allowed_host_paths: vec![],
-            service_proxy: None,
-            ingress: None,
-            dns: None,
-            identity: None,
-            network: network.clone(),
-            overlay: None,
+            ..AgentConfig::bare(node, data.to_path_buf(), network.clone())
         },
         runtime,
     )

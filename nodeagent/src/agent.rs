@@ -51,6 +51,34 @@ pub struct AgentConfig {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+impl AgentConfig {
+    /// An agent with only its pods: on `127.0.0.1:0`, no control plane, no identity,
+    /// nothing of the node's networking (Service proxy, ingress, DNS, routes, metrics), and
+    /// 4 CPUs, 8 GiB and 110 pods to offer. Tests, benchmarks and hollow nodes start from
+    /// this and set what they need.
+    pub fn bare(node: &str, data_dir: PathBuf, network: NodeNetwork) -> AgentConfig {
+        AgentConfig {
+            node: node.to_string(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            server: None,
+            labels: BTreeMap::new(),
+            cpu_millis: 4000,
+            memory_bytes: 8 << 30,
+            max_pods: 110,
+            data_dir,
+            allowed_host_paths: Vec::new(),
+            service_proxy: None,
+            ingress: None,
+            dns: None,
+            identity: None,
+            network,
+            overlay: None,
+            metrics_listen: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ServiceProxy {
     pub mode: ProxyMode,

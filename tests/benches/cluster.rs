@@ -17,7 +17,6 @@
 //! The line `hollow: commit to N pods Running and available on M nodes: X s (R pods/s),
 //! control plane RSS Y MiB` keeps its format, so runs compare over time.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -151,25 +150,10 @@ async fn start_agent(
     network: NodeNetwork,
     runtime: Arc<dyn Runtime>,
 ) -> RunningAgent {
+    // Every agent of this process shares one network namespace: no routes between them.
     let config = AgentConfig {
-        metrics_listen: None,
-        node: name.to_string(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise: None,
         server: Some(cp.agents_at.clone()),
-        labels: BTreeMap::new(),
-        cpu_millis: 4000,
-        memory_bytes: 8 << 30,
-        max_pods: 110,
-        data_dir: cp.work.path().join("agents").join(name),
-        allowed_host_paths: vec![],
-        service_proxy: None,
-        ingress: None,
-        dns: None,
-        identity: None,
-        network,
-        // Every agent of this process shares one network namespace: no routes between them.
-        overlay: None,
+        ..AgentConfig::bare(name, cp.work.path().join("agents").join(name), network)
     };
     agent::start(config, runtime).await.expect("agent starts")
 }

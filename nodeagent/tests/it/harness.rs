@@ -362,23 +362,10 @@ async fn start_agent(
 ) -> RunningAgent {
     agent::start(
         AgentConfig {
-            metrics_listen: None,
-            node: node.to_string(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise: None,
-            server: None,
-            labels: BTreeMap::new(),
             cpu_millis: 2000,
             memory_bytes: 4 << 30,
-            max_pods: 110,
-            data_dir: data.to_path_buf(),
             allowed_host_paths: allowed.to_vec(),
-            service_proxy: None,
-            ingress: None,
-            dns: None,
-            identity: None,
-            network: network.clone(),
-            overlay: None,
+            ..AgentConfig::bare(node, data.to_path_buf(), network.clone())
         },
         runtime,
     )

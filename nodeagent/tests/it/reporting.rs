@@ -100,23 +100,12 @@ async fn registers_when_the_control_plane_appears_and_streams_status() {
     let network = keel_nodeagent::network::NodeNetwork::new();
     let running = agent::start(
         AgentConfig {
-            metrics_listen: None,
-            node: "reporter".into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise: None,
             server: Some(cp_addr.to_string()),
             labels: [("zone".to_string(), "a".to_string())].into(),
             cpu_millis: 1500,
             memory_bytes: 1 << 30,
             max_pods: 20,
-            data_dir: data.path().to_path_buf(),
-            allowed_host_paths: vec![],
-            service_proxy: None,
-            ingress: None,
-            dns: None,
-            identity: None,
-            network: network.clone(),
-            overlay: None,
+            ..AgentConfig::bare("reporter", data.path().to_path_buf(), network.clone())
         },
         Arc::new(HollowRuntime::new().with_network(network.clone())),
     )

@@ -8,7 +8,6 @@
 //! agents' log (`RUST_LOG`) goes to `DATA_DIR/PREFIX.log`.
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -66,25 +65,11 @@ fn main() {
             let network = NodeNetwork::new();
             let hollow: Arc<dyn Runtime> =
                 Arc::new(HollowRuntime::new().with_network(network.clone()));
+            // Every agent of this process shares one network namespace: no routes.
             let config = AgentConfig {
-                metrics_listen: None,
-                node: node.clone(),
-                listen: "127.0.0.1:0".parse().expect("an address"),
-                advertise: None,
                 server: Some(server.clone()),
-                labels: BTreeMap::new(),
-                cpu_millis: 4000,
-                memory_bytes: 8 << 30,
-                max_pods: 110,
-                data_dir: dir,
-                allowed_host_paths: vec![],
-                service_proxy: None,
-                ingress: None,
-                dns: None,
                 identity: Some(identity),
-                network,
-                // Every agent of this process shares one network namespace: no routes.
-                overlay: None,
+                ..AgentConfig::bare(&node, dir, network)
             };
             match agent::start(config, hollow).await {
                 Ok(a) => agents.push(a),
