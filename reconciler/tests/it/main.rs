@@ -7,5 +7,6 @@ mod kube_api;
 mod kube_operations;
 mod node_sync;
 mod nodes;
+mod pod_reports;
 mod source;
 mod web_ui;
