@@ -231,6 +231,8 @@ impl Shape {
                 NO_ENDPOINT_NODE_PORTS.to_string(),
                 r.no_endpoint_node_ports.len(),
             ),
+            (HAIRPIN.to_string(), r.hairpin.len()),
+            (LOCAL_PODS.to_string(), usize::from(r.local_pods.is_some())),
         ]);
         sets.extend(r.affinity_sets.keys().map(|s| (s.clone(), 0)));
         Shape { chains, sets }
@@ -262,6 +264,7 @@ impl Shape {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ruleset::Ranges;
     use super::*;
     use crate::model::{Protocol, ProxiedPort, ProxiedService};
     use std::net::Ipv4Addr;
@@ -356,6 +359,50 @@ mod tests {
             ]
         );
         assert!(ops.contains(&"add element service-nodeports".to_string()));
+    }
+
+    /// The table `nft -j list table` shows once `t` (a replacement) is applied: each added
+    /// chain, rule and set, with its added elements (affinity sets fill themselves).
+    fn listed_after(t: &Value) -> Value {
+        let mut items: Vec<Value> = Vec::new();
+        for cmd in t["nftables"].as_array().unwrap() {
+            let Some(added) = cmd.get("add") else {
+                continue;
+            };
+            if let Some(e) = added.get("element") {
+                let set = items
+                    .iter_mut()
+                    .filter_map(|i| {
+                        let kind = if i.get("set").is_some() { "set" } else { "map" };
+                        i.get_mut(kind)
+                    })
+                    .find(|s| s["name"] == e["name"])
+                    .expect("elements go into a set or map made before them");
+                let mut elem = set["elem"].as_array().cloned().unwrap_or_default();
+                elem.extend(e["elem"].as_array().unwrap().iter().cloned());
+                set["elem"] = Value::from(elem);
+            } else if added.get("table").is_none() {
+                items.push(added.clone());
+            }
+        }
+        json!({"nftables": items})
+    }
+
+    #[test]
+    fn a_table_made_exactly_has_the_expected_shape() {
+        let ranges = Ranges {
+            pod_cidr: "10.244.1.0/24".parse().unwrap(),
+            cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+        };
+        let r = Ruleset::build(&services(&["10.244.1.5:80", "10.244.2.7:80"]), Some(ranges));
+        assert_eq!(r.hairpin.len(), 2);
+        assert!(r.local_pods.is_some());
+        // Every set the table holds counts, or an untouched table looks changed by hand at
+        // each check and is replaced whole (ClientIP affinity lost each time).
+        assert_eq!(
+            Shape::observed(&listed_after(&replace(&r))),
+            Shape::expected(&r)
+        );
     }
 
     #[test]

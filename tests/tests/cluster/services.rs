@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keel_e2e::{Server, binary, commit, docker_available, git, import_image, write};
 
@@ -344,6 +344,7 @@ fn check_kernel_path(server: &Server, lan: &TestLan, names: &[String], cluster_i
         table.contains("map service-ips") && table.contains(cluster_ip),
         "{table}"
     );
+    let (handle, since) = (table_handle(host), Instant::now());
     assert!(
         !lo_addresses(host).contains(cluster_ip),
         "the kernel path needs no ClusterIP on the host"
@@ -392,6 +393,23 @@ fn check_kernel_path(server: &Server, lan: &TestLan, names: &[String], cluster_i
     let sticky = format!("{}:80", cluster_ip_of(server, "echo-sticky"));
     let answered: BTreeSet<String> = (0..10).filter_map(|_| http_get_in(host, &sticky)).collect();
     assert_eq!(answered.len(), 1, "{answered:?}");
+
+    // The agent compares its table with what it applied every 10 s. One nobody touched is
+    // never taken for changed by hand and made anew, which would also forget every
+    // client's affinity.
+    if let Some(rest) = Duration::from_secs(12).checked_sub(since.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    assert_eq!(
+        table_handle(host),
+        handle,
+        "the untouched table was replaced"
+    );
+    let again: BTreeSet<String> = (0..5).filter_map(|_| http_get_in(host, &sticky)).collect();
+    assert_eq!(
+        again, answered,
+        "ClientIP affinity across the agent's checks"
+    );
 
     // No ready endpoint: refused at once, not left to time out.
     let nobody = cluster_ip_of(server, "nobody");
