@@ -12,6 +12,19 @@ pub(crate) fn sleeper() -> serde_json::Value {
     json!({"containers": [{"name": "app", "image": "example/app:1"}]})
 }
 
+/// ConfigMap `conf` with `k: v`.
+fn cm(v: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": "conf", "namespace": "default"}, "data": {"k": v}})
+}
+
+/// A pod spec with ConfigMap `conf` mounted at /etc/conf.
+fn mounting_conf() -> serde_json::Value {
+    json!({"containers": [{"name": "app", "image": "example/app:1",
+                           "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf"}]}],
+           "volumes": [{"name": "conf", "configMap": {"name": "conf"}}]})
+}
+
 #[tokio::test]
 async fn sync_is_level_triggered_and_ignores_stale_generations() {
     let mut h = Harness::hollow().await;
@@ -190,16 +203,7 @@ async fn hollow_containers_obey_restart_policies_for_scripted_failures() {
 async fn a_container_lost_while_the_engine_did_not_answer_is_noticed_once_it_answers() {
     let mut h = Harness::hollow().await;
     let hollow = h.hollow.clone().expect("the hollow runtime");
-    let cm = |v: &str| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "conf", "namespace": "default"}, "data": {"k": v}})
-    };
-    let (p, uid) = pod(
-        "lost",
-        json!({"containers": [{"name": "app", "image": "example/app:1",
-                               "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf"}]}],
-               "volumes": [{"name": "conf", "configMap": {"name": "conf"}}]}),
-    );
+    let (p, uid) = pod("lost", mounting_conf());
     h.sync(&[p.clone()], &[cm("one")]).await.unwrap();
     h.wait_for(&uid, 10, "running", |s| running(s, "app")).await;
     let app = h.containers().await[&uid]
@@ -241,16 +245,7 @@ async fn a_container_lost_while_the_engine_did_not_answer_is_noticed_once_it_ans
 #[tokio::test]
 async fn a_changed_spec_replaces_the_pod_and_config_changes_do_not() {
     let mut h = Harness::hollow().await;
-    let cm = |v: &str| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "conf", "namespace": "default"}, "data": {"k": v}})
-    };
-    let (p, uid) = pod(
-        "changing",
-        json!({"containers": [{"name": "app", "image": "example/app:1",
-                               "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf"}]}],
-               "volumes": [{"name": "conf", "configMap": {"name": "conf"}}]}),
-    );
+    let (p, uid) = pod("changing", mounting_conf());
     h.sync(&[p.clone()], &[cm("one")]).await.unwrap();
     let first = h.wait_for(&uid, 10, "running", |s| running(s, "app")).await;
     let id =

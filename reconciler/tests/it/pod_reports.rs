@@ -13,7 +13,29 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::nodes::{control_plane, registration};
+use crate::nodes::{ControlPlane, control_plane, registration};
+
+/// One status stream carrying `reports`, to its end.
+async fn stream(cp: &mut ControlPlane, reports: Vec<StatusReport>) {
+    let (tx, rx) = mpsc::channel(reports.len().max(1));
+    for r in reports {
+        tx.send(r).await.unwrap();
+    }
+    drop(tx);
+    cp.client
+        .report_status(ReceiverStream::new(rx))
+        .await
+        .unwrap();
+}
+
+/// Pod default/web as stored.
+async fn web(cp: &ControlPlane) -> keel_schema::types::pod::Pod {
+    let key = ObjectKey::new(Kind::Pod, "default", "web");
+    match cp.store.get(&key).await.unwrap().expect("pod web").object {
+        Object::Pod(p) => p,
+        other => panic!("not a pod: {other:?}"),
+    }
+}
 
 #[tokio::test]
 async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
@@ -44,27 +66,16 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
         })),
     };
     let report = |node: &str, uid: &str, phase: &str| report_ip(node, uid, phase, "10.244.0.9");
-    let (tx, rx) = mpsc::channel(8);
     // A stale uid (an earlier pod of that name) changes nothing; the real one is written.
-    tx.send(report("n1", "some-old-uid", "Failed"))
-        .await
-        .unwrap();
-    tx.send(report("n1", &uid, "Running")).await.unwrap();
-    drop(tx);
-    cp.client
-        .report_status(ReceiverStream::new(rx))
-        .await
-        .unwrap();
-    let Object::Pod(p) = cp
-        .store
-        .get(&ObjectKey::new(Kind::Pod, "default", "web"))
-        .await
-        .unwrap()
-        .unwrap()
-        .object
-    else {
-        panic!("not a pod")
-    };
+    stream(
+        &mut cp,
+        vec![
+            report("n1", "some-old-uid", "Failed"),
+            report("n1", &uid, "Running"),
+        ],
+    )
+    .await;
+    let p = web(&cp).await;
     let status = p.status.expect("status written");
     assert_eq!(status.phase, Some(PodPhase::Running));
     assert_eq!(status.pod_ip.as_deref(), Some("10.244.0.9"));
@@ -77,33 +88,12 @@ async fn pod_statuses_are_written_only_for_pods_bound_to_the_reporting_node() {
     // Another node cannot write it, nor its own node with an address outside its range
     // (other nodes would route that address elsewhere).
     cp.client.register(registration("n2")).await.unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(report("n2", &uid, "Failed")).await.unwrap();
-    drop(tx);
-    cp.client
-        .report_status(ReceiverStream::new(rx))
-        .await
-        .unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(report_ip("n1", &uid, "Failed", "172.17.0.9"))
-        .await
-        .unwrap();
-    drop(tx);
-    cp.client
-        .report_status(ReceiverStream::new(rx))
-        .await
-        .unwrap();
-    let Object::Pod(p) = cp
-        .store
-        .get(&ObjectKey::new(Kind::Pod, "default", "web"))
-        .await
-        .unwrap()
-        .unwrap()
-        .object
-    else {
-        panic!("not a pod")
-    };
-    assert_eq!(p.status.unwrap().phase, Some(PodPhase::Running));
+    stream(&mut cp, vec![report("n2", &uid, "Failed")]).await;
+    stream(&mut cp, vec![report_ip("n1", &uid, "Failed", "172.17.0.9")]).await;
+    assert_eq!(
+        web(&cp).await.status.unwrap().phase,
+        Some(PodPhase::Running)
+    );
 }
 
 /// A node cannot make every node's proxy send a Service's traffic to their own loopback, a
