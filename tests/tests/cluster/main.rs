@@ -11,6 +11,7 @@ mod kubectl;
 mod network;
 mod ordering;
 mod rollout;
+mod service_paths;
 mod services;
 mod shop;
 mod streams;
