@@ -94,9 +94,8 @@ pub fn check_key(object: &Object) -> Result<ObjectKey> {
 }
 
 /// A new object: fresh uid (unless the caller chose one), creation time, generation 1.
-pub fn prepare_create(object: &Object) -> Result<Object> {
-    check_key(object)?;
-    let mut object = object.clone();
+pub fn prepare_create(mut object: Object) -> Result<Object> {
+    check_key(&object)?;
     object.set_type_meta();
     let meta = object.meta_mut();
     if meta.uid.as_deref().is_none_or(str::is_empty) {
@@ -112,9 +111,8 @@ pub fn prepare_create(object: &Object) -> Result<Object> {
 
 /// An update: identity (uid, creation time) kept from the stored object; the generation
 /// bumped when anything outside metadata and status changed, as Kubernetes does.
-pub fn prepare_update(old: &Object, new: &Object) -> Result<Object> {
-    check_key(new)?;
-    let mut object = new.clone();
+pub fn prepare_update(old: &Object, mut object: Object) -> Result<Object> {
+    check_key(&object)?;
     object.set_type_meta();
     let old_meta = old.meta();
     let generation = old_meta.generation.unwrap_or(1);
@@ -153,42 +151,45 @@ pub enum Prepared {
 }
 
 /// Checks `op`'s precondition against `old` (the object as stored now, if any) and prepares
-/// what to write: both engines decide conflicts the same way.
-pub fn prepare_op(op: &super::BatchOp, old: Option<&Stored>) -> Result<Prepared> {
+/// what to write: both engines decide conflicts the same way. Takes the op: the object it
+/// carries becomes the one written, not a copy of it.
+pub fn prepare_op(op: super::BatchOp, old: Option<&Stored>) -> Result<Prepared> {
     use super::{BatchOp, WatchEventType};
-    let check = |expected: u64, old: &Stored| {
-        if old.resource_version == expected {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict {
-                key: op.key(),
-                expected,
-                actual: old.resource_version,
-            })
-        }
-    };
     match (op, old) {
-        (BatchOp::Create(_), Some(_)) => Err(StoreError::AlreadyExists(op.key())),
+        (op @ BatchOp::Create(_), Some(_)) => Err(StoreError::AlreadyExists(op.key())),
         (BatchOp::Create(object), None) => Ok(Prepared::Put(
             Box::new(prepare_create(object)?),
             WatchEventType::Added,
         )),
-        (BatchOp::Update { .. } | BatchOp::Delete { .. }, None) => {
+        (op @ (BatchOp::Update { .. } | BatchOp::Delete { .. }), None) => {
             Err(StoreError::NotFound(op.key()))
         }
         (BatchOp::Update { object, expected }, Some(old)) => {
-            check(*expected, old)?;
+            at_expected(old, expected, || ObjectKey::of(&object))?;
             Ok(Prepared::Put(
                 Box::new(prepare_update(&old.object, object)?),
                 WatchEventType::Modified,
             ))
         }
-        (BatchOp::Delete { expected, .. }, Some(old)) => {
+        (BatchOp::Delete { key, expected }, Some(old)) => {
             if let Some(expected) = expected {
-                check(*expected, old)?;
+                at_expected(old, expected, || key.clone())?;
             }
             Ok(Prepared::Delete)
         }
+    }
+}
+
+/// An op's precondition: the object is still at the revision the writer read.
+fn at_expected(old: &Stored, expected: u64, key: impl FnOnce() -> ObjectKey) -> Result<()> {
+    if old.resource_version == expected {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            key: key(),
+            expected,
+            actual: old.resource_version,
+        })
     }
 }
 

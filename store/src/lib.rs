@@ -288,7 +288,16 @@ impl Store {
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
-        dispatch!(self, s => s.get(key).await)
+        Ok(self.get_shared(key).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// [`Store::get`] without copying the object out of the embedded store's cache: for
+    /// readers that look before they change anything (most status reports change nothing).
+    pub async fn get_shared(&self, key: &ObjectKey) -> Result<Option<Arc<Stored>>> {
+        match self {
+            Store::Redb(s) => s.get(key).await,
+            Store::Etcd(s) => Ok(s.get(key).await?.map(Arc::new)),
+        }
     }
 
     /// Objects of `kind`, optionally in one namespace and matching a label selector.
@@ -362,16 +371,41 @@ impl Store {
     }
 
     pub async fn create(&self, object: Object) -> Result<Stored> {
-        dispatch!(self, s => s.create(object).await)
+        self.create_shared(object).await.map(Arc::unwrap_or_clone)
     }
 
     pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
-        dispatch!(self, s => s.update(object, expected).await)
+        self.update_shared(object, expected)
+            .await
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Deletes `key` (when `expected`, only at that version); returns the object as it was,
     /// with the revision the delete was written at.
     pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
+        self.delete_shared(key, expected)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Store::create`], returning the object as written without copying it out of the
+    /// embedded store's cache: for writers that only need its revision, as most do (binds,
+    /// status reports, Events: several writes per pod).
+    pub async fn create_shared(&self, object: Object) -> Result<Arc<Stored>> {
+        dispatch!(self, s => s.create(object).await)
+    }
+
+    /// [`Store::update`], returning the object as written without copying it.
+    pub async fn update_shared(&self, object: Object, expected: u64) -> Result<Arc<Stored>> {
+        dispatch!(self, s => s.update(object, expected).await)
+    }
+
+    /// [`Store::delete`], returning the object as it was without copying it.
+    pub async fn delete_shared(
+        &self,
+        key: &ObjectKey,
+        expected: Option<u64>,
+    ) -> Result<Arc<Stored>> {
         dispatch!(self, s => s.delete(key, expected).await)
     }
 

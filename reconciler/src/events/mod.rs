@@ -205,7 +205,7 @@ async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
                     source.host = Some(host.clone());
                 }
                 store
-                    .update(Object::Event(ev), stored.resource_version)
+                    .update_shared(Object::Event(ev), stored.resource_version)
                     .await
             }
             None => {
@@ -223,7 +223,7 @@ async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
                     component: Some(record.component.to_string()),
                     host: record.host.clone(),
                 });
-                store.create(Object::Event(ev)).await
+                store.create_shared(Object::Event(ev)).await
             }
         };
         match written {

@@ -17,7 +17,7 @@ impl NodeRegistry {
     /// node, with the uid it names; fields are bounded and the type is Normal or Warning).
     pub async fn pod_event(&self, node: &str, event: &keel_agent_protocol::PodEvent) {
         let key = ObjectKey::new(Kind::Pod, &event.namespace, &event.name);
-        let Ok(Some(stored)) = self.store.get(&key).await else {
+        let Ok(Some(stored)) = self.store.get_shared(&key).await else {
             return;
         };
         let Object::Pod(pod) = &stored.object else {
@@ -99,10 +99,11 @@ impl NodeRegistry {
         };
         let key = ObjectKey::new(Kind::Pod, &update.namespace, &update.name);
         for _ in 0..CONFLICT_RETRIES {
-            let Ok(Some(stored)) = self.store.get(&key).await else {
+            // Looked at in place: an unchanged status (the common report) copies nothing.
+            let Ok(Some(stored)) = self.store.get_shared(&key).await else {
                 return;
             };
-            let Object::Pod(mut pod) = stored.object else {
+            let Object::Pod(pod) = &stored.object else {
                 return;
             };
             if pod.metadata.uid.as_deref() != Some(update.uid.as_str())
@@ -114,14 +115,15 @@ impl NodeRegistry {
             if pod.status.as_ref() == Some(&status) {
                 return;
             }
-            if let Some(why) = self.foreign_address(node, &pod, &status) {
+            if let Some(why) = self.foreign_address(node, pod, &status) {
                 tracing::warn!(node, pod = %key, "{why}; the status is refused");
                 return;
             }
+            let mut pod = pod.clone();
             pod.status = Some(status.clone());
             match self
                 .store
-                .update(Object::Pod(pod), stored.resource_version)
+                .update_shared(Object::Pod(pod), stored.resource_version)
                 .await
             {
                 Ok(_) => return,
@@ -142,7 +144,7 @@ impl NodeRegistry {
     /// at once, or the report is for another uid or node.
     async fn pod_stopped(&self, node: &str, update: &PodStatusUpdate) {
         let key = ObjectKey::new(Kind::Pod, &update.namespace, &update.name);
-        let Ok(Some(stored)) = self.store.get(&key).await else {
+        let Ok(Some(stored)) = self.store.get_shared(&key).await else {
             return;
         };
         let Object::Pod(pod) = &stored.object else {
@@ -154,7 +156,11 @@ impl NodeRegistry {
         {
             return;
         }
-        match self.store.delete(&key, Some(stored.resource_version)).await {
+        match self
+            .store
+            .delete_shared(&key, Some(stored.resource_version))
+            .await
+        {
             Ok(_) => tracing::debug!(node, pod = %key, "stopped on its node; removed"),
             Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
             Err(e) => tracing::warn!(node, pod = %key, error = %e, "cannot remove a stopped pod"),

@@ -391,21 +391,25 @@ impl EtcdStore {
         Ok(found)
     }
 
-    pub async fn create(&self, object: Object) -> Result<Stored> {
-        self.apply_single(BatchOp::Create(object)).await
+    pub async fn create(&self, object: Object) -> Result<Arc<Stored>> {
+        self.apply_single(BatchOp::Create(object))
+            .await
+            .map(Arc::new)
     }
 
-    pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
+    pub async fn update(&self, object: Object, expected: u64) -> Result<Arc<Stored>> {
         self.apply_single(BatchOp::Update { object, expected })
             .await
+            .map(Arc::new)
     }
 
-    pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
+    pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Arc<Stored>> {
         self.apply_single(BatchOp::Delete {
             key: key.clone(),
             expected,
         })
         .await
+        .map(Arc::new)
     }
 
     /// One op in one transaction, returning the object as written (for a delete: as it
@@ -443,7 +447,8 @@ impl EtcdStore {
         for (op, etcd_key) in ops.iter().zip(&keys) {
             let found = current.get(etcd_key);
             let old = found.map(|kv| self.decode_kv(kv)).transpose()?;
-            let (value, stored) = match prepare_op(op, old.as_ref())? {
+            // A race retries the plan with the same ops: each attempt prepares its own copy.
+            let (value, stored) = match prepare_op(op.clone(), old.as_ref())? {
                 Prepared::Put(object, _) => (
                     Some(encode(&object, self.cipher.as_deref())?),
                     Stored {

@@ -201,15 +201,18 @@ impl RedbStore {
             .map_err(backend)?
     }
 
-    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>> {
+    /// The object at `key`: the cache's copy itself, or (for kinds kept only on disk) one
+    /// read from the file.
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Arc<Stored>>> {
         let path = key.path();
         if on_disk::on_disk_only(&path) {
             return self
                 .blocking(move |inner| on_disk::read_one(inner, &path))
-                .await;
+                .await
+                .map(|found| found.map(Arc::new));
         }
         let cache = self.inner.read_cache()?;
-        Ok(cache.objects.get(&path).map(|s| Stored::clone(s)))
+        Ok(cache.objects.get(&path).cloned())
     }
 
     /// The objects of `kind` (in `namespace`) that `selector` matches: only those are copied
@@ -312,15 +315,15 @@ impl RedbStore {
         })
     }
 
-    pub async fn create(&self, object: Object) -> Result<Stored> {
+    pub async fn create(&self, object: Object) -> Result<Arc<Stored>> {
         self.write_one(BatchOp::Create(object)).await
     }
 
-    pub async fn update(&self, object: Object, expected: u64) -> Result<Stored> {
+    pub async fn update(&self, object: Object, expected: u64) -> Result<Arc<Stored>> {
         self.write_one(BatchOp::Update { object, expected }).await
     }
 
-    pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Stored> {
+    pub async fn delete(&self, key: &ObjectKey, expected: Option<u64>) -> Result<Arc<Stored>> {
         let key = key.clone();
         self.write_one(BatchOp::Delete { key, expected }).await
     }
@@ -335,7 +338,7 @@ impl RedbStore {
             .map_err(backend)?;
         self.blocking(move |inner| {
             let (_, revision) = Self::write(inner, |tx| {
-                for op in &batch.ops {
+                for op in batch.ops {
                     tx.apply(op)?;
                 }
                 tx.history = record;

@@ -27,9 +27,11 @@ pub(super) struct Tx<'t, 'c> {
     /// What earlier ops of this transaction wrote (`None`: deleted). A batch names each key
     /// once, but grouped single writes may touch one key twice: the second then sees the
     /// first (and fails its precondition as it would have a moment later).
-    written: HashMap<String, Option<Stored>>,
+    written: HashMap<String, Option<Arc<Stored>>>,
     revision: u64,
-    events: Vec<(WatchEventType, Vec<u8>, Object)>,
+    /// Each change, its JSON (for the change log) and the object as written: the one copy
+    /// the cache, the watchers and the writer all share.
+    events: Vec<(WatchEventType, Vec<u8>, Arc<Stored>)>,
     cipher: Option<&'c SecretCipher>,
     /// A sync record (JSON) to append to the history in this transaction, if it writes.
     pub(super) history: Option<Vec<u8>>,
@@ -41,7 +43,7 @@ impl Tx<'_, '_> {
     fn get(&self, key: &ObjectKey) -> Result<Option<Cow<'_, Stored>>> {
         let path = key.path();
         if let Some(written) = self.written.get(&path) {
-            return Ok(written.as_ref().map(Cow::Borrowed));
+            return Ok(written.as_deref().map(Cow::Borrowed));
         }
         if !on_disk_only(&path) {
             return Ok(self.committed.get(&path).map(|s| Cow::Borrowed(&**s)));
@@ -67,18 +69,16 @@ impl Tx<'_, '_> {
             .insert(key.path().as_str(), record.as_slice())
             .map_err(backend)?;
         object.meta_mut().resource_version = Some(self.revision.to_string());
-        self.written.insert(
-            key.path(),
-            Some(Stored {
-                object: object.clone(),
-                resource_version: self.revision,
-            }),
-        );
-        self.events.push((event, json, object));
+        let stored = Arc::new(Stored {
+            object,
+            resource_version: self.revision,
+        });
+        self.written.insert(key.path(), Some(stored.clone()));
+        self.events.push((event, json, stored));
         Ok(())
     }
 
-    pub(super) fn apply(&mut self, op: &BatchOp) -> Result<()> {
+    pub(super) fn apply(&mut self, op: BatchOp) -> Result<()> {
         let key = op.key();
         let prepared = prepare_op(op, self.get(&key)?.as_deref())?;
         match prepared {
@@ -93,22 +93,24 @@ impl Tx<'_, '_> {
                 self.objects.remove(key.path().as_str()).map_err(backend)?;
                 self.written.insert(key.path(), None);
                 object.meta_mut().resource_version = Some(self.revision.to_string());
-                self.events.push((WatchEventType::Deleted, json, object));
+                let stored = Arc::new(Stored {
+                    object,
+                    resource_version: self.revision,
+                });
+                self.events.push((WatchEventType::Deleted, json, stored));
                 Ok(())
             }
         }
     }
 
-    /// The object the last op wrote (for a delete: as it was, at the deletion's revision).
-    pub(super) fn last_written(&self) -> Result<Stored> {
-        let (_, _, object) = self
+    /// The object the last op wrote (for a delete: as it was, at the deletion's revision),
+    /// shared: the writer copies it out on its own task, not the committer's.
+    pub(super) fn last_written(&self) -> Result<Arc<Stored>> {
+        let (_, _, stored) = self
             .events
             .last()
             .ok_or_else(|| backend("no write recorded"))?;
-        Ok(Stored {
-            object: object.clone(),
-            resource_version: self.revision,
-        })
+        Ok(stored.clone())
     }
 }
 
@@ -165,13 +167,16 @@ impl RedbStore {
             drop(objects);
             drop(cache);
             // Into a Vec of its own size: `collect` would reuse `written`'s buffer, sized
-            // for whole objects (about 1 KiB each, not 24 bytes), and the live watchers' ring
-            // keeps the last 64 of these: up to 70 MB at 100,000 pods.
+            // for the JSON too, and the live watchers' ring keeps the last 64 of these.
             let mut events = Vec::with_capacity(written.len());
             events.extend(
                 written
                     .into_iter()
-                    .map(|(event_type, _, object)| WatchEvent::new(event_type, object, revision)),
+                    .map(|(event_type, _, stored)| WatchEvent {
+                        event_type,
+                        stored,
+                        revision,
+                    }),
             );
             (value, revision, events)
         };
@@ -192,10 +197,10 @@ impl RedbStore {
 
 /// A transaction's changes as one change-log record: each
 /// `[type u8][key len u32][key][json len u32][json]`.
-fn change_record(events: &[(WatchEventType, Vec<u8>, Object)]) -> Result<Vec<u8>> {
+fn change_record(events: &[(WatchEventType, Vec<u8>, Arc<Stored>)]) -> Result<Vec<u8>> {
     let mut record = Vec::new();
-    for (event, json, object) in events {
-        let path = ObjectKey::of(object).path();
+    for (event, json, stored) in events {
+        let path = ObjectKey::of(&stored.object).path();
         record.push(event_byte(*event));
         record.extend_from_slice(&u32::try_from(path.len()).map_err(backend)?.to_le_bytes());
         record.extend_from_slice(path.as_bytes());

@@ -88,20 +88,20 @@ impl Ctx {
         if let Object::Pod(pod) = &mut object {
             super::admission::admit(pod, &self.shared.cache);
         }
-        let stored = self.shared.store.create(object).await?;
+        let stored = self.shared.store.create_shared(object).await?;
         Ok(self.record(&stored, false))
     }
 
     /// Writes `object` over the version read.
     pub async fn update(&self, object: Object, read: u64) -> Result<Written> {
-        let stored = self.shared.store.update(object, read).await?;
+        let stored = self.shared.store.update_shared(object, read).await?;
         Ok(self.record(&stored, false))
     }
 
     /// Deletes what was read at `read`. A lost race (gone or changed meanwhile) is an
     /// error like any other; callers for whom that is fine say so with `or_raced`.
     pub async fn delete(&self, key: &ObjectKey, read: u64) -> Result<Written> {
-        let stored = self.shared.store.delete(key, Some(read)).await?;
+        let stored = self.shared.store.delete_shared(key, Some(read)).await?;
         Ok(self.record(&stored, true))
     }
 }
