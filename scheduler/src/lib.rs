@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_PODS: u32 = 110;
 #[derive(Debug, Clone)]
 struct NodeInfo {
     name: String,
-    labels: BTreeMap<String, String>,
+    labels: keel_schema::selector::Labels,
     /// `NoSchedule` and `NoExecute` taints: (key, value, effect).
     taints: Vec<(String, String, String)>,
     ready: bool,

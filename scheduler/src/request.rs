@@ -1,7 +1,7 @@
 //! What a pod asks of the scheduler, read once from its spec: resources, host ports, node
 //! selection, and its pod-to-pod rules made ready to match.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use keel_schema::selector::{Labels, Selector};
@@ -16,7 +16,7 @@ pub struct PodRequest {
     pub memory_bytes: i64,
     /// (protocol, port, host IP; empty for all addresses).
     pub host_ports: Vec<(String, i64, String)>,
-    pub node_selector: BTreeMap<String, String>,
+    pub node_selector: keel_schema::selector::Labels,
     pub tolerations: Vec<Toleration>,
     /// The controlling owner's uid, for spreading its pods.
     pub owner: Option<String>,
@@ -246,7 +246,7 @@ impl Spread {
             if let Some(v) = labels.get(key) {
                 selector
                     .match_labels
-                    .get_or_insert_with(BTreeMap::new)
+                    .get_or_insert_with(Default::default)
                     .insert(key.clone(), v.clone());
             }
         }

@@ -10,7 +10,8 @@
 //! - [`validate`]: per-object and whole-revision rules; [`defaults`]: Kubernetes defaults.
 //! - [`load`]: a whole revision from its files: parse, decode, validate, default.
 //! - [`selector`], [`quantity`], [`intorstr`]: label selectors, resource quantities,
-//!   int-or-string values. [`path`]: field paths; [`error`]: located errors.
+//!   int-or-string values. [`string_map`]: the small sorted maps objects carry (labels,
+//!   annotations, resource amounts). [`path`]: field paths; [`error`]: located errors.
 //! - [`jsonschema`]: the JSON Schema editors use; [`sync_record`]: keel's record of each
 //!   revision it tried.
 #![forbid(unsafe_code)]
@@ -37,6 +38,7 @@ pub mod quantity;
 pub mod repo_config;
 pub mod resource;
 pub mod selector;
+pub mod string_map;
 pub mod sync_record;
 pub mod validate;
 pub mod yaml;
@@ -46,4 +48,5 @@ pub use key::ObjectKey;
 pub use kinds::{Kind, KindInfo, Object, ObjectError, OfKind};
 pub use load::{Collected, Manifest, Revision, SourceFile, collect_paths, load_sources};
 pub use resource::{PodTemplateRef, Resource};
+pub use string_map::StringMap;
 pub use sync_record::{SyncRecord, SyncResult};

@@ -72,18 +72,18 @@ fn default_container(c: &mut Container, ranges: &[&LimitRange]) {
         // defaulting, before admission).
         let own_limits = res.limits.clone().unwrap_or_default();
         for (key, q) in limits {
-            let set = res.limits.get_or_insert_with(BTreeMap::new);
+            let set = res.limits.get_or_insert_with(Default::default);
             set.entry(key).or_insert(q);
         }
         for (key, q) in requests {
-            let set = res.requests.get_or_insert_with(BTreeMap::new);
+            let set = res.requests.get_or_insert_with(Default::default);
             let own = own_limits.get(&key).cloned();
             set.entry(key).or_insert_with(|| own.unwrap_or(q));
         }
-        if res.limits.as_ref().is_some_and(BTreeMap::is_empty) {
+        if res.limits.as_ref().is_some_and(|m| m.is_empty()) {
             res.limits = None;
         }
-        if res.requests.as_ref().is_some_and(BTreeMap::is_empty) {
+        if res.requests.as_ref().is_some_and(|m| m.is_empty()) {
             res.requests = None;
         }
     }

@@ -1,8 +1,6 @@
 //! [`Object`] (declared with [`Kind`] in [`crate::kinds`]): one value of any supported kind,
 //! and what keel asks of any object whatever its kind.
 
-use std::collections::BTreeMap;
-
 pub use crate::kinds::{Kind, KindInfo, Object, ObjectError};
 use crate::resource::PodTemplateRef;
 use crate::types::meta::Condition;
@@ -94,11 +92,11 @@ impl Object {
 
 /// Two optional maps equal once the keys in `ignore` are left out of both.
 fn same_map(
-    a: &Option<BTreeMap<String, String>>,
-    b: &Option<BTreeMap<String, String>>,
+    a: &Option<crate::selector::Labels>,
+    b: &Option<crate::selector::Labels>,
     ignore: &[&str],
 ) -> bool {
-    let kept = |m: &Option<BTreeMap<String, String>>| {
+    let kept = |m: &Option<crate::selector::Labels>| {
         m.iter()
             .flatten()
             .filter(|(k, _)| !ignore.contains(&k.as_str()))

@@ -4,13 +4,14 @@
 //! As in Kubernetes: an empty selector matches everything, an absent (null) one matches
 //! nothing; ReplicationController and Service selectors are plain maps (equality only).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub type Labels = BTreeMap<String, String>;
+/// A set of labels: an object's, or what a selector asks for.
+pub type Labels = crate::string_map::StringMap;
 
 /// The object form, as in `apps/v1` `spec.selector`.
 #[serde_with::skip_serializing_none]

@@ -74,7 +74,7 @@ pub fn run(args: &Args) -> i32 {
 }
 
 /// `key=value` lines, aligned under the first.
-fn map_lines(map: Option<&BTreeMap<String, String>>, indent: usize) -> String {
+fn map_lines(map: Option<&keel_schema::StringMap>, indent: usize) -> String {
     let pairs: Vec<String> = map
         .into_iter()
         .flatten()
@@ -299,7 +299,7 @@ fn node_details(out: &mut String, node: &Node) {
         },
     );
     let quantities = |m: Option<&BTreeMap<String, keel_schema::quantity::Quantity>>| {
-        let text: BTreeMap<String, String> = m
+        let text: keel_schema::StringMap = m
             .into_iter()
             .flatten()
             .map(|(k, v)| (k.clone(), v.to_string()))

@@ -242,7 +242,7 @@ pub fn container_spec(
     });
     let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
     let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
-    let quantity = |map: Option<&BTreeMap<String, keel_schema::quantity::Quantity>>,
+    let quantity = |map: Option<&keel_schema::StringMap<keel_schema::quantity::Quantity>>,
                     key: &str,
                     millis: bool| {
         map.and_then(|m| m.get(key))

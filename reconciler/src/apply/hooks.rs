@@ -4,7 +4,7 @@
 //! one deleted first (`BeforeHookCreation`, the default), or deleted once they succeed or
 //! fail as their delete policy says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use keel_schema::ordering::{self, DeletePolicy, Phase};
@@ -47,7 +47,7 @@ pub async fn run(
         object
             .meta_mut()
             .annotations
-            .get_or_insert_with(BTreeMap::new)
+            .get_or_insert_with(Default::default)
             .insert(HOOK_COMMIT.into(), commit.id.clone());
         tracing::info!(commit = %commit.short, hook = %key, phase = ?phase, "running a hook");
         store.create(object).await?;

@@ -192,7 +192,7 @@ pub async fn applied_objects(store: &Store) -> Result<BTreeMap<ObjectKey, Stored
     let mut out = BTreeMap::new();
     let mut lists = Vec::new();
     // Only objects git wrote carry the label: the store copies out those, not every pod.
-    let managed = keel_schema::selector::Selector::from_map(&BTreeMap::from([(
+    let managed = keel_schema::selector::Selector::from_map(&keel_schema::StringMap::from([(
         MANAGED_BY.to_string(),
         MANAGED_BY_GIT.to_string(),
     )]));
@@ -222,14 +222,14 @@ pub async fn applied_objects(store: &Store) -> Result<BTreeMap<ObjectKey, Stored
 fn mark(object: &Object, commit: &str, app: Option<&str>) -> Object {
     let mut o = object.clone();
     let meta = o.meta_mut();
-    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    let labels = meta.labels.get_or_insert_with(Default::default);
     labels.insert(MANAGED_BY.into(), MANAGED_BY_GIT.into());
     match app {
         Some(app) => labels.insert(APP.into(), app.into()),
         None => labels.remove(APP),
     };
     meta.annotations
-        .get_or_insert_with(BTreeMap::new)
+        .get_or_insert_with(Default::default)
         .insert(REVISION.into(), commit.into());
     o
 }

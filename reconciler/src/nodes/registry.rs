@@ -446,10 +446,13 @@ fn registered(
     .map(|(k, v)| (k.to_string(), Quantity::new(v)))
     .collect();
     node.metadata.name = Some(req.node_name.clone());
-    let mut labels: BTreeMap<String, String> = req.labels.clone().into_iter().collect();
+    let mut labels: keel_schema::StringMap = req.labels.clone().into_iter().collect();
     labels.insert("kubernetes.io/hostname".into(), req.node_name.clone());
     node.metadata.labels = Some(labels);
-    let annotations = node.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    let annotations = node
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     annotations.insert(AGENT_ADDRESS.into(), req.address.clone());
     match certificate_expires {
         Some(t) => {

@@ -31,7 +31,7 @@ model! {
         #[schemars(extend("enum" = ["ClusterIP", "NodePort", "LoadBalancer", null]))]
         pub type_: Option<String>,
         /// Equality-only, as in Kubernetes; no selector means endpoints are not managed.
-        pub selector: Option<BTreeMap<String, String>>,
+        pub selector: Option<crate::selector::Labels>,
         pub ports: Option<Vec<ServicePort>>,
         /// Allocated by the cluster when empty; `None` makes the Service headless.
         #[serde(rename = "clusterIP")]
@@ -123,7 +123,7 @@ model! {
         /// Default 1.
         pub replicas: Option<i64>,
         /// Equality-only; defaults to the template's labels.
-        pub selector: Option<BTreeMap<String, String>>,
+        pub selector: Option<crate::selector::Labels>,
         pub template: Option<PodTemplateSpec>,
         pub min_ready_seconds: Option<i64>,
     }

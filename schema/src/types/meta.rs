@@ -1,6 +1,6 @@
 //! `metadata` and the pieces every object shares.
 
-use std::collections::BTreeMap;
+use crate::string_map::StringMap;
 
 use chrono::{DateTime, Utc};
 
@@ -14,8 +14,8 @@ model! {
         /// a name made up at each apply would make a new object at each sync.
         pub generate_name: Option<String>,
         pub namespace: Option<String>,
-        pub labels: Option<BTreeMap<String, String>>,
-        pub annotations: Option<BTreeMap<String, String>>,
+        pub labels: Option<StringMap>,
+        pub annotations: Option<StringMap>,
         /// Set by the cluster.
         pub uid: Option<String>,
         /// Set by the cluster: the store revision of the last write (optimistic concurrency).
@@ -47,8 +47,8 @@ impl ObjectMeta {
         self.namespace.as_deref().unwrap_or("")
     }
 
-    pub fn labels(&self) -> &BTreeMap<String, String> {
-        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    pub fn labels(&self) -> &StringMap {
+        static EMPTY: StringMap = StringMap::new();
         self.labels.as_ref().unwrap_or(&EMPTY)
     }
 

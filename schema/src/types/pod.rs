@@ -1,6 +1,6 @@
 //! `v1` Pod and the pod spec shared by every workload template.
 
-use std::collections::BTreeMap;
+use crate::string_map::StringMap;
 
 use super::meta::{Condition, ObjectMeta, Time};
 use crate::intorstr::IntOrString;
@@ -46,7 +46,7 @@ model! {
         /// `Always` (default), `OnFailure` or `Never`.
         #[schemars(extend("enum" = ["Always", "OnFailure", "Never", null]))]
         pub restart_policy: Option<String>,
-        pub node_selector: Option<BTreeMap<String, String>>,
+        pub node_selector: Option<StringMap>,
         /// Set by the scheduler when the pod is bound; may be given to pin a pod to a node.
         pub node_name: Option<String>,
         /// Default 30.
@@ -310,8 +310,8 @@ model! {
 model! {
     pub struct ResourceRequirements {
         /// `cpu` and `memory`.
-        pub requests: Option<BTreeMap<String, Quantity>>,
-        pub limits: Option<BTreeMap<String, Quantity>>,
+        pub requests: Option<StringMap<Quantity>>,
+        pub limits: Option<StringMap<Quantity>>,
     }
 }
 

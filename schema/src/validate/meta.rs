@@ -1,7 +1,5 @@
 //! `metadata`: names, namespaces, labels, annotations, and the fields only the cluster sets.
 
-use std::collections::BTreeMap;
-
 use super::{Errors, names};
 use crate::kinds::{Kind, Object};
 use crate::path::FieldPath;
@@ -136,7 +134,7 @@ pub fn validate_labels_and_annotations(meta: &ObjectMeta, path: &FieldPath, errs
 }
 
 /// Label keys and values (labels, selectors, nodeSelector).
-pub fn validate_label_map(map: &BTreeMap<String, String>, path: &FieldPath, errs: &mut Errors) {
+pub fn validate_label_map(map: &crate::selector::Labels, path: &FieldPath, errs: &mut Errors) {
     for (k, v) in map {
         if let Some(why) = names::qualified_name(k) {
             errs.invalid(&path.key_name(k), k, format!("label key: {why}"));

@@ -1,8 +1,6 @@
 //! Controllers of pods: ReplicationController, ReplicaSet, Deployment, DaemonSet,
 //! StatefulSet, Job, CronJob.
 
-use std::collections::BTreeMap;
-
 use super::meta::{validate_label_map, validate_labels_and_annotations, validate_selector_parts};
 use super::pod::{JOB_RESTART, validate_pod_spec};
 use super::{Errors, names};
@@ -17,7 +15,7 @@ use crate::types::pod::PodTemplateSpec;
 /// Controllers that keep pods running allow only `Always`.
 pub const KEEP_RUNNING: &[&str] = &["Always"];
 
-fn template_labels(t: &PodTemplateSpec) -> BTreeMap<String, String> {
+fn template_labels(t: &PodTemplateSpec) -> crate::selector::Labels {
     t.metadata.labels.clone().unwrap_or_default()
 }
 
@@ -38,11 +36,11 @@ fn validate_template<'a>(
     Some(t)
 }
 
-fn show_labels(labels: &BTreeMap<String, String>) -> String {
+fn show_labels(labels: &crate::selector::Labels) -> String {
     serde_json::to_string(labels).unwrap_or_default()
 }
 
-fn selector_mismatch(spec: &FieldPath, labels: &BTreeMap<String, String>, errs: &mut Errors) {
+fn selector_mismatch(spec: &FieldPath, labels: &crate::selector::Labels, errs: &mut Errors) {
     errs.push(
         &spec.field("template").field("metadata").field("labels"),
         format!(

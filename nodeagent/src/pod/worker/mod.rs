@@ -119,7 +119,13 @@ fn pod_ref(d: &DesiredPod) -> PodRef {
         name: d.name.clone(),
         hash: d.hash.clone(),
         grace_seconds: d.grace_seconds(),
-        annotations: d.pod.metadata.annotations.clone().unwrap_or_default(),
+        annotations: d
+            .pod
+            .metadata
+            .annotations
+            .clone()
+            .map(Into::into)
+            .unwrap_or_default(),
     }
 }
 

@@ -12,8 +12,6 @@
 
 pub mod decide;
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use keel_schema::types::apps::DaemonSet;
 use keel_schema::types::core::EventType;
@@ -141,7 +139,7 @@ async fn create(
         );
         pod.metadata
             .labels
-            .get_or_insert_with(BTreeMap::new)
+            .get_or_insert_with(Default::default)
             .insert(REVISION_LABEL.into(), hash.to_string());
         pod.spec.node_name = Some(node.clone());
         let written = ctx.create(Object::Pod(pod)).await?;

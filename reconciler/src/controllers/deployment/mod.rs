@@ -226,7 +226,7 @@ impl Pass<'_> {
             updated
                 .metadata
                 .annotations
-                .get_or_insert_with(BTreeMap::new)
+                .get_or_insert_with(Default::default)
                 .insert(REVISION_ANNOTATION.into(), revision.to_string());
         }
         self.ctx

@@ -147,18 +147,18 @@ pub fn new_replica_set(
     template
         .metadata
         .labels
-        .get_or_insert_with(BTreeMap::new)
+        .get_or_insert_with(Default::default)
         .insert(TEMPLATE_HASH_LABEL.into(), hash.into());
     let mut selector = d.spec.selector.clone().unwrap_or_default();
     selector
         .match_labels
-        .get_or_insert_with(BTreeMap::new)
+        .get_or_insert_with(Default::default)
         .insert(TEMPLATE_HASH_LABEL.into(), hash.into());
     let mut rs = ReplicaSet::default();
     rs.metadata.name = Some(format!("{}-{hash}", d.metadata.name()));
     rs.metadata.namespace = Some(d.metadata.namespace().to_string());
     rs.metadata.labels.clone_from(&template.metadata.labels);
-    rs.metadata.annotations = Some(BTreeMap::from([(
+    rs.metadata.annotations = Some(keel_schema::StringMap::from([(
         REVISION_ANNOTATION.to_string(),
         revision.to_string(),
     )]));

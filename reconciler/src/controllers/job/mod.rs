@@ -12,8 +12,6 @@
 
 pub mod accounting;
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use keel_schema::types::batch::Job;
 use keel_schema::types::core::EventType;
@@ -139,7 +137,7 @@ impl Act<'_> {
                 pods::generate_name(self.job.metadata.name()),
                 pods::reference_to(&self.stored.object),
             );
-            let labels = pod.metadata.labels.get_or_insert_with(BTreeMap::new);
+            let labels = pod.metadata.labels.get_or_insert_with(Default::default);
             labels.insert("job-name".into(), self.job.metadata.name().into());
             labels.insert("controller-uid".into(), uid.to_string());
             let written = self.ctx.create(Object::Pod(pod)).await?;

@@ -4,8 +4,6 @@
 //! whether they go with the set (`whenDeleted: Delete`: the set owns them) or when a
 //! scale-down removes their pod (`whenScaled: Delete`); both default to `Retain`.
 
-use std::collections::BTreeMap;
-
 use keel_schema::types::apps::StatefulSet;
 use keel_schema::types::pod::{PersistentVolumeClaimVolumeSource, Pod, Volume};
 use keel_schema::types::storage::PersistentVolumeClaim;
@@ -72,7 +70,7 @@ pub(super) async fn ensure(
             .annotations
             .clone_from(&t.metadata.annotations);
         // As Kubernetes: the template's labels and the set's selector labels.
-        let mut labels: BTreeMap<String, String> = t.metadata.labels.clone().unwrap_or_default();
+        let mut labels: keel_schema::StringMap = t.metadata.labels.clone().unwrap_or_default();
         for (k, v) in set
             .spec
             .selector

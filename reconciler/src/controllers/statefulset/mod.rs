@@ -12,8 +12,6 @@
 mod claims;
 pub mod decide;
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use keel_schema::types::apps::{
     ControllerRevision, ControllerRevisionData, ControllerRevisionSpec, StatefulSet,
@@ -327,7 +325,7 @@ fn member_pod(
         name.clone(),
         pods::reference_to(&stored.object),
     );
-    let labels = pod.metadata.labels.get_or_insert_with(BTreeMap::new);
+    let labels = pod.metadata.labels.get_or_insert_with(Default::default);
     labels.insert(REVISION_LABEL.into(), revision.to_string());
     labels.insert(POD_NAME_LABEL.into(), name.clone());
     labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
