@@ -1,11 +1,22 @@
-//! When a node's set is due: which dirty nodes go now ([`pick`]), whether an agent's
+//! When a node's set is due: whether a change goes out at once or with the next window's
+//! ([`at_once`]), which dirty nodes go now ([`pick`]), whether an agent's
 //! heartbeat says it no longer has its set ([`disagrees`]), and which slice of the periodic
 //! resend a node is in ([`resend_slice`]).
 
 use std::collections::{HashMap, HashSet};
 
-use super::{HEARD_AFTER_ACK, NodeState, RESEND_SLICES};
+use tokio::time::Instant;
+
+use super::{DEBOUNCE, HEARD_AFTER_ACK, NodeState, RESEND_SLICES};
 use crate::nodes::registry::Applied;
+
+/// Whether what is dirty goes out now rather than at the next window: only when no pass had
+/// anything to do within the last window (`last_pass`). A lone change (a pod deleted, a
+/// scale by one) then reaches its agent at once; under a stream of changes every window's
+/// pass has work, so they still go out a window at a time, together.
+pub(super) fn at_once(dirty: bool, last_pass: Option<Instant>, now: Instant) -> bool {
+    dirty && last_pass.is_none_or(|t| now.saturating_duration_since(t) >= DEBOUNCE)
+}
 
 /// The dirty nodes to send now, at most `room`, each with whether to send it even unchanged:
 /// those whose pods changed first, then the rest (resends, other kinds' changes).
@@ -55,7 +66,21 @@ pub(super) fn resend_slice(node: &str) -> u64 {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use tokio::time::Instant;
+
+    #[test]
+    fn a_change_after_a_quiet_window_goes_at_once_and_one_within_it_waits() {
+        let now = Instant::now();
+        assert!(at_once(true, None, now), "nothing sent yet");
+        assert!(
+            at_once(true, Some(now - DEBOUNCE), now),
+            "quiet for a window"
+        );
+        assert!(
+            !at_once(true, Some(now - DEBOUNCE / 5), now),
+            "a pass 10 ms ago: wait for the window"
+        );
+        assert!(!at_once(false, None, now), "nothing to send");
+    }
 
     /// Every node's periodic resend queued, slots for 64: a node whose pod changed goes in
     /// the next batch, not after a random share of the other 4,999.

@@ -57,7 +57,9 @@ use peers::PeerLog;
 use pods::{AgentVersions, SentPods};
 use send::{SendError, Sent, Takes};
 
-/// Changes within this window go out as one set.
+/// Changes within this window go out as one set. The first change after a quiet window
+/// goes out at once (see `due::at_once`): an isolated change, a pod deleted or
+/// scaled by one, does not wait for the next window.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Every node's set is sent again this often, changed or not.
 pub const RESEND: Duration = Duration::from_secs(300);
@@ -134,6 +136,8 @@ struct NodeSync {
     /// A node came, went or moved since the log was last refreshed.
     peers_changed: bool,
     peers_refreshed: Option<Instant>,
+    /// When a pass last had something to send (or a reason to look).
+    last_pass: Option<Instant>,
 }
 
 /// Runs node sync until `stop`.
@@ -162,6 +166,7 @@ pub async fn run(
         versions: AgentVersions::default(),
         peers_changed: true,
         peers_refreshed: None,
+        last_pass: None,
     };
     sync.mark_all(true);
     let mut tick = tokio::time::interval(DEBOUNCE);
@@ -170,7 +175,14 @@ pub async fn run(
     loop {
         tokio::select! {
             change = changes.recv() => match change {
-                Ok(change) => sync.changed(&change),
+                Ok(change) => {
+                    sync.changed(&change);
+                    if sync.quiet() {
+                        sync.send_dirty();
+                        // The changes that follow within the window wait for it.
+                        tick.reset();
+                    }
+                }
                 Err(RecvError::Lagged(_)) => {
                     sync.versions.clear();
                     sync.mark_all(true);
@@ -390,8 +402,17 @@ impl NodeSync {
     }
 
     /// Sends the dirty nodes' sets that changed (or must go anyway), one per node at a time.
+    /// Whether a change goes out now ([`due::at_once`]).
+    fn quiet(&self) -> bool {
+        due::at_once(!self.dirty.is_empty(), self.last_pass, Instant::now())
+    }
+
     fn send_dirty(&mut self) {
+        if self.dirty.is_empty() && !self.peers_changed {
+            return;
+        }
         let now = Instant::now();
+        self.last_pass = Some(now);
         if self.peers_changed && self.peers_refreshed.is_none_or(|t| now - t >= PEERS_EVERY) {
             self.peers_changed = false;
             self.peers_refreshed = Some(now);
