@@ -10,9 +10,9 @@ use tokio::time::Instant;
 use super::{DEBOUNCE, HEARD_AFTER_ACK, NodeState, RESEND_SLICES};
 use crate::nodes::registry::Applied;
 
-/// Whether what is dirty goes out now rather than at the next window: only when no pass had
+/// Whether what is dirty goes out now rather than at the next tick: only when no pass had
 /// anything to do within the last window (`last_pass`). A lone change (a pod deleted, a
-/// scale by one) then reaches its agent at once; under a stream of changes every window's
+/// scale by one) then reaches its agent at once; under a stream of changes every tick's
 /// pass has work, so they still go out a window at a time, together.
 pub(super) fn at_once(dirty: bool, last_pass: Option<Instant>, now: Instant) -> bool {
     dirty && last_pass.is_none_or(|t| now.saturating_duration_since(t) >= DEBOUNCE)

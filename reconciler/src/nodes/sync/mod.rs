@@ -59,7 +59,7 @@ use send::{SendError, Sent, Takes};
 
 /// Changes within this window go out as one set. The first change after a quiet window
 /// goes out at once (see `due::at_once`): an isolated change, a pod deleted or
-/// scaled by one, does not wait for the next window.
+/// scaled by one, does not wait for the next tick.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Every node's set is sent again this often, changed or not.
 pub const RESEND: Duration = Duration::from_secs(300);
@@ -177,10 +177,11 @@ pub async fn run(
             change = changes.recv() => match change {
                 Ok(change) => {
                     sync.changed(&change);
+                    // The window keeps its beat: restarting it here would make the next
+                    // change wait a whole window whenever an unrelated one (of 5,000
+                    // nodes') had just gone at once.
                     if sync.quiet() {
                         sync.send_dirty();
-                        // The changes that follow within the window wait for it.
-                        tick.reset();
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
