@@ -30,8 +30,11 @@ use keel_nodeagent::runtime::Runtime;
 use keel_nodeagent::runtime::docker::{DEFAULT_PAUSE_IMAGE, DockerRuntime};
 use serde_json::Value;
 
+#[path = "cluster/http.rs"]
+mod http;
 #[path = "cluster/processes.rs"]
 mod processes;
+use http::get;
 use processes::{HollowNodes, ServerProcess};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -39,11 +42,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn get(url: &str) -> Option<Value> {
-    let out = Command::new("curl").args(["-s", "-f", url]).output().ok()?;
-    serde_json::from_slice(&out.stdout).ok()
 }
 
 fn deployment(name: &str, replicas: usize, image: &str, policy: &str) -> String {
@@ -478,12 +476,7 @@ fn one_pod_changes(server: &ServerProcess, pods: usize) {
     for name in &names {
         let url = format!("{}/api/v1/namespaces/default/pods/{name}", server.api);
         let t0 = Instant::now();
-        let ok = Command::new("curl")
-            .args(["-s", "-f", "-o", "/dev/null", "-X", "DELETE"])
-            .args(["-H", &format!("Authorization: Bearer {token}"), &url])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "DELETE {url} failed");
+        assert!(http::delete(&url, &token), "DELETE {url} failed");
         while get(&url).is_some() {
             assert!(t0.elapsed() < Duration::from_secs(60), "{name} never went");
             std::thread::sleep(Duration::from_millis(2));
@@ -520,16 +513,9 @@ fn one_pod_changes(server: &ServerProcess, pods: usize) {
 fn list_all_pods(server: &ServerProcess, pods: usize) {
     let (_, peak0) = server.rss_mib();
     let t0 = Instant::now();
-    let out = Command::new("curl")
-        .args(["-s", "-f", "-o", "/dev/null", "-w", "%{size_download}"])
-        .arg(format!("{}/api/v1/pods", server.api))
-        .output();
+    let body = http::get_bytes(&format!("{}/api/v1/pods", server.api));
     let elapsed = t0.elapsed();
-    let bytes: f64 = out
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0.0);
+    let bytes = body.map_or(0.0, |b| b.len() as f64);
     let (_, peak) = server.rss_mib();
     println!(
         "hollow: one list of all {pods} pods as JSON: {:.1} s, {:.0} MB; control plane RSS peak {peak0} MiB before, {peak} MiB after",
