@@ -151,11 +151,8 @@ impl ServerProcess {
 
     /// A counter or a histogram's sum from the server's /metrics.
     pub fn metric(&self, name: &str) -> f64 {
-        let out = Command::new("curl")
-            .args(["-s", &format!("{}/metrics", self.api)])
-            .output()
-            .expect("curl runs");
-        String::from_utf8_lossy(&out.stdout)
+        let body = super::http::get_bytes(&format!("{}/metrics", self.api)).unwrap_or_default();
+        String::from_utf8_lossy(&body)
             .lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
@@ -222,6 +219,10 @@ impl HollowNodes {
                     &data.path().to_string_lossy().into_owned(),
                 ])
                 .env("RUST_LOG", "warn")
+                // Freed memory stays with the process: given back after mimalloc's 1 s and
+                // touched again, it cost the kernel's zeroing of each page, a tenth of these
+                // processes' CPU at 100,000 pods, taken from the control plane measured.
+                .env("MIMALLOC_PURGE_DELAY", "-1")
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("hollow-nodes starts");
