@@ -25,9 +25,10 @@ fn client() -> &'static Client {
                 .expect("a tokio runtime for the bench's HTTP client"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
-                // Below the server's 30 s wait for a kept-alive connection's next request:
-                // after the bench's idle minute, a connection the server had closed was
-                // reused and the look failed (and the resync count read as none).
+                // Below the server's 10 s wait for a kept-alive connection's next request
+                // (`HEADER_TIMEOUT` in reconciler/src/http/serve.rs): after the bench's idle
+                // minute, a connection the server had closed was reused and the look failed
+                // (and the resync count read as none).
                 .pool_idle_timeout(Duration::from_secs(5))
                 .build()
                 .expect("an HTTP client"),
