@@ -402,12 +402,12 @@ impl NodeSync {
         }
     }
 
-    /// Sends the dirty nodes' sets that changed (or must go anyway), one per node at a time.
     /// Whether a change goes out now ([`due::at_once`]).
     fn quiet(&self) -> bool {
         due::at_once(!self.dirty.is_empty(), self.last_pass, Instant::now())
     }
 
+    /// Sends the dirty nodes' sets that changed (or must go anyway), one per node at a time.
     fn send_dirty(&mut self) {
         if self.dirty.is_empty() && !self.peers_changed {
             return;
