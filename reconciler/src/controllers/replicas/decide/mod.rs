@@ -9,16 +9,17 @@ use keel_schema::selector::Selector;
 use keel_schema::types::pod::{Pod, PodPhase, PodTemplateSpec};
 use keel_schema::validate::meta::MANAGED_BY_LABEL;
 
-use crate::controllers::pods::{self, Availability};
+use crate::cache::{LabelTally, PodTally};
+use crate::controllers::pods;
 
 /// The most pods one pass creates or deletes, as Kubernetes' burst; the next pass does the
 /// rest. A larger owner gets [`burst`].
 pub const BURST: usize = 500;
 
 /// The most pods one pass creates or deletes for an owner of `replicas`: [`BURST`], or a
-/// fiftieth of a larger owner. Each pass counts every pod of the namespace, so 100,000
-/// replicas 500 at a time cost 200 passes over 100,000 pods; a fiftieth keeps any size
-/// within about fifty.
+/// fiftieth of a larger owner. A pass that deletes looks at each of the owner's pods, so
+/// 100,000 replicas 500 at a time would cost 200 passes over 100,000 pods; a fiftieth keeps
+/// any size within about fifty.
 pub fn burst(replicas: usize) -> usize {
     BURST.max(replicas / 50)
 }
@@ -126,7 +127,52 @@ pub struct Plan {
     pub next_look: Option<Duration>,
 }
 
-/// The decisions for `owner` over the pods of its namespace.
+/// The decisions for `owner` from the tally of the pods it controls and the orphans of its
+/// namespace, when those are enough: none of its pods to release, none to delete (the
+/// usual case: scaling up, pods starting, pods becoming ready). `None`: look at each pod
+/// ([`plan`]).
+pub fn plan_from_tally(
+    owner: &Owner,
+    tally: &PodTally,
+    orphans: &[&Pod],
+    now: DateTime<Utc>,
+) -> Option<Plan> {
+    let stopped_matching = tally
+        .by_labels()
+        .any(|(labels, t)| t.pods > 0 && !owner.selector.matches(labels));
+    if stopped_matching {
+        return None;
+    }
+    let mut plan = Plan::default();
+    let adopted: Vec<&Pod> = orphans
+        .iter()
+        .copied()
+        .filter(|p| adoptable(owner, p))
+        .collect();
+    plan.adopt = adopted
+        .iter()
+        .map(|p| p.metadata.name().to_string())
+        .collect();
+    let adopted = PodTally::of(adopted);
+    let active = tally.active() + adopted.active();
+    let want = usize::try_from(owner.replicas).unwrap_or(usize::MAX);
+    if active > want {
+        return None;
+    }
+    plan.counts = counts(owner, [tally, &adopted], now, &mut plan.next_look);
+    plan.create = (want - active).min(burst(want));
+    Some(plan)
+}
+
+/// A pod without a controller that `owner` takes. A pod git declares is git's: adopting it
+/// would make apply see it as derived.
+fn adoptable(owner: &Owner, pod: &Pod) -> bool {
+    let labels = pod.metadata.labels();
+    pods::is_active(pod) && !labels.contains_key(MANAGED_BY_LABEL) && owner.selector.matches(labels)
+}
+
+/// The decisions for `owner` over each pod it controls and the orphans of its namespace
+/// (others' pods may be among them, and are left alone).
 pub fn plan(owner: &Owner, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
     let mut plan = Plan::default();
     let mut active: Vec<&Pod> = Vec::new();
@@ -143,12 +189,7 @@ pub fn plan(owner: &Owner, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
                 matches
             }
             None => {
-                // A pod git declares is git's: adopting it would make apply see it as
-                // derived.
-                let labels = pod.metadata.labels();
-                let adopt = pods::is_active(pod)
-                    && !labels.contains_key(MANAGED_BY_LABEL)
-                    && owner.selector.matches(labels);
+                let adopt = adoptable(owner, pod);
                 if adopt {
                     plan.adopt.push(pod.metadata.name().to_string());
                 }
@@ -159,7 +200,8 @@ pub fn plan(owner: &Owner, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
             active.push(pod);
         }
     }
-    plan.counts = counts(owner, &active, now, &mut plan.next_look);
+    let tally = PodTally::of(active.iter().copied());
+    plan.counts = counts(owner, [&tally], now, &mut plan.next_look);
     let want = usize::try_from(owner.replicas).unwrap_or(usize::MAX);
     if active.len() < want {
         plan.create = (want - active.len()).min(burst(want));
@@ -174,39 +216,70 @@ pub fn plan(owner: &Owner, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
     plan
 }
 
-/// The status counts over the active pods, and when the next one becomes available.
-fn counts(
+/// The status counts over the tallies of the owner's active pods (each of which matches its
+/// selector), and when the next one becomes available.
+fn counts<'a>(
     owner: &Owner,
-    active: &[&Pod],
+    tallies: impl IntoIterator<Item = &'a PodTally>,
     now: DateTime<Utc>,
     next: &mut Option<Duration>,
 ) -> Counts {
-    let (mut ready, mut available, mut fully_labeled) = (0, 0, 0);
+    let mut c = Counts {
+        generation: owner.generation,
+        ..Counts::default()
+    };
     let template_labels = owner.template.metadata.labels();
-    for p in active {
-        if p.is_ready() {
-            ready += 1;
-            match pods::available(p, owner.min_ready_seconds, now) {
-                Availability::Yes => available += 1,
-                Availability::After(d) => *next = Some(next.map_or(d, |n| n.min(d))),
-                Availability::No => {}
-            }
-        }
-        let labels = p.metadata.labels();
+    for (labels, t) in tallies.into_iter().flat_map(PodTally::by_labels) {
+        c.replicas += i64::from(t.active);
+        c.ready += i64::from(t.ready);
+        c.available += available(t, owner.min_ready_seconds, now, next);
         if template_labels
             .iter()
             .all(|(k, v)| labels.get(k) == Some(v))
         {
-            fully_labeled += 1;
+            c.fully_labeled += i64::from(t.active);
         }
     }
-    Counts {
-        replicas: active.len() as i64,
-        ready,
-        available,
-        fully_labeled,
-        generation: owner.generation,
+    c
+}
+
+/// How many of the tallied Ready pods have been Ready for `min_ready_seconds` (Kubernetes'
+/// "available"), as [`pods::available`] decides for one pod at the tally's whole seconds;
+/// `next` becomes the soonest any other one will be.
+fn available(
+    t: &LabelTally,
+    min_ready_seconds: i64,
+    now: DateTime<Utc>,
+    next: &mut Option<Duration>,
+) -> i64 {
+    if min_ready_seconds <= 0 {
+        return i64::from(t.ready);
     }
+    let mut soonest = |d: Duration| *next = Some(next.map_or(d, |n| n.min(d)));
+    let mut available = 0;
+    // In time order, ready-without-a-time first: past the first one not yet available,
+    // none is.
+    for (since, n) in &t.ready_since {
+        let Some(since) = since else {
+            // Ready without a time: counted from now on.
+            soonest(Duration::from_secs(min_ready_seconds.unsigned_abs()));
+            continue;
+        };
+        // A minReadySeconds too large for a date means "not in this era".
+        let Some(at) = since
+            .checked_add(min_ready_seconds)
+            .and_then(|at| DateTime::from_timestamp(at, 0))
+        else {
+            break;
+        };
+        if at <= now {
+            available += i64::from(*n);
+        } else {
+            soonest((at - now).to_std().unwrap_or_default());
+            break;
+        }
+    }
+    available
 }
 
 #[cfg(test)]

@@ -252,3 +252,82 @@ fn binds_and_reports_leave_the_owners_decision_alone() {
     restarted.spec.restart_policy = Some("Never".into());
     assert!(!unscheduled.same_but_status_and_node(&restarted));
 }
+
+/// Pods of `rs-1`, of another owner or of none, with label sets that match, match without
+/// every template label, stop matching, or are git's; in every state, ready at various
+/// times.
+fn any_pods() -> impl proptest::strategy::Strategy<Value = Vec<Pod>> {
+    use proptest::prelude::*;
+    let one = (
+        prop::option::of(prop::sample::select(vec!["rs-1", "rs-2"])),
+        0..4usize,
+        prop::sample::select(vec![
+            "unscheduled",
+            "pending",
+            "running",
+            "ready",
+            "ready-restarted",
+            "failed",
+            "unknown",
+        ]),
+        0..120i64,
+        prop::option::of(0..90i64),
+    );
+    prop::collection::vec(one, 0..12).prop_map(|pods| {
+        pods.into_iter()
+            .enumerate()
+            .map(|(i, (owner, labels, state, age, ready_for))| {
+                let mut p = pod(&format!("p{i:02}"), owner, state, age);
+                let labels_of = p.metadata.labels.get_or_insert_with(Default::default);
+                match labels {
+                    0 => {}
+                    1 => {
+                        labels_of.insert("tier".into(), "front".into());
+                    }
+                    2 => {
+                        labels_of.insert("app".into(), "api".into());
+                    }
+                    _ => {
+                        labels_of.insert(MANAGED_BY_LABEL.into(), "git".into());
+                    }
+                }
+                if let Some(secs) = ready_for {
+                    p.status.as_mut().unwrap().conditions.as_mut().unwrap()[0]
+                        .last_transition_time = Some(Utc::now() - Age::seconds(secs));
+                }
+                p
+            })
+            .collect()
+    })
+}
+
+proptest::proptest! {
+    /// Deciding from the tally and the orphans is deciding from each pod: the same plan
+    /// whenever the tally is enough, and the tally is enough unless something is to be
+    /// released or deleted.
+    #[test]
+    fn the_tally_decides_as_each_pod_does(
+        pods in any_pods(),
+        replicas in 0..8i64,
+        min_ready in proptest::sample::select(vec![0i64, 30, 60]),
+    ) {
+        let mut owner = owner(replicas);
+        owner.min_ready_seconds = min_ready;
+        let now = Utc::now();
+        let all: Vec<&Pod> = pods.iter().collect();
+        let controlled = all.iter().copied().filter(|p| pods::controlled_by(&p.metadata, "rs-1"));
+        let orphans: Vec<&Pod> = all
+            .iter()
+            .copied()
+            .filter(|p| pods::controller_of(&p.metadata).is_none())
+            .collect();
+        let each = plan(&owner, &all, now);
+        match plan_from_tally(&owner, &PodTally::of(controlled), &orphans, now) {
+            Some(tallied) => proptest::prop_assert_eq!(tallied, each),
+            None => proptest::prop_assert!(
+                !each.release.is_empty() || !each.delete.is_empty(),
+                "the tally sent a plan with nothing to release or delete to each pod: {each:?}"
+            ),
+        }
+    }
+}

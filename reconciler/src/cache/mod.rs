@@ -1,5 +1,6 @@
 //! The controllers' shared view of the store: every object (Events aside), kept current by
-//! one watch, with the indexes controllers ask for (pods by node, dependents by owner uid).
+//! one watch, with the indexes controllers ask for (pods by node, dependents by owner uid,
+//! pods without a controller by namespace) and each controller's [`PodTally`].
 //!
 //! # Guarantees
 //! - [`Cache::wait_synced`] returns only while the cache holds a whole list (every kind at
@@ -10,16 +11,22 @@
 //! - A subscriber that falls behind gets [`Change::Relisted`] (reconcile everything) instead
 //!   of a silent gap; so does everyone after the watch expired and the cache relisted.
 
+mod pod_tally;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use keel_schema::Object;
+use keel_schema::types::pod::Pod;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use keel_schema::Kind;
 use keel_store::{ObjectKey, Store, StoreError, Stored, WatchEventType};
+
+use crate::controllers::pods;
+pub use pod_tally::{LabelTally, PodTally};
 
 /// A write a controller made and wants to read back.
 #[derive(Debug, Clone)]
@@ -67,6 +74,11 @@ struct State {
     pods_by_node: HashMap<String, BTreeSet<ObjectKey>>,
     /// Objects by the uid of each owner they name.
     dependents: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Pods without a controller, by namespace: any owner there may adopt them.
+    orphans: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Pods by the uid of their controller, tallied (kept in the same step as the objects,
+    /// so a tally always agrees with the pods the cache holds).
+    tallies: HashMap<String, PodTally>,
 }
 
 impl State {
@@ -82,14 +94,42 @@ impl State {
                 }
             }
         };
-        if let Object::Pod(p) = &stored.object
-            && let Some(node) = p.spec.node_name.as_deref().filter(|n| !n.is_empty())
-        {
-            edit(&mut self.pods_by_node, node);
+        if let Object::Pod(p) = &stored.object {
+            if let Some(node) = p.spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+                edit(&mut self.pods_by_node, node);
+            }
+            match pods::controller_of(&p.metadata) {
+                Some(controller) => self.tally(&controller.uid, p, add),
+                None => edit(&mut self.orphans, p.metadata.namespace()),
+            }
         }
         for owner in stored.object.meta().owner_references.iter().flatten() {
             edit(&mut self.dependents, &owner.uid);
         }
+    }
+
+    fn tally(&mut self, controller: &str, pod: &Pod, add: bool) {
+        if add {
+            if !self.tallies.contains_key(controller) {
+                self.tallies
+                    .insert(controller.to_string(), PodTally::default());
+            }
+            if let Some(tally) = self.tallies.get_mut(controller) {
+                tally.add(pod);
+            }
+        } else if let Some(tally) = self.tallies.get_mut(controller) {
+            tally.remove(pod);
+            if tally.is_empty() {
+                self.tallies.remove(controller);
+            }
+        }
+    }
+
+    fn objects_at(&self, keys: Option<&BTreeSet<ObjectKey>>) -> Vec<Arc<Stored>> {
+        keys.into_iter()
+            .flatten()
+            .filter_map(|k| self.objects.get(k).cloned())
+            .collect()
     }
 
     fn put(&mut self, stored: Arc<Stored>) -> Option<Arc<Stored>> {
@@ -107,6 +147,13 @@ impl State {
         self.index(&old, false);
         Some(old)
     }
+}
+
+/// See [`Cache::controller_pods`].
+#[derive(Debug, Default)]
+pub struct ControllerPods {
+    pub tally: PodTally,
+    pub orphans: Vec<Arc<Stored>>,
 }
 
 /// The shared cache. Cheap to clone.
@@ -228,23 +275,43 @@ impl Cache {
     /// Pods bound to `node`, in key order.
     pub fn pods_on(&self, node: &str) -> Vec<Arc<Stored>> {
         let state = self.read();
-        state
-            .pods_by_node
-            .get(node)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| state.objects.get(k).cloned())
-            .collect()
+        state.objects_at(state.pods_by_node.get(node))
     }
 
     /// Objects naming `uid` among their owners.
     pub fn dependents(&self, uid: &str) -> Vec<Arc<Stored>> {
         let state = self.read();
-        state
+        state.objects_at(state.dependents.get(uid))
+    }
+
+    /// What a ReplicaSet counts and adopts, read at one moment: the tally of the pods
+    /// `controller` (a uid) controls, and the pods of `namespace` without a controller.
+    pub fn controller_pods(&self, controller: &str, namespace: &str) -> ControllerPods {
+        let state = self.read();
+        ControllerPods {
+            tally: state.tallies.get(controller).cloned().unwrap_or_default(),
+            orphans: state.objects_at(state.orphans.get(namespace)),
+        }
+    }
+
+    /// The pods `controller` (a uid) controls and the pods of `namespace` without a
+    /// controller, in key order, read at one moment.
+    pub fn controlled_or_orphan_pods(&self, controller: &str, namespace: &str) -> Vec<Arc<Stored>> {
+        let state = self.read();
+        let mut keys: Vec<&ObjectKey> = state
             .dependents
-            .get(uid)
+            .get(controller)
             .into_iter()
             .flatten()
+            .filter(|k| {
+                state.objects.get(*k).is_some_and(|s| {
+                    matches!(&s.object, Object::Pod(p) if pods::controlled_by(&p.metadata, controller))
+                })
+            })
+            .chain(state.orphans.get(namespace).into_iter().flatten())
+            .collect();
+        keys.sort();
+        keys.into_iter()
             .filter_map(|k| state.objects.get(k).cloned())
             .collect()
     }
@@ -340,3 +407,6 @@ impl Cache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
