@@ -7,11 +7,9 @@
 //! effort: when the queue is full they are dropped (and that is logged), repeats of one event
 //! (same object, reason and message) are one Event object with a `count`, and Events are
 //! deleted an hour after they last happened. Similar events with many messages (a
-//! ReplicaSet's "Created pod: …") combine into one after ten ([`aggregate`]). Past a burst,
-//! a namespace records at most so many Normal events a second ([`rate`]).
+//! ReplicaSet's "Created pod: …") combine into one after ten ([`aggregate`]).
 
 mod aggregate;
-mod rate;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -243,7 +241,6 @@ async fn write_events(store: Store, mut rx: mpsc::Receiver<Record>, stop: Cancel
     let mut expire = tokio::time::interval(Duration::from_secs(300));
     let mut buffer = Vec::with_capacity(BATCH);
     let mut aggregator = aggregate::Aggregator::default();
-    let mut limiter = rate::Limiter::default();
     loop {
         tokio::select! {
             n = rx.recv_many(&mut buffer, BATCH) => {
@@ -255,9 +252,6 @@ async fn write_events(store: Store, mut rx: mpsc::Receiver<Record>, stop: Cancel
                 let mut batch: HashMap<ObjectKey, (Record, i64)> = HashMap::new();
                 let now = std::time::Instant::now();
                 for mut r in buffer.drain(..) {
-                    if !limiter.admit(&r, now) {
-                        continue;
-                    }
                     let combined = aggregator.combine(&mut r, now);
                     let key = event_key(&r, combined);
                     let count = batch.get(&key).map_or(0, |(_, n)| *n);
@@ -278,9 +272,8 @@ async fn write_events(store: Store, mut rx: mpsc::Receiver<Record>, stop: Cancel
 const EXPIRY_PAGE: usize = 500;
 
 /// Deletes Events that last happened more than [`TTL`] ago. It walks them a page at a time:
-/// a cluster of 100,000 pods kept some 400,000 Events before Normal ones were limited (and
-/// Warnings never are), and decoding them all at once took over 500 MiB for the few
-/// seconds of each pass.
+/// a cluster of 100,000 pods keeps some 400,000 Events, and decoding them all at once took
+/// over 500 MiB for the few seconds of each pass.
 async fn expire_old(store: &Store) {
     let cutoff = Utc::now() - chrono::Duration::from_std(TTL).unwrap_or_default();
     let mut after: Option<String> = None;
