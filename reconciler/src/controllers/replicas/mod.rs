@@ -12,7 +12,7 @@
 //!
 //! - A pass reads the cache's tally of the owner's pods ([`crate::cache::PodTally`]: a few
 //!   numbers per label set) and the namespace's orphans, not each pod: at 100,000 replicas
-//!   that is microseconds where counting each pod was half a second. It reads each of the
+//!   that is microseconds where counting each pod took about 400 ms. It reads each of the
 //!   owner's pods only to release or delete some.
 //!
 //! [`decide`] makes every decision from what was observed; [`ReplicaController::reconcile`]
