@@ -76,9 +76,10 @@ struct State {
     dependents: HashMap<String, BTreeSet<ObjectKey>>,
     /// Pods without a controller, by namespace: any owner there may adopt them.
     orphans: HashMap<String, BTreeSet<ObjectKey>>,
-    /// Pods by the uid of their controller, tallied (kept in the same step as the objects,
-    /// so a tally always agrees with the pods the cache holds).
-    tallies: HashMap<String, PodTally>,
+    /// Pods by namespace and the uid of their controller, tallied (kept in the same step as
+    /// the objects, so a tally always agrees with the pods the cache holds). By namespace
+    /// too: an owner controls pods of its own namespace only, as in Kubernetes.
+    tallies: HashMap<(String, String), PodTally>,
 }
 
 impl State {
@@ -109,18 +110,13 @@ impl State {
     }
 
     fn tally(&mut self, controller: &str, pod: &Pod, add: bool) {
+        let at = (pod.metadata.namespace().to_string(), controller.to_string());
         if add {
-            if !self.tallies.contains_key(controller) {
-                self.tallies
-                    .insert(controller.to_string(), PodTally::default());
-            }
-            if let Some(tally) = self.tallies.get_mut(controller) {
-                tally.add(pod);
-            }
-        } else if let Some(tally) = self.tallies.get_mut(controller) {
+            self.tallies.entry(at).or_default().add(pod);
+        } else if let Some(tally) = self.tallies.get_mut(&at) {
             tally.remove(pod);
             if tally.is_empty() {
-                self.tallies.remove(controller);
+                self.tallies.remove(&at);
             }
         }
     }
@@ -284,17 +280,19 @@ impl Cache {
         state.objects_at(state.dependents.get(uid))
     }
 
-    /// What a ReplicaSet counts and adopts, read at one moment: the tally of the pods
-    /// `controller` (a uid) controls, and the pods of `namespace` without a controller.
+    /// What a ReplicaSet counts and adopts, read at one moment: the tally of the pods of
+    /// `namespace` that `controller` (a uid) controls, and the pods there without a
+    /// controller.
     pub fn controller_pods(&self, controller: &str, namespace: &str) -> ControllerPods {
         let state = self.read();
+        let at = (namespace.to_string(), controller.to_string());
         ControllerPods {
-            tally: state.tallies.get(controller).cloned().unwrap_or_default(),
+            tally: state.tallies.get(&at).cloned().unwrap_or_default(),
             orphans: state.objects_at(state.orphans.get(namespace)),
         }
     }
 
-    /// The pods `controller` (a uid) controls and the pods of `namespace` without a
+    /// The pods of `namespace` that `controller` (a uid) controls or that have no
     /// controller, in key order, read at one moment.
     pub fn controlled_or_orphan_pods(&self, controller: &str, namespace: &str) -> Vec<Arc<Stored>> {
         let state = self.read();
@@ -304,9 +302,11 @@ impl Cache {
             .into_iter()
             .flatten()
             .filter(|k| {
-                state.objects.get(*k).is_some_and(|s| {
-                    matches!(&s.object, Object::Pod(p) if pods::controlled_by(&p.metadata, controller))
-                })
+                let controlled = |s: &Arc<Stored>| match &s.object {
+                    Object::Pod(p) => pods::controlled_by(&p.metadata, controller),
+                    _ => false,
+                };
+                k.namespace == namespace && state.objects.get(*k).is_some_and(controlled)
             })
             .chain(state.orphans.get(namespace).into_iter().flatten())
             .collect();

@@ -23,8 +23,9 @@ pub struct LabelTally {
     pub active: u32,
     /// Active and Ready.
     pub ready: u32,
-    /// The active, Ready pods by when they became Ready, in whole seconds since the epoch
-    /// (Kubernetes' API times are whole seconds); `None` for Ready without a time.
+    /// The active, Ready pods by when they became Ready, in seconds since the epoch rounded
+    /// up (agents report whole seconds, as Kubernetes' API does; a finer time makes a pod
+    /// available up to a second late, never early); `None` for Ready without a time.
     pub ready_since: BTreeMap<Option<i64>, u32>,
 }
 
@@ -101,7 +102,7 @@ impl LabelTally {
             return;
         };
         bump(&mut self.ready);
-        let second = since.map(|t| t.timestamp());
+        let second = since.map(|t| t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0));
         let at = self.ready_since.entry(second).or_default();
         bump(at);
         if *at == 0 {
@@ -130,8 +131,9 @@ mod tests {
     #[test]
     fn counts_by_label_set_and_takes_back_exactly_what_it_counted() {
         let web = json!({"app": "web"});
+        // 10.7 s counts from 11 s: never available before it is.
         let ready = pod(web.clone(), "Running", Some("2026-01-01T00:00:10.700Z"));
-        let ready_same_second = pod(web.clone(), "Running", Some("2026-01-01T00:00:10Z"));
+        let ready_same_second = pod(web.clone(), "Running", Some("2026-01-01T00:00:11Z"));
         let starting = pod(web.clone(), "Pending", None);
         let failed = pod(web, "Failed", None);
         let other = pod(json!({"app": "api"}), "Running", None);
@@ -141,7 +143,7 @@ mod tests {
             .map(|(l, t)| (l.clone(), t.clone()))
             .collect();
         sets.sort_by(|a, b| a.0.cmp(&b.0));
-        let second = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:10Z")
+        let second = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:11Z")
             .unwrap()
             .timestamp();
         assert_eq!(sets.len(), 2);
@@ -153,8 +155,7 @@ mod tests {
                 ready: 2,
                 ready_since: [(Some(second), 2)].into(),
             },
-            "app=web: the failed pod is a pod but not active; both ready ones became ready \
-             within one second"
+            "app=web: the failed pod is a pod but not active; both ready ones count from 11 s"
         );
         assert_eq!(tally.active(), 4);
         for p in [&ready, &starting, &failed, &other, &ready_same_second] {

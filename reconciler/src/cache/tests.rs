@@ -92,10 +92,15 @@ fn assert_indexes_agree(cache: &Cache) {
     };
     for namespace in NAMESPACES {
         for controller in CONTROLLERS {
+            // An owner controls pods of its own namespace only: the same uid in the other
+            // namespace (these pods name one) is not its.
             let controlled: Vec<Pod> = all
                 .iter()
                 .map(pod)
-                .filter(|p| pods::controlled_by(&p.metadata, controller))
+                .filter(|p| {
+                    p.metadata.namespace() == namespace
+                        && pods::controlled_by(&p.metadata, controller)
+                })
                 .collect();
             let orphans: Vec<ObjectKey> = all
                 .iter()
@@ -109,7 +114,7 @@ fn assert_indexes_agree(cache: &Cache) {
             assert_eq!(
                 seen.tally,
                 PodTally::of(&controlled),
-                "the tally of {controller}"
+                "the tally of {controller} in {namespace}"
             );
             let seen_orphans: Vec<ObjectKey> = seen
                 .orphans
@@ -120,9 +125,9 @@ fn assert_indexes_agree(cache: &Cache) {
             let mut either: Vec<ObjectKey> = all
                 .iter()
                 .filter(|s| {
-                    pods::controlled_by(s.object.meta(), controller)
-                        || (s.object.namespace() == namespace
-                            && pods::controller_of(s.object.meta()).is_none())
+                    s.object.namespace() == namespace
+                        && (pods::controlled_by(s.object.meta(), controller)
+                            || pods::controller_of(s.object.meta()).is_none())
                 })
                 .map(|s| ObjectKey::of(&s.object))
                 .collect();
@@ -164,10 +169,12 @@ proptest! {
         let relisted = Cache::new();
         relisted.load(cache.all(), 100);
         for controller in CONTROLLERS {
-            prop_assert_eq!(
-                relisted.controller_pods(controller, "a").tally,
-                cache.controller_pods(controller, "a").tally
-            );
+            for namespace in NAMESPACES {
+                prop_assert_eq!(
+                    relisted.controller_pods(controller, namespace).tally,
+                    cache.controller_pods(controller, namespace).tally
+                );
+            }
         }
     }
 }

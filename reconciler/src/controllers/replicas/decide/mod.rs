@@ -177,7 +177,8 @@ pub fn plan(owner: &Owner, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
     let mut plan = Plan::default();
     let mut active: Vec<&Pod> = Vec::new();
     for pod in pods {
-        // Each check once, cheapest first: this runs for every pod of the namespace.
+        // Each check once, cheapest first: this runs for every pod of the owner and every
+        // orphan of its namespace.
         let owned = match pods::controller_of(&pod.metadata) {
             // Another controller's: not looked at further.
             Some(r) if r.uid != owner.uid => false,
@@ -244,8 +245,8 @@ fn counts<'a>(
 }
 
 /// How many of the tallied Ready pods have been Ready for `min_ready_seconds` (Kubernetes'
-/// "available"), as [`pods::available`] decides for one pod at the tally's whole seconds;
-/// `next` becomes the soonest any other one will be.
+/// "available"), as [`pods::available`] decides for one pod, from Ready times rounded up
+/// to the second; `next` becomes the soonest any other one will be.
 fn available(
     t: &LabelTally,
     min_ready_seconds: i64,

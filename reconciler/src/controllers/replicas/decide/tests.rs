@@ -193,9 +193,10 @@ fn status_counts_ready_available_and_fully_labeled() {
             generation: 3
         }
     );
+    // Ready 10 s ago to the nanosecond: counted from the next whole second, so 20-21 s.
     let next = plan.next_look.expect("the young pod becomes available");
     assert!(
-        next <= Duration::from_secs(20) && next >= Duration::from_secs(18),
+        next <= Duration::from_secs(21) && next >= Duration::from_secs(19),
         "{next:?}"
     );
 }
@@ -291,9 +292,11 @@ fn any_pods() -> impl proptest::strategy::Strategy<Value = Vec<Pod>> {
                         labels_of.insert(MANAGED_BY_LABEL.into(), "git".into());
                     }
                 }
+                // Whole seconds, as agents report them.
                 if let Some(secs) = ready_for {
+                    let at = (Utc::now() - Age::seconds(secs)).timestamp();
                     p.status.as_mut().unwrap().conditions.as_mut().unwrap()[0]
-                        .last_transition_time = Some(Utc::now() - Age::seconds(secs));
+                        .last_transition_time = chrono::DateTime::from_timestamp(at, 0);
                 }
                 p
             })
@@ -322,6 +325,19 @@ proptest::proptest! {
             .filter(|p| pods::controller_of(&p.metadata).is_none())
             .collect();
         let each = plan(&owner, &all, now);
+        // Available as each pod's own check has it, over the pods the owner counts.
+        let counted = all.iter().filter(|p| {
+            pods::is_active(p)
+                && owner.selector.matches(p.metadata.labels())
+                && match pods::controller_of(&p.metadata) {
+                    Some(r) => r.uid == "rs-1",
+                    None => !p.metadata.labels().contains_key(MANAGED_BY_LABEL),
+                }
+        });
+        let available = counted
+            .filter(|p| pods::available(p, min_ready, now) == pods::Availability::Yes)
+            .count();
+        proptest::prop_assert_eq!(each.counts.available, available as i64);
         match plan_from_tally(&owner, &PodTally::of(controlled), &orphans, now) {
             Some(tallied) => proptest::prop_assert_eq!(tallied, each),
             None => proptest::prop_assert!(
