@@ -36,7 +36,7 @@ pub trait Controller: Send + Sync + 'static {
 
     /// How long `key`, queued for `change`, may wait for its pass, so that a burst of such
     /// changes is one pass (the status reports of a 100,000-pod ReplicaSet's pods, each
-    /// pass of which counts them all). None by default.
+    /// pass of which writes the owner's status). None by default.
     fn settle(&self, _change: &Change, _key: &Self::Key, _cache: &Cache) -> Duration {
         Duration::ZERO
     }
