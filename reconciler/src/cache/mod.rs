@@ -79,7 +79,9 @@ struct State {
     /// Pods by namespace and the uid of their controller, tallied (kept in the same step as
     /// the objects, so a tally always agrees with the pods the cache holds). By namespace
     /// too: an owner controls pods of its own namespace only, as in Kubernetes.
-    tallies: HashMap<(String, String), PodTally>,
+    /// Namespace first, each map looked up by `&str`: a pod's every write updates its
+    /// tally, and the common case allocates nothing.
+    tallies: HashMap<String, HashMap<String, PodTally>>,
 }
 
 impl State {
@@ -110,14 +112,32 @@ impl State {
     }
 
     fn tally(&mut self, controller: &str, pod: &Pod, add: bool) {
-        let at = (pod.metadata.namespace().to_string(), controller.to_string());
+        let namespace = pod.metadata.namespace();
         if add {
-            self.tallies.entry(at).or_default().add(pod);
-        } else if let Some(tally) = self.tallies.get_mut(&at) {
+            if !self.tallies.contains_key(namespace) {
+                self.tallies.insert(namespace.to_string(), HashMap::new());
+            }
+            let Some(owners) = self.tallies.get_mut(namespace) else {
+                return;
+            };
+            if let Some(tally) = owners.get_mut(controller) {
+                tally.add(pod);
+            } else {
+                owners.insert(controller.to_string(), PodTally::of([pod]));
+            }
+            return;
+        }
+        let Some(owners) = self.tallies.get_mut(namespace) else {
+            return;
+        };
+        if let Some(tally) = owners.get_mut(controller) {
             tally.remove(pod);
             if tally.is_empty() {
-                self.tallies.remove(&at);
+                owners.remove(controller);
             }
+        }
+        if owners.is_empty() {
+            self.tallies.remove(namespace);
         }
     }
 
@@ -285,9 +305,9 @@ impl Cache {
     /// controller.
     pub fn controller_pods(&self, controller: &str, namespace: &str) -> ControllerPods {
         let state = self.read();
-        let at = (namespace.to_string(), controller.to_string());
+        let tally = state.tallies.get(namespace).and_then(|t| t.get(controller));
         ControllerPods {
-            tally: state.tallies.get(&at).cloned().unwrap_or_default(),
+            tally: tally.cloned().unwrap_or_default(),
             orphans: state.objects_at(state.orphans.get(namespace)),
         }
     }

@@ -47,12 +47,13 @@ impl PodTally {
 
     pub fn add(&mut self, pod: &Pod) {
         let labels = pod.metadata.labels();
-        if !self.by_labels.contains_key(labels) {
-            self.by_labels.insert(labels.clone(), LabelTally::default());
-        }
         if let Some(entry) = self.by_labels.get_mut(labels) {
             entry.count(pod, true);
+            return;
         }
+        let mut entry = LabelTally::default();
+        entry.count(pod, true);
+        self.by_labels.insert(labels.clone(), entry);
     }
 
     /// Takes back what [`PodTally::add`] counted for the same version of `pod`.
