@@ -350,6 +350,23 @@ impl Cache {
         let _ = self.changes.send(Change::Relisted);
     }
 
+    /// A synced cache holding `objects` (for tests of what reads one).
+    #[cfg(test)]
+    pub(crate) fn holding(objects: impl IntoIterator<Item = Object>) -> Self {
+        let cache = Self::new();
+        let stored = objects
+            .into_iter()
+            .map(|object| {
+                Arc::new(Stored {
+                    object,
+                    resource_version: 1,
+                })
+            })
+            .collect();
+        cache.load(stored, 1);
+        cache
+    }
+
     /// Applies one watched change. The object is kept as the store's watch shares it: the
     /// embedded store's read cache holds the same copy.
     fn apply(&self, event_type: WatchEventType, stored: Arc<Stored>) {
