@@ -21,6 +21,17 @@ use crate::cache::{Cache, Change};
 
 pub struct EvictionController;
 
+/// True when `node` exists and is not known to be down: its Ready condition is `True`, or
+/// it has none yet. A pass leaves such a node's pods alone.
+fn ready(node: &str, cache: &Cache) -> bool {
+    cache
+        .get(&ObjectKey::new(Kind::Node, "", node))
+        .is_some_and(|s| match &s.object {
+            Object::Node(n) => n.ready_condition().is_none_or(|c| c.status == "True"),
+            _ => false,
+        })
+}
+
 impl Controller for EvictionController {
     type Key = String;
     const NAME: &'static str = "node-lifecycle";
@@ -37,10 +48,13 @@ impl Controller for EvictionController {
     fn keys_for(&self, change: &Change, cache: &Cache, out: &mut Vec<String>) {
         match change.kind() {
             Some(Kind::Node) => out.extend(change.objects().map(|o| o.name().to_string()).take(1)),
+            // A pod on a node that is Ready needs nothing: only the nodes a pass would act
+            // on are queued (at 100,000 pods, every status write queued its node's pass).
             Some(Kind::Pod) => {
                 for o in change.objects() {
                     if let Object::Pod(p) = o
                         && let Some(node) = p.spec.node_name.as_deref().filter(|n| !n.is_empty())
+                        && !ready(node, cache)
                     {
                         out.push(node.to_string());
                     }
@@ -64,6 +78,7 @@ impl Controller for EvictionController {
         let Object::Node(n) = &stored.object else {
             return Ok(Action::Done);
         };
+        // As `ready` decides which pod changes queue a pass.
         let Some(ready) = n.ready_condition().filter(|c| c.status != "True") else {
             return Ok(Action::Done);
         };
@@ -154,5 +169,65 @@ impl EvictionController {
         );
         ctx.delete(&key, pod.resource_version).await.or_raced()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use keel_store::Stored;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn node(name: &str, ready: Option<&str>) -> Object {
+        let conditions: Value = ready.map_or(json!([]), |status| {
+            json!([{"type": "Ready", "status": status, "lastTransitionTime": "2026-01-01T00:00:00Z"}])
+        });
+        Object::from_json(json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name}, "status": {"conditions": conditions}}))
+        .unwrap()
+    }
+
+    fn pod_on(node: &str) -> Option<Arc<Stored>> {
+        let object = Object::from_json(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("p-{node}"), "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"}}))
+        .unwrap();
+        Some(Arc::new(Stored {
+            object,
+            resource_version: 2,
+        }))
+    }
+
+    #[test]
+    fn a_pod_change_queues_its_node_only_when_a_pass_would_act_on_it() {
+        let cache = Cache::holding([
+            node("up", Some("True")),
+            node("down", Some("Unknown")),
+            node("new", None),
+        ]);
+        let queued = |node: &str| {
+            let mut out = Vec::new();
+            let change = Change::Object {
+                old: None,
+                new: pod_on(node),
+            };
+            EvictionController.keys_for(&change, &cache, &mut out);
+            out
+        };
+        assert!(queued("up").is_empty(), "a Ready node's pods need nothing");
+        assert!(
+            queued("new").is_empty(),
+            "nor those of a node not yet reporting"
+        );
+        assert_eq!(
+            queued("down"),
+            ["down"],
+            "a node that is not Ready is looked at"
+        );
+        assert_eq!(queued("deleted"), ["deleted"], "and so is a deleted one");
     }
 }
