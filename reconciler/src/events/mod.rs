@@ -351,14 +351,34 @@ mod tests {
         obj
     }
 
-    #[tokio::test]
-    async fn expiry_deletes_old_events_across_pages_and_namespaces_and_keeps_the_rest() {
+    /// A redb store in a temporary folder, which lives as long as the first half.
+    async fn redb_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&keel_store::StoreSpec::Redb {
             data_dir: dir.path().to_path_buf(),
         })
         .await
         .expect("store");
+        (dir, store)
+    }
+
+    /// The store's Events as `namespace/name`, sorted.
+    async fn events_left(store: &Store) -> Vec<String> {
+        let mut left: Vec<String> = store
+            .list(Kind::Event, None, None)
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .map(|s| format!("{}/{}", s.object.namespace(), s.object.name()))
+            .collect();
+        left.sort();
+        left
+    }
+
+    #[tokio::test]
+    async fn expiry_deletes_old_events_across_pages_and_namespaces_and_keeps_the_rest() {
+        let (_dir, store) = redb_store().await;
         // Three pages' worth, old and new interleaved in key order, in two namespaces.
         let old = chrono::Duration::hours(2);
         let new = chrono::Duration::minutes(5);
@@ -382,15 +402,7 @@ mod tests {
 
         expire_old(&store, Duration::ZERO).await;
 
-        let mut left: Vec<String> = store
-            .list(Kind::Event, None, None)
-            .await
-            .expect("list")
-            .items
-            .iter()
-            .map(|s| format!("{}/{}", s.object.namespace(), s.object.name()))
-            .collect();
-        left.sort();
+        let left = events_left(&store).await;
         kept.sort();
         assert_eq!(left.len(), EXPIRY_PAGE + 3);
         assert_eq!(left, kept);
@@ -398,24 +410,7 @@ mod tests {
 
     #[tokio::test]
     async fn old_events_go_while_the_expiry_runs_and_it_ends_when_stopped() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&keel_store::StoreSpec::Redb {
-            data_dir: dir.path().to_path_buf(),
-        })
-        .await
-        .expect("store");
-        let names = |store: Store| async move {
-            let mut names: Vec<String> = store
-                .list(Kind::Event, None, None)
-                .await
-                .expect("list")
-                .items
-                .iter()
-                .map(|s| s.object.name().to_string())
-                .collect();
-            names.sort();
-            names
-        };
+        let (_dir, store) = redb_store().await;
         let stop = CancellationToken::new();
         let expiry = tokio::spawn(expire_every(
             store.clone(),
@@ -434,17 +429,17 @@ mod tests {
                 .await
                 .expect("event");
         }
-        let mut left = names(store.clone()).await;
+        let mut left = events_left(&store).await;
         for _ in 0..100 {
-            if left == ["new"] {
+            if left == ["default/new"] {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-            left = names(store.clone()).await;
+            left = events_left(&store).await;
         }
         assert_eq!(
             left,
-            ["new"],
+            ["default/new"],
             "the expired event is deleted, the recent one kept"
         );
         stop.cancel();
