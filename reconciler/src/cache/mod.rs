@@ -294,6 +294,11 @@ impl Cache {
         state.objects_at(state.pods_by_node.get(node))
     }
 
+    /// The names of the nodes that pods are bound to, whether or not they exist.
+    pub fn nodes_with_pods(&self) -> Vec<String> {
+        self.read().pods_by_node.keys().cloned().collect()
+    }
+
     /// Objects naming `uid` among their owners.
     pub fn dependents(&self, uid: &str) -> Vec<Arc<Stored>> {
         let state = self.read();

@@ -38,11 +38,21 @@ impl Controller for EvictionController {
     const COMPONENT: &'static str = "node-controller";
 
     fn all_keys(&self, cache: &Cache) -> Vec<String> {
-        cache
+        let mut nodes: Vec<String> = cache
             .list(Kind::Node, None)
             .iter()
             .map(|s| s.object.name().to_string())
-            .collect()
+            .collect();
+        // And the nodes that are gone but still have pods: deleted while no server ran, or
+        // a deletion a lagging watch missed. Their pods change no more, so nothing else
+        // would queue them.
+        nodes.extend(
+            cache
+                .nodes_with_pods()
+                .into_iter()
+                .filter(|n| cache.get(&ObjectKey::new(Kind::Node, "", n)).is_none()),
+        );
+        nodes
     }
 
     fn keys_for(&self, change: &Change, cache: &Cache, out: &mut Vec<String>) {
@@ -229,5 +239,15 @@ mod tests {
             "a node that is not Ready is looked at"
         );
         assert_eq!(queued("deleted"), ["deleted"], "and so is a deleted one");
+    }
+
+    #[test]
+    fn a_resync_looks_at_every_node_and_at_a_gone_node_that_still_has_pods() {
+        let mut objects = vec![node("up", Some("True")), node("down", Some("Unknown"))];
+        objects.extend(["up", "gone"].map(|n| pod_on(n).unwrap().object.clone()));
+        let cache = Cache::holding(objects);
+        let mut keys = EvictionController.all_keys(&cache);
+        keys.sort();
+        assert_eq!(keys, ["down", "gone", "up"]);
     }
 }
