@@ -8,6 +8,7 @@
 //! per write, and per object at every resync, kept a core busy for over a second every 30 s.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use keel_schema::types::meta::OwnerReference;
 use keel_schema::{Kind, Object};
@@ -17,6 +18,9 @@ use super::runtime::{Action, Controller, Ctx, Raced, Result};
 use crate::cache::{Cache, Change};
 
 pub struct GarbageCollector;
+
+/// How soon an orphan whose delete lost a race is looked at again.
+const RACED_RETRY: Duration = Duration::from_millis(200);
 
 /// True when `object` names owners and none of them exists any more.
 fn orphaned(object: &Object, cache: &Cache) -> bool {
@@ -106,8 +110,12 @@ impl Controller for GarbageCollector {
             return Ok(Action::Done);
         }
         tracing::info!(object = %key, "garbage collection: its owners are gone");
-        ctx.delete(key, stored.resource_version).await.or_raced()?;
-        Ok(Action::Done)
+        // A lost race is most often a status report, which changes no owner and so queues
+        // no pass here (`keys_for`): look again shortly rather than at the next resync.
+        match ctx.delete(key, stored.resource_version).await.or_raced()? {
+            Some(_) => Ok(Action::Done),
+            None => Ok(Action::RequeueAfter(RACED_RETRY)),
+        }
     }
 }
 

@@ -236,7 +236,13 @@ async fn write_one(store: &Store, key: ObjectKey, record: Record, times: i64) {
         };
         match written {
             Ok(_) => return,
-            Err(StoreError::Conflict { .. } | StoreError::AlreadyExists(_)) => continue,
+            // NotFound: the expiry, which runs beside this writer, deleted the old one
+            // between the read and the update; the next try creates it afresh.
+            Err(
+                StoreError::Conflict { .. }
+                | StoreError::AlreadyExists(_)
+                | StoreError::NotFound(_),
+            ) => continue,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot write an event");
                 return;
