@@ -21,15 +21,18 @@ use crate::cache::{Cache, Change};
 
 pub struct EvictionController;
 
+/// The key of the Node named `node`.
+fn node_key(node: &str) -> ObjectKey {
+    ObjectKey::new(Kind::Node, "", node)
+}
+
 /// True when `node` exists and is not known to be down: its Ready condition is `True`, or
 /// it has none yet. A pass leaves such a node's pods alone.
 fn ready(node: &str, cache: &Cache) -> bool {
-    cache
-        .get(&ObjectKey::new(Kind::Node, "", node))
-        .is_some_and(|s| match &s.object {
-            Object::Node(n) => n.ready_condition().is_none_or(|c| c.status == "True"),
-            _ => false,
-        })
+    cache.get(&node_key(node)).is_some_and(|s| match &s.object {
+        Object::Node(n) => n.ready_condition().is_none_or(|c| c.status == "True"),
+        _ => false,
+    })
 }
 
 impl Controller for EvictionController {
@@ -50,7 +53,7 @@ impl Controller for EvictionController {
             cache
                 .nodes_with_pods()
                 .into_iter()
-                .filter(|n| cache.get(&ObjectKey::new(Kind::Node, "", n)).is_none()),
+                .filter(|n| cache.get(&node_key(n)).is_none()),
         );
         nodes
     }
@@ -76,11 +79,11 @@ impl Controller for EvictionController {
     }
 
     fn subject(&self, node: &String) -> Option<ObjectKey> {
-        Some(ObjectKey::new(Kind::Node, "", node))
+        Some(node_key(node))
     }
 
     async fn reconcile(&self, node: &String, ctx: &Ctx) -> Result<Action> {
-        let Some(stored) = ctx.cache().get(&ObjectKey::new(Kind::Node, "", node)) else {
+        let Some(stored) = ctx.cache().get(&node_key(node)) else {
             // The node was deleted (`keel delete node`): its pods have nowhere to run.
             self.evict(node, ctx, "was deleted", None).await?;
             return Ok(Action::Done);

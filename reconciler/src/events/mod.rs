@@ -286,8 +286,8 @@ const EXPIRY_INTERVAL: Duration = Duration::from_secs(300);
 const EXPIRY_PAGE: usize = 500;
 /// The rest between two pages of a pass. Events are not in the store's memory, so a pass
 /// reads and decodes every one from disk: at 100,000 pods (some 400,000 Events) that is
-/// about 7 s of CPU. Unpaced, it kept both cores busy for 6 s every 5 minutes, and changes
-/// arriving meanwhile waited; paced, it takes about 50 s at a fifth of a core.
+/// about 7 s of CPU. Unpaced (and inside the writer's loop), more than a core was busy for
+/// some 8 s every 5 minutes and events waited; paced, it takes about 50 s at a fifth of a core.
 const EXPIRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Runs [`expire_old`] now and then every `interval`, resting `pause` between pages, until
