@@ -1,5 +1,7 @@
 //! Store benchmarks, both engines side by side in one run:
 //! - apply one 10,000-object batch (targets for redb: under 500 ms),
+//! - update 10,000 objects, one write each, a thousand at a time (group-committed: the path of the
+//!   status reports and binds of a big rollout),
 //! - list 10,000 objects (redb: under 100 ms),
 //! - fan one write out to 100 watchers (time until every watcher has it).
 //!
@@ -19,6 +21,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const OBJECTS: usize = 10_000;
 const WATCHERS: usize = 100;
+/// Single updates in flight at once in the update figure.
+const UPDATES_IN_FLIGHT: usize = 1000;
 
 /// A Deployment as a team would write it (about 1 KB of JSON), renamed per copy.
 fn template() -> Object {
@@ -80,6 +84,7 @@ type Pick = fn(&Figures) -> Duration;
 
 struct Figures {
     batch: Duration,
+    updates: Duration,
     list: Duration,
     fanout: Duration,
 }
@@ -98,6 +103,35 @@ async fn measure(store: &Store, base: &Object, runs: usize) -> Figures {
             .await
             .expect("batch applies");
         batch.push(started.elapsed());
+    }
+    let mut updates = Vec::new();
+    for run in 0..runs {
+        let listed = store
+            .list(Kind::Deployment, Some(&format!("bench-{run}")), None)
+            .await
+            .expect("list");
+        let started = Instant::now();
+        // A thousand at a time, as many as a big cluster's agents have in flight (etcd
+        // refuses more than 5,000 ahead of what it has applied).
+        for chunk in listed.items.chunks(UPDATES_IN_FLIGHT) {
+            let writes = chunk.iter().cloned().map(|stored| {
+                let store = store.clone();
+                let mut object = stored.object;
+                object
+                    .meta_mut()
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .extend([("updated", "yes".to_string())]);
+                async move {
+                    store
+                        .update(object, stored.resource_version)
+                        .await
+                        .expect("update");
+                }
+            });
+            join_all(writes).await;
+        }
+        updates.push(started.elapsed());
     }
     let mut list = Vec::new();
     for _ in 0..runs.max(5) {
@@ -134,6 +168,7 @@ async fn measure(store: &Store, base: &Object, runs: usize) -> Figures {
     }
     Figures {
         batch: median(batch),
+        updates: median(updates),
         list: median(list),
         fanout: median(fanout),
     }
@@ -145,7 +180,7 @@ async fn join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 ) {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
     for h in handles {
-        h.await.expect("watcher task");
+        h.await.expect("task");
     }
 }
 
@@ -184,8 +219,9 @@ fn main() {
             "{:<44} {:>12} {:>12}",
             "store benchmark (median)", "redb", "etcd"
         );
-        let rows: [(&str, Pick); 3] = [
+        let rows: [(&str, Pick); 4] = [
             ("apply one 10,000-object batch", |f| f.batch),
+            ("update 10,000 objects, one write each", |f| f.updates),
             ("list 10,000 objects", |f| f.list),
             ("one write seen by 100 watchers", |f| f.fanout),
         ];

@@ -449,8 +449,8 @@ impl EtcdStore {
             let old = found.map(|kv| self.decode_kv(kv)).transpose()?;
             // A race retries the plan with the same ops: each attempt prepares its own copy.
             let (value, stored) = match prepare_op(op.clone(), old.as_ref())? {
-                Prepared::Put(object, _) => (
-                    Some(encode(&object, self.cipher.as_deref())?),
+                Prepared::Put(mut object, _) => (
+                    Some(encode(&mut object, self.cipher.as_deref())?),
                     Stored {
                         object: *object,
                         resource_version: 0,

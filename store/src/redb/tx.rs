@@ -62,7 +62,7 @@ impl Tx<'_, '_> {
 
     fn put(&mut self, mut object: Object, event: WatchEventType) -> Result<()> {
         let key = ObjectKey::of(&object);
-        let json = encode(&object, self.cipher)?;
+        let json = encode(&mut object, self.cipher)?;
         let mut record = self.revision.to_le_bytes().to_vec();
         record.extend_from_slice(&json);
         self.objects
@@ -88,8 +88,8 @@ impl Tx<'_, '_> {
                     .get(&key)?
                     .ok_or_else(|| StoreError::NotFound(key.clone()))?
                     .into_owned();
-                let json = encode(&old.object, self.cipher)?;
                 let mut object = old.object;
+                let json = encode(&mut object, self.cipher)?;
                 self.objects.remove(key.path().as_str()).map_err(backend)?;
                 self.written.insert(key.path(), None);
                 object.meta_mut().resource_version = Some(self.revision.to_string());
