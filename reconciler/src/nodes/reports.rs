@@ -90,8 +90,9 @@ impl NodeRegistry {
             tracing::warn!(node, pod = %format!("{}/{}", update.namespace, update.name), bytes = update.status.len(), "pod status too large; ignored");
             return;
         }
-        let status: PodStatus = match serde_json::from_slice(&update.status) {
-            Ok(s) => s,
+        // Moved into the new version (an Option, so a retry can read it again).
+        let mut status: Option<PodStatus> = match serde_json::from_slice(&update.status) {
+            Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(node, pod = %format!("{}/{}", update.namespace, update.name), error = %e, "unreadable pod status from an agent");
                 return;
@@ -112,22 +113,35 @@ impl NodeRegistry {
                 tracing::debug!(node, pod = %key, "status for a pod not bound here; ignored");
                 return;
             }
-            if pod.status.as_ref() == Some(&status) {
+            let Some(reported) = status.as_ref() else {
+                return;
+            };
+            if pod.status.as_ref() == Some(reported) {
                 return;
             }
-            if let Some(why) = self.foreign_address(node, pod, &status) {
+            if let Some(why) = self.foreign_address(node, pod, reported) {
                 tracing::warn!(node, pod = %key, "{why}; the status is refused");
                 return;
             }
-            let mut pod = pod.clone();
-            pod.status = Some(status.clone());
+            // The new version is the stored one with the reported status: its old status is
+            // not copied only to be replaced, and the report's is moved in (read again from
+            // the report for a retry after a conflict).
+            let pod = Pod {
+                api_version: pod.api_version.clone(),
+                kind: pod.kind.clone(),
+                metadata: pod.metadata.clone(),
+                spec: pod.spec.clone(),
+                status: status.take(),
+            };
             match self
                 .store
                 .update_shared(Object::Pod(pod), stored.resource_version)
                 .await
             {
                 Ok(_) => return,
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    status = serde_json::from_slice(&update.status).ok();
+                }
                 Err(e) => {
                     tracing::warn!(node, pod = %key, error = %e, "cannot write a pod's status");
                     return;
