@@ -46,7 +46,7 @@ mod watch;
 pub use election::{Campaign, Election, Fence};
 use retry::again;
 #[cfg(test)]
-use retry::{UNSENT_RETRIES, unsent};
+use retry::{REFUSED_RETRIES, UNSENT_RETRIES, refused_for_load, unsent};
 
 use super::codec::{Prepared, decode, encode, prepare_op};
 use super::encryption::SecretCipher;

@@ -29,3 +29,42 @@ async fn only_calls_that_never_left_are_tried_again() {
     assert!(out.is_err());
     assert_eq!(calls, UNSENT_RETRIES + 1, "then it gives up");
 }
+
+#[tokio::test(start_paused = true)]
+async fn calls_etcd_refused_for_load_are_tried_again_after_a_pause() {
+    // As etcd answers when it is more than 5,000 entries behind: refused before anything
+    // was proposed.
+    let refused =
+        || etcd_client::Error::GRpcStatus(tonic::Status::unknown("etcdserver: too many requests"));
+    assert!(refused_for_load(&refused()));
+    assert!(!unsent(&refused()), "it did reach etcd");
+    let other =
+        etcd_client::Error::GRpcStatus(tonic::Status::unknown("etcdserver: request timed out"));
+    assert!(
+        !refused_for_load(&other),
+        "a timed-out request may have been applied"
+    );
+    let started = tokio::time::Instant::now();
+    let mut calls = 0;
+    let out: std::result::Result<u32, _> = again(|| {
+        calls += 1;
+        let result = if calls < 4 { Err(refused()) } else { Ok(7) };
+        async move { result }
+    })
+    .await;
+    assert_eq!((out.ok(), calls), (Some(7), 4));
+    // 20, 40 and 80 ms, each with up to half again.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(140) && waited <= Duration::from_millis(210),
+        "{waited:?}"
+    );
+    let mut calls = 0;
+    let out: std::result::Result<u32, _> = again(|| {
+        calls += 1;
+        async { Err(refused()) }
+    })
+    .await;
+    assert!(out.is_err());
+    assert_eq!(calls, REFUSED_RETRIES + 1, "then it gives up");
+}

@@ -529,3 +529,77 @@ async fn etcd_an_interrupted_batch_is_recorded_once_when_finished() {
         251
     );
 }
+
+/// A big rollout's status reports and binds are thousands of single writes at once: etcd
+/// refuses those that find it more than 5,000 entries behind ("too many requests", before
+/// anything is written), and the store tries them again after a pause instead of failing
+/// the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_a_burst_of_single_writes_beyond_what_etcd_takes_at_once_all_land() {
+    let Some((_server, endpoints, _)) = etcd_store().await else {
+        return;
+    };
+    let store = Store::open(&StoreSpec::Etcd { endpoints }).await.unwrap();
+    const WRITES: usize = 10_000;
+    let ops = (0..WRITES)
+        .map(|i| BatchOp::Create(configmap("burst", &format!("c{i}"), &[], "x")))
+        .collect();
+    store
+        .apply_batch(Batch {
+            label: "the objects to update".into(),
+            ops,
+            record: None,
+        })
+        .await
+        .unwrap();
+    let listed = store
+        .list(Kind::ConfigMap, Some("burst"), None)
+        .await
+        .unwrap();
+    let writes: Vec<_> = listed
+        .items
+        .into_iter()
+        .map(|stored| {
+            let store = store.clone();
+            let mut object = stored.object;
+            object
+                .meta_mut()
+                .labels
+                .get_or_insert_with(Default::default)
+                .extend([("updated", "yes".to_string())]);
+            tokio::spawn(async move {
+                store
+                    .update(object, stored.resource_version)
+                    .await
+                    .map(drop)
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for w in writes {
+        if let Err(e) = w.await.expect("write task") {
+            failed.push(e.to_string());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {WRITES} updates failed, the first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let updated = store
+        .list(Kind::ConfigMap, Some("burst"), None)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|s| {
+            s.object
+                .meta()
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("updated"))
+        })
+        .count();
+    assert_eq!(updated, WRITES);
+}
