@@ -111,8 +111,9 @@ async fn measure(store: &Store, base: &Object, runs: usize) -> Figures {
             .await
             .expect("list");
         let started = Instant::now();
-        // A thousand at a time, as many as a big cluster's agents have in flight (etcd
-        // refuses more than 5,000 ahead of what it has applied).
+        // A thousand at a time, as many as a big cluster's agents have in flight: more,
+        // and etcd refuses some for load (more than 5,000 entries ahead of what it has
+        // applied), which the store waits out and this figure is not about.
         for chunk in listed.items.chunks(UPDATES_IN_FLIGHT) {
             let writes = chunk.iter().cloned().map(|stored| {
                 let store = store.clone();

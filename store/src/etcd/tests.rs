@@ -1,5 +1,24 @@
 use super::*;
 
+/// Runs [`again`] over a call that fails with `error` on its first `failures` calls and
+/// then answers 7 (`None`: never answers); its outcome and how many calls it took.
+async fn calls_until(
+    failures: Option<u32>,
+    error: fn() -> etcd_client::Error,
+) -> (Option<u32>, u32) {
+    let mut calls = 0;
+    let out: std::result::Result<u32, _> = again(|| {
+        calls += 1;
+        let result = match failures {
+            Some(n) if calls > n => Ok(7),
+            _ => Err(error()),
+        };
+        async move { result }
+    })
+    .await;
+    (out.ok(), calls)
+}
+
 #[tokio::test]
 async fn only_calls_that_never_left_are_tried_again() {
     let refused = || {
@@ -12,22 +31,12 @@ async fn only_calls_that_never_left_are_tried_again() {
     let answered =
         etcd_client::Error::GRpcStatus(tonic::Status::unavailable("etcdserver: leader changed"));
     assert!(!unsent(&answered));
-    let mut calls = 0;
-    let out: std::result::Result<u32, _> = again(|| {
-        calls += 1;
-        let result = if calls < 3 { Err(refused()) } else { Ok(7) };
-        async move { result }
-    })
-    .await;
-    assert_eq!((out.ok(), calls), (Some(7), 3));
-    let mut calls = 0;
-    let out: std::result::Result<u32, _> = again(|| {
-        calls += 1;
-        async { Err(refused()) }
-    })
-    .await;
-    assert!(out.is_err());
-    assert_eq!(calls, UNSENT_RETRIES + 1, "then it gives up");
+    assert_eq!(calls_until(Some(2), refused).await, (Some(7), 3));
+    assert_eq!(
+        calls_until(None, refused).await,
+        (None, UNSENT_RETRIES + 1),
+        "then it gives up"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -45,26 +54,16 @@ async fn calls_etcd_refused_for_load_are_tried_again_after_a_pause() {
         "a timed-out request may have been applied"
     );
     let started = tokio::time::Instant::now();
-    let mut calls = 0;
-    let out: std::result::Result<u32, _> = again(|| {
-        calls += 1;
-        let result = if calls < 4 { Err(refused()) } else { Ok(7) };
-        async move { result }
-    })
-    .await;
-    assert_eq!((out.ok(), calls), (Some(7), 4));
+    assert_eq!(calls_until(Some(3), refused).await, (Some(7), 4));
     // 20, 40 and 80 ms, each with up to half again.
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(140) && waited <= Duration::from_millis(210),
         "{waited:?}"
     );
-    let mut calls = 0;
-    let out: std::result::Result<u32, _> = again(|| {
-        calls += 1;
-        async { Err(refused()) }
-    })
-    .await;
-    assert!(out.is_err());
-    assert_eq!(calls, REFUSED_RETRIES + 1, "then it gives up");
+    assert_eq!(
+        calls_until(None, refused).await,
+        (None, REFUSED_RETRIES + 1),
+        "then it gives up"
+    );
 }
