@@ -109,7 +109,7 @@ struct Op {
 }
 
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(5))
+    retry::doubling(Duration::from_millis(200), Duration::from_secs(5), attempt)
 }
 
 impl EtcdStore {

@@ -51,11 +51,14 @@ pub(super) fn refused_for_load(e: &etcd_client::Error) -> bool {
     }
 }
 
+/// `first`, doubled `attempt` times, at most `longest`: the store's backoffs.
+pub(super) fn doubling(first: Duration, longest: Duration, attempt: u32) -> Duration {
+    first.saturating_mul(1 << attempt.min(16)).min(longest)
+}
+
 /// The pause before try `n` (1: the first retry) of a call refused for load.
 fn pause(n: u32) -> Duration {
-    let base = FIRST_PAUSE
-        .saturating_mul(1 << n.saturating_sub(1).min(16))
-        .min(LONGEST_PAUSE);
+    let base = doubling(FIRST_PAUSE, LONGEST_PAUSE, n.saturating_sub(1));
     let mut byte = [0u8];
     // No randomness to be had: no jitter, the pause still holds.
     let _ = getrandom::fill(&mut byte);
