@@ -12,6 +12,7 @@
 //! - [`selector`], [`quantity`], [`intorstr`]: label selectors, resource quantities,
 //!   int-or-string values. [`string_map`]: the small sorted maps objects carry (labels,
 //!   annotations, resource amounts). [`path`]: field paths; [`error`]: located errors.
+//! - [`fit`]: decoded values refitted to their contents before they are kept.
 //! - [`jsonschema`]: the JSON Schema editors use; [`sync_record`]: keel's record of each
 //!   revision it tried.
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod decode;
 pub mod defaults;
 pub mod encrypted;
 pub mod error;
+pub mod fit;
 pub mod intorstr;
 pub mod jsonschema;
 pub mod key;

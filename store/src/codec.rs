@@ -52,8 +52,11 @@ pub fn decode(
     } else {
         bytes
     };
-    let mut object =
-        Object::from_json_slice(object_key.kind, bytes).map_err(|e| corrupt(e.to_string()))?;
+    // Refitted: the store keeps what it decodes (its cache, watch events), a restart
+    // decodes every object at once, and serde leaves vectors room to grow.
+    let mut object = keel_schema::fit::fitted(
+        Object::from_json_slice(object_key.kind, bytes).map_err(|e| corrupt(e.to_string()))?,
+    );
     object.meta_mut().resource_version = Some(revision.to_string());
     Ok(Stored {
         object,

@@ -2,6 +2,7 @@
 //! the reporting node, with the uid it names.
 
 use keel_agent_protocol::PodStatusUpdate;
+use keel_schema::fit::fitted;
 use keel_schema::types::core::EventType;
 use keel_schema::types::pod::{Pod, PodStatus};
 use keel_schema::{Kind, Object};
@@ -90,8 +91,10 @@ impl NodeRegistry {
             tracing::warn!(node, pod = %format!("{}/{}", update.namespace, update.name), bytes = update.status.len(), "pod status too large; ignored");
             return;
         }
+        // Kept in the stored pod, so refitted (`keel_schema::fit`).
+        let read = || serde_json::from_slice::<PodStatus>(&update.status).map(fitted);
         // Moved into the new version (an Option, so a retry can read it again).
-        let mut status: Option<PodStatus> = match serde_json::from_slice(&update.status) {
+        let mut status: Option<PodStatus> = match read() {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(node, pod = %format!("{}/{}", update.namespace, update.name), error = %e, "unreadable pod status from an agent");
@@ -140,7 +143,7 @@ impl NodeRegistry {
             {
                 Ok(_) => return,
                 Err(StoreError::Conflict { .. }) => {
-                    status = serde_json::from_slice(&update.status).ok();
+                    status = read().ok();
                 }
                 Err(e) => {
                     tracing::warn!(node, pod = %key, error = %e, "cannot write a pod's status");
