@@ -25,6 +25,10 @@ tonic::include_proto!("keel.agent.v1");
 pub const HEARTBEAT_INTERVAL_MIN: Duration = Duration::from_millis(250);
 /// The longest heartbeat interval, held to in the same way.
 pub const HEARTBEAT_INTERVAL_MAX: Duration = Duration::from_secs(10);
+/// The longest an agent waits between attempts to reach a control plane it lost (its
+/// backoff doubles up to this). A control plane that starts gives the nodes it knows this
+/// long, beyond their grace, to come back before their silence counts.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 // NodeDesired carries Secrets: its Debug (the build skips the derived one) shows counts only.
 impl std::fmt::Debug for NodeDesired {

@@ -124,8 +124,12 @@ pub async fn run(
         tokio::time::sleep(delay).await;
         // With several servers a leader is usually being elected: try again soon, so the
         // new leader hears from this node well within its grace.
-        let cap = if servers.len() > 1 { 2 } else { 10 };
-        delay = (delay * 2).min(Duration::from_secs(cap));
+        let cap = if servers.len() > 1 {
+            Duration::from_secs(2)
+        } else {
+            keel_agent_protocol::RECONNECT_BACKOFF_MAX
+        };
+        delay = (delay * 2).min(cap);
     }
 }
 

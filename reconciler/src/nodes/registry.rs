@@ -72,9 +72,21 @@ pub(super) struct Liveness {
     /// The set each node's agent said it has applied in its last heartbeat, and when that
     /// heartbeat arrived: node sync compares it with what the agent acknowledged.
     pub(super) applied: HashMap<String, Applied>,
-    /// Where node sync leaves the sets of the nodes whose agents ask for them (`NextSet`);
-    /// the others are sent theirs with `Sync`.
+    /// Where node sync leaves the sets of the nodes whose agents ask for them (`NextSet`).
     pub(super) handoffs: HashMap<String, Arc<SetHandoff>>,
+    /// The nodes whose agents registered here without asking: node sync dials them (`Sync`).
+    pub(super) dialed: std::collections::HashSet<String>,
+}
+
+/// How node sync reaches a node's agent ([`NodeRegistry::reach`]).
+pub enum Reach {
+    /// It asks for its sets: leave them in its handoff.
+    Handoff(Arc<SetHandoff>),
+    /// It registered without asking: dial it and send them with `Sync`.
+    Dial,
+    /// Its agent has not registered with this registry: this control plane restarted, or
+    /// its term began, and the agent has yet to come back. Its registration sends it its set.
+    NotYet,
 }
 
 /// The generation an agent's heartbeat said it has applied.
@@ -140,11 +152,14 @@ fn check(req: &RegisterRequest) -> Result<(), RegisterError> {
 }
 
 impl NodeRegistry {
-    /// A registry over `store`. Nodes already in the store count as just heard from, so
-    /// they have `grace` to reconnect after a control-plane restart.
+    /// A registry over `store`. Nodes already in the store count as heard from a little
+    /// ahead of now: an agent that lost its control plane retries at most every
+    /// [`keel_agent_protocol::RECONNECT_BACKOFF_MAX`], so each has `grace` beyond that to
+    /// come back after a control-plane restart (or a new leader's term) before its node is
+    /// written NotReady and its pods unready.
     pub async fn new(store: Store, grace: Duration) -> Result<Self, StoreError> {
         let nodes = store.list_shared(Kind::Node, None, None).await?;
-        let now = Instant::now();
+        let heard = Instant::now() + keel_agent_protocol::RECONNECT_BACKOFF_MAX;
         let mut state = Liveness::default();
         for s in &nodes.items {
             let name = s.object.name().to_string();
@@ -163,7 +178,7 @@ impl NodeRegistry {
                     state.addresses.insert(name.clone(), ip);
                 }
             }
-            state.seen.insert(name, now);
+            state.seen.insert(name, heard);
         }
         Ok(Self {
             store,
@@ -231,6 +246,19 @@ impl NodeRegistry {
         self.state().handoffs.get(node).cloned()
     }
 
+    /// How node sync reaches `node`'s agent. Only agents that registered with this registry
+    /// are reached: after a restart every agent registers again within its backoff, and
+    /// dialing them meanwhile would open a connection to each (5,000 at scale, each with its
+    /// TLS handshake and buffers) that its registration makes useless at once.
+    pub fn reach(&self, node: &str) -> Reach {
+        let state = self.state();
+        match state.handoffs.get(node) {
+            Some(handoff) => Reach::Handoff(handoff.clone()),
+            None if state.dialed.contains(node) => Reach::Dial,
+            None => Reach::NotYet,
+        }
+    }
+
     /// How often agents send heartbeats: a quarter of `--node-grace` (as a kubelet renews
     /// its lease at a quarter of the lease's duration), so a node is written NotReady only
     /// after four beats in a row went unheard. Beats cost the control plane at scale (5,000
@@ -258,9 +286,14 @@ impl NodeRegistry {
         certificate_expires: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Registered, RegisterError> {
         check(req)?;
-        // Taken before the node is read, so its range is decided on a fresh view of all.
-        let _allocating = self.allocating.lock().await;
-        {
+        // A node new to this control plane takes the lock before it is read, so its range is
+        // decided on a fresh view of all and the node limit holds. A node that holds its
+        // range (every agent coming back after a restart of either side) takes it only if
+        // it turns out to have none: 5,000 agents re-registering one at a time behind it
+        // took longer than the node grace, and their nodes went NotReady.
+        let mut allocating = None;
+        if !self.is_registered(&req.node_name) {
+            allocating = Some(self.allocating.lock().await);
             let state = self.state();
             if !state.seen.contains_key(&req.node_name) && state.seen.len() >= MAX_NODES {
                 return Err(RegisterError::Invalid(format!(
@@ -278,12 +311,15 @@ impl NodeRegistry {
                     .entry(req.node_name.clone())
                     .or_default()
                     .registered();
+                state.dialed.remove(&req.node_name);
             } else {
                 state.handoffs.remove(&req.node_name);
+                state.dialed.insert(req.node_name.clone());
             }
         }
         let key = ObjectKey::new(Kind::Node, "", &req.node_name);
-        for _ in 0..CONFLICT_RETRIES {
+        let mut attempts = 0;
+        while attempts < CONFLICT_RETRIES {
             let existing = self
                 .store
                 .get(&key)
@@ -296,6 +332,12 @@ impl NodeRegistry {
                 },
                 None => (Node::default(), None),
             };
+            if node.spec.pod_cidr.is_none() && allocating.is_none() {
+                // It needs a range after all (deleted meanwhile): read again under the lock.
+                allocating = Some(self.allocating.lock().await);
+                continue;
+            }
+            attempts += 1;
             self.refuse_takeover(req, &node)?;
             let pod_cidr = self.pod_cidr_for(req, &node).await?;
             let mut node = registered(node, req, certificate_expires);

@@ -13,6 +13,7 @@ use keel_agent_protocol::{
     MetricsReport, MetricsRequest, NextSetRequest, NodeDesired, SetOutcome, StatusReport, SyncAck,
 };
 use keel_reconciler::cache::Cache;
+use keel_reconciler::nodes::NodeRegistry;
 use keel_reconciler::nodes::dial::AgentDialer;
 use keel_schema::object::Object;
 use serde_json::json;
@@ -90,12 +91,8 @@ fn pod_key(name: &str) -> keel_store::ObjectKey {
     keel_store::ObjectKey::new(keel_schema::Kind::Pod, "default", name)
 }
 
-/// A registered node `name` whose agent is an [`Agent`]: the sets the agent gets.
-async fn agent(
-    cp: &crate::nodes::ControlPlane,
-    name: &str,
-    pods_as_changes: bool,
-) -> mpsc::UnboundedReceiver<NodeDesired> {
+/// An [`Agent`] serving: its address, and the sets it gets.
+async fn serve_agent(pods_as_changes: bool) -> (String, mpsc::UnboundedReceiver<NodeDesired>) {
     let (tx, syncs) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
@@ -108,6 +105,16 @@ async fn agent(
             .add_service(NodeAgentServer::new(agent))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
+    (address, syncs)
+}
+
+/// A registered node `name` whose agent is an [`Agent`]: the sets the agent gets.
+async fn agent(
+    cp: &crate::nodes::ControlPlane,
+    name: &str,
+    pods_as_changes: bool,
+) -> mpsc::UnboundedReceiver<NodeDesired> {
+    let (address, syncs) = serve_agent(pods_as_changes).await;
     let mut node = registration(name);
     node.address = address;
     cp.client.clone().register(node).await.unwrap();
@@ -116,6 +123,15 @@ async fn agent(
 
 /// Runs node sync (with its own cache of the store) until `stop` is cancelled.
 fn node_sync(cp: &crate::nodes::ControlPlane, stop: &tokio_util::sync::CancellationToken) {
+    node_sync_with(cp, cp.registry.clone(), stop);
+}
+
+/// Node sync over `registry`: a restarted control plane's, say.
+fn node_sync_with(
+    cp: &crate::nodes::ControlPlane,
+    registry: NodeRegistry,
+    stop: &tokio_util::sync::CancellationToken,
+) {
     let cache = Cache::new();
     tokio::spawn({
         let (cache, store, stop) = (cache.clone(), cp.store.clone(), stop.clone());
@@ -124,9 +140,40 @@ fn node_sync(cp: &crate::nodes::ControlPlane, stop: &tokio_util::sync::Cancellat
     tokio::spawn(keel_reconciler::nodes::sync::run(
         cache,
         AgentDialer::new(None),
-        cp.registry.clone(),
+        registry,
         stop.clone(),
     ));
+}
+
+/// After a restart, the nodes in the store are not dialed: their agents register again
+/// within their backoff, and each registration sends its node's set. (Dialing 5,000 agents
+/// meanwhile opened a connection to each that the registration made useless.)
+#[tokio::test]
+async fn a_restarted_control_plane_sends_a_node_its_set_once_its_agent_registers_again() {
+    let cp = control_plane(Duration::from_secs(10)).await;
+    let (address, mut syncs) = serve_agent(false).await;
+    let mut node = registration("n1");
+    node.address = address;
+    cp.client.clone().register(node.clone()).await.unwrap();
+    cp.store.create(pod("a", "n1", "app:1")).await.unwrap();
+
+    // The control plane restarts: a new registry over the same store, and node sync.
+    let restarted = NodeRegistry::new(cp.store.clone(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    node_sync_with(&cp, restarted.clone(), &stop);
+    assert!(
+        next_set(&mut syncs, Duration::from_secs(2)).await.is_none(),
+        "an agent that has not registered again is not dialed"
+    );
+
+    restarted.register(&node, None).await.unwrap();
+    let set = next_set(&mut syncs, Duration::from_secs(10))
+        .await
+        .expect("the registration sends the node its set");
+    assert_eq!(set.pods.len(), 1, "the whole set: {set:?}");
+    stop.cancel();
 }
 
 /// An agent that takes pods as changes gets, after its first whole set, only the pods that

@@ -433,3 +433,52 @@ async fn a_live_node_cannot_be_taken_over_from_another_address() {
     // The same agent registering again (a restart) is fine.
     cp.client.register(registration("owned")).await.unwrap();
 }
+
+/// A control plane that starts (a restart, or a new leader's term) gives the nodes it knows
+/// their agents' longest retry pause beyond the grace to come back: right after it, a node
+/// silent for longer than the grace is still Ready. (5,000 agents coming back took longer
+/// than the grace, and their nodes went NotReady and their pods were evicted.)
+#[tokio::test]
+async fn after_a_restart_known_nodes_have_the_agents_retry_pause_beyond_the_grace() {
+    let grace = Duration::from_millis(300);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreSpec::Redb {
+        data_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    let before = NodeRegistry::new(store.clone(), grace).await.unwrap();
+    before.register(&registration("known"), None).await.unwrap();
+
+    let restarted = NodeRegistry::new(store.clone(), grace).await.unwrap();
+    tokio::time::sleep(grace * 3).await;
+    restarted.check_heartbeats().await;
+    assert!(restarted.is_alive("known"));
+    assert_eq!(ready(&node(&store, "known").await), "True");
+}
+
+/// Registering again takes no lock when the node holds its range; one deleted meanwhile
+/// gets a free range again, never one another node holds.
+#[tokio::test]
+async fn a_node_deleted_and_registered_again_gets_a_free_range() {
+    let cp = control_plane(Duration::from_secs(10)).await;
+    let mut client = cp.client.clone();
+    for name in ["a", "b"] {
+        client.register(registration(name)).await.unwrap();
+    }
+    let range = async |name: &str| node(&cp.store, name).await.spec.pod_cidr.unwrap();
+    let (a, b) = (range("a").await, range("b").await);
+    assert_ne!(a, b);
+    let key = ObjectKey::new(Kind::Node, "", "a");
+    let stored = cp.store.get(&key).await.unwrap().unwrap();
+    cp.store
+        .delete(&key, Some(stored.resource_version))
+        .await
+        .unwrap();
+
+    client.register(registration("a")).await.unwrap();
+    let again = range("a").await;
+    assert_ne!(again, b, "a range another node holds");
+    client.register(registration("b")).await.unwrap();
+    assert_eq!(range("b").await, b, "a node that holds its range keeps it");
+}

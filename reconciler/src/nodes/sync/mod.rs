@@ -1,7 +1,9 @@
 //! Node sync: sends each node's desired set to its agent. An agent that registered to take
 //! its sets asks for each with `NextSet` on its own connection, and the set is left for it
 //! ([`crate::nodes::handoff`]); any other agent is dialed and sent it with `Sync`. Either
-//! way one set per node is out at a time, and its outcome is the agent's answer.
+//! way one set per node is out at a time, and its outcome is the agent's answer. A node
+//! whose agent has not registered with this control plane (it restarted, or its term just
+//! began) waits for it: the registration sends its set.
 //!
 //! A node's set is its bound pods, the ConfigMaps and Secrets those pods use (and no others:
 //! an agent never receives a Secret none of its pods needs), every Service with its
@@ -49,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::dial::AgentDialer;
+use super::registry::Reach;
 use super::{AGENT_ADDRESS, NodeRegistry};
 use crate::cache::{Cache, Change};
 use desired::{Shared, desired_set};
@@ -446,6 +449,12 @@ impl NodeSync {
             self.nodes.remove(&node);
             return;
         };
+        let handoff = match self.registry.reach(&node) {
+            Reach::Handoff(handoff) => Some(handoff),
+            Reach::Dial => None,
+            // Its registration (a Node write) marks it to be sent its whole set.
+            Reach::NotYet => return,
+        };
         let (mut desired, pods, hash) = desired_set(&self.cache, shared, &node, &self.versions);
         let nodes_version = self.peers.version();
         let hash = {
@@ -496,7 +505,6 @@ impl NodeSync {
         state.in_flight = true;
         let client = state.client.take();
         let dialer = self.dialer.clone();
-        let handoff = self.registry.handoff(&node);
         let node_name = node.clone();
         let task = self.sends.spawn(async move {
             let generation = desired.generation;
