@@ -9,6 +9,7 @@
 //! when its node comes back and stops it, or when the node is deleted (`keel delete node`:
 //! the operator's word that the machine is gone).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -19,7 +20,45 @@ use keel_store::ObjectKey;
 use super::runtime::{Action, Controller, Ctx, Raced, Result};
 use crate::cache::{Cache, Change};
 
-pub struct EvictionController;
+#[derive(Default)]
+pub struct EvictionController {
+    /// Evictions are paused ([`disrupted`]): said once when they pause and once when they
+    /// resume, not for every node every recheck.
+    paused: std::sync::atomic::AtomicBool,
+}
+
+/// Kubernetes' `--unhealthy-zone-threshold` (0.55): when at least this percentage of the
+/// nodes, and more than [`UNHEALTHY_FEW`] of them, are not Ready at once, the likelier fault
+/// is the control plane's own (its network, or a restart its agents have not all come back
+/// from), and evicting would delete healthy pods by the thousand. Evictions of nodes that
+/// are not Ready pause until fewer are down, as Kubernetes' node lifecycle controller does
+/// in a disrupted zone; a node deleted by the operator still has its pods deleted.
+const UNHEALTHY_PERCENT: usize = 55;
+/// Up to this many nodes down never pause evictions: a small cluster that loses two of its
+/// three nodes still moves their pods (as Kubernetes counts).
+const UNHEALTHY_FEW: usize = 2;
+
+/// How many nodes are not Ready and how many report at all (a node with no Ready condition
+/// yet is in neither), when so many are down that evictions pause: see [`UNHEALTHY_PERCENT`].
+fn disrupted(cache: &Cache) -> Option<(usize, usize)> {
+    let (mut down, mut reporting) = (0, 0);
+    for s in cache.list(Kind::Node, None) {
+        if let Object::Node(n) = &s.object
+            && let Some(ready) = n.ready_condition()
+        {
+            reporting += 1;
+            if ready.status != "True" {
+                down += 1;
+            }
+        }
+    }
+    let all_down = down > 0 && down == reporting;
+    let most_down = down > UNHEALTHY_FEW && down * 100 >= UNHEALTHY_PERCENT * reporting;
+    (all_down || most_down).then_some((down, reporting))
+}
+
+/// How often a paused eviction looks again.
+const DISRUPTED_RECHECK: Duration = Duration::from_secs(5);
 
 /// The key of the Node named `node`.
 fn node_key(node: &str) -> ObjectKey {
@@ -102,6 +141,20 @@ impl Controller for EvictionController {
             return Ok(Action::RequeueAfter(
                 timeout - down_for + Duration::from_millis(100),
             ));
+        }
+        let disrupted = disrupted(ctx.cache());
+        if self.paused.swap(disrupted.is_some(), Ordering::Relaxed) != disrupted.is_some() {
+            match disrupted {
+                Some((down, reporting)) => tracing::warn!(
+                    down,
+                    nodes = reporting,
+                    "evictions paused: so many nodes are not ready at once that the fault is likelier the control plane's own (its network, or a restart not all agents have come back from)"
+                ),
+                None => tracing::warn!("evictions resume: most nodes are ready again"),
+            }
+        }
+        if disrupted.is_some() {
+            return Ok(Action::RequeueAfter(DISRUPTED_RECHECK));
         }
         self.evict(node, ctx, "is not ready", Some(down_for))
             .await?;
@@ -228,7 +281,7 @@ mod tests {
                 old: None,
                 new: pod_on(node),
             };
-            EvictionController.keys_for(&change, &cache, &mut out);
+            EvictionController::default().keys_for(&change, &cache, &mut out);
             out
         };
         assert!(queued("up").is_empty(), "a Ready node's pods need nothing");
@@ -245,11 +298,37 @@ mod tests {
     }
 
     #[test]
+    fn evictions_pause_while_most_nodes_are_down_at_once() {
+        let nodes = |up: usize, down: usize, new: usize| {
+            let mut objects = Vec::new();
+            objects.extend((0..up).map(|i| node(&format!("up-{i}"), Some("True"))));
+            objects.extend((0..down).map(|i| node(&format!("down-{i}"), Some("Unknown"))));
+            objects.extend((0..new).map(|i| node(&format!("new-{i}"), None)));
+            disrupted(&Cache::holding(objects))
+        };
+        assert_eq!(nodes(5, 0, 0), None, "all up");
+        assert_eq!(nodes(90, 10, 0), None, "a tenth down: their pods move");
+        assert_eq!(nodes(1, 2, 0), None, "two of three down: still moved");
+        assert_eq!(nodes(5, 5, 0), None, "half down: under 55%");
+        assert_eq!(nodes(45, 55, 0), Some((55, 100)), "55% down: paused");
+        assert_eq!(
+            nodes(0, 1, 0),
+            Some((1, 1)),
+            "every node down: nowhere to go"
+        );
+        assert_eq!(
+            nodes(2, 3, 10),
+            Some((3, 5)),
+            "nodes not yet reporting are not counted"
+        );
+    }
+
+    #[test]
     fn a_resync_looks_at_every_node_and_at_a_gone_node_that_still_has_pods() {
         let mut objects = vec![node("up", Some("True")), node("down", Some("Unknown"))];
         objects.extend(["up", "gone"].map(|n| pod_on(n).unwrap().object.clone()));
         let cache = Cache::holding(objects);
-        let mut keys = EvictionController.all_keys(&cache);
+        let mut keys = EvictionController::default().all_keys(&cache);
         keys.sort();
         assert_eq!(keys, ["down", "gone", "up"]);
     }

@@ -74,7 +74,7 @@ pub fn start(
     );
     spawn(tasks, &shared, ingress::IngressStatusController, 1);
     spawn(tasks, &shared, gc::GarbageCollector, 2);
-    spawn(tasks, &shared, eviction::EvictionController, 1);
+    spawn(tasks, &shared, eviction::EvictionController::default(), 1);
     spawn(
         tasks,
         &shared,
