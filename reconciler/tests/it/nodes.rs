@@ -24,13 +24,19 @@ pub(crate) struct ControlPlane {
     _dir: tempfile::TempDir,
 }
 
-pub(crate) async fn control_plane(grace: Duration) -> ControlPlane {
+/// A store of its own, in a directory that lasts as long as the returned guard.
+async fn store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreSpec::Redb {
         data_dir: dir.path().to_path_buf(),
     })
     .await
     .unwrap();
+    (store, dir)
+}
+
+pub(crate) async fn control_plane(grace: Duration) -> ControlPlane {
+    let (store, dir) = store().await;
     let registry = NodeRegistry::new(store.clone(), grace).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -441,12 +447,7 @@ async fn a_live_node_cannot_be_taken_over_from_another_address() {
 #[tokio::test]
 async fn after_a_restart_known_nodes_have_the_agents_retry_pause_beyond_the_grace() {
     let grace = Duration::from_millis(300);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreSpec::Redb {
-        data_dir: dir.path().to_path_buf(),
-    })
-    .await
-    .unwrap();
+    let (store, _dir) = store().await;
     let before = NodeRegistry::new(store.clone(), grace).await.unwrap();
     before.register(&registration("known"), None).await.unwrap();
 
